@@ -1,0 +1,17 @@
+//! `App`: the shared, read-only state every handler and background thread receives.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::ids::Ids;
+
+pub struct App {
+    pub config: Config,
+    pub db: Db,
+    /// The only source of "now" (see `clock`).
+    pub clock: Arc<dyn Clock>,
+    /// The only source of ids and random bytes (see `ids`).
+    pub ids: Ids,
+}

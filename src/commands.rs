@@ -1,0 +1,152 @@
+//! The subcommands behind `crier <command>`. Each returns the process exit code; messages for
+//! the operator go to standard error through the logger, results of a command to standard output.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::db::{self, Db, DbSettings, OpenMode, backup};
+use crate::doctor;
+use crate::error::StartupError;
+use crate::http::ShutdownOutcome;
+use crate::http::router::Router;
+use crate::ids::SystemRandomSource;
+use crate::server::{self, Runtime};
+
+/// Success.
+pub const EXIT_OK: i32 = 0;
+/// The operation failed: doctor found a problem, a backup or migration failed, the server could
+/// not start.
+pub const EXIT_FAILED: i32 = 1;
+/// Invalid usage or configuration (also clap's code for usage errors).
+pub const EXIT_USAGE: i32 = 2;
+
+/// `crier serve`: runs until SIGTERM or SIGINT, then shuts down gracefully. A second signal
+/// during shutdown exits at once.
+pub fn serve(config: Config) -> i32 {
+    // Registered before the server starts, so an early signal is not lost nor fatal.
+    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+        Ok(signals) => signals,
+        Err(err) => {
+            return fail(StartupError(format!(
+                "cannot install signal handlers: {err}"
+            )));
+        }
+    };
+    let runtime = Runtime {
+        clock: Arc::new(SystemClock),
+        random: Arc::new(SystemRandomSource::new()),
+        router: Router::standard(),
+    };
+    let db_path = config.db_path.display().to_string();
+    let running = match server::start(config, runtime) {
+        Ok(running) => running,
+        Err(err) => return fail(err),
+    };
+    log::info!(addr:% = running.addr(), db = db_path.as_str(); "listening");
+
+    let signal = signals.forever().next().unwrap_or(SIGTERM);
+    log::info!(signal = signal_name(signal); "shutting down; waiting for in-flight requests");
+    std::thread::spawn(move || {
+        if let Some(second) = signals.forever().next() {
+            log::warn!(signal = signal_name(second); "second signal; exiting immediately");
+            std::process::exit(128 + second);
+        }
+    });
+    match running.shutdown() {
+        ShutdownOutcome::Drained => log::info!("stopped"),
+        ShutdownOutcome::TimedOut => {
+            log::warn!("stopped with requests still running after the shutdown timeout")
+        }
+    }
+    EXIT_OK
+}
+
+/// `crier migrate`: creates the database if needed and applies pending migrations.
+pub fn migrate(config: &Config) -> i32 {
+    let settings = DbSettings::from_config(config);
+    let outcome = db::prepare(&settings);
+    match outcome {
+        Ok(applied) if applied.is_empty() => {
+            println!("{}: up to date", settings.path.display());
+            EXIT_OK
+        }
+        Ok(applied) => {
+            for name in &applied {
+                println!("applied {name}");
+            }
+            EXIT_OK
+        }
+        Err(err) => fail(err),
+    }
+}
+
+/// `crier backup FILE`: a consistent copy of the live database, verified before it is named.
+pub fn backup(config: &Config, target: &Path) -> i32 {
+    let settings = DbSettings::from_config(config);
+    let outcome = Db::open(&settings, OpenMode::ExistingOnly).and_then(|db| {
+        let conn = db
+            .connection()
+            .map_err(|err| StartupError(err.to_string()))?;
+        backup::backup_database(&conn, target)
+    });
+    match outcome {
+        Ok(summary) => {
+            println!(
+                "backed up {} to {} ({} bytes, {} tables, integrity ok)",
+                settings.path.display(),
+                target.display(),
+                summary.bytes,
+                summary.tables
+            );
+            EXIT_OK
+        }
+        Err(err) => fail(err),
+    }
+}
+
+/// `crier doctor`: prints one line per check and exits 1 if any failed.
+pub fn doctor(config: &Config) -> i32 {
+    let settings = DbSettings::from_config(config);
+    let db = match Db::open(&settings, OpenMode::ExistingOnly) {
+        Ok(db) => db,
+        Err(err) => return fail(err),
+    };
+    let mut conn = match db.connection() {
+        Ok(conn) => conn,
+        Err(err) => return fail(StartupError(err.to_string())),
+    };
+    let findings = doctor::examine(&mut conn);
+    for finding in &findings {
+        match &finding.outcome {
+            Ok(summary) => println!("ok    {}: {summary}", finding.check),
+            Err(problems) => {
+                for problem in problems {
+                    println!("FAIL  {}: {problem}", finding.check);
+                }
+            }
+        }
+    }
+    if findings.iter().all(doctor::Finding::passed) {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }
+}
+
+fn fail(err: StartupError) -> i32 {
+    log::error!("{err}");
+    EXIT_FAILED
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        SIGTERM => "SIGTERM",
+        SIGINT => "SIGINT",
+        _ => "signal",
+    }
+}

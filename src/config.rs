@@ -1,0 +1,378 @@
+//! Configuration: raw strings from flags and `CRIER_*` variables, validated once into `Config`.
+//!
+//! `cli.rs` collects the raw values (clap fills in flags, then environment, then defaults); this
+//! module turns them into typed values and reports every problem at once. Nothing else in the
+//! crate reads the environment. Secrets are held in `Secret`, whose `Debug` prints `***`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A value that must never be printed: its `Debug` and `Display` show `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself. Call only where the value is used, never to log or display it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How log lines are written to standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `2026-11-25T10:00:00.000Z INFO request method=GET status=200 …`
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// SQLite's `synchronous` level for the WAL (see ARCHITECTURE.md, "Durability").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// fsync the WAL at every commit: a committed payment survives a power cut.
+    Full,
+    /// fsync only at checkpoints: survives a process crash, may lose the last commits on power loss.
+    Normal,
+}
+
+impl Synchronous {
+    pub fn pragma_value(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+/// The validated configuration every part of the program reads.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the HTTP server listens.
+    pub addr: SocketAddr,
+    /// Directory for the database and other state; created on start.
+    pub data_dir: PathBuf,
+    /// The SQLite database file.
+    pub db_path: PathBuf,
+    /// HTTP worker threads (the number of requests served at once).
+    pub workers: NonZeroUsize,
+    /// Pooled SQLite connections.
+    pub db_pool_size: NonZeroU32,
+    /// How long a statement waits for SQLite's write lock before giving up with 503.
+    pub db_busy_timeout: Duration,
+    pub db_synchronous: Synchronous,
+    /// Largest accepted request body for JSON endpoints.
+    pub max_body_bytes: u64,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+    pub log_format: LogFormat,
+    pub log_level: log::LevelFilter,
+}
+
+impl Config {
+    /// A configuration for tests: everything under `data_dir`, a random port on loopback,
+    /// few workers, text logs at `warn` so test output stays readable.
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Config {
+        let data_dir = data_dir.into();
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db_path: data_dir.join("crier.db"),
+            data_dir,
+            workers: NonZeroUsize::MIN.saturating_add(3),
+            db_pool_size: NonZeroU32::MIN.saturating_add(7),
+            db_busy_timeout: Duration::from_secs(5),
+            db_synchronous: Synchronous::Normal,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            shutdown_timeout: Duration::from_secs(5),
+            log_format: LogFormat::Text,
+            log_level: log::LevelFilter::Warn,
+        }
+    }
+}
+
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+
+/// The settings as given: strings, before validation. Field names match the flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawSettings {
+    pub addr: String,
+    pub data_dir: String,
+    pub db_path: Option<String>,
+    pub workers: String,
+    pub db_pool_size: String,
+    pub db_busy_timeout_ms: String,
+    pub db_synchronous: String,
+    pub max_body_bytes: String,
+    pub shutdown_timeout_secs: String,
+    pub log_format: String,
+    pub log_level: String,
+}
+
+/// Every problem found in the settings, one sentence each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub Vec<String>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl RawSettings {
+    /// Validates every setting, collecting all problems rather than stopping at the first.
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let p = &mut problems;
+        let addr = take(p, "--addr / CRIER_ADDR", socket_addr(&self.addr));
+        let data_dir = take(
+            p,
+            "--data-dir / CRIER_DATA_DIR",
+            non_empty_path(&self.data_dir),
+        );
+        let db_path = match &self.db_path {
+            Some(path) => take(p, "--db-path / CRIER_DB_PATH", non_empty_path(path)),
+            None => data_dir.as_ref().map(|dir| dir.join("crier.db")),
+        };
+        let workers = take(
+            p,
+            "--workers / CRIER_WORKERS",
+            whole_number(&self.workers, 1, 1024),
+        );
+        let db_pool_size = take(
+            p,
+            "--db-pool-size / CRIER_DB_POOL_SIZE",
+            whole_number(&self.db_pool_size, 1, 1024),
+        );
+        let busy_timeout_ms = take(
+            p,
+            "--db-busy-timeout-ms / CRIER_DB_BUSY_TIMEOUT_MS",
+            whole_number(&self.db_busy_timeout_ms, 0, 600_000),
+        );
+        let db_synchronous = take(
+            p,
+            "--db-synchronous / CRIER_DB_SYNCHRONOUS",
+            one_of(
+                &self.db_synchronous,
+                &[("full", Synchronous::Full), ("normal", Synchronous::Normal)],
+            ),
+        );
+        let max_body_bytes = take(
+            p,
+            "--max-body-bytes / CRIER_MAX_BODY_BYTES",
+            whole_number(&self.max_body_bytes, 1024, 1 << 30),
+        );
+        let shutdown_secs = take(
+            p,
+            "--shutdown-timeout-secs / CRIER_SHUTDOWN_TIMEOUT_SECS",
+            whole_number(&self.shutdown_timeout_secs, 0, 3600),
+        );
+        let log_format = take(
+            p,
+            "--log-format / CRIER_LOG_FORMAT",
+            one_of(
+                &self.log_format,
+                &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+            ),
+        );
+        let log_level = take(
+            p,
+            "--log-level / CRIER_LOG_LEVEL",
+            one_of(
+                &self.log_level,
+                &[
+                    ("off", log::LevelFilter::Off),
+                    ("error", log::LevelFilter::Error),
+                    ("warn", log::LevelFilter::Warn),
+                    ("info", log::LevelFilter::Info),
+                    ("debug", log::LevelFilter::Debug),
+                    ("trace", log::LevelFilter::Trace),
+                ],
+            ),
+        );
+
+        let build = || {
+            Some(Config {
+                addr: addr?,
+                data_dir: data_dir?,
+                db_path: db_path?,
+                workers: NonZeroUsize::new(usize::try_from(workers?).ok()?)?,
+                db_pool_size: NonZeroU32::new(u32::try_from(db_pool_size?).ok()?)?,
+                db_busy_timeout: Duration::from_millis(busy_timeout_ms?),
+                db_synchronous: db_synchronous?,
+                max_body_bytes: max_body_bytes?,
+                shutdown_timeout: Duration::from_secs(shutdown_secs?),
+                log_format: log_format?,
+                log_level: log_level?,
+            })
+        };
+        match build() {
+            Some(config) if problems.is_empty() => Ok(config),
+            _ => Err(ConfigError(problems)),
+        }
+    }
+}
+
+/// Keeps a valid value, or records `"{setting}: {reason}"` and gives `None`.
+fn take<T>(problems: &mut Vec<String>, setting: &str, result: Result<T, String>) -> Option<T> {
+    result
+        .map_err(|reason| problems.push(format!("{setting}: {reason}")))
+        .ok()
+}
+
+fn socket_addr(text: &str) -> Result<SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!("must be IP:PORT such as 127.0.0.1:8080 or 0.0.0.0:8080, got {text:?}")
+    })
+}
+
+/// One of a fixed set of lower-case words (case-insensitive), with a sentence listing them.
+fn one_of<T: Copy>(text: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    let wanted = text.trim().to_ascii_lowercase();
+    choices
+        .iter()
+        .find(|(word, _)| *word == wanted)
+        .map(|(_, value)| *value)
+        .ok_or_else(|| {
+            let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
+            format!("must be one of {}; got {text:?}", words.join(", "))
+        })
+}
+
+/// A whole number within `min..=max`, with a sentence saying so otherwise.
+fn whole_number(text: &str, min: u64, max: u64) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(value) if (min..=max).contains(&value) => Ok(value),
+        _ => Err(format!(
+            "must be a whole number from {min} to {max}, got {text:?}"
+        )),
+    }
+}
+
+fn non_empty_path(text: &str) -> Result<PathBuf, String> {
+    if text.trim().is_empty() {
+        Err("must not be empty".to_owned())
+    } else {
+        Ok(PathBuf::from(text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> RawSettings {
+        RawSettings {
+            addr: "127.0.0.1:8080".into(),
+            data_dir: "./crier-data".into(),
+            db_path: None,
+            workers: "8".into(),
+            db_pool_size: "16".into(),
+            db_busy_timeout_ms: "5000".into(),
+            db_synchronous: "full".into(),
+            max_body_bytes: "1048576".into(),
+            shutdown_timeout_secs: "10".into(),
+            log_format: "text".into(),
+            log_level: "info".into(),
+        }
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let config = defaults().validate().unwrap();
+        assert_eq!(config.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.db_path, PathBuf::from("./crier-data/crier.db"));
+        assert_eq!(config.workers.get(), 8);
+        assert_eq!(config.db_synchronous, Synchronous::Full);
+        assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(config.log_level, log::LevelFilter::Info);
+    }
+
+    #[test]
+    fn db_path_overrides_the_data_dir_default() {
+        let raw = RawSettings {
+            db_path: Some("/var/lib/crier/main.db".into()),
+            ..defaults()
+        };
+        assert_eq!(
+            raw.validate().unwrap().db_path,
+            PathBuf::from("/var/lib/crier/main.db")
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let raw = RawSettings {
+            addr: "localhost".into(),
+            workers: "0".into(),
+            db_synchronous: "sometimes".into(),
+            max_body_bytes: "12MB".into(),
+            log_format: "xml".into(),
+            log_level: "loud".into(),
+            ..defaults()
+        };
+        let ConfigError(problems) = raw.validate().unwrap_err();
+        let settings: Vec<&str> = problems
+            .iter()
+            .map(|problem| problem.split(':').next().unwrap())
+            .collect();
+        assert_eq!(
+            settings,
+            vec![
+                "--addr / CRIER_ADDR",
+                "--workers / CRIER_WORKERS",
+                "--db-synchronous / CRIER_DB_SYNCHRONOUS",
+                "--max-body-bytes / CRIER_MAX_BODY_BYTES",
+                "--log-format / CRIER_LOG_FORMAT",
+                "--log-level / CRIER_LOG_LEVEL",
+            ]
+        );
+        assert!(problems[1].contains("from 1 to 1024"), "{}", problems[1]);
+        assert!(problems[1].contains("\"0\""), "{}", problems[1]);
+    }
+
+    #[test]
+    fn empty_data_dir_is_rejected() {
+        let raw = RawSettings {
+            data_dir: "  ".into(),
+            ..defaults()
+        };
+        let ConfigError(problems) = raw.validate().unwrap_err();
+        assert_eq!(
+            problems,
+            vec!["--data-dir / CRIER_DATA_DIR: must not be empty"]
+        );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = Secret::new("whsec_live_value");
+        assert_eq!(format!("{secret:?}"), "***");
+        assert_eq!(format!("{secret}"), "***");
+        assert_eq!(secret.expose(), "whsec_live_value");
+    }
+}

@@ -1,0 +1,282 @@
+//! The SQLite store: opening the file, the connection pool, and the two transaction helpers.
+//!
+//! Every database access in the request path goes through `Db::write` (a `BEGIN IMMEDIATE`
+//! transaction that commits only if the closure returns `Ok`) or `Db::read` (a deferred
+//! transaction, a consistent snapshot). Callers hand in a closure over `&Connection` and never
+//! begin, commit or roll back themselves, so the helpers can later become one group-committing
+//! writer (one `BEGIN IMMEDIATE` for many requests, a `SAVEPOINT` each) without touching callers.
+//! No network I/O may happen inside either closure.
+
+pub mod backup;
+pub mod migrations;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::clock::{Timestamp, format_timestamp};
+use crate::config::{Config, Synchronous};
+use crate::error::{AppError, StartupError};
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    pub path: PathBuf,
+    pub pool_size: u32,
+    pub busy_timeout: Duration,
+    pub synchronous: Synchronous,
+}
+
+impl DbSettings {
+    pub fn from_config(config: &Config) -> DbSettings {
+        DbSettings {
+            path: config.db_path.clone(),
+            pool_size: config.db_pool_size.get(),
+            busy_timeout: config.db_busy_timeout,
+            synchronous: config.db_synchronous,
+        }
+    }
+}
+
+/// Whether opening may create a missing database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the file (and its directory) if missing, then apply pending migrations.
+    CreateAndMigrate,
+    /// The file must exist; migrations are not applied (for `doctor` and `backup`).
+    ExistingOnly,
+}
+
+/// A pool of configured SQLite connections to one database file.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+}
+
+impl Db {
+    /// Opens the database. With `CreateAndMigrate`, creates the parent directory and the file if
+    /// needed, switches the file to WAL and applies every pending migration before any pooled
+    /// connection exists, so no request ever sees an old schema.
+    pub fn open(settings: &DbSettings, mode: OpenMode) -> Result<Db, StartupError> {
+        let path = &settings.path;
+        match mode {
+            OpenMode::CreateAndMigrate => {
+                prepare(settings)?;
+            }
+            OpenMode::ExistingOnly => {
+                if !path.is_file() {
+                    return Err(StartupError(format!("no database at {}", path.display())));
+                }
+            }
+        }
+
+        let flags = match mode {
+            OpenMode::CreateAndMigrate => OpenFlags::default(),
+            OpenMode::ExistingOnly => OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE,
+        };
+        let init_settings = settings.clone();
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(flags)
+            .with_init(move |conn| configure_connection(conn, &init_settings));
+        let pool = r2d2::Pool::builder()
+            .max_size(settings.pool_size)
+            .connection_timeout(settings.busy_timeout.max(Duration::from_secs(1)))
+            .build(manager)
+            .map_err(|err| StartupError(format!("opening {}: {err}", path.display())))?;
+        Ok(Db { pool })
+    }
+
+    /// Runs `body` inside a `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so
+    /// concurrent writers queue on SQLite's busy handler instead of failing on lock upgrade. The
+    /// transaction commits only if `body` returns `Ok`; an `Err` or a panic rolls everything back.
+    pub fn write<T>(
+        &self,
+        body: impl FnOnce(&Connection) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = body(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Runs `body` inside a deferred, read-only-by-convention transaction: every statement in it
+    /// sees the same snapshot. Nothing is committed.
+    pub fn read<T>(
+        &self,
+        body: impl FnOnce(&Connection) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        body(&tx)
+    }
+
+    /// A pooled connection outside any transaction, for maintenance (backup, doctor).
+    pub fn connection(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, AppError> {
+        Ok(self.pool.get()?)
+    }
+}
+
+/// Creates the parent directory and the file if needed, switches the file to WAL (a persistent
+/// property of the file) and applies pending migrations. Returns the migrations applied now.
+pub fn prepare(settings: &DbSettings) -> Result<Vec<String>, StartupError> {
+    let path = &settings.path;
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|err| {
+            StartupError(format!("cannot create directory {}: {err}", dir.display()))
+        })?;
+    }
+    let mut setup = open_connection(path, OpenFlags::default(), settings)?;
+    setup
+        .pragma_update(None, "journal_mode", "WAL")
+        .map_err(|err| db_startup_error(path, err))?;
+    migrations::run(&mut setup)
+        .map_err(|err| StartupError(format!("migrating {}: {err}", path.display())))
+}
+
+/// Proves the database accepts a write: one `BEGIN IMMEDIATE` that upserts the probe row.
+pub fn record_health_probe(conn: &Connection, now: Timestamp) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "INSERT INTO health_probe (id, checked_at) VALUES (1, :now)
+         ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+    )?
+    .execute(rusqlite::named_params! { ":now": format_timestamp(now) })?;
+    Ok(())
+}
+
+fn open_connection(
+    path: &Path,
+    flags: OpenFlags,
+    settings: &DbSettings,
+) -> Result<Connection, StartupError> {
+    let conn =
+        Connection::open_with_flags(path, flags).map_err(|err| db_startup_error(path, err))?;
+    configure_connection(&conn, settings).map_err(|err| db_startup_error(path, err))?;
+    Ok(conn)
+}
+
+/// The per-connection PRAGMAs. `foreign_keys` and `synchronous` are per connection in SQLite,
+/// so every pooled connection runs this when it is opened.
+fn configure_connection(conn: &Connection, settings: &DbSettings) -> rusqlite::Result<()> {
+    conn.busy_timeout(settings.busy_timeout)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", settings.synchronous.pragma_value())?;
+    Ok(())
+}
+
+fn db_startup_error(path: &Path, err: rusqlite::Error) -> StartupError {
+    StartupError(format!("database {}: {err}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_db(dir: &tempfile::TempDir) -> Db {
+        let settings = DbSettings {
+            path: dir.path().join("nested/dir/crier.db"),
+            pool_size: 4,
+            busy_timeout: Duration::from_millis(200),
+            synchronous: Synchronous::Normal,
+        };
+        Db::open(&settings, OpenMode::CreateAndMigrate).unwrap()
+    }
+
+    #[test]
+    fn open_creates_directory_file_and_sets_pragmas() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = temp_db(&dir);
+        assert!(dir.path().join("nested/dir/crier.db").is_file());
+        let conn = db.connection().unwrap();
+        let journal: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let foreign_keys: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        let synchronous: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((journal.as_str(), foreign_keys, synchronous), ("wal", 1, 1));
+    }
+
+    #[test]
+    fn write_commits_on_ok_and_rolls_back_on_err() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = temp_db(&dir);
+        db.write(|conn| {
+            conn.execute("CREATE TABLE t (x INTEGER) STRICT", [])?;
+            Ok(())
+        })
+        .unwrap();
+        let failed: Result<(), AppError> = db.write(|conn| {
+            conn.execute("INSERT INTO t (x) VALUES (1)", [])?;
+            Err(AppError::Conflict("changed my mind".into()))
+        });
+        assert!(matches!(failed, Err(AppError::Conflict(_))));
+        db.write(|conn| {
+            conn.execute("INSERT INTO t (x) VALUES (2)", [])?;
+            Ok(())
+        })
+        .unwrap();
+        let rows: Vec<i64> = db
+            .read(|conn| {
+                let mut stmt = conn.prepare("SELECT x FROM t")?;
+                let rows = stmt
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Ok(rows)
+            })
+            .unwrap();
+        assert_eq!(rows, vec![2]);
+    }
+
+    #[test]
+    fn write_rolls_back_when_the_closure_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = temp_db(&dir);
+        db.write(|conn| Ok(conn.execute("CREATE TABLE t (x INTEGER) STRICT", [])?))
+            .unwrap();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = db.write(|conn| -> Result<(), AppError> {
+                conn.execute("INSERT INTO t (x) VALUES (1)", [])?;
+                panic!("handler bug");
+            });
+        }));
+        assert!(outcome.is_err());
+        let count: i64 = db
+            .read(|conn| Ok(conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(count, 0);
+    }
+
+    #[test]
+    fn a_held_write_lock_makes_writes_unavailable_not_internal() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = temp_db(&dir);
+        let mut blocker = Connection::open(dir.path().join("nested/dir/crier.db")).unwrap();
+        let _held = blocker
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        let err = db.write(|_| Ok(())).unwrap_err();
+        assert_eq!(err.status(), 503, "{err}");
+    }
+
+    #[test]
+    fn existing_only_refuses_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = DbSettings {
+            path: dir.path().join("absent.db"),
+            pool_size: 1,
+            busy_timeout: Duration::from_millis(100),
+            synchronous: Synchronous::Full,
+        };
+        let Err(err) = Db::open(&settings, OpenMode::ExistingOnly) else {
+            panic!("opened a missing database");
+        };
+        assert!(err.0.contains("no database at"), "{}", err.0);
+        assert!(!dir.path().join("absent.db").exists());
+    }
+}

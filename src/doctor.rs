@@ -1,0 +1,148 @@
+//! `crier doctor`: checks a database and says what is wrong with it.
+//!
+//! Each check reads only; none repairs anything. Features add their invariants here (wallet
+//! balances against ledgers, quota counters against usage, messages stuck past their lease) as
+//! one more function in `CHECKS`.
+
+use rusqlite::Connection;
+
+use crate::db::migrations;
+
+/// The verdict of one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub check: &'static str,
+    /// `Ok(summary)` when the check passed, `Err(problems)` naming what is wrong otherwise.
+    pub outcome: Result<String, Vec<String>>,
+}
+
+impl Finding {
+    pub fn passed(&self) -> bool {
+        self.outcome.is_ok()
+    }
+}
+
+type Check = fn(&mut Connection) -> Result<String, Vec<String>>;
+
+const CHECKS: &[(&str, Check)] = &[
+    ("integrity", check_integrity),
+    ("foreign_keys", check_foreign_keys),
+    ("migrations", check_migrations),
+];
+
+/// Runs every check, in order, and returns one finding each.
+pub fn examine(conn: &mut Connection) -> Vec<Finding> {
+    CHECKS
+        .iter()
+        .map(|(check, run)| Finding {
+            check,
+            outcome: run(conn),
+        })
+        .collect()
+}
+
+fn check_integrity(conn: &mut Connection) -> Result<String, Vec<String>> {
+    let mut stmt = conn
+        .prepare("PRAGMA integrity_check")
+        .map_err(|err| vec![err.to_string()])?;
+    let lines: Vec<String> = stmt
+        .query_map([], |row| row.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|err| vec![err.to_string()])?;
+    if lines == ["ok"] {
+        Ok("ok".to_owned())
+    } else {
+        Err(lines)
+    }
+}
+
+fn check_foreign_keys(conn: &mut Connection) -> Result<String, Vec<String>> {
+    let mut stmt = conn
+        .prepare("PRAGMA foreign_key_check")
+        .map_err(|err| vec![err.to_string()])?;
+    let violations: Vec<String> = stmt
+        .query_map([], |row| {
+            let table: String = row.get(0)?;
+            let rowid: Option<i64> = row.get(1)?;
+            let parent: String = row.get(2)?;
+            Ok(format!(
+                "{table} row {} points to a missing {parent} row",
+                rowid.map_or("?".to_owned(), |id| id.to_string())
+            ))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|err| vec![err.to_string()])?;
+    if violations.is_empty() {
+        Ok("no dangling references".to_owned())
+    } else {
+        Err(violations)
+    }
+}
+
+fn check_migrations(conn: &mut Connection) -> Result<String, Vec<String>> {
+    let status = migrations::status(conn).map_err(|err| vec![err])?;
+    let mut problems = Vec::new();
+    for name in &status.pending {
+        problems.push(format!("{name} is not applied yet; run `crier migrate`"));
+    }
+    for name in &status.unknown {
+        problems.push(format!(
+            "{name} is applied but unknown to this binary; the database was migrated by a newer crier"
+        ));
+    }
+    for name in &status.divergent {
+        problems.push(format!(
+            "{name} was applied from a different file than this binary carries"
+        ));
+    }
+    if problems.is_empty() {
+        Ok(format!("{} applied, none pending", status.applied.len()))
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_migrated_database_passes_every_check() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations::run(&mut conn).unwrap();
+        let findings = examine(&mut conn);
+        assert_eq!(findings.len(), CHECKS.len());
+        assert!(findings.iter().all(Finding::passed), "{findings:?}");
+    }
+
+    #[test]
+    fn an_unmigrated_database_fails_the_migration_check() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let findings = examine(&mut conn);
+        let migrations = findings.iter().find(|f| f.check == "migrations").unwrap();
+        let problems = migrations.outcome.clone().unwrap_err();
+        assert!(problems[0].contains("V1__foundation"), "{problems:?}");
+        assert!(problems[0].contains("crier migrate"), "{problems:?}");
+    }
+
+    #[test]
+    fn dangling_foreign_keys_are_named() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations::run(&mut conn).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id));
+             PRAGMA foreign_keys = OFF;
+             INSERT INTO child (id, parent_id) VALUES (7, 42);",
+        )
+        .unwrap();
+        let findings = examine(&mut conn);
+        let fk = findings.iter().find(|f| f.check == "foreign_keys").unwrap();
+        assert_eq!(
+            fk.outcome,
+            Err(vec![
+                "child row 7 points to a missing parent row".to_owned()
+            ])
+        );
+    }
+}

@@ -1,0 +1,318 @@
+//! The one error type of the request path, and its one mapping to HTTP.
+//!
+//! Every fallible domain or HTTP function returns `Result<T, AppError>`. The mapping from a variant
+//! to a status and a stable machine code lives in `status` and `code`, each one exhaustive `match`
+//! with no catch-all arm, so a new variant must choose both. What a client sees is built by
+//! `http::response::error_response`; internal detail (SQL text, panic payloads) stays in the log.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Field name → human reason, for `422 validation_failed` (`details.fields`).
+///
+/// Keys are JSON paths as the client wrote them (`name`, `items[2].phone`), ordered so the error
+/// body is stable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(BTreeMap<String, String>);
+
+impl FieldErrors {
+    pub fn new() -> FieldErrors {
+        FieldErrors::default()
+    }
+
+    /// Records why `field` is invalid. The first reason recorded for a field wins.
+    pub fn add(&mut self, field: impl Into<String>, reason: impl Into<String>) {
+        self.0.entry(field.into()).or_insert_with(|| reason.into());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter()
+    }
+
+    /// `Ok(())` when nothing was recorded, else the `validation_failed` error carrying every field.
+    pub fn into_result(self) -> Result<(), AppError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Validation(self))
+        }
+    }
+}
+
+/// Everything that can go wrong while serving a request.
+#[derive(Debug)]
+pub enum AppError {
+    /// The body is not valid JSON (or not UTF-8, or empty where a body is required).
+    InvalidJson(String),
+    /// The request is malformed in some other way (a bad header, a bad query parameter).
+    BadRequest(String),
+    /// No route has this path, or the object does not exist in the caller's workspace.
+    NotFound,
+    /// The path exists but not with this method; carries the methods that do exist.
+    MethodNotAllowed { allowed: Vec<&'static str> },
+    /// The operation conflicts with the current state of the object.
+    Conflict(String),
+    /// The body is larger than the limit, in bytes.
+    PayloadTooLarge { limit_bytes: u64 },
+    /// The body is not `application/json`.
+    UnsupportedMediaType { expected: &'static str },
+    /// The body is well-formed but some fields are not acceptable.
+    Validation(FieldErrors),
+    /// Too many requests; retry after this many seconds.
+    RateLimited { retry_after_secs: u64 },
+    /// A dependency (the database) is temporarily unable to serve; retry after this many seconds.
+    Unavailable {
+        retry_after_secs: u64,
+        detail: String,
+    },
+    /// A bug or an unexpected failure. The string is for the log only, never for the client.
+    Internal(String),
+}
+
+impl AppError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::InvalidJson(_) => 400,
+            AppError::BadRequest(_) => 400,
+            AppError::NotFound => 404,
+            AppError::MethodNotAllowed { .. } => 405,
+            AppError::Conflict(_) => 409,
+            AppError::PayloadTooLarge { .. } => 413,
+            AppError::UnsupportedMediaType { .. } => 415,
+            AppError::Validation(_) => 422,
+            AppError::RateLimited { .. } => 429,
+            AppError::Internal(_) => 500,
+            AppError::Unavailable { .. } => 503,
+        }
+    }
+
+    /// The stable machine-readable code clients branch on. Documented in `docs/API.md`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::InvalidJson(_) => "invalid_json",
+            AppError::BadRequest(_) => "bad_request",
+            AppError::NotFound => "not_found",
+            AppError::MethodNotAllowed { .. } => "method_not_allowed",
+            AppError::Conflict(_) => "conflict",
+            AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            AppError::Validation(_) => "validation_failed",
+            AppError::RateLimited { .. } => "rate_limited",
+            AppError::Internal(_) => "internal",
+            AppError::Unavailable { .. } => "unavailable",
+        }
+    }
+
+    /// The human sentence for the client. Never contains internal error text.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::InvalidJson(why) => format!("The request body is not valid JSON: {why}."),
+            AppError::BadRequest(why) => why.clone(),
+            AppError::NotFound => "No such resource.".to_owned(),
+            AppError::MethodNotAllowed { allowed } => {
+                format!("This path accepts only {}.", allowed.join(", "))
+            }
+            AppError::Conflict(why) => why.clone(),
+            AppError::PayloadTooLarge { limit_bytes } => {
+                format!("The request body is larger than the limit of {limit_bytes} bytes.")
+            }
+            AppError::UnsupportedMediaType { expected } => {
+                format!("The request body must be sent with Content-Type: {expected}.")
+            }
+            AppError::Validation(_) => "Some fields are invalid; see details.fields.".to_owned(),
+            AppError::RateLimited { .. } => "Too many requests; retry later.".to_owned(),
+            AppError::Internal(_) => {
+                "An internal error occurred; it has been logged with this request id.".to_owned()
+            }
+            AppError::Unavailable { .. } => {
+                "The service is temporarily unavailable; retry later.".to_owned()
+            }
+        }
+    }
+
+    /// Structured details for the client (`error.details`), or `None`.
+    pub fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            AppError::Validation(fields) => {
+                let fields: serde_json::Map<String, serde_json::Value> = fields
+                    .iter()
+                    .map(|(field, reason)| (field.clone(), reason.clone().into()))
+                    .collect();
+                Some(serde_json::json!({ "fields": fields }))
+            }
+            AppError::MethodNotAllowed { allowed } => {
+                Some(serde_json::json!({ "allowed_methods": allowed }))
+            }
+            AppError::PayloadTooLarge { limit_bytes } => {
+                Some(serde_json::json!({ "limit_bytes": limit_bytes }))
+            }
+            AppError::RateLimited { retry_after_secs }
+            | AppError::Unavailable {
+                retry_after_secs, ..
+            } => Some(serde_json::json!({ "retry_after_seconds": retry_after_secs })),
+            AppError::InvalidJson(_)
+            | AppError::BadRequest(_)
+            | AppError::NotFound
+            | AppError::Conflict(_)
+            | AppError::UnsupportedMediaType { .. }
+            | AppError::Internal(_) => None,
+        }
+    }
+
+    /// Extra response headers this error requires (`Retry-After`, `Allow`).
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            AppError::RateLimited { retry_after_secs }
+            | AppError::Unavailable {
+                retry_after_secs, ..
+            } => vec![("Retry-After", retry_after_secs.to_string())],
+            AppError::MethodNotAllowed { allowed } => vec![("Allow", allowed.join(", "))],
+            AppError::InvalidJson(_)
+            | AppError::BadRequest(_)
+            | AppError::NotFound
+            | AppError::Conflict(_)
+            | AppError::PayloadTooLarge { .. }
+            | AppError::UnsupportedMediaType { .. }
+            | AppError::Validation(_)
+            | AppError::Internal(_) => Vec::new(),
+        }
+    }
+
+    /// What the log should say about this error beyond its code, if anything.
+    pub fn log_detail(&self) -> Option<&str> {
+        match self {
+            AppError::Internal(detail) | AppError::Unavailable { detail, .. } => Some(detail),
+            AppError::InvalidJson(_)
+            | AppError::BadRequest(_)
+            | AppError::NotFound
+            | AppError::MethodNotAllowed { .. }
+            | AppError::Conflict(_)
+            | AppError::PayloadTooLarge { .. }
+            | AppError::UnsupportedMediaType { .. }
+            | AppError::Validation(_)
+            | AppError::RateLimited { .. } => None,
+        }
+    }
+
+    pub fn internal(detail: impl fmt::Display) -> AppError {
+        AppError::Internal(detail.to_string())
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.log_detail() {
+            Some(detail) => write!(f, "{}: {detail}", self.code()),
+            None => write!(f, "{}: {}", self.code(), self.public_message()),
+        }
+    }
+}
+
+impl std::error::Error for AppError {}
+
+/// A busy or locked database means "try again", not "bug": it becomes a 503 with `Retry-After`.
+impl From<rusqlite::Error> for AppError {
+    fn from(err: rusqlite::Error) -> AppError {
+        let busy = matches!(
+            err.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        );
+        if busy {
+            AppError::Unavailable {
+                retry_after_secs: 1,
+                detail: format!("database busy: {err}"),
+            }
+        } else {
+            AppError::Internal(format!("database: {err}"))
+        }
+    }
+}
+
+/// The pool gives up after its connection timeout: every connection is in use.
+impl From<r2d2::Error> for AppError {
+    fn from(err: r2d2::Error) -> AppError {
+        AppError::Unavailable {
+            retry_after_secs: 1,
+            detail: format!("database pool: {err}"),
+        }
+    }
+}
+
+/// A failure outside the request path (opening the database, binding the port, a maintenance
+/// command) that ends the command with exit code 1. The text is for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartupError(pub String);
+
+impl fmt::Display for StartupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartupError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_errors_keep_first_reason_and_sort() {
+        let mut errors = FieldErrors::new();
+        errors.add("zeta", "is required");
+        errors.add("alpha", "is too long");
+        errors.add("zeta", "second reason is dropped");
+        let Err(AppError::Validation(fields)) = errors.into_result() else {
+            panic!("expected a validation error");
+        };
+        let listed: Vec<_> = fields.iter().collect();
+        assert_eq!(
+            listed,
+            vec![
+                (&"alpha".to_owned(), &"is too long".to_owned()),
+                (&"zeta".to_owned(), &"is required".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_field_errors_are_ok() {
+        assert!(FieldErrors::new().into_result().is_ok());
+    }
+
+    #[test]
+    fn internal_detail_never_reaches_the_public_message() {
+        let err = AppError::internal("SELECT * FROM secrets failed: disk I/O error");
+        assert_eq!(err.status(), 500);
+        assert_eq!(err.code(), "internal");
+        assert!(!err.public_message().contains("SELECT"));
+        assert_eq!(
+            err.log_detail(),
+            Some("SELECT * FROM secrets failed: disk I/O error")
+        );
+    }
+
+    #[test]
+    fn busy_database_is_a_retryable_503() {
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        let err = AppError::from(busy);
+        assert_eq!(err.status(), 503);
+        assert_eq!(err.headers(), vec![("Retry-After", "1".to_owned())]);
+    }
+
+    #[test]
+    fn method_not_allowed_lists_allowed_methods() {
+        let err = AppError::MethodNotAllowed {
+            allowed: vec!["GET", "POST"],
+        };
+        assert_eq!(err.status(), 405);
+        assert_eq!(err.headers(), vec![("Allow", "GET, POST".to_owned())]);
+    }
+}

@@ -1,0 +1,308 @@
+//! `Request`: the parsed view of one incoming request that handlers work with.
+//!
+//! It owns the edge rules of SPEC §2 for request bodies: the size limit (413 before reading
+//! a body whose declared length is too large, and never reading more than the limit), the media
+//! type (415), JSON syntax (400 `invalid_json`) and JSON shape (422 with the failing field).
+
+use std::io::Read;
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{AppError, FieldErrors};
+use crate::http::router::Method;
+
+pub struct Request<'a> {
+    inner: &'a mut tiny_http::Request,
+    method: Option<Method>,
+    path: String,
+    query: String,
+    params: Vec<(&'static str, String)>,
+    request_id: String,
+    max_body_bytes: u64,
+}
+
+impl<'a> Request<'a> {
+    pub(crate) fn new(
+        inner: &'a mut tiny_http::Request,
+        request_id: String,
+        max_body_bytes: u64,
+    ) -> Request<'a> {
+        let method = Method::parse(inner.method().as_str());
+        let (path, query) = match inner.url().split_once('?') {
+            Some((path, query)) => (path.to_owned(), query.to_owned()),
+            None => (inner.url().to_owned(), String::new()),
+        };
+        Request {
+            inner,
+            method,
+            path,
+            query,
+            params: Vec::new(),
+            request_id,
+            max_body_bytes,
+        }
+    }
+
+    /// The method, or `None` for one the API never uses (`HEAD`, `OPTIONS`, …).
+    pub fn method(&self) -> Option<Method> {
+        self.method
+    }
+
+    /// The path without the query string.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The raw query string (after `?`), possibly empty.
+    pub fn query(&self) -> &str {
+        &self.query
+    }
+
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    pub(crate) fn set_params(&mut self, params: Vec<(&'static str, String)>) {
+        self.params = params;
+    }
+
+    /// A `{name}` captured from the path template. Handlers only ask for names their template
+    /// has, so a missing one is an empty string rather than a panic.
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map_or("", |(_, value)| value.as_str())
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.inner
+            .headers()
+            .iter()
+            .find(|header| header.field.as_str().as_str().eq_ignore_ascii_case(name))
+            .map(|header| header.value.as_str())
+    }
+
+    /// The body, at most `max_body_bytes` long. A declared `Content-Length` above the limit is
+    /// refused before reading anything; a chunked body is read only up to one byte past it.
+    pub fn body_bytes(&mut self) -> Result<Vec<u8>, AppError> {
+        let limit = self.max_body_bytes;
+        let too_large = AppError::PayloadTooLarge { limit_bytes: limit };
+        if self.declared_length().is_some_and(|length| length > limit) {
+            return Err(too_large);
+        }
+        let mut body = Vec::new();
+        self.inner
+            .as_reader()
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut body)
+            .map_err(|err| {
+                AppError::BadRequest(format!("The request body could not be read: {err}."))
+            })?;
+        if body.len() as u64 > limit {
+            return Err(too_large);
+        }
+        Ok(body)
+    }
+
+    /// Decodes a JSON body into `T`. Checks, in order: the size limit (413), the media type
+    /// (415), JSON syntax (400) and the shape `T` expects (422 naming the field).
+    pub fn json<T: DeserializeOwned>(&mut self) -> Result<T, AppError> {
+        if self
+            .declared_length()
+            .is_some_and(|length| length > self.max_body_bytes)
+        {
+            return Err(AppError::PayloadTooLarge {
+                limit_bytes: self.max_body_bytes,
+            });
+        }
+        if !self.header("Content-Type").is_some_and(is_json_media_type) {
+            return Err(AppError::UnsupportedMediaType {
+                expected: "application/json",
+            });
+        }
+        let body = self.body_bytes()?;
+        decode_json(&body)
+    }
+
+    fn declared_length(&self) -> Option<u64> {
+        self.inner.body_length().map(|length| length as u64)
+    }
+}
+
+/// `application/json`, optionally with `charset=utf-8`; any other charset is refused because the
+/// API speaks UTF-8 only.
+fn is_json_media_type(value: &str) -> bool {
+    let mut parts = value.split(';').map(str::trim);
+    let essence_ok = parts
+        .next()
+        .is_some_and(|essence| essence.eq_ignore_ascii_case("application/json"));
+    essence_ok
+        && parts.all(|parameter| match parameter.split_once('=') {
+            Some((name, charset)) if name.trim().eq_ignore_ascii_case("charset") => charset
+                .trim()
+                .trim_matches('"')
+                .eq_ignore_ascii_case("utf-8"),
+            _ => true,
+        })
+}
+
+/// Two-step decoding so the client learns which kind of mistake it made: first the syntax, then
+/// the shape, with the path of the failing field.
+pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(AppError::InvalidJson("the body is empty".to_owned()));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|err| AppError::InvalidJson(err.to_string()))?;
+    // Every request body of the API is an object. serde would also accept an array for a struct
+    // (fields by position), which no client means.
+    if !value.is_object() {
+        let mut fields = FieldErrors::new();
+        fields.add("body", "must be a JSON object");
+        return Err(AppError::Validation(fields));
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let (field, reason) = describe_shape_error(&path, &err.inner().to_string());
+        let mut fields = FieldErrors::new();
+        fields.add(field, reason);
+        AppError::Validation(fields)
+    })
+}
+
+/// Turns serde's sentence into (field, reason). serde reports a missing or unknown field at the
+/// parent's path with the name inside the message, so the name is moved into the field path.
+fn describe_shape_error(path: &str, message: &str) -> (String, String) {
+    let join = |name: &str| {
+        if path == "." || path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    let quoted_name = |rest: &str| rest.split('`').nth(1).map(str::to_owned);
+    if let Some(name) = message.strip_prefix("missing field ").and_then(quoted_name) {
+        return (join(&name), "is required".to_owned());
+    }
+    if let Some(name) = message.strip_prefix("unknown field ").and_then(quoted_name) {
+        let expected = message
+            .split_once(", expected ")
+            .map(|(_, expected)| format!(" (expected {expected})"))
+            .unwrap_or_default();
+        // For unknown fields serde_path_to_error's path already ends with the field's name.
+        let field = if path == name || path.ends_with(&format!(".{name}")) {
+            path.to_owned()
+        } else {
+            join(&name)
+        };
+        return (field, format!("is not a known field{expected}"));
+    }
+    let field = if path == "." || path.is_empty() {
+        "body".to_owned()
+    } else {
+        path.to_owned()
+    };
+    // serde names our Rust types ("expected struct SendBody"); the client knows JSON, not Rust.
+    let reason = match message.split_once("expected struct ") {
+        Some((before, _)) => format!("{before}expected a JSON object"),
+        None => message.to_owned(),
+    };
+    (field, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        name: String,
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Item {
+        count: u32,
+    }
+
+    fn fields_of(body: &str) -> Vec<(String, String)> {
+        match decode_json::<Body>(body.as_bytes()) {
+            Err(AppError::Validation(fields)) => {
+                fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn syntax_errors_are_invalid_json() {
+        for body in ["", "  ", "{", "{\"name\": }", "nul", "\u{feff}{}"] {
+            let err = decode_json::<Body>(body.as_bytes()).unwrap_err();
+            assert_eq!(err.code(), "invalid_json", "{body:?}");
+        }
+        let err = decode_json::<Body>(&[0xff, 0xfe]).unwrap_err();
+        assert_eq!(err.code(), "invalid_json");
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        assert_eq!(
+            fields_of(r#"{"items": []}"#),
+            vec![("name".into(), "is required".into())]
+        );
+        assert_eq!(
+            fields_of(r#"{"name": 5, "items": []}"#),
+            vec![(
+                "name".into(),
+                "invalid type: integer `5`, expected a string".into()
+            )]
+        );
+        assert_eq!(
+            fields_of(r#"{"name": "a", "items": [{"count": 1}, {"count": -1}]}"#),
+            vec![(
+                "items[1].count".into(),
+                "invalid value: integer `-1`, expected u32".into()
+            )]
+        );
+        assert_eq!(
+            fields_of(r#"{"name": "a", "items": [{}]}"#),
+            vec![("items[0].count".into(), "is required".into())]
+        );
+        assert_eq!(
+            fields_of(r#"{"name": "a", "items": [], "nmae": 1}"#),
+            vec![(
+                "nmae".into(),
+                "is not a known field (expected `name` or `items`)".into()
+            )]
+        );
+        for not_an_object in ["[\"a\", []]", "\"text\"", "42", "null"] {
+            assert_eq!(
+                fields_of(not_an_object),
+                vec![("body".into(), "must be a JSON object".into())],
+                "{not_an_object}"
+            );
+        }
+    }
+
+    #[test]
+    fn json_media_types() {
+        let cases = [
+            ("application/json", true),
+            ("Application/JSON", true),
+            ("application/json; charset=utf-8", true),
+            ("application/json;charset=\"UTF-8\"", true),
+            ("application/json; charset=latin1", false),
+            ("text/plain", false),
+            ("application/jsonp", false),
+            ("", false),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(is_json_media_type(value), expected, "{value:?}");
+        }
+    }
+}

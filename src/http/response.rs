@@ -1,0 +1,103 @@
+//! `ApiResponse`: what a handler returns, as a plain value. Only `http::mod` turns it into a
+//! tiny_http response, so handlers can be called and inspected without a socket.
+
+use serde::Serialize;
+
+use crate::error::AppError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+pub const JSON: &str = "application/json";
+pub const HTML: &str = "text/html; charset=utf-8";
+
+impl ApiResponse {
+    /// A JSON body. Serialising our own response types cannot fail; if it ever did, the client
+    /// gets a 500 envelope rather than a half-written body.
+    pub fn json(status: u16, body: &impl Serialize) -> Result<ApiResponse, AppError> {
+        let body = serde_json::to_vec(body).map_err(AppError::internal)?;
+        Ok(ApiResponse::bytes(status, JSON, body))
+    }
+
+    pub fn bytes(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> ApiResponse {
+        ApiResponse {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> ApiResponse {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// The one error envelope:
+/// `{"error": {"code", "message", "details"?}, "request_id"}` plus the headers the error needs.
+pub fn error_response(err: &AppError, request_id: &str) -> ApiResponse {
+    let mut error = serde_json::json!({
+        "code": err.code(),
+        "message": err.public_message(),
+    });
+    if let Some(details) = err.details() {
+        error["details"] = details;
+    }
+    let envelope = serde_json::json!({ "error": error, "request_id": request_id });
+    let mut response = ApiResponse::bytes(err.status(), JSON, envelope.to_string());
+    for (name, value) in err.headers() {
+        response = response.with_header(name, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::FieldErrors;
+
+    #[test]
+    fn validation_errors_carry_fields_in_the_envelope() {
+        let mut fields = FieldErrors::new();
+        fields.add("name", "is required");
+        let response = error_response(&AppError::Validation(fields), "req_1");
+        assert_eq!(response.status, 422);
+        let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "error": {
+                    "code": "validation_failed",
+                    "message": "Some fields are invalid; see details.fields.",
+                    "details": {"fields": {"name": "is required"}}
+                },
+                "request_id": "req_1"
+            })
+        );
+    }
+
+    #[test]
+    fn unavailable_sets_retry_after() {
+        let err = AppError::Unavailable {
+            retry_after_secs: 2,
+            detail: "pool".into(),
+        };
+        let response = error_response(&err, "req_2");
+        assert_eq!(response.status, 503);
+        assert_eq!(response.header("retry-after"), Some("2"));
+        assert!(!String::from_utf8_lossy(&response.body).contains("pool"));
+    }
+}

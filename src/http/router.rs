@@ -1,0 +1,222 @@
+//! THE route table: every endpoint of the server, in one list.
+//!
+//! A route is (method, path template, handler). Templates use OpenAPI's syntax (`/v1/keys/{id}`)
+//! so the table can be compared with `docs/openapi.json` by a test. Matching is exact and
+//! segment-wise; a path that matches with another method gives 405 with `Allow`, no match 404.
+
+use crate::app::App;
+use crate::error::AppError;
+use crate::http::request::Request;
+use crate::http::response::ApiResponse;
+use crate::http::system;
+
+/// The HTTP methods the API uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    /// The method for a request line's method token, if the API uses it.
+    pub fn parse(token: &str) -> Option<Method> {
+        match token {
+            "GET" => Some(Method::Get),
+            "POST" => Some(Method::Post),
+            "PUT" => Some(Method::Put),
+            "PATCH" => Some(Method::Patch),
+            "DELETE" => Some(Method::Delete),
+            _ => None,
+        }
+    }
+}
+
+pub type Handler = fn(&App, &mut Request<'_>) -> Result<ApiResponse, AppError>;
+
+#[derive(Clone, Copy)]
+pub struct Route {
+    pub method: Method,
+    /// The path template, e.g. `/v1/api-keys/{id}`.
+    pub path: &'static str,
+    pub handler: Handler,
+}
+
+impl Route {
+    pub const fn new(method: Method, path: &'static str, handler: Handler) -> Route {
+        Route {
+            method,
+            path,
+            handler,
+        }
+    }
+}
+
+/// The outcome of looking a request up in the table.
+pub enum RouteMatch<'r> {
+    Found {
+        route: &'r Route,
+        params: Vec<(&'static str, String)>,
+    },
+    MethodNotAllowed {
+        allowed: Vec<&'static str>,
+    },
+    NotFound,
+}
+
+#[derive(Clone)]
+pub struct Router {
+    routes: Vec<Route>,
+}
+
+impl Router {
+    /// Every endpoint crier serves.
+    pub fn standard() -> Router {
+        use Method::Get;
+        Router {
+            routes: vec![
+                Route::new(Get, "/", system::show_index),
+                Route::new(Get, "/docs", system::show_docs),
+                Route::new(Get, "/openapi.json", system::show_openapi),
+                Route::new(Get, "/healthz", system::show_health),
+                Route::new(Get, "/readyz", system::show_readiness),
+            ],
+        }
+    }
+
+    /// The table plus one more route. For tests that need a handler the product does not have
+    /// (one that panics, one that is slow).
+    pub fn with_route(mut self, route: Route) -> Router {
+        self.routes.push(route);
+        self
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Finds the route for `method` (`None` for a method the API never uses) and `path`.
+    pub fn find(&self, method: Option<Method>, path: &str) -> RouteMatch<'_> {
+        let mut allowed = Vec::new();
+        for route in &self.routes {
+            let Some(params) = match_template(route.path, path) else {
+                continue;
+            };
+            if Some(route.method) == method {
+                return RouteMatch::Found { route, params };
+            }
+            if !allowed.contains(&route.method.as_str()) {
+                allowed.push(route.method.as_str());
+            }
+        }
+        if allowed.is_empty() {
+            RouteMatch::NotFound
+        } else {
+            RouteMatch::MethodNotAllowed { allowed }
+        }
+    }
+}
+
+/// Matches `path` against `template`; returns the `{name}` captures on success.
+fn match_template(template: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
+    let mut template_segments = template.split('/');
+    let mut path_segments = path.split('/');
+    let mut params = Vec::new();
+    loop {
+        match (template_segments.next(), path_segments.next()) {
+            (None, None) => return Some(params),
+            (Some(pattern), Some(actual)) => {
+                match pattern.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                    Some(name) if !actual.is_empty() => params.push((name, actual.to_owned())),
+                    Some(_) => return None,
+                    None if pattern == actual => {}
+                    None => return None,
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_exactly_and_capture_params() {
+        type Case = (
+            &'static str,
+            &'static str,
+            Option<Vec<(&'static str, &'static str)>>,
+        );
+        let cases: &[Case] = &[
+            ("/healthz", "/healthz", Some(vec![])),
+            ("/healthz", "/healthz/", None),
+            ("/healthz", "/health", None),
+            ("/", "/", Some(vec![])),
+            ("/", "", None),
+            (
+                "/v1/keys/{id}",
+                "/v1/keys/key_1",
+                Some(vec![("id", "key_1")]),
+            ),
+            ("/v1/keys/{id}", "/v1/keys/", None),
+            ("/v1/keys/{id}", "/v1/keys/a/b", None),
+            (
+                "/v1/keys/{id}/rotate",
+                "/v1/keys/k/rotate",
+                Some(vec![("id", "k")]),
+            ),
+        ];
+        for (template, path, expected) in cases {
+            let got = match_template(template, path);
+            let expected: Option<Vec<(&str, String)>> = expected
+                .as_ref()
+                .map(|params| params.iter().map(|(k, v)| (*k, v.to_string())).collect());
+            assert_eq!(got, expected, "{template} vs {path}");
+        }
+    }
+
+    #[test]
+    fn wrong_method_lists_the_allowed_ones() {
+        let router = Router::standard();
+        match router.find(Some(Method::Post), "/healthz") {
+            RouteMatch::MethodNotAllowed { allowed } => assert_eq!(allowed, vec!["GET"]),
+            _ => panic!("expected 405"),
+        }
+        match router.find(None, "/healthz") {
+            RouteMatch::MethodNotAllowed { allowed } => assert_eq!(allowed, vec!["GET"]),
+            _ => panic!("expected 405 for an unknown method"),
+        }
+        assert!(matches!(
+            router.find(Some(Method::Get), "/nope"),
+            RouteMatch::NotFound
+        ));
+    }
+
+    #[test]
+    fn every_route_is_unique() {
+        let router = Router::standard();
+        let mut seen = std::collections::HashSet::new();
+        for route in router.routes() {
+            assert!(
+                seen.insert((route.method, route.path)),
+                "{} {} is listed twice",
+                route.method.as_str(),
+                route.path
+            );
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Endpoints that belong to the server itself rather than to a domain: probes, the embedded
+//! pages, and the OpenAPI document.
+
+use crate::app::App;
+use crate::db;
+use crate::error::AppError;
+use crate::http::request::Request;
+use crate::http::response::{ApiResponse, HTML, JSON};
+
+const INDEX_HTML: &str = include_str!("../../static/index.html");
+const DOCS_HTML: &str = include_str!("../../static/docs.html");
+/// The machine-readable API contract. A test keeps it equal to the route table.
+pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
+
+/// `GET /healthz`: the process is up and serving HTTP. Touches nothing else.
+pub fn show_health(_app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    ApiResponse::json(200, &serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: 200 only if the database accepts a write right now; 503 otherwise.
+pub fn show_readiness(app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let now = app.clock.now();
+    app.db
+        .write(|conn| db::record_health_probe(conn, now))
+        .map_err(|err| match err {
+            AppError::Unavailable { .. } => err,
+            other => AppError::Unavailable {
+                retry_after_secs: 1,
+                detail: format!("readiness write failed: {other}"),
+            },
+        })?;
+    ApiResponse::json(200, &serde_json::json!({ "status": "ready" }))
+}
+
+/// `GET /`: the web console.
+pub fn show_index(_app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    Ok(ApiResponse::bytes(200, HTML, INDEX_HTML))
+}
+
+/// `GET /docs`: the human-readable API reference, rendered in the browser from `/openapi.json`.
+pub fn show_docs(_app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    Ok(ApiResponse::bytes(200, HTML, DOCS_HTML))
+}
+
+/// `GET /openapi.json`: the OpenAPI 3.1 document.
+pub fn show_openapi(_app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    Ok(ApiResponse::bytes(200, JSON, OPENAPI_JSON))
+}

@@ -1,0 +1,194 @@
+//! The one source of randomness, and the identifiers made from it.
+//!
+//! `Ids` turns random bytes into type-prefixed, time-ordered identifiers (`msg_01JD…`) and opaque
+//! tokens. Production uses the operating system's CSPRNG through ring; tests may pass a
+//! `SeededRandom` so ids are reproducible. Nothing else in the crate calls a random generator.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use ring::digest;
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::clock::{Clock, Timestamp};
+
+/// Where random bytes come from.
+pub trait RandomSource: Send + Sync {
+    /// Fills `buf` with random bytes. Implementations never fail: a CSPRNG that cannot be read is
+    /// an unrecoverable condition of the host.
+    fn fill(&self, buf: &mut [u8]);
+}
+
+/// The operating system's CSPRNG (via ring).
+#[derive(Debug)]
+pub struct SystemRandomSource(SystemRandom);
+
+impl SystemRandomSource {
+    pub fn new() -> SystemRandomSource {
+        SystemRandomSource(SystemRandom::new())
+    }
+}
+
+impl Default for SystemRandomSource {
+    fn default() -> SystemRandomSource {
+        SystemRandomSource::new()
+    }
+}
+
+impl RandomSource for SystemRandomSource {
+    fn fill(&self, buf: &mut [u8]) {
+        if self.0.fill(buf).is_err() {
+            // ring only fails here when the kernel's getrandom is unavailable; nothing secure can
+            // be produced, so stopping is the only safe answer.
+            std::process::abort();
+        }
+    }
+}
+
+/// A deterministic stream (SHA-256 of seed and counter). For tests only: predictable by design.
+#[derive(Debug)]
+pub struct SeededRandom {
+    seed: u64,
+    counter: Mutex<u64>,
+}
+
+impl SeededRandom {
+    pub fn new(seed: u64) -> SeededRandom {
+        SeededRandom {
+            seed,
+            counter: Mutex::new(0),
+        }
+    }
+}
+
+impl RandomSource for SeededRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        let mut counter = self
+            .counter
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for chunk in buf.chunks_mut(32) {
+            let mut input = [0u8; 16];
+            input[..8].copy_from_slice(&self.seed.to_le_bytes());
+            input[8..].copy_from_slice(&counter.to_le_bytes());
+            *counter += 1;
+            let block = digest::digest(&digest::SHA256, &input);
+            chunk.copy_from_slice(&block.as_ref()[..chunk.len()]);
+        }
+    }
+}
+
+/// Crockford's base32 alphabet: no I, L, O, U, so ids survive being read aloud or retyped.
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// Makes identifiers and tokens from one clock and one random source.
+#[derive(Clone)]
+pub struct Ids {
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn RandomSource>,
+}
+
+impl Ids {
+    pub fn new(clock: Arc<dyn Clock>, random: Arc<dyn RandomSource>) -> Ids {
+        Ids { clock, random }
+    }
+
+    /// A new id `"{prefix}_{26 chars}"`: 48 bits of milliseconds since the epoch then 80 random
+    /// bits, in Crockford base32 (the ULID layout). Ids made later sort later (to the
+    /// millisecond), which keeps primary-key indexes append-mostly and cursors simple.
+    pub fn new_id(&self, prefix: &str) -> String {
+        let mut random = [0u8; 10];
+        self.random.fill(&mut random);
+        format!("{prefix}_{}", ulid_text(self.clock.now(), random))
+    }
+
+    /// `n` random bytes, e.g. for secrets and session tokens.
+    pub fn random_bytes(&self, n: usize) -> Vec<u8> {
+        let mut bytes = vec![0u8; n];
+        self.random.fill(&mut bytes);
+        bytes
+    }
+
+    /// A new request id, `req_…`, for requests that did not bring a valid one.
+    pub fn request_id(&self) -> String {
+        self.new_id("req")
+    }
+}
+
+/// Encodes (time, 80 random bits) as the 26-character ULID text.
+fn ulid_text(at: Timestamp, random: [u8; 10]) -> String {
+    let millis = u128::try_from(at.timestamp_millis()).unwrap_or(0) & ((1 << 48) - 1);
+    let mut value = millis << 80;
+    for (i, byte) in random.iter().enumerate() {
+        value |= u128::from(*byte) << (8 * (9 - i));
+    }
+    // 26 characters × 5 bits = 130 bits; the top two bits are always zero.
+    (0..26)
+        .rev()
+        .map(|position| char::from(CROCKFORD[((value >> (position * 5)) & 31) as usize]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use chrono::{Duration, TimeZone, Utc};
+
+    fn ids_at(clock: Arc<ManualClock>, seed: u64) -> Ids {
+        Ids::new(clock, Arc::new(SeededRandom::new(seed)))
+    }
+
+    #[test]
+    fn ids_have_prefix_and_crockford_body() {
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap(),
+        ));
+        let id = ids_at(clock, 1).new_id("msg");
+        let body = id.strip_prefix("msg_").unwrap();
+        assert_eq!(body.len(), 26);
+        assert!(body.bytes().all(|b| CROCKFORD.contains(&b)), "{id}");
+    }
+
+    #[test]
+    fn ulid_of_epoch_and_zero_bits_is_all_zero() {
+        let at = Utc.timestamp_millis_opt(0).unwrap();
+        assert_eq!(ulid_text(at, [0; 10]), "00000000000000000000000000");
+        assert_eq!(ulid_text(at, [0xff; 10]), "0000000000ZZZZZZZZZZZZZZZZ");
+    }
+
+    #[test]
+    fn later_ids_sort_later() {
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap(),
+        ));
+        let ids = ids_at(Arc::clone(&clock), 7);
+        let mut previous = ids.new_id("msg");
+        for _ in 0..100 {
+            clock.advance(Duration::milliseconds(1));
+            let next = ids.new_id("msg");
+            assert!(next > previous, "{next} should sort after {previous}");
+            previous = next;
+        }
+    }
+
+    #[test]
+    fn seeded_source_is_reproducible_and_seed_dependent() {
+        let fill = |seed| {
+            let mut buf = [0u8; 40];
+            SeededRandom::new(seed).fill(&mut buf);
+            buf
+        };
+        assert_eq!(fill(3), fill(3));
+        assert_ne!(fill(3), fill(4));
+    }
+
+    #[test]
+    fn system_source_does_not_repeat() {
+        let source = SystemRandomSource::new();
+        let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
+        source.fill(&mut a);
+        source.fill(&mut b);
+        assert_ne!(a, b);
+    }
+}

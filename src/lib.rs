@@ -1,0 +1,16 @@
+//! crier: a self-hosted server for sending SMS and email, with billing, in one binary and one
+//! SQLite file. `main.rs` is a thin command-line front; everything lives here so the integration
+//! tests can start the very same server in-process. ARCHITECTURE.md is the map.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod doctor;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod logging;
+pub mod server;

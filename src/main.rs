@@ -1,0 +1,52 @@
+//! The `crier` command: parse the command line, validate the configuration once, run the
+//! subcommand, exit with its code. All behaviour lives in the library.
+
+use clap::Parser;
+
+use crier::cli::{Cli, Command};
+use crier::commands::{self, EXIT_USAGE};
+use crier::logging;
+
+fn main() {
+    let cli = Cli::parse();
+    let config = match cli.settings.into_raw().validate() {
+        Ok(config) => config,
+        Err(err) => {
+            eprint!("crier: {err}");
+            std::process::exit(EXIT_USAGE);
+        }
+    };
+    logging::init(config.log_format, config.log_level);
+    install_panic_hook();
+
+    let code = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => commands::serve(config),
+        Command::Migrate => commands::migrate(&config),
+        Command::Backup { file } => commands::backup(&config, &file),
+        Command::Doctor => commands::doctor(&config),
+    };
+    std::process::exit(code);
+}
+
+/// Panics are logged as one structured line (with the thread name, which carries the worker),
+/// instead of the default multi-line text that would break JSON logs.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let location = info
+            .location()
+            .map(|at| format!("{}:{}", at.file(), at.line()))
+            .unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("non-text panic payload");
+        log::error!(
+            thread = thread.name().unwrap_or("unnamed"), location = location.as_str(),
+            panic = message;
+            "panic"
+        );
+    }));
+}

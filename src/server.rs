@@ -1,0 +1,55 @@
+//! Assembles a running crier: database, shared state, HTTP workers. Used by `crier serve` and by
+//! the integration tests, so both run exactly the same start-up path.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::{Db, DbSettings, OpenMode};
+use crate::error::StartupError;
+use crate::http::{self, HttpServer, ShutdownOutcome, router::Router};
+use crate::ids::{Ids, RandomSource};
+
+/// What `start` needs besides the configuration: the sources of time and randomness, and the
+/// route table (tests may add routes).
+pub struct Runtime {
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn RandomSource>,
+    pub router: Router,
+}
+
+/// A started server. `shutdown` (or drop) stops it.
+pub struct RunningServer {
+    pub app: Arc<App>,
+    http: HttpServer,
+}
+
+/// Opens (creating and migrating) the database and starts serving HTTP on `config.addr`.
+pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupError> {
+    let db = Db::open(
+        &DbSettings::from_config(&config),
+        OpenMode::CreateAndMigrate,
+    )?;
+    let ids = Ids::new(Arc::clone(&runtime.clock), runtime.random);
+    let app = Arc::new(App {
+        config,
+        db,
+        clock: runtime.clock,
+        ids,
+    });
+    let http = http::start(Arc::clone(&app), runtime.router)?;
+    Ok(RunningServer { app, http })
+}
+
+impl RunningServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.http.addr()
+    }
+
+    /// Graceful stop: no new requests, in-flight ones finish (bounded by the configured timeout).
+    pub fn shutdown(self) -> ShutdownOutcome {
+        self.http.shutdown()
+    }
+}

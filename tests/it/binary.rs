@@ -1,0 +1,314 @@
+//! The real `crier` binary: serving and stopping on signals, configuration errors, and the
+//! maintenance subcommands against the same database a server is using.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::harness::send_raw;
+
+fn crier() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_crier"));
+    // The tests say exactly what they configure; nothing leaks in from the developer's shell.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CRIER_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+fn run(args: &[&str], data_dir: &Path) -> Output {
+    crier()
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap()
+}
+
+/// A `crier serve` child process on a free port, killed on drop if still running.
+struct ServeProcess {
+    child: Child,
+    addr: SocketAddr,
+    /// Log lines the server wrote after "listening".
+    _log: mpsc::Receiver<String>,
+}
+
+impl ServeProcess {
+    fn start(data_dir: &Path) -> ServeProcess {
+        let mut child = crier()
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (lines_tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // The server logs its real address once the socket is bound.
+        let addr = loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the server never said it was listening");
+            let entry: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|err| panic!("log line is not JSON ({err}): {line}"));
+            if entry["msg"] == "listening" {
+                break entry["addr"].as_str().unwrap().parse().unwrap();
+            }
+        };
+        ServeProcess {
+            child,
+            addr,
+            _log: lines,
+        }
+    }
+
+    fn get(&self, path: &str) -> crate::harness::TestResponse {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        send_raw(self.addr, request.as_bytes())
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait(mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_binary_serves_creates_its_database_and_exits_0_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let server = ServeProcess::start(&data_dir);
+    let response = server.get("/healthz");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json(), serde_json::json!({"status": "ok"}));
+    assert_eq!(server.get("/readyz").status, 200);
+    assert!(data_dir.join("crier.db").is_file());
+
+    server.signal("TERM");
+    assert_eq!(server.wait().code(), Some(0));
+}
+
+#[test]
+fn the_binary_exits_0_on_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(dir.path());
+    assert_eq!(server.get("/healthz").status, 200);
+    server.signal("INT");
+    assert_eq!(server.wait().code(), Some(0));
+}
+
+#[test]
+fn invalid_configuration_exits_2_listing_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = crier()
+        .args(["--workers", "0", "--addr", "nowhere", "--log-format", "xml"])
+        .env("CRIER_MAX_BODY_BYTES", "lots")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for setting in [
+        "--addr / CRIER_ADDR",
+        "--workers / CRIER_WORKERS",
+        "--max-body-bytes / CRIER_MAX_BODY_BYTES",
+        "--log-format / CRIER_LOG_FORMAT",
+    ] {
+        assert!(
+            stderr.contains(setting),
+            "{setting} missing from:\n{stderr}"
+        );
+    }
+    assert!(
+        !dir.path().join("crier.db").exists(),
+        "nothing may start on a bad config"
+    );
+}
+
+#[test]
+fn a_port_in_use_exits_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = run(&["serve", "--addr", &addr], dir.path());
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot listen on"));
+}
+
+#[test]
+fn help_lists_every_setting_with_its_default() {
+    let output = crier().arg("--help").output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "CRIER_ADDR",
+        "127.0.0.1:8080",
+        "CRIER_DATA_DIR",
+        "./crier-data",
+        "CRIER_WORKERS",
+        "serve",
+        "migrate",
+        "backup",
+        "doctor",
+    ] {
+        assert!(
+            help.contains(expected),
+            "{expected} missing from --help:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn migrate_then_doctor_on_a_fresh_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrated = run(&["migrate"], dir.path());
+    assert_eq!(migrated.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&migrated.stdout).contains("applied V1__foundation"));
+
+    let again = run(&["migrate"], dir.path());
+    assert_eq!(again.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
+
+    let doctor = run(&["doctor"], dir.path());
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(0), "{report}");
+    assert!(report.contains("ok    integrity: ok"), "{report}");
+    assert!(report.contains("ok    migrations:"), "{report}");
+}
+
+#[test]
+fn doctor_without_a_database_exits_1_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let doctor = run(&["doctor"], dir.path());
+    assert_eq!(doctor.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&doctor.stderr).contains("no database at"));
+    assert!(!dir.path().join("crier.db").exists());
+}
+
+#[test]
+fn doctor_names_a_migration_it_does_not_know() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(run(&["migrate"], dir.path()).status.code(), Some(0));
+    rusqlite::Connection::open(dir.path().join("crier.db"))
+        .unwrap()
+        .execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+             VALUES (9999, 'from_the_future', '2030-01-01T00:00:00Z', '1')",
+            [],
+        )
+        .unwrap();
+    let doctor = run(&["doctor"], dir.path());
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("FAIL  migrations: V9999__from_the_future is applied but unknown"),
+        "{report}"
+    );
+}
+
+#[test]
+fn backup_while_serving_is_a_valid_consistent_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let server = ServeProcess::start(&data_dir);
+    assert_eq!(server.get("/readyz").status, 200);
+    let live_checked_at: String = rusqlite::Connection::open(data_dir.join("crier.db"))
+        .unwrap()
+        .query_row("SELECT checked_at FROM health_probe", [], |r| r.get(0))
+        .unwrap();
+
+    // Keep the server writing while the backup runs.
+    let addr = server.addr;
+    let writer = std::thread::spawn(move || {
+        for _ in 0..50 {
+            let response = send_raw(
+                addr,
+                b"GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            );
+            assert_eq!(response.status, 200);
+        }
+    });
+    let target = dir.path().join("copy.db");
+    let backup = run(&["backup", target.to_str().unwrap()], &data_dir);
+    writer.join().unwrap();
+    let stdout = String::from_utf8_lossy(&backup.stdout);
+    assert_eq!(
+        backup.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    assert!(stdout.contains("integrity ok"), "{stdout}");
+
+    let copy = rusqlite::Connection::open(&target).unwrap();
+    let integrity: String = copy
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    let copied_checked_at: String = copy
+        .query_row("SELECT checked_at FROM health_probe", [], |r| r.get(0))
+        .unwrap();
+    assert!(copied_checked_at >= live_checked_at);
+    let applied: i64 = copy
+        .query_row("SELECT count(*) FROM refinery_schema_history", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(applied >= 1);
+    // The copy is a complete crier database: doctor accepts it as one.
+    let doctor = crier()
+        .args(["doctor", "--db-path"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_eq!(
+        doctor.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&doctor.stdout)
+    );
+
+    // A second backup never overwrites the first.
+    let before = std::fs::read(&target).unwrap();
+    let again = run(&["backup", target.to_str().unwrap()], &data_dir);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert_eq!(std::fs::read(&target).unwrap(), before);
+
+    server.signal("TERM");
+    assert_eq!(server.wait().code(), Some(0));
+}

@@ -1,0 +1,217 @@
+//! The test harness: `TestServer` (a real crier on a free loopback port, stopped on drop) and a
+//! small HTTP/1.1 client that sends exactly the bytes a test asks for.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeZone;
+use crier::clock::ManualClock;
+use crier::config::Config;
+use crier::http::router::Router;
+use crier::ids::SeededRandom;
+use crier::server::{self, RunningServer, Runtime};
+
+/// The fixed instant every test server starts at.
+pub fn test_epoch() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc
+        .with_ymd_and_hms(2026, 11, 25, 9, 30, 0)
+        .single()
+        .unwrap()
+}
+
+pub struct TestServer {
+    running: Option<RunningServer>,
+    pub addr: SocketAddr,
+    pub clock: Arc<ManualClock>,
+    pub config: Config,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        TestServer::start_with(|_| {}, Router::standard())
+    }
+
+    /// Starts a server whose configuration `configure` may adjust, serving `router`.
+    pub fn start_with(configure: impl FnOnce(&mut Config), router: Router) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(dir.path());
+        configure(&mut config);
+        let clock = Arc::new(ManualClock::new(test_epoch()));
+        let runtime = Runtime {
+            clock: clock.clone(),
+            random: Arc::new(SeededRandom::new(42)),
+            router,
+        };
+        let running = server::start(config.clone(), runtime).unwrap();
+        TestServer {
+            addr: running.addr(),
+            running: Some(running),
+            clock,
+            config,
+            _dir: dir,
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.config.db_path.clone()
+    }
+
+    /// A direct connection to the server's database, for asserting on what a request changed.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.db_path()).unwrap()
+    }
+
+    pub fn get(&self, path: &str) -> TestResponse {
+        self.request("GET", path, &[], b"")
+    }
+
+    pub fn post_json(&self, path: &str, body: &str) -> TestResponse {
+        self.request(
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+    }
+
+    /// Sends one request with a correct Content-Length for `body`.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> TestResponse {
+        let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            raw.push_str(&format!("{name}: {value}\r\n"));
+        }
+        raw.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut bytes = raw.into_bytes();
+        bytes.extend_from_slice(body);
+        send_raw(self.addr, &bytes)
+    }
+
+    /// Stops the server gracefully and reports how it went.
+    pub fn shutdown(mut self) -> crier::http::ShutdownOutcome {
+        self.running.take().unwrap().shutdown()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown();
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|err| panic!("body is not JSON ({err}): {}", self.text()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts the response is an error envelope with `status` and `code`, carrying the same
+    /// request id as the header; returns the envelope.
+    pub fn assert_error(&self, status: u16, code: &str) -> serde_json::Value {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        assert_eq!(self.header("Content-Type"), Some("application/json"));
+        let body = self.json();
+        assert_eq!(body["error"]["code"], code, "body: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+        let request_id = self.header("X-Request-Id").expect("X-Request-Id header");
+        assert_eq!(body["request_id"], request_id);
+        body
+    }
+}
+
+/// Writes `bytes` to a fresh connection and reads one response. The body is read by its
+/// Content-Length (or chunks), not to end of stream, so a server that keeps the connection open
+/// does not hang the test.
+pub fn send_raw(addr: SocketAddr, bytes: &[u8]) -> TestResponse {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    // The server may answer (and stop reading) before it has all of our bytes; that is fine.
+    let _ = stream.write_all(bytes);
+    read_response(&mut BufReader::new(stream))
+}
+
+pub fn read_response(reader: &mut impl BufRead) -> TestResponse {
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':').unwrap();
+        headers.push((name.trim().to_owned(), value.trim().to_owned()));
+    }
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(key, _): &&(String, String)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.clone())
+    };
+    let mut body = Vec::new();
+    if let Some(length) = find("Content-Length") {
+        body.resize(length.parse().unwrap(), 0);
+        reader.read_exact(&mut body).unwrap();
+    } else if find("Transfer-Encoding").is_some_and(|te| te.contains("chunked")) {
+        loop {
+            let mut size_line = String::new();
+            reader.read_line(&mut size_line).unwrap();
+            let size = usize::from_str_radix(size_line.trim(), 16).unwrap();
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).unwrap();
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else {
+        reader.read_to_end(&mut body).unwrap();
+    }
+    TestResponse {
+        status,
+        headers,
+        body,
+    }
+}

@@ -1,0 +1,271 @@
+//! The HTTP layer's error paths: every one answers in the single envelope with a request id.
+//! The routes under `/test/` exist only in these tests, to reach the body-decoding edge and a
+//! panicking handler; the product's own routes are `Router::standard()`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crier::app::App;
+use crier::error::{AppError, FieldErrors};
+use crier::http::request::Request;
+use crier::http::response::ApiResponse;
+use crier::http::router::{Method, Route, Router};
+use serde::Deserialize;
+
+use crate::harness::{TestServer, read_response, send_raw};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EchoBody {
+    name: String,
+    count: u32,
+}
+
+fn echo(_app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let body: EchoBody = request.json()?;
+    let mut fields = FieldErrors::new();
+    if body.name.is_empty() || body.name.chars().count() > 20 {
+        fields.add("name", "must be 1 to 20 characters");
+    }
+    if !(1..=10).contains(&body.count) {
+        fields.add("count", "must be from 1 to 10");
+    }
+    fields.into_result()?;
+    ApiResponse::json(
+        201,
+        &serde_json::json!({"name": body.name, "count": body.count}),
+    )
+}
+
+fn panics(_app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    panic!("secret internal detail: connection string postgres://admin:hunter2@db");
+}
+
+fn test_router() -> Router {
+    Router::standard()
+        .with_route(Route::new(Method::Post, "/test/echo", echo))
+        .with_route(Route::new(Method::Get, "/test/panic", panics))
+}
+
+fn server() -> TestServer {
+    TestServer::start_with(|_| {}, test_router())
+}
+
+#[test]
+fn a_valid_json_body_reaches_the_handler() {
+    let server = server();
+    let response = server.post_json("/test/echo", r#"{"name": "ada", "count": 3}"#);
+    assert_eq!(response.status, 201, "{}", response.text());
+    assert_eq!(
+        response.json(),
+        serde_json::json!({"name": "ada", "count": 3})
+    );
+}
+
+#[test]
+fn unknown_route_is_404() {
+    let server = server();
+    let body = server
+        .get("/v1/nothing-here")
+        .assert_error(404, "not_found");
+    assert!(body["error"].get("details").is_none());
+    server.get("/healthz/").assert_error(404, "not_found");
+}
+
+#[test]
+fn wrong_method_is_405_with_allow() {
+    let server = server();
+    for method in ["POST", "DELETE", "OPTIONS"] {
+        let response = server.request(method, "/healthz", &[], b"");
+        let body = response.assert_error(405, "method_not_allowed");
+        assert_eq!(response.header("Allow"), Some("GET"), "{method}");
+        assert_eq!(
+            body["error"]["details"]["allowed_methods"],
+            serde_json::json!(["GET"])
+        );
+    }
+    let response = server.request("GET", "/test/echo", &[], b"");
+    response.assert_error(405, "method_not_allowed");
+    assert_eq!(response.header("Allow"), Some("POST"));
+}
+
+#[test]
+fn wrong_content_type_is_415() {
+    let server = server();
+    let body = br#"{"name": "ada", "count": 3}"#;
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/json; charset=latin1",
+    ] {
+        server
+            .request(
+                "POST",
+                "/test/echo",
+                &[("Content-Type", content_type)],
+                body,
+            )
+            .assert_error(415, "unsupported_media_type");
+    }
+    server
+        .request("POST", "/test/echo", &[], body)
+        .assert_error(415, "unsupported_media_type");
+}
+
+#[test]
+fn malformed_json_is_400() {
+    let server = server();
+    for body in ["", "{", r#"{"name": "ada",}"#, "not json"] {
+        let envelope = server
+            .post_json("/test/echo", body)
+            .assert_error(400, "invalid_json");
+        assert!(
+            envelope["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("The request body is not valid JSON"),
+            "{envelope}"
+        );
+    }
+}
+
+#[test]
+fn wrong_shape_is_422_naming_the_field() {
+    let server = server();
+    let cases = [
+        (r#"{"count": 3}"#, "name", "is required"),
+        (
+            r#"{"name": 7, "count": 3}"#,
+            "name",
+            "invalid type: integer `7`, expected a string",
+        ),
+        (
+            r#"{"name": "ada", "count": 3, "cuont": 1}"#,
+            "cuont",
+            "is not a known field (expected `name` or `count`)",
+        ),
+        (r#"["ada", 3]"#, "body", "must be a JSON object"),
+    ];
+    for (body, field, reason) in cases {
+        let envelope = server
+            .post_json("/test/echo", body)
+            .assert_error(422, "validation_failed");
+        assert_eq!(
+            envelope["error"]["details"]["fields"],
+            serde_json::json!({ field: reason }),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn validation_reports_every_invalid_field() {
+    let server = server();
+    let envelope = server
+        .post_json("/test/echo", r#"{"name": "", "count": 11}"#)
+        .assert_error(422, "validation_failed");
+    assert_eq!(
+        envelope["error"]["details"]["fields"],
+        serde_json::json!({
+            "name": "must be 1 to 20 characters",
+            "count": "must be from 1 to 10"
+        })
+    );
+}
+
+#[test]
+fn a_body_over_the_limit_is_413_without_being_read() {
+    let server = TestServer::start_with(|config| config.max_body_bytes = 2048, test_router());
+    // Declare one byte more than the limit but send none of it: an answer arrives anyway (the
+    // client would time out otherwise), which proves the server did not wait for the body.
+    let response = send_raw(
+        server.addr,
+        b"POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 2049\r\n\r\n",
+    );
+    let envelope = response.assert_error(413, "payload_too_large");
+    assert_eq!(envelope["error"]["details"]["limit_bytes"], 2048);
+
+    // Exactly at the limit is accepted as far as size goes (and then judged as JSON).
+    let at_limit = format!(r#"{{"name": "{}", "count": 1}}"#, "x".repeat(2048 - 24));
+    assert_eq!(at_limit.len(), 2048);
+    server
+        .post_json("/test/echo", &at_limit)
+        .assert_error(422, "validation_failed");
+}
+
+#[test]
+fn a_chunked_body_over_the_limit_is_413() {
+    let server = TestServer::start_with(|config| config.max_body_bytes = 2048, test_router());
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut request = b"POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for _ in 0..3 {
+        request.extend_from_slice(b"400\r\n");
+        request.extend_from_slice(&[b' '; 0x400]);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    stream.write_all(&request).unwrap();
+    read_response(&mut BufReader::new(stream)).assert_error(413, "payload_too_large");
+}
+
+#[test]
+fn an_absurd_declared_length_is_refused_and_the_server_survives() {
+    let server = server();
+    // tiny_http would drain the unread terabyte into one buffer of that size after the response
+    // and abort the process; crier answers 413 and abandons the connection instead. That answer
+    // has no length (see `respond_detached`), so the client reads the envelope as a JSON stream.
+    for _ in 0..3 {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream
+            .write_all(b"POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n{}")
+            .unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line).unwrap();
+        assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).unwrap();
+            if header.trim().is_empty() {
+                break;
+            }
+        }
+        let envelope: serde_json::Value = serde_json::Deserializer::from_reader(reader)
+            .into_iter()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(envelope["error"]["code"], "payload_too_large");
+    }
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn a_panicking_handler_is_a_500_envelope_and_the_worker_survives() {
+    let server = TestServer::start_with(
+        |config| config.workers = std::num::NonZeroUsize::MIN,
+        test_router(),
+    );
+    let response = server.get("/test/panic");
+    let envelope = response.assert_error(500, "internal");
+    let text = response.text();
+    assert!(
+        !text.contains("hunter2") && !text.contains("secret"),
+        "{text}"
+    );
+    assert!(envelope["error"].get("details").is_none());
+
+    // The single worker is still there to serve the next requests.
+    for _ in 0..3 {
+        assert_eq!(server.get("/healthz").status, 200);
+    }
+    server.get("/test/panic").assert_error(500, "internal");
+    assert_eq!(server.get("/healthz").status, 200);
+}

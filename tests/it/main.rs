@@ -1,0 +1,12 @@
+//! Integration tests: the real server, started in-process on 127.0.0.1:0 with its own temporary
+//! database per test, spoken to over HTTP; and the real `crier` binary for the command line.
+
+// A test that cannot unwrap has failed; the crate's no-unwrap rule is for the product.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod binary;
+mod harness;
+mod http_errors;
+mod openapi;
+mod probes;
+mod shutdown;

@@ -1,0 +1,104 @@
+//! Probes, request ids and the embedded pages.
+
+use std::time::Duration;
+
+use crier::clock::format_timestamp;
+use crier::http::router::Router;
+use rusqlite::TransactionBehavior;
+
+use crate::harness::{TestServer, test_epoch};
+
+#[test]
+fn healthz_is_ok_with_a_generated_request_id() {
+    let server = TestServer::start();
+    let response = server.get("/healthz");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json(), serde_json::json!({"status": "ok"}));
+    let request_id = response.header("X-Request-Id").unwrap();
+    assert!(
+        request_id.starts_with("req_") && request_id.len() == 30,
+        "{request_id}"
+    );
+    assert_ne!(
+        server.get("/healthz").header("X-Request-Id"),
+        Some(request_id)
+    );
+}
+
+#[test]
+fn a_valid_incoming_request_id_is_echoed_and_an_invalid_one_replaced() {
+    let server = TestServer::start();
+    let echoed = server.request("GET", "/healthz", &[("X-Request-Id", "lb-7f3a.9:x_1")], b"");
+    assert_eq!(echoed.header("X-Request-Id"), Some("lb-7f3a.9:x_1"));
+
+    let too_long = "a".repeat(129);
+    for bad in ["has space", "semi;colon", too_long.as_str()] {
+        let replaced = server.request("GET", "/healthz", &[("X-Request-Id", bad)], b"");
+        let id = replaced.header("X-Request-Id").unwrap();
+        assert!(id.starts_with("req_"), "{bad:?} was echoed as {id:?}");
+    }
+}
+
+#[test]
+fn readyz_proves_a_write_at_the_server_clock() {
+    let server = TestServer::start();
+    let response = server.get("/readyz");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json(), serde_json::json!({"status": "ready"}));
+    let checked_at: String = server
+        .db()
+        .query_row(
+            "SELECT checked_at FROM health_probe WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(checked_at, format_timestamp(test_epoch()));
+
+    server.clock.advance(chrono::Duration::minutes(5));
+    assert_eq!(server.get("/readyz").status, 200);
+    let checked_at: String = server
+        .db()
+        .query_row(
+            "SELECT checked_at FROM health_probe WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(checked_at, "2026-11-25T09:35:00.000Z");
+}
+
+#[test]
+fn readyz_is_503_while_the_database_refuses_writes_and_healthz_stays_ok() {
+    let server = TestServer::start_with(
+        |config| config.db_busy_timeout = Duration::from_millis(100),
+        Router::standard(),
+    );
+    let mut blocker = server.db();
+    let held = blocker
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .unwrap();
+
+    let response = server.get("/readyz");
+    let body = response.assert_error(503, "unavailable");
+    assert_eq!(response.header("Retry-After"), Some("1"));
+    assert_eq!(body["error"]["details"]["retry_after_seconds"], 1);
+    assert_eq!(server.get("/healthz").status, 200);
+
+    held.rollback().unwrap();
+    assert_eq!(server.get("/readyz").status, 200);
+}
+
+#[test]
+fn the_index_and_docs_pages_are_served_as_html() {
+    let server = TestServer::start();
+    for path in ["/", "/docs"] {
+        let response = server.get(path);
+        assert_eq!(response.status, 200, "{path}");
+        assert_eq!(
+            response.header("Content-Type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert!(response.text().contains("<title>crier"), "{path}");
+    }
+}

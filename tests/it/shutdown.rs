@@ -1,0 +1,60 @@
+//! Graceful shutdown: in-flight requests finish, then the listener closes.
+
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crier::app::App;
+use crier::error::AppError;
+use crier::http::ShutdownOutcome;
+use crier::http::request::Request;
+use crier::http::response::ApiResponse;
+use crier::http::router::{Method, Route, Router};
+
+use crate::harness::TestServer;
+
+static SLOW_STARTED: AtomicBool = AtomicBool::new(false);
+
+fn slow(_app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    SLOW_STARTED.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(600));
+    ApiResponse::json(200, &serde_json::json!({"finished": true}))
+}
+
+#[test]
+fn an_in_flight_request_finishes_before_shutdown_returns() {
+    let server = TestServer::start_with(
+        |_| {},
+        Router::standard().with_route(Route::new(Method::Get, "/test/slow", slow)),
+    );
+    let addr = server.addr;
+    let client = std::thread::spawn(move || {
+        crate::harness::send_raw(
+            addr,
+            b"GET /test/slow HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !SLOW_STARTED.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the slow request never started");
+        std::thread::yield_now();
+    }
+
+    assert_eq!(server.shutdown(), ShutdownOutcome::Drained);
+    let response = client.join().unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json(), serde_json::json!({"finished": true}));
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "the listener is still open after shutdown"
+    );
+}
+
+#[test]
+fn shutdown_with_nothing_in_flight_drains_and_closes_the_listener() {
+    let server = TestServer::start();
+    let addr = server.addr;
+    assert_eq!(server.get("/healthz").status, 200);
+    assert_eq!(server.shutdown(), ShutdownOutcome::Drained);
+    assert!(TcpStream::connect(addr).is_err());
+}
