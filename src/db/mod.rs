@@ -253,6 +253,48 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_read_modify_write_loses_no_update() {
+        // The property money code relies on: a read followed by a write inside `Db::write` is
+        // atomic with respect to every other `Db::write`, because the lock is taken at BEGIN.
+        let dir = tempfile::tempdir().unwrap();
+        let settings = DbSettings {
+            path: dir.path().join("crier.db"),
+            pool_size: 16,
+            busy_timeout: Duration::from_secs(30),
+            synchronous: Synchronous::Normal,
+        };
+        let db = Db::open(&settings, OpenMode::CreateAndMigrate).unwrap();
+        db.write(|conn| {
+            conn.execute_batch(
+                "CREATE TABLE counter (n INTEGER NOT NULL) STRICT; INSERT INTO counter VALUES (0);",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        let (threads, increments) = (16, 50);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    for _ in 0..increments {
+                        db.write(|conn| {
+                            let n: i64 =
+                                conn.query_row("SELECT n FROM counter", [], |r| r.get(0))?;
+                            std::thread::yield_now();
+                            conn.execute("UPDATE counter SET n = ?1", [n + 1])?;
+                            Ok(())
+                        })
+                        .unwrap();
+                    }
+                });
+            }
+        });
+        let n: i64 = db
+            .read(|conn| Ok(conn.query_row("SELECT n FROM counter", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(n, threads * increments);
+    }
+
+    #[test]
     fn a_held_write_lock_makes_writes_unavailable_not_internal() {
         let dir = tempfile::tempdir().unwrap();
         let db = temp_db(&dir);

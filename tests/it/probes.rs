@@ -39,33 +39,28 @@ fn a_valid_incoming_request_id_is_echoed_and_an_invalid_one_replaced() {
     }
 }
 
+fn probe_checked_at(server: &TestServer) -> String {
+    server
+        .db()
+        .query_row(
+            "SELECT checked_at FROM health_probe WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
 #[test]
 fn readyz_proves_a_write_at_the_server_clock() {
     let server = TestServer::start();
     let response = server.get("/readyz");
     assert_eq!(response.status, 200);
     assert_eq!(response.json(), serde_json::json!({"status": "ready"}));
-    let checked_at: String = server
-        .db()
-        .query_row(
-            "SELECT checked_at FROM health_probe WHERE id = 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(checked_at, format_timestamp(test_epoch()));
+    assert_eq!(probe_checked_at(&server), format_timestamp(test_epoch()));
 
     server.clock.advance(chrono::Duration::minutes(5));
     assert_eq!(server.get("/readyz").status, 200);
-    let checked_at: String = server
-        .db()
-        .query_row(
-            "SELECT checked_at FROM health_probe WHERE id = 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(checked_at, "2026-11-25T09:35:00.000Z");
+    assert_eq!(probe_checked_at(&server), "2026-11-25T09:35:00.000Z");
 }
 
 #[test]
