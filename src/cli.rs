@@ -45,6 +45,8 @@ pub enum Command {
     Doctor,
 }
 
+/// Every setting is `global` (valid before or after the subcommand) and `hide_env_values`
+/// (`--help` names the variable but never prints its current value: some will hold secrets).
 #[derive(Debug, Args)]
 pub struct SettingsArgs {
     /// Address the HTTP server listens on (IP:PORT; port 0 picks a free port).
@@ -52,7 +54,8 @@ pub struct SettingsArgs {
         long,
         env = "CRIER_ADDR",
         default_value = "127.0.0.1:8080",
-        global = true
+        global = true,
+        hide_env_values = true
     )]
     pub addr: String,
 
@@ -61,20 +64,33 @@ pub struct SettingsArgs {
         long,
         env = "CRIER_DATA_DIR",
         default_value = "./crier-data",
-        global = true
+        global = true,
+        hide_env_values = true
     )]
     pub data_dir: String,
 
     /// SQLite database file [default: DATA_DIR/crier.db].
-    #[arg(long, env = "CRIER_DB_PATH", global = true)]
+    #[arg(long, env = "CRIER_DB_PATH", global = true, hide_env_values = true)]
     pub db_path: Option<String>,
 
     /// HTTP worker threads: how many requests are served at once.
-    #[arg(long, env = "CRIER_WORKERS", default_value = "8", global = true)]
+    #[arg(
+        long,
+        env = "CRIER_WORKERS",
+        default_value = "8",
+        global = true,
+        hide_env_values = true
+    )]
     pub workers: String,
 
     /// Pooled SQLite connections shared by workers and background threads.
-    #[arg(long, env = "CRIER_DB_POOL_SIZE", default_value = "16", global = true)]
+    #[arg(
+        long,
+        env = "CRIER_DB_POOL_SIZE",
+        default_value = "16",
+        global = true,
+        hide_env_values = true
+    )]
     pub db_pool_size: String,
 
     /// Milliseconds a write waits for SQLite's lock before the request gets 503.
@@ -82,7 +98,8 @@ pub struct SettingsArgs {
         long,
         env = "CRIER_DB_BUSY_TIMEOUT_MS",
         default_value = "5000",
-        global = true
+        global = true,
+        hide_env_values = true
     )]
     pub db_busy_timeout_ms: String,
 
@@ -91,7 +108,8 @@ pub struct SettingsArgs {
         long,
         env = "CRIER_DB_SYNCHRONOUS",
         default_value = "full",
-        global = true
+        global = true,
+        hide_env_values = true
     )]
     pub db_synchronous: String,
 
@@ -100,25 +118,50 @@ pub struct SettingsArgs {
         long,
         env = "CRIER_MAX_BODY_BYTES",
         default_value = "1048576",
-        global = true
+        global = true,
+        hide_env_values = true
     )]
     pub max_body_bytes: String,
+
+    /// Seconds a connection may stay silent (mid-request or idle between requests) before it is
+    /// closed.
+    #[arg(
+        long,
+        env = "CRIER_HTTP_TIMEOUT_SECS",
+        default_value = "30",
+        global = true,
+        hide_env_values = true
+    )]
+    pub http_timeout_secs: String,
 
     /// Seconds shutdown waits for in-flight requests before exiting anyway.
     #[arg(
         long,
         env = "CRIER_SHUTDOWN_TIMEOUT_SECS",
         default_value = "10",
-        global = true
+        global = true,
+        hide_env_values = true
     )]
     pub shutdown_timeout_secs: String,
 
     /// Log line format on standard error: text or json.
-    #[arg(long, env = "CRIER_LOG_FORMAT", default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "CRIER_LOG_FORMAT",
+        default_value = "text",
+        global = true,
+        hide_env_values = true
+    )]
     pub log_format: String,
 
     /// Log level: off, error, warn, info, debug or trace.
-    #[arg(long, env = "CRIER_LOG_LEVEL", default_value = "info", global = true)]
+    #[arg(
+        long,
+        env = "CRIER_LOG_LEVEL",
+        default_value = "info",
+        global = true,
+        hide_env_values = true
+    )]
     pub log_level: String,
 }
 
@@ -133,6 +176,7 @@ impl SettingsArgs {
             db_busy_timeout_ms: self.db_busy_timeout_ms,
             db_synchronous: self.db_synchronous,
             max_body_bytes: self.max_body_bytes,
+            http_timeout_secs: self.http_timeout_secs,
             shutdown_timeout_secs: self.shutdown_timeout_secs,
             log_format: self.log_format,
             log_level: self.log_level,
@@ -169,6 +213,7 @@ mod tests {
             "CRIER_DB_BUSY_TIMEOUT_MS",
             "CRIER_DB_SYNCHRONOUS",
             "CRIER_MAX_BODY_BYTES",
+            "CRIER_HTTP_TIMEOUT_SECS",
             "CRIER_SHUTDOWN_TIMEOUT_SECS",
             "CRIER_LOG_FORMAT",
             "CRIER_LOG_LEVEL",

@@ -9,7 +9,7 @@ use signal_hook::iterator::Signals;
 
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::db::{self, Db, DbSettings, OpenMode, backup};
+use crate::db::{self, DbSettings, backup};
 use crate::doctor;
 use crate::error::StartupError;
 use crate::http::ShutdownOutcome;
@@ -88,12 +88,8 @@ pub fn migrate(config: &Config) -> i32 {
 /// `crier backup FILE`: a consistent copy of the live database, verified before it is named.
 pub fn backup(config: &Config, target: &Path) -> i32 {
     let settings = DbSettings::from_config(config);
-    let outcome = Db::open(&settings, OpenMode::ExistingOnly).and_then(|db| {
-        let conn = db
-            .connection()
-            .map_err(|err| StartupError(err.to_string()))?;
-        backup::backup_database(&conn, target)
-    });
+    let outcome =
+        db::open_existing(&settings).and_then(|conn| backup::backup_database(&conn, target));
     match outcome {
         Ok(summary) => {
             println!(
@@ -112,13 +108,12 @@ pub fn backup(config: &Config, target: &Path) -> i32 {
 /// `crier doctor`: prints one line per check and exits 1 if any failed.
 pub fn doctor(config: &Config) -> i32 {
     let settings = DbSettings::from_config(config);
-    let db = match Db::open(&settings, OpenMode::ExistingOnly) {
-        Ok(db) => db,
-        Err(err) => return fail(err),
-    };
-    let mut conn = match db.connection() {
+    let mut conn = match db::open_existing(&settings) {
         Ok(conn) => conn,
-        Err(err) => return fail(StartupError(err.to_string())),
+        Err(err) => {
+            println!("FAIL  database: {err}");
+            return EXIT_FAILED;
+        }
     };
     let findings = doctor::examine(&mut conn);
     for finding in &findings {

@@ -82,6 +82,9 @@ pub struct Config {
     pub db_synchronous: Synchronous,
     /// Largest accepted request body for JSON endpoints.
     pub max_body_bytes: u64,
+    /// How long a connection may stay silent (mid-request, or idle between keep-alive requests)
+    /// or refuse to take our bytes before it is closed.
+    pub http_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
@@ -102,6 +105,7 @@ impl Config {
             db_busy_timeout: Duration::from_secs(5),
             db_synchronous: Synchronous::Normal,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            http_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(5),
             log_format: LogFormat::Text,
             log_level: log::LevelFilter::Warn,
@@ -122,6 +126,7 @@ pub struct RawSettings {
     pub db_busy_timeout_ms: String,
     pub db_synchronous: String,
     pub max_body_bytes: String,
+    pub http_timeout_secs: String,
     pub shutdown_timeout_secs: String,
     pub log_format: String,
     pub log_level: String,
@@ -186,6 +191,11 @@ impl RawSettings {
             "--max-body-bytes / CRIER_MAX_BODY_BYTES",
             whole_number(&self.max_body_bytes, 1024, 1 << 30),
         );
+        let http_timeout_secs = take(
+            p,
+            "--http-timeout-secs / CRIER_HTTP_TIMEOUT_SECS",
+            whole_number(&self.http_timeout_secs, 1, 3600),
+        );
         let shutdown_secs = take(
             p,
             "--shutdown-timeout-secs / CRIER_SHUTDOWN_TIMEOUT_SECS",
@@ -225,6 +235,7 @@ impl RawSettings {
                 db_busy_timeout: Duration::from_millis(busy_timeout_ms?),
                 db_synchronous: db_synchronous?,
                 max_body_bytes: max_body_bytes?,
+                http_timeout: Duration::from_secs(http_timeout_secs?),
                 shutdown_timeout: Duration::from_secs(shutdown_secs?),
                 log_format: log_format?,
                 log_level: log_level?,
@@ -295,6 +306,7 @@ mod tests {
             db_busy_timeout_ms: "5000".into(),
             db_synchronous: "full".into(),
             max_body_bytes: "1048576".into(),
+            http_timeout_secs: "30".into(),
             shutdown_timeout_secs: "10".into(),
             log_format: "text".into(),
             log_level: "info".into(),

@@ -108,7 +108,12 @@ impl<'kvs> VisitSource<'kvs> for Fields {
         } else if let Some(flag) = value.to_bool() {
             flag.into()
         } else {
-            value.to_string().into()
+            let text = value.to_string();
+            // An empty value means "not applicable here" (no error on a 200): leave it out.
+            if text.is_empty() {
+                return Ok(());
+            }
+            text.into()
         };
         self.0.push((key.as_str().to_owned(), json));
         Ok(())
@@ -120,10 +125,11 @@ mod tests {
     use super::*;
 
     fn render(format: LogFormat) -> String {
-        let kvs: [(&str, Value<'_>); 3] = [
+        let kvs: [(&str, Value<'_>); 4] = [
             ("status", Value::from(404u16)),
             ("path", Value::from("/v1/x y")),
             ("ok", Value::from(false)),
+            ("error", Value::from("")),
         ];
         let args = format_args!("request");
         let record = Record::builder()

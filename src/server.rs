@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::app::App;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::db::{Db, DbSettings, OpenMode};
+use crate::db::{Db, DbSettings};
 use crate::error::StartupError;
 use crate::http::{self, HttpServer, ShutdownOutcome, router::Router};
 use crate::ids::{Ids, RandomSource};
@@ -28,10 +28,7 @@ pub struct RunningServer {
 
 /// Opens (creating and migrating) the database and starts serving HTTP on `config.addr`.
 pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupError> {
-    let db = Db::open(
-        &DbSettings::from_config(&config),
-        OpenMode::CreateAndMigrate,
-    )?;
+    let db = Db::open(&DbSettings::from_config(&config))?;
     let ids = Ids::new(Arc::clone(&runtime.clock), runtime.random);
     let app = Arc::new(App {
         config,

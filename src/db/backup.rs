@@ -2,8 +2,8 @@
 //!
 //! `VACUUM INTO` reads the database inside one read transaction, so the copy is a snapshot of a
 //! single moment even while the server keeps writing, and it never blocks writers (WAL). The copy
-//! is written beside the target under a temporary name, checked, then renamed, so the target path
-//! holds either nothing or a complete, verified database.
+//! is written beside the target under a hidden temporary name, checked, then linked to the target
+//! name, so the target path holds either nothing or a complete, verified database.
 
 use std::path::Path;
 
@@ -18,31 +18,44 @@ pub struct BackupSummary {
     pub tables: u64,
 }
 
-/// Copies the database behind `conn` to `target`, which must not exist yet.
+/// Copies the database behind `conn` to `target`, which must not exist yet. Never overwrites:
+/// the finished copy is hard-linked to its name, which fails if anything took the name
+/// meanwhile.
 pub fn backup_database(conn: &Connection, target: &Path) -> Result<BackupSummary, StartupError> {
     if target.exists() {
-        return Err(StartupError(format!(
-            "{} already exists; choose a new file name",
-            target.display()
-        )));
+        return Err(already_exists(target));
     }
     let file_name = target
         .file_name()
         .ok_or_else(|| StartupError(format!("{} is not a file path", target.display())))?;
-    let mut partial_name = file_name.to_os_string();
-    partial_name.push(".partial");
+    // Hidden, and unique to this process, so two backups never write the same partial file.
+    let mut partial_name = std::ffi::OsString::from(".");
+    partial_name.push(file_name);
+    partial_name.push(format!(".{}.partial", std::process::id()));
     let partial = target.with_file_name(partial_name);
-    let _ = std::fs::remove_file(&partial); // A leftover from an interrupted backup.
 
     let copied = copy_and_verify(conn, &partial).and_then(|summary| {
-        std::fs::rename(&partial, target)
-            .map_err(|err| StartupError(format!("renaming to {}: {err}", target.display())))?;
-        Ok(summary)
+        match std::fs::hard_link(&partial, target) {
+            Ok(()) => Ok(summary),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(already_exists(target))
+            }
+            // A file system without hard links: rename, which is atomic but would replace a
+            // file created since the check above.
+            Err(_) => std::fs::rename(&partial, target)
+                .map(|()| summary)
+                .map_err(|err| StartupError(format!("naming {}: {err}", target.display()))),
+        }
     });
-    if copied.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
+    let _ = std::fs::remove_file(&partial);
     copied
+}
+
+fn already_exists(target: &Path) -> StartupError {
+    StartupError(format!(
+        "{} already exists; choose a new file name",
+        target.display()
+    ))
 }
 
 fn copy_and_verify(conn: &Connection, partial: &Path) -> Result<BackupSummary, StartupError> {
@@ -97,7 +110,12 @@ mod tests {
         let copy = Connection::open(&target).unwrap();
         let value: String = copy.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(value, "kept");
-        assert!(!dir.path().join("copy.db.partial").exists());
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .filter(|name| name.to_string_lossy().ends_with(".partial"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
 
         let before = std::fs::read(&target).unwrap();
         let err = backup_database(&source, &target).unwrap_err();

@@ -40,15 +40,6 @@ impl DbSettings {
     }
 }
 
-/// Whether opening may create a missing database file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpenMode {
-    /// Create the file (and its directory) if missing, then apply pending migrations.
-    CreateAndMigrate,
-    /// The file must exist; migrations are not applied (for `doctor` and `backup`).
-    ExistingOnly,
-}
-
 /// A pool of configured SQLite connections to one database file.
 #[derive(Clone)]
 pub struct Db {
@@ -56,29 +47,14 @@ pub struct Db {
 }
 
 impl Db {
-    /// Opens the database. With `CreateAndMigrate`, creates the parent directory and the file if
-    /// needed, switches the file to WAL and applies every pending migration before any pooled
+    /// Opens the database for serving: creates the parent directory and the file if needed,
+    /// switches the file to WAL and applies every pending migration before any pooled
     /// connection exists, so no request ever sees an old schema.
-    pub fn open(settings: &DbSettings, mode: OpenMode) -> Result<Db, StartupError> {
+    pub fn open(settings: &DbSettings) -> Result<Db, StartupError> {
+        prepare(settings)?;
         let path = &settings.path;
-        match mode {
-            OpenMode::CreateAndMigrate => {
-                prepare(settings)?;
-            }
-            OpenMode::ExistingOnly => {
-                if !path.is_file() {
-                    return Err(StartupError(format!("no database at {}", path.display())));
-                }
-            }
-        }
-
-        let flags = match mode {
-            OpenMode::CreateAndMigrate => OpenFlags::default(),
-            OpenMode::ExistingOnly => OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE,
-        };
         let init_settings = settings.clone();
         let manager = SqliteConnectionManager::file(path)
-            .with_flags(flags)
             .with_init(move |conn| configure_connection(conn, &init_settings));
         let pool = r2d2::Pool::builder()
             .max_size(settings.pool_size)
@@ -112,11 +88,6 @@ impl Db {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
         body(&tx)
     }
-
-    /// A pooled connection outside any transaction, for maintenance (backup, doctor).
-    pub fn connection(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, AppError> {
-        Ok(self.pool.get()?)
-    }
 }
 
 /// Creates the parent directory and the file if needed, switches the file to WAL (a persistent
@@ -134,6 +105,22 @@ pub fn prepare(settings: &DbSettings) -> Result<Vec<String>, StartupError> {
         .map_err(|err| db_startup_error(path, err))?;
     migrations::run(&mut setup)
         .map_err(|err| StartupError(format!("migrating {}: {err}", path.display())))
+}
+
+/// One connection to a database that must already exist, for maintenance commands (`doctor`,
+/// `backup`): never creates a file, never migrates, and fails with a clear sentence when the
+/// file is missing or is not a SQLite database.
+pub fn open_existing(settings: &DbSettings) -> Result<Connection, StartupError> {
+    let path = &settings.path;
+    if !path.is_file() {
+        return Err(StartupError(format!("no database at {}", path.display())));
+    }
+    let flags = OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE;
+    let conn = open_connection(path, flags, settings)?;
+    // Opening is lazy; the first read is what notices a file that is not a database.
+    conn.query_row("PRAGMA schema_version", [], |row| row.get::<_, i64>(0))
+        .map_err(|err| db_startup_error(path, err))?;
+    Ok(conn)
 }
 
 /// Proves the database accepts a write: one `BEGIN IMMEDIATE` that upserts the probe row.
@@ -181,7 +168,7 @@ mod tests {
             busy_timeout: Duration::from_millis(200),
             synchronous: Synchronous::Normal,
         };
-        Db::open(&settings, OpenMode::CreateAndMigrate).unwrap()
+        Db::open(&settings).unwrap()
     }
 
     #[test]
@@ -189,17 +176,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = temp_db(&dir);
         assert!(dir.path().join("nested/dir/crier.db").is_file());
-        let conn = db.connection().unwrap();
-        let journal: String = conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
-        let foreign_keys: i64 = conn
-            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-            .unwrap();
-        let synchronous: i64 = conn
-            .query_row("PRAGMA synchronous", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!((journal.as_str(), foreign_keys, synchronous), ("wal", 1, 1));
+        let pragma = |name: &str| -> String {
+            db.read(|conn| {
+                Ok(conn.query_row(&format!("PRAGMA {name}"), [], |r| {
+                    r.get::<_, rusqlite::types::Value>(0)
+                })?)
+            })
+            .map(|value| match value {
+                rusqlite::types::Value::Integer(n) => n.to_string(),
+                rusqlite::types::Value::Text(text) => text,
+                other => format!("{other:?}"),
+            })
+            .unwrap()
+        };
+        let (journal, foreign_keys, synchronous) = (
+            pragma("journal_mode"),
+            pragma("foreign_keys"),
+            pragma("synchronous"),
+        );
+        // synchronous 1 is NORMAL, the level temp_db asks for.
+        assert_eq!(
+            (
+                journal.as_str(),
+                foreign_keys.as_str(),
+                synchronous.as_str()
+            ),
+            ("wal", "1", "1")
+        );
     }
 
     #[test]
@@ -263,7 +266,7 @@ mod tests {
             busy_timeout: Duration::from_secs(30),
             synchronous: Synchronous::Normal,
         };
-        let db = Db::open(&settings, OpenMode::CreateAndMigrate).unwrap();
+        let db = Db::open(&settings).unwrap();
         db.write(|conn| {
             conn.execute_batch(
                 "CREATE TABLE counter (n INTEGER NOT NULL) STRICT; INSERT INTO counter VALUES (0);",
@@ -307,18 +310,24 @@ mod tests {
     }
 
     #[test]
-    fn existing_only_refuses_a_missing_file() {
+    fn open_existing_refuses_a_missing_file_and_a_non_database() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = DbSettings {
-            path: dir.path().join("absent.db"),
+        let settings = |name: &str| DbSettings {
+            path: dir.path().join(name),
             pool_size: 1,
             busy_timeout: Duration::from_millis(100),
             synchronous: Synchronous::Full,
         };
-        let Err(err) = Db::open(&settings, OpenMode::ExistingOnly) else {
-            panic!("opened a missing database");
-        };
+        let err = open_existing(&settings("absent.db")).unwrap_err();
         assert!(err.0.contains("no database at"), "{}", err.0);
         assert!(!dir.path().join("absent.db").exists());
+
+        std::fs::write(
+            dir.path().join("notes.txt"),
+            "not a database at all, just text",
+        )
+        .unwrap();
+        let err = open_existing(&settings("notes.txt")).unwrap_err();
+        assert!(err.0.contains("file is not a database"), "{}", err.0);
     }
 }

@@ -98,7 +98,8 @@ impl<'a> Request<'a> {
             .take(limit.saturating_add(1))
             .read_to_end(&mut body)
             .map_err(|err| {
-                AppError::BadRequest(format!("The request body could not be read: {err}."))
+                log::debug!(request_id = self.request_id.as_str(), error:% = err; "body read failed");
+                AppError::BadRequest("The request body could not be read completely.".to_owned())
             })?;
         if body.len() as u64 > limit {
             return Err(too_large);

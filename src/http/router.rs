@@ -14,6 +14,8 @@ use crate::http::system;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
     Get,
+    /// Served by the GET route of the same path; tiny_http leaves the body out.
+    Head,
     Post,
     Put,
     Patch,
@@ -24,6 +26,7 @@ impl Method {
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
+            Method::Head => "HEAD",
             Method::Post => "POST",
             Method::Put => "PUT",
             Method::Patch => "PATCH",
@@ -31,10 +34,23 @@ impl Method {
         }
     }
 
+    /// What an `Allow` header lists for a route of this method.
+    fn allow_names(self) -> &'static [&'static str] {
+        match self {
+            Method::Get => &["GET", "HEAD"],
+            Method::Head => &["HEAD"],
+            Method::Post => &["POST"],
+            Method::Put => &["PUT"],
+            Method::Patch => &["PATCH"],
+            Method::Delete => &["DELETE"],
+        }
+    }
+
     /// The method for a request line's method token, if the API uses it.
     pub fn parse(token: &str) -> Option<Method> {
         match token {
             "GET" => Some(Method::Get),
+            "HEAD" => Some(Method::Head),
             "POST" => Some(Method::Post),
             "PUT" => Some(Method::Put),
             "PATCH" => Some(Method::Patch),
@@ -108,17 +124,24 @@ impl Router {
     }
 
     /// Finds the route for `method` (`None` for a method the API never uses) and `path`.
+    /// `HEAD` is answered by the `GET` route of the path.
     pub fn find(&self, method: Option<Method>, path: &str) -> RouteMatch<'_> {
+        let wanted = match method {
+            Some(Method::Head) => Some(Method::Get),
+            other => other,
+        };
         let mut allowed = Vec::new();
         for route in &self.routes {
             let Some(params) = match_template(route.path, path) else {
                 continue;
             };
-            if Some(route.method) == method {
+            if Some(route.method) == wanted {
                 return RouteMatch::Found { route, params };
             }
-            if !allowed.contains(&route.method.as_str()) {
-                allowed.push(route.method.as_str());
+            for name in route.method.allow_names() {
+                if !allowed.contains(name) {
+                    allowed.push(*name);
+                }
             }
         }
         if allowed.is_empty() {
@@ -193,16 +216,20 @@ mod tests {
     fn wrong_method_lists_the_allowed_ones() {
         let router = Router::standard();
         match router.find(Some(Method::Post), "/healthz") {
-            RouteMatch::MethodNotAllowed { allowed } => assert_eq!(allowed, vec!["GET"]),
+            RouteMatch::MethodNotAllowed { allowed } => assert_eq!(allowed, vec!["GET", "HEAD"]),
             _ => panic!("expected 405"),
         }
         match router.find(None, "/healthz") {
-            RouteMatch::MethodNotAllowed { allowed } => assert_eq!(allowed, vec!["GET"]),
+            RouteMatch::MethodNotAllowed { allowed } => assert_eq!(allowed, vec!["GET", "HEAD"]),
             _ => panic!("expected 405 for an unknown method"),
         }
         assert!(matches!(
             router.find(Some(Method::Get), "/nope"),
             RouteMatch::NotFound
+        ));
+        assert!(matches!(
+            router.find(Some(Method::Head), "/healthz"),
+            RouteMatch::Found { route, .. } if route.method == Method::Get
         ));
     }
 

@@ -169,26 +169,81 @@ fn a_port_in_use_exits_1() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot listen on"));
 }
 
+/// Every setting the command line defines: (flag, variable, default).
+fn settings() -> Vec<(String, String, Option<String>)> {
+    use clap::CommandFactory;
+    crier::cli::Cli::command()
+        .get_arguments()
+        .filter_map(|arg| {
+            let long = arg.get_long()?;
+            let env = arg.get_env()?.to_string_lossy().into_owned();
+            let default = arg
+                .get_default_values()
+                .first()
+                .map(|value| value.to_string_lossy().into_owned());
+            Some((format!("--{long}"), env, default))
+        })
+        .collect()
+}
+
 #[test]
-fn help_lists_every_setting_with_its_default() {
+fn help_lists_every_setting_with_its_variable_and_default() {
     let output = crier().arg("--help").output().unwrap();
     assert_eq!(output.status.code(), Some(0));
-    let help = String::from_utf8_lossy(&output.stdout);
-    for expected in [
-        "CRIER_ADDR",
-        "127.0.0.1:8080",
-        "CRIER_DATA_DIR",
-        "./crier-data",
-        "CRIER_WORKERS",
-        "serve",
-        "migrate",
-        "backup",
-        "doctor",
-    ] {
+    // Help text is wrapped to the terminal width; compare with whitespace folded.
+    let help = String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let settings = settings();
+    assert!(settings.len() >= 12, "{settings:?}");
+    for (flag, env, default) in settings {
+        assert!(help.contains(&flag), "{flag} missing from --help");
         assert!(
-            help.contains(expected),
-            "{expected} missing from --help:\n{help}"
+            help.contains(&format!("[env: {env}]")),
+            "{env} missing from --help"
         );
+        if let Some(default) = default {
+            assert!(
+                help.contains(&format!("[default: {default}]")),
+                "{flag}'s default missing"
+            );
+        }
+    }
+    for command in ["serve", "migrate", "backup", "doctor"] {
+        assert!(help.contains(command), "{command} missing from --help");
+    }
+}
+
+#[test]
+fn help_never_prints_the_value_of_a_variable() {
+    let output = crier()
+        .arg("--help")
+        .env("CRIER_LOG_LEVEL", "value-that-must-not-show")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("value-that-must-not-show"));
+}
+
+#[test]
+fn the_readme_configuration_table_matches_the_command_line() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for (flag, env, default) in settings() {
+        let row = readme
+            .lines()
+            .find(|line| line.starts_with(&format!("| `{flag}` |")))
+            .unwrap_or_else(|| panic!("README has no row for {flag}"));
+        assert!(
+            row.contains(&format!("`{env}`")),
+            "README row for {flag} lacks {env}: {row}"
+        );
+        if let Some(default) = default {
+            assert!(
+                row.contains(&format!("`{default}`")),
+                "README row for {flag} lacks default {default}: {row}"
+            );
+        }
     }
 }
 
@@ -215,8 +270,41 @@ fn doctor_without_a_database_exits_1_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let doctor = run(&["doctor"], dir.path());
     assert_eq!(doctor.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&doctor.stderr).contains("no database at"));
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        report.contains("FAIL  database: no database at"),
+        "{report}"
+    );
     assert!(!dir.path().join("crier.db").exists());
+}
+
+#[test]
+fn doctor_and_backup_refuse_a_file_that_is_not_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.db");
+    std::fs::write(&notes, "meeting notes, certainly not SQLite").unwrap();
+    let doctor = crier()
+        .arg("doctor")
+        .arg("--db-path")
+        .arg(&notes)
+        .output()
+        .unwrap();
+    assert_eq!(doctor.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        report.contains("FAIL  database:") && report.contains("not a database"),
+        "{report}"
+    );
+
+    let target = dir.path().join("copy.db");
+    let backup = crier()
+        .args(["backup", target.to_str().unwrap(), "--db-path"])
+        .arg(&notes)
+        .output()
+        .unwrap();
+    assert_eq!(backup.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&backup.stderr).contains("not a database"));
+    assert!(!target.exists());
 }
 
 #[test]

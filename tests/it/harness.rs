@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::TimeZone;
@@ -13,6 +14,8 @@ use crier::config::Config;
 use crier::http::router::Router;
 use crier::ids::SeededRandom;
 use crier::server::{self, RunningServer, Runtime};
+
+static NEXT_SEED: AtomicU64 = AtomicU64::new(1);
 
 /// The fixed instant every test server starts at.
 pub fn test_epoch() -> chrono::DateTime<chrono::Utc> {
@@ -37,13 +40,16 @@ impl TestServer {
 
     /// Starts a server whose configuration `configure` may adjust, serving `router`.
     pub fn start_with(configure: impl FnOnce(&mut Config), router: Router) -> TestServer {
+        logs::install();
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::for_tests(dir.path());
         configure(&mut config);
         let clock = Arc::new(ManualClock::new(test_epoch()));
         let runtime = Runtime {
             clock: clock.clone(),
-            random: Arc::new(SeededRandom::new(42)),
+            // Reproducible per server, distinct across the servers of this test binary, so ids
+            // (and request ids in the captured logs) never collide between tests.
+            random: Arc::new(SeededRandom::new(NEXT_SEED.fetch_add(1, Ordering::Relaxed))),
             router,
         };
         let running = server::start(config.clone(), runtime).unwrap();
@@ -213,5 +219,81 @@ pub fn read_response(reader: &mut impl BufRead) -> TestResponse {
         status,
         headers,
         body,
+    }
+}
+
+/// Log records the in-process servers emitted, captured so tests can assert on what an operator
+/// would read. Installed once for the whole test binary; tests find their lines by request id.
+pub mod logs {
+    use std::collections::BTreeMap;
+    use std::sync::{Mutex, OnceLock};
+
+    use log::kv::{Key, Value, VisitSource};
+
+    /// One record: level, message, and its key-values as text.
+    #[derive(Debug, Clone)]
+    pub struct Line {
+        pub level: log::Level,
+        pub message: String,
+        pub fields: BTreeMap<String, String>,
+    }
+
+    struct Capture(Mutex<Vec<Line>>);
+
+    static CAPTURE: OnceLock<&'static Capture> = OnceLock::new();
+
+    impl log::Log for Capture {
+        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+            metadata.target().starts_with("crier")
+        }
+
+        fn log(&self, record: &log::Record<'_>) {
+            if !self.enabled(record.metadata()) {
+                return;
+            }
+            struct Collect(BTreeMap<String, String>);
+            impl<'kvs> VisitSource<'kvs> for Collect {
+                fn visit_pair(
+                    &mut self,
+                    key: Key<'kvs>,
+                    value: Value<'kvs>,
+                ) -> Result<(), log::kv::Error> {
+                    self.0.insert(key.to_string(), value.to_string());
+                    Ok(())
+                }
+            }
+            let mut fields = Collect(BTreeMap::new());
+            let _ = record.key_values().visit(&mut fields);
+            let line = Line {
+                level: record.level(),
+                message: record.args().to_string(),
+                fields: fields.0,
+            };
+            self.0.lock().unwrap().push(line);
+        }
+
+        fn flush(&self) {}
+    }
+
+    pub fn install() {
+        CAPTURE.get_or_init(|| {
+            let capture: &'static Capture = Box::leak(Box::new(Capture(Mutex::new(Vec::new()))));
+            log::set_logger(capture).unwrap();
+            log::set_max_level(log::LevelFilter::Info);
+            capture
+        });
+    }
+
+    /// Every captured line whose `request_id` field is `request_id`.
+    pub fn for_request(request_id: &str) -> Vec<Line> {
+        let capture = CAPTURE.get().expect("logs::install was not called");
+        capture
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line.fields.get("request_id").map(String::as_str) == Some(request_id))
+            .cloned()
+            .collect()
     }
 }

@@ -13,7 +13,7 @@ use crier::http::response::ApiResponse;
 use crier::http::router::{Method, Route, Router};
 use serde::Deserialize;
 
-use crate::harness::{TestServer, read_response, send_raw};
+use crate::harness::{TestServer, logs, read_response, send_raw};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,15 +79,48 @@ fn wrong_method_is_405_with_allow() {
     for method in ["POST", "DELETE", "OPTIONS"] {
         let response = server.request(method, "/healthz", &[], b"");
         let body = response.assert_error(405, "method_not_allowed");
-        assert_eq!(response.header("Allow"), Some("GET"), "{method}");
+        assert_eq!(response.header("Allow"), Some("GET, HEAD"), "{method}");
         assert_eq!(
             body["error"]["details"]["allowed_methods"],
-            serde_json::json!(["GET"])
+            serde_json::json!(["GET", "HEAD"])
         );
     }
     let response = server.request("GET", "/test/echo", &[], b"");
     response.assert_error(405, "method_not_allowed");
     assert_eq!(response.header("Allow"), Some("POST"));
+}
+
+#[test]
+fn head_is_answered_by_the_get_route_without_a_body() {
+    let server = server();
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    // Pipelined: if HEAD wrongly carried a body, the GET's status line would not come next.
+    stream
+        .write_all(b"HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    assert!(status_line.starts_with("HTTP/1.1 200"), "{status_line}");
+    let mut head_headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            break;
+        }
+        head_headers.push(line.trim().to_ascii_lowercase());
+    }
+    assert!(
+        head_headers.iter().any(|h| h.starts_with("x-request-id:")),
+        "{head_headers:?}"
+    );
+    let get = read_response(&mut reader);
+    assert_eq!(get.status, 200);
+    assert_eq!(get.json(), serde_json::json!({"status": "ok"}));
 }
 
 #[test]
@@ -195,21 +228,69 @@ fn a_body_over_the_limit_is_413_without_being_read() {
 }
 
 #[test]
-fn a_chunked_body_over_the_limit_is_413() {
+fn a_declared_body_over_the_limit_is_413_on_any_route() {
     let server = TestServer::start_with(|config| config.max_body_bytes = 2048, test_router());
-    let mut stream = TcpStream::connect(server.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut request = b"POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
-    for _ in 0..3 {
-        request.extend_from_slice(b"400\r\n");
-        request.extend_from_slice(&[b' '; 0x400]);
-        request.extend_from_slice(b"\r\n");
+    for target in ["GET /healthz", "POST /nowhere", "POST /test/echo"] {
+        let request = format!(
+            "{target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 4096\r\n\r\n"
+        );
+        send_raw(server.addr, request.as_bytes()).assert_error(413, "payload_too_large");
     }
-    request.extend_from_slice(b"0\r\n\r\n");
-    stream.write_all(&request).unwrap();
-    read_response(&mut BufReader::new(stream)).assert_error(413, "payload_too_large");
+}
+
+/// A chunked body of three 1 KiB chunks, each holding text that looks like a request.
+fn chunked_body_smuggling(request_id: &str) -> Vec<u8> {
+    let smuggled = format!("GET /readyz HTTP/1.1\r\nHost: t\r\nX-Request-Id: {request_id}\r\n\r\n");
+    let mut chunk = smuggled.into_bytes();
+    chunk.resize(0x400, b' ');
+    let mut body = Vec::new();
+    for _ in 0..3 {
+        body.extend_from_slice(b"400\r\n");
+        body.extend_from_slice(&chunk);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    body
+}
+
+#[test]
+fn a_chunked_body_over_the_limit_is_413_and_its_rest_is_never_a_request() {
+    let server = TestServer::start_with(|config| config.max_body_bytes = 2048, test_router());
+    for (head, expected) in [
+        // Refused while reading: over the limit.
+        (
+            "POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n",
+            413,
+        ),
+        // Refused before reading: wrong media type, wrong method, no route.
+        (
+            "POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n",
+            415,
+        ),
+        ("POST /healthz HTTP/1.1\r\nHost: t\r\n", 405),
+        ("POST /nowhere HTTP/1.1\r\nHost: t\r\n", 404),
+    ] {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        // Keep-alive, then a real second request pipelined after the chunked body.
+        let mut bytes = format!("{head}Transfer-Encoding: chunked\r\n\r\n").into_bytes();
+        bytes.extend_from_slice(&chunked_body_smuggling("smuggled"));
+        bytes.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Request-Id: second\r\nConnection: close\r\n\r\n");
+        stream.write_all(&bytes).unwrap();
+
+        let mut reader = BufReader::new(stream);
+        let first = read_response(&mut reader);
+        assert_eq!(first.status, expected, "{head:?}: {}", first.text());
+        let second = read_response(&mut reader);
+        assert_eq!(
+            second.header("X-Request-Id"),
+            Some("second"),
+            "{head:?}: a smuggled request was served"
+        );
+        assert_eq!(second.status, 200);
+    }
 }
 
 #[test]
@@ -262,10 +343,65 @@ fn a_panicking_handler_is_a_500_envelope_and_the_worker_survives() {
     );
     assert!(envelope["error"].get("details").is_none());
 
+    // The operator's log has the cause, under the id the client was given.
+    let request_id = response.header("X-Request-Id").unwrap();
+    let lines = logs::for_request(request_id);
+    let line = lines
+        .iter()
+        .find(|line| line.message == "request")
+        .unwrap_or_else(|| panic!("no request line for {request_id}: {lines:?}"));
+    assert_eq!(line.level, log::Level::Error);
+    assert_eq!(line.fields["status"], "500");
+    assert_eq!(line.fields["route"], "/test/panic");
+    assert!(
+        line.fields["detail"].starts_with("handler panicked: secret internal detail"),
+        "{line:?}"
+    );
+
     // The single worker is still there to serve the next requests.
     for _ in 0..3 {
         assert_eq!(server.get("/healthz").status, 200);
     }
     server.get("/test/panic").assert_error(500, "internal");
     assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn a_stalled_client_is_cut_off_and_the_worker_serves_the_next_request() {
+    let server = TestServer::start_with(
+        |config| {
+            config.workers = std::num::NonZeroUsize::MIN;
+            config.http_timeout = Duration::from_secs(1);
+        },
+        test_router(),
+    );
+    // Promises 2000 body bytes, sends 10, then goes silent, holding the only worker.
+    let mut stalled = TcpStream::connect(server.addr).unwrap();
+    stalled
+        .write_all(b"POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n{\"name\": ")
+        .unwrap();
+    // The next client is served once the stalled read times out; the harness's own read timeout
+    // (20 s) would fail this test if the worker stayed blocked.
+    assert_eq!(server.get("/healthz").status, 200);
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let refused = read_response(&mut BufReader::new(stalled));
+    refused.assert_error(400, "bad_request");
+}
+
+#[test]
+fn an_idle_connection_is_closed_after_the_timeout() {
+    let server = TestServer::start_with(
+        |config| config.http_timeout = Duration::from_secs(1),
+        test_router(),
+    );
+    let mut idle = TcpStream::connect(server.addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    // Closed by the server (0 bytes) or answered 408 by tiny_http: either way, not held open.
+    let read = std::io::Read::read(&mut idle, &mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..read]);
+    assert!(read == 0 || text.starts_with("HTTP/1.1 408"), "{text:?}");
 }
