@@ -162,16 +162,23 @@ impl TestResponse {
 /// Content-Length (or chunks), not to end of stream, so a server that keeps the connection open
 /// does not hang the test.
 pub fn send_raw(addr: SocketAddr, bytes: &[u8]) -> TestResponse {
+    read_response(&mut open_connection(addr, bytes))
+}
+
+/// Connects, writes `bytes`, and hands back the reading side. Reads time out after 20 s, so a
+/// server that never answers fails the test instead of hanging it.
+pub fn open_connection(addr: SocketAddr, bytes: &[u8]) -> BufReader<TcpStream> {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     // The server may answer (and stop reading) before it has all of our bytes; that is fine.
     let _ = stream.write_all(bytes);
-    read_response(&mut BufReader::new(stream))
+    BufReader::new(stream)
 }
 
-pub fn read_response(reader: &mut impl BufRead) -> TestResponse {
+/// Reads a status line and headers: (status, headers).
+pub fn read_head(reader: &mut impl BufRead) -> (u16, Vec<(String, String)>) {
     let mut status_line = String::new();
     reader.read_line(&mut status_line).unwrap();
     let status = status_line
@@ -190,6 +197,11 @@ pub fn read_response(reader: &mut impl BufRead) -> TestResponse {
         let (name, value) = line.split_once(':').unwrap();
         headers.push((name.trim().to_owned(), value.trim().to_owned()));
     }
+    (status, headers)
+}
+
+pub fn read_response(reader: &mut impl BufRead) -> TestResponse {
+    let (status, headers) = read_head(reader);
     let find = |name: &str| {
         headers
             .iter()

@@ -2,8 +2,6 @@
 //! The routes under `/test/` exist only in these tests, to reach the body-decoding edge and a
 //! panicking handler; the product's own routes are `Router::standard()`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use crier::app::App;
@@ -13,7 +11,7 @@ use crier::http::response::ApiResponse;
 use crier::http::router::{Method, Route, Router};
 use serde::Deserialize;
 
-use crate::harness::{TestServer, logs, read_response, send_raw};
+use crate::harness::{TestServer, logs, open_connection, read_head, read_response, send_raw};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,30 +91,18 @@ fn wrong_method_is_405_with_allow() {
 #[test]
 fn head_is_answered_by_the_get_route_without_a_body() {
     let server = server();
-    let mut stream = TcpStream::connect(server.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
     // Pipelined: if HEAD wrongly carried a body, the GET's status line would not come next.
-    stream
-        .write_all(b"HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line).unwrap();
-    assert!(status_line.starts_with("HTTP/1.1 200"), "{status_line}");
-    let mut head_headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if line.trim().is_empty() {
-            break;
-        }
-        head_headers.push(line.trim().to_ascii_lowercase());
-    }
+    let mut reader = open_connection(
+        server.addr,
+        b"HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    let (status, headers) = read_head(&mut reader);
+    assert_eq!(status, 200);
     assert!(
-        head_headers.iter().any(|h| h.starts_with("x-request-id:")),
-        "{head_headers:?}"
+        headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("X-Request-Id")),
+        "{headers:?}"
     );
     let get = read_response(&mut reader);
     assert_eq!(get.status, 200);
@@ -270,17 +256,11 @@ fn a_chunked_body_over_the_limit_is_413_and_its_rest_is_never_a_request() {
         ("POST /healthz HTTP/1.1\r\nHost: t\r\n", 405),
         ("POST /nowhere HTTP/1.1\r\nHost: t\r\n", 404),
     ] {
-        let mut stream = TcpStream::connect(server.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
         // Keep-alive, then a real second request pipelined after the chunked body.
         let mut bytes = format!("{head}Transfer-Encoding: chunked\r\n\r\n").into_bytes();
         bytes.extend_from_slice(&chunked_body_smuggling("smuggled"));
         bytes.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Request-Id: second\r\nConnection: close\r\n\r\n");
-        stream.write_all(&bytes).unwrap();
-
-        let mut reader = BufReader::new(stream);
+        let mut reader = open_connection(server.addr, &bytes);
         let first = read_response(&mut reader);
         assert_eq!(first.status, expected, "{head:?}: {}", first.text());
         let second = read_response(&mut reader);
@@ -298,26 +278,14 @@ fn an_absurd_declared_length_is_refused_and_the_server_survives() {
     let server = server();
     // tiny_http would drain the unread terabyte into one buffer of that size after the response
     // and abort the process; crier answers 413 and abandons the connection instead. That answer
-    // has no length (see `respond_detached`), so the client reads the envelope as a JSON stream.
+    // has no length (see `respond_and_abandon`), so the client reads the envelope as a JSON stream.
     for _ in 0..3 {
-        let mut stream = TcpStream::connect(server.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        stream
-            .write_all(b"POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n{}")
-            .unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut status_line = String::new();
-        reader.read_line(&mut status_line).unwrap();
-        assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
-        loop {
-            let mut header = String::new();
-            reader.read_line(&mut header).unwrap();
-            if header.trim().is_empty() {
-                break;
-            }
-        }
+        let mut reader = open_connection(
+            server.addr,
+            b"POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n{}",
+        );
+        let (status, _) = read_head(&mut reader);
+        assert_eq!(status, 413);
         let envelope: serde_json::Value = serde_json::Deserializer::from_reader(reader)
             .into_iter()
             .next()
@@ -376,17 +344,14 @@ fn a_stalled_client_is_cut_off_and_the_worker_serves_the_next_request() {
         test_router(),
     );
     // Promises 2000 body bytes, sends 10, then goes silent, holding the only worker.
-    let mut stalled = TcpStream::connect(server.addr).unwrap();
-    stalled
-        .write_all(b"POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n{\"name\": ")
-        .unwrap();
+    let mut stalled = open_connection(
+        server.addr,
+        b"POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n{\"name\": ",
+    );
     // The next client is served once the stalled read times out; the harness's own read timeout
     // (20 s) would fail this test if the worker stayed blocked.
     assert_eq!(server.get("/healthz").status, 200);
-    stalled
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let refused = read_response(&mut BufReader::new(stalled));
+    let refused = read_response(&mut stalled);
     refused.assert_error(400, "bad_request");
 }
 
@@ -396,9 +361,7 @@ fn an_idle_connection_is_closed_after_the_timeout() {
         |config| config.http_timeout = Duration::from_secs(1),
         test_router(),
     );
-    let mut idle = TcpStream::connect(server.addr).unwrap();
-    idle.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    let mut idle = open_connection(server.addr, b"");
     let mut buf = [0u8; 64];
     // Closed by the server (0 bytes) or answered 408 by tiny_http: either way, not held open.
     let read = std::io::Read::read(&mut idle, &mut buf).unwrap();
