@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::auth::rate_limit::LoginLimiter;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
@@ -14,4 +15,6 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// The only source of ids and random bytes (see `ids`).
     pub ids: Ids,
+    /// Failed-login counters (in memory; see `auth::rate_limit`).
+    pub login_limiter: LoginLimiter,
 }

@@ -43,10 +43,66 @@ pub enum Command {
     },
     /// Check the database: integrity, foreign keys, migration state. Exits 1 on any problem.
     Doctor,
+    /// Operator helpers that work on the database directly.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
 }
 
-/// Every setting is `global` (valid before or after the subcommand) and `hide_env_values`
-/// (`--help` names the variable but never prints its current value: some will hold secrets).
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a user (the first one is an instance admin) with a new workspace they own, or a
+    /// membership in an existing workspace given by id.
+    CreateUser(CreateUserArgs),
+    /// Create an API key and print it (shown only this once).
+    CreateApiKey(CreateApiKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateUserArgs {
+    /// The user's email (their login).
+    #[arg(long)]
+    pub email: String,
+    /// Read the password from the first line of standard input (required).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// A workspace id to join, or the name of a new workspace to create and own.
+    #[arg(long, value_name = "ID_OR_NAME")]
+    pub workspace: String,
+    /// Display name [default: the part of the email before @].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Role when joining an existing workspace: owner, admin or member.
+    #[arg(long, default_value = "owner")]
+    pub role: String,
+    /// Make the user an instance admin.
+    #[arg(long)]
+    pub instance_admin: bool,
+    /// Print one JSON object instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateApiKeyArgs {
+    /// The workspace id, or a name exactly one workspace has.
+    #[arg(long, value_name = "ID_OR_NAME")]
+    pub workspace: String,
+    /// A name to recognise the key by.
+    #[arg(long)]
+    pub name: String,
+    /// Comma-separated scopes, e.g. messages:send,messages:read.
+    #[arg(long)]
+    pub scopes: String,
+    /// live or test.
+    #[arg(long, default_value = "live")]
+    pub mode: String,
+    /// Print one JSON object (with key, id, workspace_id) instead of the bare key.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct SettingsArgs {
     /// Address the HTTP server listens on (IP:PORT; port 0 picks a free port).
@@ -144,6 +200,21 @@ pub struct SettingsArgs {
     )]
     pub shutdown_timeout_secs: String,
 
+    /// The URL users reach crier at (links in invitations; https:// makes cookies Secure)
+    /// [default: http://ADDR].
+    #[arg(long, env = "CRIER_PUBLIC_URL", global = true, hide_env_values = true)]
+    pub public_url: Option<String>,
+
+    /// PBKDF2-HMAC-SHA256 iterations for new password hashes (100000–10000000).
+    #[arg(
+        long,
+        env = "CRIER_PASSWORD_ITERATIONS",
+        default_value = "600000",
+        global = true,
+        hide_env_values = true
+    )]
+    pub password_iterations: String,
+
     /// Log line format on standard error: text or json.
     #[arg(
         long,
@@ -178,6 +249,8 @@ impl SettingsArgs {
             max_body_bytes: self.max_body_bytes,
             http_timeout_secs: self.http_timeout_secs,
             shutdown_timeout_secs: self.shutdown_timeout_secs,
+            public_url: self.public_url,
+            password_iterations: self.password_iterations,
             log_format: self.log_format,
             log_level: self.log_level,
         }
@@ -199,6 +272,22 @@ mod tests {
         let cli = Cli::try_parse_from(["crier", "doctor", "--data-dir", "/tmp/x"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Doctor)));
         assert_eq!(cli.settings.data_dir, "/tmp/x");
+        let cli = Cli::try_parse_from([
+            "crier",
+            "admin",
+            "create-api-key",
+            "--workspace",
+            "Acme",
+            "--name",
+            "ci",
+            "--scopes",
+            "messages:send",
+            "--data-dir",
+            "/tmp/y",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Some(Command::Admin { .. })));
+        assert_eq!(cli.settings.data_dir, "/tmp/y");
     }
 
     #[test]
@@ -215,6 +304,8 @@ mod tests {
             "CRIER_MAX_BODY_BYTES",
             "CRIER_HTTP_TIMEOUT_SECS",
             "CRIER_SHUTDOWN_TIMEOUT_SECS",
+            "CRIER_PUBLIC_URL",
+            "CRIER_PASSWORD_ITERATIONS",
             "CRIER_LOG_FORMAT",
             "CRIER_LOG_LEVEL",
         ] {

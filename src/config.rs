@@ -87,6 +87,11 @@ pub struct Config {
     pub http_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// The URL users reach crier at, for links crier sends (invitations) and `Secure` cookies
+    /// (when it starts with `https://`). No trailing slash.
+    pub public_url: String,
+    /// PBKDF2 iterations for new password hashes.
+    pub password_iterations: NonZeroU32,
     pub log_format: LogFormat,
     pub log_level: log::LevelFilter,
 }
@@ -107,6 +112,9 @@ impl Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             http_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(5),
+            public_url: "http://127.0.0.1".to_owned(),
+            // Tests hash many passwords; production uses DEFAULT_PASSWORD_ITERATIONS.
+            password_iterations: NonZeroU32::MIN.saturating_add(999),
             log_format: LogFormat::Text,
             log_level: log::LevelFilter::Warn,
         }
@@ -114,6 +122,8 @@ impl Config {
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+/// OWASP's 2023 recommendation for PBKDF2-HMAC-SHA256.
+pub const DEFAULT_PASSWORD_ITERATIONS: u32 = 600_000;
 
 /// The settings as given: strings, before validation. Field names match the flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +138,8 @@ pub struct RawSettings {
     pub max_body_bytes: String,
     pub http_timeout_secs: String,
     pub shutdown_timeout_secs: String,
+    pub public_url: Option<String>,
+    pub password_iterations: String,
     pub log_format: String,
     pub log_level: String,
 }
@@ -201,6 +213,15 @@ impl RawSettings {
             "--shutdown-timeout-secs / CRIER_SHUTDOWN_TIMEOUT_SECS",
             whole_number(&self.shutdown_timeout_secs, 0, 3600),
         );
+        let public_url = match &self.public_url {
+            Some(url) => take(p, "--public-url / CRIER_PUBLIC_URL", public_url(url)),
+            None => addr.map(|addr| format!("http://{addr}")),
+        };
+        let password_iterations = take(
+            p,
+            "--password-iterations / CRIER_PASSWORD_ITERATIONS",
+            whole_number(&self.password_iterations, 100_000, 10_000_000),
+        );
         let log_format = take(
             p,
             "--log-format / CRIER_LOG_FORMAT",
@@ -237,6 +258,8 @@ impl RawSettings {
                 max_body_bytes: max_body_bytes?,
                 http_timeout: Duration::from_secs(http_timeout_secs?),
                 shutdown_timeout: Duration::from_secs(shutdown_secs?),
+                public_url: public_url?,
+                password_iterations: NonZeroU32::new(u32::try_from(password_iterations?).ok()?)?,
                 log_format: log_format?,
                 log_level: log_level?,
             })
@@ -253,6 +276,20 @@ fn take<T>(problems: &mut Vec<String>, setting: &str, result: Result<T, String>)
     result
         .map_err(|reason| problems.push(format!("{setting}: {reason}")))
         .ok()
+}
+
+/// An http(s) URL without a trailing slash (one is removed).
+fn public_url(text: &str) -> Result<String, String> {
+    let url = text.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Ok(url.to_owned()),
+        _ => Err(format!(
+            "must be an http:// or https:// URL such as https://crier.example.com, got {text:?}"
+        )),
+    }
 }
 
 fn socket_addr(text: &str) -> Result<SocketAddr, String> {
@@ -308,6 +345,8 @@ mod tests {
             max_body_bytes: "1048576".into(),
             http_timeout_secs: "30".into(),
             shutdown_timeout_secs: "10".into(),
+            public_url: None,
+            password_iterations: "600000".into(),
             log_format: "text".into(),
             log_level: "info".into(),
         }
@@ -322,6 +361,28 @@ mod tests {
         assert_eq!(config.db_synchronous, Synchronous::Full);
         assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(config.log_level, log::LevelFilter::Info);
+        assert_eq!(config.public_url, "http://127.0.0.1:8080");
+        assert_eq!(
+            config.password_iterations.get(),
+            DEFAULT_PASSWORD_ITERATIONS
+        );
+    }
+
+    #[test]
+    fn public_urls() {
+        let with = |url: &str| RawSettings {
+            public_url: Some(url.into()),
+            ..defaults()
+        };
+        assert_eq!(
+            with("https://crier.example.com/")
+                .validate()
+                .unwrap()
+                .public_url,
+            "https://crier.example.com"
+        );
+        assert!(with("crier.example.com").validate().is_err());
+        assert!(with("https://").validate().is_err());
     }
 
     #[test]

@@ -50,20 +50,45 @@ pub enum AppError {
     InvalidJson(String),
     /// The request is malformed in some other way (a bad header, a bad query parameter).
     BadRequest(String),
+    /// No credentials, or a session that is unknown or expired.
+    Unauthenticated,
+    /// Login with a wrong email or password (never says which).
+    InvalidCredentials,
+    /// A bearer token that is not a well-formed crier key, or no such key.
+    InvalidApiKey,
+    ApiKeyRevoked,
+    ApiKeyExpired,
+    /// The API key lacks these scopes.
+    InsufficientScope {
+        missing: Vec<String>,
+    },
+    /// The caller is known but may not do this (role too low, or an API key where a console
+    /// user is needed). The sentence says why.
+    Forbidden(String),
+    /// A cookie-authenticated mutation without the session's `X-CSRF-Token`.
+    CsrfFailed,
     /// No route has this path, or the object does not exist in the caller's workspace.
     NotFound,
     /// The path exists but not with this method; carries the methods that do exist.
-    MethodNotAllowed { allowed: Vec<&'static str> },
+    MethodNotAllowed {
+        allowed: Vec<&'static str>,
+    },
     /// The operation conflicts with the current state of the object.
     Conflict(String),
     /// The body is larger than the limit, in bytes.
-    PayloadTooLarge { limit_bytes: u64 },
+    PayloadTooLarge {
+        limit_bytes: u64,
+    },
     /// The body is not `application/json`.
-    UnsupportedMediaType { expected: &'static str },
+    UnsupportedMediaType {
+        expected: &'static str,
+    },
     /// The body is well-formed but some fields are not acceptable.
     Validation(FieldErrors),
     /// Too many requests; retry after this many seconds.
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
     /// A dependency (the database) is temporarily unable to serve; retry after this many seconds.
     Unavailable {
         retry_after_secs: u64,
@@ -79,6 +104,14 @@ impl AppError {
         match self {
             AppError::InvalidJson(_) => 400,
             AppError::BadRequest(_) => 400,
+            AppError::Unauthenticated
+            | AppError::InvalidCredentials
+            | AppError::InvalidApiKey
+            | AppError::ApiKeyRevoked
+            | AppError::ApiKeyExpired => 401,
+            AppError::InsufficientScope { .. } | AppError::Forbidden(_) | AppError::CsrfFailed => {
+                403
+            }
             AppError::NotFound => 404,
             AppError::MethodNotAllowed { .. } => 405,
             AppError::Conflict(_) => 409,
@@ -96,6 +129,14 @@ impl AppError {
         match self {
             AppError::InvalidJson(_) => "invalid_json",
             AppError::BadRequest(_) => "bad_request",
+            AppError::Unauthenticated => "unauthenticated",
+            AppError::InvalidCredentials => "invalid_credentials",
+            AppError::InvalidApiKey => "invalid_api_key",
+            AppError::ApiKeyRevoked => "api_key_revoked",
+            AppError::ApiKeyExpired => "api_key_expired",
+            AppError::InsufficientScope { .. } => "insufficient_scope",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::CsrfFailed => "csrf_failed",
             AppError::NotFound => "not_found",
             AppError::MethodNotAllowed { .. } => "method_not_allowed",
             AppError::Conflict(_) => "conflict",
@@ -113,6 +154,22 @@ impl AppError {
         match self {
             AppError::InvalidJson(why) => format!("The request body is not valid JSON: {why}."),
             AppError::BadRequest(why) => why.clone(),
+            AppError::Unauthenticated => {
+                "Authentication required: send an API key (Authorization: Bearer …) or log in."
+                    .to_owned()
+            }
+            AppError::InvalidCredentials => "The email or password is wrong.".to_owned(),
+            AppError::InvalidApiKey => "The API key is not valid.".to_owned(),
+            AppError::ApiKeyRevoked => "The API key has been revoked.".to_owned(),
+            AppError::ApiKeyExpired => "The API key has expired.".to_owned(),
+            AppError::InsufficientScope { missing } => {
+                format!("The API key lacks the scope(s): {}.", missing.join(", "))
+            }
+            AppError::Forbidden(why) => why.clone(),
+            AppError::CsrfFailed => {
+                "This request needs the session's X-CSRF-Token header (see GET /v1/auth/me)."
+                    .to_owned()
+            }
             AppError::NotFound => "No such resource.".to_owned(),
             AppError::MethodNotAllowed { allowed } => {
                 format!("This path accepts only {}.", allowed.join(", "))
@@ -148,6 +205,9 @@ impl AppError {
             AppError::MethodNotAllowed { allowed } => {
                 Some(serde_json::json!({ "allowed_methods": allowed }))
             }
+            AppError::InsufficientScope { missing } => {
+                Some(serde_json::json!({ "missing_scopes": missing }))
+            }
             AppError::PayloadTooLarge { limit_bytes } => {
                 Some(serde_json::json!({ "limit_bytes": limit_bytes }))
             }
@@ -157,6 +217,13 @@ impl AppError {
             } => Some(serde_json::json!({ "retry_after_seconds": retry_after_secs })),
             AppError::InvalidJson(_)
             | AppError::BadRequest(_)
+            | AppError::Unauthenticated
+            | AppError::InvalidCredentials
+            | AppError::InvalidApiKey
+            | AppError::ApiKeyRevoked
+            | AppError::ApiKeyExpired
+            | AppError::Forbidden(_)
+            | AppError::CsrfFailed
             | AppError::NotFound
             | AppError::Conflict(_)
             | AppError::UnsupportedMediaType { .. }
@@ -174,6 +241,14 @@ impl AppError {
             AppError::MethodNotAllowed { allowed } => vec![("Allow", allowed.join(", "))],
             AppError::InvalidJson(_)
             | AppError::BadRequest(_)
+            | AppError::Unauthenticated
+            | AppError::InvalidCredentials
+            | AppError::InvalidApiKey
+            | AppError::ApiKeyRevoked
+            | AppError::ApiKeyExpired
+            | AppError::Forbidden(_)
+            | AppError::CsrfFailed
+            | AppError::InsufficientScope { .. }
             | AppError::NotFound
             | AppError::Conflict(_)
             | AppError::PayloadTooLarge { .. }
@@ -189,6 +264,14 @@ impl AppError {
             AppError::Internal(detail) | AppError::Unavailable { detail, .. } => Some(detail),
             AppError::InvalidJson(_)
             | AppError::BadRequest(_)
+            | AppError::Unauthenticated
+            | AppError::InvalidCredentials
+            | AppError::InvalidApiKey
+            | AppError::ApiKeyRevoked
+            | AppError::ApiKeyExpired
+            | AppError::Forbidden(_)
+            | AppError::CsrfFailed
+            | AppError::InsufficientScope { .. }
             | AppError::NotFound
             | AppError::MethodNotAllowed { .. }
             | AppError::Conflict(_)

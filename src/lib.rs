@@ -2,7 +2,9 @@
 //! SQLite file. `main.rs` is a thin command-line front; everything lives here so the integration
 //! tests can start the very same server in-process. ARCHITECTURE.md is the map.
 
+pub mod api_keys;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -14,3 +16,5 @@ pub mod http;
 pub mod ids;
 pub mod logging;
 pub mod server;
+pub mod validate;
+pub mod workspaces;

@@ -3,7 +3,8 @@
 
 use clap::Parser;
 
-use crier::cli::{Cli, Command};
+use crier::cli::{AdminCommand, Cli, Command};
+use crier::commands::admin;
 use crier::commands::{self, EXIT_USAGE};
 use crier::logging;
 
@@ -24,6 +25,10 @@ fn main() {
         Command::Migrate => commands::migrate(&config),
         Command::Backup { file } => commands::backup(&config, &file),
         Command::Doctor => commands::doctor(&config),
+        Command::Admin { command } => match command {
+            AdminCommand::CreateUser(args) => admin::create_user(config, args),
+            AdminCommand::CreateApiKey(args) => admin::create_api_key(config, args),
+        },
     };
     std::process::exit(code);
 }

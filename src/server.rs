@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::app::App;
+use crate::auth::rate_limit::LoginLimiter;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{Db, DbSettings};
@@ -35,6 +36,7 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
         db,
         clock: runtime.clock,
         ids,
+        login_limiter: LoginLimiter::new(),
     });
     let http = http::start(Arc::clone(&app), runtime.router)?;
     Ok(RunningServer { app, http })

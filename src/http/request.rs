@@ -84,6 +84,61 @@ impl<'a> Request<'a> {
             .map(|header| header.value.as_str())
     }
 
+    /// The value of cookie `name`, if the request carries it.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.inner
+            .headers()
+            .iter()
+            .filter(|header| header.field.equiv("Cookie"))
+            .flat_map(|header| header.value.as_str().split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.to_owned())
+    }
+
+    /// The client's IP address as the socket sees it (a reverse proxy's, behind one).
+    pub fn remote_ip(&self) -> String {
+        self.inner
+            .remote_addr()
+            .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string())
+    }
+
+    /// Whether the method changes state (everything but GET and HEAD).
+    pub fn is_mutation(&self) -> bool {
+        !matches!(self.method, Some(Method::Get | Method::Head))
+    }
+
+    /// The decoded value of query parameter `name` (the first, if repeated).
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query
+            .split('&')
+            .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+            .find(|(key, _)| percent_decode(key) == name)
+            .map(|(_, value)| percent_decode(value))
+    }
+
+    /// `?limit=` (1–100, default 50) and `?cursor=` of a list endpoint.
+    pub fn page(&self) -> Result<PageRequest, AppError> {
+        let limit = match self.query_param("limit") {
+            None => DEFAULT_PAGE_LIMIT,
+            Some(text) => match text.parse::<usize>() {
+                Ok(limit) if (1..=MAX_PAGE_LIMIT).contains(&limit) => limit,
+                _ => {
+                    let mut fields = FieldErrors::new();
+                    fields.add(
+                        "limit",
+                        format!("must be a whole number from 1 to {MAX_PAGE_LIMIT}"),
+                    );
+                    return Err(AppError::Validation(fields));
+                }
+            },
+        };
+        let cursor = self
+            .query_param("cursor")
+            .filter(|cursor| !cursor.is_empty());
+        Ok(PageRequest { limit, cursor })
+    }
+
     /// The body, at most `max_body_bytes` long. A declared `Content-Length` above the limit is
     /// refused before reading anything; a chunked body is read only up to one byte past it.
     pub fn body_bytes(&mut self) -> Result<Vec<u8>, AppError> {
@@ -127,9 +182,57 @@ impl<'a> Request<'a> {
         decode_json(&body)
     }
 
+    /// Like `json`, but a request without a body means `T::default()` (for endpoints whose
+    /// fields are all optional, so `curl -X POST` without `-d` works).
+    pub fn json_or_default<T: DeserializeOwned + Default>(&mut self) -> Result<T, AppError> {
+        let has_body = match self.declared_length() {
+            Some(length) => length > 0,
+            None => self.header("Transfer-Encoding").is_some(),
+        };
+        if has_body {
+            self.json()
+        } else {
+            Ok(T::default())
+        }
+    }
+
     fn declared_length(&self) -> Option<u64> {
         self.inner.body_length().map(|length| length as u64)
     }
+}
+
+pub const DEFAULT_PAGE_LIMIT: usize = 50;
+pub const MAX_PAGE_LIMIT: usize = 100;
+
+/// One page of a list: at most `limit` items after the opaque `cursor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+/// Decodes `%XX` escapes and `+` (space) of a query component; invalid escapes stay as typed.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() && text.is_char_boundary(i + 3) => {
+                match u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                    Ok(byte) => {
+                        out.push(byte);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `application/json`, optionally with `charset=utf-8`; any other charset is refused because the
@@ -288,6 +391,14 @@ mod tests {
                 "{not_an_object}"
             );
         }
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b+c"), "a b c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(percent_decode("key_01%3A"), "key_01:");
     }
 
     #[test]

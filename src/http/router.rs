@@ -100,7 +100,10 @@ pub struct Router {
 impl Router {
     /// Every endpoint crier serves.
     pub fn standard() -> Router {
-        use Method::Get;
+        use crate::api_keys::http as keys;
+        use crate::auth::http as auth;
+        use crate::workspaces::http as workspaces;
+        use Method::{Delete, Get, Patch, Post};
         Router {
             routes: vec![
                 Route::new(Get, "/", system::show_index),
@@ -108,6 +111,58 @@ impl Router {
                 Route::new(Get, "/openapi.json", system::show_openapi),
                 Route::new(Get, "/healthz", system::show_health),
                 Route::new(Get, "/readyz", system::show_readiness),
+                // Console authentication.
+                Route::new(Get, "/v1/setup", auth::show_setup),
+                Route::new(Post, "/v1/setup", auth::run_setup),
+                Route::new(Post, "/v1/auth/login", auth::log_in),
+                Route::new(Post, "/v1/auth/logout", auth::log_out),
+                Route::new(Get, "/v1/auth/me", auth::show_me),
+                Route::new(
+                    Post,
+                    "/v1/invitations/accept",
+                    workspaces::accept_invitation,
+                ),
+                // Workspaces and their members.
+                Route::new(Post, "/v1/workspaces", workspaces::create_workspace),
+                Route::new(Get, "/v1/workspaces", workspaces::list_workspaces),
+                Route::new(
+                    Post,
+                    "/v1/workspaces/{id}/activate",
+                    workspaces::activate_workspace,
+                ),
+                Route::new(Get, "/v1/workspace", workspaces::show_workspace),
+                Route::new(Patch, "/v1/workspace", workspaces::rename_workspace),
+                Route::new(Get, "/v1/workspace/members", workspaces::list_members),
+                Route::new(
+                    Patch,
+                    "/v1/workspace/members/{user_id}",
+                    workspaces::change_member_role,
+                ),
+                Route::new(
+                    Delete,
+                    "/v1/workspace/members/{user_id}",
+                    workspaces::remove_member,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/workspace/invitations",
+                    workspaces::create_invitation,
+                ),
+                Route::new(
+                    Get,
+                    "/v1/workspace/invitations",
+                    workspaces::list_invitations,
+                ),
+                Route::new(
+                    Delete,
+                    "/v1/workspace/invitations/{id}",
+                    workspaces::revoke_invitation,
+                ),
+                // API keys.
+                Route::new(Get, "/v1/api-keys", keys::list_api_keys),
+                Route::new(Post, "/v1/api-keys", keys::create_api_key),
+                Route::new(Delete, "/v1/api-keys/{id}", keys::revoke_api_key),
+                Route::new(Post, "/v1/api-keys/{id}/rotate", keys::rotate_api_key),
             ],
         }
     }

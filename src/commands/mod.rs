@@ -1,6 +1,8 @@
 //! The subcommands behind `crier <command>`. Each returns the process exit code; messages for
 //! the operator go to standard error through the logger, results of a command to standard output.
 
+pub mod admin;
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -1,0 +1,129 @@
+//! SQL for API keys. Only the key's SHA-256 is stored; lookups are by that hash.
+
+use rusqlite::{Connection, OptionalExtension, named_params};
+
+use crate::auth::key_format::{Mode, Scope};
+use crate::error::AppError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub display_prefix: String,
+    pub mode: Mode,
+    pub scopes: Vec<Scope>,
+    pub created_by: Option<String>,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub replaced_by: Option<String>,
+}
+
+const COLUMNS: &str =
+    "id, workspace_id, name, display_prefix, mode, scopes, created_by, created_at,
+                       last_used_at, expires_at, revoked_at, replaced_by";
+
+fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
+    let mode: String = row.get(4)?;
+    let scopes: String = row.get(5)?;
+    Ok(ApiKey {
+        id: row.get(0)?,
+        workspace_id: row.get(1)?,
+        name: row.get(2)?,
+        display_prefix: row.get(3)?,
+        mode: Mode::parse(&mode).unwrap_or(Mode::Test),
+        scopes: scopes.split_whitespace().filter_map(Scope::parse).collect(),
+        created_by: row.get(6)?,
+        created_at: row.get(7)?,
+        last_used_at: row.get(8)?,
+        expires_at: row.get(9)?,
+        revoked_at: row.get(10)?,
+        replaced_by: row.get(11)?,
+    })
+}
+
+pub fn insert_key(conn: &Connection, key: &ApiKey, key_hash: &[u8]) -> Result<(), AppError> {
+    let scopes: Vec<&str> = key.scopes.iter().map(|scope| scope.as_str()).collect();
+    conn.prepare_cached(
+        "INSERT INTO api_keys (id, workspace_id, name, key_hash, display_prefix, mode, scopes,
+                               created_by, created_at, expires_at)
+         VALUES (:id, :workspace_id, :name, :key_hash, :display_prefix, :mode, :scopes,
+                 :created_by, :created_at, :expires_at)",
+    )?
+    .execute(named_params! {
+        ":id": key.id, ":workspace_id": key.workspace_id, ":name": key.name,
+        ":key_hash": key_hash, ":display_prefix": key.display_prefix, ":mode": key.mode.as_str(),
+        ":scopes": scopes.join(" "), ":created_by": key.created_by,
+        ":created_at": key.created_at, ":expires_at": key.expires_at,
+    })?;
+    Ok(())
+}
+
+pub fn find_key_by_hash(conn: &Connection, key_hash: &[u8]) -> Result<Option<ApiKey>, AppError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE key_hash = ?1"
+        ))?
+        .query_row([key_hash], key_from_row)
+        .optional()?)
+}
+
+/// A key of `workspace_id`; a key of another workspace is as absent as a missing one.
+pub fn find_key(
+    conn: &Connection,
+    workspace_id: &str,
+    id: &str,
+) -> Result<Option<ApiKey>, AppError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE workspace_id = ?1 AND id = ?2"
+        ))?
+        .query_row([workspace_id, id], key_from_row)
+        .optional()?)
+}
+
+/// Newest first; `before` is the id of the last key of the previous page.
+pub fn list_keys(
+    conn: &Connection,
+    workspace_id: &str,
+    before: Option<&str>,
+    limit: usize,
+) -> Result<Vec<ApiKey>, AppError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM api_keys
+         WHERE workspace_id = :workspace_id AND (:before IS NULL OR id < :before)
+         ORDER BY id DESC LIMIT :limit"
+    ))?;
+    let rows = stmt.query_map(
+        named_params! { ":workspace_id": workspace_id, ":before": before, ":limit": limit as i64 },
+        key_from_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn revoke_key(conn: &Connection, id: &str, now: &str) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+    )?
+    .execute([id, now])?;
+    Ok(())
+}
+
+pub fn retire_key(
+    conn: &Connection,
+    id: &str,
+    expires_at: &str,
+    replaced_by: &str,
+) -> Result<(), AppError> {
+    conn.prepare_cached("UPDATE api_keys SET expires_at = ?2, replaced_by = ?3 WHERE id = ?1")?
+        .execute([id, expires_at, replaced_by])?;
+    Ok(())
+}
+
+pub fn touch_key(conn: &Connection, id: &str, now: &str) -> Result<(), AppError> {
+    conn.prepare_cached("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1")?
+        .execute([id, now])?;
+    Ok(())
+}

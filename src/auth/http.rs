@@ -1,0 +1,293 @@
+//! HTTP for authentication: turning a request into a `Principal` (`authenticate_request`, used by
+//! every protected handler), the session cookie, and the setup / login / logout / me endpoints.
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::auth::key_format::PresentedKey;
+use crate::auth::password::{burn_verification_time, hash_password, verify_password};
+use crate::auth::principal::{Principal, SessionPrincipal};
+use crate::auth::secrets::constant_time_eq;
+use crate::auth::store::User;
+use crate::auth::{self, Credentials, NewUser, SignedIn, store};
+use crate::error::{AppError, FieldErrors};
+use crate::http::request::Request;
+use crate::http::response::ApiResponse;
+use crate::validate;
+use crate::workspaces::http::WorkspaceView;
+use crate::workspaces::store as workspace_store;
+
+pub const SESSION_COOKIE: &str = "crier_session";
+pub const CSRF_HEADER: &str = "X-CSRF-Token";
+
+/// Authenticates the request: a Bearer API key if an `Authorization` header is present, else the
+/// session cookie. A cookie-authenticated mutation must carry the session's CSRF token.
+pub fn authenticate_request(app: &App, request: &Request<'_>) -> Result<Principal, AppError> {
+    let credentials = credentials(request)?;
+    let now = app.clock.now();
+    let (principal, touch) = app
+        .db
+        .read(|conn| auth::authenticate(conn, &credentials, now))?;
+    if touch != auth::Touch::Nothing {
+        // Bookkeeping only: a busy database must not fail the request it rides on.
+        if let Err(err) = app.db.write(|conn| auth::apply_touch(conn, &touch, now)) {
+            log::warn!(request_id = request.request_id(), error:% = err; "could not record key or session use");
+        }
+    }
+    if let Principal::Session(session) = &principal
+        && request.is_mutation()
+    {
+        let presented = request.header(CSRF_HEADER).unwrap_or("");
+        if !constant_time_eq(presented.as_bytes(), session.csrf_token().as_bytes()) {
+            return Err(AppError::CsrfFailed);
+        }
+    }
+    Ok(principal)
+}
+
+/// The session behind the request's cookie (no CSRF check: for the few endpoints that accept a
+/// session without one), with its token.
+pub fn session_from_cookie(
+    app: &App,
+    request: &Request<'_>,
+) -> Result<(SessionPrincipal, String), AppError> {
+    let token = request
+        .cookie(SESSION_COOKIE)
+        .filter(|token| !token.is_empty())
+        .ok_or(AppError::Unauthenticated)?;
+    let credentials = Credentials::SessionToken(token.clone());
+    let now = app.clock.now();
+    let (principal, _) = app
+        .db
+        .read(|conn| auth::authenticate(conn, &credentials, now))?;
+    let session = principal.require_session()?.clone();
+    Ok((session, token))
+}
+
+fn credentials(request: &Request<'_>) -> Result<Credentials, AppError> {
+    if let Some(authorization) = request.header("Authorization") {
+        let token = authorization
+            .strip_prefix("Bearer ")
+            .ok_or(AppError::InvalidApiKey)?
+            .trim();
+        return PresentedKey::parse(token)
+            .map(Credentials::ApiKey)
+            .ok_or(AppError::InvalidApiKey);
+    }
+    match request.cookie(SESSION_COOKIE) {
+        Some(token) if !token.is_empty() => Ok(Credentials::SessionToken(token)),
+        _ => Err(AppError::Unauthenticated),
+    }
+}
+
+/// The `Set-Cookie` value that hands a session to the browser.
+fn session_cookie(app: &App, token: &str) -> String {
+    let max_age = auth::session_lifetime().num_seconds();
+    let secure = if app.config.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
+fn cleared_cookie() -> String {
+    format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub is_instance_admin: bool,
+    pub created_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> UserView {
+        UserView {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            name: user.name.clone(),
+            is_instance_admin: user.is_instance_admin,
+            created_at: user.created_at.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SignedInView {
+    user: UserView,
+    workspace: Option<WorkspaceView>,
+    role: Option<&'static str>,
+    csrf_token: String,
+}
+
+/// The 200/201 answer of setup, login and invitation acceptance, with the session cookie.
+pub fn signed_in_response(
+    app: &App,
+    status: u16,
+    signed_in: &SignedIn,
+) -> Result<ApiResponse, AppError> {
+    let body = SignedInView {
+        user: UserView::from(&signed_in.user),
+        workspace: signed_in
+            .workspace
+            .as_ref()
+            .map(|(workspace, _)| WorkspaceView::from(workspace)),
+        role: signed_in.workspace.as_ref().map(|(_, role)| role.as_str()),
+        csrf_token: signed_in.session.csrf_token.clone(),
+    };
+    Ok(ApiResponse::json(status, &body)?
+        .with_header("Set-Cookie", session_cookie(app, &signed_in.session.token)))
+}
+
+/// Hashes a password with the configured cost. Slow: call before opening a transaction.
+pub fn hash_for_storage(app: &App, password: &str) -> String {
+    hash_password(password, app.config.password_iterations, &app.ids)
+}
+
+/// `GET /v1/setup`: whether the instance still needs its first user.
+pub fn show_setup(app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let done = app.db.read(store::any_user_exists)?;
+    ApiResponse::json(200, &serde_json::json!({ "setup_required": !done }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetupBody {
+    email: String,
+    password: String,
+    name: String,
+    workspace_name: String,
+}
+
+/// `POST /v1/setup`: the first user (instance admin) and workspace, logged in.
+pub fn run_setup(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let body: SetupBody = request.json()?;
+    let mut fields = FieldErrors::new();
+    let email = validate::email(&body.email)
+        .map_err(|why| fields.add("email", why))
+        .ok();
+    let _ = validate::password(&body.password).map_err(|why| fields.add("password", why));
+    let name = validate::text(&body.name, 1, 100)
+        .map_err(|why| fields.add("name", why))
+        .ok();
+    let workspace_name = validate::text(&body.workspace_name, 1, 100)
+        .map_err(|why| fields.add("workspace_name", why))
+        .ok();
+    fields.into_result()?;
+    let (Some(email), Some(name), Some(workspace_name)) = (email, name, workspace_name) else {
+        return Err(AppError::internal("validated fields missing"));
+    };
+    // Refuse early (and cheaply) once set up, before spending the password hash.
+    if app.db.read(store::any_user_exists)? {
+        return Err(AppError::Conflict(
+            "Setup is already done; log in instead.".to_owned(),
+        ));
+    }
+    let password_hash = hash_for_storage(app, &body.password);
+    let now = app.clock.now();
+    let signed_in = app.db.write(|conn| {
+        let new_user = NewUser {
+            email,
+            name,
+            password_hash,
+        };
+        auth::run_setup(conn, &app.ids, new_user, &workspace_name, now)
+    })?;
+    signed_in_response(app, 201, &signed_in)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+/// `POST /v1/auth/login`. Wrong email and wrong password are indistinguishable, in body and in
+/// time; failures are throttled per email and per IP before any password is checked.
+pub fn log_in(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let body: LoginBody = request.json()?;
+    let email = body.email.trim().to_lowercase();
+    let ip = request.remote_ip();
+    let now = app.clock.now();
+    app.login_limiter
+        .check(&email, &ip, now)
+        .map_err(|retry_after_secs| AppError::RateLimited { retry_after_secs })?;
+
+    let user = app
+        .db
+        .read(|conn| store::find_user_by_email(conn, &email))?;
+    let verified = match &user {
+        Some(user) => verify_password(&body.password, &user.password_hash),
+        None => {
+            burn_verification_time(&body.password, app.config.password_iterations);
+            false
+        }
+    };
+    let Some(user) = user.filter(|_| verified) else {
+        app.login_limiter.record_failure(&email, &ip, now);
+        return Err(AppError::InvalidCredentials);
+    };
+    app.login_limiter.record_success(&email);
+    let signed_in = app
+        .db
+        .write(|conn| auth::sign_in(conn, &app.ids, user, now))?;
+    signed_in_response(app, 200, &signed_in)
+}
+
+/// `POST /v1/auth/logout`: ends the session and clears the cookie.
+pub fn log_out(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let session = principal.require_session()?;
+    app.db
+        .write(|conn| store::delete_session(conn, session.session_id()))?;
+    Ok(
+        ApiResponse::bytes(204, crate::http::response::JSON, Vec::new())
+            .with_header("Set-Cookie", cleared_cookie()),
+    )
+}
+
+#[derive(Serialize)]
+struct MembershipView {
+    workspace: WorkspaceView,
+    role: &'static str,
+}
+
+/// `GET /v1/auth/me`: the user, the active workspace and role, every membership, the CSRF token.
+pub fn show_me(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let session = principal.require_session()?;
+    let (user, memberships) = app.db.read(|conn| {
+        let user = store::find_user(conn, session.user_id())?.ok_or(AppError::Unauthenticated)?;
+        let memberships = workspace_store::list_user_workspaces(conn, session.user_id())?;
+        Ok((user, memberships))
+    })?;
+    let active = session.active_workspace();
+    let workspace = active.and_then(|(id, _)| {
+        memberships
+            .iter()
+            .find(|(workspace, _)| workspace.id == id)
+            .map(|(workspace, _)| WorkspaceView::from(workspace))
+    });
+    let memberships: Vec<MembershipView> = memberships
+        .iter()
+        .map(|(workspace, role)| MembershipView {
+            workspace: WorkspaceView::from(workspace),
+            role: role.as_str(),
+        })
+        .collect();
+    ApiResponse::json(
+        200,
+        &serde_json::json!({
+            "user": UserView::from(&user),
+            "workspace": workspace,
+            "role": active.map(|(_, role)| role.as_str()),
+            "memberships": memberships,
+            "csrf_token": session.csrf_token(),
+        }),
+    )
+}

@@ -1,0 +1,269 @@
+//! Authentication: who is calling, console users and their sessions, first-run setup.
+//!
+//! `authenticate` turns presented credentials into a `Principal`; it is the only way to get one.
+//! Domain functions here take a `&Connection` inside the caller's transaction and plain values;
+//! password hashing (slow on purpose) is done by the caller before the transaction opens.
+
+pub mod http;
+pub mod key_format;
+pub mod password;
+pub mod principal;
+pub mod rate_limit;
+pub mod secrets;
+pub mod store;
+
+use chrono::Duration;
+use rusqlite::Connection;
+
+use crate::api_keys::store as key_store;
+use crate::auth::key_format::PresentedKey;
+use crate::auth::principal::{KeyPrincipal, Principal, Role, SessionPrincipal};
+use crate::auth::store::{SessionRow, User};
+use crate::clock::{Timestamp, format_timestamp};
+use crate::error::AppError;
+use crate::ids::Ids;
+use crate::workspaces::store::{self as workspace_store, Workspace};
+
+/// A session ends after this long without a request…
+pub fn session_idle_timeout() -> Duration {
+    Duration::hours(24)
+}
+
+/// …and in any case this long after login.
+pub fn session_lifetime() -> Duration {
+    Duration::days(30)
+}
+
+/// `last_used_at` / `last_seen_at` are written at most this often per key or session.
+fn touch_interval() -> Duration {
+    Duration::minutes(1)
+}
+
+/// What the client presented.
+pub enum Credentials {
+    ApiKey(PresentedKey),
+    SessionToken(String),
+}
+
+/// A write that authentication wants done (outside its read transaction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Touch {
+    Nothing,
+    ApiKey(String),
+    Session(String),
+}
+
+/// Resolves credentials to a principal. Keys: unknown → `invalid_api_key`, revoked →
+/// `api_key_revoked`, past `expires_at` → `api_key_expired`. Sessions: unknown, idle too long or
+/// past their lifetime → `unauthenticated`. Read-only; the returned `Touch` says whether
+/// `last_used_at`/`last_seen_at` is due.
+pub fn authenticate(
+    conn: &Connection,
+    credentials: &Credentials,
+    now: Timestamp,
+) -> Result<(Principal, Touch), AppError> {
+    let now_text = format_timestamp(now);
+    let stale_before = format_timestamp(now - touch_interval());
+    match credentials {
+        Credentials::ApiKey(presented) => {
+            let key = key_store::find_key_by_hash(conn, &secrets::token_hash(presented.as_str()))?
+                .ok_or(AppError::InvalidApiKey)?;
+            if key.revoked_at.is_some() {
+                return Err(AppError::ApiKeyRevoked);
+            }
+            if key.expires_at.as_ref().is_some_and(|at| *at <= now_text) {
+                return Err(AppError::ApiKeyExpired);
+            }
+            let touch = match &key.last_used_at {
+                Some(at) if *at > stale_before => Touch::Nothing,
+                _ => Touch::ApiKey(key.id.clone()),
+            };
+            let principal = Principal::ApiKey(KeyPrincipal {
+                key_id: key.id,
+                workspace_id: key.workspace_id,
+                scopes: key.scopes,
+                mode: key.mode,
+            });
+            Ok((principal, touch))
+        }
+        Credentials::SessionToken(token) => {
+            let session = store::find_session(conn, &secrets::token_hash(token))?
+                .ok_or(AppError::Unauthenticated)?;
+            let idle_since = format_timestamp(now - session_idle_timeout());
+            if session.expires_at <= now_text || session.last_seen_at <= idle_since {
+                return Err(AppError::Unauthenticated);
+            }
+            let user =
+                store::find_user(conn, &session.user_id)?.ok_or(AppError::Unauthenticated)?;
+            let workspace = match &session.active_workspace_id {
+                Some(id) => {
+                    workspace_store::find_role(conn, id, &user.id)?.map(|role| (id.clone(), role))
+                }
+                None => None,
+            };
+            let touch = if session.last_seen_at <= stale_before {
+                Touch::Session(session.id.clone())
+            } else {
+                Touch::Nothing
+            };
+            let principal = Principal::Session(SessionPrincipal {
+                session_id: session.id,
+                user_id: user.id,
+                is_instance_admin: user.is_instance_admin,
+                csrf_token: session.csrf_token,
+                workspace,
+            });
+            Ok((principal, touch))
+        }
+    }
+}
+
+/// Records the use `authenticate` asked for.
+pub fn apply_touch(conn: &Connection, touch: &Touch, now: Timestamp) -> Result<(), AppError> {
+    let now = format_timestamp(now);
+    match touch {
+        Touch::Nothing => Ok(()),
+        Touch::ApiKey(id) => key_store::touch_key(conn, id, &now),
+        Touch::Session(id) => store::touch_session(conn, id, &now),
+    }
+}
+
+/// A newly opened session: the token goes into the cookie, never into the database.
+pub struct OpenedSession {
+    pub token: String,
+    pub csrf_token: String,
+}
+
+/// Opens a session for `user_id` with `active_workspace_id` active.
+pub fn open_session(
+    conn: &Connection,
+    ids: &Ids,
+    user_id: &str,
+    active_workspace_id: Option<&str>,
+    now: Timestamp,
+) -> Result<OpenedSession, AppError> {
+    let token = secrets::new_token(ids);
+    let csrf_token = secrets::new_token(ids);
+    let session = SessionRow {
+        id: ids.new_id("ses"),
+        user_id: user_id.to_owned(),
+        active_workspace_id: active_workspace_id.map(str::to_owned),
+        csrf_token: csrf_token.clone(),
+        last_seen_at: format_timestamp(now),
+        expires_at: format_timestamp(now + session_lifetime()),
+    };
+    store::insert_session(
+        conn,
+        &session,
+        &secrets::token_hash(&token),
+        &format_timestamp(now),
+    )?;
+    Ok(OpenedSession { token, csrf_token })
+}
+
+/// A user to create, with the password already hashed.
+pub struct NewUser {
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+}
+
+/// Creates a user; the first user of the instance is always an instance admin.
+pub fn create_user(
+    conn: &Connection,
+    ids: &Ids,
+    new_user: NewUser,
+    instance_admin: bool,
+    now: Timestamp,
+) -> Result<User, AppError> {
+    let first = !store::any_user_exists(conn)?;
+    let user = User {
+        id: ids.new_id("usr"),
+        email: new_user.email,
+        name: new_user.name,
+        password_hash: new_user.password_hash,
+        is_instance_admin: instance_admin || first,
+        created_at: format_timestamp(now),
+    };
+    store::insert_user(conn, &user)?;
+    Ok(user)
+}
+
+/// Creates a workspace owned by `owner_id`.
+pub fn create_workspace(
+    conn: &Connection,
+    ids: &Ids,
+    name: &str,
+    owner_id: &str,
+    now: Timestamp,
+) -> Result<Workspace, AppError> {
+    let workspace = Workspace {
+        id: ids.new_id("wsp"),
+        name: name.to_owned(),
+        created_at: format_timestamp(now),
+    };
+    workspace_store::insert_workspace(conn, &workspace)?;
+    workspace_store::insert_membership(
+        conn,
+        &workspace.id,
+        owner_id,
+        Role::Owner,
+        &workspace.created_at,
+    )?;
+    Ok(workspace)
+}
+
+/// What setup and login hand back.
+pub struct SignedIn {
+    pub user: User,
+    /// The session's active workspace and the user's role there.
+    pub workspace: Option<(Workspace, Role)>,
+    pub session: OpenedSession,
+}
+
+/// First run: creates the instance admin, the first workspace and a session — only while no user
+/// exists (409 `conflict` forever after). Runs in one write transaction, so concurrent setups
+/// create exactly one admin.
+pub fn run_setup(
+    conn: &Connection,
+    ids: &Ids,
+    new_user: NewUser,
+    workspace_name: &str,
+    now: Timestamp,
+) -> Result<SignedIn, AppError> {
+    if store::any_user_exists(conn)? {
+        return Err(AppError::Conflict(
+            "Setup is already done; log in instead.".to_owned(),
+        ));
+    }
+    let user = create_user(conn, ids, new_user, true, now)?;
+    let workspace = create_workspace(conn, ids, workspace_name, &user.id, now)?;
+    let session = open_session(conn, ids, &user.id, Some(&workspace.id), now)?;
+    Ok(SignedIn {
+        user,
+        workspace: Some((workspace, Role::Owner)),
+        session,
+    })
+}
+
+/// Opens a session for a user whose password was verified; the active workspace is their
+/// oldest membership.
+pub fn sign_in(
+    conn: &Connection,
+    ids: &Ids,
+    user: User,
+    now: Timestamp,
+) -> Result<SignedIn, AppError> {
+    let workspace = workspace_store::list_user_workspaces(conn, &user.id)?
+        .into_iter()
+        .next();
+    let active_id = workspace
+        .as_ref()
+        .map(|(workspace, _)| workspace.id.as_str());
+    let session = open_session(conn, ids, &user.id, active_id, now)?;
+    Ok(SignedIn {
+        user,
+        workspace,
+        session,
+    })
+}

@@ -1,0 +1,246 @@
+//! Who is calling: the typed principal every protected handler works with, and the checks on it.
+//!
+//! A `Principal` can only be made by `auth::authenticate` (its fields are private to `auth`), so
+//! holding one proves the request was authenticated.
+
+use crate::auth::key_format::{Mode, Scope};
+use crate::error::AppError;
+
+/// A member's role in a workspace. Ordered: `Member < Admin < Owner`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Member,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "member" => Some(Role::Member),
+            "admin" => Some(Role::Admin),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
+    }
+}
+
+/// A console user with a session.
+#[derive(Debug, Clone)]
+pub struct SessionPrincipal {
+    pub(super) session_id: String,
+    pub(super) user_id: String,
+    pub(super) is_instance_admin: bool,
+    pub(super) csrf_token: String,
+    /// The session's active workspace and the user's role in it.
+    pub(super) workspace: Option<(String, Role)>,
+}
+
+impl SessionPrincipal {
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    pub fn is_instance_admin(&self) -> bool {
+        self.is_instance_admin
+    }
+
+    pub fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+
+    pub fn active_workspace(&self) -> Option<(&str, Role)> {
+        self.workspace
+            .as_ref()
+            .map(|(id, role)| (id.as_str(), *role))
+    }
+
+    /// The active workspace, if the user's role there is at least `minimum`.
+    pub fn require_role(&self, minimum: Role) -> Result<(&str, Role), AppError> {
+        let (workspace_id, role) = self.active_workspace().ok_or(AppError::NotFound)?;
+        if role < minimum {
+            return Err(AppError::Forbidden(format!(
+                "This needs the {} role or higher in the workspace; you are {}.",
+                minimum.as_str(),
+                role.as_str()
+            )));
+        }
+        Ok((workspace_id, role))
+    }
+}
+
+/// An API key.
+#[derive(Debug, Clone)]
+pub struct KeyPrincipal {
+    pub(super) key_id: String,
+    pub(super) workspace_id: String,
+    pub(super) scopes: Vec<Scope>,
+    pub(super) mode: Mode,
+}
+
+impl KeyPrincipal {
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    pub fn workspace_id(&self) -> &str {
+        &self.workspace_id
+    }
+
+    pub fn scopes(&self) -> &[Scope] {
+        &self.scopes
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Session(SessionPrincipal),
+    ApiKey(KeyPrincipal),
+}
+
+impl Principal {
+    /// The workspace the request acts in: the key's, or the session's active one.
+    pub fn workspace_id(&self) -> Option<&str> {
+        match self {
+            Principal::Session(session) => session.active_workspace().map(|(id, _)| id),
+            Principal::ApiKey(key) => Some(key.workspace_id()),
+        }
+    }
+
+    /// The console user behind the request; API keys are refused with 403 `forbidden`.
+    pub fn require_session(&self) -> Result<&SessionPrincipal, AppError> {
+        match self {
+            Principal::Session(session) => Ok(session),
+            Principal::ApiKey(_) => Err(AppError::Forbidden(
+                "This endpoint is for console users; API keys cannot use it.".to_owned(),
+            )),
+        }
+    }
+
+    /// The workspace, if the caller may use `scope` there: a key needs the scope; a session
+    /// needs the role SPEC §3 gives that kind of work (members send and manage contacts and
+    /// campaigns; only owners and admins touch payments).
+    pub fn require_scope(&self, scope: Scope) -> Result<&str, AppError> {
+        match self {
+            Principal::ApiKey(key) if key.scopes.contains(&scope) => Ok(key.workspace_id()),
+            Principal::ApiKey(_) => Err(AppError::InsufficientScope {
+                missing: vec![scope.as_str().to_owned()],
+            }),
+            Principal::Session(session) => {
+                let minimum = match scope {
+                    Scope::PaymentsWrite => Role::Admin,
+                    Scope::MessagesSend
+                    | Scope::MessagesRead
+                    | Scope::ContactsRead
+                    | Scope::ContactsWrite
+                    | Scope::CampaignsRead
+                    | Scope::CampaignsWrite
+                    | Scope::BillingRead => Role::Member,
+                };
+                session.require_role(minimum).map(|(id, _)| id)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(role: Option<Role>) -> Principal {
+        Principal::Session(SessionPrincipal {
+            session_id: "ses_1".into(),
+            user_id: "usr_1".into(),
+            is_instance_admin: false,
+            csrf_token: "csrf".into(),
+            workspace: role.map(|role| ("wsp_1".to_owned(), role)),
+        })
+    }
+
+    fn key(scopes: &[Scope]) -> Principal {
+        Principal::ApiKey(KeyPrincipal {
+            key_id: "key_1".into(),
+            workspace_id: "wsp_1".into(),
+            scopes: scopes.to_vec(),
+            mode: Mode::Live,
+        })
+    }
+
+    #[test]
+    fn keys_need_their_scope_and_report_what_is_missing() {
+        assert_eq!(
+            key(&[Scope::MessagesSend])
+                .require_scope(Scope::MessagesSend)
+                .unwrap(),
+            "wsp_1"
+        );
+        match key(&[Scope::MessagesRead]).require_scope(Scope::MessagesSend) {
+            Err(AppError::InsufficientScope { missing }) => {
+                assert_eq!(missing, vec!["messages:send"])
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sessions_are_checked_by_role() {
+        assert!(
+            session(Some(Role::Member))
+                .require_scope(Scope::MessagesSend)
+                .is_ok()
+        );
+        assert_eq!(
+            session(Some(Role::Member))
+                .require_scope(Scope::PaymentsWrite)
+                .unwrap_err()
+                .code(),
+            "forbidden"
+        );
+        assert!(
+            session(Some(Role::Admin))
+                .require_scope(Scope::PaymentsWrite)
+                .is_ok()
+        );
+        assert_eq!(
+            session(None)
+                .require_scope(Scope::MessagesSend)
+                .unwrap_err()
+                .code(),
+            "not_found"
+        );
+    }
+
+    #[test]
+    fn keys_are_not_console_users() {
+        assert_eq!(
+            key(&Scope::ALL).require_session().unwrap_err().code(),
+            "forbidden"
+        );
+        assert!(session(Some(Role::Owner)).require_session().is_ok());
+    }
+
+    #[test]
+    fn roles_are_ordered() {
+        assert!(Role::Member < Role::Admin && Role::Admin < Role::Owner);
+        for role in [Role::Member, Role::Admin, Role::Owner] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! `crier admin …`: operator helpers that work on the database file directly, for setups and
+//! scripts (the server may be running; SQLite serialises the writes).
+
+use std::io::BufRead;
+use std::sync::Arc;
+
+use crate::api_keys::{self, NewApiKey};
+use crate::app::App;
+use crate::auth::http::hash_for_storage;
+use crate::auth::key_format::{Mode, Scope};
+use crate::auth::principal::Role;
+use crate::auth::rate_limit::LoginLimiter;
+use crate::auth::{self, NewUser};
+use crate::cli::{CreateApiKeyArgs, CreateUserArgs};
+use crate::clock::SystemClock;
+use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::config::Config;
+use crate::db::{Db, DbSettings};
+use crate::error::AppError;
+use crate::ids::{Ids, SystemRandomSource};
+use crate::validate;
+use crate::workspaces::store::{self as workspace_store, Workspace};
+
+fn open_app(config: Config) -> Result<App, String> {
+    let db = Db::open(&DbSettings::from_config(&config)).map_err(|err| err.0)?;
+    let clock = Arc::new(SystemClock);
+    Ok(App {
+        config,
+        db,
+        ids: Ids::new(clock.clone(), Arc::new(SystemRandomSource::new())),
+        clock,
+        login_limiter: LoginLimiter::new(),
+    })
+}
+
+fn explain(err: &AppError) -> String {
+    match err {
+        AppError::Validation(fields) => fields
+            .iter()
+            .map(|(field, reason)| format!("{field} {reason}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.public_message(),
+    }
+}
+
+/// `crier admin create-user`: a user, and a workspace for them (or a membership in an existing
+/// one when `--workspace` is a workspace id). The instance's first user is an instance admin.
+pub fn create_user(config: Config, args: CreateUserArgs) -> i32 {
+    if !args.password_stdin {
+        eprintln!("crier: pass the password on standard input with --password-stdin");
+        return EXIT_USAGE;
+    }
+    let mut password = String::new();
+    if let Err(err) = std::io::stdin().lock().read_line(&mut password) {
+        eprintln!("crier: cannot read the password from standard input: {err}");
+        return EXIT_USAGE;
+    }
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    let mut problems = Vec::new();
+    let email = validate::email(&args.email)
+        .map_err(|why| problems.push(format!("--email {why}")))
+        .ok();
+    if let Err(why) = validate::password(&password) {
+        problems.push(format!("the password {why}"));
+    }
+    let role = Role::parse(&args.role);
+    if role.is_none() {
+        problems.push("--role must be owner, admin or member".to_owned());
+    }
+    let (Some(email), Some(role), true) = (email, role, problems.is_empty()) else {
+        eprintln!("crier: {}", problems.join("; "));
+        return EXIT_USAGE;
+    };
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| email.split('@').next().unwrap_or("").to_owned());
+
+    let app = match open_app(config) {
+        Ok(app) => app,
+        Err(err) => return fail(&err),
+    };
+    let password_hash = hash_for_storage(&app, &password);
+    let now = app.clock.now();
+    let outcome = app.db.write(|conn| {
+        let new_user = NewUser {
+            email,
+            name,
+            password_hash,
+        };
+        let user = auth::create_user(conn, &app.ids, new_user, args.instance_admin, now)?;
+        let existing = workspace_store::find_workspace(conn, &args.workspace)?;
+        let (workspace, role) = match existing {
+            Some(workspace) => {
+                let joined = crate::clock::format_timestamp(now);
+                workspace_store::insert_membership(conn, &workspace.id, &user.id, role, &joined)?;
+                (workspace, role)
+            }
+            None => (
+                auth::create_workspace(conn, &app.ids, &args.workspace, &user.id, now)?,
+                Role::Owner,
+            ),
+        };
+        Ok((user, workspace, role))
+    });
+    match outcome {
+        Ok((user, workspace, role)) => {
+            if args.json {
+                let out = serde_json::json!({
+                    "user_id": user.id, "email": user.email, "workspace_id": workspace.id,
+                    "workspace_name": workspace.name, "role": role.as_str(),
+                    "is_instance_admin": user.is_instance_admin,
+                });
+                println!("{out}");
+            } else {
+                println!(
+                    "created user {} ({}){}, {} of workspace {} ({})",
+                    user.id,
+                    user.email,
+                    if user.is_instance_admin {
+                        ", instance admin"
+                    } else {
+                        ""
+                    },
+                    role.as_str(),
+                    workspace.id,
+                    workspace.name
+                );
+            }
+            EXIT_OK
+        }
+        Err(err) => fail(&explain(&err)),
+    }
+}
+
+/// `crier admin create-api-key`: prints the key (shown this once).
+pub fn create_api_key(config: Config, args: CreateApiKeyArgs) -> i32 {
+    let mut problems = Vec::new();
+    let scopes: Vec<Scope> = args
+        .scopes
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .filter_map(|name| {
+            let scope = Scope::parse(name);
+            if scope.is_none() {
+                problems.push(format!("{name:?} is not a scope"));
+            }
+            scope
+        })
+        .collect();
+    if scopes.is_empty() && problems.is_empty() {
+        problems.push("--scopes must list at least one scope".to_owned());
+    }
+    let mode = Mode::parse(&args.mode);
+    if mode.is_none() {
+        problems.push("--mode must be live or test".to_owned());
+    }
+    let name = validate::text(&args.name, 1, 100)
+        .map_err(|why| problems.push(format!("--name {why}")))
+        .ok();
+    let (Some(mode), Some(name), true) = (mode, name, problems.is_empty()) else {
+        let known: Vec<&str> = Scope::ALL.iter().map(|scope| scope.as_str()).collect();
+        eprintln!(
+            "crier: {} (scopes: {})",
+            problems.join("; "),
+            known.join(", ")
+        );
+        return EXIT_USAGE;
+    };
+    let app = match open_app(config) {
+        Ok(app) => app,
+        Err(err) => return fail(&err),
+    };
+    let now = app.clock.now();
+    let outcome = app.db.write(|conn| {
+        let workspace = resolve_workspace(conn, &args.workspace)?;
+        let new_key = NewApiKey {
+            workspace_id: workspace.id,
+            name,
+            scopes,
+            mode,
+            created_by: None,
+            expires_at: None,
+        };
+        api_keys::issue_key(conn, &app.ids, new_key, now)
+    });
+    match outcome {
+        Ok(issued) => {
+            let key = &issued.api_key;
+            if args.json {
+                let scopes: Vec<&str> = key.scopes.iter().map(|scope| scope.as_str()).collect();
+                let out = serde_json::json!({
+                    "id": key.id, "key": issued.key, "workspace_id": key.workspace_id,
+                    "name": key.name, "scopes": scopes, "mode": key.mode.as_str(),
+                    "display_prefix": key.display_prefix,
+                });
+                println!("{out}");
+            } else {
+                println!("{}", issued.key);
+                eprintln!(
+                    "created API key {} in workspace {}; the key above is shown only this once",
+                    key.id, key.workspace_id
+                );
+            }
+            EXIT_OK
+        }
+        Err(err) => fail(&explain(&err)),
+    }
+}
+
+/// A workspace by id, or by a name exactly one workspace has.
+fn resolve_workspace(conn: &rusqlite::Connection, id_or_name: &str) -> Result<Workspace, AppError> {
+    if let Some(workspace) = workspace_store::find_workspace(conn, id_or_name)? {
+        return Ok(workspace);
+    }
+    let mut named = workspace_store::find_workspaces_named(conn, id_or_name)?;
+    match named.len() {
+        1 => Ok(named.remove(0)),
+        0 => Err(AppError::BadRequest(format!(
+            "no workspace has the id or name {id_or_name:?}"
+        ))),
+        n => Err(AppError::BadRequest(format!(
+            "{n} workspaces are named {id_or_name:?}; give the workspace id instead"
+        ))),
+    }
+}
+
+fn fail(message: &str) -> i32 {
+    eprintln!("crier: {message}");
+    EXIT_FAILED
+}

@@ -1,0 +1,66 @@
+//! Field rules shared by several endpoints. Each returns the normalised value or a reason for
+//! `FieldErrors`.
+
+/// An email address: trimmed and lower-cased; one `@` with text on both sides, a dot in the
+/// domain, no spaces, at most 254 characters. Deliverability is not checked here.
+pub fn email(raw: &str) -> Result<String, &'static str> {
+    let email = raw.trim().to_lowercase();
+    let valid = (3..=254).contains(&email.len())
+        && !email.chars().any(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if valid {
+        Ok(email)
+    } else {
+        Err("must be an email address such as ada@example.com")
+    }
+}
+
+/// Trimmed text of `min..=max` characters.
+pub fn text(raw: &str, min: usize, max: usize) -> Result<String, String> {
+    let text = raw.trim();
+    let length = text.chars().count();
+    if (min..=max).contains(&length) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("must be {min} to {max} characters"))
+    }
+}
+
+/// A password of 10 to 1024 characters (kept as typed).
+pub fn password(raw: &str) -> Result<(), &'static str> {
+    if (10..=1024).contains(&raw.chars().count()) {
+        Ok(())
+    } else {
+        Err("must be 10 to 1024 characters")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(email("  Ada@Example.COM ").unwrap(), "ada@example.com");
+        for bad in [
+            "", "ada", "ada@", "@x.io", "a@b", "a b@x.io", "a@@x.io", "a@x.", "a@.io",
+        ] {
+            assert!(email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn texts_and_passwords() {
+        assert_eq!(text("  Acme  ", 1, 100).unwrap(), "Acme");
+        assert!(text("   ", 1, 100).is_err());
+        assert!(text(&"x".repeat(101), 1, 100).is_err());
+        assert!(password("short").is_err());
+        assert!(password("long enough!").is_ok());
+    }
+}

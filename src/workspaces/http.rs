@@ -1,0 +1,449 @@
+//! HTTP for workspaces, members and invitations.
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::auth::http::{
+    UserView, authenticate_request, hash_for_storage, session_from_cookie, signed_in_response,
+};
+use crate::auth::principal::{Principal, Role};
+use crate::auth::store::User;
+use crate::auth::{self, NewUser, OpenedSession, SignedIn, secrets, store as auth_store};
+use crate::clock::format_timestamp;
+use crate::error::{AppError, FieldErrors};
+use crate::http::request::Request;
+use crate::http::response::{ApiResponse, JSON};
+use crate::validate;
+use crate::workspaces;
+use crate::workspaces::store::{self, Invitation, Member, Workspace};
+
+#[derive(Debug, Serialize)]
+pub struct WorkspaceView {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+impl From<&Workspace> for WorkspaceView {
+    fn from(workspace: &Workspace) -> WorkspaceView {
+        WorkspaceView {
+            id: workspace.id.clone(),
+            name: workspace.name.clone(),
+            created_at: workspace.created_at.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct MemberView {
+    user: UserView,
+    role: &'static str,
+    joined_at: String,
+}
+
+impl From<&Member> for MemberView {
+    fn from(member: &Member) -> MemberView {
+        MemberView {
+            user: UserView::from(&member.user),
+            role: member.role.as_str(),
+            joined_at: member.joined_at.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct InvitationView {
+    id: String,
+    email: String,
+    role: &'static str,
+    created_at: String,
+    expires_at: String,
+}
+
+impl From<&Invitation> for InvitationView {
+    fn from(invitation: &Invitation) -> InvitationView {
+        InvitationView {
+            id: invitation.id.clone(),
+            email: invitation.email.clone(),
+            role: invitation.role.as_str(),
+            created_at: invitation.created_at.clone(),
+            expires_at: invitation.expires_at.clone(),
+        }
+    }
+}
+
+/// One page of a short list held in memory, in its order; the cursor is the last item's id.
+fn list<T: Serialize>(
+    request: &Request<'_>,
+    items: Vec<(String, T)>,
+) -> Result<ApiResponse, AppError> {
+    let page = request.page()?;
+    let start = match &page.cursor {
+        Some(cursor) => items
+            .iter()
+            .position(|(id, _)| id == cursor)
+            .map_or(items.len(), |at| at + 1),
+        None => 0,
+    };
+    let more = items.len().saturating_sub(start) > page.limit;
+    let page_items: Vec<(String, T)> = items.into_iter().skip(start).take(page.limit).collect();
+    let next_cursor = if more {
+        page_items.last().map(|(id, _)| id.clone())
+    } else {
+        None
+    };
+    let data: Vec<T> = page_items.into_iter().map(|(_, item)| item).collect();
+    ApiResponse::json(
+        200,
+        &serde_json::json!({ "data": data, "next_cursor": next_cursor }),
+    )
+}
+
+fn role_field(text: &str, fields: &mut FieldErrors) -> Option<Role> {
+    let role = Role::parse(text);
+    if role.is_none() {
+        fields.add("role", "must be owner, admin or member");
+    }
+    role
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NameBody {
+    name: String,
+}
+
+fn workspace_name(body: &NameBody) -> Result<String, AppError> {
+    validate::text(&body.name, 1, 100).map_err(|why| {
+        let mut fields = FieldErrors::new();
+        fields.add("name", why);
+        AppError::Validation(fields)
+    })
+}
+
+/// `POST /v1/workspaces`: a new workspace owned by the caller.
+pub fn create_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let session = principal.require_session()?;
+    let name = workspace_name(&request.json()?)?;
+    let now = app.clock.now();
+    let workspace = app
+        .db
+        .write(|conn| auth::create_workspace(conn, &app.ids, &name, session.user_id(), now))?;
+    ApiResponse::json(201, &WorkspaceView::from(&workspace))
+}
+
+/// `GET /v1/workspaces`: the caller's workspaces and roles.
+pub fn list_workspaces(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let session = principal.require_session()?;
+    let workspaces = app
+        .db
+        .read(|conn| store::list_user_workspaces(conn, session.user_id()))?;
+    let items = workspaces
+        .iter()
+        .map(|(workspace, role)| {
+            let item = serde_json::json!({ "workspace": WorkspaceView::from(workspace), "role": role.as_str() });
+            (workspace.id.clone(), item)
+        })
+        .collect();
+    list(request, items)
+}
+
+/// `POST /v1/workspaces/{id}/activate`: makes a workspace of the caller's the session's active one.
+pub fn activate_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let session = principal.require_session()?;
+    let workspace_id = request.param("id").to_owned();
+    let (workspace, role) = app.db.write(|conn| {
+        let role =
+            store::find_role(conn, &workspace_id, session.user_id())?.ok_or(AppError::NotFound)?;
+        let workspace = store::find_workspace(conn, &workspace_id)?.ok_or(AppError::NotFound)?;
+        auth_store::set_active_workspace(conn, session.session_id(), Some(&workspace_id))?;
+        Ok((workspace, role))
+    })?;
+    ApiResponse::json(
+        200,
+        &serde_json::json!({ "workspace": WorkspaceView::from(&workspace), "role": role.as_str() }),
+    )
+}
+
+/// `GET /v1/workspace`: the workspace the caller acts in (any API key may ask).
+pub fn show_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let workspace_id = principal
+        .workspace_id()
+        .ok_or(AppError::NotFound)?
+        .to_owned();
+    let workspace = app
+        .db
+        .read(|conn| store::find_workspace(conn, &workspace_id))?
+        .ok_or(AppError::NotFound)?;
+    let mut body =
+        serde_json::to_value(WorkspaceView::from(&workspace)).map_err(AppError::internal)?;
+    match &principal {
+        Principal::Session(session) => {
+            body["role"] = session
+                .active_workspace()
+                .map(|(_, role)| role.as_str())
+                .into();
+        }
+        Principal::ApiKey(key) => {
+            let scopes: Vec<&str> = key.scopes().iter().map(|scope| scope.as_str()).collect();
+            body["api_key"] = serde_json::json!({
+                "id": key.key_id(), "mode": key.mode().as_str(), "scopes": scopes,
+            });
+        }
+    }
+    ApiResponse::json(200, &body)
+}
+
+/// `PATCH /v1/workspace`: renames the active workspace (owner or admin).
+pub fn rename_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let (workspace_id, _) = principal.require_session()?.require_role(Role::Admin)?;
+    let name = workspace_name(&request.json()?)?;
+    let workspace = app.db.write(|conn| {
+        store::rename_workspace(conn, workspace_id, &name)?;
+        store::find_workspace(conn, workspace_id)?.ok_or(AppError::NotFound)
+    })?;
+    ApiResponse::json(200, &WorkspaceView::from(&workspace))
+}
+
+/// `GET /v1/workspace/members`.
+pub fn list_members(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let (workspace_id, _) = principal.require_session()?.require_role(Role::Member)?;
+    let members = app
+        .db
+        .read(|conn| store::list_members(conn, workspace_id))?;
+    let items = members
+        .iter()
+        .map(|member| (member.user.id.clone(), MemberView::from(member)))
+        .collect();
+    list(request, items)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleBody {
+    role: String,
+}
+
+/// `PATCH /v1/workspace/members/{user_id}`.
+pub fn change_member_role(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let (workspace_id, actor_role) = principal.require_session()?.require_role(Role::Admin)?;
+    let body: RoleBody = request.json()?;
+    let mut fields = FieldErrors::new();
+    let role = role_field(&body.role, &mut fields);
+    fields.into_result()?;
+    let role = role.ok_or_else(|| AppError::internal("validated role missing"))?;
+    let user_id = request.param("user_id").to_owned();
+    let member = app
+        .db
+        .write(|conn| workspaces::change_role(conn, workspace_id, actor_role, &user_id, role))?;
+    ApiResponse::json(200, &MemberView::from(&member))
+}
+
+/// `DELETE /v1/workspace/members/{user_id}`.
+pub fn remove_member(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let session = principal.require_session()?;
+    let (workspace_id, actor_role) = session.require_role(Role::Member)?;
+    let user_id = request.param("user_id").to_owned();
+    app.db.write(|conn| {
+        workspaces::remove_member(conn, workspace_id, session.user_id(), actor_role, &user_id)
+    })?;
+    Ok(ApiResponse::bytes(204, JSON, Vec::new()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InviteBody {
+    email: String,
+    role: String,
+}
+
+/// `POST /v1/workspace/invitations`: the token and link are shown once.
+pub fn create_invitation(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let session = principal.require_session()?;
+    let (workspace_id, actor_role) = session.require_role(Role::Admin)?;
+    let body: InviteBody = request.json()?;
+    let mut fields = FieldErrors::new();
+    let email = validate::email(&body.email)
+        .map_err(|why| fields.add("email", why))
+        .ok();
+    let role = role_field(&body.role, &mut fields);
+    fields.into_result()?;
+    let (Some(email), Some(role)) = (email, role) else {
+        return Err(AppError::internal("validated fields missing"));
+    };
+    let now = app.clock.now();
+    let created = app.db.write(|conn| {
+        workspaces::invite(
+            conn,
+            &app.ids,
+            workspace_id,
+            (session.user_id(), actor_role),
+            &email,
+            role,
+            now,
+        )
+    })?;
+    let mut body = serde_json::to_value(InvitationView::from(&created.invitation))
+        .map_err(AppError::internal)?;
+    body["token"] = created.token.clone().into();
+    body["accept_url"] = format!(
+        "{}/invitations/accept?token={}",
+        app.config.public_url.trim_end_matches('/'),
+        created.token
+    )
+    .into();
+    ApiResponse::json(201, &body)
+}
+
+/// `GET /v1/workspace/invitations`: pending invitations (never their tokens).
+pub fn list_invitations(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let (workspace_id, _) = principal.require_session()?.require_role(Role::Admin)?;
+    let now = format_timestamp(app.clock.now());
+    let invitations = app
+        .db
+        .read(|conn| store::list_pending_invitations(conn, workspace_id, &now))?;
+    let items = invitations
+        .iter()
+        .map(|invitation| (invitation.id.clone(), InvitationView::from(invitation)))
+        .collect();
+    list(request, items)
+}
+
+/// `DELETE /v1/workspace/invitations/{id}`.
+pub fn revoke_invitation(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let (workspace_id, _) = principal.require_session()?.require_role(Role::Admin)?;
+    let id = request.param("id").to_owned();
+    let now = format_timestamp(app.clock.now());
+    let revoked = app
+        .db
+        .write(|conn| store::revoke_invitation(conn, workspace_id, &id, &now))?;
+    if !revoked {
+        return Err(AppError::NotFound);
+    }
+    Ok(ApiResponse::bytes(204, JSON, Vec::new()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptBody {
+    token: String,
+    name: Option<String>,
+    password: Option<String>,
+}
+
+/// `POST /v1/invitations/accept`: joins the workspace as the invited email — an existing user
+/// with their session, or a new user from `name` and `password` — and signs in.
+pub fn accept_invitation(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let body: AcceptBody = request.json()?;
+    let now = app.clock.now();
+    let now_text = format_timestamp(now);
+    let token_hash = secrets::token_hash(&body.token);
+    let (invitation, existing_user) = app.db.read(|conn| {
+        let invitation = store::find_pending_invitation(conn, &token_hash, &now_text)?
+            .ok_or(AppError::NotFound)?;
+        let user = auth_store::find_user_by_email(conn, &invitation.email)?;
+        Ok((invitation, user))
+    })?;
+    let signed_in = match existing_user {
+        Some(user) => accept_as_signed_in_user(app, request, &body.token, user)?,
+        None => accept_as_new_user(app, &body, &invitation.email)?,
+    };
+    signed_in_response(app, 200, &signed_in)
+}
+
+/// The invited account exists: it must be the one signed in on this request.
+fn accept_as_signed_in_user(
+    app: &App,
+    request: &Request<'_>,
+    invitation_token: &str,
+    user: User,
+) -> Result<SignedIn, AppError> {
+    let (session, session_token) = session_from_cookie(app, request)?;
+    if session.user_id() != user.id {
+        return Err(AppError::Forbidden(
+            "This invitation was sent to another account; log in as that account first.".to_owned(),
+        ));
+    }
+    let now = app.clock.now();
+    app.db.write(|conn| {
+        let invitation = workspaces::accept_invitation(conn, invitation_token, &user.id, now)?;
+        auth_store::set_active_workspace(
+            conn,
+            session.session_id(),
+            Some(&invitation.workspace_id),
+        )?;
+        let workspace = store::find_workspace(conn, &invitation.workspace_id)?;
+        Ok(SignedIn {
+            user,
+            workspace: workspace.map(|workspace| (workspace, invitation.role)),
+            session: OpenedSession {
+                token: session_token,
+                csrf_token: session.csrf_token().to_owned(),
+            },
+        })
+    })
+}
+
+/// Nobody has the invited email yet: `name` and `password` create the account.
+fn accept_as_new_user(app: &App, body: &AcceptBody, email: &str) -> Result<SignedIn, AppError> {
+    let mut fields = FieldErrors::new();
+    let required = "is required to create your account";
+    let name = match &body.name {
+        Some(name) => validate::text(name, 1, 100)
+            .map_err(|why| fields.add("name", why))
+            .ok(),
+        None => {
+            fields.add("name", required);
+            None
+        }
+    };
+    let password = match &body.password {
+        Some(password) => validate::password(password)
+            .map(|()| password.as_str())
+            .map_err(|why| fields.add("password", why))
+            .ok(),
+        None => {
+            fields.add("password", required);
+            None
+        }
+    };
+    fields.into_result()?;
+    let (Some(name), Some(password)) = (name, password) else {
+        return Err(AppError::internal("validated fields missing"));
+    };
+    let password_hash = hash_for_storage(app, password);
+    let now = app.clock.now();
+    app.db.write(|conn| {
+        let new_user = NewUser {
+            email: email.to_owned(),
+            name,
+            password_hash,
+        };
+        let user = auth::create_user(conn, &app.ids, new_user, false, now)?;
+        let invitation = workspaces::accept_invitation(conn, &body.token, &user.id, now)?;
+        let workspace = store::find_workspace(conn, &invitation.workspace_id)?;
+        let session = auth::open_session(
+            conn,
+            &app.ids,
+            &user.id,
+            Some(&invitation.workspace_id),
+            now,
+        )?;
+        Ok(SignedIn {
+            user,
+            workspace: workspace.map(|workspace| (workspace, invitation.role)),
+            session,
+        })
+    })
+}

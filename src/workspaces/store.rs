@@ -1,0 +1,282 @@
+//! SQL for workspaces, memberships and invitations.
+
+use rusqlite::{Connection, OptionalExtension, named_params};
+
+use crate::auth::principal::Role;
+use crate::auth::store::{User, user_from_row};
+use crate::error::AppError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+pub fn insert_workspace(conn: &Connection, workspace: &Workspace) -> Result<(), AppError> {
+    conn.prepare_cached("INSERT INTO workspaces (id, name, created_at) VALUES (?1, ?2, ?3)")?
+        .execute([&workspace.id, &workspace.name, &workspace.created_at])?;
+    Ok(())
+}
+
+pub fn find_workspace(conn: &Connection, id: &str) -> Result<Option<Workspace>, AppError> {
+    Ok(conn
+        .prepare_cached("SELECT id, name, created_at FROM workspaces WHERE id = ?1")?
+        .query_row([id], |row| {
+            Ok(Workspace {
+                id: row.get(0)?,
+                name: row.get(1)?,
+                created_at: row.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Workspaces with exactly this name (names are not unique).
+pub fn find_workspaces_named(conn: &Connection, name: &str) -> Result<Vec<Workspace>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, created_at FROM workspaces WHERE name = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([name], |row| {
+        Ok(Workspace {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            created_at: row.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn rename_workspace(conn: &Connection, id: &str, name: &str) -> Result<(), AppError> {
+    conn.prepare_cached("UPDATE workspaces SET name = ?2 WHERE id = ?1")?
+        .execute([id, name])?;
+    Ok(())
+}
+
+pub fn insert_membership(
+    conn: &Connection,
+    workspace_id: &str,
+    user_id: &str,
+    role: Role,
+    now: &str,
+) -> Result<(), AppError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO memberships (workspace_id, user_id, role, created_at)
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        )?
+        .execute([workspace_id, user_id, role.as_str(), now])?;
+    if inserted == 0 {
+        return Err(AppError::Conflict(
+            "This user is already a member of the workspace.".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+pub fn find_role(
+    conn: &Connection,
+    workspace_id: &str,
+    user_id: &str,
+) -> Result<Option<Role>, AppError> {
+    let role: Option<String> = conn
+        .prepare_cached("SELECT role FROM memberships WHERE workspace_id = ?1 AND user_id = ?2")?
+        .query_row([workspace_id, user_id], |row| row.get(0))
+        .optional()?;
+    Ok(role.as_deref().and_then(Role::parse))
+}
+
+/// The user's workspaces with their role, oldest membership first.
+pub fn list_user_workspaces(
+    conn: &Connection,
+    user_id: &str,
+) -> Result<Vec<(Workspace, Role)>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT w.id, w.name, w.created_at, m.role
+         FROM memberships m JOIN workspaces w ON w.id = m.workspace_id
+         WHERE m.user_id = ?1 ORDER BY m.created_at, w.id",
+    )?;
+    let rows = stmt.query_map([user_id], |row| {
+        let role: String = row.get(3)?;
+        Ok((
+            Workspace {
+                id: row.get(0)?,
+                name: row.get(1)?,
+                created_at: row.get(2)?,
+            },
+            Role::parse(&role).unwrap_or(Role::Member),
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub user: User,
+    pub role: Role,
+    pub joined_at: String,
+}
+
+pub fn list_members(conn: &Connection, workspace_id: &str) -> Result<Vec<Member>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.id, u.email, u.name, u.password_hash, u.is_instance_admin, u.created_at,
+                m.role, m.created_at
+         FROM memberships m JOIN users u ON u.id = m.user_id
+         WHERE m.workspace_id = ?1 ORDER BY m.created_at, u.id",
+    )?;
+    let rows = stmt.query_map([workspace_id], member_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn find_member(
+    conn: &Connection,
+    workspace_id: &str,
+    user_id: &str,
+) -> Result<Option<Member>, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT u.id, u.email, u.name, u.password_hash, u.is_instance_admin, u.created_at,
+                    m.role, m.created_at
+             FROM memberships m JOIN users u ON u.id = m.user_id
+             WHERE m.workspace_id = ?1 AND m.user_id = ?2",
+        )?
+        .query_row([workspace_id, user_id], member_from_row)
+        .optional()?)
+}
+
+/// Six user columns (`auth::store::user_from_row`), then role and joined-at.
+fn member_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Member> {
+    let role: String = row.get(6)?;
+    Ok(Member {
+        user: user_from_row(row)?,
+        role: Role::parse(&role).unwrap_or(Role::Member),
+        joined_at: row.get(7)?,
+    })
+}
+
+pub fn count_owners(conn: &Connection, workspace_id: &str) -> Result<i64, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM memberships WHERE workspace_id = ?1 AND role = 'owner'",
+        )?
+        .query_row([workspace_id], |row| row.get(0))?)
+}
+
+pub fn update_role(
+    conn: &Connection,
+    workspace_id: &str,
+    user_id: &str,
+    role: Role,
+) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "UPDATE memberships SET role = ?3 WHERE workspace_id = ?1 AND user_id = ?2",
+    )?
+    .execute([workspace_id, user_id, role.as_str()])?;
+    Ok(())
+}
+
+pub fn delete_membership(
+    conn: &Connection,
+    workspace_id: &str,
+    user_id: &str,
+) -> Result<(), AppError> {
+    conn.prepare_cached("DELETE FROM memberships WHERE workspace_id = ?1 AND user_id = ?2")?
+        .execute([workspace_id, user_id])?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct Invitation {
+    pub id: String,
+    pub workspace_id: String,
+    pub email: String,
+    pub role: Role,
+    pub invited_by: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+const INVITATION_COLUMNS: &str =
+    "id, workspace_id, email, role, invited_by, created_at, expires_at";
+
+fn invitation_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Invitation> {
+    let role: String = row.get(3)?;
+    Ok(Invitation {
+        id: row.get(0)?,
+        workspace_id: row.get(1)?,
+        email: row.get(2)?,
+        role: Role::parse(&role).unwrap_or(Role::Member),
+        invited_by: row.get(4)?,
+        created_at: row.get(5)?,
+        expires_at: row.get(6)?,
+    })
+}
+
+pub fn insert_invitation(
+    conn: &Connection,
+    invitation: &Invitation,
+    token_hash: &[u8],
+) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "INSERT INTO invitations (id, workspace_id, email, role, token_hash, invited_by, created_at, expires_at)
+         VALUES (:id, :workspace_id, :email, :role, :token_hash, :invited_by, :created_at, :expires_at)",
+    )?
+    .execute(named_params! {
+        ":id": invitation.id, ":workspace_id": invitation.workspace_id, ":email": invitation.email,
+        ":role": invitation.role.as_str(), ":token_hash": token_hash,
+        ":invited_by": invitation.invited_by, ":created_at": invitation.created_at,
+        ":expires_at": invitation.expires_at,
+    })?;
+    Ok(())
+}
+
+/// A pending invitation (not accepted, not revoked, not expired at `now`) by its token's hash.
+pub fn find_pending_invitation(
+    conn: &Connection,
+    token_hash: &[u8],
+    now: &str,
+) -> Result<Option<Invitation>, AppError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {INVITATION_COLUMNS} FROM invitations
+             WHERE token_hash = ?1 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?2"
+        ))?
+        .query_row(rusqlite::params![token_hash, now], invitation_from_row)
+        .optional()?)
+}
+
+pub fn list_pending_invitations(
+    conn: &Connection,
+    workspace_id: &str,
+    now: &str,
+) -> Result<Vec<Invitation>, AppError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {INVITATION_COLUMNS} FROM invitations
+         WHERE workspace_id = ?1 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?2
+         ORDER BY id DESC"
+    ))?;
+    let rows = stmt.query_map([workspace_id, now], invitation_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Revokes a pending invitation of the workspace; `false` when there is none with that id.
+pub fn revoke_invitation(
+    conn: &Connection,
+    workspace_id: &str,
+    id: &str,
+    now: &str,
+) -> Result<bool, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE invitations SET revoked_at = ?3
+             WHERE workspace_id = ?1 AND id = ?2 AND accepted_at IS NULL AND revoked_at IS NULL",
+        )?
+        .execute([workspace_id, id, now])?
+        == 1)
+}
+
+pub fn mark_invitation_accepted(conn: &Connection, id: &str, now: &str) -> Result<(), AppError> {
+    conn.prepare_cached("UPDATE invitations SET accepted_at = ?2 WHERE id = ?1")?
+        .execute([id, now])?;
+    Ok(())
+}
