@@ -69,8 +69,7 @@ pub fn create_user(config: Config, args: CreateUserArgs) -> i32 {
         problems.push("--role must be owner, admin or member".to_owned());
     }
     let (Some(email), Some(role), true) = (email, role, problems.is_empty()) else {
-        eprintln!("crier: {}", problems.join("; "));
-        return EXIT_USAGE;
+        return fail(&problems.join("; "));
     };
     let name = args
         .name
@@ -145,7 +144,11 @@ pub fn create_api_key(config: Config, args: CreateApiKeyArgs) -> i32 {
         .filter_map(|name| {
             let scope = Scope::parse(name);
             if scope.is_none() {
-                problems.push(format!("{name:?} is not a scope"));
+                let known: Vec<&str> = Scope::ALL.iter().map(|scope| scope.as_str()).collect();
+                problems.push(format!(
+                    "{name:?} is not a scope (scopes: {})",
+                    known.join(", ")
+                ));
             }
             scope
         })
@@ -161,13 +164,7 @@ pub fn create_api_key(config: Config, args: CreateApiKeyArgs) -> i32 {
         .map_err(|why| problems.push(format!("--name {why}")))
         .ok();
     let (Some(mode), Some(name), true) = (mode, name, problems.is_empty()) else {
-        let known: Vec<&str> = Scope::ALL.iter().map(|scope| scope.as_str()).collect();
-        eprintln!(
-            "crier: {} (scopes: {})",
-            problems.join("; "),
-            known.join(", ")
-        );
-        return EXIT_USAGE;
+        return fail(&problems.join("; "));
     };
     let app = match open_app(config) {
         Ok(app) => app,

@@ -86,7 +86,8 @@ pub fn find_role(
     Ok(role.as_deref().and_then(Role::parse))
 }
 
-/// The user's workspaces with their role, oldest membership first.
+/// The user's workspaces with their role, oldest membership first (rowid, i.e. join order,
+/// breaks ties between memberships made in the same millisecond).
 pub fn list_user_workspaces(
     conn: &Connection,
     user_id: &str,
@@ -94,7 +95,7 @@ pub fn list_user_workspaces(
     let mut stmt = conn.prepare_cached(
         "SELECT w.id, w.name, w.created_at, m.role
          FROM memberships m JOIN workspaces w ON w.id = m.workspace_id
-         WHERE m.user_id = ?1 ORDER BY m.created_at, w.id",
+         WHERE m.user_id = ?1 ORDER BY m.created_at, m.rowid",
     )?;
     let rows = stmt.query_map([user_id], |row| {
         let role: String = row.get(3)?;
@@ -122,7 +123,7 @@ pub fn list_members(conn: &Connection, workspace_id: &str) -> Result<Vec<Member>
         "SELECT u.id, u.email, u.name, u.password_hash, u.is_instance_admin, u.created_at,
                 m.role, m.created_at
          FROM memberships m JOIN users u ON u.id = m.user_id
-         WHERE m.workspace_id = ?1 ORDER BY m.created_at, u.id",
+         WHERE m.workspace_id = ?1 ORDER BY m.created_at, m.rowid",
     )?;
     let rows = stmt.query_map([workspace_id], member_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -1,25 +1,11 @@
 //! The real `crier` binary: serving and stopping on signals, configuration errors, and the
 //! maintenance subcommands against the same database a server is using.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Output;
 
 use crate::harness::send_raw;
-
-fn crier() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_crier"));
-    // The tests say exactly what they configure; nothing leaks in from the developer's shell.
-    for (name, _) in std::env::vars() {
-        if name.starts_with("CRIER_") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
+use crate::process::{ServeProcess, crier};
 
 fn run(args: &[&str], data_dir: &Path) -> Output {
     crier()
@@ -28,82 +14,6 @@ fn run(args: &[&str], data_dir: &Path) -> Output {
         .arg(data_dir)
         .output()
         .unwrap()
-}
-
-/// A `crier serve` child process on a free port, killed on drop if still running.
-struct ServeProcess {
-    child: Child,
-    addr: SocketAddr,
-    /// Log lines the server wrote after "listening".
-    _log: mpsc::Receiver<String>,
-}
-
-impl ServeProcess {
-    fn start(data_dir: &Path) -> ServeProcess {
-        let mut child = crier()
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (lines_tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        // The server logs its real address once the socket is bound.
-        let addr = loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(60))
-                .expect("the server never said it was listening");
-            let entry: serde_json::Value = serde_json::from_str(&line)
-                .unwrap_or_else(|err| panic!("log line is not JSON ({err}): {line}"));
-            if entry["msg"] == "listening" {
-                break entry["addr"].as_str().unwrap().parse().unwrap();
-            }
-        };
-        ServeProcess {
-            child,
-            addr,
-            _log: lines,
-        }
-    }
-
-    fn get(&self, path: &str) -> crate::harness::TestResponse {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-        send_raw(self.addr, request.as_bytes())
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{name}"), self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait(mut self) -> std::process::ExitStatus {
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

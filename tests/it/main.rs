@@ -4,9 +4,15 @@
 // A test that cannot unwrap has failed; the crate's no-unwrap rule is for the product.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod auth_api_keys;
+mod auth_cli;
+mod auth_fixtures;
+mod auth_sessions;
+mod auth_workspaces;
 mod binary;
 mod harness;
 mod http_errors;
 mod openapi;
 mod probes;
+mod process;
 mod shutdown;
