@@ -103,9 +103,12 @@ pub fn list_keys(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Revokes a key and the key it replaced (still in its rotation grace period): revoking a
+/// replacement usually means the secret leaked, and the predecessor is the same credential.
 pub fn revoke_key(conn: &Connection, id: &str, now: &str) -> Result<(), AppError> {
     conn.prepare_cached(
-        "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        "UPDATE api_keys SET revoked_at = ?2
+         WHERE (id = ?1 OR replaced_by = ?1) AND revoked_at IS NULL",
     )?
     .execute([id, now])?;
     Ok(())
@@ -122,8 +125,17 @@ pub fn retire_key(
     Ok(())
 }
 
-pub fn touch_key(conn: &Connection, id: &str, now: &str) -> Result<(), AppError> {
-    conn.prepare_cached("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1")?
-        .execute([id, now])?;
+/// Records use of a key unless it was recorded since `stale_before`.
+pub fn touch_key(
+    conn: &Connection,
+    id: &str,
+    now: &str,
+    stale_before: &str,
+) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "UPDATE api_keys SET last_used_at = ?2
+         WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)",
+    )?
+    .execute([id, now, stale_before])?;
     Ok(())
 }

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::auth::key_format::PresentedKey;
-use crate::auth::password::{burn_verification_time, hash_password, verify_password};
+use crate::auth::password::{
+    burn_verification_time, hash_password, password_iterations, verify_password,
+};
 use crate::auth::principal::{Principal, SessionPrincipal};
 use crate::auth::secrets::constant_time_eq;
 use crate::auth::store::User;
@@ -34,6 +36,9 @@ pub fn authenticate_request(app: &App, request: &Request<'_>) -> Result<Principa
             log::warn!(request_id = request.request_id(), error:% = err; "could not record key or session use");
         }
     }
+    if let Some(workspace_id) = principal.workspace_id() {
+        request.note_workspace(workspace_id);
+    }
     if let Principal::Session(session) = &principal
         && request.is_mutation()
     {
@@ -45,8 +50,8 @@ pub fn authenticate_request(app: &App, request: &Request<'_>) -> Result<Principa
     Ok(principal)
 }
 
-/// The session behind the request's cookie (no CSRF check: for the few endpoints that accept a
-/// session without one), with its token.
+/// The session behind the request's cookie, with its token. Checks no CSRF token: the caller
+/// decides (invitation acceptance does its own check).
 pub fn session_from_cookie(
     app: &App,
     request: &Request<'_>,
@@ -65,11 +70,13 @@ pub fn session_from_cookie(
 }
 
 fn credentials(request: &Request<'_>) -> Result<Credentials, AppError> {
-    if let Some(authorization) = request.header("Authorization") {
-        let token = authorization
-            .strip_prefix("Bearer ")
-            .ok_or(AppError::InvalidApiKey)?
-            .trim();
+    // Only a Bearer token takes precedence: another scheme (say Basic auth added by a proxy in
+    // front of the console) leaves the session cookie in charge.
+    let bearer = request.header("Authorization").and_then(|value| {
+        let (scheme, token) = value.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    });
+    if let Some(token) = bearer {
         return PresentedKey::parse(token)
             .map(Credentials::ApiKey)
             .ok_or(AppError::InvalidApiKey);
@@ -83,16 +90,23 @@ fn credentials(request: &Request<'_>) -> Result<Credentials, AppError> {
 /// The `Set-Cookie` value that hands a session to the browser.
 fn session_cookie(app: &App, token: &str) -> String {
     let max_age = auth::session_lifetime().num_seconds();
-    let secure = if app.config.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+    format!(
+        "{SESSION_COOKIE}={token}; Max-Age={max_age}{}",
+        cookie_attributes(app)
+    )
 }
 
-fn cleared_cookie() -> String {
-    format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
+fn cleared_cookie(app: &App) -> String {
+    format!("{SESSION_COOKIE}=; Max-Age=0{}", cookie_attributes(app))
+}
+
+/// `Secure` when crier is reached over https (the public URL says so).
+fn cookie_attributes(app: &App) -> &'static str {
+    if app.config.public_url.starts_with("https://") {
+        "; Path=/; HttpOnly; SameSite=Lax; Secure"
+    } else {
+        "; Path=/; HttpOnly; SameSite=Lax"
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -208,14 +222,18 @@ struct LoginBody {
 }
 
 /// `POST /v1/auth/login`. Wrong email and wrong password are indistinguishable, in body and in
-/// time; failures are throttled per email and per IP before any password is checked.
+/// time; attempts are counted per email and per IP before any password is checked.
 pub fn log_in(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let body: LoginBody = request.json()?;
     let email = body.email.trim().to_lowercase();
+    // No account can have a longer email; refusing here keeps junk out of the limiter's table.
+    if email.len() > 254 {
+        return Err(AppError::InvalidCredentials);
+    }
     let ip = request.remote_ip();
     let now = app.clock.now();
     app.login_limiter
-        .check(&email, &ip, now)
+        .begin_attempt(&email, &ip, now)
         .map_err(|retry_after_secs| AppError::RateLimited { retry_after_secs })?;
 
     let user = app
@@ -229,28 +247,39 @@ pub fn log_in(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppEr
         }
     };
     let Some(user) = user.filter(|_| verified) else {
-        app.login_limiter.record_failure(&email, &ip, now);
         return Err(AppError::InvalidCredentials);
     };
-    app.login_limiter.record_success(&email);
+    app.login_limiter.record_success(&email, &ip, now);
+    // Hashes made with another cost are upgraded at login, so every account converges on the
+    // configured cost (and login time stops telling old accounts from unknown emails).
+    if password_iterations(&user.password_hash) != Some(app.config.password_iterations.get()) {
+        let upgraded = hash_for_storage(app, &body.password);
+        app.db
+            .write(|conn| store::set_password_hash(conn, &user.id, &upgraded))?;
+    }
     let signed_in = app
         .db
         .write(|conn| auth::sign_in(conn, &app.ids, user, now))?;
     signed_in_response(app, 200, &signed_in)
 }
 
-/// `POST /v1/auth/logout`: ends the session and clears the cookie.
+/// `POST /v1/auth/logout`: ends the session and clears the cookie. A session that is already
+/// unknown or expired gets its cookie cleared all the same.
 pub fn log_out(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
-    let principal = authenticate_request(app, request)?;
-    let session = principal.require_session()?;
-    app.db
-        .write(|conn| store::delete_session(conn, session.session_id()))?;
+    match authenticate_request(app, request) {
+        Ok(principal) => {
+            let session = principal.require_session()?;
+            app.db
+                .write(|conn| store::delete_session(conn, session.session_id()))?;
+        }
+        Err(AppError::Unauthenticated) => {}
+        Err(other) => return Err(other),
+    }
     Ok(
         ApiResponse::bytes(204, crate::http::response::JSON, Vec::new())
-            .with_header("Set-Cookie", cleared_cookie()),
+            .with_header("Set-Cookie", cleared_cookie(app)),
     )
 }
-
 #[derive(Serialize)]
 struct MembershipView {
     workspace: WorkspaceView,

@@ -120,11 +120,12 @@ pub fn authenticate(
 
 /// Records the use `authenticate` asked for.
 pub fn apply_touch(conn: &Connection, touch: &Touch, now: Timestamp) -> Result<(), AppError> {
+    let stale_before = format_timestamp(now - touch_interval());
     let now = format_timestamp(now);
     match touch {
         Touch::Nothing => Ok(()),
-        Touch::ApiKey(id) => key_store::touch_key(conn, id, &now),
-        Touch::Session(id) => store::touch_session(conn, id, &now),
+        Touch::ApiKey(id) => key_store::touch_key(conn, id, &now, &stale_before),
+        Touch::Session(id) => store::touch_session(conn, id, &now, &stale_before),
     }
 }
 

@@ -45,6 +45,14 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
     pbkdf2::verify(ALGORITHM, iterations, &salt, password.as_bytes(), &hash).is_ok()
 }
 
+/// The iteration count a stored hash was made with.
+pub fn password_iterations(stored: &str) -> Option<u32> {
+    let mut parts = stored.split('$');
+    (parts.next() == Some(PREFIX))
+        .then(|| parts.next()?.parse().ok())
+        .flatten()
+}
+
 /// Spends the same time as checking a real password, for logins with an unknown email: the
 /// response time must not tell whether the account exists.
 pub fn burn_verification_time(password: &str, iterations: NonZeroU32) {
@@ -88,6 +96,8 @@ mod tests {
         let iterations = NonZeroU32::new(1000).unwrap();
         let stored = hash_password("correct horse battery", iterations, &ids());
         assert!(stored.starts_with("pbkdf2-sha256$1000$"));
+        assert_eq!(password_iterations(&stored), Some(1000));
+        assert_eq!(password_iterations("md5$1$00$00"), None);
         assert!(verify_password("correct horse battery", &stored));
         assert!(!verify_password("correct horse batterz", &stored));
         assert!(!verify_password("", &stored));

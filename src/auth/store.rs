@@ -49,6 +49,16 @@ pub fn insert_user(conn: &Connection, user: &User) -> Result<(), AppError> {
     Ok(())
 }
 
+pub fn set_password_hash(
+    conn: &Connection,
+    user_id: &str,
+    password_hash: &str,
+) -> Result<(), AppError> {
+    conn.prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
+        .execute([user_id, password_hash])?;
+    Ok(())
+}
+
 pub fn any_user_exists(conn: &Connection) -> Result<bool, AppError> {
     Ok(conn
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM users)")?
@@ -119,9 +129,18 @@ pub fn find_session(conn: &Connection, token_hash: &[u8]) -> Result<Option<Sessi
         .optional()?)
 }
 
-pub fn touch_session(conn: &Connection, session_id: &str, now: &str) -> Result<(), AppError> {
-    conn.prepare_cached("UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1")?
-        .execute([session_id, now])?;
+/// Records use of a session unless it was recorded since `stale_before` (concurrent requests
+/// all asking for the touch write it once).
+pub fn touch_session(
+    conn: &Connection,
+    session_id: &str,
+    now: &str,
+    stale_before: &str,
+) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1 AND last_seen_at <= ?3",
+    )?
+    .execute([session_id, now, stale_before])?;
     Ok(())
 }
 

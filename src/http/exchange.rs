@@ -30,7 +30,7 @@ pub(super) fn handle(app: &App, router: &Router, mut raw: tiny_http::Request) {
     let method = raw.method().as_str().to_owned();
     let path = raw.url().split('?').next().unwrap_or("").to_owned();
 
-    let (route, result) = dispatch(app, router, &mut raw, &request_id);
+    let (route, workspace, result) = dispatch(app, router, &mut raw, &request_id);
     let response = match &result {
         Ok(response) => response.clone(),
         Err(err) => error_response(err, &request_id),
@@ -42,6 +42,7 @@ pub(super) fn handle(app: &App, router: &Router, mut raw: tiny_http::Request) {
         method: &method,
         route,
         path: &path,
+        workspace: workspace.as_deref(),
         status: response.status,
         started,
         error: result.as_ref().err(),
@@ -75,6 +76,7 @@ pub(super) fn refuse_shutting_down(app: &App, mut raw: tiny_http::Request) {
         method: raw.method().as_str(),
         route: "-",
         path: &path,
+        workspace: None,
         status: response.status,
         started,
         error: Some(&err),
@@ -87,20 +89,21 @@ pub(super) fn refuse_shutting_down(app: &App, mut raw: tiny_http::Request) {
     }
 }
 
-/// Finds and runs the handler. Returns the matched route template (`-` when none) for the log.
+/// Finds and runs the handler. Returns, for the log, the matched route template (`-` when none)
+/// and the workspace the request acted in (once authenticated), with the outcome.
 fn dispatch(
     app: &App,
     router: &Router,
     raw: &mut tiny_http::Request,
     request_id: &str,
-) -> (&'static str, Result<ApiResponse, AppError>) {
+) -> (&'static str, Option<String>, Result<ApiResponse, AppError>) {
     // Refused before routing, whatever the route: nothing reads a body this large.
     if raw
         .body_length()
         .is_some_and(|declared| declared as u64 > app.config.max_body_bytes)
     {
         let limit_bytes = app.config.max_body_bytes;
-        return ("-", Err(AppError::PayloadTooLarge { limit_bytes }));
+        return ("-", None, Err(AppError::PayloadTooLarge { limit_bytes }));
     }
     let mut request = Request::new(raw, request_id.to_owned(), app.config.max_body_bytes);
     let mut route_path = "-";
@@ -121,7 +124,7 @@ fn dispatch(
             panic_message(payload.as_ref())
         )))
     });
-    (route_path, result)
+    (route_path, request.workspace_id(), result)
 }
 
 /// What to do with the connection once the response is ready.
@@ -184,6 +187,7 @@ struct RequestLine<'a> {
     method: &'a str,
     route: &'static str,
     path: &'a str,
+    workspace: Option<&'a str>,
     status: u16,
     started: Instant,
     error: Option<&'a AppError>,
@@ -202,8 +206,8 @@ fn log_request(line: &RequestLine<'_>) {
     log::log!(
         level,
         request_id = line.request_id, method = line.method, route = line.route,
-        path = line.path, status = line.status, duration_ms = duration_ms,
-        error = error, detail = detail;
+        path = line.path, workspace = line.workspace.unwrap_or(""), status = line.status,
+        duration_ms = duration_ms, error = error, detail = detail;
         "request"
     );
 }

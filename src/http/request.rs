@@ -19,6 +19,8 @@ pub struct Request<'a> {
     params: Vec<(&'static str, String)>,
     request_id: String,
     max_body_bytes: u64,
+    /// The workspace the request acted in, once authentication knows it (for the log line).
+    workspace_id: std::cell::RefCell<Option<String>>,
 }
 
 impl<'a> Request<'a> {
@@ -40,6 +42,7 @@ impl<'a> Request<'a> {
             params: Vec::new(),
             request_id,
             max_body_bytes,
+            workspace_id: std::cell::RefCell::new(None),
         }
     }
 
@@ -60,6 +63,15 @@ impl<'a> Request<'a> {
 
     pub fn request_id(&self) -> &str {
         &self.request_id
+    }
+
+    /// Records the workspace the request acts in, for the request's log line.
+    pub fn note_workspace(&self, workspace_id: &str) {
+        *self.workspace_id.borrow_mut() = Some(workspace_id.to_owned());
+    }
+
+    pub(crate) fn workspace_id(&self) -> Option<String> {
+        self.workspace_id.borrow().clone()
     }
 
     pub(crate) fn set_params(&mut self, params: Vec<(&'static str, String)>) {

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::auth::http::{
-    UserView, authenticate_request, hash_for_storage, session_from_cookie, signed_in_response,
+    CSRF_HEADER, UserView, authenticate_request, hash_for_storage, session_from_cookie,
+    signed_in_response,
 };
 use crate::auth::principal::{Principal, Role};
 use crate::auth::store::User;
@@ -233,16 +234,17 @@ struct RoleBody {
 /// `PATCH /v1/workspace/members/{user_id}`.
 pub fn change_member_role(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let (workspace_id, actor_role) = principal.require_session()?.require_role(Role::Admin)?;
+    let session = principal.require_session()?;
+    let (workspace_id, _) = session.require_role(Role::Admin)?;
     let body: RoleBody = request.json()?;
     let mut fields = FieldErrors::new();
     let role = role_field(&body.role, &mut fields);
     fields.into_result()?;
     let role = role.ok_or_else(|| AppError::internal("validated role missing"))?;
     let user_id = request.param("user_id").to_owned();
-    let member = app
-        .db
-        .write(|conn| workspaces::change_role(conn, workspace_id, actor_role, &user_id, role))?;
+    let member = app.db.write(|conn| {
+        workspaces::change_role(conn, workspace_id, session.user_id(), &user_id, role)
+    })?;
     ApiResponse::json(200, &MemberView::from(&member))
 }
 
@@ -250,11 +252,10 @@ pub fn change_member_role(app: &App, request: &mut Request<'_>) -> Result<ApiRes
 pub fn remove_member(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
-    let (workspace_id, actor_role) = session.require_role(Role::Member)?;
+    let (workspace_id, _) = session.require_role(Role::Member)?;
     let user_id = request.param("user_id").to_owned();
-    app.db.write(|conn| {
-        workspaces::remove_member(conn, workspace_id, session.user_id(), actor_role, &user_id)
-    })?;
+    app.db
+        .write(|conn| workspaces::remove_member(conn, workspace_id, session.user_id(), &user_id))?;
     Ok(ApiResponse::bytes(204, JSON, Vec::new()))
 }
 
@@ -269,7 +270,7 @@ struct InviteBody {
 pub fn create_invitation(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
-    let (workspace_id, actor_role) = session.require_role(Role::Admin)?;
+    let (workspace_id, _) = session.require_role(Role::Admin)?;
     let body: InviteBody = request.json()?;
     let mut fields = FieldErrors::new();
     let email = validate::email(&body.email)
@@ -286,7 +287,7 @@ pub fn create_invitation(app: &App, request: &mut Request<'_>) -> Result<ApiResp
             conn,
             &app.ids,
             workspace_id,
-            (session.user_id(), actor_role),
+            session.user_id(),
             &email,
             role,
             now,
@@ -370,6 +371,12 @@ fn accept_as_signed_in_user(
     user: User,
 ) -> Result<SignedIn, AppError> {
     let (session, session_token) = session_from_cookie(app, request)?;
+    // This changes an existing session (a membership, the active workspace): same CSRF rule
+    // as every other session mutation.
+    let presented = request.header(CSRF_HEADER).unwrap_or("");
+    if !secrets::constant_time_eq(presented.as_bytes(), session.csrf_token().as_bytes()) {
+        return Err(AppError::CsrfFailed);
+    }
     if session.user_id() != user.id {
         return Err(AppError::Forbidden(
             "This invitation was sent to another account; log in as that account first.".to_owned(),

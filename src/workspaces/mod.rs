@@ -34,14 +34,31 @@ fn last_owner() -> AppError {
     )
 }
 
-/// Changes `user_id`'s role in `workspace_id`, acting with `actor_role` (admin or owner).
+/// The actor's role as it stands inside this transaction (a demotion committed since the
+/// request was authenticated counts). Not a member any more → `not_found`.
+fn actor_role(conn: &Connection, workspace_id: &str, actor_id: &str) -> Result<Role, AppError> {
+    store::find_role(conn, workspace_id, actor_id)?.ok_or(AppError::NotFound)
+}
+
+fn require_admin(role: Role) -> Result<(), AppError> {
+    if role < Role::Admin {
+        return Err(AppError::Forbidden(
+            "This needs the admin role or higher in the workspace.".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Changes `user_id`'s role in `workspace_id` on behalf of `actor_id` (an admin or owner).
 pub fn change_role(
     conn: &Connection,
     workspace_id: &str,
-    actor_role: Role,
+    actor_id: &str,
     user_id: &str,
     new_role: Role,
 ) -> Result<Member, AppError> {
+    let actor_role = actor_role(conn, workspace_id, actor_id)?;
+    require_admin(actor_role)?;
     let member = store::find_member(conn, workspace_id, user_id)?.ok_or(AppError::NotFound)?;
     if (new_role == Role::Owner || member.role == Role::Owner) && actor_role != Role::Owner {
         return Err(only_owners(
@@ -64,9 +81,9 @@ pub fn remove_member(
     conn: &Connection,
     workspace_id: &str,
     actor_id: &str,
-    actor_role: Role,
     user_id: &str,
 ) -> Result<(), AppError> {
+    let actor_role = actor_role(conn, workspace_id, actor_id)?;
     let member = store::find_member(conn, workspace_id, user_id)?.ok_or(AppError::NotFound)?;
     if user_id != actor_id {
         if actor_role < Role::Admin {
@@ -91,16 +108,18 @@ pub struct CreatedInvitation {
     pub token: String,
 }
 
-/// Invites `email` into `workspace_id` with `role`; `actor` is the inviting user and their role.
+/// Invites `email` into `workspace_id` with `role` on behalf of `actor_id` (an admin or owner).
 pub fn invite(
     conn: &Connection,
     ids: &Ids,
     workspace_id: &str,
-    (actor_id, actor_role): (&str, Role),
+    actor_id: &str,
     email: &str,
     role: Role,
     now: Timestamp,
 ) -> Result<CreatedInvitation, AppError> {
+    let actor_role = actor_role(conn, workspace_id, actor_id)?;
+    require_admin(actor_role)?;
     if role == Role::Owner && actor_role != Role::Owner {
         return Err(only_owners("invite an owner"));
     }
@@ -126,7 +145,9 @@ pub fn invite(
 }
 
 /// Accepts the invitation behind `token` for `user_id` (who must have the invited email):
-/// membership added, invitation used up. Unknown, used, revoked or expired → `not_found`.
+/// membership added, invitation used up. Unknown, used, revoked or expired → `not_found`; so is
+/// an invitation whose inviter may no longer grant its role (removed or demoted since), which
+/// keeps a removed admin from walking back in through invitations they made.
 pub fn accept_invitation(
     conn: &Connection,
     token: &str,
@@ -136,6 +157,15 @@ pub fn accept_invitation(
     let now_text = format_timestamp(now);
     let invitation = store::find_pending_invitation(conn, &secrets::token_hash(token), &now_text)?
         .ok_or(AppError::NotFound)?;
+    let inviter_role = store::find_role(conn, &invitation.workspace_id, &invitation.invited_by)?;
+    let needed = if invitation.role == Role::Owner {
+        Role::Owner
+    } else {
+        Role::Admin
+    };
+    if inviter_role.is_none_or(|role| role < needed) {
+        return Err(AppError::NotFound);
+    }
     let user = auth_store::find_user(conn, user_id)?.ok_or(AppError::NotFound)?;
     if user.email != invitation.email {
         return Err(AppError::Forbidden(
@@ -216,15 +246,13 @@ mod tests {
     #[test]
     fn the_last_owner_can_neither_leave_nor_be_demoted() {
         let f = fixture();
-        let err =
-            remove_member(&f.conn, &f.workspace, &f.owner, Role::Owner, &f.owner).unwrap_err();
+        let err = remove_member(&f.conn, &f.workspace, &f.owner, &f.owner).unwrap_err();
         assert_eq!(err.code(), "conflict");
-        let err =
-            change_role(&f.conn, &f.workspace, Role::Owner, &f.owner, Role::Admin).unwrap_err();
+        let err = change_role(&f.conn, &f.workspace, &f.owner, &f.owner, Role::Admin).unwrap_err();
         assert_eq!(err.code(), "conflict");
         // With a second owner, the first may step down.
         let second = join(&f, "second@x.io", Role::Owner);
-        change_role(&f.conn, &f.workspace, Role::Owner, &f.owner, Role::Admin).unwrap();
+        change_role(&f.conn, &f.workspace, &f.owner, &f.owner, Role::Admin).unwrap();
         assert_eq!(
             store::find_role(&f.conn, &f.workspace, &second).unwrap(),
             Some(Role::Owner)
@@ -238,9 +266,9 @@ mod tests {
         let admin = join(&f, "admin@x.io", Role::Admin);
         let member = join(&f, "member@x.io", Role::Member);
         for err in [
-            change_role(&f.conn, &f.workspace, Role::Admin, &f.owner, Role::Member).unwrap_err(),
-            change_role(&f.conn, &f.workspace, Role::Admin, &member, Role::Owner).unwrap_err(),
-            remove_member(&f.conn, &f.workspace, &admin, Role::Admin, &f.owner).unwrap_err(),
+            change_role(&f.conn, &f.workspace, &admin, &f.owner, Role::Member).unwrap_err(),
+            change_role(&f.conn, &f.workspace, &admin, &member, Role::Owner).unwrap_err(),
+            remove_member(&f.conn, &f.workspace, &admin, &f.owner).unwrap_err(),
         ] {
             assert_eq!(err.code(), "forbidden");
         }
@@ -248,8 +276,8 @@ mod tests {
             store::find_role(&f.conn, &f.workspace, &f.owner).unwrap(),
             Some(Role::Owner)
         );
-        change_role(&f.conn, &f.workspace, Role::Admin, &member, Role::Admin).unwrap();
-        remove_member(&f.conn, &f.workspace, &admin, Role::Admin, &member).unwrap();
+        change_role(&f.conn, &f.workspace, &admin, &member, Role::Admin).unwrap();
+        remove_member(&f.conn, &f.workspace, &admin, &member).unwrap();
         assert_eq!(
             store::find_role(&f.conn, &f.workspace, &member).unwrap(),
             None
@@ -261,9 +289,9 @@ mod tests {
         let f = fixture();
         let alice = join(&f, "alice@x.io", Role::Member);
         let bob = join(&f, "bob@x.io", Role::Member);
-        let err = remove_member(&f.conn, &f.workspace, &alice, Role::Member, &bob).unwrap_err();
+        let err = remove_member(&f.conn, &f.workspace, &alice, &bob).unwrap_err();
         assert_eq!(err.code(), "forbidden");
-        remove_member(&f.conn, &f.workspace, &alice, Role::Member, &alice).unwrap();
+        remove_member(&f.conn, &f.workspace, &alice, &alice).unwrap();
         assert_eq!(
             store::find_role(&f.conn, &f.workspace, &alice).unwrap(),
             None
@@ -277,7 +305,7 @@ mod tests {
             &f.conn,
             &f.ids,
             &f.workspace,
-            (&f.owner, Role::Owner),
+            &f.owner,
             "new@x.io",
             Role::Admin,
             f.now,
@@ -297,13 +325,47 @@ mod tests {
     }
 
     #[test]
+    fn an_invitation_dies_with_its_inviters_rights() {
+        let f = fixture();
+        let admin = join(&f, "admin@x.io", Role::Admin);
+        let created = invite(
+            &f.conn,
+            &f.ids,
+            &f.workspace,
+            &admin,
+            "friend@x.io",
+            Role::Admin,
+            f.now,
+        )
+        .unwrap();
+        remove_member(&f.conn, &f.workspace, &f.owner, &admin).unwrap();
+        let friend = add_user(&f.conn, &f.ids, "friend@x.io", f.now);
+        let err = accept_invitation(&f.conn, &created.token, &friend, f.now).unwrap_err();
+        assert_eq!(err.code(), "not_found");
+        assert_eq!(
+            store::find_role(&f.conn, &f.workspace, &friend).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_demoted_actor_acts_with_their_current_role() {
+        let f = fixture();
+        let admin = join(&f, "admin@x.io", Role::Admin);
+        let member = join(&f, "member@x.io", Role::Member);
+        change_role(&f.conn, &f.workspace, &f.owner, &admin, Role::Member).unwrap();
+        let err = change_role(&f.conn, &f.workspace, &admin, &member, Role::Admin).unwrap_err();
+        assert_eq!(err.code(), "forbidden");
+    }
+
+    #[test]
     fn an_expired_invitation_is_not_found() {
         let f = fixture();
         let created = invite(
             &f.conn,
             &f.ids,
             &f.workspace,
-            (&f.owner, Role::Owner),
+            &f.owner,
             "late@x.io",
             Role::Member,
             f.now,

@@ -25,6 +25,53 @@ fn needs_messages_send(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
 }
 
 #[test]
+fn revoking_a_replacement_also_revokes_the_key_it_replaced() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let (old_id, old_key) = create_key(&owner, &["messages:send"], "live");
+    let rotated = owner.post(
+        &format!("/v1/api-keys/{old_id}/rotate"),
+        &json!({"grace_seconds": 3600}),
+    );
+    assert_eq!(rotated.status, 201, "{}", rotated.text());
+    let new_id = rotated.json()["api_key"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        workspace_with(&server, &old_key).status,
+        200,
+        "the old key works during grace"
+    );
+
+    let revoked = owner.request("DELETE", &format!("/v1/api-keys/{new_id}"), None);
+    assert_eq!(revoked.status, 200, "{}", revoked.text());
+    workspace_with(&server, &old_key).assert_error(401, "api_key_revoked");
+}
+
+#[test]
+fn the_bearer_scheme_is_case_insensitive_and_logged_with_the_workspace() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let (_, key) = create_key(&owner, &["messages:read"], "test");
+    let header = format!("bearer {key}");
+    let response = server.request(
+        "GET",
+        "/v1/workspace",
+        &[("Authorization", header.as_str())],
+        b"",
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let request_id = response.header("X-Request-Id").unwrap();
+    let line = logs::for_request(request_id)
+        .into_iter()
+        .find(|line| line.message == "request")
+        .unwrap();
+    assert_eq!(line.fields["workspace"], owner.workspace_id());
+    assert!(
+        !format!("{line:?}").contains(&key),
+        "the key reached the log"
+    );
+}
+
+#[test]
 fn a_key_without_the_needed_scope_is_403_insufficient_scope() {
     let router = Router::standard().with_route(Route::new(
         Method::Post,

@@ -340,11 +340,28 @@ fn protected_routes_without_credentials_are_401_unauthenticated() {
         ("GET", "/v1/workspaces"),
         ("GET", "/v1/api-keys"),
         ("GET", "/v1/workspace/members"),
-        ("POST", "/v1/auth/logout"),
+        ("GET", "/v1/auth/me"),
+        ("POST", "/v1/workspaces"),
     ] {
         server
             .request(method, path, &[], b"")
             .assert_error(401, "unauthenticated");
+    }
+}
+
+#[test]
+fn logout_without_a_live_session_still_clears_the_cookie() {
+    let server = TestServer::start();
+    setup(&server);
+    for cookie in [None, Some("crier_session=not-a-session-token")] {
+        let headers: Vec<(&str, &str)> = cookie.map(|c| ("Cookie", c)).into_iter().collect();
+        let response = server.request("POST", "/v1/auth/logout", &headers, b"");
+        assert_eq!(response.status, 204, "{}", response.text());
+        let set_cookie = response.header("Set-Cookie").unwrap();
+        assert!(
+            set_cookie.starts_with("crier_session=;") && set_cookie.contains("Max-Age=0"),
+            "{set_cookie}"
+        );
     }
 }
 

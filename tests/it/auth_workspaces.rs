@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::auth_fixtures::{
     Console, EPOCH, PASSWORD, accept_as_new_user, add_member, bearer, count, create_key, invite,
-    login, second_tenant, send, setup,
+    login, second_tenant, setup,
 };
 use crate::harness::{TestResponse, TestServer};
 
@@ -45,15 +45,9 @@ fn workspace_name(console: &Console<'_>) -> String {
     response.json()["name"].as_str().unwrap().to_owned()
 }
 
+/// Accepts as the signed-in user behind `console` (cookie and CSRF token).
 fn accept_with_session(console: &Console<'_>, token: &str) -> TestResponse {
-    let cookie = console.cookie();
-    send(
-        console.server,
-        "POST",
-        "/v1/invitations/accept",
-        vec![("Cookie", cookie.as_str())],
-        Some(&json!({"token": token})),
-    )
+    console.post("/v1/invitations/accept", &json!({"token": token}))
 }
 
 fn workspace_ids(console: &Console<'_>) -> Vec<(String, String)> {
@@ -467,6 +461,22 @@ fn an_invitation_for_an_existing_user_with_another_users_session_is_403() {
         owner.get("/v1/workspace").json()["id"],
         owner.workspace_id()
     );
+}
+
+#[test]
+fn accepting_with_a_session_needs_its_csrf_token() {
+    let server = TestServer::start();
+    let (_owner, bea, token) = invited_existing_user(&server);
+    let before = workspace_ids(&bea);
+    bea.request_with_csrf(
+        "POST",
+        "/v1/invitations/accept",
+        None,
+        Some(&json!({"token": token})),
+    )
+    .assert_error(403, "csrf_failed");
+    assert_eq!(workspace_ids(&bea), before);
+    assert_eq!(accept_with_session(&bea, &token).status, 200);
 }
 
 #[test]
