@@ -215,6 +215,26 @@ pub struct SettingsArgs {
     )]
     pub password_iterations: String,
 
+    /// Hours idempotency records are kept (at least 24).
+    #[arg(
+        long,
+        env = "CRIER_IDEMPOTENCY_RETENTION_HOURS",
+        default_value = "24",
+        global = true,
+        hide_env_values = true
+    )]
+    pub idempotency_retention_hours: String,
+
+    /// Seconds an idempotent call to a provider holds its key before a retry may take over.
+    #[arg(
+        long,
+        env = "CRIER_IDEMPOTENCY_LEASE_SECS",
+        default_value = "60",
+        global = true,
+        hide_env_values = true
+    )]
+    pub idempotency_lease_secs: String,
+
     /// Log line format on standard error: text or json.
     #[arg(
         long,
@@ -251,6 +271,8 @@ impl SettingsArgs {
             shutdown_timeout_secs: self.shutdown_timeout_secs,
             public_url: self.public_url,
             password_iterations: self.password_iterations,
+            idempotency_retention_hours: self.idempotency_retention_hours,
+            idempotency_lease_secs: self.idempotency_lease_secs,
             log_format: self.log_format,
             log_level: self.log_level,
         }
@@ -306,6 +328,8 @@ mod tests {
             "CRIER_SHUTDOWN_TIMEOUT_SECS",
             "CRIER_PUBLIC_URL",
             "CRIER_PASSWORD_ITERATIONS",
+            "CRIER_IDEMPOTENCY_RETENTION_HOURS",
+            "CRIER_IDEMPOTENCY_LEASE_SECS",
             "CRIER_LOG_FORMAT",
             "CRIER_LOG_LEVEL",
         ] {

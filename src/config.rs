@@ -92,6 +92,11 @@ pub struct Config {
     pub public_url: String,
     /// PBKDF2 iterations for new password hashes.
     pub password_iterations: NonZeroU32,
+    /// How long idempotency records are kept (never less than 24 hours).
+    pub idempotency_retention: Duration,
+    /// How long a leased idempotent operation (one that calls a provider) holds its key before a
+    /// retry may take over.
+    pub idempotency_lease: Duration,
     pub log_format: LogFormat,
     pub log_level: log::LevelFilter,
 }
@@ -115,6 +120,8 @@ impl Config {
             public_url: "http://127.0.0.1".to_owned(),
             // Tests hash many passwords; production uses DEFAULT_PASSWORD_ITERATIONS.
             password_iterations: NonZeroU32::MIN.saturating_add(999),
+            idempotency_retention: Duration::from_secs(24 * 60 * 60),
+            idempotency_lease: Duration::from_secs(60),
             log_format: LogFormat::Text,
             log_level: log::LevelFilter::Warn,
         }
@@ -140,6 +147,8 @@ pub struct RawSettings {
     pub shutdown_timeout_secs: String,
     pub public_url: Option<String>,
     pub password_iterations: String,
+    pub idempotency_retention_hours: String,
+    pub idempotency_lease_secs: String,
     pub log_format: String,
     pub log_level: String,
 }
@@ -222,6 +231,16 @@ impl RawSettings {
             "--password-iterations / CRIER_PASSWORD_ITERATIONS",
             whole_number(&self.password_iterations, 100_000, 10_000_000),
         );
+        let idempotency_retention_hours = take(
+            p,
+            "--idempotency-retention-hours / CRIER_IDEMPOTENCY_RETENTION_HOURS",
+            whole_number(&self.idempotency_retention_hours, 24, 24 * 365),
+        );
+        let idempotency_lease_secs = take(
+            p,
+            "--idempotency-lease-secs / CRIER_IDEMPOTENCY_LEASE_SECS",
+            whole_number(&self.idempotency_lease_secs, 1, 3600),
+        );
         let log_format = take(
             p,
             "--log-format / CRIER_LOG_FORMAT",
@@ -260,6 +279,8 @@ impl RawSettings {
                 shutdown_timeout: Duration::from_secs(shutdown_secs?),
                 public_url: public_url?,
                 password_iterations: NonZeroU32::new(u32::try_from(password_iterations?).ok()?)?,
+                idempotency_retention: Duration::from_secs(idempotency_retention_hours? * 3600),
+                idempotency_lease: Duration::from_secs(idempotency_lease_secs?),
                 log_format: log_format?,
                 log_level: log_level?,
             })
@@ -347,6 +368,8 @@ mod tests {
             shutdown_timeout_secs: "10".into(),
             public_url: None,
             password_iterations: "600000".into(),
+            idempotency_retention_hours: "24".into(),
+            idempotency_lease_secs: "60".into(),
             log_format: "text".into(),
             log_level: "info".into(),
         }
@@ -365,6 +388,19 @@ mod tests {
         assert_eq!(
             config.password_iterations.get(),
             DEFAULT_PASSWORD_ITERATIONS
+        );
+    }
+
+    #[test]
+    fn idempotency_retention_is_never_below_a_day() {
+        let raw = RawSettings {
+            idempotency_retention_hours: "23".into(),
+            ..defaults()
+        };
+        let ConfigError(problems) = raw.validate().unwrap_err();
+        assert!(
+            problems[0].starts_with("--idempotency-retention-hours"),
+            "{problems:?}"
         );
     }
 

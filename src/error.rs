@@ -50,6 +50,16 @@ pub enum AppError {
     InvalidJson(String),
     /// The request is malformed in some other way (a bad header, a bad query parameter).
     BadRequest(String),
+    /// The `Idempotency-Key` header is not 1–255 visible ASCII characters.
+    InvalidIdempotencyKey(String),
+    /// The endpoint requires an `Idempotency-Key` header.
+    IdempotencyKeyRequired,
+    /// The key was used before with a different request.
+    IdempotencyKeyReused,
+    /// The first request with this key is still running; retry after this many seconds.
+    IdempotencyKeyInUse {
+        retry_after_secs: u64,
+    },
     /// No credentials, or a session that is unknown or expired.
     Unauthenticated,
     /// Login with a wrong email or password (never says which).
@@ -103,7 +113,11 @@ impl AppError {
     pub fn status(&self) -> u16 {
         match self {
             AppError::InvalidJson(_) => 400,
-            AppError::BadRequest(_) => 400,
+            AppError::BadRequest(_)
+            | AppError::InvalidIdempotencyKey(_)
+            | AppError::IdempotencyKeyRequired => 400,
+            AppError::IdempotencyKeyInUse { .. } => 409,
+            AppError::IdempotencyKeyReused => 422,
             AppError::Unauthenticated
             | AppError::InvalidCredentials
             | AppError::InvalidApiKey
@@ -129,6 +143,10 @@ impl AppError {
         match self {
             AppError::InvalidJson(_) => "invalid_json",
             AppError::BadRequest(_) => "bad_request",
+            AppError::InvalidIdempotencyKey(_) => "invalid_idempotency_key",
+            AppError::IdempotencyKeyRequired => "idempotency_key_required",
+            AppError::IdempotencyKeyReused => "idempotency_key_reused",
+            AppError::IdempotencyKeyInUse { .. } => "idempotency_key_in_use",
             AppError::Unauthenticated => "unauthenticated",
             AppError::InvalidCredentials => "invalid_credentials",
             AppError::InvalidApiKey => "invalid_api_key",
@@ -153,7 +171,17 @@ impl AppError {
     pub fn public_message(&self) -> String {
         match self {
             AppError::InvalidJson(why) => format!("The request body is not valid JSON: {why}."),
-            AppError::BadRequest(why) => why.clone(),
+            AppError::BadRequest(why) | AppError::InvalidIdempotencyKey(why) => why.clone(),
+            AppError::IdempotencyKeyRequired => {
+                "This endpoint needs an Idempotency-Key header, so a retry can never repeat it."
+                    .to_owned()
+            }
+            AppError::IdempotencyKeyReused => {
+                "This Idempotency-Key was already used with a different request.".to_owned()
+            }
+            AppError::IdempotencyKeyInUse { .. } => {
+                "A request with this Idempotency-Key is still in progress; retry later.".to_owned()
+            }
             AppError::Unauthenticated => {
                 "Authentication required: send an API key (Authorization: Bearer …) or log in."
                     .to_owned()
@@ -212,11 +240,15 @@ impl AppError {
                 Some(serde_json::json!({ "limit_bytes": limit_bytes }))
             }
             AppError::RateLimited { retry_after_secs }
+            | AppError::IdempotencyKeyInUse { retry_after_secs }
             | AppError::Unavailable {
                 retry_after_secs, ..
             } => Some(serde_json::json!({ "retry_after_seconds": retry_after_secs })),
             AppError::InvalidJson(_)
             | AppError::BadRequest(_)
+            | AppError::InvalidIdempotencyKey(_)
+            | AppError::IdempotencyKeyRequired
+            | AppError::IdempotencyKeyReused
             | AppError::Unauthenticated
             | AppError::InvalidCredentials
             | AppError::InvalidApiKey
@@ -235,12 +267,16 @@ impl AppError {
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
             AppError::RateLimited { retry_after_secs }
+            | AppError::IdempotencyKeyInUse { retry_after_secs }
             | AppError::Unavailable {
                 retry_after_secs, ..
             } => vec![("Retry-After", retry_after_secs.to_string())],
             AppError::MethodNotAllowed { allowed } => vec![("Allow", allowed.join(", "))],
             AppError::InvalidJson(_)
             | AppError::BadRequest(_)
+            | AppError::InvalidIdempotencyKey(_)
+            | AppError::IdempotencyKeyRequired
+            | AppError::IdempotencyKeyReused
             | AppError::Unauthenticated
             | AppError::InvalidCredentials
             | AppError::InvalidApiKey
@@ -264,6 +300,9 @@ impl AppError {
             AppError::Internal(detail) | AppError::Unavailable { detail, .. } => Some(detail),
             AppError::InvalidJson(_)
             | AppError::BadRequest(_)
+            | AppError::InvalidIdempotencyKey(_)
+            | AppError::IdempotencyKeyRequired
+            | AppError::IdempotencyKeyReused
             | AppError::Unauthenticated
             | AppError::InvalidCredentials
             | AppError::InvalidApiKey
@@ -278,6 +317,7 @@ impl AppError {
             | AppError::PayloadTooLarge { .. }
             | AppError::UnsupportedMediaType { .. }
             | AppError::Validation(_)
+            | AppError::IdempotencyKeyInUse { .. }
             | AppError::RateLimited { .. } => None,
         }
     }

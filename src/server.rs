@@ -12,6 +12,7 @@ use crate::db::{Db, DbSettings};
 use crate::error::StartupError;
 use crate::http::{self, HttpServer, ShutdownOutcome, router::Router};
 use crate::ids::{Ids, RandomSource};
+use crate::janitor::{self, Janitor};
 
 /// What `start` needs besides the configuration: the sources of time and randomness, and the
 /// route table (tests may add routes).
@@ -25,6 +26,7 @@ pub struct Runtime {
 pub struct RunningServer {
     pub app: Arc<App>,
     http: HttpServer,
+    janitor: Janitor,
 }
 
 /// Opens (creating and migrating) the database and starts serving HTTP on `config.addr`.
@@ -39,7 +41,8 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
         login_limiter: LoginLimiter::new(),
     });
     let http = http::start(Arc::clone(&app), runtime.router)?;
-    Ok(RunningServer { app, http })
+    let janitor = janitor::start(Arc::clone(&app))?;
+    Ok(RunningServer { app, http, janitor })
 }
 
 impl RunningServer {
@@ -48,7 +51,9 @@ impl RunningServer {
     }
 
     /// Graceful stop: no new requests, in-flight ones finish (bounded by the configured timeout).
-    pub fn shutdown(self) -> ShutdownOutcome {
-        self.http.shutdown()
+    pub fn shutdown(mut self) -> ShutdownOutcome {
+        let outcome = self.http.shutdown();
+        self.janitor.stop();
+        outcome
     }
 }

@@ -21,6 +21,9 @@ pub struct Request<'a> {
     max_body_bytes: u64,
     /// The workspace the request acted in, once authentication knows it (for the log line).
     workspace_id: std::cell::RefCell<Option<String>>,
+    /// The body once read: a request body can be read from the socket only once, and both the
+    /// handler and the idempotency fingerprint need it.
+    body: Option<Vec<u8>>,
 }
 
 impl<'a> Request<'a> {
@@ -43,6 +46,7 @@ impl<'a> Request<'a> {
             request_id,
             max_body_bytes,
             workspace_id: std::cell::RefCell::new(None),
+            body: None,
         }
     }
 
@@ -151,9 +155,12 @@ impl<'a> Request<'a> {
         Ok(PageRequest { limit, cursor })
     }
 
-    /// The body, at most `max_body_bytes` long. A declared `Content-Length` above the limit is
+    /// The body, at most `max_body_bytes` long (read once, then kept). A declared `Content-Length` above the limit is
     /// refused before reading anything; a chunked body is read only up to one byte past it.
     pub fn body_bytes(&mut self) -> Result<Vec<u8>, AppError> {
+        if let Some(body) = &self.body {
+            return Ok(body.clone());
+        }
         let limit = self.max_body_bytes;
         let too_large = AppError::PayloadTooLarge { limit_bytes: limit };
         if self.declared_length().is_some_and(|length| length > limit) {
@@ -171,6 +178,7 @@ impl<'a> Request<'a> {
         if body.len() as u64 > limit {
             return Err(too_large);
         }
+        self.body = Some(body.clone());
         Ok(body)
     }
 

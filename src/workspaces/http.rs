@@ -14,6 +14,7 @@ use crate::clock::format_timestamp;
 use crate::error::{AppError, FieldErrors};
 use crate::http::request::Request;
 use crate::http::response::{ApiResponse, JSON};
+use crate::idempotency::{self, Requirement};
 use crate::validate;
 use crate::workspaces;
 use crate::workspaces::store::{self, Invitation, Member, Workspace};
@@ -122,16 +123,16 @@ fn workspace_name(body: &NameBody) -> Result<String, AppError> {
     })
 }
 
-/// `POST /v1/workspaces`: a new workspace owned by the caller.
+/// `POST /v1/workspaces`: a new workspace owned by the caller. Accepts an `Idempotency-Key`.
 pub fn create_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
     let name = workspace_name(&request.json()?)?;
     let now = app.clock.now();
-    let workspace = app
-        .db
-        .write(|conn| auth::create_workspace(conn, &app.ids, &name, session.user_id(), now))?;
-    ApiResponse::json(201, &WorkspaceView::from(&workspace))
+    idempotency::in_transaction(app, request, &principal, Requirement::Optional, |conn| {
+        let workspace = auth::create_workspace(conn, &app.ids, &name, session.user_id(), now)?;
+        ApiResponse::json(201, &WorkspaceView::from(&workspace))
+    })
 }
 
 /// `GET /v1/workspaces`: the caller's workspaces and roles.
@@ -152,21 +153,21 @@ pub fn list_workspaces(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
 }
 
 /// `POST /v1/workspaces/{id}/activate`: makes a workspace of the caller's the session's active one.
+/// Accepts an `Idempotency-Key`.
 pub fn activate_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
     let workspace_id = request.param("id").to_owned();
-    let (workspace, role) = app.db.write(|conn| {
+    idempotency::in_transaction(app, request, &principal, Requirement::Optional, |conn| {
         let role =
             store::find_role(conn, &workspace_id, session.user_id())?.ok_or(AppError::NotFound)?;
         let workspace = store::find_workspace(conn, &workspace_id)?.ok_or(AppError::NotFound)?;
         auth_store::set_active_workspace(conn, session.session_id(), Some(&workspace_id))?;
-        Ok((workspace, role))
-    })?;
-    ApiResponse::json(
-        200,
-        &serde_json::json!({ "workspace": WorkspaceView::from(&workspace), "role": role.as_str() }),
-    )
+        ApiResponse::json(
+            200,
+            &serde_json::json!({ "workspace": WorkspaceView::from(&workspace), "role": role.as_str() }),
+        )
+    })
 }
 
 /// `GET /v1/workspace`: the workspace the caller acts in (any API key may ask).

@@ -1,0 +1,371 @@
+//! Idempotency-Key (SPEC §4): retries over a bad network never repeat an effect.
+//!
+//! A POST handler opts in with one call, after authenticating and validating its input:
+//! - `in_transaction` for operations that are one database transaction (sends, launches): the
+//!   record, the effect and the stored response commit together in one `BEGIN IMMEDIATE`, so
+//!   concurrent duplicates serialise on the write lock and the loser replays the winner; a crash
+//!   leaves all or nothing.
+//! - `leased` for operations that call a provider: the record is taken in flight with a lease,
+//!   the call runs with no transaction open, the outcome is stored after. A duplicate during the
+//!   lease gets 409 `idempotency_key_in_use`; after the lease expires a retry takes over.
+//!
+//! Stored: 2xx and 4xx outcomes of the operation. Never stored: 5xx (the retry runs again), and
+//! validation failures from before the operation started (the handler returns those before
+//! calling in here). Records are kept for the configured retention, then `sweep_expired` deletes
+//! them. Responses that carry a secret shown once (API keys, invitation tokens) must not use
+//! this layer: the secret would be stored.
+
+pub mod store;
+
+use ring::digest;
+use rusqlite::Connection;
+
+use crate::app::App;
+use crate::auth::principal::Principal;
+use crate::clock::{Timestamp, format_timestamp};
+use crate::db::Db;
+use crate::error::AppError;
+use crate::http::request::Request;
+use crate::http::response::{ApiResponse, error_response};
+use store::{Record, RecordScope, RecordState};
+
+pub const HEADER: &str = "Idempotency-Key";
+pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
+const MAX_KEY_LEN: usize = 255;
+/// Records deleted per janitor transaction, so a sweep never holds the write lock for long.
+const SWEEP_BATCH: usize = 500;
+
+/// Whether an endpoint insists on a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    Optional,
+    /// Missing → 400 `idempotency_key_required`.
+    Required,
+}
+
+/// Parses the header value: 1–255 visible ASCII characters, or the same as a quoted
+/// structured-field string (`"abc"`, with `\"` and `\\` escapes), which is unquoted.
+pub fn parse_key(value: &str) -> Result<String, AppError> {
+    let invalid = || {
+        AppError::BadRequest(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters (optionally quoted)."
+                .to_owned(),
+        )
+    };
+    let key = match value.strip_prefix('"') {
+        Some(quoted) => {
+            let inner = quoted.strip_suffix('"').ok_or_else(invalid)?;
+            let mut key = String::new();
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some(escaped @ ('"' | '\\')) => key.push(escaped),
+                        _ => return Err(invalid()),
+                    },
+                    '"' => return Err(invalid()),
+                    other => key.push(other),
+                }
+            }
+            key
+        }
+        None => value.to_owned(),
+    };
+    let visible = key.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !visible {
+        return Err(invalid());
+    }
+    Ok(key)
+}
+
+/// The key of this request, if any, with the endpoint's requirement applied.
+fn key_of(request: &Request<'_>, requirement: Requirement) -> Result<Option<String>, AppError> {
+    match request.header(HEADER) {
+        Some(value) => parse_key(value).map(Some).map_err(|err| match err {
+            AppError::BadRequest(message) => AppError::InvalidIdempotencyKey(message),
+            other => other,
+        }),
+        None if requirement == Requirement::Required => Err(AppError::IdempotencyKeyRequired),
+        None => Ok(None),
+    }
+}
+
+/// SHA-256 over the method, the path and the canonical body: JSON re-serialised with sorted
+/// keys (serde_json's map is ordered), so whitespace and key order do not matter. A body that is
+/// not JSON counts byte for byte.
+pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> Vec<u8> {
+    let canonical = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| serde_json::to_vec(&value).ok())
+        .unwrap_or_else(|| body.to_vec());
+    let mut context = digest::Context::new(&digest::SHA256);
+    for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", &canonical] {
+        context.update(part);
+    }
+    context.finish().as_ref().to_vec()
+}
+
+/// Everything about this request the layer needs: where its record lives and what it asked.
+struct Attempt {
+    scope: RecordScope,
+    fingerprint: Vec<u8>,
+}
+
+fn attempt(
+    request: &mut Request<'_>,
+    principal: &Principal,
+    key: String,
+) -> Result<Attempt, AppError> {
+    let actor_id = match principal {
+        Principal::ApiKey(api_key) => api_key.key_id().to_owned(),
+        Principal::Session(session) => session.user_id().to_owned(),
+    };
+    let body = request.body_bytes()?;
+    let method = request.method().map_or("OTHER", |method| method.as_str());
+    Ok(Attempt {
+        scope: RecordScope {
+            workspace_id: principal.workspace_id().unwrap_or("").to_owned(),
+            actor_id,
+            key,
+        },
+        fingerprint: fingerprint(method, request.path(), &body),
+    })
+}
+
+/// What an existing record means for a new attempt.
+enum Existing {
+    Replay(ApiResponse),
+    /// An in-flight record whose lease ran out: the attempt may take over.
+    Abandoned,
+}
+
+fn judge(record: Record, fingerprint: &[u8], now: Timestamp) -> Result<Existing, AppError> {
+    if record.fingerprint != fingerprint {
+        return Err(AppError::IdempotencyKeyReused);
+    }
+    match record.state {
+        RecordState::Completed {
+            status,
+            content_type,
+            body,
+        } => Ok(Existing::Replay(replayed(status, &content_type, body))),
+        RecordState::InFlight {
+            lease_expires_at, ..
+        } => {
+            let expires = crate::clock::parse_timestamp(&lease_expires_at).unwrap_or(now);
+            if expires > now {
+                let retry_after_secs = (expires - now).num_seconds().max(1) as u64;
+                Err(AppError::IdempotencyKeyInUse { retry_after_secs })
+            } else {
+                Ok(Existing::Abandoned)
+            }
+        }
+    }
+}
+
+fn replayed(status: u16, content_type: &str, body: Vec<u8>) -> ApiResponse {
+    // Our responses only use a few content types; an unknown stored one falls back to JSON.
+    let content_type = match content_type {
+        crate::http::response::HTML => crate::http::response::HTML,
+        _ => crate::http::response::JSON,
+    };
+    ApiResponse::bytes(status, content_type, body).with_header(REPLAYED_HEADER, "true")
+}
+
+/// The response to store and return for an operation's outcome, or the error to pass on
+/// unstored (5xx).
+fn storable(
+    outcome: Result<ApiResponse, AppError>,
+    request_id: &str,
+) -> Result<ApiResponse, AppError> {
+    match outcome {
+        Ok(response) if response.status < 500 => Ok(response),
+        Err(err) if err.status() < 500 => Ok(error_response(&err, request_id)),
+        Ok(response) => Err(AppError::Internal(format!(
+            "operation answered {} (not stored)",
+            response.status
+        ))),
+        Err(err) => Err(err),
+    }
+}
+
+/// Runs `effect` exactly once per (scope, key): inside one write transaction with the record and
+/// the stored response. Without a key (and `Optional`), just runs `effect` in a transaction.
+pub fn in_transaction(
+    app: &App,
+    request: &mut Request<'_>,
+    principal: &Principal,
+    requirement: Requirement,
+    effect: impl FnOnce(&Connection) -> Result<ApiResponse, AppError>,
+) -> Result<ApiResponse, AppError> {
+    let Some(key) = key_of(request, requirement)? else {
+        return app.db.write(effect);
+    };
+    let attempt = attempt(request, principal, key)?;
+    let request_id = request.request_id().to_owned();
+    let now = app.clock.now();
+    let expires_at = format_timestamp(now + retention(app));
+    app.db.write(|conn| {
+        if let Some(record) = store::find_record(conn, &attempt.scope)? {
+            match judge(record, &attempt.fingerprint, now)? {
+                Existing::Replay(response) => return Ok(response),
+                Existing::Abandoned => {}
+            }
+        }
+        // The effect runs in a savepoint so a 4xx outcome can be stored without its effects.
+        conn.execute_batch("SAVEPOINT idempotent_effect")?;
+        let outcome = effect(conn);
+        let keep_effect = matches!(&outcome, Ok(response) if response.status < 500);
+        if keep_effect {
+            conn.execute_batch("RELEASE idempotent_effect")?;
+        } else {
+            conn.execute_batch("ROLLBACK TO idempotent_effect; RELEASE idempotent_effect")?;
+        }
+        let response = storable(outcome, &request_id)?;
+        store::save_completed(
+            conn,
+            &attempt.scope,
+            &attempt.fingerprint,
+            (response.status, response.content_type, &response.body),
+            &format_timestamp(now),
+            &expires_at,
+        )?;
+        Ok(response)
+    })
+}
+
+/// Runs `call` (which may talk to a provider; no transaction is open) at most once at a time per
+/// (scope, key), and stores its outcome. Without a key (and `Optional`), just runs `call`.
+pub fn leased(
+    app: &App,
+    request: &mut Request<'_>,
+    principal: &Principal,
+    requirement: Requirement,
+    call: impl FnOnce() -> Result<ApiResponse, AppError>,
+) -> Result<ApiResponse, AppError> {
+    let Some(key) = key_of(request, requirement)? else {
+        return call();
+    };
+    let attempt = attempt(request, principal, key)?;
+    let request_id = request.request_id().to_owned();
+    let now = app.clock.now();
+    let lease_token = app.ids.new_id("lse");
+    let lease_expires_at = format_timestamp(now + chrono_duration(app.config.idempotency_lease));
+    let expires_at = format_timestamp(now + retention(app));
+    let taken = app.db.write(|conn| {
+        if let Some(record) = store::find_record(conn, &attempt.scope)? {
+            match judge(record, &attempt.fingerprint, now)? {
+                Existing::Replay(response) => return Ok(Some(response)),
+                Existing::Abandoned => {}
+            }
+        }
+        store::save_in_flight(
+            conn,
+            &attempt.scope,
+            &attempt.fingerprint,
+            &lease_token,
+            &lease_expires_at,
+            &format_timestamp(now),
+            &expires_at,
+        )?;
+        Ok(None)
+    })?;
+    if let Some(replay) = taken {
+        return Ok(replay);
+    }
+
+    let outcome = call();
+    let finished_at = app.clock.now();
+    match storable(outcome, &request_id) {
+        Ok(response) => {
+            app.db.write(|conn| {
+                // Someone took over an expired lease meanwhile: their outcome is the record.
+                if store::holds_lease(conn, &attempt.scope, &lease_token)? {
+                    store::save_completed(
+                        conn,
+                        &attempt.scope,
+                        &attempt.fingerprint,
+                        (response.status, response.content_type, &response.body),
+                        &format_timestamp(finished_at),
+                        &expires_at,
+                    )?;
+                }
+                Ok(())
+            })?;
+            Ok(response)
+        }
+        Err(err) => {
+            // Nothing is stored for a 5xx: free the key so a retry runs again.
+            let released = app
+                .db
+                .write(|conn| store::release_lease(conn, &attempt.scope, &lease_token));
+            if let Err(release_err) = released {
+                log::warn!(request_id = request_id.as_str(), error:% = release_err; "could not release idempotency lease");
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Deletes every record whose retention ended by `now`, a batch per transaction. Returns how
+/// many were deleted.
+pub fn sweep_expired(db: &Db, now: Timestamp) -> Result<usize, AppError> {
+    let now = format_timestamp(now);
+    let mut total = 0;
+    loop {
+        let deleted = db.write(|conn| store::delete_expired(conn, &now, SWEEP_BATCH))?;
+        total += deleted;
+        if deleted < SWEEP_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+fn retention(app: &App) -> chrono::Duration {
+    chrono_duration(app.config.idempotency_retention)
+}
+
+fn chrono_duration(duration: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_visible_ascii_optionally_quoted() {
+        assert_eq!(parse_key("abc-123").unwrap(), "abc-123");
+        assert_eq!(parse_key("\"abc-123\"").unwrap(), "abc-123");
+        assert_eq!(parse_key(r#""a\"b\\c""#).unwrap(), r#"a"b\c"#);
+        assert_eq!(parse_key(&"k".repeat(255)).unwrap().len(), 255);
+        for bad in [
+            "",
+            "\"\"",
+            "has space",
+            "tab\there",
+            "caf\u{e9}",
+            "\"unbalanced",
+            "\"bad\\escape\"",
+            "\"in\"side\"",
+        ] {
+            assert!(parse_key(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(parse_key(&"k".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn fingerprints_ignore_json_layout_but_not_values() {
+        let a = fingerprint("POST", "/v1/x", br#"{"a": 1, "b": [1, 2]}"#);
+        let b = fingerprint("POST", "/v1/x", b"{\"b\":[1,2],\n \"a\":1}");
+        let changed = fingerprint("POST", "/v1/x", br#"{"a": 2, "b": [1, 2]}"#);
+        let other_path = fingerprint("POST", "/v1/y", br#"{"a": 1, "b": [1, 2]}"#);
+        assert_eq!(a, b);
+        assert_ne!(a, changed);
+        assert_ne!(a, other_path);
+        assert_ne!(
+            fingerprint("POST", "/v1/x", b""),
+            fingerprint("POST", "/v1/x", b"{}")
+        );
+    }
+}
