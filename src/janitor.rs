@@ -1,5 +1,5 @@
 //! The janitor: one background thread that deletes what has outlived its use, in small batches,
-//! once a minute — expired idempotency records (and, as features add them, other expired rows).
+//! once a minute: expired idempotency records and ended console sessions (features add theirs).
 //! It stops promptly when the server shuts down.
 
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crate::app::App;
+use crate::auth;
 use crate::error::{AppError, StartupError};
 use crate::idempotency;
 
@@ -46,8 +47,12 @@ pub fn start(app: Arc<App>) -> Result<Janitor, StartupError> {
 pub fn sweep(app: &App) -> Result<(), AppError> {
     let now = app.clock.now();
     let idempotency_records = idempotency::sweep_expired(&app.db, now)?;
-    if idempotency_records > 0 {
-        log::info!(idempotency_records = idempotency_records; "janitor swept expired rows");
+    let sessions = auth::sweep_ended_sessions(&app.db, now)?;
+    if idempotency_records + sessions > 0 {
+        log::info!(
+            idempotency_records = idempotency_records, sessions = sessions;
+            "janitor swept expired rows"
+        );
     }
     Ok(())
 }
@@ -66,5 +71,90 @@ impl Janitor {
 impl Drop for Janitor {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::rate_limit::LoginLimiter;
+    use crate::auth::{NewUser, create_user, open_session};
+    use crate::clock::{Clock, ManualClock, format_timestamp};
+    use crate::config::Config;
+    use crate::db::{Db, DbSettings};
+    use crate::idempotency::store::{RecordScope, save_completed};
+    use crate::ids::{Ids, SeededRandom};
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_sweep_deletes_only_what_has_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::for_tests(dir.path());
+        let db = Db::open(&DbSettings::from_config(&config)).unwrap();
+        let start = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let clock = Arc::new(ManualClock::new(start));
+        let app = App {
+            ids: Ids::new(clock.clone(), Arc::new(SeededRandom::new(3))),
+            clock: clock.clone(),
+            config,
+            db,
+            login_limiter: LoginLimiter::new(),
+        };
+        let scope = |key: &str| RecordScope {
+            workspace_id: "wsp_1".into(),
+            actor_id: "usr_1".into(),
+            key: key.into(),
+        };
+        app.db
+            .write(|conn| {
+                let user = NewUser {
+                    email: "a@x.io".into(),
+                    name: "A".into(),
+                    password_hash: "x".into(),
+                };
+                let user = create_user(conn, &app.ids, user, false, start)?;
+                open_session(conn, &app.ids, &user.id, None, start)?;
+                let created = format_timestamp(start);
+                let day_later = format_timestamp(start + chrono::Duration::hours(24));
+                let week_later = format_timestamp(start + chrono::Duration::days(7));
+                save_completed(
+                    conn,
+                    &scope("old"),
+                    b"f",
+                    (201, "application/json", b"{}"),
+                    &created,
+                    &day_later,
+                )?;
+                save_completed(
+                    conn,
+                    &scope("new"),
+                    b"f",
+                    (201, "application/json", b"{}"),
+                    &created,
+                    &week_later,
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let count = |table: &str| -> i64 {
+            app.db
+                .read(|conn| {
+                    Ok(conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
+                })
+                .unwrap()
+        };
+
+        clock.set(start + chrono::Duration::hours(23));
+        sweep(&app).unwrap();
+        assert_eq!((count("idempotency_records"), count("sessions")), (2, 1));
+
+        clock.set(start + chrono::Duration::hours(25));
+        sweep(&app).unwrap();
+        assert_eq!(
+            (count("idempotency_records"), count("sessions")),
+            (1, 0),
+            "at {}",
+            format_timestamp(clock.now())
+        );
     }
 }

@@ -173,3 +173,18 @@ pub fn delete_session(conn: &Connection, session_id: &str) -> Result<(), AppErro
         .execute([session_id])?;
     Ok(())
 }
+
+/// Deletes up to `limit` sessions that ended (past their lifetime, or idle since `idle_before`).
+pub fn delete_ended_sessions(
+    conn: &Connection,
+    now: &str,
+    idle_before: &str,
+    limit: usize,
+) -> Result<usize, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM sessions WHERE rowid IN
+                 (SELECT rowid FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?2 LIMIT ?3)",
+        )?
+        .execute(rusqlite::params![now, idle_before, limit as i64])?)
+}
