@@ -235,6 +235,16 @@ pub struct SettingsArgs {
     )]
     pub idempotency_lease_secs: String,
 
+    /// Seconds between the janitor's sweeps of expired rows.
+    #[arg(
+        long,
+        env = "CRIER_JANITOR_INTERVAL_SECS",
+        default_value = "60",
+        global = true,
+        hide_env_values = true
+    )]
+    pub janitor_interval_secs: String,
+
     /// Log line format on standard error: text or json.
     #[arg(
         long,
@@ -273,6 +283,7 @@ impl SettingsArgs {
             password_iterations: self.password_iterations,
             idempotency_retention_hours: self.idempotency_retention_hours,
             idempotency_lease_secs: self.idempotency_lease_secs,
+            janitor_interval_secs: self.janitor_interval_secs,
             log_format: self.log_format,
             log_level: self.log_level,
         }
@@ -330,6 +341,7 @@ mod tests {
             "CRIER_PASSWORD_ITERATIONS",
             "CRIER_IDEMPOTENCY_RETENTION_HOURS",
             "CRIER_IDEMPOTENCY_LEASE_SECS",
+            "CRIER_JANITOR_INTERVAL_SECS",
             "CRIER_LOG_FORMAT",
             "CRIER_LOG_LEVEL",
         ] {

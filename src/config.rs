@@ -97,6 +97,8 @@ pub struct Config {
     /// How long a leased idempotent operation (one that calls a provider) holds its key before a
     /// retry may take over.
     pub idempotency_lease: Duration,
+    /// How often the janitor deletes expired rows.
+    pub janitor_interval: Duration,
     pub log_format: LogFormat,
     pub log_level: log::LevelFilter,
 }
@@ -122,6 +124,8 @@ impl Config {
             password_iterations: NonZeroU32::MIN.saturating_add(999),
             idempotency_retention: Duration::from_secs(24 * 60 * 60),
             idempotency_lease: Duration::from_secs(60),
+            // Tests sweep explicitly; a background sweep in the middle would race them.
+            janitor_interval: Duration::from_secs(24 * 60 * 60),
             log_format: LogFormat::Text,
             log_level: log::LevelFilter::Warn,
         }
@@ -149,6 +153,7 @@ pub struct RawSettings {
     pub password_iterations: String,
     pub idempotency_retention_hours: String,
     pub idempotency_lease_secs: String,
+    pub janitor_interval_secs: String,
     pub log_format: String,
     pub log_level: String,
 }
@@ -241,6 +246,11 @@ impl RawSettings {
             "--idempotency-lease-secs / CRIER_IDEMPOTENCY_LEASE_SECS",
             whole_number(&self.idempotency_lease_secs, 1, 3600),
         );
+        let janitor_interval_secs = take(
+            p,
+            "--janitor-interval-secs / CRIER_JANITOR_INTERVAL_SECS",
+            whole_number(&self.janitor_interval_secs, 1, 24 * 60 * 60),
+        );
         let log_format = take(
             p,
             "--log-format / CRIER_LOG_FORMAT",
@@ -281,6 +291,7 @@ impl RawSettings {
                 password_iterations: NonZeroU32::new(u32::try_from(password_iterations?).ok()?)?,
                 idempotency_retention: Duration::from_secs(idempotency_retention_hours? * 3600),
                 idempotency_lease: Duration::from_secs(idempotency_lease_secs?),
+                janitor_interval: Duration::from_secs(janitor_interval_secs?),
                 log_format: log_format?,
                 log_level: log_level?,
             })
@@ -370,6 +381,7 @@ mod tests {
             password_iterations: "600000".into(),
             idempotency_retention_hours: "24".into(),
             idempotency_lease_secs: "60".into(),
+            janitor_interval_secs: "60".into(),
             log_format: "text".into(),
             log_level: "info".into(),
         }

@@ -1,18 +1,16 @@
 //! The janitor: one background thread that deletes what has outlived its use, in small batches,
-//! once a minute: expired idempotency records and ended console sessions (features add theirs).
+//! every `--janitor-interval-secs`: expired idempotency records and ended console sessions
+//! (features add theirs).
 //! It stops promptly when the server shuts down.
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
 
 use crate::app::App;
 use crate::auth;
 use crate::error::{AppError, StartupError};
 use crate::idempotency;
-
-const INTERVAL: Duration = Duration::from_secs(60);
 
 /// A running janitor; `stop` (or drop) ends it.
 pub struct Janitor {
@@ -22,11 +20,12 @@ pub struct Janitor {
 
 pub fn start(app: Arc<App>) -> Result<Janitor, StartupError> {
     let (stop, stopped) = mpsc::channel::<()>();
+    let interval = app.config.janitor_interval;
     let thread = thread::Builder::new()
         .name("janitor".to_owned())
         .spawn(move || {
             loop {
-                match stopped.recv_timeout(INTERVAL) {
+                match stopped.recv_timeout(interval) {
                     Err(RecvTimeoutError::Timeout) => {
                         if let Err(err) = sweep(&app) {
                             log::warn!(error:% = err; "janitor sweep failed; retrying next round");

@@ -154,7 +154,9 @@ fn judge(record: Record, fingerprint: &[u8], now: Timestamp) -> Result<Existing,
         } => {
             let expires = crate::clock::parse_timestamp(&lease_expires_at).unwrap_or(now);
             if expires > now {
-                let retry_after_secs = (expires - now).num_seconds().max(1) as u64;
+                // Rounded up: retrying a moment early would just get another 409.
+                let millis = (expires - now).num_milliseconds().max(1) as u64;
+                let retry_after_secs = millis.div_ceil(1000);
                 Err(AppError::IdempotencyKeyInUse { retry_after_secs })
             } else {
                 Ok(Existing::Abandoned)

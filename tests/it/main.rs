@@ -12,6 +12,7 @@ mod auth_workspaces;
 mod binary;
 mod harness;
 mod http_errors;
+mod idempotency;
 mod openapi;
 mod probes;
 mod process;

@@ -1,0 +1,856 @@
+//! Idempotency-Key (SPEC §4): a retried POST replays the first answer and never repeats the
+//! effect; a key is scoped to (workspace, API key or user); malformed keys change nothing; 5xx
+//! outcomes are never stored; leased operations answer duplicates with 409 while in flight and
+//! let a retry take over once the lease expired; records are swept after the retention.
+//!
+//! The routes under `/test/` exist only in these tests, to reach outcomes the product's own
+//! endpoints cannot produce on demand (a failing first attempt, a 409 from the operation, a slow
+//! provider call). Each has its own counters, used by one test only.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crier::app::App;
+use crier::auth::http::authenticate_request;
+use crier::clock::Clock;
+use crier::config::Synchronous;
+use crier::db::{Db, DbSettings};
+use crier::error::AppError;
+use crier::http::request::Request;
+use crier::http::response::ApiResponse;
+use crier::http::router::{Method, Route, Router};
+use crier::idempotency::{self, Requirement};
+use serde_json::{Value, json};
+
+use crate::auth_fixtures::{Console, add_member, count, create_key, setup};
+use crate::harness::{TestResponse, TestServer, open_connection, read_response, send_raw};
+
+const REPLAYED: &str = "Idempotent-Replayed";
+const WORKSPACES: &str = "SELECT count(*) FROM workspaces";
+const RECORDS: &str = "SELECT count(*) FROM idempotency_records";
+const EFFECTS: &str = "SELECT count(*) FROM test_effects";
+
+// ---------------------------------------------------------------------------------------------
+// Test-only routes.
+
+/// Any caller; writes one row of `test_effects` with the JSON body and answers 201 with it.
+fn record_effect(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let body: Value = request.json()?;
+    idempotency::in_transaction(app, request, &principal, Requirement::Optional, |conn| {
+        conn.execute(
+            "INSERT INTO test_effects (body) VALUES (?1)",
+            [body.to_string()],
+        )?;
+        let effect = conn.last_insert_rowid();
+        ApiResponse::json(201, &json!({"effect": effect, "body": body}))
+    })
+}
+
+static FLAKY_ATTEMPTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Key required; creates a workspace, but the first attempt fails with a 500 after the write.
+fn flaky(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let user_id = principal.require_session()?.user_id().to_owned();
+    let now = app.clock.now();
+    idempotency::in_transaction(app, request, &principal, Requirement::Required, |conn| {
+        let workspace = crier::auth::create_workspace(conn, &app.ids, "Flaky", &user_id, now)?;
+        if FLAKY_ATTEMPTS.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(AppError::Internal(
+                "the first attempt fails after its write".to_owned(),
+            ));
+        }
+        ApiResponse::json(201, &json!({"id": workspace.id, "name": workspace.name}))
+    })
+}
+
+static CONFLICT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Writes a row, then refuses with 409 `conflict`.
+fn conflicted(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    idempotency::in_transaction(app, request, &principal, Requirement::Optional, |conn| {
+        CONFLICT_RUNS.fetch_add(1, Ordering::SeqCst);
+        conn.execute(
+            "INSERT INTO test_effects (body) VALUES ('written before the conflict')",
+            [],
+        )?;
+        Err(AppError::Conflict("The slot is already taken.".to_owned()))
+    })
+}
+
+static SLOW_GATE: Gate = Gate::new();
+static SLOW_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// Leased; every call waits at `SLOW_GATE` before answering 201.
+fn slow_provider(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    idempotency::leased(app, request, &principal, Requirement::Required, || {
+        let call = SLOW_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+        SLOW_GATE.arrive_and_wait();
+        ApiResponse::json(201, &json!({"provider_call": call}))
+    })
+}
+
+static STUCK_GATE: Gate = Gate::new();
+static STUCK_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// Leased; the first call hangs at `STUCK_GATE` (a provider that never answers in time), later
+/// calls answer 201 at once.
+fn stuck_provider(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    idempotency::leased(app, request, &principal, Requirement::Required, || {
+        let call = STUCK_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+        if call == 1 {
+            STUCK_GATE.arrive_and_wait();
+        }
+        ApiResponse::json(201, &json!({"provider_call": call}))
+    })
+}
+
+static FAILING_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// Leased; the first call fails with a 500, later calls answer 201.
+fn failing_provider(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    idempotency::leased(app, request, &principal, Requirement::Required, || {
+        let call = FAILING_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+        if call == 1 {
+            return Err(AppError::Internal("the provider timed out".to_owned()));
+        }
+        ApiResponse::json(201, &json!({"provider_call": call}))
+    })
+}
+
+fn router() -> Router {
+    Router::standard()
+        .with_route(Route::new(Method::Post, "/test/effects", record_effect))
+        .with_route(Route::new(Method::Post, "/test/flaky", flaky))
+        .with_route(Route::new(Method::Post, "/test/conflicted", conflicted))
+        .with_route(Route::new(
+            Method::Post,
+            "/test/slow-provider",
+            slow_provider,
+        ))
+        .with_route(Route::new(
+            Method::Post,
+            "/test/stuck-provider",
+            stuck_provider,
+        ))
+        .with_route(Route::new(
+            Method::Post,
+            "/test/failing-provider",
+            failing_provider,
+        ))
+}
+
+/// A server with the test routes and the `test_effects` table they write to.
+fn server_with(configure: impl FnOnce(&mut crier::config::Config)) -> TestServer {
+    let server = TestServer::start_with(configure, router());
+    server
+        .db()
+        .execute_batch("CREATE TABLE test_effects (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        .unwrap();
+    server
+}
+
+fn server() -> TestServer {
+    server_with(|_| {})
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+/// A door a test-only provider call waits at until the test opens it.
+struct Gate {
+    /// (calls that arrived, open)
+    state: Mutex<(usize, bool)>,
+    changed: Condvar,
+}
+
+impl Gate {
+    const fn new() -> Gate {
+        Gate {
+            state: Mutex::new((0, false)),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, (usize, bool)> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Called by the provider: says it arrived, then waits until the test opens the gate (at
+    /// most a minute, so a failed test cannot hold a server worker forever).
+    fn arrive_and_wait(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut state = self.lock();
+        state.0 += 1;
+        self.changed.notify_all();
+        while !state.1 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Waits until `calls` provider calls are waiting at (or went through) the gate.
+    fn wait_for_arrivals(&self, calls: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut state = self.lock();
+        while state.0 < calls {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "the provider call never started");
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn open(&self) {
+        self.lock().1 = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Opens the gate when dropped, so a failing assertion never leaves a worker waiting.
+struct OpenOnDrop(&'static Gate);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+/// A caller's credentials as plain data, so threads can share them: a console session (cookie
+/// and CSRF token) or an API key.
+#[derive(Clone)]
+struct Caller {
+    addr: SocketAddr,
+    credentials: Vec<(String, String)>,
+}
+
+impl Caller {
+    fn session(console: &Console<'_>) -> Caller {
+        Caller {
+            addr: console.server.addr,
+            credentials: vec![
+                ("Cookie".to_owned(), console.cookie()),
+                ("X-CSRF-Token".to_owned(), console.csrf_token.clone()),
+            ],
+        }
+    }
+
+    fn api_key(server: &TestServer, key: &str) -> Caller {
+        Caller {
+            addr: server.addr,
+            credentials: vec![("Authorization".to_owned(), format!("Bearer {key}"))],
+        }
+    }
+
+    /// POSTs a JSON `body` with `Idempotency-Key: <key>` (no header when `key` is None).
+    fn post(&self, path: &str, key: Option<&str>, body: &str) -> TestResponse {
+        send_raw(self.addr, &self.raw_post(path, key, body))
+    }
+
+    fn raw_post(&self, path: &str, key: Option<&str>, body: &str) -> Vec<u8> {
+        let mut raw = format!("POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+        for (name, value) in &self.credentials {
+            raw.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if let Some(key) = key {
+            raw.push_str(&format!("Idempotency-Key: {key}\r\n"));
+        }
+        raw.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+        raw.into_bytes()
+    }
+}
+
+/// Asserts `replay` is `original` replayed: same status, byte-identical body, marked replayed.
+fn assert_replay_of(replay: &TestResponse, original: &TestResponse) {
+    assert_eq!(replay.status, original.status, "replay: {}", replay.text());
+    assert_eq!(
+        replay.text(),
+        original.text(),
+        "the replayed body differs from the first"
+    );
+    assert_eq!(replay.body, original.body);
+    assert_eq!(
+        replay.header("Content-Type"),
+        original.header("Content-Type")
+    );
+    assert_eq!(
+        replay.header(REPLAYED),
+        Some("true"),
+        "{:?}",
+        replay.headers
+    );
+}
+
+/// Asserts `response` is the operation's own answer with `status`, not a replay.
+fn assert_fresh(response: &TestResponse, status: u16) {
+    assert_eq!(response.status, status, "{}", response.text());
+    assert_eq!(response.header(REPLAYED), None, "{:?}", response.headers);
+}
+
+fn id_of(response: &TestResponse) -> String {
+    response.json()["id"].as_str().unwrap().to_owned()
+}
+
+fn stored_keys(server: &TestServer) -> Vec<String> {
+    let conn = server.db();
+    let mut statement = conn
+        .prepare("SELECT key FROM idempotency_records ORDER BY key")
+        .unwrap();
+    statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replay on the product endpoint.
+
+#[test]
+fn same_idempotency_key_replays_the_created_workspace() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    assert_eq!(count(&server, WORKSPACES), 1);
+
+    let first = caller.post(
+        "/v1/workspaces",
+        Some("create-beta-1"),
+        r#"{"name":"Beta"}"#,
+    );
+    assert_fresh(&first, 201);
+    assert_eq!(first.json()["name"], "Beta");
+    let replay = caller.post(
+        "/v1/workspaces",
+        Some("create-beta-1"),
+        r#"{"name":"Beta"}"#,
+    );
+    assert_replay_of(&replay, &first);
+    assert_ne!(
+        replay.header("X-Request-Id"),
+        first.header("X-Request-Id"),
+        "each answer still has its own request id"
+    );
+
+    assert_eq!(count(&server, WORKSPACES), 2, "exactly one new workspace");
+    let listed = owner.get("/v1/workspaces").json();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2, "{listed}");
+}
+
+#[test]
+fn requests_without_a_key_are_not_deduplicated() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    let first = caller.post("/v1/workspaces", None, r#"{"name":"Beta"}"#);
+    let second = caller.post("/v1/workspaces", None, r#"{"name":"Beta"}"#);
+    assert_fresh(&first, 201);
+    assert_fresh(&second, 201);
+    assert_ne!(id_of(&first), id_of(&second));
+    assert_eq!(count(&server, WORKSPACES), 3);
+    assert_eq!(count(&server, RECORDS), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fingerprints.
+
+#[test]
+fn whitespace_in_the_body_does_not_change_the_request() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    let first = caller.post("/v1/workspaces", Some("ws-1"), r#"{"name":"Beta"}"#);
+    assert_fresh(&first, 201);
+    let spaced = caller.post(
+        "/v1/workspaces",
+        Some("ws-1"),
+        "\n{ \"name\" :\t\"Beta\" }\r\n",
+    );
+    assert_replay_of(&spaced, &first);
+    assert_eq!(count(&server, WORKSPACES), 2);
+}
+
+#[test]
+fn key_order_in_the_body_does_not_change_the_request() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    let first = caller.post(
+        "/test/effects",
+        Some("order-1"),
+        r#"{"name":"Ada","count":3,"meta":{"x":1,"y":[1,2]}}"#,
+    );
+    assert_fresh(&first, 201);
+    let reordered = caller.post(
+        "/test/effects",
+        Some("order-1"),
+        r#"{"meta":{"y":[1,2],"x":1},"count":3,"name":"Ada"}"#,
+    );
+    assert_replay_of(&reordered, &first);
+    assert_eq!(count(&server, EFFECTS), 1);
+
+    // Array order is part of the value.
+    let other_order = caller.post(
+        "/test/effects",
+        Some("order-1"),
+        r#"{"meta":{"y":[2,1],"x":1},"count":3,"name":"Ada"}"#,
+    );
+    other_order.assert_error(422, "idempotency_key_reused");
+    assert_eq!(count(&server, EFFECTS), 1);
+}
+
+#[test]
+fn same_key_with_a_changed_value_is_422_and_creates_nothing() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    let first = caller.post("/v1/workspaces", Some("reuse-1"), r#"{"name":"Beta"}"#);
+    assert_fresh(&first, 201);
+
+    let changed = caller.post("/v1/workspaces", Some("reuse-1"), r#"{"name":"Gamma"}"#);
+    changed.assert_error(422, "idempotency_key_reused");
+    assert_eq!(changed.header(REPLAYED), None);
+    // The path is part of the request too.
+    let elsewhere = caller.post("/test/effects", Some("reuse-1"), r#"{"name":"Beta"}"#);
+    elsewhere.assert_error(422, "idempotency_key_reused");
+
+    assert_eq!(count(&server, WORKSPACES), 2, "no workspace Gamma");
+    assert_eq!(count(&server, EFFECTS), 0);
+    let names: Vec<Value> = owner.get("/v1/workspaces").json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["workspace"]["name"].clone())
+        .collect();
+    assert!(!names.contains(&json!("Gamma")), "{names:?}");
+    // The refusal changed nothing: the first request still replays.
+    let again = caller.post("/v1/workspaces", Some("reuse-1"), r#"{"name":"Beta"}"#);
+    assert_replay_of(&again, &first);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scope: (workspace, API key or user, key).
+
+#[test]
+fn the_same_key_from_another_user_is_a_different_request() {
+    let server = server();
+    let owner = setup(&server);
+    let member = add_member(&owner, "member@example.com", "member");
+    assert_eq!(member.workspace_id(), owner.workspace_id());
+    let body = r#"{"name":"Beta"}"#;
+
+    let by_owner = Caller::session(&owner).post("/v1/workspaces", Some("shared-key"), body);
+    assert_fresh(&by_owner, 201);
+    let by_member = Caller::session(&member).post("/v1/workspaces", Some("shared-key"), body);
+    assert_fresh(&by_member, 201);
+    assert_ne!(id_of(&by_owner), id_of(&by_member));
+    assert_eq!(count(&server, WORKSPACES), 3);
+
+    // Each keeps its own record: both replay their own answer.
+    let owner_again = Caller::session(&owner).post("/v1/workspaces", Some("shared-key"), body);
+    assert_replay_of(&owner_again, &by_owner);
+    let member_again = Caller::session(&member).post("/v1/workspaces", Some("shared-key"), body);
+    assert_replay_of(&member_again, &by_member);
+    assert_eq!(count(&server, WORKSPACES), 3);
+}
+
+#[test]
+fn the_same_key_in_another_workspace_is_a_different_request() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    let body = r#"{"name":"Beta"}"#;
+    let in_acme = caller.post("/v1/workspaces", Some("per-workspace"), body);
+    assert_fresh(&in_acme, 201);
+    let beta = id_of(&in_acme);
+
+    let activated = owner.request("POST", &format!("/v1/workspaces/{beta}/activate"), None);
+    assert_eq!(activated.status, 200, "{}", activated.text());
+    let in_beta = caller.post("/v1/workspaces", Some("per-workspace"), body);
+    assert_fresh(&in_beta, 201);
+    assert_ne!(id_of(&in_beta), beta);
+    assert_eq!(count(&server, WORKSPACES), 3);
+
+    // Back in the first workspace the key still means the first request.
+    let acme = owner.workspace_id().to_owned();
+    let back = owner.request("POST", &format!("/v1/workspaces/{acme}/activate"), None);
+    assert_eq!(back.status, 200, "{}", back.text());
+    let replay = caller.post("/v1/workspaces", Some("per-workspace"), body);
+    assert_replay_of(&replay, &in_acme);
+    assert_eq!(count(&server, WORKSPACES), 3);
+}
+
+#[test]
+fn the_same_key_from_another_api_key_is_a_different_request() {
+    let server = server();
+    let owner = setup(&server);
+    let (_, first_key) = create_key(&owner, &["messages:send"], "live");
+    let (_, second_key) = create_key(&owner, &["messages:send"], "live");
+    let body = r#"{"to":"+237600000000"}"#;
+
+    let by_first = Caller::api_key(&server, &first_key).post("/test/effects", Some("k"), body);
+    let by_second = Caller::api_key(&server, &second_key).post("/test/effects", Some("k"), body);
+    let by_user = Caller::session(&owner).post("/test/effects", Some("k"), body);
+    for response in [&by_first, &by_second, &by_user] {
+        assert_fresh(response, 201);
+    }
+    assert_eq!(count(&server, EFFECTS), 3);
+
+    let first_again = Caller::api_key(&server, &first_key).post("/test/effects", Some("k"), body);
+    assert_replay_of(&first_again, &by_first);
+    assert_eq!(count(&server, EFFECTS), 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The header itself.
+
+#[test]
+fn malformed_idempotency_keys_are_400_and_create_nothing() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    let too_long = "k".repeat(256);
+    for (what, key) in [
+        ("empty", ""),
+        ("256 characters", too_long.as_str()),
+        ("a space inside", "two words"),
+        ("a tab inside", "tab\there"),
+        ("a control character", "del\u{7f}ete"),
+        ("an unbalanced quote", "\"abc"),
+        ("an empty quoted string", "\"\""),
+    ] {
+        let response = caller.post("/v1/workspaces", Some(key), r#"{"name":"Nope"}"#);
+        assert_eq!(response.status, 400, "{what}: {}", response.text());
+        response.assert_error(400, "invalid_idempotency_key");
+    }
+    assert_eq!(count(&server, WORKSPACES), 1);
+    assert_eq!(count(&server, RECORDS), 0);
+}
+
+#[test]
+fn a_non_ascii_key_creates_nothing() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    let raw = caller.raw_post("/v1/workspaces", Some("cl\u{e9}-1"), r#"{"name":"Nope"}"#);
+    let mut reader = open_connection(server.addr, &raw);
+    let mut first_byte = [0u8; 1];
+    // The HTTP parser (tiny_http) refuses non-ASCII header bytes before crier sees the request
+    // and may close the connection without an answer; an answer, if any, must be a 400.
+    if std::io::Read::read(&mut reader, &mut first_byte).unwrap_or(0) == 1 {
+        let mut bytes = first_byte.to_vec();
+        std::io::Read::read_to_end(&mut reader, &mut bytes).unwrap_or(0);
+        let response = read_response(&mut std::io::BufReader::new(bytes.as_slice()));
+        assert_eq!(response.status, 400, "{}", response.text());
+    }
+    assert_eq!(count(&server, WORKSPACES), 1);
+    assert_eq!(count(&server, RECORDS), 0);
+}
+
+#[test]
+fn a_255_character_key_is_accepted() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    let key = "k".repeat(255);
+    let first = caller.post("/v1/workspaces", Some(&key), r#"{"name":"Beta"}"#);
+    assert_fresh(&first, 201);
+    let replay = caller.post("/v1/workspaces", Some(&key), r#"{"name":"Beta"}"#);
+    assert_replay_of(&replay, &first);
+    assert_eq!(count(&server, WORKSPACES), 2);
+}
+
+#[test]
+fn a_quoted_key_is_the_same_key_unquoted() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    let first = caller.post("/v1/workspaces", Some("\"abc\""), r#"{"name":"Beta"}"#);
+    assert_fresh(&first, 201);
+    let unquoted = caller.post("/v1/workspaces", Some("abc"), r#"{"name":"Beta"}"#);
+    assert_replay_of(&unquoted, &first);
+    assert_eq!(count(&server, WORKSPACES), 2);
+    assert_eq!(stored_keys(&server), vec!["abc".to_owned()]);
+}
+
+#[test]
+fn validation_failures_are_not_stored_and_leave_the_key_usable() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    caller
+        .post("/v1/workspaces", Some("v-1"), r#"{"name":""}"#)
+        .assert_error(422, "validation_failed");
+    caller
+        .post("/v1/workspaces", Some("v-1"), r#"{"name": "#)
+        .assert_error(400, "invalid_json");
+    assert_eq!(count(&server, RECORDS), 0);
+    assert_eq!(count(&server, WORKSPACES), 1);
+
+    let valid = caller.post("/v1/workspaces", Some("v-1"), r#"{"name":"Beta"}"#);
+    assert_fresh(&valid, 201);
+    assert_eq!(count(&server, WORKSPACES), 2);
+}
+
+#[test]
+fn api_key_creation_ignores_the_idempotency_key_and_stores_no_secret() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    let body = r#"{"name":"deploy","scopes":["messages:send"],"mode":"live"}"#;
+    let first = caller.post("/v1/api-keys", Some("key-1"), body);
+    let second = caller.post("/v1/api-keys", Some("key-1"), body);
+    assert_fresh(&first, 201);
+    assert_fresh(&second, 201);
+    assert_ne!(first.json()["key"], second.json()["key"]);
+    assert_eq!(owner.keys().len(), 2);
+    assert_eq!(count(&server, RECORDS), 0, "a secret must never be stored");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency.
+
+#[test]
+fn fifty_concurrent_duplicates_create_exactly_one_workspace() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    let responses: Vec<TestResponse> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..50)
+            .map(|_| {
+                let caller = caller.clone();
+                scope.spawn(move || {
+                    caller.post("/v1/workspaces", Some("race-1"), r#"{"name":"Race"}"#)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert!(statuses.iter().all(|&s| s == 201), "{statuses:?}");
+    let bodies: std::collections::BTreeSet<&[u8]> =
+        responses.iter().map(|r| r.body.as_slice()).collect();
+    assert_eq!(bodies.len(), 1, "all answers must be the same body");
+    let replayed = responses
+        .iter()
+        .filter(|r| r.header(REPLAYED) == Some("true"))
+        .count();
+    assert_eq!(replayed, 49);
+    assert_eq!(count(&server, WORKSPACES), 2, "exactly one new workspace");
+    assert_eq!(count(&server, RECORDS), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// What is stored: not 5xx, but 4xx outcomes of the operation.
+
+#[test]
+fn a_failed_attempt_stores_nothing_and_the_retry_runs_once() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+
+    let failed = caller.post("/test/flaky", Some("flaky-1"), "{}");
+    failed.assert_error(500, "internal");
+    assert_eq!(FLAKY_ATTEMPTS.load(Ordering::SeqCst), 1);
+    assert_eq!(count(&server, RECORDS), 0, "a 5xx is never stored");
+    assert_eq!(
+        count(&server, WORKSPACES),
+        1,
+        "the failed effect rolled back"
+    );
+
+    let retried = caller.post("/test/flaky", Some("flaky-1"), "{}");
+    assert_fresh(&retried, 201);
+    assert_eq!(FLAKY_ATTEMPTS.load(Ordering::SeqCst), 2);
+    let replay = caller.post("/test/flaky", Some("flaky-1"), "{}");
+    assert_replay_of(&replay, &retried);
+    assert_eq!(FLAKY_ATTEMPTS.load(Ordering::SeqCst), 2);
+    assert_eq!(count(&server, WORKSPACES), 2, "the effect happened once");
+    assert_eq!(count(&server, RECORDS), 1);
+
+    let missing = caller.post("/test/flaky", None, "{}");
+    missing.assert_error(400, "idempotency_key_required");
+    assert_eq!(FLAKY_ATTEMPTS.load(Ordering::SeqCst), 2, "nothing ran");
+    assert_eq!(count(&server, WORKSPACES), 2);
+}
+
+#[test]
+fn a_conflict_from_the_operation_is_stored_and_replayed_without_its_effect() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+
+    let conflict = caller.post("/test/conflicted", Some("c-1"), "{}");
+    conflict.assert_error(409, "conflict");
+    assert_eq!(conflict.header(REPLAYED), None);
+    assert_eq!(
+        count(&server, EFFECTS),
+        0,
+        "the write before the 409 rolled back"
+    );
+    assert_eq!(count(&server, RECORDS), 1, "a 4xx outcome is stored");
+
+    let replay = caller.post("/test/conflicted", Some("c-1"), "{}");
+    assert_replay_of(&replay, &conflict);
+    assert_eq!(CONFLICT_RUNS.load(Ordering::SeqCst), 1, "not run again");
+    assert_eq!(count(&server, EFFECTS), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leased operations (a provider call outside any transaction).
+
+#[test]
+fn a_duplicate_of_an_in_flight_call_is_409_then_replays_the_outcome() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    let _open = OpenOnDrop(&SLOW_GATE);
+
+    std::thread::scope(|scope| {
+        let in_flight = scope.spawn(|| caller.post("/test/slow-provider", Some("pay-1"), "{}"));
+        SLOW_GATE.wait_for_arrivals(1);
+
+        let duplicate = caller.post("/test/slow-provider", Some("pay-1"), "{}");
+        duplicate.assert_error(409, "idempotency_key_in_use");
+        assert_eq!(
+            duplicate.header("Retry-After"),
+            Some("60"),
+            "the default lease is 60 s and the clock has not moved"
+        );
+        let changed = caller.post("/test/slow-provider", Some("pay-1"), r#"{"amount":2}"#);
+        changed.assert_error(422, "idempotency_key_reused");
+        assert_eq!(SLOW_CALLS.load(Ordering::SeqCst), 1);
+
+        SLOW_GATE.open();
+        let first = in_flight.join().unwrap();
+        assert_fresh(&first, 201);
+        assert_eq!(first.json(), json!({"provider_call": 1}));
+
+        let replay = caller.post("/test/slow-provider", Some("pay-1"), "{}");
+        assert_replay_of(&replay, &first);
+        assert_eq!(SLOW_CALLS.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn an_expired_lease_lets_a_retry_take_over() {
+    let server = server_with(|config| config.idempotency_lease = Duration::from_secs(30));
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    let _open = OpenOnDrop(&STUCK_GATE);
+
+    std::thread::scope(|scope| {
+        let stuck = scope.spawn(|| caller.post("/test/stuck-provider", Some("pay-2"), "{}"));
+        STUCK_GATE.wait_for_arrivals(1);
+
+        let early = caller.post("/test/stuck-provider", Some("pay-2"), "{}");
+        early.assert_error(409, "idempotency_key_in_use");
+        assert_eq!(early.header("Retry-After"), Some("30"));
+        server.clock.advance(chrono::Duration::seconds(20));
+        let later = caller.post("/test/stuck-provider", Some("pay-2"), "{}");
+        later.assert_error(409, "idempotency_key_in_use");
+        assert_eq!(later.header("Retry-After"), Some("10"));
+        assert_eq!(STUCK_CALLS.load(Ordering::SeqCst), 1);
+
+        server.clock.advance(chrono::Duration::seconds(11));
+        let takeover = caller.post("/test/stuck-provider", Some("pay-2"), "{}");
+        assert_fresh(&takeover, 201);
+        assert_eq!(takeover.json(), json!({"provider_call": 2}));
+        assert_eq!(STUCK_CALLS.load(Ordering::SeqCst), 2);
+        let replay = caller.post("/test/stuck-provider", Some("pay-2"), "{}");
+        assert_replay_of(&replay, &takeover);
+
+        // The abandoned call finally returns; its late outcome does not replace the record.
+        STUCK_GATE.open();
+        let _late = stuck.join().unwrap();
+        let after = caller.post("/test/stuck-provider", Some("pay-2"), "{}");
+        assert_replay_of(&after, &takeover);
+        assert_eq!(STUCK_CALLS.load(Ordering::SeqCst), 2);
+    });
+}
+
+#[test]
+fn a_failed_provider_call_frees_the_key_for_a_retry() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+
+    caller
+        .post("/test/failing-provider", Some("pay-3"), "{}")
+        .assert_error(500, "internal");
+    assert_eq!(count(&server, RECORDS), 0, "the lease is released");
+    let retried = caller.post("/test/failing-provider", Some("pay-3"), "{}");
+    assert_fresh(&retried, 201);
+    assert_eq!(retried.json(), json!({"provider_call": 2}));
+    let replay = caller.post("/test/failing-provider", Some("pay-3"), "{}");
+    assert_replay_of(&replay, &retried);
+    assert_eq!(FAILING_CALLS.load(Ordering::SeqCst), 2);
+
+    caller
+        .post("/test/failing-provider", None, "{}")
+        .assert_error(400, "idempotency_key_required");
+    assert_eq!(FAILING_CALLS.load(Ordering::SeqCst), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retention.
+
+#[test]
+fn records_are_swept_after_the_retention_and_the_key_then_runs_anew() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    let db = Db::open(&DbSettings {
+        path: server.db_path(),
+        pool_size: 2,
+        busy_timeout: Duration::from_secs(5),
+        synchronous: Synchronous::Normal,
+    })
+    .unwrap();
+
+    let early = caller.post("/v1/workspaces", Some("early"), r#"{"name":"Early"}"#);
+    assert_fresh(&early, 201);
+    server.clock.advance(chrono::Duration::hours(23));
+    assert_eq!(
+        idempotency::sweep_expired(&db, server.clock.now()).unwrap(),
+        0
+    );
+    assert_eq!(stored_keys(&server), vec!["early".to_owned()]);
+
+    let late = caller.post("/v1/workspaces", Some("late"), r#"{"name":"Late"}"#);
+    assert_fresh(&late, 201);
+    server.clock.advance(chrono::Duration::hours(2));
+    assert_eq!(
+        idempotency::sweep_expired(&db, server.clock.now()).unwrap(),
+        1
+    );
+    assert_eq!(stored_keys(&server), vec!["late".to_owned()]);
+
+    let early_again = caller.post("/v1/workspaces", Some("early"), r#"{"name":"Early"}"#);
+    assert_fresh(&early_again, 201);
+    assert_ne!(id_of(&early_again), id_of(&early));
+    let late_again = caller.post("/v1/workspaces", Some("late"), r#"{"name":"Late"}"#);
+    assert_replay_of(&late_again, &late);
+    assert_eq!(count(&server, WORKSPACES), 4);
+}
