@@ -115,6 +115,14 @@ fn workspace_with(server: &TestServer, key: &str) -> crate::harness::TestRespons
     bearer(server, key, "GET", "/v1/workspace", None)
 }
 
+/// The workspace still has exactly this one key, neither revoked nor rotated, and it works.
+fn assert_only_key_untouched(server: &TestServer, owner: &Console<'_>, id: &str, key: &str) {
+    assert_eq!(count(server, "SELECT count(*) FROM api_keys"), 1);
+    let view = key_view(owner, id);
+    assert!(view["revoked_at"].is_null() && view["replaced_by"].is_null());
+    assert_eq!(workspace_with(server, key).status, 200);
+}
+
 fn key_view(console: &Console<'_>, id: &str) -> Value {
     console
         .keys()
@@ -531,10 +539,7 @@ fn an_api_key_cannot_manage_keys() {
     bearer(&server, &key, "DELETE", &format!("/v1/api-keys/{id}"), None)
         .assert_error(403, "forbidden");
 
-    assert_eq!(count(&server, "SELECT count(*) FROM api_keys"), 1);
-    let view = key_view(&owner, &id);
-    assert!(view["revoked_at"].is_null() && view["replaced_by"].is_null());
-    assert_eq!(workspace_with(&server, &key).status, 200);
+    assert_only_key_untouched(&server, &owner, &id, &key);
 }
 
 #[test]
@@ -594,10 +599,7 @@ fn a_member_cannot_create_list_rotate_or_revoke_keys() {
         .delete(&format!("/v1/api-keys/{id}"))
         .assert_error(403, "forbidden");
 
-    assert_eq!(count(&server, "SELECT count(*) FROM api_keys"), 1);
-    let view = key_view(&owner, &id);
-    assert!(view["revoked_at"].is_null() && view["replaced_by"].is_null());
-    assert_eq!(workspace_with(&server, &key).status, 200);
+    assert_only_key_untouched(&server, &owner, &id, &key);
 }
 
 #[test]
