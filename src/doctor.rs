@@ -1,8 +1,8 @@
 //! `crier doctor`: checks a database and says what is wrong with it.
 //!
-//! Each check reads only; none repairs anything. Features add their invariants here (wallet
-//! balances against ledgers, quota counters against usage, messages stuck past their lease) as
-//! one more function in `CHECKS`.
+//! Each check reads only; none repairs anything. Features add their invariants here as one more
+//! function in `CHECKS`: wallets (balance equals ledger) so far; quota counters against usage
+//! and messages stuck past their lease arrive with sending.
 
 use rusqlite::Connection;
 
@@ -28,6 +28,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("integrity", check_integrity),
     ("foreign_keys", check_foreign_keys),
     ("migrations", check_migrations),
+    ("wallets", check_wallets),
 ];
 
 /// Runs every check, in order, and returns one finding each.
@@ -102,6 +103,26 @@ fn check_migrations(conn: &mut Connection) -> Result<String, Vec<String>> {
     }
 }
 
+/// Every wallet balance equals the sum of its ledger and is not negative (SPEC §5).
+fn check_wallets(conn: &mut Connection) -> Result<String, Vec<String>> {
+    let status = migrations::status(conn).map_err(|err| vec![err])?;
+    if !status.is_current() {
+        return Ok("skipped until migrations are applied".to_owned());
+    }
+    let discrepancies =
+        crate::billing::store::wallet_discrepancies(conn).map_err(|err| vec![err.to_string()])?;
+    if discrepancies.is_empty() {
+        Ok("every balance equals its ledger".to_owned())
+    } else {
+        Err(discrepancies
+            .into_iter()
+            .map(|(workspace, balance, ledger)| {
+                format!("workspace {workspace}: balance {balance} but its ledger sums to {ledger}")
+            })
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +144,36 @@ mod tests {
         let problems = migrations.outcome.clone().unwrap_err();
         assert!(problems[0].contains("V1__foundation"), "{problems:?}");
         assert!(problems[0].contains("crier migrate"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_balance_that_disagrees_with_its_ledger_is_named() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations::run(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO workspaces (id, name, created_at) VALUES ('wsp_1', 'A', 't');
+             INSERT INTO wallet_ledger (id, workspace_id, kind, amount_minor, balance_after_minor,
+                                        currency, reference, created_at)
+             VALUES ('led_1', 'wsp_1', 'topup', 500, 500, 'XAF', 'pay_1', 't');",
+        )
+        .unwrap();
+        let wallets = |conn: &mut Connection| {
+            examine(conn)
+                .into_iter()
+                .find(|f| f.check == "wallets")
+                .unwrap()
+                .outcome
+        };
+        assert!(wallets(&mut conn).is_ok());
+        // Tampering behind the ledger's back.
+        conn.execute("UPDATE workspaces SET wallet_balance_minor = 900", [])
+            .unwrap();
+        assert_eq!(
+            wallets(&mut conn),
+            Err(vec![
+                "workspace wsp_1: balance 900 but its ledger sums to 500".to_owned()
+            ])
+        );
     }
 
     #[test]

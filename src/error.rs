@@ -68,6 +68,15 @@ pub enum AppError {
     InvalidApiKey,
     ApiKeyRevoked,
     ApiKeyExpired,
+    /// The wallet cannot pay for the operation; nothing was taken.
+    InsufficientFunds {
+        units: u64,
+        included_remaining: u64,
+        billable_units: u64,
+        charge_minor: i64,
+        balance_minor: i64,
+        currency: String,
+    },
     /// The API key lacks these scopes.
     InsufficientScope {
         missing: Vec<String>,
@@ -123,6 +132,7 @@ impl AppError {
             | AppError::InvalidApiKey
             | AppError::ApiKeyRevoked
             | AppError::ApiKeyExpired => 401,
+            AppError::InsufficientFunds { .. } => 402,
             AppError::InsufficientScope { .. } | AppError::Forbidden(_) | AppError::CsrfFailed => {
                 403
             }
@@ -152,6 +162,7 @@ impl AppError {
             AppError::InvalidApiKey => "invalid_api_key",
             AppError::ApiKeyRevoked => "api_key_revoked",
             AppError::ApiKeyExpired => "api_key_expired",
+            AppError::InsufficientFunds { .. } => "insufficient_funds",
             AppError::InsufficientScope { .. } => "insufficient_scope",
             AppError::Forbidden(_) => "forbidden",
             AppError::CsrfFailed => "csrf_failed",
@@ -193,6 +204,15 @@ impl AppError {
             AppError::InsufficientScope { missing } => {
                 format!("The API key lacks the scope(s): {}.", missing.join(", "))
             }
+            AppError::InsufficientFunds {
+                charge_minor,
+                balance_minor,
+                currency,
+                ..
+            } => format!(
+                "The wallet holds {balance_minor} {currency} (minor units) but this costs \
+                 {charge_minor}; top up the wallet or send less."
+            ),
             AppError::Forbidden(why) => why.clone(),
             AppError::CsrfFailed => {
                 "This request needs the session's X-CSRF-Token header (see GET /v1/auth/me)."
@@ -236,6 +256,23 @@ impl AppError {
             AppError::InsufficientScope { missing } => {
                 Some(serde_json::json!({ "missing_scopes": missing }))
             }
+            AppError::InsufficientFunds {
+                units,
+                included_remaining,
+                billable_units,
+                charge_minor,
+                balance_minor,
+                currency,
+            } => Some(serde_json::json!({
+                "units": units,
+                "included_remaining": included_remaining,
+                "billable_units": billable_units,
+                "charge": { "amount_minor": charge_minor, "currency": currency },
+                "balance": { "amount_minor": balance_minor, "currency": currency },
+                "charge_minor": charge_minor,
+                "balance_minor": balance_minor,
+                "currency": currency,
+            })),
             AppError::PayloadTooLarge { limit_bytes } => {
                 Some(serde_json::json!({ "limit_bytes": limit_bytes }))
             }
@@ -285,6 +322,7 @@ impl AppError {
             | AppError::Forbidden(_)
             | AppError::CsrfFailed
             | AppError::InsufficientScope { .. }
+            | AppError::InsufficientFunds { .. }
             | AppError::NotFound
             | AppError::Conflict(_)
             | AppError::PayloadTooLarge { .. }
@@ -311,6 +349,7 @@ impl AppError {
             | AppError::Forbidden(_)
             | AppError::CsrfFailed
             | AppError::InsufficientScope { .. }
+            | AppError::InsufficientFunds { .. }
             | AppError::NotFound
             | AppError::MethodNotAllowed { .. }
             | AppError::Conflict(_)

@@ -5,6 +5,7 @@
 pub mod api_keys;
 pub mod app;
 pub mod auth;
+pub mod billing;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -17,6 +18,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod janitor;
 pub mod logging;
+pub mod money;
 pub mod server;
 pub mod validate;
 pub mod workspaces;

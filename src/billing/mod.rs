@@ -1,0 +1,320 @@
+//! Billing (SPEC §5): plans, quotas, the wallet and its ledger, graduated prices, and the
+//! reservation every send makes.
+//!
+//! Everything here runs inside the caller's `BEGIN IMMEDIATE` transaction (`Db::write`), which is
+//! what makes it exact under any concurrency: a reservation reads the counters and the balance
+//! and writes them back with no other writer in between. The database backs this up: the
+//! balance cannot go negative, the ledger is append-only, each ledger row must continue the
+//! balance and is what moves it, and a reference is refunded at most once.
+
+pub mod plans;
+pub mod pricing;
+pub mod store;
+
+use rusqlite::Connection;
+
+use crate::clock::{Timestamp, format_timestamp, parse_timestamp};
+use crate::error::AppError;
+use crate::ids::Ids;
+use crate::money::Money;
+use plans::{day_start, effective_plan, month_start};
+use pricing::{DEFAULT_EMAIL_TIERS, DEFAULT_SMS_TIERS, graduated_charge};
+use store::{NewLedgerEntry, ReservationRow};
+
+/// A billing channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Sms,
+    Email,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Email => "email",
+        }
+    }
+
+    /// Start of the quota period containing `now`: the UTC month for SMS, the UTC day for email.
+    pub fn quota_period_start(self, now: Timestamp) -> Timestamp {
+        match self {
+            Channel::Sms => month_start(now),
+            Channel::Email => day_start(now),
+        }
+    }
+
+    fn included_per_period(self, plan: &plans::Plan) -> u64 {
+        match self {
+            Channel::Sms => plan.included_sms_per_month,
+            Channel::Email => plan.included_email_per_day,
+        }
+    }
+
+    fn tiers(self) -> &'static [pricing::Tier] {
+        match self {
+            Channel::Sms => &DEFAULT_SMS_TIERS,
+            Channel::Email => &DEFAULT_EMAIL_TIERS,
+        }
+    }
+}
+
+/// Live sends are charged; test-mode sends are priced but take nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charging {
+    Live,
+    Test,
+}
+
+/// What a send would take or took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    pub units: u64,
+    pub included_units: u64,
+    pub included_remaining: u64,
+    pub billable_units: u64,
+    pub charge: Money,
+    pub balance_minor: i64,
+}
+
+/// Prices `units` of `channel` for the workspace at `now` without changing anything: included
+/// quota first, then graduated prices over this month's billable units.
+pub fn quote(
+    conn: &Connection,
+    workspace_id: &str,
+    channel: Channel,
+    units: u64,
+    now: Timestamp,
+) -> Result<Quote, AppError> {
+    let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
+    let plan_end = account.plan_period_end.as_deref().and_then(parse_timestamp);
+    let plan = effective_plan(&account.plan_code, plan_end, now);
+    let quota_period = format_timestamp(channel.quota_period_start(now));
+    let billing_month = format_timestamp(month_start(now));
+    let (quota_used, billed_this_month) =
+        match store::find_usage(conn, workspace_id, channel.as_str())? {
+            Some((qps, used, bms, billed)) => (
+                if qps == quota_period { used } else { 0 },
+                if bms == billing_month { billed } else { 0 },
+            ),
+            None => (0, 0),
+        };
+    let included_remaining = channel.included_per_period(plan).saturating_sub(quota_used);
+    let included_units = units.min(included_remaining);
+    let billable_units = units - included_units;
+    let charge_minor = graduated_charge(channel.tiers(), billed_this_month, billable_units)
+        .ok_or_else(|| AppError::internal("charge overflows"))?;
+    Ok(Quote {
+        units,
+        included_units,
+        included_remaining,
+        billable_units,
+        charge: Money::new(charge_minor, &account.wallet_currency),
+        balance_minor: account.wallet_balance_minor,
+    })
+}
+
+/// What a send asks the wallet for.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage<'a> {
+    pub workspace_id: &'a str,
+    pub channel: Channel,
+    pub units: u64,
+    /// The message or campaign the units are for; a refund names it again.
+    pub reference: &'a str,
+    pub charging: Charging,
+}
+
+/// Reserves the usage: takes included quota first, charges the rest to the wallet (one ledger
+/// row), and records what was taken so `refund` can give exactly that back. Refuses with
+/// `insufficient_funds` — changing nothing — when the wallet cannot pay. `Charging::Test` prices
+/// the send and takes nothing. Must run inside the caller's write transaction.
+pub fn reserve(
+    conn: &Connection,
+    ids: &Ids,
+    usage: Usage<'_>,
+    now: Timestamp,
+) -> Result<Quote, AppError> {
+    let Usage {
+        workspace_id,
+        channel,
+        units,
+        reference,
+        charging,
+    } = usage;
+    let quote = quote(conn, workspace_id, channel, units, now)?;
+    if charging == Charging::Test || units == 0 {
+        return Ok(quote);
+    }
+    if quote.charge.amount_minor > quote.balance_minor {
+        return Err(AppError::InsufficientFunds {
+            units,
+            included_remaining: quote.included_remaining,
+            billable_units: quote.billable_units,
+            charge_minor: quote.charge.amount_minor,
+            balance_minor: quote.balance_minor,
+            currency: quote.charge.currency.clone(),
+        });
+    }
+    let now_text = format_timestamp(now);
+    let quota_period = format_timestamp(channel.quota_period_start(now));
+    let billing_month = format_timestamp(month_start(now));
+    store::add_usage(
+        conn,
+        workspace_id,
+        channel.as_str(),
+        (&quota_period, quote.included_units),
+        (&billing_month, quote.billable_units),
+    )?;
+    if quote.charge.amount_minor > 0 {
+        store::append_ledger(
+            conn,
+            &NewLedgerEntry {
+                id: &ids.new_id("led"),
+                workspace_id,
+                kind: "charge",
+                amount_minor: -quote.charge.amount_minor,
+                balance_after_minor: quote.balance_minor - quote.charge.amount_minor,
+                currency: &quote.charge.currency,
+                reference,
+                actor: None,
+                reason: None,
+                created_at: &now_text,
+            },
+        )?;
+    }
+    store::insert_reservation(
+        conn,
+        &ReservationRow {
+            reference: reference.to_owned(),
+            workspace_id: workspace_id.to_owned(),
+            channel: channel.as_str().to_owned(),
+            units,
+            included_units: quote.included_units,
+            billable_units: quote.billable_units,
+            charge_minor: quote.charge.amount_minor,
+            currency: quote.charge.currency.clone(),
+            quota_period_start: quota_period,
+            billing_month_start: billing_month,
+        },
+        &now_text,
+    )?;
+    Ok(quote)
+}
+
+/// Gives back exactly what the reservation for `reference` took — its quota units (if their
+/// period is still current), its billable units and its charge (one `refund` ledger row) —
+/// exactly once. Returns the amount refunded, or `None` when there is nothing (left) to refund.
+/// Must run inside the caller's write transaction.
+pub fn refund(
+    conn: &Connection,
+    ids: &Ids,
+    reference: &str,
+    now: Timestamp,
+) -> Result<Option<Money>, AppError> {
+    let now_text = format_timestamp(now);
+    let Some(taken) = store::claim_refund(conn, reference, &now_text)? else {
+        return Ok(None);
+    };
+    store::remove_usage(
+        conn,
+        &taken.workspace_id,
+        &taken.channel,
+        (&taken.quota_period_start, taken.included_units),
+        (&taken.billing_month_start, taken.billable_units),
+    )?;
+    if taken.charge_minor > 0 {
+        let account = store::find_account(conn, &taken.workspace_id)?.ok_or(AppError::NotFound)?;
+        store::append_ledger(
+            conn,
+            &NewLedgerEntry {
+                id: &ids.new_id("led"),
+                workspace_id: &taken.workspace_id,
+                kind: "refund",
+                amount_minor: taken.charge_minor,
+                balance_after_minor: account.wallet_balance_minor + taken.charge_minor,
+                currency: &taken.currency,
+                reference,
+                actor: None,
+                reason: None,
+                created_at: &now_text,
+            },
+        )?;
+    }
+    Ok(Some(Money::new(taken.charge_minor, &taken.currency)))
+}
+
+/// Activates `plan_code` for one month: from the current period's end when the same plan is
+/// still running (buying again extends), else from `now`. Returns the new period end.
+/// Must run inside the caller's write transaction.
+pub fn activate_plan(
+    conn: &Connection,
+    workspace_id: &str,
+    plan_code: &str,
+    now: Timestamp,
+) -> Result<Timestamp, AppError> {
+    plans::find_plan(plan_code).ok_or(AppError::NotFound)?;
+    let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
+    let current_end = account.plan_period_end.as_deref().and_then(parse_timestamp);
+    let start = match current_end {
+        Some(end) if end > now && account.plan_code == plan_code => end,
+        _ => now,
+    };
+    let end = plans::one_month_after(start);
+    store::set_plan(
+        conn,
+        workspace_id,
+        plan_code,
+        &format_timestamp(now),
+        &format_timestamp(end),
+    )?;
+    Ok(end)
+}
+
+/// Credits (positive) or debits (negative) the wallet by `amount_minor` with one ledger row of
+/// `kind` (`topup`, `adjustment`, …). A debit below zero is refused with `insufficient_funds`.
+/// Must run inside the caller's write transaction.
+pub fn move_wallet(
+    conn: &Connection,
+    ids: &Ids,
+    workspace_id: &str,
+    kind: &str,
+    amount_minor: i64,
+    (reference, actor, reason): (&str, Option<&str>, Option<&str>),
+    now: Timestamp,
+) -> Result<i64, AppError> {
+    let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
+    let balance_after = account
+        .wallet_balance_minor
+        .checked_add(amount_minor)
+        .ok_or_else(|| AppError::internal("balance overflows"))?;
+    if balance_after < 0 {
+        return Err(AppError::InsufficientFunds {
+            units: 0,
+            included_remaining: 0,
+            billable_units: 0,
+            charge_minor: -amount_minor,
+            balance_minor: account.wallet_balance_minor,
+            currency: account.wallet_currency,
+        });
+    }
+    store::append_ledger(
+        conn,
+        &NewLedgerEntry {
+            id: &ids.new_id("led"),
+            workspace_id,
+            kind,
+            amount_minor,
+            balance_after_minor: balance_after,
+            currency: &account.wallet_currency,
+            reference,
+            actor,
+            reason,
+            created_at: &format_timestamp(now),
+        },
+    )?;
+    Ok(balance_after)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,241 @@
+//! SQL for wallets, the ledger, usage counters and reservations.
+
+use rusqlite::{Connection, OptionalExtension, named_params};
+
+use crate::error::AppError;
+
+/// Reads a count column (stored as INTEGER, never negative by its CHECK).
+fn get_u64(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
+    Ok(u64::try_from(row.get::<_, i64>(index)?).unwrap_or(0))
+}
+
+/// The billing columns of a workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillingAccount {
+    pub workspace_id: String,
+    pub plan_code: String,
+    pub plan_period_end: Option<String>,
+    pub wallet_currency: String,
+    pub wallet_balance_minor: i64,
+}
+
+pub fn find_account(
+    conn: &Connection,
+    workspace_id: &str,
+) -> Result<Option<BillingAccount>, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, plan_code, plan_period_end, wallet_currency, wallet_balance_minor
+             FROM workspaces WHERE id = ?1",
+        )?
+        .query_row([workspace_id], |row| {
+            Ok(BillingAccount {
+                workspace_id: row.get(0)?,
+                plan_code: row.get(1)?,
+                plan_period_end: row.get(2)?,
+                wallet_currency: row.get(3)?,
+                wallet_balance_minor: row.get(4)?,
+            })
+        })
+        .optional()?)
+}
+
+pub fn set_plan(
+    conn: &Connection,
+    workspace_id: &str,
+    plan_code: &str,
+    activated_at: &str,
+    period_end: &str,
+) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "UPDATE workspaces SET plan_code = ?2, plan_activated_at = ?3, plan_period_end = ?4
+         WHERE id = ?1",
+    )?
+    .execute([workspace_id, plan_code, activated_at, period_end])?;
+    Ok(())
+}
+
+/// Usage of one channel: (quota period start, quota used, billing month start, billable units).
+pub fn find_usage(
+    conn: &Connection,
+    workspace_id: &str,
+    channel: &str,
+) -> Result<Option<(String, u64, String, u64)>, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT quota_period_start, quota_used, billing_month_start, billable_units
+             FROM usage_counters WHERE workspace_id = ?1 AND channel = ?2",
+        )?
+        .query_row([workspace_id, channel], |row| {
+            Ok((row.get(0)?, get_u64(row, 1)?, row.get(2)?, get_u64(row, 3)?))
+        })
+        .optional()?)
+}
+
+/// Adds usage in one statement; a stored period that is not the given one restarts from zero.
+pub fn add_usage(
+    conn: &Connection,
+    workspace_id: &str,
+    channel: &str,
+    (quota_period_start, quota_units): (&str, u64),
+    (billing_month_start, billable_units): (&str, u64),
+) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "INSERT INTO usage_counters
+             (workspace_id, channel, quota_period_start, quota_used, billing_month_start, billable_units)
+         VALUES (:workspace_id, :channel, :qps, :quota, :bms, :billable)
+         ON CONFLICT (workspace_id, channel) DO UPDATE SET
+             quota_used = CASE WHEN quota_period_start = :qps THEN quota_used + :quota ELSE :quota END,
+             quota_period_start = :qps,
+             billable_units = CASE WHEN billing_month_start = :bms
+                                   THEN billable_units + :billable ELSE :billable END,
+             billing_month_start = :bms",
+    )?
+    .execute(named_params! {
+        ":workspace_id": workspace_id, ":channel": channel, ":qps": quota_period_start,
+        ":quota": quota_units as i64, ":bms": billing_month_start, ":billable": billable_units as i64,
+    })?;
+    Ok(())
+}
+
+/// Takes usage back, but only from the periods it was counted in (a period that has since
+/// rolled over is left alone).
+pub fn remove_usage(
+    conn: &Connection,
+    workspace_id: &str,
+    channel: &str,
+    (quota_period_start, quota_units): (&str, u64),
+    (billing_month_start, billable_units): (&str, u64),
+) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "UPDATE usage_counters SET
+             quota_used = CASE WHEN quota_period_start = :qps
+                               THEN max(quota_used - :quota, 0) ELSE quota_used END,
+             billable_units = CASE WHEN billing_month_start = :bms
+                                   THEN max(billable_units - :billable, 0) ELSE billable_units END
+         WHERE workspace_id = :workspace_id AND channel = :channel",
+    )?
+    .execute(named_params! {
+        ":workspace_id": workspace_id, ":channel": channel, ":qps": quota_period_start,
+        ":quota": quota_units as i64, ":bms": billing_month_start, ":billable": billable_units as i64,
+    })?;
+    Ok(())
+}
+
+/// A ledger row to append; the database checks it continues the balance and moves the balance.
+pub struct NewLedgerEntry<'a> {
+    pub id: &'a str,
+    pub workspace_id: &'a str,
+    pub kind: &'a str,
+    pub amount_minor: i64,
+    pub balance_after_minor: i64,
+    pub currency: &'a str,
+    pub reference: &'a str,
+    pub actor: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub created_at: &'a str,
+}
+
+pub fn append_ledger(conn: &Connection, entry: &NewLedgerEntry<'_>) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "INSERT INTO wallet_ledger (id, workspace_id, kind, amount_minor, balance_after_minor,
+                                    currency, reference, actor, reason, created_at)
+         VALUES (:id, :workspace_id, :kind, :amount, :balance_after, :currency, :reference,
+                 :actor, :reason, :created_at)",
+    )?
+    .execute(named_params! {
+        ":id": entry.id, ":workspace_id": entry.workspace_id, ":kind": entry.kind,
+        ":amount": entry.amount_minor, ":balance_after": entry.balance_after_minor,
+        ":currency": entry.currency, ":reference": entry.reference, ":actor": entry.actor,
+        ":reason": entry.reason, ":created_at": entry.created_at,
+    })?;
+    Ok(())
+}
+
+/// What a reservation took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationRow {
+    pub reference: String,
+    pub workspace_id: String,
+    pub channel: String,
+    pub units: u64,
+    pub included_units: u64,
+    pub billable_units: u64,
+    pub charge_minor: i64,
+    pub currency: String,
+    pub quota_period_start: String,
+    pub billing_month_start: String,
+}
+
+pub fn insert_reservation(
+    conn: &Connection,
+    row: &ReservationRow,
+    now: &str,
+) -> Result<(), AppError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO billing_reservations
+                 (reference, workspace_id, channel, units, included_units, billable_units,
+                  charge_minor, currency, quota_period_start, billing_month_start, created_at)
+             VALUES (:reference, :workspace_id, :channel, :units, :included, :billable, :charge,
+                     :currency, :qps, :bms, :now)
+             ON CONFLICT (reference) DO NOTHING",
+        )?
+        .execute(named_params! {
+            ":reference": row.reference, ":workspace_id": row.workspace_id, ":channel": row.channel,
+            ":units": row.units as i64, ":included": row.included_units as i64,
+            ":billable": row.billable_units as i64, ":charge": row.charge_minor,
+            ":currency": row.currency, ":qps": row.quota_period_start,
+            ":bms": row.billing_month_start, ":now": now,
+        })?;
+    if inserted == 0 {
+        return Err(AppError::Conflict(format!(
+            "{} already has a reservation.",
+            row.reference
+        )));
+    }
+    Ok(())
+}
+
+/// Marks the reservation refunded and returns it — only the first time (`None` after, and for an
+/// unknown reference).
+pub fn claim_refund(
+    conn: &Connection,
+    reference: &str,
+    now: &str,
+) -> Result<Option<ReservationRow>, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE billing_reservations SET refunded_at = ?2
+             WHERE reference = ?1 AND refunded_at IS NULL
+             RETURNING reference, workspace_id, channel, units, included_units, billable_units,
+                       charge_minor, currency, quota_period_start, billing_month_start",
+        )?
+        .query_row([reference, now], |row| {
+            Ok(ReservationRow {
+                reference: row.get(0)?,
+                workspace_id: row.get(1)?,
+                channel: row.get(2)?,
+                units: get_u64(row, 3)?,
+                included_units: get_u64(row, 4)?,
+                billable_units: get_u64(row, 5)?,
+                charge_minor: row.get(6)?,
+                currency: row.get(7)?,
+                quota_period_start: row.get(8)?,
+                billing_month_start: row.get(9)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Workspaces whose balance differs from their ledger's sum (or is negative), with both values.
+pub fn wallet_discrepancies(conn: &Connection) -> Result<Vec<(String, i64, i64)>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT w.id, w.wallet_balance_minor, COALESCE(sum(l.amount_minor), 0) AS ledger_sum
+         FROM workspaces w LEFT JOIN wallet_ledger l ON l.workspace_id = w.id
+         GROUP BY w.id
+         HAVING w.wallet_balance_minor <> ledger_sum OR w.wallet_balance_minor < 0",
+    )?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
