@@ -45,8 +45,13 @@ pub fn start(app: Arc<App>) -> Result<Janitor, StartupError> {
 /// One round of every sweep.
 pub fn sweep(app: &App) -> Result<(), AppError> {
     let now = app.clock.now();
-    let idempotency_records = idempotency::sweep_expired(&app.db, now)?;
-    let sessions = auth::sweep_ended_sessions(&app.db, now)?;
+    // Each sweep runs even when another failed; the first failure is reported.
+    let idempotency_records = idempotency::sweep_expired(&app.db, now);
+    let sessions = auth::sweep_ended_sessions(&app.db, now);
+    let (idempotency_records, sessions) = match (idempotency_records, sessions) {
+        (Ok(records), Ok(sessions)) => (records, sessions),
+        (Err(err), _) | (_, Err(err)) => return Err(err),
+    };
     if idempotency_records + sessions > 0 {
         log::info!(
             idempotency_records = idempotency_records, sessions = sessions;

@@ -100,6 +100,15 @@ impl<'a> Request<'a> {
             .map(|header| header.value.as_str())
     }
 
+    /// How many times header `name` appears.
+    pub fn header_count(&self, name: &str) -> usize {
+        self.inner
+            .headers()
+            .iter()
+            .filter(|header| header.field.as_str().as_str().eq_ignore_ascii_case(name))
+            .count()
+    }
+
     /// The value of cookie `name`, if the request carries it.
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.inner

@@ -43,6 +43,17 @@ pub enum Requirement {
     Required,
 }
 
+/// What a key is unique within, besides the API key or user that sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Per {
+    /// The workspace the request acts in (sends, launches, payments): the same key in another
+    /// workspace is another request.
+    Workspace,
+    /// The user alone, for operations that are not about the active workspace (creating or
+    /// switching workspaces), so switching workspaces between retries cannot change the scope.
+    User,
+}
+
 /// Parses the header value: 1–255 visible ASCII characters, or the same as a quoted
 /// structured-field string (`"abc"`, with `\"` and `\\` escapes), which is unquoted.
 pub fn parse_key(value: &str) -> Result<String, AppError> {
@@ -80,6 +91,11 @@ pub fn parse_key(value: &str) -> Result<String, AppError> {
 
 /// The key of this request, if any, with the endpoint's requirement applied.
 fn key_of(request: &Request<'_>, requirement: Requirement) -> Result<Option<String>, AppError> {
+    if request.header_count(HEADER) > 1 {
+        return Err(AppError::InvalidIdempotencyKey(
+            "Send one Idempotency-Key header, not several.".to_owned(),
+        ));
+    }
     match request.header(HEADER) {
         Some(value) => parse_key(value).map(Some).map_err(|err| match err {
             AppError::BadRequest(message) => AppError::InvalidIdempotencyKey(message),
@@ -90,9 +106,9 @@ fn key_of(request: &Request<'_>, requirement: Requirement) -> Result<Option<Stri
     }
 }
 
-/// SHA-256 over the method, the path and the canonical body: JSON re-serialised with sorted
-/// keys (serde_json's map is ordered), so whitespace and key order do not matter. A body that is
-/// not JSON counts byte for byte.
+/// SHA-256 over the method, the path with its query string, and the canonical body: JSON
+/// re-serialised with sorted keys (serde_json's map is ordered), so whitespace and key order do
+/// not matter. A body that is not JSON counts byte for byte.
 pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> Vec<u8> {
     let canonical = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
@@ -114,32 +130,68 @@ struct Attempt {
 fn attempt(
     request: &mut Request<'_>,
     principal: &Principal,
+    per: Per,
     key: String,
 ) -> Result<Attempt, AppError> {
-    let actor_id = match principal {
-        Principal::ApiKey(api_key) => api_key.key_id().to_owned(),
-        Principal::Session(session) => session.user_id().to_owned(),
+    let (actor_id, workspace_id) = match (principal, per) {
+        (Principal::ApiKey(api_key), _) => (api_key.key_id(), api_key.workspace_id()),
+        (Principal::Session(session), Per::Workspace) => (
+            session.user_id(),
+            session.active_workspace().map_or("", |(id, _)| id),
+        ),
+        (Principal::Session(session), Per::User) => (session.user_id(), ""),
     };
     let body = request.body_bytes()?;
     let method = request.method().map_or("OTHER", |method| method.as_str());
+    let target = match request.query() {
+        "" => request.path().to_owned(),
+        query => format!("{}?{query}", request.path()),
+    };
     Ok(Attempt {
         scope: RecordScope {
-            workspace_id: principal.workspace_id().unwrap_or("").to_owned(),
-            actor_id,
+            workspace_id: workspace_id.to_owned(),
+            actor_id: actor_id.to_owned(),
             key,
         },
-        fingerprint: fingerprint(method, request.path(), &body),
+        fingerprint: fingerprint(method, &target, &body),
     })
+}
+
+impl Attempt {
+    /// A stable reference for this (scope, key), safe to hand a provider as its idempotency key:
+    /// it never collides across workspaces or callers and reveals nothing of the client's key.
+    fn provider_reference(&self) -> String {
+        let mut context = digest::Context::new(&digest::SHA256);
+        for part in [
+            &self.scope.workspace_id,
+            &self.scope.actor_id,
+            &self.scope.key,
+        ] {
+            context.update(part.as_bytes());
+            context.update(b"\n");
+        }
+        context
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
 }
 
 /// What an existing record means for a new attempt.
 enum Existing {
     Replay(ApiResponse),
-    /// An in-flight record whose lease ran out: the attempt may take over.
-    Abandoned,
+    /// An in-flight record whose lease ran out, or a record past its retention: the attempt
+    /// proceeds and overwrites it.
+    Absent,
 }
 
 fn judge(record: Record, fingerprint: &[u8], now: Timestamp) -> Result<Existing, AppError> {
+    // Past its retention the record is gone as far as clients can tell, swept or not.
+    if record.expires_at <= format_timestamp(now) {
+        return Ok(Existing::Absent);
+    }
     if record.fingerprint != fingerprint {
         return Err(AppError::IdempotencyKeyReused);
     }
@@ -159,7 +211,7 @@ fn judge(record: Record, fingerprint: &[u8], now: Timestamp) -> Result<Existing,
                 let retry_after_secs = millis.div_ceil(1000);
                 Err(AppError::IdempotencyKeyInUse { retry_after_secs })
             } else {
-                Ok(Existing::Abandoned)
+                Ok(Existing::Absent)
             }
         }
     }
@@ -175,7 +227,7 @@ fn replayed(status: u16, content_type: &str, body: Vec<u8>) -> ApiResponse {
 }
 
 /// The response to store and return for an operation's outcome, or the error to pass on
-/// unstored (5xx).
+/// unstored (5xx, and 429).
 fn storable(
     outcome: Result<ApiResponse, AppError>,
     request_id: &str,
@@ -197,21 +249,22 @@ pub fn in_transaction(
     app: &App,
     request: &mut Request<'_>,
     principal: &Principal,
-    requirement: Requirement,
+    (requirement, per): (Requirement, Per),
     effect: impl FnOnce(&Connection) -> Result<ApiResponse, AppError>,
 ) -> Result<ApiResponse, AppError> {
     let Some(key) = key_of(request, requirement)? else {
         return app.db.write(effect);
     };
-    let attempt = attempt(request, principal, key)?;
+    let attempt = attempt(request, principal, per, key)?;
     let request_id = request.request_id().to_owned();
-    let now = app.clock.now();
-    let expires_at = format_timestamp(now + retention(app));
     app.db.write(|conn| {
+        // Read inside the transaction: waiting for the write lock must not age the record.
+        let now = app.clock.now();
+        let expires_at = format_timestamp(now + retention(app));
         if let Some(record) = store::find_record(conn, &attempt.scope)? {
             match judge(record, &attempt.fingerprint, now)? {
                 Existing::Replay(response) => return Ok(response),
-                Existing::Abandoned => {}
+                Existing::Absent => {}
             }
         }
         // The effect runs in a savepoint so a 4xx outcome can be stored without its effects.
@@ -237,38 +290,39 @@ pub fn in_transaction(
 }
 
 /// Runs `call` (which may talk to a provider; no transaction is open) at most once at a time per
-/// (scope, key), and stores its outcome. Without a key (and `Optional`), just runs `call`.
+/// (scope, key), and stores its outcome. `call` receives a reference to pass the provider as its
+/// own idempotency key: stable for this (scope, key), unique across workspaces and callers.
+/// Without a key (and `Optional`), just runs `call` with a fresh reference.
 pub fn leased(
     app: &App,
     request: &mut Request<'_>,
     principal: &Principal,
-    requirement: Requirement,
-    call: impl FnOnce() -> Result<ApiResponse, AppError>,
+    (requirement, per): (Requirement, Per),
+    call: impl FnOnce(&str) -> Result<ApiResponse, AppError>,
 ) -> Result<ApiResponse, AppError> {
     let Some(key) = key_of(request, requirement)? else {
-        return call();
+        return call(&app.ids.new_id("ref"));
     };
-    let attempt = attempt(request, principal, key)?;
+    let attempt = attempt(request, principal, per, key)?;
     let request_id = request.request_id().to_owned();
-    let now = app.clock.now();
     let lease_token = app.ids.new_id("lse");
-    let lease_expires_at = format_timestamp(now + chrono_duration(app.config.idempotency_lease));
-    let expires_at = format_timestamp(now + retention(app));
     let taken = app.db.write(|conn| {
+        let now = app.clock.now();
         if let Some(record) = store::find_record(conn, &attempt.scope)? {
             match judge(record, &attempt.fingerprint, now)? {
                 Existing::Replay(response) => return Ok(Some(response)),
-                Existing::Abandoned => {}
+                Existing::Absent => {}
             }
         }
+        let lease_end = now + chrono_duration(app.config.idempotency_lease);
         store::save_in_flight(
             conn,
             &attempt.scope,
             &attempt.fingerprint,
             &lease_token,
-            &lease_expires_at,
+            &format_timestamp(lease_end),
             &format_timestamp(now),
-            &expires_at,
+            &format_timestamp(now + retention(app)),
         )?;
         Ok(None)
     })?;
@@ -276,20 +330,20 @@ pub fn leased(
         return Ok(replay);
     }
 
-    let outcome = call();
-    let finished_at = app.clock.now();
+    let outcome = call(&attempt.provider_reference());
     match storable(outcome, &request_id) {
         Ok(response) => {
             app.db.write(|conn| {
                 // Someone took over an expired lease meanwhile: their outcome is the record.
                 if store::holds_lease(conn, &attempt.scope, &lease_token)? {
+                    let now = app.clock.now();
                     store::save_completed(
                         conn,
                         &attempt.scope,
                         &attempt.fingerprint,
                         (response.status, response.content_type, &response.body),
-                        &format_timestamp(finished_at),
-                        &expires_at,
+                        &format_timestamp(now),
+                        &format_timestamp(now + retention(app)),
                     )?;
                 }
                 Ok(())
@@ -309,8 +363,8 @@ pub fn leased(
     }
 }
 
-/// Deletes every record whose retention ended by `now`, a batch per transaction. Returns how
-/// many were deleted.
+/// Deletes every record whose retention ended by `now` (never one whose lease is still live), a
+/// batch per transaction. Returns how many were deleted.
 pub fn sweep_expired(db: &Db, now: Timestamp) -> Result<usize, AppError> {
     let now = format_timestamp(now);
     let mut total = 0;
@@ -320,6 +374,8 @@ pub fn sweep_expired(db: &Db, now: Timestamp) -> Result<usize, AppError> {
         if deleted < SWEEP_BATCH {
             return Ok(total);
         }
+        // A backlog is worked off in small transactions with room for other writers between.
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

@@ -29,12 +29,15 @@ pub enum RecordState {
 pub struct Record {
     pub fingerprint: Vec<u8>,
     pub state: RecordState,
+    /// End of retention: from then on the record no longer counts.
+    pub expires_at: String,
 }
 
 pub fn find_record(conn: &Connection, scope: &RecordScope) -> Result<Option<Record>, AppError> {
     Ok(conn
         .prepare_cached(
-            "SELECT fingerprint, state, status, content_type, body, lease_token, lease_expires_at
+            "SELECT fingerprint, state, status, content_type, body, lease_token, lease_expires_at,
+                    expires_at
              FROM idempotency_records
              WHERE workspace_id = :workspace_id AND actor_id = :actor_id AND key = :key",
         )?
@@ -59,6 +62,7 @@ pub fn find_record(conn: &Connection, scope: &RecordScope) -> Result<Option<Reco
                 Ok(Record {
                     fingerprint: row.get(0)?,
                     state,
+                    expires_at: row.get(7)?,
                 })
             },
         )
@@ -81,8 +85,10 @@ pub fn save_completed(
          VALUES (:workspace_id, :actor_id, :key, :fingerprint, 'completed', :status,
                  :content_type, :body, :now, :expires_at)
          ON CONFLICT (workspace_id, actor_id, key) DO UPDATE SET
-             state = 'completed', status = excluded.status, content_type = excluded.content_type,
-             body = excluded.body, lease_token = NULL, lease_expires_at = NULL",
+             fingerprint = excluded.fingerprint, state = 'completed', status = excluded.status,
+             content_type = excluded.content_type, body = excluded.body, lease_token = NULL,
+             lease_expires_at = NULL, created_at = excluded.created_at,
+             expires_at = excluded.expires_at",
     )?
     .execute(named_params! {
         ":workspace_id": scope.workspace_id, ":actor_id": scope.actor_id, ":key": scope.key,
@@ -109,8 +115,10 @@ pub fn save_in_flight(
          VALUES (:workspace_id, :actor_id, :key, :fingerprint, 'in_flight', :lease_token,
                  :lease_expires_at, :now, :expires_at)
          ON CONFLICT (workspace_id, actor_id, key) DO UPDATE SET
-             state = 'in_flight', lease_token = excluded.lease_token,
-             lease_expires_at = excluded.lease_expires_at",
+             fingerprint = excluded.fingerprint, state = 'in_flight', status = NULL,
+             content_type = NULL, body = NULL, lease_token = excluded.lease_token,
+             lease_expires_at = excluded.lease_expires_at, created_at = excluded.created_at,
+             expires_at = excluded.expires_at",
     )?
     .execute(named_params! {
         ":workspace_id": scope.workspace_id, ":actor_id": scope.actor_id, ":key": scope.key,
@@ -159,12 +167,16 @@ pub fn release_lease(
     Ok(())
 }
 
-/// Deletes up to `limit` records whose retention ended by `now`; returns how many.
+/// Deletes up to `limit` records whose retention ended by `now`, except in-flight ones whose
+/// lease is still live; returns how many.
 pub fn delete_expired(conn: &Connection, now: &str, limit: usize) -> Result<usize, AppError> {
     Ok(conn
         .prepare_cached(
             "DELETE FROM idempotency_records WHERE rowid IN
-                 (SELECT rowid FROM idempotency_records WHERE expires_at <= ?1 LIMIT ?2)",
+                 (SELECT rowid FROM idempotency_records
+                  WHERE expires_at <= ?1
+                    AND (state = 'completed' OR lease_expires_at <= ?1)
+                  LIMIT ?2)",
         )?
         .execute(rusqlite::params![now, limit as i64])?)
 }

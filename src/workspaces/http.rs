@@ -14,7 +14,7 @@ use crate::clock::format_timestamp;
 use crate::error::{AppError, FieldErrors};
 use crate::http::request::Request;
 use crate::http::response::{ApiResponse, JSON};
-use crate::idempotency::{self, Requirement};
+use crate::idempotency::{self, Per, Requirement};
 use crate::validate;
 use crate::workspaces;
 use crate::workspaces::store::{self, Invitation, Member, Workspace};
@@ -129,10 +129,16 @@ pub fn create_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
     let session = principal.require_session()?;
     let name = workspace_name(&request.json()?)?;
     let now = app.clock.now();
-    idempotency::in_transaction(app, request, &principal, Requirement::Optional, |conn| {
-        let workspace = auth::create_workspace(conn, &app.ids, &name, session.user_id(), now)?;
-        ApiResponse::json(201, &WorkspaceView::from(&workspace))
-    })
+    idempotency::in_transaction(
+        app,
+        request,
+        &principal,
+        (Requirement::Optional, Per::User),
+        |conn| {
+            let workspace = auth::create_workspace(conn, &app.ids, &name, session.user_id(), now)?;
+            ApiResponse::json(201, &WorkspaceView::from(&workspace))
+        },
+    )
 }
 
 /// `GET /v1/workspaces`: the caller's workspaces and roles.
@@ -158,16 +164,23 @@ pub fn activate_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiRes
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
     let workspace_id = request.param("id").to_owned();
-    idempotency::in_transaction(app, request, &principal, Requirement::Optional, |conn| {
-        let role =
-            store::find_role(conn, &workspace_id, session.user_id())?.ok_or(AppError::NotFound)?;
-        let workspace = store::find_workspace(conn, &workspace_id)?.ok_or(AppError::NotFound)?;
-        auth_store::set_active_workspace(conn, session.session_id(), Some(&workspace_id))?;
-        ApiResponse::json(
-            200,
-            &serde_json::json!({ "workspace": WorkspaceView::from(&workspace), "role": role.as_str() }),
-        )
-    })
+    idempotency::in_transaction(
+        app,
+        request,
+        &principal,
+        (Requirement::Optional, Per::User),
+        |conn| {
+            let role = store::find_role(conn, &workspace_id, session.user_id())?
+                .ok_or(AppError::NotFound)?;
+            let workspace =
+                store::find_workspace(conn, &workspace_id)?.ok_or(AppError::NotFound)?;
+            auth_store::set_active_workspace(conn, session.session_id(), Some(&workspace_id))?;
+            ApiResponse::json(
+                200,
+                &serde_json::json!({ "workspace": WorkspaceView::from(&workspace), "role": role.as_str() }),
+            )
+        },
+    )
 }
 
 /// `GET /v1/workspace`: the workspace the caller acts in (any API key may ask).

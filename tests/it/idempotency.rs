@@ -21,7 +21,7 @@ use crier::error::AppError;
 use crier::http::request::Request;
 use crier::http::response::ApiResponse;
 use crier::http::router::{Method, Route, Router};
-use crier::idempotency::{self, Requirement};
+use crier::idempotency::{self, Per, Requirement};
 use serde_json::{Value, json};
 
 use crate::auth_fixtures::{Console, add_member, count, create_key, setup};
@@ -39,14 +39,20 @@ const EFFECTS: &str = "SELECT count(*) FROM test_effects";
 fn record_effect(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let body: Value = request.json()?;
-    idempotency::in_transaction(app, request, &principal, Requirement::Optional, |conn| {
-        conn.execute(
-            "INSERT INTO test_effects (body) VALUES (?1)",
-            [body.to_string()],
-        )?;
-        let effect = conn.last_insert_rowid();
-        ApiResponse::json(201, &json!({"effect": effect, "body": body}))
-    })
+    idempotency::in_transaction(
+        app,
+        request,
+        &principal,
+        (Requirement::Optional, Per::Workspace),
+        |conn| {
+            conn.execute(
+                "INSERT INTO test_effects (body) VALUES (?1)",
+                [body.to_string()],
+            )?;
+            let effect = conn.last_insert_rowid();
+            ApiResponse::json(201, &json!({"effect": effect, "body": body}))
+        },
+    )
 }
 
 static FLAKY_ATTEMPTS: AtomicUsize = AtomicUsize::new(0);
@@ -56,15 +62,21 @@ fn flaky(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> 
     let principal = authenticate_request(app, request)?;
     let user_id = principal.require_session()?.user_id().to_owned();
     let now = app.clock.now();
-    idempotency::in_transaction(app, request, &principal, Requirement::Required, |conn| {
-        let workspace = crier::auth::create_workspace(conn, &app.ids, "Flaky", &user_id, now)?;
-        if FLAKY_ATTEMPTS.fetch_add(1, Ordering::SeqCst) == 0 {
-            return Err(AppError::Internal(
-                "the first attempt fails after its write".to_owned(),
-            ));
-        }
-        ApiResponse::json(201, &json!({"id": workspace.id, "name": workspace.name}))
-    })
+    idempotency::in_transaction(
+        app,
+        request,
+        &principal,
+        (Requirement::Required, Per::Workspace),
+        |conn| {
+            let workspace = crier::auth::create_workspace(conn, &app.ids, "Flaky", &user_id, now)?;
+            if FLAKY_ATTEMPTS.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Err(AppError::Internal(
+                    "the first attempt fails after its write".to_owned(),
+                ));
+            }
+            ApiResponse::json(201, &json!({"id": workspace.id, "name": workspace.name}))
+        },
+    )
 }
 
 static CONFLICT_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -72,14 +84,20 @@ static CONFLICT_RUNS: AtomicUsize = AtomicUsize::new(0);
 /// Writes a row, then refuses with 409 `conflict`.
 fn conflicted(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    idempotency::in_transaction(app, request, &principal, Requirement::Optional, |conn| {
-        CONFLICT_RUNS.fetch_add(1, Ordering::SeqCst);
-        conn.execute(
-            "INSERT INTO test_effects (body) VALUES ('written before the conflict')",
-            [],
-        )?;
-        Err(AppError::Conflict("The slot is already taken.".to_owned()))
-    })
+    idempotency::in_transaction(
+        app,
+        request,
+        &principal,
+        (Requirement::Optional, Per::Workspace),
+        |conn| {
+            CONFLICT_RUNS.fetch_add(1, Ordering::SeqCst);
+            conn.execute(
+                "INSERT INTO test_effects (body) VALUES ('written before the conflict')",
+                [],
+            )?;
+            Err(AppError::Conflict("The slot is already taken.".to_owned()))
+        },
+    )
 }
 
 static SLOW_GATE: Gate = Gate::new();
@@ -88,11 +106,17 @@ static SLOW_CALLS: AtomicUsize = AtomicUsize::new(0);
 /// Leased; every call waits at `SLOW_GATE` before answering 201.
 fn slow_provider(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    idempotency::leased(app, request, &principal, Requirement::Required, || {
-        let call = SLOW_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
-        SLOW_GATE.arrive_and_wait();
-        ApiResponse::json(201, &json!({"provider_call": call}))
-    })
+    idempotency::leased(
+        app,
+        request,
+        &principal,
+        (Requirement::Required, Per::Workspace),
+        |_reference| {
+            let call = SLOW_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+            SLOW_GATE.arrive_and_wait();
+            ApiResponse::json(201, &json!({"provider_call": call}))
+        },
+    )
 }
 
 static STUCK_GATE: Gate = Gate::new();
@@ -102,13 +126,19 @@ static STUCK_CALLS: AtomicUsize = AtomicUsize::new(0);
 /// calls answer 201 at once.
 fn stuck_provider(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    idempotency::leased(app, request, &principal, Requirement::Required, || {
-        let call = STUCK_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
-        if call == 1 {
-            STUCK_GATE.arrive_and_wait();
-        }
-        ApiResponse::json(201, &json!({"provider_call": call}))
-    })
+    idempotency::leased(
+        app,
+        request,
+        &principal,
+        (Requirement::Required, Per::Workspace),
+        |_reference| {
+            let call = STUCK_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+            if call == 1 {
+                STUCK_GATE.arrive_and_wait();
+            }
+            ApiResponse::json(201, &json!({"provider_call": call}))
+        },
+    )
 }
 
 static FAILING_CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -116,13 +146,19 @@ static FAILING_CALLS: AtomicUsize = AtomicUsize::new(0);
 /// Leased; the first call fails with a 500, later calls answer 201.
 fn failing_provider(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    idempotency::leased(app, request, &principal, Requirement::Required, || {
-        let call = FAILING_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
-        if call == 1 {
-            return Err(AppError::Internal("the provider timed out".to_owned()));
-        }
-        ApiResponse::json(201, &json!({"provider_call": call}))
-    })
+    idempotency::leased(
+        app,
+        request,
+        &principal,
+        (Requirement::Required, Per::Workspace),
+        |_reference| {
+            let call = FAILING_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+            if call == 1 {
+                return Err(AppError::Internal("the provider timed out".to_owned()));
+            }
+            ApiResponse::json(201, &json!({"provider_call": call}))
+        },
+    )
 }
 
 fn router() -> Router {
@@ -430,8 +466,13 @@ fn same_key_with_a_changed_value_is_422_and_creates_nothing() {
     let changed = caller.post("/v1/workspaces", Some("reuse-1"), r#"{"name":"Gamma"}"#);
     changed.assert_error(422, "idempotency_key_reused");
     assert_eq!(changed.header(REPLAYED), None);
-    // The path is part of the request too.
-    let elsewhere = caller.post("/test/effects", Some("reuse-1"), r#"{"name":"Beta"}"#);
+    // The path is part of the request too (activating is scoped to the user, like creating).
+    let beta = id_of(&first);
+    let elsewhere = caller.post(
+        &format!("/v1/workspaces/{beta}/activate"),
+        Some("reuse-1"),
+        r#"{"name":"Beta"}"#,
+    );
     elsewhere.assert_error(422, "idempotency_key_reused");
 
     assert_eq!(count(&server, WORKSPACES), 2, "no workspace Gamma");
@@ -476,28 +517,49 @@ fn the_same_key_from_another_user_is_a_different_request() {
 
 #[test]
 fn the_same_key_in_another_workspace_is_a_different_request() {
+    // /test/effects is scoped per workspace, like sends and launches.
     let server = server();
     let owner = setup(&server);
     let caller = Caller::session(&owner);
-    let body = r#"{"name":"Beta"}"#;
-    let in_acme = caller.post("/v1/workspaces", Some("per-workspace"), body);
+    let body = r#"{"to":"+237600000000"}"#;
+    let in_acme = caller.post("/test/effects", Some("per-workspace"), body);
     assert_fresh(&in_acme, 201);
-    let beta = id_of(&in_acme);
 
+    let created = caller.post("/v1/workspaces", None, r#"{"name":"Beta"}"#);
+    let beta = id_of(&created);
     let activated = owner.request("POST", &format!("/v1/workspaces/{beta}/activate"), None);
     assert_eq!(activated.status, 200, "{}", activated.text());
-    let in_beta = caller.post("/v1/workspaces", Some("per-workspace"), body);
+    let in_beta = caller.post("/test/effects", Some("per-workspace"), body);
     assert_fresh(&in_beta, 201);
-    assert_ne!(id_of(&in_beta), beta);
-    assert_eq!(count(&server, WORKSPACES), 3);
+    assert_eq!(count(&server, EFFECTS), 2);
 
     // Back in the first workspace the key still means the first request.
     let acme = owner.workspace_id().to_owned();
     let back = owner.request("POST", &format!("/v1/workspaces/{acme}/activate"), None);
     assert_eq!(back.status, 200, "{}", back.text());
-    let replay = caller.post("/v1/workspaces", Some("per-workspace"), body);
+    let replay = caller.post("/test/effects", Some("per-workspace"), body);
     assert_replay_of(&replay, &in_acme);
-    assert_eq!(count(&server, WORKSPACES), 3);
+    assert_eq!(count(&server, EFFECTS), 2);
+}
+
+#[test]
+fn creating_a_workspace_replays_even_after_switching_workspaces() {
+    // Creating and switching are about the user, not the active workspace: a retry after a
+    // switch (another tab) must not create a second workspace.
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    let first = caller.post("/v1/workspaces", Some("create-once"), r#"{"name":"Beta"}"#);
+    assert_fresh(&first, 201);
+    let beta = id_of(&first);
+    let activate = format!("/v1/workspaces/{beta}/activate");
+    let switched = caller.post(&activate, Some("switch-once"), "");
+    assert_fresh(&switched, 200);
+    let retry = caller.post("/v1/workspaces", Some("create-once"), r#"{"name":"Beta"}"#);
+    assert_replay_of(&retry, &first);
+    let switched_again = caller.post(&activate, Some("switch-once"), "");
+    assert_replay_of(&switched_again, &switched);
+    assert_eq!(count(&server, WORKSPACES), 2);
 }
 
 #[test]
@@ -853,4 +915,51 @@ fn records_are_swept_after_the_retention_and_the_key_then_runs_anew() {
     let late_again = caller.post("/v1/workspaces", Some("late"), r#"{"name":"Late"}"#);
     assert_replay_of(&late_again, &late);
     assert_eq!(count(&server, WORKSPACES), 4);
+}
+
+#[test]
+fn a_record_past_its_retention_no_longer_counts_even_before_the_sweep() {
+    let server = server();
+    let owner = setup(&server);
+    // A key, because a console session would itself expire after a day of idleness.
+    let (_, key) = create_key(&owner, &["messages:send"], "live");
+    let caller = Caller::api_key(&server, &key);
+    let first = caller.post("/test/effects", Some("old-key"), r#"{"to":"a"}"#);
+    assert_fresh(&first, 201);
+    server.clock.advance(chrono::Duration::hours(25));
+    // Not swept yet, but expired: a different request with the key is simply a new request.
+    let later = caller.post("/test/effects", Some("old-key"), r#"{"to":"b"}"#);
+    assert_fresh(&later, 201);
+    let again = caller.post("/test/effects", Some("old-key"), r#"{"to":"b"}"#);
+    assert_replay_of(&again, &later);
+    assert_eq!(count(&server, EFFECTS), 2);
+}
+
+#[test]
+fn the_query_string_is_part_of_the_request_and_a_repeated_header_is_refused() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    assert_fresh(
+        &caller.post("/test/effects?mode=a", Some("q-key"), r#"{"to":"a"}"#),
+        201,
+    );
+    caller
+        .post("/test/effects?mode=b", Some("q-key"), r#"{"to":"a"}"#)
+        .assert_error(422, "idempotency_key_reused");
+    let cookie = owner.cookie();
+    let twice = server.request(
+        "POST",
+        "/test/effects",
+        &[
+            ("Cookie", cookie.as_str()),
+            ("X-CSRF-Token", owner.csrf_token.as_str()),
+            ("Content-Type", "application/json"),
+            ("Idempotency-Key", "one"),
+            ("Idempotency-Key", "two"),
+        ],
+        br#"{"to":"a"}"#,
+    );
+    twice.assert_error(400, "invalid_idempotency_key");
+    assert_eq!(count(&server, EFFECTS), 1);
 }
