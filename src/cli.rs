@@ -57,6 +57,24 @@ pub enum AdminCommand {
     CreateUser(CreateUserArgs),
     /// Create an API key and print it (shown only this once).
     CreateApiKey(CreateApiKeyArgs),
+    /// Credit (positive) or debit (negative) a workspace's wallet, with a reason for the ledger.
+    AdjustWallet(AdjustWalletArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AdjustWalletArgs {
+    /// The workspace id.
+    #[arg(long)]
+    pub workspace: String,
+    /// Amount in the wallet currency's minor unit; negative to debit.
+    #[arg(long, allow_negative_numbers = true)]
+    pub amount_minor: i64,
+    /// Why (kept in the ledger).
+    #[arg(long)]
+    pub reason: String,
+    /// Print one JSON object instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -245,6 +263,27 @@ pub struct SettingsArgs {
     )]
     pub janitor_interval_secs: String,
 
+    /// SMS sender for workspaces without an approved sender ID and verification (3–11 letters,
+    /// digits or spaces).
+    #[arg(
+        long,
+        env = "CRIER_DEFAULT_SMS_SENDER",
+        default_value = "CRIER",
+        global = true,
+        hide_env_values = true
+    )]
+    pub default_sms_sender: String,
+
+    /// Smallest wallet top-up, in the wallet currency's minor unit.
+    #[arg(
+        long,
+        env = "CRIER_TOPUP_MINIMUM_MINOR",
+        default_value = "250",
+        global = true,
+        hide_env_values = true
+    )]
+    pub topup_minimum_minor: String,
+
     /// Log line format on standard error: text or json.
     #[arg(
         long,
@@ -284,6 +323,8 @@ impl SettingsArgs {
             idempotency_retention_hours: self.idempotency_retention_hours,
             idempotency_lease_secs: self.idempotency_lease_secs,
             janitor_interval_secs: self.janitor_interval_secs,
+            default_sms_sender: self.default_sms_sender,
+            topup_minimum_minor: self.topup_minimum_minor,
             log_format: self.log_format,
             log_level: self.log_level,
         }
@@ -342,6 +383,8 @@ mod tests {
             "CRIER_IDEMPOTENCY_RETENTION_HOURS",
             "CRIER_IDEMPOTENCY_LEASE_SECS",
             "CRIER_JANITOR_INTERVAL_SECS",
+            "CRIER_DEFAULT_SMS_SENDER",
+            "CRIER_TOPUP_MINIMUM_MINOR",
             "CRIER_LOG_FORMAT",
             "CRIER_LOG_LEVEL",
         ] {

@@ -99,6 +99,10 @@ pub struct Config {
     pub idempotency_lease: Duration,
     /// How often the janitor deletes expired rows.
     pub janitor_interval: Duration,
+    /// The SMS sender of workspaces without an approved sender ID and verification.
+    pub default_sms_sender: String,
+    /// The smallest wallet top-up, in the wallet currency's minor unit.
+    pub topup_minimum_minor: i64,
     pub log_format: LogFormat,
     pub log_level: log::LevelFilter,
 }
@@ -126,6 +130,8 @@ impl Config {
             idempotency_lease: Duration::from_secs(60),
             // Tests sweep explicitly; a background sweep in the middle would race them.
             janitor_interval: Duration::from_secs(24 * 60 * 60),
+            default_sms_sender: "CRIER".to_owned(),
+            topup_minimum_minor: 250,
             log_format: LogFormat::Text,
             log_level: log::LevelFilter::Warn,
         }
@@ -154,6 +160,8 @@ pub struct RawSettings {
     pub idempotency_retention_hours: String,
     pub idempotency_lease_secs: String,
     pub janitor_interval_secs: String,
+    pub default_sms_sender: String,
+    pub topup_minimum_minor: String,
     pub log_format: String,
     pub log_level: String,
 }
@@ -251,6 +259,17 @@ impl RawSettings {
             "--janitor-interval-secs / CRIER_JANITOR_INTERVAL_SECS",
             whole_number(&self.janitor_interval_secs, 1, 24 * 60 * 60),
         );
+        let default_sms_sender = take(
+            p,
+            "--default-sms-sender / CRIER_DEFAULT_SMS_SENDER",
+            crate::billing::sender::normalize_sender_id(&self.default_sms_sender)
+                .map_err(|why| format!("{why}, got {:?}", self.default_sms_sender)),
+        );
+        let topup_minimum_minor = take(
+            p,
+            "--topup-minimum-minor / CRIER_TOPUP_MINIMUM_MINOR",
+            whole_number(&self.topup_minimum_minor, 1, 1_000_000_000),
+        );
         let log_format = take(
             p,
             "--log-format / CRIER_LOG_FORMAT",
@@ -292,6 +311,8 @@ impl RawSettings {
                 idempotency_retention: Duration::from_secs(idempotency_retention_hours? * 3600),
                 idempotency_lease: Duration::from_secs(idempotency_lease_secs?),
                 janitor_interval: Duration::from_secs(janitor_interval_secs?),
+                default_sms_sender: default_sms_sender?,
+                topup_minimum_minor: i64::try_from(topup_minimum_minor?).ok()?,
                 log_format: log_format?,
                 log_level: log_level?,
             })
@@ -382,6 +403,8 @@ mod tests {
             idempotency_retention_hours: "24".into(),
             idempotency_lease_secs: "60".into(),
             janitor_interval_secs: "60".into(),
+            default_sms_sender: "CRIER".into(),
+            topup_minimum_minor: "250".into(),
             log_format: "text".into(),
             log_level: "info".into(),
         }

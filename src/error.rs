@@ -210,8 +210,8 @@ impl AppError {
                 currency,
                 ..
             } => format!(
-                "The wallet holds {balance_minor} {currency} (minor units) but this costs \
-                 {charge_minor}; top up the wallet or send less."
+                "The wallet holds {balance_minor} {currency} (minor units) but {charge_minor} is \
+                 needed; top up the wallet first."
             ),
             AppError::Forbidden(why) => why.clone(),
             AppError::CsrfFailed => {

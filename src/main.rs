@@ -28,6 +28,7 @@ fn main() {
         Command::Admin { command } => match command {
             AdminCommand::CreateUser(args) => admin::create_user(config, args),
             AdminCommand::CreateApiKey(args) => admin::create_api_key(config, args),
+            AdminCommand::AdjustWallet(args) => admin::adjust_wallet(config, args),
         },
     };
     std::process::exit(code);

@@ -84,7 +84,8 @@ pub fn find_key(
         .optional()?)
 }
 
-/// Newest first; `before` is the id of the last key of the previous page.
+/// Newest first (creation order, exact even within one millisecond); `before` is the id of the
+/// last key of the previous page.
 pub fn list_keys(
     conn: &Connection,
     workspace_id: &str,
@@ -93,8 +94,9 @@ pub fn list_keys(
 ) -> Result<Vec<ApiKey>, AppError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM api_keys
-         WHERE workspace_id = :workspace_id AND (:before IS NULL OR id < :before)
-         ORDER BY id DESC LIMIT :limit"
+         WHERE workspace_id = :workspace_id
+           AND (:before IS NULL OR rowid < (SELECT rowid FROM api_keys WHERE id = :before))
+         ORDER BY rowid DESC LIMIT :limit"
     ))?;
     let rows = stmt.query_map(
         named_params! { ":workspace_id": workspace_id, ":before": before, ":limit": limit as i64 },

@@ -7,8 +7,10 @@
 //! balance cannot go negative, the ledger is append-only, each ledger row must continue the
 //! balance and is what moves it, and a reference is refunded at most once.
 
+pub mod http;
 pub mod plans;
 pub mod pricing;
+pub mod sender;
 pub mod store;
 
 use rusqlite::Connection;
@@ -51,7 +53,8 @@ impl Channel {
         }
     }
 
-    fn tiers(self) -> &'static [pricing::Tier] {
+    /// The graduated price bands of this channel.
+    pub fn tiers(self) -> &'static [pricing::Tier] {
         match self {
             Channel::Sms => &DEFAULT_SMS_TIERS,
             Channel::Email => &DEFAULT_EMAIL_TIERS,
@@ -282,7 +285,7 @@ pub fn move_wallet(
     amount_minor: i64,
     (reference, actor, reason): (&str, Option<&str>, Option<&str>),
     now: Timestamp,
-) -> Result<i64, AppError> {
+) -> Result<String, AppError> {
     let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
     let balance_after = account
         .wallet_balance_minor
@@ -298,10 +301,11 @@ pub fn move_wallet(
             currency: account.wallet_currency,
         });
     }
+    let id = ids.new_id("led");
     store::append_ledger(
         conn,
         &NewLedgerEntry {
-            id: &ids.new_id("led"),
+            id: &id,
             workspace_id,
             kind,
             amount_minor,
@@ -313,7 +317,7 @@ pub fn move_wallet(
             created_at: &format_timestamp(now),
         },
     )?;
-    Ok(balance_after)
+    Ok(id)
 }
 
 #[cfg(test)]

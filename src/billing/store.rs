@@ -14,6 +14,7 @@ fn get_u64(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
 pub struct BillingAccount {
     pub workspace_id: String,
     pub plan_code: String,
+    pub plan_activated_at: Option<String>,
     pub plan_period_end: Option<String>,
     pub wallet_currency: String,
     pub wallet_balance_minor: i64,
@@ -25,16 +26,18 @@ pub fn find_account(
 ) -> Result<Option<BillingAccount>, AppError> {
     Ok(conn
         .prepare_cached(
-            "SELECT id, plan_code, plan_period_end, wallet_currency, wallet_balance_minor
+            "SELECT id, plan_code, plan_activated_at, plan_period_end, wallet_currency,
+                    wallet_balance_minor
              FROM workspaces WHERE id = ?1",
         )?
         .query_row([workspace_id], |row| {
             Ok(BillingAccount {
                 workspace_id: row.get(0)?,
                 plan_code: row.get(1)?,
-                plan_period_end: row.get(2)?,
-                wallet_currency: row.get(3)?,
-                wallet_balance_minor: row.get(4)?,
+                plan_activated_at: row.get(2)?,
+                plan_period_end: row.get(3)?,
+                wallet_currency: row.get(4)?,
+                wallet_balance_minor: row.get(5)?,
             })
         })
         .optional()?)
@@ -150,6 +153,58 @@ pub fn append_ledger(conn: &Connection, entry: &NewLedgerEntry<'_>) -> Result<()
         ":reason": entry.reason, ":created_at": entry.created_at,
     })?;
     Ok(())
+}
+
+/// Ledger rows of a workspace as API views, newest first (append order: rows written in the
+/// same millisecond keep their order); `before` is the last id of the previous page.
+pub fn list_ledger(
+    conn: &Connection,
+    workspace_id: &str,
+    before: Option<&str>,
+    limit: usize,
+) -> Result<Vec<serde_json::Value>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, kind, amount_minor, balance_after_minor, currency, reference, actor, reason,
+                created_at
+         FROM wallet_ledger
+         WHERE workspace_id = :workspace_id
+           AND (:before IS NULL OR rowid < (SELECT rowid FROM wallet_ledger WHERE id = :before))
+         ORDER BY rowid DESC LIMIT :limit",
+    )?;
+    let rows = stmt.query_map(
+        named_params! { ":workspace_id": workspace_id, ":before": before, ":limit": limit as i64 },
+        ledger_view,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn find_ledger_entry(
+    conn: &Connection,
+    id: &str,
+) -> Result<Option<serde_json::Value>, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, kind, amount_minor, balance_after_minor, currency, reference, actor, reason,
+                    created_at
+             FROM wallet_ledger WHERE id = ?1",
+        )?
+        .query_row([id], ledger_view)
+        .optional()?)
+}
+
+/// A ledger row (columns in `list_ledger` order) as its API view.
+fn ledger_view(row: &rusqlite::Row<'_>) -> rusqlite::Result<serde_json::Value> {
+    let currency: String = row.get(4)?;
+    Ok(serde_json::json!({
+        "id": row.get::<_, String>(0)?,
+        "kind": row.get::<_, String>(1)?,
+        "amount": { "amount_minor": row.get::<_, i64>(2)?, "currency": currency },
+        "balance_after": { "amount_minor": row.get::<_, i64>(3)?, "currency": currency },
+        "reference": row.get::<_, String>(5)?,
+        "actor": row.get::<_, Option<String>>(6)?,
+        "reason": row.get::<_, Option<String>>(7)?,
+        "created_at": row.get::<_, String>(8)?,
+    }))
 }
 
 /// What a reservation took.

@@ -11,7 +11,7 @@ use crate::auth::key_format::{Mode, Scope};
 use crate::auth::principal::Role;
 use crate::auth::rate_limit::LoginLimiter;
 use crate::auth::{self, NewUser};
-use crate::cli::{CreateApiKeyArgs, CreateUserArgs};
+use crate::cli::{AdjustWalletArgs, CreateApiKeyArgs, CreateUserArgs};
 use crate::clock::SystemClock;
 use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::config::Config;
@@ -203,6 +203,52 @@ pub fn create_api_key(config: Config, args: CreateApiKeyArgs) -> i32 {
             }
             EXIT_OK
         }
+        Err(err) => fail(&explain(&err)),
+    }
+}
+
+/// `crier admin adjust-wallet`: one `adjustment` ledger row with the reason; never below zero.
+pub fn adjust_wallet(config: Config, args: AdjustWalletArgs) -> i32 {
+    let reason = match validate::text(&args.reason, 1, 500) {
+        Ok(reason) => reason,
+        Err(why) => return fail(&format!("--reason {why}")),
+    };
+    if args.amount_minor == 0 {
+        return fail("--amount-minor must not be zero");
+    }
+    let app = match open_app(config) {
+        Ok(app) => app,
+        Err(err) => return fail(&err),
+    };
+    let now = app.clock.now();
+    let outcome = app.db.write(|conn| {
+        crate::billing::http::adjust_wallet_in(
+            conn,
+            &app,
+            &args.workspace,
+            args.amount_minor,
+            &reason,
+            None,
+            now,
+        )
+    });
+    match outcome {
+        Ok((entry, account)) => {
+            if args.json {
+                let out = serde_json::json!({
+                    "workspace_id": account.workspace_id, "balance_minor": account.wallet_balance_minor,
+                    "currency": account.wallet_currency, "ledger_entry_id": entry["id"],
+                });
+                println!("{out}");
+            } else {
+                println!(
+                    "wallet of {} is now {} {} (minor units)",
+                    account.workspace_id, account.wallet_balance_minor, account.wallet_currency
+                );
+            }
+            EXIT_OK
+        }
+        Err(AppError::NotFound) => fail(&format!("no workspace has the id {:?}", args.workspace)),
         Err(err) => fail(&explain(&err)),
     }
 }

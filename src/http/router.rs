@@ -102,8 +102,9 @@ impl Router {
     pub fn standard() -> Router {
         use crate::api_keys::http as keys;
         use crate::auth::http as auth;
+        use crate::billing::http as billing;
         use crate::workspaces::http as workspaces;
-        use Method::{Delete, Get, Patch, Post};
+        use Method::{Delete, Get, Patch, Post, Put};
         Router {
             routes: vec![
                 Route::new(Get, "/", system::show_index),
@@ -163,6 +164,44 @@ impl Router {
                 Route::new(Post, "/v1/api-keys", keys::create_api_key),
                 Route::new(Delete, "/v1/api-keys/{id}", keys::revoke_api_key),
                 Route::new(Post, "/v1/api-keys/{id}/rotate", keys::rotate_api_key),
+                // Billing.
+                Route::new(Get, "/v1/billing", billing::show_billing),
+                Route::new(Get, "/v1/billing/ledger", billing::list_ledger),
+                Route::new(Get, "/v1/billing/plans", billing::list_plans),
+                Route::new(Put, "/v1/billing/sender-id", billing::request_sender_id),
+                Route::new(
+                    Post,
+                    "/v1/billing/verification",
+                    billing::submit_verification,
+                ),
+                // Instance administration.
+                Route::new(Get, "/v1/admin/sender-ids", billing::list_sender_ids),
+                Route::new(
+                    Post,
+                    "/v1/admin/sender-ids/{workspace_id}/approve",
+                    billing::approve_sender_id,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/admin/sender-ids/{workspace_id}/reject",
+                    billing::reject_sender_id,
+                ),
+                Route::new(Get, "/v1/admin/verifications", billing::list_verifications),
+                Route::new(
+                    Post,
+                    "/v1/admin/verifications/{workspace_id}/approve",
+                    billing::approve_verification,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/admin/verifications/{workspace_id}/reject",
+                    billing::reject_verification,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/admin/workspaces/{workspace_id}/wallet-adjustments",
+                    billing::adjust_wallet,
+                ),
             ],
         }
     }

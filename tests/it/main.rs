@@ -9,6 +9,7 @@ mod auth_cli;
 mod auth_fixtures;
 mod auth_sessions;
 mod auth_workspaces;
+mod billing;
 mod binary;
 mod harness;
 mod http_errors;

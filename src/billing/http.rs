@@ -1,0 +1,448 @@
+//! HTTP for billing: the summary, the ledger, the plan catalog, sender ID and verification
+//! requests, and the instance-admin decisions and wallet adjustments.
+
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::auth::http::authenticate_request;
+use crate::auth::key_format::Scope;
+use crate::auth::principal::{Principal, Role, SessionPrincipal};
+use crate::billing::plans::{self, DEFAULT_PLANS, Plan};
+use crate::billing::pricing::Tier;
+use crate::billing::sender::{self, Subject, VerificationRequest};
+use crate::billing::{self, Channel, store};
+use crate::clock::{format_timestamp, parse_timestamp};
+use crate::error::{AppError, FieldErrors};
+use crate::http::request::Request;
+use crate::http::response::ApiResponse;
+use crate::idempotency::{self, Per, Requirement};
+use crate::money::Money;
+use crate::validate;
+
+/// Suggested top-up amounts shown next to the minimum, in the wallet currency's minor unit.
+const SUGGESTED_TOPUPS_MINOR: [i64; 4] = [1_000, 5_000, 10_000, 25_000];
+
+fn plan_view(plan: &Plan, currency: &str) -> serde_json::Value {
+    serde_json::json!({
+        "code": plan.code,
+        "name": plan.name,
+        "price": plan.price_minor.map(|price| Money::new(price, currency)),
+        "included_sms_per_month": plan.included_sms_per_month,
+        "included_email_per_day": plan.included_email_per_day,
+    })
+}
+
+fn tiers_view(tiers: &[Tier], currency: &str) -> serde_json::Value {
+    let mut from = 1;
+    let bands: Vec<serde_json::Value> = tiers
+        .iter()
+        .map(|tier| {
+            let band = serde_json::json!({
+                "from_unit": from,
+                "to_unit": tier.up_to,
+                "price": Money::new(tier.price_minor, currency),
+            });
+            from = tier.up_to.map_or(from, |up_to| up_to + 1);
+            band
+        })
+        .collect();
+    serde_json::Value::Array(bands)
+}
+
+/// `GET /v1/billing`: plan, wallet, quotas, prices, sender and verification, purchasable plans.
+pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let workspace_id = principal.require_scope(Scope::BillingRead)?.to_owned();
+    let now = app.clock.now();
+    let (account, quotas, sender_id, verification) = app.db.read(|conn| {
+        let account = store::find_account(conn, &workspace_id)?.ok_or(AppError::NotFound)?;
+        let sms = billing::quote(conn, &workspace_id, Channel::Sms, 0, now)?;
+        let email = billing::quote(conn, &workspace_id, Channel::Email, 0, now)?;
+        let sender_id = sender::find_sender_id(conn, &workspace_id)?;
+        let verification = sender::find_verification(conn, &workspace_id)?;
+        Ok((account, [sms, email], sender_id, verification))
+    })?;
+    let currency = account.wallet_currency.as_str();
+    let plan_end = account.plan_period_end.as_deref().and_then(parse_timestamp);
+    let plan = plans::effective_plan(&account.plan_code, plan_end, now);
+    let plan_running = plan.code != "free" && plan.code == account.plan_code;
+    let quota = |channel: Channel, quote: &billing::Quote, included: u64| {
+        let (start, end) = match channel {
+            Channel::Sms => (plans::month_start(now), plans::next_month_start(now)),
+            Channel::Email => (plans::day_start(now), plans::next_day_start(now)),
+        };
+        serde_json::json!({
+            "used": included - quote.included_remaining.min(included),
+            "included": included,
+            "remaining": quote.included_remaining,
+            "period_start": format_timestamp(start),
+            "period_end": format_timestamp(end),
+        })
+    };
+    let [sms, email] = &quotas;
+    let body = serde_json::json!({
+        "plan": {
+            "code": plan.code,
+            "name": plan.name,
+            "status": if plan_running { "active" } else { "none" },
+            "period_start": if plan_running { account.plan_activated_at.clone() } else { None },
+            "period_end": if plan_running { account.plan_period_end.clone() } else { None },
+        },
+        "wallet": { "balance": Money::new(account.wallet_balance_minor, currency) },
+        "quotas": {
+            "sms": quota(Channel::Sms, sms, plan.included_sms_per_month),
+            "email": quota(Channel::Email, email, plan.included_email_per_day),
+        },
+        "pricing": {
+            "sms": tiers_view(Channel::Sms.tiers(), currency),
+            "email": tiers_view(Channel::Email.tiers(), currency),
+        },
+        "sender_id": sender_id,
+        "effective_sender": sender::effective_sender(sender_id.as_ref(), verification.as_ref(), &app.config.default_sms_sender),
+        "verification": match &verification {
+            Some(verification) => serde_json::json!({
+                "status": verification.status,
+                "rejection_reason": verification.rejection_reason,
+            }),
+            None => serde_json::json!({ "status": "unverified", "rejection_reason": null }),
+        },
+        "purchasable_plans": DEFAULT_PLANS
+            .iter()
+            .filter(|plan| plan.price_minor.is_some())
+            .map(|plan| plan_view(plan, currency))
+            .collect::<Vec<_>>(),
+        "topup": {
+            "minimum": Money::new(app.config.topup_minimum_minor, currency),
+            "suggested": SUGGESTED_TOPUPS_MINOR
+                .iter()
+                .map(|amount| Money::new(*amount, currency))
+                .collect::<Vec<_>>(),
+        },
+    });
+    ApiResponse::json(200, &body)
+}
+
+/// `GET /v1/billing/ledger`: newest first, paginated.
+pub fn list_ledger(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let workspace_id = principal.require_scope(Scope::BillingRead)?.to_owned();
+    let page = request.page()?;
+    let mut entries = app.db.read(|conn| {
+        store::list_ledger(conn, &workspace_id, page.cursor.as_deref(), page.limit + 1)
+    })?;
+    let next_cursor = if entries.len() > page.limit {
+        entries.truncate(page.limit);
+        entries
+            .last()
+            .map(|entry| entry["id"].as_str().unwrap_or_default().to_owned())
+    } else {
+        None
+    };
+    ApiResponse::json(
+        200,
+        &serde_json::json!({ "data": entries, "next_cursor": next_cursor }),
+    )
+}
+
+/// `GET /v1/billing/plans`: the catalog, priced in the workspace's wallet currency.
+pub fn list_plans(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let workspace_id = principal.require_scope(Scope::BillingRead)?.to_owned();
+    let account = app
+        .db
+        .read(|conn| store::find_account(conn, &workspace_id))?
+        .ok_or(AppError::NotFound)?;
+    let data: Vec<serde_json::Value> = DEFAULT_PLANS
+        .iter()
+        .map(|plan| plan_view(plan, &account.wallet_currency))
+        .collect();
+    ApiResponse::json(
+        200,
+        &serde_json::json!({ "data": data, "next_cursor": null }),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SenderIdBody {
+    sender_id: String,
+}
+
+/// `PUT /v1/billing/sender-id`: requests (or changes) the workspace's sender ID.
+pub fn request_sender_id(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let session = principal.require_session()?;
+    let (workspace_id, _) = session.require_role(Role::Admin)?;
+    let body: SenderIdBody = request.json()?;
+    let sender_id = sender::normalize_sender_id(&body.sender_id).map_err(|why| {
+        let mut fields = FieldErrors::new();
+        fields.add("sender_id", why);
+        AppError::Validation(fields)
+    })?;
+    let now = app.clock.now();
+    let requested = app.db.write(|conn| {
+        sender::request_sender_id(conn, workspace_id, &sender_id, session.user_id(), now)
+    })?;
+    ApiResponse::json(200, &requested)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerificationBody {
+    business_name: String,
+    country: String,
+    website: Option<String>,
+    document_refs: Vec<String>,
+}
+
+/// `POST /v1/billing/verification`: submits business details for verification.
+pub fn submit_verification(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let session = principal.require_session()?;
+    let (workspace_id, _) = session.require_role(Role::Admin)?;
+    let body: VerificationBody = request.json()?;
+    let mut fields = FieldErrors::new();
+    let business_name = validate::text(&body.business_name, 1, 200)
+        .map_err(|why| fields.add("business_name", why))
+        .ok();
+    let country = body.country.trim().to_uppercase();
+    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+        fields.add(
+            "country",
+            "must be a two-letter ISO 3166 country code such as CM",
+        );
+    }
+    let website = body
+        .website
+        .as_deref()
+        .map(str::trim)
+        .filter(|site| !site.is_empty());
+    if website.is_some_and(|site| {
+        !(site.starts_with("https://") || site.starts_with("http://")) || site.len() > 300
+    }) {
+        fields.add(
+            "website",
+            "must be an http(s) URL of at most 300 characters",
+        );
+    }
+    let refs_ok = (1..=10).contains(&body.document_refs.len())
+        && body
+            .document_refs
+            .iter()
+            .all(|r| (1..=300).contains(&r.trim().len()));
+    if !refs_ok {
+        fields.add(
+            "document_refs",
+            "must list 1 to 10 references of 1 to 300 characters",
+        );
+    }
+    fields.into_result()?;
+    let business_name =
+        business_name.ok_or_else(|| AppError::internal("validated field missing"))?;
+    let submission = VerificationRequest {
+        business_name,
+        country,
+        website: website.map(str::to_owned),
+        document_refs: body
+            .document_refs
+            .iter()
+            .map(|r| r.trim().to_owned())
+            .collect(),
+    };
+    let now = app.clock.now();
+    let submitted = app.db.write(|conn| {
+        sender::submit_verification(conn, workspace_id, &submission, session.user_id(), now)
+    })?;
+    ApiResponse::json(200, &submitted)
+}
+
+/// The caller, if they are an instance admin (anyone else: 403 `forbidden`).
+fn require_instance_admin(principal: &Principal) -> Result<&SessionPrincipal, AppError> {
+    let session = principal.require_session()?;
+    if !session.is_instance_admin() {
+        return Err(AppError::Forbidden(
+            "Only instance admins can do this.".to_owned(),
+        ));
+    }
+    Ok(session)
+}
+
+fn pending_list(
+    app: &App,
+    request: &mut Request<'_>,
+    subject: Subject,
+) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    require_instance_admin(&principal)?;
+    let status = request
+        .query_param("status")
+        .unwrap_or_else(|| "pending".to_owned());
+    let known = match subject {
+        Subject::SenderId => ["pending", "approved", "rejected"],
+        Subject::Verification => ["pending", "verified", "rejected"],
+    };
+    if !known.contains(&status.as_str()) {
+        let mut fields = FieldErrors::new();
+        fields.add("status", format!("must be one of {}", known.join(", ")));
+        return Err(AppError::Validation(fields));
+    }
+    let data = app
+        .db
+        .read(|conn| sender::list_by_status(conn, subject, &status))?;
+    ApiResponse::json(
+        200,
+        &serde_json::json!({ "data": data, "next_cursor": null }),
+    )
+}
+
+/// `GET /v1/admin/sender-ids?status=pending`.
+pub fn list_sender_ids(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    pending_list(app, request, Subject::SenderId)
+}
+
+/// `GET /v1/admin/verifications?status=pending`.
+pub fn list_verifications(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    pending_list(app, request, Subject::Verification)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RejectBody {
+    reason: String,
+}
+
+fn decide(
+    app: &App,
+    request: &mut Request<'_>,
+    subject: Subject,
+    approve: bool,
+) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let admin = require_instance_admin(&principal)?;
+    let reason = if approve {
+        None
+    } else {
+        let body: RejectBody = request.json()?;
+        Some(validate::text(&body.reason, 1, 500).map_err(|why| {
+            let mut fields = FieldErrors::new();
+            fields.add("reason", why);
+            AppError::Validation(fields)
+        })?)
+    };
+    let workspace_id = request.param("workspace_id").to_owned();
+    let now = app.clock.now();
+    let view = app.db.write(|conn| {
+        sender::decide(
+            conn,
+            subject,
+            &workspace_id,
+            reason.as_deref(),
+            admin.user_id(),
+            now,
+        )?;
+        Ok(match subject {
+            Subject::SenderId => serde_json::to_value(sender::find_sender_id(conn, &workspace_id)?),
+            Subject::Verification => {
+                serde_json::to_value(sender::find_verification(conn, &workspace_id)?)
+            }
+        })
+    })?;
+    ApiResponse::json(200, &view.map_err(AppError::internal)?)
+}
+
+/// `POST /v1/admin/sender-ids/{workspace_id}/approve`.
+pub fn approve_sender_id(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    decide(app, request, Subject::SenderId, true)
+}
+
+/// `POST /v1/admin/sender-ids/{workspace_id}/reject` `{reason}`.
+pub fn reject_sender_id(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    decide(app, request, Subject::SenderId, false)
+}
+
+/// `POST /v1/admin/verifications/{workspace_id}/approve`.
+pub fn approve_verification(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    decide(app, request, Subject::Verification, true)
+}
+
+/// `POST /v1/admin/verifications/{workspace_id}/reject` `{reason}`.
+pub fn reject_verification(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    decide(app, request, Subject::Verification, false)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdjustmentBody {
+    amount_minor: i64,
+    reason: String,
+}
+
+/// `POST /v1/admin/workspaces/{workspace_id}/wallet-adjustments`: credits or debits a wallet with
+/// a mandatory reason (one `adjustment` ledger row).
+pub fn adjust_wallet(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let admin = require_instance_admin(&principal)?;
+    let body: AdjustmentBody = request.json()?;
+    let mut fields = FieldErrors::new();
+    if body.amount_minor == 0 {
+        fields.add("amount_minor", "must not be zero");
+    }
+    let reason = validate::text(&body.reason, 1, 500)
+        .map_err(|why| fields.add("reason", why))
+        .ok();
+    fields.into_result()?;
+    let reason = reason.ok_or_else(|| AppError::internal("validated field missing"))?;
+    let workspace_id = request.param("workspace_id").to_owned();
+    let now = app.clock.now();
+    // Money moves: a retried adjustment (same key, same request) is applied once.
+    idempotency::in_transaction(
+        app,
+        request,
+        &principal,
+        (Requirement::Optional, Per::User),
+        |conn| {
+            let (entry, account) = adjust_wallet_in(
+                conn,
+                app,
+                &workspace_id,
+                body.amount_minor,
+                &reason,
+                Some(admin.user_id()),
+                now,
+            )?;
+            let balance = Money::new(account.wallet_balance_minor, &account.wallet_currency);
+            ApiResponse::json(
+                201,
+                &serde_json::json!({ "ledger_entry": entry, "balance": balance }),
+            )
+        },
+    )
+}
+
+/// The adjustment itself, shared by the endpoint and `crier admin adjust-wallet`: one ledger row,
+/// returned with the account as it now stands.
+pub fn adjust_wallet_in(
+    conn: &rusqlite::Connection,
+    app: &App,
+    workspace_id: &str,
+    amount_minor: i64,
+    reason: &str,
+    actor: Option<&str>,
+    now: crate::clock::Timestamp,
+) -> Result<(serde_json::Value, store::BillingAccount), AppError> {
+    store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
+    let reference = app.ids.new_id("adj");
+    let entry_id = billing::move_wallet(
+        conn,
+        &app.ids,
+        workspace_id,
+        "adjustment",
+        amount_minor,
+        (&reference, actor, Some(reason)),
+        now,
+    )?;
+    let entry = store::find_ledger_entry(conn, &entry_id)?
+        .ok_or_else(|| AppError::internal("ledger entry vanished"))?;
+    let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
+    Ok((entry, account))
+}
