@@ -284,6 +284,16 @@ pub struct SettingsArgs {
     )]
     pub topup_minimum_minor: String,
 
+    /// A JSON file replacing the built-in billing catalog (currency, plans, price bands)
+    /// [default: the SPEC §5 catalog in XAF].
+    #[arg(
+        long,
+        env = "CRIER_BILLING_CATALOG",
+        global = true,
+        hide_env_values = true
+    )]
+    pub billing_catalog: Option<String>,
+
     /// Log line format on standard error: text or json.
     #[arg(
         long,
@@ -325,6 +335,7 @@ impl SettingsArgs {
             janitor_interval_secs: self.janitor_interval_secs,
             default_sms_sender: self.default_sms_sender,
             topup_minimum_minor: self.topup_minimum_minor,
+            billing_catalog: self.billing_catalog,
             log_format: self.log_format,
             log_level: self.log_level,
         }
@@ -385,6 +396,7 @@ mod tests {
             "CRIER_JANITOR_INTERVAL_SECS",
             "CRIER_DEFAULT_SMS_SENDER",
             "CRIER_TOPUP_MINIMUM_MINOR",
+            "CRIER_BILLING_CATALOG",
             "CRIER_LOG_FORMAT",
             "CRIER_LOG_LEVEL",
         ] {

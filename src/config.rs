@@ -103,6 +103,8 @@ pub struct Config {
     pub default_sms_sender: String,
     /// The smallest wallet top-up, in the wallet currency's minor unit.
     pub topup_minimum_minor: i64,
+    /// Plans, price bands and the wallet currency of new workspaces.
+    pub billing_catalog: crate::billing::catalog::Catalog,
     pub log_format: LogFormat,
     pub log_level: log::LevelFilter,
 }
@@ -132,6 +134,7 @@ impl Config {
             janitor_interval: Duration::from_secs(24 * 60 * 60),
             default_sms_sender: "CRIER".to_owned(),
             topup_minimum_minor: 250,
+            billing_catalog: crate::billing::catalog::Catalog::default(),
             log_format: LogFormat::Text,
             log_level: log::LevelFilter::Warn,
         }
@@ -162,6 +165,7 @@ pub struct RawSettings {
     pub janitor_interval_secs: String,
     pub default_sms_sender: String,
     pub topup_minimum_minor: String,
+    pub billing_catalog: Option<String>,
     pub log_format: String,
     pub log_level: String,
 }
@@ -270,6 +274,14 @@ impl RawSettings {
             "--topup-minimum-minor / CRIER_TOPUP_MINIMUM_MINOR",
             whole_number(&self.topup_minimum_minor, 1, 1_000_000_000),
         );
+        let billing_catalog = match &self.billing_catalog {
+            Some(path) => take(
+                p,
+                "--billing-catalog / CRIER_BILLING_CATALOG",
+                crate::billing::catalog::Catalog::load(std::path::Path::new(path)),
+            ),
+            None => Some(crate::billing::catalog::Catalog::default()),
+        };
         let log_format = take(
             p,
             "--log-format / CRIER_LOG_FORMAT",
@@ -313,6 +325,7 @@ impl RawSettings {
                 janitor_interval: Duration::from_secs(janitor_interval_secs?),
                 default_sms_sender: default_sms_sender?,
                 topup_minimum_minor: i64::try_from(topup_minimum_minor?).ok()?,
+                billing_catalog: billing_catalog?,
                 log_format: log_format?,
                 log_level: log_level?,
             })
@@ -405,6 +418,7 @@ mod tests {
             janitor_interval_secs: "60".into(),
             default_sms_sender: "CRIER".into(),
             topup_minimum_minor: "250".into(),
+            billing_catalog: None,
             log_format: "text".into(),
             log_level: "info".into(),
         }
@@ -423,6 +437,19 @@ mod tests {
         assert_eq!(
             config.password_iterations.get(),
             DEFAULT_PASSWORD_ITERATIONS
+        );
+    }
+
+    #[test]
+    fn a_missing_billing_catalog_file_is_a_configuration_problem() {
+        let raw = RawSettings {
+            billing_catalog: Some("/nonexistent/catalog.json".into()),
+            ..defaults()
+        };
+        let ConfigError(problems) = raw.validate().unwrap_err();
+        assert!(
+            problems[0].starts_with("--billing-catalog / CRIER_BILLING_CATALOG: cannot read"),
+            "{problems:?}"
         );
     }
 

@@ -209,7 +209,8 @@ pub fn run_setup(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, Ap
             name,
             password_hash,
         };
-        auth::run_setup(conn, &app.ids, new_user, &workspace_name, now)
+        let currency = app.config.billing_catalog.currency.as_str();
+        auth::run_setup(conn, &app.ids, new_user, (&workspace_name, currency), now)
     })?;
     signed_in_response(app, 201, &signed_in)
 }

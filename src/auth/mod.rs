@@ -206,12 +206,13 @@ pub fn create_user(
     Ok(user)
 }
 
-/// Creates a workspace owned by `owner_id`.
+/// Creates a workspace owned by `owner_id`, with a wallet in `currency`.
 pub fn create_workspace(
     conn: &Connection,
     ids: &Ids,
     name: &str,
     owner_id: &str,
+    currency: &str,
     now: Timestamp,
 ) -> Result<Workspace, AppError> {
     let workspace = Workspace {
@@ -227,6 +228,7 @@ pub fn create_workspace(
         Role::Owner,
         &workspace.created_at,
     )?;
+    crate::billing::store::set_wallet_currency(conn, &workspace.id, currency)?;
     Ok(workspace)
 }
 
@@ -245,7 +247,7 @@ pub fn run_setup(
     conn: &Connection,
     ids: &Ids,
     new_user: NewUser,
-    workspace_name: &str,
+    (workspace_name, currency): (&str, &str),
     now: Timestamp,
 ) -> Result<SignedIn, AppError> {
     if store::any_user_exists(conn)? {
@@ -254,7 +256,7 @@ pub fn run_setup(
         ));
     }
     let user = create_user(conn, ids, new_user, true, now)?;
-    let workspace = create_workspace(conn, ids, workspace_name, &user.id, now)?;
+    let workspace = create_workspace(conn, ids, workspace_name, &user.id, currency, now)?;
     let session = open_session(conn, ids, &user.id, Some(&workspace.id), now)?;
     Ok(SignedIn {
         user,

@@ -7,7 +7,8 @@ use crate::app::App;
 use crate::auth::http::authenticate_request;
 use crate::auth::key_format::Scope;
 use crate::auth::principal::{Principal, Role, SessionPrincipal};
-use crate::billing::plans::{self, DEFAULT_PLANS, Plan};
+use crate::billing::catalog::Plan;
+use crate::billing::plans;
 use crate::billing::pricing::Tier;
 use crate::billing::sender::{self, Subject, VerificationRequest};
 use crate::billing::{self, Channel, store};
@@ -54,19 +55,23 @@ pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let principal = authenticate_request(app, request)?;
     let workspace_id = principal.require_scope(Scope::BillingRead)?.to_owned();
     let now = app.clock.now();
+    let catalog = &app.config.billing_catalog;
     let (account, quotas, sender_id, verification) = app.db.read(|conn| {
         let account = store::find_account(conn, &workspace_id)?.ok_or(AppError::NotFound)?;
-        let sms = billing::quote(conn, &workspace_id, Channel::Sms, 0, now)?;
-        let email = billing::quote(conn, &workspace_id, Channel::Email, 0, now)?;
+        let sms = billing::quote(conn, catalog, &workspace_id, Channel::Sms, 0, now)?;
+        let email = billing::quote(conn, catalog, &workspace_id, Channel::Email, 0, now)?;
         let sender_id = sender::find_sender_id(conn, &workspace_id)?;
         let verification = sender::find_verification(conn, &workspace_id)?;
         Ok((account, [sms, email], sender_id, verification))
     })?;
     let currency = account.wallet_currency.as_str();
     let plan_end = account.plan_period_end.as_deref().and_then(parse_timestamp);
-    let plan = plans::effective_plan(&account.plan_code, plan_end, now);
+    let plan = catalog.effective_plan(&account.plan_code, plan_end, now);
     let plan_running = plan.code != "free" && plan.code == account.plan_code;
-    let quota = |channel: Channel, quote: &billing::Quote, included: u64| {
+    let plan = plan.clone();
+    let plan = &plan;
+    let quota = |channel: Channel, quote: &billing::Quote| {
+        let included = channel.included(plan, &account);
         let (start, end) = match channel {
             Channel::Sms => (plans::month_start(now), plans::next_month_start(now)),
             Channel::Email => (plans::day_start(now), plans::next_day_start(now)),
@@ -90,12 +95,12 @@ pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
         },
         "wallet": { "balance": Money::new(account.wallet_balance_minor, currency) },
         "quotas": {
-            "sms": quota(Channel::Sms, sms, plan.included_sms_per_month),
-            "email": quota(Channel::Email, email, plan.included_email_per_day),
+            "sms": quota(Channel::Sms, sms),
+            "email": quota(Channel::Email, email),
         },
         "pricing": {
-            "sms": tiers_view(Channel::Sms.tiers(), currency),
-            "email": tiers_view(Channel::Email.tiers(), currency),
+            "sms": tiers_view(catalog.tiers(Channel::Sms), &catalog.currency),
+            "email": tiers_view(catalog.tiers(Channel::Email), &catalog.currency),
         },
         "sender_id": sender_id,
         "effective_sender": sender::effective_sender(sender_id.as_ref(), verification.as_ref(), &app.config.default_sms_sender),
@@ -106,10 +111,11 @@ pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
             }),
             None => serde_json::json!({ "status": "unverified", "rejection_reason": null }),
         },
-        "purchasable_plans": DEFAULT_PLANS
+        "purchasable_plans": catalog
+            .plans
             .iter()
             .filter(|plan| plan.price_minor.is_some())
-            .map(|plan| plan_view(plan, currency))
+            .map(|plan| plan_view(plan, &catalog.currency))
             .collect::<Vec<_>>(),
         "topup": {
             "minimum": Money::new(app.config.topup_minimum_minor, currency),
@@ -144,17 +150,15 @@ pub fn list_ledger(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, 
     )
 }
 
-/// `GET /v1/billing/plans`: the catalog, priced in the workspace's wallet currency.
+/// `GET /v1/billing/plans`: the catalog.
 pub fn list_plans(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let workspace_id = principal.require_scope(Scope::BillingRead)?.to_owned();
-    let account = app
-        .db
-        .read(|conn| store::find_account(conn, &workspace_id))?
-        .ok_or(AppError::NotFound)?;
-    let data: Vec<serde_json::Value> = DEFAULT_PLANS
+    principal.require_scope(Scope::BillingRead)?;
+    let catalog = &app.config.billing_catalog;
+    let data: Vec<serde_json::Value> = catalog
+        .plans
         .iter()
-        .map(|plan| plan_view(plan, &account.wallet_currency))
+        .map(|plan| plan_view(plan, &catalog.currency))
         .collect();
     ApiResponse::json(
         200,

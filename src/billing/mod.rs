@@ -7,6 +7,7 @@
 //! balance cannot go negative, the ledger is append-only, each ledger row must continue the
 //! balance and is what moves it, and a reference is refunded at most once.
 
+pub mod catalog;
 pub mod http;
 pub mod plans;
 pub mod pricing;
@@ -19,8 +20,9 @@ use crate::clock::{Timestamp, format_timestamp, parse_timestamp};
 use crate::error::AppError;
 use crate::ids::Ids;
 use crate::money::Money;
-use plans::{day_start, effective_plan, month_start};
-use pricing::{DEFAULT_EMAIL_TIERS, DEFAULT_SMS_TIERS, graduated_charge};
+use catalog::{Catalog, Plan};
+use plans::{day_start, month_start};
+use pricing::graduated_charge;
 use store::{NewLedgerEntry, ReservationRow};
 
 /// A billing channel.
@@ -46,18 +48,14 @@ impl Channel {
         }
     }
 
-    fn included_per_period(self, plan: &plans::Plan) -> u64 {
-        match self {
-            Channel::Sms => plan.included_sms_per_month,
-            Channel::Email => plan.included_email_per_day,
-        }
-    }
-
-    /// The graduated price bands of this channel.
-    pub fn tiers(self) -> &'static [pricing::Tier] {
-        match self {
-            Channel::Sms => &DEFAULT_SMS_TIERS,
-            Channel::Email => &DEFAULT_EMAIL_TIERS,
+    /// Units the workspace's plan includes per quota period: the catalog's figure, or for the
+    /// `custom` plan what an instance admin set on the workspace.
+    pub fn included(self, plan: &Plan, account: &store::BillingAccount) -> u64 {
+        match (self, plan.code.as_str()) {
+            (Channel::Sms, "custom") => account.custom_included_sms_per_month.unwrap_or(0),
+            (Channel::Email, "custom") => account.custom_included_email_per_day.unwrap_or(0),
+            (Channel::Sms, _) => plan.included_sms_per_month,
+            (Channel::Email, _) => plan.included_email_per_day,
         }
     }
 }
@@ -84,14 +82,22 @@ pub struct Quote {
 /// quota first, then graduated prices over this month's billable units.
 pub fn quote(
     conn: &Connection,
+    catalog: &Catalog,
     workspace_id: &str,
     channel: Channel,
     units: u64,
     now: Timestamp,
 ) -> Result<Quote, AppError> {
     let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
+    if account.wallet_currency != catalog.currency {
+        // Prices are in one currency; a wallet in another cannot be charged from them.
+        return Err(AppError::Conflict(format!(
+            "This wallet holds {} but prices are in {}; an operator must align the billing catalog.",
+            account.wallet_currency, catalog.currency
+        )));
+    }
     let plan_end = account.plan_period_end.as_deref().and_then(parse_timestamp);
-    let plan = effective_plan(&account.plan_code, plan_end, now);
+    let plan = catalog.effective_plan(&account.plan_code, plan_end, now);
     let quota_period = format_timestamp(channel.quota_period_start(now));
     let billing_month = format_timestamp(month_start(now));
     let (quota_used, billed_this_month) =
@@ -102,10 +108,10 @@ pub fn quote(
             ),
             None => (0, 0),
         };
-    let included_remaining = channel.included_per_period(plan).saturating_sub(quota_used);
+    let included_remaining = channel.included(plan, &account).saturating_sub(quota_used);
     let included_units = units.min(included_remaining);
     let billable_units = units - included_units;
-    let charge_minor = graduated_charge(channel.tiers(), billed_this_month, billable_units)
+    let charge_minor = graduated_charge(catalog.tiers(channel), billed_this_month, billable_units)
         .ok_or_else(|| AppError::internal("charge overflows"))?;
     Ok(Quote {
         units,
@@ -135,6 +141,7 @@ pub struct Usage<'a> {
 pub fn reserve(
     conn: &Connection,
     ids: &Ids,
+    catalog: &Catalog,
     usage: Usage<'_>,
     now: Timestamp,
 ) -> Result<Quote, AppError> {
@@ -145,7 +152,7 @@ pub fn reserve(
         reference,
         charging,
     } = usage;
-    let quote = quote(conn, workspace_id, channel, units, now)?;
+    let quote = quote(conn, catalog, workspace_id, channel, units, now)?;
     if charging == Charging::Test || units == 0 {
         return Ok(quote);
     }
@@ -252,11 +259,12 @@ pub fn refund(
 /// Must run inside the caller's write transaction.
 pub fn activate_plan(
     conn: &Connection,
+    catalog: &Catalog,
     workspace_id: &str,
     plan_code: &str,
     now: Timestamp,
 ) -> Result<Timestamp, AppError> {
-    plans::find_plan(plan_code).ok_or(AppError::NotFound)?;
+    catalog.plan(plan_code).ok_or(AppError::NotFound)?;
     let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
     let current_end = account.plan_period_end.as_deref().and_then(parse_timestamp);
     let start = match current_end {

@@ -3,7 +3,8 @@
 
 /// One price band: units up to and including `up_to` (within the month) cost `price_minor` each;
 /// `None` is the open-ended last band.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tier {
     pub up_to: Option<u64>,
     pub price_minor: i64,

@@ -18,6 +18,9 @@ pub struct BillingAccount {
     pub plan_period_end: Option<String>,
     pub wallet_currency: String,
     pub wallet_balance_minor: i64,
+    /// The `custom` plan's quotas, set by an instance admin.
+    pub custom_included_sms_per_month: Option<u64>,
+    pub custom_included_email_per_day: Option<u64>,
 }
 
 pub fn find_account(
@@ -27,7 +30,8 @@ pub fn find_account(
     Ok(conn
         .prepare_cached(
             "SELECT id, plan_code, plan_activated_at, plan_period_end, wallet_currency,
-                    wallet_balance_minor
+                    wallet_balance_minor, custom_included_sms_per_month,
+                    custom_included_email_per_day
              FROM workspaces WHERE id = ?1",
         )?
         .query_row([workspace_id], |row| {
@@ -38,6 +42,12 @@ pub fn find_account(
                 plan_period_end: row.get(3)?,
                 wallet_currency: row.get(4)?,
                 wallet_balance_minor: row.get(5)?,
+                custom_included_sms_per_month: row
+                    .get::<_, Option<i64>>(6)?
+                    .and_then(|n| u64::try_from(n).ok()),
+                custom_included_email_per_day: row
+                    .get::<_, Option<i64>>(7)?
+                    .and_then(|n| u64::try_from(n).ok()),
             })
         })
         .optional()?)
@@ -55,6 +65,35 @@ pub fn set_plan(
          WHERE id = ?1",
     )?
     .execute([workspace_id, plan_code, activated_at, period_end])?;
+    Ok(())
+}
+
+/// Sets the `custom` plan's quotas on a workspace.
+pub fn set_custom_quotas(
+    conn: &Connection,
+    workspace_id: &str,
+    sms_per_month: u64,
+    email_per_day: u64,
+) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "UPDATE workspaces SET custom_included_sms_per_month = ?2, custom_included_email_per_day = ?3
+         WHERE id = ?1",
+    )?
+    .execute(rusqlite::params![workspace_id, sms_per_month as i64, email_per_day as i64])?;
+    Ok(())
+}
+
+/// Sets the wallet currency of a workspace whose wallet has never moved.
+pub fn set_wallet_currency(
+    conn: &Connection,
+    workspace_id: &str,
+    currency: &str,
+) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "UPDATE workspaces SET wallet_currency = ?2
+         WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM wallet_ledger WHERE workspace_id = ?1)",
+    )?
+    .execute([workspace_id, currency])?;
     Ok(())
 }
 

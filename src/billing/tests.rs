@@ -46,7 +46,7 @@ fn fixture() -> Fixture {
                 password_hash: "x".into(),
             };
             let user = create_user(conn, &ids, user, false, jan(1, 0))?;
-            Ok(create_workspace(conn, &ids, "Acme", &user.id, jan(1, 0))?.id)
+            Ok(create_workspace(conn, &ids, "Acme", &user.id, "XAF", jan(1, 0))?.id)
         })
         .unwrap();
     Fixture {
@@ -99,7 +99,7 @@ impl Fixture {
     ) -> Result<Quote, AppError> {
         self.db.write(|conn| {
             let usage = self.usage(channel, units, reference, Charging::Live);
-            reserve(conn, &self.ids, usage, at)
+            reserve(conn, &self.ids, &Catalog::default(), usage, at)
         })
     }
 
@@ -121,7 +121,7 @@ impl Fixture {
 #[test]
 fn included_quota_is_used_before_the_wallet() {
     let f = fixture();
-    f.db.write(|conn| activate_plan(conn, &f.workspace, "basic", jan(1, 0)))
+    f.db.write(|conn| activate_plan(conn, &Catalog::default(), &f.workspace, "basic", jan(1, 0)))
         .unwrap();
     f.top_up(1_000);
     let first = f.reserve(Channel::Sms, 149, "msg_1", jan(2, 0)).unwrap();
@@ -168,7 +168,7 @@ fn test_mode_prices_and_takes_nothing() {
     let quote =
         f.db.write(|conn| {
             let usage = f.usage(Channel::Email, 4, "msg_t", Charging::Test);
-            reserve(conn, &f.ids, usage, jan(2, 0))
+            reserve(conn, &f.ids, &Catalog::default(), usage, jan(2, 0))
         })
         .unwrap();
     assert_eq!(quote.charge.amount_minor, 28);
@@ -179,7 +179,7 @@ fn test_mode_prices_and_takes_nothing() {
 #[test]
 fn quota_periods_roll_and_refunds_touch_only_their_period() {
     let f = fixture();
-    f.db.write(|conn| activate_plan(conn, &f.workspace, "basic", jan(1, 0)))
+    f.db.write(|conn| activate_plan(conn, &Catalog::default(), &f.workspace, "basic", jan(1, 0)))
         .unwrap();
     // Email: 250 a day. Use all of the 2nd; the 3rd starts again.
     assert_eq!(
@@ -207,20 +207,45 @@ fn quota_periods_roll_and_refunds_touch_only_their_period() {
 fn an_expired_plan_falls_back_to_free_and_buying_again_extends() {
     let f = fixture();
     let end =
-        f.db.write(|conn| activate_plan(conn, &f.workspace, "growth", jan(10, 0)))
-            .unwrap();
+        f.db.write(|conn| {
+            activate_plan(
+                conn,
+                &Catalog::default(),
+                &f.workspace,
+                "growth",
+                jan(10, 0),
+            )
+        })
+        .unwrap();
     assert_eq!(end, Utc.with_ymd_and_hms(2026, 2, 10, 0, 0, 0).unwrap());
     let extended =
-        f.db.write(|conn| activate_plan(conn, &f.workspace, "growth", jan(20, 0)))
-            .unwrap();
+        f.db.write(|conn| {
+            activate_plan(
+                conn,
+                &Catalog::default(),
+                &f.workspace,
+                "growth",
+                jan(20, 0),
+            )
+        })
+        .unwrap();
     assert_eq!(
         extended,
         Utc.with_ymd_and_hms(2026, 3, 10, 0, 0, 0).unwrap()
     );
     let after = extended + Duration::seconds(1);
     let quote =
-        f.db.read(|conn| quote(conn, &f.workspace, Channel::Sms, 1, after))
-            .unwrap();
+        f.db.read(|conn| {
+            quote(
+                conn,
+                &Catalog::default(),
+                &f.workspace,
+                Channel::Sms,
+                1,
+                after,
+            )
+        })
+        .unwrap();
     assert_eq!(
         (quote.included_remaining, quote.charge.amount_minor),
         (0, 25)
@@ -230,7 +255,7 @@ fn an_expired_plan_falls_back_to_free_and_buying_again_extends() {
 #[test]
 fn concurrent_reservations_lose_no_increment() {
     let f = fixture();
-    f.db.write(|conn| activate_plan(conn, &f.workspace, "basic", jan(1, 0)))
+    f.db.write(|conn| activate_plan(conn, &Catalog::default(), &f.workspace, "basic", jan(1, 0)))
         .unwrap();
     let successes = AtomicUsize::new(0);
     std::thread::scope(|scope| {

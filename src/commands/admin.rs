@@ -97,7 +97,14 @@ pub fn create_user(config: Config, args: CreateUserArgs) -> i32 {
                 (workspace, role)
             }
             None => (
-                auth::create_workspace(conn, &app.ids, &args.workspace, &user.id, now)?,
+                auth::create_workspace(
+                    conn,
+                    &app.ids,
+                    &args.workspace,
+                    &user.id,
+                    &app.config.billing_catalog.currency,
+                    now,
+                )?,
                 Role::Owner,
             ),
         };

@@ -135,7 +135,14 @@ pub fn create_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
         &principal,
         (Requirement::Optional, Per::User),
         |conn| {
-            let workspace = auth::create_workspace(conn, &app.ids, &name, session.user_id(), now)?;
+            let workspace = auth::create_workspace(
+                conn,
+                &app.ids,
+                &name,
+                session.user_id(),
+                &app.config.billing_catalog.currency,
+                now,
+            )?;
             ApiResponse::json(201, &WorkspaceView::from(&workspace))
         },
     )

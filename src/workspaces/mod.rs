@@ -209,7 +209,7 @@ mod tests {
             Arc::new(SeededRandom::new(1)),
         );
         let owner = add_user(&conn, &ids, "owner@x.io", now);
-        let workspace = create_workspace(&conn, &ids, "Acme", &owner, now)
+        let workspace = create_workspace(&conn, &ids, "Acme", &owner, "XAF", now)
             .unwrap()
             .id;
         Fixture {

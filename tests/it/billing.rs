@@ -7,6 +7,7 @@ use std::process::Output;
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
+use crier::billing::catalog::Catalog;
 use crier::billing::{self, Channel, Charging, Usage};
 use crier::clock::{Clock, Timestamp};
 use crier::db::{Db, DbSettings};
@@ -57,7 +58,9 @@ impl Domain {
 
     fn activate_plan(&self, workspace_id: &str, plan_code: &str, now: Timestamp) -> Timestamp {
         self.db
-            .write(|conn| billing::activate_plan(conn, workspace_id, plan_code, now))
+            .write(|conn| {
+                billing::activate_plan(conn, &Catalog::default(), workspace_id, plan_code, now)
+            })
             .unwrap()
     }
 
@@ -78,7 +81,7 @@ impl Domain {
             charging,
         };
         self.db
-            .write(|conn| billing::reserve(conn, &self.ids, usage, now))
+            .write(|conn| billing::reserve(conn, &self.ids, &Catalog::default(), usage, now))
             .unwrap()
     }
 

@@ -68,7 +68,8 @@ fn flaky(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> 
         &principal,
         (Requirement::Required, Per::Workspace),
         |conn| {
-            let workspace = crier::auth::create_workspace(conn, &app.ids, "Flaky", &user_id, now)?;
+            let workspace =
+                crier::auth::create_workspace(conn, &app.ids, "Flaky", &user_id, "XAF", now)?;
             if FLAKY_ATTEMPTS.fetch_add(1, Ordering::SeqCst) == 0 {
                 return Err(AppError::Internal(
                     "the first attempt fails after its write".to_owned(),

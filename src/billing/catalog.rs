@@ -1,0 +1,227 @@
+//! The billing catalog: wallet currency for new workspaces, plans and graduated price bands.
+//! SPEC §5 values by default; an instance may replace them with a JSON file
+//! (`--billing-catalog`), validated once at start-up.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::billing::Channel;
+use crate::billing::pricing::{DEFAULT_EMAIL_TIERS, DEFAULT_SMS_TIERS, Tier};
+use crate::clock::Timestamp;
+use crate::money::Currency;
+
+/// A plan of the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub code: String,
+    pub name: String,
+    /// Price of one month in the catalog currency's minor unit; `None`: not for sale.
+    pub price_minor: Option<i64>,
+    /// SMS units included per calendar month (UTC).
+    pub included_sms_per_month: u64,
+    /// Email units included per day (UTC).
+    pub included_email_per_day: u64,
+}
+
+/// Everything billing prices with.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// Wallet currency of new workspaces, and the currency of plan prices and price bands.
+    pub currency: String,
+    pub plans: Vec<Plan>,
+    pub sms_tiers: Vec<Tier>,
+    pub email_tiers: Vec<Tier>,
+}
+
+fn plan(code: &str, name: &str, price: Option<i64>, sms: u64, email: u64) -> Plan {
+    Plan {
+        code: code.to_owned(),
+        name: name.to_owned(),
+        price_minor: price,
+        included_sms_per_month: sms,
+        included_email_per_day: email,
+    }
+}
+
+impl Default for Catalog {
+    /// SPEC §5: prices in XAF.
+    fn default() -> Catalog {
+        Catalog {
+            currency: "XAF".to_owned(),
+            plans: vec![
+                plan("free", "Free", None, 0, 0),
+                plan("basic", "Basic", Some(5_000), 150, 250),
+                plan("growth", "Growth", Some(15_000), 500, 1_000),
+                plan("pro", "Pro", Some(50_000), 2_000, 5_000),
+                // Contact sales: an instance admin sets its quotas per workspace.
+                plan("custom", "Custom", None, 0, 0),
+            ],
+            sms_tiers: DEFAULT_SMS_TIERS.to_vec(),
+            email_tiers: DEFAULT_EMAIL_TIERS.to_vec(),
+        }
+    }
+}
+
+impl Catalog {
+    /// Reads and checks a catalog file.
+    pub fn load(path: &Path) -> Result<Catalog, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+        let catalog: Catalog = serde_json::from_str(&text)
+            .map_err(|err| format!("{} is not a valid catalog: {err}", path.display()))?;
+        catalog
+            .check()
+            .map_err(|why| format!("{}: {why}", path.display()))?;
+        Ok(catalog)
+    }
+
+    /// The rules a catalog must keep: a known currency; unique plan codes including `free` (the
+    /// fallback, free of charge and without quotas) and `custom`; non-negative prices; price bands
+    /// strictly ascending and ending open-ended.
+    pub fn check(&self) -> Result<(), String> {
+        if Currency::parse(&self.currency).is_none() {
+            return Err(format!("unknown currency {:?}", self.currency));
+        }
+        for (index, plan) in self.plans.iter().enumerate() {
+            if self.plans[..index]
+                .iter()
+                .any(|other| other.code == plan.code)
+            {
+                return Err(format!("plan {:?} is listed twice", plan.code));
+            }
+            if plan.price_minor.is_some_and(|price| price <= 0) {
+                return Err(format!(
+                    "plan {:?} must have a positive price or none",
+                    plan.code
+                ));
+            }
+        }
+        match self.plan("free") {
+            Some(free)
+                if free.price_minor.is_none()
+                    && free.included_sms_per_month == 0
+                    && free.included_email_per_day == 0 => {}
+            _ => return Err("a plan \"free\" without price or quotas is required".to_owned()),
+        }
+        if self.plan("custom").is_none() {
+            return Err("a plan \"custom\" is required".to_owned());
+        }
+        for (name, tiers) in [
+            ("sms_tiers", &self.sms_tiers),
+            ("email_tiers", &self.email_tiers),
+        ] {
+            let bounds: Vec<Option<u64>> = tiers.iter().map(|tier| tier.up_to).collect();
+            let ascending = bounds.windows(2).all(|pair| {
+                matches!(pair, [Some(a), Some(b)] if a < b) || matches!(pair, [Some(_), None])
+            });
+            let open_ended =
+                bounds.last() == Some(&None) && bounds.iter().filter(|b| b.is_none()).count() == 1;
+            let priced = tiers.iter().all(|tier| tier.price_minor >= 0);
+            if tiers.is_empty()
+                || !ascending
+                || !open_ended
+                || !priced
+                || bounds.first() == Some(&Some(0))
+            {
+                return Err(format!(
+                    "{name} must be bands with ascending up_to, non-negative prices, the last with up_to null"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn plan(&self, code: &str) -> Option<&Plan> {
+        self.plans.iter().find(|plan| plan.code == code)
+    }
+
+    /// The plan in force at `now`: the stored one until its period ends (or without an end), then
+    /// `free`. A plan no longer in the catalog counts as `free`.
+    pub fn effective_plan(
+        &self,
+        stored_code: &str,
+        period_end: Option<Timestamp>,
+        now: Timestamp,
+    ) -> &Plan {
+        let stored = match period_end {
+            Some(end) if end <= now => None,
+            _ => self.plan(stored_code),
+        };
+        stored
+            .or_else(|| self.plan("free"))
+            .unwrap_or(&self.plans[0])
+    }
+
+    pub fn tiers(&self, channel: Channel) -> &[Tier] {
+        match channel {
+            Channel::Sms => &self.sms_tiers,
+            Channel::Email => &self.email_tiers,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn the_default_catalog_is_valid_and_falls_back_to_free() {
+        let catalog = Catalog::default();
+        catalog.check().unwrap();
+        let end = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap();
+        let before = end - chrono::Duration::seconds(1);
+        assert_eq!(
+            catalog.effective_plan("growth", Some(end), before).code,
+            "growth"
+        );
+        assert_eq!(
+            catalog.effective_plan("growth", Some(end), end).code,
+            "free"
+        );
+        assert_eq!(catalog.effective_plan("retired", None, end).code, "free");
+    }
+
+    #[test]
+    fn bad_catalogs_are_refused_with_a_reason() {
+        let with = |change: fn(&mut Catalog)| {
+            let mut catalog = Catalog::default();
+            change(&mut catalog);
+            catalog.check().unwrap_err()
+        };
+        assert!(with(|c| c.currency = "XXX".into()).contains("currency"));
+        assert!(with(|c| c.plans.retain(|p| p.code != "free")).contains("free"));
+        assert!(with(|c| c.plans[1].code = "growth".into()).contains("twice"));
+        assert!(with(|c| c.sms_tiers[1].up_to = Some(10)).contains("sms_tiers"));
+        assert!(with(|c| c.email_tiers.pop().map(drop).unwrap_or(())).contains("email_tiers"));
+        assert!(with(|c| c.plans[1].price_minor = Some(0)).contains("positive"));
+    }
+
+    #[test]
+    fn a_catalog_file_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.json");
+        std::fs::write(
+            &path,
+            r#"{"currency": "NGN",
+                "plans": [{"code": "free", "name": "Free", "price_minor": null, "included_sms_per_month": 0, "included_email_per_day": 0},
+                          {"code": "custom", "name": "Custom", "price_minor": null, "included_sms_per_month": 0, "included_email_per_day": 0},
+                          {"code": "start", "name": "Start", "price_minor": 250000, "included_sms_per_month": 100, "included_email_per_day": 100}],
+                "sms_tiers": [{"up_to": 1000, "price_minor": 400}, {"up_to": null, "price_minor": 350}],
+                "email_tiers": [{"up_to": null, "price_minor": 100}]}"#,
+        )
+        .unwrap();
+        let catalog = Catalog::load(&path).unwrap();
+        assert_eq!(catalog.currency, "NGN");
+        assert_eq!(catalog.plan("start").unwrap().included_sms_per_month, 100);
+        std::fs::write(&path, "{}").unwrap();
+        assert!(
+            Catalog::load(&path)
+                .unwrap_err()
+                .contains("not a valid catalog")
+        );
+    }
+}
