@@ -450,3 +450,82 @@ pub fn adjust_wallet_in(
     let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
     Ok((entry, account))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetPlanBody {
+    plan_code: String,
+    /// When the plan ends; `null` (or absent) for a `custom` plan without end, one month from now
+    /// for catalog plans.
+    period_end: Option<String>,
+    included_sms_per_month: Option<u64>,
+    included_email_per_day: Option<u64>,
+}
+
+/// `PUT /v1/admin/workspaces/{workspace_id}/plan`: an instance admin sets a workspace's plan —
+/// a catalog plan (free of charge: a gift or a correction), or `custom` with its own quotas.
+pub fn set_plan(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    require_instance_admin(&principal)?;
+    let body: SetPlanBody = request.json()?;
+    let now = app.clock.now();
+    let catalog = &app.config.billing_catalog;
+    let mut fields = FieldErrors::new();
+    if catalog.plan(&body.plan_code).is_none() {
+        let codes: Vec<&str> = catalog
+            .plans
+            .iter()
+            .map(|plan| plan.code.as_str())
+            .collect();
+        fields.add("plan_code", format!("must be one of {}", codes.join(", ")));
+    }
+    let custom = body.plan_code == "custom";
+    let quotas = (body.included_sms_per_month, body.included_email_per_day);
+    if custom && (quotas.0.is_none() || quotas.1.is_none()) {
+        fields.add(
+            "included_sms_per_month",
+            "the custom plan needs both included amounts",
+        );
+    }
+    if !custom && (quotas.0.is_some() || quotas.1.is_some()) {
+        fields.add(
+            "included_sms_per_month",
+            "only the custom plan takes included amounts",
+        );
+    }
+    let period_end = match body.period_end.as_deref().map(parse_timestamp) {
+        None if custom => None,
+        None => Some(plans::one_month_after(now)),
+        Some(Some(end)) if end > now => Some(end),
+        Some(_) => {
+            fields.add("period_end", "must be an RFC 3339 timestamp in the future");
+            None
+        }
+    };
+    fields.into_result()?;
+    let workspace_id = request.param("workspace_id").to_owned();
+    app.db.write(|conn| {
+        store::find_account(conn, &workspace_id)?.ok_or(AppError::NotFound)?;
+        store::set_plan(
+            conn,
+            &workspace_id,
+            &body.plan_code,
+            &format_timestamp(now),
+            period_end.map(format_timestamp).as_deref(),
+        )?;
+        if let (true, Some(sms), Some(email)) = (custom, quotas.0, quotas.1) {
+            store::set_custom_quotas(conn, &workspace_id, sms, email)?;
+        }
+        Ok(())
+    })?;
+    ApiResponse::json(
+        200,
+        &serde_json::json!({
+            "workspace_id": workspace_id,
+            "plan_code": body.plan_code,
+            "period_end": period_end.map(format_timestamp),
+            "included_sms_per_month": quotas.0,
+            "included_email_per_day": quotas.1,
+        }),
+    )
+}

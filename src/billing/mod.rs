@@ -277,7 +277,7 @@ pub fn activate_plan(
         workspace_id,
         plan_code,
         &format_timestamp(now),
-        &format_timestamp(end),
+        Some(&format_timestamp(end)),
     )?;
     Ok(end)
 }

@@ -53,18 +53,24 @@ pub fn find_account(
         .optional()?)
 }
 
+/// Sets the plan; `period_end` None is a plan without end.
 pub fn set_plan(
     conn: &Connection,
     workspace_id: &str,
     plan_code: &str,
     activated_at: &str,
-    period_end: &str,
+    period_end: Option<&str>,
 ) -> Result<(), AppError> {
     conn.prepare_cached(
         "UPDATE workspaces SET plan_code = ?2, plan_activated_at = ?3, plan_period_end = ?4
          WHERE id = ?1",
     )?
-    .execute([workspace_id, plan_code, activated_at, period_end])?;
+    .execute(rusqlite::params![
+        workspace_id,
+        plan_code,
+        activated_at,
+        period_end
+    ])?;
     Ok(())
 }
 

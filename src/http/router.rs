@@ -202,6 +202,11 @@ impl Router {
                     "/v1/admin/workspaces/{workspace_id}/wallet-adjustments",
                     billing::adjust_wallet,
                 ),
+                Route::new(
+                    Put,
+                    "/v1/admin/workspaces/{workspace_id}/plan",
+                    billing::set_plan,
+                ),
             ],
         }
     }

@@ -1184,3 +1184,49 @@ fn a_retried_wallet_adjustment_with_the_same_key_is_applied_once() {
     assert_eq!(balance(&admin), xaf(1500));
     assert_eq!(ledger_rows(&server, &workspace), 1);
 }
+
+#[test]
+fn an_instance_admin_sets_a_custom_plan_whose_quotas_apply() {
+    let server = TestServer::start();
+    let admin = setup(&server);
+    let workspace = admin.workspace_id().to_owned();
+    let path = format!("/v1/admin/workspaces/{workspace}/plan");
+
+    let refused = [
+        json!({"plan_code": "platinum"}),
+        json!({"plan_code": "custom", "included_sms_per_month": 10}),
+        json!({"plan_code": "growth", "included_sms_per_month": 10, "included_email_per_day": 1}),
+        json!({"plan_code": "growth", "period_end": "2020-01-01T00:00:00Z"}),
+    ];
+    for body in refused {
+        let response = admin.request("PUT", &path, Some(&body));
+        response.assert_error(422, "validation_failed");
+    }
+    assert_eq!(summary(&admin)["plan"]["code"], "free");
+
+    let set = admin.request(
+        "PUT",
+        &path,
+        Some(&json!({"plan_code": "custom", "included_sms_per_month": 7, "included_email_per_day": 3})),
+    );
+    assert_eq!(set.status, 200, "{}", set.text());
+    let billing = summary(&admin);
+    assert_eq!(billing["plan"]["code"], "custom");
+    assert_eq!(billing["plan"]["period_end"], Value::Null);
+    assert_eq!(billing["quotas"]["sms"]["included"], 7);
+    assert_eq!(billing["quotas"]["email"]["remaining"], 3);
+
+    // A member of another workspace is no instance admin.
+    let other = second_tenant(&admin, "globex@example.com");
+    other
+        .request("PUT", &path, Some(&json!({"plan_code": "pro"})))
+        .assert_error(403, "forbidden");
+    assert_eq!(summary(&admin)["plan"]["code"], "custom");
+    admin
+        .request(
+            "PUT",
+            "/v1/admin/workspaces/wsp_nope/plan",
+            Some(&json!({"plan_code": "pro"})),
+        )
+        .assert_error(404, "not_found");
+}
