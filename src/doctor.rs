@@ -1,8 +1,8 @@
 //! `crier doctor`: checks a database and says what is wrong with it.
 //!
 //! Each check reads only; none repairs anything. Features add their invariants here as one more
-//! function in `CHECKS`: wallets (balance equals ledger) so far; quota counters against usage
-//! and messages stuck past their lease arrive with sending.
+//! function in `CHECKS`: wallets (balance equals ledger), usage (counters equal reservations);
+//! messages stuck past their lease arrive with sending.
 
 use rusqlite::Connection;
 
@@ -29,6 +29,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("foreign_keys", check_foreign_keys),
     ("migrations", check_migrations),
     ("wallets", check_wallets),
+    ("usage", check_usage),
 ];
 
 /// Runs every check, in order, and returns one finding each.
@@ -118,6 +119,29 @@ fn check_wallets(conn: &mut Connection) -> Result<String, Vec<String>> {
             .into_iter()
             .map(|(workspace, balance, ledger)| {
                 format!("workspace {workspace}: balance {balance} but its ledger sums to {ledger}")
+            })
+            .collect())
+    }
+}
+
+/// Every usage counter equals what the live (unrefunded) reservations of its period took.
+fn check_usage(conn: &mut Connection) -> Result<String, Vec<String>> {
+    let status = migrations::status(conn).map_err(|err| vec![err])?;
+    if !status.is_current() {
+        return Ok("skipped until migrations are applied".to_owned());
+    }
+    let discrepancies =
+        crate::billing::store::usage_discrepancies(conn).map_err(|err| vec![err.to_string()])?;
+    if discrepancies.is_empty() {
+        Ok("every quota counter equals its reservations".to_owned())
+    } else {
+        Err(discrepancies
+            .into_iter()
+            .map(|d| {
+                format!(
+                    "workspace {} {}: {} is {} but reservations sum to {}",
+                    d.workspace_id, d.channel, d.counter, d.counted, d.reserved
+                )
             })
             .collect())
     }

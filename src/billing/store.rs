@@ -339,3 +339,58 @@ pub fn wallet_discrepancies(conn: &Connection) -> Result<Vec<(String, i64, i64)>
     let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// A usage counter that disagrees with the live reservations of its period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageDiscrepancy {
+    pub workspace_id: String,
+    pub channel: String,
+    /// `quota used` or `billable units`.
+    pub counter: &'static str,
+    pub counted: i64,
+    pub reserved: i64,
+}
+
+/// Every usage counter that differs from the sum of its period's unrefunded reservations.
+pub fn usage_discrepancies(conn: &Connection) -> Result<Vec<UsageDiscrepancy>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.workspace_id, c.channel, c.quota_used,
+                (SELECT COALESCE(sum(r.included_units), 0) FROM billing_reservations r
+                 WHERE r.workspace_id = c.workspace_id AND r.channel = c.channel
+                   AND r.quota_period_start = c.quota_period_start AND r.refunded_at IS NULL),
+                c.billable_units,
+                (SELECT COALESCE(sum(r.billable_units), 0) FROM billing_reservations r
+                 WHERE r.workspace_id = c.workspace_id AND r.channel = c.channel
+                   AND r.billing_month_start = c.billing_month_start AND r.refunded_at IS NULL)
+         FROM usage_counters c",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, i64>(2)?,
+            row.get::<_, i64>(3)?,
+            row.get::<_, i64>(4)?,
+            row.get::<_, i64>(5)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (workspace, channel, quota_used, included, billable, billed) = row?;
+        for (counter, counted, reserved) in [
+            ("quota used", quota_used, included),
+            ("billable units", billable, billed),
+        ] {
+            if counted != reserved {
+                out.push(UsageDiscrepancy {
+                    workspace_id: workspace.clone(),
+                    channel: channel.clone(),
+                    counter,
+                    counted,
+                    reserved,
+                });
+            }
+        }
+    }
+    Ok(out)
+}

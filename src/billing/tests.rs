@@ -354,3 +354,29 @@ fn the_database_refuses_to_break_the_wallet_rules() {
     }
     assert_eq!((f.balance(), f.ledger_sum()), (100, 100));
 }
+
+#[test]
+fn usage_counters_match_their_reservations_after_reserving_and_refunding() {
+    let f = fixture();
+    f.db.write(|conn| activate_plan(conn, &Catalog::default(), &f.workspace, "basic", jan(1, 0)))
+        .unwrap();
+    f.top_up(10_000);
+    f.reserve(Channel::Sms, 100, "msg_1", jan(2, 0)).unwrap();
+    f.reserve(Channel::Sms, 80, "msg_2", jan(2, 0)).unwrap(); // 50 included, 30 billed
+    f.reserve(Channel::Email, 3, "msg_3", jan(2, 0)).unwrap();
+    f.db.write(|conn| refund(conn, &f.ids, "msg_2", jan(2, 1)))
+        .unwrap();
+    let discrepancies = f.db.read(store::usage_discrepancies).unwrap();
+    assert!(discrepancies.is_empty(), "{discrepancies:?}");
+    // A counter changed behind the reservations' back is caught.
+    f.db.write(|conn| {
+        Ok(conn.execute(
+            "UPDATE usage_counters SET quota_used = quota_used + 1 WHERE channel = 'sms'",
+            [],
+        )?)
+    })
+    .unwrap();
+    let discrepancies = f.db.read(store::usage_discrepancies).unwrap();
+    assert_eq!(discrepancies.len(), 1, "{discrepancies:?}");
+    assert_eq!(discrepancies[0].counter, "quota used");
+}
