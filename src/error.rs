@@ -361,6 +361,13 @@ impl AppError {
         }
     }
 
+    /// `422 validation_failed` for one field.
+    pub fn invalid_field(field: impl Into<String>, reason: impl Into<String>) -> AppError {
+        let mut fields = FieldErrors::new();
+        fields.add(field, reason);
+        AppError::Validation(fields)
+    }
+
     pub fn internal(detail: impl fmt::Display) -> AppError {
         AppError::Internal(detail.to_string())
     }

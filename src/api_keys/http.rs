@@ -181,12 +181,10 @@ pub fn rotate_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let (workspace_id, _) = session.require_role(Role::Admin)?;
     let body: RotateBody = request.json_or_default()?;
     if !(0..=MAX_GRACE_SECONDS).contains(&body.grace_seconds) {
-        let mut fields = FieldErrors::new();
-        fields.add(
+        return Err(AppError::invalid_field(
             "grace_seconds",
             format!("must be from 0 to {MAX_GRACE_SECONDS} (7 days)"),
-        );
-        return Err(AppError::Validation(fields));
+        ));
     }
     let id = request.param("id").to_owned();
     let now = app.clock.now();

@@ -178,11 +178,8 @@ pub fn request_sender_id(app: &App, request: &mut Request<'_>) -> Result<ApiResp
     let session = principal.require_session()?;
     let (workspace_id, _) = session.require_role(Role::Admin)?;
     let body: SenderIdBody = request.json()?;
-    let sender_id = sender::normalize_sender_id(&body.sender_id).map_err(|why| {
-        let mut fields = FieldErrors::new();
-        fields.add("sender_id", why);
-        AppError::Validation(fields)
-    })?;
+    let sender_id = sender::normalize_sender_id(&body.sender_id)
+        .map_err(|why| AppError::invalid_field("sender_id", why))?;
     let now = app.clock.now();
     let requested = app.db.write(|conn| {
         sender::request_sender_id(conn, workspace_id, &sender_id, session.user_id(), now)
@@ -286,9 +283,10 @@ fn pending_list(
         Subject::Verification => ["pending", "verified", "rejected"],
     };
     if !known.contains(&status.as_str()) {
-        let mut fields = FieldErrors::new();
-        fields.add("status", format!("must be one of {}", known.join(", ")));
-        return Err(AppError::Validation(fields));
+        return Err(AppError::invalid_field(
+            "status",
+            format!("must be one of {}", known.join(", ")),
+        ));
     }
     let data = app
         .db
@@ -327,11 +325,10 @@ fn decide(
         None
     } else {
         let body: RejectBody = request.json()?;
-        Some(validate::text(&body.reason, 1, 500).map_err(|why| {
-            let mut fields = FieldErrors::new();
-            fields.add("reason", why);
-            AppError::Validation(fields)
-        })?)
+        Some(
+            validate::text(&body.reason, 1, 500)
+                .map_err(|why| AppError::invalid_field("reason", why))?,
+        )
     };
     let workspace_id = request.param("workspace_id").to_owned();
     let now = app.clock.now();

@@ -149,12 +149,10 @@ impl<'a> Request<'a> {
             Some(text) => match text.parse::<usize>() {
                 Ok(limit) if (1..=MAX_PAGE_LIMIT).contains(&limit) => limit,
                 _ => {
-                    let mut fields = FieldErrors::new();
-                    fields.add(
+                    return Err(AppError::invalid_field(
                         "limit",
                         format!("must be a whole number from 1 to {MAX_PAGE_LIMIT}"),
-                    );
-                    return Err(AppError::Validation(fields));
+                    ));
                 }
             },
         };
@@ -292,9 +290,7 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     // Every request body of the API is an object. serde would also accept an array for a struct
     // (fields by position), which no client means.
     if !value.is_object() {
-        let mut fields = FieldErrors::new();
-        fields.add("body", "must be a JSON object");
-        return Err(AppError::Validation(fields));
+        return Err(AppError::invalid_field("body", "must be a JSON object"));
     }
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();

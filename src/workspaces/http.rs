@@ -116,11 +116,7 @@ struct NameBody {
 }
 
 fn workspace_name(body: &NameBody) -> Result<String, AppError> {
-    validate::text(&body.name, 1, 100).map_err(|why| {
-        let mut fields = FieldErrors::new();
-        fields.add("name", why);
-        AppError::Validation(fields)
-    })
+    validate::text(&body.name, 1, 100).map_err(|why| AppError::invalid_field("name", why))
 }
 
 /// `POST /v1/workspaces`: a new workspace owned by the caller. Accepts an `Idempotency-Key`.
