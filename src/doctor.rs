@@ -189,9 +189,12 @@ mod tests {
                 .outcome
         };
         assert!(wallets(&mut conn).is_ok());
-        // Tampering behind the ledger's back.
-        conn.execute("UPDATE workspaces SET wallet_balance_minor = 900", [])
-            .unwrap();
+        // Tampering behind the ledger's back (its guard removed, as a hand edit could).
+        conn.execute_batch(
+            "DROP TRIGGER workspaces_balance_follows_ledger;
+             UPDATE workspaces SET wallet_balance_minor = 900;",
+        )
+        .unwrap();
         assert_eq!(
             wallets(&mut conn),
             Err(vec![

@@ -20,6 +20,10 @@ use crate::idempotency::{self, Per, Requirement};
 use crate::money::Money;
 use crate::validate;
 
+/// The largest single adjustment, either way (1e12 minor units): far beyond any real wallet, far
+/// below where arithmetic could overflow.
+const MAX_ADJUSTMENT_MINOR: u64 = 1_000_000_000_000;
+
 /// Suggested top-up amounts shown next to the minimum, in the wallet currency's minor unit.
 const SUGGESTED_TOPUPS_MINOR: [i64; 4] = [1_000, 5_000, 10_000, 25_000];
 
@@ -77,7 +81,7 @@ pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
             Channel::Email => (plans::day_start(now), plans::next_day_start(now)),
         };
         serde_json::json!({
-            "used": included - quote.included_remaining.min(included),
+            "used": quote.quota_used,
             "included": included,
             "remaining": quote.included_remaining,
             "period_start": format_timestamp(start),
@@ -385,8 +389,11 @@ pub fn adjust_wallet(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let admin = require_instance_admin(&principal)?;
     let body: AdjustmentBody = request.json()?;
     let mut fields = FieldErrors::new();
-    if body.amount_minor == 0 {
-        fields.add("amount_minor", "must not be zero");
+    if body.amount_minor == 0 || body.amount_minor.unsigned_abs() > MAX_ADJUSTMENT_MINOR {
+        fields.add(
+            "amount_minor",
+            "must not be zero, and at most 1000000000000 either way",
+        );
     }
     let reason = validate::text(&body.reason, 1, 500)
         .map_err(|why| fields.add("reason", why))

@@ -70,6 +70,8 @@ pub enum Charging {
 /// What a send would take or took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quote {
+    /// Units of the included quota already used in the current period.
+    pub quota_used: u64,
     pub units: u64,
     pub included_units: u64,
     pub included_remaining: u64,
@@ -114,6 +116,7 @@ pub fn quote(
     let charge_minor = graduated_charge(catalog.tiers(channel), billed_this_month, billable_units)
         .ok_or_else(|| AppError::internal("charge overflows"))?;
     Ok(Quote {
+        quota_used,
         units,
         included_units,
         included_remaining,
@@ -169,6 +172,24 @@ pub fn reserve(
     let now_text = format_timestamp(now);
     let quota_period = format_timestamp(channel.quota_period_start(now));
     let billing_month = format_timestamp(month_start(now));
+    // The reservation record first: a reference already reserved fails here, before anything
+    // else is written, so a caller that carries on cannot keep half a reservation.
+    store::insert_reservation(
+        conn,
+        &ReservationRow {
+            reference: reference.to_owned(),
+            workspace_id: workspace_id.to_owned(),
+            channel: channel.as_str().to_owned(),
+            units,
+            included_units: quote.included_units,
+            billable_units: quote.billable_units,
+            charge_minor: quote.charge.amount_minor,
+            currency: quote.charge.currency.clone(),
+            quota_period_start: quota_period.clone(),
+            billing_month_start: billing_month.clone(),
+        },
+        &now_text,
+    )?;
     store::add_usage(
         conn,
         workspace_id,
@@ -193,22 +214,6 @@ pub fn reserve(
             },
         )?;
     }
-    store::insert_reservation(
-        conn,
-        &ReservationRow {
-            reference: reference.to_owned(),
-            workspace_id: workspace_id.to_owned(),
-            channel: channel.as_str().to_owned(),
-            units,
-            included_units: quote.included_units,
-            billable_units: quote.billable_units,
-            charge_minor: quote.charge.amount_minor,
-            currency: quote.charge.currency.clone(),
-            quota_period_start: quota_period,
-            billing_month_start: billing_month,
-        },
-        &now_text,
-    )?;
     Ok(quote)
 }
 
@@ -254,8 +259,9 @@ pub fn refund(
     Ok(Some(Money::new(taken.charge_minor, &taken.currency)))
 }
 
-/// Activates `plan_code` for one month: from the current period's end when the same plan is
-/// still running (buying again extends), else from `now`. Returns the new period end.
+/// Activates the priced plan `plan_code` for one month: from the current period's end when the
+/// same plan is still running (buying again extends), else from `now`; another plan still running
+/// is a 409. Returns the new period end.
 /// Must run inside the caller's write transaction.
 pub fn activate_plan(
     conn: &Connection,
@@ -264,19 +270,38 @@ pub fn activate_plan(
     plan_code: &str,
     now: Timestamp,
 ) -> Result<Timestamp, AppError> {
-    catalog.plan(plan_code).ok_or(AppError::NotFound)?;
+    let plan = catalog.plan(plan_code).ok_or(AppError::NotFound)?;
+    if plan.price_minor.is_none() {
+        return Err(AppError::Conflict(format!(
+            "The {plan_code} plan cannot be bought."
+        )));
+    }
     let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
     let current_end = account.plan_period_end.as_deref().and_then(parse_timestamp);
+    let running = current_end.is_some_and(|end| end > now) && account.plan_code != "free";
     let start = match current_end {
-        Some(end) if end > now && account.plan_code == plan_code => end,
+        Some(end) if running && account.plan_code == plan_code => end,
+        // Switching plans mid-period would throw away what was paid for: refused, not prorated.
+        Some(end) if running => {
+            return Err(AppError::Conflict(format!(
+                "The {} plan runs until {}; buy {plan_code} after it ends.",
+                account.plan_code,
+                format_timestamp(end)
+            )));
+        }
         _ => now,
     };
     let end = plans::one_month_after(start);
+    // An extension keeps the period's original start.
+    let activated_at = match (&account.plan_activated_at, start == now) {
+        (Some(activated_at), false) => activated_at.clone(),
+        _ => format_timestamp(now),
+    };
     store::set_plan(
         conn,
         workspace_id,
         plan_code,
-        &format_timestamp(now),
+        &activated_at,
         Some(&format_timestamp(end)),
     )?;
     Ok(end)

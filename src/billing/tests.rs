@@ -345,6 +345,10 @@ fn the_database_refuses_to_break_the_wallet_rules() {
         "UPDATE wallet_ledger SET amount_minor = 1000",
         "DELETE FROM wallet_ledger",
         "UPDATE workspaces SET wallet_balance_minor = -1",
+        "UPDATE workspaces SET wallet_balance_minor = 5000",
+        "UPDATE workspaces SET wallet_currency = 'USD'",
+        "INSERT INTO wallet_ledger (id, workspace_id, kind, amount_minor, balance_after_minor, currency, reference, created_at)
+         SELECT 'led_y', id, 'charge', 10, 110, 'XAF', 'msg_y', 't' FROM workspaces",
         "INSERT INTO wallet_ledger (id, workspace_id, kind, amount_minor, balance_after_minor, currency, reference, created_at)
          SELECT 'led_x', id, 'charge', -10, 500, 'XAF', 'msg_x', 't' FROM workspaces",
     ];
@@ -379,4 +383,49 @@ fn usage_counters_match_their_reservations_after_reserving_and_refunding() {
     let discrepancies = f.db.read(store::usage_discrepancies).unwrap();
     assert_eq!(discrepancies.len(), 1, "{discrepancies:?}");
     assert_eq!(discrepancies[0].counter, "quota used");
+}
+
+#[test]
+fn a_reference_reserved_twice_leaves_nothing_behind() {
+    let f = fixture();
+    f.top_up(1_000);
+    f.reserve(Channel::Sms, 2, "msg_dup", jan(2, 0)).unwrap();
+    // Even a caller that swallows the error and commits keeps no half-reservation.
+    f.db.write(|conn| {
+        let usage = f.usage(Channel::Sms, 2, "msg_dup", Charging::Live);
+        let err = reserve(conn, &f.ids, &Catalog::default(), usage, jan(2, 0)).unwrap_err();
+        assert_eq!(err.code(), "conflict");
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(f.balance(), 950);
+    assert_eq!(f.scalar("SELECT billable_units FROM usage_counters"), 2);
+    assert_eq!(
+        f.scalar("SELECT count(*) FROM wallet_ledger WHERE kind = 'charge'"),
+        1
+    );
+}
+
+#[test]
+fn another_plan_cannot_be_bought_while_one_runs_and_unpriced_plans_never() {
+    let f = fixture();
+    let catalog = Catalog::default();
+    f.db.write(|conn| activate_plan(conn, &catalog, &f.workspace, "pro", jan(1, 0)))
+        .unwrap();
+    for (code, at) in [
+        ("basic", jan(2, 0)),
+        ("custom", jan(2, 0)),
+        ("free", jan(2, 0)),
+    ] {
+        let err =
+            f.db.write(|conn| activate_plan(conn, &catalog, &f.workspace, code, at))
+                .unwrap_err();
+        assert_eq!(err.code(), "conflict", "{code}");
+    }
+    // After pro ends, another plan starts from then.
+    let after = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 1).unwrap();
+    let end =
+        f.db.write(|conn| activate_plan(conn, &catalog, &f.workspace, "basic", after))
+            .unwrap();
+    assert_eq!(end, Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 1).unwrap());
 }

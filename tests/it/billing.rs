@@ -1133,9 +1133,17 @@ fn doctor_names_a_workspace_whose_balance_disagrees_with_its_ledger() {
         describe(&healthy)
     );
 
-    // Behind the ledger's back.
-    let changed = server
-        .db()
+    // Behind the ledger's back: the database refuses a direct edit, so simulate corruption by
+    // removing its guard first (as a hand-edited file or a buggy tool could).
+    let db = server.db();
+    let refused = db.execute(
+        "UPDATE workspaces SET wallet_balance_minor = 999 WHERE id = ?1",
+        [&workspace],
+    );
+    assert!(refused.is_err(), "a direct balance edit was allowed");
+    db.execute_batch("DROP TRIGGER workspaces_balance_follows_ledger")
+        .unwrap();
+    let changed = db
         .execute(
             "UPDATE workspaces SET wallet_balance_minor = 999 WHERE id = ?1",
             [&workspace],
