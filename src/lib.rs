@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod janitor;
 pub mod logging;
+pub mod messages;
 pub mod money;
 pub mod server;
 pub mod validate;
