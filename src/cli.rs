@@ -294,6 +294,16 @@ pub struct SettingsArgs {
     )]
     pub billing_catalog: Option<String>,
 
+    /// Comma-separated IPs of reverse proxies in front of crier; their X-Forwarded-For gives the
+    /// client IP used for login throttling [default: none, the socket's peer is the client].
+    #[arg(
+        long,
+        env = "CRIER_TRUSTED_PROXIES",
+        global = true,
+        hide_env_values = true
+    )]
+    pub trusted_proxies: Option<String>,
+
     /// Log line format on standard error: text or json.
     #[arg(
         long,
@@ -336,6 +346,7 @@ impl SettingsArgs {
             default_sms_sender: self.default_sms_sender,
             topup_minimum_minor: self.topup_minimum_minor,
             billing_catalog: self.billing_catalog,
+            trusted_proxies: self.trusted_proxies.unwrap_or_default(),
             log_format: self.log_format,
             log_level: self.log_level,
         }
@@ -397,6 +408,7 @@ mod tests {
             "CRIER_DEFAULT_SMS_SENDER",
             "CRIER_TOPUP_MINIMUM_MINOR",
             "CRIER_BILLING_CATALOG",
+            "CRIER_TRUSTED_PROXIES",
             "CRIER_LOG_FORMAT",
             "CRIER_LOG_LEVEL",
         ] {

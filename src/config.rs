@@ -105,6 +105,8 @@ pub struct Config {
     pub topup_minimum_minor: i64,
     /// Plans, price bands and the wallet currency of new workspaces.
     pub billing_catalog: crate::billing::catalog::Catalog,
+    /// Reverse proxies whose `X-Forwarded-For` is believed for the client's IP.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     pub log_format: LogFormat,
     pub log_level: log::LevelFilter,
 }
@@ -135,6 +137,7 @@ impl Config {
             default_sms_sender: "CRIER".to_owned(),
             topup_minimum_minor: 250,
             billing_catalog: crate::billing::catalog::Catalog::default(),
+            trusted_proxies: Vec::new(),
             log_format: LogFormat::Text,
             log_level: log::LevelFilter::Warn,
         }
@@ -166,6 +169,7 @@ pub struct RawSettings {
     pub default_sms_sender: String,
     pub topup_minimum_minor: String,
     pub billing_catalog: Option<String>,
+    pub trusted_proxies: String,
     pub log_format: String,
     pub log_level: String,
 }
@@ -282,6 +286,20 @@ impl RawSettings {
             ),
             None => Some(crate::billing::catalog::Catalog::default()),
         };
+        let trusted_proxies = take(
+            p,
+            "--trusted-proxies / CRIER_TRUSTED_PROXIES",
+            self.trusted_proxies
+                .split(',')
+                .map(str::trim)
+                .filter(|entry| !entry.is_empty())
+                .map(|entry| {
+                    entry.parse::<std::net::IpAddr>().map_err(|_| {
+                        format!("must be IP addresses separated by commas, got {entry:?}")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>(),
+        );
         let log_format = take(
             p,
             "--log-format / CRIER_LOG_FORMAT",
@@ -326,6 +344,7 @@ impl RawSettings {
                 default_sms_sender: default_sms_sender?,
                 topup_minimum_minor: i64::try_from(topup_minimum_minor?).ok()?,
                 billing_catalog: billing_catalog?,
+                trusted_proxies: trusted_proxies?,
                 log_format: log_format?,
                 log_level: log_level?,
             })
@@ -419,6 +438,7 @@ mod tests {
             default_sms_sender: "CRIER".into(),
             topup_minimum_minor: "250".into(),
             billing_catalog: None,
+            trusted_proxies: String::new(),
             log_format: "text".into(),
             log_level: "info".into(),
         }
@@ -451,6 +471,23 @@ mod tests {
             problems[0].starts_with("--billing-catalog / CRIER_BILLING_CATALOG: cannot read"),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn trusted_proxies_are_ip_addresses() {
+        let with = |value: &str| RawSettings {
+            trusted_proxies: value.into(),
+            ..defaults()
+        };
+        assert_eq!(
+            with("127.0.0.1, ::1").validate().unwrap().trusted_proxies,
+            vec![
+                "127.0.0.1".parse::<std::net::IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
+        );
+        assert!(with("").validate().unwrap().trusted_proxies.is_empty());
+        assert!(with("nginx").validate().is_err());
     }
 
     #[test]

@@ -231,7 +231,7 @@ pub fn log_in(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppEr
     if email.len() > 254 {
         return Err(AppError::InvalidCredentials);
     }
-    let ip = request.remote_ip();
+    let ip = request.client_ip(&app.config.trusted_proxies);
     let now = app.clock.now();
     app.login_limiter
         .begin_attempt(&email, &ip, now)

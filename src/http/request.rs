@@ -5,6 +5,7 @@
 //! type (415), JSON syntax (400 `invalid_json`) and JSON shape (422 with the failing field).
 
 use std::io::Read;
+use std::net::IpAddr;
 
 use serde::de::DeserializeOwned;
 
@@ -121,11 +122,31 @@ impl<'a> Request<'a> {
             .map(|(_, value)| value.to_owned())
     }
 
-    /// The client's IP address as the socket sees it (a reverse proxy's, behind one).
-    pub fn remote_ip(&self) -> String {
-        self.inner
-            .remote_addr()
-            .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string())
+    /// The client's IP address. Behind a reverse proxy listed in `trusted_proxies`, that is the
+    /// nearest address in `X-Forwarded-For` that is not itself a trusted proxy; otherwise the
+    /// socket's peer. A client cannot spoof it: entries are only believed when they come from a
+    /// trusted proxy.
+    pub fn client_ip(&self, trusted_proxies: &[IpAddr]) -> String {
+        let Some(peer) = self.inner.remote_addr().map(|addr| addr.ip()) else {
+            return "unknown".to_owned();
+        };
+        if !trusted_proxies.contains(&peer) {
+            return peer.to_string();
+        }
+        let forwarded: Vec<IpAddr> = self
+            .inner
+            .headers()
+            .iter()
+            .filter(|header| header.field.equiv("X-Forwarded-For"))
+            .flat_map(|header| header.value.as_str().split(','))
+            .filter_map(|entry| entry.trim().parse().ok())
+            .collect();
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !trusted_proxies.contains(ip))
+            .unwrap_or(peer)
+            .to_string()
     }
 
     /// Whether the method changes state (everything but GET and HEAD).

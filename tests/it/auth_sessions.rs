@@ -7,7 +7,8 @@ use crate::auth_fixtures::{
     Console, EPOCH, OWNER_EMAIL, PASSWORD, count, create_key, send, session_cookie, set_cookie,
     setup, setup_body, try_login, without_request_id,
 };
-use crate::harness::{TestServer, send_raw};
+use crate::harness::{TestResponse, TestServer, send_raw};
+use crier::http::router::Router;
 
 fn setup_required(server: &TestServer) -> bool {
     let response = server.get("/v1/setup");
@@ -510,4 +511,48 @@ fn a_bearer_key_wins_over_a_session_cookie() {
         None,
     );
     bad.assert_error(401, "invalid_api_key");
+}
+
+/// A failed login for a fresh email, as seen from `forwarded_for` behind the proxy.
+fn failed_login_via_proxy(server: &TestServer, n: usize, forwarded_for: &str) -> TestResponse {
+    let body = json!({"email": format!("nobody{n}@example.com"), "password": "wrong password"});
+    server.request(
+        "POST",
+        "/v1/auth/login",
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Forwarded-For", forwarded_for),
+        ],
+        body.to_string().as_bytes(),
+    )
+}
+
+#[test]
+fn behind_a_trusted_proxy_logins_are_throttled_per_client() {
+    let server = TestServer::start_with(
+        |config| config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()],
+        Router::standard(),
+    );
+    setup(&server);
+    for n in 0..20 {
+        failed_login_via_proxy(&server, n, "203.0.113.7").assert_error(401, "invalid_credentials");
+    }
+    failed_login_via_proxy(&server, 20, "203.0.113.7").assert_error(429, "rate_limited");
+    // Another client behind the same proxy is not locked out; a spoofed chain is read from the
+    // proxy's end.
+    failed_login_via_proxy(&server, 21, "198.51.100.9").assert_error(401, "invalid_credentials");
+    failed_login_via_proxy(&server, 22, "203.0.113.7, 198.51.100.10")
+        .assert_error(401, "invalid_credentials");
+}
+
+#[test]
+fn without_trusted_proxies_x_forwarded_for_is_ignored() {
+    let server = TestServer::start();
+    setup(&server);
+    for n in 0..20 {
+        // Each claims another client, but the socket's peer is what counts.
+        let claimed = format!("203.0.113.{n}");
+        failed_login_via_proxy(&server, n, &claimed).assert_error(401, "invalid_credentials");
+    }
+    failed_login_via_proxy(&server, 20, "198.51.100.9").assert_error(429, "rate_limited");
 }
