@@ -311,10 +311,13 @@ pub fn list_verifications(app: &App, request: &mut Request<'_>) -> Result<ApiRes
     pending_list(app, request, Subject::Verification)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RejectBody {
-    reason: String,
+struct DecisionBody {
+    /// Required to reject.
+    reason: Option<String>,
+    /// What the admin reviewed: the sender ID, or the verification's `submitted_at`.
+    expected: Option<String>,
 }
 
 fn decide(
@@ -325,26 +328,27 @@ fn decide(
 ) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let admin = require_instance_admin(&principal)?;
-    let reason = if approve {
-        None
-    } else {
-        let body: RejectBody = request.json()?;
-        Some(
-            validate::text(&body.reason, 1, 500)
-                .map_err(|why| AppError::invalid_field("reason", why))?,
-        )
+    let body: DecisionBody = request.json_or_default()?;
+    let reason = match (approve, body.reason.as_deref()) {
+        (true, _) => None,
+        (false, Some(reason)) => Some(
+            validate::text(reason, 1, 500).map_err(|why| AppError::invalid_field("reason", why))?,
+        ),
+        (false, None) => return Err(AppError::invalid_field("reason", "is required to reject")),
     };
+    let expected = body.expected.as_deref().map(|value| match subject {
+        Subject::SenderId => value.trim().to_uppercase(),
+        Subject::Verification => value.trim().to_owned(),
+    });
     let workspace_id = request.param("workspace_id").to_owned();
     let now = app.clock.now();
+    let decision = sender::Decision {
+        rejection_reason: reason.as_deref(),
+        expected: expected.as_deref(),
+        admin_id: admin.user_id(),
+    };
     let view = app.db.write(|conn| {
-        sender::decide(
-            conn,
-            subject,
-            &workspace_id,
-            reason.as_deref(),
-            admin.user_id(),
-            now,
-        )?;
+        sender::decide(conn, subject, &workspace_id, &decision, now)?;
         Ok(match subject {
             Subject::SenderId => serde_json::to_value(sender::find_sender_id(conn, &workspace_id)?),
             Subject::Verification => {

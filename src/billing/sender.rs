@@ -174,6 +174,14 @@ impl Subject {
         }
     }
 
+    /// The column a reviewer's `expected` value is compared with: what they looked at.
+    fn reviewed_column(self) -> &'static str {
+        match self {
+            Subject::SenderId => "sender_id",
+            Subject::Verification => "submitted_at",
+        }
+    }
+
     fn approved_status(self) -> &'static str {
         match self {
             Subject::SenderId => "approved",
@@ -182,15 +190,31 @@ impl Subject {
     }
 }
 
-/// Approves (`reason` None) or rejects a pending request of the workspace. Nothing pending → 404.
+/// An instance admin's decision on a pending request.
+pub struct Decision<'a> {
+    /// `None` approves; `Some(reason)` rejects.
+    pub rejection_reason: Option<&'a str>,
+    /// What the admin reviewed — the sender ID, or the verification's `submitted_at` — so a
+    /// request changed since cannot be decided by mistake (409). `None` decides whatever is
+    /// pending.
+    pub expected: Option<&'a str>,
+    pub admin_id: &'a str,
+}
+
+/// Approves or rejects a pending request of the workspace. Nothing pending → 404; pending but
+/// not what the admin reviewed → 409.
 pub fn decide(
     conn: &Connection,
     subject: Subject,
     workspace_id: &str,
-    rejection_reason: Option<&str>,
-    admin_id: &str,
+    decision: &Decision<'_>,
     now: Timestamp,
 ) -> Result<(), AppError> {
+    let Decision {
+        rejection_reason,
+        expected,
+        admin_id,
+    } = *decision;
     let status = match rejection_reason {
         Some(_) => "rejected",
         None => subject.approved_status(),
@@ -199,15 +223,29 @@ pub fn decide(
         .prepare_cached(&format!(
             "UPDATE {} SET status = :status, rejection_reason = :reason, decided_by = :admin,
                            decided_at = :now
-             WHERE workspace_id = :workspace_id AND status = 'pending'",
-            subject.table()
+             WHERE workspace_id = :workspace_id AND status = 'pending'
+               AND (:expected IS NULL OR {} = :expected)",
+            subject.table(),
+            subject.reviewed_column()
         ))?
         .execute(named_params! {
             ":status": status, ":reason": rejection_reason, ":admin": admin_id,
-            ":now": format_timestamp(now), ":workspace_id": workspace_id,
+            ":now": format_timestamp(now), ":workspace_id": workspace_id, ":expected": expected,
         })?;
     if changed == 0 {
-        return Err(AppError::NotFound);
+        let pending: bool = conn
+            .prepare_cached(&format!(
+                "SELECT EXISTS (SELECT 1 FROM {} WHERE workspace_id = ?1 AND status = 'pending')",
+                subject.table()
+            ))?
+            .query_row([workspace_id], |row| row.get(0))?;
+        return Err(if pending {
+            AppError::Conflict(
+                "The request changed since you reviewed it; review it again.".to_owned(),
+            )
+        } else {
+            AppError::NotFound
+        });
     }
     Ok(())
 }

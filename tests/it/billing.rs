@@ -1238,3 +1238,26 @@ fn an_instance_admin_sets_a_custom_plan_whose_quotas_apply() {
         )
         .assert_error(404, "not_found");
 }
+
+#[test]
+fn an_admin_decides_only_the_request_they_reviewed() {
+    let server = TestServer::start();
+    let admin = setup(&server);
+    let workspace = admin.workspace_id().to_owned();
+    assert_eq!(request_sender_id(&admin, "Acme").status, 200);
+    // The admin looks at "ACME"; meanwhile the workspace asks for something else.
+    assert_eq!(request_sender_id(&admin, "Mtn Promo").status, 200);
+    let approve = format!("/v1/admin/sender-ids/{workspace}/approve");
+    admin
+        .post(&approve, &json!({"expected": "ACME"}))
+        .assert_error(409, "conflict");
+    assert_eq!(sender_of(&admin)["status"], "pending");
+    let approved = admin.post(&approve, &json!({"expected": "mtn promo"}));
+    assert_eq!(approved.status, 200, "{}", approved.text());
+    assert_eq!(approved.json()["value"], "MTN PROMO");
+    assert_eq!(approved.json()["status"], "approved");
+    // Nothing pending any more.
+    admin
+        .post(&approve, &json!({}))
+        .assert_error(404, "not_found");
+}
