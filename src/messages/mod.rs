@@ -1,4 +1,6 @@
-//! Messages: what a send is made of. So far the SMS segment arithmetic every SMS send, estimate
-//! and price needs; the send API and the outbox dispatcher arrive with their issue.
+//! Messages: what a send is made of. So far the pure parts every send, estimate and price needs —
+//! SMS segment arithmetic and recipient normalisation; the send API and the outbox dispatcher
+//! arrive with their issue.
 
+pub mod recipients;
 pub mod segments;

@@ -1,0 +1,81 @@
+//! Recipients: phone numbers normalised to E.164 (with libphonenumber's rules, through the
+//! `phonenumber` crate) and email addresses. Pure: no I/O.
+
+use crate::validate;
+
+/// `raw` as an E.164 number (`+237677123456`). A number without a `+` country prefix is read in
+/// `default_country` (ISO 3166 alpha-2, e.g. `CM`). Refused when libphonenumber does not consider
+/// it a valid number for its country.
+pub fn normalize_phone(raw: &str, default_country: &str) -> Result<String, &'static str> {
+    let country = default_country
+        .trim()
+        .to_ascii_uppercase()
+        .parse::<phonenumber::country::Id>()
+        .ok();
+    let trimmed = raw.trim();
+    if trimmed.is_empty() || trimmed.len() > 40 {
+        return Err("must be a phone number such as +237677123456");
+    }
+    let number = phonenumber::parse(country, trimmed)
+        .map_err(|_| "must be a phone number such as +237677123456")?;
+    if !phonenumber::is_valid(&number) {
+        return Err("is not a valid phone number for its country");
+    }
+    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// An email recipient: trimmed, lower-cased, syntactically an address.
+pub fn normalize_email(raw: &str) -> Result<String, &'static str> {
+    validate::email(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_become_e164() {
+        let cases = [
+            ("677 12 34 56", "CM", "+237677123456"),
+            ("+237 6 77 12 34 56", "CM", "+237677123456"),
+            ("(+237) 677-123-456", "NG", "+237677123456"),
+            ("0612345678", "FR", "+33612345678"),
+            ("0803 123 4567", "NG", "+2348031234567"),
+            ("+1 202 555 0143", "CM", "+12025550143"),
+            ("677123456", "cm", "+237677123456"),
+        ];
+        for (raw, country, expected) in cases {
+            assert_eq!(
+                normalize_phone(raw, country),
+                Ok(expected.to_owned()),
+                "{raw} in {country}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_phones_are_refused() {
+        for (raw, country) in [
+            ("", "CM"),
+            ("12", "CM"),
+            ("hello", "CM"),
+            ("677123456", "ZZ"),
+            ("+999 123", "CM"),
+            (&"1".repeat(41), "CM"),
+        ] {
+            assert!(
+                normalize_phone(raw, country).is_err(),
+                "{raw:?} in {country} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn emails_are_trimmed_and_lower_cased() {
+        assert_eq!(
+            normalize_email(" Ada@Example.COM ").unwrap(),
+            "ada@example.com"
+        );
+        assert!(normalize_email("not an email").is_err());
+    }
+}
