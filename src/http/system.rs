@@ -9,6 +9,7 @@ use crate::http::response::{ApiResponse, HTML, JSON};
 
 const INDEX_HTML: &str = include_str!("../../static/index.html");
 const DOCS_HTML: &str = include_str!("../../static/docs.html");
+const ACCEPT_HTML: &str = include_str!("../../static/accept.html");
 /// The machine-readable API contract. A test keeps it equal to the route table.
 pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
 
@@ -45,4 +46,13 @@ pub fn show_docs(_app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, 
 /// `GET /openapi.json`: the OpenAPI 3.1 document.
 pub fn show_openapi(_app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     Ok(ApiResponse::bytes(200, JSON, OPENAPI_JSON))
+}
+
+/// `GET /invitations/accept?token=…`: the page an invitation link opens; it posts the token (and
+/// a name and password for a new account) to `POST /v1/invitations/accept`.
+pub fn show_accept_invitation(
+    _app: &App,
+    _request: &mut Request<'_>,
+) -> Result<ApiResponse, AppError> {
+    Ok(ApiResponse::bytes(200, HTML, ACCEPT_HTML))
 }

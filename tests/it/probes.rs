@@ -87,7 +87,7 @@ fn readyz_is_503_while_the_database_refuses_writes_and_healthz_stays_ok() {
 #[test]
 fn the_index_and_docs_pages_are_served_as_html() {
     let server = TestServer::start();
-    for path in ["/", "/docs"] {
+    for path in ["/", "/docs", "/invitations/accept?token=abc"] {
         let response = server.get(path);
         assert_eq!(response.status, 200, "{path}");
         assert_eq!(
