@@ -964,3 +964,25 @@ fn the_query_string_is_part_of_the_request_and_a_repeated_header_is_refused() {
     twice.assert_error(400, "invalid_idempotency_key");
     assert_eq!(count(&server, EFFECTS), 1);
 }
+
+#[test]
+fn the_janitor_thread_sweeps_expired_records_on_its_own() {
+    let server = server_with(|config| config.janitor_interval = Duration::from_millis(20));
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    assert_fresh(
+        &caller.post("/v1/workspaces", Some("swept"), r#"{"name":"Swept"}"#),
+        201,
+    );
+    assert_eq!(stored_keys(&server), vec!["swept".to_owned()]);
+    server.clock.advance(chrono::Duration::hours(25));
+    // Nothing but the background janitor deletes it; wait for it, boundedly.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !stored_keys(&server).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the janitor never swept the record"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
