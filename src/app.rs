@@ -7,6 +7,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::ids::Ids;
+use crate::metrics::Metrics;
 
 pub struct App {
     pub config: Config,
@@ -17,4 +18,6 @@ pub struct App {
     pub ids: Ids,
     /// Failed-login counters (in memory; see `auth::rate_limit`).
     pub login_limiter: LoginLimiter,
+    /// Request counts and latencies for `GET /metrics`.
+    pub metrics: Metrics,
 }

@@ -103,6 +103,7 @@ mod tests {
             config,
             db,
             login_limiter: LoginLimiter::new(),
+            metrics: crate::metrics::Metrics::new(),
         };
         let scope = |key: &str| RecordScope {
             workspace_id: "wsp_1".into(),

@@ -19,6 +19,7 @@ pub mod ids;
 pub mod janitor;
 pub mod logging;
 pub mod messages;
+pub mod metrics;
 pub mod money;
 pub mod server;
 pub mod validate;

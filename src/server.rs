@@ -39,6 +39,7 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
         clock: runtime.clock,
         ids,
         login_limiter: LoginLimiter::new(),
+        metrics: crate::metrics::Metrics::new(),
     });
     let http = http::start(Arc::clone(&app), runtime.router)?;
     let janitor = janitor::start(Arc::clone(&app))?;

@@ -30,6 +30,7 @@ fn open_app(config: Config) -> Result<App, String> {
         ids: Ids::new(clock.clone(), Arc::new(SystemRandomSource::new())),
         clock,
         login_limiter: LoginLimiter::new(),
+        metrics: crate::metrics::Metrics::new(),
     })
 }
 

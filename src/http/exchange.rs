@@ -37,6 +37,8 @@ pub(super) fn handle(app: &App, router: &Router, mut raw: tiny_http::Request) {
     }
     .with_header("X-Request-Id", request_id.clone());
 
+    app.metrics
+        .record_request(route, &method, response.status, started.elapsed());
     log_request(&RequestLine {
         request_id: &request_id,
         method: &method,

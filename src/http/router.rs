@@ -112,6 +112,7 @@ impl Router {
                 Route::new(Get, "/openapi.json", system::show_openapi),
                 Route::new(Get, "/healthz", system::show_health),
                 Route::new(Get, "/readyz", system::show_readiness),
+                Route::new(Get, "/metrics", system::show_metrics),
                 Route::new(Get, "/invitations/accept", system::show_accept_invitation),
                 // Console authentication.
                 Route::new(Get, "/v1/setup", auth::show_setup),

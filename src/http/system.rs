@@ -56,3 +56,12 @@ pub fn show_accept_invitation(
 ) -> Result<ApiResponse, AppError> {
     Ok(ApiResponse::bytes(200, HTML, ACCEPT_HTML))
 }
+
+/// `GET /metrics`: Prometheus text exposition (requests by route and status, latency).
+pub fn show_metrics(app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    Ok(ApiResponse::bytes(
+        200,
+        "text/plain; version=0.0.4; charset=utf-8",
+        app.metrics.render(),
+    ))
+}

@@ -97,3 +97,32 @@ fn the_index_and_docs_pages_are_served_as_html() {
         assert!(response.text().contains("<title>crier"), "{path}");
     }
 }
+
+#[test]
+fn metrics_count_requests_by_route_template_and_status() {
+    let server = TestServer::start();
+    assert_eq!(server.get("/healthz").status, 200);
+    assert_eq!(server.get("/healthz").status, 200);
+    assert_eq!(server.get("/v1/api-keys/key_secret_looking_id").status, 401);
+    assert_eq!(server.get("/no/such/path").status, 404);
+    let response = server.get("/metrics");
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("Content-Type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = response.text();
+    for line in [
+        "crier_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 2",
+        "crier_http_requests_total{route=\"/v1/api-keys/{id}\",method=\"GET\",status=\"401\"} 1",
+        "crier_http_requests_total{route=\"-\",method=\"GET\",status=\"404\"} 1",
+        "crier_http_request_duration_seconds_count{route=\"/healthz\"} 2",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from:\n{text}"
+        );
+    }
+    // Paths never become labels: only templates do.
+    assert!(!text.contains("key_secret_looking_id") && !text.contains("/no/such/path"));
+}

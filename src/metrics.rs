@@ -1,0 +1,158 @@
+//! Process metrics for `GET /metrics` in the Prometheus text format (SPEC §11): requests by
+//! route, method and status, and a latency histogram per route. Counted in memory by the HTTP
+//! layer; a restart starts from zero, as Prometheus expects of counters.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Default)]
+struct Latency {
+    /// Cumulative counts per bucket of `BUCKETS`.
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum_seconds: f64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Latency>>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        Metrics::default()
+    }
+
+    /// Counts one finished request. `route` is the matched template (`-` for none), so the
+    /// number of series stays bounded whatever paths clients send.
+    pub fn record_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" => method,
+            _ => "OTHER",
+        };
+        *lock(&self.requests)
+            .entry((route.to_owned(), method.to_owned(), status))
+            .or_default() += 1;
+        let seconds = elapsed.as_secs_f64();
+        let mut latency = lock(&self.latency);
+        let entry = latency.entry(route.to_owned()).or_default();
+        for (bucket, bound) in entry.buckets.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+        entry.count += 1;
+        entry.sum_seconds += seconds;
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP crier_http_requests_total HTTP requests served, by route template, method and status.\n");
+        out.push_str("# TYPE crier_http_requests_total counter\n");
+        for ((route, method, status), count) in lock(&self.requests).iter() {
+            let _ = writeln!(
+                out,
+                "crier_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {count}",
+                escape(route)
+            );
+        }
+        out.push_str("# HELP crier_http_request_duration_seconds Time to serve a request, by route template.\n");
+        out.push_str("# TYPE crier_http_request_duration_seconds histogram\n");
+        for (route, latency) in lock(&self.latency).iter() {
+            let route = escape(route);
+            for (bucket, bound) in latency.buckets.iter().zip(BUCKETS) {
+                let _ = writeln!(
+                    out,
+                    "crier_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {bucket}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "crier_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                latency.count
+            );
+            let _ = writeln!(
+                out,
+                "crier_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                latency.sum_seconds
+            );
+            let _ = writeln!(
+                out,
+                "crier_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                latency.count
+            );
+        }
+        out
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Label values escape backslash, double quote and newline.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_latency_render_as_prometheus_text() {
+        let metrics = Metrics::new();
+        metrics.record_request("/healthz", "GET", 200, Duration::from_millis(2));
+        metrics.record_request("/healthz", "GET", 200, Duration::from_millis(30));
+        metrics.record_request("-", "BREW", 404, Duration::from_micros(100));
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "crier_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 2\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "crier_http_requests_total{route=\"-\",method=\"OTHER\",status=\"404\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "crier_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.0025\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "crier_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.05\"} 2\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("crier_http_request_duration_seconds_count{route=\"/healthz\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("le=\"+Inf\"} 2\n"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
