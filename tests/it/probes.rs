@@ -103,7 +103,8 @@ fn metrics_count_requests_by_route_template_and_status() {
     let server = TestServer::start();
     assert_eq!(server.get("/healthz").status, 200);
     assert_eq!(server.get("/healthz").status, 200);
-    assert_eq!(server.get("/v1/api-keys/key_secret_looking_id").status, 401);
+    let revoke = server.request("DELETE", "/v1/api-keys/key_secret_looking_id", &[], b"");
+    assert_eq!(revoke.status, 401);
     assert_eq!(server.get("/no/such/path").status, 404);
     let response = server.get("/metrics");
     assert_eq!(response.status, 200);
@@ -114,7 +115,7 @@ fn metrics_count_requests_by_route_template_and_status() {
     let text = response.text();
     for line in [
         "crier_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 2",
-        "crier_http_requests_total{route=\"/v1/api-keys/{id}\",method=\"GET\",status=\"401\"} 1",
+        "crier_http_requests_total{route=\"/v1/api-keys/{id}\",method=\"DELETE\",status=\"401\"} 1",
         "crier_http_requests_total{route=\"-\",method=\"GET\",status=\"404\"} 1",
         "crier_http_request_duration_seconds_count{route=\"/healthz\"} 2",
     ] {
