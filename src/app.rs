@@ -6,7 +6,7 @@ use crate::auth::rate_limit::LoginLimiter;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
-use crate::ids::Ids;
+use crate::ids::{Ids, RandomSource};
 use crate::metrics::Metrics;
 
 pub struct App {
@@ -20,4 +20,23 @@ pub struct App {
     pub login_limiter: LoginLimiter,
     /// Request counts and latencies for `GET /metrics`.
     pub metrics: Metrics,
+}
+
+impl App {
+    /// The shared state over an opened database, with fresh in-memory counters.
+    pub fn new(
+        config: Config,
+        db: Db,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn RandomSource>,
+    ) -> App {
+        App {
+            ids: Ids::new(Arc::clone(&clock), random),
+            config,
+            db,
+            clock,
+            login_limiter: LoginLimiter::new(),
+            metrics: Metrics::new(),
+        }
+    }
 }

@@ -81,13 +81,12 @@ impl Drop for Janitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::rate_limit::LoginLimiter;
     use crate::auth::{NewUser, create_user, open_session};
     use crate::clock::{Clock, ManualClock, format_timestamp};
     use crate::config::Config;
     use crate::db::{Db, DbSettings};
     use crate::idempotency::store::{RecordScope, save_completed};
-    use crate::ids::{Ids, SeededRandom};
+    use crate::ids::SeededRandom;
     use chrono::TimeZone;
 
     #[test]
@@ -97,14 +96,7 @@ mod tests {
         let db = Db::open(&DbSettings::from_config(&config)).unwrap();
         let start = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let clock = Arc::new(ManualClock::new(start));
-        let app = App {
-            ids: Ids::new(clock.clone(), Arc::new(SeededRandom::new(3))),
-            clock: clock.clone(),
-            config,
-            db,
-            login_limiter: LoginLimiter::new(),
-            metrics: crate::metrics::Metrics::new(),
-        };
+        let app = App::new(config, db, clock.clone(), Arc::new(SeededRandom::new(3)));
         let scope = |key: &str| RecordScope {
             workspace_id: "wsp_1".into(),
             actor_id: "usr_1".into(),

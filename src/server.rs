@@ -5,13 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::app::App;
-use crate::auth::rate_limit::LoginLimiter;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{Db, DbSettings};
 use crate::error::StartupError;
 use crate::http::{self, HttpServer, ShutdownOutcome, router::Router};
-use crate::ids::{Ids, RandomSource};
+use crate::ids::RandomSource;
 use crate::janitor::{self, Janitor};
 
 /// What `start` needs besides the configuration: the sources of time and randomness, and the
@@ -32,15 +31,7 @@ pub struct RunningServer {
 /// Opens (creating and migrating) the database and starts serving HTTP on `config.addr`.
 pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupError> {
     let db = Db::open(&DbSettings::from_config(&config))?;
-    let ids = Ids::new(Arc::clone(&runtime.clock), runtime.random);
-    let app = Arc::new(App {
-        config,
-        db,
-        clock: runtime.clock,
-        ids,
-        login_limiter: LoginLimiter::new(),
-        metrics: crate::metrics::Metrics::new(),
-    });
+    let app = Arc::new(App::new(config, db, runtime.clock, runtime.random));
     let http = http::start(Arc::clone(&app), runtime.router)?;
     let janitor = janitor::start(Arc::clone(&app))?;
     Ok(RunningServer { app, http, janitor })

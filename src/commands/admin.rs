@@ -9,7 +9,6 @@ use crate::app::App;
 use crate::auth::http::hash_for_storage;
 use crate::auth::key_format::{Mode, Scope};
 use crate::auth::principal::Role;
-use crate::auth::rate_limit::LoginLimiter;
 use crate::auth::{self, NewUser};
 use crate::cli::{AdjustWalletArgs, CreateApiKeyArgs, CreateUserArgs};
 use crate::clock::SystemClock;
@@ -17,21 +16,18 @@ use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::config::Config;
 use crate::db::{Db, DbSettings};
 use crate::error::AppError;
-use crate::ids::{Ids, SystemRandomSource};
+use crate::ids::SystemRandomSource;
 use crate::validate;
 use crate::workspaces::store::{self as workspace_store, Workspace};
 
 fn open_app(config: Config) -> Result<App, String> {
     let db = Db::open(&DbSettings::from_config(&config)).map_err(|err| err.0)?;
-    let clock = Arc::new(SystemClock);
-    Ok(App {
+    Ok(App::new(
         config,
         db,
-        ids: Ids::new(clock.clone(), Arc::new(SystemRandomSource::new())),
-        clock,
-        login_limiter: LoginLimiter::new(),
-        metrics: crate::metrics::Metrics::new(),
-    })
+        Arc::new(SystemClock),
+        Arc::new(SystemRandomSource::new()),
+    ))
 }
 
 fn explain(err: &AppError) -> String {
