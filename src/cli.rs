@@ -133,7 +133,7 @@ pub struct SettingsArgs {
     )]
     pub addr: String,
 
-    /// Directory for crier's data; created if missing.
+    /// Directory for crier's data: holds the database unless --db-path says otherwise.
     #[arg(
         long,
         env = "CRIER_DATA_DIR",
