@@ -304,6 +304,16 @@ pub struct SettingsArgs {
     )]
     pub trusted_proxies: Option<String>,
 
+    /// Country (ISO 3166 alpha-2) that phone numbers without a + prefix are read in.
+    #[arg(
+        long,
+        env = "CRIER_DEFAULT_COUNTRY",
+        default_value = "CM",
+        global = true,
+        hide_env_values = true
+    )]
+    pub default_country: String,
+
     /// Log line format on standard error: text or json.
     #[arg(
         long,
@@ -347,6 +357,7 @@ impl SettingsArgs {
             topup_minimum_minor: self.topup_minimum_minor,
             billing_catalog: self.billing_catalog,
             trusted_proxies: self.trusted_proxies.unwrap_or_default(),
+            default_country: self.default_country,
             log_format: self.log_format,
             log_level: self.log_level,
         }
@@ -409,6 +420,7 @@ mod tests {
             "CRIER_TOPUP_MINIMUM_MINOR",
             "CRIER_BILLING_CATALOG",
             "CRIER_TRUSTED_PROXIES",
+            "CRIER_DEFAULT_COUNTRY",
             "CRIER_LOG_FORMAT",
             "CRIER_LOG_LEVEL",
         ] {

@@ -105,6 +105,8 @@ pub struct Config {
     pub topup_minimum_minor: i64,
     /// Plans, price bands and the wallet currency of new workspaces.
     pub billing_catalog: crate::billing::catalog::Catalog,
+    /// Country (ISO 3166 alpha-2) that phone numbers without a `+` prefix are read in.
+    pub default_country: String,
     /// Reverse proxies whose `X-Forwarded-For` is believed for the client's IP.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub log_format: LogFormat,
@@ -138,6 +140,7 @@ impl Config {
             topup_minimum_minor: 250,
             billing_catalog: crate::billing::catalog::Catalog::default(),
             trusted_proxies: Vec::new(),
+            default_country: "CM".to_owned(),
             log_format: LogFormat::Text,
             log_level: log::LevelFilter::Warn,
         }
@@ -170,6 +173,7 @@ pub struct RawSettings {
     pub topup_minimum_minor: String,
     pub billing_catalog: Option<String>,
     pub trusted_proxies: String,
+    pub default_country: String,
     pub log_format: String,
     pub log_level: String,
 }
@@ -300,6 +304,16 @@ impl RawSettings {
                 })
                 .collect::<Result<Vec<_>, _>>(),
         );
+        let default_country = take(p, "--default-country / CRIER_DEFAULT_COUNTRY", {
+            let code = self.default_country.trim().to_ascii_uppercase();
+            match code.parse::<phonenumber::country::Id>() {
+                Ok(_) => Ok(code),
+                Err(_) => Err(format!(
+                    "must be an ISO 3166 two-letter country code such as CM, got {:?}",
+                    self.default_country
+                )),
+            }
+        });
         let log_format = take(
             p,
             "--log-format / CRIER_LOG_FORMAT",
@@ -345,6 +359,7 @@ impl RawSettings {
                 topup_minimum_minor: i64::try_from(topup_minimum_minor?).ok()?,
                 billing_catalog: billing_catalog?,
                 trusted_proxies: trusted_proxies?,
+                default_country: default_country?,
                 log_format: log_format?,
                 log_level: log_level?,
             })
@@ -439,6 +454,7 @@ mod tests {
             topup_minimum_minor: "250".into(),
             billing_catalog: None,
             trusted_proxies: String::new(),
+            default_country: "CM".into(),
             log_format: "text".into(),
             log_level: "info".into(),
         }

@@ -166,6 +166,12 @@ impl Router {
                 Route::new(Post, "/v1/api-keys", keys::create_api_key),
                 Route::new(Delete, "/v1/api-keys/{id}", keys::revoke_api_key),
                 Route::new(Post, "/v1/api-keys/{id}/rotate", keys::rotate_api_key),
+                // Messages.
+                Route::new(
+                    Post,
+                    "/v1/messages/estimate",
+                    crate::messages::http::estimate_message,
+                ),
                 // Billing.
                 Route::new(Get, "/v1/billing", billing::show_billing),
                 Route::new(Get, "/v1/billing/ledger", billing::list_ledger),

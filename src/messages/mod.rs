@@ -2,5 +2,7 @@
 //! SMS segment arithmetic and recipient normalisation; the send API and the outbox dispatcher
 //! arrive with their issue.
 
+pub mod compose;
+pub mod http;
 pub mod recipients;
 pub mod segments;

@@ -14,6 +14,7 @@ mod binary;
 mod harness;
 mod http_errors;
 mod idempotency;
+mod messages;
 mod openapi;
 mod probes;
 mod process;

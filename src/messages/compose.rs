@@ -1,0 +1,306 @@
+//! A send request as the API receives it, validated into what would go out: channel, normalised
+//! recipient, sender, content, category, schedule, and the units it costs. Shared by the estimate
+//! and (next) the send endpoint, so both refuse exactly the same things. Pure: no I/O.
+
+use serde::Deserialize;
+
+use crate::billing::Channel;
+use crate::clock::{Timestamp, parse_timestamp};
+use crate::error::{AppError, FieldErrors};
+use crate::messages::recipients::{normalize_email, normalize_phone};
+use crate::messages::segments::{MAX_SEGMENTS, Segmentation, segment};
+
+/// The body of `POST /v1/messages` and `POST /v1/messages/estimate`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendBody {
+    pub channel: String,
+    pub to: String,
+    pub text: Option<String>,
+    pub subject: Option<String>,
+    pub html: Option<String>,
+    /// SMS only: must equal the workspace's effective sender if given.
+    pub from: Option<String>,
+    pub category: Option<String>,
+    pub scheduled_at: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Transactional messages ignore marketing opt-outs; marketing ones honour them (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    Transactional,
+    Marketing,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Transactional => "transactional",
+            Category::Marketing => "marketing",
+        }
+    }
+}
+
+/// A validated message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Composition {
+    pub channel: Channel,
+    /// E.164 for SMS, a lower-cased address for email.
+    pub to: String,
+    /// SMS: the sender it goes out from.
+    pub sender: Option<String>,
+    pub text: Option<String>,
+    pub subject: Option<String>,
+    pub html: Option<String>,
+    pub category: Category,
+    pub scheduled_at: Option<Timestamp>,
+    pub metadata: serde_json::Value,
+    /// SMS only.
+    pub segmentation: Option<Segmentation>,
+    /// Billable units: SMS segments, or 1 per email.
+    pub units: u64,
+}
+
+/// Limits on what a message may carry.
+const MAX_SUBJECT_CHARS: usize = 998;
+const MAX_EMAIL_PART_BYTES: usize = 512 * 1024;
+const MAX_METADATA_BYTES: usize = 4 * 1024;
+const MAX_SCHEDULE_DAYS: i64 = 365;
+
+/// Validates `body` for a workspace whose numbers default to `default_country` and whose SMS go
+/// out from `effective_sender`. Every problem is reported at once (422 `validation_failed`).
+pub fn compose(
+    body: SendBody,
+    default_country: &str,
+    effective_sender: &str,
+    now: Timestamp,
+) -> Result<Composition, AppError> {
+    let mut fields = FieldErrors::new();
+    let channel = match body.channel.as_str() {
+        "sms" => Some(Channel::Sms),
+        "email" => Some(Channel::Email),
+        _ => {
+            fields.add("channel", "must be sms or email");
+            None
+        }
+    };
+    let category = match body.category.as_deref().unwrap_or("transactional") {
+        "transactional" => Category::Transactional,
+        "marketing" => Category::Marketing,
+        _ => {
+            fields.add("category", "must be transactional or marketing");
+            Category::Transactional
+        }
+    };
+    let scheduled_at = body
+        .scheduled_at
+        .as_deref()
+        .and_then(|text| match parse_timestamp(text) {
+            Some(at) if at > now && at <= now + chrono::Duration::days(MAX_SCHEDULE_DAYS) => {
+                Some(at)
+            }
+            Some(_) => {
+                fields.add(
+                    "scheduled_at",
+                    "must be in the future, at most a year ahead",
+                );
+                None
+            }
+            None => {
+                fields.add("scheduled_at", "must be an RFC 3339 timestamp");
+                None
+            }
+        });
+    let metadata = body.metadata.unwrap_or_else(|| serde_json::json!({}));
+    if !metadata.is_object() || metadata.to_string().len() > MAX_METADATA_BYTES {
+        fields.add("metadata", "must be a JSON object of at most 4 KiB");
+    }
+
+    let mut composition = None;
+    match channel {
+        Some(Channel::Sms) => {
+            let to = normalize_phone(&body.to, default_country)
+                .map_err(|why| fields.add("to", why))
+                .ok();
+            if body.subject.is_some() || body.html.is_some() {
+                fields.add(
+                    "subject",
+                    "SMS take only text; subject and html are for email",
+                );
+            }
+            let sender = match body.from.as_deref().map(str::trim) {
+                Some(from) if !from.eq_ignore_ascii_case(effective_sender) => {
+                    fields.add(
+                        "from",
+                        format!(
+                            "must be the workspace's sender, {effective_sender}, or be left out"
+                        ),
+                    );
+                    None
+                }
+                _ => Some(effective_sender.to_owned()),
+            };
+            let segmentation = match body.text.as_deref() {
+                Some(text) if !text.trim().is_empty() => {
+                    let segmentation = segment(text);
+                    if segmentation.segments > MAX_SEGMENTS {
+                        fields.add(
+                            "text",
+                            format!(
+                                "is {} segments long; an SMS may have at most {MAX_SEGMENTS}",
+                                segmentation.segments
+                            ),
+                        );
+                    }
+                    Some(segmentation)
+                }
+                _ => {
+                    fields.add("text", "is required and must not be blank");
+                    None
+                }
+            };
+            if let (Some(to), Some(sender), Some(segmentation)) = (to, sender, segmentation) {
+                composition = Some(Composition {
+                    channel: Channel::Sms,
+                    to,
+                    sender: Some(sender),
+                    text: body.text.clone(),
+                    subject: None,
+                    html: None,
+                    category,
+                    scheduled_at,
+                    metadata: metadata.clone(),
+                    units: u64::from(segmentation.segments),
+                    segmentation: Some(segmentation),
+                });
+            }
+        }
+        Some(Channel::Email) => {
+            let to = normalize_email(&body.to)
+                .map_err(|why| fields.add("to", why))
+                .ok();
+            if body.from.is_some() {
+                fields.add(
+                    "from",
+                    "the email sender is set by the instance's email provider",
+                );
+            }
+            let subject = body.subject.as_deref().map(str::trim).unwrap_or("");
+            if subject.is_empty()
+                || subject.chars().count() > MAX_SUBJECT_CHARS
+                || subject.contains(['\r', '\n'])
+            {
+                fields.add("subject", "is required: one line of at most 998 characters");
+            }
+            let blank = |part: &Option<String>| part.as_deref().is_none_or(|p| p.trim().is_empty());
+            if blank(&body.text) && blank(&body.html) {
+                fields.add("text", "an email needs text, html or both");
+            }
+            for (name, part) in [("text", &body.text), ("html", &body.html)] {
+                if part
+                    .as_ref()
+                    .is_some_and(|p| p.len() > MAX_EMAIL_PART_BYTES)
+                {
+                    fields.add(name, "must be at most 512 KiB");
+                }
+            }
+            if let Some(to) = to {
+                composition = Some(Composition {
+                    channel: Channel::Email,
+                    to,
+                    sender: None,
+                    text: body.text.clone().filter(|t| !t.trim().is_empty()),
+                    subject: Some(subject.to_owned()),
+                    html: body.html.clone().filter(|h| !h.trim().is_empty()),
+                    category,
+                    scheduled_at,
+                    metadata: metadata.clone(),
+                    segmentation: None,
+                    units: 1,
+                });
+            }
+        }
+        None => {}
+    }
+    fields.into_result()?;
+    composition.ok_or_else(|| AppError::internal("validated composition missing"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> Timestamp {
+        chrono::Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap()
+    }
+
+    fn body(json: serde_json::Value) -> SendBody {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn fields(json: serde_json::Value) -> Vec<String> {
+        match compose(body(json), "CM", "CRIER", now()) {
+            Err(AppError::Validation(fields)) => fields.iter().map(|(k, _)| k.clone()).collect(),
+            other => panic!("expected 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_sms_is_normalised_segmented_and_sent_from_the_effective_sender() {
+        let sms = compose(
+            body(serde_json::json!({"channel": "sms", "to": "677 12 34 56", "text": "Bonjour ! Votre code : 1234"})),
+            "CM",
+            "ACME",
+            now(),
+        )
+        .unwrap();
+        assert_eq!(sms.to, "+237677123456");
+        assert_eq!(sms.sender.as_deref(), Some("ACME"));
+        assert_eq!(sms.units, 1);
+        assert_eq!(sms.category, Category::Transactional);
+        let long = "é".repeat(200) + "€";
+        let sms = compose(body(serde_json::json!({"channel": "sms", "to": "+237677123456", "text": long, "from": "acme"})), "CM", "ACME", now()).unwrap();
+        assert_eq!(sms.units, 2);
+    }
+
+    #[test]
+    fn an_email_needs_a_subject_and_a_body() {
+        let email = compose(
+            body(serde_json::json!({"channel": "email", "to": " Ada@Example.com ", "subject": "Hi", "html": "<p>Hi</p>", "category": "marketing"})),
+            "CM",
+            "CRIER",
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            (email.to.as_str(), email.units, email.category),
+            ("ada@example.com", 1, Category::Marketing)
+        );
+        assert_eq!(
+            fields(serde_json::json!({"channel": "email", "to": "a@b.io"})),
+            vec!["subject", "text"]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        assert_eq!(
+            fields(serde_json::json!({
+                "channel": "sms", "to": "12", "text": " ", "from": "OTHER", "category": "spam",
+                "scheduled_at": "2020-01-01T00:00:00Z", "metadata": [1]
+            })),
+            vec!["category", "from", "metadata", "scheduled_at", "text", "to"]
+        );
+        assert_eq!(
+            fields(serde_json::json!({"channel": "fax", "to": "x"})),
+            vec!["channel"]
+        );
+        let too_long = "a".repeat(1531);
+        assert_eq!(
+            fields(serde_json::json!({"channel": "sms", "to": "+237677123456", "text": too_long})),
+            vec!["text"]
+        );
+    }
+}
