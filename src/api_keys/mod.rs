@@ -10,7 +10,7 @@ pub mod store;
 use chrono::Duration;
 use rusqlite::Connection;
 
-use crate::auth::key_format::{DISPLAY_PREFIX_LEN, Mode, Scope, generate_key};
+use crate::auth::key_format::{Mode, Scope, generate_key};
 use crate::auth::secrets;
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
@@ -52,7 +52,7 @@ pub fn issue_key(
         id: ids.new_id("key"),
         workspace_id: new_key.workspace_id,
         name: new_key.name,
-        display_prefix: presented.as_str()[..DISPLAY_PREFIX_LEN].to_owned(),
+        display_prefix: presented.display_prefix().to_owned(),
         mode: new_key.mode,
         scopes,
         created_by: new_key.created_by,

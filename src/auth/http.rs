@@ -253,14 +253,15 @@ pub fn log_in(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppEr
     app.login_limiter.record_success(&email, &ip, now);
     // Hashes made with another cost are upgraded at login, so every account converges on the
     // configured cost (and login time stops telling old accounts from unknown emails).
-    if password_iterations(&user.password_hash) != Some(app.config.password_iterations.get()) {
-        let upgraded = hash_for_storage(app, &body.password);
-        app.db
-            .write(|conn| store::set_password_hash(conn, &user.id, &upgraded))?;
-    }
-    let signed_in = app
-        .db
-        .write(|conn| auth::sign_in(conn, &app.ids, user, now))?;
+    let upgraded = (password_iterations(&user.password_hash)
+        != Some(app.config.password_iterations.get()))
+    .then(|| hash_for_storage(app, &body.password));
+    let signed_in = app.db.write(|conn| {
+        if let Some(upgraded) = &upgraded {
+            store::set_password_hash(conn, &user.id, upgraded)?;
+        }
+        auth::sign_in(conn, &app.ids, user, now)
+    })?;
     signed_in_response(app, 200, &signed_in)
 }
 
