@@ -72,8 +72,6 @@ pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let plan_end = account.plan_period_end.as_deref().and_then(parse_timestamp);
     let plan = catalog.effective_plan(&account.plan_code, plan_end, now);
     let plan_running = plan.code != "free" && plan.code == account.plan_code;
-    let plan = plan.clone();
-    let plan = &plan;
     let quota = |channel: Channel, quote: &billing::Quote| {
         let included = channel.included(plan, &account);
         let (start, end) = match channel {

@@ -302,6 +302,21 @@ pub fn list_by_status(
     Ok(out)
 }
 
+/// The workspace's effective sender, read from its sender ID and verification.
+pub fn effective_sender_of(
+    conn: &Connection,
+    workspace_id: &str,
+    default_sender: &str,
+) -> Result<String, AppError> {
+    let sender_id = find_sender_id(conn, workspace_id)?;
+    let verification = find_verification(conn, workspace_id)?;
+    Ok(effective_sender(
+        sender_id.as_ref(),
+        verification.as_ref(),
+        default_sender,
+    ))
+}
+
 /// The sender SMS go out with: the approved sender ID when the workspace is verified, else the
 /// instance default.
 pub fn effective_sender(

@@ -21,13 +21,8 @@ pub fn estimate_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
     let now = app.clock.now();
     let catalog = &app.config.billing_catalog;
     let (effective_sender, composition, quote) = app.db.read(|conn| {
-        let sender_id = sender::find_sender_id(conn, &workspace_id)?;
-        let verification = sender::find_verification(conn, &workspace_id)?;
-        let effective_sender = sender::effective_sender(
-            sender_id.as_ref(),
-            verification.as_ref(),
-            &app.config.default_sms_sender,
-        );
+        let effective_sender =
+            sender::effective_sender_of(conn, &workspace_id, &app.config.default_sms_sender)?;
         let composition = compose(body, &app.config.default_country, &effective_sender, now)?;
         let quote = billing::quote(
             conn,
