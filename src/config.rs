@@ -109,6 +109,8 @@ pub struct Config {
     pub default_country: String,
     /// Reverse proxies whose `X-Forwarded-For` is believed for the client's IP.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Providers per channel and how the dispatcher paces itself.
+    pub delivery: crate::delivery::settings::DeliverySettings,
     pub log_format: LogFormat,
     pub log_level: log::LevelFilter,
 }
@@ -141,6 +143,15 @@ impl Config {
             billing_catalog: crate::billing::catalog::Catalog::default(),
             trusted_proxies: Vec::new(),
             default_country: "CM".to_owned(),
+            // The log providers, polled often and retried soon, so tests wait milliseconds.
+            delivery: crate::delivery::settings::DeliverySettings {
+                dispatch_workers: 2,
+                dispatch_poll: Duration::from_millis(20),
+                provider_timeout: Duration::from_secs(5),
+                retry_base_delay: Duration::from_millis(100),
+                retry_max_delay: Duration::from_secs(1),
+                ..Default::default()
+            },
             log_format: LogFormat::Text,
             log_level: log::LevelFilter::Warn,
         }
@@ -360,6 +371,7 @@ impl RawSettings {
                 billing_catalog: billing_catalog?,
                 trusted_proxies: trusted_proxies?,
                 default_country: default_country?,
+                delivery: crate::delivery::settings::DeliverySettings::default(),
                 log_format: log_format?,
                 log_level: log_level?,
             })

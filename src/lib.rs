@@ -11,6 +11,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod delivery;
 pub mod doctor;
 pub mod error;
 pub mod http;

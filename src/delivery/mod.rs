@@ -1,0 +1,193 @@
+//! Delivery: getting stored messages to providers (SPEC §8).
+//!
+//! - `settings`: which providers each channel uses, in order, and how to reach them.
+//! - `providers`: one adapter per provider, all behind the `Provider` trait; `Providers` is the
+//!   registry built once from the settings.
+//! - `dispatcher` / `scheduler`: the background threads that drain the outbox (the messages
+//!   table) and settle each message.
+//!
+//! A provider call never runs inside a database transaction; adapters only speak to the
+//! network and classify what came back.
+
+pub mod providers;
+pub mod settings;
+
+use std::time::Duration;
+
+pub use providers::Providers;
+
+/// One SMS to hand to a provider.
+#[derive(Debug, Clone, Copy)]
+pub struct SmsOut<'a> {
+    /// Our message id (`msg_…`), passed as the provider's reference where it takes one.
+    pub message_id: &'a str,
+    /// E.164, with the leading `+`.
+    pub to: &'a str,
+    /// Alphanumeric sender ID or number.
+    pub sender: &'a str,
+    pub text: &'a str,
+    /// Where the provider should post delivery receipts, when receipts are configured
+    /// (`{public_url}/v1/webhooks/sms/{provider}?token=…`).
+    pub receipt_url: Option<&'a str>,
+}
+
+/// One email to hand to a provider.
+#[derive(Debug, Clone, Copy)]
+pub struct EmailOut<'a> {
+    /// Our message id (`msg_…`); the Message-ID is derived from it.
+    pub message_id: &'a str,
+    /// A lower-cased address.
+    pub to: &'a str,
+    /// The configured From mailbox (`Name <address>` or a bare address).
+    pub from: &'a str,
+    pub subject: &'a str,
+    /// At least one of `text` and `html` is present; both make a multipart/alternative.
+    pub text: Option<&'a str>,
+    pub html: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Outgoing<'a> {
+    Sms(SmsOut<'a>),
+    Email(EmailOut<'a>),
+}
+
+impl Outgoing<'_> {
+    pub fn message_id(&self) -> &str {
+        match self {
+            Outgoing::Sms(sms) => sms.message_id,
+            Outgoing::Email(email) => email.message_id,
+        }
+    }
+}
+
+/// The provider took the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The provider's id for it, used to match delivery receipts.
+    pub provider_message_id: Option<String>,
+}
+
+/// Whether another try (here or at the next provider) can succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Timeouts, connection failures, 5xx, rate limits, unknown errors: try the next provider,
+    /// and later again with backoff.
+    Retryable,
+    /// The message itself is refused (invalid or blacklisted number, opt-out, bad address,
+    /// rejected credentials): stop at once.
+    Final,
+}
+
+/// The provider did not take the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub disposition: Disposition,
+    /// A short stable code: the provider's own error code where it gives one
+    /// (`21211`, `EC_0002`, …), else ours (`timeout`, `network`, `http_503`, …).
+    pub code: String,
+    /// A human sentence for the message's attempt record. Never contains credentials or the
+    /// message body; at most `MAX_FAILURE_MESSAGE` characters.
+    pub message: String,
+}
+
+pub const MAX_FAILURE_MESSAGE: usize = 500;
+
+impl Failure {
+    pub fn retryable(code: impl Into<String>, message: impl Into<String>) -> Failure {
+        Failure::new(Disposition::Retryable, code, message)
+    }
+
+    pub fn final_(code: impl Into<String>, message: impl Into<String>) -> Failure {
+        Failure::new(Disposition::Final, code, message)
+    }
+
+    pub fn new(
+        disposition: Disposition,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Failure {
+        let message: String = message.into();
+        Failure {
+            disposition,
+            code: code.into(),
+            message: message.chars().take(MAX_FAILURE_MESSAGE).collect(),
+        }
+    }
+}
+
+/// A delivery-receipt request as it arrived at `POST /v1/webhooks/sms/{provider}`, after the
+/// receipt token was checked.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceiptRequest<'a> {
+    pub content_type: Option<&'a str>,
+    /// The raw query string (without `?`).
+    pub query: &'a str,
+    pub body: &'a [u8],
+}
+
+/// What a provider reports about one message it accepted earlier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub provider_message_id: String,
+    pub status: ReceiptStatus,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptStatus {
+    /// Handed to the handset.
+    Delivered,
+    /// Will not be delivered. `unreachable`: the number itself is bad (does not exist, barred).
+    Failed { unreachable: bool },
+    /// Still on its way (queued, sent to carrier): changes nothing.
+    Pending,
+}
+
+/// A provider adapter.
+pub trait Provider: Send + Sync {
+    /// The name used in settings, attempt records and the receipt URL (`twilio`, `smtp`, …).
+    fn name(&self) -> &'static str;
+
+    /// Hands one message over. Blocking; bounded by the configured provider timeout. Must never
+    /// be called with a database transaction open.
+    fn send(&self, message: &Outgoing<'_>) -> Result<Accepted, Failure>;
+
+    /// Parses a delivery-receipt request. `None`: this provider sends no receipts (the endpoint
+    /// answers 404). `Some(Err(reason))`: the request is not a receipt we understand (400).
+    fn parse_receipts(&self, _request: &ReceiptRequest<'_>) -> Option<Result<Vec<Receipt>, String>> {
+        None
+    }
+}
+
+/// Exponential backoff with jitter for a message's next delivery cycle: `base × 2^(cycle-1)`,
+/// capped at `max`, then scaled by a factor in [0.8, 1.2) taken from `jitter` (a value in [0, 1)).
+pub fn backoff(base: Duration, max: Duration, cycle: u32, jitter: f64) -> Duration {
+    let exponent = cycle.saturating_sub(1).min(30);
+    let raw = base.saturating_mul(1u32 << exponent).min(max);
+    raw.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_cycle_and_caps() {
+        let base = Duration::from_secs(30);
+        let max = Duration::from_secs(3600);
+        assert_eq!(backoff(base, max, 1, 0.5), Duration::from_secs(30));
+        assert_eq!(backoff(base, max, 2, 0.5), Duration::from_secs(60));
+        assert_eq!(backoff(base, max, 3, 0.5), Duration::from_secs(120));
+        assert_eq!(backoff(base, max, 20, 0.5), max);
+        assert_eq!(backoff(base, max, 1, 0.0), Duration::from_secs(24));
+        assert!(backoff(base, max, 1, 0.999) < Duration::from_secs(36));
+    }
+
+    #[test]
+    fn failure_messages_are_truncated() {
+        let failure = Failure::retryable("x", "é".repeat(900));
+        assert_eq!(failure.message.chars().count(), MAX_FAILURE_MESSAGE);
+    }
+}
