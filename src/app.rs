@@ -6,6 +6,8 @@ use crate::auth::rate_limit::LoginLimiter;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::delivery::{OutboxSignal, Providers};
+use crate::error::StartupError;
 use crate::ids::{Ids, RandomSource};
 use crate::metrics::Metrics;
 
@@ -20,23 +22,32 @@ pub struct App {
     pub login_limiter: LoginLimiter,
     /// Request counts and latencies for `GET /metrics`.
     pub metrics: Metrics,
+    /// The delivery providers of each channel, built from `config.delivery`.
+    pub providers: Providers,
+    /// Rung when a message becomes due, to wake the dispatchers.
+    pub outbox: OutboxSignal,
 }
 
 impl App {
-    /// The shared state over an opened database, with fresh in-memory counters.
+    /// The shared state over an opened database, with fresh in-memory counters. Fails when a
+    /// configured provider cannot be set up.
     pub fn new(
         config: Config,
         db: Db,
         clock: Arc<dyn Clock>,
         random: Arc<dyn RandomSource>,
-    ) -> App {
-        App {
+    ) -> Result<App, StartupError> {
+        let providers = Providers::new(&config.delivery)
+            .map_err(|why| StartupError(format!("cannot set up delivery: {why}")))?;
+        Ok(App {
             ids: Ids::new(Arc::clone(&clock), random),
             config,
             db,
             clock,
             login_limiter: LoginLimiter::new(),
             metrics: Metrics::new(),
-        }
+            providers,
+            outbox: OutboxSignal::default(),
+        })
     }
 }

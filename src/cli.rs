@@ -333,6 +333,286 @@ pub struct SettingsArgs {
         hide_env_values = true
     )]
     pub log_level: String,
+
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+/// Delivery settings: providers per channel, each provider's connection, the dispatcher's pace.
+/// Flattened into `SettingsArgs`; `delivery::settings::DeliveryArgs::validate` types them.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct DeliveryArgs {
+    /// SMS providers in fallback order, comma-separated: log, webhook, twilio, infobip, avlytext, mboasms. Each one listed must be configured.
+    #[arg(
+        long,
+        env = "CRIER_SMS_PROVIDERS",
+        default_value = "log",
+        global = true,
+        hide_env_values = true
+    )]
+    pub sms_providers: String,
+
+    /// Email providers in fallback order, comma-separated: log, smtp.
+    #[arg(
+        long,
+        env = "CRIER_EMAIL_PROVIDERS",
+        default_value = "log",
+        global = true,
+        hide_env_values = true
+    )]
+    pub email_providers: String,
+
+    /// The From mailbox of every email: `Name <address>` or an address.
+    #[arg(
+        long,
+        env = "CRIER_EMAIL_FROM",
+        default_value = "crier@localhost",
+        global = true,
+        hide_env_values = true
+    )]
+    pub email_from: String,
+
+    /// Limit on one provider call (connect and whole exchange), in seconds.
+    #[arg(
+        long,
+        env = "CRIER_PROVIDER_TIMEOUT_SECS",
+        default_value = "15",
+        global = true,
+        hide_env_values = true
+    )]
+    pub provider_timeout_secs: String,
+
+    /// SMTP server host name; required by the smtp provider.
+    #[arg(long, env = "CRIER_SMTP_HOST", global = true, hide_env_values = true)]
+    pub smtp_host: Option<String>,
+
+    /// SMTP server port.
+    #[arg(
+        long,
+        env = "CRIER_SMTP_PORT",
+        default_value = "587",
+        global = true,
+        hide_env_values = true
+    )]
+    pub smtp_port: String,
+
+    /// SMTP connection security: starttls (required STARTTLS), tls (TLS from the start, usually port 465) or none (plain text; only for a local relay).
+    #[arg(
+        long,
+        env = "CRIER_SMTP_SECURITY",
+        default_value = "starttls",
+        global = true,
+        hide_env_values = true
+    )]
+    pub smtp_security: String,
+
+    /// SMTP AUTH user name; give it with --smtp-password or neither.
+    #[arg(
+        long,
+        env = "CRIER_SMTP_USERNAME",
+        global = true,
+        hide_env_values = true
+    )]
+    pub smtp_username: Option<String>,
+
+    /// SMTP AUTH password (secret).
+    #[arg(
+        long,
+        env = "CRIER_SMTP_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub smtp_password: Option<String>,
+
+    /// URL the webhook SMS provider POSTs each message to as JSON; required by that provider.
+    #[arg(
+        long,
+        env = "CRIER_SMS_WEBHOOK_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub sms_webhook_url: Option<String>,
+
+    /// Key for the X-Crier-Signature HMAC-SHA256 of each webhook body (secret) [default: unsigned].
+    #[arg(
+        long,
+        env = "CRIER_SMS_WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub sms_webhook_secret: Option<String>,
+
+    /// Twilio API base URL.
+    #[arg(
+        long,
+        env = "CRIER_TWILIO_BASE_URL",
+        default_value = "https://api.twilio.com",
+        global = true,
+        hide_env_values = true
+    )]
+    pub twilio_base_url: String,
+
+    /// Twilio account SID; required by the twilio provider.
+    #[arg(
+        long,
+        env = "CRIER_TWILIO_ACCOUNT_SID",
+        global = true,
+        hide_env_values = true
+    )]
+    pub twilio_account_sid: Option<String>,
+
+    /// Twilio auth token (secret); required by the twilio provider.
+    #[arg(
+        long,
+        env = "CRIER_TWILIO_AUTH_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub twilio_auth_token: Option<String>,
+
+    /// Your Infobip API base URL (https://xxxxx.api.infobip.com); required by the infobip provider.
+    #[arg(
+        long,
+        env = "CRIER_INFOBIP_BASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub infobip_base_url: Option<String>,
+
+    /// Infobip API key (secret); required by the infobip provider.
+    #[arg(
+        long,
+        env = "CRIER_INFOBIP_API_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub infobip_api_key: Option<String>,
+
+    /// AvlyText API base URL.
+    #[arg(
+        long,
+        env = "CRIER_AVLYTEXT_BASE_URL",
+        default_value = "https://api.avlytext.com",
+        global = true,
+        hide_env_values = true
+    )]
+    pub avlytext_base_url: String,
+
+    /// AvlyText API key (secret); required by the avlytext provider.
+    #[arg(
+        long,
+        env = "CRIER_AVLYTEXT_API_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub avlytext_api_key: Option<String>,
+
+    /// MboaSMS API base URL.
+    #[arg(
+        long,
+        env = "CRIER_MBOASMS_BASE_URL",
+        default_value = "https://mboadeals.net",
+        global = true,
+        hide_env_values = true
+    )]
+    pub mboasms_base_url: String,
+
+    /// MboaSMS user id; required by the mboasms provider.
+    #[arg(
+        long,
+        env = "CRIER_MBOASMS_USER_ID",
+        global = true,
+        hide_env_values = true
+    )]
+    pub mboasms_user_id: Option<String>,
+
+    /// MboaSMS API password (secret); required by the mboasms provider.
+    #[arg(
+        long,
+        env = "CRIER_MBOASMS_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub mboasms_password: Option<String>,
+
+    /// Secret token that delivery-receipt callback URLs carry (at least 16 characters); without it crier asks providers for no receipts and POST /v1/webhooks/sms/{provider} answers 404.
+    #[arg(
+        long,
+        env = "CRIER_RECEIPT_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub receipt_token: Option<String>,
+
+    /// Dispatcher threads delivering messages (0 stops delivery; messages wait queued).
+    #[arg(
+        long,
+        env = "CRIER_DISPATCH_WORKERS",
+        default_value = "4",
+        global = true,
+        hide_env_values = true
+    )]
+    pub dispatch_workers: String,
+
+    /// Messages a dispatcher claims at a time.
+    #[arg(
+        long,
+        env = "CRIER_DISPATCH_BATCH",
+        default_value = "50",
+        global = true,
+        hide_env_values = true
+    )]
+    pub dispatch_batch: String,
+
+    /// How long a claimed message stays with its dispatcher before another may take it over (after a crash).
+    #[arg(
+        long,
+        env = "CRIER_DISPATCH_LEASE_SECS",
+        default_value = "120",
+        global = true,
+        hide_env_values = true
+    )]
+    pub dispatch_lease_secs: String,
+
+    /// How often idle dispatchers and the scheduler look for due messages, in milliseconds (new sends wake them at once).
+    #[arg(
+        long,
+        env = "CRIER_DISPATCH_POLL_MS",
+        default_value = "500",
+        global = true,
+        hide_env_values = true
+    )]
+    pub dispatch_poll_ms: String,
+
+    /// Passes over a channel's providers before a message that only met retryable errors fails (and is refunded).
+    #[arg(
+        long,
+        env = "CRIER_MAX_DELIVERY_CYCLES",
+        default_value = "5",
+        global = true,
+        hide_env_values = true
+    )]
+    pub max_delivery_cycles: String,
+
+    /// Delay before the second pass; it doubles per pass, with ±20% jitter.
+    #[arg(
+        long,
+        env = "CRIER_RETRY_BASE_SECS",
+        default_value = "30",
+        global = true,
+        hide_env_values = true
+    )]
+    pub retry_base_secs: String,
+
+    /// Longest delay between passes.
+    #[arg(
+        long,
+        env = "CRIER_RETRY_MAX_SECS",
+        default_value = "3600",
+        global = true,
+        hide_env_values = true
+    )]
+    pub retry_max_secs: String,
 }
 
 impl SettingsArgs {
@@ -360,6 +640,7 @@ impl SettingsArgs {
             default_country: self.default_country,
             log_format: self.log_format,
             log_level: self.log_level,
+            delivery: self.delivery,
         }
     }
 }

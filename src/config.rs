@@ -187,6 +187,7 @@ pub struct RawSettings {
     pub default_country: String,
     pub log_format: String,
     pub log_level: String,
+    pub delivery: crate::cli::DeliveryArgs,
 }
 
 /// Every problem found in the settings, one sentence each.
@@ -349,6 +350,8 @@ impl RawSettings {
             ),
         );
 
+        let delivery = self.delivery.validate(p);
+
         let build = || {
             Some(Config {
                 addr: addr?,
@@ -371,7 +374,7 @@ impl RawSettings {
                 billing_catalog: billing_catalog?,
                 trusted_proxies: trusted_proxies?,
                 default_country: default_country?,
-                delivery: crate::delivery::settings::DeliverySettings::default(),
+                delivery: delivery?,
                 log_format: log_format?,
                 log_level: log_level?,
             })
@@ -384,14 +387,18 @@ impl RawSettings {
 }
 
 /// Keeps a valid value, or records `"{setting}: {reason}"` and gives `None`.
-fn take<T>(problems: &mut Vec<String>, setting: &str, result: Result<T, String>) -> Option<T> {
+pub(crate) fn take<T>(
+    problems: &mut Vec<String>,
+    setting: &str,
+    result: Result<T, String>,
+) -> Option<T> {
     result
         .map_err(|reason| problems.push(format!("{setting}: {reason}")))
         .ok()
 }
 
 /// An http(s) URL without a trailing slash (one is removed).
-fn public_url(text: &str) -> Result<String, String> {
+pub(crate) fn public_url(text: &str) -> Result<String, String> {
     let url = text.trim().trim_end_matches('/');
     let rest = url
         .strip_prefix("https://")
@@ -424,7 +431,7 @@ fn one_of<T: Copy>(text: &str, choices: &[(&str, T)]) -> Result<T, String> {
 }
 
 /// A whole number within `min..=max`, with a sentence saying so otherwise.
-fn whole_number(text: &str, min: u64, max: u64) -> Result<u64, String> {
+pub(crate) fn whole_number(text: &str, min: u64, max: u64) -> Result<u64, String> {
     match text.trim().parse::<u64>() {
         Ok(value) if (min..=max).contains(&value) => Ok(value),
         _ => Err(format!(
@@ -469,6 +476,37 @@ mod tests {
             default_country: "CM".into(),
             log_format: "text".into(),
             log_level: "info".into(),
+            delivery: crate::cli::DeliveryArgs {
+                sms_providers: "log".into(),
+                email_providers: "log".into(),
+                email_from: "crier <crier@localhost>".into(),
+                provider_timeout_secs: "15".into(),
+                smtp_host: None,
+                smtp_port: "587".into(),
+                smtp_security: "starttls".into(),
+                smtp_username: None,
+                smtp_password: None,
+                sms_webhook_url: None,
+                sms_webhook_secret: None,
+                twilio_base_url: "https://api.twilio.com".into(),
+                twilio_account_sid: None,
+                twilio_auth_token: None,
+                infobip_base_url: None,
+                infobip_api_key: None,
+                avlytext_base_url: "https://api.avlytext.com".into(),
+                avlytext_api_key: None,
+                mboasms_base_url: "https://mboadeals.net".into(),
+                mboasms_user_id: None,
+                mboasms_password: None,
+                receipt_token: None,
+                dispatch_workers: "4".into(),
+                dispatch_batch: "50".into(),
+                dispatch_lease_secs: "120".into(),
+                dispatch_poll_ms: "500".into(),
+                max_delivery_cycles: "5".into(),
+                retry_base_secs: "30".into(),
+                retry_max_secs: "3600".into(),
+            },
         }
     }
 

@@ -96,7 +96,7 @@ mod tests {
         let db = Db::open(&DbSettings::from_config(&config)).unwrap();
         let start = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let clock = Arc::new(ManualClock::new(start));
-        let app = App::new(config, db, clock.clone(), Arc::new(SeededRandom::new(3)));
+        let app = App::new(config, db, clock.clone(), Arc::new(SeededRandom::new(3))).unwrap();
         let scope = |key: &str| RecordScope {
             workspace_id: "wsp_1".into(),
             actor_id: "usr_1".into(),

@@ -1,4 +1,4 @@
-//! Assembles a running crier: database, shared state, HTTP workers. Used by `crier serve` and by
+//! Assembles a running crier: database, shared state, HTTP workers, dispatchers and the scheduler, the janitor. Used by `crier serve` and by
 //! the integration tests, so both run exactly the same start-up path.
 
 use std::net::SocketAddr;
@@ -8,6 +8,7 @@ use crate::app::App;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{Db, DbSettings};
+use crate::delivery::dispatcher::{self, Delivery};
 use crate::error::StartupError;
 use crate::http::{self, HttpServer, ShutdownOutcome, router::Router};
 use crate::ids::RandomSource;
@@ -26,15 +27,22 @@ pub struct RunningServer {
     pub app: Arc<App>,
     http: HttpServer,
     janitor: Janitor,
+    delivery: Delivery,
 }
 
 /// Opens (creating and migrating) the database and starts serving HTTP on `config.addr`.
 pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupError> {
     let db = Db::open(&DbSettings::from_config(&config))?;
-    let app = Arc::new(App::new(config, db, runtime.clock, runtime.random));
+    let app = Arc::new(App::new(config, db, runtime.clock, runtime.random)?);
+    let delivery = dispatcher::start(Arc::clone(&app))?;
     let http = http::start(Arc::clone(&app), runtime.router)?;
     let janitor = janitor::start(Arc::clone(&app))?;
-    Ok(RunningServer { app, http, janitor })
+    Ok(RunningServer {
+        app,
+        http,
+        janitor,
+        delivery,
+    })
 }
 
 impl RunningServer {
@@ -45,6 +53,8 @@ impl RunningServer {
     /// Graceful stop: no new requests, in-flight ones finish (bounded by the configured timeout).
     pub fn shutdown(mut self) -> ShutdownOutcome {
         let outcome = self.http.shutdown();
+        // After HTTP: no new sends arrive while the dispatchers hand their batches back.
+        self.delivery.stop();
         self.janitor.stop();
         outcome
     }

@@ -394,3 +394,12 @@ pub fn usage_discrepancies(conn: &Connection) -> Result<Vec<UsageDiscrepancy>, A
     }
     Ok(out)
 }
+
+/// When the reservation for `reference` was refunded, if it was.
+pub fn find_refunded_at(conn: &Connection, reference: &str) -> Result<Option<String>, AppError> {
+    Ok(conn
+        .prepare_cached("SELECT refunded_at FROM billing_reservations WHERE reference = ?1")?
+        .query_row([reference], |row| row.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten())
+}

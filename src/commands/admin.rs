@@ -22,12 +22,13 @@ use crate::workspaces::store::{self as workspace_store, Workspace};
 
 fn open_app(config: Config) -> Result<App, String> {
     let db = Db::open(&DbSettings::from_config(&config)).map_err(|err| err.0)?;
-    Ok(App::new(
+    App::new(
         config,
         db,
         Arc::new(SystemClock),
         Arc::new(SystemRandomSource::new()),
-    ))
+    )
+    .map_err(|err| err.0)
 }
 
 fn explain(err: &AppError) -> String {

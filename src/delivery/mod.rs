@@ -9,7 +9,9 @@
 //! A provider call never runs inside a database transaction; adapters only speak to the
 //! network and classify what came back.
 
+pub mod dispatcher;
 pub mod providers;
+pub mod receipts;
 pub mod settings;
 
 use std::time::Duration;
@@ -156,7 +158,10 @@ pub trait Provider: Send + Sync {
 
     /// Parses a delivery-receipt request. `None`: this provider sends no receipts (the endpoint
     /// answers 404). `Some(Err(reason))`: the request is not a receipt we understand (400).
-    fn parse_receipts(&self, _request: &ReceiptRequest<'_>) -> Option<Result<Vec<Receipt>, String>> {
+    fn parse_receipts(
+        &self,
+        _request: &ReceiptRequest<'_>,
+    ) -> Option<Result<Vec<Receipt>, String>> {
         None
     }
 }
@@ -189,5 +194,43 @@ mod tests {
     fn failure_messages_are_truncated() {
         let failure = Failure::retryable("x", "é".repeat(900));
         assert_eq!(failure.message.chars().count(), MAX_FAILURE_MESSAGE);
+    }
+}
+
+/// Wakes idle dispatchers when a message becomes due (a send, the scheduler), so delivery does
+/// not wait for the next poll.
+#[derive(Default)]
+pub struct OutboxSignal {
+    generation: std::sync::Mutex<u64>,
+    changed: std::sync::Condvar,
+}
+
+impl OutboxSignal {
+    pub fn notify(&self) {
+        let mut generation = self
+            .generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *generation = generation.wrapping_add(1);
+        self.changed.notify_all();
+    }
+
+    /// The current generation, to pass to `wait`.
+    pub fn generation(&self) -> u64 {
+        *self
+            .generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits until a notification after `seen`, or `timeout`.
+    pub fn wait(&self, seen: u64, timeout: Duration) {
+        let generation = self
+            .generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = self
+            .changed
+            .wait_timeout_while(generation, timeout, |generation| *generation == seen);
     }
 }

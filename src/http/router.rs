@@ -103,6 +103,7 @@ impl Router {
         use crate::api_keys::http as keys;
         use crate::auth::http as auth;
         use crate::billing::http as billing;
+        use crate::messages::http as messages;
         use crate::workspaces::http as workspaces;
         use Method::{Delete, Get, Patch, Post, Put};
         Router {
@@ -167,10 +168,16 @@ impl Router {
                 Route::new(Delete, "/v1/api-keys/{id}", keys::revoke_api_key),
                 Route::new(Post, "/v1/api-keys/{id}/rotate", keys::rotate_api_key),
                 // Messages.
+                Route::new(Post, "/v1/messages", messages::send_message),
+                Route::new(Get, "/v1/messages", messages::list_messages),
+                Route::new(Post, "/v1/messages/estimate", messages::estimate_message),
+                Route::new(Get, "/v1/messages/{id}", messages::show_message),
+                Route::new(Post, "/v1/messages/{id}/cancel", messages::cancel_message),
+                // Provider callbacks (authenticated by their own means, not by crier's).
                 Route::new(
                     Post,
-                    "/v1/messages/estimate",
-                    crate::messages::http::estimate_message,
+                    "/v1/webhooks/sms/{provider}",
+                    crate::delivery::receipts::receive_receipts,
                 ),
                 // Billing.
                 Route::new(Get, "/v1/billing", billing::show_billing),

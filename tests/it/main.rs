@@ -18,4 +18,5 @@ mod messages;
 mod openapi;
 mod probes;
 mod process;
+mod sending;
 mod shutdown;

@@ -36,7 +36,10 @@ impl Providers {
             let provider: Arc<dyn Provider> = match name {
                 SmsProviderName::Log => Arc::clone(&log_sms),
                 SmsProviderName::Webhook => Arc::new(webhook::WebhookProvider::new(
-                    settings.webhook.as_ref().ok_or_else(|| missing("webhook"))?,
+                    settings
+                        .webhook
+                        .as_ref()
+                        .ok_or_else(|| missing("webhook"))?,
                     http.clone(),
                 )),
                 SmsProviderName::Twilio => Arc::new(twilio::TwilioProvider::new(
@@ -44,15 +47,24 @@ impl Providers {
                     http.clone(),
                 )),
                 SmsProviderName::Infobip => Arc::new(infobip::InfobipProvider::new(
-                    settings.infobip.as_ref().ok_or_else(|| missing("infobip"))?,
+                    settings
+                        .infobip
+                        .as_ref()
+                        .ok_or_else(|| missing("infobip"))?,
                     http.clone(),
                 )),
                 SmsProviderName::AvlyText => Arc::new(avlytext::AvlyTextProvider::new(
-                    settings.avlytext.as_ref().ok_or_else(|| missing("avlytext"))?,
+                    settings
+                        .avlytext
+                        .as_ref()
+                        .ok_or_else(|| missing("avlytext"))?,
                     http.clone(),
                 )),
                 SmsProviderName::MboaSms => Arc::new(mboasms::MboaSmsProvider::new(
-                    settings.mboasms.as_ref().ok_or_else(|| missing("mboasms"))?,
+                    settings
+                        .mboasms
+                        .as_ref()
+                        .ok_or_else(|| missing("mboasms"))?,
                     http.clone(),
                 )),
             };

@@ -1,0 +1,429 @@
+//! The outbox dispatcher and the scheduler: background threads that deliver stored messages.
+//!
+//! A dispatcher claims a batch of due messages in one write (`queued` → `sending`, with a lease
+//! naming it), then for each message walks the channel's providers in order with no transaction
+//! open, recording every call and settling the message in one write per call:
+//! - accepted → `sent`;
+//! - a final error → `failed`, refunded in the same transaction;
+//! - a retryable error → the next provider; after the last one the message goes back to
+//!   `queued` with exponential backoff, or — after `max_delivery_cycles` — `failed` and refunded.
+//!
+//! A dispatcher that dies leaves its messages `sending` until their lease expires; any dispatcher
+//! then claims them again (delivery is at-least-once towards providers). A settle names the lease
+//! owner, so a dispatcher whose claim was taken over changes nothing, and a refund happens only
+//! in the transaction that moved the message to `failed` — at most once.
+//!
+//! On shutdown a dispatcher finishes the message in hand and hands the rest of its batch back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::app::App;
+use crate::billing::{self, Channel};
+use crate::clock::{Timestamp, format_timestamp};
+use crate::delivery::{Disposition, EmailOut, Outgoing, Provider, SmsOut, backoff};
+use crate::error::{AppError, StartupError};
+use crate::messages::store::{self, AttemptRow, MessageRow, Settlement};
+
+/// Scheduled messages moved to `queued` per scheduler write.
+const SCHEDULER_BATCH: usize = 1000;
+
+/// The running dispatcher and scheduler threads; `stop` (or drop) ends them.
+pub struct Delivery {
+    app: Arc<App>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+pub fn start(app: Arc<App>) -> Result<Delivery, StartupError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut delivery = Delivery {
+        app: Arc::clone(&app),
+        stop: Arc::clone(&stop),
+        threads: Vec::new(),
+    };
+    let spawn = |name: String, body: Box<dyn FnOnce() + Send>| {
+        thread::Builder::new()
+            .name(name.clone())
+            .spawn(body)
+            .map_err(|err| StartupError(format!("cannot start the {name} thread: {err}")))
+    };
+    for worker in 0..app.config.delivery.dispatch_workers {
+        let (app, stop) = (Arc::clone(&app), Arc::clone(&stop));
+        delivery.threads.push(spawn(
+            format!("dispatcher-{worker}"),
+            Box::new(move || run_dispatcher(&app, &stop)),
+        )?);
+    }
+    let (app, stop) = (Arc::clone(&app), Arc::clone(&stop));
+    delivery.threads.push(spawn(
+        "scheduler".to_owned(),
+        Box::new(move || run_scheduler(&app, &stop)),
+    )?);
+    Ok(delivery)
+}
+
+impl Delivery {
+    /// Stops claiming, lets each dispatcher finish its message in hand and release the rest.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.app.outbox.notify();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run_dispatcher(app: &App, stop: &AtomicBool) {
+    let poll = app.config.delivery.dispatch_poll;
+    while !stop.load(Ordering::SeqCst) {
+        let seen = app.outbox.generation();
+        match dispatch_batch(app, stop) {
+            Ok(0) => app.outbox.wait(seen, poll),
+            Ok(_) => {}
+            Err(err) => {
+                log::warn!(target: "crier::delivery", error:% = err; "dispatcher round failed; retrying");
+                app.outbox.wait(seen, poll);
+            }
+        }
+    }
+}
+
+fn run_scheduler(app: &App, stop: &AtomicBool) {
+    let poll = app.config.delivery.dispatch_poll;
+    while !stop.load(Ordering::SeqCst) {
+        match queue_due_scheduled(app) {
+            Ok(0) => {}
+            Ok(_) => app.outbox.notify(),
+            Err(err) => {
+                log::warn!(target: "crier::delivery", error:% = err; "scheduler round failed; retrying");
+            }
+        }
+        let seen = app.outbox.generation();
+        // Woken early only by shutdown (or a send, which costs one cheap query).
+        app.outbox.wait(seen, poll);
+    }
+}
+
+/// Moves the scheduled messages whose time has come to `queued`. Returns how many moved.
+pub fn queue_due_scheduled(app: &App) -> Result<usize, AppError> {
+    let now = format_timestamp(app.clock.now());
+    app.db
+        .write(|conn| store::queue_due_scheduled(conn, &now, SCHEDULER_BATCH))
+}
+
+fn chrono_duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Claims one batch of due messages and delivers it. Returns how many were claimed.
+pub fn dispatch_batch(app: &App, stop: &AtomicBool) -> Result<usize, AppError> {
+    let settings = &app.config.delivery;
+    let owner = app.ids.new_id("dsp");
+    let now = app.clock.now();
+    let mut lease_until = now + chrono_duration(settings.dispatch_lease);
+    let batch = app.db.write(|conn| {
+        store::claim_due(
+            conn,
+            &owner,
+            &format_timestamp(now),
+            &format_timestamp(lease_until),
+            settings.dispatch_batch,
+        )
+    })?;
+    for (index, message) in batch.iter().enumerate() {
+        let rest = &batch[index..];
+        if stop.load(Ordering::SeqCst) {
+            release(app, &owner, rest)?;
+            break;
+        }
+        lease_until = keep_lease(app, &owner, rest, lease_until)?;
+        deliver(app, &owner, message)?;
+    }
+    Ok(batch.len())
+}
+
+/// Extends the lease on the batch's remaining messages when it would not outlast delivering the
+/// next one through every provider of its chain.
+fn keep_lease(
+    app: &App,
+    owner: &str,
+    rest: &[MessageRow],
+    lease_until: Timestamp,
+) -> Result<Timestamp, AppError> {
+    let settings = &app.config.delivery;
+    let longest_chain = app
+        .providers
+        .chain(Channel::Sms)
+        .len()
+        .max(app.providers.chain(Channel::Email).len()) as u32;
+    let needed =
+        chrono_duration(settings.provider_timeout * longest_chain + Duration::from_secs(1));
+    let now = app.clock.now();
+    if lease_until - now >= needed {
+        return Ok(lease_until);
+    }
+    let extended = now + needed.max(chrono_duration(settings.dispatch_lease));
+    let ids: Vec<&str> = rest.iter().map(|message| message.id.as_str()).collect();
+    app.db
+        .write(|conn| store::extend_leases(conn, owner, &ids, &format_timestamp(extended)))?;
+    Ok(extended)
+}
+
+fn release(app: &App, owner: &str, rest: &[MessageRow]) -> Result<(), AppError> {
+    let now = format_timestamp(app.clock.now());
+    app.db.write(|conn| {
+        for message in rest {
+            store::settle(conn, &message.id, owner, Settlement::Released, &now)?;
+        }
+        Ok(())
+    })
+}
+
+/// What one provider call means for the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Accepted,
+    Final,
+    /// Retryable, and another provider follows in the chain.
+    NextProvider,
+    /// Retryable, and it was the chain's last provider.
+    ChainExhausted,
+}
+
+/// Walks the message's provider chain once (one delivery cycle) and settles it.
+fn deliver(app: &App, owner: &str, message: &MessageRow) -> Result<(), AppError> {
+    let channel = match message.channel.as_str() {
+        "sms" => Channel::Sms,
+        _ => Channel::Email,
+    };
+    let chain = if message.mode == "test" {
+        app.providers.test_chain(channel)
+    } else {
+        app.providers.chain(channel)
+    };
+    for (position, provider) in chain.iter().enumerate() {
+        let receipt_url = receipt_url(app, provider.as_ref());
+        let result = match outgoing_of(
+            message,
+            &app.config.delivery.email_from,
+            receipt_url.as_deref(),
+        ) {
+            Some(outgoing) => call(provider.as_ref(), &outgoing, message),
+            None => Err((
+                crate::delivery::Failure::final_(
+                    "invalid_message",
+                    "The stored message is incomplete.",
+                ),
+                0,
+            )),
+        };
+        let (verdict, attempt) = judge(
+            app,
+            message,
+            provider.name(),
+            result,
+            position + 1 == chain.len(),
+        );
+        settle(app, owner, message, verdict, &attempt)?;
+        if verdict != Verdict::NextProvider {
+            break;
+        }
+    }
+    Ok(())
+}
+
+type CallResult = Result<(crate::delivery::Accepted, u64), (crate::delivery::Failure, u64)>;
+
+/// One provider call, timed and logged (never with the recipient or body).
+fn call(provider: &dyn Provider, outgoing: &Outgoing<'_>, message: &MessageRow) -> CallResult {
+    let started = Instant::now();
+    let result = provider.send(outgoing);
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match result {
+        Ok(accepted) => {
+            log::info!(
+                target: "crier::delivery",
+                message_id = message.id.as_str(), provider = provider.name(),
+                outcome = "accepted", duration_ms = duration_ms;
+                "provider call"
+            );
+            Ok((accepted, duration_ms))
+        }
+        Err(failure) => {
+            log::warn!(
+                target: "crier::delivery",
+                message_id = message.id.as_str(), provider = provider.name(),
+                outcome = "error", code = failure.code.as_str(), duration_ms = duration_ms;
+                "provider call failed: {}", failure.message
+            );
+            Err((failure, duration_ms))
+        }
+    }
+}
+
+fn judge(
+    app: &App,
+    message: &MessageRow,
+    provider: &str,
+    result: CallResult,
+    last: bool,
+) -> (Verdict, AttemptRow) {
+    let mut attempt = AttemptRow {
+        id: app.ids.new_id("att"),
+        message_id: message.id.clone(),
+        attempt_no: 0,
+        delivery_cycle: message.delivery_cycles,
+        provider: provider.to_owned(),
+        outcome: "accepted".to_owned(),
+        provider_message_id: None,
+        error_code: None,
+        error_message: None,
+        duration_ms: 0,
+        created_at: format_timestamp(app.clock.now()),
+    };
+    let verdict = match result {
+        Ok((accepted, duration_ms)) => {
+            attempt.provider_message_id = accepted.provider_message_id;
+            attempt.duration_ms = duration_ms;
+            Verdict::Accepted
+        }
+        Err((failure, duration_ms)) => {
+            attempt.duration_ms = duration_ms;
+            attempt.error_code = Some(failure.code);
+            attempt.error_message = Some(failure.message);
+            match (failure.disposition, last) {
+                (Disposition::Final, _) => {
+                    attempt.outcome = "final_error".to_owned();
+                    Verdict::Final
+                }
+                (Disposition::Retryable, false) => {
+                    attempt.outcome = "retryable_error".to_owned();
+                    Verdict::NextProvider
+                }
+                (Disposition::Retryable, true) => {
+                    attempt.outcome = "retryable_error".to_owned();
+                    Verdict::ChainExhausted
+                }
+            }
+        }
+    };
+    (verdict, attempt)
+}
+
+/// Records the attempt and, unless another provider follows, settles the message — refunding a
+/// message that fails without any acceptance — in one transaction.
+fn settle(
+    app: &App,
+    owner: &str,
+    message: &MessageRow,
+    verdict: Verdict,
+    attempt: &AttemptRow,
+) -> Result<(), AppError> {
+    let settings = &app.config.delivery;
+    let now = app.clock.now();
+    let now_text = format_timestamp(now);
+    let error = (
+        attempt.error_code.as_deref().unwrap_or(""),
+        attempt.error_message.as_deref().unwrap_or(""),
+    );
+    let retry_at = format_timestamp(
+        now + chrono_duration(backoff(
+            settings.retry_base_delay,
+            settings.retry_max_delay,
+            message.delivery_cycles,
+            jitter(app),
+        )),
+    );
+    let give_up = message.delivery_cycles >= settings.max_delivery_cycles;
+    let settlement = match verdict {
+        Verdict::NextProvider => None,
+        Verdict::Accepted => Some(Settlement::Sent {
+            provider: &attempt.provider,
+            provider_message_id: attempt.provider_message_id.as_deref(),
+        }),
+        Verdict::Final => Some(Settlement::Failed {
+            provider: Some(&attempt.provider),
+            error,
+        }),
+        Verdict::ChainExhausted if give_up => Some(Settlement::Failed {
+            provider: Some(&attempt.provider),
+            error,
+        }),
+        Verdict::ChainExhausted => Some(Settlement::Retry {
+            next_attempt_at: &retry_at,
+            error,
+        }),
+    };
+    let settled = app.db.write(|conn| {
+        store::insert_attempt(conn, attempt)?;
+        let Some(settlement) = settlement else {
+            return Ok(true);
+        };
+        let settled = store::settle(conn, &message.id, owner, settlement, &now_text)?;
+        if settled && matches!(settlement, Settlement::Failed { .. }) {
+            billing::refund(conn, &app.ids, &message.id, now)?;
+        }
+        Ok(settled)
+    })?;
+    if !settled {
+        log::warn!(
+            target: "crier::delivery",
+            message_id = message.id.as_str();
+            "lease lost before settling; another dispatcher took the message over"
+        );
+    }
+    Ok(())
+}
+
+/// A value in [0, 1) from the injected random source.
+fn jitter(app: &App) -> f64 {
+    let bytes = app.ids.random_bytes(4);
+    let value = bytes
+        .iter()
+        .fold(0u32, |acc, byte| (acc << 8) | u32::from(*byte));
+    f64::from(value) / (f64::from(u32::MAX) + 1.0)
+}
+
+/// Where `provider` should post receipts, when receipts are configured.
+fn receipt_url(app: &App, provider: &dyn Provider) -> Option<String> {
+    let token = app.config.delivery.receipt_token.as_ref()?;
+    Some(format!(
+        "{}/v1/webhooks/sms/{}?token={}",
+        app.config.public_url,
+        provider.name(),
+        token.expose()
+    ))
+}
+
+fn outgoing_of<'a>(
+    message: &'a MessageRow,
+    email_from: &'a str,
+    receipt_url: Option<&'a str>,
+) -> Option<Outgoing<'a>> {
+    match message.channel.as_str() {
+        "sms" => Some(Outgoing::Sms(SmsOut {
+            message_id: &message.id,
+            to: &message.to_address,
+            sender: message.sender.as_deref()?,
+            text: message.text.as_deref()?,
+            receipt_url,
+        })),
+        _ => Some(Outgoing::Email(EmailOut {
+            message_id: &message.id,
+            to: &message.to_address,
+            from: email_from,
+            subject: message.subject.as_deref()?,
+            text: message.text.as_deref(),
+            html: message.html.as_deref(),
+        })),
+    }
+}

@@ -1,0 +1,494 @@
+//! SQL for messages and their delivery attempts. Plain statements, named parameters, cached;
+//! every function runs on the caller's connection (inside its transaction when it writes).
+
+use rusqlite::{Connection, OptionalExtension, Row, named_params};
+
+use crate::error::AppError;
+
+/// A message row as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub api_key_id: Option<String>,
+    pub campaign_id: Option<String>,
+    pub mode: String,
+    pub channel: String,
+    pub category: String,
+    pub to_address: String,
+    pub sender: Option<String>,
+    pub subject: Option<String>,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub metadata: String,
+    pub encoding: Option<String>,
+    pub segments: Option<u32>,
+    pub units: u64,
+    pub included_units: u64,
+    pub charge_minor: i64,
+    pub currency: String,
+    pub status: String,
+    pub scheduled_at: Option<String>,
+    pub next_attempt_at: String,
+    pub delivery_cycles: u32,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<String>,
+    pub provider: Option<String>,
+    pub provider_message_id: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub sent_at: Option<String>,
+    pub delivered_at: Option<String>,
+    pub failed_at: Option<String>,
+    pub cancelled_at: Option<String>,
+}
+
+const COLUMNS: &str = "id, workspace_id, api_key_id, campaign_id, mode, channel, category, \
+    to_address, sender, subject, text, html, metadata, encoding, segments, units, included_units, \
+    charge_minor, currency, status, scheduled_at, next_attempt_at, delivery_cycles, lease_owner, \
+    lease_expires_at, provider, provider_message_id, error_code, error_message, created_at, \
+    updated_at, sent_at, delivered_at, failed_at, cancelled_at";
+
+/// A stored non-negative integer (SQLite integers are signed).
+fn unsigned(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
+    Ok(row.get::<_, i64>(index)?.max(0).unsigned_abs())
+}
+
+fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
+    Ok(MessageRow {
+        id: row.get(0)?,
+        workspace_id: row.get(1)?,
+        api_key_id: row.get(2)?,
+        campaign_id: row.get(3)?,
+        mode: row.get(4)?,
+        channel: row.get(5)?,
+        category: row.get(6)?,
+        to_address: row.get(7)?,
+        sender: row.get(8)?,
+        subject: row.get(9)?,
+        text: row.get(10)?,
+        html: row.get(11)?,
+        metadata: row.get(12)?,
+        encoding: row.get(13)?,
+        segments: row.get(14)?,
+        units: unsigned(row, 15)?,
+        included_units: unsigned(row, 16)?,
+        charge_minor: row.get(17)?,
+        currency: row.get(18)?,
+        status: row.get(19)?,
+        scheduled_at: row.get(20)?,
+        next_attempt_at: row.get(21)?,
+        delivery_cycles: row.get(22)?,
+        lease_owner: row.get(23)?,
+        lease_expires_at: row.get(24)?,
+        provider: row.get(25)?,
+        provider_message_id: row.get(26)?,
+        error_code: row.get(27)?,
+        error_message: row.get(28)?,
+        created_at: row.get(29)?,
+        updated_at: row.get(30)?,
+        sent_at: row.get(31)?,
+        delivered_at: row.get(32)?,
+        failed_at: row.get(33)?,
+        cancelled_at: row.get(34)?,
+    })
+}
+
+pub fn insert_message(conn: &Connection, message: &MessageRow) -> Result<(), AppError> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO messages ({COLUMNS}) VALUES (:id, :workspace_id, :api_key_id, :campaign_id,
+            :mode, :channel, :category, :to_address, :sender, :subject, :text, :html, :metadata,
+            :encoding, :segments, :units, :included_units, :charge_minor, :currency, :status,
+            :scheduled_at, :next_attempt_at, 0, NULL, NULL, NULL, NULL, NULL, NULL, :created_at,
+            :created_at, NULL, NULL, NULL, NULL)"
+    ))?
+    .execute(named_params! {
+        ":id": message.id,
+        ":workspace_id": message.workspace_id,
+        ":api_key_id": message.api_key_id,
+        ":campaign_id": message.campaign_id,
+        ":mode": message.mode,
+        ":channel": message.channel,
+        ":category": message.category,
+        ":to_address": message.to_address,
+        ":sender": message.sender,
+        ":subject": message.subject,
+        ":text": message.text,
+        ":html": message.html,
+        ":metadata": message.metadata,
+        ":encoding": message.encoding,
+        ":segments": message.segments,
+        ":units": i64::try_from(message.units).unwrap_or(i64::MAX),
+        ":included_units": i64::try_from(message.included_units).unwrap_or(i64::MAX),
+        ":charge_minor": message.charge_minor,
+        ":currency": message.currency,
+        ":status": message.status,
+        ":scheduled_at": message.scheduled_at,
+        ":next_attempt_at": message.next_attempt_at,
+        ":created_at": message.created_at,
+    })?;
+    Ok(())
+}
+
+/// The message `id` of the workspace (never another workspace's).
+pub fn find_message(
+    conn: &Connection,
+    workspace_id: &str,
+    id: &str,
+) -> Result<Option<MessageRow>, AppError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM messages WHERE id = :id AND workspace_id = :workspace_id"
+        ))?
+        .query_row(
+            named_params! { ":id": id, ":workspace_id": workspace_id },
+            message_row,
+        )
+        .optional()?)
+}
+
+/// What `GET /v1/messages` narrows by; `None` matches everything.
+#[derive(Debug, Default)]
+pub struct MessageFilter<'a> {
+    pub status: Option<&'a str>,
+    pub channel: Option<&'a str>,
+    pub campaign_id: Option<&'a str>,
+    /// Created at or after (an RFC 3339 timestamp in the stored fixed-width form).
+    pub created_from: Option<&'a str>,
+    /// Created before.
+    pub created_to: Option<&'a str>,
+}
+
+/// The workspace's messages, newest first (insertion order: ids made in the same millisecond
+/// do not sort by time), after the cursor `before` (a message id).
+pub fn list_messages(
+    conn: &Connection,
+    workspace_id: &str,
+    filter: &MessageFilter<'_>,
+    before: Option<&str>,
+    limit: usize,
+) -> Result<Vec<MessageRow>, AppError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM messages
+         WHERE workspace_id = :workspace_id
+           AND (:before IS NULL OR rowid < (SELECT rowid FROM messages WHERE id = :before))
+           AND (:status IS NULL OR status = :status)
+           AND (:channel IS NULL OR channel = :channel)
+           AND (:campaign_id IS NULL OR campaign_id = :campaign_id)
+           AND (:created_from IS NULL OR created_at >= :created_from)
+           AND (:created_to IS NULL OR created_at < :created_to)
+         ORDER BY rowid DESC LIMIT :limit"
+    ))?;
+    let rows = stmt.query_map(
+        named_params! {
+            ":workspace_id": workspace_id,
+            ":before": before,
+            ":status": filter.status,
+            ":channel": filter.channel,
+            ":campaign_id": filter.campaign_id,
+            ":created_from": filter.created_from,
+            ":created_to": filter.created_to,
+            ":limit": limit as i64,
+        },
+        message_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One provider call, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRow {
+    pub id: String,
+    pub message_id: String,
+    pub attempt_no: u32,
+    pub delivery_cycle: u32,
+    pub provider: String,
+    /// `accepted`, `retryable_error` or `final_error`.
+    pub outcome: String,
+    pub provider_message_id: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub duration_ms: u64,
+    pub created_at: String,
+}
+
+/// Records an attempt, numbered after the message's earlier ones.
+pub fn insert_attempt(conn: &Connection, attempt: &AttemptRow) -> Result<u32, AppError> {
+    let attempt_no: u32 = conn
+        .prepare_cached(
+            "INSERT INTO message_attempts (id, message_id, attempt_no, delivery_cycle, provider,
+                 outcome, provider_message_id, error_code, error_message, duration_ms, created_at)
+             VALUES (:id, :message_id,
+                 (SELECT COALESCE(MAX(attempt_no), 0) + 1 FROM message_attempts
+                  WHERE message_id = :message_id),
+                 :delivery_cycle, :provider, :outcome, :provider_message_id, :error_code,
+                 :error_message, :duration_ms, :created_at)
+             RETURNING attempt_no",
+        )?
+        .query_row(
+            named_params! {
+                ":id": attempt.id,
+                ":message_id": attempt.message_id,
+                ":delivery_cycle": attempt.delivery_cycle,
+                ":provider": attempt.provider,
+                ":outcome": attempt.outcome,
+                ":provider_message_id": attempt.provider_message_id,
+                ":error_code": attempt.error_code,
+                ":error_message": attempt.error_message,
+                ":duration_ms": attempt.duration_ms as i64,
+                ":created_at": attempt.created_at,
+            },
+            |row| row.get(0),
+        )?;
+    Ok(attempt_no)
+}
+
+pub fn list_attempts(conn: &Connection, message_id: &str) -> Result<Vec<AttemptRow>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, message_id, attempt_no, delivery_cycle, provider, outcome,
+                provider_message_id, error_code, error_message, duration_ms, created_at
+         FROM message_attempts WHERE message_id = ?1 ORDER BY attempt_no",
+    )?;
+    let rows = stmt.query_map([message_id], |row| {
+        Ok(AttemptRow {
+            id: row.get(0)?,
+            message_id: row.get(1)?,
+            attempt_no: row.get(2)?,
+            delivery_cycle: row.get(3)?,
+            provider: row.get(4)?,
+            outcome: row.get(5)?,
+            provider_message_id: row.get(6)?,
+            error_code: row.get(7)?,
+            error_message: row.get(8)?,
+            duration_ms: unsigned(row, 9)?,
+            created_at: row.get(10)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// `scheduled` → `cancelled`. False when the message is not scheduled (any more).
+pub fn cancel_scheduled(conn: &Connection, id: &str, now: &str) -> Result<bool, AppError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE messages SET status = 'cancelled', cancelled_at = :now, updated_at = :now
+             WHERE id = :id AND status = 'scheduled'",
+        )?
+        .execute(named_params! { ":id": id, ":now": now })?;
+    Ok(changed == 1)
+}
+
+/// Moves every `scheduled` message whose time has come to `queued`, due at once. Returns how
+/// many moved.
+pub fn queue_due_scheduled(conn: &Connection, now: &str, limit: usize) -> Result<usize, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE messages SET status = 'queued', next_attempt_at = scheduled_at,
+                 updated_at = :now
+             WHERE id IN (SELECT id FROM messages
+                          WHERE status = 'scheduled' AND scheduled_at <= :now
+                          ORDER BY scheduled_at LIMIT :limit)",
+        )?
+        .execute(named_params! { ":now": now, ":limit": limit as i64 })?)
+}
+
+/// Claims up to `limit` messages for `owner` until `lease_until`: queued ones that are due, and
+/// `sending` ones whose lease expired (their dispatcher crashed). Each claim begins a delivery
+/// cycle.
+pub fn claim_due(
+    conn: &Connection,
+    owner: &str,
+    now: &str,
+    lease_until: &str,
+    limit: usize,
+) -> Result<Vec<MessageRow>, AppError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "UPDATE messages SET status = 'sending', lease_owner = :owner,
+             lease_expires_at = :lease_until, delivery_cycles = delivery_cycles + 1,
+             updated_at = :now
+         WHERE id IN (
+             SELECT id FROM (
+                 SELECT id, next_attempt_at AS due FROM messages
+                 WHERE status = 'queued' AND next_attempt_at <= :now
+                 UNION ALL
+                 SELECT id, lease_expires_at AS due FROM messages
+                 WHERE status = 'sending' AND lease_expires_at <= :now
+             ) ORDER BY due LIMIT :limit)
+         RETURNING {COLUMNS}"
+    ))?;
+    let rows = stmt.query_map(
+        named_params! { ":owner": owner, ":now": now, ":lease_until": lease_until, ":limit": limit as i64 },
+        message_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Extends the lease on the owner's messages still `sending`.
+pub fn extend_leases(
+    conn: &Connection,
+    owner: &str,
+    ids: &[&str],
+    lease_until: &str,
+) -> Result<(), AppError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE messages SET lease_expires_at = :lease_until
+         WHERE id = :id AND lease_owner = :owner AND status = 'sending'",
+    )?;
+    for id in ids {
+        stmt.execute(named_params! { ":id": id, ":owner": owner, ":lease_until": lease_until })?;
+    }
+    Ok(())
+}
+
+/// How a delivery cycle ended for one message.
+#[derive(Debug, Clone, Copy)]
+pub enum Settlement<'a> {
+    Sent {
+        provider: &'a str,
+        provider_message_id: Option<&'a str>,
+    },
+    /// Back to `queued`, due again at `next_attempt_at`.
+    Retry {
+        next_attempt_at: &'a str,
+        error: (&'a str, &'a str),
+    },
+    Failed {
+        provider: Option<&'a str>,
+        error: (&'a str, &'a str),
+    },
+    /// Shutdown: back to `queued`, due now, and the cycle it began does not count.
+    Released,
+}
+
+/// Ends the owner's claim on a `sending` message. False when the claim was lost (the lease
+/// expired and another dispatcher took the message over), in which case nothing changes.
+pub fn settle(
+    conn: &Connection,
+    id: &str,
+    owner: &str,
+    settlement: Settlement<'_>,
+    now: &str,
+) -> Result<bool, AppError> {
+    let params = named_params! { ":id": id, ":owner": owner, ":now": now };
+    let claimed = "WHERE id = :id AND lease_owner = :owner AND status = 'sending'";
+    let changed = match settlement {
+        Settlement::Sent {
+            provider,
+            provider_message_id,
+        } => conn
+            .prepare_cached(&format!(
+                "UPDATE messages SET status = 'sent', lease_owner = NULL, lease_expires_at = NULL,
+                     provider = :provider, provider_message_id = :provider_message_id,
+                     error_code = NULL, error_message = NULL, sent_at = :now, updated_at = :now
+                 {claimed}"
+            ))?
+            .execute(named_params! {
+                ":id": id, ":owner": owner, ":now": now,
+                ":provider": provider, ":provider_message_id": provider_message_id,
+            })?,
+        Settlement::Retry {
+            next_attempt_at,
+            error: (code, message),
+        } => conn
+            .prepare_cached(&format!(
+                "UPDATE messages SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
+                     next_attempt_at = :next_attempt_at, error_code = :code,
+                     error_message = :message, updated_at = :now
+                 {claimed}"
+            ))?
+            .execute(named_params! {
+                ":id": id, ":owner": owner, ":now": now,
+                ":next_attempt_at": next_attempt_at, ":code": code, ":message": message,
+            })?,
+        Settlement::Failed {
+            provider,
+            error: (code, message),
+        } => conn
+            .prepare_cached(&format!(
+                "UPDATE messages SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL,
+                     provider = COALESCE(:provider, provider), error_code = :code,
+                     error_message = :message, failed_at = :now, updated_at = :now
+                 {claimed}"
+            ))?
+            .execute(named_params! {
+                ":id": id, ":owner": owner, ":now": now,
+                ":provider": provider, ":code": code, ":message": message,
+            })?,
+        Settlement::Released => conn
+            .prepare_cached(&format!(
+                "UPDATE messages SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
+                     next_attempt_at = :now, delivery_cycles = delivery_cycles - 1,
+                     updated_at = :now
+                 {claimed}"
+            ))?
+            .execute(params)?,
+    };
+    Ok(changed == 1)
+}
+
+/// The message a provider knows as `provider_message_id`.
+pub fn find_by_provider_id(
+    conn: &Connection,
+    provider: &str,
+    provider_message_id: &str,
+) -> Result<Option<MessageRow>, AppError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM messages
+             WHERE provider = :provider AND provider_message_id = :provider_message_id"
+        ))?
+        .query_row(
+            named_params! { ":provider": provider, ":provider_message_id": provider_message_id },
+            message_row,
+        )
+        .optional()?)
+}
+
+/// A delivery receipt's verdict on a `sent` message: `delivered` or `failed`. Only `sent`
+/// messages move (a receipt never undoes a final state); returns whether this one did.
+pub fn apply_receipt(
+    conn: &Connection,
+    id: &str,
+    delivered: bool,
+    error: (Option<&str>, Option<&str>),
+    now: &str,
+) -> Result<bool, AppError> {
+    let changed = if delivered {
+        conn.prepare_cached(
+            "UPDATE messages SET status = 'delivered', delivered_at = :now, updated_at = :now
+             WHERE id = :id AND status = 'sent'",
+        )?
+        .execute(named_params! { ":id": id, ":now": now })?
+    } else {
+        conn.prepare_cached(
+            "UPDATE messages SET status = 'failed', failed_at = :now, updated_at = :now,
+                 error_code = COALESCE(:code, 'undelivered'),
+                 error_message = COALESCE(:message, 'The provider could not deliver the message.')
+             WHERE id = :id AND status = 'sent'",
+        )?
+        .execute(named_params! {
+            ":id": id, ":now": now, ":code": error.0, ":message": error.1,
+        })?
+    };
+    Ok(changed == 1)
+}
+
+/// Messages still `sending` with a lease that ended before `before` (the doctor's check: the
+/// dispatcher should have reclaimed them).
+pub fn count_stuck(conn: &Connection, before: &str) -> Result<u64, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM messages WHERE status = 'sending' AND lease_expires_at < ?1",
+        )?
+        .query_row([before], |row| unsigned(row, 0))?)
+}
+
+/// Messages per status, for `/metrics`.
+pub fn count_by_status(conn: &Connection) -> Result<Vec<(String, u64)>, AppError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT status, COUNT(*) FROM messages GROUP BY status ORDER BY 1")?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, unsigned(row, 1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,475 @@
+//! The send API and the delivery pipeline with the embedded `log` providers: a send is priced,
+//! reserved and stored in one transaction, delivered by a dispatcher, and refunded exactly once
+//! when it is cancelled before dispatch.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::auth_fixtures::{Console, bearer, count, create_key, send, setup};
+use crate::harness::TestServer;
+
+/// A workspace with a live `messages:send`+`messages:read` key, for sending.
+pub struct Sender<'s> {
+    pub server: &'s TestServer,
+    pub console: Console<'s>,
+    pub key: String,
+}
+
+impl<'s> Sender<'s> {
+    pub fn new(server: &'s TestServer, mode: &str) -> Sender<'s> {
+        let console = setup(server);
+        let (_, key) = create_key(&console, &["messages:send", "messages:read"], mode);
+        Sender {
+            server,
+            console,
+            key,
+        }
+    }
+
+    /// Credits the wallet through the admin API.
+    pub fn credit(&self, amount_minor: i64) {
+        let response = self.console.post(
+            &format!(
+                "/v1/admin/workspaces/{}/wallet-adjustments",
+                self.console.workspace_id()
+            ),
+            &json!({"amount_minor": amount_minor, "reason": "test credit"}),
+        );
+        assert_eq!(response.status, 201, "{}", response.text());
+    }
+
+    pub fn balance(&self) -> i64 {
+        count(
+            self.server,
+            &format!(
+                "SELECT wallet_balance_minor FROM workspaces WHERE id = '{}'",
+                self.console.workspace_id()
+            ),
+        )
+    }
+
+    /// `POST /v1/messages` with `Idempotency-Key: idempotency_key`.
+    pub fn send(&self, body: &Value, idempotency_key: &str) -> crate::harness::TestResponse {
+        let authorization = format!("Bearer {}", self.key);
+        send(
+            self.server,
+            "POST",
+            "/v1/messages",
+            vec![
+                ("Authorization", authorization.as_str()),
+                ("Idempotency-Key", idempotency_key),
+            ],
+            Some(body),
+        )
+    }
+
+    /// Sends and expects 201; returns the message.
+    pub fn sent(&self, body: &Value, idempotency_key: &str) -> Value {
+        let response = self.send(body, idempotency_key);
+        assert_eq!(response.status, 201, "{}", response.text());
+        response.json()
+    }
+
+    pub fn get(&self, path: &str) -> crate::harness::TestResponse {
+        bearer(self.server, &self.key, "GET", path, None)
+    }
+
+    pub fn message(&self, id: &str) -> Value {
+        let response = self.get(&format!("/v1/messages/{id}"));
+        assert_eq!(response.status, 200, "{}", response.text());
+        response.json()
+    }
+
+    /// Polls the message until it reaches `status` (the dispatcher runs on its own threads).
+    pub fn wait_for(&self, id: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let message = self.message(id);
+            if message["status"] == status {
+                return message;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "message never became {status}: {message}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+pub fn sms(to: &str, text: &str) -> Value {
+    json!({"channel": "sms", "to": to, "text": text})
+}
+
+fn xaf(amount_minor: i64) -> Value {
+    json!({"amount_minor": amount_minor, "currency": "XAF"})
+}
+
+fn ledger_kinds(server: &TestServer) -> Vec<(String, i64)> {
+    let db = server.db();
+    let mut stmt = db
+        .prepare("SELECT kind, amount_minor FROM wallet_ledger ORDER BY rowid")
+        .unwrap();
+    stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn an_sms_is_charged_queued_and_delivered_by_the_log_provider() {
+    let server = TestServer::start();
+    let sender = Sender::new(&server, "live");
+    sender.credit(1000);
+    let message = sender.sent(&sms("677 12 34 56", "Your code is 1234"), "k1");
+    assert!(message["id"].as_str().unwrap().starts_with("msg_"));
+    assert_eq!(message["status"], "queued");
+    assert_eq!(message["channel"], "sms");
+    assert_eq!(message["to"], "+237677123456");
+    assert_eq!(message["sender"], "CRIER");
+    assert_eq!(message["encoding"], "gsm7");
+    assert_eq!(message["segments"], 1);
+    assert_eq!(message["units"], 1);
+    assert_eq!(message["included_units"], 0);
+    assert_eq!(message["charge"], xaf(25));
+    assert_eq!(message["mode"], "live");
+    assert_eq!(message["created_at"], "2026-11-25T09:30:00.000Z");
+    assert_eq!(sender.balance(), 975);
+
+    let id = message["id"].as_str().unwrap();
+    let delivered = sender.wait_for(id, "sent");
+    assert_eq!(delivered["provider"], "log");
+    assert_eq!(delivered["provider_message_id"], format!("log_{id}"));
+    let attempts = delivered["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{delivered}");
+    assert_eq!(attempts[0]["provider"], "log");
+    assert_eq!(attempts[0]["outcome"], "accepted");
+    assert_eq!(attempts[0]["attempt"], 1);
+    assert_eq!(delivered["refunded_at"], Value::Null);
+    assert_eq!(
+        ledger_kinds(&server),
+        [("adjustment".to_owned(), 1000), ("charge".to_owned(), -25)]
+    );
+}
+
+#[test]
+fn an_email_is_delivered_and_the_plan_quota_is_used_before_the_wallet() {
+    let server = TestServer::start();
+    let sender = Sender::new(&server, "live");
+    let admin_plan = sender.console.request(
+        "PUT",
+        &format!(
+            "/v1/admin/workspaces/{}/plan",
+            sender.console.workspace_id()
+        ),
+        Some(&json!({"plan_code": "basic"})),
+    );
+    assert_eq!(admin_plan.status, 200, "{}", admin_plan.text());
+    let message = sender.sent(
+        &json!({"channel": "email", "to": "Ada@Example.com", "subject": "Hello",
+                "text": "Hi Ada", "html": "<p>Hi Ada</p>", "metadata": {"order": 42}}),
+        "e1",
+    );
+    assert_eq!(message["to"], "ada@example.com");
+    assert_eq!(message["included_units"], 1);
+    assert_eq!(message["charge"], xaf(0));
+    assert_eq!(message["metadata"], json!({"order": 42}));
+    let id = message["id"].as_str().unwrap();
+    let delivered = sender.wait_for(id, "sent");
+    assert_eq!(delivered["html"], "<p>Hi Ada</p>");
+    assert_eq!(delivered["subject"], "Hello");
+}
+
+#[test]
+fn a_send_without_an_idempotency_key_is_400_and_stores_nothing() {
+    let server = TestServer::start();
+    let sender = Sender::new(&server, "live");
+    sender.credit(1000);
+    let response = bearer(
+        &server,
+        &sender.key,
+        "POST",
+        "/v1/messages",
+        Some(&sms("+237677123456", "hi")),
+    );
+    response.assert_error(400, "idempotency_key_required");
+    assert_eq!(count(&server, "SELECT count(*) FROM messages"), 0);
+    assert_eq!(sender.balance(), 1000);
+}
+
+#[test]
+fn the_same_idempotency_key_twice_is_one_message_and_one_charge() {
+    let server = TestServer::start();
+    let sender = Sender::new(&server, "live");
+    sender.credit(1000);
+    let body = sms("+237677123456", "once");
+    let first = sender.send(&body, "same");
+    let second = sender.send(&body, "same");
+    assert_eq!(first.status, 201);
+    assert_eq!(second.status, 201);
+    assert_eq!(second.header("Idempotent-Replayed"), Some("true"));
+    assert_eq!(first.json()["id"], second.json()["id"]);
+    assert_eq!(count(&server, "SELECT count(*) FROM messages"), 1);
+    assert_eq!(sender.balance(), 975);
+    // The same key with another body is a misuse, refused without effect.
+    sender
+        .send(&sms("+237677123456", "twice"), "same")
+        .assert_error(422, "idempotency_key_reused");
+    assert_eq!(count(&server, "SELECT count(*) FROM messages"), 1);
+}
+
+#[test]
+fn a_send_the_wallet_cannot_pay_is_402_and_changes_nothing() {
+    let server = TestServer::start();
+    let sender = Sender::new(&server, "live");
+    sender.credit(30);
+    let long = "x".repeat(200); // 2 segments: 50 XAF
+    let envelope = sender
+        .send(&sms("+237677123456", &long), "poor")
+        .assert_error(402, "insufficient_funds");
+    let details = &envelope["error"]["details"];
+    assert_eq!(details["units"], 2, "{envelope}");
+    assert_eq!(details["charge"], xaf(50), "{envelope}");
+    assert_eq!(details["balance"], xaf(30), "{envelope}");
+    assert_eq!(count(&server, "SELECT count(*) FROM messages"), 0);
+    assert_eq!(
+        count(&server, "SELECT count(*) FROM billing_reservations"),
+        0
+    );
+    assert_eq!(sender.balance(), 30);
+}
+
+#[test]
+fn invalid_sends_are_422_naming_every_field_and_store_nothing() {
+    let server = TestServer::start();
+    let sender = Sender::new(&server, "live");
+    sender.credit(1000);
+    let envelope = sender
+        .send(
+            &json!({"channel": "sms", "to": "12", "text": "", "scheduled_at": "yesterday"}),
+            "bad",
+        )
+        .assert_error(422, "validation_failed");
+    let fields = envelope["error"]["details"]["fields"].as_object().unwrap();
+    for field in ["to", "text", "scheduled_at"] {
+        assert!(fields.contains_key(field), "{envelope}");
+    }
+    assert_eq!(count(&server, "SELECT count(*) FROM messages"), 0);
+    // A key without messages:send cannot send.
+    let (_, reader) = create_key(&sender.console, &["messages:read"], "live");
+    let authorization = format!("Bearer {reader}");
+    send(
+        &server,
+        "POST",
+        "/v1/messages",
+        vec![
+            ("Authorization", authorization.as_str()),
+            ("Idempotency-Key", "r"),
+        ],
+        Some(&sms("+237677123456", "hi")),
+    )
+    .assert_error(403, "insufficient_scope");
+    assert_eq!(sender.balance(), 1000);
+}
+
+#[test]
+fn a_test_mode_send_is_priced_not_charged_and_goes_to_the_log_provider() {
+    let server = TestServer::start();
+    let sender = Sender::new(&server, "test");
+    let message = sender.sent(&sms("+237677123456", "test"), "t1");
+    assert_eq!(message["mode"], "test");
+    assert_eq!(message["charged"], false);
+    assert_eq!(message["charge"], xaf(25));
+    assert_eq!(sender.balance(), 0);
+    let delivered = sender.wait_for(message["id"].as_str().unwrap(), "sent");
+    assert_eq!(delivered["provider"], "log");
+    assert_eq!(count(&server, "SELECT count(*) FROM wallet_ledger"), 0);
+    assert_eq!(
+        count(&server, "SELECT count(*) FROM billing_reservations"),
+        0
+    );
+}
+
+#[test]
+fn a_scheduled_message_waits_then_the_scheduler_queues_it() {
+    let server = TestServer::start();
+    let sender = Sender::new(&server, "live");
+    sender.credit(1000);
+    let mut body = sms("+237677123456", "later");
+    body["scheduled_at"] = json!("2026-11-25T10:00:00Z");
+    let message = sender.sent(&body, "s1");
+    assert_eq!(message["status"], "scheduled");
+    assert_eq!(message["scheduled_at"], "2026-11-25T10:00:00.000Z");
+    let id = message["id"].as_str().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(sender.message(id)["status"], "scheduled");
+    server.clock.advance(chrono::Duration::minutes(31));
+    sender.wait_for(id, "sent");
+    assert_eq!(sender.balance(), 975);
+}
+
+#[test]
+fn cancelling_a_scheduled_message_refunds_it_exactly_once() {
+    let server = TestServer::start();
+    let sender = Sender::new(&server, "live");
+    sender.credit(1000);
+    let mut body = sms("+237677123456", "later");
+    body["scheduled_at"] = json!("2026-11-26T10:00:00Z");
+    let message = sender.sent(&body, "c1");
+    let id = message["id"].as_str().unwrap().to_owned();
+    assert_eq!(sender.balance(), 975);
+    let cancel = |sender: &Sender<'_>| {
+        bearer(
+            sender.server,
+            &sender.key,
+            "POST",
+            &format!("/v1/messages/{id}/cancel"),
+            None,
+        )
+    };
+    let cancelled = cancel(&sender);
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text());
+    assert_eq!(cancelled.json()["status"], "cancelled");
+    assert!(cancelled.json()["refunded_at"].is_string());
+    assert_eq!(sender.balance(), 1000);
+    // Again: still cancelled, no second refund.
+    assert_eq!(cancel(&sender).status, 200);
+    assert_eq!(sender.balance(), 1000);
+    assert_eq!(
+        ledger_kinds(&server),
+        [
+            ("adjustment".to_owned(), 1000),
+            ("charge".to_owned(), -25),
+            ("refund".to_owned(), 25)
+        ]
+    );
+    // The scheduler never sends a cancelled message.
+    server.clock.advance(chrono::Duration::days(2));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(sender.message(&id)["status"], "cancelled");
+
+    // A message already on its way cannot be cancelled.
+    let now = sender.sent(&sms("+237677123456", "now"), "c2");
+    let now_id = now["id"].as_str().unwrap();
+    sender.wait_for(now_id, "sent");
+    bearer(
+        &server,
+        &sender.key,
+        "POST",
+        &format!("/v1/messages/{now_id}/cancel"),
+        None,
+    )
+    .assert_error(409, "conflict");
+}
+
+#[test]
+fn messages_are_listed_newest_first_with_filters_and_a_cursor() {
+    let server = TestServer::start();
+    let sender = Sender::new(&server, "live");
+    sender.credit(10_000);
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let body = if n % 2 == 0 {
+            sms("+237677123456", &format!("sms {n}"))
+        } else {
+            json!({"channel": "email", "to": "a@b.io", "subject": "s", "text": format!("email {n}")})
+        };
+        ids.push(
+            sender.sent(&body, &format!("l{n}"))["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let page = sender.get("/v1/messages?limit=2").json();
+    let first: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(first, [ids[4].as_str(), ids[3].as_str()]);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let next = sender
+        .get(&format!("/v1/messages?limit=2&cursor={cursor}"))
+        .json();
+    assert_eq!(next["data"][0]["id"], ids[2].as_str());
+    let emails = sender.get("/v1/messages?channel=email").json();
+    assert_eq!(emails["data"].as_array().unwrap().len(), 2);
+    let later = sender
+        .get("/v1/messages?created_from=2026-11-25T09:30:01Z")
+        .json();
+    assert_eq!(later["data"].as_array().unwrap().len(), 0);
+    let envelope = sender
+        .get("/v1/messages?status=lost&channel=fax&created_to=soon")
+        .assert_error(422, "validation_failed");
+    let fields = envelope["error"]["details"]["fields"].as_object().unwrap();
+    assert_eq!(fields.len(), 3, "{envelope}");
+
+    // Another workspace sees none of them, and cannot open one.
+    let other = crate::auth_fixtures::second_tenant(&sender.console, "eve@example.com");
+    let (_, other_key) = create_key(&other, &["messages:read"], "live");
+    let theirs = bearer(&server, &other_key, "GET", "/v1/messages", None).json();
+    assert_eq!(theirs["data"].as_array().unwrap().len(), 0);
+    bearer(
+        &server,
+        &other_key,
+        "GET",
+        &format!("/v1/messages/{}", ids[0]),
+        None,
+    )
+    .assert_error(404, "not_found");
+}
+
+#[test]
+fn concurrent_sends_never_spend_more_than_the_wallet_holds() {
+    let server = TestServer::start_with(
+        |config| config.workers = std::num::NonZeroUsize::new(16).unwrap(),
+        crier::http::router::Router::standard(),
+    );
+    let sender = Sender::new(&server, "live");
+    sender.credit(2500); // exactly 100 one-segment SMS at 25
+    let (addr, key) = (server.addr, sender.key.clone());
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..200)
+            .map(|n| {
+                let key = &key;
+                scope.spawn(move || {
+                    let body = sms("+237677123456", "race").to_string();
+                    let request = format!(
+                        "POST /v1/messages HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
+                         Authorization: Bearer {key}\r\nIdempotency-Key: race-{n}\r\n\
+                         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    crate::harness::send_raw(addr, request.as_bytes()).status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let accepted = statuses.iter().filter(|s| **s == 201).count();
+    let refused = statuses.iter().filter(|s| **s == 402).count();
+    assert_eq!((accepted, refused), (100, 100), "{statuses:?}");
+    assert_eq!(sender.balance(), 0);
+    assert_eq!(count(&server, "SELECT count(*) FROM messages"), 100);
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM wallet_ledger WHERE kind = 'charge'"
+        ),
+        100
+    );
+    let doctor = crate::process::crier()
+        .arg("doctor")
+        .arg("--db-path")
+        .arg(server.db_path())
+        .output()
+        .unwrap();
+    assert!(
+        doctor.status.success(),
+        "{}",
+        String::from_utf8_lossy(&doctor.stdout)
+    );
+}
