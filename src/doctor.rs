@@ -1,8 +1,8 @@
 //! `crier doctor`: checks a database and says what is wrong with it.
 //!
 //! Each check reads only; none repairs anything. Features add their invariants here as one more
-//! function in `CHECKS`: wallets (balance equals ledger), usage (counters equal reservations);
-//! messages stuck past their lease arrive with sending.
+//! function in `CHECKS`: wallets (balance equals ledger), usage (counters equal reservations),
+//! messages (none stuck past its lease; refunded exactly when it never reached a provider).
 
 use rusqlite::Connection;
 
@@ -30,6 +30,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("migrations", check_migrations),
     ("wallets", check_wallets),
     ("usage", check_usage),
+    ("messages", check_messages),
 ];
 
 /// Runs every check, in order, and returns one finding each.
@@ -144,6 +145,41 @@ fn check_usage(conn: &mut Connection) -> Result<String, Vec<String>> {
                 )
             })
             .collect())
+    }
+}
+
+/// No message is `sending` past its lease (a dispatcher reclaims those; one left means no
+/// dispatcher runs, e.g. the server is down after a crash — starting it recovers them), and live
+/// messages are refunded exactly when they ended without a provider accepting them: `failed`
+/// without an accepted attempt, or `cancelled`.
+fn check_messages(conn: &mut Connection) -> Result<String, Vec<String>> {
+    use crate::clock::{Clock, SystemClock, format_timestamp};
+    let status = migrations::status(conn).map_err(|err| vec![err])?;
+    if !status.is_current() {
+        return Ok("skipped until migrations are applied".to_owned());
+    }
+    let now = format_timestamp(SystemClock.now());
+    let stuck =
+        crate::messages::store::count_stuck(conn, &now).map_err(|err| vec![err.to_string()])?;
+    let mut problems = Vec::new();
+    if stuck > 0 {
+        problems.push(format!(
+            "{stuck} message(s) still sending past their lease; start the server to reclaim them"
+        ));
+    }
+    let wrong =
+        crate::messages::store::refund_discrepancies(conn).map_err(|err| vec![err.to_string()])?;
+    problems.extend(wrong.into_iter().map(|(id, status, refunded)| {
+        if refunded {
+            format!("message {id} is {status} but was refunded")
+        } else {
+            format!("message {id} is {status} without a provider's acceptance but was not refunded")
+        }
+    }));
+    if problems.is_empty() {
+        Ok("none stuck; refunds match outcomes".to_owned())
+    } else {
+        Err(problems)
     }
 }
 

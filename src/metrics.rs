@@ -24,6 +24,10 @@ struct Latency {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Latency>>,
+    /// Provider calls by provider and outcome (`accepted`, `retryable_error`, `final_error`).
+    provider_calls: Mutex<BTreeMap<(String, String), u64>>,
+    /// Provider webhooks by provider and verdict (`applied`, `unauthenticated`, `rejected`).
+    webhooks: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl Metrics {
@@ -51,6 +55,20 @@ impl Metrics {
         }
         entry.count += 1;
         entry.sum_seconds += seconds;
+    }
+
+    /// Counts one provider call. Provider names come from the configuration, never from clients.
+    pub fn record_provider_call(&self, provider: &str, outcome: &str) {
+        *lock(&self.provider_calls)
+            .entry((provider.to_owned(), outcome.to_owned()))
+            .or_default() += 1;
+    }
+
+    /// Counts one webhook request for a configured provider by what became of it.
+    pub fn record_webhook(&self, provider: &str, verdict: &str) {
+        *lock(&self.webhooks)
+            .entry((provider.to_owned(), verdict.to_owned()))
+            .or_default() += 1;
     }
 
     /// The exposition text.
@@ -91,6 +109,47 @@ impl Metrics {
                 latency.count
             );
         }
+        out.push_str("# HELP crier_provider_calls_total Delivery calls to providers, by provider and outcome.\n");
+        out.push_str("# TYPE crier_provider_calls_total counter\n");
+        for ((provider, outcome), count) in lock(&self.provider_calls).iter() {
+            let _ = writeln!(
+                out,
+                "crier_provider_calls_total{{provider=\"{}\",outcome=\"{}\"}} {count}",
+                escape(provider),
+                escape(outcome)
+            );
+        }
+        out.push_str(
+            "# HELP crier_webhooks_total Provider webhooks received, by provider and verdict.\n",
+        );
+        out.push_str("# TYPE crier_webhooks_total counter\n");
+        for ((provider, verdict), count) in lock(&self.webhooks).iter() {
+            let _ = writeln!(
+                out,
+                "crier_webhooks_total{{provider=\"{}\",verdict=\"{}\"}} {count}",
+                escape(provider),
+                escape(verdict)
+            );
+        }
+        out
+    }
+
+    /// Gauges read from the database at scrape time: messages per status, and how long the
+    /// oldest due message has waited for a dispatcher.
+    pub fn render_outbox(by_status: &[(String, u64)], lag_seconds: f64) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP crier_messages Messages by status.\n");
+        out.push_str("# TYPE crier_messages gauge\n");
+        for (status, count) in by_status {
+            let _ = writeln!(
+                out,
+                "crier_messages{{status=\"{}\"}} {count}",
+                escape(status)
+            );
+        }
+        out.push_str("# HELP crier_dispatcher_lag_seconds How long the oldest due queued message has waited.\n");
+        out.push_str("# TYPE crier_dispatcher_lag_seconds gauge\n");
+        let _ = writeln!(out, "crier_dispatcher_lag_seconds {lag_seconds}");
         out
     }
 }

@@ -233,6 +233,8 @@ fn deliver(app: &App, owner: &str, message: &MessageRow) -> Result<(), AppError>
             result,
             position + 1 == chain.len(),
         );
+        app.metrics
+            .record_provider_call(provider.name(), &attempt.outcome);
         settle(app, owner, message, verdict, &attempt)?;
         if verdict != Verdict::NextProvider {
             break;
@@ -365,9 +367,21 @@ fn settle(
     };
     let settled = app.db.write(|conn| {
         store::insert_attempt(conn, attempt)?;
-        let Some(settlement) = settlement else {
+        let Some(mut settlement) = settlement else {
             return Ok(true);
         };
+        // A message some provider took (in an earlier cycle whose dispatcher lost its lease
+        // before settling) is sent, whatever this call said: never failed, never refunded.
+        let acceptance = match settlement {
+            Settlement::Sent { .. } => None,
+            _ => store::find_acceptance(conn, &message.id)?,
+        };
+        if let Some((provider, provider_message_id)) = &acceptance {
+            settlement = Settlement::Sent {
+                provider,
+                provider_message_id: provider_message_id.as_deref(),
+            };
+        }
         let settled = store::settle(conn, &message.id, owner, settlement, &now_text)?;
         if settled && matches!(settlement, Settlement::Failed { .. }) {
             billing::refund(conn, &app.ids, &message.id, now)?;

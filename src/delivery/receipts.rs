@@ -26,6 +26,8 @@ pub fn receive_receipts(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
         .ok_or(AppError::NotFound)?;
     let presented = request.query_param("token").unwrap_or_default();
     if !constant_time_eq(presented.as_bytes(), expected.expose().as_bytes()) {
+        app.metrics
+            .record_webhook(provider.name(), "unauthenticated");
         return Err(AppError::Unauthenticated);
     }
     let body = request.body_bytes()?;
@@ -37,7 +39,10 @@ pub fn receive_receipts(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
     };
     let receipts = match provider.parse_receipts(&receipt_request) {
         None => return Err(AppError::NotFound),
-        Some(Err(why)) => return Err(AppError::BadRequest(format!("Not a receipt: {why}"))),
+        Some(Err(why)) => {
+            app.metrics.record_webhook(provider.name(), "rejected");
+            return Err(AppError::BadRequest(format!("Not a receipt: {why}")));
+        }
         Some(Ok(receipts)) => receipts,
     };
     let now = format_timestamp(app.clock.now());
@@ -64,6 +69,7 @@ pub fn receive_receipts(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
         }
         Ok(applied)
     })?;
+    app.metrics.record_webhook(provider.name(), "accepted");
     ApiResponse::json(
         200,
         &serde_json::json!({ "received": receipts.len(), "applied": applied }),

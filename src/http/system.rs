@@ -57,11 +57,30 @@ pub fn show_accept_invitation(
     Ok(ApiResponse::bytes(200, HTML, ACCEPT_HTML))
 }
 
-/// `GET /metrics`: Prometheus text exposition (requests by route and status, latency).
+/// `GET /metrics`: Prometheus text exposition (requests by route and status, latency, provider
+/// calls, webhooks, messages by status, dispatcher lag).
 pub fn show_metrics(app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let now = app.clock.now();
+    let (by_status, oldest_due) = app.db.read(|conn| {
+        Ok((
+            crate::messages::store::count_by_status(conn)?,
+            crate::messages::store::oldest_due(conn, &crate::clock::format_timestamp(now))?,
+        ))
+    })?;
+    let lag_seconds = oldest_due
+        .as_deref()
+        .and_then(crate::clock::parse_timestamp)
+        .map_or(0.0, |due| {
+            (now - due).num_milliseconds().max(0) as f64 / 1000.0
+        });
+    let mut text = app.metrics.render();
+    text.push_str(&crate::metrics::Metrics::render_outbox(
+        &by_status,
+        lag_seconds,
+    ));
     Ok(ApiResponse::bytes(
         200,
         "text/plain; version=0.0.4; charset=utf-8",
-        app.metrics.render(),
+        text,
     ))
 }

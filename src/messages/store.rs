@@ -492,3 +492,45 @@ pub fn count_by_status(conn: &Connection) -> Result<Vec<(String, u64)>, AppError
     let rows = stmt.query_map([], |row| Ok((row.get(0)?, unsigned(row, 1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// Live messages whose refund does not match their outcome: (id, status, refunded). A message
+/// must be refunded exactly when it was cancelled, or failed without any accepted attempt.
+pub fn refund_discrepancies(conn: &Connection) -> Result<Vec<(String, String, bool)>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.id, m.status, r.refunded_at IS NOT NULL AS refunded,
+                (m.status = 'cancelled'
+                 OR (m.status = 'failed' AND NOT EXISTS (
+                        SELECT 1 FROM message_attempts a
+                        WHERE a.message_id = m.id AND a.outcome = 'accepted'))) AS owed
+         FROM messages m JOIN billing_reservations r ON r.reference = m.id
+         WHERE m.mode = 'live' AND refunded <> owed
+         ORDER BY m.rowid LIMIT 100",
+    )?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The provider (and its id) that accepted the message in an earlier attempt, if any — a
+/// dispatcher that lost its lease may have delivered it after all.
+pub fn find_acceptance(
+    conn: &Connection,
+    message_id: &str,
+) -> Result<Option<(String, Option<String>)>, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT provider, provider_message_id FROM message_attempts
+             WHERE message_id = ?1 AND outcome = 'accepted' ORDER BY attempt_no LIMIT 1",
+        )?
+        .query_row([message_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?)
+}
+
+/// When the longest-waiting due `queued` message became due, if any is waiting.
+pub fn oldest_due(conn: &Connection, now: &str) -> Result<Option<String>, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT MIN(next_attempt_at) FROM messages
+             WHERE status = 'queued' AND next_attempt_at <= ?1",
+        )?
+        .query_row([now], |row| row.get(0))?)
+}
