@@ -19,3 +19,4 @@ mod openapi;
 mod probes;
 mod process;
 mod shutdown;
+mod smtp_provider;
