@@ -20,3 +20,4 @@ mod probes;
 mod process;
 mod sending;
 mod shutdown;
+mod smtp_provider;

@@ -1,18 +1,72 @@
-//! PLACEHOLDER: being written.
+//! The `smtp` email provider: hands each email to one configured SMTP server with lettre's
+//! blocking transport (STARTTLS, implicit TLS or plain; optional AUTH).
+//!
+//! It owns two things: building the MIME message (From, To, Subject, a Message-ID derived from
+//! our message id, text/plain, text/html or a multipart/alternative of both, UTF-8 throughout),
+//! and mapping what the SMTP conversation ends with onto `Accepted` or a classified `Failure`.
+//! One connection per message: lettre's connection pool is not compiled in, and the dispatcher's
+//! own concurrency already bounds how many conversations run at once.
 
+use std::error::Error as _;
+use std::io;
 use std::time::Duration;
 
-use crate::delivery::settings::SmtpSettings;
-use crate::delivery::{Accepted, Failure, Outgoing, Provider};
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::Error as SmtpError;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{Address, Message, SmtpTransport, Transport};
 
+use crate::delivery::settings::{SmtpSecurity, SmtpSettings};
+use crate::delivery::{Accepted, Disposition, EmailOut, Failure, Outgoing, Provider};
+
+/// Our message id, in a header of its own, so a bounce or a complaint that quotes the headers
+/// leads straight back to the message even when the Message-ID was rewritten on the way.
+const CRIER_MESSAGE_ID: HeaderName = HeaderName::new_from_ascii_str("X-Crier-Message-Id");
+
+/// The right-hand side of the Message-ID when the From domain cannot be used as is (see
+/// `message_id_for`).
+const FALLBACK_MESSAGE_ID_DOMAIN: &str = "crier.localhost";
+
+/// Sends email through one SMTP server.
 pub struct SmtpProvider {
-    _settings: SmtpSettings,
+    transport: SmtpTransport,
+    security: SmtpSecurity,
 }
 
 impl SmtpProvider {
-    pub fn new(settings: &SmtpSettings, _timeout: Duration) -> Result<SmtpProvider, String> {
+    /// Sets up the transport once; no connection is made until the first send. `timeout`
+    /// bounds the connect and each read and write of the SMTP conversation. Fails with a
+    /// sentence when the settings cannot describe a usable server.
+    pub fn new(settings: &SmtpSettings, timeout: Duration) -> Result<SmtpProvider, String> {
+        let host = settings.host.as_str();
+        if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "the SMTP host {host:?} is not a host name or an IP address"
+            ));
+        }
+        if settings.port == 0 {
+            return Err("the SMTP port must be between 1 and 65535".to_owned());
+        }
+        let builder = match settings.security {
+            // STARTTLS required, not opportunistic: a server (or a man in the middle) that does
+            // not offer it gets neither the credentials nor the message.
+            SmtpSecurity::StartTls => SmtpTransport::starttls_relay(host).map_err(|error| {
+                format!("the SMTP host {host} cannot be used with STARTTLS: {error}")
+            })?,
+            SmtpSecurity::Tls => SmtpTransport::relay(host).map_err(|error| {
+                format!("the SMTP host {host} cannot be used with TLS: {error}")
+            })?,
+            SmtpSecurity::None => SmtpTransport::builder_dangerous(host),
+        };
+        let mut builder = builder.port(settings.port).timeout(Some(timeout));
+        if let Some((user, password)) = &settings.credentials {
+            builder =
+                builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
+        }
         Ok(SmtpProvider {
-            _settings: settings.clone(),
+            transport: builder.build(),
+            security: settings.security,
         })
     }
 }
@@ -22,7 +76,328 @@ impl Provider for SmtpProvider {
         "smtp"
     }
 
-    fn send(&self, _message: &Outgoing<'_>) -> Result<Accepted, Failure> {
-        Err(Failure::retryable("unavailable", "not written yet"))
+    /// On success, `provider_message_id` is the Message-ID we set, without its angle brackets
+    /// (`msg_…@example.com`).
+    fn send(&self, message: &Outgoing<'_>) -> Result<Accepted, Failure> {
+        let Outgoing::Email(email) = message else {
+            // A dispatcher bug, not a property of the message: no other provider of this
+            // chain could take it either.
+            return Err(Failure::final_(
+                "unsupported_channel",
+                "The smtp provider sends email only.",
+            ));
+        };
+        let (mail, message_id) = build_message(email)?;
+        match self.transport.send(&mail) {
+            Ok(_) => Ok(Accepted {
+                provider_message_id: Some(message_id),
+            }),
+            Err(error) => Err(classify_error(&error, self.security)),
+        }
+    }
+}
+
+/// The MIME message for `email`, and its Message-ID without angle brackets.
+fn build_message(email: &EmailOut<'_>) -> Result<(Message, String), Failure> {
+    // The From mailbox is a setting shared by every email: when it is wrong the operator can
+    // fix it and the same message will then go, so it is not the message's fault (Retryable).
+    let from: Mailbox = email.from.parse().map_err(|error| {
+        Failure::retryable(
+            "invalid_from",
+            format!("The configured From mailbox is not a valid address ({error})."),
+        )
+    })?;
+    let to: Address = email.to.parse().map_err(|error| {
+        Failure::final_(
+            "invalid_address",
+            format!("The recipient is not a valid email address ({error})."),
+        )
+    })?;
+    let message_id = message_id_for(email.message_id, from.email.domain());
+    let builder = Message::builder()
+        .from(from)
+        .to(Mailbox::new(None, to))
+        .subject(email.subject)
+        .message_id(Some(format!("<{message_id}>")))
+        .raw_header(HeaderValue::new(
+            CRIER_MESSAGE_ID,
+            email.message_id.to_owned(),
+        ));
+    // lettre picks 7bit, quoted-printable or base64 per part, so the bytes on the wire are
+    // ASCII whatever the text and the server need not offer 8BITMIME.
+    let built = match (email.text, email.html) {
+        (Some(text), Some(html)) => builder.multipart(MultiPart::alternative_plain_html(
+            text.to_owned(),
+            html.to_owned(),
+        )),
+        (None, Some(html)) => builder.singlepart(SinglePart::html(html.to_owned())),
+        (text, None) => {
+            // Validation guarantees a text or an html body; an empty text part keeps this
+            // total rather than inventing an error for a case that cannot arrive.
+            builder.singlepart(SinglePart::plain(text.unwrap_or_default().to_owned()))
+        }
+    };
+    let mail = built.map_err(|error| {
+        Failure::final_(
+            "invalid_message",
+            format!("The email could not be built ({error})."),
+        )
+    })?;
+    Ok((mail, message_id))
+}
+
+/// `{message_id}@{domain of the From address}`: derived, not random, so a message sent again
+/// (another cycle, another provider) carries the same Message-ID and receivers can tell it is
+/// one message. A non-ASCII (internationalised) domain cannot stand in a Message-ID as is, so
+/// it falls back to a fixed name that still keeps the id unique through our id.
+fn message_id_for(message_id: &str, from_domain: &str) -> String {
+    let domain = if from_domain.is_ascii() && !from_domain.is_empty() {
+        from_domain
+    } else {
+        FALLBACK_MESSAGE_ID_DOMAIN
+    };
+    format!("{message_id}@{domain}")
+}
+
+/// What a negative SMTP reply code means for this message: its disposition and our code.
+///
+/// - 530, 534, 535, 538 (authentication required, mechanism too weak, credentials invalid,
+///   encryption required for the mechanism): `smtp_auth`, Retryable. The credentials are a
+///   setting, not a property of the message: another provider may take it now, and this one
+///   once the operator has fixed them.
+/// - 500–504 (syntax error, command not implemented, bad sequence): the conversation went
+///   wrong, not the message; Retryable.
+/// - Any other 5xx (550 mailbox unavailable, 551, 552 too big, 553 bad address, 554 rejected,
+///   …): the server refuses this message for good; Final. This includes a 554 greeting
+///   ("no SMTP service here"): lettre does not say at which step a reply came, and refusals of
+///   the message are far more common.
+/// - 4xx and anything else: transient; Retryable.
+fn classify_reply(code: u16) -> (Disposition, String) {
+    match code {
+        530 | 534 | 535 | 538 => (Disposition::Retryable, "smtp_auth".to_owned()),
+        500..=504 => (Disposition::Retryable, format!("smtp_{code}")),
+        505..=599 => (Disposition::Final, format!("smtp_{code}")),
+        _ => (Disposition::Retryable, format!("smtp_{code}")),
+    }
+}
+
+/// Maps a failed SMTP conversation onto a `Failure`. Only a refusing reply can be Final;
+/// everything that went wrong before the server could judge the message (connection, TLS,
+/// timeouts, an unreadable answer) is Retryable. The sentence is lettre's description, which
+/// carries the server's reply text and never the credentials or the message.
+fn classify_error(error: &SmtpError, security: SmtpSecurity) -> Failure {
+    if let Some(code) = error.status() {
+        let (disposition, tag) = classify_reply(u16::from(code));
+        return Failure::new(
+            disposition,
+            tag,
+            format!("The SMTP server refused the message: {error}"),
+        );
+    }
+    if has_io_error(error, |kind| {
+        // A read that hits the socket timeout reports WouldBlock on Unix, TimedOut elsewhere.
+        matches!(kind, io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
+    }) {
+        return Failure::retryable(
+            "timeout",
+            format!("The SMTP server did not answer in time: {error}"),
+        );
+    }
+    if error.is_tls() {
+        return Failure::retryable("tls", format!("TLS with the SMTP server failed: {error}"));
+    }
+    if error.is_client() {
+        // lettre raises these before anything reaches the server; its wording is the only way
+        // to tell them apart, and the fallback is Retryable anyway.
+        let text = error.to_string();
+        let code = if text.contains("STARTTLS") {
+            "tls"
+        } else if text.contains("authentication mechanism") {
+            "smtp_auth"
+        } else {
+            "smtp_client"
+        };
+        return Failure::retryable(code, format!("The SMTP conversation stopped: {error}"));
+    }
+    if error.is_response() {
+        return Failure::retryable(
+            "smtp_protocol",
+            format!("The SMTP server's answer could not be understood: {error}"),
+        );
+    }
+    // A failed TLS handshake or certificate check surfaces as an I/O error of kind InvalidData
+    // on the first read through the TLS stream; on a plain connection that kind means garbage.
+    if security != SmtpSecurity::None
+        && has_io_error(error, |kind| kind == io::ErrorKind::InvalidData)
+    {
+        return Failure::retryable("tls", format!("TLS with the SMTP server failed: {error}"));
+    }
+    Failure::retryable(
+        "network",
+        format!("Could not talk to the SMTP server: {error}"),
+    )
+}
+
+/// Whether an I/O error of a kind matching `wanted` is somewhere in `error`'s source chain.
+fn has_io_error(error: &SmtpError, wanted: impl Fn(io::ErrorKind) -> bool) -> bool {
+    let mut source = error.source();
+    while let Some(inner) = source {
+        if let Some(io_error) = inner.downcast_ref::<io::Error>()
+            && wanted(io_error.kind())
+        {
+            return true;
+        }
+        source = inner.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn email<'a>(text: Option<&'a str>, html: Option<&'a str>) -> EmailOut<'a> {
+        EmailOut {
+            message_id: "msg_01JD5X",
+            to: "ada@example.org",
+            from: "Crier <noreply@mail.example.com>",
+            subject: "Your code",
+            text,
+            html,
+        }
+    }
+
+    fn formatted(email: &EmailOut<'_>) -> (String, String) {
+        let (mail, id) = build_message(email).unwrap();
+        (String::from_utf8(mail.formatted()).unwrap(), id)
+    }
+
+    #[test]
+    fn the_message_id_is_derived_from_ours_and_the_from_domain() {
+        let (raw, id) = formatted(&email(Some("Hello"), None));
+        assert_eq!(id, "msg_01JD5X@mail.example.com");
+        assert!(
+            raw.contains("Message-ID: <msg_01JD5X@mail.example.com>\r\n"),
+            "{raw}"
+        );
+        assert!(raw.contains("X-Crier-Message-Id: msg_01JD5X\r\n"), "{raw}");
+        assert!(
+            raw.contains("From: Crier <noreply@mail.example.com>\r\n"),
+            "{raw}"
+        );
+        assert!(raw.contains("To: ada@example.org\r\n"), "{raw}");
+        assert!(raw.contains("Subject: Your code\r\n"), "{raw}");
+        // Sent again, the same message has the same Message-ID.
+        assert_eq!(formatted(&email(Some("Hello"), None)).1, id);
+        assert_eq!(
+            message_id_for("msg_1", "bücher.example"),
+            "msg_1@crier.localhost"
+        );
+    }
+
+    #[test]
+    fn one_body_is_a_single_part_and_both_make_an_alternative() {
+        let (text_only, _) = formatted(&email(Some("Hello"), None));
+        assert!(text_only.contains("Content-Type: text/plain; charset=utf-8"));
+        assert!(!text_only.contains("multipart"));
+
+        let (html_only, _) = formatted(&email(None, Some("<p>Hello</p>")));
+        assert!(html_only.contains("Content-Type: text/html; charset=utf-8"));
+        assert!(!html_only.contains("text/plain"));
+
+        let (both, _) = formatted(&email(Some("Hello"), Some("<p>Hello</p>")));
+        assert!(both.contains("Content-Type: multipart/alternative;"));
+        let plain = both.find("Content-Type: text/plain").unwrap();
+        let html = both.find("Content-Type: text/html").unwrap();
+        assert!(plain < html, "the text part comes first: {both}");
+        assert!(both.contains("<p>Hello</p>"));
+    }
+
+    #[test]
+    fn a_bare_from_address_and_a_non_ascii_subject_are_accepted() {
+        let mut out = email(Some("Merci à vous"), None);
+        out.from = "noreply@example.com";
+        out.subject = "Votre code – é";
+        let (raw, id) = formatted(&out);
+        assert_eq!(id, "msg_01JD5X@example.com");
+        assert!(raw.is_ascii(), "everything on the wire is encoded: {raw}");
+        // RFC 2047: only the words that need it are encoded ("– é" in base64).
+        assert!(
+            raw.contains("Subject: Votre code =?utf-8?b?4oCTIMOp?=\r\n"),
+            "{raw}"
+        );
+        assert!(raw.contains("Merci =C3=A0 vous"), "{raw}");
+    }
+
+    #[test]
+    fn a_subject_cannot_inject_headers() {
+        let mut out = email(Some("Hello"), None);
+        out.subject = "Hi\r\nBcc: eve@example.net";
+        let (raw, _) = formatted(&out);
+        assert!(!raw.contains("\r\nBcc:"), "{raw}");
+    }
+
+    #[test]
+    fn bad_addresses_are_classified() {
+        let mut out = email(Some("Hello"), None);
+        out.to = "not an address";
+        let failure = build_message(&out).unwrap_err();
+        assert_eq!(
+            (failure.disposition, failure.code.as_str()),
+            (Disposition::Final, "invalid_address")
+        );
+
+        let mut out = email(Some("Hello"), None);
+        out.from = "Crier <nowhere>";
+        let failure = build_message(&out).unwrap_err();
+        assert_eq!(
+            (failure.disposition, failure.code.as_str()),
+            (Disposition::Retryable, "invalid_from")
+        );
+    }
+
+    #[test]
+    fn reply_codes_are_classified() {
+        let cases = [
+            (550, Disposition::Final, "smtp_550"),
+            (551, Disposition::Final, "smtp_551"),
+            (552, Disposition::Final, "smtp_552"),
+            (553, Disposition::Final, "smtp_553"),
+            (554, Disposition::Final, "smtp_554"),
+            (530, Disposition::Retryable, "smtp_auth"),
+            (534, Disposition::Retryable, "smtp_auth"),
+            (535, Disposition::Retryable, "smtp_auth"),
+            (538, Disposition::Retryable, "smtp_auth"),
+            (500, Disposition::Retryable, "smtp_500"),
+            (503, Disposition::Retryable, "smtp_503"),
+            (421, Disposition::Retryable, "smtp_421"),
+            (450, Disposition::Retryable, "smtp_450"),
+            (451, Disposition::Retryable, "smtp_451"),
+            (452, Disposition::Retryable, "smtp_452"),
+        ];
+        for (code, disposition, tag) in cases {
+            assert_eq!(
+                classify_reply(code),
+                (disposition, tag.to_owned()),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn unusable_settings_are_refused() {
+        let settings = |host: &str, port: u16| SmtpSettings {
+            host: host.to_owned(),
+            port,
+            security: SmtpSecurity::StartTls,
+            credentials: Some(("user".to_owned(), Secret::new("hunter2"))),
+        };
+        let timeout = Duration::from_secs(5);
+        assert!(SmtpProvider::new(&settings("", 587), timeout).is_err());
+        assert!(SmtpProvider::new(&settings("smtp example.com", 587), timeout).is_err());
+        assert!(SmtpProvider::new(&settings("smtp.example.com", 0), timeout).is_err());
+        let provider = SmtpProvider::new(&settings("smtp.example.com", 587), timeout).unwrap();
+        assert_eq!(provider.name(), "smtp");
     }
 }
