@@ -76,8 +76,9 @@ pub enum Disposition {
     /// Timeouts, connection failures, 5xx, rate limits, unknown errors: try the next provider,
     /// and later again with backoff.
     Retryable,
-    /// The message itself is refused (invalid or blacklisted number, opt-out, bad address,
-    /// rejected credentials): stop at once.
+    /// The message itself is refused (invalid or blacklisted number, opt-out, bad address):
+    /// stop at once. Account problems (rejected credentials, no credit, a wrong base URL) are
+    /// retryable: an operator's fix, or the next provider, can still deliver the message.
     Final,
 }
 

@@ -11,7 +11,7 @@ use crate::messages::recipients::{normalize_email, normalize_phone};
 use crate::messages::segments::{MAX_SEGMENTS, Segmentation, segment};
 
 /// The body of `POST /v1/messages` and `POST /v1/messages/estimate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendBody {
     pub channel: String,

@@ -39,6 +39,17 @@ pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
         api_key_id: api_key_id.as_deref(),
         charging: charging_of(&principal),
     };
+    // Validate before the idempotent transaction, so a refused body is not stored under the key
+    // and a corrected retry with the same key goes through.
+    let sender_read = app.db.read(|conn| {
+        sender::effective_sender_of(conn, &workspace_id, &app.config.default_sms_sender)
+    })?;
+    let checked = compose(
+        body.clone(),
+        &app.config.default_country,
+        &sender_read,
+        app.clock.now(),
+    )?;
     let response = idempotency::in_transaction(
         app,
         request,
@@ -48,7 +59,13 @@ pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
             let now = app.clock.now();
             let effective_sender =
                 sender::effective_sender_of(conn, &workspace_id, &app.config.default_sms_sender)?;
-            let composition = compose(body, &app.config.default_country, &effective_sender, now)?;
+            // The sender can change between the read and this transaction (an approval landed);
+            // then the message is composed again with the sender it will really use.
+            let composition = if effective_sender == sender_read {
+                checked
+            } else {
+                compose(body, &app.config.default_country, &effective_sender, now)?
+            };
             let message = domain::create_message(
                 conn,
                 &app.ids,

@@ -11,6 +11,7 @@ mod auth_sessions;
 mod auth_workspaces;
 mod billing;
 mod binary;
+mod delivery;
 mod fake_http;
 mod harness;
 mod http_errors;

@@ -32,6 +32,11 @@ pub struct ServeProcess {
 
 impl ServeProcess {
     pub fn start(data_dir: &Path) -> ServeProcess {
+        ServeProcess::start_with(data_dir, &[])
+    }
+
+    /// `crier serve` with `extra` settings (flags and values) after the usual ones.
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> ServeProcess {
         let mut child = crier()
             .args([
                 "serve",
@@ -42,6 +47,7 @@ impl ServeProcess {
                 "--data-dir",
             ])
             .arg(data_dir)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -93,6 +99,12 @@ impl ServeProcess {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// SIGKILL: the process dies at once, mid-whatever, as in a crash.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     pub fn wait(mut self) -> std::process::ExitStatus {

@@ -256,6 +256,10 @@ fn invalid_sends_are_422_naming_every_field_and_store_nothing() {
         assert!(fields.contains_key(field), "{envelope}");
     }
     assert_eq!(count(&server, "SELECT count(*) FROM messages"), 0);
+    // The refusal was not recorded under the key: the corrected body goes through with it.
+    let fixed = sender.sent(&sms("+237677123456", "fixed"), "bad");
+    assert_eq!(fixed["status"], "queued");
+    assert_eq!(sender.balance(), 975);
     // A key without messages:send cannot send.
     let (_, reader) = create_key(&sender.console, &["messages:read"], "live");
     let authorization = format!("Bearer {reader}");
@@ -270,7 +274,7 @@ fn invalid_sends_are_422_naming_every_field_and_store_nothing() {
         Some(&sms("+237677123456", "hi")),
     )
     .assert_error(403, "insufficient_scope");
-    assert_eq!(sender.balance(), 1000);
+    assert_eq!(sender.balance(), 975);
 }
 
 #[test]

@@ -1,0 +1,515 @@
+//! The delivery pipeline against local fake providers: fallback to the next provider on a
+//! retryable error, retries with backoff, final errors and refunds, delivery receipts, and a
+//! crash of the real binary in the middle of sending.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::auth_fixtures::count;
+use crate::fake_http::{FakeHttp, Reply};
+use crate::harness::TestServer;
+use crate::sending::{Sender, sms};
+use crier::clock::Clock;
+use crier::config::{Config, Secret};
+use crier::delivery::settings::{SmsProviderName, TwilioSettings, WebhookSettings};
+use crier::http::router::Router;
+
+const RECEIPT_TOKEN: &str = "receipt-token-0123456789";
+
+fn with_providers(
+    twilio: Option<&FakeHttp>,
+    webhook: Option<&FakeHttp>,
+) -> impl FnOnce(&mut Config) {
+    let twilio = twilio.map(FakeHttp::url);
+    let webhook = webhook.map(FakeHttp::url);
+    move |config: &mut Config| {
+        let delivery = &mut config.delivery;
+        delivery.sms_providers.clear();
+        if let Some(base_url) = twilio {
+            delivery.sms_providers.push(SmsProviderName::Twilio);
+            delivery.twilio = Some(TwilioSettings {
+                base_url,
+                account_sid: "AC123".to_owned(),
+                auth_token: Secret::new("twilio-token"),
+            });
+        }
+        if let Some(url) = webhook {
+            delivery.sms_providers.push(SmsProviderName::Webhook);
+            delivery.webhook = Some(WebhookSettings {
+                url: format!("{url}/sms"),
+                secret: None,
+            });
+        }
+        delivery.receipt_token = Some(Secret::new(RECEIPT_TOKEN));
+        config.public_url = "https://crier.example.com".to_owned();
+    }
+}
+
+fn twilio_error(status: u16, code: u32) -> Reply {
+    Reply::json(
+        status,
+        json!({"code": code, "message": "refused", "status": status}),
+    )
+}
+
+#[test]
+fn a_retryable_error_falls_back_to_the_next_provider() {
+    let twilio = FakeHttp::start(|_| twilio_error(503, 20500));
+    let webhook = FakeHttp::start(|_| Reply::json(200, json!({"id": "wh-1"})));
+    let server = TestServer::start_with(
+        with_providers(Some(&twilio), Some(&webhook)),
+        Router::standard(),
+    );
+    let sender = Sender::new(&server, "live");
+    sender.credit(100);
+    let message = sender.sent(&sms("+237677123456", "fallback"), "f1");
+    let id = message["id"].as_str().unwrap();
+    let sent = sender.wait_for(id, "sent");
+    assert_eq!(sent["provider"], "webhook");
+    assert_eq!(sent["provider_message_id"], "wh-1");
+    let outcomes: Vec<(&str, &str)> = sent["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["provider"].as_str().unwrap(),
+                a["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [("twilio", "retryable_error"), ("webhook", "accepted")]
+    );
+    // Each provider saw the message once, in its own wire format, with our id where it takes one.
+    let to_twilio = twilio.requests();
+    assert_eq!(to_twilio.len(), 1);
+    assert_eq!(
+        to_twilio[0].form_field("To").as_deref(),
+        Some("+237677123456")
+    );
+    assert_eq!(to_twilio[0].form_field("From").as_deref(), Some("CRIER"));
+    let to_webhook = webhook.requests()[0].json();
+    assert_eq!(to_webhook["id"], id);
+    assert_eq!(
+        to_webhook["receipt_url"],
+        format!("https://crier.example.com/v1/webhooks/sms/webhook?token={RECEIPT_TOKEN}")
+    );
+    assert_eq!(sender.balance(), 75, "sent, so charged and not refunded");
+}
+
+#[test]
+fn a_final_error_fails_the_message_at_once_and_refunds_it_once() {
+    let twilio = FakeHttp::start(|_| twilio_error(400, 21211));
+    let webhook = FakeHttp::start(|_| Reply::json(200, json!({"id": "never"})));
+    let server = TestServer::start_with(
+        with_providers(Some(&twilio), Some(&webhook)),
+        Router::standard(),
+    );
+    let sender = Sender::new(&server, "live");
+    sender.credit(100);
+    let message = sender.sent(&sms("+237677123456", "bad number"), "x1");
+    assert_eq!(sender.balance(), 75);
+    let failed = sender.wait_for(message["id"].as_str().unwrap(), "failed");
+    assert_eq!(failed["error"]["code"], "21211");
+    assert_eq!(failed["attempts"].as_array().unwrap().len(), 1);
+    assert!(failed["refunded_at"].is_string(), "{failed}");
+    assert_eq!(sender.balance(), 100);
+    assert!(
+        webhook.requests().is_empty(),
+        "a final error stops the chain"
+    );
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM wallet_ledger WHERE kind = 'refund'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn retryable_errors_are_retried_with_backoff_until_a_provider_accepts() {
+    let webhook = FakeHttp::scripted([
+        Reply::text(503, "busy"),
+        Reply::text(503, "busy"),
+        Reply::json(202, json!({"id": "wh-3"})),
+    ]);
+    let server = TestServer::start_with(with_providers(None, Some(&webhook)), Router::standard());
+    let sender = Sender::new(&server, "live");
+    sender.credit(100);
+    let id = sender.sent(&sms("+237677123456", "retry"), "r1")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for cycle in 1..=2 {
+        webhook.wait_for_requests(cycle, Duration::from_secs(10));
+        let waiting = wait_until(&sender, &id, |m| {
+            m["status"] == "queued" && m["delivery_cycles"] == cycle
+        });
+        // base 100 ms doubling per cycle, ±20 % jitter, from the (frozen) test clock.
+        let due =
+            chrono::DateTime::parse_from_rfc3339(waiting["next_attempt_at"].as_str().unwrap())
+                .unwrap();
+        let delay = (due.to_utc() - server.clock.now()).num_milliseconds();
+        let base = 100 * (1 << (cycle - 1));
+        assert!(
+            delay >= base * 8 / 10 && delay < base * 12 / 10 + 1,
+            "cycle {cycle}: retry in {delay} ms"
+        );
+        assert_eq!(waiting["error"]["code"], "http_503");
+        // Not due yet: nothing more is sent until the clock passes the retry time.
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(webhook.requests().len(), cycle);
+        server.clock.advance(chrono::Duration::seconds(1));
+    }
+    let sent = sender.wait_for(&id, "sent");
+    assert_eq!(sent["delivery_cycles"], 3);
+    assert_eq!(sent["attempts"].as_array().unwrap().len(), 3);
+    assert_eq!(sender.balance(), 75);
+}
+
+#[test]
+fn a_message_that_exhausts_its_cycles_fails_and_is_refunded_once() {
+    let webhook = FakeHttp::start(|_| Reply::text(503, "down"));
+    let server = TestServer::start_with(
+        |config| {
+            with_providers(None, Some(&webhook))(config);
+            config.delivery.max_delivery_cycles = 2;
+        },
+        Router::standard(),
+    );
+    let sender = Sender::new(&server, "live");
+    sender.credit(100);
+    let id = sender.sent(&sms("+237677123456", "doomed"), "d1")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    webhook.wait_for_requests(1, Duration::from_secs(10));
+    wait_until(&sender, &id, |m| m["status"] == "queued");
+    server.clock.advance(chrono::Duration::seconds(1));
+    let failed = sender.wait_for(&id, "failed");
+    assert_eq!(failed["delivery_cycles"], 2);
+    assert_eq!(failed["attempts"].as_array().unwrap().len(), 2);
+    assert_eq!(sender.balance(), 100);
+    // Nothing happens to it after that, however long we wait.
+    server.clock.advance(chrono::Duration::hours(2));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(webhook.requests().len(), 2);
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM wallet_ledger WHERE kind = 'refund'"
+        ),
+        1
+    );
+}
+
+fn wait_until(
+    sender: &Sender<'_>,
+    id: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let message = sender.message(id);
+        if done(&message) {
+            return message;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reached: {message}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn post_receipt(
+    server: &TestServer,
+    provider: &str,
+    token: &str,
+    content_type: &str,
+    body: &str,
+) -> crate::harness::TestResponse {
+    server.request(
+        "POST",
+        &format!("/v1/webhooks/sms/{provider}?token={token}"),
+        &[("Content-Type", content_type)],
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn delivery_receipts_move_sent_messages_to_delivered_or_failed() {
+    let webhook = FakeHttp::start(|request| {
+        let id = request.json()["id"]
+            .as_str()
+            .unwrap()
+            .replace("msg_", "wh_");
+        Reply::json(200, json!({ "id": id }))
+    });
+    let server = TestServer::start_with(with_providers(None, Some(&webhook)), Router::standard());
+    let sender = Sender::new(&server, "live");
+    sender.credit(100);
+    let first = sender.sent(&sms("+237677123456", "one"), "a")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = sender.sent(&sms("+237677123457", "two"), "b")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sender.wait_for(&first, "sent");
+    sender.wait_for(&second, "sent");
+    let receipts = json!([
+        {"id": first.replace("msg_", "wh_"), "status": "delivered"},
+        {"id": second.replace("msg_", "wh_"), "status": "undeliverable", "error_code": "unknown_subscriber"},
+        {"id": "wh_nobody", "status": "delivered"},
+    ])
+    .to_string();
+    // A wrong or missing token changes nothing.
+    post_receipt(
+        &server,
+        "webhook",
+        "wrong-token-000000000",
+        "application/json",
+        &receipts,
+    )
+    .assert_error(401, "unauthenticated");
+    assert_eq!(sender.message(&first)["status"], "sent");
+    let applied = post_receipt(
+        &server,
+        "webhook",
+        RECEIPT_TOKEN,
+        "application/json",
+        &receipts,
+    );
+    assert_eq!(applied.status, 200, "{}", applied.text());
+    assert_eq!(applied.json(), json!({"received": 3, "applied": 2}));
+    assert_eq!(sender.message(&first)["status"], "delivered");
+    let undelivered = sender.message(&second);
+    assert_eq!(undelivered["status"], "failed");
+    assert_eq!(undelivered["error"]["code"], "unknown_subscriber");
+    // Accepted by a provider, so charged: a failed receipt refunds nothing.
+    assert_eq!(sender.balance(), 50);
+    // The same receipts again: applied to nothing (final states never move).
+    let again = post_receipt(
+        &server,
+        "webhook",
+        RECEIPT_TOKEN,
+        "application/json",
+        &receipts,
+    );
+    assert_eq!(again.json()["applied"], 0);
+    // Unknown provider, or garbage.
+    post_receipt(
+        &server,
+        "nexmo",
+        RECEIPT_TOKEN,
+        "application/json",
+        &receipts,
+    )
+    .assert_error(404, "not_found");
+    post_receipt(
+        &server,
+        "webhook",
+        RECEIPT_TOKEN,
+        "application/json",
+        "{\"id\": 1}",
+    )
+    .assert_error(400, "bad_request");
+    let metrics = server.get("/metrics").text();
+    assert!(
+        metrics.contains("crier_webhooks_total{provider=\"webhook\",verdict=\"accepted\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("crier_messages{status=\"delivered\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn twilio_status_callbacks_are_receipts() {
+    let twilio = FakeHttp::start(|_| Reply::json(201, json!({"sid": "SM123", "status": "queued"})));
+    let server = TestServer::start_with(with_providers(Some(&twilio), None), Router::standard());
+    let sender = Sender::new(&server, "live");
+    sender.credit(100);
+    let id = sender.sent(&sms("+237677123456", "hello"), "t")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sender.wait_for(&id, "sent");
+    assert_eq!(
+        twilio.requests()[0].form_field("StatusCallback").as_deref(),
+        Some(
+            format!("https://crier.example.com/v1/webhooks/sms/twilio?token={RECEIPT_TOKEN}")
+                .as_str()
+        )
+    );
+    let callback = post_receipt(
+        &server,
+        "twilio",
+        RECEIPT_TOKEN,
+        "application/x-www-form-urlencoded",
+        "MessageSid=SM123&MessageStatus=delivered&AccountSid=AC123",
+    );
+    assert_eq!(callback.status, 200, "{}", callback.text());
+    assert_eq!(sender.message(&id)["status"], "delivered");
+}
+
+#[test]
+fn receipts_are_off_without_a_token() {
+    let server = TestServer::start();
+    post_receipt(
+        &server,
+        "log",
+        "anything-at-all-12345",
+        "application/json",
+        "{}",
+    )
+    .assert_error(404, "not_found");
+}
+
+/// The real binary is killed while a slow provider holds messages `sending`; after a restart
+/// every message ends `sent`, each charged exactly once, and the books balance.
+#[test]
+fn a_crash_while_sending_loses_no_message_and_charges_none_twice() {
+    const MESSAGES: usize = 20;
+    let webhook = FakeHttp::start(|request| {
+        let id = request.json()["id"]
+            .as_str()
+            .unwrap()
+            .replace("msg_", "wh_");
+        Reply::json(200, json!({ "id": id })).after(Duration::from_millis(250))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let webhook_url = format!("{}/sms", webhook.url());
+    let settings = [
+        "--sms-providers",
+        "webhook",
+        "--sms-webhook-url",
+        webhook_url.as_str(),
+        "--dispatch-workers",
+        "2",
+        "--dispatch-batch",
+        "4",
+        "--dispatch-lease-secs",
+        "3",
+        "--provider-timeout-secs",
+        "2",
+        "--dispatch-poll-ms",
+        "50",
+        "--password-iterations",
+        "100000",
+    ];
+    let first = crate::process::ServeProcess::start_with(dir.path(), &settings);
+    let setup = first.request(
+        "POST",
+        "/v1/setup",
+        "",
+        &crate::auth_fixtures::setup_body().to_string(),
+    );
+    assert_eq!(setup.status, 201, "{}", setup.text());
+    let cookie = format!(
+        "Cookie: crier_session={}\r\nX-CSRF-Token: {}\r\n",
+        crate::auth_fixtures::session_cookie(&setup).unwrap(),
+        setup.json()["csrf_token"].as_str().unwrap()
+    );
+    let workspace = setup.json()["workspace"]["id"].as_str().unwrap().to_owned();
+    let credit = first.request(
+        "POST",
+        &format!("/v1/admin/workspaces/{workspace}/wallet-adjustments"),
+        &cookie,
+        r#"{"amount_minor": 1000, "reason": "crash test"}"#,
+    );
+    assert_eq!(credit.status, 201, "{}", credit.text());
+    let key = first.request(
+        "POST",
+        "/v1/api-keys",
+        &cookie,
+        r#"{"name": "crash", "scopes": ["messages:send"], "mode": "live"}"#,
+    );
+    let key = key.json()["key"].as_str().unwrap().to_owned();
+    for n in 0..MESSAGES {
+        let sent = first.request(
+            "POST",
+            "/v1/messages",
+            &format!("Authorization: Bearer {key}\r\nIdempotency-Key: crash-{n}\r\n"),
+            &sms("+237677123456", &format!("message {n}")).to_string(),
+        );
+        assert_eq!(sent.status, 201, "{}", sent.text());
+    }
+    webhook.wait_for_requests(3, Duration::from_secs(20));
+    let db_path = dir.path().join("crier.db");
+    let status_count = |status: &str| -> i64 {
+        rusqlite::Connection::open(&db_path)
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM messages WHERE status = ?1",
+                [status],
+                |row| row.get(0),
+            )
+            .unwrap()
+    };
+    assert!(
+        status_count("sending") > 0,
+        "the kill must catch messages in flight"
+    );
+    first.kill();
+    assert!(status_count("sent") < MESSAGES as i64);
+
+    let second = crate::process::ServeProcess::start_with(dir.path(), &settings);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while status_count("sent") < MESSAGES as i64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all sent after the restart: {} sent",
+            status_count("sent")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(second);
+
+    let conn = rusqlite::Connection::open(&db_path).unwrap();
+    let one = |sql: &str| -> i64 { conn.query_row(sql, [], |row| row.get(0)).unwrap() };
+    assert_eq!(
+        one("SELECT count(*) FROM wallet_ledger WHERE kind = 'charge'"),
+        MESSAGES as i64
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM wallet_ledger WHERE kind = 'refund'"),
+        0
+    );
+    assert_eq!(
+        one("SELECT wallet_balance_minor FROM workspaces"),
+        1000 - 25 * MESSAGES as i64
+    );
+    // At least once towards the provider: every message reached it; a message in flight at
+    // the kill may have reached it twice, and no more.
+    let received: Vec<String> = webhook
+        .requests()
+        .iter()
+        .map(|request| request.json()["id"].as_str().unwrap().to_owned())
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = received.iter().collect();
+    assert_eq!(distinct.len(), MESSAGES);
+    assert!(
+        received.len() <= MESSAGES + 2 * 4,
+        "{} calls",
+        received.len()
+    );
+    let doctor = crate::process::crier()
+        .arg("doctor")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        doctor.status.success(),
+        "{}",
+        String::from_utf8_lossy(&doctor.stdout)
+    );
+}
