@@ -1,14 +1,15 @@
 //! The SQLite store: opening the file, the connection pool, and the two transaction helpers.
 //!
-//! Every database access in the request path goes through `Db::write` (a `BEGIN IMMEDIATE`
-//! transaction that commits only if the closure returns `Ok`) or `Db::read` (a deferred
+//! Every database access in the request path goes through `Db::write` (the closure's work is
+//! kept only if it returns `Ok`, and is durable when `write` returns) or `Db::read` (a deferred
 //! transaction, a consistent snapshot). Callers hand in a closure over `&Connection` and never
-//! begin, commit or roll back themselves, so the helpers can later become one group-committing
-//! writer (one `BEGIN IMMEDIATE` for many requests, a `SAVEPOINT` each) without touching callers.
-//! No network I/O may happen inside either closure.
+//! begin, commit or roll back themselves. Writes go through one group-committing writer
+//! (`writer`): one `BEGIN IMMEDIATE` for many closures, a `SAVEPOINT` each. Reads use a pool.
+//! No network I/O may happen inside either closure, and a closure must not call `write` again.
 
 pub mod backup;
 pub mod migrations;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,6 +45,7 @@ impl DbSettings {
 #[derive(Clone)]
 pub struct Db {
     pool: r2d2::Pool<SqliteConnectionManager>,
+    writer: std::sync::Arc<writer::Writer>,
 }
 
 impl Db {
@@ -61,21 +63,21 @@ impl Db {
             .connection_timeout(settings.busy_timeout.max(Duration::from_secs(1)))
             .build(manager)
             .map_err(|err| StartupError(format!("opening {}: {err}", path.display())))?;
-        Ok(Db { pool })
+        let writer = writer::Writer::new(open_connection(path, OpenFlags::default(), settings)?);
+        Ok(Db {
+            pool,
+            writer: std::sync::Arc::new(writer),
+        })
     }
 
-    /// Runs `body` inside a `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so
-    /// concurrent writers queue on SQLite's busy handler instead of failing on lock upgrade. The
-    /// transaction commits only if `body` returns `Ok`; an `Err` or a panic rolls everything back.
+    /// Runs `body` inside a `BEGIN IMMEDIATE` transaction (possibly shared with other callers'
+    /// closures, each in its own savepoint). Its work is kept only if it returns `Ok`; an `Err`
+    /// or a panic rolls back exactly its own work. On `Ok` the work has been committed.
     pub fn write<T>(
         &self,
         body: impl FnOnce(&Connection) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
-        let mut conn = self.pool.get()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = body(&tx)?;
-        tx.commit()?;
-        Ok(value)
+        self.writer.write(body)
     }
 
     /// Runs `body` inside a deferred, read-only-by-convention transaction: every statement in it

@@ -310,11 +310,15 @@ pub fn claim_due(
              updated_at = :now
          WHERE id IN (
              SELECT id FROM (
-                 SELECT id, next_attempt_at AS due FROM messages
-                 WHERE status = 'queued' AND next_attempt_at <= :now
+                 -- Each side takes its first rows in index order, so only 2 × limit rows are
+                 -- ever sorted, however long the queue.
+                 SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages
+                                WHERE status = 'queued' AND next_attempt_at <= :now
+                                ORDER BY next_attempt_at LIMIT :limit)
                  UNION ALL
-                 SELECT id, lease_expires_at AS due FROM messages
-                 WHERE status = 'sending' AND lease_expires_at <= :now
+                 SELECT * FROM (SELECT id, lease_expires_at AS due FROM messages
+                                WHERE status = 'sending' AND lease_expires_at <= :now
+                                ORDER BY lease_expires_at LIMIT :limit)
              ) ORDER BY due LIMIT :limit)
          RETURNING {COLUMNS}"
     ))?;

@@ -1,0 +1,168 @@
+//! The group-committing writer behind `Db::write`.
+//!
+//! One dedicated connection does every write. A caller takes it, opens a `BEGIN IMMEDIATE`
+//! transaction unless one is already open, and runs its closure inside a `SAVEPOINT`: an `Err`
+//! (or a panic) rolls back only that closure's work. Then, if nobody else is queueing for the
+//! connection (or the batch is full), the caller commits the transaction for everyone in it;
+//! otherwise it leaves the transaction open for the next caller and waits. Every caller returns
+//! only after the transaction holding its work has committed, so `Ok` still means durable.
+//!
+//! Under load, callers pile up while a commit (an fsync with `synchronous=FULL`) runs, and the
+//! next transaction carries all of them: one fsync for many requests, and callers queue on a
+//! mutex instead of sleeping in SQLite's busy handler (whose backoff made tail latencies of
+//! seconds). Without contention it is one caller per transaction, as before.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use rusqlite::Connection;
+
+use crate::error::AppError;
+
+/// Most closures one transaction carries before it commits regardless of who is waiting.
+const MAX_BATCH: usize = 256;
+/// Outcomes remembered for callers still waiting; far more than can ever be waiting at once.
+const REMEMBERED_FAILURES: usize = 1024;
+
+pub struct Writer {
+    session: Mutex<Session>,
+    /// Callers between announcing themselves and taking `session`.
+    queued: AtomicUsize,
+    outcomes: Mutex<Outcomes>,
+    finished: Condvar,
+}
+
+struct Session {
+    conn: Connection,
+    /// The open transaction: its number and how many closures it carries.
+    open: Option<(u64, usize)>,
+    next_epoch: u64,
+}
+
+#[derive(Default)]
+struct Outcomes {
+    /// Every transaction up to this number has finished (committed or failed).
+    finished_up_to: u64,
+    /// Recent transactions whose commit failed, with why.
+    failed: std::collections::VecDeque<(u64, String)>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Writer {
+    pub fn new(conn: Connection) -> Writer {
+        Writer {
+            session: Mutex::new(Session {
+                conn,
+                open: None,
+                next_epoch: 1,
+            }),
+            queued: AtomicUsize::new(0),
+            outcomes: Mutex::new(Outcomes::default()),
+            finished: Condvar::new(),
+        }
+    }
+
+    /// Runs `body` in the shared write transaction; see the module documentation.
+    pub fn write<T>(
+        &self,
+        body: impl FnOnce(&Connection) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let mut session = lock(&self.session);
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        let epoch = match session.open {
+            Some((epoch, _)) => epoch,
+            None => {
+                // Alone at the start of a transaction: a failure here concerns only this caller.
+                session.conn.execute_batch("BEGIN IMMEDIATE")?;
+                let epoch = session.next_epoch;
+                session.next_epoch += 1;
+                epoch
+            }
+        };
+        let members = session.open.map_or(0, |(_, members)| members) + 1;
+        session.open = Some((epoch, members));
+
+        let outcome = run_in_savepoint(&session.conn, body);
+        let (result, savepoint_intact) = outcome;
+        let commit_now =
+            !savepoint_intact || members >= MAX_BATCH || self.queued.load(Ordering::SeqCst) == 0;
+        if commit_now {
+            self.finish(&mut session, epoch, savepoint_intact);
+        }
+        drop(session);
+        let committed = self.wait_for(epoch);
+        match result {
+            Err(panic) => panic::resume_unwind(panic),
+            Ok(Err(err)) => Err(err),
+            Ok(Ok(value)) => committed.map(|()| value),
+        }
+    }
+
+    /// Commits (or, when the transaction cannot be trusted, rolls back) the open transaction and
+    /// tells everyone in it.
+    fn finish(&self, session: &mut Session, epoch: u64, intact: bool) {
+        let failure = if intact {
+            match session.conn.execute_batch("COMMIT") {
+                Ok(()) => None,
+                Err(err) => Some(format!("commit failed: {err}")),
+            }
+        } else {
+            Some("a savepoint could not be rolled back".to_owned())
+        };
+        if failure.is_some() && !session.conn.is_autocommit() {
+            let _ = session.conn.execute_batch("ROLLBACK");
+        }
+        session.open = None;
+        let mut outcomes = lock(&self.outcomes);
+        outcomes.finished_up_to = epoch;
+        if let Some(why) = failure {
+            outcomes.failed.push_back((epoch, why));
+            if outcomes.failed.len() > REMEMBERED_FAILURES {
+                outcomes.failed.pop_front();
+            }
+        }
+        self.finished.notify_all();
+    }
+
+    /// Waits until transaction `epoch` has finished; `Err` if it did not commit.
+    fn wait_for(&self, epoch: u64) -> Result<(), AppError> {
+        let mut outcomes = lock(&self.outcomes);
+        while outcomes.finished_up_to < epoch {
+            outcomes = self
+                .finished
+                .wait(outcomes)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        match outcomes.failed.iter().find(|(failed, _)| *failed == epoch) {
+            Some((_, why)) => Err(AppError::internal(why.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+type Caught<T> = std::thread::Result<Result<T, AppError>>;
+
+/// Runs `body` inside a savepoint, keeping its work only on `Ok`. Returns the outcome (a panic
+/// is caught, to be resumed once the transaction is settled) and whether the savepoint was
+/// closed cleanly (if not, the whole transaction must be abandoned).
+fn run_in_savepoint<T>(
+    conn: &Connection,
+    body: impl FnOnce(&Connection) -> Result<T, AppError>,
+) -> (Caught<T>, bool) {
+    if let Err(err) = conn.execute_batch("SAVEPOINT write_call") {
+        return (Ok(Err(err.into())), false);
+    }
+    let result = panic::catch_unwind(AssertUnwindSafe(|| body(conn)));
+    let close = if matches!(result, Ok(Ok(_))) {
+        "RELEASE write_call"
+    } else {
+        "ROLLBACK TO write_call; RELEASE write_call"
+    };
+    let intact = conn.execute_batch(close).is_ok();
+    (result, intact)
+}
