@@ -332,4 +332,62 @@ mod tests {
         let err = open_existing(&settings("notes.txt")).unwrap_err();
         assert!(err.0.contains("file is not a database"), "{}", err.0);
     }
+
+    /// Many threads write at once, some closures fail and one panics: every successful
+    /// closure's work is committed, no failed one's is, and the panic reaches its caller only.
+    #[test]
+    fn concurrent_writes_keep_exactly_the_successful_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = temp_db(&dir);
+        db.write(|conn| {
+            conn.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")?;
+            Ok(())
+        })
+        .unwrap();
+        let outcomes: Vec<(i64, bool)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..400i64)
+                .map(|n| {
+                    let db = db.clone();
+                    scope.spawn(move || {
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            db.write(|conn| {
+                                conn.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
+                                if n == 13 {
+                                    panic!("a handler bug");
+                                }
+                                if n % 3 == 0 {
+                                    return Err(AppError::Conflict("refused".into()));
+                                }
+                                Ok(())
+                            })
+                        }));
+                        (n, matches!(result, Ok(Ok(()))))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let kept: Vec<i64> = db
+            .read(|conn| {
+                let mut stmt = conn.prepare("SELECT n FROM t ORDER BY n")?;
+                let rows = stmt.query_map([], |row| row.get(0))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .unwrap();
+        let expected: Vec<i64> = outcomes
+            .iter()
+            .filter(|(_, ok)| *ok)
+            .map(|(n, _)| *n)
+            .collect();
+        let mut expected = expected;
+        expected.sort_unstable();
+        assert_eq!(kept, expected);
+        assert_eq!(kept.len(), 400 - 134 - 1);
+        // The writer is still usable after all that.
+        db.write(|conn| {
+            conn.execute("INSERT INTO t (n) VALUES (1000)", [])?;
+            Ok(())
+        })
+        .unwrap();
+    }
 }
