@@ -501,15 +501,5 @@ fn a_crash_while_sending_loses_no_message_and_charges_none_twice() {
         "{} calls",
         received.len()
     );
-    let doctor = crate::process::crier()
-        .arg("doctor")
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        doctor.status.success(),
-        "{}",
-        String::from_utf8_lossy(&doctor.stdout)
-    );
+    crate::process::assert_doctor_clean(&db_path);
 }

@@ -118,3 +118,18 @@ impl Drop for ServeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `crier doctor` on the database at `db_path` and fails the test unless every check passes.
+pub fn assert_doctor_clean(db_path: &Path) {
+    let doctor = crier()
+        .arg("doctor")
+        .arg("--db-path")
+        .arg(db_path)
+        .output()
+        .unwrap();
+    assert!(
+        doctor.status.success(),
+        "{}",
+        String::from_utf8_lossy(&doctor.stdout)
+    );
+}

@@ -465,15 +465,5 @@ fn concurrent_sends_never_spend_more_than_the_wallet_holds() {
         ),
         100
     );
-    let doctor = crate::process::crier()
-        .arg("doctor")
-        .arg("--db-path")
-        .arg(server.db_path())
-        .output()
-        .unwrap();
-    assert!(
-        doctor.status.success(),
-        "{}",
-        String::from_utf8_lossy(&doctor.stdout)
-    );
+    crate::process::assert_doctor_clean(&server.db_path());
 }
