@@ -22,6 +22,7 @@ pub mod logging;
 pub mod messages;
 pub mod metrics;
 pub mod money;
+pub mod payments;
 pub mod server;
 pub mod validate;
 pub mod workspaces;
