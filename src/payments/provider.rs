@@ -119,12 +119,22 @@ pub struct ProviderError {
 /// A webhook request, as received.
 #[derive(Debug, Clone, Copy)]
 pub struct WebhookRequest<'a> {
-    /// Header lookup (case-insensitive name → first value).
-    pub header: &'a dyn Fn(&str) -> Option<String>,
+    /// Every header as (name, value), names as sent.
+    pub headers: &'a [(String, String)],
     /// The raw body bytes, exactly as received.
     pub body: &'a [u8],
     /// Unix seconds now (for Stripe's timestamp tolerance).
     pub now_unix: i64,
+}
+
+impl WebhookRequest<'_> {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(candidate, _)| candidate.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 /// A signature verdict.
