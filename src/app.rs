@@ -26,6 +26,8 @@ pub struct App {
     pub providers: Providers,
     /// Rung when a message becomes due, to wake the dispatchers.
     pub outbox: OutboxSignal,
+    /// The payment providers, in the configured order.
+    pub payments: crate::payments::Payments,
 }
 
 impl App {
@@ -39,6 +41,7 @@ impl App {
     ) -> Result<App, StartupError> {
         let providers = Providers::new(&config.delivery)
             .map_err(|why| StartupError(format!("cannot set up delivery: {why}")))?;
+        let payments = crate::payments::Payments::new(&config.payments);
         Ok(App {
             ids: Ids::new(Arc::clone(&clock), random),
             config,
@@ -48,6 +51,7 @@ impl App {
             metrics: Metrics::new(),
             providers,
             outbox: OutboxSignal::default(),
+            payments,
         })
     }
 }

@@ -111,6 +111,8 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Providers per channel and how the dispatcher paces itself.
     pub delivery: crate::delivery::settings::DeliverySettings,
+    /// Payment providers, their keys, and session lifetime.
+    pub payments: crate::payments::settings::PaymentSettings,
     pub log_format: LogFormat,
     pub log_level: log::LevelFilter,
 }
@@ -152,6 +154,10 @@ impl Config {
                 retry_max_delay: Duration::from_secs(1),
                 ..Default::default()
             },
+            payments: crate::payments::settings::PaymentSettings {
+                timeout: Duration::from_secs(5),
+                ..Default::default()
+            },
             log_format: LogFormat::Text,
             log_level: log::LevelFilter::Warn,
         }
@@ -188,6 +194,7 @@ pub struct RawSettings {
     pub log_format: String,
     pub log_level: String,
     pub delivery: crate::cli::DeliveryArgs,
+    pub payments: crate::cli::PaymentArgs,
 }
 
 /// Every problem found in the settings, one sentence each.
@@ -351,6 +358,7 @@ impl RawSettings {
         );
 
         let delivery = self.delivery.validate(p);
+        let payments = self.payments.validate(p);
 
         let build = || {
             Some(Config {
@@ -375,6 +383,7 @@ impl RawSettings {
                 trusted_proxies: trusted_proxies?,
                 default_country: default_country?,
                 delivery: delivery?,
+                payments: payments?,
                 log_format: log_format?,
                 log_level: log_level?,
             })
@@ -507,6 +516,19 @@ mod tests {
                 retry_base_secs: "30".into(),
                 retry_max_secs: "3600".into(),
             },
+            payments: crate::cli::PaymentArgs {
+            payment_providers: "flutterwave,stripe".into(),
+            flutterwave_base_url: "https://api.flutterwave.com".into(),
+            flutterwave_secret_key: None,
+            flutterwave_webhook_hash: None,
+            stripe_base_url: "https://api.stripe.com".into(),
+            stripe_secret_key: None,
+            stripe_webhook_secret: None,
+            stripe_webhook_tolerance_secs: "300".into(),
+            payment_session_minutes: "30".into(),
+            payment_return_url: None,
+            payment_timeout_secs: "15".into(),
+        },
         }
     }
 

@@ -113,6 +113,11 @@ pub enum AppError {
         retry_after_secs: u64,
         detail: String,
     },
+    /// No payment provider could create a checkout; carries each attempt (provider, code,
+    /// sentence).
+    PaymentProviderUnavailable {
+        attempts: Vec<(String, String, String)>,
+    },
     /// A bug or an unexpected failure. The string is for the log only, never for the client.
     Internal(String),
 }
@@ -144,6 +149,7 @@ impl AppError {
             AppError::Validation(_) => 422,
             AppError::RateLimited { .. } => 429,
             AppError::Internal(_) => 500,
+            AppError::PaymentProviderUnavailable { .. } => 502,
             AppError::Unavailable { .. } => 503,
         }
     }
@@ -174,6 +180,7 @@ impl AppError {
             AppError::Validation(_) => "validation_failed",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Internal(_) => "internal",
+            AppError::PaymentProviderUnavailable { .. } => "payment_provider_unavailable",
             AppError::Unavailable { .. } => "unavailable",
         }
     }
@@ -237,6 +244,10 @@ impl AppError {
             AppError::Unavailable { .. } => {
                 "The service is temporarily unavailable; retry later.".to_owned()
             }
+            AppError::PaymentProviderUnavailable { .. } => {
+                "No payment provider could start a checkout; nothing was charged. Retry later."
+                    .to_owned()
+            }
         }
     }
 
@@ -276,6 +287,14 @@ impl AppError {
             AppError::PayloadTooLarge { limit_bytes } => {
                 Some(serde_json::json!({ "limit_bytes": limit_bytes }))
             }
+            AppError::PaymentProviderUnavailable { attempts } => Some(serde_json::json!({
+                "attempts": attempts
+                    .iter()
+                    .map(|(provider, code, message)| serde_json::json!({
+                        "provider": provider, "code": code, "message": message,
+                    }))
+                    .collect::<Vec<_>>(),
+            })),
             AppError::RateLimited { retry_after_secs }
             | AppError::IdempotencyKeyInUse { retry_after_secs }
             | AppError::Unavailable {
@@ -328,6 +347,7 @@ impl AppError {
             | AppError::PayloadTooLarge { .. }
             | AppError::UnsupportedMediaType { .. }
             | AppError::Validation(_)
+            | AppError::PaymentProviderUnavailable { .. }
             | AppError::Internal(_) => Vec::new(),
         }
     }
@@ -357,6 +377,7 @@ impl AppError {
             | AppError::UnsupportedMediaType { .. }
             | AppError::Validation(_)
             | AppError::IdempotencyKeyInUse { .. }
+            | AppError::PaymentProviderUnavailable { .. }
             | AppError::RateLimited { .. } => None,
         }
     }

@@ -101,6 +101,20 @@ impl<'a> Request<'a> {
             .map(|header| header.value.as_str())
     }
 
+    /// Every header as (name, value), in the order sent (for signature checks that need them).
+    pub fn headers(&self) -> Vec<(String, String)> {
+        self.inner
+            .headers()
+            .iter()
+            .map(|header| {
+                (
+                    header.field.as_str().as_str().to_owned(),
+                    header.value.as_str().to_owned(),
+                )
+            })
+            .collect()
+    }
+
     /// How many times header `name` appears.
     pub fn header_count(&self, name: &str) -> usize {
         self.inner

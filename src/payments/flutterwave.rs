@@ -1,1 +1,31 @@
 //! PLACEHOLDER: being written.
+
+use crate::delivery::providers::http::HttpClient;
+use crate::payments::provider::*;
+use crate::payments::settings::FlutterwaveSettings;
+
+pub struct FlutterwaveProvider;
+
+impl FlutterwaveProvider {
+    pub fn new(_settings: &FlutterwaveSettings, _http: HttpClient) -> FlutterwaveProvider {
+        FlutterwaveProvider
+    }
+}
+
+impl PaymentProvider for FlutterwaveProvider {
+    fn name(&self) -> ProviderName {
+        ProviderName::Flutterwave
+    }
+    fn create_checkout(&self, _request: &CheckoutRequest<'_>) -> Result<Checkout, ProviderError> {
+        Err(ProviderError { try_next: true, code: "not_configured".into(), message: "placeholder".into() })
+    }
+    fn verify(&self, _lookup: &PaymentLookup<'_>) -> Result<Verification, ProviderError> {
+        Err(ProviderError { try_next: true, code: "not_configured".into(), message: "placeholder".into() })
+    }
+    fn check_signature(&self, _request: &WebhookRequest<'_>) -> SignatureVerdict {
+        SignatureVerdict::Invalid("placeholder".into())
+    }
+    fn parse_event(&self, _body: &[u8]) -> Result<WebhookEvent, String> {
+        Err("placeholder".into())
+    }
+}

@@ -1,7 +1,293 @@
 //! Payments (SPEC §6): checkout sessions with Flutterwave first and Stripe as fallback, verified
 //! webhooks, one state machine and exactly-once fulfilment.
+//!
+//! - `provider`: the adapter interface; `flutterwave`, `stripe`: the adapters.
+//! - `flow`: the orchestration that mixes provider calls (never inside a transaction) with
+//!   short write transactions: creating a checkout, verifying, receiving a webhook.
+//! - this file: the state machine and fulfilment, pure database work inside the caller's
+//!   transaction — the one place a session becomes `succeeded`, so the one place value is given.
+//!
+//! States: `pending` → `redirected` → `processing` → `succeeded` | `failed` | `cancelled` |
+//! `expired`, and `succeeded` → `refunded`. A terminal state is never left (a trigger holds
+//! this too); a later or replayed event is journalled and not applied.
 
+pub mod flow;
 pub mod flutterwave;
+pub mod http;
 pub mod provider;
 pub mod settings;
+pub mod store;
 pub mod stripe;
+
+use std::sync::Arc;
+
+use rusqlite::Connection;
+
+use crate::billing;
+use crate::billing::catalog::Catalog;
+use crate::clock::{Timestamp, format_timestamp};
+use crate::delivery::providers::http::HttpClient;
+use crate::error::AppError;
+use crate::ids::Ids;
+use provider::{PaymentProvider, PaymentStatus, ProviderName};
+use settings::PaymentSettings;
+use store::SessionRow;
+
+/// The payment providers, in the configured order.
+pub struct Payments {
+    ordered: Vec<Arc<dyn PaymentProvider>>,
+    all: Vec<Arc<dyn PaymentProvider>>,
+}
+
+impl Payments {
+    pub fn new(settings: &PaymentSettings) -> Payments {
+        let http = HttpClient::new(settings.timeout);
+        let all: Vec<Arc<dyn PaymentProvider>> = vec![
+            Arc::new(flutterwave::FlutterwaveProvider::new(
+                &settings.flutterwave,
+                http.clone(),
+            )),
+            Arc::new(stripe::StripeProvider::new(&settings.stripe, http)),
+        ];
+        let ordered = settings
+            .providers
+            .iter()
+            .filter_map(|name| all.iter().find(|p| p.name() == *name).cloned())
+            .collect();
+        Payments { ordered, all }
+    }
+
+    /// The providers a new checkout tries, in order.
+    pub fn ordered(&self) -> &[Arc<dyn PaymentProvider>] {
+        &self.ordered
+    }
+
+    pub fn provider(&self, name: ProviderName) -> Option<&Arc<dyn PaymentProvider>> {
+        self.all.iter().find(|provider| provider.name() == name)
+    }
+}
+
+/// The states no event moves a session out of (`succeeded` only to `refunded`).
+pub fn is_terminal(status: &str) -> bool {
+    matches!(
+        status,
+        "succeeded" | "failed" | "cancelled" | "expired" | "refunded"
+    )
+}
+
+/// What a provider said about a session, from a verification or a signed event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub provider: String,
+    pub status: PaymentStatus,
+    /// Facts to check before giving value; `None` when the source is itself proof (a signed
+    /// Stripe event) — success is then only accepted from a verification.
+    pub facts: Option<Facts>,
+    pub provider_reference: Option<String>,
+    /// Cumulative refunded amount, for refunds.
+    pub refunded_minor: Option<i64>,
+    /// From a provider's event (it reports something happened), rather than our question.
+    pub from_event: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub reference: Option<String>,
+    pub amount_minor: Option<i64>,
+    pub currency: Option<String>,
+}
+
+/// Whether a verdict changed the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Changed,
+    /// Recorded, not applied, and why.
+    Unchanged(String),
+}
+
+/// Applies a provider's verdict to the session inside the caller's write transaction: the
+/// state machine, and — in the same transaction as the move to `succeeded` — fulfilment, so a
+/// session gives value exactly once whoever (webhook, verify call, retry) gets there first.
+pub fn apply_verdict(
+    conn: &Connection,
+    ids: &Ids,
+    catalog: &Catalog,
+    session_id: &str,
+    verdict: &Verdict,
+    now: Timestamp,
+) -> Result<Applied, AppError> {
+    // Read inside the transaction: whoever wrote before us is seen.
+    let mut session = store::find_session(conn, session_id, None)?.ok_or(AppError::NotFound)?;
+    let now_text = format_timestamp(now);
+    if session.provider_reference.is_none() {
+        session.provider_reference = verdict.provider_reference.clone();
+    }
+    let applied = match (session.status.as_str(), verdict.status) {
+        ("succeeded" | "refunded", PaymentStatus::Refunded) => {
+            record_refund(conn, ids, &mut session, verdict, now)?
+        }
+        (status, _) if is_terminal(status) => {
+            Applied::Unchanged(format!("the session is already {status}"))
+        }
+        (_, PaymentStatus::Succeeded) => match mismatch(&session, verdict) {
+            Some(why) => {
+                session.flag = Some(why.clone());
+                Applied::Unchanged(why)
+            }
+            None => {
+                fulfil(conn, ids, catalog, &session, now)?;
+                session.status = "succeeded".to_owned();
+                session.fulfilled_at = Some(now_text.clone());
+                session.flag = None;
+                Applied::Changed
+            }
+        },
+        (_, PaymentStatus::Failed | PaymentStatus::Cancelled | PaymentStatus::Expired) => {
+            session.status = match verdict.status {
+                PaymentStatus::Failed => "failed",
+                PaymentStatus::Cancelled => "cancelled",
+                _ => "expired",
+            }
+            .to_owned();
+            Applied::Changed
+        }
+        (status, PaymentStatus::Pending) => {
+            if status == "redirected" && verdict.from_event {
+                // The provider reports a payment under way (an async method, e.g. mobile money).
+                session.status = "processing".to_owned();
+                Applied::Changed
+            } else {
+                Applied::Unchanged("the payment is still pending".to_owned())
+            }
+        }
+        (_, PaymentStatus::Refunded) => {
+            Applied::Unchanged("a refund for a payment that never succeeded".to_owned())
+        }
+    };
+    session.updated_at = now_text;
+    store::update_session(conn, &session)?;
+    Ok(applied)
+}
+
+/// Why the provider's facts do not prove this session was paid in full, if they do not.
+fn mismatch(session: &SessionRow, verdict: &Verdict) -> Option<String> {
+    let Some(facts) = &verdict.facts else {
+        return Some("success claimed without verification".to_owned());
+    };
+    if facts.reference.as_deref() != Some(session.id.as_str()) {
+        return Some(format!(
+            "verification names another reference ({})",
+            facts.reference.as_deref().unwrap_or("none")
+        ));
+    }
+    if facts.currency.as_deref() != Some(session.currency.as_str()) {
+        return Some(format!(
+            "verification says {} but the session is in {}",
+            facts.currency.as_deref().unwrap_or("no currency"),
+            session.currency
+        ));
+    }
+    match facts.amount_minor {
+        Some(paid) if paid >= session.amount_minor => None,
+        paid => Some(format!(
+            "verification says {} was paid but {} is due",
+            paid.map_or("nothing".to_owned(), |p| p.to_string()),
+            session.amount_minor
+        )),
+    }
+}
+
+/// Gives the value: activates (or extends) the plan, or credits the wallet. A plan that cannot
+/// be activated (another plan still runs) is credited to the wallet instead: paid money is
+/// never lost.
+fn fulfil(
+    conn: &Connection,
+    ids: &Ids,
+    catalog: &Catalog,
+    session: &SessionRow,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    let provider = session.provider.as_deref().unwrap_or("provider");
+    if let Some(plan_code) = &session.plan_code {
+        conn.execute_batch("SAVEPOINT activate_plan")?;
+        match billing::activate_plan(conn, catalog, &session.workspace_id, plan_code, now) {
+            Ok(_) => {
+                conn.execute_batch("RELEASE activate_plan")?;
+                return Ok(());
+            }
+            Err(AppError::Conflict(why)) => {
+                conn.execute_batch("ROLLBACK TO activate_plan; RELEASE activate_plan")?;
+                let reason = format!("plan {plan_code} paid via {provider} but not activated: {why}");
+                billing::move_wallet(
+                    conn,
+                    ids,
+                    &session.workspace_id,
+                    "topup",
+                    session.amount_minor,
+                    (&session.id, None, Some(&reason)),
+                    now,
+                )?;
+                return Ok(());
+            }
+            Err(other) => {
+                conn.execute_batch("ROLLBACK TO activate_plan; RELEASE activate_plan")?;
+                return Err(other);
+            }
+        }
+    }
+    billing::move_wallet(
+        conn,
+        ids,
+        &session.workspace_id,
+        "topup",
+        session.amount_minor,
+        (&session.id, None, Some(&format!("top-up via {provider}"))),
+        now,
+    )?;
+    Ok(())
+}
+
+/// A refund reported by the provider (cumulative): the top-up's wallet credit is taken back as
+/// far as the balance allows — never below zero — and the rest recorded as a shortfall.
+fn record_refund(
+    conn: &Connection,
+    ids: &Ids,
+    session: &mut SessionRow,
+    verdict: &Verdict,
+    now: Timestamp,
+) -> Result<Applied, AppError> {
+    let reported = verdict
+        .refunded_minor
+        .unwrap_or(session.amount_minor)
+        .clamp(0, session.amount_minor);
+    let delta = reported - session.refunded_minor;
+    if delta <= 0 {
+        return Ok(Applied::Unchanged("this refund is already recorded".to_owned()));
+    }
+    session.refunded_minor = reported;
+    session.status = "refunded".to_owned();
+    if session.kind == "topup" {
+        let balance = billing::store::find_account(conn, &session.workspace_id)?
+            .ok_or(AppError::NotFound)?
+            .wallet_balance_minor;
+        let debit = delta.min(balance);
+        if debit > 0 {
+            billing::move_wallet(
+                conn,
+                ids,
+                &session.workspace_id,
+                "adjustment",
+                -debit,
+                (
+                    &session.id,
+                    None,
+                    Some("payment refunded by the provider"),
+                ),
+                now,
+            )?;
+        }
+        session.refund_debited_minor += debit;
+        session.refund_shortfall_minor += delta - debit;
+    }
+    Ok(Applied::Changed)
+}

@@ -62,3 +62,89 @@ impl Default for PaymentSettings {
         }
     }
 }
+
+impl crate::cli::PaymentArgs {
+    /// Types the payment settings, adding one sentence to `problems` per bad setting.
+    pub fn validate(&self, problems: &mut Vec<String>) -> Option<PaymentSettings> {
+        use crate::config::{public_url, take, whole_number};
+        let p = problems;
+        let secret = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(Secret::new)
+        };
+        let providers = take(p, "--payment-providers / CRIER_PAYMENT_PROVIDERS", {
+            let mut providers = Vec::new();
+            let mut problem = None;
+            for word in self
+                .payment_providers
+                .split(',')
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+            {
+                match ProviderName::parse(&word.to_ascii_lowercase()) {
+                    Some(name) if !providers.contains(&name) => providers.push(name),
+                    Some(name) => problem = Some(format!("{} is listed twice", name.as_str())),
+                    None => problem = Some(format!("{word:?} is not flutterwave or stripe")),
+                }
+            }
+            match (problem, providers.is_empty()) {
+                (Some(problem), _) => Err(problem),
+                (None, true) => Err("must name at least one provider".to_owned()),
+                (None, false) => Ok(providers),
+            }
+        });
+        let flutterwave_base_url = take(
+            p,
+            "--flutterwave-base-url / CRIER_FLUTTERWAVE_BASE_URL",
+            public_url(&self.flutterwave_base_url),
+        );
+        let stripe_base_url = take(
+            p,
+            "--stripe-base-url / CRIER_STRIPE_BASE_URL",
+            public_url(&self.stripe_base_url),
+        );
+        let tolerance = take(
+            p,
+            "--stripe-webhook-tolerance-secs / CRIER_STRIPE_WEBHOOK_TOLERANCE_SECS",
+            whole_number(&self.stripe_webhook_tolerance_secs, 1, 86_400),
+        );
+        let minutes = take(
+            p,
+            "--payment-session-minutes / CRIER_PAYMENT_SESSION_MINUTES",
+            whole_number(&self.payment_session_minutes, 30, 1440),
+        );
+        let timeout = take(
+            p,
+            "--payment-timeout-secs / CRIER_PAYMENT_TIMEOUT_SECS",
+            whole_number(&self.payment_timeout_secs, 1, 300),
+        );
+        let return_url = match self.payment_return_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => Some(take(
+                p,
+                "--payment-return-url / CRIER_PAYMENT_RETURN_URL",
+                public_url(url),
+            )?),
+            _ => None,
+        };
+        Some(PaymentSettings {
+            providers: providers?,
+            flutterwave: FlutterwaveSettings {
+                base_url: flutterwave_base_url?,
+                secret_key: secret(&self.flutterwave_secret_key),
+                webhook_hash: secret(&self.flutterwave_webhook_hash),
+            },
+            stripe: StripeSettings {
+                base_url: stripe_base_url?,
+                secret_key: secret(&self.stripe_secret_key),
+                webhook_secret: secret(&self.stripe_webhook_secret),
+                webhook_tolerance: Duration::from_secs(tolerance?),
+            },
+            session_lifetime: Duration::from_secs(minutes? * 60),
+            return_url,
+            timeout: Duration::from_secs(timeout?),
+        })
+    }
+}

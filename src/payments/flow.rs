@@ -1,0 +1,487 @@
+//! The payment flows that mix provider calls with short write transactions. A provider call is
+//! never made with a transaction open: each flow writes what it is about to do, calls, then
+//! writes what happened — and the state machine (`apply_verdict`) decides, inside the
+//! transaction, what the answer changes.
+
+use std::time::Instant;
+
+use crate::app::App;
+use crate::clock::{Timestamp, format_timestamp};
+use crate::error::AppError;
+use crate::money::Money;
+use crate::payments::provider::{
+    CheckoutRequest, PaymentLookup, PaymentProvider, PaymentStatus, ProviderError, ProviderName,
+    SignatureVerdict, Verification, WebhookRequest,
+};
+use crate::payments::store::{self, SessionRow, TransactionRow, WebhookRow};
+use crate::payments::{Applied, Facts, Verdict, apply_verdict, is_terminal};
+
+/// What is being bought.
+#[derive(Debug, Clone)]
+pub struct Purchase {
+    pub kind: &'static str,
+    pub plan_code: Option<String>,
+    pub amount: Money,
+    pub description: String,
+}
+
+/// Who buys.
+#[derive(Debug, Clone, Copy)]
+pub struct Buyer<'a> {
+    pub workspace_id: &'a str,
+    /// User or API key id.
+    pub actor_id: &'a str,
+    pub email: &'a str,
+}
+
+fn chrono_duration(duration: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+fn elapsed_ms(started: Instant) -> i64 {
+    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Creates a session and a checkout for it, trying the providers in order: one that cannot
+/// (network error, timeout, 5xx, unsupported currency, not configured) hands over to the next;
+/// every attempt is recorded. `reference` is stable for the request's Idempotency-Key, so a
+/// provider sees the same idempotency key when a retry takes over.
+pub fn start_checkout(
+    app: &App,
+    buyer: Buyer<'_>,
+    purchase: &Purchase,
+    reference: &str,
+) -> Result<SessionRow, AppError> {
+    let settings = &app.config.payments;
+    let now = app.clock.now();
+    let now_text = format_timestamp(now);
+    let expires_at = now + chrono_duration(settings.session_lifetime);
+    let session = SessionRow {
+        id: app.ids.new_id("pay"),
+        workspace_id: buyer.workspace_id.to_owned(),
+        kind: purchase.kind.to_owned(),
+        plan_code: purchase.plan_code.clone(),
+        amount_minor: purchase.amount.amount_minor,
+        currency: purchase.amount.currency.clone(),
+        status: "pending".to_owned(),
+        provider: None,
+        provider_reference: None,
+        checkout_url: None,
+        created_by: buyer.actor_id.to_owned(),
+        customer_email: buyer.email.to_owned(),
+        expires_at: format_timestamp(expires_at),
+        fulfilled_at: None,
+        refunded_minor: 0,
+        refund_debited_minor: 0,
+        refund_shortfall_minor: 0,
+        flag: None,
+        failure_reason: None,
+        created_at: now_text.clone(),
+        updated_at: now_text,
+    };
+    app.db.write(|conn| store::insert_session(conn, &session))?;
+    let return_url = format!(
+        "{}?session={}",
+        settings
+            .return_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/billing/return", app.config.public_url)),
+        session.id
+    );
+    let mut attempts = Vec::new();
+    for provider in app.payments.ordered() {
+        let idempotency_key = format!("{reference}-{}", provider.name().as_str());
+        let request = CheckoutRequest {
+            session_id: &session.id,
+            idempotency_key: &idempotency_key,
+            workspace_id: buyer.workspace_id,
+            kind: purchase.kind,
+            plan_code: purchase.plan_code.as_deref(),
+            amount: &purchase.amount,
+            description: &purchase.description,
+            customer_email: buyer.email,
+            return_url: &return_url,
+            cancel_url: &return_url,
+            expires_at_unix: expires_at.timestamp(),
+        };
+        let started = Instant::now();
+        let result = provider.create_checkout(&request);
+        let mut transaction = new_transaction(app, &session.id, provider.name(), "create_checkout");
+        transaction.duration_ms = elapsed_ms(started);
+        match result {
+            Ok(checkout) => {
+                transaction.outcome = "ok".to_owned();
+                transaction.provider_reference = checkout.provider_reference.clone();
+                transaction.raw_status = Some(checkout.raw_status.clone());
+                transaction.status = Some("redirected".to_owned());
+                return app.db.write(|conn| {
+                    store::insert_transaction(conn, &transaction)?;
+                    let mut current = store::find_session(conn, &session.id, None)?
+                        .ok_or(AppError::NotFound)?;
+                    if current.status == "pending" {
+                        current.status = "redirected".to_owned();
+                        current.provider = Some(provider.name().as_str().to_owned());
+                        current.provider_reference = checkout.provider_reference.clone();
+                        current.checkout_url = Some(checkout.checkout_url.clone());
+                        current.updated_at = format_timestamp(app.clock.now());
+                        store::update_session(conn, &current)?;
+                    }
+                    Ok(current)
+                });
+            }
+            Err(error) => {
+                record_error(&mut transaction, &error);
+                app.db
+                    .write(|conn| store::insert_transaction(conn, &transaction))?;
+                attempts.push((
+                    provider.name().as_str().to_owned(),
+                    error.code.clone(),
+                    error.message.clone(),
+                ));
+                log::warn!(
+                    target: "crier::payments",
+                    session_id = session.id.as_str(), provider = provider.name().as_str(),
+                    code = error.code.as_str();
+                    "checkout not created: {}", error.message
+                );
+                if !error.try_next {
+                    break;
+                }
+            }
+        }
+    }
+    let reason = if attempts.is_empty() {
+        "no payment provider is configured".to_owned()
+    } else {
+        "no payment provider could create a checkout".to_owned()
+    };
+    app.db.write(|conn| {
+        let mut failed =
+            store::find_session(conn, &session.id, None)?.ok_or(AppError::NotFound)?;
+        failed.status = "failed".to_owned();
+        failed.failure_reason = Some(reason.clone());
+        failed.updated_at = format_timestamp(app.clock.now());
+        store::update_session(conn, &failed)
+    })?;
+    Err(AppError::PaymentProviderUnavailable { attempts })
+}
+
+fn new_transaction(
+    app: &App,
+    session_id: &str,
+    provider: ProviderName,
+    operation: &str,
+) -> TransactionRow {
+    TransactionRow {
+        id: app.ids.new_id("ptx"),
+        session_id: session_id.to_owned(),
+        provider: provider.as_str().to_owned(),
+        operation: operation.to_owned(),
+        outcome: "error".to_owned(),
+        provider_reference: None,
+        raw_status: None,
+        status: None,
+        error_code: None,
+        error_message: None,
+        duration_ms: 0,
+        created_at: format_timestamp(app.clock.now()),
+    }
+}
+
+fn record_error(transaction: &mut TransactionRow, error: &ProviderError) {
+    transaction.outcome = "error".to_owned();
+    transaction.error_code = Some(error.code.clone());
+    transaction.error_message = Some(error.message.clone());
+}
+
+fn status_word(status: PaymentStatus) -> &'static str {
+    match status {
+        PaymentStatus::Pending => "pending",
+        PaymentStatus::Succeeded => "succeeded",
+        PaymentStatus::Failed => "failed",
+        PaymentStatus::Cancelled => "cancelled",
+        PaymentStatus::Expired => "expired",
+        PaymentStatus::Refunded => "refunded",
+    }
+}
+
+/// Asks the session's provider about the payment (no transaction open), then records the
+/// answer and applies it in one write. Returns the verdict's effect.
+fn verify_with(
+    app: &App,
+    provider: &dyn PaymentProvider,
+    session: &SessionRow,
+    provider_reference: Option<&str>,
+    from_event: bool,
+    journal: Option<&str>,
+) -> Result<Applied, AppError> {
+    let started = Instant::now();
+    let result = provider.verify(&PaymentLookup {
+        session_id: &session.id,
+        provider_reference: provider_reference.or(session.provider_reference.as_deref()),
+    });
+    let mut transaction = new_transaction(app, &session.id, provider.name(), "verify");
+    transaction.duration_ms = elapsed_ms(started);
+    let verification: Verification = match result {
+        Ok(verification) => verification,
+        Err(error) => {
+            record_error(&mut transaction, &error);
+            app.db
+                .write(|conn| store::insert_transaction(conn, &transaction))?;
+            return Err(AppError::PaymentProviderUnavailable {
+                attempts: vec![(
+                    provider.name().as_str().to_owned(),
+                    error.code,
+                    error.message,
+                )],
+            });
+        }
+    };
+    transaction.outcome = "ok".to_owned();
+    transaction.provider_reference = verification.provider_reference.clone();
+    transaction.raw_status = Some(verification.raw_status.clone());
+    transaction.status = Some(status_word(verification.status).to_owned());
+    let verdict = Verdict {
+        provider: provider.name().as_str().to_owned(),
+        status: verification.status,
+        facts: Some(Facts {
+            reference: verification.reference.clone(),
+            amount_minor: verification.amount_minor,
+            currency: verification.currency.clone(),
+        }),
+        provider_reference: verification.provider_reference.clone(),
+        refunded_minor: None,
+        from_event,
+    };
+    let now = app.clock.now();
+    app.db.write(|conn| {
+        store::insert_transaction(conn, &transaction)?;
+        let applied = apply_verdict(
+            conn,
+            &app.ids,
+            &app.config.billing_catalog,
+            &session.id,
+            &verdict,
+            now,
+        )?;
+        if let Some(journal_id) = journal {
+            settle_journal(conn, journal_id, &applied, &session.id, now)?;
+        }
+        Ok(applied)
+    })
+}
+
+/// `POST /v1/payments/sessions/{id}/verify`: the truth from the provider, now.
+pub fn verify_session(app: &App, session: &SessionRow) -> Result<Applied, AppError> {
+    if is_terminal(&session.status) {
+        return Ok(Applied::Unchanged(format!(
+            "the session is already {}",
+            session.status
+        )));
+    }
+    let Some(provider) = session
+        .provider
+        .as_deref()
+        .and_then(ProviderName::parse)
+        .and_then(|name| app.payments.provider(name))
+    else {
+        return Ok(Applied::Unchanged(
+            "the session has no checkout to verify".to_owned(),
+        ));
+    };
+    verify_with(app, provider.as_ref(), session, None, false, None)
+}
+
+fn settle_journal(
+    conn: &rusqlite::Connection,
+    journal_id: &str,
+    applied: &Applied,
+    session_id: &str,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    let (outcome, reason) = match applied {
+        Applied::Changed => ("applied", None),
+        Applied::Unchanged(why) => ("not_applied", Some(why.as_str())),
+    };
+    store::settle_webhook(
+        conn,
+        journal_id,
+        (outcome, reason),
+        Some(session_id),
+        &format_timestamp(now),
+    )
+}
+
+/// Largest payload kept in the journal.
+const MAX_JOURNALLED_PAYLOAD: usize = 64 * 1024;
+
+/// What a webhook request came to: the HTTP status and body to answer with.
+pub struct WebhookAnswer {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+/// A provider's webhook: signature on the raw bytes first (401 and nothing applied when it
+/// fails), then the journal (a repeat of an event already dealt with is acknowledged and not
+/// applied again), then — re-verified with the provider where the event alone is not proof —
+/// the state machine. Every request is journalled with its verdict.
+pub fn receive_webhook(
+    app: &App,
+    name: ProviderName,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<WebhookAnswer, AppError> {
+    let provider = app.payments.provider(name).ok_or(AppError::NotFound)?;
+    let now = app.clock.now();
+    let now_text = format_timestamp(now);
+    let payload: String = String::from_utf8_lossy(body)
+        .chars()
+        .take(MAX_JOURNALLED_PAYLOAD)
+        .collect();
+    let mut journal = WebhookRow {
+        id: app.ids.new_id("whk"),
+        provider: name.as_str().to_owned(),
+        event_id: None,
+        event_type: None,
+        signature: "invalid".to_owned(),
+        payload,
+        session_id: None,
+        outcome: "rejected".to_owned(),
+        reason: None,
+        received_at: now_text.clone(),
+    };
+    let request = WebhookRequest {
+        headers,
+        body,
+        now_unix: now.timestamp(),
+    };
+    if let SignatureVerdict::Invalid(why) = provider.check_signature(&request) {
+        journal.reason = Some(format!("signature: {why}"));
+        app.db.write(|conn| store::journal_webhook(conn, &journal))?;
+        app.metrics.record_webhook(name.as_str(), "unauthenticated");
+        return Err(AppError::Unauthenticated);
+    }
+    journal.signature = "valid".to_owned();
+    let event = match provider.parse_event(body) {
+        Ok(event) => event,
+        Err(why) => {
+            journal.reason = Some(format!("not an event: {why}"));
+            app.db.write(|conn| store::journal_webhook(conn, &journal))?;
+            app.metrics.record_webhook(name.as_str(), "rejected");
+            return Err(AppError::BadRequest(format!(
+                "The webhook body is not an event crier understands: {why}."
+            )));
+        }
+    };
+    journal.event_id = Some(event.event_id.clone());
+    journal.event_type = Some(event.event_type.clone());
+    journal.session_id = event.session_id.clone();
+    journal.outcome = "received".to_owned();
+    let earlier = app.db.write(|conn| store::journal_webhook(conn, &journal))?;
+    let journal_id = match earlier {
+        // Dealt with before: acknowledged, applied once.
+        Some((_, outcome)) if outcome != "received" => {
+            app.metrics.record_webhook(name.as_str(), "duplicate");
+            return Ok(WebhookAnswer {
+                status: 200,
+                body: serde_json::json!({ "received": true, "duplicate": true, "outcome": outcome }),
+            });
+        }
+        // Received before but not settled (a verification failed, or is running now): go on;
+        // the state machine makes a second application a no-op.
+        Some((id, _)) => id,
+        None => journal.id.clone(),
+    };
+    let session = app.db.read(|conn| {
+        if let Some(id) = &event.session_id
+            && let Some(session) = store::find_session(conn, id, None)?
+        {
+            return Ok(Some(session));
+        }
+        match &event.provider_reference {
+            Some(reference) => {
+                store::find_session_by_provider_reference(conn, name.as_str(), reference)
+            }
+            None => Ok(None),
+        }
+    })?;
+    let Some(session) = session else {
+        app.db.write(|conn| {
+            store::settle_webhook(
+                conn,
+                &journal_id,
+                ("not_applied", Some("no such payment session")),
+                None,
+                &now_text,
+            )
+        })?;
+        app.metrics.record_webhook(name.as_str(), "not_applied");
+        return Ok(WebhookAnswer {
+            status: 200,
+            body: serde_json::json!({ "received": true, "outcome": "not_applied" }),
+        });
+    };
+    // Flutterwave's signature proves only that the sender knows the hash, so everything it
+    // says is re-verified; a Stripe event is signed proof of itself, but a success is still
+    // checked against the amounts before value is given.
+    let verify = name == ProviderName::Flutterwave || event.status == PaymentStatus::Succeeded;
+    let applied = if verify {
+        match verify_with(
+            app,
+            provider.as_ref(),
+            &session,
+            event.provider_reference.as_deref(),
+            true,
+            Some(&journal_id),
+        ) {
+            Ok(applied) => applied,
+            Err(AppError::PaymentProviderUnavailable { .. }) => {
+                // The provider retries the webhook; a later delivery will verify again.
+                app.metrics.record_webhook(name.as_str(), "deferred");
+                return Err(AppError::Unavailable {
+                    retry_after_secs: 60,
+                    detail: "payment verification failed; the webhook will be retried".to_owned(),
+                });
+            }
+            Err(other) => return Err(other),
+        }
+    } else {
+        let verdict = Verdict {
+            provider: name.as_str().to_owned(),
+            status: event.status,
+            facts: None,
+            provider_reference: event.provider_reference.clone(),
+            refunded_minor: event.refunded_minor,
+            from_event: true,
+        };
+        app.db.write(|conn| {
+            let applied = apply_verdict(
+                conn,
+                &app.ids,
+                &app.config.billing_catalog,
+                &session.id,
+                &verdict,
+                now,
+            )?;
+            settle_journal(conn, &journal_id, &applied, &session.id, now)?;
+            Ok(applied)
+        })?
+    };
+    let outcome = match &applied {
+        Applied::Changed => "applied",
+        Applied::Unchanged(_) => "not_applied",
+    };
+    app.metrics.record_webhook(name.as_str(), outcome);
+    Ok(WebhookAnswer {
+        status: 200,
+        body: serde_json::json!({ "received": true, "outcome": outcome }),
+    })
+}
+
+/// The janitor's part: open sessions past their lifetime expire. Sessions a provider reported
+/// as under way (`processing`) are left to their provider's verdict.
+pub fn expire_sessions(app: &App, now: Timestamp) -> Result<usize, AppError> {
+    let now_text = format_timestamp(now);
+    app.db
+        .write(|conn| store::expire_open_sessions(conn, &now_text, 500))
+}

@@ -1,0 +1,295 @@
+//! HTTP for payments: create, list, show and verify sessions; the providers' webhooks.
+
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::auth::http::authenticate_request;
+use crate::auth::key_format::Scope;
+use crate::auth::principal::Principal;
+use crate::billing;
+use crate::clock::parse_timestamp;
+use crate::error::{AppError, FieldErrors};
+use crate::http::request::Request;
+use crate::http::response::ApiResponse;
+use crate::idempotency::{self, Per, Requirement};
+use crate::money::Money;
+use crate::payments::flow::{self, Buyer, Purchase};
+use crate::payments::provider::ProviderName;
+use crate::payments::store::{self, SessionRow, TransactionRow};
+use crate::payments::{Applied, is_terminal};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateSessionBody {
+    kind: String,
+    plan_code: Option<String>,
+    amount_minor: Option<i64>,
+    currency: Option<String>,
+}
+
+/// The session as the API shows it; `transactions` for the detail view.
+pub fn session_view(
+    session: &SessionRow,
+    transactions: Option<&[TransactionRow]>,
+) -> serde_json::Value {
+    let mut view = serde_json::json!({
+        "id": session.id,
+        "kind": session.kind,
+        "plan_code": session.plan_code,
+        "amount": Money::new(session.amount_minor, &session.currency),
+        "status": session.status,
+        "provider": session.provider,
+        "provider_reference": session.provider_reference,
+        "checkout_url": session.checkout_url,
+        "expires_at": session.expires_at,
+        "fulfilled_at": session.fulfilled_at,
+        "refunded": Money::new(session.refunded_minor, &session.currency),
+        "refund_shortfall": Money::new(session.refund_shortfall_minor, &session.currency),
+        "flag": session.flag,
+        "failure_reason": session.failure_reason,
+        "created_at": session.created_at,
+        "updated_at": session.updated_at,
+    });
+    if let (Some(transactions), Some(object)) = (transactions, view.as_object_mut()) {
+        let list: Vec<serde_json::Value> = transactions
+            .iter()
+            .map(|tx| {
+                serde_json::json!({
+                    "id": tx.id,
+                    "provider": tx.provider,
+                    "operation": tx.operation,
+                    "outcome": tx.outcome,
+                    "provider_reference": tx.provider_reference,
+                    "provider_status": tx.raw_status,
+                    "status": tx.status,
+                    "error": tx.error_code.as_ref().map(|code| serde_json::json!({"code": code, "message": tx.error_message})),
+                    "duration_ms": tx.duration_ms,
+                    "created_at": tx.created_at,
+                })
+            })
+            .collect();
+        object.insert("transactions".to_owned(), serde_json::Value::Array(list));
+    }
+    view
+}
+
+/// Checks a purchase against the catalog and the workspace: a plan that can be bought now, or
+/// a top-up of at least the minimum in the wallet's currency.
+fn purchase_of(
+    app: &App,
+    workspace_id: &str,
+    body: CreateSessionBody,
+) -> Result<Purchase, AppError> {
+    let catalog = &app.config.billing_catalog;
+    let account = app
+        .db
+        .read(|conn| billing::store::find_account(conn, workspace_id))?
+        .ok_or(AppError::NotFound)?;
+    let mut fields = FieldErrors::new();
+    let purchase = match body.kind.as_str() {
+        "plan" => {
+            if body.amount_minor.is_some() || body.currency.is_some() {
+                fields.add("amount_minor", "a plan's price comes from the catalog; leave it out");
+            }
+            let plan = body.plan_code.as_deref().and_then(|code| catalog.plan(code));
+            match plan {
+                Some(plan) if plan.price_minor.is_some() => Some(Purchase {
+                    kind: "plan",
+                    plan_code: Some(plan.code.clone()),
+                    amount: Money::new(plan.price_minor.unwrap_or_default(), &catalog.currency),
+                    description: format!("{} plan, 1 month", plan.name),
+                }),
+                _ => {
+                    let purchasable: Vec<&str> = catalog
+                        .plans
+                        .iter()
+                        .filter(|plan| plan.price_minor.is_some())
+                        .map(|plan| plan.code.as_str())
+                        .collect();
+                    fields.add(
+                        "plan_code",
+                        format!("must be a plan that can be bought: {}", purchasable.join(", ")),
+                    );
+                    None
+                }
+            }
+        }
+        "topup" => {
+            if body.plan_code.is_some() {
+                fields.add("plan_code", "only for kind plan");
+            }
+            let currency = body
+                .currency
+                .clone()
+                .unwrap_or_else(|| account.wallet_currency.clone());
+            if currency != account.wallet_currency {
+                fields.add(
+                    "currency",
+                    format!("must be {}, the wallet's currency", account.wallet_currency),
+                );
+            }
+            let minimum = app.config.topup_minimum_minor;
+            match body.amount_minor {
+                Some(amount) if (minimum..=1_000_000_000_000).contains(&amount) => Some(Purchase {
+                    kind: "topup",
+                    plan_code: None,
+                    amount: Money::new(amount, &currency),
+                    description: "Wallet top-up".to_owned(),
+                }),
+                _ => {
+                    fields.add(
+                        "amount_minor",
+                        format!("must be a whole number of at least {minimum} (minor units)"),
+                    );
+                    None
+                }
+            }
+        }
+        _ => {
+            fields.add("kind", "must be plan or topup");
+            None
+        }
+    };
+    fields.into_result()?;
+    let purchase = purchase.ok_or_else(|| AppError::internal("purchase without errors"))?;
+    // Refuse now what fulfilment would refuse, before anyone pays.
+    if let Some(plan_code) = &purchase.plan_code {
+        let running_end = account
+            .plan_period_end
+            .as_deref()
+            .and_then(parse_timestamp)
+            .filter(|end| *end > app.clock.now());
+        if let Some(end) = running_end
+            && account.plan_code != *plan_code
+            && account.plan_code != "free"
+        {
+            return Err(AppError::Conflict(format!(
+                "The {} plan runs until {}; buy {plan_code} after it ends.",
+                account.plan_code,
+                crate::clock::format_timestamp(end)
+            )));
+        }
+    }
+    Ok(purchase)
+}
+
+/// `POST /v1/payments/sessions`: a checkout for a plan or a top-up. Owner/admin session or a
+/// `payments:write` key; `Idempotency-Key` required (leased: the providers are called with no
+/// transaction open).
+pub fn create_session(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let workspace_id = principal.require_scope(Scope::PaymentsWrite)?.to_owned();
+    let body: CreateSessionBody = request.json()?;
+    let purchase = purchase_of(app, &workspace_id, body)?;
+    let (actor_id, user_id) = match &principal {
+        Principal::Session(session) => (session.user_id().to_owned(), Some(session.user_id())),
+        Principal::ApiKey(key) => (key.key_id().to_owned(), None),
+    };
+    let email = app
+        .db
+        .read(|conn| store::find_buyer_email(conn, &workspace_id, user_id))?
+        .ok_or_else(|| AppError::Conflict("The workspace has no owner to bill.".to_owned()))?;
+    idempotency::leased(
+        app,
+        request,
+        &principal,
+        (Requirement::Required, Per::Workspace),
+        |reference| {
+            let buyer = Buyer {
+                workspace_id: &workspace_id,
+                actor_id: &actor_id,
+                email: &email,
+            };
+            let session = flow::start_checkout(app, buyer, &purchase, reference)?;
+            ApiResponse::json(201, &session_view(&session, None))
+        },
+    )
+}
+
+/// `GET /v1/payments/sessions`: the workspace's sessions, newest first. Scope `billing:read`.
+pub fn list_sessions(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let workspace_id = principal.require_scope(Scope::BillingRead)?.to_owned();
+    let page = request.page()?;
+    let mut sessions = app.db.read(|conn| {
+        store::list_sessions(conn, &workspace_id, page.cursor.as_deref(), page.limit + 1)
+    })?;
+    let next_cursor = if sessions.len() > page.limit {
+        sessions.truncate(page.limit);
+        sessions.last().map(|session| session.id.clone())
+    } else {
+        None
+    };
+    let data: Vec<serde_json::Value> = sessions.iter().map(|s| session_view(s, None)).collect();
+    ApiResponse::json(
+        200,
+        &serde_json::json!({ "data": data, "next_cursor": next_cursor }),
+    )
+}
+
+fn detail(app: &App, workspace_id: &str, id: &str) -> Result<serde_json::Value, AppError> {
+    app.db.read(|conn| {
+        let session = store::find_session(conn, id, Some(workspace_id))?.ok_or(AppError::NotFound)?;
+        let transactions = store::list_transactions(conn, id)?;
+        Ok(session_view(&session, Some(&transactions)))
+    })
+}
+
+/// `GET /v1/payments/sessions/{id}`: one session with its provider transactions.
+pub fn show_session(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let workspace_id = principal.require_scope(Scope::BillingRead)?.to_owned();
+    let id = request.param("id").to_owned();
+    ApiResponse::json(200, &detail(app, &workspace_id, &id)?)
+}
+
+/// `POST /v1/payments/sessions/{id}/verify`: asks the provider now and applies its answer (the
+/// return page calls it). Safe to repeat. Scope `billing:read`: it only brings the session in
+/// line with the provider's truth.
+pub fn verify_session(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let workspace_id = principal.require_scope(Scope::BillingRead)?.to_owned();
+    let id = request.param("id").to_owned();
+    let session = app
+        .db
+        .read(|conn| store::find_session(conn, &id, Some(&workspace_id)))?
+        .ok_or(AppError::NotFound)?;
+    let applied = if is_terminal(&session.status) {
+        Applied::Unchanged(format!("the session is already {}", session.status))
+    } else {
+        flow::verify_session(app, &session)?
+    };
+    let mut view = detail(app, &workspace_id, &id)?;
+    if let Some(object) = view.as_object_mut() {
+        let (changed, reason) = match applied {
+            Applied::Changed => (true, None),
+            Applied::Unchanged(why) => (false, Some(why)),
+        };
+        object.insert(
+            "verification".to_owned(),
+            serde_json::json!({ "changed": changed, "reason": reason }),
+        );
+    }
+    ApiResponse::json(200, &view)
+}
+
+fn webhook(
+    app: &App,
+    request: &mut Request<'_>,
+    name: ProviderName,
+) -> Result<ApiResponse, AppError> {
+    let body = request.body_bytes()?;
+    let headers = request.headers();
+    let answer = flow::receive_webhook(app, name, &headers, &body)?;
+    ApiResponse::json(answer.status, &answer.body)
+}
+
+/// `POST /v1/webhooks/flutterwave`.
+pub fn flutterwave_webhook(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    webhook(app, request, ProviderName::Flutterwave)
+}
+
+/// `POST /v1/webhooks/stripe`.
+pub fn stripe_webhook(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    webhook(app, request, ProviderName::Stripe)
+}
