@@ -623,47 +623,108 @@ pub struct DeliveryArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct PaymentArgs {
     /// Payment providers tried in order when creating a checkout, comma-separated: flutterwave, stripe. One without its secret key is skipped.
-    #[arg(long, env = "CRIER_PAYMENT_PROVIDERS", default_value = "flutterwave,stripe", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CRIER_PAYMENT_PROVIDERS",
+        default_value = "flutterwave,stripe",
+        global = true,
+        hide_env_values = true
+    )]
     pub payment_providers: String,
 
     /// Flutterwave API base URL.
-    #[arg(long, env = "CRIER_FLUTTERWAVE_BASE_URL", default_value = "https://api.flutterwave.com", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CRIER_FLUTTERWAVE_BASE_URL",
+        default_value = "https://api.flutterwave.com",
+        global = true,
+        hide_env_values = true
+    )]
     pub flutterwave_base_url: String,
 
     /// Flutterwave secret key (secret); without it Flutterwave is not configured.
-    #[arg(long, env = "CRIER_FLUTTERWAVE_SECRET_KEY", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CRIER_FLUTTERWAVE_SECRET_KEY",
+        global = true,
+        hide_env_values = true
+    )]
     pub flutterwave_secret_key: Option<String>,
 
     /// The secret hash set in the Flutterwave dashboard (secret): checked against `verif-hash`, and the key of `flutterwave-signature`. Without it Flutterwave webhooks get 401.
-    #[arg(long, env = "CRIER_FLUTTERWAVE_WEBHOOK_HASH", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CRIER_FLUTTERWAVE_WEBHOOK_HASH",
+        global = true,
+        hide_env_values = true
+    )]
     pub flutterwave_webhook_hash: Option<String>,
 
     /// Stripe API base URL.
-    #[arg(long, env = "CRIER_STRIPE_BASE_URL", default_value = "https://api.stripe.com", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CRIER_STRIPE_BASE_URL",
+        default_value = "https://api.stripe.com",
+        global = true,
+        hide_env_values = true
+    )]
     pub stripe_base_url: String,
 
     /// Stripe secret key (secret); without it Stripe is not configured.
-    #[arg(long, env = "CRIER_STRIPE_SECRET_KEY", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CRIER_STRIPE_SECRET_KEY",
+        global = true,
+        hide_env_values = true
+    )]
     pub stripe_secret_key: Option<String>,
 
     /// The Stripe endpoint's signing secret `whsec_…` (secret). Without it Stripe webhooks get 401.
-    #[arg(long, env = "CRIER_STRIPE_WEBHOOK_SECRET", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CRIER_STRIPE_WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
     pub stripe_webhook_secret: Option<String>,
 
     /// How old (or how far ahead) a Stripe-Signature timestamp may be, in seconds.
-    #[arg(long, env = "CRIER_STRIPE_WEBHOOK_TOLERANCE_SECS", default_value = "300", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CRIER_STRIPE_WEBHOOK_TOLERANCE_SECS",
+        default_value = "300",
+        global = true,
+        hide_env_values = true
+    )]
     pub stripe_webhook_tolerance_secs: String,
 
     /// How long a checkout session may stay unpaid before the janitor expires it (30–1440; Stripe needs at least 30).
-    #[arg(long, env = "CRIER_PAYMENT_SESSION_MINUTES", default_value = "30", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CRIER_PAYMENT_SESSION_MINUTES",
+        default_value = "30",
+        global = true,
+        hide_env_values = true
+    )]
     pub payment_session_minutes: String,
 
     /// Where providers send the payer back (`?session=pay_…` is appended) [default: PUBLIC_URL/billing/return].
-    #[arg(long, env = "CRIER_PAYMENT_RETURN_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CRIER_PAYMENT_RETURN_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub payment_return_url: Option<String>,
 
     /// Limit on one payment provider call, in seconds.
-    #[arg(long, env = "CRIER_PAYMENT_TIMEOUT_SECS", default_value = "15", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CRIER_PAYMENT_TIMEOUT_SECS",
+        default_value = "15",
+        global = true,
+        hide_env_values = true
+    )]
     pub payment_timeout_secs: String,
 }
 

@@ -22,8 +22,6 @@ use crate::error::AppError;
 
 /// Most closures one transaction carries before it commits regardless of who is waiting.
 const MAX_BATCH: usize = 256;
-/// Outcomes remembered for callers still waiting; far more than can ever be waiting at once.
-const REMEMBERED_FAILURES: usize = 1024;
 
 pub struct Writer {
     session: Mutex<Session>,
@@ -44,8 +42,9 @@ struct Session {
 struct Outcomes {
     /// Every transaction up to this number has finished (committed or failed).
     finished_up_to: u64,
-    /// Recent transactions whose commit failed, with why.
-    failed: std::collections::VecDeque<(u64, String)>,
+    /// Transactions whose commit failed: why, and how many of their callers have yet to read
+    /// it (the entry goes when the last one has, so no caller can miss its failure).
+    failed: std::collections::HashMap<u64, (String, usize)>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -77,6 +76,10 @@ impl Writer {
         let epoch = match session.open {
             Some((epoch, _)) => epoch,
             None => {
+                // A connection left inside a transaction (a ROLLBACK that failed) is reset first.
+                if !session.conn.is_autocommit() {
+                    session.conn.execute_batch("ROLLBACK")?;
+                }
                 // Alone at the start of a transaction: a failure here concerns only this caller.
                 session.conn.execute_batch("BEGIN IMMEDIATE")?;
                 let epoch = session.next_epoch;
@@ -92,7 +95,7 @@ impl Writer {
         let commit_now =
             !savepoint_intact || members >= MAX_BATCH || self.queued.load(Ordering::SeqCst) == 0;
         if commit_now {
-            self.finish(&mut session, epoch, savepoint_intact);
+            self.finish(&mut session, epoch, members, savepoint_intact);
         }
         drop(session);
         let committed = self.wait_for(epoch);
@@ -105,8 +108,11 @@ impl Writer {
 
     /// Commits (or, when the transaction cannot be trusted, rolls back) the open transaction and
     /// tells everyone in it.
-    fn finish(&self, session: &mut Session, epoch: u64, intact: bool) {
-        let failure = if intact {
+    fn finish(&self, session: &mut Session, epoch: u64, members: usize, intact: bool) {
+        let failure = if session.conn.is_autocommit() {
+            // A closure ended the transaction itself: what was kept is unknown.
+            Some("the transaction ended inside a closure".to_owned())
+        } else if intact {
             match session.conn.execute_batch("COMMIT") {
                 Ok(()) => None,
                 Err(err) => Some(format!("commit failed: {err}")),
@@ -121,10 +127,7 @@ impl Writer {
         let mut outcomes = lock(&self.outcomes);
         outcomes.finished_up_to = epoch;
         if let Some(why) = failure {
-            outcomes.failed.push_back((epoch, why));
-            if outcomes.failed.len() > REMEMBERED_FAILURES {
-                outcomes.failed.pop_front();
-            }
+            outcomes.failed.insert(epoch, (why, members));
         }
         self.finished.notify_all();
     }
@@ -138,10 +141,15 @@ impl Writer {
                 .wait(outcomes)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        match outcomes.failed.iter().find(|(failed, _)| *failed == epoch) {
-            Some((_, why)) => Err(AppError::internal(why.clone())),
-            None => Ok(()),
+        let Some((why, unread)) = outcomes.failed.get_mut(&epoch) else {
+            return Ok(());
+        };
+        let error = AppError::internal(why.clone());
+        *unread -= 1;
+        if *unread == 0 {
+            outcomes.failed.remove(&epoch);
         }
+        Err(error)
     }
 }
 

@@ -82,11 +82,18 @@ impl Drop for Delivery {
     }
 }
 
+/// Runs one round, turning a panic (a bug in a provider adapter, say) into an error, so the
+/// thread lives on; the messages of the round are reclaimed when their lease runs out.
+fn guarded(round: impl FnOnce() -> Result<usize, AppError>) -> Result<usize, AppError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(round))
+        .unwrap_or_else(|_| Err(AppError::internal("a delivery round panicked")))
+}
+
 fn run_dispatcher(app: &App, stop: &AtomicBool) {
     let poll = app.config.delivery.dispatch_poll;
     while !stop.load(Ordering::SeqCst) {
         let seen = app.outbox.generation();
-        match dispatch_batch(app, stop) {
+        match guarded(|| dispatch_batch(app, stop)) {
             Ok(0) => app.outbox.wait(seen, poll),
             Ok(_) => {}
             Err(err) => {
@@ -100,16 +107,20 @@ fn run_dispatcher(app: &App, stop: &AtomicBool) {
 fn run_scheduler(app: &App, stop: &AtomicBool) {
     let poll = app.config.delivery.dispatch_poll;
     while !stop.load(Ordering::SeqCst) {
-        match queue_due_scheduled(app) {
-            Ok(0) => {}
-            Ok(_) => app.outbox.notify(),
+        let seen = app.outbox.generation();
+        match guarded(|| queue_due_scheduled(app)) {
+            Ok(0) => app.outbox.wait(seen, poll),
+            // A full batch: more may be due, go again at once.
+            Ok(moved) if moved >= SCHEDULER_BATCH => app.outbox.notify(),
+            Ok(_) => {
+                app.outbox.notify();
+                app.outbox.wait(app.outbox.generation(), poll);
+            }
             Err(err) => {
                 log::warn!(target: "crier::delivery", error:% = err; "scheduler round failed; retrying");
+                app.outbox.wait(seen, poll);
             }
         }
-        let seen = app.outbox.generation();
-        // Woken early only by shutdown (or a send, which costs one cheap query).
-        app.outbox.wait(seen, poll);
     }
 }
 
@@ -130,7 +141,7 @@ pub fn dispatch_batch(app: &App, stop: &AtomicBool) -> Result<usize, AppError> {
     let owner = app.ids.new_id("dsp");
     let now = app.clock.now();
     let mut lease_until = now + chrono_duration(settings.dispatch_lease);
-    let batch = app.db.write(|conn| {
+    let mut batch = app.db.write(|conn| {
         store::claim_due(
             conn,
             &owner,
@@ -139,16 +150,35 @@ pub fn dispatch_batch(app: &App, stop: &AtomicBool) -> Result<usize, AppError> {
             settings.dispatch_batch,
         )
     })?;
-    for (index, message) in batch.iter().enumerate() {
-        let rest = &batch[index..];
+    // Oldest first (RETURNING gives no order).
+    batch.sort_by(|a, b| a.next_attempt_at.cmp(&b.next_attempt_at));
+    let claimed = batch.len();
+    let mut held: Vec<&MessageRow> = batch.iter().collect();
+    while !held.is_empty() {
         if stop.load(Ordering::SeqCst) {
-            release(app, &owner, rest)?;
-            break;
+            return release(app, &owner, &held).map(|()| claimed);
         }
-        lease_until = keep_lease(app, &owner, rest, lease_until)?;
-        deliver(app, &owner, message)?;
+        match keep_lease(app, &owner, &held, lease_until) {
+            Ok((until, still_held)) => {
+                lease_until = until;
+                held.retain(|message| still_held.iter().any(|id| *id == message.id));
+            }
+            Err(err) => {
+                let _ = release(app, &owner, &held);
+                return Err(err);
+            }
+        }
+        let Some((message, rest)) = held.split_first() else {
+            break;
+        };
+        if let Err(err) = deliver(app, &owner, message) {
+            // The message in hand is reclaimed after its lease; the others go back now.
+            let _ = release(app, &owner, rest);
+            return Err(err);
+        }
+        held = rest.to_vec();
     }
-    Ok(batch.len())
+    Ok(claimed)
 }
 
 /// Extends the lease on the batch's remaining messages when it would not outlast delivering the
@@ -156,9 +186,9 @@ pub fn dispatch_batch(app: &App, stop: &AtomicBool) -> Result<usize, AppError> {
 fn keep_lease(
     app: &App,
     owner: &str,
-    rest: &[MessageRow],
+    rest: &[&MessageRow],
     lease_until: Timestamp,
-) -> Result<Timestamp, AppError> {
+) -> Result<(Timestamp, Vec<String>), AppError> {
     let settings = &app.config.delivery;
     let longest_chain = app
         .providers
@@ -168,17 +198,25 @@ fn keep_lease(
     let needed =
         chrono_duration(settings.provider_timeout * longest_chain + Duration::from_secs(1));
     let now = app.clock.now();
+    let ids: Vec<&str> = rest.iter().map(|message| message.id.as_str()).collect();
     if lease_until - now >= needed {
-        return Ok(lease_until);
+        return Ok((lease_until, ids.iter().map(|id| (*id).to_owned()).collect()));
     }
     let extended = now + needed.max(chrono_duration(settings.dispatch_lease));
-    let ids: Vec<&str> = rest.iter().map(|message| message.id.as_str()).collect();
-    app.db
+    let held = app
+        .db
         .write(|conn| store::extend_leases(conn, owner, &ids, &format_timestamp(extended)))?;
-    Ok(extended)
+    if held.len() < ids.len() {
+        log::warn!(
+            target: "crier::delivery",
+            lost = ids.len() - held.len();
+            "leases ran out before they could be extended; those messages are left to their new owner"
+        );
+    }
+    Ok((extended, held))
 }
 
-fn release(app: &App, owner: &str, rest: &[MessageRow]) -> Result<(), AppError> {
+fn release(app: &App, owner: &str, rest: &[&MessageRow]) -> Result<(), AppError> {
     let now = format_timestamp(app.clock.now());
     app.db.write(|conn| {
         for message in rest {
@@ -235,8 +273,8 @@ fn deliver(app: &App, owner: &str, message: &MessageRow) -> Result<(), AppError>
         );
         app.metrics
             .record_provider_call(provider.name(), &attempt.outcome);
-        settle(app, owner, message, verdict, &attempt)?;
-        if verdict != Verdict::NextProvider {
+        let still_ours = settle(app, owner, message, verdict, &attempt)?;
+        if verdict != Verdict::NextProvider || !still_ours {
             break;
         }
     }
@@ -322,14 +360,15 @@ fn judge(
 }
 
 /// Records the attempt and, unless another provider follows, settles the message — refunding a
-/// message that fails without any acceptance — in one transaction.
+/// message that fails without any acceptance — in one transaction. Returns whether this
+/// dispatcher still holds the message (if not, it must not call another provider for it).
 fn settle(
     app: &App,
     owner: &str,
     message: &MessageRow,
     verdict: Verdict,
     attempt: &AttemptRow,
-) -> Result<(), AppError> {
+) -> Result<bool, AppError> {
     let settings = &app.config.delivery;
     let now = app.clock.now();
     let now_text = format_timestamp(now);
@@ -368,7 +407,7 @@ fn settle(
     let settled = app.db.write(|conn| {
         store::insert_attempt(conn, attempt)?;
         let Some(mut settlement) = settlement else {
-            return Ok(true);
+            return store::holds_lease(conn, &message.id, owner);
         };
         // A message some provider took (in an earlier cycle whose dispatcher lost its lease
         // before settling) is sent, whatever this call said: never failed, never refunded.
@@ -386,6 +425,21 @@ fn settle(
         if settled && matches!(settlement, Settlement::Failed { .. }) {
             billing::refund(conn, &app.ids, &message.id, now)?;
         }
+        if !settled && verdict == Verdict::Accepted {
+            // Our claim was taken over, but this provider took the message: it is sent, whatever
+            // the new owner is doing (unless it already ended, which the attempt records).
+            let late = (
+                attempt.provider.as_str(),
+                attempt.provider_message_id.as_deref(),
+            );
+            if !store::accept_late(conn, &message.id, late, &now_text)? {
+                log::warn!(
+                    target: "crier::delivery",
+                    message_id = message.id.as_str();
+                    "a provider accepted a message already settled by another dispatcher; see its attempts"
+                );
+            }
+        }
         Ok(settled)
     })?;
     if !settled {
@@ -395,7 +449,7 @@ fn settle(
             "lease lost before settling; another dispatcher took the message over"
         );
     }
-    Ok(())
+    Ok(settled)
 }
 
 /// A value in [0, 1) from the injected random source.

@@ -20,16 +20,15 @@ pub fn receive_receipts(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
     let Some(expected) = app.config.delivery.receipt_token.as_ref() else {
         return Err(AppError::NotFound);
     };
+    // The token first: without it, nobody learns which providers are configured.
+    let presented = request.query_param("token").unwrap_or_default();
+    if !constant_time_eq(presented.as_bytes(), expected.expose().as_bytes()) {
+        return Err(AppError::Unauthenticated);
+    }
     let provider = app
         .providers
         .sms_provider(&provider_name)
         .ok_or(AppError::NotFound)?;
-    let presented = request.query_param("token").unwrap_or_default();
-    if !constant_time_eq(presented.as_bytes(), expected.expose().as_bytes()) {
-        app.metrics
-            .record_webhook(provider.name(), "unauthenticated");
-        return Err(AppError::Unauthenticated);
-    }
     let body = request.body_bytes()?;
     let content_type = request.header("Content-Type").map(str::to_owned);
     let receipt_request = ReceiptRequest {

@@ -243,6 +243,32 @@ fn storable(
     }
 }
 
+/// The stored response for this request's key, if the operation already completed with the
+/// same request (and the usual 422 / 409 for a reused or in-flight key). For handlers that
+/// validate against the current state before `in_transaction`: a retry of a request that
+/// succeeded must get its replay, even if the same input would be refused now (a schedule time
+/// that has since passed). Read-only; `in_transaction` still decides under the write lock.
+pub fn replay_completed(
+    app: &App,
+    request: &mut Request<'_>,
+    principal: &Principal,
+    (requirement, per): (Requirement, Per),
+) -> Result<Option<ApiResponse>, AppError> {
+    let Some(key) = key_of(request, requirement)? else {
+        return Ok(None);
+    };
+    let attempt = attempt(request, principal, per, key)?;
+    let now = app.clock.now();
+    let record = app
+        .db
+        .read(|conn| store::find_record(conn, &attempt.scope))?;
+    match record.map(|record| judge(record, &attempt.fingerprint, now)) {
+        Some(Ok(Existing::Replay(response))) => Ok(Some(response)),
+        Some(Err(err)) => Err(err),
+        Some(Ok(Existing::Absent)) | None => Ok(None),
+    }
+}
+
 /// Runs `effect` exactly once per (scope, key): inside one write transaction with the record and
 /// the stored response. Without a key (and `Optional`), just runs `effect` in a transaction.
 pub fn in_transaction(

@@ -39,6 +39,11 @@ pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
         api_key_id: api_key_id.as_deref(),
         charging: charging_of(&principal),
     };
+    // A retry of a send that went through replays it, before anything is checked again.
+    let idempotency = (Requirement::Required, Per::Workspace);
+    if let Some(replay) = idempotency::replay_completed(app, request, &principal, idempotency)? {
+        return Ok(replay);
+    }
     // Validate before the idempotent transaction, so a refused body is not stored under the key
     // and a corrected retry with the same key goes through.
     let sender_read = app.db.read(|conn| {
@@ -50,33 +55,27 @@ pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
         &sender_read,
         app.clock.now(),
     )?;
-    let response = idempotency::in_transaction(
-        app,
-        request,
-        &principal,
-        (Requirement::Required, Per::Workspace),
-        |conn| {
-            let now = app.clock.now();
-            let effective_sender =
-                sender::effective_sender_of(conn, &workspace_id, &app.config.default_sms_sender)?;
-            // The sender can change between the read and this transaction (an approval landed);
-            // then the message is composed again with the sender it will really use.
-            let composition = if effective_sender == sender_read {
-                checked
-            } else {
-                compose(body, &app.config.default_country, &effective_sender, now)?
-            };
-            let message = domain::create_message(
-                conn,
-                &app.ids,
-                &app.config.billing_catalog,
-                origin,
-                &composition,
-                now,
-            )?;
-            ApiResponse::json(201, &message_view(&message, None))
-        },
-    )?;
+    let response = idempotency::in_transaction(app, request, &principal, idempotency, |conn| {
+        let now = app.clock.now();
+        let effective_sender =
+            sender::effective_sender_of(conn, &workspace_id, &app.config.default_sms_sender)?;
+        // The sender can change between the read and this transaction (an approval landed);
+        // then the message is composed again with the sender it will really use.
+        let composition = if effective_sender == sender_read {
+            checked
+        } else {
+            compose(body, &app.config.default_country, &effective_sender, now)?
+        };
+        let message = domain::create_message(
+            conn,
+            &app.ids,
+            &app.config.billing_catalog,
+            origin,
+            &composition,
+            now,
+        )?;
+        ApiResponse::json(201, &message_view(&message, None))
+    })?;
     if response.status == 201 {
         app.outbox.notify();
     }

@@ -329,21 +329,62 @@ pub fn claim_due(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Extends the lease on the owner's messages still `sending`.
+/// Extends the lease on the owner's messages still `sending`; returns the ids it still holds
+/// (a message whose lease ran out may have been taken over, and must not be sent again here).
 pub fn extend_leases(
     conn: &Connection,
     owner: &str,
     ids: &[&str],
     lease_until: &str,
-) -> Result<(), AppError> {
+) -> Result<Vec<String>, AppError> {
     let mut stmt = conn.prepare_cached(
         "UPDATE messages SET lease_expires_at = :lease_until
-         WHERE id = :id AND lease_owner = :owner AND status = 'sending'",
+         WHERE id = :id AND lease_owner = :owner AND status = 'sending'
+         RETURNING id",
     )?;
+    let mut held = Vec::new();
     for id in ids {
-        stmt.execute(named_params! { ":id": id, ":owner": owner, ":lease_until": lease_until })?;
+        let kept: Option<String> = stmt
+            .query_row(
+                named_params! { ":id": id, ":owner": owner, ":lease_until": lease_until },
+                |row| row.get(0),
+            )
+            .optional()?;
+        held.extend(kept);
     }
-    Ok(())
+    Ok(held)
+}
+
+/// Whether `owner` still holds the message's lease.
+pub fn holds_lease(conn: &Connection, id: &str, owner: &str) -> Result<bool, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM messages WHERE id = ?1 AND lease_owner = ?2 AND status = 'sending'",
+        )?
+        .query_row([id, owner], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// A provider accepted the message for a dispatcher that had lost its claim: the message is
+/// sent, unless it already reached a final state (then only the attempt records it).
+pub fn accept_late(
+    conn: &Connection,
+    id: &str,
+    (provider, provider_message_id): (&str, Option<&str>),
+    now: &str,
+) -> Result<bool, AppError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE messages SET status = 'sent', lease_owner = NULL, lease_expires_at = NULL,
+                 provider = :provider, provider_message_id = :provider_message_id,
+                 error_code = NULL, error_message = NULL, sent_at = :now, updated_at = :now
+             WHERE id = :id AND status IN ('queued', 'sending')",
+        )?
+        .execute(named_params! {
+            ":id": id, ":provider": provider, ":provider_message_id": provider_message_id, ":now": now,
+        })?;
+    Ok(changed == 1)
 }
 
 /// How a delivery cycle ended for one message.
@@ -432,7 +473,9 @@ pub fn settle(
     Ok(changed == 1)
 }
 
-/// The message a provider knows as `provider_message_id`.
+/// The message a provider knows as `provider_message_id`: by the message's own record, or by
+/// an accepted attempt (a receipt can arrive before the dispatcher's settlement, or for an
+/// acceptance a dispatcher that lost its claim recorded).
 pub fn find_by_provider_id(
     conn: &Connection,
     provider: &str,
@@ -440,8 +483,12 @@ pub fn find_by_provider_id(
 ) -> Result<Option<MessageRow>, AppError> {
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM messages
-             WHERE provider = :provider AND provider_message_id = :provider_message_id"
+            "SELECT {COLUMNS} FROM messages WHERE id = COALESCE(
+                 (SELECT id FROM messages
+                  WHERE provider = :provider AND provider_message_id = :provider_message_id),
+                 (SELECT message_id FROM message_attempts
+                  WHERE provider = :provider AND provider_message_id = :provider_message_id
+                    AND outcome = 'accepted' LIMIT 1))"
         ))?
         .query_row(
             named_params! { ":provider": provider, ":provider_message_id": provider_message_id },

@@ -116,8 +116,8 @@ pub fn start_checkout(
                 transaction.status = Some("redirected".to_owned());
                 return app.db.write(|conn| {
                     store::insert_transaction(conn, &transaction)?;
-                    let mut current = store::find_session(conn, &session.id, None)?
-                        .ok_or(AppError::NotFound)?;
+                    let mut current =
+                        store::find_session(conn, &session.id, None)?.ok_or(AppError::NotFound)?;
                     if current.status == "pending" {
                         current.status = "redirected".to_owned();
                         current.provider = Some(provider.name().as_str().to_owned());
@@ -156,8 +156,7 @@ pub fn start_checkout(
         "no payment provider could create a checkout".to_owned()
     };
     app.db.write(|conn| {
-        let mut failed =
-            store::find_session(conn, &session.id, None)?.ok_or(AppError::NotFound)?;
+        let mut failed = store::find_session(conn, &session.id, None)?.ok_or(AppError::NotFound)?;
         failed.status = "failed".to_owned();
         failed.failure_reason = Some(reason.clone());
         failed.updated_at = format_timestamp(app.clock.now());
@@ -357,7 +356,8 @@ pub fn receive_webhook(
     };
     if let SignatureVerdict::Invalid(why) = provider.check_signature(&request) {
         journal.reason = Some(format!("signature: {why}"));
-        app.db.write(|conn| store::journal_webhook(conn, &journal))?;
+        app.db
+            .write(|conn| store::journal_webhook(conn, &journal))?;
         app.metrics.record_webhook(name.as_str(), "unauthenticated");
         return Err(AppError::Unauthenticated);
     }
@@ -366,7 +366,8 @@ pub fn receive_webhook(
         Ok(event) => event,
         Err(why) => {
             journal.reason = Some(format!("not an event: {why}"));
-            app.db.write(|conn| store::journal_webhook(conn, &journal))?;
+            app.db
+                .write(|conn| store::journal_webhook(conn, &journal))?;
             app.metrics.record_webhook(name.as_str(), "rejected");
             return Err(AppError::BadRequest(format!(
                 "The webhook body is not an event crier understands: {why}."
@@ -377,7 +378,9 @@ pub fn receive_webhook(
     journal.event_type = Some(event.event_type.clone());
     journal.session_id = event.session_id.clone();
     journal.outcome = "received".to_owned();
-    let earlier = app.db.write(|conn| store::journal_webhook(conn, &journal))?;
+    let earlier = app
+        .db
+        .write(|conn| store::journal_webhook(conn, &journal))?;
     let journal_id = match earlier {
         // Dealt with before: acknowledged, applied once.
         Some((_, outcome)) if outcome != "received" => {

@@ -89,9 +89,15 @@ fn purchase_of(
     let purchase = match body.kind.as_str() {
         "plan" => {
             if body.amount_minor.is_some() || body.currency.is_some() {
-                fields.add("amount_minor", "a plan's price comes from the catalog; leave it out");
+                fields.add(
+                    "amount_minor",
+                    "a plan's price comes from the catalog; leave it out",
+                );
             }
-            let plan = body.plan_code.as_deref().and_then(|code| catalog.plan(code));
+            let plan = body
+                .plan_code
+                .as_deref()
+                .and_then(|code| catalog.plan(code));
             match plan {
                 Some(plan) if plan.price_minor.is_some() => Some(Purchase {
                     kind: "plan",
@@ -108,7 +114,10 @@ fn purchase_of(
                         .collect();
                     fields.add(
                         "plan_code",
-                        format!("must be a plan that can be bought: {}", purchasable.join(", ")),
+                        format!(
+                            "must be a plan that can be bought: {}",
+                            purchasable.join(", ")
+                        ),
                     );
                     None
                 }
@@ -229,7 +238,8 @@ pub fn list_sessions(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
 
 fn detail(app: &App, workspace_id: &str, id: &str) -> Result<serde_json::Value, AppError> {
     app.db.read(|conn| {
-        let session = store::find_session(conn, id, Some(workspace_id))?.ok_or(AppError::NotFound)?;
+        let session =
+            store::find_session(conn, id, Some(workspace_id))?.ok_or(AppError::NotFound)?;
         let transactions = store::list_transactions(conn, id)?;
         Ok(session_view(&session, Some(&transactions)))
     })

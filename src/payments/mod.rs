@@ -217,7 +217,8 @@ fn fulfil(
             }
             Err(AppError::Conflict(why)) => {
                 conn.execute_batch("ROLLBACK TO activate_plan; RELEASE activate_plan")?;
-                let reason = format!("plan {plan_code} paid via {provider} but not activated: {why}");
+                let reason =
+                    format!("plan {plan_code} paid via {provider} but not activated: {why}");
                 billing::move_wallet(
                     conn,
                     ids,
@@ -262,7 +263,9 @@ fn record_refund(
         .clamp(0, session.amount_minor);
     let delta = reported - session.refunded_minor;
     if delta <= 0 {
-        return Ok(Applied::Unchanged("this refund is already recorded".to_owned()));
+        return Ok(Applied::Unchanged(
+            "this refund is already recorded".to_owned(),
+        ));
     }
     session.refunded_minor = reported;
     session.status = "refunded".to_owned();
@@ -278,11 +281,7 @@ fn record_refund(
                 &session.workspace_id,
                 "adjustment",
                 -debit,
-                (
-                    &session.id,
-                    None,
-                    Some("payment refunded by the provider"),
-                ),
+                (&session.id, None, Some("payment refunded by the provider")),
                 now,
             )?;
         }

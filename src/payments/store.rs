@@ -349,7 +349,10 @@ pub fn fulfilment_discrepancies(conn: &Connection) -> Result<Vec<(String, String
         let (id, status, credits, debited, recorded) = row?;
         let fulfilled = status == "succeeded" || status == "refunded";
         if credits != i64::from(fulfilled) {
-            problems.push((id.clone(), format!("{status} with {credits} wallet credit(s)")));
+            problems.push((
+                id.clone(),
+                format!("{status} with {credits} wallet credit(s)"),
+            ));
         }
         if debited != recorded {
             problems.push((

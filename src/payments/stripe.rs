@@ -17,10 +17,18 @@ impl PaymentProvider for StripeProvider {
         ProviderName::Stripe
     }
     fn create_checkout(&self, _request: &CheckoutRequest<'_>) -> Result<Checkout, ProviderError> {
-        Err(ProviderError { try_next: true, code: "not_configured".into(), message: "placeholder".into() })
+        Err(ProviderError {
+            try_next: true,
+            code: "not_configured".into(),
+            message: "placeholder".into(),
+        })
     }
     fn verify(&self, _lookup: &PaymentLookup<'_>) -> Result<Verification, ProviderError> {
-        Err(ProviderError { try_next: true, code: "not_configured".into(), message: "placeholder".into() })
+        Err(ProviderError {
+            try_next: true,
+            code: "not_configured".into(),
+            message: "placeholder".into(),
+        })
     }
     fn check_signature(&self, _request: &WebhookRequest<'_>) -> SignatureVerdict {
         SignatureVerdict::Invalid("placeholder".into())

@@ -503,3 +503,52 @@ fn a_crash_while_sending_loses_no_message_and_charges_none_twice() {
     );
     crate::process::assert_doctor_clean(&db_path);
 }
+
+/// A dispatcher whose provider call outlives its lease loses the message to another
+/// dispatcher; both calls reach the provider (at least once), the message ends `sent` and is
+/// charged once, and the books balance.
+#[test]
+fn a_lease_that_runs_out_mid_call_is_taken_over_without_double_charging() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&calls);
+    let webhook = FakeHttp::start(move |_| {
+        // The first call is slow; the takeover's is quick.
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let reply = Reply::json(200, json!({ "id": format!("wh-{n}") }));
+        if n == 0 {
+            reply.after(Duration::from_millis(800))
+        } else {
+            reply
+        }
+    });
+    let server = TestServer::start_with(
+        |config| {
+            with_providers(None, Some(&webhook))(config);
+            config.delivery.dispatch_lease = Duration::from_secs(30);
+        },
+        Router::standard(),
+    );
+    let sender = Sender::new(&server, "live");
+    sender.credit(100);
+    let id = sender.sent(&sms("+237677123456", "slow"), "slow")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    webhook.wait_for_requests(1, Duration::from_secs(10));
+    // The (test) clock jumps past the lease while the first call is still running.
+    server.clock.advance(chrono::Duration::seconds(31));
+    webhook.wait_for_requests(2, Duration::from_secs(10));
+    let sent = sender.wait_for(&id, "sent");
+    // Let the slow call come back and find its claim gone.
+    std::thread::sleep(Duration::from_millis(1000));
+    let message = sender.message(&id);
+    assert_eq!(message["status"], "sent", "{message}");
+    assert_eq!(
+        message["attempts"].as_array().unwrap().len(),
+        2,
+        "{message}"
+    );
+    assert!(sent["provider_message_id"].is_string());
+    assert_eq!(sender.balance(), 75);
+    crate::process::assert_doctor_clean(&server.db_path());
+}

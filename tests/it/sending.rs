@@ -467,3 +467,21 @@ fn concurrent_sends_never_spend_more_than_the_wallet_holds() {
     );
     crate::process::assert_doctor_clean(&server.db_path());
 }
+
+#[test]
+fn a_retry_of_a_scheduled_send_replays_even_after_its_time_has_passed() {
+    let server = TestServer::start();
+    let sender = Sender::new(&server, "live");
+    sender.credit(1000);
+    let mut body = sms("+237677123456", "soon");
+    body["scheduled_at"] = json!("2026-11-25T10:00:00Z");
+    let first = sender.sent(&body, "lost-response");
+    // The client never saw the answer; by the time it retries, the schedule time has passed.
+    server.clock.advance(chrono::Duration::hours(1));
+    let retry = sender.send(&body, "lost-response");
+    assert_eq!(retry.status, 201, "{}", retry.text());
+    assert_eq!(retry.header("Idempotent-Replayed"), Some("true"));
+    assert_eq!(retry.json()["id"], first["id"]);
+    assert_eq!(count(&server, "SELECT count(*) FROM messages"), 1);
+    assert_eq!(sender.balance(), 975);
+}
