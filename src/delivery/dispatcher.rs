@@ -161,7 +161,7 @@ pub fn dispatch_batch(app: &App, stop: &AtomicBool) -> Result<usize, AppError> {
         match keep_lease(app, &owner, &held, lease_until) {
             Ok((until, still_held)) => {
                 lease_until = until;
-                held.retain(|message| still_held.iter().any(|id| *id == message.id));
+                held.retain(|message| still_held.contains(&message.id));
             }
             Err(err) => {
                 let _ = release(app, &owner, &held);
