@@ -2,7 +2,8 @@
 //!
 //! Each check reads only; none repairs anything. Features add their invariants here as one more
 //! function in `CHECKS`: wallets (balance equals ledger), usage (counters equal reservations),
-//! messages (none stuck past its lease; refunded exactly when it never reached a provider).
+//! messages (none stuck past its lease; refunded exactly when it never reached a provider),
+//! payments (a paid top-up credited exactly once; refund debits add up).
 
 use rusqlite::Connection;
 
@@ -31,6 +32,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("wallets", check_wallets),
     ("usage", check_usage),
     ("messages", check_messages),
+    ("payments", check_payments),
 ];
 
 /// Runs every check, in order, and returns one finding each.
@@ -180,6 +182,24 @@ fn check_messages(conn: &mut Connection) -> Result<String, Vec<String>> {
         Ok("none stuck; refunds match outcomes".to_owned())
     } else {
         Err(problems)
+    }
+}
+
+/// Every top-up session was credited exactly when it succeeded, and refund debits add up.
+fn check_payments(conn: &mut Connection) -> Result<String, Vec<String>> {
+    let status = migrations::status(conn).map_err(|err| vec![err])?;
+    if !status.is_current() {
+        return Ok("skipped until migrations are applied".to_owned());
+    }
+    let problems = crate::payments::store::fulfilment_discrepancies(conn)
+        .map_err(|err| vec![err.to_string()])?;
+    if problems.is_empty() {
+        Ok("every paid top-up credited once".to_owned())
+    } else {
+        Err(problems
+            .into_iter()
+            .map(|(id, problem)| format!("payment session {id}: {problem}"))
+            .collect())
     }
 }
 

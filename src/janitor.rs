@@ -1,6 +1,6 @@
 //! The janitor: one background thread that deletes what has outlived its use, in small batches,
-//! every `--janitor-interval-secs`: expired idempotency records and ended console sessions
-//! (features add theirs).
+//! every `--janitor-interval-secs`: expired idempotency records, ended console sessions, and
+//! payment sessions left unpaid past their lifetime (which it expires).
 //! It stops promptly when the server shuts down.
 
 use std::sync::Arc;
@@ -48,13 +48,16 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
     // Each sweep runs even when another failed; the first failure is reported.
     let idempotency_records = idempotency::sweep_expired(&app.db, now);
     let sessions = auth::sweep_ended_sessions(&app.db, now);
-    let (idempotency_records, sessions) = match (idempotency_records, sessions) {
-        (Ok(records), Ok(sessions)) => (records, sessions),
-        (Err(err), _) | (_, Err(err)) => return Err(err),
-    };
-    if idempotency_records + sessions > 0 {
+    let payment_sessions = crate::payments::flow::expire_sessions(app, now);
+    let (idempotency_records, sessions, payment_sessions) =
+        match (idempotency_records, sessions, payment_sessions) {
+            (Ok(records), Ok(sessions), Ok(payments)) => (records, sessions, payments),
+            (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => return Err(err),
+        };
+    if idempotency_records + sessions + payment_sessions > 0 {
         log::info!(
-            idempotency_records = idempotency_records, sessions = sessions;
+            idempotency_records = idempotency_records, sessions = sessions,
+            expired_payment_sessions = payment_sessions;
             "janitor swept expired rows"
         );
     }

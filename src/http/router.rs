@@ -104,6 +104,7 @@ impl Router {
         use crate::auth::http as auth;
         use crate::billing::http as billing;
         use crate::messages::http as messages;
+        use crate::payments::http as payments;
         use crate::workspaces::http as workspaces;
         use Method::{Delete, Get, Patch, Post, Put};
         Router {
@@ -173,6 +174,21 @@ impl Router {
                 Route::new(Post, "/v1/messages/estimate", messages::estimate_message),
                 Route::new(Get, "/v1/messages/{id}", messages::show_message),
                 Route::new(Post, "/v1/messages/{id}/cancel", messages::cancel_message),
+                // Payments.
+                Route::new(Post, "/v1/payments/sessions", payments::create_session),
+                Route::new(Get, "/v1/payments/sessions", payments::list_sessions),
+                Route::new(Get, "/v1/payments/sessions/{id}", payments::show_session),
+                Route::new(
+                    Post,
+                    "/v1/payments/sessions/{id}/verify",
+                    payments::verify_session,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/webhooks/flutterwave",
+                    payments::flutterwave_webhook,
+                ),
+                Route::new(Post, "/v1/webhooks/stripe", payments::stripe_webhook),
                 // Provider callbacks (authenticated by their own means, not by crier's).
                 Route::new(
                     Post,
