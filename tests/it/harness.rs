@@ -102,6 +102,11 @@ impl TestServer {
         send_raw(self.addr, &bytes)
     }
 
+    /// The running server's shared state, for calling into it directly (a janitor round).
+    pub fn app(&self) -> &crier::app::App {
+        &self.running.as_ref().unwrap().app
+    }
+
     /// Stops the server gracefully and reports how it went.
     pub fn shutdown(mut self) -> crier::http::ShutdownOutcome {
         self.running.take().unwrap().shutdown()
