@@ -116,6 +116,7 @@ impl Router {
                 Route::new(Get, "/readyz", system::show_readiness),
                 Route::new(Get, "/metrics", system::show_metrics),
                 Route::new(Get, "/invitations/accept", system::show_accept_invitation),
+                Route::new(Get, "/billing/return", system::show_billing_return),
                 // Console authentication.
                 Route::new(Get, "/v1/setup", auth::show_setup),
                 Route::new(Post, "/v1/setup", auth::run_setup),
