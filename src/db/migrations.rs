@@ -63,9 +63,11 @@ pub fn status(conn: &mut Connection) -> Result<MigrationStatus, String> {
     } else {
         Vec::new()
     };
-    let embedded = runner.get_migrations();
+    // In version order (the embedded list is ordered by file name, so V10 would precede V2).
+    let mut embedded: Vec<_> = runner.get_migrations().iter().collect();
+    embedded.sort_by_key(|migration| migration.version());
     let mut status = MigrationStatus::default();
-    for migration in embedded {
+    for migration in &embedded {
         match applied.iter().find(|a| a.version() == migration.version()) {
             Some(done) if done.checksum() == migration.checksum() => {
                 status.applied.push(migration.to_string())
