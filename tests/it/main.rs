@@ -18,6 +18,7 @@ mod http_errors;
 mod idempotency;
 mod messages;
 mod openapi;
+mod payment_providers;
 mod probes;
 mod process;
 mod sending;
