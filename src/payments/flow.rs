@@ -103,6 +103,7 @@ pub fn start_checkout(
             return_url: &return_url,
             cancel_url: &return_url,
             expires_at_unix: expires_at.timestamp(),
+            now_unix: now.timestamp(),
         };
         let started = Instant::now();
         let result = provider.create_checkout(&request);
@@ -481,10 +482,15 @@ pub fn receive_webhook(
     })
 }
 
-/// The janitor's part: open sessions past their lifetime expire. Sessions a provider reported
-/// as under way (`processing`) are left to their provider's verdict.
+/// How long after its own expiry an unpaid session is given before the janitor expires it: a
+/// provider's checkout may outlive ours a little (Stripe's cannot close sooner than about 31
+/// minutes after it opened), and a payer still on it must not pay for an expired session.
+const EXPIRY_GRACE_MINUTES: i64 = 10;
+
+/// The janitor's part: open sessions past their lifetime (plus a grace period) expire. Sessions
+/// a provider reported as under way (`processing`) are left to their provider's verdict.
 pub fn expire_sessions(app: &App, now: Timestamp) -> Result<usize, AppError> {
-    let now_text = format_timestamp(now);
+    let now_text = format_timestamp(now - chrono::Duration::minutes(EXPIRY_GRACE_MINUTES));
     app.db
         .write(|conn| store::expire_open_sessions(conn, &now_text, 500))
 }

@@ -11,6 +11,7 @@
 //! `expired`, and `succeeded` → `refunded`. A terminal state is never left (a trigger holds
 //! this too); a later or replayed event is journalled and not applied.
 
+mod adapter;
 pub mod flow;
 pub mod flutterwave;
 pub mod http;

@@ -53,6 +53,9 @@ pub struct CheckoutRequest<'a> {
     /// Unix seconds; the checkout should not outlive the session (Stripe `expires_at`;
     /// Flutterwave `session_duration` in minutes).
     pub expires_at_unix: i64,
+    /// Unix seconds now, from the caller's clock: Flutterwave wants a duration rather than an
+    /// instant, and Stripe's `expires_at` must lie 30 minutes to 24 hours ahead.
+    pub now_unix: i64,
 }
 
 /// A created checkout.

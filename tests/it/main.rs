@@ -18,6 +18,7 @@ mod http_errors;
 mod idempotency;
 mod messages;
 mod openapi;
+mod payment_providers;
 mod payments;
 mod probes;
 mod process;

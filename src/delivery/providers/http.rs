@@ -1,6 +1,7 @@
 //! What every HTTP provider adapter shares: the client (synchronous ureq, one connection pool,
-//! the configured timeout on every call), posting JSON or a form, turning transport errors and
-//! refusals into a classified `Failure`, and the provider error-code table.
+//! the configured timeout on every call), posting JSON or a form, a plain GET (the payment
+//! adapters' verification calls), turning transport errors and refusals into a classified
+//! `Failure`, and the provider error-code table.
 //!
 //! Adapters only build their request and read their provider's body shape; every decision about
 //! whether a failure is worth another try lives here, so the providers cannot drift apart.
@@ -91,17 +92,41 @@ impl HttpClient {
                 .send(&body[..]),
             Payload::Form(fields) => request.send_form(fields),
         };
-        let mut response = sent.map_err(|error| transport_failure(&error))?;
-        let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_REPLY_BYTES)
-            .lossy_utf8(true)
-            .read_to_string()
-            .map_err(|error| transport_failure(&error))?;
-        Ok(HttpReply { status, body })
+        let response = sent.map_err(|error| transport_failure(&error))?;
+        read_reply(response)
     }
+
+    /// GETs `url` with the `query` parameters (percent-encoded here, like `post`) and `headers`.
+    /// Any status is an `HttpReply`; only a transport failure is an `Err`, already classified.
+    pub fn get(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Result<HttpReply, Failure> {
+        let mut request = self.agent.get(url);
+        for (name, value) in query {
+            request = request.query(*name, *value);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.call().map_err(|error| transport_failure(&error))?;
+        read_reply(response)
+    }
+}
+
+/// Reads an answer's status and (bounded, lossily decoded) body.
+fn read_reply(mut response: ureq::http::Response<ureq::Body>) -> Result<HttpReply, Failure> {
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_REPLY_BYTES)
+        .lossy_utf8(true)
+        .read_to_string()
+        .map_err(|error| transport_failure(&error))?;
+    Ok(HttpReply { status, body })
 }
 
 /// Classifies a failure to get an answer at all. Every one is retryable: the message was not
