@@ -699,3 +699,57 @@ fn invalid_purchases_are_422_and_start_nothing() {
     assert!(fakes.flutterwave.requests().is_empty());
     assert_eq!(count(&server, "SELECT count(*) FROM payment_sessions"), 0);
 }
+
+#[test]
+fn a_flutterwave_plan_purchase_extends_a_running_plan_and_a_stripe_topup_credits() {
+    let fakes = Fakes::start();
+    let server = start(&fakes, &[ProviderName::Flutterwave]);
+    let owner = setup(&server);
+    for (n, key) in ["plan-a", "plan-b"].iter().enumerate() {
+        let response = create(&owner, &json!({"kind": "plan", "plan_code": "basic"}), key);
+        assert_eq!(response.status, 201, "{}", response.text());
+        let id = response.json()["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            fakes.flutterwave.requests().last().unwrap().json()["amount"],
+            5000
+        );
+        let webhook = post_flutterwave(
+            &server,
+            &flutterwave_event(&id, "successful").replace("4242", &format!("424{n}")),
+            Some(FLW_HASH),
+        );
+        assert_eq!(webhook.json()["outcome"], "applied", "{}", webhook.text());
+    }
+    let plan = owner.get("/v1/billing").json()["plan"].clone();
+    assert_eq!(plan["code"], "basic", "{plan}");
+    // Bought twice from 2026-11-25: two months.
+    assert!(
+        plan["period_end"]
+            .as_str()
+            .unwrap()
+            .starts_with("2027-01-25"),
+        "{plan}"
+    );
+    // Another plan while basic runs: refused before anyone pays.
+    create(
+        &owner,
+        &json!({"kind": "plan", "plan_code": "pro"}),
+        "plan-c",
+    )
+    .assert_error(409, "conflict");
+    assert_eq!(balance(&server), 0);
+
+    let fakes = Fakes::start();
+    let server = start(&fakes, &[ProviderName::Stripe]);
+    let owner = setup(&server);
+    let id = topup(&owner, 2500)["id"].as_str().unwrap().to_owned();
+    let mut object = completed(&id);
+    object["amount_total"] = json!(2500);
+    let body = stripe_event("evt_topup", "checkout.session.completed", object);
+    assert_eq!(
+        post_stripe(&server, &body, &signed(&body)).json()["outcome"],
+        "applied"
+    );
+    assert_eq!(balance(&server), 2500);
+    crate::process::assert_doctor_clean(&server.db_path());
+}
