@@ -90,7 +90,9 @@ pub fn start_checkout(
     );
     let mut attempts = Vec::new();
     for provider in app.payments.ordered() {
-        let idempotency_key = format!("{reference}-{}", provider.name().as_str());
+        // Per request key *and* session: a retry that starts a new session (after a 502) must not
+        // reuse a provider key with other parameters (Stripe refuses that for 24 hours).
+        let idempotency_key = format!("{reference}-{}-{}", session.id, provider.name().as_str());
         let request = CheckoutRequest {
             session_id: &session.id,
             idempotency_key: &idempotency_key,
@@ -213,8 +215,8 @@ fn verify_with(
     session: &SessionRow,
     provider_reference: Option<&str>,
     from_event: bool,
-    journal: Option<&str>,
-) -> Result<Applied, AppError> {
+    journal: Option<JournalEntry<'_>>,
+) -> Result<(Applied, PaymentStatus), AppError> {
     let started = Instant::now();
     let result = provider.verify(&PaymentLookup {
         session_id: &session.id,
@@ -241,9 +243,17 @@ fn verify_with(
     transaction.provider_reference = verification.provider_reference.clone();
     transaction.raw_status = Some(verification.raw_status.clone());
     transaction.status = Some(status_word(verification.status).to_owned());
+    // A failed or abandoned Flutterwave transaction is one attempt on a checkout the payer can
+    // still pay (same tx_ref): the session stays open until it expires.
+    let status = match (provider.name(), verification.status) {
+        (ProviderName::Flutterwave, PaymentStatus::Failed | PaymentStatus::Cancelled) => {
+            PaymentStatus::Pending
+        }
+        (_, status) => status,
+    };
     let verdict = Verdict {
         provider: provider.name().as_str().to_owned(),
-        status: verification.status,
+        status,
         facts: Some(Facts {
             reference: verification.reference.clone(),
             amount_minor: verification.amount_minor,
@@ -264,11 +274,23 @@ fn verify_with(
             &verdict,
             now,
         )?;
-        if let Some(journal_id) = journal {
-            settle_journal(conn, journal_id, &applied, &session.id, now)?;
+        if let Some(entry) = journal {
+            // An event that claims a success the provider does not confirm yet stays open, so
+            // its next delivery is processed again.
+            let unconfirmed = entry.claims_success && status == PaymentStatus::Pending;
+            if !unconfirmed {
+                settle_journal(conn, entry.id, &applied, &session.id, now)?;
+            }
         }
-        Ok(applied)
+        Ok((applied, status))
     })
+}
+
+/// The journal row a verification settles, and whether its event claimed a success.
+#[derive(Debug, Clone, Copy)]
+struct JournalEntry<'a> {
+    id: &'a str,
+    claims_success: bool,
 }
 
 /// `POST /v1/payments/sessions/{id}/verify`: the truth from the provider, now.
@@ -289,7 +311,7 @@ pub fn verify_session(app: &App, session: &SessionRow) -> Result<Applied, AppErr
             "the session has no checkout to verify".to_owned(),
         ));
     };
-    verify_with(app, provider.as_ref(), session, None, false, None)
+    verify_with(app, provider.as_ref(), session, None, false, None).map(|(applied, _)| applied)
 }
 
 fn settle_journal(
@@ -383,16 +405,15 @@ pub fn receive_webhook(
         .db
         .write(|conn| store::journal_webhook(conn, &journal))?;
     let journal_id = match earlier {
-        // Dealt with before: acknowledged, applied once.
-        Some((_, outcome)) if outcome != "received" => {
+        // Applied before: acknowledged, never applied twice. (Anything else is looked at again:
+        // the state machine makes a repeat harmless, and a payment confirmed since is caught.)
+        Some((_, outcome)) if outcome == "applied" => {
             app.metrics.record_webhook(name.as_str(), "duplicate");
             return Ok(WebhookAnswer {
                 status: 200,
                 body: serde_json::json!({ "received": true, "duplicate": true, "outcome": outcome }),
             });
         }
-        // Received before but not settled (a verification failed, or is running now): go on;
-        // the state machine makes a second application a no-op.
         Some((id, _)) => id,
         None => journal.id.clone(),
     };
@@ -425,20 +446,55 @@ pub fn receive_webhook(
             body: serde_json::json!({ "received": true, "outcome": "not_applied" }),
         });
     };
+    // Only a success may come from a provider the session did not end up with (the payer used
+    // an earlier checkout); anything else from it is about a checkout nobody uses.
+    let other_provider = session
+        .provider
+        .as_deref()
+        .is_some_and(|used| used != name.as_str());
+    if other_provider && event.status != PaymentStatus::Succeeded {
+        app.db.write(|conn| {
+            store::settle_webhook(
+                conn,
+                &journal_id,
+                ("not_applied", Some("about a checkout of another provider")),
+                Some(&session.id),
+                &now_text,
+            )
+        })?;
+        app.metrics.record_webhook(name.as_str(), "not_applied");
+        return Ok(WebhookAnswer {
+            status: 200,
+            body: serde_json::json!({ "received": true, "outcome": "not_applied" }),
+        });
+    }
     // Flutterwave's signature proves only that the sender knows the hash, so everything it
     // says is re-verified; a Stripe event is signed proof of itself, but a success is still
     // checked against the amounts before value is given.
-    let verify = name == ProviderName::Flutterwave || event.status == PaymentStatus::Succeeded;
+    let claims_success = event.status == PaymentStatus::Succeeded;
+    let verify = name == ProviderName::Flutterwave || claims_success;
     let applied = if verify {
+        let entry = JournalEntry {
+            id: &journal_id,
+            claims_success,
+        };
         match verify_with(
             app,
             provider.as_ref(),
             &session,
             event.provider_reference.as_deref(),
             true,
-            Some(&journal_id),
+            Some(entry),
         ) {
-            Ok(applied) => applied,
+            Ok((_, PaymentStatus::Pending)) if claims_success => {
+                // Said paid, not confirmed: the provider retries, and we look again then.
+                app.metrics.record_webhook(name.as_str(), "deferred");
+                return Err(AppError::Unavailable {
+                    retry_after_secs: 60,
+                    detail: "the provider does not confirm the payment yet".to_owned(),
+                });
+            }
+            Ok((applied, _)) => applied,
             Err(AppError::PaymentProviderUnavailable { .. }) => {
                 // The provider retries the webhook; a later delivery will verify again.
                 app.metrics.record_webhook(name.as_str(), "deferred");
@@ -486,11 +542,42 @@ pub fn receive_webhook(
 /// provider's checkout may outlive ours a little (Stripe's cannot close sooner than about 31
 /// minutes after it opened), and a payer still on it must not pay for an expired session.
 const EXPIRY_GRACE_MINUTES: i64 = 10;
+/// Sessions the janitor looks at per round.
+const JANITOR_BATCH: usize = 50;
 
-/// The janitor's part: open sessions past their lifetime (plus a grace period) expire. Sessions
-/// a provider reported as under way (`processing`) are left to their provider's verdict.
+/// The janitor's part. Open sessions past their lifetime (plus a grace period) are verified
+/// with their provider first — a payment whose webhook never came is credited, not lost — and
+/// expire only if still unpaid. Sessions a provider reported as under way (`processing`) are
+/// verified again, never expired by time. A provider that cannot be reached leaves the session
+/// for the next round. Returns how many sessions changed.
 pub fn expire_sessions(app: &App, now: Timestamp) -> Result<usize, AppError> {
-    let now_text = format_timestamp(now - chrono::Duration::minutes(EXPIRY_GRACE_MINUTES));
-    app.db
-        .write(|conn| store::expire_open_sessions(conn, &now_text, 500))
+    let cutoff = format_timestamp(now - chrono::Duration::minutes(EXPIRY_GRACE_MINUTES));
+    let due = app
+        .db
+        .read(|conn| store::sessions_to_reconcile(conn, &cutoff, JANITOR_BATCH))?;
+    let mut changed = 0;
+    for session in due {
+        let provider = session
+            .provider
+            .as_deref()
+            .and_then(ProviderName::parse)
+            .and_then(|name| app.payments.provider(name));
+        if let Some(provider) = provider {
+            match verify_with(app, provider.as_ref(), &session, None, false, None) {
+                Ok((Applied::Changed, _)) => {
+                    changed += 1;
+                    continue;
+                }
+                Ok((Applied::Unchanged(_), _)) => {}
+                Err(_) => continue,
+            }
+        }
+        if session.status != "processing" {
+            let expired = app.db.write(|conn| {
+                store::expire_open_session(conn, &session.id, &format_timestamp(app.clock.now()))
+            })?;
+            changed += usize::from(expired);
+        }
+    }
+    Ok(changed)
 }

@@ -189,6 +189,12 @@ pub fn create_session(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let principal = authenticate_request(app, request)?;
     let workspace_id = principal.require_scope(Scope::PaymentsWrite)?.to_owned();
     let body: CreateSessionBody = request.json()?;
+    // A retry of a request that went through replays it before anything is checked again (the
+    // plan it bought is now running, which would be a 409 for a new request).
+    let idempotency = (Requirement::Required, Per::Workspace);
+    if let Some(replay) = idempotency::replay_completed(app, request, &principal, idempotency)? {
+        return Ok(replay);
+    }
     let purchase = purchase_of(app, &workspace_id, body)?;
     let (actor_id, user_id) = match &principal {
         Principal::Session(session) => (session.user_id().to_owned(), Some(session.user_id())),
@@ -198,21 +204,15 @@ pub fn create_session(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
         .db
         .read(|conn| store::find_buyer_email(conn, &workspace_id, user_id))?
         .ok_or_else(|| AppError::Conflict("The workspace has no owner to bill.".to_owned()))?;
-    idempotency::leased(
-        app,
-        request,
-        &principal,
-        (Requirement::Required, Per::Workspace),
-        |reference| {
-            let buyer = Buyer {
-                workspace_id: &workspace_id,
-                actor_id: &actor_id,
-                email: &email,
-            };
-            let session = flow::start_checkout(app, buyer, &purchase, reference)?;
-            ApiResponse::json(201, &session_view(&session, None))
-        },
-    )
+    idempotency::leased(app, request, &principal, idempotency, |reference| {
+        let buyer = Buyer {
+            workspace_id: &workspace_id,
+            actor_id: &actor_id,
+            email: &email,
+        };
+        let session = flow::start_checkout(app, buyer, &purchase, reference)?;
+        ApiResponse::json(201, &session_view(&session, None))
+    })
 }
 
 /// `GET /v1/payments/sessions`: the workspace's sessions, newest first. Scope `billing:read`.

@@ -120,12 +120,37 @@ pub fn apply_verdict(
     // Read inside the transaction: whoever wrote before us is seen.
     let mut session = store::find_session(conn, session_id, None)?.ok_or(AppError::NotFound)?;
     let now_text = format_timestamp(now);
+    // Verified facts about another payment say nothing about this one, whatever their status.
+    if let Some(facts) = &verdict.facts
+        && facts.reference.as_deref() != Some(session.id.as_str())
+    {
+        let why = format!(
+            "verification names another payment ({})",
+            facts.reference.as_deref().unwrap_or("no reference")
+        );
+        if verdict.status == PaymentStatus::Succeeded {
+            session.flag = Some(why.clone());
+            session.updated_at = now_text;
+            store::update_session(conn, &session)?;
+        }
+        return Ok(Applied::Unchanged(why));
+    }
     if session.provider_reference.is_none() {
         session.provider_reference = verdict.provider_reference.clone();
     }
     let applied = match (session.status.as_str(), verdict.status) {
-        ("succeeded" | "refunded", PaymentStatus::Refunded) => {
-            record_refund(conn, ids, &mut session, verdict, now)?
+        (_, PaymentStatus::Refunded) => record_refund(conn, ids, &mut session, verdict, now)?,
+        (status, PaymentStatus::Succeeded) if is_terminal(status) => {
+            // Paid although the session had ended (paid twice, or after it expired or failed):
+            // nothing is given automatically, but an operator must see it.
+            let why = format!("a payment was confirmed for a session already {status}");
+            if status != "succeeded"
+                && status != "refunded"
+                && mismatch(&session, verdict).is_none()
+            {
+                session.flag = Some(why.clone());
+            }
+            Applied::Unchanged(why)
         }
         (status, _) if is_terminal(status) => {
             Applied::Unchanged(format!("the session is already {status}"))
@@ -139,7 +164,11 @@ pub fn apply_verdict(
                 fulfil(conn, ids, catalog, &session, now)?;
                 session.status = "succeeded".to_owned();
                 session.fulfilled_at = Some(now_text.clone());
-                session.flag = None;
+                session.flag = overpayment(&session, verdict);
+                // A refund reported before the success is settled now.
+                if session.refunded_minor > 0 {
+                    settle_refund(conn, ids, &mut session, now)?;
+                }
                 Applied::Changed
             }
         },
@@ -161,13 +190,22 @@ pub fn apply_verdict(
                 Applied::Unchanged("the payment is still pending".to_owned())
             }
         }
-        (_, PaymentStatus::Refunded) => {
-            Applied::Unchanged("a refund for a payment that never succeeded".to_owned())
-        }
     };
     session.updated_at = now_text;
     store::update_session(conn, &session)?;
     Ok(applied)
+}
+
+/// A flag for a payment larger than due (value is given for what was due; the difference is
+/// the operator's to return).
+fn overpayment(session: &SessionRow, verdict: &Verdict) -> Option<String> {
+    let paid = verdict.facts.as_ref()?.amount_minor?;
+    (paid > session.amount_minor).then(|| {
+        format!(
+            "paid {paid} but {} was due; the difference was not credited",
+            session.amount_minor
+        )
+    })
 }
 
 /// Why the provider's facts do not prove this session was paid in full, if they do not.
@@ -199,8 +237,8 @@ fn mismatch(session: &SessionRow, verdict: &Verdict) -> Option<String> {
 }
 
 /// Gives the value: activates (or extends) the plan, or credits the wallet. A plan that cannot
-/// be activated (another plan still runs) is credited to the wallet instead: paid money is
-/// never lost.
+/// be activated (another plan still runs, or the plan left the catalog) is credited to the
+/// wallet instead: paid money is never lost.
 fn fulfil(
     conn: &Connection,
     ids: &Ids,
@@ -216,8 +254,9 @@ fn fulfil(
                 conn.execute_batch("RELEASE activate_plan")?;
                 return Ok(());
             }
-            Err(AppError::Conflict(why)) => {
+            Err(error) => {
                 conn.execute_batch("ROLLBACK TO activate_plan; RELEASE activate_plan")?;
+                let why = error.public_message();
                 let reason =
                     format!("plan {plan_code} paid via {provider} but not activated: {why}");
                 billing::move_wallet(
@@ -230,10 +269,6 @@ fn fulfil(
                     now,
                 )?;
                 return Ok(());
-            }
-            Err(other) => {
-                conn.execute_batch("ROLLBACK TO activate_plan; RELEASE activate_plan")?;
-                return Err(other);
             }
         }
     }
@@ -249,8 +284,11 @@ fn fulfil(
     Ok(())
 }
 
-/// A refund reported by the provider (cumulative): the top-up's wallet credit is taken back as
-/// far as the balance allows — never below zero — and the rest recorded as a shortfall.
+/// A refund reported by the provider (cumulative). Recorded on any session — one that has not
+/// succeeded yet keeps it for when it does (events arrive in any order). On a fulfilled session
+/// the wallet credit it gave (a top-up, or a plan paid out to the wallet) is taken back as far
+/// as the balance allows — never below zero — and the rest recorded as a shortfall; a plan that
+/// was activated stays active and the session is flagged for the operator.
 fn record_refund(
     conn: &Connection,
     ids: &Ids,
@@ -262,32 +300,55 @@ fn record_refund(
         .refunded_minor
         .unwrap_or(session.amount_minor)
         .clamp(0, session.amount_minor);
-    let delta = reported - session.refunded_minor;
-    if delta <= 0 {
+    if reported <= session.refunded_minor {
         return Ok(Applied::Unchanged(
             "this refund is already recorded".to_owned(),
         ));
     }
     session.refunded_minor = reported;
-    session.status = "refunded".to_owned();
-    if session.kind == "topup" {
-        let balance = billing::store::find_account(conn, &session.workspace_id)?
-            .ok_or(AppError::NotFound)?
-            .wallet_balance_minor;
-        let debit = delta.min(balance);
-        if debit > 0 {
-            billing::move_wallet(
-                conn,
-                ids,
-                &session.workspace_id,
-                "adjustment",
-                -debit,
-                (&session.id, None, Some("payment refunded by the provider")),
-                now,
-            )?;
-        }
-        session.refund_debited_minor += debit;
-        session.refund_shortfall_minor += delta - debit;
+    if matches!(session.status.as_str(), "succeeded" | "refunded") {
+        settle_refund(conn, ids, session, now)?;
     }
     Ok(Applied::Changed)
+}
+
+/// Takes back what a fulfilled session's recorded refund still owes the wallet.
+fn settle_refund(
+    conn: &Connection,
+    ids: &Ids,
+    session: &mut SessionRow,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    session.status = "refunded".to_owned();
+    let owed =
+        session.refunded_minor - session.refund_debited_minor - session.refund_shortfall_minor;
+    if owed <= 0 {
+        return Ok(());
+    }
+    if !store::credited_wallet(conn, &session.id)? {
+        session.refund_shortfall_minor += owed;
+        session.flag = Some(
+            "the plan payment was refunded; the plan stays active until an operator ends it"
+                .to_owned(),
+        );
+        return Ok(());
+    }
+    let balance = billing::store::find_account(conn, &session.workspace_id)?
+        .ok_or(AppError::NotFound)?
+        .wallet_balance_minor;
+    let debit = owed.min(balance);
+    if debit > 0 {
+        billing::move_wallet(
+            conn,
+            ids,
+            &session.workspace_id,
+            "adjustment",
+            -debit,
+            (&session.id, None, Some("payment refunded by the provider")),
+            now,
+        )?;
+    }
+    session.refund_debited_minor += debit;
+    session.refund_shortfall_minor += owed - debit;
+    Ok(())
 }

@@ -234,16 +234,34 @@ pub fn list_transactions(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Sessions still open (`pending`, `redirected`) past their expiry: → `expired`. Returns how many.
-pub fn expire_open_sessions(conn: &Connection, now: &str, limit: usize) -> Result<usize, AppError> {
+/// Sessions the janitor reconciles: open (`pending`, `redirected`) ones whose expiry is before
+/// `cutoff`, and `processing` ones past it, oldest first.
+pub fn sessions_to_reconcile(
+    conn: &Connection,
+    cutoff: &str,
+    limit: usize,
+) -> Result<Vec<SessionRow>, AppError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SESSION_COLUMNS} FROM payment_sessions
+         WHERE status IN ('pending', 'redirected', 'processing') AND expires_at <= :cutoff
+         ORDER BY expires_at LIMIT :limit"
+    ))?;
+    let rows = stmt.query_map(
+        named_params! { ":cutoff": cutoff, ":limit": limit as i64 },
+        session_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// An open session → `expired`, unless something moved it meanwhile.
+pub fn expire_open_session(conn: &Connection, id: &str, now: &str) -> Result<bool, AppError> {
     Ok(conn
         .prepare_cached(
             "UPDATE payment_sessions SET status = 'expired', updated_at = :now
-             WHERE id IN (SELECT id FROM payment_sessions
-                          WHERE status IN ('pending', 'redirected') AND expires_at <= :now
-                          LIMIT :limit)",
+             WHERE id = :id AND status IN ('pending', 'redirected')",
         )?
-        .execute(named_params! { ":now": now, ":limit": limit as i64 })?)
+        .execute(named_params! { ":id": id, ":now": now })?
+        == 1)
 }
 
 /// A webhook journal row.
@@ -323,32 +341,39 @@ pub fn settle_webhook(
     Ok(())
 }
 
-/// Top-up sessions whose fulfilment is not matched by exactly one ledger credit, and refunds
-/// whose debits do not add up: (session id, problem). For `crier doctor`.
+/// Sessions whose fulfilment is not matched by its ledger credits, and refunds whose debits do
+/// not add up: (session id, problem). For `crier doctor`.
 pub fn fulfilment_discrepancies(conn: &Connection) -> Result<Vec<(String, String)>, AppError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT s.id, s.status,
+        "SELECT s.id, s.status, s.kind,
                 (SELECT COUNT(*) FROM wallet_ledger l
                  WHERE l.reference = s.id AND l.kind = 'topup') AS credits,
                 (SELECT COALESCE(-SUM(l.amount_minor), 0) FROM wallet_ledger l
                  WHERE l.reference = s.id AND l.kind = 'adjustment') AS debited,
                 s.refund_debited_minor
-         FROM payment_sessions s WHERE s.kind = 'topup'",
+         FROM payment_sessions s",
     )?;
     let rows = stmt.query_map([], |row| {
         Ok((
             row.get::<_, String>(0)?,
             row.get::<_, String>(1)?,
-            row.get::<_, i64>(2)?,
+            row.get::<_, String>(2)?,
             row.get::<_, i64>(3)?,
             row.get::<_, i64>(4)?,
+            row.get::<_, i64>(5)?,
         ))
     })?;
     let mut problems = Vec::new();
     for row in rows {
-        let (id, status, credits, debited, recorded) = row?;
+        let (id, status, kind, credits, debited, recorded) = row?;
         let fulfilled = status == "succeeded" || status == "refunded";
-        if credits != i64::from(fulfilled) {
+        // A top-up is credited exactly when fulfilled; a plan at most once (when it could not
+        // be activated and was paid out to the wallet instead).
+        let credits_wrong = match kind.as_str() {
+            "topup" => credits != i64::from(fulfilled),
+            _ => credits > i64::from(fulfilled),
+        };
+        if credits_wrong {
             problems.push((
                 id.clone(),
                 format!("{status} with {credits} wallet credit(s)"),
@@ -383,4 +408,15 @@ pub fn find_buyer_email(
             |row| row.get(0),
         )
         .optional()?)
+}
+
+/// Whether the session's fulfilment credited the wallet (a top-up, or a plan paid out to it).
+pub fn credited_wallet(conn: &Connection, session_id: &str) -> Result<bool, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM wallet_ledger WHERE reference = ?1 AND kind = 'topup' LIMIT 1",
+        )?
+        .query_row([session_id], |_| Ok(()))
+        .optional()?
+        .is_some())
 }

@@ -24,6 +24,8 @@ struct Script {
     create_fails: Option<u16>,
     /// The payment status the provider reports on verification.
     paid: bool,
+    /// Report the transaction as failed (a declined card) rather than pending when unpaid.
+    declined: bool,
     /// Overrides of what verification reports (defaults: the session's own values).
     amount: Option<f64>,
     currency: Option<&'static str>,
@@ -35,6 +37,7 @@ impl Default for Script {
         Script {
             create_fails: None,
             paid: true,
+            declined: false,
             amount: None,
             currency: None,
             reference: None,
@@ -88,7 +91,7 @@ impl Fakes {
                     "data": {
                         "id": 4242,
                         "tx_ref": script.reference.unwrap_or(&tx_ref),
-                        "status": if script.paid { "successful" } else { "pending" },
+                        "status": if script.declined { "failed" } else if script.paid { "successful" } else { "pending" },
                         "amount": script.amount.unwrap_or(amount as f64),
                         "currency": script.currency.unwrap_or("XAF"),
                     }}),
@@ -660,13 +663,17 @@ fn unpaid_sessions_expire_and_a_late_success_is_not_applied() {
     let server = start(&fakes, &[ProviderName::Flutterwave]);
     let owner = setup(&server);
     let id = topup(&owner, 5000)["id"].as_str().unwrap().to_owned();
-    // Within the grace period after its expiry nothing happens; after it, the janitor expires it.
+    fakes.set(|s| s.paid = false);
+    // Within the grace period after its expiry nothing happens; after it, the janitor asks the
+    // provider (still unpaid) and expires it.
     server.clock.advance(chrono::Duration::minutes(35));
     crier::janitor::sweep(server.app()).unwrap();
     assert_eq!(session(&owner, &id)["status"], "redirected");
     server.clock.advance(chrono::Duration::minutes(6));
     crier::janitor::sweep(server.app()).unwrap();
     assert_eq!(session(&owner, &id)["status"], "expired");
+    // A payment confirmed after that is not applied by itself, but flagged for the operator.
+    fakes.set(|s| s.paid = true);
     let late = post_flutterwave(
         &server,
         &flutterwave_event(&id, "successful"),
@@ -675,6 +682,115 @@ fn unpaid_sessions_expire_and_a_late_success_is_not_applied() {
     assert_eq!(late.status, 200, "{}", late.text());
     assert_eq!(late.json()["outcome"], "not_applied");
     assert_eq!(balance(&server), 0);
+    let detail = session(&owner, &id);
+    assert!(
+        detail["flag"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already expired"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn the_janitor_credits_a_paid_session_whose_webhook_never_came() {
+    let fakes = Fakes::start();
+    let server = start(&fakes, &[ProviderName::Flutterwave]);
+    let owner = setup(&server);
+    let id = topup(&owner, 5000)["id"].as_str().unwrap().to_owned();
+    server.clock.advance(chrono::Duration::minutes(41));
+    crier::janitor::sweep(server.app()).unwrap();
+    assert_eq!(session(&owner, &id)["status"], "succeeded");
+    assert_eq!(balance(&server), 5000);
+    crate::process::assert_doctor_clean(&server.db_path());
+}
+
+#[test]
+fn a_success_the_provider_does_not_confirm_yet_is_retried_not_dropped() {
+    let fakes = Fakes::start();
+    let server = start(&fakes, &[ProviderName::Flutterwave]);
+    let owner = setup(&server);
+    let id = topup(&owner, 5000)["id"].as_str().unwrap().to_owned();
+    fakes.set(|s| s.paid = false);
+    let event = flutterwave_event(&id, "successful");
+    post_flutterwave(&server, &event, Some(FLW_HASH)).assert_error(503, "unavailable");
+    assert_eq!(balance(&server), 0);
+    // The provider delivers the event again once it is confirmed: applied.
+    fakes.set(|s| s.paid = true);
+    let again = post_flutterwave(&server, &event, Some(FLW_HASH));
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.json()["outcome"], "applied");
+    assert_eq!(balance(&server), 5000);
+}
+
+#[test]
+fn a_failed_flutterwave_attempt_leaves_the_checkout_payable() {
+    let fakes = Fakes::start();
+    let server = start(&fakes, &[ProviderName::Flutterwave]);
+    let owner = setup(&server);
+    let id = topup(&owner, 5000)["id"].as_str().unwrap().to_owned();
+    // The card is declined: the provider reports the transaction failed.
+    fakes.set(|s| s.declined = true);
+    let response = post_flutterwave(&server, &flutterwave_event(&id, "failed"), Some(FLW_HASH));
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_ne!(session(&owner, &id)["status"], "failed");
+    // The payer tries again on the same checkout and pays.
+    fakes.set(|s| s.declined = false);
+    let paid = flutterwave_event(&id, "successful").replace("4242", "4343");
+    let response = post_flutterwave(&server, &paid, Some(FLW_HASH));
+    assert_eq!(
+        response.json()["outcome"],
+        "applied",
+        "{} {}",
+        response.text(),
+        session(&owner, &id)
+    );
+    assert_eq!(balance(&server), 5000);
+}
+
+#[test]
+fn a_refund_reported_before_the_success_is_settled_when_the_success_arrives() {
+    let fakes = Fakes::start();
+    let server = start(&fakes, &[ProviderName::Stripe]);
+    let owner = setup(&server);
+    let id = topup(&owner, 5000)["id"].as_str().unwrap().to_owned();
+    let refund = json!({"id": "ch_1", "object": "charge", "amount": 5000, "amount_refunded": 5000,
+                        "payment_intent": "pi_1", "metadata": {"session_id": id}});
+    let body = stripe_event("evt_refund_first", "charge.refunded", refund);
+    assert_eq!(post_stripe(&server, &body, &signed(&body)).status, 200);
+    let mut object = completed(&id);
+    object["amount_total"] = json!(5000);
+    let body = stripe_event("evt_paid_late", "checkout.session.completed", object);
+    assert_eq!(
+        post_stripe(&server, &body, &signed(&body)).json()["outcome"],
+        "applied"
+    );
+    assert_eq!(balance(&server), 0, "credited and taken back at once");
+    assert_eq!(session(&owner, &id)["status"], "refunded");
+    crate::process::assert_doctor_clean(&server.db_path());
+}
+
+#[test]
+fn a_failed_transaction_of_another_payment_changes_nothing() {
+    let fakes = Fakes::start();
+    let server = start(&fakes, &[ProviderName::Flutterwave]);
+    let owner = setup(&server);
+    let id = topup(&owner, 5000)["id"].as_str().unwrap().to_owned();
+    // A replayed event names our session, but the transaction it points at is someone else's.
+    fakes.set(|s| {
+        s.declined = true;
+        s.reference = Some("pay_someone_else");
+    });
+    let response = post_flutterwave(&server, &flutterwave_event(&id, "failed"), Some(FLW_HASH));
+    assert_eq!(
+        response.json()["outcome"],
+        "not_applied",
+        "{}",
+        response.text()
+    );
+    let detail = session(&owner, &id);
+    assert_eq!(detail["status"], "redirected");
+    assert_eq!(detail["provider_reference"], Value::Null);
 }
 
 #[test]

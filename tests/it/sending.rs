@@ -465,6 +465,17 @@ fn concurrent_sends_never_spend_more_than_the_wallet_holds() {
         ),
         100
     );
+    // The doctor reads the real clock, this server a fixed one: let delivery finish first, or
+    // a message still `sending` would look long past its (test-clock) lease.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(
+        &server,
+        "SELECT count(*) FROM messages WHERE status IN ('queued', 'sending')",
+    ) > 0
+    {
+        assert!(Instant::now() < deadline, "delivery never finished");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     crate::process::assert_doctor_clean(&server.db_path());
 }
 
