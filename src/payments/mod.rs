@@ -247,38 +247,32 @@ fn fulfil(
     now: Timestamp,
 ) -> Result<(), AppError> {
     let provider = session.provider.as_deref().unwrap_or("provider");
-    if let Some(plan_code) = &session.plan_code {
-        conn.execute_batch("SAVEPOINT activate_plan")?;
-        match billing::activate_plan(conn, catalog, &session.workspace_id, plan_code, now) {
-            Ok(_) => {
-                conn.execute_batch("RELEASE activate_plan")?;
-                return Ok(());
-            }
-            Err(error) => {
-                conn.execute_batch("ROLLBACK TO activate_plan; RELEASE activate_plan")?;
-                let why = error.public_message();
-                let reason =
-                    format!("plan {plan_code} paid via {provider} but not activated: {why}");
-                billing::move_wallet(
-                    conn,
-                    ids,
-                    &session.workspace_id,
-                    "topup",
-                    session.amount_minor,
-                    (&session.id, None, Some(&reason)),
-                    now,
-                )?;
-                return Ok(());
+    let reason = match &session.plan_code {
+        Some(plan_code) => {
+            conn.execute_batch("SAVEPOINT activate_plan")?;
+            match billing::activate_plan(conn, catalog, &session.workspace_id, plan_code, now) {
+                Ok(_) => {
+                    conn.execute_batch("RELEASE activate_plan")?;
+                    return Ok(());
+                }
+                Err(error) => {
+                    conn.execute_batch("ROLLBACK TO activate_plan; RELEASE activate_plan")?;
+                    format!(
+                        "plan {plan_code} paid via {provider} but not activated: {}",
+                        error.public_message()
+                    )
+                }
             }
         }
-    }
+        None => format!("top-up via {provider}"),
+    };
     billing::move_wallet(
         conn,
         ids,
         &session.workspace_id,
         "topup",
         session.amount_minor,
-        (&session.id, None, Some(&format!("top-up via {provider}"))),
+        (&session.id, None, Some(&reason)),
         now,
     )?;
     Ok(())
