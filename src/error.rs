@@ -62,6 +62,8 @@ pub enum AppError {
     },
     /// No credentials, or a session that is unknown or expired.
     Unauthenticated,
+    /// A provider callback whose signature or secret token is missing or wrong; says which.
+    InvalidSignature(String),
     /// Login with a wrong email or password (never says which).
     InvalidCredentials,
     /// A bearer token that is not a well-formed crier key, or no such key.
@@ -133,6 +135,7 @@ impl AppError {
             AppError::IdempotencyKeyInUse { .. } => 409,
             AppError::IdempotencyKeyReused => 422,
             AppError::Unauthenticated
+            | AppError::InvalidSignature(_)
             | AppError::InvalidCredentials
             | AppError::InvalidApiKey
             | AppError::ApiKeyRevoked
@@ -164,6 +167,7 @@ impl AppError {
             AppError::IdempotencyKeyReused => "idempotency_key_reused",
             AppError::IdempotencyKeyInUse { .. } => "idempotency_key_in_use",
             AppError::Unauthenticated => "unauthenticated",
+            AppError::InvalidSignature(_) => "invalid_signature",
             AppError::InvalidCredentials => "invalid_credentials",
             AppError::InvalidApiKey => "invalid_api_key",
             AppError::ApiKeyRevoked => "api_key_revoked",
@@ -204,6 +208,7 @@ impl AppError {
                 "Authentication required: send an API key (Authorization: Bearer …) or log in."
                     .to_owned()
             }
+            AppError::InvalidSignature(why) => why.clone(),
             AppError::InvalidCredentials => "The email or password is wrong.".to_owned(),
             AppError::InvalidApiKey => "The API key is not valid.".to_owned(),
             AppError::ApiKeyRevoked => "The API key has been revoked.".to_owned(),
@@ -306,6 +311,7 @@ impl AppError {
             | AppError::IdempotencyKeyRequired
             | AppError::IdempotencyKeyReused
             | AppError::Unauthenticated
+            | AppError::InvalidSignature(_)
             | AppError::InvalidCredentials
             | AppError::InvalidApiKey
             | AppError::ApiKeyRevoked
@@ -334,6 +340,7 @@ impl AppError {
             | AppError::IdempotencyKeyRequired
             | AppError::IdempotencyKeyReused
             | AppError::Unauthenticated
+            | AppError::InvalidSignature(_)
             | AppError::InvalidCredentials
             | AppError::InvalidApiKey
             | AppError::ApiKeyRevoked
@@ -362,6 +369,7 @@ impl AppError {
             | AppError::IdempotencyKeyRequired
             | AppError::IdempotencyKeyReused
             | AppError::Unauthenticated
+            | AppError::InvalidSignature(_)
             | AppError::InvalidCredentials
             | AppError::InvalidApiKey
             | AppError::ApiKeyRevoked

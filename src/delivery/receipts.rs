@@ -23,7 +23,11 @@ pub fn receive_receipts(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
     // The token first: without it, nobody learns which providers are configured.
     let presented = request.query_param("token").unwrap_or_default();
     if !constant_time_eq(presented.as_bytes(), expected.expose().as_bytes()) {
-        return Err(AppError::Unauthenticated);
+        return Err(AppError::InvalidSignature(
+            "The receipt URL's token is missing or wrong; use the callback URL crier gave the \
+             provider."
+                .to_owned(),
+        ));
     }
     let provider = app
         .providers

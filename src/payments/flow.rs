@@ -382,7 +382,11 @@ pub fn receive_webhook(
         app.db
             .write(|conn| store::journal_webhook(conn, &journal))?;
         app.metrics.record_webhook(name.as_str(), "unauthenticated");
-        return Err(AppError::Unauthenticated);
+        return Err(AppError::InvalidSignature(format!(
+            "The {} webhook signature is missing or does not match ({why}); check the webhook \
+             secret configured for it.",
+            name.as_str()
+        )));
     }
     journal.signature = "valid".to_owned();
     let event = match provider.parse_event(body) {

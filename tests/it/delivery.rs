@@ -277,7 +277,7 @@ fn delivery_receipts_move_sent_messages_to_delivered_or_failed() {
         "application/json",
         &receipts,
     )
-    .assert_error(401, "unauthenticated");
+    .assert_error(401, "invalid_signature");
     assert_eq!(sender.message(&first)["status"], "sent");
     let applied = post_receipt(
         &server,

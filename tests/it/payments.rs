@@ -518,8 +518,8 @@ fn bad_signatures_are_401_journalled_and_change_nothing() {
     let owner = setup(&server);
     let id = topup(&owner, 5000)["id"].as_str().unwrap().to_owned();
     let event = flutterwave_event(&id, "successful");
-    post_flutterwave(&server, &event, Some("wrong")).assert_error(401, "unauthenticated");
-    post_flutterwave(&server, &event, None).assert_error(401, "unauthenticated");
+    post_flutterwave(&server, &event, Some("wrong")).assert_error(401, "invalid_signature");
+    post_flutterwave(&server, &event, None).assert_error(401, "invalid_signature");
     assert_eq!(balance(&server), 0);
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, FLW_HASH.as_bytes());
     let signature = base64::engine::general_purpose::STANDARD
