@@ -58,6 +58,11 @@ impl Clock for ManualClock {
     }
 }
 
+/// A configured `std` duration as a span of timestamps (saturating: a huge setting means "never").
+pub fn span(duration: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
 /// Formats a timestamp the way the API and the database store it: RFC 3339, UTC, milliseconds,
 /// `Z` suffix (`2026-11-25T10:36:44.123Z`). Fixed width, so text order is time order in SQL.
 pub fn format_timestamp(at: Timestamp) -> String {

@@ -131,16 +131,12 @@ pub fn queue_due_scheduled(app: &App) -> Result<usize, AppError> {
         .write(|conn| store::queue_due_scheduled(conn, &now, SCHEDULER_BATCH))
 }
 
-fn chrono_duration(duration: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
-}
-
 /// Claims one batch of due messages and delivers it. Returns how many were claimed.
 pub fn dispatch_batch(app: &App, stop: &AtomicBool) -> Result<usize, AppError> {
     let settings = &app.config.delivery;
     let owner = app.ids.new_id("dsp");
     let now = app.clock.now();
-    let mut lease_until = now + chrono_duration(settings.dispatch_lease);
+    let mut lease_until = now + crate::clock::span(settings.dispatch_lease);
     let mut batch = app.db.write(|conn| {
         store::claim_due(
             conn,
@@ -196,13 +192,13 @@ fn keep_lease(
         .len()
         .max(app.providers.chain(Channel::Email).len()) as u32;
     let needed =
-        chrono_duration(settings.provider_timeout * longest_chain + Duration::from_secs(1));
+        crate::clock::span(settings.provider_timeout * longest_chain + Duration::from_secs(1));
     let now = app.clock.now();
     let ids: Vec<&str> = rest.iter().map(|message| message.id.as_str()).collect();
     if lease_until - now >= needed {
         return Ok((lease_until, ids.iter().map(|id| (*id).to_owned()).collect()));
     }
-    let extended = now + needed.max(chrono_duration(settings.dispatch_lease));
+    let extended = now + needed.max(crate::clock::span(settings.dispatch_lease));
     let held = app
         .db
         .write(|conn| store::extend_leases(conn, owner, &ids, &format_timestamp(extended)))?;
@@ -377,7 +373,7 @@ fn settle(
         attempt.error_message.as_deref().unwrap_or(""),
     );
     let retry_at = format_timestamp(
-        now + chrono_duration(backoff(
+        now + crate::clock::span(backoff(
             settings.retry_base_delay,
             settings.retry_max_delay,
             message.delivery_cycles,

@@ -340,7 +340,7 @@ pub fn leased(
                 Existing::Absent => {}
             }
         }
-        let lease_end = now + chrono_duration(app.config.idempotency_lease);
+        let lease_end = now + crate::clock::span(app.config.idempotency_lease);
         store::save_in_flight(
             conn,
             &attempt.scope,
@@ -406,11 +406,7 @@ pub fn sweep_expired(db: &Db, now: Timestamp) -> Result<usize, AppError> {
 }
 
 fn retention(app: &App) -> chrono::Duration {
-    chrono_duration(app.config.idempotency_retention)
-}
-
-fn chrono_duration(duration: std::time::Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+    crate::clock::span(app.config.idempotency_retention)
 }
 
 #[cfg(test)]

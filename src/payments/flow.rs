@@ -34,10 +34,6 @@ pub struct Buyer<'a> {
     pub email: &'a str,
 }
 
-fn chrono_duration(duration: std::time::Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
-}
-
 fn elapsed_ms(started: Instant) -> i64 {
     i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
 }
@@ -55,7 +51,7 @@ pub fn start_checkout(
     let settings = &app.config.payments;
     let now = app.clock.now();
     let now_text = format_timestamp(now);
-    let expires_at = now + chrono_duration(settings.session_lifetime);
+    let expires_at = now + crate::clock::span(settings.session_lifetime);
     let session = SessionRow {
         id: app.ids.new_id("pay"),
         workspace_id: buyer.workspace_id.to_owned(),
@@ -196,17 +192,6 @@ fn record_error(transaction: &mut TransactionRow, error: &ProviderError) {
     transaction.error_message = Some(error.message.clone());
 }
 
-fn status_word(status: PaymentStatus) -> &'static str {
-    match status {
-        PaymentStatus::Pending => "pending",
-        PaymentStatus::Succeeded => "succeeded",
-        PaymentStatus::Failed => "failed",
-        PaymentStatus::Cancelled => "cancelled",
-        PaymentStatus::Expired => "expired",
-        PaymentStatus::Refunded => "refunded",
-    }
-}
-
 /// Asks the session's provider about the payment (no transaction open), then records the
 /// answer and applies it in one write. Returns the verdict's effect.
 fn verify_with(
@@ -242,7 +227,7 @@ fn verify_with(
     transaction.outcome = "ok".to_owned();
     transaction.provider_reference = verification.provider_reference.clone();
     transaction.raw_status = Some(verification.raw_status.clone());
-    transaction.status = Some(status_word(verification.status).to_owned());
+    transaction.status = Some(verification.status.as_str().to_owned());
     // A failed or abandoned Flutterwave transaction is one attempt on a checkout the payer can
     // still pay (same tx_ref): the session stays open until it expires.
     let status = match (provider.name(), verification.status) {
@@ -252,7 +237,6 @@ fn verify_with(
         (_, status) => status,
     };
     let verdict = Verdict {
-        provider: provider.name().as_str().to_owned(),
         status,
         facts: Some(Facts {
             reference: verification.reference.clone(),
@@ -511,7 +495,6 @@ pub fn receive_webhook(
         }
     } else {
         let verdict = Verdict {
-            provider: name.as_str().to_owned(),
             status: event.status,
             facts: None,
             provider_reference: event.provider_reference.clone(),

@@ -79,7 +79,6 @@ pub fn is_terminal(status: &str) -> bool {
 /// What a provider said about a session, from a verification or a signed event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
-    pub provider: String,
     pub status: PaymentStatus,
     /// Facts to check before giving value; `None` when the source is itself proof (a signed
     /// Stripe event) — success is then only accepted from a verification.

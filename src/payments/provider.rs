@@ -83,6 +83,19 @@ pub enum PaymentStatus {
     Refunded,
 }
 
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Pending => "pending",
+            PaymentStatus::Succeeded => "succeeded",
+            PaymentStatus::Failed => "failed",
+            PaymentStatus::Cancelled => "cancelled",
+            PaymentStatus::Expired => "expired",
+            PaymentStatus::Refunded => "refunded",
+        }
+    }
+}
+
 /// What the provider says about a payment when asked (verification), as facts to check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
