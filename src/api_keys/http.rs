@@ -84,19 +84,13 @@ pub fn list_api_keys(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let principal = authenticate_request(app, request)?;
     let (workspace_id, _) = principal.require_session()?.require_role(Role::Admin)?;
     let page = request.page()?;
-    let mut keys = app.db.read(|conn| {
-        store::list_keys(conn, workspace_id, page.cursor.as_deref(), page.limit + 1)
-    })?;
-    let next_cursor = if keys.len() > page.limit {
-        keys.truncate(page.limit);
-        keys.last().map(|key| key.id.clone())
-    } else {
-        None
-    };
-    let data: Vec<ApiKeyView> = keys.iter().map(ApiKeyView::from).collect();
-    ApiResponse::json(
-        200,
-        &serde_json::json!({ "data": data, "next_cursor": next_cursor }),
+    let keys = app
+        .db
+        .read(|conn| store::list_keys(conn, workspace_id, page.cursor.as_deref(), page.fetch()))?;
+    page.respond(
+        keys,
+        |key| key.id.as_str(),
+        |key| serde_json::json!(ApiKeyView::from(key)),
     )
 }
 

@@ -135,20 +135,13 @@ pub fn list_ledger(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, 
     let principal = authenticate_request(app, request)?;
     let workspace_id = principal.require_scope(Scope::BillingRead)?.to_owned();
     let page = request.page()?;
-    let mut entries = app.db.read(|conn| {
-        store::list_ledger(conn, &workspace_id, page.cursor.as_deref(), page.limit + 1)
+    let entries = app.db.read(|conn| {
+        store::list_ledger(conn, &workspace_id, page.cursor.as_deref(), page.fetch())
     })?;
-    let next_cursor = if entries.len() > page.limit {
-        entries.truncate(page.limit);
-        entries
-            .last()
-            .map(|entry| entry["id"].as_str().unwrap_or_default().to_owned())
-    } else {
-        None
-    };
-    ApiResponse::json(
-        200,
-        &serde_json::json!({ "data": entries, "next_cursor": next_cursor }),
+    page.respond(
+        entries,
+        |entry| entry["id"].as_str().unwrap_or_default(),
+        serde_json::Value::clone,
     )
 }
 

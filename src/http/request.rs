@@ -273,6 +273,34 @@ pub struct PageRequest {
     pub cursor: Option<String>,
 }
 
+impl PageRequest {
+    /// How many rows to fetch: one more than the page shows, to tell whether there is more.
+    pub fn fetch(&self) -> usize {
+        self.limit + 1
+    }
+
+    /// Answers 200 `{"data": [...], "next_cursor": …}` from rows fetched with `fetch()`: the
+    /// cursor is the last shown row's id when a further row exists, else null.
+    pub fn respond<R, V: serde::Serialize>(
+        &self,
+        mut rows: Vec<R>,
+        id_of: impl Fn(&R) -> &str,
+        view: impl Fn(&R) -> V,
+    ) -> Result<crate::http::response::ApiResponse, AppError> {
+        let next_cursor = if rows.len() > self.limit {
+            rows.truncate(self.limit);
+            rows.last().map(|row| id_of(row).to_owned())
+        } else {
+            None
+        };
+        let data: Vec<V> = rows.iter().map(view).collect();
+        crate::http::response::ApiResponse::json(
+            200,
+            &serde_json::json!({ "data": data, "next_cursor": next_cursor }),
+        )
+    }
+}
+
 /// Decodes `%XX` escapes and `+` (space) of a query component; invalid escapes stay as typed.
 fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();

@@ -177,28 +177,19 @@ pub fn list_messages(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
         created_from: created_from.as_deref(),
         created_to: created_to.as_deref(),
     };
-    let mut messages = app.db.read(|conn| {
+    let messages = app.db.read(|conn| {
         store::list_messages(
             conn,
             &workspace_id,
             &filter,
             page.cursor.as_deref(),
-            page.limit + 1,
+            page.fetch(),
         )
     })?;
-    let next_cursor = if messages.len() > page.limit {
-        messages.truncate(page.limit);
-        messages.last().map(|message| message.id.clone())
-    } else {
-        None
-    };
-    let data: Vec<serde_json::Value> = messages
-        .iter()
-        .map(|message| message_view(message, None))
-        .collect();
-    ApiResponse::json(
-        200,
-        &serde_json::json!({ "data": data, "next_cursor": next_cursor }),
+    page.respond(
+        messages,
+        |message| message.id.as_str(),
+        |message| message_view(message, None),
     )
 }
 

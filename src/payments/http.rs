@@ -220,19 +220,13 @@ pub fn list_sessions(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let principal = authenticate_request(app, request)?;
     let workspace_id = principal.require_scope(Scope::BillingRead)?.to_owned();
     let page = request.page()?;
-    let mut sessions = app.db.read(|conn| {
-        store::list_sessions(conn, &workspace_id, page.cursor.as_deref(), page.limit + 1)
+    let sessions = app.db.read(|conn| {
+        store::list_sessions(conn, &workspace_id, page.cursor.as_deref(), page.fetch())
     })?;
-    let next_cursor = if sessions.len() > page.limit {
-        sessions.truncate(page.limit);
-        sessions.last().map(|session| session.id.clone())
-    } else {
-        None
-    };
-    let data: Vec<serde_json::Value> = sessions.iter().map(|s| session_view(s, None)).collect();
-    ApiResponse::json(
-        200,
-        &serde_json::json!({ "data": data, "next_cursor": next_cursor }),
+    page.respond(
+        sessions,
+        |session| session.id.as_str(),
+        |session| session_view(session, None),
     )
 }
 
