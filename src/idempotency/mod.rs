@@ -245,9 +245,10 @@ fn storable(
 
 /// The stored response for this request's key, if the operation already completed with the
 /// same request (and the usual 422 / 409 for a reused or in-flight key). For handlers that
-/// validate against the current state before `in_transaction`: a retry of a request that
-/// succeeded must get its replay, even if the same input would be refused now (a schedule time
-/// that has since passed). Read-only; `in_transaction` still decides under the write lock.
+/// validate against the current state before `in_transaction`, to call when that validation
+/// refuses: a retry of a request that succeeded must get its replay, even if the same input would
+/// be refused now (a schedule time that has since passed). Read-only; `in_transaction` still
+/// decides under the write lock.
 pub fn replay_completed(
     app: &App,
     request: &mut Request<'_>,

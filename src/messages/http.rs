@@ -39,22 +39,26 @@ pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
         api_key_id: api_key_id.as_deref(),
         charging: charging_of(&principal),
     };
-    // A retry of a send that went through replays it, before anything is checked again.
     let idempotency = (Requirement::Required, Per::Workspace);
-    if let Some(replay) = idempotency::replay_completed(app, request, &principal, idempotency)? {
-        return Ok(replay);
-    }
     // Validate before the idempotent transaction, so a refused body is not stored under the key
     // and a corrected retry with the same key goes through.
     let sender_read = app.db.read(|conn| {
         sender::effective_sender_of(conn, &workspace_id, &app.config.default_sms_sender)
     })?;
-    let checked = compose(
+    let checked = match compose(
         body.clone(),
         &app.config.default_country,
         &sender_read,
         app.clock.now(),
-    )?;
+    ) {
+        Ok(composition) => composition,
+        // Unless this is the retry of a send that went through, whose input may no longer pass
+        // (its schedule time has passed): that one replays.
+        Err(refused) => {
+            return idempotency::replay_completed(app, request, &principal, idempotency)?
+                .ok_or(refused);
+        }
+    };
     let response = idempotency::in_transaction(app, request, &principal, idempotency, |conn| {
         let now = app.clock.now();
         let effective_sender =

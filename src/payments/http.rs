@@ -189,13 +189,16 @@ pub fn create_session(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let principal = authenticate_request(app, request)?;
     let workspace_id = principal.require_scope(Scope::PaymentsWrite)?.to_owned();
     let body: CreateSessionBody = request.json()?;
-    // A retry of a request that went through replays it before anything is checked again (the
-    // plan it bought is now running, which would be a 409 for a new request).
     let idempotency = (Requirement::Required, Per::Workspace);
-    if let Some(replay) = idempotency::replay_completed(app, request, &principal, idempotency)? {
-        return Ok(replay);
-    }
-    let purchase = purchase_of(app, &workspace_id, body)?;
+    let purchase = match purchase_of(app, &workspace_id, body) {
+        Ok(purchase) => purchase,
+        // Unless this is the retry of a request that went through, whose input may no longer
+        // pass (the plan it bought is now running): that one replays.
+        Err(refused) => {
+            return idempotency::replay_completed(app, request, &principal, idempotency)?
+                .ok_or(refused);
+        }
+    };
     let (actor_id, user_id) = match &principal {
         Principal::Session(session) => (session.user_id().to_owned(), Some(session.user_id())),
         Principal::ApiKey(key) => (key.key_id().to_owned(), None),
