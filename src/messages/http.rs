@@ -202,13 +202,7 @@ pub fn show_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let principal = authenticate_request(app, request)?;
     let workspace_id = principal.require_scope(Scope::MessagesRead)?.to_owned();
     let id = request.param("id").to_owned();
-    let (message, attempts, refunded_at) = app.db.read(|conn| {
-        let message = store::find_message(conn, &workspace_id, &id)?.ok_or(AppError::NotFound)?;
-        let attempts = store::list_attempts(conn, &id)?;
-        let refunded_at = billing::store::find_refunded_at(conn, &id)?;
-        Ok((message, attempts, refunded_at))
-    })?;
-    ApiResponse::json(200, &message_view(&message, Some((&attempts, refunded_at))))
+    detail(app, &workspace_id, &id)
 }
 
 /// `POST /v1/messages/{id}/cancel`: cancels a scheduled message and refunds it, once. Scope
@@ -217,10 +211,18 @@ pub fn cancel_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let principal = authenticate_request(app, request)?;
     let workspace_id = principal.require_scope(Scope::MessagesSend)?.to_owned();
     let id = request.param("id").to_owned();
-    let (message, attempts, refunded_at) = app.db.write(|conn| {
-        let message = domain::cancel_message(conn, &app.ids, &workspace_id, &id, app.clock.now())?;
-        let attempts = store::list_attempts(conn, &id)?;
-        let refunded_at = billing::store::find_refunded_at(conn, &id)?;
+    app.db.write(|conn| {
+        domain::cancel_message(conn, &app.ids, &workspace_id, &id, app.clock.now())
+    })?;
+    detail(app, &workspace_id, &id)
+}
+
+/// The message with its attempts and refund, as `GET /v1/messages/{id}` shows it.
+fn detail(app: &App, workspace_id: &str, id: &str) -> Result<ApiResponse, AppError> {
+    let (message, attempts, refunded_at) = app.db.read(|conn| {
+        let message = store::find_message(conn, workspace_id, id)?.ok_or(AppError::NotFound)?;
+        let attempts = store::list_attempts(conn, id)?;
+        let refunded_at = billing::store::find_refunded_at(conn, id)?;
         Ok((message, attempts, refunded_at))
     })?;
     ApiResponse::json(200, &message_view(&message, Some((&attempts, refunded_at))))

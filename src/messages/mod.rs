@@ -106,17 +106,17 @@ pub fn create_message(
 }
 
 /// Cancels a scheduled message and gives back what it reserved, once. A message already
-/// cancelled is returned as it is (cancelling twice is not an error); any other status is a 409.
+/// cancelled stays as it is (cancelling twice is not an error); any other status is a 409.
 pub fn cancel_message(
     conn: &Connection,
     ids: &Ids,
     workspace_id: &str,
     id: &str,
     now: Timestamp,
-) -> Result<MessageRow, AppError> {
+) -> Result<(), AppError> {
     let message = store::find_message(conn, workspace_id, id)?.ok_or(AppError::NotFound)?;
     match message.status.as_str() {
-        "cancelled" => return Ok(message),
+        "cancelled" => return Ok(()),
         "scheduled" => {}
         status => {
             return Err(AppError::Conflict(format!(
@@ -129,7 +129,7 @@ pub fn cancel_message(
         return Err(AppError::internal("scheduled message did not cancel"));
     }
     billing::refund(conn, ids, id, now)?;
-    store::find_message(conn, workspace_id, id)?.ok_or(AppError::NotFound)
+    Ok(())
 }
 
 /// The message as the API shows it. `detail` adds the bodies' HTML, the attempts and the refund.

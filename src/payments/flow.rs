@@ -418,21 +418,25 @@ pub fn receive_webhook(
             None => Ok(None),
         }
     })?;
-    let Some(session) = session else {
+    // Acknowledged and journalled as not applied, with why.
+    let ignore = |why: &str, session_id: Option<&str>| -> Result<WebhookAnswer, AppError> {
         app.db.write(|conn| {
             store::settle_webhook(
                 conn,
                 &journal_id,
-                ("not_applied", Some("no such payment session")),
-                None,
+                ("not_applied", Some(why)),
+                session_id,
                 &now_text,
             )
         })?;
         app.metrics.record_webhook(name.as_str(), "not_applied");
-        return Ok(WebhookAnswer {
+        Ok(WebhookAnswer {
             status: 200,
             body: serde_json::json!({ "received": true, "outcome": "not_applied" }),
-        });
+        })
+    };
+    let Some(session) = session else {
+        return ignore("no such payment session", None);
     };
     // Only a success may come from a provider the session did not end up with (the payer used
     // an earlier checkout); anything else from it is about a checkout nobody uses.
@@ -441,20 +445,7 @@ pub fn receive_webhook(
         .as_deref()
         .is_some_and(|used| used != name.as_str());
     if other_provider && event.status != PaymentStatus::Succeeded {
-        app.db.write(|conn| {
-            store::settle_webhook(
-                conn,
-                &journal_id,
-                ("not_applied", Some("about a checkout of another provider")),
-                Some(&session.id),
-                &now_text,
-            )
-        })?;
-        app.metrics.record_webhook(name.as_str(), "not_applied");
-        return Ok(WebhookAnswer {
-            status: 200,
-            body: serde_json::json!({ "received": true, "outcome": "not_applied" }),
-        });
+        return ignore("about a checkout of another provider", Some(&session.id));
     }
     // Flutterwave's signature proves only that the sender knows the hash, so everything it
     // says is re-verified; a Stripe event is signed proof of itself, but a success is still
