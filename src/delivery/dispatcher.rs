@@ -372,15 +372,20 @@ fn settle(
         attempt.error_code.as_deref().unwrap_or(""),
         attempt.error_message.as_deref().unwrap_or(""),
     );
-    let retry_at = format_timestamp(
-        now + crate::clock::span(backoff(
-            settings.retry_base_delay,
-            settings.retry_max_delay,
-            message.delivery_cycles,
-            jitter(app),
-        )),
-    );
     let give_up = message.delivery_cycles >= settings.max_delivery_cycles;
+    // Only a retry needs a time (and a jitter draw).
+    let retry_at = if verdict == Verdict::ChainExhausted && !give_up {
+        format_timestamp(
+            now + crate::clock::span(backoff(
+                settings.retry_base_delay,
+                settings.retry_max_delay,
+                message.delivery_cycles,
+                jitter(app),
+            )),
+        )
+    } else {
+        String::new()
+    };
     let settlement = match verdict {
         Verdict::NextProvider => None,
         Verdict::Accepted => Some(Settlement::Sent {
