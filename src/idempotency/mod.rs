@@ -260,13 +260,22 @@ pub fn replay_completed(
     };
     let attempt = attempt(request, principal, per, key)?;
     let now = app.clock.now();
-    let record = app
-        .db
-        .read(|conn| store::find_record(conn, &attempt.scope))?;
-    match record.map(|record| judge(record, &attempt.fingerprint, now)) {
-        Some(Ok(Existing::Replay(response))) => Ok(Some(response)),
-        Some(Err(err)) => Err(err),
-        Some(Ok(Existing::Absent)) | None => Ok(None),
+    app.db.read(|conn| replay_of(conn, &attempt, now))
+}
+
+/// The stored response to replay for this attempt, if its key completed with the same request;
+/// 422 / 409 for a reused or in-flight key; `None` when the attempt may proceed.
+fn replay_of(
+    conn: &Connection,
+    attempt: &Attempt,
+    now: Timestamp,
+) -> Result<Option<ApiResponse>, AppError> {
+    match store::find_record(conn, &attempt.scope)? {
+        Some(record) => match judge(record, &attempt.fingerprint, now)? {
+            Existing::Replay(response) => Ok(Some(response)),
+            Existing::Absent => Ok(None),
+        },
+        None => Ok(None),
     }
 }
 
@@ -288,11 +297,8 @@ pub fn in_transaction(
         // Read inside the transaction: waiting for the write lock must not age the record.
         let now = app.clock.now();
         let expires_at = format_timestamp(now + retention(app));
-        if let Some(record) = store::find_record(conn, &attempt.scope)? {
-            match judge(record, &attempt.fingerprint, now)? {
-                Existing::Replay(response) => return Ok(response),
-                Existing::Absent => {}
-            }
+        if let Some(response) = replay_of(conn, &attempt, now)? {
+            return Ok(response);
         }
         // The effect runs in a savepoint so a 4xx outcome can be stored without its effects.
         conn.execute_batch("SAVEPOINT idempotent_effect")?;
@@ -335,11 +341,8 @@ pub fn leased(
     let lease_token = app.ids.new_id("lse");
     let taken = app.db.write(|conn| {
         let now = app.clock.now();
-        if let Some(record) = store::find_record(conn, &attempt.scope)? {
-            match judge(record, &attempt.fingerprint, now)? {
-                Existing::Replay(response) => return Ok(Some(response)),
-                Existing::Absent => {}
-            }
+        if let Some(response) = replay_of(conn, &attempt, now)? {
+            return Ok(Some(response));
         }
         let lease_end = now + crate::clock::span(app.config.idempotency_lease);
         store::save_in_flight(
