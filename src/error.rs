@@ -100,6 +100,10 @@ pub enum AppError {
     PayloadTooLarge {
         limit_bytes: u64,
     },
+    /// The client sent the request body too slowly; the connection is closed after the answer.
+    RequestTimeout {
+        timeout_secs: u64,
+    },
     /// The body is not `application/json`.
     UnsupportedMediaType {
         expected: &'static str,
@@ -147,6 +151,7 @@ impl AppError {
             AppError::NotFound => 404,
             AppError::MethodNotAllowed { .. } => 405,
             AppError::Conflict(_) => 409,
+            AppError::RequestTimeout { .. } => 408,
             AppError::PayloadTooLarge { .. } => 413,
             AppError::UnsupportedMediaType { .. } => 415,
             AppError::Validation(_) => 422,
@@ -179,6 +184,7 @@ impl AppError {
             AppError::NotFound => "not_found",
             AppError::MethodNotAllowed { .. } => "method_not_allowed",
             AppError::Conflict(_) => "conflict",
+            AppError::RequestTimeout { .. } => "request_timeout",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
             AppError::Validation(_) => "validation_failed",
@@ -238,6 +244,9 @@ impl AppError {
             AppError::PayloadTooLarge { limit_bytes } => {
                 format!("The request body is larger than the limit of {limit_bytes} bytes.")
             }
+            AppError::RequestTimeout { timeout_secs } => format!(
+                "The request body did not arrive in time (the limit is {timeout_secs} s); send it again."
+            ),
             AppError::UnsupportedMediaType { expected } => {
                 format!("The request body must be sent with Content-Type: {expected}.")
             }
@@ -321,6 +330,7 @@ impl AppError {
             | AppError::NotFound
             | AppError::Conflict(_)
             | AppError::UnsupportedMediaType { .. }
+            | AppError::RequestTimeout { .. }
             | AppError::Internal(_) => None,
         }
     }
@@ -352,6 +362,7 @@ impl AppError {
             | AppError::NotFound
             | AppError::Conflict(_)
             | AppError::PayloadTooLarge { .. }
+            | AppError::RequestTimeout { .. }
             | AppError::UnsupportedMediaType { .. }
             | AppError::Validation(_)
             | AppError::PaymentProviderUnavailable { .. }
@@ -382,6 +393,7 @@ impl AppError {
             | AppError::MethodNotAllowed { .. }
             | AppError::Conflict(_)
             | AppError::PayloadTooLarge { .. }
+            | AppError::RequestTimeout { .. }
             | AppError::UnsupportedMediaType { .. }
             | AppError::Validation(_)
             | AppError::IdempotencyKeyInUse { .. }

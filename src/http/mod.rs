@@ -1,11 +1,23 @@
-//! The HTTP edge: a tiny_http server with a fixed pool of worker threads.
+//! The HTTP edge: hyper reads and writes connections on one I/O thread; a fixed pool of
+//! synchronous worker threads runs the handlers.
 //!
-//! Each worker takes one request at a time and hands it to `exchange::handle` (request id, route,
-//! handler, envelope, log line, response). Only `http/` knows tiny_http. Connections carry the
-//! configured read and write timeouts, so a silent client cannot hold a worker forever.
-//! Shutdown stops taking new work, answers what is already queued with 503, lets in-flight
-//! requests finish within the configured timeout, then closes the listener.
+//! ```text
+//!  sockets ── io thread (tokio current-thread runtime + hyper HTTP/1.1, `edge.rs`)
+//!               accept → per connection: parse, framing checks, read the body (limit, deadline)
+//!               │  Job { Incoming, reply }            ▲ ApiResponse
+//!               ▼                                     │
+//!             job queue (bounded) ── worker threads (`exchange::handle`: route → handler)
+//! ```
+//!
+//! A worker never touches a socket: it gets a whole request (body already read, or the reason it
+//! could not be) and returns a whole response. So a slow or silent client costs one idle task on
+//! the I/O thread, never a worker. Only `http/` knows hyper and tokio.
+//!
+//! Shutdown stops accepting, lets each connection finish the request it is in (idle keep-alive
+//! connections close at once), answers requests that were queued but not started with 503, and
+//! waits for all of it up to the configured timeout.
 
+mod edge;
 mod exchange;
 pub mod request;
 pub mod response;
@@ -13,26 +25,29 @@ pub mod router;
 pub mod system;
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::app::App;
 use crate::error::StartupError;
+use exchange::Job;
 use router::Router;
 
-/// How often an idle worker looks at the stop flag.
-const IDLE_POLL: Duration = Duration::from_millis(100);
+/// Jobs waiting for a worker, per worker. Beyond this the I/O thread stops reading new requests
+/// (connections wait in their socket buffers) rather than queueing without bound.
+const QUEUE_PER_WORKER: usize = 64;
 
 /// A running HTTP server. Dropping it without `shutdown` stops it too.
 pub struct HttpServer {
     addr: SocketAddr,
-    server: Arc<tiny_http::Server>,
     stopping: Arc<AtomicBool>,
+    /// Tells the I/O thread to stop accepting and to close connections once idle.
+    stop_edge: Option<tokio::sync::watch::Sender<bool>>,
+    io_thread: Option<JoinHandle<()>>,
+    io_finished: mpsc::Receiver<()>,
     workers: Vec<JoinHandle<()>>,
-    finished: mpsc::Receiver<()>,
     shutdown_timeout: Duration,
 }
 
@@ -45,55 +60,74 @@ pub enum ShutdownOutcome {
     TimedOut,
 }
 
-/// Binds `app.config.addr` and starts `app.config.workers` worker threads.
+/// Binds `app.config.addr`, starts the I/O thread and `app.config.workers` worker threads.
 pub fn start(app: Arc<App>, router: Router) -> Result<HttpServer, StartupError> {
     let cannot_listen = |err: &dyn std::fmt::Display| {
         StartupError(format!("cannot listen on {}: {err}", app.config.addr))
     };
     let listener = TcpListener::bind(app.config.addr).map_err(|err| cannot_listen(&err))?;
-    // Linux copies these socket options from the listener to every accepted connection, which is
-    // the only way to give tiny_http's connections timeouts: a read that waits longer fails, and
-    // tiny_http closes that connection.
-    let socket = socket2::SockRef::from(&listener);
-    socket
-        .set_read_timeout(Some(app.config.http_timeout))
-        .and_then(|()| socket.set_write_timeout(Some(app.config.http_timeout)))
-        .map_err(|err| cannot_listen(&err))?;
-    let server =
-        tiny_http::Server::from_listener(listener, None).map_err(|err| cannot_listen(&err))?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| StartupError("the listener has no IP address".to_owned()))?;
-    let server = Arc::new(server);
+    let addr = listener.local_addr().map_err(|err| cannot_listen(&err))?;
     let stopping = Arc::new(AtomicBool::new(false));
     let router = Arc::new(router);
-    let (finished_tx, finished) = mpsc::channel();
+    let workers_count = app.config.workers.get();
+    let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Job>(workers_count * QUEUE_PER_WORKER);
+    let job_rx = Arc::new(Mutex::new(job_rx));
 
+    let spawn = |name: String, body: Box<dyn FnOnce() + Send>| {
+        thread::Builder::new()
+            .name(name)
+            .spawn(body)
+            .map_err(|err| StartupError(format!("cannot start an HTTP thread: {err}")))
+    };
     let mut workers = Vec::new();
-    for index in 0..app.config.workers.get() {
-        let (server, stopping, router, app) = (
-            Arc::clone(&server),
+    for index in 0..workers_count {
+        let (job_rx, stopping, router, app) = (
+            Arc::clone(&job_rx),
             Arc::clone(&stopping),
             Arc::clone(&router),
             Arc::clone(&app),
         );
-        let finished_tx = finished_tx.clone();
-        let worker = thread::Builder::new()
-            .name(format!("http-{index}"))
-            .spawn(move || {
-                run_worker(&server, &stopping, &app, &router);
-                let _ = finished_tx.send(());
-            })
-            .map_err(|err| StartupError(format!("cannot start worker thread: {err}")))?;
-        workers.push(worker);
+        workers.push(spawn(
+            format!("http-{index}"),
+            Box::new(move || run_worker(&job_rx, &stopping, &app, &router)),
+        )?);
     }
+
+    let runtime = edge::runtime().map_err(|err| cannot_listen(&err))?;
+    let (stop_edge, stop_rx) = tokio::sync::watch::channel(false);
+    let (finished_tx, io_finished) = mpsc::channel();
+    let settings = edge::EdgeSettings::from_config(&app.config);
+    let listener = {
+        let _entered = runtime.enter();
+        listener
+            .set_nonblocking(true)
+            .map_err(|err| cannot_listen(&err))?;
+        tokio::net::TcpListener::from_std(listener).map_err(|err| cannot_listen(&err))?
+    };
+    let metrics_app = Arc::clone(&app);
+    let io_thread = spawn(
+        "http-io".to_owned(),
+        Box::new(move || {
+            runtime.block_on(edge::serve(
+                listener,
+                settings,
+                job_tx,
+                stop_rx,
+                metrics_app,
+            ));
+            // Dropping the runtime here closes whatever connections are still open (only after
+            // the shutdown timeout passed with requests in flight).
+            drop(runtime);
+            let _ = finished_tx.send(());
+        }),
+    )?;
     Ok(HttpServer {
         addr,
-        server,
         stopping,
+        stop_edge: Some(stop_edge),
+        io_thread: Some(io_thread),
+        io_finished,
         workers,
-        finished,
         shutdown_timeout: app.config.shutdown_timeout,
     })
 }
@@ -104,29 +138,37 @@ impl HttpServer {
         self.addr
     }
 
-    /// Stops taking requests, waits for in-flight ones (up to the configured timeout), and
-    /// closes the listener.
+    /// Stops accepting, waits for in-flight requests (up to the configured timeout), and closes
+    /// the listener and every connection.
     pub fn shutdown(mut self) -> ShutdownOutcome {
         self.stop()
     }
 
     fn stop(&mut self) -> ShutdownOutcome {
-        if self.workers.is_empty() {
+        let Some(stop_edge) = self.stop_edge.take() else {
             return ShutdownOutcome::Drained;
-        }
+        };
         self.stopping.store(true, Ordering::SeqCst);
-        for _ in &self.workers {
-            self.server.unblock();
-        }
         let deadline = Instant::now() + self.shutdown_timeout;
-        let mut outcome = ShutdownOutcome::Drained;
-        for _ in 0..self.workers.len() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if self.finished.recv_timeout(left).is_err() {
-                outcome = ShutdownOutcome::TimedOut;
-                break;
+        let _ = stop_edge.send(true);
+        // The edge waits for its connections up to this deadline itself; the extra second covers
+        // a runtime that is slow to wind down.
+        let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(1);
+        let outcome = match self.io_finished.recv_timeout(left) {
+            Ok(()) => {
+                if let Some(io_thread) = self.io_thread.take() {
+                    let _ = io_thread.join();
+                }
+                if Instant::now() > deadline {
+                    ShutdownOutcome::TimedOut
+                } else {
+                    ShutdownOutcome::Drained
+                }
             }
-        }
+            Err(_) => ShutdownOutcome::TimedOut,
+        };
+        // The job queue's sender lived on the I/O thread; with it gone, idle workers end. A
+        // worker still inside a handler past the deadline is left to finish on its own.
         let workers = std::mem::take(&mut self.workers);
         if outcome == ShutdownOutcome::Drained {
             for worker in workers {
@@ -143,16 +185,26 @@ impl Drop for HttpServer {
     }
 }
 
-fn run_worker(server: &tiny_http::Server, stopping: &AtomicBool, app: &App, router: &Router) {
-    while !stopping.load(Ordering::SeqCst) {
-        match server.recv_timeout(IDLE_POLL) {
-            Ok(Some(request)) => exchange::handle(app, router, request),
-            Ok(None) => {}
-            Err(err) => log::debug!(error:% = err; "accept failed"),
-        }
-    }
-    // Requests accepted before the stop but not started get a clear "retry" instead of a reset.
-    while let Ok(Some(request)) = server.try_recv() {
-        exchange::refuse_shutting_down(app, request);
+/// Takes jobs until the queue closes. A job taken after shutdown began was queued but not
+/// started: it is answered 503 so the client retries elsewhere.
+fn run_worker(
+    jobs: &Mutex<tokio::sync::mpsc::Receiver<Job>>,
+    stopping: &AtomicBool,
+    app: &App,
+    router: &Router,
+) {
+    loop {
+        let job = {
+            let Ok(mut queue) = jobs.lock() else { return };
+            queue.blocking_recv()
+        };
+        let Some(job) = job else { return };
+        let outgoing = if stopping.load(Ordering::SeqCst) {
+            exchange::refuse_shutting_down(app, job.incoming)
+        } else {
+            exchange::handle(app, router, job.incoming)
+        };
+        // The connection may have gone meanwhile; nothing is waiting for the answer then.
+        let _ = job.reply.send(outgoing);
     }
 }

@@ -1,69 +1,56 @@
 //! `Request`: the parsed view of one incoming request that handlers work with.
 //!
-//! It owns the edge rules of SPEC §2 for request bodies: the size limit (413 before reading
-//! a body whose declared length is too large, and never reading more than the limit), the media
-//! type (415), JSON syntax (400 `invalid_json`) and JSON shape (422 with the failing field).
+//! It owns the body rules a handler applies: the media type (415), the size limit (413 for a body
+//! the edge read past the limit), JSON syntax (400 `invalid_json`) and JSON shape (422 with the
+//! failing field). The edge (`edge.rs`) has read the body before the handler runs.
 
-use std::io::Read;
 use std::net::IpAddr;
 
 use serde::de::DeserializeOwned;
 
 use crate::error::{AppError, FieldErrors};
+use crate::http::exchange::{Incoming, RequestBody};
 use crate::http::router::Method;
 
 pub struct Request<'a> {
-    inner: &'a mut tiny_http::Request,
+    incoming: &'a Incoming,
     method: Option<Method>,
-    path: String,
-    query: String,
     params: Vec<(&'static str, String)>,
     request_id: String,
     max_body_bytes: u64,
     /// The workspace the request acted in, once authentication knows it (for the log line).
     workspace_id: std::cell::RefCell<Option<String>>,
-    /// The body once read: a request body can be read from the socket only once, and both the
-    /// handler and the idempotency fingerprint need it.
-    body: Option<Vec<u8>>,
 }
 
 impl<'a> Request<'a> {
     pub(crate) fn new(
-        inner: &'a mut tiny_http::Request,
+        incoming: &'a Incoming,
         request_id: String,
         max_body_bytes: u64,
     ) -> Request<'a> {
-        let method = Method::parse(inner.method().as_str());
-        let (path, query) = match inner.url().split_once('?') {
-            Some((path, query)) => (path.to_owned(), query.to_owned()),
-            None => (inner.url().to_owned(), String::new()),
-        };
         Request {
-            inner,
-            method,
-            path,
-            query,
+            incoming,
+            method: Method::parse(incoming.method.as_str()),
             params: Vec::new(),
             request_id,
             max_body_bytes,
             workspace_id: std::cell::RefCell::new(None),
-            body: None,
         }
     }
 
-    /// The method, or `None` for one the API never uses (`HEAD`, `OPTIONS`, …).
+    /// The method, or `None` for one the API never uses (`OPTIONS`, `TRACE`, …).
     pub fn method(&self) -> Option<Method> {
         self.method
     }
 
     /// The path without the query string.
     pub fn path(&self) -> &str {
-        &self.path
+        self.incoming.uri.path()
     }
 
     /// The raw query string (after `?`), possibly empty.
     pub fn query(&self) -> &str {
-        &self.query
+        self.incoming.uri.query().unwrap_or("")
     }
 
     pub fn request_id(&self) -> &str {
@@ -92,45 +79,42 @@ impl<'a> Request<'a> {
             .map_or("", |(_, value)| value.as_str())
     }
 
-    /// The first value of header `name` (case-insensitive).
+    /// The first value of header `name` (case-insensitive). A value that is not UTF-8 reads as
+    /// absent.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.inner
-            .headers()
-            .iter()
-            .find(|header| header.field.as_str().as_str().eq_ignore_ascii_case(name))
-            .map(|header| header.value.as_str())
+        self.values(name).next()
     }
 
-    /// Every header as (name, value), in the order sent (for signature checks that need them).
+    /// Every header as (name, value), names in lower case, values of one name in the order sent
+    /// (for signature checks that need them).
     pub fn headers(&self) -> Vec<(String, String)> {
-        self.inner
-            .headers()
+        self.incoming
+            .headers
             .iter()
-            .map(|header| {
-                (
-                    header.field.as_str().as_str().to_owned(),
-                    header.value.as_str().to_owned(),
-                )
+            .filter_map(|(name, value)| {
+                let value = std::str::from_utf8(value.as_bytes()).ok()?;
+                Some((name.as_str().to_owned(), value.to_owned()))
             })
             .collect()
     }
 
     /// How many times header `name` appears.
     pub fn header_count(&self, name: &str) -> usize {
-        self.inner
-            .headers()
-            .iter()
-            .filter(|header| header.field.as_str().as_str().eq_ignore_ascii_case(name))
-            .count()
+        self.incoming.headers.get_all(name).iter().count()
+    }
+
+    fn values(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.incoming
+            .headers
+            .get_all(name)
+            .into_iter()
+            .filter_map(|value| std::str::from_utf8(value.as_bytes()).ok())
     }
 
     /// The value of cookie `name`, if the request carries it.
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.inner
-            .headers()
-            .iter()
-            .filter(|header| header.field.equiv("Cookie"))
-            .flat_map(|header| header.value.as_str().split(';'))
+        self.values("cookie")
+            .flat_map(|value| value.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
             .find(|(key, _)| *key == name)
             .map(|(_, value)| value.to_owned())
@@ -141,18 +125,13 @@ impl<'a> Request<'a> {
     /// socket's peer. A client cannot spoof it: entries are only believed when they come from a
     /// trusted proxy.
     pub fn client_ip(&self, trusted_proxies: &[IpAddr]) -> String {
-        let Some(peer) = self.inner.remote_addr().map(|addr| addr.ip()) else {
-            return "unknown".to_owned();
-        };
+        let peer = self.incoming.peer.ip();
         if !trusted_proxies.contains(&peer) {
             return peer.to_string();
         }
         let forwarded: Vec<IpAddr> = self
-            .inner
-            .headers()
-            .iter()
-            .filter(|header| header.field.equiv("X-Forwarded-For"))
-            .flat_map(|header| header.value.as_str().split(','))
+            .values("x-forwarded-for")
+            .flat_map(|value| value.split(','))
             .filter_map(|entry| entry.trim().parse().ok())
             .collect();
         forwarded
@@ -170,7 +149,7 @@ impl<'a> Request<'a> {
 
     /// The decoded value of query parameter `name` (the first, if repeated).
     pub fn query_param(&self, name: &str) -> Option<String> {
-        self.query
+        self.query()
             .split('&')
             .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
             .find(|(key, _)| percent_decode(key) == name)
@@ -197,44 +176,25 @@ impl<'a> Request<'a> {
         Ok(PageRequest { limit, cursor })
     }
 
-    /// The body, at most `max_body_bytes` long (read once, then kept). A declared `Content-Length` above the limit is
-    /// refused before reading anything; a chunked body is read only up to one byte past it.
+    /// The body (at most `max_body_bytes`; the edge read it before the handler ran). A body over
+    /// the limit is 413.
     pub fn body_bytes(&mut self) -> Result<Vec<u8>, AppError> {
-        if let Some(body) = &self.body {
-            return Ok(body.clone());
+        match &self.incoming.body {
+            RequestBody::Complete(body) => Ok(body.clone()),
+            RequestBody::TooLarge => Err(AppError::PayloadTooLarge {
+                limit_bytes: self.max_body_bytes,
+            }),
+            // Refused before routing; a handler never sees one.
+            RequestBody::Unread(_) => Err(AppError::BadRequest(
+                "The request body could not be read completely.".to_owned(),
+            )),
         }
-        let limit = self.max_body_bytes;
-        let too_large = AppError::PayloadTooLarge { limit_bytes: limit };
-        if self.declared_length().is_some_and(|length| length > limit) {
-            return Err(too_large);
-        }
-        let mut body = Vec::new();
-        self.inner
-            .as_reader()
-            .take(limit.saturating_add(1))
-            .read_to_end(&mut body)
-            .map_err(|err| {
-                log::debug!(request_id = self.request_id.as_str(), error:% = err; "body read failed");
-                AppError::BadRequest("The request body could not be read completely.".to_owned())
-            })?;
-        if body.len() as u64 > limit {
-            return Err(too_large);
-        }
-        self.body = Some(body.clone());
-        Ok(body)
     }
 
-    /// Decodes a JSON body into `T`. Checks, in order: the size limit (413), the media type
-    /// (415), JSON syntax (400) and the shape `T` expects (422 naming the field).
+    /// Decodes a JSON body into `T`. Checks, in order: the media type (415), the size limit
+    /// (413), JSON syntax (400) and the shape `T` expects (422 naming the field). A declared
+    /// length over the limit never gets this far: the edge answers 413 without reading it.
     pub fn json<T: DeserializeOwned>(&mut self) -> Result<T, AppError> {
-        if self
-            .declared_length()
-            .is_some_and(|length| length > self.max_body_bytes)
-        {
-            return Err(AppError::PayloadTooLarge {
-                limit_bytes: self.max_body_bytes,
-            });
-        }
         if !self.header("Content-Type").is_some_and(is_json_media_type) {
             return Err(AppError::UnsupportedMediaType {
                 expected: "application/json",
@@ -247,19 +207,13 @@ impl<'a> Request<'a> {
     /// Like `json`, but a request without a body means `T::default()` (for endpoints whose
     /// fields are all optional, so `curl -X POST` without `-d` works).
     pub fn json_or_default<T: DeserializeOwned + Default>(&mut self) -> Result<T, AppError> {
-        let has_body = match self.declared_length() {
-            Some(length) => length > 0,
-            None => self.header("Transfer-Encoding").is_some(),
-        };
+        let has_body =
+            !matches!(&self.incoming.body, RequestBody::Complete(body) if body.is_empty());
         if has_body {
             self.json()
         } else {
             Ok(T::default())
         }
-    }
-
-    fn declared_length(&self) -> Option<u64> {
-        self.inner.body_length().map(|length| length as u64)
     }
 }
 

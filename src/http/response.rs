@@ -1,5 +1,5 @@
-//! `ApiResponse`: what a handler returns, as a plain value. Only `http::mod` turns it into a
-//! tiny_http response, so handlers can be called and inspected without a socket.
+//! `ApiResponse`: what a handler returns, as a plain value. Only `http::edge` turns it into a
+//! hyper response, so handlers can be called and inspected without a socket.
 
 use serde::Serialize;
 

@@ -14,7 +14,7 @@ use crate::http::system;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
     Get,
-    /// Served by the GET route of the same path; tiny_http leaves the body out.
+    /// Served by the GET route of the same path; hyper leaves the body out.
     Head,
     Post,
     Put,

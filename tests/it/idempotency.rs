@@ -598,7 +598,6 @@ fn malformed_idempotency_keys_are_400_and_create_nothing() {
         ("256 characters", too_long.as_str()),
         ("a space inside", "two words"),
         ("a tab inside", "tab\there"),
-        ("a control character", "del\u{7f}ete"),
         ("an unbalanced quote", "\"abc"),
         ("an empty quoted string", "\"\""),
     ] {
@@ -606,6 +605,10 @@ fn malformed_idempotency_keys_are_400_and_create_nothing() {
         assert_eq!(response.status, 400, "{what}: {}", response.text());
         response.assert_error(400, "invalid_idempotency_key");
     }
+    // A control character is refused by the HTTP parser itself, before crier sees the request:
+    // a bare 400 without a body, and the connection closed.
+    let response = caller.post("/v1/workspaces", Some("del\u{7f}ete"), r#"{"name":"Nope"}"#);
+    assert_eq!(response.status, 400, "{}", response.text());
     assert_eq!(count(&server, WORKSPACES), 1);
     assert_eq!(count(&server, RECORDS), 0);
 }
@@ -618,8 +621,8 @@ fn a_non_ascii_key_creates_nothing() {
     let raw = caller.raw_post("/v1/workspaces", Some("cl\u{e9}-1"), r#"{"name":"Nope"}"#);
     let mut reader = open_connection(server.addr, &raw);
     let mut first_byte = [0u8; 1];
-    // The HTTP parser (tiny_http) refuses non-ASCII header bytes before crier sees the request
-    // and may close the connection without an answer; an answer, if any, must be a 400.
+    // hyper passes non-ASCII header bytes on (RFC 9110 obs-text) and crier refuses the key; an
+    // HTTP parser that refused them itself could close without an answer. Any answer is a 400.
     if std::io::Read::read(&mut reader, &mut first_byte).unwrap_or(0) == 1 {
         let mut bytes = first_byte.to_vec();
         std::io::Read::read_to_end(&mut reader, &mut bytes).unwrap_or(0);

@@ -12,6 +12,7 @@ mod auth_workspaces;
 mod billing;
 mod binary;
 mod delivery;
+mod edge;
 mod fake_http;
 mod harness;
 mod http_errors;

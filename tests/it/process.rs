@@ -12,8 +12,11 @@ use crate::harness::{TestResponse, send_raw};
 
 /// `crier` with no `CRIER_*` variable inherited: tests say exactly what they configure.
 pub fn crier() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_crier"));
-    // The tests say exactly what they configure; nothing leaks in from the developer's shell.
+    without_crier_settings(Command::new(env!("CARGO_BIN_EXE_crier")))
+}
+
+/// The tests say exactly what they configure; nothing leaks in from the developer's shell.
+fn without_crier_settings(mut command: Command) -> Command {
     for (name, _) in std::env::vars() {
         if name.starts_with("CRIER_") {
             command.env_remove(name);
@@ -37,7 +40,21 @@ impl ServeProcess {
 
     /// `crier serve` with `extra` settings (flags and values) after the usual ones.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> ServeProcess {
-        let mut child = crier()
+        ServeProcess::spawn(crier(), data_dir, extra)
+    }
+
+    /// `crier serve` allowed at most `max_files` open descriptors (`ulimit -n`).
+    pub fn start_limited(data_dir: &Path, max_files: u32) -> ServeProcess {
+        let mut shell = without_crier_settings(Command::new("sh"));
+        shell
+            .arg("-c")
+            .arg(format!("ulimit -n {max_files} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_crier"));
+        ServeProcess::spawn(shell, data_dir, &[])
+    }
+
+    fn spawn(mut command: Command, data_dir: &Path, extra: &[&str]) -> ServeProcess {
+        let mut child = command
             .args([
                 "serve",
                 "--addr",

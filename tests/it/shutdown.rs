@@ -56,8 +56,7 @@ fn shutdown_with_nothing_in_flight_drains_and_closes_the_listener() {
     assert_listener_closes(addr);
 }
 
-/// tiny_http closes its listening socket from its accept thread, just after shutdown returns;
-/// allow it a moment (bounded) to do so.
+/// The listening socket closes when the edge's accept loop ends; allow it a moment (bounded).
 fn assert_listener_closes(addr: std::net::SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(addr).is_ok() {

@@ -1,0 +1,543 @@
+//! The network side of the edge: one tokio current-thread runtime on the `http-io` thread runs
+//! the accept loop and one task per connection, each speaking HTTP/1.1 through hyper.
+//!
+//! What this side guarantees, whatever the clients do:
+//! - **The accept loop never ends on an error.** A client that resets before `accept` returns
+//!   (`ECONNABORTED`) is skipped; running out of descriptors or memory pauses accepting briefly.
+//!   Only shutdown ends the loop.
+//! - **Per-connection timeouts, none on the listener.** The request head must arrive within the
+//!   HTTP timeout (hyper's header timeout), the body within the same time from its first byte
+//!   (else 408 and close), and an idle keep-alive connection is closed after the same time without
+//!   a byte. A response the client does not read is abandoned after the same time. While a
+//!   handler works, the connection has no read deadline.
+//! - **`TCP_NODELAY`** on every connection: a response leaves in one segment without waiting for
+//!   the client's delayed ACK.
+//! - **Framing (RFC 9112 §6).** hyper refuses a `Transfer-Encoding` whose final coding is not
+//!   `chunked`, differing `Content-Length`s and malformed lengths (400). On top of that only a
+//!   bare `chunked` is accepted (anything else is 400: crier decodes no other coding), and a
+//!   `Content-Length` must be plain digits. A request with both headers is framed by
+//!   `Transfer-Encoding` alone and its connection closed after the answer, as §6.1 allows; hyper
+//!   drops the `Content-Length` before crier could see it, so it cannot be refused with 400.
+//! - **Bodies are read here, never sized by the client.** A declared length over the limit is
+//!   refused before reading (413, connection closed). A chunked body is collected up to the limit
+//!   and, past it, read on and discarded (so the connection stays in step) up to `DRAIN_LIMIT`,
+//!   beyond which the connection is closed.
+//! - Header values are built with hyper's `HeaderValue`, which refuses CR and LF, so nothing a
+//!   client sends can split a response header.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::header::{CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use hyper::server::conn::http1;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::http::exchange::{self, Incoming, Job, Outgoing, RequestBody, Unread};
+
+/// The most body crier reads just to throw it away, so that a keep-alive connection stays in
+/// step after a chunked body over the limit. Beyond it the connection is closed instead.
+const DRAIN_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Bytes read from a socket per call.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// How long accepting pauses after an error that retrying at once would repeat (no descriptors,
+/// no memory).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The edge's settings, copied out of `Config` once.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct EdgeSettings {
+    timeout: Duration,
+    max_body_bytes: u64,
+    shutdown_timeout: Duration,
+}
+
+impl EdgeSettings {
+    pub(super) fn from_config(config: &Config) -> EdgeSettings {
+        EdgeSettings {
+            timeout: config.http_timeout,
+            max_body_bytes: config.max_body_bytes,
+            shutdown_timeout: config.shutdown_timeout,
+        }
+    }
+}
+
+/// The runtime for connection I/O only: one thread, no handler ever runs on it.
+pub(super) fn runtime() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+}
+
+struct Shared {
+    settings: EdgeSettings,
+    jobs: mpsc::Sender<Job>,
+    app: Arc<App>,
+}
+
+/// Accepts until `stop` turns true, then waits (up to the shutdown timeout) for every connection
+/// to finish the request it is in.
+pub(super) async fn serve(
+    listener: TcpListener,
+    settings: EdgeSettings,
+    jobs: mpsc::Sender<Job>,
+    mut stop: watch::Receiver<bool>,
+    app: Arc<App>,
+) {
+    let shared = Arc::new(Shared {
+        settings,
+        jobs,
+        app,
+    });
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = stopped(&mut stop) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if let Err(err) = stream.set_nodelay(true) {
+                        log::debug!(error:% = err; "cannot set TCP_NODELAY");
+                    }
+                    let connection = serve_connection(stream, peer, Arc::clone(&shared), stop.clone());
+                    connections.spawn(connection);
+                }
+                Err(err) => on_accept_error(&err).await,
+            },
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(settings.shutdown_timeout, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        log::warn!(open = connections.len(); "shutdown timeout passed with connections still open");
+        connections.abort_all();
+    }
+}
+
+/// Resolves once shutdown has begun (or the server is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopping| *stopping).await;
+}
+
+/// Errors that concern one client are skipped; the rest (out of descriptors or memory) pause
+/// accepting briefly so the loop does not spin. Either way the loop goes on.
+async fn on_accept_error(err: &io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionReset, Interrupted, WouldBlock};
+    if matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    ) {
+        log::debug!(error:% = err; "a client went away before its connection was accepted");
+    } else {
+        log::warn!(error:% = err; "cannot accept a connection; pausing briefly");
+        tokio::time::sleep(ACCEPT_BACKOFF).await;
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let timeout = shared.settings.timeout;
+    let busy = Arc::new(AtomicBool::new(false));
+    let io = TimedIo::new(stream, timeout, Arc::clone(&busy));
+    let service = hyper::service::service_fn(move |request| {
+        serve_request(Arc::clone(&shared), peer, Arc::clone(&busy), request)
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer)
+        .header_read_timeout(timeout)
+        .serve_connection(io, service);
+    let mut connection = std::pin::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = stopped(&mut stop) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = result {
+        log::debug!(peer:% = peer, error:% = err; "connection ended with an error");
+    }
+}
+
+/// One request: check its framing, read its body, hand it to a worker, wait for the answer.
+async fn serve_request(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    busy: Arc<AtomicBool>,
+    request: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let _busy = BusyGuard::enter(busy);
+    let (parts, body) = request.into_parts();
+    let body = match check_framing(&parts.headers) {
+        Ok(declared) => read_body(body, declared, &shared.settings).await,
+        Err(unread) => RequestBody::Unread(unread),
+    };
+    let incoming = Incoming {
+        method: parts.method,
+        uri: parts.uri,
+        headers: parts.headers,
+        peer,
+        body,
+    };
+    let (reply, answer) = oneshot::channel();
+    let outgoing = match shared.jobs.send(Job { incoming, reply }).await {
+        Ok(()) => answer.await.ok(),
+        Err(_) => None,
+    };
+    // Only a worker that died outside its panic guard, or a queue closed by shutdown, leaves no
+    // answer: the client is told to retry.
+    let outgoing = outgoing.unwrap_or_else(|| exchange::no_worker(&shared.app));
+    Ok(into_hyper(outgoing))
+}
+
+/// The declared body length, or why the request's framing is refused.
+fn check_framing(headers: &hyper::HeaderMap) -> Result<Option<u64>, Unread> {
+    let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
+    if let Some(coding) = codings.next()
+        && (codings.next().is_some() || !coding.as_bytes().eq_ignore_ascii_case(b"chunked"))
+    {
+        return Err(Unread::BadFraming(
+            "Transfer-Encoding must be exactly \"chunked\"; no other coding is supported.",
+        ));
+    }
+    let mut lengths = headers.get_all(CONTENT_LENGTH).iter();
+    let Some(length) = lengths.next() else {
+        return Ok(None);
+    };
+    let digits = length.as_bytes();
+    let parsed =
+        (!digits.is_empty() && digits.len() <= 19 && digits.iter().all(u8::is_ascii_digit))
+            .then(|| std::str::from_utf8(digits).ok()?.parse::<u64>().ok())
+            .flatten();
+    match (parsed, lengths.next()) {
+        (Some(declared), None) => Ok(Some(declared)),
+        _ => Err(Unread::BadFraming(
+            "Content-Length must be sent once, as a plain number.",
+        )),
+    }
+}
+
+/// Reads the whole body within the HTTP timeout, keeping at most `max_body_bytes` of it.
+async fn read_body(
+    mut body: hyper::body::Incoming,
+    declared: Option<u64>,
+    settings: &EdgeSettings,
+) -> RequestBody {
+    let limit = settings.max_body_bytes;
+    if declared.is_some_and(|declared| declared > limit) {
+        return RequestBody::Unread(Unread::DeclaredTooLarge);
+    }
+    // Bounded by the limit just checked, never by what a chunked client might claim.
+    let mut kept = Vec::with_capacity(usize::try_from(declared.unwrap_or(0)).unwrap_or(0));
+    let mut seen: u64 = 0;
+    let deadline = tokio::time::Instant::now() + settings.timeout;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return RequestBody::Unread(Unread::TimedOut(settings.timeout)),
+            Ok(None) => break,
+            Ok(Some(Err(err))) => {
+                log::debug!(error:% = err; "request body read failed");
+                return RequestBody::Unread(Unread::Broken);
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers carry nothing crier reads
+        };
+        seen = seen.saturating_add(data.len() as u64);
+        if seen > DRAIN_LIMIT_BYTES.max(limit) {
+            return RequestBody::Unread(Unread::TooLargeToDrain);
+        }
+        if seen <= limit {
+            kept.extend_from_slice(&data);
+        } else if !kept.is_empty() {
+            kept = Vec::new();
+        }
+    }
+    if seen > limit {
+        RequestBody::TooLarge
+    } else {
+        RequestBody::Complete(kept)
+    }
+}
+
+fn into_hyper(outgoing: Outgoing) -> hyper::Response<Full<Bytes>> {
+    let Outgoing { response, close } = outgoing;
+    let mut out = hyper::Response::new(Full::new(Bytes::from(response.body)));
+    *out.status_mut() = hyper::StatusCode::from_u16(response.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = out.headers_mut();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static(response.content_type),
+    );
+    for (name, value) in response.headers {
+        // Names and values crier builds are plain ASCII; anything with CR, LF or another byte
+        // a header cannot hold is dropped rather than allowed to split the response.
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                headers.append(name, value);
+            }
+            _ => log::warn!(header = name.as_str(); "dropped a response header that is not valid"),
+        }
+    }
+    if close {
+        headers.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    out
+}
+
+/// Marks the connection busy while a request is being served, so its idle deadline is off.
+struct BusyGuard(Arc<AtomicBool>);
+
+impl BusyGuard {
+    fn enter(busy: Arc<AtomicBool>) -> BusyGuard {
+        busy.store(true, Ordering::Relaxed);
+        BusyGuard(busy)
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+/// A TCP stream with an inactivity deadline on reads (off while the connection is busy with a
+/// request) and on writes. hyper sees it through its own `Read` / `Write` traits.
+struct TimedIo {
+    stream: TcpStream,
+    timeout: Duration,
+    busy: Arc<AtomicBool>,
+    read_deadline: Deadline,
+    write_deadline: Deadline,
+}
+
+impl TimedIo {
+    fn new(stream: TcpStream, timeout: Duration, busy: Arc<AtomicBool>) -> TimedIo {
+        TimedIo {
+            stream,
+            timeout,
+            busy,
+            read_deadline: Deadline::new(),
+            write_deadline: Deadline::new(),
+        }
+    }
+}
+
+/// A reusable timer: armed when an operation starts waiting, disarmed when it makes progress.
+struct Deadline {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    armed: bool,
+}
+
+impl Deadline {
+    fn new() -> Deadline {
+        Deadline {
+            sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            armed: false,
+        }
+    }
+
+    /// Called when the operation would wait: arms the timer if needed, and fails the operation
+    /// once the timer has run out.
+    fn poll_waiting(&mut self, cx: &mut Context<'_>, timeout: Duration) -> Poll<io::Error> {
+        if !self.armed {
+            self.sleep
+                .as_mut()
+                .reset(tokio::time::Instant::now() + timeout);
+            self.armed = true;
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.armed = false;
+                Poll::Ready(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no progress on the connection within the HTTP timeout",
+                ))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn progressed(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl hyper::rt::Read for TimedIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut cursor: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let mut scratch = [0u8; READ_CHUNK];
+        let len = cursor.remaining().min(READ_CHUNK);
+        let mut buf = ReadBuf::new(&mut scratch[..len]);
+        match Pin::new(&mut this.stream).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => {
+                this.read_deadline.progressed();
+                cursor.put_slice(buf.filled());
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending if this.busy.load(Ordering::Relaxed) => {
+                // A handler is working: hyper only watches for the client hanging up.
+                this.read_deadline.progressed();
+                Poll::Pending
+            }
+            Poll::Pending => this.read_deadline.poll_waiting(cx, this.timeout).map(Err),
+        }
+    }
+}
+
+impl hyper::rt::Write for TimedIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.stream).poll_write(cx, buf) {
+            Poll::Ready(result) => {
+                this.write_deadline.progressed();
+                Poll::Ready(result)
+            }
+            Poll::Pending => this.write_deadline.poll_waiting(cx, this.timeout).map(Err),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
+            Poll::Ready(result) => {
+                this.write_deadline.progressed();
+                Poll::Ready(result)
+            }
+            Poll::Pending => this.write_deadline.poll_waiting(cx, this.timeout).map(Err),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// hyper's timer (for the request-head timeout) on tokio's clock.
+#[derive(Clone, Copy)]
+struct TokioTimer;
+
+impl hyper::rt::Timer for TokioTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(TokioSleep(Box::pin(tokio::time::sleep(duration))))
+    }
+
+    fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(TokioSleep(Box::pin(tokio::time::sleep_until(
+            deadline.into(),
+        ))))
+    }
+}
+
+struct TokioSleep(Pin<Box<tokio::time::Sleep>>);
+
+impl Future for TokioSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().0.as_mut().poll(cx)
+    }
+}
+
+impl hyper::rt::Sleep for TokioSleep {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> hyper::HeaderMap {
+        let mut map = hyper::HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn framing_accepts_one_plain_length_or_bare_chunked() {
+        assert_eq!(check_framing(&headers(&[])), Ok(None));
+        assert_eq!(
+            check_framing(&headers(&[("content-length", "42")])),
+            Ok(Some(42))
+        );
+        assert_eq!(
+            check_framing(&headers(&[("transfer-encoding", "Chunked")])),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn framing_refuses_other_codings_and_odd_lengths() {
+        for bad in [
+            vec![("transfer-encoding", "gzip, chunked")],
+            vec![
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "chunked"),
+            ],
+            vec![("transfer-encoding", "identity")],
+            vec![("content-length", "5, 5")],
+            vec![("content-length", "+5")],
+            vec![("content-length", "")],
+            vec![("content-length", "99999999999999999999")],
+            vec![("content-length", "5"), ("content-length", "5")],
+        ] {
+            assert!(
+                matches!(check_framing(&headers(&bad)), Err(Unread::BadFraming(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}
