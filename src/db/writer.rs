@@ -81,7 +81,7 @@ impl Writer {
                     session.conn.execute_batch("ROLLBACK")?;
                 }
                 // Alone at the start of a transaction: a failure here concerns only this caller.
-                session.conn.execute_batch("BEGIN IMMEDIATE")?;
+                run(&session.conn, "BEGIN IMMEDIATE")?;
                 let epoch = session.next_epoch;
                 session.next_epoch += 1;
                 epoch
@@ -113,7 +113,7 @@ impl Writer {
             // A closure ended the transaction itself: what was kept is unknown.
             Some("the transaction ended inside a closure".to_owned())
         } else if intact {
-            match session.conn.execute_batch("COMMIT") {
+            match run(&session.conn, "COMMIT") {
                 Ok(()) => None,
                 Err(err) => Some(format!("commit failed: {err}")),
             }
@@ -162,15 +162,20 @@ fn run_in_savepoint<T>(
     conn: &Connection,
     body: impl FnOnce(&Connection) -> Result<T, AppError>,
 ) -> (Caught<T>, bool) {
-    if let Err(err) = conn.execute_batch("SAVEPOINT write_call") {
+    if let Err(err) = run(conn, "SAVEPOINT write_call") {
         return (Ok(Err(err.into())), false);
     }
     let result = panic::catch_unwind(AssertUnwindSafe(|| body(conn)));
-    let close = if matches!(result, Ok(Ok(_))) {
-        "RELEASE write_call"
+    let intact = if matches!(result, Ok(Ok(_))) {
+        run(conn, "RELEASE write_call").is_ok()
     } else {
-        "ROLLBACK TO write_call; RELEASE write_call"
+        run(conn, "ROLLBACK TO write_call").is_ok() && run(conn, "RELEASE write_call").is_ok()
     };
-    let intact = conn.execute_batch(close).is_ok();
     (result, intact)
+}
+
+/// Runs one transaction-control statement through the statement cache: these run several times
+/// per request, and parsing them each time was a visible share of the send path's CPU.
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
