@@ -4,7 +4,9 @@
 //! kept only if it returns `Ok`, and is durable when `write` returns) or `Db::read` (a deferred
 //! transaction, a consistent snapshot). Callers hand in a closure over `&Connection` and never
 //! begin, commit or roll back themselves. Writes go through one group-committing writer
-//! (`writer`): one `BEGIN IMMEDIATE` for many closures, a `SAVEPOINT` each. Reads use a pool.
+//! (`writer`): one `BEGIN IMMEDIATE` for many closures, a `SAVEPOINT` each. `Db::write_each`
+//! runs one closure per item the same way, for a caller with many small writes to make at once.
+//! Reads use a pool.
 //! No network I/O may happen inside either closure, and a closure must not call `write` again.
 
 pub mod backup;
@@ -78,6 +80,18 @@ impl Db {
         body: impl FnOnce(&Connection) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
         self.writer.write(body)
+    }
+
+    /// Runs `body` once per item, each item's work kept only if its call returns `Ok` (like one
+    /// `write` each), all in one transaction that commits once: many small writes for the price
+    /// of one commit. `Err` when that transaction did not commit (nothing was kept); otherwise
+    /// each item's result, in order. A panic rolls back its item and skips the rest.
+    pub fn write_each<I, T>(
+        &self,
+        items: impl IntoIterator<Item = I>,
+        body: impl FnMut(&Connection, I) -> Result<T, AppError>,
+    ) -> Result<Vec<Result<T, AppError>>, AppError> {
+        self.writer.write_each(items, body)
     }
 
     /// Runs `body` inside a deferred, read-only-by-convention transaction: every statement in it
