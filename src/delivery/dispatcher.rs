@@ -2,19 +2,28 @@
 //!
 //! A dispatcher claims a batch of due messages in one write (`queued` → `sending`, with a lease
 //! naming it), then for each message walks the channel's providers in order with no transaction
-//! open, recording every call and settling the message in one write per call:
+//! open, and records every call with the settlement it leads to:
 //! - accepted → `sent`;
 //! - a final error → `failed`, refunded in the same transaction;
 //! - a retryable error → the next provider; after the last one the message goes back to
 //!   `queued` with exponential backoff, or — after `max_delivery_cycles` — `failed` and refunded.
 //!
-//! A dispatcher that dies leaves its messages `sending` until their lease expires; any dispatcher
-//! then claims them again (delivery is at-least-once towards providers). A settle names the lease
-//! owner, so a dispatcher whose claim was taken over changes nothing, and a refund happens only
-//! in the transaction that moved the message to `failed` — at most once.
+//! Settlements are written together, one write (one commit) for many messages: when the batch
+//! is done, when the oldest has waited `SETTLE_WITHIN` (a slow provider), before a fallback to
+//! the next provider (which must know the message is still ours), and before stopping. Each
+//! message's settlement runs in its own savepoint (`Db::write_each`), so one that fails changes
+//! nothing for the others.
+//!
+//! A dispatcher that dies leaves its messages `sending` — those it delivered but had not settled
+//! yet too — until their lease expires; any dispatcher then claims them again (delivery is
+//! at-least-once towards providers; a crash re-sends at most one batch per dispatcher). A
+//! settlement names the lease owner, so a dispatcher whose claim was taken over changes nothing,
+//! and a refund happens only in the transaction that moved the message to `failed` — at most
+//! once.
 //!
 //! On shutdown a dispatcher finishes the message in hand and hands the rest of its batch back.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
@@ -29,6 +38,10 @@ use crate::messages::store::{self, AttemptRow, MessageRow, Settlement};
 
 /// Scheduled messages moved to `queued` per scheduler write.
 const SCHEDULER_BATCH: usize = 1000;
+
+/// Longest a delivered message waits for its settlement to be written with others'. Short next
+/// to any lease, so a settlement lands well before the lease it relies on runs out.
+const SETTLE_WITHIN: Duration = Duration::from_millis(50);
 
 /// The running dispatcher and scheduler threads; `stop` (or drop) ends them.
 pub struct Delivery {
@@ -136,7 +149,7 @@ pub fn dispatch_batch(app: &App, stop: &AtomicBool) -> Result<usize, AppError> {
     let settings = &app.config.delivery;
     let owner = app.ids.new_id("dsp");
     let now = app.clock.now();
-    let mut lease_until = now + crate::clock::span(settings.dispatch_lease);
+    let lease_until = now + crate::clock::span(settings.dispatch_lease);
     let mut batch = app.db.write(|conn| {
         store::claim_due(
             conn,
@@ -149,32 +162,43 @@ pub fn dispatch_batch(app: &App, stop: &AtomicBool) -> Result<usize, AppError> {
     // Oldest first (RETURNING gives no order).
     batch.sort_by(|a, b| a.next_attempt_at.cmp(&b.next_attempt_at));
     let claimed = batch.len();
-    let mut held: Vec<&MessageRow> = batch.iter().collect();
-    while !held.is_empty() {
-        if stop.load(Ordering::SeqCst) {
-            return release(app, &owner, &held).map(|()| claimed);
+    let mut held: VecDeque<&MessageRow> = batch.iter().collect();
+    let mut outcomes = Outcomes::default();
+    let delivered = deliver_held(app, &owner, stop, &mut held, lease_until, &mut outcomes);
+    // What the providers said is written down whatever happened next.
+    let settled = outcomes.settle(app, &owner).map(drop);
+    // Left in `held`: messages not delivered (stopping, or an error). They go back now; the
+    // message in hand when an error struck is not among them, and is reclaimed after its lease.
+    let released = if held.is_empty() {
+        Ok(())
+    } else {
+        release(app, &owner, held.make_contiguous())
+    };
+    delivered.and(settled).and(released).map(|()| claimed)
+}
+
+/// Delivers the held messages in order, until none is left, `stop` is set, or an error.
+fn deliver_held<'a>(
+    app: &App,
+    owner: &str,
+    stop: &AtomicBool,
+    held: &mut VecDeque<&'a MessageRow>,
+    mut lease_until: Timestamp,
+    outcomes: &mut Outcomes<'a>,
+) -> Result<(), AppError> {
+    while !held.is_empty() && !stop.load(Ordering::SeqCst) {
+        if outcomes.due() {
+            outcomes.settle(app, owner)?;
         }
-        match keep_lease(app, &owner, &held, lease_until) {
-            Ok((until, still_held)) => {
-                lease_until = until;
-                held.retain(|message| still_held.contains(&message.id));
-            }
-            Err(err) => {
-                let _ = release(app, &owner, &held);
-                return Err(err);
-            }
-        }
-        let Some((message, rest)) = held.split_first() else {
+        let (until, still_held) = keep_lease(app, owner, held.make_contiguous(), lease_until)?;
+        lease_until = until;
+        held.retain(|message| still_held.contains(&message.id));
+        let Some(message) = held.pop_front() else {
             break;
         };
-        if let Err(err) = deliver(app, &owner, message) {
-            // The message in hand is reclaimed after its lease; the others go back now.
-            let _ = release(app, &owner, rest);
-            return Err(err);
-        }
-        held = rest.to_vec();
+        deliver(app, owner, message, outcomes)?;
     }
-    Ok(claimed)
+    Ok(())
 }
 
 /// Extends the lease on the batch's remaining messages when it would not outlast delivering the
@@ -233,8 +257,14 @@ enum Verdict {
     ChainExhausted,
 }
 
-/// Walks the message's provider chain once (one delivery cycle) and settles it.
-fn deliver(app: &App, owner: &str, message: &MessageRow) -> Result<(), AppError> {
+/// Walks the message's provider chain once (one delivery cycle); its settlement joins
+/// `outcomes`.
+fn deliver<'a>(
+    app: &App,
+    owner: &str,
+    message: &'a MessageRow,
+    outcomes: &mut Outcomes<'a>,
+) -> Result<(), AppError> {
     let channel = match message.channel.as_str() {
         "sms" => Channel::Sms,
         _ => Channel::Email,
@@ -269,8 +299,24 @@ fn deliver(app: &App, owner: &str, message: &MessageRow) -> Result<(), AppError>
         );
         app.metrics
             .record_provider_call(provider.name(), &attempt.outcome);
-        let still_ours = settle(app, owner, message, verdict, &attempt)?;
-        if verdict != Verdict::NextProvider || !still_ours {
+        let outcome = Outcome {
+            message,
+            verdict,
+            attempt,
+            answered_at: app.clock.now(),
+        };
+        if verdict != Verdict::NextProvider {
+            outcomes.push(outcome);
+            break;
+        }
+        // Before calling another provider, the attempt is written and the claim checked.
+        outcomes.push(outcome);
+        let still_ours = outcomes
+            .settle(app, owner)?
+            .last()
+            .copied()
+            .unwrap_or(false);
+        if !still_ours {
             break;
         }
     }
@@ -355,18 +401,91 @@ fn judge(
     (verdict, attempt)
 }
 
+/// One provider's answer for one message, waiting to be written.
+struct Outcome<'a> {
+    message: &'a MessageRow,
+    verdict: Verdict,
+    attempt: AttemptRow,
+    answered_at: Timestamp,
+}
+
+/// Outcomes not written yet, oldest first.
+#[derive(Default)]
+struct Outcomes<'a> {
+    pending: Vec<Outcome<'a>>,
+    since: Option<Instant>,
+}
+
+impl<'a> Outcomes<'a> {
+    fn push(&mut self, outcome: Outcome<'a>) {
+        self.since.get_or_insert_with(Instant::now);
+        self.pending.push(outcome);
+    }
+
+    /// Whether the oldest pending outcome has waited long enough.
+    fn due(&self) -> bool {
+        self.since
+            .is_some_and(|since| since.elapsed() >= SETTLE_WITHIN)
+    }
+
+    /// Writes every pending outcome in one transaction, each in its own savepoint. Returns, per
+    /// outcome in order, whether this dispatcher still held the message; a settlement that
+    /// failed is logged and counts as not held (the message stays `sending` until its lease
+    /// runs out and is then delivered again). `Err` when the transaction did not commit.
+    fn settle(&mut self, app: &App, owner: &str) -> Result<Vec<bool>, AppError> {
+        self.since = None;
+        if self.pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let results = app.db.write_each(&pending, |conn, outcome| {
+            settle_one(conn, app, owner, outcome)
+        })?;
+        let held = pending
+            .iter()
+            .zip(results)
+            .map(|(outcome, result)| {
+                let id = outcome.message.id.as_str();
+                match result {
+                    Ok(true) => true,
+                    Ok(false) => {
+                        log::warn!(
+                            target: "crier::delivery", message_id = id;
+                            "lease lost before settling; another dispatcher took the message over"
+                        );
+                        false
+                    }
+                    Err(err) => {
+                        log::error!(
+                            target: "crier::delivery", message_id = id, error:% = err;
+                            "settling failed; the message is delivered again once its lease runs out"
+                        );
+                        false
+                    }
+                }
+            })
+            .collect();
+        Ok(held)
+    }
+}
+
 /// Records the attempt and, unless another provider follows, settles the message — refunding a
-/// message that fails without any acceptance — in one transaction. Returns whether this
-/// dispatcher still holds the message (if not, it must not call another provider for it).
-fn settle(
+/// message that fails without any acceptance — inside the caller's transaction. Returns whether
+/// this dispatcher still holds the message (if not, it must not call another provider for it).
+fn settle_one(
+    conn: &rusqlite::Connection,
     app: &App,
     owner: &str,
-    message: &MessageRow,
-    verdict: Verdict,
-    attempt: &AttemptRow,
+    outcome: &Outcome<'_>,
 ) -> Result<bool, AppError> {
+    let Outcome {
+        message,
+        verdict,
+        attempt,
+        answered_at: now,
+    } = outcome;
+    let (message, verdict, now) = (*message, *verdict, *now);
     let settings = &app.config.delivery;
-    let now = app.clock.now();
     let now_text = format_timestamp(now);
     let error = (
         attempt.error_code.as_deref().unwrap_or(""),
@@ -405,50 +524,40 @@ fn settle(
             error,
         }),
     };
-    let settled = app.db.write(|conn| {
-        store::insert_attempt(conn, attempt)?;
-        let Some(mut settlement) = settlement else {
-            return store::holds_lease(conn, &message.id, owner);
+    store::insert_attempt(conn, attempt)?;
+    let Some(mut settlement) = settlement else {
+        return store::holds_lease(conn, &message.id, owner);
+    };
+    // A message some provider took (in an earlier cycle whose dispatcher lost its lease
+    // before settling) is sent, whatever this call said: never failed, never refunded.
+    let acceptance = match settlement {
+        Settlement::Sent { .. } => None,
+        _ => store::find_acceptance(conn, &message.id)?,
+    };
+    if let Some((provider, provider_message_id)) = &acceptance {
+        settlement = Settlement::Sent {
+            provider,
+            provider_message_id: provider_message_id.as_deref(),
         };
-        // A message some provider took (in an earlier cycle whose dispatcher lost its lease
-        // before settling) is sent, whatever this call said: never failed, never refunded.
-        let acceptance = match settlement {
-            Settlement::Sent { .. } => None,
-            _ => store::find_acceptance(conn, &message.id)?,
-        };
-        if let Some((provider, provider_message_id)) = &acceptance {
-            settlement = Settlement::Sent {
-                provider,
-                provider_message_id: provider_message_id.as_deref(),
-            };
-        }
-        let settled = store::settle(conn, &message.id, owner, settlement, &now_text)?;
-        if settled && matches!(settlement, Settlement::Failed { .. }) {
-            billing::refund(conn, &app.ids, &message.id, now)?;
-        }
-        if !settled && verdict == Verdict::Accepted {
-            // Our claim was taken over, but this provider took the message: it is sent, whatever
-            // the new owner is doing (unless it already ended, which the attempt records).
-            let late = (
-                attempt.provider.as_str(),
-                attempt.provider_message_id.as_deref(),
-            );
-            if !store::accept_late(conn, &message.id, late, &now_text)? {
-                log::warn!(
-                    target: "crier::delivery",
-                    message_id = message.id.as_str();
-                    "a provider accepted a message already settled by another dispatcher; see its attempts"
-                );
-            }
-        }
-        Ok(settled)
-    })?;
-    if !settled {
-        log::warn!(
-            target: "crier::delivery",
-            message_id = message.id.as_str();
-            "lease lost before settling; another dispatcher took the message over"
+    }
+    let settled = store::settle(conn, &message.id, owner, settlement, &now_text)?;
+    if settled && matches!(settlement, Settlement::Failed { .. }) {
+        billing::refund(conn, &app.ids, &message.id, now)?;
+    }
+    if !settled && verdict == Verdict::Accepted {
+        // Our claim was taken over, but this provider took the message: it is sent, whatever
+        // the new owner is doing (unless it already ended, which the attempt records).
+        let late = (
+            attempt.provider.as_str(),
+            attempt.provider_message_id.as_deref(),
         );
+        if !store::accept_late(conn, &message.id, late, &now_text)? {
+            log::warn!(
+                target: "crier::delivery",
+                message_id = message.id.as_str();
+                "a provider accepted a message already settled by another dispatcher; see its attempts"
+            );
+        }
     }
     Ok(settled)
 }
