@@ -23,7 +23,7 @@
 //!
 //! On shutdown a dispatcher finishes the message in hand and hands the rest of its batch back.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
@@ -190,9 +190,12 @@ fn deliver_held<'a>(
         if outcomes.due() {
             outcomes.settle(app, owner)?;
         }
-        let (until, still_held) = keep_lease(app, owner, held.make_contiguous(), lease_until)?;
-        lease_until = until;
-        held.retain(|message| still_held.contains(&message.id));
+        if let Some((until, still_held)) =
+            keep_lease(app, owner, held.make_contiguous(), lease_until)?
+        {
+            lease_until = until;
+            held.retain(|message| still_held.contains(&message.id));
+        }
         let Some(message) = held.pop_front() else {
             break;
         };
@@ -202,13 +205,15 @@ fn deliver_held<'a>(
 }
 
 /// Extends the lease on the batch's remaining messages when it would not outlast delivering the
-/// next one through every provider of its chain.
+/// next one through every provider of its chain. `None` when the lease is long enough as it is;
+/// else the new lease and the ids still held (a message whose lease ran out may have been taken
+/// over). Checked before every message, so the common case allocates nothing.
 fn keep_lease(
     app: &App,
     owner: &str,
     rest: &[&MessageRow],
     lease_until: Timestamp,
-) -> Result<(Timestamp, Vec<String>), AppError> {
+) -> Result<Option<(Timestamp, HashSet<String>)>, AppError> {
     let settings = &app.config.delivery;
     let longest_chain = app
         .providers
@@ -218,10 +223,10 @@ fn keep_lease(
     let needed =
         crate::clock::span(settings.provider_timeout * longest_chain + Duration::from_secs(1));
     let now = app.clock.now();
-    let ids: Vec<&str> = rest.iter().map(|message| message.id.as_str()).collect();
     if lease_until - now >= needed {
-        return Ok((lease_until, ids.iter().map(|id| (*id).to_owned()).collect()));
+        return Ok(None);
     }
+    let ids: Vec<&str> = rest.iter().map(|message| message.id.as_str()).collect();
     let extended = now + needed.max(crate::clock::span(settings.dispatch_lease));
     let held = app
         .db
@@ -233,7 +238,7 @@ fn keep_lease(
             "leases ran out before they could be extended; those messages are left to their new owner"
         );
     }
-    Ok((extended, held))
+    Ok(Some((extended, held.into_iter().collect())))
 }
 
 fn release(app: &App, owner: &str, rest: &[&MessageRow]) -> Result<(), AppError> {
