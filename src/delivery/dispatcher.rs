@@ -433,45 +433,143 @@ impl<'a> Outcomes<'a> {
             .is_some_and(|since| since.elapsed() >= SETTLE_WITHIN)
     }
 
-    /// Writes every pending outcome in one transaction, each in its own savepoint. Returns, per
-    /// outcome in order, whether this dispatcher still held the message; a settlement that
-    /// failed is logged and counts as not held (the message stays `sending` until its lease
-    /// runs out and is then delivered again). `Err` when the transaction did not commit.
+    /// Writes every pending outcome in one transaction. Accepted messages (the common case)
+    /// settle together in two set-based statements, in one savepoint; every other outcome in a
+    /// savepoint of its own, as does each accepted one should the set-based write fail. Returns,
+    /// per outcome in order, whether this dispatcher still held the message; a settlement that
+    /// failed is logged and counts as not held (the message stays `sending` until its lease runs
+    /// out and is then delivered again). `Err` when the transaction did not commit.
     fn settle(&mut self, app: &App, owner: &str) -> Result<Vec<bool>, AppError> {
         self.since = None;
         if self.pending.is_empty() {
             return Ok(Vec::new());
         }
         let pending = std::mem::take(&mut self.pending);
-        let results = app.db.write_each(&pending, |conn, outcome| {
-            settle_one(conn, app, owner, outcome)
+        let (accepted, others): (Vec<usize>, Vec<usize>) =
+            (0..pending.len()).partition(|&index| pending[index].verdict == Verdict::Accepted);
+        let mut work: Vec<Work> = others.into_iter().map(Work::One).collect();
+        match accepted.len() {
+            0 => {}
+            1 => work.extend(accepted.into_iter().map(Work::One)),
+            _ => work.push(Work::Sent(accepted)),
+        }
+        let mut held: Vec<Option<Result<bool, AppError>>> = pending.iter().map(|_| None).collect();
+        let mut retry = Vec::new();
+        let results = app.db.write_each(&work, |conn, work| match work {
+            Work::One(index) => settle_one(conn, app, owner, &pending[*index]).map(Settled::One),
+            Work::Sent(indexes) => {
+                settle_sent(conn, app, owner, &pending, indexes).map(Settled::Sent)
+            }
         })?;
-        let held = pending
+        for (work, result) in work.iter().zip(results) {
+            match (work, result) {
+                (Work::One(index), result) => {
+                    held[*index] =
+                        Some(result.map(|settled| matches!(settled, Settled::One(true))));
+                }
+                (Work::Sent(indexes), Ok(Settled::Sent(settled))) => {
+                    for &index in indexes {
+                        held[index] = Some(Ok(settled.contains(&pending[index].message.id)));
+                    }
+                }
+                (Work::Sent(indexes), _) => retry.extend(indexes.iter().copied()),
+            }
+        }
+        if !retry.is_empty() {
+            let results = app.db.write_each(&retry, |conn, index| {
+                settle_one(conn, app, owner, &pending[*index])
+            })?;
+            for (index, result) in retry.iter().zip(results) {
+                held[*index] = Some(result);
+            }
+        }
+        Ok(pending
             .iter()
-            .zip(results)
+            .zip(held)
             .map(|(outcome, result)| {
                 let id = outcome.message.id.as_str();
                 match result {
-                    Ok(true) => true,
-                    Ok(false) => {
+                    Some(Ok(true)) => true,
+                    Some(Ok(false)) => {
                         log::warn!(
                             target: "crier::delivery", message_id = id;
                             "lease lost before settling; another dispatcher took the message over"
                         );
                         false
                     }
-                    Err(err) => {
+                    Some(Err(err)) => {
                         log::error!(
                             target: "crier::delivery", message_id = id, error:% = err;
                             "settling failed; the message is delivered again once its lease runs out"
                         );
                         false
                     }
+                    None => false,
                 }
             })
-            .collect();
-        Ok(held)
+            .collect())
     }
+}
+
+/// A unit of a settlement write: one outcome, or the accepted ones together (indexes into the
+/// pending outcomes).
+enum Work {
+    One(usize),
+    Sent(Vec<usize>),
+}
+
+enum Settled {
+    One(bool),
+    /// The ids moved to `sent`.
+    Sent(HashSet<String>),
+}
+
+/// Records the accepted attempts and moves the messages still held to `sent`, two statements
+/// for the lot, inside the caller's transaction. A message whose claim was taken over is sent
+/// all the same (a provider took it), unless it already ended. Returns the ids still held.
+fn settle_sent(
+    conn: &rusqlite::Connection,
+    app: &App,
+    owner: &str,
+    pending: &[Outcome<'_>],
+    indexes: &[usize],
+) -> Result<HashSet<String>, AppError> {
+    let attempts: Vec<&AttemptRow> = indexes
+        .iter()
+        .map(|&index| &pending[index].attempt)
+        .collect();
+    store::insert_attempts(conn, &attempts)?;
+    let settled: HashSet<String> = store::settle_sent(conn, owner, &attempts)?
+        .into_iter()
+        .collect();
+    for attempt in attempts {
+        if !settled.contains(&attempt.message_id) {
+            accept_late(conn, app, attempt)?;
+        }
+    }
+    Ok(settled)
+}
+
+/// Our claim on the message was taken over, but this attempt's provider took it: it is sent,
+/// whatever the new owner is doing (unless it already ended, which the attempt records).
+fn accept_late(
+    conn: &rusqlite::Connection,
+    app: &App,
+    attempt: &AttemptRow,
+) -> Result<(), AppError> {
+    let late = (
+        attempt.provider.as_str(),
+        attempt.provider_message_id.as_deref(),
+    );
+    let now = format_timestamp(app.clock.now());
+    if !store::accept_late(conn, &attempt.message_id, late, &now)? {
+        log::warn!(
+            target: "crier::delivery",
+            message_id = attempt.message_id.as_str();
+            "a provider accepted a message already settled by another dispatcher; see its attempts"
+        );
+    }
+    Ok(())
 }
 
 /// Records the attempt and, unless another provider follows, settles the message — refunding a
@@ -550,19 +648,7 @@ fn settle_one(
         billing::refund(conn, &app.ids, &message.id, now)?;
     }
     if !settled && verdict == Verdict::Accepted {
-        // Our claim was taken over, but this provider took the message: it is sent, whatever
-        // the new owner is doing (unless it already ended, which the attempt records).
-        let late = (
-            attempt.provider.as_str(),
-            attempt.provider_message_id.as_deref(),
-        );
-        if !store::accept_late(conn, &message.id, late, &now_text)? {
-            log::warn!(
-                target: "crier::delivery",
-                message_id = message.id.as_str();
-                "a provider accepted a message already settled by another dispatcher; see its attempts"
-            );
-        }
+        accept_late(conn, app, attempt)?;
     }
     Ok(settled)
 }

@@ -245,6 +245,42 @@ pub fn insert_attempt(conn: &Connection, attempt: &AttemptRow) -> Result<u32, Ap
     Ok(attempt_no)
 }
 
+/// Records attempts, each numbered after its message's earlier ones (`insert_attempt` for
+/// many, on one cached statement).
+pub fn insert_attempts(conn: &Connection, attempts: &[&AttemptRow]) -> Result<(), AppError> {
+    for attempt in attempts {
+        insert_attempt(conn, attempt)?;
+    }
+    Ok(())
+}
+
+/// Ends the owner's claim on many `sending` messages: each goes `sent` with the provider and
+/// provider id of its accepted attempt, at the attempt's time. Returns the ids it moved; a
+/// message whose claim was lost (see `settle`) is left as it is.
+pub fn settle_sent(
+    conn: &Connection,
+    owner: &str,
+    accepted: &[&AttemptRow],
+) -> Result<Vec<String>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE messages SET status = 'sent', lease_owner = NULL, lease_expires_at = NULL,
+             provider = :provider, provider_message_id = :provider_message_id,
+             error_code = NULL, error_message = NULL, sent_at = :now, updated_at = :now
+         WHERE id = :id AND lease_owner = :owner AND status = 'sending'",
+    )?;
+    let mut settled = Vec::with_capacity(accepted.len());
+    for attempt in accepted {
+        let changed = stmt.execute(named_params! {
+            ":id": attempt.message_id, ":owner": owner, ":now": attempt.created_at,
+            ":provider": attempt.provider, ":provider_message_id": attempt.provider_message_id,
+        })?;
+        if changed == 1 {
+            settled.push(attempt.message_id.clone());
+        }
+    }
+    Ok(settled)
+}
+
 pub fn list_attempts(conn: &Connection, message_id: &str) -> Result<Vec<AttemptRow>, AppError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, message_id, attempt_no, delivery_cycle, provider, outcome,
