@@ -104,15 +104,56 @@ fn guarded(round: impl FnOnce() -> Result<usize, AppError>) -> Result<usize, App
 
 fn run_dispatcher(app: &App, stop: &AtomicBool) {
     let poll = app.config.delivery.dispatch_poll;
+    let mut claim = ClaimSize::new(app.config.delivery.dispatch_batch);
     while !stop.load(Ordering::SeqCst) {
         let seen = app.outbox.generation();
-        match guarded(|| dispatch_batch(app, stop)) {
-            Ok(0) => app.outbox.wait(seen, poll),
-            Ok(_) => {}
-            Err(err) => {
-                log::warn!(target: "crier::delivery", error:% = err; "dispatcher round failed; retrying");
+        let started = Instant::now();
+        match guarded(|| dispatch_batch(app, stop, claim.size)) {
+            Ok(0) => {
+                claim.reset();
                 app.outbox.wait(seen, poll);
             }
+            Ok(claimed) => claim.adjust(claimed, started.elapsed()),
+            Err(err) => {
+                log::warn!(target: "crier::delivery", error:% = err; "dispatcher round failed; retrying");
+                claim.reset();
+                app.outbox.wait(seen, poll);
+            }
+        }
+    }
+}
+
+/// How many messages a dispatcher claims next. It starts at `--dispatch-batch`; while full
+/// batches finish within `FAST_BATCH` (fast providers, a backlog), it doubles, up to
+/// `MAX_BATCH_GROWTH` times that, so the claim and the settlement writes — whose cost is
+/// mostly per write, not per message — carry more messages. A slow batch, a short one or an
+/// idle round brings it back: with slow providers, small batches keep every dispatcher busy.
+struct ClaimSize {
+    base: usize,
+    size: usize,
+}
+
+/// A batch that took longer than this is slow.
+const FAST_BATCH: Duration = Duration::from_millis(50);
+
+/// The claim grows to at most this many times `--dispatch-batch`.
+const MAX_BATCH_GROWTH: usize = 8;
+
+impl ClaimSize {
+    fn new(base: usize) -> ClaimSize {
+        let base = base.max(1);
+        ClaimSize { base, size: base }
+    }
+
+    fn reset(&mut self) {
+        self.size = self.base;
+    }
+
+    fn adjust(&mut self, claimed: usize, took: Duration) {
+        if claimed >= self.size && took < FAST_BATCH {
+            self.size = (self.size * 2).min(self.base * MAX_BATCH_GROWTH);
+        } else if took >= FAST_BATCH || claimed < self.size {
+            self.reset();
         }
     }
 }
@@ -144,8 +185,8 @@ pub fn queue_due_scheduled(app: &App) -> Result<usize, AppError> {
         .write(|conn| store::queue_due_scheduled(conn, &now, SCHEDULER_BATCH))
 }
 
-/// Claims one batch of due messages and delivers it. Returns how many were claimed.
-pub fn dispatch_batch(app: &App, stop: &AtomicBool) -> Result<usize, AppError> {
+/// Claims up to `limit` due messages and delivers them. Returns how many were claimed.
+pub fn dispatch_batch(app: &App, stop: &AtomicBool, limit: usize) -> Result<usize, AppError> {
     let settings = &app.config.delivery;
     let owner = app.ids.new_id("dsp");
     let now = app.clock.now();
@@ -156,7 +197,7 @@ pub fn dispatch_batch(app: &App, stop: &AtomicBool) -> Result<usize, AppError> {
             &owner,
             &format_timestamp(now),
             &format_timestamp(lease_until),
-            settings.dispatch_batch,
+            limit,
         )
     })?;
     // Oldest first (RETURNING gives no order).
@@ -694,5 +735,32 @@ fn outgoing_of<'a>(
             text: message.text.as_deref(),
             html: message.html.as_deref(),
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_claim_grows_with_fast_full_batches_and_falls_back_otherwise() {
+        let fast = Duration::from_millis(5);
+        let slow = FAST_BATCH;
+        let mut claim = ClaimSize::new(50);
+        let mut sizes = Vec::new();
+        for _ in 0..5 {
+            claim.adjust(claim.size, fast);
+            sizes.push(claim.size);
+        }
+        assert_eq!(sizes, [100, 200, 400, 400, 400]);
+        claim.adjust(claim.size, slow);
+        assert_eq!(claim.size, 50, "a slow batch");
+        claim.adjust(50, fast);
+        claim.adjust(60, fast);
+        assert_eq!(claim.size, 50, "a short batch: no backlog");
+        claim.adjust(50, fast);
+        claim.reset();
+        assert_eq!(claim.size, 50, "an idle round or an error");
+        assert_eq!(ClaimSize::new(0).size, 1);
     }
 }
