@@ -204,6 +204,9 @@ print("timeout")
 PY
 )
   [[ -z $perf_pid ]] || { kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null || true; }
+  # CPU seconds the server used (user + system), to compare with the wall time.
+  local cpu
+  cpu=$(python3 -c 'import os,sys; f=open("/proc/%s/stat" % sys.argv[1]).read().rsplit(")", 1)[1].split(); print("%.2f" % ((int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")))' "$pid" 2>/dev/null || echo "?")
   stop "$pid"
   [[ $secs != timeout ]] || die "$name with $workers dispatchers: not done within ${MAX_SECS}s (see $dir/serve.log)"
   sent=$(count "$dir/crier.db" "status = 'sent'")
@@ -220,7 +223,7 @@ PY
   "$BIN" doctor --data-dir "$dir" >"$dir/doctor.out" 2>&1 \
     || { cat "$dir/doctor.out" >&2; die "doctor is not clean after $name with $workers dispatchers"; }
   local rate; rate=$(python3 -c "print(round($total / $secs))")
-  echo "dispatch-$name: $total messages sent in $secs s = $rate/s with $workers dispatchers, synchronous=$DB_SYNCHRONOUS, log level $LOG_LEVEL$received; doctor clean"
+  echo "dispatch-$name: $total messages sent in $secs s = $rate/s with $workers dispatchers (server CPU ${cpu} s), synchronous=$DB_SYNCHRONOUS, log level $LOG_LEVEL$received; doctor clean"
   local tag="dispatch-$name"
   [[ $workers == "${WORKERS%% *}" ]] || tag="$tag-w$workers"
   echo "RESULT $tag messages=$total secs=$secs rate=$rate"
