@@ -203,7 +203,7 @@ while time.time() - started < limit:
 print("timeout")
 PY
 )
-  [[ -z $perf_pid ]] || { kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null || true; }
+  [[ -z $perf_pid ]] || { kill -TERM "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null || true; }
   # CPU seconds the server used (user + system), to compare with the wall time.
   local cpu
   cpu=$(python3 -c 'import os,sys; f=open("/proc/%s/stat" % sys.argv[1]).read().rsplit(")", 1)[1].split(); print("%.2f" % ((int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")))' "$pid" 2>/dev/null || echo "?")

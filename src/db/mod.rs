@@ -284,6 +284,55 @@ mod tests {
     }
 
     #[test]
+    fn write_each_keeps_exactly_the_items_that_returned_ok() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = temp_db(&dir);
+        db.write(|conn| Ok(conn.execute("CREATE TABLE t (x INTEGER) STRICT", [])?))
+            .unwrap();
+        let results = db
+            .write_each(1..=5i64, |conn, n| {
+                conn.execute("INSERT INTO t (x) VALUES (?1)", [n])?;
+                if n % 2 == 0 {
+                    return Err(AppError::Conflict(format!("{n} is even")));
+                }
+                Ok(n * 10)
+            })
+            .unwrap();
+        let kept: Vec<Option<i64>> = results.iter().map(|r| r.as_ref().ok().copied()).collect();
+        assert_eq!(kept, [Some(10), None, Some(30), None, Some(50)]);
+        let rows: Vec<i64> = db
+            .read(|conn| {
+                let mut stmt = conn.prepare("SELECT x FROM t ORDER BY x")?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .unwrap();
+        assert_eq!(rows, [1, 3, 5]);
+
+        // A panic rolls back its item, skips the rest, keeps the earlier ones' work and
+        // reaches the caller.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = db.write_each(6..=8i64, |conn, n| -> Result<(), AppError> {
+                conn.execute("INSERT INTO t (x) VALUES (?1)", [n])?;
+                if n == 7 {
+                    panic!("a bug in item 7");
+                }
+                Ok(())
+            });
+        }));
+        assert!(outcome.is_err());
+        let count: i64 = db
+            .read(
+                |conn| Ok(conn.query_row("SELECT count(*) FROM t WHERE x > 5", [], |r| r.get(0))?),
+            )
+            .unwrap();
+        assert_eq!(count, 1, "only item 6 is kept");
+        // The writer is still usable.
+        db.write(|conn| Ok(conn.execute("INSERT INTO t (x) VALUES (9)", [])?))
+            .unwrap();
+    }
+
+    #[test]
     fn concurrent_read_modify_write_loses_no_update() {
         // The property money code relies on: a read followed by a write inside `Db::write` is
         // atomic with respect to every other `Db::write`, because the lock is taken at BEGIN.
