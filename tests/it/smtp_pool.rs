@@ -25,6 +25,11 @@ struct Script {
     /// Take the body of the n-th message (counting from 0 across connections), then drop the
     /// connection without replying.
     vanish_after_body: Option<usize>,
+    /// Refuse every recipient (550).
+    refuse_rcpt: bool,
+    /// After a refused recipient, accept `DATA` all the same (354) instead of 503, as some
+    /// servers do with pipelined commands.
+    data_after_refusal: bool,
 }
 
 /// What the server saw.
@@ -37,6 +42,10 @@ struct Seen {
     commands: Vec<(usize, String)>,
     /// The `X-Crier-Message-Id` of every body received, accepted or not.
     bodies: Vec<String>,
+    /// Bytes received in DATA mode on a connection that ended before the final dot.
+    unfinished: Vec<String>,
+    /// Connections the server is done with.
+    ended: usize,
 }
 
 fn start(script: Script) -> (u16, Arc<Mutex<Seen>>) {
@@ -53,7 +62,10 @@ fn start(script: Script) -> (u16, Arc<Mutex<Seen>>) {
                 seen.connections
             };
             let seen = Arc::clone(&shared);
-            thread::spawn(move || serve(stream, connection, script, &seen));
+            thread::spawn(move || {
+                serve(stream, connection, script, &seen);
+                seen.lock().unwrap().ended += 1;
+            });
         }
     });
     (port, seen)
@@ -68,10 +80,11 @@ fn serve(mut stream: TcpStream, connection: usize, script: Script, seen: &Mutex<
     let mut in_data = false;
     let mut chunk = [0u8; 65536];
     loop {
-        let Ok(read) = stream.read(&mut chunk) else {
-            return;
-        };
+        let read = stream.read(&mut chunk).unwrap_or(0);
         if read == 0 {
+            if in_data && !pending.is_empty() {
+                seen.lock().unwrap().unfinished.push(pending);
+            }
             return;
         }
         let text = String::from_utf8_lossy(&chunk[..read]).into_owned();
@@ -127,6 +140,10 @@ fn serve(mut stream: TcpStream, connection: usize, script: Script, seen: &Mutex<
                     replies.push_str("421 Idle too long, closing\r\n");
                     let _ = stream.write_all(replies.as_bytes());
                     return;
+                }
+                "RCPT" if script.refuse_rcpt => replies.push_str("550 No such user\r\n"),
+                "DATA" if script.refuse_rcpt && !script.data_after_refusal => {
+                    replies.push_str("503 No valid recipients\r\n");
                 }
                 "DATA" => {
                     replies.push_str("354 Go ahead\r\n");
@@ -325,4 +342,42 @@ fn concurrent_senders_each_get_a_connection_and_every_message_arrives_once() {
         "{} connections for 4 senders",
         seen.connections
     );
+}
+
+#[test]
+fn a_refused_recipient_is_final_and_no_body_follows_even_if_data_was_accepted() {
+    for data_after_refusal in [false, true] {
+        let (port, seen) = start(Script {
+            pipelining: true,
+            refuse_rcpt: true,
+            data_after_refusal,
+            ..Script::default()
+        });
+        let provider = provider(port);
+        let failure = send(&provider, "msg_nobody").unwrap_err();
+        assert_eq!(
+            (failure.disposition, failure.code.as_str()),
+            (Disposition::Final, "smtp_550"),
+            "{failure:?}"
+        );
+        // The failed connection is closed, not pooled: the server sees its end.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while seen.lock().unwrap().ended < 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the connection stayed open"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+        let seen = seen.lock().unwrap();
+        assert!(seen.bodies.is_empty());
+        if data_after_refusal {
+            // The server waits for a body: the connection is closed without a word, since
+            // even a QUIT would be taken as the message.
+            assert!(seen.unfinished.is_empty(), "{:?}", seen.unfinished);
+            assert!(!verbs(&seen).contains(&"QUIT"));
+        } else {
+            assert_eq!(verbs(&seen).last(), Some(&"QUIT"));
+        }
+    }
 }

@@ -114,10 +114,18 @@ impl SmtpProvider {
     }
 
     /// Ends a session that failed, and says why. A server that refused the message gets a
-    /// `QUIT`; a connection that failed is just closed.
+    /// `QUIT`; a connection that failed, or a server waiting for a body, is just closed.
     fn fail(&self, session: Session, error: TransmitError) -> Failure {
         match error {
-            TransmitError::NotSent { error, gone } | TransmitError::Unsure { error, gone } => {
+            TransmitError::NotSent {
+                error,
+                gone,
+                awaiting_body,
+            } => {
+                session.close(!gone && !awaiting_body);
+                classify_error(&error, self.security)
+            }
+            TransmitError::Unsure { error, gone } => {
                 session.close(!gone);
                 classify_error(&error, self.security)
             }

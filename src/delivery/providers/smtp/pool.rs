@@ -60,8 +60,14 @@ pub(super) struct Session {
 /// Why a message did not go.
 pub(super) enum TransmitError {
     /// Before the body was written: the server cannot have taken the message. `gone` when the
-    /// connection itself failed (no reply, or 421) rather than the server refusing the message.
-    NotSent { error: SmtpError, gone: bool },
+    /// connection itself failed (no reply, or 421) rather than the server refusing the message;
+    /// `awaiting_body` when the server accepted `DATA` all the same (pipelined after a refusal)
+    /// and now takes whatever comes as the message: then not even a `QUIT` may follow.
+    NotSent {
+        error: SmtpError,
+        gone: bool,
+        awaiting_body: bool,
+    },
     /// The body was written (or partly): the server may have the message. `gone` as above.
     Unsure { error: SmtpError, gone: bool },
     /// The message needs an extension the server does not offer.
@@ -121,7 +127,11 @@ impl Session {
             for (index, command) in commands.iter().enumerate() {
                 if let Err(error) = self.conn.command(Raw(command)) {
                     let gone = is_gone(&error) || (index == 0 && self.carried > 0);
-                    return Err(TransmitError::NotSent { error, gone });
+                    return Err(TransmitError::NotSent {
+                        error,
+                        gone,
+                        awaiting_body: false,
+                    });
                 }
             }
         }
@@ -183,18 +193,22 @@ impl Session {
     fn pipelined(&mut self, commands: &[String]) -> Result<(), TransmitError> {
         let reset = self.carried > 0;
         let mut first_error: Option<(usize, SmtpError)> = None;
+        let mut awaiting_body = false;
         let mut reply = self.conn.command(Raw(&commands.concat())).map(drop);
         for index in 0..commands.len() {
             if index > 0 {
                 reply = self.conn.read_response().map(drop);
             }
-            if let Err(error) = reply {
-                let broken = is_gone(&error);
-                if first_error.is_none() {
-                    first_error = Some((index, error));
-                }
-                if broken {
-                    break;
+            match reply {
+                Ok(()) => awaiting_body = index + 1 == commands.len(),
+                Err(error) => {
+                    let broken = is_gone(&error);
+                    if first_error.is_none() {
+                        first_error = Some((index, error));
+                    }
+                    if broken {
+                        break;
+                    }
                 }
             }
             reply = Ok(());
@@ -203,7 +217,11 @@ impl Session {
             None => Ok(()),
             Some((index, error)) => {
                 let gone = is_gone(&error) || (reset && index == 0);
-                Err(TransmitError::NotSent { error, gone })
+                Err(TransmitError::NotSent {
+                    error,
+                    gone,
+                    awaiting_body,
+                })
             }
         }
     }
