@@ -91,6 +91,11 @@ sys.exit(1)
 PY
 }
 
+# cpu_secs PID: user + system CPU seconds of a running process.
+cpu_secs() {
+  python3 -c 'import os,sys; f=open("/proc/%s/stat" % sys.argv[1]).read().rsplit(")", 1)[1].split(); print("%.2f" % ((int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")))' "$1" 2>/dev/null || echo "?"
+}
+
 # stop PID: SIGTERM, then wait (bounded), then SIGKILL.
 stop() {
   local pid=$1 i
@@ -204,9 +209,10 @@ print("timeout")
 PY
 )
   [[ -z $perf_pid ]] || { kill -TERM "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null || true; }
-  # CPU seconds the server used (user + system), to compare with the wall time.
-  local cpu
-  cpu=$(python3 -c 'import os,sys; f=open("/proc/%s/stat" % sys.argv[1]).read().rsplit(")", 1)[1].split(); print("%.2f" % ((int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")))' "$pid" 2>/dev/null || echo "?")
+  # CPU seconds the server (and the sink) used, user + system, to compare with the wall time.
+  local cpu sink_cpu=""
+  cpu=$(cpu_secs "$pid")
+  [[ -z $sink_pid ]] || sink_cpu=$(cpu_secs "$sink_pid")
   stop "$pid"
   [[ $secs != timeout ]] || die "$name with $workers dispatchers: not done within ${MAX_SECS}s (see $dir/serve.log)"
   sent=$(count "$dir/crier.db" "status = 'sent'")
@@ -218,7 +224,7 @@ PY
     received=${line#*messages=}; received=${received%% *}
     [[ $received == "$total" ]] \
       || die "smtp with $workers dispatchers: the sink received ${received:-?} messages for $total sent"
-    received=" (sink: $received messages over ${line##*connections=} connections)"
+    received=" (sink: $received messages over ${line##*connections=} connections, CPU $sink_cpu s)"
   fi
   "$BIN" doctor --data-dir "$dir" >"$dir/doctor.out" 2>&1 \
     || { cat "$dir/doctor.out" >&2; die "doctor is not clean after $name with $workers dispatchers"; }
