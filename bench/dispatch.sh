@@ -129,8 +129,8 @@ queue() {
   pid=$!; PIDS+=("$pid")
   wait_http "$port" "$pid"
   have=0
-  # tiny_http can leave a keep-alive connection of a burst unserved (ARCHITECTURE.md, "Known
-  # limits"): a round that stops making progress is ended and another one sends the rest.
+  # A round that stops making progress (tiny_http could leave a keep-alive connection of a
+  # burst unserved) is ended, and another one sends the rest.
   for round in $(seq 10); do
     local want=$((MESSAGES - have)) last=$have idle=0
     (( want > 0 )) || break
