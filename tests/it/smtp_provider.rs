@@ -18,6 +18,8 @@ use mailin_embedded::{AuthMechanism, Handler, Response, Server, SslConfig};
 /// What the server saw, across all sessions.
 #[derive(Debug, Default)]
 struct Received {
+    /// EHLO or HELO commands, across all sessions.
+    greetings: usize,
     mail_from: Vec<String>,
     rcpt_to: Vec<String>,
     /// The DATA of every message the server accepted, dot-unstuffed, CRLF line ends.
@@ -34,6 +36,11 @@ struct Recorder {
 }
 
 impl Handler for Recorder {
+    fn helo(&mut self, _ip: std::net::IpAddr, _domain: &str) -> Response {
+        self.received.lock().unwrap().greetings += 1;
+        OK
+    }
+
     fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, from: &str) -> Response {
         self.received
             .lock()
@@ -241,6 +248,25 @@ fn non_ascii_subject_names_and_bodies_round_trip() {
     );
     assert_eq!(mail.parts[0].body, text.replace('\n', "\r\n"));
     assert_eq!(mail.parts[1].body, html);
+}
+
+#[test]
+fn messages_to_a_real_server_share_one_connection() {
+    let recorder = Recorder::default();
+    let port = start(&recorder, false);
+    let provider = plain(port);
+    for n in 0..3 {
+        let id = format!("msg_01REUSE{n}");
+        assert_eq!(
+            send(&provider, email(&id, Some("Hi"), None)).unwrap(),
+            Some(format!("{id}@example.com"))
+        );
+    }
+    let received = recorder.received.lock().unwrap();
+    assert_eq!(received.messages.len(), 3);
+    assert_eq!(received.rcpt_to.len(), 3);
+    // One connection: lettre's EHLO and the provider's own, then three messages (RSET between).
+    assert_eq!(received.greetings, 2);
 }
 
 #[test]

@@ -1,0 +1,141 @@
+//! A minimal, fast SMTP sink on 127.0.0.1 for `bench/dispatch.sh`: it accepts every message and
+//! keeps none, counting messages and connections.
+//!
+//! `cargo run --release --example smtp_sink -- [--port N] [--max-secs N]`
+//!
+//! - Listens on 127.0.0.1 only (port 0, the default, picks a free one) and prints
+//!   `LISTENING 127.0.0.1:PORT` once it accepts connections.
+//! - Speaks EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT, and offers PIPELINING: replies to a
+//!   pipelined group go out in one write, when the client has nothing more buffered.
+//! - On SIGTERM or SIGINT, or by itself after `--max-secs` (default 300), it prints
+//!   `SINK messages=N connections=N` and exits 0.
+//!
+//! One thread per connection; this is a benchmark tool, not a mail server.
+
+// A sink that cannot set itself up has nothing to measure: it stops with the reason.
+#![allow(clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+#[derive(Default)]
+struct Counts {
+    messages: AtomicU64,
+    connections: AtomicU64,
+}
+
+impl Counts {
+    fn report_and_exit(&self) -> ! {
+        println!(
+            "SINK messages={} connections={}",
+            self.messages.load(Ordering::SeqCst),
+            self.connections.load(Ordering::SeqCst)
+        );
+        let _ = std::io::stdout().flush();
+        std::process::exit(0)
+    }
+}
+
+fn main() {
+    let mut port: u16 = 0;
+    let mut max_secs: u64 = 300;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().unwrap_or_default();
+        match arg.as_str() {
+            "--port" => port = value.parse().expect("--port takes a number"),
+            "--max-secs" => max_secs = value.parse().expect("--max-secs takes a number"),
+            other => panic!("unknown argument {other}; use --port N and --max-secs N"),
+        }
+    }
+    // Loopback only, whatever the arguments.
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("the bound address");
+    let counts = Arc::new(Counts::default());
+
+    let mut signals = Signals::new([SIGTERM, SIGINT]).expect("signal handlers");
+    let on_signal = Arc::clone(&counts);
+    thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            on_signal.report_and_exit();
+        }
+    });
+    let on_timer = Arc::clone(&counts);
+    thread::spawn(move || {
+        thread::sleep(Duration::from_secs(max_secs));
+        on_timer.report_and_exit();
+    });
+
+    println!("LISTENING {addr}");
+    let _ = std::io::stdout().flush();
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        counts.connections.fetch_add(1, Ordering::SeqCst);
+        let counts = Arc::clone(&counts);
+        thread::spawn(move || {
+            let _ = serve(stream, &counts);
+        });
+    }
+}
+
+/// One SMTP session. Replies are buffered and written when the client has sent nothing more
+/// that is already here, so a pipelined group gets its replies in one write.
+fn serve(stream: TcpStream, counts: &Counts) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(Duration::from_secs(300)))?;
+    let mut reader = BufReader::with_capacity(64 * 1024, stream.try_clone()?);
+    let mut writer = stream;
+    let mut out: Vec<u8> = Vec::with_capacity(512);
+    let mut line: Vec<u8> = Vec::with_capacity(1024);
+    out.extend_from_slice(b"220 sink.localhost ESMTP crier bench sink\r\n");
+    loop {
+        if reader.buffer().is_empty() && !out.is_empty() {
+            writer.write_all(&out)?;
+            out.clear();
+        }
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let verb: Vec<u8> = line
+            .iter()
+            .take_while(|byte| byte.is_ascii_alphabetic())
+            .map(u8::to_ascii_uppercase)
+            .collect();
+        match verb.as_slice() {
+            b"EHLO" => out.extend_from_slice(
+                b"250-sink.localhost\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+            ),
+            b"HELO" => out.extend_from_slice(b"250 sink.localhost\r\n"),
+            b"MAIL" | b"RCPT" | b"RSET" | b"NOOP" => out.extend_from_slice(b"250 OK\r\n"),
+            b"DATA" => {
+                out.extend_from_slice(b"354 End data with <CR><LF>.<CR><LF>\r\n");
+                writer.write_all(&out)?;
+                out.clear();
+                loop {
+                    line.clear();
+                    if reader.read_until(b'\n', &mut line)? == 0 {
+                        return Ok(());
+                    }
+                    if line == b".\r\n" || line == b".\n" {
+                        break;
+                    }
+                }
+                counts.messages.fetch_add(1, Ordering::SeqCst);
+                out.extend_from_slice(b"250 OK queued\r\n");
+            }
+            b"QUIT" => {
+                out.extend_from_slice(b"221 Bye\r\n");
+                return writer.write_all(&out);
+            }
+            _ => out.extend_from_slice(b"502 Command not implemented\r\n"),
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! SMTP connections for the `smtp` provider: opening them (TLS, STARTTLS, AUTH), carrying one
+//! message over one, and keeping the good ones for the next message.
+//!
+//! A message leaves in as few writes as possible: with PIPELINING, `RSET`, `MAIL`, `RCPT` and
+//! `DATA` go in one write and the dot-stuffed body with its final `.` in a second; without it,
+//! one write per command and one for the body. Each write follows a read of the server's reply,
+//! so TCP never holds a write back waiting for an acknowledgement (Nagle), which made the
+//! `\r\n.\r\n` lettre writes on its own wait for the receiver's delayed ACK (~40 ms a message).
+//!
+//! A connection goes back to the pool only after the server accepted a message on it; any
+//! failure drops it. A reused connection starts with `RSET`. If it turns out to be gone (the
+//! server closed it while idle, or answers 421) before the body was written, the server cannot
+//! have taken the message, so it is sent once more on a fresh connection; a failure after the
+//! body was written is reported as is (the server may have the message: sending it again here
+//! could deliver it twice).
+
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::Error as SmtpError;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{SmtpConnection, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+
+/// Idle connections kept at most; more than this many concurrent senders open and close their
+/// own.
+const MAX_IDLE: usize = 64;
+
+/// An idle connection older than this is closed rather than reused: servers drop idle clients
+/// after a few minutes (RFC 5321 asks them to wait at least five), and a reused connection the
+/// server already dropped costs a failed round trip.
+const MAX_IDLE_TIME: Duration = Duration::from_secs(30);
+
+/// Messages carried by one connection before it is closed and a fresh one opened, below the
+/// per-connection limits common servers set.
+const MAX_MESSAGES_PER_CONNECTION: u32 = 1000;
+
+/// How to reach the server.
+pub(super) struct Connector {
+    pub host: String,
+    pub port: u16,
+    pub timeout: Duration,
+    /// TLS from the first byte (`tls`): the parameters; `STARTTLS` (required): the parameters.
+    pub implicit_tls: Option<TlsParameters>,
+    pub starttls: Option<TlsParameters>,
+    pub credentials: Option<Credentials>,
+}
+
+/// One open, greeted (and, when configured, authenticated) connection.
+pub(super) struct Session {
+    conn: SmtpConnection,
+    pipelining: bool,
+    /// Messages the server accepted on it; 0 on a fresh connection (no `RSET` needed).
+    carried: u32,
+}
+
+/// Why a message did not go.
+pub(super) enum TransmitError {
+    /// Before the body was written: the server cannot have taken the message. `gone` when the
+    /// connection itself failed (no reply, or 421) rather than the server refusing the message;
+    /// `awaiting_body` when the server accepted `DATA` all the same (pipelined after a refusal)
+    /// and now takes whatever comes as the message: then not even a `QUIT` may follow.
+    NotSent {
+        error: SmtpError,
+        gone: bool,
+        awaiting_body: bool,
+    },
+    /// The body was written (or partly): the server may have the message. `gone` as above.
+    Unsure { error: SmtpError, gone: bool },
+    /// The message needs an extension the server does not offer.
+    Unsupported(&'static str),
+}
+
+impl Connector {
+    /// Connects, greets, upgrades to TLS and authenticates as configured.
+    pub fn open(&self) -> Result<Session, SmtpError> {
+        let hello = ClientId::default();
+        let mut conn = SmtpConnection::connect(
+            (self.host.as_str(), self.port),
+            Some(self.timeout),
+            &hello,
+            self.implicit_tls.as_ref(),
+            None,
+        )?;
+        if let Some(tls) = &self.starttls {
+            // Fails without sending anything when the server does not offer STARTTLS.
+            conn.starttls(tls, &hello)?;
+        }
+        // lettre keeps only the extensions it knows from its EHLO; ask once more to learn
+        // whether the server takes pipelined commands (before AUTH, which a second EHLO
+        // could undo).
+        let ehlo = conn.command(Ehlo::new(hello))?;
+        let pipelining = ehlo
+            .message()
+            .any(|line| line.split_whitespace().next() == Some("PIPELINING"));
+        if let Some(credentials) = &self.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)?;
+        }
+        Ok(Session {
+            conn,
+            pipelining,
+            carried: 0,
+        })
+    }
+}
+
+/// A command or a body, written as is.
+struct Raw<'a>(&'a str);
+
+impl fmt::Display for Raw<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl Session {
+    /// Hands one message over: `data` is the body, dot-stuffed and ending with `\r\n.\r\n`
+    /// (`to_data`). On `Err` the session must be dropped.
+    pub fn transmit(&mut self, envelope: &Envelope, data: &str) -> Result<(), TransmitError> {
+        let commands = self.commands(envelope, data)?;
+        if self.pipelining {
+            self.pipelined(&commands)?;
+        } else {
+            for (index, command) in commands.iter().enumerate() {
+                if let Err(error) = self.conn.command(Raw(command)) {
+                    let gone = is_gone(&error) || (index == 0 && self.carried > 0);
+                    return Err(TransmitError::NotSent {
+                        error,
+                        gone,
+                        awaiting_body: false,
+                    });
+                }
+            }
+        }
+        self.conn.command(Raw(data)).map_err(|error| {
+            let gone = is_gone(&error);
+            TransmitError::Unsure { error, gone }
+        })?;
+        self.carried += 1;
+        Ok(())
+    }
+
+    /// `RSET` (on a reused connection), `MAIL`, one `RCPT` per recipient, `DATA`.
+    fn commands(&self, envelope: &Envelope, data: &str) -> Result<Vec<String>, TransmitError> {
+        let mut parameters = Vec::new();
+        let non_ascii = envelope
+            .from()
+            .into_iter()
+            .chain(envelope.to())
+            .any(|address: &lettre::Address| !AsRef::<str>::as_ref(address).is_ascii());
+        if non_ascii {
+            if !self
+                .conn
+                .server_info()
+                .supports_feature(Extension::SmtpUtfEight)
+            {
+                return Err(TransmitError::Unsupported(
+                    "the address is not ASCII and the server does not offer SMTPUTF8",
+                ));
+            }
+            parameters.push(MailParameter::SmtpUtfEight);
+        }
+        if !data.is_ascii() {
+            if !self
+                .conn
+                .server_info()
+                .supports_feature(Extension::EightBitMime)
+            {
+                return Err(TransmitError::Unsupported(
+                    "the message is not ASCII and the server does not offer 8BITMIME",
+                ));
+            }
+            parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        let mut commands = Vec::with_capacity(3 + envelope.to().len());
+        if self.carried > 0 {
+            commands.push(Rset.to_string());
+        }
+        commands.push(Mail::new(envelope.from().cloned(), parameters).to_string());
+        for to in envelope.to() {
+            commands.push(Rcpt::new(to.clone(), Vec::new()).to_string());
+        }
+        commands.push(Data.to_string());
+        Ok(commands)
+    }
+
+    /// All commands in one write, then every reply. The first refusal is the answer; a `DATA`
+    /// accepted after an earlier refusal leaves the server waiting for a body that must not
+    /// come, which dropping the connection settles.
+    fn pipelined(&mut self, commands: &[String]) -> Result<(), TransmitError> {
+        let reset = self.carried > 0;
+        let mut first_error: Option<(usize, SmtpError)> = None;
+        let mut awaiting_body = false;
+        let mut reply = self.conn.command(Raw(&commands.concat())).map(drop);
+        for index in 0..commands.len() {
+            if index > 0 {
+                reply = self.conn.read_response().map(drop);
+            }
+            match reply {
+                Ok(()) => awaiting_body = index + 1 == commands.len(),
+                Err(error) => {
+                    let broken = is_gone(&error);
+                    if first_error.is_none() {
+                        first_error = Some((index, error));
+                    }
+                    if broken {
+                        break;
+                    }
+                }
+            }
+            reply = Ok(());
+        }
+        match first_error {
+            None => Ok(()),
+            Some((index, error)) => {
+                let gone = is_gone(&error) || (reset && index == 0);
+                Err(TransmitError::NotSent {
+                    error,
+                    gone,
+                    awaiting_body,
+                })
+            }
+        }
+    }
+
+    /// Ends the session: with `QUIT` when `polite` (the server is answering), else by closing
+    /// the socket (nothing waits on a server that may be gone).
+    pub fn close(mut self, polite: bool) {
+        if polite {
+            self.conn.abort();
+        }
+    }
+
+    /// Whether the connection may carry another message.
+    fn reusable(&self) -> bool {
+        !self.conn.has_broken() && self.carried < MAX_MESSAGES_PER_CONNECTION
+    }
+}
+
+/// The connection failed rather than the server refusing: no reply could be read, or the
+/// server is closing the connection (421).
+fn is_gone(error: &SmtpError) -> bool {
+    error.status().is_none_or(|code| u16::from(code) == 421)
+}
+
+/// The DATA section for `message`: dot-stuffed (a line starting with `.` gets another) and
+/// ended with `\r\n.\r\n`, as lettre writes it.
+pub(super) fn to_data(message: &[u8]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(message.len() + message.len() / 64 + 8);
+    let mut line_start = true;
+    let mut after_cr = false;
+    for &byte in message {
+        if line_start && byte == b'.' {
+            data.push(b'.');
+        }
+        data.push(byte);
+        line_start = after_cr && byte == b'\n';
+        after_cr = byte == b'\r';
+    }
+    data.extend_from_slice(b"\r\n.\r\n");
+    data
+}
+
+/// Idle connections, most recently used first out.
+pub(super) struct Pool {
+    idle: Mutex<Vec<(Session, Instant)>>,
+}
+
+impl Pool {
+    pub fn new() -> Pool {
+        Pool {
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The most recently used idle connection young enough to reuse; older ones are closed.
+    pub fn take(&self) -> Option<Session> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some((session, since)) = idle.pop() {
+            if since.elapsed() < MAX_IDLE_TIME {
+                return Some(session);
+            }
+            // Closed without QUIT: the server may be gone, and nothing waits on a reply.
+            drop(session);
+        }
+        None
+    }
+
+    /// Keeps `session` for the next message, if it can carry one and there is room.
+    pub fn put(&self, session: Session) {
+        if !session.reusable() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push((session, Instant::now()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_is_dot_stuffed_and_terminated_like_lettre() {
+        let cases: [(&[u8], &[u8]); 5] = [
+            (b"Hello\r\n", b"Hello\r\n\r\n.\r\n"),
+            (
+                b".leading\r\nmid.dle\r\n.\r\n",
+                b"..leading\r\nmid.dle\r\n..\r\n\r\n.\r\n",
+            ),
+            (b"a\r\n..two\r\nb", b"a\r\n...two\r\nb\r\n.\r\n"),
+            (b"", b"\r\n.\r\n"),
+            (b"bare\n.dot", b"bare\n.dot\r\n.\r\n"),
+        ];
+        for (message, expected) in cases {
+            assert_eq!(
+                to_data(message),
+                expected,
+                "{}",
+                String::from_utf8_lossy(message)
+            );
+        }
+    }
+}
