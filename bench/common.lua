@@ -9,8 +9,8 @@
 --   * the wait for each connection's first response (the first CONNS_PER_THREAD requests of a
 --     thread are its connections' first requests: wrk opens them all at start and writes one
 --     request on each before any answer can arrive), and how many waited more than 100 ms;
---   * requests still unanswered when the run stopped and the age of the oldest of them, so a
---     connection stuck for the whole run is visible.
+--   * requests still unanswered when the run stopped and the age of the oldest of them (at the
+--     thread's last response), so a connection stuck for the whole run is visible.
 -- If the server does not echo X-Request-Id, these figures come out null (unknown), never zero.
 --
 -- Output: one line `RESULT {json}` with wrk's figures (the same fields as the limits probe's
@@ -46,6 +46,7 @@ first_max_us = 0
 first_slow = 0
 matched = 0
 unmatched = 0
+last_response_us = 0
 statuses = {}      -- status code -> count
 
 local threads = {}
@@ -71,6 +72,8 @@ function track_request()
 end
 
 function response(status, headers, body)
+  local now = now_us()
+  last_response_us = now
   statuses[status] = (statuses[status] or 0) + 1
   local id = headers["X-Request-Id"] or headers["x-request-id"]
   local sent = id and pending[id]
@@ -82,7 +85,7 @@ function response(status, headers, body)
   pending[id] = nil
   if firsts[id] then
     firsts[id] = nil
-    local wait = now_us() - sent
+    local wait = now - sent
     first_answered = first_answered + 1
     if wait > first_max_us then first_max_us = wait end
     if wait > SLOW_FIRST_US then first_slow = first_slow + 1 end
@@ -107,8 +110,13 @@ function done(summary, latency, requests)
     max_first = math.max(max_first, thread:get("first_max_us"))
     local thread_pending = thread:get("pending")
     local thread_firsts = thread:get("firsts")
+    -- Ages are taken at the thread's last response, close to when it stopped: done() runs up to
+    -- ~100 ms later (wrk threads stop on their next 100 ms tick), which would age requests that
+    -- were merely in flight. A thread that got no response at all is measured at done().
+    local stopped = thread:get("last_response_us")
+    if stopped == 0 then stopped = now end
     for id, sent in pairs(thread_pending) do
-      local age = now - sent
+      local age = math.max(0, stopped - sent)
       n_pending = n_pending + 1
       oldest = math.max(oldest, age)
       if thread_firsts[id] then
