@@ -135,7 +135,7 @@ queue() {
     local want=$((MESSAGES - have)) last=$have idle=0
     (( want > 0 )) || break
     CRIER_KEY=$key CHANNEL=$channel QUOTA=$(( (want + 1) / 2 )) \
-      wrk -t2 -c8 -d"${MAX_SECS}s" -s "$HERE/send.lua" "http://127.0.0.1:$port/" >/dev/null 2>&1 &
+      wrk -t2 -c8 -d"${MAX_SECS}s" -s "$HERE/queue.lua" "http://127.0.0.1:$port/" >/dev/null 2>&1 &
     wrk_pid=$!; PIDS+=("$wrk_pid")
     # Each wrk thread sends its quota then idles on /healthz: stop wrk once the rows are there.
     for i in $(seq $((MAX_SECS * 5))); do

@@ -1,36 +1,21 @@
--- wrk script for bench/dispatch.sh: POST /v1/messages with a live key (env CRIER_KEY), a unique
--- Idempotency-Key per request, one SMS or one email (env CHANNEL), and exactly QUOTA sends per
--- wrk thread (env QUOTA); after its quota a thread asks for /healthz (no database) until the script stops wrk.
-local channel = os.getenv("CHANNEL") or "sms"
-local quota = tonumber(os.getenv("QUOTA") or "0")
-local body
-if channel == "email" then
-  body = '{"channel":"email","to":"ada@example.org","subject":"Your verification code",' ..
-    '"text":"Your verification code is 482913. It expires in 10 minutes. ' ..
-    'If you did not request this code, ignore this message. Thanks!"}'
-else
-  body = '{"channel":"sms","to":"+237677123456","text":"Your verification code is 482913. ' ..
-    'It expires in 10 minutes. If you did not request this code, ignore this message. Thanks!"}'
-end
+-- POST /v1/messages to crier: a live key (env CRIER_KEY), a unique Idempotency-Key per request and
+-- a one-segment GSM-7 SMS with metadata — the same body as shared/perf/crier_send.lua, about the
+-- size of the limits probe's send.lua. Reports through common.lua (first-response waits included).
+dofile((os.getenv("BENCH_DIR") or "bench") .. "/common.lua")
+local body = '{"channel":"sms","to":"+237677123456","text":"Your verification code is 482913. ' ..
+  'It expires in 10 minutes. If you did not request this code, ignore this message. Thanks!",' ..
+  '"metadata":{"customer_ref":"ord_000123456789","campaign":"otp"}}'
 local headers = {
   ["Content-Type"] = "application/json",
   ["Authorization"] = "Bearer " .. (os.getenv("CRIER_KEY") or ""),
 }
-local nthreads = 0
-function setup(thread)
-  nthreads = nthreads + 1
-  thread:set("tid", nthreads)
-end
-local issued = 0
 local prefix = ""
 function init(args)
-  prefix = string.format("bench-%d-%d-", os.time(), tid or 0)
+  prefix = string.format("%d-%d-%d-", os.time(), tid, math.floor(os.clock() * 1e6))
 end
 function request()
-  if issued >= quota then
-    return wrk.format("GET", "/healthz")
-  end
-  issued = issued + 1
-  headers["Idempotency-Key"] = prefix .. issued
+  local id = track_request()
+  headers["Idempotency-Key"] = prefix .. seq
+  headers["X-Request-Id"] = id
   return wrk.format("POST", "/v1/messages", headers, body)
 end
