@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::clock::{Timestamp, format_timestamp};
 use crate::config::{Config, Synchronous};
@@ -108,10 +108,37 @@ impl Db {
         &self,
         body: impl FnOnce(&Connection) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
-        let mut conn = self.pool.get()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        body(&tx)
+        let conn = self.pool.get()?;
+        let snapshot = ReadTransaction::begin(&conn)?;
+        body(snapshot.0)
     }
+}
+
+/// A deferred transaction that only reads: ended with a `ROLLBACK` when dropped (also on a
+/// panic, so no pooled connection goes back with a transaction open). Both statements come
+/// from the statement cache: a send makes two reads, and parsing `BEGIN` and `ROLLBACK` each
+/// time was a visible share of its CPU.
+struct ReadTransaction<'c>(&'c Connection);
+
+impl<'c> ReadTransaction<'c> {
+    fn begin(conn: &'c Connection) -> rusqlite::Result<ReadTransaction<'c>> {
+        run_cached(conn, "BEGIN DEFERRED")?;
+        Ok(ReadTransaction(conn))
+    }
+}
+
+impl Drop for ReadTransaction<'_> {
+    fn drop(&mut self) {
+        if !self.0.is_autocommit() {
+            let _ = run_cached(self.0, "ROLLBACK");
+        }
+    }
+}
+
+/// Runs one statement without parameters or rows (transaction control) through the statement
+/// cache.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// Creates the parent directory and the file if needed, switches the file to WAL (a persistent
@@ -203,6 +230,44 @@ mod tests {
             synchronous: Synchronous::Normal,
         };
         Db::open(&settings).unwrap()
+    }
+
+    #[test]
+    fn a_read_that_fails_or_panics_leaves_no_transaction_open_on_its_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = DbSettings {
+            path: dir.path().join("crier.db"),
+            pool_size: 1,
+            busy_timeout: Duration::from_millis(200),
+            synchronous: Synchronous::Normal,
+        };
+        let db = Db::open(&settings).unwrap();
+        db.write(|conn| Ok(conn.execute_batch("CREATE TABLE t (x INTEGER) STRICT")?))
+            .unwrap();
+        let count = |db: &Db| -> i64 {
+            db.read(|conn| Ok(conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
+                .unwrap()
+        };
+        // Each read takes a snapshot on the pool's only connection; one left open would hide
+        // every later write from the next read.
+        let failed: Result<i64, AppError> = db.read(|conn| {
+            conn.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?;
+            Err(AppError::NotFound)
+        });
+        assert!(matches!(failed, Err(AppError::NotFound)));
+        db.write(|conn| Ok(conn.execute("INSERT INTO t (x) VALUES (1)", [])?))
+            .unwrap();
+        assert_eq!(count(&db), 1);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = db.read(|conn| -> Result<(), AppError> {
+                conn.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?;
+                panic!("handler bug");
+            });
+        }));
+        assert!(panicked.is_err());
+        db.write(|conn| Ok(conn.execute("INSERT INTO t (x) VALUES (2)", [])?))
+            .unwrap();
+        assert_eq!(count(&db), 2);
     }
 
     #[test]
@@ -386,7 +451,7 @@ mod tests {
         let db = temp_db(&dir);
         let mut blocker = Connection::open(dir.path().join("nested/dir/crier.db")).unwrap();
         let _held = blocker
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .unwrap();
         let err = db.write(|_| Ok(())).unwrap_err();
         assert_eq!(err.status(), 503, "{err}");

@@ -18,6 +18,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::Connection;
 
+use super::run_cached as run;
 use crate::error::AppError;
 
 /// Most closures one transaction carries before it commits regardless of who is waiting.
@@ -212,10 +213,4 @@ fn run_in_savepoint<T>(
         run(conn, "ROLLBACK TO write_call").is_ok() && run(conn, "RELEASE write_call").is_ok()
     };
     (result, intact)
-}
-
-/// Runs one transaction-control statement through the statement cache: these run several times
-/// per request, and parsing them each time was a visible share of the send path's CPU.
-fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
