@@ -24,6 +24,12 @@ pub fn normalize_phone(raw: &str, default_country: &str) -> Result<String, &'sta
     Ok(number.format().mode(phonenumber::Mode::E164).to_string())
 }
 
+/// Loads the phone-number metadata (parsed once per process, on first use) ahead of the first
+/// send.
+pub fn warm_up() {
+    let _ = normalize_phone("+237677123456", "CM");
+}
+
 /// An email recipient: trimmed, lower-cased, syntactically an address.
 pub fn normalize_email(raw: &str) -> Result<String, &'static str> {
     validate::email(raw)
