@@ -159,20 +159,22 @@ impl ClaimSize {
 }
 
 fn run_scheduler(app: &App, stop: &AtomicBool) {
+    // A send never makes a scheduled message due, so the scheduler does not wake on the outbox
+    // signal (that was one extra write transaction per send): it polls, and stops promptly.
     let poll = app.config.delivery.dispatch_poll;
     while !stop.load(Ordering::SeqCst) {
-        let seen = app.outbox.generation();
         match guarded(|| queue_due_scheduled(app)) {
-            Ok(0) => app.outbox.wait(seen, poll),
             // A full batch: more may be due, go again at once.
             Ok(moved) if moved >= SCHEDULER_BATCH => app.outbox.notify(),
-            Ok(_) => {
-                app.outbox.notify();
-                app.outbox.wait(app.outbox.generation(), poll);
+            Ok(moved) => {
+                if moved > 0 {
+                    app.outbox.notify();
+                }
+                app.outbox.sleep(poll, stop);
             }
             Err(err) => {
                 log::warn!(target: "crier::delivery", error:% = err; "scheduler round failed; retrying");
-                app.outbox.wait(seen, poll);
+                app.outbox.sleep(poll, stop);
             }
         }
     }

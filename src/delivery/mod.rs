@@ -180,6 +180,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sleep_ends_at_stop_not_at_other_notifications() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::Instant;
+        let signal = Arc::new(OutboxSignal::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (waker_signal, waker_stop) = (Arc::clone(&signal), Arc::clone(&stop));
+        let waker = std::thread::spawn(move || {
+            for _ in 0..5 {
+                std::thread::sleep(Duration::from_millis(20));
+                waker_signal.notify();
+            }
+            waker_stop.store(true, Ordering::SeqCst);
+            waker_signal.notify();
+        });
+        let started = Instant::now();
+        signal.sleep(Duration::from_secs(60), &stop);
+        waker.join().unwrap();
+        // Woken by the stop, after the five plain notifications (100 ms), long before 60 s.
+        assert!(stop.load(Ordering::SeqCst));
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert!(started.elapsed() < Duration::from_secs(30));
+        // Once stopped, it does not sleep at all.
+        let started = Instant::now();
+        signal.sleep(Duration::from_secs(60), &stop);
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+
+    #[test]
     fn backoff_doubles_per_cycle_and_caps() {
         let base = Duration::from_secs(30);
         let max = Duration::from_secs(3600);
@@ -233,5 +262,17 @@ impl OutboxSignal {
         let _ = self
             .changed
             .wait_timeout_while(generation, timeout, |generation| *generation == seen);
+    }
+
+    /// Sleeps for `timeout`, or until `stop` is set (whoever sets it then calls `notify`); other
+    /// notifications do not end the sleep.
+    pub fn sleep(&self, timeout: Duration, stop: &std::sync::atomic::AtomicBool) {
+        let generation = self
+            .generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = self.changed.wait_timeout_while(generation, timeout, |_| {
+            !stop.load(std::sync::atomic::Ordering::SeqCst)
+        });
     }
 }
