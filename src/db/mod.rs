@@ -63,6 +63,9 @@ impl Db {
             .with_init(move |conn| configure_connection(conn, &init_settings));
         let pool = r2d2::Pool::builder()
             .max_size(settings.pool_size)
+            // Opened as load needs them (each costs memory once it has read the schema), kept
+            // while busy; r2d2 closes the extra ones after 10 idle minutes.
+            .min_idle(Some(1))
             .connection_timeout(settings.busy_timeout.max(Duration::from_secs(1)))
             .build(manager)
             .map_err(|err| StartupError(format!("opening {}: {err}", path.display())))?;
