@@ -256,6 +256,11 @@ def sock_errors(r):
     return r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"]
 
 
+def failed_requests(r):
+    """The misses every wrk row shares: answers that were not 2xx, and socket errors."""
+    return (["non-2xx"] if non_2xx(r) else []) + (["socket errors"] if sock_errors(r) else [])
+
+
 def non_2xx(r):
     # wrk's own count is of status >= 400; the scripts here count every status outside 2xx.
     return r.get("non_2xx_seen", r["non_2xx"])
@@ -311,10 +316,7 @@ def build_table(rows):
             misses.append("p99")
         if honest_max(r) >= SEND_MAX_US:
             misses.append("max")
-        if non_2xx(r):
-            misses.append("non-2xx")
-        if sock_errors(r):
-            misses.append("socket errors")
+        misses += failed_requests(r)
         if r.get("first_over_100ms"):
             misses.append("first response")
         target = ("≥ 90 % probe, " if p else "") + "p99 < 25 ms, max < 100 ms"
@@ -331,10 +333,7 @@ def build_table(rows):
         misses = []
         if r["p99_us"] >= READ_P99_US:
             misses.append("p99")
-        if non_2xx(r):
-            misses.append("non-2xx")
-        if sock_errors(r):
-            misses.append("socket errors")
+        misses += failed_requests(r)
         if r.get("unanswered_first"):
             misses.append("never answered")
         note_wrk_row(notes, f"{path} c{r['conns']}", r)

@@ -243,13 +243,7 @@ fn post_receipt(
 
 #[test]
 fn delivery_receipts_move_sent_messages_to_delivered_or_failed() {
-    let webhook = FakeHttp::start(|request| {
-        let id = request.json()["id"]
-            .as_str()
-            .unwrap()
-            .replace("msg_", "wh_");
-        Reply::json(200, json!({ "id": id }))
-    });
+    let webhook = accepting_webhook(Duration::ZERO);
     let server = TestServer::start_with(with_providers(None, Some(&webhook)), Router::standard());
     let sender = Sender::new(&server, "live");
     sender.credit(100);
@@ -378,13 +372,7 @@ fn receipts_are_off_without_a_token() {
 #[test]
 fn a_crash_while_sending_loses_no_message_and_charges_none_twice() {
     const MESSAGES: usize = 20;
-    let webhook = FakeHttp::start(|request| {
-        let id = request.json()["id"]
-            .as_str()
-            .unwrap()
-            .replace("msg_", "wh_");
-        Reply::json(200, json!({ "id": id })).after(Duration::from_millis(250))
-    });
+    let webhook = accepting_webhook(Duration::from_millis(250));
     let dir = tempfile::tempdir().unwrap();
     let webhook_url = format!("{}/sms", webhook.url());
     let settings = [
@@ -559,13 +547,7 @@ fn a_lease_that_runs_out_mid_call_is_taken_over_without_double_charging() {
 #[test]
 fn messages_settled_in_groups_are_each_sent_once_and_charged_once() {
     const MESSAGES: usize = 120;
-    let webhook = FakeHttp::start(|request| {
-        let id = request.json()["id"]
-            .as_str()
-            .unwrap()
-            .replace("msg_", "wh_");
-        Reply::json(200, json!({ "id": id }))
-    });
+    let webhook = accepting_webhook(Duration::ZERO);
     let server = TestServer::start_with(
         |config| {
             with_providers(None, Some(&webhook))(config);
@@ -618,4 +600,16 @@ fn messages_settled_in_groups_are_each_sent_once_and_charged_once() {
     );
     assert_eq!(sender.balance(), 0);
     crate::process::assert_doctor_clean(&server.db_path());
+}
+
+/// A webhook SMS provider that accepts every message after `delay`, answering with the
+/// message's id as its own (`msg_…` → `wh_…`), which receipts then name.
+fn accepting_webhook(delay: Duration) -> FakeHttp {
+    FakeHttp::start(move |request| {
+        let id = request.json()["id"]
+            .as_str()
+            .unwrap()
+            .replace("msg_", "wh_");
+        Reply::json(200, json!({ "id": id })).after(delay)
+    })
 }
