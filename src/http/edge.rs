@@ -111,16 +111,13 @@ pub(super) async fn serve(
             biased;
             () = stopped(&mut stop) => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    if let Err(err) = stream.set_nodelay(true) {
-                        log::debug!(error:% = err; "cannot set TCP_NODELAY");
-                    }
-                    let connection = serve_connection(stream, peer, Arc::clone(&shared), stop.clone());
-                    connections.spawn(connection);
+            (stream, peer) = next_connection(|| listener.accept()) => {
+                if let Err(err) = stream.set_nodelay(true) {
+                    log::debug!(error:% = err; "cannot set TCP_NODELAY");
                 }
-                Err(err) => on_accept_error(&err).await,
-            },
+                let connection = serve_connection(stream, peer, Arc::clone(&shared), stop.clone());
+                connections.spawn(connection);
+            }
         }
     }
     drop(listener);
@@ -137,6 +134,21 @@ pub(super) async fn serve(
 /// Resolves once shutdown has begun (or the server is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopping| *stopping).await;
+}
+
+/// The next accepted connection. An accept error never ends the search (see `on_accept_error`):
+/// a listener that fails for a while serves again as soon as it can.
+async fn next_connection<T, F, Accepted>(mut accept: F) -> T
+where
+    F: FnMut() -> Accepted,
+    Accepted: std::future::Future<Output = io::Result<T>>,
+{
+    loop {
+        match accept().await {
+            Ok(accepted) => return accepted,
+            Err(err) => on_accept_error(&err).await,
+        }
+    }
 }
 
 /// Errors that concern one client are skipped; the rest (out of descriptors or memory) pause
@@ -494,6 +506,39 @@ impl hyper::rt::Sleep for TokioSleep {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every accept error a listener can meet — a client that reset before it was accepted
+    /// (`ECONNABORTED`, `ECONNRESET`), a signal, a spurious wake-up, no descriptors or memory
+    /// left — is followed by another accept, and the first connection after them is served.
+    #[test]
+    fn no_accept_error_ends_the_accept_loop() {
+        const ENFILE: i32 = 23;
+        const EMFILE: i32 = 24;
+        const ENOBUFS: i32 = 105;
+        let mut errors = vec![
+            io::Error::from(io::ErrorKind::ConnectionAborted),
+            io::Error::from(io::ErrorKind::ConnectionReset),
+            io::Error::from(io::ErrorKind::Interrupted),
+            io::Error::from(io::ErrorKind::WouldBlock),
+            io::Error::from_raw_os_error(EMFILE),
+            io::Error::from_raw_os_error(ENFILE),
+            io::Error::from_raw_os_error(ENOBUFS),
+            io::Error::other("an error nobody foresaw"),
+        ];
+        errors.reverse();
+        let mut calls = 0;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let served = runtime.block_on(next_connection(|| {
+            calls += 1;
+            let next = errors.pop().map_or(Ok("the next client"), Err);
+            async move { next }
+        }));
+        assert_eq!(served, "the next client");
+        assert_eq!(calls, 9);
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> hyper::HeaderMap {
         let mut map = hyper::HeaderMap::new();
