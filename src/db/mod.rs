@@ -138,9 +138,9 @@ impl Drop for ReadTransaction<'_> {
     }
 }
 
-/// Runs one statement without parameters or rows (transaction control) through the statement
-/// cache.
-fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+/// Runs one statement without parameters or rows (transaction control: `SAVEPOINT`, `RELEASE`,
+/// `ROLLBACK TO`, …) through the statement cache, where `execute_batch` would parse it anew.
+pub fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 

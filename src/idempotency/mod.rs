@@ -23,7 +23,7 @@ use rusqlite::Connection;
 use crate::app::App;
 use crate::auth::principal::Principal;
 use crate::clock::{Timestamp, format_timestamp};
-use crate::db::Db;
+use crate::db::{Db, run_cached};
 use crate::error::AppError;
 use crate::http::request::Request;
 use crate::http::response::{ApiResponse, error_response};
@@ -301,14 +301,13 @@ pub fn in_transaction(
             return Ok(response);
         }
         // The effect runs in a savepoint so a 4xx outcome can be stored without its effects.
-        conn.execute_batch("SAVEPOINT idempotent_effect")?;
+        run_cached(conn, "SAVEPOINT idempotent_effect")?;
         let outcome = effect(conn);
         let keep_effect = matches!(&outcome, Ok(response) if response.status < 500);
-        if keep_effect {
-            conn.execute_batch("RELEASE idempotent_effect")?;
-        } else {
-            conn.execute_batch("ROLLBACK TO idempotent_effect; RELEASE idempotent_effect")?;
+        if !keep_effect {
+            run_cached(conn, "ROLLBACK TO idempotent_effect")?;
         }
+        run_cached(conn, "RELEASE idempotent_effect")?;
         let response = storable(outcome, &request_id)?;
         store::save_completed(
             conn,
