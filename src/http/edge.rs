@@ -92,14 +92,14 @@ struct Shared {
 }
 
 /// Accepts until `stop` turns true, then waits (up to the shutdown timeout) for every connection
-/// to finish the request it is in.
+/// to finish the request it is in. Returns whether they all did.
 pub(super) async fn serve(
     listener: TcpListener,
     settings: EdgeSettings,
     jobs: mpsc::Sender<Job>,
     mut stop: watch::Receiver<bool>,
     app: Arc<App>,
-) {
+) -> bool {
     let shared = Arc::new(Shared {
         settings,
         jobs,
@@ -129,6 +129,7 @@ pub(super) async fn serve(
         log::warn!(open = connections.len(); "shutdown timeout passed with connections still open");
         connections.abort_all();
     }
+    drained.is_ok()
 }
 
 /// Resolves once shutdown has begun (or the server is gone).
@@ -364,6 +365,24 @@ impl TimedIo {
     }
 }
 
+impl TimedIo {
+    /// A write that made progress disarms the write deadline; one that would wait arms it, and
+    /// fails once it has run out.
+    fn timed_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Ready(result) => {
+                self.write_deadline.progressed();
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.write_deadline.poll_waiting(cx, self.timeout).map(Err),
+        }
+    }
+}
+
 /// A reusable timer: armed when an operation starts waiting, disarmed when it makes progress.
 struct Deadline {
     sleep: Pin<Box<tokio::time::Sleep>>,
@@ -438,13 +457,8 @@ impl hyper::rt::Write for TimedIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_write(cx, buf) {
-            Poll::Ready(result) => {
-                this.write_deadline.progressed();
-                Poll::Ready(result)
-            }
-            Poll::Pending => this.write_deadline.poll_waiting(cx, this.timeout).map(Err),
-        }
+        let written = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.timed_write(cx, written)
     }
 
     fn poll_write_vectored(
@@ -453,13 +467,8 @@ impl hyper::rt::Write for TimedIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
-            Poll::Ready(result) => {
-                this.write_deadline.progressed();
-                Poll::Ready(result)
-            }
-            Poll::Pending => this.write_deadline.poll_waiting(cx, this.timeout).map(Err),
-        }
+        let written = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.timed_write(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -527,11 +536,7 @@ mod tests {
         ];
         errors.reverse();
         let mut calls = 0;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let served = runtime.block_on(next_connection(|| {
+        let served = runtime().unwrap().block_on(next_connection(|| {
             calls += 1;
             let next = errors.pop().map_or(Ok("the next client"), Err);
             async move { next }

@@ -64,41 +64,36 @@ pub(super) struct Outgoing {
 pub(super) fn handle(app: &App, router: &Router, incoming: Incoming) -> Outgoing {
     let started = Instant::now();
     let request_id = incoming_request_id(&incoming).unwrap_or_else(|| app.ids.request_id());
-    let method = incoming.method.as_str().to_owned();
-    let path = incoming.uri.path().to_owned();
+    let path = incoming.uri.path();
+    let (route, workspace, result) = dispatch(app, router, &incoming, &request_id, path);
     let close = matches!(incoming.body, RequestBody::Unread(_));
-
-    let (route, workspace, result) = dispatch(app, router, &incoming, &request_id, &path);
-    let response = match &result {
-        Ok(response) => response.clone(),
-        Err(err) => error_response(err, &request_id),
-    }
-    .with_header("X-Request-Id", request_id.clone());
-
-    app.metrics
-        .record_request(route, &method, response.status, started.elapsed());
-    log_request(&RequestLine {
-        request_id: &request_id,
-        method: &method,
-        route,
-        path: &path,
-        workspace: workspace.as_deref(),
-        status: response.status,
+    answer(
+        app,
+        &incoming,
         started,
-        error: result.as_ref().err(),
-    });
-    Outgoing { response, close }
+        &request_id,
+        (route, workspace.as_deref()),
+        result,
+        close,
+    )
 }
 
 /// Answers a request that was queued but not started before shutdown: 503, retry elsewhere.
 pub(super) fn refuse_shutting_down(app: &App, incoming: Incoming) -> Outgoing {
-    refuse(
+    let started = Instant::now();
+    let request_id = incoming_request_id(&incoming).unwrap_or_else(|| app.ids.request_id());
+    let refused = Err(AppError::Unavailable {
+        retry_after_secs: 1,
+        detail: "server is shutting down".to_owned(),
+    });
+    answer(
         app,
         &incoming,
-        AppError::Unavailable {
-            retry_after_secs: 1,
-            detail: "server is shutting down".to_owned(),
-        },
+        started,
+        &request_id,
+        ("-", None),
+        refused,
+        true,
     )
 }
 
@@ -116,25 +111,36 @@ pub(super) fn no_worker(app: &App) -> Outgoing {
     }
 }
 
-fn refuse(app: &App, incoming: &Incoming, err: AppError) -> Outgoing {
-    let started = Instant::now();
-    let request_id = incoming_request_id(incoming).unwrap_or_else(|| app.ids.request_id());
-    let response =
-        error_response(&err, &request_id).with_header("X-Request-Id", request_id.clone());
+/// Turns an outcome into the response (the error envelope for an `Err`), with `X-Request-Id`,
+/// and records it: metrics and the one log line. `(route, workspace)` are for those.
+fn answer(
+    app: &App,
+    incoming: &Incoming,
+    started: Instant,
+    request_id: &str,
+    (route, workspace): (&'static str, Option<&str>),
+    result: Result<ApiResponse, AppError>,
+    close: bool,
+) -> Outgoing {
+    let (response, error) = match result {
+        Ok(response) => (response, None),
+        Err(err) => (error_response(&err, request_id), Some(err)),
+    };
+    let response = response.with_header("X-Request-Id", request_id.to_owned());
+    let method = incoming.method.as_str();
+    app.metrics
+        .record_request(route, method, response.status, started.elapsed());
     log_request(&RequestLine {
-        request_id: &request_id,
-        method: incoming.method.as_str(),
-        route: "-",
+        request_id,
+        method,
+        route,
         path: incoming.uri.path(),
-        workspace: None,
+        workspace,
         status: response.status,
         started,
-        error: Some(&err),
+        error: error.as_ref(),
     });
-    Outgoing {
-        response,
-        close: true,
-    }
+    Outgoing { response, close }
 }
 
 /// Finds and runs the handler. Returns, for the log, the matched route template (`-` when none)

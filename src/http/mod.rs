@@ -46,7 +46,8 @@ pub struct HttpServer {
     /// Tells the I/O thread to stop accepting and to close connections once idle.
     stop_edge: Option<tokio::sync::watch::Sender<bool>>,
     io_thread: Option<JoinHandle<()>>,
-    io_finished: mpsc::Receiver<()>,
+    /// Whether every connection finished its request in time, once the I/O thread is done.
+    io_finished: mpsc::Receiver<bool>,
     workers: Vec<JoinHandle<()>>,
     shutdown_timeout: Duration,
 }
@@ -104,21 +105,16 @@ pub fn start(app: Arc<App>, router: Router) -> Result<HttpServer, StartupError> 
             .map_err(|err| cannot_listen(&err))?;
         tokio::net::TcpListener::from_std(listener).map_err(|err| cannot_listen(&err))?
     };
-    let metrics_app = Arc::clone(&app);
+    let edge_app = Arc::clone(&app);
     let io_thread = spawn(
         "http-io".to_owned(),
         Box::new(move || {
-            runtime.block_on(edge::serve(
-                listener,
-                settings,
-                job_tx,
-                stop_rx,
-                metrics_app,
-            ));
+            let drained =
+                runtime.block_on(edge::serve(listener, settings, job_tx, stop_rx, edge_app));
             // Dropping the runtime here closes whatever connections are still open (only after
             // the shutdown timeout passed with requests in flight).
             drop(runtime);
-            let _ = finished_tx.send(());
+            let _ = finished_tx.send(drained);
         }),
     )?;
     Ok(HttpServer {
@@ -155,14 +151,14 @@ impl HttpServer {
         // a runtime that is slow to wind down.
         let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(1);
         let outcome = match self.io_finished.recv_timeout(left) {
-            Ok(()) => {
+            Ok(drained) => {
                 if let Some(io_thread) = self.io_thread.take() {
                     let _ = io_thread.join();
                 }
-                if Instant::now() > deadline {
-                    ShutdownOutcome::TimedOut
-                } else {
+                if drained {
                     ShutdownOutcome::Drained
+                } else {
+                    ShutdownOutcome::TimedOut
                 }
             }
             Err(_) => ShutdownOutcome::TimedOut,
