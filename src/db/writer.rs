@@ -18,7 +18,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::Connection;
 
-use super::run_cached as run;
+use super::run_cached;
 use crate::error::AppError;
 
 /// Most closures one transaction carries before it commits regardless of who is waiting.
@@ -128,7 +128,7 @@ impl Writer {
                     session.conn.execute_batch("ROLLBACK")?;
                 }
                 // Alone at the start of a transaction: a failure here concerns only this caller.
-                run(&session.conn, "BEGIN IMMEDIATE")?;
+                run_cached(&session.conn, "BEGIN IMMEDIATE")?;
                 let epoch = session.next_epoch;
                 session.next_epoch += 1;
                 epoch
@@ -154,7 +154,7 @@ impl Writer {
             // A closure ended the transaction itself: what was kept is unknown.
             Some("the transaction ended inside a closure".to_owned())
         } else if intact {
-            match run(&session.conn, "COMMIT") {
+            match run_cached(&session.conn, "COMMIT") {
                 Ok(()) => None,
                 Err(err) => Some(format!("commit failed: {err}")),
             }
@@ -203,14 +203,15 @@ fn run_in_savepoint<T>(
     conn: &Connection,
     body: impl FnOnce(&Connection) -> Result<T, AppError>,
 ) -> (Caught<T>, bool) {
-    if let Err(err) = run(conn, "SAVEPOINT write_call") {
+    if let Err(err) = run_cached(conn, "SAVEPOINT write_call") {
         return (Ok(Err(err.into())), false);
     }
     let result = panic::catch_unwind(AssertUnwindSafe(|| body(conn)));
     let intact = if matches!(result, Ok(Ok(_))) {
-        run(conn, "RELEASE write_call").is_ok()
+        run_cached(conn, "RELEASE write_call").is_ok()
     } else {
-        run(conn, "ROLLBACK TO write_call").is_ok() && run(conn, "RELEASE write_call").is_ok()
+        run_cached(conn, "ROLLBACK TO write_call").is_ok()
+            && run_cached(conn, "RELEASE write_call").is_ok()
     };
     (result, intact)
 }

@@ -27,6 +27,7 @@ use rusqlite::Connection;
 use crate::billing;
 use crate::billing::catalog::Catalog;
 use crate::clock::{Timestamp, format_timestamp};
+use crate::db::run_cached;
 use crate::delivery::providers::http::HttpClient;
 use crate::error::AppError;
 use crate::ids::Ids;
@@ -248,14 +249,15 @@ fn fulfil(
     let provider = session.provider.as_deref().unwrap_or("provider");
     let reason = match &session.plan_code {
         Some(plan_code) => {
-            conn.execute_batch("SAVEPOINT activate_plan")?;
+            run_cached(conn, "SAVEPOINT activate_plan")?;
             match billing::activate_plan(conn, catalog, &session.workspace_id, plan_code, now) {
                 Ok(_) => {
-                    conn.execute_batch("RELEASE activate_plan")?;
+                    run_cached(conn, "RELEASE activate_plan")?;
                     return Ok(());
                 }
                 Err(error) => {
-                    conn.execute_batch("ROLLBACK TO activate_plan; RELEASE activate_plan")?;
+                    run_cached(conn, "ROLLBACK TO activate_plan")?;
+                    run_cached(conn, "RELEASE activate_plan")?;
                     format!(
                         "plan {plan_code} paid via {provider} but not activated: {}",
                         error.public_message()
