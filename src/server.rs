@@ -10,9 +10,9 @@ use crate::config::Config;
 use crate::db::{Db, DbSettings};
 use crate::delivery::dispatcher::{self, Delivery};
 use crate::error::StartupError;
-use crate::http::{self, HttpServer, ShutdownOutcome, router::Router};
 use crate::ids::RandomSource;
 use crate::janitor::{self, Janitor};
+use crate::web::{self, HttpServer, ShutdownOutcome, router::Router};
 
 /// What `start` needs besides the configuration: the sources of time and randomness, and the
 /// route table (tests may add routes).
@@ -41,7 +41,7 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
     let db = Db::open(&DbSettings::from_config(&config))?;
     let app = Arc::new(App::new(config, db, runtime.clock, runtime.random)?);
     let delivery = dispatcher::start(Arc::clone(&app))?;
-    let http = http::start(Arc::clone(&app), runtime.router)?;
+    let http = web::start(Arc::clone(&app), runtime.router)?;
     let janitor = janitor::start(Arc::clone(&app))?;
     Ok(RunningServer {
         app,

@@ -4,7 +4,6 @@
 //! can never create keys. Keys are stored as SHA-256 hashes: the full key exists only in the
 //! response that created it.
 
-pub mod http;
 pub mod store;
 
 use chrono::Duration;

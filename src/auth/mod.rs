@@ -4,7 +4,6 @@
 //! Domain functions here take a `&Connection` inside the caller's transaction and plain values;
 //! password hashing (slow on purpose) is done by the caller before the transaction opens.
 
-pub mod http;
 pub mod key_format;
 pub mod password;
 pub mod principal;

@@ -8,7 +8,6 @@
 //! balance and is what moves it, and a reference is refunded at most once.
 
 pub mod catalog;
-pub mod http;
 pub mod plans;
 pub mod pricing;
 pub mod sender;
@@ -305,6 +304,35 @@ pub fn activate_plan(
         Some(&format_timestamp(end)),
     )?;
     Ok(end)
+}
+
+/// An operator's adjustment (the admin endpoint and `crier admin adjust-wallet`): one
+/// `adjustment` ledger row with its reason, never below zero. Returns the row and the account as
+/// it now stands. Must run inside the caller's write transaction.
+pub fn adjust_wallet(
+    conn: &Connection,
+    ids: &Ids,
+    workspace_id: &str,
+    amount_minor: i64,
+    reason: &str,
+    actor: Option<&str>,
+    now: Timestamp,
+) -> Result<(store::LedgerEntry, store::BillingAccount), AppError> {
+    store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
+    let reference = ids.new_id("adj");
+    let entry_id = move_wallet(
+        conn,
+        ids,
+        workspace_id,
+        "adjustment",
+        amount_minor,
+        (&reference, actor, Some(reason)),
+        now,
+    )?;
+    let entry = store::find_ledger_entry(conn, &entry_id)?
+        .ok_or_else(|| AppError::internal("ledger entry vanished"))?;
+    let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
+    Ok((entry, account))
 }
 
 /// Credits (positive) or debits (negative) the wallet by `amount_minor` with one ledger row of

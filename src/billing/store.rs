@@ -200,56 +200,66 @@ pub fn append_ledger(conn: &Connection, entry: &NewLedgerEntry<'_>) -> Result<()
     Ok(())
 }
 
-/// Ledger rows of a workspace as API views, newest first (append order: rows written in the
-/// same millisecond keep their order); `before` is the last id of the previous page.
+/// One row of a workspace's wallet ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub id: String,
+    pub kind: String,
+    pub amount_minor: i64,
+    pub balance_after_minor: i64,
+    pub currency: String,
+    pub reference: String,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    pub created_at: String,
+}
+
+const LEDGER_COLUMNS: &str =
+    "id, kind, amount_minor, balance_after_minor, currency, reference, actor, reason, created_at";
+
+/// Ledger rows of a workspace, newest first (append order: rows written in the same millisecond
+/// keep their order); `before` is the last id of the previous page.
 pub fn list_ledger(
     conn: &Connection,
     workspace_id: &str,
     before: Option<&str>,
     limit: usize,
-) -> Result<Vec<serde_json::Value>, AppError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, kind, amount_minor, balance_after_minor, currency, reference, actor, reason,
-                created_at
+) -> Result<Vec<LedgerEntry>, AppError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {LEDGER_COLUMNS}
          FROM wallet_ledger
          WHERE workspace_id = :workspace_id
            AND (:before IS NULL OR rowid < (SELECT rowid FROM wallet_ledger WHERE id = :before))
-         ORDER BY rowid DESC LIMIT :limit",
-    )?;
+         ORDER BY rowid DESC LIMIT :limit"
+    ))?;
     let rows = stmt.query_map(
         named_params! { ":workspace_id": workspace_id, ":before": before, ":limit": limit as i64 },
-        ledger_view,
+        ledger_entry,
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn find_ledger_entry(
-    conn: &Connection,
-    id: &str,
-) -> Result<Option<serde_json::Value>, AppError> {
+pub fn find_ledger_entry(conn: &Connection, id: &str) -> Result<Option<LedgerEntry>, AppError> {
     Ok(conn
-        .prepare_cached(
-            "SELECT id, kind, amount_minor, balance_after_minor, currency, reference, actor, reason,
-                    created_at
-             FROM wallet_ledger WHERE id = ?1",
-        )?
-        .query_row([id], ledger_view)
+        .prepare_cached(&format!(
+            "SELECT {LEDGER_COLUMNS} FROM wallet_ledger WHERE id = ?1"
+        ))?
+        .query_row([id], ledger_entry)
         .optional()?)
 }
 
-/// A ledger row (columns in `list_ledger` order) as its API view.
-fn ledger_view(row: &rusqlite::Row<'_>) -> rusqlite::Result<serde_json::Value> {
-    let currency: String = row.get(4)?;
-    Ok(serde_json::json!({
-        "id": row.get::<_, String>(0)?,
-        "kind": row.get::<_, String>(1)?,
-        "amount": { "amount_minor": row.get::<_, i64>(2)?, "currency": currency },
-        "balance_after": { "amount_minor": row.get::<_, i64>(3)?, "currency": currency },
-        "reference": row.get::<_, String>(5)?,
-        "actor": row.get::<_, Option<String>>(6)?,
-        "reason": row.get::<_, Option<String>>(7)?,
-        "created_at": row.get::<_, String>(8)?,
-    }))
+fn ledger_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
+    Ok(LedgerEntry {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        amount_minor: row.get(2)?,
+        balance_after_minor: row.get(3)?,
+        currency: row.get(4)?,
+        reference: row.get(5)?,
+        actor: row.get(6)?,
+        reason: row.get(7)?,
+        created_at: row.get(8)?,
+    })
 }
 
 /// What a reservation took.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::api_keys::{self, NewApiKey};
 use crate::app::App;
-use crate::auth::http::hash_for_storage;
 use crate::auth::key_format::{Mode, Scope};
+use crate::auth::password::hash_password;
 use crate::auth::principal::Role;
 use crate::auth::{self, NewUser};
 use crate::cli::{AdjustWalletArgs, CreateApiKeyArgs, CreateUserArgs};
@@ -78,7 +78,7 @@ pub fn create_user(config: Config, args: CreateUserArgs) -> i32 {
         Ok(app) => app,
         Err(err) => return fail(&err),
     };
-    let password_hash = hash_for_storage(&app, &password);
+    let password_hash = hash_password(&password, app.config.password_iterations, &app.ids);
     let now = app.clock.now();
     let outcome = app.db.write(|conn| {
         let new_user = NewUser {
@@ -227,9 +227,9 @@ pub fn adjust_wallet(config: Config, args: AdjustWalletArgs) -> i32 {
     };
     let now = app.clock.now();
     let outcome = app.db.write(|conn| {
-        crate::billing::http::adjust_wallet_in(
+        crate::billing::adjust_wallet(
             conn,
-            &app,
+            &app.ids,
             &args.workspace,
             args.amount_minor,
             &reason,
@@ -242,7 +242,7 @@ pub fn adjust_wallet(config: Config, args: AdjustWalletArgs) -> i32 {
             if args.json {
                 let out = serde_json::json!({
                     "workspace_id": account.workspace_id, "balance_minor": account.wallet_balance_minor,
-                    "currency": account.wallet_currency, "ledger_entry_id": entry["id"],
+                    "currency": account.wallet_currency, "ledger_entry_id": entry.id,
                 });
                 println!("{out}");
             } else {

@@ -14,10 +14,10 @@ use crate::config::Config;
 use crate::db::{self, DbSettings, backup};
 use crate::doctor;
 use crate::error::StartupError;
-use crate::http::ShutdownOutcome;
-use crate::http::router::Router;
 use crate::ids::SystemRandomSource;
 use crate::server::{self, Runtime};
+use crate::web::ShutdownOutcome;
+use crate::web::router::Router;
 
 /// Success.
 pub const EXIT_OK: i32 = 0;

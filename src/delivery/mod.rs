@@ -11,7 +11,6 @@
 
 pub mod dispatcher;
 pub mod providers;
-pub mod receipts;
 pub mod settings;
 
 use std::time::Duration;

@@ -14,7 +14,6 @@
 mod adapter;
 pub mod flow;
 pub mod flutterwave;
-pub mod http;
 pub mod provider;
 pub mod settings;
 pub mod store;

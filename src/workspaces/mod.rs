@@ -5,7 +5,6 @@
 //! demoted. Everything is scoped to the caller's workspace: another workspace's member or
 //! invitation is `not_found`.
 
-pub mod http;
 pub mod store;
 
 use chrono::Duration;

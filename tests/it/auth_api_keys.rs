@@ -10,12 +10,12 @@ use serde_json::{Value, json};
 use crate::auth_fixtures::{Console, EPOCH, add_member, bearer, count, create_key, setup};
 use crate::harness::{TestServer, logs};
 use crier::app::App;
-use crier::auth::http::authenticate_request;
 use crier::auth::key_format::Scope;
 use crier::error::AppError;
-use crier::http::request::Request;
-use crier::http::response::ApiResponse;
-use crier::http::router::{Method, Route, Router};
+use crier::web::auth::authenticate_request;
+use crier::web::request::Request;
+use crier::web::response::ApiResponse;
+use crier::web::router::{Method, Route, Router};
 
 /// A stand-in for the first scoped endpoints: answers 200 to a caller allowed `messages:send`.
 fn needs_messages_send(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {

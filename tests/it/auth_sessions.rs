@@ -8,7 +8,7 @@ use crate::auth_fixtures::{
     setup, setup_body, try_login, without_request_id,
 };
 use crate::harness::{TestResponse, TestServer, send_raw};
-use crier::http::router::Router;
+use crier::web::router::Router;
 
 fn setup_required(server: &TestServer) -> bool {
     let response = server.get("/v1/setup");
@@ -75,7 +75,7 @@ fn setup_creates_the_instance_admin_owner_and_logs_them_in() {
 fn setup_cookie_is_secure_behind_an_https_public_url() {
     let server = TestServer::start_with(
         |config| config.public_url = "https://crier.example.com".to_owned(),
-        crier::http::router::Router::standard(),
+        crier::web::router::Router::standard(),
     );
     let response = server.post_json("/v1/setup", &setup_body().to_string());
     assert_eq!(response.status, 201, "{}", response.text());

@@ -13,7 +13,7 @@ use crate::sending::{Sender, sms};
 use crier::clock::Clock;
 use crier::config::{Config, Secret};
 use crier::delivery::settings::{SmsProviderName, TwilioSettings, WebhookSettings};
-use crier::http::router::Router;
+use crier::web::router::Router;
 
 const RECEIPT_TOKEN: &str = "receipt-token-0123456789";
 

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use crier::app::App;
 use crier::error::AppError;
-use crier::http::request::Request;
-use crier::http::response::ApiResponse;
-use crier::http::router::{Method, Route, Router};
+use crier::web::request::Request;
+use crier::web::response::ApiResponse;
+use crier::web::router::{Method, Route, Router};
 
 use crate::harness::{TestServer, open_connection, read_head, read_response, send_raw};
 

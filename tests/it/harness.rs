@@ -11,9 +11,9 @@ use std::time::Duration;
 use chrono::TimeZone;
 use crier::clock::ManualClock;
 use crier::config::Config;
-use crier::http::router::Router;
 use crier::ids::SeededRandom;
 use crier::server::{self, RunningServer, Runtime};
+use crier::web::router::Router;
 
 static NEXT_SEED: AtomicU64 = AtomicU64::new(1);
 
@@ -108,7 +108,7 @@ impl TestServer {
     }
 
     /// Stops the server gracefully and reports how it went.
-    pub fn shutdown(mut self) -> crier::http::ShutdownOutcome {
+    pub fn shutdown(mut self) -> crier::web::ShutdownOutcome {
         self.running.take().unwrap().shutdown()
     }
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crier::app::App;
 use crier::error::{AppError, FieldErrors};
-use crier::http::request::Request;
-use crier::http::response::ApiResponse;
-use crier::http::router::{Method, Route, Router};
+use crier::web::request::Request;
+use crier::web::response::ApiResponse;
+use crier::web::router::{Method, Route, Router};
 use serde::Deserialize;
 
 use crate::harness::{TestServer, logs, open_connection, read_head, read_response, send_raw};

@@ -13,15 +13,15 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crier::app::App;
-use crier::auth::http::authenticate_request;
 use crier::clock::Clock;
 use crier::config::Synchronous;
 use crier::db::{Db, DbSettings};
 use crier::error::AppError;
-use crier::http::request::Request;
-use crier::http::response::ApiResponse;
-use crier::http::router::{Method, Route, Router};
-use crier::idempotency::{self, Per, Requirement};
+use crier::web::auth::authenticate_request;
+use crier::web::idempotency::{self, Per, Requirement};
+use crier::web::request::Request;
+use crier::web::response::ApiResponse;
+use crier::web::router::{Method, Route, Router};
 use serde_json::{Value, json};
 
 use crate::auth_fixtures::{Console, add_member, count, create_key, setup};
@@ -899,7 +899,7 @@ fn records_are_swept_after_the_retention_and_the_key_then_runs_anew() {
     assert_fresh(&early, 201);
     server.clock.advance(chrono::Duration::hours(23));
     assert_eq!(
-        idempotency::sweep_expired(&db, server.clock.now()).unwrap(),
+        crier::idempotency::sweep_expired(&db, server.clock.now()).unwrap(),
         0
     );
     assert_eq!(stored_keys(&server), vec!["early".to_owned()]);
@@ -908,7 +908,7 @@ fn records_are_swept_after_the_retention_and_the_key_then_runs_anew() {
     assert_fresh(&late, 201);
     server.clock.advance(chrono::Duration::hours(2));
     assert_eq!(
-        idempotency::sweep_expired(&db, server.clock.now()).unwrap(),
+        crier::idempotency::sweep_expired(&db, server.clock.now()).unwrap(),
         1
     );
     assert_eq!(stored_keys(&server), vec!["late".to_owned()]);

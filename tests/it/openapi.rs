@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use crier::http::router::Router;
+use crier::web::router::Router;
 
 use crate::harness::TestServer;
 
@@ -57,7 +57,7 @@ fn openapi_document_lists_exactly_the_routes_that_exist() {
 #[test]
 fn every_operation_has_a_unique_id_and_responses() {
     let document: serde_json::Value =
-        serde_json::from_str(crier::http::system::OPENAPI_JSON).unwrap();
+        serde_json::from_str(crier::web::system::OPENAPI_JSON).unwrap();
     let mut ids = BTreeSet::new();
     for (path, operations) in document["paths"].as_object().unwrap() {
         let operations = operations.as_object().unwrap().iter();
@@ -81,7 +81,7 @@ fn every_operation_has_a_unique_id_and_responses() {
 #[test]
 fn every_documented_reference_resolves() {
     let document: serde_json::Value =
-        serde_json::from_str(crier::http::system::OPENAPI_JSON).unwrap();
+        serde_json::from_str(crier::web::system::OPENAPI_JSON).unwrap();
     let mut refs = Vec::new();
     collect_refs(&document, &mut refs);
     assert!(!refs.is_empty());

@@ -11,8 +11,8 @@ use crate::auth_fixtures::{Console, count, setup};
 use crate::fake_http::{FakeHttp, Recorded, Reply};
 use crate::harness::{TestResponse, TestServer, test_epoch};
 use crier::config::{Config, Secret};
-use crier::http::router::Router;
 use crier::payments::provider::ProviderName;
+use crier::web::router::Router;
 
 const FLW_HASH: &str = "flw-webhook-hash";
 const STRIPE_SECRET: &str = "whsec_test_secret";

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crier::clock::format_timestamp;
-use crier::http::router::Router;
+use crier::web::router::Router;
 use rusqlite::TransactionBehavior;
 
 use crate::harness::{TestServer, test_epoch};

@@ -430,7 +430,7 @@ fn messages_are_listed_newest_first_with_filters_and_a_cursor() {
 fn concurrent_sends_never_spend_more_than_the_wallet_holds() {
     let server = TestServer::start_with(
         |config| config.workers = std::num::NonZeroUsize::new(16).unwrap(),
-        crier::http::router::Router::standard(),
+        crier::web::router::Router::standard(),
     );
     let sender = Sender::new(&server, "live");
     sender.credit(2500); // exactly 100 one-segment SMS at 25

@@ -4,7 +4,6 @@
 use serde::Deserialize;
 
 use crate::app::App;
-use crate::auth::http::authenticate_request;
 use crate::auth::key_format::Scope;
 use crate::auth::principal::{Principal, Role, SessionPrincipal};
 use crate::billing::catalog::Plan;
@@ -14,11 +13,12 @@ use crate::billing::sender::{self, Subject, VerificationRequest};
 use crate::billing::{self, Channel, store};
 use crate::clock::{format_timestamp, parse_timestamp};
 use crate::error::{AppError, FieldErrors};
-use crate::http::request::Request;
-use crate::http::response::ApiResponse;
-use crate::idempotency::{self, Per, Requirement};
 use crate::money::Money;
 use crate::validate;
+use crate::web::auth::authenticate_request;
+use crate::web::idempotency::{self, Per, Requirement};
+use crate::web::request::Request;
+use crate::web::response::ApiResponse;
 
 /// The largest single adjustment, either way (1e12 minor units): far beyond any real wallet, far
 /// below where arithmetic could overflow.
@@ -138,11 +138,7 @@ pub fn list_ledger(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, 
     let entries = app.db.read(|conn| {
         store::list_ledger(conn, &workspace_id, page.cursor.as_deref(), page.fetch())
     })?;
-    page.respond(
-        entries,
-        |entry| entry["id"].as_str().unwrap_or_default(),
-        serde_json::Value::clone,
-    )
+    page.respond(entries, |entry| entry.id.as_str(), ledger_view)
 }
 
 /// `GET /v1/billing/plans`: the catalog.
@@ -404,9 +400,9 @@ pub fn adjust_wallet(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
         &principal,
         (Requirement::Optional, Per::User),
         |conn| {
-            let (entry, account) = adjust_wallet_in(
+            let (entry, account) = billing::adjust_wallet(
                 conn,
-                app,
+                &app.ids,
                 &workspace_id,
                 body.amount_minor,
                 &reason,
@@ -416,38 +412,24 @@ pub fn adjust_wallet(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
             let balance = Money::new(account.wallet_balance_minor, &account.wallet_currency);
             ApiResponse::json(
                 201,
-                &serde_json::json!({ "ledger_entry": entry, "balance": balance }),
+                &serde_json::json!({ "ledger_entry": ledger_view(&entry), "balance": balance }),
             )
         },
     )
 }
 
-/// The adjustment itself, shared by the endpoint and `crier admin adjust-wallet`: one ledger row,
-/// returned with the account as it now stands.
-pub fn adjust_wallet_in(
-    conn: &rusqlite::Connection,
-    app: &App,
-    workspace_id: &str,
-    amount_minor: i64,
-    reason: &str,
-    actor: Option<&str>,
-    now: crate::clock::Timestamp,
-) -> Result<(serde_json::Value, store::BillingAccount), AppError> {
-    store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
-    let reference = app.ids.new_id("adj");
-    let entry_id = billing::move_wallet(
-        conn,
-        &app.ids,
-        workspace_id,
-        "adjustment",
-        amount_minor,
-        (&reference, actor, Some(reason)),
-        now,
-    )?;
-    let entry = store::find_ledger_entry(conn, &entry_id)?
-        .ok_or_else(|| AppError::internal("ledger entry vanished"))?;
-    let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
-    Ok((entry, account))
+/// A ledger row as the API shows it.
+pub fn ledger_view(entry: &store::LedgerEntry) -> serde_json::Value {
+    serde_json::json!({
+        "id": entry.id,
+        "kind": entry.kind,
+        "amount": Money::new(entry.amount_minor, &entry.currency),
+        "balance_after": Money::new(entry.balance_after_minor, &entry.currency),
+        "reference": entry.reference,
+        "actor": entry.actor,
+        "reason": entry.reason,
+        "created_at": entry.created_at,
+    })
 }
 
 #[derive(Deserialize)]

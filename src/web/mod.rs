@@ -17,12 +17,20 @@
 //! connections close at once), answers requests that were queued but not started with 503, and
 //! waits for all of it up to the configured timeout.
 
+pub mod api_keys;
+pub mod auth;
+pub mod billing;
 mod edge;
 mod exchange;
+pub mod idempotency;
+pub mod messages;
+pub mod payments;
+pub mod receipts;
 pub mod request;
 pub mod response;
 pub mod router;
 pub mod system;
+pub mod workspaces;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};

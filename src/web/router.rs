@@ -6,9 +6,9 @@
 
 use crate::app::App;
 use crate::error::AppError;
-use crate::http::request::Request;
-use crate::http::response::ApiResponse;
-use crate::http::system;
+use crate::web::request::Request;
+use crate::web::response::ApiResponse;
+use crate::web::system;
 
 /// The HTTP methods the API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,12 +100,8 @@ pub struct Router {
 impl Router {
     /// Every endpoint crier serves.
     pub fn standard() -> Router {
-        use crate::api_keys::http as keys;
-        use crate::auth::http as auth;
-        use crate::billing::http as billing;
-        use crate::messages::http as messages;
-        use crate::payments::http as payments;
-        use crate::workspaces::http as workspaces;
+        use crate::web::api_keys as keys;
+        use crate::web::{auth, billing, messages, payments, receipts, workspaces};
         use Method::{Delete, Get, Patch, Post, Put};
         Router {
             routes: vec![
@@ -194,7 +190,7 @@ impl Router {
                 Route::new(
                     Post,
                     "/v1/webhooks/sms/{provider}",
-                    crate::delivery::receipts::receive_receipts,
+                    receipts::receive_receipts,
                 ),
                 // Billing.
                 Route::new(Get, "/v1/billing", billing::show_billing),

@@ -46,7 +46,7 @@ use tokio::task::JoinSet;
 
 use crate::app::App;
 use crate::config::Config;
-use crate::http::exchange::{self, Incoming, Job, Outgoing, RequestBody, Unread};
+use crate::web::exchange::{self, Incoming, Job, Outgoing, RequestBody, Unread};
 
 /// The most body crier reads just to throw it away, so that a keep-alive connection stays in
 /// step after a chunked body over the limit. Beyond it the connection is closed instead.

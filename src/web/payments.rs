@@ -3,20 +3,20 @@
 use serde::Deserialize;
 
 use crate::app::App;
-use crate::auth::http::authenticate_request;
 use crate::auth::key_format::Scope;
 use crate::auth::principal::Principal;
 use crate::billing;
 use crate::clock::parse_timestamp;
 use crate::error::{AppError, FieldErrors};
-use crate::http::request::Request;
-use crate::http::response::ApiResponse;
-use crate::idempotency::{self, Per, Requirement};
 use crate::money::Money;
 use crate::payments::flow::{self, Buyer, Purchase};
 use crate::payments::provider::ProviderName;
 use crate::payments::store::{self, SessionRow, TransactionRow};
 use crate::payments::{Applied, is_terminal};
+use crate::web::auth::authenticate_request;
+use crate::web::idempotency::{self, Per, Requirement};
+use crate::web::request::Request;
+use crate::web::response::ApiResponse;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,19 +3,19 @@
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::auth::http::{
-    CSRF_HEADER, UserView, authenticate_request, hash_for_storage, session_from_cookie,
-    signed_in_response,
-};
 use crate::auth::principal::{Principal, Role};
 use crate::auth::store::User;
 use crate::auth::{self, NewUser, OpenedSession, SignedIn, secrets, store as auth_store};
 use crate::clock::format_timestamp;
 use crate::error::{AppError, FieldErrors};
-use crate::http::request::Request;
-use crate::http::response::{ApiResponse, JSON};
-use crate::idempotency::{self, Per, Requirement};
 use crate::validate;
+use crate::web::auth::{
+    CSRF_HEADER, UserView, authenticate_request, hash_for_storage, session_from_cookie,
+    signed_in_response,
+};
+use crate::web::idempotency::{self, Per, Requirement};
+use crate::web::request::Request;
+use crate::web::response::{ApiResponse, JSON};
 use crate::workspaces;
 use crate::workspaces::store::{self, Invitation, Member, Workspace};
 

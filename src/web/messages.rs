@@ -2,19 +2,19 @@
 //! call one domain function inside one transaction.
 
 use crate::app::App;
-use crate::auth::http::authenticate_request;
 use crate::auth::key_format::{Mode, Scope};
 use crate::auth::principal::Principal;
 use crate::billing::{self, Charging, sender};
 use crate::clock::{format_timestamp, parse_timestamp};
 use crate::error::AppError;
-use crate::http::request::Request;
-use crate::http::response::ApiResponse;
-use crate::idempotency::{self, Per, Requirement};
 use crate::messages::compose::{SendBody, compose};
 use crate::messages::store::{self, MessageFilter};
 use crate::messages::{self as domain, Origin, message_view};
 use crate::money::Money;
+use crate::web::auth::authenticate_request;
+use crate::web::idempotency::{self, Per, Requirement};
+use crate::web::request::Request;
+use crate::web::response::ApiResponse;
 
 fn charging_of(principal: &Principal) -> Charging {
     match principal {

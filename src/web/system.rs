@@ -4,8 +4,8 @@
 use crate::app::App;
 use crate::db;
 use crate::error::AppError;
-use crate::http::request::Request;
-use crate::http::response::{ApiResponse, HTML, JSON};
+use crate::web::request::Request;
+use crate::web::response::{ApiResponse, HTML, JSON};
 
 const INDEX_HTML: &str = include_str!("../../static/index.html");
 const DOCS_HTML: &str = include_str!("../../static/docs.html");

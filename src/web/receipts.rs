@@ -11,9 +11,9 @@ use crate::auth::secrets::constant_time_eq;
 use crate::clock::format_timestamp;
 use crate::delivery::{ReceiptRequest, ReceiptStatus};
 use crate::error::AppError;
-use crate::http::request::Request;
-use crate::http::response::ApiResponse;
 use crate::messages::store;
+use crate::web::request::Request;
+use crate::web::response::ApiResponse;
 
 pub fn receive_receipts(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let provider_name = request.param("provider").to_owned();

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::app::App;
 use crate::error::AppError;
-use crate::http::request::Request;
-use crate::http::response::{ApiResponse, error_response};
-use crate::http::router::{RouteMatch, Router};
+use crate::web::request::Request;
+use crate::web::response::{ApiResponse, error_response};
+use crate::web::router::{RouteMatch, Router};
 
 /// A request as the edge hands it to a worker: head and body, nothing left on the socket.
 pub struct Incoming {

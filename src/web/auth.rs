@@ -13,10 +13,10 @@ use crate::auth::secrets::constant_time_eq;
 use crate::auth::store::User;
 use crate::auth::{self, Credentials, NewUser, SignedIn, store};
 use crate::error::{AppError, FieldErrors};
-use crate::http::request::Request;
-use crate::http::response::ApiResponse;
 use crate::validate;
-use crate::workspaces::http::WorkspaceView;
+use crate::web::request::Request;
+use crate::web::response::ApiResponse;
+use crate::web::workspaces::WorkspaceView;
 use crate::workspaces::store as workspace_store;
 
 pub const SESSION_COOKIE: &str = "crier_session";
@@ -278,7 +278,7 @@ pub fn log_out(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppE
         Err(other) => return Err(other),
     }
     Ok(
-        ApiResponse::bytes(204, crate::http::response::JSON, Vec::new())
+        ApiResponse::bytes(204, crate::web::response::JSON, Vec::new())
             .with_header("Set-Cookie", cleared_cookie(app)),
     )
 }

@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use serde::de::DeserializeOwned;
 
 use crate::error::{AppError, FieldErrors};
-use crate::http::exchange::{Incoming, RequestBody};
-use crate::http::router::Method;
+use crate::web::exchange::{Incoming, RequestBody};
+use crate::web::router::Method;
 
 pub struct Request<'a> {
     incoming: &'a Incoming,
@@ -240,7 +240,7 @@ impl PageRequest {
         mut rows: Vec<R>,
         id_of: impl Fn(&R) -> &str,
         view: impl Fn(&R) -> V,
-    ) -> Result<crate::http::response::ApiResponse, AppError> {
+    ) -> Result<crate::web::response::ApiResponse, AppError> {
         let next_cursor = if rows.len() > self.limit {
             rows.truncate(self.limit);
             rows.last().map(|row| id_of(row).to_owned())
@@ -248,7 +248,7 @@ impl PageRequest {
             None
         };
         let data: Vec<V> = rows.iter().map(view).collect();
-        crate::http::response::ApiResponse::json(
+        crate::web::response::ApiResponse::json(
             200,
             &serde_json::json!({ "data": data, "next_cursor": next_cursor }),
         )

@@ -1,0 +1,434 @@
+//! Idempotency-Key (SPEC §4): retries over a bad network never repeat an effect.
+//!
+//! A POST handler opts in with one call, after authenticating and validating its input:
+//! - `in_transaction` for operations that are one database transaction (sends, launches): the
+//!   record, the effect and the stored response commit together in one `BEGIN IMMEDIATE`, so
+//!   concurrent duplicates serialise on the write lock and the loser replays the winner; a crash
+//!   leaves all or nothing.
+//! - `leased` for operations that call a provider: the record is taken in flight with a lease,
+//!   the call runs with no transaction open, the outcome is stored after. A duplicate during the
+//!   lease gets 409 `idempotency_key_in_use`; after the lease expires a retry takes over.
+//!
+//! Stored: 2xx and 4xx outcomes of the operation. Never stored: 5xx (the retry runs again), and
+//! validation failures from before the operation started (the handler returns those before
+//! calling in here). Records are kept for the configured retention, then `sweep_expired` deletes
+//! them. Responses that carry a secret shown once (API keys, invitation tokens) must not use
+//! this layer: the secret would be stored.
+
+use ring::digest;
+use rusqlite::Connection;
+
+use crate::app::App;
+use crate::auth::principal::Principal;
+use crate::clock::{Timestamp, format_timestamp};
+use crate::db::run_cached;
+use crate::error::AppError;
+use crate::idempotency::store::{self, Record, RecordScope, RecordState};
+use crate::web::request::Request;
+use crate::web::response::{ApiResponse, error_response};
+
+pub const HEADER: &str = "Idempotency-Key";
+pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
+const MAX_KEY_LEN: usize = 255;
+
+/// Whether an endpoint insists on a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    Optional,
+    /// Missing → 400 `idempotency_key_required`.
+    Required,
+}
+
+/// What a key is unique within, besides the API key or user that sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Per {
+    /// The workspace the request acts in (sends, launches, payments): the same key in another
+    /// workspace is another request.
+    Workspace,
+    /// The user alone, for operations that are not about the active workspace (creating or
+    /// switching workspaces), so switching workspaces between retries cannot change the scope.
+    User,
+}
+
+/// Parses the header value: 1–255 visible ASCII characters, or the same as a quoted
+/// structured-field string (`"abc"`, with `\"` and `\\` escapes), which is unquoted.
+pub fn parse_key(value: &str) -> Result<String, AppError> {
+    let invalid = || {
+        AppError::BadRequest(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters (optionally quoted)."
+                .to_owned(),
+        )
+    };
+    let key = match value.strip_prefix('"') {
+        Some(quoted) => {
+            let inner = quoted.strip_suffix('"').ok_or_else(invalid)?;
+            let mut key = String::new();
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some(escaped @ ('"' | '\\')) => key.push(escaped),
+                        _ => return Err(invalid()),
+                    },
+                    '"' => return Err(invalid()),
+                    other => key.push(other),
+                }
+            }
+            key
+        }
+        None => value.to_owned(),
+    };
+    let visible = key.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !visible {
+        return Err(invalid());
+    }
+    Ok(key)
+}
+
+/// The key of this request, if any, with the endpoint's requirement applied.
+fn key_of(request: &Request<'_>, requirement: Requirement) -> Result<Option<String>, AppError> {
+    if request.header_count(HEADER) > 1 {
+        return Err(AppError::InvalidIdempotencyKey(
+            "Send one Idempotency-Key header, not several.".to_owned(),
+        ));
+    }
+    match request.header(HEADER) {
+        Some(value) => parse_key(value).map(Some).map_err(|err| match err {
+            AppError::BadRequest(message) => AppError::InvalidIdempotencyKey(message),
+            other => other,
+        }),
+        None if requirement == Requirement::Required => Err(AppError::IdempotencyKeyRequired),
+        None => Ok(None),
+    }
+}
+
+/// SHA-256 over the method, the path with its query string, and the canonical body: JSON
+/// re-serialised with sorted keys (serde_json's map is ordered), so whitespace and key order do
+/// not matter. A body that is not JSON counts byte for byte.
+pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> Vec<u8> {
+    let canonical = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| serde_json::to_vec(&value).ok())
+        .unwrap_or_else(|| body.to_vec());
+    let mut context = digest::Context::new(&digest::SHA256);
+    for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", &canonical] {
+        context.update(part);
+    }
+    context.finish().as_ref().to_vec()
+}
+
+/// Everything about this request the layer needs: where its record lives and what it asked.
+struct Attempt {
+    scope: RecordScope,
+    fingerprint: Vec<u8>,
+}
+
+fn attempt(
+    request: &mut Request<'_>,
+    principal: &Principal,
+    per: Per,
+    key: String,
+) -> Result<Attempt, AppError> {
+    let (actor_id, workspace_id) = match (principal, per) {
+        (Principal::ApiKey(api_key), _) => (api_key.key_id(), api_key.workspace_id()),
+        (Principal::Session(session), Per::Workspace) => (
+            session.user_id(),
+            session.active_workspace().map_or("", |(id, _)| id),
+        ),
+        (Principal::Session(session), Per::User) => (session.user_id(), ""),
+    };
+    let body = request.body_bytes()?;
+    let method = request.method().map_or("OTHER", |method| method.as_str());
+    let target = match request.query() {
+        "" => request.path().to_owned(),
+        query => format!("{}?{query}", request.path()),
+    };
+    Ok(Attempt {
+        scope: RecordScope {
+            workspace_id: workspace_id.to_owned(),
+            actor_id: actor_id.to_owned(),
+            key,
+        },
+        fingerprint: fingerprint(method, &target, &body),
+    })
+}
+
+impl Attempt {
+    /// A stable reference for this (scope, key), safe to hand a provider as its idempotency key:
+    /// it never collides across workspaces or callers and reveals nothing of the client's key.
+    fn provider_reference(&self) -> String {
+        let mut context = digest::Context::new(&digest::SHA256);
+        for part in [
+            &self.scope.workspace_id,
+            &self.scope.actor_id,
+            &self.scope.key,
+        ] {
+            context.update(part.as_bytes());
+            context.update(b"\n");
+        }
+        context
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+}
+
+/// What an existing record means for a new attempt.
+enum Existing {
+    Replay(ApiResponse),
+    /// An in-flight record whose lease ran out, or a record past its retention: the attempt
+    /// proceeds and overwrites it.
+    Absent,
+}
+
+fn judge(record: Record, fingerprint: &[u8], now: Timestamp) -> Result<Existing, AppError> {
+    // Past its retention the record is gone as far as clients can tell, swept or not.
+    if record.expires_at <= format_timestamp(now) {
+        return Ok(Existing::Absent);
+    }
+    if record.fingerprint != fingerprint {
+        return Err(AppError::IdempotencyKeyReused);
+    }
+    match record.state {
+        RecordState::Completed {
+            status,
+            content_type,
+            body,
+        } => Ok(Existing::Replay(replayed(status, &content_type, body))),
+        RecordState::InFlight {
+            lease_expires_at, ..
+        } => {
+            let expires = crate::clock::parse_timestamp(&lease_expires_at).unwrap_or(now);
+            if expires > now {
+                // Rounded up: retrying a moment early would just get another 409.
+                let millis = (expires - now).num_milliseconds().max(1) as u64;
+                let retry_after_secs = millis.div_ceil(1000);
+                Err(AppError::IdempotencyKeyInUse { retry_after_secs })
+            } else {
+                Ok(Existing::Absent)
+            }
+        }
+    }
+}
+
+fn replayed(status: u16, content_type: &str, body: Vec<u8>) -> ApiResponse {
+    // Our responses only use a few content types; an unknown stored one falls back to JSON.
+    let content_type = match content_type {
+        crate::web::response::HTML => crate::web::response::HTML,
+        _ => crate::web::response::JSON,
+    };
+    ApiResponse::bytes(status, content_type, body).with_header(REPLAYED_HEADER, "true")
+}
+
+/// The response to store and return for an operation's outcome, or the error to pass on
+/// unstored (5xx, and 429).
+fn storable(
+    outcome: Result<ApiResponse, AppError>,
+    request_id: &str,
+) -> Result<ApiResponse, AppError> {
+    match outcome {
+        Ok(response) if response.status < 500 => Ok(response),
+        Err(err) if err.status() < 500 => Ok(error_response(&err, request_id)),
+        Ok(response) => Err(AppError::Internal(format!(
+            "operation answered {} (not stored)",
+            response.status
+        ))),
+        Err(err) => Err(err),
+    }
+}
+
+/// The stored response for this request's key, if the operation already completed with the
+/// same request (and the usual 422 / 409 for a reused or in-flight key). For handlers that
+/// validate against the current state before `in_transaction`, to call when that validation
+/// refuses: a retry of a request that succeeded must get its replay, even if the same input would
+/// be refused now (a schedule time that has since passed). Read-only; `in_transaction` still
+/// decides under the write lock.
+pub fn replay_completed(
+    app: &App,
+    request: &mut Request<'_>,
+    principal: &Principal,
+    (requirement, per): (Requirement, Per),
+) -> Result<Option<ApiResponse>, AppError> {
+    let Some(key) = key_of(request, requirement)? else {
+        return Ok(None);
+    };
+    let attempt = attempt(request, principal, per, key)?;
+    let now = app.clock.now();
+    app.db.read(|conn| replay_of(conn, &attempt, now))
+}
+
+/// The stored response to replay for this attempt, if its key completed with the same request;
+/// 422 / 409 for a reused or in-flight key; `None` when the attempt may proceed.
+fn replay_of(
+    conn: &Connection,
+    attempt: &Attempt,
+    now: Timestamp,
+) -> Result<Option<ApiResponse>, AppError> {
+    match store::find_record(conn, &attempt.scope)? {
+        Some(record) => match judge(record, &attempt.fingerprint, now)? {
+            Existing::Replay(response) => Ok(Some(response)),
+            Existing::Absent => Ok(None),
+        },
+        None => Ok(None),
+    }
+}
+
+/// Runs `effect` exactly once per (scope, key): inside one write transaction with the record and
+/// the stored response. Without a key (and `Optional`), just runs `effect` in a transaction.
+pub fn in_transaction(
+    app: &App,
+    request: &mut Request<'_>,
+    principal: &Principal,
+    (requirement, per): (Requirement, Per),
+    effect: impl FnOnce(&Connection) -> Result<ApiResponse, AppError>,
+) -> Result<ApiResponse, AppError> {
+    let Some(key) = key_of(request, requirement)? else {
+        return app.db.write(effect);
+    };
+    let attempt = attempt(request, principal, per, key)?;
+    let request_id = request.request_id().to_owned();
+    app.db.write(|conn| {
+        // Read inside the transaction: waiting for the write lock must not age the record.
+        let now = app.clock.now();
+        let expires_at = format_timestamp(now + retention(app));
+        if let Some(response) = replay_of(conn, &attempt, now)? {
+            return Ok(response);
+        }
+        // The effect runs in a savepoint so a 4xx outcome can be stored without its effects.
+        run_cached(conn, "SAVEPOINT idempotent_effect")?;
+        let outcome = effect(conn);
+        let keep_effect = matches!(&outcome, Ok(response) if response.status < 500);
+        if !keep_effect {
+            run_cached(conn, "ROLLBACK TO idempotent_effect")?;
+        }
+        run_cached(conn, "RELEASE idempotent_effect")?;
+        let response = storable(outcome, &request_id)?;
+        store::save_completed(
+            conn,
+            &attempt.scope,
+            &attempt.fingerprint,
+            (response.status, response.content_type, &response.body),
+            &format_timestamp(now),
+            &expires_at,
+        )?;
+        Ok(response)
+    })
+}
+
+/// Runs `call` (which may talk to a provider; no transaction is open) at most once at a time per
+/// (scope, key), and stores its outcome. `call` receives a reference to pass the provider as its
+/// own idempotency key: stable for this (scope, key), unique across workspaces and callers.
+/// Without a key (and `Optional`), just runs `call` with a fresh reference.
+pub fn leased(
+    app: &App,
+    request: &mut Request<'_>,
+    principal: &Principal,
+    (requirement, per): (Requirement, Per),
+    call: impl FnOnce(&str) -> Result<ApiResponse, AppError>,
+) -> Result<ApiResponse, AppError> {
+    let Some(key) = key_of(request, requirement)? else {
+        return call(&app.ids.new_id("ref"));
+    };
+    let attempt = attempt(request, principal, per, key)?;
+    let request_id = request.request_id().to_owned();
+    let lease_token = app.ids.new_id("lse");
+    let taken = app.db.write(|conn| {
+        let now = app.clock.now();
+        if let Some(response) = replay_of(conn, &attempt, now)? {
+            return Ok(Some(response));
+        }
+        let lease_end = now + crate::clock::span(app.config.idempotency_lease);
+        store::save_in_flight(
+            conn,
+            &attempt.scope,
+            &attempt.fingerprint,
+            &lease_token,
+            &format_timestamp(lease_end),
+            &format_timestamp(now),
+            &format_timestamp(now + retention(app)),
+        )?;
+        Ok(None)
+    })?;
+    if let Some(replay) = taken {
+        return Ok(replay);
+    }
+
+    let outcome = call(&attempt.provider_reference());
+    match storable(outcome, &request_id) {
+        Ok(response) => {
+            app.db.write(|conn| {
+                // Someone took over an expired lease meanwhile: their outcome is the record.
+                if store::holds_lease(conn, &attempt.scope, &lease_token)? {
+                    let now = app.clock.now();
+                    store::save_completed(
+                        conn,
+                        &attempt.scope,
+                        &attempt.fingerprint,
+                        (response.status, response.content_type, &response.body),
+                        &format_timestamp(now),
+                        &format_timestamp(now + retention(app)),
+                    )?;
+                }
+                Ok(())
+            })?;
+            Ok(response)
+        }
+        Err(err) => {
+            // Nothing is stored for a 5xx: free the key so a retry runs again.
+            let released = app
+                .db
+                .write(|conn| store::release_lease(conn, &attempt.scope, &lease_token));
+            if let Err(release_err) = released {
+                log::warn!(request_id = request_id.as_str(), error:% = release_err; "could not release idempotency lease");
+            }
+            Err(err)
+        }
+    }
+}
+
+fn retention(app: &App) -> chrono::Duration {
+    crate::clock::span(app.config.idempotency_retention)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_visible_ascii_optionally_quoted() {
+        assert_eq!(parse_key("abc-123").unwrap(), "abc-123");
+        assert_eq!(parse_key("\"abc-123\"").unwrap(), "abc-123");
+        assert_eq!(parse_key(r#""a\"b\\c""#).unwrap(), r#"a"b\c"#);
+        assert_eq!(parse_key(&"k".repeat(255)).unwrap().len(), 255);
+        for bad in [
+            "",
+            "\"\"",
+            "has space",
+            "tab\there",
+            "caf\u{e9}",
+            "\"unbalanced",
+            "\"bad\\escape\"",
+            "\"in\"side\"",
+        ] {
+            assert!(parse_key(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(parse_key(&"k".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn fingerprints_ignore_json_layout_but_not_values() {
+        let a = fingerprint("POST", "/v1/x", br#"{"a": 1, "b": [1, 2]}"#);
+        let b = fingerprint("POST", "/v1/x", b"{\"b\":[1,2],\n \"a\":1}");
+        let changed = fingerprint("POST", "/v1/x", br#"{"a": 2, "b": [1, 2]}"#);
+        let other_path = fingerprint("POST", "/v1/y", br#"{"a": 1, "b": [1, 2]}"#);
+        assert_eq!(a, b);
+        assert_ne!(a, changed);
+        assert_ne!(a, other_path);
+        assert_ne!(
+            fingerprint("POST", "/v1/x", b""),
+            fingerprint("POST", "/v1/x", b"{}")
+        );
+    }
+}
