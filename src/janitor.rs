@@ -84,12 +84,13 @@ impl Drop for Janitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{NewUser, create_user, open_session};
+    use crate::auth::open_session;
     use crate::clock::{Clock, ManualClock, format_timestamp};
     use crate::config::Config;
     use crate::db::{Db, DbSettings};
     use crate::idempotency::store::{RecordScope, save_completed};
     use crate::ids::SeededRandom;
+    use crate::users::{NewUser, create_user};
     use chrono::TimeZone;
 
     #[test]

@@ -4,16 +4,17 @@
 //! can never create keys. Keys are stored as SHA-256 hashes: the full key exists only in the
 //! response that created it.
 
+pub mod format;
 pub mod store;
 
 use chrono::Duration;
 use rusqlite::Connection;
 
-use crate::auth::key_format::{Mode, Scope, generate_key};
-use crate::auth::secrets;
+use crate::api_keys::format::{Mode, Scope, generate_key};
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
 use crate::ids::Ids;
+use crate::secrets;
 use store::ApiKey;
 
 /// The longest a rotated key may keep working: 7 days.

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, named_params};
 
-use crate::auth::key_format::{Mode, Scope};
+use crate::api_keys::format::{Mode, Scope};
 use crate::error::AppError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,24 +4,24 @@
 //! Domain functions here take a `&Connection` inside the caller's transaction and plain values;
 //! password hashing (slow on purpose) is done by the caller before the transaction opens.
 
-pub mod key_format;
-pub mod password;
 pub mod principal;
 pub mod rate_limit;
-pub mod secrets;
 pub mod store;
 
 use chrono::Duration;
 use rusqlite::Connection;
 
+use crate::api_keys::format::PresentedKey;
 use crate::api_keys::store as key_store;
-use crate::auth::key_format::PresentedKey;
-use crate::auth::principal::{KeyPrincipal, Principal, Role, SessionPrincipal};
-use crate::auth::store::{SessionRow, User};
+use crate::auth::principal::{KeyPrincipal, Principal, SessionPrincipal};
+use crate::auth::store::SessionRow;
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
 use crate::ids::Ids;
+use crate::secrets;
+use crate::users::{NewUser, User, create_user, store as user_store};
 use crate::workspaces::store::{self as workspace_store, Workspace};
+use crate::workspaces::{Role, create_workspace};
 
 /// A session ends after this long without a request…
 pub fn session_idle_timeout() -> Duration {
@@ -93,7 +93,7 @@ pub fn authenticate(
                 return Err(AppError::Unauthenticated);
             }
             let user =
-                store::find_user(conn, &session.user_id)?.ok_or(AppError::Unauthenticated)?;
+                user_store::find_user(conn, &session.user_id)?.ok_or(AppError::Unauthenticated)?;
             let workspace = match &session.active_workspace_id {
                 Some(id) => {
                     workspace_store::find_role(conn, id, &user.id)?.map(|role| (id.clone(), role))
@@ -177,58 +177,16 @@ pub fn open_session(
     Ok(OpenedSession { token, csrf_token })
 }
 
-/// A user to create, with the password already hashed.
-pub struct NewUser {
-    pub email: String,
-    pub name: String,
-    pub password_hash: String,
-}
-
-/// Creates a user; the first user of the instance is always an instance admin.
-pub fn create_user(
+/// Removes a member (the rules are `workspaces::remove_member`'s) and stops their sessions from
+/// acting in that workspace.
+pub fn remove_member(
     conn: &Connection,
-    ids: &Ids,
-    new_user: NewUser,
-    instance_admin: bool,
-    now: Timestamp,
-) -> Result<User, AppError> {
-    let first = !store::any_user_exists(conn)?;
-    let user = User {
-        id: ids.new_id("usr"),
-        email: new_user.email,
-        name: new_user.name,
-        password_hash: new_user.password_hash,
-        is_instance_admin: instance_admin || first,
-        created_at: format_timestamp(now),
-    };
-    store::insert_user(conn, &user)?;
-    Ok(user)
-}
-
-/// Creates a workspace owned by `owner_id`, with a wallet in `currency`.
-pub fn create_workspace(
-    conn: &Connection,
-    ids: &Ids,
-    name: &str,
-    owner_id: &str,
-    currency: &str,
-    now: Timestamp,
-) -> Result<Workspace, AppError> {
-    let workspace = Workspace {
-        id: ids.new_id("wsp"),
-        name: name.to_owned(),
-        created_at: format_timestamp(now),
-    };
-    workspace_store::insert_workspace(conn, &workspace)?;
-    workspace_store::insert_membership(
-        conn,
-        &workspace.id,
-        owner_id,
-        Role::Owner,
-        &workspace.created_at,
-    )?;
-    crate::billing::store::set_wallet_currency(conn, &workspace.id, currency)?;
-    Ok(workspace)
+    workspace_id: &str,
+    actor_id: &str,
+    user_id: &str,
+) -> Result<(), AppError> {
+    crate::workspaces::remove_member(conn, workspace_id, actor_id, user_id)?;
+    store::clear_active_workspace_for(conn, user_id, workspace_id)
 }
 
 /// What setup and login hand back.
@@ -249,7 +207,7 @@ pub fn run_setup(
     (workspace_name, currency): (&str, &str),
     now: Timestamp,
 ) -> Result<SignedIn, AppError> {
-    if store::any_user_exists(conn)? {
+    if user_store::any_user_exists(conn)? {
         return Err(AppError::Conflict(
             "Setup is already done; log in instead.".to_owned(),
         ));

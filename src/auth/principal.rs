@@ -3,35 +3,9 @@
 //! A `Principal` can only be made by `auth::authenticate` (its fields are private to `auth`), so
 //! holding one proves the request was authenticated.
 
-use crate::auth::key_format::{Mode, Scope};
+use crate::api_keys::format::{Mode, Scope};
 use crate::error::AppError;
-
-/// A member's role in a workspace. Ordered: `Member < Admin < Owner`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    Member,
-    Admin,
-    Owner,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Member => "member",
-            Role::Admin => "admin",
-            Role::Owner => "owner",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Role> {
-        match text {
-            "member" => Some(Role::Member),
-            "admin" => Some(Role::Admin),
-            "owner" => Some(Role::Owner),
-            _ => None,
-        }
-    }
-}
+use crate::workspaces::Role;
 
 /// A console user with a session.
 #[derive(Debug, Clone)]

@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{Duration, TimeZone, Utc};
 
 use super::*;
-use crate::auth::{NewUser, create_user, create_workspace};
 use crate::clock::ManualClock;
 use crate::config::{Config, Synchronous};
 use crate::db::{Db, DbSettings};
 use crate::ids::SeededRandom;
+use crate::users::{NewUser, create_user};
+use crate::workspaces::create_workspace;
 
 struct Fixture {
     db: Db,

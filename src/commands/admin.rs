@@ -4,12 +4,9 @@
 use std::io::BufRead;
 use std::sync::Arc;
 
+use crate::api_keys::format::{Mode, Scope};
 use crate::api_keys::{self, NewApiKey};
 use crate::app::App;
-use crate::auth::key_format::{Mode, Scope};
-use crate::auth::password::hash_password;
-use crate::auth::principal::Role;
-use crate::auth::{self, NewUser};
 use crate::cli::{AdjustWalletArgs, CreateApiKeyArgs, CreateUserArgs};
 use crate::clock::SystemClock;
 use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
@@ -17,7 +14,10 @@ use crate::config::Config;
 use crate::db::{Db, DbSettings};
 use crate::error::AppError;
 use crate::ids::SystemRandomSource;
+use crate::users::password::hash_password;
+use crate::users::{self, NewUser};
 use crate::validate;
+use crate::workspaces::Role;
 use crate::workspaces::store::{self as workspace_store, Workspace};
 
 fn open_app(config: Config) -> Result<App, String> {
@@ -86,7 +86,7 @@ pub fn create_user(config: Config, args: CreateUserArgs) -> i32 {
             name,
             password_hash,
         };
-        let user = auth::create_user(conn, &app.ids, new_user, args.instance_admin, now)?;
+        let user = users::create_user(conn, &app.ids, new_user, args.instance_admin, now)?;
         let existing = workspace_store::find_workspace(conn, &args.workspace)?;
         let (workspace, role) = match existing {
             Some(workspace) => {
@@ -95,7 +95,7 @@ pub fn create_user(config: Config, args: CreateUserArgs) -> i32 {
                 (workspace, role)
             }
             None => (
-                auth::create_workspace(
+                crate::workspaces::create_workspace(
                     conn,
                     &app.ids,
                     &args.workspace,

@@ -1,7 +1,6 @@
 //! What both payment adapters share: turning a transport failure or a non-2xx answer into a
-//! `ProviderError`, and reading JSON fields as text. The HTTP client itself is the delivery
-//! providers' (`delivery::providers::http`), so timeouts and transport classification are the
-//! same everywhere.
+//! `ProviderError`, and reading JSON fields as text. The HTTP client is `crate::outbound`, shared
+//! with the delivery providers, so timeouts and transport classification are the same everywhere.
 //!
 //! `try_next` for an HTTP status: 408, 429 and 5xx (the provider is overloaded or broken), 401
 //! and 403 (our key is wrong or revoked) and 404 (our base URL is wrong) are worth another
@@ -10,13 +9,12 @@
 //! it, so the same request elsewhere is refused too: `try_next` false. Statuses that are not
 //! 2xx or 4xx (a redirect where an API should be) are treated as a broken provider.
 
-use crate::delivery::Failure;
-use crate::delivery::providers::http;
+use crate::outbound::{self, TransportError};
 use crate::payments::provider::ProviderError;
 
 /// A transport failure (`timeout`, `network`, `config`, …): the provider was not heard, so the
 /// next one may succeed. The message is the client's, which never quotes URLs.
-pub(crate) fn transport(failure: Failure) -> ProviderError {
+pub(crate) fn transport(failure: TransportError) -> ProviderError {
     ProviderError {
         try_next: true,
         code: failure.code,
@@ -56,7 +54,7 @@ pub(crate) fn message(
     let mut message = format!("{provider} answered HTTP {status}");
     if let Some(detail) = detail.map(str::trim).filter(|detail| !detail.is_empty()) {
         message.push_str(": ");
-        message.push_str(&http::redact(detail, sensitive));
+        message.push_str(&outbound::redact(detail, sensitive));
     }
     message
 }
@@ -99,7 +97,7 @@ pub(crate) fn configured(secret: Option<&crate::config::Secret>) -> Option<&str>
 
 /// `value[field]` as text: a non-empty string as is, a number in decimal.
 pub(crate) fn text(value: &serde_json::Value, field: &str) -> Option<String> {
-    http::json_text(value, field)
+    outbound::json_text(value, field)
 }
 
 /// `value[field]` as a string slice, when it is one.

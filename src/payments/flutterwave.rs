@@ -35,15 +35,15 @@
 use base64::Engine as _;
 use serde_json::{Number, Value, json};
 
-use crate::auth::secrets::constant_time_eq;
-use crate::delivery::providers::http::{self, HttpClient, Payload};
 use crate::money::Currency;
+use crate::outbound::{self, HttpClient, Payload};
 use crate::payments::adapter;
 use crate::payments::provider::{
     Checkout, CheckoutRequest, PaymentLookup, PaymentProvider, PaymentStatus, ProviderError,
     ProviderName, SignatureVerdict, Verification, WebhookEvent, WebhookRequest,
 };
 use crate::payments::settings::FlutterwaveSettings;
+use crate::secrets::constant_time_eq;
 
 const PROVIDER: &str = "Flutterwave";
 
@@ -310,7 +310,7 @@ impl PaymentProvider for FlutterwaveProvider {
         let exponent = supported_exponent(currency)
             .ok_or_else(|| adapter::unsupported_currency(PROVIDER, currency))?;
         let body = checkout_body(request, exponent)?;
-        let url = http::join_url(&self.settings.base_url, "v3/payments");
+        let url = outbound::join_url(&self.settings.base_url, "v3/payments");
         let authorization = format!("Bearer {secret}");
         let reply = self
             .http
@@ -360,7 +360,7 @@ impl PaymentProvider for FlutterwaveProvider {
         let headers = [("Authorization", authorization.as_str())];
         let reply = match lookup.provider_reference.filter(|id| is_transaction_id(id)) {
             Some(id) => self.http.get(
-                &http::join_url(
+                &outbound::join_url(
                     &self.settings.base_url,
                     &format!("v3/transactions/{id}/verify"),
                 ),
@@ -368,7 +368,7 @@ impl PaymentProvider for FlutterwaveProvider {
                 &headers,
             ),
             None => self.http.get(
-                &http::join_url(
+                &outbound::join_url(
                     &self.settings.base_url,
                     "v3/transactions/verify_by_reference",
                 ),

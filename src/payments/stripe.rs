@@ -36,15 +36,15 @@
 //! the PaymentIntent `pi_…`, not the `cs_…` the session holds). Other event types are read as
 //! `Pending` and ignored by the caller.
 
-use crate::auth::secrets::constant_time_eq;
-use crate::delivery::providers::http::{self, HttpClient, Payload};
 use crate::money::Currency;
+use crate::outbound::{self, HttpClient, Payload};
 use crate::payments::adapter;
 use crate::payments::provider::{
     Checkout, CheckoutRequest, PaymentLookup, PaymentProvider, PaymentStatus, ProviderError,
     ProviderName, SignatureVerdict, Verification, WebhookEvent, WebhookRequest,
 };
 use crate::payments::settings::StripeSettings;
+use crate::secrets::constant_time_eq;
 use serde_json::Value;
 
 const PROVIDER: &str = "Stripe";
@@ -229,7 +229,7 @@ fn check_webhook(secret: &str, tolerance: i64, request: &WebhookRequest<'_>) -> 
     }
     let mut signed = format!("{timestamp_text}.").into_bytes();
     signed.extend_from_slice(request.body);
-    let expected = http::hmac_sha256_hex(secret.as_bytes(), &signed);
+    let expected = outbound::hmac_sha256_hex(secret.as_bytes(), &signed);
     let matched = signatures.iter().fold(false, |matched, signature| {
         constant_time_eq(signature.as_bytes(), expected.as_bytes()) | matched
     });
@@ -316,11 +316,11 @@ impl PaymentProvider for StripeProvider {
             .iter()
             .map(|(name, value)| (*name, value.as_str()))
             .collect();
-        let authorization = http::basic_auth(secret, "");
+        let authorization = outbound::basic_auth(secret, "");
         let reply = self
             .http
             .post(
-                &http::join_url(&self.settings.base_url, "v1/checkout/sessions"),
+                &outbound::join_url(&self.settings.base_url, "v1/checkout/sessions"),
                 &[],
                 &[
                     ("Authorization", &authorization),
@@ -367,11 +367,11 @@ impl PaymentProvider for StripeProvider {
                 message: "the Stripe checkout session id has unexpected characters".to_owned(),
             });
         }
-        let authorization = http::basic_auth(secret, "");
+        let authorization = outbound::basic_auth(secret, "");
         let reply = self
             .http
             .get(
-                &http::join_url(
+                &outbound::join_url(
                     &self.settings.base_url,
                     &format!("v1/checkout/sessions/{reference}"),
                 ),
@@ -416,7 +416,7 @@ mod tests {
     fn sign(secret: &str, t: i64, body: &[u8]) -> String {
         let mut signed = format!("{t}.").into_bytes();
         signed.extend_from_slice(body);
-        http::hmac_sha256_hex(secret.as_bytes(), &signed)
+        outbound::hmac_sha256_hex(secret.as_bytes(), &signed)
     }
 
     fn verdict(header: Option<&str>, body: &[u8]) -> SignatureVerdict {

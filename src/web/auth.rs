@@ -3,16 +3,17 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::api_keys::format::PresentedKey;
 use crate::app::App;
-use crate::auth::key_format::PresentedKey;
-use crate::auth::password::{
+use crate::auth::principal::{Principal, SessionPrincipal};
+use crate::auth::{self, Credentials, SignedIn, store};
+use crate::error::{AppError, FieldErrors};
+use crate::secrets::constant_time_eq;
+use crate::users::NewUser;
+use crate::users::password::{
     burn_verification_time, hash_password, password_iterations, verify_password,
 };
-use crate::auth::principal::{Principal, SessionPrincipal};
-use crate::auth::secrets::constant_time_eq;
-use crate::auth::store::User;
-use crate::auth::{self, Credentials, NewUser, SignedIn, store};
-use crate::error::{AppError, FieldErrors};
+use crate::users::store::{self as user_store, User};
 use crate::validate;
 use crate::web::request::Request;
 use crate::web::response::ApiResponse;
@@ -164,7 +165,7 @@ pub fn hash_for_storage(app: &App, password: &str) -> String {
 
 /// `GET /v1/setup`: whether the instance still needs its first user.
 pub fn show_setup(app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
-    let done = app.db.read(store::any_user_exists)?;
+    let done = app.db.read(user_store::any_user_exists)?;
     ApiResponse::json(200, &serde_json::json!({ "setup_required": !done }))
 }
 
@@ -196,7 +197,7 @@ pub fn run_setup(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, Ap
         return Err(AppError::internal("validated fields missing"));
     };
     // Refuse early (and cheaply) once set up, before spending the password hash.
-    if app.db.read(store::any_user_exists)? {
+    if app.db.read(user_store::any_user_exists)? {
         return Err(AppError::Conflict(
             "Setup is already done; log in instead.".to_owned(),
         ));
@@ -239,7 +240,7 @@ pub fn log_in(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppEr
 
     let user = app
         .db
-        .read(|conn| store::find_user_by_email(conn, &email))?;
+        .read(|conn| user_store::find_user_by_email(conn, &email))?;
     let verified = match &user {
         Some(user) => verify_password(&body.password, &user.password_hash),
         None => {
@@ -258,7 +259,7 @@ pub fn log_in(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppEr
     .then(|| hash_for_storage(app, &body.password));
     let signed_in = app.db.write(|conn| {
         if let Some(upgraded) = &upgraded {
-            store::set_password_hash(conn, &user.id, upgraded)?;
+            user_store::set_password_hash(conn, &user.id, upgraded)?;
         }
         auth::sign_in(conn, &app.ids, user, now)
     })?;
@@ -293,7 +294,8 @@ pub fn show_me(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppE
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
     let (user, memberships) = app.db.read(|conn| {
-        let user = store::find_user(conn, session.user_id())?.ok_or(AppError::Unauthenticated)?;
+        let user =
+            user_store::find_user(conn, session.user_id())?.ok_or(AppError::Unauthenticated)?;
         let memberships = workspace_store::list_user_workspaces(conn, session.user_id())?;
         Ok((user, memberships))
     })?;

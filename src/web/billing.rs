@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 
+use crate::api_keys::format::Scope;
 use crate::app::App;
-use crate::auth::key_format::Scope;
-use crate::auth::principal::{Principal, Role, SessionPrincipal};
+use crate::auth::principal::{Principal, SessionPrincipal};
 use crate::billing::catalog::Plan;
 use crate::billing::plans;
 use crate::billing::pricing::Tier;
@@ -19,6 +19,7 @@ use crate::web::auth::authenticate_request;
 use crate::web::idempotency::{self, Per, Requirement};
 use crate::web::request::Request;
 use crate::web::response::ApiResponse;
+use crate::workspaces::Role;
 
 /// The largest single adjustment, either way (1e12 minor units): far beyond any real wallet, far
 /// below where arithmetic could overflow.

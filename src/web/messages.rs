@@ -1,8 +1,8 @@
 //! HTTP for messages: send, estimate, list, show, cancel. Handlers parse and authenticate, then
 //! call one domain function inside one transaction.
 
+use crate::api_keys::format::{Mode, Scope};
 use crate::app::App;
-use crate::auth::key_format::{Mode, Scope};
 use crate::auth::principal::Principal;
 use crate::billing::{self, Charging, sender};
 use crate::clock::{format_timestamp, parse_timestamp};

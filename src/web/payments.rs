@@ -2,8 +2,8 @@
 
 use serde::Deserialize;
 
+use crate::api_keys::format::Scope;
 use crate::app::App;
-use crate::auth::key_format::Scope;
 use crate::auth::principal::Principal;
 use crate::billing;
 use crate::clock::parse_timestamp;

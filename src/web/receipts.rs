@@ -7,11 +7,11 @@
 //! the endpoint answers 404.
 
 use crate::app::App;
-use crate::auth::secrets::constant_time_eq;
 use crate::clock::format_timestamp;
 use crate::delivery::{ReceiptRequest, ReceiptStatus};
 use crate::error::AppError;
 use crate::messages::store;
+use crate::secrets::constant_time_eq;
 use crate::web::request::Request;
 use crate::web::response::ApiResponse;
 

@@ -3,11 +3,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::auth::principal::{Principal, Role};
-use crate::auth::store::User;
-use crate::auth::{self, NewUser, OpenedSession, SignedIn, secrets, store as auth_store};
+use crate::auth::principal::Principal;
+use crate::auth::{self, OpenedSession, SignedIn};
 use crate::clock::format_timestamp;
 use crate::error::{AppError, FieldErrors};
+use crate::secrets;
+use crate::users::store::{self as user_store, User};
+use crate::users::{self, NewUser};
 use crate::validate;
 use crate::web::auth::{
     CSRF_HEADER, UserView, authenticate_request, hash_for_storage, session_from_cookie,
@@ -17,6 +19,7 @@ use crate::web::idempotency::{self, Per, Requirement};
 use crate::web::request::Request;
 use crate::web::response::{ApiResponse, JSON};
 use crate::workspaces;
+use crate::workspaces::Role;
 use crate::workspaces::store::{self, Invitation, Member, Workspace};
 
 #[derive(Debug, Serialize)]
@@ -131,7 +134,7 @@ pub fn create_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
         &principal,
         (Requirement::Optional, Per::User),
         |conn| {
-            let workspace = auth::create_workspace(
+            let workspace = workspaces::create_workspace(
                 conn,
                 &app.ids,
                 &name,
@@ -177,7 +180,7 @@ pub fn activate_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiRes
                 .ok_or(AppError::NotFound)?;
             let workspace =
                 store::find_workspace(conn, &workspace_id)?.ok_or(AppError::NotFound)?;
-            auth_store::set_active_workspace(conn, session.session_id(), Some(&workspace_id))?;
+            auth::store::set_active_workspace(conn, session.session_id(), Some(&workspace_id))?;
             ApiResponse::json(
                 200,
                 &serde_json::json!({ "workspace": WorkspaceView::from(&workspace), "role": role.as_str() }),
@@ -272,7 +275,7 @@ pub fn remove_member(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let (workspace_id, _) = session.require_role(Role::Member)?;
     let user_id = request.param("user_id").to_owned();
     app.db
-        .write(|conn| workspaces::remove_member(conn, workspace_id, session.user_id(), &user_id))?;
+        .write(|conn| auth::remove_member(conn, workspace_id, session.user_id(), &user_id))?;
     Ok(ApiResponse::bytes(204, JSON, Vec::new()))
 }
 
@@ -370,7 +373,7 @@ pub fn accept_invitation(app: &App, request: &mut Request<'_>) -> Result<ApiResp
     let (invitation, existing_user) = app.db.read(|conn| {
         let invitation = store::find_pending_invitation(conn, &token_hash, &now_text)?
             .ok_or(AppError::NotFound)?;
-        let user = auth_store::find_user_by_email(conn, &invitation.email)?;
+        let user = user_store::find_user_by_email(conn, &invitation.email)?;
         Ok((invitation, user))
     })?;
     let signed_in = match existing_user {
@@ -402,7 +405,7 @@ fn accept_as_signed_in_user(
     let now = app.clock.now();
     app.db.write(|conn| {
         let invitation = workspaces::accept_invitation(conn, invitation_token, &user.id, now)?;
-        auth_store::set_active_workspace(
+        auth::store::set_active_workspace(
             conn,
             session.session_id(),
             Some(&invitation.workspace_id),
@@ -454,7 +457,7 @@ fn accept_as_new_user(app: &App, body: &AcceptBody, email: &str) -> Result<Signe
             name,
             password_hash,
         };
-        let user = auth::create_user(conn, &app.ids, new_user, false, now)?;
+        let user = users::create_user(conn, &app.ids, new_user, false, now)?;
         let invitation = workspaces::accept_invitation(conn, &body.token, &user.id, now)?;
         let workspace = store::find_workspace(conn, &invitation.workspace_id)?;
         let session = auth::open_session(

@@ -10,12 +10,12 @@ pub mod store;
 use chrono::Duration;
 use rusqlite::Connection;
 
-use crate::auth::principal::Role;
-use crate::auth::{secrets, store as auth_store};
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
 use crate::ids::Ids;
-use store::{Invitation, Member};
+use crate::secrets;
+use crate::users::store as user_store;
+use store::{Invitation, Member, Workspace};
 
 /// Invitations can be accepted for this long.
 pub fn invitation_lifetime() -> Duration {
@@ -97,8 +97,7 @@ pub fn remove_member(
     if member.role == Role::Owner && store::count_owners(conn, workspace_id)? <= 1 {
         return Err(last_owner());
     }
-    store::delete_membership(conn, workspace_id, user_id)?;
-    auth_store::clear_active_workspace_for(conn, user_id, workspace_id)
+    store::delete_membership(conn, workspace_id, user_id)
 }
 
 /// A new invitation; the token is shown once and stored only as a hash.
@@ -122,7 +121,7 @@ pub fn invite(
     if role == Role::Owner && actor_role != Role::Owner {
         return Err(only_owners("invite an owner"));
     }
-    if let Some(user) = auth_store::find_user_by_email(conn, email)?
+    if let Some(user) = user_store::find_user_by_email(conn, email)?
         && store::find_role(conn, workspace_id, &user.id)?.is_some()
     {
         return Err(AppError::Conflict(
@@ -165,7 +164,7 @@ pub fn accept_invitation(
     if inviter_role.is_none_or(|role| role < needed) {
         return Err(AppError::NotFound);
     }
-    let user = auth_store::find_user(conn, user_id)?.ok_or(AppError::NotFound)?;
+    let user = user_store::find_user(conn, user_id)?.ok_or(AppError::NotFound)?;
     if user.email != invitation.email {
         return Err(AppError::Forbidden(
             "This invitation was sent to another email address.".to_owned(),
@@ -182,12 +181,66 @@ pub fn accept_invitation(
     Ok(invitation)
 }
 
+/// A member's role in a workspace. Ordered: `Member < Admin < Owner`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Member,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "member" => Some(Role::Member),
+            "admin" => Some(Role::Admin),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
+    }
+}
+
+/// Creates a workspace owned by `owner_id`, with a wallet in `currency`.
+pub fn create_workspace(
+    conn: &Connection,
+    ids: &Ids,
+    name: &str,
+    owner_id: &str,
+    currency: &str,
+    now: Timestamp,
+) -> Result<Workspace, AppError> {
+    let workspace = Workspace {
+        id: ids.new_id("wsp"),
+        name: name.to_owned(),
+        created_at: format_timestamp(now),
+    };
+    store::insert_workspace(conn, &workspace)?;
+    store::insert_membership(
+        conn,
+        &workspace.id,
+        owner_id,
+        Role::Owner,
+        &workspace.created_at,
+    )?;
+    crate::billing::store::set_wallet_currency(conn, &workspace.id, currency)?;
+    Ok(workspace)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{NewUser, create_user, create_workspace};
     use crate::clock::{ManualClock, Timestamp};
     use crate::ids::SeededRandom;
+    use crate::users::{NewUser, create_user};
+    use crate::workspaces::create_workspace;
     use chrono::TimeZone;
     use std::sync::Arc;
 

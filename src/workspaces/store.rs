@@ -2,9 +2,9 @@
 
 use rusqlite::{Connection, OptionalExtension, named_params};
 
-use crate::auth::principal::Role;
-use crate::auth::store::{User, user_from_row};
 use crate::error::AppError;
+use crate::users::store::{User, user_from_row};
+use crate::workspaces::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace {

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::auth_fixtures::{Console, EPOCH, add_member, bearer, count, create_key, setup};
 use crate::harness::{TestServer, logs};
+use crier::api_keys::format::Scope;
 use crier::app::App;
-use crier::auth::key_format::Scope;
 use crier::error::AppError;
 use crier::web::auth::authenticate_request;
 use crier::web::request::Request;

@@ -69,7 +69,7 @@ fn flaky(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> 
         (Requirement::Required, Per::Workspace),
         |conn| {
             let workspace =
-                crier::auth::create_workspace(conn, &app.ids, "Flaky", &user_id, "XAF", now)?;
+                crier::workspaces::create_workspace(conn, &app.ids, "Flaky", &user_id, "XAF", now)?;
             if FLAKY_ATTEMPTS.fetch_add(1, Ordering::SeqCst) == 0 {
                 return Err(AppError::Internal(
                     "the first attempt fails after its write".to_owned(),

@@ -17,6 +17,7 @@ mod fake_http;
 mod harness;
 mod http_errors;
 mod idempotency;
+mod layers;
 mod messages;
 mod openapi;
 mod payment_providers;

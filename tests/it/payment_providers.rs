@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crier::config::Secret;
-use crier::delivery::providers::http::HttpClient;
 use crier::money::Money;
+use crier::outbound::HttpClient;
 use crier::payments::flutterwave::FlutterwaveProvider;
 use crier::payments::provider::{
     CheckoutRequest, PaymentLookup, PaymentProvider, PaymentStatus, ProviderError, Verification,

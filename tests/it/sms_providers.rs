@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use crier::config::Secret;
 use crier::delivery::providers::avlytext::AvlyTextProvider;
-use crier::delivery::providers::http::HttpClient;
 use crier::delivery::providers::infobip::InfobipProvider;
 use crier::delivery::providers::mboasms::MboaSmsProvider;
 use crier::delivery::providers::twilio::TwilioProvider;
@@ -16,6 +15,7 @@ use crier::delivery::settings::{
 use crier::delivery::{
     Accepted, Disposition, Failure, Outgoing, Provider, ReceiptRequest, ReceiptStatus, SmsOut,
 };
+use crier::outbound::HttpClient;
 use serde_json::json;
 
 use crate::fake_http::{FakeHttp, Reply, closed_port_url};

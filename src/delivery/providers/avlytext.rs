@@ -9,9 +9,10 @@
 //! HTTP client as a separate query parameter and never formatted into a log line or a failure
 //! message.
 
-use crate::delivery::providers::http::{self, HttpClient, Payload};
+use crate::delivery::providers::http;
 use crate::delivery::settings::AvlyTextSettings;
 use crate::delivery::{Accepted, Failure, Outgoing, Provider, SmsOut};
+use crate::outbound::{self, HttpClient, Payload};
 
 /// Sends SMS through AvlyText.
 pub struct AvlyTextProvider {
@@ -45,7 +46,7 @@ impl Provider for AvlyTextProvider {
 
     fn send(&self, message: &Outgoing<'_>) -> Result<Accepted, Failure> {
         let sms = http::sms(message)?;
-        let url = http::join_url(&self.settings.base_url, "v1/sms");
+        let url = outbound::join_url(&self.settings.base_url, "v1/sms");
         let reply = self.http.post(
             &url,
             &[("api_key", self.settings.api_key.expose())],
@@ -75,7 +76,7 @@ impl Provider for AvlyTextProvider {
             };
         }
         let code = json.as_ref().and_then(|json| {
-            http::json_text(json, "code").or_else(|| http::json_text(json, "errorCode"))
+            outbound::json_text(json, "code").or_else(|| outbound::json_text(json, "errorCode"))
         });
         let detail = json.as_ref().and_then(|json| {
             json.get("message")

@@ -1,7 +1,6 @@
-//! What every HTTP provider adapter shares: the client (synchronous ureq, one connection pool,
-//! the configured timeout on every call), posting JSON or a form, a plain GET (the payment
-//! adapters' verification calls), turning transport errors and refusals into a classified
-//! `Failure`, and the provider error-code table.
+//! What every HTTP provider adapter shares on top of the outbound client (`crate::outbound`):
+//! turning transport errors and refusals into a classified `Failure`, and the provider
+//! error-code table.
 //!
 //! Adapters only build their request and read their provider's body shape; every decision about
 //! whether a failure is worth another try lives here, so the providers cannot drift apart.
@@ -9,165 +8,14 @@
 //! Nothing here puts a URL, a header or a request body into a `Failure` message: URLs can carry
 //! credentials (AvlyText's `api_key` query parameter), and bodies carry the message text.
 
-use std::io;
-use std::time::Duration;
-
 use crate::delivery::{Disposition, Failure, Outgoing, SmsOut};
+use crate::outbound::{TransportError, redact};
 
-/// Bodies larger than this are not provider answers we could use; reading stops there.
-const MAX_REPLY_BYTES: u64 = 1024 * 1024;
-
-/// How much of a provider's own error text goes into a failure message.
-const MAX_DETAIL_CHARS: usize = 300;
-
-/// The shared HTTP client: cloning it shares the connection pool.
-#[derive(Clone)]
-pub struct HttpClient {
-    /// Configured with `http_status_as_error(false)`: every status comes back as a response.
-    pub agent: ureq::Agent,
-}
-
-/// A request body.
-pub enum Payload<'a> {
-    /// Serialized JSON, sent as `application/json`. Raw bytes so a caller can sign exactly what
-    /// goes on the wire.
-    Json(Vec<u8>),
-    /// Fields sent as `application/x-www-form-urlencoded`.
-    Form(Vec<(&'a str, &'a str)>),
-}
-
-/// A provider's answer, whatever its status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpReply {
-    /// The HTTP status code.
-    pub status: u16,
-    /// The body as text (invalid UTF-8 replaced).
-    pub body: String,
-}
-
-impl HttpReply {
-    /// A 2xx status.
-    pub fn is_success(&self) -> bool {
-        (200..300).contains(&self.status)
+impl From<TransportError> for Failure {
+    /// A transport failure is always worth another try: the provider was not heard.
+    fn from(error: TransportError) -> Failure {
+        Failure::retryable(error.code, error.message)
     }
-
-    /// The body as JSON, when it is JSON.
-    pub fn json(&self) -> Option<serde_json::Value> {
-        serde_json::from_str(&self.body).ok()
-    }
-}
-
-impl HttpClient {
-    /// A client whose every call (connect, send, whole answer) is bounded by `timeout`.
-    pub fn new(timeout: Duration) -> HttpClient {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .build()
-            .new_agent();
-        HttpClient { agent }
-    }
-
-    /// POSTs `payload` to `url` with the `query` parameters (percent-encoded here, so secrets in
-    /// them never pass through a formatted URL) and `headers`. Any status is an `HttpReply`;
-    /// only a transport failure (timeout, refused connection, TLS) is an `Err`, already
-    /// classified.
-    pub fn post(
-        &self,
-        url: &str,
-        query: &[(&str, &str)],
-        headers: &[(&str, &str)],
-        payload: Payload<'_>,
-    ) -> Result<HttpReply, Failure> {
-        let mut request = self.agent.post(url);
-        for (name, value) in query {
-            request = request.query(*name, *value);
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let sent = match payload {
-            Payload::Json(body) => request
-                .header("Content-Type", "application/json")
-                .send(&body[..]),
-            Payload::Form(fields) => request.send_form(fields),
-        };
-        let response = sent.map_err(|error| transport_failure(&error))?;
-        read_reply(response)
-    }
-
-    /// GETs `url` with the `query` parameters (percent-encoded here, like `post`) and `headers`.
-    /// Any status is an `HttpReply`; only a transport failure is an `Err`, already classified.
-    pub fn get(
-        &self,
-        url: &str,
-        query: &[(&str, &str)],
-        headers: &[(&str, &str)],
-    ) -> Result<HttpReply, Failure> {
-        let mut request = self.agent.get(url);
-        for (name, value) in query {
-            request = request.query(*name, *value);
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = request.call().map_err(|error| transport_failure(&error))?;
-        read_reply(response)
-    }
-}
-
-/// Reads an answer's status and (bounded, lossily decoded) body.
-fn read_reply(mut response: ureq::http::Response<ureq::Body>) -> Result<HttpReply, Failure> {
-    let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(MAX_REPLY_BYTES)
-        .lossy_utf8(true)
-        .read_to_string()
-        .map_err(|error| transport_failure(&error))?;
-    Ok(HttpReply { status, body })
-}
-
-/// Classifies a failure to get an answer at all. Every one is retryable: the message was not
-/// refused, the provider was not heard. Messages name the kind of failure only, never ureq's own
-/// text, which can quote the URL.
-pub fn transport_failure(error: &ureq::Error) -> Failure {
-    match error {
-        ureq::Error::Timeout(_) => timeout_failure(),
-        ureq::Error::Io(io_error) if io_error.kind() == io::ErrorKind::TimedOut => {
-            timeout_failure()
-        }
-        ureq::Error::Io(io_error) => Failure::retryable(
-            "network",
-            format!("could not reach the provider: {}", io_error.kind()),
-        ),
-        ureq::Error::HostNotFound => {
-            Failure::retryable("network", "could not reach the provider: host not found")
-        }
-        ureq::Error::ConnectionFailed => {
-            Failure::retryable("network", "could not reach the provider: connection failed")
-        }
-        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => {
-            Failure::retryable("network", "could not reach the provider: TLS failure")
-        }
-        // An operator fix (the configured URL), not the message's fault: the next provider can
-        // still succeed.
-        ureq::Error::BadUri(_) | ureq::Error::Http(_) | ureq::Error::RequireHttpsOnly(_) => {
-            Failure::retryable("config", "the provider URL is not a valid URL")
-        }
-        ureq::Error::BodyExceedsLimit(_) | ureq::Error::LargeResponseHeader(..) => {
-            Failure::retryable("bad_response", "the provider's answer is too large")
-        }
-        ureq::Error::Protocol(_) => {
-            Failure::retryable("network", "the provider's answer is not valid HTTP")
-        }
-        _ => Failure::retryable("network", "the provider call failed in transport"),
-    }
-}
-
-fn timeout_failure() -> Failure {
-    Failure::retryable("timeout", "the provider did not answer within the timeout")
 }
 
 /// Classifies a non-2xx answer (or a 2xx whose body says "refused"). `code` is the provider's
@@ -275,23 +123,6 @@ pub fn classify_code(code: &str) -> Disposition {
     }
 }
 
-/// Replaces each sensitive value (credentials, the message text) found in provider-supplied text
-/// with `***`, and shortens it. Values under four characters are left alone: masking them would
-/// garble the text without protecting anything.
-pub fn redact(text: &str, sensitive: &[&str]) -> String {
-    let mut text = text.to_owned();
-    for value in sensitive {
-        if value.chars().count() >= 4 {
-            text = text.replace(value, "***");
-        }
-    }
-    let mut shortened: String = text.chars().take(MAX_DETAIL_CHARS).collect();
-    if text.chars().count() > MAX_DETAIL_CHARS {
-        shortened.push('…');
-    }
-    shortened
-}
-
 /// The SMS inside `message`. SMS adapters are only ever given SMS; an email here is a wiring
 /// mistake that no retry fixes.
 pub fn sms<'m, 'a>(message: &'m Outgoing<'a>) -> Result<&'m SmsOut<'a>, Failure> {
@@ -304,56 +135,9 @@ pub fn sms<'m, 'a>(message: &'m Outgoing<'a>) -> Result<&'m SmsOut<'a>, Failure>
     }
 }
 
-/// `base` and `path` joined with exactly one slash, whatever the configured base ends with.
-pub fn join_url(base: &str, path: &str) -> String {
-    format!(
-        "{}/{}",
-        base.trim_end_matches('/'),
-        path.trim_start_matches('/')
-    )
-}
-
 /// The number without its leading `+`, for providers that want bare digits.
 pub fn digits_only(e164: &str) -> &str {
     e164.strip_prefix('+').unwrap_or(e164)
-}
-
-/// `field` of a JSON object as text: a string as is, a number in decimal; anything else `None`.
-pub fn json_text(value: &serde_json::Value, field: &str) -> Option<String> {
-    match value.get(field)? {
-        serde_json::Value::String(text) if !text.is_empty() => Some(text.clone()),
-        serde_json::Value::Number(number) => Some(number.to_string()),
-        _ => None,
-    }
-}
-
-/// An `Authorization: Basic …` value.
-pub fn basic_auth(user: &str, password: &str) -> String {
-    use base64::Engine as _;
-    let credentials = format!("{user}:{password}");
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(credentials)
-    )
-}
-
-/// Lowercase hex of an HMAC-SHA256 of `body` keyed with `secret`.
-pub fn hmac_sha256_hex(secret: &[u8], body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
-    let tag = ring::hmac::sign(&key, body);
-    tag.as_ref()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
-}
-
-/// Decodes an `application/x-www-form-urlencoded` body (as delivery receipts arrive). `Err` when
-/// it is not UTF-8.
-pub fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, String> {
-    std::str::from_utf8(body).map_err(|_| "the form body is not UTF-8".to_owned())?;
-    Ok(form_urlencoded::parse(body)
-        .map(|(name, value)| (name.into_owned(), value.into_owned()))
-        .collect())
 }
 
 #[cfg(test)]
@@ -467,71 +251,7 @@ mod tests {
     }
 
     #[test]
-    fn transport_failures_are_retryable() {
-        let timeout = transport_failure(&ureq::Error::Timeout(ureq::Timeout::Global));
-        assert_eq!(
-            (timeout.disposition, timeout.code.as_str()),
-            (Disposition::Retryable, "timeout")
-        );
-        let refused = transport_failure(&ureq::Error::Io(io::Error::from(
-            io::ErrorKind::ConnectionRefused,
-        )));
-        assert_eq!(
-            (refused.disposition, refused.code.as_str()),
-            (Disposition::Retryable, "network")
-        );
-        let bad_uri =
-            transport_failure(&ureq::Error::BadUri("http://x/?api_key=secret".to_owned()));
-        assert!(!bad_uri.message.contains("secret"));
-        assert_eq!(bad_uri.disposition, Disposition::Retryable);
-    }
-
-    #[test]
-    fn basic_auth_is_base64_of_user_colon_password() {
-        assert_eq!(basic_auth("AC1", "tok"), "Basic QUMxOnRvaw==");
-    }
-
-    #[test]
-    fn hmac_matches_rfc4231_case_2() {
-        assert_eq!(
-            hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-    }
-
-    #[test]
-    fn forms_decode() {
-        let fields =
-            parse_form(b"MessageSid=SM1&MessageStatus=delivered&Body=a+b%2Bc%C3%A9&Empty=")
-                .unwrap();
-        assert_eq!(
-            fields,
-            vec![
-                ("MessageSid".to_owned(), "SM1".to_owned()),
-                ("MessageStatus".to_owned(), "delivered".to_owned()),
-                ("Body".to_owned(), "a b+cé".to_owned()),
-                ("Empty".to_owned(), String::new()),
-            ]
-        );
-        // Broken escapes are kept as they are (the WHATWG form decoding); bytes that are not
-        // UTF-8 are refused.
-        assert_eq!(
-            parse_form(b"a=%zz").unwrap(),
-            vec![("a".to_owned(), "%zz".to_owned())]
-        );
-        assert!(parse_form(&[0xff, b'=', b'1']).is_err());
-    }
-
-    #[test]
-    fn urls_and_numbers() {
-        assert_eq!(join_url("http://h:1/", "/a/b"), "http://h:1/a/b");
-        assert_eq!(join_url("http://h:1", "a"), "http://h:1/a");
+    fn numbers() {
         assert_eq!(digits_only("+237650000000"), "237650000000");
-        let value = serde_json::json!({"a": "x", "b": 12, "c": true, "d": ""});
-        assert_eq!(json_text(&value, "a").as_deref(), Some("x"));
-        assert_eq!(json_text(&value, "b").as_deref(), Some("12"));
-        assert_eq!(json_text(&value, "c"), None);
-        assert_eq!(json_text(&value, "d"), None);
-        assert_eq!(json_text(&value, "e"), None);
     }
 }

@@ -27,12 +27,13 @@
 
 use serde::Deserialize;
 
-use crate::delivery::providers::http::{self, HttpClient, Payload};
+use crate::delivery::providers::http;
 use crate::delivery::settings::InfobipSettings;
 use crate::delivery::{
     Accepted, Disposition, Failure, Outgoing, Provider, Receipt, ReceiptRequest, ReceiptStatus,
     SmsOut,
 };
+use crate::outbound::{self, HttpClient, Payload};
 
 /// Status names that say the destination number itself is bad.
 const UNREACHABLE_STATUSES: &[&str] = &[
@@ -94,7 +95,7 @@ fn accepted(body: Option<&serde_json::Value>, sensitive: &[&str]) -> Result<Acce
     };
     match text("groupName") {
         Some("PENDING" | "ACCEPTED") => Ok(Accepted {
-            provider_message_id: http::json_text(message, "messageId"),
+            provider_message_id: outbound::json_text(message, "messageId"),
         }),
         group => {
             let code = text("name").unwrap_or("infobip_rejected");
@@ -121,7 +122,7 @@ impl Provider for InfobipProvider {
 
     fn send(&self, message: &Outgoing<'_>) -> Result<Accepted, Failure> {
         let sms = http::sms(message)?;
-        let url = http::join_url(&self.settings.base_url, "sms/2/text/advanced");
+        let url = outbound::join_url(&self.settings.base_url, "sms/2/text/advanced");
         let authorization = format!("App {}", self.settings.api_key.expose());
         let reply = self.http.post(
             &url,
@@ -141,8 +142,8 @@ impl Provider for InfobipProvider {
             json.pointer("/requestError/serviceException")
                 .or_else(|| json.pointer("/requestError/policyException"))
         });
-        let code = exception.and_then(|exception| http::json_text(exception, "messageId"));
-        let detail = exception.and_then(|exception| http::json_text(exception, "text"));
+        let code = exception.and_then(|exception| outbound::json_text(exception, "messageId"));
+        let detail = exception.and_then(|exception| outbound::json_text(exception, "text"));
         Err(http::refusal(
             reply.status,
             code.as_deref(),

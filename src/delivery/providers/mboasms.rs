@@ -9,9 +9,10 @@
 //! (or `mboasms_rejected` for a 2xx that does not say success). MboaSMS sends no delivery
 //! receipts.
 
-use crate::delivery::providers::http::{self, HttpClient, Payload};
+use crate::delivery::providers::http;
 use crate::delivery::settings::MboaSmsSettings;
 use crate::delivery::{Accepted, Failure, Outgoing, Provider, SmsOut};
+use crate::outbound::{self, HttpClient, Payload};
 
 /// Sends SMS through MboaSMS.
 pub struct MboaSmsProvider {
@@ -53,7 +54,7 @@ impl Provider for MboaSmsProvider {
 
     fn send(&self, message: &Outgoing<'_>) -> Result<Accepted, Failure> {
         let sms = http::sms(message)?;
-        let url = http::join_url(&self.settings.base_url, "api/v1/sms/sendsms");
+        let url = outbound::join_url(&self.settings.base_url, "api/v1/sms/sendsms");
         let reply = self.http.post(
             &url,
             &[],
@@ -65,14 +66,14 @@ impl Provider for MboaSmsProvider {
             let provider_message_id = json.as_ref().and_then(|json| {
                 ["id", "messageId", "reference"]
                     .into_iter()
-                    .find_map(|field| http::json_text(json, field))
+                    .find_map(|field| outbound::json_text(json, field))
             });
             return Ok(Accepted {
                 provider_message_id,
             });
         }
         let code = json.as_ref().and_then(|json| {
-            http::json_text(json, "code").or_else(|| http::json_text(json, "errorCode"))
+            outbound::json_text(json, "code").or_else(|| outbound::json_text(json, "errorCode"))
         });
         let detail = json.as_ref().and_then(|json| {
             json.get("message")

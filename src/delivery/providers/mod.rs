@@ -27,7 +27,7 @@ impl Providers {
     /// Builds the adapters each channel's list names. Fails (a configuration error) when a
     /// listed provider has no settings or cannot be set up.
     pub fn new(settings: &DeliverySettings) -> Result<Providers, String> {
-        let http = http::HttpClient::new(settings.provider_timeout);
+        let http = crate::outbound::HttpClient::new(settings.provider_timeout);
         let log_sms: Arc<dyn Provider> = Arc::new(log::LogProvider);
         let log_email: Arc<dyn Provider> = Arc::new(log::LogProvider);
         let missing = |name: &str| format!("the {name} provider is listed but not configured");

@@ -11,11 +11,12 @@
 //! on failure, `ErrorCode`. Error codes 30003 (unreachable handset), 30005 (unknown destination)
 //! and 30006 (landline or unreachable carrier) mean the number itself is bad.
 
-use crate::delivery::providers::http::{self, HttpClient, Payload};
+use crate::delivery::providers::http;
 use crate::delivery::settings::TwilioSettings;
 use crate::delivery::{
     Accepted, Failure, Outgoing, Provider, Receipt, ReceiptRequest, ReceiptStatus, SmsOut,
 };
+use crate::outbound::{self, HttpClient, Payload};
 
 /// Delivery error codes that mean the number will never receive anything.
 const UNREACHABLE_CODES: &[&str] = &["30003", "30005", "30006"];
@@ -52,14 +53,14 @@ impl Provider for TwilioProvider {
 
     fn send(&self, message: &Outgoing<'_>) -> Result<Accepted, Failure> {
         let sms = http::sms(message)?;
-        let url = http::join_url(
+        let url = outbound::join_url(
             &self.settings.base_url,
             &format!(
                 "2010-04-01/Accounts/{}/Messages.json",
                 self.settings.account_sid
             ),
         );
-        let authorization = http::basic_auth(
+        let authorization = outbound::basic_auth(
             &self.settings.account_sid,
             self.settings.auth_token.expose(),
         );
@@ -71,7 +72,10 @@ impl Provider for TwilioProvider {
         )?;
         let json = reply.json();
         if reply.is_success() {
-            return match json.as_ref().and_then(|json| http::json_text(json, "sid")) {
+            return match json
+                .as_ref()
+                .and_then(|json| outbound::json_text(json, "sid"))
+            {
                 Some(sid) => Ok(Accepted {
                     provider_message_id: Some(sid),
                 }),
@@ -86,7 +90,9 @@ impl Provider for TwilioProvider {
                 )),
             };
         }
-        let code = json.as_ref().and_then(|json| http::json_text(json, "code"));
+        let code = json
+            .as_ref()
+            .and_then(|json| outbound::json_text(json, "code"));
         let detail = json.as_ref().and_then(|json| {
             json.get("message")
                 .and_then(serde_json::Value::as_str)
@@ -108,7 +114,7 @@ impl Provider for TwilioProvider {
 
 /// One StatusCallback: always exactly one receipt.
 fn parse_receipt(body: &[u8]) -> Result<Vec<Receipt>, String> {
-    let fields = http::parse_form(body)?;
+    let fields = outbound::parse_form(body)?;
     let field = |name: &str| {
         fields
             .iter()

@@ -31,11 +31,12 @@
 
 use serde::Deserialize;
 
-use crate::delivery::providers::http::{self, HttpClient, Payload};
+use crate::delivery::providers::http;
 use crate::delivery::settings::WebhookSettings;
 use crate::delivery::{
     Accepted, Failure, Outgoing, Provider, Receipt, ReceiptRequest, ReceiptStatus, SmsOut,
 };
+use crate::outbound::{self, HttpClient, Payload};
 
 /// The signature header's name.
 pub const SIGNATURE_HEADER: &str = "X-Crier-Signature";
@@ -69,7 +70,10 @@ fn request_body(sms: &SmsOut<'_>) -> serde_json::Value {
 
 /// The `X-Crier-Signature` value for `body`.
 pub fn signature(secret: &str, body: &[u8]) -> String {
-    format!("sha256={}", http::hmac_sha256_hex(secret.as_bytes(), body))
+    format!(
+        "sha256={}",
+        outbound::hmac_sha256_hex(secret.as_bytes(), body)
+    )
 }
 
 /// The error code and message of a refusal body, in either accepted shape.
@@ -87,7 +91,7 @@ fn error_of(body: &serde_json::Value) -> (Option<String>, Option<String>) {
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_owned)
         });
-    (http::json_text(source, "code"), message)
+    (outbound::json_text(source, "code"), message)
 }
 
 impl Provider for WebhookProvider {

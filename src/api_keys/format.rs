@@ -9,8 +9,8 @@ use std::fmt;
 
 use ring::digest;
 
-use crate::auth::secrets::{base62, is_base62};
 use crate::ids::Ids;
+use crate::secrets::{base62, is_base62};
 
 const BODY_LEN: usize = 32;
 const CHECKSUM_LEN: usize = 6;
