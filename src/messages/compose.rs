@@ -68,13 +68,17 @@ const MAX_EMAIL_PART_BYTES: usize = 512 * 1024;
 const MAX_METADATA_BYTES: usize = 4 * 1024;
 const MAX_SCHEDULE_DAYS: i64 = 365;
 
-/// Validates `body` for a workspace whose numbers default to `default_country` and whose SMS go
-/// out from `effective_sender`. Every problem is reported at once (422 `validation_failed`).
+/// Validates `body` for a workspace whose numbers default to `default_country`. Every problem is
+/// reported at once (422 `validation_failed`).
+///
+/// The SMS sender is the workspace's, settled in the send's transaction (`settle_sender`), so
+/// composing needs no database. Only an SMS that names a `from` needs the sender now, to report a
+/// wrong one with the other problems: `effective_sender` is called then, and only then.
 pub fn compose(
     body: SendBody,
     default_country: &str,
-    effective_sender: &str,
     now: Timestamp,
+    effective_sender: impl FnOnce() -> Result<String, AppError>,
 ) -> Result<Composition, AppError> {
     let mut fields = FieldErrors::new();
     let channel = match body.channel.as_str() {
@@ -130,16 +134,16 @@ pub fn compose(
                 );
             }
             let sender = match body.from.as_deref().map(str::trim) {
-                Some(from) if !from.eq_ignore_ascii_case(effective_sender) => {
-                    fields.add(
-                        "from",
-                        format!(
-                            "must be the workspace's sender, {effective_sender}, or be left out"
-                        ),
-                    );
-                    None
+                Some(from) => {
+                    let effective_sender = effective_sender()?;
+                    if from.eq_ignore_ascii_case(&effective_sender) {
+                        Some(Some(effective_sender))
+                    } else {
+                        fields.add("from", wrong_sender(&effective_sender));
+                        None
+                    }
                 }
-                _ => Some(effective_sender.to_owned()),
+                None => Some(None),
             };
             let segmentation = match body.text.as_deref() {
                 Some(text) if !text.trim().is_empty() => {
@@ -164,7 +168,7 @@ pub fn compose(
                 composition = Some(Composition {
                     channel: Channel::Sms,
                     to,
-                    sender: Some(sender),
+                    sender,
                     text: body.text.clone(),
                     subject: None,
                     html: None,
@@ -227,6 +231,31 @@ pub fn compose(
     composition.ok_or_else(|| AppError::internal("validated composition missing"))
 }
 
+impl Composition {
+    /// Gives an SMS the sender it goes out with: the workspace's effective sender, read in the
+    /// send's transaction. An SMS composed with a `from` keeps it only if it is still the
+    /// workspace's sender (an approval can land in between): otherwise 422 on `from`. Email has
+    /// no sender here.
+    pub fn settle_sender(&mut self, effective_sender: &str) -> Result<(), AppError> {
+        if self.channel != Channel::Sms {
+            return Ok(());
+        }
+        if let Some(chosen) = &self.sender
+            && !chosen.eq_ignore_ascii_case(effective_sender)
+        {
+            let mut fields = FieldErrors::new();
+            fields.add("from", wrong_sender(effective_sender));
+            return fields.into_result();
+        }
+        self.sender = Some(effective_sender.to_owned());
+        Ok(())
+    }
+}
+
+fn wrong_sender(effective_sender: &str) -> String {
+    format!("must be the workspace's sender, {effective_sender}, or be left out")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,7 +270,7 @@ mod tests {
     }
 
     fn fields(json: serde_json::Value) -> Vec<String> {
-        match compose(body(json), "CM", "CRIER", now()) {
+        match compose(body(json), "CM", now(), || Ok("CRIER".to_owned())) {
             Err(AppError::Validation(fields)) => fields.iter().map(|(k, _)| k.clone()).collect(),
             other => panic!("expected 422, got {other:?}"),
         }
@@ -249,20 +278,34 @@ mod tests {
 
     #[test]
     fn an_sms_is_normalised_segmented_and_sent_from_the_effective_sender() {
-        let sms = compose(
+        let mut sms = compose(
             body(serde_json::json!({"channel": "sms", "to": "677 12 34 56", "text": "Bonjour ! Votre code : 1234"})),
             "CM",
-            "ACME",
             now(),
+            || panic!("no `from`: the sender is not needed to compose"),
         )
         .unwrap();
         assert_eq!(sms.to, "+237677123456");
+        assert_eq!(sms.sender, None);
+        sms.settle_sender("ACME").unwrap();
         assert_eq!(sms.sender.as_deref(), Some("ACME"));
         assert_eq!(sms.units, 1);
         assert_eq!(sms.category, Category::Transactional);
         let long = "é".repeat(200) + "€";
-        let sms = compose(body(serde_json::json!({"channel": "sms", "to": "+237677123456", "text": long, "from": "acme"})), "CM", "ACME", now()).unwrap();
+        let mut sms = compose(body(serde_json::json!({"channel": "sms", "to": "+237677123456", "text": long, "from": "acme"})), "CM", now(), || Ok("ACME".to_owned())).unwrap();
         assert_eq!(sms.units, 2);
+        assert_eq!(sms.sender.as_deref(), Some("ACME"));
+        // The workspace's sender changed between composing and sending: the named one is refused.
+        match sms.settle_sender("NEWCO") {
+            Err(AppError::Validation(fields)) => {
+                assert_eq!(
+                    fields.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+                    ["from"]
+                );
+            }
+            other => panic!("expected 422 on from, got {other:?}"),
+        }
+        sms.settle_sender("acme").unwrap();
     }
 
     #[test]
@@ -270,8 +313,8 @@ mod tests {
         let email = compose(
             body(serde_json::json!({"channel": "email", "to": " Ada@Example.com ", "subject": "Hi", "html": "<p>Hi</p>", "category": "marketing"})),
             "CM",
-            "CRIER",
             now(),
+            || panic!("email has no sender to check"),
         )
         .unwrap();
         assert_eq!(

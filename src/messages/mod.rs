@@ -14,9 +14,8 @@ use crate::billing::{self, Charging, Usage};
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
 use crate::ids::Ids;
-use crate::money::Money;
 use compose::Composition;
-use store::{AttemptRow, MessageRow};
+use store::MessageRow;
 
 /// Who sends: the workspace, and the API key (if any) and its mode.
 #[derive(Debug, Clone, Copy)]
@@ -129,70 +128,4 @@ pub fn cancel_message(
     }
     billing::refund(conn, ids, id, now)?;
     Ok(())
-}
-
-/// The message as the API shows it. `detail` adds the bodies' HTML, the attempts and the refund.
-pub fn message_view(
-    message: &MessageRow,
-    detail: Option<(&[AttemptRow], Option<String>)>,
-) -> serde_json::Value {
-    let metadata: serde_json::Value =
-        serde_json::from_str(&message.metadata).unwrap_or_else(|_| serde_json::json!({}));
-    let error = message
-        .error_code
-        .as_ref()
-        .map(|code| serde_json::json!({ "code": code, "message": message.error_message }));
-    let mut view = serde_json::json!({
-        "id": message.id,
-        "status": message.status,
-        "channel": message.channel,
-        "category": message.category,
-        "mode": message.mode,
-        "to": message.to_address,
-        "sender": message.sender,
-        "subject": message.subject,
-        "text": message.text,
-        "encoding": message.encoding,
-        "segments": message.segments,
-        "units": message.units,
-        "included_units": message.included_units,
-        "charge": Money::new(message.charge_minor, &message.currency),
-        "charged": message.mode == "live",
-        "metadata": metadata,
-        "campaign_id": message.campaign_id,
-        "api_key_id": message.api_key_id,
-        "provider": message.provider,
-        "provider_message_id": message.provider_message_id,
-        "delivery_cycles": message.delivery_cycles,
-        "next_attempt_at": (message.status == "queued").then_some(&message.next_attempt_at),
-        "error": error,
-        "scheduled_at": message.scheduled_at,
-        "created_at": message.created_at,
-        "updated_at": message.updated_at,
-        "sent_at": message.sent_at,
-        "delivered_at": message.delivered_at,
-        "failed_at": message.failed_at,
-        "cancelled_at": message.cancelled_at,
-    });
-    if let (Some((attempts, refunded_at)), Some(object)) = (detail, view.as_object_mut()) {
-        object.insert("html".to_owned(), serde_json::json!(message.html));
-        object.insert("refunded_at".to_owned(), serde_json::json!(refunded_at));
-        let attempts: Vec<serde_json::Value> = attempts
-            .iter()
-            .map(|attempt| {
-                serde_json::json!({
-                    "attempt": attempt.attempt_no,
-                    "delivery_cycle": attempt.delivery_cycle,
-                    "provider": attempt.provider,
-                    "outcome": attempt.outcome,
-                    "provider_message_id": attempt.provider_message_id,
-                    "error": attempt.error_code.as_ref().map(|code| serde_json::json!({ "code": code, "message": attempt.error_message })),
-                    "duration_ms": attempt.duration_ms,
-                    "created_at": attempt.created_at,
-                })
-            })
-            .collect();
-        object.insert("attempts".to_owned(), serde_json::Value::Array(attempts));
-    }
-    view
 }

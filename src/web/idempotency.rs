@@ -281,11 +281,33 @@ pub fn in_transaction(
     app: &App,
     request: &mut Request<'_>,
     principal: &Principal,
-    (requirement, per): (Requirement, Per),
+    idempotency: (Requirement, Per),
     effect: impl FnOnce(&Connection) -> Result<ApiResponse, AppError>,
 ) -> Result<ApiResponse, AppError> {
+    in_transaction_checked(
+        app,
+        request,
+        principal,
+        idempotency,
+        |_| Ok(()),
+        |conn, ()| effect(conn),
+    )
+}
+
+/// `in_transaction` with a `check` against the current state, run in the same transaction once
+/// no replay applies, before the effect. A refusal from `check` is returned and not stored, like
+/// a validation failure before the operation: a corrected retry with the same key goes through.
+/// What `check` returns is handed to `effect`.
+pub fn in_transaction_checked<T>(
+    app: &App,
+    request: &mut Request<'_>,
+    principal: &Principal,
+    (requirement, per): (Requirement, Per),
+    check: impl FnOnce(&Connection) -> Result<T, AppError>,
+    effect: impl FnOnce(&Connection, T) -> Result<ApiResponse, AppError>,
+) -> Result<ApiResponse, AppError> {
     let Some(key) = key_of(request, requirement)? else {
-        return app.db.write(effect);
+        return app.db.write(|conn| effect(conn, check(conn)?));
     };
     let attempt = attempt(request, principal, per, key)?;
     let request_id = request.request_id().to_owned();
@@ -296,9 +318,10 @@ pub fn in_transaction(
         if let Some(response) = replay_of(conn, &attempt, now)? {
             return Ok(response);
         }
+        let checked = check(conn)?;
         // The effect runs in a savepoint so a 4xx outcome can be stored without its effects.
         run_cached(conn, "SAVEPOINT idempotent_effect")?;
-        let outcome = effect(conn);
+        let outcome = effect(conn, checked);
         let keep_effect = matches!(&outcome, Ok(response) if response.status < 500);
         if !keep_effect {
             run_cached(conn, "ROLLBACK TO idempotent_effect")?;

@@ -2,6 +2,9 @@
 //! call one domain function inside one transaction.
 
 use crate::api_keys::format::{Mode, Scope};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
 use crate::app::App;
 use crate::auth::principal::Principal;
 use crate::billing::{self, Charging, sender};
@@ -9,11 +12,12 @@ use crate::clock::{format_timestamp, parse_timestamp};
 use crate::error::AppError;
 use crate::messages::compose::{SendBody, compose};
 use crate::messages::store::{self, MessageFilter};
-use crate::messages::{self as domain, Origin, message_view};
+use crate::messages::store::{AttemptRow, MessageRow};
+use crate::messages::{self as domain, Origin};
 use crate::money::Money;
 use crate::web::auth::authenticate_request;
 use crate::web::idempotency::{self, Per, Requirement};
-use crate::web::request::Request;
+use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 
 fn charging_of(principal: &Principal) -> Charging {
@@ -40,16 +44,18 @@ pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
         charging: charging_of(&principal),
     };
     let idempotency = (Requirement::Required, Per::Workspace);
-    // Validate before the idempotent transaction, so a refused body is not stored under the key
-    // and a corrected retry with the same key goes through.
-    let sender_read = app.db.read(|conn| {
-        sender::effective_sender_of(conn, &workspace_id, &app.config.default_sms_sender)
-    })?;
-    let checked = match compose(
-        body.clone(),
+    let effective_sender_now = || {
+        app.db.read(|conn| {
+            sender::effective_sender_of(conn, &workspace_id, &app.config.default_sms_sender)
+        })
+    };
+    // Composed before the transaction (pure, and the costliest part of a send), so a refused
+    // body is not stored under the key and a corrected retry with the same key goes through.
+    let composition = match compose(
+        body,
         &app.config.default_country,
-        &sender_read,
         app.clock.now(),
+        effective_sender_now,
     ) {
         Ok(composition) => composition,
         // Unless this is the retry of a send that went through, whose input may no longer pass
@@ -59,27 +65,31 @@ pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
                 .ok_or(refused);
         }
     };
-    let response = idempotency::in_transaction(app, request, &principal, idempotency, |conn| {
-        let now = app.clock.now();
-        let effective_sender =
-            sender::effective_sender_of(conn, &workspace_id, &app.config.default_sms_sender)?;
-        // The sender can change between the read and this transaction (an approval landed);
-        // then the message is composed again with the sender it will really use.
-        let composition = if effective_sender == sender_read {
-            checked
-        } else {
-            compose(body, &app.config.default_country, &effective_sender, now)?
-        };
-        let message = domain::create_message(
-            conn,
-            &app.ids,
-            &app.config.billing_catalog,
-            origin,
-            &composition,
-            now,
-        )?;
-        ApiResponse::json(201, &message_view(&message, None))
-    })?;
+    // One write transaction: replay check, the sender, reservation, message, stored response.
+    let response = idempotency::in_transaction_checked(
+        app,
+        request,
+        &principal,
+        idempotency,
+        |conn| {
+            let effective_sender =
+                sender::effective_sender_of(conn, &workspace_id, &app.config.default_sms_sender)?;
+            let mut composition = composition;
+            composition.settle_sender(&effective_sender)?;
+            Ok(composition)
+        },
+        |conn, composition| {
+            let message = domain::create_message(
+                conn,
+                &app.ids,
+                &app.config.billing_catalog,
+                origin,
+                &composition,
+                app.clock.now(),
+            )?;
+            ApiResponse::json(201, &message_view(&message, None))
+        },
+    )?;
     if response.status == 201 {
         app.outbox.notify();
     }
@@ -98,7 +108,10 @@ pub fn estimate_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
     let (effective_sender, composition, quote) = app.db.read(|conn| {
         let effective_sender =
             sender::effective_sender_of(conn, &workspace_id, &app.config.default_sms_sender)?;
-        let composition = compose(body, &app.config.default_country, &effective_sender, now)?;
+        let mut composition = compose(body, &app.config.default_country, now, || {
+            Ok(effective_sender.clone())
+        })?;
+        composition.settle_sender(&effective_sender)?;
         let quote = billing::quote(
             conn,
             catalog,
@@ -190,11 +203,12 @@ pub fn list_messages(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
             page.fetch(),
         )
     })?;
-    page.respond(
-        messages,
-        |message| message.id.as_str(),
-        |message| message_view(message, None),
-    )
+    let (messages, next_cursor) = page.split(messages, |message| message.id.as_str());
+    let data: Vec<MessageView<'_>> = messages
+        .iter()
+        .map(|message| message_view(message, None))
+        .collect();
+    page_response(&data, next_cursor)
 }
 
 /// `GET /v1/messages/{id}`: one message with its delivery attempts. Scope `messages:read`.
@@ -225,5 +239,136 @@ fn detail(app: &App, workspace_id: &str, id: &str) -> Result<ApiResponse, AppErr
         let refunded_at = billing::store::find_refunded_at(conn, id)?;
         Ok((message, attempts, refunded_at))
     })?;
-    ApiResponse::json(200, &message_view(&message, Some((&attempts, refunded_at))))
+    ApiResponse::json(
+        200,
+        &message_view(&message, Some((&attempts, refunded_at.as_deref()))),
+    )
+}
+
+/// A message as the API shows it; `detail` (one message, not a list) adds its HTML, the refund
+/// and the attempts.
+#[derive(Serialize)]
+struct MessageView<'a> {
+    id: &'a str,
+    status: &'a str,
+    channel: &'a str,
+    category: &'a str,
+    mode: &'a str,
+    to: &'a str,
+    sender: Option<&'a str>,
+    subject: Option<&'a str>,
+    text: Option<&'a str>,
+    encoding: Option<&'a str>,
+    segments: Option<u32>,
+    units: u64,
+    included_units: u64,
+    charge: Money,
+    charged: bool,
+    metadata: Option<Box<RawValue>>,
+    campaign_id: Option<&'a str>,
+    api_key_id: Option<&'a str>,
+    provider: Option<&'a str>,
+    provider_message_id: Option<&'a str>,
+    delivery_cycles: u32,
+    next_attempt_at: Option<&'a str>,
+    error: Option<ErrorView<'a>>,
+    scheduled_at: Option<&'a str>,
+    created_at: &'a str,
+    updated_at: &'a str,
+    sent_at: Option<&'a str>,
+    delivered_at: Option<&'a str>,
+    failed_at: Option<&'a str>,
+    cancelled_at: Option<&'a str>,
+    #[serde(flatten)]
+    detail: Option<DetailView<'a>>,
+}
+
+#[derive(Serialize)]
+struct DetailView<'a> {
+    html: Option<&'a str>,
+    refunded_at: Option<&'a str>,
+    attempts: Vec<AttemptView<'a>>,
+}
+
+#[derive(Serialize)]
+struct AttemptView<'a> {
+    attempt: u32,
+    delivery_cycle: u32,
+    provider: &'a str,
+    outcome: &'a str,
+    provider_message_id: Option<&'a str>,
+    error: Option<ErrorView<'a>>,
+    duration_ms: u64,
+    created_at: &'a str,
+}
+
+#[derive(Serialize)]
+struct ErrorView<'a> {
+    code: &'a str,
+    message: Option<&'a str>,
+}
+
+fn error_view<'a>(code: &'a Option<String>, message: &'a Option<String>) -> Option<ErrorView<'a>> {
+    code.as_deref().map(|code| ErrorView {
+        code,
+        message: message.as_deref(),
+    })
+}
+
+fn message_view<'a>(
+    message: &'a MessageRow,
+    detail: Option<(&'a [AttemptRow], Option<&'a str>)>,
+) -> MessageView<'a> {
+    // Stored as the JSON object the client sent (validated on the way in); shown as is. A row
+    // that somehow holds something else shows `null` rather than failing the whole page.
+    let metadata = RawValue::from_string(message.metadata.clone()).ok();
+    MessageView {
+        id: &message.id,
+        status: &message.status,
+        channel: &message.channel,
+        category: &message.category,
+        mode: &message.mode,
+        to: &message.to_address,
+        sender: message.sender.as_deref(),
+        subject: message.subject.as_deref(),
+        text: message.text.as_deref(),
+        encoding: message.encoding.as_deref(),
+        segments: message.segments,
+        units: message.units,
+        included_units: message.included_units,
+        charge: Money::new(message.charge_minor, &message.currency),
+        charged: message.mode == "live",
+        metadata,
+        campaign_id: message.campaign_id.as_deref(),
+        api_key_id: message.api_key_id.as_deref(),
+        provider: message.provider.as_deref(),
+        provider_message_id: message.provider_message_id.as_deref(),
+        delivery_cycles: message.delivery_cycles,
+        next_attempt_at: (message.status == "queued").then_some(message.next_attempt_at.as_str()),
+        error: error_view(&message.error_code, &message.error_message),
+        scheduled_at: message.scheduled_at.as_deref(),
+        created_at: &message.created_at,
+        updated_at: &message.updated_at,
+        sent_at: message.sent_at.as_deref(),
+        delivered_at: message.delivered_at.as_deref(),
+        failed_at: message.failed_at.as_deref(),
+        cancelled_at: message.cancelled_at.as_deref(),
+        detail: detail.map(|(attempts, refunded_at)| DetailView {
+            html: message.html.as_deref(),
+            refunded_at,
+            attempts: attempts
+                .iter()
+                .map(|attempt| AttemptView {
+                    attempt: attempt.attempt_no,
+                    delivery_cycle: attempt.delivery_cycle,
+                    provider: &attempt.provider,
+                    outcome: &attempt.outcome,
+                    provider_message_id: attempt.provider_message_id.as_deref(),
+                    error: error_view(&attempt.error_code, &attempt.error_message),
+                    duration_ms: attempt.duration_ms,
+                    created_at: &attempt.created_at,
+                })
+                .collect(),
+        }),
+    }
 }

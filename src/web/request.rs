@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{AppError, FieldErrors};
 use crate::web::exchange::{Incoming, RequestBody};
+use crate::web::response::ApiResponse;
 use crate::web::router::Method;
 
 pub struct Request<'a> {
@@ -233,26 +234,47 @@ impl PageRequest {
         self.limit + 1
     }
 
-    /// Answers 200 `{"data": [...], "next_cursor": …}` from rows fetched with `fetch()`: the
-    /// cursor is the last shown row's id when a further row exists, else null.
+    /// Answers 200 `{"data": [...], "next_cursor": …}` from rows fetched with `fetch()`.
     pub fn respond<R, V: serde::Serialize>(
+        &self,
+        rows: Vec<R>,
+        id_of: impl Fn(&R) -> &str,
+        view: impl Fn(&R) -> V,
+    ) -> Result<ApiResponse, AppError> {
+        let (rows, next_cursor) = self.split(rows, id_of);
+        let data: Vec<V> = rows.iter().map(view).collect();
+        page_response(&data, next_cursor)
+    }
+
+    /// The rows to show of those fetched with `fetch()`, and the next page's cursor: the last
+    /// shown row's id when a further row exists, else `None`. For views that borrow from their
+    /// rows; answer with `page_response`.
+    pub fn split<R>(
         &self,
         mut rows: Vec<R>,
         id_of: impl Fn(&R) -> &str,
-        view: impl Fn(&R) -> V,
-    ) -> Result<crate::web::response::ApiResponse, AppError> {
+    ) -> (Vec<R>, Option<String>) {
         let next_cursor = if rows.len() > self.limit {
             rows.truncate(self.limit);
             rows.last().map(|row| id_of(row).to_owned())
         } else {
             None
         };
-        let data: Vec<V> = rows.iter().map(view).collect();
-        crate::web::response::ApiResponse::json(
-            200,
-            &serde_json::json!({ "data": data, "next_cursor": next_cursor }),
-        )
+        (rows, next_cursor)
     }
+}
+
+/// 200 `{"data": [...], "next_cursor": …}`.
+pub fn page_response<V: serde::Serialize>(
+    data: &[V],
+    next_cursor: Option<String>,
+) -> Result<ApiResponse, AppError> {
+    #[derive(serde::Serialize)]
+    struct PageView<'a, V> {
+        data: &'a [V],
+        next_cursor: Option<String>,
+    }
+    ApiResponse::json(200, &PageView { data, next_cursor })
 }
 
 /// Decodes `%XX` escapes and `+` (space) of a query component; invalid escapes stay as typed.
