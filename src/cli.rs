@@ -285,7 +285,7 @@ pub struct SettingsArgs {
     pub topup_minimum_minor: String,
 
     /// A JSON file replacing the built-in billing catalog (currency, plans, price bands)
-    /// [default: the SPEC §5 catalog in XAF].
+    /// [default: the built-in catalog in XAF, see docs/rules/billing.md].
     #[arg(
         long,
         env = "CRIER_BILLING_CATALOG",

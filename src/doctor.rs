@@ -107,7 +107,7 @@ fn check_migrations(conn: &mut Connection) -> Result<String, Vec<String>> {
     }
 }
 
-/// Every wallet balance equals the sum of its ledger and is not negative (SPEC §5).
+/// Every wallet balance equals the sum of its ledger and is not negative (docs/rules/billing.md).
 fn check_wallets(conn: &mut Connection) -> Result<String, Vec<String>> {
     let status = migrations::status(conn).map_err(|err| vec![err])?;
     if !status.is_current() {

@@ -1,4 +1,4 @@
-//! Process metrics for `GET /metrics` in the Prometheus text format (SPEC §11): requests by
+//! Process metrics for `GET /metrics` in the Prometheus text format: requests by
 //! route, method and status, and a latency histogram per route. Counted in memory by the HTTP
 //! layer; a restart starts from zero, as Prometheus expects of counters.
 

@@ -1,4 +1,4 @@
-//! Money: integer minor units and a currency, never floats (SPEC §2).
+//! Money: integer minor units and a currency, never floats (docs/rules/billing.md).
 
 use serde::Serialize;
 

@@ -1,4 +1,4 @@
-//! The API key format, scopes and modes (SPEC §3). Pure: no database, no clock.
+//! The API key format, scopes and modes (docs/rules/access.md). Pure: no database, no clock.
 //!
 //! A key is `crier_live_` or `crier_test_`, then 32 base62 characters of randomness (184 bits),
 //! then a 6-character base62 checksum of everything before it. The checksum lets a malformed or

@@ -1,4 +1,4 @@
-//! API keys: issue (shown once), list, revoke, rotate with a grace period (SPEC §3).
+//! API keys: issue (shown once), list, revoke, rotate with a grace period (docs/rules/access.md).
 //!
 //! Only owners and admins with a console session manage keys (enforced by the handlers); a key
 //! can never create keys. Keys are stored as SHA-256 hashes: the full key exists only in the

@@ -109,7 +109,7 @@ impl Principal {
     }
 
     /// The workspace, if the caller may use `scope` there: a key needs the scope; a session
-    /// needs the role SPEC §3 gives that kind of work (members send and manage contacts and
+    /// needs the role docs/rules/access.md gives that work (members send and manage contacts and
     /// campaigns; only owners and admins touch payments).
     pub fn require_scope(&self, scope: Scope) -> Result<&str, AppError> {
         match self {

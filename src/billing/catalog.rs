@@ -1,5 +1,5 @@
 //! The billing catalog: wallet currency for new workspaces, plans and graduated price bands.
-//! SPEC §5 values by default; an instance may replace them with a JSON file
+//! Built-in values (docs/rules/billing.md) by default; an instance may replace them with a JSON file
 //! (`--billing-catalog`), validated once at start-up.
 
 use std::path::Path;
@@ -47,7 +47,7 @@ fn plan(code: &str, name: &str, price: Option<i64>, sms: u64, email: u64) -> Pla
 }
 
 impl Default for Catalog {
-    /// SPEC §5: prices in XAF.
+    /// The built-in catalog (docs/rules/billing.md, "Plans"): prices in XAF.
     fn default() -> Catalog {
         Catalog {
             currency: "XAF".to_owned(),

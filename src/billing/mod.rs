@@ -1,4 +1,4 @@
-//! Billing (SPEC §5): plans, quotas, the wallet and its ledger, graduated prices, and the
+//! Billing (docs/rules/billing.md): plans, quotas, the wallet and its ledger, graduated prices, the
 //! reservation every send makes.
 //!
 //! Everything here runs inside the caller's `BEGIN IMMEDIATE` transaction (`Db::write`), which is

@@ -1,4 +1,4 @@
-//! Graduated prices (SPEC §5): units 1–5 000 of the month at the first price, the next ones at
+//! Graduated prices (docs/rules/billing.md): units 1–5 000 of the month at the first price, the next at
 //! the second, and so on. Pure: no database, no clock.
 
 /// One price band: units up to and including `up_to` (within the month) cost `price_minor` each;
@@ -10,7 +10,7 @@ pub struct Tier {
     pub price_minor: i64,
 }
 
-/// SPEC §5 defaults for SMS, per unit, in XAF.
+/// Default SMS prices, per unit, in XAF (docs/rules/billing.md, "Graduated prices").
 pub const DEFAULT_SMS_TIERS: [Tier; 4] = [
     Tier {
         up_to: Some(5_000),
@@ -30,7 +30,7 @@ pub const DEFAULT_SMS_TIERS: [Tier; 4] = [
     },
 ];
 
-/// SPEC §5 defaults for email, per unit, in XAF.
+/// Default email prices, per unit, in XAF (docs/rules/billing.md, "Graduated prices").
 pub const DEFAULT_EMAIL_TIERS: [Tier; 4] = [
     Tier {
         up_to: Some(10_000),

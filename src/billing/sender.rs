@@ -1,4 +1,4 @@
-//! Sender IDs and business verification (SPEC §5): a workspace asks, an instance admin decides.
+//! Sender IDs and business verification (docs/rules/billing.md): a workspace asks, an admin decides.
 //! The effective SMS sender is the approved sender ID of a verified workspace, else the
 //! instance's default sender.
 

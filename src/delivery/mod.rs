@@ -1,4 +1,4 @@
-//! Delivery: getting stored messages to providers (SPEC §8).
+//! Delivery: getting stored messages to providers (docs/rules/messages.md, "Delivery").
 //!
 //! - `settings`: which providers each channel uses, in order, and how to reach them.
 //! - `providers`: one adapter per provider, all behind the `Provider` trait; `Providers` is the

@@ -26,7 +26,7 @@ pub struct SendBody {
     pub metadata: Option<serde_json::Value>,
 }
 
-/// Transactional messages ignore marketing opt-outs; marketing ones honour them (SPEC §7).
+/// Transactional (the default) or marketing: stored and shown; crier keeps no opt-outs yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Category {
     Transactional,

@@ -1,4 +1,4 @@
-//! Messages (SPEC §8): what a send is made of (segments, recipients, composition), the send
+//! Messages (docs/rules/messages.md): a send's parts (segments, recipients, composition), the send
 //! itself — priced, reserved and stored in one transaction — and the message as the API shows
 //! it. Delivery (the outbox dispatcher and providers) lives in `crate::delivery`.
 

@@ -1,4 +1,4 @@
-//! Payments (SPEC §6): checkout sessions with Flutterwave first and Stripe as fallback, verified
+//! Payments (docs/rules/payments.md): checkouts via Flutterwave first, Stripe as fallback, verified
 //! webhooks, one state machine and exactly-once fulfilment.
 //!
 //! - `provider`: the adapter interface; `flutterwave`, `stripe`: the adapters.

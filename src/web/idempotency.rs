@@ -1,4 +1,4 @@
-//! Idempotency-Key (SPEC §4): retries over a bad network never repeat an effect.
+//! Idempotency-Key (docs/rules/access.md): retries over a bad network never repeat an effect.
 //!
 //! A POST handler opts in with one call, after authenticating and validating its input:
 //! - `in_transaction` for operations that are one database transaction (sends, launches): the

@@ -1,6 +1,6 @@
 //! Workspaces and the people in them: membership roles, the last-owner rule, invitations.
 //!
-//! Rules (SPEC §3): owners and admins manage members and invitations; only an owner may grant the
+//! Rules (docs/rules/access.md): owners, admins manage members, invitations; only an owner may grant the
 //! owner role or change or remove an owner; the last owner can never leave, be removed or be
 //! demoted. Everything is scoped to the caller's workspace: another workspace's member or
 //! invitation is `not_found`.

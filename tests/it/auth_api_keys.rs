@@ -94,7 +94,7 @@ fn a_key_without_the_needed_scope_is_403_insufficient_scope() {
     assert_eq!(allowed.status, 200, "{}", allowed.text());
     assert_eq!(allowed.json()["workspace_id"], owner.workspace_id());
 
-    // A member's console session may send (SPEC §3: members send messages).
+    // A member's console session may send (docs/rules/access.md, "Roles").
     let member = add_member(&owner, "member@example.com", "member");
     assert_eq!(
         member.post("/test/needs-messages-send", &json!({})).status,

@@ -1,4 +1,4 @@
-//! Billing over HTTP (SPEC §5 and the billing contract): the summary, the ledger, sender IDs,
+//! Billing over HTTP (docs/rules/billing.md and the API contract): the summary, the ledger, sender IDs,
 //! verification, the instance-admin endpoints, wallet adjustments, and the two commands that
 //! touch wallets (`crier admin adjust-wallet`, `crier doctor`). State the HTTP API cannot make
 //! yet (plans, sends) is set up with the billing domain on the server's own database file.

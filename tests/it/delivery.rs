@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::auth_fixtures::count;
 use crate::fake_http::{FakeHttp, Reply};
-use crate::harness::TestServer;
+use crate::harness::{TestServer, wait_for_value, wait_until};
 use crate::sending::{Sender, sms};
 use crier::clock::Clock;
 use crier::config::{Config, Secret};
@@ -111,7 +111,19 @@ fn a_final_error_fails_the_message_at_once_and_refunds_it_once() {
     let sender = Sender::new(&server, "live");
     sender.credit(100);
     let message = sender.sent(&sms("+237677123456", "bad number"), "x1");
-    assert_eq!(sender.balance(), 75);
+    // Charged when accepted. Not read from the balance: delivery starts at once, so the refund
+    // may already have followed.
+    assert_eq!(
+        message["charge"],
+        json!({"amount_minor": 25, "currency": "XAF"})
+    );
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM wallet_ledger WHERE kind = 'charge' AND amount_minor = -25"
+        ),
+        1
+    );
     let failed = sender.wait_for(message["id"].as_str().unwrap(), "failed");
     assert_eq!(failed["error"]["code"], "21211");
     assert_eq!(failed["attempts"].as_array().unwrap().len(), 1);
@@ -140,13 +152,14 @@ fn retryable_errors_are_retried_with_backoff_until_a_provider_accepts() {
     let server = TestServer::start_with(with_providers(None, Some(&webhook)), Router::standard());
     let sender = Sender::new(&server, "live");
     sender.credit(100);
+    let probe = sender.probe();
     let id = sender.sent(&sms("+237677123456", "retry"), "r1")["id"]
         .as_str()
         .unwrap()
         .to_owned();
     for cycle in 1..=2 {
         webhook.wait_for_requests(cycle, Duration::from_secs(10));
-        let waiting = wait_until(&sender, &id, |m| {
+        let waiting = wait_until_message(&sender, &id, |m| {
             m["status"] == "queued" && m["delivery_cycles"] == cycle
         });
         // base 100 ms doubling per cycle, ±20 % jitter, from the (frozen) test clock.
@@ -160,8 +173,15 @@ fn retryable_errors_are_retried_with_backoff_until_a_provider_accepts() {
             "cycle {cycle}: retry in {delay} ms"
         );
         assert_eq!(waiting["error"]["code"], "http_503");
-        // Not due yet: nothing more is sent until the clock passes the retry time.
-        std::thread::sleep(Duration::from_millis(100));
+        // Not due yet: a dispatcher's claim at this (frozen) time leaves it queued, in the same
+        // cycle, and nothing more is sent until the clock passes the retry time.
+        probe.dispatch_round();
+        let still = sender.message(&id);
+        assert_eq!(
+            (&still["status"], &still["delivery_cycles"]),
+            (&json!("queued"), &json!(cycle)),
+            "{still}"
+        );
         assert_eq!(webhook.requests().len(), cycle);
         server.clock.advance(chrono::Duration::seconds(1));
     }
@@ -183,21 +203,30 @@ fn a_message_that_exhausts_its_cycles_fails_and_is_refunded_once() {
     );
     let sender = Sender::new(&server, "live");
     sender.credit(100);
+    let probe = sender.probe();
     let id = sender.sent(&sms("+237677123456", "doomed"), "d1")["id"]
         .as_str()
         .unwrap()
         .to_owned();
     webhook.wait_for_requests(1, Duration::from_secs(10));
-    wait_until(&sender, &id, |m| m["status"] == "queued");
+    wait_until_message(&sender, &id, |m| m["status"] == "queued");
     server.clock.advance(chrono::Duration::seconds(1));
     let failed = sender.wait_for(&id, "failed");
     assert_eq!(failed["delivery_cycles"], 2);
     assert_eq!(failed["attempts"].as_array().unwrap().len(), 2);
     assert_eq!(sender.balance(), 100);
-    // Nothing happens to it after that, however long we wait.
+    // Nothing happens to it after that, however long we wait: a dispatcher's claim two hours
+    // later leaves it failed, in its last cycle.
     server.clock.advance(chrono::Duration::hours(2));
-    std::thread::sleep(Duration::from_millis(200));
+    probe.dispatch_round();
+    let after = sender.message(&id);
+    assert_eq!(
+        (&after["status"], &after["delivery_cycles"]),
+        (&json!("failed"), &json!(2)),
+        "{after}"
+    );
     assert_eq!(webhook.requests().len(), 2);
+    assert_eq!(sender.balance(), 100);
     assert_eq!(
         count(
             &server,
@@ -207,23 +236,18 @@ fn a_message_that_exhausts_its_cycles_fails_and_is_refunded_once() {
     );
 }
 
-fn wait_until(
+/// Polls the message until `done` accepts it.
+fn wait_until_message(
     sender: &Sender<'_>,
     id: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let message = sender.message(id);
-        if done(&message) {
-            return message;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never reached: {message}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_value(
+        &format!("message {id} reaches the expected state"),
+        Duration::from_secs(10),
+        || sender.message(id),
+        done,
+    )
 }
 
 fn post_receipt(
@@ -450,15 +474,12 @@ fn a_crash_while_sending_loses_no_message_and_charges_none_twice() {
     assert!(status_count("sent") < MESSAGES as i64);
 
     let second = crate::process::ServeProcess::start_with(dir.path(), &settings);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while status_count("sent") < MESSAGES as i64 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not all sent after the restart: {} sent",
-            status_count("sent")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_value(
+        "every message is sent after the restart (sent so far)",
+        Duration::from_secs(60),
+        || status_count("sent"),
+        |sent| *sent == MESSAGES as i64,
+    );
     drop(second);
 
     let conn = rusqlite::Connection::open(&db_path).unwrap();
@@ -527,9 +548,11 @@ fn a_lease_that_runs_out_mid_call_is_taken_over_without_double_charging() {
     server.clock.advance(chrono::Duration::seconds(31));
     webhook.wait_for_requests(2, Duration::from_secs(10));
     let sent = sender.wait_for(&id, "sent");
-    // Let the slow call come back and find its claim gone.
-    std::thread::sleep(Duration::from_millis(1000));
-    let message = sender.message(&id);
+    // The slow call comes back, finds its claim gone, and records its acceptance as a second
+    // attempt: the message stays sent, charged once.
+    let message = wait_until_message(&sender, &id, |m| {
+        m["attempts"].as_array().is_some_and(|a| a.len() >= 2)
+    });
     assert_eq!(message["status"], "sent", "{message}");
     assert_eq!(
         message["attempts"].as_array().unwrap().len(),
@@ -564,15 +587,12 @@ fn messages_settled_in_groups_are_each_sent_once_and_charged_once() {
             &format!("group-{n}"),
         );
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while count(
-        &server,
-        "SELECT count(*) FROM messages WHERE status = 'sent'",
-    ) < MESSAGES as i64
-    {
-        assert!(std::time::Instant::now() < deadline, "not all sent in time");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("every message is sent", Duration::from_secs(30), || {
+        count(
+            &server,
+            "SELECT count(*) FROM messages WHERE status = 'sent'",
+        ) == MESSAGES as i64
+    });
     let received: Vec<String> = webhook
         .requests()
         .iter()

@@ -410,7 +410,11 @@ fn the_server_keeps_accepting_after_running_out_of_descriptors() {
     let flood: Vec<TcpStream> = (0..150)
         .filter_map(|_| TcpStream::connect(server.addr).ok())
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // The flood did run the server out of descriptors: its accept loop says so.
+    server.wait_for_log(
+        "cannot accept a connection; pausing briefly",
+        Duration::from_secs(15),
+    );
     drop(flood);
     // Connections from the flood that the server did accept are closed when it sees them end.
     let deadline = Instant::now() + Duration::from_secs(15);

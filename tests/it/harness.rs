@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::TimeZone;
 use crier::clock::ManualClock;
@@ -160,6 +160,42 @@ impl TestResponse {
         let request_id = self.header("X-Request-Id").expect("X-Request-Id header");
         assert_eq!(body["request_id"], request_id);
         body
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds; panics naming `what` once `timeout` has passed
+/// without it. For waiting on the server's background threads or another process: a test waits
+/// for the event it needs, never for a fixed time.
+pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Polls `observe` every 10 ms until `done` accepts what it returned, and returns that; panics
+/// naming `what`, with the last value seen, once `timeout` has passed without it.
+pub fn wait_for_value<T: std::fmt::Display>(
+    what: &str,
+    timeout: Duration,
+    mut observe: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let value = observe();
+        if done(&value) {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}; last seen: {value}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -1,4 +1,4 @@
-//! Idempotency-Key (SPEC §4): a retried POST replays the first answer and never repeats the
+//! Idempotency-Key (docs/rules/access.md): a retried POST replays the first answer and never repeats the
 //! effect; a key is scoped to (workspace, API key or user); malformed keys change nothing; 5xx
 //! outcomes are never stored; leased operations answer duplicates with 409 while in flight and
 //! let a retry take over once the lease expired; records are swept after the retention.

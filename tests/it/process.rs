@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::harness::{TestResponse, send_raw};
 
@@ -30,7 +30,7 @@ pub struct ServeProcess {
     child: Child,
     pub addr: SocketAddr,
     /// Log lines the server wrote after "listening".
-    _log: mpsc::Receiver<String>,
+    log: mpsc::Receiver<String>,
 }
 
 impl ServeProcess {
@@ -92,7 +92,23 @@ impl ServeProcess {
         ServeProcess {
             child,
             addr,
-            _log: lines,
+            log: lines,
+        }
+    }
+
+    /// Waits until the server logs a line whose message is `message` (lines before it are
+    /// passed over); panics once `timeout` has passed without it.
+    pub fn wait_for_log(&self, message: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.log.recv_timeout(left).unwrap_or_else(|_| {
+                panic!("timed out after {timeout:?} waiting for the log line {message:?}")
+            });
+            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if entry["msg"] == message {
+                return;
+            }
         }
     }
 

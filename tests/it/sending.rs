@@ -2,12 +2,13 @@
 //! reserved and stored in one transaction, delivered by a dispatcher, and refunded exactly once
 //! when it is cancelled before dispatch.
 
-use std::time::{Duration, Instant};
+use std::cell::Cell;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::auth_fixtures::{Console, bearer, count, create_key, send, setup};
-use crate::harness::TestServer;
+use crate::harness::{TestServer, wait_for_value, wait_until};
 
 /// A workspace with a live `messages:send`+`messages:read` key, for sending.
 pub struct Sender<'s> {
@@ -83,18 +84,95 @@ impl<'s> Sender<'s> {
 
     /// Polls the message until it reaches `status` (the dispatcher runs on its own threads).
     pub fn wait_for(&self, id: &str, status: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let message = self.message(id);
-            if message["status"] == status {
-                return message;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "message never became {status}: {message}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
+        wait_for_value(
+            &format!("message {id} is {status}"),
+            Duration::from_secs(20),
+            || self.message(id),
+            |message| message["status"] == status,
+        )
+    }
+
+    /// A test-mode key in this workspace, to watch the background threads with.
+    pub fn probe(&self) -> Probe<'s> {
+        let (_, key) = create_key(&self.console, &["messages:send", "messages:read"], "test");
+        Probe {
+            server: self.server,
+            key,
+            made: Cell::new(0),
         }
+    }
+}
+
+/// Watches the dispatchers and the scheduler through test-mode messages: never charged, never
+/// counted against quotas, always delivered by the `log` providers — so a probe moves no
+/// wallet and reaches no fake provider. With the test clock frozen, every round of a background
+/// thread sees the same time, so one round that provably ran at that time stands for all of
+/// them: a test can then assert that something did *not* happen, without sleeping.
+pub struct Probe<'s> {
+    server: &'s TestServer,
+    key: String,
+    made: Cell<usize>,
+}
+
+impl Probe<'_> {
+    fn create(&self, body: &Value) -> String {
+        self.made.set(self.made.get() + 1);
+        let response = send(
+            self.server,
+            "POST",
+            "/v1/messages",
+            vec![
+                ("Authorization", format!("Bearer {}", self.key).as_str()),
+                (
+                    "Idempotency-Key",
+                    format!("probe-{}", self.made.get()).as_str(),
+                ),
+            ],
+            Some(body),
+        );
+        assert_eq!(response.status, 201, "{}", response.text());
+        response.json()["id"].as_str().unwrap().to_owned()
+    }
+
+    fn wait_sent(&self, id: &str) {
+        wait_until(
+            &format!("probe message {id} is sent"),
+            Duration::from_secs(20),
+            || {
+                bearer(
+                    self.server,
+                    &self.key,
+                    "GET",
+                    &format!("/v1/messages/{id}"),
+                    None,
+                )
+                .json()["status"]
+                    == "sent"
+            },
+        );
+    }
+
+    /// Returns once a dispatcher has claimed at the test clock's current time: a probe message
+    /// due now has been sent. A claim takes every due message (oldest first, a batch at a time)
+    /// in one statement and counts a delivery cycle on each, so a message whose status and
+    /// `delivery_cycles` are unchanged after this was not due.
+    pub fn dispatch_round(&self) {
+        let id = self.create(&sms("+237677123456", "probe"));
+        self.wait_sent(&id);
+    }
+
+    /// Schedules a probe message at `at` (RFC 3339); `scheduler_round` waits for it.
+    pub fn schedule(&self, at: &str) -> String {
+        let mut body = sms("+237677123456", "probe");
+        body["scheduled_at"] = json!(at);
+        self.create(&body)
+    }
+
+    /// Returns once the scheduler has queued the probe message `id` (and a dispatcher has sent
+    /// it). The scheduler queues every scheduled message due by then in one statement, so a
+    /// message still `scheduled` after this was not due.
+    pub fn scheduler_round(&self, id: &str) {
+        self.wait_sent(id);
     }
 }
 
@@ -306,7 +384,11 @@ fn a_scheduled_message_waits_then_the_scheduler_queues_it() {
     assert_eq!(message["status"], "scheduled");
     assert_eq!(message["scheduled_at"], "2026-11-25T10:00:00.000Z");
     let id = message["id"].as_str().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // A scheduler round at 09:30:01 queues a probe due then, and leaves this one alone.
+    let probe = sender.probe();
+    let early = probe.schedule("2026-11-25T09:30:01Z");
+    server.clock.advance(chrono::Duration::seconds(1));
+    probe.scheduler_round(&early);
     assert_eq!(sender.message(id)["status"], "scheduled");
     server.clock.advance(chrono::Duration::minutes(31));
     sender.wait_for(id, "sent");
@@ -348,10 +430,14 @@ fn cancelling_a_scheduled_message_refunds_it_exactly_once() {
             ("refund".to_owned(), 25)
         ]
     );
-    // The scheduler never sends a cancelled message.
+    // The scheduler never sends a cancelled message: its round that queues a probe scheduled
+    // for the same time leaves the cancelled one as it is.
+    let probe = sender.probe();
+    let due_with_it = probe.schedule("2026-11-26T10:00:00Z");
     server.clock.advance(chrono::Duration::days(2));
-    std::thread::sleep(Duration::from_millis(200));
+    probe.scheduler_round(&due_with_it);
     assert_eq!(sender.message(&id)["status"], "cancelled");
+    assert_eq!(sender.balance(), 1000);
 
     // A message already on its way cannot be cancelled.
     let now = sender.sent(&sms("+237677123456", "now"), "c2");
@@ -467,15 +553,12 @@ fn concurrent_sends_never_spend_more_than_the_wallet_holds() {
     );
     // The doctor reads the real clock, this server a fixed one: let delivery finish first, or
     // a message still `sending` would look long past its (test-clock) lease.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while count(
-        &server,
-        "SELECT count(*) FROM messages WHERE status IN ('queued', 'sending')",
-    ) > 0
-    {
-        assert!(Instant::now() < deadline, "delivery never finished");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("delivery has finished", Duration::from_secs(20), || {
+        count(
+            &server,
+            "SELECT count(*) FROM messages WHERE status IN ('queued', 'sending')",
+        ) == 0
+    });
     crate::process::assert_doctor_clean(&server.db_path());
 }
 
