@@ -11,6 +11,12 @@ use crate::billing::pricing::{DEFAULT_EMAIL_TIERS, DEFAULT_SMS_TIERS, Tier};
 use crate::clock::Timestamp;
 use crate::money::Currency;
 
+/// The plan every workspace falls back to when no other is in force. Always in the catalog.
+pub const FREE: &str = "free";
+/// The plan an instance admin sets with the workspace's own included amounts. Always in the
+/// catalog.
+pub const CUSTOM: &str = "custom";
+
 /// A plan of the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,12 +58,12 @@ impl Default for Catalog {
         Catalog {
             currency: "XAF".to_owned(),
             plans: vec![
-                plan("free", "Free", None, 0, 0),
+                plan(FREE, "Free", None, 0, 0),
                 plan("basic", "Basic", Some(5_000), 150, 250),
                 plan("growth", "Growth", Some(15_000), 500, 1_000),
                 plan("pro", "Pro", Some(50_000), 2_000, 5_000),
                 // Contact sales: an instance admin sets its quotas per workspace.
-                plan("custom", "Custom", None, 0, 0),
+                plan(CUSTOM, "Custom", None, 0, 0),
             ],
             sms_tiers: DEFAULT_SMS_TIERS.to_vec(),
             email_tiers: DEFAULT_EMAIL_TIERS.to_vec(),
@@ -99,14 +105,14 @@ impl Catalog {
                 ));
             }
         }
-        match self.plan("free") {
+        match self.plan(FREE) {
             Some(free)
                 if free.price_minor.is_none()
                     && free.included_sms_per_month == 0
                     && free.included_email_per_day == 0 => {}
             _ => return Err("a plan \"free\" without price or quotas is required".to_owned()),
         }
-        if self.plan("custom").is_none() {
+        if self.plan(CUSTOM).is_none() {
             return Err("a plan \"custom\" is required".to_owned());
         }
         for (name, tiers) in [
@@ -150,9 +156,7 @@ impl Catalog {
             Some(end) if end <= now => None,
             _ => self.plan(stored_code),
         };
-        stored
-            .or_else(|| self.plan("free"))
-            .unwrap_or(&self.plans[0])
+        stored.or_else(|| self.plan(FREE)).unwrap_or(&self.plans[0])
     }
 
     pub fn tiers(&self, channel: Channel) -> &[Tier] {

@@ -51,8 +51,8 @@ impl Channel {
     /// `custom` plan what an instance admin set on the workspace.
     pub fn included(self, plan: &Plan, account: &store::BillingAccount) -> u64 {
         match (self, plan.code.as_str()) {
-            (Channel::Sms, "custom") => account.custom_included_sms_per_month.unwrap_or(0),
-            (Channel::Email, "custom") => account.custom_included_email_per_day.unwrap_or(0),
+            (Channel::Sms, catalog::CUSTOM) => account.custom_included_sms_per_month.unwrap_or(0),
+            (Channel::Email, catalog::CUSTOM) => account.custom_included_email_per_day.unwrap_or(0),
             (Channel::Sms, _) => plan.included_sms_per_month,
             (Channel::Email, _) => plan.included_email_per_day,
         }
@@ -276,20 +276,7 @@ pub fn activate_plan(
         )));
     }
     let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
-    let current_end = account.plan_period_end.as_deref().and_then(parse_timestamp);
-    let running = current_end.is_some_and(|end| end > now) && account.plan_code != "free";
-    let start = match current_end {
-        Some(end) if running && account.plan_code == plan_code => end,
-        // Switching plans mid-period would throw away what was paid for: refused, not prorated.
-        Some(end) if running => {
-            return Err(AppError::Conflict(format!(
-                "The {} plan runs until {}; buy {plan_code} after it ends.",
-                account.plan_code,
-                format_timestamp(end)
-            )));
-        }
-        _ => now,
-    };
+    let start = PlanState::of(&account, catalog, now).purchase_start(plan_code, now)?;
     let end = plans::one_month_after(start);
     // An extension keeps the period's original start.
     let activated_at = match (&account.plan_activated_at, start == now) {
@@ -304,6 +291,58 @@ pub fn activate_plan(
         Some(&format_timestamp(end)),
     )?;
     Ok(end)
+}
+
+/// Where a workspace's plan stands at a moment: the one place that decides whether a plan runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanState<'a> {
+    /// The free plan, a plan whose period has ended, or one the catalog no longer has.
+    Free,
+    /// A plan in force: a bought one until `until`, or one an instance admin set (`custom`, or a
+    /// gift) with or without an end.
+    Running {
+        code: &'a str,
+        until: Option<Timestamp>,
+    },
+}
+
+impl<'a> PlanState<'a> {
+    pub fn of(account: &'a store::BillingAccount, catalog: &Catalog, now: Timestamp) -> Self {
+        let until = account.plan_period_end.as_deref().and_then(parse_timestamp);
+        let in_force = until.is_none_or(|end| end > now);
+        let known = catalog.plan(&account.plan_code).is_some();
+        if account.plan_code == catalog::FREE || !in_force || !known {
+            return PlanState::Free;
+        }
+        PlanState::Running {
+            code: &account.plan_code,
+            until,
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self, PlanState::Running { .. })
+    }
+
+    /// When a purchase of `plan_code` made at `now` starts: at the end of the same plan's period
+    /// (an extension), else now. Switching plans while a bought period runs would throw away
+    /// what was paid for: 409, not prorated.
+    pub fn purchase_start(&self, plan_code: &str, now: Timestamp) -> Result<Timestamp, AppError> {
+        match *self {
+            PlanState::Running {
+                code,
+                until: Some(end),
+            } if code == plan_code => Ok(end),
+            PlanState::Running {
+                code,
+                until: Some(end),
+            } => Err(AppError::Conflict(format!(
+                "The {code} plan runs until {}; buy {plan_code} after it ends.",
+                format_timestamp(end)
+            ))),
+            _ => Ok(now),
+        }
+    }
 }
 
 /// An operator's adjustment (the admin endpoint and `crier admin adjust-wallet`): one

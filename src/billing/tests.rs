@@ -430,3 +430,66 @@ fn another_plan_cannot_be_bought_while_one_runs_and_unpriced_plans_never() {
             .unwrap();
     assert_eq!(end, Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 1).unwrap());
 }
+
+#[test]
+fn plan_state_decides_running_and_when_a_purchase_starts() {
+    let catalog = Catalog::default();
+    let account = |code: &str, end: Option<Timestamp>| store::BillingAccount {
+        workspace_id: "wsp_1".to_owned(),
+        plan_code: code.to_owned(),
+        plan_activated_at: None,
+        plan_period_end: end.map(format_timestamp),
+        wallet_currency: "XAF".to_owned(),
+        wallet_balance_minor: 0,
+        custom_included_sms_per_month: None,
+        custom_included_email_per_day: None,
+    };
+    let now = jan(10, 0);
+    let bought = catalog
+        .plans
+        .iter()
+        .find(|plan| plan.price_minor.is_some())
+        .unwrap()
+        .code
+        .clone();
+    let other = catalog
+        .plans
+        .iter()
+        .rfind(|plan| plan.price_minor.is_some() && plan.code != bought)
+        .unwrap()
+        .code
+        .clone();
+
+    let free = account(catalog::FREE, None);
+    assert_eq!(PlanState::of(&free, &catalog, now), PlanState::Free);
+    assert_eq!(
+        PlanState::of(&free, &catalog, now)
+            .purchase_start(&bought, now)
+            .unwrap(),
+        now
+    );
+
+    let running = account(&bought, Some(jan(20, 0)));
+    let state = PlanState::of(&running, &catalog, now);
+    assert!(state.is_running());
+    // The same plan again extends it from its end; another is refused while it runs.
+    assert_eq!(state.purchase_start(&bought, now).unwrap(), jan(20, 0));
+    assert!(matches!(
+        state.purchase_start(&other, now),
+        Err(AppError::Conflict(_))
+    ));
+
+    let ended = account(&bought, Some(jan(10, 0)));
+    assert_eq!(PlanState::of(&ended, &catalog, now), PlanState::Free);
+    let retired = account("retired", Some(jan(20, 0)));
+    assert_eq!(PlanState::of(&retired, &catalog, now), PlanState::Free);
+    // An admin's custom plan without an end runs, and a purchase replaces it from now.
+    let custom = account(catalog::CUSTOM, None);
+    assert!(PlanState::of(&custom, &catalog, now).is_running());
+    assert_eq!(
+        PlanState::of(&custom, &catalog, now)
+            .purchase_start(&bought, now)
+            .unwrap(),
+        now
+    );
+}

@@ -72,7 +72,7 @@ pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let currency = account.wallet_currency.as_str();
     let plan_end = account.plan_period_end.as_deref().and_then(parse_timestamp);
     let plan = catalog.effective_plan(&account.plan_code, plan_end, now);
-    let plan_running = plan.code != "free" && plan.code == account.plan_code;
+    let plan_running = billing::PlanState::of(&account, catalog, now).is_running();
     let quota = |channel: Channel, quote: &billing::Quote| {
         let included = channel.included(plan, &account);
         let (start, end) = match channel {
@@ -461,7 +461,7 @@ pub fn set_plan(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, App
             .collect();
         fields.add("plan_code", format!("must be one of {}", codes.join(", ")));
     }
-    let custom = body.plan_code == "custom";
+    let custom = body.plan_code == billing::catalog::CUSTOM;
     let quotas = (body.included_sms_per_month, body.included_email_per_day);
     if custom && (quotas.0.is_none() || quotas.1.is_none()) {
         fields.add(

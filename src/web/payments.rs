@@ -6,7 +6,6 @@ use crate::api_keys::format::Scope;
 use crate::app::App;
 use crate::auth::principal::Principal;
 use crate::billing;
-use crate::clock::parse_timestamp;
 use crate::error::{AppError, FieldErrors};
 use crate::money::Money;
 use crate::payments::flow::{self, Buyer, Purchase};
@@ -163,21 +162,9 @@ fn purchase_of(
     let purchase = purchase.ok_or_else(|| AppError::internal("purchase without errors"))?;
     // Refuse now what fulfilment would refuse, before anyone pays.
     if let Some(plan_code) = &purchase.plan_code {
-        let running_end = account
-            .plan_period_end
-            .as_deref()
-            .and_then(parse_timestamp)
-            .filter(|end| *end > app.clock.now());
-        if let Some(end) = running_end
-            && account.plan_code != *plan_code
-            && account.plan_code != "free"
-        {
-            return Err(AppError::Conflict(format!(
-                "The {} plan runs until {}; buy {plan_code} after it ends.",
-                account.plan_code,
-                crate::clock::format_timestamp(end)
-            )));
-        }
+        let now = app.clock.now();
+        billing::PlanState::of(&account, &app.config.billing_catalog, now)
+            .purchase_start(plan_code, now)?;
     }
     Ok(purchase)
 }
