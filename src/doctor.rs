@@ -217,12 +217,16 @@ fn stuck_webhook_events(conn: &Connection) -> Result<Vec<String>, crate::error::
         crate::payments::store::webhook_events_pending_since(conn, &format_timestamp(cutoff))?;
     Ok(stuck
         .into_iter()
-        .map(|(id, received_at, attempts, last_error)| {
+        .map(|event| {
             format!(
-                "payment webhook event {id} received {received_at} is still pending after \
-                 {attempts} attempt(s){}; the server applies it when running and the provider \
-                 answers",
-                last_error.map_or(String::new(), |why| format!(" (last: {why})"))
+                "payment webhook event {} received {} is still pending after {} attempt(s){}; \
+                 the server applies it while running and the provider answers",
+                event.id,
+                event.received_at,
+                event.attempts,
+                event
+                    .last_error
+                    .map_or(String::new(), |why| format!(" (last: {why})"))
             )
         })
         .collect())

@@ -423,18 +423,31 @@ pub fn settle_webhook(
     Ok(())
 }
 
-/// Events still pending that arrived before `cutoff`: (id, received_at, attempts, last error).
-/// For `crier doctor`.
+/// A journalled event still waiting to be applied, as `crier doctor` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LingeringEvent {
+    pub id: String,
+    pub received_at: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// Events still pending that arrived before `cutoff`, oldest first.
 pub fn webhook_events_pending_since(
     conn: &Connection,
     cutoff: &str,
-) -> Result<Vec<(String, String, i64, Option<String>)>, AppError> {
+) -> Result<Vec<LingeringEvent>, AppError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, received_at, attempts, last_error FROM payment_webhook_events
          WHERE outcome = 'received' AND received_at < :cutoff ORDER BY received_at",
     )?;
     let rows = stmt.query_map(named_params! { ":cutoff": cutoff }, |row| {
-        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        Ok(LingeringEvent {
+            id: row.get(0)?,
+            received_at: row.get(1)?,
+            attempts: row.get(2)?,
+            last_error: row.get(3)?,
+        })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -20,6 +20,7 @@ mod idempotency;
 mod messages;
 mod openapi;
 mod payment_providers;
+mod payment_webhooks;
 mod payments;
 mod probes;
 mod process;
