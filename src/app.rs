@@ -28,6 +28,8 @@ pub struct App {
     pub outbox: OutboxSignal,
     /// The payment providers, in the configured order.
     pub payments: crate::payments::Payments,
+    /// Rung when a payment webhook event is journalled, to wake the payments worker.
+    pub webhook_journal: OutboxSignal,
 }
 
 impl App {
@@ -52,6 +54,7 @@ impl App {
             providers,
             outbox: OutboxSignal::default(),
             payments,
+            webhook_journal: OutboxSignal::default(),
         })
     }
 }

@@ -156,6 +156,8 @@ impl Config {
             },
             payments: crate::payments::settings::PaymentSettings {
                 timeout: Duration::from_secs(5),
+                // Retries come due when a test moves its clock; they are picked up at once.
+                worker_poll: Duration::from_millis(50),
                 ..Default::default()
             },
             log_format: LogFormat::Text,

@@ -3,7 +3,8 @@
 //! Each check reads only; none repairs anything. Features add their invariants here as one more
 //! function in `CHECKS`: wallets (balance equals ledger), usage (counters equal reservations),
 //! messages (none stuck past its lease; refunded exactly when it never reached a provider),
-//! payments (a paid top-up credited exactly once; refund debits add up).
+//! payments (a paid top-up credited exactly once; refund debits add up; no webhook event left
+//! pending for long).
 
 use rusqlite::Connection;
 
@@ -185,22 +186,50 @@ fn check_messages(conn: &mut Connection) -> Result<String, Vec<String>> {
     }
 }
 
-/// Every top-up session was credited exactly when it succeeded, and refund debits add up.
+/// Every top-up session was credited exactly when it succeeded, refund debits add up, and no
+/// journalled webhook event has waited for the payments worker longer than
+/// `PENDING_EVENT_LIMIT_HOURS` (the server is down, or a provider has not answered for hours).
 fn check_payments(conn: &mut Connection) -> Result<String, Vec<String>> {
     let status = migrations::status(conn).map_err(|err| vec![err])?;
     if !status.is_current() {
         return Ok("skipped until migrations are applied".to_owned());
     }
-    let problems = crate::payments::store::fulfilment_discrepancies(conn)
-        .map_err(|err| vec![err.to_string()])?;
+    let mut problems: Vec<String> = crate::payments::store::fulfilment_discrepancies(conn)
+        .map_err(|err| vec![err.to_string()])?
+        .into_iter()
+        .map(|(id, problem)| format!("payment session {id}: {problem}"))
+        .collect();
+    problems.extend(stuck_webhook_events(conn).map_err(|err| vec![err.to_string()])?);
     if problems.is_empty() {
-        Ok("every paid top-up credited once".to_owned())
+        Ok("every paid top-up credited once; no webhook event stuck".to_owned())
     } else {
-        Err(problems
-            .into_iter()
-            .map(|(id, problem)| format!("payment session {id}: {problem}"))
-            .collect())
+        Err(problems)
     }
+}
+
+/// How long a journalled payment event may wait to be applied before `doctor` names it.
+const PENDING_EVENT_LIMIT_HOURS: i64 = 1;
+
+fn stuck_webhook_events(conn: &Connection) -> Result<Vec<String>, crate::error::AppError> {
+    use crate::clock::{Clock, SystemClock, format_timestamp};
+    let cutoff = SystemClock.now() - chrono::Duration::hours(PENDING_EVENT_LIMIT_HOURS);
+    let stuck =
+        crate::payments::store::webhook_events_pending_since(conn, &format_timestamp(cutoff))?;
+    Ok(stuck
+        .into_iter()
+        .map(|event| {
+            format!(
+                "payment webhook event {} received {} is still pending after {} attempt(s){}; \
+                 the server applies it while running and the provider answers",
+                event.id,
+                event.received_at,
+                event.attempts,
+                event
+                    .last_error
+                    .map_or(String::new(), |why| format!(" (last: {why})"))
+            )
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -257,6 +286,42 @@ mod tests {
                 "workspace wsp_1: balance 900 but its ledger sums to 500".to_owned()
             ])
         );
+    }
+
+    #[test]
+    fn a_webhook_event_pending_for_over_an_hour_is_named() {
+        use crate::clock::{Clock, SystemClock, format_timestamp};
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations::run(&mut conn).unwrap();
+        let now = SystemClock.now();
+        for (id, received_at) in [
+            ("whk_old", now - chrono::Duration::hours(2)),
+            ("whk_new", now - chrono::Duration::minutes(5)),
+        ] {
+            conn.execute(
+                "INSERT INTO payment_webhook_events (id, provider, event_id, signature, payload,
+                     outcome, attempts, last_error, next_attempt_at, received_at, updated_at)
+                 VALUES (?1, 'stripe', ?1, 'valid', '{}', 'received', 3, 'stripe answered HTTP 503',
+                     ?2, ?2, ?2)",
+                [id, &format_timestamp(received_at)],
+            )
+            .unwrap();
+        }
+        let payments = examine(&mut conn)
+            .into_iter()
+            .find(|f| f.check == "payments")
+            .unwrap()
+            .outcome;
+        let problems = payments.unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("whk_old"), "{problems:?}");
+        assert!(problems[0].contains("3 attempt(s)"), "{problems:?}");
+        assert!(problems[0].contains("HTTP 503"), "{problems:?}");
+        // Applied at last: nothing to report.
+        conn.execute_batch("UPDATE payment_webhook_events SET outcome = 'applied'")
+            .unwrap();
+        let findings = examine(&mut conn);
+        assert!(findings.iter().all(Finding::passed), "{findings:?}");
     }
 
     #[test]

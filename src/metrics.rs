@@ -26,7 +26,10 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<String, Latency>>,
     /// Provider calls by provider and outcome (`accepted`, `retryable_error`, `final_error`).
     provider_calls: Mutex<BTreeMap<(String, String), u64>>,
-    /// Provider webhooks by provider and verdict (`applied`, `unauthenticated`, `rejected`).
+    /// Provider webhooks by provider and verdict: the answer to a payment webhook (`received`,
+    /// `duplicate`, `unauthenticated`, `rejected`), then what the payments worker made of the event
+    /// (`applied`, `not_applied`, `deferred` for a retry, `abandoned`); delivery receipts
+    /// (`accepted`, `rejected`).
     webhooks: Mutex<BTreeMap<(String, String), u64>>,
 }
 

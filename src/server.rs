@@ -1,4 +1,4 @@
-//! Assembles a running crier: database, shared state, HTTP workers, dispatchers and the scheduler, the janitor. Used by `crier serve` and by
+//! Assembles a running crier: database, shared state, HTTP workers, dispatchers and the scheduler, the payments worker, the janitor. Used by `crier serve` and by
 //! the integration tests, so both run exactly the same start-up path.
 
 use std::net::SocketAddr;
@@ -12,6 +12,7 @@ use crate::delivery::dispatcher::{self, Delivery};
 use crate::error::StartupError;
 use crate::ids::RandomSource;
 use crate::janitor::{self, Janitor};
+use crate::payments::worker::{self as payments_worker, PaymentsWorker};
 use crate::web::{self, HttpServer, ShutdownOutcome, router::Router};
 
 /// What `start` needs besides the configuration: the sources of time and randomness, and the
@@ -28,6 +29,7 @@ pub struct RunningServer {
     http: HttpServer,
     janitor: Janitor,
     delivery: Delivery,
+    payments: PaymentsWorker,
 }
 
 /// Opens (creating and migrating) the database and starts serving HTTP on `config.addr`.
@@ -41,6 +43,8 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
     let db = Db::open(&DbSettings::from_config(&config))?;
     let app = Arc::new(App::new(config, db, runtime.clock, runtime.random)?);
     let delivery = dispatcher::start(Arc::clone(&app))?;
+    // Before HTTP: events journalled before a restart are applied without waiting for new ones.
+    let payments = payments_worker::start(Arc::clone(&app))?;
     let http = web::start(Arc::clone(&app), runtime.router)?;
     let janitor = janitor::start(Arc::clone(&app))?;
     Ok(RunningServer {
@@ -48,6 +52,7 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
         http,
         janitor,
         delivery,
+        payments,
     })
 }
 
@@ -61,6 +66,8 @@ impl RunningServer {
         let outcome = self.http.shutdown();
         // After HTTP: no new sends arrive while the dispatchers hand their batches back.
         self.delivery.stop();
+        // Journalled events not applied yet stay pending for the next start.
+        self.payments.stop();
         self.janitor.stop();
         outcome
     }

@@ -192,16 +192,22 @@ fn record_error(transaction: &mut TransactionRow, error: &ProviderError) {
     transaction.error_message = Some(error.message.clone());
 }
 
-/// Asks the session's provider about the payment (no transaction open), then records the
-/// answer and applies it in one write. Returns the verdict's effect.
-fn verify_with(
+/// What a provider said when asked about a session: the record of the call, and its verdict
+/// (or why there is none).
+pub(crate) struct Asked {
+    pub transaction: TransactionRow,
+    pub verdict: Result<Verdict, ProviderError>,
+}
+
+/// Asks the session's provider about the payment. No transaction may be open: this is the slow
+/// part (bounded by the provider timeout), and it writes nothing.
+pub(crate) fn ask_provider(
     app: &App,
     provider: &dyn PaymentProvider,
     session: &SessionRow,
     provider_reference: Option<&str>,
     from_event: bool,
-    journal: Option<JournalEntry<'_>>,
-) -> Result<(Applied, PaymentStatus), AppError> {
+) -> Asked {
     let started = Instant::now();
     let result = provider.verify(&PaymentLookup {
         session_id: &session.id,
@@ -213,15 +219,10 @@ fn verify_with(
         Ok(verification) => verification,
         Err(error) => {
             record_error(&mut transaction, &error);
-            app.db
-                .write(|conn| store::insert_transaction(conn, &transaction))?;
-            return Err(AppError::PaymentProviderUnavailable {
-                attempts: vec![(
-                    provider.name().as_str().to_owned(),
-                    error.code,
-                    error.message,
-                )],
-            });
+            return Asked {
+                transaction,
+                verdict: Err(error),
+            };
         }
     };
     transaction.outcome = "ok".to_owned();
@@ -236,48 +237,62 @@ fn verify_with(
         }
         (_, status) => status,
     };
-    let verdict = Verdict {
-        status,
-        facts: Some(Facts {
-            reference: verification.reference.clone(),
-            amount_minor: verification.amount_minor,
-            currency: verification.currency.clone(),
+    Asked {
+        transaction,
+        verdict: Ok(Verdict {
+            status,
+            facts: Some(Facts {
+                reference: verification.reference,
+                amount_minor: verification.amount_minor,
+                currency: verification.currency,
+            }),
+            provider_reference: verification.provider_reference,
+            refunded_minor: None,
+            from_event,
         }),
-        provider_reference: verification.provider_reference.clone(),
-        refunded_minor: None,
-        from_event,
-    };
+    }
+}
+
+/// Asks the session's provider about the payment (no transaction open), then records the
+/// answer and applies it in one write. Returns the verdict's effect.
+fn verify_with(
+    app: &App,
+    provider: &dyn PaymentProvider,
+    session: &SessionRow,
+) -> Result<Applied, AppError> {
+    let asked = ask_provider(app, provider, session, None, false);
     let now = app.clock.now();
+    let verdict = match asked.verdict {
+        Ok(verdict) => verdict,
+        Err(error) => {
+            app.db
+                .write(|conn| store::insert_transaction(conn, &asked.transaction))?;
+            return Err(AppError::PaymentProviderUnavailable {
+                attempts: vec![(
+                    provider.name().as_str().to_owned(),
+                    error.code,
+                    error.message,
+                )],
+            });
+        }
+    };
     app.db.write(|conn| {
-        store::insert_transaction(conn, &transaction)?;
-        let applied = apply_verdict(
+        store::insert_transaction(conn, &asked.transaction)?;
+        apply_verdict(
             conn,
             &app.ids,
             &app.config.billing_catalog,
             &session.id,
             &verdict,
             now,
-        )?;
-        if let Some(entry) = journal {
-            // An event that claims a success the provider does not confirm yet stays open, so
-            // its next delivery is processed again.
-            let unconfirmed = entry.claims_success && status == PaymentStatus::Pending;
-            if !unconfirmed {
-                settle_journal(conn, entry.id, &applied, &session.id, now)?;
-            }
-        }
-        Ok((applied, status))
+        )
     })
 }
 
-/// The journal row a verification settles, and whether its event claimed a success.
-#[derive(Debug, Clone, Copy)]
-struct JournalEntry<'a> {
-    id: &'a str,
-    claims_success: bool,
-}
-
-/// `POST /v1/payments/sessions/{id}/verify`: the truth from the provider, now.
+/// `POST /v1/payments/sessions/{id}/verify`: the truth from the provider, now. Synchronous (the
+/// payer waits on the return page), bounded by the provider timeout; it may race the payments
+/// worker on the same session, and `apply_verdict` re-reading the session inside the write
+/// makes the second one a no-op.
 pub fn verify_session(app: &App, session: &SessionRow) -> Result<Applied, AppError> {
     if is_terminal(&session.status) {
         return Ok(Applied::Unchanged(format!(
@@ -295,27 +310,7 @@ pub fn verify_session(app: &App, session: &SessionRow) -> Result<Applied, AppErr
             "the session has no checkout to verify".to_owned(),
         ));
     };
-    verify_with(app, provider.as_ref(), session, None, false, None).map(|(applied, _)| applied)
-}
-
-fn settle_journal(
-    conn: &rusqlite::Connection,
-    journal_id: &str,
-    applied: &Applied,
-    session_id: &str,
-    now: Timestamp,
-) -> Result<(), AppError> {
-    let (outcome, reason) = match applied {
-        Applied::Changed => ("applied", None),
-        Applied::Unchanged(why) => ("not_applied", Some(why.as_str())),
-    };
-    store::settle_webhook(
-        conn,
-        journal_id,
-        (outcome, reason),
-        Some(session_id),
-        &format_timestamp(now),
-    )
+    verify_with(app, provider.as_ref(), session)
 }
 
 /// Largest payload kept in the journal.
@@ -327,10 +322,11 @@ pub struct WebhookAnswer {
     pub body: serde_json::Value,
 }
 
-/// A provider's webhook: signature on the raw bytes first (401 and nothing applied when it
-/// fails), then the journal (a repeat of an event already dealt with is acknowledged and not
-/// applied again), then — re-verified with the provider where the event alone is not proof —
-/// the state machine. Every request is journalled with its verdict.
+/// A provider's webhook: signature on the raw bytes first (401 and nothing journalled as an
+/// event when it fails), then the journal, and the answer. Verifying with the provider and
+/// applying the verdict is the payments worker's (`payments::worker`), woken here: a provider
+/// that is slow or down never holds an HTTP worker. A repeat of an event already journalled is
+/// counted on its row and answered the same way, never journalled or applied twice.
 pub fn receive_webhook(
     app: &App,
     name: ProviderName,
@@ -339,7 +335,6 @@ pub fn receive_webhook(
 ) -> Result<WebhookAnswer, AppError> {
     let provider = app.payments.provider(name).ok_or(AppError::NotFound)?;
     let now = app.clock.now();
-    let now_text = format_timestamp(now);
     let payload: String = String::from_utf8_lossy(body)
         .chars()
         .take(MAX_JOURNALLED_PAYLOAD)
@@ -354,7 +349,10 @@ pub fn receive_webhook(
         session_id: None,
         outcome: "rejected".to_owned(),
         reason: None,
-        received_at: now_text.clone(),
+        claimed_status: None,
+        provider_reference: None,
+        refunded_minor: None,
+        received_at: format_timestamp(now),
     };
     let request = WebhookRequest {
         headers,
@@ -385,134 +383,31 @@ pub fn receive_webhook(
             )));
         }
     };
-    journal.event_id = Some(event.event_id.clone());
-    journal.event_type = Some(event.event_type.clone());
-    journal.session_id = event.session_id.clone();
+    journal.event_id = Some(event.event_id);
+    journal.event_type = Some(event.event_type);
+    journal.session_id = event.session_id;
+    journal.claimed_status = Some(event.status.as_str().to_owned());
+    journal.provider_reference = event.provider_reference;
+    journal.refunded_minor = event.refunded_minor;
     journal.outcome = "received".to_owned();
     let earlier = app
         .db
         .write(|conn| store::journal_webhook(conn, &journal))?;
-    let journal_id = match earlier {
-        // Applied before: acknowledged, never applied twice. (Anything else is looked at again:
-        // the state machine makes a repeat harmless, and a payment confirmed since is caught.)
-        Some((_, outcome)) if outcome == "applied" => {
+    // Committed: from here the event survives a crash and the worker will apply it.
+    let answer = match earlier {
+        None => {
+            app.metrics.record_webhook(name.as_str(), "received");
+            serde_json::json!({ "received": true, "outcome": "received" })
+        }
+        Some((_, outcome)) => {
             app.metrics.record_webhook(name.as_str(), "duplicate");
-            return Ok(WebhookAnswer {
-                status: 200,
-                body: serde_json::json!({ "received": true, "duplicate": true, "outcome": outcome }),
-            });
+            serde_json::json!({ "received": true, "duplicate": true, "outcome": outcome })
         }
-        Some((id, _)) => id,
-        None => journal.id.clone(),
     };
-    let session = app.db.read(|conn| {
-        if let Some(id) = &event.session_id
-            && let Some(session) = store::find_session(conn, id, None)?
-        {
-            return Ok(Some(session));
-        }
-        match &event.provider_reference {
-            Some(reference) => {
-                store::find_session_by_provider_reference(conn, name.as_str(), reference)
-            }
-            None => Ok(None),
-        }
-    })?;
-    // Acknowledged and journalled as not applied, with why.
-    let ignore = |why: &str, session_id: Option<&str>| -> Result<WebhookAnswer, AppError> {
-        app.db.write(|conn| {
-            store::settle_webhook(
-                conn,
-                &journal_id,
-                ("not_applied", Some(why)),
-                session_id,
-                &now_text,
-            )
-        })?;
-        app.metrics.record_webhook(name.as_str(), "not_applied");
-        Ok(WebhookAnswer {
-            status: 200,
-            body: serde_json::json!({ "received": true, "outcome": "not_applied" }),
-        })
-    };
-    let Some(session) = session else {
-        return ignore("no such payment session", None);
-    };
-    // Only a success may come from a provider the session did not end up with (the payer used
-    // an earlier checkout); anything else from it is about a checkout nobody uses.
-    let other_provider = session
-        .provider
-        .as_deref()
-        .is_some_and(|used| used != name.as_str());
-    if other_provider && event.status != PaymentStatus::Succeeded {
-        return ignore("about a checkout of another provider", Some(&session.id));
-    }
-    // Flutterwave's signature proves only that the sender knows the hash, so everything it
-    // says is re-verified; a Stripe event is signed proof of itself, but a success is still
-    // checked against the amounts before value is given.
-    let claims_success = event.status == PaymentStatus::Succeeded;
-    let verify = name == ProviderName::Flutterwave || claims_success;
-    let applied = if verify {
-        let entry = JournalEntry {
-            id: &journal_id,
-            claims_success,
-        };
-        match verify_with(
-            app,
-            provider.as_ref(),
-            &session,
-            event.provider_reference.as_deref(),
-            true,
-            Some(entry),
-        ) {
-            Ok((_, PaymentStatus::Pending)) if claims_success => {
-                // Said paid, not confirmed: the provider retries, and we look again then.
-                app.metrics.record_webhook(name.as_str(), "deferred");
-                return Err(AppError::Unavailable {
-                    retry_after_secs: 60,
-                    detail: "the provider does not confirm the payment yet".to_owned(),
-                });
-            }
-            Ok((applied, _)) => applied,
-            Err(AppError::PaymentProviderUnavailable { .. }) => {
-                // The provider retries the webhook; a later delivery will verify again.
-                app.metrics.record_webhook(name.as_str(), "deferred");
-                return Err(AppError::Unavailable {
-                    retry_after_secs: 60,
-                    detail: "payment verification failed; the webhook will be retried".to_owned(),
-                });
-            }
-            Err(other) => return Err(other),
-        }
-    } else {
-        let verdict = Verdict {
-            status: event.status,
-            facts: None,
-            provider_reference: event.provider_reference.clone(),
-            refunded_minor: event.refunded_minor,
-            from_event: true,
-        };
-        app.db.write(|conn| {
-            let applied = apply_verdict(
-                conn,
-                &app.ids,
-                &app.config.billing_catalog,
-                &session.id,
-                &verdict,
-                now,
-            )?;
-            settle_journal(conn, &journal_id, &applied, &session.id, now)?;
-            Ok(applied)
-        })?
-    };
-    let outcome = match &applied {
-        Applied::Changed => "applied",
-        Applied::Unchanged(_) => "not_applied",
-    };
-    app.metrics.record_webhook(name.as_str(), outcome);
+    app.webhook_journal.notify();
     Ok(WebhookAnswer {
         status: 200,
-        body: serde_json::json!({ "received": true, "outcome": outcome }),
+        body: answer,
     })
 }
 
@@ -541,12 +436,12 @@ pub fn expire_sessions(app: &App, now: Timestamp) -> Result<usize, AppError> {
             .and_then(ProviderName::parse)
             .and_then(|name| app.payments.provider(name));
         if let Some(provider) = provider {
-            match verify_with(app, provider.as_ref(), &session, None, false, None) {
-                Ok((Applied::Changed, _)) => {
+            match verify_with(app, provider.as_ref(), &session) {
+                Ok(Applied::Changed) => {
                     changed += 1;
                     continue;
                 }
-                Ok((Applied::Unchanged(_), _)) => {}
+                Ok(Applied::Unchanged(_)) => {}
                 Err(_) => continue,
             }
         }

@@ -3,7 +3,9 @@
 //!
 //! - `provider`: the adapter interface; `flutterwave`, `stripe`: the adapters.
 //! - `flow`: the orchestration that mixes provider calls (never inside a transaction) with
-//!   short write transactions: creating a checkout, verifying, receiving a webhook.
+//!   short write transactions: creating a checkout, verifying, journalling a webhook.
+//! - `worker`: the background thread that verifies journalled webhook events with their
+//!   provider and applies the verdict, retrying later when the provider cannot answer.
 //! - this file: the state machine and fulfilment, pure database work inside the caller's
 //!   transaction — the one place a session becomes `succeeded`, so the one place value is given.
 //!
@@ -18,6 +20,7 @@ pub mod provider;
 pub mod settings;
 pub mod store;
 pub mod stripe;
+pub mod worker;
 
 use std::sync::Arc;
 

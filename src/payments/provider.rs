@@ -84,6 +84,22 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
+    pub const ALL: [PaymentStatus; 6] = [
+        PaymentStatus::Pending,
+        PaymentStatus::Succeeded,
+        PaymentStatus::Failed,
+        PaymentStatus::Cancelled,
+        PaymentStatus::Expired,
+        PaymentStatus::Refunded,
+    ];
+
+    /// The status `as_str` wrote (the journal keeps an event's claimed status as text).
+    pub fn parse(text: &str) -> Option<PaymentStatus> {
+        PaymentStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PaymentStatus::Pending => "pending",

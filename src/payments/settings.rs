@@ -39,6 +39,9 @@ pub struct PaymentSettings {
     pub return_url: Option<String>,
     /// Provider call limit.
     pub timeout: Duration,
+    /// How often the payments worker looks for journalled webhook events that are due, besides
+    /// being woken when one is journalled (retries come due by time alone).
+    pub worker_poll: Duration,
 }
 
 impl Default for PaymentSettings {
@@ -59,6 +62,7 @@ impl Default for PaymentSettings {
             session_lifetime: Duration::from_secs(30 * 60),
             return_url: None,
             timeout: Duration::from_secs(15),
+            worker_poll: Duration::from_secs(5),
         }
     }
 }
@@ -145,6 +149,7 @@ impl crate::cli::PaymentArgs {
             session_lifetime: Duration::from_secs(minutes? * 60),
             return_url,
             timeout: Duration::from_secs(timeout?),
+            ..PaymentSettings::default()
         })
     }
 }

@@ -276,11 +276,19 @@ pub struct WebhookRow {
     pub session_id: Option<String>,
     pub outcome: String,
     pub reason: Option<String>,
+    /// What the event says, as read on arrival (`None` for a request that is not an event).
+    pub claimed_status: Option<String>,
+    pub provider_reference: Option<String>,
+    pub refunded_minor: Option<i64>,
     pub received_at: String,
 }
 
-/// Journals a webhook. For a signed event already journalled, counts the delivery instead and
-/// returns the earlier row's (id, outcome).
+/// Journals a webhook; a `received` row is due for the payments worker at once. For a signed
+/// event already journalled, counts the delivery instead and returns the row's (id, outcome)
+/// after it: a new delivery of an event still pending makes it due now, and one of an event
+/// that changed nothing re-opens it (the provider, or an operator resending from its
+/// dashboard, asks for another look; the state machine makes that harmless). An applied event
+/// is never re-opened.
 pub fn journal_webhook(
     conn: &Connection,
     row: &WebhookRow,
@@ -288,7 +296,11 @@ pub fn journal_webhook(
     if let Some(event_id) = &row.event_id {
         let existing: Option<(String, String)> = conn
             .prepare_cached(
-                "UPDATE payment_webhook_events SET deliveries = deliveries + 1, updated_at = :now
+                "UPDATE payment_webhook_events SET deliveries = deliveries + 1, updated_at = :now,
+                     outcome = CASE outcome WHEN 'not_applied' THEN 'received' ELSE outcome END,
+                     attempts = CASE outcome WHEN 'not_applied' THEN 0 ELSE attempts END,
+                     next_attempt_at = CASE WHEN outcome IN ('received', 'not_applied')
+                                            THEN :now ELSE next_attempt_at END
                  WHERE provider = :provider AND event_id = :event_id
                  RETURNING id, outcome",
             )?
@@ -303,9 +315,11 @@ pub fn journal_webhook(
     }
     conn.prepare_cached(
         "INSERT INTO payment_webhook_events (id, provider, event_id, event_type, signature,
-             payload, session_id, outcome, reason, received_at, updated_at)
+             payload, session_id, outcome, reason, claimed_status, provider_reference,
+             refunded_minor, next_attempt_at, received_at, updated_at)
          VALUES (:id, :provider, :event_id, :event_type, :signature, :payload, :session_id,
-             :outcome, :reason, :received_at, :received_at)",
+             :outcome, :reason, :claimed_status, :provider_reference, :refunded_minor,
+             CASE :outcome WHEN 'received' THEN :received_at END, :received_at, :received_at)",
     )?
     .execute(named_params! {
         ":id": row.id,
@@ -317,12 +331,79 @@ pub fn journal_webhook(
         ":session_id": row.session_id,
         ":outcome": row.outcome,
         ":reason": row.reason,
+        ":claimed_status": row.claimed_status,
+        ":provider_reference": row.provider_reference,
+        ":refunded_minor": row.refunded_minor,
         ":received_at": row.received_at,
     })?;
     Ok(None)
 }
 
-/// Records what became of a journalled event.
+/// A journalled event waiting for the payments worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEvent {
+    pub id: String,
+    pub provider: String,
+    pub event_type: Option<String>,
+    pub session_id: Option<String>,
+    pub claimed_status: Option<String>,
+    pub provider_reference: Option<String>,
+    pub refunded_minor: Option<i64>,
+    pub attempts: u32,
+}
+
+/// Pending events due by `now`, the longest-waiting first.
+pub fn due_webhook_events(
+    conn: &Connection,
+    now: &str,
+    limit: usize,
+) -> Result<Vec<PendingEvent>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, provider, event_type, session_id, claimed_status, provider_reference,
+                refunded_minor, attempts
+         FROM payment_webhook_events
+         WHERE outcome = 'received' AND next_attempt_at <= :now
+         ORDER BY next_attempt_at, rowid LIMIT :limit",
+    )?;
+    let rows = stmt.query_map(
+        named_params! { ":now": now, ":limit": limit as i64 },
+        |row| {
+            Ok(PendingEvent {
+                id: row.get(0)?,
+                provider: row.get(1)?,
+                event_type: row.get(2)?,
+                session_id: row.get(3)?,
+                claimed_status: row.get(4)?,
+                provider_reference: row.get(5)?,
+                refunded_minor: row.get(6)?,
+                attempts: row.get(7)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Leaves a pending event for a later try: one more attempt, when, and why this one did not
+/// settle it.
+pub fn postpone_webhook(
+    conn: &Connection,
+    id: &str,
+    next_attempt_at: &str,
+    why: &str,
+    now: &str,
+) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "UPDATE payment_webhook_events SET attempts = attempts + 1,
+             next_attempt_at = :next_attempt_at, last_error = :why, updated_at = :now
+         WHERE id = :id AND outcome = 'received'",
+    )?
+    .execute(named_params! {
+        ":id": id, ":next_attempt_at": next_attempt_at, ":why": why, ":now": now,
+    })?;
+    Ok(())
+}
+
+/// Records what became of a journalled event; a settled event is no longer due.
 pub fn settle_webhook(
     conn: &Connection,
     id: &str,
@@ -332,13 +413,43 @@ pub fn settle_webhook(
 ) -> Result<(), AppError> {
     conn.prepare_cached(
         "UPDATE payment_webhook_events SET outcome = :outcome, reason = :reason,
-             session_id = COALESCE(:session_id, session_id), updated_at = :now
+             session_id = COALESCE(:session_id, session_id), next_attempt_at = NULL,
+             updated_at = :now
          WHERE id = :id",
     )?
     .execute(named_params! {
         ":id": id, ":outcome": outcome, ":reason": reason, ":session_id": session_id, ":now": now,
     })?;
     Ok(())
+}
+
+/// A journalled event still waiting to be applied, as `crier doctor` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LingeringEvent {
+    pub id: String,
+    pub received_at: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// Events still pending that arrived before `cutoff`, oldest first.
+pub fn webhook_events_pending_since(
+    conn: &Connection,
+    cutoff: &str,
+) -> Result<Vec<LingeringEvent>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, received_at, attempts, last_error FROM payment_webhook_events
+         WHERE outcome = 'received' AND received_at < :cutoff ORDER BY received_at",
+    )?;
+    let rows = stmt.query_map(named_params! { ":cutoff": cutoff }, |row| {
+        Ok(LingeringEvent {
+            id: row.get(0)?,
+            received_at: row.get(1)?,
+            attempts: row.get(2)?,
+            last_error: row.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Sessions whose fulfilment is not matched by its ledger credits, and refunds whose debits do

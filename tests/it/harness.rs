@@ -30,7 +30,14 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub clock: Arc<ManualClock>,
     pub config: Config,
-    _dir: tempfile::TempDir,
+    /// Taken by `stop_keeping_data`; removed with the server otherwise.
+    dir: Option<tempfile::TempDir>,
+}
+
+/// A stopped server's data directory and configuration, to start another server on (a restart).
+pub struct DataDir {
+    dir: tempfile::TempDir,
+    pub config: Config,
 }
 
 impl TestServer {
@@ -40,10 +47,17 @@ impl TestServer {
 
     /// Starts a server whose configuration `configure` may adjust, serving `router`.
     pub fn start_with(configure: impl FnOnce(&mut Config), router: Router) -> TestServer {
-        logs::install();
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::for_tests(dir.path());
         configure(&mut config);
+        TestServer::start_on(DataDir { dir, config }, router)
+    }
+
+    /// Starts a server on the database another one left (`stop_keeping_data`), as after a
+    /// restart; its clock starts at `test_epoch` again.
+    pub fn start_on(data: DataDir, router: Router) -> TestServer {
+        logs::install();
+        let DataDir { dir, config } = data;
         let clock = Arc::new(ManualClock::new(test_epoch()));
         let runtime = Runtime {
             clock: clock.clone(),
@@ -58,7 +72,16 @@ impl TestServer {
             running: Some(running),
             clock,
             config,
-            _dir: dir,
+            dir: Some(dir),
+        }
+    }
+
+    /// Stops the server gracefully and keeps its database for `start_on`.
+    pub fn stop_keeping_data(mut self) -> DataDir {
+        self.running.take().unwrap().shutdown();
+        DataDir {
+            dir: self.dir.take().unwrap(),
+            config: self.config.clone(),
         }
     }
 
@@ -118,6 +141,26 @@ impl Drop for TestServer {
         if let Some(running) = self.running.take() {
             running.shutdown();
         }
+    }
+}
+
+/// How long `eventually` waits for a background thread before failing the test.
+pub const EVENTUALLY_LIMIT: Duration = Duration::from_secs(20);
+
+/// Polls `probe` until it returns `Some`, and returns that: for outcomes a background thread
+/// (the payments worker, a dispatcher) brings about. Fails the test, naming `what`, when
+/// `EVENTUALLY_LIMIT` passes first.
+pub fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + EVENTUALLY_LIMIT;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still waiting after {EVENTUALLY_LIMIT:?} for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -21,6 +21,7 @@ mod layers;
 mod messages;
 mod openapi;
 mod payment_providers;
+mod payment_webhooks;
 mod payments;
 mod probes;
 mod process;
