@@ -27,5 +27,6 @@ pub mod secrets;
 pub mod server;
 pub mod users;
 pub mod validate;
+pub mod vocabulary;
 pub mod web;
 pub mod workspaces;

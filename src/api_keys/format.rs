@@ -5,6 +5,7 @@
 //! truncated key be refused before any database access, and lets secret scanners recognise
 //! crier keys. Changing the prefix or the layout invalidates every key ever issued.
 
+use crate::vocabulary::Mode;
 use std::fmt;
 
 use ring::digest;
@@ -17,34 +18,11 @@ const CHECKSUM_LEN: usize = 6;
 /// `crier_live_` + 6 characters of the body: enough to tell keys apart in a list.
 pub const DISPLAY_PREFIX_LEN: usize = 17;
 
-/// Live keys move money and send messages; test keys exercise the API without either.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Live,
-    Test,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Live => "live",
-            Mode::Test => "test",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Mode> {
-        match text {
-            "live" => Some(Mode::Live),
-            "test" => Some(Mode::Test),
-            _ => None,
-        }
-    }
-
-    fn key_prefix(self) -> &'static str {
-        match self {
-            Mode::Live => "crier_live_",
-            Mode::Test => "crier_test_",
-        }
+/// The text every key of `mode` starts with.
+fn key_prefix(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Live => "crier_live_",
+        Mode::Test => "crier_test_",
     }
 }
 
@@ -114,8 +92,8 @@ impl PresentedKey {
     pub fn parse(text: &str) -> Option<PresentedKey> {
         let mode = [Mode::Live, Mode::Test]
             .into_iter()
-            .find(|mode| text.starts_with(mode.key_prefix()))?;
-        let rest = &text[mode.key_prefix().len()..];
+            .find(|mode| text.starts_with(key_prefix(*mode)))?;
+        let rest = &text[key_prefix(mode).len()..];
         if rest.len() != BODY_LEN + CHECKSUM_LEN || !is_base62(rest) {
             return None;
         }
@@ -142,7 +120,7 @@ impl PresentedKey {
 /// A new random key of `mode`.
 pub fn generate_key(mode: Mode, ids: &Ids) -> PresentedKey {
     let body = base62(&ids.random_bytes(23), BODY_LEN);
-    let without_checksum = format!("{}{body}", mode.key_prefix());
+    let without_checksum = format!("{}{body}", key_prefix(mode));
     let checksum = checksum_of(&without_checksum);
     PresentedKey {
         text: format!("{without_checksum}{checksum}"),

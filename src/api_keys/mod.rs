@@ -10,11 +10,12 @@ pub mod store;
 use chrono::Duration;
 use rusqlite::Connection;
 
-use crate::api_keys::format::{Mode, Scope, generate_key};
+use crate::api_keys::format::{Scope, generate_key};
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
 use crate::ids::Ids;
 use crate::secrets;
+use crate::vocabulary::Mode;
 use store::ApiKey;
 
 /// The longest a rotated key may keep working: 7 days.

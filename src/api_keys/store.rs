@@ -2,8 +2,9 @@
 
 use rusqlite::{Connection, OptionalExtension, named_params};
 
-use crate::api_keys::format::{Mode, Scope};
+use crate::api_keys::format::Scope;
 use crate::error::AppError;
+use crate::vocabulary::Mode;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {

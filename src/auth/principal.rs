@@ -3,8 +3,9 @@
 //! A `Principal` can only be made by `auth::authenticate` (its fields are private to `auth`), so
 //! holding one proves the request was authenticated.
 
-use crate::api_keys::format::{Mode, Scope};
+use crate::api_keys::format::Scope;
 use crate::error::AppError;
+use crate::vocabulary::Mode;
 use crate::workspaces::Role;
 
 /// A console user with a session.

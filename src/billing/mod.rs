@@ -24,21 +24,15 @@ use plans::{day_start, month_start};
 use pricing::graduated_charge;
 use store::{NewLedgerEntry, ReservationRow};
 
-/// A billing channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
-    Sms,
-    Email,
+crate::text_enum! {
+    /// How a message travels; each channel has its own quota, period and prices.
+    pub enum Channel {
+        Sms = "sms",
+        Email = "email",
+    }
 }
 
 impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Sms => "sms",
-            Channel::Email => "email",
-        }
-    }
-
     /// Start of the quota period containing `now`: the UTC month for SMS, the UTC day for email.
     pub fn quota_period_start(self, now: Timestamp) -> Timestamp {
         match self {

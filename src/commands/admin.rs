@@ -4,7 +4,7 @@
 use std::io::BufRead;
 use std::sync::Arc;
 
-use crate::api_keys::format::{Mode, Scope};
+use crate::api_keys::format::Scope;
 use crate::api_keys::{self, NewApiKey};
 use crate::app::App;
 use crate::cli::{AdjustWalletArgs, CreateApiKeyArgs, CreateUserArgs};
@@ -17,6 +17,7 @@ use crate::ids::SystemRandomSource;
 use crate::users::password::hash_password;
 use crate::users::{self, NewUser};
 use crate::validate;
+use crate::vocabulary::Mode;
 use crate::workspaces::Role;
 use crate::workspaces::store::{self as workspace_store, Workspace};
 

@@ -23,6 +23,7 @@
 //!
 //! On shutdown a dispatcher finishes the message in hand and hands the rest of its batch back.
 
+use crate::vocabulary::Mode;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -313,11 +314,8 @@ fn deliver<'a>(
     message: &'a MessageRow,
     outcomes: &mut Outcomes<'a>,
 ) -> Result<(), AppError> {
-    let channel = match message.channel.as_str() {
-        "sms" => Channel::Sms,
-        _ => Channel::Email,
-    };
-    let chain = if message.mode == "test" {
+    let channel = message.channel;
+    let chain = if message.mode == Mode::Test {
         app.providers.test_chain(channel)
     } else {
         app.providers.chain(channel)
@@ -721,15 +719,15 @@ fn outgoing_of<'a>(
     email_from: &'a str,
     receipt_url: Option<&'a str>,
 ) -> Option<Outgoing<'a>> {
-    match message.channel.as_str() {
-        "sms" => Some(Outgoing::Sms(SmsOut {
+    match message.channel {
+        Channel::Sms => Some(Outgoing::Sms(SmsOut {
             message_id: &message.id,
             to: &message.to_address,
             sender: message.sender.as_deref()?,
             text: message.text.as_deref()?,
             receipt_url,
         })),
-        _ => Some(Outgoing::Email(EmailOut {
+        Channel::Email => Some(Outgoing::Email(EmailOut {
             message_id: &message.id,
             to: &message.to_address,
             from: email_from,

@@ -26,19 +26,11 @@ pub struct SendBody {
     pub metadata: Option<serde_json::Value>,
 }
 
-/// Transactional (the default) or marketing: stored and shown; crier keeps no opt-outs yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Category {
-    Transactional,
-    Marketing,
-}
-
-impl Category {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Transactional => "transactional",
-            Category::Marketing => "marketing",
-        }
+crate::text_enum! {
+    /// Transactional (the default) or marketing: stored and shown; crier keeps no opt-outs yet.
+    pub enum Category {
+        Transactional = "transactional",
+        Marketing = "marketing",
     }
 }
 
@@ -81,21 +73,16 @@ pub fn compose(
     effective_sender: impl FnOnce() -> Result<String, AppError>,
 ) -> Result<Composition, AppError> {
     let mut fields = FieldErrors::new();
-    let channel = match body.channel.as_str() {
-        "sms" => Some(Channel::Sms),
-        "email" => Some(Channel::Email),
-        _ => {
-            fields.add("channel", "must be sms or email");
-            None
-        }
-    };
-    let category = match body.category.as_deref().unwrap_or("transactional") {
-        "transactional" => Category::Transactional,
-        "marketing" => Category::Marketing,
-        _ => {
+    let channel = Channel::parse(&body.channel);
+    if channel.is_none() {
+        fields.add("channel", "must be sms or email");
+    }
+    let category = match body.category.as_deref() {
+        None => Category::Transactional,
+        Some(text) => Category::parse(text).unwrap_or_else(|| {
             fields.add("category", "must be transactional or marketing");
             Category::Transactional
-        }
+        }),
     };
     let scheduled_at = body
         .scheduled_at

@@ -14,8 +14,27 @@ use crate::billing::{self, Charging, Usage};
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
 use crate::ids::Ids;
+use crate::vocabulary::Mode;
 use compose::Composition;
 use store::MessageRow;
+
+crate::text_enum! {
+    /// Where a message is in its life (docs/rules/messages.md, "Statuses"). `Delivered`,
+    /// `Failed` and `Cancelled` are final; `Sent` moves only on a delivery receipt.
+    pub enum MessageStatus {
+        /// Waiting for its `scheduled_at`; can be cancelled.
+        Scheduled = "scheduled",
+        /// Due for a delivery attempt at `next_attempt_at`.
+        Queued = "queued",
+        /// Leased by a dispatcher that is calling a provider.
+        Sending = "sending",
+        /// A provider accepted it.
+        Sent = "sent",
+        Delivered = "delivered",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
+}
 
 /// Who sends: the workspace, and the API key (if any) and its mode.
 #[derive(Debug, Clone, Copy)]
@@ -59,12 +78,11 @@ pub fn create_message(
         api_key_id: origin.api_key_id.map(str::to_owned),
         campaign_id: None,
         mode: match origin.charging {
-            Charging::Live => "live",
-            Charging::Test => "test",
-        }
-        .to_owned(),
-        channel: composition.channel.as_str().to_owned(),
-        category: composition.category.as_str().to_owned(),
+            Charging::Live => Mode::Live,
+            Charging::Test => Mode::Test,
+        },
+        channel: composition.channel,
+        category: composition.category,
         to_address: composition.to.clone(),
         sender: composition.sender.clone(),
         subject: composition.subject.clone(),
@@ -78,11 +96,10 @@ pub fn create_message(
         charge_minor: quote.charge.amount_minor,
         currency: quote.charge.currency.clone(),
         status: if scheduled_at.is_some() {
-            "scheduled"
+            MessageStatus::Scheduled
         } else {
-            "queued"
-        }
-        .to_owned(),
+            MessageStatus::Queued
+        },
         next_attempt_at: scheduled_at.clone().unwrap_or_else(|| now_text.clone()),
         scheduled_at,
         delivery_cycles: 0,
@@ -113,9 +130,9 @@ pub fn cancel_message(
     now: Timestamp,
 ) -> Result<(), AppError> {
     let message = store::find_message(conn, workspace_id, id)?.ok_or(AppError::NotFound)?;
-    match message.status.as_str() {
-        "cancelled" => return Ok(()),
-        "scheduled" => {}
+    match message.status {
+        MessageStatus::Cancelled => return Ok(()),
+        MessageStatus::Scheduled => {}
         status => {
             return Err(AppError::Conflict(format!(
                 "Only scheduled messages can be cancelled; this one is {status}."

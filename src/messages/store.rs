@@ -3,7 +3,11 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, named_params};
 
+use crate::billing::Channel;
 use crate::error::AppError;
+use crate::messages::MessageStatus;
+use crate::messages::compose::Category;
+use crate::vocabulary::Mode;
 
 /// A message row as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,9 +16,9 @@ pub struct MessageRow {
     pub workspace_id: String,
     pub api_key_id: Option<String>,
     pub campaign_id: Option<String>,
-    pub mode: String,
-    pub channel: String,
-    pub category: String,
+    pub mode: Mode,
+    pub channel: Channel,
+    pub category: Category,
     pub to_address: String,
     pub sender: Option<String>,
     pub subject: Option<String>,
@@ -27,7 +31,7 @@ pub struct MessageRow {
     pub included_units: u64,
     pub charge_minor: i64,
     pub currency: String,
-    pub status: String,
+    pub status: MessageStatus,
     pub scheduled_at: Option<String>,
     pub next_attempt_at: String,
     pub delivery_cycles: u32,
@@ -152,8 +156,8 @@ pub fn find_message(
 /// What `GET /v1/messages` narrows by; `None` matches everything.
 #[derive(Debug, Default)]
 pub struct MessageFilter<'a> {
-    pub status: Option<&'a str>,
-    pub channel: Option<&'a str>,
+    pub status: Option<MessageStatus>,
+    pub channel: Option<Channel>,
     pub campaign_id: Option<&'a str>,
     /// Created at or after (an RFC 3339 timestamp in the stored fixed-width form).
     pub created_from: Option<&'a str>,

@@ -2,13 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api_keys::format::{Mode, Scope};
+use crate::api_keys::format::Scope;
 use crate::api_keys::store::{self, ApiKey};
 use crate::api_keys::{self, MAX_GRACE_SECONDS, NewApiKey};
 use crate::app::App;
 use crate::clock::parse_timestamp;
 use crate::error::{AppError, FieldErrors};
 use crate::validate;
+use crate::vocabulary::Mode;
 use crate::web::auth::authenticate_request;
 use crate::web::request::Request;
 use crate::web::response::ApiResponse;

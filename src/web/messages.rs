@@ -1,19 +1,21 @@
 //! HTTP for messages: send, estimate, list, show, cancel. Handlers parse and authenticate, then
 //! call one domain function inside one transaction.
 
-use crate::api_keys::format::{Mode, Scope};
+use crate::api_keys::format::Scope;
+use crate::vocabulary::Mode;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::app::App;
 use crate::auth::principal::Principal;
-use crate::billing::{self, Charging, sender};
+use crate::billing::{self, Channel, Charging, sender};
 use crate::clock::{format_timestamp, parse_timestamp};
 use crate::error::AppError;
+use crate::messages::compose::Category;
 use crate::messages::compose::{SendBody, compose};
 use crate::messages::store::{self, MessageFilter};
 use crate::messages::store::{AttemptRow, MessageRow};
-use crate::messages::{self as domain, Origin};
+use crate::messages::{self as domain, MessageStatus, Origin};
 use crate::money::Money;
 use crate::web::auth::authenticate_request;
 use crate::web::idempotency::{self, Per, Requirement};
@@ -138,21 +140,17 @@ pub fn estimate_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
         "charge": quote.charge,
         "balance": Money::new(quote.balance_minor, &quote.charge.currency),
         "affordable": quote.charge.amount_minor <= quote.balance_minor,
-        "mode": if test_mode { "test" } else { "live" },
+        "mode": if test_mode { Mode::Test } else { Mode::Live },
         "charged": !test_mode,
     });
     ApiResponse::json(200, &body)
 }
 
-const STATUSES: [&str; 7] = [
-    "scheduled",
-    "queued",
-    "sending",
-    "sent",
-    "delivered",
-    "failed",
-    "cancelled",
-];
+/// `must be one of a, b, c` for a query parameter that takes one of `values`.
+fn one_of<T: Copy + std::fmt::Display>(values: &[T]) -> String {
+    let names: Vec<String> = values.iter().map(ToString::to_string).collect();
+    format!("must be one of {}", names.join(", "))
+}
 
 /// `GET /v1/messages`: the workspace's messages, newest first. Filters: `status`, `channel`,
 /// `campaign_id`, `created_from` / `created_to` (RFC 3339). Scope `messages:read`.
@@ -161,17 +159,20 @@ pub fn list_messages(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let workspace_id = principal.require_scope(Scope::MessagesRead)?.to_owned();
     let page = request.page()?;
     let mut fields = crate::error::FieldErrors::new();
-    let status = request.query_param("status");
-    if status.as_deref().is_some_and(|s| !STATUSES.contains(&s)) {
-        fields.add("status", format!("must be one of {}", STATUSES.join(", ")));
-    }
-    let channel = request.query_param("channel");
-    if channel
-        .as_deref()
-        .is_some_and(|c| c != "sms" && c != "email")
-    {
-        fields.add("channel", "must be sms or email");
-    }
+    let status = request.query_param("status").and_then(|text| {
+        let status = MessageStatus::parse(&text);
+        if status.is_none() {
+            fields.add("status", one_of(MessageStatus::ALL));
+        }
+        status
+    });
+    let channel = request.query_param("channel").and_then(|text| {
+        let channel = Channel::parse(&text);
+        if channel.is_none() {
+            fields.add("channel", one_of(Channel::ALL));
+        }
+        channel
+    });
     let mut instant = |name: &str| {
         request
             .query_param(name)
@@ -188,8 +189,8 @@ pub fn list_messages(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     fields.into_result()?;
     let campaign_id = request.query_param("campaign_id");
     let filter = MessageFilter {
-        status: status.as_deref(),
-        channel: channel.as_deref(),
+        status,
+        channel,
         campaign_id: campaign_id.as_deref(),
         created_from: created_from.as_deref(),
         created_to: created_to.as_deref(),
@@ -250,10 +251,10 @@ fn detail(app: &App, workspace_id: &str, id: &str) -> Result<ApiResponse, AppErr
 #[derive(Serialize)]
 struct MessageView<'a> {
     id: &'a str,
-    status: &'a str,
-    channel: &'a str,
-    category: &'a str,
-    mode: &'a str,
+    status: MessageStatus,
+    channel: Channel,
+    category: Category,
+    mode: Mode,
     to: &'a str,
     sender: Option<&'a str>,
     subject: Option<&'a str>,
@@ -324,10 +325,10 @@ fn message_view<'a>(
     let metadata = RawValue::from_string(message.metadata.clone()).ok();
     MessageView {
         id: &message.id,
-        status: &message.status,
-        channel: &message.channel,
-        category: &message.category,
-        mode: &message.mode,
+        status: message.status,
+        channel: message.channel,
+        category: message.category,
+        mode: message.mode,
         to: &message.to_address,
         sender: message.sender.as_deref(),
         subject: message.subject.as_deref(),
@@ -337,14 +338,15 @@ fn message_view<'a>(
         units: message.units,
         included_units: message.included_units,
         charge: Money::new(message.charge_minor, &message.currency),
-        charged: message.mode == "live",
+        charged: message.mode == Mode::Live,
         metadata,
         campaign_id: message.campaign_id.as_deref(),
         api_key_id: message.api_key_id.as_deref(),
         provider: message.provider.as_deref(),
         provider_message_id: message.provider_message_id.as_deref(),
         delivery_cycles: message.delivery_cycles,
-        next_attempt_at: (message.status == "queued").then_some(message.next_attempt_at.as_str()),
+        next_attempt_at: (message.status == MessageStatus::Queued)
+            .then_some(message.next_attempt_at.as_str()),
         error: error_view(&message.error_code, &message.error_message),
         scheduled_at: message.scheduled_at.as_deref(),
         created_at: &message.created_at,
