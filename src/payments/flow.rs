@@ -14,7 +14,7 @@ use crate::payments::provider::{
     SignatureVerdict, Verification, WebhookRequest,
 };
 use crate::payments::store::{self, SessionRow, TransactionRow, WebhookRow};
-use crate::payments::{Applied, Facts, Verdict, apply_verdict, is_terminal};
+use crate::payments::{Applied, Facts, SessionStatus, Verdict, apply_verdict};
 
 /// What is being bought.
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ pub fn start_checkout(
         plan_code: purchase.plan_code.clone(),
         amount_minor: purchase.amount.amount_minor,
         currency: purchase.amount.currency.clone(),
-        status: "pending".to_owned(),
+        status: SessionStatus::Pending,
         provider: None,
         provider_reference: None,
         checkout_url: None,
@@ -117,8 +117,8 @@ pub fn start_checkout(
                     store::insert_transaction(conn, &transaction)?;
                     let mut current =
                         store::find_session(conn, &session.id, None)?.ok_or(AppError::NotFound)?;
-                    if current.status == "pending" {
-                        current.status = "redirected".to_owned();
+                    if current.status == SessionStatus::Pending {
+                        current.status = current.status.move_to(SessionStatus::Redirected)?;
                         current.provider = Some(provider.name().as_str().to_owned());
                         current.provider_reference = checkout.provider_reference.clone();
                         current.checkout_url = Some(checkout.checkout_url.clone());
@@ -156,7 +156,11 @@ pub fn start_checkout(
     };
     app.db.write(|conn| {
         let mut failed = store::find_session(conn, &session.id, None)?.ok_or(AppError::NotFound)?;
-        failed.status = "failed".to_owned();
+        // Nobody else moves a session without a checkout, but an ended one stays as it ended.
+        if failed.status.is_terminal() {
+            return Ok(());
+        }
+        failed.status = failed.status.move_to(SessionStatus::Failed)?;
         failed.failure_reason = Some(reason.clone());
         failed.updated_at = format_timestamp(app.clock.now());
         store::update_session(conn, &failed)
@@ -294,7 +298,7 @@ fn verify_with(
 /// worker on the same session, and `apply_verdict` re-reading the session inside the write
 /// makes the second one a no-op.
 pub fn verify_session(app: &App, session: &SessionRow) -> Result<Applied, AppError> {
-    if is_terminal(&session.status) {
+    if session.status.is_terminal() {
         return Ok(Applied::Unchanged(format!(
             "the session is already {}",
             session.status
@@ -445,7 +449,7 @@ pub fn expire_sessions(app: &App, now: Timestamp) -> Result<usize, AppError> {
                 Err(_) => continue,
             }
         }
-        if session.status != "processing" {
+        if session.status != SessionStatus::Processing {
             let expired = app.db.write(|conn| {
                 store::expire_open_session(conn, &session.id, &format_timestamp(app.clock.now()))
             })?;

@@ -71,12 +71,62 @@ impl Payments {
     }
 }
 
-/// The states no event moves a session out of (`succeeded` only to `refunded`).
-pub fn is_terminal(status: &str) -> bool {
-    matches!(
-        status,
-        "succeeded" | "failed" | "cancelled" | "expired" | "refunded"
-    )
+crate::text_enum! {
+    /// Where a checkout session stands (docs/rules/payments.md). It owns its moves: see
+    /// `can_move_to`.
+    pub enum SessionStatus {
+        /// Created; no provider has a checkout for it yet.
+        Pending = "pending",
+        /// A provider's checkout page was handed to the payer.
+        Redirected = "redirected",
+        /// The provider reports a payment under way (an asynchronous method, e.g. mobile money).
+        Processing = "processing",
+        /// Paid and fulfilled (credited or activated) — once.
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Cancelled = "cancelled",
+        Expired = "expired",
+        /// Paid, then refunded in part or whole.
+        Refunded = "refunded",
+    }
+}
+
+impl SessionStatus {
+    /// The states no event moves a session out of (`succeeded` only to `refunded`).
+    pub fn is_terminal(self) -> bool {
+        !matches!(
+            self,
+            SessionStatus::Pending | SessionStatus::Redirected | SessionStatus::Processing
+        )
+    }
+
+    /// Whether a session may move from `self` to `next`: forward only, an open session to any
+    /// end, a paid one only to refunded, an ended one nowhere. Staying put is always allowed.
+    pub fn can_move_to(self, next: SessionStatus) -> bool {
+        use SessionStatus::*;
+        self == next
+            || matches!(
+                (self, next),
+                (Pending, Redirected)
+                    | (Redirected, Processing)
+                    | (
+                        Pending | Redirected | Processing,
+                        Succeeded | Failed | Cancelled | Expired
+                    )
+                    | (Succeeded, Refunded)
+            )
+    }
+
+    /// `next`, if the machine allows the move; a move it forbids is a bug, refused loudly.
+    pub fn move_to(self, next: SessionStatus) -> Result<SessionStatus, AppError> {
+        if self.can_move_to(next) {
+            Ok(next)
+        } else {
+            Err(AppError::internal(format!(
+                "a payment session cannot move from {self} to {next}"
+            )))
+        }
+    }
 }
 
 /// What a provider said about a session, from a verification or a signed event.
@@ -140,21 +190,21 @@ pub fn apply_verdict(
     if session.provider_reference.is_none() {
         session.provider_reference = verdict.provider_reference.clone();
     }
-    let applied = match (session.status.as_str(), verdict.status) {
+    let applied = match (session.status, verdict.status) {
         (_, PaymentStatus::Refunded) => record_refund(conn, ids, &mut session, verdict, now)?,
-        (status, PaymentStatus::Succeeded) if is_terminal(status) => {
+        (status, PaymentStatus::Succeeded) if status.is_terminal() => {
             // Paid although the session had ended (paid twice, or after it expired or failed):
             // nothing is given automatically, but an operator must see it.
             let why = format!("a payment was confirmed for a session already {status}");
-            if status != "succeeded"
-                && status != "refunded"
+            if status != SessionStatus::Succeeded
+                && status != SessionStatus::Refunded
                 && mismatch(&session, verdict).is_none()
             {
                 session.flag = Some(why.clone());
             }
             Applied::Unchanged(why)
         }
-        (status, _) if is_terminal(status) => {
+        (status, _) if status.is_terminal() => {
             Applied::Unchanged(format!("the session is already {status}"))
         }
         (_, PaymentStatus::Succeeded) => match mismatch(&session, verdict) {
@@ -164,7 +214,7 @@ pub fn apply_verdict(
             }
             None => {
                 fulfil(conn, ids, catalog, &session, now)?;
-                session.status = "succeeded".to_owned();
+                session.status = session.status.move_to(SessionStatus::Succeeded)?;
                 session.fulfilled_at = Some(now_text.clone());
                 session.flag = overpayment(&session, verdict);
                 // A refund reported before the success is settled now.
@@ -175,18 +225,17 @@ pub fn apply_verdict(
             }
         },
         (_, PaymentStatus::Failed | PaymentStatus::Cancelled | PaymentStatus::Expired) => {
-            session.status = match verdict.status {
-                PaymentStatus::Failed => "failed",
-                PaymentStatus::Cancelled => "cancelled",
-                _ => "expired",
-            }
-            .to_owned();
+            session.status = session.status.move_to(match verdict.status {
+                PaymentStatus::Failed => SessionStatus::Failed,
+                PaymentStatus::Cancelled => SessionStatus::Cancelled,
+                _ => SessionStatus::Expired,
+            })?;
             Applied::Changed
         }
         (status, PaymentStatus::Pending) => {
-            if status == "redirected" && verdict.from_event {
+            if status == SessionStatus::Redirected && verdict.from_event {
                 // The provider reports a payment under way (an async method, e.g. mobile money).
-                session.status = "processing".to_owned();
+                session.status = session.status.move_to(SessionStatus::Processing)?;
                 Applied::Changed
             } else {
                 Applied::Unchanged("the payment is still pending".to_owned())
@@ -303,7 +352,10 @@ fn record_refund(
         ));
     }
     session.refunded_minor = reported;
-    if matches!(session.status.as_str(), "succeeded" | "refunded") {
+    if matches!(
+        session.status,
+        SessionStatus::Succeeded | SessionStatus::Refunded
+    ) {
         settle_refund(conn, ids, session, now)?;
     }
     Ok(Applied::Changed)
@@ -316,7 +368,7 @@ fn settle_refund(
     session: &mut SessionRow,
     now: Timestamp,
 ) -> Result<(), AppError> {
-    session.status = "refunded".to_owned();
+    session.status = session.status.move_to(SessionStatus::Refunded)?;
     let owed =
         session.refunded_minor - session.refund_debited_minor - session.refund_shortfall_minor;
     if owed <= 0 {
@@ -348,4 +400,45 @@ fn settle_refund(
     session.refund_debited_minor += debit;
     session.refund_shortfall_minor += owed - debit;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SessionStatus::{self, *};
+
+    #[test]
+    fn sessions_move_forward_only() {
+        let open = [Pending, Redirected, Processing];
+        let ends = [Succeeded, Failed, Cancelled, Expired];
+        for from in SessionStatus::ALL {
+            assert!(from.can_move_to(*from), "{from} may stay {from}");
+            // Nothing goes back to the start.
+            assert_eq!(
+                from.can_move_to(Pending),
+                *from == Pending,
+                "{from} → pending"
+            );
+        }
+        for from in open {
+            assert!(!from.is_terminal());
+            for to in ends {
+                assert!(from.can_move_to(to), "{from} → {to}");
+            }
+            assert!(
+                !from.can_move_to(Refunded),
+                "{from} → refunded before it was paid"
+            );
+        }
+        for from in ends.iter().chain([&Refunded]) {
+            assert!(from.is_terminal());
+            for to in SessionStatus::ALL.iter().filter(|to| *to != from) {
+                let allowed = *from == Succeeded && *to == Refunded;
+                assert_eq!(from.can_move_to(*to), allowed, "{from} → {to}");
+            }
+        }
+        assert!(Pending.can_move_to(Redirected) && Redirected.can_move_to(Processing));
+        assert!(!Processing.can_move_to(Redirected) && !Pending.can_move_to(Processing));
+        assert!(Failed.move_to(Succeeded).is_err());
+        assert_eq!(Succeeded.move_to(Refunded).unwrap(), Refunded);
+    }
 }

@@ -1,5 +1,6 @@
 //! SQL for payment sessions, their provider transactions and the webhook journal.
 
+use crate::payments::SessionStatus;
 use rusqlite::{Connection, OptionalExtension, Row, named_params};
 
 use crate::error::AppError;
@@ -12,7 +13,7 @@ pub struct SessionRow {
     pub plan_code: Option<String>,
     pub amount_minor: i64,
     pub currency: String,
-    pub status: String,
+    pub status: SessionStatus,
     pub provider: Option<String>,
     pub provider_reference: Option<String>,
     pub checkout_url: Option<String>,

@@ -8,10 +8,10 @@ use crate::auth::principal::Principal;
 use crate::billing;
 use crate::error::{AppError, FieldErrors};
 use crate::money::Money;
+use crate::payments::Applied;
 use crate::payments::flow::{self, Buyer, Purchase};
 use crate::payments::provider::ProviderName;
 use crate::payments::store::{self, SessionRow, TransactionRow};
-use crate::payments::{Applied, is_terminal};
 use crate::web::auth::authenticate_request;
 use crate::web::idempotency::{self, Per, Requirement};
 use crate::web::request::Request;
@@ -248,7 +248,7 @@ pub fn verify_session(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
         .db
         .read(|conn| store::find_session(conn, &id, Some(&workspace_id)))?
         .ok_or(AppError::NotFound)?;
-    let applied = if is_terminal(&session.status) {
+    let applied = if session.status.is_terminal() {
         Applied::Unchanged(format!("the session is already {}", session.status))
     } else {
         flow::verify_session(app, &session)?
