@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod money;
 pub mod outbound;
 pub mod payments;
+pub mod scope;
 pub mod secrets;
 pub mod server;
 pub mod users;

@@ -14,6 +14,7 @@ use crate::api_keys::format::{Scope, generate_key};
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
 use crate::ids::Ids;
+use crate::scope::WorkspaceScope;
 use crate::secrets;
 use crate::vocabulary::Mode;
 use store::ApiKey;
@@ -73,10 +74,11 @@ pub fn issue_key(
 /// Revokes a key of the workspace (again is harmless) and returns it as it now stands.
 pub fn revoke_key(
     conn: &Connection,
-    workspace_id: &str,
+    scope: &WorkspaceScope,
     id: &str,
     now: Timestamp,
 ) -> Result<ApiKey, AppError> {
+    let workspace_id = scope.id();
     store::find_key(conn, workspace_id, id)?.ok_or(AppError::NotFound)?;
     store::revoke_key(conn, id, &format_timestamp(now))?;
     store::find_key(conn, workspace_id, id)?.ok_or(AppError::NotFound)
@@ -87,12 +89,13 @@ pub fn revoke_key(
 pub fn rotate_key(
     conn: &Connection,
     ids: &Ids,
-    workspace_id: &str,
+    scope: &WorkspaceScope,
     id: &str,
     grace: Duration,
     created_by: Option<String>,
     now: Timestamp,
 ) -> Result<(IssuedKey, ApiKey), AppError> {
+    let workspace_id = scope.id();
     let old = store::find_key(conn, workspace_id, id)?.ok_or(AppError::NotFound)?;
     let now_text = format_timestamp(now);
     if old.revoked_at.is_some() || old.expires_at.as_ref().is_some_and(|at| *at <= now_text) {

@@ -18,6 +18,7 @@ use crate::auth::store::SessionRow;
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
 use crate::ids::Ids;
+use crate::scope::WorkspaceScope;
 use crate::secrets;
 use crate::users::{NewUser, User, create_user, store as user_store};
 use crate::workspaces::store::{self as workspace_store, Workspace};
@@ -181,11 +182,12 @@ pub fn open_session(
 /// acting in that workspace.
 pub fn remove_member(
     conn: &Connection,
-    workspace_id: &str,
+    scope: &WorkspaceScope,
     actor_id: &str,
     user_id: &str,
 ) -> Result<(), AppError> {
-    crate::workspaces::remove_member(conn, workspace_id, actor_id, user_id)?;
+    let workspace_id = scope.id();
+    crate::workspaces::remove_member(conn, scope, actor_id, user_id)?;
     store::clear_active_workspace_for(conn, user_id, workspace_id)
 }
 

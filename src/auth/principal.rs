@@ -5,6 +5,7 @@
 
 use crate::api_keys::format::Scope;
 use crate::error::AppError;
+use crate::scope::WorkspaceScope;
 use crate::vocabulary::Mode;
 use crate::workspaces::Role;
 
@@ -43,7 +44,7 @@ impl SessionPrincipal {
     }
 
     /// The active workspace, if the user's role there is at least `minimum`.
-    pub fn require_role(&self, minimum: Role) -> Result<(&str, Role), AppError> {
+    pub fn require_role(&self, minimum: Role) -> Result<(WorkspaceScope, Role), AppError> {
         let (workspace_id, role) = self.active_workspace().ok_or(AppError::NotFound)?;
         if role < minimum {
             return Err(AppError::Forbidden(format!(
@@ -52,7 +53,7 @@ impl SessionPrincipal {
                 role.as_str()
             )));
         }
-        Ok((workspace_id, role))
+        Ok((WorkspaceScope::trusted(workspace_id), role))
     }
 }
 
@@ -109,12 +110,35 @@ impl Principal {
         }
     }
 
+    /// The console user, if an instance admin; anyone else gets 403 `forbidden`.
+    pub fn require_instance_admin(&self) -> Result<&SessionPrincipal, AppError> {
+        let session = self.require_session()?;
+        if !session.is_instance_admin() {
+            return Err(AppError::Forbidden(
+                "Only instance admins can do this.".to_owned(),
+            ));
+        }
+        Ok(session)
+    }
+
+    /// Any workspace, for an instance admin (the operator acts on every workspace); 403 for
+    /// anyone else.
+    pub fn require_instance_admin_in(
+        &self,
+        workspace_id: &str,
+    ) -> Result<(&SessionPrincipal, WorkspaceScope), AppError> {
+        let admin = self.require_instance_admin()?;
+        Ok((admin, WorkspaceScope::trusted(workspace_id)))
+    }
+
     /// The workspace, if the caller may use `scope` there: a key needs the scope; a session
     /// needs the role docs/rules/access.md gives that work (members send and manage contacts and
     /// campaigns; only owners and admins touch payments).
-    pub fn require_scope(&self, scope: Scope) -> Result<&str, AppError> {
+    pub fn require_scope(&self, scope: Scope) -> Result<WorkspaceScope, AppError> {
         match self {
-            Principal::ApiKey(key) if key.scopes.contains(&scope) => Ok(key.workspace_id()),
+            Principal::ApiKey(key) if key.scopes.contains(&scope) => {
+                Ok(WorkspaceScope::trusted(key.workspace_id()))
+            }
             Principal::ApiKey(_) => Err(AppError::InsufficientScope {
                 missing: vec![scope.as_str().to_owned()],
             }),
@@ -163,7 +187,8 @@ mod tests {
         assert_eq!(
             key(&[Scope::MessagesSend])
                 .require_scope(Scope::MessagesSend)
-                .unwrap(),
+                .unwrap()
+                .id(),
             "wsp_1"
         );
         match key(&[Scope::MessagesRead]).require_scope(Scope::MessagesSend) {

@@ -19,6 +19,7 @@ use crate::clock::{Timestamp, format_timestamp, parse_timestamp};
 use crate::error::AppError;
 use crate::ids::Ids;
 use crate::money::Money;
+use crate::scope::WorkspaceScope;
 use catalog::{Catalog, Plan};
 use plans::{day_start, month_start};
 use pricing::graduated_charge;
@@ -78,11 +79,12 @@ pub struct Quote {
 pub fn quote(
     conn: &Connection,
     catalog: &Catalog,
-    workspace_id: &str,
+    scope: &WorkspaceScope,
     channel: Channel,
     units: u64,
     now: Timestamp,
 ) -> Result<Quote, AppError> {
+    let workspace_id = scope.id();
     let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
     if account.wallet_currency != catalog.currency {
         // Prices are in one currency; a wallet in another cannot be charged from them.
@@ -122,7 +124,7 @@ pub fn quote(
 /// What a send asks the wallet for.
 #[derive(Debug, Clone, Copy)]
 pub struct Usage<'a> {
-    pub workspace_id: &'a str,
+    pub scope: &'a WorkspaceScope,
     pub channel: Channel,
     pub units: u64,
     /// The message or campaign the units are for; a refund names it again.
@@ -142,13 +144,14 @@ pub fn reserve(
     now: Timestamp,
 ) -> Result<Quote, AppError> {
     let Usage {
-        workspace_id,
+        scope,
         channel,
         units,
         reference,
         charging,
     } = usage;
-    let quote = quote(conn, catalog, workspace_id, channel, units, now)?;
+    let quote = quote(conn, catalog, scope, channel, units, now)?;
+    let workspace_id = scope.id();
     if charging == Charging::Test || units == 0 {
         return Ok(quote);
     }
@@ -259,10 +262,11 @@ pub fn refund(
 pub fn activate_plan(
     conn: &Connection,
     catalog: &Catalog,
-    workspace_id: &str,
+    scope: &WorkspaceScope,
     plan_code: &str,
     now: Timestamp,
 ) -> Result<Timestamp, AppError> {
+    let workspace_id = scope.id();
     let plan = catalog.plan(plan_code).ok_or(AppError::NotFound)?;
     if plan.price_minor.is_none() {
         return Err(AppError::Conflict(format!(
@@ -345,18 +349,19 @@ impl<'a> PlanState<'a> {
 pub fn adjust_wallet(
     conn: &Connection,
     ids: &Ids,
-    workspace_id: &str,
+    scope: &WorkspaceScope,
     amount_minor: i64,
     reason: &str,
     actor: Option<&str>,
     now: Timestamp,
 ) -> Result<(store::LedgerEntry, store::BillingAccount), AppError> {
+    let workspace_id = scope.id();
     store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
     let reference = ids.new_id("adj");
     let entry_id = move_wallet(
         conn,
         ids,
-        workspace_id,
+        scope,
         "adjustment",
         amount_minor,
         (&reference, actor, Some(reason)),
@@ -374,12 +379,13 @@ pub fn adjust_wallet(
 pub fn move_wallet(
     conn: &Connection,
     ids: &Ids,
-    workspace_id: &str,
+    scope: &WorkspaceScope,
     kind: &str,
     amount_minor: i64,
     (reference, actor, reason): (&str, Option<&str>, Option<&str>),
     now: Timestamp,
 ) -> Result<String, AppError> {
+    let workspace_id = scope.id();
     let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
     let balance_after = account
         .wallet_balance_minor

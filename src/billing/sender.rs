@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
+use crate::scope::WorkspaceScope;
 
 /// A sender ID request and its decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -44,7 +45,11 @@ pub fn normalize_sender_id(raw: &str) -> Result<String, &'static str> {
     }
 }
 
-pub fn find_sender_id(conn: &Connection, workspace_id: &str) -> Result<Option<SenderId>, AppError> {
+pub fn find_sender_id(
+    conn: &Connection,
+    scope: &WorkspaceScope,
+) -> Result<Option<SenderId>, AppError> {
+    let workspace_id = scope.id();
     Ok(conn
         .prepare_cached(
             "SELECT sender_id, status, rejection_reason, requested_at FROM sender_ids
@@ -65,11 +70,12 @@ pub fn find_sender_id(conn: &Connection, workspace_id: &str) -> Result<Option<Se
 /// Taken by another workspace (pending or approved) → 409.
 pub fn request_sender_id(
     conn: &Connection,
-    workspace_id: &str,
+    scope: &WorkspaceScope,
     sender_id: &str,
     actor: &str,
     now: Timestamp,
 ) -> Result<SenderId, AppError> {
+    let workspace_id = scope.id();
     let taken: bool = conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM sender_ids
@@ -93,13 +99,14 @@ pub fn request_sender_id(
         ":workspace_id": workspace_id, ":sender_id": sender_id, ":actor": actor,
         ":now": format_timestamp(now),
     })?;
-    find_sender_id(conn, workspace_id)?.ok_or_else(|| AppError::internal("sender ID vanished"))
+    find_sender_id(conn, scope)?.ok_or_else(|| AppError::internal("sender ID vanished"))
 }
 
 pub fn find_verification(
     conn: &Connection,
-    workspace_id: &str,
+    scope: &WorkspaceScope,
 ) -> Result<Option<Verification>, AppError> {
+    let workspace_id = scope.id();
     Ok(conn
         .prepare_cached(
             "SELECT status, business_name, country, website, document_refs, rejection_reason,
@@ -134,11 +141,12 @@ pub struct VerificationRequest {
 /// Submits (or resubmits) the workspace's business details; back to `pending`.
 pub fn submit_verification(
     conn: &Connection,
-    workspace_id: &str,
+    scope: &WorkspaceScope,
     request: &VerificationRequest,
     actor: &str,
     now: Timestamp,
 ) -> Result<Verification, AppError> {
+    let workspace_id = scope.id();
     let refs = serde_json::to_string(&request.document_refs).map_err(AppError::internal)?;
     conn.prepare_cached(
         "INSERT INTO verifications (workspace_id, status, business_name, country, website,
@@ -155,8 +163,7 @@ pub fn submit_verification(
         ":workspace_id": workspace_id, ":name": request.business_name, ":country": request.country,
         ":website": request.website, ":refs": refs, ":actor": actor, ":now": format_timestamp(now),
     })?;
-    find_verification(conn, workspace_id)?
-        .ok_or_else(|| AppError::internal("verification vanished"))
+    find_verification(conn, scope)?.ok_or_else(|| AppError::internal("verification vanished"))
 }
 
 /// Which request an instance admin decides on.
@@ -305,11 +312,11 @@ pub fn list_by_status(
 /// The workspace's effective sender, read from its sender ID and verification.
 pub fn effective_sender_of(
     conn: &Connection,
-    workspace_id: &str,
+    scope: &WorkspaceScope,
     default_sender: &str,
 ) -> Result<String, AppError> {
-    let sender_id = find_sender_id(conn, workspace_id)?;
-    let verification = find_verification(conn, workspace_id)?;
+    let sender_id = find_sender_id(conn, scope)?;
+    let verification = find_verification(conn, scope)?;
     Ok(effective_sender(
         sender_id.as_ref(),
         verification.as_ref(),

@@ -11,6 +11,7 @@ use crate::clock::ManualClock;
 use crate::config::{Config, Synchronous};
 use crate::db::{Db, DbSettings};
 use crate::ids::SeededRandom;
+use crate::scope::WorkspaceScope;
 use crate::users::{NewUser, create_user};
 use crate::workspaces::create_workspace;
 
@@ -18,6 +19,7 @@ struct Fixture {
     db: Db,
     ids: Ids,
     workspace: String,
+    scope: WorkspaceScope,
     _dir: tempfile::TempDir,
 }
 
@@ -53,6 +55,7 @@ fn fixture() -> Fixture {
     Fixture {
         db,
         ids,
+        scope: WorkspaceScope::trusted(&workspace),
         workspace,
         _dir: dir,
     }
@@ -67,7 +70,7 @@ impl Fixture {
         charging: Charging,
     ) -> Usage<'a> {
         Usage {
-            workspace_id: &self.workspace,
+            scope: &self.scope,
             channel,
             units,
             reference,
@@ -81,7 +84,7 @@ impl Fixture {
                 move_wallet(
                     conn,
                     &self.ids,
-                    &self.workspace,
+                    &crate::scope::WorkspaceScope::trusted(&self.workspace),
                     "topup",
                     amount,
                     ("pay_1", None, None),
@@ -122,8 +125,16 @@ impl Fixture {
 #[test]
 fn included_quota_is_used_before_the_wallet() {
     let f = fixture();
-    f.db.write(|conn| activate_plan(conn, &Catalog::default(), &f.workspace, "basic", jan(1, 0)))
-        .unwrap();
+    f.db.write(|conn| {
+        activate_plan(
+            conn,
+            &Catalog::default(),
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            "basic",
+            jan(1, 0),
+        )
+    })
+    .unwrap();
     f.top_up(1_000);
     let first = f.reserve(Channel::Sms, 149, "msg_1", jan(2, 0)).unwrap();
     assert_eq!(
@@ -180,8 +191,16 @@ fn test_mode_prices_and_takes_nothing() {
 #[test]
 fn quota_periods_roll_and_refunds_touch_only_their_period() {
     let f = fixture();
-    f.db.write(|conn| activate_plan(conn, &Catalog::default(), &f.workspace, "basic", jan(1, 0)))
-        .unwrap();
+    f.db.write(|conn| {
+        activate_plan(
+            conn,
+            &Catalog::default(),
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            "basic",
+            jan(1, 0),
+        )
+    })
+    .unwrap();
     // Email: 250 a day. Use all of the 2nd; the 3rd starts again.
     assert_eq!(
         f.reserve(Channel::Email, 250, "msg_a", jan(2, 10))
@@ -212,7 +231,7 @@ fn an_expired_plan_falls_back_to_free_and_buying_again_extends() {
             activate_plan(
                 conn,
                 &Catalog::default(),
-                &f.workspace,
+                &crate::scope::WorkspaceScope::trusted(&f.workspace),
                 "growth",
                 jan(10, 0),
             )
@@ -224,7 +243,7 @@ fn an_expired_plan_falls_back_to_free_and_buying_again_extends() {
             activate_plan(
                 conn,
                 &Catalog::default(),
-                &f.workspace,
+                &crate::scope::WorkspaceScope::trusted(&f.workspace),
                 "growth",
                 jan(20, 0),
             )
@@ -240,7 +259,7 @@ fn an_expired_plan_falls_back_to_free_and_buying_again_extends() {
             quote(
                 conn,
                 &Catalog::default(),
-                &f.workspace,
+                &crate::scope::WorkspaceScope::trusted(&f.workspace),
                 Channel::Sms,
                 1,
                 after,
@@ -256,8 +275,16 @@ fn an_expired_plan_falls_back_to_free_and_buying_again_extends() {
 #[test]
 fn concurrent_reservations_lose_no_increment() {
     let f = fixture();
-    f.db.write(|conn| activate_plan(conn, &Catalog::default(), &f.workspace, "basic", jan(1, 0)))
-        .unwrap();
+    f.db.write(|conn| {
+        activate_plan(
+            conn,
+            &Catalog::default(),
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            "basic",
+            jan(1, 0),
+        )
+    })
+    .unwrap();
     let successes = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for thread in 0..64 {
@@ -363,8 +390,16 @@ fn the_database_refuses_to_break_the_wallet_rules() {
 #[test]
 fn usage_counters_match_their_reservations_after_reserving_and_refunding() {
     let f = fixture();
-    f.db.write(|conn| activate_plan(conn, &Catalog::default(), &f.workspace, "basic", jan(1, 0)))
-        .unwrap();
+    f.db.write(|conn| {
+        activate_plan(
+            conn,
+            &Catalog::default(),
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            "basic",
+            jan(1, 0),
+        )
+    })
+    .unwrap();
     f.top_up(10_000);
     f.reserve(Channel::Sms, 100, "msg_1", jan(2, 0)).unwrap();
     f.reserve(Channel::Sms, 80, "msg_2", jan(2, 0)).unwrap(); // 50 included, 30 billed
@@ -411,23 +446,47 @@ fn a_reference_reserved_twice_leaves_nothing_behind() {
 fn another_plan_cannot_be_bought_while_one_runs_and_unpriced_plans_never() {
     let f = fixture();
     let catalog = Catalog::default();
-    f.db.write(|conn| activate_plan(conn, &catalog, &f.workspace, "pro", jan(1, 0)))
-        .unwrap();
+    f.db.write(|conn| {
+        activate_plan(
+            conn,
+            &catalog,
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            "pro",
+            jan(1, 0),
+        )
+    })
+    .unwrap();
     for (code, at) in [
         ("basic", jan(2, 0)),
         ("custom", jan(2, 0)),
         ("free", jan(2, 0)),
     ] {
         let err =
-            f.db.write(|conn| activate_plan(conn, &catalog, &f.workspace, code, at))
-                .unwrap_err();
+            f.db.write(|conn| {
+                activate_plan(
+                    conn,
+                    &catalog,
+                    &crate::scope::WorkspaceScope::trusted(&f.workspace),
+                    code,
+                    at,
+                )
+            })
+            .unwrap_err();
         assert_eq!(err.code(), "conflict", "{code}");
     }
     // After pro ends, another plan starts from then.
     let after = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 1).unwrap();
     let end =
-        f.db.write(|conn| activate_plan(conn, &catalog, &f.workspace, "basic", after))
-            .unwrap();
+        f.db.write(|conn| {
+            activate_plan(
+                conn,
+                &catalog,
+                &crate::scope::WorkspaceScope::trusted(&f.workspace),
+                "basic",
+                after,
+            )
+        })
+        .unwrap();
     assert_eq!(end, Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 1).unwrap());
 }
 

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::db::{Db, DbSettings};
 use crate::error::AppError;
 use crate::ids::SystemRandomSource;
+use crate::scope::WorkspaceScope;
 use crate::users::password::hash_password;
 use crate::users::{self, NewUser};
 use crate::validate;
@@ -231,7 +232,7 @@ pub fn adjust_wallet(config: Config, args: AdjustWalletArgs) -> i32 {
         crate::billing::adjust_wallet(
             conn,
             &app.ids,
-            &args.workspace,
+            &WorkspaceScope::trusted(&args.workspace),
             args.amount_minor,
             &reason,
             None,

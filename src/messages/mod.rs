@@ -14,6 +14,7 @@ use crate::billing::{self, Charging, Usage};
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
 use crate::ids::Ids;
+use crate::scope::WorkspaceScope;
 use crate::vocabulary::Mode;
 use compose::Composition;
 use store::MessageRow;
@@ -39,7 +40,7 @@ crate::text_enum! {
 /// Who sends: the workspace, and the API key (if any) and its mode.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin<'a> {
-    pub workspace_id: &'a str,
+    pub scope: &'a WorkspaceScope,
     pub api_key_id: Option<&'a str>,
     pub charging: Charging,
 }
@@ -61,7 +62,7 @@ pub fn create_message(
         ids,
         catalog,
         Usage {
-            workspace_id: origin.workspace_id,
+            scope: origin.scope,
             channel: composition.channel,
             units: composition.units,
             reference: &id,
@@ -74,7 +75,7 @@ pub fn create_message(
     let segmentation = composition.segmentation.as_ref();
     let message = MessageRow {
         id,
-        workspace_id: origin.workspace_id.to_owned(),
+        workspace_id: origin.scope.id().to_owned(),
         api_key_id: origin.api_key_id.map(str::to_owned),
         campaign_id: None,
         mode: match origin.charging {
@@ -125,10 +126,11 @@ pub fn create_message(
 pub fn cancel_message(
     conn: &Connection,
     ids: &Ids,
-    workspace_id: &str,
+    scope: &WorkspaceScope,
     id: &str,
     now: Timestamp,
 ) -> Result<(), AppError> {
+    let workspace_id = scope.id();
     let message = store::find_message(conn, workspace_id, id)?.ok_or(AppError::NotFound)?;
     match message.status {
         MessageStatus::Cancelled => return Ok(()),

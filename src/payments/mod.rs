@@ -33,6 +33,7 @@ use crate::db::run_cached;
 use crate::error::AppError;
 use crate::ids::Ids;
 use crate::outbound::HttpClient;
+use crate::scope::WorkspaceScope;
 use provider::{PaymentProvider, PaymentStatus, ProviderName};
 use settings::PaymentSettings;
 use store::SessionRow;
@@ -301,7 +302,13 @@ fn fulfil(
     let reason = match &session.plan_code {
         Some(plan_code) => {
             run_cached(conn, "SAVEPOINT activate_plan")?;
-            match billing::activate_plan(conn, catalog, &session.workspace_id, plan_code, now) {
+            match billing::activate_plan(
+                conn,
+                catalog,
+                &WorkspaceScope::trusted(&session.workspace_id),
+                plan_code,
+                now,
+            ) {
                 Ok(_) => {
                     run_cached(conn, "RELEASE activate_plan")?;
                     return Ok(());
@@ -321,7 +328,7 @@ fn fulfil(
     billing::move_wallet(
         conn,
         ids,
-        &session.workspace_id,
+        &WorkspaceScope::trusted(&session.workspace_id),
         "topup",
         session.amount_minor,
         (&session.id, None, Some(&reason)),
@@ -390,7 +397,7 @@ fn settle_refund(
         billing::move_wallet(
             conn,
             ids,
-            &session.workspace_id,
+            &WorkspaceScope::trusted(&session.workspace_id),
             "adjustment",
             -debit,
             (&session.id, None, Some("payment refunded by the provider")),

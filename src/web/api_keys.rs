@@ -83,7 +83,8 @@ pub fn parse_scopes(names: &[String], fields: &mut FieldErrors) -> Vec<Scope> {
 /// `GET /v1/api-keys`: newest first, paginated; never the keys themselves.
 pub fn list_api_keys(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let (workspace_id, _) = principal.require_session()?.require_role(Role::Admin)?;
+    let (scope, _) = principal.require_session()?.require_role(Role::Admin)?;
+    let workspace_id = scope.id();
     let page = request.page()?;
     let keys = app
         .db
@@ -108,7 +109,8 @@ struct CreateBody {
 pub fn create_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
-    let (workspace_id, _) = session.require_role(Role::Admin)?;
+    let (scope, _) = session.require_role(Role::Admin)?;
+    let workspace_id = scope.id();
     let body: CreateBody = request.json()?;
     let now = app.clock.now();
     let mut fields = FieldErrors::new();
@@ -153,12 +155,12 @@ pub fn create_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
 /// `DELETE /v1/api-keys/{id}`: revokes at once.
 pub fn revoke_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let (workspace_id, _) = principal.require_session()?.require_role(Role::Admin)?;
+    let (scope, _) = principal.require_session()?.require_role(Role::Admin)?;
     let id = request.param("id").to_owned();
     let now = app.clock.now();
     let key = app
         .db
-        .write(|conn| api_keys::revoke_key(conn, workspace_id, &id, now))?;
+        .write(|conn| api_keys::revoke_key(conn, &scope, &id, now))?;
     ApiResponse::json(200, &ApiKeyView::from(&key))
 }
 
@@ -173,7 +175,7 @@ struct RotateBody {
 pub fn rotate_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
-    let (workspace_id, _) = session.require_role(Role::Admin)?;
+    let (scope, _) = session.require_role(Role::Admin)?;
     let body: RotateBody = request.json_or_default()?;
     if !(0..=MAX_GRACE_SECONDS).contains(&body.grace_seconds) {
         return Err(AppError::invalid_field(
@@ -187,7 +189,7 @@ pub fn rotate_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
         api_keys::rotate_key(
             conn,
             &app.ids,
-            workspace_id,
+            &scope,
             &id,
             chrono::Duration::seconds(body.grace_seconds),
             Some(session.user_id().to_owned()),

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use crate::api_keys::format::Scope;
 use crate::app::App;
-use crate::auth::principal::{Principal, SessionPrincipal};
+
 use crate::billing::catalog::Plan;
 use crate::billing::plans;
 use crate::billing::pricing::Tier;
@@ -58,15 +58,16 @@ fn tiers_view(tiers: &[Tier], currency: &str) -> serde_json::Value {
 /// `GET /v1/billing`: plan, wallet, quotas, prices, sender and verification, purchasable plans.
 pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let workspace_id = principal.require_scope(Scope::BillingRead)?.to_owned();
+    let scope = principal.require_scope(Scope::BillingRead)?;
+    let workspace_id = scope.id();
     let now = app.clock.now();
     let catalog = &app.config.billing_catalog;
     let (account, quotas, sender_id, verification) = app.db.read(|conn| {
-        let account = store::find_account(conn, &workspace_id)?.ok_or(AppError::NotFound)?;
-        let sms = billing::quote(conn, catalog, &workspace_id, Channel::Sms, 0, now)?;
-        let email = billing::quote(conn, catalog, &workspace_id, Channel::Email, 0, now)?;
-        let sender_id = sender::find_sender_id(conn, &workspace_id)?;
-        let verification = sender::find_verification(conn, &workspace_id)?;
+        let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
+        let sms = billing::quote(conn, catalog, &scope, Channel::Sms, 0, now)?;
+        let email = billing::quote(conn, catalog, &scope, Channel::Email, 0, now)?;
+        let sender_id = sender::find_sender_id(conn, &scope)?;
+        let verification = sender::find_verification(conn, &scope)?;
         Ok((account, [sms, email], sender_id, verification))
     })?;
     let currency = account.wallet_currency.as_str();
@@ -134,10 +135,11 @@ pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
 /// `GET /v1/billing/ledger`: newest first, paginated.
 pub fn list_ledger(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let workspace_id = principal.require_scope(Scope::BillingRead)?.to_owned();
+    let scope = principal.require_scope(Scope::BillingRead)?;
+    let workspace_id = scope.id();
     let page = request.page()?;
     let entries = app.db.read(|conn| {
-        store::list_ledger(conn, &workspace_id, page.cursor.as_deref(), page.fetch())
+        store::list_ledger(conn, workspace_id, page.cursor.as_deref(), page.fetch())
     })?;
     page.respond(entries, |entry| entry.id.as_str(), ledger_view)
 }
@@ -168,13 +170,13 @@ struct SenderIdBody {
 pub fn request_sender_id(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
-    let (workspace_id, _) = session.require_role(Role::Admin)?;
+    let (scope, _) = session.require_role(Role::Admin)?;
     let body: SenderIdBody = request.json()?;
     let sender_id = sender::normalize_sender_id(&body.sender_id)
         .map_err(|why| AppError::invalid_field("sender_id", why))?;
     let now = app.clock.now();
     let requested = app.db.write(|conn| {
-        sender::request_sender_id(conn, workspace_id, &sender_id, session.user_id(), now)
+        sender::request_sender_id(conn, &scope, &sender_id, session.user_id(), now)
     })?;
     ApiResponse::json(200, &requested)
 }
@@ -192,7 +194,7 @@ struct VerificationBody {
 pub fn submit_verification(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
-    let (workspace_id, _) = session.require_role(Role::Admin)?;
+    let (scope, _) = session.require_role(Role::Admin)?;
     let body: VerificationBody = request.json()?;
     let mut fields = FieldErrors::new();
     let business_name = validate::text(&body.business_name, 1, 200)
@@ -244,29 +246,19 @@ pub fn submit_verification(app: &App, request: &mut Request<'_>) -> Result<ApiRe
     };
     let now = app.clock.now();
     let submitted = app.db.write(|conn| {
-        sender::submit_verification(conn, workspace_id, &submission, session.user_id(), now)
+        sender::submit_verification(conn, &scope, &submission, session.user_id(), now)
     })?;
     ApiResponse::json(200, &submitted)
 }
 
 /// The caller, if they are an instance admin (anyone else: 403 `forbidden`).
-fn require_instance_admin(principal: &Principal) -> Result<&SessionPrincipal, AppError> {
-    let session = principal.require_session()?;
-    if !session.is_instance_admin() {
-        return Err(AppError::Forbidden(
-            "Only instance admins can do this.".to_owned(),
-        ));
-    }
-    Ok(session)
-}
-
 fn pending_list(
     app: &App,
     request: &mut Request<'_>,
     subject: Subject,
 ) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    require_instance_admin(&principal)?;
+    principal.require_instance_admin()?;
     let status = request
         .query_param("status")
         .unwrap_or_else(|| "pending".to_owned());
@@ -315,7 +307,7 @@ fn decide(
     approve: bool,
 ) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let admin = require_instance_admin(&principal)?;
+    let admin = principal.require_instance_admin()?;
     let body: DecisionBody = request.json_or_default()?;
     let reason = match (approve, body.reason.as_deref()) {
         (true, _) => None,
@@ -329,6 +321,7 @@ fn decide(
         Subject::Verification => value.trim().to_owned(),
     });
     let workspace_id = request.param("workspace_id").to_owned();
+    let (_, scope) = principal.require_instance_admin_in(&workspace_id)?;
     let now = app.clock.now();
     let decision = sender::Decision {
         rejection_reason: reason.as_deref(),
@@ -338,10 +331,8 @@ fn decide(
     let view = app.db.write(|conn| {
         sender::decide(conn, subject, &workspace_id, &decision, now)?;
         Ok(match subject {
-            Subject::SenderId => serde_json::to_value(sender::find_sender_id(conn, &workspace_id)?),
-            Subject::Verification => {
-                serde_json::to_value(sender::find_verification(conn, &workspace_id)?)
-            }
+            Subject::SenderId => serde_json::to_value(sender::find_sender_id(conn, &scope)?),
+            Subject::Verification => serde_json::to_value(sender::find_verification(conn, &scope)?),
         })
     })?;
     ApiResponse::json(200, &view.map_err(AppError::internal)?)
@@ -378,7 +369,7 @@ struct AdjustmentBody {
 /// a mandatory reason (one `adjustment` ledger row).
 pub fn adjust_wallet(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let admin = require_instance_admin(&principal)?;
+    let admin = principal.require_instance_admin()?;
     let body: AdjustmentBody = request.json()?;
     let mut fields = FieldErrors::new();
     if body.amount_minor == 0 || body.amount_minor.unsigned_abs() > MAX_ADJUSTMENT_MINOR {
@@ -392,7 +383,7 @@ pub fn adjust_wallet(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
         .ok();
     fields.into_result()?;
     let reason = reason.ok_or_else(|| AppError::internal("validated field missing"))?;
-    let workspace_id = request.param("workspace_id").to_owned();
+    let (_, scope) = principal.require_instance_admin_in(request.param("workspace_id"))?;
     let now = app.clock.now();
     // Money moves: a retried adjustment (same key, same request) is applied once.
     idempotency::in_transaction(
@@ -404,7 +395,7 @@ pub fn adjust_wallet(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
             let (entry, account) = billing::adjust_wallet(
                 conn,
                 &app.ids,
-                &workspace_id,
+                &scope,
                 body.amount_minor,
                 &reason,
                 Some(admin.user_id()),
@@ -448,7 +439,7 @@ struct SetPlanBody {
 /// a catalog plan (free of charge: a gift or a correction), or `custom` with its own quotas.
 pub fn set_plan(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    require_instance_admin(&principal)?;
+    principal.require_instance_admin()?;
     let body: SetPlanBody = request.json()?;
     let now = app.clock.now();
     let catalog = &app.config.billing_catalog;

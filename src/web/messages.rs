@@ -34,22 +34,21 @@ fn charging_of(principal: &Principal) -> Charging {
 /// `messages:send`. Test-mode keys: priced, not charged, delivered to the `log` provider.
 pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let workspace_id = principal.require_scope(Scope::MessagesSend)?.to_owned();
+    let scope = principal.require_scope(Scope::MessagesSend)?;
     let body: SendBody = request.json()?;
     let api_key_id = match &principal {
         Principal::ApiKey(key) => Some(key.key_id().to_owned()),
         Principal::Session(_) => None,
     };
     let origin = Origin {
-        workspace_id: &workspace_id,
+        scope: &scope,
         api_key_id: api_key_id.as_deref(),
         charging: charging_of(&principal),
     };
     let idempotency = (Requirement::Required, Per::Workspace);
     let effective_sender_now = || {
-        app.db.read(|conn| {
-            sender::effective_sender_of(conn, &workspace_id, &app.config.default_sms_sender)
-        })
+        app.db
+            .read(|conn| sender::effective_sender_of(conn, &scope, &app.config.default_sms_sender))
     };
     // Composed before the transaction (pure, and the costliest part of a send), so a refused
     // body is not stored under the key and a corrected retry with the same key goes through.
@@ -75,7 +74,7 @@ pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
         idempotency,
         |conn| {
             let effective_sender =
-                sender::effective_sender_of(conn, &workspace_id, &app.config.default_sms_sender)?;
+                sender::effective_sender_of(conn, &scope, &app.config.default_sms_sender)?;
             let mut composition = composition;
             composition.settle_sender(&effective_sender)?;
             Ok(composition)
@@ -103,13 +102,13 @@ pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
 /// changing nothing. Scope `messages:send`.
 pub fn estimate_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let workspace_id = principal.require_scope(Scope::MessagesSend)?.to_owned();
+    let scope = principal.require_scope(Scope::MessagesSend)?;
     let body: SendBody = request.json()?;
     let now = app.clock.now();
     let catalog = &app.config.billing_catalog;
     let (effective_sender, composition, quote) = app.db.read(|conn| {
         let effective_sender =
-            sender::effective_sender_of(conn, &workspace_id, &app.config.default_sms_sender)?;
+            sender::effective_sender_of(conn, &scope, &app.config.default_sms_sender)?;
         let mut composition = compose(body, &app.config.default_country, now, || {
             Ok(effective_sender.clone())
         })?;
@@ -117,7 +116,7 @@ pub fn estimate_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
         let quote = billing::quote(
             conn,
             catalog,
-            &workspace_id,
+            &scope,
             composition.channel,
             composition.units,
             now,
@@ -156,7 +155,8 @@ fn one_of<T: Copy + std::fmt::Display>(values: &[T]) -> String {
 /// `campaign_id`, `created_from` / `created_to` (RFC 3339). Scope `messages:read`.
 pub fn list_messages(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let workspace_id = principal.require_scope(Scope::MessagesRead)?.to_owned();
+    let scope = principal.require_scope(Scope::MessagesRead)?;
+    let workspace_id = scope.id();
     let page = request.page()?;
     let mut fields = crate::error::FieldErrors::new();
     let status = request.query_param("status").and_then(|text| {
@@ -198,7 +198,7 @@ pub fn list_messages(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let messages = app.db.read(|conn| {
         store::list_messages(
             conn,
-            &workspace_id,
+            workspace_id,
             &filter,
             page.cursor.as_deref(),
             page.fetch(),
@@ -215,21 +215,22 @@ pub fn list_messages(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
 /// `GET /v1/messages/{id}`: one message with its delivery attempts. Scope `messages:read`.
 pub fn show_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let workspace_id = principal.require_scope(Scope::MessagesRead)?.to_owned();
+    let scope = principal.require_scope(Scope::MessagesRead)?;
+    let workspace_id = scope.id();
     let id = request.param("id").to_owned();
-    detail(app, &workspace_id, &id)
+    detail(app, workspace_id, &id)
 }
 
 /// `POST /v1/messages/{id}/cancel`: cancels a scheduled message and refunds it, once. Scope
 /// `messages:send`.
 pub fn cancel_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let workspace_id = principal.require_scope(Scope::MessagesSend)?.to_owned();
+    let scope = principal.require_scope(Scope::MessagesSend)?;
+    let workspace_id = scope.id();
     let id = request.param("id").to_owned();
-    app.db.write(|conn| {
-        domain::cancel_message(conn, &app.ids, &workspace_id, &id, app.clock.now())
-    })?;
-    detail(app, &workspace_id, &id)
+    app.db
+        .write(|conn| domain::cancel_message(conn, &app.ids, &scope, &id, app.clock.now()))?;
+    detail(app, workspace_id, &id)
 }
 
 /// The message with its attempts and refund, as `GET /v1/messages/{id}` shows it.

@@ -174,10 +174,11 @@ fn purchase_of(
 /// transaction open).
 pub fn create_session(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let workspace_id = principal.require_scope(Scope::PaymentsWrite)?.to_owned();
+    let scope = principal.require_scope(Scope::PaymentsWrite)?;
+    let workspace_id = scope.id();
     let body: CreateSessionBody = request.json()?;
     let idempotency = (Requirement::Required, Per::Workspace);
-    let purchase = match purchase_of(app, &workspace_id, body) {
+    let purchase = match purchase_of(app, workspace_id, body) {
         Ok(purchase) => purchase,
         // Unless this is the retry of a request that went through, whose input may no longer
         // pass (the plan it bought is now running): that one replays.
@@ -192,11 +193,11 @@ pub fn create_session(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     };
     let email = app
         .db
-        .read(|conn| store::find_buyer_email(conn, &workspace_id, user_id))?
+        .read(|conn| store::find_buyer_email(conn, workspace_id, user_id))?
         .ok_or_else(|| AppError::Conflict("The workspace has no owner to bill.".to_owned()))?;
     idempotency::leased(app, request, &principal, idempotency, |reference| {
         let buyer = Buyer {
-            workspace_id: &workspace_id,
+            workspace_id,
             actor_id: &actor_id,
             email: &email,
         };
@@ -208,10 +209,11 @@ pub fn create_session(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
 /// `GET /v1/payments/sessions`: the workspace's sessions, newest first. Scope `billing:read`.
 pub fn list_sessions(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let workspace_id = principal.require_scope(Scope::BillingRead)?.to_owned();
+    let scope = principal.require_scope(Scope::BillingRead)?;
+    let workspace_id = scope.id();
     let page = request.page()?;
     let sessions = app.db.read(|conn| {
-        store::list_sessions(conn, &workspace_id, page.cursor.as_deref(), page.fetch())
+        store::list_sessions(conn, workspace_id, page.cursor.as_deref(), page.fetch())
     })?;
     page.respond(
         sessions,
@@ -232,9 +234,10 @@ fn detail(app: &App, workspace_id: &str, id: &str) -> Result<serde_json::Value, 
 /// `GET /v1/payments/sessions/{id}`: one session with its provider transactions.
 pub fn show_session(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let workspace_id = principal.require_scope(Scope::BillingRead)?.to_owned();
+    let scope = principal.require_scope(Scope::BillingRead)?;
+    let workspace_id = scope.id();
     let id = request.param("id").to_owned();
-    ApiResponse::json(200, &detail(app, &workspace_id, &id)?)
+    ApiResponse::json(200, &detail(app, workspace_id, &id)?)
 }
 
 /// `POST /v1/payments/sessions/{id}/verify`: asks the provider now and applies its answer (the
@@ -242,18 +245,19 @@ pub fn show_session(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
 /// line with the provider's truth.
 pub fn verify_session(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let workspace_id = principal.require_scope(Scope::BillingRead)?.to_owned();
+    let scope = principal.require_scope(Scope::BillingRead)?;
+    let workspace_id = scope.id();
     let id = request.param("id").to_owned();
     let session = app
         .db
-        .read(|conn| store::find_session(conn, &id, Some(&workspace_id)))?
+        .read(|conn| store::find_session(conn, &id, Some(workspace_id)))?
         .ok_or(AppError::NotFound)?;
     let applied = if session.status.is_terminal() {
         Applied::Unchanged(format!("the session is already {}", session.status))
     } else {
         flow::verify_session(app, &session)?
     };
-    let mut view = detail(app, &workspace_id, &id)?;
+    let mut view = detail(app, workspace_id, &id)?;
     if let Some(object) = view.as_object_mut() {
         let (changed, reason) = match applied {
             Applied::Changed => (true, None),

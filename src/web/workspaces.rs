@@ -222,7 +222,8 @@ pub fn show_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
 /// `PATCH /v1/workspace`: renames the active workspace (owner or admin).
 pub fn rename_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let (workspace_id, _) = principal.require_session()?.require_role(Role::Admin)?;
+    let (scope, _) = principal.require_session()?.require_role(Role::Admin)?;
+    let workspace_id = scope.id();
     let name = workspace_name(&request.json()?)?;
     let workspace = app.db.write(|conn| {
         store::rename_workspace(conn, workspace_id, &name)?;
@@ -234,7 +235,8 @@ pub fn rename_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
 /// `GET /v1/workspace/members`.
 pub fn list_members(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let (workspace_id, _) = principal.require_session()?.require_role(Role::Member)?;
+    let (scope, _) = principal.require_session()?.require_role(Role::Member)?;
+    let workspace_id = scope.id();
     let members = app
         .db
         .read(|conn| store::list_members(conn, workspace_id))?;
@@ -255,16 +257,16 @@ struct RoleBody {
 pub fn change_member_role(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
-    let (workspace_id, _) = session.require_role(Role::Admin)?;
+    let (scope, _) = session.require_role(Role::Admin)?;
     let body: RoleBody = request.json()?;
     let mut fields = FieldErrors::new();
     let role = role_field(&body.role, &mut fields);
     fields.into_result()?;
     let role = role.ok_or_else(|| AppError::internal("validated role missing"))?;
     let user_id = request.param("user_id").to_owned();
-    let member = app.db.write(|conn| {
-        workspaces::change_role(conn, workspace_id, session.user_id(), &user_id, role)
-    })?;
+    let member = app
+        .db
+        .write(|conn| workspaces::change_role(conn, &scope, session.user_id(), &user_id, role))?;
     ApiResponse::json(200, &MemberView::from(&member))
 }
 
@@ -272,10 +274,10 @@ pub fn change_member_role(app: &App, request: &mut Request<'_>) -> Result<ApiRes
 pub fn remove_member(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
-    let (workspace_id, _) = session.require_role(Role::Member)?;
+    let (scope, _) = session.require_role(Role::Member)?;
     let user_id = request.param("user_id").to_owned();
     app.db
-        .write(|conn| auth::remove_member(conn, workspace_id, session.user_id(), &user_id))?;
+        .write(|conn| auth::remove_member(conn, &scope, session.user_id(), &user_id))?;
     Ok(ApiResponse::bytes(204, JSON, Vec::new()))
 }
 
@@ -290,7 +292,7 @@ struct InviteBody {
 pub fn create_invitation(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
-    let (workspace_id, _) = session.require_role(Role::Admin)?;
+    let (scope, _) = session.require_role(Role::Admin)?;
     let body: InviteBody = request.json()?;
     let mut fields = FieldErrors::new();
     let email = validate::email(&body.email)
@@ -303,15 +305,7 @@ pub fn create_invitation(app: &App, request: &mut Request<'_>) -> Result<ApiResp
     };
     let now = app.clock.now();
     let created = app.db.write(|conn| {
-        workspaces::invite(
-            conn,
-            &app.ids,
-            workspace_id,
-            session.user_id(),
-            &email,
-            role,
-            now,
-        )
+        workspaces::invite(conn, &app.ids, &scope, session.user_id(), &email, role, now)
     })?;
     let mut body = serde_json::to_value(InvitationView::from(&created.invitation))
         .map_err(AppError::internal)?;
@@ -328,7 +322,8 @@ pub fn create_invitation(app: &App, request: &mut Request<'_>) -> Result<ApiResp
 /// `GET /v1/workspace/invitations`: pending invitations (never their tokens).
 pub fn list_invitations(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let (workspace_id, _) = principal.require_session()?.require_role(Role::Admin)?;
+    let (scope, _) = principal.require_session()?.require_role(Role::Admin)?;
+    let workspace_id = scope.id();
     let now = format_timestamp(app.clock.now());
     let invitations = app
         .db
@@ -343,7 +338,8 @@ pub fn list_invitations(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
 /// `DELETE /v1/workspace/invitations/{id}`.
 pub fn revoke_invitation(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let (workspace_id, _) = principal.require_session()?.require_role(Role::Admin)?;
+    let (scope, _) = principal.require_session()?.require_role(Role::Admin)?;
+    let workspace_id = scope.id();
     let id = request.param("id").to_owned();
     let now = format_timestamp(app.clock.now());
     let revoked = app

@@ -13,6 +13,7 @@ use rusqlite::Connection;
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
 use crate::ids::Ids;
+use crate::scope::WorkspaceScope;
 use crate::secrets;
 use crate::users::store as user_store;
 use store::{Invitation, Member, Workspace};
@@ -51,11 +52,12 @@ fn require_admin(role: Role) -> Result<(), AppError> {
 /// Changes `user_id`'s role in `workspace_id` on behalf of `actor_id` (an admin or owner).
 pub fn change_role(
     conn: &Connection,
-    workspace_id: &str,
+    scope: &WorkspaceScope,
     actor_id: &str,
     user_id: &str,
     new_role: Role,
 ) -> Result<Member, AppError> {
+    let workspace_id = scope.id();
     let actor_role = actor_role(conn, workspace_id, actor_id)?;
     require_admin(actor_role)?;
     let member = store::find_member(conn, workspace_id, user_id)?.ok_or(AppError::NotFound)?;
@@ -78,10 +80,11 @@ pub fn change_role(
 /// removing an owner needs owner; the last owner stays.
 pub fn remove_member(
     conn: &Connection,
-    workspace_id: &str,
+    scope: &WorkspaceScope,
     actor_id: &str,
     user_id: &str,
 ) -> Result<(), AppError> {
+    let workspace_id = scope.id();
     let actor_role = actor_role(conn, workspace_id, actor_id)?;
     let member = store::find_member(conn, workspace_id, user_id)?.ok_or(AppError::NotFound)?;
     if user_id != actor_id {
@@ -110,12 +113,13 @@ pub struct CreatedInvitation {
 pub fn invite(
     conn: &Connection,
     ids: &Ids,
-    workspace_id: &str,
+    scope: &WorkspaceScope,
     actor_id: &str,
     email: &str,
     role: Role,
     now: Timestamp,
 ) -> Result<CreatedInvitation, AppError> {
+    let workspace_id = scope.id();
     let actor_role = actor_role(conn, workspace_id, actor_id)?;
     require_admin(actor_role)?;
     if role == Role::Owner && actor_role != Role::Owner {
@@ -298,13 +302,33 @@ mod tests {
     #[test]
     fn the_last_owner_can_neither_leave_nor_be_demoted() {
         let f = fixture();
-        let err = remove_member(&f.conn, &f.workspace, &f.owner, &f.owner).unwrap_err();
+        let err = remove_member(
+            &f.conn,
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            &f.owner,
+            &f.owner,
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "conflict");
-        let err = change_role(&f.conn, &f.workspace, &f.owner, &f.owner, Role::Admin).unwrap_err();
+        let err = change_role(
+            &f.conn,
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            &f.owner,
+            &f.owner,
+            Role::Admin,
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "conflict");
         // With a second owner, the first may step down.
         let second = join(&f, "second@x.io", Role::Owner);
-        change_role(&f.conn, &f.workspace, &f.owner, &f.owner, Role::Admin).unwrap();
+        change_role(
+            &f.conn,
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            &f.owner,
+            &f.owner,
+            Role::Admin,
+        )
+        .unwrap();
         assert_eq!(
             store::find_role(&f.conn, &f.workspace, &second).unwrap(),
             Some(Role::Owner)
@@ -318,9 +342,29 @@ mod tests {
         let admin = join(&f, "admin@x.io", Role::Admin);
         let member = join(&f, "member@x.io", Role::Member);
         for err in [
-            change_role(&f.conn, &f.workspace, &admin, &f.owner, Role::Member).unwrap_err(),
-            change_role(&f.conn, &f.workspace, &admin, &member, Role::Owner).unwrap_err(),
-            remove_member(&f.conn, &f.workspace, &admin, &f.owner).unwrap_err(),
+            change_role(
+                &f.conn,
+                &crate::scope::WorkspaceScope::trusted(&f.workspace),
+                &admin,
+                &f.owner,
+                Role::Member,
+            )
+            .unwrap_err(),
+            change_role(
+                &f.conn,
+                &crate::scope::WorkspaceScope::trusted(&f.workspace),
+                &admin,
+                &member,
+                Role::Owner,
+            )
+            .unwrap_err(),
+            remove_member(
+                &f.conn,
+                &crate::scope::WorkspaceScope::trusted(&f.workspace),
+                &admin,
+                &f.owner,
+            )
+            .unwrap_err(),
         ] {
             assert_eq!(err.code(), "forbidden");
         }
@@ -328,8 +372,21 @@ mod tests {
             store::find_role(&f.conn, &f.workspace, &f.owner).unwrap(),
             Some(Role::Owner)
         );
-        change_role(&f.conn, &f.workspace, &admin, &member, Role::Admin).unwrap();
-        remove_member(&f.conn, &f.workspace, &admin, &member).unwrap();
+        change_role(
+            &f.conn,
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            &admin,
+            &member,
+            Role::Admin,
+        )
+        .unwrap();
+        remove_member(
+            &f.conn,
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            &admin,
+            &member,
+        )
+        .unwrap();
         assert_eq!(
             store::find_role(&f.conn, &f.workspace, &member).unwrap(),
             None
@@ -341,9 +398,21 @@ mod tests {
         let f = fixture();
         let alice = join(&f, "alice@x.io", Role::Member);
         let bob = join(&f, "bob@x.io", Role::Member);
-        let err = remove_member(&f.conn, &f.workspace, &alice, &bob).unwrap_err();
+        let err = remove_member(
+            &f.conn,
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            &alice,
+            &bob,
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "forbidden");
-        remove_member(&f.conn, &f.workspace, &alice, &alice).unwrap();
+        remove_member(
+            &f.conn,
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            &alice,
+            &alice,
+        )
+        .unwrap();
         assert_eq!(
             store::find_role(&f.conn, &f.workspace, &alice).unwrap(),
             None
@@ -356,7 +425,7 @@ mod tests {
         let created = invite(
             &f.conn,
             &f.ids,
-            &f.workspace,
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
             &f.owner,
             "new@x.io",
             Role::Admin,
@@ -383,14 +452,20 @@ mod tests {
         let created = invite(
             &f.conn,
             &f.ids,
-            &f.workspace,
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
             &admin,
             "friend@x.io",
             Role::Admin,
             f.now,
         )
         .unwrap();
-        remove_member(&f.conn, &f.workspace, &f.owner, &admin).unwrap();
+        remove_member(
+            &f.conn,
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            &f.owner,
+            &admin,
+        )
+        .unwrap();
         let friend = add_user(&f.conn, &f.ids, "friend@x.io", f.now);
         let err = accept_invitation(&f.conn, &created.token, &friend, f.now).unwrap_err();
         assert_eq!(err.code(), "not_found");
@@ -405,8 +480,22 @@ mod tests {
         let f = fixture();
         let admin = join(&f, "admin@x.io", Role::Admin);
         let member = join(&f, "member@x.io", Role::Member);
-        change_role(&f.conn, &f.workspace, &f.owner, &admin, Role::Member).unwrap();
-        let err = change_role(&f.conn, &f.workspace, &admin, &member, Role::Admin).unwrap_err();
+        change_role(
+            &f.conn,
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            &f.owner,
+            &admin,
+            Role::Member,
+        )
+        .unwrap();
+        let err = change_role(
+            &f.conn,
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            &admin,
+            &member,
+            Role::Admin,
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "forbidden");
     }
 
@@ -416,7 +505,7 @@ mod tests {
         let created = invite(
             &f.conn,
             &f.ids,
-            &f.workspace,
+            &crate::scope::WorkspaceScope::trusted(&f.workspace),
             &f.owner,
             "late@x.io",
             Role::Member,

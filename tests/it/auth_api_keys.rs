@@ -20,8 +20,8 @@ use crier::web::router::{Method, Route, Router};
 /// A stand-in for the first scoped endpoints: answers 200 to a caller allowed `messages:send`.
 fn needs_messages_send(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let workspace_id = principal.require_scope(Scope::MessagesSend)?;
-    ApiResponse::json(200, &json!({ "workspace_id": workspace_id }))
+    let scope = principal.require_scope(Scope::MessagesSend)?;
+    ApiResponse::json(200, &json!({ "workspace_id": scope.id() }))
 }
 
 #[test]

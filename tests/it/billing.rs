@@ -59,7 +59,13 @@ impl Domain {
     fn activate_plan(&self, workspace_id: &str, plan_code: &str, now: Timestamp) -> Timestamp {
         self.db
             .write(|conn| {
-                billing::activate_plan(conn, &Catalog::default(), workspace_id, plan_code, now)
+                billing::activate_plan(
+                    conn,
+                    &Catalog::default(),
+                    &crier::scope::WorkspaceScope::trusted(workspace_id),
+                    plan_code,
+                    now,
+                )
             })
             .unwrap()
     }
@@ -73,8 +79,9 @@ impl Domain {
         charging: Charging,
         now: Timestamp,
     ) -> billing::Quote {
+        let scope = crier::scope::WorkspaceScope::trusted(workspace_id);
         let usage = Usage {
-            workspace_id,
+            scope: &scope,
             channel,
             units,
             reference,
@@ -91,7 +98,7 @@ impl Domain {
                 billing::move_wallet(
                     conn,
                     &self.ids,
-                    workspace_id,
+                    &crier::scope::WorkspaceScope::trusted(workspace_id),
                     "adjustment",
                     amount_minor,
                     ("admin", None, Some("set up by the test")),

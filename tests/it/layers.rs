@@ -144,6 +144,30 @@ fn domains_depend_on_each_other_one_way() {
     );
 }
 
+/// Where a `WorkspaceScope` may be minted: authentication, and crier's own work on rows it
+/// already stores (payments fulfilment, operator commands).
+const SCOPE_MINTERS: &[&str] = &[
+    "scope", "auth", "payments", "commands", "delivery", "janitor",
+];
+
+#[test]
+fn only_authentication_and_crier_itself_mint_workspace_scopes() {
+    let mut offences = Vec::new();
+    for (file, code) in product_code() {
+        if SCOPE_MINTERS.contains(&module_of(&file)) {
+            continue;
+        }
+        for line in code_lines_naming(&code, "WorkspaceScope::trusted") {
+            offences.push(format!("{file}: {}", line.trim()));
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "mints a workspace scope:\n{}",
+        offences.join("\n")
+    );
+}
+
 #[test]
 fn the_rules_see_the_code() {
     // Guards the tests above against reading nothing: the files and imports they judge exist.
@@ -151,6 +175,7 @@ fn the_rules_see_the_code() {
     assert!(code.contains_key("web/router.rs"));
     assert!(code.contains_key("billing/mod.rs"));
     assert!(!code_lines_naming(&code["auth/mod.rs"], "crate::workspaces").is_empty());
+    assert!(!code_lines_naming(&code["auth/principal.rs"], "WorkspaceScope::trusted").is_empty());
     assert_eq!(module_of("billing/store.rs"), "billing");
     assert_eq!(module_of("server.rs"), "server");
 }
