@@ -226,7 +226,7 @@ pub fn sign_in(
     user: User,
     now: Timestamp,
 ) -> Result<SignedIn, AppError> {
-    let workspace = workspace_store::list_user_workspaces(conn, &user.id)?
+    let workspace = workspace_store::page_user_workspaces(conn, &user.id, None, 1)?
         .into_iter()
         .next();
     let active_id = workspace
