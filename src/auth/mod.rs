@@ -129,20 +129,16 @@ pub fn apply_touch(conn: &Connection, touch: &Touch, now: Timestamp) -> Result<(
     }
 }
 
+/// Sessions deleted per janitor transaction, so a sweep never holds the write lock for long.
+const SWEEP_BATCH: usize = 500;
+
 /// Deletes ended sessions, a batch per transaction; returns how many. For the janitor.
 pub fn sweep_ended_sessions(db: &crate::db::Db, now: Timestamp) -> Result<usize, AppError> {
-    const BATCH: usize = 500;
     let idle_before = format_timestamp(now - session_idle_timeout());
     let now = format_timestamp(now);
-    let mut total = 0;
-    loop {
-        let deleted =
-            db.write(|conn| store::delete_ended_sessions(conn, &now, &idle_before, BATCH))?;
-        total += deleted;
-        if deleted < BATCH {
-            return Ok(total);
-        }
-    }
+    crate::db::sweep_in_batches(db, SWEEP_BATCH, |conn, limit| {
+        store::delete_ended_sessions(conn, &now, &idle_before, limit)
+    })
 }
 
 /// A newly opened session: the token goes into the cookie, never into the database.
@@ -232,7 +228,7 @@ pub fn sign_in(
     user: User,
     now: Timestamp,
 ) -> Result<SignedIn, AppError> {
-    let workspace = workspace_store::list_user_workspaces(conn, &user.id)?
+    let workspace = workspace_store::page_user_workspaces(conn, &user.id, None, 1)?
         .into_iter()
         .next();
     let active_id = workspace

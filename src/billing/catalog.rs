@@ -140,6 +140,20 @@ impl Catalog {
         Ok(())
     }
 
+    /// One page of the catalog in its configured order, after the cursor `after` (a plan code:
+    /// the last one of the previous page), like a keyset page of a table. A code that is not in
+    /// the catalog gives an empty page.
+    pub fn plans_after(&self, after: Option<&str>, limit: usize) -> Vec<&Plan> {
+        let start = match after {
+            None => 0,
+            Some(code) => match self.plans.iter().position(|plan| plan.code == code) {
+                Some(at) => at + 1,
+                None => self.plans.len(),
+            },
+        };
+        self.plans.iter().skip(start).take(limit).collect()
+    }
+
     pub fn plan(&self, code: &str) -> Option<&Plan> {
         self.plans.iter().find(|plan| plan.code == code)
     }
@@ -187,6 +201,21 @@ mod tests {
             "free"
         );
         assert_eq!(catalog.effective_plan("retired", None, end).code, "free");
+    }
+
+    #[test]
+    fn the_catalog_pages_after_a_plan_code_in_its_order() {
+        let catalog = Catalog::default();
+        let codes = |plans: Vec<&Plan>| -> Vec<String> {
+            plans.into_iter().map(|plan| plan.code.clone()).collect()
+        };
+        let all: Vec<String> = catalog.plans.iter().map(|plan| plan.code.clone()).collect();
+        assert_eq!(codes(catalog.plans_after(None, 100)), all);
+        assert_eq!(codes(catalog.plans_after(None, 2)), all[..2]);
+        assert_eq!(codes(catalog.plans_after(Some(&all[0]), 100)), all[1..]);
+        let last = all.last().unwrap();
+        assert!(catalog.plans_after(Some(last), 100).is_empty());
+        assert!(catalog.plans_after(Some("no-such-plan"), 100).is_empty());
     }
 
     #[test]

@@ -257,56 +257,86 @@ pub fn decide(
     Ok(())
 }
 
-/// Pending requests of one kind across the instance: (workspace id, workspace name, row as JSON).
-pub fn list_by_status(
+/// A workspace's sender ID request as an instance admin reviews it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderIdReview {
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub sender_id: SenderId,
+}
+
+/// A workspace's verification as an instance admin reviews it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationReview {
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub verification: Verification,
+}
+
+/// One page of the instance's sender ID requests in `status`, oldest request first (workspace
+/// id breaks ties), after the cursor `after` (a workspace id: the last one of the previous
+/// page). A cursor without a sender ID request gives an empty page.
+pub fn list_sender_ids(
     conn: &Connection,
-    subject: Subject,
     status: &str,
-) -> Result<Vec<serde_json::Value>, AppError> {
-    let mut out = Vec::new();
-    match subject {
-        Subject::SenderId => {
-            let mut stmt = conn.prepare_cached(
-                "SELECT s.workspace_id, w.name, s.sender_id, s.status, s.requested_at, s.rejection_reason
-                 FROM sender_ids s JOIN workspaces w ON w.id = s.workspace_id
-                 WHERE s.status = ?1 ORDER BY s.requested_at, s.workspace_id",
-            )?;
-            let rows = stmt.query_map([status], |row| {
-                Ok(serde_json::json!({
-                    "workspace_id": row.get::<_, String>(0)?, "workspace_name": row.get::<_, String>(1)?,
-                    "sender_id": row.get::<_, String>(2)?, "status": row.get::<_, String>(3)?,
-                    "requested_at": row.get::<_, String>(4)?,
-                    "rejection_reason": row.get::<_, Option<String>>(5)?,
-                }))
-            })?;
-            for row in rows {
-                out.push(row?);
-            }
-        }
-        Subject::Verification => {
-            let mut stmt = conn.prepare_cached(
-                "SELECT v.workspace_id, w.name, v.status, v.business_name, v.country, v.website,
-                        v.document_refs, v.rejection_reason, v.submitted_at
-                 FROM verifications v JOIN workspaces w ON w.id = v.workspace_id
-                 WHERE v.status = ?1 ORDER BY v.submitted_at, v.workspace_id",
-            )?;
-            let rows = stmt.query_map([status], |row| {
-                let refs: String = row.get(6)?;
-                Ok(serde_json::json!({
-                    "workspace_id": row.get::<_, String>(0)?, "workspace_name": row.get::<_, String>(1)?,
-                    "status": row.get::<_, String>(2)?, "business_name": row.get::<_, String>(3)?,
-                    "country": row.get::<_, String>(4)?, "website": row.get::<_, Option<String>>(5)?,
-                    "document_refs": serde_json::from_str::<serde_json::Value>(&refs).unwrap_or_default(),
-                    "rejection_reason": row.get::<_, Option<String>>(7)?,
-                    "submitted_at": row.get::<_, String>(8)?,
-                }))
-            })?;
-            for row in rows {
-                out.push(row?);
-            }
-        }
-    }
-    Ok(out)
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<SenderIdReview>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.workspace_id, w.name, s.sender_id, s.status, s.rejection_reason, s.requested_at
+         FROM sender_ids s JOIN workspaces w ON w.id = s.workspace_id
+         WHERE s.status = :status
+           AND (:after IS NULL OR (s.requested_at, s.workspace_id) >
+                (SELECT requested_at, workspace_id FROM sender_ids WHERE workspace_id = :after))
+         ORDER BY s.requested_at, s.workspace_id LIMIT :limit",
+    )?;
+    let rows = stmt.query_map(
+        named_params! { ":status": status, ":after": after, ":limit": limit as i64 },
+        |row| {
+            Ok(SenderIdReview {
+                workspace_id: row.get(0)?,
+                workspace_name: row.get(1)?,
+                sender_id: SenderId {
+                    sender_id: row.get(2)?,
+                    status: row.get(3)?,
+                    rejection_reason: row.get(4)?,
+                    requested_at: row.get(5)?,
+                },
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One page of the instance's verifications in `status`, oldest submission first (workspace id
+/// breaks ties), after the cursor `after` (a workspace id: the last one of the previous page).
+/// A cursor without a verification gives an empty page.
+pub fn list_verifications(
+    conn: &Connection,
+    status: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<VerificationReview>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT v.status, v.business_name, v.country, v.website, v.document_refs,
+                v.rejection_reason, v.submitted_at, v.workspace_id, w.name
+         FROM verifications v JOIN workspaces w ON w.id = v.workspace_id
+         WHERE v.status = :status
+           AND (:after IS NULL OR (v.submitted_at, v.workspace_id) >
+                (SELECT submitted_at, workspace_id FROM verifications WHERE workspace_id = :after))
+         ORDER BY v.submitted_at, v.workspace_id LIMIT :limit",
+    )?;
+    let rows = stmt.query_map(
+        named_params! { ":status": status, ":after": after, ":limit": limit as i64 },
+        |row| {
+            Ok(VerificationReview {
+                verification: verification_from_row(row)?,
+                workspace_id: row.get(7)?,
+                workspace_name: row.get(8)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// The workspace's effective sender, read from its sender ID and verification.

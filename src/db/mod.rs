@@ -1,4 +1,5 @@
-//! The SQLite store: opening the file, the connection pool, and the two transaction helpers.
+//! The SQLite store: opening the file, the connection pool, the two transaction helpers, and
+//! `sweep_in_batches` for maintenance deletes.
 //!
 //! Every database access in the request path goes through `Db::write` (the closure's work is
 //! kept only if it returns `Ok`, and is durable when `write` returns) or `Db::read` (a deferred
@@ -11,7 +12,10 @@
 
 pub mod backup;
 pub mod migrations;
+mod sweep;
 mod writer;
+
+pub use sweep::sweep_in_batches;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

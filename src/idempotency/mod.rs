@@ -5,7 +5,7 @@
 pub mod store;
 
 use crate::clock::{Timestamp, format_timestamp};
-use crate::db::Db;
+use crate::db::{Db, sweep_in_batches};
 use crate::error::AppError;
 
 /// Records deleted per janitor transaction, so a sweep never holds the write lock for long.
@@ -15,14 +15,7 @@ const SWEEP_BATCH: usize = 500;
 /// batch per transaction. Returns how many were deleted.
 pub fn sweep_expired(db: &Db, now: Timestamp) -> Result<usize, AppError> {
     let now = format_timestamp(now);
-    let mut total = 0;
-    loop {
-        let deleted = db.write(|conn| store::delete_expired(conn, &now, SWEEP_BATCH))?;
-        total += deleted;
-        if deleted < SWEEP_BATCH {
-            return Ok(total);
-        }
-        // A backlog is worked off in small transactions with room for other writers between.
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    sweep_in_batches(db, SWEEP_BATCH, |conn, limit| {
+        store::delete_expired(conn, &now, limit)
+    })
 }

@@ -283,10 +283,12 @@ pub fn log_out(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppE
             .with_header("Set-Cookie", cleared_cookie(app)),
     )
 }
+
+/// A workspace of the user with their role in it (`/v1/auth/me` and `GET /v1/workspaces`).
 #[derive(Serialize)]
-struct MembershipView {
-    workspace: WorkspaceView,
-    role: &'static str,
+pub struct MembershipView {
+    pub workspace: WorkspaceView,
+    pub role: &'static str,
 }
 
 /// `GET /v1/auth/me`: the user, the active workspace and role, every membership, the CSRF token.

@@ -1,7 +1,7 @@
 //! HTTP for billing: the summary, the ledger, the plan catalog, sender ID and verification
 //! requests, and the instance-admin decisions and wallet adjustments.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::api_keys::format::Scope;
 use crate::app::App;
@@ -9,7 +9,9 @@ use crate::app::App;
 use crate::billing::catalog::Plan;
 use crate::billing::plans;
 use crate::billing::pricing::Tier;
-use crate::billing::sender::{self, Subject, VerificationRequest};
+use crate::billing::sender::{
+    self, SenderIdReview, Subject, VerificationRequest, VerificationReview,
+};
 use crate::billing::{self, Channel, store};
 use crate::clock::{format_timestamp, parse_timestamp};
 use crate::error::{AppError, FieldErrors};
@@ -17,7 +19,7 @@ use crate::money::Money;
 use crate::validate;
 use crate::web::auth::authenticate_request;
 use crate::web::idempotency::{self, Per, Requirement};
-use crate::web::request::Request;
+use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 use crate::workspaces::Role;
 
@@ -144,19 +146,17 @@ pub fn list_ledger(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, 
     page.respond(entries, |entry| entry.id.as_str(), ledger_view)
 }
 
-/// `GET /v1/billing/plans`: the catalog.
+/// `GET /v1/billing/plans`: the catalog in its configured order, paginated like every list.
 pub fn list_plans(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     principal.require_scope(Scope::BillingRead)?;
+    let page = request.page()?;
     let catalog = &app.config.billing_catalog;
-    let data: Vec<serde_json::Value> = catalog
-        .plans
-        .iter()
-        .map(|plan| plan_view(plan, &catalog.currency))
-        .collect();
-    ApiResponse::json(
-        200,
-        &serde_json::json!({ "data": data, "next_cursor": null }),
+    let plans = catalog.plans_after(page.cursor.as_deref(), page.fetch());
+    page.respond(
+        plans,
+        |plan| plan.code.as_str(),
+        |plan| plan_view(plan, &catalog.currency),
     )
 }
 
@@ -251,44 +251,92 @@ pub fn submit_verification(app: &App, request: &mut Request<'_>) -> Result<ApiRe
     ApiResponse::json(200, &submitted)
 }
 
-/// The caller, if they are an instance admin (anyone else: 403 `forbidden`).
-fn pending_list(
-    app: &App,
-    request: &mut Request<'_>,
-    subject: Subject,
-) -> Result<ApiResponse, AppError> {
-    let principal = authenticate_request(app, request)?;
-    principal.require_instance_admin()?;
+/// A sender ID request as `GET /v1/admin/sender-ids` shows it.
+#[derive(Serialize)]
+struct AdminSenderIdView<'a> {
+    workspace_id: &'a str,
+    workspace_name: &'a str,
+    sender_id: &'a str,
+    status: &'a str,
+    requested_at: &'a str,
+    rejection_reason: Option<&'a str>,
+}
+
+impl<'a> From<&'a SenderIdReview> for AdminSenderIdView<'a> {
+    fn from(review: &'a SenderIdReview) -> AdminSenderIdView<'a> {
+        let request = &review.sender_id;
+        AdminSenderIdView {
+            workspace_id: &review.workspace_id,
+            workspace_name: &review.workspace_name,
+            sender_id: &request.sender_id,
+            status: &request.status,
+            requested_at: &request.requested_at,
+            rejection_reason: request.rejection_reason.as_deref(),
+        }
+    }
+}
+
+/// A verification as `GET /v1/admin/verifications` shows it: the workspace, then the
+/// verification's own fields.
+#[derive(Serialize)]
+struct AdminVerificationView<'a> {
+    workspace_id: &'a str,
+    workspace_name: &'a str,
+    #[serde(flatten)]
+    verification: &'a sender::Verification,
+}
+
+impl<'a> From<&'a VerificationReview> for AdminVerificationView<'a> {
+    fn from(review: &'a VerificationReview) -> AdminVerificationView<'a> {
+        AdminVerificationView {
+            workspace_id: &review.workspace_id,
+            workspace_name: &review.workspace_name,
+            verification: &review.verification,
+        }
+    }
+}
+
+/// `?status=` of an admin review list: one of `known`, `pending` when absent.
+fn review_status(request: &Request<'_>, known: [&str; 3]) -> Result<String, AppError> {
     let status = request
         .query_param("status")
         .unwrap_or_else(|| "pending".to_owned());
-    let known = match subject {
-        Subject::SenderId => ["pending", "approved", "rejected"],
-        Subject::Verification => ["pending", "verified", "rejected"],
-    };
     if !known.contains(&status.as_str()) {
         return Err(AppError::invalid_field(
             "status",
             format!("must be one of {}", known.join(", ")),
         ));
     }
-    let data = app
-        .db
-        .read(|conn| sender::list_by_status(conn, subject, &status))?;
-    ApiResponse::json(
-        200,
-        &serde_json::json!({ "data": data, "next_cursor": null }),
-    )
+    Ok(status)
 }
 
-/// `GET /v1/admin/sender-ids?status=pending`.
+/// `GET /v1/admin/sender-ids?status=pending`: oldest request first, paginated.
 pub fn list_sender_ids(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
-    pending_list(app, request, Subject::SenderId)
+    let principal = authenticate_request(app, request)?;
+    principal.require_instance_admin()?;
+    let status = review_status(request, ["pending", "approved", "rejected"])?;
+    let page = request.page()?;
+    let reviews = app.db.read(|conn| {
+        sender::list_sender_ids(conn, &status, page.cursor.as_deref(), page.fetch())
+    })?;
+    let (reviews, next_cursor) = page.split(reviews, |review| review.workspace_id.as_str());
+    let data: Vec<AdminSenderIdView<'_>> = reviews.iter().map(AdminSenderIdView::from).collect();
+    page_response(&data, next_cursor)
 }
 
-/// `GET /v1/admin/verifications?status=pending`.
+/// `GET /v1/admin/verifications?status=pending`: oldest submission first, paginated.
 pub fn list_verifications(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
-    pending_list(app, request, Subject::Verification)
+    let principal = authenticate_request(app, request)?;
+    principal.require_instance_admin()?;
+    let status = review_status(request, ["pending", "verified", "rejected"])?;
+    let page = request.page()?;
+    let reviews = app.db.read(|conn| {
+        sender::list_verifications(conn, &status, page.cursor.as_deref(), page.fetch())
+    })?;
+    let (reviews, next_cursor) = page.split(reviews, |review| review.workspace_id.as_str());
+    let data: Vec<AdminVerificationView<'_>> =
+        reviews.iter().map(AdminVerificationView::from).collect();
+    page_response(&data, next_cursor)
 }
 
 #[derive(Deserialize, Default)]

@@ -12,8 +12,8 @@ use crate::users::store::{self as user_store, User};
 use crate::users::{self, NewUser};
 use crate::validate;
 use crate::web::auth::{
-    CSRF_HEADER, UserView, authenticate_request, hash_for_storage, session_from_cookie,
-    signed_in_response,
+    CSRF_HEADER, MembershipView, UserView, authenticate_request, hash_for_storage,
+    session_from_cookie, signed_in_response,
 };
 use crate::web::idempotency::{self, Per, Requirement};
 use crate::web::request::Request;
@@ -77,33 +77,6 @@ impl From<&Invitation> for InvitationView {
     }
 }
 
-/// One page of a short list held in memory, in its order; the cursor is the last item's id.
-fn list<T: Serialize>(
-    request: &Request<'_>,
-    items: Vec<(String, T)>,
-) -> Result<ApiResponse, AppError> {
-    let page = request.page()?;
-    let start = match &page.cursor {
-        Some(cursor) => items
-            .iter()
-            .position(|(id, _)| id == cursor)
-            .map_or(items.len(), |at| at + 1),
-        None => 0,
-    };
-    let more = items.len().saturating_sub(start) > page.limit;
-    let page_items: Vec<(String, T)> = items.into_iter().skip(start).take(page.limit).collect();
-    let next_cursor = if more {
-        page_items.last().map(|(id, _)| id.clone())
-    } else {
-        None
-    };
-    let data: Vec<T> = page_items.into_iter().map(|(_, item)| item).collect();
-    ApiResponse::json(
-        200,
-        &serde_json::json!({ "data": data, "next_cursor": next_cursor }),
-    )
-}
-
 fn role_field(text: &str, fields: &mut FieldErrors) -> Option<Role> {
     let role = Role::parse(text);
     if role.is_none() {
@@ -147,21 +120,27 @@ pub fn create_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
     )
 }
 
-/// `GET /v1/workspaces`: the caller's workspaces and roles.
+/// `GET /v1/workspaces`: the caller's workspaces and roles, oldest membership first, paginated.
 pub fn list_workspaces(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
-    let workspaces = app
-        .db
-        .read(|conn| store::list_user_workspaces(conn, session.user_id()))?;
-    let items = workspaces
-        .iter()
-        .map(|(workspace, role)| {
-            let item = serde_json::json!({ "workspace": WorkspaceView::from(workspace), "role": role.as_str() });
-            (workspace.id.clone(), item)
-        })
-        .collect();
-    list(request, items)
+    let page = request.page()?;
+    let memberships = app.db.read(|conn| {
+        store::page_user_workspaces(
+            conn,
+            session.user_id(),
+            page.cursor.as_deref(),
+            page.fetch(),
+        )
+    })?;
+    page.respond(
+        memberships,
+        |(workspace, _)| workspace.id.as_str(),
+        |(workspace, role)| MembershipView {
+            workspace: WorkspaceView::from(workspace),
+            role: role.as_str(),
+        },
+    )
 }
 
 /// `POST /v1/workspaces/{id}/activate`: makes a workspace of the caller's the session's active one.
@@ -232,19 +211,20 @@ pub fn rename_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
     ApiResponse::json(200, &WorkspaceView::from(&workspace))
 }
 
-/// `GET /v1/workspace/members`.
+/// `GET /v1/workspace/members`: longest-standing member first, paginated.
 pub fn list_members(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let (scope, _) = principal.require_session()?.require_role(Role::Member)?;
     let workspace_id = scope.id();
-    let members = app
-        .db
-        .read(|conn| store::list_members(conn, workspace_id))?;
-    let items = members
-        .iter()
-        .map(|member| (member.user.id.clone(), MemberView::from(member)))
-        .collect();
-    list(request, items)
+    let page = request.page()?;
+    let members = app.db.read(|conn| {
+        store::list_members(conn, workspace_id, page.cursor.as_deref(), page.fetch())
+    })?;
+    page.respond(
+        members,
+        |member| member.user.id.as_str(),
+        |member| MemberView::from(member),
+    )
 }
 
 #[derive(Deserialize)]
@@ -319,20 +299,28 @@ pub fn create_invitation(app: &App, request: &mut Request<'_>) -> Result<ApiResp
     ApiResponse::json(201, &body)
 }
 
-/// `GET /v1/workspace/invitations`: pending invitations (never their tokens).
+/// `GET /v1/workspace/invitations`: pending invitations (never their tokens), newest first,
+/// paginated.
 pub fn list_invitations(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let (scope, _) = principal.require_session()?.require_role(Role::Admin)?;
     let workspace_id = scope.id();
+    let page = request.page()?;
     let now = format_timestamp(app.clock.now());
-    let invitations = app
-        .db
-        .read(|conn| store::list_pending_invitations(conn, workspace_id, &now))?;
-    let items = invitations
-        .iter()
-        .map(|invitation| (invitation.id.clone(), InvitationView::from(invitation)))
-        .collect();
-    list(request, items)
+    let invitations = app.db.read(|conn| {
+        store::list_pending_invitations(
+            conn,
+            workspace_id,
+            &now,
+            page.cursor.as_deref(),
+            page.fetch(),
+        )
+    })?;
+    page.respond(
+        invitations,
+        |invitation| invitation.id.as_str(),
+        |invitation| InvitationView::from(invitation),
+    )
 }
 
 /// `DELETE /v1/workspace/invitations/{id}`.

@@ -86,8 +86,9 @@ pub fn find_role(
     Ok(role.as_deref().and_then(Role::parse))
 }
 
-/// The user's workspaces with their role, oldest membership first (rowid, i.e. join order,
-/// breaks ties between memberships made in the same millisecond).
+/// Every workspace of the user with their role, oldest membership first (rowid, i.e. join order,
+/// breaks ties between memberships made in the same millisecond). For sign-in and the session's
+/// own view; the list endpoint pages with `page_user_workspaces`.
 pub fn list_user_workspaces(
     conn: &Connection,
     user_id: &str,
@@ -97,18 +98,45 @@ pub fn list_user_workspaces(
          FROM memberships m JOIN workspaces w ON w.id = m.workspace_id
          WHERE m.user_id = ?1 ORDER BY m.created_at, m.rowid",
     )?;
-    let rows = stmt.query_map([user_id], |row| {
-        let role: String = row.get(3)?;
-        Ok((
-            Workspace {
-                id: row.get(0)?,
-                name: row.get(1)?,
-                created_at: row.get(2)?,
-            },
-            Role::parse(&role).unwrap_or(Role::Member),
-        ))
-    })?;
+    let rows = stmt.query_map([user_id], workspace_with_role)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One page of the user's workspaces in the order of `list_user_workspaces`, after the cursor
+/// `after` (a workspace id: the last one of the previous page). A cursor that is not one of the
+/// user's workspaces gives an empty page.
+pub fn page_user_workspaces(
+    conn: &Connection,
+    user_id: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(Workspace, Role)>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT w.id, w.name, w.created_at, m.role
+         FROM memberships m JOIN workspaces w ON w.id = m.workspace_id
+         WHERE m.user_id = :user_id
+           AND (:after IS NULL OR (m.created_at, m.rowid) >
+                (SELECT created_at, rowid FROM memberships
+                 WHERE user_id = :user_id AND workspace_id = :after))
+         ORDER BY m.created_at, m.rowid LIMIT :limit",
+    )?;
+    let rows = stmt.query_map(
+        named_params! { ":user_id": user_id, ":after": after, ":limit": limit as i64 },
+        workspace_with_role,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn workspace_with_role(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Workspace, Role)> {
+    let role: String = row.get(3)?;
+    Ok((
+        Workspace {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            created_at: row.get(2)?,
+        },
+        Role::parse(&role).unwrap_or(Role::Member),
+    ))
 }
 
 #[derive(Debug, Clone)]
@@ -118,14 +146,29 @@ pub struct Member {
     pub joined_at: String,
 }
 
-pub fn list_members(conn: &Connection, workspace_id: &str) -> Result<Vec<Member>, AppError> {
+/// One page of the workspace's members, longest-standing first (rowid breaks ties between
+/// memberships made in the same millisecond), after the cursor `after` (a user id: the last
+/// member of the previous page). A cursor that is not a member gives an empty page.
+pub fn list_members(
+    conn: &Connection,
+    workspace_id: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Member>, AppError> {
     let mut stmt = conn.prepare_cached(
         "SELECT u.id, u.email, u.name, u.password_hash, u.is_instance_admin, u.created_at,
                 m.role, m.created_at
          FROM memberships m JOIN users u ON u.id = m.user_id
-         WHERE m.workspace_id = ?1 ORDER BY m.created_at, m.rowid",
+         WHERE m.workspace_id = :workspace_id
+           AND (:after IS NULL OR (m.created_at, m.rowid) >
+                (SELECT created_at, rowid FROM memberships
+                 WHERE workspace_id = :workspace_id AND user_id = :after))
+         ORDER BY m.created_at, m.rowid LIMIT :limit",
     )?;
-    let rows = stmt.query_map([workspace_id], member_from_row)?;
+    let rows = stmt.query_map(
+        named_params! { ":workspace_id": workspace_id, ":after": after, ":limit": limit as i64 },
+        member_from_row,
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -246,17 +289,31 @@ pub fn find_pending_invitation(
         .optional()?)
 }
 
+/// One page of the workspace's pending invitations at `now`, newest id first, after the cursor
+/// `before` (an invitation id: the last one of the previous page; it may have been accepted or
+/// revoked since and still marks the place). A cursor that is not one of the workspace's
+/// invitations gives an empty page.
 pub fn list_pending_invitations(
     conn: &Connection,
     workspace_id: &str,
     now: &str,
+    before: Option<&str>,
+    limit: usize,
 ) -> Result<Vec<Invitation>, AppError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {INVITATION_COLUMNS} FROM invitations
-         WHERE workspace_id = ?1 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?2
-         ORDER BY id DESC"
+         WHERE workspace_id = :workspace_id AND accepted_at IS NULL AND revoked_at IS NULL
+           AND expires_at > :now
+           AND (:before IS NULL OR id <
+                (SELECT id FROM invitations WHERE workspace_id = :workspace_id AND id = :before))
+         ORDER BY id DESC LIMIT :limit"
     ))?;
-    let rows = stmt.query_map([workspace_id, now], invitation_from_row)?;
+    let rows = stmt.query_map(
+        named_params! {
+            ":workspace_id": workspace_id, ":now": now, ":before": before, ":limit": limit as i64,
+        },
+        invitation_from_row,
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

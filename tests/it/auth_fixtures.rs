@@ -253,3 +253,55 @@ pub fn without_request_id(response: &TestResponse) -> Value {
     body.as_object_mut().unwrap().remove("request_id");
     body
 }
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (for a cursor in a query).
+pub fn encode_query_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Every item of the list at `path`, walked `limit` at a time by following `next_cursor`.
+/// Checks each page on the way: at most `limit` items, and full whenever another page follows.
+pub fn walk_pages(console: &Console<'_>, path: &str, limit: usize) -> Vec<Value> {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let first = format!("{path}{separator}limit={limit}");
+    let mut url = first.clone();
+    let mut items = Vec::new();
+    for _ in 0..100 {
+        let response = console.get(&url);
+        assert_eq!(response.status, 200, "{url}: {}", response.text());
+        let page = response.json();
+        let data = page["data"].as_array().unwrap();
+        assert!(data.len() <= limit, "{url}: {page}");
+        items.extend(data.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(cursor) => {
+                assert_eq!(data.len(), limit, "{url}: a page before another is full");
+                url = format!("{first}&cursor={}", encode_query_value(cursor));
+            }
+            None => return items,
+        }
+    }
+    panic!("{path} did not end within 100 pages");
+}
+
+/// The list at `path` answers a bad `limit` (0, not a number, over 100) with 422 naming `limit`.
+pub fn assert_bad_limits_are_422(console: &Console<'_>, path: &str) {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    for limit in ["0", "abc", "101"] {
+        let url = format!("{path}{separator}limit={limit}");
+        let envelope = console.get(&url).assert_error(422, "validation_failed");
+        assert!(
+            envelope["error"]["details"]["fields"]["limit"].is_string(),
+            "{url}: {envelope}"
+        );
+    }
+}

@@ -4,8 +4,8 @@
 use serde_json::json;
 
 use crate::auth_fixtures::{
-    Console, EPOCH, PASSWORD, accept_as_new_user, add_member, bearer, count, create_key, invite,
-    login, second_tenant, setup,
+    Console, EPOCH, PASSWORD, accept_as_new_user, add_member, assert_bad_limits_are_422, bearer,
+    count, create_key, invite, login, second_tenant, setup, walk_pages,
 };
 use crate::harness::{TestResponse, TestServer};
 
@@ -599,5 +599,140 @@ fn a_bad_list_limit_is_422() {
             envelope["error"]["details"]["fields"]["limit"].is_string(),
             "{path}: {envelope}"
         );
+    }
+}
+
+// ---- Pagination -------------------------------------------------------------------------------
+
+fn ids_at(items: &[serde_json::Value], pointer: &str) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| item.pointer(pointer).unwrap().as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn create_workspace(console: &Console<'_>, name: &str) -> String {
+    let created = console.post("/v1/workspaces", &json!({ "name": name }));
+    assert_eq!(created.status, 201, "{}", created.text());
+    created.json()["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn the_workspace_list_pages_in_join_order_each_workspace_once() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    // Two joined in the same millisecond, then one a second: both halves of the sort key count.
+    let mut expected = vec![owner.workspace_id().to_owned()];
+    for name in ["Zeta", "Alpha"] {
+        expected.push(create_workspace(&owner, name));
+    }
+    for name in ["Mid", "Beta", "Omega"] {
+        server.clock.advance(chrono::Duration::seconds(1));
+        expected.push(create_workspace(&owner, name));
+    }
+
+    for limit in [1, 2, 5] {
+        let items = walk_pages(&owner, "/v1/workspaces", limit);
+        assert_eq!(ids_at(&items, "/workspace/id"), expected, "limit {limit}");
+        assert!(items.iter().all(|item| item["role"] == "owner"));
+    }
+    let first = &walk_pages(&owner, "/v1/workspaces", 2)[0];
+    let mut keys: Vec<&String> = first["workspace"].as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["created_at", "id", "name"], "{first}");
+}
+
+#[test]
+fn the_member_list_pages_in_join_order_each_member_once() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let mut expected = vec![owner.user_id.clone()];
+    for n in 0..2 {
+        expected.push(add_member(&owner, &format!("same{n}@example.com"), "member").user_id);
+    }
+    for n in 0..3 {
+        server.clock.advance(chrono::Duration::seconds(1));
+        expected.push(add_member(&owner, &format!("later{n}@example.com"), "admin").user_id);
+    }
+
+    for limit in [1, 2, 6] {
+        let items = walk_pages(&owner, "/v1/workspace/members", limit);
+        assert_eq!(ids_at(&items, "/user/id"), expected, "limit {limit}");
+    }
+    let items = walk_pages(&owner, "/v1/workspace/members", 4);
+    assert_eq!(items[0]["role"], "owner");
+    assert_eq!(items[5]["role"], "admin");
+    assert_eq!(items[0]["joined_at"], EPOCH);
+}
+
+#[test]
+fn the_invitation_list_pages_newest_id_first_and_its_cursor_outlives_a_revocation() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let mut expected: Vec<String> = (0..5)
+        .map(|n| {
+            if n == 3 {
+                server.clock.advance(chrono::Duration::seconds(1));
+            }
+            invite(&owner, &format!("guest{n}@example.com"), "member")["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    expected.sort();
+    expected.reverse();
+
+    for limit in [1, 2, 5] {
+        let items = walk_pages(&owner, "/v1/workspace/invitations", limit);
+        assert_eq!(ids_at(&items, "/id"), expected, "limit {limit}");
+        assert!(items.iter().all(|item| item.get("token").is_none()));
+    }
+
+    // The last invitation of a page is revoked before the next page is asked for: its id still
+    // marks the place.
+    let page = owner.get("/v1/workspace/invitations?limit=2").json();
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    assert_eq!(cursor, expected[1]);
+    let revoked = owner.delete(&format!("/v1/workspace/invitations/{cursor}"));
+    assert_eq!(revoked.status, 204, "{}", revoked.text());
+    let next = owner
+        .get(&format!(
+            "/v1/workspace/invitations?limit=2&cursor={cursor}"
+        ))
+        .json();
+    assert_eq!(
+        ids_at(next["data"].as_array().unwrap(), "/id"),
+        expected[2..4]
+    );
+}
+
+#[test]
+fn every_list_checks_limit_and_cursor_as_the_message_list_does() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let lists = [
+        "/v1/messages",
+        "/v1/workspaces",
+        "/v1/workspace/members",
+        "/v1/workspace/invitations",
+        "/v1/api-keys",
+        "/v1/billing/ledger",
+        "/v1/billing/plans",
+        "/v1/payments/sessions",
+        "/v1/admin/sender-ids",
+        "/v1/admin/verifications?status=pending",
+    ];
+    let unknown_cursor = |path: &str| {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let response = owner.get(&format!("{path}{separator}cursor=nothing_by_this_id"));
+        assert_eq!(response.status, 200, "{path}: {}", response.text());
+        response.json()
+    };
+    let messages = unknown_cursor("/v1/messages");
+    assert_eq!(messages, json!({"data": [], "next_cursor": null}));
+    for path in lists {
+        assert_bad_limits_are_422(&owner, path);
+        assert_eq!(unknown_cursor(path), messages, "{path}");
     }
 }

@@ -15,7 +15,7 @@ use crier::ids::{Ids, SeededRandom};
 use serde_json::{Value, json};
 
 use crate::auth_fixtures::{
-    Console, EPOCH, add_member, bearer, count, create_key, second_tenant, setup,
+    Console, EPOCH, add_member, bearer, count, create_key, second_tenant, setup, walk_pages,
 };
 use crate::harness::{TestResponse, TestServer};
 use crate::process::crier;
@@ -1267,4 +1267,130 @@ fn an_admin_decides_only_the_request_they_reviewed() {
     admin
         .post(&approve, &json!({}))
         .assert_error(404, "not_found");
+}
+
+/// Workspaces of `admin` (the instance admin), each with a pending sender ID request and
+/// verification: two in the same millisecond, then one a second. Returns their ids in the
+/// admin queues' order: oldest first, workspace id breaking ties.
+fn workspaces_in_review(server: &TestServer, admin: &Console<'_>) -> Vec<String> {
+    let mut queued = Vec::new();
+    for (n, name) in ["Ayo", "Bell", "Cora", "Dune", "Echo"]
+        .into_iter()
+        .enumerate()
+    {
+        if n >= 2 {
+            server.clock.advance(Duration::seconds(1));
+        }
+        let created = admin.post("/v1/workspaces", &json!({ "name": name }));
+        assert_eq!(created.status, 201, "{}", created.text());
+        let workspace_id = created.json()["id"].as_str().unwrap().to_owned();
+        let activated = admin.request(
+            "POST",
+            &format!("/v1/workspaces/{workspace_id}/activate"),
+            None,
+        );
+        assert_eq!(activated.status, 200, "{}", activated.text());
+        let requested = request_sender_id(admin, &format!("{name} Shop"));
+        assert_eq!(requested.status, 200, "{}", requested.text());
+        let submitted = submit_verification(admin, &acme_verification());
+        assert_eq!(submitted.status, 200, "{}", submitted.text());
+        let at = requested.json()["requested_at"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        queued.push((at, workspace_id));
+    }
+    queued.sort();
+    queued.into_iter().map(|(_, id)| id).collect()
+}
+
+fn workspace_ids_of(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| item["workspace_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_admin_queues_page_oldest_first_each_request_once() {
+    let server = TestServer::start();
+    let admin = setup(&server);
+    let expected = workspaces_in_review(&server, &admin);
+
+    for queue in ["sender-ids", "verifications"] {
+        for limit in [1, 2, 5] {
+            let items = walk_pages(&admin, &format!("/v1/admin/{queue}?status=pending"), limit);
+            assert_eq!(workspace_ids_of(&items), expected, "{queue}, limit {limit}");
+        }
+    }
+    let sender_ids = walk_pages(&admin, "/v1/admin/sender-ids", 2);
+    assert_eq!(
+        sender_ids[0],
+        json!({
+            "workspace_id": expected[0], "workspace_name": sender_ids[0]["workspace_name"],
+            "sender_id": sender_ids[0]["sender_id"], "status": "pending",
+            "requested_at": EPOCH, "rejection_reason": null,
+        })
+    );
+    let verifications = walk_pages(&admin, "/v1/admin/verifications", 2);
+    let mut keys: Vec<&String> = verifications[0].as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "business_name",
+            "country",
+            "document_refs",
+            "rejection_reason",
+            "status",
+            "submitted_at",
+            "website",
+            "workspace_id",
+            "workspace_name",
+        ]
+    );
+    assert_eq!(
+        verifications[0]["document_refs"],
+        acme_verification()["document_refs"]
+    );
+
+    // A decision between two pages does not lose the place: the approved request was the
+    // cursor, and the next page goes on after it.
+    let first = admin.get("/v1/admin/sender-ids?limit=2").json();
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let approved = admin.post(
+        &format!("/v1/admin/sender-ids/{cursor}/approve"),
+        &json!({}),
+    );
+    assert_eq!(approved.status, 200, "{}", approved.text());
+    let next = admin
+        .get(&format!(
+            "/v1/admin/sender-ids?limit=2&cursor={}",
+            encode(&cursor)
+        ))
+        .json();
+    assert_eq!(
+        workspace_ids_of(next["data"].as_array().unwrap()),
+        expected[2..4]
+    );
+}
+
+#[test]
+fn the_plan_catalog_pages_in_its_order_each_plan_once() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let codes: Vec<Value> = Catalog::default()
+        .plans
+        .iter()
+        .map(|plan| json!(plan.code))
+        .collect();
+    assert!(codes.len() > 2, "the default catalog pages");
+    let whole = owner.get("/v1/billing/plans").json();
+    assert!(whole["next_cursor"].is_null(), "{whole}");
+    for limit in [1, 2] {
+        let plans = walk_pages(&owner, "/v1/billing/plans", limit);
+        let seen: Vec<Value> = plans.iter().map(|plan| plan["code"].clone()).collect();
+        assert_eq!(seen, codes, "limit {limit}");
+        assert_eq!(Value::from(plans), whole["data"], "limit {limit}");
+    }
 }

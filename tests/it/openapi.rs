@@ -108,3 +108,49 @@ fn collect_refs(value: &serde_json::Value, refs: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// Every documented list (a 200 body with `next_cursor`) takes `limit` and `cursor` and can have
+/// a next page.
+#[test]
+fn every_documented_list_is_paginated() {
+    let document: serde_json::Value =
+        serde_json::from_str(crier::web::system::OPENAPI_JSON).unwrap();
+    let mut lists = 0;
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        let Some(operation) = operations.get("get") else {
+            continue;
+        };
+        let schema = &operation["responses"]["200"]["content"]["application/json"]["schema"];
+        let schema = match schema["$ref"].as_str() {
+            Some(reference) => document
+                .pointer(reference.strip_prefix('#').unwrap())
+                .unwrap(),
+            None => schema,
+        };
+        let Some(next_cursor) = schema["properties"].get("next_cursor") else {
+            continue;
+        };
+        lists += 1;
+        assert_eq!(
+            next_cursor["type"],
+            serde_json::json!(["string", "null"]),
+            "GET {path}"
+        );
+        let parameters: Vec<&str> = operation["parameters"]
+            .as_array()
+            .map(|parameters| {
+                parameters
+                    .iter()
+                    .filter_map(|parameter| parameter["$ref"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for wanted in [
+            "#/components/parameters/Limit",
+            "#/components/parameters/Cursor",
+        ] {
+            assert!(parameters.contains(&wanted), "GET {path} lacks {wanted}");
+        }
+    }
+    assert_eq!(lists, 10, "the lists of the route table");
+}
