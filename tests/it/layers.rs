@@ -168,6 +168,116 @@ fn only_authentication_and_crier_itself_mint_workspace_scopes() {
     );
 }
 
+/// The only domain files that may take the whole `App`: the runners that orchestrate provider
+/// calls between short transactions (and so need the database, the clock, the providers and the
+/// signals at once). Everything else in a domain takes what it needs.
+const APP_USERS: &[&str] = &[
+    "delivery/dispatcher.rs",
+    "payments/flow.rs",
+    "payments/worker.rs",
+    "janitor.rs",
+];
+
+#[test]
+fn only_the_runners_take_the_whole_app() {
+    let mut offences = Vec::new();
+    for (file, code) in product_code() {
+        let module = module_of(&file);
+        let is_domain = DOMAIN_ORDER.contains(&module);
+        if !is_domain || APP_USERS.contains(&file.as_str()) {
+            continue;
+        }
+        for line in code_lines_naming(&code, "crate::app") {
+            offences.push(format!("{file}: {}", line.trim()));
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "domain code taking the whole App:\n{}",
+        offences.join("\n")
+    );
+}
+
+/// Every released migration and the SHA-256 of its text. A database migrated with one must
+/// never meet a different text under the same name: add a new migration instead, and its line
+/// here.
+const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "V1__foundation.sql",
+        "95a07ad034121ae7289be8aaabd25c553dfc707a93f16affab659786577b7bdb",
+    ),
+    (
+        "V2__people_and_keys.sql",
+        "5a6547b02549a2829ee83b9c0a3d97f5b7663a9452caa07d3b8f3fedf0c6e0d8",
+    ),
+    (
+        "V3__idempotency.sql",
+        "00321e8c89c6021d6c71736273626eeb27eedf1f13a3b0448a3a9c8b934186c8",
+    ),
+    (
+        "V4__billing.sql",
+        "ed63f28519906e2f07f6e4ef23e4c62856811272c4ee974b6ab115bcfa187d44",
+    ),
+    (
+        "V5__sender_ids_and_verification.sql",
+        "2a0658c62c93334949655d22904795cd9e72a95cb0affdbe754e02c897dbd5c3",
+    ),
+    (
+        "V6__custom_plans.sql",
+        "f2477a603237d97acc1072122241f78dd0996ccc9e867a19a5140e5ded795cc1",
+    ),
+    (
+        "V7__wallet_guards.sql",
+        "0d4fd04837d308ae629d82df0c075131cdf695450cd1663db8c743b223f831c8",
+    ),
+    (
+        "V8__messages.sql",
+        "3c6f43ac2d2be1ec25f7ac2368faf2273441e3bd9f2e5f01558c898a89948482",
+    ),
+    (
+        "V9__ledger_by_workspace_in_order.sql",
+        "f06e62ba48cc44eeb703a87987664aa8213ff38be058ee7af2c90a673395139d",
+    ),
+    (
+        "V10__payments.sql",
+        "2d98f299746e4f6d3304b613434088d276dfaa6056c32aaecf2e98d5f6cf6017",
+    ),
+    (
+        "V11__attempts_by_provider_id.sql",
+        "34b721ec1277f0f3936177701c8171b4b9414f3065873ad3570f43a88d7f7153",
+    ),
+    (
+        "V12__webhook_events_worker.sql",
+        "9a67525276302037c89567ef1d84535b2caa6d99a298c31ee72e04a01a2a0c2c",
+    ),
+];
+
+#[test]
+fn released_migrations_never_change() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".sql"))
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = RELEASED_MIGRATIONS
+        .iter()
+        .map(|(name, _)| (*name).to_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        on_disk, listed,
+        "every migration is listed here once it exists"
+    );
+    for (name, expected) in RELEASED_MIGRATIONS {
+        let text = std::fs::read(dir.join(name)).unwrap();
+        let digest = ring::digest::digest(&ring::digest::SHA256, &text);
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(&hex, expected, "{name} changed after release");
+    }
+}
+
 #[test]
 fn the_rules_see_the_code() {
     // Guards the tests above against reading nothing: the files and imports they judge exist.
