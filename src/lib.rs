@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod money;
 pub mod payments;
 pub mod server;
+pub mod settings;
 pub mod validate;
 pub mod web;
 pub mod workspaces;
