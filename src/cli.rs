@@ -96,7 +96,7 @@ pub struct CreateUserArgs {
     /// A workspace id to join, or the name of a new workspace to create and own.
     #[arg(long, value_name = "ID_OR_NAME")]
     pub workspace: String,
-    /// Display name [default: the part of the email before @].
+    /// Display name [default: the email without its domain].
     #[arg(long)]
     pub name: Option<String>,
     /// Role when joining an existing workspace: owner, admin or member.

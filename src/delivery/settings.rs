@@ -69,7 +69,7 @@ pub struct DeliveryArgs {
     #[arg(crier_setting = TWILIO_AUTH_TOKEN)]
     pub twilio_auth_token: Option<String>,
 
-    /// Your Infobip API base URL (https://xxxxx.api.infobip.com); required by the infobip provider.
+    /// Your Infobip API base URL (`https://xxxxx.api.infobip.com`); required by the infobip provider.
     #[arg(crier_setting = INFOBIP_BASE_URL)]
     pub infobip_base_url: Option<String>,
 
