@@ -357,7 +357,7 @@ impl DeliveryArgs {
         let mut problems = Problems::default();
         let settings = self.typed(&mut problems);
         if let Some(settings) = &settings {
-            // Problems between settings, looked for only once each one is valid on its own.
+            // Problems between settings, looked for once the settings could be typed at all.
             for missing in settings.unconfigured() {
                 problems.add(missing);
             }
@@ -597,5 +597,39 @@ fn mailbox(text: &str) -> Result<String, String> {
         Err(format!(
             "must be an address or Name <address>, got {text:?}"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_declared_defaults_validate() {
+        let settings = crate::settings::defaults::<DeliveryArgs>()
+            .validate()
+            .unwrap();
+        assert_eq!(settings.sms_providers, vec![SmsProviderName::Log]);
+        assert_eq!(settings.email_from, "crier@localhost");
+        assert_eq!(settings.dispatch_lease, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn problems_name_settings_by_flag_and_variable() {
+        let args = DeliveryArgs {
+            sms_providers: "twilio".into(),
+            dispatch_lease_secs: "10".into(),
+            provider_timeout_secs: "20".into(),
+            ..crate::settings::defaults()
+        };
+        assert_eq!(
+            args.validate().unwrap_err(),
+            vec![
+                "the twilio provider is listed but not configured: set CRIER_TWILIO_ACCOUNT_SID \
+                 and CRIER_TWILIO_AUTH_TOKEN",
+                "--dispatch-lease-secs / CRIER_DISPATCH_LEASE_SECS: must be longer than \
+                 --provider-timeout-secs, or a slow call would lose its claim",
+            ]
+        );
     }
 }

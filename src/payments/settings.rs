@@ -205,3 +205,38 @@ fn provider_list(text: &str) -> Result<Vec<ProviderName>, String> {
         (None, false) => Ok(providers),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_declared_defaults_validate() {
+        let settings = crate::settings::defaults::<PaymentArgs>()
+            .validate()
+            .unwrap();
+        assert_eq!(
+            settings.providers,
+            vec![ProviderName::Flutterwave, ProviderName::Stripe]
+        );
+        assert_eq!(settings.session_lifetime, Duration::from_secs(30 * 60));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let args = PaymentArgs {
+            payment_providers: "stripe,paypal".into(),
+            payment_session_minutes: "5".into(),
+            ..crate::settings::defaults()
+        };
+        assert_eq!(
+            args.validate().unwrap_err(),
+            vec![
+                "--payment-providers / CRIER_PAYMENT_PROVIDERS: \"paypal\" is not flutterwave or \
+                 stripe",
+                "--payment-session-minutes / CRIER_PAYMENT_SESSION_MINUTES: must be a whole \
+                 number from 30 to 1440, got \"5\"",
+            ]
+        );
+    }
+}

@@ -6,7 +6,7 @@
 //! flattens, and types them itself with `validate`. Values stay strings until then: clap would
 //! stop at the first bad value, validation reports every problem at once.
 //!
-//! A setting is declared in two lines, its names once and its field once:
+//! A new setting is a const naming it, a field, its check in `validate`, and its README row:
 //!
 //! ```text
 //! const WORKERS: Setting = Setting::new("workers", "CRIER_WORKERS");
@@ -16,7 +16,7 @@
 //!     pub workers: String,
 //! ```
 //!
-//! and validation names it with the same constant: `problems.check(WORKERS, …)`.
+//! and validation names it with the same const: `problems.check(WORKERS, …)`.
 
 mod secret;
 pub mod values;
