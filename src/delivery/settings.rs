@@ -273,7 +273,7 @@ pub struct TwilioSettings {
 
 #[derive(Debug, Clone)]
 pub struct InfobipSettings {
-    /// The account's own base URL (https://xxxxx.api.infobip.com).
+    /// The account's own base URL (`https://xxxxx.api.infobip.com`).
     pub base_url: String,
     pub api_key: Secret,
 }
