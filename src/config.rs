@@ -1,8 +1,10 @@
-//! Configuration: raw strings from flags and `CRIER_*` variables, validated once into `Config`.
+//! The server's own settings (`ServerArgs`: listening, the database, timeouts, billing, logs) and
+//! `Config`, the validated configuration every part of the program reads.
 //!
-//! `cli.rs` collects the raw values (clap fills in flags, then environment, then defaults); this
-//! module turns them into typed values and reports every problem at once. Nothing else in the
-//! crate reads the environment. Secrets are held in `Secret`, whose `Debug` prints `***`.
+//! `Config::from_args` validates the server's settings together with the delivery and payment
+//! settings their own modules declare, and reports every problem at once. Nothing else in the
+//! crate reads the environment: clap fills each setting from its flag, then its `CRIER_*`
+//! variable, then its default.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -10,32 +12,15 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A value that must never be printed: its `Debug` and `Display` show `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+use clap::Args;
 
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
+use crate::delivery::settings::DeliveryArgs;
+use crate::payments::settings::PaymentArgs;
+use crate::settings::values::{non_empty_path, one_of, public_url, socket_addr, whole_number};
+use crate::settings::{Problems, Setting, SettingArg};
 
-    /// The secret itself. Call only where the value is used, never to log or display it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+/// Where `Secret` has always been found; it lives with the other settings building blocks.
+pub use crate::settings::Secret;
 
 /// How log lines are written to standard error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +31,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// SQLite's `synchronous` level for the WAL (see ARCHITECTURE.md, "Durability").
+/// SQLite's `synchronous` level for the WAL (see docs/design/storage.md, "Durability").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Synchronous {
     /// fsync the WAL at every commit: a committed payment survives a power cut.
@@ -170,34 +155,135 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 /// OWASP's 2023 recommendation for PBKDF2-HMAC-SHA256.
 pub const DEFAULT_PASSWORD_ITERATIONS: u32 = 600_000;
 
-/// The settings as given: strings, before validation. Field names match the flags.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawSettings {
+/// The server's settings as given, before validation. Delivery and payment settings are
+/// declared by their own modules; `cli::Cli` flattens all three.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ServerArgs {
+    /// Address the HTTP server listens on (IP:PORT; port 0 picks a free port).
+    #[arg(crier_setting = ADDR, default_value = "127.0.0.1:8080")]
     pub addr: String,
+
+    /// Directory for crier's data: holds the database unless --db-path says otherwise.
+    #[arg(crier_setting = DATA_DIR, default_value = "./crier-data")]
     pub data_dir: String,
+
+    /// SQLite database file [default: DATA_DIR/crier.db].
+    #[arg(crier_setting = DB_PATH)]
     pub db_path: Option<String>,
+
+    /// HTTP worker threads: how many requests are served at once.
+    #[arg(crier_setting = WORKERS, default_value = "8")]
     pub workers: String,
+
+    /// Pooled SQLite connections shared by workers and background threads.
+    #[arg(crier_setting = DB_POOL_SIZE, default_value = "16")]
     pub db_pool_size: String,
+
+    /// Milliseconds a write waits for SQLite's lock before the request gets 503.
+    #[arg(crier_setting = DB_BUSY_TIMEOUT_MS, default_value = "5000")]
     pub db_busy_timeout_ms: String,
+
+    /// SQLite synchronous level: full (every commit reaches the disk) or normal.
+    #[arg(crier_setting = DB_SYNCHRONOUS, default_value = "full")]
     pub db_synchronous: String,
+
+    /// Largest JSON request body in bytes; larger bodies get 413.
+    #[arg(crier_setting = MAX_BODY_BYTES, default_value = "1048576")]
     pub max_body_bytes: String,
+
+    /// Seconds a connection may stay silent (mid-request or idle between requests) before it is
+    /// closed.
+    #[arg(crier_setting = HTTP_TIMEOUT_SECS, default_value = "30")]
     pub http_timeout_secs: String,
+
+    /// Seconds shutdown waits for in-flight requests before exiting anyway.
+    #[arg(crier_setting = SHUTDOWN_TIMEOUT_SECS, default_value = "10")]
     pub shutdown_timeout_secs: String,
+
+    /// The URL users reach crier at (links in invitations; https:// makes cookies Secure)
+    /// [default: http://ADDR].
+    #[arg(crier_setting = PUBLIC_URL)]
     pub public_url: Option<String>,
+
+    /// PBKDF2-HMAC-SHA256 iterations for new password hashes (100000–10000000).
+    #[arg(crier_setting = PASSWORD_ITERATIONS, default_value = "600000")]
     pub password_iterations: String,
+
+    /// Hours idempotency records are kept (at least 24).
+    #[arg(crier_setting = IDEMPOTENCY_RETENTION_HOURS, default_value = "24")]
     pub idempotency_retention_hours: String,
+
+    /// Seconds an idempotent call to a provider holds its key before a retry may take over.
+    #[arg(crier_setting = IDEMPOTENCY_LEASE_SECS, default_value = "60")]
     pub idempotency_lease_secs: String,
+
+    /// Seconds between the janitor's sweeps of expired rows.
+    #[arg(crier_setting = JANITOR_INTERVAL_SECS, default_value = "60")]
     pub janitor_interval_secs: String,
+
+    /// SMS sender for workspaces without an approved sender ID and verification (3–11 letters,
+    /// digits or spaces).
+    #[arg(crier_setting = DEFAULT_SMS_SENDER, default_value = "CRIER")]
     pub default_sms_sender: String,
+
+    /// Smallest wallet top-up, in the wallet currency's minor unit.
+    #[arg(crier_setting = TOPUP_MINIMUM_MINOR, default_value = "250")]
     pub topup_minimum_minor: String,
+
+    /// A JSON file replacing the built-in billing catalog (currency, plans, price bands)
+    /// [default: the built-in catalog in XAF].
+    #[arg(crier_setting = BILLING_CATALOG)]
     pub billing_catalog: Option<String>,
-    pub trusted_proxies: String,
+
+    /// Comma-separated IPs of reverse proxies in front of crier; their X-Forwarded-For gives the
+    /// client IP used for login throttling [default: none, the socket's peer is the client].
+    #[arg(crier_setting = TRUSTED_PROXIES)]
+    pub trusted_proxies: Option<String>,
+
+    /// Country (ISO 3166 alpha-2) that phone numbers without a + prefix are read in.
+    #[arg(crier_setting = DEFAULT_COUNTRY, default_value = "CM")]
     pub default_country: String,
+
+    /// Log line format on standard error: text or json.
+    #[arg(crier_setting = LOG_FORMAT, default_value = "text")]
     pub log_format: String,
+
+    /// Log level: off, error, warn, info, debug or trace.
+    #[arg(crier_setting = LOG_LEVEL, default_value = "info")]
     pub log_level: String,
-    pub delivery: crate::cli::DeliveryArgs,
-    pub payments: crate::cli::PaymentArgs,
 }
+
+// Each server setting's flag and variable, named once for its `#[arg]` and its problems.
+const ADDR: Setting = Setting::new("addr", "CRIER_ADDR");
+const DATA_DIR: Setting = Setting::new("data-dir", "CRIER_DATA_DIR");
+const DB_PATH: Setting = Setting::new("db-path", "CRIER_DB_PATH");
+const WORKERS: Setting = Setting::new("workers", "CRIER_WORKERS");
+const DB_POOL_SIZE: Setting = Setting::new("db-pool-size", "CRIER_DB_POOL_SIZE");
+const DB_BUSY_TIMEOUT_MS: Setting = Setting::new("db-busy-timeout-ms", "CRIER_DB_BUSY_TIMEOUT_MS");
+const DB_SYNCHRONOUS: Setting = Setting::new("db-synchronous", "CRIER_DB_SYNCHRONOUS");
+const MAX_BODY_BYTES: Setting = Setting::new("max-body-bytes", "CRIER_MAX_BODY_BYTES");
+const HTTP_TIMEOUT_SECS: Setting = Setting::new("http-timeout-secs", "CRIER_HTTP_TIMEOUT_SECS");
+const SHUTDOWN_TIMEOUT_SECS: Setting =
+    Setting::new("shutdown-timeout-secs", "CRIER_SHUTDOWN_TIMEOUT_SECS");
+const PUBLIC_URL: Setting = Setting::new("public-url", "CRIER_PUBLIC_URL");
+const PASSWORD_ITERATIONS: Setting =
+    Setting::new("password-iterations", "CRIER_PASSWORD_ITERATIONS");
+const IDEMPOTENCY_RETENTION_HOURS: Setting = Setting::new(
+    "idempotency-retention-hours",
+    "CRIER_IDEMPOTENCY_RETENTION_HOURS",
+);
+const IDEMPOTENCY_LEASE_SECS: Setting =
+    Setting::new("idempotency-lease-secs", "CRIER_IDEMPOTENCY_LEASE_SECS");
+const JANITOR_INTERVAL_SECS: Setting =
+    Setting::new("janitor-interval-secs", "CRIER_JANITOR_INTERVAL_SECS");
+const DEFAULT_SMS_SENDER: Setting = Setting::new("default-sms-sender", "CRIER_DEFAULT_SMS_SENDER");
+const TOPUP_MINIMUM_MINOR: Setting =
+    Setting::new("topup-minimum-minor", "CRIER_TOPUP_MINIMUM_MINOR");
+const BILLING_CATALOG: Setting = Setting::new("billing-catalog", "CRIER_BILLING_CATALOG");
+const TRUSTED_PROXIES: Setting = Setting::new("trusted-proxies", "CRIER_TRUSTED_PROXIES");
+const DEFAULT_COUNTRY: Setting = Setting::new("default-country", "CRIER_DEFAULT_COUNTRY");
+const LOG_FORMAT: Setting = Setting::new("log-format", "CRIER_LOG_FORMAT");
+const LOG_LEVEL: Setting = Setting::new("log-level", "CRIER_LOG_LEVEL");
 
 /// Every problem found in the settings, one sentence each.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,106 +301,101 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-impl RawSettings {
-    /// Validates every setting, collecting all problems rather than stopping at the first.
-    pub fn validate(&self) -> Result<Config, ConfigError> {
-        let mut problems = Vec::new();
-        let p = &mut problems;
-        let addr = take(p, "--addr / CRIER_ADDR", socket_addr(&self.addr));
-        let data_dir = take(
-            p,
-            "--data-dir / CRIER_DATA_DIR",
-            non_empty_path(&self.data_dir),
-        );
+impl Config {
+    /// Validates every setting, collecting all problems rather than stopping at the first: the
+    /// server's, then delivery's, then payments'.
+    pub fn from_args(
+        server: &ServerArgs,
+        delivery: &DeliveryArgs,
+        payments: &PaymentArgs,
+    ) -> Result<Config, ConfigError> {
+        let mut problems = Problems::default();
+        let config = server.validate(&mut problems, delivery, payments);
+        problems.finish(config).map_err(ConfigError)
+    }
+}
+
+impl ServerArgs {
+    /// Types the server's settings into `problems`, then takes in the other groups' results.
+    fn validate(
+        &self,
+        problems: &mut Problems,
+        delivery: &DeliveryArgs,
+        payments: &PaymentArgs,
+    ) -> Option<Config> {
+        let p = problems;
+        let addr = p.check(ADDR, socket_addr(&self.addr));
+        let data_dir = p.check(DATA_DIR, non_empty_path(&self.data_dir));
         let db_path = match &self.db_path {
-            Some(path) => take(p, "--db-path / CRIER_DB_PATH", non_empty_path(path)),
+            Some(path) => p.check(DB_PATH, non_empty_path(path)),
             None => data_dir.as_ref().map(|dir| dir.join("crier.db")),
         };
-        let workers = take(
-            p,
-            "--workers / CRIER_WORKERS",
-            whole_number(&self.workers, 1, 1024),
-        );
-        let db_pool_size = take(
-            p,
-            "--db-pool-size / CRIER_DB_POOL_SIZE",
-            whole_number(&self.db_pool_size, 1, 1024),
-        );
-        let busy_timeout_ms = take(
-            p,
-            "--db-busy-timeout-ms / CRIER_DB_BUSY_TIMEOUT_MS",
+        let workers = p.check(WORKERS, whole_number(&self.workers, 1, 1024));
+        let db_pool_size = p.check(DB_POOL_SIZE, whole_number(&self.db_pool_size, 1, 1024));
+        let busy_timeout_ms = p.check(
+            DB_BUSY_TIMEOUT_MS,
             whole_number(&self.db_busy_timeout_ms, 0, 600_000),
         );
-        let db_synchronous = take(
-            p,
-            "--db-synchronous / CRIER_DB_SYNCHRONOUS",
+        let db_synchronous = p.check(
+            DB_SYNCHRONOUS,
             one_of(
                 &self.db_synchronous,
                 &[("full", Synchronous::Full), ("normal", Synchronous::Normal)],
             ),
         );
-        let max_body_bytes = take(
-            p,
-            "--max-body-bytes / CRIER_MAX_BODY_BYTES",
+        let max_body_bytes = p.check(
+            MAX_BODY_BYTES,
             whole_number(&self.max_body_bytes, 1024, 1 << 30),
         );
-        let http_timeout_secs = take(
-            p,
-            "--http-timeout-secs / CRIER_HTTP_TIMEOUT_SECS",
+        let http_timeout_secs = p.check(
+            HTTP_TIMEOUT_SECS,
             whole_number(&self.http_timeout_secs, 1, 3600),
         );
-        let shutdown_secs = take(
-            p,
-            "--shutdown-timeout-secs / CRIER_SHUTDOWN_TIMEOUT_SECS",
+        let shutdown_secs = p.check(
+            SHUTDOWN_TIMEOUT_SECS,
             whole_number(&self.shutdown_timeout_secs, 0, 3600),
         );
         let public_url = match &self.public_url {
-            Some(url) => take(p, "--public-url / CRIER_PUBLIC_URL", public_url(url)),
+            Some(url) => p.check(PUBLIC_URL, public_url(url)),
             None => addr.map(|addr| format!("http://{addr}")),
         };
-        let password_iterations = take(
-            p,
-            "--password-iterations / CRIER_PASSWORD_ITERATIONS",
+        let password_iterations = p.check(
+            PASSWORD_ITERATIONS,
             whole_number(&self.password_iterations, 100_000, 10_000_000),
         );
-        let idempotency_retention_hours = take(
-            p,
-            "--idempotency-retention-hours / CRIER_IDEMPOTENCY_RETENTION_HOURS",
+        let idempotency_retention_hours = p.check(
+            IDEMPOTENCY_RETENTION_HOURS,
             whole_number(&self.idempotency_retention_hours, 24, 24 * 365),
         );
-        let idempotency_lease_secs = take(
-            p,
-            "--idempotency-lease-secs / CRIER_IDEMPOTENCY_LEASE_SECS",
+        let idempotency_lease_secs = p.check(
+            IDEMPOTENCY_LEASE_SECS,
             whole_number(&self.idempotency_lease_secs, 1, 3600),
         );
-        let janitor_interval_secs = take(
-            p,
-            "--janitor-interval-secs / CRIER_JANITOR_INTERVAL_SECS",
+        let janitor_interval_secs = p.check(
+            JANITOR_INTERVAL_SECS,
             whole_number(&self.janitor_interval_secs, 1, 24 * 60 * 60),
         );
-        let default_sms_sender = take(
-            p,
-            "--default-sms-sender / CRIER_DEFAULT_SMS_SENDER",
+        let default_sms_sender = p.check(
+            DEFAULT_SMS_SENDER,
             crate::billing::sender::normalize_sender_id(&self.default_sms_sender)
                 .map_err(|why| format!("{why}, got {:?}", self.default_sms_sender)),
         );
-        let topup_minimum_minor = take(
-            p,
-            "--topup-minimum-minor / CRIER_TOPUP_MINIMUM_MINOR",
+        let topup_minimum_minor = p.check(
+            TOPUP_MINIMUM_MINOR,
             whole_number(&self.topup_minimum_minor, 1, 1_000_000_000),
         );
         let billing_catalog = match &self.billing_catalog {
-            Some(path) => take(
-                p,
-                "--billing-catalog / CRIER_BILLING_CATALOG",
+            Some(path) => p.check(
+                BILLING_CATALOG,
                 crate::billing::catalog::Catalog::load(std::path::Path::new(path)),
             ),
             None => Some(crate::billing::catalog::Catalog::default()),
         };
-        let trusted_proxies = take(
-            p,
-            "--trusted-proxies / CRIER_TRUSTED_PROXIES",
+        let trusted_proxies = p.check(
+            TRUSTED_PROXIES,
             self.trusted_proxies
+                .as_deref()
+                .unwrap_or_default()
                 .split(',')
                 .map(str::trim)
                 .filter(|entry| !entry.is_empty())
@@ -325,7 +406,7 @@ impl RawSettings {
                 })
                 .collect::<Result<Vec<_>, _>>(),
         );
-        let default_country = take(p, "--default-country / CRIER_DEFAULT_COUNTRY", {
+        let default_country = p.check(DEFAULT_COUNTRY, {
             let code = self.default_country.trim().to_ascii_uppercase();
             match code.parse::<phonenumber::country::Id>() {
                 Ok(_) => Ok(code),
@@ -335,17 +416,15 @@ impl RawSettings {
                 )),
             }
         });
-        let log_format = take(
-            p,
-            "--log-format / CRIER_LOG_FORMAT",
+        let log_format = p.check(
+            LOG_FORMAT,
             one_of(
                 &self.log_format,
                 &[("text", LogFormat::Text), ("json", LogFormat::Json)],
             ),
         );
-        let log_level = take(
-            p,
-            "--log-level / CRIER_LOG_LEVEL",
+        let log_level = p.check(
+            LOG_LEVEL,
             one_of(
                 &self.log_level,
                 &[
@@ -359,103 +438,35 @@ impl RawSettings {
             ),
         );
 
-        let delivery = self.delivery.validate(p);
-        let payments = self.payments.validate(p);
+        let delivery = p.absorb(delivery.validate());
+        let payments = p.absorb(payments.validate());
 
-        let build = || {
-            Some(Config {
-                addr: addr?,
-                data_dir: data_dir?,
-                db_path: db_path?,
-                workers: NonZeroUsize::new(usize::try_from(workers?).ok()?)?,
-                db_pool_size: NonZeroU32::new(u32::try_from(db_pool_size?).ok()?)?,
-                db_busy_timeout: Duration::from_millis(busy_timeout_ms?),
-                db_synchronous: db_synchronous?,
-                max_body_bytes: max_body_bytes?,
-                http_timeout: Duration::from_secs(http_timeout_secs?),
-                shutdown_timeout: Duration::from_secs(shutdown_secs?),
-                public_url: public_url?,
-                password_iterations: NonZeroU32::new(u32::try_from(password_iterations?).ok()?)?,
-                idempotency_retention: Duration::from_secs(idempotency_retention_hours? * 3600),
-                idempotency_lease: Duration::from_secs(idempotency_lease_secs?),
-                janitor_interval: Duration::from_secs(janitor_interval_secs?),
-                default_sms_sender: default_sms_sender?,
-                topup_minimum_minor: i64::try_from(topup_minimum_minor?).ok()?,
-                billing_catalog: billing_catalog?,
-                trusted_proxies: trusted_proxies?,
-                default_country: default_country?,
-                delivery: delivery?,
-                payments: payments?,
-                log_format: log_format?,
-                log_level: log_level?,
-            })
-        };
-        match build() {
-            Some(config) if problems.is_empty() => Ok(config),
-            _ => Err(ConfigError(problems)),
-        }
-    }
-}
-
-/// Keeps a valid value, or records `"{setting}: {reason}"` and gives `None`.
-pub(crate) fn take<T>(
-    problems: &mut Vec<String>,
-    setting: &str,
-    result: Result<T, String>,
-) -> Option<T> {
-    result
-        .map_err(|reason| problems.push(format!("{setting}: {reason}")))
-        .ok()
-}
-
-/// An http(s) URL without a trailing slash (one is removed).
-pub(crate) fn public_url(text: &str) -> Result<String, String> {
-    let url = text.trim().trim_end_matches('/');
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    match rest {
-        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Ok(url.to_owned()),
-        _ => Err(format!(
-            "must be an http:// or https:// URL such as https://crier.example.com, got {text:?}"
-        )),
-    }
-}
-
-fn socket_addr(text: &str) -> Result<SocketAddr, String> {
-    text.trim().parse().map_err(|_| {
-        format!("must be IP:PORT such as 127.0.0.1:8080 or 0.0.0.0:8080, got {text:?}")
-    })
-}
-
-/// One of a fixed set of lower-case words (case-insensitive), with a sentence listing them.
-fn one_of<T: Copy>(text: &str, choices: &[(&str, T)]) -> Result<T, String> {
-    let wanted = text.trim().to_ascii_lowercase();
-    choices
-        .iter()
-        .find(|(word, _)| *word == wanted)
-        .map(|(_, value)| *value)
-        .ok_or_else(|| {
-            let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
-            format!("must be one of {}; got {text:?}", words.join(", "))
+        Some(Config {
+            addr: addr?,
+            data_dir: data_dir?,
+            db_path: db_path?,
+            workers: NonZeroUsize::new(usize::try_from(workers?).ok()?)?,
+            db_pool_size: NonZeroU32::new(u32::try_from(db_pool_size?).ok()?)?,
+            db_busy_timeout: Duration::from_millis(busy_timeout_ms?),
+            db_synchronous: db_synchronous?,
+            max_body_bytes: max_body_bytes?,
+            http_timeout: Duration::from_secs(http_timeout_secs?),
+            shutdown_timeout: Duration::from_secs(shutdown_secs?),
+            public_url: public_url?,
+            password_iterations: NonZeroU32::new(u32::try_from(password_iterations?).ok()?)?,
+            idempotency_retention: Duration::from_secs(idempotency_retention_hours? * 3600),
+            idempotency_lease: Duration::from_secs(idempotency_lease_secs?),
+            janitor_interval: Duration::from_secs(janitor_interval_secs?),
+            default_sms_sender: default_sms_sender?,
+            topup_minimum_minor: i64::try_from(topup_minimum_minor?).ok()?,
+            billing_catalog: billing_catalog?,
+            trusted_proxies: trusted_proxies?,
+            default_country: default_country?,
+            delivery: delivery?,
+            payments: payments?,
+            log_format: log_format?,
+            log_level: log_level?,
         })
-}
-
-/// A whole number within `min..=max`, with a sentence saying so otherwise.
-pub(crate) fn whole_number(text: &str, min: u64, max: u64) -> Result<u64, String> {
-    match text.trim().parse::<u64>() {
-        Ok(value) if (min..=max).contains(&value) => Ok(value),
-        _ => Err(format!(
-            "must be a whole number from {min} to {max}, got {text:?}"
-        )),
-    }
-}
-
-fn non_empty_path(text: &str) -> Result<PathBuf, String> {
-    if text.trim().is_empty() {
-        Err("must not be empty".to_owned())
-    } else {
-        Ok(PathBuf::from(text))
     }
 }
 
@@ -463,80 +474,23 @@ fn non_empty_path(text: &str) -> Result<PathBuf, String> {
 mod tests {
     use super::*;
 
-    fn defaults() -> RawSettings {
-        RawSettings {
-            addr: "127.0.0.1:8080".into(),
-            data_dir: "./crier-data".into(),
-            db_path: None,
-            workers: "8".into(),
-            db_pool_size: "16".into(),
-            db_busy_timeout_ms: "5000".into(),
-            db_synchronous: "full".into(),
-            max_body_bytes: "1048576".into(),
-            http_timeout_secs: "30".into(),
-            shutdown_timeout_secs: "10".into(),
-            public_url: None,
-            password_iterations: "600000".into(),
-            idempotency_retention_hours: "24".into(),
-            idempotency_lease_secs: "60".into(),
-            janitor_interval_secs: "60".into(),
-            default_sms_sender: "CRIER".into(),
-            topup_minimum_minor: "250".into(),
-            billing_catalog: None,
-            trusted_proxies: String::new(),
-            default_country: "CM".into(),
-            log_format: "text".into(),
-            log_level: "info".into(),
-            delivery: crate::cli::DeliveryArgs {
-                sms_providers: "log".into(),
-                email_providers: "log".into(),
-                email_from: "crier <crier@localhost>".into(),
-                provider_timeout_secs: "15".into(),
-                smtp_host: None,
-                smtp_port: "587".into(),
-                smtp_security: "starttls".into(),
-                smtp_username: None,
-                smtp_password: None,
-                sms_webhook_url: None,
-                sms_webhook_secret: None,
-                twilio_base_url: "https://api.twilio.com".into(),
-                twilio_account_sid: None,
-                twilio_auth_token: None,
-                infobip_base_url: None,
-                infobip_api_key: None,
-                avlytext_base_url: "https://api.avlytext.com".into(),
-                avlytext_api_key: None,
-                mboasms_base_url: "https://mboadeals.net".into(),
-                mboasms_user_id: None,
-                mboasms_password: None,
-                receipt_token: None,
-                dispatch_workers: "4".into(),
-                dispatch_batch: "50".into(),
-                dispatch_lease_secs: "120".into(),
-                dispatch_poll_ms: "500".into(),
-                max_delivery_cycles: "5".into(),
-                retry_base_secs: "30".into(),
-                retry_max_secs: "3600".into(),
-            },
-            payments: crate::cli::PaymentArgs {
-                payment_providers: "flutterwave,stripe".into(),
-                flutterwave_base_url: "https://api.flutterwave.com".into(),
-                flutterwave_secret_key: None,
-                flutterwave_webhook_hash: None,
-                stripe_base_url: "https://api.stripe.com".into(),
-                stripe_secret_key: None,
-                stripe_webhook_secret: None,
-                stripe_webhook_tolerance_secs: "300".into(),
-                payment_session_minutes: "30".into(),
-                payment_return_url: None,
-                payment_timeout_secs: "15".into(),
-            },
-        }
+    /// The server settings' declared defaults.
+    fn defaults() -> ServerArgs {
+        crate::settings::defaults()
+    }
+
+    /// Validates `server` alongside the delivery and payment settings' defaults.
+    fn validate(server: ServerArgs) -> Result<Config, ConfigError> {
+        Config::from_args(
+            &server,
+            &crate::settings::defaults(),
+            &crate::settings::defaults(),
+        )
     }
 
     #[test]
     fn defaults_validate() {
-        let config = defaults().validate().unwrap();
+        let config = validate(defaults()).unwrap();
         assert_eq!(config.addr, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(config.db_path, PathBuf::from("./crier-data/crier.db"));
         assert_eq!(config.workers.get(), 8);
@@ -552,11 +506,11 @@ mod tests {
 
     #[test]
     fn a_missing_billing_catalog_file_is_a_configuration_problem() {
-        let raw = RawSettings {
+        let server = ServerArgs {
             billing_catalog: Some("/nonexistent/catalog.json".into()),
             ..defaults()
         };
-        let ConfigError(problems) = raw.validate().unwrap_err();
+        let ConfigError(problems) = validate(server).unwrap_err();
         assert!(
             problems[0].starts_with("--billing-catalog / CRIER_BILLING_CATALOG: cannot read"),
             "{problems:?}"
@@ -565,28 +519,28 @@ mod tests {
 
     #[test]
     fn trusted_proxies_are_ip_addresses() {
-        let with = |value: &str| RawSettings {
-            trusted_proxies: value.into(),
+        let with = |value: &str| ServerArgs {
+            trusted_proxies: Some(value.into()),
             ..defaults()
         };
         assert_eq!(
-            with("127.0.0.1, ::1").validate().unwrap().trusted_proxies,
+            validate(with("127.0.0.1, ::1")).unwrap().trusted_proxies,
             vec![
                 "127.0.0.1".parse::<std::net::IpAddr>().unwrap(),
                 "::1".parse().unwrap()
             ]
         );
-        assert!(with("").validate().unwrap().trusted_proxies.is_empty());
-        assert!(with("nginx").validate().is_err());
+        assert!(validate(with("")).unwrap().trusted_proxies.is_empty());
+        assert!(validate(with("nginx")).is_err());
     }
 
     #[test]
     fn idempotency_retention_is_never_below_a_day() {
-        let raw = RawSettings {
+        let server = ServerArgs {
             idempotency_retention_hours: "23".into(),
             ..defaults()
         };
-        let ConfigError(problems) = raw.validate().unwrap_err();
+        let ConfigError(problems) = validate(server).unwrap_err();
         assert!(
             problems[0].starts_with("--idempotency-retention-hours"),
             "{problems:?}"
@@ -595,36 +549,35 @@ mod tests {
 
     #[test]
     fn public_urls() {
-        let with = |url: &str| RawSettings {
+        let with = |url: &str| ServerArgs {
             public_url: Some(url.into()),
             ..defaults()
         };
         assert_eq!(
-            with("https://crier.example.com/")
-                .validate()
+            validate(with("https://crier.example.com/"))
                 .unwrap()
                 .public_url,
             "https://crier.example.com"
         );
-        assert!(with("crier.example.com").validate().is_err());
-        assert!(with("https://").validate().is_err());
+        assert!(validate(with("crier.example.com")).is_err());
+        assert!(validate(with("https://")).is_err());
     }
 
     #[test]
     fn db_path_overrides_the_data_dir_default() {
-        let raw = RawSettings {
+        let server = ServerArgs {
             db_path: Some("/var/lib/crier/main.db".into()),
             ..defaults()
         };
         assert_eq!(
-            raw.validate().unwrap().db_path,
+            validate(server).unwrap().db_path,
             PathBuf::from("/var/lib/crier/main.db")
         );
     }
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let raw = RawSettings {
+        let server = ServerArgs {
             addr: "localhost".into(),
             workers: "0".into(),
             db_synchronous: "sometimes".into(),
@@ -633,7 +586,7 @@ mod tests {
             log_level: "loud".into(),
             ..defaults()
         };
-        let ConfigError(problems) = raw.validate().unwrap_err();
+        let ConfigError(problems) = validate(server).unwrap_err();
         let settings: Vec<&str> = problems
             .iter()
             .map(|problem| problem.split(':').next().unwrap())
@@ -655,22 +608,14 @@ mod tests {
 
     #[test]
     fn empty_data_dir_is_rejected() {
-        let raw = RawSettings {
+        let server = ServerArgs {
             data_dir: "  ".into(),
             ..defaults()
         };
-        let ConfigError(problems) = raw.validate().unwrap_err();
+        let ConfigError(problems) = validate(server).unwrap_err();
         assert_eq!(
             problems,
             vec!["--data-dir / CRIER_DATA_DIR: must not be empty"]
         );
-    }
-
-    #[test]
-    fn secrets_never_print() {
-        let secret = Secret::new("whsec_live_value");
-        assert_eq!(format!("{secret:?}"), "***");
-        assert_eq!(format!("{secret}"), "***");
-        assert_eq!(secret.expose(), "whsec_live_value");
     }
 }

@@ -26,6 +26,7 @@ pub mod payments;
 pub mod scope;
 pub mod secrets;
 pub mod server;
+pub mod settings;
 pub mod users;
 pub mod validate;
 pub mod vocabulary;

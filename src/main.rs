@@ -6,11 +6,12 @@ use clap::Parser;
 use crier::cli::{AdminCommand, Cli, Command};
 use crier::commands::admin;
 use crier::commands::{self, EXIT_USAGE};
+use crier::config::Config;
 use crier::logging;
 
 fn main() {
     let cli = Cli::parse();
-    let config = match cli.settings.into_raw().validate() {
+    let config = match Config::from_args(&cli.server, &cli.delivery, &cli.payments) {
         Ok(config) => config,
         Err(err) => {
             eprint!("crier: {err}");

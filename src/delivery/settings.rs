@@ -1,10 +1,168 @@
-//! Delivery settings, typed: which providers each channel uses, in fallback order, how to reach
-//! each one, and how the dispatcher paces itself. Built from `CRIER_*` settings by
-//! `config::RawSettings::validate`; a provider named in a channel's list must be configured.
+//! Delivery settings: which providers each channel uses, in fallback order, how to reach each
+//! one, and how the dispatcher paces itself. `DeliveryArgs` declares them for the command line
+//! (flattened by `cli::Cli`); `DeliveryArgs::validate` types them into `DeliverySettings`. A
+//! provider named in a channel's list must be configured.
 
 use std::time::Duration;
 
-use crate::config::Secret;
+use clap::Args;
+
+use crate::settings::values::{optional_secret, optional_text, public_url, whole_number};
+use crate::settings::{Problems, Secret, Setting, SettingArg};
+
+/// Delivery settings as given, before validation.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct DeliveryArgs {
+    /// SMS providers in fallback order, comma-separated: log, webhook, twilio, infobip, avlytext, mboasms. Each one listed must be configured.
+    #[arg(crier_setting = SMS_PROVIDERS, default_value = "log")]
+    pub sms_providers: String,
+
+    /// Email providers in fallback order, comma-separated: log, smtp.
+    #[arg(crier_setting = EMAIL_PROVIDERS, default_value = "log")]
+    pub email_providers: String,
+
+    /// The From mailbox of every email: `Name <address>` or an address.
+    #[arg(crier_setting = EMAIL_FROM, default_value = "crier@localhost")]
+    pub email_from: String,
+
+    /// Limit on one provider call (connect and whole exchange), in seconds.
+    #[arg(crier_setting = PROVIDER_TIMEOUT_SECS, default_value = "15")]
+    pub provider_timeout_secs: String,
+
+    /// SMTP server host name; required by the smtp provider.
+    #[arg(crier_setting = SMTP_HOST)]
+    pub smtp_host: Option<String>,
+
+    /// SMTP server port.
+    #[arg(crier_setting = SMTP_PORT, default_value = "587")]
+    pub smtp_port: String,
+
+    /// SMTP connection security: starttls (required STARTTLS), tls (TLS from the start, usually port 465) or none (plain text; only for a local relay).
+    #[arg(crier_setting = SMTP_SECURITY, default_value = "starttls")]
+    pub smtp_security: String,
+
+    /// SMTP AUTH user name; give it with --smtp-password or neither.
+    #[arg(crier_setting = SMTP_USERNAME)]
+    pub smtp_username: Option<String>,
+
+    /// SMTP AUTH password (secret).
+    #[arg(crier_setting = SMTP_PASSWORD)]
+    pub smtp_password: Option<String>,
+
+    /// URL the webhook SMS provider POSTs each message to as JSON; required by that provider.
+    #[arg(crier_setting = SMS_WEBHOOK_URL)]
+    pub sms_webhook_url: Option<String>,
+
+    /// Key for the X-Crier-Signature HMAC-SHA256 of each webhook body (secret) [default: unsigned].
+    #[arg(crier_setting = SMS_WEBHOOK_SECRET)]
+    pub sms_webhook_secret: Option<String>,
+
+    /// Twilio API base URL.
+    #[arg(crier_setting = TWILIO_BASE_URL, default_value = "https://api.twilio.com")]
+    pub twilio_base_url: String,
+
+    /// Twilio account SID; required by the twilio provider.
+    #[arg(crier_setting = TWILIO_ACCOUNT_SID)]
+    pub twilio_account_sid: Option<String>,
+
+    /// Twilio auth token (secret); required by the twilio provider.
+    #[arg(crier_setting = TWILIO_AUTH_TOKEN)]
+    pub twilio_auth_token: Option<String>,
+
+    /// Your Infobip API base URL (`https://xxxxx.api.infobip.com`); required by the infobip provider.
+    #[arg(crier_setting = INFOBIP_BASE_URL)]
+    pub infobip_base_url: Option<String>,
+
+    /// Infobip API key (secret); required by the infobip provider.
+    #[arg(crier_setting = INFOBIP_API_KEY)]
+    pub infobip_api_key: Option<String>,
+
+    /// AvlyText API base URL.
+    #[arg(crier_setting = AVLYTEXT_BASE_URL, default_value = "https://api.avlytext.com")]
+    pub avlytext_base_url: String,
+
+    /// AvlyText API key (secret); required by the avlytext provider.
+    #[arg(crier_setting = AVLYTEXT_API_KEY)]
+    pub avlytext_api_key: Option<String>,
+
+    /// MboaSMS API base URL.
+    #[arg(crier_setting = MBOASMS_BASE_URL, default_value = "https://mboadeals.net")]
+    pub mboasms_base_url: String,
+
+    /// MboaSMS user id; required by the mboasms provider.
+    #[arg(crier_setting = MBOASMS_USER_ID)]
+    pub mboasms_user_id: Option<String>,
+
+    /// MboaSMS API password (secret); required by the mboasms provider.
+    #[arg(crier_setting = MBOASMS_PASSWORD)]
+    pub mboasms_password: Option<String>,
+
+    /// Secret token that delivery-receipt callback URLs carry (at least 16 characters); without it crier asks providers for no receipts and POST /v1/webhooks/sms/{provider} answers 404.
+    #[arg(crier_setting = RECEIPT_TOKEN)]
+    pub receipt_token: Option<String>,
+
+    /// Dispatcher threads delivering messages (0 stops delivery; messages wait queued).
+    #[arg(crier_setting = DISPATCH_WORKERS, default_value = "4")]
+    pub dispatch_workers: String,
+
+    /// Messages a dispatcher claims at a time; while full batches go out within 50 ms it claims up to 8 times as many.
+    #[arg(crier_setting = DISPATCH_BATCH, default_value = "50")]
+    pub dispatch_batch: String,
+
+    /// How long a claimed message stays with its dispatcher before another may take it over (after a crash).
+    #[arg(crier_setting = DISPATCH_LEASE_SECS, default_value = "120")]
+    pub dispatch_lease_secs: String,
+
+    /// How often idle dispatchers and the scheduler look for due messages, in milliseconds (new sends wake them at once).
+    #[arg(crier_setting = DISPATCH_POLL_MS, default_value = "500")]
+    pub dispatch_poll_ms: String,
+
+    /// Passes over a channel's providers before a message that only met retryable errors fails (and is refunded).
+    #[arg(crier_setting = MAX_DELIVERY_CYCLES, default_value = "5")]
+    pub max_delivery_cycles: String,
+
+    /// Delay before the second pass; it doubles per pass, with ±20% jitter.
+    #[arg(crier_setting = RETRY_BASE_SECS, default_value = "30")]
+    pub retry_base_secs: String,
+
+    /// Longest delay between passes.
+    #[arg(crier_setting = RETRY_MAX_SECS, default_value = "3600")]
+    pub retry_max_secs: String,
+}
+
+// Each delivery setting's flag and variable, named once for its `#[arg]` and its problems.
+const SMS_PROVIDERS: Setting = Setting::new("sms-providers", "CRIER_SMS_PROVIDERS");
+const EMAIL_PROVIDERS: Setting = Setting::new("email-providers", "CRIER_EMAIL_PROVIDERS");
+const EMAIL_FROM: Setting = Setting::new("email-from", "CRIER_EMAIL_FROM");
+const PROVIDER_TIMEOUT_SECS: Setting =
+    Setting::new("provider-timeout-secs", "CRIER_PROVIDER_TIMEOUT_SECS");
+const SMTP_HOST: Setting = Setting::new("smtp-host", "CRIER_SMTP_HOST");
+const SMTP_PORT: Setting = Setting::new("smtp-port", "CRIER_SMTP_PORT");
+const SMTP_SECURITY: Setting = Setting::new("smtp-security", "CRIER_SMTP_SECURITY");
+const SMTP_USERNAME: Setting = Setting::new("smtp-username", "CRIER_SMTP_USERNAME");
+const SMTP_PASSWORD: Setting = Setting::new("smtp-password", "CRIER_SMTP_PASSWORD");
+const SMS_WEBHOOK_URL: Setting = Setting::new("sms-webhook-url", "CRIER_SMS_WEBHOOK_URL");
+const SMS_WEBHOOK_SECRET: Setting = Setting::new("sms-webhook-secret", "CRIER_SMS_WEBHOOK_SECRET");
+const TWILIO_BASE_URL: Setting = Setting::new("twilio-base-url", "CRIER_TWILIO_BASE_URL");
+const TWILIO_ACCOUNT_SID: Setting = Setting::new("twilio-account-sid", "CRIER_TWILIO_ACCOUNT_SID");
+const TWILIO_AUTH_TOKEN: Setting = Setting::new("twilio-auth-token", "CRIER_TWILIO_AUTH_TOKEN");
+const INFOBIP_BASE_URL: Setting = Setting::new("infobip-base-url", "CRIER_INFOBIP_BASE_URL");
+const INFOBIP_API_KEY: Setting = Setting::new("infobip-api-key", "CRIER_INFOBIP_API_KEY");
+const AVLYTEXT_BASE_URL: Setting = Setting::new("avlytext-base-url", "CRIER_AVLYTEXT_BASE_URL");
+const AVLYTEXT_API_KEY: Setting = Setting::new("avlytext-api-key", "CRIER_AVLYTEXT_API_KEY");
+const MBOASMS_BASE_URL: Setting = Setting::new("mboasms-base-url", "CRIER_MBOASMS_BASE_URL");
+const MBOASMS_USER_ID: Setting = Setting::new("mboasms-user-id", "CRIER_MBOASMS_USER_ID");
+const MBOASMS_PASSWORD: Setting = Setting::new("mboasms-password", "CRIER_MBOASMS_PASSWORD");
+const RECEIPT_TOKEN: Setting = Setting::new("receipt-token", "CRIER_RECEIPT_TOKEN");
+const DISPATCH_WORKERS: Setting = Setting::new("dispatch-workers", "CRIER_DISPATCH_WORKERS");
+const DISPATCH_BATCH: Setting = Setting::new("dispatch-batch", "CRIER_DISPATCH_BATCH");
+const DISPATCH_LEASE_SECS: Setting =
+    Setting::new("dispatch-lease-secs", "CRIER_DISPATCH_LEASE_SECS");
+const DISPATCH_POLL_MS: Setting = Setting::new("dispatch-poll-ms", "CRIER_DISPATCH_POLL_MS");
+const MAX_DELIVERY_CYCLES: Setting =
+    Setting::new("max-delivery-cycles", "CRIER_MAX_DELIVERY_CYCLES");
+const RETRY_BASE_SECS: Setting = Setting::new("retry-base-secs", "CRIER_RETRY_BASE_SECS");
+const RETRY_MAX_SECS: Setting = Setting::new("retry-max-secs", "CRIER_RETRY_MAX_SECS");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmsProviderName {
@@ -193,78 +351,57 @@ impl Default for DeliverySettings {
     }
 }
 
-impl crate::cli::DeliveryArgs {
-    /// Types the delivery settings, adding one sentence to `problems` per bad setting.
-    pub fn validate(&self, problems: &mut Vec<String>) -> Option<DeliverySettings> {
-        use crate::config::{public_url, take, whole_number};
+impl DeliveryArgs {
+    /// Types the delivery settings, or gives every problem with them.
+    pub fn validate(&self) -> Result<DeliverySettings, Vec<String>> {
+        let mut problems = Problems::default();
+        let settings = self.typed(&mut problems);
+        if let Some(settings) = &settings {
+            // Problems between settings, looked for once the settings could be typed at all.
+            for missing in settings.unconfigured() {
+                problems.add(missing);
+            }
+            if settings.dispatch_lease <= settings.provider_timeout {
+                problems.add(format!(
+                    "{DISPATCH_LEASE_SECS}: must be longer than {}, or a slow call would lose its \
+                     claim",
+                    PROVIDER_TIMEOUT_SECS.flag()
+                ));
+            }
+        }
+        problems.finish(settings)
+    }
+
+    /// Each setting typed, with a sentence in `problems` for each bad one.
+    fn typed(&self, problems: &mut Problems) -> Option<DeliverySettings> {
         let p = problems;
-        let sms_providers = take(
-            p,
-            "--sms-providers / CRIER_SMS_PROVIDERS",
+        let sms_providers = p.check(
+            SMS_PROVIDERS,
             provider_list(&self.sms_providers, SmsProviderName::parse, |n| n.as_str()),
         );
-        let email_providers = take(
-            p,
-            "--email-providers / CRIER_EMAIL_PROVIDERS",
+        let email_providers = p.check(
+            EMAIL_PROVIDERS,
             provider_list(&self.email_providers, EmailProviderName::parse, |n| {
                 n.as_str()
             }),
         );
-        let email_from = take(
-            p,
-            "--email-from / CRIER_EMAIL_FROM",
-            mailbox(&self.email_from),
-        );
-        let provider_timeout_secs = take(
-            p,
-            "--provider-timeout-secs / CRIER_PROVIDER_TIMEOUT_SECS",
+        let email_from = p.check(EMAIL_FROM, mailbox(&self.email_from));
+        let provider_timeout_secs = p.check(
+            PROVIDER_TIMEOUT_SECS,
             whole_number(&self.provider_timeout_secs, 1, 300),
         );
-        let secret = |value: &Option<String>| {
-            value
-                .as_deref()
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(crate::config::Secret::new)
-        };
-        let text = |value: &Option<String>| {
-            value
-                .as_deref()
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        };
-        let mut url = |setting: &str, value: &str| take(p, setting, public_url(value));
 
-        let twilio_base_url = url(
-            "--twilio-base-url / CRIER_TWILIO_BASE_URL",
-            &self.twilio_base_url,
-        );
-        let avlytext_base_url = url(
-            "--avlytext-base-url / CRIER_AVLYTEXT_BASE_URL",
-            &self.avlytext_base_url,
-        );
-        let mboasms_base_url = url(
-            "--mboasms-base-url / CRIER_MBOASMS_BASE_URL",
-            &self.mboasms_base_url,
-        );
-        let infobip_base_url = match text(&self.infobip_base_url) {
-            Some(value) => url("--infobip-base-url / CRIER_INFOBIP_BASE_URL", &value),
-            None => None,
-        };
-        let webhook_url = match text(&self.sms_webhook_url) {
-            Some(value) => url("--sms-webhook-url / CRIER_SMS_WEBHOOK_URL", &value),
-            None => None,
-        };
+        let twilio_base_url = p.check(TWILIO_BASE_URL, public_url(&self.twilio_base_url));
+        let avlytext_base_url = p.check(AVLYTEXT_BASE_URL, public_url(&self.avlytext_base_url));
+        let mboasms_base_url = p.check(MBOASMS_BASE_URL, public_url(&self.mboasms_base_url));
+        let infobip_base_url = optional_text(&self.infobip_base_url)
+            .and_then(|url| p.check(INFOBIP_BASE_URL, public_url(&url)));
+        let webhook_url = optional_text(&self.sms_webhook_url)
+            .and_then(|url| p.check(SMS_WEBHOOK_URL, public_url(&url)));
 
-        let smtp_port = take(
-            p,
-            "--smtp-port / CRIER_SMTP_PORT",
-            whole_number(&self.smtp_port, 1, 65535),
-        );
-        let smtp_security = take(
-            p,
-            "--smtp-security / CRIER_SMTP_SECURITY",
+        let smtp_port = p.check(SMTP_PORT, whole_number(&self.smtp_port, 1, 65535));
+        let smtp_security = p.check(
+            SMTP_SECURITY,
             SmtpSecurity::parse(self.smtp_security.trim()).ok_or_else(|| {
                 format!(
                     "must be one of starttls, tls, none; got {:?}",
@@ -272,19 +409,20 @@ impl crate::cli::DeliveryArgs {
                 )
             }),
         );
-        let smtp_credentials = match (text(&self.smtp_username), secret(&self.smtp_password)) {
+        let smtp_credentials = match (
+            optional_text(&self.smtp_username),
+            optional_secret(&self.smtp_password),
+        ) {
             (Some(user), Some(password)) => Some(Some((user, password))),
             (None, None) => Some(None),
             _ => {
-                p.push(
-                    "--smtp-username / CRIER_SMTP_USERNAME: give it together with \
-                     --smtp-password / CRIER_SMTP_PASSWORD, or neither"
-                        .to_owned(),
-                );
+                p.add(format!(
+                    "{SMTP_USERNAME}: give it together with {SMTP_PASSWORD}, or neither"
+                ));
                 None
             }
         };
-        let receipt_token = secret(&self.receipt_token);
+        let receipt_token = optional_secret(&self.receipt_token);
         if receipt_token.as_ref().is_some_and(|token| {
             token.expose().len() < 16
                 || !token
@@ -292,93 +430,64 @@ impl crate::cli::DeliveryArgs {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         }) {
-            p.push(
-                "--receipt-token / CRIER_RECEIPT_TOKEN: must be at least 16 letters, digits, \
-                 '-' or '_'"
-                    .to_owned(),
-            );
+            p.add(format!(
+                "{RECEIPT_TOKEN}: must be at least 16 letters, digits, '-' or '_'"
+            ));
         }
-        let mut number = |setting: &str, value: &str, min: u64, max: u64| {
-            take(p, setting, whole_number(value, min, max))
+        let mut number = |setting: Setting, value: &str, min: u64, max: u64| {
+            p.check(setting, whole_number(value, min, max))
         };
-        let dispatch_workers = number(
-            "--dispatch-workers / CRIER_DISPATCH_WORKERS",
-            &self.dispatch_workers,
-            0,
-            64,
-        );
-        let dispatch_batch = number(
-            "--dispatch-batch / CRIER_DISPATCH_BATCH",
-            &self.dispatch_batch,
-            1,
-            1000,
-        );
-        let dispatch_lease_secs = number(
-            "--dispatch-lease-secs / CRIER_DISPATCH_LEASE_SECS",
-            &self.dispatch_lease_secs,
-            1,
-            24 * 3600,
-        );
-        let dispatch_poll_ms = number(
-            "--dispatch-poll-ms / CRIER_DISPATCH_POLL_MS",
-            &self.dispatch_poll_ms,
-            10,
-            60_000,
-        );
-        let max_delivery_cycles = number(
-            "--max-delivery-cycles / CRIER_MAX_DELIVERY_CYCLES",
-            &self.max_delivery_cycles,
-            1,
-            100,
-        );
-        let retry_base_secs = number(
-            "--retry-base-secs / CRIER_RETRY_BASE_SECS",
-            &self.retry_base_secs,
-            1,
-            24 * 3600,
-        );
-        let retry_max_secs = number(
-            "--retry-max-secs / CRIER_RETRY_MAX_SECS",
-            &self.retry_max_secs,
-            1,
-            7 * 24 * 3600,
-        );
+        let dispatch_workers = number(DISPATCH_WORKERS, &self.dispatch_workers, 0, 64);
+        let dispatch_batch = number(DISPATCH_BATCH, &self.dispatch_batch, 1, 1000);
+        let dispatch_lease_secs =
+            number(DISPATCH_LEASE_SECS, &self.dispatch_lease_secs, 1, 24 * 3600);
+        let dispatch_poll_ms = number(DISPATCH_POLL_MS, &self.dispatch_poll_ms, 10, 60_000);
+        let max_delivery_cycles = number(MAX_DELIVERY_CYCLES, &self.max_delivery_cycles, 1, 100);
+        let retry_base_secs = number(RETRY_BASE_SECS, &self.retry_base_secs, 1, 24 * 3600);
+        let retry_max_secs = number(RETRY_MAX_SECS, &self.retry_max_secs, 1, 7 * 24 * 3600);
 
-        let settings = DeliverySettings {
+        Some(DeliverySettings {
             sms_providers: sms_providers?,
             email_providers: email_providers?,
             email_from: email_from?,
             provider_timeout: Duration::from_secs(provider_timeout_secs?),
-            smtp: text(&self.smtp_host).map(|host| SmtpSettings {
+            // A bad port, security or credential pair is already a problem: the stand-ins only
+            // let the checks between settings run, so they are reported in the same go.
+            smtp: optional_text(&self.smtp_host).map(|host| SmtpSettings {
                 host,
-                port: u16::try_from(smtp_port.unwrap_or(587)).unwrap_or(587),
+                port: smtp_port
+                    .and_then(|port| u16::try_from(port).ok())
+                    .unwrap_or(587),
                 security: smtp_security.unwrap_or(SmtpSecurity::StartTls),
-                credentials: smtp_credentials.clone().flatten(),
+                credentials: smtp_credentials.flatten(),
             }),
             webhook: webhook_url.map(|url| WebhookSettings {
                 url,
-                secret: secret(&self.sms_webhook_secret),
+                secret: optional_secret(&self.sms_webhook_secret),
             }),
             twilio: match (
-                text(&self.twilio_account_sid),
-                secret(&self.twilio_auth_token),
+                optional_text(&self.twilio_account_sid),
+                optional_secret(&self.twilio_auth_token),
             ) {
                 (Some(account_sid), Some(auth_token)) => Some(TwilioSettings {
-                    base_url: twilio_base_url.clone()?,
+                    base_url: twilio_base_url?,
                     account_sid,
                     auth_token,
                 }),
                 _ => None,
             },
-            infobip: match (infobip_base_url, secret(&self.infobip_api_key)) {
+            infobip: match (infobip_base_url, optional_secret(&self.infobip_api_key)) {
                 (Some(base_url), Some(api_key)) => Some(InfobipSettings { base_url, api_key }),
                 _ => None,
             },
-            avlytext: secret(&self.avlytext_api_key).map(|api_key| AvlyTextSettings {
+            avlytext: optional_secret(&self.avlytext_api_key).map(|api_key| AvlyTextSettings {
                 base_url: avlytext_base_url.clone().unwrap_or_default(),
                 api_key,
             }),
-            mboasms: match (text(&self.mboasms_user_id), secret(&self.mboasms_password)) {
+            mboasms: match (
+                optional_text(&self.mboasms_user_id),
+                optional_secret(&self.mboasms_password),
+            ) {
                 (Some(user_id), Some(password)) => Some(MboaSmsSettings {
                     base_url: mboasms_base_url.clone().unwrap_or_default(),
                     user_id,
@@ -394,23 +503,7 @@ impl crate::cli::DeliveryArgs {
             max_delivery_cycles: u32::try_from(max_delivery_cycles?).ok()?,
             retry_base_delay: Duration::from_secs(retry_base_secs?),
             retry_max_delay: Duration::from_secs(retry_max_secs?),
-        };
-        // Smaller problems found only once everything parsed.
-        let before = p.len();
-        for missing in settings.unconfigured() {
-            p.push(missing);
-        }
-        if settings.dispatch_lease <= settings.provider_timeout {
-            p.push(
-                "--dispatch-lease-secs / CRIER_DISPATCH_LEASE_SECS: must be longer than \
-                 --provider-timeout-secs, or a slow call would lose its claim"
-                    .to_owned(),
-            );
-        }
-        if smtp_port.is_none() || smtp_security.is_none() || smtp_credentials.is_none() {
-            return None;
-        }
-        (p.len() == before).then_some(settings)
+        })
     }
 }
 
@@ -418,7 +511,7 @@ impl DeliverySettings {
     /// A sentence for each provider a channel lists but whose settings are missing.
     fn unconfigured(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        let mut need = |listed: bool, configured: bool, name: &str, settings: &str| {
+        let mut need = |listed: bool, configured: bool, name: &str, settings: String| {
             if listed && !configured {
                 problems.push(format!(
                     "the {name} provider is listed but not configured: set {settings}"
@@ -430,37 +523,37 @@ impl DeliverySettings {
             self.email_providers.contains(&EmailProviderName::Smtp),
             self.smtp.is_some(),
             "smtp",
-            "CRIER_SMTP_HOST",
+            SMTP_HOST.env.to_owned(),
         );
         need(
             sms(SmsProviderName::Webhook),
             self.webhook.is_some(),
             "webhook",
-            "CRIER_SMS_WEBHOOK_URL",
+            SMS_WEBHOOK_URL.env.to_owned(),
         );
         need(
             sms(SmsProviderName::Twilio),
             self.twilio.is_some(),
             "twilio",
-            "CRIER_TWILIO_ACCOUNT_SID and CRIER_TWILIO_AUTH_TOKEN",
+            format!("{} and {}", TWILIO_ACCOUNT_SID.env, TWILIO_AUTH_TOKEN.env),
         );
         need(
             sms(SmsProviderName::Infobip),
             self.infobip.is_some(),
             "infobip",
-            "CRIER_INFOBIP_BASE_URL and CRIER_INFOBIP_API_KEY",
+            format!("{} and {}", INFOBIP_BASE_URL.env, INFOBIP_API_KEY.env),
         );
         need(
             sms(SmsProviderName::AvlyText),
             self.avlytext.is_some(),
             "avlytext",
-            "CRIER_AVLYTEXT_API_KEY",
+            AVLYTEXT_API_KEY.env.to_owned(),
         );
         need(
             sms(SmsProviderName::MboaSms),
             self.mboasms.is_some(),
             "mboasms",
-            "CRIER_MBOASMS_USER_ID and CRIER_MBOASMS_PASSWORD",
+            format!("{} and {}", MBOASMS_USER_ID.env, MBOASMS_PASSWORD.env),
         );
         problems
     }
@@ -504,5 +597,39 @@ fn mailbox(text: &str) -> Result<String, String> {
         Err(format!(
             "must be an address or Name <address>, got {text:?}"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_declared_defaults_validate() {
+        let settings = crate::settings::defaults::<DeliveryArgs>()
+            .validate()
+            .unwrap();
+        assert_eq!(settings.sms_providers, vec![SmsProviderName::Log]);
+        assert_eq!(settings.email_from, "crier@localhost");
+        assert_eq!(settings.dispatch_lease, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn problems_name_settings_by_flag_and_variable() {
+        let args = DeliveryArgs {
+            sms_providers: "twilio".into(),
+            dispatch_lease_secs: "10".into(),
+            provider_timeout_secs: "20".into(),
+            ..crate::settings::defaults()
+        };
+        assert_eq!(
+            args.validate().unwrap_err(),
+            vec![
+                "the twilio provider is listed but not configured: set CRIER_TWILIO_ACCOUNT_SID \
+                 and CRIER_TWILIO_AUTH_TOKEN",
+                "--dispatch-lease-secs / CRIER_DISPATCH_LEASE_SECS: must be longer than \
+                 --provider-timeout-secs, or a slow call would lose its claim",
+            ]
+        );
     }
 }

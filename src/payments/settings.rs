@@ -1,11 +1,85 @@
-//! Payment settings, typed: provider order, each provider's keys and base URL, session lifetime,
-//! webhook tolerance. Built from `CRIER_*` settings by `config::RawSettings::validate`. A
-//! provider without its secret key is "not configured" and skipped when creating checkouts.
+//! Payment settings: provider order, each provider's keys and base URL, session lifetime,
+//! webhook tolerance. `PaymentArgs` declares them for the command line (flattened by
+//! `cli::Cli`); `PaymentArgs::validate` types them into `PaymentSettings`. A provider without
+//! its secret key is "not configured" and skipped when creating checkouts.
 
 use std::time::Duration;
 
-use crate::config::Secret;
+use clap::Args;
+
 use crate::payments::provider::ProviderName;
+use crate::settings::values::{optional_secret, public_url, whole_number};
+use crate::settings::{Problems, Secret, Setting, SettingArg};
+
+/// Payment settings as given, before validation.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct PaymentArgs {
+    /// Payment providers tried in order when creating a checkout, comma-separated: flutterwave, stripe. One without its secret key is skipped.
+    #[arg(crier_setting = PAYMENT_PROVIDERS, default_value = "flutterwave,stripe")]
+    pub payment_providers: String,
+
+    /// Flutterwave API base URL.
+    #[arg(crier_setting = FLUTTERWAVE_BASE_URL, default_value = "https://api.flutterwave.com")]
+    pub flutterwave_base_url: String,
+
+    /// Flutterwave secret key (secret); without it Flutterwave is not configured.
+    #[arg(crier_setting = FLUTTERWAVE_SECRET_KEY)]
+    pub flutterwave_secret_key: Option<String>,
+
+    /// The secret hash set in the Flutterwave dashboard (secret): checked against `verif-hash`, and the key of `flutterwave-signature`. Without it Flutterwave webhooks get 401.
+    #[arg(crier_setting = FLUTTERWAVE_WEBHOOK_HASH)]
+    pub flutterwave_webhook_hash: Option<String>,
+
+    /// Stripe API base URL.
+    #[arg(crier_setting = STRIPE_BASE_URL, default_value = "https://api.stripe.com")]
+    pub stripe_base_url: String,
+
+    /// Stripe secret key (secret); without it Stripe is not configured.
+    #[arg(crier_setting = STRIPE_SECRET_KEY)]
+    pub stripe_secret_key: Option<String>,
+
+    /// The Stripe endpoint's signing secret `whsec_…` (secret). Without it Stripe webhooks get 401.
+    #[arg(crier_setting = STRIPE_WEBHOOK_SECRET)]
+    pub stripe_webhook_secret: Option<String>,
+
+    /// How old (or how far ahead) a Stripe-Signature timestamp may be, in seconds.
+    #[arg(crier_setting = STRIPE_WEBHOOK_TOLERANCE_SECS, default_value = "300")]
+    pub stripe_webhook_tolerance_secs: String,
+
+    /// How long a checkout session may stay unpaid before the janitor expires it (30–1440; Stripe needs at least 30).
+    #[arg(crier_setting = PAYMENT_SESSION_MINUTES, default_value = "30")]
+    pub payment_session_minutes: String,
+
+    /// Where providers send the payer back (`?session=pay_…` is appended) [default: PUBLIC_URL/billing/return].
+    #[arg(crier_setting = PAYMENT_RETURN_URL)]
+    pub payment_return_url: Option<String>,
+
+    /// Limit on one payment provider call, in seconds.
+    #[arg(crier_setting = PAYMENT_TIMEOUT_SECS, default_value = "15")]
+    pub payment_timeout_secs: String,
+}
+
+// Each payment setting's flag and variable, named once for its `#[arg]` and its problems.
+const PAYMENT_PROVIDERS: Setting = Setting::new("payment-providers", "CRIER_PAYMENT_PROVIDERS");
+const FLUTTERWAVE_BASE_URL: Setting =
+    Setting::new("flutterwave-base-url", "CRIER_FLUTTERWAVE_BASE_URL");
+const FLUTTERWAVE_SECRET_KEY: Setting =
+    Setting::new("flutterwave-secret-key", "CRIER_FLUTTERWAVE_SECRET_KEY");
+const FLUTTERWAVE_WEBHOOK_HASH: Setting =
+    Setting::new("flutterwave-webhook-hash", "CRIER_FLUTTERWAVE_WEBHOOK_HASH");
+const STRIPE_BASE_URL: Setting = Setting::new("stripe-base-url", "CRIER_STRIPE_BASE_URL");
+const STRIPE_SECRET_KEY: Setting = Setting::new("stripe-secret-key", "CRIER_STRIPE_SECRET_KEY");
+const STRIPE_WEBHOOK_SECRET: Setting =
+    Setting::new("stripe-webhook-secret", "CRIER_STRIPE_WEBHOOK_SECRET");
+const STRIPE_WEBHOOK_TOLERANCE_SECS: Setting = Setting::new(
+    "stripe-webhook-tolerance-secs",
+    "CRIER_STRIPE_WEBHOOK_TOLERANCE_SECS",
+);
+const PAYMENT_SESSION_MINUTES: Setting =
+    Setting::new("payment-session-minutes", "CRIER_PAYMENT_SESSION_MINUTES");
+const PAYMENT_RETURN_URL: Setting = Setting::new("payment-return-url", "CRIER_PAYMENT_RETURN_URL");
+const PAYMENT_TIMEOUT_SECS: Setting =
+    Setting::new("payment-timeout-secs", "CRIER_PAYMENT_TIMEOUT_SECS");
 
 #[derive(Debug, Clone)]
 pub struct FlutterwaveSettings {
@@ -67,83 +141,48 @@ impl Default for PaymentSettings {
     }
 }
 
-impl crate::cli::PaymentArgs {
-    /// Types the payment settings, adding one sentence to `problems` per bad setting.
-    pub fn validate(&self, problems: &mut Vec<String>) -> Option<PaymentSettings> {
-        use crate::config::{public_url, take, whole_number};
+impl PaymentArgs {
+    /// Types the payment settings, or gives every problem with them.
+    pub fn validate(&self) -> Result<PaymentSettings, Vec<String>> {
+        let mut problems = Problems::default();
+        let settings = self.typed(&mut problems);
+        problems.finish(settings)
+    }
+
+    /// Each setting typed, with a sentence in `problems` for each bad one.
+    fn typed(&self, problems: &mut Problems) -> Option<PaymentSettings> {
         let p = problems;
-        let secret = |value: &Option<String>| {
-            value
-                .as_deref()
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(Secret::new)
-        };
-        let providers = take(p, "--payment-providers / CRIER_PAYMENT_PROVIDERS", {
-            let mut providers = Vec::new();
-            let mut problem = None;
-            for word in self
-                .payment_providers
-                .split(',')
-                .map(str::trim)
-                .filter(|w| !w.is_empty())
-            {
-                match ProviderName::parse(&word.to_ascii_lowercase()) {
-                    Some(name) if !providers.contains(&name) => providers.push(name),
-                    Some(name) => problem = Some(format!("{} is listed twice", name.as_str())),
-                    None => problem = Some(format!("{word:?} is not flutterwave or stripe")),
-                }
-            }
-            match (problem, providers.is_empty()) {
-                (Some(problem), _) => Err(problem),
-                (None, true) => Err("must name at least one provider".to_owned()),
-                (None, false) => Ok(providers),
-            }
-        });
-        let flutterwave_base_url = take(
-            p,
-            "--flutterwave-base-url / CRIER_FLUTTERWAVE_BASE_URL",
-            public_url(&self.flutterwave_base_url),
-        );
-        let stripe_base_url = take(
-            p,
-            "--stripe-base-url / CRIER_STRIPE_BASE_URL",
-            public_url(&self.stripe_base_url),
-        );
-        let tolerance = take(
-            p,
-            "--stripe-webhook-tolerance-secs / CRIER_STRIPE_WEBHOOK_TOLERANCE_SECS",
+        let providers = p.check(PAYMENT_PROVIDERS, provider_list(&self.payment_providers));
+        let flutterwave_base_url =
+            p.check(FLUTTERWAVE_BASE_URL, public_url(&self.flutterwave_base_url));
+        let stripe_base_url = p.check(STRIPE_BASE_URL, public_url(&self.stripe_base_url));
+        let tolerance = p.check(
+            STRIPE_WEBHOOK_TOLERANCE_SECS,
             whole_number(&self.stripe_webhook_tolerance_secs, 1, 86_400),
         );
-        let minutes = take(
-            p,
-            "--payment-session-minutes / CRIER_PAYMENT_SESSION_MINUTES",
+        let minutes = p.check(
+            PAYMENT_SESSION_MINUTES,
             whole_number(&self.payment_session_minutes, 30, 1440),
         );
-        let timeout = take(
-            p,
-            "--payment-timeout-secs / CRIER_PAYMENT_TIMEOUT_SECS",
+        let timeout = p.check(
+            PAYMENT_TIMEOUT_SECS,
             whole_number(&self.payment_timeout_secs, 1, 300),
         );
         let return_url = match self.payment_return_url.as_deref().map(str::trim) {
-            Some(url) if !url.is_empty() => Some(take(
-                p,
-                "--payment-return-url / CRIER_PAYMENT_RETURN_URL",
-                public_url(url),
-            )?),
+            Some(url) if !url.is_empty() => Some(p.check(PAYMENT_RETURN_URL, public_url(url))?),
             _ => None,
         };
         Some(PaymentSettings {
             providers: providers?,
             flutterwave: FlutterwaveSettings {
                 base_url: flutterwave_base_url?,
-                secret_key: secret(&self.flutterwave_secret_key),
-                webhook_hash: secret(&self.flutterwave_webhook_hash),
+                secret_key: optional_secret(&self.flutterwave_secret_key),
+                webhook_hash: optional_secret(&self.flutterwave_webhook_hash),
             },
             stripe: StripeSettings {
                 base_url: stripe_base_url?,
-                secret_key: secret(&self.stripe_secret_key),
-                webhook_secret: secret(&self.stripe_webhook_secret),
+                secret_key: optional_secret(&self.stripe_secret_key),
+                webhook_secret: optional_secret(&self.stripe_webhook_secret),
                 webhook_tolerance: Duration::from_secs(tolerance?),
             },
             session_lifetime: Duration::from_secs(minutes? * 60),
@@ -151,5 +190,58 @@ impl crate::cli::PaymentArgs {
             timeout: Duration::from_secs(timeout?),
             ..PaymentSettings::default()
         })
+    }
+}
+
+/// A comma-separated, non-empty list of payment providers without repeats.
+fn provider_list(text: &str) -> Result<Vec<ProviderName>, String> {
+    let mut providers = Vec::new();
+    let mut problem = None;
+    for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        match ProviderName::parse(&word.to_ascii_lowercase()) {
+            Some(name) if !providers.contains(&name) => providers.push(name),
+            Some(name) => problem = Some(format!("{} is listed twice", name.as_str())),
+            None => problem = Some(format!("{word:?} is not flutterwave or stripe")),
+        }
+    }
+    match (problem, providers.is_empty()) {
+        (Some(problem), _) => Err(problem),
+        (None, true) => Err("must name at least one provider".to_owned()),
+        (None, false) => Ok(providers),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_declared_defaults_validate() {
+        let settings = crate::settings::defaults::<PaymentArgs>()
+            .validate()
+            .unwrap();
+        assert_eq!(
+            settings.providers,
+            vec![ProviderName::Flutterwave, ProviderName::Stripe]
+        );
+        assert_eq!(settings.session_lifetime, Duration::from_secs(30 * 60));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let args = PaymentArgs {
+            payment_providers: "stripe,paypal".into(),
+            payment_session_minutes: "5".into(),
+            ..crate::settings::defaults()
+        };
+        assert_eq!(
+            args.validate().unwrap_err(),
+            vec![
+                "--payment-providers / CRIER_PAYMENT_PROVIDERS: \"paypal\" is not flutterwave or \
+                 stripe",
+                "--payment-session-minutes / CRIER_PAYMENT_SESSION_MINUTES: must be a whole \
+                 number from 30 to 1440, got \"5\"",
+            ]
+        );
     }
 }
