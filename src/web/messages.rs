@@ -125,24 +125,49 @@ pub fn estimate_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
     })?;
     let test_mode = charging_of(&principal) == Charging::Test;
     let segmentation = composition.segmentation.as_ref();
-    let body = serde_json::json!({
-        "channel": composition.channel.as_str(),
-        "to": composition.to,
-        "sender": composition.sender.as_ref().map(|_| effective_sender),
-        "category": composition.category.as_str(),
-        "encoding": segmentation.map(|s| s.encoding.as_str()),
-        "segments": segmentation.map(|s| s.segments),
-        "non_gsm_characters": segmentation.map(|s| s.non_gsm_characters.iter().map(char::to_string).collect::<Vec<_>>()),
-        "units": quote.units,
-        "included_units": quote.included_units,
-        "billable_units": quote.billable_units,
-        "charge": quote.charge,
-        "balance": Money::new(quote.balance_minor, &quote.charge.currency),
-        "affordable": quote.charge.amount_minor <= quote.balance_minor,
-        "mode": if test_mode { Mode::Test } else { Mode::Live },
-        "charged": !test_mode,
-    });
+    let body = EstimateView {
+        channel: composition.channel,
+        to: &composition.to,
+        sender: composition
+            .sender
+            .as_ref()
+            .map(|_| effective_sender.as_str()),
+        category: composition.category,
+        encoding: segmentation.map(|s| s.encoding.as_str()),
+        segments: segmentation.map(|s| s.segments),
+        non_gsm_characters: segmentation
+            .map(|s| s.non_gsm_characters.iter().map(char::to_string).collect()),
+        units: quote.units,
+        included_units: quote.included_units,
+        billable_units: quote.billable_units,
+        balance: Money::new(quote.balance_minor, &quote.charge.currency),
+        affordable: quote.charge.amount_minor <= quote.balance_minor,
+        charge: quote.charge,
+        mode: if test_mode { Mode::Test } else { Mode::Live },
+        charged: !test_mode,
+    };
     ApiResponse::json(200, &body)
+}
+
+/// What sending would do, as `POST /v1/messages/estimate` answers it. SMS-only fields are `null`
+/// for email.
+#[derive(Serialize)]
+struct EstimateView<'a> {
+    channel: Channel,
+    to: &'a str,
+    sender: Option<&'a str>,
+    category: Category,
+    encoding: Option<&'static str>,
+    segments: Option<u32>,
+    non_gsm_characters: Option<Vec<String>>,
+    units: u64,
+    included_units: u64,
+    billable_units: u64,
+    charge: Money,
+    balance: Money,
+    affordable: bool,
+    mode: Mode,
+    charged: bool,
 }
 
 /// `must be one of a, b, c` for a query parameter that takes one of `values`.

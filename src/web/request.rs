@@ -234,21 +234,9 @@ impl PageRequest {
         self.limit + 1
     }
 
-    /// Answers 200 `{"data": [...], "next_cursor": …}` from rows fetched with `fetch()`.
-    pub fn respond<R, V: serde::Serialize>(
-        &self,
-        rows: Vec<R>,
-        id_of: impl Fn(&R) -> &str,
-        view: impl Fn(&R) -> V,
-    ) -> Result<ApiResponse, AppError> {
-        let (rows, next_cursor) = self.split(rows, id_of);
-        let data: Vec<V> = rows.iter().map(view).collect();
-        page_response(&data, next_cursor)
-    }
-
     /// The rows to show of those fetched with `fetch()`, and the next page's cursor: the last
-    /// shown row's id when a further row exists, else `None`. For views that borrow from their
-    /// rows; answer with `page_response`.
+    /// shown row's id when a further row exists, else `None`. Views borrow from the rows, so
+    /// build them from the rows returned here and answer with `page_response`.
     pub fn split<R>(
         &self,
         mut rows: Vec<R>,
