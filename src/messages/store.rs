@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, named_params};
 
 use crate::billing::Channel;
 use crate::error::AppError;
+use crate::ids::WorkspaceId;
 use crate::messages::MessageStatus;
 use crate::messages::compose::Category;
 use crate::vocabulary::Mode;
@@ -13,7 +14,7 @@ use crate::vocabulary::Mode;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub api_key_id: Option<String>,
     pub campaign_id: Option<String>,
     pub mode: Mode,
@@ -139,7 +140,7 @@ pub fn insert_message(conn: &Connection, message: &MessageRow) -> Result<(), App
 /// The message `id` of the workspace (never another workspace's).
 pub fn find_message(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     id: &str,
 ) -> Result<Option<MessageRow>, AppError> {
     Ok(conn
@@ -169,7 +170,7 @@ pub struct MessageFilter<'a> {
 /// do not sort by time), after the cursor `before` (a message id).
 pub fn list_messages(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     filter: &MessageFilter<'_>,
     before: Option<&str>,
     limit: usize,

@@ -319,7 +319,7 @@ pub fn show_me(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppE
     let workspace = active.and_then(|(id, _)| {
         memberships
             .iter()
-            .find(|(workspace, _)| workspace.id == id)
+            .find(|(workspace, _)| &workspace.id == id)
             .map(|(workspace, _)| WorkspaceView::from(workspace))
     });
     ApiResponse::json(

@@ -15,6 +15,7 @@ use crate::billing::sender::{
 use crate::billing::{self, Channel, store};
 use crate::clock::{format_timestamp, parse_timestamp};
 use crate::error::{AppError, FieldErrors};
+use crate::ids::WorkspaceId;
 use crate::money::Money;
 use crate::validate;
 use crate::web::auth::authenticate_request;
@@ -356,7 +357,7 @@ impl<'a> From<&'a SenderIdReview> for AdminSenderIdView<'a> {
     fn from(review: &'a SenderIdReview) -> AdminSenderIdView<'a> {
         let request = &review.sender_id;
         AdminSenderIdView {
-            workspace_id: &review.workspace_id,
+            workspace_id: review.workspace_id.as_str(),
             workspace_name: &review.workspace_name,
             sender_id: &request.sender_id,
             status: &request.status,
@@ -379,11 +380,16 @@ struct AdminVerificationView<'a> {
 impl<'a> From<&'a VerificationReview> for AdminVerificationView<'a> {
     fn from(review: &'a VerificationReview) -> AdminVerificationView<'a> {
         AdminVerificationView {
-            workspace_id: &review.workspace_id,
+            workspace_id: review.workspace_id.as_str(),
             workspace_name: &review.workspace_name,
             verification: &review.verification,
         }
     }
+}
+
+/// The `{workspace_id}` an instance admin acts on; one that cannot be a workspace id is not found.
+fn workspace_id_param(request: &Request<'_>) -> Result<WorkspaceId, AppError> {
+    WorkspaceId::parse(request.param("workspace_id")).ok_or(AppError::NotFound)
 }
 
 /// `?status=` of an admin review list: one of `known`, `pending` when absent.
@@ -466,7 +472,7 @@ fn decide(
         Subject::SenderId => value.trim().to_uppercase(),
         Subject::Verification => value.trim().to_owned(),
     });
-    let workspace_id = request.param("workspace_id").to_owned();
+    let workspace_id = workspace_id_param(request)?;
     let (_, scope) = principal.require_instance_admin_in(&workspace_id)?;
     let now = app.clock.now();
     let decision = sender::Decision {
@@ -531,7 +537,7 @@ pub fn adjust_wallet(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
         .ok();
     fields.into_result()?;
     let reason = reason.ok_or_else(|| AppError::internal("validated field missing"))?;
-    let (_, scope) = principal.require_instance_admin_in(request.param("workspace_id"))?;
+    let (_, scope) = principal.require_instance_admin_in(&workspace_id_param(request)?)?;
     let now = app.clock.now();
     // Money moves: a retried adjustment (same key, same request) is applied once.
     idempotency::in_transaction(
@@ -658,7 +664,7 @@ pub fn set_plan(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, App
         }
     };
     fields.into_result()?;
-    let workspace_id = request.param("workspace_id").to_owned();
+    let workspace_id = workspace_id_param(request)?;
     app.db.write(|conn| {
         store::find_account(conn, &workspace_id)?.ok_or(AppError::NotFound)?;
         store::set_plan(
@@ -676,7 +682,7 @@ pub fn set_plan(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, App
     ApiResponse::json(
         200,
         &PlanSetView {
-            workspace_id: &workspace_id,
+            workspace_id: workspace_id.as_str(),
             plan_code: &body.plan_code,
             period_end: period_end.map(format_timestamp),
             included_sms_per_month: quotas.0,

@@ -2,6 +2,7 @@
 //! call one domain function inside one transaction.
 
 use crate::api_keys::format::Scope;
+use crate::ids::WorkspaceId;
 use crate::vocabulary::Mode;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -259,7 +260,7 @@ pub fn cancel_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
 }
 
 /// The message with its attempts and refund, as `GET /v1/messages/{id}` shows it.
-fn detail(app: &App, workspace_id: &str, id: &str) -> Result<ApiResponse, AppError> {
+fn detail(app: &App, workspace_id: &WorkspaceId, id: &str) -> Result<ApiResponse, AppError> {
     let (message, attempts, refunded_at) = app.db.read(|conn| {
         let message = store::find_message(conn, workspace_id, id)?.ok_or(AppError::NotFound)?;
         let attempts = store::list_attempts(conn, id)?;

@@ -1,5 +1,6 @@
 //! HTTP for payments: create, list, show and verify sessions; the providers' webhooks.
 
+use crate::ids::WorkspaceId;
 use serde::{Deserialize, Serialize};
 
 use crate::api_keys::format::Scope;
@@ -133,7 +134,7 @@ fn transaction_view(tx: &TransactionRow) -> TransactionView<'_> {
 /// a top-up of at least the minimum in the wallet's currency.
 fn purchase_of(
     app: &App,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     body: CreateSessionBody,
 ) -> Result<Purchase, AppError> {
     let catalog = &app.config.billing_catalog;
@@ -283,7 +284,7 @@ pub fn list_sessions(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
 /// The session with its transactions, as the detail view shows them.
 fn detail(
     app: &App,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     id: &str,
 ) -> Result<(SessionRow, Vec<TransactionRow>), AppError> {
     app.db.read(|conn| {

@@ -4,6 +4,7 @@
 //! the edge read past the limit), JSON syntax (400 `invalid_json`) and JSON shape (422 with the
 //! failing field). The edge (`edge.rs`) has read the body before the handler runs.
 
+use crate::ids::WorkspaceId;
 use std::net::IpAddr;
 
 use serde::de::DeserializeOwned;
@@ -59,8 +60,8 @@ impl<'a> Request<'a> {
     }
 
     /// Records the workspace the request acts in, for the request's log line.
-    pub fn note_workspace(&self, workspace_id: &str) {
-        *self.workspace_id.borrow_mut() = Some(workspace_id.to_owned());
+    pub fn note_workspace(&self, workspace_id: &WorkspaceId) {
+        *self.workspace_id.borrow_mut() = Some(workspace_id.as_str().to_owned());
     }
 
     pub(crate) fn workspace_id(&self) -> Option<String> {

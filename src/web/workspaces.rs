@@ -7,6 +7,7 @@ use crate::auth::principal::Principal;
 use crate::auth::{self, OpenedSession, SignedIn};
 use crate::clock::format_timestamp;
 use crate::error::{AppError, FieldErrors};
+use crate::ids::WorkspaceId;
 use crate::secrets;
 use crate::users::store::{self as user_store, User};
 use crate::users::{self, NewUser};
@@ -34,7 +35,7 @@ pub struct WorkspaceView<'a> {
 impl<'a> From<&'a Workspace> for WorkspaceView<'a> {
     fn from(workspace: &'a Workspace) -> WorkspaceView<'a> {
         WorkspaceView {
-            id: &workspace.id,
+            id: workspace.id.as_str(),
             name: &workspace.name,
             created_at: &workspace.created_at,
         }
@@ -197,7 +198,7 @@ pub fn list_workspaces(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
 pub fn activate_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
-    let workspace_id = request.param("id").to_owned();
+    let workspace_id = WorkspaceId::parse(request.param("id")).ok_or(AppError::NotFound)?;
     idempotency::in_transaction(
         app,
         request,
