@@ -2,7 +2,7 @@
 //! call one domain function inside one transaction.
 
 use crate::api_keys::format::Scope;
-use crate::ids::WorkspaceId;
+use crate::ids::{MessageId, WorkspaceId};
 use crate::vocabulary::Mode;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -243,7 +243,7 @@ pub fn show_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::MessagesRead)?;
     let workspace_id = scope.id();
-    let id = request.param("id").to_owned();
+    let id = MessageId::parse(request.param("id")).ok_or(AppError::NotFound)?;
     detail(app, workspace_id, &id)
 }
 
@@ -253,18 +253,18 @@ pub fn cancel_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::MessagesSend)?;
     let workspace_id = scope.id();
-    let id = request.param("id").to_owned();
+    let id = MessageId::parse(request.param("id")).ok_or(AppError::NotFound)?;
     app.db
         .write(|conn| domain::cancel_message(conn, &app.ids, &scope, &id, app.clock.now()))?;
     detail(app, workspace_id, &id)
 }
 
 /// The message with its attempts and refund, as `GET /v1/messages/{id}` shows it.
-fn detail(app: &App, workspace_id: &WorkspaceId, id: &str) -> Result<ApiResponse, AppError> {
+fn detail(app: &App, workspace_id: &WorkspaceId, id: &MessageId) -> Result<ApiResponse, AppError> {
     let (message, attempts, refunded_at) = app.db.read(|conn| {
         let message = store::find_message(conn, workspace_id, id)?.ok_or(AppError::NotFound)?;
         let attempts = store::list_attempts(conn, id)?;
-        let refunded_at = billing::store::find_refunded_at(conn, id)?;
+        let refunded_at = billing::store::find_refunded_at(conn, id.as_str())?;
         Ok((message, attempts, refunded_at))
     })?;
     ApiResponse::json(
@@ -351,7 +351,7 @@ fn message_view<'a>(
     // that somehow holds something else shows `null` rather than failing the whole page.
     let metadata = RawValue::from_string(message.metadata.clone()).ok();
     MessageView {
-        id: &message.id,
+        id: message.id.as_str(),
         status: message.status,
         channel: message.channel,
         category: message.category,
