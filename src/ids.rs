@@ -12,6 +12,9 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::clock::{Clock, Timestamp};
 
+mod typed;
+pub use typed::{ApiKeyId, MessageId, PaymentSessionId, UserId, WorkspaceId};
+
 /// Where random bytes come from.
 pub trait RandomSource: Send + Sync {
     /// Fills `buf` with random bytes. Implementations never fail: a CSPRNG that cannot be read is

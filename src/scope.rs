@@ -6,22 +6,24 @@
 //! authenticated principal; and crier's own work on rows it already stores (the dispatcher, the
 //! payments worker, the janitor, operator commands), whose workspace is the row's.
 
+use crate::ids::WorkspaceId;
+
 /// A workspace the holder may act in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkspaceScope {
-    workspace_id: String,
+    workspace_id: WorkspaceId,
 }
 
 impl WorkspaceScope {
     /// A scope for `workspace_id`, vouched for by the caller. Only `auth` and crier's own
     /// background work and commands may call this.
-    pub fn trusted(workspace_id: impl Into<String>) -> WorkspaceScope {
+    pub fn trusted(workspace_id: &WorkspaceId) -> WorkspaceScope {
         WorkspaceScope {
-            workspace_id: workspace_id.into(),
+            workspace_id: workspace_id.clone(),
         }
     }
 
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &WorkspaceId {
         &self.workspace_id
     }
 }

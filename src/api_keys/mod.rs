@@ -14,6 +14,7 @@ use crate::api_keys::format::{Scope, generate_key};
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
 use crate::ids::Ids;
+use crate::ids::WorkspaceId;
 use crate::scope::WorkspaceScope;
 use crate::secrets;
 use crate::vocabulary::Mode;
@@ -24,7 +25,7 @@ pub const MAX_GRACE_SECONDS: i64 = 7 * 24 * 60 * 60;
 
 /// What a new key is for.
 pub struct NewApiKey {
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub name: String,
     pub scopes: Vec<Scope>,
     pub mode: Mode,

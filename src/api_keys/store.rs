@@ -4,12 +4,13 @@ use rusqlite::{Connection, OptionalExtension, named_params};
 
 use crate::api_keys::format::Scope;
 use crate::error::AppError;
+use crate::ids::WorkspaceId;
 use crate::vocabulary::Mode;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub name: String,
     pub display_prefix: String,
     pub mode: Mode,
@@ -74,14 +75,14 @@ pub fn find_key_by_hash(conn: &Connection, key_hash: &[u8]) -> Result<Option<Api
 /// A key of `workspace_id`; a key of another workspace is as absent as a missing one.
 pub fn find_key(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     id: &str,
 ) -> Result<Option<ApiKey>, AppError> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM api_keys WHERE workspace_id = ?1 AND id = ?2"
         ))?
-        .query_row([workspace_id, id], key_from_row)
+        .query_row(rusqlite::params![workspace_id, id], key_from_row)
         .optional()?)
 }
 
@@ -89,7 +90,7 @@ pub fn find_key(
 /// last key of the previous page.
 pub fn list_keys(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     before: Option<&str>,
     limit: usize,
 ) -> Result<Vec<ApiKey>, AppError> {

@@ -8,6 +8,7 @@ pub mod principal;
 pub mod rate_limit;
 pub mod store;
 
+use crate::ids::WorkspaceId;
 use chrono::Duration;
 use rusqlite::Connection;
 
@@ -152,7 +153,7 @@ pub fn open_session(
     conn: &Connection,
     ids: &Ids,
     user_id: &str,
-    active_workspace_id: Option<&str>,
+    active_workspace_id: Option<&WorkspaceId>,
     now: Timestamp,
 ) -> Result<OpenedSession, AppError> {
     let token = secrets::new_token(ids);
@@ -160,7 +161,7 @@ pub fn open_session(
     let session = SessionRow {
         id: ids.new_id("ses"),
         user_id: user_id.to_owned(),
-        active_workspace_id: active_workspace_id.map(str::to_owned),
+        active_workspace_id: active_workspace_id.cloned(),
         csrf_token: csrf_token.clone(),
         last_seen_at: format_timestamp(now),
         expires_at: format_timestamp(now + session_lifetime()),
@@ -231,9 +232,7 @@ pub fn sign_in(
     let workspace = workspace_store::page_user_workspaces(conn, &user.id, None, 1)?
         .into_iter()
         .next();
-    let active_id = workspace
-        .as_ref()
-        .map(|(workspace, _)| workspace.id.as_str());
+    let active_id = workspace.as_ref().map(|(workspace, _)| &workspace.id);
     let session = open_session(conn, ids, &user.id, active_id, now)?;
     Ok(SignedIn {
         user,

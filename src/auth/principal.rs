@@ -5,6 +5,7 @@
 
 use crate::api_keys::format::Scope;
 use crate::error::AppError;
+use crate::ids::WorkspaceId;
 use crate::scope::WorkspaceScope;
 use crate::vocabulary::Mode;
 use crate::workspaces::Role;
@@ -17,7 +18,7 @@ pub struct SessionPrincipal {
     pub(super) is_instance_admin: bool,
     pub(super) csrf_token: String,
     /// The session's active workspace and the user's role in it.
-    pub(super) workspace: Option<(String, Role)>,
+    pub(super) workspace: Option<(WorkspaceId, Role)>,
 }
 
 impl SessionPrincipal {
@@ -37,10 +38,8 @@ impl SessionPrincipal {
         &self.csrf_token
     }
 
-    pub fn active_workspace(&self) -> Option<(&str, Role)> {
-        self.workspace
-            .as_ref()
-            .map(|(id, role)| (id.as_str(), *role))
+    pub fn active_workspace(&self) -> Option<(&WorkspaceId, Role)> {
+        self.workspace.as_ref().map(|(id, role)| (id, *role))
     }
 
     /// The active workspace, if the user's role there is at least `minimum`.
@@ -61,7 +60,7 @@ impl SessionPrincipal {
 #[derive(Debug, Clone)]
 pub struct KeyPrincipal {
     pub(super) key_id: String,
-    pub(super) workspace_id: String,
+    pub(super) workspace_id: WorkspaceId,
     pub(super) scopes: Vec<Scope>,
     pub(super) mode: Mode,
 }
@@ -71,7 +70,7 @@ impl KeyPrincipal {
         &self.key_id
     }
 
-    pub fn workspace_id(&self) -> &str {
+    pub fn workspace_id(&self) -> &WorkspaceId {
         &self.workspace_id
     }
 
@@ -93,7 +92,7 @@ pub enum Principal {
 
 impl Principal {
     /// The workspace the request acts in: the key's, or the session's active one.
-    pub fn workspace_id(&self) -> Option<&str> {
+    pub fn workspace_id(&self) -> Option<&WorkspaceId> {
         match self {
             Principal::Session(session) => session.active_workspace().map(|(id, _)| id),
             Principal::ApiKey(key) => Some(key.workspace_id()),
@@ -125,7 +124,7 @@ impl Principal {
     /// anyone else.
     pub fn require_instance_admin_in(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
     ) -> Result<(&SessionPrincipal, WorkspaceScope), AppError> {
         let admin = self.require_instance_admin()?;
         Ok((admin, WorkspaceScope::trusted(workspace_id)))
@@ -169,14 +168,14 @@ mod tests {
             user_id: "usr_1".into(),
             is_instance_admin: false,
             csrf_token: "csrf".into(),
-            workspace: role.map(|role| ("wsp_1".to_owned(), role)),
+            workspace: role.map(|role| (WorkspaceId::parse("wsp_1").unwrap(), role)),
         })
     }
 
     fn key(scopes: &[Scope]) -> Principal {
         Principal::ApiKey(KeyPrincipal {
             key_id: "key_1".into(),
-            workspace_id: "wsp_1".into(),
+            workspace_id: WorkspaceId::parse("wsp_1").unwrap(),
             scopes: scopes.to_vec(),
             mode: Mode::Live,
         })
@@ -188,7 +187,8 @@ mod tests {
             key(&[Scope::MessagesSend])
                 .require_scope(Scope::MessagesSend)
                 .unwrap()
-                .id(),
+                .id()
+                .as_str(),
             "wsp_1"
         );
         match key(&[Scope::MessagesRead]).require_scope(Scope::MessagesSend) {

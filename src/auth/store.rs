@@ -3,12 +3,13 @@
 use rusqlite::{Connection, OptionalExtension, named_params};
 
 use crate::error::AppError;
+use crate::ids::WorkspaceId;
 
 #[derive(Debug, Clone)]
 pub struct SessionRow {
     pub id: String,
     pub user_id: String,
-    pub active_workspace_id: Option<String>,
+    pub active_workspace_id: Option<WorkspaceId>,
     pub csrf_token: String,
     pub last_seen_at: String,
     pub expires_at: String,
@@ -70,7 +71,7 @@ pub fn touch_session(
 pub fn set_active_workspace(
     conn: &Connection,
     session_id: &str,
-    workspace_id: Option<&str>,
+    workspace_id: Option<&WorkspaceId>,
 ) -> Result<(), AppError> {
     conn.prepare_cached("UPDATE sessions SET active_workspace_id = ?2 WHERE id = ?1")?
         .execute(rusqlite::params![session_id, workspace_id])?;
@@ -81,13 +82,13 @@ pub fn set_active_workspace(
 pub fn clear_active_workspace_for(
     conn: &Connection,
     user_id: &str,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
 ) -> Result<(), AppError> {
     conn.prepare_cached(
         "UPDATE sessions SET active_workspace_id = NULL
          WHERE user_id = ?1 AND active_workspace_id = ?2",
     )?
-    .execute([user_id, workspace_id])?;
+    .execute(rusqlite::params![user_id, workspace_id])?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
+use crate::ids::WorkspaceId;
 use crate::scope::WorkspaceScope;
 
 /// A sender ID request and its decision.
@@ -81,7 +82,7 @@ pub fn request_sender_id(
             "SELECT EXISTS (SELECT 1 FROM sender_ids
                             WHERE sender_id = ?1 AND status <> 'rejected' AND workspace_id <> ?2)",
         )?
-        .query_row([sender_id, workspace_id], |row| row.get(0))?;
+        .query_row(rusqlite::params![sender_id, workspace_id], |row| row.get(0))?;
     if taken {
         return Err(AppError::Conflict(format!(
             "The sender ID {sender_id} is already taken on this instance."
@@ -213,7 +214,7 @@ pub struct Decision<'a> {
 pub fn decide(
     conn: &Connection,
     subject: Subject,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     decision: &Decision<'_>,
     now: Timestamp,
 ) -> Result<(), AppError> {
@@ -260,7 +261,7 @@ pub fn decide(
 /// A workspace's sender ID request as an instance admin reviews it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SenderIdReview {
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub workspace_name: String,
     pub sender_id: SenderId,
 }
@@ -268,7 +269,7 @@ pub struct SenderIdReview {
 /// A workspace's verification as an instance admin reviews it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerificationReview {
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub workspace_name: String,
     pub verification: Verification,
 }

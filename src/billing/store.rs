@@ -3,6 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, named_params};
 
 use crate::error::AppError;
+use crate::ids::WorkspaceId;
 
 /// Reads a count column (stored as INTEGER, never negative by its CHECK).
 fn get_u64(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
@@ -12,7 +13,7 @@ fn get_u64(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
 /// The billing columns of a workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BillingAccount {
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub plan_code: String,
     pub plan_activated_at: Option<String>,
     pub plan_period_end: Option<String>,
@@ -25,7 +26,7 @@ pub struct BillingAccount {
 
 pub fn find_account(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
 ) -> Result<Option<BillingAccount>, AppError> {
     Ok(conn
         .prepare_cached(
@@ -56,7 +57,7 @@ pub fn find_account(
 /// Sets the plan; `period_end` None is a plan without end.
 pub fn set_plan(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     plan_code: &str,
     activated_at: &str,
     period_end: Option<&str>,
@@ -77,7 +78,7 @@ pub fn set_plan(
 /// Sets the `custom` plan's quotas on a workspace.
 pub fn set_custom_quotas(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     sms_per_month: u64,
     email_per_day: u64,
 ) -> Result<(), AppError> {
@@ -92,21 +93,21 @@ pub fn set_custom_quotas(
 /// Sets the wallet currency of a workspace whose wallet has never moved.
 pub fn set_wallet_currency(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     currency: &str,
 ) -> Result<(), AppError> {
     conn.prepare_cached(
         "UPDATE workspaces SET wallet_currency = ?2
          WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM wallet_ledger WHERE workspace_id = ?1)",
     )?
-    .execute([workspace_id, currency])?;
+    .execute(rusqlite::params![workspace_id, currency])?;
     Ok(())
 }
 
 /// Usage of one channel: (quota period start, quota used, billing month start, billable units).
 pub fn find_usage(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     channel: &str,
 ) -> Result<Option<(String, u64, String, u64)>, AppError> {
     Ok(conn
@@ -114,7 +115,7 @@ pub fn find_usage(
             "SELECT quota_period_start, quota_used, billing_month_start, billable_units
              FROM usage_counters WHERE workspace_id = ?1 AND channel = ?2",
         )?
-        .query_row([workspace_id, channel], |row| {
+        .query_row(rusqlite::params![workspace_id, channel], |row| {
             Ok((row.get(0)?, get_u64(row, 1)?, row.get(2)?, get_u64(row, 3)?))
         })
         .optional()?)
@@ -123,7 +124,7 @@ pub fn find_usage(
 /// Adds usage in one statement; a stored period that is not the given one restarts from zero.
 pub fn add_usage(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     channel: &str,
     (quota_period_start, quota_units): (&str, u64),
     (billing_month_start, billable_units): (&str, u64),
@@ -150,7 +151,7 @@ pub fn add_usage(
 /// rolled over is left alone).
 pub fn remove_usage(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     channel: &str,
     (quota_period_start, quota_units): (&str, u64),
     (billing_month_start, billable_units): (&str, u64),
@@ -173,7 +174,7 @@ pub fn remove_usage(
 /// A ledger row to append; the database checks it continues the balance and moves the balance.
 pub struct NewLedgerEntry<'a> {
     pub id: &'a str,
-    pub workspace_id: &'a str,
+    pub workspace_id: &'a WorkspaceId,
     pub kind: &'a str,
     pub amount_minor: i64,
     pub balance_after_minor: i64,
@@ -221,7 +222,7 @@ const LEDGER_COLUMNS: &str =
 /// keep their order); `before` is the last id of the previous page.
 pub fn list_ledger(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     before: Option<&str>,
     limit: usize,
 ) -> Result<Vec<LedgerEntry>, AppError> {
@@ -266,7 +267,7 @@ fn ledger_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReservationRow {
     pub reference: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub channel: String,
     pub units: u64,
     pub included_units: u64,
@@ -353,7 +354,7 @@ pub fn wallet_discrepancies(conn: &Connection) -> Result<Vec<(String, i64, i64)>
 /// A usage counter that disagrees with the live reservations of its period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageDiscrepancy {
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub channel: String,
     /// `quota used` or `billable units`.
     pub counter: &'static str,
@@ -376,7 +377,7 @@ pub fn usage_discrepancies(conn: &Connection) -> Result<Vec<UsageDiscrepancy>, A
     )?;
     let rows = stmt.query_map([], |row| {
         Ok((
-            row.get::<_, String>(0)?,
+            row.get::<_, WorkspaceId>(0)?,
             row.get::<_, String>(1)?,
             row.get::<_, i64>(2)?,
             row.get::<_, i64>(3)?,

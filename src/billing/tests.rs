@@ -18,7 +18,7 @@ use crate::workspaces::create_workspace;
 struct Fixture {
     db: Db,
     ids: Ids,
-    workspace: String,
+    workspace: crate::ids::WorkspaceId,
     scope: WorkspaceScope,
     _dir: tempfile::TempDir,
 }
@@ -494,7 +494,7 @@ fn another_plan_cannot_be_bought_while_one_runs_and_unpriced_plans_never() {
 fn plan_state_decides_running_and_when_a_purchase_starts() {
     let catalog = Catalog::default();
     let account = |code: &str, end: Option<Timestamp>| store::BillingAccount {
-        workspace_id: "wsp_1".to_owned(),
+        workspace_id: crate::ids::WorkspaceId::parse("wsp_1").unwrap(),
         plan_code: code.to_owned(),
         plan_activated_at: None,
         plan_period_end: end.map(format_timestamp),

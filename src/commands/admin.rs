@@ -13,7 +13,7 @@ use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::config::Config;
 use crate::db::{Db, DbSettings};
 use crate::error::AppError;
-use crate::ids::SystemRandomSource;
+use crate::ids::{SystemRandomSource, WorkspaceId};
 use crate::scope::WorkspaceScope;
 use crate::users::password::hash_password;
 use crate::users::{self, NewUser};
@@ -89,7 +89,10 @@ pub fn create_user(config: Config, args: CreateUserArgs) -> i32 {
             password_hash,
         };
         let user = users::create_user(conn, &app.ids, new_user, args.instance_admin, now)?;
-        let existing = workspace_store::find_workspace(conn, &args.workspace)?;
+        let existing = match WorkspaceId::parse(&args.workspace) {
+            Some(id) => workspace_store::find_workspace(conn, &id)?,
+            None => None,
+        };
         let (workspace, role) = match existing {
             Some(workspace) => {
                 let joined = crate::clock::format_timestamp(now);
@@ -223,6 +226,9 @@ pub fn adjust_wallet(config: Config, args: AdjustWalletArgs) -> i32 {
     if args.amount_minor == 0 {
         return fail("--amount-minor must not be zero");
     }
+    let Some(workspace_id) = WorkspaceId::parse(&args.workspace) else {
+        return fail(&format!("no workspace has the id {:?}", args.workspace));
+    };
     let app = match open_app(config) {
         Ok(app) => app,
         Err(err) => return fail(&err),
@@ -232,7 +238,7 @@ pub fn adjust_wallet(config: Config, args: AdjustWalletArgs) -> i32 {
         crate::billing::adjust_wallet(
             conn,
             &app.ids,
-            &WorkspaceScope::trusted(&args.workspace),
+            &WorkspaceScope::trusted(&workspace_id),
             args.amount_minor,
             &reason,
             None,
@@ -262,7 +268,9 @@ pub fn adjust_wallet(config: Config, args: AdjustWalletArgs) -> i32 {
 
 /// A workspace by id, or by a name exactly one workspace has.
 fn resolve_workspace(conn: &rusqlite::Connection, id_or_name: &str) -> Result<Workspace, AppError> {
-    if let Some(workspace) = workspace_store::find_workspace(conn, id_or_name)? {
+    if let Some(id) = WorkspaceId::parse(id_or_name)
+        && let Some(workspace) = workspace_store::find_workspace(conn, &id)?
+    {
         return Ok(workspace);
     }
     let mut named = workspace_store::find_workspaces_named(conn, id_or_name)?;

@@ -35,6 +35,7 @@ use crate::billing::{self, Channel};
 use crate::clock::{Timestamp, format_timestamp};
 use crate::delivery::{Disposition, EmailOut, Outgoing, Provider, SmsOut, backoff};
 use crate::error::{AppError, StartupError};
+use crate::ids::MessageId;
 use crate::messages::store::{self, AttemptRow, MessageRow, Settlement};
 
 /// Scheduled messages moved to `queued` per scheduler write.
@@ -257,7 +258,7 @@ fn keep_lease(
     owner: &str,
     rest: &[&MessageRow],
     lease_until: Timestamp,
-) -> Result<Option<(Timestamp, HashSet<String>)>, AppError> {
+) -> Result<Option<(Timestamp, HashSet<MessageId>)>, AppError> {
     let settings = &app.config.delivery;
     let longest_chain = app
         .providers
@@ -270,7 +271,7 @@ fn keep_lease(
     if lease_until - now >= needed {
         return Ok(None);
     }
-    let ids: Vec<&str> = rest.iter().map(|message| message.id.as_str()).collect();
+    let ids: Vec<&MessageId> = rest.iter().map(|message| &message.id).collect();
     let extended = now + needed.max(crate::clock::span(settings.dispatch_lease));
     let held = app
         .db
@@ -562,7 +563,7 @@ enum Work {
 enum Settled {
     One(bool),
     /// The ids moved to `sent`.
-    Sent(HashSet<String>),
+    Sent(HashSet<MessageId>),
 }
 
 /// Records the accepted attempts and moves the messages still held to `sent`, two statements
@@ -574,13 +575,13 @@ fn settle_sent(
     owner: &str,
     pending: &[Outcome<'_>],
     indexes: &[usize],
-) -> Result<HashSet<String>, AppError> {
+) -> Result<HashSet<MessageId>, AppError> {
     let attempts: Vec<&AttemptRow> = indexes
         .iter()
         .map(|&index| &pending[index].attempt)
         .collect();
     store::insert_attempts(conn, &attempts)?;
-    let settled: HashSet<String> = store::settle_sent(conn, owner, &attempts)?
+    let settled: HashSet<MessageId> = store::settle_sent(conn, owner, &attempts)?
         .into_iter()
         .collect();
     for attempt in attempts {
@@ -686,7 +687,7 @@ fn settle_one(
     }
     let settled = store::settle(conn, &message.id, owner, settlement, &now_text)?;
     if settled && matches!(settlement, Settlement::Failed { .. }) {
-        billing::refund(conn, &app.ids, &message.id, now)?;
+        billing::refund(conn, &app.ids, message.id.as_str(), now)?;
     }
     if !settled && verdict == Verdict::Accepted {
         accept_late(conn, app, attempt)?;
@@ -721,14 +722,14 @@ fn outgoing_of<'a>(
 ) -> Option<Outgoing<'a>> {
     match message.channel {
         Channel::Sms => Some(Outgoing::Sms(SmsOut {
-            message_id: &message.id,
+            message_id: message.id.as_str(),
             to: &message.to_address,
             sender: message.sender.as_deref()?,
             text: message.text.as_deref()?,
             receipt_url,
         })),
         Channel::Email => Some(Outgoing::Email(EmailOut {
-            message_id: &message.id,
+            message_id: message.id.as_str(),
             to: &message.to_address,
             from: email_from,
             subject: message.subject.as_deref()?,

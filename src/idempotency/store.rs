@@ -7,6 +7,7 @@ use crate::error::AppError;
 /// Where a record belongs: (workspace, API key or user, key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordScope {
+    /// Empty for records kept per user rather than per workspace.
     pub workspace_id: String,
     pub actor_id: String,
     pub key: String,

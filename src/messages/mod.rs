@@ -13,7 +13,7 @@ use crate::billing::catalog::Catalog;
 use crate::billing::{self, Charging, Usage};
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
-use crate::ids::Ids;
+use crate::ids::{Ids, MessageId};
 use crate::scope::WorkspaceScope;
 use crate::vocabulary::Mode;
 use compose::Composition;
@@ -56,7 +56,7 @@ pub fn create_message(
     composition: &Composition,
     now: Timestamp,
 ) -> Result<MessageRow, AppError> {
-    let id = ids.new_id("msg");
+    let id = MessageId::generate(ids);
     let quote = billing::reserve(
         conn,
         ids,
@@ -65,7 +65,7 @@ pub fn create_message(
             scope: origin.scope,
             channel: composition.channel,
             units: composition.units,
-            reference: &id,
+            reference: id.as_str(),
             charging: origin.charging,
         },
         now,
@@ -127,7 +127,7 @@ pub fn cancel_message(
     conn: &Connection,
     ids: &Ids,
     scope: &WorkspaceScope,
-    id: &str,
+    id: &MessageId,
     now: Timestamp,
 ) -> Result<(), AppError> {
     let workspace_id = scope.id();
@@ -145,6 +145,6 @@ pub fn cancel_message(
     if !store::cancel_scheduled(conn, id, &now_text)? {
         return Err(AppError::internal("scheduled message did not cancel"));
     }
-    billing::refund(conn, ids, id, now)?;
+    billing::refund(conn, ids, id.as_str(), now)?;
     Ok(())
 }

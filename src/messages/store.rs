@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, named_params};
 
 use crate::billing::Channel;
 use crate::error::AppError;
+use crate::ids::{MessageId, WorkspaceId};
 use crate::messages::MessageStatus;
 use crate::messages::compose::Category;
 use crate::vocabulary::Mode;
@@ -12,8 +13,8 @@ use crate::vocabulary::Mode;
 /// A message row as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageRow {
-    pub id: String,
-    pub workspace_id: String,
+    pub id: MessageId,
+    pub workspace_id: WorkspaceId,
     pub api_key_id: Option<String>,
     pub campaign_id: Option<String>,
     pub mode: Mode,
@@ -139,8 +140,8 @@ pub fn insert_message(conn: &Connection, message: &MessageRow) -> Result<(), App
 /// The message `id` of the workspace (never another workspace's).
 pub fn find_message(
     conn: &Connection,
-    workspace_id: &str,
-    id: &str,
+    workspace_id: &WorkspaceId,
+    id: &MessageId,
 ) -> Result<Option<MessageRow>, AppError> {
     Ok(conn
         .prepare_cached(&format!(
@@ -169,7 +170,7 @@ pub struct MessageFilter<'a> {
 /// do not sort by time), after the cursor `before` (a message id).
 pub fn list_messages(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     filter: &MessageFilter<'_>,
     before: Option<&str>,
     limit: usize,
@@ -205,7 +206,7 @@ pub fn list_messages(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRow {
     pub id: String,
-    pub message_id: String,
+    pub message_id: MessageId,
     pub attempt_no: u32,
     pub delivery_cycle: u32,
     pub provider: String,
@@ -266,7 +267,7 @@ pub fn settle_sent(
     conn: &Connection,
     owner: &str,
     accepted: &[&AttemptRow],
-) -> Result<Vec<String>, AppError> {
+) -> Result<Vec<MessageId>, AppError> {
     let mut stmt = conn.prepare_cached(
         "UPDATE messages SET status = 'sent', lease_owner = NULL, lease_expires_at = NULL,
              provider = :provider, provider_message_id = :provider_message_id,
@@ -286,7 +287,10 @@ pub fn settle_sent(
     Ok(settled)
 }
 
-pub fn list_attempts(conn: &Connection, message_id: &str) -> Result<Vec<AttemptRow>, AppError> {
+pub fn list_attempts(
+    conn: &Connection,
+    message_id: &MessageId,
+) -> Result<Vec<AttemptRow>, AppError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, message_id, attempt_no, delivery_cycle, provider, outcome,
                 provider_message_id, error_code, error_message, duration_ms, created_at
@@ -311,7 +315,7 @@ pub fn list_attempts(conn: &Connection, message_id: &str) -> Result<Vec<AttemptR
 }
 
 /// `scheduled` → `cancelled`. False when the message is not scheduled (any more).
-pub fn cancel_scheduled(conn: &Connection, id: &str, now: &str) -> Result<bool, AppError> {
+pub fn cancel_scheduled(conn: &Connection, id: &MessageId, now: &str) -> Result<bool, AppError> {
     let changed = conn
         .prepare_cached(
             "UPDATE messages SET status = 'cancelled', cancelled_at = :now, updated_at = :now
@@ -375,9 +379,9 @@ pub fn claim_due(
 pub fn extend_leases(
     conn: &Connection,
     owner: &str,
-    ids: &[&str],
+    ids: &[&MessageId],
     lease_until: &str,
-) -> Result<Vec<String>, AppError> {
+) -> Result<Vec<MessageId>, AppError> {
     let mut stmt = conn.prepare_cached(
         "UPDATE messages SET lease_expires_at = :lease_until
          WHERE id = :id AND lease_owner = :owner AND status = 'sending'
@@ -385,7 +389,7 @@ pub fn extend_leases(
     )?;
     let mut held = Vec::new();
     for id in ids {
-        let kept: Option<String> = stmt
+        let kept: Option<MessageId> = stmt
             .query_row(
                 named_params! { ":id": id, ":owner": owner, ":lease_until": lease_until },
                 |row| row.get(0),
@@ -397,12 +401,12 @@ pub fn extend_leases(
 }
 
 /// Whether `owner` still holds the message's lease.
-pub fn holds_lease(conn: &Connection, id: &str, owner: &str) -> Result<bool, AppError> {
+pub fn holds_lease(conn: &Connection, id: &MessageId, owner: &str) -> Result<bool, AppError> {
     Ok(conn
         .prepare_cached(
             "SELECT 1 FROM messages WHERE id = ?1 AND lease_owner = ?2 AND status = 'sending'",
         )?
-        .query_row([id, owner], |_| Ok(()))
+        .query_row(rusqlite::params![id, owner], |_| Ok(()))
         .optional()?
         .is_some())
 }
@@ -411,7 +415,7 @@ pub fn holds_lease(conn: &Connection, id: &str, owner: &str) -> Result<bool, App
 /// sent, unless it already reached a final state (then only the attempt records it).
 pub fn accept_late(
     conn: &Connection,
-    id: &str,
+    id: &MessageId,
     (provider, provider_message_id): (&str, Option<&str>),
     now: &str,
 ) -> Result<bool, AppError> {
@@ -452,7 +456,7 @@ pub enum Settlement<'a> {
 /// expired and another dispatcher took the message over), in which case nothing changes.
 pub fn settle(
     conn: &Connection,
-    id: &str,
+    id: &MessageId,
     owner: &str,
     settlement: Settlement<'_>,
     now: &str,
@@ -542,7 +546,7 @@ pub fn find_by_provider_id(
 /// messages move (a receipt never undoes a final state); returns whether this one did.
 pub fn apply_receipt(
     conn: &Connection,
-    id: &str,
+    id: &MessageId,
     delivered: bool,
     error: (Option<&str>, Option<&str>),
     now: &str,
@@ -606,7 +610,7 @@ pub fn refund_discrepancies(conn: &Connection) -> Result<Vec<(String, String, bo
 /// dispatcher that lost its lease may have delivered it after all.
 pub fn find_acceptance(
     conn: &Connection,
-    message_id: &str,
+    message_id: &MessageId,
 ) -> Result<Option<(String, Option<String>)>, AppError> {
     Ok(conn
         .prepare_cached(

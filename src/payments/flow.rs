@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::app::App;
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
+use crate::ids::WorkspaceId;
 use crate::money::Money;
 use crate::payments::provider::{
     CheckoutRequest, PaymentLookup, PaymentProvider, PaymentStatus, ProviderError, ProviderName,
@@ -28,7 +29,7 @@ pub struct Purchase {
 /// Who buys.
 #[derive(Debug, Clone, Copy)]
 pub struct Buyer<'a> {
-    pub workspace_id: &'a str,
+    pub workspace_id: &'a WorkspaceId,
     /// User or API key id.
     pub actor_id: &'a str,
     pub email: &'a str,
@@ -54,7 +55,7 @@ pub fn start_checkout(
     let expires_at = now + crate::clock::span(settings.session_lifetime);
     let session = SessionRow {
         id: app.ids.new_id("pay"),
-        workspace_id: buyer.workspace_id.to_owned(),
+        workspace_id: buyer.workspace_id.clone(),
         kind: purchase.kind.to_owned(),
         plan_code: purchase.plan_code.clone(),
         amount_minor: purchase.amount.amount_minor,
@@ -92,7 +93,7 @@ pub fn start_checkout(
         let request = CheckoutRequest {
             session_id: &session.id,
             idempotency_key: &idempotency_key,
-            workspace_id: buyer.workspace_id,
+            workspace_id: buyer.workspace_id.as_str(),
             kind: purchase.kind,
             plan_code: purchase.plan_code.as_deref(),
             amount: &purchase.amount,

@@ -4,11 +4,12 @@ use crate::payments::SessionStatus;
 use rusqlite::{Connection, OptionalExtension, Row, named_params};
 
 use crate::error::AppError;
+use crate::ids::WorkspaceId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub kind: String,
     pub plan_code: Option<String>,
     pub amount_minor: i64,
@@ -87,7 +88,7 @@ pub fn insert_session(conn: &Connection, session: &SessionRow) -> Result<(), App
 pub fn find_session(
     conn: &Connection,
     id: &str,
-    workspace_id: Option<&str>,
+    workspace_id: Option<&WorkspaceId>,
 ) -> Result<Option<SessionRow>, AppError> {
     Ok(conn
         .prepare_cached(&format!(
@@ -121,7 +122,7 @@ pub fn find_session_by_provider_reference(
 /// The workspace's sessions, newest first, after the cursor `before`.
 pub fn list_sessions(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     before: Option<&str>,
     limit: usize,
 ) -> Result<Vec<SessionRow>, AppError> {
@@ -505,7 +506,7 @@ pub fn fulfilment_discrepancies(conn: &Connection) -> Result<Vec<(String, String
 /// owner's.
 pub fn find_buyer_email(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     user_id: Option<&str>,
 ) -> Result<Option<String>, AppError> {
     Ok(conn

@@ -11,49 +11,66 @@ use crate::error::{AppError, FieldErrors};
 use crate::validate;
 use crate::vocabulary::Mode;
 use crate::web::auth::authenticate_request;
-use crate::web::request::Request;
+use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 use crate::workspaces::Role;
 
+/// An API key as the API shows it: never the key itself.
 #[derive(Serialize)]
-struct ApiKeyView {
-    id: String,
-    name: String,
-    display_prefix: String,
+struct ApiKeyView<'a> {
+    id: &'a str,
+    name: &'a str,
+    display_prefix: &'a str,
     scopes: Vec<&'static str>,
-    mode: &'static str,
-    created_by: Option<String>,
-    created_at: String,
-    last_used_at: Option<String>,
-    expires_at: Option<String>,
-    revoked_at: Option<String>,
-    replaced_by: Option<String>,
+    mode: Mode,
+    created_by: Option<&'a str>,
+    created_at: &'a str,
+    last_used_at: Option<&'a str>,
+    expires_at: Option<&'a str>,
+    revoked_at: Option<&'a str>,
+    replaced_by: Option<&'a str>,
 }
 
-impl From<&ApiKey> for ApiKeyView {
-    fn from(key: &ApiKey) -> ApiKeyView {
+impl<'a> From<&'a ApiKey> for ApiKeyView<'a> {
+    fn from(key: &'a ApiKey) -> ApiKeyView<'a> {
         ApiKeyView {
-            id: key.id.clone(),
-            name: key.name.clone(),
-            display_prefix: key.display_prefix.clone(),
+            id: &key.id,
+            name: &key.name,
+            display_prefix: &key.display_prefix,
             scopes: key.scopes.iter().map(|scope| scope.as_str()).collect(),
-            mode: key.mode.as_str(),
-            created_by: key.created_by.clone(),
-            created_at: key.created_at.clone(),
-            last_used_at: key.last_used_at.clone(),
-            expires_at: key.expires_at.clone(),
-            revoked_at: key.revoked_at.clone(),
-            replaced_by: key.replaced_by.clone(),
+            mode: key.mode,
+            created_by: key.created_by.as_deref(),
+            created_at: &key.created_at,
+            last_used_at: key.last_used_at.as_deref(),
+            expires_at: key.expires_at.as_deref(),
+            revoked_at: key.revoked_at.as_deref(),
+            replaced_by: key.replaced_by.as_deref(),
         }
     }
 }
 
 /// The view plus the secret, for the one response that shows it.
-fn issued_view(issued: &api_keys::IssuedKey) -> Result<serde_json::Value, AppError> {
-    let mut body =
-        serde_json::to_value(ApiKeyView::from(&issued.api_key)).map_err(AppError::internal)?;
-    body["key"] = issued.key.clone().into();
-    Ok(body)
+#[derive(Serialize)]
+struct IssuedKeyView<'a> {
+    #[serde(flatten)]
+    api_key: ApiKeyView<'a>,
+    key: &'a str,
+}
+
+impl<'a> From<&'a api_keys::IssuedKey> for IssuedKeyView<'a> {
+    fn from(issued: &'a api_keys::IssuedKey) -> IssuedKeyView<'a> {
+        IssuedKeyView {
+            api_key: ApiKeyView::from(&issued.api_key),
+            key: &issued.key,
+        }
+    }
+}
+
+/// What a rotation answers: the new key (with its secret) and the one it replaces.
+#[derive(Serialize)]
+struct RotatedKeyView<'a> {
+    api_key: IssuedKeyView<'a>,
+    replaced: ApiKeyView<'a>,
 }
 
 /// Parses scope names, recording unknown ones and an empty list in `fields`.
@@ -89,11 +106,9 @@ pub fn list_api_keys(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let keys = app
         .db
         .read(|conn| store::list_keys(conn, workspace_id, page.cursor.as_deref(), page.fetch()))?;
-    page.respond(
-        keys,
-        |key| key.id.as_str(),
-        |key| serde_json::json!(ApiKeyView::from(key)),
-    )
+    let (keys, next_cursor) = page.split(keys, |key| key.id.as_str());
+    let data: Vec<ApiKeyView<'_>> = keys.iter().map(ApiKeyView::from).collect();
+    page_response(&data, next_cursor)
 }
 
 #[derive(Deserialize)]
@@ -149,7 +164,7 @@ pub fn create_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let issued = app
         .db
         .write(|conn| api_keys::issue_key(conn, &app.ids, new_key, now))?;
-    ApiResponse::json(201, &issued_view(&issued)?)
+    ApiResponse::json(201, &IssuedKeyView::from(&issued))
 }
 
 /// `DELETE /v1/api-keys/{id}`: revokes at once.
@@ -198,6 +213,9 @@ pub fn rotate_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     })?;
     ApiResponse::json(
         201,
-        &serde_json::json!({ "api_key": issued_view(&issued)?, "replaced": ApiKeyView::from(&replaced) }),
+        &RotatedKeyView {
+            api_key: IssuedKeyView::from(&issued),
+            replaced: ApiKeyView::from(&replaced),
+        },
     )
 }

@@ -17,7 +17,7 @@ use crate::users::store::{self as user_store, User};
 use crate::validate;
 use crate::web::request::Request;
 use crate::web::response::ApiResponse;
-use crate::web::workspaces::WorkspaceView;
+use crate::web::workspaces::{MembershipView, WorkspaceView};
 use crate::workspaces::store as workspace_store;
 
 pub const SESSION_COOKIE: &str = "crier_session";
@@ -110,33 +110,34 @@ fn cookie_attributes(app: &App) -> &'static str {
     }
 }
 
+/// A user as the API shows it: never the password hash.
 #[derive(Debug, Serialize)]
-pub struct UserView {
-    pub id: String,
-    pub email: String,
-    pub name: String,
-    pub is_instance_admin: bool,
-    pub created_at: String,
+pub struct UserView<'a> {
+    id: &'a str,
+    email: &'a str,
+    name: &'a str,
+    is_instance_admin: bool,
+    created_at: &'a str,
 }
 
-impl From<&User> for UserView {
-    fn from(user: &User) -> UserView {
+impl<'a> From<&'a User> for UserView<'a> {
+    fn from(user: &'a User) -> UserView<'a> {
         UserView {
-            id: user.id.clone(),
-            email: user.email.clone(),
-            name: user.name.clone(),
+            id: &user.id,
+            email: &user.email,
+            name: &user.name,
             is_instance_admin: user.is_instance_admin,
-            created_at: user.created_at.clone(),
+            created_at: &user.created_at,
         }
     }
 }
 
 #[derive(Serialize)]
-struct SignedInView {
-    user: UserView,
-    workspace: Option<WorkspaceView>,
+struct SignedInView<'a> {
+    user: UserView<'a>,
+    workspace: Option<WorkspaceView<'a>>,
     role: Option<&'static str>,
-    csrf_token: String,
+    csrf_token: &'a str,
 }
 
 /// The 200/201 answer of setup, login and invitation acceptance, with the session cookie.
@@ -152,7 +153,7 @@ pub fn signed_in_response(
             .as_ref()
             .map(|(workspace, _)| WorkspaceView::from(workspace)),
         role: signed_in.workspace.as_ref().map(|(_, role)| role.as_str()),
-        csrf_token: signed_in.session.csrf_token.clone(),
+        csrf_token: &signed_in.session.csrf_token,
     };
     Ok(ApiResponse::json(status, &body)?
         .with_header("Set-Cookie", session_cookie(app, &signed_in.session.token)))
@@ -166,7 +167,17 @@ pub fn hash_for_storage(app: &App, password: &str) -> String {
 /// `GET /v1/setup`: whether the instance still needs its first user.
 pub fn show_setup(app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let done = app.db.read(user_store::any_user_exists)?;
-    ApiResponse::json(200, &serde_json::json!({ "setup_required": !done }))
+    ApiResponse::json(
+        200,
+        &SetupView {
+            setup_required: !done,
+        },
+    )
+}
+
+#[derive(Serialize)]
+struct SetupView {
+    setup_required: bool,
 }
 
 #[derive(Deserialize)]
@@ -284,11 +295,14 @@ pub fn log_out(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppE
     )
 }
 
-/// A workspace of the user with their role in it (`/v1/auth/me` and `GET /v1/workspaces`).
+/// `GET /v1/auth/me`'s answer.
 #[derive(Serialize)]
-pub struct MembershipView {
-    pub workspace: WorkspaceView,
-    pub role: &'static str,
+struct MeView<'a> {
+    user: UserView<'a>,
+    workspace: Option<WorkspaceView<'a>>,
+    role: Option<&'static str>,
+    memberships: Vec<MembershipView<'a>>,
+    csrf_token: &'a str,
 }
 
 /// `GET /v1/auth/me`: the user, the active workspace and role, every membership, the CSRF token.
@@ -305,24 +319,17 @@ pub fn show_me(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppE
     let workspace = active.and_then(|(id, _)| {
         memberships
             .iter()
-            .find(|(workspace, _)| workspace.id == id)
+            .find(|(workspace, _)| &workspace.id == id)
             .map(|(workspace, _)| WorkspaceView::from(workspace))
     });
-    let memberships: Vec<MembershipView> = memberships
-        .iter()
-        .map(|(workspace, role)| MembershipView {
-            workspace: WorkspaceView::from(workspace),
-            role: role.as_str(),
-        })
-        .collect();
     ApiResponse::json(
         200,
-        &serde_json::json!({
-            "user": UserView::from(&user),
-            "workspace": workspace,
-            "role": active.map(|(_, role)| role.as_str()),
-            "memberships": memberships,
-            "csrf_token": session.csrf_token(),
-        }),
+        &MeView {
+            user: UserView::from(&user),
+            workspace,
+            role: active.map(|(_, role)| role.as_str()),
+            memberships: memberships.iter().map(MembershipView::from).collect(),
+            csrf_token: session.csrf_token(),
+        },
     )
 }

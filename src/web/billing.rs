@@ -15,6 +15,7 @@ use crate::billing::sender::{
 use crate::billing::{self, Channel, store};
 use crate::clock::{format_timestamp, parse_timestamp};
 use crate::error::{AppError, FieldErrors};
+use crate::ids::WorkspaceId;
 use crate::money::Money;
 use crate::validate;
 use crate::web::auth::authenticate_request;
@@ -30,31 +31,106 @@ const MAX_ADJUSTMENT_MINOR: u64 = 1_000_000_000_000;
 /// Suggested top-up amounts shown next to the minimum, in the wallet currency's minor unit.
 const SUGGESTED_TOPUPS_MINOR: [i64; 4] = [1_000, 5_000, 10_000, 25_000];
 
-fn plan_view(plan: &Plan, currency: &str) -> serde_json::Value {
-    serde_json::json!({
-        "code": plan.code,
-        "name": plan.name,
-        "price": plan.price_minor.map(|price| Money::new(price, currency)),
-        "included_sms_per_month": plan.included_sms_per_month,
-        "included_email_per_day": plan.included_email_per_day,
-    })
+/// A catalog plan as the API shows it, priced in `currency`.
+#[derive(Serialize)]
+struct PlanView<'a> {
+    code: &'a str,
+    name: &'a str,
+    price: Option<Money>,
+    included_sms_per_month: u64,
+    included_email_per_day: u64,
 }
 
-fn tiers_view(tiers: &[Tier], currency: &str) -> serde_json::Value {
+fn plan_view<'a>(plan: &'a Plan, currency: &str) -> PlanView<'a> {
+    PlanView {
+        code: &plan.code,
+        name: &plan.name,
+        price: plan.price_minor.map(|price| Money::new(price, currency)),
+        included_sms_per_month: plan.included_sms_per_month,
+        included_email_per_day: plan.included_email_per_day,
+    }
+}
+
+/// One price band: units `from_unit` to `to_unit` (open-ended when `None`) each cost `price`.
+#[derive(Serialize)]
+struct PriceBandView {
+    from_unit: u64,
+    to_unit: Option<u64>,
+    price: Money,
+}
+
+fn tiers_view(tiers: &[Tier], currency: &str) -> Vec<PriceBandView> {
     let mut from = 1;
-    let bands: Vec<serde_json::Value> = tiers
+    tiers
         .iter()
         .map(|tier| {
-            let band = serde_json::json!({
-                "from_unit": from,
-                "to_unit": tier.up_to,
-                "price": Money::new(tier.price_minor, currency),
-            });
+            let band = PriceBandView {
+                from_unit: from,
+                to_unit: tier.up_to,
+                price: Money::new(tier.price_minor, currency),
+            };
             from = tier.up_to.map_or(from, |up_to| up_to + 1);
             band
         })
-        .collect();
-    serde_json::Value::Array(bands)
+        .collect()
+}
+
+/// `GET /v1/billing`'s answer.
+#[derive(Serialize)]
+struct BillingView<'a> {
+    plan: CurrentPlanView<'a>,
+    wallet: WalletView,
+    quotas: PerChannel<QuotaView>,
+    pricing: PerChannel<Vec<PriceBandView>>,
+    sender_id: Option<&'a sender::SenderId>,
+    effective_sender: String,
+    verification: VerificationStatusView<'a>,
+    purchasable_plans: Vec<PlanView<'a>>,
+    topup: TopupView,
+}
+
+#[derive(Serialize)]
+struct CurrentPlanView<'a> {
+    code: &'a str,
+    name: &'a str,
+    /// `active` while a plan runs, else `none` (and no period).
+    status: &'static str,
+    period_start: Option<&'a str>,
+    period_end: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct WalletView {
+    balance: Money,
+}
+
+#[derive(Serialize)]
+struct PerChannel<T> {
+    sms: T,
+    email: T,
+}
+
+/// The included quota of one channel in its current period.
+#[derive(Serialize)]
+struct QuotaView {
+    used: u64,
+    included: u64,
+    remaining: u64,
+    period_start: String,
+    period_end: String,
+}
+
+/// The workspace's verification status; `unverified` when it never submitted one.
+#[derive(Serialize)]
+struct VerificationStatusView<'a> {
+    status: &'a str,
+    rejection_reason: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct TopupView {
+    minimum: Money,
+    suggested: Vec<Money>,
 }
 
 /// `GET /v1/billing`: plan, wallet, quotas, prices, sender and verification, purchasable plans.
@@ -82,55 +158,67 @@ pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
             Channel::Sms => (plans::month_start(now), plans::next_month_start(now)),
             Channel::Email => (plans::day_start(now), plans::next_day_start(now)),
         };
-        serde_json::json!({
-            "used": quote.quota_used,
-            "included": included,
-            "remaining": quote.included_remaining,
-            "period_start": format_timestamp(start),
-            "period_end": format_timestamp(end),
-        })
+        QuotaView {
+            used: quote.quota_used,
+            included,
+            remaining: quote.included_remaining,
+            period_start: format_timestamp(start),
+            period_end: format_timestamp(end),
+        }
     };
     let [sms, email] = &quotas;
-    let body = serde_json::json!({
-        "plan": {
-            "code": plan.code,
-            "name": plan.name,
-            "status": if plan_running { "active" } else { "none" },
-            "period_start": if plan_running { account.plan_activated_at.clone() } else { None },
-            "period_end": if plan_running { account.plan_period_end.clone() } else { None },
+    let body = BillingView {
+        plan: CurrentPlanView {
+            code: &plan.code,
+            name: &plan.name,
+            status: if plan_running { "active" } else { "none" },
+            period_start: account
+                .plan_activated_at
+                .as_deref()
+                .filter(|_| plan_running),
+            period_end: account.plan_period_end.as_deref().filter(|_| plan_running),
         },
-        "wallet": { "balance": Money::new(account.wallet_balance_minor, currency) },
-        "quotas": {
-            "sms": quota(Channel::Sms, sms),
-            "email": quota(Channel::Email, email),
+        wallet: WalletView {
+            balance: Money::new(account.wallet_balance_minor, currency),
         },
-        "pricing": {
-            "sms": tiers_view(catalog.tiers(Channel::Sms), &catalog.currency),
-            "email": tiers_view(catalog.tiers(Channel::Email), &catalog.currency),
+        quotas: PerChannel {
+            sms: quota(Channel::Sms, sms),
+            email: quota(Channel::Email, email),
         },
-        "sender_id": sender_id,
-        "effective_sender": sender::effective_sender(sender_id.as_ref(), verification.as_ref(), &app.config.default_sms_sender),
-        "verification": match &verification {
-            Some(verification) => serde_json::json!({
-                "status": verification.status,
-                "rejection_reason": verification.rejection_reason,
-            }),
-            None => serde_json::json!({ "status": "unverified", "rejection_reason": null }),
+        pricing: PerChannel {
+            sms: tiers_view(catalog.tiers(Channel::Sms), &catalog.currency),
+            email: tiers_view(catalog.tiers(Channel::Email), &catalog.currency),
         },
-        "purchasable_plans": catalog
+        sender_id: sender_id.as_ref(),
+        effective_sender: sender::effective_sender(
+            sender_id.as_ref(),
+            verification.as_ref(),
+            &app.config.default_sms_sender,
+        ),
+        verification: match &verification {
+            Some(verification) => VerificationStatusView {
+                status: &verification.status,
+                rejection_reason: verification.rejection_reason.as_deref(),
+            },
+            None => VerificationStatusView {
+                status: "unverified",
+                rejection_reason: None,
+            },
+        },
+        purchasable_plans: catalog
             .plans
             .iter()
             .filter(|plan| plan.price_minor.is_some())
             .map(|plan| plan_view(plan, &catalog.currency))
-            .collect::<Vec<_>>(),
-        "topup": {
-            "minimum": Money::new(app.config.topup_minimum_minor, currency),
-            "suggested": SUGGESTED_TOPUPS_MINOR
+            .collect(),
+        topup: TopupView {
+            minimum: Money::new(app.config.topup_minimum_minor, currency),
+            suggested: SUGGESTED_TOPUPS_MINOR
                 .iter()
                 .map(|amount| Money::new(*amount, currency))
-                .collect::<Vec<_>>(),
+                .collect(),
         },
-    });
+    };
     ApiResponse::json(200, &body)
 }
 
@@ -143,7 +231,9 @@ pub fn list_ledger(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, 
     let entries = app.db.read(|conn| {
         store::list_ledger(conn, workspace_id, page.cursor.as_deref(), page.fetch())
     })?;
-    page.respond(entries, |entry| entry.id.as_str(), ledger_view)
+    let (entries, next_cursor) = page.split(entries, |entry| entry.id.as_str());
+    let data: Vec<LedgerEntryView<'_>> = entries.iter().map(LedgerEntryView::from).collect();
+    page_response(&data, next_cursor)
 }
 
 /// `GET /v1/billing/plans`: the catalog in its configured order, paginated like every list.
@@ -153,11 +243,12 @@ pub fn list_plans(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, A
     let page = request.page()?;
     let catalog = &app.config.billing_catalog;
     let plans = catalog.plans_after(page.cursor.as_deref(), page.fetch());
-    page.respond(
-        plans,
-        |plan| plan.code.as_str(),
-        |plan| plan_view(plan, &catalog.currency),
-    )
+    let (plans, next_cursor) = page.split(plans, |plan| plan.code.as_str());
+    let data: Vec<PlanView<'_>> = plans
+        .iter()
+        .map(|plan| plan_view(plan, &catalog.currency))
+        .collect();
+    page_response(&data, next_cursor)
 }
 
 #[derive(Deserialize)]
@@ -266,7 +357,7 @@ impl<'a> From<&'a SenderIdReview> for AdminSenderIdView<'a> {
     fn from(review: &'a SenderIdReview) -> AdminSenderIdView<'a> {
         let request = &review.sender_id;
         AdminSenderIdView {
-            workspace_id: &review.workspace_id,
+            workspace_id: review.workspace_id.as_str(),
             workspace_name: &review.workspace_name,
             sender_id: &request.sender_id,
             status: &request.status,
@@ -289,11 +380,16 @@ struct AdminVerificationView<'a> {
 impl<'a> From<&'a VerificationReview> for AdminVerificationView<'a> {
     fn from(review: &'a VerificationReview) -> AdminVerificationView<'a> {
         AdminVerificationView {
-            workspace_id: &review.workspace_id,
+            workspace_id: review.workspace_id.as_str(),
             workspace_name: &review.workspace_name,
             verification: &review.verification,
         }
     }
+}
+
+/// The `{workspace_id}` an instance admin acts on; one that cannot be a workspace id is not found.
+fn workspace_id_param(request: &Request<'_>) -> Result<WorkspaceId, AppError> {
+    WorkspaceId::parse(request.param("workspace_id")).ok_or(AppError::NotFound)
 }
 
 /// `?status=` of an admin review list: one of `known`, `pending` when absent.
@@ -348,6 +444,14 @@ struct DecisionBody {
     expected: Option<String>,
 }
 
+/// What a decision answers: the decided sender ID or verification as it now stands.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Decided {
+    SenderId(Option<sender::SenderId>),
+    Verification(Option<sender::Verification>),
+}
+
 fn decide(
     app: &App,
     request: &mut Request<'_>,
@@ -368,7 +472,7 @@ fn decide(
         Subject::SenderId => value.trim().to_uppercase(),
         Subject::Verification => value.trim().to_owned(),
     });
-    let workspace_id = request.param("workspace_id").to_owned();
+    let workspace_id = workspace_id_param(request)?;
     let (_, scope) = principal.require_instance_admin_in(&workspace_id)?;
     let now = app.clock.now();
     let decision = sender::Decision {
@@ -376,14 +480,16 @@ fn decide(
         expected: expected.as_deref(),
         admin_id: admin.user_id(),
     };
-    let view = app.db.write(|conn| {
+    let decided = app.db.write(|conn| {
         sender::decide(conn, subject, &workspace_id, &decision, now)?;
         Ok(match subject {
-            Subject::SenderId => serde_json::to_value(sender::find_sender_id(conn, &scope)?),
-            Subject::Verification => serde_json::to_value(sender::find_verification(conn, &scope)?),
+            Subject::SenderId => Decided::SenderId(sender::find_sender_id(conn, &scope)?),
+            Subject::Verification => {
+                Decided::Verification(sender::find_verification(conn, &scope)?)
+            }
         })
     })?;
-    ApiResponse::json(200, &view.map_err(AppError::internal)?)
+    ApiResponse::json(200, &decided)
 }
 
 /// `POST /v1/admin/sender-ids/{workspace_id}/approve`.
@@ -431,7 +537,7 @@ pub fn adjust_wallet(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
         .ok();
     fields.into_result()?;
     let reason = reason.ok_or_else(|| AppError::internal("validated field missing"))?;
-    let (_, scope) = principal.require_instance_admin_in(request.param("workspace_id"))?;
+    let (_, scope) = principal.require_instance_admin_in(&workspace_id_param(request)?)?;
     let now = app.clock.now();
     // Money moves: a retried adjustment (same key, same request) is applied once.
     idempotency::in_transaction(
@@ -452,24 +558,58 @@ pub fn adjust_wallet(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
             let balance = Money::new(account.wallet_balance_minor, &account.wallet_currency);
             ApiResponse::json(
                 201,
-                &serde_json::json!({ "ledger_entry": ledger_view(&entry), "balance": balance }),
+                &AdjustmentView {
+                    ledger_entry: LedgerEntryView::from(&entry),
+                    balance,
+                },
             )
         },
     )
 }
 
 /// A ledger row as the API shows it.
-pub fn ledger_view(entry: &store::LedgerEntry) -> serde_json::Value {
-    serde_json::json!({
-        "id": entry.id,
-        "kind": entry.kind,
-        "amount": Money::new(entry.amount_minor, &entry.currency),
-        "balance_after": Money::new(entry.balance_after_minor, &entry.currency),
-        "reference": entry.reference,
-        "actor": entry.actor,
-        "reason": entry.reason,
-        "created_at": entry.created_at,
-    })
+#[derive(Serialize)]
+struct LedgerEntryView<'a> {
+    id: &'a str,
+    kind: &'a str,
+    amount: Money,
+    balance_after: Money,
+    reference: &'a str,
+    actor: Option<&'a str>,
+    reason: Option<&'a str>,
+    created_at: &'a str,
+}
+
+impl<'a> From<&'a store::LedgerEntry> for LedgerEntryView<'a> {
+    fn from(entry: &'a store::LedgerEntry) -> LedgerEntryView<'a> {
+        LedgerEntryView {
+            id: &entry.id,
+            kind: &entry.kind,
+            amount: Money::new(entry.amount_minor, &entry.currency),
+            balance_after: Money::new(entry.balance_after_minor, &entry.currency),
+            reference: &entry.reference,
+            actor: entry.actor.as_deref(),
+            reason: entry.reason.as_deref(),
+            created_at: &entry.created_at,
+        }
+    }
+}
+
+/// A wallet adjustment: its ledger row and the balance it left.
+#[derive(Serialize)]
+struct AdjustmentView<'a> {
+    ledger_entry: LedgerEntryView<'a>,
+    balance: Money,
+}
+
+/// The plan an instance admin set.
+#[derive(Serialize)]
+struct PlanSetView<'a> {
+    workspace_id: &'a str,
+    plan_code: &'a str,
+    period_end: Option<String>,
+    included_sms_per_month: Option<u64>,
+    included_email_per_day: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -524,7 +664,7 @@ pub fn set_plan(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, App
         }
     };
     fields.into_result()?;
-    let workspace_id = request.param("workspace_id").to_owned();
+    let workspace_id = workspace_id_param(request)?;
     app.db.write(|conn| {
         store::find_account(conn, &workspace_id)?.ok_or(AppError::NotFound)?;
         store::set_plan(
@@ -541,12 +681,12 @@ pub fn set_plan(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, App
     })?;
     ApiResponse::json(
         200,
-        &serde_json::json!({
-            "workspace_id": workspace_id,
-            "plan_code": body.plan_code,
-            "period_end": period_end.map(format_timestamp),
-            "included_sms_per_month": quotas.0,
-            "included_email_per_day": quotas.1,
-        }),
+        &PlanSetView {
+            workspace_id: workspace_id.as_str(),
+            plan_code: &body.plan_code,
+            period_end: period_end.map(format_timestamp),
+            included_sms_per_month: quotas.0,
+            included_email_per_day: quotas.1,
+        },
     )
 }

@@ -130,10 +130,10 @@ fn attempt(
     key: String,
 ) -> Result<Attempt, AppError> {
     let (actor_id, workspace_id) = match (principal, per) {
-        (Principal::ApiKey(api_key), _) => (api_key.key_id(), api_key.workspace_id()),
+        (Principal::ApiKey(api_key), _) => (api_key.key_id(), api_key.workspace_id().as_str()),
         (Principal::Session(session), Per::Workspace) => (
             session.user_id(),
-            session.active_workspace().map_or("", |(id, _)| id),
+            session.active_workspace().map_or("", |(id, _)| id.as_str()),
         ),
         (Principal::Session(session), Per::User) => (session.user_id(), ""),
     };

@@ -2,6 +2,7 @@
 //! call one domain function inside one transaction.
 
 use crate::api_keys::format::Scope;
+use crate::ids::{MessageId, WorkspaceId};
 use crate::vocabulary::Mode;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -125,24 +126,49 @@ pub fn estimate_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
     })?;
     let test_mode = charging_of(&principal) == Charging::Test;
     let segmentation = composition.segmentation.as_ref();
-    let body = serde_json::json!({
-        "channel": composition.channel.as_str(),
-        "to": composition.to,
-        "sender": composition.sender.as_ref().map(|_| effective_sender),
-        "category": composition.category.as_str(),
-        "encoding": segmentation.map(|s| s.encoding.as_str()),
-        "segments": segmentation.map(|s| s.segments),
-        "non_gsm_characters": segmentation.map(|s| s.non_gsm_characters.iter().map(char::to_string).collect::<Vec<_>>()),
-        "units": quote.units,
-        "included_units": quote.included_units,
-        "billable_units": quote.billable_units,
-        "charge": quote.charge,
-        "balance": Money::new(quote.balance_minor, &quote.charge.currency),
-        "affordable": quote.charge.amount_minor <= quote.balance_minor,
-        "mode": if test_mode { Mode::Test } else { Mode::Live },
-        "charged": !test_mode,
-    });
+    let body = EstimateView {
+        channel: composition.channel,
+        to: &composition.to,
+        sender: composition
+            .sender
+            .as_ref()
+            .map(|_| effective_sender.as_str()),
+        category: composition.category,
+        encoding: segmentation.map(|s| s.encoding.as_str()),
+        segments: segmentation.map(|s| s.segments),
+        non_gsm_characters: segmentation
+            .map(|s| s.non_gsm_characters.iter().map(char::to_string).collect()),
+        units: quote.units,
+        included_units: quote.included_units,
+        billable_units: quote.billable_units,
+        balance: Money::new(quote.balance_minor, &quote.charge.currency),
+        affordable: quote.charge.amount_minor <= quote.balance_minor,
+        charge: quote.charge,
+        mode: if test_mode { Mode::Test } else { Mode::Live },
+        charged: !test_mode,
+    };
     ApiResponse::json(200, &body)
+}
+
+/// What sending would do, as `POST /v1/messages/estimate` answers it. SMS-only fields are `null`
+/// for email.
+#[derive(Serialize)]
+struct EstimateView<'a> {
+    channel: Channel,
+    to: &'a str,
+    sender: Option<&'a str>,
+    category: Category,
+    encoding: Option<&'static str>,
+    segments: Option<u32>,
+    non_gsm_characters: Option<Vec<String>>,
+    units: u64,
+    included_units: u64,
+    billable_units: u64,
+    charge: Money,
+    balance: Money,
+    affordable: bool,
+    mode: Mode,
+    charged: bool,
 }
 
 /// `must be one of a, b, c` for a query parameter that takes one of `values`.
@@ -217,7 +243,7 @@ pub fn show_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::MessagesRead)?;
     let workspace_id = scope.id();
-    let id = request.param("id").to_owned();
+    let id = MessageId::parse(request.param("id")).ok_or(AppError::NotFound)?;
     detail(app, workspace_id, &id)
 }
 
@@ -227,18 +253,18 @@ pub fn cancel_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::MessagesSend)?;
     let workspace_id = scope.id();
-    let id = request.param("id").to_owned();
+    let id = MessageId::parse(request.param("id")).ok_or(AppError::NotFound)?;
     app.db
         .write(|conn| domain::cancel_message(conn, &app.ids, &scope, &id, app.clock.now()))?;
     detail(app, workspace_id, &id)
 }
 
 /// The message with its attempts and refund, as `GET /v1/messages/{id}` shows it.
-fn detail(app: &App, workspace_id: &str, id: &str) -> Result<ApiResponse, AppError> {
+fn detail(app: &App, workspace_id: &WorkspaceId, id: &MessageId) -> Result<ApiResponse, AppError> {
     let (message, attempts, refunded_at) = app.db.read(|conn| {
         let message = store::find_message(conn, workspace_id, id)?.ok_or(AppError::NotFound)?;
         let attempts = store::list_attempts(conn, id)?;
-        let refunded_at = billing::store::find_refunded_at(conn, id)?;
+        let refunded_at = billing::store::find_refunded_at(conn, id.as_str())?;
         Ok((message, attempts, refunded_at))
     })?;
     ApiResponse::json(
@@ -325,7 +351,7 @@ fn message_view<'a>(
     // that somehow holds something else shows `null` rather than failing the whole page.
     let metadata = RawValue::from_string(message.metadata.clone()).ok();
     MessageView {
-        id: &message.id,
+        id: message.id.as_str(),
         status: message.status,
         channel: message.channel,
         category: message.category,

@@ -1,6 +1,7 @@
 //! HTTP for payments: create, list, show and verify sessions; the providers' webhooks.
 
-use serde::Deserialize;
+use crate::ids::WorkspaceId;
+use serde::{Deserialize, Serialize};
 
 use crate::api_keys::format::Scope;
 use crate::app::App;
@@ -8,13 +9,13 @@ use crate::auth::principal::Principal;
 use crate::billing;
 use crate::error::{AppError, FieldErrors};
 use crate::money::Money;
-use crate::payments::Applied;
 use crate::payments::flow::{self, Buyer, Purchase};
 use crate::payments::provider::ProviderName;
 use crate::payments::store::{self, SessionRow, TransactionRow};
+use crate::payments::{Applied, SessionStatus};
 use crate::web::auth::authenticate_request;
 use crate::web::idempotency::{self, Per, Requirement};
-use crate::web::request::Request;
+use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 
 #[derive(Debug, Deserialize)]
@@ -26,57 +27,114 @@ struct CreateSessionBody {
     currency: Option<String>,
 }
 
-/// The session as the API shows it; `transactions` for the detail view.
-pub fn session_view(
-    session: &SessionRow,
-    transactions: Option<&[TransactionRow]>,
-) -> serde_json::Value {
-    let mut view = serde_json::json!({
-        "id": session.id,
-        "kind": session.kind,
-        "plan_code": session.plan_code,
-        "amount": Money::new(session.amount_minor, &session.currency),
-        "status": session.status,
-        "provider": session.provider,
-        "provider_reference": session.provider_reference,
-        "checkout_url": session.checkout_url,
-        "expires_at": session.expires_at,
-        "fulfilled_at": session.fulfilled_at,
-        "refunded": Money::new(session.refunded_minor, &session.currency),
-        "refund_shortfall": Money::new(session.refund_shortfall_minor, &session.currency),
-        "flag": session.flag,
-        "failure_reason": session.failure_reason,
-        "created_at": session.created_at,
-        "updated_at": session.updated_at,
-    });
-    if let (Some(transactions), Some(object)) = (transactions, view.as_object_mut()) {
-        let list: Vec<serde_json::Value> = transactions
-            .iter()
-            .map(|tx| {
-                serde_json::json!({
-                    "id": tx.id,
-                    "provider": tx.provider,
-                    "operation": tx.operation,
-                    "outcome": tx.outcome,
-                    "provider_reference": tx.provider_reference,
-                    "provider_status": tx.raw_status,
-                    "status": tx.status,
-                    "error": tx.error_code.as_ref().map(|code| serde_json::json!({"code": code, "message": tx.error_message})),
-                    "duration_ms": tx.duration_ms,
-                    "created_at": tx.created_at,
-                })
-            })
-            .collect();
-        object.insert("transactions".to_owned(), serde_json::Value::Array(list));
+/// A payment session as the API shows it; the detail view adds its provider transactions.
+#[derive(Serialize)]
+struct SessionView<'a> {
+    id: &'a str,
+    kind: &'a str,
+    plan_code: Option<&'a str>,
+    amount: Money,
+    status: SessionStatus,
+    provider: Option<&'a str>,
+    provider_reference: Option<&'a str>,
+    checkout_url: Option<&'a str>,
+    expires_at: &'a str,
+    fulfilled_at: Option<&'a str>,
+    refunded: Money,
+    refund_shortfall: Money,
+    flag: Option<&'a str>,
+    failure_reason: Option<&'a str>,
+    created_at: &'a str,
+    updated_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transactions: Option<Vec<TransactionView<'a>>>,
+}
+
+/// One call to a payment provider about the session.
+#[derive(Serialize)]
+struct TransactionView<'a> {
+    id: &'a str,
+    provider: &'a str,
+    operation: &'a str,
+    outcome: &'a str,
+    provider_reference: Option<&'a str>,
+    provider_status: Option<&'a str>,
+    status: Option<&'a str>,
+    error: Option<TransactionErrorView<'a>>,
+    duration_ms: i64,
+    created_at: &'a str,
+}
+
+#[derive(Serialize)]
+struct TransactionErrorView<'a> {
+    code: &'a str,
+    message: Option<&'a str>,
+}
+
+/// `POST /v1/payments/sessions/{id}/verify`: the session's detail and what verifying did.
+#[derive(Serialize)]
+struct VerifiedSessionView<'a> {
+    #[serde(flatten)]
+    session: SessionView<'a>,
+    verification: VerificationOutcomeView,
+}
+
+#[derive(Serialize)]
+struct VerificationOutcomeView {
+    changed: bool,
+    /// Why nothing changed.
+    reason: Option<String>,
+}
+
+fn session_view<'a>(
+    session: &'a SessionRow,
+    transactions: Option<&'a [TransactionRow]>,
+) -> SessionView<'a> {
+    SessionView {
+        id: &session.id,
+        kind: &session.kind,
+        plan_code: session.plan_code.as_deref(),
+        amount: Money::new(session.amount_minor, &session.currency),
+        status: session.status,
+        provider: session.provider.as_deref(),
+        provider_reference: session.provider_reference.as_deref(),
+        checkout_url: session.checkout_url.as_deref(),
+        expires_at: &session.expires_at,
+        fulfilled_at: session.fulfilled_at.as_deref(),
+        refunded: Money::new(session.refunded_minor, &session.currency),
+        refund_shortfall: Money::new(session.refund_shortfall_minor, &session.currency),
+        flag: session.flag.as_deref(),
+        failure_reason: session.failure_reason.as_deref(),
+        created_at: &session.created_at,
+        updated_at: &session.updated_at,
+        transactions: transactions
+            .map(|transactions| transactions.iter().map(transaction_view).collect()),
     }
-    view
+}
+
+fn transaction_view(tx: &TransactionRow) -> TransactionView<'_> {
+    TransactionView {
+        id: &tx.id,
+        provider: &tx.provider,
+        operation: &tx.operation,
+        outcome: &tx.outcome,
+        provider_reference: tx.provider_reference.as_deref(),
+        provider_status: tx.raw_status.as_deref(),
+        status: tx.status.as_deref(),
+        error: tx.error_code.as_deref().map(|code| TransactionErrorView {
+            code,
+            message: tx.error_message.as_deref(),
+        }),
+        duration_ms: tx.duration_ms,
+        created_at: &tx.created_at,
+    }
 }
 
 /// Checks a purchase against the catalog and the workspace: a plan that can be bought now, or
 /// a top-up of at least the minimum in the wallet's currency.
 fn purchase_of(
     app: &App,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     body: CreateSessionBody,
 ) -> Result<Purchase, AppError> {
     let catalog = &app.config.billing_catalog;
@@ -215,19 +273,25 @@ pub fn list_sessions(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let sessions = app.db.read(|conn| {
         store::list_sessions(conn, workspace_id, page.cursor.as_deref(), page.fetch())
     })?;
-    page.respond(
-        sessions,
-        |session| session.id.as_str(),
-        |session| session_view(session, None),
-    )
+    let (sessions, next_cursor) = page.split(sessions, |session| session.id.as_str());
+    let data: Vec<SessionView<'_>> = sessions
+        .iter()
+        .map(|session| session_view(session, None))
+        .collect();
+    page_response(&data, next_cursor)
 }
 
-fn detail(app: &App, workspace_id: &str, id: &str) -> Result<serde_json::Value, AppError> {
+/// The session with its transactions, as the detail view shows them.
+fn detail(
+    app: &App,
+    workspace_id: &WorkspaceId,
+    id: &str,
+) -> Result<(SessionRow, Vec<TransactionRow>), AppError> {
     app.db.read(|conn| {
         let session =
             store::find_session(conn, id, Some(workspace_id))?.ok_or(AppError::NotFound)?;
         let transactions = store::list_transactions(conn, id)?;
-        Ok(session_view(&session, Some(&transactions)))
+        Ok((session, transactions))
     })
 }
 
@@ -237,7 +301,8 @@ pub fn show_session(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let scope = principal.require_scope(Scope::BillingRead)?;
     let workspace_id = scope.id();
     let id = request.param("id").to_owned();
-    ApiResponse::json(200, &detail(app, workspace_id, &id)?)
+    let (session, transactions) = detail(app, workspace_id, &id)?;
+    ApiResponse::json(200, &session_view(&session, Some(&transactions)))
 }
 
 /// `POST /v1/payments/sessions/{id}/verify`: asks the provider now and applies its answer (the
@@ -257,18 +322,18 @@ pub fn verify_session(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     } else {
         flow::verify_session(app, &session)?
     };
-    let mut view = detail(app, workspace_id, &id)?;
-    if let Some(object) = view.as_object_mut() {
-        let (changed, reason) = match applied {
-            Applied::Changed => (true, None),
-            Applied::Unchanged(why) => (false, Some(why)),
-        };
-        object.insert(
-            "verification".to_owned(),
-            serde_json::json!({ "changed": changed, "reason": reason }),
-        );
-    }
-    ApiResponse::json(200, &view)
+    let (session, transactions) = detail(app, workspace_id, &id)?;
+    let (changed, reason) = match applied {
+        Applied::Changed => (true, None),
+        Applied::Unchanged(why) => (false, Some(why)),
+    };
+    ApiResponse::json(
+        200,
+        &VerifiedSessionView {
+            session: session_view(&session, Some(&transactions)),
+            verification: VerificationOutcomeView { changed, reason },
+        },
+    )
 }
 
 fn webhook(

@@ -75,6 +75,16 @@ pub fn receive_receipts(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
     app.metrics.record_webhook(provider.name(), "accepted");
     ApiResponse::json(
         200,
-        &serde_json::json!({ "received": receipts.len(), "applied": applied }),
+        &ReceiptsView {
+            received: receipts.len(),
+            applied,
+        },
     )
+}
+
+/// How many receipts came in and how many changed a message.
+#[derive(serde::Serialize)]
+struct ReceiptsView {
+    received: usize,
+    applied: u64,
 }

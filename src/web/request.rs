@@ -4,6 +4,7 @@
 //! the edge read past the limit), JSON syntax (400 `invalid_json`) and JSON shape (422 with the
 //! failing field). The edge (`edge.rs`) has read the body before the handler runs.
 
+use crate::ids::WorkspaceId;
 use std::net::IpAddr;
 
 use serde::de::DeserializeOwned;
@@ -59,8 +60,8 @@ impl<'a> Request<'a> {
     }
 
     /// Records the workspace the request acts in, for the request's log line.
-    pub fn note_workspace(&self, workspace_id: &str) {
-        *self.workspace_id.borrow_mut() = Some(workspace_id.to_owned());
+    pub fn note_workspace(&self, workspace_id: &WorkspaceId) {
+        *self.workspace_id.borrow_mut() = Some(workspace_id.as_str().to_owned());
     }
 
     pub(crate) fn workspace_id(&self) -> Option<String> {
@@ -234,21 +235,9 @@ impl PageRequest {
         self.limit + 1
     }
 
-    /// Answers 200 `{"data": [...], "next_cursor": …}` from rows fetched with `fetch()`.
-    pub fn respond<R, V: serde::Serialize>(
-        &self,
-        rows: Vec<R>,
-        id_of: impl Fn(&R) -> &str,
-        view: impl Fn(&R) -> V,
-    ) -> Result<ApiResponse, AppError> {
-        let (rows, next_cursor) = self.split(rows, id_of);
-        let data: Vec<V> = rows.iter().map(view).collect();
-        page_response(&data, next_cursor)
-    }
-
     /// The rows to show of those fetched with `fetch()`, and the next page's cursor: the last
-    /// shown row's id when a further row exists, else `None`. For views that borrow from their
-    /// rows; answer with `page_response`.
+    /// shown row's id when a further row exists, else `None`. Views borrow from the rows, so
+    /// build them from the rows returned here and answer with `page_response`.
     pub fn split<R>(
         &self,
         mut rows: Vec<R>,

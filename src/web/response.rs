@@ -46,18 +46,40 @@ impl ApiResponse {
     }
 }
 
+#[derive(Serialize)]
+struct ErrorEnvelope<'a> {
+    error: ErrorView,
+    request_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct ErrorView {
+    code: &'static str,
+    message: String,
+    /// Only for errors that have more to say (the fields of a validation failure, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<serde_json::Value>,
+}
+
+/// Sent in place of an envelope that could not be serialised (which strings cannot cause).
+const FALLBACK_ERROR_BODY: &[u8] =
+    br#"{"error":{"code":"internal","message":"An internal error occurred."},"request_id":null}"#;
+
 /// The one error envelope:
 /// `{"error": {"code", "message", "details"?}, "request_id"}` plus the headers the error needs.
 pub fn error_response(err: &AppError, request_id: &str) -> ApiResponse {
-    let mut error = serde_json::json!({
-        "code": err.code(),
-        "message": err.public_message(),
-    });
-    if let Some(details) = err.details() {
-        error["details"] = details;
-    }
-    let envelope = serde_json::json!({ "error": error, "request_id": request_id });
-    let mut response = ApiResponse::bytes(err.status(), JSON, envelope.to_string());
+    let envelope = ErrorEnvelope {
+        error: ErrorView {
+            code: err.code(),
+            message: err.public_message(),
+            details: err.details(),
+        },
+        request_id,
+    };
+    // Strings and an already-built JSON value: serialising cannot fail, but if it ever did the
+    // client still gets a well-formed envelope.
+    let body = serde_json::to_vec(&envelope).unwrap_or_else(|_| FALLBACK_ERROR_BODY.to_vec());
+    let mut response = ApiResponse::bytes(err.status(), JSON, body);
     for (name, value) in err.headers() {
         response = response.with_header(name, value);
     }

@@ -14,9 +14,15 @@ const BILLING_RETURN_HTML: &str = include_str!("../../static/billing-return.html
 /// The machine-readable API contract. A test keeps it equal to the route table.
 pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
 
+/// A probe's answer: `{"status": "ok"}` or `{"status": "ready"}`.
+#[derive(serde::Serialize)]
+struct ProbeView {
+    status: &'static str,
+}
+
 /// `GET /healthz`: the process is up and serving HTTP. Touches nothing else.
 pub fn show_health(_app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
-    ApiResponse::json(200, &serde_json::json!({ "status": "ok" }))
+    ApiResponse::json(200, &ProbeView { status: "ok" })
 }
 
 /// `GET /readyz`: 200 only if the database accepts a write right now; 503 otherwise.
@@ -31,7 +37,7 @@ pub fn show_readiness(app: &App, _request: &mut Request<'_>) -> Result<ApiRespon
                 detail: format!("readiness write failed: {other}"),
             },
         })?;
-    ApiResponse::json(200, &serde_json::json!({ "status": "ready" }))
+    ApiResponse::json(200, &ProbeView { status: "ready" })
 }
 
 /// `GET /`: the web console.

@@ -7,74 +7,128 @@ use crate::auth::principal::Principal;
 use crate::auth::{self, OpenedSession, SignedIn};
 use crate::clock::format_timestamp;
 use crate::error::{AppError, FieldErrors};
+use crate::ids::WorkspaceId;
 use crate::secrets;
 use crate::users::store::{self as user_store, User};
 use crate::users::{self, NewUser};
 use crate::validate;
+use crate::vocabulary::Mode;
 use crate::web::auth::{
-    CSRF_HEADER, MembershipView, UserView, authenticate_request, hash_for_storage,
-    session_from_cookie, signed_in_response,
+    CSRF_HEADER, UserView, authenticate_request, hash_for_storage, session_from_cookie,
+    signed_in_response,
 };
 use crate::web::idempotency::{self, Per, Requirement};
-use crate::web::request::Request;
+use crate::web::request::{Request, page_response};
 use crate::web::response::{ApiResponse, JSON};
 use crate::workspaces;
 use crate::workspaces::Role;
 use crate::workspaces::store::{self, Invitation, Member, Workspace};
 
+/// A workspace as the API shows it.
 #[derive(Debug, Serialize)]
-pub struct WorkspaceView {
-    pub id: String,
-    pub name: String,
-    pub created_at: String,
+pub struct WorkspaceView<'a> {
+    id: &'a str,
+    name: &'a str,
+    created_at: &'a str,
 }
 
-impl From<&Workspace> for WorkspaceView {
-    fn from(workspace: &Workspace) -> WorkspaceView {
+impl<'a> From<&'a Workspace> for WorkspaceView<'a> {
+    fn from(workspace: &'a Workspace) -> WorkspaceView<'a> {
         WorkspaceView {
-            id: workspace.id.clone(),
-            name: workspace.name.clone(),
-            created_at: workspace.created_at.clone(),
+            id: workspace.id.as_str(),
+            name: &workspace.name,
+            created_at: &workspace.created_at,
         }
     }
 }
 
+/// A workspace of the user with their role in it (`/v1/auth/me`, `GET /v1/workspaces`, and
+/// activating a workspace).
 #[derive(Serialize)]
-struct MemberView {
-    user: UserView,
+pub struct MembershipView<'a> {
+    workspace: WorkspaceView<'a>,
     role: &'static str,
-    joined_at: String,
 }
 
-impl From<&Member> for MemberView {
-    fn from(member: &Member) -> MemberView {
+impl<'a> From<&'a (Workspace, Role)> for MembershipView<'a> {
+    fn from((workspace, role): &'a (Workspace, Role)) -> MembershipView<'a> {
+        MembershipView {
+            workspace: WorkspaceView::from(workspace),
+            role: role.as_str(),
+        }
+    }
+}
+
+/// `GET /v1/workspace`: the workspace, and what the caller is in it.
+#[derive(Serialize)]
+struct CurrentWorkspaceView<'a> {
+    #[serde(flatten)]
+    workspace: WorkspaceView<'a>,
+    #[serde(flatten)]
+    caller: CallerView<'a>,
+}
+
+/// A console session shows its role (`null` if it has none); an API key shows itself.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum CallerView<'a> {
+    Session { role: Option<&'static str> },
+    ApiKey { api_key: CallingKeyView<'a> },
+}
+
+#[derive(Serialize)]
+struct CallingKeyView<'a> {
+    id: &'a str,
+    mode: Mode,
+    scopes: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct MemberView<'a> {
+    user: UserView<'a>,
+    role: &'static str,
+    joined_at: &'a str,
+}
+
+impl<'a> From<&'a Member> for MemberView<'a> {
+    fn from(member: &'a Member) -> MemberView<'a> {
         MemberView {
             user: UserView::from(&member.user),
             role: member.role.as_str(),
-            joined_at: member.joined_at.clone(),
+            joined_at: &member.joined_at,
         }
     }
 }
 
+/// A pending invitation as the API shows it: never its token.
 #[derive(Serialize)]
-struct InvitationView {
-    id: String,
-    email: String,
+struct InvitationView<'a> {
+    id: &'a str,
+    email: &'a str,
     role: &'static str,
-    created_at: String,
-    expires_at: String,
+    created_at: &'a str,
+    expires_at: &'a str,
 }
 
-impl From<&Invitation> for InvitationView {
-    fn from(invitation: &Invitation) -> InvitationView {
+impl<'a> From<&'a Invitation> for InvitationView<'a> {
+    fn from(invitation: &'a Invitation) -> InvitationView<'a> {
         InvitationView {
-            id: invitation.id.clone(),
-            email: invitation.email.clone(),
+            id: &invitation.id,
+            email: &invitation.email,
             role: invitation.role.as_str(),
-            created_at: invitation.created_at.clone(),
-            expires_at: invitation.expires_at.clone(),
+            created_at: &invitation.created_at,
+            expires_at: &invitation.expires_at,
         }
     }
+}
+
+/// A new invitation: the one answer that shows its token and link.
+#[derive(Serialize)]
+struct CreatedInvitationView<'a> {
+    #[serde(flatten)]
+    invitation: InvitationView<'a>,
+    token: &'a str,
+    accept_url: String,
 }
 
 fn role_field(text: &str, fields: &mut FieldErrors) -> Option<Role> {
@@ -133,14 +187,10 @@ pub fn list_workspaces(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
             page.fetch(),
         )
     })?;
-    page.respond(
-        memberships,
-        |(workspace, _)| workspace.id.as_str(),
-        |(workspace, role)| MembershipView {
-            workspace: WorkspaceView::from(workspace),
-            role: role.as_str(),
-        },
-    )
+    let (memberships, next_cursor) =
+        page.split(memberships, |(workspace, _)| workspace.id.as_str());
+    let data: Vec<MembershipView<'_>> = memberships.iter().map(MembershipView::from).collect();
+    page_response(&data, next_cursor)
 }
 
 /// `POST /v1/workspaces/{id}/activate`: makes a workspace of the caller's the session's active one.
@@ -148,7 +198,7 @@ pub fn list_workspaces(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
 pub fn activate_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
-    let workspace_id = request.param("id").to_owned();
+    let workspace_id = WorkspaceId::parse(request.param("id")).ok_or(AppError::NotFound)?;
     idempotency::in_transaction(
         app,
         request,
@@ -160,10 +210,7 @@ pub fn activate_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiRes
             let workspace =
                 store::find_workspace(conn, &workspace_id)?.ok_or(AppError::NotFound)?;
             auth::store::set_active_workspace(conn, session.session_id(), Some(&workspace_id))?;
-            ApiResponse::json(
-                200,
-                &serde_json::json!({ "workspace": WorkspaceView::from(&workspace), "role": role.as_str() }),
-            )
+            ApiResponse::json(200, &MembershipView::from(&(workspace, role)))
         },
     )
 }
@@ -179,23 +226,25 @@ pub fn show_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
         .db
         .read(|conn| store::find_workspace(conn, &workspace_id))?
         .ok_or(AppError::NotFound)?;
-    let mut body =
-        serde_json::to_value(WorkspaceView::from(&workspace)).map_err(AppError::internal)?;
-    match &principal {
-        Principal::Session(session) => {
-            body["role"] = session
-                .active_workspace()
-                .map(|(_, role)| role.as_str())
-                .into();
-        }
-        Principal::ApiKey(key) => {
-            let scopes: Vec<&str> = key.scopes().iter().map(|scope| scope.as_str()).collect();
-            body["api_key"] = serde_json::json!({
-                "id": key.key_id(), "mode": key.mode().as_str(), "scopes": scopes,
-            });
-        }
-    }
-    ApiResponse::json(200, &body)
+    let caller = match &principal {
+        Principal::Session(session) => CallerView::Session {
+            role: session.active_workspace().map(|(_, role)| role.as_str()),
+        },
+        Principal::ApiKey(key) => CallerView::ApiKey {
+            api_key: CallingKeyView {
+                id: key.key_id(),
+                mode: key.mode(),
+                scopes: key.scopes().iter().map(|scope| scope.as_str()).collect(),
+            },
+        },
+    };
+    ApiResponse::json(
+        200,
+        &CurrentWorkspaceView {
+            workspace: WorkspaceView::from(&workspace),
+            caller,
+        },
+    )
 }
 
 /// `PATCH /v1/workspace`: renames the active workspace (owner or admin).
@@ -220,11 +269,9 @@ pub fn list_members(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let members = app.db.read(|conn| {
         store::list_members(conn, workspace_id, page.cursor.as_deref(), page.fetch())
     })?;
-    page.respond(
-        members,
-        |member| member.user.id.as_str(),
-        |member| MemberView::from(member),
-    )
+    let (members, next_cursor) = page.split(members, |member| member.user.id.as_str());
+    let data: Vec<MemberView<'_>> = members.iter().map(MemberView::from).collect();
+    page_response(&data, next_cursor)
 }
 
 #[derive(Deserialize)]
@@ -287,16 +334,19 @@ pub fn create_invitation(app: &App, request: &mut Request<'_>) -> Result<ApiResp
     let created = app.db.write(|conn| {
         workspaces::invite(conn, &app.ids, &scope, session.user_id(), &email, role, now)
     })?;
-    let mut body = serde_json::to_value(InvitationView::from(&created.invitation))
-        .map_err(AppError::internal)?;
-    body["token"] = created.token.clone().into();
-    body["accept_url"] = format!(
+    let accept_url = format!(
         "{}/invitations/accept?token={}",
         app.config.public_url.trim_end_matches('/'),
         created.token
+    );
+    ApiResponse::json(
+        201,
+        &CreatedInvitationView {
+            invitation: InvitationView::from(&created.invitation),
+            token: &created.token,
+            accept_url,
+        },
     )
-    .into();
-    ApiResponse::json(201, &body)
 }
 
 /// `GET /v1/workspace/invitations`: pending invitations (never their tokens), newest first,
@@ -316,11 +366,9 @@ pub fn list_invitations(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
             page.fetch(),
         )
     })?;
-    page.respond(
-        invitations,
-        |invitation| invitation.id.as_str(),
-        |invitation| InvitationView::from(invitation),
-    )
+    let (invitations, next_cursor) = page.split(invitations, |invitation| invitation.id.as_str());
+    let data: Vec<InvitationView<'_>> = invitations.iter().map(InvitationView::from).collect();
+    page_response(&data, next_cursor)
 }
 
 /// `DELETE /v1/workspace/invitations/{id}`.

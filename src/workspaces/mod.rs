@@ -7,6 +7,7 @@
 
 pub mod store;
 
+use crate::ids::WorkspaceId;
 use chrono::Duration;
 use rusqlite::Connection;
 
@@ -36,7 +37,11 @@ fn last_owner() -> AppError {
 
 /// The actor's role as it stands inside this transaction (a demotion committed since the
 /// request was authenticated counts). Not a member any more → `not_found`.
-fn actor_role(conn: &Connection, workspace_id: &str, actor_id: &str) -> Result<Role, AppError> {
+fn actor_role(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    actor_id: &str,
+) -> Result<Role, AppError> {
     store::find_role(conn, workspace_id, actor_id)?.ok_or(AppError::NotFound)
 }
 
@@ -222,7 +227,7 @@ pub fn create_workspace(
     now: Timestamp,
 ) -> Result<Workspace, AppError> {
     let workspace = Workspace {
-        id: ids.new_id("wsp"),
+        id: WorkspaceId::generate(ids),
         name: name.to_owned(),
         created_at: format_timestamp(now),
     };
@@ -252,7 +257,7 @@ mod tests {
         conn: Connection,
         ids: Ids,
         now: Timestamp,
-        workspace: String,
+        workspace: crate::ids::WorkspaceId,
         owner: String,
     }
 

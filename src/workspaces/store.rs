@@ -3,23 +3,28 @@
 use rusqlite::{Connection, OptionalExtension, named_params};
 
 use crate::error::AppError;
+use crate::ids::WorkspaceId;
 use crate::users::store::{User, user_from_row};
 use crate::workspaces::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace {
-    pub id: String,
+    pub id: WorkspaceId,
     pub name: String,
     pub created_at: String,
 }
 
 pub fn insert_workspace(conn: &Connection, workspace: &Workspace) -> Result<(), AppError> {
     conn.prepare_cached("INSERT INTO workspaces (id, name, created_at) VALUES (?1, ?2, ?3)")?
-        .execute([&workspace.id, &workspace.name, &workspace.created_at])?;
+        .execute(rusqlite::params![
+            &workspace.id,
+            &workspace.name,
+            &workspace.created_at
+        ])?;
     Ok(())
 }
 
-pub fn find_workspace(conn: &Connection, id: &str) -> Result<Option<Workspace>, AppError> {
+pub fn find_workspace(conn: &Connection, id: &WorkspaceId) -> Result<Option<Workspace>, AppError> {
     Ok(conn
         .prepare_cached("SELECT id, name, created_at FROM workspaces WHERE id = ?1")?
         .query_row([id], |row| {
@@ -47,15 +52,15 @@ pub fn find_workspaces_named(conn: &Connection, name: &str) -> Result<Vec<Worksp
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn rename_workspace(conn: &Connection, id: &str, name: &str) -> Result<(), AppError> {
+pub fn rename_workspace(conn: &Connection, id: &WorkspaceId, name: &str) -> Result<(), AppError> {
     conn.prepare_cached("UPDATE workspaces SET name = ?2 WHERE id = ?1")?
-        .execute([id, name])?;
+        .execute(rusqlite::params![id, name])?;
     Ok(())
 }
 
 pub fn insert_membership(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     user_id: &str,
     role: Role,
     now: &str,
@@ -65,7 +70,7 @@ pub fn insert_membership(
             "INSERT INTO memberships (workspace_id, user_id, role, created_at)
              VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
         )?
-        .execute([workspace_id, user_id, role.as_str(), now])?;
+        .execute(rusqlite::params![workspace_id, user_id, role.as_str(), now])?;
     if inserted == 0 {
         return Err(AppError::Conflict(
             "This user is already a member of the workspace.".to_owned(),
@@ -76,12 +81,12 @@ pub fn insert_membership(
 
 pub fn find_role(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     user_id: &str,
 ) -> Result<Option<Role>, AppError> {
     let role: Option<String> = conn
         .prepare_cached("SELECT role FROM memberships WHERE workspace_id = ?1 AND user_id = ?2")?
-        .query_row([workspace_id, user_id], |row| row.get(0))
+        .query_row(rusqlite::params![workspace_id, user_id], |row| row.get(0))
         .optional()?;
     Ok(role.as_deref().and_then(Role::parse))
 }
@@ -151,7 +156,7 @@ pub struct Member {
 /// member of the previous page). A cursor that is not a member gives an empty page.
 pub fn list_members(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     after: Option<&str>,
     limit: usize,
 ) -> Result<Vec<Member>, AppError> {
@@ -174,7 +179,7 @@ pub fn list_members(
 
 pub fn find_member(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     user_id: &str,
 ) -> Result<Option<Member>, AppError> {
     Ok(conn
@@ -184,7 +189,7 @@ pub fn find_member(
              FROM memberships m JOIN users u ON u.id = m.user_id
              WHERE m.workspace_id = ?1 AND m.user_id = ?2",
         )?
-        .query_row([workspace_id, user_id], member_from_row)
+        .query_row(rusqlite::params![workspace_id, user_id], member_from_row)
         .optional()?)
 }
 
@@ -198,7 +203,7 @@ fn member_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Member> {
     })
 }
 
-pub fn count_owners(conn: &Connection, workspace_id: &str) -> Result<i64, AppError> {
+pub fn count_owners(conn: &Connection, workspace_id: &WorkspaceId) -> Result<i64, AppError> {
     Ok(conn
         .prepare_cached(
             "SELECT count(*) FROM memberships WHERE workspace_id = ?1 AND role = 'owner'",
@@ -208,31 +213,31 @@ pub fn count_owners(conn: &Connection, workspace_id: &str) -> Result<i64, AppErr
 
 pub fn update_role(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     user_id: &str,
     role: Role,
 ) -> Result<(), AppError> {
     conn.prepare_cached(
         "UPDATE memberships SET role = ?3 WHERE workspace_id = ?1 AND user_id = ?2",
     )?
-    .execute([workspace_id, user_id, role.as_str()])?;
+    .execute(rusqlite::params![workspace_id, user_id, role.as_str()])?;
     Ok(())
 }
 
 pub fn delete_membership(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     user_id: &str,
 ) -> Result<(), AppError> {
     conn.prepare_cached("DELETE FROM memberships WHERE workspace_id = ?1 AND user_id = ?2")?
-        .execute([workspace_id, user_id])?;
+        .execute(rusqlite::params![workspace_id, user_id])?;
     Ok(())
 }
 
 #[derive(Debug, Clone)]
 pub struct Invitation {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub email: String,
     pub role: Role,
     pub invited_by: String,
@@ -295,7 +300,7 @@ pub fn find_pending_invitation(
 /// invitations gives an empty page.
 pub fn list_pending_invitations(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     now: &str,
     before: Option<&str>,
     limit: usize,
@@ -320,7 +325,7 @@ pub fn list_pending_invitations(
 /// Revokes a pending invitation of the workspace; `false` when there is none with that id.
 pub fn revoke_invitation(
     conn: &Connection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     id: &str,
     now: &str,
 ) -> Result<bool, AppError> {
@@ -329,7 +334,7 @@ pub fn revoke_invitation(
             "UPDATE invitations SET revoked_at = ?3
              WHERE workspace_id = ?1 AND id = ?2 AND accepted_at IS NULL AND revoked_at IS NULL",
         )?
-        .execute([workspace_id, id, now])?
+        .execute(rusqlite::params![workspace_id, id, now])?
         == 1)
 }
 

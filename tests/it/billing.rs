@@ -62,7 +62,9 @@ impl Domain {
                 billing::activate_plan(
                     conn,
                     &Catalog::default(),
-                    &crier::scope::WorkspaceScope::trusted(workspace_id),
+                    &crier::scope::WorkspaceScope::trusted(
+                        &crier::ids::WorkspaceId::parse(workspace_id).unwrap(),
+                    ),
                     plan_code,
                     now,
                 )
@@ -79,7 +81,9 @@ impl Domain {
         charging: Charging,
         now: Timestamp,
     ) -> billing::Quote {
-        let scope = crier::scope::WorkspaceScope::trusted(workspace_id);
+        let scope = crier::scope::WorkspaceScope::trusted(
+            &crier::ids::WorkspaceId::parse(workspace_id).unwrap(),
+        );
         let usage = Usage {
             scope: &scope,
             channel,
@@ -98,7 +102,9 @@ impl Domain {
                 billing::move_wallet(
                     conn,
                     &self.ids,
-                    &crier::scope::WorkspaceScope::trusted(workspace_id),
+                    &crier::scope::WorkspaceScope::trusted(
+                        &crier::ids::WorkspaceId::parse(workspace_id).unwrap(),
+                    ),
                     "adjustment",
                     amount_minor,
                     ("admin", None, Some("set up by the test")),
