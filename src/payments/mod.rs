@@ -17,6 +17,7 @@ mod adapter;
 pub mod flow;
 pub mod flutterwave;
 pub mod provider;
+pub mod purchase;
 pub mod settings;
 pub mod store;
 pub mod stripe;

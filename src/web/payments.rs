@@ -7,10 +7,11 @@ use crate::api_keys::format::Scope;
 use crate::app::App;
 use crate::auth::principal::Principal;
 use crate::billing;
-use crate::error::{AppError, FieldErrors};
+use crate::error::AppError;
 use crate::money::Money;
 use crate::payments::flow::{self, Buyer, Purchase};
 use crate::payments::provider::ProviderName;
+use crate::payments::purchase::{self, PurchaseRequest};
 use crate::payments::store::{self, SessionRow, TransactionRow};
 use crate::payments::{Applied, SessionStatus};
 use crate::web::auth::authenticate_request;
@@ -130,101 +131,29 @@ fn transaction_view(tx: &TransactionRow) -> TransactionView<'_> {
     }
 }
 
-/// Checks a purchase against the catalog and the workspace: a plan that can be bought now, or
-/// a top-up of at least the minimum in the wallet's currency.
+/// The purchase a session body asks for, checked by the payments domain against the catalog and
+/// the workspace's account.
 fn purchase_of(
     app: &App,
     workspace_id: &WorkspaceId,
     body: CreateSessionBody,
 ) -> Result<Purchase, AppError> {
-    let catalog = &app.config.billing_catalog;
     let account = app
         .db
         .read(|conn| billing::store::find_account(conn, workspace_id))?
         .ok_or(AppError::NotFound)?;
-    let mut fields = FieldErrors::new();
-    let purchase = match body.kind.as_str() {
-        "plan" => {
-            if body.amount_minor.is_some() || body.currency.is_some() {
-                fields.add(
-                    "amount_minor",
-                    "a plan's price comes from the catalog; leave it out",
-                );
-            }
-            let plan = body
-                .plan_code
-                .as_deref()
-                .and_then(|code| catalog.plan(code));
-            match plan {
-                Some(plan) if plan.price_minor.is_some() => Some(Purchase {
-                    kind: "plan",
-                    plan_code: Some(plan.code.clone()),
-                    amount: Money::new(plan.price_minor.unwrap_or_default(), &catalog.currency),
-                    description: format!("{} plan, 1 month", plan.name),
-                }),
-                _ => {
-                    let purchasable: Vec<&str> = catalog
-                        .plans
-                        .iter()
-                        .filter(|plan| plan.price_minor.is_some())
-                        .map(|plan| plan.code.as_str())
-                        .collect();
-                    fields.add(
-                        "plan_code",
-                        format!(
-                            "must be a plan that can be bought: {}",
-                            purchasable.join(", ")
-                        ),
-                    );
-                    None
-                }
-            }
-        }
-        "topup" => {
-            if body.plan_code.is_some() {
-                fields.add("plan_code", "only for kind plan");
-            }
-            let currency = body
-                .currency
-                .clone()
-                .unwrap_or_else(|| account.wallet_currency.clone());
-            if currency != account.wallet_currency {
-                fields.add(
-                    "currency",
-                    format!("must be {}, the wallet's currency", account.wallet_currency),
-                );
-            }
-            let minimum = app.config.topup_minimum_minor;
-            match body.amount_minor {
-                Some(amount) if (minimum..=1_000_000_000_000).contains(&amount) => Some(Purchase {
-                    kind: "topup",
-                    plan_code: None,
-                    amount: Money::new(amount, &currency),
-                    description: "Wallet top-up".to_owned(),
-                }),
-                _ => {
-                    fields.add(
-                        "amount_minor",
-                        format!("must be a whole number of at least {minimum} (minor units)"),
-                    );
-                    None
-                }
-            }
-        }
-        _ => {
-            fields.add("kind", "must be plan or topup");
-            None
-        }
-    };
-    fields.into_result()?;
-    let purchase = purchase.ok_or_else(|| AppError::internal("purchase without errors"))?;
-    // Refuse now what fulfilment would refuse, before anyone pays.
-    if let Some(plan_code) = &purchase.plan_code {
-        let now = app.clock.now();
-        billing::PlanState::of(&account, &app.config.billing_catalog, now)
-            .purchase_start(plan_code, now)?;
-    }
-    Ok(purchase)
+    purchase::check(
+        &app.config.billing_catalog,
+        &account,
+        app.config.topup_minimum_minor,
+        &PurchaseRequest {
+            kind: &body.kind,
+            plan_code: body.plan_code.as_deref(),
+            amount_minor: body.amount_minor,
+            currency: body.currency.as_deref(),
+        },
+        app.clock.now(),
+    )
 }
 
 /// `POST /v1/payments/sessions`: a checkout for a plan or a top-up. Owner/admin session or a
