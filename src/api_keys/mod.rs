@@ -14,7 +14,7 @@ use crate::api_keys::format::{Scope, generate_key};
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
 use crate::ids::Ids;
-use crate::ids::WorkspaceId;
+use crate::ids::{UserId, WorkspaceId};
 use crate::scope::WorkspaceScope;
 use crate::secrets;
 use crate::vocabulary::Mode;
@@ -30,7 +30,7 @@ pub struct NewApiKey {
     pub scopes: Vec<Scope>,
     pub mode: Mode,
     /// `None` when made with `crier admin create-api-key`.
-    pub created_by: Option<String>,
+    pub created_by: Option<UserId>,
     pub expires_at: Option<Timestamp>,
 }
 
@@ -93,7 +93,7 @@ pub fn rotate_key(
     scope: &WorkspaceScope,
     id: &str,
     grace: Duration,
-    created_by: Option<String>,
+    created_by: Option<UserId>,
     now: Timestamp,
 ) -> Result<(IssuedKey, ApiKey), AppError> {
     let workspace_id = scope.id();

@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, named_params};
 
 use crate::api_keys::format::Scope;
 use crate::error::AppError;
-use crate::ids::WorkspaceId;
+use crate::ids::{UserId, WorkspaceId};
 use crate::vocabulary::Mode;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +15,7 @@ pub struct ApiKey {
     pub display_prefix: String,
     pub mode: Mode,
     pub scopes: Vec<Scope>,
-    pub created_by: Option<String>,
+    pub created_by: Option<UserId>,
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub expires_at: Option<String>,

@@ -4,7 +4,7 @@ use crate::payments::SessionStatus;
 use rusqlite::{Connection, OptionalExtension, Row, named_params};
 
 use crate::error::AppError;
-use crate::ids::WorkspaceId;
+use crate::ids::{UserId, WorkspaceId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRow {
@@ -507,7 +507,7 @@ pub fn fulfilment_discrepancies(conn: &Connection) -> Result<Vec<(String, String
 pub fn find_buyer_email(
     conn: &Connection,
     workspace_id: &WorkspaceId,
-    user_id: Option<&str>,
+    user_id: Option<&UserId>,
 ) -> Result<Option<String>, AppError> {
     Ok(conn
         .prepare_cached(

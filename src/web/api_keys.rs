@@ -8,6 +8,7 @@ use crate::api_keys::{self, MAX_GRACE_SECONDS, NewApiKey};
 use crate::app::App;
 use crate::clock::parse_timestamp;
 use crate::error::{AppError, FieldErrors};
+use crate::ids::UserId;
 use crate::validate;
 use crate::vocabulary::Mode;
 use crate::web::auth::authenticate_request;
@@ -39,7 +40,7 @@ impl<'a> From<&'a ApiKey> for ApiKeyView<'a> {
             display_prefix: &key.display_prefix,
             scopes: key.scopes.iter().map(|scope| scope.as_str()).collect(),
             mode: key.mode,
-            created_by: key.created_by.as_deref(),
+            created_by: key.created_by.as_ref().map(UserId::as_str),
             created_at: &key.created_at,
             last_used_at: key.last_used_at.as_deref(),
             expires_at: key.expires_at.as_deref(),
@@ -158,7 +159,7 @@ pub fn create_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
         name,
         scopes,
         mode,
-        created_by: Some(session.user_id().to_owned()),
+        created_by: Some(session.user_id().clone()),
         expires_at,
     };
     let issued = app
@@ -207,7 +208,7 @@ pub fn rotate_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
             &scope,
             &id,
             chrono::Duration::seconds(body.grace_seconds),
-            Some(session.user_id().to_owned()),
+            Some(session.user_id().clone()),
             now,
         )
     })?;
