@@ -18,7 +18,7 @@ use crate::auth::principal::{KeyPrincipal, Principal, SessionPrincipal};
 use crate::auth::store::SessionRow;
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
-use crate::ids::{Ids, UserId};
+use crate::ids::{ApiKeyId, Ids, UserId};
 use crate::scope::WorkspaceScope;
 use crate::secrets;
 use crate::users::{NewUser, User, create_user, store as user_store};
@@ -50,7 +50,7 @@ pub enum Credentials {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Touch {
     Nothing,
-    ApiKey(String),
+    ApiKey(ApiKeyId),
     Session(String),
 }
 

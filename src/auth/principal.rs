@@ -5,7 +5,7 @@
 
 use crate::api_keys::format::Scope;
 use crate::error::AppError;
-use crate::ids::{UserId, WorkspaceId};
+use crate::ids::{ApiKeyId, UserId, WorkspaceId};
 use crate::scope::WorkspaceScope;
 use crate::vocabulary::Mode;
 use crate::workspaces::Role;
@@ -59,14 +59,14 @@ impl SessionPrincipal {
 /// An API key.
 #[derive(Debug, Clone)]
 pub struct KeyPrincipal {
-    pub(super) key_id: String,
+    pub(super) key_id: ApiKeyId,
     pub(super) workspace_id: WorkspaceId,
     pub(super) scopes: Vec<Scope>,
     pub(super) mode: Mode,
 }
 
 impl KeyPrincipal {
-    pub fn key_id(&self) -> &str {
+    pub fn key_id(&self) -> &ApiKeyId {
         &self.key_id
     }
 
@@ -174,7 +174,7 @@ mod tests {
 
     fn key(scopes: &[Scope]) -> Principal {
         Principal::ApiKey(KeyPrincipal {
-            key_id: "key_1".into(),
+            key_id: ApiKeyId::parse("key_1").unwrap(),
             workspace_id: WorkspaceId::parse("wsp_1").unwrap(),
             scopes: scopes.to_vec(),
             mode: Mode::Live,

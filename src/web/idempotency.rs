@@ -130,7 +130,9 @@ fn attempt(
     key: String,
 ) -> Result<Attempt, AppError> {
     let (actor_id, workspace_id) = match (principal, per) {
-        (Principal::ApiKey(api_key), _) => (api_key.key_id(), api_key.workspace_id().as_str()),
+        (Principal::ApiKey(api_key), _) => {
+            (api_key.key_id().as_str(), api_key.workspace_id().as_str())
+        }
         (Principal::Session(session), Per::Workspace) => (
             session.user_id().as_str(),
             session.active_workspace().map_or("", |(id, _)| id.as_str()),

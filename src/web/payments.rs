@@ -247,7 +247,7 @@ pub fn create_session(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     };
     let (actor_id, user_id) = match &principal {
         Principal::Session(session) => (session.user_id().to_string(), Some(session.user_id())),
-        Principal::ApiKey(key) => (key.key_id().to_owned(), None),
+        Principal::ApiKey(key) => (key.key_id().to_string(), None),
     };
     let email = app
         .db

@@ -232,7 +232,7 @@ pub fn show_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
         },
         Principal::ApiKey(key) => CallerView::ApiKey {
             api_key: CallingKeyView {
-                id: key.key_id(),
+                id: key.key_id().as_str(),
                 mode: key.mode(),
                 scopes: key.scopes().iter().map(|scope| scope.as_str()).collect(),
             },
