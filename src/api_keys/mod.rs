@@ -14,7 +14,7 @@ use crate::api_keys::format::{Scope, generate_key};
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
 use crate::ids::Ids;
-use crate::ids::WorkspaceId;
+use crate::ids::{ApiKeyId, UserId, WorkspaceId};
 use crate::scope::WorkspaceScope;
 use crate::secrets;
 use crate::vocabulary::Mode;
@@ -30,7 +30,7 @@ pub struct NewApiKey {
     pub scopes: Vec<Scope>,
     pub mode: Mode,
     /// `None` when made with `crier admin create-api-key`.
-    pub created_by: Option<String>,
+    pub created_by: Option<UserId>,
     pub expires_at: Option<Timestamp>,
 }
 
@@ -52,7 +52,7 @@ pub fn issue_key(
     scopes.sort();
     scopes.dedup();
     let api_key = ApiKey {
-        id: ids.new_id("key"),
+        id: ApiKeyId::generate(ids),
         workspace_id: new_key.workspace_id,
         name: new_key.name,
         display_prefix: presented.display_prefix().to_owned(),
@@ -76,7 +76,7 @@ pub fn issue_key(
 pub fn revoke_key(
     conn: &Connection,
     scope: &WorkspaceScope,
-    id: &str,
+    id: &ApiKeyId,
     now: Timestamp,
 ) -> Result<ApiKey, AppError> {
     let workspace_id = scope.id();
@@ -91,9 +91,9 @@ pub fn rotate_key(
     conn: &Connection,
     ids: &Ids,
     scope: &WorkspaceScope,
-    id: &str,
+    id: &ApiKeyId,
     grace: Duration,
-    created_by: Option<String>,
+    created_by: Option<UserId>,
     now: Timestamp,
 ) -> Result<(IssuedKey, ApiKey), AppError> {
     let workspace_id = scope.id();

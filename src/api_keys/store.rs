@@ -4,23 +4,23 @@ use rusqlite::{Connection, OptionalExtension, named_params};
 
 use crate::api_keys::format::Scope;
 use crate::error::AppError;
-use crate::ids::WorkspaceId;
+use crate::ids::{ApiKeyId, UserId, WorkspaceId};
 use crate::vocabulary::Mode;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
-    pub id: String,
+    pub id: ApiKeyId,
     pub workspace_id: WorkspaceId,
     pub name: String,
     pub display_prefix: String,
     pub mode: Mode,
     pub scopes: Vec<Scope>,
-    pub created_by: Option<String>,
+    pub created_by: Option<UserId>,
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub expires_at: Option<String>,
     pub revoked_at: Option<String>,
-    pub replaced_by: Option<String>,
+    pub replaced_by: Option<ApiKeyId>,
 }
 
 const COLUMNS: &str =
@@ -76,7 +76,7 @@ pub fn find_key_by_hash(conn: &Connection, key_hash: &[u8]) -> Result<Option<Api
 pub fn find_key(
     conn: &Connection,
     workspace_id: &WorkspaceId,
-    id: &str,
+    id: &ApiKeyId,
 ) -> Result<Option<ApiKey>, AppError> {
     Ok(conn
         .prepare_cached(&format!(
@@ -109,30 +109,30 @@ pub fn list_keys(
 
 /// Revokes a key and the key it replaced (still in its rotation grace period): revoking a
 /// replacement usually means the secret leaked, and the predecessor is the same credential.
-pub fn revoke_key(conn: &Connection, id: &str, now: &str) -> Result<(), AppError> {
+pub fn revoke_key(conn: &Connection, id: &ApiKeyId, now: &str) -> Result<(), AppError> {
     conn.prepare_cached(
         "UPDATE api_keys SET revoked_at = ?2
          WHERE (id = ?1 OR replaced_by = ?1) AND revoked_at IS NULL",
     )?
-    .execute([id, now])?;
+    .execute(rusqlite::params![id, now])?;
     Ok(())
 }
 
 pub fn retire_key(
     conn: &Connection,
-    id: &str,
+    id: &ApiKeyId,
     expires_at: &str,
-    replaced_by: &str,
+    replaced_by: &ApiKeyId,
 ) -> Result<(), AppError> {
     conn.prepare_cached("UPDATE api_keys SET expires_at = ?2, replaced_by = ?3 WHERE id = ?1")?
-        .execute([id, expires_at, replaced_by])?;
+        .execute(rusqlite::params![id, expires_at, replaced_by])?;
     Ok(())
 }
 
 /// Records use of a key unless it was recorded since `stale_before`.
 pub fn touch_key(
     conn: &Connection,
-    id: &str,
+    id: &ApiKeyId,
     now: &str,
     stale_before: &str,
 ) -> Result<(), AppError> {
@@ -140,6 +140,6 @@ pub fn touch_key(
         "UPDATE api_keys SET last_used_at = ?2
          WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)",
     )?
-    .execute([id, now, stale_before])?;
+    .execute(rusqlite::params![id, now, stale_before])?;
     Ok(())
 }

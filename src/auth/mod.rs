@@ -18,7 +18,7 @@ use crate::auth::principal::{KeyPrincipal, Principal, SessionPrincipal};
 use crate::auth::store::SessionRow;
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
-use crate::ids::Ids;
+use crate::ids::{ApiKeyId, Ids, UserId};
 use crate::scope::WorkspaceScope;
 use crate::secrets;
 use crate::users::{NewUser, User, create_user, store as user_store};
@@ -50,7 +50,7 @@ pub enum Credentials {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Touch {
     Nothing,
-    ApiKey(String),
+    ApiKey(ApiKeyId),
     Session(String),
 }
 
@@ -152,7 +152,7 @@ pub struct OpenedSession {
 pub fn open_session(
     conn: &Connection,
     ids: &Ids,
-    user_id: &str,
+    user_id: &UserId,
     active_workspace_id: Option<&WorkspaceId>,
     now: Timestamp,
 ) -> Result<OpenedSession, AppError> {
@@ -160,7 +160,7 @@ pub fn open_session(
     let csrf_token = secrets::new_token(ids);
     let session = SessionRow {
         id: ids.new_id("ses"),
-        user_id: user_id.to_owned(),
+        user_id: user_id.clone(),
         active_workspace_id: active_workspace_id.cloned(),
         csrf_token: csrf_token.clone(),
         last_seen_at: format_timestamp(now),
@@ -180,8 +180,8 @@ pub fn open_session(
 pub fn remove_member(
     conn: &Connection,
     scope: &WorkspaceScope,
-    actor_id: &str,
-    user_id: &str,
+    actor_id: &UserId,
+    user_id: &UserId,
 ) -> Result<(), AppError> {
     let workspace_id = scope.id();
     crate::workspaces::remove_member(conn, scope, actor_id, user_id)?;

@@ -5,7 +5,7 @@
 
 use crate::api_keys::format::Scope;
 use crate::error::AppError;
-use crate::ids::WorkspaceId;
+use crate::ids::{ApiKeyId, UserId, WorkspaceId};
 use crate::scope::WorkspaceScope;
 use crate::vocabulary::Mode;
 use crate::workspaces::Role;
@@ -14,7 +14,7 @@ use crate::workspaces::Role;
 #[derive(Debug, Clone)]
 pub struct SessionPrincipal {
     pub(super) session_id: String,
-    pub(super) user_id: String,
+    pub(super) user_id: UserId,
     pub(super) is_instance_admin: bool,
     pub(super) csrf_token: String,
     /// The session's active workspace and the user's role in it.
@@ -26,7 +26,7 @@ impl SessionPrincipal {
         &self.session_id
     }
 
-    pub fn user_id(&self) -> &str {
+    pub fn user_id(&self) -> &UserId {
         &self.user_id
     }
 
@@ -59,14 +59,14 @@ impl SessionPrincipal {
 /// An API key.
 #[derive(Debug, Clone)]
 pub struct KeyPrincipal {
-    pub(super) key_id: String,
+    pub(super) key_id: ApiKeyId,
     pub(super) workspace_id: WorkspaceId,
     pub(super) scopes: Vec<Scope>,
     pub(super) mode: Mode,
 }
 
 impl KeyPrincipal {
-    pub fn key_id(&self) -> &str {
+    pub fn key_id(&self) -> &ApiKeyId {
         &self.key_id
     }
 
@@ -165,7 +165,7 @@ mod tests {
     fn session(role: Option<Role>) -> Principal {
         Principal::Session(SessionPrincipal {
             session_id: "ses_1".into(),
-            user_id: "usr_1".into(),
+            user_id: UserId::parse("usr_1").unwrap(),
             is_instance_admin: false,
             csrf_token: "csrf".into(),
             workspace: role.map(|role| (WorkspaceId::parse("wsp_1").unwrap(), role)),
@@ -174,7 +174,7 @@ mod tests {
 
     fn key(scopes: &[Scope]) -> Principal {
         Principal::ApiKey(KeyPrincipal {
-            key_id: "key_1".into(),
+            key_id: ApiKeyId::parse("key_1").unwrap(),
             workspace_id: WorkspaceId::parse("wsp_1").unwrap(),
             scopes: scopes.to_vec(),
             mode: Mode::Live,

@@ -3,12 +3,12 @@
 use rusqlite::{Connection, OptionalExtension, named_params};
 
 use crate::error::AppError;
-use crate::ids::WorkspaceId;
+use crate::ids::{UserId, WorkspaceId};
 
 #[derive(Debug, Clone)]
 pub struct SessionRow {
     pub id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub active_workspace_id: Option<WorkspaceId>,
     pub csrf_token: String,
     pub last_seen_at: String,
@@ -81,7 +81,7 @@ pub fn set_active_workspace(
 /// Sessions whose active workspace is `workspace_id` lose it when `user_id` leaves it.
 pub fn clear_active_workspace_for(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     workspace_id: &WorkspaceId,
 ) -> Result<(), AppError> {
     conn.prepare_cached(

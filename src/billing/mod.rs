@@ -17,7 +17,7 @@ use rusqlite::Connection;
 
 use crate::clock::{Timestamp, format_timestamp, parse_timestamp};
 use crate::error::AppError;
-use crate::ids::Ids;
+use crate::ids::{Ids, UserId};
 use crate::money::Money;
 use crate::scope::WorkspaceScope;
 use catalog::{Catalog, Plan};
@@ -352,7 +352,7 @@ pub fn adjust_wallet(
     scope: &WorkspaceScope,
     amount_minor: i64,
     reason: &str,
-    actor: Option<&str>,
+    actor: Option<&UserId>,
     now: Timestamp,
 ) -> Result<(store::LedgerEntry, store::BillingAccount), AppError> {
     let workspace_id = scope.id();
@@ -364,7 +364,7 @@ pub fn adjust_wallet(
         scope,
         "adjustment",
         amount_minor,
-        (&reference, actor, Some(reason)),
+        (&reference, actor.map(UserId::as_str), Some(reason)),
         now,
     )?;
     let entry = store::find_ledger_entry(conn, &entry_id)?

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
-use crate::ids::WorkspaceId;
+use crate::ids::{UserId, WorkspaceId};
 use crate::scope::WorkspaceScope;
 
 /// A sender ID request and its decision.
@@ -73,7 +73,7 @@ pub fn request_sender_id(
     conn: &Connection,
     scope: &WorkspaceScope,
     sender_id: &str,
-    actor: &str,
+    actor: &UserId,
     now: Timestamp,
 ) -> Result<SenderId, AppError> {
     let workspace_id = scope.id();
@@ -144,7 +144,7 @@ pub fn submit_verification(
     conn: &Connection,
     scope: &WorkspaceScope,
     request: &VerificationRequest,
-    actor: &str,
+    actor: &UserId,
     now: Timestamp,
 ) -> Result<Verification, AppError> {
     let workspace_id = scope.id();
@@ -206,7 +206,7 @@ pub struct Decision<'a> {
     /// request changed since cannot be decided by mistake (409). `None` decides whatever is
     /// pending.
     pub expected: Option<&'a str>,
-    pub admin_id: &'a str,
+    pub admin_id: &'a UserId,
 }
 
 /// Approves or rejects a pending request of the workspace. Nothing pending → 404; pending but

@@ -13,7 +13,7 @@ use crate::billing::catalog::Catalog;
 use crate::billing::{self, Charging, Usage};
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
-use crate::ids::{Ids, MessageId};
+use crate::ids::{ApiKeyId, Ids, MessageId};
 use crate::scope::WorkspaceScope;
 use crate::vocabulary::Mode;
 use compose::Composition;
@@ -41,7 +41,7 @@ crate::text_enum! {
 #[derive(Debug, Clone, Copy)]
 pub struct Origin<'a> {
     pub scope: &'a WorkspaceScope,
-    pub api_key_id: Option<&'a str>,
+    pub api_key_id: Option<&'a ApiKeyId>,
     pub charging: Charging,
 }
 
@@ -76,7 +76,7 @@ pub fn create_message(
     let message = MessageRow {
         id,
         workspace_id: origin.scope.id().to_owned(),
-        api_key_id: origin.api_key_id.map(str::to_owned),
+        api_key_id: origin.api_key_id.cloned(),
         campaign_id: None,
         mode: match origin.charging {
             Charging::Live => Mode::Live,

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, named_params};
 
 use crate::billing::Channel;
 use crate::error::AppError;
-use crate::ids::{MessageId, WorkspaceId};
+use crate::ids::{ApiKeyId, MessageId, WorkspaceId};
 use crate::messages::MessageStatus;
 use crate::messages::compose::Category;
 use crate::vocabulary::Mode;
@@ -15,7 +15,7 @@ use crate::vocabulary::Mode;
 pub struct MessageRow {
     pub id: MessageId,
     pub workspace_id: WorkspaceId,
-    pub api_key_id: Option<String>,
+    pub api_key_id: Option<ApiKeyId>,
     pub campaign_id: Option<String>,
     pub mode: Mode,
     pub channel: Channel,

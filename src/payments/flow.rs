@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::app::App;
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
-use crate::ids::WorkspaceId;
+use crate::ids::{PaymentSessionId, WorkspaceId};
 use crate::money::Money;
 use crate::payments::provider::{
     CheckoutRequest, PaymentLookup, PaymentProvider, PaymentStatus, ProviderError, ProviderName,
@@ -54,7 +54,7 @@ pub fn start_checkout(
     let now_text = format_timestamp(now);
     let expires_at = now + crate::clock::span(settings.session_lifetime);
     let session = SessionRow {
-        id: app.ids.new_id("pay"),
+        id: PaymentSessionId::generate(&app.ids),
         workspace_id: buyer.workspace_id.clone(),
         kind: purchase.kind.to_owned(),
         plan_code: purchase.plan_code.clone(),
@@ -91,7 +91,7 @@ pub fn start_checkout(
         // reuse a provider key with other parameters (Stripe refuses that for 24 hours).
         let idempotency_key = format!("{reference}-{}-{}", session.id, provider.name().as_str());
         let request = CheckoutRequest {
-            session_id: &session.id,
+            session_id: session.id.as_str(),
             idempotency_key: &idempotency_key,
             workspace_id: buyer.workspace_id.as_str(),
             kind: purchase.kind,
@@ -171,13 +171,13 @@ pub fn start_checkout(
 
 fn new_transaction(
     app: &App,
-    session_id: &str,
+    session_id: &PaymentSessionId,
     provider: ProviderName,
     operation: &str,
 ) -> TransactionRow {
     TransactionRow {
         id: app.ids.new_id("ptx"),
-        session_id: session_id.to_owned(),
+        session_id: session_id.clone(),
         provider: provider.as_str().to_owned(),
         operation: operation.to_owned(),
         outcome: "error".to_owned(),
@@ -215,7 +215,7 @@ pub(crate) fn ask_provider(
 ) -> Asked {
     let started = Instant::now();
     let result = provider.verify(&PaymentLookup {
-        session_id: &session.id,
+        session_id: session.id.as_str(),
         provider_reference: provider_reference.or(session.provider_reference.as_deref()),
     });
     let mut transaction = new_transaction(app, &session.id, provider.name(), "verify");

@@ -32,7 +32,7 @@ use crate::billing::catalog::Catalog;
 use crate::clock::{Timestamp, format_timestamp};
 use crate::db::run_cached;
 use crate::error::AppError;
-use crate::ids::Ids;
+use crate::ids::{Ids, PaymentSessionId};
 use crate::outbound::HttpClient;
 use crate::scope::WorkspaceScope;
 use provider::{PaymentProvider, PaymentStatus, ProviderName};
@@ -152,6 +152,17 @@ pub struct Facts {
     pub currency: Option<String>,
 }
 
+impl Facts {
+    /// Whether the reference the provider echoes is this session's id. One that cannot be a
+    /// payment session id names no session of ours.
+    fn names(&self, session_id: &PaymentSessionId) -> bool {
+        self.reference
+            .as_deref()
+            .and_then(PaymentSessionId::parse)
+            .is_some_and(|reference| reference == *session_id)
+    }
+}
+
 /// Whether a verdict changed the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
@@ -167,7 +178,7 @@ pub fn apply_verdict(
     conn: &Connection,
     ids: &Ids,
     catalog: &Catalog,
-    session_id: &str,
+    session_id: &PaymentSessionId,
     verdict: &Verdict,
     now: Timestamp,
 ) -> Result<Applied, AppError> {
@@ -176,7 +187,7 @@ pub fn apply_verdict(
     let now_text = format_timestamp(now);
     // Verified facts about another payment say nothing about this one, whatever their status.
     if let Some(facts) = &verdict.facts
-        && facts.reference.as_deref() != Some(session.id.as_str())
+        && !facts.names(&session.id)
     {
         let why = format!(
             "verification names another payment ({})",
@@ -266,7 +277,7 @@ fn mismatch(session: &SessionRow, verdict: &Verdict) -> Option<String> {
     let Some(facts) = &verdict.facts else {
         return Some("success claimed without verification".to_owned());
     };
-    if facts.reference.as_deref() != Some(session.id.as_str()) {
+    if !facts.names(&session.id) {
         return Some(format!(
             "verification names another reference ({})",
             facts.reference.as_deref().unwrap_or("none")
@@ -332,7 +343,7 @@ fn fulfil(
         &WorkspaceScope::trusted(&session.workspace_id),
         "topup",
         session.amount_minor,
-        (&session.id, None, Some(&reason)),
+        (session.id.as_str(), None, Some(&reason)),
         now,
     )?;
     Ok(())
@@ -401,7 +412,11 @@ fn settle_refund(
             &WorkspaceScope::trusted(&session.workspace_id),
             "adjustment",
             -debit,
-            (&session.id, None, Some("payment refunded by the provider")),
+            (
+                session.id.as_str(),
+                None,
+                Some("payment refunded by the provider"),
+            ),
             now,
         )?;
     }

@@ -4,11 +4,11 @@ use crate::payments::SessionStatus;
 use rusqlite::{Connection, OptionalExtension, Row, named_params};
 
 use crate::error::AppError;
-use crate::ids::WorkspaceId;
+use crate::ids::{PaymentSessionId, UserId, WorkspaceId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRow {
-    pub id: String,
+    pub id: PaymentSessionId,
     pub workspace_id: WorkspaceId,
     pub kind: String,
     pub plan_code: Option<String>,
@@ -87,7 +87,7 @@ pub fn insert_session(conn: &Connection, session: &SessionRow) -> Result<(), App
 /// The session `id`; within `workspace_id` when given (never another workspace's).
 pub fn find_session(
     conn: &Connection,
-    id: &str,
+    id: &PaymentSessionId,
     workspace_id: Option<&WorkspaceId>,
 ) -> Result<Option<SessionRow>, AppError> {
     Ok(conn
@@ -170,7 +170,7 @@ pub fn update_session(conn: &Connection, session: &SessionRow) -> Result<(), App
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionRow {
     pub id: String,
-    pub session_id: String,
+    pub session_id: PaymentSessionId,
     pub provider: String,
     pub operation: String,
     pub outcome: String,
@@ -210,7 +210,7 @@ pub fn insert_transaction(conn: &Connection, tx: &TransactionRow) -> Result<(), 
 
 pub fn list_transactions(
     conn: &Connection,
-    session_id: &str,
+    session_id: &PaymentSessionId,
 ) -> Result<Vec<TransactionRow>, AppError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, session_id, provider, operation, outcome, provider_reference, raw_status,
@@ -256,7 +256,11 @@ pub fn sessions_to_reconcile(
 }
 
 /// An open session → `expired`, unless something moved it meanwhile.
-pub fn expire_open_session(conn: &Connection, id: &str, now: &str) -> Result<bool, AppError> {
+pub fn expire_open_session(
+    conn: &Connection,
+    id: &PaymentSessionId,
+    now: &str,
+) -> Result<bool, AppError> {
     Ok(conn
         .prepare_cached(
             "UPDATE payment_sessions SET status = 'expired', updated_at = :now
@@ -410,7 +414,7 @@ pub fn settle_webhook(
     conn: &Connection,
     id: &str,
     (outcome, reason): (&str, Option<&str>),
-    session_id: Option<&str>,
+    session_id: Option<&PaymentSessionId>,
     now: &str,
 ) -> Result<(), AppError> {
     conn.prepare_cached(
@@ -507,7 +511,7 @@ pub fn fulfilment_discrepancies(conn: &Connection) -> Result<Vec<(String, String
 pub fn find_buyer_email(
     conn: &Connection,
     workspace_id: &WorkspaceId,
-    user_id: Option<&str>,
+    user_id: Option<&UserId>,
 ) -> Result<Option<String>, AppError> {
     Ok(conn
         .prepare_cached(
@@ -524,7 +528,7 @@ pub fn find_buyer_email(
 }
 
 /// Whether the session's fulfilment credited the wallet (a top-up, or a plan paid out to it).
-pub fn credited_wallet(conn: &Connection, session_id: &str) -> Result<bool, AppError> {
+pub fn credited_wallet(conn: &Connection, session_id: &PaymentSessionId) -> Result<bool, AppError> {
     Ok(conn
         .prepare_cached(
             "SELECT 1 FROM wallet_ledger WHERE reference = ?1 AND kind = 'topup' LIMIT 1",

@@ -25,6 +25,7 @@ use rusqlite::Connection;
 use crate::app::App;
 use crate::clock::{Timestamp, format_timestamp, span};
 use crate::error::{AppError, StartupError};
+use crate::ids::PaymentSessionId;
 use crate::payments::flow::ask_provider;
 use crate::payments::provider::{PaymentProvider, PaymentStatus, ProviderName};
 use crate::payments::store::{self, PendingEvent, SessionRow};
@@ -192,8 +193,11 @@ fn session_of(
     event: &PendingEvent,
 ) -> Result<Option<SessionRow>, AppError> {
     app.db.read(|conn| {
-        if let Some(id) = &event.session_id
-            && let Some(session) = store::find_session(conn, id, None)?
+        if let Some(id) = event
+            .session_id
+            .as_deref()
+            .and_then(PaymentSessionId::parse)
+            && let Some(session) = store::find_session(conn, &id, None)?
         {
             return Ok(Some(session));
         }
@@ -211,7 +215,7 @@ fn settle_unapplied(
     app: &App,
     event: &PendingEvent,
     why: &str,
-    session_id: Option<&str>,
+    session_id: Option<&PaymentSessionId>,
 ) -> Result<(), AppError> {
     let now = format_timestamp(app.clock.now());
     app.db.write(|conn| {
@@ -296,7 +300,7 @@ fn settle(
     conn: &Connection,
     event: &PendingEvent,
     applied: &Applied,
-    session_id: &str,
+    session_id: &PaymentSessionId,
     now: Timestamp,
 ) -> Result<(), AppError> {
     let reason = match applied {

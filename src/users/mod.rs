@@ -8,7 +8,7 @@ use rusqlite::Connection;
 
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
-use crate::ids::Ids;
+use crate::ids::{Ids, UserId};
 pub use store::User;
 
 /// A user to create, with the password already hashed.
@@ -28,7 +28,7 @@ pub fn create_user(
 ) -> Result<User, AppError> {
     let first = !store::any_user_exists(conn)?;
     let user = User {
-        id: ids.new_id("usr"),
+        id: UserId::generate(ids),
         email: new_user.email,
         name: new_user.name,
         password_hash: new_user.password_hash,

@@ -3,10 +3,11 @@
 use rusqlite::{Connection, OptionalExtension, named_params};
 
 use crate::error::AppError;
+use crate::ids::UserId;
 
 #[derive(Debug, Clone)]
 pub struct User {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub name: String,
     pub password_hash: String,
@@ -51,11 +52,11 @@ pub fn insert_user(conn: &Connection, user: &User) -> Result<(), AppError> {
 
 pub fn set_password_hash(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     password_hash: &str,
 ) -> Result<(), AppError> {
     conn.prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
-        .execute([user_id, password_hash])?;
+        .execute(rusqlite::params![user_id, password_hash])?;
     Ok(())
 }
 
@@ -65,7 +66,7 @@ pub fn any_user_exists(conn: &Connection) -> Result<bool, AppError> {
         .query_row([], |row| row.get(0))?)
 }
 
-pub fn find_user(conn: &Connection, id: &str) -> Result<Option<User>, AppError> {
+pub fn find_user(conn: &Connection, id: &UserId) -> Result<Option<User>, AppError> {
     Ok(conn
         .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?
         .query_row([id], user_from_row)

@@ -8,6 +8,7 @@ use crate::api_keys::{self, MAX_GRACE_SECONDS, NewApiKey};
 use crate::app::App;
 use crate::clock::parse_timestamp;
 use crate::error::{AppError, FieldErrors};
+use crate::ids::{ApiKeyId, UserId};
 use crate::validate;
 use crate::vocabulary::Mode;
 use crate::web::auth::authenticate_request;
@@ -34,17 +35,17 @@ struct ApiKeyView<'a> {
 impl<'a> From<&'a ApiKey> for ApiKeyView<'a> {
     fn from(key: &'a ApiKey) -> ApiKeyView<'a> {
         ApiKeyView {
-            id: &key.id,
+            id: key.id.as_str(),
             name: &key.name,
             display_prefix: &key.display_prefix,
             scopes: key.scopes.iter().map(|scope| scope.as_str()).collect(),
             mode: key.mode,
-            created_by: key.created_by.as_deref(),
+            created_by: key.created_by.as_ref().map(UserId::as_str),
             created_at: &key.created_at,
             last_used_at: key.last_used_at.as_deref(),
             expires_at: key.expires_at.as_deref(),
             revoked_at: key.revoked_at.as_deref(),
-            replaced_by: key.replaced_by.as_deref(),
+            replaced_by: key.replaced_by.as_ref().map(ApiKeyId::as_str),
         }
     }
 }
@@ -158,7 +159,7 @@ pub fn create_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
         name,
         scopes,
         mode,
-        created_by: Some(session.user_id().to_owned()),
+        created_by: Some(session.user_id().clone()),
         expires_at,
     };
     let issued = app
@@ -171,7 +172,7 @@ pub fn create_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
 pub fn revoke_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let (scope, _) = principal.require_session()?.require_role(Role::Admin)?;
-    let id = request.param("id").to_owned();
+    let id = ApiKeyId::parse(request.param("id")).ok_or(AppError::NotFound)?;
     let now = app.clock.now();
     let key = app
         .db
@@ -198,7 +199,7 @@ pub fn rotate_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
             format!("must be from 0 to {MAX_GRACE_SECONDS} (7 days)"),
         ));
     }
-    let id = request.param("id").to_owned();
+    let id = ApiKeyId::parse(request.param("id")).ok_or(AppError::NotFound)?;
     let now = app.clock.now();
     let (issued, replaced) = app.db.write(|conn| {
         api_keys::rotate_key(
@@ -207,7 +208,7 @@ pub fn rotate_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
             &scope,
             &id,
             chrono::Duration::seconds(body.grace_seconds),
-            Some(session.user_id().to_owned()),
+            Some(session.user_id().clone()),
             now,
         )
     })?;

@@ -123,7 +123,7 @@ pub struct UserView<'a> {
 impl<'a> From<&'a User> for UserView<'a> {
     fn from(user: &'a User) -> UserView<'a> {
         UserView {
-            id: &user.id,
+            id: user.id.as_str(),
             email: &user.email,
             name: &user.name,
             is_instance_admin: user.is_instance_admin,

@@ -130,12 +130,14 @@ fn attempt(
     key: String,
 ) -> Result<Attempt, AppError> {
     let (actor_id, workspace_id) = match (principal, per) {
-        (Principal::ApiKey(api_key), _) => (api_key.key_id(), api_key.workspace_id().as_str()),
+        (Principal::ApiKey(api_key), _) => {
+            (api_key.key_id().as_str(), api_key.workspace_id().as_str())
+        }
         (Principal::Session(session), Per::Workspace) => (
-            session.user_id(),
+            session.user_id().as_str(),
             session.active_workspace().map_or("", |(id, _)| id.as_str()),
         ),
-        (Principal::Session(session), Per::User) => (session.user_id(), ""),
+        (Principal::Session(session), Per::User) => (session.user_id().as_str(), ""),
     };
     let body = request.body_bytes()?;
     let method = request.method().map_or("OTHER", |method| method.as_str());

@@ -2,7 +2,7 @@
 //! call one domain function inside one transaction.
 
 use crate::api_keys::format::Scope;
-use crate::ids::{MessageId, WorkspaceId};
+use crate::ids::{ApiKeyId, MessageId, WorkspaceId};
 use crate::vocabulary::Mode;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -38,12 +38,12 @@ pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let scope = principal.require_scope(Scope::MessagesSend)?;
     let body: SendBody = request.json()?;
     let api_key_id = match &principal {
-        Principal::ApiKey(key) => Some(key.key_id().to_owned()),
+        Principal::ApiKey(key) => Some(key.key_id()),
         Principal::Session(_) => None,
     };
     let origin = Origin {
         scope: &scope,
-        api_key_id: api_key_id.as_deref(),
+        api_key_id,
         charging: charging_of(&principal),
     };
     let idempotency = (Requirement::Required, Per::Workspace);
@@ -368,7 +368,7 @@ fn message_view<'a>(
         charged: message.mode == Mode::Live,
         metadata,
         campaign_id: message.campaign_id.as_deref(),
-        api_key_id: message.api_key_id.as_deref(),
+        api_key_id: message.api_key_id.as_ref().map(ApiKeyId::as_str),
         provider: message.provider.as_deref(),
         provider_message_id: message.provider_message_id.as_deref(),
         delivery_cycles: message.delivery_cycles,

@@ -1,6 +1,6 @@
 //! HTTP for payments: create, list, show and verify sessions; the providers' webhooks.
 
-use crate::ids::WorkspaceId;
+use crate::ids::{PaymentSessionId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 
 use crate::api_keys::format::Scope;
@@ -92,7 +92,7 @@ fn session_view<'a>(
     transactions: Option<&'a [TransactionRow]>,
 ) -> SessionView<'a> {
     SessionView {
-        id: &session.id,
+        id: session.id.as_str(),
         kind: &session.kind,
         plan_code: session.plan_code.as_deref(),
         amount: Money::new(session.amount_minor, &session.currency),
@@ -175,8 +175,8 @@ pub fn create_session(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
         }
     };
     let (actor_id, user_id) = match &principal {
-        Principal::Session(session) => (session.user_id().to_owned(), Some(session.user_id())),
-        Principal::ApiKey(key) => (key.key_id().to_owned(), None),
+        Principal::Session(session) => (session.user_id().to_string(), Some(session.user_id())),
+        Principal::ApiKey(key) => (key.key_id().to_string(), None),
     };
     let email = app
         .db
@@ -214,7 +214,7 @@ pub fn list_sessions(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
 fn detail(
     app: &App,
     workspace_id: &WorkspaceId,
-    id: &str,
+    id: &PaymentSessionId,
 ) -> Result<(SessionRow, Vec<TransactionRow>), AppError> {
     app.db.read(|conn| {
         let session =
@@ -229,7 +229,7 @@ pub fn show_session(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::BillingRead)?;
     let workspace_id = scope.id();
-    let id = request.param("id").to_owned();
+    let id = PaymentSessionId::parse(request.param("id")).ok_or(AppError::NotFound)?;
     let (session, transactions) = detail(app, workspace_id, &id)?;
     ApiResponse::json(200, &session_view(&session, Some(&transactions)))
 }
@@ -241,7 +241,7 @@ pub fn verify_session(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::BillingRead)?;
     let workspace_id = scope.id();
-    let id = request.param("id").to_owned();
+    let id = PaymentSessionId::parse(request.param("id")).ok_or(AppError::NotFound)?;
     let session = app
         .db
         .read(|conn| store::find_session(conn, &id, Some(workspace_id)))?

@@ -7,7 +7,7 @@ use crate::auth::principal::Principal;
 use crate::auth::{self, OpenedSession, SignedIn};
 use crate::clock::format_timestamp;
 use crate::error::{AppError, FieldErrors};
-use crate::ids::WorkspaceId;
+use crate::ids::{UserId, WorkspaceId};
 use crate::secrets;
 use crate::users::store::{self as user_store, User};
 use crate::users::{self, NewUser};
@@ -232,7 +232,7 @@ pub fn show_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
         },
         Principal::ApiKey(key) => CallerView::ApiKey {
             api_key: CallingKeyView {
-                id: key.key_id(),
+                id: key.key_id().as_str(),
                 mode: key.mode(),
                 scopes: key.scopes().iter().map(|scope| scope.as_str()).collect(),
             },
@@ -290,7 +290,7 @@ pub fn change_member_role(app: &App, request: &mut Request<'_>) -> Result<ApiRes
     let role = role_field(&body.role, &mut fields);
     fields.into_result()?;
     let role = role.ok_or_else(|| AppError::internal("validated role missing"))?;
-    let user_id = request.param("user_id").to_owned();
+    let user_id = UserId::parse(request.param("user_id")).ok_or(AppError::NotFound)?;
     let member = app
         .db
         .write(|conn| workspaces::change_role(conn, &scope, session.user_id(), &user_id, role))?;
@@ -302,7 +302,7 @@ pub fn remove_member(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
     let (scope, _) = session.require_role(Role::Member)?;
-    let user_id = request.param("user_id").to_owned();
+    let user_id = UserId::parse(request.param("user_id")).ok_or(AppError::NotFound)?;
     app.db
         .write(|conn| auth::remove_member(conn, &scope, session.user_id(), &user_id))?;
     Ok(ApiResponse::bytes(204, JSON, Vec::new()))
@@ -429,7 +429,7 @@ fn accept_as_signed_in_user(
     if !secrets::constant_time_eq(presented.as_bytes(), session.csrf_token().as_bytes()) {
         return Err(AppError::CsrfFailed);
     }
-    if session.user_id() != user.id {
+    if *session.user_id() != user.id {
         return Err(AppError::Forbidden(
             "This invitation was sent to another account; log in as that account first.".to_owned(),
         ));

@@ -7,7 +7,7 @@
 
 pub mod store;
 
-use crate::ids::WorkspaceId;
+use crate::ids::{UserId, WorkspaceId};
 use chrono::Duration;
 use rusqlite::Connection;
 
@@ -40,7 +40,7 @@ fn last_owner() -> AppError {
 fn actor_role(
     conn: &Connection,
     workspace_id: &WorkspaceId,
-    actor_id: &str,
+    actor_id: &UserId,
 ) -> Result<Role, AppError> {
     store::find_role(conn, workspace_id, actor_id)?.ok_or(AppError::NotFound)
 }
@@ -58,8 +58,8 @@ fn require_admin(role: Role) -> Result<(), AppError> {
 pub fn change_role(
     conn: &Connection,
     scope: &WorkspaceScope,
-    actor_id: &str,
-    user_id: &str,
+    actor_id: &UserId,
+    user_id: &UserId,
     new_role: Role,
 ) -> Result<Member, AppError> {
     let workspace_id = scope.id();
@@ -86,8 +86,8 @@ pub fn change_role(
 pub fn remove_member(
     conn: &Connection,
     scope: &WorkspaceScope,
-    actor_id: &str,
-    user_id: &str,
+    actor_id: &UserId,
+    user_id: &UserId,
 ) -> Result<(), AppError> {
     let workspace_id = scope.id();
     let actor_role = actor_role(conn, workspace_id, actor_id)?;
@@ -119,7 +119,7 @@ pub fn invite(
     conn: &Connection,
     ids: &Ids,
     scope: &WorkspaceScope,
-    actor_id: &str,
+    actor_id: &UserId,
     email: &str,
     role: Role,
     now: Timestamp,
@@ -143,7 +143,7 @@ pub fn invite(
         workspace_id: workspace_id.to_owned(),
         email: email.to_owned(),
         role,
-        invited_by: actor_id.to_owned(),
+        invited_by: actor_id.clone(),
         created_at: format_timestamp(now),
         expires_at: format_timestamp(now + invitation_lifetime()),
     };
@@ -158,7 +158,7 @@ pub fn invite(
 pub fn accept_invitation(
     conn: &Connection,
     token: &str,
-    user_id: &str,
+    user_id: &UserId,
     now: Timestamp,
 ) -> Result<Invitation, AppError> {
     let now_text = format_timestamp(now);
@@ -222,7 +222,7 @@ pub fn create_workspace(
     conn: &Connection,
     ids: &Ids,
     name: &str,
-    owner_id: &str,
+    owner_id: &UserId,
     currency: &str,
     now: Timestamp,
 ) -> Result<Workspace, AppError> {
@@ -258,7 +258,7 @@ mod tests {
         ids: Ids,
         now: Timestamp,
         workspace: crate::ids::WorkspaceId,
-        owner: String,
+        owner: crate::ids::UserId,
     }
 
     fn fixture() -> Fixture {
@@ -282,7 +282,7 @@ mod tests {
         }
     }
 
-    fn add_user(conn: &Connection, ids: &Ids, email: &str, now: Timestamp) -> String {
+    fn add_user(conn: &Connection, ids: &Ids, email: &str, now: Timestamp) -> crate::ids::UserId {
         let new_user = NewUser {
             email: email.to_owned(),
             name: "N".to_owned(),
@@ -291,7 +291,7 @@ mod tests {
         create_user(conn, ids, new_user, false, now).unwrap().id
     }
 
-    fn join(f: &Fixture, email: &str, role: Role) -> String {
+    fn join(f: &Fixture, email: &str, role: Role) -> crate::ids::UserId {
         let user = add_user(&f.conn, &f.ids, email, f.now);
         store::insert_membership(
             &f.conn,

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, named_params};
 
 use crate::error::AppError;
-use crate::ids::WorkspaceId;
+use crate::ids::{UserId, WorkspaceId};
 use crate::users::store::{User, user_from_row};
 use crate::workspaces::Role;
 
@@ -61,7 +61,7 @@ pub fn rename_workspace(conn: &Connection, id: &WorkspaceId, name: &str) -> Resu
 pub fn insert_membership(
     conn: &Connection,
     workspace_id: &WorkspaceId,
-    user_id: &str,
+    user_id: &UserId,
     role: Role,
     now: &str,
 ) -> Result<(), AppError> {
@@ -82,7 +82,7 @@ pub fn insert_membership(
 pub fn find_role(
     conn: &Connection,
     workspace_id: &WorkspaceId,
-    user_id: &str,
+    user_id: &UserId,
 ) -> Result<Option<Role>, AppError> {
     let role: Option<String> = conn
         .prepare_cached("SELECT role FROM memberships WHERE workspace_id = ?1 AND user_id = ?2")?
@@ -96,7 +96,7 @@ pub fn find_role(
 /// own view; the list endpoint pages with `page_user_workspaces`.
 pub fn list_user_workspaces(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
 ) -> Result<Vec<(Workspace, Role)>, AppError> {
     let mut stmt = conn.prepare_cached(
         "SELECT w.id, w.name, w.created_at, m.role
@@ -112,7 +112,7 @@ pub fn list_user_workspaces(
 /// user's workspaces gives an empty page.
 pub fn page_user_workspaces(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     after: Option<&str>,
     limit: usize,
 ) -> Result<Vec<(Workspace, Role)>, AppError> {
@@ -180,7 +180,7 @@ pub fn list_members(
 pub fn find_member(
     conn: &Connection,
     workspace_id: &WorkspaceId,
-    user_id: &str,
+    user_id: &UserId,
 ) -> Result<Option<Member>, AppError> {
     Ok(conn
         .prepare_cached(
@@ -214,7 +214,7 @@ pub fn count_owners(conn: &Connection, workspace_id: &WorkspaceId) -> Result<i64
 pub fn update_role(
     conn: &Connection,
     workspace_id: &WorkspaceId,
-    user_id: &str,
+    user_id: &UserId,
     role: Role,
 ) -> Result<(), AppError> {
     conn.prepare_cached(
@@ -227,7 +227,7 @@ pub fn update_role(
 pub fn delete_membership(
     conn: &Connection,
     workspace_id: &WorkspaceId,
-    user_id: &str,
+    user_id: &UserId,
 ) -> Result<(), AppError> {
     conn.prepare_cached("DELETE FROM memberships WHERE workspace_id = ?1 AND user_id = ?2")?
         .execute(rusqlite::params![workspace_id, user_id])?;
@@ -240,7 +240,7 @@ pub struct Invitation {
     pub workspace_id: WorkspaceId,
     pub email: String,
     pub role: Role,
-    pub invited_by: String,
+    pub invited_by: UserId,
     pub created_at: String,
     pub expires_at: String,
 }

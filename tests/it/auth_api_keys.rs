@@ -351,6 +351,23 @@ fn revoking_an_unknown_key_is_404() {
 }
 
 #[test]
+fn a_key_path_id_that_cannot_be_a_key_id_is_404() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let (id, key) = create_key(&owner, &["messages:send"], "live");
+    let user_id = owner.user_id.clone();
+    for bad in ["nosuchkey", "key_", user_id.as_str(), "key_a.b"] {
+        owner
+            .delete(&format!("/v1/api-keys/{bad}"))
+            .assert_error(404, "not_found");
+        owner
+            .post(&format!("/v1/api-keys/{bad}/rotate"), &json!({}))
+            .assert_error(404, "not_found");
+    }
+    assert_only_key_untouched(&server, &owner, &id, &key);
+}
+
+#[test]
 fn expires_at_in_the_past_is_422_and_creates_nothing() {
     let server = TestServer::start();
     let owner = setup(&server);

@@ -736,3 +736,19 @@ fn every_list_checks_limit_and_cursor_as_the_message_list_does() {
         assert_eq!(unknown_cursor(path), messages, "{path}");
     }
 }
+
+#[test]
+fn a_member_path_id_that_cannot_be_a_user_id_is_404() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let member = add_member(&owner, "member@example.com", "member");
+    let workspace_id = owner.get("/v1/workspace").json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for bad in ["nosuchuser", "usr_", workspace_id.as_str(), "usr_a.b"] {
+        set_role(&owner, bad, "admin").assert_error(404, "not_found");
+        remove(&owner, bad).assert_error(404, "not_found");
+    }
+    assert_eq!(role_of(&owner, &member.user_id).as_deref(), Some("member"));
+}

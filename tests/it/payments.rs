@@ -619,6 +619,9 @@ fn verification_mismatches_are_flagged_and_never_fulfilled() {
         ("other reference", |s: &mut Script| {
             s.reference = Some("pay_someone_else")
         }),
+        ("reference that cannot be a session id", |s: &mut Script| {
+            s.reference = Some("pay_not a session")
+        }),
     ] {
         let fakes = Fakes::start();
         let server = start(&fakes, &[ProviderName::Flutterwave]);
@@ -956,4 +959,58 @@ fn a_flutterwave_plan_purchase_extends_a_running_plan_and_a_stripe_topup_credits
     assert_eq!(settled_outcome(&server, &body), "applied");
     assert_eq!(balance(&server), 2500);
     crate::process::assert_doctor_clean(&server.db_path());
+}
+
+#[test]
+fn a_session_path_id_that_cannot_be_a_session_id_is_404() {
+    let fakes = Fakes::start();
+    let server = start(&fakes, &[ProviderName::Flutterwave]);
+    let owner = setup(&server);
+    let id = topup(&owner, 5000)["id"].as_str().unwrap().to_owned();
+    let workspace_id = owner.get("/v1/workspace").json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for bad in ["nosuchsession", "pay_", workspace_id.as_str(), "pay_a.b"] {
+        owner
+            .get(&format!("/v1/payments/sessions/{bad}"))
+            .assert_error(404, "not_found");
+        owner
+            .post(&format!("/v1/payments/sessions/{bad}/verify"), &json!({}))
+            .assert_error(404, "not_found");
+    }
+    assert_eq!(session(&owner, &id)["status"], "redirected");
+}
+
+#[test]
+fn a_webhook_reference_that_cannot_be_a_session_id_is_an_unknown_session() {
+    let fakes = Fakes::start();
+    let server = start(&fakes, &[ProviderName::Flutterwave]);
+    let owner = setup(&server);
+    topup(&owner, 5000);
+    let references = ["pay_nosuchsession", "pay_not a session", "wsp_1", ""];
+    for (n, reference) in references.into_iter().enumerate() {
+        // A transaction id of its own each, or the journal counts them as one event.
+        let event = json!({"event": "charge.completed",
+                           "data": {"id": 5000 + n, "tx_ref": reference, "status": "successful",
+                                    "amount": 5000, "currency": "XAF"}})
+        .to_string();
+        let response = post_flutterwave(&server, &event, Some(FLW_HASH));
+        assert_eq!(response.status, 200, "{reference:?}: {}", response.text());
+        assert_eq!(
+            settled_outcome(&server, &event),
+            "not_applied",
+            "{reference:?}"
+        );
+        let reason: String = server
+            .db()
+            .query_row(
+                "SELECT reason FROM payment_webhook_events WHERE payload = ?1",
+                [&event],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(reason, "no such payment session", "{reference:?}");
+    }
+    assert_eq!(balance(&server), 0);
 }
