@@ -17,11 +17,66 @@ pub const FREE: &str = "free";
 /// catalog.
 pub const CUSTOM: &str = "custom";
 
+/// A plan's code (`free`, `basic`, …, `custom`): the catalog decides which exist, so it is text,
+/// but its own type, and the two built-in plans are asked for by name (`is_free`, `is_custom`)
+/// rather than compared as strings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PlanCode(String);
+
+impl PlanCode {
+    pub fn new(code: impl Into<String>) -> PlanCode {
+        PlanCode(code.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_free(&self) -> bool {
+        self.0 == FREE
+    }
+
+    pub fn is_custom(&self) -> bool {
+        self.0 == CUSTOM
+    }
+}
+
+impl std::fmt::Display for PlanCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for PlanCode {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for PlanCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl rusqlite::ToSql for PlanCode {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(self.0.as_str()))
+    }
+}
+
+impl rusqlite::types::FromSql for PlanCode {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        value.as_str().map(PlanCode::new)
+    }
+}
+
 /// A plan of the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
-    pub code: String,
+    pub code: PlanCode,
     pub name: String,
     /// Price of one month in the catalog currency's minor unit; `None`: not for sale.
     pub price_minor: Option<i64>,
@@ -44,7 +99,7 @@ pub struct Catalog {
 
 fn plan(code: &str, name: &str, price: Option<i64>, sms: u64, email: u64) -> Plan {
     Plan {
-        code: code.to_owned(),
+        code: PlanCode::new(code),
         name: name.to_owned(),
         price_minor: price,
         included_sms_per_month: sms,
@@ -146,7 +201,7 @@ impl Catalog {
     pub fn plans_after(&self, after: Option<&str>, limit: usize) -> Vec<&Plan> {
         let start = match after {
             None => 0,
-            Some(code) => match self.plans.iter().position(|plan| plan.code == code) {
+            Some(code) => match self.plans.iter().position(|plan| plan.code == *code) {
                 Some(at) => at + 1,
                 None => self.plans.len(),
             },
@@ -155,7 +210,7 @@ impl Catalog {
     }
 
     pub fn plan(&self, code: &str) -> Option<&Plan> {
-        self.plans.iter().find(|plan| plan.code == code)
+        self.plans.iter().find(|plan| plan.code == *code)
     }
 
     /// The plan in force at `now`: the stored one until its period ends (or without an end), then
@@ -207,9 +262,16 @@ mod tests {
     fn the_catalog_pages_after_a_plan_code_in_its_order() {
         let catalog = Catalog::default();
         let codes = |plans: Vec<&Plan>| -> Vec<String> {
-            plans.into_iter().map(|plan| plan.code.clone()).collect()
+            plans
+                .into_iter()
+                .map(|plan| plan.code.to_string())
+                .collect()
         };
-        let all: Vec<String> = catalog.plans.iter().map(|plan| plan.code.clone()).collect();
+        let all: Vec<String> = catalog
+            .plans
+            .iter()
+            .map(|plan| plan.code.to_string())
+            .collect();
         assert_eq!(codes(catalog.plans_after(None, 100)), all);
         assert_eq!(codes(catalog.plans_after(None, 2)), all[..2]);
         assert_eq!(codes(catalog.plans_after(Some(&all[0]), 100)), all[1..]);
@@ -227,7 +289,7 @@ mod tests {
         };
         assert!(with(|c| c.currency = "XXX".into()).contains("currency"));
         assert!(with(|c| c.plans.retain(|p| p.code != "free")).contains("free"));
-        assert!(with(|c| c.plans[1].code = "growth".into()).contains("twice"));
+        assert!(with(|c| c.plans[1].code = PlanCode::new("growth")).contains("twice"));
         assert!(with(|c| c.sms_tiers[1].up_to = Some(10)).contains("sms_tiers"));
         assert!(with(|c| c.email_tiers.pop().map(drop).unwrap_or(())).contains("email_tiers"));
         assert!(with(|c| c.plans[1].price_minor = Some(0)).contains("positive"));

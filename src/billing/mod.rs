@@ -20,7 +20,7 @@ use crate::error::AppError;
 use crate::ids::{Ids, UserId};
 use crate::money::Money;
 use crate::scope::WorkspaceScope;
-use catalog::{Catalog, Plan};
+use catalog::{Catalog, Plan, PlanCode};
 use plans::{day_start, month_start};
 use pricing::graduated_charge;
 use store::{NewLedgerEntry, ReservationRow};
@@ -45,11 +45,11 @@ impl Channel {
     /// Units the workspace's plan includes per quota period: the catalog's figure, or for the
     /// `custom` plan what an instance admin set on the workspace.
     pub fn included(self, plan: &Plan, account: &store::BillingAccount) -> u64 {
-        match (self, plan.code.as_str()) {
-            (Channel::Sms, catalog::CUSTOM) => account.custom_included_sms_per_month.unwrap_or(0),
-            (Channel::Email, catalog::CUSTOM) => account.custom_included_email_per_day.unwrap_or(0),
-            (Channel::Sms, _) => plan.included_sms_per_month,
-            (Channel::Email, _) => plan.included_email_per_day,
+        match (self, plan.code.is_custom()) {
+            (Channel::Sms, true) => account.custom_included_sms_per_month.unwrap_or(0),
+            (Channel::Email, true) => account.custom_included_email_per_day.unwrap_or(0),
+            (Channel::Sms, false) => plan.included_sms_per_month,
+            (Channel::Email, false) => plan.included_email_per_day,
         }
     }
 }
@@ -94,7 +94,7 @@ pub fn quote(
         )));
     }
     let plan_end = account.plan_period_end.as_deref().and_then(parse_timestamp);
-    let plan = catalog.effective_plan(&account.plan_code, plan_end, now);
+    let plan = catalog.effective_plan(account.plan_code.as_str(), plan_end, now);
     let quota_period = format_timestamp(channel.quota_period_start(now));
     let billing_month = format_timestamp(month_start(now));
     let (quota_used, billed_this_month) =
@@ -299,7 +299,7 @@ pub enum PlanState<'a> {
     /// A plan in force: a bought one until `until`, or one an instance admin set (`custom`, or a
     /// gift) with or without an end.
     Running {
-        code: &'a str,
+        code: &'a PlanCode,
         until: Option<Timestamp>,
     },
 }
@@ -308,8 +308,8 @@ impl<'a> PlanState<'a> {
     pub fn of(account: &'a store::BillingAccount, catalog: &Catalog, now: Timestamp) -> Self {
         let until = account.plan_period_end.as_deref().and_then(parse_timestamp);
         let in_force = until.is_none_or(|end| end > now);
-        let known = catalog.plan(&account.plan_code).is_some();
-        if account.plan_code == catalog::FREE || !in_force || !known {
+        let known = catalog.plan(account.plan_code.as_str()).is_some();
+        if account.plan_code.is_free() || !in_force || !known {
             return PlanState::Free;
         }
         PlanState::Running {
@@ -330,7 +330,7 @@ impl<'a> PlanState<'a> {
             PlanState::Running {
                 code,
                 until: Some(end),
-            } if code == plan_code => Ok(end),
+            } if *code == *plan_code => Ok(end),
             PlanState::Running {
                 code,
                 until: Some(end),

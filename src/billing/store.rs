@@ -2,6 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, named_params};
 
+use crate::billing::catalog::PlanCode;
 use crate::error::AppError;
 use crate::ids::WorkspaceId;
 
@@ -14,7 +15,7 @@ fn get_u64(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BillingAccount {
     pub workspace_id: WorkspaceId,
-    pub plan_code: String,
+    pub plan_code: PlanCode,
     pub plan_activated_at: Option<String>,
     pub plan_period_end: Option<String>,
     pub wallet_currency: String,

@@ -495,7 +495,7 @@ fn plan_state_decides_running_and_when_a_purchase_starts() {
     let catalog = Catalog::default();
     let account = |code: &str, end: Option<Timestamp>| store::BillingAccount {
         workspace_id: crate::ids::WorkspaceId::parse("wsp_1").unwrap(),
-        plan_code: code.to_owned(),
+        plan_code: catalog::PlanCode::new(code),
         plan_activated_at: None,
         plan_period_end: end.map(format_timestamp),
         wallet_currency: "XAF".to_owned(),
@@ -510,14 +510,14 @@ fn plan_state_decides_running_and_when_a_purchase_starts() {
         .find(|plan| plan.price_minor.is_some())
         .unwrap()
         .code
-        .clone();
+        .to_string();
     let other = catalog
         .plans
         .iter()
-        .rfind(|plan| plan.price_minor.is_some() && plan.code != bought)
+        .rfind(|plan| plan.price_minor.is_some() && plan.code != bought.as_str())
         .unwrap()
         .code
-        .clone();
+        .to_string();
 
     let free = account(catalog::FREE, None);
     assert_eq!(PlanState::of(&free, &catalog, now), PlanState::Free);

@@ -42,7 +42,7 @@ pub fn check(
             match plan {
                 Some(plan) if plan.price_minor.is_some() => Some(Purchase {
                     kind: "plan",
-                    plan_code: Some(plan.code.clone()),
+                    plan_code: Some(plan.code.to_string()),
                     amount: Money::new(plan.price_minor.unwrap_or_default(), &catalog.currency),
                     description: format!("{} plan, 1 month", plan.name),
                 }),
@@ -119,7 +119,7 @@ mod tests {
     fn account(plan_code: &str, period_end: Option<&str>) -> BillingAccount {
         BillingAccount {
             workspace_id: crate::ids::WorkspaceId::parse("wsp_1").unwrap(),
-            plan_code: plan_code.to_owned(),
+            plan_code: crate::billing::catalog::PlanCode::new(plan_code),
             plan_activated_at: None,
             plan_period_end: period_end.map(str::to_owned),
             wallet_currency: "XAF".to_owned(),

@@ -43,7 +43,7 @@ struct PlanView<'a> {
 
 fn plan_view<'a>(plan: &'a Plan, currency: &str) -> PlanView<'a> {
     PlanView {
-        code: &plan.code,
+        code: plan.code.as_str(),
         name: &plan.name,
         price: plan.price_minor.map(|price| Money::new(price, currency)),
         included_sms_per_month: plan.included_sms_per_month,
@@ -150,7 +150,7 @@ pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     })?;
     let currency = account.wallet_currency.as_str();
     let plan_end = account.plan_period_end.as_deref().and_then(parse_timestamp);
-    let plan = catalog.effective_plan(&account.plan_code, plan_end, now);
+    let plan = catalog.effective_plan(account.plan_code.as_str(), plan_end, now);
     let plan_running = billing::PlanState::of(&account, catalog, now).is_running();
     let quota = |channel: Channel, quote: &billing::Quote| {
         let included = channel.included(plan, &account);
@@ -169,7 +169,7 @@ pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let [sms, email] = &quotas;
     let body = BillingView {
         plan: CurrentPlanView {
-            code: &plan.code,
+            code: plan.code.as_str(),
             name: &plan.name,
             status: if plan_running { "active" } else { "none" },
             period_start: account
@@ -640,7 +640,7 @@ pub fn set_plan(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, App
             .collect();
         fields.add("plan_code", format!("must be one of {}", codes.join(", ")));
     }
-    let custom = body.plan_code == billing::catalog::CUSTOM;
+    let custom = billing::catalog::PlanCode::new(body.plan_code.as_str()).is_custom();
     let quotas = (body.included_sms_per_month, body.included_email_per_day);
     if custom && (quotas.0.is_none() || quotas.1.is_none()) {
         fields.add(
