@@ -321,10 +321,12 @@ pub fn verify_session(app: &App, session: &SessionRow) -> Result<Applied, AppErr
 /// Largest payload kept in the journal.
 const MAX_JOURNALLED_PAYLOAD: usize = 64 * 1024;
 
-/// What a webhook request came to: the HTTP status and body to answer with.
-pub struct WebhookAnswer {
-    pub status: u16,
-    pub body: serde_json::Value,
+/// What became of a signed webhook event: journalled now, or a repeat of one journalled before
+/// (with what became of that one: `received`, `applied`, `not_applied`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Journalled {
+    New,
+    Repeat { outcome: String },
 }
 
 /// A provider's webhook: signature on the raw bytes first (401 and nothing journalled as an
@@ -337,7 +339,7 @@ pub fn receive_webhook(
     name: ProviderName,
     headers: &[(String, String)],
     body: &[u8],
-) -> Result<WebhookAnswer, AppError> {
+) -> Result<Journalled, AppError> {
     let provider = app.payments.provider(name).ok_or(AppError::NotFound)?;
     let now = app.clock.now();
     let payload: String = String::from_utf8_lossy(body)
@@ -399,21 +401,18 @@ pub fn receive_webhook(
         .db
         .write(|conn| store::journal_webhook(conn, &journal))?;
     // Committed: from here the event survives a crash and the worker will apply it.
-    let answer = match earlier {
+    let journalled = match earlier {
         None => {
             app.metrics.record_webhook(name.as_str(), "received");
-            serde_json::json!({ "received": true, "outcome": "received" })
+            Journalled::New
         }
         Some((_, outcome)) => {
             app.metrics.record_webhook(name.as_str(), "duplicate");
-            serde_json::json!({ "received": true, "duplicate": true, "outcome": outcome })
+            Journalled::Repeat { outcome }
         }
     };
     app.webhook_journal.notify();
-    Ok(WebhookAnswer {
-        status: 200,
-        body: answer,
-    })
+    Ok(journalled)
 }
 
 /// How long after its own expiry an unpaid session is given before the janitor expires it: a

@@ -272,8 +272,29 @@ fn webhook(
 ) -> Result<ApiResponse, AppError> {
     let body = request.body_bytes()?;
     let headers = request.headers();
-    let answer = flow::receive_webhook(app, name, &headers, &body)?;
-    ApiResponse::json(answer.status, &answer.body)
+    let journalled = flow::receive_webhook(app, name, &headers, &body)?;
+    let view = match &journalled {
+        flow::Journalled::New => WebhookReceivedView {
+            received: true,
+            duplicate: None,
+            outcome: "received",
+        },
+        flow::Journalled::Repeat { outcome } => WebhookReceivedView {
+            received: true,
+            duplicate: Some(true),
+            outcome: outcome.as_str(),
+        },
+    };
+    ApiResponse::json(200, &view)
+}
+
+/// The answer to a webhook once its event is journalled: `duplicate` only for a repeat.
+#[derive(Serialize)]
+struct WebhookReceivedView<'a> {
+    received: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicate: Option<bool>,
+    outcome: &'a str,
 }
 
 /// `POST /v1/webhooks/flutterwave`.
