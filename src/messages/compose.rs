@@ -10,10 +10,12 @@ use crate::error::{AppError, FieldErrors};
 use crate::messages::recipients::{normalize_email, normalize_phone};
 use crate::messages::segments::{MAX_SEGMENTS, Segmentation, segment};
 
-/// The body of `POST /v1/messages` and `POST /v1/messages/estimate`.
+/// A message as its sender describes it, before validation: what `compose` turns into a
+/// `Composition`. The send and estimate endpoints read their JSON body straight into it (field
+/// names are the API's; unknown fields are refused).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SendBody {
+pub struct Draft {
     pub channel: String,
     pub to: String,
     pub text: Option<String>,
@@ -67,7 +69,7 @@ const MAX_SCHEDULE_DAYS: i64 = 365;
 /// composing needs no database. Only an SMS that names a `from` needs the sender now, to report a
 /// wrong one with the other problems: `effective_sender` is called then, and only then.
 pub fn compose(
-    body: SendBody,
+    body: Draft,
     default_country: &str,
     now: Timestamp,
     effective_sender: impl FnOnce() -> Result<String, AppError>,
@@ -252,7 +254,7 @@ mod tests {
         chrono::Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap()
     }
 
-    fn body(json: serde_json::Value) -> SendBody {
+    fn body(json: serde_json::Value) -> Draft {
         serde_json::from_value(json).unwrap()
     }
 

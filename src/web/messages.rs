@@ -13,7 +13,7 @@ use crate::billing::{self, Channel, Charging, sender};
 use crate::clock::{format_timestamp, parse_timestamp};
 use crate::error::AppError;
 use crate::messages::compose::Category;
-use crate::messages::compose::{SendBody, compose};
+use crate::messages::compose::{Draft, compose};
 use crate::messages::store::{self, MessageFilter};
 use crate::messages::store::{AttemptRow, MessageRow};
 use crate::messages::{self as domain, MessageStatus, Origin};
@@ -36,7 +36,7 @@ fn charging_of(principal: &Principal) -> Charging {
 pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::MessagesSend)?;
-    let body: SendBody = request.json()?;
+    let body: Draft = request.json()?;
     let api_key_id = match &principal {
         Principal::ApiKey(key) => Some(key.key_id()),
         Principal::Session(_) => None,
@@ -104,7 +104,7 @@ pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
 pub fn estimate_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::MessagesSend)?;
-    let body: SendBody = request.json()?;
+    let body: Draft = request.json()?;
     let now = app.clock.now();
     let catalog = &app.config.billing_catalog;
     let (effective_sender, composition, quote) = app.db.read(|conn| {

@@ -361,7 +361,7 @@ fn describe_shape_error(path: &str, message: &str) -> (String, String) {
     } else {
         path.to_owned()
     };
-    // serde names our Rust types ("expected struct SendBody"); the client knows JSON, not Rust.
+    // serde names our Rust types ("expected struct Draft"); the client knows JSON, not Rust.
     let reason = match message.split_once("expected struct ") {
         Some((before, _)) => format!("{before}expected a JSON object"),
         None => message.to_owned(),
