@@ -40,6 +40,25 @@ pub struct IssuedKey {
     pub key: String,
 }
 
+/// The key whose secret was presented, if it exists (revoked and expired keys included: the
+/// caller says why it is refused). Only the secret's hash is looked up.
+pub fn find_presented(
+    conn: &Connection,
+    presented: &crate::api_keys::format::PresentedKey,
+) -> Result<Option<ApiKey>, AppError> {
+    store::find_key_by_hash(conn, &secrets::token_hash(presented.as_str()))
+}
+
+/// Records that a key was used at `now`, unless that was already recorded after `stale_before`.
+pub fn record_use(
+    conn: &Connection,
+    id: &ApiKeyId,
+    now: &str,
+    stale_before: &str,
+) -> Result<(), AppError> {
+    store::touch_key(conn, id, now, stale_before)
+}
+
 /// Issues a key. Scopes are stored sorted and without duplicates.
 pub fn issue_key(
     conn: &Connection,

@@ -13,7 +13,6 @@ use chrono::Duration;
 use rusqlite::Connection;
 
 use crate::api_keys::format::PresentedKey;
-use crate::api_keys::store as key_store;
 use crate::auth::principal::{KeyPrincipal, Principal, SessionPrincipal};
 use crate::auth::store::SessionRow;
 use crate::clock::{Timestamp, format_timestamp};
@@ -21,8 +20,8 @@ use crate::error::AppError;
 use crate::ids::{ApiKeyId, Ids, UserId};
 use crate::scope::WorkspaceScope;
 use crate::secrets;
-use crate::users::{NewUser, User, create_user, store as user_store};
-use crate::workspaces::store::{self as workspace_store, Workspace};
+use crate::users::{NewUser, User, create_user};
+use crate::workspaces::store::Workspace;
 use crate::workspaces::{Role, create_workspace};
 
 /// A session ends after this long without a request…
@@ -67,8 +66,8 @@ pub fn authenticate(
     let stale_before = format_timestamp(now - touch_interval());
     match credentials {
         Credentials::ApiKey(presented) => {
-            let key = key_store::find_key_by_hash(conn, &secrets::token_hash(presented.as_str()))?
-                .ok_or(AppError::InvalidApiKey)?;
+            let key =
+                crate::api_keys::find_presented(conn, presented)?.ok_or(AppError::InvalidApiKey)?;
             if key.revoked_at.is_some() {
                 return Err(AppError::ApiKeyRevoked);
             }
@@ -95,10 +94,10 @@ pub fn authenticate(
                 return Err(AppError::Unauthenticated);
             }
             let user =
-                user_store::find_user(conn, &session.user_id)?.ok_or(AppError::Unauthenticated)?;
+                crate::users::find(conn, &session.user_id)?.ok_or(AppError::Unauthenticated)?;
             let workspace = match &session.active_workspace_id {
                 Some(id) => {
-                    workspace_store::find_role(conn, id, &user.id)?.map(|role| (id.clone(), role))
+                    crate::workspaces::role_of(conn, id, &user.id)?.map(|role| (id.clone(), role))
                 }
                 None => None,
             };
@@ -125,7 +124,7 @@ pub fn apply_touch(conn: &Connection, touch: &Touch, now: Timestamp) -> Result<(
     let now = format_timestamp(now);
     match touch {
         Touch::Nothing => Ok(()),
-        Touch::ApiKey(id) => key_store::touch_key(conn, id, &now, &stale_before),
+        Touch::ApiKey(id) => crate::api_keys::record_use(conn, id, &now, &stale_before),
         Touch::Session(id) => store::touch_session(conn, id, &now, &stale_before),
     }
 }
@@ -206,7 +205,7 @@ pub fn run_setup(
     (workspace_name, currency): (&str, &str),
     now: Timestamp,
 ) -> Result<SignedIn, AppError> {
-    if user_store::any_user_exists(conn)? {
+    if crate::users::any_exist(conn)? {
         return Err(AppError::Conflict(
             "Setup is already done; log in instead.".to_owned(),
         ));
@@ -229,9 +228,7 @@ pub fn sign_in(
     user: User,
     now: Timestamp,
 ) -> Result<SignedIn, AppError> {
-    let workspace = workspace_store::page_user_workspaces(conn, &user.id, None, 1)?
-        .into_iter()
-        .next();
+    let workspace = crate::workspaces::first_workspace_of(conn, &user.id)?;
     let active_id = workspace.as_ref().map(|(workspace, _)| &workspace.id);
     let session = open_session(conn, ids, &user.id, active_id, now)?;
     Ok(SignedIn {

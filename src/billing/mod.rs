@@ -343,6 +343,16 @@ impl<'a> PlanState<'a> {
     }
 }
 
+/// Gives a new workspace its wallet in `currency` (prices are in the catalog's currency). A
+/// wallet that has already moved keeps its currency.
+pub fn open_wallet(
+    conn: &Connection,
+    workspace_id: &crate::ids::WorkspaceId,
+    currency: &str,
+) -> Result<(), AppError> {
+    store::set_wallet_currency(conn, workspace_id, currency)
+}
+
 /// An operator's adjustment (the admin endpoint and `crier admin adjust-wallet`): one
 /// `adjustment` ledger row with its reason, never below zero. Returns the row and the account as
 /// it now stands. Must run inside the caller's write transaction.

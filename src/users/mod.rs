@@ -38,3 +38,18 @@ pub fn create_user(
     store::insert_user(conn, &user)?;
     Ok(user)
 }
+
+/// The user with this id, if any.
+pub fn find(conn: &Connection, id: &UserId) -> Result<Option<User>, AppError> {
+    store::find_user(conn, id)
+}
+
+/// The user with this (normalised) email, if any.
+pub fn find_by_email(conn: &Connection, email: &str) -> Result<Option<User>, AppError> {
+    store::find_user_by_email(conn, email)
+}
+
+/// Whether the instance has any user yet (first-run setup is open until it does).
+pub fn any_exist(conn: &Connection) -> Result<bool, AppError> {
+    store::any_user_exists(conn)
+}

@@ -16,7 +16,6 @@ use crate::error::AppError;
 use crate::ids::Ids;
 use crate::scope::WorkspaceScope;
 use crate::secrets;
-use crate::users::store as user_store;
 use store::{Invitation, Member, Workspace};
 
 /// Invitations can be accepted for this long.
@@ -130,7 +129,7 @@ pub fn invite(
     if role == Role::Owner && actor_role != Role::Owner {
         return Err(only_owners("invite an owner"));
     }
-    if let Some(user) = user_store::find_user_by_email(conn, email)?
+    if let Some(user) = crate::users::find_by_email(conn, email)?
         && store::find_role(conn, workspace_id, &user.id)?.is_some()
     {
         return Err(AppError::Conflict(
@@ -173,7 +172,7 @@ pub fn accept_invitation(
     if inviter_role.is_none_or(|role| role < needed) {
         return Err(AppError::NotFound);
     }
-    let user = user_store::find_user(conn, user_id)?.ok_or(AppError::NotFound)?;
+    let user = crate::users::find(conn, user_id)?.ok_or(AppError::NotFound)?;
     if user.email != invitation.email {
         return Err(AppError::Forbidden(
             "This invitation was sent to another email address.".to_owned(),
@@ -217,6 +216,25 @@ impl Role {
     }
 }
 
+/// The user's role in the workspace, if a member.
+pub fn role_of(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    user_id: &UserId,
+) -> Result<Option<Role>, AppError> {
+    store::find_role(conn, workspace_id, user_id)
+}
+
+/// The workspace the user joined first, with their role there: where a new session starts.
+pub fn first_workspace_of(
+    conn: &Connection,
+    user_id: &UserId,
+) -> Result<Option<(Workspace, Role)>, AppError> {
+    Ok(store::page_user_workspaces(conn, user_id, None, 1)?
+        .into_iter()
+        .next())
+}
+
 /// Creates a workspace owned by `owner_id`, with a wallet in `currency`.
 pub fn create_workspace(
     conn: &Connection,
@@ -239,7 +257,7 @@ pub fn create_workspace(
         Role::Owner,
         &workspace.created_at,
     )?;
-    crate::billing::store::set_wallet_currency(conn, &workspace.id, currency)?;
+    crate::billing::open_wallet(conn, &workspace.id, currency)?;
     Ok(workspace)
 }
 

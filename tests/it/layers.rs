@@ -198,6 +198,64 @@ fn only_the_runners_take_the_whole_app() {
     );
 }
 
+/// Pairs (domain, other domain) where the first may call the second's store functions: the
+/// dispatcher works the messages outbox, and the member list joins users in SQL.
+const STORE_SHARERS: &[(&str, &str)] = &[("delivery", "messages"), ("workspaces", "users")];
+
+/// The names a line takes from `crate::{other}::store`: `store::{a, B}` gives `a`, `B`;
+/// `store::f(…)` gives `f`; `store::{self, …}` or `store as x` gives `self`.
+fn store_items_named<'a>(line: &'a str, other: &str) -> Vec<&'a str> {
+    let needle = format!("crate::{other}::store");
+    let Some(at) = line.find(&needle) else {
+        return Vec::new();
+    };
+    let rest = &line[at + needle.len()..];
+    if let Some(list) = rest.strip_prefix("::{") {
+        let list = list.split('}').next().unwrap_or("");
+        return list
+            .split(',')
+            .map(|item| item.trim().split(' ').next().unwrap_or(""))
+            .collect();
+    }
+    if let Some(item) = rest.strip_prefix("::") {
+        let end = item
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(item.len());
+        return vec![&item[..end]];
+    }
+    vec!["self"]
+}
+
+#[test]
+fn domains_call_each_other_not_each_others_stores() {
+    let mut offences = Vec::new();
+    for (file, code) in product_code() {
+        let module = module_of(&file);
+        if !DOMAIN_ORDER.contains(&module) {
+            continue;
+        }
+        for other in DOMAIN_ORDER.iter().filter(|other| **other != module) {
+            if STORE_SHARERS.contains(&(module, *other)) {
+                continue;
+            }
+            for line in code_lines_naming(&code, &format!("crate::{other}::store")) {
+                // Row types are the owner's vocabulary and may be shared; functions may not.
+                let calls = store_items_named(line, other)
+                    .into_iter()
+                    .any(|item| item.starts_with(|c: char| c.is_ascii_lowercase()));
+                if calls {
+                    offences.push(format!("{file}: {}", line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "a domain calls another's store:\n{}",
+        offences.join("\n")
+    );
+}
+
 /// Every released migration and the SHA-256 of its text. A database migrated with one must
 /// never meet a different text under the same name: add a new migration instead, and its line
 /// here.
@@ -288,4 +346,19 @@ fn the_rules_see_the_code() {
     assert!(!code_lines_naming(&code["auth/principal.rs"], "WorkspaceScope::trusted").is_empty());
     assert_eq!(module_of("billing/store.rs"), "billing");
     assert_eq!(module_of("server.rs"), "server");
+    assert_eq!(
+        store_items_named("use crate::users::store::{User, find_user};", "users"),
+        ["User", "find_user"]
+    );
+    assert_eq!(
+        store_items_named(
+            "crate::billing::store::set_wallet_currency(conn)",
+            "billing"
+        ),
+        ["set_wallet_currency"]
+    );
+    assert_eq!(
+        store_items_named("use crate::auth::store as s;", "auth"),
+        ["self"]
+    );
 }
