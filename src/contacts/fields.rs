@@ -73,6 +73,16 @@ fn is_valid_key(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+fn checked_label(raw: &str, errors: &mut FieldErrors) -> Option<String> {
+    match validate::text(raw, 1, MAX_LABEL_LENGTH) {
+        Ok(label) => Some(label),
+        Err(reason) => {
+            errors.add("label", reason);
+            None
+        }
+    }
+}
+
 /// The options of a `select` field: trimmed, each 1–100 characters, no repeats, 1–100 of them.
 fn checked_options(options: &[String], errors: &mut FieldErrors) -> Vec<String> {
     if options.is_empty() || options.len() > MAX_OPTIONS {
@@ -132,13 +142,7 @@ pub fn create_field(
             "must be a lower-case letter then up to 39 lower-case letters, digits or _",
         );
     }
-    let label = validate::text(
-        input.label.as_deref().unwrap_or_default(),
-        1,
-        MAX_LABEL_LENGTH,
-    )
-    .map_err(|reason| errors.add("label", reason))
-    .unwrap_or_default();
+    let label = checked_label(input.label.as_deref().unwrap_or_default(), &mut errors);
     let field_type = input.field_type.as_deref().and_then(FieldType::parse);
     if field_type.is_none() {
         errors.add("type", one_of(FieldType::ALL));
@@ -146,7 +150,11 @@ pub fn create_field(
     let options = field_type
         .and_then(|field_type| options_for(field_type, input.options.as_deref(), &mut errors));
     errors.into_result()?;
-    let field_type = field_type.ok_or_else(|| AppError::internal("field type checked above"))?;
+    let (Some(label), Some(field_type)) = (label, field_type) else {
+        return Err(AppError::internal(
+            "a refused label or type went unreported",
+        ));
+    };
     let existing = store::list_fields(conn, scope.id(), None, None)?;
     if let Some(taken) = existing.iter().find(|field| field.key == key) {
         return Err(AppError::Duplicate {
@@ -185,11 +193,11 @@ pub fn update_field(
 ) -> Result<FieldRow, AppError> {
     let mut field = store::find_field(conn, scope.id(), id)?.ok_or(AppError::NotFound)?;
     let mut errors = FieldErrors::new();
-    if let Some(label) = changes.label {
-        match validate::text(&label, 1, MAX_LABEL_LENGTH) {
-            Ok(label) => field.label = label,
-            Err(reason) => errors.add("label", reason),
-        }
+    if let Some(label) = changes
+        .label
+        .and_then(|raw| checked_label(&raw, &mut errors))
+    {
+        field.label = label;
     }
     if let Some(options) = changes.options {
         field.options = options_for(field.field_type, Some(&options), &mut errors);

@@ -416,3 +416,29 @@ pub fn delete_field(conn: &Connection, field: &FieldRow, now: &str) -> Result<bo
         .execute(named_params! { ":id": field.id, ":workspace_id": field.workspace_id })?;
     Ok(deleted == 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_patterns_take_wildcards_literally() {
+        assert_eq!(contains_pattern("ada"), "%ada%");
+        assert_eq!(contains_pattern(r"10%_a\b"), r"%10\%\_a\\b%");
+        let conn = Connection::open_in_memory().unwrap();
+        let matches = |text: &str, query: &str| -> bool {
+            conn.query_row(
+                r"SELECT ?1 LIKE ?2 ESCAPE '\'",
+                [text, &contains_pattern(query)],
+                |row| row.get(0),
+            )
+            .unwrap()
+        };
+        assert!(matches("100% Bio", "0%"));
+        assert!(!matches("1000 Bio", "0%"));
+        assert!(matches("Ada_Lovelace", "a_l"));
+        assert!(!matches("AdaXLovelace", "a_l"));
+        assert!(matches(r"a\b", r"a\b"));
+        assert!(matches("ADA", "ada"));
+    }
+}
