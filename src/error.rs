@@ -29,6 +29,11 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
+    /// Whether a reason was recorded for `field`.
+    pub fn contains(&self, field: &str) -> bool {
+        self.0.contains_key(field)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
         self.0.iter()
     }
@@ -96,6 +101,12 @@ pub enum AppError {
     },
     /// The operation conflicts with the current state of the object.
     Conflict(String),
+    /// The object would duplicate an existing one (a unique phone or email); the sentence says
+    /// which, and `details.existing_id` names it.
+    Duplicate {
+        message: String,
+        existing_id: String,
+    },
     /// The body is larger than the limit, in bytes.
     PayloadTooLarge {
         limit_bytes: u64,
@@ -150,7 +161,7 @@ impl AppError {
             }
             AppError::NotFound => 404,
             AppError::MethodNotAllowed { .. } => 405,
-            AppError::Conflict(_) => 409,
+            AppError::Conflict(_) | AppError::Duplicate { .. } => 409,
             AppError::RequestTimeout { .. } => 408,
             AppError::PayloadTooLarge { .. } => 413,
             AppError::UnsupportedMediaType { .. } => 415,
@@ -183,7 +194,7 @@ impl AppError {
             AppError::CsrfFailed => "csrf_failed",
             AppError::NotFound => "not_found",
             AppError::MethodNotAllowed { .. } => "method_not_allowed",
-            AppError::Conflict(_) => "conflict",
+            AppError::Conflict(_) | AppError::Duplicate { .. } => "conflict",
             AppError::RequestTimeout { .. } => "request_timeout",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
@@ -241,6 +252,7 @@ impl AppError {
                 format!("This path accepts only {}.", allowed.join(", "))
             }
             AppError::Conflict(why) => why.clone(),
+            AppError::Duplicate { message, .. } => message.clone(),
             AppError::PayloadTooLarge { limit_bytes } => {
                 format!("The request body is larger than the limit of {limit_bytes} bytes.")
             }
@@ -300,6 +312,9 @@ impl AppError {
             })),
             AppError::PayloadTooLarge { limit_bytes } => {
                 Some(serde_json::json!({ "limit_bytes": limit_bytes }))
+            }
+            AppError::Duplicate { existing_id, .. } => {
+                Some(serde_json::json!({ "existing_id": existing_id }))
             }
             AppError::PaymentProviderUnavailable { attempts } => Some(serde_json::json!({
                 "attempts": attempts
@@ -361,6 +376,7 @@ impl AppError {
             | AppError::InsufficientFunds { .. }
             | AppError::NotFound
             | AppError::Conflict(_)
+            | AppError::Duplicate { .. }
             | AppError::PayloadTooLarge { .. }
             | AppError::RequestTimeout { .. }
             | AppError::UnsupportedMediaType { .. }
@@ -392,6 +408,7 @@ impl AppError {
             | AppError::NotFound
             | AppError::MethodNotAllowed { .. }
             | AppError::Conflict(_)
+            | AppError::Duplicate { .. }
             | AppError::PayloadTooLarge { .. }
             | AppError::RequestTimeout { .. }
             | AppError::UnsupportedMediaType { .. }

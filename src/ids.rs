@@ -13,7 +13,9 @@ use ring::rand::{SecureRandom, SystemRandom};
 use crate::clock::{Clock, Timestamp};
 
 mod typed;
-pub use typed::{ApiKeyId, MessageId, PaymentSessionId, UserId, WorkspaceId};
+pub use typed::{
+    ApiKeyId, ContactFieldId, ContactId, MessageId, PaymentSessionId, UserId, WorkspaceId,
+};
 
 /// Where random bytes come from.
 pub trait RandomSource: Send + Sync {

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod contacts;
 pub mod db;
 pub mod delivery;
 pub mod doctor;

@@ -99,6 +99,16 @@ typed_id! {
     PaymentSessionId, "pay"
 }
 
+typed_id! {
+    /// A contact: `con_…`.
+    ContactId, "con"
+}
+
+typed_id! {
+    /// The definition of a contact custom field: `cfd_…`.
+    ContactFieldId, "cfd"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

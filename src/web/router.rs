@@ -101,7 +101,7 @@ impl Router {
     /// Every endpoint crier serves.
     pub fn standard() -> Router {
         use crate::web::api_keys as keys;
-        use crate::web::{auth, billing, messages, payments, receipts, workspaces};
+        use crate::web::{auth, billing, contacts, messages, payments, receipts, workspaces};
         use Method::{Delete, Get, Patch, Post, Put};
         Router {
             routes: vec![
@@ -171,6 +171,16 @@ impl Router {
                 Route::new(Post, "/v1/messages/estimate", messages::estimate_message),
                 Route::new(Get, "/v1/messages/{id}", messages::show_message),
                 Route::new(Post, "/v1/messages/{id}/cancel", messages::cancel_message),
+                // Contacts and their custom fields.
+                Route::new(Post, "/v1/contacts", contacts::create_contact),
+                Route::new(Get, "/v1/contacts", contacts::list_contacts),
+                Route::new(Get, "/v1/contacts/{id}", contacts::show_contact),
+                Route::new(Patch, "/v1/contacts/{id}", contacts::update_contact),
+                Route::new(Delete, "/v1/contacts/{id}", contacts::delete_contact),
+                Route::new(Get, "/v1/contact-fields", contacts::list_fields),
+                Route::new(Post, "/v1/contact-fields", contacts::create_field),
+                Route::new(Patch, "/v1/contact-fields/{id}", contacts::update_field),
+                Route::new(Delete, "/v1/contact-fields/{id}", contacts::delete_field),
                 // Payments.
                 Route::new(Post, "/v1/payments/sessions", payments::create_session),
                 Route::new(Get, "/v1/payments/sessions", payments::list_sessions),

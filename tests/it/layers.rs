@@ -15,6 +15,7 @@ const DOMAIN_ORDER: &[&str] = &[
     "workspaces",
     "auth",
     "messages",
+    "contacts",
     "delivery",
     "payments",
 ];
@@ -307,6 +308,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     (
         "V12__webhook_events_worker.sql",
         "9a67525276302037c89567ef1d84535b2caa6d99a298c31ee72e04a01a2a0c2c",
+    ),
+    (
+        "V13__contacts.sql",
+        "91f451aed1e2ec7938301df7a3ae04a186917d9892ea1bcaf2aa68dd23f8e727",
     ),
 ];
 

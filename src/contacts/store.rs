@@ -1,0 +1,444 @@
+//! SQL for contacts and custom field definitions. Plain statements, named parameters, cached;
+//! every function runs on the caller's connection (inside its transaction when it writes). Reads
+//! of contacts always name the workspace and the mode, and never see a deleted contact.
+
+use rusqlite::{Connection, OptionalExtension, Row, named_params};
+
+use crate::billing::Channel;
+use crate::contacts::fields::FieldType;
+use crate::contacts::{EmailState, Language, PhoneState, UnsubscribeVia};
+use crate::error::AppError;
+use crate::ids::{ContactFieldId, ContactId, WorkspaceId};
+use crate::vocabulary::Mode;
+
+/// A contact row as stored (deleted rows are never read back).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactRow {
+    pub id: ContactId,
+    pub workspace_id: WorkspaceId,
+    pub mode: Mode,
+    pub name: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    pub phone_input: Option<String>,
+    pub email: Option<String>,
+    pub language: Option<Language>,
+    /// A JSON object: custom field key → value.
+    pub custom: String,
+    pub phone_state: PhoneState,
+    pub email_state: EmailState,
+    pub sms_unsubscribed_at: Option<String>,
+    pub sms_unsubscribed_via: Option<UnsubscribeVia>,
+    pub email_unsubscribed_at: Option<String>,
+    pub email_unsubscribed_via: Option<UnsubscribeVia>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+const CONTACT_COLUMNS: &str = "id, workspace_id, mode, name, first_name, last_name, phone, \
+    phone_input, email, language, custom, phone_state, email_state, sms_unsubscribed_at, \
+    sms_unsubscribed_via, email_unsubscribed_at, email_unsubscribed_via, created_at, updated_at";
+
+fn contact_row(row: &Row<'_>) -> rusqlite::Result<ContactRow> {
+    Ok(ContactRow {
+        id: row.get(0)?,
+        workspace_id: row.get(1)?,
+        mode: row.get(2)?,
+        name: row.get(3)?,
+        first_name: row.get(4)?,
+        last_name: row.get(5)?,
+        phone: row.get(6)?,
+        phone_input: row.get(7)?,
+        email: row.get(8)?,
+        language: row.get(9)?,
+        custom: row.get(10)?,
+        phone_state: row.get(11)?,
+        email_state: row.get(12)?,
+        sms_unsubscribed_at: row.get(13)?,
+        sms_unsubscribed_via: row.get(14)?,
+        email_unsubscribed_at: row.get(15)?,
+        email_unsubscribed_via: row.get(16)?,
+        created_at: row.get(17)?,
+        updated_at: row.get(18)?,
+    })
+}
+
+pub fn insert_contact(conn: &Connection, contact: &ContactRow) -> Result<(), AppError> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO contacts ({CONTACT_COLUMNS}) VALUES (:id, :workspace_id, :mode, :name,
+            :first_name, :last_name, :phone, :phone_input, :email, :language, :custom,
+            :phone_state, :email_state, :sms_unsubscribed_at, :sms_unsubscribed_via,
+            :email_unsubscribed_at, :email_unsubscribed_via, :created_at, :updated_at)"
+    ))?
+    .execute(named_params! {
+        ":id": contact.id,
+        ":workspace_id": contact.workspace_id,
+        ":mode": contact.mode,
+        ":name": contact.name,
+        ":first_name": contact.first_name,
+        ":last_name": contact.last_name,
+        ":phone": contact.phone,
+        ":phone_input": contact.phone_input,
+        ":email": contact.email,
+        ":language": contact.language,
+        ":custom": contact.custom,
+        ":phone_state": contact.phone_state,
+        ":email_state": contact.email_state,
+        ":sms_unsubscribed_at": contact.sms_unsubscribed_at,
+        ":sms_unsubscribed_via": contact.sms_unsubscribed_via,
+        ":email_unsubscribed_at": contact.email_unsubscribed_at,
+        ":email_unsubscribed_via": contact.email_unsubscribed_via,
+        ":created_at": contact.created_at,
+        ":updated_at": contact.updated_at,
+    })?;
+    Ok(())
+}
+
+/// Writes every changeable column of a live (not deleted) contact.
+pub fn update_contact(conn: &Connection, contact: &ContactRow) -> Result<(), AppError> {
+    let updated = conn
+        .prepare_cached(
+            "UPDATE contacts SET name = :name, first_name = :first_name, last_name = :last_name,
+                phone = :phone, phone_input = :phone_input, email = :email,
+                language = :language, custom = :custom, phone_state = :phone_state,
+                email_state = :email_state, sms_unsubscribed_at = :sms_unsubscribed_at,
+                sms_unsubscribed_via = :sms_unsubscribed_via,
+                email_unsubscribed_at = :email_unsubscribed_at,
+                email_unsubscribed_via = :email_unsubscribed_via, updated_at = :updated_at
+             WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode
+               AND deleted_at IS NULL",
+        )?
+        .execute(named_params! {
+            ":id": contact.id,
+            ":workspace_id": contact.workspace_id,
+            ":mode": contact.mode,
+            ":name": contact.name,
+            ":first_name": contact.first_name,
+            ":last_name": contact.last_name,
+            ":phone": contact.phone,
+            ":phone_input": contact.phone_input,
+            ":email": contact.email,
+            ":language": contact.language,
+            ":custom": contact.custom,
+            ":phone_state": contact.phone_state,
+            ":email_state": contact.email_state,
+            ":sms_unsubscribed_at": contact.sms_unsubscribed_at,
+            ":sms_unsubscribed_via": contact.sms_unsubscribed_via,
+            ":email_unsubscribed_at": contact.email_unsubscribed_at,
+            ":email_unsubscribed_via": contact.email_unsubscribed_via,
+            ":updated_at": contact.updated_at,
+        })?;
+    if updated == 1 {
+        Ok(())
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+/// The contact `id` of the workspace in `mode`, unless deleted.
+pub fn find_contact(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    id: &ContactId,
+) -> Result<Option<ContactRow>, AppError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts
+             WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode
+               AND deleted_at IS NULL"
+        ))?
+        .query_row(
+            named_params! { ":id": id, ":workspace_id": workspace_id, ":mode": mode },
+            contact_row,
+        )
+        .optional()?)
+}
+
+/// The contact (not deleted) of the workspace in `mode` that has this phone.
+pub fn find_contact_id_by_phone(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    phone: &str,
+) -> Result<Option<ContactId>, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM contacts
+             WHERE workspace_id = :workspace_id AND mode = :mode AND phone = :phone
+               AND deleted_at IS NULL",
+        )?
+        .query_row(
+            named_params! { ":workspace_id": workspace_id, ":mode": mode, ":phone": phone },
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
+/// The contact (not deleted) of the workspace in `mode` that has this email.
+pub fn find_contact_id_by_email(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    email: &str,
+) -> Result<Option<ContactId>, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM contacts
+             WHERE workspace_id = :workspace_id AND mode = :mode AND email = :email
+               AND deleted_at IS NULL",
+        )?
+        .query_row(
+            named_params! { ":workspace_id": workspace_id, ":mode": mode, ":email": email },
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
+/// Marks the contact deleted; `false` when there is no such live contact.
+pub fn soft_delete_contact(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    id: &ContactId,
+    now: &str,
+) -> Result<bool, AppError> {
+    let deleted = conn
+        .prepare_cached(
+            "UPDATE contacts SET deleted_at = :now, updated_at = :now
+             WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode
+               AND deleted_at IS NULL",
+        )?
+        .execute(named_params! {
+            ":id": id, ":workspace_id": workspace_id, ":mode": mode, ":now": now,
+        })?;
+    Ok(deleted == 1)
+}
+
+/// What `GET /v1/contacts` narrows by; `None` matches everything.
+#[derive(Debug, Default)]
+pub struct ContactFilter<'a> {
+    /// A substring of the name, phone or email (ASCII letters compare case-insensitively).
+    pub q: Option<&'a str>,
+    pub phone_state: Option<PhoneState>,
+    pub email_state: Option<EmailState>,
+    /// Only contacts unsubscribed from this channel.
+    pub unsubscribed: Option<Channel>,
+}
+
+/// `text` as a `LIKE … ESCAPE '\'` pattern matching it anywhere, its own `%`, `_` and `\`
+/// taken literally.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The workspace's contacts of `mode`, newest first (insertion order), after the cursor
+/// `before` (a contact id).
+pub fn list_contacts(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    filter: &ContactFilter<'_>,
+    before: Option<&str>,
+    limit: usize,
+) -> Result<Vec<ContactRow>, AppError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {CONTACT_COLUMNS} FROM contacts
+         WHERE workspace_id = :workspace_id AND mode = :mode AND deleted_at IS NULL
+           AND (:before IS NULL OR rowid < (SELECT rowid FROM contacts WHERE id = :before))
+           AND (:pattern IS NULL OR name LIKE :pattern ESCAPE '\\'
+                OR phone LIKE :pattern ESCAPE '\\' OR email LIKE :pattern ESCAPE '\\')
+           AND (:phone_state IS NULL OR (phone IS NOT NULL AND phone_state = :phone_state))
+           AND (:email_state IS NULL OR (email IS NOT NULL AND email_state = :email_state))
+           AND (NOT :sms_unsubscribed OR sms_unsubscribed_at IS NOT NULL)
+           AND (NOT :email_unsubscribed OR email_unsubscribed_at IS NOT NULL)
+         ORDER BY rowid DESC LIMIT :limit"
+    ))?;
+    let rows = stmt.query_map(
+        named_params! {
+            ":workspace_id": workspace_id,
+            ":mode": mode,
+            ":before": before,
+            ":pattern": filter.q.map(contains_pattern),
+            ":phone_state": filter.phone_state,
+            ":email_state": filter.email_state,
+            ":sms_unsubscribed": filter.unsubscribed == Some(Channel::Sms),
+            ":email_unsubscribed": filter.unsubscribed == Some(Channel::Email),
+            ":limit": i64::try_from(limit).unwrap_or(i64::MAX),
+        },
+        contact_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A custom field definition as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldRow {
+    pub id: ContactFieldId,
+    pub workspace_id: WorkspaceId,
+    pub key: String,
+    pub label: String,
+    pub field_type: FieldType,
+    /// The choices of a `select` field; `None` for every other type.
+    pub options: Option<Vec<String>>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+const FIELD_COLUMNS: &str = "id, workspace_id, key, label, type, options, created_at, updated_at";
+
+fn field_row(row: &Row<'_>) -> rusqlite::Result<FieldRow> {
+    let options: Option<String> = row.get(5)?;
+    let options = options
+        .map(|text| serde_json::from_str::<Vec<String>>(&text))
+        .transpose()
+        .map_err(|err| {
+            rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, err.into())
+        })?;
+    Ok(FieldRow {
+        id: row.get(0)?,
+        workspace_id: row.get(1)?,
+        key: row.get(2)?,
+        label: row.get(3)?,
+        field_type: row.get(4)?,
+        options,
+        created_at: row.get(6)?,
+        updated_at: row.get(7)?,
+    })
+}
+
+fn options_text(options: Option<&Vec<String>>) -> Result<Option<String>, AppError> {
+    options
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(AppError::internal)
+}
+
+pub fn insert_field(conn: &Connection, field: &FieldRow) -> Result<(), AppError> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO contact_fields ({FIELD_COLUMNS}) VALUES (:id, :workspace_id, :key, :label,
+            :type, :options, :created_at, :updated_at)"
+    ))?
+    .execute(named_params! {
+        ":id": field.id,
+        ":workspace_id": field.workspace_id,
+        ":key": field.key,
+        ":label": field.label,
+        ":type": field.field_type,
+        ":options": options_text(field.options.as_ref())?,
+        ":created_at": field.created_at,
+        ":updated_at": field.updated_at,
+    })?;
+    Ok(())
+}
+
+/// Writes the changeable columns of a definition (its label and options).
+pub fn update_field(conn: &Connection, field: &FieldRow) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "UPDATE contact_fields SET label = :label, options = :options, updated_at = :updated_at
+         WHERE id = :id AND workspace_id = :workspace_id",
+    )?
+    .execute(named_params! {
+        ":id": field.id,
+        ":workspace_id": field.workspace_id,
+        ":label": field.label,
+        ":options": options_text(field.options.as_ref())?,
+        ":updated_at": field.updated_at,
+    })?;
+    Ok(())
+}
+
+pub fn find_field(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    id: &ContactFieldId,
+) -> Result<Option<FieldRow>, AppError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {FIELD_COLUMNS} FROM contact_fields
+             WHERE id = :id AND workspace_id = :workspace_id"
+        ))?
+        .query_row(
+            named_params! { ":id": id, ":workspace_id": workspace_id },
+            field_row,
+        )
+        .optional()?)
+}
+
+/// The workspace's definitions, oldest first, after the cursor `after` (a definition id);
+/// `limit` `None` reads them all.
+pub fn list_fields(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    after: Option<&str>,
+    limit: Option<usize>,
+) -> Result<Vec<FieldRow>, AppError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {FIELD_COLUMNS} FROM contact_fields
+         WHERE workspace_id = :workspace_id
+           AND (:after IS NULL OR rowid > (SELECT rowid FROM contact_fields WHERE id = :after))
+         ORDER BY rowid LIMIT :limit"
+    ))?;
+    let limit = limit.map_or(-1, |limit| i64::try_from(limit).unwrap_or(i64::MAX));
+    let rows = stmt.query_map(
+        named_params! { ":workspace_id": workspace_id, ":after": after, ":limit": limit },
+        field_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Deletes the definition and, in the same transaction, its values on every contact of the
+/// workspace (either mode, deleted ones too). `false` when there was no such definition.
+pub fn delete_field(conn: &Connection, field: &FieldRow, now: &str) -> Result<bool, AppError> {
+    // The key is `[a-z][a-z0-9_]*` (checked on creation), so it is safe inside a JSON path.
+    let path = format!("$.\"{}\"", field.key);
+    conn.prepare_cached(
+        "UPDATE contacts SET custom = json_remove(custom, :path), updated_at = :now
+         WHERE workspace_id = :workspace_id AND json_type(custom, :path) IS NOT NULL",
+    )?
+    .execute(named_params! {
+        ":workspace_id": field.workspace_id, ":path": path, ":now": now,
+    })?;
+    let deleted = conn
+        .prepare_cached(
+            "DELETE FROM contact_fields WHERE id = :id AND workspace_id = :workspace_id",
+        )?
+        .execute(named_params! { ":id": field.id, ":workspace_id": field.workspace_id })?;
+    Ok(deleted == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_patterns_take_wildcards_literally() {
+        assert_eq!(contains_pattern("ada"), "%ada%");
+        assert_eq!(contains_pattern(r"10%_a\b"), r"%10\%\_a\\b%");
+        let conn = Connection::open_in_memory().unwrap();
+        let matches = |text: &str, query: &str| -> bool {
+            conn.query_row(
+                r"SELECT ?1 LIKE ?2 ESCAPE '\'",
+                [text, &contains_pattern(query)],
+                |row| row.get(0),
+            )
+            .unwrap()
+        };
+        assert!(matches("100% Bio", "0%"));
+        assert!(!matches("1000 Bio", "0%"));
+        assert!(matches("Ada_Lovelace", "a_l"));
+        assert!(!matches("AdaXLovelace", "a_l"));
+        assert!(matches(r"a\b", r"a\b"));
+        assert!(matches("ADA", "ada"));
+    }
+}

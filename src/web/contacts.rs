@@ -1,0 +1,316 @@
+//! HTTP for contacts and their custom field definitions. An API key works on the contacts of
+//! its own mode; a console session on the live ones. Handlers parse and authenticate, then call
+//! one domain function inside one transaction.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::api_keys::format::Scope;
+use crate::app::App;
+use crate::auth::principal::Principal;
+use crate::billing::Channel;
+use crate::contacts::fields::{self, FieldChanges, FieldType, NewField, one_of};
+use crate::contacts::store::{self, ContactFilter, ContactRow, FieldRow};
+use crate::contacts::{
+    self as domain, ContactChanges, Editor, EmailState, Language, NewContact, PhoneState,
+    UnsubscribeVia,
+};
+use crate::error::{AppError, FieldErrors};
+use crate::ids::{ContactFieldId, ContactId};
+use crate::vocabulary::Mode;
+use crate::web::auth::authenticate_request;
+use crate::web::request::{Request, page_response};
+use crate::web::response::{ApiResponse, JSON};
+
+/// The contacts a caller works on: its key's mode, or live for a console session.
+fn mode_of(principal: &Principal) -> Mode {
+    match principal {
+        Principal::ApiKey(key) => key.mode(),
+        Principal::Session(_) => Mode::Live,
+    }
+}
+
+/// How a change by this caller is recorded on an unsubscription.
+fn via_of(principal: &Principal) -> UnsubscribeVia {
+    match principal {
+        Principal::ApiKey(_) => UnsubscribeVia::Api,
+        Principal::Session(_) => UnsubscribeVia::Console,
+    }
+}
+
+fn no_content() -> ApiResponse {
+    ApiResponse::bytes(204, JSON, Vec::new())
+}
+
+/// `POST /v1/contacts`: creates a contact in the caller's mode. Scope `contacts:write`.
+pub fn create_contact(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsWrite)?;
+    let body: NewContact = request.json()?;
+    let editor = Editor {
+        scope: &scope,
+        mode: mode_of(&principal),
+        via: via_of(&principal),
+    };
+    let contact = app.db.write(|conn| {
+        domain::create_contact(
+            conn,
+            &app.ids,
+            editor,
+            body,
+            &app.config.default_country,
+            app.clock.now(),
+        )
+    })?;
+    ApiResponse::json(201, &contact_view(&contact))
+}
+
+/// The value of query parameter `name` as one of `T`'s words; an unknown word goes to `errors`.
+fn word_param<T: Copy + std::fmt::Display>(
+    request: &Request<'_>,
+    name: &str,
+    parse: fn(&str) -> Option<T>,
+    all: &[T],
+    errors: &mut FieldErrors,
+) -> Option<T> {
+    request.query_param(name).and_then(|text| {
+        let value = parse(&text);
+        if value.is_none() {
+            errors.add(name, one_of(all));
+        }
+        value
+    })
+}
+
+/// `GET /v1/contacts`: the caller's contacts, newest first. `q` searches name, phone and email;
+/// filters `phone_state`, `email_state`, `unsubscribed` (`sms` or `email`). Scope
+/// `contacts:read`.
+pub fn list_contacts(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsRead)?;
+    let page = request.page()?;
+    let mut errors = FieldErrors::new();
+    let phone_state = word_param(
+        request,
+        "phone_state",
+        PhoneState::parse,
+        PhoneState::ALL,
+        &mut errors,
+    );
+    let email_state = word_param(
+        request,
+        "email_state",
+        EmailState::parse,
+        EmailState::ALL,
+        &mut errors,
+    );
+    let unsubscribed = word_param(
+        request,
+        "unsubscribed",
+        Channel::parse,
+        Channel::ALL,
+        &mut errors,
+    );
+    errors.into_result()?;
+    let q = request.query_param("q").filter(|q| !q.is_empty());
+    let filter = ContactFilter {
+        q: q.as_deref(),
+        phone_state,
+        email_state,
+        unsubscribed,
+    };
+    let mode = mode_of(&principal);
+    let contacts = app.db.read(|conn| {
+        store::list_contacts(
+            conn,
+            scope.id(),
+            mode,
+            &filter,
+            page.cursor.as_deref(),
+            page.fetch(),
+        )
+    })?;
+    let (contacts, next_cursor) = page.split(contacts, |contact| contact.id.as_str());
+    let data: Vec<ContactView<'_>> = contacts.iter().map(contact_view).collect();
+    page_response(&data, next_cursor)
+}
+
+fn contact_id(request: &Request<'_>) -> Result<ContactId, AppError> {
+    ContactId::parse(request.param("id")).ok_or(AppError::NotFound)
+}
+
+/// `GET /v1/contacts/{id}`. Scope `contacts:read`.
+pub fn show_contact(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsRead)?;
+    let id = contact_id(request)?;
+    let mode = mode_of(&principal);
+    let contact = app
+        .db
+        .read(|conn| domain::find_contact(conn, &scope, mode, &id))?;
+    ApiResponse::json(200, &contact_view(&contact))
+}
+
+/// `PATCH /v1/contacts/{id}`: changes the fields sent (`null` clears one). Scope
+/// `contacts:write`.
+pub fn update_contact(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsWrite)?;
+    let id = contact_id(request)?;
+    let changes: ContactChanges = request.json()?;
+    let editor = Editor {
+        scope: &scope,
+        mode: mode_of(&principal),
+        via: via_of(&principal),
+    };
+    let contact = app.db.write(|conn| {
+        domain::update_contact(
+            conn,
+            editor,
+            &id,
+            changes,
+            &app.config.default_country,
+            app.clock.now(),
+        )
+    })?;
+    ApiResponse::json(200, &contact_view(&contact))
+}
+
+/// `DELETE /v1/contacts/{id}`: soft-deletes; the contact is 404 afterwards. Scope
+/// `contacts:write`.
+pub fn delete_contact(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsWrite)?;
+    let id = contact_id(request)?;
+    let mode = mode_of(&principal);
+    app.db
+        .write(|conn| domain::delete_contact(conn, &scope, mode, &id, app.clock.now()))?;
+    Ok(no_content())
+}
+
+/// A contact as the API shows it. A channel's state is `null` when the contact has no address
+/// on it.
+#[derive(Serialize)]
+struct ContactView<'a> {
+    id: &'a str,
+    mode: Mode,
+    name: &'a str,
+    first_name: Option<&'a str>,
+    last_name: Option<&'a str>,
+    phone: Option<&'a str>,
+    phone_input: Option<&'a str>,
+    email: Option<&'a str>,
+    language: Option<Language>,
+    custom: Option<Box<RawValue>>,
+    phone_state: Option<PhoneState>,
+    email_state: Option<EmailState>,
+    sms_unsubscribed_at: Option<&'a str>,
+    sms_unsubscribed_via: Option<UnsubscribeVia>,
+    email_unsubscribed_at: Option<&'a str>,
+    email_unsubscribed_via: Option<UnsubscribeVia>,
+    created_at: &'a str,
+    updated_at: &'a str,
+}
+
+fn contact_view(contact: &ContactRow) -> ContactView<'_> {
+    ContactView {
+        id: contact.id.as_str(),
+        mode: contact.mode,
+        name: &contact.name,
+        first_name: contact.first_name.as_deref(),
+        last_name: contact.last_name.as_deref(),
+        phone: contact.phone.as_deref(),
+        phone_input: contact.phone_input.as_deref(),
+        email: contact.email.as_deref(),
+        language: contact.language,
+        // Stored as a JSON object written by crier; shown as is.
+        custom: RawValue::from_string(contact.custom.clone()).ok(),
+        phone_state: contact.phone.as_ref().map(|_| contact.phone_state),
+        email_state: contact.email.as_ref().map(|_| contact.email_state),
+        sms_unsubscribed_at: contact.sms_unsubscribed_at.as_deref(),
+        sms_unsubscribed_via: contact.sms_unsubscribed_via,
+        email_unsubscribed_at: contact.email_unsubscribed_at.as_deref(),
+        email_unsubscribed_via: contact.email_unsubscribed_via,
+        created_at: &contact.created_at,
+        updated_at: &contact.updated_at,
+    }
+}
+
+/// `GET /v1/contact-fields`: the workspace's custom field definitions, oldest first. Scope
+/// `contacts:read`.
+pub fn list_fields(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsRead)?;
+    let page = request.page()?;
+    let definitions = app.db.read(|conn| {
+        store::list_fields(conn, scope.id(), page.cursor.as_deref(), Some(page.fetch()))
+    })?;
+    let (definitions, next_cursor) = page.split(definitions, |field| field.id.as_str());
+    let data: Vec<FieldView<'_>> = definitions.iter().map(field_view).collect();
+    page_response(&data, next_cursor)
+}
+
+/// `POST /v1/contact-fields`: defines a custom field (at most 50 per workspace). Scope
+/// `contacts:write`.
+pub fn create_field(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsWrite)?;
+    let body: NewField = request.json()?;
+    let field = app
+        .db
+        .write(|conn| fields::create_field(conn, &app.ids, &scope, body, app.clock.now()))?;
+    ApiResponse::json(201, &field_view(&field))
+}
+
+fn field_id(request: &Request<'_>) -> Result<ContactFieldId, AppError> {
+    ContactFieldId::parse(request.param("id")).ok_or(AppError::NotFound)
+}
+
+/// `PATCH /v1/contact-fields/{id}`: changes a definition's label or options. Scope
+/// `contacts:write`.
+pub fn update_field(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsWrite)?;
+    let id = field_id(request)?;
+    let changes: FieldChanges = request.json()?;
+    let field = app
+        .db
+        .write(|conn| fields::update_field(conn, &scope, &id, changes, app.clock.now()))?;
+    ApiResponse::json(200, &field_view(&field))
+}
+
+/// `DELETE /v1/contact-fields/{id}`: deletes a definition and its values on every contact.
+/// Scope `contacts:write`.
+pub fn delete_field(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsWrite)?;
+    let id = field_id(request)?;
+    app.db
+        .write(|conn| fields::delete_field(conn, &scope, &id, app.clock.now()))?;
+    Ok(no_content())
+}
+
+/// A custom field definition as the API shows it.
+#[derive(Serialize)]
+struct FieldView<'a> {
+    id: &'a str,
+    key: &'a str,
+    label: &'a str,
+    #[serde(rename = "type")]
+    field_type: FieldType,
+    options: Option<&'a [String]>,
+    created_at: &'a str,
+    updated_at: &'a str,
+}
+
+fn field_view(field: &FieldRow) -> FieldView<'_> {
+    FieldView {
+        id: field.id.as_str(),
+        key: &field.key,
+        label: &field.label,
+        field_type: field.field_type,
+        options: field.options.as_deref(),
+        created_at: &field.created_at,
+        updated_at: &field.updated_at,
+    }
+}
