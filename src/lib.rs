@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod money;
 pub mod outbound;
 pub mod payments;
+pub mod recipients;
 pub mod scope;
 pub mod secrets;
 pub mod server;

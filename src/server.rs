@@ -38,7 +38,7 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
     // rest of start-up, rather than inside the first send.
     std::thread::Builder::new()
         .name("warm-up".into())
-        .spawn(crate::messages::recipients::warm_up)
+        .spawn(crate::recipients::warm_up)
         .map_err(|err| StartupError(format!("starting the warm-up thread: {err}")))?;
     let db = Db::open(&DbSettings::from_config(&config))?;
     let app = Arc::new(App::new(config, db, runtime.clock, runtime.random)?);

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::{AppError, FieldErrors};
 use crate::ids::{ContactId, Ids};
-use crate::messages::recipients::{normalize_email, normalize_phone};
+use crate::recipients::{normalize_email, normalize_phone};
 use crate::scope::WorkspaceScope;
 use crate::validate;
 use crate::vocabulary::Mode;

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use crate::billing::Channel;
 use crate::clock::{Timestamp, parse_timestamp};
 use crate::error::{AppError, FieldErrors};
-use crate::messages::recipients::{normalize_email, normalize_phone};
 use crate::messages::segments::{MAX_SEGMENTS, Segmentation, segment};
+use crate::recipients::{normalize_email, normalize_phone};
 
 /// A message as its sender describes it, before validation: what `compose` turns into a
 /// `Composition`. The send and estimate endpoints read their JSON body straight into it (field

@@ -3,7 +3,6 @@
 //! it. Delivery (the outbox dispatcher and providers) lives in `crate::delivery`.
 
 pub mod compose;
-pub mod recipients;
 pub mod segments;
 pub mod store;
 

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The domains, lowest first. A domain may use the ones listed before it, never one after it.
-/// (Shared plumbing — `db`, `clock`, `ids`, `money`, `error`, `validate`, `secrets`, `outbound` —
+/// (Shared plumbing — `db`, `clock`, `ids`, `money`, `error`, `validate`, `secrets`, `outbound`,
+/// `recipients` —
 /// is below all of them; `config` gathers every module's settings.)
 const DOMAIN_ORDER: &[&str] = &[
     "users",
@@ -14,8 +15,8 @@ const DOMAIN_ORDER: &[&str] = &[
     "api_keys",
     "workspaces",
     "auth",
-    "messages",
     "contacts",
+    "messages",
     "delivery",
     "payments",
 ];
