@@ -121,6 +121,13 @@ pub enum AppError {
     },
     /// The body is well-formed but some fields are not acceptable.
     Validation(FieldErrors),
+    /// A list of ids with some that do not name an acceptable object: `validation_failed` with
+    /// the reason under `details.fields.<field>` and every offending id in `details.invalid_ids`.
+    InvalidIds {
+        field: &'static str,
+        reason: String,
+        ids: Vec<String>,
+    },
     /// Too many requests; retry after this many seconds.
     RateLimited {
         retry_after_secs: u64,
@@ -165,7 +172,7 @@ impl AppError {
             AppError::RequestTimeout { .. } => 408,
             AppError::PayloadTooLarge { .. } => 413,
             AppError::UnsupportedMediaType { .. } => 415,
-            AppError::Validation(_) => 422,
+            AppError::Validation(_) | AppError::InvalidIds { .. } => 422,
             AppError::RateLimited { .. } => 429,
             AppError::Internal(_) => 500,
             AppError::PaymentProviderUnavailable { .. } => 502,
@@ -198,7 +205,7 @@ impl AppError {
             AppError::RequestTimeout { .. } => "request_timeout",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
-            AppError::Validation(_) => "validation_failed",
+            AppError::Validation(_) | AppError::InvalidIds { .. } => "validation_failed",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Internal(_) => "internal",
             AppError::PaymentProviderUnavailable { .. } => "payment_provider_unavailable",
@@ -263,6 +270,7 @@ impl AppError {
                 format!("The request body must be sent with Content-Type: {expected}.")
             }
             AppError::Validation(_) => "Some fields are invalid; see details.fields.".to_owned(),
+            AppError::InvalidIds { field, reason, .. } => format!("{field}: {reason}"),
             AppError::RateLimited { .. } => "Too many requests; retry later.".to_owned(),
             AppError::Internal(_) => {
                 "An internal error occurred; it has been logged with this request id.".to_owned()
@@ -287,6 +295,10 @@ impl AppError {
                     .collect();
                 Some(serde_json::json!({ "fields": fields }))
             }
+            AppError::InvalidIds { field, reason, ids } => Some(serde_json::json!({
+                "fields": { *field: reason },
+                "invalid_ids": ids,
+            })),
             AppError::MethodNotAllowed { allowed } => {
                 Some(serde_json::json!({ "allowed_methods": allowed }))
             }
@@ -381,6 +393,7 @@ impl AppError {
             | AppError::RequestTimeout { .. }
             | AppError::UnsupportedMediaType { .. }
             | AppError::Validation(_)
+            | AppError::InvalidIds { .. }
             | AppError::PaymentProviderUnavailable { .. }
             | AppError::Internal(_) => Vec::new(),
         }
@@ -413,6 +426,7 @@ impl AppError {
             | AppError::RequestTimeout { .. }
             | AppError::UnsupportedMediaType { .. }
             | AppError::Validation(_)
+            | AppError::InvalidIds { .. }
             | AppError::IdempotencyKeyInUse { .. }
             | AppError::PaymentProviderUnavailable { .. }
             | AppError::RateLimited { .. } => None,

@@ -14,7 +14,7 @@ use crate::clock::{Clock, Timestamp};
 
 mod typed;
 pub use typed::{
-    ApiKeyId, ContactFieldId, ContactId, MessageId, PaymentSessionId, UserId, WorkspaceId,
+    ApiKeyId, ContactFieldId, ContactId, GroupId, MessageId, PaymentSessionId, UserId, WorkspaceId,
 };
 
 /// Where random bytes come from.

@@ -4,6 +4,7 @@
 //! workspace's definitions (`fields`).
 
 pub mod fields;
+pub mod groups;
 pub mod store;
 
 use rusqlite::Connection;

@@ -2,13 +2,13 @@
 //! every function runs on the caller's connection (inside its transaction when it writes). Reads
 //! of contacts always name the workspace and the mode, and never see a deleted contact.
 
-use rusqlite::{Connection, OptionalExtension, Row, named_params};
+use rusqlite::{Connection, OptionalExtension, Row, named_params, params_from_iter};
 
 use crate::billing::Channel;
 use crate::contacts::fields::FieldType;
 use crate::contacts::{EmailState, Language, PhoneState, UnsubscribeVia};
 use crate::error::AppError;
-use crate::ids::{ContactFieldId, ContactId, WorkspaceId};
+use crate::ids::{ContactFieldId, ContactId, GroupId, WorkspaceId};
 use crate::vocabulary::Mode;
 
 /// A contact row as stored (deleted rows are never read back).
@@ -225,6 +225,8 @@ pub struct ContactFilter<'a> {
     pub email_state: Option<EmailState>,
     /// Only contacts unsubscribed from this channel.
     pub unsubscribed: Option<Channel>,
+    /// Only members of this group (checked to be the caller's beforehand).
+    pub group: Option<&'a GroupId>,
 }
 
 /// `text` as a `LIKE … ESCAPE '\'` pattern matching it anywhere, its own `%`, `_` and `\`
@@ -262,6 +264,8 @@ pub fn list_contacts(
            AND (:email_state IS NULL OR (email IS NOT NULL AND email_state = :email_state))
            AND (NOT :sms_unsubscribed OR sms_unsubscribed_at IS NOT NULL)
            AND (NOT :email_unsubscribed OR email_unsubscribed_at IS NOT NULL)
+           AND (:group IS NULL
+                OR id IN (SELECT contact_id FROM group_members WHERE group_id = :group))
          ORDER BY rowid DESC LIMIT :limit"
     ))?;
     let rows = stmt.query_map(
@@ -274,6 +278,7 @@ pub fn list_contacts(
             ":email_state": filter.email_state,
             ":sms_unsubscribed": filter.unsubscribed == Some(Channel::Sms),
             ":email_unsubscribed": filter.unsubscribed == Some(Channel::Email),
+            ":group": filter.group,
             ":limit": i64::try_from(limit).unwrap_or(i64::MAX),
         },
         contact_row,
@@ -415,6 +420,232 @@ pub fn delete_field(conn: &Connection, field: &FieldRow, now: &str) -> Result<bo
         )?
         .execute(named_params! { ":id": field.id, ":workspace_id": field.workspace_id })?;
     Ok(deleted == 1)
+}
+
+/// A group as stored, with how many of its members are contacts not deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    pub id: GroupId,
+    pub workspace_id: WorkspaceId,
+    pub mode: Mode,
+    pub name: String,
+    pub member_count: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The group's columns, then its count of members whose contact is not deleted (`g` is the
+/// group's alias).
+const GROUP_COLUMNS: &str = "g.id, g.workspace_id, g.mode, g.name, g.created_at, g.updated_at,
+    (SELECT count(*) FROM group_members m JOIN contacts c ON c.id = m.contact_id
+     WHERE m.group_id = g.id AND c.deleted_at IS NULL)";
+
+fn group_row(row: &Row<'_>) -> rusqlite::Result<GroupRow> {
+    Ok(GroupRow {
+        id: row.get(0)?,
+        workspace_id: row.get(1)?,
+        mode: row.get(2)?,
+        name: row.get(3)?,
+        created_at: row.get(4)?,
+        updated_at: row.get(5)?,
+        member_count: row.get(6)?,
+    })
+}
+
+pub fn insert_group(conn: &Connection, group: &GroupRow) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "INSERT INTO groups (id, workspace_id, mode, name, created_at, updated_at)
+         VALUES (:id, :workspace_id, :mode, :name, :created_at, :updated_at)",
+    )?
+    .execute(named_params! {
+        ":id": group.id,
+        ":workspace_id": group.workspace_id,
+        ":mode": group.mode,
+        ":name": group.name,
+        ":created_at": group.created_at,
+        ":updated_at": group.updated_at,
+    })?;
+    Ok(())
+}
+
+/// Writes the group's name (the only thing that changes).
+pub fn rename_group(conn: &Connection, group: &GroupRow) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "UPDATE groups SET name = :name, updated_at = :updated_at
+         WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode",
+    )?
+    .execute(named_params! {
+        ":id": group.id,
+        ":workspace_id": group.workspace_id,
+        ":mode": group.mode,
+        ":name": group.name,
+        ":updated_at": group.updated_at,
+    })?;
+    Ok(())
+}
+
+/// The group `id` of the workspace in `mode`.
+pub fn find_group(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    id: &GroupId,
+) -> Result<Option<GroupRow>, AppError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {GROUP_COLUMNS} FROM groups g
+             WHERE g.id = :id AND g.workspace_id = :workspace_id AND g.mode = :mode"
+        ))?
+        .query_row(
+            named_params! { ":id": id, ":workspace_id": workspace_id, ":mode": mode },
+            group_row,
+        )
+        .optional()?)
+}
+
+/// The group of the workspace in `mode` with exactly this name.
+pub fn find_group_id_by_name(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    name: &str,
+) -> Result<Option<GroupId>, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM groups
+             WHERE workspace_id = :workspace_id AND mode = :mode AND name = :name",
+        )?
+        .query_row(
+            named_params! { ":workspace_id": workspace_id, ":mode": mode, ":name": name },
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
+/// The workspace's groups of `mode`, newest first, after the cursor `before` (a group id).
+pub fn list_groups(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    before: Option<&str>,
+    limit: usize,
+) -> Result<Vec<GroupRow>, AppError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {GROUP_COLUMNS} FROM groups g
+         WHERE g.workspace_id = :workspace_id AND g.mode = :mode
+           AND (:before IS NULL OR g.rowid < (SELECT rowid FROM groups WHERE id = :before))
+         ORDER BY g.rowid DESC LIMIT :limit"
+    ))?;
+    let rows = stmt.query_map(
+        named_params! {
+            ":workspace_id": workspace_id,
+            ":mode": mode,
+            ":before": before,
+            ":limit": i64::try_from(limit).unwrap_or(i64::MAX),
+        },
+        group_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Deletes the group and its memberships (never the contacts). `false` when there was no such
+/// group.
+pub fn delete_group(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    id: &GroupId,
+) -> Result<bool, AppError> {
+    let params = named_params! { ":id": id, ":workspace_id": workspace_id, ":mode": mode };
+    conn.prepare_cached(
+        "DELETE FROM group_members WHERE group_id IN
+            (SELECT id FROM groups WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode)",
+    )?
+    .execute(params)?;
+    let deleted = conn
+        .prepare_cached(
+            "DELETE FROM groups WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode",
+        )?
+        .execute(params)?;
+    Ok(deleted == 1)
+}
+
+/// How many ids one `IN (…)` list carries, well under SQLite's limit on parameters.
+pub const IDS_PER_STATEMENT: usize = 500;
+
+/// `?3, ?4, …` for `count` parameters after the first two.
+fn placeholders(count: usize) -> String {
+    (3..count + 3)
+        .map(|n| format!("?{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Of `ids`, those naming a contact of the workspace in `mode` that is not deleted. Asks
+/// `IDS_PER_STATEMENT` at a time, every id a parameter.
+pub fn existing_contact_ids(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    ids: &[ContactId],
+) -> Result<Vec<ContactId>, AppError> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT id FROM contacts
+             WHERE workspace_id = ?1 AND mode = ?2 AND deleted_at IS NULL
+               AND id IN ({})",
+            placeholders(chunk.len())
+        ))?;
+        let values = [workspace_id.as_str(), mode.as_str()]
+            .into_iter()
+            .chain(chunk.iter().map(ContactId::as_str));
+        let rows = stmt.query_map(params_from_iter(values), |row| row.get(0))?;
+        for row in rows {
+            found.push(row?);
+        }
+    }
+    Ok(found)
+}
+
+/// Adds the contacts to the group; those already in it stay as they are. Returns how many were
+/// new.
+pub fn add_group_members(
+    conn: &Connection,
+    group_id: &GroupId,
+    contact_ids: &[ContactId],
+    now: &str,
+) -> Result<usize, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO group_members (group_id, contact_id, added_at)
+         VALUES (:group_id, :contact_id, :now)
+         ON CONFLICT (group_id, contact_id) DO NOTHING",
+    )?;
+    let mut added = 0;
+    for contact_id in contact_ids {
+        added += stmt.execute(named_params! {
+            ":group_id": group_id, ":contact_id": contact_id, ":now": now,
+        })?;
+    }
+    Ok(added)
+}
+
+/// Takes the contacts out of the group. Returns how many were in it.
+pub fn remove_group_members(
+    conn: &Connection,
+    group_id: &GroupId,
+    contact_ids: &[ContactId],
+) -> Result<usize, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM group_members WHERE group_id = :group_id AND contact_id = :contact_id",
+    )?;
+    let mut removed = 0;
+    for contact_id in contact_ids {
+        removed += stmt.execute(named_params! {
+            ":group_id": group_id, ":contact_id": contact_id,
+        })?;
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

@@ -109,6 +109,11 @@ typed_id! {
     ContactFieldId, "cfd"
 }
 
+typed_id! {
+    /// A group of contacts: `grp_…`.
+    GroupId, "grp"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,20 +10,21 @@ use crate::app::App;
 use crate::auth::principal::Principal;
 use crate::billing::Channel;
 use crate::contacts::fields::{self, FieldChanges, FieldType, NewField, one_of};
+use crate::contacts::groups;
 use crate::contacts::store::{self, ContactFilter, ContactRow, FieldRow};
 use crate::contacts::{
     self as domain, ContactChanges, Editor, EmailState, Language, NewContact, PhoneState,
     UnsubscribeVia,
 };
 use crate::error::{AppError, FieldErrors};
-use crate::ids::{ContactFieldId, ContactId};
+use crate::ids::{ContactFieldId, ContactId, GroupId};
 use crate::vocabulary::Mode;
 use crate::web::auth::authenticate_request;
 use crate::web::request::{Request, page_response};
 use crate::web::response::{ApiResponse, JSON};
 
 /// The contacts a caller works on: its key's mode, or live for a console session.
-fn mode_of(principal: &Principal) -> Mode {
+pub(crate) fn mode_of(principal: &Principal) -> Mode {
     match principal {
         Principal::ApiKey(key) => key.mode(),
         Principal::Session(_) => Mode::Live,
@@ -38,7 +39,7 @@ fn via_of(principal: &Principal) -> UnsubscribeVia {
     }
 }
 
-fn no_content() -> ApiResponse {
+pub(crate) fn no_content() -> ApiResponse {
     ApiResponse::bytes(204, JSON, Vec::new())
 }
 
@@ -65,6 +66,9 @@ pub fn create_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     ApiResponse::json(201, &contact_view(&contact))
 }
 
+/// Why `?group=` was refused: malformed, unknown, another workspace's or the other mode's.
+const NO_SUCH_GROUP: &str = "no such group among the caller's";
+
 /// The value of query parameter `name` as one of `T`'s words; an unknown word goes to `errors`.
 fn word_param<T: Copy + std::fmt::Display>(
     request: &Request<'_>,
@@ -83,8 +87,8 @@ fn word_param<T: Copy + std::fmt::Display>(
 }
 
 /// `GET /v1/contacts`: the caller's contacts, newest first. `q` searches name, phone and email;
-/// filters `phone_state`, `email_state`, `unsubscribed` (`sms` or `email`). Scope
-/// `contacts:read`.
+/// filters `phone_state`, `email_state`, `unsubscribed` (`sms` or `email`), `group` (a group of
+/// the caller's; any other, or a malformed id, is 422 on `group`). Scope `contacts:read`.
 pub fn list_contacts(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsRead)?;
@@ -111,16 +115,29 @@ pub fn list_contacts(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
         Channel::ALL,
         &mut errors,
     );
+    let group = request.query_param("group");
+    let group_id = group.as_deref().map(GroupId::parse);
+    if let Some(None) = group_id {
+        errors.add("group", NO_SUCH_GROUP);
+    }
     errors.into_result()?;
+    let group_id = group_id.flatten();
     let q = request.query_param("q").filter(|q| !q.is_empty());
     let filter = ContactFilter {
         q: q.as_deref(),
         phone_state,
         email_state,
         unsubscribed,
+        group: group_id.as_ref(),
     };
     let mode = mode_of(&principal);
     let contacts = app.db.read(|conn| {
+        if let Some(group_id) = &group_id {
+            groups::find_group(conn, &scope, mode, group_id).map_err(|err| match err {
+                AppError::NotFound => AppError::invalid_field("group", NO_SUCH_GROUP),
+                other => other,
+            })?;
+        }
         store::list_contacts(
             conn,
             scope.id(),

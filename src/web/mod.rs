@@ -23,6 +23,7 @@ pub mod billing;
 pub mod contacts;
 mod edge;
 mod exchange;
+pub mod groups;
 pub mod idempotency;
 pub mod messages;
 pub mod payments;

@@ -101,7 +101,9 @@ impl Router {
     /// Every endpoint crier serves.
     pub fn standard() -> Router {
         use crate::web::api_keys as keys;
-        use crate::web::{auth, billing, contacts, messages, payments, receipts, workspaces};
+        use crate::web::{
+            auth, billing, contacts, groups, messages, payments, receipts, workspaces,
+        };
         use Method::{Delete, Get, Patch, Post, Put};
         Router {
             routes: vec![
@@ -181,6 +183,13 @@ impl Router {
                 Route::new(Post, "/v1/contact-fields", contacts::create_field),
                 Route::new(Patch, "/v1/contact-fields/{id}", contacts::update_field),
                 Route::new(Delete, "/v1/contact-fields/{id}", contacts::delete_field),
+                Route::new(Post, "/v1/groups", groups::create_group),
+                Route::new(Get, "/v1/groups", groups::list_groups),
+                Route::new(Get, "/v1/groups/{id}", groups::show_group),
+                Route::new(Patch, "/v1/groups/{id}", groups::rename_group),
+                Route::new(Delete, "/v1/groups/{id}", groups::delete_group),
+                Route::new(Post, "/v1/groups/{id}/contacts", groups::add_members),
+                Route::new(Delete, "/v1/groups/{id}/contacts", groups::remove_members),
                 // Payments.
                 Route::new(Post, "/v1/payments/sessions", payments::create_session),
                 Route::new(Get, "/v1/payments/sessions", payments::list_sessions),

@@ -314,6 +314,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V13__contacts.sql",
         "91f451aed1e2ec7938301df7a3ae04a186917d9892ea1bcaf2aa68dd23f8e727",
     ),
+    (
+        "V14__groups.sql",
+        "24477693dc413ae046cc53e6b57e2d7286a2c3a91a6ed406efbfe40764c08b07",
+    ),
 ];
 
 #[test]

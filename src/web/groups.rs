@@ -1,0 +1,147 @@
+//! HTTP for groups of contacts. Like contacts, an API key works on the groups of its own mode;
+//! a console session on the live ones. Handlers parse and authenticate, then call one domain
+//! function inside one transaction.
+
+use serde::Serialize;
+
+use crate::api_keys::format::Scope;
+use crate::app::App;
+use crate::contacts::groups::{self as domain, ContactIds, GroupName};
+use crate::contacts::store::{self, GroupRow};
+use crate::error::AppError;
+use crate::ids::GroupId;
+use crate::vocabulary::Mode;
+use crate::web::auth::authenticate_request;
+use crate::web::contacts::{mode_of, no_content};
+use crate::web::request::{Request, page_response};
+use crate::web::response::ApiResponse;
+
+/// `POST /v1/groups`: creates an empty group in the caller's mode. Scope `contacts:write`.
+pub fn create_group(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsWrite)?;
+    let body: GroupName = request.json()?;
+    let mode = mode_of(&principal);
+    let group = app
+        .db
+        .write(|conn| domain::create_group(conn, &app.ids, &scope, mode, body, app.clock.now()))?;
+    ApiResponse::json(201, &group_view(&group))
+}
+
+/// `GET /v1/groups`: the caller's groups, newest first, each with its member count. Scope
+/// `contacts:read`.
+pub fn list_groups(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsRead)?;
+    let page = request.page()?;
+    let mode = mode_of(&principal);
+    let groups = app.db.read(|conn| {
+        store::list_groups(conn, scope.id(), mode, page.cursor.as_deref(), page.fetch())
+    })?;
+    let (groups, next_cursor) = page.split(groups, |group| group.id.as_str());
+    let data: Vec<GroupView<'_>> = groups.iter().map(group_view).collect();
+    page_response(&data, next_cursor)
+}
+
+fn group_id(request: &Request<'_>) -> Result<GroupId, AppError> {
+    GroupId::parse(request.param("id")).ok_or(AppError::NotFound)
+}
+
+/// `GET /v1/groups/{id}`. Scope `contacts:read`.
+pub fn show_group(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsRead)?;
+    let id = group_id(request)?;
+    let mode = mode_of(&principal);
+    let group = app
+        .db
+        .read(|conn| domain::find_group(conn, &scope, mode, &id))?;
+    ApiResponse::json(200, &group_view(&group))
+}
+
+/// `PATCH /v1/groups/{id}`: renames the group. Scope `contacts:write`.
+pub fn rename_group(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsWrite)?;
+    let id = group_id(request)?;
+    let body: GroupName = request.json()?;
+    let mode = mode_of(&principal);
+    let group = app
+        .db
+        .write(|conn| domain::rename_group(conn, &scope, mode, &id, body, app.clock.now()))?;
+    ApiResponse::json(200, &group_view(&group))
+}
+
+/// `DELETE /v1/groups/{id}`: deletes the group and its memberships, never the contacts. Scope
+/// `contacts:write`.
+pub fn delete_group(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsWrite)?;
+    let id = group_id(request)?;
+    let mode = mode_of(&principal);
+    app.db
+        .write(|conn| domain::delete_group(conn, &scope, mode, &id))?;
+    Ok(no_content())
+}
+
+/// `POST /v1/groups/{id}/contacts`: adds `contact_ids` (1–10,000, all the caller's, or nothing
+/// changes). Scope `contacts:write`.
+pub fn add_members(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsWrite)?;
+    let id = group_id(request)?;
+    let body: ContactIds = request.json()?;
+    let mode = mode_of(&principal);
+    let outcome = app
+        .db
+        .write(|conn| domain::add_members(conn, &scope, mode, &id, body, app.clock.now()))?;
+    ApiResponse::json(
+        200,
+        &serde_json::json!({
+            "added": outcome.added,
+            "already_members": outcome.already_members,
+        }),
+    )
+}
+
+/// `DELETE /v1/groups/{id}/contacts`: takes `contact_ids` out of the group, checked as for
+/// adding. Scope `contacts:write`.
+pub fn remove_members(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsWrite)?;
+    let id = group_id(request)?;
+    let body: ContactIds = request.json()?;
+    let mode = mode_of(&principal);
+    let outcome = app
+        .db
+        .write(|conn| domain::remove_members(conn, &scope, mode, &id, body))?;
+    ApiResponse::json(
+        200,
+        &serde_json::json!({
+            "removed": outcome.removed,
+            "not_members": outcome.not_members,
+        }),
+    )
+}
+
+/// A group as the API shows it. `member_count` leaves deleted contacts out.
+#[derive(Serialize)]
+struct GroupView<'a> {
+    id: &'a str,
+    mode: Mode,
+    name: &'a str,
+    member_count: i64,
+    created_at: &'a str,
+    updated_at: &'a str,
+}
+
+fn group_view(group: &GroupRow) -> GroupView<'_> {
+    GroupView {
+        id: group.id.as_str(),
+        mode: group.mode,
+        name: &group.name,
+        member_count: group.member_count,
+        created_at: &group.created_at,
+        updated_at: &group.updated_at,
+    }
+}
