@@ -15,6 +15,7 @@ mod contacts;
 mod delivery;
 mod edge;
 mod fake_http;
+mod groups;
 mod harness;
 mod http_errors;
 mod idempotency;
