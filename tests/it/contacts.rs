@@ -4,38 +4,12 @@
 
 use serde_json::{Value, json};
 
-use crate::auth_fixtures::{bearer, create_key, second_tenant, setup};
+use crate::auth_fixtures::{Caller, bearer, create_key, second_tenant, setup};
 use crate::harness::{TestResponse, TestServer};
 
 const BOTH: &[&str] = &["contacts:read", "contacts:write"];
 
-/// An API key's view of the API.
-struct Caller<'s> {
-    server: &'s TestServer,
-    key: String,
-}
-
 impl Caller<'_> {
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> TestResponse {
-        bearer(self.server, &self.key, method, path, body)
-    }
-
-    fn post(&self, path: &str, body: Value) -> TestResponse {
-        self.call("POST", path, Some(&body))
-    }
-
-    fn patch(&self, path: &str, body: Value) -> TestResponse {
-        self.call("PATCH", path, Some(&body))
-    }
-
-    fn get(&self, path: &str) -> TestResponse {
-        self.call("GET", path, None)
-    }
-
-    fn delete(&self, path: &str) -> TestResponse {
-        self.call("DELETE", path, None)
-    }
-
     /// Creates a contact and returns it.
     fn create(&self, body: Value) -> Value {
         let response = self.post("/v1/contacts", body);

@@ -3,32 +3,14 @@
 //! that leave deleted contacts out, the `?group=` filter, and the walls between workspaces and
 //! modes.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::auth_fixtures::{Console, bearer, create_key, second_tenant, setup};
+use crate::auth_fixtures::{Caller, Console, bearer, create_key, second_tenant, setup};
 use crate::harness::{TestResponse, TestServer};
 
 const BOTH: &[&str] = &["contacts:read", "contacts:write"];
 
-/// An API key's view of the API.
-struct Caller<'s> {
-    server: &'s TestServer,
-    key: String,
-}
-
 impl Caller<'_> {
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> TestResponse {
-        bearer(self.server, &self.key, method, path, body)
-    }
-
-    fn post(&self, path: &str, body: Value) -> TestResponse {
-        self.call("POST", path, Some(&body))
-    }
-
-    fn get(&self, path: &str) -> TestResponse {
-        self.call("GET", path, None)
-    }
-
     fn contact(&self, email: &str) -> String {
         let response = self.post("/v1/contacts", json!({"name": "Someone", "email": email}));
         assert_eq!(response.status, 201, "{}", response.text());
