@@ -99,6 +99,14 @@ impl Principal {
         }
     }
 
+    /// The mode the caller works in: its key's, or live for a console session.
+    pub fn mode(&self) -> Mode {
+        match self {
+            Principal::ApiKey(key) => key.mode(),
+            Principal::Session(_) => Mode::Live,
+        }
+    }
+
     /// The console user behind the request; API keys are refused with 403 `forbidden`.
     pub fn require_session(&self) -> Result<&SessionPrincipal, AppError> {
         match self {

@@ -36,15 +36,17 @@ pub struct ContactIds {
     pub contact_ids: Vec<String>,
 }
 
-/// What adding contacts did: how many joined, how many were members already.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What adding contacts did: how many joined, how many were members already (the API's answer
+/// as is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Added {
     pub added: usize,
     pub already_members: usize,
 }
 
-/// What removing contacts did: how many left, how many were not members.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What removing contacts did: how many left, how many were not members (the API's answer as
+/// is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Removed {
     pub removed: usize,
     pub not_members: usize,

@@ -19,7 +19,7 @@ use crate::scope::WorkspaceScope;
 use crate::validate;
 use crate::vocabulary::Mode;
 use fields::one_of;
-use store::ContactRow;
+use store::{Address, ContactRow};
 
 const MAX_NAME_LENGTH: usize = 200;
 const MAX_NAME_PART_LENGTH: usize = 100;
@@ -201,17 +201,17 @@ fn ensure_unique(
         message: format!("The contact {existing} already has this {what}."),
         existing_id: existing.to_string(),
     };
-    if let Some(phone) = &contact.phone
-        && let Some(existing) = store::find_contact_id_by_phone(conn, workspace_id, mode, phone)?
-        && Some(&existing) != except
-    {
-        return Err(duplicate("phone", existing));
-    }
-    if let Some(email) = &contact.email
-        && let Some(existing) = store::find_contact_id_by_email(conn, workspace_id, mode, email)?
-        && Some(&existing) != except
-    {
-        return Err(duplicate("email", existing));
+    let addresses = [
+        ("phone", contact.phone.as_deref().map(Address::Phone)),
+        ("email", contact.email.as_deref().map(Address::Email)),
+    ];
+    for (what, address) in addresses {
+        if let Some(address) = address
+            && let Some(existing) = store::find_contact_id_with(conn, workspace_id, mode, address)?
+            && Some(&existing) != except
+        {
+            return Err(duplicate(what, existing));
+        }
     }
     Ok(())
 }

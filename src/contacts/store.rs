@@ -156,41 +156,38 @@ pub fn find_contact(
         .optional()?)
 }
 
-/// The contact (not deleted) of the workspace in `mode` that has this phone.
-pub fn find_contact_id_by_phone(
-    conn: &Connection,
-    workspace_id: &WorkspaceId,
-    mode: Mode,
-    phone: &str,
-) -> Result<Option<ContactId>, AppError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT id FROM contacts
-             WHERE workspace_id = :workspace_id AND mode = :mode AND phone = :phone
-               AND deleted_at IS NULL",
-        )?
-        .query_row(
-            named_params! { ":workspace_id": workspace_id, ":mode": mode, ":phone": phone },
-            |row| row.get(0),
-        )
-        .optional()?)
+/// An address unique among a workspace's live contacts of one mode.
+#[derive(Debug, Clone, Copy)]
+pub enum Address<'a> {
+    Phone(&'a str),
+    Email(&'a str),
 }
 
-/// The contact (not deleted) of the workspace in `mode` that has this email.
-pub fn find_contact_id_by_email(
+/// The contact (not deleted) of the workspace in `mode` that has this address.
+pub fn find_contact_id_with(
     conn: &Connection,
     workspace_id: &WorkspaceId,
     mode: Mode,
-    email: &str,
+    address: Address<'_>,
 ) -> Result<Option<ContactId>, AppError> {
-    Ok(conn
-        .prepare_cached(
+    let (sql, value) = match address {
+        Address::Phone(phone) => (
             "SELECT id FROM contacts
-             WHERE workspace_id = :workspace_id AND mode = :mode AND email = :email
+             WHERE workspace_id = :workspace_id AND mode = :mode AND phone = :value
                AND deleted_at IS NULL",
-        )?
+            phone,
+        ),
+        Address::Email(email) => (
+            "SELECT id FROM contacts
+             WHERE workspace_id = :workspace_id AND mode = :mode AND email = :value
+               AND deleted_at IS NULL",
+            email,
+        ),
+    };
+    Ok(conn
+        .prepare_cached(sql)?
         .query_row(
-            named_params! { ":workspace_id": workspace_id, ":mode": mode, ":email": email },
+            named_params! { ":workspace_id": workspace_id, ":mode": mode, ":value": value },
             |row| row.get(0),
         )
         .optional()?)

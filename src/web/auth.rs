@@ -289,10 +289,7 @@ pub fn log_out(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppE
         Err(AppError::Unauthenticated) => {}
         Err(other) => return Err(other),
     }
-    Ok(
-        ApiResponse::bytes(204, crate::web::response::JSON, Vec::new())
-            .with_header("Set-Cookie", cleared_cookie(app)),
-    )
+    Ok(ApiResponse::no_content().with_header("Set-Cookie", cleared_cookie(app)))
 }
 
 /// `GET /v1/auth/me`'s answer.

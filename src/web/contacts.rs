@@ -21,15 +21,7 @@ use crate::ids::{ContactFieldId, ContactId, GroupId};
 use crate::vocabulary::Mode;
 use crate::web::auth::authenticate_request;
 use crate::web::request::{Request, page_response};
-use crate::web::response::{ApiResponse, JSON};
-
-/// The contacts a caller works on: its key's mode, or live for a console session.
-pub(crate) fn mode_of(principal: &Principal) -> Mode {
-    match principal {
-        Principal::ApiKey(key) => key.mode(),
-        Principal::Session(_) => Mode::Live,
-    }
-}
+use crate::web::response::ApiResponse;
 
 /// How a change by this caller is recorded on an unsubscription.
 fn via_of(principal: &Principal) -> UnsubscribeVia {
@@ -39,10 +31,6 @@ fn via_of(principal: &Principal) -> UnsubscribeVia {
     }
 }
 
-pub(crate) fn no_content() -> ApiResponse {
-    ApiResponse::bytes(204, JSON, Vec::new())
-}
-
 /// `POST /v1/contacts`: creates a contact in the caller's mode. Scope `contacts:write`.
 pub fn create_contact(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
@@ -50,7 +38,7 @@ pub fn create_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let body: NewContact = request.json()?;
     let editor = Editor {
         scope: &scope,
-        mode: mode_of(&principal),
+        mode: principal.mode(),
         via: via_of(&principal),
     };
     let contact = app.db.write(|conn| {
@@ -130,7 +118,7 @@ pub fn list_contacts(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
         unsubscribed,
         group: group_id.as_ref(),
     };
-    let mode = mode_of(&principal);
+    let mode = principal.mode();
     let contacts = app.db.read(|conn| {
         if let Some(group_id) = &group_id {
             groups::find_group(conn, &scope, mode, group_id).map_err(|err| match err {
@@ -161,7 +149,7 @@ pub fn show_contact(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsRead)?;
     let id = contact_id(request)?;
-    let mode = mode_of(&principal);
+    let mode = principal.mode();
     let contact = app
         .db
         .read(|conn| domain::find_contact(conn, &scope, mode, &id))?;
@@ -177,7 +165,7 @@ pub fn update_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let changes: ContactChanges = request.json()?;
     let editor = Editor {
         scope: &scope,
-        mode: mode_of(&principal),
+        mode: principal.mode(),
         via: via_of(&principal),
     };
     let contact = app.db.write(|conn| {
@@ -199,10 +187,10 @@ pub fn delete_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     let id = contact_id(request)?;
-    let mode = mode_of(&principal);
+    let mode = principal.mode();
     app.db
         .write(|conn| domain::delete_contact(conn, &scope, mode, &id, app.clock.now()))?;
-    Ok(no_content())
+    Ok(ApiResponse::no_content())
 }
 
 /// A contact as the API shows it. A channel's state is `null` when the contact has no address
@@ -304,7 +292,7 @@ pub fn delete_field(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let id = field_id(request)?;
     app.db
         .write(|conn| fields::delete_field(conn, &scope, &id, app.clock.now()))?;
-    Ok(no_content())
+    Ok(ApiResponse::no_content())
 }
 
 /// A custom field definition as the API shows it.

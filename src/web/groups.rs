@@ -12,7 +12,6 @@ use crate::error::AppError;
 use crate::ids::GroupId;
 use crate::vocabulary::Mode;
 use crate::web::auth::authenticate_request;
-use crate::web::contacts::{mode_of, no_content};
 use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 
@@ -21,7 +20,7 @@ pub fn create_group(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     let body: GroupName = request.json()?;
-    let mode = mode_of(&principal);
+    let mode = principal.mode();
     let group = app
         .db
         .write(|conn| domain::create_group(conn, &app.ids, &scope, mode, body, app.clock.now()))?;
@@ -34,7 +33,7 @@ pub fn list_groups(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, 
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsRead)?;
     let page = request.page()?;
-    let mode = mode_of(&principal);
+    let mode = principal.mode();
     let groups = app.db.read(|conn| {
         store::list_groups(conn, scope.id(), mode, page.cursor.as_deref(), page.fetch())
     })?;
@@ -52,7 +51,7 @@ pub fn show_group(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, A
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsRead)?;
     let id = group_id(request)?;
-    let mode = mode_of(&principal);
+    let mode = principal.mode();
     let group = app
         .db
         .read(|conn| domain::find_group(conn, &scope, mode, &id))?;
@@ -65,7 +64,7 @@ pub fn rename_group(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     let id = group_id(request)?;
     let body: GroupName = request.json()?;
-    let mode = mode_of(&principal);
+    let mode = principal.mode();
     let group = app
         .db
         .write(|conn| domain::rename_group(conn, &scope, mode, &id, body, app.clock.now()))?;
@@ -78,10 +77,10 @@ pub fn delete_group(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     let id = group_id(request)?;
-    let mode = mode_of(&principal);
+    let mode = principal.mode();
     app.db
         .write(|conn| domain::delete_group(conn, &scope, mode, &id))?;
-    Ok(no_content())
+    Ok(ApiResponse::no_content())
 }
 
 /// `POST /v1/groups/{id}/contacts`: adds `contact_ids` (1–10,000, all the caller's, or nothing
@@ -91,17 +90,11 @@ pub fn add_members(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, 
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     let id = group_id(request)?;
     let body: ContactIds = request.json()?;
-    let mode = mode_of(&principal);
+    let mode = principal.mode();
     let outcome = app
         .db
         .write(|conn| domain::add_members(conn, &scope, mode, &id, body, app.clock.now()))?;
-    ApiResponse::json(
-        200,
-        &serde_json::json!({
-            "added": outcome.added,
-            "already_members": outcome.already_members,
-        }),
-    )
+    ApiResponse::json(200, &outcome)
 }
 
 /// `DELETE /v1/groups/{id}/contacts`: takes `contact_ids` out of the group, checked as for
@@ -111,17 +104,11 @@ pub fn remove_members(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     let id = group_id(request)?;
     let body: ContactIds = request.json()?;
-    let mode = mode_of(&principal);
+    let mode = principal.mode();
     let outcome = app
         .db
         .write(|conn| domain::remove_members(conn, &scope, mode, &id, body))?;
-    ApiResponse::json(
-        200,
-        &serde_json::json!({
-            "removed": outcome.removed,
-            "not_members": outcome.not_members,
-        }),
-    )
+    ApiResponse::json(200, &outcome)
 }
 
 /// A group as the API shows it. `member_count` leaves deleted contacts out.

@@ -24,9 +24,9 @@ use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 
 fn charging_of(principal: &Principal) -> Charging {
-    match principal {
-        Principal::ApiKey(key) if key.mode() == Mode::Test => Charging::Test,
-        _ => Charging::Live,
+    match principal.mode() {
+        Mode::Test => Charging::Test,
+        Mode::Live => Charging::Live,
     }
 }
 

@@ -24,6 +24,11 @@ impl ApiResponse {
         Ok(ApiResponse::bytes(status, JSON, body))
     }
 
+    /// 204 with no body.
+    pub fn no_content() -> ApiResponse {
+        ApiResponse::bytes(204, JSON, Vec::new())
+    }
+
     pub fn bytes(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> ApiResponse {
         ApiResponse {
             status,

@@ -19,7 +19,7 @@ use crate::web::auth::{
 };
 use crate::web::idempotency::{self, Per, Requirement};
 use crate::web::request::{Request, page_response};
-use crate::web::response::{ApiResponse, JSON};
+use crate::web::response::ApiResponse;
 use crate::workspaces;
 use crate::workspaces::Role;
 use crate::workspaces::store::{self, Invitation, Member, Workspace};
@@ -305,7 +305,7 @@ pub fn remove_member(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let user_id = UserId::parse(request.param("user_id")).ok_or(AppError::NotFound)?;
     app.db
         .write(|conn| auth::remove_member(conn, &scope, session.user_id(), &user_id))?;
-    Ok(ApiResponse::bytes(204, JSON, Vec::new()))
+    Ok(ApiResponse::no_content())
 }
 
 #[derive(Deserialize)]
@@ -384,7 +384,7 @@ pub fn revoke_invitation(app: &App, request: &mut Request<'_>) -> Result<ApiResp
     if !revoked {
         return Err(AppError::NotFound);
     }
-    Ok(ApiResponse::bytes(204, JSON, Vec::new()))
+    Ok(ApiResponse::no_content())
 }
 
 #[derive(Deserialize)]
