@@ -18,7 +18,6 @@ use crate::workspaces::create_workspace;
 struct Fixture {
     db: Db,
     ids: Ids,
-    workspace: crate::ids::WorkspaceId,
     scope: WorkspaceScope,
     _dir: tempfile::TempDir,
 }
@@ -56,7 +55,6 @@ fn fixture() -> Fixture {
         db,
         ids,
         scope: WorkspaceScope::trusted(&workspace),
-        workspace,
         _dir: dir,
     }
 }
@@ -84,7 +82,7 @@ impl Fixture {
                 move_wallet(
                     conn,
                     &self.ids,
-                    &crate::scope::WorkspaceScope::trusted(&self.workspace),
+                    &self.scope,
                     "topup",
                     amount,
                     ("pay_1", None, None),
@@ -125,16 +123,8 @@ impl Fixture {
 #[test]
 fn included_quota_is_used_before_the_wallet() {
     let f = fixture();
-    f.db.write(|conn| {
-        activate_plan(
-            conn,
-            &Catalog::default(),
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
-            "basic",
-            jan(1, 0),
-        )
-    })
-    .unwrap();
+    f.db.write(|conn| activate_plan(conn, &Catalog::default(), &f.scope, "basic", jan(1, 0)))
+        .unwrap();
     f.top_up(1_000);
     let first = f.reserve(Channel::Sms, 149, "msg_1", jan(2, 0)).unwrap();
     assert_eq!(
@@ -191,16 +181,8 @@ fn test_mode_prices_and_takes_nothing() {
 #[test]
 fn quota_periods_roll_and_refunds_touch_only_their_period() {
     let f = fixture();
-    f.db.write(|conn| {
-        activate_plan(
-            conn,
-            &Catalog::default(),
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
-            "basic",
-            jan(1, 0),
-        )
-    })
-    .unwrap();
+    f.db.write(|conn| activate_plan(conn, &Catalog::default(), &f.scope, "basic", jan(1, 0)))
+        .unwrap();
     // Email: 250 a day. Use all of the 2nd; the 3rd starts again.
     assert_eq!(
         f.reserve(Channel::Email, 250, "msg_a", jan(2, 10))
@@ -227,45 +209,20 @@ fn quota_periods_roll_and_refunds_touch_only_their_period() {
 fn an_expired_plan_falls_back_to_free_and_buying_again_extends() {
     let f = fixture();
     let end =
-        f.db.write(|conn| {
-            activate_plan(
-                conn,
-                &Catalog::default(),
-                &crate::scope::WorkspaceScope::trusted(&f.workspace),
-                "growth",
-                jan(10, 0),
-            )
-        })
-        .unwrap();
+        f.db.write(|conn| activate_plan(conn, &Catalog::default(), &f.scope, "growth", jan(10, 0)))
+            .unwrap();
     assert_eq!(end, Utc.with_ymd_and_hms(2026, 2, 10, 0, 0, 0).unwrap());
     let extended =
-        f.db.write(|conn| {
-            activate_plan(
-                conn,
-                &Catalog::default(),
-                &crate::scope::WorkspaceScope::trusted(&f.workspace),
-                "growth",
-                jan(20, 0),
-            )
-        })
-        .unwrap();
+        f.db.write(|conn| activate_plan(conn, &Catalog::default(), &f.scope, "growth", jan(20, 0)))
+            .unwrap();
     assert_eq!(
         extended,
         Utc.with_ymd_and_hms(2026, 3, 10, 0, 0, 0).unwrap()
     );
     let after = extended + Duration::seconds(1);
     let quote =
-        f.db.read(|conn| {
-            quote(
-                conn,
-                &Catalog::default(),
-                &crate::scope::WorkspaceScope::trusted(&f.workspace),
-                Channel::Sms,
-                1,
-                after,
-            )
-        })
-        .unwrap();
+        f.db.read(|conn| quote(conn, &Catalog::default(), &f.scope, Channel::Sms, 1, after))
+            .unwrap();
     assert_eq!(
         (quote.included_remaining, quote.charge.amount_minor),
         (0, 25)
@@ -275,16 +232,8 @@ fn an_expired_plan_falls_back_to_free_and_buying_again_extends() {
 #[test]
 fn concurrent_reservations_lose_no_increment() {
     let f = fixture();
-    f.db.write(|conn| {
-        activate_plan(
-            conn,
-            &Catalog::default(),
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
-            "basic",
-            jan(1, 0),
-        )
-    })
-    .unwrap();
+    f.db.write(|conn| activate_plan(conn, &Catalog::default(), &f.scope, "basic", jan(1, 0)))
+        .unwrap();
     let successes = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for thread in 0..64 {
@@ -390,16 +339,8 @@ fn the_database_refuses_to_break_the_wallet_rules() {
 #[test]
 fn usage_counters_match_their_reservations_after_reserving_and_refunding() {
     let f = fixture();
-    f.db.write(|conn| {
-        activate_plan(
-            conn,
-            &Catalog::default(),
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
-            "basic",
-            jan(1, 0),
-        )
-    })
-    .unwrap();
+    f.db.write(|conn| activate_plan(conn, &Catalog::default(), &f.scope, "basic", jan(1, 0)))
+        .unwrap();
     f.top_up(10_000);
     f.reserve(Channel::Sms, 100, "msg_1", jan(2, 0)).unwrap();
     f.reserve(Channel::Sms, 80, "msg_2", jan(2, 0)).unwrap(); // 50 included, 30 billed
@@ -446,47 +387,23 @@ fn a_reference_reserved_twice_leaves_nothing_behind() {
 fn another_plan_cannot_be_bought_while_one_runs_and_unpriced_plans_never() {
     let f = fixture();
     let catalog = Catalog::default();
-    f.db.write(|conn| {
-        activate_plan(
-            conn,
-            &catalog,
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
-            "pro",
-            jan(1, 0),
-        )
-    })
-    .unwrap();
+    f.db.write(|conn| activate_plan(conn, &catalog, &f.scope, "pro", jan(1, 0)))
+        .unwrap();
     for (code, at) in [
         ("basic", jan(2, 0)),
         ("custom", jan(2, 0)),
         ("free", jan(2, 0)),
     ] {
         let err =
-            f.db.write(|conn| {
-                activate_plan(
-                    conn,
-                    &catalog,
-                    &crate::scope::WorkspaceScope::trusted(&f.workspace),
-                    code,
-                    at,
-                )
-            })
-            .unwrap_err();
+            f.db.write(|conn| activate_plan(conn, &catalog, &f.scope, code, at))
+                .unwrap_err();
         assert_eq!(err.code(), "conflict", "{code}");
     }
     // After pro ends, another plan starts from then.
     let after = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 1).unwrap();
     let end =
-        f.db.write(|conn| {
-            activate_plan(
-                conn,
-                &catalog,
-                &crate::scope::WorkspaceScope::trusted(&f.workspace),
-                "basic",
-                after,
-            )
-        })
-        .unwrap();
+        f.db.write(|conn| activate_plan(conn, &catalog, &f.scope, "basic", after))
+            .unwrap();
     assert_eq!(end, Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 1).unwrap());
 }
 

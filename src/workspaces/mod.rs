@@ -276,6 +276,7 @@ mod tests {
         ids: Ids,
         now: Timestamp,
         workspace: crate::ids::WorkspaceId,
+        scope: WorkspaceScope,
         owner: crate::ids::UserId,
     }
 
@@ -295,6 +296,7 @@ mod tests {
             conn,
             ids,
             now,
+            scope: WorkspaceScope::trusted(&workspace),
             workspace,
             owner,
         }
@@ -325,33 +327,13 @@ mod tests {
     #[test]
     fn the_last_owner_can_neither_leave_nor_be_demoted() {
         let f = fixture();
-        let err = remove_member(
-            &f.conn,
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
-            &f.owner,
-            &f.owner,
-        )
-        .unwrap_err();
+        let err = remove_member(&f.conn, &f.scope, &f.owner, &f.owner).unwrap_err();
         assert_eq!(err.code(), "conflict");
-        let err = change_role(
-            &f.conn,
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
-            &f.owner,
-            &f.owner,
-            Role::Admin,
-        )
-        .unwrap_err();
+        let err = change_role(&f.conn, &f.scope, &f.owner, &f.owner, Role::Admin).unwrap_err();
         assert_eq!(err.code(), "conflict");
         // With a second owner, the first may step down.
         let second = join(&f, "second@x.io", Role::Owner);
-        change_role(
-            &f.conn,
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
-            &f.owner,
-            &f.owner,
-            Role::Admin,
-        )
-        .unwrap();
+        change_role(&f.conn, &f.scope, &f.owner, &f.owner, Role::Admin).unwrap();
         assert_eq!(
             store::find_role(&f.conn, &f.workspace, &second).unwrap(),
             Some(Role::Owner)
@@ -365,29 +347,9 @@ mod tests {
         let admin = join(&f, "admin@x.io", Role::Admin);
         let member = join(&f, "member@x.io", Role::Member);
         for err in [
-            change_role(
-                &f.conn,
-                &crate::scope::WorkspaceScope::trusted(&f.workspace),
-                &admin,
-                &f.owner,
-                Role::Member,
-            )
-            .unwrap_err(),
-            change_role(
-                &f.conn,
-                &crate::scope::WorkspaceScope::trusted(&f.workspace),
-                &admin,
-                &member,
-                Role::Owner,
-            )
-            .unwrap_err(),
-            remove_member(
-                &f.conn,
-                &crate::scope::WorkspaceScope::trusted(&f.workspace),
-                &admin,
-                &f.owner,
-            )
-            .unwrap_err(),
+            change_role(&f.conn, &f.scope, &admin, &f.owner, Role::Member).unwrap_err(),
+            change_role(&f.conn, &f.scope, &admin, &member, Role::Owner).unwrap_err(),
+            remove_member(&f.conn, &f.scope, &admin, &f.owner).unwrap_err(),
         ] {
             assert_eq!(err.code(), "forbidden");
         }
@@ -395,21 +357,8 @@ mod tests {
             store::find_role(&f.conn, &f.workspace, &f.owner).unwrap(),
             Some(Role::Owner)
         );
-        change_role(
-            &f.conn,
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
-            &admin,
-            &member,
-            Role::Admin,
-        )
-        .unwrap();
-        remove_member(
-            &f.conn,
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
-            &admin,
-            &member,
-        )
-        .unwrap();
+        change_role(&f.conn, &f.scope, &admin, &member, Role::Admin).unwrap();
+        remove_member(&f.conn, &f.scope, &admin, &member).unwrap();
         assert_eq!(
             store::find_role(&f.conn, &f.workspace, &member).unwrap(),
             None
@@ -421,21 +370,9 @@ mod tests {
         let f = fixture();
         let alice = join(&f, "alice@x.io", Role::Member);
         let bob = join(&f, "bob@x.io", Role::Member);
-        let err = remove_member(
-            &f.conn,
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
-            &alice,
-            &bob,
-        )
-        .unwrap_err();
+        let err = remove_member(&f.conn, &f.scope, &alice, &bob).unwrap_err();
         assert_eq!(err.code(), "forbidden");
-        remove_member(
-            &f.conn,
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
-            &alice,
-            &alice,
-        )
-        .unwrap();
+        remove_member(&f.conn, &f.scope, &alice, &alice).unwrap();
         assert_eq!(
             store::find_role(&f.conn, &f.workspace, &alice).unwrap(),
             None
@@ -448,7 +385,7 @@ mod tests {
         let created = invite(
             &f.conn,
             &f.ids,
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            &f.scope,
             &f.owner,
             "new@x.io",
             Role::Admin,
@@ -475,20 +412,14 @@ mod tests {
         let created = invite(
             &f.conn,
             &f.ids,
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            &f.scope,
             &admin,
             "friend@x.io",
             Role::Admin,
             f.now,
         )
         .unwrap();
-        remove_member(
-            &f.conn,
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
-            &f.owner,
-            &admin,
-        )
-        .unwrap();
+        remove_member(&f.conn, &f.scope, &f.owner, &admin).unwrap();
         let friend = add_user(&f.conn, &f.ids, "friend@x.io", f.now);
         let err = accept_invitation(&f.conn, &created.token, &friend, f.now).unwrap_err();
         assert_eq!(err.code(), "not_found");
@@ -503,22 +434,8 @@ mod tests {
         let f = fixture();
         let admin = join(&f, "admin@x.io", Role::Admin);
         let member = join(&f, "member@x.io", Role::Member);
-        change_role(
-            &f.conn,
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
-            &f.owner,
-            &admin,
-            Role::Member,
-        )
-        .unwrap();
-        let err = change_role(
-            &f.conn,
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
-            &admin,
-            &member,
-            Role::Admin,
-        )
-        .unwrap_err();
+        change_role(&f.conn, &f.scope, &f.owner, &admin, Role::Member).unwrap();
+        let err = change_role(&f.conn, &f.scope, &admin, &member, Role::Admin).unwrap_err();
         assert_eq!(err.code(), "forbidden");
     }
 
@@ -528,7 +445,7 @@ mod tests {
         let created = invite(
             &f.conn,
             &f.ids,
-            &crate::scope::WorkspaceScope::trusted(&f.workspace),
+            &f.scope,
             &f.owner,
             "late@x.io",
             Role::Member,
