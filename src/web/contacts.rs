@@ -206,7 +206,7 @@ struct ContactView<'a> {
     phone_input: Option<&'a str>,
     email: Option<&'a str>,
     language: Option<Language>,
-    custom: Option<Box<RawValue>>,
+    custom: Option<&'a RawValue>,
     phone_state: Option<PhoneState>,
     email_state: Option<EmailState>,
     sms_unsubscribed_at: Option<&'a str>,
@@ -229,7 +229,7 @@ fn contact_view(contact: &ContactRow) -> ContactView<'_> {
         email: contact.email.as_deref(),
         language: contact.language,
         // Stored as a JSON object written by crier; shown as is.
-        custom: RawValue::from_string(contact.custom.clone()).ok(),
+        custom: serde_json::from_str::<&RawValue>(&contact.custom).ok(),
         phone_state: contact.phone.as_ref().map(|_| contact.phone_state),
         email_state: contact.email.as_ref().map(|_| contact.email_state),
         sms_unsubscribed_at: contact.sms_unsubscribed_at.as_deref(),

@@ -292,7 +292,7 @@ struct MessageView<'a> {
     included_units: u64,
     charge: Money,
     charged: bool,
-    metadata: Option<Box<RawValue>>,
+    metadata: Option<&'a RawValue>,
     campaign_id: Option<&'a str>,
     api_key_id: Option<&'a str>,
     provider: Option<&'a str>,
@@ -349,7 +349,7 @@ fn message_view<'a>(
 ) -> MessageView<'a> {
     // Stored as the JSON object the client sent (validated on the way in); shown as is. A row
     // that somehow holds something else shows `null` rather than failing the whole page.
-    let metadata = RawValue::from_string(message.metadata.clone()).ok();
+    let metadata = serde_json::from_str::<&RawValue>(&message.metadata).ok();
     MessageView {
         id: message.id.as_str(),
         status: message.status,
