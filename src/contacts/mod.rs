@@ -3,6 +3,7 @@
 //! mode, per-channel state and unsubscriptions, and custom field values checked against the
 //! workspace's definitions (`fields`).
 
+pub mod export;
 pub mod fields;
 pub mod groups;
 pub mod store;

@@ -35,8 +35,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::{Bytes, Frame};
 use hyper::header::{CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use hyper::server::conn::http1;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -47,6 +47,7 @@ use tokio::task::JoinSet;
 use crate::app::App;
 use crate::config::Config;
 use crate::web::exchange::{self, Incoming, Job, Outgoing, RequestBody, Unread};
+use crate::web::response::BodyWriter;
 
 /// The most body crier reads just to throw it away, so that a keep-alive connection stays in
 /// step after a chunked body over the limit. Beyond it the connection is closed instead.
@@ -54,6 +55,11 @@ const DRAIN_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Bytes read from a socket per call.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// The size of the chunks a streamed response body is sent in, and how many may wait for a
+/// slow client before the writer thread blocks.
+const STREAM_CHUNK: usize = 64 * 1024;
+const STREAM_CHUNKS_AHEAD: usize = 4;
 
 /// How long accepting pauses after an error that retrying at once would repeat (no descriptors,
 /// no memory).
@@ -202,8 +208,8 @@ async fn serve_request(
     peer: SocketAddr,
     busy: Arc<AtomicBool>,
     request: hyper::Request<hyper::body::Incoming>,
-) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
-    let _busy = BusyGuard::enter(busy);
+) -> Result<hyper::Response<ResponseBody>, Infallible> {
+    let busy = BusyGuard::enter(busy);
     let (parts, body) = request.into_parts();
     let body = match check_framing(&parts.headers) {
         Ok(declared) => read_body(body, declared, &shared.settings).await,
@@ -224,7 +230,7 @@ async fn serve_request(
     // Only a worker that died outside its panic guard, or a queue closed by shutdown, leaves no
     // answer: the client is told to retry.
     let outgoing = outgoing.unwrap_or_else(|| exchange::no_worker(&shared.app));
-    Ok(into_hyper(outgoing))
+    Ok(into_hyper(outgoing, busy))
 }
 
 /// The declared body length, or why the request's framing is refused.
@@ -298,9 +304,17 @@ async fn read_body(
     }
 }
 
-fn into_hyper(outgoing: Outgoing) -> hyper::Response<Full<Bytes>> {
+/// A response body: built in memory by the handler, or streamed by a writer thread.
+type ResponseBody = Either<Full<Bytes>, StreamedBody>;
+
+/// The connection stays busy (no idle read deadline) until a streamed body has been sent.
+fn into_hyper(outgoing: Outgoing, busy: BusyGuard) -> hyper::Response<ResponseBody> {
     let Outgoing { response, close } = outgoing;
-    let mut out = hyper::Response::new(Full::new(Bytes::from(response.body)));
+    let body = match response.stream {
+        None => Either::Left(Full::new(Bytes::from(response.body))),
+        Some(writer) => Either::Right(StreamedBody::start(response.body, writer, busy)),
+    };
+    let mut out = hyper::Response::new(body);
     *out.status_mut() = hyper::StatusCode::from_u16(response.status)
         .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     let headers = out.headers_mut();
@@ -325,6 +339,92 @@ fn into_hyper(outgoing: Outgoing) -> hyper::Response<Full<Bytes>> {
         headers.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     }
     out
+}
+
+/// A body written by a `BodyWriter` on a thread of its own and handed over in chunks through a
+/// small bounded channel: a slow client slows the writer down instead of filling memory, and a
+/// client that goes away (the body is dropped) makes the writer's next write fail, ending it.
+/// A writer that fails sends the error, which makes hyper end the response without its final
+/// chunk.
+struct StreamedBody {
+    chunks: mpsc::Receiver<io::Result<Bytes>>,
+    _busy: BusyGuard,
+}
+
+impl StreamedBody {
+    fn start(prefix: Vec<u8>, writer: BodyWriter, busy: BusyGuard) -> StreamedBody {
+        let (sender, chunks) = mpsc::channel(STREAM_CHUNKS_AHEAD);
+        let failed = sender.clone();
+        let spawned = std::thread::Builder::new()
+            .name("crier-stream".to_owned())
+            .spawn(move || {
+                let mut out = ChunkSender {
+                    buffer: prefix,
+                    sender,
+                };
+                let written = (writer.0)(&mut out).and_then(|()| io::Write::flush(&mut out));
+                match written {
+                    Ok(()) => {}
+                    // The client left (or asked with HEAD): nothing went wrong on crier's side.
+                    Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {
+                        log::debug!(error:% = err; "a streamed response was not read to its end");
+                    }
+                    Err(err) => {
+                        log::warn!(error:% = err; "a streamed response ended early");
+                        let _ = out.sender.blocking_send(Err(err));
+                    }
+                }
+            });
+        if let Err(err) = spawned {
+            log::error!(error:% = err; "cannot start a thread for a streamed response");
+            let _ = failed.try_send(Err(err));
+        }
+        StreamedBody {
+            chunks,
+            _busy: busy,
+        }
+    }
+}
+
+impl hyper::body::Body for StreamedBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.get_mut()
+            .chunks
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|chunk| chunk.map(Frame::data)))
+    }
+}
+
+/// The writer thread's `Write`: gathers `STREAM_CHUNK` bytes, then waits for room in the channel.
+struct ChunkSender {
+    buffer: Vec<u8>,
+    sender: mpsc::Sender<io::Result<Bytes>>,
+}
+
+impl io::Write for ChunkSender {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= STREAM_CHUNK {
+            self.flush()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buffer));
+        self.sender
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client stopped reading"))
+    }
 }
 
 /// Marks the connection busy while a request is being served, so its idle deadline is off.

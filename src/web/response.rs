@@ -1,20 +1,43 @@
 //! `ApiResponse`: what a handler returns, as a plain value. Only `http::edge` turns it into a
 //! hyper response, so handlers can be called and inspected without a socket.
 
+use std::fmt;
+use std::io::Write;
+
 use serde::Serialize;
 
 use crate::error::AppError;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct ApiResponse {
     pub status: u16,
     pub content_type: &'static str,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// A body too large to build in memory (an export), written after `body` by a thread of its
+    /// own while the client reads (see `ApiResponse::streamed`).
+    pub stream: Option<BodyWriter>,
+}
+
+/// Writes a streamed body, chunk by chunk, into whatever `Write` the edge gives it. An error
+/// (the client went away, the database failed) ends the response without its final chunk, so
+/// the client can tell an incomplete body from a whole one.
+pub struct BodyWriter(pub Box<WriteBody>);
+
+/// What a `BodyWriter` runs: it writes the whole body, or fails part-way.
+pub type WriteBody = dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send;
+
+impl fmt::Debug for BodyWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BodyWriter(..)")
+    }
 }
 
 pub const JSON: &str = "application/json";
 pub const HTML: &str = "text/html; charset=utf-8";
+pub const CSV: &str = "text/csv; charset=utf-8";
+/// Sent before a CSV body so that spreadsheets read it as UTF-8.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 impl ApiResponse {
     /// A JSON body. Serialising our own response types cannot fail; if it ever did, the client
@@ -35,7 +58,26 @@ impl ApiResponse {
             content_type,
             headers: Vec::new(),
             body: body.into(),
+            stream: None,
         }
+    }
+
+    /// A 200 whose body `write` produces while the client reads it (chunked transfer). `write`
+    /// runs on a thread of its own, never on a worker: it may take as long as the client does.
+    pub fn streamed(
+        content_type: &'static str,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static,
+    ) -> ApiResponse {
+        ApiResponse {
+            stream: Some(BodyWriter(Box::new(write))),
+            ..ApiResponse::bytes(200, content_type, Vec::new())
+        }
+    }
+
+    /// Bytes sent before a streamed body.
+    pub fn with_prefix(mut self, prefix: &[u8]) -> ApiResponse {
+        self.body.extend_from_slice(prefix);
+        self
     }
 
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> ApiResponse {

@@ -176,6 +176,8 @@ impl Router {
                 // Contacts and their custom fields.
                 Route::new(Post, "/v1/contacts", contacts::create_contact),
                 Route::new(Get, "/v1/contacts", contacts::list_contacts),
+                // Before `{id}`, which would take "export" for an id.
+                Route::new(Get, "/v1/contacts/export", contacts::export_contacts),
                 Route::new(Get, "/v1/contacts/{id}", contacts::show_contact),
                 Route::new(Patch, "/v1/contacts/{id}", contacts::update_contact),
                 Route::new(Delete, "/v1/contacts/{id}", contacts::delete_contact),

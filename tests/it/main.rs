@@ -14,6 +14,7 @@ mod binary;
 mod contacts;
 mod delivery;
 mod edge;
+mod export;
 mod fake_http;
 mod groups;
 mod harness;
