@@ -241,20 +241,58 @@ fn contains_pattern(text: &str) -> String {
     pattern
 }
 
-/// The workspace's contacts of `mode`, newest first (insertion order), after the cursor
-/// `before` (a contact id).
+crate::text_enum! {
+    /// The orders a contact list can be read in. Every order ends on the insertion order, so
+    /// a page boundary is exact even between equal names.
+    pub enum ContactOrder {
+        /// Newest first (the default).
+        NewestFirst = "-created_at",
+        OldestFirst = "created_at",
+        /// By name, ASCII letters without regard to case.
+        Name = "name",
+        NameDescending = "-name",
+    }
+}
+
+impl ContactOrder {
+    /// The keyset condition that starts after the cursor contact `:before`, and the order.
+    fn sql(self) -> (&'static str, &'static str) {
+        match self {
+            ContactOrder::NewestFirst => (
+                "rowid < (SELECT rowid FROM contacts WHERE id = :before)",
+                "rowid DESC",
+            ),
+            ContactOrder::OldestFirst => (
+                "rowid > (SELECT rowid FROM contacts WHERE id = :before)",
+                "rowid ASC",
+            ),
+            ContactOrder::Name => (
+                "(name COLLATE NOCASE, rowid) > (SELECT name, rowid FROM contacts WHERE id = :before)",
+                "name COLLATE NOCASE ASC, rowid ASC",
+            ),
+            ContactOrder::NameDescending => (
+                "(name COLLATE NOCASE, rowid) < (SELECT name, rowid FROM contacts WHERE id = :before)",
+                "name COLLATE NOCASE DESC, rowid DESC",
+            ),
+        }
+    }
+}
+
+/// The workspace's contacts of `mode` in `order`, after the cursor `before` (a contact id).
 pub fn list_contacts(
     conn: &Connection,
     workspace_id: &WorkspaceId,
     mode: Mode,
     filter: &ContactFilter<'_>,
+    order: ContactOrder,
     before: Option<&str>,
     limit: usize,
 ) -> Result<Vec<ContactRow>, AppError> {
+    let (after_cursor, order_by) = order.sql();
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {CONTACT_COLUMNS} FROM contacts
          WHERE workspace_id = :workspace_id AND mode = :mode AND deleted_at IS NULL
-           AND (:before IS NULL OR rowid < (SELECT rowid FROM contacts WHERE id = :before))
+           AND (:before IS NULL OR {after_cursor})
            AND (:pattern IS NULL OR name LIKE :pattern ESCAPE '\\'
                 OR phone LIKE :pattern ESCAPE '\\' OR email LIKE :pattern ESCAPE '\\')
            AND (:phone_state IS NULL OR (phone IS NOT NULL AND phone_state = :phone_state))
@@ -263,7 +301,7 @@ pub fn list_contacts(
            AND (NOT :email_unsubscribed OR email_unsubscribed_at IS NOT NULL)
            AND (:group IS NULL
                 OR id IN (SELECT contact_id FROM group_members WHERE group_id = :group))
-         ORDER BY rowid DESC LIMIT :limit"
+         ORDER BY {order_by} LIMIT :limit"
     ))?;
     let rows = stmt.query_map(
         named_params! {

@@ -530,3 +530,50 @@ fn deleting_a_definition_strips_its_values_from_every_contact() {
     );
     assert_eq!(invalid_fields(&refused), ["custom.tier"]);
 }
+
+#[test]
+fn the_list_sorts_by_name_or_age_and_pages_exactly_through_equal_names() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let api = caller(&server, &owner, "live");
+    // Equal names (case aside) straddle page boundaries; the insertion order breaks the tie.
+    let names = ["bob", "Ada", "carl", "ADA", "Bob", "ada", "Dee"];
+    let mut created = Vec::new();
+    for (index, name) in names.iter().enumerate() {
+        let contact = api.create(json!({"name": name, "email": format!("s{index}@b.io")}));
+        created.push((name.to_string(), contact["id"].as_str().unwrap().to_owned()));
+    }
+    let walk = |sort: &str| -> Vec<(String, String)> {
+        let mut seen = Vec::new();
+        let mut path = format!("/v1/contacts?limit=2&sort={sort}");
+        loop {
+            let page = api.get(&path);
+            assert_eq!(page.status, 200, "{}", page.text());
+            let page = page.json();
+            seen.extend(page["data"].as_array().unwrap().iter().map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_owned(),
+                    c["id"].as_str().unwrap().to_owned(),
+                )
+            }));
+            match page["next_cursor"].as_str() {
+                Some(cursor) => path = format!("/v1/contacts?limit=2&sort={sort}&cursor={cursor}"),
+                None => break,
+            }
+        }
+        seen
+    };
+    let mut by_name = created.clone();
+    by_name.sort_by_key(|(name, _)| name.to_lowercase()); // stable: insertion order breaks ties
+    assert_eq!(walk("name"), by_name);
+    let mut by_name_descending = by_name.clone();
+    by_name_descending.reverse();
+    assert_eq!(walk("-name"), by_name_descending);
+    assert_eq!(walk("created_at"), created);
+    let mut newest_first = created.clone();
+    newest_first.reverse();
+    assert_eq!(walk("-created_at"), newest_first);
+
+    let refused = api.get("/v1/contacts?sort=age");
+    assert_eq!(invalid_fields(&refused), ["sort"]);
+}

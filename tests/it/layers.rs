@@ -318,6 +318,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V14__groups.sql",
         "24477693dc413ae046cc53e6b57e2d7286a2c3a91a6ed406efbfe40764c08b07",
     ),
+    (
+        "V18__contacts_by_name.sql",
+        "fe9b8994f58859017a86a4eaff94075b806a77a49ba209a58f22ee96bf9fe0f0",
+    ),
 ];
 
 #[test]
