@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod app;
 pub mod auth;
 pub mod billing;
+pub mod campaigns;
 pub mod cli;
 pub mod clock;
 pub mod commands;

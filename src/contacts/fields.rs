@@ -266,6 +266,11 @@ fn is_web_address(text: &str) -> bool {
         })
 }
 
+/// The workspace's custom field definitions, oldest first (what templates and imports may name).
+pub fn definitions(conn: &Connection, scope: &WorkspaceScope) -> Result<Vec<FieldRow>, AppError> {
+    store::list_fields(conn, scope.id(), None, None)
+}
+
 /// `stored` (a contact's values) with `changes` applied: a value sets its key, `null` removes
 /// it. Each change is checked against its definition; problems go to `errors` as
 /// `custom.<key>`.

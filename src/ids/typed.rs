@@ -114,6 +114,11 @@ typed_id! {
     GroupId, "grp"
 }
 
+typed_id! {
+    /// A campaign: `cmp_…`.
+    CampaignId, "cmp"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,7 +102,7 @@ impl Router {
     pub fn standard() -> Router {
         use crate::web::api_keys as keys;
         use crate::web::{
-            auth, billing, contacts, groups, messages, payments, receipts, workspaces,
+            auth, billing, campaigns, contacts, groups, messages, payments, receipts, workspaces,
         };
         use Method::{Delete, Get, Patch, Post, Put};
         Router {
@@ -192,6 +192,22 @@ impl Router {
                 Route::new(Delete, "/v1/groups/{id}", groups::delete_group),
                 Route::new(Post, "/v1/groups/{id}/contacts", groups::add_members),
                 Route::new(Delete, "/v1/groups/{id}/contacts", groups::remove_members),
+                // Campaigns.
+                Route::new(Post, "/v1/campaigns", campaigns::create_campaign),
+                Route::new(Get, "/v1/campaigns", campaigns::list_campaigns),
+                Route::new(Get, "/v1/campaigns/{id}", campaigns::show_campaign),
+                Route::new(Patch, "/v1/campaigns/{id}", campaigns::update_campaign),
+                Route::new(Delete, "/v1/campaigns/{id}", campaigns::delete_campaign),
+                Route::new(
+                    Post,
+                    "/v1/campaigns/{id}/duplicate",
+                    campaigns::duplicate_campaign,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/campaigns/{id}/preview",
+                    campaigns::preview_campaign,
+                ),
                 // Payments.
                 Route::new(Post, "/v1/payments/sessions", payments::create_session),
                 Route::new(Get, "/v1/payments/sessions", payments::list_sessions),

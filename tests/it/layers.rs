@@ -18,6 +18,7 @@ const DOMAIN_ORDER: &[&str] = &[
     "contacts",
     "messages",
     "delivery",
+    "campaigns",
     "payments",
 ];
 
@@ -321,6 +322,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     (
         "V18__contacts_by_name.sql",
         "fe9b8994f58859017a86a4eaff94075b806a77a49ba209a58f22ee96bf9fe0f0",
+    ),
+    (
+        "V19__campaigns.sql",
+        "bd8e09f0825224d28001cf872e079c72ef2e7bfccbf5491d6166636435a46fd8",
     ),
 ];
 

@@ -1,0 +1,630 @@
+//! Campaigns (docs/rules/campaigns.md): one message, written once as a template, for an
+//! audience of contacts (groups, segments, or all of them) in one workspace and mode. This part
+//! keeps drafts — create, edit, duplicate, delete — checks every template when it is saved, and
+//! renders a preview for a contact.
+
+pub mod store;
+pub mod template;
+
+use std::collections::BTreeSet;
+
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+
+use crate::billing::Channel;
+use crate::clock::{Timestamp, format_timestamp, parse_timestamp};
+use crate::contacts::store::{ContactRow, FieldRow};
+use crate::error::{AppError, FieldErrors};
+use crate::ids::{CampaignId, ContactId, GroupId, Ids};
+use crate::messages::segments::{MAX_SEGMENTS, Segmentation, segment};
+use crate::scope::WorkspaceScope;
+use crate::validate;
+use crate::vocabulary::Mode;
+use store::CampaignRow;
+use template::{ContactContext, Escaping};
+
+const MAX_NAME_LENGTH: usize = 200;
+const MAX_FROM_NAME_LENGTH: usize = 100;
+const MAX_SUBJECT_CHARS: usize = 998;
+/// The most a template's source may hold (an email part; an SMS is bounded by its segments).
+const MAX_TEMPLATE_BYTES: usize = 256 * 1024;
+/// The most groups and segments one audience names.
+pub const MAX_AUDIENCE_LISTS: usize = 50;
+const MAX_SCHEDULE_DAYS: i64 = 365;
+
+crate::text_enum! {
+    /// Where a campaign is in its life. Only a draft can be edited or deleted.
+    pub enum CampaignStatus {
+        Draft = "draft",
+        Scheduled = "scheduled",
+        Running = "running",
+        Completed = "completed",
+        Partial = "partial",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
+}
+
+/// Who receives a campaign: every contact of the mode, or the members of some groups and the
+/// contacts of some segments (a contact in several is written to once).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audience {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<String>,
+}
+
+/// The body of `POST /v1/campaigns`. Optional here so every problem is reported at once.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCampaign {
+    pub name: Option<String>,
+    pub channel: Option<String>,
+    pub text: Option<String>,
+    pub subject: Option<String>,
+    pub html: Option<String>,
+    pub from_name: Option<String>,
+    pub audience: Option<Audience>,
+    pub scheduled_at: Option<String>,
+    pub opt_out_line: Option<bool>,
+}
+
+/// The body of `PATCH /v1/campaigns/{id}`: a field sent replaces the draft's; `null` clears an
+/// optional one. The channel never changes (duplicate the campaign instead).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignChanges {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub text: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub subject: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub html: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub from_name: Option<Option<String>>,
+    pub audience: Option<Audience>,
+    #[serde(default, deserialize_with = "present")]
+    pub scheduled_at: Option<Option<String>>,
+    pub opt_out_line: Option<bool>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`, via `default`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// The custom field keys a template may name.
+fn custom_keys(definitions: &[FieldRow]) -> Vec<&str> {
+    definitions.iter().map(|field| field.key.as_str()).collect()
+}
+
+/// Checks one template part, reporting on `field`.
+fn check_part(
+    field: &str,
+    source: &str,
+    escaping: Escaping,
+    keys: &[&str],
+    errors: &mut FieldErrors,
+) {
+    if source.len() > MAX_TEMPLATE_BYTES {
+        errors.add(
+            field,
+            format!("must be at most {} KiB", MAX_TEMPLATE_BYTES / 1024),
+        );
+    } else if let Err(problem) = template::check(source, escaping, keys) {
+        errors.add(field, problem.0);
+    }
+}
+
+/// A required text: present and not blank.
+fn required<'a>(field: &str, value: Option<&'a str>, errors: &mut FieldErrors) -> Option<&'a str> {
+    match value {
+        Some(text) if !text.trim().is_empty() => Some(text),
+        _ => {
+            errors.add(field, "is required");
+            None
+        }
+    }
+}
+
+/// Checks everything a draft holds against the channel's rules and the workspace's fields and
+/// groups. `find_group` says whether a group id is the caller's.
+fn check_draft(
+    campaign: &CampaignRow,
+    audience: &Audience,
+    definitions: &[FieldRow],
+    group_exists: &mut dyn FnMut(&GroupId) -> Result<bool, AppError>,
+    now: Timestamp,
+    errors: &mut FieldErrors,
+) -> Result<(), AppError> {
+    if let Err(reason) = validate::text(&campaign.name, 1, MAX_NAME_LENGTH) {
+        errors.add("name", reason);
+    }
+    let keys = custom_keys(definitions);
+    match campaign.channel {
+        Channel::Sms => {
+            for (field, value) in [
+                ("subject", &campaign.subject),
+                ("html", &campaign.html),
+                ("from_name", &campaign.from_name),
+            ] {
+                if value.is_some() {
+                    errors.add(
+                        field,
+                        "is for email campaigns; an SMS campaign has only text",
+                    );
+                }
+            }
+            if let Some(text) = required("text", campaign.text.as_deref(), errors) {
+                check_part("text", text, Escaping::None, &keys, errors);
+                if !errors.contains("text") {
+                    let sample = sms_for(campaign, &sample_contact(), SAMPLE_UNSUBSCRIBE_URL)?;
+                    let segments = segment(&sample).segments;
+                    if segments > MAX_SEGMENTS {
+                        errors.add(
+                            "text",
+                            format!(
+                                "is {segments} segments for a sample contact; at most \
+                                 {MAX_SEGMENTS}"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        Channel::Email => {
+            if campaign.opt_out_line {
+                errors.add(
+                    "opt_out_line",
+                    "is for SMS campaigns; email always carries its unsubscribe link",
+                );
+            }
+            if let Some(subject) = required("subject", campaign.subject.as_deref(), errors) {
+                if subject.chars().count() > MAX_SUBJECT_CHARS {
+                    errors.add(
+                        "subject",
+                        format!("must be at most {MAX_SUBJECT_CHARS} characters"),
+                    );
+                } else {
+                    check_part("subject", subject, Escaping::None, &keys, errors);
+                }
+            }
+            match (&campaign.html, &campaign.text) {
+                (None, None) => errors.add("html", "an email campaign needs html or text"),
+                (html, text) => {
+                    if let Some(html) = html {
+                        check_part("html", html, Escaping::Html, &keys, errors);
+                    }
+                    if let Some(text) = text {
+                        check_part("text", text, Escaping::None, &keys, errors);
+                    }
+                }
+            }
+            if let Some(from_name) = &campaign.from_name {
+                let length = from_name.chars().count();
+                if !(1..=MAX_FROM_NAME_LENGTH).contains(&length)
+                    || from_name.chars().any(char::is_control)
+                {
+                    errors.add(
+                        "from_name",
+                        format!("must be 1 to {MAX_FROM_NAME_LENGTH} characters, on one line"),
+                    );
+                }
+            }
+        }
+    }
+    check_audience(audience, group_exists, errors)?;
+    if let Some(text) = &campaign.scheduled_at {
+        match parse_timestamp(text) {
+            Some(at) if at > now && at <= now + chrono::Duration::days(MAX_SCHEDULE_DAYS) => {}
+            Some(_) => errors.add(
+                "scheduled_at",
+                "must be in the future, at most a year ahead",
+            ),
+            None => errors.add("scheduled_at", "must be an RFC 3339 timestamp"),
+        }
+    }
+    Ok(())
+}
+
+/// An audience names everyone, or at least one list; every list must be the caller's.
+fn check_audience(
+    audience: &Audience,
+    group_exists: &mut dyn FnMut(&GroupId) -> Result<bool, AppError>,
+    errors: &mut FieldErrors,
+) -> Result<(), AppError> {
+    let lists = audience.groups.len() + audience.segments.len();
+    if audience.all && lists > 0 {
+        errors.add(
+            "audience",
+            "names everyone (`all`) or some groups and segments, not both",
+        );
+    } else if !audience.all && lists == 0 {
+        errors.add(
+            "audience",
+            "must be {\"all\": true} or name at least one group or segment",
+        );
+    } else if lists > MAX_AUDIENCE_LISTS {
+        errors.add(
+            "audience",
+            format!("names at most {MAX_AUDIENCE_LISTS} groups and segments"),
+        );
+    } else {
+        let mut unknown = Vec::new();
+        for id in &audience.groups {
+            let known = match GroupId::parse(id) {
+                Some(group_id) => group_exists(&group_id)?,
+                None => false,
+            };
+            if !known {
+                unknown.push(id.as_str());
+            }
+        }
+        if !unknown.is_empty() {
+            errors.add(
+                "audience.groups",
+                format!("no such group among the caller's: {}", unknown.join(", ")),
+            );
+        }
+        // Segments are the next part of the audience; until then none is the caller's.
+        if !audience.segments.is_empty() {
+            errors.add(
+                "audience.segments",
+                format!(
+                    "no such segment among the caller's: {}",
+                    audience.segments.join(", ")
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The audience with each list once, in the order given.
+fn deduplicated(mut audience: Audience) -> Audience {
+    let mut seen = BTreeSet::new();
+    audience.groups.retain(|id| seen.insert(id.clone()));
+    let mut seen = BTreeSet::new();
+    audience.segments.retain(|id| seen.insert(id.clone()));
+    audience
+}
+
+fn audience_text(audience: &Audience) -> Result<String, AppError> {
+    serde_json::to_string(audience).map_err(AppError::internal)
+}
+
+/// The stored audience of a campaign.
+pub fn audience_of(campaign: &CampaignRow) -> Result<Audience, AppError> {
+    serde_json::from_str(&campaign.audience).map_err(AppError::internal)
+}
+
+/// Checks and stores a draft (new or changed) of the scope's workspace.
+fn checked(
+    conn: &Connection,
+    scope: &WorkspaceScope,
+    campaign: &CampaignRow,
+    audience: &Audience,
+    now: Timestamp,
+    mut errors: FieldErrors,
+) -> Result<(), AppError> {
+    let definitions = crate::contacts::fields::definitions(conn, scope)?;
+    let mut group_exists =
+        |id: &GroupId| match crate::contacts::groups::find_group(conn, scope, campaign.mode, id) {
+            Ok(_) => Ok(true),
+            Err(AppError::NotFound) => Ok(false),
+            Err(other) => Err(other),
+        };
+    check_draft(
+        campaign,
+        audience,
+        &definitions,
+        &mut group_exists,
+        now,
+        &mut errors,
+    )?;
+    errors.into_result()
+}
+
+/// Creates a draft in `mode`. 422 naming every bad field, templates included.
+pub fn create_campaign(
+    conn: &Connection,
+    ids: &Ids,
+    scope: &WorkspaceScope,
+    mode: Mode,
+    input: NewCampaign,
+    now: Timestamp,
+) -> Result<CampaignRow, AppError> {
+    let mut errors = FieldErrors::new();
+    let channel = match input.channel.as_deref().map(Channel::parse) {
+        Some(Some(channel)) => channel,
+        _ => {
+            errors.add("channel", "must be sms or email");
+            // Checked as SMS so the other fields are still reported.
+            Channel::Sms
+        }
+    };
+    let audience = match input.audience {
+        Some(audience) => deduplicated(audience),
+        None => {
+            errors.add("audience", "is required");
+            Audience {
+                all: true,
+                ..Audience::default()
+            }
+        }
+    };
+    let stamp = format_timestamp(now);
+    let campaign = CampaignRow {
+        id: CampaignId::generate(ids),
+        workspace_id: scope.id().clone(),
+        mode,
+        name: input.name.as_deref().unwrap_or_default().trim().to_owned(),
+        channel,
+        status: CampaignStatus::Draft,
+        text: input.text,
+        subject: input.subject,
+        html: input.html,
+        from_name: input.from_name.map(|name| name.trim().to_owned()),
+        audience: audience_text(&audience)?,
+        scheduled_at: input.scheduled_at,
+        opt_out_line: input.opt_out_line.unwrap_or(false),
+        duplicated_from: None,
+        created_at: stamp.clone(),
+        updated_at: stamp,
+    };
+    if errors.contains("channel") {
+        // Without a channel the content cannot be judged; say only what is wrong for sure.
+        return Err(AppError::Validation(errors));
+    }
+    checked(conn, scope, &campaign, &audience, now, errors)?;
+    store::insert_campaign(conn, &campaign)?;
+    Ok(campaign)
+}
+
+/// The campaign `id` of the scope's workspace in `mode` (404 for any other).
+pub fn find_campaign(
+    conn: &Connection,
+    scope: &WorkspaceScope,
+    mode: Mode,
+    id: &CampaignId,
+) -> Result<CampaignRow, AppError> {
+    store::find_campaign(conn, scope.id(), mode, id)?.ok_or(AppError::NotFound)
+}
+
+fn not_a_draft(campaign: &CampaignRow) -> AppError {
+    AppError::Conflict(format!(
+        "The campaign {} is {}: only a draft can change. Duplicate it to start a new draft.",
+        campaign.id, campaign.status
+    ))
+}
+
+/// Applies a PATCH to a draft, checked as on creation. 409 once it is not a draft.
+pub fn update_campaign(
+    conn: &Connection,
+    scope: &WorkspaceScope,
+    mode: Mode,
+    id: &CampaignId,
+    changes: CampaignChanges,
+    now: Timestamp,
+) -> Result<CampaignRow, AppError> {
+    let mut campaign = find_campaign(conn, scope, mode, id)?;
+    if campaign.status != CampaignStatus::Draft {
+        return Err(not_a_draft(&campaign));
+    }
+    if let Some(name) = changes.name {
+        campaign.name = name.trim().to_owned();
+    }
+    for (change, value) in [
+        (changes.text, &mut campaign.text),
+        (changes.subject, &mut campaign.subject),
+        (changes.html, &mut campaign.html),
+        (changes.scheduled_at, &mut campaign.scheduled_at),
+    ] {
+        if let Some(change) = change {
+            *value = change;
+        }
+    }
+    if let Some(from_name) = changes.from_name {
+        campaign.from_name = from_name.map(|name| name.trim().to_owned());
+    }
+    if let Some(opt_out_line) = changes.opt_out_line {
+        campaign.opt_out_line = opt_out_line;
+    }
+    let audience = match changes.audience {
+        Some(audience) => deduplicated(audience),
+        None => audience_of(&campaign)?,
+    };
+    campaign.audience = audience_text(&audience)?;
+    campaign.updated_at = format_timestamp(now);
+    checked(conn, scope, &campaign, &audience, now, FieldErrors::new())?;
+    if !store::update_draft(conn, &campaign)? {
+        return Err(AppError::internal(
+            "a draft read in this transaction did not update",
+        ));
+    }
+    Ok(campaign)
+}
+
+/// Deletes a draft for good. 409 once it is not a draft (a launched campaign is history).
+pub fn delete_campaign(
+    conn: &Connection,
+    scope: &WorkspaceScope,
+    mode: Mode,
+    id: &CampaignId,
+) -> Result<(), AppError> {
+    let campaign = find_campaign(conn, scope, mode, id)?;
+    if campaign.status != CampaignStatus::Draft {
+        return Err(not_a_draft(&campaign));
+    }
+    if store::delete_draft(conn, scope.id(), mode, id)? {
+        Ok(())
+    } else {
+        Err(AppError::internal(
+            "a draft read in this transaction did not delete",
+        ))
+    }
+}
+
+/// A new draft with the content and audience of campaign `id` (whatever its status), named
+/// "<name> (copy)", unscheduled. Its templates and lists are checked again: a custom field or
+/// group deleted since is a 422 naming it.
+pub fn duplicate_campaign(
+    conn: &Connection,
+    ids: &Ids,
+    scope: &WorkspaceScope,
+    mode: Mode,
+    id: &CampaignId,
+    now: Timestamp,
+) -> Result<CampaignRow, AppError> {
+    let original = find_campaign(conn, scope, mode, id)?;
+    let audience = audience_of(&original)?;
+    let stamp = format_timestamp(now);
+    let mut name = format!("{} (copy)", original.name);
+    if name.chars().count() > MAX_NAME_LENGTH {
+        name = name.chars().take(MAX_NAME_LENGTH).collect();
+    }
+    let copy = CampaignRow {
+        id: CampaignId::generate(ids),
+        name,
+        status: CampaignStatus::Draft,
+        scheduled_at: None,
+        duplicated_from: Some(original.id.clone()),
+        created_at: stamp.clone(),
+        updated_at: stamp,
+        ..original
+    };
+    checked(conn, scope, &copy, &audience, now, FieldErrors::new())?;
+    store::insert_campaign(conn, &copy)?;
+    Ok(copy)
+}
+
+/// What a template sees of `contact`.
+pub fn contact_context(contact: &ContactRow) -> Result<ContactContext, AppError> {
+    let custom: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&contact.custom).map_err(AppError::internal)?;
+    Ok(ContactContext {
+        name: Some(contact.name.clone()),
+        first_name: contact.first_name.clone(),
+        last_name: contact.last_name.clone(),
+        phone: contact.phone.clone(),
+        email: contact.email.clone(),
+        language: contact
+            .language
+            .map(|language| language.as_str().to_owned()),
+        custom: custom.into_iter().collect(),
+    })
+}
+
+/// The contact a preview uses when none is named.
+pub fn sample_contact() -> ContactContext {
+    ContactContext {
+        name: Some("Ada Lovelace".to_owned()),
+        first_name: Some("Ada".to_owned()),
+        last_name: Some("Lovelace".to_owned()),
+        phone: Some("+237677123456".to_owned()),
+        email: Some("ada@example.com".to_owned()),
+        language: Some("en".to_owned()),
+        custom: Default::default(),
+    }
+}
+
+/// A link as long as a real unsubscribe link, for checks made without a recipient.
+const SAMPLE_UNSUBSCRIBE_URL: &str =
+    "https://crier.example.com/u/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+/// The SMS a contact receives: the rendered text, then (if the campaign asks for it) the
+/// opt-out line on a line of its own.
+fn sms_for(
+    campaign: &CampaignRow,
+    contact: &ContactContext,
+    unsubscribe_url: &str,
+) -> Result<String, AppError> {
+    let source = campaign.text.as_deref().unwrap_or_default();
+    let mut text = template::render(source, Escaping::None, contact, Some(unsubscribe_url))
+        .map_err(|problem| AppError::invalid_field("text", problem.0))?;
+    if campaign.opt_out_line {
+        text.push_str(&opt_out_line(contact.language.as_deref(), unsubscribe_url));
+    }
+    Ok(text)
+}
+
+/// The line a marketing SMS ends with when its campaign asks: short, in the contact's language.
+pub fn opt_out_line(language: Option<&str>, unsubscribe_url: &str) -> String {
+    match language {
+        Some("fr") => format!("\nSTOP : {unsubscribe_url}"),
+        _ => format!("\nSTOP: {unsubscribe_url}"),
+    }
+}
+
+/// A campaign's content as one recipient receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rendered {
+    Sms {
+        text: String,
+        segmentation: Segmentation,
+    },
+    Email {
+        subject: String,
+        html: Option<String>,
+        text: Option<String>,
+    },
+}
+
+/// Renders `campaign` for `contact` (a sample contact when `None`).
+pub fn render_for(
+    campaign: &CampaignRow,
+    contact: Option<&ContactRow>,
+    unsubscribe_url: &str,
+) -> Result<Rendered, AppError> {
+    let context = match contact {
+        Some(contact) => contact_context(contact)?,
+        None => sample_contact(),
+    };
+    let part = |field: &str, source: &Option<String>, escaping| {
+        source
+            .as_deref()
+            .map(|source| {
+                template::render(source, escaping, &context, Some(unsubscribe_url))
+                    .map_err(|problem| AppError::invalid_field(field, problem.0))
+            })
+            .transpose()
+    };
+    Ok(match campaign.channel {
+        Channel::Sms => {
+            let text = sms_for(campaign, &context, unsubscribe_url)?;
+            Rendered::Sms {
+                segmentation: segment(&text),
+                text,
+            }
+        }
+        Channel::Email => Rendered::Email {
+            subject: part("subject", &campaign.subject, Escaping::None)?.unwrap_or_default(),
+            html: part("html", &campaign.html, Escaping::Html)?,
+            text: part("text", &campaign.text, Escaping::None)?,
+        },
+    })
+}
+
+/// The contact named for a preview: one of the caller's in the campaign's mode.
+pub fn preview_contact(
+    conn: &Connection,
+    scope: &WorkspaceScope,
+    mode: Mode,
+    id: &ContactId,
+) -> Result<ContactRow, AppError> {
+    crate::contacts::find_contact(conn, scope, mode, id).map_err(|err| match err {
+        AppError::NotFound => {
+            AppError::invalid_field("contact_id", "no such contact among the caller's")
+        }
+        other => other,
+    })
+}
