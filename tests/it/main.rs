@@ -32,3 +32,4 @@ mod shutdown;
 mod sms_providers;
 mod smtp_pool;
 mod smtp_provider;
+mod unsubscribe;
