@@ -14,6 +14,7 @@ mod binary;
 mod contacts;
 mod delivery;
 mod edge;
+mod erase;
 mod fake_http;
 mod groups;
 mod harness;
