@@ -203,12 +203,14 @@ pub fn cancel_message(
     Ok(())
 }
 
-/// Erases a contact (`contacts::erase::erase_contact`) and, in the same transaction, scrubs the
-/// workspace's finished messages of that mode to its phone and email (`store::scrub_recipient`).
-/// Messages still scheduled, queued or sending keep theirs until they finish. Returns the
-/// erasure and how many messages were scrubbed.
+/// Erases a contact (`contacts::erase::erase_contact`) and, in the same transaction, cancels
+/// (and refunds) the workspace's scheduled messages of that mode to its phone and email, then
+/// scrubs every finished one (`store::scrub_recipient`). Messages already queued or sending
+/// keep their content: a dispatcher may be handing them over. Returns the erasure and how many
+/// messages were scrubbed.
 pub fn erase_contact(
     conn: &Connection,
+    ids: &Ids,
     key: &ServerKey,
     editor: Editor<'_>,
     id: &ContactId,
@@ -217,6 +219,9 @@ pub fn erase_contact(
     let erased = erase::erase_contact(conn, key, editor, id, now)?;
     let mut scrubbed = 0;
     for address in [&erased.phone, &erased.email].into_iter().flatten() {
+        for message_id in store::scheduled_to(conn, editor.scope.id(), editor.mode, address)? {
+            cancel_message(conn, ids, editor.scope, &message_id, now)?;
+        }
         scrubbed += store::scrub_recipient(
             conn,
             editor.scope.id(),

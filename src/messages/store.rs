@@ -141,6 +141,25 @@ pub fn insert_message(conn: &Connection, message: &MessageRow) -> Result<(), App
     Ok(())
 }
 
+/// The workspace's `scheduled` messages of `mode` to `address` (an erasure cancels them).
+pub fn scheduled_to(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    address: &str,
+) -> Result<Vec<MessageId>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM messages
+         WHERE workspace_id = :workspace_id AND to_address = :address AND mode = :mode
+           AND status = 'scheduled'",
+    )?;
+    let rows = stmt.query_map(
+        named_params! { ":workspace_id": workspace_id, ":mode": mode, ":address": address },
+        |row| row.get(0),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// What an erasure leaves of a finished message to an erased address (`to_address` below).
 pub const ERASED_RECIPIENT: &str = "[erased]";
 

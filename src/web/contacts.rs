@@ -208,7 +208,14 @@ pub fn erase_contact(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
         via: via_of(&principal),
     };
     let (erased, messages_scrubbed) = app.db.write(|conn| {
-        crate::messages::erase_contact(conn, &app.unsubscribe_key, editor, &id, app.clock.now())
+        crate::messages::erase_contact(
+            conn,
+            &app.ids,
+            &app.unsubscribe_key,
+            editor,
+            &id,
+            app.clock.now(),
+        )
     })?;
     ApiResponse::json(
         200,

@@ -98,6 +98,10 @@ fn erasing_removes_personal_data_for_good_and_keeps_only_keyed_hashes() {
     sender.wait_for(sms_message["id"].as_str().unwrap(), "sent");
     let email_message = sender.sent(&email(EMAIL, "transactional"), "e1");
     sender.wait_for(email_message["id"].as_str().unwrap(), "sent");
+    // A scheduled one is cancelled (and refunded) by the erasure, then scrubbed.
+    let mut later = email(EMAIL, "transactional");
+    later["scheduled_at"] = json!("2026-11-26T10:00:00Z");
+    let scheduled = sender.sent(&later, "e-later");
     // A test-mode message to the same phone belongs to the other world: kept as it is.
     let (_, test_key) = create_key(&sender.console, &["messages:send"], "test");
     let authorization = format!("Bearer {test_key}");
@@ -124,7 +128,7 @@ fn erasing_removes_personal_data_for_good_and_keeps_only_keyed_hashes() {
     assert_eq!(erased.status, 200, "{}", erased.text());
     let erased = erased.json();
     assert_eq!(erased["id"], ada_id.as_str());
-    assert_eq!(erased["messages_scrubbed"], 2);
+    assert_eq!(erased["messages_scrubbed"], 3);
     assert!(erased["erased_at"].is_string());
 
     // Gone from the API: shown, listed, counted nowhere.
@@ -167,6 +171,10 @@ fn erasing_removes_personal_data_for_good_and_keeps_only_keyed_hashes() {
         assert_eq!(message["status"], "sent");
         assert_eq!(message["charged"], true);
     }
+    let cancelled = sender.message(scheduled["id"].as_str().unwrap());
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["to"], "[erased]");
+    assert!(cancelled["refunded_at"].is_string());
     assert_eq!(
         count(
             &server,
