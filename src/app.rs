@@ -10,6 +10,10 @@ use crate::delivery::{OutboxSignal, Providers};
 use crate::error::StartupError;
 use crate::ids::{Ids, RandomSource};
 use crate::metrics::Metrics;
+use crate::secrets::ServerKey;
+
+/// The name of the key in `server_keys` that signs unsubscribe tokens.
+const UNSUBSCRIBE_KEY: &str = "unsubscribe";
 
 pub struct App {
     pub config: Config,
@@ -30,6 +34,8 @@ pub struct App {
     pub payments: crate::payments::Payments,
     /// Rung when a payment webhook event is journalled, to wake the payments worker.
     pub webhook_journal: OutboxSignal,
+    /// Signs unsubscribe tokens and keys the hashes of erased addresses (made at first start).
+    pub unsubscribe_key: ServerKey,
 }
 
 impl App {
@@ -44,8 +50,13 @@ impl App {
         let providers = Providers::new(&config.delivery)
             .map_err(|why| StartupError(format!("cannot set up delivery: {why}")))?;
         let payments = crate::payments::Payments::new(&config.payments);
+        let ids = Ids::new(Arc::clone(&clock), random);
+        let now = crate::clock::format_timestamp(clock.now());
+        let unsubscribe_key = db
+            .write(|conn| ServerKey::load_or_create(conn, &ids, UNSUBSCRIBE_KEY, &now))
+            .map_err(|why| StartupError(format!("cannot read the server key: {why}")))?;
         Ok(App {
-            ids: Ids::new(Arc::clone(&clock), random),
+            ids,
             config,
             db,
             clock,
@@ -55,6 +66,7 @@ impl App {
             outbox: OutboxSignal::default(),
             payments,
             webhook_journal: OutboxSignal::default(),
+            unsubscribe_key,
         })
     }
 }

@@ -200,8 +200,8 @@ pub struct ServerArgs {
     #[arg(crier_setting = SHUTDOWN_TIMEOUT_SECS, default_value = "10")]
     pub shutdown_timeout_secs: String,
 
-    /// The URL users reach crier at (links in invitations; https:// makes cookies Secure)
-    /// [default: http://ADDR].
+    /// The URL users reach crier at (links in invitations and unsubscribe links; https:// makes
+    /// cookies Secure) [default: http://ADDR].
     #[arg(crier_setting = PUBLIC_URL)]
     pub public_url: Option<String>,
 

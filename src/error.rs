@@ -128,6 +128,11 @@ pub enum AppError {
         reason: String,
         ids: Vec<String>,
     },
+    /// A marketing send to a recipient who unsubscribed from the channel (or whose erased
+    /// address is suppressed). The sentence says which.
+    RecipientUnsubscribed(String),
+    /// A send to an address delivery found bad (invalid, unreachable, bounced, complained).
+    RecipientInvalid(String),
     /// Too many requests; retry after this many seconds.
     RateLimited {
         retry_after_secs: u64,
@@ -173,6 +178,7 @@ impl AppError {
             AppError::PayloadTooLarge { .. } => 413,
             AppError::UnsupportedMediaType { .. } => 415,
             AppError::Validation(_) | AppError::InvalidIds { .. } => 422,
+            AppError::RecipientUnsubscribed(_) | AppError::RecipientInvalid(_) => 422,
             AppError::RateLimited { .. } => 429,
             AppError::Internal(_) => 500,
             AppError::PaymentProviderUnavailable { .. } => 502,
@@ -206,6 +212,8 @@ impl AppError {
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
             AppError::Validation(_) | AppError::InvalidIds { .. } => "validation_failed",
+            AppError::RecipientUnsubscribed(_) => "recipient_unsubscribed",
+            AppError::RecipientInvalid(_) => "recipient_invalid",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Internal(_) => "internal",
             AppError::PaymentProviderUnavailable { .. } => "payment_provider_unavailable",
@@ -271,6 +279,7 @@ impl AppError {
             }
             AppError::Validation(_) => "Some fields are invalid; see details.fields.".to_owned(),
             AppError::InvalidIds { field, reason, .. } => format!("{field}: {reason}"),
+            AppError::RecipientUnsubscribed(why) | AppError::RecipientInvalid(why) => why.clone(),
             AppError::RateLimited { .. } => "Too many requests; retry later.".to_owned(),
             AppError::Internal(_) => {
                 "An internal error occurred; it has been logged with this request id.".to_owned()
@@ -358,6 +367,8 @@ impl AppError {
             | AppError::Conflict(_)
             | AppError::UnsupportedMediaType { .. }
             | AppError::RequestTimeout { .. }
+            | AppError::RecipientUnsubscribed(_)
+            | AppError::RecipientInvalid(_)
             | AppError::Internal(_) => None,
         }
     }
@@ -395,6 +406,8 @@ impl AppError {
             | AppError::Validation(_)
             | AppError::InvalidIds { .. }
             | AppError::PaymentProviderUnavailable { .. }
+            | AppError::RecipientUnsubscribed(_)
+            | AppError::RecipientInvalid(_)
             | AppError::Internal(_) => Vec::new(),
         }
     }
@@ -429,6 +442,8 @@ impl AppError {
             | AppError::InvalidIds { .. }
             | AppError::IdempotencyKeyInUse { .. }
             | AppError::PaymentProviderUnavailable { .. }
+            | AppError::RecipientUnsubscribed(_)
+            | AppError::RecipientInvalid(_)
             | AppError::RateLimited { .. } => None,
         }
     }

@@ -1,8 +1,11 @@
 //! Secret tokens and their hashes: session tokens, invitation tokens and API key bodies are
 //! random base62 strings; only their SHA-256 is stored, and looked up by equality on the hash.
+//! And crier's own keys (`ServerKey`): made once, at first start, and kept in `server_keys`.
 
-use ring::digest;
+use ring::{digest, hmac};
+use rusqlite::{Connection, OptionalExtension};
 
+use crate::error::AppError;
 use crate::ids::Ids;
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -49,9 +52,76 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
+/// A 256-bit key crier made for itself (random bytes from `Ids`) and keeps in the database, so
+/// what it signed stays valid across restarts. Its `Debug` never shows it.
+#[derive(Clone)]
+pub struct ServerKey(hmac::Key);
+
+impl std::fmt::Debug for ServerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerKey(…)")
+    }
+}
+
+impl ServerKey {
+    pub fn from_bytes(bytes: &[u8]) -> ServerKey {
+        ServerKey(hmac::Key::new(hmac::HMAC_SHA256, bytes))
+    }
+
+    /// The key called `name`, made (32 random bytes) and stored the first time it is asked for.
+    /// Runs inside the caller's write transaction, so two first starts cannot make two keys.
+    pub fn load_or_create(
+        conn: &Connection,
+        ids: &Ids,
+        name: &str,
+        now: &str,
+    ) -> Result<ServerKey, AppError> {
+        let stored: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT key FROM server_keys WHERE name = ?1")?
+            .query_row([name], |row| row.get(0))
+            .optional()?;
+        let bytes = match stored {
+            Some(bytes) => bytes,
+            None => {
+                let bytes = ids.random_bytes(32);
+                conn.prepare_cached(
+                    "INSERT INTO server_keys (name, key, created_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(rusqlite::params![name, bytes, now])?;
+                bytes
+            }
+        };
+        Ok(ServerKey::from_bytes(&bytes))
+    }
+
+    /// HMAC-SHA256 of `parts`, each preceded by its length so no two lists sign alike. The
+    /// first part names the purpose, so one key serves several without one's tags passing for
+    /// another's.
+    pub fn sign(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut context = hmac::Context::with_key(&self.0);
+        for part in parts {
+            context.update(&(part.len() as u64).to_be_bytes());
+            context.update(part);
+        }
+        let mut tag = [0u8; 32];
+        tag.copy_from_slice(context.sign().as_ref());
+        tag
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_key_tags_depend_on_the_key_and_the_parts_split() {
+        let key = ServerKey::from_bytes(&[7; 32]);
+        let other = ServerKey::from_bytes(&[8; 32]);
+        assert_eq!(key.sign(&[b"a", b"bc"]), key.sign(&[b"a", b"bc"]));
+        assert_ne!(key.sign(&[b"a", b"bc"]), key.sign(&[b"ab", b"c"]));
+        assert_ne!(key.sign(&[b"a", b"bc"]), other.sign(&[b"a", b"bc"]));
+        assert_eq!(format!("{key:?}"), "ServerKey(…)");
+    }
 
     #[test]
     fn base62_encodes_big_endian_numbers_with_padding() {

@@ -3,10 +3,13 @@
 //! mode, per-channel state and unsubscriptions, and custom field values checked against the
 //! workspace's definitions (`fields`).
 
+pub mod erase;
 pub mod export;
 pub mod fields;
 pub mod groups;
+pub mod reach;
 pub mod store;
+pub mod unsubscribe;
 
 use rusqlite::Connection;
 use serde::{Deserialize, Deserializer};
@@ -17,6 +20,7 @@ use crate::error::{AppError, FieldErrors};
 use crate::ids::{ContactId, Ids};
 use crate::recipients::{normalize_email, normalize_phone};
 use crate::scope::WorkspaceScope;
+use crate::secrets::ServerKey;
 use crate::validate;
 use crate::vocabulary::Mode;
 use fields::one_of;
@@ -227,10 +231,12 @@ fn require_phone_or_email(contact: &ContactRow, errors: &mut FieldErrors) {
 }
 
 /// Creates a contact in the editor's mode. 422 with every bad field; 409 naming the contact
-/// that already has the phone or email.
+/// that already has the phone or email. An address erased from the workspace and mode before
+/// starts unsubscribed from its channel (`reach::apply_suppressions`, under `key`).
 pub fn create_contact(
     conn: &Connection,
     ids: &Ids,
+    key: &ServerKey,
     editor: Editor<'_>,
     input: NewContact,
     default_country: &str,
@@ -258,7 +264,7 @@ pub fn create_contact(
     let custom = fields::apply_values(&definitions, Map::new(), input.custom, &mut errors);
     let now = format_timestamp(now);
     let (phone, phone_input) = phone.unzip();
-    let contact = ContactRow {
+    let mut contact = ContactRow {
         id: ContactId::generate(ids),
         workspace_id: editor.scope.id().clone(),
         mode: editor.mode,
@@ -282,6 +288,7 @@ pub fn create_contact(
     require_phone_or_email(&contact, &mut errors);
     errors.into_result()?;
     ensure_unique(conn, &contact, None)?;
+    reach::apply_suppressions(conn, key, &mut contact)?;
     store::insert_contact(conn, &contact)?;
     Ok(contact)
 }

@@ -193,6 +193,241 @@ pub fn find_contact_id_with(
         .optional()?)
 }
 
+/// The contact (not deleted) of the workspace in `mode` that has this address: one lookup in
+/// the unique index of (workspace, mode, phone | email).
+pub fn find_contact_with(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    address: Address<'_>,
+) -> Result<Option<ContactRow>, AppError> {
+    let (sql, value) = match address {
+        Address::Phone(phone) => (
+            format!(
+                "SELECT {CONTACT_COLUMNS} FROM contacts
+                 WHERE workspace_id = :workspace_id AND mode = :mode AND phone = :value
+                   AND deleted_at IS NULL"
+            ),
+            phone,
+        ),
+        Address::Email(email) => (
+            format!(
+                "SELECT {CONTACT_COLUMNS} FROM contacts
+                 WHERE workspace_id = :workspace_id AND mode = :mode AND email = :value
+                   AND deleted_at IS NULL"
+            ),
+            email,
+        ),
+    };
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(
+            named_params! { ":workspace_id": workspace_id, ":mode": mode, ":value": value },
+            contact_row,
+        )
+        .optional()?)
+}
+
+/// Unsubscribes a contact (not deleted) from `channel`, unless it already is (the first time
+/// and way are kept). Returns whether this changed it.
+pub fn unsubscribe(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    id: &ContactId,
+    channel: Channel,
+    via: UnsubscribeVia,
+    now: &str,
+) -> Result<bool, AppError> {
+    let sql = match channel {
+        Channel::Sms => {
+            "UPDATE contacts SET sms_unsubscribed_at = :now, sms_unsubscribed_via = :via,
+                 updated_at = :now
+             WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode
+               AND deleted_at IS NULL AND sms_unsubscribed_at IS NULL"
+        }
+        Channel::Email => {
+            "UPDATE contacts SET email_unsubscribed_at = :now, email_unsubscribed_via = :via,
+                 updated_at = :now
+             WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode
+               AND deleted_at IS NULL AND email_unsubscribed_at IS NULL"
+        }
+    };
+    let changed = conn.prepare_cached(sql)?.execute(named_params! {
+        ":id": id, ":workspace_id": workspace_id, ":mode": mode, ":via": via, ":now": now,
+    })?;
+    Ok(changed == 1)
+}
+
+/// Unsubscribes from SMS (`sms_keyword`) every live contact (not deleted, not yet
+/// unsubscribed) with this phone whose workspace has sent a live SMS to it. Returns how many
+/// changed.
+pub fn unsubscribe_phone_by_keyword(
+    conn: &Connection,
+    phone: &str,
+    now: &str,
+) -> Result<usize, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE contacts SET sms_unsubscribed_at = :now, sms_unsubscribed_via = 'sms_keyword',
+                 updated_at = :now
+             WHERE phone = :phone AND deleted_at IS NULL AND mode = 'live'
+               AND sms_unsubscribed_at IS NULL
+               AND EXISTS (SELECT 1 FROM messages m
+                           WHERE m.workspace_id = contacts.workspace_id
+                             AND m.to_address = :phone AND m.channel = 'sms'
+                             AND m.mode = 'live')",
+        )?
+        .execute(named_params! { ":phone": phone, ":now": now })?)
+}
+
+/// Sets the state of a phone on the workspace's contact (not deleted) of `mode` that has it.
+/// Returns whether a contact changed.
+pub fn set_phone_state(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    phone: &str,
+    state: PhoneState,
+    now: &str,
+) -> Result<bool, AppError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE contacts SET phone_state = :state, updated_at = :now
+             WHERE workspace_id = :workspace_id AND mode = :mode AND phone = :phone
+               AND deleted_at IS NULL AND phone_state <> :state",
+        )?
+        .execute(named_params! {
+            ":workspace_id": workspace_id, ":mode": mode, ":phone": phone,
+            ":state": state, ":now": now,
+        })?;
+    Ok(changed == 1)
+}
+
+/// Sets the state of an email address, as `set_phone_state` does for a phone.
+pub fn set_email_state(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    email: &str,
+    state: EmailState,
+    now: &str,
+) -> Result<bool, AppError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE contacts SET email_state = :state, updated_at = :now
+             WHERE workspace_id = :workspace_id AND mode = :mode AND email = :email
+               AND deleted_at IS NULL AND email_state <> :state",
+        )?
+        .execute(named_params! {
+            ":workspace_id": workspace_id, ":mode": mode, ":email": email,
+            ":state": state, ":now": now,
+        })?;
+    Ok(changed == 1)
+}
+
+/// The contact `id` of the workspace in `mode`, deleted or not, unless erased: what an erasure
+/// works on (a deleted contact still holds its data).
+pub fn find_unerased_contact(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    id: &ContactId,
+) -> Result<Option<ContactRow>, AppError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts
+             WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode
+               AND erased_at IS NULL"
+        ))?
+        .query_row(
+            named_params! { ":id": id, ":workspace_id": workspace_id, ":mode": mode },
+            contact_row,
+        )
+        .optional()?)
+}
+
+/// Removes a contact's personal data for good and leaves a deleted tombstone (`erased_at`):
+/// names, phone, email (an empty string: see V17), language and custom values go; its group
+/// memberships too. Returns whether it was there to erase.
+pub fn erase_contact(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    id: &ContactId,
+    now: &str,
+) -> Result<bool, AppError> {
+    let erased = conn
+        .prepare_cached(
+            "UPDATE contacts SET name = '', first_name = NULL, last_name = NULL, phone = NULL,
+                 phone_input = NULL, email = '', language = NULL, custom = '{}',
+                 deleted_at = COALESCE(deleted_at, :now), erased_at = :now, updated_at = :now
+             WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode
+               AND erased_at IS NULL",
+        )?
+        .execute(named_params! {
+            ":id": id, ":workspace_id": workspace_id, ":mode": mode, ":now": now,
+        })?;
+    conn.prepare_cached("DELETE FROM group_members WHERE contact_id = :id")?
+        .execute(named_params! { ":id": id })?;
+    Ok(erased == 1)
+}
+
+/// When and how an erased address of the workspace and mode was unsubscribed from `channel`.
+pub fn find_suppression(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    channel: Channel,
+    address_hash: &[u8],
+) -> Result<Option<(String, UnsubscribeVia)>, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT since, via FROM suppressions
+             WHERE workspace_id = :workspace_id AND mode = :mode AND channel = :channel
+               AND address_hash = :hash",
+        )?
+        .query_row(
+            named_params! {
+                ":workspace_id": workspace_id, ":mode": mode, ":channel": channel,
+                ":hash": address_hash,
+            },
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Records a suppression; one already there for the address keeps its first time and way.
+pub fn insert_suppression(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    channel: Channel,
+    address_hash: &[u8],
+    (since, via): (&str, UnsubscribeVia),
+) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "INSERT INTO suppressions (workspace_id, mode, channel, address_hash, since, via)
+         VALUES (:workspace_id, :mode, :channel, :hash, :since, :via)
+         ON CONFLICT DO NOTHING",
+    )?
+    .execute(named_params! {
+        ":workspace_id": workspace_id, ":mode": mode, ":channel": channel,
+        ":hash": address_hash, ":since": since, ":via": via,
+    })?;
+    Ok(())
+}
+
+/// The language of a contact (not deleted), for the unsubscribe line of a marketing email.
+/// `Ok(None)` when it has none or is gone.
+pub fn find_language(conn: &Connection, id: &ContactId) -> Result<Option<Language>, AppError> {
+    Ok(conn
+        .prepare_cached("SELECT language FROM contacts WHERE id = ?1 AND deleted_at IS NULL")?
+        .query_row([id], |row| row.get(0))
+        .optional()?
+        .flatten())
+}
+
 /// Marks the contact deleted; `false` when there is no such live contact.
 pub fn soft_delete_contact(
     conn: &Connection,

@@ -33,10 +33,16 @@ use std::time::{Duration, Instant};
 use crate::app::App;
 use crate::billing::{self, Channel};
 use crate::clock::{Timestamp, format_timestamp};
+use crate::contacts::EmailState;
+use crate::contacts::reach;
+use crate::contacts::unsubscribe::unsubscribe_url;
+use crate::delivery::marketing::{self, MarketingEmail};
 use crate::delivery::{Disposition, EmailOut, Outgoing, Provider, SmsOut, backoff};
 use crate::error::{AppError, StartupError};
 use crate::ids::MessageId;
+use crate::messages::compose::Category;
 use crate::messages::store::{self, AttemptRow, MessageRow, Settlement};
+use crate::scope::WorkspaceScope;
 
 /// Scheduled messages moved to `queued` per scheduler write.
 const SCHEDULER_BATCH: usize = 1000;
@@ -321,12 +327,14 @@ fn deliver<'a>(
     } else {
         app.providers.chain(channel)
     };
+    let marketing = marketing_email(app, message);
     for (position, provider) in chain.iter().enumerate() {
         let receipt_url = receipt_url(app, provider.as_ref());
         let result = match outgoing_of(
             message,
             &app.config.delivery.email_from,
             receipt_url.as_deref(),
+            marketing.as_ref(),
         ) {
             Some(outgoing) => call(provider.as_ref(), &outgoing, message),
             None => Err((
@@ -688,11 +696,54 @@ fn settle_one(
     let settled = store::settle(conn, &message.id, owner, settlement, &now_text)?;
     if settled && matches!(settlement, Settlement::Failed { .. }) {
         billing::refund(conn, &app.ids, message.id.as_str(), now)?;
+        if verdict == Verdict::Final {
+            learn_from_refusal(conn, message, &attempt.error_code, now)?;
+        }
     }
     if !settled && verdict == Verdict::Accepted {
         accept_late(conn, app, attempt)?;
     }
     Ok(settled)
+}
+
+/// What a provider's final refusal says about an email address, if anything:
+/// `invalid_address` (not an address at all) and SMTP 553 (mailbox name not allowed) →
+/// `invalid`; 550, 551 and 554 (mailbox unavailable, not local, rejected) → `bounced`; 552
+/// (message too big, mailbox full) says nothing about the address. SMS: nothing — providers'
+/// final codes mix bad numbers with opt-outs and content refusals; a receipt's `unreachable` is
+/// what marks a phone.
+fn address_verdict(channel: Channel, code: &str) -> Option<EmailState> {
+    match (channel, code) {
+        (Channel::Email, "invalid_address" | "smtp_553") => Some(EmailState::Invalid),
+        (Channel::Email, "smtp_550" | "smtp_551" | "smtp_554") => Some(EmailState::Bounced),
+        _ => None,
+    }
+}
+
+/// Marks the address of a message that failed for good on the workspace's contact with it (same
+/// mode), in the transaction that failed the message.
+fn learn_from_refusal(
+    conn: &rusqlite::Connection,
+    message: &MessageRow,
+    code: &Option<String>,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    let Some(state) = code
+        .as_deref()
+        .and_then(|code| address_verdict(message.channel, code))
+    else {
+        return Ok(());
+    };
+    // The message's own workspace: crier acting on a row it stores.
+    let scope = WorkspaceScope::trusted(&message.workspace_id);
+    reach::mark_email(
+        conn,
+        (&scope, message.mode),
+        &message.to_address,
+        state,
+        now,
+    )?;
+    Ok(())
 }
 
 /// A value in [0, 1) from the injected random source.
@@ -715,10 +766,46 @@ fn receipt_url(app: &App, provider: &dyn Provider) -> Option<String> {
     ))
 }
 
+/// A marketing email to a contact: its unsubscribe link and its parts with the unsubscribe
+/// line, in the contact's language (one read). `None` for everything else — SMS (a direct
+/// marketing SMS goes out as written), transactional email, a message with no contact.
+fn marketing_email(app: &App, message: &MessageRow) -> Option<MarketingEmail> {
+    if message.channel != Channel::Email || message.category != Category::Marketing {
+        return None;
+    }
+    let contact_id = message.contact_id.as_ref()?;
+    let language = app
+        .db
+        .read(|conn| reach::language_of(conn, contact_id))
+        .unwrap_or_else(|err| {
+            log::warn!(
+                target: "crier::delivery",
+                message_id = message.id.as_str(), error:% = err;
+                "the contact's language could not be read; the unsubscribe line is in English"
+            );
+            None
+        });
+    let url = unsubscribe_url(
+        &app.unsubscribe_key,
+        &app.config.public_url,
+        &message.workspace_id,
+        message.mode,
+        contact_id,
+        Channel::Email,
+    );
+    Some(marketing::with_unsubscribe(
+        url,
+        language,
+        message.text.as_deref(),
+        message.html.as_deref(),
+    ))
+}
+
 fn outgoing_of<'a>(
     message: &'a MessageRow,
     email_from: &'a str,
     receipt_url: Option<&'a str>,
+    marketing: Option<&'a MarketingEmail>,
 ) -> Option<Outgoing<'a>> {
     match message.channel {
         Channel::Sms => Some(Outgoing::Sms(SmsOut {
@@ -733,8 +820,15 @@ fn outgoing_of<'a>(
             to: &message.to_address,
             from: email_from,
             subject: message.subject.as_deref()?,
-            text: message.text.as_deref(),
-            html: message.html.as_deref(),
+            text: match marketing {
+                Some(marketing) => marketing.text.as_deref(),
+                None => message.text.as_deref(),
+            },
+            html: match marketing {
+                Some(marketing) => marketing.html.as_deref(),
+                None => message.html.as_deref(),
+            },
+            list_unsubscribe: marketing.map(|marketing| marketing.url.as_str()),
         })),
     }
 }
@@ -742,6 +836,18 @@ fn outgoing_of<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permanent_smtp_refusals_mark_the_address() {
+        let email = |code| address_verdict(Channel::Email, code);
+        assert_eq!(email("smtp_550"), Some(EmailState::Bounced));
+        assert_eq!(email("smtp_554"), Some(EmailState::Bounced));
+        assert_eq!(email("smtp_553"), Some(EmailState::Invalid));
+        assert_eq!(email("invalid_address"), Some(EmailState::Invalid));
+        assert_eq!(email("smtp_552"), None);
+        assert_eq!(email("timeout"), None);
+        assert_eq!(address_verdict(Channel::Sms, "smtp_550"), None);
+    }
 
     #[test]
     fn the_claim_grows_with_fast_full_batches_and_falls_back_otherwise() {

@@ -10,12 +10,15 @@
 //! network and classify what came back.
 
 pub mod dispatcher;
+pub mod marketing;
 pub mod providers;
+pub mod receipts;
 pub mod settings;
 
 use std::time::Duration;
 
 pub use providers::Providers;
+pub use receipts::apply_receipts;
 
 /// One SMS to hand to a provider.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +48,9 @@ pub struct EmailOut<'a> {
     /// At least one of `text` and `html` is present; both make a multipart/alternative.
     pub text: Option<&'a str>,
     pub html: Option<&'a str>,
+    /// Marketing email: its unsubscribe link, for the `List-Unsubscribe` and
+    /// `List-Unsubscribe-Post` headers (RFC 8058). `None` for transactional email.
+    pub list_unsubscribe: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -147,6 +153,36 @@ pub enum ReceiptStatus {
     Pending,
 }
 
+/// An inbound-SMS request as it arrived at `POST /v1/webhooks/sms/{provider}/inbound`, after
+/// the receipt token was checked.
+#[derive(Debug, Clone, Copy)]
+pub struct InboundRequest<'a> {
+    pub content_type: Option<&'a str>,
+    /// The URL the provider was given and called: `{public_url}{path}?{query}` (Twilio signs
+    /// it).
+    pub url: &'a str,
+    /// `X-Twilio-Signature`, when present.
+    pub twilio_signature: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// One SMS a person sent to one of our numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    /// The sender's number, as the provider wrote it.
+    pub from: String,
+    pub text: String,
+}
+
+/// Why an inbound request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundRefusal {
+    /// The provider's signature is missing or wrong (401).
+    Signature(String),
+    /// Not an inbound message we understand (400).
+    Malformed(String),
+}
+
 /// A provider adapter.
 pub trait Provider: Send + Sync {
     /// The name used in settings, attempt records and the receipt URL (`twilio`, `smtp`, …).
@@ -162,6 +198,15 @@ pub trait Provider: Send + Sync {
         &self,
         _request: &ReceiptRequest<'_>,
     ) -> Option<Result<Vec<Receipt>, String>> {
+        None
+    }
+
+    /// Parses (and, where the provider signs them, verifies) an inbound-SMS request. `None`:
+    /// this provider forwards no inbound messages (the endpoint answers 404).
+    fn parse_inbound(
+        &self,
+        _request: &InboundRequest<'_>,
+    ) -> Option<Result<Vec<Inbound>, InboundRefusal>> {
         None
     }
 }

@@ -97,7 +97,7 @@ pub struct DeliveryArgs {
     #[arg(crier_setting = MBOASMS_PASSWORD)]
     pub mboasms_password: Option<String>,
 
-    /// Secret token that delivery-receipt callback URLs carry (at least 16 characters); without it crier asks providers for no receipts and POST /v1/webhooks/sms/{provider} answers 404.
+    /// Secret token that delivery-receipt callback URLs carry (at least 16 characters); without it crier asks providers for no receipts and POST /v1/webhooks/sms/{provider} (and its /inbound for STOP keywords) answers 404.
     #[arg(crier_setting = RECEIPT_TOKEN)]
     pub receipt_token: Option<String>,
 

@@ -11,11 +11,14 @@ use rusqlite::Connection;
 use crate::billing::catalog::Catalog;
 use crate::billing::{self, Charging, Usage};
 use crate::clock::{Timestamp, format_timestamp};
+use crate::contacts::erase::{self, Erased};
+use crate::contacts::{Editor, reach};
 use crate::error::AppError;
-use crate::ids::{ApiKeyId, Ids, MessageId};
+use crate::ids::{ApiKeyId, ContactId, Ids, MessageId};
 use crate::scope::WorkspaceScope;
+use crate::secrets::ServerKey;
 use crate::vocabulary::Mode;
-use compose::Composition;
+use compose::{Category, Composition};
 use store::MessageRow;
 
 crate::text_enum! {
@@ -44,14 +47,52 @@ pub struct Origin<'a> {
     pub charging: Charging,
 }
 
+/// Origin's mode: the mode of the key that sends (a console session sends live).
+fn mode_of(charging: Charging) -> Mode {
+    match charging {
+        Charging::Live => Mode::Live,
+        Charging::Test => Mode::Test,
+    }
+}
+
+/// Checks the composed message's recipient against the workspace's contacts in the sender's
+/// mode (`contacts::reach::check_recipient`: a marketing send to an unsubscribed, erased or bad
+/// address, a transactional one to a bad address, is refused) and returns its contact. Part of
+/// the send's write transaction, before anything is reserved; the estimate asks the same.
+pub fn check_recipient(
+    conn: &Connection,
+    key: &ServerKey,
+    origin: Origin<'_>,
+    composition: &Composition,
+) -> Result<Option<ContactId>, AppError> {
+    reach::check_recipient(
+        conn,
+        key,
+        (origin.scope, mode_of(origin.charging)),
+        composition.channel,
+        &composition.to,
+        composition.category == Category::Marketing,
+    )
+}
+
+/// The recipient of a send, as `check_recipient` found it: its contact, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Recipient<'a> {
+    pub contact_id: Option<&'a ContactId>,
+    /// Signs unsubscribe links and keys erased addresses (a marketing send creates a contact).
+    pub key: &'a ServerKey,
+}
+
 /// Prices the composed message, reserves its units and charge (nothing for test mode), and
 /// stores it `queued` (due now) or `scheduled` — all inside the caller's write transaction, so
-/// either all of it happens or none. 402 `insufficient_funds` when the wallet cannot pay.
+/// either all of it happens or none. 402 `insufficient_funds` when the wallet cannot pay. A
+/// marketing send to an address with no contact creates one (named after the address) so the
+/// opt-out its unsubscribe link offers has a home.
 pub fn create_message(
     conn: &Connection,
     ids: &Ids,
     catalog: &Catalog,
-    origin: Origin<'_>,
+    (origin, recipient): (Origin<'_>, Recipient<'_>),
     composition: &Composition,
     now: Timestamp,
 ) -> Result<MessageRow, AppError> {
@@ -69,6 +110,22 @@ pub fn create_message(
         },
         now,
     )?;
+    let mode = mode_of(origin.charging);
+    let contact_id = match recipient.contact_id {
+        Some(contact_id) => Some(contact_id.clone()),
+        None if composition.category == Category::Marketing => {
+            Some(reach::create_contact_for_address(
+                conn,
+                ids,
+                recipient.key,
+                (origin.scope, mode),
+                composition.channel,
+                &composition.to,
+                now,
+            )?)
+        }
+        None => None,
+    };
     let now_text = format_timestamp(now);
     let scheduled_at = composition.scheduled_at.map(format_timestamp);
     let segmentation = composition.segmentation.as_ref();
@@ -77,10 +134,7 @@ pub fn create_message(
         workspace_id: origin.scope.id().to_owned(),
         api_key_id: origin.api_key_id.cloned(),
         campaign_id: None,
-        mode: match origin.charging {
-            Charging::Live => Mode::Live,
-            Charging::Test => Mode::Test,
-        },
+        mode,
         channel: composition.channel,
         category: composition.category,
         to_address: composition.to.clone(),
@@ -115,6 +169,7 @@ pub fn create_message(
         delivered_at: None,
         failed_at: None,
         cancelled_at: None,
+        contact_id,
     };
     store::insert_message(conn, &message)?;
     Ok(message)
@@ -146,4 +201,34 @@ pub fn cancel_message(
     }
     billing::refund(conn, ids, id.as_str(), now)?;
     Ok(())
+}
+
+/// Erases a contact (`contacts::erase::erase_contact`) and, in the same transaction, cancels
+/// (and refunds) the workspace's scheduled messages of that mode to its phone and email, then
+/// scrubs every finished one (`store::scrub_recipient`). Messages already queued or sending
+/// keep their content: a dispatcher may be handing them over. Returns the erasure and how many
+/// messages were scrubbed.
+pub fn erase_contact(
+    conn: &Connection,
+    ids: &Ids,
+    key: &ServerKey,
+    editor: Editor<'_>,
+    id: &ContactId,
+    now: Timestamp,
+) -> Result<(Erased, usize), AppError> {
+    let erased = erase::erase_contact(conn, key, editor, id, now)?;
+    let mut scrubbed = 0;
+    for address in [&erased.phone, &erased.email].into_iter().flatten() {
+        for message_id in store::scheduled_to(conn, editor.scope.id(), editor.mode, address)? {
+            cancel_message(conn, ids, editor.scope, &message_id, now)?;
+        }
+        scrubbed += store::scrub_recipient(
+            conn,
+            editor.scope.id(),
+            editor.mode,
+            address,
+            &erased.erased_at,
+        )?;
+    }
+    Ok((erased, scrubbed))
 }

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, named_params};
 
 use crate::billing::Channel;
 use crate::error::AppError;
-use crate::ids::{ApiKeyId, MessageId, WorkspaceId};
+use crate::ids::{ApiKeyId, ContactId, MessageId, WorkspaceId};
 use crate::messages::MessageStatus;
 use crate::messages::compose::Category;
 use crate::vocabulary::Mode;
@@ -48,13 +48,15 @@ pub struct MessageRow {
     pub delivered_at: Option<String>,
     pub failed_at: Option<String>,
     pub cancelled_at: Option<String>,
+    /// The workspace's contact for the address when it was sent, if any.
+    pub contact_id: Option<ContactId>,
 }
 
 const COLUMNS: &str = "id, workspace_id, api_key_id, campaign_id, mode, channel, category, \
     to_address, sender, subject, text, html, metadata, encoding, segments, units, included_units, \
     charge_minor, currency, status, scheduled_at, next_attempt_at, delivery_cycles, lease_owner, \
     lease_expires_at, provider, provider_message_id, error_code, error_message, created_at, \
-    updated_at, sent_at, delivered_at, failed_at, cancelled_at";
+    updated_at, sent_at, delivered_at, failed_at, cancelled_at, contact_id";
 
 /// A stored non-negative integer (SQLite integers are signed).
 fn unsigned(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
@@ -98,6 +100,7 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
         delivered_at: row.get(32)?,
         failed_at: row.get(33)?,
         cancelled_at: row.get(34)?,
+        contact_id: row.get(35)?,
     })
 }
 
@@ -107,7 +110,7 @@ pub fn insert_message(conn: &Connection, message: &MessageRow) -> Result<(), App
             :mode, :channel, :category, :to_address, :sender, :subject, :text, :html, :metadata,
             :encoding, :segments, :units, :included_units, :charge_minor, :currency, :status,
             :scheduled_at, :next_attempt_at, 0, NULL, NULL, NULL, NULL, NULL, NULL, :created_at,
-            :created_at, NULL, NULL, NULL, NULL)"
+            :created_at, NULL, NULL, NULL, NULL, :contact_id)"
     ))?
     .execute(named_params! {
         ":id": message.id,
@@ -133,8 +136,56 @@ pub fn insert_message(conn: &Connection, message: &MessageRow) -> Result<(), App
         ":scheduled_at": message.scheduled_at,
         ":next_attempt_at": message.next_attempt_at,
         ":created_at": message.created_at,
+        ":contact_id": message.contact_id,
     })?;
     Ok(())
+}
+
+/// The workspace's `scheduled` messages of `mode` to `address` (an erasure cancels them).
+pub fn scheduled_to(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    address: &str,
+) -> Result<Vec<MessageId>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM messages
+         WHERE workspace_id = :workspace_id AND to_address = :address AND mode = :mode
+           AND status = 'scheduled'",
+    )?;
+    let rows = stmt.query_map(
+        named_params! { ":workspace_id": workspace_id, ":mode": mode, ":address": address },
+        |row| row.get(0),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// What an erasure leaves of a finished message to an erased address (`to_address` below).
+pub const ERASED_RECIPIENT: &str = "[erased]";
+
+/// Scrubs the workspace's finished messages (sent, delivered, failed, cancelled) of `mode` to
+/// `address`: the recipient becomes `[erased]`, the subject and bodies empty, the metadata `{}`.
+/// Prices, statuses, times and attempts stay (the ledger names messages by id only). Returns
+/// how many changed.
+pub fn scrub_recipient(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    address: &str,
+    now: &str,
+) -> Result<usize, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE messages SET to_address = :erased,
+                 subject = CASE WHEN subject IS NULL THEN NULL ELSE '' END,
+                 text = '', html = NULL, metadata = '{}', updated_at = :now
+             WHERE workspace_id = :workspace_id AND to_address = :address AND mode = :mode
+               AND status IN ('sent', 'delivered', 'failed', 'cancelled')",
+        )?
+        .execute(named_params! {
+            ":workspace_id": workspace_id, ":mode": mode, ":address": address,
+            ":erased": ERASED_RECIPIENT, ":now": now,
+        })?)
 }
 
 /// The message `id` of the workspace (never another workspace's).

@@ -49,6 +49,7 @@ pub fn create_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
         domain::create_contact(
             conn,
             &app.ids,
+            &app.unsubscribe_key,
             editor,
             body,
             &app.config.default_country,
@@ -296,6 +297,47 @@ pub fn delete_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     app.db
         .write(|conn| domain::delete_contact(conn, &scope, mode, &id, app.clock.now()))?;
     Ok(ApiResponse::no_content())
+}
+
+/// `POST /v1/contacts/{id}/erase`: removes the contact's personal data for good (GDPR). The
+/// contact may be deleted already; an erased one is 404. Each of its addresses stays only as a
+/// keyed hash with its channel's unsubscription, and the workspace's finished messages of this
+/// mode to them are scrubbed, in the same transaction. Scope `contacts:write`.
+pub fn erase_contact(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsWrite)?;
+    let id = contact_id(request)?;
+    let editor = Editor {
+        scope: &scope,
+        mode: principal.mode(),
+        via: via_of(&principal),
+    };
+    let (erased, messages_scrubbed) = app.db.write(|conn| {
+        crate::messages::erase_contact(
+            conn,
+            &app.ids,
+            &app.unsubscribe_key,
+            editor,
+            &id,
+            app.clock.now(),
+        )
+    })?;
+    ApiResponse::json(
+        200,
+        &ErasedView {
+            id: erased.contact_id.as_str(),
+            erased_at: &erased.erased_at,
+            messages_scrubbed,
+        },
+    )
+}
+
+/// What an erasure did.
+#[derive(Serialize)]
+struct ErasedView<'a> {
+    id: &'a str,
+    erased_at: &'a str,
+    messages_scrubbed: usize,
 }
 
 /// A contact as the API shows it. A channel's state is `null` when the contact has no address

@@ -16,7 +16,7 @@ use crate::messages::compose::Category;
 use crate::messages::compose::{Draft, compose};
 use crate::messages::store::{self, MessageFilter};
 use crate::messages::store::{AttemptRow, MessageRow};
-use crate::messages::{self as domain, MessageStatus, Origin};
+use crate::messages::{self as domain, MessageStatus, Origin, Recipient};
 use crate::money::Money;
 use crate::web::auth::authenticate_request;
 use crate::web::idempotency::{self, Per, Requirement};
@@ -78,14 +78,22 @@ pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
                 sender::effective_sender_of(conn, &scope, &app.config.default_sms_sender)?;
             let mut composition = composition;
             composition.settle_sender(&effective_sender)?;
-            Ok(composition)
+            // Refused like a body that does not validate: nothing is stored under the key, so
+            // the same key can be used again once the recipient may be written to.
+            let contact_id =
+                domain::check_recipient(conn, &app.unsubscribe_key, origin, &composition)?;
+            Ok((composition, contact_id))
         },
-        |conn, composition| {
+        |conn, (composition, contact_id)| {
+            let recipient = Recipient {
+                contact_id: contact_id.as_ref(),
+                key: &app.unsubscribe_key,
+            };
             let message = domain::create_message(
                 conn,
                 &app.ids,
                 &app.config.billing_catalog,
-                origin,
+                (origin, recipient),
                 &composition,
                 app.clock.now(),
             )?;
@@ -98,9 +106,10 @@ pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     Ok(response)
 }
 
-/// `POST /v1/messages/estimate`: validates a send exactly as sending will and prices it —
-/// segments, encoding, the characters that forced UCS-2, included and billable units, charge —
-/// changing nothing. Scope `messages:send`.
+/// `POST /v1/messages/estimate`: validates a send exactly as sending will — including the
+/// recipient's unsubscriptions and state — and prices it: segments, encoding, the characters
+/// that forced UCS-2, included and billable units, charge — changing nothing. Scope
+/// `messages:send`.
 pub fn estimate_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::MessagesSend)?;
@@ -114,6 +123,12 @@ pub fn estimate_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
             Ok(effective_sender.clone())
         })?;
         composition.settle_sender(&effective_sender)?;
+        let origin = Origin {
+            scope: &scope,
+            api_key_id: None,
+            charging: charging_of(&principal),
+        };
+        domain::check_recipient(conn, &app.unsubscribe_key, origin, &composition)?;
         let quote = billing::quote(
             conn,
             catalog,

@@ -33,6 +33,7 @@ pub mod request;
 pub mod response;
 pub mod router;
 pub mod system;
+pub mod unsubscribe;
 pub mod workspaces;
 
 use std::net::{SocketAddr, TcpListener};

@@ -2,25 +2,29 @@
 //! later reports whether it reached the handset; the receipt moves a `sent` message to
 //! `delivered` or `failed` (never back, never a message in another state).
 //!
+//! `POST /v1/webhooks/sms/{provider}/inbound`: SMS people send to our numbers. A STOP keyword
+//! unsubscribes the sender from SMS (`contacts::unsubscribe::unsubscribe_by_keyword`); every
+//! other text is ignored.
+//!
 //! Authentication: the secret token crier put in the callback URL it gave the provider
-//! (`?token=…`, compared in constant time). Without a configured token, receipts are off and
-//! the endpoint answers 404.
+//! (`?token=…`, compared in constant time), and Twilio's own signature of inbound requests.
+//! Without a configured token, both endpoints are off and answer 404.
 
 use crate::app::App;
-use crate::clock::format_timestamp;
-use crate::delivery::{ReceiptRequest, ReceiptStatus};
+use crate::contacts::unsubscribe;
+use crate::delivery::{self, InboundRefusal, InboundRequest, ReceiptRequest};
 use crate::error::AppError;
-use crate::messages::store;
+use crate::recipients::normalize_phone;
 use crate::secrets::constant_time_eq;
 use crate::web::request::Request;
 use crate::web::response::ApiResponse;
 
-pub fn receive_receipts(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
-    let provider_name = request.param("provider").to_owned();
+/// The receipt token of the URL, checked first: without it, nobody learns which providers are
+/// configured. 404 when receipts are off.
+fn check_token(app: &App, request: &Request<'_>) -> Result<(), AppError> {
     let Some(expected) = app.config.delivery.receipt_token.as_ref() else {
         return Err(AppError::NotFound);
     };
-    // The token first: without it, nobody learns which providers are configured.
     let presented = request.query_param("token").unwrap_or_default();
     if !constant_time_eq(presented.as_bytes(), expected.expose().as_bytes()) {
         return Err(AppError::InvalidSignature(
@@ -29,6 +33,12 @@ pub fn receive_receipts(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
                 .to_owned(),
         ));
     }
+    Ok(())
+}
+
+pub fn receive_receipts(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let provider_name = request.param("provider").to_owned();
+    check_token(app, request)?;
     let provider = app
         .providers
         .sms_provider(&provider_name)
@@ -48,30 +58,10 @@ pub fn receive_receipts(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
         }
         Some(Ok(receipts)) => receipts,
     };
-    let now = format_timestamp(app.clock.now());
-    let applied = app.db.write(|conn| {
-        let mut applied = 0u64;
-        for receipt in &receipts {
-            let delivered = match receipt.status {
-                ReceiptStatus::Pending => continue,
-                ReceiptStatus::Delivered => true,
-                ReceiptStatus::Failed { .. } => false,
-            };
-            let Some(message) =
-                store::find_by_provider_id(conn, provider.name(), &receipt.provider_message_id)?
-            else {
-                continue;
-            };
-            let error = (
-                receipt.error_code.as_deref(),
-                receipt.error_message.as_deref(),
-            );
-            if store::apply_receipt(conn, &message.id, delivered, error, &now)? {
-                applied += 1;
-            }
-        }
-        Ok(applied)
-    })?;
+    let now = app.clock.now();
+    let applied = app
+        .db
+        .write(|conn| delivery::apply_receipts(conn, provider.name(), &receipts, now))?;
     app.metrics.record_webhook(provider.name(), "accepted");
     ApiResponse::json(
         200,
@@ -87,4 +77,85 @@ pub fn receive_receipts(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
 struct ReceiptsView {
     received: usize,
     applied: u64,
+}
+
+/// `POST /v1/webhooks/sms/{provider}/inbound?token=…`: an SMS a person sent. A STOP keyword
+/// (STOP, ARRET, ARRÊT, STOPALL, UNSUBSCRIBE, DESABONNER; any case, accents, surrounding
+/// punctuation) unsubscribes the sender's phone from SMS in the workspaces that have written to
+/// it; any other text is ignored. Answers 200 either way (Twilio: an empty TwiML response).
+pub fn receive_inbound(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let provider_name = request.param("provider").to_owned();
+    check_token(app, request)?;
+    let provider = app
+        .providers
+        .sms_provider(&provider_name)
+        .ok_or(AppError::NotFound)?;
+    let body = request.body_bytes()?;
+    let content_type = request.header("Content-Type").map(str::to_owned);
+    let signature = request.header("X-Twilio-Signature").map(str::to_owned);
+    let url = format!(
+        "{}{}?{}",
+        app.config.public_url.trim_end_matches('/'),
+        request.path(),
+        request.query()
+    );
+    let inbound_request = InboundRequest {
+        content_type: content_type.as_deref(),
+        url: &url,
+        twilio_signature: signature.as_deref(),
+        body: &body,
+    };
+    let messages = match provider.parse_inbound(&inbound_request) {
+        None => return Err(AppError::NotFound),
+        Some(Err(refusal)) => {
+            app.metrics.record_webhook(provider.name(), "rejected");
+            return Err(match refusal {
+                InboundRefusal::Signature(why) => AppError::InvalidSignature(why),
+                InboundRefusal::Malformed(why) => {
+                    AppError::BadRequest(format!("Not an inbound SMS: {why}"))
+                }
+            });
+        }
+        Some(Ok(messages)) => messages,
+    };
+    // Only a keyword from a number we can read changes anything.
+    let stops: Vec<String> = messages
+        .iter()
+        .filter(|message| unsubscribe::is_stop_keyword(&message.text))
+        .filter_map(|message| normalize_phone(&message.from, &app.config.default_country).ok())
+        .collect();
+    let now = app.clock.now();
+    let unsubscribed = if stops.is_empty() {
+        0
+    } else {
+        app.db.write(|conn| {
+            let mut changed = 0;
+            for phone in &stops {
+                changed += unsubscribe::unsubscribe_by_keyword(conn, phone, now)?;
+            }
+            Ok(changed)
+        })?
+    };
+    app.metrics.record_webhook(provider.name(), "accepted");
+    if provider.name() == "twilio" {
+        return Ok(ApiResponse::bytes(
+            200,
+            "text/xml; charset=utf-8",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
+        ));
+    }
+    ApiResponse::json(
+        200,
+        &InboundView {
+            received: messages.len(),
+            unsubscribed,
+        },
+    )
+}
+
+/// How many inbound messages came in and how many contacts they unsubscribed.
+#[derive(serde::Serialize)]
+struct InboundView {
+    received: usize,
+    unsubscribed: usize,
 }

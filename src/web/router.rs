@@ -102,7 +102,8 @@ impl Router {
     pub fn standard() -> Router {
         use crate::web::api_keys as keys;
         use crate::web::{
-            auth, billing, campaigns, contacts, groups, messages, payments, receipts, workspaces,
+            auth, billing, campaigns, contacts, groups, messages, payments, receipts, unsubscribe,
+            workspaces,
         };
         use Method::{Delete, Get, Patch, Post, Put};
         Router {
@@ -115,6 +116,9 @@ impl Router {
                 Route::new(Get, "/metrics", system::show_metrics),
                 Route::new(Get, "/invitations/accept", system::show_accept_invitation),
                 Route::new(Get, "/billing/return", system::show_billing_return),
+                // Unsubscribe links: the signed token is the credential (RFC 8058 one-click).
+                Route::new(Get, "/u/{token}", unsubscribe::show_unsubscribe),
+                Route::new(Post, "/u/{token}", unsubscribe::unsubscribe),
                 // Console authentication.
                 Route::new(Get, "/v1/setup", auth::show_setup),
                 Route::new(Post, "/v1/setup", auth::run_setup),
@@ -181,6 +185,7 @@ impl Router {
                 Route::new(Get, "/v1/contacts/{id}", contacts::show_contact),
                 Route::new(Patch, "/v1/contacts/{id}", contacts::update_contact),
                 Route::new(Delete, "/v1/contacts/{id}", contacts::delete_contact),
+                Route::new(Post, "/v1/contacts/{id}/erase", contacts::erase_contact),
                 Route::new(Get, "/v1/contact-fields", contacts::list_fields),
                 Route::new(Post, "/v1/contact-fields", contacts::create_field),
                 Route::new(Patch, "/v1/contact-fields/{id}", contacts::update_field),
@@ -228,6 +233,11 @@ impl Router {
                     Post,
                     "/v1/webhooks/sms/{provider}",
                     receipts::receive_receipts,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/webhooks/sms/{provider}/inbound",
+                    receipts::receive_inbound,
                 ),
                 // Billing.
                 Route::new(Get, "/v1/billing", billing::show_billing),

@@ -320,6 +320,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "24477693dc413ae046cc53e6b57e2d7286a2c3a91a6ed406efbfe40764c08b07",
     ),
     (
+        "V17__unsubscribe_and_erase.sql",
+        "69d4b0f3fe8d31edd2925b69e6d6bef3f6542c6a408449d6d2ad5d545bbfd820",
+    ),
+    (
         "V18__contacts_by_name.sql",
         "fe9b8994f58859017a86a4eaff94075b806a77a49ba209a58f22ee96bf9fe0f0",
     ),

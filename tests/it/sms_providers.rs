@@ -696,6 +696,7 @@ fn every_provider_refuses_email_for_good() {
         subject: "s",
         text: Some("t"),
         html: None,
+        list_unsubscribe: None,
     });
     for provider in all_providers(&fake.url()) {
         assert_failure(

@@ -181,6 +181,7 @@ fn send(provider: &SmtpProvider, message_id: &str) -> Result<(), crier::delivery
         subject: "Hello",
         text: Some("One line.\n.A line that starts with a dot.\nThe end."),
         html: None,
+        list_unsubscribe: None,
     };
     provider.send(&Outgoing::Email(email)).map(drop)
 }

@@ -127,6 +127,7 @@ fn email<'a>(message_id: &'a str, text: Option<&'a str>, html: Option<&'a str>) 
         subject: "Welcome aboard",
         text,
         html,
+        list_unsubscribe: None,
     }
 }
 

@@ -10,11 +10,17 @@
 //! Receipts: Twilio posts the StatusCallback form-encoded with `MessageSid`, `MessageStatus` and,
 //! on failure, `ErrorCode`. Error codes 30003 (unreachable handset), 30005 (unknown destination)
 //! and 30006 (landline or unreachable carrier) mean the number itself is bad.
+//!
+//! Inbound: Twilio posts an incoming SMS form-encoded (`From`, `To`, `Body`, …) with
+//! `X-Twilio-Signature`: base64 of HMAC-SHA1 under the auth token of the URL it called followed
+//! by every POST field's name and value, sorted by name. A request whose signature does not
+//! match is refused.
 
 use crate::delivery::providers::http;
 use crate::delivery::settings::TwilioSettings;
 use crate::delivery::{
-    Accepted, Failure, Outgoing, Provider, Receipt, ReceiptRequest, ReceiptStatus, SmsOut,
+    Accepted, Failure, Inbound, InboundRefusal, InboundRequest, Outgoing, Provider, Receipt,
+    ReceiptRequest, ReceiptStatus, SmsOut,
 };
 use crate::outbound::{self, HttpClient, Payload};
 
@@ -110,6 +116,59 @@ impl Provider for TwilioProvider {
     fn parse_receipts(&self, request: &ReceiptRequest<'_>) -> Option<Result<Vec<Receipt>, String>> {
         Some(parse_receipt(request.body))
     }
+
+    fn parse_inbound(
+        &self,
+        request: &InboundRequest<'_>,
+    ) -> Option<Result<Vec<Inbound>, InboundRefusal>> {
+        Some(parse_inbound(self.settings.auth_token.expose(), request))
+    }
+}
+
+/// Twilio's signature of a form POST to `url`: base64(HMAC-SHA1(auth token, url followed by
+/// each field's name and value, sorted by name)).
+pub fn signature(auth_token: &str, url: &str, fields: &[(String, String)]) -> String {
+    use base64::Engine as _;
+    let mut sorted: Vec<&(String, String)> = fields.iter().collect();
+    sorted.sort();
+    let mut signed = url.to_owned();
+    for (name, value) in sorted {
+        signed.push_str(name);
+        signed.push_str(value);
+    }
+    let key = ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        auth_token.as_bytes(),
+    );
+    base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, signed.as_bytes()))
+}
+
+/// One incoming SMS, its signature checked first.
+fn parse_inbound(
+    auth_token: &str,
+    request: &InboundRequest<'_>,
+) -> Result<Vec<Inbound>, InboundRefusal> {
+    let fields = outbound::parse_form(request.body).map_err(InboundRefusal::Malformed)?;
+    let expected = signature(auth_token, request.url, &fields);
+    let presented = request.twilio_signature.unwrap_or_default();
+    if !crate::secrets::constant_time_eq(expected.as_bytes(), presented.as_bytes()) {
+        return Err(InboundRefusal::Signature(
+            "The X-Twilio-Signature header is missing or does not match this request.".to_owned(),
+        ));
+    }
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let from = field("From")
+        .filter(|from| !from.is_empty())
+        .ok_or_else(|| InboundRefusal::Malformed("the message has no From".to_owned()))?;
+    Ok(vec![Inbound {
+        from,
+        text: field("Body").unwrap_or_default(),
+    }])
 }
 
 /// One StatusCallback: always exactly one receipt.

@@ -34,7 +34,8 @@ use serde::Deserialize;
 use crate::delivery::providers::http;
 use crate::delivery::settings::WebhookSettings;
 use crate::delivery::{
-    Accepted, Failure, Outgoing, Provider, Receipt, ReceiptRequest, ReceiptStatus, SmsOut,
+    Accepted, Failure, Inbound, InboundRefusal, InboundRequest, Outgoing, Provider, Receipt,
+    ReceiptRequest, ReceiptStatus, SmsOut,
 };
 use crate::outbound::{self, HttpClient, Payload};
 
@@ -143,6 +144,13 @@ impl Provider for WebhookProvider {
     fn parse_receipts(&self, request: &ReceiptRequest<'_>) -> Option<Result<Vec<Receipt>, String>> {
         Some(parse_receipts(request.body))
     }
+
+    fn parse_inbound(
+        &self,
+        request: &InboundRequest<'_>,
+    ) -> Option<Result<Vec<Inbound>, InboundRefusal>> {
+        Some(parse_inbound(request.body))
+    }
 }
 
 #[derive(Deserialize)]
@@ -160,6 +168,25 @@ struct WireReceipt {
     error_code: Option<String>,
     #[serde(default)]
     error_message: Option<String>,
+}
+
+/// An inbound SMS as the generic webhook provider forwards it.
+#[derive(Deserialize)]
+struct WireInbound {
+    from: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// `{"from": "+237…", "to": "…", "text": "…"}` (other fields ignored).
+fn parse_inbound(body: &[u8]) -> Result<Vec<Inbound>, InboundRefusal> {
+    let inbound: WireInbound = serde_json::from_slice(body).map_err(|_| {
+        InboundRefusal::Malformed("expected a JSON message {\"from\", \"to\", \"text\"}".to_owned())
+    })?;
+    Ok(vec![Inbound {
+        from: inbound.from,
+        text: inbound.text,
+    }])
 }
 
 fn parse_receipts(body: &[u8]) -> Result<Vec<Receipt>, String> {

@@ -30,6 +30,9 @@ use pool::{Connector, Pool, Session, TransmitError};
 /// Our message id, in a header of its own, so a bounce or a complaint that quotes the headers
 /// leads straight back to the message even when the Message-ID was rewritten on the way.
 const CRIER_MESSAGE_ID: HeaderName = HeaderName::new_from_ascii_str("X-Crier-Message-Id");
+/// RFC 2369's unsubscribe link, and RFC 8058's statement that a POST to it unsubscribes.
+const LIST_UNSUBSCRIBE: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe");
+const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe-Post");
 
 /// The right-hand side of the Message-ID when the From domain cannot be used as is (see
 /// `message_id_for`).
@@ -185,7 +188,7 @@ fn build_message(email: &EmailOut<'_>) -> Result<(Message, String), Failure> {
         )
     })?;
     let message_id = message_id_for(email.message_id, from.email.domain());
-    let builder = Message::builder()
+    let mut builder = Message::builder()
         .from(from)
         .to(Mailbox::new(None, to))
         .subject(email.subject)
@@ -194,6 +197,14 @@ fn build_message(email: &EmailOut<'_>) -> Result<(Message, String), Failure> {
             CRIER_MESSAGE_ID,
             email.message_id.to_owned(),
         ));
+    if let Some(url) = email.list_unsubscribe {
+        builder = builder
+            .raw_header(HeaderValue::new(LIST_UNSUBSCRIBE, format!("<{url}>")))
+            .raw_header(HeaderValue::new(
+                LIST_UNSUBSCRIBE_POST,
+                "List-Unsubscribe=One-Click".to_owned(),
+            ));
+    }
     // lettre picks 7bit, quoted-printable or base64 per part, so the bytes on the wire are
     // ASCII whatever the text and the server need not offer 8BITMIME.
     let built = match (email.text, email.html) {
@@ -336,12 +347,31 @@ mod tests {
             subject: "Your code",
             text,
             html,
+            list_unsubscribe: None,
         }
     }
 
     fn formatted(email: &EmailOut<'_>) -> (String, String) {
         let (mail, id) = build_message(email).unwrap();
         (String::from_utf8(mail.formatted()).unwrap(), id)
+    }
+
+    #[test]
+    fn marketing_email_carries_the_rfc_8058_headers_and_transactional_none() {
+        let url = "https://crier.example/u/AQBd3NwXzAx-_tok";
+        let mut marketing = email(Some("Hello"), None);
+        marketing.list_unsubscribe = Some(url);
+        let (raw, _) = formatted(&marketing);
+        assert!(
+            raw.contains(&format!("List-Unsubscribe: <{url}>\r\n")),
+            "{raw}"
+        );
+        assert!(
+            raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+            "{raw}"
+        );
+        let (raw, _) = formatted(&email(Some("Hello"), None));
+        assert!(!raw.contains("List-Unsubscribe"), "{raw}");
     }
 
     #[test]

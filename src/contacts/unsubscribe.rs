@@ -1,0 +1,278 @@
+//! Unsubscribe links and SMS keywords (docs/rules/contacts.md, "Unsubscribe links").
+//!
+//! A token names a workspace, a mode, a contact and a channel, signed with HMAC-SHA256 under
+//! the server's `unsubscribe` key: `base64url(payload ‖ tag)`. It never expires (a link in a
+//! years-old email must still work) and carries nothing secret; only the key can make one, so a
+//! token is its own authentication — no cookie, no login, no CSRF token (RFC 8058 one-click).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rusqlite::Connection;
+
+use crate::billing::Channel;
+use crate::clock::{Timestamp, format_timestamp};
+use crate::contacts::UnsubscribeVia;
+use crate::contacts::store;
+use crate::error::AppError;
+use crate::ids::{ContactId, WorkspaceId};
+use crate::secrets::{ServerKey, constant_time_eq};
+use crate::vocabulary::Mode;
+
+/// The first byte of every token: a later format can be told apart.
+const VERSION: u8 = 1;
+/// What the tag signs first, so the key's other uses (address hashes) never pass for tokens.
+const PURPOSE: &[u8] = b"crier unsubscribe token";
+const TAG_LEN: usize = 32;
+/// A token longer than this is not one of ours (ids are short); refused before decoding.
+const MAX_TOKEN_LEN: usize = 256;
+
+/// What a verified token names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsubscribeToken {
+    pub workspace_id: WorkspaceId,
+    pub mode: Mode,
+    pub contact_id: ContactId,
+    pub channel: Channel,
+}
+
+fn flags(mode: Mode, channel: Channel) -> u8 {
+    let mode_bit = match mode {
+        Mode::Live => 0,
+        Mode::Test => 1,
+    };
+    let channel_bit = match channel {
+        Channel::Sms => 0,
+        Channel::Email => 2,
+    };
+    mode_bit | channel_bit
+}
+
+impl UnsubscribeToken {
+    /// `[version][flags]workspace_id contact_id`: flags bit 0 is the mode (test), bit 1 the
+    /// channel (email).
+    fn payload(&self) -> Vec<u8> {
+        let mut payload = vec![VERSION, flags(self.mode, self.channel)];
+        payload.extend_from_slice(self.workspace_id.as_str().as_bytes());
+        payload.push(b' ');
+        payload.extend_from_slice(self.contact_id.as_str().as_bytes());
+        payload
+    }
+
+    /// The token text: URL-safe base64 without padding.
+    pub fn encode(&self, key: &ServerKey) -> String {
+        let mut bytes = self.payload();
+        let tag = key.sign(&[PURPOSE, &bytes]);
+        bytes.extend_from_slice(&tag);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The token `text` if `key` signed it, exactly as it is; `None` for anything else (forged,
+    /// truncated, altered, another key's, not base64).
+    pub fn verify(key: &ServerKey, text: &str) -> Option<UnsubscribeToken> {
+        if text.len() > MAX_TOKEN_LEN {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        // Only the canonical text: base64 can spell the same bytes with other trailing bits.
+        if URL_SAFE_NO_PAD.encode(&bytes) != text || bytes.len() < 2 + TAG_LEN {
+            return None;
+        }
+        let (payload, tag) = bytes.split_at(bytes.len() - TAG_LEN);
+        if !constant_time_eq(&key.sign(&[PURPOSE, payload]), tag) {
+            return None;
+        }
+        let (&version, rest) = payload.split_first()?;
+        let (&flags, ids) = rest.split_first()?;
+        if version != VERSION || flags > 3 {
+            return None;
+        }
+        let (workspace_id, contact_id) = std::str::from_utf8(ids).ok()?.split_once(' ')?;
+        Some(UnsubscribeToken {
+            workspace_id: WorkspaceId::parse(workspace_id)?,
+            mode: if flags & 1 == 1 {
+                Mode::Test
+            } else {
+                Mode::Live
+            },
+            contact_id: ContactId::parse(contact_id)?,
+            channel: if flags & 2 == 2 {
+                Channel::Email
+            } else {
+                Channel::Sms
+            },
+        })
+    }
+}
+
+/// `{public_url}/u/{token}`: the link that unsubscribes the contact from `channel` — in the
+/// `List-Unsubscribe` header and the footer of marketing email, and for SMS campaigns.
+pub fn unsubscribe_url(
+    key: &ServerKey,
+    public_url: &str,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    contact_id: &ContactId,
+    channel: Channel,
+) -> String {
+    let token = UnsubscribeToken {
+        workspace_id: workspace_id.clone(),
+        mode,
+        contact_id: contact_id.clone(),
+        channel,
+    };
+    format!(
+        "{}/u/{}",
+        public_url.trim_end_matches('/'),
+        token.encode(key)
+    )
+}
+
+/// Unsubscribes the token's contact from its channel (`link` or `one_click`). A contact already
+/// unsubscribed keeps its first time and way; one deleted or erased since is left alone. Returns
+/// whether this changed anything; either way the person is told they are unsubscribed.
+pub fn unsubscribe_with_token(
+    conn: &Connection,
+    token: &UnsubscribeToken,
+    via: UnsubscribeVia,
+    now: Timestamp,
+) -> Result<bool, AppError> {
+    store::unsubscribe(
+        conn,
+        &token.workspace_id,
+        token.mode,
+        &token.contact_id,
+        token.channel,
+        via,
+        &format_timestamp(now),
+    )
+}
+
+/// The words that unsubscribe from SMS, compared without case, accents, surrounding spaces or
+/// punctuation.
+const STOP_WORDS: &[&str] = &["STOP", "ARRET", "STOPALL", "UNSUBSCRIBE", "DESABONNER"];
+
+/// Whether an inbound SMS asks to stop: one of `STOP_WORDS`, alone (`Stop.`, ` arrêt! `).
+pub fn is_stop_keyword(text: &str) -> bool {
+    let word = text.trim_matches(|c: char| !c.is_alphanumeric());
+    if word.is_empty() || word.len() > 40 {
+        return false;
+    }
+    let folded: String = word
+        .chars()
+        .map(|c| match c {
+            'à' | 'â' | 'ä' | 'À' | 'Â' | 'Ä' => 'A',
+            'é' | 'è' | 'ê' | 'ë' | 'É' | 'È' | 'Ê' | 'Ë' => 'E',
+            'î' | 'ï' | 'Î' | 'Ï' => 'I',
+            'ô' | 'ö' | 'Ô' | 'Ö' => 'O',
+            'ù' | 'û' | 'ü' | 'Ù' | 'Û' | 'Ü' => 'U',
+            'ç' | 'Ç' => 'C',
+            other => other.to_ascii_uppercase(),
+        })
+        .collect();
+    STOP_WORDS.contains(&folded.as_str())
+}
+
+/// An inbound STOP from `phone` (E.164): unsubscribes from SMS (`sms_keyword`) every live
+/// contact with that phone in the workspaces that have sent it a live SMS — the senders the
+/// person can be answering; a workspace that never wrote to the number is not theirs to stop.
+/// Returns how many contacts changed.
+pub fn unsubscribe_by_keyword(
+    conn: &Connection,
+    phone: &str,
+    now: Timestamp,
+) -> Result<usize, AppError> {
+    store::unsubscribe_phone_by_keyword(conn, phone, &format_timestamp(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token() -> UnsubscribeToken {
+        UnsubscribeToken {
+            workspace_id: WorkspaceId::parse("wsp_01JD0000000000000000000000").unwrap(),
+            mode: Mode::Test,
+            contact_id: ContactId::parse("con_01JD0000000000000000000001").unwrap(),
+            channel: Channel::Email,
+        }
+    }
+
+    #[test]
+    fn a_token_round_trips_and_is_url_safe() {
+        let key = ServerKey::from_bytes(&[1; 32]);
+        for (mode, channel) in [
+            (Mode::Live, Channel::Sms),
+            (Mode::Live, Channel::Email),
+            (Mode::Test, Channel::Sms),
+            (Mode::Test, Channel::Email),
+        ] {
+            let token = UnsubscribeToken {
+                mode,
+                channel,
+                ..token()
+            };
+            let text = token.encode(&key);
+            assert!(
+                text.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "{text}"
+            );
+            assert_eq!(UnsubscribeToken::verify(&key, &text), Some(token));
+        }
+    }
+
+    #[test]
+    fn every_altered_byte_and_every_truncation_is_refused() {
+        let key = ServerKey::from_bytes(&[1; 32]);
+        let text = token().encode(&key);
+        let bytes = URL_SAFE_NO_PAD.decode(&text).unwrap();
+        for index in 0..bytes.len() {
+            for flip in [1u8, 0x80] {
+                let mut altered = bytes.clone();
+                altered[index] ^= flip;
+                let altered = URL_SAFE_NO_PAD.encode(altered);
+                assert_eq!(
+                    UnsubscribeToken::verify(&key, &altered),
+                    None,
+                    "byte {index}"
+                );
+            }
+        }
+        for length in 0..text.len() {
+            assert_eq!(UnsubscribeToken::verify(&key, &text[..length]), None);
+        }
+        assert_eq!(UnsubscribeToken::verify(&key, &format!("{text}A")), None);
+        assert_eq!(UnsubscribeToken::verify(&key, "not a token!"), None);
+        assert_eq!(UnsubscribeToken::verify(&key, &"A".repeat(5000)), None);
+    }
+
+    #[test]
+    fn another_key_is_refused() {
+        let text = token().encode(&ServerKey::from_bytes(&[1; 32]));
+        let other = ServerKey::from_bytes(&[2; 32]);
+        assert_eq!(UnsubscribeToken::verify(&other, &text), None);
+    }
+
+    #[test]
+    fn stop_keywords_ignore_case_accents_spaces_and_punctuation() {
+        for text in [
+            "STOP",
+            "stop",
+            " Stop. ",
+            "ARRET",
+            "arrêt",
+            "Arrêt !",
+            "ARRÊT",
+            "stopall",
+            "Unsubscribe",
+            "désabonner",
+            "DESABONNER",
+            "\n«stop»\n",
+        ] {
+            assert!(is_stop_keyword(text), "{text:?}");
+        }
+        for text in ["", "!!", "stop it", "please stop", "stopp", "top", "arrete"] {
+            assert!(!is_stop_keyword(text), "{text:?}");
+        }
+    }
+}
