@@ -30,6 +30,8 @@ pub struct App {
     pub payments: crate::payments::Payments,
     /// Rung when a payment webhook event is journalled, to wake the payments worker.
     pub webhook_journal: OutboxSignal,
+    /// Rung when a contact import is queued, to wake the import runner.
+    pub imports: OutboxSignal,
 }
 
 impl App {
@@ -55,6 +57,7 @@ impl App {
             outbox: OutboxSignal::default(),
             payments,
             webhook_journal: OutboxSignal::default(),
+            imports: OutboxSignal::default(),
         })
     }
 }

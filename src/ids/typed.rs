@@ -114,6 +114,11 @@ typed_id! {
     GroupId, "grp"
 }
 
+typed_id! {
+    /// A CSV import of contacts: `imp_…`.
+    ContactImportId, "imp"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ pub struct ApiResponse {
 
 pub const JSON: &str = "application/json";
 pub const HTML: &str = "text/html; charset=utf-8";
+pub const CSV: &str = "text/csv; charset=utf-8";
 
 impl ApiResponse {
     /// A JSON body. Serialising our own response types cannot fail; if it ever did, the client

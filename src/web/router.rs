@@ -102,7 +102,7 @@ impl Router {
     pub fn standard() -> Router {
         use crate::web::api_keys as keys;
         use crate::web::{
-            auth, billing, contacts, groups, messages, payments, receipts, workspaces,
+            auth, billing, contacts, groups, imports, messages, payments, receipts, workspaces,
         };
         use Method::{Delete, Get, Patch, Post, Put};
         Router {
@@ -176,6 +176,25 @@ impl Router {
                 // Contacts and their custom fields.
                 Route::new(Post, "/v1/contacts", contacts::create_contact),
                 Route::new(Get, "/v1/contacts", contacts::list_contacts),
+                // Imports first: `/v1/contacts/imports` is no contact id.
+                Route::new(Post, "/v1/contacts/imports", imports::create_import),
+                Route::new(Get, "/v1/contacts/imports", imports::list_imports),
+                Route::new(Get, "/v1/contacts/imports/{id}", imports::show_import),
+                Route::new(
+                    Get,
+                    "/v1/contacts/imports/{id}/rejects",
+                    imports::download_rejects,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/contacts/imports/{id}/cancel",
+                    imports::cancel_import,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/contacts/imports/{id}/rollback",
+                    imports::rollback_import,
+                ),
                 Route::new(Get, "/v1/contacts/{id}", contacts::show_contact),
                 Route::new(Patch, "/v1/contacts/{id}", contacts::update_contact),
                 Route::new(Delete, "/v1/contacts/{id}", contacts::delete_contact),
