@@ -430,3 +430,149 @@ fn an_upload_over_the_import_limit_is_413_and_leaves_no_file() {
     assert_eq!(files_in_imports_dir(&server), 0);
     assert_eq!(count(&server, "SELECT count(*) FROM contact_imports"), 0);
 }
+
+/// The real binary killed (SIGKILL) in the middle of a 200,000-row import, then started again:
+/// the job resumes by itself from its last committed chunk and completes; every distinct valid
+/// row is one contact, none twice, and the job's counters match the rows present.
+#[test]
+fn an_import_killed_mid_way_resumes_after_a_restart_with_nothing_lost_or_doubled() {
+    use crate::process::{ServeProcess, crier};
+    use std::collections::HashSet;
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path();
+    let admin = |args: &[&str], stdin: &str| {
+        let mut child = crier()
+            .arg("admin")
+            .args(args)
+            .args(["--password-iterations", "100000", "--data-dir"])
+            .arg(data_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    admin(
+        &[
+            "create-user",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+            "--workspace",
+            "Acme",
+            "--json",
+        ],
+        "a long enough password\n",
+    );
+    let key = admin(
+        &[
+            "create-api-key",
+            "--workspace",
+            "Acme",
+            "--name",
+            "import",
+            "--scopes",
+            "contacts:read,contacts:write",
+            "--mode",
+            "live",
+            "--json",
+        ],
+        "",
+    )["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // 200,000 rows: every 1,000th has a bad phone; the others name 150,000 people, so 49,800
+    // rows repeat an earlier one exactly.
+    const ROWS: usize = 200_000;
+    let mut csv = String::from("name,phone\n");
+    let mut distinct = HashSet::new();
+    let mut invalid = 0;
+    for n in 0..ROWS {
+        if n % 1000 == 999 {
+            csv.push_str(&format!("Bad {n},12\n"));
+            invalid += 1;
+        } else {
+            let person = n % 150_000;
+            distinct.insert(person);
+            csv.push_str(&format!("Person {person},{}\n", phone(person)));
+        }
+    }
+    let valid = ROWS - invalid;
+
+    let server = ServeProcess::start(data_dir);
+    let request = |server: &ServeProcess, method: &str, path: &str, body: &[u8]| {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {key}\r\nContent-Type: text/csv\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body);
+        crate::harness::send_raw(server.addr, &bytes)
+    };
+    let created = request(
+        &server,
+        "POST",
+        "/v1/contacts/imports?mode=upsert",
+        csv.as_bytes(),
+    );
+    assert_eq!(created.status, 202, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/contacts/imports/{id}");
+    // Killed once at least one chunk is committed and before the last.
+    let seen = wait_for_value(
+        "a first chunk is committed",
+        Duration::from_secs(120),
+        || {
+            request(&server, "GET", &path, b"").json()["rows_read"]
+                .as_i64()
+                .unwrap()
+        },
+        |rows| *rows > 0,
+    );
+    assert!(seen < ROWS as i64, "the import ended before the kill");
+    server.kill();
+
+    let server = ServeProcess::start(data_dir);
+    let status = wait_for_value(
+        "the resumed import ends",
+        Duration::from_secs(600),
+        || {
+            request(&server, "GET", &path, b"").json()["status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        },
+        |status| status != "queued" && status != "running",
+    );
+    assert_eq!(status, "completed");
+    let job = request(&server, "GET", &path, b"").json();
+    let db = rusqlite::Connection::open(data_dir.join("crier.db")).unwrap();
+    let one = |sql: &str| -> i64 { db.query_row(sql, [], |row| row.get(0)).unwrap() };
+    let contacts = one("SELECT count(*) FROM contacts WHERE deleted_at IS NULL");
+    assert_eq!(contacts, distinct.len() as i64);
+    assert_eq!(one("SELECT count(DISTINCT phone) FROM contacts"), contacts);
+    let rejects = one("SELECT count(*) FROM contact_import_rejects");
+    assert_eq!(
+        counts(&job),
+        [
+            ROWS as i64,
+            distinct.len() as i64,
+            0,
+            (valid - distinct.len()) as i64,
+            invalid as i64
+        ],
+        "{job}"
+    );
+    assert_eq!(rejects, invalid as i64);
+    assert_eq!(job["bytes_read"], csv.len());
+    assert!(!data_dir.join("imports").join(format!("{id}.csv")).exists());
+}
