@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, SyncSender};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -126,40 +127,78 @@ fn run_job(app: &App, stop: &AtomicBool, dir: &Path, job: ImportRow) -> Result<(
     let definitions = app.db.read(|conn| imports::definitions(conn, &job))?;
     let checker = RowChecker::new(&job, definitions, &app.config.default_country)?;
     let offset = u64::try_from(job.bytes_read).unwrap_or(0);
-    let mut rows = match Rows::open(&path, offset, job.delimiter, job.charset) {
+    let rows = match Rows::open(&path, offset, job.delimiter, job.charset) {
         Ok(rows) => rows,
         Err(err) => {
             let why = format!("the spooled file cannot be read: {err}");
             return end_job(app, dir, &job, ImportStatus::Failed, Some(why));
         }
     };
-    let mut row_number = job.rows_read;
-    loop {
-        if stop.load(Ordering::SeqCst) {
-            return Ok(());
+    // Reading and checking rows (the CPU-heavy part: decoding, phone numbers) runs on its own
+    // thread one chunk ahead of the writes, so the two overlap on two cores.
+    let (chunks, ready) = mpsc::sync_channel::<Chunk>(1);
+    let first_row = job.rows_read;
+    thread::scope(|scope| {
+        scope.spawn(move || read_chunks(rows, &checker, first_row, &chunks));
+        for chunk in ready {
+            if stop.load(Ordering::SeqCst) {
+                // Dropping `ready` ends the reader at its next chunk.
+                return Ok(());
+            }
+            let (prepared, end_offset) = match chunk {
+                Chunk::Rows(prepared, end_offset) => (prepared, end_offset),
+                Chunk::End => return end_job(app, dir, &job, ImportStatus::Completed, None),
+                Chunk::Broken(why) => {
+                    return end_job(app, dir, &job, ImportStatus::Failed, Some(why));
+                }
+            };
+            let (outcome, _) = apply(app, &job, &prepared, end_offset)?;
+            if outcome == ChunkOutcome::Cancelled {
+                let _ = std::fs::remove_file(&path);
+                return Ok(());
+            }
         }
-        let mut chunk = Vec::with_capacity(CHUNK_ROWS);
-        while chunk.len() < CHUNK_ROWS {
+        Ok(())
+    })
+}
+
+/// What the reading thread hands the writer.
+enum Chunk {
+    /// Up to `CHUNK_ROWS` checked rows, and the file offset just after the last.
+    Rows(Vec<PreparedRow>, u64),
+    /// The file has no more rows.
+    End,
+    /// The file cannot be read on (why).
+    Broken(String),
+}
+
+/// Reads and checks rows, a chunk at a time, until the file ends or the writer hangs up.
+fn read_chunks(mut rows: Rows, checker: &RowChecker, first_row: i64, chunks: &SyncSender<Chunk>) {
+    let mut row_number = first_row;
+    loop {
+        let mut prepared = Vec::with_capacity(CHUNK_ROWS);
+        while prepared.len() < CHUNK_ROWS {
             match rows.next_row() {
                 Ok(Some((fields, _))) => {
                     row_number += 1;
-                    chunk.push(checker.check(row_number, fields));
+                    prepared.push(checker.check(row_number, fields));
                 }
                 Ok(None) => break,
                 Err(err) => {
                     let why = format!("the file is not readable CSV after row {row_number}: {err}");
-                    return end_job(app, dir, &job, ImportStatus::Failed, Some(why));
+                    let _ = chunks.send(Chunk::Broken(why));
+                    return;
                 }
             }
         }
-        if chunk.is_empty() {
-            return end_job(app, dir, &job, ImportStatus::Completed, None);
-        }
-        let end_offset = rows.offset();
-        let (outcome, _) = apply(app, &job, &chunk, end_offset)?;
-        if outcome == ChunkOutcome::Cancelled {
-            let _ = std::fs::remove_file(&path);
-            return Ok(());
+        let chunk = if prepared.is_empty() {
+            Chunk::End
+        } else {
+            Chunk::Rows(prepared, rows.offset())
+        };
+        let last = matches!(chunk, Chunk::End);
+        if chunks.send(chunk).is_err() || last {
+            return;
         }
     }
 }
