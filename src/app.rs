@@ -36,6 +36,8 @@ pub struct App {
     pub webhook_journal: OutboxSignal,
     /// Signs unsubscribe tokens and keys the hashes of erased addresses (made at first start).
     pub unsubscribe_key: ServerKey,
+    /// Rung when a contact import is queued, to wake the import runner.
+    pub imports: OutboxSignal,
 }
 
 impl App {
@@ -67,6 +69,7 @@ impl App {
             payments,
             webhook_journal: OutboxSignal::default(),
             unsubscribe_key,
+            imports: OutboxSignal::default(),
         })
     }
 }

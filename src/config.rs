@@ -67,6 +67,8 @@ pub struct Config {
     pub db_synchronous: Synchronous,
     /// Largest accepted request body for JSON endpoints.
     pub max_body_bytes: u64,
+    /// Largest CSV file `POST /v1/contacts/imports` accepts (spooled to disk, never in memory).
+    pub max_import_bytes: u64,
     /// How long a connection may stay silent (mid-request, or idle between keep-alive requests)
     /// or refuse to take our bytes before it is closed.
     pub http_timeout: Duration,
@@ -116,6 +118,7 @@ impl Config {
             db_busy_timeout: Duration::from_secs(5),
             db_synchronous: Synchronous::Normal,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
             http_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(5),
             public_url: "http://127.0.0.1".to_owned(),
@@ -152,6 +155,8 @@ impl Config {
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+/// 1 GiB: about 15 million rows of a typical contact list.
+pub const DEFAULT_MAX_IMPORT_BYTES: u64 = 1 << 30;
 /// OWASP's 2023 recommendation for PBKDF2-HMAC-SHA256.
 pub const DEFAULT_PASSWORD_ITERATIONS: u32 = 600_000;
 
@@ -190,6 +195,11 @@ pub struct ServerArgs {
     /// Largest JSON request body in bytes; larger bodies get 413.
     #[arg(crier_setting = MAX_BODY_BYTES, default_value = "1048576")]
     pub max_body_bytes: String,
+
+    /// Largest CSV file a contact import accepts, in bytes (spooled to disk beside the
+    /// database); larger uploads get 413.
+    #[arg(crier_setting = MAX_IMPORT_BYTES, default_value = "1073741824")]
+    pub max_import_bytes: String,
 
     /// Seconds a connection may stay silent (mid-request or idle between requests) before it is
     /// closed.
@@ -262,6 +272,7 @@ const DB_POOL_SIZE: Setting = Setting::new("db-pool-size", "CRIER_DB_POOL_SIZE")
 const DB_BUSY_TIMEOUT_MS: Setting = Setting::new("db-busy-timeout-ms", "CRIER_DB_BUSY_TIMEOUT_MS");
 const DB_SYNCHRONOUS: Setting = Setting::new("db-synchronous", "CRIER_DB_SYNCHRONOUS");
 const MAX_BODY_BYTES: Setting = Setting::new("max-body-bytes", "CRIER_MAX_BODY_BYTES");
+const MAX_IMPORT_BYTES: Setting = Setting::new("max-import-bytes", "CRIER_MAX_IMPORT_BYTES");
 const HTTP_TIMEOUT_SECS: Setting = Setting::new("http-timeout-secs", "CRIER_HTTP_TIMEOUT_SECS");
 const SHUTDOWN_TIMEOUT_SECS: Setting =
     Setting::new("shutdown-timeout-secs", "CRIER_SHUTDOWN_TIMEOUT_SECS");
@@ -346,6 +357,10 @@ impl ServerArgs {
         let max_body_bytes = p.check(
             MAX_BODY_BYTES,
             whole_number(&self.max_body_bytes, 1024, 1 << 30),
+        );
+        let max_import_bytes = p.check(
+            MAX_IMPORT_BYTES,
+            whole_number(&self.max_import_bytes, 1024, 1 << 40),
         );
         let http_timeout_secs = p.check(
             HTTP_TIMEOUT_SECS,
@@ -450,6 +465,7 @@ impl ServerArgs {
             db_busy_timeout: Duration::from_millis(busy_timeout_ms?),
             db_synchronous: db_synchronous?,
             max_body_bytes: max_body_bytes?,
+            max_import_bytes: max_import_bytes?,
             http_timeout: Duration::from_secs(http_timeout_secs?),
             shutdown_timeout: Duration::from_secs(shutdown_secs?),
             public_url: public_url?,

@@ -14,8 +14,8 @@ use crate::clock::{Clock, Timestamp};
 
 mod typed;
 pub use typed::{
-    ApiKeyId, CampaignId, ContactFieldId, ContactId, GroupId, MessageId, PaymentSessionId, UserId,
-    WorkspaceId,
+    ApiKeyId, CampaignId, ContactFieldId, ContactId, ContactImportId, GroupId, MessageId,
+    PaymentSessionId, UserId, WorkspaceId,
 };
 
 /// Where random bytes come from.

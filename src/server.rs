@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::app::App;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::contacts::imports::runner::{self as import_runner, ImportRunner};
 use crate::db::{Db, DbSettings};
 use crate::delivery::dispatcher::{self, Delivery};
 use crate::error::StartupError;
@@ -30,6 +31,7 @@ pub struct RunningServer {
     janitor: Janitor,
     delivery: Delivery,
     payments: PaymentsWorker,
+    imports: ImportRunner,
 }
 
 /// Opens (creating and migrating) the database and starts serving HTTP on `config.addr`.
@@ -45,6 +47,8 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
     let delivery = dispatcher::start(Arc::clone(&app))?;
     // Before HTTP: events journalled before a restart are applied without waiting for new ones.
     let payments = payments_worker::start(Arc::clone(&app))?;
+    // Before HTTP too: an import interrupted by a crash or a stop resumes at once.
+    let imports = import_runner::start(Arc::clone(&app))?;
     let http = web::start(Arc::clone(&app), runtime.router)?;
     let janitor = janitor::start(Arc::clone(&app))?;
     Ok(RunningServer {
@@ -53,6 +57,7 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
         janitor,
         delivery,
         payments,
+        imports,
     })
 }
 
@@ -68,6 +73,8 @@ impl RunningServer {
         self.delivery.stop();
         // Journalled events not applied yet stay pending for the next start.
         self.payments.stop();
+        // Between two chunks: the job stays running and resumes at the next start.
+        self.imports.stop();
         self.janitor.stop();
         outcome
     }

@@ -7,6 +7,7 @@ pub mod erase;
 pub mod export;
 pub mod fields;
 pub mod groups;
+pub mod imports;
 pub mod reach;
 pub mod store;
 pub mod unsubscribe;
@@ -222,26 +223,37 @@ fn ensure_unique(
 }
 
 /// A contact needs an address; said only when neither address was refused for its own reason.
-fn require_phone_or_email(contact: &ContactRow, errors: &mut FieldErrors) {
+fn require_phone_or_email(has_phone: bool, has_email: bool, errors: &mut FieldErrors) {
     let refused = errors.contains("phone") || errors.contains("email");
-    if contact.phone.is_none() && contact.email.is_none() && !refused {
+    if !has_phone && !has_email && !refused {
         errors.add("phone", "a contact needs a phone or an email");
         errors.add("email", "a contact needs a phone or an email");
     }
 }
 
-/// Creates a contact in the editor's mode. 422 with every bad field; 409 naming the contact
-/// that already has the phone or email. An address erased from the workspace and mode before
-/// starts unsubscribed from its channel (`reach::apply_suppressions`, under `key`).
-pub fn create_contact(
-    conn: &Connection,
-    ids: &Ids,
-    key: &ServerKey,
-    editor: Editor<'_>,
+/// A new contact's fields, checked and normalised as `POST /v1/contacts` checks them, before it
+/// has an id, an owner or times. `phone`, `email` and `language` are `None` when not given;
+/// `first_name` and `last_name` are derived from `name` unless given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedContact {
+    pub name: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// E.164, and the text as typed.
+    pub phone: Option<(String, String)>,
+    pub email: Option<String>,
+    pub language: Option<Language>,
+    pub custom: Map<String, Value>,
+}
+
+/// The one check of a new contact, shared by `POST /v1/contacts` and the CSV import: every
+/// problem at once, as `FieldErrors`. Needs no database (the workspace's custom field
+/// `definitions` are passed in), so an import runs it outside its write transaction.
+pub fn check_new_contact(
     input: NewContact,
+    definitions: &[store::FieldRow],
     default_country: &str,
-    now: Timestamp,
-) -> Result<ContactRow, AppError> {
+) -> Result<CheckedContact, FieldErrors> {
     let mut errors = FieldErrors::new();
     let name = checked_name(input.name.as_deref(), &mut errors).unwrap_or_default();
     let (derived_first, derived_last) = split_name(&name);
@@ -260,36 +272,121 @@ pub fn create_contact(
     let language = input
         .language
         .and_then(|raw| checked_language(&raw, &mut errors));
+    let custom = fields::apply_values(definitions, Map::new(), input.custom, &mut errors);
+    require_phone_or_email(phone.is_some(), email.is_some(), &mut errors);
+    if errors.is_empty() {
+        Ok(CheckedContact {
+            name,
+            first_name,
+            last_name,
+            phone,
+            email,
+            language,
+            custom,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+impl CheckedContact {
+    /// The row of a new contact of the editor's workspace and mode, created `now`.
+    pub fn into_row(
+        self,
+        id: ContactId,
+        workspace_id: &crate::ids::WorkspaceId,
+        mode: Mode,
+        now: &str,
+    ) -> Result<ContactRow, AppError> {
+        let (phone, phone_input) = self.phone.unzip();
+        Ok(ContactRow {
+            id,
+            workspace_id: workspace_id.clone(),
+            mode,
+            name: self.name,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            phone,
+            phone_input,
+            email: self.email,
+            language: self.language,
+            custom: custom_text(&self.custom)?,
+            phone_state: PhoneState::Valid,
+            email_state: EmailState::Valid,
+            sms_unsubscribed_at: None,
+            sms_unsubscribed_via: None,
+            email_unsubscribed_at: None,
+            email_unsubscribed_via: None,
+            created_at: now.to_owned(),
+            updated_at: now.to_owned(),
+        })
+    }
+
+    /// Writes what this check gives over `contact` (an existing one): the name with its parts,
+    /// and the phone, email, language and custom values that were given; what was not given
+    /// stays. Returns whether anything changed (`updated_at` is the caller's).
+    pub fn merge_into(&self, contact: &mut ContactRow) -> Result<bool, AppError> {
+        let before = contact.clone();
+        contact.name.clone_from(&self.name);
+        contact.first_name.clone_from(&self.first_name);
+        contact.last_name.clone_from(&self.last_name);
+        if let Some((phone, input)) = &self.phone {
+            if contact.phone.as_ref() != Some(phone) {
+                contact.phone_state = PhoneState::Valid;
+                contact.phone = Some(phone.clone());
+            }
+            contact.phone_input = Some(input.clone());
+        }
+        if let Some(email) = &self.email
+            && contact.email.as_ref() != Some(email)
+        {
+            contact.email_state = EmailState::Valid;
+            contact.email = Some(email.clone());
+        }
+        if self.language.is_some() {
+            contact.language = self.language;
+        }
+        if !self.custom.is_empty() {
+            let mut custom = parse_custom(&contact.custom)?;
+            let mut changed = false;
+            for (key, value) in &self.custom {
+                if custom.get(key) != Some(value) {
+                    custom.insert(key.clone(), value.clone());
+                    changed = true;
+                }
+            }
+            if changed {
+                contact.custom = custom_text(&custom)?;
+            }
+        }
+        Ok(*contact != before)
+    }
+}
+
+/// Creates a contact in the editor's mode. 422 with every bad field; 409 naming the contact
+/// that already has the phone or email. An address erased from the workspace and mode before
+/// starts unsubscribed from its channel (`reach::apply_suppressions`, under `key`).
+pub fn create_contact(
+    conn: &Connection,
+    ids: &Ids,
+    key: &ServerKey,
+    editor: Editor<'_>,
+    input: NewContact,
+    default_country: &str,
+    now: Timestamp,
+) -> Result<ContactRow, AppError> {
     let definitions = store::list_fields(conn, editor.scope.id(), None, None)?;
-    let custom = fields::apply_values(&definitions, Map::new(), input.custom, &mut errors);
-    let now = format_timestamp(now);
-    let (phone, phone_input) = phone.unzip();
-    let mut contact = ContactRow {
-        id: ContactId::generate(ids),
-        workspace_id: editor.scope.id().clone(),
-        mode: editor.mode,
-        name,
-        first_name,
-        last_name,
-        phone,
-        phone_input,
-        email,
-        language,
-        custom: custom_text(&custom)?,
-        phone_state: PhoneState::Valid,
-        email_state: EmailState::Valid,
-        sms_unsubscribed_at: None,
-        sms_unsubscribed_via: None,
-        email_unsubscribed_at: None,
-        email_unsubscribed_via: None,
-        created_at: now.clone(),
-        updated_at: now,
-    };
-    require_phone_or_email(&contact, &mut errors);
-    errors.into_result()?;
+    let checked =
+        check_new_contact(input, &definitions, default_country).map_err(AppError::Validation)?;
+    let mut contact = checked.into_row(
+        ContactId::generate(ids),
+        editor.scope.id(),
+        editor.mode,
+        &format_timestamp(now),
+    )?;
     ensure_unique(conn, &contact, None)?;
     reach::apply_suppressions(conn, key, &mut contact)?;
-    store::insert_contact(conn, &contact)?;
+    store::insert_contact(conn, &contact, None)?;
     Ok(contact)
 }
 
@@ -397,7 +494,11 @@ pub fn update_contact(
             &now,
         );
     }
-    require_phone_or_email(&contact, &mut errors);
+    require_phone_or_email(
+        contact.phone.is_some(),
+        contact.email.is_some(),
+        &mut errors,
+    );
     errors.into_result()?;
     ensure_unique(conn, &contact, Some(id))?;
     contact.updated_at = now;

@@ -142,7 +142,7 @@ pub fn create_contact_for_address(
         updated_at: now,
     };
     apply_suppressions(conn, key, &mut contact)?;
-    store::insert_contact(conn, &contact)?;
+    store::insert_contact(conn, &contact, None)?;
     Ok(contact.id)
 }
 

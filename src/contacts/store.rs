@@ -8,7 +8,7 @@ use crate::billing::Channel;
 use crate::contacts::fields::FieldType;
 use crate::contacts::{EmailState, Language, PhoneState, UnsubscribeVia};
 use crate::error::AppError;
-use crate::ids::{ContactFieldId, ContactId, GroupId, WorkspaceId};
+use crate::ids::{ContactFieldId, ContactId, ContactImportId, GroupId, WorkspaceId};
 use crate::vocabulary::Mode;
 
 /// A contact row as stored (deleted rows are never read back).
@@ -40,7 +40,7 @@ const CONTACT_COLUMNS: &str = "id, workspace_id, mode, name, first_name, last_na
     phone_input, email, language, custom, phone_state, email_state, sms_unsubscribed_at, \
     sms_unsubscribed_via, email_unsubscribed_at, email_unsubscribed_via, created_at, updated_at";
 
-fn contact_row(row: &Row<'_>) -> rusqlite::Result<ContactRow> {
+pub(crate) fn contact_row(row: &Row<'_>) -> rusqlite::Result<ContactRow> {
     Ok(ContactRow {
         id: row.get(0)?,
         workspace_id: row.get(1)?,
@@ -64,14 +64,21 @@ fn contact_row(row: &Row<'_>) -> rusqlite::Result<ContactRow> {
     })
 }
 
-pub fn insert_contact(conn: &Connection, contact: &ContactRow) -> Result<(), AppError> {
+/// Inserts a contact; `import_id` names the import that creates it (for its rollback).
+pub fn insert_contact(
+    conn: &Connection,
+    contact: &ContactRow,
+    import_id: Option<&ContactImportId>,
+) -> Result<(), AppError> {
     conn.prepare_cached(&format!(
-        "INSERT INTO contacts ({CONTACT_COLUMNS}) VALUES (:id, :workspace_id, :mode, :name,
-            :first_name, :last_name, :phone, :phone_input, :email, :language, :custom,
+        "INSERT INTO contacts ({CONTACT_COLUMNS}, import_id) VALUES (:id, :workspace_id, :mode,
+            :name, :first_name, :last_name, :phone, :phone_input, :email, :language, :custom,
             :phone_state, :email_state, :sms_unsubscribed_at, :sms_unsubscribed_via,
-            :email_unsubscribed_at, :email_unsubscribed_via, :created_at, :updated_at)"
+            :email_unsubscribed_at, :email_unsubscribed_via, :created_at, :updated_at,
+            :import_id)"
     ))?
     .execute(named_params! {
+        ":import_id": import_id,
         ":id": contact.id,
         ":workspace_id": contact.workspace_id,
         ":mode": contact.mode,

@@ -119,6 +119,11 @@ typed_id! {
     CampaignId, "cmp"
 }
 
+typed_id! {
+    /// A CSV import of contacts: `imp_…`.
+    ContactImportId, "imp"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

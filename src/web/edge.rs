@@ -22,13 +22,20 @@
 //!   refused before reading (413, connection closed). A chunked body is collected up to the limit
 //!   and, past it, read on and discarded (so the connection stays in step) up to `DRAIN_LIMIT`,
 //!   beyond which the connection is closed.
+//! - **One route streams its body to disk** (`POST /v1/contacts/imports` with a `text/csv`
+//!   body): written to a spool file beside the database as it arrives, up to its own limit
+//!   (`--max-import-bytes`, 413 beyond it, the connection closed), each frame due within the HTTP
+//!   timeout of the previous one rather than the whole body within it. The file writes run on
+//!   tokio's blocking pool, never on this thread. The handler gets the file (`Spooled`), which is
+//!   deleted when the request ends unless an import job adopted it.
 //! - Header values are built with hyper's `HeaderValue`, which refuses CR and LF, so nothing a
 //!   client sends can split a response header.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::io;
+use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,7 +53,7 @@ use tokio::task::JoinSet;
 
 use crate::app::App;
 use crate::config::Config;
-use crate::web::exchange::{self, Incoming, Job, Outgoing, RequestBody, Unread};
+use crate::web::exchange::{self, Incoming, Job, Outgoing, RequestBody, SpooledBody, Unread};
 use crate::web::response::BodyWriter;
 
 /// The most body crier reads just to throw it away, so that a keep-alive connection stays in
@@ -66,11 +73,14 @@ const STREAM_CHUNKS_AHEAD: usize = 4;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// The edge's settings, copied out of `Config` once.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct EdgeSettings {
     timeout: Duration,
     max_body_bytes: u64,
     shutdown_timeout: Duration,
+    max_import_bytes: u64,
+    /// Where spooled uploads are written: the imports directory beside the database.
+    spool_dir: PathBuf,
 }
 
 impl EdgeSettings {
@@ -79,9 +89,14 @@ impl EdgeSettings {
             timeout: config.http_timeout,
             max_body_bytes: config.max_body_bytes,
             shutdown_timeout: config.shutdown_timeout,
+            max_import_bytes: config.max_import_bytes,
+            spool_dir: crate::contacts::imports::imports_dir(&config.db_path),
         }
     }
 }
+
+/// Bytes gathered before one write to a spool file.
+const SPOOL_WRITE_BYTES: usize = 1024 * 1024;
 
 /// The runtime for connection I/O only: one thread, no handler ever runs on it.
 pub(super) fn runtime() -> io::Result<tokio::runtime::Runtime> {
@@ -106,6 +121,7 @@ pub(super) async fn serve(
     mut stop: watch::Receiver<bool>,
     app: Arc<App>,
 ) -> bool {
+    let shutdown_timeout = settings.shutdown_timeout;
     let shared = Arc::new(Shared {
         settings,
         jobs,
@@ -127,7 +143,7 @@ pub(super) async fn serve(
         }
     }
     drop(listener);
-    let drained = tokio::time::timeout(settings.shutdown_timeout, async {
+    let drained = tokio::time::timeout(shutdown_timeout, async {
         while connections.join_next().await.is_some() {}
     })
     .await;
@@ -212,6 +228,9 @@ async fn serve_request(
     let busy = BusyGuard::enter(busy);
     let (parts, body) = request.into_parts();
     let body = match check_framing(&parts.headers) {
+        Ok(declared) if is_spooled_upload(&parts.method, &parts.uri, &parts.headers) => {
+            spool_body(body, declared, &shared.settings, &shared.app).await
+        }
         Ok(declared) => read_body(body, declared, &shared.settings).await,
         Err(unread) => RequestBody::Unread(unread),
     };
@@ -302,6 +321,97 @@ async fn read_body(
     } else {
         RequestBody::Complete(kept)
     }
+}
+
+/// Whether the request is a CSV upload to the import route, whose body goes to disk.
+fn is_spooled_upload(method: &hyper::Method, uri: &hyper::Uri, headers: &hyper::HeaderMap) -> bool {
+    method == hyper::Method::POST
+        && uri.path() == crate::web::imports::SPOOLED_UPLOAD_PATH
+        && headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(crate::web::imports::is_csv_media_type)
+}
+
+/// Streams the body to a new file in the spool directory, up to `max_import_bytes`, each frame
+/// due within the HTTP timeout. Whatever goes wrong, the file is deleted (the `SpooledBody`
+/// guard owns it from the start).
+async fn spool_body(
+    mut body: hyper::body::Incoming,
+    declared: Option<u64>,
+    settings: &EdgeSettings,
+    app: &App,
+) -> RequestBody {
+    let limit = settings.max_import_bytes;
+    if declared.is_some_and(|declared| declared > limit) {
+        return RequestBody::Unread(Unread::UploadTooLarge);
+    }
+    let failed = |err: io::Error| {
+        log::error!(error:% = err; "cannot write an upload to the spool directory");
+        RequestBody::Unread(Unread::SpoolFailed)
+    };
+    let guard = SpooledBody::new(
+        settings
+            .spool_dir
+            .join(format!("{}.upload", app.ids.new_id("upl"))),
+    );
+    let (dir, path) = (settings.spool_dir.clone(), guard.path().to_owned());
+    let created = on_blocking_pool(move || {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::File::create(&path)
+    });
+    let file = match created.await {
+        Ok(file) => Arc::new(file),
+        Err(err) => return failed(err),
+    };
+    let mut pending: Vec<u8> = Vec::with_capacity(SPOOL_WRITE_BYTES);
+    let mut seen: u64 = 0;
+    loop {
+        let frame = match tokio::time::timeout(settings.timeout, body.frame()).await {
+            Err(_) => return RequestBody::Unread(Unread::TimedOut(settings.timeout)),
+            Ok(None) => break,
+            Ok(Some(Err(err))) => {
+                log::debug!(error:% = err; "upload body read failed");
+                return RequestBody::Unread(Unread::Broken);
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len() as u64);
+        if seen > limit {
+            return RequestBody::Unread(Unread::UploadTooLarge);
+        }
+        pending.extend_from_slice(&data);
+        if pending.len() >= SPOOL_WRITE_BYTES {
+            let (file, bytes) = (
+                Arc::clone(&file),
+                std::mem::replace(&mut pending, Vec::with_capacity(SPOOL_WRITE_BYTES)),
+            );
+            if let Err(err) = on_blocking_pool(move || (&*file).write_all(&bytes)).await {
+                return failed(err);
+            }
+        }
+    }
+    // On disk before a job can adopt it: a job never outlives its file.
+    let finished = on_blocking_pool(move || {
+        (&*file).write_all(&pending)?;
+        file.sync_all()
+    });
+    if let Err(err) = finished.await {
+        return failed(err);
+    }
+    RequestBody::Spooled(guard.with_bytes(seen))
+}
+
+/// Runs blocking file I/O on tokio's blocking pool, so the I/O thread never waits for a disk.
+async fn on_blocking_pool<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|err| Err(io::Error::other(err)))
 }
 
 /// A response body: built in memory by the handler, or streamed by a writer thread.

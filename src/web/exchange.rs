@@ -29,6 +29,8 @@ pub enum RequestBody {
     Complete(Vec<u8>),
     /// Read to its end, but longer than the limit: handlers that read it answer 413.
     TooLarge,
+    /// Streamed to a file on disk (the import upload), within its own limit.
+    Spooled(SpooledBody),
     /// Not read to its end: the request is refused before routing and the connection closed.
     Unread(Unread),
 }
@@ -40,12 +42,52 @@ pub enum Unread {
     DeclaredTooLarge,
     /// A chunked body past even the discard limit (413).
     TooLargeToDrain,
+    /// An upload to disk over `--max-import-bytes` (413).
+    UploadTooLarge,
+    /// The upload could not be written to disk (503).
+    SpoolFailed,
     /// The body did not arrive within the HTTP timeout (408).
     TimedOut(Duration),
     /// The connection broke, or the chunked coding was malformed (400).
     Broken,
     /// The framing headers are not acceptable (400, with the reason).
     BadFraming(&'static str),
+}
+
+/// A request body on disk: the file is deleted when this is dropped, so an upload nobody
+/// adopted (a refused request, a broken connection) never stays. An import job adopts the file
+/// by renaming it; the deletion of the old name then finds nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SpooledBody {
+    path: std::path::PathBuf,
+    bytes: u64,
+}
+
+impl SpooledBody {
+    pub(crate) fn new(path: std::path::PathBuf) -> SpooledBody {
+        SpooledBody { path, bytes: 0 }
+    }
+
+    pub(crate) fn with_bytes(mut self, bytes: u64) -> SpooledBody {
+        self.bytes = bytes;
+        self
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// How many bytes the body had.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+impl Drop for SpooledBody {
+    fn drop(&mut self) {
+        // Gone already when a job adopted it.
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// A request waiting for a worker, with the way back to its connection.
@@ -154,7 +196,7 @@ fn dispatch(
 ) -> (&'static str, Option<String>, Result<ApiResponse, AppError>) {
     // A body the edge could not read is refused whatever the route: nothing could use it.
     if let RequestBody::Unread(unread) = &incoming.body {
-        return ("-", None, Err(refusal(unread, app.config.max_body_bytes)));
+        return ("-", None, Err(refusal(unread, &app.config)));
     }
     let mut request = Request::new(incoming, request_id.to_owned(), app.config.max_body_bytes);
     let mut route_path = "-";
@@ -178,10 +220,17 @@ fn dispatch(
     (route_path, request.workspace_id(), result)
 }
 
-fn refusal(unread: &Unread, max_body_bytes: u64) -> AppError {
+fn refusal(unread: &Unread, config: &crate::config::Config) -> AppError {
     match unread {
         Unread::DeclaredTooLarge | Unread::TooLargeToDrain => AppError::PayloadTooLarge {
-            limit_bytes: max_body_bytes,
+            limit_bytes: config.max_body_bytes,
+        },
+        Unread::UploadTooLarge => AppError::PayloadTooLarge {
+            limit_bytes: config.max_import_bytes,
+        },
+        Unread::SpoolFailed => AppError::Unavailable {
+            retry_after_secs: 5,
+            detail: "the upload could not be written to disk".to_owned(),
         },
         Unread::TimedOut(timeout) => AppError::RequestTimeout {
             timeout_secs: timeout.as_secs(),

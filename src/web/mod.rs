@@ -26,6 +26,7 @@ mod edge;
 mod exchange;
 pub mod groups;
 pub mod idempotency;
+pub mod imports;
 pub mod messages;
 pub mod payments;
 pub mod receipts;

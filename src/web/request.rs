@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use serde::de::DeserializeOwned;
 
 use crate::error::{AppError, FieldErrors};
-use crate::web::exchange::{Incoming, RequestBody};
+use crate::web::exchange::{Incoming, RequestBody, SpooledBody};
 use crate::web::response::ApiResponse;
 use crate::web::router::Method;
 
@@ -186,11 +186,40 @@ impl<'a> Request<'a> {
             RequestBody::TooLarge => Err(AppError::PayloadTooLarge {
                 limit_bytes: self.max_body_bytes,
             }),
+            RequestBody::Spooled(_) => Err(AppError::BadRequest(
+                "This endpoint takes no file upload.".to_owned(),
+            )),
             // Refused before routing; a handler never sees one.
             RequestBody::Unread(_) => Err(AppError::BadRequest(
                 "The request body could not be read completely.".to_owned(),
             )),
         }
+    }
+
+    /// The body the edge streamed to disk (the import upload); a route whose body was read into
+    /// memory instead was not sent as `text/csv`.
+    pub fn spooled_body(&self) -> Result<&SpooledBody, AppError> {
+        match &self.incoming.body {
+            RequestBody::Spooled(spooled) => Ok(spooled),
+            RequestBody::TooLarge => Err(AppError::PayloadTooLarge {
+                limit_bytes: self.max_body_bytes,
+            }),
+            _ => Err(AppError::UnsupportedMediaType {
+                expected: "text/csv",
+            }),
+        }
+    }
+
+    /// Every query parameter, decoded, in the order sent.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        self.query()
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (percent_decode(key), percent_decode(value))
+            })
+            .collect()
     }
 
     /// Decodes a JSON body into `T`. Checks, in order: the media type (415), the size limit

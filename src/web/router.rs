@@ -102,8 +102,8 @@ impl Router {
     pub fn standard() -> Router {
         use crate::web::api_keys as keys;
         use crate::web::{
-            auth, billing, campaigns, contacts, groups, messages, payments, receipts, unsubscribe,
-            workspaces,
+            auth, billing, campaigns, contacts, groups, imports, messages, payments, receipts,
+            unsubscribe, workspaces,
         };
         use Method::{Delete, Get, Patch, Post, Put};
         Router {
@@ -180,7 +180,25 @@ impl Router {
                 // Contacts and their custom fields.
                 Route::new(Post, "/v1/contacts", contacts::create_contact),
                 Route::new(Get, "/v1/contacts", contacts::list_contacts),
-                // Before `{id}`, which would take "export" for an id.
+                // Imports and the export before `{id}`, which would take their names for an id.
+                Route::new(Post, "/v1/contacts/imports", imports::create_import),
+                Route::new(Get, "/v1/contacts/imports", imports::list_imports),
+                Route::new(Get, "/v1/contacts/imports/{id}", imports::show_import),
+                Route::new(
+                    Get,
+                    "/v1/contacts/imports/{id}/rejects",
+                    imports::download_rejects,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/contacts/imports/{id}/cancel",
+                    imports::cancel_import,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/contacts/imports/{id}/rollback",
+                    imports::rollback_import,
+                ),
                 Route::new(Get, "/v1/contacts/export", contacts::export_contacts),
                 Route::new(Get, "/v1/contacts/{id}", contacts::show_contact),
                 Route::new(Patch, "/v1/contacts/{id}", contacts::update_contact),

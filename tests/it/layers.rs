@@ -179,6 +179,8 @@ const APP_USERS: &[&str] = &[
     "payments/flow.rs",
     "payments/worker.rs",
     "janitor.rs",
+    // The import runner: reads spooled files and applies chunks between transactions.
+    "contacts/imports/runner.rs",
 ];
 
 #[test]
@@ -318,6 +320,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     (
         "V14__groups.sql",
         "24477693dc413ae046cc53e6b57e2d7286a2c3a91a6ed406efbfe40764c08b07",
+    ),
+    (
+        "V15__contact_imports.sql",
+        "2423dba1611bb2d0005ea3fd7987e3d21613bb618b2abf2c72d25f7010d4098f",
     ),
     (
         "V17__unsubscribe_and_erase.sql",

@@ -22,6 +22,7 @@ mod groups;
 mod harness;
 mod http_errors;
 mod idempotency;
+mod imports;
 mod layers;
 mod messages;
 mod openapi;

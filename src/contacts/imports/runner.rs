@@ -1,0 +1,249 @@
+//! The import runner: one background thread that works queued and running import jobs, oldest
+//! first, one at a time. Started by `server.rs`, stopped on shutdown between two chunks (the
+//! job stays `running` and resumes at the next start, from its `bytes_read`).
+//!
+//! Per chunk of `CHUNK_ROWS` rows: read and decode them from the spooled file and check each
+//! one (no transaction held), then one `Db::write` applies them with the job's counters. A
+//! crash between two chunks loses nothing and repeats nothing: the job's `bytes_read` is
+//! committed with the rows before it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, SyncSender};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crate::app::App;
+use crate::contacts::imports::csvfile::Rows;
+use crate::contacts::imports::store::{self, ImportRow};
+use crate::contacts::imports::{
+    self as imports, CHUNK_ROWS, ChunkOutcome, ImportStatus, PreparedRow, RowChecker,
+};
+use crate::error::{AppError, StartupError};
+
+/// How long the runner sleeps when no job waits (a new job wakes it at once).
+const IDLE_POLL: Duration = Duration::from_secs(5);
+/// How long the runner waits before trying again after the database was busy.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+/// The running import thread; `stop` (or drop) ends it.
+pub struct ImportRunner {
+    app: Arc<App>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+pub fn start(app: Arc<App>) -> Result<ImportRunner, StartupError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (thread_app, thread_stop) = (Arc::clone(&app), Arc::clone(&stop));
+    let thread = thread::Builder::new()
+        .name("imports".to_owned())
+        .spawn(move || run(&thread_app, &thread_stop))
+        .map_err(|err| StartupError(format!("cannot start the imports thread: {err}")))?;
+    Ok(ImportRunner {
+        app,
+        stop,
+        thread: Some(thread),
+    })
+}
+
+impl ImportRunner {
+    /// Stops after the chunk in hand; the job resumes at the next start.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.app.imports.notify();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ImportRunner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run(app: &App, stop: &AtomicBool) {
+    let dir = imports::imports_dir(&app.config.db_path);
+    if let Err(err) = remove_leftovers(app, &dir) {
+        log::warn!(error:% = err; "could not clear left-over import files");
+    }
+    while !stop.load(Ordering::SeqCst) {
+        let seen = app.imports.generation();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let next = app.db.read(store::next_pending_import)?;
+            match next {
+                Some(job) => run_job(app, stop, &dir, job).map(|()| true),
+                None => Ok(false),
+            }
+        }))
+        .unwrap_or_else(|_| Err(AppError::internal("an import round panicked")));
+        match outcome {
+            Ok(true) => {}
+            Ok(false) => app.imports.wait(seen, IDLE_POLL),
+            Err(err) => {
+                log::warn!(error:% = err; "import round failed; retrying");
+                app.imports.wait(seen, RETRY_AFTER);
+            }
+        }
+    }
+}
+
+/// Deletes files in the imports directory that no queued or running job owns: uploads cut by
+/// a crash before a job adopted them, and files of jobs that ended.
+fn remove_leftovers(app: &App, dir: &Path) -> Result<(), AppError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let owned = app.db.read(store::pending_spool_files)?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !owned.contains(&name) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// Works one job until it ends, is cancelled, or the runner stops.
+fn run_job(app: &App, stop: &AtomicBool, dir: &Path, job: ImportRow) -> Result<(), AppError> {
+    let Some(file) = job.spool_file.clone() else {
+        return end_job(
+            app,
+            dir,
+            &job,
+            ImportStatus::Failed,
+            Some("the file is gone".into()),
+        );
+    };
+    let path = dir.join(&file);
+    if job.status == ImportStatus::Queued {
+        app.db.write(|conn| {
+            imports::set_status(conn, &job.id, ImportStatus::Running, None, app.clock.now())
+        })?;
+    }
+    let definitions = app.db.read(|conn| imports::definitions(conn, &job))?;
+    let checker = RowChecker::new(&job, definitions, &app.config.default_country)?;
+    let offset = u64::try_from(job.bytes_read).unwrap_or(0);
+    let rows = match Rows::open(&path, offset, job.delimiter, job.charset) {
+        Ok(rows) => rows,
+        Err(err) => {
+            let why = format!("the spooled file cannot be read: {err}");
+            return end_job(app, dir, &job, ImportStatus::Failed, Some(why));
+        }
+    };
+    // Reading and checking rows (the CPU-heavy part: decoding, phone numbers) runs on its own
+    // thread one chunk ahead of the writes, so the two overlap on two cores.
+    let (chunks, ready) = mpsc::sync_channel::<Chunk>(1);
+    let first_row = job.rows_read;
+    thread::scope(|scope| {
+        scope.spawn(move || read_chunks(rows, &checker, first_row, &chunks));
+        for chunk in ready {
+            if stop.load(Ordering::SeqCst) {
+                // Dropping `ready` ends the reader at its next chunk.
+                return Ok(());
+            }
+            let (prepared, end_offset) = match chunk {
+                Chunk::Rows(prepared, end_offset) => (prepared, end_offset),
+                Chunk::End => return end_job(app, dir, &job, ImportStatus::Completed, None),
+                Chunk::Broken(why) => {
+                    return end_job(app, dir, &job, ImportStatus::Failed, Some(why));
+                }
+            };
+            let (outcome, _) = apply(app, &job, &prepared, end_offset)?;
+            if outcome == ChunkOutcome::Cancelled {
+                let _ = std::fs::remove_file(&path);
+                return Ok(());
+            }
+        }
+        Ok(())
+    })
+}
+
+/// What the reading thread hands the writer.
+enum Chunk {
+    /// Up to `CHUNK_ROWS` checked rows, and the file offset just after the last.
+    Rows(Vec<PreparedRow>, u64),
+    /// The file has no more rows.
+    End,
+    /// The file cannot be read on (why).
+    Broken(String),
+}
+
+/// Reads and checks rows, a chunk at a time, until the file ends or the writer hangs up.
+fn read_chunks(mut rows: Rows, checker: &RowChecker, first_row: i64, chunks: &SyncSender<Chunk>) {
+    let mut row_number = first_row;
+    loop {
+        let mut prepared = Vec::with_capacity(CHUNK_ROWS);
+        while prepared.len() < CHUNK_ROWS {
+            match rows.next_row() {
+                Ok(Some((fields, _))) => {
+                    row_number += 1;
+                    prepared.push(checker.check(row_number, fields));
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    let why = format!("the file is not readable CSV after row {row_number}: {err}");
+                    let _ = chunks.send(Chunk::Broken(why));
+                    return;
+                }
+            }
+        }
+        let chunk = if prepared.is_empty() {
+            Chunk::End
+        } else {
+            Chunk::Rows(prepared, rows.offset())
+        };
+        let last = matches!(chunk, Chunk::End);
+        if chunks.send(chunk).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Applies a chunk, retrying while the database is busy (a send holding the writer long).
+fn apply(
+    app: &App,
+    job: &ImportRow,
+    chunk: &[PreparedRow],
+    end_offset: u64,
+) -> Result<(ChunkOutcome, ImportRow), AppError> {
+    loop {
+        let result = app.db.write(|conn| {
+            imports::apply_chunk(
+                conn,
+                &app.ids,
+                &app.unsubscribe_key,
+                &job.id,
+                chunk,
+                end_offset,
+                app.clock.now(),
+            )
+        });
+        match result {
+            Err(AppError::Unavailable { .. }) => thread::sleep(RETRY_AFTER),
+            other => return other,
+        }
+    }
+}
+
+fn end_job(
+    app: &App,
+    dir: &Path,
+    job: &ImportRow,
+    status: ImportStatus,
+    error: Option<String>,
+) -> Result<(), AppError> {
+    if let Some(why) = &error {
+        log::warn!(import = job.id.as_str(), error = why.as_str(); "import failed");
+    }
+    app.db
+        .write(|conn| imports::set_status(conn, &job.id, status, error, app.clock.now()))?;
+    if let Some(file) = &job.spool_file {
+        let path: PathBuf = dir.join(file);
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! HTTP for CSV imports of contacts. The upload's body never sits in memory: the edge streams a
+//! `text/csv` body to `SPOOLED_UPLOAD_PATH` into a spool file, the handler checks the options and
+//! the header against it and hands the file to a queued job, which the import runner works in
+//! the background. An API key works on the imports of its own mode; a console session on the
+//! live ones.
+
+use serde::Serialize;
+
+use crate::api_keys::format::Scope;
+use crate::app::App;
+use crate::contacts::imports::csvfile::{Charset, Delimiter};
+use crate::contacts::imports::store::{self, ImportRow};
+use crate::contacts::imports::{self as domain, ImportMode, ImportOptions, ImportStatus, Upload};
+use crate::error::AppError;
+use crate::ids::ContactImportId;
+use crate::vocabulary::Mode;
+use crate::web::auth::authenticate_request;
+use crate::web::request::{Request, page_response};
+use crate::web::response::{ApiResponse, CSV};
+
+/// The one route whose body the edge streams to disk (when sent as `text/csv`).
+pub const SPOOLED_UPLOAD_PATH: &str = "/v1/contacts/imports";
+
+/// `text/csv`, with any parameters (the charset is the import's `charset` option's business).
+pub fn is_csv_media_type(value: &str) -> bool {
+    value
+        .split(';')
+        .next()
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/csv"))
+}
+
+/// The import options among the query parameters; any other parameter is kept to be refused.
+fn options_of(request: &Request<'_>) -> ImportOptions {
+    let mut options = ImportOptions::default();
+    for (name, value) in request.query_pairs() {
+        match name.as_str() {
+            "mode" => options.import_mode = Some(value),
+            "group" => options.group = Some(value),
+            "charset" => options.charset = Some(value),
+            "delimiter" => options.delimiter = Some(value),
+            _ => match name.strip_prefix("map.") {
+                Some(column) => options.map.push((column.to_owned(), value)),
+                None => options.unknown.push(name),
+            },
+        }
+    }
+    options
+}
+
+/// `POST /v1/contacts/imports`: a CSV body and options as query parameters; 202 with the
+/// queued job. Bad options are 422 naming each, and the upload is discarded. Scope
+/// `contacts:write`.
+pub fn create_import(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsWrite)?;
+    if !request
+        .header("Content-Type")
+        .is_some_and(is_csv_media_type)
+    {
+        return Err(AppError::UnsupportedMediaType {
+            expected: "text/csv",
+        });
+    }
+    let spooled = request.spooled_body()?;
+    let options = options_of(request);
+    let mode = principal.mode();
+    let upload = Upload {
+        path: spooled.path(),
+        bytes: spooled.bytes(),
+    };
+    let prepared = app
+        .db
+        .read(|conn| domain::prepare_import(conn, &scope, mode, options, upload))?;
+    let id = ContactImportId::generate(&app.ids);
+    let file = format!("{id}.csv");
+    let adopted = domain::imports_dir(&app.config.db_path).join(&file);
+    // The job owns the file from here; the upload's own name is then gone, so its guard
+    // deletes nothing.
+    std::fs::rename(spooled.path(), &adopted)
+        .map_err(|err| AppError::Internal(format!("adopting an upload: {err}")))?;
+    let created = app.db.write(|conn| {
+        domain::create_import(conn, id, &scope, mode, &prepared, &file, app.clock.now())
+    });
+    let job = created.inspect_err(|_| {
+        let _ = std::fs::remove_file(&adopted);
+    })?;
+    app.imports.notify();
+    ApiResponse::json(202, &import_view(&job)?)
+}
+
+/// `GET /v1/contacts/imports`: the caller's imports, newest first. Scope `contacts:read`.
+pub fn list_imports(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsRead)?;
+    let page = request.page()?;
+    let mode = principal.mode();
+    let jobs = app.db.read(|conn| {
+        store::list_imports(conn, scope.id(), mode, page.cursor.as_deref(), page.fetch())
+    })?;
+    let (jobs, next_cursor) = page.split(jobs, |job| job.id.as_str());
+    let data = jobs
+        .iter()
+        .map(import_view)
+        .collect::<Result<Vec<_>, _>>()?;
+    page_response(&data, next_cursor)
+}
+
+fn import_id(request: &Request<'_>) -> Result<ContactImportId, AppError> {
+    ContactImportId::parse(request.param("id")).ok_or(AppError::NotFound)
+}
+
+/// `GET /v1/contacts/imports/{id}`: the job and its progress. Scope `contacts:read`.
+pub fn show_import(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsRead)?;
+    let id = import_id(request)?;
+    let mode = principal.mode();
+    let job = app
+        .db
+        .read(|conn| domain::find_import(conn, &scope, mode, &id))?;
+    ApiResponse::json(200, &import_view(&job)?)
+}
+
+/// `GET /v1/contacts/imports/{id}/rejects`: the rejected rows as CSV (`row`, `reason`, then the
+/// file's columns). Scope `contacts:read`.
+pub fn download_rejects(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsRead)?;
+    let id = import_id(request)?;
+    let mode = principal.mode();
+    let body = app.db.read(|conn| {
+        let job = domain::find_import(conn, &scope, mode, &id)?;
+        domain::rejects_csv(conn, &job)
+    })?;
+    Ok(ApiResponse::bytes(200, CSV, body).with_header(
+        "Content-Disposition",
+        format!("attachment; filename=\"{id}-rejects.csv\""),
+    ))
+}
+
+/// `POST /v1/contacts/imports/{id}/cancel`: stops a queued or running import; what it wrote
+/// stays, and its counts say exactly what. 409 once it has ended. Scope `contacts:write`.
+pub fn cancel_import(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsWrite)?;
+    let id = import_id(request)?;
+    let mode = principal.mode();
+    let (job, spool_file) = app
+        .db
+        .write(|conn| domain::cancel_import(conn, &scope, mode, &id, app.clock.now()))?;
+    if let Some(file) = spool_file {
+        let _ = std::fs::remove_file(domain::imports_dir(&app.config.db_path).join(file));
+    }
+    ApiResponse::json(200, &import_view(&job)?)
+}
+
+/// `POST /v1/contacts/imports/{id}/rollback`: soft-deletes the contacts the import created, a
+/// batch per transaction (updates it made stay). 409 while it is queued or running. Calling
+/// it again after an interruption finishes it. Scope `contacts:write`.
+pub fn rollback_import(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::ContactsWrite)?;
+    let id = import_id(request)?;
+    let mode = principal.mode();
+    loop {
+        let (job, more) = app
+            .db
+            .write(|conn| domain::rollback_step(conn, &scope, mode, &id, app.clock.now()))?;
+        if !more {
+            return ApiResponse::json(200, &import_view(&job)?);
+        }
+    }
+}
+
+/// An import job as the API shows it.
+#[derive(Serialize)]
+struct ImportView<'a> {
+    id: &'a str,
+    mode: Mode,
+    status: ImportStatus,
+    import_mode: ImportMode,
+    group_id: Option<&'a str>,
+    charset: Charset,
+    delimiter: Delimiter,
+    /// Each column of the header and the field it fills (`null`: ignored).
+    columns: Vec<ColumnView>,
+    ignored_columns: Vec<String>,
+    bytes_received: i64,
+    bytes_read: i64,
+    rows_read: i64,
+    created: i64,
+    updated: i64,
+    unchanged: i64,
+    rejected: i64,
+    rolled_back: Option<i64>,
+    error: Option<&'a str>,
+    created_at: &'a str,
+    started_at: Option<&'a str>,
+    finished_at: Option<&'a str>,
+    rolled_back_at: Option<&'a str>,
+    updated_at: &'a str,
+}
+
+#[derive(Serialize)]
+struct ColumnView {
+    name: String,
+    field: Option<String>,
+}
+
+fn import_view(job: &ImportRow) -> Result<ImportView<'_>, AppError> {
+    let header: Vec<String> = serde_json::from_str(&job.header).map_err(AppError::internal)?;
+    let mapping: Vec<Option<String>> =
+        serde_json::from_str(&job.mapping).map_err(AppError::internal)?;
+    let ignored_columns = serde_json::from_str(&job.ignored_columns).map_err(AppError::internal)?;
+    Ok(ImportView {
+        id: job.id.as_str(),
+        mode: job.mode,
+        status: job.status,
+        import_mode: job.import_mode,
+        group_id: job.group_id.as_ref().map(|id| id.as_str()),
+        charset: job.charset,
+        delimiter: job.delimiter,
+        columns: header
+            .into_iter()
+            .zip(mapping)
+            .map(|(name, field)| ColumnView { name, field })
+            .collect(),
+        ignored_columns,
+        bytes_received: job.bytes_received,
+        bytes_read: job.bytes_read,
+        rows_read: job.rows_read,
+        created: job.created,
+        updated: job.updated,
+        unchanged: job.unchanged,
+        rejected: job.rejected,
+        rolled_back: job.rolled_back,
+        error: job.error.as_deref(),
+        created_at: &job.created_at,
+        started_at: job.started_at.as_deref(),
+        finished_at: job.finished_at.as_deref(),
+        rolled_back_at: job.rolled_back_at.as_deref(),
+        updated_at: &job.updated_at,
+    })
+}
