@@ -14,7 +14,8 @@ use crate::clock::{Clock, Timestamp};
 
 mod typed;
 pub use typed::{
-    ApiKeyId, ContactFieldId, ContactId, GroupId, MessageId, PaymentSessionId, UserId, WorkspaceId,
+    ApiKeyId, ContactFieldId, ContactId, GroupId, MessageId, PaymentSessionId, SegmentId, UserId,
+    WorkspaceId,
 };
 
 /// Where random bytes come from.

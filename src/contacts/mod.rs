@@ -5,6 +5,8 @@
 
 pub mod fields;
 pub mod groups;
+pub mod rules;
+pub mod segments;
 pub mod store;
 
 use rusqlite::Connection;

@@ -114,6 +114,11 @@ typed_id! {
     GroupId, "grp"
 }
 
+typed_id! {
+    /// A saved segment (rules over contacts): `seg_…`.
+    SegmentId, "seg"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,14 +10,14 @@ use crate::app::App;
 use crate::auth::principal::Principal;
 use crate::billing::Channel;
 use crate::contacts::fields::{self, FieldChanges, FieldType, NewField, one_of};
-use crate::contacts::groups;
 use crate::contacts::store::{self, ContactFilter, ContactRow, FieldRow};
 use crate::contacts::{
     self as domain, ContactChanges, Editor, EmailState, Language, NewContact, PhoneState,
     UnsubscribeVia,
 };
+use crate::contacts::{groups, segments};
 use crate::error::{AppError, FieldErrors};
-use crate::ids::{ContactFieldId, ContactId, GroupId};
+use crate::ids::{ContactFieldId, ContactId, GroupId, SegmentId};
 use crate::vocabulary::Mode;
 use crate::web::auth::authenticate_request;
 use crate::web::request::{Request, page_response};
@@ -57,6 +57,9 @@ pub fn create_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
 /// Why `?group=` was refused: malformed, unknown, another workspace's or the other mode's.
 const NO_SUCH_GROUP: &str = "no such group among the caller's";
 
+/// Why `?segment=` was refused: malformed, unknown, another workspace's or the other mode's.
+const NO_SUCH_SEGMENT: &str = "no such segment among the caller's";
+
 /// The value of query parameter `name` as one of `T`'s words; an unknown word goes to `errors`.
 fn word_param<T: Copy + std::fmt::Display>(
     request: &Request<'_>,
@@ -76,7 +79,8 @@ fn word_param<T: Copy + std::fmt::Display>(
 
 /// `GET /v1/contacts`: the caller's contacts, newest first. `q` searches name, phone and email;
 /// filters `phone_state`, `email_state`, `unsubscribed` (`sms` or `email`), `group` (a group of
-/// the caller's; any other, or a malformed id, is 422 on `group`). Scope `contacts:read`.
+/// the caller's; any other, or a malformed id, is 422 on `group`), `segment` (a saved segment of
+/// the caller's, likewise; a broken one is 422 too). Scope `contacts:read`.
 pub fn list_contacts(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsRead)?;
@@ -108,16 +112,16 @@ pub fn list_contacts(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     if let Some(None) = group_id {
         errors.add("group", NO_SUCH_GROUP);
     }
+    let segment_id = request
+        .query_param("segment")
+        .map(|text| SegmentId::parse(&text));
+    if let Some(None) = segment_id {
+        errors.add("segment", NO_SUCH_SEGMENT);
+    }
     errors.into_result()?;
     let group_id = group_id.flatten();
+    let segment_id = segment_id.flatten();
     let q = request.query_param("q").filter(|q| !q.is_empty());
-    let filter = ContactFilter {
-        q: q.as_deref(),
-        phone_state,
-        email_state,
-        unsubscribed,
-        group: group_id.as_ref(),
-    };
     let mode = principal.mode();
     let contacts = app.db.read(|conn| {
         if let Some(group_id) = &group_id {
@@ -126,6 +130,25 @@ pub fn list_contacts(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
                 other => other,
             })?;
         }
+        let audience = segment_id
+            .as_ref()
+            .map(|id| {
+                segments::segment_audience(conn, &scope, mode, id, "segment").map_err(|err| {
+                    match err {
+                        AppError::NotFound => AppError::invalid_field("segment", NO_SUCH_SEGMENT),
+                        other => other,
+                    }
+                })
+            })
+            .transpose()?;
+        let filter = ContactFilter {
+            q: q.as_deref(),
+            phone_state,
+            email_state,
+            unsubscribed,
+            group: group_id.as_ref(),
+            segment: audience.as_ref().map(|audience| audience.rules()),
+        };
         store::list_contacts(
             conn,
             scope.id(),
@@ -196,7 +219,7 @@ pub fn delete_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
 /// A contact as the API shows it. A channel's state is `null` when the contact has no address
 /// on it.
 #[derive(Serialize)]
-struct ContactView<'a> {
+pub(crate) struct ContactView<'a> {
     id: &'a str,
     mode: Mode,
     name: &'a str,
@@ -217,7 +240,7 @@ struct ContactView<'a> {
     updated_at: &'a str,
 }
 
-fn contact_view(contact: &ContactRow) -> ContactView<'_> {
+pub(crate) fn contact_view(contact: &ContactRow) -> ContactView<'_> {
     ContactView {
         id: contact.id.as_str(),
         mode: contact.mode,

@@ -102,7 +102,7 @@ impl Router {
     pub fn standard() -> Router {
         use crate::web::api_keys as keys;
         use crate::web::{
-            auth, billing, contacts, groups, messages, payments, receipts, workspaces,
+            auth, billing, contacts, groups, messages, payments, receipts, segments, workspaces,
         };
         use Method::{Delete, Get, Patch, Post, Put};
         Router {
@@ -190,6 +190,12 @@ impl Router {
                 Route::new(Delete, "/v1/groups/{id}", groups::delete_group),
                 Route::new(Post, "/v1/groups/{id}/contacts", groups::add_members),
                 Route::new(Delete, "/v1/groups/{id}/contacts", groups::remove_members),
+                Route::new(Post, "/v1/segments/preview", segments::preview),
+                Route::new(Post, "/v1/segments", segments::create_segment),
+                Route::new(Get, "/v1/segments", segments::list_segments),
+                Route::new(Get, "/v1/segments/{id}", segments::show_segment),
+                Route::new(Patch, "/v1/segments/{id}", segments::update_segment),
+                Route::new(Delete, "/v1/segments/{id}", segments::delete_segment),
                 // Payments.
                 Route::new(Post, "/v1/payments/sessions", payments::create_session),
                 Route::new(Get, "/v1/payments/sessions", payments::list_sessions),

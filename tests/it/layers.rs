@@ -318,6 +318,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V14__groups.sql",
         "24477693dc413ae046cc53e6b57e2d7286a2c3a91a6ed406efbfe40764c08b07",
     ),
+    (
+        "V16__segments.sql",
+        "0950da08b6f6f15f045804afb859ac87ea4b01576feb9a2fd05a0045dca3b8ab",
+    ),
 ];
 
 #[test]
