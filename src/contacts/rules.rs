@@ -723,8 +723,12 @@ fn write_node(node: &Node, out: &mut SqlCondition) {
             } else {
                 " OR "
             };
+            // Cheapest first: SQLite stops at the first false of an AND (true of an OR), so a
+            // column test can spare a custom value's read. `AND`/`OR` commute, NULLs included.
+            let mut children: Vec<&Node> = children.iter().collect();
+            children.sort_by_key(|child| cost(child));
             out.sql.push('(');
-            for (index, child) in children.iter().enumerate() {
+            for (index, child) in children.into_iter().enumerate() {
                 if index > 0 {
                     out.sql.push_str(joint);
                 }
@@ -736,12 +740,26 @@ fn write_node(node: &Node, out: &mut SqlCondition) {
     }
 }
 
+/// How dear a node is to evaluate per contact, to order siblings: a column, a group
+/// membership, a custom value, then nested groups.
+fn cost(node: &Node) -> u8 {
+    match node {
+        Node::Condition(condition) => match condition.expr {
+            Expr::Column(_) => 0,
+            Expr::Group => 1,
+            Expr::Custom(_) => 2,
+        },
+        Node::All(_) | Node::Any(_) => 3,
+    }
+}
+
 /// The field's SQL expression (a custom field's JSON path bound as a parameter).
 fn write_expr(expr: &Expr, out: &mut SqlCondition) {
     match expr {
         Expr::Column(sql) => out.sql.push_str(sql),
         Expr::Custom(path) => {
-            out.sql.push_str("json_extract(c.custom, ?)");
+            // The JSONB copy of `custom` (V16): read without parsing text per contact.
+            out.sql.push_str("json_extract(c.custom_jsonb, ?)");
             out.params.push(SqlValue::Text(path.clone()));
         }
         Expr::Group => out.sql.push_str("c.id"),
@@ -885,31 +903,33 @@ mod tests {
 
     #[test]
     fn a_nested_tree_compiles_to_parameterised_sql() {
+        // Siblings go cheapest first: columns, then group membership, then custom values, then
+        // nested groups.
         let compiled = compile(json!({"all": [
-            {"field": "language", "op": "eq", "value": "fr"},
             {"any": [
                 {"field": "custom.score", "op": "between", "value": [10, 20.5]},
                 {"field": "name", "op": "contains", "value": "50%_off"},
                 {"field": "group", "op": "in", "value": ["grp_a", "grp_b"]}
-            ]}
+            ]},
+            {"field": "language", "op": "eq", "value": "fr"}
         ]}))
         .unwrap();
         assert_eq!(
             compiled.sql,
-            "(c.language = ? AND ((json_extract(c.custom, ?) BETWEEN ? AND ?) \
-             OR c.name LIKE ? ESCAPE '\\' OR c.id IN (SELECT m.contact_id FROM group_members m \
-             WHERE m.group_id IN (?, ?))))"
+            "(c.language = ? AND (c.name LIKE ? ESCAPE '\\' OR c.id IN (SELECT m.contact_id \
+             FROM group_members m WHERE m.group_id IN (?, ?)) OR \
+             (json_extract(c.custom_jsonb, ?) BETWEEN ? AND ?)))"
         );
         assert_eq!(
             compiled.params,
             vec![
                 text("fr"),
-                text("$.\"score\""),
-                SqlValue::Integer(10),
-                SqlValue::Real(20.5),
                 text("%50\\%\\_off%"),
                 text("grp_a"),
                 text("grp_b"),
+                text("$.\"score\""),
+                SqlValue::Integer(10),
+                SqlValue::Real(20.5),
             ]
         );
     }
@@ -1015,61 +1035,61 @@ mod tests {
                 "custom.score",
                 "gt",
                 Some(json!(1)),
-                "json_extract(c.custom, ?) > ?",
+                "json_extract(c.custom_jsonb, ?) > ?",
             ),
             (
                 "custom.score",
                 "lte",
                 Some(json!(1.5)),
-                "json_extract(c.custom, ?) <= ?",
+                "json_extract(c.custom_jsonb, ?) <= ?",
             ),
             (
                 "custom.score",
                 "in",
                 Some(json!([1, 2])),
-                "(json_extract(c.custom, ?) IN (?, ?))",
+                "(json_extract(c.custom_jsonb, ?) IN (?, ?))",
             ),
             (
                 "custom.birthday",
                 "before",
                 Some(json!("2000-01-01")),
-                "json_extract(c.custom, ?) < ?",
+                "json_extract(c.custom_jsonb, ?) < ?",
             ),
             (
                 "custom.birthday",
                 "between",
                 Some(json!(["1990-01-01", "1999-12-31"])),
-                "(json_extract(c.custom, ?) BETWEEN ? AND ?)",
+                "(json_extract(c.custom_jsonb, ?) BETWEEN ? AND ?)",
             ),
             (
                 "custom.vip",
                 "eq",
                 Some(json!(true)),
-                "json_extract(c.custom, ?) = ?",
+                "json_extract(c.custom_jsonb, ?) = ?",
             ),
             (
                 "custom.vip",
                 "is_not_set",
                 None,
-                "json_extract(c.custom, ?) IS NULL",
+                "json_extract(c.custom_jsonb, ?) IS NULL",
             ),
             (
                 "custom.tier",
                 "neq",
                 Some(json!("gold")),
-                "json_extract(c.custom, ?) IS NOT ?",
+                "json_extract(c.custom_jsonb, ?) IS NOT ?",
             ),
             (
                 "custom.note",
                 "contains",
                 Some(json!("vip")),
-                "json_extract(c.custom, ?) LIKE ? ESCAPE '\\'",
+                "json_extract(c.custom_jsonb, ?) LIKE ? ESCAPE '\\'",
             ),
             (
                 "custom.site",
                 "starts_with",
                 Some(json!("https://")),
-                "json_extract(c.custom, ?) LIKE ? ESCAPE '\\'",
+                "json_extract(c.custom_jsonb, ?) LIKE ? ESCAPE '\\'",
             ),
             (
                 "group",

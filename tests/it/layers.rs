@@ -320,7 +320,7 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     ),
     (
         "V16__segments.sql",
-        "0950da08b6f6f15f045804afb859ac87ea4b01576feb9a2fd05a0045dca3b8ab",
+        "ccf1c437c3eef4bc9fc8978767f8c88738912ca3d7ead5bd077bfe3239675b86",
     ),
 ];
 
