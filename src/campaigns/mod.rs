@@ -15,7 +15,7 @@ use crate::billing::Channel;
 use crate::clock::{Timestamp, format_timestamp, parse_timestamp};
 use crate::contacts::store::{ContactRow, FieldRow};
 use crate::error::{AppError, FieldErrors};
-use crate::ids::{CampaignId, ContactId, GroupId, Ids};
+use crate::ids::{CampaignId, ContactId, GroupId, Ids, SegmentId};
 use crate::messages::segments::{MAX_SEGMENTS, Segmentation, segment};
 use crate::scope::WorkspaceScope;
 use crate::validate;
@@ -137,12 +137,14 @@ fn required<'a>(field: &str, value: Option<&'a str>, errors: &mut FieldErrors) -
 }
 
 /// Checks everything a draft holds against the channel's rules and the workspace's fields and
-/// groups. `find_group` says whether a group id is the caller's.
+/// lists: `group_exists` and `segment_usable` say whether an id is the caller's (and, for a
+/// segment, whether its rules still hold).
 fn check_draft(
     campaign: &CampaignRow,
     audience: &Audience,
     definitions: &[FieldRow],
     group_exists: &mut dyn FnMut(&GroupId) -> Result<bool, AppError>,
+    segment_usable: &mut dyn FnMut(&SegmentId) -> Result<bool, AppError>,
     now: Timestamp,
     errors: &mut FieldErrors,
 ) -> Result<(), AppError> {
@@ -222,7 +224,7 @@ fn check_draft(
             }
         }
     }
-    check_audience(audience, group_exists, errors)?;
+    check_audience(audience, group_exists, segment_usable, errors)?;
     if let Some(text) = &campaign.scheduled_at {
         match parse_timestamp(text) {
             Some(at) if at > now && at <= now + chrono::Duration::days(MAX_SCHEDULE_DAYS) => {}
@@ -240,6 +242,7 @@ fn check_draft(
 fn check_audience(
     audience: &Audience,
     group_exists: &mut dyn FnMut(&GroupId) -> Result<bool, AppError>,
+    segment_usable: &mut dyn FnMut(&SegmentId) -> Result<bool, AppError>,
     errors: &mut FieldErrors,
 ) -> Result<(), AppError> {
     let lists = audience.groups.len() + audience.segments.len();
@@ -275,13 +278,23 @@ fn check_audience(
                 format!("no such group among the caller's: {}", unknown.join(", ")),
             );
         }
-        // Segments are the next part of the audience; until then none is the caller's.
-        if !audience.segments.is_empty() {
+        let mut unusable = Vec::new();
+        for id in &audience.segments {
+            let usable = match SegmentId::parse(id) {
+                Some(segment_id) => segment_usable(&segment_id)?,
+                None => false,
+            };
+            if !usable {
+                unusable.push(id.as_str());
+            }
+        }
+        if !unusable.is_empty() {
             errors.add(
                 "audience.segments",
                 format!(
-                    "no such segment among the caller's: {}",
-                    audience.segments.join(", ")
+                    "no such segment among the caller's, or one whose rules name a field, group \
+                     or option deleted since: {}",
+                    unusable.join(", ")
                 ),
             );
         }
@@ -323,11 +336,23 @@ fn checked(
             Err(AppError::NotFound) => Ok(false),
             Err(other) => Err(other),
         };
+    let mut segment_usable = |id: &SegmentId| match crate::contacts::segments::segment_audience(
+        conn,
+        scope,
+        campaign.mode,
+        id,
+        "",
+    ) {
+        Ok(_) => Ok(true),
+        Err(AppError::NotFound | AppError::Validation(_)) => Ok(false),
+        Err(other) => Err(other),
+    };
     check_draft(
         campaign,
         audience,
         &definitions,
         &mut group_exists,
+        &mut segment_usable,
         now,
         &mut errors,
     )?;

@@ -9,6 +9,8 @@ pub mod fields;
 pub mod groups;
 pub mod imports;
 pub mod reach;
+pub mod rules;
+pub mod segments;
 pub mod store;
 pub mod unsubscribe;
 

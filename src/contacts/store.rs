@@ -2,13 +2,15 @@
 //! every function runs on the caller's connection (inside its transaction when it writes). Reads
 //! of contacts always name the workspace and the mode, and never see a deleted contact.
 
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, named_params, params_from_iter};
 
 use crate::billing::Channel;
 use crate::contacts::fields::FieldType;
+use crate::contacts::rules::SqlCondition;
 use crate::contacts::{EmailState, Language, PhoneState, UnsubscribeVia};
 use crate::error::AppError;
-use crate::ids::{ContactFieldId, ContactId, ContactImportId, GroupId, WorkspaceId};
+use crate::ids::{ContactFieldId, ContactId, ContactImportId, GroupId, SegmentId, WorkspaceId};
 use crate::vocabulary::Mode;
 
 /// A contact row as stored (deleted rows are never read back).
@@ -466,6 +468,8 @@ pub struct ContactFilter<'a> {
     pub unsubscribed: Option<Channel>,
     /// Only members of this group (checked to be the caller's beforehand).
     pub group: Option<&'a GroupId>,
+    /// Only contacts matching these compiled segment rules (over `contacts c`).
+    pub segment: Option<&'a SqlCondition>,
 }
 
 /// `text` as a `LIKE … ESCAPE '\'` pattern matching it anywhere, its own `%`, `_` and `\`
@@ -497,30 +501,112 @@ crate::text_enum! {
 }
 
 impl ContactOrder {
-    /// The keyset condition that starts after the cursor contact `:before`, and the order.
+    /// The keyset condition that starts after the cursor contact (one `?`), and the order.
     fn sql(self) -> (&'static str, &'static str) {
         match self {
             ContactOrder::NewestFirst => (
-                "rowid < (SELECT rowid FROM contacts WHERE id = :before)",
-                "rowid DESC",
+                "c.rowid < (SELECT rowid FROM contacts WHERE id = ?)",
+                "c.rowid DESC",
             ),
             ContactOrder::OldestFirst => (
-                "rowid > (SELECT rowid FROM contacts WHERE id = :before)",
-                "rowid ASC",
+                "c.rowid > (SELECT rowid FROM contacts WHERE id = ?)",
+                "c.rowid ASC",
             ),
             ContactOrder::Name => (
-                "(name COLLATE NOCASE, rowid) > (SELECT name, rowid FROM contacts WHERE id = :before)",
-                "name COLLATE NOCASE ASC, rowid ASC",
+                "(c.name COLLATE NOCASE, c.rowid) > (SELECT name, rowid FROM contacts WHERE id = ?)",
+                "c.name COLLATE NOCASE ASC, c.rowid ASC",
             ),
             ContactOrder::NameDescending => (
-                "(name COLLATE NOCASE, rowid) < (SELECT name, rowid FROM contacts WHERE id = :before)",
-                "name COLLATE NOCASE DESC, rowid DESC",
+                "(c.name COLLATE NOCASE, c.rowid) < (SELECT name, rowid FROM contacts WHERE id = ?)",
+                "c.name COLLATE NOCASE DESC, c.rowid DESC",
             ),
         }
     }
 }
 
-/// The workspace's contacts of `mode` in `order`, after the cursor `before` (a contact id).
+/// The `WHERE` of a list or count of a workspace's contacts of `mode` (not deleted) narrowed by
+/// `filter`, over `contacts c`, with its parameters in order. Every value is a parameter.
+pub fn contacts_where(
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    filter: &ContactFilter<'_>,
+) -> (String, Vec<SqlValue>) {
+    let text = |value: &str| SqlValue::Text(value.to_owned());
+    let mut sql = String::from("c.workspace_id = ? AND c.mode = ? AND c.deleted_at IS NULL");
+    let mut params = vec![text(workspace_id.as_str()), text(mode.as_str())];
+    if let Some(q) = filter.q {
+        sql.push_str(
+            " AND (c.name LIKE ? ESCAPE '\\' OR c.phone LIKE ? ESCAPE '\\'
+                   OR c.email LIKE ? ESCAPE '\\')",
+        );
+        let pattern = contains_pattern(q);
+        params.extend([text(&pattern), text(&pattern), text(&pattern)]);
+    }
+    if let Some(state) = filter.phone_state {
+        sql.push_str(" AND c.phone IS NOT NULL AND c.phone_state = ?");
+        params.push(text(state.as_str()));
+    }
+    if let Some(state) = filter.email_state {
+        sql.push_str(" AND c.email IS NOT NULL AND c.email_state = ?");
+        params.push(text(state.as_str()));
+    }
+    match filter.unsubscribed {
+        Some(Channel::Sms) => sql.push_str(" AND c.sms_unsubscribed_at IS NOT NULL"),
+        Some(Channel::Email) => sql.push_str(" AND c.email_unsubscribed_at IS NOT NULL"),
+        None => {}
+    }
+    if let Some(group) = filter.group {
+        sql.push_str(" AND c.id IN (SELECT contact_id FROM group_members WHERE group_id = ?)");
+        params.push(text(group.as_str()));
+    }
+    if let Some(segment) = filter.segment {
+        sql.push_str(" AND ");
+        sql.push_str(&segment.sql);
+        params.extend(segment.params.iter().cloned());
+    }
+    (sql, params)
+}
+
+/// Prepares a statement whose text depends on segment rules: cached only without them, so
+/// one-off rule shapes never push the hot statements out of the connection's cache.
+fn prepare_filtered<'c>(
+    conn: &'c Connection,
+    sql: &str,
+    filter: &ContactFilter<'_>,
+) -> rusqlite::Result<CachedOrNot<'c>> {
+    Ok(if filter.segment.is_some() {
+        CachedOrNot::Fresh(conn.prepare(sql)?)
+    } else {
+        CachedOrNot::Cached(conn.prepare_cached(sql)?)
+    })
+}
+
+enum CachedOrNot<'c> {
+    Cached(rusqlite::CachedStatement<'c>),
+    Fresh(rusqlite::Statement<'c>),
+}
+
+impl<'c> std::ops::DerefMut for CachedOrNot<'c> {
+    fn deref_mut(&mut self) -> &mut rusqlite::Statement<'c> {
+        match self {
+            CachedOrNot::Cached(stmt) => stmt,
+            CachedOrNot::Fresh(stmt) => stmt,
+        }
+    }
+}
+
+impl<'c> std::ops::Deref for CachedOrNot<'c> {
+    type Target = rusqlite::Statement<'c>;
+    fn deref(&self) -> &rusqlite::Statement<'c> {
+        match self {
+            CachedOrNot::Cached(stmt) => stmt,
+            CachedOrNot::Fresh(stmt) => stmt,
+        }
+    }
+}
+
+/// The workspace's contacts of `mode` narrowed by `filter`, in `order`, after the cursor
+/// `before` (a contact id).
 pub fn list_contacts(
     conn: &Connection,
     workspace_id: &WorkspaceId,
@@ -530,36 +616,53 @@ pub fn list_contacts(
     before: Option<&str>,
     limit: usize,
 ) -> Result<Vec<ContactRow>, AppError> {
+    let (mut sql, mut params) = contacts_where(workspace_id, mode, filter);
     let (after_cursor, order_by) = order.sql();
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {CONTACT_COLUMNS} FROM contacts
-         WHERE workspace_id = :workspace_id AND mode = :mode AND deleted_at IS NULL
-           AND (:before IS NULL OR {after_cursor})
-           AND (:pattern IS NULL OR name LIKE :pattern ESCAPE '\\'
-                OR phone LIKE :pattern ESCAPE '\\' OR email LIKE :pattern ESCAPE '\\')
-           AND (:phone_state IS NULL OR (phone IS NOT NULL AND phone_state = :phone_state))
-           AND (:email_state IS NULL OR (email IS NOT NULL AND email_state = :email_state))
-           AND (NOT :sms_unsubscribed OR sms_unsubscribed_at IS NOT NULL)
-           AND (NOT :email_unsubscribed OR email_unsubscribed_at IS NOT NULL)
-           AND (:group IS NULL
-                OR id IN (SELECT contact_id FROM group_members WHERE group_id = :group))
-         ORDER BY {order_by} LIMIT :limit"
-    ))?;
-    let rows = stmt.query_map(
-        named_params! {
-            ":workspace_id": workspace_id,
-            ":mode": mode,
-            ":before": before,
-            ":pattern": filter.q.map(contains_pattern),
-            ":phone_state": filter.phone_state,
-            ":email_state": filter.email_state,
-            ":sms_unsubscribed": filter.unsubscribed == Some(Channel::Sms),
-            ":email_unsubscribed": filter.unsubscribed == Some(Channel::Email),
-            ":group": filter.group,
-            ":limit": i64::try_from(limit).unwrap_or(i64::MAX),
-        },
-        contact_row,
-    )?;
+    if let Some(before) = before {
+        sql.push_str(" AND ");
+        sql.push_str(after_cursor);
+        params.push(SqlValue::Text(before.to_owned()));
+    }
+    let sql =
+        format!("SELECT {CONTACT_COLUMNS} FROM contacts c WHERE {sql} ORDER BY {order_by} LIMIT ?");
+    params.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+    let mut stmt = prepare_filtered(conn, &sql, filter)?;
+    let rows = stmt.query_map(params_from_iter(params), contact_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// How many of the workspace's contacts of `mode` (not deleted) `filter` keeps.
+pub fn count_contacts(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    filter: &ContactFilter<'_>,
+) -> Result<i64, AppError> {
+    let (sql, params) = contacts_where(workspace_id, mode, filter);
+    let sql = format!("SELECT count(*) FROM contacts c WHERE {sql}");
+    let mut stmt = prepare_filtered(conn, &sql, filter)?;
+    Ok(stmt.query_row(params_from_iter(params), |row| row.get(0))?)
+}
+
+/// Up to `limit` ids of the workspace's contacts of `mode` (not deleted) that `filter` keeps,
+/// oldest first (insertion order), after the contact `after`: keyset pages for a fan-out.
+pub fn matching_contact_ids(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    filter: &ContactFilter<'_>,
+    after: Option<&ContactId>,
+    limit: usize,
+) -> Result<Vec<ContactId>, AppError> {
+    let (mut sql, mut params) = contacts_where(workspace_id, mode, filter);
+    if let Some(after) = after {
+        sql.push_str(" AND c.rowid > (SELECT rowid FROM contacts WHERE id = ?)");
+        params.push(SqlValue::Text(after.to_string()));
+    }
+    let sql = format!("SELECT c.id FROM contacts c WHERE {sql} ORDER BY c.rowid LIMIT ?");
+    params.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+    let mut stmt = prepare_filtered(conn, &sql, filter)?;
+    let rows = stmt.query_map(params_from_iter(params), |row| row.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -844,6 +947,170 @@ pub fn delete_group(
             "DELETE FROM groups WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode",
         )?
         .execute(params)?;
+    Ok(deleted == 1)
+}
+
+/// Of `ids`, those naming a group of the workspace in `mode`.
+pub fn existing_group_ids(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    ids: &[GroupId],
+) -> Result<Vec<GroupId>, AppError> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT id FROM groups WHERE workspace_id = ?1 AND mode = ?2 AND id IN ({})",
+            placeholders(chunk.len())
+        ))?;
+        let values = [workspace_id.as_str(), mode.as_str()]
+            .into_iter()
+            .chain(chunk.iter().map(GroupId::as_str));
+        let rows = stmt.query_map(params_from_iter(values), |row| row.get(0))?;
+        for row in rows {
+            found.push(row?);
+        }
+    }
+    Ok(found)
+}
+
+/// A saved segment as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentRow {
+    pub id: SegmentId,
+    pub workspace_id: WorkspaceId,
+    pub mode: Mode,
+    pub name: String,
+    /// The rule tree as the client sent it (a JSON object).
+    pub rules: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+const SEGMENT_COLUMNS: &str = "id, workspace_id, mode, name, rules, created_at, updated_at";
+
+fn segment_row(row: &Row<'_>) -> rusqlite::Result<SegmentRow> {
+    Ok(SegmentRow {
+        id: row.get(0)?,
+        workspace_id: row.get(1)?,
+        mode: row.get(2)?,
+        name: row.get(3)?,
+        rules: row.get(4)?,
+        created_at: row.get(5)?,
+        updated_at: row.get(6)?,
+    })
+}
+
+pub fn insert_segment(conn: &Connection, segment: &SegmentRow) -> Result<(), AppError> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO segments ({SEGMENT_COLUMNS})
+         VALUES (:id, :workspace_id, :mode, :name, :rules, :created_at, :updated_at)"
+    ))?
+    .execute(named_params! {
+        ":id": segment.id,
+        ":workspace_id": segment.workspace_id,
+        ":mode": segment.mode,
+        ":name": segment.name,
+        ":rules": segment.rules,
+        ":created_at": segment.created_at,
+        ":updated_at": segment.updated_at,
+    })?;
+    Ok(())
+}
+
+/// Writes the segment's name and rules (what changes).
+pub fn update_segment(conn: &Connection, segment: &SegmentRow) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "UPDATE segments SET name = :name, rules = :rules, updated_at = :updated_at
+         WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode",
+    )?
+    .execute(named_params! {
+        ":id": segment.id,
+        ":workspace_id": segment.workspace_id,
+        ":mode": segment.mode,
+        ":name": segment.name,
+        ":rules": segment.rules,
+        ":updated_at": segment.updated_at,
+    })?;
+    Ok(())
+}
+
+/// The segment `id` of the workspace in `mode`.
+pub fn find_segment(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    id: &SegmentId,
+) -> Result<Option<SegmentRow>, AppError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {SEGMENT_COLUMNS} FROM segments
+             WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode"
+        ))?
+        .query_row(
+            named_params! { ":id": id, ":workspace_id": workspace_id, ":mode": mode },
+            segment_row,
+        )
+        .optional()?)
+}
+
+/// The segment of the workspace in `mode` with exactly this name.
+pub fn find_segment_id_by_name(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    name: &str,
+) -> Result<Option<SegmentId>, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM segments
+             WHERE workspace_id = :workspace_id AND mode = :mode AND name = :name",
+        )?
+        .query_row(
+            named_params! { ":workspace_id": workspace_id, ":mode": mode, ":name": name },
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
+/// The workspace's segments of `mode`, newest first, after the cursor `before` (a segment id).
+pub fn list_segments(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    before: Option<&str>,
+    limit: usize,
+) -> Result<Vec<SegmentRow>, AppError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SEGMENT_COLUMNS} FROM segments
+         WHERE workspace_id = :workspace_id AND mode = :mode
+           AND (:before IS NULL OR rowid < (SELECT rowid FROM segments WHERE id = :before))
+         ORDER BY rowid DESC LIMIT :limit"
+    ))?;
+    let rows = stmt.query_map(
+        named_params! {
+            ":workspace_id": workspace_id,
+            ":mode": mode,
+            ":before": before,
+            ":limit": i64::try_from(limit).unwrap_or(i64::MAX),
+        },
+        segment_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Deletes the segment. `false` when there was no such segment.
+pub fn delete_segment(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    id: &SegmentId,
+) -> Result<bool, AppError> {
+    let deleted = conn
+        .prepare_cached(
+            "DELETE FROM segments WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode",
+        )?
+        .execute(named_params! { ":id": id, ":workspace_id": workspace_id, ":mode": mode })?;
     Ok(deleted == 1)
 }
 

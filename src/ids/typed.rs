@@ -124,6 +124,11 @@ typed_id! {
     ContactImportId, "imp"
 }
 
+typed_id! {
+    /// A saved segment (rules over contacts): `seg_…`.
+    SegmentId, "seg"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

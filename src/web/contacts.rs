@@ -13,14 +13,15 @@ use crate::auth::principal::Principal;
 use crate::billing::Channel;
 use crate::contacts::export;
 use crate::contacts::fields::{self, FieldChanges, FieldType, NewField, one_of};
-use crate::contacts::groups;
+use crate::contacts::rules::SqlCondition;
 use crate::contacts::store::{self, ContactFilter, ContactOrder, ContactRow, FieldRow};
 use crate::contacts::{
     self as domain, ContactChanges, Editor, EmailState, Language, NewContact, PhoneState,
     UnsubscribeVia,
 };
+use crate::contacts::{groups, segments};
 use crate::error::{AppError, FieldErrors};
-use crate::ids::{ContactFieldId, ContactId, GroupId};
+use crate::ids::{ContactFieldId, ContactId, GroupId, SegmentId};
 use crate::scope::WorkspaceScope;
 use crate::vocabulary::Mode;
 use crate::web::auth::authenticate_request;
@@ -62,6 +63,9 @@ pub fn create_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
 /// Why `?group=` was refused: malformed, unknown, another workspace's or the other mode's.
 const NO_SUCH_GROUP: &str = "no such group among the caller's";
 
+/// Why `?segment=` was refused: malformed, unknown, another workspace's or the other mode's.
+const NO_SUCH_SEGMENT: &str = "no such segment among the caller's";
+
 /// The value of query parameter `name` as one of `T`'s words; an unknown word goes to `errors`.
 fn word_param<T: Copy + std::fmt::Display>(
     request: &Request<'_>,
@@ -86,6 +90,7 @@ struct ContactQuery {
     email_state: Option<EmailState>,
     unsubscribed: Option<Channel>,
     group: Option<GroupId>,
+    segment: Option<SegmentId>,
     order: ContactOrder,
 }
 
@@ -125,6 +130,12 @@ impl ContactQuery {
         if let Some(None) = group {
             errors.add("group", NO_SUCH_GROUP);
         }
+        let segment = request
+            .query_param("segment")
+            .map(|text| SegmentId::parse(&text));
+        if let Some(None) = segment {
+            errors.add("segment", NO_SUCH_SEGMENT);
+        }
         errors.into_result()?;
         Ok(ContactQuery {
             q: request.query_param("q").filter(|q| !q.is_empty()),
@@ -132,33 +143,47 @@ impl ContactQuery {
             email_state,
             unsubscribed,
             group: group.flatten(),
+            segment: segment.flatten(),
             order: order.unwrap_or(ContactOrder::NewestFirst),
         })
     }
 
     /// Checks that the group named is one of the caller's (422 on `group` otherwise).
+    /// Checks that the group and segment named are the caller's (422 on `group` / `segment`
+    /// otherwise, and for a broken segment), and gives the segment's rules as SQL.
     fn check(
         &self,
         conn: &rusqlite::Connection,
         scope: &WorkspaceScope,
         mode: Mode,
-    ) -> Result<(), AppError> {
+    ) -> Result<Option<SqlCondition>, AppError> {
         if let Some(group_id) = &self.group {
             groups::find_group(conn, scope, mode, group_id).map_err(|err| match err {
                 AppError::NotFound => AppError::invalid_field("group", NO_SUCH_GROUP),
                 other => other,
             })?;
         }
-        Ok(())
+        self.segment
+            .as_ref()
+            .map(|id| {
+                segments::segment_audience(conn, scope, mode, id, "segment")
+                    .map(|audience| audience.rules().clone())
+                    .map_err(|err| match err {
+                        AppError::NotFound => AppError::invalid_field("segment", NO_SUCH_SEGMENT),
+                        other => other,
+                    })
+            })
+            .transpose()
     }
 
-    fn filter(&self) -> ContactFilter<'_> {
+    fn filter<'a>(&'a self, segment: Option<&'a SqlCondition>) -> ContactFilter<'a> {
         ContactFilter {
             q: self.q.as_deref(),
             phone_state: self.phone_state,
             email_state: self.email_state,
             unsubscribed: self.unsubscribed,
             group: self.group.as_ref(),
+            segment,
         }
     }
 }
@@ -166,7 +191,8 @@ impl ContactQuery {
 /// `GET /v1/contacts`: the caller's contacts, newest first unless `sort` says otherwise. `q`
 /// searches name, phone and email; filters `phone_state`, `email_state`, `unsubscribed` (`sms`
 /// or `email`), `group` (a group of the caller's; any other, or a malformed id, is 422 on
-/// `group`). Scope `contacts:read`.
+/// `group`), `segment` (a saved segment of the caller's, likewise; a broken one is 422 too).
+/// Scope `contacts:read`.
 pub fn list_contacts(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsRead)?;
@@ -174,12 +200,12 @@ pub fn list_contacts(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let query = ContactQuery::parse(request)?;
     let mode = principal.mode();
     let contacts = app.db.read(|conn| {
-        query.check(conn, &scope, mode)?;
+        let segment = query.check(conn, &scope, mode)?;
         store::list_contacts(
             conn,
             scope.id(),
             mode,
-            &query.filter(),
+            &query.filter(segment.as_ref()),
             query.order,
             page.cursor.as_deref(),
             page.fetch(),
@@ -203,9 +229,10 @@ pub fn export_contacts(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
     let scope = principal.require_scope(Scope::ContactsRead)?;
     let query = ContactQuery::parse(request)?;
     let mode = principal.mode();
-    let definitions = app.db.read(|conn| {
-        query.check(conn, &scope, mode)?;
-        store::list_fields(conn, scope.id(), None, None)
+    // The segment's rules as they are now: the whole export selects by the same condition.
+    let (segment, definitions) = app.db.read(|conn| {
+        let segment = query.check(conn, &scope, mode)?;
+        Ok((segment, store::list_fields(conn, scope.id(), None, None)?))
     })?;
     let db = app.db.clone();
     let workspace_id = scope.id().clone();
@@ -224,7 +251,7 @@ pub fn export_contacts(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
                         conn,
                         &workspace_id,
                         mode,
-                        &query.filter(),
+                        &query.filter(segment.as_ref()),
                         query.order,
                         cursor.as_ref().map(ContactId::as_str),
                         EXPORT_PAGE,
@@ -343,7 +370,7 @@ struct ErasedView<'a> {
 /// A contact as the API shows it. A channel's state is `null` when the contact has no address
 /// on it.
 #[derive(Serialize)]
-struct ContactView<'a> {
+pub(crate) struct ContactView<'a> {
     id: &'a str,
     mode: Mode,
     name: &'a str,
@@ -364,7 +391,7 @@ struct ContactView<'a> {
     updated_at: &'a str,
 }
 
-fn contact_view(contact: &ContactRow) -> ContactView<'_> {
+pub(crate) fn contact_view(contact: &ContactRow) -> ContactView<'_> {
     ContactView {
         id: contact.id.as_str(),
         mode: contact.mode,

@@ -33,6 +33,7 @@ pub mod receipts;
 pub mod request;
 pub mod response;
 pub mod router;
+pub mod segments;
 pub mod system;
 pub mod unsubscribe;
 pub mod workspaces;

@@ -103,7 +103,7 @@ impl Router {
         use crate::web::api_keys as keys;
         use crate::web::{
             auth, billing, campaigns, contacts, groups, imports, messages, payments, receipts,
-            unsubscribe, workspaces,
+            segments, unsubscribe, workspaces,
         };
         use Method::{Delete, Get, Patch, Post, Put};
         Router {
@@ -215,6 +215,12 @@ impl Router {
                 Route::new(Delete, "/v1/groups/{id}", groups::delete_group),
                 Route::new(Post, "/v1/groups/{id}/contacts", groups::add_members),
                 Route::new(Delete, "/v1/groups/{id}/contacts", groups::remove_members),
+                Route::new(Post, "/v1/segments/preview", segments::preview),
+                Route::new(Post, "/v1/segments", segments::create_segment),
+                Route::new(Get, "/v1/segments", segments::list_segments),
+                Route::new(Get, "/v1/segments/{id}", segments::show_segment),
+                Route::new(Patch, "/v1/segments/{id}", segments::update_segment),
+                Route::new(Delete, "/v1/segments/{id}", segments::delete_segment),
                 // Campaigns.
                 Route::new(Post, "/v1/campaigns", campaigns::create_campaign),
                 Route::new(Get, "/v1/campaigns", campaigns::list_campaigns),

@@ -250,11 +250,54 @@ fn the_audience_names_only_the_callers_groups() {
         assert!(message.contains(foreign.as_str().unwrap()), "{message}");
         assert!(!message.contains(ours["id"].as_str().unwrap()), "{message}");
     }
-    let segments = live.post(
-        "/v1/campaigns",
-        json!({"name": "x", "channel": "sms", "text": "Hi", "audience": {"segments": ["seg_x"]}}),
+    // Segments: the caller's saved ones, whose rules still hold.
+    created(live.post(
+        "/v1/contact-fields",
+        json!({"key": "tier", "label": "Tier", "type": "text"}),
+    ));
+    let french = created(live.post(
+        "/v1/segments",
+        json!({"name": "French", "rules": {"all": [{"field": "language", "op": "eq", "value": "fr"}]}}),
+    ));
+    let gold = created(live.post(
+        "/v1/segments",
+        json!({"name": "Gold", "rules": {"all": [{"field": "custom.tier", "op": "eq", "value": "gold"}]}}),
+    ));
+    let test_segment = created(test.post(
+        "/v1/segments",
+        json!({"name": "T", "rules": {"all": [{"field": "language", "op": "eq", "value": "fr"}]}}),
+    ));
+    let fields = live.get("/v1/contact-fields").json();
+    let tier = fields["data"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        live.delete(&format!("/v1/contact-fields/{tier}")).status,
+        204
     );
-    assert!(invalid(&segments).contains_key("audience.segments"));
+    for unusable in [&gold["id"], &test_segment["id"], &json!("seg_x")] {
+        let refused = live.post(
+            "/v1/campaigns",
+            json!({"name": "x", "channel": "sms", "text": "Hi",
+                   "audience": {"groups": [ours["id"]], "segments": [french["id"], unusable]}}),
+        );
+        let message = invalid(&refused)["audience.segments"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(message.contains(unusable.as_str().unwrap()), "{message}");
+        assert!(
+            !message.contains(french["id"].as_str().unwrap()),
+            "{message}"
+        );
+    }
+    let mixed = created(live.post(
+        "/v1/campaigns",
+        json!({"name": "x", "channel": "sms", "text": "Hi",
+               "audience": {"groups": [ours["id"]], "segments": [french["id"]]}}),
+    ));
+    assert_eq!(
+        mixed["audience"],
+        json!({"groups": [ours["id"]], "segments": [french["id"]]})
+    );
     let empty = live.post(
         "/v1/campaigns",
         json!({"name": "x", "channel": "sms", "text": "Hi", "audience": {}}),
@@ -267,7 +310,7 @@ fn the_audience_names_only_the_callers_groups() {
                "audience": {"groups": [ours["id"], ours["id"]]}}),
     ));
     assert_eq!(twice["audience"], json!({"groups": [ours["id"]]}));
-    assert_eq!(count(&server, "SELECT count(*) FROM campaigns"), 1);
+    assert_eq!(count(&server, "SELECT count(*) FROM campaigns"), 2);
 }
 
 #[test]

@@ -326,6 +326,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "2423dba1611bb2d0005ea3fd7987e3d21613bb618b2abf2c72d25f7010d4098f",
     ),
     (
+        "V16__segments.sql",
+        "ccf1c437c3eef4bc9fc8978767f8c88738912ca3d7ead5bd077bfe3239675b86",
+    ),
+    (
         "V17__unsubscribe_and_erase.sql",
         "69d4b0f3fe8d31edd2925b69e6d6bef3f6542c6a408449d6d2ad5d545bbfd820",
     ),

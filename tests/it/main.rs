@@ -31,6 +31,7 @@ mod payment_webhooks;
 mod payments;
 mod probes;
 mod process;
+mod segments;
 mod sending;
 mod shutdown;
 mod sms_providers;
