@@ -220,7 +220,7 @@ fn main() {
     db.write(|conn| {
         for n in 0..options.contacts {
             let row = contact(&ids, &mut dice, n, &workspace, Mode::Live);
-            store::insert_contact(conn, &row)?;
+            store::insert_contact(conn, &row, None)?;
             if n % 10 == 3 {
                 members.push(row.id.clone());
             }
@@ -233,9 +233,9 @@ fn main() {
             }
             if n % 10 == 1 {
                 let test = contact(&ids, &mut dice, n, &workspace, Mode::Test);
-                store::insert_contact(conn, &test)?;
+                store::insert_contact(conn, &test, None)?;
                 let stranger = contact(&ids, &mut dice, n, &other, Mode::Live);
-                store::insert_contact(conn, &stranger)?;
+                store::insert_contact(conn, &stranger, None)?;
             }
         }
         let day = format_timestamp(now);
