@@ -500,7 +500,7 @@ pub fn delete_campaign(
 }
 
 /// A new draft with the content and audience of campaign `id` (whatever its status), named
-/// "<name> (copy)", unscheduled. Its templates and lists are checked again: a custom field or
+/// "`<name> (copy)`", unscheduled. Its templates and lists are checked again: a custom field or
 /// group deleted since is a 422 naming it.
 pub fn duplicate_campaign(
     conn: &Connection,
