@@ -524,7 +524,13 @@ fn an_import_killed_mid_way_resumes_after_a_restart_with_nothing_lost_or_doubled
         "/v1/contacts/imports?mode=upsert",
         csv.as_bytes(),
     );
-    assert_eq!(created.status, 202, "{}", created.text());
+    assert_eq!(
+        created.status,
+        202,
+        "{}\nthe server's log:\n{}",
+        created.text(),
+        server.recent_log()
+    );
     let id = created.json()["id"].as_str().unwrap().to_owned();
     let path = format!("/v1/contacts/imports/{id}");
     // Killed once at least one chunk is committed and before the last.

@@ -112,6 +112,11 @@ impl ServeProcess {
         }
     }
 
+    /// The log lines written since the last look, for a failure's message.
+    pub fn recent_log(&self) -> String {
+        self.log.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
     pub fn get(&self, path: &str) -> TestResponse {
         let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
         send_raw(self.addr, request.as_bytes())

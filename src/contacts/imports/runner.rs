@@ -35,6 +35,12 @@ pub struct ImportRunner {
 }
 
 pub fn start(app: Arc<App>) -> Result<ImportRunner, StartupError> {
+    // Here, before HTTP starts, never on the runner's thread: a sweep running while an upload
+    // is being spooled would delete that upload's file from under it.
+    let dir = imports::imports_dir(&app.config.db_path);
+    if let Err(err) = remove_leftovers(&app, &dir) {
+        log::warn!(error:% = err; "could not clear left-over import files");
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let (thread_app, thread_stop) = (Arc::clone(&app), Arc::clone(&stop));
     let thread = thread::Builder::new()
@@ -67,9 +73,6 @@ impl Drop for ImportRunner {
 
 fn run(app: &App, stop: &AtomicBool) {
     let dir = imports::imports_dir(&app.config.db_path);
-    if let Err(err) = remove_leftovers(app, &dir) {
-        log::warn!(error:% = err; "could not clear left-over import files");
-    }
     while !stop.load(Ordering::SeqCst) {
         let seen = app.imports.generation();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -92,7 +95,8 @@ fn run(app: &App, stop: &AtomicBool) {
 }
 
 /// Deletes files in the imports directory that no queued or running job owns: uploads cut by
-/// a crash before a job adopted them, and files of jobs that ended.
+/// a crash before a job adopted them, and files of jobs that ended. Only at start-up, before
+/// any upload can be under way.
 fn remove_leftovers(app: &App, dir: &Path) -> Result<(), AppError> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
