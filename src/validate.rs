@@ -1,6 +1,17 @@
 //! Field rules shared by several endpoints. Each returns the normalised value or a reason for
 //! `FieldErrors`.
 
+/// For `#[serde(default, deserialize_with = "present")]` on an `Option<Option<T>>` field of a
+/// PATCH body: tells a field sent as `null` (`Some(None)`: clear it) from one not sent (`None`,
+/// via `default`: leave it).
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
 /// An email address: trimmed and lower-cased; one `@` with text on both sides, a dot in the
 /// domain, no spaces, at most 254 characters. Deliverability is not checked here.
 pub fn email(raw: &str) -> Result<String, &'static str> {

@@ -79,27 +79,18 @@ pub struct NewCampaign {
 #[serde(deny_unknown_fields)]
 pub struct CampaignChanges {
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub text: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub subject: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub html: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub from_name: Option<Option<String>>,
     pub audience: Option<Audience>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub scheduled_at: Option<Option<String>>,
     pub opt_out_line: Option<bool>,
-}
-
-/// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`, via `default`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// The custom field keys a template may name.
@@ -169,7 +160,8 @@ fn check_draft(
             if let Some(text) = required("text", campaign.text.as_deref(), errors) {
                 check_part("text", text, Escaping::None, &keys, errors);
                 if !errors.contains("text") {
-                    let sample = sms_for(campaign, &sample_contact(), SAMPLE_UNSUBSCRIBE_URL)?;
+                    let sample =
+                        sms_for(campaign, &ContactContext::sample(), SAMPLE_UNSUBSCRIBE_URL)?;
                     let segments = segment(&sample).segments;
                     if segments > MAX_SEGMENTS {
                         errors.add(
@@ -549,19 +541,6 @@ pub fn contact_context(contact: &ContactRow) -> Result<ContactContext, AppError>
     })
 }
 
-/// The contact a preview uses when none is named.
-pub fn sample_contact() -> ContactContext {
-    ContactContext {
-        name: Some("Ada Lovelace".to_owned()),
-        first_name: Some("Ada".to_owned()),
-        last_name: Some("Lovelace".to_owned()),
-        phone: Some("+237677123456".to_owned()),
-        email: Some("ada@example.com".to_owned()),
-        language: Some("en".to_owned()),
-        custom: Default::default(),
-    }
-}
-
 /// A link as long as a real unsubscribe link, for checks made without a recipient.
 const SAMPLE_UNSUBSCRIBE_URL: &str =
     "https://crier.example.com/u/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -612,7 +591,7 @@ pub fn render_for(
 ) -> Result<Rendered, AppError> {
     let context = match contact {
         Some(contact) => contact_context(contact)?,
-        None => sample_contact(),
+        None => ContactContext::sample(),
     };
     let part = |field: &str, source: &Option<String>, escaping| {
         source
@@ -639,17 +618,18 @@ pub fn render_for(
     })
 }
 
-/// The contact named for a preview: one of the caller's in the campaign's mode.
+/// The contact named for a preview (its id as sent): one of the caller's in the campaign's mode,
+/// else 422 on `contact_id`.
 pub fn preview_contact(
     conn: &Connection,
     scope: &WorkspaceScope,
     mode: Mode,
-    id: &ContactId,
+    id: &str,
 ) -> Result<ContactRow, AppError> {
-    crate::contacts::find_contact(conn, scope, mode, id).map_err(|err| match err {
-        AppError::NotFound => {
-            AppError::invalid_field("contact_id", "no such contact among the caller's")
-        }
+    let not_found = || AppError::invalid_field("contact_id", "no such contact among the caller's");
+    let id = ContactId::parse(id).ok_or_else(not_found)?;
+    crate::contacts::find_contact(conn, scope, mode, &id).map_err(|err| match err {
+        AppError::NotFound => not_found(),
         other => other,
     })
 }

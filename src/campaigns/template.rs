@@ -57,6 +57,22 @@ pub struct ContactContext {
     pub custom: BTreeMap<String, serde_json::Value>,
 }
 
+impl ContactContext {
+    /// The contact a preview uses when none is named, and the checks render for: every
+    /// built-in value, no custom value.
+    pub fn sample() -> ContactContext {
+        ContactContext {
+            name: Some("Ada Lovelace".to_owned()),
+            first_name: Some("Ada".to_owned()),
+            last_name: Some("Lovelace".to_owned()),
+            phone: Some("+237677123456".to_owned()),
+            email: Some("ada@example.com".to_owned()),
+            language: Some("en".to_owned()),
+            custom: BTreeMap::new(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Context<'a> {
     contact: &'a ContactContext,
@@ -160,16 +176,11 @@ pub fn check(source: &str, escaping: Escaping, custom_keys: &[&str]) -> Result<(
         )));
     }
     let full = ContactContext {
-        name: Some("Ada Lovelace".to_owned()),
-        first_name: Some("Ada".to_owned()),
-        last_name: Some("Lovelace".to_owned()),
-        phone: Some("+237677123456".to_owned()),
-        email: Some("ada@example.com".to_owned()),
-        language: Some("en".to_owned()),
         custom: custom_keys
             .iter()
             .map(|key| ((*key).to_owned(), serde_json::Value::from("x")))
             .collect(),
+        ..ContactContext::sample()
     };
     for contact in [&full, &ContactContext::default()] {
         render_with(&env, source, contact, Some("https://example.com/u/token"))?;

@@ -15,7 +15,7 @@ pub mod store;
 pub mod unsubscribe;
 
 use rusqlite::Connection;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::clock::{Timestamp, format_timestamp};
@@ -98,17 +98,17 @@ pub struct NewContact {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContactChanges {
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub first_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub last_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub phone: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub email: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::validate::present")]
     pub language: Option<Option<String>>,
     /// Values to set; `null` removes one. Keys not named stay.
     pub custom: Option<Map<String, Value>>,
@@ -121,15 +121,6 @@ pub struct ContactChanges {
 pub struct Unsubscribed {
     pub sms: Option<bool>,
     pub email: Option<bool>,
-}
-
-/// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`, via `default`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// The first word of a name, and the rest (if any).

@@ -12,7 +12,7 @@ use crate::campaigns::store::{self, CampaignRow};
 use crate::campaigns::{self as domain, CampaignChanges, CampaignStatus, NewCampaign, Rendered};
 use crate::contacts::fields::one_of;
 use crate::error::AppError;
-use crate::ids::{CampaignId, ContactId};
+use crate::ids::CampaignId;
 use crate::vocabulary::Mode;
 use crate::web::auth::authenticate_request;
 use crate::web::request::{Request, page_response};
@@ -136,15 +136,11 @@ pub fn preview_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
     let mode = principal.mode();
     let (campaign, contact) = app.db.read(|conn| {
         let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
-        let contact = match &body.contact_id {
-            None => None,
-            Some(text) => {
-                let contact_id = ContactId::parse(text).ok_or_else(|| {
-                    AppError::invalid_field("contact_id", "no such contact among the caller's")
-                })?;
-                Some(domain::preview_contact(conn, &scope, mode, &contact_id)?)
-            }
-        };
+        let contact = body
+            .contact_id
+            .as_deref()
+            .map(|id| domain::preview_contact(conn, &scope, mode, id))
+            .transpose()?;
         Ok((campaign, contact))
     })?;
     let rendered = domain::render_for(&campaign, contact.as_ref(), &preview_unsubscribe_url(app))?;
