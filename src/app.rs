@@ -38,6 +38,8 @@ pub struct App {
     pub unsubscribe_key: ServerKey,
     /// Rung when a contact import is queued, to wake the import runner.
     pub imports: OutboxSignal,
+    /// Rung when a campaign is launched, scheduled or cancelled, to wake the campaign runner.
+    pub campaigns: OutboxSignal,
 }
 
 impl App {
@@ -70,6 +72,7 @@ impl App {
             webhook_journal: OutboxSignal::default(),
             unsubscribe_key,
             imports: OutboxSignal::default(),
+            campaigns: OutboxSignal::default(),
         })
     }
 }

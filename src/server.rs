@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::app::App;
+use crate::campaigns::runner::{self as campaign_runner, CampaignRunner};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::contacts::imports::runner::{self as import_runner, ImportRunner};
@@ -32,6 +33,7 @@ pub struct RunningServer {
     delivery: Delivery,
     payments: PaymentsWorker,
     imports: ImportRunner,
+    campaigns: CampaignRunner,
 }
 
 /// Opens (creating and migrating) the database and starts serving HTTP on `config.addr`.
@@ -49,6 +51,8 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
     let payments = payments_worker::start(Arc::clone(&app))?;
     // Before HTTP too: an import interrupted by a crash or a stop resumes at once.
     let imports = import_runner::start(Arc::clone(&app))?;
+    // Before HTTP too: a fan-out cut by a crash or a stop resumes at once.
+    let campaigns = campaign_runner::start(Arc::clone(&app))?;
     let http = web::start(Arc::clone(&app), runtime.router)?;
     let janitor = janitor::start(Arc::clone(&app))?;
     Ok(RunningServer {
@@ -58,6 +62,7 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
         delivery,
         payments,
         imports,
+        campaigns,
     })
 }
 
@@ -75,6 +80,8 @@ impl RunningServer {
         self.payments.stop();
         // Between two chunks: the job stays running and resumes at the next start.
         self.imports.stop();
+        // Between two steps: a fan-out resumes from its cursor at the next start.
+        self.campaigns.stop();
         self.janitor.stop();
         outcome
     }

@@ -9,6 +9,7 @@
 
 pub mod catalog;
 pub mod plans;
+pub mod pools;
 pub mod pricing;
 pub mod sender;
 pub mod store;
@@ -227,13 +228,7 @@ pub fn refund(
     let Some(taken) = store::claim_refund(conn, reference, &now_text)? else {
         return Ok(None);
     };
-    store::remove_usage(
-        conn,
-        &taken.workspace_id,
-        &taken.channel,
-        (&taken.quota_period_start, taken.included_units),
-        (&taken.billing_month_start, taken.billable_units),
-    )?;
+    pools::give_back_usage(conn, &taken)?;
     if taken.charge_minor > 0 {
         let account = store::find_account(conn, &taken.workspace_id)?.ok_or(AppError::NotFound)?;
         store::append_ledger(

@@ -323,20 +323,7 @@ pub fn claim_refund(
              RETURNING reference, workspace_id, channel, units, included_units, billable_units,
                        charge_minor, currency, quota_period_start, billing_month_start",
         )?
-        .query_row([reference, now], |row| {
-            Ok(ReservationRow {
-                reference: row.get(0)?,
-                workspace_id: row.get(1)?,
-                channel: row.get(2)?,
-                units: get_u64(row, 3)?,
-                included_units: get_u64(row, 4)?,
-                billable_units: get_u64(row, 5)?,
-                charge_minor: row.get(6)?,
-                currency: row.get(7)?,
-                quota_period_start: row.get(8)?,
-                billing_month_start: row.get(9)?,
-            })
-        })
+        .query_row([reference, now], reservation_row)
         .optional()?)
 }
 
@@ -414,4 +401,62 @@ pub fn find_refunded_at(conn: &Connection, reference: &str) -> Result<Option<Str
         .query_row([reference], |row| row.get::<_, Option<String>>(0))
         .optional()?
         .flatten())
+}
+
+fn reservation_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ReservationRow> {
+    Ok(ReservationRow {
+        reference: row.get(0)?,
+        workspace_id: row.get(1)?,
+        channel: row.get(2)?,
+        units: get_u64(row, 3)?,
+        included_units: get_u64(row, 4)?,
+        billable_units: get_u64(row, 5)?,
+        charge_minor: row.get(6)?,
+        currency: row.get(7)?,
+        quota_period_start: row.get(8)?,
+        billing_month_start: row.get(9)?,
+    })
+}
+
+/// The reservation `reference` while it is not refunded.
+pub fn find_open_reservation(
+    conn: &Connection,
+    reference: &str,
+) -> Result<Option<ReservationRow>, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT reference, workspace_id, channel, units, included_units, billable_units,
+                    charge_minor, currency, quota_period_start, billing_month_start
+             FROM billing_reservations WHERE reference = ?1 AND refunded_at IS NULL",
+        )?
+        .query_row([reference], reservation_row)
+        .optional()?)
+}
+
+/// Adds to (positive) or takes from (negative) an open reservation's units and charge; the
+/// database refuses a result below zero.
+pub fn resize_reservation(
+    conn: &Connection,
+    reference: &str,
+    (included_units, billable_units, charge_minor): (i64, i64, i64),
+) -> Result<(), AppError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE billing_reservations SET
+                 units = units + :included + :billable,
+                 included_units = included_units + :included,
+                 billable_units = billable_units + :billable,
+                 charge_minor = charge_minor + :charge
+             WHERE reference = :reference AND refunded_at IS NULL",
+        )?
+        .execute(named_params! {
+            ":reference": reference, ":included": included_units, ":billable": billable_units,
+            ":charge": charge_minor,
+        })?;
+    if changed != 1 {
+        return Err(AppError::internal(format!(
+            "reservation {reference} is not open"
+        )));
+    }
+    Ok(())
 }

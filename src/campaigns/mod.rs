@@ -3,6 +3,9 @@
 //! keeps drafts — create, edit, duplicate, delete — checks every template when it is saved, and
 //! renders a preview for a contact.
 
+pub mod fanout;
+pub mod launch;
+pub mod runner;
 pub mod store;
 pub mod template;
 
@@ -131,7 +134,7 @@ fn required<'a>(field: &str, value: Option<&'a str>, errors: &mut FieldErrors) -
 /// lists: `group_exists` and `segment_usable` say whether an id is the caller's (and, for a
 /// segment, whether its rules still hold).
 fn check_draft(
-    campaign: &CampaignRow,
+    (checks, campaign): (Checks, &CampaignRow),
     audience: &Audience,
     definitions: &[FieldRow],
     group_exists: &mut dyn FnMut(&GroupId) -> Result<bool, AppError>,
@@ -160,9 +163,10 @@ fn check_draft(
             if let Some(text) = required("text", campaign.text.as_deref(), errors) {
                 check_part("text", text, Escaping::None, &keys, errors);
                 if !errors.contains("text") {
-                    let sample =
-                        sms_for(campaign, &ContactContext::sample(), SAMPLE_UNSUBSCRIBE_URL)?;
-                    let segments = segment(&sample).segments;
+                    let segments = match render_for(campaign, None, SAMPLE_UNSUBSCRIBE_URL)? {
+                        Rendered::Sms { segmentation, .. } => segmentation.segments,
+                        Rendered::Email { .. } => 0,
+                    };
                     if segments > MAX_SEGMENTS {
                         errors.add(
                             "text",
@@ -217,6 +221,10 @@ fn check_draft(
         }
     }
     check_audience(audience, group_exists, segment_usable, errors)?;
+    if checks == Checks::Launch {
+        // The scheduler starts a campaign when its time has come; an estimate ignores it.
+        return Ok(());
+    }
     if let Some(text) = &campaign.scheduled_at {
         match parse_timestamp(text) {
             Some(at) if at > now && at <= now + chrono::Duration::days(MAX_SCHEDULE_DAYS) => {}
@@ -312,14 +320,24 @@ pub fn audience_of(campaign: &CampaignRow) -> Result<Audience, AppError> {
     serde_json::from_str(&campaign.audience).map_err(AppError::internal)
 }
 
-/// Checks and stores a draft (new or changed) of the scope's workspace.
-fn checked(
+/// What `checked` asks of a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Checks {
+    /// Everything, its schedule included (saving a draft, launching or scheduling it).
+    Draft,
+    /// Everything but the schedule (an estimate, the scheduler's start).
+    Launch,
+}
+
+/// Checks a campaign of the scope's workspace against its channel's rules and the workspace's
+/// fields and lists as they are now; 422 naming every problem (`errors` holds any found before).
+pub(crate) fn checked_with(
     conn: &Connection,
     scope: &WorkspaceScope,
     campaign: &CampaignRow,
     audience: &Audience,
     now: Timestamp,
-    mut errors: FieldErrors,
+    (checks, mut errors): (Checks, FieldErrors),
 ) -> Result<(), AppError> {
     let definitions = crate::contacts::fields::definitions(conn, scope)?;
     let mut group_exists =
@@ -340,7 +358,7 @@ fn checked(
         Err(other) => Err(other),
     };
     check_draft(
-        campaign,
+        (checks, campaign),
         audience,
         &definitions,
         &mut group_exists,
@@ -349,6 +367,30 @@ fn checked(
         &mut errors,
     )?;
     errors.into_result()
+}
+
+/// `checked_with` with no problem found before.
+pub(crate) fn checked(
+    conn: &Connection,
+    scope: &WorkspaceScope,
+    campaign: &CampaignRow,
+    audience: &Audience,
+    now: Timestamp,
+    checks: Checks,
+) -> Result<(), AppError> {
+    checked_with(
+        conn,
+        scope,
+        campaign,
+        audience,
+        now,
+        (checks, FieldErrors::new()),
+    )
+}
+
+/// A schedule as stored: UTC, so the scheduler compares it with `now` as text.
+fn normalized_schedule(scheduled_at: Option<String>) -> Option<String> {
+    scheduled_at.map(|text| parse_timestamp(&text).map_or(text, format_timestamp))
 }
 
 /// Creates a draft in `mode`. 422 naming every bad field, templates included.
@@ -397,12 +439,24 @@ pub fn create_campaign(
         duplicated_from: None,
         created_at: stamp.clone(),
         updated_at: stamp,
+        progress: store::Progress::default(),
     };
     if errors.contains("channel") {
         // Without a channel the content cannot be judged; say only what is wrong for sure.
         return Err(AppError::Validation(errors));
     }
-    checked(conn, scope, &campaign, &audience, now, errors)?;
+    checked_with(
+        conn,
+        scope,
+        &campaign,
+        &audience,
+        now,
+        (Checks::Draft, errors),
+    )?;
+    let campaign = CampaignRow {
+        scheduled_at: normalized_schedule(campaign.scheduled_at),
+        ..campaign
+    };
     store::insert_campaign(conn, &campaign)?;
     Ok(campaign)
 }
@@ -462,7 +516,8 @@ pub fn update_campaign(
     };
     campaign.audience = audience_text(&audience)?;
     campaign.updated_at = format_timestamp(now);
-    checked(conn, scope, &campaign, &audience, now, FieldErrors::new())?;
+    checked(conn, scope, &campaign, &audience, now, Checks::Draft)?;
+    campaign.scheduled_at = normalized_schedule(campaign.scheduled_at);
     if !store::update_draft(conn, &campaign)? {
         return Err(AppError::internal(
             "a draft read in this transaction did not update",
@@ -517,9 +572,10 @@ pub fn duplicate_campaign(
         duplicated_from: Some(original.id.clone()),
         created_at: stamp.clone(),
         updated_at: stamp,
+        progress: store::Progress::default(),
         ..original
     };
-    checked(conn, scope, &copy, &audience, now, FieldErrors::new())?;
+    checked(conn, scope, &copy, &audience, now, Checks::Draft)?;
     store::insert_campaign(conn, &copy)?;
     Ok(copy)
 }
@@ -545,22 +601,6 @@ pub fn contact_context(contact: &ContactRow) -> Result<ContactContext, AppError>
 const SAMPLE_UNSUBSCRIBE_URL: &str =
     "https://crier.example.com/u/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
-/// The SMS a contact receives: the rendered text, then (if the campaign asks for it) the
-/// opt-out line on a line of its own.
-fn sms_for(
-    campaign: &CampaignRow,
-    contact: &ContactContext,
-    unsubscribe_url: &str,
-) -> Result<String, AppError> {
-    let source = campaign.text.as_deref().unwrap_or_default();
-    let mut text = template::render(source, Escaping::None, contact, Some(unsubscribe_url))
-        .map_err(|problem| AppError::invalid_field("text", problem.0))?;
-    if campaign.opt_out_line {
-        text.push_str(&opt_out_line(contact.language.as_deref(), unsubscribe_url));
-    }
-    Ok(text)
-}
-
 /// The line a marketing SMS ends with when its campaign asks: short, in the contact's language.
 pub fn opt_out_line(language: Option<&str>, unsubscribe_url: &str) -> String {
     match language {
@@ -583,6 +623,77 @@ pub enum Rendered {
     },
 }
 
+/// A campaign's content compiled once, rendered recipient after recipient.
+pub struct Renderer {
+    channel: Channel,
+    opt_out_line: bool,
+    parts: template::Compiled,
+}
+
+impl Renderer {
+    pub fn new(campaign: &CampaignRow) -> Result<Renderer, AppError> {
+        let mut parts = Vec::new();
+        for (name, source) in [
+            ("text", &campaign.text),
+            ("subject", &campaign.subject),
+            (template::HTML_PART, &campaign.html),
+        ] {
+            if let Some(source) = source {
+                parts.push((name, source.as_str()));
+            }
+        }
+        let parts = template::Compiled::new(&parts)
+            .map_err(|(name, problem)| AppError::invalid_field(name, problem.0))?;
+        Ok(Renderer {
+            channel: campaign.channel,
+            opt_out_line: campaign.opt_out_line,
+            parts,
+        })
+    }
+
+    fn part(
+        &self,
+        name: &str,
+        contact: &ContactContext,
+        unsubscribe_url: &str,
+    ) -> Result<Option<String>, AppError> {
+        self.parts
+            .render(name, contact, Some(unsubscribe_url))
+            .transpose()
+            .map_err(|problem| AppError::invalid_field(name, problem.0))
+    }
+
+    /// The content `contact` receives. An SMS ends with the opt-out line when the campaign asks
+    /// for it, on a line of its own, counted in its segments.
+    pub fn render(
+        &self,
+        contact: &ContactContext,
+        unsubscribe_url: &str,
+    ) -> Result<Rendered, AppError> {
+        Ok(match self.channel {
+            Channel::Sms => {
+                let mut text = self
+                    .part("text", contact, unsubscribe_url)?
+                    .unwrap_or_default();
+                if self.opt_out_line {
+                    text.push_str(&opt_out_line(contact.language.as_deref(), unsubscribe_url));
+                }
+                Rendered::Sms {
+                    segmentation: segment(&text),
+                    text,
+                }
+            }
+            Channel::Email => Rendered::Email {
+                subject: self
+                    .part("subject", contact, unsubscribe_url)?
+                    .unwrap_or_default(),
+                html: self.part(template::HTML_PART, contact, unsubscribe_url)?,
+                text: self.part("text", contact, unsubscribe_url)?,
+            },
+        })
+    }
+}
+
 /// Renders `campaign` for `contact` (a sample contact when `None`).
 pub fn render_for(
     campaign: &CampaignRow,
@@ -593,29 +704,7 @@ pub fn render_for(
         Some(contact) => contact_context(contact)?,
         None => ContactContext::sample(),
     };
-    let part = |field: &str, source: &Option<String>, escaping| {
-        source
-            .as_deref()
-            .map(|source| {
-                template::render(source, escaping, &context, Some(unsubscribe_url))
-                    .map_err(|problem| AppError::invalid_field(field, problem.0))
-            })
-            .transpose()
-    };
-    Ok(match campaign.channel {
-        Channel::Sms => {
-            let text = sms_for(campaign, &context, unsubscribe_url)?;
-            Rendered::Sms {
-                segmentation: segment(&text),
-                text,
-            }
-        }
-        Channel::Email => Rendered::Email {
-            subject: part("subject", &campaign.subject, Escaping::None)?.unwrap_or_default(),
-            html: part("html", &campaign.html, Escaping::Html)?,
-            text: part("text", &campaign.text, Escaping::None)?,
-        },
-    })
+    Renderer::new(campaign)?.render(&context, unsubscribe_url)
 }
 
 /// The contact named for a preview (its id as sent): one of the caller's in the campaign's mode,

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, named_params};
 use crate::billing::Channel;
 use crate::campaigns::CampaignStatus;
 use crate::error::AppError;
-use crate::ids::{CampaignId, WorkspaceId};
+use crate::ids::{ApiKeyId, CampaignId, WorkspaceId};
 use crate::vocabulary::Mode;
 
 /// A campaign as stored.
@@ -30,10 +30,55 @@ pub struct CampaignRow {
     pub duplicated_from: Option<CampaignId>,
     pub created_at: String,
     pub updated_at: String,
+    /// What the launch fixed and how far sending went (all empty for a draft).
+    pub progress: Progress,
+}
+
+/// A campaign's launch and its course: written by the launch, each fan-out chunk, a cancel
+/// and the finish (docs/rules/campaigns.md, "Launch" to "Finish").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub launched_at: Option<String>,
+    pub launched_by_key: Option<ApiKeyId>,
+    /// SMS: the effective sender at launch.
+    pub sender: Option<String>,
+    /// The audience as the launch compiled it (`contacts::rules::SqlCondition`).
+    pub audience_sql: Option<String>,
+    pub audience_params: Option<String>,
+    /// The newest contact at launch: the fan-out goes no further.
+    pub fanout_last_rowid: Option<i64>,
+    /// The last contact the fan-out has done (committed with its messages).
+    pub fanout_cursor: i64,
+    pub fanout_done_at: Option<String>,
+    pub planned_recipients: Option<u64>,
+    pub planned_units: Option<u64>,
+    /// Charged to the wallet for the campaign's pool: at launch, and any enlargement.
+    pub reserved_minor: i64,
+    pub currency: Option<String>,
+    /// Contacts left out, by reason: a JSON object.
+    pub excluded: String,
+    pub messages_created: u64,
+    /// The pool's leftover, refunded when the fan-out ended.
+    pub refunded_minor: i64,
+    pub cancel_refunds: u64,
+    pub cancelled_at: Option<String>,
+    pub cancel_done_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
 }
 
 const COLUMNS: &str = "id, workspace_id, mode, name, channel, status, text, subject, html, \
-    from_name, audience, scheduled_at, opt_out_line, duplicated_from, created_at, updated_at";
+    from_name, audience, scheduled_at, opt_out_line, duplicated_from, created_at, updated_at, \
+    launched_at, launched_by_key, sender, audience_sql, audience_params, fanout_last_rowid, \
+    fanout_cursor, fanout_done_at, planned_recipients, planned_units, reserved_minor, currency, \
+    excluded, messages_created, refunded_minor, cancel_refunds, cancelled_at, cancel_done_at, \
+    finished_at, failure_code, failure_message";
+
+/// A stored count (SQLite integers are signed).
+fn count(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
+    Ok(row.get::<_, i64>(index)?.unsigned_abs())
+}
 
 fn campaign_row(row: &Row<'_>) -> rusqlite::Result<CampaignRow> {
     Ok(CampaignRow {
@@ -53,15 +98,40 @@ fn campaign_row(row: &Row<'_>) -> rusqlite::Result<CampaignRow> {
         duplicated_from: row.get(13)?,
         created_at: row.get(14)?,
         updated_at: row.get(15)?,
+        progress: Progress {
+            launched_at: row.get(16)?,
+            launched_by_key: row.get(17)?,
+            sender: row.get(18)?,
+            audience_sql: row.get(19)?,
+            audience_params: row.get(20)?,
+            fanout_last_rowid: row.get(21)?,
+            fanout_cursor: row.get(22)?,
+            fanout_done_at: row.get(23)?,
+            planned_recipients: row.get::<_, Option<i64>>(24)?.map(i64::unsigned_abs),
+            planned_units: row.get::<_, Option<i64>>(25)?.map(i64::unsigned_abs),
+            reserved_minor: row.get(26)?,
+            currency: row.get(27)?,
+            excluded: row.get(28)?,
+            messages_created: count(row, 29)?,
+            refunded_minor: row.get(30)?,
+            cancel_refunds: count(row, 31)?,
+            cancelled_at: row.get(32)?,
+            cancel_done_at: row.get(33)?,
+            finished_at: row.get(34)?,
+            failure_code: row.get(35)?,
+            failure_message: row.get(36)?,
+        },
     })
 }
 
 pub fn insert_campaign(conn: &Connection, campaign: &CampaignRow) -> Result<(), AppError> {
-    conn.prepare_cached(&format!(
-        "INSERT INTO campaigns ({COLUMNS}) VALUES (:id, :workspace_id, :mode, :name, :channel,
+    conn.prepare_cached(
+        "INSERT INTO campaigns (id, workspace_id, mode, name, channel, status, text, subject, html,
+            from_name, audience, scheduled_at, opt_out_line, duplicated_from, created_at,
+            updated_at) VALUES (:id, :workspace_id, :mode, :name, :channel,
             :status, :text, :subject, :html, :from_name, :audience, :scheduled_at, :opt_out_line,
-            :duplicated_from, :created_at, :updated_at)"
-    ))?
+            :duplicated_from, :created_at, :updated_at)",
+    )?
     .execute(named_params! {
         ":id": campaign.id,
         ":workspace_id": campaign.workspace_id,
@@ -174,5 +244,84 @@ pub fn list_campaigns(
         },
         campaign_row,
     )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Writes a campaign's status and progress, only if its status is still `expected` (every
+/// caller read it in the same transaction): `false` if not.
+pub fn save_progress(
+    conn: &Connection,
+    campaign: &CampaignRow,
+    expected: CampaignStatus,
+) -> Result<bool, AppError> {
+    let p = &campaign.progress;
+    let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let updated = conn
+        .prepare_cached(
+            "UPDATE campaigns SET status = :status, updated_at = :updated_at,
+                 launched_at = :launched_at, launched_by_key = :launched_by_key,
+                 sender = :sender, audience_sql = :audience_sql,
+                 audience_params = :audience_params, fanout_last_rowid = :fanout_last_rowid,
+                 fanout_cursor = :fanout_cursor, fanout_done_at = :fanout_done_at,
+                 planned_recipients = :planned_recipients, planned_units = :planned_units,
+                 reserved_minor = :reserved_minor, currency = :currency, excluded = :excluded,
+                 messages_created = :messages_created, refunded_minor = :refunded_minor,
+                 cancel_refunds = :cancel_refunds, cancelled_at = :cancelled_at,
+                 cancel_done_at = :cancel_done_at, finished_at = :finished_at,
+                 failure_code = :failure_code, failure_message = :failure_message
+             WHERE id = :id AND status = :expected",
+        )?
+        .execute(named_params! {
+            ":id": campaign.id,
+            ":expected": expected,
+            ":status": campaign.status,
+            ":updated_at": campaign.updated_at,
+            ":launched_at": p.launched_at,
+            ":launched_by_key": p.launched_by_key,
+            ":sender": p.sender,
+            ":audience_sql": p.audience_sql,
+            ":audience_params": p.audience_params,
+            ":fanout_last_rowid": p.fanout_last_rowid,
+            ":fanout_cursor": p.fanout_cursor,
+            ":fanout_done_at": p.fanout_done_at,
+            ":planned_recipients": p.planned_recipients.map(signed),
+            ":planned_units": p.planned_units.map(signed),
+            ":reserved_minor": p.reserved_minor,
+            ":currency": p.currency,
+            ":excluded": p.excluded,
+            ":messages_created": signed(p.messages_created),
+            ":refunded_minor": p.refunded_minor,
+            ":cancel_refunds": signed(p.cancel_refunds),
+            ":cancelled_at": p.cancelled_at,
+            ":cancel_done_at": p.cancel_done_at,
+            ":finished_at": p.finished_at,
+            ":failure_code": p.failure_code,
+            ":failure_message": p.failure_message,
+        })?;
+    Ok(updated == 1)
+}
+
+/// The campaign `id`, whatever its workspace: for the runner, which works every workspace's.
+pub fn find_any_campaign(
+    conn: &Connection,
+    id: &CampaignId,
+) -> Result<Option<CampaignRow>, AppError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM campaigns WHERE id = ?1"))?
+        .query_row([id], campaign_row)
+        .optional()?)
+}
+
+/// The campaigns the runner has work for, oldest first: scheduled ones whose time has come,
+/// running ones, and cancelled ones with messages still to cancel.
+pub fn campaigns_to_work(conn: &Connection, now: &str) -> Result<Vec<CampaignId>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM campaigns
+         WHERE (status = 'scheduled' AND scheduled_at <= :now)
+            OR status = 'running'
+            OR (status = 'cancelled' AND cancel_done_at IS NULL)
+         ORDER BY rowid",
+    )?;
+    let rows = stmt.query_map(named_params! { ":now": now }, |row| row.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -206,6 +206,11 @@ fn render_with(
             unsubscribe_url,
         })
         .map_err(|err| engine_error(source, &err))?;
+    within_limit(rendered)
+}
+
+/// A rendered part, if it is not longer than `MAX_RENDERED_BYTES`.
+fn within_limit(rendered: String) -> Result<String, TemplateError> {
     if rendered.len() > MAX_RENDERED_BYTES {
         return Err(TemplateError(format!(
             "renders to more than {} KiB",
@@ -223,6 +228,53 @@ pub fn render(
     unsubscribe_url: Option<&str>,
 ) -> Result<String, TemplateError> {
     render_with(&environment(escaping), source, contact, unsubscribe_url)
+}
+
+/// A campaign's parts compiled once and rendered for many recipients (a fan-out renders
+/// thousands): one sandboxed engine holding each part under its name; the part named `html`
+/// is HTML-escaped, the others are not.
+pub struct Compiled {
+    env: Environment<'static>,
+}
+
+/// The name under which `Compiled` keeps the part that is HTML-escaped.
+pub const HTML_PART: &str = "html";
+
+impl Compiled {
+    /// Compiles `parts` (name, source). A syntax error names the part's problem and position.
+    pub fn new(parts: &[(&'static str, &str)]) -> Result<Compiled, (&'static str, TemplateError)> {
+        let mut env = environment(Escaping::None);
+        env.set_auto_escape_callback(|name| {
+            if name == HTML_PART {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        for (name, source) in parts {
+            env.add_template_owned(*name, (*source).to_owned())
+                .map_err(|err| (*name, engine_error(source, &err)))?;
+        }
+        Ok(Compiled { env })
+    }
+
+    /// Renders the part `name` for one recipient (`None` when there is no such part).
+    pub fn render(
+        &self,
+        name: &str,
+        contact: &ContactContext,
+        unsubscribe_url: Option<&str>,
+    ) -> Option<Result<String, TemplateError>> {
+        let template = self.env.get_template(name).ok()?;
+        let source = template.source();
+        let rendered = template
+            .render(Context {
+                contact,
+                unsubscribe_url,
+            })
+            .map_err(|err| engine_error(source, &err));
+        Some(rendered.and_then(within_limit))
+    }
 }
 
 #[cfg(test)]

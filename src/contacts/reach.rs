@@ -40,6 +40,35 @@ fn address_of(channel: Channel, address: &str) -> Address<'_> {
     }
 }
 
+crate::text_enum! {
+    /// Why a marketing message on a channel leaves a contact out (a campaign counts each).
+    pub enum Exclusion {
+        /// The contact has no phone (SMS) or no email (email).
+        NoAddress = "no_address",
+        /// The contact unsubscribed from the channel.
+        Unsubscribed = "unsubscribed",
+        /// The phone is `invalid` or `unreachable`; the email `invalid`, `bounced` or `complained`.
+        Invalid = "invalid",
+    }
+}
+
+/// `Exclusion` as SQL over `contacts c`: the reason's text, or NULL when a marketing message on
+/// `channel` may go to the contact — the rule `check_recipient` keeps for one marketing send.
+pub fn exclusion_sql(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Sms => {
+            "CASE WHEN c.phone IS NULL THEN 'no_address'
+                  WHEN c.sms_unsubscribed_at IS NOT NULL THEN 'unsubscribed'
+                  WHEN c.phone_state <> 'valid' THEN 'invalid' END"
+        }
+        Channel::Email => {
+            "CASE WHEN c.email IS NULL THEN 'no_address'
+                  WHEN c.email_unsubscribed_at IS NOT NULL THEN 'unsubscribed'
+                  WHEN c.email_state <> 'valid' THEN 'invalid' END"
+        }
+    }
+}
+
 /// Checks a send to `address` (E.164 or a lower-cased email) against what the workspace knows
 /// of it in `mode`, and returns its contact, if any.
 ///

@@ -244,6 +244,44 @@ pub struct SqlCondition {
     pub params: Vec<SqlValue>,
 }
 
+impl SqlCondition {
+    /// The parameters as a JSON array, to store beside the SQL (a campaign keeps the audience
+    /// its launch compiled): integers, reals, text and null.
+    pub fn params_json(&self) -> String {
+        let values: Vec<Value> = self
+            .params
+            .iter()
+            .map(|param| match param {
+                SqlValue::Null | SqlValue::Blob(_) => Value::Null,
+                SqlValue::Integer(n) => Value::from(*n),
+                SqlValue::Real(x) => Value::from(*x),
+                SqlValue::Text(text) => Value::from(text.as_str()),
+            })
+            .collect();
+        Value::Array(values).to_string()
+    }
+
+    /// A condition stored with `params_json`. `None` when the parameters are not such an array.
+    pub fn from_stored(sql: String, params_json: &str) -> Option<SqlCondition> {
+        let Ok(Value::Array(values)) = serde_json::from_str::<Value>(params_json) else {
+            return None;
+        };
+        let params = values
+            .into_iter()
+            .map(|value| match value {
+                Value::Null => Some(SqlValue::Null),
+                Value::String(text) => Some(SqlValue::Text(text)),
+                Value::Number(n) => match n.as_i64() {
+                    Some(i) => Some(SqlValue::Integer(i)),
+                    None => n.as_f64().map(SqlValue::Real),
+                },
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(SqlCondition { sql, params })
+    }
+}
+
 impl Rules {
     /// Checks `value` (the body's `rules`, reported under `path`) against the workspace's custom
     /// field `definitions`. Every bad node goes to `errors` under its JSON path
@@ -899,6 +937,35 @@ mod tests {
 
     fn text(value: &str) -> SqlValue {
         SqlValue::Text(value.to_owned())
+    }
+
+    #[test]
+    fn a_stored_condition_reads_back_the_same() {
+        let condition = SqlCondition {
+            sql: "c.a = ? AND c.b > ? AND c.c < ? AND c.d IS ?".to_owned(),
+            params: vec![
+                SqlValue::Text("fr".to_owned()),
+                SqlValue::Integer(-3),
+                SqlValue::Real(2.5),
+                SqlValue::Null,
+            ],
+        };
+        let stored = condition.params_json();
+        assert_eq!(
+            SqlCondition::from_stored(condition.sql.clone(), &stored),
+            Some(condition)
+        );
+        // A real with no fraction stays a real.
+        let real = SqlCondition {
+            sql: String::new(),
+            params: vec![SqlValue::Real(100.0)],
+        };
+        assert_eq!(
+            SqlCondition::from_stored(String::new(), &real.params_json()),
+            Some(real)
+        );
+        assert_eq!(SqlCondition::from_stored(String::new(), "{}"), None);
+        assert_eq!(SqlCondition::from_stored(String::new(), "[[1]]"), None);
     }
 
     #[test]

@@ -13,7 +13,9 @@ use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::billing::Channel;
 use crate::clock::{Timestamp, format_timestamp};
+use crate::contacts::reach::{Exclusion, exclusion_sql};
 use crate::contacts::rules::{Rules, SqlCondition};
 use crate::contacts::store::{self, ContactFilter, ContactRow, SegmentRow};
 use crate::error::{AppError, FieldErrors};
@@ -116,6 +118,159 @@ impl Audience {
     pub fn rules(&self) -> &SqlCondition {
         &self.rules
     }
+}
+
+/// How an audience splits for a marketing message on one channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// Every contact of the audience (not deleted), each once.
+    pub contacts: u64,
+    pub no_address: u64,
+    pub unsubscribed: u64,
+    pub invalid: u64,
+}
+
+impl Reach {
+    /// The contacts a marketing message may go to.
+    pub fn eligible(&self) -> u64 {
+        self.contacts
+            .saturating_sub(self.no_address + self.unsubscribed + self.invalid)
+    }
+}
+
+impl Audience {
+    /// How the audience splits for a marketing message on `channel` (`reach::Exclusion`).
+    pub fn reach(&self, conn: &Connection, channel: Channel) -> Result<Reach, AppError> {
+        let [contacts, no_address, unsubscribed, invalid] =
+            store::count_exclusions(conn, &self.condition(), exclusion_sql(channel))?;
+        Ok(Reach {
+            contacts,
+            no_address,
+            unsubscribed,
+            invalid,
+        })
+    }
+}
+
+/// A campaign's audience resolved: its contacts, and — when it names several lists — how many
+/// contacts the lists hold one by one (a contact in two lists counts twice) and how many of its
+/// groups' members are deleted contacts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListsAudience {
+    pub audience: Audience,
+    /// The lists' sizes added up (contacts not deleted); equal to the audience's size with one
+    /// list or `all`.
+    pub listed: Option<u64>,
+    pub deleted_members: u64,
+}
+
+/// The contacts of the workspace in `mode` that are in any of `groups` or `segments` (each the
+/// caller's: 404 otherwise; a broken segment is a 422 on `audience.segments`), or all of them
+/// when `all`.
+pub fn lists_audience(
+    conn: &Connection,
+    scope: &WorkspaceScope,
+    mode: Mode,
+    all: bool,
+    groups: &[GroupId],
+    segments: &[SegmentId],
+) -> Result<ListsAudience, AppError> {
+    if all {
+        return Ok(ListsAudience {
+            audience: Audience {
+                scope: scope.clone(),
+                mode,
+                rules: SqlCondition {
+                    sql: "1".to_owned(),
+                    params: Vec::new(),
+                },
+            },
+            listed: None,
+            deleted_members: 0,
+        });
+    }
+    let mut parts = Vec::new();
+    let mut params = Vec::new();
+    let mut listed = 0;
+    if !groups.is_empty() {
+        for id in groups {
+            crate::contacts::groups::find_group(conn, scope, mode, id)?;
+        }
+        parts.push(format!(
+            "c.id IN (SELECT contact_id FROM group_members WHERE group_id IN ({}))",
+            vec!["?"; groups.len()].join(", ")
+        ));
+        params.extend(
+            groups
+                .iter()
+                .map(|id| rusqlite::types::Value::Text(id.to_string())),
+        );
+    }
+    let (group_members, deleted_members) =
+        store::group_member_counts(conn, scope.id(), mode, groups)?;
+    listed += group_members;
+    for id in segments {
+        let segment = segment_audience(conn, scope, mode, id, "audience.segments")?;
+        listed += segment.count(conn)?.unsigned_abs();
+        parts.push(format!("({})", segment.rules.sql));
+        params.extend(segment.rules.params.iter().cloned());
+    }
+    let several = groups.len() + segments.len() > 1;
+    Ok(ListsAudience {
+        audience: Audience {
+            scope: scope.clone(),
+            mode,
+            rules: SqlCondition {
+                sql: format!("({})", parts.join(" OR ")),
+                params,
+            },
+        },
+        listed: several.then_some(listed),
+        deleted_members,
+    })
+}
+
+/// One contact a fan-out reaches: its rowid (the fan-out's cursor), the contact, and why a
+/// marketing message leaves it out, if it does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudienceMember {
+    pub rowid: i64,
+    pub contact: ContactRow,
+    pub exclusion: Option<Exclusion>,
+}
+
+/// Up to `limit` contacts of a stored audience condition (`Audience::condition`, kept by a
+/// campaign's launch) with rowids in `(after, last]`, in rowid order, each with its exclusion
+/// for a marketing message on `channel`.
+pub fn audience_page(
+    conn: &Connection,
+    condition: &SqlCondition,
+    channel: Channel,
+    range: (i64, i64),
+    limit: usize,
+) -> Result<Vec<AudienceMember>, AppError> {
+    store::audience_page(conn, condition, exclusion_sql(channel), range, limit)?
+        .into_iter()
+        .map(|(rowid, contact, exclusion)| {
+            let exclusion = match exclusion.as_deref() {
+                None => None,
+                Some(text) => Some(
+                    Exclusion::parse(text)
+                        .ok_or_else(|| AppError::internal(format!("unknown exclusion {text}")))?,
+                ),
+            };
+            Ok(AudienceMember {
+                rowid,
+                contact,
+                exclusion,
+            })
+        })
+        .collect()
+}
+
+/// The newest contact's rowid: a fan-out started now goes no further.
+pub fn newest_contact_rowid(conn: &Connection) -> Result<i64, AppError> {
+    store::newest_contact_rowid(conn)
 }
 
 /// Checks `value` as the rules of a segment of the workspace in `mode`; problems go to

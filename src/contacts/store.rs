@@ -1192,6 +1192,104 @@ pub fn remove_group_members(
     Ok(removed)
 }
 
+/// How the contacts of a condition over `contacts c` split by `exclusion` (an SQL expression
+/// giving a reason or NULL): (all, no address, unsubscribed, invalid).
+pub fn count_exclusions(
+    conn: &Connection,
+    condition: &SqlCondition,
+    exclusion: &str,
+) -> Result<[u64; 4], AppError> {
+    let sql = format!(
+        "SELECT count(*), COALESCE(sum(x = 'no_address'), 0), COALESCE(sum(x = 'unsubscribed'), 0),
+                COALESCE(sum(x = 'invalid'), 0)
+         FROM (SELECT {exclusion} AS x FROM contacts c WHERE {})",
+        condition.sql
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    Ok(
+        stmt.query_row(params_from_iter(condition.params.iter()), |row| {
+            Ok([
+                row.get::<_, i64>(0)?.unsigned_abs(),
+                row.get::<_, i64>(1)?.unsigned_abs(),
+                row.get::<_, i64>(2)?.unsigned_abs(),
+                row.get::<_, i64>(3)?.unsigned_abs(),
+            ])
+        })?,
+    )
+}
+
+/// Up to `limit` contacts of a condition over `contacts c` whose rowid is in `(after, last]`,
+/// in rowid order, each with its rowid and `exclusion` (an SQL expression: a reason or NULL).
+/// The statement is cached: a campaign's fan-out asks the same one chunk after chunk.
+pub fn audience_page(
+    conn: &Connection,
+    condition: &SqlCondition,
+    exclusion: &str,
+    (after, last): (i64, i64),
+    limit: usize,
+) -> Result<Vec<(i64, ContactRow, Option<String>)>, AppError> {
+    let sql = format!(
+        "SELECT {CONTACT_COLUMNS}, c.rowid, {exclusion} FROM contacts c
+         WHERE {} AND c.rowid > ? AND c.rowid <= ? ORDER BY c.rowid LIMIT ?",
+        condition.sql
+    );
+    let mut params = condition.params.clone();
+    params.extend([
+        SqlValue::Integer(after),
+        SqlValue::Integer(last),
+        SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)),
+    ]);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(params), |row| {
+        Ok((row.get(19)?, contact_row(row)?, row.get(20)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The newest contact's rowid (0 with none): the end of a fan-out started now.
+pub fn newest_contact_rowid(conn: &Connection) -> Result<i64, AppError> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(max(rowid), 0) FROM contacts")?
+        .query_row([], |row| row.get(0))?)
+}
+
+/// The members of `groups` (of the workspace and mode): how many each holds among contacts not
+/// deleted, summed over the groups, and how many distinct members are deleted contacts.
+pub fn group_member_counts(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    groups: &[GroupId],
+) -> Result<(u64, u64), AppError> {
+    let mut listed = 0;
+    let mut deleted = 0;
+    if groups.is_empty() {
+        return Ok((0, 0));
+    }
+    let mut count = conn.prepare_cached(
+        "SELECT count(*) FROM group_members m JOIN contacts c ON c.id = m.contact_id
+         WHERE m.group_id = ?1 AND c.workspace_id = ?2 AND c.mode = ?3 AND c.deleted_at IS NULL",
+    )?;
+    for group in groups {
+        listed += count
+            .query_row(rusqlite::params![group, workspace_id, mode], |row| {
+                row.get::<_, i64>(0)
+            })?
+            .unsigned_abs();
+    }
+    let placeholders = vec!["?"; groups.len()].join(", ");
+    let sql = format!(
+        "SELECT count(DISTINCT m.contact_id) FROM group_members m
+         JOIN contacts c ON c.id = m.contact_id
+         WHERE m.group_id IN ({placeholders}) AND c.deleted_at IS NOT NULL"
+    );
+    deleted += conn
+        .prepare(&sql)?
+        .query_row(params_from_iter(groups.iter()), |row| row.get::<_, i64>(0))?
+        .unsigned_abs();
+    Ok((listed, deleted))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,16 +9,18 @@ pub mod store;
 use rusqlite::Connection;
 
 use crate::billing::catalog::Catalog;
+use crate::billing::pools::Share;
 use crate::billing::{self, Charging, Usage};
 use crate::clock::{Timestamp, format_timestamp};
 use crate::contacts::erase::{self, Erased};
 use crate::contacts::{Editor, reach};
 use crate::error::AppError;
-use crate::ids::{ApiKeyId, ContactId, Ids, MessageId};
+use crate::ids::{ApiKeyId, CampaignId, ContactId, Ids, MessageId};
 use crate::scope::WorkspaceScope;
 use crate::secrets::ServerKey;
 use crate::vocabulary::Mode;
 use compose::{Category, Composition};
+use segments::Segmentation;
 use store::MessageRow;
 
 crate::text_enum! {
@@ -231,4 +233,130 @@ pub fn erase_contact(
         )?;
     }
     Ok((erased, scrubbed))
+}
+
+/// One recipient's message of a campaign's fan-out: rendered for its contact, with the share
+/// of the campaign's pool it carries (`billing::pools::carve`; zero charge in test mode).
+#[derive(Debug, Clone)]
+pub struct CampaignMessage<'a> {
+    pub scope: &'a WorkspaceScope,
+    pub mode: Mode,
+    /// The key that launched the campaign (none from a console session).
+    pub api_key_id: Option<&'a ApiKeyId>,
+    pub campaign_id: &'a CampaignId,
+    pub contact_id: &'a ContactId,
+    pub channel: billing::Channel,
+    /// E.164 or a lower-cased address.
+    pub to: &'a str,
+    pub sender: Option<&'a str>,
+    pub subject: Option<String>,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub segmentation: Option<&'a Segmentation>,
+    pub share: Share,
+    pub currency: &'a str,
+}
+
+/// Stores a campaign's message `queued`, due now, marketing. The database allows one message
+/// per campaign and contact: a second is an error, never a second send.
+pub fn create_campaign_message(
+    conn: &Connection,
+    id: MessageId,
+    message: CampaignMessage<'_>,
+    now: &str,
+) -> Result<(), AppError> {
+    let row = MessageRow {
+        id,
+        workspace_id: message.scope.id().to_owned(),
+        api_key_id: message.api_key_id.cloned(),
+        campaign_id: Some(message.campaign_id.to_string()),
+        mode: message.mode,
+        channel: message.channel,
+        category: Category::Marketing,
+        to_address: message.to.to_owned(),
+        sender: message.sender.map(str::to_owned),
+        subject: message.subject,
+        text: message.text,
+        html: message.html,
+        metadata: "{}".to_owned(),
+        encoding: message.segmentation.map(|s| s.encoding.as_str().to_owned()),
+        segments: message.segmentation.map(|s| s.segments),
+        units: message.share.units,
+        included_units: message.share.included_units,
+        charge_minor: message.share.charge_minor,
+        currency: message.currency.to_owned(),
+        status: MessageStatus::Queued,
+        scheduled_at: None,
+        next_attempt_at: now.to_owned(),
+        delivery_cycles: 0,
+        lease_owner: None,
+        lease_expires_at: None,
+        provider: None,
+        provider_message_id: None,
+        error_code: None,
+        error_message: None,
+        created_at: now.to_owned(),
+        updated_at: now.to_owned(),
+        sent_at: None,
+        delivered_at: None,
+        failed_at: None,
+        cancelled_at: None,
+        contact_id: Some(message.contact_id.clone()),
+    };
+    store::insert_message(conn, &row)
+}
+
+/// Cancels up to `limit` of the campaign's messages that no dispatcher holds yet (`scheduled`
+/// or `queued`) and refunds them together: one `refund` ledger row named `ledger_reference`
+/// (`billing::pools::refund_together`). Returns how many were cancelled and the amount refunded.
+pub fn cancel_campaign_messages(
+    conn: &Connection,
+    ids: &Ids,
+    scope: &WorkspaceScope,
+    campaign_id: &CampaignId,
+    (limit, ledger_reference): (usize, &str),
+    now: Timestamp,
+) -> Result<(usize, i64), AppError> {
+    let cancelled =
+        store::cancel_campaign_batch(conn, campaign_id.as_str(), limit, &format_timestamp(now))?;
+    let references: Vec<&str> = cancelled.iter().map(MessageId::as_str).collect();
+    let refunded =
+        billing::pools::refund_together(conn, ids, scope, &references, ledger_reference, now)?;
+    Ok((
+        cancelled.len(),
+        refunded.map_or(0, |money| money.amount_minor),
+    ))
+}
+
+/// A campaign's messages as its stats show them: per status, and what was refunded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CampaignTally {
+    pub by_status: Vec<store::StatusCount>,
+    /// The charges of its messages that were refunded (cancelled, or failed unsent).
+    pub refunded_minor: i64,
+}
+
+/// The campaign's messages per status and their refunds.
+pub fn campaign_tally(
+    conn: &Connection,
+    campaign_id: &CampaignId,
+) -> Result<CampaignTally, AppError> {
+    Ok(CampaignTally {
+        by_status: store::campaign_counts(conn, campaign_id.as_str())?,
+        refunded_minor: store::campaign_refunded_minor(conn, campaign_id.as_str())?,
+    })
+}
+
+/// Whether any of the campaign's messages may still be sent.
+pub fn campaign_unsettled(conn: &Connection, campaign_id: &CampaignId) -> Result<bool, AppError> {
+    store::campaign_unsettled(conn, campaign_id.as_str())
+}
+
+/// The campaign's sends, deliveries and failures per minute (`hourly`: per hour), oldest first.
+pub fn campaign_timeline(
+    conn: &Connection,
+    campaign_id: &CampaignId,
+    hourly: bool,
+) -> Result<Vec<store::TimelinePoint>, AppError> {
+    store::campaign_timeline(conn, campaign_id.as_str(), if hourly { 13 } else { 16 })
 }

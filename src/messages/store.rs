@@ -681,3 +681,117 @@ pub fn oldest_due(conn: &Connection, now: &str) -> Result<Option<String>, AppErr
         )?
         .query_row([now], |row| row.get(0))?)
 }
+
+/// Cancels up to `limit` of the campaign's messages not yet handed to a dispatcher (`scheduled`
+/// or `queued`) and returns their ids.
+pub fn cancel_campaign_batch(
+    conn: &Connection,
+    campaign_id: &str,
+    limit: usize,
+    now: &str,
+) -> Result<Vec<MessageId>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE messages SET status = 'cancelled', cancelled_at = :now, updated_at = :now
+         WHERE id IN (SELECT id FROM messages
+                      WHERE campaign_id = :campaign_id AND status IN ('scheduled', 'queued')
+                      LIMIT :limit)
+         RETURNING id",
+    )?;
+    let rows = stmt.query_map(
+        named_params! { ":campaign_id": campaign_id, ":limit": limit as i64, ":now": now },
+        |row| row.get(0),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A campaign's messages of one status: how many, and the charge they carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCount {
+    pub status: MessageStatus,
+    pub messages: u64,
+    pub charge_minor: i64,
+}
+
+/// The campaign's messages per status.
+pub fn campaign_counts(conn: &Connection, campaign_id: &str) -> Result<Vec<StatusCount>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, count(*), sum(charge_minor) FROM messages
+         WHERE campaign_id = ?1 GROUP BY status",
+    )?;
+    let rows = stmt.query_map([campaign_id], |row| {
+        Ok(StatusCount {
+            status: row.get(0)?,
+            messages: unsigned(row, 1)?,
+            charge_minor: row.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Whether any of the campaign's messages may still be sent (scheduled, queued or sending).
+pub fn campaign_unsettled(conn: &Connection, campaign_id: &str) -> Result<bool, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM messages WHERE campaign_id = ?1
+               AND status IN ('scheduled', 'queued', 'sending') LIMIT 1",
+        )?
+        .query_row([campaign_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// What the campaign's messages gave back: the charges of those whose reservation is refunded.
+pub fn campaign_refunded_minor(conn: &Connection, campaign_id: &str) -> Result<i64, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COALESCE(sum(m.charge_minor), 0)
+             FROM messages m JOIN billing_reservations r ON r.reference = m.id
+             WHERE m.campaign_id = ?1 AND r.refunded_at IS NOT NULL",
+        )?
+        .query_row([campaign_id], |row| row.get(0))?)
+}
+
+/// One period of a campaign's timeline: how many of its messages were sent, delivered and
+/// failed in it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TimelinePoint {
+    /// The period's start, as the first `prefix_len` characters of an RFC 3339 timestamp
+    /// (`2026-12-03T12:15` for a minute).
+    pub period: String,
+    pub sent: u64,
+    pub delivered: u64,
+    pub failed: u64,
+}
+
+/// The campaign's sends, deliveries and failures per period, oldest first; a period is the
+/// first `prefix_len` characters of the timestamps (16: minutes, 13: hours).
+pub fn campaign_timeline(
+    conn: &Connection,
+    campaign_id: &str,
+    prefix_len: usize,
+) -> Result<Vec<TimelinePoint>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT period, sum(what = 'sent'), sum(what = 'delivered'), sum(what = 'failed') FROM (
+             SELECT substr(sent_at, 1, :n) AS period, 'sent' AS what FROM messages
+             WHERE campaign_id = :campaign_id AND sent_at IS NOT NULL
+             UNION ALL
+             SELECT substr(delivered_at, 1, :n), 'delivered' FROM messages
+             WHERE campaign_id = :campaign_id AND delivered_at IS NOT NULL
+             UNION ALL
+             SELECT substr(failed_at, 1, :n), 'failed' FROM messages
+             WHERE campaign_id = :campaign_id AND failed_at IS NOT NULL)
+         GROUP BY period ORDER BY period",
+    )?;
+    let rows = stmt.query_map(
+        named_params! { ":campaign_id": campaign_id, ":n": prefix_len as i64 },
+        |row| {
+            Ok(TimelinePoint {
+                period: row.get(0)?,
+                sent: unsigned(row, 1)?,
+                delivered: unsigned(row, 2)?,
+                failed: unsigned(row, 3)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -2,19 +2,29 @@
 //! the live ones. Handlers parse and authenticate, then call one domain function inside one
 //! transaction.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::api_keys::format::Scope;
 use crate::app::App;
-use crate::billing::Channel;
+use crate::auth::principal::Principal;
+use crate::billing::{self, Channel, Charging};
+use crate::campaigns::fanout::{self, Stats};
+use crate::campaigns::launch::{self, Launcher, Links};
+use crate::campaigns::runner::CANCEL_BATCH;
 use crate::campaigns::store::{self, CampaignRow};
 use crate::campaigns::{self as domain, CampaignChanges, CampaignStatus, NewCampaign, Rendered};
 use crate::contacts::fields::one_of;
 use crate::error::AppError;
 use crate::ids::CampaignId;
+use crate::messages::MessageStatus;
+use crate::messages::compose::Draft;
+use crate::money::Money;
 use crate::vocabulary::Mode;
 use crate::web::auth::authenticate_request;
+use crate::web::idempotency::{self, Per, Requirement};
 use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 
@@ -69,10 +79,17 @@ pub fn show_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let scope = principal.require_scope(Scope::CampaignsRead)?;
     let id = campaign_id(request)?;
     let mode = principal.mode();
-    let campaign = app
-        .db
-        .read(|conn| domain::find_campaign(conn, &scope, mode, &id))?;
-    ApiResponse::json(200, &campaign_view(&campaign))
+    let (campaign, stats) = app.db.read(|conn| {
+        let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
+        let stats = match campaign.status {
+            CampaignStatus::Draft | CampaignStatus::Scheduled => None,
+            _ => Some(fanout::stats(conn, &campaign)?),
+        };
+        Ok((campaign, stats))
+    })?;
+    let mut view = campaign_view(&campaign);
+    view.stats = stats.as_ref().map(|stats| stats_view(&campaign, stats));
+    ApiResponse::json(200, &view)
 }
 
 /// `PATCH /v1/campaigns/{id}`: changes a draft (409 once launched). Scope `campaigns:write`.
@@ -192,6 +209,335 @@ struct PreviewView<'a> {
     non_gsm_characters: Option<Vec<String>>,
 }
 
+fn links(app: &App) -> Links<'_> {
+    Links {
+        key: &app.unsubscribe_key,
+        public_url: &app.config.public_url,
+    }
+}
+
+fn charging_of(mode: Mode) -> Charging {
+    match mode {
+        Mode::Live => Charging::Live,
+        Mode::Test => Charging::Test,
+    }
+}
+
+/// `POST /v1/campaigns/{id}/estimate`: who the campaign would go to now and what it would
+/// cost — contacts left out by reason, SMS segments per recipient after personalisation,
+/// units, included units, charge, the wallet after — changing nothing. Scope `campaigns:read`.
+pub fn estimate_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::CampaignsRead)?;
+    let id = campaign_id(request)?;
+    let mode = principal.mode();
+    let now = app.clock.now();
+    let (campaign, estimate, quote) = app.db.read(|conn| {
+        let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
+        let estimate = launch::estimate(conn, links(app), &scope, &campaign, now)?;
+        let quote = billing::quote(
+            conn,
+            &app.config.billing_catalog,
+            &scope,
+            campaign.channel,
+            estimate.units,
+            now,
+        )?;
+        Ok((campaign, estimate, quote))
+    })?;
+    let charged = mode == Mode::Live;
+    let currency = &quote.charge.currency;
+    let reach = &estimate.reach;
+    let view = EstimateView {
+        channel: campaign.channel,
+        contacts: reach.contacts,
+        recipients: estimate.recipients,
+        excluded: ExcludedView {
+            unsubscribed: reach.unsubscribed,
+            invalid: reach.invalid,
+            no_address: reach.no_address,
+            duplicate: estimate.duplicates,
+            deleted: estimate.deleted,
+            render_failed: estimate.render_failed,
+        },
+        segments: (campaign.channel == Channel::Sms).then(|| {
+            estimate
+                .segments
+                .iter()
+                .map(|(segments, recipients)| SegmentCount {
+                    segments: *segments,
+                    recipients: *recipients,
+                })
+                .collect()
+        }),
+        units: quote.units,
+        included_units: quote.included_units,
+        billable_units: quote.billable_units,
+        balance: Money::new(quote.balance_minor, currency),
+        balance_after: Money::new(
+            if charged {
+                quote.balance_minor - quote.charge.amount_minor
+            } else {
+                quote.balance_minor
+            },
+            currency,
+        ),
+        affordable: !charged || quote.charge.amount_minor <= quote.balance_minor,
+        charge: quote.charge.clone(),
+        mode,
+        charged,
+    };
+    ApiResponse::json(200, &view)
+}
+
+/// Contacts an estimate leaves out, by reason.
+#[derive(Serialize)]
+struct ExcludedView {
+    unsubscribed: u64,
+    invalid: u64,
+    no_address: u64,
+    duplicate: u64,
+    deleted: u64,
+    render_failed: u64,
+}
+
+#[derive(Serialize)]
+struct SegmentCount {
+    segments: u32,
+    recipients: u64,
+}
+
+#[derive(Serialize)]
+struct EstimateView {
+    channel: Channel,
+    /// The audience's contacts (not deleted), each once.
+    contacts: u64,
+    /// The messages a launch now would write.
+    recipients: u64,
+    excluded: ExcludedView,
+    /// SMS: how many recipients get a message of each length.
+    segments: Option<Vec<SegmentCount>>,
+    units: u64,
+    included_units: u64,
+    billable_units: u64,
+    charge: Money,
+    balance: Money,
+    balance_after: Money,
+    affordable: bool,
+    mode: Mode,
+    charged: bool,
+}
+
+/// `POST /v1/campaigns/{id}/launch`: starts a draft now — the whole charge reserved with its
+/// move to `running` in one transaction (402 `insufficient_funds` and nothing changes), the
+/// messages written by the campaign runner — or, when its `scheduled_at` is ahead, schedules
+/// it. `Idempotency-Key` required. Scope `campaigns:write`.
+pub fn launch_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::CampaignsWrite)?;
+    let id = campaign_id(request)?;
+    let mode = principal.mode();
+    let now = app.clock.now();
+    let api_key_id = match &principal {
+        Principal::ApiKey(key) => Some(key.key_id()),
+        Principal::Session(_) => None,
+    };
+    let idempotency = (Requirement::Required, Per::Workspace);
+    // Before the transaction, on a read: the estimate walks the whole audience (renders every
+    // SMS), the costly part. `None`: the campaign is scheduled rather than started.
+    let prepared = app.db.read(|conn| {
+        let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
+        if campaign.status != CampaignStatus::Draft {
+            return Err(AppError::Conflict(format!(
+                "The campaign {id} is {}; only a draft is launched.",
+                campaign.status
+            )));
+        }
+        if launch::launches_later(&campaign, now) {
+            return Ok(None);
+        }
+        launch::estimate(conn, links(app), &scope, &campaign, now).map(Some)
+    });
+    let prepared = match prepared {
+        Ok(prepared) => prepared,
+        // Unless this is the retry of a launch that went through: that one replays.
+        Err(refused) => {
+            return idempotency::replay_completed(app, request, &principal, idempotency)?
+                .ok_or(refused);
+        }
+    };
+    let launcher = Launcher {
+        api_key_id,
+        charging: charging_of(mode),
+    };
+    let response = idempotency::in_transaction_checked(
+        app,
+        request,
+        &principal,
+        idempotency,
+        |_| Ok(()),
+        |conn, ()| {
+            let campaign = match &prepared {
+                None => launch::schedule(conn, (&scope, mode), &id, api_key_id, now)?,
+                Some(estimate) => launch::launch(
+                    conn,
+                    &app.ids,
+                    &app.config.billing_catalog,
+                    (&scope, mode),
+                    &id,
+                    CampaignStatus::Draft,
+                    (launcher, &app.config.default_sms_sender),
+                    estimate,
+                    now,
+                )?,
+            };
+            ApiResponse::json(200, &campaign_view(&campaign))
+        },
+    )?;
+    if response.status == 200 {
+        app.campaigns.notify();
+    }
+    Ok(response)
+}
+
+/// `POST /v1/campaigns/{id}/cancel`: a scheduled campaign stops; a running one stops its
+/// fan-out and cancels every message not yet handed to a provider, refunding exactly those and
+/// what the fan-out had not used. Cancelling again changes nothing. Scope `campaigns:write`.
+pub fn cancel_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::CampaignsWrite)?;
+    let id = campaign_id(request)?;
+    let mode = principal.mode();
+    let campaign = app.db.write(|conn| {
+        fanout::cancel(
+            conn,
+            &app.ids,
+            (&scope, mode),
+            &id,
+            CANCEL_BATCH,
+            app.clock.now(),
+        )
+    })?;
+    app.campaigns.notify();
+    ApiResponse::json(200, &campaign_view(&campaign))
+}
+
+/// The body of `POST /v1/campaigns/{id}/test`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestRequest {
+    /// The phone number or address to send to.
+    to: Option<String>,
+    /// The contact to render for (the sample contact when absent).
+    contact_id: Option<String>,
+}
+
+/// `POST /v1/campaigns/{id}/test`: sends the campaign, rendered for a contact (or the sample
+/// contact), to one phone number or address — as a transactional message, priced and charged
+/// like any send (`Idempotency-Key` required). Scopes `campaigns:write` and `messages:send`.
+pub fn test_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::CampaignsWrite)?;
+    principal.require_scope(Scope::MessagesSend)?;
+    let id = campaign_id(request)?;
+    let body: TestRequest = request.json()?;
+    let to = body
+        .to
+        .ok_or_else(|| AppError::invalid_field("to", "is required"))?;
+    let mode = principal.mode();
+    let (campaign, contact) = app.db.read(|conn| {
+        let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
+        let contact = body
+            .contact_id
+            .as_deref()
+            .map(|id| domain::preview_contact(conn, &scope, mode, id))
+            .transpose()?;
+        Ok((campaign, contact))
+    })?;
+    let draft =
+        match domain::render_for(&campaign, contact.as_ref(), &preview_unsubscribe_url(app))? {
+            Rendered::Sms { text, .. } => Draft {
+                channel: Channel::Sms.as_str().to_owned(),
+                to,
+                text: Some(text),
+                subject: None,
+                html: None,
+                from: None,
+                category: None,
+                scheduled_at: None,
+                metadata: Some(serde_json::json!({ "campaign_test": campaign.id.as_str() })),
+            },
+            Rendered::Email {
+                subject,
+                html,
+                text,
+            } => Draft {
+                channel: Channel::Email.as_str().to_owned(),
+                to,
+                text,
+                subject: Some(subject),
+                html,
+                from: None,
+                category: None,
+                scheduled_at: None,
+                metadata: Some(serde_json::json!({ "campaign_test": campaign.id.as_str() })),
+            },
+        };
+    crate::web::messages::send_draft(app, request, &principal, &scope, draft)
+}
+
+/// The body of `GET /v1/campaigns/{id}/timeline`.
+#[derive(Serialize)]
+struct TimelineView<'a> {
+    period: &'static str,
+    data: Vec<TimelinePointView<'a>>,
+}
+
+#[derive(Serialize)]
+struct TimelinePointView<'a> {
+    /// The period's start (RFC 3339, UTC).
+    start: String,
+    sent: u64,
+    delivered: u64,
+    failed: u64,
+    #[serde(skip)]
+    _row: std::marker::PhantomData<&'a ()>,
+}
+
+/// `GET /v1/campaigns/{id}/timeline?period=minute|hour`: the campaign's messages sent,
+/// delivered and failed per minute (the default) or hour, oldest first — for a chart. Scope
+/// `campaigns:read`.
+pub fn campaign_timeline(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::CampaignsRead)?;
+    let id = campaign_id(request)?;
+    let hourly = match request.query_param("period").as_deref() {
+        None | Some("minute") => false,
+        Some("hour") => true,
+        Some(_) => return Err(AppError::invalid_field("period", "must be minute or hour")),
+    };
+    let mode = principal.mode();
+    let points = app.db.read(|conn| {
+        let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
+        crate::messages::campaign_timeline(conn, &campaign.id, hourly)
+    })?;
+    let suffix = if hourly { ":00:00Z" } else { ":00Z" };
+    let view = TimelineView {
+        period: if hourly { "hour" } else { "minute" },
+        data: points
+            .iter()
+            .map(|point| TimelinePointView {
+                start: format!("{}{suffix}", point.period),
+                sent: point.sent,
+                delivered: point.delivered,
+                failed: point.failed,
+                _row: std::marker::PhantomData,
+            })
+            .collect(),
+    };
+    ApiResponse::json(200, &view)
+}
+
 /// A campaign as the API shows it.
 #[derive(Serialize)]
 struct CampaignView<'a> {
@@ -210,6 +556,97 @@ struct CampaignView<'a> {
     duplicated_from: Option<&'a str>,
     created_at: &'a str,
     updated_at: &'a str,
+    /// Once launched (or scheduled): what the launch fixed and how far it went.
+    launch: Option<LaunchView<'a>>,
+    /// `GET /v1/campaigns/{id}` of a launched campaign: its messages and money.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: Option<StatsView>,
+}
+
+#[derive(Serialize)]
+struct LaunchView<'a> {
+    launched_at: Option<&'a str>,
+    /// SMS: the sender every message goes out from.
+    sender: Option<&'a str>,
+    /// Recipients and units the launch reserved for.
+    planned_recipients: Option<u64>,
+    planned_units: Option<u64>,
+    /// Charged to the wallet for the campaign (the launch's reservation and any enlargement).
+    reserved: Option<Money>,
+    /// Whether the fan-out has written every message.
+    fanout_done: bool,
+    messages_created: u64,
+    /// Contacts left out, by reason.
+    excluded: Option<&'a RawValue>,
+    cancelled_at: Option<&'a str>,
+    finished_at: Option<&'a str>,
+    failure: Option<FailureView<'a>>,
+}
+
+#[derive(Serialize)]
+struct FailureView<'a> {
+    code: &'a str,
+    message: Option<&'a str>,
+}
+
+/// A campaign's messages and money.
+#[derive(Serialize)]
+struct StatsView {
+    /// Messages per status: queued (with `scheduled` and `sending`), sent, delivered, failed,
+    /// cancelled.
+    messages: BTreeMap<&'static str, u64>,
+    /// The charge the campaign's messages carry.
+    charged: Money,
+    /// Given back: the pool's leftover and the messages refunded (cancelled, or failed unsent).
+    refunded: Money,
+}
+
+fn stats_view(campaign: &CampaignRow, stats: &Stats) -> StatsView {
+    let currency = campaign.progress.currency.as_deref().unwrap_or_default();
+    let mut messages: BTreeMap<&'static str, u64> =
+        ["queued", "sent", "delivered", "failed", "cancelled"]
+            .into_iter()
+            .map(|status| (status, 0))
+            .collect();
+    for (status, count) in &stats.by_status {
+        let key = match status {
+            MessageStatus::Scheduled | MessageStatus::Queued | MessageStatus::Sending => "queued",
+            other => other.as_str(),
+        };
+        *messages.entry(key).or_default() += count;
+    }
+    StatsView {
+        messages,
+        charged: Money::new(stats.carried_minor, currency),
+        refunded: Money::new(stats.refunded_minor, currency),
+    }
+}
+
+fn launch_view(campaign: &CampaignRow) -> Option<LaunchView<'_>> {
+    let progress = &campaign.progress;
+    if campaign.status == CampaignStatus::Draft {
+        return None;
+    }
+    Some(LaunchView {
+        launched_at: progress.launched_at.as_deref(),
+        sender: progress.sender.as_deref(),
+        planned_recipients: progress.planned_recipients,
+        planned_units: progress.planned_units,
+        reserved: progress
+            .currency
+            .as_deref()
+            .map(|currency| Money::new(progress.reserved_minor, currency)),
+        fanout_done: progress.fanout_done_at.is_some(),
+        messages_created: progress.messages_created,
+        // Stored as a JSON object written by crier; shown as is.
+        excluded: serde_json::from_str::<&RawValue>(&progress.excluded).ok(),
+        cancelled_at: progress.cancelled_at.as_deref(),
+        finished_at: progress.finished_at.as_deref(),
+        failure: progress.failure_code.as_deref().map(|code| FailureView {
+            code,
+            message: progress.failure_message.as_deref(),
+        }),
+    })
 }
 
 fn campaign_view(campaign: &CampaignRow) -> CampaignView<'_> {
@@ -230,5 +667,7 @@ fn campaign_view(campaign: &CampaignRow) -> CampaignView<'_> {
         duplicated_from: campaign.duplicated_from.as_ref().map(CampaignId::as_str),
         created_at: &campaign.created_at,
         updated_at: &campaign.updated_at,
+        launch: launch_view(campaign),
+        stats: None,
     }
 }

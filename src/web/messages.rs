@@ -3,6 +3,7 @@
 
 use crate::api_keys::format::Scope;
 use crate::ids::{ApiKeyId, MessageId, WorkspaceId};
+use crate::scope::WorkspaceScope;
 use crate::vocabulary::Mode;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -37,19 +38,32 @@ pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::MessagesSend)?;
     let body: Draft = request.json()?;
-    let api_key_id = match &principal {
+    send_draft(app, request, &principal, &scope, body)
+}
+
+/// Sends `body` for `principal` in `scope` (checked for `messages:send` by the caller), with
+/// the request's `Idempotency-Key`: what `POST /v1/messages` does once it has its body; a
+/// campaign's test send comes here too.
+pub fn send_draft(
+    app: &App,
+    request: &mut Request<'_>,
+    principal: &Principal,
+    scope: &WorkspaceScope,
+    body: Draft,
+) -> Result<ApiResponse, AppError> {
+    let api_key_id = match principal {
         Principal::ApiKey(key) => Some(key.key_id()),
         Principal::Session(_) => None,
     };
     let origin = Origin {
-        scope: &scope,
+        scope,
         api_key_id,
-        charging: charging_of(&principal),
+        charging: charging_of(principal),
     };
     let idempotency = (Requirement::Required, Per::Workspace);
     let effective_sender_now = || {
         app.db
-            .read(|conn| sender::effective_sender_of(conn, &scope, &app.config.default_sms_sender))
+            .read(|conn| sender::effective_sender_of(conn, scope, &app.config.default_sms_sender))
     };
     // Composed before the transaction (pure, and the costliest part of a send), so a refused
     // body is not stored under the key and a corrected retry with the same key goes through.
@@ -63,7 +77,7 @@ pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
         // Unless this is the retry of a send that went through, whose input may no longer pass
         // (its schedule time has passed): that one replays.
         Err(refused) => {
-            return idempotency::replay_completed(app, request, &principal, idempotency)?
+            return idempotency::replay_completed(app, request, principal, idempotency)?
                 .ok_or(refused);
         }
     };
@@ -71,11 +85,11 @@ pub fn send_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let response = idempotency::in_transaction_checked(
         app,
         request,
-        &principal,
+        principal,
         idempotency,
         |conn| {
             let effective_sender =
-                sender::effective_sender_of(conn, &scope, &app.config.default_sms_sender)?;
+                sender::effective_sender_of(conn, scope, &app.config.default_sms_sender)?;
             let mut composition = composition;
             composition.settle_sender(&effective_sender)?;
             // Refused like a body that does not validate: nothing is stored under the key, so

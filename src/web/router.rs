@@ -237,6 +237,27 @@ impl Router {
                     "/v1/campaigns/{id}/preview",
                     campaigns::preview_campaign,
                 ),
+                Route::new(
+                    Post,
+                    "/v1/campaigns/{id}/estimate",
+                    campaigns::estimate_campaign,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/campaigns/{id}/launch",
+                    campaigns::launch_campaign,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/campaigns/{id}/cancel",
+                    campaigns::cancel_campaign,
+                ),
+                Route::new(Post, "/v1/campaigns/{id}/test", campaigns::test_campaign),
+                Route::new(
+                    Get,
+                    "/v1/campaigns/{id}/timeline",
+                    campaigns::campaign_timeline,
+                ),
                 // Payments.
                 Route::new(Post, "/v1/payments/sessions", payments::create_session),
                 Route::new(Get, "/v1/payments/sessions", payments::list_sessions),

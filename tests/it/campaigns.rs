@@ -78,7 +78,10 @@ fn a_draft_is_created_shown_listed_changed_duplicated_and_deleted() {
     let changed = changed.json();
     assert_eq!(changed["name"], "Cyber Monday");
     assert_eq!(changed["audience"], json!({"all": true}));
-    assert_eq!(changed["scheduled_at"], "2026-11-30T08:00:00Z");
+    assert_eq!(
+        changed["scheduled_at"], "2026-11-30T08:00:00.000Z",
+        "stored in UTC"
+    );
     assert_eq!(changed["text"], draft["text"], "what is not sent stays");
 
     let copy = created(api.post(&format!("/v1/campaigns/{id}/duplicate"), json!({})));

@@ -150,7 +150,14 @@ fn domains_depend_on_each_other_one_way() {
 /// Where a `WorkspaceScope` may be minted: authentication, and crier's own work on rows it
 /// already stores (payments fulfilment, operator commands).
 const SCOPE_MINTERS: &[&str] = &[
-    "scope", "auth", "payments", "commands", "delivery", "janitor",
+    // campaigns: its runner works every workspace's campaigns, each in its own workspace.
+    "scope",
+    "auth",
+    "payments",
+    "commands",
+    "delivery",
+    "janitor",
+    "campaigns",
 ];
 
 #[test]
@@ -181,6 +188,8 @@ const APP_USERS: &[&str] = &[
     "janitor.rs",
     // The import runner: reads spooled files and applies chunks between transactions.
     "contacts/imports/runner.rs",
+    // The campaign runner: starts scheduled campaigns, fans out, sweeps cancels, finishes.
+    "campaigns/runner.rs",
 ];
 
 #[test]
@@ -340,6 +349,11 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     (
         "V19__campaigns.sql",
         "bd8e09f0825224d28001cf872e079c72ef2e7bfccbf5491d6166636435a46fd8",
+    ),
+    // V20: campaigns launch (lead)
+    (
+        "V20__campaign_launch.sql",
+        "0d4a3a682eff0b2fbabfdca7fac5f68c93d3b654edbb71e91e4fd340c848eb4d",
     ),
 ];
 

@@ -1,0 +1,364 @@
+//! Estimating and launching a campaign (docs/rules/campaigns.md, "Estimate", "Launch",
+//! "Schedule", "Cancel").
+//!
+//! An estimate walks the audience once on a read transaction: who is left out and why, and —
+//! for SMS — every recipient's message rendered and segmented, since a long name can push one
+//! to two segments. A launch takes that estimate into one write transaction that checks the
+//! campaign again, reserves the whole charge as the campaign's pool (`billing::reserve`, 402
+//! and nothing changes when the wallet cannot pay) and moves it to `running` with the audience
+//! fixed. The fan-out (`fanout.rs`) then writes the messages.
+
+use std::collections::BTreeMap;
+
+use rusqlite::Connection;
+
+use crate::billing::catalog::Catalog;
+use crate::billing::{self, Channel, Charging, Usage};
+use crate::campaigns::store::{self, CampaignRow};
+use crate::campaigns::{
+    CampaignStatus, Checks, Rendered, Renderer, audience_of, checked, contact_context,
+    find_campaign,
+};
+use crate::clock::{Timestamp, format_timestamp, parse_timestamp};
+use crate::contacts::rules::SqlCondition;
+use crate::contacts::segments::{self, Reach};
+use crate::contacts::unsubscribe::unsubscribe_url;
+use crate::error::AppError;
+use crate::ids::{ApiKeyId, CampaignId, GroupId, Ids, SegmentId};
+use crate::scope::WorkspaceScope;
+use crate::secrets::ServerKey;
+use crate::vocabulary::Mode;
+
+/// How many contacts an estimate reads at a time.
+const ESTIMATE_PAGE: usize = 5_000;
+
+/// What a campaign would go to and cost now, as `POST …/estimate` shows it and a launch
+/// reserves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    /// The audience's contacts, each once, split by why a marketing message leaves some out.
+    pub reach: Reach,
+    /// Contacts named by more than one of the campaign's lists, counted once more each time.
+    pub duplicates: u64,
+    /// Members of the campaign's groups that are deleted contacts.
+    pub deleted: u64,
+    /// Eligible contacts whose message does not render (a custom value the template cannot
+    /// take); they are left out too.
+    pub render_failed: u64,
+    /// The messages the campaign would write: eligible contacts whose message renders.
+    pub recipients: u64,
+    /// The units those messages take (SMS: their segments; email: one each).
+    pub units: u64,
+    /// SMS: how many recipients get a message of each number of segments.
+    pub segments: BTreeMap<u32, u64>,
+    /// The audience as compiled now, and the newest contact: what a launch fixes.
+    pub condition: SqlCondition,
+    pub last_rowid: i64,
+}
+
+/// Where a campaign's links point and what signs them.
+#[derive(Clone, Copy)]
+pub struct Links<'a> {
+    pub key: &'a ServerKey,
+    pub public_url: &'a str,
+}
+
+/// The lists of a campaign's audience, parsed (they were checked when the draft was saved, and
+/// `checked` checks them again).
+fn parsed_lists(campaign: &CampaignRow) -> Result<(bool, Vec<GroupId>, Vec<SegmentId>), AppError> {
+    let audience = audience_of(campaign)?;
+    let groups = audience
+        .groups
+        .iter()
+        .map(|id| GroupId::parse(id).ok_or_else(|| AppError::invalid_field("audience.groups", id)))
+        .collect::<Result<_, _>>()?;
+    let segments = audience
+        .segments
+        .iter()
+        .map(|id| {
+            SegmentId::parse(id).ok_or_else(|| AppError::invalid_field("audience.segments", id))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((audience.all, groups, segments))
+}
+
+/// Estimates `campaign` for the scope's workspace: its content and lists are checked again (a
+/// field, group or segment deleted since is a 422 naming it), then the audience is walked once.
+/// Changes nothing.
+pub fn estimate(
+    conn: &Connection,
+    links: Links<'_>,
+    scope: &WorkspaceScope,
+    campaign: &CampaignRow,
+    now: Timestamp,
+) -> Result<Estimate, AppError> {
+    checked(
+        conn,
+        scope,
+        campaign,
+        &audience_of(campaign)?,
+        now,
+        Checks::Launch,
+    )?;
+    let (all, groups, segment_ids) = parsed_lists(campaign)?;
+    let lists = segments::lists_audience(conn, scope, campaign.mode, all, &groups, &segment_ids)?;
+    let reach = lists.audience.reach(conn, campaign.channel)?;
+    let condition = lists.audience.condition();
+    let last_rowid = segments::newest_contact_rowid(conn)?;
+    let mut estimate = Estimate {
+        reach,
+        duplicates: lists
+            .listed
+            .map_or(0, |listed| listed.saturating_sub(reach.contacts)),
+        deleted: lists.deleted_members,
+        render_failed: 0,
+        recipients: 0,
+        units: 0,
+        segments: BTreeMap::new(),
+        condition,
+        last_rowid,
+    };
+    match campaign.channel {
+        // One unit each, whatever the content: nothing to render.
+        Channel::Email => {
+            estimate.recipients = reach.eligible();
+            estimate.units = reach.eligible();
+        }
+        Channel::Sms => {
+            let renderer = Renderer::new(campaign)?;
+            let mut after = 0;
+            loop {
+                let page = segments::audience_page(
+                    conn,
+                    &estimate.condition,
+                    campaign.channel,
+                    (after, last_rowid),
+                    ESTIMATE_PAGE,
+                )?;
+                let Some(last) = page.last() else { break };
+                after = last.rowid;
+                for member in page.iter().filter(|member| member.exclusion.is_none()) {
+                    let url = unsubscribe_url(
+                        links.key,
+                        links.public_url,
+                        scope.id(),
+                        campaign.mode,
+                        &member.contact.id,
+                        campaign.channel,
+                    );
+                    match renderer.render(&contact_context(&member.contact)?, &url) {
+                        Ok(Rendered::Sms { segmentation, .. }) => {
+                            estimate.recipients += 1;
+                            estimate.units += u64::from(segmentation.segments);
+                            *estimate.segments.entry(segmentation.segments).or_default() += 1;
+                        }
+                        Ok(Rendered::Email { .. }) | Err(_) => estimate.render_failed += 1,
+                    }
+                }
+            }
+        }
+    }
+    Ok(estimate)
+}
+
+/// Who launches: the key (none from a console session) and whether the workspace pays.
+#[derive(Debug, Clone, Copy)]
+pub struct Launcher<'a> {
+    pub api_key_id: Option<&'a ApiKeyId>,
+    pub charging: Charging,
+}
+
+/// The campaign a launch or the scheduler starts: one of the scope's in `mode`, in `expected`.
+fn startable(
+    conn: &Connection,
+    scope: &WorkspaceScope,
+    mode: Mode,
+    id: &CampaignId,
+    expected: CampaignStatus,
+) -> Result<CampaignRow, AppError> {
+    let campaign = find_campaign(conn, scope, mode, id)?;
+    if campaign.status != expected {
+        return Err(AppError::Conflict(format!(
+            "The campaign {id} is {}; only a {expected} campaign starts here.",
+            campaign.status
+        )));
+    }
+    Ok(campaign)
+}
+
+/// Starts the campaign now with `estimate` (made just before, outside this transaction): it
+/// must still be `expected` (a draft for the API, `scheduled` for the scheduler); it must have
+/// a recipient (422 on `audience` otherwise); the whole charge is reserved as its pool (402
+/// `insufficient_funds` with the figures, and nothing changes); it becomes `running` with its
+/// audience, sender and figures fixed. Runs inside the caller's write transaction.
+#[allow(clippy::too_many_arguments)]
+pub fn launch(
+    conn: &Connection,
+    ids: &Ids,
+    catalog: &Catalog,
+    (scope, mode): (&WorkspaceScope, Mode),
+    id: &CampaignId,
+    expected: CampaignStatus,
+    (launcher, default_sender): (Launcher<'_>, &str),
+    estimate: &Estimate,
+    now: Timestamp,
+) -> Result<CampaignRow, AppError> {
+    let mut campaign = startable(conn, scope, mode, id, expected)?;
+    if estimate.recipients == 0 {
+        let reach = &estimate.reach;
+        return Err(AppError::invalid_field(
+            "audience",
+            format!(
+                "has no contact this {} may go to: {} contacts, {} without an address, {} \
+                 unsubscribed, {} invalid, {} whose message does not render",
+                campaign.channel,
+                reach.contacts,
+                reach.no_address,
+                reach.unsubscribed,
+                reach.invalid,
+                estimate.render_failed
+            ),
+        ));
+    }
+    let sender = match campaign.channel {
+        Channel::Sms => Some(billing::sender::effective_sender_of(
+            conn,
+            scope,
+            default_sender,
+        )?),
+        Channel::Email => None,
+    };
+    let quote = billing::reserve(
+        conn,
+        ids,
+        catalog,
+        Usage {
+            scope,
+            channel: campaign.channel,
+            units: estimate.units,
+            reference: id.as_str(),
+            charging: launcher.charging,
+        },
+        now,
+    )?;
+    let stamp = format_timestamp(now);
+    let progress = &mut campaign.progress;
+    progress.launched_at = Some(stamp.clone());
+    progress.launched_by_key = launcher.api_key_id.cloned();
+    progress.sender = sender;
+    progress.audience_sql = Some(estimate.condition.sql.clone());
+    progress.audience_params = Some(estimate.condition.params_json());
+    progress.fanout_last_rowid = Some(estimate.last_rowid);
+    progress.fanout_cursor = 0;
+    progress.planned_recipients = Some(estimate.recipients);
+    progress.planned_units = Some(estimate.units);
+    progress.reserved_minor = match launcher.charging {
+        Charging::Live => quote.charge.amount_minor,
+        Charging::Test => 0,
+    };
+    progress.currency = Some(quote.charge.currency.clone());
+    let mut excluded = BTreeMap::new();
+    for (reason, count) in [
+        ("duplicate", estimate.duplicates),
+        ("deleted", estimate.deleted),
+    ] {
+        if count > 0 {
+            excluded.insert(reason.to_owned(), count);
+        }
+    }
+    progress.excluded = excluded_text(&excluded)?;
+    campaign.status = CampaignStatus::Running;
+    campaign.updated_at = stamp;
+    save(conn, &campaign, expected)?;
+    Ok(campaign)
+}
+
+/// Contacts left out by reason, as stored.
+pub fn excluded_counts(campaign: &CampaignRow) -> Result<BTreeMap<String, u64>, AppError> {
+    if campaign.progress.excluded.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    serde_json::from_str(&campaign.progress.excluded).map_err(AppError::internal)
+}
+
+pub(crate) fn excluded_text(counts: &BTreeMap<String, u64>) -> Result<String, AppError> {
+    serde_json::to_string(counts).map_err(AppError::internal)
+}
+
+/// Writes the campaign's status and progress; it must still be `expected`.
+pub(crate) fn save(
+    conn: &Connection,
+    campaign: &CampaignRow,
+    expected: CampaignStatus,
+) -> Result<(), AppError> {
+    if store::save_progress(conn, campaign, expected)? {
+        Ok(())
+    } else {
+        Err(AppError::internal(format!(
+            "campaign {} was not {expected} inside its own transaction",
+            campaign.id
+        )))
+    }
+}
+
+/// Schedules a draft whose `scheduled_at` is ahead: the scheduler launches it then, with the
+/// same checks and reservation as a launch now (its messages carry `launched_by_key`); nothing
+/// is reserved before.
+pub fn schedule(
+    conn: &Connection,
+    (scope, mode): (&WorkspaceScope, Mode),
+    id: &CampaignId,
+    launched_by_key: Option<&ApiKeyId>,
+    now: Timestamp,
+) -> Result<CampaignRow, AppError> {
+    let mut campaign = startable(conn, scope, mode, id, CampaignStatus::Draft)?;
+    checked(
+        conn,
+        scope,
+        &campaign,
+        &audience_of(&campaign)?,
+        now,
+        Checks::Draft,
+    )?;
+    campaign.status = CampaignStatus::Scheduled;
+    campaign.progress.launched_by_key = launched_by_key.cloned();
+    campaign.updated_at = format_timestamp(now);
+    save(conn, &campaign, CampaignStatus::Draft)?;
+    Ok(campaign)
+}
+
+/// Whether a launch of `campaign` at `now` schedules it rather than starting it.
+pub fn launches_later(campaign: &CampaignRow, now: Timestamp) -> bool {
+    campaign
+        .scheduled_at
+        .as_deref()
+        .and_then(parse_timestamp)
+        .is_some_and(|at| at > now)
+}
+
+/// Marks a scheduled campaign `failed` with why it could not start (the scheduler found the
+/// wallet short, no recipient, or content that no longer checks). Nothing was charged.
+pub fn fail_scheduled(
+    conn: &Connection,
+    scope: &WorkspaceScope,
+    mode: Mode,
+    id: &CampaignId,
+    why: &AppError,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    let mut campaign = startable(conn, scope, mode, id, CampaignStatus::Scheduled)?;
+    let stamp = format_timestamp(now);
+    campaign.status = CampaignStatus::Failed;
+    campaign.updated_at = stamp.clone();
+    campaign.progress.finished_at = Some(stamp);
+    campaign.progress.failure_code = Some(why.code().to_owned());
+    campaign.progress.failure_message = Some(match why {
+        AppError::Validation(fields) => fields
+            .iter()
+            .map(|(field, reason)| format!("{field}: {reason}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.public_message(),
+    });
+    save(conn, &campaign, CampaignStatus::Scheduled)
+}

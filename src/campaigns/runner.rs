@@ -1,0 +1,208 @@
+//! The campaign runner: one background thread that moves every workspace's campaigns along —
+//! starts scheduled ones when their time comes, fans out running ones a chunk at a time,
+//! sweeps cancelled ones, and finishes those whose messages are all settled. Started by
+//! `server.rs`, stopped on shutdown between two steps; every step is one write transaction, so
+//! a stop or a crash resumes where the last committed step left off.
+//!
+//! Running campaigns take turns: each gets one chunk per round, so a small campaign launched
+//! after a large one does not wait for it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crate::app::App;
+use crate::billing::Charging;
+use crate::campaigns::fanout::{self, Step};
+use crate::campaigns::launch::{self, Launcher, Links};
+use crate::campaigns::{CampaignStatus, store};
+use crate::clock::format_timestamp;
+use crate::error::{AppError, StartupError};
+use crate::ids::CampaignId;
+use crate::scope::WorkspaceScope;
+use crate::vocabulary::Mode;
+
+/// Contacts per fan-out chunk: each chunk is one write transaction, short enough that sends
+/// waiting for the write lock are not held up long (docs/rules/campaigns.md, "Fan-out").
+pub const FANOUT_CHUNK: usize = 1_000;
+/// Messages per cancel batch.
+pub const CANCEL_BATCH: usize = 5_000;
+/// How often the runner looks for work when nothing wakes it: a running campaign finishes
+/// when its last message settles, which nothing signals.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How long the runner waits after a failed round.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+/// The running campaign thread; `stop` (or drop) ends it.
+pub struct CampaignRunner {
+    app: Arc<App>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+pub fn start(app: Arc<App>) -> Result<CampaignRunner, StartupError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (thread_app, thread_stop) = (Arc::clone(&app), Arc::clone(&stop));
+    let thread = thread::Builder::new()
+        .name("campaigns".to_owned())
+        .spawn(move || run(&thread_app, &thread_stop))
+        .map_err(|err| StartupError(format!("cannot start the campaigns thread: {err}")))?;
+    Ok(CampaignRunner {
+        app,
+        stop,
+        thread: Some(thread),
+    })
+}
+
+impl CampaignRunner {
+    /// Stops after the step in hand.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.app.campaigns.notify();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for CampaignRunner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run(app: &App, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        let seen = app.campaigns.generation();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| round(app, stop)))
+            .unwrap_or_else(|_| Err(AppError::internal("a campaign round panicked")));
+        match outcome {
+            Ok(true) => {}
+            Ok(false) => app.campaigns.wait(seen, IDLE_POLL),
+            Err(err) => {
+                log::warn!(error:% = err; "campaign round failed; retrying");
+                app.campaigns.wait(seen, RETRY_AFTER);
+            }
+        }
+    }
+}
+
+/// One step for every campaign with work; whether any was done.
+fn round(app: &App, stop: &AtomicBool) -> Result<bool, AppError> {
+    let now = format_timestamp(app.clock.now());
+    let ids = app.db.read(|conn| store::campaigns_to_work(conn, &now))?;
+    let mut worked = false;
+    for id in ids {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        worked |= step(app, &id)? == Step::Progressed;
+    }
+    Ok(worked)
+}
+
+fn links(app: &App) -> Links<'_> {
+    Links {
+        key: &app.unsubscribe_key,
+        public_url: &app.config.public_url,
+    }
+}
+
+/// One step of the campaign `id`, whatever it needs.
+fn step(app: &App, id: &CampaignId) -> Result<Step, AppError> {
+    let Some(campaign) = app.db.read(|conn| store::find_any_campaign(conn, id))? else {
+        return Ok(Step::Idle);
+    };
+    let now = app.clock.now();
+    match campaign.status {
+        CampaignStatus::Scheduled => start_scheduled(app, &campaign),
+        CampaignStatus::Running if campaign.progress.fanout_done_at.is_none() => {
+            let step = app.db.write(|conn| {
+                fanout::fan_out_chunk(
+                    conn,
+                    (&app.ids, &app.config.billing_catalog),
+                    links(app),
+                    id,
+                    FANOUT_CHUNK,
+                    now,
+                )
+            })?;
+            app.outbox.notify();
+            Ok(step)
+        }
+        CampaignStatus::Running => {
+            if app
+                .db
+                .read(|conn| fanout::ready_to_finish(conn, &campaign))?
+            {
+                app.db.write(|conn| fanout::finish(conn, id, now))
+            } else {
+                Ok(Step::Idle)
+            }
+        }
+        CampaignStatus::Cancelled => app
+            .db
+            .write(|conn| fanout::sweep_cancelled(conn, &app.ids, id, CANCEL_BATCH, now)),
+        _ => Ok(Step::Idle),
+    }
+}
+
+/// Starts a scheduled campaign whose time has come, with the same estimate, checks and
+/// reservation as a launch now; a campaign that cannot start (the wallet cannot pay, no
+/// recipient, content that no longer checks) fails with that reason and nothing charged.
+fn start_scheduled(app: &App, campaign: &store::CampaignRow) -> Result<Step, AppError> {
+    let scope = WorkspaceScope::trusted(&campaign.workspace_id);
+    let mode = campaign.mode;
+    let now = app.clock.now();
+    let estimate = app
+        .db
+        .read(|conn| launch::estimate(conn, links(app), &scope, campaign, now));
+    let launcher = Launcher {
+        api_key_id: campaign.progress.launched_by_key.as_ref(),
+        charging: match mode {
+            Mode::Live => Charging::Live,
+            Mode::Test => Charging::Test,
+        },
+    };
+    let fail = |why: &AppError| {
+        app.db.write(|conn| {
+            launch::fail_scheduled(conn, &scope, mode, &campaign.id, why, now)?;
+            Ok(false)
+        })
+    };
+    let started = match estimate {
+        Err(why) if retryable(&why) => return Err(why),
+        Err(why) => fail(&why)?,
+        Ok(estimate) => {
+            let launched = app.db.write(|conn| {
+                launch::launch(
+                    conn,
+                    &app.ids,
+                    &app.config.billing_catalog,
+                    (&scope, mode),
+                    &campaign.id,
+                    CampaignStatus::Scheduled,
+                    (launcher, &app.config.default_sms_sender),
+                    &estimate,
+                    now,
+                )
+            });
+            match launched {
+                Ok(_) => true,
+                Err(why) if retryable(&why) => return Err(why),
+                Err(why) => fail(&why)?,
+            }
+        }
+    };
+    if started {
+        app.campaigns.notify();
+    }
+    Ok(Step::Progressed)
+}
+
+/// Whether a scheduled start that failed so should be tried again rather than fail the
+/// campaign: crier's own trouble, not the campaign's.
+fn retryable(why: &AppError) -> bool {
+    matches!(why, AppError::Internal(_) | AppError::Unavailable { .. })
+}
