@@ -3,6 +3,7 @@
 //! Each check reads only; none repairs anything. Features add their invariants here as one more
 //! function in `CHECKS`: wallets (balance equals ledger), usage (counters equal reservations),
 //! messages (none stuck past its lease; refunded exactly when it never reached a provider),
+//! campaigns (reservation = messages + refunds; one message per recipient counted),
 //! payments (a paid top-up credited exactly once; refund debits add up; no webhook event left
 //! pending for long).
 
@@ -33,6 +34,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("wallets", check_wallets),
     ("usage", check_usage),
     ("messages", check_messages),
+    ("campaigns", check_campaigns),
     ("payments", check_payments),
 ];
 
@@ -181,6 +183,24 @@ fn check_messages(conn: &mut Connection) -> Result<String, Vec<String>> {
     }));
     if problems.is_empty() {
         Ok("none stuck; refunds match outcomes".to_owned())
+    } else {
+        Err(problems)
+    }
+}
+
+/// Every launched campaign's money adds up — the ledger charged what it reserved, its pool and
+/// its messages account for all of it, the pool's leftover was refunded when the fan-out ended
+/// — its message count is the fan-out's, each message carries its reservation's figures, and
+/// none can still be sent once the campaign is over.
+fn check_campaigns(conn: &mut Connection) -> Result<String, Vec<String>> {
+    let status = migrations::status(conn).map_err(|err| vec![err])?;
+    if !status.is_current() {
+        return Ok("skipped until migrations are applied".to_owned());
+    }
+    let problems =
+        crate::campaigns::store::discrepancies(conn).map_err(|err| vec![err.to_string()])?;
+    if problems.is_empty() {
+        Ok("every campaign's reservation equals its messages and refunds".to_owned())
     } else {
         Err(problems)
     }

@@ -204,22 +204,7 @@ pub fn launch(
     now: Timestamp,
 ) -> Result<CampaignRow, AppError> {
     let mut campaign = startable(conn, scope, mode, id, expected)?;
-    if estimate.recipients == 0 {
-        let reach = &estimate.reach;
-        return Err(AppError::invalid_field(
-            "audience",
-            format!(
-                "has no contact this {} may go to: {} contacts, {} without an address, {} \
-                 unsubscribed, {} invalid, {} whose message does not render",
-                campaign.channel,
-                reach.contacts,
-                reach.no_address,
-                reach.unsubscribed,
-                reach.invalid,
-                estimate.render_failed
-            ),
-        ));
-    }
+    ensure_recipients(&campaign, estimate)?;
     let sender = match campaign.channel {
         Channel::Sms => Some(billing::sender::effective_sender_of(
             conn,
@@ -271,6 +256,27 @@ pub fn launch(
     campaign.updated_at = stamp;
     save(conn, &campaign, expected)?;
     Ok(campaign)
+}
+
+/// 422 on `audience` when the estimate found nobody a campaign may go to, with why.
+pub fn ensure_recipients(campaign: &CampaignRow, estimate: &Estimate) -> Result<(), AppError> {
+    if estimate.recipients == 0 {
+        let reach = &estimate.reach;
+        return Err(AppError::invalid_field(
+            "audience",
+            format!(
+                "has no contact this {} may go to: {} contacts, {} without an address, {} \
+                 unsubscribed, {} invalid, {} whose message does not render",
+                campaign.channel,
+                reach.contacts,
+                reach.no_address,
+                reach.unsubscribed,
+                reach.invalid,
+                estimate.render_failed
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Contacts left out by reason, as stored.

@@ -118,6 +118,7 @@ fn step(app: &App, id: &CampaignId) -> Result<Step, AppError> {
     match campaign.status {
         CampaignStatus::Scheduled => start_scheduled(app, &campaign),
         CampaignStatus::Running if campaign.progress.fanout_done_at.is_none() => {
+            let started = std::time::Instant::now();
             let step = app.db.write(|conn| {
                 fanout::fan_out_chunk(
                     conn,
@@ -128,6 +129,10 @@ fn step(app: &App, id: &CampaignId) -> Result<Step, AppError> {
                     now,
                 )
             })?;
+            log::debug!(
+                campaign:% = id, elapsed_ms = started.elapsed().as_millis();
+                "fan-out chunk written"
+            );
             app.outbox.notify();
             Ok(step)
         }

@@ -325,3 +325,101 @@ pub fn campaigns_to_work(conn: &Connection, now: &str) -> Result<Vec<CampaignId>
     let rows = stmt.query_map(named_params! { ":now": now }, |row| row.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// What `crier doctor` finds wrong with launched campaigns (docs/rules/campaigns.md, "What
+/// crier keeps true"), one sentence each, at most 100.
+pub fn discrepancies(conn: &Connection) -> Result<Vec<String>, AppError> {
+    let mut problems = Vec::new();
+    // Money: what the ledger charged for the campaign is what it reserved, and every unit of
+    // the pool is either still in it or carried by one of its messages.
+    let mut money = conn.prepare_cached(
+        "SELECT c.id, c.reserved_minor,
+                (SELECT COALESCE(-sum(l.amount_minor), 0) FROM wallet_ledger l
+                 WHERE l.workspace_id = c.workspace_id AND l.reference = c.id
+                   AND l.kind = 'charge') AS ledger,
+                COALESCE(p.charge_minor, 0)
+                  + (SELECT COALESCE(sum(r.charge_minor), 0) FROM messages m
+                     JOIN billing_reservations r ON r.reference = m.id
+                     WHERE m.campaign_id = c.id) AS accounted,
+                c.fanout_done_at IS NOT NULL AND p.reference IS NOT NULL
+                  AND p.refunded_at IS NULL AS pool_left_open
+         FROM campaigns c LEFT JOIN billing_reservations p ON p.reference = c.id
+         WHERE c.mode = 'live' AND c.launched_at IS NOT NULL
+           AND c.status NOT IN ('draft', 'scheduled')
+         ORDER BY c.rowid",
+    )?;
+    let rows = money.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+            row.get::<_, i64>(3)?,
+            row.get::<_, bool>(4)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, reserved, ledger, accounted, pool_left_open) = row?;
+        if ledger != reserved {
+            problems.push(format!(
+                "campaign {id}: the ledger charged {ledger} but the campaign reserved {reserved}"
+            ));
+        }
+        if accounted != reserved {
+            problems.push(format!(
+                "campaign {id}: its pool and messages account for {accounted} of {reserved} reserved"
+            ));
+        }
+        if pool_left_open {
+            problems.push(format!(
+                "campaign {id}: the fan-out ended but the pool's leftover was not refunded"
+            ));
+        }
+    }
+    // Messages: as many as the fan-out counted, each carrying its reservation's share; none
+    // left to send once the campaign is over.
+    let mut messages = conn.prepare_cached(
+        "SELECT c.id, c.messages_created,
+                (SELECT count(*) FROM messages m WHERE m.campaign_id = c.id),
+                (SELECT count(*) FROM messages m JOIN billing_reservations r ON r.reference = m.id
+                 WHERE m.campaign_id = c.id
+                   AND (r.charge_minor <> m.charge_minor OR r.units <> m.units
+                        OR r.included_units <> m.included_units)),
+                c.status IN ('completed', 'partial', 'failed')
+                  OR (c.status = 'cancelled' AND c.cancel_done_at IS NOT NULL),
+                EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = c.id
+                        AND m.status IN ('scheduled', 'queued', 'sending'))
+         FROM campaigns c
+         WHERE c.launched_at IS NOT NULL AND c.status NOT IN ('draft', 'scheduled')
+         ORDER BY c.rowid",
+    )?;
+    let rows = messages.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+            row.get::<_, i64>(3)?,
+            row.get::<_, bool>(4)?,
+            row.get::<_, bool>(5)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, counted, stored, mismatched, over, unsettled) = row?;
+        if counted != stored {
+            problems.push(format!(
+                "campaign {id}: the fan-out counted {counted} messages but {stored} exist"
+            ));
+        }
+        if mismatched > 0 {
+            problems.push(format!(
+                "campaign {id}: {mismatched} message(s) carry other figures than their reservation"
+            ));
+        }
+        if over && unsettled {
+            problems.push(format!(
+                "campaign {id}: it is over but messages of it can still be sent"
+            ));
+        }
+    }
+    problems.truncate(100);
+    Ok(problems)
+}

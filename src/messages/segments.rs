@@ -56,8 +56,37 @@ const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆ�
 /// GSM 03.38 extension table, reached with ESC: each costs two septets.
 const GSM7_EXTENSION: &str = "\u{c}^{}\\[~]|€";
 
+/// Septets of each ASCII character in GSM-7 (0: none), from the two tables above: most text
+/// is ASCII, and a table lookup is what keeps segmenting cheap enough to do for every
+/// recipient of a campaign.
+const ASCII_COST: [u8; 128] = {
+    let mut table = [0_u8; 128];
+    let (basic, extension) = (GSM7_BASIC.as_bytes(), GSM7_EXTENSION.as_bytes());
+    let mut i = 0;
+    while i < basic.len() {
+        if basic[i] < 128 {
+            table[basic[i] as usize] = 1;
+        }
+        i += 1;
+    }
+    let mut i = 0;
+    while i < extension.len() {
+        if extension[i] < 128 {
+            table[extension[i] as usize] = 2;
+        }
+        i += 1;
+    }
+    table
+};
+
 /// Septets of `c` in GSM-7, or `None` when it has no GSM-7 form.
 fn gsm7_cost(c: char) -> Option<u32> {
+    if c.is_ascii() {
+        return match ASCII_COST[c as usize] {
+            0 => None,
+            cost => Some(u32::from(cost)),
+        };
+    }
     if c == 'ç' || GSM7_BASIC.contains(c) {
         Some(1)
     } else if GSM7_EXTENSION.contains(c) {
@@ -127,6 +156,24 @@ mod tests {
             text.chars().count(),
             text.chars().take(12).collect::<String>()
         );
+    }
+
+    #[test]
+    fn the_ascii_table_agrees_with_the_gsm_tables() {
+        for byte in 0_u8..128 {
+            let c = char::from(byte);
+            let expected = if GSM7_BASIC.contains(c) {
+                Some(1)
+            } else if GSM7_EXTENSION.contains(c) {
+                Some(2)
+            } else {
+                None
+            };
+            assert_eq!(gsm7_cost(c), expected, "{c:?}");
+        }
+        assert_eq!(gsm7_cost('`'), None);
+        assert_eq!(gsm7_cost('{'), Some(2));
+        assert_eq!(gsm7_cost('\n'), Some(1));
     }
 
     #[test]

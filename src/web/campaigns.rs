@@ -81,9 +81,11 @@ pub fn show_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let mode = principal.mode();
     let (campaign, stats) = app.db.read(|conn| {
         let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
-        let stats = match campaign.status {
-            CampaignStatus::Draft | CampaignStatus::Scheduled => None,
-            _ => Some(fanout::stats(conn, &campaign)?),
+        // Only a campaign that started has messages and money (one cancelled or failed while
+        // scheduled never did).
+        let stats = match campaign.progress.launched_at {
+            Some(_) => Some(fanout::stats(conn, &campaign)?),
+            None => None,
         };
         Ok((campaign, stats))
     })?;
@@ -230,6 +232,7 @@ pub fn estimate_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResp
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::CampaignsRead)?;
     let id = campaign_id(request)?;
+    let NoFields {} = request.json_or_default()?;
     let mode = principal.mode();
     let now = app.clock.now();
     let (campaign, estimate, quote) = app.db.read(|conn| {
@@ -290,6 +293,11 @@ pub fn estimate_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResp
     ApiResponse::json(200, &view)
 }
 
+/// The body of a call that takes none: absent, or `{}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoFields {}
+
 /// Contacts an estimate leaves out, by reason.
 #[derive(Serialize)]
 struct ExcludedView {
@@ -336,6 +344,7 @@ pub fn launch_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::CampaignsWrite)?;
     let id = campaign_id(request)?;
+    let NoFields {} = request.json_or_default()?;
     let mode = principal.mode();
     let now = app.clock.now();
     let api_key_id = match &principal {
@@ -356,7 +365,10 @@ pub fn launch_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
         if launch::launches_later(&campaign, now) {
             return Ok(None);
         }
-        launch::estimate(conn, links(app), &scope, &campaign, now).map(Some)
+        let estimate = launch::estimate(conn, links(app), &scope, &campaign, now)?;
+        // Refused like a body that does not validate: not stored under the key.
+        launch::ensure_recipients(&campaign, &estimate)?;
+        Ok(Some(estimate))
     });
     let prepared = match prepared {
         Ok(prepared) => prepared,
@@ -441,9 +453,6 @@ pub fn test_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     principal.require_scope(Scope::MessagesSend)?;
     let id = campaign_id(request)?;
     let body: TestRequest = request.json()?;
-    let to = body
-        .to
-        .ok_or_else(|| AppError::invalid_field("to", "is required"))?;
     let mode = principal.mode();
     let (campaign, contact) = app.db.read(|conn| {
         let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
@@ -454,6 +463,9 @@ pub fn test_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
             .transpose()?;
         Ok((campaign, contact))
     })?;
+    let to = body
+        .to
+        .ok_or_else(|| AppError::invalid_field("to", "is required"))?;
     let draft =
         match domain::render_for(&campaign, contact.as_ref(), &preview_unsubscribe_url(app))? {
             Rendered::Sms { text, .. } => Draft {
@@ -488,20 +500,18 @@ pub fn test_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
 
 /// The body of `GET /v1/campaigns/{id}/timeline`.
 #[derive(Serialize)]
-struct TimelineView<'a> {
+struct TimelineView {
     period: &'static str,
-    data: Vec<TimelinePointView<'a>>,
+    data: Vec<TimelinePointView>,
 }
 
 #[derive(Serialize)]
-struct TimelinePointView<'a> {
+struct TimelinePointView {
     /// The period's start (RFC 3339, UTC).
     start: String,
     sent: u64,
     delivered: u64,
     failed: u64,
-    #[serde(skip)]
-    _row: std::marker::PhantomData<&'a ()>,
 }
 
 /// `GET /v1/campaigns/{id}/timeline?period=minute|hour`: the campaign's messages sent,
@@ -511,17 +521,21 @@ pub fn campaign_timeline(app: &App, request: &mut Request<'_>) -> Result<ApiResp
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::CampaignsRead)?;
     let id = campaign_id(request)?;
-    let hourly = match request.query_param("period").as_deref() {
-        None | Some("minute") => false,
-        Some("hour") => true,
-        Some(_) => return Err(AppError::invalid_field("period", "must be minute or hour")),
-    };
+    let period = request.query_param("period");
     let mode = principal.mode();
-    let points = app.db.read(|conn| {
+    let (hourly, points) = app.db.read(|conn| {
         let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
-        crate::messages::campaign_timeline(conn, &campaign.id, hourly)
+        let hourly = match period.as_deref() {
+            None | Some("minute") => false,
+            Some("hour") => true,
+            Some(_) => return Err(AppError::invalid_field("period", "must be minute or hour")),
+        };
+        Ok((
+            hourly,
+            crate::messages::campaign_timeline(conn, &campaign.id, hourly)?,
+        ))
     })?;
-    let suffix = if hourly { ":00:00Z" } else { ":00Z" };
+    let suffix = if hourly { ":00:00.000Z" } else { ":00.000Z" };
     let view = TimelineView {
         period: if hourly { "hour" } else { "minute" },
         data: points
@@ -531,7 +545,6 @@ pub fn campaign_timeline(app: &App, request: &mut Request<'_>) -> Result<ApiResp
                 sent: point.sent,
                 delivered: point.delivered,
                 failed: point.failed,
-                _row: std::marker::PhantomData,
             })
             .collect(),
     };

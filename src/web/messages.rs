@@ -323,6 +323,8 @@ struct MessageView<'a> {
     charged: bool,
     metadata: Option<&'a RawValue>,
     campaign_id: Option<&'a str>,
+    /// The workspace's contact the message went to, if any.
+    contact_id: Option<&'a str>,
     api_key_id: Option<&'a str>,
     provider: Option<&'a str>,
     provider_message_id: Option<&'a str>,
@@ -397,6 +399,7 @@ fn message_view<'a>(
         charged: message.mode == Mode::Live,
         metadata,
         campaign_id: message.campaign_id.as_deref(),
+        contact_id: message.contact_id.as_ref().map(|id| id.as_str()),
         api_key_id: message.api_key_id.as_ref().map(ApiKeyId::as_str),
         provider: message.provider.as_deref(),
         provider_message_id: message.provider_message_id.as_deref(),

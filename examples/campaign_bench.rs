@@ -1,0 +1,468 @@
+//! Campaign launch benchmark: the real `crier serve` binary launches an SMS campaign to N
+//! contacts while clients keep sending `POST /v1/messages`, then dispatches it to the `log`
+//! provider; prints one table.
+//!
+//! `cargo build --release --bin crier --example campaign_bench &&
+//!  target/release/examples/campaign_bench [--sizes 10000,100000,1000000] [--bin PATH]`
+//!
+//! For each size, in a fresh data directory: `crier migrate` and `crier admin` make a user, a
+//! key and a funded wallet; the contacts are written straight through the crate's own
+//! `contacts::store::insert_contact` (an import is measured by bench/import.sh); then the server
+//! starts with no dispatchers (`CRIER_DISPATCH_WORKERS=0`), a personalised campaign (first name
+//! and opt-out line) is estimated and launched while 4 closed-loop senders run, and the fan-out
+//! is timed from the launch request to `launch.fanout_done` (polled every 50 ms), with the
+//! server's peak VmRSS. Then the server restarts with its default dispatchers and the drain to
+//! the `log` provider is timed until the campaign is `completed`.
+//! Targets (issue 14): 1,000,000 from launch to all queued in < 10 s, RSS < 150 MB, send p99 <
+//! 100 ms during the fan-out.
+
+// A benchmark that cannot set itself up has nothing to measure: it stops with the reason.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crier::clock::{Clock, SystemClock, format_timestamp};
+use crier::config::Synchronous;
+use crier::contacts::store::{self, ContactRow};
+use crier::contacts::{EmailState, PhoneState};
+use crier::db::{Db, DbSettings};
+use crier::ids::{ContactId, Ids, SystemRandomSource, WorkspaceId};
+use crier::vocabulary::Mode;
+
+const FIRST_NAMES: &[&str] = &[
+    "Ada",
+    "Amina",
+    "Jean-Baptiste",
+    "Ngozi",
+    "Marie",
+    "Emmanuel",
+    "Fatou",
+    "Maximilien-Alexandre",
+];
+/// Closed-loop senders during the fan-out (`SENDERS` in the environment, default 4).
+fn senders() -> usize {
+    std::env::var("SENDERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(4)
+}
+
+struct Options {
+    sizes: Vec<usize>,
+    bin: PathBuf,
+}
+
+fn options() -> Options {
+    let mut sizes = vec![10_000, 100_000, 1_000_000];
+    let mut bin = PathBuf::from("target/release/crier");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--sizes" => {
+                sizes = args
+                    .next()
+                    .expect("--sizes N,N")
+                    .split(',')
+                    .map(|n| n.parse().expect("a size"))
+                    .collect();
+            }
+            "--bin" => bin = PathBuf::from(args.next().expect("--bin PATH")),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    Options { sizes, bin }
+}
+
+fn admin(bin: &Path, data: &Path, args: &[&str], stdin: &str) -> Value {
+    use std::io::Write;
+    let mut child = Command::new(bin)
+        .arg("admin")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+}
+
+fn write_contacts(data: &Path, workspace: &WorkspaceId, count: usize) {
+    let db = Db::open(&DbSettings {
+        path: data.join("crier.db"),
+        pool_size: 1,
+        busy_timeout: Duration::from_secs(5),
+        synchronous: Synchronous::Normal,
+    })
+    .unwrap();
+    let ids = Ids::new(Arc::new(SystemClock), Arc::new(SystemRandomSource::new()));
+    let now = format_timestamp(SystemClock.now());
+    db.write(|conn| {
+        for n in 0..count {
+            let first = FIRST_NAMES[n % FIRST_NAMES.len()];
+            store::insert_contact(
+                conn,
+                &ContactRow {
+                    id: ContactId::generate(&ids),
+                    workspace_id: workspace.clone(),
+                    mode: Mode::Live,
+                    name: format!("{first} Person{n}"),
+                    first_name: Some(first.to_owned()),
+                    last_name: Some(format!("Person{n}")),
+                    phone: Some(format!("+2376{n:08}")),
+                    phone_input: None,
+                    email: None,
+                    language: None,
+                    custom: "{}".to_owned(),
+                    phone_state: PhoneState::Valid,
+                    email_state: EmailState::Valid,
+                    sms_unsubscribed_at: None,
+                    sms_unsubscribed_via: None,
+                    email_unsubscribed_at: None,
+                    email_unsubscribed_via: None,
+                    created_at: now.clone(),
+                    updated_at: now.clone(),
+                },
+                None,
+            )?;
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// Starts `crier serve`; returns the child and its address (from its first log lines).
+fn serve(bin: &Path, data: &Path, dispatchers: Option<&str>) -> (Child, String) {
+    let mut command = Command::new(bin);
+    command
+        .args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(workers) = dispatchers {
+        command.env("CRIER_DISPATCH_WORKERS", workers);
+    }
+    let mut child = command.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // BENCH_LOG=path keeps the server's log lines (with CRIER_LOG_LEVEL=debug: each chunk).
+    let mut keep = std::env::var_os("BENCH_LOG").map(|path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap()
+    });
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(file) = keep.as_mut() {
+                use std::io::Write;
+                let _ = writeln!(file, "{line}");
+            }
+            if !sent {
+                let entry: Value = serde_json::from_str(&line).unwrap_or_default();
+                if entry["msg"] == "listening" {
+                    let _ = tx.send(entry["addr"].as_str().unwrap_or_default().to_owned());
+                    sent = true;
+                }
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    (child, format!("http://{addr}"))
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(600)))
+        .build()
+        .into()
+}
+
+fn call(agent: &ureq::Agent, method: &str, url: &str, key: &str, body: Option<Value>) -> Value {
+    let auth = format!("Bearer {key}");
+    let mut response = match body {
+        Some(body) => agent
+            .post(url)
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .header(
+                "Idempotency-Key",
+                &format!(
+                    "bench-{}",
+                    SystemClock.now().timestamp_nanos_opt().unwrap_or(0)
+                ),
+            )
+            .send(body.to_string())
+            .unwrap(),
+        None if method == "GET" => agent
+            .get(url)
+            .header("Authorization", &auth)
+            .call()
+            .unwrap(),
+        None => unreachable!(),
+    };
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    assert!(status < 300, "{method} {url}: {status} {value}");
+    value
+}
+
+fn vm_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    values[((values.len() as f64 * p) as usize).min(values.len() - 1)]
+}
+
+struct Row {
+    size: usize,
+    estimate_ms: f64,
+    launch_ms: f64,
+    fanout_s: f64,
+    rss_mb: f64,
+    sends: usize,
+    p50: f64,
+    p99: f64,
+    drain_s: f64,
+}
+
+fn run(bin: &Path, size: usize) -> Row {
+    let base = std::env::var_os("TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    let data = base.join(format!(
+        "crier-campaign-bench-{}-{size}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&data);
+    let migrated = Command::new(bin)
+        .args(["migrate", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{migrated:?}");
+    admin(
+        bin,
+        &data,
+        &[
+            "create-user",
+            "--email",
+            "bench@example.com",
+            "--password-stdin",
+            "--workspace",
+            "Bench",
+            "--json",
+        ],
+        "bench password, long enough\n",
+    );
+    let key_info = admin(
+        bin,
+        &data,
+        &[
+            "create-api-key",
+            "--workspace",
+            "Bench",
+            "--name",
+            "bench",
+            "--scopes",
+            "campaigns:read,campaigns:write,messages:send",
+            "--mode",
+            "live",
+            "--json",
+        ],
+        "",
+    );
+    let key = key_info["key"].as_str().unwrap().to_owned();
+    let workspace = WorkspaceId::parse(key_info["workspace_id"].as_str().unwrap()).unwrap();
+    admin(
+        bin,
+        &data,
+        &[
+            "adjust-wallet",
+            "--workspace",
+            workspace.as_str(),
+            "--amount-minor",
+            "100000000000",
+            "--reason",
+            "bench",
+        ],
+        "",
+    );
+    write_contacts(&data, &workspace, size);
+
+    let (server, base_url) = serve(bin, &data, Some("0"));
+    let agent = agent();
+    let campaign = call(
+        &agent,
+        "POST",
+        &format!("{base_url}/v1/campaigns"),
+        &key,
+        Some(
+            json!({"name": "Bench", "channel": "sms", "audience": {"all": true}, "opt_out_line": true,
+                    "text": "Hello {{ contact.first_name | default(\"client\") }}, our new branch opens near you on Saturday."}),
+        ),
+    );
+    let id = campaign["id"].as_str().unwrap().to_owned();
+    let started = Instant::now();
+    call(
+        &agent,
+        "POST",
+        &format!("{base_url}/v1/campaigns/{id}/estimate"),
+        &key,
+        Some(json!({})),
+    );
+    let estimate_ms = started.elapsed().as_secs_f64() * 1e3;
+
+    let stop_sending = Arc::new(AtomicBool::new(false));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let senders: Vec<_> = (0..senders())
+        .map(|_| {
+            let (stop_sending, latencies) = (Arc::clone(&stop_sending), Arc::clone(&latencies));
+            let (url, key) = (format!("{base_url}/v1/messages"), key.clone());
+            std::thread::spawn(move || {
+                let agent = self::agent();
+                while !stop_sending.load(Ordering::Relaxed) {
+                    let sent = Instant::now();
+                    call(&agent, "POST", &url, &key, Some(json!({"channel": "sms", "to": "+237677123456", "text": "Your code is 482913."})));
+                    latencies.lock().unwrap().push(sent.elapsed().as_secs_f64() * 1e3);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let baseline = vm_rss_kb(server.id());
+    let mut peak = baseline;
+    latencies.lock().unwrap().clear();
+    let launched_at = Instant::now();
+    call(
+        &agent,
+        "POST",
+        &format!("{base_url}/v1/campaigns/{id}/launch"),
+        &key,
+        Some(json!({})),
+    );
+    let launch_ms = launched_at.elapsed().as_secs_f64() * 1e3;
+    loop {
+        peak = peak.max(vm_rss_kb(server.id()));
+        let shown = call(
+            &agent,
+            "GET",
+            &format!("{base_url}/v1/campaigns/{id}"),
+            &key,
+            None,
+        );
+        if shown["launch"]["fanout_done"] == true {
+            assert_eq!(shown["launch"]["messages_created"], size);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let fanout_s = launched_at.elapsed().as_secs_f64();
+    stop_sending.store(true, Ordering::Relaxed);
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    stop(server);
+    let mut latencies = latencies.lock().unwrap().clone();
+    let (p50, p99) = (
+        percentile(&mut latencies, 0.5),
+        percentile(&mut latencies, 0.99),
+    );
+
+    let (server, base_url) = serve(bin, &data, None);
+    let drain = Instant::now();
+    loop {
+        let shown = call(
+            &agent,
+            "GET",
+            &format!("{base_url}/v1/campaigns/{id}"),
+            &key,
+            None,
+        );
+        if shown["status"] != "running" {
+            assert_eq!(shown["status"], "completed", "{shown}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let drain_s = drain.elapsed().as_secs_f64();
+    stop(server);
+    let _ = std::fs::remove_dir_all(&data);
+    Row {
+        size,
+        estimate_ms,
+        launch_ms,
+        fanout_s,
+        rss_mb: peak as f64 * 1024.0 / 1e6,
+        sends: latencies.len(),
+        p50,
+        p99,
+        drain_s,
+    }
+}
+
+fn main() {
+    let options = options();
+    let mut rows = Vec::new();
+    for &size in &options.sizes {
+        eprintln!("campaign to {size} contacts…");
+        rows.push(run(&options.bin, size));
+    }
+    println!(
+        "crier campaign bench: {}, {} CPUs, {} closed-loop senders during the fan-out",
+        format_timestamp(SystemClock.now()),
+        std::thread::available_parallelism().map_or(0, usize::from),
+        senders()
+    );
+    println!(
+        "| recipients | estimate | launch request | launch → all queued | messages/s | peak RSS | sends p50 / p99 (n) | drain to log |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        println!(
+            "| {} | {:.0} ms | {:.0} ms | {:.1} s | {:.0} | {:.0} MB | {:.1} / {:.1} ms ({}) | {:.1} s |",
+            row.size,
+            row.estimate_ms,
+            row.launch_ms,
+            row.fanout_s,
+            row.size as f64 / row.fanout_s,
+            row.rss_mb,
+            row.p50,
+            row.p99,
+            row.sends,
+            row.drain_s
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! The real binary killed (SIGKILL) during a campaign's fan-out and again during its dispatch,
+//! then started again: every eligible contact has exactly one message, the reservation equals
+//! what the messages carry plus the refunded leftover, and `crier doctor` is clean.
+
+use std::io::Write;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::wait_for_value;
+use crate::process::{ServeProcess, assert_doctor_clean, crier};
+use crier::clock::{Clock, SystemClock, format_timestamp};
+use crier::config::Synchronous;
+use crier::contacts::store::{self, ContactRow};
+use crier::contacts::{EmailState, PhoneState, UnsubscribeVia};
+use crier::db::{Db, DbSettings};
+use crier::ids::{ContactId, Ids, SystemRandomSource, WorkspaceId};
+use crier::vocabulary::Mode;
+
+/// Twenty fan-out chunks: enough to be killed between two of them, small enough for a debug
+/// build in CI (the benchmark, examples/campaign_bench.rs, takes the large sizes).
+const CONTACTS: usize = 20_000;
+
+fn admin(data_dir: &std::path::Path, args: &[&str], stdin: &str) -> Value {
+    let mut child = crier()
+        .arg("admin")
+        .args(args)
+        .args(["--password-iterations", "100000", "--data-dir"])
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+}
+
+/// `CONTACTS` live contacts of the workspace, written straight through the contacts store
+/// (an import of this size would take most of the test's time): names of three lengths, so
+/// messages of one, two and three segments; every tenth unsubscribed from SMS.
+fn write_contacts(data_dir: &std::path::Path, workspace_id: &WorkspaceId) -> usize {
+    let db = Db::open(&DbSettings {
+        path: data_dir.join("crier.db"),
+        pool_size: 1,
+        busy_timeout: Duration::from_secs(5),
+        synchronous: Synchronous::Normal,
+    })
+    .unwrap();
+    let ids = Ids::new(Arc::new(SystemClock), Arc::new(SystemRandomSource::new()));
+    let now = format_timestamp(SystemClock.now());
+    let mut eligible = 0;
+    db.write(|conn| {
+        for n in 0..CONTACTS {
+            let first = match n % 3 {
+                0 => "Ada".to_owned(),
+                1 => "Maximilien".repeat(4),
+                _ => "Bartholomew-Alexandre".repeat(5),
+            };
+            let unsubscribed = n % 10 == 9;
+            if !unsubscribed {
+                eligible += 1;
+            }
+            let row = ContactRow {
+                id: ContactId::generate(&ids),
+                workspace_id: workspace_id.clone(),
+                mode: Mode::Live,
+                name: format!("{first} N{n}"),
+                first_name: Some(first),
+                last_name: Some(format!("N{n}")),
+                phone: Some(format!("+2376{n:08}")),
+                phone_input: None,
+                email: None,
+                language: None,
+                custom: "{}".to_owned(),
+                phone_state: PhoneState::Valid,
+                email_state: EmailState::Valid,
+                sms_unsubscribed_at: unsubscribed.then(|| now.clone()),
+                sms_unsubscribed_via: unsubscribed.then_some(UnsubscribeVia::Api),
+                email_unsubscribed_at: None,
+                email_unsubscribed_via: None,
+                created_at: now.clone(),
+                updated_at: now.clone(),
+            };
+            store::insert_contact(conn, &row, None)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    eligible
+}
+
+#[test]
+fn a_campaign_killed_during_its_fan_out_and_its_dispatch_sends_each_contact_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path();
+    let status = crier()
+        .args(["migrate", "--data-dir"])
+        .arg(data_dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    admin(
+        data_dir,
+        &[
+            "create-user",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+            "--workspace",
+            "Acme",
+            "--json",
+        ],
+        "a long enough password\n",
+    );
+    let key_info = admin(
+        data_dir,
+        &[
+            "create-api-key",
+            "--workspace",
+            "Acme",
+            "--name",
+            "campaigns",
+            "--scopes",
+            "contacts:read,campaigns:read,campaigns:write,messages:read",
+            "--mode",
+            "live",
+            "--json",
+        ],
+        "",
+    );
+    let key = key_info["key"].as_str().unwrap().to_owned();
+    let workspace = WorkspaceId::parse(key_info["workspace_id"].as_str().unwrap()).unwrap();
+    admin(
+        data_dir,
+        &[
+            "adjust-wallet",
+            "--workspace",
+            workspace.as_str(),
+            "--amount-minor",
+            "100000000",
+            "--reason",
+            "crash test",
+        ],
+        "",
+    );
+    let eligible = write_contacts(data_dir, &workspace);
+
+    let auth = format!("Authorization: Bearer {key}\r\n");
+    let call = |server: &ServeProcess, method: &str, path: &str, extra: &str, body: Value| {
+        let response = server.request(method, path, &format!("{auth}{extra}"), &body.to_string());
+        assert!(
+            response.status < 300,
+            "{method} {path}: {} {}",
+            response.status,
+            response.text()
+        );
+        response.json()
+    };
+    let server = ServeProcess::start(data_dir);
+    let campaign = call(
+        &server,
+        "POST",
+        "/v1/campaigns",
+        "",
+        json!({"name": "Crash", "channel": "sms", "audience": {"all": true}, "opt_out_line": true,
+               "text": "Hello {{ contact.first_name }}, our shop opens a new branch near you this week: come and see us!"}),
+    );
+    let id = campaign["id"].as_str().unwrap().to_owned();
+    let estimate = call(
+        &server,
+        "POST",
+        &format!("/v1/campaigns/{id}/estimate"),
+        "",
+        json!({}),
+    );
+    assert_eq!(estimate["recipients"], eligible);
+    let launched = call(
+        &server,
+        "POST",
+        &format!("/v1/campaigns/{id}/launch"),
+        "Idempotency-Key: crash-launch\r\n",
+        json!({}),
+    );
+    assert_eq!(launched["status"], "running");
+    let reserved = launched["launch"]["reserved"]["amount_minor"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        reserved,
+        estimate["charge"]["amount_minor"].as_i64().unwrap()
+    );
+    let path = format!("/v1/campaigns/{id}");
+    let show = |server: &ServeProcess| call(server, "GET", &path, "", json!({}));
+
+    // Killed mid fan-out: some chunks committed, not all.
+    let created = wait_for_value(
+        "a first chunk of messages",
+        Duration::from_secs(300),
+        || {
+            show(&server)["launch"]["messages_created"]
+                .as_u64()
+                .unwrap()
+        },
+        |created| *created > 0,
+    );
+    assert!(
+        created < eligible as u64,
+        "the fan-out ended before the kill"
+    );
+    server.kill();
+
+    // Killed again once the fan-out is over and dispatchers are sending.
+    let server = ServeProcess::start(data_dir);
+    wait_for_value(
+        "the fan-out ends and sending is under way",
+        Duration::from_secs(600),
+        || show(&server),
+        |campaign| {
+            campaign["launch"]["fanout_done"] == true
+                && campaign["stats"]["messages"]["sent"].as_u64().unwrap_or(0) > 0
+        },
+    );
+    server.kill();
+
+    let server = ServeProcess::start(data_dir);
+    let done = wait_for_value(
+        "the campaign finishes",
+        Duration::from_secs(900),
+        || show(&server),
+        |campaign| campaign["status"] != "running",
+    );
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["launch"]["messages_created"], eligible);
+    assert_eq!(done["stats"]["messages"]["sent"], eligible);
+    drop(server);
+
+    let db = rusqlite::Connection::open(data_dir.join("crier.db")).unwrap();
+    let one = |sql: &str| -> i64 { db.query_row(sql, [&id], |row| row.get(0)).unwrap() };
+    assert_eq!(
+        one("SELECT count(*) FROM messages WHERE campaign_id = ?1"),
+        eligible as i64
+    );
+    assert_eq!(
+        one("SELECT count(DISTINCT contact_id) FROM messages WHERE campaign_id = ?1"),
+        eligible as i64,
+        "one message per contact"
+    );
+    assert_eq!(
+        one(
+            "SELECT count(*) FROM contacts c WHERE c.sms_unsubscribed_at IS NULL
+             AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = ?1
+                             AND m.contact_id = c.id)"
+        ),
+        0,
+        "no eligible contact is missing"
+    );
+    assert_eq!(
+        one(
+            "SELECT count(*) FROM messages m JOIN contacts c ON c.id = m.contact_id
+             WHERE m.campaign_id = ?1 AND c.sms_unsubscribed_at IS NOT NULL"
+        ),
+        0,
+        "no unsubscribed contact is written to"
+    );
+    let carried = one("SELECT sum(charge_minor) FROM messages WHERE campaign_id = ?1");
+    let charged = one(
+        "SELECT -sum(amount_minor) FROM wallet_ledger WHERE reference = ?1 AND kind = 'charge'",
+    );
+    let refunded = one("SELECT COALESCE(sum(amount_minor), 0) FROM wallet_ledger
+         WHERE reference = ?1 AND kind = 'refund'");
+    assert_eq!(charged, reserved);
+    assert_eq!(
+        carried + refunded,
+        charged,
+        "the reservation is what the messages carry plus the leftover refunded"
+    );
+    assert_eq!(
+        refunded, 0,
+        "nobody changed since the launch: nothing left over"
+    );
+    assert_doctor_clean(&data_dir.join("crier.db"));
+}
