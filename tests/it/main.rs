@@ -11,6 +11,7 @@ mod auth_sessions;
 mod auth_workspaces;
 mod billing;
 mod binary;
+mod campaign_sending;
 mod campaigns;
 mod contacts;
 mod delivery;

@@ -1,0 +1,511 @@
+//! Campaign sending over HTTP: the estimate, the launch (the whole charge reserved at once, or
+//! 402 and nothing changed), the fan-out in chunks that carves each message's share out of the
+//! pool to the last minor unit, the scheduler, cancel with exact refunds, stats, the timeline,
+//! test sends, every bad request with nothing changed, and the walls between workspaces and
+//! modes. Money is checked against the database and `crier doctor`'s invariants.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::auth_fixtures::{
+    Caller, Console, count, create_key, second_tenant, send, setup, without_request_id,
+};
+use crate::harness::{TestResponse, TestServer, wait_for_value};
+
+const SCOPES: &[&str] = &[
+    "campaigns:read",
+    "campaigns:write",
+    "contacts:read",
+    "contacts:write",
+    "messages:send",
+    "messages:read",
+];
+
+/// How long a campaign of a few thousand messages may take to settle on a loaded machine.
+const SETTLE: Duration = Duration::from_secs(180);
+
+/// A workspace with a key of every scope the campaign routes take.
+struct Shop<'s> {
+    server: &'s TestServer,
+    owner: Console<'s>,
+    api: Caller<'s>,
+}
+
+impl<'s> Shop<'s> {
+    fn open(server: &'s TestServer, mode: &str) -> Shop<'s> {
+        let owner = setup(server);
+        let (_, key) = create_key(&owner, SCOPES, mode);
+        Shop {
+            server,
+            api: Caller { server, key },
+            owner,
+        }
+    }
+
+    fn workspace(&self) -> &str {
+        self.owner.workspace_id()
+    }
+
+    /// Credits the wallet through the admin API.
+    fn credit(&self, amount_minor: i64) {
+        let response = self.owner.post(
+            &format!("/v1/admin/workspaces/{}/wallet-adjustments", self.workspace()),
+            &json!({"amount_minor": amount_minor, "reason": "test credit"}),
+        );
+        assert_eq!(response.status, 201, "{}", response.text());
+    }
+
+    /// Puts the workspace on the custom plan with `sms` SMS units included per month.
+    fn include_sms(&self, sms: u64) {
+        let response = self.owner.request(
+            "PUT",
+            &format!("/v1/admin/workspaces/{}/plan", self.workspace()),
+            Some(&json!({"plan_code": "custom", "included_sms_per_month": sms,
+                         "included_email_per_day": 0})),
+        );
+        assert_eq!(response.status, 200, "{}", response.text());
+    }
+
+    fn balance(&self) -> i64 {
+        count(
+            self.server,
+            &format!(
+                "SELECT wallet_balance_minor FROM workspaces WHERE id = '{}'",
+                self.workspace()
+            ),
+        )
+    }
+
+    /// The workspace's ledger in order: (kind, amount, reference).
+    fn ledger(&self) -> Vec<(String, i64, Option<String>)> {
+        let db = self.server.db();
+        let mut stmt = db
+            .prepare(
+                "SELECT kind, amount_minor, reference FROM wallet_ledger WHERE workspace_id = ?1
+                 ORDER BY rowid",
+            )
+            .unwrap();
+        stmt.query_map([self.workspace()], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    /// Imports `csv` (header included) as live or test contacts of the key's mode; all rows
+    /// must be created.
+    fn import(&self, csv: &str) {
+        let authorization = format!("Bearer {}", self.api.key);
+        let response = self.server.request(
+            "POST",
+            "/v1/contacts/imports",
+            &[
+                ("Authorization", authorization.as_str()),
+                ("Content-Type", "text/csv"),
+            ],
+            csv.as_bytes(),
+        );
+        assert_eq!(response.status, 202, "{}", response.text());
+        let path = format!("/v1/contacts/imports/{}", response.json()["id"].as_str().unwrap());
+        let job = wait_for_value(
+            "the import ends",
+            SETTLE,
+            || self.api.get(&path).json(),
+            |job| job["status"] != "queued" && job["status"] != "running",
+        );
+        assert_eq!(job["status"], "completed", "{job}");
+        assert_eq!(job["rejected"], 0, "{job}");
+    }
+
+    fn contact(&self, body: Value) -> String {
+        let response = self.api.post("/v1/contacts", body);
+        assert_eq!(response.status, 201, "{}", response.text());
+        response.json()["id"].as_str().unwrap().to_owned()
+    }
+
+    fn group(&self, name: &str, members: &[String]) -> String {
+        let response = self.api.post("/v1/groups", json!({ "name": name }));
+        assert_eq!(response.status, 201, "{}", response.text());
+        let id = response.json()["id"].as_str().unwrap().to_owned();
+        if !members.is_empty() {
+            let added = self.api.post(
+                &format!("/v1/groups/{id}/contacts"),
+                json!({ "contact_ids": members }),
+            );
+            assert_eq!(added.status, 200, "{}", added.text());
+        }
+        id
+    }
+
+    fn campaign(&self, body: Value) -> String {
+        let response = self.api.post("/v1/campaigns", body);
+        assert_eq!(response.status, 201, "{}", response.text());
+        response.json()["id"].as_str().unwrap().to_owned()
+    }
+
+    fn show(&self, id: &str) -> Value {
+        let response = self.api.get(&format!("/v1/campaigns/{id}"));
+        assert_eq!(response.status, 200, "{}", response.text());
+        response.json()
+    }
+
+    fn estimate(&self, id: &str) -> Value {
+        let response = self.api.post(&format!("/v1/campaigns/{id}/estimate"), json!({}));
+        assert_eq!(response.status, 200, "{}", response.text());
+        response.json()
+    }
+
+    fn launch(&self, id: &str, idempotency_key: &str) -> TestResponse {
+        keyed(self.server, &self.api.key, &format!("/v1/campaigns/{id}/launch"), idempotency_key, None)
+    }
+
+    fn launched(&self, id: &str, idempotency_key: &str) -> Value {
+        let response = self.launch(id, idempotency_key);
+        assert_eq!(response.status, 200, "{}", response.text());
+        response.json()
+    }
+
+    fn cancel(&self, id: &str) -> TestResponse {
+        self.api.post(&format!("/v1/campaigns/{id}/cancel"), json!({}))
+    }
+
+    /// Waits until the campaign is `status`; returns it.
+    fn wait_status(&self, id: &str, status: &str) -> Value {
+        wait_for_value(
+            &format!("campaign {id} is {status}"),
+            SETTLE,
+            || self.show(id),
+            |campaign| campaign["status"] == status,
+        )
+    }
+
+    /// The campaign's messages as stored, in fan-out (contact) order.
+    fn messages(&self, campaign: &str) -> Vec<StoredMessage> {
+        let db = self.server.db();
+        let mut stmt = db
+            .prepare(
+                "SELECT m.id, m.status, m.units, m.included_units, m.charge_minor, m.segments,
+                        m.text, m.contact_id, c.first_name
+                 FROM messages m JOIN contacts c ON c.id = m.contact_id
+                 WHERE m.campaign_id = ?1 ORDER BY c.rowid",
+            )
+            .unwrap();
+        stmt.query_map([campaign], |row| {
+            Ok(StoredMessage {
+                id: row.get(0)?,
+                status: row.get(1)?,
+                units: row.get(2)?,
+                included_units: row.get(3)?,
+                charge_minor: row.get(4)?,
+                segments: row.get(5)?,
+                text: row.get(6)?,
+                contact_id: row.get(7)?,
+                first_name: row.get(8)?,
+            })
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+struct StoredMessage {
+    id: String,
+    status: String,
+    units: i64,
+    included_units: i64,
+    charge_minor: i64,
+    segments: Option<i64>,
+    text: Option<String>,
+    contact_id: String,
+    first_name: Option<String>,
+}
+
+/// A POST with `Idempotency-Key` (and a JSON body when given).
+fn keyed(
+    server: &TestServer,
+    key: &str,
+    path: &str,
+    idempotency_key: &str,
+    body: Option<&Value>,
+) -> TestResponse {
+    let authorization = format!("Bearer {key}");
+    send(
+        server,
+        "POST",
+        path,
+        vec![
+            ("Authorization", authorization.as_str()),
+            ("Idempotency-Key", idempotency_key),
+        ],
+        body,
+    )
+}
+
+fn xaf(amount_minor: i64) -> Value {
+    json!({"amount_minor": amount_minor, "currency": "XAF"})
+}
+
+/// `+23767nnnnnnn`: a valid Cameroonian mobile number per `n`.
+fn phone(n: usize) -> String {
+    format!("+23767{n:07}")
+}
+
+/// The fields a 422 names.
+fn invalid(response: &TestResponse) -> serde_json::Map<String, Value> {
+    let envelope = response.assert_error(422, "validation_failed");
+    envelope["error"]["details"]["fields"]
+        .as_object()
+        .unwrap()
+        .clone()
+}
+
+/// Segments of an SMS as GSM 03.38 and UCS-2 count them, computed here independently of the
+/// product: the texts these tests send are plain ASCII (no GSM extension character) or hold a
+/// character outside the GSM alphabet (Cyrillic), which makes the whole message UCS-2.
+fn expected_segments(text: &str) -> i64 {
+    const GSM_EXTENSION: &str = "^{}\\[~]|";
+    if text
+        .chars()
+        .all(|c| c.is_ascii() && c != '`' && !GSM_EXTENSION.contains(c))
+    {
+        let length = text.chars().count();
+        if length <= 160 { 1 } else { length.div_ceil(153) as i64 }
+    } else {
+        let length = text.encode_utf16().count();
+        if length <= 70 { 1 } else { length.div_ceil(67) as i64 }
+    }
+}
+
+/// Every `crier doctor` check passes on the server's database.
+fn assert_doctor_passes(server: &TestServer) {
+    let findings = crier::doctor::examine(&mut server.db());
+    let failed: Vec<_> = findings.iter().filter(|finding| !finding.passed()).collect();
+    assert!(failed.is_empty(), "doctor: {failed:?}");
+}
+
+/// What a request might have changed: campaigns by status, messages, ledger rows, reservations,
+/// the wallet.
+fn snapshot(server: &TestServer) -> Vec<i64> {
+    [
+        "SELECT count(*) FROM messages",
+        "SELECT count(*) FROM wallet_ledger",
+        "SELECT count(*) FROM billing_reservations",
+        "SELECT count(*) FROM billing_reservations WHERE refunded_at IS NOT NULL",
+        "SELECT coalesce(sum(wallet_balance_minor), 0) FROM workspaces",
+        "SELECT count(*) FROM campaigns WHERE status = 'draft'",
+        "SELECT count(*) FROM campaigns WHERE status = 'scheduled'",
+        "SELECT count(*) FROM campaigns WHERE status = 'running'",
+        "SELECT count(*) FROM campaigns WHERE status = 'cancelled'",
+        "SELECT count(*) FROM campaigns",
+        "SELECT count(*) FROM contacts",
+    ]
+    .iter()
+    .map(|sql| count(server, sql))
+    .collect()
+}
+
+const SALE: &str = "Hi {{ contact.first_name }}, the autumn sale is on: 20% off everything in \
+                    store and online until Sunday. Show this text at the till.";
+
+fn sms_campaign(audience: Value) -> Value {
+    json!({"name": "Autumn sale", "channel": "sms", "text": SALE, "audience": audience})
+}
+
+/// A first name that keeps the sale's SMS in one segment, one that takes it to two, and one
+/// outside the GSM alphabet (UCS-2).
+fn first_name(n: usize, kind: usize) -> String {
+    match kind {
+        0 => format!("Ann{n}"),
+        1 => format!("Bartholomew-Maximilian-Augustin-Fitzgerald-Montgomery{n}"),
+        _ => format!("Светлана{n}"),
+    }
+}
+
+/// The graduated SMS prices of the money test: 9 per unit up to 1,500 billable units in the
+/// month, 4 beyond.
+fn tiered_catalog(config: &mut crier::config::Config) {
+    use crier::billing::pricing::Tier;
+    config.billing_catalog.sms_tiers = vec![
+        Tier {
+            up_to: Some(1_500),
+            price_minor: 9,
+        },
+        Tier {
+            up_to: None,
+            price_minor: 4,
+        },
+    ];
+}
+
+const INCLUDED_SMS: i64 = 1_234;
+
+#[test]
+fn a_campaign_charges_exactly_its_estimate_across_chunks_included_units_and_price_bands() {
+    let server = TestServer::start_with(tiered_catalog, crier::web::router::Router::standard());
+    let shop = Shop::open(&server, "live");
+    shop.include_sms(INCLUDED_SMS as u64);
+    shop.credit(40_000);
+    // 1,100 one-segment recipients first, so the first chunk of 1,000 leaves included units for
+    // the second; then a mix of one, two and UCS-2 segment counts.
+    let mut csv = String::from("first_name,phone,email\n");
+    for n in 0..2_600 {
+        let kind = if n < 1_100 { 0 } else { n % 3 };
+        csv.push_str(&format!("{},{},\n", first_name(n, kind), phone(n)));
+    }
+    // Left out: three without a phone, two unsubscribed from SMS, one whose phone is invalid.
+    for n in 0..3 {
+        csv.push_str(&format!("Mail{n},,mail{n}@example.com\n"));
+    }
+    shop.import(&csv);
+    for n in 0..2 {
+        let id = shop.contact(json!({"name": "Gone", "phone": phone(5_000 + n)}));
+        let response = shop.api.patch(
+            &format!("/v1/contacts/{id}"),
+            json!({"unsubscribed": {"sms": true}}),
+        );
+        assert_eq!(response.status, 200, "{}", response.text());
+    }
+    let bad = shop.contact(json!({"name": "Bad", "phone": phone(6_000)}));
+    server
+        .db()
+        .execute(
+            "UPDATE contacts SET phone_state = 'invalid' WHERE id = ?1",
+            [&bad],
+        )
+        .unwrap();
+
+    let id = shop.campaign(sms_campaign(json!({"all": true})));
+    let before = snapshot(&server);
+    let estimate = shop.estimate(&id);
+    assert_eq!(snapshot(&server), before, "an estimate changes nothing");
+    assert_eq!(estimate["channel"], "sms");
+    assert_eq!(estimate["contacts"], 2_606, "{estimate}");
+    assert_eq!(estimate["recipients"], 2_600, "{estimate}");
+    assert_eq!(
+        estimate["excluded"],
+        json!({"unsubscribed": 2, "invalid": 1, "no_address": 3, "duplicate": 0, "deleted": 0,
+               "render_failed": 0})
+    );
+    let units = estimate["units"].as_i64().unwrap();
+    let billable = units - INCLUDED_SMS;
+    assert!(billable > 1_500, "both price bands are in play: {estimate}");
+    let charge = 1_500 * 9 + (billable - 1_500) * 4;
+    assert_eq!(estimate["included_units"], INCLUDED_SMS);
+    assert_eq!(estimate["billable_units"], billable);
+    assert_eq!(estimate["charge"], xaf(charge));
+    assert_eq!(estimate["balance"], xaf(40_000));
+    assert_eq!(estimate["balance_after"], xaf(40_000 - charge));
+    assert_eq!(estimate["affordable"], true);
+    assert_eq!(estimate["mode"], "live");
+    assert_eq!(estimate["charged"], true);
+    let histogram: BTreeMap<i64, i64> = estimate["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (row["segments"].as_i64().unwrap(), row["recipients"].as_i64().unwrap()))
+        .collect();
+    assert!(histogram.len() >= 2, "mixed segment counts: {estimate}");
+    assert_eq!(histogram.values().sum::<i64>(), 2_600);
+    assert_eq!(histogram.iter().map(|(s, r)| s * r).sum::<i64>(), units);
+
+    let balance_before = shop.balance();
+    let launched = shop.launched(&id, "launch-1");
+    assert_eq!(launched["status"], "running", "{launched}");
+    let launch = &launched["launch"];
+    assert_eq!(launch["planned_recipients"], 2_600);
+    assert_eq!(launch["planned_units"], units);
+    assert_eq!(launch["reserved"], xaf(charge));
+    assert_eq!(launch["sender"], "CRIER");
+    assert!(launch["launched_at"].is_string());
+    // The whole charge is reserved at once: one ledger row naming the campaign.
+    assert_eq!(shop.balance(), balance_before - charge);
+    let ledger = shop.ledger();
+    assert_eq!(
+        ledger[1..],
+        [("charge".to_owned(), -charge, Some(id.clone()))],
+        "{ledger:?}"
+    );
+    // The same key replays the launch.
+    let replay = shop.launch(&id, "launch-1");
+    assert_eq!(replay.status, 200, "{}", replay.text());
+    assert_eq!(replay.json()["launch"], launched["launch"]);
+    assert_eq!(replay.json()["status"], "running");
+
+    let done = shop.wait_status(&id, "completed");
+    assert_eq!(done["launch"]["fanout_done"], true);
+    assert_eq!(done["launch"]["messages_created"], 2_600);
+    assert_eq!(done["launch"]["failure"], Value::Null);
+    assert!(done["launch"]["finished_at"].is_string());
+    let stats = &done["stats"];
+    assert_eq!(
+        stats["messages"],
+        json!({"queued": 0, "sent": 2_600, "delivered": 0, "failed": 0, "cancelled": 0})
+    );
+    assert_eq!(stats["charged"], xaf(charge));
+    assert_eq!(stats["refunded"], xaf(0));
+
+    // Every message: its contact's name, its own segments, its share of the pool.
+    let messages = shop.messages(&id);
+    assert_eq!(messages.len(), 2_600);
+    let mut seen = BTreeMap::new();
+    for message in &messages {
+        let text = message.text.as_deref().unwrap();
+        let name = message.first_name.as_deref().unwrap();
+        assert!(text.contains(name), "{message:?}");
+        assert_eq!(message.segments, Some(expected_segments(text)), "{message:?}");
+        assert_eq!(message.units, expected_segments(text), "{message:?}");
+        assert_eq!(message.status, "sent");
+        *seen.entry(message.units).or_insert(0_i64) += 1;
+    }
+    assert_eq!(seen, histogram, "the estimate counted what was sent");
+    assert_eq!(messages.iter().map(|m| m.units).sum::<i64>(), units);
+    assert_eq!(messages.iter().map(|m| m.charge_minor).sum::<i64>(), charge);
+    assert_eq!(
+        messages.iter().map(|m| m.included_units).sum::<i64>(),
+        units.min(INCLUDED_SMS)
+    );
+    // The included units ran past the first chunk of 1,000 contacts.
+    let first_chunk: i64 = messages[..1_000].iter().map(|m| m.included_units).sum();
+    assert_eq!(first_chunk, 1_000);
+    assert!(messages[1_000..].iter().any(|m| m.included_units > 0));
+    assert!(messages.iter().all(|m| m.included_units <= m.units && m.charge_minor >= 0));
+
+    // Each message has a reservation with exactly its share; the pool is carved to nothing
+    // and closed.
+    let mismatched = count(
+        &server,
+        &format!(
+            "SELECT count(*) FROM messages m LEFT JOIN billing_reservations r
+               ON r.reference = m.id
+             WHERE m.campaign_id = '{id}' AND (r.reference IS NULL OR r.units != m.units
+               OR r.included_units != m.included_units OR r.charge_minor != m.charge_minor
+               OR r.refunded_at IS NOT NULL)"
+        ),
+    );
+    assert_eq!(mismatched, 0);
+    let pool: (i64, i64, i64, Option<String>) = server
+        .db()
+        .query_row(
+            "SELECT units, included_units, charge_minor, refunded_at FROM billing_reservations
+             WHERE reference = ?1",
+            [&id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!((pool.0, pool.1, pool.2), (0, 0, 0), "{pool:?}");
+    assert!(pool.3.is_some(), "the carved pool is closed");
+    // Nothing left over, nothing refunded: the wallet paid the estimate, once.
+    assert_eq!(shop.balance(), balance_before - charge);
+    assert_eq!(shop.ledger().len(), 2, "{:?}", shop.ledger());
+    // The month's counters hold the campaign's units.
+    let billing = shop.owner.get("/v1/billing").json();
+    assert_eq!(billing["quotas"]["sms"]["used"], INCLUDED_SMS, "{billing}");
+    assert_eq!(billing["quotas"]["sms"]["remaining"], 0, "{billing}");
+    assert_doctor_passes(&server);
+}
