@@ -247,6 +247,25 @@ fn keyed(
     )
 }
 
+/// A POST with `Idempotency-Key` on a connection of its own, for threads (a `TestServer` is
+/// not shared between them).
+fn raw_post(
+    addr: std::net::SocketAddr,
+    key: &str,
+    path: &str,
+    idempotency_key: &str,
+    body: Option<&Value>,
+) -> TestResponse {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
+         Authorization: Bearer {key}\r\nIdempotency-Key: {idempotency_key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    crate::harness::send_raw(addr, request.as_bytes())
+}
+
 fn xaf(amount_minor: i64) -> Value {
     json!({"amount_minor": amount_minor, "currency": "XAF"})
 }
@@ -507,5 +526,395 @@ fn a_campaign_charges_exactly_its_estimate_across_chunks_included_units_and_pric
     let billing = shop.owner.get("/v1/billing").json();
     assert_eq!(billing["quotas"]["sms"]["used"], INCLUDED_SMS, "{billing}");
     assert_eq!(billing["quotas"]["sms"]["remaining"], 0, "{billing}");
+    assert_doctor_passes(&server);
+}
+
+/// `count` contacts with one-segment names, imported.
+fn import_short(shop: &Shop<'_>, count: usize) {
+    let mut csv = String::from("first_name,phone\n");
+    for n in 0..count {
+        csv.push_str(&format!("Ann{n},{}\n", phone(n)));
+    }
+    shop.import(&csv);
+}
+
+#[test]
+fn launches_racing_sends_for_a_small_wallet_never_overspend() {
+    let server = TestServer::start();
+    let shop = Shop::open(&server, "live");
+    import_short(&shop, 30);
+    shop.credit(2_000);
+    // Four campaigns of 30 one-segment SMS at 25: 750 each; forty sends at 25. Twice what the
+    // wallet holds.
+    let campaigns: Vec<String> = (0..4)
+        .map(|_| shop.campaign(sms_campaign(json!({"all": true}))))
+        .collect();
+    for id in &campaigns {
+        assert_eq!(shop.estimate(id)["charge"], xaf(750));
+    }
+    // The threads speak HTTP on their own connections; the watcher reads the wallet on its own.
+    let (addr, key, db_path) = (server.addr, shop.api.key.clone(), server.db_path());
+    let watching = std::sync::atomic::AtomicBool::new(true);
+    let (launches, sends, lowest) = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let db = rusqlite::Connection::open(&db_path).unwrap();
+            let mut lowest = i64::MAX;
+            while watching.load(std::sync::atomic::Ordering::SeqCst) {
+                let balances: i64 = db
+                    .query_row("SELECT min(wallet_balance_minor) FROM workspaces", [], |row| {
+                        row.get(0)
+                    })
+                    .unwrap();
+                lowest = lowest.min(balances);
+            }
+            lowest
+        });
+        let launchers: Vec<_> = campaigns
+            .iter()
+            .map(|id| {
+                let key = &key;
+                scope.spawn(move || {
+                    let path = format!("/v1/campaigns/{id}/launch");
+                    (id.clone(), raw_post(addr, key, &path, &format!("race-{id}"), None))
+                })
+            })
+            .collect();
+        let senders: Vec<_> = (0..2)
+            .map(|thread| {
+                let key = &key;
+                scope.spawn(move || {
+                    (0..20)
+                        .map(|n| {
+                            let body = json!({"channel": "sms", "to": phone(n), "text": "Hi"});
+                            let idempotency_key = format!("send-{thread}-{n}");
+                            raw_post(addr, key, "/v1/messages", &idempotency_key, Some(&body))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let launches: Vec<_> = launchers.into_iter().map(|t| t.join().unwrap()).collect();
+        let sends: Vec<_> = senders
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        watching.store(false, std::sync::atomic::Ordering::SeqCst);
+        (launches, sends, watcher.join().unwrap())
+    });
+    assert!(lowest >= 0, "the wallet went to {lowest}");
+    let mut started = Vec::new();
+    for (id, response) in &launches {
+        match response.status {
+            200 => {
+                assert_eq!(response.json()["status"], "running");
+                assert_eq!(response.json()["launch"]["reserved"], xaf(750));
+                started.push(id.clone());
+            }
+            402 => {
+                let envelope = response.assert_error(402, "insufficient_funds");
+                assert!(envelope["error"]["details"].is_object(), "{envelope}");
+                assert_eq!(shop.show(id)["status"], "draft", "a refused launch changes nothing");
+                assert_eq!(
+                    count(
+                        &server,
+                        &format!("SELECT count(*) FROM billing_reservations WHERE reference = '{id}'")
+                    ),
+                    0
+                );
+            }
+            other => panic!("launch {id}: {other} {}", response.text()),
+        }
+    }
+    let mut sent = 0;
+    for response in &sends {
+        match response.status {
+            201 => sent += 1,
+            402 => {
+                response.assert_error(402, "insufficient_funds");
+            }
+            other => panic!("send: {other} {}", response.text()),
+        }
+    }
+    assert!(
+        started.len() < 4 || sent < 40,
+        "the wallet cannot pay everything: {} launches, {sent} sends",
+        started.len()
+    );
+    // Each started campaign was charged its whole estimate once; the refused ones nothing.
+    let ledger = shop.ledger();
+    for (id, _) in &launches {
+        let rows: Vec<i64> = ledger
+            .iter()
+            .filter(|(_, _, reference)| reference.as_deref() == Some(id.as_str()))
+            .map(|(_, amount, _)| *amount)
+            .collect();
+        let expected = if started.contains(id) { vec![-750] } else { vec![] };
+        assert_eq!(rows, expected, "{id}: {ledger:?}");
+    }
+    for id in &started {
+        shop.wait_status(id, "completed");
+    }
+    let spent = 750 * started.len() as i64 + 25 * sent;
+    assert_eq!(shop.balance(), 2_000 - spent);
+    assert_eq!(ledger.iter().map(|(_, amount, _)| amount).sum::<i64>(), 2_000 - spent);
+    assert_eq!(shop.ledger(), ledger, "nothing was left over to refund");
+    assert_doctor_passes(&server);
+}
+
+/// Messages of the campaign that a dispatcher may still send.
+fn unsettled(server: &TestServer, campaign: &str) -> i64 {
+    count(
+        server,
+        &format!(
+            "SELECT count(*) FROM messages WHERE campaign_id = '{campaign}'
+             AND status IN ('scheduled', 'queued', 'sending')"
+        ),
+    )
+}
+
+/// Waits until a cancelled campaign's sweep is over: none of its messages can still be sent.
+fn wait_cancel_done(server: &TestServer, campaign: &str) {
+    wait_for_value(
+        "the cancel's sweep ends",
+        SETTLE,
+        || {
+            count(
+                server,
+                &format!(
+                    "SELECT count(*) FROM campaigns WHERE id = '{campaign}'
+                     AND cancel_done_at IS NOT NULL"
+                ),
+            )
+        },
+        |done| *done == 1,
+    );
+    assert_eq!(unsettled(server, campaign), 0);
+}
+
+#[test]
+fn cancelling_mid_fan_out_with_delivery_stopped_refunds_every_message() {
+    let server = TestServer::start_with(
+        |config| config.delivery.dispatch_workers = 0,
+        crier::web::router::Router::standard(),
+    );
+    let shop = Shop::open(&server, "live");
+    import_short(&shop, 3_000);
+    shop.credit(100_000);
+    let id = shop.campaign(sms_campaign(json!({"all": true})));
+    let launched = shop.launched(&id, "launch-1");
+    assert_eq!(launched["launch"]["reserved"], xaf(75_000));
+    assert_eq!(shop.balance(), 25_000);
+    let cancelled = shop.cancel(&id);
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text());
+    let cancelled = cancelled.json();
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(cancelled["launch"]["cancelled_at"].is_string());
+    assert_eq!(cancelled["launch"]["fanout_done"], true, "the fan-out stops");
+    println!(
+        "cancelled after {} of 3000 messages were written",
+        cancelled["launch"]["messages_created"]
+    );
+    wait_cancel_done(&server, &id);
+
+    // No message was sent, so every minor unit came back.
+    let messages = shop.messages(&id);
+    let shown = shop.show(&id);
+    assert_eq!(shown["launch"]["messages_created"], messages.len());
+    assert!(messages.iter().all(|m| m.status == "cancelled"));
+    assert_eq!(shop.balance(), 100_000);
+    let ledger = shop.ledger();
+    assert_eq!(ledger[1], ("charge".to_owned(), -75_000, Some(id.clone())));
+    let mut refunded = 0;
+    for (kind, amount, reference) in &ledger[2..] {
+        assert_eq!(kind, "refund");
+        let reference = reference.as_deref().unwrap();
+        assert!(
+            reference == id || reference.starts_with(&format!("{id}/cancel-")),
+            "{reference}"
+        );
+        refunded += amount;
+    }
+    assert_eq!(refunded, 75_000);
+    let carried: i64 = messages.iter().map(|m| m.charge_minor).sum();
+    assert_eq!(
+        shown["stats"],
+        json!({
+            "messages": {"queued": 0, "sent": 0, "delivered": 0, "failed": 0,
+                         "cancelled": messages.len()},
+            "charged": xaf(carried),
+            "refunded": xaf(75_000),
+        })
+    );
+    // Cancelling again is the same answer and changes nothing.
+    let before = snapshot(&server);
+    let again = shop.cancel(&id);
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.json()["status"], "cancelled");
+    assert_eq!(again.json()["launch"], shown["launch"]);
+    assert_eq!(snapshot(&server), before);
+    assert_doctor_passes(&server);
+}
+
+#[test]
+fn cancelling_while_sending_refunds_exactly_the_unsent() {
+    let server = TestServer::start();
+    let shop = Shop::open(&server, "live");
+    import_short(&shop, 3_000);
+    shop.credit(100_000);
+    let id = shop.campaign(sms_campaign(json!({"all": true})));
+    shop.launched(&id, "launch-1");
+    wait_for_value(
+        "the first messages are sent",
+        SETTLE,
+        || count(&server, &format!("SELECT count(*) FROM messages WHERE campaign_id = '{id}' AND status = 'sent'")),
+        |sent| *sent > 0,
+    );
+    let cancelled = shop.cancel(&id);
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text());
+    wait_cancel_done(&server, &id);
+
+    let messages = shop.messages(&id);
+    let kept: i64 = messages
+        .iter()
+        .filter(|m| m.status != "cancelled")
+        .map(|m| m.charge_minor)
+        .sum();
+    assert!(messages.iter().all(|m| m.status == "sent" || m.status == "cancelled"));
+    let sent = messages.iter().filter(|m| m.status == "sent").count();
+    println!("{sent} of {} messages sent before the cancel", messages.len());
+    assert_eq!(shop.balance(), 100_000 - kept);
+    assert_eq!(
+        shop.ledger().iter().map(|(_, amount, _)| amount).sum::<i64>(),
+        100_000 - kept
+    );
+    let shown = shop.show(&id);
+    assert_eq!(shown["status"], "cancelled");
+    assert_eq!(shown["stats"]["messages"]["sent"], sent);
+    assert_eq!(
+        shown["stats"]["messages"]["cancelled"],
+        messages.len() - sent
+    );
+    assert_eq!(shown["stats"]["refunded"], xaf(75_000 - kept));
+    // Finished: cancelling again is still the same 200.
+    assert_eq!(shop.cancel(&id).status, 200);
+    assert_doctor_passes(&server);
+}
+
+#[test]
+fn a_test_mode_campaign_is_priced_but_charges_nothing() {
+    let server = TestServer::start();
+    let shop = Shop::open(&server, "test");
+    import_short(&shop, 12);
+    let id = shop.campaign(sms_campaign(json!({"all": true})));
+    let estimate = shop.estimate(&id);
+    assert_eq!(estimate["mode"], "test");
+    assert_eq!(estimate["charged"], false);
+    assert_eq!(estimate["charge"], xaf(300), "priced like live: {estimate}");
+    assert_eq!(estimate["balance"], xaf(0));
+    assert_eq!(estimate["balance_after"], xaf(0));
+    assert_eq!(estimate["affordable"], true);
+    let launched = shop.launched(&id, "launch-1");
+    assert_eq!(launched["mode"], "test");
+    assert_eq!(launched["status"], "running");
+    assert_eq!(launched["launch"]["reserved"], xaf(0));
+    let done = shop.wait_status(&id, "completed");
+    assert_eq!(done["stats"]["messages"]["sent"], 12);
+    assert_eq!(done["stats"]["charged"], xaf(0));
+    let messages = shop.messages(&id);
+    assert_eq!(messages.len(), 12);
+    assert!(messages.iter().all(|m| m.charge_minor == 0 && m.units == 1));
+    assert_eq!(shop.balance(), 0);
+    assert!(shop.ledger().is_empty(), "{:?}", shop.ledger());
+    assert_eq!(
+        count(
+            &server,
+            &format!(
+                "SELECT count(*) FROM billing_reservations WHERE charge_minor != 0
+                 OR reference = '{id}'"
+            )
+        ),
+        0
+    );
+    let billing = shop.owner.get("/v1/billing").json();
+    assert_eq!(billing["quotas"]["sms"]["used"], 0, "{billing}");
+    assert_doctor_passes(&server);
+}
+
+#[test]
+fn a_scheduled_campaign_starts_when_its_time_comes_or_fails_unpaid() {
+    let server = TestServer::start();
+    let shop = Shop::open(&server, "live");
+    import_short(&shop, 5);
+    // Each campaign: 5 SMS at 25. The wallet pays one.
+    shop.credit(200);
+    let at = |minutes: i64| {
+        (crate::harness::test_epoch() + chrono::Duration::minutes(minutes))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let mut first = sms_campaign(json!({"all": true}));
+    first["scheduled_at"] = json!(at(10));
+    let first = shop.campaign(first);
+    let mut unpaid = sms_campaign(json!({"all": true}));
+    unpaid["scheduled_at"] = json!(at(20));
+    let unpaid = shop.campaign(unpaid);
+    let mut dropped = sms_campaign(json!({"all": true}));
+    dropped["scheduled_at"] = json!(at(5));
+    let dropped = shop.campaign(dropped);
+
+    let before = snapshot(&server);
+    let scheduled = shop.launched(&first, "launch-first");
+    assert_eq!(scheduled["status"], "scheduled");
+    assert_eq!(scheduled["launch"]["launched_at"], Value::Null);
+    assert_eq!(scheduled["launch"]["reserved"], Value::Null);
+    assert_eq!(shop.show(&first).get("stats"), None);
+    // The same key replays the same answer.
+    let replay = shop.launch(&first, "launch-first");
+    assert_eq!(replay.status, 200);
+    assert_eq!(without_request_id(&replay), scheduled);
+    assert_eq!(shop.launched(&unpaid, "launch-unpaid")["status"], "scheduled");
+    assert_eq!(shop.launched(&dropped, "launch-dropped")["status"], "scheduled");
+    assert_eq!(shop.balance(), 200, "nothing is charged before the start");
+    assert_eq!(shop.ledger().len(), 1);
+    assert_eq!(count(&server, "SELECT count(*) FROM billing_reservations"), before[2]);
+
+    // A scheduled campaign cancels with nothing to refund; twice is the same answer.
+    let cancelled = shop.cancel(&dropped);
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text());
+    assert_eq!(cancelled.json()["status"], "cancelled");
+    let again = shop.cancel(&dropped);
+    assert_eq!(without_request_id(&again), without_request_id(&cancelled));
+
+    server.clock.advance(chrono::Duration::minutes(11));
+    let started = shop.wait_status(&first, "completed");
+    assert_eq!(started["launch"]["reserved"], xaf(125));
+    assert_eq!(started["stats"]["messages"]["sent"], 5);
+    assert_eq!(shop.balance(), 75);
+    assert_eq!(shop.show(&unpaid)["status"], "scheduled");
+    assert_eq!(shop.show(&dropped)["status"], "cancelled");
+
+    server.clock.advance(chrono::Duration::minutes(10));
+    let failed = shop.wait_status(&unpaid, "failed");
+    assert_eq!(failed["launch"]["failure"]["code"], "insufficient_funds", "{failed}");
+    assert!(failed["launch"]["finished_at"].is_string());
+    assert_eq!(shop.balance(), 75, "a start the wallet cannot pay charges nothing");
+    let ledger = shop.ledger();
+    assert_eq!(ledger.len(), 2, "{ledger:?}");
+    assert_eq!(ledger[1], ("charge".to_owned(), -125, Some(first.clone())));
+    assert_eq!(
+        count(
+            &server,
+            &format!("SELECT count(*) FROM billing_reservations WHERE reference = '{unpaid}'")
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &server,
+            &format!("SELECT count(*) FROM messages WHERE campaign_id IN ('{unpaid}', '{dropped}')")
+        ),
+        0
+    );
+    // A failed campaign is finished: a cancel is refused.
+    shop.cancel(&unpaid).assert_error(409, "conflict");
     assert_doctor_passes(&server);
 }
