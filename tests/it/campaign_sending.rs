@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::auth_fixtures::{
-    Caller, Console, count, create_key, second_tenant, send, setup, without_request_id,
+    Caller, Console, bearer, count, create_key, second_tenant, send, setup, without_request_id,
 };
 use crate::harness::{TestResponse, TestServer, wait_for_value};
 
@@ -917,4 +917,445 @@ fn a_scheduled_campaign_starts_when_its_time_comes_or_fails_unpaid() {
     // A failed campaign is finished: a cancel is refused.
     shop.cancel(&unpaid).assert_error(409, "conflict");
     assert_doctor_passes(&server);
+}
+
+#[test]
+fn an_estimate_counts_lists_once_and_segments_after_personalisation_and_the_opt_out_line() {
+    let server = TestServer::start();
+    let shop = Shop::open(&server, "live");
+    let ann = shop.contact(json!({"name": "Ann", "first_name": "Ann", "phone": phone(1)}));
+    let long = shop.contact(json!({
+        "name": "Bart", "first_name": first_name(2, 1), "phone": phone(2)}));
+    let cyd = shop.contact(json!({"name": "Cyd", "first_name": "Cyd", "phone": phone(3)}));
+    let dee = shop.contact(json!({"name": "Dee", "first_name": "Dee", "phone": phone(4)}));
+    let eve = shop.contact(json!({"name": "Eve", "first_name": "Eve", "phone": phone(5)}));
+    let mail = shop.contact(json!({"name": "Mo", "email": "mo@example.com"}));
+    let first = shop.group("First", &[ann.clone(), long.clone(), cyd.clone(), mail.clone()]);
+    let second = shop.group("Second", &[long.clone(), cyd.clone(), dee.clone()]);
+    let response = shop.api.post(
+        "/v1/segments",
+        json!({"name": "Ann or Eve", "rules": {"any": [
+            {"field": "name", "op": "eq", "value": "Ann"},
+            {"field": "name", "op": "eq", "value": "Eve"}]}}),
+    );
+    assert_eq!(response.status, 201, "{}", response.text());
+    let segment = response.json()["id"].as_str().unwrap().to_owned();
+    // Dee is deleted: still a member of Second, no longer a recipient.
+    assert_eq!(shop.api.delete(&format!("/v1/contacts/{dee}")).status, 204);
+    let id = shop.campaign(sms_campaign(
+        json!({"groups": [first, second], "segments": [segment]}),
+    ));
+    let before = snapshot(&server);
+    let estimate = shop.estimate(&id);
+    assert_eq!(snapshot(&server), before);
+    // Ann, Bart, Cyd, Mo, Eve: each once. Bart and Cyd are in two groups, Ann in a group and
+    // the segment.
+    assert_eq!(estimate["contacts"], 5, "{estimate}");
+    assert_eq!(
+        estimate["excluded"],
+        json!({"unsubscribed": 0, "invalid": 0, "no_address": 1, "duplicate": 3, "deleted": 1,
+               "render_failed": 0})
+    );
+    assert_eq!(estimate["recipients"], 4);
+    // Bart's long name takes his SMS to two segments.
+    assert_eq!(
+        estimate["segments"],
+        json!([{"segments": 1, "recipients": 3}, {"segments": 2, "recipients": 1}])
+    );
+    assert_eq!(estimate["units"], 5);
+    assert_eq!(estimate["charge"], xaf(125));
+    assert_eq!(estimate["affordable"], false);
+    assert_eq!(estimate["balance_after"], xaf(-125));
+
+    // With the opt-out line (and its link) every message passes 160 characters.
+    let changed = shop.api.patch(&format!("/v1/campaigns/{id}"), json!({"opt_out_line": true}));
+    assert_eq!(changed.status, 200, "{}", changed.text());
+    let estimate = shop.estimate(&id);
+    let units = estimate["units"].as_i64().unwrap();
+    assert!(units >= 8, "{estimate}");
+    // … and what the estimate counted is what the fan-out writes.
+    shop.credit(1_000);
+    shop.launched(&id, "launch-1");
+    shop.wait_status(&id, "completed");
+    let messages = shop.messages(&id);
+    assert_eq!(messages.len(), 4);
+    for message in &messages {
+        let text = message.text.as_deref().unwrap();
+        assert!(text.contains("\nSTOP: http://127.0.0.1/"), "{text}");
+        assert_eq!(message.segments, Some(expected_segments(text)), "{text}");
+    }
+    assert_eq!(messages.iter().map(|m| m.units).sum::<i64>(), units);
+    let recipients: Vec<&str> = messages.iter().map(|m| m.contact_id.as_str()).collect();
+    assert_eq!(recipients, [&ann, &long, &cyd, &eve]);
+    assert_eq!(
+        shop.show(&id)["launch"]["excluded"],
+        json!({"deleted": 1, "duplicate": 3, "no_address": 1})
+    );
+}
+
+#[test]
+fn an_email_estimate_leaves_out_each_kind_of_bad_address() {
+    let server = TestServer::start();
+    let shop = Shop::open(&server, "live");
+    let mut ids = Vec::new();
+    for (n, state) in ["valid", "valid", "invalid", "bounced", "complained"].iter().enumerate() {
+        let id = shop.contact(json!({"name": format!("C{n}"), "email": format!("c{n}@example.com")}));
+        server
+            .db()
+            .execute(
+                "UPDATE contacts SET email_state = ?1 WHERE id = ?2",
+                [*state, id.as_str()],
+            )
+            .unwrap();
+        ids.push(id);
+    }
+    let unsubscribed = shop.contact(json!({"name": "U", "email": "u@example.com"}));
+    let response = shop.api.patch(
+        &format!("/v1/contacts/{unsubscribed}"),
+        json!({"unsubscribed": {"email": true}}),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    shop.contact(json!({"name": "P", "phone": phone(1)}));
+    let id = shop.campaign(json!({
+        "name": "News", "channel": "email", "subject": "Hello {{ contact.name }}",
+        "html": "<p>Hi {{ contact.name }}</p><a href=\"{{ unsubscribe_url }}\">stop</a>",
+        "audience": {"all": true}}));
+    let estimate = shop.estimate(&id);
+    assert_eq!(estimate["channel"], "email");
+    assert_eq!(estimate["contacts"], 7, "{estimate}");
+    assert_eq!(
+        estimate["excluded"],
+        json!({"unsubscribed": 1, "invalid": 3, "no_address": 1, "duplicate": 0, "deleted": 0,
+               "render_failed": 0})
+    );
+    assert_eq!(estimate["recipients"], 2);
+    assert_eq!(estimate["segments"], Value::Null);
+    assert_eq!(estimate["units"], 2);
+}
+
+#[test]
+fn a_campaigns_messages_timeline_and_test_sends() {
+    let server = TestServer::start();
+    let shop = Shop::open(&server, "live");
+    import_short(&shop, 3);
+    shop.credit(1_000);
+    let id = shop.campaign(sms_campaign(json!({"all": true})));
+    shop.launched(&id, "launch-1");
+    shop.wait_status(&id, "completed");
+    let listed = shop.api.get(&format!("/v1/messages?campaign_id={id}"));
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    let listed = listed.json();
+    let data = listed["data"].as_array().unwrap();
+    assert_eq!(data.len(), 3, "{listed}");
+    for message in data {
+        assert_eq!(message["campaign_id"], id.as_str());
+        assert_eq!(message["category"], "marketing");
+        assert_eq!(message["sender"], "CRIER");
+        assert_eq!(message["charge"], xaf(25));
+        assert_eq!(message["status"], "sent");
+    }
+    // Another campaign's id lists nothing.
+    let other = shop.campaign(sms_campaign(json!({"all": true})));
+    let none = shop.api.get(&format!("/v1/messages?campaign_id={other}")).json();
+    assert_eq!(none["data"], json!([]));
+
+    let minute = shop.api.get(&format!("/v1/campaigns/{id}/timeline?period=minute"));
+    assert_eq!(minute.status, 200, "{}", minute.text());
+    assert_eq!(
+        minute.json(),
+        json!({"period": "minute", "data": [
+            {"start": "2026-11-25T09:30:00Z", "sent": 3, "delivered": 0, "failed": 0}]})
+    );
+    let default = shop.api.get(&format!("/v1/campaigns/{id}/timeline")).json();
+    assert_eq!(default, minute.json());
+    let hour = shop.api.get(&format!("/v1/campaigns/{id}/timeline?period=hour")).json();
+    assert_eq!(
+        hour,
+        json!({"period": "hour", "data": [
+            {"start": "2026-11-25T09:00:00Z", "sent": 3, "delivered": 0, "failed": 0}]})
+    );
+    let draft = shop.api.get(&format!("/v1/campaigns/{other}/timeline")).json();
+    assert_eq!(draft, json!({"period": "minute", "data": []}));
+
+    // A test send: the campaign rendered for a contact, to any number, charged like a send.
+    let ann = shop.api.get("/v1/contacts?limit=100").json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|contact| contact["first_name"] == "Ann0")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let balance = shop.balance();
+    let path = format!("/v1/campaigns/{other}/test");
+    let body = json!({"to": "+237699000001", "contact_id": ann});
+    let tested = keyed(&server, &shop.api.key, &path, "test-1", Some(&body));
+    assert_eq!(tested.status, 201, "{}", tested.text());
+    let message = tested.json();
+    assert_eq!(message["category"], "transactional");
+    assert_eq!(message["to"], "+237699000001");
+    assert_eq!(message["campaign_id"], Value::Null);
+    assert_eq!(message["metadata"], json!({"campaign_test": other}));
+    assert!(message["text"].as_str().unwrap().starts_with("Hi Ann0, the autumn sale"));
+    assert_eq!(message["charge"], xaf(25));
+    assert_eq!(shop.balance(), balance - 25);
+    let replay = keyed(&server, &shop.api.key, &path, "test-1", Some(&body));
+    assert_eq!(replay.status, 201);
+    assert_eq!(replay.json()["id"], message["id"]);
+    assert_eq!(shop.balance(), balance - 25, "a replay charges nothing");
+    // Without a contact, the sample contact.
+    let sample = keyed(
+        &server,
+        &shop.api.key,
+        &path,
+        "test-2",
+        Some(&json!({"to": "+237699000001"})),
+    );
+    assert_eq!(sample.status, 201, "{}", sample.text());
+    assert!(sample.json()["text"].as_str().unwrap().starts_with("Hi Ada,"));
+    assert_eq!(shop.show(&other)["status"], "draft", "a test send launches nothing");
+}
+
+#[test]
+fn every_bad_request_to_the_sending_routes_is_refused_and_changes_nothing() {
+    let server = TestServer::start();
+    let shop = Shop::open(&server, "live");
+    import_short(&shop, 3);
+    let id = shop.campaign(sms_campaign(json!({"all": true})));
+    let (_, reader) = create_key(&shop.owner, &["campaigns:read", "contacts:read"], "live");
+    let (_, writer) = create_key(&shop.owner, &["campaigns:write"], "live");
+    let (_, contacts_only) = create_key(&shop.owner, &["contacts:read"], "live");
+    let reader = Caller {
+        server: &server,
+        key: reader,
+    };
+    let writer = Caller {
+        server: &server,
+        key: writer,
+    };
+    let contacts_only = Caller {
+        server: &server,
+        key: contacts_only,
+    };
+    let launch = format!("/v1/campaigns/{id}/launch");
+    let test = format!("/v1/campaigns/{id}/test");
+    let before = snapshot(&server);
+    let unchanged = |what: &str| assert_eq!(snapshot(&server), before, "{what} changed something");
+
+    // Missing Idempotency-Key: launch and test send.
+    shop.api
+        .post(&launch, json!({}))
+        .assert_error(400, "idempotency_key_required");
+    unchanged("a launch without a key");
+    shop.api
+        .post(&test, json!({"to": phone(1)}))
+        .assert_error(400, "idempotency_key_required");
+    unchanged("a test send without a key");
+
+    // Scopes.
+    keyed(&server, &reader.key, &launch, "k-scope", None).assert_error(403, "insufficient_scope");
+    reader
+        .post(&format!("/v1/campaigns/{id}/cancel"), json!({}))
+        .assert_error(403, "insufficient_scope");
+    keyed(&server, &writer.key, &test, "k-scope", Some(&json!({"to": phone(1)})))
+        .assert_error(403, "insufficient_scope");
+    for path in [
+        format!("/v1/campaigns/{id}/timeline"),
+        format!("/v1/campaigns/{id}"),
+    ] {
+        contacts_only.get(&path).assert_error(403, "insufficient_scope");
+    }
+    contacts_only
+        .post(&format!("/v1/campaigns/{id}/estimate"), json!({}))
+        .assert_error(403, "insufficient_scope");
+    unchanged("a request without its scope");
+
+    // Bad bodies of the test send.
+    let raw = format!("Bearer {}", shop.api.key);
+    let bad_json = server.request(
+        "POST",
+        &test,
+        &[
+            ("Authorization", raw.as_str()),
+            ("Idempotency-Key", "k-json"),
+            ("Content-Type", "application/json"),
+        ],
+        b"{\"to\": ",
+    );
+    bad_json.assert_error(400, "invalid_json");
+    let unknown = keyed(&server, &shop.api.key, &test, "k-unknown", Some(&json!({"to": phone(1), "cc": "x"})));
+    assert!(invalid(&unknown).contains_key("cc"), "{}", unknown.text());
+    let missing = keyed(&server, &shop.api.key, &test, "k-missing", Some(&json!({})));
+    assert!(invalid(&missing).contains_key("to"));
+    let no_contact = keyed(
+        &server,
+        &shop.api.key,
+        &test,
+        "k-contact",
+        Some(&json!({"to": phone(1), "contact_id": "con_nope"})),
+    );
+    assert!(invalid(&no_contact).contains_key("contact_id"));
+    let bad_to = keyed(&server, &shop.api.key, &test, "k-to", Some(&json!({"to": "12"})));
+    assert!(invalid(&bad_to).contains_key("to"), "{}", bad_to.text());
+    unchanged("a bad test send");
+
+    // A bad timeline period.
+    let period = shop.api.get(&format!("/v1/campaigns/{id}/timeline?period=day"));
+    assert!(invalid(&period).contains_key("period"));
+
+    // Unknown and malformed ids: 404 everywhere.
+    for missing in ["cmp_00000000000000000000000000", "nope"] {
+        shop.api.get(&format!("/v1/campaigns/{missing}")).assert_error(404, "not_found");
+        shop.api
+            .post(&format!("/v1/campaigns/{missing}/estimate"), json!({}))
+            .assert_error(404, "not_found");
+        keyed(&server, &shop.api.key, &format!("/v1/campaigns/{missing}/launch"), "k-404", None)
+            .assert_error(404, "not_found");
+        shop.api
+            .post(&format!("/v1/campaigns/{missing}/cancel"), json!({}))
+            .assert_error(404, "not_found");
+        keyed(
+            &server,
+            &shop.api.key,
+            &format!("/v1/campaigns/{missing}/test"),
+            "k-404",
+            Some(&json!({"to": phone(1)})),
+        )
+        .assert_error(404, "not_found");
+        shop.api
+            .get(&format!("/v1/campaigns/{missing}/timeline"))
+            .assert_error(404, "not_found");
+    }
+    unchanged("a request for a campaign that does not exist");
+
+    // 409: a draft has nothing to cancel.
+    shop.cancel(&id).assert_error(409, "conflict");
+    unchanged("cancelling a draft");
+
+    // 402: the wallet is empty; the draft stays a draft, nothing is reserved or written.
+    let refused = shop.launch(&id, "k-402");
+    let envelope = refused.assert_error(402, "insufficient_funds");
+    assert!(envelope["error"]["details"].is_object(), "{envelope}");
+    assert_eq!(shop.show(&id)["status"], "draft");
+    unchanged("a launch the wallet cannot pay");
+
+    // 422: nobody the campaign may go to.
+    let gone = shop.contact(json!({"name": "Gone", "phone": phone(9)}));
+    let response = shop.api.patch(
+        &format!("/v1/contacts/{gone}"),
+        json!({"unsubscribed": {"sms": true}}),
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    let lonely = shop.campaign(sms_campaign(json!({"groups": [shop.group("Gone", &[gone])]})));
+    let before = snapshot(&server);
+    let nobody = shop.launch(&lonely, "k-422");
+    assert!(invalid(&nobody).contains_key("audience"), "{}", nobody.text());
+    assert_eq!(snapshot(&server), before, "a launch to nobody changed something");
+    // A deleted group is named too.
+    let group = shop.group("Soon gone", &[]);
+    let orphan = shop.campaign(sms_campaign(json!({"groups": [group]})));
+    assert_eq!(shop.api.delete(&format!("/v1/groups/{group}")).status, 204);
+    let before = snapshot(&server);
+    let estimate = shop.api.post(&format!("/v1/campaigns/{orphan}/estimate"), json!({}));
+    assert!(invalid(&estimate).contains_key("audience.groups"));
+    let launched = shop.launch(&orphan, "k-orphan");
+    assert!(invalid(&launched).contains_key("audience.groups"));
+    assert_eq!(snapshot(&server), before, "a launch to a deleted group changed something");
+
+    // Once paid, the launch goes through; a second launch (new key) is a 409, and a key used
+    // for another campaign is refused.
+    shop.credit(1_000);
+    let launched = shop.launched(&id, "k-ok");
+    let before = snapshot(&server);
+    shop.launch(&id, "k-again").assert_error(409, "conflict");
+    let other = shop.campaign(sms_campaign(json!({"all": true})));
+    let before_other = snapshot(&server);
+    let reused = shop.launch(&other, "k-ok");
+    assert!(
+        reused.status == 422 || reused.status == 409,
+        "a key reused for another campaign: {} {}",
+        reused.status,
+        reused.text()
+    );
+    println!("reused key: {} {}", reused.status, reused.text());
+    assert_eq!(snapshot(&server), before_other, "a reused key changed something");
+    assert_eq!(shop.show(&other)["status"], "draft");
+    let _ = before;
+    // Drafts only: a launched campaign is not edited or deleted.
+    shop.api
+        .patch(&format!("/v1/campaigns/{id}"), json!({"name": "Renamed"}))
+        .assert_error(409, "conflict");
+    shop.api
+        .delete(&format!("/v1/campaigns/{id}"))
+        .assert_error(409, "conflict");
+    let done = shop.wait_status(&id, "completed");
+    assert_eq!(done["launch"]["launched_at"], launched["launch"]["launched_at"]);
+    // A finished campaign is not cancelled, nor launched again.
+    let before = snapshot(&server);
+    shop.cancel(&id).assert_error(409, "conflict");
+    shop.launch(&id, "k-third").assert_error(409, "conflict");
+    assert_eq!(snapshot(&server), before, "a request on a finished campaign changed something");
+    assert_doctor_passes(&server);
+}
+
+#[test]
+fn another_workspaces_and_the_other_modes_campaigns_are_not_found_on_every_route() {
+    let server = TestServer::start();
+    let shop = Shop::open(&server, "live");
+    import_short(&shop, 2);
+    shop.credit(1_000);
+    let draft = shop.campaign(sms_campaign(json!({"all": true})));
+    let running = shop.campaign(sms_campaign(json!({"all": true})));
+    shop.launched(&running, "launch-1");
+    shop.wait_status(&running, "completed");
+    let globex = second_tenant(&shop.owner, "globex@example.com");
+    let (_, stranger) = create_key(&globex, SCOPES, "live");
+    let (_, tester) = create_key(&shop.owner, SCOPES, "test");
+    let before = snapshot(&server);
+    for key in [&stranger, &tester] {
+        let caller = Caller {
+            server: &server,
+            key: key.clone(),
+        };
+        for id in [&draft, &running] {
+            caller.get(&format!("/v1/campaigns/{id}")).assert_error(404, "not_found");
+            caller
+                .post(&format!("/v1/campaigns/{id}/estimate"), json!({}))
+                .assert_error(404, "not_found");
+            keyed(&server, key, &format!("/v1/campaigns/{id}/launch"), "k-wall", None)
+                .assert_error(404, "not_found");
+            caller
+                .post(&format!("/v1/campaigns/{id}/cancel"), json!({}))
+                .assert_error(404, "not_found");
+            keyed(
+                &server,
+                key,
+                &format!("/v1/campaigns/{id}/test"),
+                "k-wall",
+                Some(&json!({"to": phone(1)})),
+            )
+            .assert_error(404, "not_found");
+            caller
+                .get(&format!("/v1/campaigns/{id}/timeline"))
+                .assert_error(404, "not_found");
+        }
+    }
+    // Nor are its messages listed to another workspace. (`GET /v1/messages` is not walled by
+    // mode: a test key of the same workspace lists live messages, the campaign's included.)
+    let listed = bearer(
+        &server,
+        &stranger,
+        "GET",
+        &format!("/v1/messages?campaign_id={running}"),
+        None,
+    );
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    assert_eq!(listed.json()["data"], json!([]));
+    // The console of the other workspace works on its own live campaigns: not these.
+    globex
+        .post(&format!("/v1/campaigns/{draft}/cancel"), &json!({}))
+        .assert_error(404, "not_found");
+    assert_eq!(snapshot(&server), before);
+    assert_eq!(shop.show(&draft)["status"], "draft");
 }
