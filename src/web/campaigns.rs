@@ -83,8 +83,11 @@ pub fn show_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let mode = principal.mode();
     let (campaign, stats) = app.db.read(|conn| {
         let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
+        // A campaign that never started (a draft, scheduled, or cancelled or failed before its
+        // start) has no messages, nor a currency to show money in.
         let stats = match campaign.status {
             CampaignStatus::Draft | CampaignStatus::Scheduled => None,
+            _ if campaign.progress.launched_at.is_none() => None,
             _ => Some(fanout::stats(conn, &campaign)?),
         };
         Ok((campaign, stats))

@@ -987,6 +987,9 @@ fn a_scheduled_campaign_starts_when_its_time_comes_or_fails_unpaid() {
         "{failed}"
     );
     assert!(failed["launch"]["finished_at"].is_string());
+    // Never started: no stats (no messages, no currency to show money in).
+    assert_eq!(failed.get("stats"), None, "{failed}");
+    assert_eq!(shop.show(&dropped).get("stats"), None);
     assert_eq!(
         shop.balance(),
         75,
