@@ -1758,3 +1758,142 @@ fn a_launch_refused_for_its_audience_is_not_stored_under_its_key() {
     assert_eq!(scheduled.status, 200, "{}", scheduled.text());
     assert_eq!(scheduled.json()["status"], "scheduled");
 }
+
+#[test]
+fn concurrent_launches_of_one_campaign_start_it_once() {
+    let server = TestServer::start();
+    let shop = Shop::open(&server, "live");
+    import_short(&shop, 10);
+    shop.credit(10_000);
+    let id = shop.campaign(sms_campaign(json!({"all": true})));
+    let (addr, key) = (server.addr, shop.api.key.clone());
+    let path = format!("/v1/campaigns/{id}/launch");
+    // Six callers with their own keys, and two retries of one key, at once.
+    let responses: Vec<(String, TestResponse)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = ["a", "b", "c", "d", "e", "f", "same", "same"]
+            .into_iter()
+            .map(|idempotency_key| {
+                let (key, path) = (&key, &path);
+                scope.spawn(move || {
+                    (
+                        idempotency_key.to_owned(),
+                        raw_post(addr, key, path, idempotency_key, None),
+                    )
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let mut started = std::collections::BTreeSet::new();
+    for (idempotency_key, response) in &responses {
+        match response.status {
+            200 => {
+                assert_eq!(response.json()["status"], "running");
+                started.insert(idempotency_key.clone());
+            }
+            409 => {
+                response.assert_error(409, "conflict");
+            }
+            other => panic!("{idempotency_key}: {other} {}", response.text()),
+        }
+    }
+    assert_eq!(started.len(), 1, "one key started it: {started:?}");
+    // The two requests with the same key got the same answer.
+    let same: Vec<&TestResponse> = responses
+        .iter()
+        .filter(|(k, _)| k == "same")
+        .map(|(_, response)| response)
+        .collect();
+    // The two requests with one key got one answer: a replay when the first was recorded
+    // (byte-identical), or both refused before their key was (another key won the launch).
+    assert_eq!(same[0].status, same[1].status);
+    if same[0].status == 200 {
+        assert_eq!(same[0].body, same[1].body, "a replay is byte-identical");
+    } else {
+        assert_eq!(without_request_id(same[0]), without_request_id(same[1]));
+    }
+    let charges: Vec<_> = shop
+        .ledger()
+        .into_iter()
+        .filter(|(kind, _, _)| kind == "charge")
+        .collect();
+    assert_eq!(charges, [("charge".to_owned(), -250, Some(id.clone()))]);
+    shop.wait_status(&id, "completed");
+    assert_eq!(shop.messages(&id).len(), 10);
+    assert_doctor_passes(&server);
+}
+
+#[test]
+fn a_console_session_launches_live_campaigns_only() {
+    let server = TestServer::start();
+    let shop = Shop::open(&server, "live");
+    import_short(&shop, 3);
+    shop.credit(1_000);
+    let id = shop.campaign(sms_campaign(json!({"all": true})));
+    let console = &shop.owner;
+    let estimate = console.post(&format!("/v1/campaigns/{id}/estimate"), &json!({}));
+    assert_eq!(estimate.status, 200, "{}", estimate.text());
+    assert_eq!(estimate.json()["charge"], xaf(75));
+    let cookie = console.cookie();
+    let launch = send(
+        &server,
+        "POST",
+        &format!("/v1/campaigns/{id}/launch"),
+        vec![
+            ("Cookie", cookie.as_str()),
+            ("X-CSRF-Token", console.csrf_token.as_str()),
+            ("Idempotency-Key", "console-1"),
+        ],
+        None,
+    );
+    assert_eq!(launch.status, 200, "{}", launch.text());
+    shop.wait_status(&id, "completed");
+    let launched_by: Vec<Option<String>> = server
+        .db()
+        .prepare("SELECT api_key_id FROM messages WHERE campaign_id = ?1")
+        .unwrap()
+        .query_map([&id], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(launched_by, [None, None, None], "no key launched it");
+    // A test-mode campaign is not the console's.
+    let (_, test_key) = create_key(console, SCOPES, "test");
+    let tester = Caller {
+        server: &server,
+        key: test_key,
+    };
+    let response = tester.post("/v1/campaigns", sms_campaign(json!({"all": true})));
+    assert_eq!(response.status, 201, "{}", response.text());
+    let test_id = response.json()["id"].as_str().unwrap().to_owned();
+    console
+        .post(&format!("/v1/campaigns/{test_id}/estimate"), &json!({}))
+        .assert_error(404, "not_found");
+    console
+        .post(&format!("/v1/campaigns/{test_id}/cancel"), &json!({}))
+        .assert_error(404, "not_found");
+}
+
+#[test]
+fn contacts_deleted_after_the_launch_are_left_out_and_refunded() {
+    let server = TestServer::start();
+    let shop = Shop::open(&server, "live");
+    import_short(&shop, 100);
+    shop.credit(5_000);
+    let id = shop.campaign(sms_campaign(json!({"all": true})));
+    change_contacts_at_launch(
+        &server,
+        &format!(
+            "UPDATE contacts SET deleted_at = '2026-11-25T09:30:00.000Z' WHERE rowid IN {LAST_TEN}"
+        ),
+    );
+    shop.launched(&id, "launch-1");
+    drop_launch_trigger(&server);
+    let done = shop.wait_status(&id, "completed");
+    // (They are counted under no reason in `launch.excluded`: 90 messages of 100 planned.)
+    assert_eq!(done["launch"]["messages_created"], 90);
+    assert_eq!(shop.messages(&id).len(), 90);
+    assert_eq!(done["stats"]["refunded"], xaf(250));
+    assert_eq!(shop.balance(), 5_000 - 90 * 25);
+    assert_doctor_passes(&server);
+}
