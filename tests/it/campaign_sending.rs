@@ -204,7 +204,7 @@ impl<'s> Shop<'s> {
         let db = self.server.db();
         let mut stmt = db
             .prepare(
-                "SELECT m.id, m.status, m.units, m.included_units, m.charge_minor, m.segments,
+                "SELECT m.status, m.units, m.included_units, m.charge_minor, m.segments,
                         m.text, m.contact_id, c.first_name
                  FROM messages m JOIN contacts c ON c.id = m.contact_id
                  WHERE m.campaign_id = ?1 ORDER BY c.rowid",
@@ -212,15 +212,14 @@ impl<'s> Shop<'s> {
             .unwrap();
         stmt.query_map([campaign], |row| {
             Ok(StoredMessage {
-                id: row.get(0)?,
-                status: row.get(1)?,
-                units: row.get(2)?,
-                included_units: row.get(3)?,
-                charge_minor: row.get(4)?,
-                segments: row.get(5)?,
-                text: row.get(6)?,
-                contact_id: row.get(7)?,
-                first_name: row.get(8)?,
+                status: row.get(0)?,
+                units: row.get(1)?,
+                included_units: row.get(2)?,
+                charge_minor: row.get(3)?,
+                segments: row.get(4)?,
+                text: row.get(5)?,
+                contact_id: row.get(6)?,
+                first_name: row.get(7)?,
             })
         })
         .unwrap()
@@ -229,10 +228,9 @@ impl<'s> Shop<'s> {
     }
 }
 
+/// A campaign message as stored, with its contact's first name.
 #[derive(Debug, Clone)]
-#[allow(dead_code)]
 struct StoredMessage {
-    id: String,
     status: String,
     units: i64,
     included_units: i64,
@@ -1738,7 +1736,7 @@ fn a_launch_refused_for_its_audience_is_not_stored_under_its_key() {
     assert_eq!(launched.json()["status"], "running");
 
     // The same for a campaign scheduled with a group deleted since it was saved.
-    let group = shop.group("Soon gone", &[gone.clone()]);
+    let group = shop.group("Soon gone", std::slice::from_ref(&gone));
     let mut later = sms_campaign(json!({"groups": [group]}));
     later["scheduled_at"] = json!("2026-11-26T09:00:00Z");
     let later = shop.campaign(later);
