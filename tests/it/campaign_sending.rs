@@ -465,7 +465,9 @@ fn a_campaign_charges_exactly_its_estimate_across_chunks_included_units_and_pric
     assert_eq!(histogram.iter().map(|(s, r)| s * r).sum::<i64>(), units);
 
     let balance_before = shop.balance();
-    let launched = shop.launched(&id, "launch-1");
+    let first = shop.launch(&id, "launch-1");
+    assert_eq!(first.status, 200, "{}", first.text());
+    let launched = first.json();
     assert_eq!(launched["status"], "running", "{launched}");
     let launch = &launched["launch"];
     assert_eq!(launch["planned_recipients"], 2_600);
@@ -484,8 +486,8 @@ fn a_campaign_charges_exactly_its_estimate_across_chunks_included_units_and_pric
     // The same key replays the launch.
     let replay = shop.launch(&id, "launch-1");
     assert_eq!(replay.status, 200, "{}", replay.text());
-    assert_eq!(replay.json()["launch"], launched["launch"]);
-    assert_eq!(replay.json()["status"], "running");
+    assert_eq!(replay.body, first.body, "byte-identical");
+    assert_eq!(replay.header("Idempotent-Replayed"), Some("true"));
 
     let done = shop.wait_status(&id, "completed");
     assert_eq!(done["launch"]["fanout_done"], true);
@@ -534,6 +536,32 @@ fn a_campaign_charges_exactly_its_estimate_across_chunks_included_units_and_pric
             .all(|m| m.included_units <= m.units && m.charge_minor >= 0)
     );
 
+    // One message per contact, and the database refuses a second.
+    assert_eq!(
+        count(
+            &server,
+            &format!("SELECT count(DISTINCT contact_id) FROM messages WHERE campaign_id = '{id}'")
+        ),
+        2_600
+    );
+    let twice = server.db().execute(
+        "INSERT INTO messages (id, workspace_id, api_key_id, campaign_id, mode, channel, category,
+             to_address, sender, subject, text, html, metadata, encoding, segments, units,
+             included_units, charge_minor, currency, status, next_attempt_at, delivery_cycles,
+             created_at, updated_at, contact_id)
+         SELECT 'msg_twice', workspace_id, api_key_id, campaign_id, mode, channel, category,
+             to_address, sender, subject, text, html, metadata, encoding, segments, units,
+             included_units, charge_minor, currency, 'queued', next_attempt_at, 0, created_at,
+             updated_at, contact_id
+         FROM messages WHERE campaign_id = ?1 LIMIT 1",
+        [&id],
+    );
+    assert!(
+        twice
+            .as_ref()
+            .is_err_and(|err| err.to_string().contains("UNIQUE")),
+        "{twice:?}"
+    );
     // Each message has a reservation with exactly its share; the pool is carved to nothing
     // and closed.
     let mismatched = count(
@@ -1893,5 +1921,86 @@ fn contacts_deleted_after_the_launch_are_left_out_and_refunded() {
     assert_eq!(shop.messages(&id).len(), 90);
     assert_eq!(done["stats"]["refunded"], xaf(250));
     assert_eq!(shop.balance(), 5_000 - 90 * 25);
+    assert_doctor_passes(&server);
+}
+
+#[test]
+fn a_campaign_whose_messages_fail_ends_partial_or_failed_and_refunds_them() {
+    use crate::fake_http::{FakeHttp, Reply};
+    use crier::delivery::settings::{SmsProviderName, WebhookSettings};
+    // The provider refuses for good every number ending in an odd digit.
+    let fake = FakeHttp::start(|request| {
+        let body = request.json();
+        let to = body["to"].as_str().unwrap_or_default();
+        if to.ends_with(['1', '3', '5', '7', '9']) {
+            Reply::json(400, json!({"code": "invalid_number"}))
+        } else {
+            Reply::json(
+                202,
+                json!({"id": format!("w-{}", body["id"].as_str().unwrap())}),
+            )
+        }
+    });
+    let url = fake.url();
+    let server = TestServer::start_with(
+        move |config| {
+            config.delivery.sms_providers = vec![SmsProviderName::Webhook];
+            config.delivery.webhook = Some(WebhookSettings {
+                url: format!("{url}/sms"),
+                secret: None,
+            });
+        },
+        crier::web::router::Router::standard(),
+    );
+    let shop = Shop::open(&server, "live");
+    import_short(&shop, 10);
+    shop.credit(1_000);
+    let mixed = shop.campaign(sms_campaign(json!({"all": true})));
+    shop.launched(&mixed, "launch-mixed");
+    let partial = shop.wait_status(&mixed, "partial");
+    assert_eq!(
+        partial["stats"]["messages"],
+        json!({"queued": 0, "sent": 5, "delivered": 0, "failed": 5, "cancelled": 0})
+    );
+    assert_eq!(partial["stats"]["charged"], xaf(250));
+    assert_eq!(
+        partial["stats"]["refunded"],
+        xaf(125),
+        "failed unsent: refunded"
+    );
+    assert_eq!(partial["launch"]["failure"], Value::Null);
+    assert_eq!(shop.balance(), 1_000 - 125);
+    let timeline = shop
+        .api
+        .get(&format!("/v1/campaigns/{mixed}/timeline"))
+        .json();
+    assert_eq!(timeline["data"][0]["sent"], 5, "{timeline}");
+    assert_eq!(timeline["data"][0]["failed"], 5, "{timeline}");
+
+    // Only failing numbers: nothing sent, the campaign failed, every minor unit back.
+    let odd: Vec<String> = shop
+        .messages(&mixed)
+        .into_iter()
+        .filter(|m| m.status == "failed")
+        .map(|m| m.contact_id)
+        .collect();
+    let group = shop.group("Odd", &odd);
+    let doomed = shop.campaign(sms_campaign(json!({"groups": [group]})));
+    shop.launched(&doomed, "launch-doomed");
+    let failed = shop.wait_status(&doomed, "failed");
+    assert_eq!(
+        failed["launch"]["failure"]["code"], "all_failed",
+        "{failed}"
+    );
+    assert_eq!(failed["stats"]["messages"]["failed"], 5);
+    assert_eq!(failed["stats"]["refunded"], xaf(125));
+    assert_eq!(shop.balance(), 1_000 - 125);
+    assert_eq!(
+        shop.ledger()
+            .iter()
+            .map(|(_, amount, _)| amount)
+            .sum::<i64>(),
+        1_000 - 125
+    );
     assert_doctor_passes(&server);
 }
