@@ -1167,6 +1167,71 @@ fn an_email_estimate_leaves_out_each_kind_of_bad_address() {
     assert_eq!(estimate["recipients"], 2);
     assert_eq!(estimate["segments"], Value::Null);
     assert_eq!(estimate["units"], 2);
+    // Launched: one email each to the two good addresses, each rendered for its contact with
+    // its own unsubscribe link, charged the estimate.
+    shop.credit(1_000);
+    let launched = shop.launched(&id, "launch-1");
+    assert_eq!(launched["launch"]["sender"], Value::Null);
+    let done = shop.wait_status(&id, "completed");
+    assert_eq!(done["stats"]["messages"]["sent"], 2);
+    assert_eq!(done["stats"]["charged"], estimate["charge"]);
+    let charge = estimate["charge"]["amount_minor"].as_i64().unwrap();
+    assert!(charge > 0);
+    assert_eq!(shop.balance(), 1_000 - charge);
+    let db = server.db();
+    let mut stmt = db
+        .prepare("SELECT to_address, subject, html FROM messages WHERE campaign_id = ?1 ORDER BY to_address")
+        .unwrap();
+    let sent: Vec<(String, String, String)> = stmt
+        .query_map([&id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        (sent[0].0.as_str(), sent[0].1.as_str()),
+        ("c0@example.com", "Hello C0")
+    );
+    assert_eq!(
+        (sent[1].0.as_str(), sent[1].1.as_str()),
+        ("c1@example.com", "Hello C1")
+    );
+    // The link is HTML-escaped like any variable in HTML (`/` as `&#x2f;`, which a browser
+    // reads back as `/`).
+    assert!(
+        sent[0]
+            .2
+            .replace("&#x2f;", "/")
+            .starts_with("<p>Hi C0</p><a href=\"http://127.0.0.1/u/"),
+        "{}",
+        sent[0].2
+    );
+    assert_ne!(
+        sent[0].2.replace("C0", ""),
+        sent[1].2.replace("C1", ""),
+        "links differ"
+    );
+    assert_doctor_passes(&server);
+}
+
+#[test]
+fn a_draft_whose_schedule_has_passed_launches_now() {
+    let server = TestServer::start();
+    let shop = Shop::open(&server, "live");
+    import_short(&shop, 2);
+    shop.credit(1_000);
+    let mut body = sms_campaign(json!({"all": true}));
+    body["scheduled_at"] = json!("2026-11-25T09:35:00Z");
+    let id = shop.campaign(body);
+    server.clock.advance(chrono::Duration::minutes(10));
+    let launched = shop.launched(&id, "launch-1");
+    assert_eq!(launched["status"], "running");
+    assert_eq!(
+        launched["launch"]["launched_at"],
+        "2026-11-25T09:40:00.000Z"
+    );
+    assert_eq!(launched["launch"]["reserved"], xaf(50));
+    shop.wait_status(&id, "completed");
 }
 
 #[test]
