@@ -625,8 +625,10 @@ fn launches_racing_sends_for_a_small_wallet_never_overspend() {
     let (launches, sends, lowest) = std::thread::scope(|scope| {
         let watcher = scope.spawn(|| {
             let db = rusqlite::Connection::open(&db_path).unwrap();
+            db.busy_timeout(Duration::from_secs(5)).unwrap();
             let mut lowest = i64::MAX;
             while watching.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
                 let balances: i64 = db
                     .query_row(
                         "SELECT min(wallet_balance_minor) FROM workspaces",
@@ -713,6 +715,10 @@ fn launches_racing_sends_for_a_small_wallet_never_overspend() {
             other => panic!("send: {other} {}", response.text()),
         }
     }
+    println!(
+        "{} of 4 launches and {sent} of 40 sends went through",
+        started.len()
+    );
     assert!(
         started.len() < 4 || sent < 40,
         "the wallet cannot pay everything: {} launches, {sent} sends",
@@ -738,6 +744,19 @@ fn launches_racing_sends_for_a_small_wallet_never_overspend() {
     }
     let spent = 750 * started.len() as i64 + 25 * sent;
     assert_eq!(shop.balance(), 2_000 - spent);
+    // The wallet only went down, so a refusal means it could not pay even at the end.
+    if started.len() < 4 {
+        assert!(
+            shop.balance() < 750,
+            "a launch was refused that the wallet could pay"
+        );
+    }
+    if sent < 40 {
+        assert!(
+            shop.balance() < 25,
+            "a send was refused that the wallet could pay"
+        );
+    }
     assert_eq!(
         ledger.iter().map(|(_, amount, _)| amount).sum::<i64>(),
         2_000 - spent
