@@ -161,6 +161,29 @@ pub fn estimate(
     Ok(estimate)
 }
 
+/// A campaign starts only with a recipient: 422 on `audience` naming why each contact is left
+/// out otherwise. The API asks before its write transaction too, so this refusal is not stored
+/// under the launch's Idempotency-Key (a retry once contacts are added goes through).
+pub fn has_recipients(campaign: &CampaignRow, estimate: &Estimate) -> Result<(), AppError> {
+    if estimate.recipients > 0 {
+        return Ok(());
+    }
+    let reach = &estimate.reach;
+    Err(AppError::invalid_field(
+        "audience",
+        format!(
+            "has no contact this {} may go to: {} contacts, {} without an address, {} \
+             unsubscribed, {} invalid, {} whose message does not render",
+            campaign.channel,
+            reach.contacts,
+            reach.no_address,
+            reach.unsubscribed,
+            reach.invalid,
+            estimate.render_failed
+        ),
+    ))
+}
+
 /// Who launches: the key (none from a console session) and whether the workspace pays.
 #[derive(Debug, Clone, Copy)]
 pub struct Launcher<'a> {
@@ -204,7 +227,7 @@ pub fn launch(
     now: Timestamp,
 ) -> Result<CampaignRow, AppError> {
     let mut campaign = startable(conn, scope, mode, id, expected)?;
-    ensure_recipients(&campaign, estimate)?;
+    has_recipients(&campaign, estimate)?;
     let sender = match campaign.channel {
         Channel::Sms => Some(billing::sender::effective_sender_of(
             conn,
@@ -256,27 +279,6 @@ pub fn launch(
     campaign.updated_at = stamp;
     save(conn, &campaign, expected)?;
     Ok(campaign)
-}
-
-/// 422 on `audience` when the estimate found nobody a campaign may go to, with why.
-pub fn ensure_recipients(campaign: &CampaignRow, estimate: &Estimate) -> Result<(), AppError> {
-    if estimate.recipients == 0 {
-        let reach = &estimate.reach;
-        return Err(AppError::invalid_field(
-            "audience",
-            format!(
-                "has no contact this {} may go to: {} contacts, {} without an address, {} \
-                 unsubscribed, {} invalid, {} whose message does not render",
-                campaign.channel,
-                reach.contacts,
-                reach.no_address,
-                reach.unsubscribed,
-                reach.invalid,
-                estimate.render_failed
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// Contacts left out by reason, as stored.

@@ -15,7 +15,9 @@ use crate::campaigns::fanout::{self, Stats};
 use crate::campaigns::launch::{self, Launcher, Links};
 use crate::campaigns::runner::CANCEL_BATCH;
 use crate::campaigns::store::{self, CampaignRow};
-use crate::campaigns::{self as domain, CampaignChanges, CampaignStatus, NewCampaign, Rendered};
+use crate::campaigns::{
+    self as domain, CampaignChanges, CampaignStatus, Checks, NewCampaign, Rendered,
+};
 use crate::contacts::fields::one_of;
 use crate::error::AppError;
 use crate::ids::CampaignId;
@@ -362,12 +364,15 @@ pub fn launch_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
                 campaign.status
             )));
         }
+        // Refusals of the campaign as it stands are made here, before the key is recorded, so
+        // a retry with the same key once it is fixed goes through.
         if launch::launches_later(&campaign, now) {
+            let audience = domain::audience_of(&campaign)?;
+            domain::checked(conn, &scope, &campaign, &audience, now, Checks::Draft)?;
             return Ok(None);
         }
         let estimate = launch::estimate(conn, links(app), &scope, &campaign, now)?;
-        // Refused like a body that does not validate: not stored under the key.
-        launch::ensure_recipients(&campaign, &estimate)?;
+        launch::has_recipients(&campaign, &estimate)?;
         Ok(Some(estimate))
     });
     let prepared = match prepared {
