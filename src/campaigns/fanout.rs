@@ -100,6 +100,8 @@ pub fn fan_out_chunk(
     let renderer = Renderer::new(&campaign)?;
     let now_text = format_timestamp(now);
     let mut created = 0;
+    // The pool, read at the first message that needs it and written back once below.
+    let mut carver = None;
     for member in &members {
         if let Some(exclusion) = member.exclusion {
             *excluded.entry(exclusion.as_str().to_owned()).or_default() += 1;
@@ -109,7 +111,7 @@ pub fn fan_out_chunk(
             conn,
             (ids, catalog),
             links,
-            (&scope, &mut campaign),
+            (&scope, &mut campaign, &mut carver),
             &renderer,
             member,
             now,
@@ -118,6 +120,9 @@ pub fn fan_out_chunk(
             Ok(()) => created += 1,
             Err(reason) => *excluded.entry(reason.to_owned()).or_default() += 1,
         }
+    }
+    if let Some(carver) = carver {
+        carver.close(conn)?;
     }
     let progress = &mut campaign.progress;
     if let Some(last) = members.last() {
@@ -142,7 +147,11 @@ fn write_message(
     conn: &Connection,
     (ids, catalog): (&Ids, &Catalog),
     links: Links<'_>,
-    (scope, campaign): (&WorkspaceScope, &mut CampaignRow),
+    (scope, campaign, carver): (
+        &WorkspaceScope,
+        &mut CampaignRow,
+        &mut Option<pools::Carver>,
+    ),
     renderer: &Renderer,
     member: &AudienceMember,
     now: Timestamp,
@@ -177,7 +186,7 @@ fn write_message(
         Charging::Live => match carve_or_enlarge(
             conn,
             (ids, catalog),
-            (scope, campaign),
+            (scope, campaign, carver),
             &message_id,
             units,
             now,
@@ -225,14 +234,29 @@ fn write_message(
 fn carve_or_enlarge(
     conn: &Connection,
     (ids, catalog): (&Ids, &Catalog),
-    (scope, campaign): (&WorkspaceScope, &mut CampaignRow),
+    (scope, campaign, carver): (
+        &WorkspaceScope,
+        &mut CampaignRow,
+        &mut Option<pools::Carver>,
+    ),
     message_id: &MessageId,
     units: u64,
     now: Timestamp,
 ) -> Result<Option<pools::Share>, AppError> {
     let pool = campaign.id.as_str();
-    if let Some(share) = pools::carve(conn, pool, message_id.as_str(), units, now)? {
+    let not_open =
+        || AppError::internal(format!("the pool of running campaign {pool} is not open"));
+    if carver.is_none() {
+        *carver = Some(pools::Carver::open(conn, pool, now)?.ok_or_else(not_open)?);
+    }
+    if let Some(open) = carver.as_mut()
+        && let Some(share) = open.carve(conn, message_id.as_str(), units)?
+    {
         return Ok(Some(share));
+    }
+    // The pool is written back before it grows, and read again after.
+    if let Some(open) = carver.take() {
+        open.close(conn)?;
     }
     let usage = Usage {
         scope,
@@ -246,9 +270,12 @@ fn carve_or_enlarge(
         Err(AppError::InsufficientFunds { .. } | AppError::Conflict(_)) => return Ok(None),
         Err(other) => return Err(other),
     }
-    pools::carve(conn, pool, message_id.as_str(), units, now)?
-        .map(Some)
-        .ok_or_else(|| AppError::internal("an enlarged pool did not carve"))
+    let mut open = pools::Carver::open(conn, pool, now)?.ok_or_else(not_open)?;
+    let share = open
+        .carve(conn, message_id.as_str(), units)?
+        .ok_or_else(|| AppError::internal("an enlarged pool did not carve"))?;
+    *carver = Some(open);
+    Ok(Some(share))
 }
 
 /// Cancels the campaign `id` of the scope's workspace in `mode`: a scheduled one simply
