@@ -18,7 +18,7 @@ use rusqlite::Connection;
 
 use crate::clock::{Timestamp, format_timestamp, parse_timestamp};
 use crate::error::AppError;
-use crate::ids::{Ids, UserId};
+use crate::ids::{Ids, UserId, WorkspaceId};
 use crate::money::Money;
 use crate::scope::WorkspaceScope;
 use catalog::{Catalog, Plan, PlanCode};
@@ -156,16 +156,7 @@ pub fn reserve(
     if charging == Charging::Test || units == 0 {
         return Ok(quote);
     }
-    if quote.charge.amount_minor > quote.balance_minor {
-        return Err(AppError::InsufficientFunds {
-            units,
-            included_remaining: quote.included_remaining,
-            billable_units: quote.billable_units,
-            charge_minor: quote.charge.amount_minor,
-            balance_minor: quote.balance_minor,
-            currency: quote.charge.currency.clone(),
-        });
-    }
+    quote.ensure_affordable()?;
     let now_text = format_timestamp(now);
     let quota_period = format_timestamp(channel.quota_period_start(now));
     let billing_month = format_timestamp(month_start(now));
@@ -194,24 +185,53 @@ pub fn reserve(
         (&quota_period, quote.included_units),
         (&billing_month, quote.billable_units),
     )?;
-    if quote.charge.amount_minor > 0 {
+    quote.charge_to_wallet(conn, ids, (workspace_id, reference, None), &now_text)?;
+    Ok(quote)
+}
+
+impl Quote {
+    /// 402 `insufficient_funds` with the quote's figures when the wallet cannot pay it.
+    pub(crate) fn ensure_affordable(&self) -> Result<(), AppError> {
+        if self.charge.amount_minor > self.balance_minor {
+            return Err(AppError::InsufficientFunds {
+                units: self.units,
+                included_remaining: self.included_remaining,
+                billable_units: self.billable_units,
+                charge_minor: self.charge.amount_minor,
+                balance_minor: self.balance_minor,
+                currency: self.charge.currency.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends the quote's `charge` ledger row (when it charges anything) naming `reference`.
+    pub(crate) fn charge_to_wallet(
+        &self,
+        conn: &Connection,
+        ids: &Ids,
+        (workspace_id, reference, reason): (&WorkspaceId, &str, Option<&str>),
+        now: &str,
+    ) -> Result<(), AppError> {
+        if self.charge.amount_minor == 0 {
+            return Ok(());
+        }
         store::append_ledger(
             conn,
             &NewLedgerEntry {
                 id: &ids.new_id("led"),
                 workspace_id,
                 kind: "charge",
-                amount_minor: -quote.charge.amount_minor,
-                balance_after_minor: quote.balance_minor - quote.charge.amount_minor,
-                currency: &quote.charge.currency,
+                amount_minor: -self.charge.amount_minor,
+                balance_after_minor: self.balance_minor - self.charge.amount_minor,
+                currency: &self.charge.currency,
                 reference,
                 actor: None,
-                reason: None,
-                created_at: &now_text,
+                reason,
+                created_at: now,
             },
-        )?;
+        )
     }
-    Ok(quote)
 }
 
 /// Gives back exactly what the reservation for `reference` took — its quota units (if their

@@ -143,16 +143,7 @@ pub fn enlarge(
         ));
     }
     let quote = quote(conn, catalog, usage.scope, usage.channel, usage.units, now)?;
-    if quote.charge.amount_minor > quote.balance_minor {
-        return Err(AppError::InsufficientFunds {
-            units: usage.units,
-            included_remaining: quote.included_remaining,
-            billable_units: quote.billable_units,
-            charge_minor: quote.charge.amount_minor,
-            balance_minor: quote.balance_minor,
-            currency: quote.charge.currency.clone(),
-        });
-    }
+    quote.ensure_affordable()?;
     let workspace_id = usage.scope.id();
     store::add_usage(
         conn,
@@ -171,23 +162,16 @@ pub fn enlarge(
             quote.charge.amount_minor,
         ),
     )?;
-    if quote.charge.amount_minor > 0 {
-        store::append_ledger(
-            conn,
-            &NewLedgerEntry {
-                id: &ids.new_id("led"),
-                workspace_id,
-                kind: "charge",
-                amount_minor: -quote.charge.amount_minor,
-                balance_after_minor: quote.balance_minor - quote.charge.amount_minor,
-                currency: &quote.charge.currency,
-                reference: usage.reference,
-                actor: None,
-                reason: Some("campaign fan-out beyond its launch reservation"),
-                created_at: &format_timestamp(now),
-            },
-        )?;
-    }
+    quote.charge_to_wallet(
+        conn,
+        ids,
+        (
+            workspace_id,
+            usage.reference,
+            Some("campaign fan-out beyond its launch reservation"),
+        ),
+        &format_timestamp(now),
+    )?;
     Ok(quote.charge)
 }
 

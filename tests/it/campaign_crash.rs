@@ -2,15 +2,13 @@
 //! then started again: every eligible contact has exactly one message, the reservation equals
 //! what the messages carry plus the refunded leftover, and `crier doctor` is clean.
 
-use std::io::Write;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::harness::wait_for_value;
-use crate::process::{ServeProcess, assert_doctor_clean, crier};
+use crate::process::{ServeProcess, admin, assert_doctor_clean, crier};
 use crier::clock::{Clock, SystemClock, format_timestamp};
 use crier::config::Synchronous;
 use crier::contacts::store::{self, ContactRow};
@@ -22,23 +20,6 @@ use crier::vocabulary::Mode;
 /// Twenty fan-out chunks: enough to be killed between two of them, small enough for a debug
 /// build in CI (the benchmark, examples/campaign_bench.rs, takes the large sizes).
 const CONTACTS: usize = 20_000;
-
-fn admin(data_dir: &std::path::Path, args: &[&str], stdin: &str) -> Value {
-    let mut child = crier()
-        .arg("admin")
-        .args(args)
-        .args(["--password-iterations", "100000", "--data-dir"])
-        .arg(data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{output:?}");
-    serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
-}
 
 /// `CONTACTS` live contacts of the workspace, written straight through the contacts store
 /// (an import of this size would take most of the test's time): names of three lengths, so

@@ -436,29 +436,12 @@ fn an_upload_over_the_import_limit_is_413_and_leaves_no_file() {
 /// row is one contact, none twice, and the job's counters match the rows present.
 #[test]
 fn an_import_killed_mid_way_resumes_after_a_restart_with_nothing_lost_or_doubled() {
-    use crate::process::{ServeProcess, crier};
+    use crate::process::ServeProcess;
     use std::collections::HashSet;
-    use std::io::Write;
-    use std::process::Stdio;
 
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path();
-    let admin = |args: &[&str], stdin: &str| {
-        let mut child = crier()
-            .arg("admin")
-            .args(args)
-            .args(["--password-iterations", "100000", "--data-dir"])
-            .arg(data_dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-        let output = child.wait_with_output().unwrap();
-        assert!(output.status.success(), "{output:?}");
-        serde_json::from_slice::<Value>(&output.stdout).unwrap()
-    };
+    let admin = |args: &[&str], stdin: &str| crate::process::admin(data_dir, args, stdin);
     admin(
         &[
             "create-user",

@@ -171,3 +171,23 @@ pub fn assert_doctor_clean(db_path: &Path) {
         String::from_utf8_lossy(&doctor.stdout)
     );
 }
+
+/// Runs `crier admin <args> --data-dir <data_dir>` with `stdin`, fails the test unless it
+/// succeeds, and returns its JSON output (`null` when it printed none).
+pub fn admin(data_dir: &Path, args: &[&str], stdin: &str) -> serde_json::Value {
+    use std::io::Write;
+    let mut child = crier()
+        .arg("admin")
+        .args(args)
+        .args(["--password-iterations", "100000", "--data-dir"])
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
+}
