@@ -2,7 +2,8 @@
 //! by the edge; `prepare_import` checks the options and the header against it and
 //! `create_import` records a queued job that owns the file. The runner (`runner.rs`) then reads
 //! the file in chunks: each row is checked exactly as `POST /v1/contacts` checks a body
-//! (`check_new_contact`) outside any transaction, and one write transaction per chunk does the
+//! (`check_new_contact`) outside any transaction, and each part of a chunk (`PART_ROWS` rows,
+//! in its own savepoint; the parts share a transaction while nothing else writes) does the
 //! lookups, the writes, the rejects and the job's counters together, so the job always says
 //! exactly how far it got, and resumes from there after a crash.
 
