@@ -72,35 +72,35 @@ pub fn insert_contact(
     contact: &ContactRow,
     import_id: Option<&ContactImportId>,
 ) -> Result<(), AppError> {
+    // Positional parameters (an import inserts a million of these: a name is looked up per
+    // parameter per row); `custom_jsonb` is written here, not by a trigger (V21).
     conn.prepare_cached(&format!(
-        "INSERT INTO contacts ({CONTACT_COLUMNS}, import_id) VALUES (:id, :workspace_id, :mode,
-            :name, :first_name, :last_name, :phone, :phone_input, :email, :language, :custom,
-            :phone_state, :email_state, :sms_unsubscribed_at, :sms_unsubscribed_via,
-            :email_unsubscribed_at, :email_unsubscribed_via, :created_at, :updated_at,
-            :import_id)"
+        "INSERT INTO contacts ({CONTACT_COLUMNS}, import_id, custom_jsonb)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                 ?18, ?19, ?20, jsonb(?11))"
     ))?
-    .execute(named_params! {
-        ":import_id": import_id,
-        ":id": contact.id,
-        ":workspace_id": contact.workspace_id,
-        ":mode": contact.mode,
-        ":name": contact.name,
-        ":first_name": contact.first_name,
-        ":last_name": contact.last_name,
-        ":phone": contact.phone,
-        ":phone_input": contact.phone_input,
-        ":email": contact.email,
-        ":language": contact.language,
-        ":custom": contact.custom,
-        ":phone_state": contact.phone_state,
-        ":email_state": contact.email_state,
-        ":sms_unsubscribed_at": contact.sms_unsubscribed_at,
-        ":sms_unsubscribed_via": contact.sms_unsubscribed_via,
-        ":email_unsubscribed_at": contact.email_unsubscribed_at,
-        ":email_unsubscribed_via": contact.email_unsubscribed_via,
-        ":created_at": contact.created_at,
-        ":updated_at": contact.updated_at,
-    })?;
+    .execute(rusqlite::params![
+        contact.id,
+        contact.workspace_id,
+        contact.mode,
+        contact.name,
+        contact.first_name,
+        contact.last_name,
+        contact.phone,
+        contact.phone_input,
+        contact.email,
+        contact.language,
+        contact.custom,
+        contact.phone_state,
+        contact.email_state,
+        contact.sms_unsubscribed_at,
+        contact.sms_unsubscribed_via,
+        contact.email_unsubscribed_at,
+        contact.email_unsubscribed_via,
+        contact.created_at,
+        contact.updated_at,
+        import_id,
+    ])?;
     Ok(())
 }
 
@@ -110,7 +110,8 @@ pub fn update_contact(conn: &Connection, contact: &ContactRow) -> Result<(), App
         .prepare_cached(
             "UPDATE contacts SET name = :name, first_name = :first_name, last_name = :last_name,
                 phone = :phone, phone_input = :phone_input, email = :email,
-                language = :language, custom = :custom, phone_state = :phone_state,
+                language = :language, custom = :custom, custom_jsonb = jsonb(:custom),
+                phone_state = :phone_state,
                 email_state = :email_state, sms_unsubscribed_at = :sms_unsubscribed_at,
                 sms_unsubscribed_via = :sms_unsubscribed_via,
                 email_unsubscribed_at = :email_unsubscribed_at,
@@ -370,6 +371,7 @@ pub fn erase_contact(
         .prepare_cached(
             "UPDATE contacts SET name = '', first_name = NULL, last_name = NULL, phone = NULL,
                  phone_input = NULL, email = '', language = NULL, custom = '{}',
+                 custom_jsonb = jsonb('{}'),
                  deleted_at = COALESCE(deleted_at, :now), erased_at = :now, updated_at = :now
              WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode
                AND erased_at IS NULL",
@@ -380,6 +382,25 @@ pub fn erase_contact(
     conn.prepare_cached("DELETE FROM group_members WHERE contact_id = :id")?
         .execute(named_params! { ":id": id })?;
     Ok(erased == 1)
+}
+
+/// Whether the workspace has any erased address in `mode` (an import skips the lookups when not).
+pub fn any_suppression(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+) -> Result<bool, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM suppressions WHERE workspace_id = :workspace_id AND mode = :mode
+             LIMIT 1",
+        )?
+        .query_row(
+            named_params! { ":workspace_id": workspace_id, ":mode": mode },
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 /// When and how an erased address of the workspace and mode was unsubscribed from `channel`.
@@ -788,7 +809,8 @@ pub fn delete_field(conn: &Connection, field: &FieldRow, now: &str) -> Result<bo
     // The key is `[a-z][a-z0-9_]*` (checked on creation), so it is safe inside a JSON path.
     let path = format!("$.\"{}\"", field.key);
     conn.prepare_cached(
-        "UPDATE contacts SET custom = json_remove(custom, :path), updated_at = :now
+        "UPDATE contacts SET custom = json_remove(custom, :path),
+             custom_jsonb = jsonb(json_remove(custom, :path)), updated_at = :now
          WHERE workspace_id = :workspace_id AND json_type(custom, :path) IS NOT NULL",
     )?
     .execute(named_params! {

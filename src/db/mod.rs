@@ -109,6 +109,19 @@ impl Db {
         self.writer.write_each(items, body)
     }
 
+    /// Runs `body` once per part, each part's work kept only if its call returns `Ok` (it
+    /// returns whether to go on), for a long series of writes that must not keep other writers
+    /// waiting: the writer is free to others between two parts. The parts share one commit
+    /// unless someone else is waiting, when the transaction ends after the part in hand, so
+    /// each part must leave the database consistent. See `writer::Writer::write_parts`.
+    pub fn write_parts<I>(
+        &self,
+        parts: impl IntoIterator<Item = I>,
+        body: impl FnMut(&Connection, I) -> Result<bool, AppError>,
+    ) -> Result<(), AppError> {
+        self.writer.write_parts(parts, body)
+    }
+
     /// Runs `body` inside a deferred, read-only-by-convention transaction: every statement in it
     /// sees the same snapshot. Nothing is committed.
     pub fn read<T>(

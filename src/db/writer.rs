@@ -117,6 +117,98 @@ impl Writer {
         &self,
         work: impl FnOnce(&Connection) -> (R, bool),
     ) -> Result<(R, Result<(), AppError>), AppError> {
+        let (mut session, epoch, members) = self.join()?;
+        let (outcome, savepoint_intact) = work(&session.conn);
+        let commit_now =
+            !savepoint_intact || members >= MAX_BATCH || self.queued.load(Ordering::SeqCst) == 0;
+        if commit_now {
+            self.finish(&mut session, epoch, members, savepoint_intact);
+        }
+        drop(session);
+        Ok((outcome, self.wait_for(epoch)))
+    }
+
+    /// Runs `body` once per part, each in its own savepoint, taking the connection anew for
+    /// each part, for a long series of writes (an import) that must not hold the writer for
+    /// long: between two parts every caller queueing for the connection gets it. The parts go
+    /// into one transaction, committed once after the last part, as long as nobody else wants
+    /// the writer; when someone does, the transaction is handed to them after the part in
+    /// hand (they commit it with their own work, as any group commit) and the next part opens
+    /// a new one. So each part must leave the database consistent on its own: a transaction
+    /// may end after any of them.
+    ///
+    /// `body` returns whether to go on; an `Err` (or a panic) rolls back that part's work only
+    /// and stops, the parts before it being kept. Returns once everything kept has committed:
+    /// `body`'s error, or `Err` when a transaction holding a part failed to commit (then the
+    /// parts that committed cannot be told from those that did not: the caller reads back what
+    /// the database holds).
+    pub fn write_parts<I>(
+        &self,
+        parts: impl IntoIterator<Item = I>,
+        mut body: impl FnMut(&Connection, I) -> Result<bool, AppError>,
+    ) -> Result<(), AppError> {
+        // The transaction each part ran in, one entry per part, to wait for at the end.
+        let mut joined: Vec<u64> = Vec::new();
+        let mut stopped: Result<(), AppError> = Ok(());
+        let mut panicked = None;
+        let mut parts = parts.into_iter().peekable();
+        while let Some(part) = parts.next() {
+            let (mut session, epoch, members) = match self.join() {
+                Ok(joined) => joined,
+                Err(err) => {
+                    stopped = Err(err);
+                    break;
+                }
+            };
+            joined.push(epoch);
+            let (result, intact) = run_in_savepoint(&session.conn, |conn| body(conn, part));
+            let go_on = intact && matches!(result, Ok(Ok(true)));
+            let others = self.queued.load(Ordering::SeqCst) > 0;
+            let last = !go_on || parts.peek().is_none();
+            if !intact || members >= MAX_BATCH || (last && !others) {
+                self.finish(&mut session, epoch, members, intact);
+            }
+            // Otherwise the transaction stays open: for the callers queueing, who commit it, or
+            // for the next part when nobody is.
+            drop(session);
+            if others && go_on {
+                // Let them in before the next part: the lock is not handed over by itself, and
+                // this thread would usually take it back first.
+                joined.pop();
+                if let Err(err) = self.wait_for(epoch) {
+                    stopped = Err(err);
+                    break;
+                }
+            }
+            match result {
+                Err(panic) => {
+                    panicked = Some(panic);
+                    break;
+                }
+                Ok(Err(err)) => {
+                    stopped = Err(err);
+                    break;
+                }
+                Ok(Ok(_)) if !go_on => break,
+                Ok(Ok(_)) => {}
+            }
+        }
+        let mut committed = Ok(());
+        for epoch in joined {
+            if let Err(err) = self.wait_for(epoch) {
+                committed = Err(err);
+            }
+        }
+        if let Some(panic) = panicked {
+            panic::resume_unwind(panic);
+        }
+        stopped.and(committed)
+    }
+
+    /// Takes the connection and joins the open transaction, or opens one: the lock, the
+    /// transaction's number and how many closures it now carries (this one included). `Err`
+    /// when no transaction could be opened.
+    fn join(&self) -> Result<(MutexGuard<'_, Session>, u64, usize), AppError> {
         self.queued.fetch_add(1, Ordering::SeqCst);
         let mut session = lock(&self.session);
         self.queued.fetch_sub(1, Ordering::SeqCst);
@@ -136,15 +228,7 @@ impl Writer {
         };
         let members = session.open.map_or(0, |(_, members)| members) + 1;
         session.open = Some((epoch, members));
-
-        let (outcome, savepoint_intact) = work(&session.conn);
-        let commit_now =
-            !savepoint_intact || members >= MAX_BATCH || self.queued.load(Ordering::SeqCst) == 0;
-        if commit_now {
-            self.finish(&mut session, epoch, members, savepoint_intact);
-        }
-        drop(session);
-        Ok((outcome, self.wait_for(epoch)))
+        Ok((session, epoch, members))
     }
 
     /// Commits (or, when the transaction cannot be trusted, rolls back) the open transaction and
@@ -214,4 +298,94 @@ fn run_in_savepoint<T>(
             && run_cached(conn, "RELEASE write_call").is_ok()
     };
     (result, intact)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer_and_reader(dir: &tempfile::TempDir) -> (Writer, Connection) {
+        let path = dir.path().join("writer.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER) STRICT")
+            .unwrap();
+        (Writer::new(conn), Connection::open(&path).unwrap())
+    }
+
+    /// What a reader sees committed.
+    fn committed(reader: &Connection) -> Vec<i64> {
+        let mut stmt = reader.prepare("SELECT x FROM t ORDER BY x").unwrap();
+        let rows = stmt.query_map([], |row| row.get(0)).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    fn insert(conn: &Connection, x: i64) -> Result<(), AppError> {
+        conn.execute("INSERT INTO t (x) VALUES (?1)", [x])?;
+        Ok(())
+    }
+
+    #[test]
+    fn parts_share_one_transaction_until_another_caller_queues_then_it_commits_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, reader) = writer_and_reader(&dir);
+        std::thread::scope(|scope| {
+            writer
+                .write_parts(1..=4i64, |conn, n| {
+                    insert(conn, n)?;
+                    match n {
+                        // Alone, the parts share a transaction: part 1 is not committed yet.
+                        2 => assert_eq!(committed(&reader), Vec::<i64>::new()),
+                        // Another caller queues during part 3…
+                        3 => {
+                            scope.spawn(|| writer.write(|conn| insert(conn, 100)).unwrap());
+                            while writer.queued.load(Ordering::SeqCst) == 0 {
+                                std::thread::yield_now();
+                            }
+                        }
+                        // …and gets the writer before part 4, committing parts 1–3 with its row.
+                        4 => assert_eq!(committed(&reader), [1, 2, 3, 100]),
+                        _ => {}
+                    }
+                    Ok(true)
+                })
+                .unwrap();
+        });
+        assert_eq!(committed(&reader), [1, 2, 3, 4, 100]);
+    }
+
+    #[test]
+    fn a_part_that_fails_or_says_stop_ends_the_parts_and_the_ones_before_it_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, reader) = writer_and_reader(&dir);
+        let failed = writer.write_parts(1..=5i64, |conn, n| {
+            insert(conn, n)?;
+            if n == 3 {
+                return Err(AppError::Conflict("three".to_owned()));
+            }
+            Ok(true)
+        });
+        assert!(matches!(failed, Err(AppError::Conflict(_))), "{failed:?}");
+        assert_eq!(committed(&reader), [1, 2]);
+
+        writer
+            .write_parts(6..=9i64, |conn, n| {
+                insert(conn, n)?;
+                Ok(n < 7)
+            })
+            .unwrap();
+        assert_eq!(committed(&reader), [1, 2, 6, 7]);
+
+        // A panic rolls back its part and reaches the caller once the others are committed.
+        let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let _ = writer.write_parts(10..=12i64, |conn, n| {
+                insert(conn, n)?;
+                assert!(n != 11, "a bug in part 11");
+                Ok(true)
+            });
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(committed(&reader), [1, 2, 6, 7, 10]);
+        writer.write(|conn| insert(conn, 13)).unwrap();
+        assert_eq!(committed(&reader), [1, 2, 6, 7, 10, 13]);
+    }
 }

@@ -565,3 +565,154 @@ fn an_import_killed_mid_way_resumes_after_a_restart_with_nothing_lost_or_doubled
     assert_eq!(job["bytes_read"], csv.len());
     assert!(!data_dir.join("imports").join(format!("{id}.csv")).exists());
 }
+
+/// Segments read custom values from `custom_jsonb` (V16), which every write of `custom` keeps
+/// equal to it (since V21 by the statements themselves, no trigger): a creation, an import's
+/// creations and updates, an edit, a deleted field's values stripped, an erasure.
+#[test]
+fn every_write_of_custom_values_keeps_the_copy_segments_read() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let api = caller(&server, &owner);
+    let define = |body: Value| {
+        let response = api.post("/v1/contact-fields", body);
+        assert_eq!(response.status, 201, "{}", response.text());
+        response.json()["id"].as_str().unwrap().to_owned()
+    };
+    define(json!({"key": "score", "label": "Score", "type": "number"}));
+    let tier = define(
+        json!({"key": "tier", "label": "Tier", "type": "select", "options": ["gold", "silver"]}),
+    );
+    let ada = api.post(
+        "/v1/contacts",
+        json!({"name": "Ada", "phone": "677000001", "custom": {"score": 5, "tier": "gold"}}),
+    );
+    assert_eq!(ada.status, 201, "{}", ada.text());
+    let ada = ada.json()["id"].as_str().unwrap().to_owned();
+    let count = |field: &str, op: &str, value: Value| -> i64 {
+        let condition = if value.is_null() {
+            json!({"field": field, "op": op})
+        } else {
+            json!({"field": field, "op": op, "value": value})
+        };
+        let rules = json!({ "all": [condition] });
+        let response = api.post("/v1/segments/preview", json!({ "rules": rules }));
+        assert_eq!(response.status, 200, "{}", response.text());
+        response.json()["count"].as_i64().unwrap()
+    };
+    let stale = || -> i64 {
+        server
+            .db()
+            .query_row(
+                "SELECT count(*) FROM contacts WHERE custom_jsonb IS NOT jsonb(custom)",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(count("custom.score", "gt", json!(4)), 1);
+    assert_eq!(count("custom.tier", "eq", json!("gold")), 1);
+
+    // An import creates Bob and updates Ada's score.
+    let csv = "name,phone,score\nBob,677000002,7\nAda,677000001,50\n";
+    let job = api.import_to_end("mode=upsert", csv.as_bytes());
+    assert_eq!(counts(&job), [2, 1, 1, 0, 0], "{job}");
+    assert_eq!(count("custom.score", "gt", json!(6)), 2);
+    assert_eq!(count("custom.score", "gt", json!(40)), 1);
+    // An edit.
+    let edited = api.patch(
+        &format!("/v1/contacts/{ada}"),
+        json!({"custom": {"score": 1}}),
+    );
+    assert_eq!(edited.status, 200, "{}", edited.text());
+    assert_eq!(count("custom.score", "gt", json!(40)), 0);
+    assert_eq!(count("custom.score", "lt", json!(2)), 1);
+    // A deleted field's values go with it; a field of the same key starts empty.
+    let deleted = api.delete(&format!("/v1/contact-fields/{tier}"));
+    assert_eq!(deleted.status, 204, "{}", deleted.text());
+    define(
+        json!({"key": "tier", "label": "Tier", "type": "select", "options": ["gold", "silver"]}),
+    );
+    assert_eq!(count("custom.tier", "eq", json!("gold")), 0);
+    // An erasure empties them.
+    let erased = api.call("POST", &format!("/v1/contacts/{ada}/erase"), None);
+    assert_eq!(erased.status, 200, "{}", erased.text());
+    assert_eq!(count("custom.score", "is_set", Value::Null), 1);
+    assert_eq!(stale(), 0);
+}
+
+/// A contact's checks of its columns' words are comparisons (V21), not `IN` lists, which SQLite
+/// evaluates by building a temporary b-tree of the words for every row written: an import's
+/// inserts would pay for four of them per row. The checks still refuse a word outside the list.
+#[test]
+fn writing_a_contact_builds_no_temporary_b_tree_and_its_checks_still_hold() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let api = caller(&server, &owner);
+    let created = api.post("/v1/contacts", json!({"name": "Ada", "phone": "677000001"}));
+    assert_eq!(created.status, 201, "{}", created.text());
+    let db = server.db();
+    let (workspace_id, created_at): (String, String) = db
+        .query_row("SELECT workspace_id, created_at FROM contacts", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .unwrap();
+    let insert = format!(
+        "INSERT INTO contacts (id, workspace_id, mode, name, phone, email, language, custom,
+            custom_jsonb, phone_state, email_state, sms_unsubscribed_at, sms_unsubscribed_via,
+            email_unsubscribed_at, email_unsubscribed_via, created_at, updated_at)
+        VALUES ('con_new', '{workspace_id}', 'live', 'Bob', '+237677000002', 'bob@x.io', 'en',
+            '{{}}', jsonb('{{}}'), ?1, ?2, ?3, ?4, ?5, ?6, '{created_at}', '{created_at}')"
+    );
+    let insert = insert.as_str();
+    let mut explain = db.prepare(&format!("EXPLAIN {insert}")).unwrap();
+    let opcodes: Vec<String> = explain
+        .query_map(
+            rusqlite::params![
+                "valid",
+                "valid",
+                None::<String>,
+                None::<String>,
+                None::<String>,
+                None::<String>
+            ],
+            |row| row.get(1),
+        )
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(opcodes.iter().any(|op| op == "Insert"), "{opcodes:?}");
+    assert!(
+        !opcodes.iter().any(|op| op == "OpenEphemeral"),
+        "{opcodes:?}"
+    );
+    let now = Some("2026-01-01T00:00:00Z");
+    let bad: [[Option<&str>; 6]; 4] = [
+        [Some("bogus"), Some("valid"), None, None, None, None],
+        [Some("valid"), Some("bogus"), None, None, None, None],
+        [Some("valid"), Some("valid"), now, Some("bogus"), None, None],
+        [Some("valid"), Some("valid"), None, None, now, Some("bogus")],
+    ];
+    for values in bad {
+        let refused = db.execute(insert, rusqlite::params_from_iter(values));
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|err| err.to_string().contains("CHECK")),
+            "{values:?}: {refused:?}"
+        );
+    }
+    let good = [
+        Some("unreachable"),
+        Some("complained"),
+        now,
+        Some("import"),
+        now,
+        Some("one_click"),
+    ];
+    assert_eq!(
+        db.execute(insert, rusqlite::params_from_iter(good))
+            .unwrap(),
+        1
+    );
+}

@@ -350,10 +350,13 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V19__campaigns.sql",
         "bd8e09f0825224d28001cf872e079c72ef2e7bfccbf5491d6166636435a46fd8",
     ),
-    // V20: campaigns launch (lead)
     (
         "V20__campaign_launch.sql",
         "0d4a3a682eff0b2fbabfdca7fac5f68c93d3b654edbb71e91e4fd340c848eb4d",
+    ),
+    (
+        "V21__contacts_write_speed.sql",
+        "9d0a9342537e49c7dae1629842c3679aa7d85cea24bd14596cc24fa18b5ba061",
     ),
 ];
 

@@ -2,7 +2,8 @@
 //! by the edge; `prepare_import` checks the options and the header against it and
 //! `create_import` records a queued job that owns the file. The runner (`runner.rs`) then reads
 //! the file in chunks: each row is checked exactly as `POST /v1/contacts` checks a body
-//! (`check_new_contact`) outside any transaction, and one write transaction per chunk does the
+//! (`check_new_contact`) outside any transaction, and each part of a chunk (`PART_ROWS` rows,
+//! in its own savepoint; the parts share a transaction while nothing else writes) does the
 //! lookups, the writes, the rejects and the job's counters together, so the job always says
 //! exactly how far it got, and resumes from there after a crash.
 
@@ -27,10 +28,14 @@ use crate::vocabulary::Mode;
 use csvfile::{Charset, Delimiter};
 use store::{AddressColumn, ImportRow};
 
-/// Rows per write transaction: large enough that per-transaction costs (a commit, an fsync) are
-/// small beside the rows, small enough that a send waiting for the writer is not held long. With
-/// 5,000 the sends' p99 during an import was over 1 s on the 2-core machine (docs/rules/contacts.md).
-pub const CHUNK_ROWS: usize = 1_000;
+/// Rows read and checked ahead of the writes, and written in one transaction while nobody else
+/// writes: large enough that a commit (an fsync, ~5 ms on the 2-core machine) is small beside
+/// the rows.
+pub const CHUNK_ROWS: usize = 5_000;
+/// Rows written each time the import holds the writer: small enough that a send waiting for it
+/// is not held long (with whole 5,000-row chunks per hold, the sends' p99 during an import was
+/// over 1 s; docs/rules/contacts.md, "Imports").
+pub const PART_ROWS: usize = 250;
 /// Contacts soft-deleted per write transaction by a rollback.
 const ROLLBACK_BATCH: usize = 5_000;
 
@@ -601,26 +606,42 @@ pub enum ChunkOutcome {
     Cancelled,
 }
 
-/// Applies one chunk inside the caller's write transaction: lookups, contact writes, group
-/// memberships, rejects, and the job's counters and `bytes_read` (`end_offset`), together.
+/// Applies the rows read from the file between `offsets` (start, end) inside the caller's write
+/// transaction: lookups, contact writes, group memberships, rejects, and the job's counters and
+/// `bytes_read` (the end), together. Rows the job has passed already (its `bytes_read` is at or
+/// past the end: a retry after a later part failed) are left alone; rows that do not start
+/// where the job stands are refused (the job is then resumed from what is stored).
 pub fn apply_chunk(
     conn: &Connection,
     ids: &Ids,
     key: &ServerKey,
     job_id: &ContactImportId,
     rows: &[PreparedRow],
-    end_offset: u64,
+    (start_offset, end_offset): (u64, u64),
     now: Timestamp,
 ) -> Result<(ChunkOutcome, ImportRow), AppError> {
     let mut job = store::load_import(conn, job_id)?.ok_or(AppError::NotFound)?;
     if job.status != ImportStatus::Running {
         return Ok((ChunkOutcome::Cancelled, job));
     }
+    let bytes_read = u64::try_from(job.bytes_read).unwrap_or(0);
+    if bytes_read >= end_offset {
+        return Ok((ChunkOutcome::Applied, job));
+    }
+    if bytes_read != start_offset {
+        return Err(AppError::internal(format!(
+            "import {} stands at byte {bytes_read}, not at {start_offset} where these rows start",
+            job.id
+        )));
+    }
     let now = format_timestamp(now);
     let group = match &job.group_id {
         Some(group_id) if store::group_exists(conn, group_id)? => Some(group_id.clone()),
         _ => None,
     };
+    // Erased addresses are rare: when the workspace has none (in this mode), no row needs the
+    // keyed hashes of its addresses looked up.
+    let suppressions = contacts_store::any_suppression(conn, &job.workspace_id, job.mode)?;
     for row in rows {
         let (row_number, contact, fields) = match row {
             PreparedRow::Rejected {
@@ -637,7 +658,7 @@ pub fn apply_chunk(
                 fields,
             } => (*row_number, contact, fields),
         };
-        match write_row(conn, ids, key, &job, contact, &now)? {
+        match write_row(conn, ids, key, &job, contact, &now, suppressions)? {
             Written::Refused(reason) => reject(conn, &mut job, row_number, &reason, fields)?,
             Written::Contact(id, counted) => {
                 match counted {
@@ -691,6 +712,7 @@ fn write_row(
     job: &ImportRow,
     contact: &CheckedContact,
     now: &str,
+    suppressions: bool,
 ) -> Result<Written, AppError> {
     let lookup = |column, value: Option<&String>| match value {
         Some(value) => store::find_contact_by(conn, &job.workspace_id, job.mode, column, value),
@@ -723,7 +745,9 @@ fn write_row(
                 now,
             )?;
             // A person erased before comes back unsubscribed, as through the API.
-            crate::contacts::reach::apply_suppressions(conn, key, &mut row)?;
+            if suppressions {
+                crate::contacts::reach::apply_suppressions(conn, key, &mut row)?;
+            }
             contacts_store::insert_contact(conn, &row, Some(&job.id))?;
             Ok(Written::Contact(row.id, Counted::Created))
         }

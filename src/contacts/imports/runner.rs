@@ -3,9 +3,10 @@
 //! job stays `running` and resumes at the next start, from its `bytes_read`).
 //!
 //! Per chunk of `CHUNK_ROWS` rows: read and decode them from the spooled file and check each
-//! one (no transaction held), then one `Db::write` applies them with the job's counters. A
-//! crash between two chunks loses nothing and repeats nothing: the job's `bytes_read` is
-//! committed with the rows before it.
+//! one (no transaction held), then `Db::write_parts` applies them `PART_ROWS` at a time, each
+//! part with the job's counters: one transaction for the chunk while nobody else writes, and
+//! the writer free to a send between any two parts. A crash loses nothing and repeats nothing:
+//! the job's `bytes_read` is committed with the rows before it, part by part.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use crate::app::App;
 use crate::contacts::imports::csvfile::Rows;
 use crate::contacts::imports::store::{self, ImportRow};
 use crate::contacts::imports::{
-    self as imports, CHUNK_ROWS, ChunkOutcome, ImportStatus, PreparedRow, RowChecker,
+    self as imports, CHUNK_ROWS, ChunkOutcome, ImportStatus, PART_ROWS, PreparedRow, RowChecker,
 };
 use crate::error::{AppError, StartupError};
 
@@ -149,15 +150,14 @@ fn run_job(app: &App, stop: &AtomicBool, dir: &Path, job: ImportRow) -> Result<(
                 // Dropping `ready` ends the reader at its next chunk.
                 return Ok(());
             }
-            let (prepared, end_offset) = match chunk {
-                Chunk::Rows(prepared, end_offset) => (prepared, end_offset),
+            let parts = match chunk {
+                Chunk::Rows(parts) => parts,
                 Chunk::End => return end_job(app, dir, &job, ImportStatus::Completed, None),
                 Chunk::Broken(why) => {
                     return end_job(app, dir, &job, ImportStatus::Failed, Some(why));
                 }
             };
-            let (outcome, _) = apply(app, &job, &prepared, end_offset)?;
-            if outcome == ChunkOutcome::Cancelled {
+            if apply(app, &job, &parts)? == ChunkOutcome::Cancelled {
                 let _ = std::fs::remove_file(&path);
                 return Ok(());
             }
@@ -166,10 +166,18 @@ fn run_job(app: &App, stop: &AtomicBool, dir: &Path, job: ImportRow) -> Result<(
     })
 }
 
+/// Up to `PART_ROWS` checked rows, and where they lie in the file.
+struct Part {
+    rows: Vec<PreparedRow>,
+    /// The file offset of the first row's start, and just after the last row.
+    start_offset: u64,
+    end_offset: u64,
+}
+
 /// What the reading thread hands the writer.
 enum Chunk {
-    /// Up to `CHUNK_ROWS` checked rows, and the file offset just after the last.
-    Rows(Vec<PreparedRow>, u64),
+    /// Up to `CHUNK_ROWS` checked rows, in parts, in file order.
+    Rows(Vec<Part>),
     /// The file has no more rows.
     End,
     /// The file cannot be read on (why).
@@ -180,12 +188,26 @@ enum Chunk {
 fn read_chunks(mut rows: Rows, checker: &RowChecker, first_row: i64, chunks: &SyncSender<Chunk>) {
     let mut row_number = first_row;
     loop {
-        let mut prepared = Vec::with_capacity(CHUNK_ROWS);
-        while prepared.len() < CHUNK_ROWS {
+        let mut parts: Vec<Part> = Vec::with_capacity(CHUNK_ROWS.div_ceil(PART_ROWS));
+        let mut read = 0;
+        let mut start_offset = rows.offset();
+        let mut part = Vec::with_capacity(PART_ROWS);
+        while read < CHUNK_ROWS {
             match rows.next_row() {
                 Ok(Some((fields, _))) => {
                     row_number += 1;
-                    prepared.push(checker.check(row_number, fields));
+                    read += 1;
+                    part.push(checker.check(row_number, fields));
+                    if part.len() == PART_ROWS {
+                        let end_offset = rows.offset();
+                        let full = std::mem::replace(&mut part, Vec::with_capacity(PART_ROWS));
+                        parts.push(Part {
+                            rows: full,
+                            start_offset,
+                            end_offset,
+                        });
+                        start_offset = end_offset;
+                    }
                 }
                 Ok(None) => break,
                 Err(err) => {
@@ -195,10 +217,17 @@ fn read_chunks(mut rows: Rows, checker: &RowChecker, first_row: i64, chunks: &Sy
                 }
             }
         }
-        let chunk = if prepared.is_empty() {
+        if !part.is_empty() {
+            parts.push(Part {
+                rows: part,
+                start_offset,
+                end_offset: rows.offset(),
+            });
+        }
+        let chunk = if parts.is_empty() {
             Chunk::End
         } else {
-            Chunk::Rows(prepared, rows.offset())
+            Chunk::Rows(parts)
         };
         let last = matches!(chunk, Chunk::End);
         if chunks.send(chunk).is_err() || last {
@@ -207,28 +236,29 @@ fn read_chunks(mut rows: Rows, checker: &RowChecker, first_row: i64, chunks: &Sy
     }
 }
 
-/// Applies a chunk, retrying while the database is busy (a send holding the writer long).
-fn apply(
-    app: &App,
-    job: &ImportRow,
-    chunk: &[PreparedRow],
-    end_offset: u64,
-) -> Result<(ChunkOutcome, ImportRow), AppError> {
+/// Applies a chunk part by part, retrying while the database is busy (a send holding the
+/// writer long); a retry skips the parts already committed (the job's `bytes_read` is past
+/// them).
+fn apply(app: &App, job: &ImportRow, parts: &[Part]) -> Result<ChunkOutcome, AppError> {
     loop {
-        let result = app.db.write(|conn| {
-            imports::apply_chunk(
+        let mut outcome = ChunkOutcome::Applied;
+        let result = app.db.write_parts(parts, |conn, part| {
+            let (applied, _) = imports::apply_chunk(
                 conn,
                 &app.ids,
                 &app.unsubscribe_key,
                 &job.id,
-                chunk,
-                end_offset,
+                &part.rows,
+                (part.start_offset, part.end_offset),
                 app.clock.now(),
-            )
+            )?;
+            outcome = applied;
+            Ok(applied == ChunkOutcome::Applied)
         });
         match result {
             Err(AppError::Unavailable { .. }) => thread::sleep(RETRY_AFTER),
-            other => return other,
+            Err(err) => return Err(err),
+            Ok(()) => return Ok(outcome),
         }
     }
 }

@@ -276,13 +276,10 @@ pub fn find_contact_by(
     };
     Ok(conn
         .prepare_cached(sql)?
-        .query_row(
-            named_params! { ":workspace_id": workspace_id, ":mode": mode, ":value": value },
-            |row| {
-                let contact = crate::contacts::store::contact_row(row)?;
-                Ok((contact, row.get(19)?))
-            },
-        )
+        .query_row(rusqlite::params![workspace_id, mode, value], |row| {
+            let contact = crate::contacts::store::contact_row(row)?;
+            Ok((contact, row.get(19)?))
+        })
         .optional()?)
 }
 
@@ -297,13 +294,13 @@ const IMPORT_LOOKUP_BY_PHONE: &str = "SELECT id, workspace_id, mode, name, first
     phone, phone_input, email, language, custom, phone_state, email_state, sms_unsubscribed_at,
     sms_unsubscribed_via, email_unsubscribed_at, email_unsubscribed_via, created_at, updated_at,
     import_id
-    FROM contacts WHERE workspace_id = :workspace_id AND mode = :mode AND phone = :value
+    FROM contacts WHERE workspace_id = ?1 AND mode = ?2 AND phone = ?3
       AND deleted_at IS NULL";
 const IMPORT_LOOKUP_BY_EMAIL: &str = "SELECT id, workspace_id, mode, name, first_name, last_name,
     phone, phone_input, email, language, custom, phone_state, email_state, sms_unsubscribed_at,
     sms_unsubscribed_via, email_unsubscribed_at, email_unsubscribed_via, created_at, updated_at,
     import_id
-    FROM contacts WHERE workspace_id = :workspace_id AND mode = :mode AND email = :value
+    FROM contacts WHERE workspace_id = ?1 AND mode = ?2 AND email = ?3
       AND deleted_at IS NULL";
 
 /// Whether the group still exists (it may have been deleted while the job ran).
