@@ -200,13 +200,20 @@ fn startable(
     expected: CampaignStatus,
 ) -> Result<CampaignRow, AppError> {
     let campaign = find_campaign(conn, scope, mode, id)?;
+    ensure_status(&campaign, expected)?;
+    Ok(campaign)
+}
+
+/// 409 unless the campaign is `expected` (a launch wants a draft; the scheduler a scheduled
+/// one) — the one refusal, before and inside the launch's transaction alike.
+pub fn ensure_status(campaign: &CampaignRow, expected: CampaignStatus) -> Result<(), AppError> {
     if campaign.status != expected {
         return Err(AppError::Conflict(format!(
-            "The campaign {id} is {}; only a {expected} campaign starts here.",
-            campaign.status
+            "The campaign {} is {}; only a {expected} campaign starts here.",
+            campaign.id, campaign.status
         )));
     }
-    Ok(campaign)
+    Ok(())
 }
 
 /// Starts the campaign now with `estimate` (made just before, outside this transaction): it

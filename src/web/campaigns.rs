@@ -358,12 +358,7 @@ pub fn launch_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
     // SMS), the costly part. `None`: the campaign is scheduled rather than started.
     let prepared = app.db.read(|conn| {
         let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
-        if campaign.status != CampaignStatus::Draft {
-            return Err(AppError::Conflict(format!(
-                "The campaign {id} is {}; only a draft is launched.",
-                campaign.status
-            )));
-        }
+        launch::ensure_status(&campaign, CampaignStatus::Draft)?;
         // Refusals of the campaign as it stands are made here, before the key is recorded, so
         // a retry with the same key once it is fixed goes through.
         if launch::launches_later(&campaign, now) {
