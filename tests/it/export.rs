@@ -359,8 +359,13 @@ mod streaming {
         let server = server();
         let mut stream = get(&server, "/test/failing");
         let response = read_to_close(&mut stream);
-        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-        // hyper may or may not have sent the bytes before the failure; it never ends the body.
+        // hyper may or may not have flushed the head and the first bytes before the writer
+        // failed (under load it sometimes has not: the connection closes with nothing); either
+        // way it never ends the body, so no client can take it for a whole export.
+        assert!(
+            response.is_empty() || response.starts_with("HTTP/1.1 200"),
+            "{response}"
+        );
         assert!(
             !response.ends_with("0\r\n\r\n"),
             "no final chunk: {response:?}"
