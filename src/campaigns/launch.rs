@@ -70,16 +70,19 @@ fn parsed_lists(campaign: &CampaignRow) -> Result<(bool, Vec<GroupId>, Vec<Segme
     let groups = audience
         .groups
         .iter()
-        .map(|id| GroupId::parse(id).ok_or_else(|| AppError::invalid_field("audience.groups", id)))
+        .map(|id| GroupId::parse(id).ok_or_else(|| unknown_list("audience.groups", id)))
         .collect::<Result<_, _>>()?;
     let segments = audience
         .segments
         .iter()
-        .map(|id| {
-            SegmentId::parse(id).ok_or_else(|| AppError::invalid_field("audience.segments", id))
-        })
+        .map(|id| SegmentId::parse(id).ok_or_else(|| unknown_list("audience.segments", id)))
         .collect::<Result<_, _>>()?;
     Ok((audience.all, groups, segments))
+}
+
+/// A list id in a stored audience that is not an id (the draft checks refuse it first).
+fn unknown_list(field: &str, id: &str) -> AppError {
+    AppError::invalid_field(field, format!("no such list among the caller's: {id}"))
 }
 
 /// Estimates `campaign` for the scope's workspace: its content and lists are checked again (a

@@ -1283,11 +1283,10 @@ pub fn group_member_counts(
     mode: Mode,
     groups: &[GroupId],
 ) -> Result<(u64, u64), AppError> {
-    let mut listed = 0;
-    let mut deleted = 0;
     if groups.is_empty() {
         return Ok((0, 0));
     }
+    let mut listed = 0;
     let mut count = conn.prepare_cached(
         "SELECT count(*) FROM group_members m JOIN contacts c ON c.id = m.contact_id
          WHERE m.group_id = ?1 AND c.workspace_id = ?2 AND c.mode = ?3 AND c.deleted_at IS NULL",
@@ -1305,7 +1304,7 @@ pub fn group_member_counts(
          JOIN contacts c ON c.id = m.contact_id
          WHERE m.group_id IN ({placeholders}) AND c.deleted_at IS NOT NULL"
     );
-    deleted += conn
+    let deleted = conn
         .prepare(&sql)?
         .query_row(params_from_iter(groups.iter()), |row| row.get::<_, i64>(0))?
         .unsigned_abs();
