@@ -1,6 +1,6 @@
 //! SQL for wallets, the ledger, usage counters and reservations.
 
-use rusqlite::{Connection, OptionalExtension, named_params};
+use rusqlite::{Connection, OptionalExtension, named_params, params};
 
 use crate::billing::catalog::PlanCode;
 use crate::error::AppError;
@@ -289,17 +289,23 @@ pub fn insert_reservation(
             "INSERT INTO billing_reservations
                  (reference, workspace_id, channel, units, included_units, billable_units,
                   charge_minor, currency, quota_period_start, billing_month_start, created_at)
-             VALUES (:reference, :workspace_id, :channel, :units, :included, :billable, :charge,
-                     :currency, :qps, :bms, :now)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (reference) DO NOTHING",
         )?
-        .execute(named_params! {
-            ":reference": row.reference, ":workspace_id": row.workspace_id, ":channel": row.channel,
-            ":units": row.units as i64, ":included": row.included_units as i64,
-            ":billable": row.billable_units as i64, ":charge": row.charge_minor,
-            ":currency": row.currency, ":qps": row.quota_period_start,
-            ":bms": row.billing_month_start, ":now": now,
-        })?;
+        // Positional, in column order: a campaign's fan-out writes one per message.
+        .execute(params![
+            row.reference,
+            row.workspace_id,
+            row.channel,
+            row.units as i64,
+            row.included_units as i64,
+            row.billable_units as i64,
+            row.charge_minor,
+            row.currency,
+            row.quota_period_start,
+            row.billing_month_start,
+            now,
+        ])?;
     if inserted == 0 {
         return Err(AppError::Conflict(format!(
             "{} already has a reservation.",

@@ -23,9 +23,13 @@ use crate::ids::CampaignId;
 use crate::scope::WorkspaceScope;
 use crate::vocabulary::Mode;
 
-/// Contacts per fan-out chunk: each chunk is one write transaction, short enough that sends
-/// waiting for the write lock are not held up long (docs/rules/campaigns.md, "Fan-out").
-pub const FANOUT_CHUNK: usize = 1_000;
+/// Contacts per fan-out part: each part is one savepoint of the writer, and between two parts
+/// the sends and imports waiting for the writer go first, so none waits longer than one part
+/// (docs/rules/campaigns.md, "Fan-out").
+pub const FANOUT_PART: usize = 250;
+/// Parts per runner round for one campaign: running campaigns take turns every
+/// `FANOUT_PART * FANOUT_PARTS_PER_ROUND` contacts.
+pub const FANOUT_PARTS_PER_ROUND: usize = 4;
 /// Messages per cancel batch.
 pub const CANCEL_BATCH: usize = 5_000;
 /// How often the runner looks for work when nothing wakes it: a running campaign finishes
@@ -119,19 +123,25 @@ fn step(app: &App, id: &CampaignId) -> Result<Step, AppError> {
         CampaignStatus::Scheduled => start_scheduled(app, &campaign),
         CampaignStatus::Running if campaign.progress.fanout_done_at.is_none() => {
             let started = std::time::Instant::now();
-            let step = app.db.write(|conn| {
-                fanout::fan_out_chunk(
-                    conn,
-                    (&app.ids, &app.config.billing_catalog),
-                    links(app),
-                    id,
-                    FANOUT_CHUNK,
-                    now,
-                )
-            })?;
+            let mut step = Step::Idle;
+            app.db
+                .write_parts(0..FANOUT_PARTS_PER_ROUND, |conn, _| {
+                    let part = fanout::fan_out_chunk(
+                        conn,
+                        (&app.ids, &app.config.billing_catalog),
+                        links(app),
+                        id,
+                        FANOUT_PART,
+                        now,
+                    )?;
+                    if part == Step::Progressed {
+                        step = Step::Progressed;
+                    }
+                    Ok(part == Step::Progressed)
+                })?;
             log::debug!(
                 campaign:% = id, elapsed_ms = started.elapsed().as_millis();
-                "fan-out chunk written"
+                "fan-out parts written"
             );
             app.outbox.notify();
             Ok(step)

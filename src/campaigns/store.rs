@@ -420,6 +420,38 @@ pub fn discrepancies(conn: &Connection) -> Result<Vec<String>, AppError> {
             ));
         }
     }
+    // Stats: the tallies the triggers keep (V25) agree with the messages counted one by one.
+    let mut tallies = conn.prepare_cached(
+        "WITH counted AS (
+             SELECT campaign_id, status, count(*) AS messages, sum(charge_minor) AS charge_minor
+             FROM messages WHERE campaign_id IS NOT NULL GROUP BY campaign_id, status)
+         SELECT t.campaign_id, t.status, t.messages, t.charge_minor,
+                COALESCE(c.messages, 0), COALESCE(c.charge_minor, 0)
+         FROM campaign_tallies t LEFT JOIN counted c USING (campaign_id, status)
+         WHERE t.messages <> COALESCE(c.messages, 0)
+            OR t.charge_minor <> COALESCE(c.charge_minor, 0)
+         UNION ALL
+         SELECT c.campaign_id, c.status, 0, 0, c.messages, c.charge_minor
+         FROM counted c LEFT JOIN campaign_tallies t USING (campaign_id, status)
+         WHERE t.campaign_id IS NULL",
+    )?;
+    let rows = tallies.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, i64>(2)?,
+            row.get::<_, i64>(3)?,
+            row.get::<_, i64>(4)?,
+            row.get::<_, i64>(5)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, status, tallied, tallied_minor, counted, counted_minor) = row?;
+        problems.push(format!(
+            "campaign {id}: its stats count {tallied} {status} message(s) carrying \
+             {tallied_minor} but {counted} carrying {counted_minor} exist"
+        ));
+    }
     problems.truncate(100);
     Ok(problems)
 }

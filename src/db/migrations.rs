@@ -124,4 +124,44 @@ mod tests {
             "run refuses a database it does not know"
         );
     }
+
+    /// The tables written on every send, attempt, charge and fan-out chunk check their words
+    /// with comparisons: an `IN` list of three words or more makes SQLite build a temporary
+    /// b-tree of the words for every row written (V21, V25).
+    #[test]
+    fn hot_tables_check_their_words_without_in_lists() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run(&mut conn).unwrap();
+        for table in [
+            "messages",
+            "message_attempts",
+            "billing_reservations",
+            "usage_counters",
+            "wallet_ledger",
+            "campaigns",
+            "campaign_tallies",
+            "contacts",
+        ] {
+            let sql: String = conn
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                    [table],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            let upper = sql.to_uppercase();
+            for (at, _) in upper.match_indices(" IN") {
+                let rest = upper[at + 3..].trim_start();
+                let Some(list) = rest.strip_prefix('(') else {
+                    continue;
+                };
+                let list = &list[..list.find(')').unwrap_or(list.len())];
+                assert!(
+                    list.split(',').count() <= 2,
+                    "{table} checks an IN list of {} words: {list}",
+                    list.split(',').count()
+                );
+            }
+        }
+    }
 }

@@ -1,7 +1,10 @@
-//! SQL for messages and their delivery attempts. Plain statements, named parameters, cached;
+//! SQL for messages and their delivery attempts. Plain statements, named parameters (positional
+//! for the insert, which a fan-out makes a million times), cached;
 //! every function runs on the caller's connection (inside its transaction when it writes).
 
-use rusqlite::{Connection, OptionalExtension, Row, named_params};
+use std::sync::LazyLock;
+
+use rusqlite::{Connection, OptionalExtension, Row, named_params, params};
 
 use crate::billing::Channel;
 use crate::error::AppError;
@@ -105,39 +108,41 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
 }
 
 pub fn insert_message(conn: &Connection, message: &MessageRow) -> Result<(), AppError> {
-    conn.prepare_cached(&format!(
-        "INSERT INTO messages ({COLUMNS}) VALUES (:id, :workspace_id, :api_key_id, :campaign_id,
-            :mode, :channel, :category, :to_address, :sender, :subject, :text, :html, :metadata,
-            :encoding, :segments, :units, :included_units, :charge_minor, :currency, :status,
-            :scheduled_at, :next_attempt_at, 0, NULL, NULL, NULL, NULL, NULL, NULL, :created_at,
-            :created_at, NULL, NULL, NULL, NULL, :contact_id)"
-    ))?
-    .execute(named_params! {
-        ":id": message.id,
-        ":workspace_id": message.workspace_id,
-        ":api_key_id": message.api_key_id,
-        ":campaign_id": message.campaign_id,
-        ":mode": message.mode,
-        ":channel": message.channel,
-        ":category": message.category,
-        ":to_address": message.to_address,
-        ":sender": message.sender,
-        ":subject": message.subject,
-        ":text": message.text,
-        ":html": message.html,
-        ":metadata": message.metadata,
-        ":encoding": message.encoding,
-        ":segments": message.segments,
-        ":units": i64::try_from(message.units).unwrap_or(i64::MAX),
-        ":included_units": i64::try_from(message.included_units).unwrap_or(i64::MAX),
-        ":charge_minor": message.charge_minor,
-        ":currency": message.currency,
-        ":status": message.status,
-        ":scheduled_at": message.scheduled_at,
-        ":next_attempt_at": message.next_attempt_at,
-        ":created_at": message.created_at,
-        ":contact_id": message.contact_id,
-    })?;
+    // Positional parameters, in the order of the columns they fill: a fan-out writes a million
+    // of these, and looking up 24 parameter names per row was a twelfth of its cost.
+    static INSERT: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "INSERT INTO messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
+                ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, 0, NULL, NULL, NULL,
+                NULL, NULL, NULL, ?23, ?23, NULL, NULL, NULL, NULL, ?24)"
+        )
+    });
+    conn.prepare_cached(&INSERT)?.execute(params![
+        message.id,
+        message.workspace_id,
+        message.api_key_id,
+        message.campaign_id,
+        message.mode,
+        message.channel,
+        message.category,
+        message.to_address,
+        message.sender,
+        message.subject,
+        message.text,
+        message.html,
+        message.metadata,
+        message.encoding,
+        message.segments,
+        i64::try_from(message.units).unwrap_or(i64::MAX),
+        i64::try_from(message.included_units).unwrap_or(i64::MAX),
+        message.charge_minor,
+        message.currency,
+        message.status,
+        message.scheduled_at,
+        message.next_attempt_at,
+        message.created_at,
+        message.contact_id,
+    ])?;
     Ok(())
 }
 
@@ -712,11 +717,12 @@ pub struct StatusCount {
     pub charge_minor: i64,
 }
 
-/// The campaign's messages per status.
+/// The campaign's messages per status, from the tallies the triggers of V25 keep as messages
+/// are written and change status: a few rows, however many messages.
 pub fn campaign_counts(conn: &Connection, campaign_id: &str) -> Result<Vec<StatusCount>, AppError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT status, count(*), sum(charge_minor) FROM messages
-         WHERE campaign_id = ?1 GROUP BY status",
+        "SELECT status, messages, charge_minor FROM campaign_tallies
+         WHERE campaign_id = ?1 AND messages > 0 ORDER BY status",
     )?;
     let rows = stmt.query_map([campaign_id], |row| {
         Ok(StatusCount {
@@ -732,8 +738,8 @@ pub fn campaign_counts(conn: &Connection, campaign_id: &str) -> Result<Vec<Statu
 pub fn campaign_unsettled(conn: &Connection, campaign_id: &str) -> Result<bool, AppError> {
     Ok(conn
         .prepare_cached(
-            "SELECT 1 FROM messages WHERE campaign_id = ?1
-               AND status IN ('scheduled', 'queued', 'sending') LIMIT 1",
+            "SELECT 1 FROM campaign_tallies WHERE campaign_id = ?1
+               AND status IN ('scheduled', 'queued', 'sending') AND messages > 0 LIMIT 1",
         )?
         .query_row([campaign_id], |_| Ok(()))
         .optional()?
@@ -741,12 +747,17 @@ pub fn campaign_unsettled(conn: &Connection, campaign_id: &str) -> Result<bool, 
 }
 
 /// What the campaign's messages gave back: the charges of those whose reservation is refunded.
+/// Every cancelled message of a campaign was refunded with its cancel batch (their tally says
+/// how much); of the failed ones, only those no provider accepted were, and failures are few.
 pub fn campaign_refunded_minor(conn: &Connection, campaign_id: &str) -> Result<i64, AppError> {
     Ok(conn
         .prepare_cached(
-            "SELECT COALESCE(sum(m.charge_minor), 0)
-             FROM messages m JOIN billing_reservations r ON r.reference = m.id
-             WHERE m.campaign_id = ?1 AND r.refunded_at IS NOT NULL",
+            "SELECT (SELECT COALESCE(sum(charge_minor), 0) FROM campaign_tallies
+                     WHERE campaign_id = ?1 AND status = 'cancelled')
+                  + (SELECT COALESCE(sum(m.charge_minor), 0)
+                     FROM messages m JOIN billing_reservations r ON r.reference = m.id
+                     WHERE m.campaign_id = ?1 AND m.status = 'failed'
+                       AND r.refunded_at IS NOT NULL)",
         )?
         .query_row([campaign_id], |row| row.get(0))?)
 }

@@ -922,6 +922,31 @@ fn cancelling_while_sending_refunds_exactly_the_unsent() {
     // Finished: cancelling again is still the same 200.
     assert_eq!(shop.cancel(&id).status, 200);
     assert_doctor_passes(&server);
+
+    // The stats come from tallies kept beside the messages; the doctor counts the messages
+    // again and names a tally that drifted.
+    server
+        .db()
+        .execute(
+            "UPDATE campaign_tallies SET messages = messages + 1 WHERE status = 'sent'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(shop.show(&id)["stats"]["messages"]["sent"], sent + 1);
+    let findings = crier::doctor::examine(&mut server.db());
+    let named = findings
+        .iter()
+        .filter(|finding| !finding.passed())
+        .map(|finding| format!("{finding:?}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        named.contains(&format!(
+            "campaign {id}: its stats count {} sent message(s)",
+            sent + 1
+        )),
+        "{named}"
+    );
 }
 
 #[test]
