@@ -102,6 +102,7 @@ pub fn fan_out_chunk(
     let mut created = 0;
     // The pool, read at the first message that needs it and written back once below.
     let mut carver = None;
+    let mut batch = messages::CampaignBatch::new(id);
     for member in &members {
         if let Some(exclusion) = member.exclusion {
             *excluded.entry(exclusion.as_str().to_owned()).or_default() += 1;
@@ -112,7 +113,7 @@ pub fn fan_out_chunk(
             (ids, catalog),
             links,
             (&scope, &mut campaign, &mut carver),
-            &renderer,
+            (&renderer, &mut batch),
             member,
             now,
             &now_text,
@@ -121,6 +122,7 @@ pub fn fan_out_chunk(
             Err(reason) => *excluded.entry(reason.to_owned()).or_default() += 1,
         }
     }
+    batch.finish(conn)?;
     if let Some(carver) = carver {
         carver.close(conn)?;
     }
@@ -152,7 +154,7 @@ fn write_message(
         &mut CampaignRow,
         &mut Option<pools::Carver>,
     ),
-    renderer: &Renderer,
+    (renderer, batch): (&Renderer, &mut messages::CampaignBatch),
     member: &AudienceMember,
     now: Timestamp,
     now_text: &str,
@@ -204,7 +206,7 @@ fn write_message(
         } => (Some(subject), text, html, None),
     };
     let currency = campaign.progress.currency.clone().unwrap_or_default();
-    messages::create_campaign_message(
+    batch.create(
         conn,
         message_id,
         CampaignMessage {

@@ -124,21 +124,20 @@ fn step(app: &App, id: &CampaignId) -> Result<Step, AppError> {
         CampaignStatus::Running if campaign.progress.fanout_done_at.is_none() => {
             let started = std::time::Instant::now();
             let mut step = Step::Idle;
-            app.db
-                .write_parts(0..FANOUT_PARTS_PER_ROUND, |conn, _| {
-                    let part = fanout::fan_out_chunk(
-                        conn,
-                        (&app.ids, &app.config.billing_catalog),
-                        links(app),
-                        id,
-                        FANOUT_PART,
-                        now,
-                    )?;
-                    if part == Step::Progressed {
-                        step = Step::Progressed;
-                    }
-                    Ok(part == Step::Progressed)
-                })?;
+            app.db.write_parts(0..FANOUT_PARTS_PER_ROUND, |conn, _| {
+                let part = fanout::fan_out_chunk(
+                    conn,
+                    (&app.ids, &app.config.billing_catalog),
+                    links(app),
+                    id,
+                    FANOUT_PART,
+                    now,
+                )?;
+                if part == Step::Progressed {
+                    step = Step::Progressed;
+                }
+                Ok(part == Step::Progressed)
+            })?;
             log::debug!(
                 campaign:% = id, elapsed_ms = started.elapsed().as_millis();
                 "fan-out parts written"

@@ -734,6 +734,29 @@ pub fn campaign_counts(conn: &Connection, campaign_id: &str) -> Result<Vec<Statu
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Counts `messages` new `queued` messages of the campaign, carrying `charge_minor`, in its
+/// tallies (the fan-out's part that wrote them calls this once).
+pub fn tally_created(
+    conn: &Connection,
+    campaign_id: &str,
+    messages: u64,
+    charge_minor: i64,
+) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "INSERT INTO campaign_tallies (campaign_id, status, messages, charge_minor)
+         VALUES (?1, 'queued', ?2, ?3)
+         ON CONFLICT (campaign_id, status) DO UPDATE
+         SET messages = messages + excluded.messages,
+             charge_minor = charge_minor + excluded.charge_minor",
+    )?
+    .execute(params![
+        campaign_id,
+        i64::try_from(messages).unwrap_or(i64::MAX),
+        charge_minor
+    ])?;
+    Ok(())
+}
+
 /// Whether any of the campaign's messages may still be sent (scheduled, queued or sending).
 pub fn campaign_unsettled(conn: &Connection, campaign_id: &str) -> Result<bool, AppError> {
     Ok(conn

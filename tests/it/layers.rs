@@ -358,6 +358,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V21__contacts_write_speed.sql",
         "9d0a9342537e49c7dae1629842c3679aa7d85cea24bd14596cc24fa18b5ba061",
     ),
+    (
+        "V25__campaign_tallies_and_checks.sql",
+        "50372fb18888322b489373babeab6144c916dc401157193dadb1e29832eb418a",
+    ),
 ];
 
 #[test]
