@@ -984,22 +984,19 @@ mod tests {
         // ended first (m1's, at 40).
         let next = f.claim("f", &at(55), &at(90), 2);
         assert_eq!(claimed(next), set(&[&later, &m1]));
-        assert_eq!(
-            claimed(f.claim("g", &at(55), &at(90), 9)),
-            set(&[&m2, &m3])
-        );
+        assert_eq!(claimed(f.claim("g", &at(55), &at(90), 9)), set(&[&m2, &m3]));
     }
 
     #[test]
     fn the_claim_walks_three_partial_indexes() {
         let f = fixture();
-        let plan = f
-            .db
-            .read(|conn| {
+        let plan =
+            f.db.read(|conn| {
                 let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {CLAIMABLE}"))?;
-                let rows = stmt.query_map(named_params! { ":now": at(0), ":limit": 50 }, |row| {
-                    row.get::<_, String>(3)
-                })?;
+                let rows = stmt
+                    .query_map(named_params! { ":now": at(0), ":limit": 50 }, |row| {
+                        row.get::<_, String>(3)
+                    })?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
             })
             .unwrap();
