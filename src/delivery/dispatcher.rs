@@ -210,8 +210,11 @@ pub fn dispatch_batch(app: &App, stop: &AtomicBool, limit: usize) -> Result<usiz
             limit,
         )
     })?;
-    // Oldest first (RETURNING gives no order).
-    batch.sort_by(|a, b| a.next_attempt_at.cmp(&b.next_attempt_at));
+    // In the claim's order (RETURNING gives none): transactional first, then oldest due first.
+    batch.sort_by(|a, b| {
+        let rank = |m: &MessageRow| m.category != Category::Transactional;
+        (rank(a), &a.next_attempt_at).cmp(&(rank(b), &b.next_attempt_at))
+    });
     let claimed = batch.len();
     let mut held: VecDeque<&MessageRow> = batch.iter().collect();
     let mut outcomes = Outcomes::default();

@@ -398,6 +398,12 @@ pub fn queue_due_scheduled(conn: &Connection, now: &str, limit: usize) -> Result
 /// Claims up to `limit` messages for `owner` until `lease_until`: queued ones that are due, and
 /// `sending` ones whose lease expired (their dispatcher crashed). Each claim begins a delivery
 /// cycle.
+///
+/// Transactional messages go first (docs/rules/messages.md, "Claim order"): an OTP sent while a
+/// campaign's million messages are queued is in the next batch any dispatcher claims, not behind
+/// the backlog. Then marketing ones fill the batch, oldest due first — so within marketing,
+/// campaigns are served in due-time order (the fan-out's chunks of campaigns running together
+/// interleave; a campaign launched after another's backlog was queued waits behind it).
 pub fn claim_due(
     conn: &Connection,
     owner: &str,
@@ -409,18 +415,7 @@ pub fn claim_due(
         "UPDATE messages SET status = 'sending', lease_owner = :owner,
              lease_expires_at = :lease_until, delivery_cycles = delivery_cycles + 1,
              updated_at = :now
-         WHERE id IN (
-             SELECT id FROM (
-                 -- Each side takes its first rows in index order, so only 2 × limit rows are
-                 -- ever sorted, however long the queue.
-                 SELECT * FROM (SELECT id, next_attempt_at AS due FROM messages
-                                WHERE status = 'queued' AND next_attempt_at <= :now
-                                ORDER BY next_attempt_at LIMIT :limit)
-                 UNION ALL
-                 SELECT * FROM (SELECT id, lease_expires_at AS due FROM messages
-                                WHERE status = 'sending' AND lease_expires_at <= :now
-                                ORDER BY lease_expires_at LIMIT :limit)
-             ) ORDER BY due LIMIT :limit)
+         WHERE id IN ({CLAIMABLE})
          RETURNING {COLUMNS}"
     ))?;
     let rows = stmt.query_map(
@@ -429,6 +424,43 @@ pub fn claim_due(
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// The ids `claim_due` takes: the first `:limit` due at `:now` by (transactional first, due time).
+///
+/// Each queued side takes its first rows in the order of its own partial index, so however long
+/// the queue only `limit` rows of each are read; the transactional side never walks a marketing
+/// row. The plan (the bundled SQLite; `the_claim_walks_three_partial_indexes` checks the
+/// searches):
+///
+/// ```text
+/// SEARCH messages USING INDEX messages_due_transactional (next_attempt_at<?)
+/// SEARCH messages USING INDEX messages_due (next_attempt_at<?)
+/// SEARCH messages USING INDEX messages_leased (lease_expires_at<?)
+/// USE TEMP B-TREE FOR ORDER BY          -- the expired leases by (rank, lease end)
+/// USE TEMP B-TREE FOR ORDER BY          -- the ≤ 3 × limit candidates
+/// ```
+///
+/// The marketing side walks `messages_due` (every queued message) and skips the transactional
+/// rows in it: those that are due are few, as this very claim takes them first. A `sending`
+/// message whose lease expired keeps its rank (transactional or not), then goes by its lease's
+/// end; those are sorted whole, but they are only what dispatchers held (at most workers × batch).
+const CLAIMABLE: &str = "
+    SELECT id FROM (
+        SELECT * FROM (SELECT id, 0 AS rank, next_attempt_at AS due FROM messages
+                       WHERE status = 'queued' AND category = 'transactional'
+                         AND next_attempt_at <= :now
+                       ORDER BY next_attempt_at LIMIT :limit)
+        UNION ALL
+        SELECT * FROM (SELECT id, 1 AS rank, next_attempt_at AS due FROM messages
+                       WHERE status = 'queued' AND category = 'marketing'
+                         AND next_attempt_at <= :now
+                       ORDER BY next_attempt_at LIMIT :limit)
+        UNION ALL
+        SELECT * FROM (SELECT id, category <> 'transactional' AS rank, lease_expires_at AS due
+                       FROM messages
+                       WHERE status = 'sending' AND lease_expires_at <= :now
+                       ORDER BY rank, lease_expires_at LIMIT :limit)
+    ) ORDER BY rank, due LIMIT :limit";
 
 /// Extends the lease on the owner's messages still `sending`; returns the ids it still holds
 /// (a message whose lease ran out may have been taken over, and must not be sent again here).
@@ -828,4 +860,193 @@ pub fn campaign_timeline(
         },
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The claim against a real SQLite file: which messages a claim takes, in which order, and
+    //! the indexes it walks to find them.
+
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::clock::{ManualClock, Timestamp, format_timestamp};
+    use crate::config::Config;
+    use crate::db::{Db, DbSettings};
+    use crate::ids::{Ids, SeededRandom};
+    use crate::users::{NewUser, create_user};
+    use crate::workspaces::create_workspace;
+
+    /// `seconds` after the fixture's start, as stored.
+    fn at(seconds: i64) -> String {
+        format_timestamp(start() + chrono::Duration::seconds(seconds))
+    }
+
+    fn start() -> Timestamp {
+        Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).unwrap()
+    }
+
+    struct Fixture {
+        db: Db,
+        ids: Ids,
+        workspace: WorkspaceId,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&DbSettings::from_config(&Config::for_tests(dir.path()))).unwrap();
+        let ids = Ids::new(
+            Arc::new(ManualClock::new(start())),
+            Arc::new(SeededRandom::new(23)),
+        );
+        let workspace = db
+            .write(|conn| {
+                let user = NewUser {
+                    email: "owner@x.io".into(),
+                    name: "O".into(),
+                    password_hash: "x".into(),
+                };
+                let user = create_user(conn, &ids, user, false, start())?;
+                Ok(create_workspace(conn, &ids, "Acme", &user.id, "XAF", start())?.id)
+            })
+            .unwrap();
+        Fixture {
+            db,
+            ids,
+            workspace,
+            _dir: dir,
+        }
+    }
+
+    impl Fixture {
+        /// A queued SMS of `category` due at `due`; returns its id.
+        fn queued(&self, category: Category, due: &str) -> MessageId {
+            let message = MessageRow {
+                id: MessageId::generate(&self.ids),
+                workspace_id: self.workspace.clone(),
+                api_key_id: None,
+                campaign_id: (category == Category::Marketing).then(|| "cmp_test".to_owned()),
+                mode: Mode::Live,
+                channel: Channel::Sms,
+                category,
+                to_address: "+237677123456".to_owned(),
+                sender: Some("Acme".to_owned()),
+                subject: None,
+                text: Some("hello".to_owned()),
+                html: None,
+                metadata: "{}".to_owned(),
+                encoding: Some("gsm7".to_owned()),
+                segments: Some(1),
+                units: 1,
+                included_units: 0,
+                charge_minor: 25,
+                currency: "XAF".to_owned(),
+                status: MessageStatus::Queued,
+                scheduled_at: None,
+                next_attempt_at: due.to_owned(),
+                delivery_cycles: 0,
+                lease_owner: None,
+                lease_expires_at: None,
+                provider: None,
+                provider_message_id: None,
+                error_code: None,
+                error_message: None,
+                created_at: due.to_owned(),
+                updated_at: due.to_owned(),
+                sent_at: None,
+                delivered_at: None,
+                failed_at: None,
+                cancelled_at: None,
+                contact_id: None,
+            };
+            self.db
+                .write(|conn| insert_message(conn, &message))
+                .unwrap();
+            message.id
+        }
+
+        fn claim(&self, owner: &str, now: &str, lease_until: &str, limit: usize) -> Vec<MessageId> {
+            let rows = self
+                .db
+                .write(|conn| claim_due(conn, owner, now, lease_until, limit))
+                .unwrap();
+            assert!(rows.iter().all(|row| row.status == MessageStatus::Sending));
+            rows.into_iter().map(|row| row.id).collect()
+        }
+    }
+
+    fn set(ids: &[&MessageId]) -> BTreeSet<MessageId> {
+        ids.iter().map(|id| (*id).clone()).collect()
+    }
+
+    fn claimed(ids: Vec<MessageId>) -> BTreeSet<MessageId> {
+        ids.into_iter().collect()
+    }
+
+    #[test]
+    fn a_claim_takes_due_transactional_messages_before_older_marketing_ones() {
+        let f = fixture();
+        // A campaign's backlog, due first …
+        let m1 = f.queued(Category::Marketing, &at(1));
+        let m2 = f.queued(Category::Marketing, &at(2));
+        let m3 = f.queued(Category::Marketing, &at(3));
+        // … then two OTPs, and one not due yet (a retry's backoff).
+        let t1 = f.queued(Category::Transactional, &at(5));
+        let t2 = f.queued(Category::Transactional, &at(6));
+        let later = f.queued(Category::Transactional, &at(50));
+
+        // Transactional first, then the oldest marketing ones fill the batch.
+        assert_eq!(
+            claimed(f.claim("a", &at(10), &at(40), 3)),
+            set(&[&t1, &t2, &m1])
+        );
+        assert_eq!(claimed(f.claim("b", &at(10), &at(41), 1)), set(&[&m2]));
+        // Not due is not claimed, however high its rank.
+        assert_eq!(claimed(f.claim("c", &at(10), &at(42), 5)), set(&[&m3]));
+        assert!(f.claim("d", &at(10), &at(40), 5).is_empty());
+
+        // Expired leases come back by their rank, then their lease's end: at 45 every lease
+        // above has run out, and a batch of two takes the two transactional ones (`later` is
+        // not due yet).
+        let retaken = f.claim("e", &at(45), &at(90), 2);
+        assert_eq!(claimed(retaken), set(&[&t1, &t2]));
+        // At 55, `later` is due and beats the expired marketing leases; then the lease that
+        // ended first (m1's, at 40).
+        let next = f.claim("f", &at(55), &at(90), 2);
+        assert_eq!(claimed(next), set(&[&later, &m1]));
+        assert_eq!(claimed(f.claim("g", &at(55), &at(90), 9)), set(&[&m2, &m3]));
+    }
+
+    #[test]
+    fn the_claim_walks_three_partial_indexes() {
+        let f = fixture();
+        let plan =
+            f.db.read(|conn| {
+                let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {CLAIMABLE}"))?;
+                let rows = stmt
+                    .query_map(named_params! { ":now": at(0), ":limit": 50 }, |row| {
+                        row.get::<_, String>(3)
+                    })?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .unwrap();
+        let searches: Vec<&str> = plan
+            .iter()
+            .map(String::as_str)
+            .filter(|line| line.starts_with("SEARCH") || line.starts_with("SCAN messages"))
+            .collect();
+        assert_eq!(
+            searches,
+            [
+                "SEARCH messages USING INDEX messages_due_transactional (next_attempt_at<?)",
+                "SEARCH messages USING INDEX messages_due (next_attempt_at<?)",
+                "SEARCH messages USING INDEX messages_leased (lease_expires_at<?)",
+            ],
+            "{plan:#?}"
+        );
+    }
 }

@@ -1,13 +1,17 @@
 //! The real binary killed (SIGKILL) during a campaign's fan-out and again during its dispatch,
 //! then started again: every eligible contact has exactly one message, the reservation equals
 //! what the messages carry plus the refunded leftover, and `crier doctor` is clean.
+//!
+//! `cargo test` runs it at 20,000 contacts; `CRIER_CRASH_CONTACTS=200000` runs it at issue 14's
+//! size (.ci/run does, as a suite of its own; README, "Tests").
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::wait_for_value;
+use crate::harness::{TestResponse, read_response, wait_for_value};
 use crate::process::{ServeProcess, admin, assert_doctor_clean, crier};
 use crier::clock::{Clock, SystemClock, format_timestamp};
 use crier::config::Synchronous;
@@ -17,14 +21,40 @@ use crier::db::{Db, DbSettings};
 use crier::ids::{ContactId, Ids, SystemRandomSource, WorkspaceId};
 use crier::vocabulary::Mode;
 
-/// Twenty fan-out chunks: enough to be killed between two of them, small enough for a debug
-/// build in CI (the benchmark, examples/campaign_bench.rs, takes the large sizes).
-const CONTACTS: usize = 20_000;
+/// Twenty fan-out chunks: enough to be killed between two of them, small enough for every
+/// `cargo test` in a debug build (the benchmark, examples/campaign_bench.rs, takes the large
+/// sizes).
+const DEFAULT_CONTACTS: usize = 20_000;
 
-/// `CONTACTS` live contacts of the workspace, written straight through the contacts store
+/// Every server of the test: a short lease, so the batches a kill leaves `sending` are claimed
+/// again 20 s after it rather than 120 s (the shortest a 15 s provider timeout allows).
+const SERVE: &[&str] = &["--dispatch-lease-secs", "20"];
+
+/// How many contacts the test writes: `CRIER_CRASH_CONTACTS`, else `DEFAULT_CONTACTS`.
+fn contacts() -> usize {
+    match std::env::var("CRIER_CRASH_CONTACTS") {
+        Ok(text) => text
+            .parse()
+            .ok()
+            .filter(|n| *n >= 2_000)
+            .unwrap_or_else(|| panic!("CRIER_CRASH_CONTACTS={text}: a count of at least 2000")),
+        Err(_) => DEFAULT_CONTACTS,
+    }
+}
+
+/// How long a phase may take: `per_20k` for every 20,000 contacts (a loaded 2-core CI machine).
+fn allowance(contacts: usize, per_20k: u64) -> Duration {
+    Duration::from_secs(per_20k * (contacts as u64).div_ceil(20_000))
+}
+
+/// `contacts` live contacts of the workspace, written straight through the contacts store
 /// (an import of this size would take most of the test's time): names of three lengths, so
 /// messages of one, two and three segments; every tenth unsubscribed from SMS.
-fn write_contacts(data_dir: &std::path::Path, workspace_id: &WorkspaceId) -> usize {
+fn write_contacts(
+    data_dir: &std::path::Path,
+    workspace_id: &WorkspaceId,
+    contacts: usize,
+) -> usize {
     let db = Db::open(&DbSettings {
         path: data_dir.join("crier.db"),
         pool_size: 1,
@@ -36,7 +66,7 @@ fn write_contacts(data_dir: &std::path::Path, workspace_id: &WorkspaceId) -> usi
     let now = format_timestamp(SystemClock.now());
     let mut eligible = 0;
     db.write(|conn| {
-        for n in 0..CONTACTS {
+        for n in 0..contacts {
             let first = match n % 3 {
                 0 => "Ada".to_owned(),
                 1 => "Maximilien".repeat(4),
@@ -75,8 +105,33 @@ fn write_contacts(data_dir: &std::path::Path, workspace_id: &WorkspaceId) -> usi
     eligible
 }
 
+/// `ServeProcess::request` without its 20 s read timeout: at 200,000 contacts a debug build
+/// takes longer than that to estimate (every recipient's message rendered) and to launch.
+fn request(
+    server: &ServeProcess,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> TestResponse {
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(900)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{headers}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    read_response(&mut std::io::BufReader::new(stream))
+}
+
 #[test]
 fn a_campaign_killed_during_its_fan_out_and_its_dispatch_sends_each_contact_exactly_once() {
+    let contacts = contacts();
+    let started = std::time::Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path();
     let status = crier()
@@ -129,11 +184,18 @@ fn a_campaign_killed_during_its_fan_out_and_its_dispatch_sends_each_contact_exac
         ],
         "",
     );
-    let eligible = write_contacts(data_dir, &workspace);
+    let eligible = write_contacts(data_dir, &workspace, contacts);
+    println!("{contacts} contacts written after {:?}", started.elapsed());
 
     let auth = format!("Authorization: Bearer {key}\r\n");
     let call = |server: &ServeProcess, method: &str, path: &str, extra: &str, body: Value| {
-        let response = server.request(method, path, &format!("{auth}{extra}"), &body.to_string());
+        let response = request(
+            server,
+            method,
+            path,
+            &format!("{auth}{extra}"),
+            &body.to_string(),
+        );
         assert!(
             response.status < 300,
             "{method} {path}: {} {}",
@@ -142,7 +204,7 @@ fn a_campaign_killed_during_its_fan_out_and_its_dispatch_sends_each_contact_exac
         );
         response.json()
     };
-    let server = ServeProcess::start(data_dir);
+    let server = ServeProcess::start_with(data_dir, SERVE);
     let campaign = call(
         &server,
         "POST",
@@ -181,7 +243,7 @@ fn a_campaign_killed_during_its_fan_out_and_its_dispatch_sends_each_contact_exac
     // Killed mid fan-out: some chunks committed, not all.
     let created = wait_for_value(
         "a first chunk of messages",
-        Duration::from_secs(300),
+        allowance(contacts, 300),
         || {
             show(&server)["launch"]["messages_created"]
                 .as_u64()
@@ -194,12 +256,28 @@ fn a_campaign_killed_during_its_fan_out_and_its_dispatch_sends_each_contact_exac
         "the fan-out ended before the kill"
     );
     server.kill();
+    let db = rusqlite::Connection::open(data_dir.join("crier.db")).unwrap();
+    let (cursor, end, done): (i64, i64, Option<String>) = db
+        .query_row(
+            "SELECT fanout_cursor, fanout_last_rowid, fanout_done_at FROM campaigns WHERE id = ?1",
+            [&id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .unwrap();
+    assert!(
+        0 < cursor && cursor < end && done.is_none(),
+        "killed mid fan-out: cursor {cursor} of {end}, done {done:?}"
+    );
+    println!(
+        "killed mid fan-out after {:?}: cursor {cursor} of {end}, {created} messages",
+        started.elapsed()
+    );
 
     // Killed again once the fan-out is over and dispatchers are sending.
-    let server = ServeProcess::start(data_dir);
+    let server = ServeProcess::start_with(data_dir, SERVE);
     wait_for_value(
         "the fan-out ends and sending is under way",
-        Duration::from_secs(600),
+        allowance(contacts, 600),
         || show(&server),
         |campaign| {
             campaign["launch"]["fanout_done"] == true
@@ -207,20 +285,33 @@ fn a_campaign_killed_during_its_fan_out_and_its_dispatch_sends_each_contact_exac
         },
     );
     server.kill();
+    let unsent: i64 = db
+        .query_row(
+            "SELECT count(*) FROM messages WHERE campaign_id = ?1
+             AND status IN ('queued', 'sending')",
+            [&id],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(unsent > 0, "killed mid dispatch: every message was sent");
+    println!(
+        "killed mid dispatch after {:?}: {unsent} messages not sent yet",
+        started.elapsed()
+    );
 
-    let server = ServeProcess::start(data_dir);
+    let server = ServeProcess::start_with(data_dir, SERVE);
     let done = wait_for_value(
         "the campaign finishes",
-        Duration::from_secs(900),
+        allowance(contacts, 900),
         || show(&server),
         |campaign| campaign["status"] != "running",
     );
+    println!("finished after {:?}", started.elapsed());
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["launch"]["messages_created"], eligible);
     assert_eq!(done["stats"]["messages"]["sent"], eligible);
     drop(server);
 
-    let db = rusqlite::Connection::open(data_dir.join("crier.db")).unwrap();
     let one = |sql: &str| -> i64 { db.query_row(sql, [&id], |row| row.get(0)).unwrap() };
     assert_eq!(
         one("SELECT count(*) FROM messages WHERE campaign_id = ?1"),

@@ -2112,3 +2112,136 @@ fn a_campaign_whose_messages_fail_ends_partial_or_failed_and_refunds_them() {
     );
     assert_doctor_passes(&server);
 }
+
+/// Issue 14: a transactional send made while a campaign's backlog is queued goes out before
+/// that backlog. One dispatcher claiming five at a time, and a webhook provider that holds its
+/// first call until the backlog and the OTP are both queued: the OTP is the first message of
+/// the dispatcher's next claim — the provider's sixth call — where due-time order (the OTP is
+/// due a second after every campaign message) would have sent it last of 301.
+#[test]
+fn a_transactional_send_goes_out_before_a_queued_campaign_backlog() {
+    use crate::fake_http::{FakeHttp, Reply};
+    use crier::delivery::settings::{SmsProviderName, WebhookSettings};
+    use std::sync::{Arc, Condvar, Mutex};
+    const CONTACTS: usize = 300;
+    const BATCH: usize = 5;
+
+    /// Opens the gate when dropped, so a failing test never leaves the provider (and the
+    /// server's shutdown, which waits for the call in hand) waiting for it.
+    struct Gate(Arc<(Mutex<bool>, Condvar)>);
+    impl Gate {
+        fn open(&self) {
+            *self.0.0.lock().unwrap() = true;
+            self.0.1.notify_all();
+        }
+    }
+    impl Drop for Gate {
+        fn drop(&mut self) {
+            self.open();
+        }
+    }
+
+    let shared = Arc::new((Mutex::new(false), Condvar::new()));
+    let held = Arc::clone(&shared);
+    let fake = FakeHttp::start(move |request| {
+        let (open, opened) = &*held;
+        let closed = open.lock().unwrap();
+        // Bounded, should the test never open it.
+        drop(
+            opened
+                .wait_timeout_while(closed, Duration::from_secs(300), |open| !*open)
+                .unwrap(),
+        );
+        let id = request.json()["id"]
+            .as_str()
+            .unwrap()
+            .replace("msg_", "wh_");
+        Reply::json(200, json!({ "id": id }))
+    });
+    let url = fake.url();
+    let server = TestServer::start_with(
+        move |config| {
+            config.delivery.sms_providers = vec![SmsProviderName::Webhook];
+            config.delivery.webhook = Some(WebhookSettings {
+                url: format!("{url}/sms"),
+                secret: None,
+            });
+            config.delivery.dispatch_workers = 1;
+            config.delivery.dispatch_batch = BATCH;
+            // The held call must not time out however long the fan-out takes here.
+            config.delivery.provider_timeout = Duration::from_secs(600);
+            config.delivery.dispatch_lease = Duration::from_secs(1200);
+        },
+        crier::web::router::Router::standard(),
+    );
+    let gate = Gate(shared);
+    let shop = Shop::open(&server, "live");
+    import_short(&shop, CONTACTS);
+    shop.credit(10_000);
+    let id = shop.campaign(sms_campaign(json!({"all": true})));
+    shop.launched(&id, "launch-backlog");
+    // The dispatcher holds its first claim (five campaign messages), stuck on the first call,
+    // while the fan-out queues the rest.
+    fake.wait_for_requests(1, SETTLE);
+    wait_for_value(
+        "the fan-out ends",
+        SETTLE,
+        || shop.show(&id)["launch"]["fanout_done"].clone(),
+        |done| *done == true,
+    );
+    assert_eq!(
+        count(
+            &server,
+            &format!(
+                "SELECT count(*) FROM messages WHERE campaign_id = '{id}' AND status = 'queued'"
+            ),
+        ),
+        (CONTACTS - BATCH) as i64,
+        "the backlog is queued behind the claim in hand"
+    );
+
+    server.clock.advance(chrono::Duration::seconds(1));
+    let otp = raw_post(
+        server.addr,
+        &shop.api.key,
+        "/v1/messages",
+        "otp-1",
+        Some(&json!({"channel": "sms", "to": phone(CONTACTS + 1), "text": "Your code: 493 021"})),
+    );
+    assert!(otp.status < 300, "{}", otp.text());
+    let otp = otp.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        count(
+            &server,
+            &format!(
+                "SELECT count(*) FROM messages WHERE id = '{otp}' AND category = 'transactional' AND status = 'queued'"
+            ),
+        ),
+        1
+    );
+    gate.open();
+
+    shop.wait_status(&id, "completed");
+    let calls = fake.wait_for_requests(CONTACTS + 1, SETTLE);
+    let order: Vec<String> = calls
+        .iter()
+        .map(|request| request.json()["id"].as_str().unwrap().to_owned())
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = order.iter().collect();
+    assert_eq!((order.len(), distinct.len()), (CONTACTS + 1, CONTACTS + 1));
+    let position = order.iter().position(|sent| *sent == otp).unwrap();
+    assert_eq!(
+        position,
+        BATCH,
+        "the OTP goes right after the batch in hand, before {} campaign messages",
+        CONTACTS - BATCH
+    );
+    assert_eq!(
+        count(
+            &server,
+            &format!("SELECT count(*) FROM messages WHERE id = '{otp}' AND status = 'sent'"),
+        ),
+        1
+    );
+    assert_doctor_passes(&server);
+}
