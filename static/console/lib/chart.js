@@ -6,8 +6,9 @@ import { h, svg } from "./dom.js";
 /// `barChart({labels: ["1 Dec", …], series: [{name: "SMS", values: [1, 2, …], className}],
 /// title})` → a figure holding the SVG and a visually hidden table of the same numbers.
 export function barChart({ labels, series, title }) {
-  const width = 640;
-  const height = 220;
+  // Drawn about as wide as it will show, so that its 11 px labels stay 11 px on a phone.
+  const width = Math.max(300, Math.min(960, (window.innerWidth || 960) - 64));
+  const height = 240;
   const left = 36;
   const bottom = 28;
   const top = 10;

@@ -84,7 +84,7 @@ function sendForm(sent) {
     async (values) => {
       const message = await post("/v1/messages", { channel: "sms", to: values.to, text: values.text }, { idempotencyKey });
       idempotencyKey = newIdempotencyKey();
-      status.textContent = t("messages.sent", { id: message.id });
+      replace(status, h("a", { href: `#/message/${encodeURIComponent(message.id)}` }, t("messages.sent", { id: message.id })));
       status.hidden = false;
       element.elements.text.value = "";
       showCounter(counter, "", null, null);
