@@ -183,6 +183,12 @@ document.getElementById("logout").addEventListener("click", async () => {
   session.go("login");
 });
 
+// The skip link moves the focus without touching the hash, which holds the route.
+document.getElementById("skip-link").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
+
 window.addEventListener("hashchange", render);
 
 async function start() {

@@ -235,6 +235,32 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
     await shoot("keys");
   });
 
+  await t.test("the workspace switcher moves between workspaces", async () => {
+    // A second workspace (an agency's next client), made through the API the console uses.
+    const status = await page.evaluate(async () => {
+      const me = await (await fetch("/v1/auth/me")).json();
+      const response = await fetch("/v1/workspaces", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": me.csrf_token },
+        body: JSON.stringify({ name: "Client Two" }),
+      });
+      return response.status;
+    });
+    assert.equal(status, 201);
+    await page.reload();
+    await page.click('#nav a[href="#/overview"]');
+    await page.waitForSelector("#balance");
+    const switcher = page.locator("#workspace-switcher");
+    assert.equal(await switcher.isVisible(), true);
+    assert.equal(await switcher.locator("option").count(), 2);
+    await switcher.selectOption({ label: "Client Two" });
+    await page.waitForFunction(() => /\s0$/.test(document.querySelector("#balance")?.textContent ?? ""));
+    assert.equal(await text(page, "#balance"), "XAF 0");
+    await switcher.selectOption({ label: "Boutique Awa" });
+    await page.waitForFunction(() => !/\s0$/.test(document.querySelector("#balance")?.textContent ?? ""));
+    assert.equal(await text(page, "#balance"), "XAF 14,975");
+  });
+
   await t.test("French: labels and amounts change, and the choice is remembered", async () => {
     await page.click('#nav a[href="#/overview"]');
     await page.waitForSelector("#balance");
@@ -264,6 +290,10 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
     assert.equal(await page.evaluate(() => document.activeElement?.id), "skip-link");
     const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
     assert.equal(outline, "solid");
+    // It moves the focus to the page's content, and the route stays.
+    await page.keyboard.press("Enter");
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "main");
+    assert.equal(await page.evaluate(() => location.hash), "#/login");
   });
 
   // Chromium logs every 4xx answer to a fetch. Three were asked for on purpose: the refused

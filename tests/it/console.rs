@@ -50,7 +50,7 @@ fn every_file_in_static_console_is_served_byte_for_byte_with_its_type() {
                 .join(file),
         )
         .unwrap();
-        assert_eq!(response.body, on_disk, "{file} is served stale");
+        assert!(response.body == on_disk, "{file} is served stale");
         let expected = match file.rsplit_once('.').unwrap().1 {
             "html" => "text/html; charset=utf-8",
             "js" => "text/javascript; charset=utf-8",
@@ -262,4 +262,37 @@ fn messages_per_day_count_the_modes_own_messages_by_utc_day() {
     server
         .get("/v1/messages/timeline")
         .assert_error(401, "unauthenticated");
+}
+
+/// The keys of one dictionary of `lib/i18n.js` (`const NAME = { "key": "text", … };`).
+fn dictionary_keys(source: &str, name: &str) -> Vec<String> {
+    let start = source
+        .find(&format!("const {name} = {{"))
+        .unwrap_or_else(|| panic!("no dictionary {name}"));
+    let body = &source[start..];
+    let body = &body[..body.find("\n};").unwrap()];
+    let mut keys: Vec<String> = body
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim().strip_prefix('"')?;
+            Some(line[..line.find("\":")?].to_owned())
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn english_and_french_have_the_same_keys() {
+    let source = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static/console/lib/i18n.js"),
+    )
+    .unwrap();
+    let english = dictionary_keys(&source, "en");
+    let french = dictionary_keys(&source, "fr");
+    assert!(english.len() > 50, "{english:?}");
+    let only_english: Vec<_> = english.iter().filter(|k| !french.contains(k)).collect();
+    let only_french: Vec<_> = french.iter().filter(|k| !english.contains(k)).collect();
+    assert!(only_english.is_empty(), "not in French: {only_english:?}");
+    assert!(only_french.is_empty(), "not in English: {only_french:?}");
 }

@@ -7,7 +7,7 @@ import { errorText } from "../lib/forms.js";
 import { dateTime, money, t } from "../lib/i18n.js";
 import { statusBadge } from "../lib/views.js";
 
-export const title = (id) => t("message.title", { id });
+export const title = () => t("message.title");
 
 export async function render(id) {
   const container = h("div", { class: "message-page" });
@@ -17,12 +17,13 @@ export async function render(id) {
 
 async function draw(container, message) {
   const facts = [
+    ["message.field_id", h("span", { class: "mono" }, message.id)],
     ["message.field_status", statusBadge(message.status)],
     ["message.field_to", h("span", { class: "mono" }, message.to)],
     ["message.field_sender", message.sender],
     ["message.field_subject", message.subject],
     ["message.field_text", message.text ? h("span", { class: "pre" }, message.text) : null],
-    ["message.field_encoding", message.encoding ? `${message.encoding === "ucs2" ? "UCS-2" : "GSM-7"} · ${message.segments}` : null],
+    ["message.field_encoding", message.encoding ? `${message.encoding === "ucs2" ? "UCS-2" : "GSM-7"} · ${message.segments === 1 ? t("counter.segment") : t("counter.segments", { n: message.segments })}` : null],
     ["message.field_charge", money(message.charge)],
     ["message.field_created", dateTime(message.created_at)],
     ["message.field_scheduled", message.scheduled_at ? dateTime(message.scheduled_at) : null],
