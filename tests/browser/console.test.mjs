@@ -216,6 +216,31 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
     await shoot("message");
   });
 
+  await t.test("a scheduled message is cancelled from its page", async () => {
+    await page.click('#nav a[href="#/messages"]');
+    await page.waitForSelector("#send-form");
+    await page.fill("#send-form [name=to]", "+237677123456");
+    await page.fill("#send-form [name=text]", "Rappel : rendez-vous demain");
+    // Tomorrow at 09:00, the browser's local time.
+    const tomorrow = await page.evaluate(() => {
+      const d = new Date(Date.now() + 86_400_000);
+      const pad = (n) => String(n).padStart(2, "0");
+      return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T09:00`;
+    });
+    await page.fill("#send-form [name=scheduled_at]", tomorrow);
+    await page.click("#send-form button[type=submit]");
+    await page.locator("#send-form .success").waitFor({ state: "visible" });
+    await page.click("#send-form .success a");
+    await page.waitForSelector("#cancel-message");
+    assert.match(await page.textContent(".facts"), /scheduled/);
+    assert.match(await page.textContent(".facts"), /9:00/);
+    await page.click("#cancel-message");
+    await page.waitForSelector(".message-page .success");
+    assert.match(await page.textContent(".facts"), /cancelled/);
+    assert.equal(await page.locator("#cancel-message").count(), 0);
+    assert.match(await page.textContent(".timeline"), /Cancelled/);
+  });
+
   await t.test("the overview charts the send and keeps its checklist", async () => {
     await page.click('#nav a[href="#/overview"]');
     await page.waitForSelector("svg.chart rect.series-a");

@@ -79,14 +79,19 @@ function sendForm(sent) {
       field("to", t("messages.send_to"), { type: "tel", autocomplete: "off", required: true, placeholder: "+237 6…" }),
       field("text", t("messages.send_text"), { rows: 4, required: true }, "textarea"),
       counter,
+      field("scheduled_at", t("messages.send_at"), { type: "datetime-local", hint: t("messages.send_at_hint") }),
     ],
     t("messages.send_submit"),
     async (values) => {
-      const message = await post("/v1/messages", { channel: "sms", to: values.to, text: values.text }, { idempotencyKey });
+      const body = { channel: "sms", to: values.to, text: values.text };
+      // A local date and time, sent as the instant it is in the browser's time zone.
+      if (values.scheduled_at) body.scheduled_at = new Date(values.scheduled_at).toISOString();
+      const message = await post("/v1/messages", body, { idempotencyKey });
       idempotencyKey = newIdempotencyKey();
       replace(status, h("a", { href: `#/message/${encodeURIComponent(message.id)}` }, t("messages.sent", { id: message.id })));
       status.hidden = false;
       element.elements.text.value = "";
+      element.elements.scheduled_at.value = "";
       showCounter(counter, "", null, null);
       await sent();
     },
