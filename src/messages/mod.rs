@@ -409,3 +409,20 @@ pub fn campaign_timeline(
 ) -> Result<Vec<store::TimelinePoint>, AppError> {
     store::campaign_timeline(conn, campaign_id.as_str(), if hourly { 13 } else { 16 })
 }
+
+/// The longest history `daily_sends` gives, in days.
+pub const MAX_TIMELINE_DAYS: u32 = 90;
+
+/// The workspace's messages of `mode` created per UTC day over the last `days` days (today
+/// included), per channel, oldest first; days without any are left out.
+pub fn daily_sends(
+    conn: &Connection,
+    scope: &WorkspaceScope,
+    mode: Mode,
+    days: u32,
+    now: Timestamp,
+) -> Result<Vec<store::DailySends>, AppError> {
+    let first_day = now.date_naive() - chrono::Days::new(u64::from(days.saturating_sub(1)));
+    let from = format!("{}T00:00:00.000Z", first_day.format("%Y-%m-%d"));
+    store::daily_sends(conn, scope.id(), mode, &from)
+}

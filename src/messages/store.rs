@@ -862,6 +862,45 @@ pub fn campaign_timeline(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// One UTC day of a workspace's sends: messages created that day, per channel.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DailySends {
+    /// `2026-12-03`.
+    pub day: String,
+    pub sms: u64,
+    pub email: u64,
+}
+
+/// The workspace's messages of `mode` created from `from` (an RFC 3339 timestamp at a UTC
+/// midnight) on, counted per UTC day and channel, oldest day first; days without any are left
+/// out. It walks the workspace's index (`messages_by_workspace`), so its cost grows with all of
+/// the workspace's messages, not only the days asked for: fine for a console's chart, not for a
+/// hot path.
+pub fn daily_sends(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    from: &str,
+) -> Result<Vec<DailySends>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT substr(created_at, 1, 10) AS day, sum(channel = 'sms'), sum(channel = 'email')
+         FROM messages
+         WHERE workspace_id = :workspace_id AND mode = :mode AND created_at >= :from
+         GROUP BY day ORDER BY day",
+    )?;
+    let rows = stmt.query_map(
+        named_params! { ":workspace_id": workspace_id, ":mode": mode, ":from": from },
+        |row| {
+            Ok(DailySends {
+                day: row.get(0)?,
+                sms: unsigned(row, 1)?,
+                email: unsigned(row, 2)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     //! The claim against a real SQLite file: which messages a claim takes, in which order, and

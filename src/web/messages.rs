@@ -267,6 +267,56 @@ pub fn list_messages(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     page_response(&data, next_cursor)
 }
 
+/// The body of `GET /v1/messages/timeline`.
+#[derive(Serialize)]
+struct DailySendsView {
+    days: u32,
+    data: Vec<DailySendsPointView>,
+}
+
+#[derive(Serialize)]
+struct DailySendsPointView {
+    /// The UTC day, `2026-12-03`.
+    day: String,
+    sms: u64,
+    email: u64,
+}
+
+/// `GET /v1/messages/timeline?days=14`: how many messages the workspace created per UTC day and
+/// channel over the last `days` days (1–90, default 14), oldest first — the console's chart.
+/// Scope `messages:read`.
+pub fn messages_timeline(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let scope = principal.require_scope(Scope::MessagesRead)?;
+    let days = match request.query_param("days") {
+        None => 14,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|days| (1..=domain::MAX_TIMELINE_DAYS).contains(days))
+            .ok_or_else(|| {
+                AppError::invalid_field("days", "must be a whole number from 1 to 90")
+            })?,
+    };
+    let now = app.clock.now();
+    let mode = principal.mode();
+    let points = app
+        .db
+        .read(|conn| domain::daily_sends(conn, &scope, mode, days, now))?;
+    let view = DailySendsView {
+        days,
+        data: points
+            .into_iter()
+            .map(|point| DailySendsPointView {
+                day: point.day,
+                sms: point.sms,
+                email: point.email,
+            })
+            .collect(),
+    };
+    ApiResponse::json(200, &view)
+}
+
 /// `GET /v1/messages/{id}`: one message with its delivery attempts. Scope `messages:read`.
 pub fn show_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;

@@ -21,6 +21,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod billing;
 pub mod campaigns;
+pub mod console;
 pub mod contacts;
 mod edge;
 mod exchange;

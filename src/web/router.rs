@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::error::AppError;
 use crate::web::request::Request;
 use crate::web::response::ApiResponse;
-use crate::web::system;
+use crate::web::{console, system};
 
 /// The HTTP methods the API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,7 +108,11 @@ impl Router {
         use Method::{Delete, Get, Patch, Post, Put};
         Router {
             routes: vec![
-                Route::new(Get, "/", system::show_index),
+                // The web console: one page, and its files (embedded; see web/console.rs).
+                Route::new(Get, "/", console::show_console),
+                Route::new(Get, "/console/{file}", console::show_asset),
+                Route::new(Get, "/console/lib/{file}", console::show_asset),
+                Route::new(Get, "/console/pages/{file}", console::show_asset),
                 Route::new(Get, "/docs", system::show_docs),
                 Route::new(Get, "/openapi.json", system::show_openapi),
                 Route::new(Get, "/healthz", system::show_health),
@@ -175,6 +179,8 @@ impl Router {
                 Route::new(Post, "/v1/messages", messages::send_message),
                 Route::new(Get, "/v1/messages", messages::list_messages),
                 Route::new(Post, "/v1/messages/estimate", messages::estimate_message),
+                // Before `{id}`, which would take the name for an id.
+                Route::new(Get, "/v1/messages/timeline", messages::messages_timeline),
                 Route::new(Get, "/v1/messages/{id}", messages::show_message),
                 Route::new(Post, "/v1/messages/{id}/cancel", messages::cancel_message),
                 // Contacts and their custom fields.

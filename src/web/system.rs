@@ -7,7 +7,6 @@ use crate::error::AppError;
 use crate::web::request::Request;
 use crate::web::response::{ApiResponse, HTML, JSON};
 
-const INDEX_HTML: &str = include_str!("../../static/index.html");
 const DOCS_HTML: &str = include_str!("../../static/docs.html");
 const ACCEPT_HTML: &str = include_str!("../../static/accept.html");
 const BILLING_RETURN_HTML: &str = include_str!("../../static/billing-return.html");
@@ -38,11 +37,6 @@ pub fn show_readiness(app: &App, _request: &mut Request<'_>) -> Result<ApiRespon
             },
         })?;
     ApiResponse::json(200, &ProbeView { status: "ready" })
-}
-
-/// `GET /`: the web console.
-pub fn show_index(_app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
-    Ok(ApiResponse::bytes(200, HTML, INDEX_HTML))
 }
 
 /// `GET /docs`: the human-readable API reference, rendered in the browser from `/openapi.json`.

@@ -14,6 +14,7 @@ mod binary;
 mod campaign_crash;
 mod campaign_sending;
 mod campaigns;
+mod console;
 mod contacts;
 mod delivery;
 mod edge;

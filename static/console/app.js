@@ -1,0 +1,210 @@
+// The console's entry point: finds out whether the instance needs its first user, who is
+// signed in, and shows the page the location's hash names (`#/messages/msg_…`).
+
+import { api, get, post, setCsrfToken, whenUnauthenticated } from "./lib/api.js";
+import { h, replace } from "./lib/dom.js";
+import { errorText } from "./lib/forms.js";
+import { getLocale, setLocale, t, translateShell } from "./lib/i18n.js";
+import * as setupPage from "./pages/setup.js";
+import * as loginPage from "./pages/login.js";
+import * as overviewPage from "./pages/overview.js";
+import * as messagesPage from "./pages/messages.js";
+import * as messagePage from "./pages/message.js";
+import * as keysPage from "./pages/keys.js";
+
+/// Pages that need a session, by the hash's first segment; `param` is the second one.
+const PAGES = {
+  overview: overviewPage,
+  messages: messagesPage,
+  message: messagePage,
+  keys: keysPage,
+};
+
+const NAV = [
+  ["overview", "nav.overview"],
+  ["messages", "nav.messages"],
+  ["keys", "nav.keys", (session) => session.role === "owner" || session.role === "admin"],
+];
+
+const main = document.getElementById("main");
+const top = document.getElementById("top");
+const notice = document.getElementById("notice");
+
+/// What the pages are given: the signed-in user (`/v1/auth/me`) and ways to move on.
+const session = {
+  me: null,
+  get role() {
+    return this.me && this.me.role;
+  },
+  /// Re-reads `/v1/auth/me` (after login, a switch of workspace).
+  async refresh() {
+    this.me = await get("/v1/auth/me", { quietUnauthenticated: true });
+    setCsrfToken(this.me.csrf_token);
+    return this.me;
+  },
+  signedIn(me) {
+    this.me = me;
+    setCsrfToken(me.csrf_token);
+  },
+  go(path) {
+    if (location.hash === "#/" + path) render();
+    else location.hash = "#/" + path;
+  },
+};
+
+let setupRequired = false;
+
+whenUnauthenticated(() => {
+  session.me = null;
+  setCsrfToken(null);
+  session.go("login");
+});
+
+export function showNotice(text) {
+  replace(
+    notice,
+    h("span", {}, text),
+    h("button", { type: "button", class: "link", onclick: () => (notice.hidden = true) }, t("app.dismiss")),
+  );
+  notice.hidden = false;
+}
+
+function parseHash() {
+  const [name = "", param = ""] = location.hash.replace(/^#\/?/, "").split("/");
+  return { name: decodeURIComponent(name), param: decodeURIComponent(param) };
+}
+
+async function render() {
+  notice.hidden = true;
+  translateShell();
+  const { name, param } = parseHash();
+  if (setupRequired && name !== "setup") return session.go("setup");
+  if (name === "setup") {
+    if (!setupRequired) return session.go("login");
+    return show(setupPage, param, false);
+  }
+  if (name === "login") {
+    if (session.me) return session.go("overview");
+    return show(loginPage, param, false);
+  }
+  if (!session.me) {
+    try {
+      await session.refresh();
+    } catch (err) {
+      if (err.status === 401) return session.go("login");
+      return replace(main, h("p", { class: "form-error" }, errorText(err)));
+    }
+  }
+  const page = PAGES[name];
+  if (!page) {
+    if (name === "") return session.go("overview");
+    return show(notFoundPage, param, true);
+  }
+  return show(page, param, true);
+}
+
+const notFoundPage = {
+  title: () => t("notfound.title"),
+  render: () => h("section", {}, h("p", {}, h("a", { href: "#/overview" }, t("notfound.back")))),
+};
+
+async function show(page, param, withChrome) {
+  top.hidden = !withChrome;
+  if (withChrome) drawChrome(page);
+  const heading = h("h1", { id: "page-title" }, page.title(param, session));
+  document.title = `${page.title(param, session)} · crier`;
+  const body = h("div", { class: "page-body" }, h("p", { class: "loading" }, t("app.loading")));
+  replace(main, heading, body);
+  try {
+    const content = await page.render(param, session);
+    replace(body, content);
+  } catch (err) {
+    if (err.status === 401) return;
+    replace(body, h("p", { class: "form-error", role: "alert" }, errorText(err)));
+  }
+}
+
+function drawChrome(page) {
+  const current = parseHash().name;
+  const nav = document.getElementById("nav");
+  replace(
+    nav,
+    h(
+      "ul",
+      {},
+      NAV.filter(([, , allowed]) => !allowed || allowed(session)).map(([name, key]) => {
+        const active = current === name || (current === "message" && name === "messages");
+        return h("li", {}, h("a", { href: `#/${name}`, "aria-current": active ? "page" : false }, t(key)));
+      }),
+    ),
+  );
+  const switcher = document.getElementById("workspace-switcher");
+  const memberships = session.me.memberships || [];
+  replace(
+    switcher,
+    memberships.map((membership) =>
+      h(
+        "option",
+        {
+          value: membership.workspace.id,
+          selected: session.me.workspace && membership.workspace.id === session.me.workspace.id,
+        },
+        membership.workspace.name,
+      ),
+    ),
+  );
+  switcher.closest("label").hidden = memberships.length < 2;
+  document.getElementById("language-switcher").value = getLocale();
+}
+
+document.getElementById("workspace-switcher").addEventListener("change", async (event) => {
+  try {
+    await post(`/v1/workspaces/${encodeURIComponent(event.target.value)}/activate`);
+    await session.refresh();
+    render();
+  } catch (err) {
+    showNotice(errorText(err));
+  }
+});
+
+document.getElementById("language-switcher").addEventListener("change", (event) => {
+  setLocale(event.target.value);
+  render();
+});
+
+document.getElementById("logout").addEventListener("click", async () => {
+  try {
+    await api("POST", "/v1/auth/logout", undefined, { quietUnauthenticated: true });
+  } catch (err) {
+    // The cookie is cleared whatever happened; the login page comes next all the same.
+  }
+  session.me = null;
+  setCsrfToken(null);
+  session.go("login");
+});
+
+// The skip link moves the focus without touching the hash, which holds the route.
+document.getElementById("skip-link").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
+
+window.addEventListener("hashchange", render);
+
+async function start() {
+  setLocale(getLocale());
+  try {
+    const status = await get("/v1/setup");
+    setupRequired = status.setup_required;
+  } catch (err) {
+    replace(main, h("p", { class: "form-error", role: "alert" }, errorText(err)));
+    return;
+  }
+  /// Setup done from this page: the next render goes on signed in.
+  session.setupDone = () => {
+    setupRequired = false;
+  };
+  render();
+}
+
+start();

@@ -1,0 +1,115 @@
+// Forms: every control has a label; a 422 `validation_failed` puts each field's reason next to
+// its control (tied with aria-describedby), and any other error shows as the form's message.
+
+import { h } from "./dom.js";
+import { t } from "./i18n.js";
+
+let nextId = 0;
+
+/// A labelled control: `field("email", t("login.email"), {type: "email", required: true})`.
+/// `kind` "textarea" or "select" (with `options: [[value, label], …]`) make those controls.
+export function field(name, label, attrs = {}, kind = "input") {
+  const id = `f-${name}-${++nextId}`;
+  const errorId = `${id}-error`;
+  const hintId = attrs.hint ? `${id}-hint` : null;
+  const { hint, options, ...rest } = attrs;
+  const control =
+    kind === "select"
+      ? h("select", { id, name, ...rest }, (options || []).map(([value, text]) => h("option", { value }, text)))
+      : h(kind, { id, name, ...rest });
+  if (hintId) control.setAttribute("aria-describedby", hintId);
+  return h(
+    "div",
+    { class: "field", dataset: { field: name } },
+    h("label", { for: id }, label),
+    control,
+    hint ? h("p", { class: "hint", id: hintId }, hint) : null,
+    h("p", { class: "field-error", id: errorId, hidden: true }),
+  );
+}
+
+/// A form with a message area at its top and a submit button; `onSubmit(values, form)` runs
+/// with the controls' values while the button is disabled, and its errors are shown.
+export function form(attrs, fields, submitLabel, onSubmit) {
+  const message = h("div", { class: "form-error", role: "alert", hidden: true });
+  const button = h("button", { type: "submit", class: "primary" }, submitLabel);
+  const element = h("form", { novalidate: true, ...attrs }, message, fields, h("div", { class: "actions" }, button));
+  element.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(element);
+    button.disabled = true;
+    try {
+      await onSubmit(values(element), element);
+    } catch (err) {
+      showError(element, err);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return element;
+}
+
+export function values(formElement) {
+  const out = {};
+  for (const control of formElement.elements) {
+    if (!control.name) continue;
+    if (control.type === "checkbox") {
+      (out[control.name] ||= []);
+      if (control.checked) out[control.name].push(control.value);
+    } else {
+      out[control.name] = control.value;
+    }
+  }
+  return out;
+}
+
+export function clearErrors(formElement) {
+  for (const slot of formElement.querySelectorAll(".field-error")) {
+    slot.hidden = true;
+    slot.textContent = "";
+  }
+  for (const control of formElement.querySelectorAll("[aria-invalid]")) {
+    control.removeAttribute("aria-invalid");
+    const hint = control.closest(".field")?.querySelector(".hint");
+    if (hint) control.setAttribute("aria-describedby", hint.id);
+    else control.removeAttribute("aria-describedby");
+  }
+  const message = formElement.querySelector(".form-error");
+  if (message) {
+    message.hidden = true;
+    message.textContent = "";
+  }
+}
+
+/// The sentence for an error: the API's message, or ours when there was no answer at all.
+export function errorText(err) {
+  if (err && err.code === "network") return t("error.network");
+  return (err && err.message) || t("error.generic");
+}
+
+/// Shows an API error on a form: each named field by its control, the message on top.
+export function showError(formElement, err) {
+  const fields = (err && err.fields) || {};
+  let unplaced = [];
+  let first = null;
+  for (const [name, reason] of Object.entries(fields)) {
+    const wrapper = formElement.querySelector(`.field[data-field="${CSS.escape(name)}"]`);
+    if (!wrapper) {
+      unplaced.push(`${name}: ${reason}`);
+      continue;
+    }
+    const slot = wrapper.querySelector(".field-error");
+    const control = wrapper.querySelector("input, select, textarea");
+    slot.textContent = reason;
+    slot.hidden = false;
+    control.setAttribute("aria-invalid", "true");
+    control.setAttribute("aria-describedby", slot.id);
+    first ||= control;
+  }
+  const message = formElement.querySelector(".form-error");
+  const lines = [errorText(err), ...unplaced];
+  if (err && err.requestId && err.status >= 500) lines.push(t("error.request_id", { id: err.requestId }));
+  message.textContent = lines.join(" ");
+  message.hidden = false;
+  (first || message).focus?.();
+}

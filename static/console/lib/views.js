@@ -1,0 +1,48 @@
+// Pieces more than one page shows: a message's status, a table of messages.
+
+import { h } from "./dom.js";
+import { dateTime, money, t } from "./i18n.js";
+
+export function statusBadge(status) {
+  return h("span", { class: `badge status-${status}` }, t(`status.${status}`));
+}
+
+/// A table of messages, each row linking to the message's page.
+export function messageTable(messages) {
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { class: "messages" },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          h("th", { scope: "col" }, t("messages.col_created")),
+          h("th", { scope: "col" }, t("messages.col_to")),
+          h("th", { scope: "col" }, t("messages.col_channel")),
+          h("th", { scope: "col" }, t("messages.col_status")),
+          h("th", { scope: "col", class: "num" }, t("messages.col_charge")),
+        ),
+      ),
+      h(
+        "tbody",
+        {},
+        messages.map((message) =>
+          h(
+            "tr",
+            { dataset: { id: message.id } },
+            h("td", {}, h("a", { href: `#/message/${encodeURIComponent(message.id)}` }, dateTime(message.created_at))),
+            h("td", { class: "mono" }, message.to),
+            h("td", {}, t(`channel.${message.channel}`), message.mode === "test" ? h("span", { class: "badge" }, t("mode.test")) : null),
+            h("td", {}, statusBadge(message.status)),
+            h("td", { class: "num" }, money(message.charge)),
+          ),
+        ),
+      ),
+    ),
+  );
+}

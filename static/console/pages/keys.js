@@ -1,0 +1,132 @@
+// API keys (owners and admins): the list, a form to create one — its secret shown once, with a
+// copy button — and revoking.
+
+import { api, get, post } from "../lib/api.js";
+import { h, replace } from "../lib/dom.js";
+import { errorText, field, form } from "../lib/forms.js";
+import { dateTime, t } from "../lib/i18n.js";
+
+export const title = () => t("keys.title");
+
+const SCOPES = [
+  "messages:send",
+  "messages:read",
+  "contacts:read",
+  "contacts:write",
+  "campaigns:read",
+  "campaigns:write",
+  "billing:read",
+  "payments:write",
+];
+
+export async function render(_param, session) {
+  if (session.role !== "owner" && session.role !== "admin") {
+    return h("p", {}, t("keys.forbidden"));
+  }
+  const list = h("div", { id: "key-list" });
+  const secret = h("div", { id: "new-key", "aria-live": "polite" });
+  await load(list);
+  const scopes = h(
+    "fieldset",
+    { class: "field scopes", dataset: { field: "scopes" } },
+    h("legend", {}, t("keys.scopes")),
+    SCOPES.map((scope) =>
+      h(
+        "label",
+        { class: "check-label" },
+        h("input", { type: "checkbox", name: "scopes", value: scope, checked: scope.startsWith("messages") }),
+        " ",
+        scope,
+      ),
+    ),
+    h("p", { class: "field-error", id: "scopes-error", hidden: true }),
+  );
+  const create = form(
+    { id: "key-form" },
+    [
+      field("name", t("keys.name"), { required: true, maxlength: 100 }),
+      field("mode", t("keys.mode"), { options: [["live", t("mode.live")], ["test", t("mode.test")]] }, "select"),
+      scopes,
+    ],
+    t("keys.create"),
+    async (values) => {
+      const created = await post("/v1/api-keys", { name: values.name, mode: values.mode, scopes: values.scopes });
+      showSecret(secret, created.key);
+      await load(list);
+    },
+  );
+  return h("div", { class: "keys-page" }, h("section", { class: "card" }, create, secret), h("section", { class: "card" }, list));
+}
+
+function showSecret(container, key) {
+  const value = h("input", { type: "text", readonly: true, value: key, class: "mono", id: "new-key-value", "aria-label": t("keys.secret") });
+  const copy = h("button", { type: "button" }, t("keys.copy"));
+  copy.addEventListener("click", async () => {
+    value.select();
+    try {
+      await navigator.clipboard.writeText(key);
+      copy.textContent = t("keys.copied");
+    } catch (err) {
+      // Without clipboard access the selected text can be copied by hand.
+    }
+  });
+  replace(container, h("div", { class: "secret" }, h("p", {}, t("keys.secret")), h("div", { class: "row" }, value, copy)));
+  value.focus();
+}
+
+async function load(list) {
+  const page = await get("/v1/api-keys?limit=100");
+  if (!page.data.length) return replace(list, h("p", { class: "empty" }, t("keys.empty")));
+  replace(
+    list,
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        {},
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            [t("keys.name"), t("keys.col_prefix"), t("keys.mode"), t("keys.col_created"), t("keys.col_last_used"), ""].map((text) =>
+              h("th", { scope: "col" }, text),
+            ),
+          ),
+        ),
+        h(
+          "tbody",
+          {},
+          page.data.map((key) => {
+            const revoke = key.revoked_at
+              ? h("span", { class: "badge" }, t("keys.revoked"))
+              : h("button", { type: "button", class: "danger small" }, t("keys.revoke"));
+            if (!key.revoked_at) {
+              revoke.addEventListener("click", async () => {
+                if (!confirm(t("keys.revoke_confirm", { name: key.name }))) return;
+                try {
+                  await api("DELETE", `/v1/api-keys/${encodeURIComponent(key.id)}`);
+                  await load(list);
+                } catch (err) {
+                  alert(errorText(err));
+                }
+              });
+            }
+            return h(
+              "tr",
+              {},
+              h("td", {}, key.name),
+              h("td", { class: "mono" }, key.display_prefix, "…"),
+              h("td", {}, t(`mode.${key.mode}`)),
+              h("td", {}, dateTime(key.created_at)),
+              h("td", {}, key.last_used_at ? dateTime(key.last_used_at) : t("keys.never")),
+              h("td", {}, revoke),
+            );
+          }),
+        ),
+      ),
+    ),
+  );
+}
