@@ -358,6 +358,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V21__contacts_write_speed.sql",
         "9d0a9342537e49c7dae1629842c3679aa7d85cea24bd14596cc24fa18b5ba061",
     ),
+    (
+        "V22__campaign_links.sql",
+        "e2bfbf7bfa7315cffddbec561a1bbe8bd2b24fd8218a45f67c3498e1805fbdc4",
+    ),
 ];
 
 #[test]
