@@ -95,10 +95,7 @@ impl<'s> Shop<'s> {
     }
 
     /// The campaign's messages as stored, in contact order: (contact id, text, html, segments).
-    fn messages(
-        &self,
-        campaign: &str,
-    ) -> Vec<(String, Option<String>, Option<String>, Option<i64>)> {
+    fn messages(&self, campaign: &str) -> Vec<StoredMessage> {
         let db = self.server.db();
         let mut stmt = db
             .prepare(
@@ -115,6 +112,9 @@ impl<'s> Shop<'s> {
         .collect()
     }
 }
+
+/// A campaign message as stored: (contact id, text, html, segments).
+type StoredMessage = (String, Option<String>, Option<String>, Option<i64>);
 
 /// The short links in `content`, in order (codes are base62).
 fn short_links(content: &str) -> Vec<String> {
