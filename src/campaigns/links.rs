@@ -797,6 +797,89 @@ mod tests {
         assert!(!code.verifies(&key, &other));
     }
 
+    fn campaign(text: &str, html: Option<&str>) -> CampaignRow {
+        CampaignRow {
+            id: CampaignId::parse("cmp_01JD0000000000000000000000").unwrap(),
+            workspace_id: WorkspaceId::parse("wsp_01JD0000000000000000000000").unwrap(),
+            mode: Mode::Live,
+            name: "Sale".to_owned(),
+            channel: if html.is_some() {
+                crate::billing::Channel::Email
+            } else {
+                crate::billing::Channel::Sms
+            },
+            status: crate::campaigns::CampaignStatus::Draft,
+            text: Some(text.to_owned()),
+            subject: html.map(|_| "Sale".to_owned()),
+            html: html.map(str::to_owned),
+            from_name: None,
+            audience: "{\"all\":true}".to_owned(),
+            scheduled_at: None,
+            opt_out_line: false,
+            track_links: true,
+            duplicated_from: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+            progress: store::Progress::default(),
+        }
+    }
+
+    #[test]
+    fn the_targets_are_the_literal_urls_once_in_order_without_crier_links_or_expressions() {
+        let text = "A https://b.com/x then https://a.com/{{ contact.name }} and \
+                    https://crier.test/u/TOKEN https://crier.test/l/abc https://b.com/x again, \
+                    {{ unsubscribe_url }} https://c.com/?a=1&b=2.";
+        let html = r#"<a href="https://c.com/?a=1&amp;b=2">c</a> <a href="https://d.com/">d</a>
+                      <a href="https://e.com/{{ contact.email }}">e</a>"#;
+        let targets = targets(&campaign(text, Some(html)), "https://crier.test/");
+        assert_eq!(
+            targets,
+            [
+                "https://b.com/x",
+                "https://c.com/?a=1&b=2",
+                "https://d.com/"
+            ]
+        );
+        let untracked = CampaignRow {
+            track_links: false,
+            ..campaign(text, None)
+        };
+        assert!(super::targets(&untracked, "https://crier.test").is_empty());
+    }
+
+    #[test]
+    fn a_tracker_rewrites_each_recipients_links_and_nothing_else() {
+        let key = ServerKey::from_bytes(&[5; 32]);
+        let text = "Go https://b.com/x, not https://other.com/y. STOP: https://crier.test/u/T";
+        let row = campaign(text, Some(r#"<a href="https://b.com/x">b</a>"#));
+        let ids = HashMap::from([("https://b.com/x".to_owned(), 7)]);
+        let links = Links {
+            key: &key,
+            public_url: "https://crier.test/",
+        };
+        let tracker = Tracker::new(&row, links, &ids, Some(key.clone()));
+        let recipient = Recipient {
+            rowid: 42,
+            contact_id: &contact(),
+        };
+        let code = Code::new(&key, 7, 42, &contact()).unwrap().encode();
+        assert_eq!(
+            tracker.rewrite_text(text, recipient),
+            format!(
+                "Go https://crier.test/l/{code}, not https://other.com/y. STOP: https://crier.test/u/T"
+            )
+        );
+        assert_eq!(
+            tracker.rewrite_html(r#"<a href="https://b.com/x">b</a>"#, recipient),
+            format!(r#"<a href="https://crier.test/l/{code}">b</a>"#)
+        );
+        // The estimate's tracker writes codes at least as long, signed by nothing.
+        let estimating = Tracker::new(&row, links, &ids, None);
+        let counted = estimating.rewrite_text(text, recipient);
+        assert!(counted.len() >= tracker.rewrite_text(text, recipient).len());
+        assert!(!counted.contains(&code));
+    }
+
     #[test]
     fn locations_carry_only_visible_ascii() {
         assert_eq!(location("https://x.com/a?b=1&c"), "https://x.com/a?b=1&c");
