@@ -13,6 +13,7 @@ use rusqlite::Connection;
 use crate::billing::catalog::Catalog;
 use crate::billing::{self, Channel, Charging, Usage, pools};
 use crate::campaigns::launch::{Links, excluded_counts, excluded_text, save};
+use crate::campaigns::links::{self as tracking, Recipient};
 use crate::campaigns::store::{self, CampaignRow};
 use crate::campaigns::{CampaignStatus, Rendered, Renderer, contact_context};
 use crate::clock::{Timestamp, format_timestamp};
@@ -97,7 +98,7 @@ pub fn fan_out_chunk(
         limit,
     )?;
     let mut excluded = excluded_counts(&campaign)?;
-    let renderer = Renderer::new(&campaign)?;
+    let renderer = Renderer::new(&campaign)?.tracking(tracking::tracker(conn, &campaign, links)?);
     let now_text = format_timestamp(now);
     let mut created = 0;
     // The pool, read at the first message that needs it and written back once below.
@@ -168,7 +169,11 @@ fn write_message(
         &contact.id,
         campaign.channel,
     );
-    let Ok(rendered) = renderer.render(&contact_context(contact)?, &url) else {
+    let recipient = Recipient {
+        rowid: member.rowid,
+        contact_id: &contact.id,
+    };
+    let Ok(rendered) = renderer.render_to(&contact_context(contact)?, &url, Some(recipient)) else {
         return Ok(Err(RENDER_FAILED));
     };
     let (to, units) = match (&rendered, campaign.channel) {

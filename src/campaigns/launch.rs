@@ -14,6 +14,7 @@ use rusqlite::Connection;
 
 use crate::billing::catalog::Catalog;
 use crate::billing::{self, Channel, Charging, Usage};
+use crate::campaigns::links;
 use crate::campaigns::store::{self, CampaignRow};
 use crate::campaigns::{
     CampaignStatus, Checks, Rendered, Renderer, audience_of, checked, contact_context,
@@ -54,6 +55,8 @@ pub struct Estimate {
     /// The audience as compiled now, and the newest contact: what a launch fixes.
     pub condition: SqlCondition,
     pub last_rowid: i64,
+    /// The distinct URLs a campaign that tracks links goes to: what the launch stores.
+    pub link_targets: Vec<String>,
 }
 
 /// Where a campaign's links point and what signs them.
@@ -108,6 +111,7 @@ pub fn estimate(
     let reach = lists.audience.reach(conn, campaign.channel)?;
     let condition = lists.audience.condition();
     let last_rowid = segments::newest_contact_rowid(conn)?;
+    let (tracker, link_targets) = links::estimating_tracker(conn, campaign, links)?;
     let mut estimate = Estimate {
         reach,
         duplicates: lists
@@ -120,6 +124,7 @@ pub fn estimate(
         segments: BTreeMap::new(),
         condition,
         last_rowid,
+        link_targets,
     };
     match campaign.channel {
         // One unit each, whatever the content: nothing to render.
@@ -128,7 +133,8 @@ pub fn estimate(
             estimate.units = reach.eligible();
         }
         Channel::Sms => {
-            let renderer = Renderer::new(campaign)?;
+            // Counted with each recipient's short links, as long as they can be.
+            let renderer = Renderer::new(campaign)?.tracking(tracker);
             let mut after = 0;
             loop {
                 let page = segments::audience_page(
@@ -149,7 +155,12 @@ pub fn estimate(
                         &member.contact.id,
                         campaign.channel,
                     );
-                    match renderer.render(&contact_context(&member.contact)?, &url) {
+                    let recipient = links::Recipient {
+                        rowid: member.rowid,
+                        contact_id: &member.contact.id,
+                    };
+                    let context = contact_context(&member.contact)?;
+                    match renderer.render_to(&context, &url, Some(recipient)) {
                         Ok(Rendered::Sms { segmentation, .. }) => {
                             estimate.recipients += 1;
                             estimate.units += u64::from(segmentation.segments);
@@ -259,6 +270,7 @@ pub fn launch(
         },
         now,
     )?;
+    links::store_links(conn, &campaign.id, &estimate.link_targets)?;
     let stamp = format_timestamp(now);
     let progress = &mut campaign.progress;
     progress.launched_at = Some(stamp.clone());

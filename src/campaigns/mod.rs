@@ -5,6 +5,7 @@
 
 pub mod fanout;
 pub mod launch;
+pub mod links;
 pub mod runner;
 pub mod store;
 pub mod template;
@@ -74,6 +75,7 @@ pub struct NewCampaign {
     pub audience: Option<Audience>,
     pub scheduled_at: Option<String>,
     pub opt_out_line: Option<bool>,
+    pub track_links: Option<bool>,
 }
 
 /// The body of `PATCH /v1/campaigns/{id}`: a field sent replaces the draft's; `null` clears an
@@ -94,6 +96,7 @@ pub struct CampaignChanges {
     #[serde(default, deserialize_with = "crate::validate::present")]
     pub scheduled_at: Option<Option<String>>,
     pub opt_out_line: Option<bool>,
+    pub track_links: Option<bool>,
 }
 
 /// The custom field keys a template may name.
@@ -436,6 +439,7 @@ pub fn create_campaign(
         audience: audience_text(&audience)?,
         scheduled_at: input.scheduled_at,
         opt_out_line: input.opt_out_line.unwrap_or(false),
+        track_links: input.track_links.unwrap_or(false),
         duplicated_from: None,
         created_at: stamp.clone(),
         updated_at: stamp,
@@ -509,6 +513,9 @@ pub fn update_campaign(
     }
     if let Some(opt_out_line) = changes.opt_out_line {
         campaign.opt_out_line = opt_out_line;
+    }
+    if let Some(track_links) = changes.track_links {
+        campaign.track_links = track_links;
     }
     let audience = match changes.audience {
         Some(audience) => deduplicated(audience),
@@ -628,6 +635,8 @@ pub struct Renderer {
     channel: Channel,
     opt_out_line: bool,
     parts: template::Compiled,
+    /// A campaign that tracks links: what rewrites them for each recipient.
+    tracker: Option<links::Tracker>,
 }
 
 impl Renderer {
@@ -648,7 +657,13 @@ impl Renderer {
             channel: campaign.channel,
             opt_out_line: campaign.opt_out_line,
             parts,
+            tracker: None,
         })
+    }
+
+    /// This renderer, rewriting links with `tracker` in what `render_to` renders.
+    pub fn tracking(self, tracker: Option<links::Tracker>) -> Renderer {
+        Renderer { tracker, ..self }
     }
 
     fn part(
@@ -670,11 +685,28 @@ impl Renderer {
         contact: &ContactContext,
         unsubscribe_url: &str,
     ) -> Result<Rendered, AppError> {
+        self.render_to(contact, unsubscribe_url, None)
+    }
+
+    /// `render` for a recipient of the campaign: when it tracks links, its URLs become the
+    /// recipient's short links before the opt-out line is added and the segments counted.
+    pub fn render_to(
+        &self,
+        contact: &ContactContext,
+        unsubscribe_url: &str,
+        recipient: Option<links::Recipient<'_>>,
+    ) -> Result<Rendered, AppError> {
+        let tracking = self.tracker.as_ref().zip(recipient);
+        let text = |text: Option<String>| match (text, tracking) {
+            (Some(text), Some((tracker, recipient))) => {
+                Some(tracker.rewrite_text(&text, recipient))
+            }
+            (text, _) => text,
+        };
         Ok(match self.channel {
             Channel::Sms => {
-                let mut text = self
-                    .part("text", contact, unsubscribe_url)?
-                    .unwrap_or_default();
+                let mut text =
+                    text(self.part("text", contact, unsubscribe_url)?).unwrap_or_default();
                 if self.opt_out_line {
                     text.push_str(&opt_out_line(contact.language.as_deref(), unsubscribe_url));
                 }
@@ -687,8 +719,16 @@ impl Renderer {
                 subject: self
                     .part("subject", contact, unsubscribe_url)?
                     .unwrap_or_default(),
-                html: self.part(template::HTML_PART, contact, unsubscribe_url)?,
-                text: self.part("text", contact, unsubscribe_url)?,
+                html: match (
+                    self.part(template::HTML_PART, contact, unsubscribe_url)?,
+                    tracking,
+                ) {
+                    (Some(html), Some((tracker, recipient))) => {
+                        Some(tracker.rewrite_html(&html, recipient))
+                    }
+                    (html, _) => html,
+                },
+                text: text(self.part("text", contact, unsubscribe_url)?),
             },
         })
     }

@@ -27,6 +27,8 @@ pub struct CampaignRow {
     pub audience: String,
     pub scheduled_at: Option<String>,
     pub opt_out_line: bool,
+    /// Whether the content's URLs are rewritten to short links that count clicks.
+    pub track_links: bool,
     pub duplicated_from: Option<CampaignId>,
     pub created_at: String,
     pub updated_at: String,
@@ -73,7 +75,7 @@ const COLUMNS: &str = "id, workspace_id, mode, name, channel, status, text, subj
     launched_at, launched_by_key, sender, audience_sql, audience_params, fanout_last_rowid, \
     fanout_cursor, fanout_done_at, planned_recipients, planned_units, reserved_minor, currency, \
     excluded, messages_created, refunded_minor, cancel_refunds, cancelled_at, cancel_done_at, \
-    finished_at, failure_code, failure_message";
+    finished_at, failure_code, failure_message, track_links";
 
 /// A stored count (SQLite integers are signed).
 fn count(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
@@ -121,16 +123,17 @@ fn campaign_row(row: &Row<'_>) -> rusqlite::Result<CampaignRow> {
             failure_code: row.get(35)?,
             failure_message: row.get(36)?,
         },
+        track_links: row.get(37)?,
     })
 }
 
 pub fn insert_campaign(conn: &Connection, campaign: &CampaignRow) -> Result<(), AppError> {
     conn.prepare_cached(
         "INSERT INTO campaigns (id, workspace_id, mode, name, channel, status, text, subject, html,
-            from_name, audience, scheduled_at, opt_out_line, duplicated_from, created_at,
-            updated_at) VALUES (:id, :workspace_id, :mode, :name, :channel,
+            from_name, audience, scheduled_at, opt_out_line, track_links, duplicated_from,
+            created_at, updated_at) VALUES (:id, :workspace_id, :mode, :name, :channel,
             :status, :text, :subject, :html, :from_name, :audience, :scheduled_at, :opt_out_line,
-            :duplicated_from, :created_at, :updated_at)",
+            :track_links, :duplicated_from, :created_at, :updated_at)",
     )?
     .execute(named_params! {
         ":id": campaign.id,
@@ -146,6 +149,7 @@ pub fn insert_campaign(conn: &Connection, campaign: &CampaignRow) -> Result<(), 
         ":audience": campaign.audience,
         ":scheduled_at": campaign.scheduled_at,
         ":opt_out_line": campaign.opt_out_line,
+        ":track_links": campaign.track_links,
         ":duplicated_from": campaign.duplicated_from,
         ":created_at": campaign.created_at,
         ":updated_at": campaign.updated_at,
@@ -160,7 +164,8 @@ pub fn update_draft(conn: &Connection, campaign: &CampaignRow) -> Result<bool, A
         .prepare_cached(
             "UPDATE campaigns SET name = :name, text = :text, subject = :subject, html = :html,
                 from_name = :from_name, audience = :audience, scheduled_at = :scheduled_at,
-                opt_out_line = :opt_out_line, updated_at = :updated_at
+                opt_out_line = :opt_out_line, track_links = :track_links,
+                updated_at = :updated_at
              WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode
                AND status = 'draft'",
         )?
@@ -176,6 +181,7 @@ pub fn update_draft(conn: &Connection, campaign: &CampaignRow) -> Result<bool, A
             ":audience": campaign.audience,
             ":scheduled_at": campaign.scheduled_at,
             ":opt_out_line": campaign.opt_out_line,
+            ":track_links": campaign.track_links,
             ":updated_at": campaign.updated_at,
         })?;
     Ok(updated == 1)
@@ -323,6 +329,122 @@ pub fn campaigns_to_work(conn: &Connection, now: &str) -> Result<Vec<CampaignId>
          ORDER BY rowid",
     )?;
     let rows = stmt.query_map(named_params! { ":now": now }, |row| row.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The largest link id ever given (0 before the first): the next launch's links follow it.
+pub fn last_link_id(conn: &Connection) -> Result<i64, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'campaign_links'), 0)",
+        )?
+        .query_row([], |row| row.get(0))?)
+}
+
+/// Stores one of a launching campaign's links.
+pub fn insert_link(
+    conn: &Connection,
+    campaign_id: &CampaignId,
+    position: usize,
+    url: &str,
+) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "INSERT INTO campaign_links (campaign_id, position, url) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(rusqlite::params![
+        campaign_id,
+        i64::try_from(position).unwrap_or(i64::MAX),
+        url
+    ])?;
+    Ok(())
+}
+
+/// A campaign's links: id and target URL, in position order.
+pub fn campaign_links(
+    conn: &Connection,
+    campaign_id: &CampaignId,
+) -> Result<Vec<(i64, String)>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, url FROM campaign_links WHERE campaign_id = ?1 ORDER BY position",
+    )?;
+    let rows = stmt.query_map([campaign_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A stored link with its campaign's workspace and mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRow {
+    pub campaign_id: CampaignId,
+    pub workspace_id: WorkspaceId,
+    pub mode: Mode,
+    pub url: String,
+}
+
+/// The link `id`, whatever its workspace (a click carries no credential but its code).
+pub fn find_link(conn: &Connection, id: i64) -> Result<Option<LinkRow>, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT l.campaign_id, c.workspace_id, c.mode, l.url
+             FROM campaign_links l JOIN campaigns c ON c.id = l.campaign_id
+             WHERE l.id = ?1",
+        )?
+        .query_row([id], |row| {
+            Ok(LinkRow {
+                campaign_id: row.get(0)?,
+                workspace_id: row.get(1)?,
+                mode: row.get(2)?,
+                url: row.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+pub fn insert_click(
+    conn: &Connection,
+    click: &crate::campaigns::links::Click,
+    clicked_at: &str,
+) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "INSERT INTO campaign_clicks (campaign_id, link_id, contact_id, workspace_id, mode,
+            clicked_at) VALUES (:campaign_id, :link_id, :contact_id, :workspace_id, :mode,
+            :clicked_at)",
+    )?
+    .execute(named_params! {
+        ":campaign_id": click.campaign_id,
+        ":link_id": click.link_id,
+        ":contact_id": click.contact_id,
+        ":workspace_id": click.workspace_id,
+        ":mode": click.mode,
+        ":clicked_at": clicked_at,
+    })?;
+    Ok(())
+}
+
+/// A campaign's clicks, and how many contacts clicked (one index range).
+pub fn click_counts(conn: &Connection, campaign_id: &CampaignId) -> Result<(u64, u64), AppError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*), count(DISTINCT contact_id) FROM campaign_clicks
+             WHERE campaign_id = ?1",
+        )?
+        .query_row([campaign_id], |row| Ok((count(row, 0)?, count(row, 1)?)))?)
+}
+
+/// A campaign's clicks per period (the first `prefix_len` characters of their time), oldest
+/// first.
+pub fn click_timeline(
+    conn: &Connection,
+    campaign_id: &CampaignId,
+    prefix_len: usize,
+) -> Result<Vec<(String, u64)>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT substr(clicked_at, 1, :n) AS period, count(*) FROM campaign_clicks
+         WHERE campaign_id = :campaign_id GROUP BY period ORDER BY period",
+    )?;
+    let rows = stmt.query_map(
+        named_params! { ":campaign_id": campaign_id, ":n": prefix_len as i64 },
+        |row| Ok((row.get(0)?, count(row, 1)?)),
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::{AppError, FieldErrors};
-use crate::ids::{ContactId, Ids};
+use crate::ids::{ContactId, Ids, WorkspaceId};
 use crate::recipients::{normalize_email, normalize_phone};
 use crate::scope::WorkspaceScope;
 use crate::secrets::ServerKey;
@@ -391,6 +391,15 @@ pub fn find_contact(
     id: &ContactId,
 ) -> Result<ContactRow, AppError> {
     store::find_contact(conn, scope.id(), mode, id)?.ok_or(AppError::NotFound)
+}
+
+/// The id, workspace and mode of the contact at `rowid` (deleted and erased contacts keep
+/// theirs): who a campaign's short link was made for.
+pub fn contact_at_rowid(
+    conn: &Connection,
+    rowid: i64,
+) -> Result<Option<(ContactId, WorkspaceId, Mode)>, AppError> {
+    store::contact_at_rowid(conn, rowid)
 }
 
 /// Sets (`Some(at)`) or clears an unsubscription; an unchanged one keeps its first time and way.

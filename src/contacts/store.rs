@@ -166,6 +166,18 @@ pub fn find_contact(
         .optional()?)
 }
 
+/// The id, workspace and mode of the contact at `rowid`, deleted or not (a campaign's short
+/// link names its recipient by rowid).
+pub fn contact_at_rowid(
+    conn: &Connection,
+    rowid: i64,
+) -> Result<Option<(ContactId, WorkspaceId, Mode)>, AppError> {
+    Ok(conn
+        .prepare_cached("SELECT id, workspace_id, mode FROM contacts WHERE rowid = ?1")?
+        .query_row([rowid], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()?)
+}
+
 /// An address unique among a workspace's live contacts of one mode.
 #[derive(Debug, Clone, Copy)]
 pub enum Address<'a> {

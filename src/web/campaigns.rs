@@ -13,6 +13,7 @@ use crate::auth::principal::Principal;
 use crate::billing::{self, Channel, Charging};
 use crate::campaigns::fanout::{self, Stats};
 use crate::campaigns::launch::{self, Launcher, Links};
+use crate::campaigns::links;
 use crate::campaigns::runner::CANCEL_BATCH;
 use crate::campaigns::store::{self, CampaignRow};
 use crate::campaigns::{
@@ -84,15 +85,23 @@ pub fn show_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let (campaign, stats) = app.db.read(|conn| {
         let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
         // Only a campaign that started has messages and money (one cancelled or failed while
-        // scheduled never did).
+        // scheduled never did), and clicks if it tracks links.
         let stats = match campaign.progress.launched_at {
-            Some(_) => Some(fanout::stats(conn, &campaign)?),
+            Some(_) => Some((
+                fanout::stats(conn, &campaign)?,
+                campaign
+                    .track_links
+                    .then(|| links::click_counts(conn, &campaign.id))
+                    .transpose()?,
+            )),
             None => None,
         };
         Ok((campaign, stats))
     })?;
     let mut view = campaign_view(&campaign);
-    view.stats = stats.as_ref().map(|stats| stats_view(&campaign, stats));
+    view.stats = stats
+        .as_ref()
+        .map(|(stats, clicks)| stats_view(&campaign, stats, *clicks));
     ApiResponse::json(200, &view)
 }
 
@@ -512,18 +521,20 @@ struct TimelinePointView {
     sent: u64,
     delivered: u64,
     failed: u64,
+    /// Clicks on the campaign's short links (0 when it does not track links).
+    clicks: u64,
 }
 
 /// `GET /v1/campaigns/{id}/timeline?period=minute|hour`: the campaign's messages sent,
-/// delivered and failed per minute (the default) or hour, oldest first — for a chart. Scope
-/// `campaigns:read`.
+/// delivered and failed, and its link clicks, per minute (the default) or hour, oldest first —
+/// for a chart. Scope `campaigns:read`.
 pub fn campaign_timeline(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::CampaignsRead)?;
     let id = campaign_id(request)?;
     let period = request.query_param("period");
     let mode = principal.mode();
-    let (hourly, points) = app.db.read(|conn| {
+    let (hourly, points, clicks) = app.db.read(|conn| {
         let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
         let hourly = match period.as_deref() {
             None | Some("minute") => false,
@@ -533,20 +544,33 @@ pub fn campaign_timeline(app: &App, request: &mut Request<'_>) -> Result<ApiResp
         Ok((
             hourly,
             crate::messages::campaign_timeline(conn, &campaign.id, hourly)?,
+            links::click_timeline(conn, &campaign.id, hourly)?,
         ))
     })?;
     let suffix = if hourly { ":00:00.000Z" } else { ":00.000Z" };
+    // The messages' periods and the clicks' merged, in time order (the period text sorts so).
+    let mut merged: BTreeMap<&str, TimelinePointView> = BTreeMap::new();
+    let point = |period: &str| TimelinePointView {
+        start: format!("{period}{suffix}"),
+        sent: 0,
+        delivered: 0,
+        failed: 0,
+        clicks: 0,
+    };
+    for messages in &points {
+        let entry = merged
+            .entry(&messages.period)
+            .or_insert_with(|| point(&messages.period));
+        entry.sent = messages.sent;
+        entry.delivered = messages.delivered;
+        entry.failed = messages.failed;
+    }
+    for (period, clicks) in &clicks {
+        merged.entry(period).or_insert_with(|| point(period)).clicks = *clicks;
+    }
     let view = TimelineView {
         period: if hourly { "hour" } else { "minute" },
-        data: points
-            .iter()
-            .map(|point| TimelinePointView {
-                start: format!("{}{suffix}", point.period),
-                sent: point.sent,
-                delivered: point.delivered,
-                failed: point.failed,
-            })
-            .collect(),
+        data: merged.into_values().collect(),
     };
     ApiResponse::json(200, &view)
 }
@@ -566,6 +590,7 @@ struct CampaignView<'a> {
     audience: Option<&'a RawValue>,
     scheduled_at: Option<&'a str>,
     opt_out_line: bool,
+    track_links: bool,
     duplicated_from: Option<&'a str>,
     created_at: &'a str,
     updated_at: &'a str,
@@ -612,9 +637,15 @@ struct StatsView {
     charged: Money,
     /// Given back: the pool's leftover and the messages refunded (cancelled, or failed unsent).
     refunded: Money,
+    /// A campaign that tracks links: clicks on its short links, every one counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clicks: Option<u64>,
+    /// … and the recipients who clicked (each contact once, whichever links).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unique_clicks: Option<u64>,
 }
 
-fn stats_view(campaign: &CampaignRow, stats: &Stats) -> StatsView {
+fn stats_view(campaign: &CampaignRow, stats: &Stats, clicks: Option<(u64, u64)>) -> StatsView {
     let currency = campaign.progress.currency.as_deref().unwrap_or_default();
     let mut messages: BTreeMap<&'static str, u64> =
         ["queued", "sent", "delivered", "failed", "cancelled"]
@@ -632,6 +663,8 @@ fn stats_view(campaign: &CampaignRow, stats: &Stats) -> StatsView {
         messages,
         charged: Money::new(stats.carried_minor, currency),
         refunded: Money::new(stats.refunded_minor, currency),
+        clicks: clicks.map(|(clicks, _)| clicks),
+        unique_clicks: clicks.map(|(_, unique)| unique),
     }
 }
 
@@ -677,6 +710,7 @@ fn campaign_view(campaign: &CampaignRow) -> CampaignView<'_> {
         audience: serde_json::from_str::<&RawValue>(&campaign.audience).ok(),
         scheduled_at: campaign.scheduled_at.as_deref(),
         opt_out_line: campaign.opt_out_line,
+        track_links: campaign.track_links,
         duplicated_from: campaign.duplicated_from.as_ref().map(CampaignId::as_str),
         created_at: &campaign.created_at,
         updated_at: &campaign.updated_at,

@@ -28,6 +28,7 @@ mod exchange;
 pub mod groups;
 pub mod idempotency;
 pub mod imports;
+pub mod links;
 pub mod messages;
 pub mod payments;
 pub mod receipts;

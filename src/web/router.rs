@@ -102,8 +102,8 @@ impl Router {
     pub fn standard() -> Router {
         use crate::web::api_keys as keys;
         use crate::web::{
-            auth, billing, campaigns, contacts, groups, imports, messages, payments, receipts,
-            segments, unsubscribe, workspaces,
+            auth, billing, campaigns, contacts, groups, imports, links, messages, payments,
+            receipts, segments, unsubscribe, workspaces,
         };
         use Method::{Delete, Get, Patch, Post, Put};
         Router {
@@ -123,6 +123,8 @@ impl Router {
                 // Unsubscribe links: the signed token is the credential (RFC 8058 one-click).
                 Route::new(Get, "/u/{token}", unsubscribe::show_unsubscribe),
                 Route::new(Post, "/u/{token}", unsubscribe::unsubscribe),
+                // Campaigns' short links: the signed code is the credential.
+                Route::new(Get, "/l/{code}", links::follow_link),
                 // Console authentication.
                 Route::new(Get, "/v1/setup", auth::show_setup),
                 Route::new(Post, "/v1/setup", auth::run_setup),

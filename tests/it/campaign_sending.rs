@@ -1314,7 +1314,8 @@ fn a_campaigns_messages_timeline_and_test_sends() {
     assert_eq!(
         minute.json(),
         json!({"period": "minute", "data": [
-            {"start": "2026-11-25T09:30:00.000Z", "sent": 3, "delivered": 0, "failed": 0}]})
+            {"start": "2026-11-25T09:30:00.000Z", "sent": 3, "delivered": 0, "failed": 0,
+             "clicks": 0}]})
     );
     let default = shop.api.get(&format!("/v1/campaigns/{id}/timeline")).json();
     assert_eq!(default, minute.json());
@@ -1325,7 +1326,8 @@ fn a_campaigns_messages_timeline_and_test_sends() {
     assert_eq!(
         hour,
         json!({"period": "hour", "data": [
-            {"start": "2026-11-25T09:00:00.000Z", "sent": 3, "delivered": 0, "failed": 0}]})
+            {"start": "2026-11-25T09:00:00.000Z", "sent": 3, "delivered": 0, "failed": 0,
+             "clicks": 0}]})
     );
     let draft = shop
         .api

@@ -359,6 +359,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "9d0a9342537e49c7dae1629842c3679aa7d85cea24bd14596cc24fa18b5ba061",
     ),
     (
+        "V22__campaign_links.sql",
+        "e2bfbf7bfa7315cffddbec561a1bbe8bd2b24fd8218a45f67c3498e1805fbdc4",
+    ),
+    (
         "V23__transactional_first.sql",
         "be5bd2dd79041ef6631f744027dc4baa37b0a779514fc0501ef067420e101b42",
     ),

@@ -12,6 +12,7 @@ mod auth_workspaces;
 mod billing;
 mod binary;
 mod campaign_crash;
+mod campaign_links;
 mod campaign_sending;
 mod campaigns;
 mod console;
