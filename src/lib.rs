@@ -16,6 +16,7 @@ pub mod db;
 pub mod delivery;
 pub mod doctor;
 pub mod error;
+pub mod html;
 pub mod idempotency;
 pub mod ids;
 pub mod janitor;

@@ -25,6 +25,7 @@ use crate::campaigns::launch::Links;
 use crate::campaigns::store::{self, CampaignRow};
 use crate::clock::{Timestamp, format_timestamp};
 use crate::error::AppError;
+use crate::html;
 use crate::ids::{CampaignId, ContactId, WorkspaceId};
 use crate::secrets::{ServerKey, constant_time_eq};
 use crate::vocabulary::Mode;
@@ -367,22 +368,6 @@ pub fn decode_entities(raw: &str) -> String {
     text
 }
 
-/// `&`, `<`, `>`, `"` and `'` as entities: a short link written into an attribute.
-fn escape_attribute(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            c => escaped.push(c),
-        }
-    }
-    escaped
-}
-
 /// A URL as a `Location` header can carry it: every byte outside visible ASCII
 /// percent-encoded (a URL of the content may hold accented letters).
 pub fn location(url: &str) -> String {
@@ -537,7 +522,7 @@ impl Tracker {
             };
             rewritten.push_str(&content[done..range.start]);
             if html {
-                rewritten.push_str(&escape_attribute(&link));
+                rewritten.push_str(&html::escape(&link));
             } else {
                 rewritten.push_str(&link);
             }
@@ -755,7 +740,9 @@ mod tests {
         );
         assert_eq!(decode_entities("a&b=1&c"), "a&b=1&c");
         assert_eq!(decode_entities("&nbsp;&#xZZ;"), "&nbsp;&#xZZ;");
-        assert_eq!(escape_attribute("a&b\"<'"), "a&amp;b&quot;&lt;&#39;");
+        // What an href is written with reads back as the link.
+        let link = "https://x.io/?a=1&b=\"<'>";
+        assert_eq!(decode_entities(&crate::html::escape(link)), link);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! parts, in the contact's language. Pure: the dispatcher supplies the link and the language.
 
 use crate::contacts::Language;
+use crate::html::escape;
 
 /// The email's parts with the unsubscribe line appended, and the link for the headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,15 +26,6 @@ fn link_text(language: Option<Language>) -> &'static str {
         Some(Language::Fr) => "Se désabonner",
         Some(Language::En) | None => "Unsubscribe",
     }
-}
-
-/// `&`, `<`, `>`, `"` and `'` as entities, for the link in the HTML part.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 /// Appends the unsubscribe line (with `url`) to each part present: after the text, and in the

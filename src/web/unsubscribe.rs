@@ -13,6 +13,7 @@ use crate::billing::Channel;
 use crate::contacts::UnsubscribeVia;
 use crate::contacts::unsubscribe::{self, UnsubscribeToken};
 use crate::error::AppError;
+use crate::html::escape;
 use crate::web::request::Request;
 use crate::web::response::{ApiResponse, HTML};
 
@@ -82,22 +83,6 @@ fn preferred_language(header: &str) -> Lang {
         }
     }
     best.map_or(Lang::En, |(_, lang)| lang)
-}
-
-/// `&`, `<`, `>`, `"` and `'` as entities.
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            c => escaped.push(c),
-        }
-    }
-    escaped
 }
 
 struct Texts {
@@ -262,14 +247,6 @@ mod tests {
         assert_eq!(preferred_language("de"), Lang::En);
         assert_eq!(preferred_language("fr;q=0, en;q=0.1"), Lang::En);
         assert_eq!(preferred_language(""), Lang::En);
-    }
-
-    #[test]
-    fn markup_is_escaped() {
-        assert_eq!(
-            escape(r#"<a href="x">'&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
     }
 
     #[test]

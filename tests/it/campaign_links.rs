@@ -8,17 +8,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::auth_fixtures::{Caller, Console, count, create_key, second_tenant, send, setup};
+use crate::auth_fixtures::{Caller, count, create_key, second_tenant, send};
+use crate::campaign_sending::{SCOPES, Shop};
 use crate::harness::{TestResponse, TestServer, wait_for_value};
-
-const SCOPES: &[&str] = &[
-    "campaigns:read",
-    "campaigns:write",
-    "contacts:read",
-    "contacts:write",
-    "messages:send",
-    "messages:read",
-];
 
 const SETTLE: Duration = Duration::from_secs(120);
 
@@ -27,49 +19,14 @@ const SHORT: &str = "http://127.0.0.1/l/";
 
 const TARGET: &str = "https://shop.example.com/autumn?ref=sms&x=1";
 
-struct Shop<'s> {
-    server: &'s TestServer,
-    owner: Console<'s>,
-    api: Caller<'s>,
-}
-
-impl<'s> Shop<'s> {
-    /// A workspace with a test-mode key (its messages go to the `log` provider, uncharged).
-    fn open(server: &'s TestServer) -> Shop<'s> {
-        let owner = setup(server);
-        let (_, key) = create_key(&owner, SCOPES, "test");
-        Shop {
-            server,
-            api: Caller { server, key },
-            owner,
-        }
-    }
-
-    fn contact(&self, mut body: Value) -> String {
+/// What these tests ask of a shop besides what the campaign sending tests do.
+impl Shop<'_> {
+    /// A contact whose name is its first name.
+    fn named_contact(&self, mut body: Value) -> String {
         body["name"] = body["first_name"].clone();
         let response = self.api.post("/v1/contacts", body);
         assert_eq!(response.status, 201, "{}", response.text());
         response.json()["id"].as_str().unwrap().to_owned()
-    }
-
-    fn campaign(&self, body: Value) -> String {
-        let response = self.api.post("/v1/campaigns", body);
-        assert_eq!(response.status, 201, "{}", response.text());
-        response.json()["id"].as_str().unwrap().to_owned()
-    }
-
-    fn show(&self, id: &str) -> Value {
-        let response = self.api.get(&format!("/v1/campaigns/{id}"));
-        assert_eq!(response.status, 200, "{}", response.text());
-        response.json()
-    }
-
-    fn estimate(&self, id: &str) -> Value {
-        let response = self
-            .api
-            .post(&format!("/v1/campaigns/{id}/estimate"), json!({}));
-        assert_eq!(response.status, 200, "{}", response.text());
-        response.json()
     }
 
     /// Launches and waits until every message is sent.
@@ -95,7 +52,7 @@ impl<'s> Shop<'s> {
     }
 
     /// The campaign's messages as stored, in contact order: (contact id, text, html, segments).
-    fn messages(&self, campaign: &str) -> Vec<StoredMessage> {
+    fn link_messages(&self, campaign: &str) -> Vec<StoredMessage> {
         let db = self.server.db();
         let mut stmt = db
             .prepare(
@@ -162,9 +119,9 @@ fn assert_not_found_page(response: &TestResponse) {
 #[test]
 fn short_links_redirect_count_clicks_per_recipient_and_refuse_forged_codes() {
     let server = TestServer::start();
-    let shop = Shop::open(&server);
+    let shop = Shop::open(&server, "test");
     for (n, name) in ["Ann", "Bob", "Cy"].iter().enumerate() {
-        shop.contact(json!({"first_name": name, "phone": format!("+23767000000{n}")}));
+        shop.named_contact(json!({"first_name": name, "phone": format!("+23767000000{n}")}));
     }
     let text = format!("Hi {{{{ contact.first_name }}}}, the sale: {TARGET}. See you!");
     let id = shop.campaign(json!({"name": "Sale", "channel": "sms", "text": text,
@@ -204,7 +161,7 @@ fn short_links_redirect_count_clicks_per_recipient_and_refuse_forged_codes() {
         "one stored link for three messages"
     );
 
-    let messages = shop.messages(&id);
+    let messages = shop.link_messages(&id);
     assert_eq!(messages.len(), 3);
     let mut links = Vec::new();
     for (_, text, _, segments) in &messages {
@@ -301,9 +258,9 @@ fn long_url_text() -> String {
 #[test]
 fn segments_are_counted_after_rewriting_by_the_estimate_and_the_fan_out() {
     let server = TestServer::start();
-    let shop = Shop::open(&server);
+    let shop = Shop::open(&server, "test");
     for n in 0..4 {
-        shop.contact(
+        shop.named_contact(
             json!({"first_name": format!("Ann{n}"), "phone": format!("+2376700000{n:02}")}),
         );
     }
@@ -331,7 +288,7 @@ fn segments_are_counted_after_rewriting_by_the_estimate_and_the_fan_out() {
 
     let done = shop.send(&tracked);
     assert_eq!(done["launch"]["planned_units"], 4, "{done}");
-    for (_, text, _, segments) in shop.messages(&tracked) {
+    for (_, text, _, segments) in shop.link_messages(&tracked) {
         let text = text.unwrap();
         assert_eq!(short_links(&text).len(), 1, "{text}");
         assert!(text.chars().count() <= 160, "{text}");
@@ -341,7 +298,7 @@ fn segments_are_counted_after_rewriting_by_the_estimate_and_the_fan_out() {
     let done = shop.send(&plain);
     assert!(done["stats"].get("clicks").is_none(), "{done}");
     assert!(done["stats"].get("unique_clicks").is_none());
-    for (_, text, _, segments) in shop.messages(&plain) {
+    for (_, text, _, segments) in shop.link_messages(&plain) {
         let text = text.unwrap();
         assert!(
             text.contains("https://shop.example.com/autumn-collection/"),
@@ -362,8 +319,8 @@ fn segments_are_counted_after_rewriting_by_the_estimate_and_the_fan_out() {
 #[test]
 fn email_hrefs_and_text_are_rewritten_escaped_and_crier_links_left_alone() {
     let server = TestServer::start();
-    let shop = Shop::open(&server);
-    shop.contact(json!({"first_name": "Ann", "email": "ann@example.com"}));
+    let shop = Shop::open(&server, "test");
+    shop.named_contact(json!({"first_name": "Ann", "email": "ann@example.com"}));
     let html = r#"<p>Hi {{ contact.first_name }}</p>
 <a class="cta" href="https://shop.example.com/?a=1&amp;b=2">Shop</a>
 <a href='https://shop.example.com/p/{{ contact.first_name }}'>Yours</a>
@@ -375,7 +332,7 @@ fn email_hrefs_and_text_are_rewritten_escaped_and_crier_links_left_alone() {
         "html": html, "text": text, "audience": {"all": true}, "track_links": true}),
     );
     shop.send(&id);
-    let messages = shop.messages(&id);
+    let messages = shop.link_messages(&id);
     assert_eq!(messages.len(), 1);
     let (_, text, html, _) = &messages[0];
     let (text, html) = (text.as_deref().unwrap(), html.as_deref().unwrap());
@@ -429,12 +386,12 @@ fn email_hrefs_and_text_are_rewritten_escaped_and_crier_links_left_alone() {
 #[test]
 fn another_workspaces_campaigns_and_codes_are_not_found() {
     let server = TestServer::start();
-    let shop = Shop::open(&server);
-    shop.contact(json!({"first_name": "Ann", "phone": "+237670000001"}));
+    let shop = Shop::open(&server, "test");
+    shop.named_contact(json!({"first_name": "Ann", "phone": "+237670000001"}));
     let id = shop.campaign(json!({"name": "Sale", "channel": "sms",
         "text": format!("Sale: {TARGET}"), "audience": {"all": true}, "track_links": true}));
     shop.send(&id);
-    let link = short_links(shop.messages(&id)[0].1.as_deref().unwrap()).remove(0);
+    let link = short_links(shop.link_messages(&id)[0].1.as_deref().unwrap()).remove(0);
 
     // Another workspace's key sees neither the campaign, its stats nor its timeline.
     let globex = second_tenant(&shop.owner, "globex@example.com");

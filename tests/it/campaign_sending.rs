@@ -14,7 +14,8 @@ use crate::auth_fixtures::{
 };
 use crate::harness::{TestResponse, TestServer, wait_for_value};
 
-const SCOPES: &[&str] = &[
+/// Every scope the campaign routes take.
+pub(crate) const SCOPES: &[&str] = &[
     "campaigns:read",
     "campaigns:write",
     "contacts:read",
@@ -27,14 +28,14 @@ const SCOPES: &[&str] = &[
 const SETTLE: Duration = Duration::from_secs(180);
 
 /// A workspace with a key of every scope the campaign routes take.
-struct Shop<'s> {
-    server: &'s TestServer,
-    owner: Console<'s>,
-    api: Caller<'s>,
+pub(crate) struct Shop<'s> {
+    pub(crate) server: &'s TestServer,
+    pub(crate) owner: Console<'s>,
+    pub(crate) api: Caller<'s>,
 }
 
 impl<'s> Shop<'s> {
-    fn open(server: &'s TestServer, mode: &str) -> Shop<'s> {
+    pub(crate) fn open(server: &'s TestServer, mode: &str) -> Shop<'s> {
         let owner = setup(server);
         let (_, key) = create_key(&owner, SCOPES, mode);
         Shop {
@@ -148,19 +149,19 @@ impl<'s> Shop<'s> {
         id
     }
 
-    fn campaign(&self, body: Value) -> String {
+    pub(crate) fn campaign(&self, body: Value) -> String {
         let response = self.api.post("/v1/campaigns", body);
         assert_eq!(response.status, 201, "{}", response.text());
         response.json()["id"].as_str().unwrap().to_owned()
     }
 
-    fn show(&self, id: &str) -> Value {
+    pub(crate) fn show(&self, id: &str) -> Value {
         let response = self.api.get(&format!("/v1/campaigns/{id}"));
         assert_eq!(response.status, 200, "{}", response.text());
         response.json()
     }
 
-    fn estimate(&self, id: &str) -> Value {
+    pub(crate) fn estimate(&self, id: &str) -> Value {
         let response = self
             .api
             .post(&format!("/v1/campaigns/{id}/estimate"), json!({}));
