@@ -187,12 +187,15 @@ pub fn has_recipients(campaign: &CampaignRow, estimate: &Estimate) -> Result<(),
         "audience",
         format!(
             "has no contact this {} may go to: {} contacts, {} without an address, {} \
-             unsubscribed, {} invalid, {} whose message does not render",
+             unsubscribed, {} invalid, {} bounced, {} who complained, {} whose message does not \
+             render",
             campaign.channel,
             reach.contacts,
             reach.no_address,
             reach.unsubscribed,
             reach.invalid,
+            reach.bounced,
+            reach.complained,
             estimate.render_failed
         ),
     ))

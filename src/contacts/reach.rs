@@ -47,8 +47,12 @@ crate::text_enum! {
         NoAddress = "no_address",
         /// The contact unsubscribed from the channel.
         Unsubscribed = "unsubscribed",
-        /// The phone is `invalid` or `unreachable`; the email `invalid`, `bounced` or `complained`.
+        /// The phone is `invalid` or `unreachable`; the email `invalid`.
         Invalid = "invalid",
+        /// The email bounced.
+        Bounced = "bounced",
+        /// The email's owner marked a message as spam.
+        Complained = "complained",
     }
 }
 
@@ -64,6 +68,8 @@ pub fn exclusion_sql(channel: Channel) -> &'static str {
         Channel::Email => {
             "CASE WHEN c.email IS NULL THEN 'no_address'
                   WHEN c.email_unsubscribed_at IS NOT NULL THEN 'unsubscribed'
+                  WHEN c.email_state = 'bounced' THEN 'bounced'
+                  WHEN c.email_state = 'complained' THEN 'complained'
                   WHEN c.email_state <> 'valid' THEN 'invalid' END"
         }
     }

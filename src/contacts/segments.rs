@@ -128,26 +128,38 @@ pub struct Reach {
     pub no_address: u64,
     pub unsubscribed: u64,
     pub invalid: u64,
+    /// Email only.
+    pub bounced: u64,
+    pub complained: u64,
 }
 
 impl Reach {
     /// The contacts a marketing message may go to.
     pub fn eligible(&self) -> u64 {
-        self.contacts
-            .saturating_sub(self.no_address + self.unsubscribed + self.invalid)
+        self.contacts.saturating_sub(
+            self.no_address + self.unsubscribed + self.invalid + self.bounced + self.complained,
+        )
     }
 }
 
 impl Audience {
     /// How the audience splits for a marketing message on `channel` (`reach::Exclusion`).
     pub fn reach(&self, conn: &Connection, channel: Channel) -> Result<Reach, AppError> {
-        let [contacts, no_address, unsubscribed, invalid] =
-            store::count_exclusions(conn, &self.condition(), exclusion_sql(channel))?;
+        let [
+            contacts,
+            no_address,
+            unsubscribed,
+            invalid,
+            bounced,
+            complained,
+        ] = store::count_exclusions(conn, &self.condition(), exclusion_sql(channel))?;
         Ok(Reach {
             contacts,
             no_address,
             unsubscribed,
             invalid,
+            bounced,
+            complained,
         })
     }
 }

@@ -1232,10 +1232,11 @@ pub fn count_exclusions(
     conn: &Connection,
     condition: &SqlCondition,
     exclusion: &str,
-) -> Result<[u64; 4], AppError> {
+) -> Result<[u64; 6], AppError> {
     let sql = format!(
         "SELECT count(*), COALESCE(sum(x = 'no_address'), 0), COALESCE(sum(x = 'unsubscribed'), 0),
-                COALESCE(sum(x = 'invalid'), 0)
+                COALESCE(sum(x = 'invalid'), 0), COALESCE(sum(x = 'bounced'), 0),
+                COALESCE(sum(x = 'complained'), 0)
          FROM (SELECT {exclusion} AS x FROM contacts c WHERE {})",
         condition.sql
     );
@@ -1247,6 +1248,8 @@ pub fn count_exclusions(
                 row.get::<_, i64>(1)?.unsigned_abs(),
                 row.get::<_, i64>(2)?.unsigned_abs(),
                 row.get::<_, i64>(3)?.unsigned_abs(),
+                row.get::<_, i64>(4)?.unsigned_abs(),
+                row.get::<_, i64>(5)?.unsigned_abs(),
             ])
         })?,
     )

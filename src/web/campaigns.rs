@@ -269,6 +269,8 @@ pub fn estimate_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResp
         excluded: ExcludedView {
             unsubscribed: reach.unsubscribed,
             invalid: reach.invalid,
+            bounced: reach.bounced,
+            complained: reach.complained,
             no_address: reach.no_address,
             duplicate: estimate.duplicates,
             deleted: estimate.deleted,
@@ -314,6 +316,8 @@ struct NoFields {}
 struct ExcludedView {
     unsubscribed: u64,
     invalid: u64,
+    bounced: u64,
+    complained: u64,
     no_address: u64,
     duplicate: u64,
     deleted: u64,

@@ -435,8 +435,8 @@ fn a_campaign_charges_exactly_its_estimate_across_chunks_included_units_and_pric
     assert_eq!(estimate["recipients"], 2_600, "{estimate}");
     assert_eq!(
         estimate["excluded"],
-        json!({"unsubscribed": 2, "invalid": 1, "no_address": 3, "duplicate": 0, "deleted": 0,
-               "render_failed": 0})
+        json!({"unsubscribed": 2, "invalid": 1, "bounced": 0, "complained": 0, "no_address": 3,
+               "duplicate": 0, "deleted": 0, "render_failed": 0})
     );
     let units = estimate["units"].as_i64().unwrap();
     let billable = units - INCLUDED_SMS;
@@ -1127,8 +1127,8 @@ fn an_estimate_counts_lists_once_and_segments_after_personalisation_and_the_opt_
     assert_eq!(estimate["contacts"], 5, "{estimate}");
     assert_eq!(
         estimate["excluded"],
-        json!({"unsubscribed": 0, "invalid": 0, "no_address": 1, "duplicate": 3, "deleted": 1,
-               "render_failed": 0})
+        json!({"unsubscribed": 0, "invalid": 0, "bounced": 0, "complained": 0, "no_address": 1,
+               "duplicate": 3, "deleted": 1, "render_failed": 0})
     );
     assert_eq!(estimate["recipients"], 4);
     // Bart's long name takes his SMS to two segments.
@@ -1206,8 +1206,8 @@ fn an_email_estimate_leaves_out_each_kind_of_bad_address() {
     assert_eq!(estimate["contacts"], 7, "{estimate}");
     assert_eq!(
         estimate["excluded"],
-        json!({"unsubscribed": 1, "invalid": 3, "no_address": 1, "duplicate": 0, "deleted": 0,
-               "render_failed": 0})
+        json!({"unsubscribed": 1, "invalid": 1, "bounced": 1, "complained": 1, "no_address": 1,
+               "duplicate": 0, "deleted": 0, "render_failed": 0})
     );
     assert_eq!(estimate["recipients"], 2);
     assert_eq!(estimate["segments"], Value::Null);
