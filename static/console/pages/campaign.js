@@ -29,6 +29,13 @@ export async function render(id) {
   return container;
 }
 
+/// The heading once a new campaign has its id (the page was drawn as "New campaign").
+function retitle() {
+  const heading = document.getElementById("page-title");
+  if (heading) heading.textContent = t("campaign.title");
+  document.title = `${t("campaign.title")} · crier`;
+}
+
 const back = () => h("p", {}, h("a", { href: "#/campaigns" }, "← ", t("campaign.back")));
 
 async function drawDraft(container, campaign) {
@@ -38,7 +45,10 @@ async function drawDraft(container, campaign) {
   const composer = composeForm(campaign, groups, segments, billing, async (saved) => {
     const first = !campaign;
     campaign = saved;
-    if (first) history.replaceState(null, "", `#/campaign/${encodeURIComponent(saved.id)}`);
+    if (first) {
+      history.replaceState(null, "", `#/campaign/${encodeURIComponent(saved.id)}`);
+      retitle();
+    }
     previewCard.hidden = false;
     estimateCard.hidden = false;
     drawEstimate(estimateCard, campaign, container);
@@ -140,6 +150,12 @@ function composeForm(campaign, groups, segments, billing, saved) {
     element.querySelector(".email-only").hidden = channel.value !== "email";
   };
   channel.addEventListener("change", showChannel);
+  // The lists matter only when the audience is not everyone.
+  const showLists = () => {
+    for (const lists of element.querySelectorAll(".lists")) lists.hidden = element.querySelector("[name=audience_kind]:checked").value === "all";
+  };
+  for (const radio of element.querySelectorAll("[name=audience_kind]")) radio.addEventListener("change", showLists);
+  showLists();
   if (campaign) {
     element.elements.name.value = campaign.name;
     channel.value = campaign.channel;
@@ -265,6 +281,7 @@ function showEstimate(result, estimate, campaign, container) {
 /// A launched campaign: progress, stats and timeline, redrawn while it is scheduled or running.
 async function drawLaunched(container, campaign) {
   if (location.hash !== `#/campaign/${encodeURIComponent(campaign.id)}`) history.replaceState(null, "", `#/campaign/${encodeURIComponent(campaign.id)}`);
+  retitle();
   const [full, timeline] = await Promise.all([
     campaign.stats || campaign.status === "scheduled" ? campaign : get(`/v1/campaigns/${encodeURIComponent(campaign.id)}`),
     get(`/v1/campaigns/${encodeURIComponent(campaign.id)}/timeline?period=minute`),

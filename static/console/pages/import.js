@@ -19,6 +19,7 @@ export async function render() {
   const targets = [...BUILT_IN.map((f) => [f, t(`import.field.${f}`)]), ...definitions.data.map((d) => [`custom.${d.key}`, d.label])];
   const mapping = h("div", { id: "import-mapping" });
   const progress = h("section", { class: "card", id: "import-status", hidden: true });
+  const recentCard = h("section", { class: "card" }, h("h2", {}, t("import.recent")), recentTable(recent.data));
   let columns = [];
   const upload = form(
     { id: "import-form" },
@@ -43,6 +44,7 @@ export async function render() {
       });
       const job = await api("POST", "/v1/contacts/imports" + query(params), file, { contentType: "text/csv" });
       await follow(progress, job);
+      replace(recentCard, h("h2", {}, t("import.recent")), recentTable((await get("/v1/contacts/imports?limit=5")).data));
     },
   );
   upload.elements.file.addEventListener("change", async () => {
@@ -56,7 +58,7 @@ export async function render() {
     h("p", {}, h("a", { href: "#/contacts" }, "← ", t("contact.back"))),
     h("section", { class: "card" }, upload),
     progress,
-    h("section", { class: "card" }, h("h2", {}, t("import.recent")), recentTable(recent.data)),
+    recentCard,
   );
 }
 
@@ -142,7 +144,7 @@ function draw(card, job) {
     h("progress", { id: "import-progress", max: 100, value: percent }, `${percent} %`),
     h(
       "dl",
-      { class: "facts", id: "import-counts" },
+      { class: "facts counts", id: "import-counts" },
       ["rows_read", "created", "updated", "unchanged", "rejected"].map((key) => [h("dt", {}, t(`import.${key}`)), h("dd", { dataset: { count: key } }, number(job[key]))]),
     ),
     job.error ? h("p", { class: "form-error" }, job.error) : null,
