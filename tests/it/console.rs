@@ -326,5 +326,8 @@ fn every_literal_key_the_modules_use_is_in_the_dictionaries() {
         }
     }
     assert!(seen > 200, "only {seen} keys found");
-    assert!(missing.is_empty(), "keys not in the dictionaries: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "keys not in the dictionaries: {missing:?}"
+    );
 }
