@@ -143,14 +143,14 @@ function bulkBar(state, reload, redrawGroups) {
     if (!select.value) return replace(message, t("contacts.no_groups"));
     try {
       const result = await api(method, `/v1/groups/${encodeURIComponent(select.value)}/contacts`, { contact_ids: ids });
+      await redrawGroups();
+      await reload();
       replace(
         message,
         method === "POST"
           ? t("contacts.added", { n: result.added, m: result.already_members })
           : t("contacts.removed", { n: result.removed, m: result.not_members }),
       );
-      await redrawGroups();
-      await reload();
     } catch (err) {
       replace(message, h("span", { class: "field-error" }, errorText(err)));
     }

@@ -57,6 +57,8 @@ export async function render() {
   let asked = 0;
   const rules = () => ({ [join.querySelector("select").value]: [...rows.children].map((row) => row.condition()) });
   const recount = () => {
+    // Numbers in the labels follow the rows (one removed renumbers the rest).
+    for (const row of rows.children) row.relabel();
     clearTimeout(timer);
     const mine = ++asked;
     replace(count, h("span", { class: "muted" }, t("segments.counting")));
@@ -65,7 +67,13 @@ export async function render() {
       try {
         const preview = await post("/v1/segments/preview", { rules: rules() });
         if (mine !== asked) return;
-        replace(count, h("strong", { id: "segment-count-value" }, number(preview.count)), " ", t(preview.count === 1 ? "segments.contact" : "segments.contacts"));
+        replace(
+          count,
+          h("strong", { id: "segment-count-value" }, number(preview.count)),
+          " ",
+          t(preview.count === 1 ? "segments.contact" : "segments.contacts"),
+          preview.sample.length ? h("span", { class: "muted small block" }, t("segments.sample", { names: preview.sample.slice(0, 5).map((c) => c.name).join(", ") })) : null,
+        );
       } catch (err) {
         if (mine !== asked) return;
         showRuleErrors(rows, count, err);
@@ -141,13 +149,14 @@ function conditionRow(fields, changed, removable, rowsSoFar) {
   const label = () => {
     fieldSelect.setAttribute("aria-label", t("segments.field", { n: index() }));
     opSelect.setAttribute("aria-label", t("segments.operator", { n: index() }));
+    remove.setAttribute("aria-label", t("segments.remove_named", { n: index() }));
   };
   fieldSelect.addEventListener("change", () => (drawOps(), drawValue(), changed()));
   opSelect.addEventListener("change", () => (drawValue(), changed()));
   row.addEventListener("input", (event) => event.target.classList.contains("v") && changed());
   const remove = h("button", {
     type: "button",
-    class: "link",
+    class: "link remove",
     onclick: () => {
       if (!removable()) return;
       row.remove();
@@ -176,8 +185,7 @@ function conditionRow(fields, changed, removable, rowsSoFar) {
   drawOps();
   drawValue();
   row.append(h("div", { class: "condition-controls" }, fieldSelect, opSelect, valueBox, remove), error);
-  queueMicrotask(label);
-  row.addEventListener("change", label);
+  row.relabel = label;
   return row;
 }
 
