@@ -2,7 +2,8 @@
 // a custom field and a group; a CSV imported through the page with its progress bar reaching
 // 100 %; a segment built with its live count; an SMS campaign composed with
 // `{{ contact.first_name }}`, previewed, estimated, launched, and its page showing the messages
-// the log provider sent. Screenshots of each page at 1280 and 375 px (`console2-*.png`).
+// the log provider sent; an email draft previewed and deleted. Screenshots of each page at 1280
+// and 375 px (`console2-*.png`).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -207,6 +208,25 @@ test("contacts, an import, a segment and a campaign, in Chromium", { timeout: 11
     await page.waitForFunction(() => /completed/.test(document.querySelector("#campaign-status")?.textContent ?? ""));
     assert.equal(await page.locator("#cancel-campaign").count(), 0);
     await shoot("campaign-stats");
+  });
+
+  await t.test("an email draft: its subject previewed, then the draft deleted", async () => {
+    await page.click('#nav a[href="#/campaigns"]');
+    await page.click("#new-campaign");
+    await page.waitForSelector("#campaign-form");
+    await page.fill("#campaign-form [name=name]", "Lettre");
+    await page.selectOption("#campaign-form [name=channel]", "email");
+    assert.equal(await page.isVisible("#campaign-form [name=text]"), false);
+    await page.fill("#campaign-form [name=subject]", "Pour {{ contact.first_name }}");
+    await page.fill("#campaign-form [name=html]", "<p>Bonjour {{ contact.name }}</p>");
+    await page.check('#campaign-form [name=audience_kind][value="lists"]');
+    await page.check('#campaign-form [name=groups] >> nth=0');
+    await page.click("#campaign-form button[type=submit]");
+    await page.waitForFunction(() => document.querySelector("#preview-subject")?.textContent === "Pour Ada");
+    page.once("dialog", (dialog) => dialog.accept());
+    await page.click("#delete-campaign");
+    await page.waitForSelector("#campaign-list tbody tr");
+    assert.doesNotMatch(await page.textContent("#campaign-list"), /Lettre/);
   });
 
   await t.test("the campaigns list and the pages in French", async () => {

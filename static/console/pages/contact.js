@@ -27,7 +27,7 @@ export async function render(id) {
     { id: "contact-edit", class: "grid-form" },
     [
       contactFields(),
-      custom.length ? h("fieldset", { class: "wide" }, h("legend", {}, t("contact.custom")), custom) : null,
+      custom.length ? h("fieldset", { class: "wide custom-fields" }, h("legend", {}, t("contact.custom")), custom) : null,
       h("fieldset", { class: "field wide", dataset: { field: "unsubscribed" } }, h("legend", {}, t("contact.subscriptions")), subscriptions),
     ],
     t("contact.save"),
@@ -42,10 +42,13 @@ export async function render(id) {
         const value = customValue(d, values[`custom.${d.key}`]);
         if (value !== (contact.custom[d.key] ?? null)) body.custom[d.key] = value;
       }
-      body.unsubscribed = {
-        sms: values.unsubscribed_sms.length > 0,
-        email: values.unsubscribed_email.length > 0,
-      };
+      // Only a channel whose box changed: an unchanged one keeps its time and way.
+      const unsubscribed = {};
+      for (const channel of ["sms", "email"]) {
+        const wanted = values[`unsubscribed_${channel}`].length > 0;
+        if (wanted !== Boolean(contact[`${channel}_unsubscribed_at`])) unsubscribed[channel] = wanted;
+      }
+      if (Object.keys(unsubscribed).length) body.unsubscribed = unsubscribed;
       Object.assign(contact, await api("PATCH", path, body));
       status.textContent = t("contact.saved");
       status.hidden = false;
