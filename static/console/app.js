@@ -11,6 +11,12 @@ import * as overviewPage from "./pages/overview.js";
 import * as messagesPage from "./pages/messages.js";
 import * as messagePage from "./pages/message.js";
 import * as keysPage from "./pages/keys.js";
+import * as contactsPage from "./pages/contacts.js";
+import * as contactPage from "./pages/contact.js";
+import * as importPage from "./pages/import.js";
+import * as segmentsPage from "./pages/segments.js";
+import * as campaignsPage from "./pages/campaigns.js";
+import * as campaignPage from "./pages/campaign.js";
 
 /// Pages that need a session, by the hash's first segment; `param` is the second one.
 const PAGES = {
@@ -18,11 +24,23 @@ const PAGES = {
   messages: messagesPage,
   message: messagePage,
   keys: keysPage,
+  contacts: contactsPage,
+  contact: contactPage,
+  import: importPage,
+  segments: segmentsPage,
+  campaigns: campaignsPage,
+  campaign: campaignPage,
 };
+
+/// Pages that light up another's entry in the navigation (a message is under "Messages").
+const UNDER = { message: "messages", contact: "contacts", import: "contacts", campaign: "campaigns" };
 
 const NAV = [
   ["overview", "nav.overview"],
   ["messages", "nav.messages"],
+  ["contacts", "nav.contacts"],
+  ["segments", "nav.segments"],
+  ["campaigns", "nav.campaigns"],
   ["keys", "nav.keys", (session) => session.role === "owner" || session.role === "admin"],
 ];
 
@@ -133,7 +151,7 @@ function drawChrome(page) {
       "ul",
       {},
       NAV.filter(([, , allowed]) => !allowed || allowed(session)).map(([name, key]) => {
-        const active = current === name || (current === "message" && name === "messages");
+        const active = current === name || UNDER[current] === name;
         return h("li", {}, h("a", { href: `#/${name}`, "aria-current": active ? "page" : false }, t(key)));
       }),
     ),

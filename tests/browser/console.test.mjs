@@ -7,58 +7,10 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
-
-const ROOT = resolve(import.meta.dirname, "../..");
-const BINARY = process.env.CRIER_BINARY || join(ROOT, "target/debug/crier");
-const SHOTS = process.env.CONSOLE_SCREENSHOTS || join(ROOT, "target/console-screenshots");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-
-/// An element's text with every kind of space (Intl puts no-break ones in amounts) as " ".
-async function text(page, selector) {
-  return (await page.textContent(selector)).replace(/\s/g, " ");
-}
-
-const EXPECTED_CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-  "frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
-
-/// Starts `crier serve` on 127.0.0.1:0 and resolves with its address from the "listening" line.
-function startCrier(dataDir) {
-  const child = spawn(
-    BINARY,
-    [
-      "serve",
-      "--addr", "127.0.0.1:0",
-      "--data-dir", dataDir,
-      "--log-format", "json",
-      "--log-level", "info",
-      // The minimum cost: the test logs in three times, in a debug build.
-      "--password-iterations", "100000",
-    ],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  const lines = [];
-  const address = new Promise((resolveAddress, reject) => {
-    const reader = createInterface({ input: child.stderr });
-    reader.on("line", (line) => {
-      lines.push(line);
-      try {
-        const entry = JSON.parse(line);
-        if (entry.msg === "listening") resolveAddress(entry.addr);
-      } catch (err) {
-        // Not a JSON line: kept for the failure message.
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`crier exited (${code}) before listening:\n${lines.join("\n")}`)));
-  });
-  return { child, address, lines };
-}
+import { join } from "node:path";
+import { EXPECTED_CSP, launchBrowser, SHOTS, startCrier, text } from "./harness.mjs";
 
 test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, async (t) => {
   const work = mkdtempSync(join(tmpdir(), "crier-browser-"));
@@ -70,23 +22,7 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
   });
   const base = `http://${await server.address}`;
 
-  const context = await chromium.launchPersistentContext(join(work, "profile"), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    viewport: { width: 1280, height: 900 },
-    locale: "en-GB",
-    timezoneId: "Africa/Douala",
-  });
+  const context = await launchBrowser(work);
   t.after(() => context.close());
   const page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(15_000);

@@ -296,3 +296,38 @@ fn english_and_french_have_the_same_keys() {
     assert!(only_english.is_empty(), "not in French: {only_english:?}");
     assert!(only_french.is_empty(), "not in English: {only_french:?}");
 }
+
+/// Every key a console module names literally (`t("contacts.title")`) is in the English
+/// dictionary (the French one has the same keys, checked above): a misspelt key would show
+/// as the key itself.
+#[test]
+fn every_literal_key_the_modules_use_is_in_the_dictionaries() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static/console");
+    let english = dictionary_keys(
+        &std::fs::read_to_string(root.join("lib/i18n.js")).unwrap(),
+        "en",
+    );
+    let mut missing = Vec::new();
+    let mut seen = 0;
+    for file in console_files().iter().filter(|f| f.ends_with(".js")) {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        for (at, _) in text.match_indices("t(\"") {
+            // `t(` alone, not the end of another name (`select(`, `at(`).
+            let before = text[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+                continue;
+            }
+            let rest = &text[at + 3..];
+            let key = &rest[..rest.find('"').unwrap()];
+            seen += 1;
+            if !english.iter().any(|k| k == key) {
+                missing.push(format!("{file}: {key}"));
+            }
+        }
+    }
+    assert!(seen > 200, "only {seen} keys found");
+    assert!(
+        missing.is_empty(),
+        "keys not in the dictionaries: {missing:?}"
+    );
+}

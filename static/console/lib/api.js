@@ -35,9 +35,11 @@ export function newIdempotencyKey() {
 }
 
 /// `api("POST", "/v1/messages", body, {idempotencyKey})` → the decoded JSON (null for 204).
+/// With `{contentType: "text/csv"}` the body (a File, a Blob) is sent as it is, not as JSON.
 export async function api(method, path, body, options = {}) {
   const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const raw = Boolean(options.contentType);
+  if (body !== undefined) headers["Content-Type"] = options.contentType || "application/json";
   if (method !== "GET" && method !== "HEAD" && csrfToken) headers["X-CSRF-Token"] = csrfToken;
   if (options.idempotencyKey) headers["Idempotency-Key"] = options.idempotencyKey;
   let response;
@@ -45,7 +47,7 @@ export async function api(method, path, body, options = {}) {
     response = await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || raw ? body : JSON.stringify(body),
       credentials: "same-origin",
     });
   } catch (err) {

@@ -9,14 +9,20 @@ let nextId = 0;
 /// A labelled control: `field("email", t("login.email"), {type: "email", required: true})`.
 /// `kind` "textarea" or "select" (with `options: [[value, label], …]`) make those controls.
 export function field(name, label, attrs = {}, kind = "input") {
-  const id = `f-${name}-${++nextId}`;
-  const errorId = `${id}-error`;
-  const hintId = attrs.hint ? `${id}-hint` : null;
   const { hint, options, ...rest } = attrs;
   const control =
     kind === "select"
-      ? h("select", { id, name, ...rest }, (options || []).map(([value, text]) => h("option", { value }, text)))
-      : h(kind, { id, name, ...rest });
+      ? h("select", { name, ...rest }, (options || []).map(([value, text]) => h("option", { value }, text)))
+      : h(kind, { name, ...rest });
+  return fieldAround(name, label, control, hint);
+}
+
+/// The label, hint and error slot around a control made elsewhere (one a page keeps a hold
+/// of, such as the textarea the SMS counter follows).
+export function fieldAround(name, label, control, hint) {
+  const id = control.id || `f-${name}-${++nextId}`;
+  control.id = id;
+  const hintId = hint ? `${id}-hint` : null;
   if (hintId) control.setAttribute("aria-describedby", hintId);
   return h(
     "div",
@@ -24,7 +30,7 @@ export function field(name, label, attrs = {}, kind = "input") {
     h("label", { for: id }, label),
     control,
     hint ? h("p", { class: "hint", id: hintId }, hint) : null,
-    h("p", { class: "field-error", id: errorId, hidden: true }),
+    h("p", { class: "field-error", id: `${id}-error`, hidden: true }),
   );
 }
 
@@ -56,6 +62,8 @@ export function values(formElement) {
     if (control.type === "checkbox") {
       (out[control.name] ||= []);
       if (control.checked) out[control.name].push(control.value);
+    } else if (control.type === "radio") {
+      if (control.checked) out[control.name] = control.value;
     } else {
       out[control.name] = control.value;
     }

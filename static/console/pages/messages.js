@@ -3,8 +3,9 @@
 
 import { get, newIdempotencyKey, post, query } from "../lib/api.js";
 import { append, h, replace } from "../lib/dom.js";
-import { errorText, field, form } from "../lib/forms.js";
-import { money, number, t } from "../lib/i18n.js";
+import { smsCounter } from "../lib/counter.js";
+import { field, fieldAround, form } from "../lib/forms.js";
+import { t } from "../lib/i18n.js";
 import { messageTable } from "../lib/views.js";
 
 export const title = () => t("messages.title");
@@ -71,14 +72,15 @@ async function load(list, values, cursor) {
 
 function sendForm(sent) {
   let idempotencyKey = newIdempotencyKey();
-  const counter = h("div", { class: "counter", id: "sms-counter", "aria-live": "polite" }, t("counter.waiting"));
+  const text = h("textarea", { id: "f-send-text", name: "text", rows: 4, required: true });
+  const counter = smsCounter(text, (value) => ({ channel: "sms", to: element.elements.to.value.trim(), text: value }));
   const status = h("p", { class: "success", role: "status", hidden: true });
   const element = form(
     { id: "send-form" },
     [
       field("to", t("messages.send_to"), { type: "tel", autocomplete: "off", required: true, placeholder: "+237 6…" }),
-      field("text", t("messages.send_text"), { rows: 4, required: true }, "textarea"),
-      counter,
+      fieldAround("text", t("messages.send_text"), text),
+      counter.element,
       field("scheduled_at", t("messages.send_at"), { type: "datetime-local", hint: t("messages.send_at_hint") }),
     ],
     t("messages.send_submit"),
@@ -92,7 +94,7 @@ function sendForm(sent) {
       status.hidden = false;
       element.elements.text.value = "";
       element.elements.scheduled_at.value = "";
-      showCounter(counter, "", null, null);
+      counter.reset();
       await sent();
     },
   );
@@ -102,53 +104,7 @@ function sendForm(sent) {
     idempotencyKey = newIdempotencyKey();
     status.hidden = true;
   });
-  let timer = null;
-  let asked = 0;
-  const estimate = () => {
-    const to = element.elements.to.value.trim();
-    const text = element.elements.text.value;
-    clearTimeout(timer);
-    if (!text) return showCounter(counter, "", null, null);
-    timer = setTimeout(async () => {
-      const mine = ++asked;
-      try {
-        const result = await post("/v1/messages/estimate", { channel: "sms", to, text });
-        if (mine === asked) showCounter(counter, text, result, null);
-      } catch (err) {
-        if (mine === asked) showCounter(counter, text, null, err);
-      }
-    }, 250);
-  };
-  element.elements.to.addEventListener("input", estimate);
-  element.elements.text.addEventListener("input", estimate);
+  // The number matters to the price (its country's tariff): a change of it asks again.
+  element.elements.to.addEventListener("input", counter.update);
   return element;
-}
-
-/// Characters, encoding, segments and price, with the characters that force UCS-2 marked.
-function showCounter(counter, text, estimate, error) {
-  if (!text) return replace(counter, t("counter.waiting"));
-  const characters = [...text].length;
-  const parts = [h("span", { class: "count", id: "counter-characters" }, t("counter.characters", { n: number(characters) }))];
-  if (estimate) {
-    parts.push(
-      h("span", { class: `badge encoding-${estimate.encoding}`, id: "counter-encoding" }, estimate.encoding === "ucs2" ? "UCS-2" : "GSM-7"),
-      h("span", { id: "counter-segments" }, estimate.segments === 1 ? t("counter.segment") : t("counter.segments", { n: estimate.segments })),
-      h("span", { id: "counter-price" }, t("counter.price", { price: money(estimate.charge) })),
-    );
-    if (!estimate.affordable) parts.push(h("span", { class: "warning" }, t("counter.unaffordable")));
-  }
-  const rows = [h("p", { class: "counter-line" }, parts)];
-  const forcing = (estimate && estimate.non_gsm_characters) || [];
-  if (forcing.length) {
-    const marked = new Set(forcing);
-    rows.push(
-      h("p", { class: "small" }, t("counter.ucs2_because"), " ", forcing.map((c) => h("mark", { class: "ucs2" }, c))),
-      h("p", { class: "preview", "aria-hidden": "true" }, [...text].map((c) => (marked.has(c) ? h("mark", { class: "ucs2" }, c) : c))),
-    );
-  }
-  const fields = (error && error.fields) || {};
-  if (error && !(Object.keys(fields).length === 1 && fields.to)) {
-    rows.push(h("p", { class: "field-error" }, Object.keys(fields).length ? Object.values(fields).join(" ") : errorText(error)));
-  }
-  replace(counter, rows);
 }

@@ -99,7 +99,7 @@ function checklist(billing, recent, keys, contacts) {
     ["key", keys ? keys.data.length > 0 : null, "#/keys"],
     ["send", recent.data.length > 0, "#/messages"],
     ["sender", billing.sender_id !== null, "#/overview"],
-    ["contacts", contacts.data.length > 0, "#/overview"],
+    ["contacts", contacts.data.length > 0, "#/import"],
   ].filter(([, done]) => done !== null);
   if (steps.every(([, done]) => done)) return null;
   return h(
