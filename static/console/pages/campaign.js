@@ -17,7 +17,7 @@ export const title = (id) => (id === "new" ? t("campaign.new") : t("campaign.tit
 
 /// The sample contact's number (`docs/rules/campaigns.md`): the counter prices a message to it.
 const SAMPLE_PHONE = "+237677123456";
-const EXCLUDED = ["unsubscribed", "invalid", "no_address", "render_failed", "duplicate", "deleted"];
+const EXCLUDED = ["unsubscribed", "invalid", "bounced", "complained", "no_address", "render_failed", "duplicate", "deleted"];
 const LIVE = new Set(["scheduled", "running"]);
 const REFRESH_MS = 1500;
 
@@ -110,6 +110,13 @@ function composeForm(campaign, groups, segments, billing, saved) {
         h("div", { class: "lists" }, segments.length ? h("p", { class: "small muted" }, t("contacts.segment")) : null, listBoxes("segments", segments, audience.segments)),
         h("p", { class: "field-error", hidden: true }),
       ),
+      h(
+        "div",
+        { class: "field", dataset: { field: "track_links" } },
+        h("label", { class: "check-label" }, h("input", { type: "checkbox", name: "track_links", value: "yes", checked: campaign ? campaign.track_links : false }), " ", t("campaign.track_links")),
+        h("p", { class: "small muted" }, t("campaign.track_links_hint")),
+        h("p", { class: "field-error", hidden: true }),
+      ),
       field("scheduled_at", t("campaign.schedule"), { type: "datetime-local", hint: t("campaign.schedule_hint") }),
     ],
     t("campaign.save"),
@@ -119,6 +126,7 @@ function composeForm(campaign, groups, segments, billing, saved) {
         channel: values.channel,
         audience: values.audience_kind === "all" ? { all: true } : { groups: values.groups, segments: values.segments },
         scheduled_at: values.scheduled_at ? new Date(values.scheduled_at).toISOString() : null,
+        track_links: values.track_links.length > 0,
       };
       if (values.channel === "sms") {
         Object.assign(body, { text: values.text, opt_out_line: values.opt_out_line.length > 0 });
