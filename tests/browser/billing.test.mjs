@@ -1,10 +1,10 @@
 // The console's third journey, in Chromium against the real binary: the billing page with the
 // plan and the balance; a plan bought through a fake Flutterwave on loopback, then another plan
-// refused while it runs (the refusal shown by that plan); a wallet adjustment made on the instance admin page and its ledger row; a top-up
-// paid on a fake Flutterwave on loopback, back through the return page to a credited wallet; a
-// sender ID requested in settings and approved on the admin page; an invitation created and
-// revoked; the billing page in French. Screenshots at 1280 and 375 px (`console3-*.png`).
-
+// refused while it runs (the refusal shown by that plan); a wallet adjustment made on the
+// instance admin page and its ledger row; a top-up with the amount picker, paid on the fake and
+// back through the return page to a credited wallet; a sender ID requested in settings and
+// approved on the admin page; an invitation created and revoked; an API key rotated with a
+// grace period; the billing page in French. Screenshots at 1280 and 375 px (`console3-*.png`).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
@@ -85,14 +85,16 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
       "--flutterwave-secret-key", "FLWSECK_TEST-browser",
     ],
   });
-  t.after(() => {
+  let context = null;
+  // One hook, in order: the browser is closed before its profile is deleted.
+  t.after(async () => {
+    if (context) await context.close();
     server.child.kill("SIGTERM");
     flutterwave.server.close();
     rmSync(work, { recursive: true, force: true });
   });
   assert.equal(`http://${await server.address}`, base);
-  const context = await launchBrowser(work);
-  t.after(() => context.close());
+  context = await launchBrowser(work);
   const page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(15_000);
   page.on("dialog", (dialog) => dialog.accept());
@@ -229,6 +231,26 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
     await shoot("settings");
     await page.click('#invitations button[data-email="binta@example.cm"]');
     await page.waitForSelector("#invitation-list .empty");
+  });
+
+  await t.test("an API key rotated with a day's grace: a new secret, the old key still listed", async () => {
+    await page.click('#nav a[href="#/keys"]');
+    await page.waitForSelector("#key-form");
+    await page.fill("#key-form [name=name]", "shop site");
+    await page.click("#key-form button[type=submit]");
+    const first = await page.locator("#new-key-value").inputValue();
+    await page.locator("#key-list select.grace").first().selectOption("86400");
+    await page.click("#key-list button[data-rotate]");
+    await page.waitForFunction((old) => {
+      const value = document.querySelector("#new-key-value")?.value;
+      return value && value !== old;
+    }, first);
+    assert.match(await page.locator("#new-key-value").inputValue(), /^crier_live_/);
+    const rows = await page.$$eval("#key-list tbody tr", (trs) => trs.map((tr) => tr.textContent.replace(/\s/g, " ")));
+    assert.equal(rows.length, 2);
+    assert.equal(rows.filter((row) => /replaced; works until/.test(row)).length, 1);
+    assert.deepEqual(await unlabelled(), []);
+    await shoot("keys");
   });
 
   await t.test("billing in French", async () => {

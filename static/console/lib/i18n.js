@@ -490,6 +490,14 @@ const en = {
   "admin.amount_hint": "Positive credits the wallet, negative debits it.",
   "admin.adjust_submit": "Adjust",
   "admin.adjusted": "Adjusted by {amount}. Balance: {balance}.",
+  "keys.rotate": "Rotate",
+  "keys.grace_for": "How long the old key of {name} keeps working",
+  "keys.grace_none": "Old key stops now",
+  "keys.grace_hour": "Old key works 1 more hour",
+  "keys.grace_day": "Old key works 1 more day",
+  "keys.grace_week": "Old key works 7 more days",
+  "keys.expired": "replaced",
+  "keys.expires": "replaced; works until {date}",
 };
 
 const fr = {
@@ -979,6 +987,14 @@ const fr = {
   "admin.amount_hint": "Positif : crédite le portefeuille ; négatif : le débite.",
   "admin.adjust_submit": "Ajuster",
   "admin.adjusted": "Ajusté de {amount}. Solde : {balance}.",
+  "keys.rotate": "Renouveler",
+  "keys.grace_for": "Durée pendant laquelle l’ancienne clé {name} fonctionne encore",
+  "keys.grace_none": "L’ancienne clé s’arrête tout de suite",
+  "keys.grace_hour": "L’ancienne clé fonctionne encore 1 heure",
+  "keys.grace_day": "L’ancienne clé fonctionne encore 1 jour",
+  "keys.grace_week": "L’ancienne clé fonctionne encore 7 jours",
+  "keys.expired": "remplacée",
+  "keys.expires": "remplacée ; fonctionne jusqu’au {date}",
 };
 
 export const DICTIONARIES = { en, fr };

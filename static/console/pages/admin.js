@@ -71,7 +71,7 @@ async function loadSenders(container) {
         dateTime(row.requested_at),
         decision(`/v1/admin/sender-ids/${encodeURIComponent(row.workspace_id)}`, row.sender_id, () => loadSenders(container)),
       ]),
-      { id: "sender-requests" },
+      { id: "sender-requests", class: "stack" },
     ),
   );
   return page;
@@ -94,7 +94,7 @@ async function loadVerifications(container) {
         dateTime(row.submitted_at),
         decision(`/v1/admin/verifications/${encodeURIComponent(row.workspace_id)}`, row.submitted_at, () => loadVerifications(container)),
       ]),
-      { id: "verification-requests" },
+      { id: "verification-requests", class: "stack" },
     ),
   );
   return page;

@@ -48,10 +48,12 @@ function followCheckout(created) {
 }
 
 function planCards(plans, billing, manager) {
+  // Plans without a price (free, custom) cannot be bought: shown only when they are the one in force.
+  const shown = plans.filter((plan) => plan.price || plan.code === billing.plan.code);
   return h(
     "ul",
     { class: "plan-cards" },
-    plans.map((plan) => {
+    shown.map((plan) => {
       const current = billing.plan.code === plan.code;
       const message = h("p", { class: "form-error", role: "alert", hidden: true });
       let button = null;
@@ -108,7 +110,7 @@ function topupForm(billing) {
     h("label", { class: "check-label" }, h("input", { type: "radio", name: "amount_choice", value: "other", checked: !billing.topup.suggested.length }), " ", t("billing.other")),
   );
   const key = newIdempotencyKey();
-  return form(
+  const element = form(
     { id: "topup-form" },
     [
       choices,
@@ -129,6 +131,17 @@ function topupForm(billing) {
       );
     },
   );
+  // The amount field is there only when "another amount" is chosen.
+  const other = element.querySelector('[data-field="amount_minor"]');
+  const sync = () => {
+    other.hidden = element.querySelector("input[name=amount_choice]:checked")?.value !== "other";
+  };
+  choices.addEventListener("change", () => {
+    sync();
+    if (!other.hidden) other.querySelector("input").focus();
+  });
+  sync();
+  return element;
 }
 
 function paymentTable(sessions) {

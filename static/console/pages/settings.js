@@ -10,7 +10,8 @@ import { table } from "../lib/views.js";
 
 export const title = () => t("settings.title");
 
-const ROLES = ["owner", "admin", "member"];
+/// Least power first: the invitation form starts on `member`.
+const ROLES = ["member", "admin", "owner"];
 
 export async function render(_param, session) {
   const manager = session.role === "owner" || session.role === "admin";
@@ -132,7 +133,7 @@ function showMembers(container, members, session, manager) {
         }
         return [member.user.name, h("span", { class: "mono" }, member.user.email), [role, message], dateTime(member.joined_at), remove];
       }),
-      { id: "members" },
+      { id: "members", class: "stack" },
     ),
   );
 }
@@ -177,7 +178,7 @@ async function loadInvitations(list) {
         });
         return [h("span", { class: "mono" }, invitation.email), t(`role.${invitation.role}`), dateTime(invitation.expires_at), revoke];
       }),
-      { id: "invitations" },
+      { id: "invitations", class: "stack" },
     ),
   );
 }
