@@ -21,6 +21,7 @@ import * as billingPage from "./pages/billing.js";
 import * as paymentPage from "./pages/payment.js";
 import * as settingsPage from "./pages/settings.js";
 import * as adminPage from "./pages/admin.js";
+import * as acceptPage from "./pages/accept.js";
 
 /// Pages that need a session, by the hash's first segment; `param` is the second one.
 const PAGES = {
@@ -112,6 +113,7 @@ async function render() {
     if (!setupRequired) return session.go("login");
     return show(setupPage, param, false);
   }
+  if (name === "accept") return show(acceptPage, param, false);
   if (name === "login") {
     if (session.me) return session.go("overview");
     return show(loginPage, param, false);
@@ -227,6 +229,11 @@ async function start() {
   if (location.pathname === "/billing/return") {
     const payment = new URLSearchParams(location.search).get("session") || "";
     history.replaceState(null, "", payment ? `/#/payment/${encodeURIComponent(payment)}` : "/#/billing");
+  }
+  // An invitation link, `/invitations/accept?token=…`, opens the acceptance page.
+  if (location.pathname === "/invitations/accept") {
+    const token = new URLSearchParams(location.search).get("token") || "";
+    history.replaceState(null, "", `/#/accept/${encodeURIComponent(token)}`);
   }
   try {
     const status = await get("/v1/setup");

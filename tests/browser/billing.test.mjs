@@ -4,7 +4,9 @@
 // instance admin page and its ledger row; a top-up with the amount picker, paid on the fake and
 // back through the return page to a credited wallet; a sender ID requested in settings and
 // approved on the admin page; an invitation created and revoked; an API key rotated with a
-// grace period; the billing page in French. Screenshots at 1280 and 375 px (`console3-*.png`).
+// grace period; the billing page in French; an invitation link opened signed out, accepted by a
+// new account. Screenshots at 1280 and 375 px (`console3-*.png`).
+
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
@@ -264,13 +266,43 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
     await shoot("billing-fr");
   });
 
-  // Chromium logs every 4xx answer to a fetch: the five asked for on purpose are the plan
+  await t.test("an invitation link opened signed out: a new account joins as a member", async () => {
+    const link = await page.evaluate(async () => {
+      const me = await (await fetch("/v1/auth/me")).json();
+      const response = await fetch("/v1/workspace/invitations", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": me.csrf_token },
+        body: JSON.stringify({ email: "chidi@example.cm", role: "member" }),
+      });
+      return (await response.json()).accept_url;
+    });
+    await page.click("#logout");
+    await page.waitForSelector("#login-form");
+    await page.goto(link);
+    await page.waitForSelector("#accept-form [name=password]");
+    assert.equal(await page.evaluate(() => location.hash.startsWith("#/accept/")), true);
+    assert.deepEqual(await unlabelled(), []);
+    await shoot("accept");
+    await page.fill("#accept-form [name=name]", "Chidi Okafor");
+    await page.fill("#accept-form [name=password]", "another long passphrase");
+    await page.click("#accept-form button[type=submit]");
+    await page.waitForSelector("#balance");
+    const me = await page.evaluate(async () => (await fetch("/v1/auth/me")).json());
+    assert.equal(me.user.email, "chidi@example.cm");
+    assert.equal(me.role, "member");
+    // A member sees neither the instance admin page nor the API keys in the navigation.
+    assert.equal(await page.$('#nav a[href="#/admin"]'), null);
+    assert.equal(await page.$('#nav a[href="#/keys"]'), null);
+  });
+
+  // Chromium logs every 4xx answer to a fetch: the six asked for on purpose are the plan
   // refused while another runs (409), the adjustment without a reason, the top-up under the
-  // minimum, the bad sender ID and the bad email (422). Anything else is a bug.
+  // minimum, the bad sender ID and the bad email (422), and who is signed in on the invitation
+  // page after logging out (401). Anything else is a bug.
   const failedLoad = (status) => `error: Failed to load resource: the server responded with a status of ${status}`;
   assert.deepEqual(
     problems.map((line) => line.replace(/ \(.*\)$/, "")),
-    [failedLoad(409), failedLoad(422), failedLoad(422), failedLoad(422), failedLoad(422)],
+    [failedLoad(409), failedLoad(422), failedLoad(422), failedLoad(422), failedLoad(422), failedLoad(401)],
     "console errors",
   );
 });

@@ -498,6 +498,12 @@ const en = {
   "keys.grace_week": "Old key works 7 more days",
   "keys.expired": "replaced",
   "keys.expires": "replaced; works until {date}",
+  "accept.title": "Join a workspace",
+  "accept.no_token": "This link has no invitation token.",
+  "accept.signed_in": "You are signed in as {email}: the invitation adds this account to the workspace.",
+  "accept.new_account": "Create your account to join the workspace. If you already have one with the invited email, log in first, then open the link again.",
+  "accept.password_hint": "At least 10 characters.",
+  "accept.submit": "Accept the invitation",
 };
 
 const fr = {
@@ -995,6 +1001,12 @@ const fr = {
   "keys.grace_week": "L’ancienne clé fonctionne encore 7 jours",
   "keys.expired": "remplacée",
   "keys.expires": "remplacée ; fonctionne jusqu’au {date}",
+  "accept.title": "Rejoindre un espace de travail",
+  "accept.no_token": "Ce lien ne contient pas de jeton d’invitation.",
+  "accept.signed_in": "Vous êtes connecté en tant que {email} : l’invitation ajoute ce compte à l’espace de travail.",
+  "accept.new_account": "Créez votre compte pour rejoindre l’espace de travail. Si vous en avez déjà un avec l’e-mail invité, connectez-vous d’abord puis rouvrez le lien.",
+  "accept.password_hint": "Au moins 10 caractères.",
+  "accept.submit": "Accepter l’invitation",
 };
 
 export const DICTIONARIES = { en, fr };
