@@ -4,7 +4,7 @@
 // instance admin page and its ledger row; a top-up with the amount picker, paid on the fake and
 // back through the return page to a credited wallet; a sender ID requested in settings and
 // approved on the admin page; an invitation created and revoked; an API key rotated with a
-// grace period; the billing page in French; an invitation link opened signed out, accepted by a
+// grace period; the ledger page after page and the billing page in French; an invitation link opened signed out, accepted by a
 // new account. Screenshots at 1280 and 375 px (`console3-*.png`).
 
 import { test } from "node:test";
@@ -255,13 +255,34 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
     await shoot("keys");
   });
 
-  await t.test("billing in French", async () => {
+  await t.test("the ledger page after page, then billing in French", async () => {
+    // Twenty small credits: the ledger's first page is full and "show more" brings the rest.
+    const statuses = await page.evaluate(async () => {
+      const me = await (await fetch("/v1/auth/me")).json();
+      const out = [];
+      for (let i = 0; i < 20; i += 1) {
+        const response = await fetch(`/v1/admin/workspaces/${me.workspace.id}/wallet-adjustments`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", "X-CSRF-Token": me.csrf_token },
+          body: JSON.stringify({ amount_minor: 1, reason: `small credit ${i}` }),
+        });
+        out.push(response.status);
+      }
+      return out;
+    });
+    assert.deepEqual(new Set(statuses), new Set([201]));
     await page.click('#nav a[href="#/billing"]');
-    await page.waitForSelector("#plans");
+    await page.waitForSelector("#ledger-table");
+    assert.equal(await page.locator("#ledger-table tbody tr").count(), 20);
+    await page.click("#ledger button.more");
+    await page.waitForFunction(() => document.querySelectorAll("#ledger-table tbody tr").length === 22);
+    assert.equal(await page.$("#ledger button.more"), null);
+    const reasons = await page.$$eval("#ledger-table tbody tr td:last-child", (cells) => cells.map((cell) => cell.textContent));
+    assert.deepEqual(reasons.slice(-2), ["top-up via flutterwave", "Opening credit"]);
     await page.selectOption("#language-switcher", "fr");
     await page.waitForFunction(() => document.querySelector("h1")?.textContent === "Facturation");
     await page.waitForSelector("#billing-balance");
-    assert.equal(await text(page, "#billing-balance"), "27 500 XAF");
+    assert.equal(await text(page, "#billing-balance"), "27 520 XAF");
     assert.match(await page.textContent("#ledger-table thead"), /Solde après/);
     await shoot("billing-fr");
   });

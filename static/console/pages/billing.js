@@ -155,9 +155,11 @@ function paymentTable(sessions) {
       h("span", { class: `badge pay-${payment.status}` }, t(`payment.${payment.status}`)),
       payment.provider || "—",
     ]),
-    { id: "payments" },
+    { id: "payments", class: "stack" },
   );
 }
+
+const LEDGER_HEADS = () => [t("billing.col_created"), t("billing.col_kind"), t("billing.col_amount"), t("billing.col_balance"), t("billing.col_reason")];
 
 async function loadLedger(container, cursor) {
   const page = await get("/v1/billing/ledger" + query({ limit: 20, cursor }));
@@ -166,20 +168,21 @@ async function loadLedger(container, cursor) {
     if (!page.data.length) return replace(container, h("p", { class: "empty" }, t("billing.ledger_empty")));
     replace(
       container,
-      table([t("billing.col_created"), t("billing.col_kind"), t("billing.col_amount"), t("billing.col_balance"), t("billing.col_reason")], [], { id: "ledger-table" }),
+      table(LEDGER_HEADS(), [], { id: "ledger-table", class: "stack" }),
     );
     body = container.querySelector("tbody");
   }
   for (const entry of page.data) {
+    const [when, kind, amount, after, reason] = LEDGER_HEADS();
     body.append(
       h(
         "tr",
         { dataset: { id: entry.id } },
-        h("td", {}, dateTime(entry.created_at)),
-        h("td", {}, t(`ledger.${entry.kind}`)),
-        h("td", { class: "num" }, money(entry.amount)),
-        h("td", { class: "num" }, money(entry.balance_after)),
-        h("td", {}, entry.reason || h("span", { class: "mono small" }, entry.reference)),
+        h("td", { "data-label": when }, dateTime(entry.created_at)),
+        h("td", { "data-label": kind }, t(`ledger.${entry.kind}`)),
+        h("td", { class: "num", "data-label": amount }, money(entry.amount)),
+        h("td", { class: "num", "data-label": after }, money(entry.balance_after)),
+        h("td", { "data-label": reason }, entry.reason || h("span", { class: "mono small" }, entry.reference)),
       ),
     );
   }
