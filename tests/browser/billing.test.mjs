@@ -4,8 +4,9 @@
 // instance admin page and its ledger row; a top-up with the amount picker, paid on the fake and
 // back through the return page to a credited wallet; a sender ID requested in settings and
 // approved on the admin page; an invitation created and revoked; an API key rotated with a
-// grace period; the ledger page after page and the billing page in French; an invitation link opened signed out, accepted by a
-// new account. Screenshots at 1280 and 375 px (`console3-*.png`).
+// grace period; the ledger page after page and the billing page in French; an invitation link
+// opened signed out, accepted by a new account. Screenshots at 1280 and 375 px
+// (`console3-*.png`).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -193,8 +194,9 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
     await page.click("#payments tbody tr:first-child a");
     await page.waitForSelector("#payment-status");
     assert.equal(await page.textContent("#payment-status"), "paid");
+    assert.match(await page.textContent("#payment-outcome"), /Payment confirmed/);
     await page.click("#verify");
-    await page.waitForSelector(".payment-page [role=status]");
+    await page.waitForSelector("#verification-note");
     await shoot("payment");
   });
 

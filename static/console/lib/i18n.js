@@ -419,7 +419,6 @@ const en = {
   "payment.back": "Back to billing",
   "payment.truth": "This is what the payment provider confirmed to crier, not what the checkout page said. Mobile money or a bank can take a few minutes.",
   "payment.failure": "Failure",
-  "payment.changed": "The provider's answer changed the payment.",
   "payment.unchanged": "Nothing new from the provider.",
   "payment.pending": "pending",
   "payment.redirected": "awaiting payment",
@@ -504,6 +503,14 @@ const en = {
   "accept.new_account": "Create your account to join the workspace. If you already have one with the invited email, log in first, then open the link again.",
   "accept.password_hint": "At least 10 characters.",
   "accept.submit": "Accept the invitation",
+  "payment.says_pending": "The provider has not confirmed a payment yet.",
+  "payment.says_redirected": "The provider has not confirmed a payment yet. If you paid, check again in a minute.",
+  "payment.says_processing": "The provider is still confirming this payment. Check again in a minute.",
+  "payment.says_succeeded": "Payment confirmed. Thank you: it is already on your account.",
+  "payment.says_failed": "The payment failed. crier charged nothing; you can try again from billing.",
+  "payment.says_cancelled": "The payment was cancelled.",
+  "payment.says_expired": "This checkout expired before it was paid.",
+  "payment.says_refunded": "This payment was refunded.",
 };
 
 const fr = {
@@ -922,7 +929,6 @@ const fr = {
   "payment.back": "Retour à la facturation",
   "payment.truth": "Voici ce que le prestataire de paiement a confirmé à crier, pas ce qu’affichait la page de paiement. Le mobile money ou une banque peuvent prendre quelques minutes.",
   "payment.failure": "Échec",
-  "payment.changed": "La réponse du prestataire a changé le paiement.",
   "payment.unchanged": "Rien de nouveau chez le prestataire.",
   "payment.pending": "en attente",
   "payment.redirected": "en attente de paiement",
@@ -1007,6 +1013,14 @@ const fr = {
   "accept.new_account": "Créez votre compte pour rejoindre l’espace de travail. Si vous en avez déjà un avec l’e-mail invité, connectez-vous d’abord puis rouvrez le lien.",
   "accept.password_hint": "Au moins 10 caractères.",
   "accept.submit": "Accepter l’invitation",
+  "payment.says_pending": "Le prestataire n’a pas encore confirmé de paiement.",
+  "payment.says_redirected": "Le prestataire n’a pas encore confirmé de paiement. Si vous avez payé, vérifiez de nouveau dans une minute.",
+  "payment.says_processing": "Le prestataire confirme encore ce paiement. Vérifiez de nouveau dans une minute.",
+  "payment.says_succeeded": "Paiement confirmé. Merci : il est déjà sur votre compte.",
+  "payment.says_failed": "Le paiement a échoué. crier n’a rien débité ; vous pouvez réessayer depuis la facturation.",
+  "payment.says_cancelled": "Le paiement a été annulé.",
+  "payment.says_expired": "Ce paiement a expiré avant d’être réglé.",
+  "payment.says_refunded": "Ce paiement a été remboursé.",
 };
 
 export const DICTIONARIES = { en, fr };

@@ -50,7 +50,8 @@ function show(container, payment, verification, failure) {
       "section",
       { class: "card" },
       h("p", { class: "big", id: "payment-status" }, t(`payment.${payment.status}`)),
-      h("p", { class: "muted" }, t("payment.truth")),
+      h("p", { id: "payment-outcome", role: "status" }, t(`payment.says_${payment.status}`)),
+      h("p", { class: "muted small" }, t("payment.truth")),
       h(
         "dl",
         { class: "facts" },
@@ -64,7 +65,7 @@ function show(container, payment, verification, failure) {
         h("dd", {}, dateTime(payment.created_at)),
         payment.failure_reason ? [h("dt", {}, t("payment.failure")), h("dd", {}, payment.failure_reason)] : null,
       ),
-      verification ? h("p", { role: "status" }, verification.changed ? t("payment.changed") : verification.reason || t("payment.unchanged")) : null,
+      verification && !verification.changed ? h("p", { class: "muted small", id: "verification-note" }, verification.reason || t("payment.unchanged")) : null,
       status,
       h("p", { class: "actions" }, check, h("a", { href: "#/billing" }, t("payment.back"))),
     ),
