@@ -8,8 +8,6 @@ use crate::web::request::Request;
 use crate::web::response::{ApiResponse, HTML, JSON};
 
 const DOCS_HTML: &str = include_str!("../../static/docs.html");
-const ACCEPT_HTML: &str = include_str!("../../static/accept.html");
-const BILLING_RETURN_HTML: &str = include_str!("../../static/billing-return.html");
 /// The machine-readable API contract. A test keeps it equal to the route table.
 pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
 
@@ -49,22 +47,22 @@ pub fn show_openapi(_app: &App, _request: &mut Request<'_>) -> Result<ApiRespons
     Ok(ApiResponse::bytes(200, JSON, OPENAPI_JSON))
 }
 
-/// `GET /invitations/accept?token=…`: the page an invitation link opens; it posts the token (and
-/// a name and password for a new account) to `POST /v1/invitations/accept`.
+/// `GET /invitations/accept?token=…`: the page an invitation link opens. It is the console,
+/// which sees this path and opens its acceptance page (`/#/accept/<token>`); that posts the token
+/// (and a name and password for a new account) to `POST /v1/invitations/accept`.
 pub fn show_accept_invitation(
-    _app: &App,
-    _request: &mut Request<'_>,
+    app: &App,
+    request: &mut Request<'_>,
 ) -> Result<ApiResponse, AppError> {
-    Ok(ApiResponse::bytes(200, HTML, ACCEPT_HTML))
+    crate::web::console::show_console(app, request)
 }
 
-/// `GET /billing/return?session=pay_…`: where payment providers send the payer back; the page
-/// asks crier to verify the payment with the provider and shows the verified outcome.
-pub fn show_billing_return(
-    _app: &App,
-    _request: &mut Request<'_>,
-) -> Result<ApiResponse, AppError> {
-    Ok(ApiResponse::bytes(200, HTML, BILLING_RETURN_HTML))
+/// `GET /billing/return?session=pay_…`: where payment providers send the payer back. It is the
+/// console (with its strict headers), which sees this path and opens the payment's page
+/// (`/#/payment/pay_…`); that page asks crier to verify the payment with the provider and shows
+/// the verified outcome.
+pub fn show_billing_return(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    crate::web::console::show_console(app, request)
 }
 
 /// `GET /metrics`: Prometheus text exposition (requests by route and status, latency, provider

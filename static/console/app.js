@@ -17,6 +17,11 @@ import * as importPage from "./pages/import.js";
 import * as segmentsPage from "./pages/segments.js";
 import * as campaignsPage from "./pages/campaigns.js";
 import * as campaignPage from "./pages/campaign.js";
+import * as billingPage from "./pages/billing.js";
+import * as paymentPage from "./pages/payment.js";
+import * as settingsPage from "./pages/settings.js";
+import * as adminPage from "./pages/admin.js";
+import * as acceptPage from "./pages/accept.js";
 
 /// Pages that need a session, by the hash's first segment; `param` is the second one.
 const PAGES = {
@@ -30,10 +35,14 @@ const PAGES = {
   segments: segmentsPage,
   campaigns: campaignsPage,
   campaign: campaignPage,
+  billing: billingPage,
+  payment: paymentPage,
+  settings: settingsPage,
+  admin: adminPage,
 };
 
 /// Pages that light up another's entry in the navigation (a message is under "Messages").
-const UNDER = { message: "messages", contact: "contacts", import: "contacts", campaign: "campaigns" };
+const UNDER = { message: "messages", contact: "contacts", import: "contacts", campaign: "campaigns", payment: "billing" };
 
 const NAV = [
   ["overview", "nav.overview"],
@@ -41,7 +50,10 @@ const NAV = [
   ["contacts", "nav.contacts"],
   ["segments", "nav.segments"],
   ["campaigns", "nav.campaigns"],
+  ["billing", "nav.billing"],
   ["keys", "nav.keys", (session) => session.role === "owner" || session.role === "admin"],
+  ["settings", "nav.settings"],
+  ["admin", "nav.admin", (session) => Boolean(session.me.user && session.me.user.is_instance_admin)],
 ];
 
 const main = document.getElementById("main");
@@ -101,6 +113,7 @@ async function render() {
     if (!setupRequired) return session.go("login");
     return show(setupPage, param, false);
   }
+  if (name === "accept") return show(acceptPage, param, false);
   if (name === "login") {
     if (session.me) return session.go("overview");
     return show(loginPage, param, false);
@@ -211,6 +224,17 @@ window.addEventListener("hashchange", render);
 
 async function start() {
   setLocale(getLocale());
+  // A payment provider sends the payer back to `/billing/return?session=pay_…`: that payment's
+  // page verifies it with the provider.
+  if (location.pathname === "/billing/return") {
+    const payment = new URLSearchParams(location.search).get("session") || "";
+    history.replaceState(null, "", payment ? `/#/payment/${encodeURIComponent(payment)}` : "/#/billing");
+  }
+  // An invitation link, `/invitations/accept?token=…`, opens the acceptance page.
+  if (location.pathname === "/invitations/accept") {
+    const token = new URLSearchParams(location.search).get("token") || "";
+    history.replaceState(null, "", `/#/accept/${encodeURIComponent(token)}`);
+  }
   try {
     const status = await get("/v1/setup");
     setupRequired = status.setup_required;

@@ -20,18 +20,20 @@ export const EXPECTED_CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
   "frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/// Starts `crier serve` on 127.0.0.1:0 and resolves with its address from the "listening" line.
-export function startCrier(dataDir) {
+/// Starts `crier serve` on `addr` (a free port by default) with `extra` flags, and resolves with
+/// its address from the "listening" line.
+export function startCrier(dataDir, { addr = "127.0.0.1:0", extra = [] } = {}) {
   const child = spawn(
     BINARY,
     [
       "serve",
-      "--addr", "127.0.0.1:0",
+      "--addr", addr,
       "--data-dir", dataDir,
       "--log-format", "json",
       "--log-level", "info",
       // The minimum cost: the test logs in three times, in a debug build.
       "--password-iterations", "100000",
+      ...extra,
     ],
     { stdio: ["ignore", "ignore", "pipe"] },
   );

@@ -137,6 +137,23 @@ fn the_console_page_has_strict_headers_and_no_inline_code() {
     assert_eq!(script.header("Content-Security-Policy"), None);
 }
 
+/// The addresses handed out to others — a payment provider's return, an invitation link — are
+/// the console itself (which opens the right page from the path), with the same strict headers.
+#[test]
+fn the_return_and_invitation_links_open_the_console() {
+    let server = TestServer::start();
+    let index = server.get("/").text();
+    for path in [
+        "/billing/return?session=pay_1",
+        "/invitations/accept?token=abc",
+    ] {
+        let page = server.get(path);
+        assert_eq!(page.status, 200, "{path}");
+        assert_strict_page_headers(&page);
+        assert_eq!(page.text(), index, "{path}");
+    }
+}
+
 #[test]
 fn console_modules_use_no_inline_styles_or_foreign_origins() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static/console");

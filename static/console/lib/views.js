@@ -46,3 +46,33 @@ export function messageTable(messages) {
     ),
   );
 }
+
+/// A table in its scrolling wrapper: `heads` are the column titles, each row a list of cells
+/// (text, a node, or `{num: text}` for a right-aligned number); `attrs` go on the table. With
+/// `class: "stack"` its rows become blocks on a phone, each cell named by its column.
+export function table(heads, rows, attrs = {}) {
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      attrs,
+      h("thead", {}, h("tr", {}, heads.map((text) => h("th", { scope: "col" }, text)))),
+      h(
+        "tbody",
+        {},
+        rows.map((cells) =>
+          h(
+            "tr",
+            {},
+            cells.map((cell, index) =>
+              cell && typeof cell === "object" && "num" in cell
+                ? h("td", { class: "num", "data-label": heads[index] }, cell.num)
+                : h("td", { "data-label": heads[index] }, cell),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+}

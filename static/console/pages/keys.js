@@ -1,5 +1,5 @@
 // API keys (owners and admins): the list, a form to create one — its secret shown once, with a
-// copy button — and revoking.
+// copy button —, rotating one with a grace period for the old key, and revoking.
 
 import { api, get, post } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
@@ -25,7 +25,7 @@ export async function render(_param, session) {
   }
   const list = h("div", { id: "key-list" });
   const secret = h("div", { id: "new-key", "aria-live": "polite" });
-  await load(list);
+  await load(list, secret);
   const scopes = h(
     "fieldset",
     { class: "field scopes", dataset: { field: "scopes" } },
@@ -52,7 +52,7 @@ export async function render(_param, session) {
     async (values) => {
       const created = await post("/v1/api-keys", { name: values.name, mode: values.mode, scopes: values.scopes });
       showSecret(secret, created.key);
-      await load(list);
+      await load(list, secret);
     },
   );
   return h("div", { class: "keys-page" }, h("section", { class: "card" }, create, secret), h("section", { class: "card" }, list));
@@ -74,7 +74,47 @@ function showSecret(container, key) {
   value.focus();
 }
 
-async function load(list) {
+/// Grace periods offered for the old key of a rotation, in seconds (the API allows 0 to 7 days).
+const GRACE = [
+  [0, "keys.grace_none"],
+  [3600, "keys.grace_hour"],
+  [86400, "keys.grace_day"],
+  [604800, "keys.grace_week"],
+];
+
+/// The row's actions for a key in use: revoke, or rotate with a chosen grace period.
+function actions(key, list, secret) {
+  const revoke = h("button", { type: "button", class: "danger small" }, t("keys.revoke"));
+  revoke.addEventListener("click", async () => {
+    if (!confirm(t("keys.revoke_confirm", { name: key.name }))) return;
+    try {
+      await api("DELETE", `/v1/api-keys/${encodeURIComponent(key.id)}`);
+      await load(list, secret);
+    } catch (err) {
+      alert(errorText(err));
+    }
+  });
+  const grace = h(
+    "select",
+    { "aria-label": t("keys.grace_for", { name: key.name }), class: "grace" },
+    GRACE.map(([seconds, label]) => h("option", { value: seconds }, t(label))),
+  );
+  const rotate = h("button", { type: "button", class: "small", dataset: { rotate: key.id } }, t("keys.rotate"));
+  rotate.addEventListener("click", async () => {
+    rotate.disabled = true;
+    try {
+      const made = await post(`/v1/api-keys/${encodeURIComponent(key.id)}/rotate`, { grace_seconds: Number(grace.value) });
+      await load(list, secret);
+      showSecret(secret, made.api_key.key);
+    } catch (err) {
+      rotate.disabled = false;
+      alert(errorText(err));
+    }
+  });
+  return h("div", { class: "row wrap" }, grace, rotate, revoke);
+}
+
+async function load(list, secret) {
   const page = await get("/v1/api-keys?limit=100");
   if (!page.data.length) return replace(list, h("p", { class: "empty" }, t("keys.empty")));
   replace(
@@ -100,20 +140,12 @@ async function load(list) {
           "tbody",
           {},
           page.data.map((key) => {
+            const expired = key.expires_at && new Date(key.expires_at) <= new Date();
             const revoke = key.revoked_at
               ? h("span", { class: "badge" }, t("keys.revoked"))
-              : h("button", { type: "button", class: "danger small" }, t("keys.revoke"));
-            if (!key.revoked_at) {
-              revoke.addEventListener("click", async () => {
-                if (!confirm(t("keys.revoke_confirm", { name: key.name }))) return;
-                try {
-                  await api("DELETE", `/v1/api-keys/${encodeURIComponent(key.id)}`);
-                  await load(list);
-                } catch (err) {
-                  alert(errorText(err));
-                }
-              });
-            }
+              : key.replaced_by
+                ? h("span", { class: "badge" }, expired ? t("keys.expired") : t("keys.expires", { date: dateTime(key.expires_at) }))
+                : actions(key, list, secret);
             return h(
               "tr",
               {},

@@ -1,0 +1,203 @@
+// Billing: the plan and the wallet, the catalog's plans (bought through a payment provider's
+// checkout: the API has no purchase from the wallet), a top-up with an amount picker that opens
+// a checkout and follows its redirect, the payment history and the wallet ledger ("show more"
+// follows the keyset cursor).
+
+import { get, newIdempotencyKey, post, query } from "../lib/api.js";
+import { h, replace } from "../lib/dom.js";
+import { errorText, field, form } from "../lib/forms.js";
+import { dateTime, money, number, t } from "../lib/i18n.js";
+import { table } from "../lib/views.js";
+
+export const title = () => t("billing.title");
+
+export async function render(_param, session) {
+  const manager = session.role === "owner" || session.role === "admin";
+  const [billing, plans, payments] = await Promise.all([
+    get("/v1/billing"),
+    get("/v1/billing/plans?limit=100"),
+    get("/v1/payments/sessions?limit=20"),
+  ]);
+  const ledger = h("div", { id: "ledger" });
+  await loadLedger(ledger, null);
+  return h(
+    "div",
+    { class: "billing-page" },
+    h(
+      "div",
+      { class: "tiles" },
+      h("section", { class: "card tile" }, h("h2", {}, t("overview.balance")), h("p", { class: "big", id: "billing-balance" }, money(billing.wallet.balance))),
+      h(
+        "section",
+        { class: "card tile" },
+        h("h2", {}, t("overview.plan")),
+        h("p", { class: "big", id: "billing-plan" }, billing.plan.name),
+        billing.plan.period_end ? h("p", { class: "muted small" }, t("billing.plan_until", { date: dateTime(billing.plan.period_end) })) : null,
+      ),
+    ),
+    h("section", { class: "card", id: "plans" }, h("h2", {}, t("billing.plans")), planCards(plans.data, billing, manager)),
+    manager ? h("section", { class: "card" }, h("h2", {}, t("billing.topup")), topupForm(billing)) : null,
+    h("section", { class: "card" }, h("h2", {}, t("billing.payments")), paymentTable(payments.data)),
+    h("section", { class: "card" }, h("h2", {}, t("billing.ledger")), ledger),
+  );
+}
+
+/// Sends the payer to the provider's checkout the API opened.
+function followCheckout(created) {
+  if (created && created.checkout_url) location.assign(created.checkout_url);
+}
+
+function planCards(plans, billing, manager) {
+  // Plans without a price (free, custom) cannot be bought: shown only when they are the one in force.
+  const shown = plans.filter((plan) => plan.price || plan.code === billing.plan.code);
+  return h(
+    "ul",
+    { class: "plan-cards" },
+    shown.map((plan) => {
+      const current = billing.plan.code === plan.code;
+      const message = h("p", { class: "form-error", role: "alert", hidden: true });
+      let button = null;
+      if (plan.price && manager) {
+        const key = newIdempotencyKey();
+        button = h("button", { type: "button", class: current ? "" : "primary", dataset: { plan: plan.code } }, current ? t("billing.extend") : t("billing.buy"));
+        button.addEventListener("click", async () => {
+          message.hidden = true;
+          button.disabled = true;
+          try {
+            followCheckout(await post("/v1/payments/sessions", { kind: "plan", plan_code: plan.code }, { idempotencyKey: key }));
+          } catch (err) {
+            message.textContent = errorText(err);
+            message.hidden = false;
+          } finally {
+            button.disabled = false;
+          }
+        });
+      }
+      return h(
+        "li",
+        { class: current ? "plan current" : "plan", dataset: { code: plan.code } },
+        h("h3", {}, plan.name, current ? h("span", { class: "badge" }, t("billing.current")) : null),
+        h("p", { class: "big" }, plan.price ? money(plan.price) : "—"),
+        h("p", { class: "muted small" }, plan.price ? t("billing.per_month") : ""),
+        h(
+          "ul",
+          { class: "plain-list small" },
+          h("li", {}, t("billing.included_sms", { n: number(plan.included_sms_per_month) })),
+          h("li", {}, t("billing.included_email", { n: number(plan.included_email_per_day) })),
+        ),
+        message,
+        button,
+      );
+    }),
+  );
+}
+
+function topupForm(billing) {
+  const currency = billing.topup.minimum.currency;
+  const choices = h(
+    "fieldset",
+    { class: "field amounts", dataset: { field: "amount_choice" } },
+    h("legend", {}, t("billing.amount")),
+    billing.topup.suggested.map((amount, index) =>
+      h(
+        "label",
+        { class: "check-label" },
+        h("input", { type: "radio", name: "amount_choice", value: String(amount.amount_minor), checked: index === 0 }),
+        " ",
+        money(amount),
+      ),
+    ),
+    h("label", { class: "check-label" }, h("input", { type: "radio", name: "amount_choice", value: "other", checked: !billing.topup.suggested.length }), " ", t("billing.other")),
+  );
+  const key = newIdempotencyKey();
+  const element = form(
+    { id: "topup-form" },
+    [
+      choices,
+      field("amount_minor", t("billing.other_amount", { currency }), {
+        type: "number",
+        min: billing.topup.minimum.amount_minor,
+        step: 1,
+        inputmode: "numeric",
+        hint: t("billing.minimum", { amount: money(billing.topup.minimum) }),
+      }),
+    ],
+    t("billing.topup_submit"),
+    async (values) => {
+      const raw = values.amount_choice === "other" || !values.amount_choice ? values.amount_minor : values.amount_choice;
+      const amount = Number.parseInt(raw, 10);
+      followCheckout(
+        await post("/v1/payments/sessions", { kind: "topup", amount_minor: Number.isFinite(amount) ? amount : raw, currency }, { idempotencyKey: key }),
+      );
+    },
+  );
+  // The amount field is there only when "another amount" is chosen.
+  const other = element.querySelector('[data-field="amount_minor"]');
+  const sync = () => {
+    other.hidden = element.querySelector("input[name=amount_choice]:checked")?.value !== "other";
+  };
+  choices.addEventListener("change", () => {
+    sync();
+    if (!other.hidden) other.querySelector("input").focus();
+  });
+  sync();
+  return element;
+}
+
+function paymentTable(sessions) {
+  if (!sessions.length) return h("p", { class: "empty" }, t("billing.payments_empty"));
+  return table(
+    [t("billing.col_created"), t("billing.col_what"), t("billing.col_amount"), t("billing.col_status"), t("billing.col_provider")],
+    sessions.map((payment) => [
+      h("a", { href: `#/payment/${encodeURIComponent(payment.id)}` }, dateTime(payment.created_at)),
+      payment.kind === "plan" ? t("billing.kind_plan", { plan: payment.plan_code }) : t("billing.kind_topup"),
+      { num: money(payment.amount) },
+      h("span", { class: `badge pay-${payment.status}` }, t(`payment.${payment.status}`)),
+      payment.provider || "—",
+    ]),
+    { id: "payments", class: "stack" },
+  );
+}
+
+const LEDGER_HEADS = () => [t("billing.col_created"), t("billing.col_kind"), t("billing.col_amount"), t("billing.col_balance"), t("billing.col_reason")];
+
+async function loadLedger(container, cursor) {
+  const page = await get("/v1/billing/ledger" + query({ limit: 20, cursor }));
+  let body = container.querySelector("tbody");
+  if (!body) {
+    if (!page.data.length) return replace(container, h("p", { class: "empty" }, t("billing.ledger_empty")));
+    replace(
+      container,
+      table(LEDGER_HEADS(), [], { id: "ledger-table", class: "stack" }),
+    );
+    body = container.querySelector("tbody");
+  }
+  for (const entry of page.data) {
+    const [when, kind, amount, after, reason] = LEDGER_HEADS();
+    body.append(
+      h(
+        "tr",
+        { dataset: { id: entry.id } },
+        h("td", { "data-label": when }, dateTime(entry.created_at)),
+        h("td", { "data-label": kind }, t(`ledger.${entry.kind}`)),
+        h("td", { class: "num", "data-label": amount }, money(entry.amount)),
+        h("td", { class: "num", "data-label": after }, money(entry.balance_after)),
+        h("td", { "data-label": reason }, entry.reason || h("span", { class: "mono small" }, entry.reference)),
+      ),
+    );
+  }
+  container.querySelector(".more")?.remove();
+  if (page.next_cursor) {
+    const more = h("button", { type: "button", class: "more" }, t("billing.more"));
+    more.addEventListener("click", async () => {
+      more.disabled = true;
+      try {
+        await loadLedger(container, page.next_cursor);
+      } catch (err) {
+        more.disabled = false;
+        more.after(h("p", { class: "form-error", role: "alert" }, errorText(err)));
+      }
+    });
+    container.append(h("p", { class: "actions more" }, more));
+  }
+}
