@@ -24,13 +24,16 @@ test("contacts, an import, a segment and a campaign, in Chromium", { timeout: 11
   const work = mkdtempSync(join(tmpdir(), "crier-browser2-"));
   mkdirSync(SHOTS, { recursive: true });
   const server = startCrier(join(work, "data"));
-  t.after(() => {
+  // One hook, in order: the browser closes before its profile directory is removed (removing it
+  // while Chromium still writes there failed once with ENOTEMPTY).
+  let context;
+  t.after(async () => {
+    if (context) await context.close();
     server.child.kill("SIGTERM");
     rmSync(work, { recursive: true, force: true });
   });
   const base = `http://${await server.address}`;
-  const context = await launchBrowser(work);
-  t.after(() => context.close());
+  context = await launchBrowser(work);
   const page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(15_000);
   const problems = [];

@@ -16,14 +16,17 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
   const work = mkdtempSync(join(tmpdir(), "crier-browser-"));
   mkdirSync(SHOTS, { recursive: true });
   const server = startCrier(join(work, "data"));
-  t.after(() => {
+  // One hook, in order: the browser closes before its profile directory is removed (removing it
+  // while Chromium still writes there failed once with ENOTEMPTY).
+  let context;
+  t.after(async () => {
+    if (context) await context.close();
     server.child.kill("SIGTERM");
     rmSync(work, { recursive: true, force: true });
   });
   const base = `http://${await server.address}`;
 
-  const context = await launchBrowser(work);
-  t.after(() => context.close());
+  context = await launchBrowser(work);
   const page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(15_000);
   const problems = [];
