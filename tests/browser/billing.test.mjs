@@ -14,7 +14,7 @@ import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { launchBrowser, SHOTS, startCrier, text } from "./harness.mjs";
+import { launchBrowser, SHOTS, startCrier, text, openPage, screenshots, setUp, unlabelled } from "./harness.mjs";
 
 /// A free loopback port: crier must know its own address up front (the return URL it gives the
 /// provider), so the port is found here and handed to `--addr`.
@@ -98,47 +98,18 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
   });
   assert.equal(`http://${await server.address}`, base);
   context = await launchBrowser(work);
-  const page = context.pages()[0] || (await context.newPage());
-  page.setDefaultTimeout(15_000);
+  const { page, problems } = await openPage(context);
   page.on("dialog", (dialog) => dialog.accept());
-  const problems = [];
-  page.on("console", (message) => {
-    if (message.type() === "error" || message.type() === "warning") problems.push(`${message.type()}: ${message.text()}`);
-  });
-  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-  const shoot = async (name) => {
-    for (const width of [1280, 375]) {
-      await page.setViewportSize({ width, height: width === 375 ? 812 : 900 });
-      await page.screenshot({ path: join(SHOTS, `console3-${name}-${width}.png`), fullPage: true });
-      const wide = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
-      assert.equal(wide, false, `${name} is wider than ${width} px`);
-    }
-    await page.setViewportSize({ width: 1280, height: 900 });
-  };
-  /// Every visible control of the page has a label (its own, or aria-label).
-  const unlabelled = () =>
-    page.$$eval("main input, main select, main textarea", (controls) =>
-      controls
-        .filter((c) => c.type !== "hidden" && c.offsetParent !== null)
-        .filter((c) => !(c.labels && c.labels.length) && !c.getAttribute("aria-label"))
-        .map((c) => c.name || c.id || c.outerHTML.slice(0, 60)),
-    );
+  const shoot = screenshots(page, "console3", { narrow: true });
 
   await t.test("setup, then the billing page: the plan and an empty wallet", async () => {
-    await page.goto(base + "/");
-    await page.waitForSelector("#setup-form");
-    await page.fill("#setup-form [name=name]", "Awa Ndiaye");
-    await page.fill("#setup-form [name=email]", "awa@example.cm");
-    await page.fill("#setup-form [name=password]", "correct horse battery staple");
-    await page.fill("#setup-form [name=workspace_name]", "Boutique Awa");
-    await page.click("#setup-form button[type=submit]");
-    await page.waitForSelector("#checklist");
+    await setUp(page, base);
     await page.click('#nav a[href="#/billing"]');
     await page.waitForSelector("#plans");
     assert.equal(await text(page, "#billing-balance"), "XAF 0");
     assert.equal(await page.textContent("#billing-plan"), "Free");
     assert.ok(await page.isVisible('.plan[data-code="growth"] button'));
-    assert.deepEqual(await unlabelled(), []);
+    assert.deepEqual(await unlabelled(page), []);
   });
 
   await t.test("a plan bought through the provider's checkout, then another refused while it runs", async () => {
@@ -168,7 +139,7 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
     await page.click("#adjust-form button[type=submit]");
     await page.waitForSelector("#adjust-result:not(:empty)");
     assert.match(await text(page, "#adjust-result"), /XAF 20,000/);
-    assert.deepEqual(await unlabelled(), []);
+    assert.deepEqual(await unlabelled(page), []);
     await page.click('#nav a[href="#/billing"]');
     await page.waitForSelector("#ledger-table");
     assert.equal(await text(page, "#billing-balance"), "XAF 20,000");
@@ -210,7 +181,7 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
     await page.click("#sender-form button[type=submit]");
     await page.waitForFunction(() => document.querySelector("#sender-status")?.textContent.includes("AWA SHOP"));
     assert.match(await page.textContent("#sender-status"), /pending review/);
-    assert.deepEqual(await unlabelled(), []);
+    assert.deepEqual(await unlabelled(page), []);
     await page.click('#nav a[href="#/admin"]');
     await page.waitForSelector("#sender-requests");
     assert.match(await page.textContent("#sender-requests"), /AWA SHOP/);
@@ -253,7 +224,7 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
     const rows = await page.$$eval("#key-list tbody tr", (trs) => trs.map((tr) => tr.textContent.replace(/\s/g, " ")));
     assert.equal(rows.length, 2);
     assert.equal(rows.filter((row) => /replaced; works until/.test(row)).length, 1);
-    assert.deepEqual(await unlabelled(), []);
+    assert.deepEqual(await unlabelled(page), []);
     await shoot("keys");
   });
 
@@ -304,7 +275,7 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
     await page.goto(link);
     await page.waitForSelector("#accept-form [name=password]");
     assert.equal(await page.evaluate(() => location.hash.startsWith("#/accept/")), true);
-    assert.deepEqual(await unlabelled(), []);
+    assert.deepEqual(await unlabelled(page), []);
     await shoot("accept");
     await page.fill("#accept-form [name=name]", "Chidi Okafor");
     await page.fill("#accept-form [name=password]", "another long passphrase");

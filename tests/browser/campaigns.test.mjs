@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { launchBrowser, SHOTS, startCrier, text } from "./harness.mjs";
+import { launchBrowser, SHOTS, startCrier, text, openPage, screenshots, setUp, unlabelled } from "./harness.mjs";
 
 const CSV = [
   "Nom,Tel,email,tier",
@@ -34,38 +34,11 @@ test("contacts, an import, a segment and a campaign, in Chromium", { timeout: 11
   });
   const base = `http://${await server.address}`;
   context = await launchBrowser(work);
-  const page = context.pages()[0] || (await context.newPage());
-  page.setDefaultTimeout(15_000);
-  const problems = [];
-  page.on("console", (message) => {
-    if (message.type() === "error" || message.type() === "warning") problems.push(`${message.type()}: ${message.text()}`);
-  });
-  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-  const shoot = async (name) => {
-    for (const width of [1280, 375]) {
-      await page.setViewportSize({ width, height: width === 375 ? 812 : 900 });
-      await page.screenshot({ path: join(SHOTS, `console2-${name}-${width}.png`), fullPage: true });
-    }
-    await page.setViewportSize({ width: 1280, height: 900 });
-  };
-  /// Every visible control of the page has a label (its own, or aria-label).
-  const unlabelled = () =>
-    page.$$eval("main input, main select, main textarea", (controls) =>
-      controls
-        .filter((c) => c.type !== "hidden" && c.offsetParent !== null)
-        .filter((c) => !(c.labels && c.labels.length) && !c.getAttribute("aria-label"))
-        .map((c) => c.name || c.id || c.outerHTML.slice(0, 60)),
-    );
+  const { page, problems } = await openPage(context);
+  const shoot = screenshots(page, "console2");
 
   await t.test("setup, and the wallet credited by the instance admin", async () => {
-    await page.goto(base + "/");
-    await page.waitForSelector("#setup-form");
-    await page.fill("#setup-form [name=name]", "Awa Ndiaye");
-    await page.fill("#setup-form [name=email]", "awa@example.cm");
-    await page.fill("#setup-form [name=password]", "correct horse battery staple");
-    await page.fill("#setup-form [name=workspace_name]", "Boutique Awa");
-    await page.click("#setup-form button[type=submit]");
-    await page.waitForSelector("#checklist");
+    await setUp(page, base);
     const status = await page.evaluate(async () => {
       const me = await (await fetch("/v1/auth/me")).json();
       const response = await fetch(`/v1/admin/workspaces/${me.workspace.id}/wallet-adjustments`, {
@@ -112,7 +85,7 @@ test("contacts, an import, a segment and a campaign, in Chromium", { timeout: 11
     await page.click("#bulk-add");
     await page.waitForFunction(() => /2 added/.test(document.querySelector("#bulk-result")?.textContent ?? ""));
     assert.equal(await text(page, "#group-list tbody tr td.num"), "2");
-    assert.deepEqual(await unlabelled(), []);
+    assert.deepEqual(await unlabelled(page), []);
     await shoot("contacts");
   });
 
@@ -122,7 +95,7 @@ test("contacts, an import, a segment and a campaign, in Chromium", { timeout: 11
     await page.selectOption('#contact-edit [name="custom.tier"]', "gold");
     await page.click("#contact-edit button[type=submit]");
     await page.locator("#contact-edit .success").waitFor({ state: "visible" });
-    assert.deepEqual(await unlabelled(), []);
+    assert.deepEqual(await unlabelled(page), []);
     await shoot("contact");
   });
 
@@ -136,7 +109,7 @@ test("contacts, an import, a segment and a campaign, in Chromium", { timeout: 11
     assert.equal(await page.inputValue('#import-mapping [data-field="map.tier"] select'), "custom.tier");
     await page.selectOption('#import-mapping [data-field="map.Nom"] select', "name");
     await page.selectOption('#import-mapping [data-field="map.Tel"] select', "phone");
-    assert.deepEqual(await unlabelled(), []);
+    assert.deepEqual(await unlabelled(page), []);
     await page.click("#import-form button[type=submit]");
     await page.waitForFunction(() => document.querySelector("#import-progress")?.value === 100);
     assert.equal(await text(page, "#import-percent"), "100 %");
@@ -162,7 +135,7 @@ test("contacts, an import, a segment and a campaign, in Chromium", { timeout: 11
     await page.selectOption("#builder [name=join]", "any");
     // Gold or with an email: Chantal, Didier, Bella, Esther.
     await page.waitForFunction(() => document.querySelector("#segment-count-value")?.textContent === "4");
-    assert.deepEqual(await unlabelled(), []);
+    assert.deepEqual(await unlabelled(page), []);
     await page.fill("#segment-form [name=name]", "Gold or email");
     await page.click("#segment-form button[type=submit]");
     await page.waitForFunction(() => /Gold or email/.test(document.querySelector("#segment-list")?.textContent ?? ""));
@@ -188,7 +161,7 @@ test("contacts, an import, a segment and a campaign, in Chromium", { timeout: 11
     // The preview for one of the contacts.
     await page.selectOption("#campaign-preview select", { label: "Awa Ndiaye" });
     await page.waitForFunction(() => document.querySelector("#preview-text")?.textContent === "Bonjour Awa, -20% !");
-    assert.deepEqual(await unlabelled(), []);
+    assert.deepEqual(await unlabelled(page), []);
     await shoot("campaign-compose");
   });
 

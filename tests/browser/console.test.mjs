@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EXPECTED_CSP, launchBrowser, SHOTS, startCrier, text } from "./harness.mjs";
+import { EXPECTED_CSP, launchBrowser, SHOTS, startCrier, text, openPage, screenshots } from "./harness.mjs";
 
 test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, async (t) => {
   const work = mkdtempSync(join(tmpdir(), "crier-browser-"));
@@ -27,21 +27,9 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
   const base = `http://${await server.address}`;
 
   context = await launchBrowser(work);
-  const page = context.pages()[0] || (await context.newPage());
-  page.setDefaultTimeout(15_000);
-  const problems = [];
-  page.on("console", (message) => {
-    if (message.type() === "error" || message.type() === "warning") problems.push(`${message.type()}: ${message.text()}`);
-  });
-  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  const { page, problems } = await openPage(context);
 
-  const shoot = async (name) => {
-    for (const width of [1280, 375]) {
-      await page.setViewportSize({ width, height: width === 375 ? 812 : 900 });
-      await page.screenshot({ path: join(SHOTS, `console-${name}-${width}.png`), fullPage: true });
-    }
-    await page.setViewportSize({ width: 1280, height: 900 });
-  };
+  const shoot = screenshots(page, "console");
 
   await t.test("first run: the page is strict and asks for setup", async () => {
     const response = await page.goto(base + "/");

@@ -74,3 +74,54 @@ export async function launchBrowser(work) {
     timezoneId: "Africa/Douala",
   });
 }
+
+/// The browser's first page, with the console errors, warnings and page errors it will show
+/// collected in `problems` (each journey compares them with the ones it provokes on purpose).
+export async function openPage(context) {
+  const page = context.pages()[0] || (await context.newPage());
+  page.setDefaultTimeout(15_000);
+  const problems = [];
+  page.on("console", (message) => {
+    if (message.type() === "error" || message.type() === "warning") problems.push(`${message.type()}: ${message.text()}`);
+  });
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  return { page, problems };
+}
+
+/// Saves the page at 1280 and 375 px as `SHOTS/<prefix>-<name>-<width>.png`; with `narrow`, also
+/// checks that no page is wider than the screen.
+export function screenshots(page, prefix, { narrow = false } = {}) {
+  return async (name) => {
+    for (const width of [1280, 375]) {
+      await page.setViewportSize({ width, height: width === 375 ? 812 : 900 });
+      await page.screenshot({ path: join(SHOTS, `${prefix}-${name}-${width}.png`), fullPage: true });
+      if (narrow) {
+        const wide = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+        if (wide) throw new Error(`${name} is wider than ${width} px`);
+      }
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+  };
+}
+
+/// The visible controls of the page's main part without a label (their own, or aria-label).
+export function unlabelled(page) {
+  return page.$$eval("main input, main select, main textarea", (controls) =>
+    controls
+      .filter((c) => c.type !== "hidden" && c.offsetParent !== null)
+      .filter((c) => !(c.labels && c.labels.length) && !c.getAttribute("aria-label"))
+      .map((c) => c.name || c.id || c.outerHTML.slice(0, 60)),
+  );
+}
+
+/// First-run setup through the form (Awa Ndiaye, owner of Boutique Awa), ending on the overview.
+export async function setUp(page, base) {
+  await page.goto(base + "/");
+  await page.waitForSelector("#setup-form");
+  await page.fill("#setup-form [name=name]", "Awa Ndiaye");
+  await page.fill("#setup-form [name=email]", "awa@example.cm");
+  await page.fill("#setup-form [name=password]", "correct horse battery staple");
+  await page.fill("#setup-form [name=workspace_name]", "Boutique Awa");
+  await page.click("#setup-form button[type=submit]");
+  await page.waitForSelector("#checklist");
+}
