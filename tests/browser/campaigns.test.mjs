@@ -161,6 +161,11 @@ test("contacts, an import, a segment and a campaign, in Chromium", { timeout: 11
     // The preview for one of the contacts.
     await page.selectOption("#campaign-preview select", { label: "Awa Ndiaye" });
     await page.waitForFunction(() => document.querySelector("#preview-text")?.textContent === "Bonjour Awa, -20% !");
+    // What Awa would get, sent as a test to another number (one transactional SMS, XAF 25).
+    await page.fill("#campaign-test-form [name=to]", "+237677000099");
+    await page.click("#campaign-test-form button[type=submit]");
+    await page.waitForSelector("#test-sent a");
+    assert.match(await page.textContent("#test-sent a"), /^msg_/);
     assert.deepEqual(await unlabelled(page), []);
     await shoot("campaign-compose");
   });
@@ -171,7 +176,8 @@ test("contacts, an import, a segment and a campaign, in Chromium", { timeout: 11
     // Five contacts have a phone: Awa, Bella and the three imported.
     assert.equal(await page.textContent("#estimate-recipients"), "5");
     assert.equal(await text(page, "#estimate-charge"), "XAF 125");
-    assert.equal(await text(page, "#estimate-after"), "XAF 49,875");
+    // The wallet paid the test (XAF 25) before this estimate.
+    assert.equal(await text(page, "#estimate-after"), "XAF 49,850");
     await shoot("campaign-estimate");
     await page.click("#launch-campaign");
     await page.waitForSelector("#campaign-stats");

@@ -195,7 +195,7 @@ async function preview(card, campaign, contacts, contactId) {
   select.value = contactId || "";
   select.addEventListener("change", () => preview(card, campaign, contacts, select.value).catch(() => {}));
   const body = h("div", { id: "preview-body", "aria-live": "polite" });
-  replace(card, h("h2", {}, t("campaign.preview")), choose, body);
+  replace(card, h("h2", {}, t("campaign.preview")), choose, body, testSend(campaign, select));
   try {
     const shown = await post(`/v1/campaigns/${encodeURIComponent(campaign.id)}/preview`, contactId ? { contact_id: contactId } : {});
     if (shown.channel === "sms") {
@@ -220,6 +220,27 @@ async function preview(card, campaign, contacts, contactId) {
   } catch (err) {
     replace(body, h("p", { class: "form-error", role: "alert" }, errorText(err), " ", Object.values(err.fields || {}).join(" ")));
   }
+}
+
+/// Sends the campaign as the preview shows it (for the contact chosen there) to one address or
+/// number, as one transactional message charged like any send. A click retried after an error
+/// reuses its Idempotency-Key (it cannot send twice); a new key is made once a test is sent.
+function testSend(campaign, contactSelect) {
+  let idempotencyKey = newIdempotencyKey();
+  const sent = h("p", { class: "small", id: "test-sent", "aria-live": "polite" });
+  const element = form(
+    { id: "campaign-test-form" },
+    [field("to", campaign.channel === "sms" ? t("campaign.test_to_phone") : t("campaign.test_to_email"), { type: campaign.channel === "sms" ? "tel" : "email", required: true })],
+    t("campaign.test_send"),
+    async (values) => {
+      const body = { to: values.to };
+      if (contactSelect.value) body.contact_id = contactSelect.value;
+      const message = await post(`/v1/campaigns/${encodeURIComponent(campaign.id)}/test`, body, { idempotencyKey });
+      idempotencyKey = newIdempotencyKey();
+      replace(sent, t("campaign.test_sent"), " ", h("a", { href: `#/messages/${encodeURIComponent(message.id)}` }, message.id));
+    },
+  );
+  return h("div", { class: "test-send" }, h("h3", {}, t("campaign.test_title")), element, sent);
 }
 
 /// Estimate, then launch: the key is made once per estimate shown, so a retried click of the
