@@ -10,11 +10,8 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { launchBrowser, SHOTS, startCrier, text, openPage, screenshots, setUp, unlabelled } from "./harness.mjs";
+import { text, screenshots, setUp, unlabelled, startJourney } from "./harness.mjs";
 
 /// A free loopback port: crier must know its own address up front (the return URL it gives the
 /// provider), so the port is found here and handed to `--addr`.
@@ -74,12 +71,10 @@ async function fakeFlutterwave() {
 }
 
 test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, async (t) => {
-  const work = mkdtempSync(join(tmpdir(), "crier-browser3-"));
-  mkdirSync(SHOTS, { recursive: true });
   const flutterwave = await fakeFlutterwave();
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const server = startCrier(join(work, "data"), {
+  const journey = await startJourney(t, {
     addr: `127.0.0.1:${port}`,
     extra: [
       "--public-url", base,
@@ -87,18 +82,9 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
       "--flutterwave-base-url", flutterwave.base,
       "--flutterwave-secret-key", "FLWSECK_TEST-browser",
     ],
-  });
-  let context = null;
-  // One hook, in order: the browser is closed before its profile is deleted.
-  t.after(async () => {
-    if (context) await context.close();
-    server.child.kill("SIGTERM");
-    flutterwave.server.close();
-    rmSync(work, { recursive: true, force: true });
-  });
-  assert.equal(`http://${await server.address}`, base);
-  context = await launchBrowser(work);
-  const { page, problems } = await openPage(context);
+  }, () => flutterwave.server.close());
+  assert.equal(journey.base, base);
+  const { page, problems } = journey;
   page.on("dialog", (dialog) => dialog.accept());
   const shoot = screenshots(page, "console3", { narrow: true });
 

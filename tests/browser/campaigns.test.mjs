@@ -7,10 +7,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { launchBrowser, SHOTS, startCrier, text, openPage, screenshots, setUp, unlabelled } from "./harness.mjs";
+import { text, screenshots, setUp, unlabelled, startJourney } from "./harness.mjs";
 
 const CSV = [
   "Nom,Tel,email,tier",
@@ -21,20 +18,7 @@ const CSV = [
 ].join("\n");
 
 test("contacts, an import, a segment and a campaign, in Chromium", { timeout: 110_000 }, async (t) => {
-  const work = mkdtempSync(join(tmpdir(), "crier-browser2-"));
-  mkdirSync(SHOTS, { recursive: true });
-  const server = startCrier(join(work, "data"));
-  // One hook, in order: the browser closes before its profile directory is removed (removing it
-  // while Chromium still writes there failed once with ENOTEMPTY).
-  let context;
-  t.after(async () => {
-    if (context) await context.close();
-    server.child.kill("SIGTERM");
-    rmSync(work, { recursive: true, force: true });
-  });
-  const base = `http://${await server.address}`;
-  context = await launchBrowser(work);
-  const { page, problems } = await openPage(context);
+  const { base, page, problems } = await startJourney(t);
   const shoot = screenshots(page, "console2");
 
   await t.test("setup, and the wallet credited by the instance admin", async () => {

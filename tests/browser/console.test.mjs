@@ -7,27 +7,10 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { EXPECTED_CSP, launchBrowser, SHOTS, startCrier, text, openPage, screenshots } from "./harness.mjs";
+import { EXPECTED_CSP, text, screenshots, startJourney } from "./harness.mjs";
 
 test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, async (t) => {
-  const work = mkdtempSync(join(tmpdir(), "crier-browser-"));
-  mkdirSync(SHOTS, { recursive: true });
-  const server = startCrier(join(work, "data"));
-  // One hook, in order: the browser closes before its profile directory is removed (removing it
-  // while Chromium still writes there failed once with ENOTEMPTY).
-  let context;
-  t.after(async () => {
-    if (context) await context.close();
-    server.child.kill("SIGTERM");
-    rmSync(work, { recursive: true, force: true });
-  });
-  const base = `http://${await server.address}`;
-
-  context = await launchBrowser(work);
-  const { page, problems } = await openPage(context);
+  const { base, page, problems } = await startJourney(t);
 
   const shoot = screenshots(page, "console");
 
@@ -69,7 +52,7 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
   });
 
   await t.test("the session cookie is HttpOnly and SameSite=Lax", async () => {
-    const cookies = await context.cookies(base);
+    const cookies = await page.context().cookies(base);
     const session = cookies.find((cookie) => cookie.name === "crier_session");
     assert.ok(session, "a session cookie");
     assert.equal(session.httpOnly, true);

@@ -2,6 +2,8 @@
 // data directory, and Debian's headless Chromium driven by playwright-core.
 
 import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
@@ -124,4 +126,25 @@ export async function setUp(page, base) {
   await page.fill("#setup-form [name=workspace_name]", "Boutique Awa");
   await page.click("#setup-form button[type=submit]");
   await page.waitForSelector("#checklist");
+}
+
+/// One journey's world: a fresh directory, `crier serve` in it (`options` as `startCrier` takes
+/// them), a fresh Chromium and its page. One hook on `t` tears it down in order: the browser
+/// first, then the server and `cleanup`, then the directory (removing the profile while
+/// Chromium still wrote there failed once with ENOTEMPTY).
+export async function startJourney(t, options = {}, cleanup = () => {}) {
+  const work = mkdtempSync(join(tmpdir(), "crier-browser-"));
+  mkdirSync(SHOTS, { recursive: true });
+  const server = startCrier(join(work, "data"), options);
+  let context = null;
+  t.after(async () => {
+    if (context) await context.close();
+    server.child.kill("SIGTERM");
+    await cleanup();
+    rmSync(work, { recursive: true, force: true });
+  });
+  const base = `http://${await server.address}`;
+  context = await launchBrowser(work);
+  const { page, problems } = await openPage(context);
+  return { base, page, problems };
 }
