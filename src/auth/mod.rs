@@ -21,6 +21,7 @@ use crate::ids::{ApiKeyId, Ids, UserId};
 use crate::scope::WorkspaceScope;
 use crate::secrets;
 use crate::users::{NewUser, User, create_user};
+use crate::vocabulary::Mode;
 use crate::workspaces::store::Workspace;
 use crate::workspaces::{Role, create_workspace};
 
@@ -111,6 +112,7 @@ pub fn authenticate(
                 user_id: user.id,
                 is_instance_admin: user.is_instance_admin,
                 csrf_token: session.csrf_token,
+                mode: session.mode,
                 workspace,
             });
             Ok((principal, touch))
@@ -162,6 +164,7 @@ pub fn open_session(
         user_id: user_id.clone(),
         active_workspace_id: active_workspace_id.cloned(),
         csrf_token: csrf_token.clone(),
+        mode: Mode::Live,
         last_seen_at: format_timestamp(now),
         expires_at: format_timestamp(now + session_lifetime()),
     };

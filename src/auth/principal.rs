@@ -17,6 +17,8 @@ pub struct SessionPrincipal {
     pub(super) user_id: UserId,
     pub(super) is_instance_admin: bool,
     pub(super) csrf_token: String,
+    /// The world the session looks at, live until the user switches.
+    pub(super) mode: Mode,
     /// The session's active workspace and the user's role in it.
     pub(super) workspace: Option<(WorkspaceId, Role)>,
 }
@@ -99,11 +101,11 @@ impl Principal {
         }
     }
 
-    /// The mode the caller works in: its key's, or live for a console session.
+    /// The world the caller works in: its key's mode, or the one the console session chose.
     pub fn mode(&self) -> Mode {
         match self {
             Principal::ApiKey(key) => key.mode(),
-            Principal::Session(_) => Mode::Live,
+            Principal::Session(session) => session.mode,
         }
     }
 
@@ -176,6 +178,7 @@ mod tests {
             user_id: UserId::parse("usr_1").unwrap(),
             is_instance_admin: false,
             csrf_token: "csrf".into(),
+            mode: Mode::Live,
             workspace: role.map(|role| (WorkspaceId::parse("wsp_1").unwrap(), role)),
         })
     }

@@ -4,6 +4,7 @@ use rusqlite::{Connection, OptionalExtension, named_params};
 
 use crate::error::AppError;
 use crate::ids::{UserId, WorkspaceId};
+use crate::vocabulary::Mode;
 
 #[derive(Debug, Clone)]
 pub struct SessionRow {
@@ -11,6 +12,8 @@ pub struct SessionRow {
     pub user_id: UserId,
     pub active_workspace_id: Option<WorkspaceId>,
     pub csrf_token: String,
+    /// The world the session looks at (docs/rules/access.md, "Test and live").
+    pub mode: Mode,
     pub last_seen_at: String,
     pub expires_at: String,
 }
@@ -23,12 +26,12 @@ pub fn insert_session(
 ) -> Result<(), AppError> {
     conn.prepare_cached(
         "INSERT INTO sessions (id, token_hash, user_id, active_workspace_id, csrf_token,
-                               created_at, last_seen_at, expires_at)
-         VALUES (:id, :token_hash, :user_id, :workspace, :csrf, :now, :now, :expires_at)",
+                               mode, created_at, last_seen_at, expires_at)
+         VALUES (:id, :token_hash, :user_id, :workspace, :csrf, :mode, :now, :now, :expires_at)",
     )?
     .execute(named_params! {
         ":id": session.id, ":token_hash": token_hash, ":user_id": session.user_id,
-        ":workspace": session.active_workspace_id, ":csrf": session.csrf_token, ":now": now,
+        ":workspace": session.active_workspace_id, ":csrf": session.csrf_token, ":mode": session.mode, ":now": now,
         ":expires_at": session.expires_at,
     })?;
     Ok(())
@@ -37,7 +40,7 @@ pub fn insert_session(
 pub fn find_session(conn: &Connection, token_hash: &[u8]) -> Result<Option<SessionRow>, AppError> {
     Ok(conn
         .prepare_cached(
-            "SELECT id, user_id, active_workspace_id, csrf_token, last_seen_at, expires_at
+            "SELECT id, user_id, active_workspace_id, csrf_token, mode, last_seen_at, expires_at
              FROM sessions WHERE token_hash = ?1",
         )?
         .query_row([token_hash], |row| {
@@ -46,8 +49,9 @@ pub fn find_session(conn: &Connection, token_hash: &[u8]) -> Result<Option<Sessi
                 user_id: row.get(1)?,
                 active_workspace_id: row.get(2)?,
                 csrf_token: row.get(3)?,
-                last_seen_at: row.get(4)?,
-                expires_at: row.get(5)?,
+                mode: row.get(4)?,
+                last_seen_at: row.get(5)?,
+                expires_at: row.get(6)?,
             })
         })
         .optional()?)
@@ -75,6 +79,13 @@ pub fn set_active_workspace(
 ) -> Result<(), AppError> {
     conn.prepare_cached("UPDATE sessions SET active_workspace_id = ?2 WHERE id = ?1")?
         .execute(rusqlite::params![session_id, workspace_id])?;
+    Ok(())
+}
+
+/// Switches the session to the `mode` world.
+pub fn set_mode(conn: &Connection, session_id: &str, mode: Mode) -> Result<(), AppError> {
+    conn.prepare_cached("UPDATE sessions SET mode = ?2 WHERE id = ?1")?
+        .execute(rusqlite::params![session_id, mode])?;
     Ok(())
 }
 

@@ -182,12 +182,11 @@ pub fn create_message(
 pub fn cancel_message(
     conn: &Connection,
     ids: &Ids,
-    scope: &WorkspaceScope,
+    (scope, mode): (&WorkspaceScope, Mode),
     id: &MessageId,
     now: Timestamp,
 ) -> Result<(), AppError> {
-    let workspace_id = scope.id();
-    let message = store::find_message(conn, workspace_id, id)?.ok_or(AppError::NotFound)?;
+    let message = store::find_message(conn, scope.id(), mode, id)?.ok_or(AppError::NotFound)?;
     match message.status {
         MessageStatus::Cancelled => return Ok(()),
         MessageStatus::Scheduled => {}
@@ -222,7 +221,7 @@ pub fn erase_contact(
     let mut scrubbed = 0;
     for address in [&erased.phone, &erased.email].into_iter().flatten() {
         for message_id in store::scheduled_to(conn, editor.scope.id(), editor.mode, address)? {
-            cancel_message(conn, ids, editor.scope, &message_id, now)?;
+            cancel_message(conn, ids, (editor.scope, editor.mode), &message_id, now)?;
         }
         scrubbed += store::scrub_recipient(
             conn,

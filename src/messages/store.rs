@@ -193,18 +193,20 @@ pub fn scrub_recipient(
         })?)
 }
 
-/// The message `id` of the workspace (never another workspace's).
+/// The message `id` of the workspace in `mode` (never another workspace's or world's).
 pub fn find_message(
     conn: &Connection,
     workspace_id: &WorkspaceId,
+    mode: Mode,
     id: &MessageId,
 ) -> Result<Option<MessageRow>, AppError> {
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM messages WHERE id = :id AND workspace_id = :workspace_id"
+            "SELECT {COLUMNS} FROM messages
+             WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode"
         ))?
         .query_row(
-            named_params! { ":id": id, ":workspace_id": workspace_id },
+            named_params! { ":id": id, ":workspace_id": workspace_id, ":mode": mode },
             message_row,
         )
         .optional()?)
@@ -222,18 +224,18 @@ pub struct MessageFilter<'a> {
     pub created_to: Option<&'a str>,
 }
 
-/// The workspace's messages, newest first (insertion order: ids made in the same millisecond
-/// do not sort by time), after the cursor `before` (a message id).
+/// The workspace's messages of `mode`, newest first (insertion order: ids made in the same
+/// millisecond do not sort by time), after the cursor `before` (a message id).
 pub fn list_messages(
     conn: &Connection,
-    workspace_id: &WorkspaceId,
+    (workspace_id, mode): (&WorkspaceId, Mode),
     filter: &MessageFilter<'_>,
     before: Option<&str>,
     limit: usize,
 ) -> Result<Vec<MessageRow>, AppError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM messages
-         WHERE workspace_id = :workspace_id
+         WHERE workspace_id = :workspace_id AND mode = :mode
            AND (:before IS NULL OR rowid < (SELECT rowid FROM messages WHERE id = :before))
            AND (:status IS NULL OR status = :status)
            AND (:channel IS NULL OR channel = :channel)
@@ -245,6 +247,7 @@ pub fn list_messages(
     let rows = stmt.query_map(
         named_params! {
             ":workspace_id": workspace_id,
+            ":mode": mode,
             ":before": before,
             ":status": filter.status,
             ":channel": filter.channel,
@@ -874,7 +877,7 @@ pub struct DailySends {
 /// The workspace's messages of `mode` created from `from` (an RFC 3339 timestamp at a UTC
 /// midnight) on, counted per UTC day and channel, oldest day first; days without any are left
 /// out. It walks the workspace's index (`messages_by_workspace`), so its cost grows with all of
-/// the workspace's messages, not only the days asked for: fine for a console's chart, not for a
+/// the workspace's messages of the mode, not only the days asked for: fine for a console's chart, not for a
 /// hot path.
 pub fn daily_sends(
     conn: &Connection,

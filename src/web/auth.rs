@@ -15,6 +15,7 @@ use crate::users::password::{
 };
 use crate::users::store::{self as user_store, User};
 use crate::validate;
+use crate::vocabulary::Mode;
 use crate::web::request::Request;
 use crate::web::response::ApiResponse;
 use crate::web::workspaces::{MembershipView, WorkspaceView};
@@ -299,13 +300,38 @@ struct MeView<'a> {
     workspace: Option<WorkspaceView<'a>>,
     role: Option<&'static str>,
     memberships: Vec<MembershipView<'a>>,
+    mode: Mode,
     csrf_token: &'a str,
 }
 
-/// `GET /v1/auth/me`: the user, the active workspace and role, every membership, the CSRF token.
+/// `GET /v1/auth/me`: the user, the active workspace and role, every membership, the mode the
+/// session looks at, the CSRF token.
 pub fn show_me(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
+    me_response(app, session, principal.mode())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModeBody {
+    mode: String,
+}
+
+/// `PUT /v1/auth/mode`: the console session switches between the live and the test world
+/// (docs/rules/access.md, "Test and live"). Answers as `GET /v1/auth/me`.
+pub fn set_mode(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let session = principal.require_session()?;
+    let body: ModeBody = request.json()?;
+    let mode = Mode::parse(&body.mode)
+        .ok_or_else(|| AppError::invalid_field("mode", "must be live or test"))?;
+    app.db
+        .write(|conn| store::set_mode(conn, session.session_id(), mode))?;
+    me_response(app, session, mode)
+}
+
+fn me_response(app: &App, session: &SessionPrincipal, mode: Mode) -> Result<ApiResponse, AppError> {
     let (user, memberships) = app.db.read(|conn| {
         let user =
             user_store::find_user(conn, session.user_id())?.ok_or(AppError::Unauthenticated)?;
@@ -326,6 +352,7 @@ pub fn show_me(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppE
             workspace,
             role: active.map(|(_, role)| role.as_str()),
             memberships: memberships.iter().map(MembershipView::from).collect(),
+            mode,
             csrf_token: session.csrf_token(),
         },
     )

@@ -434,11 +434,26 @@ pub fn list_fields(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, 
 pub fn create_field(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsWrite)?;
+    live_schema(&principal)?;
     let body: NewField = request.json()?;
     let field = app
         .db
         .write(|conn| fields::create_field(conn, &app.ids, &scope, body, app.clock.now()))?;
     ApiResponse::json(201, &field_view(&field))
+}
+
+/// Field definitions are the workspace's schema, shared by both worlds (docs/rules/contacts.md,
+/// "Custom fields"): only the live world changes them, so nothing done in test mode can touch
+/// a live contact's values.
+fn live_schema(principal: &Principal) -> Result<(), AppError> {
+    match principal.mode() {
+        Mode::Live => Ok(()),
+        Mode::Test => Err(AppError::Forbidden(
+            "Custom fields are shared by live and test and are defined in live mode: use a live \
+             key, or switch the console to live."
+                .to_owned(),
+        )),
+    }
 }
 
 fn field_id(request: &Request<'_>) -> Result<ContactFieldId, AppError> {
@@ -450,6 +465,7 @@ fn field_id(request: &Request<'_>) -> Result<ContactFieldId, AppError> {
 pub fn update_field(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsWrite)?;
+    live_schema(&principal)?;
     let id = field_id(request)?;
     let changes: FieldChanges = request.json()?;
     let field = app
@@ -463,6 +479,7 @@ pub fn update_field(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
 pub fn delete_field(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsWrite)?;
+    live_schema(&principal)?;
     let id = field_id(request)?;
     app.db
         .write(|conn| fields::delete_field(conn, &scope, &id, app.clock.now()))?;

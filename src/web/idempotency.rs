@@ -24,6 +24,7 @@ use crate::clock::{Timestamp, format_timestamp};
 use crate::db::run_cached;
 use crate::error::AppError;
 use crate::idempotency::store::{self, Record, RecordScope, RecordState};
+use crate::vocabulary::Mode;
 use crate::web::request::Request;
 use crate::web::response::{ApiResponse, error_response};
 
@@ -129,7 +130,7 @@ fn attempt(
     per: Per,
     key: String,
 ) -> Result<Attempt, AppError> {
-    let (actor_id, workspace_id) = match (principal, per) {
+    let (user_or_key, workspace_id) = match (principal, per) {
         (Principal::ApiKey(api_key), _) => {
             (api_key.key_id().as_str(), api_key.workspace_id().as_str())
         }
@@ -138,6 +139,12 @@ fn attempt(
             session.active_workspace().map_or("", |(id, _)| id.as_str()),
         ),
         (Principal::Session(session), Per::User) => (session.user_id().as_str(), ""),
+    };
+    // Test and live are two worlds: a console user's key in one never replays the other's
+    // answer (an API key has one mode for life, so its id alone says which).
+    let actor_id = match (principal, principal.mode()) {
+        (Principal::Session(_), Mode::Test) => format!("{user_or_key}/test"),
+        _ => user_or_key.to_owned(),
     };
     let body = request.body_bytes()?;
     let method = request.method().map_or("OTHER", |method| method.as_str());
@@ -148,7 +155,7 @@ fn attempt(
     Ok(Attempt {
         scope: RecordScope {
             workspace_id: workspace_id.to_owned(),
-            actor_id: actor_id.to_owned(),
+            actor_id,
             key,
         },
         fingerprint: fingerprint(method, &target, &body),

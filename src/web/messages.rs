@@ -253,7 +253,7 @@ pub fn list_messages(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let messages = app.db.read(|conn| {
         store::list_messages(
             conn,
-            workspace_id,
+            (workspace_id, principal.mode()),
             &filter,
             page.cursor.as_deref(),
             page.fetch(),
@@ -323,7 +323,7 @@ pub fn show_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let scope = principal.require_scope(Scope::MessagesRead)?;
     let workspace_id = scope.id();
     let id = MessageId::parse(request.param("id")).ok_or(AppError::NotFound)?;
-    detail(app, workspace_id, &id)
+    detail(app, (workspace_id, principal.mode()), &id)
 }
 
 /// `POST /v1/messages/{id}/cancel`: cancels a scheduled message and refunds it, once. Scope
@@ -333,15 +333,22 @@ pub fn cancel_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let scope = principal.require_scope(Scope::MessagesSend)?;
     let workspace_id = scope.id();
     let id = MessageId::parse(request.param("id")).ok_or(AppError::NotFound)?;
-    app.db
-        .write(|conn| domain::cancel_message(conn, &app.ids, &scope, &id, app.clock.now()))?;
-    detail(app, workspace_id, &id)
+    let mode = principal.mode();
+    app.db.write(|conn| {
+        domain::cancel_message(conn, &app.ids, (&scope, mode), &id, app.clock.now())
+    })?;
+    detail(app, (workspace_id, mode), &id)
 }
 
 /// The message with its attempts and refund, as `GET /v1/messages/{id}` shows it.
-fn detail(app: &App, workspace_id: &WorkspaceId, id: &MessageId) -> Result<ApiResponse, AppError> {
+fn detail(
+    app: &App,
+    (workspace_id, mode): (&WorkspaceId, Mode),
+    id: &MessageId,
+) -> Result<ApiResponse, AppError> {
     let (message, attempts, refunded_at) = app.db.read(|conn| {
-        let message = store::find_message(conn, workspace_id, id)?.ok_or(AppError::NotFound)?;
+        let message =
+            store::find_message(conn, workspace_id, mode, id)?.ok_or(AppError::NotFound)?;
         let attempts = store::list_attempts(conn, id)?;
         let refunded_at = billing::store::find_refunded_at(conn, id.as_str())?;
         Ok((message, attempts, refunded_at))

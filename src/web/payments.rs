@@ -14,6 +14,7 @@ use crate::payments::provider::ProviderName;
 use crate::payments::purchase::{self, PurchaseRequest};
 use crate::payments::store::{self, SessionRow, TransactionRow};
 use crate::payments::{Applied, SessionStatus};
+use crate::vocabulary::Mode;
 use crate::web::auth::authenticate_request;
 use crate::web::idempotency::{self, Per, Requirement};
 use crate::web::request::{Request, page_response};
@@ -162,6 +163,13 @@ fn purchase_of(
 pub fn create_session(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::PaymentsWrite)?;
+    if principal.mode() == Mode::Test {
+        return Err(AppError::Forbidden(
+            "Payments move real money and exist only in live mode: use a live key, or switch \
+             the console to live."
+                .to_owned(),
+        ));
+    }
     let workspace_id = scope.id();
     let body: CreateSessionBody = request.json()?;
     let idempotency = (Requirement::Required, Per::Workspace);
@@ -199,9 +207,13 @@ pub fn list_sessions(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let scope = principal.require_scope(Scope::BillingRead)?;
     let workspace_id = scope.id();
     let page = request.page()?;
-    let sessions = app.db.read(|conn| {
-        store::list_sessions(conn, workspace_id, page.cursor.as_deref(), page.fetch())
-    })?;
+    // Payment sessions are live objects: the test world has none.
+    let sessions = match principal.mode() {
+        Mode::Test => Vec::new(),
+        Mode::Live => app.db.read(|conn| {
+            store::list_sessions(conn, workspace_id, page.cursor.as_deref(), page.fetch())
+        })?,
+    };
     let (sessions, next_cursor) = page.split(sessions, |session| session.id.as_str());
     let data: Vec<SessionView<'_>> = sessions
         .iter()
@@ -210,12 +222,16 @@ pub fn list_sessions(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     page_response(&data, next_cursor)
 }
 
-/// The session with its transactions, as the detail view shows them.
+/// The session with its transactions, as the detail view shows them. Payment sessions are live
+/// objects: a test-mode caller finds none.
 fn detail(
     app: &App,
-    workspace_id: &WorkspaceId,
+    (workspace_id, mode): (&WorkspaceId, Mode),
     id: &PaymentSessionId,
 ) -> Result<(SessionRow, Vec<TransactionRow>), AppError> {
+    if mode == Mode::Test {
+        return Err(AppError::NotFound);
+    }
     app.db.read(|conn| {
         let session =
             store::find_session(conn, id, Some(workspace_id))?.ok_or(AppError::NotFound)?;
@@ -230,7 +246,7 @@ pub fn show_session(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let scope = principal.require_scope(Scope::BillingRead)?;
     let workspace_id = scope.id();
     let id = PaymentSessionId::parse(request.param("id")).ok_or(AppError::NotFound)?;
-    let (session, transactions) = detail(app, workspace_id, &id)?;
+    let (session, transactions) = detail(app, (workspace_id, principal.mode()), &id)?;
     ApiResponse::json(200, &session_view(&session, Some(&transactions)))
 }
 
@@ -242,16 +258,13 @@ pub fn verify_session(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let scope = principal.require_scope(Scope::BillingRead)?;
     let workspace_id = scope.id();
     let id = PaymentSessionId::parse(request.param("id")).ok_or(AppError::NotFound)?;
-    let session = app
-        .db
-        .read(|conn| store::find_session(conn, &id, Some(workspace_id)))?
-        .ok_or(AppError::NotFound)?;
+    let (session, _) = detail(app, (workspace_id, principal.mode()), &id)?;
     let applied = if session.status.is_terminal() {
         Applied::Unchanged(format!("the session is already {}", session.status))
     } else {
         flow::verify_session(app, &session)?
     };
-    let (session, transactions) = detail(app, workspace_id, &id)?;
+    let (session, transactions) = detail(app, (workspace_id, principal.mode()), &id)?;
     let (changed, reason) = match applied {
         Applied::Changed => (true, None),
         Applied::Unchanged(why) => (false, Some(why)),

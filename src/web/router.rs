@@ -131,6 +131,7 @@ impl Router {
                 Route::new(Post, "/v1/auth/login", auth::log_in),
                 Route::new(Post, "/v1/auth/logout", auth::log_out),
                 Route::new(Get, "/v1/auth/me", auth::show_me),
+                Route::new(Put, "/v1/auth/mode", auth::set_mode),
                 Route::new(
                     Post,
                     "/v1/invitations/accept",

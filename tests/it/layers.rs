@@ -370,6 +370,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V25__campaign_tallies_and_checks.sql",
         "50372fb18888322b489373babeab6144c916dc401157193dadb1e29832eb418a",
     ),
+    (
+        "V27__test_and_live.sql",
+        "afe75c1c4e0ff96ef1001e7f88baca4cf0044b4c18d58e0dcfcc709802719ea6",
+    ),
 ];
 
 #[test]

@@ -29,6 +29,7 @@ mod idempotency;
 mod imports;
 mod layers;
 mod messages;
+mod modes;
 mod openapi;
 mod payment_providers;
 mod payment_webhooks;
