@@ -185,6 +185,10 @@ function drawChrome(page) {
     ),
   );
   switcher.closest("label").hidden = memberships.length < 2;
+  const testMode = session.me.mode === "test";
+  document.getElementById("mode-switcher").checked = testMode;
+  document.getElementById("mode-banner").hidden = !testMode;
+  document.body.classList.toggle("test-mode", testMode);
   document.getElementById("language-switcher").value = getLocale();
 }
 
@@ -194,6 +198,17 @@ document.getElementById("workspace-switcher").addEventListener("change", async (
     await session.refresh();
     render();
   } catch (err) {
+    showNotice(errorText(err));
+  }
+});
+
+// Test and live are two worlds: the session looks at one of them (`PUT /v1/auth/mode`).
+document.getElementById("mode-switcher").addEventListener("change", async (event) => {
+  try {
+    session.signedIn(await api("PUT", "/v1/auth/mode", { mode: event.target.checked ? "test" : "live" }));
+    render();
+  } catch (err) {
+    event.target.checked = !event.target.checked;
     showNotice(errorText(err));
   }
 });

@@ -2,7 +2,7 @@
 // the real `crier` binary on a free port with a fresh data directory. One journey, in order:
 // setup → log out and in → overview → credit the wallet (as the instance admin) → send a test
 // SMS with the counter showing UCS-2 for an emoji → see it in the list and on its page →
-// French labels and amounts → log out. It also checks the page's security headers, that no
+// test mode and back → French labels and amounts → log out. It also checks the page's security headers, that no
 // console error was logged, and saves screenshots at 1280 and 375 px wide.
 
 import { test } from "node:test";
@@ -194,6 +194,25 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
     await switcher.selectOption({ label: "Boutique Awa" });
     await page.waitForFunction(() => !/\s0$/.test(document.querySelector("#balance")?.textContent ?? ""));
     assert.equal(await text(page, "#balance"), "XAF 14,975");
+  });
+
+  await t.test("test mode is another world: its banner, its own (empty) messages, then live again", async () => {
+    await page.click('#nav a[href="#/messages"]');
+    await page.locator("#message-list tbody tr").first().waitFor();
+    assert.equal(await page.isVisible("#mode-banner"), false);
+    await page.check("#mode-switcher");
+    await page.waitForSelector("#mode-banner:not([hidden])");
+    assert.match(await page.textContent("#mode-banner"), /nothing is charged or delivered/);
+    await page.waitForSelector("#message-list p.empty");
+    assert.equal(await page.locator("#message-list tbody tr").count(), 0);
+    await shoot("messages-test-mode");
+    // The choice belongs to the session: a reload keeps it.
+    await page.reload();
+    await page.waitForSelector("#mode-banner:not([hidden])");
+    assert.equal(await page.isChecked("#mode-switcher"), true);
+    await page.uncheck("#mode-switcher");
+    await page.waitForSelector("#mode-banner", { state: "hidden" });
+    await page.locator("#message-list tbody tr").first().waitFor();
   });
 
   await t.test("French: labels and amounts change, and the choice is remembered", async () => {
