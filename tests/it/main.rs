@@ -36,6 +36,7 @@ mod payment_webhooks;
 mod payments;
 mod probes;
 mod process;
+mod quickstart;
 mod segments;
 mod sending;
 mod shutdown;
