@@ -5,21 +5,30 @@ use crate::validate;
 
 /// `raw` as an E.164 number (`+237677123456`). A number without a `+` country prefix is read in
 /// `default_country` (ISO 3166 alpha-2, e.g. `CM`). Refused when libphonenumber does not consider
-/// it a valid number for its country.
-pub fn normalize_phone(raw: &str, default_country: &str) -> Result<String, &'static str> {
+/// it a valid number for its country; the reason names the default country when it was assumed,
+/// so a foreign number typed without its prefix says why it was refused.
+pub fn normalize_phone(raw: &str, default_country: &str) -> Result<String, String> {
     let country = default_country
         .trim()
         .to_ascii_uppercase()
         .parse::<phonenumber::country::Id>()
         .ok();
     let trimmed = raw.trim();
+    let malformed = || "must be a phone number such as +237677123456".to_owned();
     if trimmed.is_empty() || trimmed.len() > 40 {
-        return Err("must be a phone number such as +237677123456");
+        return Err(malformed());
     }
-    let number = phonenumber::parse(country, trimmed)
-        .map_err(|_| "must be a phone number such as +237677123456")?;
+    let number = phonenumber::parse(country, trimmed).map_err(|_| malformed())?;
     if !phonenumber::is_valid(&number) {
-        return Err("is not a valid phone number for its country");
+        if trimmed.starts_with('+') {
+            return Err("is not a valid phone number for its country".to_owned());
+        }
+        return Err(format!(
+            "is not a valid phone number in {}, the default country for numbers without a \
+             +country code (CRIER_DEFAULT_COUNTRY); write it with its country code, such as \
+             +1 415 555 0132",
+            default_country.trim().to_ascii_uppercase()
+        ));
     }
     Ok(number.format().mode(phonenumber::Mode::E164).to_string())
 }
@@ -74,6 +83,17 @@ mod tests {
                 "{raw:?} in {country} was accepted"
             );
         }
+    }
+
+    #[test]
+    fn a_number_read_in_the_default_country_says_which_country_was_assumed() {
+        // A US number typed without +1 on a Cameroonian instance.
+        let reason = normalize_phone("415 555 0132", "cm").unwrap_err();
+        assert!(reason.contains("in CM"), "{reason}");
+        assert!(reason.contains("CRIER_DEFAULT_COUNTRY"), "{reason}");
+        // With its prefix, the country is the number's own: nothing was assumed.
+        let reason = normalize_phone("+1 415 555 01", "CM").unwrap_err();
+        assert_eq!(reason, "is not a valid phone number for its country");
     }
 
     #[test]
