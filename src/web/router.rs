@@ -325,7 +325,11 @@ impl Router {
                     "/v1/admin/verifications/{workspace_id}/reject",
                     billing::reject_verification,
                 ),
-                Route::new(Get, "/v1/admin/workspaces", workspaces::list_admin_workspaces),
+                Route::new(
+                    Get,
+                    "/v1/admin/workspaces",
+                    workspaces::list_admin_workspaces,
+                ),
                 Route::new(
                     Get,
                     "/v1/admin/workspaces/{workspace_id}",

@@ -609,22 +609,18 @@ pub fn list_admin_workspaces(
         .query_param("q")
         .map(|q| q.trim().to_owned())
         .filter(|q| !q.is_empty());
-    if q.as_ref().is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS) {
+    if q.as_ref()
+        .is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS)
+    {
         return Err(AppError::invalid_field(
             "q",
             format!("must be at most {MAX_SEARCH_CHARS} characters"),
         ));
     }
     let overviews = app.db.read(|conn| {
-        store::page_all_workspaces(
-            conn,
-            q.as_deref(),
-            page.cursor.as_deref(),
-            page.fetch(),
-        )
+        store::page_all_workspaces(conn, q.as_deref(), page.cursor.as_deref(), page.fetch())
     })?;
-    let (overviews, next_cursor) =
-        page.split(overviews, |overview| overview.workspace.id.as_str());
+    let (overviews, next_cursor) = page.split(overviews, |overview| overview.workspace.id.as_str());
     let now = app.clock.now();
     let catalog = &app.config.billing_catalog;
     let data: Vec<AdminWorkspaceView<'_>> = overviews
@@ -636,10 +632,7 @@ pub fn list_admin_workspaces(
 
 /// `GET /v1/admin/workspaces/{workspace_id}`: one workspace as the list shows it (404 for an id
 /// that is no workspace). Instance admins only.
-pub fn show_admin_workspace(
-    app: &App,
-    request: &mut Request<'_>,
-) -> Result<ApiResponse, AppError> {
+pub fn show_admin_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     principal.require_instance_admin()?;
     let workspace_id =

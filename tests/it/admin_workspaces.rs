@@ -19,7 +19,9 @@ fn all_workspaces(admin: &Console<'_>, query: &str) -> Vec<Value> {
 }
 
 fn names(rows: &[Value]) -> Vec<&str> {
-    rows.iter().map(|row| row["name"].as_str().unwrap()).collect()
+    rows.iter()
+        .map(|row| row["name"].as_str().unwrap())
+        .collect()
 }
 
 fn row_of<'r>(rows: &'r [Value], workspace_id: &str) -> &'r Value {
@@ -166,15 +168,27 @@ fn only_instance_admins_list_workspaces_never_a_member_or_an_api_key() {
 fn the_search_keeps_names_containing_the_text_without_regard_to_case() {
     let server = TestServer::start();
     let admin = setup(&server);
-    for name in ["Boutique Akwa", "Pharmacie du Lac", "AKWA Motors", "100% Bio"] {
+    for name in [
+        "Boutique Akwa",
+        "Pharmacie du Lac",
+        "AKWA Motors",
+        "100% Bio",
+    ] {
         create_workspace(&admin, name);
     }
     let search = |q: &str| {
         let rows = all_workspaces(&admin, &format!("?q={}", encode_query_value(q)));
-        names(&rows).iter().map(|name| name.to_string()).collect::<Vec<_>>()
+        names(&rows)
+            .iter()
+            .map(|name| name.to_string())
+            .collect::<Vec<_>>()
     };
     assert_eq!(search("akwa"), ["AKWA Motors", "Boutique Akwa"]);
-    assert_eq!(search("  Akwa "), ["AKWA Motors", "Boutique Akwa"], "trimmed");
+    assert_eq!(
+        search("  Akwa "),
+        ["AKWA Motors", "Boutique Akwa"],
+        "trimmed"
+    );
     assert_eq!(search("LAC"), ["Pharmacie du Lac"]);
     // `%` and `_` are plain characters, not patterns.
     assert_eq!(search("%"), ["100% Bio"]);
@@ -185,7 +199,10 @@ fn the_search_keeps_names_containing_the_text_without_regard_to_case() {
     let envelope = admin
         .get(&format!("/v1/admin/workspaces?q={}", "a".repeat(201)))
         .assert_error(422, "validation_failed");
-    assert!(envelope["error"]["details"]["fields"]["q"].is_string(), "{envelope}");
+    assert!(
+        envelope["error"]["details"]["fields"]["q"].is_string(),
+        "{envelope}"
+    );
 }
 
 #[test]
@@ -200,11 +217,17 @@ fn the_list_pages_newest_first_each_workspace_once_and_refuses_bad_limits() {
     for limit in [1, 2, 3, 7, 100] {
         let rows = walk_pages(&admin, "/v1/admin/workspaces", limit);
         let ids: Vec<&str> = rows.iter().map(|row| row["id"].as_str().unwrap()).collect();
-        assert_eq!(ids, created, "limit {limit}: every workspace once, newest first");
+        assert_eq!(
+            ids, created,
+            "limit {limit}: every workspace once, newest first"
+        );
     }
     // Pages of a search follow the search.
     let rows = walk_pages(&admin, "/v1/admin/workspaces?q=shop", 4);
-    assert_eq!(names(&rows), ["Shop 6", "Shop 5", "Shop 4", "Shop 3", "Shop 2", "Shop 1"]);
+    assert_eq!(
+        names(&rows),
+        ["Shop 6", "Shop 5", "Shop 4", "Shop 3", "Shop 2", "Shop 1"]
+    );
 
     assert_bad_limits_are_422(&admin, "/v1/admin/workspaces");
     let unknown = admin.get("/v1/admin/workspaces?cursor=nothing_by_this_id");
