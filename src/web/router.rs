@@ -327,6 +327,16 @@ impl Router {
                     billing::reject_verification,
                 ),
                 Route::new(
+                    Get,
+                    "/v1/admin/workspaces",
+                    workspaces::list_admin_workspaces,
+                ),
+                Route::new(
+                    Get,
+                    "/v1/admin/workspaces/{workspace_id}",
+                    workspaces::show_admin_workspace,
+                ),
+                Route::new(
                     Post,
                     "/v1/admin/workspaces/{workspace_id}/wallet-adjustments",
                     billing::adjust_wallet,

@@ -5,9 +5,12 @@ use serde::{Deserialize, Serialize};
 use crate::app::App;
 use crate::auth::principal::Principal;
 use crate::auth::{self, OpenedSession, SignedIn};
-use crate::clock::format_timestamp;
+use crate::billing::catalog::Catalog;
+use crate::billing::{self, Channel};
+use crate::clock::{Timestamp, format_timestamp, parse_timestamp};
 use crate::error::{AppError, FieldErrors};
 use crate::ids::{UserId, WorkspaceId};
+use crate::money::Money;
 use crate::secrets;
 use crate::users::store::{self as user_store, User};
 use crate::users::{self, NewUser};
@@ -22,7 +25,7 @@ use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 use crate::workspaces;
 use crate::workspaces::Role;
-use crate::workspaces::store::{self, Invitation, Member, Workspace};
+use crate::workspaces::store::{self, Invitation, Member, Workspace, WorkspaceOverview};
 
 /// A workspace as the API shows it.
 #[derive(Debug, Serialize)]
@@ -505,4 +508,139 @@ fn accept_as_new_user(app: &App, body: &AcceptBody, email: &str) -> Result<Signe
             session,
         })
     })
+}
+
+/// A workspace's plan in the instance admin's list: the plan in force (free once a period ended),
+/// and the custom plan's own included amounts when it is the custom one.
+#[derive(Serialize)]
+struct AdminPlanView<'a> {
+    code: &'a str,
+    name: &'a str,
+    /// `active` while a plan runs, else `none` (as `GET /v1/billing` says it).
+    status: &'static str,
+    /// `null` for a plan without end, and when no plan runs.
+    period_end: Option<&'a str>,
+    included_sms_per_month: Option<u64>,
+    included_email_per_day: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct AdminWalletView {
+    balance: Money,
+}
+
+/// A workspace's sender ID request and where it stands.
+#[derive(Serialize)]
+struct AdminSenderView<'a> {
+    value: &'a str,
+    status: &'a str,
+}
+
+/// One row of `GET /v1/admin/workspaces` (and `GET /v1/admin/workspaces/{workspace_id}`).
+#[derive(Serialize)]
+struct AdminWorkspaceView<'a> {
+    id: &'a str,
+    name: &'a str,
+    created_at: &'a str,
+    plan: AdminPlanView<'a>,
+    wallet: AdminWalletView,
+    /// `unverified` when the workspace never submitted a verification.
+    verification_status: &'a str,
+    sender_id: Option<AdminSenderView<'a>>,
+    member_count: u64,
+    owner_email: Option<&'a str>,
+}
+
+fn admin_workspace_view<'a>(
+    overview: &'a WorkspaceOverview,
+    catalog: &'a Catalog,
+    now: Timestamp,
+) -> AdminWorkspaceView<'a> {
+    let account = &overview.account;
+    let period_end = account.plan_period_end.as_deref();
+    let plan = catalog.effective_plan(
+        account.plan_code.as_str(),
+        period_end.and_then(parse_timestamp),
+        now,
+    );
+    let running = billing::PlanState::of(account, catalog, now).is_running();
+    let custom = running && plan.code.is_custom();
+    AdminWorkspaceView {
+        id: overview.workspace.id.as_str(),
+        name: &overview.workspace.name,
+        created_at: &overview.workspace.created_at,
+        plan: AdminPlanView {
+            code: plan.code.as_str(),
+            name: &plan.name,
+            status: if running { "active" } else { "none" },
+            period_end: period_end.filter(|_| running),
+            included_sms_per_month: custom.then(|| Channel::Sms.included(plan, account)),
+            included_email_per_day: custom.then(|| Channel::Email.included(plan, account)),
+        },
+        wallet: AdminWalletView {
+            balance: Money::new(account.wallet_balance_minor, &account.wallet_currency),
+        },
+        verification_status: overview
+            .verification_status
+            .as_deref()
+            .unwrap_or("unverified"),
+        sender_id: overview
+            .sender_id
+            .as_ref()
+            .map(|(value, status)| AdminSenderView { value, status }),
+        member_count: overview.member_count,
+        owner_email: overview.owner_email.as_deref(),
+    }
+}
+
+/// The longest `?q=` the workspace search takes.
+const MAX_SEARCH_CHARS: usize = 200;
+
+/// `GET /v1/admin/workspaces?q=`: every workspace on the instance, newest first, paginated;
+/// `q` keeps those whose name contains it (without regard to case). Instance admins only.
+pub fn list_admin_workspaces(
+    app: &App,
+    request: &mut Request<'_>,
+) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    principal.require_instance_admin()?;
+    let page = request.page()?;
+    let q = request
+        .query_param("q")
+        .map(|q| q.trim().to_owned())
+        .filter(|q| !q.is_empty());
+    if q.as_ref()
+        .is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS)
+    {
+        return Err(AppError::invalid_field(
+            "q",
+            format!("must be at most {MAX_SEARCH_CHARS} characters"),
+        ));
+    }
+    let overviews = app.db.read(|conn| {
+        store::page_all_workspaces(conn, q.as_deref(), page.cursor.as_deref(), page.fetch())
+    })?;
+    let (overviews, next_cursor) = page.split(overviews, |overview| overview.workspace.id.as_str());
+    let now = app.clock.now();
+    let catalog = &app.config.billing_catalog;
+    let data: Vec<AdminWorkspaceView<'_>> = overviews
+        .iter()
+        .map(|overview| admin_workspace_view(overview, catalog, now))
+        .collect();
+    page_response(&data, next_cursor)
+}
+
+/// `GET /v1/admin/workspaces/{workspace_id}`: one workspace as the list shows it (404 for an id
+/// that is no workspace). Instance admins only.
+pub fn show_admin_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    principal.require_instance_admin()?;
+    let workspace_id =
+        WorkspaceId::parse(request.param("workspace_id")).ok_or(AppError::NotFound)?;
+    let overview = app
+        .db
+        .read(|conn| store::find_workspace_overview(conn, &workspace_id))?
+        .ok_or(AppError::NotFound)?;
+    let body = admin_workspace_view(&overview, &app.config.billing_catalog, app.clock.now());
+    ApiResponse::json(200, &body)
 }

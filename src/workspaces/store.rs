@@ -2,6 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, named_params};
 
+use crate::billing::store::BillingAccount;
 use crate::error::AppError;
 use crate::ids::{UserId, WorkspaceId};
 use crate::users::store::{User, user_from_row};
@@ -56,6 +57,106 @@ pub fn rename_workspace(conn: &Connection, id: &WorkspaceId, name: &str) -> Resu
     conn.prepare_cached("UPDATE workspaces SET name = ?2 WHERE id = ?1")?
         .execute(rusqlite::params![id, name])?;
     Ok(())
+}
+
+/// A workspace as the instance admin sees it in the list of every workspace: its billing
+/// account, where its verification and sender ID stand, how many members it has and who owns it.
+#[derive(Debug, Clone)]
+pub struct WorkspaceOverview {
+    pub workspace: Workspace,
+    pub account: BillingAccount,
+    /// `pending`, `verified` or `rejected`; `None` when it never submitted one.
+    pub verification_status: Option<String>,
+    /// The requested sender ID and its status (`pending`, `approved`, `rejected`).
+    pub sender_id: Option<(String, String)>,
+    pub member_count: u64,
+    /// The longest-standing owner's email (a workspace always has one; `None` only if the rows
+    /// say otherwise).
+    pub owner_email: Option<String>,
+}
+
+/// The overview columns, read in one statement: `sender_ids` and `verifications` are at most
+/// one row per workspace (their key is the workspace), members and owner are correlated
+/// subqueries over the memberships' primary key, so a page costs one query whatever its size.
+/// Billing owns the plan and wallet columns and the two review tables; this read only joins them
+/// for display, it never decides anything from them.
+const OVERVIEW_SELECT: &str = "
+    SELECT w.id, w.name, w.created_at,
+           w.plan_code, w.plan_activated_at, w.plan_period_end, w.wallet_currency,
+           w.wallet_balance_minor, w.custom_included_sms_per_month,
+           w.custom_included_email_per_day,
+           v.status, s.sender_id, s.status,
+           (SELECT count(*) FROM memberships m WHERE m.workspace_id = w.id),
+           (SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id
+            WHERE m.workspace_id = w.id AND m.role = 'owner'
+            ORDER BY m.created_at, m.rowid LIMIT 1)
+    FROM workspaces w
+    LEFT JOIN verifications v ON v.workspace_id = w.id
+    LEFT JOIN sender_ids s ON s.workspace_id = w.id";
+
+fn overview_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WorkspaceOverview> {
+    let quota = |index: usize| -> rusqlite::Result<Option<u64>> {
+        Ok(row
+            .get::<_, Option<i64>>(index)?
+            .and_then(|n| u64::try_from(n).ok()))
+    };
+    let sender_id: Option<String> = row.get(11)?;
+    let sender_status: Option<String> = row.get(12)?;
+    Ok(WorkspaceOverview {
+        workspace: Workspace {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            created_at: row.get(2)?,
+        },
+        account: BillingAccount {
+            workspace_id: row.get(0)?,
+            plan_code: row.get(3)?,
+            plan_activated_at: row.get(4)?,
+            plan_period_end: row.get(5)?,
+            wallet_currency: row.get(6)?,
+            wallet_balance_minor: row.get(7)?,
+            custom_included_sms_per_month: quota(8)?,
+            custom_included_email_per_day: quota(9)?,
+        },
+        verification_status: row.get(10)?,
+        sender_id: sender_id.zip(sender_status),
+        member_count: u64::try_from(row.get::<_, i64>(13)?).unwrap_or(0),
+        owner_email: row.get(14)?,
+    })
+}
+
+/// One page of every workspace on the instance, newest first (rowid: creation order), after the
+/// cursor `before` (a workspace id: the last one of the previous page), narrowed to names that
+/// contain `name_contains` without regard to ASCII case. A cursor that is no workspace gives an
+/// empty page.
+pub fn page_all_workspaces(
+    conn: &Connection,
+    name_contains: Option<&str>,
+    before: Option<&str>,
+    limit: usize,
+) -> Result<Vec<WorkspaceOverview>, AppError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{OVERVIEW_SELECT}
+         WHERE (:q IS NULL OR instr(lower(w.name), lower(:q)) > 0)
+           AND (:before IS NULL OR w.rowid < (SELECT rowid FROM workspaces WHERE id = :before))
+         ORDER BY w.rowid DESC LIMIT :limit"
+    ))?;
+    let rows = stmt.query_map(
+        named_params! { ":q": name_contains, ":before": before, ":limit": limit as i64 },
+        overview_from_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One workspace's overview, as `page_all_workspaces` shows it.
+pub fn find_workspace_overview(
+    conn: &Connection,
+    id: &WorkspaceId,
+) -> Result<Option<WorkspaceOverview>, AppError> {
+    Ok(conn
+        .prepare_cached(&format!("{OVERVIEW_SELECT} WHERE w.id = ?1"))?
+        .query_row([id], overview_from_row)
+        .optional()?)
 }
 
 pub fn insert_membership(

@@ -116,6 +116,8 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
 
   await t.test("a wallet adjustment on the admin page, then its ledger row", async () => {
     await page.click('#nav a[href="#/admin"]');
+    // The adjustment opens under the workspace's row of the list of every workspace.
+    await page.click('#workspaces button[data-action="adjust"]');
     await page.waitForSelector("#adjust-form");
     // A reason is required: the API's message by the field.
     await page.fill("#adjust-form [name=amount_minor]", "20000");
@@ -125,6 +127,7 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
     await page.click("#adjust-form button[type=submit]");
     await page.waitForSelector("#adjust-result:not(:empty)");
     assert.match(await text(page, "#adjust-result"), /XAF 20,000/);
+    await page.waitForFunction(() => /XAF\s20,000/.test(document.querySelector("#workspaces tbody tr[data-id] td.num")?.textContent));
     assert.deepEqual(await unlabelled(page), []);
     await page.click('#nav a[href="#/billing"]');
     await page.waitForSelector("#ledger-table");

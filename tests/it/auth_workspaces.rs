@@ -722,6 +722,7 @@ fn every_list_checks_limit_and_cursor_as_the_message_list_does() {
         "/v1/payments/sessions",
         "/v1/admin/sender-ids",
         "/v1/admin/verifications?status=pending",
+        "/v1/admin/workspaces",
     ];
     let unknown_cursor = |path: &str| {
         let separator = if path.contains('?') { '&' } else { '?' };

@@ -1,32 +1,208 @@
-// Instance administration (instance admins only): pending sender IDs and verifications to
-// approve or reject (each decision sends what was reviewed as `expected`, so a request changed
-// since is refused rather than decided unseen), and wallet adjustments with a reason. The API
-// has no list of all workspaces: the adjustment names a workspace by id, offered from the
-// admin's own workspaces and the pending requests.
+// Instance administration (instance admins only): every workspace of the instance — searched by
+// name, a page at a time ("show more" follows the keyset cursor) — with its plan, balance,
+// verification, sender ID, members and owner; each row opens, right under itself, the wallet
+// adjustment (amount and mandatory reason, one Idempotency-Key per adjustment) or the plan form
+// (a catalog plan or `custom` with its two included amounts, an optional end), and shows the
+// row again as the API now has it. Below: pending sender IDs and verifications to approve or
+// reject (each decision sends what was reviewed as `expected`, so a request changed since is
+// refused rather than decided unseen).
 
-import { get, newIdempotencyKey, post } from "../lib/api.js";
+import { ApiError, api, get, newIdempotencyKey, post, query } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
 import { errorText, field, form } from "../lib/forms.js";
-import { dateTime, money, t } from "../lib/i18n.js";
+import { date, dateTime, money, number, t } from "../lib/i18n.js";
 import { table } from "../lib/views.js";
 
 export const title = () => t("admin.title");
+
+/// Workspaces per page of the list.
+const PAGE = 20;
 
 export async function render(_param, session) {
   if (!session.me.user.is_instance_admin) return h("p", {}, t("admin.forbidden"));
   const senders = h("div", { id: "admin-senders" });
   const verifications = h("div", { id: "admin-verifications" });
-  const [senderPage, verificationPage] = await Promise.all([loadSenders(senders), loadVerifications(verifications)]);
-  const known = new Map();
-  for (const membership of session.me.memberships || []) known.set(membership.workspace.id, membership.workspace.name);
-  for (const row of [...senderPage.data, ...verificationPage.data]) known.set(row.workspace_id, row.workspace_name);
+  const list = h("div", { id: "workspace-list", "aria-live": "polite" });
+  const plans = await get("/v1/billing/plans?limit=100");
+  const workspaces = workspaceList(list, plans.data);
+  // A decision changes a workspace's row too: the list is shown again as it stands.
+  const decided = () => workspaces.load(workspaces.current());
+  await Promise.all([workspaces.load(""), loadSenders(senders, decided), loadVerifications(verifications, decided)]);
   return h(
     "div",
     { class: "admin-page" },
+    h("section", { class: "card", id: "admin-workspaces" }, h("h2", {}, t("admin.workspaces")), workspaces.search, list),
     h("section", { class: "card" }, h("h2", {}, t("admin.senders")), senders),
     h("section", { class: "card" }, h("h2", {}, t("admin.verifications")), verifications),
-    h("section", { class: "card" }, h("h2", {}, t("admin.adjust")), adjustForm(known, session)),
   );
+}
+
+/// The column titles of the workspace table (the last one, the actions, has none).
+function workspaceHeads() {
+  return [
+    t("admin.col_workspace"),
+    t("admin.col_plan"),
+    t("admin.col_balance"),
+    t("admin.col_verification"),
+    t("settings.sender_field"),
+    t("admin.col_members"),
+    t("admin.col_owner"),
+    "",
+  ];
+}
+
+/// The search form and the table below it: `load(q)` shows the first page of a search, "show
+/// more" appends the next. A search typed while an older one is on its way wins.
+function workspaceList(container, plans) {
+  let asked = 0;
+  let current = "";
+  const heads = workspaceHeads();
+  const search = form(
+    { id: "workspace-search", class: "inline-form", role: "search" },
+    [field("q", t("admin.search"), { type: "search", maxlength: 200, autocomplete: "off" })],
+    t("admin.search_submit"),
+    async (values) => {
+      clearTimeout(timer);
+      await load(values.q.trim());
+    },
+  );
+  // Typing searches too, once the typing pauses; a search already shown is not asked again (an
+  // open row form stays open).
+  let timer = null;
+  search.querySelector("[name=q]").addEventListener("input", (event) => {
+    clearTimeout(timer);
+    const q = event.target.value.trim();
+    timer = setTimeout(() => {
+      if (q !== current || !container.firstChild) load(q).catch((err) => showLoadError(err));
+    }, 300);
+  });
+
+  function showLoadError(err) {
+    replace(container, h("p", { class: "form-error", role: "alert" }, errorText(err)));
+  }
+
+  async function load(q) {
+    const mine = ++asked;
+    const page = await get("/v1/admin/workspaces" + query({ q, limit: PAGE }));
+    if (mine !== asked) return;
+    current = q;
+    if (!page.data.length) {
+      replace(container, h("p", { class: "empty" }, q ? t("admin.workspaces_none_found", { q }) : t("admin.workspaces_none")));
+      return;
+    }
+    const wrap = table(heads, [], { id: "workspaces", class: "stack" });
+    replace(container, wrap);
+    showPage(wrap.querySelector("tbody"), page, mine);
+  }
+
+  function showPage(tbody, page, mine) {
+    for (const workspace of page.data) {
+      const row = h("tr", { dataset: { id: workspace.id } });
+      fillRow(row, workspace, heads, plans);
+      tbody.append(row);
+    }
+    container.querySelector(".more")?.remove();
+    if (!page.next_cursor) return;
+    const more = h("button", { type: "button" }, t("admin.more"));
+    more.addEventListener("click", async () => {
+      more.disabled = true;
+      try {
+        const next = await get("/v1/admin/workspaces" + query({ q: current, limit: PAGE, cursor: page.next_cursor }));
+        if (mine === asked) showPage(tbody, next, mine);
+      } catch (err) {
+        more.disabled = false;
+        more.after(h("p", { class: "form-error", role: "alert" }, errorText(err)));
+      }
+    });
+    container.append(h("p", { class: "actions more" }, more));
+  }
+
+  return { search, load, current: () => current };
+}
+
+/// Shows `workspace` in `row` (its cells, then its two action buttons).
+function fillRow(row, workspace, heads, plans) {
+  const plan = workspace.plan;
+  const sender = workspace.sender_id;
+  const action = (kind, label) =>
+    h(
+      "button",
+      {
+        type: "button",
+        class: "small",
+        dataset: { action: kind },
+        "aria-expanded": "false",
+        "aria-label": t(`admin.${kind}_of`, { name: workspace.name }),
+        onclick: (event) => toggleAction(row, kind, workspace, plans, event.currentTarget),
+      },
+      label,
+    );
+  const cells = [
+    h("span", {}, h("strong", {}, workspace.name), h("span", { class: "mono small block" }, workspace.id)),
+    h(
+      "span",
+      { class: "plan-cell" },
+      plan.name,
+      plan.period_end ? h("span", { class: "small block" }, t("admin.plan_until", { date: date(plan.period_end) })) : null,
+      plan.included_sms_per_month !== null && plan.included_sms_per_month !== undefined
+        ? h("span", { class: "small block" }, t("admin.plan_included", { sms: number(plan.included_sms_per_month), email: number(plan.included_email_per_day) }))
+        : null,
+    ),
+    { num: money(workspace.wallet.balance) },
+    h("span", { class: `badge review-${workspace.verification_status}` }, t(`review.${workspace.verification_status}`)),
+    sender
+      ? h("span", {}, h("span", { class: "mono" }, sender.value), " ", h("span", { class: `badge review-${sender.status}` }, t(`review.${sender.status}`)))
+      : h("span", { class: "muted" }, "—"),
+    { num: number(workspace.member_count) },
+    h("span", { class: "mono small" }, workspace.owner_email || "—"),
+    h("span", { class: "row-actions" }, action("adjust", t("admin.adjust_action")), action("plan", t("admin.plan_action"))),
+  ];
+  replace(
+    row,
+    cells.map((cell, index) =>
+      cell && typeof cell === "object" && "num" in cell
+        ? h("td", { class: "num", "data-label": heads[index] }, cell.num)
+        : h("td", { "data-label": heads[index] }, cell),
+    ),
+  );
+}
+
+/// Opens the row's `kind` form right under it (closing any other), or closes it when it is the
+/// one open. Escape closes it too, and gives the focus back to its button.
+function toggleAction(row, kind, workspace, plans, button) {
+  const open = document.querySelector("tr.workspace-action");
+  const same = open && open.dataset.for === workspace.id && open.dataset.kind === kind;
+  if (open) {
+    document.querySelector('#workspaces button[aria-expanded="true"]')?.setAttribute("aria-expanded", "false");
+    open.remove();
+  }
+  if (same) return;
+  const refresh = async () => {
+    const fresh = await get(`/v1/admin/workspaces/${encodeURIComponent(workspace.id)}`);
+    fillRow(row, fresh, workspaceHeads(), plans);
+    if (panel.isConnected) row.querySelector(`button[data-action="${kind}"]`).setAttribute("aria-expanded", "true");
+    return fresh;
+  };
+  const close = () => {
+    panel.remove();
+    const again = row.querySelector(`button[data-action="${kind}"]`);
+    again.setAttribute("aria-expanded", "false");
+    again.focus();
+  };
+  const heading = t(kind === "adjust" ? "admin.adjust_title" : "admin.plan_title", { name: workspace.name });
+  const body = kind === "adjust" ? adjustForm(workspace, refresh) : planForm(workspace, plans, refresh);
+  const closer = h("button", { type: "button", class: "small", onclick: close }, t("admin.close"));
+  const panel = h(
+    "tr",
+    { class: "workspace-action", dataset: { for: workspace.id, kind } },
+    h("td", { colspan: 8 }, h("div", { class: "action-panel" }, h("h3", {}, heading), body, closer)),
+  );
+  panel.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") close();
+  });
+  row.after(panel);
+  button.setAttribute("aria-expanded", "true");
+  panel.querySelector("input, select")?.focus();
 }
 
 /// Approve and reject buttons with the rejection reason's field; `path` is the request's.
@@ -55,7 +231,7 @@ function decision(path, expected, reload) {
   );
 }
 
-async function loadSenders(container) {
+async function loadSenders(container, decided) {
   const page = await get("/v1/admin/sender-ids?limit=100");
   if (!page.data.length) {
     replace(container, h("p", { class: "empty" }, t("admin.none_pending")));
@@ -69,7 +245,10 @@ async function loadSenders(container) {
         h("span", {}, row.workspace_name, h("span", { class: "mono small block" }, row.workspace_id)),
         h("span", { class: "mono" }, row.sender_id),
         dateTime(row.requested_at),
-        decision(`/v1/admin/sender-ids/${encodeURIComponent(row.workspace_id)}`, row.sender_id, () => loadSenders(container)),
+        decision(`/v1/admin/sender-ids/${encodeURIComponent(row.workspace_id)}`, row.sender_id, async () => {
+          await loadSenders(container, decided);
+          await decided();
+        }),
       ]),
       { id: "sender-requests", class: "stack" },
     ),
@@ -77,7 +256,7 @@ async function loadSenders(container) {
   return page;
 }
 
-async function loadVerifications(container) {
+async function loadVerifications(container, decided) {
   const page = await get("/v1/admin/verifications?limit=100");
   if (!page.data.length) {
     replace(container, h("p", { class: "empty" }, t("admin.none_pending")));
@@ -92,7 +271,10 @@ async function loadVerifications(container) {
         h("span", {}, row.business_name, " (", row.country, ")", row.website ? h("span", { class: "mono small block" }, row.website) : null),
         h("ul", { class: "plain-list small" }, row.document_refs.map((ref) => h("li", { class: "mono" }, ref))),
         dateTime(row.submitted_at),
-        decision(`/v1/admin/verifications/${encodeURIComponent(row.workspace_id)}`, row.submitted_at, () => loadVerifications(container)),
+        decision(`/v1/admin/verifications/${encodeURIComponent(row.workspace_id)}`, row.submitted_at, async () => {
+          await loadVerifications(container, decided);
+          await decided();
+        }),
       ]),
       { id: "verification-requests", class: "stack" },
     ),
@@ -100,31 +282,91 @@ async function loadVerifications(container) {
   return page;
 }
 
-function adjustForm(known, session) {
+/// The wallet adjustment of one workspace: a signed amount and a mandatory reason. A retried
+/// submission (the same attempt) reuses its Idempotency-Key; a new key after each success.
+function adjustForm(workspace, refresh) {
   const result = h("p", { role: "status", id: "adjust-result" });
-  const options = [...known.entries()].map(([id, name]) => [id, `${name} (${id})`]);
   let key = newIdempotencyKey();
   const element = form(
     { id: "adjust-form", class: "grid-form" },
     [
-      field("workspace_id", t("admin.col_workspace"), { options }, "select"),
       field("amount_minor", t("admin.amount"), { type: "number", step: 1, required: true, inputmode: "numeric", hint: t("admin.amount_hint") }),
-      field("reason", t("admin.reason"), { maxlength: 500, required: true, class: "wide" }),
+      field("reason", t("admin.reason"), { maxlength: 500, required: true }),
     ],
     t("admin.adjust_submit"),
     async (values) => {
+      result.textContent = "";
       const amount = Number.parseInt(values.amount_minor, 10);
       const made = await post(
-        `/v1/admin/workspaces/${encodeURIComponent(values.workspace_id)}/wallet-adjustments`,
+        `/v1/admin/workspaces/${encodeURIComponent(workspace.id)}/wallet-adjustments`,
         { amount_minor: Number.isFinite(amount) ? amount : values.amount_minor, reason: values.reason },
         { idempotencyKey: key },
       );
       key = newIdempotencyKey();
       element.reset();
       result.textContent = t("admin.adjusted", { amount: money(made.ledger_entry.amount), balance: money(made.balance) });
+      await refresh();
     },
   );
-  const choice = element.querySelector("[name=workspace_id]");
-  if (session.me.workspace) choice.value = session.me.workspace.id;
+  return h("div", {}, element, result);
+}
+
+/// A whole number of at least zero typed in `name`, or a 422 of our own on that field.
+function included(values, name) {
+  const text = (values[name] || "").trim();
+  if (text === "") return null;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new ApiError(422, "validation_failed", t("admin.check_fields"), { fields: { [name]: t("admin.whole_number") } });
+  }
+  return value;
+}
+
+/// The plan an instance admin sets: a catalog plan (free of charge) or `custom`, whose two
+/// included amounts show only when it is chosen; an optional end (the start of that day here).
+function planForm(workspace, plans, refresh) {
+  const result = h("p", { role: "status", id: "plan-result" });
+  const options = plans.map((plan) => [plan.code, plan.name]);
+  const amounts = h(
+    "div",
+    { class: "wide custom-amounts grid-form" },
+    field("included_sms_per_month", t("admin.included_sms"), { type: "number", min: 0, step: 1, inputmode: "numeric" }),
+    field("included_email_per_day", t("admin.included_email"), { type: "number", min: 0, step: 1, inputmode: "numeric" }),
+  );
+  const element = form(
+    { id: "plan-form", class: "grid-form" },
+    [
+      field("plan_code", t("admin.plan_field"), { options }, "select"),
+      field("period_end", t("admin.period_end"), { type: "date", hint: t("admin.period_end_hint") }),
+      amounts,
+    ],
+    t("admin.plan_submit"),
+    async (values) => {
+      result.textContent = "";
+      const custom = values.plan_code === "custom";
+      const body = {
+        plan_code: values.plan_code,
+        period_end: values.period_end ? new Date(values.period_end + "T00:00:00").toISOString() : null,
+      };
+      if (custom) {
+        body.included_sms_per_month = included(values, "included_sms_per_month");
+        body.included_email_per_day = included(values, "included_email_per_day");
+      }
+      await api("PUT", `/v1/admin/workspaces/${encodeURIComponent(workspace.id)}/plan`, body);
+      const fresh = await refresh();
+      result.textContent = t("admin.plan_set", { name: fresh.name, plan: fresh.plan.name });
+    },
+  );
+  const choice = element.querySelector("[name=plan_code]");
+  choice.value = workspace.plan.code;
+  if (workspace.plan.included_sms_per_month !== null && workspace.plan.included_sms_per_month !== undefined) {
+    element.querySelector("[name=included_sms_per_month]").value = workspace.plan.included_sms_per_month;
+    element.querySelector("[name=included_email_per_day]").value = workspace.plan.included_email_per_day;
+  }
+  const showAmounts = () => {
+    amounts.hidden = choice.value !== "custom";
+  };
+  choice.addEventListener("change", showAmounts);
+  showAmounts();
   return h("div", {}, element, result);
 }
