@@ -30,7 +30,7 @@ export function render(_param, session) {
           throw err;
         }
         await session.refresh();
-        session.go("overview");
+        session.resume();
       },
     ),
   );
