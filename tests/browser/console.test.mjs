@@ -210,6 +210,19 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
     await shoot("overview-fr");
   });
 
+  await t.test("French: the API's errors in French — a key without a name, a message that is not there", async () => {
+    await page.click('#nav a[href="#/keys"]');
+    await page.waitForSelector("#key-form");
+    await page.click("#key-form button[type=submit]");
+    await page.locator("#key-form .form-error").waitFor({ state: "visible" });
+    assert.equal(await page.textContent("#key-form .form-error"), "Certains champs sont à corriger.");
+    assert.ok(await page.isVisible('#key-form .field[data-field="name"] .field-error'));
+    await shoot("keys-error-fr");
+    await page.goto(base + "/#/message/msg_01JAAAAAAAAAAAAAAAAAAAAAAA");
+    await page.waitForSelector("main .form-error");
+    assert.equal(await page.textContent("main .form-error"), "Introuvable : cela n’existe pas, ou pas dans cet espace de travail.");
+  });
+
   await t.test("log out", async () => {
     await page.click("#logout");
     await page.waitForSelector("#login-form");
@@ -231,14 +244,14 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
     assert.equal(await page.evaluate(() => location.hash), "#/login");
   });
 
-  // Chromium logs every 4xx answer to a fetch. Three were asked for on purpose: the refused
-  // password at setup (422), the wrong login (401) and /v1/auth/me after logout (401).
-  // Anything else is a bug.
+  // Chromium logs every 4xx answer to a fetch. Five were asked for on purpose: the refused
+  // password at setup (422), the wrong login (401), the key without a name (422), the message
+  // that is not there (404) and /v1/auth/me after logout (401). Anything else is a bug.
   const failedLoad = (status) =>
     `error: Failed to load resource: the server responded with a status of ${status}`;
   assert.deepEqual(
     problems.map((line) => line.replace(/ \(.*\)$/, "")),
-    [failedLoad(422), failedLoad(401), failedLoad(401)],
+    [failedLoad(422), failedLoad(401), failedLoad(422), failedLoad(404), failedLoad(401)],
     "console errors",
   );
 });
