@@ -158,6 +158,33 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
     await shoot("overview");
   });
 
+  await t.test("the chart is drawn again as the window narrows, and let go of when the page changes", async () => {
+    const drawnWidth = () => page.evaluate(() => Number(document.querySelector("svg.chart").getAttribute("data-width")));
+    const shownWidth = () => page.evaluate(() => Math.round(document.querySelector(".chart-figure").getBoundingClientRect().width));
+    const wide = await drawnWidth();
+    assert.equal(wide, await shownWidth());
+    await page.setViewportSize({ width: 375, height: 812 });
+    await page.waitForFunction((before) => Number(document.querySelector("svg.chart").getAttribute("data-width")) < before, wide);
+    const narrow = await drawnWidth();
+    assert.equal(narrow, await shownWidth());
+    assert.ok(narrow < 375, `${narrow} px on a 375 px screen`);
+    // Its labels stay the size the style sheet says (one user unit per pixel).
+    const rendered = await page.evaluate(() => document.querySelector("svg.chart").getBoundingClientRect().width);
+    assert.ok(Math.abs(rendered - narrow) < 1.5, `${rendered} vs ${narrow}`);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.waitForFunction((before) => Number(document.querySelector("svg.chart").getAttribute("data-width")) === before, wide);
+    const watched = () => page.evaluate(async () => (await import("/console/lib/chart.js")).watchedCharts());
+    assert.equal(await watched(), 1);
+    await page.click('#nav a[href="#/messages"]');
+    await page.waitForSelector("h1 >> text=Messages");
+    await page.setViewportSize({ width: 600, height: 900 });
+    await page.waitForFunction(async () => (await import("/console/lib/chart.js")).watchedCharts() === 0);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.click('#nav a[href="#/overview"]');
+    await page.waitForSelector("svg.chart");
+    assert.equal(await watched(), 1);
+  });
+
   await t.test("an API key is created and shown once", async () => {
     await page.click('#nav a[href="#/keys"]');
     await page.waitForSelector("#key-form");
