@@ -108,7 +108,8 @@ function drawBars({ labels, series, title, width }) {
       }
       base += value;
     }
-    const every = Math.ceil(labels.length / 7);
+    // As many day labels as fit without touching (about 56 px each): 7 wide, 4 on a phone.
+    const every = Math.ceil(labels.length / Math.max(2, Math.min(7, Math.floor((width - left) / 56))));
     if (i % every === 0) {
       bars.push(svg("text", { x: x + barWidth / 2, y: height - 8, class: "axis", "text-anchor": "middle" }, label));
     }
