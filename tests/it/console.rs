@@ -396,14 +396,20 @@ fn every_error_code_the_server_emits_has_a_text_in_both_languages() {
             .iter()
             .filter(|code| !keys.contains(&format!("error.code.{code}")))
             .collect();
-        assert!(missing.is_empty(), "{dictionary} lacks error.code.{missing:?}");
+        assert!(
+            missing.is_empty(),
+            "{dictionary} lacks error.code.{missing:?}"
+        );
         // And no text for a code the server no longer has.
         let stale: Vec<_> = keys
             .iter()
             .filter_map(|key| key.strip_prefix("error.code."))
             .filter(|code| !codes.iter().any(|known| known == code))
             .collect();
-        assert!(stale.is_empty(), "{dictionary} has stale error.code.{stale:?}");
+        assert!(
+            stale.is_empty(),
+            "{dictionary} has stale error.code.{stale:?}"
+        );
     }
 }
 
