@@ -109,7 +109,11 @@ export async function render(param) {
         heading.textContent = t("segments.editing", { name: stored.name });
         newLink.hidden = false;
       } catch (err) {
-        if (err.fields) showRuleErrors(root, count, err, true);
+        if (!Object.keys(err.fields).some((path) => path.startsWith("rules"))) throw err;
+        // The rules' reasons are shown in the tree; the form says the rest (the name's).
+        showRuleErrors(root, count, err, true);
+        const rest = Object.fromEntries(Object.entries(err.fields).filter(([path]) => !path.startsWith("rules")));
+        err.details = { ...err.details, fields: rest };
         throw err;
       }
       drawSaved(list, await all("/v1/segments"));
