@@ -80,14 +80,42 @@ const session = {
     if (location.hash === "#/" + path) render();
     else location.hash = "#/" + path;
   },
+  /// After login or setup: back to the page that asked for a session (`#/login/<route>`), or
+  /// the overview.
+  resume() {
+    this.go(safeNext(parseHash().param) || "overview");
+  },
 };
+
+/// Routes that are not worth coming back to after signing in.
+const NOT_RESUMED = ["", "login", "setup", "overview"];
+
+/// `route` (what `#/login/<route>` carries: `payment/pay_1`, `accept/<token>`) when it names a
+/// console page, else null. Only a route inside this page's hash is ever followed — never a
+/// path, a scheme or another host — so a crafted login link cannot send anyone elsewhere.
+function safeNext(route) {
+  if (typeof route !== "string" || route.length > 2000) return null;
+  if (!/^[a-z]+(\/[^\s\\]*)?$/.test(route)) return null;
+  const name = route.split("/")[0];
+  if (NOT_RESUMED.includes(name)) return null;
+  return PAGES[name] || name === "accept" ? route : null;
+}
+
+/// The login (or first-run setup) page, remembering the route being left so that signing in
+/// comes back to it.
+function toSignIn(page) {
+  const { name, param } = parseHash();
+  const here = param ? `${name}/${param}` : name;
+  const next = name === "login" || name === "setup" ? safeNext(param) : safeNext(here);
+  session.go(next ? `${page}/${encodeURIComponent(next)}` : page);
+}
 
 let setupRequired = false;
 
 whenUnauthenticated(() => {
   session.me = null;
   setCsrfToken(null);
-  session.go("login");
+  toSignIn("login");
 });
 
 export function showNotice(text) {
@@ -100,29 +128,29 @@ export function showNotice(text) {
 }
 
 function parseHash() {
-  const [name = "", param = ""] = location.hash.replace(/^#\/?/, "").split("/");
-  return { name: decodeURIComponent(name), param: decodeURIComponent(param) };
+  const [name = "", ...rest] = location.hash.replace(/^#\/?/, "").split("/");
+  return { name: decodeURIComponent(name), param: decodeURIComponent(rest.join("/")) };
 }
 
 async function render() {
   notice.hidden = true;
   translateShell();
   const { name, param } = parseHash();
-  if (setupRequired && name !== "setup") return session.go("setup");
+  if (setupRequired && name !== "setup") return toSignIn("setup");
   if (name === "setup") {
-    if (!setupRequired) return session.go("login");
+    if (!setupRequired) return session.go(param ? `login/${encodeURIComponent(param)}` : "login");
     return show(setupPage, param, false);
   }
   if (name === "accept") return show(acceptPage, param, false);
   if (name === "login") {
-    if (session.me) return session.go("overview");
+    if (session.me) return session.resume();
     return show(loginPage, param, false);
   }
   if (!session.me) {
     try {
       await session.refresh();
     } catch (err) {
-      if (err.status === 401) return session.go("login");
+      if (err.status === 401) return toSignIn("login");
       return replace(main, h("p", { class: "form-error" }, errorText(err)));
     }
   }

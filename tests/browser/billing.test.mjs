@@ -5,7 +5,8 @@
 // back through the return page to a credited wallet; a sender ID requested in settings and
 // approved on the admin page; an invitation created and revoked; an API key rotated with a
 // grace period; the ledger page after page and the billing page in French; an invitation link
-// opened signed out, accepted by a new account. Screenshots at 1280 and 375 px
+// opened signed out, logged into and come back to, then accepted by a new account; the payment
+// return link opened signed out, logged into and come back to. Screenshots at 1280 and 375 px
 // (`console3-*.png`).
 
 import { test } from "node:test";
@@ -160,6 +161,31 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
     await shoot("payment");
   });
 
+  await t.test("the return link opened signed out: log in, then that payment's page", async () => {
+    const payment = await page.evaluate(() => decodeURIComponent(location.hash.split("/")[2]));
+    assert.match(payment, /^pay_/);
+    await page.click("#logout");
+    await page.waitForSelector("#login-form");
+    await page.goto(`${base}/billing/return?session=${encodeURIComponent(payment)}`);
+    await page.waitForSelector("#login-form");
+    assert.equal(await page.evaluate(() => location.hash), `#/login/${encodeURIComponent(`payment/${payment}`)}`);
+    await page.fill("#login-form [name=email]", "awa@example.cm");
+    await page.fill("#login-form [name=password]", "correct horse battery staple");
+    await page.click("#login-form button[type=submit]");
+    await page.waitForSelector("#payment-status");
+    assert.equal(await page.evaluate(() => location.hash), `#/payment/${payment}`);
+    assert.equal(await page.textContent("#payment-status"), "paid");
+    // A login link naming somewhere else than a console page is not followed.
+    await page.click("#logout");
+    await page.waitForSelector("#login-form");
+    await page.goto(`${base}/#/login/${encodeURIComponent("//evil.example/x")}`);
+    await page.fill("#login-form [name=email]", "awa@example.cm");
+    await page.fill("#login-form [name=password]", "correct horse battery staple");
+    await page.click("#login-form button[type=submit]");
+    await page.waitForSelector("#checklist");
+    assert.equal(await page.evaluate(() => location.origin + location.pathname + location.hash), `${base}/#/overview`);
+  });
+
   await t.test("a sender ID requested in settings, approved on the admin page", async () => {
     await page.click('#nav a[href="#/settings"]');
     await page.waitForSelector("#sender-form");
@@ -266,6 +292,20 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
     assert.equal(await page.evaluate(() => location.hash.startsWith("#/accept/")), true);
     assert.deepEqual(await unlabelled(page), []);
     await shoot("accept");
+    // Someone with an account logs in from the invitation and comes back to it, signed in.
+    await page.click("#accept-login");
+    await page.waitForSelector("#login-form");
+    await page.fill("#login-form [name=email]", "awa@example.cm");
+    await page.fill("#login-form [name=password]", "correct horse battery staple");
+    await page.click("#login-form button[type=submit]");
+    await page.waitForFunction(() => /awa@example\.cm/.test(document.querySelector("#accept-form")?.parentNode.textContent ?? ""));
+    assert.equal(await page.evaluate(() => location.hash), `#/accept/${encodeURIComponent(new URL(link).searchParams.get("token"))}`);
+    await page.evaluate(async () => {
+      const me = await (await fetch("/v1/auth/me")).json();
+      await fetch("/v1/auth/logout", { method: "POST", headers: { "X-CSRF-Token": me.csrf_token } });
+    });
+    await page.goto(link);
+    await page.waitForSelector("#accept-form [name=password]");
     await page.fill("#accept-form [name=name]", "Chidi Okafor");
     await page.fill("#accept-form [name=password]", "another long passphrase");
     await page.click("#accept-form button[type=submit]");
@@ -278,14 +318,15 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
     assert.equal(await page.$('#nav a[href="#/keys"]'), null);
   });
 
-  // Chromium logs every 4xx answer to a fetch: the six asked for on purpose are the plan
+  // Chromium logs every 4xx answer to a fetch: the eight asked for on purpose are the plan
   // refused while another runs (409), the adjustment without a reason, the top-up under the
-  // minimum, the bad sender ID and the bad email (422), and who is signed in on the invitation
-  // page after logging out (401). Anything else is a bug.
+  // minimum (422), who is signed in on the return link opened signed out (401), the bad sender
+  // ID and the bad email (422), and who is signed in on the invitation page, twice, after
+  // logging out (401). Anything else is a bug.
   const failedLoad = (status) => `error: Failed to load resource: the server responded with a status of ${status}`;
   assert.deepEqual(
     problems.map((line) => line.replace(/ \(.*\)$/, "")),
-    [failedLoad(409), failedLoad(422), failedLoad(422), failedLoad(422), failedLoad(422), failedLoad(401)],
+    [failedLoad(409), failedLoad(422), failedLoad(422), failedLoad(401), failedLoad(422), failedLoad(422), failedLoad(401), failedLoad(401)],
     "console errors",
   );
 });

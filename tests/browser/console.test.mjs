@@ -158,6 +158,33 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
     await shoot("overview");
   });
 
+  await t.test("the chart is drawn again as the window narrows, and let go of when the page changes", async () => {
+    const drawnWidth = () => page.evaluate(() => Number(document.querySelector("svg.chart").getAttribute("data-width")));
+    const shownWidth = () => page.evaluate(() => Math.round(document.querySelector(".chart-figure").getBoundingClientRect().width));
+    const wide = await drawnWidth();
+    assert.equal(wide, await shownWidth());
+    await page.setViewportSize({ width: 375, height: 812 });
+    await page.waitForFunction((before) => Number(document.querySelector("svg.chart").getAttribute("data-width")) < before, wide);
+    const narrow = await drawnWidth();
+    assert.equal(narrow, await shownWidth());
+    assert.ok(narrow < 375, `${narrow} px on a 375 px screen`);
+    // Its labels stay the size the style sheet says (one user unit per pixel).
+    const rendered = await page.evaluate(() => document.querySelector("svg.chart").getBoundingClientRect().width);
+    assert.ok(Math.abs(rendered - narrow) < 1.5, `${rendered} vs ${narrow}`);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.waitForFunction((before) => Number(document.querySelector("svg.chart").getAttribute("data-width")) === before, wide);
+    const watched = () => page.evaluate(async () => (await import("/console/lib/chart.js")).watchedCharts());
+    assert.equal(await watched(), 1);
+    await page.click('#nav a[href="#/messages"]');
+    await page.waitForSelector("h1 >> text=Messages");
+    await page.setViewportSize({ width: 600, height: 900 });
+    await page.waitForFunction(async () => (await import("/console/lib/chart.js")).watchedCharts() === 0);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.click('#nav a[href="#/overview"]');
+    await page.waitForSelector("svg.chart");
+    assert.equal(await watched(), 1);
+  });
+
   await t.test("an API key is created and shown once", async () => {
     await page.click('#nav a[href="#/keys"]');
     await page.waitForSelector("#key-form");
@@ -229,6 +256,19 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
     await shoot("overview-fr");
   });
 
+  await t.test("French: the API's errors in French — a key without a name, a message that is not there", async () => {
+    await page.click('#nav a[href="#/keys"]');
+    await page.waitForSelector("#key-form");
+    await page.click("#key-form button[type=submit]");
+    await page.locator("#key-form .form-error").waitFor({ state: "visible" });
+    assert.equal(await page.textContent("#key-form .form-error"), "Certains champs sont à corriger.");
+    assert.ok(await page.isVisible('#key-form .field[data-field="name"] .field-error'));
+    await shoot("keys-error-fr");
+    await page.goto(base + "/#/message/msg_01JAAAAAAAAAAAAAAAAAAAAAAA");
+    await page.waitForSelector("main .form-error");
+    assert.equal(await page.textContent("main .form-error"), "Introuvable : cela n’existe pas, ou pas dans cet espace de travail.");
+  });
+
   await t.test("log out", async () => {
     await page.click("#logout");
     await page.waitForSelector("#login-form");
@@ -250,14 +290,14 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
     assert.equal(await page.evaluate(() => location.hash), "#/login");
   });
 
-  // Chromium logs every 4xx answer to a fetch. Three were asked for on purpose: the refused
-  // password at setup (422), the wrong login (401) and /v1/auth/me after logout (401).
-  // Anything else is a bug.
+  // Chromium logs every 4xx answer to a fetch. Five were asked for on purpose: the refused
+  // password at setup (422), the wrong login (401), the key without a name (422), the message
+  // that is not there (404) and /v1/auth/me after logout (401). Anything else is a bug.
   const failedLoad = (status) =>
     `error: Failed to load resource: the server responded with a status of ${status}`;
   assert.deepEqual(
     problems.map((line) => line.replace(/ \(.*\)$/, "")),
-    [failedLoad(422), failedLoad(401), failedLoad(401)],
+    [failedLoad(422), failedLoad(401), failedLoad(422), failedLoad(404), failedLoad(401)],
     "console errors",
   );
 });

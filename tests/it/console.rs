@@ -348,3 +348,111 @@ fn every_literal_key_the_modules_use_is_in_the_dictionaries() {
         "keys not in the dictionaries: {missing:?}"
     );
 }
+
+fn console_source(file: &str) -> String {
+    std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("static/console")
+            .join(file),
+    )
+    .unwrap()
+}
+
+/// The machine codes `AppError::code` can answer, read from the one match in src/error.rs
+/// (every envelope the server sends is made from an `AppError`).
+fn server_error_codes() -> Vec<String> {
+    let source =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/error.rs"))
+            .unwrap();
+    let start = source.find("pub fn code(&self)").expect("AppError::code");
+    let body = &source[start..];
+    let body = &body[..body.find("\n    }\n").unwrap()];
+    let mut codes: Vec<String> = body
+        .split("=> \"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+        .collect();
+    codes.sort();
+    codes.dedup();
+    codes
+}
+
+/// A French page shows French errors: every code the server can emit has its text in both
+/// dictionaries (`error.code.<code>`), so a new `AppError` code cannot be forgotten by the
+/// console — it would otherwise fall back to the API's English sentence.
+#[test]
+fn every_error_code_the_server_emits_has_a_text_in_both_languages() {
+    let codes = server_error_codes();
+    assert!(
+        codes.len() >= 25
+            && codes.contains(&"insufficient_funds".to_owned())
+            && codes.contains(&"validation_failed".to_owned()),
+        "{codes:?}"
+    );
+    let source = console_source("lib/i18n.js");
+    for dictionary in ["en", "fr"] {
+        let keys = dictionary_keys(&source, dictionary);
+        let missing: Vec<_> = codes
+            .iter()
+            .filter(|code| !keys.contains(&format!("error.code.{code}")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{dictionary} lacks error.code.{missing:?}"
+        );
+        // And no text for a code the server no longer has.
+        let stale: Vec<_> = keys
+            .iter()
+            .filter_map(|key| key.strip_prefix("error.code."))
+            .filter(|code| !codes.iter().any(|known| known == code))
+            .collect();
+        assert!(
+            stale.is_empty(),
+            "{dictionary} has stale error.code.{stale:?}"
+        );
+    }
+}
+
+/// The quoted strings of the JavaScript array `const NAME = [ … ];` in `source`.
+fn js_string_list(source: &str, name: &str) -> Vec<String> {
+    let start = source
+        .find(&format!("const {name} = ["))
+        .unwrap_or_else(|| panic!("no list {name}"));
+    let body = &source[start..];
+    let body = &body[..body.find("];").unwrap()];
+    body.split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The API keys page offers exactly the scopes the server knows, in its order: a scope added
+/// to `Scope` (or renamed) cannot be missing from the console, nor one offered that the API
+/// would refuse.
+#[test]
+fn the_key_page_offers_the_servers_scopes() {
+    let console = js_string_list(&console_source("pages/keys.js"), "SCOPES");
+    let server: Vec<String> = crier::api_keys::format::Scope::ALL
+        .iter()
+        .map(|scope| scope.as_str().to_owned())
+        .collect();
+    assert!(!server.is_empty());
+    assert_eq!(console, server);
+}
+
+/// The segment builder stops offering "Add a group" at the depth the API accepts.
+#[test]
+fn the_segment_builder_nests_as_deep_as_the_api() {
+    let source = console_source("pages/segments.js");
+    let line = source
+        .lines()
+        .find(|line| line.starts_with("export const MAX_DEPTH = "))
+        .expect("MAX_DEPTH in segments.js");
+    let depth: usize = line
+        .trim_start_matches("export const MAX_DEPTH = ")
+        .trim_end_matches(';')
+        .parse()
+        .unwrap();
+    assert_eq!(depth, crier::contacts::rules::MAX_DEPTH);
+}

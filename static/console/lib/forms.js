@@ -2,7 +2,7 @@
 // its control (tied with aria-describedby), and any other error shows as the form's message.
 
 import { h } from "./dom.js";
-import { t } from "./i18n.js";
+import { has, money, number, t } from "./i18n.js";
 
 let nextId = 0;
 
@@ -89,10 +89,28 @@ export function clearErrors(formElement) {
   }
 }
 
-/// The sentence for an error: the API's message, or ours when there was no answer at all.
+/// The sentence for an error in the page's language: the text of its code (`error.code.<code>`,
+/// every code the server emits has one — tests/it/console.rs checks it), filled from the
+/// envelope's details (`{balance}`, `{seconds}`) and, where the API's sentence says what no
+/// code can (a conflict's reason), with `{message}`; the API's message for a code the console
+/// does not know; ours when there was no answer at all.
 export function errorText(err) {
-  if (err && err.code === "network") return t("error.network");
-  return (err && err.message) || t("error.generic");
+  if (!err) return t("error.generic");
+  if (err.code === "network") return t("error.network");
+  const key = `error.code.${err.code}`;
+  if (err.code && has(key) && (err.message || !t(key).includes("{message}"))) {
+    const details = err.details || {};
+    return t(key, {
+      message: err.message || "",
+      balance: money(details.balance),
+      charge: money(details.charge),
+      seconds: number(details.retry_after_seconds ?? 1),
+      scopes: (details.missing_scopes || []).join(", "),
+      limit: number(details.limit_bytes ?? 0),
+      methods: (details.allowed_methods || []).join(", "),
+    });
+  }
+  return err.message || t("error.generic");
 }
 
 /// Shows an API error on a form: each named field by its control, the message on top.

@@ -20,7 +20,11 @@ export async function render(token, session) {
   }
   const who = session.me
     ? h("p", { class: "lead" }, t("accept.signed_in", { email: session.me.user.email }))
-    : h("p", { class: "lead" }, t("accept.new_account"));
+    : [
+        h("p", { class: "lead" }, t("accept.new_account")),
+        // Someone who has an account signs in first and comes back here to accept.
+        h("p", {}, h("a", { id: "accept-login", href: `#/login/${encodeURIComponent(`accept/${token}`)}` }, t("accept.have_account"))),
+      ];
   return h(
     "section",
     { class: "card narrow" },

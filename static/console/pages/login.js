@@ -23,14 +23,10 @@ export function render(_param, session) {
       ],
       t("login.submit"),
       async (values) => {
-        try {
-          await post("/v1/auth/login", values, { quietUnauthenticated: true });
-        } catch (err) {
-          if (err.code === "invalid_credentials") err.message = t("login.failed");
-          throw err;
-        }
+        // A wrong password is `invalid_credentials`, said in the page's language by forms.js.
+        await post("/v1/auth/login", values, { quietUnauthenticated: true });
         await session.refresh();
-        session.go("overview");
+        session.resume();
       },
     ),
   );

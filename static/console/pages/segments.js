@@ -1,6 +1,8 @@
-// Segments: a builder of conditions (field, operator, value) joined by "all" or "any", whose
-// matching contacts are counted live — `POST /v1/segments/preview` a moment after each change —
-// and saved by name; the saved segments, each a link to the contacts it matches now.
+// Segments: a builder of conditions (field, operator, value) in groups joined by "all" or
+// "any", nested as deep as the API allows, whose matching contacts are counted live —
+// `POST /v1/segments/preview` a moment after each change — and saved by name; the saved
+// segments, each a link to the contacts it matches now and one to open it in the builder
+// (`#/segments/<id>`), where saving changes it.
 
 import { api, get, post } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
@@ -46,26 +48,33 @@ function fieldsOf(definitions, groups) {
   ];
 }
 
-export async function render() {
-  const [definitions, groups, saved] = await Promise.all([get("/v1/contact-fields"), all("/v1/groups"), all("/v1/segments")]);
+/// The deepest nesting of groups, the root counting as one (`MAX_DEPTH` in
+/// src/contacts/rules.rs; tests/it/console.rs keeps the two equal).
+export const MAX_DEPTH = 5;
+
+export async function render(param) {
+  const [definitions, groups, saved, found] = await Promise.all([
+    get("/v1/contact-fields"),
+    all("/v1/groups"),
+    all("/v1/segments"),
+    param ? get(`/v1/segments/${encodeURIComponent(param)}`) : null,
+  ]);
   const fields = fieldsOf(definitions.data, groups);
-  const rows = h("ol", { class: "conditions", id: "conditions" });
+  let opened = found;
   const count = h("p", { class: "live-count", id: "segment-count", "aria-live": "polite" }, t("segments.count_waiting"));
-  const join = field("join", t("segments.join"), { options: [["all", t("segments.all")], ["any", t("segments.any")]] }, "select");
   const list = h("div", { id: "segment-list" });
   let timer = null;
   let asked = 0;
-  const rules = () => ({ [join.querySelector("select").value]: [...rows.children].map((row) => row.condition()) });
   const recount = () => {
-    // Numbers in the labels follow the rows (one removed renumbers the rest).
-    for (const row of rows.children) row.relabel();
+    // Numbers in the labels follow the tree (one removed renumbers the rest).
+    root.relabel("");
     clearTimeout(timer);
     const mine = ++asked;
     replace(count, h("span", { class: "muted" }, t("segments.counting")));
     timer = setTimeout(async () => {
-      for (const row of rows.children) row.showError(null);
+      root.clearErrors();
       try {
-        const preview = await post("/v1/segments/preview", { rules: rules() });
+        const preview = await post("/v1/segments/preview", { rules: root.node() });
         if (mine !== asked) return;
         replace(
           count,
@@ -76,32 +85,53 @@ export async function render() {
         );
       } catch (err) {
         if (mine !== asked) return;
-        showRuleErrors(rows, count, err);
+        showRuleErrors(root, count, err);
       }
     }, DEBOUNCE_MS);
   };
-  const add = () => {
-    rows.append(conditionRow(fields, recount, () => rows.children.length > 1, () => rows.children.length));
-    recount();
-  };
-  join.addEventListener("change", recount);
-  add();
-  const save = form({ id: "segment-form", class: "inline-form" }, [field("name", t("segments.name"), { required: true, maxlength: 100 })], t("segments.save"), async (values) => {
-    await post("/v1/segments", { name: values.name, rules: rules() });
-    save.reset();
-    drawSaved(list, await all("/v1/segments"));
-  });
+  const root = groupBox(fields, 1, recount, null, opened ? opened.rules : null);
+  root.id = "rule-root";
+  root.querySelector("ol").id = "conditions";
+  const save = form(
+    { id: "segment-form", class: "inline-form" },
+    [field("name", t("segments.name"), { required: true, maxlength: 100, value: opened ? opened.name : false })],
+    opened ? t("segments.save_changes") : t("segments.save"),
+    async (values) => {
+      try {
+        const body = { name: values.name, rules: root.node() };
+        const stored = opened
+          ? await api("PATCH", `/v1/segments/${encodeURIComponent(opened.id)}`, body)
+          : await post("/v1/segments", body);
+        // The address names the saved segment: a reload opens this same tree.
+        history.replaceState(null, "", `#/segments/${encodeURIComponent(stored.id)}`);
+        opened = stored;
+        save.querySelector("button[type=submit]").textContent = t("segments.save_changes");
+        heading.textContent = t("segments.editing", { name: stored.name });
+        newLink.hidden = false;
+      } catch (err) {
+        if (!Object.keys(err.fields).some((path) => path.startsWith("rules"))) throw err;
+        // The rules' reasons are shown in the tree; the form says the rest (the name's).
+        showRuleErrors(root, count, err, true);
+        const rest = Object.fromEntries(Object.entries(err.fields).filter(([path]) => !path.startsWith("rules")));
+        err.details = { ...err.details, fields: rest };
+        throw err;
+      }
+      drawSaved(list, await all("/v1/segments"));
+    },
+  );
+  const heading = h("h2", {}, opened ? t("segments.editing", { name: opened.name }) : t("segments.build"));
+  const newLink = h("p", { hidden: !opened }, h("a", { href: "#/segments", id: "new-segment" }, t("segments.new")));
   drawSaved(list, saved);
+  recount();
   return h(
     "div",
     { class: "segments-page" },
     h(
       "section",
       { class: "card", id: "builder" },
-      h("h2", {}, t("segments.build")),
-      join,
-      rows,
-      h("p", {}, h("button", { type: "button", id: "add-condition", onclick: add }, t("segments.add"))),
+      heading,
+      newLink,
+      root,
       count,
       save,
     ),
@@ -109,17 +139,112 @@ export async function render() {
   );
 }
 
+/// A group: its join (all or any), its children — conditions and groups — and the buttons to
+/// add either (a group only above the depth limit) or to remove it (not the root). `node()` is
+/// its JSON; `relabel(number)` numbers its children `1.2.1`; `at(indexes)` finds a descendant
+/// by a 422 path's indexes. `initial` (saved rules) fills it.
+function groupBox(fields, depth, changed, onRemove, initial) {
+  const box = h("fieldset", { class: `rule-group depth-${depth}`, dataset: { depth: String(depth) } });
+  const legend = h("legend", {});
+  const join = h("select", { name: "join", class: "join" }, h("option", { value: "all" }, t("segments.all")), h("option", { value: "any" }, t("segments.any")));
+  const joinLabel = h("label", {}, h("span", { class: "join-label" }), join);
+  const children = h("ol", { class: "conditions" });
+  const error = h("p", { class: "field-error", hidden: true });
+  const removable = () => children.children.length > 1;
+  const addCondition = (condition) => {
+    const row = conditionRow(fields, changed, removable, condition);
+    children.append(row);
+    return row;
+  };
+  const addGroup = (rules) => {
+    const item = h("li", { class: "condition nested" });
+    const group = groupBox(fields, depth + 1, changed, () => {
+      item.remove();
+      changed();
+      addGroupButton.focus();
+    }, rules);
+    item.append(group);
+    item.group = group;
+    item.node = () => group.node();
+    item.relabel = (n) => group.relabel(n);
+    item.clearErrors = () => group.clearErrors();
+    item.showError = (text) => group.showError(text);
+    item.at = (indexes) => group.at(indexes);
+    children.append(item);
+    return item;
+  };
+  const addConditionButton = h("button", {
+    type: "button",
+    class: "add-condition",
+    id: depth === 1 ? "add-condition" : false,
+    onclick: () => {
+      addCondition().querySelector("select").focus();
+      changed();
+    },
+  }, t("segments.add"));
+  const addGroupButton = h("button", {
+    type: "button",
+    class: "add-group",
+    id: depth === 1 ? "add-group" : false,
+    hidden: depth >= MAX_DEPTH,
+    onclick: () => {
+      addGroup().querySelector("select").focus();
+      changed();
+    },
+  }, t("segments.add_group"));
+  const removeButton = onRemove ? h("button", { type: "button", class: "link remove remove-group", onclick: onRemove }, t("segments.remove_group")) : null;
+  join.addEventListener("change", changed);
+  if (initial) {
+    const key = "any" in initial ? "any" : "all";
+    join.value = key;
+    for (const child of initial[key] || []) {
+      if (child && ("all" in child || "any" in child) && depth < MAX_DEPTH) addGroup(child);
+      else addCondition(child);
+    }
+  }
+  if (!children.children.length) addCondition();
+  box.append(legend, h("div", { class: "group-head" }, joinLabel, removeButton), children, error, h("p", { class: "group-actions" }, addConditionButton, " ", addGroupButton));
+  box.node = () => ({ [join.value]: [...children.children].map((child) => child.node()) });
+  box.relabel = (number) => {
+    legend.textContent = number ? t("segments.group", { n: number }) : t("segments.root");
+    legend.classList.toggle("visually-hidden", !number);
+    joinLabel.firstChild.textContent = t("segments.join");
+    // The legend shows which group this is; a nested join's name says it to a screen reader.
+    if (number) join.setAttribute("aria-label", t("segments.group_join", { n: number }));
+    addConditionButton.setAttribute("aria-label", number ? t("segments.add_in", { n: number }) : t("segments.add"));
+    addGroupButton.setAttribute("aria-label", number ? t("segments.add_group_in", { n: number }) : t("segments.add_group"));
+    removeButton?.setAttribute("aria-label", t("segments.remove_group_named", { n: number }));
+    [...children.children].forEach((child, index) => child.relabel(number ? `${number}.${index + 1}` : String(index + 1)));
+  };
+  box.clearErrors = () => {
+    box.showError(null);
+    for (const child of children.children) child.clearErrors();
+  };
+  box.showError = (text) => {
+    error.textContent = text || "";
+    error.hidden = !text;
+    box.classList.toggle("invalid", Boolean(text));
+  };
+  box.at = (indexes) => {
+    if (!indexes.length) return box;
+    const child = children.children[indexes[0]];
+    if (!child) return null;
+    return indexes.length === 1 ? child : child.at ? child.at(indexes.slice(1)) : child;
+  };
+  return box;
+}
+
 /// One condition: a row of field, operator and value controls that rebuild as the choice of
-/// field or operator changes. `row.condition()` is its JSON; `row.showError` marks it.
-function conditionRow(fields, changed, removable, rowsSoFar) {
+/// field or operator changes. `row.node()` is its JSON; `row.showError` marks it; `initial`
+/// (a saved condition) sets its controls.
+function conditionRow(fields, changed, removable, initial) {
   const row = h("li", { class: "condition" });
-  // Its number in the list, for the controls' labels (the last one while not yet placed).
-  const index = () => (row.parentNode ? [...row.parentNode.children].indexOf(row) + 1 : rowsSoFar() + 1);
-  const fieldSelect = h("select", { name: "field", "aria-label": "" }, fields.map(([name, label]) => h("option", { value: name }, label)));
+  let number = "";
+  const fieldSelect = h("select", { name: "field" }, fields.map(([name, label]) => h("option", { value: name }, label)));
   const opSelect = h("select", { name: "op" });
   const valueBox = h("span", { class: "value" });
   const error = h("p", { class: "field-error", hidden: true });
-  const current = () => fields.find(([name]) => name === fieldSelect.value);
+  const current = () => fields.find(([name]) => name === fieldSelect.value) || fields[0];
   const drawOps = () => {
     const [, , type, , optional] = current();
     replace(opSelect, [...OPERATORS[type], ...(optional ? UNSET : [])].map((op) => h("option", { value: op }, t(`op.${op}`))));
@@ -127,7 +252,7 @@ function conditionRow(fields, changed, removable, rowsSoFar) {
   const drawValue = () => {
     const [, , type, choices] = current();
     const op = opSelect.value;
-    const label = t("segments.value", { n: index() });
+    const label = t("segments.value", { n: number });
     if (UNSET.includes(op)) return replace(valueBox);
     if (type === "boolean") {
       return replace(valueBox, h("select", { "aria-label": label, class: "v" }, h("option", { value: "true" }, t("contact.yes")), h("option", { value: "false" }, t("contact.no"))));
@@ -139,31 +264,42 @@ function conditionRow(fields, changed, removable, rowsSoFar) {
     if (op === "between") {
       return replace(
         valueBox,
-        h("input", { type: inputType, "aria-label": t("segments.low", { n: index() }), class: "v", step: "any" }),
-        h("input", { type: inputType, "aria-label": t("segments.high", { n: index() }), class: "v", step: "any" }),
+        h("input", { type: inputType, "aria-label": t("segments.low", { n: number }), class: "v", step: "any" }),
+        h("input", { type: inputType, "aria-label": t("segments.high", { n: number }), class: "v", step: "any" }),
       );
     }
     if (op === "in") return replace(valueBox, h("input", { type: "text", "aria-label": label, class: "v", placeholder: t("segments.in_hint") }));
     return replace(valueBox, h("input", { type: inputType, "aria-label": label, class: "v", step: "any" }));
   };
-  const label = () => {
-    fieldSelect.setAttribute("aria-label", t("segments.field", { n: index() }));
-    opSelect.setAttribute("aria-label", t("segments.operator", { n: index() }));
-    remove.setAttribute("aria-label", t("segments.remove_named", { n: index() }));
-  };
-  fieldSelect.addEventListener("change", () => (drawOps(), drawValue(), changed()));
-  opSelect.addEventListener("change", () => (drawValue(), changed()));
+  fieldSelect.addEventListener("change", () => (drawOps(), drawValue(), row.relabel(number), changed()));
+  opSelect.addEventListener("change", () => (drawValue(), row.relabel(number), changed()));
   row.addEventListener("input", (event) => event.target.classList.contains("v") && changed());
   const remove = h("button", {
     type: "button",
     class: "link remove",
     onclick: () => {
       if (!removable()) return;
+      // The focus goes on to the next control rather than back to the top of the page.
+      const next = row.nextElementSibling || row.previousElementSibling;
       row.remove();
+      next?.querySelector("select")?.focus();
       changed();
     },
   }, t("segments.remove"));
-  row.condition = () => {
+  row.relabel = (n) => {
+    number = n;
+    fieldSelect.setAttribute("aria-label", t("segments.field", { n }));
+    opSelect.setAttribute("aria-label", t("segments.operator", { n }));
+    remove.setAttribute("aria-label", t("segments.remove_named", { n }));
+    const controls = [...valueBox.querySelectorAll(".v")];
+    if (controls.length === 2) {
+      controls[0].setAttribute("aria-label", t("segments.low", { n }));
+      controls[1].setAttribute("aria-label", t("segments.high", { n }));
+    } else if (controls.length === 1) {
+      controls[0].setAttribute("aria-label", t("segments.value", { n }));
+    }
+  };
+  row.node = () => {
     const [name, , type] = current();
     const op = opSelect.value;
     const condition = { field: name, op };
@@ -177,27 +313,47 @@ function conditionRow(fields, changed, removable, rowsSoFar) {
     else condition.value = cast(controls[0].value);
     return condition;
   };
+  row.clearErrors = () => row.showError(null);
   row.showError = (text) => {
     error.textContent = text || "";
     error.hidden = !text;
     row.classList.toggle("invalid", Boolean(text));
   };
   drawOps();
+  if (initial && fields.some(([name]) => name === initial.field)) {
+    fieldSelect.value = initial.field;
+    drawOps();
+    opSelect.value = initial.op;
+  }
   drawValue();
+  if (initial && "value" in initial) {
+    const controls = [...valueBox.querySelectorAll(".v")];
+    const value = initial.value;
+    if (controls[0]?.multiple) {
+      const wanted = (Array.isArray(value) ? value : [value]).map(String);
+      for (const option of controls[0].options) option.selected = wanted.includes(option.value);
+    } else if (controls.length === 2 && Array.isArray(value)) {
+      controls.forEach((control, i) => (control.value = String(value[i] ?? "")));
+    } else if (controls[0]) {
+      controls[0].value = Array.isArray(value) ? value.join(", ") : String(value);
+    }
+  }
   row.append(h("div", { class: "condition-controls" }, fieldSelect, opSelect, valueBox, remove), error);
-  row.relabel = label;
   return row;
 }
 
-/// A 422's paths (`rules.all[2].value`) put by their condition; the rest under the count.
-function showRuleErrors(rows, count, err) {
+/// A 422's paths (`rules.all[2].any[0].value`) put by the condition or group they name; the
+/// rest under the count. `saving`: the paths came from a save, whose form says the rest.
+function showRuleErrors(root, count, err, saving = false) {
   const loose = [];
   for (const [path, reason] of Object.entries(err.fields || {})) {
-    const match = /^rules\.(?:all|any)\[(\d+)\]/.exec(path);
-    const row = match && rows.children[Number(match[1])];
-    if (row) row.showError(reason);
+    if (!path.startsWith("rules")) continue;
+    const indexes = [...path.matchAll(/\.(?:all|any)\[(\d+)\]/g)].map((match) => Number(match[1]));
+    const node = root.at(indexes);
+    if (node) node.showError(reason);
     else loose.push(reason);
   }
+  if (saving) return;
   replace(count, h("span", { class: "field-error" }, loose.length ? loose.join(" ") : err.fields ? t("error.fields") : errorText(err)));
 }
 
@@ -213,6 +369,8 @@ function drawSaved(list, segments) {
           "li",
           {},
           h("a", { href: `#/contacts/${encodeURIComponent(segment.id)}` }, segment.name),
+          " ",
+          h("a", { href: `#/segments/${encodeURIComponent(segment.id)}`, class: "small", "aria-label": t("segments.open_named", { name: segment.name }) }, t("segments.open")),
           h("span", { class: "muted small" }, " · ", dateTime(segment.created_at), " "),
           h("button", {
             type: "button",

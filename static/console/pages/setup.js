@@ -32,7 +32,7 @@ export function render(_param, session) {
         session.setupDone();
         session.signedIn({ ...signedIn, memberships: [] });
         await session.refresh();
-        session.go("overview");
+        session.resume();
       },
     ),
   );
