@@ -1,6 +1,7 @@
 //! The janitor: one background thread that deletes what has outlived its use, in small batches,
-//! every `--janitor-interval-secs`: expired idempotency records, ended console sessions, and
-//! payment sessions left unpaid past their lifetime (which it expires).
+//! every `--janitor-interval-secs`: expired idempotency records, ended console sessions,
+//! payment sessions left unpaid past their lifetime (which it expires), and webhook journal
+//! events settled or rejected longer ago than `--webhook-retention-days`.
 //! It stops promptly when the server shuts down.
 
 use std::sync::Arc;
@@ -49,15 +50,24 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
     let idempotency_records = idempotency::sweep_expired(&app.db, now);
     let sessions = auth::sweep_ended_sessions(&app.db, now);
     let payment_sessions = crate::payments::flow::expire_sessions(app, now);
-    let (idempotency_records, sessions, payment_sessions) =
-        match (idempotency_records, sessions, payment_sessions) {
-            (Ok(records), Ok(sessions), Ok(payments)) => (records, sessions, payments),
-            (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => return Err(err),
-        };
-    if idempotency_records + sessions + payment_sessions > 0 {
+    let webhook_events = crate::payments::flow::prune_webhook_journal(app, now);
+    let (idempotency_records, sessions, payment_sessions, webhook_events) = match (
+        idempotency_records,
+        sessions,
+        payment_sessions,
+        webhook_events,
+    ) {
+        (Ok(records), Ok(sessions), Ok(payments), Ok(events)) => {
+            (records, sessions, payments, events)
+        }
+        (Err(err), _, _, _) | (_, Err(err), _, _) | (_, _, Err(err), _) | (_, _, _, Err(err)) => {
+            return Err(err);
+        }
+    };
+    if idempotency_records + sessions + payment_sessions + webhook_events > 0 {
         log::info!(
             idempotency_records = idempotency_records, sessions = sessions,
-            expired_payment_sessions = payment_sessions;
+            expired_payment_sessions = payment_sessions, webhook_events = webhook_events;
             "janitor swept expired rows"
         );
     }

@@ -318,8 +318,12 @@ pub fn verify_session(app: &App, session: &SessionRow) -> Result<Applied, AppErr
     verify_with(app, provider.as_ref(), session)
 }
 
-/// Largest payload kept in the journal.
+/// Largest payload kept in the journal for an event whose signature holds.
 const MAX_JOURNALLED_PAYLOAD: usize = 64 * 1024;
+
+/// What the journal keeps of a request whose signature does not hold: anyone can send one, so
+/// only its first characters (enough to see what was sent) and its size.
+const REJECTED_PAYLOAD_PREFIX: usize = 256;
 
 /// What became of a signed webhook event: journalled now, or a repeat of one journalled before
 /// (with what became of that one: `received`, `applied`, `not_applied`).
@@ -367,7 +371,15 @@ pub fn receive_webhook(
         now_unix: now.timestamp(),
     };
     if let SignatureVerdict::Invalid(why) = provider.check_signature(&request) {
-        journal.reason = Some(format!("signature: {why}"));
+        journal.payload = journal
+            .payload
+            .chars()
+            .take(REJECTED_PAYLOAD_PREFIX)
+            .collect();
+        journal.reason = Some(format!(
+            "signature: {why} (body of {} bytes; its first {REJECTED_PAYLOAD_PREFIX} characters kept)",
+            body.len()
+        ));
         app.db
             .write(|conn| store::journal_webhook(conn, &journal))?;
         app.metrics.record_webhook(name.as_str(), "unauthenticated");
@@ -421,6 +433,19 @@ pub fn receive_webhook(
 const EXPIRY_GRACE_MINUTES: i64 = 10;
 /// Sessions the janitor looks at per round.
 const JANITOR_BATCH: usize = 50;
+
+/// The janitor's part of the webhook journal: events settled or rejected longer ago than the
+/// retention are deleted, a batch per round. Returns how many went.
+pub fn prune_webhook_journal(app: &App, now: Timestamp) -> Result<usize, AppError> {
+    let retention = chrono::Duration::from_std(app.config.payments.webhook_retention)
+        .map_err(|_| AppError::internal("webhook retention out of range"))?;
+    let cutoff = format_timestamp(now - retention);
+    app.db
+        .write(|conn| store::delete_old_webhook_events(conn, &cutoff, JANITOR_PRUNE_BATCH))
+}
+
+/// Journal events deleted per janitor round at most, so one round never holds the writer long.
+const JANITOR_PRUNE_BATCH: usize = 5_000;
 
 /// The janitor's part. Open sessions past their lifetime (plus a grace period) are verified
 /// with their provider first — a payment whose webhook never came is credited, not lost — and

@@ -57,6 +57,10 @@ pub struct PaymentArgs {
     /// Limit on one payment provider call, in seconds.
     #[arg(crier_setting = PAYMENT_TIMEOUT_SECS, default_value = "15")]
     pub payment_timeout_secs: String,
+
+    /// Days the webhook journal keeps a settled or rejected event before the janitor deletes it (1–3650).
+    #[arg(crier_setting = WEBHOOK_RETENTION_DAYS, default_value = "30")]
+    pub webhook_retention_days: String,
 }
 
 // Each payment setting's flag and variable, named once for its `#[arg]` and its problems.
@@ -80,6 +84,8 @@ const PAYMENT_SESSION_MINUTES: Setting =
 const PAYMENT_RETURN_URL: Setting = Setting::new("payment-return-url", "CRIER_PAYMENT_RETURN_URL");
 const PAYMENT_TIMEOUT_SECS: Setting =
     Setting::new("payment-timeout-secs", "CRIER_PAYMENT_TIMEOUT_SECS");
+const WEBHOOK_RETENTION_DAYS: Setting =
+    Setting::new("webhook-retention-days", "CRIER_WEBHOOK_RETENTION_DAYS");
 
 #[derive(Debug, Clone)]
 pub struct FlutterwaveSettings {
@@ -116,6 +122,8 @@ pub struct PaymentSettings {
     /// How often the payments worker looks for journalled webhook events that are due, besides
     /// being woken when one is journalled (retries come due by time alone).
     pub worker_poll: Duration,
+    /// How long the webhook journal keeps an event once it is settled or rejected.
+    pub webhook_retention: Duration,
 }
 
 impl Default for PaymentSettings {
@@ -137,6 +145,7 @@ impl Default for PaymentSettings {
             return_url: None,
             timeout: Duration::from_secs(15),
             worker_poll: Duration::from_secs(5),
+            webhook_retention: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -168,6 +177,10 @@ impl PaymentArgs {
             PAYMENT_TIMEOUT_SECS,
             whole_number(&self.payment_timeout_secs, 1, 300),
         );
+        let retention_days = p.check(
+            WEBHOOK_RETENTION_DAYS,
+            whole_number(&self.webhook_retention_days, 1, 3650),
+        );
         let return_url = match self.payment_return_url.as_deref().map(str::trim) {
             Some(url) if !url.is_empty() => Some(p.check(PAYMENT_RETURN_URL, public_url(url))?),
             _ => None,
@@ -188,6 +201,7 @@ impl PaymentArgs {
             session_lifetime: Duration::from_secs(minutes? * 60),
             return_url,
             timeout: Duration::from_secs(timeout?),
+            webhook_retention: Duration::from_secs(retention_days? * 86_400),
             ..PaymentSettings::default()
         })
     }

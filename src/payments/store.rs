@@ -438,6 +438,22 @@ pub struct LingeringEvent {
     pub last_error: Option<String>,
 }
 
+/// Deletes up to `limit` journal events settled or rejected before `cutoff` (events waiting for
+/// the payments worker stay); how many went.
+pub fn delete_old_webhook_events(
+    conn: &Connection,
+    cutoff: &str,
+    limit: usize,
+) -> Result<usize, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM payment_webhook_events WHERE rowid IN
+                 (SELECT rowid FROM payment_webhook_events
+                  WHERE outcome != 'received' AND updated_at < ?1 ORDER BY updated_at LIMIT ?2)",
+        )?
+        .execute(rusqlite::params![cutoff, limit as i64])?)
+}
+
 /// Events still pending that arrived before `cutoff`, oldest first.
 pub fn webhook_events_pending_since(
     conn: &Connection,

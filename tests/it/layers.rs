@@ -374,6 +374,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V27__test_and_live.sql",
         "afe75c1c4e0ff96ef1001e7f88baca4cf0044b4c18d58e0dcfcc709802719ea6",
     ),
+    (
+        "V28__webhook_journal_retention.sql",
+        "4c16b77a0a217c1bac215164e63f4927ef992aa53ae0e579478cc167523229ab",
+    ),
 ];
 
 #[test]

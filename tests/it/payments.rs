@@ -736,6 +736,61 @@ fn a_refund_takes_back_what_is_left_of_the_topup_and_records_the_shortfall() {
 }
 
 #[test]
+fn the_webhook_journal_stays_small_under_unsigned_floods_and_is_pruned_after_its_retention() {
+    let fakes = Fakes::start();
+    let server = start(&fakes, &[ProviderName::Flutterwave]);
+    let owner = setup(&server);
+    let id = topup(&owner, 5000)["id"].as_str().unwrap().to_owned();
+    // Anyone can post: 50 unsigned bodies of 70 KB keep a prefix and the size each, not 3.5 MB.
+    let big = format!("{{\"junk\":\"{}\"}}", "x".repeat(70_000));
+    for _ in 0..50 {
+        post_flutterwave(&server, &big, Some("wrong")).assert_error(401, "invalid_signature");
+    }
+    let kept = count(
+        &server,
+        "SELECT sum(length(payload)) FROM payment_webhook_events WHERE signature = 'invalid'",
+    );
+    assert_eq!(kept, 50 * 256);
+    let reason: String = server
+        .db()
+        .query_row(
+            "SELECT reason FROM payment_webhook_events WHERE signature = 'invalid' LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(reason.contains("body of 70011 bytes"), "{reason}");
+    // A signed event keeps its payload whole, and is applied.
+    let event = flutterwave_event(&id, "successful");
+    post_flutterwave(&server, &event, Some(FLW_HASH));
+    assert_eq!(settled_outcome(&server, &event), "applied");
+    // One still waiting for the worker (its provider does not answer yet) is never pruned.
+    let waiting_id = topup(&owner, 6000)["id"].as_str().unwrap().to_owned();
+    fakes.set(|s| s.paid = false);
+    let waiting = flutterwave_event(&waiting_id, "successful").replace("4242", "4343");
+    post_flutterwave(&server, &waiting, Some(FLW_HASH));
+    let journal = || count(&server, "SELECT count(*) FROM payment_webhook_events");
+    assert_eq!(journal(), 52);
+
+    // Within the retention (30 days by default) nothing goes; after it, every settled or
+    // rejected event does, and the money stays.
+    server.clock.advance(chrono::Duration::days(29));
+    crier::janitor::sweep(server.app()).unwrap();
+    assert_eq!(journal(), 52);
+    server.clock.advance(chrono::Duration::days(2));
+    crier::janitor::sweep(server.app()).unwrap();
+    assert_eq!(journal(), 1);
+    assert_eq!(
+        count(
+            &server,
+            &format!("SELECT count(*) FROM payment_webhook_events WHERE payload = '{waiting}'")
+        ),
+        1
+    );
+    assert_eq!(balance(&server), 5000);
+}
+
+#[test]
 fn unpaid_sessions_expire_and_a_late_success_is_not_applied() {
     let fakes = Fakes::start();
     let server = start(&fakes, &[ProviderName::Flutterwave]);
