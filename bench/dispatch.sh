@@ -124,7 +124,7 @@ prepare() {
 queue() {
   local dir=$1 key=$2 channel=$3 port pid wrk_pid have round i
   port=$(free_port)
-  CRIER_DISPATCH_WORKERS=0 "$BIN" serve --data-dir "$dir" --addr "127.0.0.1:$port" \
+  CRIER_DISPATCH_WORKERS=0 CRIER_API_RATE_LIMIT=0 "$BIN" serve --data-dir "$dir" --addr "127.0.0.1:$port" \
     --db-synchronous "$DB_SYNCHRONOUS" --workers 16 --log-level warn >/dev/null 2>>"$dir/queue.log" &
   pid=$!; PIDS+=("$pid")
   wait_http "$port" "$pid"
@@ -175,7 +175,7 @@ timed() {
       CRIER_SMTP_SECURITY=none "CRIER_EMAIL_FROM=Bench <bench@example.com>"
   fi
   started=$(date +%s.%N)
-  env "$@" CRIER_DISPATCH_WORKERS="$workers" "$BIN" serve --data-dir "$dir" \
+  env "$@" CRIER_DISPATCH_WORKERS="$workers" CRIER_API_RATE_LIMIT=0 "$BIN" serve --data-dir "$dir" \
     --addr "127.0.0.1:$port" --db-synchronous "$DB_SYNCHRONOUS" --log-level "$LOG_LEVEL" \
     >/dev/null 2>"$dir/serve.log" &
   pid=$!; PIDS+=("$pid")

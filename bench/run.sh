@@ -207,7 +207,7 @@ start_crier() {
   local dir=$1
   CRIER_LOG=$dir/serve-$2.log
   start_server "$CRIER_LOG" $((4 * DUR + 300)) \
-    env CRIER_DISPATCH_WORKERS=0 "$BIN" serve --data-dir "$dir/data" --addr "127.0.0.1:$CRIER_PORT" \
+    env CRIER_DISPATCH_WORKERS=0 CRIER_API_RATE_LIMIT=0 "$BIN" serve --data-dir "$dir/data" --addr "127.0.0.1:$CRIER_PORT" \
     --db-synchronous full --workers "$WORKERS" --log-level warn
   python3 "$TOOLS" wait-ready "$CRIER_PORT" 30 || die "crier serve did not become ready: $(tail -5 "$CRIER_LOG")"
 }

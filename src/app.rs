@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::auth::buckets::Buckets;
 use crate::auth::rate_limit::LoginLimiter;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -24,6 +25,10 @@ pub struct App {
     pub ids: Ids,
     /// Failed-login counters (in memory; see `auth::rate_limit`).
     pub login_limiter: LoginLimiter,
+    /// Each API key's request bucket (`config.api_rate`; see `auth::buckets`).
+    pub api_buckets: Buckets,
+    /// Each client IP's bucket for the routes open without credentials (`config.public_rate`).
+    pub public_buckets: Buckets,
     /// Request counts and latencies for `GET /metrics`.
     pub metrics: Metrics,
     /// The delivery providers of each channel, built from `config.delivery`.
@@ -59,12 +64,16 @@ impl App {
         let unsubscribe_key = db
             .write(|conn| ServerKey::load_or_create(conn, &ids, UNSUBSCRIBE_KEY, &now))
             .map_err(|why| StartupError(format!("cannot read the server key: {why}")))?;
+        let api_buckets = Buckets::new(config.api_rate);
+        let public_buckets = Buckets::new(config.public_rate);
         Ok(App {
             ids,
             config,
             db,
             clock,
             login_limiter: LoginLimiter::new(),
+            api_buckets,
+            public_buckets,
             metrics: Metrics::new(),
             providers,
             outbox: OutboxSignal::default(),

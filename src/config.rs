@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::auth::buckets::Rate;
 use crate::delivery::settings::DeliveryArgs;
 use crate::payments::settings::PaymentArgs;
 use crate::settings::values::{non_empty_path, one_of, public_url, socket_addr, whole_number};
@@ -96,6 +97,10 @@ pub struct Config {
     pub default_country: String,
     /// Reverse proxies whose `X-Forwarded-For` is believed for the client's IP.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Each API key's request bucket.
+    pub api_rate: Rate,
+    /// Each client IP's bucket for the routes open without credentials.
+    pub public_rate: Rate,
     /// Providers per channel and how the dispatcher paces itself.
     pub delivery: crate::delivery::settings::DeliverySettings,
     /// Payment providers, their keys, and session lifetime.
@@ -132,6 +137,9 @@ impl Config {
             topup_minimum_minor: 250,
             billing_catalog: crate::billing::catalog::Catalog::default(),
             trusted_proxies: Vec::new(),
+            // Tests fire requests as fast as they can; the limit's own tests turn it on.
+            api_rate: Rate::OFF,
+            public_rate: Rate::OFF,
             default_country: "CM".to_owned(),
             // The log providers, polled often and retried soon, so tests wait milliseconds.
             delivery: crate::delivery::settings::DeliverySettings {
@@ -254,6 +262,14 @@ pub struct ServerArgs {
     #[arg(crier_setting = DEFAULT_COUNTRY, default_value = "CM")]
     pub default_country: String,
 
+    /// Requests per second each API key may make, with bursts of twice as many (0 turns the limit off); more get 429.
+    #[arg(crier_setting = API_RATE_LIMIT, default_value = "100")]
+    pub api_rate_limit: String,
+
+    /// Requests per second each client IP may make to the routes open without credentials (webhooks, setup, invitations, unsubscribe and link pages), with bursts of five times as many (0 turns it off).
+    #[arg(crier_setting = PUBLIC_RATE_LIMIT, default_value = "10")]
+    pub public_rate_limit: String,
+
     /// Log line format on standard error: text or json.
     #[arg(crier_setting = LOG_FORMAT, default_value = "text")]
     pub log_format: String,
@@ -293,6 +309,8 @@ const TOPUP_MINIMUM_MINOR: Setting =
 const BILLING_CATALOG: Setting = Setting::new("billing-catalog", "CRIER_BILLING_CATALOG");
 const TRUSTED_PROXIES: Setting = Setting::new("trusted-proxies", "CRIER_TRUSTED_PROXIES");
 const DEFAULT_COUNTRY: Setting = Setting::new("default-country", "CRIER_DEFAULT_COUNTRY");
+const API_RATE_LIMIT: Setting = Setting::new("api-rate-limit", "CRIER_API_RATE_LIMIT");
+const PUBLIC_RATE_LIMIT: Setting = Setting::new("public-rate-limit", "CRIER_PUBLIC_RATE_LIMIT");
 const LOG_FORMAT: Setting = Setting::new("log-format", "CRIER_LOG_FORMAT");
 const LOG_LEVEL: Setting = Setting::new("log-level", "CRIER_LOG_LEVEL");
 
@@ -431,6 +449,18 @@ impl ServerArgs {
                 )),
             }
         });
+        let api_rate = p
+            .check(
+                API_RATE_LIMIT,
+                whole_number(&self.api_rate_limit, 0, 1_000_000),
+            )
+            .map(|per_second| rate(per_second, 2));
+        let public_rate = p
+            .check(
+                PUBLIC_RATE_LIMIT,
+                whole_number(&self.public_rate_limit, 0, 1_000_000),
+            )
+            .map(|per_second| rate(per_second, 5));
         let log_format = p.check(
             LOG_FORMAT,
             one_of(
@@ -477,12 +507,23 @@ impl ServerArgs {
             topup_minimum_minor: i64::try_from(topup_minimum_minor?).ok()?,
             billing_catalog: billing_catalog?,
             trusted_proxies: trusted_proxies?,
+            api_rate: api_rate?,
+            public_rate: public_rate?,
             default_country: default_country?,
             delivery: delivery?,
             payments: payments?,
             log_format: log_format?,
             log_level: log_level?,
         })
+    }
+}
+
+/// A bucket of `per_second` with bursts of `burst_factor` times as many.
+fn rate(per_second: u64, burst_factor: u32) -> Rate {
+    let per_second = u32::try_from(per_second).unwrap_or(u32::MAX);
+    Rate {
+        per_second,
+        burst: per_second.saturating_mul(burst_factor),
     }
 }
 

@@ -4,6 +4,7 @@
 //! Domain functions here take a `&Connection` inside the caller's transaction and plain values;
 //! password hashing (slow on purpose) is done by the caller before the transaction opens.
 
+pub mod buckets;
 pub mod principal;
 pub mod rate_limit;
 pub mod store;

@@ -41,6 +41,9 @@ pub fn authenticate_request(app: &App, request: &Request<'_>) -> Result<Principa
     if let Some(workspace_id) = principal.workspace_id() {
         request.note_workspace(workspace_id);
     }
+    if let Principal::ApiKey(key) = &principal {
+        request.count_against(("api", &app.api_buckets), key.key_id().as_str())?;
+    }
     if let Principal::Session(session) = &principal
         && request.is_mutation()
     {

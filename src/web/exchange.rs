@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::app::App;
 use crate::error::AppError;
-use crate::web::request::Request;
+use crate::web::request::{Limited, Request};
 use crate::web::response::{ApiResponse, error_response};
-use crate::web::router::{RouteMatch, Router};
+use crate::web::router::{OPEN_ROUTES, RouteMatch, Router};
 
 /// A request as the edge hands it to a worker: head and body, nothing left on the socket.
 pub struct Incoming {
@@ -107,9 +107,9 @@ pub(super) fn handle(app: &App, router: &Router, incoming: Incoming) -> Outgoing
     let started = Instant::now();
     let request_id = incoming_request_id(&incoming).unwrap_or_else(|| app.ids.request_id());
     let path = incoming.uri.path();
-    let (route, workspace, result) = dispatch(app, router, &incoming, &request_id, path);
+    let (route, workspace, limited, result) = dispatch(app, router, &incoming, &request_id, path);
     let close = matches!(incoming.body, RequestBody::Unread(_));
-    answer(
+    let mut outgoing = answer(
         app,
         &incoming,
         started,
@@ -117,7 +117,34 @@ pub(super) fn handle(app: &App, router: &Router, incoming: Incoming) -> Outgoing
         (route, workspace.as_deref()),
         result,
         close,
-    )
+    );
+    if let Some(limited) = limited {
+        outgoing.response = with_rate_limit_headers(outgoing.response, limited);
+    }
+    outgoing
+}
+
+/// The IETF `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers):
+/// the bucket as a quota of `burst` requests per the seconds it takes to fill, what is left, and
+/// the seconds until it is full again.
+fn with_rate_limit_headers(response: ApiResponse, limited: Limited) -> ApiResponse {
+    let Limited {
+        policy,
+        rate,
+        allowance,
+    } = limited;
+    response
+        .with_header(
+            "RateLimit-Policy",
+            format!("\"{policy}\";q={};w={}", rate.burst, rate.window_secs()),
+        )
+        .with_header(
+            "RateLimit",
+            format!(
+                "\"{policy}\";r={};t={}",
+                allowance.remaining, allowance.reset_secs
+            ),
+        )
 }
 
 /// Answers a request that was queued but not started before shutdown: 503, retry elsewhere.
@@ -193,10 +220,15 @@ fn dispatch(
     incoming: &Incoming,
     request_id: &str,
     path: &str,
-) -> (&'static str, Option<String>, Result<ApiResponse, AppError>) {
+) -> (
+    &'static str,
+    Option<String>,
+    Option<Limited>,
+    Result<ApiResponse, AppError>,
+) {
     // A body the edge could not read is refused whatever the route: nothing could use it.
     if let RequestBody::Unread(unread) = &incoming.body {
-        return ("-", None, Err(refusal(unread, &app.config)));
+        return ("-", None, None, Err(refusal(unread, &app.config)));
     }
     let mut request = Request::new(incoming, request_id.to_owned(), app.config.max_body_bytes);
     let mut route_path = "-";
@@ -205,6 +237,10 @@ fn dispatch(
             RouteMatch::Found { route, params } => {
                 route_path = route.path;
                 request.set_params(params);
+                if OPEN_ROUTES.contains(&route.path) {
+                    let ip = request.client_ip(&app.config.trusted_proxies);
+                    request.count_against(("public", &app.public_buckets), &ip)?;
+                }
                 (route.handler)(app, &mut request)
             }
             RouteMatch::MethodNotAllowed { allowed } => Err(AppError::MethodNotAllowed { allowed }),
@@ -217,7 +253,12 @@ fn dispatch(
             panic_message(payload.as_ref())
         )))
     });
-    (route_path, request.workspace_id(), result)
+    (
+        route_path,
+        request.workspace_id(),
+        request.rate_limit(),
+        result,
+    )
 }
 
 fn refusal(unread: &Unread, config: &crate::config::Config) -> AppError {

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use serde::de::DeserializeOwned;
 
+use crate::auth::buckets::{Allowance, Buckets, Rate};
 use crate::error::{AppError, FieldErrors};
 use crate::web::exchange::{Incoming, RequestBody, SpooledBody};
 use crate::web::response::ApiResponse;
@@ -22,6 +23,17 @@ pub struct Request<'a> {
     max_body_bytes: u64,
     /// The workspace the request acted in, once authentication knows it (for the log line).
     workspace_id: std::cell::RefCell<Option<String>>,
+    /// The rate limit the request was counted against, for the response's `RateLimit` headers.
+    rate_limit: std::cell::Cell<Option<Limited>>,
+}
+
+/// A request counted against a bucket: which policy, and what it found there.
+#[derive(Debug, Clone, Copy)]
+pub struct Limited {
+    /// `api` (per key) or `public` (per client IP).
+    pub policy: &'static str,
+    pub rate: Rate,
+    pub allowance: Allowance,
 }
 
 impl<'a> Request<'a> {
@@ -37,6 +49,7 @@ impl<'a> Request<'a> {
             request_id,
             max_body_bytes,
             workspace_id: std::cell::RefCell::new(None),
+            rate_limit: std::cell::Cell::new(None),
         }
     }
 
@@ -66,6 +79,34 @@ impl<'a> Request<'a> {
 
     pub(crate) fn workspace_id(&self) -> Option<String> {
         self.workspace_id.borrow().clone()
+    }
+
+    /// Counts the request against `policy`'s bucket `key`: `Err(RateLimited)` when it is empty.
+    /// Remembered for the response's headers either way; a limit that is off changes nothing.
+    pub fn count_against(
+        &self,
+        (policy, buckets): (&'static str, &Buckets),
+        key: &str,
+    ) -> Result<(), AppError> {
+        let Some(allowance) = buckets.take(key, std::time::Instant::now()) else {
+            return Ok(());
+        };
+        self.rate_limit.set(Some(Limited {
+            policy,
+            rate: buckets.rate(),
+            allowance,
+        }));
+        if allowance.allowed {
+            Ok(())
+        } else {
+            Err(AppError::RateLimited {
+                retry_after_secs: allowance.retry_after_secs,
+            })
+        }
+    }
+
+    pub(crate) fn rate_limit(&self) -> Option<Limited> {
+        self.rate_limit.get()
     }
 
     pub(crate) fn set_params(&mut self, params: Vec<(&'static str, String)>) {

@@ -97,6 +97,19 @@ pub struct Router {
     routes: Vec<Route>,
 }
 
+/// The routes anyone may call without credentials (besides login, which has its own throttle):
+/// each client IP's calls to them are counted against `--public-rate-limit`.
+pub const OPEN_ROUTES: &[&str] = &[
+    "/v1/setup",
+    "/v1/invitations/accept",
+    "/u/{token}",
+    "/l/{code}",
+    "/v1/webhooks/flutterwave",
+    "/v1/webhooks/stripe",
+    "/v1/webhooks/sms/{provider}",
+    "/v1/webhooks/sms/{provider}/inbound",
+];
+
 impl Router {
     /// Every endpoint crier serves.
     pub fn standard() -> Router {

@@ -38,6 +38,7 @@ mod payments;
 mod probes;
 mod process;
 mod quickstart;
+mod rate_limits;
 mod segments;
 mod sending;
 mod shutdown;
