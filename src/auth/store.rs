@@ -10,11 +10,13 @@ pub struct SessionRow {
     pub id: String,
     pub user_id: UserId,
     pub active_workspace_id: Option<WorkspaceId>,
-    pub csrf_token: String,
     pub last_seen_at: String,
     pub expires_at: String,
 }
 
+/// The `csrf_token` column is a relic: CSRF tokens are derived from the session token
+/// (`auth::csrf_token_of`), never stored, so a new session writes '' there; sessions opened
+/// before that hold a token nothing accepts any longer.
 pub fn insert_session(
     conn: &Connection,
     session: &SessionRow,
@@ -24,11 +26,11 @@ pub fn insert_session(
     conn.prepare_cached(
         "INSERT INTO sessions (id, token_hash, user_id, active_workspace_id, csrf_token,
                                created_at, last_seen_at, expires_at)
-         VALUES (:id, :token_hash, :user_id, :workspace, :csrf, :now, :now, :expires_at)",
+         VALUES (:id, :token_hash, :user_id, :workspace, '', :now, :now, :expires_at)",
     )?
     .execute(named_params! {
         ":id": session.id, ":token_hash": token_hash, ":user_id": session.user_id,
-        ":workspace": session.active_workspace_id, ":csrf": session.csrf_token, ":now": now,
+        ":workspace": session.active_workspace_id, ":now": now,
         ":expires_at": session.expires_at,
     })?;
     Ok(())
@@ -37,7 +39,7 @@ pub fn insert_session(
 pub fn find_session(conn: &Connection, token_hash: &[u8]) -> Result<Option<SessionRow>, AppError> {
     Ok(conn
         .prepare_cached(
-            "SELECT id, user_id, active_workspace_id, csrf_token, last_seen_at, expires_at
+            "SELECT id, user_id, active_workspace_id, last_seen_at, expires_at
              FROM sessions WHERE token_hash = ?1",
         )?
         .query_row([token_hash], |row| {
@@ -45,9 +47,8 @@ pub fn find_session(conn: &Connection, token_hash: &[u8]) -> Result<Option<Sessi
                 id: row.get(0)?,
                 user_id: row.get(1)?,
                 active_workspace_id: row.get(2)?,
-                csrf_token: row.get(3)?,
-                last_seen_at: row.get(4)?,
-                expires_at: row.get(5)?,
+                last_seen_at: row.get(3)?,
+                expires_at: row.get(4)?,
             })
         })
         .optional()?)
