@@ -385,8 +385,8 @@ async fn spool_body(
     );
     let (dir, path) = (settings.spool_dir.clone(), guard.path().to_owned());
     let created = on_blocking_pool(move || {
-        std::fs::create_dir_all(&dir)?;
-        std::fs::File::create(&path)
+        crate::db::files::create_private_dir(&dir)?;
+        crate::db::files::create_private_file(&path)
     });
     let file = match created.await {
         Ok(file) => Arc::new(file),
