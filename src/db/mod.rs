@@ -211,6 +211,20 @@ pub fn open_existing(settings: &DbSettings) -> Result<Connection, StartupError> 
     Ok(conn)
 }
 
+/// `open_existing`, read-only: SQLite refuses any write on this connection, so a check run on it
+/// cannot change the file, and a copy on read-only media (or a file the user may not write) can
+/// be examined. For `doctor`.
+pub fn open_read_only(settings: &DbSettings) -> Result<Connection, StartupError> {
+    let path = &settings.path;
+    if !path.is_file() {
+        return Err(StartupError(format!("no database at {}", path.display())));
+    }
+    let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_ONLY, settings)?;
+    conn.query_row("PRAGMA schema_version", [], |row| row.get::<_, i64>(0))
+        .map_err(|err| db_startup_error(path, err))?;
+    Ok(conn)
+}
+
 /// Proves the database accepts a write: one `BEGIN IMMEDIATE` that upserts the probe row.
 pub fn record_health_probe(conn: &Connection, now: Timestamp) -> Result<(), AppError> {
     conn.prepare_cached(

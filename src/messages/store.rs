@@ -690,6 +690,14 @@ pub fn count_stuck(conn: &Connection, before: &str) -> Result<u64, AppError> {
         .query_row([before], |row| unsigned(row, 0))?)
 }
 
+/// The latest time any message was changed: how far the database's own clock got (for `doctor`
+/// on a copy, whose leases are judged against the moment it was taken, not today).
+pub fn latest_change(conn: &Connection) -> Result<Option<String>, AppError> {
+    Ok(conn
+        .prepare_cached("SELECT max(updated_at) FROM messages")?
+        .query_row([], |row| row.get(0))?)
+}
+
 /// Messages per status, for `/metrics`.
 pub fn count_by_status(conn: &Connection) -> Result<Vec<(String, u64)>, AppError> {
     let mut stmt =

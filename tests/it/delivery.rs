@@ -703,7 +703,7 @@ fn a_crash_spends_the_cycle_of_the_message_in_hand_and_not_those_of_its_batch() 
     );
     let key = key.json()["key"].as_str().unwrap().to_owned();
     // All due at one moment, so the first claim takes a full batch of five.
-    let due = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let due = crier::clock::SystemClock.now() + chrono::Duration::seconds(3);
     let due = crier::clock::format_timestamp(due);
     for n in 0..MESSAGES {
         let mut body = sms("+237677123456", &format!("message {n}"));
@@ -780,4 +780,94 @@ fn a_crash_spends_the_cycle_of_the_message_in_hand_and_not_those_of_its_batch() 
     );
     assert_eq!(one("SELECT wallet_balance_minor FROM workspaces"), 1000);
     crate::process::assert_doctor_clean(&db_path);
+}
+
+/// `crier doctor` on a backup taken while a message was `sending`: days later its lease has
+/// passed by the clock but not by the copy's own time, which is information (a server started on
+/// the copy sends it again), not a fault. A lease that ended before a later change the database
+/// recorded is a fault (no dispatcher reclaimed it while crier ran). Doctor opens the copy
+/// read-only and leaves its bytes as they were.
+#[test]
+fn doctor_judges_leases_on_a_copy_by_the_copys_own_time_and_never_writes_to_it() {
+    let server = TestServer::start();
+    let sender = Sender::new(&server, "live");
+    sender.credit(1000);
+    let mut body = sms("+237677123456", "later");
+    body["scheduled_at"] = json!("2026-12-26T10:00:00Z");
+    let first = sender.sent(&body, "copy-1")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = sender.sent(&body, "copy-2")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // As a dispatcher leaves it mid-call (the server's manual clock is weeks behind the wall
+    // clock, so the lease has long passed by the clock).
+    let db = server.db();
+    db.execute(
+        "UPDATE messages SET status = 'sending', lease_owner = 'dsp_copy',
+             lease_expires_at = '2026-11-25T09:32:00.000Z', updated_at = '2026-11-25T09:30:00.000Z'
+         WHERE id = ?1",
+        [&first],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let doctor = |copy: &std::path::Path| {
+        let output = crate::process::crier()
+            .args(["doctor", "--db-path"])
+            .arg(copy)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        (output.status.code(), text)
+    };
+    let backup = |name: &str| {
+        let copy = dir.path().join(name);
+        let output = crate::process::crier()
+            .args(["backup", copy.to_str().unwrap(), "--db-path"])
+            .arg(server.db_path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        copy
+    };
+
+    let copy = backup("during.db");
+    let before = std::fs::read(&copy).unwrap();
+    let (code, report) = doctor(&copy);
+    assert_eq!(code, Some(0), "{report}");
+    let line = report
+        .lines()
+        .find(|line| line.starts_with("ok    messages:"))
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        line.contains("1 message(s) sending past their lease by the clock"),
+        "{line}"
+    );
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        before,
+        "doctor changed the copy"
+    );
+
+    // The database went on changing after that lease ended, and nobody reclaimed the message.
+    db.execute(
+        "UPDATE messages SET updated_at = '2026-11-25T10:30:00.000Z' WHERE id = ?1",
+        [&second],
+    )
+    .unwrap();
+    let (code, report) = doctor(&backup("later.db"));
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        report.contains(
+            "FAIL  messages: 1 message(s) still sending past their lease while the database was in use"
+        ),
+        "{report}"
+    );
 }
