@@ -472,19 +472,34 @@ impl fmt::Display for AppError {
 impl std::error::Error for AppError {}
 
 /// A busy or locked database means "try again", not "bug": it becomes a 503 with `Retry-After`.
+/// How long a client is told to wait when the disk is full or failing: long enough for an
+/// operator (or a log rotation) to free space, short enough that a retry soon succeeds.
+pub const STORAGE_RETRY_AFTER_SECS: u64 = 30;
+
+/// The `Retry-After` of a database error that a retry may cure, or `None` for one it will not:
+/// busy or locked (another writer; 1 s), the disk full (`SQLITE_FULL`) or an I/O error
+/// (`SQLITE_IOERR`, any extended code) — `STORAGE_RETRY_AFTER_SECS`. SQLite rolls back the
+/// statement or transaction that hit them, so nothing half-written stays.
+pub fn retry_after_secs(err: &rusqlite::Error) -> Option<u64> {
+    match err.sqlite_error_code()? {
+        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => Some(1),
+        rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure => {
+            Some(STORAGE_RETRY_AFTER_SECS)
+        }
+        _ => None,
+    }
+}
+
+/// A database error: 503 `unavailable` with `Retry-After` when a retry may cure it (see
+/// `retry_after_secs`), else 500 `internal` (a bug).
 impl From<rusqlite::Error> for AppError {
     fn from(err: rusqlite::Error) -> AppError {
-        let busy = matches!(
-            err.sqlite_error_code(),
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        );
-        if busy {
-            AppError::Unavailable {
-                retry_after_secs: 1,
-                detail: format!("database busy: {err}"),
-            }
-        } else {
-            AppError::Internal(format!("database: {err}"))
+        match retry_after_secs(&err) {
+            Some(retry_after_secs) => AppError::Unavailable {
+                retry_after_secs,
+                detail: format!("database unavailable: {err}"),
+            },
+            None => AppError::Internal(format!("database: {err}")),
         }
     }
 }
@@ -515,6 +530,50 @@ impl std::error::Error for StartupError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_or_an_io_error_is_503_with_retry_after_and_other_failures_stay_500() {
+        // A real SQLITE_FULL: a database that may not grow past a few pages.
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x BLOB); PRAGMA max_page_count = 3;")
+            .unwrap();
+        let full = (0..100)
+            .map(|_| conn.execute("INSERT INTO t VALUES (zeroblob(4000))", []))
+            .find_map(Result::err)
+            .expect("the database never filled up");
+        assert_eq!(
+            full.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DiskFull)
+        );
+        let io = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_WRITE),
+            None,
+        );
+        for err in [full, io] {
+            let text = err.to_string();
+            let mapped = AppError::from(err);
+            assert_eq!(mapped.status(), 503, "{mapped:?}");
+            assert_eq!(mapped.code(), "unavailable");
+            assert_eq!(
+                mapped.headers(),
+                vec![("Retry-After", STORAGE_RETRY_AFTER_SECS.to_string())]
+            );
+            assert!(!mapped.public_message().contains(&text));
+        }
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        assert_eq!(
+            AppError::from(busy).headers(),
+            vec![("Retry-After", "1".to_owned())]
+        );
+        let broken = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+            None,
+        );
+        assert_eq!(AppError::from(broken).status(), 500);
+    }
 
     #[test]
     fn field_errors_keep_first_reason_and_sort() {

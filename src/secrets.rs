@@ -46,6 +46,14 @@ pub fn token_hash(token: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// A token derived from a secret token by HMAC-SHA256 keyed by it, for `purpose`: 43 base62
+/// characters. Whoever holds the secret can recompute it; nobody else (nor a reader of the
+/// database, which keeps only the secret's SHA-256) can. The CSRF token of a session is one.
+pub fn derived_token(secret: &str, purpose: &str) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    base62(hmac::sign(&key, purpose.as_bytes()).as_ref(), 43)
+}
+
 /// Compares two secrets without an early exit, so the time taken does not tell how much of a
 /// guess was right.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -112,6 +120,17 @@ impl ServerKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_tokens_depend_on_the_secret_and_the_purpose_and_hide_both() {
+        let token = derived_token("secret-a", "csrf");
+        assert_eq!(token, derived_token("secret-a", "csrf"));
+        assert_eq!(token.len(), 43);
+        assert!(is_base62(&token));
+        assert_ne!(token, derived_token("secret-b", "csrf"));
+        assert_ne!(token, derived_token("secret-a", "other"));
+        assert_ne!(token.as_bytes(), token_hash("secret-a").as_slice());
+    }
 
     #[test]
     fn server_key_tags_depend_on_the_key_and_the_parts_split() {

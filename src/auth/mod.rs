@@ -112,7 +112,7 @@ pub fn authenticate(
                 session_id: session.id,
                 user_id: user.id,
                 is_instance_admin: user.is_instance_admin,
-                csrf_token: session.csrf_token,
+                csrf_token: csrf_token_of(token),
                 mode: session.mode,
                 workspace,
             });
@@ -144,6 +144,16 @@ pub fn sweep_ended_sessions(db: &crate::db::Db, now: Timestamp) -> Result<usize,
     })
 }
 
+/// The purpose a session's CSRF token is derived for (see `csrf_token_of`).
+const CSRF_PURPOSE: &str = "crier session csrf v1";
+
+/// The CSRF token of the session whose cookie holds `session_token`: derived from it by HMAC,
+/// so it is never stored (the database keeps only the session token's SHA-256, from which it
+/// cannot be computed) and stays the same for the session's whole life.
+pub fn csrf_token_of(session_token: &str) -> String {
+    secrets::derived_token(session_token, CSRF_PURPOSE)
+}
+
 /// A newly opened session: the token goes into the cookie, never into the database.
 pub struct OpenedSession {
     pub token: String,
@@ -159,12 +169,11 @@ pub fn open_session(
     now: Timestamp,
 ) -> Result<OpenedSession, AppError> {
     let token = secrets::new_token(ids);
-    let csrf_token = secrets::new_token(ids);
+    let csrf_token = csrf_token_of(&token);
     let session = SessionRow {
         id: ids.new_id("ses"),
         user_id: user_id.clone(),
         active_workspace_id: active_workspace_id.cloned(),
-        csrf_token: csrf_token.clone(),
         mode: Mode::Live,
         last_seen_at: format_timestamp(now),
         expires_at: format_timestamp(now + session_lifetime()),

@@ -11,13 +11,15 @@ pub struct SessionRow {
     pub id: String,
     pub user_id: UserId,
     pub active_workspace_id: Option<WorkspaceId>,
-    pub csrf_token: String,
     /// The world the session looks at (docs/rules/access.md, "Test and live").
     pub mode: Mode,
     pub last_seen_at: String,
     pub expires_at: String,
 }
 
+/// The `csrf_token` column is a relic: CSRF tokens are derived from the session token
+/// (`auth::csrf_token_of`), never stored, so a new session writes '' there; sessions opened
+/// before that hold a token nothing accepts any longer.
 pub fn insert_session(
     conn: &Connection,
     session: &SessionRow,
@@ -27,11 +29,11 @@ pub fn insert_session(
     conn.prepare_cached(
         "INSERT INTO sessions (id, token_hash, user_id, active_workspace_id, csrf_token,
                                mode, created_at, last_seen_at, expires_at)
-         VALUES (:id, :token_hash, :user_id, :workspace, :csrf, :mode, :now, :now, :expires_at)",
+         VALUES (:id, :token_hash, :user_id, :workspace, '', :mode, :now, :now, :expires_at)",
     )?
     .execute(named_params! {
         ":id": session.id, ":token_hash": token_hash, ":user_id": session.user_id,
-        ":workspace": session.active_workspace_id, ":csrf": session.csrf_token, ":mode": session.mode, ":now": now,
+        ":workspace": session.active_workspace_id, ":mode": session.mode, ":now": now,
         ":expires_at": session.expires_at,
     })?;
     Ok(())
@@ -40,7 +42,7 @@ pub fn insert_session(
 pub fn find_session(conn: &Connection, token_hash: &[u8]) -> Result<Option<SessionRow>, AppError> {
     Ok(conn
         .prepare_cached(
-            "SELECT id, user_id, active_workspace_id, csrf_token, mode, last_seen_at, expires_at
+            "SELECT id, user_id, active_workspace_id, mode, last_seen_at, expires_at
              FROM sessions WHERE token_hash = ?1",
         )?
         .query_row([token_hash], |row| {
@@ -48,10 +50,9 @@ pub fn find_session(conn: &Connection, token_hash: &[u8]) -> Result<Option<Sessi
                 id: row.get(0)?,
                 user_id: row.get(1)?,
                 active_workspace_id: row.get(2)?,
-                csrf_token: row.get(3)?,
-                mode: row.get(4)?,
-                last_seen_at: row.get(5)?,
-                expires_at: row.get(6)?,
+                mode: row.get(3)?,
+                last_seen_at: row.get(4)?,
+                expires_at: row.get(5)?,
             })
         })
         .optional()?)

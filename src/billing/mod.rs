@@ -17,7 +17,7 @@ pub mod store;
 use rusqlite::Connection;
 
 use crate::clock::{Timestamp, format_timestamp, parse_timestamp};
-use crate::error::AppError;
+use crate::error::{AppError, FieldErrors};
 use crate::ids::{Ids, UserId, WorkspaceId};
 use crate::money::Money;
 use crate::scope::WorkspaceScope;
@@ -258,7 +258,7 @@ pub fn refund(
                 workspace_id: &taken.workspace_id,
                 kind: "refund",
                 amount_minor: taken.charge_minor,
-                balance_after_minor: account.wallet_balance_minor + taken.charge_minor,
+                balance_after_minor: credited(account.wallet_balance_minor, taken.charge_minor)?,
                 currency: &taken.currency,
                 reference,
                 actor: None,
@@ -368,6 +368,35 @@ pub fn open_wallet(
     store::set_wallet_currency(conn, workspace_id, currency)
 }
 
+/// The largest single operator adjustment, either way (1e12 minor units): far beyond any real
+/// wallet. The admin endpoint and `crier admin adjust-wallet` share it (`check_adjustment`).
+pub const MAX_ADJUSTMENT_MINOR: i64 = 1_000_000_000_000;
+
+/// The largest balance an operator adjustment may leave (1e15 minor units). Only adjustments are
+/// held to it: a top-up is money received and a refund is money given back, and neither may be
+/// refused. Above the cap a balance can grow only by real payments and by refunds of charges it
+/// paid, so reaching `i64::MAX` (9,223 times the cap) would take more than 9.2e18 minor units
+/// actually paid in; that is what makes an overflowing refund impossible in practice. Were it to
+/// happen all the same, the credit is refused with 409 `conflict`, never a 500.
+pub const MAX_BALANCE_MINOR: i64 = 1_000_000_000_000_000;
+
+/// Why an adjustment of `amount_minor` is refused before any wallet is read (`None`: it may be
+/// tried). The reason reads after the field's name.
+pub fn check_adjustment(amount_minor: i64) -> Option<String> {
+    (amount_minor == 0 || amount_minor.unsigned_abs() > MAX_ADJUSTMENT_MINOR.unsigned_abs())
+        .then(|| format!("must not be zero, and at most {MAX_ADJUSTMENT_MINOR} either way"))
+}
+
+/// The balance after crediting `amount_minor` to `balance_minor`; an overflow (impossible in
+/// practice, see `MAX_BALANCE_MINOR`) is a 409, never a panic or a 500.
+fn credited(balance_minor: i64, amount_minor: i64) -> Result<i64, AppError> {
+    balance_minor.checked_add(amount_minor).ok_or_else(|| {
+        AppError::Conflict(
+            "The wallet balance would exceed the largest amount crier can hold.".to_owned(),
+        )
+    })
+}
+
 /// An operator's adjustment (the admin endpoint and `crier admin adjust-wallet`): one
 /// `adjustment` ledger row with its reason, never below zero. Returns the row and the account as
 /// it now stands. Must run inside the caller's write transaction.
@@ -381,7 +410,23 @@ pub fn adjust_wallet(
     now: Timestamp,
 ) -> Result<(store::LedgerEntry, store::BillingAccount), AppError> {
     let workspace_id = scope.id();
-    store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
+    let before = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
+    let mut fields = FieldErrors::new();
+    if let Some(why) = check_adjustment(amount_minor) {
+        fields.add("amount_minor", why);
+    } else if amount_minor > 0
+        && before.wallet_balance_minor.saturating_add(amount_minor) > MAX_BALANCE_MINOR
+    {
+        fields.add(
+            "amount_minor",
+            format!(
+                "would take the balance ({}) above {MAX_BALANCE_MINOR}, the most an adjustment \
+                 may leave",
+                before.wallet_balance_minor
+            ),
+        );
+    }
+    fields.into_result()?;
     let reference = ids.new_id("adj");
     let entry_id = move_wallet(
         conn,
@@ -412,10 +457,7 @@ pub fn move_wallet(
 ) -> Result<String, AppError> {
     let workspace_id = scope.id();
     let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
-    let balance_after = account
-        .wallet_balance_minor
-        .checked_add(amount_minor)
-        .ok_or_else(|| AppError::internal("balance overflows"))?;
+    let balance_after = credited(account.wallet_balance_minor, amount_minor)?;
     if balance_after < 0 {
         return Err(AppError::InsufficientFunds {
             units: 0,

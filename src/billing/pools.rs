@@ -202,7 +202,7 @@ pub fn refund_together(
         }
         give_back_usage(conn, &taken)?;
         let (sum, _) = total.get_or_insert_with(|| (0, taken.currency.clone()));
-        *sum += taken.charge_minor;
+        *sum = super::credited(*sum, taken.charge_minor)?;
     }
     let Some((charge, currency)) = total else {
         return Ok(None);
@@ -216,7 +216,7 @@ pub fn refund_together(
                 workspace_id: scope.id(),
                 kind: "refund",
                 amount_minor: charge,
-                balance_after_minor: account.wallet_balance_minor + charge,
+                balance_after_minor: super::credited(account.wallet_balance_minor, charge)?,
                 currency: &currency,
                 reference: ledger_reference,
                 actor: None,

@@ -469,3 +469,40 @@ fn plan_state_decides_running_and_when_a_purchase_starts() {
         now
     );
 }
+
+#[test]
+fn adjustments_share_one_bound_and_an_overflowing_credit_is_a_conflict_not_a_500() {
+    assert!(check_adjustment(0).is_some());
+    assert!(check_adjustment(MAX_ADJUSTMENT_MINOR).is_none());
+    assert!(check_adjustment(-MAX_ADJUSTMENT_MINOR).is_none());
+    assert!(check_adjustment(MAX_ADJUSTMENT_MINOR + 1).is_some());
+    assert!(check_adjustment(i64::MIN).is_some());
+    assert!(check_adjustment(i64::MAX).is_some());
+
+    let f = fixture();
+    // A top-up is not held to the adjustment cap (money received is never refused) …
+    f.top_up(i64::MAX - 10);
+    // … and the one credit that would overflow is a 409, with nothing written.
+    let overflow = f.db.write(|conn| {
+        move_wallet(
+            conn,
+            &f.ids,
+            &f.scope,
+            "topup",
+            11,
+            ("pay_2", None, None),
+            jan(1, 1),
+        )
+    });
+    match overflow {
+        Err(err @ AppError::Conflict(_)) => assert_eq!(err.status(), 409),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // An adjustment above the balance cap is a 422 on `amount_minor`.
+    let adjusted =
+        f.db.write(|conn| adjust_wallet(conn, &f.ids, &f.scope, 1, "more", None, jan(1, 2)));
+    assert!(
+        matches!(adjusted, Err(AppError::Validation(_))),
+        "{adjusted:?}"
+    );
+}

@@ -223,8 +223,8 @@ pub fn adjust_wallet(config: Config, args: AdjustWalletArgs) -> i32 {
         Ok(reason) => reason,
         Err(why) => return fail(&format!("--reason {why}")),
     };
-    if args.amount_minor == 0 {
-        return fail("--amount-minor must not be zero");
+    if let Some(why) = crate::billing::check_adjustment(args.amount_minor) {
+        return fail(&format!("--amount-minor {why}"));
     }
     let Some(workspace_id) = WorkspaceId::parse(&args.workspace) else {
         return fail(&format!("no workspace has the id {:?}", args.workspace));

@@ -110,7 +110,7 @@ pub fn backup(config: &Config, target: &Path) -> i32 {
 /// `crier doctor`: prints one line per check and exits 1 if any failed.
 pub fn doctor(config: &Config) -> i32 {
     let settings = DbSettings::from_config(config);
-    let mut conn = match db::open_existing(&settings) {
+    let mut conn = match db::open_read_only(&settings) {
         Ok(conn) => conn,
         Err(err) => {
             println!("FAIL  database: {err}");

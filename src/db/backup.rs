@@ -62,6 +62,10 @@ fn copy_and_verify(conn: &Connection, partial: &Path) -> Result<BackupSummary, S
     let partial_text = partial
         .to_str()
         .ok_or_else(|| StartupError(format!("{} is not valid UTF-8", partial.display())))?;
+    // Created empty and 0600 first: `VACUUM INTO` fills an empty file, and would otherwise
+    // create it readable by others (see `db::files`).
+    super::files::create_private_file(partial)
+        .map_err(|err| StartupError(format!("writing {}: {err}", partial.display())))?;
     conn.execute("VACUUM INTO ?1", [partial_text])
         .map_err(|err| StartupError(format!("writing {}: {err}", partial.display())))?;
 

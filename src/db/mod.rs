@@ -11,6 +11,7 @@
 //! No network I/O may happen inside either closure, and a closure must not call `write` again.
 
 pub mod backup;
+pub mod files;
 pub mod migrations;
 mod sweep;
 mod writer;
@@ -171,14 +172,20 @@ pub fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-/// Creates the parent directory and the file if needed, switches the file to WAL (a persistent
+/// Creates the parent directory (`0700`) and the file (`0600`) if needed (see `files`),
+/// switches the file to WAL (a persistent
 /// property of the file) and applies pending migrations. Returns the migrations applied now.
 pub fn prepare(settings: &DbSettings) -> Result<Vec<String>, StartupError> {
     let path = &settings.path;
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|err| {
+        files::create_private_dir(dir).map_err(|err| {
             StartupError(format!("cannot create directory {}: {err}", dir.display()))
         })?;
+    }
+    let tightened = files::make_database_private(path)
+        .map_err(|err| StartupError(format!("cannot make {} private: {err}", path.display())))?;
+    for file in tightened {
+        log::warn!(file:% = file.display(); "the database file was readable by others; it is now 0600");
     }
     let mut setup = open_connection(path, OpenFlags::default(), settings)?;
     setup
@@ -199,6 +206,20 @@ pub fn open_existing(settings: &DbSettings) -> Result<Connection, StartupError> 
     let flags = OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE;
     let conn = open_connection(path, flags, settings)?;
     // Opening is lazy; the first read is what notices a file that is not a database.
+    conn.query_row("PRAGMA schema_version", [], |row| row.get::<_, i64>(0))
+        .map_err(|err| db_startup_error(path, err))?;
+    Ok(conn)
+}
+
+/// `open_existing`, read-only: SQLite refuses any write on this connection, so a check run on it
+/// cannot change the file, and a copy on read-only media (or a file the user may not write) can
+/// be examined. For `doctor`.
+pub fn open_read_only(settings: &DbSettings) -> Result<Connection, StartupError> {
+    let path = &settings.path;
+    if !path.is_file() {
+        return Err(StartupError(format!("no database at {}", path.display())));
+    }
+    let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_ONLY, settings)?;
     conn.query_row("PRAGMA schema_version", [], |row| row.get::<_, i64>(0))
         .map_err(|err| db_startup_error(path, err))?;
     Ok(conn)

@@ -39,13 +39,17 @@ struct Session {
     next_epoch: u64,
 }
 
+/// Why a transaction did not commit, and the `Retry-After` when a retry may cure it (a full disk,
+/// an I/O error: see `error::retry_after_secs`).
+type Failure = (String, Option<u64>);
+
 #[derive(Default)]
 struct Outcomes {
     /// Every transaction up to this number has finished (committed or failed).
     finished_up_to: u64,
     /// Transactions whose commit failed: why, and how many of their callers have yet to read
     /// it (the entry goes when the last one has, so no caller can miss its failure).
-    failed: std::collections::HashMap<u64, (String, usize)>,
+    failed: std::collections::HashMap<u64, (Failure, usize)>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -236,14 +240,17 @@ impl Writer {
     fn finish(&self, session: &mut Session, epoch: u64, members: usize, intact: bool) {
         let failure = if session.conn.is_autocommit() {
             // A closure ended the transaction itself: what was kept is unknown.
-            Some("the transaction ended inside a closure".to_owned())
+            Some(("the transaction ended inside a closure".to_owned(), None))
         } else if intact {
             match run_cached(&session.conn, "COMMIT") {
                 Ok(()) => None,
-                Err(err) => Some(format!("commit failed: {err}")),
+                Err(err) => Some((
+                    format!("commit failed: {err}"),
+                    crate::error::retry_after_secs(&err),
+                )),
             }
         } else {
-            Some("a savepoint could not be rolled back".to_owned())
+            Some(("a savepoint could not be rolled back".to_owned(), None))
         };
         if failure.is_some() && !session.conn.is_autocommit() {
             let _ = session.conn.execute_batch("ROLLBACK");
@@ -266,10 +273,16 @@ impl Writer {
                 .wait(outcomes)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        let Some((why, unread)) = outcomes.failed.get_mut(&epoch) else {
+        let Some(((why, retry), unread)) = outcomes.failed.get_mut(&epoch) else {
             return Ok(());
         };
-        let error = AppError::internal(why.clone());
+        let error = match retry {
+            Some(retry_after_secs) => AppError::Unavailable {
+                retry_after_secs: *retry_after_secs,
+                detail: why.clone(),
+            },
+            None => AppError::internal(why.clone()),
+        };
         *unread -= 1;
         if *unread == 0 {
             outcomes.failed.remove(&epoch);

@@ -21,6 +21,10 @@
 //! and a refund happens only in the transaction that moved the message to `failed` — at most
 //! once.
 //!
+//! A delivery cycle (one walk of the chain) is counted when it begins — one small write just
+//! before the message's first call (`store::begin_cycle`) — not when the batch is claimed, so a
+//! crash spends the cycle of the message in hand and never those of the messages behind it.
+//!
 //! On shutdown a dispatcher finishes the message in hand and hands the rest of its batch back.
 
 use crate::vocabulary::Mode;
@@ -324,6 +328,19 @@ fn deliver<'a>(
     message: &'a MessageRow,
     outcomes: &mut Outcomes<'a>,
 ) -> Result<(), AppError> {
+    // The cycle counts from here, committed before the first call (`store::begin_cycle`): a
+    // crash during the call spends it, a crash before this line spends nothing.
+    let Some(cycle) = app
+        .db
+        .write(|conn| store::begin_cycle(conn, &message.id, owner))?
+    else {
+        log::warn!(
+            target: "crier::delivery",
+            message_id = message.id.as_str();
+            "the lease ran out before delivery began; the message is left to its new owner"
+        );
+        return Ok(());
+    };
     let channel = message.channel;
     let chain = if message.mode == Mode::Test {
         app.providers.test_chain(channel)
@@ -350,7 +367,7 @@ fn deliver<'a>(
         };
         let (verdict, attempt) = judge(
             app,
-            message,
+            (message, cycle),
             provider.name(),
             result,
             position + 1 == chain.len(),
@@ -412,7 +429,7 @@ fn call(provider: &dyn Provider, outgoing: &Outgoing<'_>, message: &MessageRow) 
 
 fn judge(
     app: &App,
-    message: &MessageRow,
+    (message, cycle): (&MessageRow, u32),
     provider: &str,
     result: CallResult,
     last: bool,
@@ -421,7 +438,7 @@ fn judge(
         id: app.ids.new_id("att"),
         message_id: message.id.clone(),
         attempt_no: 0,
-        delivery_cycle: message.delivery_cycles,
+        delivery_cycle: cycle,
         provider: provider.to_owned(),
         outcome: "accepted".to_owned(),
         provider_message_id: None,
@@ -647,14 +664,17 @@ fn settle_one(
         attempt.error_code.as_deref().unwrap_or(""),
         attempt.error_message.as_deref().unwrap_or(""),
     );
-    let give_up = message.delivery_cycles >= settings.max_delivery_cycles;
+    // The cycle this attempt belongs to (counted when it began; the row read at the claim is
+    // older).
+    let cycle = attempt.delivery_cycle;
+    let give_up = cycle >= settings.max_delivery_cycles;
     // Only a retry needs a time (and a jitter draw).
     let retry_at = if verdict == Verdict::ChainExhausted && !give_up {
         format_timestamp(
             now + crate::clock::span(backoff(
                 settings.retry_base_delay,
                 settings.retry_max_delay,
-                message.delivery_cycles,
+                cycle,
                 jitter(app),
             )),
         )

@@ -399,8 +399,9 @@ pub fn queue_due_scheduled(conn: &Connection, now: &str, limit: usize) -> Result
 }
 
 /// Claims up to `limit` messages for `owner` until `lease_until`: queued ones that are due, and
-/// `sending` ones whose lease expired (their dispatcher crashed). Each claim begins a delivery
-/// cycle.
+/// `sending` ones whose lease expired (their dispatcher crashed). A claim spends no delivery
+/// cycle: `begin_cycle` counts one when the dispatcher actually starts on a message, so a crash
+/// costs the messages of its batch that were never attempted nothing.
 ///
 /// Transactional messages go first (docs/rules/messages.md, "Claim order"): an OTP sent while a
 /// campaign's million messages are queued is in the next batch any dispatcher claims, not behind
@@ -416,8 +417,7 @@ pub fn claim_due(
 ) -> Result<Vec<MessageRow>, AppError> {
     let mut stmt = conn.prepare_cached(&format!(
         "UPDATE messages SET status = 'sending', lease_owner = :owner,
-             lease_expires_at = :lease_until, delivery_cycles = delivery_cycles + 1,
-             updated_at = :now
+             lease_expires_at = :lease_until, updated_at = :now
          WHERE id IN ({CLAIMABLE})
          RETURNING {COLUMNS}"
     ))?;
@@ -464,6 +464,27 @@ const CLAIMABLE: &str = "
                        WHERE status = 'sending' AND lease_expires_at <= :now
                        ORDER BY rank, lease_expires_at LIMIT :limit)
     ) ORDER BY rank, due LIMIT :limit";
+
+/// Counts a delivery cycle for a message `owner` holds, just before its first provider call of
+/// the cycle; committed before that call, so a crash during it still counts. Returns the
+/// message's cycle number now, or `None` when `owner` no longer holds the message (its lease
+/// ran out and another dispatcher may have it: it must not be sent from here).
+pub fn begin_cycle(
+    conn: &Connection,
+    id: &MessageId,
+    owner: &str,
+) -> Result<Option<u32>, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE messages SET delivery_cycles = delivery_cycles + 1
+             WHERE id = :id AND lease_owner = :owner AND status = 'sending'
+             RETURNING delivery_cycles",
+        )?
+        .query_row(named_params! { ":id": id, ":owner": owner }, |row| {
+            row.get(0)
+        })
+        .optional()?)
+}
 
 /// Extends the lease on the owner's messages still `sending`; returns the ids it still holds
 /// (a message whose lease ran out may have been taken over, and must not be sent again here).
@@ -539,7 +560,8 @@ pub enum Settlement<'a> {
         provider: Option<&'a str>,
         error: (&'a str, &'a str),
     },
-    /// Shutdown: back to `queued`, due now, and the cycle it began does not count.
+    /// Shutdown: back to `queued`, due now. Only a message never attempted in this claim is
+    /// released, so no cycle was counted for it.
     Released,
 }
 
@@ -600,8 +622,7 @@ pub fn settle(
         Settlement::Released => conn
             .prepare_cached(&format!(
                 "UPDATE messages SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
-                     next_attempt_at = :now, delivery_cycles = delivery_cycles - 1,
-                     updated_at = :now
+                     next_attempt_at = :now, updated_at = :now
                  {claimed}"
             ))?
             .execute(params)?,
@@ -670,6 +691,14 @@ pub fn count_stuck(conn: &Connection, before: &str) -> Result<u64, AppError> {
             "SELECT COUNT(*) FROM messages WHERE status = 'sending' AND lease_expires_at < ?1",
         )?
         .query_row([before], |row| unsigned(row, 0))?)
+}
+
+/// The latest time any message was changed: how far the database's own clock got (for `doctor`
+/// on a copy, whose leases are judged against the moment it was taken, not today).
+pub fn latest_change(conn: &Connection) -> Result<Option<String>, AppError> {
+    Ok(conn
+        .prepare_cached("SELECT max(updated_at) FROM messages")?
+        .query_row([], |row| row.get(0))?)
 }
 
 /// Messages per status, for `/metrics`.

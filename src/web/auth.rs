@@ -24,8 +24,8 @@ use crate::workspaces::store as workspace_store;
 pub const SESSION_COOKIE: &str = "crier_session";
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
 
-/// Authenticates the request: a Bearer API key if an `Authorization` header is present, else the
-/// session cookie. A cookie-authenticated mutation must carry the session's CSRF token.
+/// Authenticates the request: the `Authorization` header if one is present (a Bearer API key,
+/// nothing else), else the session cookie. A cookie-authenticated mutation must carry the session's CSRF token.
 pub fn authenticate_request(app: &App, request: &Request<'_>) -> Result<Principal, AppError> {
     let credentials = credentials(request)?;
     let now = app.clock.now();
@@ -75,14 +75,17 @@ pub fn session_from_cookie(
 }
 
 fn credentials(request: &Request<'_>) -> Result<Credentials, AppError> {
-    // Only a Bearer token takes precedence: another scheme (say Basic auth added by a proxy in
-    // front of the console) leaves the session cookie in charge.
-    let bearer = request.header("Authorization").and_then(|value| {
-        let (scheme, token) = value.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-    });
-    if let Some(token) = bearer {
-        return PresentedKey::parse(token)
+    // A request that presents an `Authorization` header is judged by it alone: an empty,
+    // malformed or unknown credential is 401, never rescued by a session cookie sent beside it
+    // (a proxy that adds its own Basic auth in front of crier must strip the header).
+    if request.header_count("Authorization") > 0 {
+        // A value that is not text counts as present and malformed.
+        let value = request.header("Authorization").unwrap_or("");
+        let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(AppError::Unauthenticated);
+        }
+        return PresentedKey::parse(token.trim())
             .map(Credentials::ApiKey)
             .ok_or(AppError::InvalidApiKey);
     }

@@ -24,10 +24,6 @@ use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 use crate::workspaces::Role;
 
-/// The largest single adjustment, either way (1e12 minor units): far beyond any real wallet, far
-/// below where arithmetic could overflow.
-const MAX_ADJUSTMENT_MINOR: u64 = 1_000_000_000_000;
-
 /// Suggested top-up amounts shown next to the minimum, in the wallet currency's minor unit.
 const SUGGESTED_TOPUPS_MINOR: [i64; 4] = [1_000, 5_000, 10_000, 25_000];
 
@@ -526,11 +522,8 @@ pub fn adjust_wallet(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let admin = principal.require_instance_admin()?;
     let body: AdjustmentBody = request.json()?;
     let mut fields = FieldErrors::new();
-    if body.amount_minor == 0 || body.amount_minor.unsigned_abs() > MAX_ADJUSTMENT_MINOR {
-        fields.add(
-            "amount_minor",
-            "must not be zero, and at most 1000000000000 either way",
-        );
+    if let Some(why) = billing::check_adjustment(body.amount_minor) {
+        fields.add("amount_minor", why);
     }
     let reason = validate::text(&body.reason, 1, 500)
         .map_err(|why| fields.add("reason", why))

@@ -28,6 +28,9 @@
 //!   timeout of the previous one rather than the whole body within it. The file writes run on
 //!   tokio's blocking pool, never on this thread. The handler gets the file (`Spooled`), which is
 //!   deleted when the request ends unless an import job adopted it.
+//! - **ASCII heads only.** Raw bytes outside ASCII in the path or a header value are 400
+//!   `bad_request` in the envelope, whether hyper's parser refuses them (its bare 400 is
+//!   rewritten on the way out, `HYPERS_BAD_REQUEST`) or lets them through (`check_ascii`).
 //! - Header values are built with hyper's `HeaderValue`, which refuses CR and LF, so nothing a
 //!   client sends can split a response header.
 
@@ -53,8 +56,9 @@ use tokio::task::JoinSet;
 
 use crate::app::App;
 use crate::config::Config;
+use crate::error::AppError;
 use crate::web::exchange::{self, Incoming, Job, Outgoing, RequestBody, SpooledBody, Unread};
-use crate::web::response::BodyWriter;
+use crate::web::response::{BodyWriter, error_response};
 
 /// The most body crier reads just to throw it away, so that a keep-alive connection stays in
 /// step after a chunked body over the limit. Beyond it the connection is closed instead.
@@ -197,7 +201,7 @@ async fn serve_connection(
 ) {
     let timeout = shared.settings.timeout;
     let busy = Arc::new(AtomicBool::new(false));
-    let io = TimedIo::new(stream, timeout, Arc::clone(&busy));
+    let io = TimedIo::new(stream, timeout, Arc::clone(&busy), Arc::clone(&shared.app));
     let service = hyper::service::service_fn(move |request| {
         serve_request(Arc::clone(&shared), peer, Arc::clone(&busy), request)
     });
@@ -227,7 +231,9 @@ async fn serve_request(
 ) -> Result<hyper::Response<ResponseBody>, Infallible> {
     let busy = BusyGuard::enter(busy);
     let (parts, body) = request.into_parts();
-    let body = match check_framing(&parts.headers) {
+    let checked =
+        check_ascii(&parts.uri, &parts.headers).and_then(|()| check_framing(&parts.headers));
+    let body = match checked {
         Ok(declared) if is_spooled_upload(&parts.method, &parts.uri, &parts.headers) => {
             spool_body(body, declared, &shared.settings, &shared.app).await
         }
@@ -250,6 +256,28 @@ async fn serve_request(
     // answer: the client is told to retry.
     let outgoing = outgoing.unwrap_or_else(|| exchange::no_worker(&shared.app));
     Ok(into_hyper(outgoing, busy))
+}
+
+/// Raw bytes outside ASCII in the path or in a header value: hyper lets through what its parser
+/// tolerates (UTF-8 in the path, RFC 9110's `obs-text` in values), but no route, header or
+/// credential crier knows has any, and reading them as text would go wrong quietly (a header
+/// read as absent, a path matched by its escaped form). Refused whole: 400 in the envelope.
+/// (Bytes hyper's parser refuses never get here: `TimedIo` turns that answer into the same one.)
+fn check_ascii(uri: &hyper::Uri, headers: &hyper::HeaderMap) -> Result<(), Unread> {
+    if !uri
+        .path_and_query()
+        .is_none_or(|target| target.as_str().is_ascii())
+    {
+        return Err(Unread::BadFraming(
+            "The path must be ASCII: percent-encode other characters (RFC 3986).",
+        ));
+    }
+    if headers.values().any(|value| !value.as_bytes().is_ascii()) {
+        return Err(Unread::BadFraming(
+            "Header values must be ASCII: encode other characters (RFC 8187, or percent-encoding).",
+        ));
+    }
+    Ok(())
 }
 
 /// The declared body length, or why the request's framing is refused.
@@ -357,8 +385,8 @@ async fn spool_body(
     );
     let (dir, path) = (settings.spool_dir.clone(), guard.path().to_owned());
     let created = on_blocking_pool(move || {
-        std::fs::create_dir_all(&dir)?;
-        std::fs::File::create(&path)
+        crate::db::files::create_private_dir(&dir)?;
+        crate::db::files::create_private_file(&path)
     });
     let file = match created.await {
         Ok(file) => Arc::new(file),
@@ -561,16 +589,81 @@ struct TimedIo {
     busy: Arc<AtomicBool>,
     read_deadline: Deadline,
     write_deadline: Deadline,
+    /// For the request id of a rewritten answer (see `HYPERS_BAD_REQUEST`).
+    app: Arc<App>,
+    /// The envelope being written in place of hyper's bare 400, and how much of it is out.
+    rewrite: Option<(Vec<u8>, usize)>,
 }
 
 impl TimedIo {
-    fn new(stream: TcpStream, timeout: Duration, busy: Arc<AtomicBool>) -> TimedIo {
+    fn new(stream: TcpStream, timeout: Duration, busy: Arc<AtomicBool>, app: Arc<App>) -> TimedIo {
         TimedIo {
             stream,
             timeout,
             busy,
             read_deadline: Deadline::new(),
             write_deadline: Deadline::new(),
+            app,
+            rewrite: None,
+        }
+    }
+}
+
+/// A request head hyper's parser refuses (bytes outside the grammar in the path, a header name
+/// or value; a malformed line) is answered by hyper itself, before crier sees a request, with a
+/// bare `400 Bad Request` and no body, and the connection closed. Every answer crier writes
+/// carries `x-request-id`, so a 400 head without one is that answer: `TimedIo` writes crier's
+/// 400 `bad_request` in the envelope in its place (`bad_request_answer`).
+const HYPERS_BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\n";
+
+fn is_hypers_bad_request(head: &[u8]) -> bool {
+    head.starts_with(HYPERS_BAD_REQUEST)
+        && !head
+            .windows(b"\r\nx-request-id:".len())
+            .any(|window| window.eq_ignore_ascii_case(b"\r\nx-request-id:"))
+}
+
+/// The whole answer (head and envelope) to a request head hyper could not parse.
+fn bad_request_answer(app: &App) -> Vec<u8> {
+    let request_id = app.ids.request_id();
+    let err = AppError::BadRequest(
+        "The request line or a header is malformed (raw bytes outside ASCII in the path or a \
+         header, or a broken line)."
+            .to_owned(),
+    );
+    log::info!(request_id = request_id.as_str(), status = 400; "refused a request head hyper could not parse");
+    let body = error_response(&err, &request_id).body;
+    let mut answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nx-request-id: \
+         {request_id}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    answer
+}
+
+impl TimedIo {
+    /// Writes the rewritten answer in place of hyper's `claimed` bytes, reporting them all
+    /// written once the whole answer is out.
+    fn poll_rewrite(&mut self, cx: &mut Context<'_>, claimed: usize) -> Poll<io::Result<usize>> {
+        loop {
+            let Some((answer, sent)) = self.rewrite.take() else {
+                return Poll::Ready(Ok(claimed));
+            };
+            if sent == answer.len() {
+                return Poll::Ready(Ok(claimed));
+            }
+            let written = Pin::new(&mut self.stream).poll_write(cx, &answer[sent..]);
+            match self.timed_write(cx, written) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(0)),
+                Poll::Ready(Ok(n)) => self.rewrite = Some((answer, sent + n)),
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => {
+                    self.rewrite = Some((answer, sent));
+                    return Poll::Pending;
+                }
+            }
         }
     }
 }
@@ -667,6 +760,12 @@ impl hyper::rt::Write for TimedIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.rewrite.is_none() && is_hypers_bad_request(buf) {
+            this.rewrite = Some((bad_request_answer(&this.app), 0));
+        }
+        if this.rewrite.is_some() {
+            return this.poll_rewrite(cx, buf.len());
+        }
         let written = Pin::new(&mut this.stream).poll_write(cx, buf);
         this.timed_write(cx, written)
     }
@@ -677,6 +776,14 @@ impl hyper::rt::Write for TimedIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        let first = bufs.iter().find(|buf| !buf.is_empty());
+        if this.rewrite.is_none() && first.is_some_and(|buf| is_hypers_bad_request(buf)) {
+            this.rewrite = Some((bad_request_answer(&this.app), 0));
+        }
+        if this.rewrite.is_some() {
+            let claimed = bufs.iter().map(|buf| buf.len()).sum();
+            return this.poll_rewrite(cx, claimed);
+        }
         let written = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
         this.timed_write(cx, written)
     }

@@ -50,7 +50,8 @@ pub enum Unread {
     TimedOut(Duration),
     /// The connection broke, or the chunked coding was malformed (400).
     Broken,
-    /// The framing headers are not acceptable (400, with the reason).
+    /// The framing headers, or raw bytes outside ASCII in the path or a header value, are not
+    /// acceptable (400, with the reason).
     BadFraming(&'static str),
 }
 

@@ -399,6 +399,39 @@ fn cookie_mutation_without_the_csrf_token_is_403_and_changes_nothing() {
 }
 
 #[test]
+fn csrf_tokens_are_never_stored_and_stay_the_same_for_a_session() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let other = crate::auth_fixtures::login(&server, OWNER_EMAIL, PASSWORD);
+    for session in [&owner, &other] {
+        let me = session.get("/v1/auth/me");
+        assert_eq!(me.json()["csrf_token"], session.csrf_token.as_str());
+        let stored = count(
+            &server,
+            &format!(
+                "SELECT count(*) FROM sessions WHERE csrf_token = '{}'",
+                session.csrf_token
+            ),
+        );
+        assert_eq!(stored, 0, "the CSRF token is in the sessions table");
+    }
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM sessions WHERE csrf_token <> ''"
+        ),
+        0
+    );
+    // Still enforced: the derived token works, another one does not.
+    assert_eq!(
+        owner
+            .request("PATCH", "/v1/workspace", Some(&json!({"name": "Renamed"})))
+            .status,
+        200
+    );
+}
+
+#[test]
 fn another_sessions_csrf_token_is_refused() {
     let server = TestServer::start();
     let owner = setup(&server);
@@ -511,6 +544,60 @@ fn a_bearer_key_wins_over_a_session_cookie() {
         None,
     );
     bad.assert_error(401, "invalid_api_key");
+}
+
+#[test]
+fn any_authorization_header_is_judged_alone_never_falling_back_to_the_cookie() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let cookie = owner.cookie();
+    assert_eq!(owner.get("/v1/workspace").status, 200);
+    for (authorization, code) in [
+        ("Bearer ", "invalid_api_key"),
+        ("Bearer", "invalid_api_key"),
+        ("bearer    ", "invalid_api_key"),
+        ("Basic dXNlcjpwYXNz", "unauthenticated"),
+        ("Digest username=\"x\"", "unauthenticated"),
+        ("", "unauthenticated"),
+        ("garbage", "unauthenticated"),
+    ] {
+        for (method, path) in [("GET", "/v1/workspace"), ("GET", "/v1/auth/me")] {
+            let response = send(
+                &server,
+                method,
+                path,
+                vec![
+                    ("Authorization", authorization),
+                    ("Cookie", cookie.as_str()),
+                ],
+                None,
+            );
+            assert_eq!(
+                response.status,
+                401,
+                "{authorization:?} on {path}: {}",
+                response.text()
+            );
+            response.assert_error(401, code);
+        }
+        // A mutation with the right CSRF token is refused too and changes nothing.
+        let csrf = owner.csrf_token.clone();
+        let body = json!({"name": "Renamed"}).to_string();
+        server
+            .request(
+                "PATCH",
+                "/v1/workspace",
+                &[
+                    ("Authorization", authorization),
+                    ("Cookie", cookie.as_str()),
+                    ("X-CSRF-Token", csrf.as_str()),
+                    ("Content-Type", "application/json"),
+                ],
+                body.as_bytes(),
+            )
+            .assert_error(401, code);
+    }
+    assert_eq!(owner.get("/v1/workspace").json()["name"], "Acme");
 }
 
 /// A failed login for a fresh email, as seen from `forwarded_for` behind the proxy.

@@ -1400,3 +1400,130 @@ fn the_plan_catalog_pages_in_its_order_each_plan_once() {
         assert_eq!(Value::from(plans), whole["data"], "limit {limit}");
     }
 }
+
+#[test]
+fn no_path_drives_a_wallet_past_the_cap_and_a_wallet_at_the_cap_still_takes_its_refund() {
+    let server = TestServer::start();
+    let sender = crate::sending::Sender::new(&server, "live");
+    let workspace = sender.console.workspace_id().to_owned();
+    sender.credit(1000);
+    let mut body = crate::sending::sms("+237677123456", "later");
+    body["scheduled_at"] = json!("2026-11-26T10:00:00Z");
+    let scheduled = sender.sent(&body, "cap-1");
+    let id = scheduled["id"].as_str().unwrap().to_owned();
+    assert_eq!(sender.balance(), 975);
+
+    // Far past the cap, as the chaos run did: refused by the command with one clear line, and
+    // by HTTP with the same bound.
+    for amount in [i64::MAX.to_string(), "1000000000001".to_owned()] {
+        let output = crier_on(
+            &server,
+            &[
+                "admin",
+                "adjust-wallet",
+                "--workspace",
+                &workspace,
+                "--amount-minor",
+                &amount,
+                "--reason",
+                "overflow",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.starts_with("crier: --amount-minor must not be zero, and at most 1000000000000"),
+            "{stderr}"
+        );
+        adjust(
+            &sender.console,
+            &workspace,
+            &json!({"amount_minor": amount.parse::<i64>().unwrap(), "reason": "overflow"}),
+        )
+        .assert_error(422, "validation_failed");
+    }
+    assert_eq!(sender.balance(), 975);
+
+    // Up to the cap exactly (the bulk set up through the domain, the last step by the command).
+    let cap = billing::MAX_BALANCE_MINOR;
+    let last_step = 1_000_000;
+    Domain::open(&server, 77).move_wallet(&workspace, cap - 975 - last_step, server.clock.now());
+    let to_cap = crier_on(
+        &server,
+        &[
+            "admin",
+            "adjust-wallet",
+            "--workspace",
+            &workspace,
+            "--amount-minor",
+            &last_step.to_string(),
+            "--reason",
+            "to the cap",
+        ],
+    );
+    assert_eq!(to_cap.status.code(), Some(0), "{}", describe(&to_cap));
+    assert_eq!(sender.balance(), cap);
+
+    // One more minor unit: refused on both paths, nothing written.
+    let rows = ledger_rows(&server, &workspace);
+    let over = crier_on(
+        &server,
+        &[
+            "admin",
+            "adjust-wallet",
+            "--workspace",
+            &workspace,
+            "--amount-minor",
+            "1",
+            "--reason",
+            "over",
+        ],
+    );
+    assert_eq!(over.status.code(), Some(1), "{}", describe(&over));
+    let stderr = String::from_utf8_lossy(&over.stderr);
+    assert!(
+        stderr.starts_with("crier: amount_minor would take the balance"),
+        "{stderr}"
+    );
+    let refused = adjust(
+        &sender.console,
+        &workspace,
+        &json!({"amount_minor": 1, "reason": "over"}),
+    );
+    refused.assert_error(422, "validation_failed");
+    assert!(
+        refused.json()["error"]["details"]["fields"]["amount_minor"]
+            .as_str()
+            .unwrap()
+            .contains("would take the balance"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(ledger_rows(&server, &workspace), rows);
+
+    // The refund of the scheduled message lands all the same, above the cap.
+    let cancelled = bearer(
+        &server,
+        &sender.key,
+        "POST",
+        &format!("/v1/messages/{id}/cancel"),
+        None,
+    );
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text());
+    assert_eq!(cancelled.json()["status"], "cancelled");
+    assert!(cancelled.json()["refunded_at"].is_string());
+    assert_eq!(sender.balance(), cap + 25);
+    // A debit is still an adjustment within bounds.
+    let debit = adjust(
+        &sender.console,
+        &workspace,
+        &json!({"amount_minor": -1000, "reason": "back under"}),
+    );
+    assert_eq!(debit.status, 201, "{}", debit.text());
+    let doctor = crier_on(&server, &["doctor"]);
+    assert!(
+        stdout(&doctor).contains("ok    wallets:"),
+        "{}",
+        describe(&doctor)
+    );
+}

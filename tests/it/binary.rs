@@ -310,3 +310,51 @@ fn backup_while_serving_is_a_valid_consistent_copy() {
     server.signal("TERM");
     assert_eq!(server.wait().code(), Some(0));
 }
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn the_data_directory_database_wal_and_backups_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("fresh/data");
+    let server = ServeProcess::start(&data_dir);
+    assert_eq!(server.get("/readyz").status, 200);
+    assert_eq!(mode(&data_dir), 0o700);
+    assert_eq!(mode(&dir.path().join("fresh")), 0o700);
+    for file in ["crier.db", "crier.db-wal", "crier.db-shm"] {
+        assert_eq!(mode(&data_dir.join(file)), 0o600, "{file}");
+    }
+    let target = dir.path().join("copy.db");
+    let backup = run(&["backup", target.to_str().unwrap()], &data_dir);
+    assert_eq!(
+        backup.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    assert_eq!(mode(&target), 0o600);
+    server.signal("TERM");
+    assert_eq!(server.wait().code(), Some(0));
+
+    // Files an older crier left readable are tightened at the next start; the directory the
+    // operator chose is left alone.
+    use std::os::unix::fs::PermissionsExt;
+    let open = std::fs::Permissions::from_mode(0o644);
+    std::fs::set_permissions(data_dir.join("crier.db"), open.clone()).unwrap();
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let again = ServeProcess::start(&data_dir);
+    assert_eq!(again.get("/readyz").status, 200);
+    for file in ["crier.db", "crier.db-wal", "crier.db-shm"] {
+        assert_eq!(mode(&data_dir.join(file)), 0o600, "{file}");
+    }
+    assert_eq!(mode(&data_dir), 0o755);
+    again.signal("TERM");
+    assert_eq!(again.wait().code(), Some(0));
+}

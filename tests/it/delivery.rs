@@ -633,3 +633,241 @@ fn accepting_webhook(delay: Duration) -> FakeHttp {
         Reply::json(200, json!({ "id": id })).after(delay)
     })
 }
+
+/// The real binary is killed twice (SIGKILL) while a provider that always answers 500 holds a
+/// call, each time with messages of the batch claimed but not yet attempted. A cycle is counted
+/// when delivery of a message begins, not when its batch is claimed: after the restarts every
+/// message was offered to the provider exactly `--max-delivery-cycles` times before it failed
+/// (the one in flight at a kill spent its cycle; the ones behind it spent nothing), none went
+/// past the maximum, and each was refunded once.
+#[test]
+fn a_crash_spends_the_cycle_of_the_message_in_hand_and_not_those_of_its_batch() {
+    const MESSAGES: usize = 10;
+    const MAX_CYCLES: u32 = 3;
+    let failing = FakeHttp::start(|_| {
+        Reply::json(500, json!({"error": "down"})).after(Duration::from_millis(300))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let webhook_url = format!("{}/sms", failing.url());
+    let max_cycles = MAX_CYCLES.to_string();
+    let settings = [
+        "--sms-providers",
+        "webhook",
+        "--sms-webhook-url",
+        webhook_url.as_str(),
+        "--dispatch-workers",
+        "1",
+        "--dispatch-batch",
+        "5",
+        "--dispatch-lease-secs",
+        "3",
+        "--provider-timeout-secs",
+        "2",
+        "--dispatch-poll-ms",
+        "50",
+        "--max-delivery-cycles",
+        max_cycles.as_str(),
+        "--retry-base-secs",
+        "1",
+        "--retry-max-secs",
+        "1",
+        "--password-iterations",
+        "100000",
+    ];
+    let first = crate::process::ServeProcess::start_with(dir.path(), &settings);
+    let setup = first.request(
+        "POST",
+        "/v1/setup",
+        "",
+        &crate::auth_fixtures::setup_body().to_string(),
+    );
+    assert_eq!(setup.status, 201, "{}", setup.text());
+    let cookie = format!(
+        "Cookie: crier_session={}\r\nX-CSRF-Token: {}\r\n",
+        crate::auth_fixtures::session_cookie(&setup).unwrap(),
+        setup.json()["csrf_token"].as_str().unwrap()
+    );
+    let workspace = setup.json()["workspace"]["id"].as_str().unwrap().to_owned();
+    let credit = first.request(
+        "POST",
+        &format!("/v1/admin/workspaces/{workspace}/wallet-adjustments"),
+        &cookie,
+        r#"{"amount_minor": 1000, "reason": "crash test"}"#,
+    );
+    assert_eq!(credit.status, 201, "{}", credit.text());
+    let key = first.request(
+        "POST",
+        "/v1/api-keys",
+        &cookie,
+        r#"{"name": "crash", "scopes": ["messages:send"], "mode": "live"}"#,
+    );
+    let key = key.json()["key"].as_str().unwrap().to_owned();
+    // All due at one moment, so the first claim takes a full batch of five.
+    let due = crier::clock::SystemClock.now() + chrono::Duration::seconds(3);
+    let due = crier::clock::format_timestamp(due);
+    for n in 0..MESSAGES {
+        let mut body = sms("+237677123456", &format!("message {n}"));
+        body["scheduled_at"] = json!(due);
+        let sent = first.request(
+            "POST",
+            "/v1/messages",
+            &format!("Authorization: Bearer {key}\r\nIdempotency-Key: cycles-{n}\r\n"),
+            &body.to_string(),
+        );
+        assert_eq!(sent.status, 201, "{}", sent.text());
+    }
+    let db_path = dir.path().join("crier.db");
+    let one = |sql: &str| -> i64 {
+        rusqlite::Connection::open(&db_path)
+            .unwrap()
+            .query_row(sql, [], |row| row.get(0))
+            .unwrap()
+    };
+
+    // Killed during the first call of the first batch: five claimed, one attempted.
+    failing.wait_for_requests(1, Duration::from_secs(30));
+    first.kill();
+    assert_eq!(
+        one("SELECT count(*) FROM messages WHERE status = 'sending'"),
+        5
+    );
+    assert_eq!(one("SELECT sum(delivery_cycles) FROM messages"), 1);
+
+    // Killed again, inside a call of a later batch.
+    let second = crate::process::ServeProcess::start_with(dir.path(), &settings);
+    failing.wait_for_requests(5, Duration::from_secs(60));
+    second.kill();
+    let claimed_not_begun =
+        one("SELECT count(*) FROM messages WHERE status = 'sending' AND delivery_cycles = 0");
+    println!(
+        "killed twice; {claimed_not_begun} claimed messages never attempted at the second kill"
+    );
+
+    let third = crate::process::ServeProcess::start_with(dir.path(), &settings);
+    wait_for_value(
+        "every message fails after its cycles (failed so far)",
+        Duration::from_secs(120),
+        || one("SELECT count(*) FROM messages WHERE status = 'failed'"),
+        |failed| *failed == MESSAGES as i64,
+    );
+    drop(third);
+
+    // Every message reached the provider exactly MAX_CYCLES times, and counted as many cycles.
+    let mut calls: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
+    for request in failing.requests() {
+        let id = request.json()["id"].as_str().unwrap().to_owned();
+        *calls.entry(id).or_default() += 1;
+    }
+    assert_eq!(calls.len(), MESSAGES, "{calls:?}");
+    assert!(
+        calls.values().all(|count| *count == MAX_CYCLES),
+        "calls per message: {calls:?}"
+    );
+    assert_eq!(
+        one(&format!(
+            "SELECT count(*) FROM messages WHERE delivery_cycles <> {MAX_CYCLES}"
+        )),
+        0
+    );
+    // Money holds: each charged once and refunded once.
+    assert_eq!(
+        one("SELECT count(*) FROM wallet_ledger WHERE kind = 'charge'"),
+        MESSAGES as i64
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM wallet_ledger WHERE kind = 'refund'"),
+        MESSAGES as i64
+    );
+    assert_eq!(one("SELECT wallet_balance_minor FROM workspaces"), 1000);
+    crate::process::assert_doctor_clean(&db_path);
+}
+
+/// `crier doctor` on a backup taken while a message was `sending`: days later its lease has
+/// passed by the clock but not by the copy's own time, which is information (a server started on
+/// the copy sends it again), not a fault. A lease that ended before a later change the database
+/// recorded is a fault (no dispatcher reclaimed it while crier ran). Doctor opens the copy
+/// read-only and leaves its bytes as they were.
+#[test]
+fn doctor_judges_leases_on_a_copy_by_the_copys_own_time_and_never_writes_to_it() {
+    let server = TestServer::start();
+    let sender = Sender::new(&server, "live");
+    sender.credit(1000);
+    let mut body = sms("+237677123456", "later");
+    body["scheduled_at"] = json!("2026-12-26T10:00:00Z");
+    let first = sender.sent(&body, "copy-1")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = sender.sent(&body, "copy-2")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // As a dispatcher leaves it mid-call (the server's manual clock is weeks behind the wall
+    // clock, so the lease has long passed by the clock).
+    let db = server.db();
+    db.execute(
+        "UPDATE messages SET status = 'sending', lease_owner = 'dsp_copy',
+             lease_expires_at = '2026-11-25T09:32:00.000Z', updated_at = '2026-11-25T09:30:00.000Z'
+         WHERE id = ?1",
+        [&first],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let doctor = |copy: &std::path::Path| {
+        let output = crate::process::crier()
+            .args(["doctor", "--db-path"])
+            .arg(copy)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        (output.status.code(), text)
+    };
+    let backup = |name: &str| {
+        let copy = dir.path().join(name);
+        let output = crate::process::crier()
+            .args(["backup", copy.to_str().unwrap(), "--db-path"])
+            .arg(server.db_path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        copy
+    };
+
+    let copy = backup("during.db");
+    let before = std::fs::read(&copy).unwrap();
+    let (code, report) = doctor(&copy);
+    assert_eq!(code, Some(0), "{report}");
+    let line = report
+        .lines()
+        .find(|line| line.starts_with("ok    messages:"))
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        line.contains("1 message(s) sending past their lease by the clock"),
+        "{line}"
+    );
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        before,
+        "doctor changed the copy"
+    );
+
+    // The database went on changing after that lease ended, and nobody reclaimed the message.
+    db.execute(
+        "UPDATE messages SET updated_at = '2026-11-25T10:30:00.000Z' WHERE id = ?1",
+        [&second],
+    )
+    .unwrap();
+    let (code, report) = doctor(&backup("later.db"));
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        report.contains(
+            "FAIL  messages: 1 message(s) still sending past their lease while the database was in use"
+        ),
+        "{report}"
+    );
+}

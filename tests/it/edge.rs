@@ -439,3 +439,41 @@ fn the_server_keeps_accepting_after_running_out_of_descriptors() {
         assert_eq!(server.get("/healthz").status, 200);
     }
 }
+
+#[test]
+fn raw_non_ascii_bytes_in_a_header_value_or_the_path_are_400_in_the_envelope() {
+    let server = TestServer::start();
+    let requests: [&[u8]; 12] = [
+        // Refused by hyper's parser (it used to answer a bare 400 without a body) …
+        b"GET /\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /v1/\x80abc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /v1/a\x01 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-N\xc3\xa9: a\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Name: a\x00b\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Name: a\x7fb\r\nConnection: close\r\n\r\n",
+        b"GET /healthz?q=\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        // … and let through by it (answered 200, 401 or 404 before).
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\xff\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Name: caf\xc3\xa9\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Name: \xff\xfe\r\nConnection: close\r\n\r\n",
+        b"GET /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xe9\r\nConnection: close\r\n\r\n",
+        b"GET /v1/caf\xc3\xa9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ];
+    for raw in requests {
+        let mut stream = connect(server.addr);
+        stream.write_all(raw).unwrap();
+        let answer = read_until_closed(&mut stream);
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.starts_with("HTTP/1.1 400 "),
+            "{:?} got {text:?}",
+            String::from_utf8_lossy(raw)
+        );
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(body)
+            .unwrap_or_else(|_| panic!("not the JSON envelope: {text:?}"));
+        assert_eq!(json["error"]["code"], "bad_request", "{text}");
+        assert!(json["request_id"].is_string(), "{text}");
+    }
+    assert_eq!(healthz(server.addr), 200);
+}

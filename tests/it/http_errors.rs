@@ -362,3 +362,56 @@ fn an_idle_connection_is_closed_after_the_timeout() {
     let text = String::from_utf8_lossy(&buf[..read]);
     assert_eq!(read, 0, "{text:?}");
 }
+
+#[test]
+fn a_full_disk_is_503_unavailable_with_retry_after_and_a_retry_succeeds_once_there_is_room() {
+    let server = TestServer::start();
+    let owner = crate::auth_fixtures::setup(&server);
+    // The writer's connection may not grow the file any further: SQLite answers SQLITE_FULL,
+    // exactly as on a full disk.
+    let limit = |pages: Option<i64>| {
+        server
+            .app()
+            .db
+            .write(|conn| {
+                let pages = match pages {
+                    Some(pages) => pages,
+                    None => conn.query_row("PRAGMA page_count", [], |row| row.get(0))?,
+                };
+                Ok(
+                    conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |row| {
+                        row.get::<_, i64>(0)
+                    })?,
+                )
+            })
+            .unwrap()
+    };
+    let unlimited = limit(Some(i64::from(u32::MAX) - 1));
+    limit(None);
+    let note = "x".repeat(180);
+    let mut refused = None;
+    for n in 0..500 {
+        let response = owner.post(
+            "/v1/contacts",
+            &serde_json::json!({"name": format!("{n} {note}"), "email": format!("c{n}@example.com")}),
+        );
+        match response.status {
+            201 => continue,
+            _ => {
+                refused = Some(response);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("the database never filled up");
+    refused.assert_error(503, "unavailable");
+    assert_eq!(refused.header("Retry-After"), Some("30"));
+    assert!(!refused.text().contains("full"), "{}", refused.text());
+
+    limit(Some(unlimited));
+    let retried = owner.post(
+        "/v1/contacts",
+        &serde_json::json!({"name": "After", "email": "after@example.com"}),
+    );
+    assert_eq!(retried.status, 201, "{}", retried.text());
+}
