@@ -112,6 +112,11 @@ pub fn show_console(_app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     serve(request, "index.html")
 }
 
+/// `GET /docs`: the API reference page (`docs.html`, drawn by `docs.js`).
+pub fn show_docs(_app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    serve(request, "docs.html")
+}
+
 /// `GET /console/{file}`, `/console/lib/{file}`, `/console/pages/{file}`: the console's scripts,
 /// styles and images.
 pub fn show_asset(_app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {

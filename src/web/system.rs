@@ -5,9 +5,8 @@ use crate::app::App;
 use crate::db;
 use crate::error::AppError;
 use crate::web::request::Request;
-use crate::web::response::{ApiResponse, HTML, JSON};
+use crate::web::response::{ApiResponse, JSON};
 
-const DOCS_HTML: &str = include_str!("../../static/docs.html");
 /// The machine-readable API contract. A test keeps it equal to the route table.
 pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
 
@@ -37,9 +36,11 @@ pub fn show_readiness(app: &App, _request: &mut Request<'_>) -> Result<ApiRespon
     ApiResponse::json(200, &ProbeView { status: "ready" })
 }
 
-/// `GET /docs`: the human-readable API reference, rendered in the browser from `/openapi.json`.
-pub fn show_docs(_app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
-    Ok(ApiResponse::bytes(200, HTML, DOCS_HTML))
+/// `GET /docs`: the human-readable API reference — every operation with its parameters, request
+/// body, responses and schemas — drawn in the browser from `/openapi.json` by the console's
+/// `docs.js` (so it has the console's strict headers).
+pub fn show_docs(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    crate::web::console::show_docs(app, request)
 }
 
 /// `GET /openapi.json`: the OpenAPI 3.1 document.

@@ -277,6 +277,24 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
     assert.equal(me, 401);
   });
 
+  await t.test("the API reference draws each operation with its body's fields and its responses", async () => {
+    const response = await page.goto(base + "/docs");
+    assert.equal(response.headers()["content-security-policy"], EXPECTED_CSP);
+    const send = page.locator("#op-send_message");
+    await send.waitFor();
+    const text = await send.textContent();
+    for (const expected of ["POST", "/v1/messages", "SendMessageRequest", "scheduled_at", "Idempotency-Key", "402", "429"]) {
+      assert.ok(text.includes(expected), `the send operation shows ${expected}`);
+    }
+    // The filter narrows the list to what matches.
+    await page.fill("#filter", "campaigns launch");
+    await page.waitForFunction(() => document.querySelector("#op-send_message").hidden);
+    assert.equal(await page.locator("section.op:not([hidden])").count() >= 1, true);
+    assert.match(await page.locator("section.op:not([hidden])").first().textContent(), /launch/);
+    await shoot("docs");
+    await page.goto(base + "/");
+  });
+
   await t.test("keyboard: the skip link is the first stop and the focus is visible", async () => {
     await page.reload();
     await page.waitForSelector("#login-form");
@@ -290,14 +308,16 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
     assert.equal(await page.evaluate(() => location.hash), "#/login");
   });
 
-  // Chromium logs every 4xx answer to a fetch. Five were asked for on purpose: the refused
+  // Chromium logs every 4xx answer to a fetch. Six were asked for on purpose: the refused
   // password at setup (422), the wrong login (401), the key without a name (422), the message
-  // that is not there (404) and /v1/auth/me after logout (401). Anything else is a bug.
+  // that is not there (404), /v1/auth/me after logout (401) and the console's own look at
+  // /v1/auth/me when it opens again, signed out, after the API reference (401). Anything else
+  // is a bug.
   const failedLoad = (status) =>
     `error: Failed to load resource: the server responded with a status of ${status}`;
   assert.deepEqual(
     problems.map((line) => line.replace(/ \(.*\)$/, "")),
-    [failedLoad(422), failedLoad(401), failedLoad(422), failedLoad(404), failedLoad(401)],
+    [failedLoad(422), failedLoad(401), failedLoad(422), failedLoad(404), failedLoad(401), failedLoad(401)],
     "console errors",
   );
 });
