@@ -230,6 +230,16 @@ function filter(text) {
     const link = document.querySelector(`#toc li[data-for="${card.id}"]`);
     if (link) link.hidden = !shown;
   }
+  // A group's heading goes with its last shown operation.
+  for (const heading of document.querySelectorAll("main > h2")) {
+    let next = heading.nextElementSibling;
+    let any = false;
+    while (next && next.tagName !== "H2") {
+      if (!next.hidden && next.matches("section.op[data-search]")) any = true;
+      next = next.nextElementSibling;
+    }
+    if (heading.nextElementSibling && heading.nextElementSibling.matches("section.op[data-search]")) heading.hidden = !any;
+  }
 }
 
 document.getElementById("filter").addEventListener("input", (event) => filter(event.target.value));
