@@ -136,16 +136,10 @@ fn only_instance_admins_list_workspaces_never_a_member_or_an_api_key() {
     let acme = admin.workspace_id().to_owned();
     let workspace_admin = add_member(&admin, "admin@example.com", "admin");
     let other_owner = second_tenant(&admin, "globex@example.com");
-    let every_scope = [
-        "messages:send",
-        "messages:read",
-        "contacts:read",
-        "contacts:write",
-        "campaigns:read",
-        "campaigns:write",
-        "billing:read",
-        "payments:write",
-    ];
+    let every_scope: Vec<&str> = crier::api_keys::format::Scope::ALL
+        .iter()
+        .map(|scope| scope.as_str())
+        .collect();
     let (_, live_key) = create_key(&admin, &every_scope, "live");
     let (_, test_key) = create_key(&admin, &every_scope, "test");
     let paths = [

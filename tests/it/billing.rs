@@ -1416,19 +1416,7 @@ fn no_path_drives_a_wallet_past_the_cap_and_a_wallet_at_the_cap_still_takes_its_
     // Far past the cap, as the chaos run did: refused by the command with one clear line, and
     // by HTTP with the same bound.
     for amount in [i64::MAX.to_string(), "1000000000001".to_owned()] {
-        let output = crier_on(
-            &server,
-            &[
-                "admin",
-                "adjust-wallet",
-                "--workspace",
-                &workspace,
-                "--amount-minor",
-                &amount,
-                "--reason",
-                "overflow",
-            ],
-        );
+        let output = adjust_by_cli(&server, &workspace, &amount, "overflow");
         assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
@@ -1448,37 +1436,13 @@ fn no_path_drives_a_wallet_past_the_cap_and_a_wallet_at_the_cap_still_takes_its_
     let cap = billing::MAX_BALANCE_MINOR;
     let last_step = 1_000_000;
     Domain::open(&server, 77).move_wallet(&workspace, cap - 975 - last_step, server.clock.now());
-    let to_cap = crier_on(
-        &server,
-        &[
-            "admin",
-            "adjust-wallet",
-            "--workspace",
-            &workspace,
-            "--amount-minor",
-            &last_step.to_string(),
-            "--reason",
-            "to the cap",
-        ],
-    );
+    let to_cap = adjust_by_cli(&server, &workspace, &last_step.to_string(), "to the cap");
     assert_eq!(to_cap.status.code(), Some(0), "{}", describe(&to_cap));
     assert_eq!(sender.balance(), cap);
 
     // One more minor unit: refused on both paths, nothing written.
     let rows = ledger_rows(&server, &workspace);
-    let over = crier_on(
-        &server,
-        &[
-            "admin",
-            "adjust-wallet",
-            "--workspace",
-            &workspace,
-            "--amount-minor",
-            "1",
-            "--reason",
-            "over",
-        ],
-    );
+    let over = adjust_by_cli(&server, &workspace, "1", "over");
     assert_eq!(over.status.code(), Some(1), "{}", describe(&over));
     let stderr = String::from_utf8_lossy(&over.stderr);
     assert!(
@@ -1526,4 +1490,26 @@ fn no_path_drives_a_wallet_past_the_cap_and_a_wallet_at_the_cap_still_takes_its_
         "{}",
         describe(&doctor)
     );
+}
+
+/// `crier admin adjust-wallet` on the server's database: `amount` minor units with `reason`.
+fn adjust_by_cli(
+    server: &TestServer,
+    workspace: &str,
+    amount: &str,
+    reason: &str,
+) -> std::process::Output {
+    crier_on(
+        server,
+        &[
+            "admin",
+            "adjust-wallet",
+            "--workspace",
+            workspace,
+            "--amount-minor",
+            amount,
+            "--reason",
+            reason,
+        ],
+    )
 }

@@ -418,33 +418,7 @@ fn a_crash_while_sending_loses_no_message_and_charges_none_twice() {
         "100000",
     ];
     let first = crate::process::ServeProcess::start_with(dir.path(), &settings);
-    let setup = first.request(
-        "POST",
-        "/v1/setup",
-        "",
-        &crate::auth_fixtures::setup_body().to_string(),
-    );
-    assert_eq!(setup.status, 201, "{}", setup.text());
-    let cookie = format!(
-        "Cookie: crier_session={}\r\nX-CSRF-Token: {}\r\n",
-        crate::auth_fixtures::session_cookie(&setup).unwrap(),
-        setup.json()["csrf_token"].as_str().unwrap()
-    );
-    let workspace = setup.json()["workspace"]["id"].as_str().unwrap().to_owned();
-    let credit = first.request(
-        "POST",
-        &format!("/v1/admin/workspaces/{workspace}/wallet-adjustments"),
-        &cookie,
-        r#"{"amount_minor": 1000, "reason": "crash test"}"#,
-    );
-    assert_eq!(credit.status, 201, "{}", credit.text());
-    let key = first.request(
-        "POST",
-        "/v1/api-keys",
-        &cookie,
-        r#"{"name": "crash", "scopes": ["messages:send"], "mode": "live"}"#,
-    );
-    let key = key.json()["key"].as_str().unwrap().to_owned();
+    let key = credited_sender(&first);
     for n in 0..MESSAGES {
         let sent = first.request(
             "POST",
@@ -675,33 +649,7 @@ fn a_crash_spends_the_cycle_of_the_message_in_hand_and_not_those_of_its_batch() 
         "100000",
     ];
     let first = crate::process::ServeProcess::start_with(dir.path(), &settings);
-    let setup = first.request(
-        "POST",
-        "/v1/setup",
-        "",
-        &crate::auth_fixtures::setup_body().to_string(),
-    );
-    assert_eq!(setup.status, 201, "{}", setup.text());
-    let cookie = format!(
-        "Cookie: crier_session={}\r\nX-CSRF-Token: {}\r\n",
-        crate::auth_fixtures::session_cookie(&setup).unwrap(),
-        setup.json()["csrf_token"].as_str().unwrap()
-    );
-    let workspace = setup.json()["workspace"]["id"].as_str().unwrap().to_owned();
-    let credit = first.request(
-        "POST",
-        &format!("/v1/admin/workspaces/{workspace}/wallet-adjustments"),
-        &cookie,
-        r#"{"amount_minor": 1000, "reason": "crash test"}"#,
-    );
-    assert_eq!(credit.status, 201, "{}", credit.text());
-    let key = first.request(
-        "POST",
-        "/v1/api-keys",
-        &cookie,
-        r#"{"name": "crash", "scopes": ["messages:send"], "mode": "live"}"#,
-    );
-    let key = key.json()["key"].as_str().unwrap().to_owned();
+    let key = credited_sender(&first);
     // All due at one moment, so the first claim takes a full batch of five.
     let due = crier::clock::SystemClock.now() + chrono::Duration::seconds(3);
     let due = crier::clock::format_timestamp(due);
@@ -870,4 +818,37 @@ fn doctor_judges_leases_on_a_copy_by_the_copys_own_time_and_never_writes_to_it()
         ),
         "{report}"
     );
+}
+
+/// First-run setup on a `crier serve` child, its wallet credited with 1,000 XAF, and a live
+/// `messages:send` key (returned) — how the crash tests begin.
+fn credited_sender(server: &crate::process::ServeProcess) -> String {
+    let setup = server.request(
+        "POST",
+        "/v1/setup",
+        "",
+        &crate::auth_fixtures::setup_body().to_string(),
+    );
+    assert_eq!(setup.status, 201, "{}", setup.text());
+    let cookie = format!(
+        "Cookie: crier_session={}\r\nX-CSRF-Token: {}\r\n",
+        crate::auth_fixtures::session_cookie(&setup).unwrap(),
+        setup.json()["csrf_token"].as_str().unwrap()
+    );
+    let workspace = setup.json()["workspace"]["id"].as_str().unwrap().to_owned();
+    let credit = server.request(
+        "POST",
+        &format!("/v1/admin/workspaces/{workspace}/wallet-adjustments"),
+        &cookie,
+        r#"{"amount_minor": 1000, "reason": "crash test"}"#,
+    );
+    assert_eq!(credit.status, 201, "{}", credit.text());
+    let key = server.request(
+        "POST",
+        "/v1/api-keys",
+        &cookie,
+        r#"{"name": "crash", "scopes": ["messages:send"], "mode": "live"}"#,
+    );
+    assert_eq!(key.status, 201, "{}", key.text());
+    key.json()["key"].as_str().unwrap().to_owned()
 }
