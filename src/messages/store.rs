@@ -400,8 +400,8 @@ pub fn queue_due_scheduled(conn: &Connection, now: &str, limit: usize) -> Result
 
 /// Claims up to `limit` messages for `owner` until `lease_until`: queued ones that are due, and
 /// `sending` ones whose lease expired (their dispatcher crashed). A claim spends no delivery
-/// cycle: `begin_cycle` counts one when the dispatcher actually starts on a message, so a crash
-/// costs the messages of its batch that were never attempted nothing.
+/// cycle: `begin_cycles` counts them when the dispatcher comes to a message (a window of a few
+/// at a time), so a crash costs the rest of its batch nothing.
 ///
 /// Transactional messages go first (docs/rules/messages.md, "Claim order"): an OTP sent while a
 /// campaign's million messages are queued is in the next batch any dispatcher claims, not behind
@@ -465,25 +465,43 @@ const CLAIMABLE: &str = "
                        ORDER BY rank, lease_expires_at LIMIT :limit)
     ) ORDER BY rank, due LIMIT :limit";
 
-/// Counts a delivery cycle for a message `owner` holds, just before its first provider call of
-/// the cycle; committed before that call, so a crash during it still counts. Returns the
-/// message's cycle number now, or `None` when `owner` no longer holds the message (its lease
-/// ran out and another dispatcher may have it: it must not be sent from here).
-pub fn begin_cycle(
+/// Counts a delivery cycle for each of `ids` that `owner` holds, just before the first of them
+/// is called; committed before that call, so a crash during it still counts. Returns each held
+/// message's cycle number now; a message `owner` no longer holds (its lease ran out and another
+/// dispatcher may have it) is left out and must not be sent from here.
+pub fn begin_cycles(
     conn: &Connection,
-    id: &MessageId,
+    ids: &[&MessageId],
     owner: &str,
-) -> Result<Option<u32>, AppError> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE messages SET delivery_cycles = delivery_cycles + 1
-             WHERE id = :id AND lease_owner = :owner AND status = 'sending'
-             RETURNING delivery_cycles",
-        )?
-        .query_row(named_params! { ":id": id, ":owner": owner }, |row| {
-            row.get(0)
-        })
-        .optional()?)
+) -> Result<Vec<(MessageId, u32)>, AppError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE messages SET delivery_cycles = delivery_cycles + 1
+         WHERE id = :id AND lease_owner = :owner AND status = 'sending'
+         RETURNING delivery_cycles",
+    )?;
+    let mut begun = Vec::with_capacity(ids.len());
+    for id in ids {
+        let cycle: Option<u32> = stmt
+            .query_row(named_params! { ":id": id, ":owner": owner }, |row| {
+                row.get(0)
+            })
+            .optional()?;
+        if let Some(cycle) = cycle {
+            begun.push(((*id).clone(), cycle));
+        }
+    }
+    Ok(begun)
+}
+
+/// Takes back the cycle `begin_cycles` counted for a message `owner` hands back without having
+/// called any provider for it (a graceful stop).
+pub fn give_back_cycle(conn: &Connection, id: &MessageId, owner: &str) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "UPDATE messages SET delivery_cycles = delivery_cycles - 1
+         WHERE id = :id AND lease_owner = :owner AND status = 'sending' AND delivery_cycles > 0",
+    )?
+    .execute(named_params! { ":id": id, ":owner": owner })?;
+    Ok(())
 }
 
 /// Extends the lease on the owner's messages still `sending`; returns the ids it still holds

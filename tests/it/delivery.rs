@@ -609,13 +609,14 @@ fn accepting_webhook(delay: Duration) -> FakeHttp {
 }
 
 /// The real binary is killed twice (SIGKILL) while a provider that always answers 500 holds a
-/// call, each time with messages of the batch claimed but not yet attempted. A cycle is counted
-/// when delivery of a message begins, not when its batch is claimed: after the restarts every
-/// message was offered to the provider exactly `--max-delivery-cycles` times before it failed
-/// (the one in flight at a kill spent its cycle; the ones behind it spent nothing), none went
-/// past the maximum, and each was refunded once.
+/// call, each time with messages of the batch claimed but not yet attempted. Cycles are counted
+/// when delivery comes to a message — a window of `CYCLE_WINDOW` at a time, just before the
+/// first of them is called — not when the batch is claimed: a kill spends the cycles of that
+/// window, never those of the rest of the batch. After the restarts no message went past
+/// `--max-delivery-cycles`, each lost at most one call per kill, and each was refunded once.
 #[test]
-fn a_crash_spends_the_cycle_of_the_message_in_hand_and_not_those_of_its_batch() {
+fn a_crash_spends_the_cycles_of_the_window_in_hand_and_not_those_of_its_batch() {
+    use crier::delivery::dispatcher::CYCLE_WINDOW;
     const MESSAGES: usize = 10;
     const MAX_CYCLES: u32 = 3;
     let failing = FakeHttp::start(|_| {
@@ -632,7 +633,7 @@ fn a_crash_spends_the_cycle_of_the_message_in_hand_and_not_those_of_its_batch() 
         "--dispatch-workers",
         "1",
         "--dispatch-batch",
-        "5",
+        "10",
         "--dispatch-lease-secs",
         "3",
         "--provider-timeout-secs",
@@ -650,8 +651,9 @@ fn a_crash_spends_the_cycle_of_the_message_in_hand_and_not_those_of_its_batch() 
     ];
     let first = crate::process::ServeProcess::start_with(dir.path(), &settings);
     let key = credited_sender(&first);
-    // All due at one moment, so the first claim takes a full batch of five.
-    let due = crier::clock::SystemClock.now() + chrono::Duration::seconds(3);
+    // All due at one moment, so the first claim takes all ten.
+    // Far enough ahead that the ten sends all come before it on a loaded machine.
+    let due = crier::clock::SystemClock.now() + chrono::Duration::seconds(8);
     let due = crier::clock::format_timestamp(due);
     for n in 0..MESSAGES {
         let mut body = sms("+237677123456", &format!("message {n}"));
@@ -672,14 +674,18 @@ fn a_crash_spends_the_cycle_of_the_message_in_hand_and_not_those_of_its_batch() 
             .unwrap()
     };
 
-    // Killed during the first call of the first batch: five claimed, one attempted.
+    // Killed during the first call: ten claimed, one attempted, one window's cycles counted
+    // (the claim of the whole batch counted ten before).
     failing.wait_for_requests(1, Duration::from_secs(30));
     first.kill();
     assert_eq!(
         one("SELECT count(*) FROM messages WHERE status = 'sending'"),
-        5
+        MESSAGES as i64
     );
-    assert_eq!(one("SELECT sum(delivery_cycles) FROM messages"), 1);
+    assert_eq!(
+        one("SELECT sum(delivery_cycles) FROM messages"),
+        CYCLE_WINDOW as i64
+    );
 
     // Killed again, inside a call of a later batch.
     let second = crate::process::ServeProcess::start_with(dir.path(), &settings);
@@ -700,7 +706,9 @@ fn a_crash_spends_the_cycle_of_the_message_in_hand_and_not_those_of_its_batch() 
     );
     drop(third);
 
-    // Every message reached the provider exactly MAX_CYCLES times, and counted as many cycles.
+    // Every message counted exactly MAX_CYCLES cycles and reached the provider in all but at
+    // most one of them per kill; all the kills together cost at most a window behind the
+    // message in hand each.
     let mut calls: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
     for request in failing.requests() {
         let id = request.json()["id"].as_str().unwrap().to_owned();
@@ -708,8 +716,16 @@ fn a_crash_spends_the_cycle_of_the_message_in_hand_and_not_those_of_its_batch() 
     }
     assert_eq!(calls.len(), MESSAGES, "{calls:?}");
     assert!(
-        calls.values().all(|count| *count == MAX_CYCLES),
+        calls
+            .values()
+            .all(|count| (MAX_CYCLES - 2..=MAX_CYCLES).contains(count)),
         "calls per message: {calls:?}"
+    );
+    let total: u32 = calls.values().sum();
+    let lost = 2 * (CYCLE_WINDOW as u32 - 1);
+    assert!(
+        total >= MESSAGES as u32 * MAX_CYCLES - lost,
+        "{total} calls: more than {lost} cycles were spent without a call"
     );
     assert_eq!(
         one(&format!(
