@@ -520,4 +520,58 @@ mod tests {
                 .is_ok()
         );
     }
+
+    /// What memory decided and what the table holds agree, expiries included, so a restart
+    /// picks up exactly the counters memory had.
+    #[test]
+    fn the_table_keeps_what_memory_counts_and_a_restart_reads_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config::for_tests(dir.path());
+        let db = Db::open(&crate::db::DbSettings::from_config(&config)).unwrap();
+        let limiter = LoginLimiter::new();
+        let fail_and_write = |at: Timestamp| {
+            limiter
+                .begin_attempt("a@x.io", "2001:db8::1", at)
+                .unwrap()
+                .failed(&db, at);
+        };
+        // Four failures, the last two after the IP's window and a day-long pause: both counters
+        // start over in memory and in the table.
+        fail_and_write(start());
+        fail_and_write(start() + Duration::seconds(1));
+        let later = start() + pair_memory() + Duration::seconds(1);
+        fail_and_write(later);
+        fail_and_write(later);
+        let reloaded = LoginLimiter::load(&db, later).unwrap();
+        let snapshot = |limiter: &LoginLimiter| {
+            let mut counters: Vec<_> = limiter
+                .lock()
+                .iter()
+                .map(|(key, c)| {
+                    let times = (c.first_failed_at, c.last_failed_at, c.expires_at);
+                    (format!("{key:?}"), c.failures, times)
+                })
+                .collect();
+            counters.sort();
+            counters
+        };
+        assert_eq!(snapshot(&reloaded), snapshot(&limiter));
+        assert_eq!(
+            snapshot(&reloaded).iter().map(|c| c.1).collect::<Vec<_>>(),
+            [2, 2]
+        );
+
+        // A success deletes the pair's row; the IP's stays.
+        limiter
+            .begin_attempt("a@x.io", "2001:db8::2", later)
+            .unwrap()
+            .succeeded(&db, later);
+        let reloaded = LoginLimiter::load(&db, later).unwrap();
+        assert_eq!(snapshot(&reloaded), snapshot(&limiter));
+        assert_eq!(snapshot(&reloaded).len(), 1);
+        // Nothing is read back once expired, and the sweep deletes it.
+        let end = later + ip_window();
+        assert!(LoginLimiter::load(&db, end).unwrap().lock().is_empty());
+        assert_eq!(sweep_expired(&db, end).unwrap(), 1);
+    }
 }
