@@ -23,7 +23,7 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// The only source of ids and random bytes (see `ids`).
     pub ids: Ids,
-    /// Failed-login counters (in memory; see `auth::rate_limit`).
+    /// Failed-login counters (decided in memory, kept in `login_failures`; see `auth::rate_limit`).
     pub login_limiter: LoginLimiter,
     /// Each API key's request bucket (`config.api_rate`; see `auth::buckets`).
     pub api_buckets: Buckets,
@@ -48,7 +48,8 @@ pub struct App {
 }
 
 impl App {
-    /// The shared state over an opened database, with fresh in-memory counters. Fails when a
+    /// The shared state over an opened database, with fresh request buckets and the login
+    /// counters the database remembers. Fails when a
     /// configured provider cannot be set up.
     pub fn new(
         config: Config,
@@ -64,6 +65,8 @@ impl App {
         let unsubscribe_key = db
             .write(|conn| ServerKey::load_or_create(conn, &ids, UNSUBSCRIBE_KEY, &now))
             .map_err(|why| StartupError(format!("cannot read the server key: {why}")))?;
+        let login_limiter = LoginLimiter::load(&db, clock.now())
+            .map_err(|why| StartupError(format!("cannot read the login counters: {why}")))?;
         let api_buckets = Buckets::new(config.api_rate);
         let public_buckets = Buckets::new(config.public_rate);
         Ok(App {
@@ -71,7 +74,7 @@ impl App {
             config,
             db,
             clock,
-            login_limiter: LoginLimiter::new(),
+            login_limiter,
             api_buckets,
             public_buckets,
             metrics: Metrics::new(),

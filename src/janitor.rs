@@ -1,7 +1,8 @@
 //! The janitor: one background thread that deletes what has outlived its use, in small batches,
 //! every `--janitor-interval-secs`: expired idempotency records, ended console sessions,
 //! payment sessions left unpaid past their lifetime (which it expires), and webhook journal
-//! events settled or rejected longer ago than `--webhook-retention-days`.
+//! events settled or rejected longer ago than `--webhook-retention-days`, and login-failure
+//! counters past their expiry.
 //! It stops promptly when the server shuts down.
 
 use std::sync::Arc;
@@ -51,23 +52,30 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
     let sessions = auth::sweep_ended_sessions(&app.db, now);
     let payment_sessions = crate::payments::flow::expire_sessions(app, now);
     let webhook_events = crate::payments::flow::prune_webhook_journal(app, now);
-    let (idempotency_records, sessions, payment_sessions, webhook_events) = match (
+    let login_failures = auth::rate_limit::sweep_expired(&app.db, now);
+    let (idempotency_records, sessions, payment_sessions, webhook_events, login_failures) = match (
         idempotency_records,
         sessions,
         payment_sessions,
         webhook_events,
+        login_failures,
     ) {
-        (Ok(records), Ok(sessions), Ok(payments), Ok(events)) => {
-            (records, sessions, payments, events)
+        (Ok(records), Ok(sessions), Ok(payments), Ok(events), Ok(failures)) => {
+            (records, sessions, payments, events, failures)
         }
-        (Err(err), _, _, _) | (_, Err(err), _, _) | (_, _, Err(err), _) | (_, _, _, Err(err)) => {
+        (Err(err), ..)
+        | (_, Err(err), ..)
+        | (_, _, Err(err), ..)
+        | (_, _, _, Err(err), _)
+        | (.., Err(err)) => {
             return Err(err);
         }
     };
-    if idempotency_records + sessions + payment_sessions + webhook_events > 0 {
+    if idempotency_records + sessions + payment_sessions + webhook_events + login_failures > 0 {
         log::info!(
             idempotency_records = idempotency_records, sessions = sessions,
-            expired_payment_sessions = payment_sessions, webhook_events = webhook_events;
+            expired_payment_sessions = payment_sessions, webhook_events = webhook_events,
+            login_failures = login_failures;
             "janitor swept expired rows"
         );
     }

@@ -1,4 +1,4 @@
-//! SQL for console sessions.
+//! SQL for console sessions and the login-failure counters (`rate_limit`).
 
 use rusqlite::{Connection, OptionalExtension, named_params};
 
@@ -123,4 +123,91 @@ pub fn delete_ended_sessions(
                  (SELECT rowid FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?2 LIMIT ?3)",
         )?
         .execute(rusqlite::params![now, idle_before, limit as i64])?)
+}
+
+/// One row of `login_failures`: a counter of failed logins for an (account, IP) pair (`email`
+/// set) or for an IP across accounts (`email` empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginFailureRow {
+    pub ip_block: String,
+    pub email: String,
+    pub failures: u32,
+    pub first_failed_at: String,
+    pub last_failed_at: String,
+    pub expires_at: String,
+}
+
+/// Counts one failure: inserts the counter, or adds one to it — starting over when it had
+/// expired. `expires_at` is the new expiry of a fresh counter; an (account, IP) counter always
+/// takes it (it is remembered from its last failure), an IP counter keeps its window's.
+pub fn count_login_failure(
+    conn: &Connection,
+    ip_block: &str,
+    email: &str,
+    now: &str,
+    expires_at: &str,
+) -> Result<(), AppError> {
+    let kind = if email.is_empty() { "ip" } else { "account" };
+    conn.prepare_cached(
+        "INSERT INTO login_failures
+             (kind, ip_block, email, failures, first_failed_at, last_failed_at, expires_at)
+         VALUES (:kind, :ip_block, :email, 1, :now, :now, :expires_at)
+         ON CONFLICT (kind, ip_block, email) DO UPDATE SET
+             failures = CASE WHEN expires_at <= :now THEN 1 ELSE failures + 1 END,
+             first_failed_at = CASE WHEN expires_at <= :now THEN :now ELSE first_failed_at END,
+             last_failed_at = max(last_failed_at, :now),
+             expires_at = CASE WHEN expires_at <= :now OR kind = 'account'
+                               THEN max(expires_at, :expires_at) ELSE expires_at END",
+    )?
+    .execute(named_params! {
+        ":kind": kind, ":ip_block": ip_block, ":email": email, ":now": now,
+        ":expires_at": expires_at,
+    })?;
+    Ok(())
+}
+
+/// A successful login clears its (account, IP) counter.
+pub fn clear_login_failures(
+    conn: &Connection,
+    ip_block: &str,
+    email: &str,
+) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "DELETE FROM login_failures WHERE kind = 'account' AND ip_block = ?1 AND email = ?2",
+    )?
+    .execute([ip_block, email])?;
+    Ok(())
+}
+
+/// Every counter not yet expired at `now`, to start the limiter with after a restart.
+pub fn live_login_failures(conn: &Connection, now: &str) -> Result<Vec<LoginFailureRow>, AppError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT ip_block, email, failures, first_failed_at, last_failed_at, expires_at
+         FROM login_failures WHERE expires_at > ?1",
+    )?;
+    let rows = statement.query_map([now], |row| {
+        Ok(LoginFailureRow {
+            ip_block: row.get(0)?,
+            email: row.get(1)?,
+            failures: row.get(2)?,
+            first_failed_at: row.get(3)?,
+            last_failed_at: row.get(4)?,
+            expires_at: row.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Deletes up to `limit` counters expired at `now`; returns how many. For the janitor.
+pub fn delete_expired_login_failures(
+    conn: &Connection,
+    now: &str,
+    limit: usize,
+) -> Result<usize, AppError> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM login_failures WHERE (kind, ip_block, email) IN
+                 (SELECT kind, ip_block, email FROM login_failures WHERE expires_at <= ?1 LIMIT ?2)",
+        )?
+        .execute(rusqlite::params![now, limit as i64])?)
 }

@@ -242,7 +242,8 @@ struct LoginBody {
 }
 
 /// `POST /v1/auth/login`. Wrong email and wrong password are indistinguishable, in body and in
-/// time; attempts are counted per email and per IP before any password is checked.
+/// time; an attempt is let through or refused (429) per (account, IP) and per IP before any
+/// password is checked (docs/rules/access.md, "Login throttling").
 pub fn log_in(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let body: LoginBody = request.json()?;
     let email = body.email.trim().to_lowercase();
@@ -252,7 +253,8 @@ pub fn log_in(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppEr
     }
     let ip = request.client_ip(&app.config.trusted_proxies);
     let now = app.clock.now();
-    app.login_limiter
+    let attempt = app
+        .login_limiter
         .begin_attempt(&email, &ip, now)
         .map_err(|retry_after_secs| AppError::RateLimited { retry_after_secs })?;
 
@@ -266,10 +268,12 @@ pub fn log_in(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppEr
             false
         }
     };
+    // Known and unknown emails fail alike: the same counting, the same write.
     let Some(user) = user.filter(|_| verified) else {
+        attempt.failed(&app.db, app.clock.now());
         return Err(AppError::InvalidCredentials);
     };
-    app.login_limiter.record_success(&email, &ip, now);
+    attempt.succeeded(&app.db, now);
     // Hashes made with another cost are upgraded at login, so every account converges on the
     // configured cost (and login time stops telling old accounts from unknown emails).
     let upgraded = (password_iterations(&user.password_hash)

@@ -378,6 +378,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V28__webhook_journal_retention.sql",
         "4c16b77a0a217c1bac215164e63f4927ef992aa53ae0e579478cc167523229ab",
     ),
+    (
+        "V29__login_failures.sql",
+        "0ea51faee548f0b1f50c301c331d161ced2854a4376ddf6babbdf51fea5bc789",
+    ),
 ];
 
 #[test]

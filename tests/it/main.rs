@@ -29,6 +29,7 @@ mod http_errors;
 mod idempotency;
 mod imports;
 mod layers;
+mod login_throttling;
 mod messages;
 mod modes;
 mod openapi;
