@@ -22,12 +22,12 @@
 //! once.
 //!
 //! A delivery cycle (one walk of the chain) is counted when delivery comes to it, not when the
-//! batch is claimed: one small write just before the first call of a window of `CYCLE_WINDOW`
-//! messages counts the cycle of each (`store::begin_cycles`). A crash spends the cycles of at
-//! most that window — the message in hand and the few behind it — never those of the rest of
-//! the batch; a graceful stop gives back the cycles of the window's messages not yet called. One
-//! write per window rather than per message keeps the drain to fast providers near its speed
-//! without the count (a write per message halved it).
+//! batch is claimed: one small write just before the first call of a window of messages counts
+//! the cycle of each (`store::begin_cycles`). The window is one message while calls are slow
+//! and grows to `MAX_CYCLE_WINDOW` while they are quick, so a crash spends the cycle of the
+//! message in hand — and, against a fast provider, of at most a window behind it — never those
+//! of the rest of the batch; a graceful stop gives back the cycles of the window's messages not
+//! yet called. (A write for every message halved the drain to `log`.)
 //!
 //! On shutdown a dispatcher finishes the message in hand and hands the rest of its batch back.
 
@@ -59,9 +59,15 @@ const SCHEDULER_BATCH: usize = 1000;
 /// to any lease, so a settlement lands well before the lease it relies on runs out.
 const SETTLE_WITHIN: Duration = Duration::from_millis(50);
 
-/// How many messages' cycles one write counts, just before the first of them is called: what a
-/// crash may spend beyond the message in hand is bounded by it.
-pub const CYCLE_WINDOW: usize = 4;
+/// The most messages whose cycles one write counts, just before the first of them is called.
+/// The window starts at one message and doubles up to this while calls come back within
+/// `FAST_CALL`, falling back to one after a slower call: against a slow provider every cycle is
+/// counted exactly (a write costs nothing next to the call), against a fast one (`log`, a local
+/// relay) a crash may spend the cycles of at most this many messages it had not called.
+pub const MAX_CYCLE_WINDOW: usize = 16;
+
+/// A call this quick is about as long as the write that counts its cycle.
+const FAST_CALL: Duration = Duration::from_millis(5);
 
 /// The running dispatcher and scheduler threads; `stop` (or drop) ends them.
 pub struct Delivery {
@@ -261,6 +267,7 @@ fn deliver_held<'a>(
     mut lease_until: Timestamp,
     outcomes: &mut Outcomes<'a>,
 ) -> Result<(), AppError> {
+    let mut window = 1;
     while !held.is_empty() && !stop.load(Ordering::SeqCst) {
         if outcomes.due() {
             outcomes.settle(app, owner)?;
@@ -277,12 +284,12 @@ fn deliver_held<'a>(
         if !begun.contains_key(&message.id) {
             // The cycle counts from here for this message and the next few, committed before
             // the first call: a crash during the window spends its cycles, none beyond it.
-            let window: Vec<&MessageId> = std::iter::once(&message.id)
-                .chain(held.iter().take(CYCLE_WINDOW - 1).map(|next| &next.id))
+            let ids: Vec<&MessageId> = std::iter::once(&message.id)
+                .chain(held.iter().take(window - 1).map(|next| &next.id))
                 .collect();
             begun.extend(
                 app.db
-                    .write(|conn| store::begin_cycles(conn, &window, owner))?,
+                    .write(|conn| store::begin_cycles(conn, &ids, owner))?,
             );
         }
         let Some(cycle) = begun.remove(&message.id) else {
@@ -293,7 +300,13 @@ fn deliver_held<'a>(
             );
             continue;
         };
+        let started = Instant::now();
         deliver(app, owner, (message, cycle), outcomes)?;
+        window = if started.elapsed() < FAST_CALL {
+            (window * 2).min(MAX_CYCLE_WINDOW)
+        } else {
+            1
+        };
     }
     Ok(())
 }
