@@ -39,14 +39,27 @@ fn open_app(config: Config, database: Database) -> Result<App, String> {
             settings.path.display()
         ));
     }
-    let db = Db::open(&settings).map_err(|err| err.0)?;
+    let path = settings.path.display().to_string();
+    // SQLite's "database is locked" says neither which file nor what to do.
+    let explain_lock = |err: crate::error::StartupError| {
+        if err.0.contains("database is locked") {
+            format!(
+                "{path} is locked by another writer; retry, or wait longer with \
+                 --db-busy-timeout-ms ({})",
+                err.0
+            )
+        } else {
+            err.0
+        }
+    };
+    let db = Db::open(&settings).map_err(explain_lock)?;
     App::new(
         config,
         db,
         Arc::new(SystemClock),
         Arc::new(SystemRandomSource::new()),
     )
-    .map_err(|err| err.0)
+    .map_err(explain_lock)
 }
 
 fn explain(err: &AppError) -> String {

@@ -357,7 +357,8 @@ fn a_locked_database_is_one_line_and_exit_1() {
         "messages:send",
         &["--db-busy-timeout-ms", "100"],
     );
-    one_error_line(&output, 1);
+    let line = one_error_line(&output, 1);
+    assert!(line.contains("locked by another writer"), "{line}");
     holder.execute_batch("ROLLBACK").unwrap();
     assert_eq!(api_key_count(dir.path()), 0);
 }
