@@ -1,13 +1,18 @@
-//! The command line: the subcommands, and the settings every subcommand shares.
+//! The command line: the subcommands, and the settings each one takes.
 //!
 //! The settings are declared where they are used — the server's in `config`, delivery's and
-//! payments' in their `settings` modules — and flattened here. Each is a flag with an equal
-//! `CRIER_*` environment variable and usually a default; clap picks flag over environment over
-//! default and `crier --help` lists all three. `config::Config::from_args` validates them.
+//! payments' in their `settings` modules — and gathered in `Settings`. Each is a flag with an
+//! equal `CRIER_*` environment variable and usually a default; clap picks flag over environment
+//! over default and `--help` lists all three. `crier` alone and `crier serve` take every setting;
+//! the other subcommands take only the ones they use (`TAKES`), so their `--help` stays short and
+//! a variable meant for the server cannot stop `crier backup`. What a subcommand does not take
+//! keeps its declared default, and `config::Config::from_args` validates the whole set, in one
+//! place, whichever command runs.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::ServerArgs;
 use crate::delivery::settings::DeliveryArgs;
@@ -19,12 +24,27 @@ use crate::payments::settings::PaymentArgs;
     version,
     about = "Self-hosted SMS and email sending with billing, in one binary and one SQLite file.",
     long_about = None,
+    // `crier --addr …` is `crier serve --addr …`; settings go after the subcommand they are for.
+    args_conflicts_with_subcommands = true,
     after_help = "Every setting can be given as a flag or as its CRIER_* environment variable; \
-                  a flag wins over the variable.\n\
+                  a flag wins over the variable. Each subcommand takes only the settings it uses \
+                  (see `crier <command> --help`) and ignores the variables of the others.\n\
+                  Errors are one line on standard error, starting with `crier: `.\n\
                   Exit codes: 0 success; 1 the operation failed (doctor found a problem, backup or \
-                  migration failed, the server could not start); 2 invalid usage or configuration."
+                  migration failed, the server could not start, an admin command was refused); \
+                  2 invalid usage or configuration."
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Every setting, as given (strings until `Config::from_args` types them).
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
     #[command(flatten)]
     pub server: ServerArgs,
 
@@ -33,9 +53,105 @@ pub struct Cli {
 
     #[command(flatten)]
     pub payments: PaymentArgs,
+}
 
-    #[command(subcommand)]
-    pub command: Option<Command>,
+/// Where the database is and how it is opened: what every maintenance command takes.
+const STORAGE: &[&str] = &["data-dir", "db-path", "db-busy-timeout-ms"];
+/// How the commands that write the database commit.
+const WRITES: &[&str] = &["db-synchronous"];
+const LOGGING: &[&str] = &["log-format", "log-level"];
+
+/// The settings each subcommand (by its path) takes besides `STORAGE` and `LOGGING`; `serve`
+/// takes them all. Read from the code each command runs: `create-user` hashes a password and
+/// gives a new workspace the catalog's currency; the others only read and write rows.
+const TAKES: &[(&[&str], &[&str])] = &[
+    (&["migrate"], WRITES),
+    (&["backup"], &[]),
+    (&["doctor"], &[]),
+    (
+        &["admin", "create-user"],
+        &["db-synchronous", "password-iterations", "billing-catalog"],
+    ),
+    (&["admin", "create-api-key"], WRITES),
+    (&["admin", "adjust-wallet"], WRITES),
+];
+
+/// The whole command line: `Cli` with each subcommand given the settings it takes.
+pub fn command() -> clap::Command {
+    let every: Vec<clap::Arg> = Settings::augment_args(clap::Command::new("crier"))
+        .get_arguments()
+        .cloned()
+        .collect();
+    let named = |names: &[&str]| -> Vec<clap::Arg> {
+        names
+            .iter()
+            .chain(STORAGE)
+            .chain(LOGGING)
+            .map(|name| {
+                every
+                    .iter()
+                    .find(|arg| arg.get_long() == Some(name))
+                    .unwrap_or_else(|| panic!("no setting --{name}"))
+                    .clone()
+            })
+            .collect()
+    };
+    let mut cli = Cli::command().mut_subcommand("serve", |serve| serve.args(every.clone()));
+    for (path, extra) in TAKES {
+        let args = named(extra);
+        cli = match path {
+            [name] => cli.mut_subcommand(name, |sub| sub.args(args)),
+            [group, name] => cli.mut_subcommand(group, |group| {
+                group.mut_subcommand(name, |sub| sub.args(args))
+            }),
+            _ => unreachable!("subcommands are at most two deep"),
+        };
+    }
+    cli
+}
+
+/// Parses the process's arguments (exiting with clap's message and code 2 on bad usage) into the
+/// subcommand and the complete settings: the ones it took, defaults for the rest.
+pub fn parse() -> (Option<Command>, Settings) {
+    parse_from(std::env::args_os()).unwrap_or_else(|err| err.exit())
+}
+
+/// `parse` on given arguments.
+pub fn parse_from(
+    args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+) -> Result<(Option<Command>, Settings), clap::Error> {
+    let matches = command().try_get_matches_from(args)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    let mut leaf = &matches;
+    while let Some((_, sub)) = leaf.subcommand() {
+        leaf = sub;
+    }
+    let settings = if std::ptr::eq(leaf, &matches) {
+        cli.settings
+    } else {
+        taken_settings(leaf)?
+    };
+    Ok((cli.command, settings))
+}
+
+/// The settings a subcommand took, over the declared defaults of all the others (their
+/// variables are not read). The taken values are handed to `Settings` as `--flag=value`.
+fn taken_settings(leaf: &ArgMatches) -> Result<Settings, clap::Error> {
+    let all = Settings::augment_args(clap::Command::new("crier"))
+        .mut_args(|arg| arg.env(clap::builder::Resettable::Reset));
+    let mut args = vec![OsString::from("crier")];
+    for arg in all.get_arguments() {
+        let id = arg.get_id().as_str();
+        let (Some(long), Ok(Some(values))) = (arg.get_long(), leaf.try_get_raw(id)) else {
+            continue;
+        };
+        for value in values {
+            let mut flag = OsString::from(format!("--{long}="));
+            flag.push(value);
+            args.push(flag);
+        }
+    }
+    Settings::from_arg_matches(&all.try_get_matches_from(args)?)
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,8 +187,8 @@ pub enum AdminCommand {
 
 #[derive(Debug, Args)]
 pub struct AdjustWalletArgs {
-    /// The workspace id.
-    #[arg(long)]
+    /// The workspace id, or a name exactly one workspace has.
+    #[arg(long, value_name = "ID_OR_NAME")]
     pub workspace: String,
     /// Amount in the wallet currency's minor unit; negative to debit.
     #[arg(long, allow_negative_numbers = true)]
@@ -132,19 +248,18 @@ pub struct CreateApiKeyArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {
-        Cli::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]
-    fn flags_are_global_to_subcommands() {
-        let cli = Cli::try_parse_from(["crier", "doctor", "--data-dir", "/tmp/x"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Doctor)));
-        assert_eq!(cli.server.data_dir, "/tmp/x");
-        let cli = Cli::try_parse_from([
+    fn settings_come_after_the_subcommand_that_takes_them() {
+        let (command, settings) = parse_from(["crier", "doctor", "--data-dir", "/tmp/x"]).unwrap();
+        assert!(matches!(command, Some(Command::Doctor)));
+        assert_eq!(settings.server.data_dir, "/tmp/x");
+        let (command, settings) = parse_from([
             "crier",
             "admin",
             "create-api-key",
@@ -158,13 +273,44 @@ mod tests {
             "/tmp/y",
         ])
         .unwrap();
-        assert!(matches!(cli.command, Some(Command::Admin { .. })));
-        assert_eq!(cli.server.data_dir, "/tmp/y");
+        assert!(matches!(command, Some(Command::Admin { .. })));
+        assert_eq!(settings.server.data_dir, "/tmp/y");
+        let (command, settings) = parse_from(["crier", "--addr", "127.0.0.1:9"]).unwrap();
+        assert!(command.is_none());
+        assert_eq!(settings.server.addr, "127.0.0.1:9");
+        let (_, settings) = parse_from(["crier", "serve", "--workers", "3"]).unwrap();
+        assert_eq!(settings.server.workers, "3");
+    }
+
+    #[test]
+    fn a_subcommand_refuses_a_setting_it_does_not_use() {
+        let err = parse_from(["crier", "backup", "copy.db", "--addr", "127.0.0.1:9"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+        let err = parse_from(["crier", "--workers", "3", "doctor"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn what_a_subcommand_does_not_take_keeps_its_default() {
+        let (_, settings) = parse_from(["crier", "migrate", "--db-synchronous", "normal"]).unwrap();
+        assert_eq!(settings.server.db_synchronous, "normal");
+        assert_eq!(settings.server.workers, "8");
+        assert_eq!(settings.server.addr, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn a_mistyped_flag_gets_a_suggestion() {
+        let err = parse_from(["crier", "serve", "--adr", "1"]).unwrap_err();
+        let text = err.render().to_string();
+        assert!(
+            text.contains("a similar argument exists: '--addr'"),
+            "{text}"
+        );
     }
 
     #[test]
     fn help_lists_every_setting_with_its_variable() {
-        let help = Cli::command().render_long_help().to_string();
+        let help = command().render_long_help().to_string();
         for variable in [
             "CRIER_ADDR",
             "CRIER_DATA_DIR",

@@ -169,7 +169,7 @@ pub const DEFAULT_MAX_IMPORT_BYTES: u64 = 1 << 30;
 pub const DEFAULT_PASSWORD_ITERATIONS: u32 = 600_000;
 
 /// The server's settings as given, before validation. Delivery and payment settings are
-/// declared by their own modules; `cli::Cli` flattens all three.
+/// declared by their own modules; `cli::Settings` gathers all three.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ServerArgs {
     /// Address the HTTP server listens on (IP:PORT; port 0 picks a free port).

@@ -1,27 +1,26 @@
 //! The `crier` command: parse the command line, validate the configuration once, run the
 //! subcommand, exit with its code. All behaviour lives in the library.
 
-use clap::Parser;
-
-use crier::cli::{AdminCommand, Cli, Command};
+use crier::cli::{self, AdminCommand, Command};
 use crier::commands::admin;
 use crier::commands::{self, EXIT_USAGE};
 use crier::config::Config;
 use crier::logging;
 
 fn main() {
-    let cli = Cli::parse();
-    let config = match Config::from_args(&cli.server, &cli.delivery, &cli.payments) {
+    let (command, settings) = cli::parse();
+    let config = match Config::from_args(&settings.server, &settings.delivery, &settings.payments) {
         Ok(config) => config,
         Err(err) => {
-            eprint!("crier: {err}");
+            // One line, every problem in it: `crier: invalid configuration: --a / CRIER_A: …; …`.
+            eprintln!("crier: invalid configuration: {}", err.0.join("; "));
             std::process::exit(EXIT_USAGE);
         }
     };
     logging::init(config.log_format, config.log_level);
     install_panic_hook();
 
-    let code = match cli.command.unwrap_or(Command::Serve) {
+    let code = match command.unwrap_or(Command::Serve) {
         Command::Serve => commands::serve(config),
         Command::Migrate => commands::migrate(&config),
         Command::Backup { file } => commands::backup(&config, &file),

@@ -22,15 +22,44 @@ use crate::vocabulary::Mode;
 use crate::workspaces::Role;
 use crate::workspaces::store::{self as workspace_store, Workspace};
 
-fn open_app(config: Config) -> Result<App, String> {
-    let db = Db::open(&DbSettings::from_config(&config)).map_err(|err| err.0)?;
+/// Whether a command may create the database: only `create-user` (a first run's first step);
+/// the others need rows that only an existing database has, so a missing file is a mistyped
+/// `--data-dir` / `--db-path`, not a new instance.
+#[derive(PartialEq)]
+enum Database {
+    CreateIfMissing,
+    MustExist,
+}
+
+fn open_app(config: Config, database: Database) -> Result<App, String> {
+    let settings = DbSettings::from_config(&config);
+    if database == Database::MustExist && !settings.path.is_file() {
+        return Err(format!(
+            "no database at {} (check --data-dir / --db-path)",
+            settings.path.display()
+        ));
+    }
+    let path = settings.path.display().to_string();
+    // SQLite's "database is locked" says neither which file nor what to do.
+    let explain_lock = |err: crate::error::StartupError| {
+        if err.0.contains("database is locked") {
+            format!(
+                "{path} is locked by another writer; retry, or wait longer with \
+                 --db-busy-timeout-ms ({})",
+                err.0
+            )
+        } else {
+            err.0
+        }
+    };
+    let db = Db::open(&settings).map_err(explain_lock)?;
     App::new(
         config,
         db,
         Arc::new(SystemClock),
         Arc::new(SystemRandomSource::new()),
     )
-    .map_err(|err| err.0)
+    .map_err(explain_lock)
 }
 
 fn explain(err: &AppError) -> String {
@@ -52,9 +81,18 @@ pub fn create_user(config: Config, args: CreateUserArgs) -> i32 {
         return EXIT_USAGE;
     }
     let mut password = String::new();
-    if let Err(err) = std::io::stdin().lock().read_line(&mut password) {
-        eprintln!("crier: cannot read the password from standard input: {err}");
-        return EXIT_USAGE;
+    match std::io::stdin().lock().read_line(&mut password) {
+        Ok(0) => {
+            eprintln!(
+                "crier: --password-stdin found nothing on standard input; pipe the password in"
+            );
+            return EXIT_USAGE;
+        }
+        Ok(_) => {}
+        Err(err) => {
+            eprintln!("crier: cannot read the password from standard input: {err}");
+            return EXIT_USAGE;
+        }
     }
     let password = password.trim_end_matches(['\r', '\n']).to_owned();
     let mut problems = Vec::new();
@@ -76,7 +114,7 @@ pub fn create_user(config: Config, args: CreateUserArgs) -> i32 {
         .clone()
         .unwrap_or_else(|| email.split('@').next().unwrap_or("").to_owned());
 
-    let app = match open_app(config) {
+    let app = match open_app(config, Database::CreateIfMissing) {
         Ok(app) => app,
         Err(err) => return fail(&err),
     };
@@ -89,8 +127,11 @@ pub fn create_user(config: Config, args: CreateUserArgs) -> i32 {
             password_hash,
         };
         let user = users::create_user(conn, &app.ids, new_user, args.instance_admin, now)?;
+        // An id names an existing workspace (a typo in it is not a new workspace's name).
         let existing = match WorkspaceId::parse(&args.workspace) {
-            Some(id) => workspace_store::find_workspace(conn, &id)?,
+            Some(id) => Some(workspace_store::find_workspace(conn, &id)?.ok_or_else(|| {
+                AppError::BadRequest(format!("no workspace has the id {:?}", args.workspace))
+            })?),
             None => None,
         };
         let (workspace, role) = match existing {
@@ -176,7 +217,7 @@ pub fn create_api_key(config: Config, args: CreateApiKeyArgs) -> i32 {
     let (Some(mode), Some(name), true) = (mode, name, problems.is_empty()) else {
         return fail(&problems.join("; "));
     };
-    let app = match open_app(config) {
+    let app = match open_app(config, Database::MustExist) {
         Ok(app) => app,
         Err(err) => return fail(&err),
     };
@@ -226,19 +267,17 @@ pub fn adjust_wallet(config: Config, args: AdjustWalletArgs) -> i32 {
     if let Some(why) = crate::billing::check_adjustment(args.amount_minor) {
         return fail(&format!("--amount-minor {why}"));
     }
-    let Some(workspace_id) = WorkspaceId::parse(&args.workspace) else {
-        return fail(&format!("no workspace has the id {:?}", args.workspace));
-    };
-    let app = match open_app(config) {
+    let app = match open_app(config, Database::MustExist) {
         Ok(app) => app,
         Err(err) => return fail(&err),
     };
     let now = app.clock.now();
     let outcome = app.db.write(|conn| {
+        let workspace = resolve_workspace(conn, &args.workspace)?;
         crate::billing::adjust_wallet(
             conn,
             &app.ids,
-            &WorkspaceScope::trusted(&workspace_id),
+            &WorkspaceScope::trusted(&workspace.id),
             args.amount_minor,
             &reason,
             None,
@@ -261,7 +300,6 @@ pub fn adjust_wallet(config: Config, args: AdjustWalletArgs) -> i32 {
             }
             EXIT_OK
         }
-        Err(AppError::NotFound) => fail(&format!("no workspace has the id {:?}", args.workspace)),
         Err(err) => fail(&explain(&err)),
     }
 }
@@ -279,13 +317,18 @@ fn resolve_workspace(conn: &rusqlite::Connection, id_or_name: &str) -> Result<Wo
         0 => Err(AppError::BadRequest(format!(
             "no workspace has the id or name {id_or_name:?}"
         ))),
-        n => Err(AppError::BadRequest(format!(
-            "{n} workspaces are named {id_or_name:?}; give the workspace id instead"
-        ))),
+        n => {
+            let ids: Vec<String> = named.iter().map(|w| w.id.to_string()).collect();
+            Err(AppError::BadRequest(format!(
+                "{n} workspaces are named {id_or_name:?} ({}); give the workspace id instead",
+                ids.join(", ")
+            )))
+        }
     }
 }
 
+/// The command was refused or failed: one line on standard error, exit 1.
 fn fail(message: &str) -> i32 {
-    eprintln!("crier: {message}");
+    eprintln!("crier: {}", crate::commands::one_line(message));
     EXIT_FAILED
 }

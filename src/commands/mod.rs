@@ -1,5 +1,6 @@
-//! The subcommands behind `crier <command>`. Each returns the process exit code; messages for
-//! the operator go to standard error through the logger, results of a command to standard output.
+//! The subcommands behind `crier <command>`. Each returns the process exit code; results go to
+//! standard output, and a failure is one `crier: …` line on standard error (the server's own
+//! running messages go through the logger).
 
 pub mod admin;
 
@@ -103,7 +104,12 @@ pub fn backup(config: &Config, target: &Path) -> i32 {
             );
             EXIT_OK
         }
-        Err(err) => fail(err),
+        Err(err) => fail(StartupError(format!(
+            "cannot back up {} to {}: {}",
+            settings.path.display(),
+            target.display(),
+            err.0
+        ))),
     }
 }
 
@@ -135,9 +141,20 @@ pub fn doctor(config: &Config) -> i32 {
     }
 }
 
+/// One line on standard error, whatever the log format: the operator reads it, no log
+/// collector needs it.
 fn fail(err: StartupError) -> i32 {
-    log::error!("{err}");
+    eprintln!("crier: {}", one_line(&err.0));
     EXIT_FAILED
+}
+
+/// `text` on one line: SQLite and the OS sometimes end or break their messages with newlines.
+pub fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn signal_name(signal: i32) -> &'static str {

@@ -61,13 +61,13 @@ fn already_exists(target: &Path) -> StartupError {
 fn copy_and_verify(conn: &Connection, partial: &Path) -> Result<BackupSummary, StartupError> {
     let partial_text = partial
         .to_str()
-        .ok_or_else(|| StartupError(format!("{} is not valid UTF-8", partial.display())))?;
+        .ok_or_else(|| StartupError("the path is not valid UTF-8".to_owned()))?;
     // Created empty and 0600 first: `VACUUM INTO` fills an empty file, and would otherwise
     // create it readable by others (see `db::files`).
     super::files::create_private_file(partial)
-        .map_err(|err| StartupError(format!("writing {}: {err}", partial.display())))?;
+        .map_err(|err| StartupError(format!("writing the copy: {err}")))?;
     conn.execute("VACUUM INTO ?1", [partial_text])
-        .map_err(|err| StartupError(format!("writing {}: {err}", partial.display())))?;
+        .map_err(|err| StartupError(format!("writing the copy: {err}")))?;
 
     let copy = Connection::open_with_flags(partial, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|err| StartupError(format!("reopening the copy: {err}")))?;

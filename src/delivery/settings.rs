@@ -1,6 +1,6 @@
 //! Delivery settings: which providers each channel uses, in fallback order, how to reach each
 //! one, and how the dispatcher paces itself. `DeliveryArgs` declares them for the command line
-//! (flattened by `cli::Cli`); `DeliveryArgs::validate` types them into `DeliverySettings`. A
+//! (flattened by `cli::Settings`); `DeliveryArgs::validate` types them into `DeliverySettings`. A
 //! provider named in a channel's list must be configured.
 
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Payment settings: provider order, each provider's keys and base URL, session lifetime,
 //! webhook tolerance. `PaymentArgs` declares them for the command line (flattened by
-//! `cli::Cli`); `PaymentArgs::validate` types them into `PaymentSettings`. A provider without
+//! `cli::Settings`); `PaymentArgs::validate` types them into `PaymentSettings`. A provider without
 //! its secret key is "not configured" and skipped when creating checkouts.
 
 use std::time::Duration;

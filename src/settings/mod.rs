@@ -2,8 +2,8 @@
 //! that makes a field a setting, and the problems validation collects.
 //!
 //! Each area owns its settings as a clap `Args` struct — `config::ServerArgs`,
-//! `delivery::settings::DeliveryArgs`, `payments::settings::PaymentArgs` — which `cli::Cli`
-//! flattens, and types them itself with `validate`. Values stay strings until then: clap would
+//! `delivery::settings::DeliveryArgs`, `payments::settings::PaymentArgs` — which `cli::Settings`
+//! gathers, and types them itself with `validate`. Values stay strings until then: clap would
 //! stop at the first bad value, validation reports every problem at once.
 //!
 //! A new setting is a const naming it, a field, its check in `validate`, and its README row:
@@ -98,8 +98,6 @@ impl SettingArg for Arg {
     fn crier_setting(self, setting: Setting) -> Arg {
         self.long(setting.long)
             .env(setting.env)
-            // Settings may come after a subcommand: `crier doctor --data-dir /srv/crier`.
-            .global(true)
             // `--help` must never print a secret it found in the environment.
             .hide_env_values(true)
     }

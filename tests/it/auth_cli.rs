@@ -15,7 +15,9 @@ const PASSWORD: &str = "a long enough password";
 fn run(args: &[&str], data_dir: &Path, stdin: &str) -> Output {
     let mut child = crier()
         .args(args)
-        .args(["--password-iterations", "100000", "--data-dir"])
+        // Only create-user hashes a password; the others ignore the variable.
+        .env("CRIER_PASSWORD_ITERATIONS", "100000")
+        .arg("--data-dir")
         .arg(data_dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -205,4 +207,168 @@ fn create_api_key_without_json_prints_the_key_and_a_warning() {
     let everything = format!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(everything.to_lowercase().contains("once"), "{everything}");
     assert_eq!(api_key_count(dir.path()), 1);
+}
+
+/// A refusal is exactly one `crier: …` line on standard error (no log line, no temporary file)
+/// with the given exit code; returns the line.
+fn one_error_line(output: &Output, code: i32) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(code), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("crier: "), "{stderr}");
+    assert!(!lines[0].contains(".partial"), "{stderr}");
+    lines[0].to_owned()
+}
+
+fn adjust_wallet(data_dir: &Path, workspace: &str, amount: &str) -> Output {
+    run(
+        &[
+            "admin",
+            "adjust-wallet",
+            "--workspace",
+            workspace,
+            "--amount-minor",
+            amount,
+            "--reason",
+            "goodwill",
+            "--json",
+        ],
+        data_dir,
+        "",
+    )
+}
+
+#[test]
+fn adjust_wallet_takes_a_workspace_name_and_refuses_an_ambiguous_one_listing_the_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let acme = json_output(&create_user(dir.path(), "ops@example.com", "Acme", &[]));
+    let by_name = json_output(&adjust_wallet(dir.path(), "Acme", "500"));
+    assert_eq!(by_name["workspace_id"], acme["workspace_id"]);
+    assert_eq!(by_name["balance_minor"], 500);
+    let by_id = json_output(&adjust_wallet(
+        dir.path(),
+        acme["workspace_id"].as_str().unwrap(),
+        "-200",
+    ));
+    assert_eq!(by_id["balance_minor"], 300);
+
+    let other = json_output(&create_user(dir.path(), "two@example.com", "Acme", &[]));
+    let line = one_error_line(&adjust_wallet(dir.path(), "Acme", "500"), 1);
+    for id in [&acme["workspace_id"], &other["workspace_id"]] {
+        assert!(line.contains(id.as_str().unwrap()), "{line}");
+    }
+    assert!(line.contains("give the workspace id"), "{line}");
+    let line = one_error_line(&adjust_wallet(dir.path(), "Nowhere", "500"), 1);
+    assert!(line.contains("no workspace has the id or name"), "{line}");
+    let line = one_error_line(
+        &adjust_wallet(dir.path(), "wsp_0000000000000000000000", "500"),
+        1,
+    );
+    assert!(line.contains("no workspace"), "{line}");
+    // Nothing changed by the refusals.
+    let balance = json_output(&adjust_wallet(
+        dir.path(),
+        acme["workspace_id"].as_str().unwrap(),
+        "1",
+    ));
+    assert_eq!(balance["balance_minor"], 301);
+}
+
+#[test]
+fn admin_refusals_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // A missing database is named, and not created, by the commands that need its rows.
+    let line = one_error_line(&create_api_key(dir.path(), "Acme", "messages:send", &[]), 1);
+    assert!(line.contains("no database at"), "{line}");
+    assert!(!dir.path().join("crier.db").exists());
+    let line = one_error_line(&adjust_wallet(dir.path(), "Acme", "5"), 1);
+    assert!(line.contains("no database at"), "{line}");
+
+    json_output(&create_user(dir.path(), "ops@example.com", "Acme", &[]));
+    let line = one_error_line(
+        &create_api_key(dir.path(), "Acme", "messages:send,everything", &[]),
+        1,
+    );
+    assert!(line.contains("\"everything\" is not a scope"), "{line}");
+    let staging = run(
+        &[
+            "admin",
+            "create-api-key",
+            "--workspace",
+            "Acme",
+            "--name",
+            "ci",
+            "--scopes",
+            "messages:send",
+            "--mode",
+            "staging",
+        ],
+        dir.path(),
+        "",
+    );
+    let line = one_error_line(&staging, 1);
+    assert!(line.contains("--mode must be live or test"), "{line}");
+    let line = one_error_line(
+        &create_api_key(dir.path(), "Nowhere", "messages:send", &[]),
+        1,
+    );
+    assert!(line.contains("no workspace has the id or name"), "{line}");
+    // A workspace id no workspace has is not the name of a new one.
+    let line = one_error_line(
+        &create_user(
+            dir.path(),
+            "new@example.com",
+            "wsp_0000000000000000000000",
+            &[],
+        ),
+        1,
+    );
+    assert!(line.contains("no workspace has the id"), "{line}");
+
+    // --password-stdin with nothing on standard input is a usage error.
+    let empty = run(
+        &[
+            "admin",
+            "create-user",
+            "--email",
+            "late@example.com",
+            "--password-stdin",
+            "--workspace",
+            "Late",
+        ],
+        dir.path(),
+        "",
+    );
+    let line = one_error_line(&empty, 2);
+    assert!(line.contains("standard input"), "{line}");
+    assert_eq!(api_key_count(dir.path()), 0);
+}
+
+#[test]
+fn a_locked_database_is_one_line_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    json_output(&create_user(dir.path(), "ops@example.com", "Acme", &[]));
+    let holder = rusqlite::Connection::open(dir.path().join("crier.db")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let output = create_api_key(
+        dir.path(),
+        "Acme",
+        "messages:send",
+        &["--db-busy-timeout-ms", "100"],
+    );
+    let line = one_error_line(&output, 1);
+    assert!(line.contains("locked by another writer"), "{line}");
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(api_key_count(dir.path()), 0);
+}
+
+#[test]
+fn a_backup_that_cannot_be_written_is_one_line_naming_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    json_output(&create_user(dir.path(), "ops@example.com", "Acme", &[]));
+    let target = dir.path().join("no-such-dir").join("copy.db");
+    let output = run(&["backup", target.to_str().unwrap()], dir.path(), "");
+    let line = one_error_line(&output, 1);
+    assert!(line.contains("copy.db"), "{line}");
 }

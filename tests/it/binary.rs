@@ -81,8 +81,7 @@ fn a_port_in_use_exits_1() {
 
 /// Every setting the command line defines: (flag, variable, default).
 fn settings() -> Vec<(String, String, Option<String>)> {
-    use clap::CommandFactory;
-    crier::cli::Cli::command()
+    crier::cli::command()
         .get_arguments()
         .filter_map(|arg| {
             let long = arg.get_long()?;
@@ -123,6 +122,69 @@ fn help_lists_every_setting_with_its_variable_and_default() {
     for command in ["serve", "migrate", "backup", "doctor"] {
         assert!(help.contains(command), "{command} missing from --help");
     }
+}
+
+#[test]
+fn each_subcommand_shows_only_the_settings_it_takes() {
+    let help = |args: &[&str]| {
+        let output = crier().args(args).arg("--help").output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let backup = help(&["backup"]);
+    assert!(backup.contains("--db-path"), "{backup}");
+    assert!(backup.contains("--data-dir"), "{backup}");
+    assert!(!backup.contains("--smtp-host"), "{backup}");
+    assert!(!backup.contains("--addr"), "{backup}");
+    assert!(backup.lines().count() < 40, "{backup}");
+    let create_user = help(&["admin", "create-user"]);
+    assert!(
+        create_user.contains("--password-iterations"),
+        "{create_user}"
+    );
+    assert!(create_user.contains("--billing-catalog"), "{create_user}");
+    assert!(!create_user.contains("--workers"), "{create_user}");
+    let adjust = help(&["admin", "adjust-wallet"]);
+    assert!(!adjust.contains("--password-iterations"), "{adjust}");
+    // `crier` alone and `crier serve` keep every setting.
+    let serve = help(&["serve"]);
+    for (flag, _, _) in settings() {
+        assert!(serve.contains(&flag), "{flag} missing from serve --help");
+    }
+}
+
+#[test]
+fn a_variable_for_a_setting_a_command_does_not_take_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = crier()
+        .arg("migrate")
+        .env("CRIER_WORKERS", "not a number")
+        .env("CRIER_SMTP_PORT", "not a port")
+        .env("CRIER_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join("crier.db").is_file());
+}
+
+#[test]
+fn a_mistyped_flag_gets_a_suggestion_and_exit_2() {
+    let output = crier().args(["serve", "--adr", "1"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("a similar argument exists: '--addr'"),
+        "{stderr}"
+    );
+    let output = crier().args(["doctor", "--db-pth", "x"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("'--db-path'"), "{stderr}");
 }
 
 #[test]

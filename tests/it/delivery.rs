@@ -651,9 +651,9 @@ fn a_crash_spends_the_cycle_of_the_message_in_hand_and_not_those_of_its_batch() 
     ];
     let first = crate::process::ServeProcess::start_with(dir.path(), &settings);
     let key = credited_sender(&first);
-    // All due at one moment, so the first claim takes all ten.
-    // Far enough ahead that the ten sends all come before it on a loaded machine.
-    let due = crier::clock::SystemClock.now() + chrono::Duration::seconds(8);
+    // All due at one moment, so the first claim takes all ten; far enough ahead that the ten
+    // sends all come before it on a loaded machine.
+    let due = crier::clock::SystemClock.now() + chrono::Duration::seconds(10);
     let due = crier::clock::format_timestamp(due);
     for n in 0..MESSAGES {
         let mut body = sms("+237677123456", &format!("message {n}"));

@@ -179,7 +179,9 @@ pub fn admin(data_dir: &Path, args: &[&str], stdin: &str) -> serde_json::Value {
     let mut child = crier()
         .arg("admin")
         .args(args)
-        .args(["--password-iterations", "100000", "--data-dir"])
+        // Only create-user hashes a password; the others ignore the variable.
+        .env("CRIER_PASSWORD_ITERATIONS", "100000")
+        .arg("--data-dir")
         .arg(data_dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
