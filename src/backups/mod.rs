@@ -6,8 +6,9 @@
 //! `VACUUM INTO` snapshot written `0600` under a hidden temporary name in the directory, checked
 //! with `PRAGMA integrity_check`, then given its name, so a name always holds a complete,
 //! verified database. Only after a copy succeeded are the oldest beyond `keep` deleted, and only
-//! files whose name is exactly this pattern: anything else in the directory is left alone, and a
-//! failed round deletes nothing.
+//! files whose name is exactly this pattern (and the hidden partial copy of one, left by a
+//! process killed mid-copy): anything else in the directory is left alone, and a failed round
+//! deletes nothing.
 //!
 //! When: the newest backup already in the directory (by its name) says when the next is due, one
 //! interval after it; with none, or one older than an interval, a backup is taken at start. So a
@@ -197,7 +198,9 @@ pub fn take(
     })
 }
 
-/// Deletes the oldest scheduled backups in `dir` beyond the newest `keep`; gives those deleted.
+/// Deletes the oldest scheduled backups in `dir` beyond the newest `keep`, and the partial
+/// copies of scheduled backups left by a process that no longer runs (one killed mid-copy);
+/// gives those deleted.
 pub fn prune(dir: &Path, keep: usize) -> std::io::Result<Vec<PathBuf>> {
     let backups = list(dir)?;
     let excess = backups.len().saturating_sub(keep);
@@ -206,7 +209,30 @@ pub fn prune(dir: &Path, keep: usize) -> std::io::Result<Vec<PathBuf>> {
         std::fs::remove_file(&path)?;
         deleted.push(path);
     }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let Some(pid) = entry.file_name().to_str().and_then(partial_of) else {
+            continue;
+        };
+        let running = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if !running && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+            deleted.push(entry.path());
+        }
+    }
     Ok(deleted)
+}
+
+/// The process that wrote `name`, if `name` is a scheduled backup's partial copy:
+/// `.crier-YYYYMMDDTHHMMSSZ.db.PID.partial` (see `db::backup::backup_database`).
+fn partial_of(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?.strip_suffix(".partial")?;
+    let (backup, pid) = rest.rsplit_once('.')?;
+    taken_at(backup)?;
+    if pid.is_empty() || !pid.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
 }
 
 #[cfg(test)]
@@ -259,6 +285,11 @@ mod tests {
             "crier-20261202T000000Z.db",
             "notes.txt",
             "crier-old.db",
+            // Left by a process killed mid-copy (no such pid: above the kernel's maximum).
+            ".crier-20261202T000000Z.db.4194305.partial",
+            // Still being written by a running process (pid 1 always runs).
+            ".crier-20261204T000000Z.db.1.partial",
+            ".notes.4194305.partial",
         ] {
             std::fs::write(dir.path().join(name), b"x").unwrap();
         }
@@ -268,6 +299,8 @@ mod tests {
             vec![
                 dir.path().join("crier-20261201T000000Z.db"),
                 dir.path().join("crier-20261202T000000Z.db"),
+                dir.path()
+                    .join(".crier-20261202T000000Z.db.4194305.partial"),
             ]
         );
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
@@ -277,7 +310,13 @@ mod tests {
         left.sort();
         assert_eq!(
             left,
-            vec!["crier-20261203T000000Z.db", "crier-old.db", "notes.txt"]
+            vec![
+                ".crier-20261204T000000Z.db.1.partial",
+                ".notes.4194305.partial",
+                "crier-20261203T000000Z.db",
+                "crier-old.db",
+                "notes.txt"
+            ]
         );
     }
 
