@@ -105,6 +105,8 @@ pub struct Config {
     pub delivery: crate::delivery::settings::DeliverySettings,
     /// Payment providers, their keys, and session lifetime.
     pub payments: crate::payments::settings::PaymentSettings,
+    /// Scheduled backups while serving (off unless a directory is given).
+    pub backups: crate::backups::BackupSettings,
     pub log_format: LogFormat,
     pub log_level: log::LevelFilter,
 }
@@ -154,6 +156,11 @@ impl Config {
                 timeout: Duration::from_secs(5),
                 // Retries come due when a test moves its clock; they are picked up at once.
                 worker_poll: Duration::from_millis(50),
+                ..Default::default()
+            },
+            // Off; the backup tests turn them on, with a clock they move.
+            backups: crate::backups::BackupSettings {
+                check_every: Duration::from_millis(20),
                 ..Default::default()
             },
             log_format: LogFormat::Text,
@@ -269,6 +276,10 @@ pub struct ServerArgs {
     /// Requests per second each client IP may make to the routes open without credentials (webhooks, setup, invitations, unsubscribe and link pages), with bursts of five times as many (0 turns it off).
     #[arg(crier_setting = PUBLIC_RATE_LIMIT, default_value = "10")]
     pub public_rate_limit: String,
+
+    /// Scheduled backups (`backups::BackupArgs`), declared in their own module.
+    #[command(flatten)]
+    pub backups: crate::backups::BackupArgs,
 
     /// Log line format on standard error: text or json.
     #[arg(crier_setting = LOG_FORMAT, default_value = "text")]
@@ -485,6 +496,7 @@ impl ServerArgs {
 
         let delivery = p.absorb(delivery.validate());
         let payments = p.absorb(payments.validate());
+        let backups = p.absorb(self.backups.validate());
 
         Some(Config {
             addr: addr?,
@@ -512,6 +524,7 @@ impl ServerArgs {
             default_country: default_country?,
             delivery: delivery?,
             payments: payments?,
+            backups: backups?,
             log_format: log_format?,
             log_level: log_level?,
         })

@@ -5,6 +5,7 @@
 pub mod api_keys;
 pub mod app;
 pub mod auth;
+pub mod backups;
 pub mod billing;
 pub mod campaigns;
 pub mod cli;

@@ -1,6 +1,7 @@
 //! Process metrics for `GET /metrics` in the Prometheus text format: requests by
-//! route, method and status, and a latency histogram per route. Counted in memory by the HTTP
-//! layer; a restart starts from zero, as Prometheus expects of counters.
+//! route, method and status, and a latency histogram per route (counted by the HTTP layer);
+//! provider calls, webhooks, and scheduled backups (counted by their runners). Counted in memory;
+//! a restart starts from zero, as Prometheus expects of counters.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -31,6 +32,18 @@ pub struct Metrics {
     /// (`applied`, `not_applied`, `deferred` for a retry, `abandoned`); delivery receipts
     /// (`accepted`, `rejected`).
     webhooks: Mutex<BTreeMap<(String, String), u64>>,
+    /// Scheduled backups; shown only when they are turned on (`--backup-dir`).
+    backups: Mutex<Option<BackupStats>>,
+}
+
+/// What the scheduled backups have done since start.
+#[derive(Default)]
+struct BackupStats {
+    /// Unix seconds of the newest good backup (from the directory at start, then each success).
+    last_success: Option<i64>,
+    last_bytes: u64,
+    succeeded: u64,
+    failed: u64,
 }
 
 impl Metrics {
@@ -72,6 +85,30 @@ impl Metrics {
         *lock(&self.webhooks)
             .entry((provider.to_owned(), verdict.to_owned()))
             .or_default() += 1;
+    }
+
+    /// Turns on the backup series; `newest` is the newest backup already in the directory.
+    pub fn backups_enabled(&self, newest: Option<i64>) {
+        *lock(&self.backups) = Some(BackupStats {
+            last_success: newest,
+            ..BackupStats::default()
+        });
+    }
+
+    /// Counts one good scheduled backup, taken at `at` (Unix seconds), of `bytes`.
+    pub fn record_backup_success(&self, at: i64, bytes: u64) {
+        let mut backups = lock(&self.backups);
+        let stats = backups.get_or_insert_with(BackupStats::default);
+        stats.last_success = Some(at);
+        stats.last_bytes = bytes;
+        stats.succeeded += 1;
+    }
+
+    /// Counts one failed scheduled backup.
+    pub fn record_backup_failure(&self) {
+        lock(&self.backups)
+            .get_or_insert_with(BackupStats::default)
+            .failed += 1;
     }
 
     /// The exposition text.
@@ -133,6 +170,28 @@ impl Metrics {
                 escape(provider),
                 escape(verdict)
             );
+        }
+        if let Some(stats) = lock(&self.backups).as_ref() {
+            out.push_str("# HELP crier_backup_last_success_timestamp_seconds When the newest good scheduled backup was taken (0: none yet).\n");
+            out.push_str("# TYPE crier_backup_last_success_timestamp_seconds gauge\n");
+            let _ = writeln!(
+                out,
+                "crier_backup_last_success_timestamp_seconds {}",
+                stats.last_success.unwrap_or(0)
+            );
+            out.push_str("# HELP crier_backup_last_size_bytes Size of the newest scheduled backup taken since start.\n");
+            out.push_str("# TYPE crier_backup_last_size_bytes gauge\n");
+            let _ = writeln!(out, "crier_backup_last_size_bytes {}", stats.last_bytes);
+            out.push_str(
+                "# HELP crier_backups_total Scheduled backups written and verified since start.\n",
+            );
+            out.push_str("# TYPE crier_backups_total counter\n");
+            let _ = writeln!(out, "crier_backups_total {}", stats.succeeded);
+            out.push_str(
+                "# HELP crier_backup_failures_total Scheduled backups that failed since start.\n",
+            );
+            out.push_str("# TYPE crier_backup_failures_total counter\n");
+            let _ = writeln!(out, "crier_backup_failures_total {}", stats.failed);
         }
         out
     }
@@ -211,6 +270,32 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("le=\"+Inf\"} 2\n"), "{text}");
+    }
+
+    #[test]
+    fn backup_series_show_only_when_backups_are_on() {
+        let metrics = Metrics::new();
+        assert!(!metrics.render().contains("crier_backup"));
+        metrics.backups_enabled(None);
+        let text = metrics.render();
+        assert!(
+            text.contains("crier_backup_last_success_timestamp_seconds 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("crier_backup_failures_total 0\n"), "{text}");
+        metrics.record_backup_failure();
+        metrics.record_backup_success(1_790_000_000, 4096);
+        let text = metrics.render();
+        assert!(
+            text.contains("crier_backup_last_success_timestamp_seconds 1790000000\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("crier_backup_last_size_bytes 4096\n"),
+            "{text}"
+        );
+        assert!(text.contains("crier_backups_total 1\n"), "{text}");
+        assert!(text.contains("crier_backup_failures_total 1\n"), "{text}");
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! Assembles a running crier: database, shared state, HTTP workers, dispatchers and the scheduler, the payments worker, the janitor. Used by `crier serve` and by
+//! Assembles a running crier: database, shared state, HTTP workers, dispatchers and the scheduler, the payments worker, the janitor, the backup runner. Used by `crier serve` and by
 //! the integration tests, so both run exactly the same start-up path.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::app::App;
+use crate::backups::runner::{self as backup_runner, BackupRunner};
 use crate::campaigns::runner::{self as campaign_runner, CampaignRunner};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -34,6 +35,7 @@ pub struct RunningServer {
     payments: PaymentsWorker,
     imports: ImportRunner,
     campaigns: CampaignRunner,
+    backups: BackupRunner,
 }
 
 /// Opens (creating and migrating) the database and starts serving HTTP on `config.addr`.
@@ -55,6 +57,9 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
     let campaigns = campaign_runner::start(Arc::clone(&app))?;
     let http = web::start(Arc::clone(&app), runtime.router)?;
     let janitor = janitor::start(Arc::clone(&app))?;
+    // Last: the first backup (taken at start when none is recent) copies a database that
+    // every runner has already picked up.
+    let backups = backup_runner::start(Arc::clone(&app))?;
     Ok(RunningServer {
         app,
         http,
@@ -63,6 +68,7 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
         payments,
         imports,
         campaigns,
+        backups,
     })
 }
 
@@ -83,6 +89,8 @@ impl RunningServer {
         // Between two steps: a fan-out resumes from its cursor at the next start.
         self.campaigns.stop();
         self.janitor.stop();
+        // A backup in progress finishes (or removes its partial copy) first.
+        self.backups.stop();
         outcome
     }
 }

@@ -91,8 +91,7 @@ pub fn migrate(config: &Config) -> i32 {
 /// `crier backup FILE`: a consistent copy of the live database, verified before it is named.
 pub fn backup(config: &Config, target: &Path) -> i32 {
     let settings = DbSettings::from_config(config);
-    let outcome =
-        db::open_existing(&settings).and_then(|conn| backup::backup_database(&conn, target));
+    let outcome = backup::backup_file(&settings, target);
     match outcome {
         Ok(summary) => {
             println!(

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::DbSettings;
 use crate::error::StartupError;
 
 /// What a finished backup contains.
@@ -16,6 +17,14 @@ use crate::error::StartupError;
 pub struct BackupSummary {
     pub bytes: u64,
     pub tables: u64,
+}
+
+/// Opens the database `settings` names (it must exist) on a connection of its own and copies it
+/// to `target` with `backup_database`: what `crier backup` does, and each scheduled backup
+/// (`crate::backups`).
+pub fn backup_file(settings: &DbSettings, target: &Path) -> Result<BackupSummary, StartupError> {
+    let conn = super::open_existing(settings)?;
+    backup_database(&conn, target)
 }
 
 /// Copies the database behind `conn` to `target`, which must not exist yet. Never overwrites:

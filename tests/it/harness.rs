@@ -380,6 +380,22 @@ pub mod logs {
         });
     }
 
+    /// Every captured line with `message`, whose field `name` is `value` (for lines no request
+    /// made, such as a background runner's).
+    pub fn with_field(message: &str, name: &str, value: &str) -> Vec<Line> {
+        let capture = CAPTURE.get().expect("logs::install was not called");
+        capture
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| {
+                line.message == message && line.fields.get(name).map(String::as_str) == Some(value)
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Every captured line whose `request_id` field is `request_id`.
     pub fn for_request(request_id: &str) -> Vec<Line> {
         let capture = CAPTURE.get().expect("logs::install was not called");

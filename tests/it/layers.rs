@@ -190,6 +190,8 @@ const APP_USERS: &[&str] = &[
     "contacts/imports/runner.rs",
     // The campaign runner: starts scheduled campaigns, fans out, sweeps cancels, finishes.
     "campaigns/runner.rs",
+    // The backup runner: reads the clock and the database settings, counts in the metrics.
+    "backups/runner.rs",
 ];
 
 #[test]

@@ -10,6 +10,7 @@ mod auth_cli;
 mod auth_fixtures;
 mod auth_sessions;
 mod auth_workspaces;
+mod backups;
 mod billing;
 mod binary;
 mod campaign_crash;
