@@ -47,39 +47,45 @@ pub fn start(app: Arc<App>) -> Result<Janitor, StartupError> {
 /// One round of every sweep.
 pub fn sweep(app: &App) -> Result<(), AppError> {
     let now = app.clock.now();
-    // Each sweep runs even when another failed; the first failure is reported.
-    let idempotency_records = idempotency::sweep_expired(&app.db, now);
-    let sessions = auth::sweep_ended_sessions(&app.db, now);
-    let payment_sessions = crate::payments::flow::expire_sessions(app, now);
-    let webhook_events = crate::payments::flow::prune_webhook_journal(app, now);
-    let login_failures = auth::rate_limit::sweep_expired(&app.db, now);
-    let (idempotency_records, sessions, payment_sessions, webhook_events, login_failures) = match (
-        idempotency_records,
-        sessions,
-        payment_sessions,
-        webhook_events,
-        login_failures,
-    ) {
-        (Ok(records), Ok(sessions), Ok(payments), Ok(events), Ok(failures)) => {
-            (records, sessions, payments, events, failures)
+    // Each sweep runs even when another failed; the first failure is reported. A sweep answers
+    // how many rows it deleted or changed.
+    let sweeps: [(&str, Result<usize, AppError>); 5] = [
+        (
+            "idempotency_records",
+            idempotency::sweep_expired(&app.db, now),
+        ),
+        ("sessions", auth::sweep_ended_sessions(&app.db, now)),
+        (
+            "expired_payment_sessions",
+            crate::payments::flow::expire_sessions(app, now),
+        ),
+        (
+            "webhook_events",
+            crate::payments::flow::prune_webhook_journal(app, now),
+        ),
+        (
+            "login_failures",
+            auth::rate_limit::sweep_expired(&app.db, now),
+        ),
+    ];
+    let mut swept = Vec::with_capacity(sweeps.len());
+    let mut first_failure = None;
+    for (name, outcome) in sweeps {
+        match outcome {
+            Ok(0) => {}
+            Ok(rows) => swept.push(format!("{name}={rows}")),
+            Err(err) => {
+                first_failure.get_or_insert(err);
+            }
         }
-        (Err(err), ..)
-        | (_, Err(err), ..)
-        | (_, _, Err(err), ..)
-        | (_, _, _, Err(err), _)
-        | (.., Err(err)) => {
-            return Err(err);
-        }
-    };
-    if idempotency_records + sessions + payment_sessions + webhook_events + login_failures > 0 {
-        log::info!(
-            idempotency_records = idempotency_records, sessions = sessions,
-            expired_payment_sessions = payment_sessions, webhook_events = webhook_events,
-            login_failures = login_failures;
-            "janitor swept expired rows"
-        );
     }
-    Ok(())
+    if !swept.is_empty() {
+        log::info!(swept:% = swept.join(" "); "janitor swept expired rows");
+    }
+    match first_failure {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
 }
 
 impl Janitor {

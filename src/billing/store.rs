@@ -25,6 +25,30 @@ pub struct BillingAccount {
     pub custom_included_email_per_day: Option<u64>,
 }
 
+impl BillingAccount {
+    /// Reads the account from eight columns of `row` starting at `first`, in the order
+    /// `id, plan_code, plan_activated_at, plan_period_end, wallet_currency,
+    /// wallet_balance_minor, custom_included_sms_per_month, custom_included_email_per_day`
+    /// (of `workspaces`), so a query that joins more can share the mapping.
+    pub fn from_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<BillingAccount> {
+        let quota = |index: usize| -> rusqlite::Result<Option<u64>> {
+            Ok(row
+                .get::<_, Option<i64>>(first + index)?
+                .and_then(|n| u64::try_from(n).ok()))
+        };
+        Ok(BillingAccount {
+            workspace_id: row.get(first)?,
+            plan_code: row.get(first + 1)?,
+            plan_activated_at: row.get(first + 2)?,
+            plan_period_end: row.get(first + 3)?,
+            wallet_currency: row.get(first + 4)?,
+            wallet_balance_minor: row.get(first + 5)?,
+            custom_included_sms_per_month: quota(6)?,
+            custom_included_email_per_day: quota(7)?,
+        })
+    }
+}
+
 pub fn find_account(
     conn: &Connection,
     workspace_id: &WorkspaceId,
@@ -36,22 +60,7 @@ pub fn find_account(
                     custom_included_email_per_day
              FROM workspaces WHERE id = ?1",
         )?
-        .query_row([workspace_id], |row| {
-            Ok(BillingAccount {
-                workspace_id: row.get(0)?,
-                plan_code: row.get(1)?,
-                plan_activated_at: row.get(2)?,
-                plan_period_end: row.get(3)?,
-                wallet_currency: row.get(4)?,
-                wallet_balance_minor: row.get(5)?,
-                custom_included_sms_per_month: row
-                    .get::<_, Option<i64>>(6)?
-                    .and_then(|n| u64::try_from(n).ok()),
-                custom_included_email_per_day: row
-                    .get::<_, Option<i64>>(7)?
-                    .and_then(|n| u64::try_from(n).ok()),
-            })
-        })
+        .query_row([workspace_id], |row| BillingAccount::from_row(row, 0))
         .optional()?)
 }
 

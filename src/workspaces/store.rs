@@ -81,10 +81,9 @@ pub struct WorkspaceOverview {
 /// Billing owns the plan and wallet columns and the two review tables; this read only joins them
 /// for display, it never decides anything from them.
 const OVERVIEW_SELECT: &str = "
-    SELECT w.id, w.name, w.created_at,
-           w.plan_code, w.plan_activated_at, w.plan_period_end, w.wallet_currency,
+    SELECT w.id, w.plan_code, w.plan_activated_at, w.plan_period_end, w.wallet_currency,
            w.wallet_balance_minor, w.custom_included_sms_per_month,
-           w.custom_included_email_per_day,
+           w.custom_included_email_per_day, w.name, w.created_at,
            v.status, s.sender_id, s.status,
            (SELECT count(*) FROM memberships m WHERE m.workspace_id = w.id),
            (SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id
@@ -95,29 +94,15 @@ const OVERVIEW_SELECT: &str = "
     LEFT JOIN sender_ids s ON s.workspace_id = w.id";
 
 fn overview_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WorkspaceOverview> {
-    let quota = |index: usize| -> rusqlite::Result<Option<u64>> {
-        Ok(row
-            .get::<_, Option<i64>>(index)?
-            .and_then(|n| u64::try_from(n).ok()))
-    };
     let sender_id: Option<String> = row.get(11)?;
     let sender_status: Option<String> = row.get(12)?;
     Ok(WorkspaceOverview {
         workspace: Workspace {
             id: row.get(0)?,
-            name: row.get(1)?,
-            created_at: row.get(2)?,
+            name: row.get(8)?,
+            created_at: row.get(9)?,
         },
-        account: BillingAccount {
-            workspace_id: row.get(0)?,
-            plan_code: row.get(3)?,
-            plan_activated_at: row.get(4)?,
-            plan_period_end: row.get(5)?,
-            wallet_currency: row.get(6)?,
-            wallet_balance_minor: row.get(7)?,
-            custom_included_sms_per_month: quota(8)?,
-            custom_included_email_per_day: quota(9)?,
-        },
+        account: BillingAccount::from_row(row, 0)?,
         verification_status: row.get(10)?,
         sender_id: sender_id.zip(sender_status),
         member_count: u64::try_from(row.get::<_, i64>(13)?).unwrap_or(0),

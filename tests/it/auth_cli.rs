@@ -6,6 +6,7 @@ use std::process::{Output, Stdio};
 
 use serde_json::{Value, json};
 
+use crate::auth_fixtures::adjust_wallet_args;
 use crate::process::{ServeProcess, crier};
 
 const PASSWORD: &str = "a long enough password";
@@ -222,21 +223,9 @@ fn one_error_line(output: &Output, code: i32) -> String {
 }
 
 fn adjust_wallet(data_dir: &Path, workspace: &str, amount: &str) -> Output {
-    run(
-        &[
-            "admin",
-            "adjust-wallet",
-            "--workspace",
-            workspace,
-            "--amount-minor",
-            amount,
-            "--reason",
-            "goodwill",
-            "--json",
-        ],
-        data_dir,
-        "",
-    )
+    let mut args = adjust_wallet_args(workspace, amount, "goodwill");
+    args.push("--json");
+    run(&args, data_dir, "")
 }
 
 #[test]

@@ -334,3 +334,22 @@ impl Caller<'_> {
         self.call("DELETE", path, None)
     }
 }
+
+/// The arguments of `crier admin adjust-wallet` crediting (or debiting) `workspace` (an id or a
+/// name) by `amount` minor units with `reason`; callers add `--json` or data-dir settings.
+pub fn adjust_wallet_args<'a>(
+    workspace: &'a str,
+    amount: &'a str,
+    reason: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "admin",
+        "adjust-wallet",
+        "--workspace",
+        workspace,
+        "--amount-minor",
+        amount,
+        "--reason",
+        reason,
+    ]
+}

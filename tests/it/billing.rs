@@ -15,7 +15,8 @@ use crier::ids::{Ids, SeededRandom};
 use serde_json::{Value, json};
 
 use crate::auth_fixtures::{
-    Console, EPOCH, add_member, bearer, count, create_key, second_tenant, setup, walk_pages,
+    Console, EPOCH, add_member, adjust_wallet_args, bearer, count, create_key, second_tenant,
+    setup, walk_pages,
 };
 use crate::harness::{TestResponse, TestServer};
 use crate::process::crier;
@@ -1030,20 +1031,9 @@ fn the_adjust_wallet_command_changes_the_servers_wallet_and_refuses_overdrafts()
     let owner = setup(&server);
     let workspace = owner.workspace_id().to_owned();
 
-    let output = crier_on(
-        &server,
-        &[
-            "admin",
-            "adjust-wallet",
-            "--workspace",
-            &workspace,
-            "--amount-minor",
-            "2500",
-            "--reason",
-            "opening credit",
-            "--json",
-        ],
-    );
+    let mut args = adjust_wallet_args(&workspace, "2500", "opening credit");
+    args.push("--json");
+    let output = crier_on(&server, &args);
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     let printed: Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|err| panic!("stdout is not JSON ({err}): {}", describe(&output)));
@@ -1499,17 +1489,5 @@ fn adjust_by_cli(
     amount: &str,
     reason: &str,
 ) -> std::process::Output {
-    crier_on(
-        server,
-        &[
-            "admin",
-            "adjust-wallet",
-            "--workspace",
-            workspace,
-            "--amount-minor",
-            amount,
-            "--reason",
-            reason,
-        ],
-    )
+    crier_on(server, &adjust_wallet_args(workspace, amount, reason))
 }

@@ -391,23 +391,23 @@ fn receipts_are_off_without_a_token() {
     .assert_error(404, "not_found");
 }
 
-/// The real binary is killed while a slow provider holds messages `sending`; after a restart
-/// every message ends `sent`, each charged exactly once, and the books balance.
-#[test]
-fn a_crash_while_sending_loses_no_message_and_charges_none_twice() {
-    const MESSAGES: usize = 20;
-    let webhook = accepting_webhook(Duration::from_millis(250));
-    let dir = tempfile::tempdir().unwrap();
-    let webhook_url = format!("{}/sms", webhook.url());
-    let settings = [
+/// The settings of the crash tests: SMS through the webhook provider at `webhook_url`, `workers`
+/// dispatchers claiming `batch` messages with a 3 s lease, quick polls, then `more`.
+fn crash_test_settings<'a>(
+    webhook_url: &'a str,
+    workers: &'a str,
+    batch: &'a str,
+    more: &[&'a str],
+) -> Vec<&'a str> {
+    let mut settings = vec![
         "--sms-providers",
         "webhook",
         "--sms-webhook-url",
-        webhook_url.as_str(),
+        webhook_url,
         "--dispatch-workers",
-        "2",
+        workers,
         "--dispatch-batch",
-        "4",
+        batch,
         "--dispatch-lease-secs",
         "3",
         "--provider-timeout-secs",
@@ -417,6 +417,19 @@ fn a_crash_while_sending_loses_no_message_and_charges_none_twice() {
         "--password-iterations",
         "100000",
     ];
+    settings.extend_from_slice(more);
+    settings
+}
+
+/// The real binary is killed while a slow provider holds messages `sending`; after a restart
+/// every message ends `sent`, each charged exactly once, and the books balance.
+#[test]
+fn a_crash_while_sending_loses_no_message_and_charges_none_twice() {
+    const MESSAGES: usize = 20;
+    let webhook = accepting_webhook(Duration::from_millis(250));
+    let dir = tempfile::tempdir().unwrap();
+    let webhook_url = format!("{}/sms", webhook.url());
+    let settings = crash_test_settings(&webhook_url, "2", "4", &[]);
     let first = crate::process::ServeProcess::start_with(dir.path(), &settings);
     let key = credited_sender(&first);
     for n in 0..MESSAGES {
@@ -625,30 +638,19 @@ fn a_crash_spends_the_cycle_of_the_message_in_hand_and_not_those_of_its_batch() 
     let dir = tempfile::tempdir().unwrap();
     let webhook_url = format!("{}/sms", failing.url());
     let max_cycles = MAX_CYCLES.to_string();
-    let settings = [
-        "--sms-providers",
-        "webhook",
-        "--sms-webhook-url",
-        webhook_url.as_str(),
-        "--dispatch-workers",
+    let settings = crash_test_settings(
+        &webhook_url,
         "1",
-        "--dispatch-batch",
         "10",
-        "--dispatch-lease-secs",
-        "3",
-        "--provider-timeout-secs",
-        "2",
-        "--dispatch-poll-ms",
-        "50",
-        "--max-delivery-cycles",
-        max_cycles.as_str(),
-        "--retry-base-secs",
-        "1",
-        "--retry-max-secs",
-        "1",
-        "--password-iterations",
-        "100000",
-    ];
+        &[
+            "--max-delivery-cycles",
+            max_cycles.as_str(),
+            "--retry-base-secs",
+            "1",
+            "--retry-max-secs",
+            "1",
+        ],
+    );
     let first = crate::process::ServeProcess::start_with(dir.path(), &settings);
     let key = credited_sender(&first);
     // All due at one moment, so the first claim takes all ten; far enough ahead that the ten
