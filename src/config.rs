@@ -463,9 +463,13 @@ impl ServerArgs {
         let api_rate = p
             .check(
                 API_RATE_LIMIT,
-                whole_number(&self.api_rate_limit, 0, 1_000_000),
+                whole_number(
+                    &self.api_rate_limit,
+                    0,
+                    u64::from(crate::billing::catalog::MAX_API_REQUESTS_PER_SECOND),
+                ),
             )
-            .map(|per_second| rate(per_second, 2));
+            .map(|per_second| rate(per_second, API_BURST_FACTOR));
         let public_rate = p
             .check(
                 PUBLIC_RATE_LIMIT,
@@ -532,12 +536,12 @@ impl ServerArgs {
 }
 
 /// A bucket of `per_second` with bursts of `burst_factor` times as many.
+/// An API key's bursts are this many times its rate (per second), whether the rate is the
+/// instance's or its plan's.
+pub const API_BURST_FACTOR: u32 = 2;
+
 fn rate(per_second: u64, burst_factor: u32) -> Rate {
-    let per_second = u32::try_from(per_second).unwrap_or(u32::MAX);
-    Rate {
-        per_second,
-        burst: per_second.saturating_mul(burst_factor),
-    }
+    Rate::with_burst_factor(u32::try_from(per_second).unwrap_or(u32::MAX), burst_factor)
 }
 
 #[cfg(test)]

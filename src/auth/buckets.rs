@@ -22,6 +22,14 @@ impl Rate {
         burst: 0,
     };
 
+    /// `per_second` with bursts of `burst_factor` times as many.
+    pub fn with_burst_factor(per_second: u32, burst_factor: u32) -> Rate {
+        Rate {
+            per_second,
+            burst: per_second.saturating_mul(burst_factor),
+        }
+    }
+
     pub fn is_off(self) -> bool {
         self.per_second == 0
     }
@@ -69,13 +77,21 @@ impl Buckets {
         self.rate
     }
 
-    /// Takes a token from `key`'s bucket at `now`; `None` when the limit is off.
+    /// Takes a token from `key`'s bucket at `now`, at the buckets' own rate; `None` when the
+    /// limit is off.
     pub fn take(&self, key: &str, now: Instant) -> Option<Allowance> {
-        if self.rate.is_off() {
+        self.take_at(key, self.rate, now)
+    }
+
+    /// Takes a token from `key`'s bucket at `now` with `shape` as the bucket's rate (a key whose
+    /// plan sets its own); a bucket whose shape changed keeps its tokens, up to the new burst.
+    /// `None` when `shape` is off.
+    pub fn take_at(&self, key: &str, shape: Rate, now: Instant) -> Option<Allowance> {
+        if shape.is_off() {
             return None;
         }
-        let rate = f64::from(self.rate.per_second);
-        let burst = f64::from(self.rate.burst.max(1));
+        let rate = f64::from(shape.per_second);
+        let burst = f64::from(shape.burst.max(1));
         let mut buckets = self
             .buckets
             .lock()
@@ -140,6 +156,23 @@ mod tests {
         let much_later = start + Duration::from_secs(60);
         let first = buckets.take("k", much_later).unwrap();
         assert_eq!((first.allowed, first.remaining), (true, 3));
+    }
+
+    #[test]
+    fn a_bucket_takes_the_shape_it_is_asked_with() {
+        let buckets = rate(1, 1);
+        let now = Instant::now();
+        let wider = Rate::with_burst_factor(5, 2);
+        assert_eq!(wider.burst, 10);
+        let taken: Vec<bool> = (0..11)
+            .map(|_| buckets.take_at("k", wider, now).unwrap().allowed)
+            .collect();
+        assert_eq!(taken.iter().filter(|allowed| **allowed).count(), 10);
+        // Back to the buckets' own shape: empty, and refilled at 1 a second, not 5.
+        assert!(!buckets.take("k", now).unwrap().allowed);
+        let later = now + Duration::from_millis(500);
+        assert!(!buckets.take("k", later).unwrap().allowed);
+        assert_eq!(buckets.take_at("k", Rate::OFF, later), None);
     }
 
     #[test]

@@ -72,6 +72,9 @@ impl rusqlite::types::FromSql for PlanCode {
     }
 }
 
+/// The most a plan's `api_requests_per_second` may say (as `--api-rate-limit`).
+pub const MAX_API_REQUESTS_PER_SECOND: u32 = 1_000_000;
+
 /// A plan of the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,6 +87,10 @@ pub struct Plan {
     pub included_sms_per_month: u64,
     /// Email units included per day (UTC).
     pub included_email_per_day: u64,
+    /// Requests per second each API key of a workspace on this plan may make, with bursts of
+    /// twice as many (0: no limit); absent, the instance's `--api-rate-limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_requests_per_second: Option<u32>,
 }
 
 /// Everything billing prices with.
@@ -104,6 +111,7 @@ fn plan(code: &str, name: &str, price: Option<i64>, sms: u64, email: u64) -> Pla
         price_minor: price,
         included_sms_per_month: sms,
         included_email_per_day: email,
+        api_requests_per_second: None,
     }
 }
 
@@ -152,6 +160,15 @@ impl Catalog {
                 .any(|other| other.code == plan.code)
             {
                 return Err(format!("plan {:?} is listed twice", plan.code));
+            }
+            if plan
+                .api_requests_per_second
+                .is_some_and(|rate| rate > MAX_API_REQUESTS_PER_SECOND)
+            {
+                return Err(format!(
+                    "plan {:?}: api_requests_per_second must be 0 (no limit) to {MAX_API_REQUESTS_PER_SECOND}",
+                    plan.code
+                ));
             }
             if plan.price_minor.is_some_and(|price| price <= 0) {
                 return Err(format!(
@@ -207,6 +224,13 @@ impl Catalog {
             },
         };
         self.plans.iter().skip(start).take(limit).collect()
+    }
+
+    /// Whether any plan sets its own API rate limit (else every key has the instance's).
+    pub fn has_plan_rate_limits(&self) -> bool {
+        self.plans
+            .iter()
+            .any(|plan| plan.api_requests_per_second.is_some())
     }
 
     pub fn plan(&self, code: &str) -> Option<&Plan> {
@@ -293,6 +317,10 @@ mod tests {
         assert!(with(|c| c.sms_tiers[1].up_to = Some(10)).contains("sms_tiers"));
         assert!(with(|c| c.email_tiers.pop().map(drop).unwrap_or(())).contains("email_tiers"));
         assert!(with(|c| c.plans[1].price_minor = Some(0)).contains("positive"));
+        assert!(
+            with(|c| c.plans[1].api_requests_per_second = Some(1_000_001))
+                .contains("api_requests_per_second")
+        );
     }
 
     #[test]
@@ -304,7 +332,7 @@ mod tests {
             r#"{"currency": "NGN",
                 "plans": [{"code": "free", "name": "Free", "price_minor": null, "included_sms_per_month": 0, "included_email_per_day": 0},
                           {"code": "custom", "name": "Custom", "price_minor": null, "included_sms_per_month": 0, "included_email_per_day": 0},
-                          {"code": "start", "name": "Start", "price_minor": 250000, "included_sms_per_month": 100, "included_email_per_day": 100}],
+                          {"code": "start", "name": "Start", "price_minor": 250000, "included_sms_per_month": 100, "included_email_per_day": 100, "api_requests_per_second": 20}],
                 "sms_tiers": [{"up_to": 1000, "price_minor": 400}, {"up_to": null, "price_minor": 350}],
                 "email_tiers": [{"up_to": null, "price_minor": 100}]}"#,
         )
@@ -312,6 +340,13 @@ mod tests {
         let catalog = Catalog::load(&path).unwrap();
         assert_eq!(catalog.currency, "NGN");
         assert_eq!(catalog.plan("start").unwrap().included_sms_per_month, 100);
+        assert_eq!(
+            catalog.plan("start").unwrap().api_requests_per_second,
+            Some(20)
+        );
+        assert_eq!(catalog.plan("free").unwrap().api_requests_per_second, None);
+        assert!(catalog.has_plan_rate_limits());
+        assert!(!Catalog::default().has_plan_rate_limits());
         std::fs::write(&path, "{}").unwrap();
         assert!(
             Catalog::load(&path)

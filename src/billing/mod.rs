@@ -306,6 +306,30 @@ pub fn activate_plan(
     Ok(end)
 }
 
+/// The API request rate (requests per second, 0: no limit) the plan in force gives
+/// `workspace_id`'s keys at `now`, when that plan sets one; `None`: the instance's default. Reads
+/// nothing when no plan of the catalog sets a rate.
+pub fn plan_api_rate(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    catalog: &Catalog,
+    now: Timestamp,
+) -> Result<Option<u32>, AppError> {
+    if !catalog.has_plan_rate_limits() {
+        return Ok(None);
+    }
+    let Some(account) = store::find_account(conn, workspace_id)? else {
+        return Ok(None);
+    };
+    let code = match PlanState::of(&account, catalog, now) {
+        PlanState::Free => catalog::FREE,
+        PlanState::Running { code, .. } => code.as_str(),
+    };
+    Ok(catalog
+        .plan(code)
+        .and_then(|plan| plan.api_requests_per_second))
+}
+
 /// Where a workspace's plan stands at a moment: the one place that decides whether a plan runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanState<'a> {

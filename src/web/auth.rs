@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api_keys::format::PresentedKey;
 use crate::app::App;
+use crate::auth::buckets::Rate;
 use crate::auth::principal::{Principal, SessionPrincipal};
 use crate::auth::{self, Credentials, SignedIn, store};
 use crate::error::{AppError, FieldErrors};
@@ -29,9 +30,18 @@ pub const CSRF_HEADER: &str = "X-CSRF-Token";
 pub fn authenticate_request(app: &App, request: &Request<'_>) -> Result<Principal, AppError> {
     let credentials = credentials(request)?;
     let now = app.clock.now();
-    let (principal, touch) = app
-        .db
-        .read(|conn| auth::authenticate(conn, &credentials, now))?;
+    let catalog = &app.config.billing_catalog;
+    let (principal, touch, plan_rate) = app.db.read(|conn| {
+        let (principal, touch) = auth::authenticate(conn, &credentials, now)?;
+        // A key's request rate: its workspace's plan's, where the catalog gives plans one.
+        let plan_rate = match &principal {
+            Principal::ApiKey(key) => {
+                crate::billing::plan_api_rate(conn, key.workspace_id(), catalog, now)?
+            }
+            Principal::Session(_) => None,
+        };
+        Ok((principal, touch, plan_rate))
+    })?;
     if touch != auth::Touch::Nothing {
         // Bookkeeping only: a busy database must not fail the request it rides on.
         if let Err(err) = app.db.write(|conn| auth::apply_touch(conn, &touch, now)) {
@@ -42,7 +52,10 @@ pub fn authenticate_request(app: &App, request: &Request<'_>) -> Result<Principa
         request.note_workspace(workspace_id);
     }
     if let Principal::ApiKey(key) = &principal {
-        request.count_against(("api", &app.api_buckets), key.key_id().as_str())?;
+        let rate = plan_rate.map_or(app.api_buckets.rate(), |per_second| {
+            Rate::with_burst_factor(per_second, crate::config::API_BURST_FACTOR)
+        });
+        request.count_against(("api", &app.api_buckets), rate, key.key_id().as_str())?;
     }
     if let Principal::Session(session) = &principal
         && request.is_mutation()

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api_keys::format::Scope;
 use crate::app::App;
+use crate::auth::buckets::Rate;
 
 use crate::billing::catalog::Plan;
 use crate::billing::plans;
@@ -35,15 +36,20 @@ struct PlanView<'a> {
     price: Option<Money>,
     included_sms_per_month: u64,
     included_email_per_day: u64,
+    /// The plan's own API request rate, or the instance's (0: no limit).
+    api_requests_per_second: u32,
 }
 
-fn plan_view<'a>(plan: &'a Plan, currency: &str) -> PlanView<'a> {
+fn plan_view<'a>(plan: &'a Plan, currency: &str, instance_rate: Rate) -> PlanView<'a> {
     PlanView {
         code: plan.code.as_str(),
         name: &plan.name,
         price: plan.price_minor.map(|price| Money::new(price, currency)),
         included_sms_per_month: plan.included_sms_per_month,
         included_email_per_day: plan.included_email_per_day,
+        api_requests_per_second: plan
+            .api_requests_per_second
+            .unwrap_or(instance_rate.per_second),
     }
 }
 
@@ -205,7 +211,7 @@ pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
             .plans
             .iter()
             .filter(|plan| plan.price_minor.is_some())
-            .map(|plan| plan_view(plan, &catalog.currency))
+            .map(|plan| plan_view(plan, &catalog.currency, app.config.api_rate))
             .collect(),
         topup: TopupView {
             minimum: Money::new(app.config.topup_minimum_minor, currency),
@@ -242,7 +248,7 @@ pub fn list_plans(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, A
     let (plans, next_cursor) = page.split(plans, |plan| plan.code.as_str());
     let data: Vec<PlanView<'_>> = plans
         .iter()
-        .map(|plan| plan_view(plan, &catalog.currency))
+        .map(|plan| plan_view(plan, &catalog.currency, app.config.api_rate))
         .collect();
     page_response(&data, next_cursor)
 }

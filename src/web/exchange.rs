@@ -240,7 +240,11 @@ fn dispatch(
                 request.set_params(params);
                 if OPEN_ROUTES.contains(&route.path) {
                     let ip = request.client_ip(&app.config.trusted_proxies);
-                    request.count_against(("public", &app.public_buckets), &ip)?;
+                    request.count_against(
+                        ("public", &app.public_buckets),
+                        app.public_buckets.rate(),
+                        &ip,
+                    )?;
                 }
                 (route.handler)(app, &mut request)
             }

@@ -81,19 +81,21 @@ impl<'a> Request<'a> {
         self.workspace_id.borrow().clone()
     }
 
-    /// Counts the request against `policy`'s bucket `key`: `Err(RateLimited)` when it is empty.
+    /// Counts the request against `policy`'s bucket `key`, shaped `rate`: `Err(RateLimited)`
+    /// when it is empty.
     /// Remembered for the response's headers either way; a limit that is off changes nothing.
     pub fn count_against(
         &self,
         (policy, buckets): (&'static str, &Buckets),
+        rate: Rate,
         key: &str,
     ) -> Result<(), AppError> {
-        let Some(allowance) = buckets.take(key, std::time::Instant::now()) else {
+        let Some(allowance) = buckets.take_at(key, rate, std::time::Instant::now()) else {
             return Ok(());
         };
         self.rate_limit.set(Some(Limited {
             policy,
-            rate: buckets.rate(),
+            rate,
             allowance,
         }));
         if allowance.allowed {

@@ -302,13 +302,17 @@ fn a_fresh_workspace_is_on_free_with_an_empty_wallet_and_the_default_prices() {
         ])
     );
 
+    // The test server sets no API rate limit: 0, none.
     let purchasable = json!([
         {"code": "basic", "name": "Basic", "price": xaf(5000),
-         "included_sms_per_month": 150, "included_email_per_day": 250},
+         "included_sms_per_month": 150, "included_email_per_day": 250,
+         "api_requests_per_second": 0},
         {"code": "growth", "name": "Growth", "price": xaf(15000),
-         "included_sms_per_month": 500, "included_email_per_day": 1000},
+         "included_sms_per_month": 500, "included_email_per_day": 1000,
+         "api_requests_per_second": 0},
         {"code": "pro", "name": "Pro", "price": xaf(50000),
-         "included_sms_per_month": 2000, "included_email_per_day": 5000},
+         "included_sms_per_month": 2000, "included_email_per_day": 5000,
+         "api_requests_per_second": 0},
     ]);
     assert_eq!(billing["purchasable_plans"], purchasable);
 

@@ -84,6 +84,97 @@ fn each_api_key_has_its_own_bucket_and_an_empty_one_answers_429() {
     }
 }
 
+/// A plan of the catalog may give its workspaces' keys their own rate (`api_requests_per_second`,
+/// bursts of twice as many; 0 = no limit); plans without one keep the instance's.
+#[test]
+fn a_plan_may_set_its_keys_own_rate() {
+    let server = TestServer::start_with(
+        |config| {
+            config.api_rate = rate(1, 3);
+            config.public_rate = Rate::OFF;
+            for plan in &mut config.billing_catalog.plans {
+                plan.api_requests_per_second = match plan.code.as_str() {
+                    "basic" => Some(1000),
+                    "pro" => Some(0),
+                    _ => None,
+                };
+            }
+        },
+        Router::standard(),
+    );
+    let owner = setup(&server);
+    let workspace = owner.workspace_id().to_owned();
+    let (_, key) = create_key(&owner, &["messages:read"], "live");
+    let set_plan = |code: &str| {
+        let response = owner.request(
+            "PUT",
+            &format!("/v1/admin/workspaces/{workspace}/plan"),
+            Some(&serde_json::json!({ "plan_code": code })),
+        );
+        assert_eq!(response.status, 200, "{}", response.text());
+    };
+
+    // The plans say each one's rate: their own, or the instance's.
+    let plans = owner.request("GET", "/v1/billing/plans", None).json();
+    let rates: Vec<(&str, u64)> = plans["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|plan| {
+            (
+                plan["code"].as_str().unwrap(),
+                plan["api_requests_per_second"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rates,
+        [
+            ("free", 1),
+            ("basic", 1000),
+            ("growth", 1),
+            ("pro", 0),
+            ("custom", 1)
+        ]
+    );
+
+    // Free sets none: the instance's 1 a second, bursts of 3.
+    let first = bearer(&server, &key, "GET", "/v1/workspace", None);
+    assert_eq!(first.header("RateLimit-Policy"), Some("\"api\";q=3;w=3"));
+
+    // Basic: 1,000 a second with bursts of 2,000; the same key's bucket takes the new shape at
+    // once and keeps the tokens it had.
+    set_plan("basic");
+    for _ in 0..10 {
+        let response = bearer(&server, &key, "GET", "/v1/workspace", None);
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_eq!(
+            response.header("RateLimit-Policy"),
+            Some("\"api\";q=2000;w=2")
+        );
+    }
+
+    // Pro: no limit, so no RateLimit fields.
+    set_plan("pro");
+    for _ in 0..10 {
+        let response = bearer(&server, &key, "GET", "/v1/workspace", None);
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_eq!(fields(&response), (None, None));
+    }
+
+    // Back to free: the bucket is cut down to the instance's burst of 3, and empties.
+    set_plan("free");
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(bearer(&server, &key, "GET", "/v1/workspace", None).status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(
+        bearer(&server, &key, "GET", "/v1/workspace", None).header("RateLimit-Policy"),
+        Some("\"api\";q=3;w=3")
+    );
+}
+
 #[test]
 fn open_routes_are_limited_per_client_ip() {
     let server = limited(Rate::OFF, rate(1, 2));
