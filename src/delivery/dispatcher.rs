@@ -27,7 +27,9 @@
 //! and grows to `MAX_CYCLE_WINDOW` while they are quick, so a crash spends the cycle of the
 //! message in hand — and, against a fast provider, of at most a window behind it — never those
 //! of the rest of the batch; a graceful stop gives back the cycles of the window's messages not
-//! yet called. (A write for every message halved the drain to `log`.)
+//! yet called. (A write for every message halved the drain to `log`.) A chain of `log` alone
+//! (test mode, the embedded default) has no such write: its settlement counts the cycle, as a
+//! call that a crash left unsettled sent nothing anywhere.
 //!
 //! On shutdown a dispatcher finishes the message in hand and hands the rest of its batch back.
 
@@ -281,24 +283,36 @@ fn deliver_held<'a>(
         let Some(message) = held.pop_front() else {
             break;
         };
-        if !begun.contains_key(&message.id) {
-            // The cycle counts from here for this message and the next few, committed before
-            // the first call: a crash during the window spends its cycles, none beyond it.
-            let ids: Vec<&MessageId> = std::iter::once(&message.id)
-                .chain(held.iter().take(window - 1).map(|next| &next.id))
-                .collect();
-            begun.extend(
-                app.db
-                    .write(|conn| store::begin_cycles(conn, &ids, owner))?,
-            );
-        }
-        let Some(cycle) = begun.remove(&message.id) else {
-            log::warn!(
-                target: "crier::delivery",
-                message_id = message.id.as_str();
-                "the lease ran out before delivery began; the message is left to its new owner"
-            );
-            continue;
+        let cycle = if !counted_before_call(app, message) {
+            // Its settlement counts the cycle (`store::settle`).
+            message.delivery_cycles + 1
+        } else {
+            if !begun.contains_key(&message.id) {
+                // The cycle counts from here for this message and the next few, committed
+                // before the first call: a crash during the window spends its cycles, none
+                // beyond it.
+                let ids: Vec<&MessageId> = std::iter::once(&message.id)
+                    .chain(
+                        held.iter()
+                            .filter(|next| counted_before_call(app, next))
+                            .take(window - 1)
+                            .map(|next| &next.id),
+                    )
+                    .collect();
+                begun.extend(
+                    app.db
+                        .write(|conn| store::begin_cycles(conn, &ids, owner))?,
+                );
+            }
+            let Some(cycle) = begun.remove(&message.id) else {
+                log::warn!(
+                    target: "crier::delivery",
+                    message_id = message.id.as_str();
+                    "the lease ran out before delivery began; the message is left to its new owner"
+                );
+                continue;
+            };
+            cycle
         };
         let started = Instant::now();
         deliver(app, owner, (message, cycle), outcomes)?;
@@ -309,6 +323,25 @@ fn deliver_held<'a>(
         };
     }
     Ok(())
+}
+
+/// The providers a message is offered to, in order: its mode's chain for its channel.
+fn chain_of<'a>(app: &'a App, message: &MessageRow) -> &'a [Arc<dyn Provider>] {
+    if message.mode == Mode::Test {
+        app.providers.test_chain(message.channel)
+    } else {
+        app.providers.chain(message.channel)
+    }
+}
+
+/// Whether a message's delivery cycle is counted in a write of its own before the first call
+/// (`store::begin_cycles`): when any provider of its chain is seen outside crier. Through `log`
+/// alone (test mode, the embedded default) the settlement counts it, and a crash before the
+/// settlement leaves nothing spent, since nothing was sent.
+fn counted_before_call(app: &App, message: &MessageRow) -> bool {
+    chain_of(app, message)
+        .iter()
+        .any(|provider| provider.has_outside_effect())
 }
 
 /// Extends the lease on the batch's remaining messages when it would not outlast delivering the
@@ -362,7 +395,7 @@ fn release(
             if begun.contains_key(&message.id) {
                 store::give_back_cycle(conn, &message.id, owner)?;
             }
-            store::settle(conn, &message.id, owner, Settlement::Released, &now)?;
+            store::settle(conn, &message.id, owner, (Settlement::Released, 0), &now)?;
         }
         Ok(())
     })
@@ -387,12 +420,7 @@ fn deliver<'a>(
     (message, cycle): (&'a MessageRow, u32),
     outcomes: &mut Outcomes<'a>,
 ) -> Result<(), AppError> {
-    let channel = message.channel;
-    let chain = if message.mode == Mode::Test {
-        app.providers.test_chain(channel)
-    } else {
-        app.providers.chain(channel)
-    };
+    let chain = chain_of(app, message);
     let marketing = marketing_email(app, message);
     for (position, provider) in chain.iter().enumerate() {
         let receipt_url = receipt_url(app, provider.as_ref());
@@ -762,7 +790,7 @@ fn settle_one(
             provider_message_id: provider_message_id.as_deref(),
         };
     }
-    let settled = store::settle(conn, &message.id, owner, settlement, &now_text)?;
+    let settled = store::settle(conn, &message.id, owner, (settlement, cycle), &now_text)?;
     if settled && matches!(settlement, Settlement::Failed { .. }) {
         billing::refund(conn, &app.ids, message.id.as_str(), now)?;
         if verdict == Verdict::Final {

@@ -192,6 +192,13 @@ pub trait Provider: Send + Sync {
     /// be called with a database transaction open.
     fn send(&self, message: &Outgoing<'_>) -> Result<Accepted, Failure>;
 
+    /// Whether a call is seen outside crier. False only for `log`, which records and sends
+    /// nothing: a delivery cycle through such a chain is counted by the settlement that records
+    /// it, since a call a crash left unrecorded changed nothing anywhere.
+    fn has_outside_effect(&self) -> bool {
+        true
+    }
+
     /// Parses a delivery-receipt request. `None`: this provider sends no receipts (the endpoint
     /// answers 404). `Some(Err(reason))`: the request is not a receipt we understand (400).
     fn parse_receipts(

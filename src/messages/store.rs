@@ -583,13 +583,15 @@ pub enum Settlement<'a> {
     Released,
 }
 
-/// Ends the owner's claim on a `sending` message. False when the claim was lost (the lease
-/// expired and another dispatcher took the message over), in which case nothing changes.
+/// Ends the owner's claim on a `sending` message, whose delivery cycle `cycle` this settlement
+/// ends (`delivery_cycles` becomes at least that: a cycle not counted before its call is counted
+/// here; 0 for `Released`). False when the claim was lost (the lease expired and another
+/// dispatcher took the message over), in which case nothing changes.
 pub fn settle(
     conn: &Connection,
     id: &MessageId,
     owner: &str,
-    settlement: Settlement<'_>,
+    (settlement, cycle): (Settlement<'_>, u32),
     now: &str,
 ) -> Result<bool, AppError> {
     let params = named_params! { ":id": id, ":owner": owner, ":now": now };
@@ -602,11 +604,12 @@ pub fn settle(
             .prepare_cached(&format!(
                 "UPDATE messages SET status = 'sent', lease_owner = NULL, lease_expires_at = NULL,
                      provider = :provider, provider_message_id = :provider_message_id,
-                     error_code = NULL, error_message = NULL, sent_at = :now, updated_at = :now
+                     error_code = NULL, error_message = NULL, sent_at = :now, updated_at = :now,
+                     delivery_cycles = max(delivery_cycles, :cycle)
                  {claimed}"
             ))?
             .execute(named_params! {
-                ":id": id, ":owner": owner, ":now": now,
+                ":id": id, ":owner": owner, ":now": now, ":cycle": cycle,
                 ":provider": provider, ":provider_message_id": provider_message_id,
             })?,
         Settlement::Retry {
@@ -616,11 +619,12 @@ pub fn settle(
             .prepare_cached(&format!(
                 "UPDATE messages SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
                      next_attempt_at = :next_attempt_at, error_code = :code,
-                     error_message = :message, updated_at = :now
+                     error_message = :message, updated_at = :now,
+                     delivery_cycles = max(delivery_cycles, :cycle)
                  {claimed}"
             ))?
             .execute(named_params! {
-                ":id": id, ":owner": owner, ":now": now,
+                ":id": id, ":owner": owner, ":now": now, ":cycle": cycle,
                 ":next_attempt_at": next_attempt_at, ":code": code, ":message": message,
             })?,
         Settlement::Failed {
@@ -630,11 +634,12 @@ pub fn settle(
             .prepare_cached(&format!(
                 "UPDATE messages SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL,
                      provider = COALESCE(:provider, provider), error_code = :code,
-                     error_message = :message, failed_at = :now, updated_at = :now
+                     error_message = :message, failed_at = :now, updated_at = :now,
+                     delivery_cycles = max(delivery_cycles, :cycle)
                  {claimed}"
             ))?
             .execute(named_params! {
-                ":id": id, ":owner": owner, ":now": now,
+                ":id": id, ":owner": owner, ":now": now, ":cycle": cycle,
                 ":provider": provider, ":code": code, ":message": message,
             })?,
         Settlement::Released => conn

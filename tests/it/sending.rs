@@ -224,6 +224,8 @@ fn an_sms_is_charged_queued_and_delivered_by_the_log_provider() {
     assert_eq!(attempts[0]["provider"], "log");
     assert_eq!(attempts[0]["outcome"], "accepted");
     assert_eq!(attempts[0]["attempt"], 1);
+    // Through `log` alone the settlement counts the cycle (no write before the call).
+    assert_eq!(delivered["delivery_cycles"], 1, "{delivered}");
     assert_eq!(delivered["refunded_at"], Value::Null);
     assert_eq!(
         ledger_kinds(&server),
@@ -366,6 +368,7 @@ fn a_test_mode_send_is_priced_not_charged_and_goes_to_the_log_provider() {
     assert_eq!(sender.balance(), 0);
     let delivered = sender.wait_for(message["id"].as_str().unwrap(), "sent");
     assert_eq!(delivered["provider"], "log");
+    assert_eq!(delivered["delivery_cycles"], 1, "{delivered}");
     assert_eq!(count(&server, "SELECT count(*) FROM wallet_ledger"), 0);
     assert_eq!(
         count(&server, "SELECT count(*) FROM billing_reservations"),

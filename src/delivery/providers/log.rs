@@ -11,6 +11,10 @@ impl Provider for LogProvider {
         "log"
     }
 
+    fn has_outside_effect(&self) -> bool {
+        false
+    }
+
     fn send(&self, message: &Outgoing<'_>) -> Result<Accepted, Failure> {
         let (channel, id) = match message {
             Outgoing::Sms(sms) => ("sms", sms.message_id),
