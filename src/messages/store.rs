@@ -320,7 +320,8 @@ pub fn insert_attempts(conn: &Connection, attempts: &[&AttemptRow]) -> Result<()
 }
 
 /// Ends the owner's claim on many `sending` messages: each goes `sent` with the provider and
-/// provider id of its accepted attempt, at the attempt's time. Returns the ids it moved; a
+/// provider id of its accepted attempt, at the attempt's time, its cycle counted (as `settle`
+/// does). Returns the ids it moved; a
 /// message whose claim was lost (see `settle`) is left as it is.
 pub fn settle_sent(
     conn: &Connection,
@@ -330,13 +331,15 @@ pub fn settle_sent(
     let mut stmt = conn.prepare_cached(
         "UPDATE messages SET status = 'sent', lease_owner = NULL, lease_expires_at = NULL,
              provider = :provider, provider_message_id = :provider_message_id,
-             error_code = NULL, error_message = NULL, sent_at = :now, updated_at = :now
+             error_code = NULL, error_message = NULL, sent_at = :now, updated_at = :now,
+             delivery_cycles = max(delivery_cycles, :cycle)
          WHERE id = :id AND lease_owner = :owner AND status = 'sending'",
     )?;
     let mut settled = Vec::with_capacity(accepted.len());
     for attempt in accepted {
         let changed = stmt.execute(named_params! {
             ":id": attempt.message_id, ":owner": owner, ":now": attempt.created_at,
+            ":cycle": attempt.delivery_cycle,
             ":provider": attempt.provider, ":provider_message_id": attempt.provider_message_id,
         })?;
         if changed == 1 {

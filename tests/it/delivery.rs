@@ -609,6 +609,54 @@ fn messages_settled_in_groups_are_each_sent_once_and_charged_once() {
     crate::process::assert_doctor_clean(&server.db_path());
 }
 
+/// Through `log` alone no write counts a cycle before the call: the settlement does, for a
+/// batch settled together as for one message, and a batch handed back counts none.
+#[test]
+fn a_log_chain_counts_each_cycle_in_its_settlement() {
+    use std::sync::atomic::AtomicBool;
+    let server = TestServer::start_with(
+        |config| config.delivery.dispatch_workers = 0,
+        Router::standard(),
+    );
+    let sender = Sender::new(&server, "test");
+    for n in 0..30 {
+        sender.sent(
+            &sms("+237677123456", &format!("log {n}")),
+            &format!("log-{n}"),
+        );
+    }
+    let cycles = |status: &str| {
+        count(
+            &server,
+            &format!(
+                "SELECT count(*) FROM messages WHERE status = '{status}' AND delivery_cycles = 1"
+            ),
+        )
+    };
+    // A stopped dispatcher hands its claim back, nothing counted.
+    let stopped = AtomicBool::new(true);
+    let claimed = crier::delivery::dispatcher::dispatch_batch(server.app(), &stopped, 10).unwrap();
+    assert_eq!(claimed, 10);
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM messages WHERE status = 'queued' AND delivery_cycles = 0"
+        ),
+        30
+    );
+    let running = AtomicBool::new(false);
+    let claimed = crier::delivery::dispatcher::dispatch_batch(server.app(), &running, 100).unwrap();
+    assert_eq!(claimed, 30);
+    assert_eq!(cycles("sent"), 30);
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM message_attempts WHERE delivery_cycle = 1"
+        ),
+        30
+    );
+}
+
 /// A webhook SMS provider that accepts every message after `delay`, answering with the
 /// message's id as its own (`msg_…` → `wh_…`), which receipts then name.
 fn accepting_webhook(delay: Duration) -> FakeHttp {
