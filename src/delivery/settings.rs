@@ -101,6 +101,10 @@ pub struct DeliveryArgs {
     #[arg(crier_setting = RECEIPT_TOKEN)]
     pub receipt_token: Option<String>,
 
+    /// Mailgun's HTTP webhook signing key (secret); with it POST /v1/webhooks/email/mailgun takes Mailgun's signed bounce and complaint events, without it that endpoint answers 404.
+    #[arg(crier_setting = MAILGUN_WEBHOOK_KEY)]
+    pub mailgun_webhook_key: Option<String>,
+
     /// Dispatcher threads delivering messages (0 stops delivery; messages wait queued).
     #[arg(crier_setting = DISPATCH_WORKERS, default_value = "4")]
     pub dispatch_workers: String,
@@ -154,6 +158,8 @@ const MBOASMS_BASE_URL: Setting = Setting::new("mboasms-base-url", "CRIER_MBOASM
 const MBOASMS_USER_ID: Setting = Setting::new("mboasms-user-id", "CRIER_MBOASMS_USER_ID");
 const MBOASMS_PASSWORD: Setting = Setting::new("mboasms-password", "CRIER_MBOASMS_PASSWORD");
 const RECEIPT_TOKEN: Setting = Setting::new("receipt-token", "CRIER_RECEIPT_TOKEN");
+const MAILGUN_WEBHOOK_KEY: Setting =
+    Setting::new("mailgun-webhook-key", "CRIER_MAILGUN_WEBHOOK_KEY");
 const DISPATCH_WORKERS: Setting = Setting::new("dispatch-workers", "CRIER_DISPATCH_WORKERS");
 const DISPATCH_BATCH: Setting = Setting::new("dispatch-batch", "CRIER_DISPATCH_BATCH");
 const DISPATCH_LEASE_SECS: Setting =
@@ -310,6 +316,8 @@ pub struct DeliverySettings {
     pub mboasms: Option<MboaSmsSettings>,
     /// The secret token receipt URLs carry; receipts are not requested without it.
     pub receipt_token: Option<Secret>,
+    /// Mailgun's webhook signing key: bounces and complaints it posts are checked with it.
+    pub mailgun_webhook_key: Option<Secret>,
     /// Dispatcher threads.
     pub dispatch_workers: usize,
     /// Messages one dispatcher claims at a time.
@@ -340,6 +348,7 @@ impl Default for DeliverySettings {
             avlytext: None,
             mboasms: None,
             receipt_token: None,
+            mailgun_webhook_key: None,
             dispatch_workers: 4,
             dispatch_batch: 50,
             dispatch_lease: Duration::from_secs(120),
@@ -496,6 +505,7 @@ impl DeliveryArgs {
                 _ => None,
             },
             receipt_token,
+            mailgun_webhook_key: optional_secret(&self.mailgun_webhook_key),
             dispatch_workers: usize::try_from(dispatch_workers?).ok()?,
             dispatch_batch: usize::try_from(dispatch_batch?).ok()?,
             dispatch_lease: Duration::from_secs(dispatch_lease_secs?),

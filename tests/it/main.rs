@@ -21,6 +21,7 @@ mod console;
 mod contacts;
 mod delivery;
 mod edge;
+mod email_events;
 mod erase;
 mod export;
 mod fake_http;
