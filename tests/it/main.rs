@@ -20,6 +20,7 @@ mod campaigns;
 mod console;
 mod contacts;
 mod delivery;
+mod dkim;
 mod edge;
 mod email_events;
 mod erase;
