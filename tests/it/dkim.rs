@@ -324,3 +324,51 @@ fn an_unusable_key_file_is_refused_with_a_sentence() {
     ));
     assert!(broken.contains("neither a usable RSA key"), "{broken}");
 }
+
+#[test]
+fn crier_dkim_record_prints_the_record_to_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("dkim.pem");
+    std::fs::write(&key_file, RSA_PEM).unwrap();
+    let run = |args: &[&str]| {
+        crate::process::crier()
+            .arg("dkim-record")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("CRIER_DKIM_SELECTOR")
+            .env_remove("CRIER_DKIM_KEY_FILE")
+            .output()
+            .unwrap()
+    };
+    let key = key_file.to_str().unwrap();
+    let output = run(&[
+        "--dkim-selector",
+        "crier2026",
+        "--dkim-key-file",
+        key,
+        "--email-from",
+        "Crier <news@example.org>",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!("crier2026._domainkey.example.org TXT \"v=DKIM1; k=rsa; p={RSA_SPKI}\"\n")
+    );
+    let off = run(&[]);
+    assert_eq!(off.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&off.stderr).contains("DKIM is off"));
+    let half = run(&["--dkim-selector", "crier2026"]);
+    assert_eq!(half.status.code(), Some(2));
+    let missing = dir.path().join("none.pem");
+    let unreadable = run(&[
+        "--dkim-selector",
+        "s",
+        "--dkim-key-file",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(unreadable.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unreadable.stderr).contains("cannot be read"));
+    // Nothing was written where the database would be.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}

@@ -10,9 +10,13 @@
 
 use std::sync::Arc;
 
+use lettre::message::Mailbox;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ring::digest;
+
+use crate::delivery::settings::DkimSettings;
 use ring::rand::SecureRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
 
@@ -152,6 +156,27 @@ impl DkimSigner {
             key,
             random,
         })
+    }
+
+    /// The key of `settings.key_file` for the domain of the `email_from` mailbox (the `d=`
+    /// tag: DMARC wants the From domain). Fails with a sentence naming the file.
+    pub fn load(settings: &DkimSettings, email_from: &str) -> Result<DkimSigner, String> {
+        let from: Mailbox = email_from
+            .parse()
+            .map_err(|error| format!("DKIM needs a valid From mailbox ({error})"))?;
+        let pem = std::fs::read_to_string(&settings.key_file).map_err(|error| {
+            format!(
+                "the DKIM key file {} cannot be read: {error}",
+                settings.key_file.display()
+            )
+        })?;
+        DkimSigner::from_pem(
+            &pem,
+            from.email.domain(),
+            &settings.selector,
+            crate::ids::signing_random(),
+        )
+        .map_err(|why| format!("the DKIM key file {}: {why}", settings.key_file.display()))
     }
 
     /// Where the public key is published: `{selector}._domainkey.{domain}`.

@@ -101,22 +101,7 @@ impl SmtpProvider {
         settings: &DkimSettings,
         email_from: &str,
     ) -> Result<SmtpProvider, String> {
-        let from: Mailbox = email_from
-            .parse()
-            .map_err(|error| format!("DKIM needs a valid From mailbox ({error})"))?;
-        let pem = std::fs::read_to_string(&settings.key_file).map_err(|error| {
-            format!(
-                "the DKIM key file {} cannot be read: {error}",
-                settings.key_file.display()
-            )
-        })?;
-        let signer = DkimSigner::from_pem(
-            &pem,
-            from.email.domain(),
-            &settings.selector,
-            crate::ids::signing_random(),
-        )
-        .map_err(|why| format!("the DKIM key file {}: {why}", settings.key_file.display()))?;
+        let signer = DkimSigner::load(settings, email_from)?;
         log::info!(
             target: "crier::delivery",
             name = signer.record_name().as_str(), record = signer.record().as_str();
