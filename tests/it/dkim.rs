@@ -372,3 +372,48 @@ fn crier_dkim_record_prints_the_record_to_publish() {
     // Nothing was written where the database would be.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn the_server_signs_what_its_dispatchers_send() {
+    let sink = Sink::default();
+    let port = start(&sink);
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("dkim.pem");
+    std::fs::write(&key_file, RSA_PEM).unwrap();
+    let server = crate::harness::TestServer::start_with(
+        move |config: &mut crier::config::Config| {
+            let delivery = &mut config.delivery;
+            delivery.email_providers = vec![crier::delivery::settings::EmailProviderName::Smtp];
+            delivery.email_from = "news@example.net".to_owned();
+            delivery.smtp = Some(SmtpSettings {
+                host: "127.0.0.1".to_owned(),
+                port,
+                security: SmtpSecurity::None,
+                credentials: None,
+            });
+            delivery.dkim = Some(DkimSettings {
+                selector: "crier2026".to_owned(),
+                key_file,
+            });
+        },
+        crier::web::router::Router::standard(),
+    );
+    let sender = crate::sending::Sender::new(&server, "live");
+    sender.credit(1000);
+    let message = sender.sent(
+        &serde_json::json!({"channel": "email", "to": "ada@example.org", "subject": "Hi",
+                            "text": "Hello", "category": "transactional"}),
+        "d1",
+    );
+    sender.wait_for(message["id"].as_str().unwrap(), "sent");
+    let received = sink.messages.lock().unwrap().pop().unwrap();
+    let checked = check(&received);
+    assert!(checked.body_hash_ok);
+    assert_eq!(checked.tag("d"), "example.net");
+    UnparsedPublicKey::new(
+        &signature::RSA_PKCS1_2048_8192_SHA256,
+        BASE64.decode(RSA_PKCS1).unwrap(),
+    )
+    .verify(&checked.signed, &checked.signature)
+    .expect("the signature verifies");
+}
