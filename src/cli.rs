@@ -69,6 +69,10 @@ const TAKES: &[(&[&str], &[&str])] = &[
     (&["backup"], &[]),
     (&["doctor"], &[]),
     (
+        &["dkim-record"],
+        &["dkim-selector", "dkim-key-file", "email-from"],
+    ),
+    (
         &["admin", "create-user"],
         &["db-synchronous", "password-iterations", "billing-catalog"],
     ),
@@ -167,6 +171,8 @@ pub enum Command {
     },
     /// Check the database: integrity, foreign keys, migration state. Exits 1 on any problem.
     Doctor,
+    /// Print the DNS TXT record to publish for the DKIM key (--dkim-selector, --dkim-key-file, for the domain of --email-from). Exits 1 if the key is unusable.
+    DkimRecord,
     /// Operator helpers that work on the database directly.
     Admin {
         #[command(subcommand)]

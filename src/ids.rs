@@ -51,6 +51,12 @@ impl RandomSource for SystemRandomSource {
     }
 }
 
+/// ring's own generator, for what ring asks one of (the blinding of RSA signatures: DKIM). It
+/// is made here so that randomness keeps one home; nothing reproducible depends on it.
+pub fn signing_random() -> std::sync::Arc<dyn SecureRandom + Send + Sync> {
+    std::sync::Arc::new(SystemRandom::new())
+}
+
 /// A deterministic stream (SHA-256 of seed and counter). For tests only: predictable by design.
 #[derive(Debug)]
 pub struct SeededRandom {

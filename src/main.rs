@@ -25,6 +25,7 @@ fn main() {
         Command::Migrate => commands::migrate(&config),
         Command::Backup { file } => commands::backup(&config, &file),
         Command::Doctor => commands::doctor(&config),
+        Command::DkimRecord => commands::dkim_record(&config),
         Command::Admin { command } => match command {
             AdminCommand::CreateUser(args) => admin::create_user(config, args),
             AdminCommand::CreateApiKey(args) => admin::create_api_key(config, args),

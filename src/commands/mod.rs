@@ -112,6 +112,24 @@ pub fn backup(config: &Config, target: &Path) -> i32 {
     }
 }
 
+/// `crier dkim-record`: reads the DKIM key as `serve` would and prints where to publish its
+/// public half and what: `NAME TXT "v=DKIM1; k=…; p=…"`. Without DKIM settings, or with a key
+/// that cannot be used, says why and exits 1 (2 for a half-given pair, like any bad setting).
+pub fn dkim_record(config: &Config) -> i32 {
+    let Some(dkim) = &config.delivery.dkim else {
+        return fail(StartupError(
+            "DKIM is off: give --dkim-selector and --dkim-key-file".to_owned(),
+        ));
+    };
+    match crate::delivery::providers::smtp::DkimSigner::load(dkim, &config.delivery.email_from) {
+        Ok(signer) => {
+            println!("{} TXT \"{}\"", signer.record_name(), signer.record());
+            EXIT_OK
+        }
+        Err(why) => fail(StartupError(why)),
+    }
+}
+
 /// `crier doctor`: prints one line per check and exits 1 if any failed.
 pub fn doctor(config: &Config) -> i32 {
     let settings = DbSettings::from_config(config);

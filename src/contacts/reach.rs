@@ -82,8 +82,9 @@ pub fn exclusion_sql(channel: Channel) -> &'static str {
 ///   the channel, or — no contact — when the address was erased (suppressed); and
 ///   (`recipient_invalid`) when the phone is `invalid` or `unreachable`, the email `invalid`,
 ///   `bounced` or `complained`.
-/// - A transactional send ignores unsubscriptions but is refused (`recipient_invalid`) when the
-///   phone is `invalid`, the email `invalid`, `bounced` or `complained`.
+/// - A transactional send ignores unsubscriptions (and complaints, which are about the mail,
+///   not the mailbox) but is refused (`recipient_invalid`) when the phone is `invalid`, the
+///   email `invalid` or `bounced`.
 pub fn check_recipient(
     conn: &Connection,
     key: &ServerKey,
@@ -126,6 +127,8 @@ pub fn check_recipient(
         },
         Channel::Email => match contact.email_state {
             EmailState::Valid => None,
+            // A complaint is about the mail, not the mailbox: transactional email still goes.
+            EmailState::Complained if !marketing => None,
             state => Some(state.as_str()),
         },
     };

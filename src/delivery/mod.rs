@@ -10,6 +10,7 @@
 //! network and classify what came back.
 
 pub mod dispatcher;
+pub mod email_events;
 pub mod marketing;
 pub mod providers;
 pub mod receipts;
@@ -18,7 +19,7 @@ pub mod settings;
 use std::time::Duration;
 
 pub use providers::Providers;
-pub use receipts::apply_receipts;
+pub use receipts::{apply_email_events, apply_receipts};
 
 /// One SMS to hand to a provider.
 #[derive(Debug, Clone, Copy)]

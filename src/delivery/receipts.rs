@@ -2,13 +2,18 @@
 //! receipt saying the number itself is bad (`Failed { unreachable: true }`) marks the phone
 //! `unreachable` on the workspace's contact with it (same mode as the message) — in the
 //! transaction that moves the message, through the contacts domain.
+//!
+//! Email relays' bounces and complaints (`email_events`) go the same way: a bounce fails a
+//! `sent` message and marks the address `bounced`, a complaint marks it `complained`, on the
+//! contact with the message's address in the message's workspace and mode.
 
 use rusqlite::Connection;
 
 use crate::billing::Channel;
 use crate::clock::{Timestamp, format_timestamp};
-use crate::contacts::PhoneState;
 use crate::contacts::reach;
+use crate::contacts::{EmailState, PhoneState};
+use crate::delivery::email_events::{EmailEvent, EmailEventKind};
 use crate::delivery::{Receipt, ReceiptStatus};
 use crate::error::AppError;
 use crate::messages::store;
@@ -53,6 +58,60 @@ pub fn apply_receipts(
                 PhoneState::Unreachable,
                 now,
             )?;
+        }
+    }
+    Ok(applied)
+}
+
+/// Applies a relay's bounces and complaints inside the caller's write transaction. Returns how
+/// many changed something (a message failed, or a contact's `email_state`). An event that
+/// names no message crier sent, a message of another channel, or an address other than the
+/// message's changes nothing; so does one already applied (a replay).
+pub fn apply_email_events(
+    conn: &Connection,
+    events: &[EmailEvent],
+    now: Timestamp,
+) -> Result<u64, AppError> {
+    let now_text = format_timestamp(now);
+    let mut applied = 0u64;
+    for event in events {
+        let Some(message_id) = &event.message_id else {
+            continue;
+        };
+        let Some(message) = store::find_by_id(conn, message_id)? else {
+            continue;
+        };
+        if message.channel != Channel::Email || message.to_address != event.recipient {
+            continue;
+        }
+        let (moved, state) = match event.kind {
+            EmailEventKind::Bounce => {
+                let reason = event
+                    .reason
+                    .as_deref()
+                    .unwrap_or("The receiving server refused the message for good (a bounce).");
+                let moved = store::apply_receipt(
+                    conn,
+                    &message.id,
+                    false,
+                    (Some("bounced"), Some(reason)),
+                    &now_text,
+                )?;
+                (moved, EmailState::Bounced)
+            }
+            EmailEventKind::Complaint => (false, EmailState::Complained),
+        };
+        // The message's own workspace: crier acting on a row it stores.
+        let scope = WorkspaceScope::trusted(&message.workspace_id);
+        let marked = reach::mark_email(
+            conn,
+            (&scope, message.mode),
+            &message.to_address,
+            state,
+            now,
+        )?;
+        if moved || marked {
+            applied += 1;
         }
     }
     Ok(applied)

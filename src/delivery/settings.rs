@@ -3,6 +3,7 @@
 //! (flattened by `cli::Settings`); `DeliveryArgs::validate` types them into `DeliverySettings`. A
 //! provider named in a channel's list must be configured.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -101,6 +102,18 @@ pub struct DeliveryArgs {
     #[arg(crier_setting = RECEIPT_TOKEN)]
     pub receipt_token: Option<String>,
 
+    /// Mailgun's HTTP webhook signing key (secret); with it POST /v1/webhooks/email/mailgun takes Mailgun's signed bounce and complaint events, without it that endpoint answers 404.
+    #[arg(crier_setting = MAILGUN_WEBHOOK_KEY)]
+    pub mailgun_webhook_key: Option<String>,
+
+    /// DKIM selector of the signing key (letters, digits, '-' and '.'); with --dkim-key-file, the smtp provider signs every email for the From domain (README, "Deliverability").
+    #[arg(crier_setting = DKIM_SELECTOR)]
+    pub dkim_selector: Option<String>,
+
+    /// PEM file of the DKIM private key: PKCS#8 RSA (2048 bits advised) or Ed25519, or PKCS#1 RSA; give it with --dkim-selector or neither.
+    #[arg(crier_setting = DKIM_KEY_FILE)]
+    pub dkim_key_file: Option<String>,
+
     /// Dispatcher threads delivering messages (0 stops delivery; messages wait queued).
     #[arg(crier_setting = DISPATCH_WORKERS, default_value = "4")]
     pub dispatch_workers: String,
@@ -154,6 +167,10 @@ const MBOASMS_BASE_URL: Setting = Setting::new("mboasms-base-url", "CRIER_MBOASM
 const MBOASMS_USER_ID: Setting = Setting::new("mboasms-user-id", "CRIER_MBOASMS_USER_ID");
 const MBOASMS_PASSWORD: Setting = Setting::new("mboasms-password", "CRIER_MBOASMS_PASSWORD");
 const RECEIPT_TOKEN: Setting = Setting::new("receipt-token", "CRIER_RECEIPT_TOKEN");
+const MAILGUN_WEBHOOK_KEY: Setting =
+    Setting::new("mailgun-webhook-key", "CRIER_MAILGUN_WEBHOOK_KEY");
+const DKIM_SELECTOR: Setting = Setting::new("dkim-selector", "CRIER_DKIM_SELECTOR");
+const DKIM_KEY_FILE: Setting = Setting::new("dkim-key-file", "CRIER_DKIM_KEY_FILE");
 const DISPATCH_WORKERS: Setting = Setting::new("dispatch-workers", "CRIER_DISPATCH_WORKERS");
 const DISPATCH_BATCH: Setting = Setting::new("dispatch-batch", "CRIER_DISPATCH_BATCH");
 const DISPATCH_LEASE_SECS: Setting =
@@ -256,6 +273,14 @@ pub struct SmtpSettings {
     pub credentials: Option<(String, Secret)>,
 }
 
+/// DKIM signing: the selector and the PEM file of the private key (read when the providers
+/// are built, at start).
+#[derive(Debug, Clone)]
+pub struct DkimSettings {
+    pub selector: String,
+    pub key_file: PathBuf,
+}
+
 /// The generic JSON webhook: crier POSTs each SMS as JSON to `url`, signed with `secret`.
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
@@ -310,6 +335,10 @@ pub struct DeliverySettings {
     pub mboasms: Option<MboaSmsSettings>,
     /// The secret token receipt URLs carry; receipts are not requested without it.
     pub receipt_token: Option<Secret>,
+    /// Mailgun's webhook signing key: bounces and complaints it posts are checked with it.
+    pub mailgun_webhook_key: Option<Secret>,
+    /// DKIM signing of the smtp provider's email.
+    pub dkim: Option<DkimSettings>,
     /// Dispatcher threads.
     pub dispatch_workers: usize,
     /// Messages one dispatcher claims at a time.
@@ -340,6 +369,8 @@ impl Default for DeliverySettings {
             avlytext: None,
             mboasms: None,
             receipt_token: None,
+            mailgun_webhook_key: None,
+            dkim: None,
             dispatch_workers: 4,
             dispatch_batch: 50,
             dispatch_lease: Duration::from_secs(120),
@@ -422,6 +453,34 @@ impl DeliveryArgs {
                 None
             }
         };
+        let dkim = match (
+            optional_text(&self.dkim_selector),
+            optional_text(&self.dkim_key_file),
+        ) {
+            (Some(selector), Some(key_file)) => {
+                if selector.len() > 63
+                    || selector.starts_with(['.', '-'])
+                    || !selector
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                {
+                    p.add(format!(
+                        "{DKIM_SELECTOR}: must be 1 to 63 letters, digits, '-' or '.'"
+                    ));
+                }
+                Some(Some(DkimSettings {
+                    selector,
+                    key_file: PathBuf::from(key_file),
+                }))
+            }
+            (None, None) => Some(None),
+            _ => {
+                p.add(format!(
+                    "{DKIM_SELECTOR}: give it together with {DKIM_KEY_FILE}, or neither"
+                ));
+                None
+            }
+        };
         let receipt_token = optional_secret(&self.receipt_token);
         if receipt_token.as_ref().is_some_and(|token| {
             token.expose().len() < 16
@@ -496,6 +555,8 @@ impl DeliveryArgs {
                 _ => None,
             },
             receipt_token,
+            mailgun_webhook_key: optional_secret(&self.mailgun_webhook_key),
+            dkim: dkim?,
             dispatch_workers: usize::try_from(dispatch_workers?).ok()?,
             dispatch_batch: usize::try_from(dispatch_batch?).ok()?,
             dispatch_lease: Duration::from_secs(dispatch_lease_secs?),
@@ -612,6 +673,39 @@ mod tests {
         assert_eq!(settings.sms_providers, vec![SmsProviderName::Log]);
         assert_eq!(settings.email_from, "crier@localhost");
         assert_eq!(settings.dispatch_lease, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn dkim_takes_a_selector_and_a_key_file_together() {
+        let with = |selector: Option<&str>, key_file: Option<&str>| DeliveryArgs {
+            dkim_selector: selector.map(str::to_owned),
+            dkim_key_file: key_file.map(str::to_owned),
+            ..crate::settings::defaults()
+        };
+        let settings = with(Some("crier2026"), Some("/etc/crier/dkim.pem"))
+            .validate()
+            .unwrap();
+        let dkim = settings.dkim.unwrap();
+        assert_eq!(dkim.selector, "crier2026");
+        assert_eq!(dkim.key_file, PathBuf::from("/etc/crier/dkim.pem"));
+        assert!(with(None, None).validate().unwrap().dkim.is_none());
+        assert_eq!(
+            with(Some("crier2026"), None).validate().unwrap_err(),
+            vec![
+                "--dkim-selector / CRIER_DKIM_SELECTOR: give it together with --dkim-key-file / \
+                 CRIER_DKIM_KEY_FILE, or neither"
+            ]
+        );
+        for bad in ["a b", "-x", "s_1", &"s".repeat(64)] {
+            assert_eq!(
+                with(Some(bad), Some("k.pem")).validate().unwrap_err(),
+                vec![
+                    "--dkim-selector / CRIER_DKIM_SELECTOR: must be 1 to 63 letters, digits, \
+                     '-' or '.'"
+                ],
+                "{bad}"
+            );
+        }
     }
 
     #[test]

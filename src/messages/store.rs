@@ -680,6 +680,15 @@ pub fn find_by_provider_id(
         .optional()?)
 }
 
+/// The message `id`, whatever its workspace and mode: what a relay's bounce or complaint names
+/// (crier acting on a row it stores; the message says whose it is).
+pub fn find_by_id(conn: &Connection, id: &MessageId) -> Result<Option<MessageRow>, AppError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM messages WHERE id = :id"))?
+        .query_row(named_params! { ":id": id }, message_row)
+        .optional()?)
+}
+
 /// A delivery receipt's verdict on a `sent` message: `delivered` or `failed`. Only `sent`
 /// messages move (a receipt never undoes a final state); returns whether this one did.
 pub fn apply_receipt(

@@ -6,12 +6,18 @@
 //! unsubscribes the sender from SMS (`contacts::unsubscribe::unsubscribe_by_keyword`); every
 //! other text is ignored.
 //!
+//! `POST /v1/webhooks/email/{provider}`: email relays' bounces and complaints (`generic`, with
+//! the receipt token; `mailgun`, signed with its webhook signing key). A bounce fails the `sent`
+//! message and marks the address `bounced`, a complaint marks it `complained`
+//! (`delivery::apply_email_events`).
+//!
 //! Authentication: the secret token crier put in the callback URL it gave the provider
 //! (`?token=…`, compared in constant time), and Twilio's own signature of inbound requests.
 //! Without a configured token, both endpoints are off and answer 404.
 
 use crate::app::App;
 use crate::contacts::unsubscribe;
+use crate::delivery::email_events::{self, EventsRefusal};
 use crate::delivery::{self, InboundRefusal, InboundRequest, ReceiptRequest};
 use crate::error::AppError;
 use crate::recipients::normalize_phone;
@@ -158,4 +164,53 @@ pub fn receive_inbound(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
 struct InboundView {
     received: usize,
     unsubscribed: usize,
+}
+
+/// `POST /v1/webhooks/email/{provider}`: a relay's bounces and complaints. `generic` takes the
+/// receipt token in the URL (404 without one configured); `mailgun` its signature in the body
+/// under `--mailgun-webhook-key` (404 without it). A bad token or signature is 401 and changes
+/// nothing; events about messages crier did not send, or already applied, are taken (200) and
+/// change nothing.
+pub fn receive_email_events(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
+    let provider = request.param("provider").to_owned();
+    let parsed = match provider.as_str() {
+        "generic" => {
+            check_token(app, request)?;
+            email_events::parse_generic(&request.body_bytes()?)
+        }
+        "mailgun" => {
+            let Some(key) = app.config.delivery.mailgun_webhook_key.as_ref() else {
+                return Err(AppError::NotFound);
+            };
+            email_events::parse_mailgun(&request.body_bytes()?, key.expose().as_bytes())
+        }
+        _ => return Err(AppError::NotFound),
+    };
+    let events = match parsed {
+        Ok(events) => events,
+        Err(refusal) => {
+            app.metrics.record_webhook(&provider, "rejected");
+            return Err(match refusal {
+                EventsRefusal::Signature(why) => AppError::InvalidSignature(why),
+                EventsRefusal::Malformed(why) => {
+                    AppError::BadRequest(format!("Not a bounce or complaint: {why}"))
+                }
+            });
+        }
+    };
+    let now = app.clock.now();
+    let applied = if events.is_empty() {
+        0
+    } else {
+        app.db
+            .write(|conn| delivery::apply_email_events(conn, &events, now))?
+    };
+    app.metrics.record_webhook(&provider, "accepted");
+    ApiResponse::json(
+        200,
+        &ReceiptsView {
+            received: events.len(),
+            applied,
+        },
+    )
 }

@@ -108,6 +108,7 @@ pub const OPEN_ROUTES: &[&str] = &[
     "/v1/webhooks/stripe",
     "/v1/webhooks/sms/{provider}",
     "/v1/webhooks/sms/{provider}/inbound",
+    "/v1/webhooks/email/{provider}",
 ];
 
 impl Router {
@@ -305,6 +306,11 @@ impl Router {
                     Post,
                     "/v1/webhooks/sms/{provider}/inbound",
                     receipts::receive_inbound,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/webhooks/email/{provider}",
+                    receipts::receive_email_events,
                 ),
                 // Billing.
                 Route::new(Get, "/v1/billing", billing::show_billing),

@@ -74,10 +74,16 @@ impl Providers {
         for name in &settings.email_providers {
             let provider: Arc<dyn Provider> = match name {
                 EmailProviderName::Log => Arc::clone(&log_email),
-                EmailProviderName::Smtp => Arc::new(smtp::SmtpProvider::new(
-                    settings.smtp.as_ref().ok_or_else(|| missing("smtp"))?,
-                    settings.provider_timeout,
-                )?),
+                EmailProviderName::Smtp => {
+                    let smtp = smtp::SmtpProvider::new(
+                        settings.smtp.as_ref().ok_or_else(|| missing("smtp"))?,
+                        settings.provider_timeout,
+                    )?;
+                    Arc::new(match &settings.dkim {
+                        Some(dkim) => smtp.with_dkim(dkim, &settings.email_from)?,
+                        None => smtp,
+                    })
+                }
             };
             email.push(provider);
         }

@@ -10,6 +10,7 @@
 //! message leaves in as few writes as possible. The dispatchers' concurrency bounds how many
 //! connections are open at once: one per dispatcher at most.
 
+mod dkim;
 mod pool;
 
 use std::error::Error as _;
@@ -23,8 +24,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::TlsParameters;
 use lettre::{Address, Message};
 
-use crate::delivery::settings::{SmtpSecurity, SmtpSettings};
+use crate::delivery::settings::{DkimSettings, SmtpSecurity, SmtpSettings};
 use crate::delivery::{Accepted, Disposition, EmailOut, Failure, Outgoing, Provider};
+pub use dkim::DkimSigner;
 use pool::{Connector, Pool, Session, TransmitError};
 
 /// Our message id, in a header of its own, so a bounce or a complaint that quotes the headers
@@ -43,6 +45,8 @@ pub struct SmtpProvider {
     connector: Connector,
     pool: Pool,
     security: SmtpSecurity,
+    /// Signs every message when DKIM is configured.
+    dkim: Option<DkimSigner>,
 }
 
 impl SmtpProvider {
@@ -85,7 +89,31 @@ impl SmtpProvider {
             },
             pool: Pool::new(),
             security: settings.security,
+            dkim: None,
         })
+    }
+
+    /// Signs every message with the key of `settings` for the domain of `email_from` (the
+    /// `d=` tag; DMARC wants the From domain). Reads the key file now: a missing or unusable
+    /// key stops the start with a sentence. Logs the DNS record to publish (never the key).
+    pub fn with_dkim(
+        mut self,
+        settings: &DkimSettings,
+        email_from: &str,
+    ) -> Result<SmtpProvider, String> {
+        let signer = DkimSigner::load(settings, email_from)?;
+        log::info!(
+            target: "crier::delivery",
+            name = signer.record_name().as_str(), record = signer.record().as_str();
+            "DKIM signing on: publish this TXT record"
+        );
+        self.dkim = Some(signer);
+        Ok(self)
+    }
+
+    /// The DKIM signer, when DKIM is on.
+    pub fn dkim(&self) -> Option<&DkimSigner> {
+        self.dkim.as_ref()
     }
 
     /// Carries one message: over an idle pooled connection when there is one, else (or when
@@ -161,7 +189,15 @@ impl Provider for SmtpProvider {
         };
         let (mail, message_id) = build_message(email)?;
         // lettre's output is ASCII (every part is encoded), so this never refuses in practice.
-        let data = String::from_utf8(pool::to_data(&mail.formatted())).map_err(|_| {
+        let mut formatted = mail.formatted();
+        if let Some(signer) = &self.dkim {
+            // A signing failure is the key's, not the message's: retryable.
+            let header = signer.sign(&formatted).map_err(|why| {
+                Failure::retryable("dkim", format!("The DKIM signature failed: {why}."))
+            })?;
+            formatted.splice(0..0, header.into_bytes());
+        }
+        let data = String::from_utf8(pool::to_data(&formatted)).map_err(|_| {
             Failure::final_("invalid_message", "The email could not be encoded as text.")
         })?;
         self.transmit(mail.envelope(), &data)?;
