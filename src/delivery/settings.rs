@@ -13,7 +13,7 @@ use crate::settings::{Problems, Secret, Setting, SettingArg};
 /// Delivery settings as given, before validation.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct DeliveryArgs {
-    /// SMS providers in fallback order, comma-separated: log, webhook, twilio, infobip, avlytext, mboasms. Each one listed must be configured.
+    /// SMS providers in fallback order, comma-separated: log, webhook, twilio, infobip, avlytext, mboasms, lmt. Each one listed must be configured.
     #[arg(crier_setting = SMS_PROVIDERS, default_value = "log")]
     pub sms_providers: String,
 
@@ -97,6 +97,18 @@ pub struct DeliveryArgs {
     #[arg(crier_setting = MBOASMS_PASSWORD)]
     pub mboasms_password: Option<String>,
 
+    /// LMT Group API base URL.
+    #[arg(crier_setting = LMT_BASE_URL, default_value = "https://sms.lmtgroup.com")]
+    pub lmt_base_url: String,
+
+    /// LMT Group API key (the X-Api-Key header); required by the lmt provider.
+    #[arg(crier_setting = LMT_API_KEY)]
+    pub lmt_api_key: Option<String>,
+
+    /// LMT Group API secret (the X-Secret header; secret); required by the lmt provider.
+    #[arg(crier_setting = LMT_SECRET)]
+    pub lmt_secret: Option<String>,
+
     /// Secret token that delivery-receipt callback URLs carry (at least 16 characters); without it crier asks providers for no receipts and POST /v1/webhooks/sms/{provider} (and its /inbound for STOP keywords) answers 404.
     #[arg(crier_setting = RECEIPT_TOKEN)]
     pub receipt_token: Option<String>,
@@ -153,6 +165,9 @@ const AVLYTEXT_API_KEY: Setting = Setting::new("avlytext-api-key", "CRIER_AVLYTE
 const MBOASMS_BASE_URL: Setting = Setting::new("mboasms-base-url", "CRIER_MBOASMS_BASE_URL");
 const MBOASMS_USER_ID: Setting = Setting::new("mboasms-user-id", "CRIER_MBOASMS_USER_ID");
 const MBOASMS_PASSWORD: Setting = Setting::new("mboasms-password", "CRIER_MBOASMS_PASSWORD");
+const LMT_BASE_URL: Setting = Setting::new("lmt-base-url", "CRIER_LMT_BASE_URL");
+const LMT_API_KEY: Setting = Setting::new("lmt-api-key", "CRIER_LMT_API_KEY");
+const LMT_SECRET: Setting = Setting::new("lmt-secret", "CRIER_LMT_SECRET");
 const RECEIPT_TOKEN: Setting = Setting::new("receipt-token", "CRIER_RECEIPT_TOKEN");
 const DISPATCH_WORKERS: Setting = Setting::new("dispatch-workers", "CRIER_DISPATCH_WORKERS");
 const DISPATCH_BATCH: Setting = Setting::new("dispatch-batch", "CRIER_DISPATCH_BATCH");
@@ -172,16 +187,18 @@ pub enum SmsProviderName {
     Infobip,
     AvlyText,
     MboaSms,
+    Lmt,
 }
 
 impl SmsProviderName {
-    pub const ALL: [SmsProviderName; 6] = [
+    pub const ALL: [SmsProviderName; 7] = [
         SmsProviderName::Log,
         SmsProviderName::Webhook,
         SmsProviderName::Twilio,
         SmsProviderName::Infobip,
         SmsProviderName::AvlyText,
         SmsProviderName::MboaSms,
+        SmsProviderName::Lmt,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -192,6 +209,7 @@ impl SmsProviderName {
             SmsProviderName::Infobip => "infobip",
             SmsProviderName::AvlyText => "avlytext",
             SmsProviderName::MboaSms => "mboasms",
+            SmsProviderName::Lmt => "lmt",
         }
     }
 
@@ -294,6 +312,14 @@ pub struct MboaSmsSettings {
 }
 
 #[derive(Debug, Clone)]
+pub struct LmtSettings {
+    /// `https://sms.lmtgroup.com` unless overridden.
+    pub base_url: String,
+    pub api_key: Secret,
+    pub secret: Secret,
+}
+
+#[derive(Debug, Clone)]
 pub struct DeliverySettings {
     /// Fallback order per channel; never empty.
     pub sms_providers: Vec<SmsProviderName>,
@@ -308,6 +334,7 @@ pub struct DeliverySettings {
     pub infobip: Option<InfobipSettings>,
     pub avlytext: Option<AvlyTextSettings>,
     pub mboasms: Option<MboaSmsSettings>,
+    pub lmt: Option<LmtSettings>,
     /// The secret token receipt URLs carry; receipts are not requested without it.
     pub receipt_token: Option<Secret>,
     /// Dispatcher threads.
@@ -339,6 +366,7 @@ impl Default for DeliverySettings {
             infobip: None,
             avlytext: None,
             mboasms: None,
+            lmt: None,
             receipt_token: None,
             dispatch_workers: 4,
             dispatch_batch: 50,
@@ -394,6 +422,7 @@ impl DeliveryArgs {
         let twilio_base_url = p.check(TWILIO_BASE_URL, public_url(&self.twilio_base_url));
         let avlytext_base_url = p.check(AVLYTEXT_BASE_URL, public_url(&self.avlytext_base_url));
         let mboasms_base_url = p.check(MBOASMS_BASE_URL, public_url(&self.mboasms_base_url));
+        let lmt_base_url = p.check(LMT_BASE_URL, public_url(&self.lmt_base_url));
         let infobip_base_url = optional_text(&self.infobip_base_url)
             .and_then(|url| p.check(INFOBIP_BASE_URL, public_url(&url)));
         let webhook_url = optional_text(&self.sms_webhook_url)
@@ -495,6 +524,17 @@ impl DeliveryArgs {
                 }),
                 _ => None,
             },
+            lmt: match (
+                optional_secret(&self.lmt_api_key),
+                optional_secret(&self.lmt_secret),
+            ) {
+                (Some(api_key), Some(secret)) => Some(LmtSettings {
+                    base_url: lmt_base_url.clone().unwrap_or_default(),
+                    api_key,
+                    secret,
+                }),
+                _ => None,
+            },
             receipt_token,
             dispatch_workers: usize::try_from(dispatch_workers?).ok()?,
             dispatch_batch: usize::try_from(dispatch_batch?).ok()?,
@@ -554,6 +594,12 @@ impl DeliverySettings {
             self.mboasms.is_some(),
             "mboasms",
             format!("{} and {}", MBOASMS_USER_ID.env, MBOASMS_PASSWORD.env),
+        );
+        need(
+            sms(SmsProviderName::Lmt),
+            self.lmt.is_some(),
+            "lmt",
+            format!("{} and {}", LMT_API_KEY.env, LMT_SECRET.env),
         );
         problems
     }
@@ -630,6 +676,38 @@ mod tests {
                 "--dispatch-lease-secs / CRIER_DISPATCH_LEASE_SECS: must be longer than \
                  --provider-timeout-secs, or a slow call would lose its claim",
             ]
+        );
+    }
+
+    #[test]
+    fn lmt_needs_its_key_and_secret() {
+        let listed = DeliveryArgs {
+            sms_providers: "lmt,log".into(),
+            lmt_api_key: Some("key".into()),
+            ..crate::settings::defaults()
+        };
+        assert_eq!(
+            listed.validate().unwrap_err(),
+            vec![
+                "the lmt provider is listed but not configured: set CRIER_LMT_API_KEY and \
+                 CRIER_LMT_SECRET"
+            ]
+        );
+        let configured = DeliveryArgs {
+            lmt_secret: Some("secret".into()),
+            ..listed
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(
+            configured.sms_providers,
+            vec![SmsProviderName::Lmt, SmsProviderName::Log]
+        );
+        let lmt = configured.lmt.unwrap();
+        assert_eq!(lmt.base_url, "https://sms.lmtgroup.com");
+        assert_eq!(
+            (lmt.api_key.expose(), lmt.secret.expose()),
+            ("key", "secret")
         );
     }
 }

@@ -3,6 +3,7 @@
 pub mod avlytext;
 pub mod http;
 pub mod infobip;
+pub mod lmt;
 pub mod log;
 pub mod mboasms;
 pub mod smtp;
@@ -65,6 +66,10 @@ impl Providers {
                         .mboasms
                         .as_ref()
                         .ok_or_else(|| missing("mboasms"))?,
+                    http.clone(),
+                )),
+                SmsProviderName::Lmt => Arc::new(lmt::LmtProvider::new(
+                    settings.lmt.as_ref().ok_or_else(|| missing("lmt"))?,
                     http.clone(),
                 )),
             };
