@@ -322,11 +322,7 @@ fn keep_lease(
     lease_until: Timestamp,
 ) -> Result<Option<(Timestamp, HashSet<MessageId>)>, AppError> {
     let settings = &app.config.delivery;
-    let longest_chain = app
-        .providers
-        .chain(Channel::Sms)
-        .len()
-        .max(app.providers.chain(Channel::Email).len()) as u32;
+    let longest_chain = app.providers.longest_chain() as u32;
     let needed =
         crate::clock::span(settings.provider_timeout * longest_chain + Duration::from_secs(1));
     let now = app.clock.now();
@@ -388,10 +384,12 @@ fn deliver<'a>(
     outcomes: &mut Outcomes<'a>,
 ) -> Result<(), AppError> {
     let channel = message.channel;
-    let chain = if message.mode == Mode::Test {
-        app.providers.test_chain(channel)
-    } else {
-        app.providers.chain(channel)
+    let chain = match (message.mode, channel) {
+        (Mode::Test, _) => app.providers.test_chain(channel),
+        (Mode::Live, Channel::Sms) => app
+            .providers
+            .sms_chain(message.route.as_deref(), &message.to_address),
+        (Mode::Live, Channel::Email) => app.providers.chain(channel),
     };
     let marketing = marketing_email(app, message);
     for (position, provider) in chain.iter().enumerate() {

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::billing::Channel;
+use crate::delivery::routes::{self, Chosen, SmsRoute, parse_routes};
 use crate::settings::values::{optional_secret, optional_text, public_url, whole_number};
 use crate::settings::{Problems, Secret, Setting, SettingArg};
+use crate::vocabulary::Mode;
 
 /// Delivery settings as given, before validation.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
@@ -16,6 +19,10 @@ pub struct DeliveryArgs {
     /// SMS providers in fallback order, comma-separated: log, webhook, twilio, infobip, avlytext, mboasms, lmt. Each one listed must be configured.
     #[arg(crier_setting = SMS_PROVIDERS, default_value = "log")]
     pub sms_providers: String,
+
+    /// SMS routes by destination, `;`-separated, each MATCHES=PROVIDERS: E.164 prefixes (+23767) and countries (CM), comma-separated, to a provider chain; the longest matching prefix wins, then the country, else --sms-providers. Each provider named must be configured.
+    #[arg(crier_setting = SMS_ROUTES)]
+    pub sms_routes: Option<String>,
 
     /// Email providers in fallback order, comma-separated: log, smtp.
     #[arg(crier_setting = EMAIL_PROVIDERS, default_value = "log")]
@@ -144,6 +151,7 @@ pub struct DeliveryArgs {
 
 // Each delivery setting's flag and variable, named once for its `#[arg]` and its problems.
 const SMS_PROVIDERS: Setting = Setting::new("sms-providers", "CRIER_SMS_PROVIDERS");
+const SMS_ROUTES: Setting = Setting::new("sms-routes", "CRIER_SMS_ROUTES");
 const EMAIL_PROVIDERS: Setting = Setting::new("email-providers", "CRIER_EMAIL_PROVIDERS");
 const EMAIL_FROM: Setting = Setting::new("email-from", "CRIER_EMAIL_FROM");
 const PROVIDER_TIMEOUT_SECS: Setting =
@@ -321,8 +329,11 @@ pub struct LmtSettings {
 
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
-    /// Fallback order per channel; never empty.
+    /// Fallback order per channel; never empty. For SMS, the default chain.
     pub sms_providers: Vec<SmsProviderName>,
+    /// SMS routes by destination (`delivery::routes`); a number no route matches takes
+    /// `sms_providers`.
+    pub sms_routes: Vec<SmsRoute>,
     pub email_providers: Vec<EmailProviderName>,
     /// The From mailbox of every email (`Name <address>` or an address).
     pub email_from: String,
@@ -357,6 +368,7 @@ impl Default for DeliverySettings {
     fn default() -> DeliverySettings {
         DeliverySettings {
             sms_providers: vec![SmsProviderName::Log],
+            sms_routes: Vec::new(),
             email_providers: vec![EmailProviderName::Log],
             email_from: "crier@localhost".to_owned(),
             provider_timeout: Duration::from_secs(15),
@@ -406,6 +418,10 @@ impl DeliveryArgs {
         let sms_providers = p.check(
             SMS_PROVIDERS,
             provider_list(&self.sms_providers, SmsProviderName::parse, |n| n.as_str()),
+        );
+        let sms_routes = p.check(
+            SMS_ROUTES,
+            parse_routes(self.sms_routes.as_deref().unwrap_or_default()),
         );
         let email_providers = p.check(
             EMAIL_PROVIDERS,
@@ -477,6 +493,7 @@ impl DeliveryArgs {
 
         Some(DeliverySettings {
             sms_providers: sms_providers?,
+            sms_routes: sms_routes?,
             email_providers: email_providers?,
             email_from: email_from?,
             provider_timeout: Duration::from_secs(provider_timeout_secs?),
@@ -548,6 +565,21 @@ impl DeliveryArgs {
 }
 
 impl DeliverySettings {
+    /// The route of an SMS to `to` (E.164): its chain and what matched (`delivery::routes`).
+    pub fn sms_route(&self, to: &str) -> Chosen<'_> {
+        routes::choose(&self.sms_routes, &self.sms_providers, to)
+    }
+
+    /// What a new message stores as its route: `None` for email, `test=log` for a test-mode
+    /// SMS, else the chosen route (`+23767=avlytext,mboasms`).
+    pub fn route_to_store(&self, channel: Channel, mode: Mode, to: &str) -> Option<String> {
+        match (channel, mode) {
+            (Channel::Email, _) => None,
+            (Channel::Sms, Mode::Test) => Some(routes::TEST_ROUTE.to_owned()),
+            (Channel::Sms, Mode::Live) => Some(self.sms_route(to).stored()),
+        }
+    }
+
     /// A sentence for each provider a channel lists but whose settings are missing.
     fn unconfigured(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -558,7 +590,13 @@ impl DeliverySettings {
                 ));
             }
         };
-        let sms = |name| self.sms_providers.contains(&name);
+        let sms = |name| {
+            self.sms_providers.contains(&name)
+                || self
+                    .sms_routes
+                    .iter()
+                    .any(|route| route.providers.contains(&name))
+        };
         need(
             self.email_providers.contains(&EmailProviderName::Smtp),
             self.smtp.is_some(),
@@ -606,7 +644,7 @@ impl DeliverySettings {
 }
 
 /// A comma-separated, non-empty list of known provider names without repeats.
-fn provider_list<T: PartialEq + Copy>(
+pub(crate) fn provider_list<T: PartialEq + Copy>(
     text: &str,
     parse: impl Fn(&str) -> Option<T>,
     name: impl Fn(T) -> &'static str,
@@ -708,6 +746,53 @@ mod tests {
         assert_eq!(
             (lmt.api_key.expose(), lmt.secret.expose()),
             ("key", "secret")
+        );
+    }
+
+    #[test]
+    fn providers_named_by_a_route_must_be_configured() {
+        let args = DeliveryArgs {
+            sms_routes: Some("+23767=avlytext,mboasms".into()),
+            mboasms_user_id: Some("u".into()),
+            mboasms_password: Some("p".into()),
+            ..crate::settings::defaults()
+        };
+        assert_eq!(
+            args.validate().unwrap_err(),
+            vec!["the avlytext provider is listed but not configured: set CRIER_AVLYTEXT_API_KEY"]
+        );
+        let bad = DeliveryArgs {
+            sms_routes: Some("+23767=sms77".into()),
+            ..crate::settings::defaults()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err(),
+            vec![
+                "--sms-routes / CRIER_SMS_ROUTES: route \"+23767=sms77\": \"sms77\" is not a \
+                 provider name"
+            ]
+        );
+        let settings = DeliveryArgs {
+            avlytext_api_key: Some("k".into()),
+            ..args
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(
+            settings.route_to_store(Channel::Sms, Mode::Live, "+237677000000"),
+            Some("+23767=avlytext,mboasms".to_owned())
+        );
+        assert_eq!(
+            settings.route_to_store(Channel::Sms, Mode::Live, "+33612345678"),
+            Some("default=log".to_owned())
+        );
+        assert_eq!(
+            settings.route_to_store(Channel::Sms, Mode::Test, "+237677000000"),
+            Some("test=log".to_owned())
+        );
+        assert_eq!(
+            settings.route_to_store(Channel::Email, Mode::Live, "a@example.com"),
+            None
         );
     }
 }
