@@ -193,3 +193,34 @@ fn test_mode_sms_show_the_log_route_and_email_shows_none() {
         1
     );
 }
+
+#[test]
+fn bad_routes_stop_the_server_from_starting_with_one_clear_problem_each() {
+    let dir = tempfile::tempdir().unwrap();
+    for (routes, problem) in [
+        (
+            "+23767=avlytext;+23767=mboasms",
+            "--sms-routes / CRIER_SMS_ROUTES: +23767 is routed twice",
+        ),
+        (
+            "+23767=avlytxt",
+            "--sms-routes / CRIER_SMS_ROUTES: route \"+23767=avlytxt\": \"avlytxt\" is not a \
+             provider name",
+        ),
+        (
+            "CM=lmt",
+            "the lmt provider is listed but not configured: set CRIER_LMT_API_KEY and \
+             CRIER_LMT_SECRET",
+        ),
+    ] {
+        let output = crate::process::crier()
+            .args(["--sms-routes", routes, "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{routes}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(problem), "{routes}: {stderr}");
+        assert!(!dir.path().join("crier.db").exists(), "{routes}");
+    }
+}
