@@ -229,6 +229,9 @@ fn write_message(
             segmentation: segmentation.as_ref(),
             share,
             currency: &currency,
+            route: links
+                .delivery
+                .route_to_store(campaign.channel, campaign.mode, to),
         },
         now_text,
     )?;

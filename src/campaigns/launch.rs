@@ -59,11 +59,13 @@ pub struct Estimate {
     pub link_targets: Vec<String>,
 }
 
-/// Where a campaign's links point and what signs them.
+/// Where a campaign's links point and what signs them; and the delivery settings its SMS are
+/// routed by (`DeliverySettings::route_to_store`, stored on each message).
 #[derive(Clone, Copy)]
 pub struct Links<'a> {
     pub key: &'a ServerKey,
     pub public_url: &'a str,
+    pub delivery: &'a crate::delivery::settings::DeliverySettings,
 }
 
 /// The lists of a campaign's audience, parsed (they were checked when the draft was saved, and

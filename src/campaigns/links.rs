@@ -856,6 +856,7 @@ mod tests {
         let links = Links {
             key: &key,
             public_url: "https://crier.test/",
+            delivery: &crate::delivery::settings::DeliverySettings::default(),
         };
         let tracker = Tracker::new(&row, links, &ids, Some(key.clone()));
         let recipient = Recipient {

@@ -325,12 +325,15 @@ fn deliver_held<'a>(
     Ok(())
 }
 
-/// The providers a message is offered to, in order: its mode's chain for its channel.
+/// The providers a message is offered to, in order: test mode's `log`; a live SMS's stored route
+/// (routed again if the route is no longer configured); live email's chain.
 fn chain_of<'a>(app: &'a App, message: &MessageRow) -> &'a [Arc<dyn Provider>] {
-    if message.mode == Mode::Test {
-        app.providers.test_chain(message.channel)
-    } else {
-        app.providers.chain(message.channel)
+    match (message.mode, message.channel) {
+        (Mode::Test, channel) => app.providers.test_chain(channel),
+        (Mode::Live, Channel::Sms) => app
+            .providers
+            .sms_chain(message.route.as_deref(), &message.to_address),
+        (Mode::Live, Channel::Email) => app.providers.chain(Channel::Email),
     }
 }
 
@@ -355,11 +358,7 @@ fn keep_lease(
     lease_until: Timestamp,
 ) -> Result<Option<(Timestamp, HashSet<MessageId>)>, AppError> {
     let settings = &app.config.delivery;
-    let longest_chain = app
-        .providers
-        .chain(Channel::Sms)
-        .len()
-        .max(app.providers.chain(Channel::Email).len()) as u32;
+    let longest_chain = app.providers.longest_chain() as u32;
     let needed =
         crate::clock::span(settings.provider_timeout * longest_chain + Duration::from_secs(1));
     let now = app.clock.now();

@@ -1,6 +1,7 @@
 //! Delivery: getting stored messages to providers (docs/rules/messages.md, "Delivery").
 //!
 //! - `settings`: which providers each channel uses, in order, and how to reach them.
+//! - `routes`: which SMS chain a number takes (prefix and country routes, the default chain).
 //! - `providers`: one adapter per provider, all behind the `Provider` trait; `Providers` is the
 //!   registry built once from the settings.
 //! - `dispatcher` / `scheduler`: the background threads that drain the outbox (the messages
@@ -14,6 +15,7 @@ pub mod email_events;
 pub mod marketing;
 pub mod providers;
 pub mod receipts;
+pub mod routes;
 pub mod settings;
 
 use std::time::Duration;

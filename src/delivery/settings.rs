@@ -8,15 +8,22 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::billing::Channel;
+use crate::delivery::routes::{self, Chosen, SmsRoute, parse_routes};
 use crate::settings::values::{optional_secret, optional_text, public_url, whole_number};
 use crate::settings::{Problems, Secret, Setting, SettingArg};
+use crate::vocabulary::Mode;
 
 /// Delivery settings as given, before validation.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct DeliveryArgs {
-    /// SMS providers in fallback order, comma-separated: log, webhook, twilio, infobip, avlytext, mboasms. Each one listed must be configured.
+    /// SMS providers in fallback order, comma-separated: log, webhook, twilio, infobip, avlytext, mboasms, lmt. Each one listed must be configured.
     #[arg(crier_setting = SMS_PROVIDERS, default_value = "log")]
     pub sms_providers: String,
+
+    /// SMS routes by destination, `;`-separated, each MATCHES=PROVIDERS: E.164 prefixes (+23767) and countries (CM), comma-separated, to a provider chain; the longest matching prefix wins, then the country, else --sms-providers. Each provider named must be configured.
+    #[arg(crier_setting = SMS_ROUTES)]
+    pub sms_routes: Option<String>,
 
     /// Email providers in fallback order, comma-separated: log, smtp.
     #[arg(crier_setting = EMAIL_PROVIDERS, default_value = "log")]
@@ -98,6 +105,18 @@ pub struct DeliveryArgs {
     #[arg(crier_setting = MBOASMS_PASSWORD)]
     pub mboasms_password: Option<String>,
 
+    /// LMT Group API base URL.
+    #[arg(crier_setting = LMT_BASE_URL, default_value = "https://sms.lmtgroup.com")]
+    pub lmt_base_url: String,
+
+    /// LMT Group API key (the X-Api-Key header); required by the lmt provider.
+    #[arg(crier_setting = LMT_API_KEY)]
+    pub lmt_api_key: Option<String>,
+
+    /// LMT Group API secret (the X-Secret header; secret); required by the lmt provider.
+    #[arg(crier_setting = LMT_SECRET)]
+    pub lmt_secret: Option<String>,
+
     /// Secret token that delivery-receipt callback URLs carry (at least 16 characters); without it crier asks providers for no receipts and POST /v1/webhooks/sms/{provider} (and its /inbound for STOP keywords) answers 404.
     #[arg(crier_setting = RECEIPT_TOKEN)]
     pub receipt_token: Option<String>,
@@ -145,6 +164,7 @@ pub struct DeliveryArgs {
 
 // Each delivery setting's flag and variable, named once for its `#[arg]` and its problems.
 const SMS_PROVIDERS: Setting = Setting::new("sms-providers", "CRIER_SMS_PROVIDERS");
+const SMS_ROUTES: Setting = Setting::new("sms-routes", "CRIER_SMS_ROUTES");
 const EMAIL_PROVIDERS: Setting = Setting::new("email-providers", "CRIER_EMAIL_PROVIDERS");
 const EMAIL_FROM: Setting = Setting::new("email-from", "CRIER_EMAIL_FROM");
 const PROVIDER_TIMEOUT_SECS: Setting =
@@ -166,6 +186,9 @@ const AVLYTEXT_API_KEY: Setting = Setting::new("avlytext-api-key", "CRIER_AVLYTE
 const MBOASMS_BASE_URL: Setting = Setting::new("mboasms-base-url", "CRIER_MBOASMS_BASE_URL");
 const MBOASMS_USER_ID: Setting = Setting::new("mboasms-user-id", "CRIER_MBOASMS_USER_ID");
 const MBOASMS_PASSWORD: Setting = Setting::new("mboasms-password", "CRIER_MBOASMS_PASSWORD");
+const LMT_BASE_URL: Setting = Setting::new("lmt-base-url", "CRIER_LMT_BASE_URL");
+const LMT_API_KEY: Setting = Setting::new("lmt-api-key", "CRIER_LMT_API_KEY");
+const LMT_SECRET: Setting = Setting::new("lmt-secret", "CRIER_LMT_SECRET");
 const RECEIPT_TOKEN: Setting = Setting::new("receipt-token", "CRIER_RECEIPT_TOKEN");
 const MAILGUN_WEBHOOK_KEY: Setting =
     Setting::new("mailgun-webhook-key", "CRIER_MAILGUN_WEBHOOK_KEY");
@@ -189,16 +212,18 @@ pub enum SmsProviderName {
     Infobip,
     AvlyText,
     MboaSms,
+    Lmt,
 }
 
 impl SmsProviderName {
-    pub const ALL: [SmsProviderName; 6] = [
+    pub const ALL: [SmsProviderName; 7] = [
         SmsProviderName::Log,
         SmsProviderName::Webhook,
         SmsProviderName::Twilio,
         SmsProviderName::Infobip,
         SmsProviderName::AvlyText,
         SmsProviderName::MboaSms,
+        SmsProviderName::Lmt,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -209,6 +234,7 @@ impl SmsProviderName {
             SmsProviderName::Infobip => "infobip",
             SmsProviderName::AvlyText => "avlytext",
             SmsProviderName::MboaSms => "mboasms",
+            SmsProviderName::Lmt => "lmt",
         }
     }
 
@@ -319,9 +345,20 @@ pub struct MboaSmsSettings {
 }
 
 #[derive(Debug, Clone)]
+pub struct LmtSettings {
+    /// `https://sms.lmtgroup.com` unless overridden.
+    pub base_url: String,
+    pub api_key: Secret,
+    pub secret: Secret,
+}
+
+#[derive(Debug, Clone)]
 pub struct DeliverySettings {
-    /// Fallback order per channel; never empty.
+    /// Fallback order per channel; never empty. For SMS, the default chain.
     pub sms_providers: Vec<SmsProviderName>,
+    /// SMS routes by destination (`delivery::routes`); a number no route matches takes
+    /// `sms_providers`.
+    pub sms_routes: Vec<SmsRoute>,
     pub email_providers: Vec<EmailProviderName>,
     /// The From mailbox of every email (`Name <address>` or an address).
     pub email_from: String,
@@ -333,6 +370,7 @@ pub struct DeliverySettings {
     pub infobip: Option<InfobipSettings>,
     pub avlytext: Option<AvlyTextSettings>,
     pub mboasms: Option<MboaSmsSettings>,
+    pub lmt: Option<LmtSettings>,
     /// The secret token receipt URLs carry; receipts are not requested without it.
     pub receipt_token: Option<Secret>,
     /// Mailgun's webhook signing key: bounces and complaints it posts are checked with it.
@@ -359,6 +397,7 @@ impl Default for DeliverySettings {
     fn default() -> DeliverySettings {
         DeliverySettings {
             sms_providers: vec![SmsProviderName::Log],
+            sms_routes: Vec::new(),
             email_providers: vec![EmailProviderName::Log],
             email_from: "crier@localhost".to_owned(),
             provider_timeout: Duration::from_secs(15),
@@ -368,6 +407,7 @@ impl Default for DeliverySettings {
             infobip: None,
             avlytext: None,
             mboasms: None,
+            lmt: None,
             receipt_token: None,
             mailgun_webhook_key: None,
             dkim: None,
@@ -410,6 +450,10 @@ impl DeliveryArgs {
             SMS_PROVIDERS,
             provider_list(&self.sms_providers, SmsProviderName::parse, |n| n.as_str()),
         );
+        let sms_routes = p.check(
+            SMS_ROUTES,
+            parse_routes(self.sms_routes.as_deref().unwrap_or_default()),
+        );
         let email_providers = p.check(
             EMAIL_PROVIDERS,
             provider_list(&self.email_providers, EmailProviderName::parse, |n| {
@@ -425,6 +469,7 @@ impl DeliveryArgs {
         let twilio_base_url = p.check(TWILIO_BASE_URL, public_url(&self.twilio_base_url));
         let avlytext_base_url = p.check(AVLYTEXT_BASE_URL, public_url(&self.avlytext_base_url));
         let mboasms_base_url = p.check(MBOASMS_BASE_URL, public_url(&self.mboasms_base_url));
+        let lmt_base_url = p.check(LMT_BASE_URL, public_url(&self.lmt_base_url));
         let infobip_base_url = optional_text(&self.infobip_base_url)
             .and_then(|url| p.check(INFOBIP_BASE_URL, public_url(&url)));
         let webhook_url = optional_text(&self.sms_webhook_url)
@@ -507,6 +552,7 @@ impl DeliveryArgs {
 
         Some(DeliverySettings {
             sms_providers: sms_providers?,
+            sms_routes: sms_routes?,
             email_providers: email_providers?,
             email_from: email_from?,
             provider_timeout: Duration::from_secs(provider_timeout_secs?),
@@ -554,6 +600,17 @@ impl DeliveryArgs {
                 }),
                 _ => None,
             },
+            lmt: match (
+                optional_secret(&self.lmt_api_key),
+                optional_secret(&self.lmt_secret),
+            ) {
+                (Some(api_key), Some(secret)) => Some(LmtSettings {
+                    base_url: lmt_base_url.clone().unwrap_or_default(),
+                    api_key,
+                    secret,
+                }),
+                _ => None,
+            },
             receipt_token,
             mailgun_webhook_key: optional_secret(&self.mailgun_webhook_key),
             dkim: dkim?,
@@ -569,6 +626,21 @@ impl DeliveryArgs {
 }
 
 impl DeliverySettings {
+    /// The route of an SMS to `to` (E.164): its chain and what matched (`delivery::routes`).
+    pub fn sms_route(&self, to: &str) -> Chosen<'_> {
+        routes::choose(&self.sms_routes, &self.sms_providers, to)
+    }
+
+    /// What a new message stores as its route: `None` for email, `test=log` for a test-mode
+    /// SMS, else the chosen route (`+23767=avlytext,mboasms`).
+    pub fn route_to_store(&self, channel: Channel, mode: Mode, to: &str) -> Option<String> {
+        match (channel, mode) {
+            (Channel::Email, _) => None,
+            (Channel::Sms, Mode::Test) => Some(routes::TEST_ROUTE.to_owned()),
+            (Channel::Sms, Mode::Live) => Some(self.sms_route(to).stored()),
+        }
+    }
+
     /// A sentence for each provider a channel lists but whose settings are missing.
     fn unconfigured(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -579,7 +651,13 @@ impl DeliverySettings {
                 ));
             }
         };
-        let sms = |name| self.sms_providers.contains(&name);
+        let sms = |name| {
+            self.sms_providers.contains(&name)
+                || self
+                    .sms_routes
+                    .iter()
+                    .any(|route| route.providers.contains(&name))
+        };
         need(
             self.email_providers.contains(&EmailProviderName::Smtp),
             self.smtp.is_some(),
@@ -616,12 +694,18 @@ impl DeliverySettings {
             "mboasms",
             format!("{} and {}", MBOASMS_USER_ID.env, MBOASMS_PASSWORD.env),
         );
+        need(
+            sms(SmsProviderName::Lmt),
+            self.lmt.is_some(),
+            "lmt",
+            format!("{} and {}", LMT_API_KEY.env, LMT_SECRET.env),
+        );
         problems
     }
 }
 
 /// A comma-separated, non-empty list of known provider names without repeats.
-fn provider_list<T: PartialEq + Copy>(
+pub(crate) fn provider_list<T: PartialEq + Copy>(
     text: &str,
     parse: impl Fn(&str) -> Option<T>,
     name: impl Fn(T) -> &'static str,
@@ -724,6 +808,85 @@ mod tests {
                 "--dispatch-lease-secs / CRIER_DISPATCH_LEASE_SECS: must be longer than \
                  --provider-timeout-secs, or a slow call would lose its claim",
             ]
+        );
+    }
+
+    #[test]
+    fn lmt_needs_its_key_and_secret() {
+        let listed = DeliveryArgs {
+            sms_providers: "lmt,log".into(),
+            lmt_api_key: Some("key".into()),
+            ..crate::settings::defaults()
+        };
+        assert_eq!(
+            listed.validate().unwrap_err(),
+            vec![
+                "the lmt provider is listed but not configured: set CRIER_LMT_API_KEY and \
+                 CRIER_LMT_SECRET"
+            ]
+        );
+        let configured = DeliveryArgs {
+            lmt_secret: Some("secret".into()),
+            ..listed
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(
+            configured.sms_providers,
+            vec![SmsProviderName::Lmt, SmsProviderName::Log]
+        );
+        let lmt = configured.lmt.unwrap();
+        assert_eq!(lmt.base_url, "https://sms.lmtgroup.com");
+        assert_eq!(
+            (lmt.api_key.expose(), lmt.secret.expose()),
+            ("key", "secret")
+        );
+    }
+
+    #[test]
+    fn providers_named_by_a_route_must_be_configured() {
+        let args = DeliveryArgs {
+            sms_routes: Some("+23767=avlytext,mboasms".into()),
+            mboasms_user_id: Some("u".into()),
+            mboasms_password: Some("p".into()),
+            ..crate::settings::defaults()
+        };
+        assert_eq!(
+            args.validate().unwrap_err(),
+            vec!["the avlytext provider is listed but not configured: set CRIER_AVLYTEXT_API_KEY"]
+        );
+        let bad = DeliveryArgs {
+            sms_routes: Some("+23767=sms77".into()),
+            ..crate::settings::defaults()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err(),
+            vec![
+                "--sms-routes / CRIER_SMS_ROUTES: route \"+23767=sms77\": \"sms77\" is not a \
+                 provider name"
+            ]
+        );
+        let settings = DeliveryArgs {
+            avlytext_api_key: Some("k".into()),
+            ..args
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(
+            settings.route_to_store(Channel::Sms, Mode::Live, "+237677000000"),
+            Some("+23767=avlytext,mboasms".to_owned())
+        );
+        assert_eq!(
+            settings.route_to_store(Channel::Sms, Mode::Live, "+33612345678"),
+            Some("default=log".to_owned())
+        );
+        assert_eq!(
+            settings.route_to_store(Channel::Sms, Mode::Test, "+237677000000"),
+            Some("test=log".to_owned())
+        );
+        assert_eq!(
+            settings.route_to_store(Channel::Email, Mode::Live, "a@example.com"),
+            None
         );
     }
 }

@@ -54,6 +54,10 @@ pub struct Composition {
     pub segmentation: Option<Segmentation>,
     /// Billable units: SMS segments, or 1 per email.
     pub units: u64,
+    /// SMS: the route its number takes (`+23767=avlytext,mboasms`), stored on the message.
+    /// `compose` leaves it `None`; the caller sets it from the delivery settings
+    /// (`DeliverySettings::route_to_store`), which this domain cannot see.
+    pub route: Option<String>,
 }
 
 /// Limits on what a message may carry.
@@ -166,6 +170,7 @@ pub fn compose(
                     metadata: metadata.clone(),
                     units: u64::from(segmentation.segments),
                     segmentation: Some(segmentation),
+                    route: None,
                 });
             }
         }
@@ -211,6 +216,7 @@ pub fn compose(
                     metadata: metadata.clone(),
                     segmentation: None,
                     units: 1,
+                    route: None,
                 });
             }
         }

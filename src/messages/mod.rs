@@ -172,6 +172,7 @@ pub fn create_message(
         failed_at: None,
         cancelled_at: None,
         contact_id,
+        route: composition.route.clone(),
     };
     store::insert_message(conn, &message)?;
     Ok(message)
@@ -254,6 +255,8 @@ pub struct CampaignMessage<'a> {
     pub segmentation: Option<&'a Segmentation>,
     pub share: Share,
     pub currency: &'a str,
+    /// SMS: the route its number takes (`delivery::routes`), stored on the message.
+    pub route: Option<String>,
 }
 
 /// The messages a fan-out part writes for one campaign: each stored by `create`, all counted in
@@ -350,6 +353,7 @@ fn create_campaign_message(
         failed_at: None,
         cancelled_at: None,
         contact_id: Some(message.contact_id.clone()),
+        route: message.route,
     };
     store::insert_message(conn, &row)
 }

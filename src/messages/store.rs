@@ -53,13 +53,16 @@ pub struct MessageRow {
     pub cancelled_at: Option<String>,
     /// The workspace's contact for the address when it was sent, if any.
     pub contact_id: Option<ContactId>,
+    /// SMS: the route its number took when it was created (`+23767=avlytext,mboasms`,
+    /// `default=twilio`, `test=log`; `delivery::routes`). `None` for email.
+    pub route: Option<String>,
 }
 
 const COLUMNS: &str = "id, workspace_id, api_key_id, campaign_id, mode, channel, category, \
     to_address, sender, subject, text, html, metadata, encoding, segments, units, included_units, \
     charge_minor, currency, status, scheduled_at, next_attempt_at, delivery_cycles, lease_owner, \
     lease_expires_at, provider, provider_message_id, error_code, error_message, created_at, \
-    updated_at, sent_at, delivered_at, failed_at, cancelled_at, contact_id";
+    updated_at, sent_at, delivered_at, failed_at, cancelled_at, contact_id, route";
 
 /// A stored non-negative integer (SQLite integers are signed).
 fn unsigned(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
@@ -104,6 +107,7 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
         failed_at: row.get(33)?,
         cancelled_at: row.get(34)?,
         contact_id: row.get(35)?,
+        route: row.get(36)?,
     })
 }
 
@@ -114,7 +118,7 @@ pub fn insert_message(conn: &Connection, message: &MessageRow) -> Result<(), App
         format!(
             "INSERT INTO messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
                 ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, 0, NULL, NULL, NULL,
-                NULL, NULL, NULL, ?23, ?23, NULL, NULL, NULL, NULL, ?24)"
+                NULL, NULL, NULL, ?23, ?23, NULL, NULL, NULL, NULL, ?24, ?25)"
         )
     });
     conn.prepare_cached(&INSERT)?.execute(params![
@@ -142,6 +146,7 @@ pub fn insert_message(conn: &Connection, message: &MessageRow) -> Result<(), App
         message.next_attempt_at,
         message.created_at,
         message.contact_id,
+        message.route,
     ])?;
     Ok(())
 }
@@ -1068,6 +1073,7 @@ mod tests {
                 failed_at: None,
                 cancelled_at: None,
                 contact_id: None,
+                route: None,
             };
             self.db
                 .write(|conn| insert_message(conn, &message))

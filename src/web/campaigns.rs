@@ -226,6 +226,7 @@ fn links(app: &App) -> Links<'_> {
     Links {
         key: &app.unsubscribe_key,
         public_url: &app.config.public_url,
+        delivery: &app.config.delivery,
     }
 }
 

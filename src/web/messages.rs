@@ -73,7 +73,14 @@ pub fn send_draft(
         app.clock.now(),
         effective_sender_now,
     ) {
-        Ok(composition) => composition,
+        Ok(mut composition) => {
+            composition.route = app.config.delivery.route_to_store(
+                composition.channel,
+                principal.mode(),
+                &composition.to,
+            );
+            composition
+        }
         // Unless this is the retry of a send that went through, whose input may no longer pass
         // (its schedule time has passed): that one replays.
         Err(refused) => {
@@ -154,6 +161,11 @@ pub fn estimate_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
         Ok((effective_sender, composition, quote))
     })?;
     let test_mode = charging_of(&principal) == Charging::Test;
+    let mode = if test_mode { Mode::Test } else { Mode::Live };
+    let route = app
+        .config
+        .delivery
+        .route_to_store(composition.channel, mode, &composition.to);
     let segmentation = composition.segmentation.as_ref();
     let body = EstimateView {
         channel: composition.channel,
@@ -173,8 +185,9 @@ pub fn estimate_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
         balance: Money::new(quote.balance_minor, &quote.charge.currency),
         affordable: quote.charge.amount_minor <= quote.balance_minor,
         charge: quote.charge,
-        mode: if test_mode { Mode::Test } else { Mode::Live },
+        mode,
         charged: !test_mode,
+        route: route.as_deref().and_then(route_view),
     };
     ApiResponse::json(200, &body)
 }
@@ -198,6 +211,21 @@ struct EstimateView<'a> {
     affordable: bool,
     mode: Mode,
     charged: bool,
+    /// SMS: the route the number takes and its provider chain; `null` for email.
+    route: Option<RouteView<'a>>,
+}
+
+/// An SMS's route: what matched its number (`+23767`, `CM`, `default`; `test` in test mode)
+/// and the providers it tries, in order.
+#[derive(Serialize)]
+struct RouteView<'a> {
+    matched: &'a str,
+    providers: Vec<&'a str>,
+}
+
+fn route_view(stored: &str) -> Option<RouteView<'_>> {
+    crate::delivery::routes::parse_stored(stored)
+        .map(|(matched, providers)| RouteView { matched, providers })
 }
 
 /// `must be one of a, b, c` for a query parameter that takes one of `values`.
@@ -383,6 +411,8 @@ struct MessageView<'a> {
     /// The workspace's contact the message went to, if any.
     contact_id: Option<&'a str>,
     api_key_id: Option<&'a str>,
+    /// SMS: the route chosen when it was created; `null` for email (and older messages).
+    route: Option<RouteView<'a>>,
     provider: Option<&'a str>,
     provider_message_id: Option<&'a str>,
     delivery_cycles: u32,
@@ -458,6 +488,7 @@ fn message_view<'a>(
         campaign_id: message.campaign_id.as_deref(),
         contact_id: message.contact_id.as_ref().map(|id| id.as_str()),
         api_key_id: message.api_key_id.as_ref().map(ApiKeyId::as_str),
+        route: message.route.as_deref().and_then(route_view),
         provider: message.provider.as_deref(),
         provider_message_id: message.provider_message_id.as_deref(),
         delivery_cycles: message.delivery_cycles,

@@ -502,6 +502,16 @@ fn a_campaign_charges_exactly_its_estimate_across_chunks_included_units_and_pric
     );
     assert_eq!(stats["charged"], xaf(charge));
     assert_eq!(stats["refunded"], xaf(0));
+    // The fan-out routed each message as a send would: no routes here, so the default chain.
+    assert_eq!(
+        count(
+            &server,
+            &format!(
+                "SELECT count(*) FROM messages WHERE campaign_id = '{id}' AND route = 'default=log'"
+            )
+        ),
+        2_600
+    );
 
     // Every message: its contact's name, its own segments, its share of the pool.
     let messages = shop.messages(&id);
@@ -973,6 +983,16 @@ fn a_test_mode_campaign_is_priced_but_charges_nothing() {
     let messages = shop.messages(&id);
     assert_eq!(messages.len(), 12);
     assert!(messages.iter().all(|m| m.charge_minor == 0 && m.units == 1));
+    assert_eq!(
+        count(
+            &server,
+            &format!(
+                "SELECT count(*) FROM messages WHERE campaign_id = '{id}' AND route = 'test=log'"
+            )
+        ),
+        12,
+        "test mode goes to log only, and says so"
+    );
     assert_eq!(shop.balance(), 0);
     assert!(shop.ledger().is_empty(), "{:?}", shop.ledger());
     assert_eq!(

@@ -384,6 +384,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V29__login_failures.sql",
         "0ea51faee548f0b1f50c301c331d161ced2854a4376ddf6babbdf51fea5bc789",
     ),
+    (
+        "V33__sms_routes.sql",
+        "898e20758f452a5df07dd8ad7554505f9255ae48404aef4ed1b31c8700ce6af0",
+    ),
 ];
 
 #[test]

@@ -43,6 +43,7 @@ mod probes;
 mod process;
 mod quickstart;
 mod rate_limits;
+mod routing;
 mod segments;
 mod sending;
 mod shutdown;

@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 use crier::config::Secret;
 use crier::delivery::providers::avlytext::AvlyTextProvider;
 use crier::delivery::providers::infobip::InfobipProvider;
+use crier::delivery::providers::lmt::LmtProvider;
 use crier::delivery::providers::mboasms::MboaSmsProvider;
 use crier::delivery::providers::twilio::TwilioProvider;
 use crier::delivery::providers::webhook::WebhookProvider;
 use crier::delivery::settings::{
-    AvlyTextSettings, InfobipSettings, MboaSmsSettings, TwilioSettings, WebhookSettings,
+    AvlyTextSettings, InfobipSettings, LmtSettings, MboaSmsSettings, TwilioSettings,
+    WebhookSettings,
 };
 use crier::delivery::{
     Accepted, Disposition, Failure, Outgoing, Provider, ReceiptRequest, ReceiptStatus, SmsOut,
@@ -96,6 +98,17 @@ fn mboasms(base_url: &str) -> MboaSmsProvider {
     )
 }
 
+fn lmt(base_url: &str) -> LmtProvider {
+    LmtProvider::new(
+        &LmtSettings {
+            base_url: base_url.to_owned(),
+            api_key: Secret::new("lmt_key_secret"),
+            secret: Secret::new("lmt_x_secret"),
+        },
+        http(),
+    )
+}
+
 /// Every HTTP provider, configured against `base_url` (the webhook at `{base_url}/hook`).
 fn all_providers(base_url: &str) -> Vec<Box<dyn Provider>> {
     vec![
@@ -104,6 +117,7 @@ fn all_providers(base_url: &str) -> Vec<Box<dyn Provider>> {
         Box::new(infobip(base_url)),
         Box::new(avlytext(base_url)),
         Box::new(mboasms(base_url)),
+        Box::new(lmt(base_url)),
     ]
 }
 
@@ -115,6 +129,8 @@ const SECRETS: &[&str] = &[
     "av+key",
     "av%20key",
     "mboa_pw_secret",
+    "lmt_key_secret",
+    "lmt_x_secret",
     TEXT,
 ];
 
@@ -639,12 +655,111 @@ fn mboasms_refusals_are_classified() {
     );
 }
 
+// --- LMT Group ------------------------------------------------------------------------------
+
+#[test]
+fn lmt_pushes_json_with_key_and_secret_headers_and_takes_201_only() {
+    let fake = FakeHttp::scripted([
+        Reply::json(201, json!({"id": "lmt-push-1", "status": "pending"})),
+        Reply::json(201, json!({"pushId": 4242})),
+        Reply::json(201, json!({})),
+    ]);
+    let provider = lmt(&fake.url());
+    assert_eq!(provider.name(), "lmt");
+    assert_eq!(
+        provider.send(&sms(Some(RECEIPT_URL))),
+        accepted("lmt-push-1")
+    );
+    assert_eq!(provider.send(&sms(None)), accepted("4242"));
+    assert_eq!(
+        provider.send(&sms(None)),
+        Ok(Accepted {
+            provider_message_id: None
+        })
+    );
+
+    let request = &fake.requests()[0];
+    assert_eq!(
+        (request.method.as_str(), request.url.as_str()),
+        ("POST", "/api/v1/pushes")
+    );
+    assert_eq!(request.header("x-api-key"), Some("lmt_key_secret"));
+    assert_eq!(request.header("x-secret"), Some("lmt_x_secret"));
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    // The number without its `+`, in a list of one; the credentials are not in the body.
+    assert_eq!(
+        request.json(),
+        json!({"senderId": "ACME", "message": TEXT, "msisdn": ["237650000000"]})
+    );
+    // LMT sends no receipts.
+    let receipt = ReceiptRequest {
+        content_type: None,
+        query: "",
+        body: b"{}",
+    };
+    assert!(provider.parse_receipts(&receipt).is_none());
+}
+
+#[test]
+fn lmt_refusals_are_classified() {
+    let fake = FakeHttp::scripted([
+        // Insufficient balance: an operator's top-up (or the next provider) still delivers.
+        Reply::json(
+            400,
+            json!({"code": "BAL01", "message": "Solde insuffisant"}),
+        ),
+        Reply::json(402, json!({"errorCode": "BAL01"})),
+        // Key or secret refused, even when LMT quotes them back: final, never shown.
+        Reply::json(
+            401,
+            json!({"message": "lmt_key_secret / lmt_x_secret unknown"}),
+        ),
+        Reply::json(400, json!({"code": "invalid_number"})),
+        Reply::text(400, "bad request"),
+        Reply::text(500, "oops"),
+        // 200 is not how LMT says it created a push.
+        Reply::json(200, json!({"id": "x"})),
+    ]);
+    let provider = lmt(&fake.url());
+    assert_failure(provider.send(&sms(None)), Disposition::Retryable, "BAL01");
+    assert_failure(
+        provider.send(&sms(None)),
+        Disposition::Retryable,
+        "payment_required",
+    );
+    assert_failure(
+        provider.send(&sms(None)),
+        Disposition::Final,
+        "lmt_unauthorized",
+    );
+    assert_failure(
+        provider.send(&sms(None)),
+        Disposition::Final,
+        "invalid_number",
+    );
+    assert_failure(
+        provider.send(&sms(None)),
+        Disposition::Final,
+        "lmt_http_400",
+    );
+    assert_failure(
+        provider.send(&sms(None)),
+        Disposition::Retryable,
+        "lmt_http_500",
+    );
+    assert_failure(
+        provider.send(&sms(None)),
+        Disposition::Retryable,
+        "lmt_not_created",
+    );
+}
+
 // --- every provider --------------------------------------------------------------------------
 
 #[test]
 fn every_provider_retries_on_503_and_429() {
     // Each provider gets a 503, then a 429.
-    let fake = FakeHttp::scripted((0..5).flat_map(|_| {
+    let fake = FakeHttp::scripted((0..6).flat_map(|_| {
         [
             Reply::text(503, "busy"),
             Reply::json(429, json!({"code": "x"})),
@@ -669,7 +784,7 @@ fn every_provider_retries_on_503_and_429() {
             "rate_limited",
         );
     }
-    assert_eq!(fake.requests().len(), 10);
+    assert_eq!(fake.requests().len(), 12);
 }
 
 #[test]

@@ -15,6 +15,12 @@ export async function render(id) {
   return container;
 }
 
+// "avlytext → mboasms (+23767)": the chain the message's route chose, and what matched it.
+function routeText(route) {
+  const matched = route.matched === "default" ? t("message.route_default") : route.matched === "test" ? t("message.route_test") : route.matched;
+  return `${route.providers.join(" → ")} (${matched})`;
+}
+
 async function draw(container, message) {
   const facts = [
     ["message.field_id", h("span", { class: "mono" }, message.id)],
@@ -24,6 +30,7 @@ async function draw(container, message) {
     ["message.field_subject", message.subject],
     ["message.field_text", message.text ? h("span", { class: "pre" }, message.text) : null],
     ["message.field_encoding", message.encoding ? `${message.encoding === "ucs2" ? "UCS-2" : "GSM-7"} · ${message.segments === 1 ? t("counter.segment") : t("counter.segments", { n: message.segments })}` : null],
+    ["message.field_route", message.route ? routeText(message.route) : null],
     ["message.field_charge", money(message.charge)],
     ["message.field_created", dateTime(message.created_at)],
     ["message.field_scheduled", message.scheduled_at ? dateTime(message.scheduled_at) : null],
