@@ -2,15 +2,18 @@
 //! every `--janitor-interval-secs`: expired idempotency records, ended console sessions,
 //! payment sessions left unpaid past their lifetime (which it expires), and webhook journal
 //! events settled or rejected longer ago than `--webhook-retention-days`, and login-failure
-//! counters past their expiry.
+//! counters past their expiry, and activity log entries older than `--activity-retention-days`.
 //! It stops promptly when the server shuts down.
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 
+use crate::activity;
 use crate::app::App;
 use crate::auth;
+use crate::clock::Timestamp;
+use crate::db::sweep_in_batches;
 use crate::error::{AppError, StartupError};
 use crate::idempotency;
 
@@ -53,6 +56,7 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
     let payment_sessions = crate::payments::flow::expire_sessions(app, now);
     let webhook_events = crate::payments::flow::prune_webhook_journal(app, now);
     let login_failures = auth::rate_limit::sweep_expired(&app.db, now);
+    let activity = prune_activity(app, now);
     let (idempotency_records, sessions, payment_sessions, webhook_events, login_failures) = match (
         idempotency_records,
         sessions,
@@ -63,6 +67,7 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
         (Ok(records), Ok(sessions), Ok(payments), Ok(events), Ok(failures)) => {
             (records, sessions, payments, events, failures)
         }
+        _ if activity.is_err() => return activity.map(|_| ()),
         (Err(err), ..)
         | (_, Err(err), ..)
         | (_, _, Err(err), ..)
@@ -71,15 +76,36 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
             return Err(err);
         }
     };
-    if idempotency_records + sessions + payment_sessions + webhook_events + login_failures > 0 {
+    let activity = activity?;
+    if idempotency_records
+        + sessions
+        + payment_sessions
+        + webhook_events
+        + login_failures
+        + activity
+        > 0
+    {
         log::info!(
             idempotency_records = idempotency_records, sessions = sessions,
             expired_payment_sessions = payment_sessions, webhook_events = webhook_events,
-            login_failures = login_failures;
+            login_failures = login_failures, activity_entries = activity;
             "janitor swept expired rows"
         );
     }
     Ok(())
+}
+
+/// Activity entries deleted per transaction: a backlog is worked off in small batches.
+const ACTIVITY_PRUNE_BATCH: usize = 1_000;
+
+/// Deletes activity log entries older than the retention; returns how many.
+pub fn prune_activity(app: &App, now: Timestamp) -> Result<usize, AppError> {
+    let retention = chrono::Duration::from_std(app.config.activity_retention)
+        .map_err(|_| AppError::internal("activity retention out of range"))?;
+    let cutoff = now - retention;
+    sweep_in_batches(&app.db, ACTIVITY_PRUNE_BATCH, |conn, limit| {
+        activity::delete_older_than(conn, cutoff, limit)
+    })
 }
 
 impl Janitor {
