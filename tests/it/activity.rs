@@ -559,3 +559,95 @@ fn operator_commands_are_recorded_as_the_operator() {
     }
     assert!(!rows[0].5.contains("op@example.com"), "{}", rows[0].5);
 }
+
+#[test]
+fn contact_work_is_recorded_by_id_never_by_phone_email_or_body() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let (key_id, key) = create_key(
+        &owner,
+        &["contacts:read", "contacts:write", "campaigns:write"],
+        "live",
+    );
+    let call = |method: &str, path: &str, body: Option<&Value>| {
+        let response = bearer(&server, &key, method, path, body);
+        assert!(
+            response.status < 300,
+            "{method} {path}: {} {}",
+            response.status,
+            response.text()
+        );
+        response
+    };
+    let contact = call(
+        "POST",
+        "/v1/contacts",
+        Some(
+            &json!({"name": "Zed Zebra", "phone": "+237 677 12 34 56", "email": "zed@zoo.example"}),
+        ),
+    )
+    .json();
+    let contact_id = contact["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/contacts/{contact_id}");
+    call("PATCH", &path, Some(&json!({"phone": "+237 699 98 76 54"})));
+    let group = call("POST", "/v1/groups", Some(&json!({"name": "VIP"}))).json();
+    let group_id = group["id"].as_str().unwrap().to_owned();
+    call(
+        "POST",
+        &format!("/v1/groups/{group_id}/contacts"),
+        Some(&json!({"contact_ids": [contact_id]})),
+    );
+    let campaign = call(
+        "POST",
+        "/v1/campaigns",
+        Some(&json!({
+            "name": "Secret sale",
+            "channel": "sms",
+            "text": "The body nobody may log",
+            "audience": {"groups": [group_id]},
+        })),
+    )
+    .json();
+    let campaign_id = campaign["id"].as_str().unwrap().to_owned();
+    let exported = call("GET", "/v1/contacts/export", None);
+    assert!(exported.text().contains("Zed Zebra"));
+    call("POST", &format!("{path}/erase"), None);
+
+    let entries = log(&owner, &format!("?actor_id={key_id}"));
+    // All at the test clock's one instant: ids order them to the millisecond only.
+    let mut seen = actions(&entries);
+    seen.sort_unstable();
+    let mut expected = vec![
+        "contact.created",
+        "contact.updated",
+        "group.created",
+        "group.members_added",
+        "campaign.created",
+        "contacts.exported",
+        "contact.erased",
+    ];
+    expected.sort_unstable();
+    assert_eq!(seen, expected);
+    assert!(
+        entries
+            .iter()
+            .all(|entry| entry["actor"]["type"] == "api_key" && entry["mode"] == "live")
+    );
+    assert_eq!(
+        newest(&owner, "campaign.created")["target_id"],
+        campaign_id.as_str()
+    );
+    assert_eq!(
+        newest(&owner, "contact.erased")["target_id"],
+        contact_id.as_str()
+    );
+    let stored = stored_text(&server);
+    for personal in [
+        "677 12", "67712", "699 98", "69998", "zed@", "Zed", "Zebra", "The body",
+    ] {
+        assert!(
+            !stored.contains(personal),
+            "{personal:?} is stored: {stored}"
+        );
+    }
+}
