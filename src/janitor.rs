@@ -67,7 +67,6 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
         (Ok(records), Ok(sessions), Ok(payments), Ok(events), Ok(failures)) => {
             (records, sessions, payments, events, failures)
         }
-        _ if activity.is_err() => return activity.map(|_| ()),
         (Err(err), ..)
         | (_, Err(err), ..)
         | (_, _, Err(err), ..)
@@ -76,6 +75,7 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
             return Err(err);
         }
     };
+    // The last sweep's failure, if it is the only one.
     let activity = activity?;
     if idempotency_records
         + sessions
