@@ -9,8 +9,8 @@
 //!
 //! One-off sends (`POST /v1/messages`) are not recorded: they are the messages list's business
 //! and would drown the log. Campaigns are recorded when created, launched and cancelled.
-//! Payment sessions are not recorded yet (their rows are written inside the payments flow,
-//! around the provider call); the ledger and the payments list show them.
+//! A payment is recorded when its session is written, before the provider is called; its
+//! outcome is the payments list's and the ledger's business.
 
 mod store;
 
@@ -63,6 +63,7 @@ text_enum! {
         VerificationRejected = "verification.rejected",
         PlanChanged = "plan.changed",
         WalletAdjusted = "wallet.adjusted",
+        PaymentStarted = "payment.started",
         ContactCreated = "contact.created",
         ContactUpdated = "contact.updated",
         ContactDeleted = "contact.deleted",

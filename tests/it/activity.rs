@@ -651,3 +651,23 @@ fn contact_work_is_recorded_by_id_never_by_phone_email_or_body() {
         );
     }
 }
+
+#[test]
+fn a_payment_started_is_recorded_with_its_session_and_amount() {
+    let fakes = crate::payments::Fakes::start();
+    let server = crate::payments::start(
+        &fakes,
+        &[crier::payments::provider::ProviderName::Flutterwave],
+    );
+    let owner = setup(&server);
+    let created = crate::payments::topup(&owner, 5000);
+    let entry = newest(&owner, "payment.started");
+    assert_eq!(entry["target_id"], created["id"]);
+    assert_eq!(entry["mode"], "live");
+    assert_eq!(entry["actor"]["id"], owner.user_id.as_str());
+    assert_eq!(
+        entry["details"],
+        json!({"kind": "topup", "amount_minor": 5000, "currency": "XAF"})
+    );
+    assert!(!stored_text(&server).contains(OWNER_EMAIL));
+}
