@@ -87,6 +87,8 @@ pub struct Config {
     pub idempotency_lease: Duration,
     /// How often the janitor deletes expired rows.
     pub janitor_interval: Duration,
+    /// How long activity log entries are kept before the janitor deletes them.
+    pub activity_retention: Duration,
     /// The SMS sender of workspaces without an approved sender ID and verification.
     pub default_sms_sender: String,
     /// The smallest wallet top-up, in the wallet currency's minor unit.
@@ -135,6 +137,7 @@ impl Config {
             idempotency_lease: Duration::from_secs(60),
             // Tests sweep explicitly; a background sweep in the middle would race them.
             janitor_interval: Duration::from_secs(24 * 60 * 60),
+            activity_retention: Duration::from_secs(365 * 86_400),
             default_sms_sender: "CRIER".to_owned(),
             topup_minimum_minor: 250,
             billing_catalog: crate::billing::catalog::Catalog::default(),
@@ -246,6 +249,10 @@ pub struct ServerArgs {
     #[arg(crier_setting = JANITOR_INTERVAL_SECS, default_value = "60")]
     pub janitor_interval_secs: String,
 
+    /// Days the activity log keeps an entry before the janitor deletes it (1–3650).
+    #[arg(crier_setting = ACTIVITY_RETENTION_DAYS, default_value = "365")]
+    pub activity_retention_days: String,
+
     /// SMS sender for workspaces without an approved sender ID and verification (3–11 letters,
     /// digits or spaces).
     #[arg(crier_setting = DEFAULT_SMS_SENDER, default_value = "CRIER")]
@@ -314,6 +321,8 @@ const IDEMPOTENCY_LEASE_SECS: Setting =
     Setting::new("idempotency-lease-secs", "CRIER_IDEMPOTENCY_LEASE_SECS");
 const JANITOR_INTERVAL_SECS: Setting =
     Setting::new("janitor-interval-secs", "CRIER_JANITOR_INTERVAL_SECS");
+const ACTIVITY_RETENTION_DAYS: Setting =
+    Setting::new("activity-retention-days", "CRIER_ACTIVITY_RETENTION_DAYS");
 const DEFAULT_SMS_SENDER: Setting = Setting::new("default-sms-sender", "CRIER_DEFAULT_SMS_SENDER");
 const TOPUP_MINIMUM_MINOR: Setting =
     Setting::new("topup-minimum-minor", "CRIER_TOPUP_MINIMUM_MINOR");
@@ -419,6 +428,10 @@ impl ServerArgs {
             JANITOR_INTERVAL_SECS,
             whole_number(&self.janitor_interval_secs, 1, 24 * 60 * 60),
         );
+        let activity_retention_days = p.check(
+            ACTIVITY_RETENTION_DAYS,
+            whole_number(&self.activity_retention_days, 1, 3650),
+        );
         let default_sms_sender = p.check(
             DEFAULT_SMS_SENDER,
             crate::billing::sender::normalize_sender_id(&self.default_sms_sender)
@@ -519,6 +532,7 @@ impl ServerArgs {
             idempotency_retention: Duration::from_secs(idempotency_retention_hours? * 3600),
             idempotency_lease: Duration::from_secs(idempotency_lease_secs?),
             janitor_interval: Duration::from_secs(janitor_interval_secs?),
+            activity_retention: Duration::from_secs(activity_retention_days? * 86_400),
             default_sms_sender: default_sms_sender?,
             topup_minimum_minor: i64::try_from(topup_minimum_minor?).ok()?,
             billing_catalog: billing_catalog?,

@@ -2,15 +2,18 @@
 //! every `--janitor-interval-secs`: expired idempotency records, ended console sessions,
 //! payment sessions left unpaid past their lifetime (which it expires), and webhook journal
 //! events settled or rejected longer ago than `--webhook-retention-days`, and login-failure
-//! counters past their expiry.
+//! counters past their expiry, and activity log entries older than `--activity-retention-days`.
 //! It stops promptly when the server shuts down.
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 
+use crate::activity;
 use crate::app::App;
 use crate::auth;
+use crate::clock::Timestamp;
+use crate::db::sweep_in_batches;
 use crate::error::{AppError, StartupError};
 use crate::idempotency;
 
@@ -49,7 +52,7 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
     let now = app.clock.now();
     // Each sweep runs even when another failed; the first failure is reported. A sweep answers
     // how many rows it deleted or changed.
-    let sweeps: [(&str, Result<usize, AppError>); 5] = [
+    let sweeps: [(&str, Result<usize, AppError>); 6] = [
         (
             "idempotency_records",
             idempotency::sweep_expired(&app.db, now),
@@ -67,6 +70,7 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
             "login_failures",
             auth::rate_limit::sweep_expired(&app.db, now),
         ),
+        ("activity_entries", prune_activity(app, now)),
     ];
     let mut swept = Vec::with_capacity(sweeps.len());
     let mut first_failure = None;
@@ -86,6 +90,19 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
         Some(err) => Err(err),
         None => Ok(()),
     }
+}
+
+/// Activity entries deleted per transaction: a backlog is worked off in small batches.
+const ACTIVITY_PRUNE_BATCH: usize = 1_000;
+
+/// Deletes activity log entries older than the retention; returns how many.
+pub fn prune_activity(app: &App, now: Timestamp) -> Result<usize, AppError> {
+    let retention = chrono::Duration::from_std(app.config.activity_retention)
+        .map_err(|_| AppError::internal("activity retention out of range"))?;
+    let cutoff = now - retention;
+    sweep_in_batches(&app.db, ACTIVITY_PRUNE_BATCH, |conn, limit| {
+        activity::delete_older_than(conn, cutoff, limit)
+    })
 }
 
 impl Janitor {

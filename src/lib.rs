@@ -2,6 +2,7 @@
 //! SQLite file. `main.rs` is a thin command-line front; everything lives here so the integration
 //! tests can start the very same server in-process. ARCHITECTURE.md is the map.
 
+pub mod activity;
 pub mod api_keys;
 pub mod app;
 pub mod auth;

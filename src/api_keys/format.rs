@@ -37,10 +37,11 @@ pub enum Scope {
     CampaignsWrite,
     BillingRead,
     PaymentsWrite,
+    ActivityRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::MessagesSend,
         Scope::MessagesRead,
         Scope::ContactsRead,
@@ -49,6 +50,7 @@ impl Scope {
         Scope::CampaignsWrite,
         Scope::BillingRead,
         Scope::PaymentsWrite,
+        Scope::ActivityRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +63,7 @@ impl Scope {
             Scope::CampaignsWrite => "campaigns:write",
             Scope::BillingRead => "billing:read",
             Scope::PaymentsWrite => "payments:write",
+            Scope::ActivityRead => "activity:read",
         }
     }
 

@@ -153,7 +153,7 @@ impl Principal {
             }),
             Principal::Session(session) => {
                 let minimum = match scope {
-                    Scope::PaymentsWrite => Role::Admin,
+                    Scope::PaymentsWrite | Scope::ActivityRead => Role::Admin,
                     Scope::MessagesSend
                     | Scope::MessagesRead
                     | Scope::ContactsRead

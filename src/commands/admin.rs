@@ -4,6 +4,7 @@
 use std::io::BufRead;
 use std::sync::Arc;
 
+use crate::activity::{self, Action, Actor, Event};
 use crate::api_keys::format::Scope;
 use crate::api_keys::{self, NewApiKey};
 use crate::app::App;
@@ -152,6 +153,13 @@ pub fn create_user(config: Config, args: CreateUserArgs) -> i32 {
                 Role::Owner,
             ),
         };
+        let event = Event::new(Action::UserCreated)
+            .workspace(&workspace.id)
+            .target(user.id.as_str())
+            .detail("email", activity::mask_email(&user.email))
+            .detail("role", role.as_str())
+            .detail("is_instance_admin", user.is_instance_admin);
+        activity::record(conn, &app.ids, &Actor::operator(), event, now)?;
         Ok((user, workspace, role))
     });
     match outcome {
@@ -232,7 +240,22 @@ pub fn create_api_key(config: Config, args: CreateApiKeyArgs) -> i32 {
             created_by: None,
             expires_at: None,
         };
-        api_keys::issue_key(conn, &app.ids, new_key, now)
+        let issued = api_keys::issue_key(conn, &app.ids, new_key, now)?;
+        let key = &issued.api_key;
+        let event = Event::new(Action::ApiKeyCreated)
+            .workspace(&key.workspace_id)
+            .mode(key.mode)
+            .target(key.id.as_str())
+            .detail("name", key.name.as_str())
+            .detail(
+                "scopes",
+                key.scopes
+                    .iter()
+                    .map(|scope| scope.as_str())
+                    .collect::<Vec<_>>(),
+            );
+        activity::record(conn, &app.ids, &Actor::operator(), event, now)?;
+        Ok(issued)
     });
     match outcome {
         Ok(issued) => {
@@ -274,7 +297,7 @@ pub fn adjust_wallet(config: Config, args: AdjustWalletArgs) -> i32 {
     let now = app.clock.now();
     let outcome = app.db.write(|conn| {
         let workspace = resolve_workspace(conn, &args.workspace)?;
-        crate::billing::adjust_wallet(
+        let adjusted = crate::billing::adjust_wallet(
             conn,
             &app.ids,
             &WorkspaceScope::trusted(&workspace.id),
@@ -282,7 +305,14 @@ pub fn adjust_wallet(config: Config, args: AdjustWalletArgs) -> i32 {
             &reason,
             None,
             now,
-        )
+        )?;
+        let event = Event::new(Action::WalletAdjusted)
+            .workspace(&workspace.id)
+            .target(adjusted.0.id.as_str())
+            .detail("amount_minor", args.amount_minor)
+            .detail("reason", reason.as_str());
+        activity::record(conn, &app.ids, &Actor::operator(), event, now)?;
+        Ok(adjusted)
     });
     match outcome {
         Ok((entry, account)) => {

@@ -33,6 +33,8 @@ pub struct Buyer<'a> {
     /// User or API key id.
     pub actor_id: &'a str,
     pub email: &'a str,
+    /// Who starts the payment, for the activity log.
+    pub actor: &'a crate::activity::Actor,
 }
 
 fn elapsed_ms(started: Instant) -> i64 {
@@ -76,7 +78,21 @@ pub fn start_checkout(
         created_at: now_text.clone(),
         updated_at: now_text,
     };
-    app.db.write(|conn| store::insert_session(conn, &session))?;
+    app.db.write(|conn| {
+        store::insert_session(conn, &session)?;
+        // Payments are live only; the amount is the buyer's own, not a secret.
+        let mut event = crate::activity::Event::new(crate::activity::Action::PaymentStarted)
+            .workspace(&session.workspace_id)
+            .mode(crate::vocabulary::Mode::Live)
+            .target(session.id.as_str())
+            .detail("kind", session.kind.as_str())
+            .detail("amount_minor", session.amount_minor)
+            .detail("currency", session.currency.as_str());
+        if let Some(plan_code) = &session.plan_code {
+            event = event.detail("plan_code", plan_code.as_str());
+        }
+        crate::activity::record(conn, &app.ids, buyer.actor, event, now)
+    })?;
     let return_url = format!(
         "{}?session={}",
         settings

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::activity::{Action, Event};
 use crate::api_keys::format::Scope;
 use crate::api_keys::store::{self, ApiKey};
 use crate::api_keys::{self, MAX_GRACE_SECONDS, NewApiKey};
@@ -11,6 +12,7 @@ use crate::error::{AppError, FieldErrors};
 use crate::ids::{ApiKeyId, UserId};
 use crate::validate;
 use crate::vocabulary::Mode;
+use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
 use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
@@ -162,9 +164,25 @@ pub fn create_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
         created_by: Some(session.user_id().clone()),
         expires_at,
     };
-    let issued = app
-        .db
-        .write(|conn| api_keys::issue_key(conn, &app.ids, new_key, now))?;
+    let actor = actor(app, request, &principal);
+    let issued = app.db.write(|conn| {
+        let issued = api_keys::issue_key(conn, &app.ids, new_key, now)?;
+        let key = &issued.api_key;
+        let event = Event::new(Action::ApiKeyCreated)
+            .workspace(workspace_id)
+            .mode(key.mode)
+            .target(key.id.as_str())
+            .detail("name", key.name.as_str())
+            .detail(
+                "scopes",
+                key.scopes
+                    .iter()
+                    .map(|scope| scope.as_str())
+                    .collect::<Vec<_>>(),
+            );
+        record(app, conn, &actor, event)?;
+        Ok(issued)
+    })?;
     ApiResponse::json(201, &IssuedKeyView::from(&issued))
 }
 
@@ -174,9 +192,17 @@ pub fn revoke_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let (scope, _) = principal.require_session()?.require_role(Role::Admin)?;
     let id = ApiKeyId::parse(request.param("id")).ok_or(AppError::NotFound)?;
     let now = app.clock.now();
-    let key = app
-        .db
-        .write(|conn| api_keys::revoke_key(conn, &scope, &id, now))?;
+    let actor = actor(app, request, &principal);
+    let key = app.db.write(|conn| {
+        let key = api_keys::revoke_key(conn, &scope, &id, now)?;
+        let event = Event::new(Action::ApiKeyRevoked)
+            .workspace(scope.id())
+            .mode(key.mode)
+            .target(key.id.as_str())
+            .detail("name", key.name.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(key)
+    })?;
     ApiResponse::json(200, &ApiKeyView::from(&key))
 }
 
@@ -201,8 +227,9 @@ pub fn rotate_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     }
     let id = ApiKeyId::parse(request.param("id")).ok_or(AppError::NotFound)?;
     let now = app.clock.now();
+    let actor = actor(app, request, &principal);
     let (issued, replaced) = app.db.write(|conn| {
-        api_keys::rotate_key(
+        let (issued, replaced) = api_keys::rotate_key(
             conn,
             &app.ids,
             &scope,
@@ -210,7 +237,15 @@ pub fn rotate_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
             chrono::Duration::seconds(body.grace_seconds),
             Some(session.user_id().clone()),
             now,
-        )
+        )?;
+        let event = Event::new(Action::ApiKeyRotated)
+            .workspace(scope.id())
+            .mode(replaced.mode)
+            .target(replaced.id.as_str())
+            .detail("replaced_by", issued.api_key.id.as_str())
+            .detail("grace_seconds", body.grace_seconds);
+        record(app, conn, &actor, event)?;
+        Ok((issued, replaced))
     })?;
     ApiResponse::json(
         201,

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::activity::{Action, Actor, Event, mask_email};
 use crate::api_keys::format::PresentedKey;
 use crate::app::App;
 use crate::auth::buckets::Rate;
@@ -17,6 +18,7 @@ use crate::users::password::{
 use crate::users::store::{self as user_store, User};
 use crate::validate;
 use crate::vocabulary::Mode;
+use crate::web::activity::{actor, record};
 use crate::web::request::Request;
 use crate::web::response::ApiResponse;
 use crate::web::workspaces::{MembershipView, WorkspaceView};
@@ -242,7 +244,10 @@ pub fn run_setup(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, Ap
             password_hash,
         };
         let currency = app.config.billing_catalog.currency.as_str();
-        auth::run_setup(conn, &app.ids, new_user, (&workspace_name, currency), now)
+        let signed_in =
+            auth::run_setup(conn, &app.ids, new_user, (&workspace_name, currency), now)?;
+        record_sign_in(app, conn, request, &signed_in, Action::InstanceSetUp)?;
+        Ok(signed_in)
     })?;
     signed_in_response(app, 201, &signed_in)
 }
@@ -281,9 +286,20 @@ pub fn log_in(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppEr
             false
         }
     };
+    let known_user = user.as_ref().map(|user| user.id.clone());
     // Known and unknown emails fail alike: the same counting, the same write.
     let Some(user) = user.filter(|_| verified) else {
         attempt.failed(&app.db, app.clock.now());
+        // Not part of a change: recorded on its own, and a busy database must not turn the
+        // answer into another one.
+        let mut event = Event::new(Action::SessionSignInFailed).detail("email", mask_email(&email));
+        if let Some(user_id) = &known_user {
+            event = event.target(user_id.as_str());
+        }
+        let actor = Actor::anonymous(&ip, request.request_id());
+        if let Err(err) = app.db.write(|conn| record(app, conn, &actor, event)) {
+            log::warn!(request_id = request.request_id(), error:% = err; "could not record a failed sign-in");
+        }
         return Err(AppError::InvalidCredentials);
     };
     attempt.succeeded(&app.db, now);
@@ -296,9 +312,28 @@ pub fn log_in(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppEr
         if let Some(upgraded) = &upgraded {
             user_store::set_password_hash(conn, &user.id, upgraded)?;
         }
-        auth::sign_in(conn, &app.ids, user, now)
+        let signed_in = auth::sign_in(conn, &app.ids, user, now)?;
+        record_sign_in(app, conn, request, &signed_in, Action::SessionSignedIn)?;
+        Ok(signed_in)
     })?;
     signed_in_response(app, 200, &signed_in)
+}
+
+/// Records a setup or sign-in by the user it signed in, in the workspace it opened.
+fn record_sign_in(
+    app: &App,
+    conn: &rusqlite::Connection,
+    request: &Request<'_>,
+    signed_in: &SignedIn,
+    action: Action,
+) -> Result<(), AppError> {
+    let ip = request.client_ip(&app.config.trusted_proxies);
+    let actor = Actor::user(&signed_in.user.id, &ip, request.request_id());
+    let mut event = Event::new(action).target(signed_in.user.id.as_str());
+    if let Some((workspace, _)) = &signed_in.workspace {
+        event = event.workspace(&workspace.id);
+    }
+    record(app, conn, &actor, event)
 }
 
 /// `POST /v1/auth/logout`: ends the session and clears the cookie. A session that is already
@@ -307,8 +342,15 @@ pub fn log_out(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppE
     match authenticate_request(app, request) {
         Ok(principal) => {
             let session = principal.require_session()?;
-            app.db
-                .write(|conn| store::delete_session(conn, session.session_id()))?;
+            let actor = actor(app, request, &principal);
+            app.db.write(|conn| {
+                store::delete_session(conn, session.session_id())?;
+                let mut event = Event::new(Action::SessionSignedOut);
+                if let Some(workspace_id) = principal.workspace_id() {
+                    event = event.workspace(workspace_id);
+                }
+                record(app, conn, &actor, event)
+            })?;
         }
         Err(AppError::Unauthenticated) => {}
         Err(other) => return Err(other),
@@ -349,8 +391,15 @@ pub fn set_mode(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, App
     let body: ModeBody = request.json()?;
     let mode = Mode::parse(&body.mode)
         .ok_or_else(|| AppError::invalid_field("mode", "must be live or test"))?;
-    app.db
-        .write(|conn| store::set_mode(conn, session.session_id(), mode))?;
+    let actor = actor(app, request, &principal);
+    app.db.write(|conn| {
+        store::set_mode(conn, session.session_id(), mode)?;
+        let mut event = Event::new(Action::SessionModeSwitched).detail("mode", mode.as_str());
+        if let Some(workspace_id) = principal.workspace_id() {
+            event = event.workspace(workspace_id);
+        }
+        record(app, conn, &actor, event)
+    })?;
     me_response(app, session, mode)
 }
 

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::activity::{Action, Event};
 use crate::api_keys::format::Scope;
 use crate::app::App;
 use crate::auth::buckets::Rate;
@@ -19,6 +20,7 @@ use crate::error::{AppError, FieldErrors};
 use crate::ids::WorkspaceId;
 use crate::money::Money;
 use crate::validate;
+use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
 use crate::web::idempotency::{self, Per, Requirement};
 use crate::web::request::{Request, page_response};
@@ -268,8 +270,16 @@ pub fn request_sender_id(app: &App, request: &mut Request<'_>) -> Result<ApiResp
     let sender_id = sender::normalize_sender_id(&body.sender_id)
         .map_err(|why| AppError::invalid_field("sender_id", why))?;
     let now = app.clock.now();
+    let actor = actor(app, request, &principal);
     let requested = app.db.write(|conn| {
-        sender::request_sender_id(conn, &scope, &sender_id, session.user_id(), now)
+        let requested =
+            sender::request_sender_id(conn, &scope, &sender_id, session.user_id(), now)?;
+        let event = Event::new(Action::SenderIdRequested)
+            .workspace(scope.id())
+            .target(scope.id().as_str())
+            .detail("sender_id", sender_id.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(requested)
     })?;
     ApiResponse::json(200, &requested)
 }
@@ -338,8 +348,17 @@ pub fn submit_verification(app: &App, request: &mut Request<'_>) -> Result<ApiRe
             .collect(),
     };
     let now = app.clock.now();
+    let actor = actor(app, request, &principal);
     let submitted = app.db.write(|conn| {
-        sender::submit_verification(conn, &scope, &submission, session.user_id(), now)
+        let submitted =
+            sender::submit_verification(conn, &scope, &submission, session.user_id(), now)?;
+        let event = Event::new(Action::VerificationRequested)
+            .workspace(scope.id())
+            .target(scope.id().as_str())
+            .detail("business_name", submission.business_name.as_str())
+            .detail("country", submission.country.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(submitted)
     })?;
     ApiResponse::json(200, &submitted)
 }
@@ -482,8 +501,22 @@ fn decide(
         expected: expected.as_deref(),
         admin_id: admin.user_id(),
     };
+    let actor = actor(app, request, &principal);
+    let action = match (subject, approve) {
+        (Subject::SenderId, true) => Action::SenderIdApproved,
+        (Subject::SenderId, false) => Action::SenderIdRejected,
+        (Subject::Verification, true) => Action::VerificationApproved,
+        (Subject::Verification, false) => Action::VerificationRejected,
+    };
     let decided = app.db.write(|conn| {
         sender::decide(conn, subject, &workspace_id, &decision, now)?;
+        let mut event = Event::new(action)
+            .workspace(&workspace_id)
+            .target(workspace_id.as_str());
+        if let Some(reason) = &reason {
+            event = event.detail("reason", reason.as_str());
+        }
+        record(app, conn, &actor, event)?;
         Ok(match subject {
             Subject::SenderId => Decided::SenderId(sender::find_sender_id(conn, &scope)?),
             Subject::Verification => {
@@ -538,6 +571,7 @@ pub fn adjust_wallet(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let reason = reason.ok_or_else(|| AppError::internal("validated field missing"))?;
     let (_, scope) = principal.require_instance_admin_in(&workspace_id_param(request)?)?;
     let now = app.clock.now();
+    let actor = actor(app, request, &principal);
     // Money moves: a retried adjustment (same key, same request) is applied once.
     idempotency::in_transaction(
         app,
@@ -554,6 +588,8 @@ pub fn adjust_wallet(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
                 Some(admin.user_id()),
                 now,
             )?;
+            let event = wallet_adjusted(scope.id(), &entry.id, body.amount_minor, &reason);
+            record(app, conn, &actor, event)?;
             let balance = Money::new(account.wallet_balance_minor, &account.wallet_currency);
             ApiResponse::json(
                 201,
@@ -567,6 +603,36 @@ pub fn adjust_wallet(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
 }
 
 /// A ledger row as the API shows it.
+/// The activity entry of a wallet adjustment (HTTP or `crier admin adjust-wallet`).
+fn wallet_adjusted(
+    workspace_id: &WorkspaceId,
+    ledger_entry_id: &str,
+    amount_minor: i64,
+    reason: &str,
+) -> Event {
+    Event::new(Action::WalletAdjusted)
+        .workspace(workspace_id)
+        .target(ledger_entry_id)
+        .detail("amount_minor", amount_minor)
+        .detail("reason", reason)
+}
+
+/// The activity entry of a plan set by the instance admin.
+fn plan_changed(
+    workspace_id: &WorkspaceId,
+    plan_code: &str,
+    period_end: Option<crate::clock::Timestamp>,
+) -> Event {
+    let mut event = Event::new(Action::PlanChanged)
+        .workspace(workspace_id)
+        .target(workspace_id.as_str())
+        .detail("plan_code", plan_code);
+    if let Some(end) = period_end {
+        event = event.detail("period_end", format_timestamp(end));
+    }
+    event
+}
+
 #[derive(Serialize)]
 struct LedgerEntryView<'a> {
     id: &'a str,
@@ -664,8 +730,11 @@ pub fn set_plan(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, App
     };
     fields.into_result()?;
     let workspace_id = workspace_id_param(request)?;
+    let actor = actor(app, request, &principal);
     app.db.write(|conn| {
         store::find_account(conn, &workspace_id)?.ok_or(AppError::NotFound)?;
+        let event = plan_changed(&workspace_id, &body.plan_code, period_end);
+        record(app, conn, &actor, event)?;
         store::set_plan(
             conn,
             &workspace_id,

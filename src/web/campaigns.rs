@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::activity::{Action, Event};
 use crate::api_keys::format::Scope;
 use crate::app::App;
 use crate::auth::principal::Principal;
@@ -26,6 +27,7 @@ use crate::messages::MessageStatus;
 use crate::messages::compose::Draft;
 use crate::money::Money;
 use crate::vocabulary::Mode;
+use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
 use crate::web::idempotency::{self, Per, Requirement};
 use crate::web::request::{Request, page_response};
@@ -37,8 +39,15 @@ pub fn create_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
     let scope = principal.require_scope(Scope::CampaignsWrite)?;
     let body: NewCampaign = request.json()?;
     let mode = principal.mode();
+    let actor = actor(app, request, &principal);
     let campaign = app.db.write(|conn| {
-        domain::create_campaign(conn, &app.ids, &scope, mode, body, app.clock.now())
+        let value = domain::create_campaign(conn, &app.ids, &scope, mode, body, app.clock.now())?;
+        let event = Event::new(Action::CampaignCreated)
+            .workspace(scope.id())
+            .mode(mode)
+            .target(value.id.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(value)
     })?;
     ApiResponse::json(201, &campaign_view(&campaign))
 }
@@ -396,6 +405,7 @@ pub fn launch_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
         api_key_id,
         charging: charging_of(mode),
     };
+    let actor = actor(app, request, &principal);
     let response = idempotency::in_transaction_checked(
         app,
         request,
@@ -417,6 +427,12 @@ pub fn launch_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
                     now,
                 )?,
             };
+            let event = Event::new(Action::CampaignLaunched)
+                .workspace(scope.id())
+                .mode(mode)
+                .target(id.as_str())
+                .detail("scheduled", prepared.is_none());
+            record(app, conn, &actor, event)?;
             ApiResponse::json(200, &campaign_view(&campaign))
         },
     )?;
@@ -434,15 +450,22 @@ pub fn cancel_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
     let scope = principal.require_scope(Scope::CampaignsWrite)?;
     let id = campaign_id(request)?;
     let mode = principal.mode();
+    let actor = actor(app, request, &principal);
     let campaign = app.db.write(|conn| {
-        fanout::cancel(
+        let campaign = fanout::cancel(
             conn,
             &app.ids,
             (&scope, mode),
             &id,
             CANCEL_BATCH,
             app.clock.now(),
-        )
+        )?;
+        let event = Event::new(Action::CampaignCancelled)
+            .workspace(scope.id())
+            .mode(mode)
+            .target(id.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(campaign)
     })?;
     app.campaigns.notify();
     ApiResponse::json(200, &campaign_view(&campaign))

@@ -7,6 +7,7 @@ use std::io;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::activity::{Action, Event};
 use crate::api_keys::format::Scope;
 use crate::app::App;
 use crate::auth::principal::Principal;
@@ -24,6 +25,7 @@ use crate::error::{AppError, FieldErrors};
 use crate::ids::{ContactFieldId, ContactId, GroupId, SegmentId};
 use crate::scope::WorkspaceScope;
 use crate::vocabulary::Mode;
+use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
 use crate::web::request::{Request, page_response};
 use crate::web::response::{ApiResponse, CSV, UTF8_BOM};
@@ -46,8 +48,9 @@ pub fn create_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
         mode: principal.mode(),
         via: via_of(&principal),
     };
+    let actor = actor(app, request, &principal);
     let contact = app.db.write(|conn| {
-        domain::create_contact(
+        let contact = domain::create_contact(
             conn,
             &app.ids,
             &app.unsubscribe_key,
@@ -55,7 +58,13 @@ pub fn create_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
             body,
             &app.config.default_country,
             app.clock.now(),
-        )
+        )?;
+        let event = Event::new(Action::ContactCreated)
+            .workspace(scope.id())
+            .mode(principal.mode())
+            .target(contact.id.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(contact)
     })?;
     ApiResponse::json(201, &contact_view(&contact))
 }
@@ -234,6 +243,14 @@ pub fn export_contacts(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
         let segment = query.check(conn, &scope, mode)?;
         Ok((segment, store::list_fields(conn, scope.id(), None, None)?))
     })?;
+    // Reading is not a change: the export is recorded on its own, before its first byte.
+    let actor = actor(app, request, &principal);
+    app.db.write(|conn| {
+        let event = Event::new(Action::ContactsExported)
+            .workspace(scope.id())
+            .mode(mode);
+        record(app, conn, &actor, event)
+    })?;
     let db = app.db.clone();
     let workspace_id = scope.id().clone();
     let filename = format!(
@@ -301,15 +318,22 @@ pub fn update_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
         mode: principal.mode(),
         via: via_of(&principal),
     };
+    let actor = actor(app, request, &principal);
     let contact = app.db.write(|conn| {
-        domain::update_contact(
+        let contact = domain::update_contact(
             conn,
             editor,
             &id,
             changes,
             &app.config.default_country,
             app.clock.now(),
-        )
+        )?;
+        let event = Event::new(Action::ContactUpdated)
+            .workspace(scope.id())
+            .mode(principal.mode())
+            .target(id.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(contact)
     })?;
     ApiResponse::json(200, &contact_view(&contact))
 }
@@ -321,8 +345,15 @@ pub fn delete_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     let id = contact_id(request)?;
     let mode = principal.mode();
-    app.db
-        .write(|conn| domain::delete_contact(conn, &scope, mode, &id, app.clock.now()))?;
+    let actor = actor(app, request, &principal);
+    app.db.write(|conn| {
+        domain::delete_contact(conn, &scope, mode, &id, app.clock.now())?;
+        let event = Event::new(Action::ContactDeleted)
+            .workspace(scope.id())
+            .mode(mode)
+            .target(id.as_str());
+        record(app, conn, &actor, event)
+    })?;
     Ok(ApiResponse::no_content())
 }
 
@@ -339,15 +370,23 @@ pub fn erase_contact(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
         mode: principal.mode(),
         via: via_of(&principal),
     };
+    let actor = actor(app, request, &principal);
     let (erased, messages_scrubbed) = app.db.write(|conn| {
-        crate::messages::erase_contact(
+        let erased = crate::messages::erase_contact(
             conn,
             &app.ids,
             &app.unsubscribe_key,
             editor,
             &id,
             app.clock.now(),
-        )
+        )?;
+        let event = Event::new(Action::ContactErased)
+            .workspace(scope.id())
+            .mode(principal.mode())
+            .target(id.as_str())
+            .detail("messages_scrubbed", erased.1);
+        record(app, conn, &actor, event)?;
+        Ok(erased)
     })?;
     ApiResponse::json(
         200,
@@ -436,9 +475,15 @@ pub fn create_field(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     live_schema(&principal)?;
     let body: NewField = request.json()?;
-    let field = app
-        .db
-        .write(|conn| fields::create_field(conn, &app.ids, &scope, body, app.clock.now()))?;
+    let actor = actor(app, request, &principal);
+    let field = app.db.write(|conn| {
+        let field = fields::create_field(conn, &app.ids, &scope, body, app.clock.now())?;
+        let event = Event::new(Action::ContactFieldCreated)
+            .workspace(scope.id())
+            .target(field.id.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(field)
+    })?;
     ApiResponse::json(201, &field_view(&field))
 }
 
@@ -468,9 +513,15 @@ pub fn update_field(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     live_schema(&principal)?;
     let id = field_id(request)?;
     let changes: FieldChanges = request.json()?;
-    let field = app
-        .db
-        .write(|conn| fields::update_field(conn, &scope, &id, changes, app.clock.now()))?;
+    let actor = actor(app, request, &principal);
+    let field = app.db.write(|conn| {
+        let field = fields::update_field(conn, &scope, &id, changes, app.clock.now())?;
+        let event = Event::new(Action::ContactFieldUpdated)
+            .workspace(scope.id())
+            .target(id.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(field)
+    })?;
     ApiResponse::json(200, &field_view(&field))
 }
 
@@ -481,8 +532,14 @@ pub fn delete_field(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     live_schema(&principal)?;
     let id = field_id(request)?;
-    app.db
-        .write(|conn| fields::delete_field(conn, &scope, &id, app.clock.now()))?;
+    let actor = actor(app, request, &principal);
+    app.db.write(|conn| {
+        fields::delete_field(conn, &scope, &id, app.clock.now())?;
+        let event = Event::new(Action::ContactFieldDeleted)
+            .workspace(scope.id())
+            .target(id.as_str());
+        record(app, conn, &actor, event)
+    })?;
     Ok(ApiResponse::no_content())
 }
 

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::activity::{Action, Event};
 use crate::api_keys::format::Scope;
 use crate::app::App;
 use crate::contacts::groups::{self as domain, ContactIds, GroupName};
@@ -11,6 +12,7 @@ use crate::contacts::store::{self, GroupRow};
 use crate::error::AppError;
 use crate::ids::GroupId;
 use crate::vocabulary::Mode;
+use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
 use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
@@ -21,9 +23,16 @@ pub fn create_group(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     let body: GroupName = request.json()?;
     let mode = principal.mode();
-    let group = app
-        .db
-        .write(|conn| domain::create_group(conn, &app.ids, &scope, mode, body, app.clock.now()))?;
+    let actor = actor(app, request, &principal);
+    let group = app.db.write(|conn| {
+        let value = domain::create_group(conn, &app.ids, &scope, mode, body, app.clock.now())?;
+        let event = Event::new(Action::GroupCreated)
+            .workspace(scope.id())
+            .mode(mode)
+            .target(value.id.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(value)
+    })?;
     ApiResponse::json(201, &group_view(&group))
 }
 
@@ -65,9 +74,16 @@ pub fn rename_group(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let id = group_id(request)?;
     let body: GroupName = request.json()?;
     let mode = principal.mode();
-    let group = app
-        .db
-        .write(|conn| domain::rename_group(conn, &scope, mode, &id, body, app.clock.now()))?;
+    let actor = actor(app, request, &principal);
+    let group = app.db.write(|conn| {
+        let value = domain::rename_group(conn, &scope, mode, &id, body, app.clock.now())?;
+        let event = Event::new(Action::GroupRenamed)
+            .workspace(scope.id())
+            .mode(mode)
+            .target(id.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(value)
+    })?;
     ApiResponse::json(200, &group_view(&group))
 }
 
@@ -78,8 +94,16 @@ pub fn delete_group(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     let id = group_id(request)?;
     let mode = principal.mode();
-    app.db
-        .write(|conn| domain::delete_group(conn, &scope, mode, &id))?;
+    let actor = actor(app, request, &principal);
+    app.db.write(|conn| {
+        domain::delete_group(conn, &scope, mode, &id)?;
+        let event = Event::new(Action::GroupDeleted)
+            .workspace(scope.id())
+            .mode(mode)
+            .target(id.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(())
+    })?;
     Ok(ApiResponse::no_content())
 }
 
@@ -91,9 +115,16 @@ pub fn add_members(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, 
     let id = group_id(request)?;
     let body: ContactIds = request.json()?;
     let mode = principal.mode();
-    let outcome = app
-        .db
-        .write(|conn| domain::add_members(conn, &scope, mode, &id, body, app.clock.now()))?;
+    let actor = actor(app, request, &principal);
+    let outcome = app.db.write(|conn| {
+        let value = domain::add_members(conn, &scope, mode, &id, body, app.clock.now())?;
+        let event = Event::new(Action::GroupMembersAdded)
+            .workspace(scope.id())
+            .mode(mode)
+            .target(id.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(value)
+    })?;
     ApiResponse::json(200, &outcome)
 }
 
@@ -105,9 +136,16 @@ pub fn remove_members(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let id = group_id(request)?;
     let body: ContactIds = request.json()?;
     let mode = principal.mode();
-    let outcome = app
-        .db
-        .write(|conn| domain::remove_members(conn, &scope, mode, &id, body))?;
+    let actor = actor(app, request, &principal);
+    let outcome = app.db.write(|conn| {
+        let value = domain::remove_members(conn, &scope, mode, &id, body)?;
+        let event = Event::new(Action::GroupMembersRemoved)
+            .workspace(scope.id())
+            .mode(mode)
+            .target(id.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(value)
+    })?;
     ApiResponse::json(200, &outcome)
 }
 

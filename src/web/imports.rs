@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::activity::{Action, Event};
 use crate::api_keys::format::Scope;
 use crate::app::App;
 use crate::contacts::imports::csvfile::{Charset, Delimiter};
@@ -14,6 +15,7 @@ use crate::contacts::imports::{self as domain, ImportMode, ImportOptions, Import
 use crate::error::AppError;
 use crate::ids::ContactImportId;
 use crate::vocabulary::Mode;
+use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
 use crate::web::request::{Request, page_response};
 use crate::web::response::{ApiResponse, CSV};
@@ -78,8 +80,15 @@ pub fn create_import(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     // deletes nothing.
     std::fs::rename(spooled.path(), &adopted)
         .map_err(|err| AppError::Internal(format!("adopting an upload: {err}")))?;
+    let actor = actor(app, request, &principal);
     let created = app.db.write(|conn| {
-        domain::create_import(conn, id, &scope, mode, &prepared, &file, app.clock.now())
+        let event = Event::new(Action::ContactsImportStarted)
+            .workspace(scope.id())
+            .mode(mode)
+            .target(id.as_str());
+        let job = domain::create_import(conn, id, &scope, mode, &prepared, &file, app.clock.now())?;
+        record(app, conn, &actor, event)?;
+        Ok(job)
     });
     let job = created.inspect_err(|_| {
         let _ = std::fs::remove_file(&adopted);

@@ -17,6 +17,7 @@
 //! connections close at once), answers requests that were queued but not started with 503, and
 //! waits for all of it up to the configured timeout.
 
+pub mod activity;
 pub mod api_keys;
 pub mod auth;
 pub mod billing;

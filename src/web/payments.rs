@@ -190,8 +190,10 @@ pub fn create_session(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
         .db
         .read(|conn| store::find_buyer_email(conn, workspace_id, user_id))?
         .ok_or_else(|| AppError::Conflict("The workspace has no owner to bill.".to_owned()))?;
+    let actor = crate::web::activity::actor(app, request, &principal);
     idempotency::leased(app, request, &principal, idempotency, |reference| {
         let buyer = Buyer {
+            actor: &actor,
             workspace_id,
             actor_id: &actor_id,
             email: &email,

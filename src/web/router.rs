@@ -116,8 +116,8 @@ impl Router {
     pub fn standard() -> Router {
         use crate::web::api_keys as keys;
         use crate::web::{
-            auth, billing, campaigns, contacts, groups, imports, links, messages, payments,
-            receipts, segments, unsubscribe, workspaces,
+            activity, auth, billing, campaigns, contacts, groups, imports, links, messages,
+            payments, receipts, segments, unsubscribe, workspaces,
         };
         use Method::{Delete, Get, Patch, Post, Put};
         Router {
@@ -365,6 +365,9 @@ impl Router {
                     "/v1/admin/workspaces/{workspace_id}/plan",
                     billing::set_plan,
                 ),
+                // The activity log.
+                Route::new(Get, "/v1/activity", activity::list_activity),
+                Route::new(Get, "/v1/admin/activity", activity::list_all_activity),
             ],
         }
     }

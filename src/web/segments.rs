@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::activity::{Action, Event};
 use crate::api_keys::format::Scope;
 use crate::app::App;
 use crate::contacts::segments::{
@@ -16,6 +17,7 @@ use crate::contacts::store::SegmentRow;
 use crate::error::AppError;
 use crate::ids::SegmentId;
 use crate::vocabulary::Mode;
+use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
 use crate::web::contacts::{ContactView, contact_view};
 use crate::web::request::{Request, page_response};
@@ -51,8 +53,15 @@ pub fn create_segment(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     let body: NewSegment = request.json()?;
     let mode = principal.mode();
+    let actor = actor(app, request, &principal);
     let segment = app.db.write(|conn| {
-        domain::create_segment(conn, &app.ids, &scope, mode, body, app.clock.now())
+        let value = domain::create_segment(conn, &app.ids, &scope, mode, body, app.clock.now())?;
+        let event = Event::new(Action::SegmentCreated)
+            .workspace(scope.id())
+            .mode(mode)
+            .target(value.id.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(value)
     })?;
     ApiResponse::json(201, &segment_view(&segment, None)?)
 }
@@ -102,9 +111,16 @@ pub fn update_segment(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let id = segment_id(request)?;
     let body: SegmentChanges = request.json()?;
     let mode = principal.mode();
-    let segment = app
-        .db
-        .write(|conn| domain::update_segment(conn, &scope, mode, &id, body, app.clock.now()))?;
+    let actor = actor(app, request, &principal);
+    let segment = app.db.write(|conn| {
+        let value = domain::update_segment(conn, &scope, mode, &id, body, app.clock.now())?;
+        let event = Event::new(Action::SegmentUpdated)
+            .workspace(scope.id())
+            .mode(mode)
+            .target(id.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(value)
+    })?;
     ApiResponse::json(200, &segment_view(&segment, None)?)
 }
 
@@ -114,8 +130,16 @@ pub fn delete_segment(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     let id = segment_id(request)?;
     let mode = principal.mode();
-    app.db
-        .write(|conn| domain::delete_segment(conn, &scope, mode, &id))?;
+    let actor = actor(app, request, &principal);
+    app.db.write(|conn| {
+        domain::delete_segment(conn, &scope, mode, &id)?;
+        let event = Event::new(Action::SegmentDeleted)
+            .workspace(scope.id())
+            .mode(mode)
+            .target(id.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(())
+    })?;
     Ok(ApiResponse::no_content())
 }
 

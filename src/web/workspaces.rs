@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::activity::{Action, Actor, Event, mask_email};
 use crate::app::App;
 use crate::auth::principal::Principal;
 use crate::auth::{self, OpenedSession, SignedIn};
@@ -16,6 +17,7 @@ use crate::users::store::{self as user_store, User};
 use crate::users::{self, NewUser};
 use crate::validate;
 use crate::vocabulary::Mode;
+use crate::web::activity::{actor, record};
 use crate::web::auth::{
     CSRF_HEADER, UserView, authenticate_request, hash_for_storage, session_from_cookie,
     signed_in_response,
@@ -158,6 +160,7 @@ pub fn create_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
     let session = principal.require_session()?;
     let name = workspace_name(&request.json()?)?;
     let now = app.clock.now();
+    let actor = actor(app, request, &principal);
     idempotency::in_transaction(
         app,
         request,
@@ -172,6 +175,11 @@ pub fn create_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
                 &app.config.billing_catalog.currency,
                 now,
             )?;
+            let event = Event::new(Action::WorkspaceCreated)
+                .workspace(&workspace.id)
+                .target(workspace.id.as_str())
+                .detail("name", workspace.name.as_str());
+            record(app, conn, &actor, event)?;
             ApiResponse::json(201, &WorkspaceView::from(&workspace))
         },
     )
@@ -256,8 +264,14 @@ pub fn rename_workspace(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
     let (scope, _) = principal.require_session()?.require_role(Role::Admin)?;
     let workspace_id = scope.id();
     let name = workspace_name(&request.json()?)?;
+    let actor = actor(app, request, &principal);
     let workspace = app.db.write(|conn| {
         store::rename_workspace(conn, workspace_id, &name)?;
+        let event = Event::new(Action::WorkspaceRenamed)
+            .workspace(workspace_id)
+            .target(workspace_id.as_str())
+            .detail("name", name.as_str());
+        record(app, conn, &actor, event)?;
         store::find_workspace(conn, workspace_id)?.ok_or(AppError::NotFound)
     })?;
     ApiResponse::json(200, &WorkspaceView::from(&workspace))
@@ -294,9 +308,16 @@ pub fn change_member_role(app: &App, request: &mut Request<'_>) -> Result<ApiRes
     fields.into_result()?;
     let role = role.ok_or_else(|| AppError::internal("validated role missing"))?;
     let user_id = UserId::parse(request.param("user_id")).ok_or(AppError::NotFound)?;
-    let member = app
-        .db
-        .write(|conn| workspaces::change_role(conn, &scope, session.user_id(), &user_id, role))?;
+    let actor = actor(app, request, &principal);
+    let member = app.db.write(|conn| {
+        let member = workspaces::change_role(conn, &scope, session.user_id(), &user_id, role)?;
+        let event = Event::new(Action::MemberRoleChanged)
+            .workspace(scope.id())
+            .target(user_id.as_str())
+            .detail("role", role.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(member)
+    })?;
     ApiResponse::json(200, &MemberView::from(&member))
 }
 
@@ -306,8 +327,14 @@ pub fn remove_member(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let session = principal.require_session()?;
     let (scope, _) = session.require_role(Role::Member)?;
     let user_id = UserId::parse(request.param("user_id")).ok_or(AppError::NotFound)?;
-    app.db
-        .write(|conn| auth::remove_member(conn, &scope, session.user_id(), &user_id))?;
+    let actor = actor(app, request, &principal);
+    app.db.write(|conn| {
+        auth::remove_member(conn, &scope, session.user_id(), &user_id)?;
+        let event = Event::new(Action::MemberRemoved)
+            .workspace(scope.id())
+            .target(user_id.as_str());
+        record(app, conn, &actor, event)
+    })?;
     Ok(ApiResponse::no_content())
 }
 
@@ -334,8 +361,17 @@ pub fn create_invitation(app: &App, request: &mut Request<'_>) -> Result<ApiResp
         return Err(AppError::internal("validated fields missing"));
     };
     let now = app.clock.now();
+    let actor = actor(app, request, &principal);
     let created = app.db.write(|conn| {
-        workspaces::invite(conn, &app.ids, &scope, session.user_id(), &email, role, now)
+        let created =
+            workspaces::invite(conn, &app.ids, &scope, session.user_id(), &email, role, now)?;
+        let event = Event::new(Action::MemberInvited)
+            .workspace(scope.id())
+            .target(created.invitation.id.as_str())
+            .detail("email", mask_email(&email))
+            .detail("role", role.as_str());
+        record(app, conn, &actor, event)?;
+        Ok(created)
     })?;
     let accept_url = format!(
         "{}/invitations/accept?token={}",
@@ -381,12 +417,16 @@ pub fn revoke_invitation(app: &App, request: &mut Request<'_>) -> Result<ApiResp
     let workspace_id = scope.id();
     let id = request.param("id").to_owned();
     let now = format_timestamp(app.clock.now());
-    let revoked = app
-        .db
-        .write(|conn| store::revoke_invitation(conn, workspace_id, &id, &now))?;
-    if !revoked {
-        return Err(AppError::NotFound);
-    }
+    let actor = actor(app, request, &principal);
+    app.db.write(|conn| {
+        if !store::revoke_invitation(conn, workspace_id, &id, &now)? {
+            return Err(AppError::NotFound);
+        }
+        let event = Event::new(Action::InvitationRevoked)
+            .workspace(workspace_id)
+            .target(id.as_str());
+        record(app, conn, &actor, event)
+    })?;
     Ok(ApiResponse::no_content())
 }
 
@@ -413,7 +453,7 @@ pub fn accept_invitation(app: &App, request: &mut Request<'_>) -> Result<ApiResp
     })?;
     let signed_in = match existing_user {
         Some(user) => accept_as_signed_in_user(app, request, &body.token, user)?,
-        None => accept_as_new_user(app, &body, &invitation.email)?,
+        None => accept_as_new_user(app, request, &body, &invitation.email)?,
     };
     signed_in_response(app, 200, &signed_in)
 }
@@ -438,8 +478,14 @@ fn accept_as_signed_in_user(
         ));
     }
     let now = app.clock.now();
+    let actor = Actor::user(
+        &user.id,
+        &request.client_ip(&app.config.trusted_proxies),
+        request.request_id(),
+    );
     app.db.write(|conn| {
         let invitation = workspaces::accept_invitation(conn, invitation_token, &user.id, now)?;
+        record(app, conn, &actor, joined(&invitation, &user.id))?;
         auth::store::set_active_workspace(
             conn,
             session.session_id(),
@@ -458,7 +504,12 @@ fn accept_as_signed_in_user(
 }
 
 /// Nobody has the invited email yet: `name` and `password` create the account.
-fn accept_as_new_user(app: &App, body: &AcceptBody, email: &str) -> Result<SignedIn, AppError> {
+fn accept_as_new_user(
+    app: &App,
+    request: &Request<'_>,
+    body: &AcceptBody,
+    email: &str,
+) -> Result<SignedIn, AppError> {
     let mut fields = FieldErrors::new();
     let required = "is required to create your account";
     let name = match &body.name {
@@ -494,6 +545,12 @@ fn accept_as_new_user(app: &App, body: &AcceptBody, email: &str) -> Result<Signe
         };
         let user = users::create_user(conn, &app.ids, new_user, false, now)?;
         let invitation = workspaces::accept_invitation(conn, &body.token, &user.id, now)?;
+        let actor = Actor::user(
+            &user.id,
+            &request.client_ip(&app.config.trusted_proxies),
+            request.request_id(),
+        );
+        record(app, conn, &actor, joined(&invitation, &user.id))?;
         let workspace = store::find_workspace(conn, &invitation.workspace_id)?;
         let session = auth::open_session(
             conn,
@@ -508,6 +565,15 @@ fn accept_as_new_user(app: &App, body: &AcceptBody, email: &str) -> Result<Signe
             session,
         })
     })
+}
+
+/// The activity entry of a user joining by `invitation`.
+fn joined(invitation: &Invitation, user_id: &UserId) -> Event {
+    Event::new(Action::MemberJoined)
+        .workspace(&invitation.workspace_id)
+        .target(user_id.as_str())
+        .detail("invitation_id", invitation.id.as_str())
+        .detail("role", invitation.role.as_str())
 }
 
 /// A workspace's plan in the instance admin's list: the plan in force (free once a period ended),

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 /// `recipients` —
 /// is below all of them; `config` gathers every module's settings.)
 const DOMAIN_ORDER: &[&str] = &[
+    "activity",
     "users",
     "billing",
     "idempotency",
@@ -383,6 +384,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     (
         "V29__login_failures.sql",
         "0ea51faee548f0b1f50c301c331d161ced2854a4376ddf6babbdf51fea5bc789",
+    ),
+    (
+        "V32__activity.sql",
+        "4958633483074c0835ce3501f19cfd1f220edb91cd780aa4d3586420905acb00",
     ),
     (
         "V33__sms_routes.sql",

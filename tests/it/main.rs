@@ -4,6 +4,7 @@
 // A test that cannot unwrap has failed; the crate's no-unwrap rule is for the product.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod activity;
 mod admin_workspaces;
 mod auth_api_keys;
 mod auth_cli;

@@ -17,6 +17,7 @@ const SCOPES = [
   "campaigns:write",
   "billing:read",
   "payments:write",
+  "activity:read",
 ];
 
 export async function render(_param, session) {
