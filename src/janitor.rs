@@ -2,7 +2,9 @@
 //! every `--janitor-interval-secs`: expired idempotency records, ended console sessions,
 //! payment sessions left unpaid past their lifetime (which it expires), and webhook journal
 //! events settled or rejected longer ago than `--webhook-retention-days`, and login-failure
-//! counters past their expiry.
+//! counters past their expiry; then the subject and bodies of finished messages older than
+//! `--message-retention-days` (`messages::purge_expired_bodies`); last it gives the pages all
+//! of that freed back to the filesystem (`db::vacuum::return_free_pages`).
 //! It stops promptly when the server shuts down.
 
 use std::sync::Arc;
@@ -11,8 +13,10 @@ use std::thread::{self, JoinHandle};
 
 use crate::app::App;
 use crate::auth;
+use crate::db;
 use crate::error::{AppError, StartupError};
 use crate::idempotency;
+use crate::messages;
 
 /// A running janitor; `stop` (or drop) ends it.
 pub struct Janitor {
@@ -53,29 +57,42 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
     let payment_sessions = crate::payments::flow::expire_sessions(app, now);
     let webhook_events = crate::payments::flow::prune_webhook_journal(app, now);
     let login_failures = auth::rate_limit::sweep_expired(&app.db, now);
-    let (idempotency_records, sessions, payment_sessions, webhook_events, login_failures) = match (
+    let purged_messages = match app.config.message_retention {
+        Some(retention) => chrono::Duration::from_std(retention)
+            .map_err(|_| AppError::internal("message retention out of range"))
+            .and_then(|retention| messages::purge_expired_bodies(&app.db, retention, now)),
+        None => Ok(0),
+    };
+    // Last, so the pages every sweep above freed go back to the filesystem in this round.
+    let free_pages = db::vacuum::return_free_pages(&app.db);
+    let counts = [
         idempotency_records,
         sessions,
         payment_sessions,
         webhook_events,
         login_failures,
-    ) {
-        (Ok(records), Ok(sessions), Ok(payments), Ok(events), Ok(failures)) => {
-            (records, sessions, payments, events, failures)
-        }
-        (Err(err), ..)
-        | (_, Err(err), ..)
-        | (_, _, Err(err), ..)
-        | (_, _, _, Err(err), _)
-        | (.., Err(err)) => {
-            return Err(err);
-        }
-    };
-    if idempotency_records + sessions + payment_sessions + webhook_events + login_failures > 0 {
+        purged_messages,
+        free_pages,
+    ];
+    let mut swept = [0; 7];
+    for (slot, count) in swept.iter_mut().zip(counts) {
+        *slot = count?;
+    }
+    let [
+        idempotency_records,
+        sessions,
+        payment_sessions,
+        webhook_events,
+        login_failures,
+        purged_messages,
+        free_pages,
+    ] = swept;
+    if swept.iter().any(|&count| count > 0) {
         log::info!(
             idempotency_records = idempotency_records, sessions = sessions,
             expired_payment_sessions = payment_sessions, webhook_events = webhook_events,
-            login_failures = login_failures;
+            login_failures = login_failures, purged_messages = purged_messages,
+            returned_pages = free_pages;
             "janitor swept expired rows"
         );
     }

@@ -384,6 +384,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V29__login_failures.sql",
         "0ea51faee548f0b1f50c301c331d161ced2854a4376ddf6babbdf51fea5bc789",
     ),
+    (
+        "V36__message_retention.sql",
+        "0032ce55b3807aa9a69dc54fc4a400319836754f815755b2a285bc2896067f32",
+    ),
 ];
 
 #[test]

@@ -41,6 +41,7 @@ mod probes;
 mod process;
 mod quickstart;
 mod rate_limits;
+mod retention;
 mod segments;
 mod sending;
 mod shutdown;
