@@ -162,7 +162,8 @@ fn taken_settings(leaf: &ArgMatches) -> Result<Settings, clap::Error> {
 pub enum Command {
     /// Run the HTTP server (the default when no subcommand is given).
     Serve,
-    /// Create the database if needed, apply pending migrations, and exit.
+    /// Create the database if needed, convert it to incremental auto-vacuum (one VACUUM, once),
+    /// apply pending migrations, and exit.
     Migrate,
     /// Write a consistent copy of the database to FILE; safe while the server runs.
     Backup {
@@ -325,6 +326,7 @@ mod tests {
             "CRIER_DB_POOL_SIZE",
             "CRIER_DB_BUSY_TIMEOUT_MS",
             "CRIER_DB_SYNCHRONOUS",
+            "CRIER_DB_CHECKPOINT_PAGES",
             "CRIER_MAX_BODY_BYTES",
             "CRIER_HTTP_TIMEOUT_SECS",
             "CRIER_SHUTDOWN_TIMEOUT_SECS",
@@ -334,6 +336,7 @@ mod tests {
             "CRIER_IDEMPOTENCY_LEASE_SECS",
             "CRIER_JANITOR_INTERVAL_SECS",
             "CRIER_ACTIVITY_RETENTION_DAYS",
+            "CRIER_MESSAGE_RETENTION_DAYS",
             "CRIER_DEFAULT_SMS_SENDER",
             "CRIER_TOPUP_MINIMUM_MINOR",
             "CRIER_BILLING_CATALOG",

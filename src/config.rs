@@ -66,6 +66,9 @@ pub struct Config {
     /// How long a statement waits for SQLite's write lock before giving up with 503.
     pub db_busy_timeout: Duration,
     pub db_synchronous: Synchronous,
+    /// WAL pages after which the commit that passes them checkpoints (SQLite's
+    /// `wal_autocheckpoint`); 0 leaves checkpoints to another process (Litestream).
+    pub db_checkpoint_pages: u32,
     /// Largest accepted request body for JSON endpoints.
     pub max_body_bytes: u64,
     /// Largest CSV file `POST /v1/contacts/imports` accepts (spooled to disk, never in memory).
@@ -89,6 +92,9 @@ pub struct Config {
     pub janitor_interval: Duration,
     /// How long activity log entries are kept before the janitor deletes them.
     pub activity_retention: Duration,
+    /// How long a message keeps its subject and bodies before the janitor drops them (`None`:
+    /// forever).
+    pub message_retention: Option<Duration>,
     /// The SMS sender of workspaces without an approved sender ID and verification.
     pub default_sms_sender: String,
     /// The smallest wallet top-up, in the wallet currency's minor unit.
@@ -126,6 +132,7 @@ impl Config {
             db_pool_size: NonZeroU32::MIN.saturating_add(7),
             db_busy_timeout: Duration::from_secs(5),
             db_synchronous: Synchronous::Normal,
+            db_checkpoint_pages: DEFAULT_CHECKPOINT_PAGES,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
             http_timeout: Duration::from_secs(30),
@@ -137,7 +144,8 @@ impl Config {
             idempotency_lease: Duration::from_secs(60),
             // Tests sweep explicitly; a background sweep in the middle would race them.
             janitor_interval: Duration::from_secs(24 * 60 * 60),
-            activity_retention: Duration::from_secs(365 * 86_400),
+            activity_retention: Duration::from_secs(365 * DAY_SECS),
+            message_retention: Some(Duration::from_secs(90 * DAY_SECS)),
             default_sms_sender: "CRIER".to_owned(),
             topup_minimum_minor: 250,
             billing_catalog: crate::billing::catalog::Catalog::default(),
@@ -177,6 +185,10 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 pub const DEFAULT_MAX_IMPORT_BYTES: u64 = 1 << 30;
 /// OWASP's 2023 recommendation for PBKDF2-HMAC-SHA256.
 pub const DEFAULT_PASSWORD_ITERATIONS: u32 = 600_000;
+/// SQLite's own default for `wal_autocheckpoint`.
+pub const DEFAULT_CHECKPOINT_PAGES: u32 = 1000;
+/// Seconds in a day.
+const DAY_SECS: u64 = 24 * 60 * 60;
 
 /// The server's settings as given, before validation. Delivery and payment settings are
 /// declared by their own modules; `cli::Settings` gathers all three.
@@ -209,6 +221,11 @@ pub struct ServerArgs {
     /// SQLite synchronous level: full (every commit reaches the disk) or normal.
     #[arg(crier_setting = DB_SYNCHRONOUS, default_value = "full")]
     pub db_synchronous: String,
+
+    /// WAL pages after which a commit copies the WAL back into the database (SQLite's
+    /// wal_autocheckpoint); 0 leaves checkpoints to Litestream or another process (0–1000000).
+    #[arg(crier_setting = DB_CHECKPOINT_PAGES, default_value = "1000")]
+    pub db_checkpoint_pages: String,
 
     /// Largest JSON request body in bytes; larger bodies get 413.
     #[arg(crier_setting = MAX_BODY_BYTES, default_value = "1048576")]
@@ -252,6 +269,10 @@ pub struct ServerArgs {
     /// Days the activity log keeps an entry before the janitor deletes it (1–3650).
     #[arg(crier_setting = ACTIVITY_RETENTION_DAYS, default_value = "365")]
     pub activity_retention_days: String,
+    /// Days a finished message keeps its subject and bodies before the janitor drops them
+    /// (amounts, statuses, recipient and ledger stay); 0 keeps them forever (0–3650).
+    #[arg(crier_setting = MESSAGE_RETENTION_DAYS, default_value = "90")]
+    pub message_retention_days: String,
 
     /// SMS sender for workspaces without an approved sender ID and verification (3–11 letters,
     /// digits or spaces).
@@ -305,6 +326,8 @@ const WORKERS: Setting = Setting::new("workers", "CRIER_WORKERS");
 const DB_POOL_SIZE: Setting = Setting::new("db-pool-size", "CRIER_DB_POOL_SIZE");
 const DB_BUSY_TIMEOUT_MS: Setting = Setting::new("db-busy-timeout-ms", "CRIER_DB_BUSY_TIMEOUT_MS");
 const DB_SYNCHRONOUS: Setting = Setting::new("db-synchronous", "CRIER_DB_SYNCHRONOUS");
+const DB_CHECKPOINT_PAGES: Setting =
+    Setting::new("db-checkpoint-pages", "CRIER_DB_CHECKPOINT_PAGES");
 const MAX_BODY_BYTES: Setting = Setting::new("max-body-bytes", "CRIER_MAX_BODY_BYTES");
 const MAX_IMPORT_BYTES: Setting = Setting::new("max-import-bytes", "CRIER_MAX_IMPORT_BYTES");
 const HTTP_TIMEOUT_SECS: Setting = Setting::new("http-timeout-secs", "CRIER_HTTP_TIMEOUT_SECS");
@@ -323,6 +346,8 @@ const JANITOR_INTERVAL_SECS: Setting =
     Setting::new("janitor-interval-secs", "CRIER_JANITOR_INTERVAL_SECS");
 const ACTIVITY_RETENTION_DAYS: Setting =
     Setting::new("activity-retention-days", "CRIER_ACTIVITY_RETENTION_DAYS");
+const MESSAGE_RETENTION_DAYS: Setting =
+    Setting::new("message-retention-days", "CRIER_MESSAGE_RETENTION_DAYS");
 const DEFAULT_SMS_SENDER: Setting = Setting::new("default-sms-sender", "CRIER_DEFAULT_SMS_SENDER");
 const TOPUP_MINIMUM_MINOR: Setting =
     Setting::new("topup-minimum-minor", "CRIER_TOPUP_MINIMUM_MINOR");
@@ -385,6 +410,10 @@ impl ServerArgs {
             DB_BUSY_TIMEOUT_MS,
             whole_number(&self.db_busy_timeout_ms, 0, 600_000),
         );
+        let db_checkpoint_pages = p.check(
+            DB_CHECKPOINT_PAGES,
+            whole_number(&self.db_checkpoint_pages, 0, 1_000_000),
+        );
         let db_synchronous = p.check(
             DB_SYNCHRONOUS,
             one_of(
@@ -431,6 +460,10 @@ impl ServerArgs {
         let activity_retention_days = p.check(
             ACTIVITY_RETENTION_DAYS,
             whole_number(&self.activity_retention_days, 1, 3650),
+        );
+        let message_retention_days = p.check(
+            MESSAGE_RETENTION_DAYS,
+            whole_number(&self.message_retention_days, 0, 3650),
         );
         let default_sms_sender = p.check(
             DEFAULT_SMS_SENDER,
@@ -523,6 +556,7 @@ impl ServerArgs {
             db_pool_size: NonZeroU32::new(u32::try_from(db_pool_size?).ok()?)?,
             db_busy_timeout: Duration::from_millis(busy_timeout_ms?),
             db_synchronous: db_synchronous?,
+            db_checkpoint_pages: u32::try_from(db_checkpoint_pages?).ok()?,
             max_body_bytes: max_body_bytes?,
             max_import_bytes: max_import_bytes?,
             http_timeout: Duration::from_secs(http_timeout_secs?),
@@ -532,7 +566,11 @@ impl ServerArgs {
             idempotency_retention: Duration::from_secs(idempotency_retention_hours? * 3600),
             idempotency_lease: Duration::from_secs(idempotency_lease_secs?),
             janitor_interval: Duration::from_secs(janitor_interval_secs?),
-            activity_retention: Duration::from_secs(activity_retention_days? * 86_400),
+            activity_retention: Duration::from_secs(activity_retention_days? * DAY_SECS),
+            message_retention: match message_retention_days? {
+                0 => None,
+                days => Some(Duration::from_secs(days * DAY_SECS)),
+            },
             default_sms_sender: default_sms_sender?,
             topup_minimum_minor: i64::try_from(topup_minimum_minor?).ok()?,
             billing_catalog: billing_catalog?,
@@ -620,6 +658,47 @@ mod tests {
         );
         assert!(validate(with("")).unwrap().trusted_proxies.is_empty());
         assert!(validate(with("nginx")).is_err());
+    }
+
+    #[test]
+    fn checkpoint_pages_default_to_sqlites_and_zero_leaves_them_to_another_process() {
+        let with = |pages: &str| ServerArgs {
+            db_checkpoint_pages: pages.into(),
+            ..defaults()
+        };
+        assert_eq!(validate(defaults()).unwrap().db_checkpoint_pages, 1000);
+        assert_eq!(validate(with("0")).unwrap().db_checkpoint_pages, 0);
+        for bad in ["-1", "1000001", "often"] {
+            let ConfigError(problems) = validate(with(bad)).unwrap_err();
+            assert!(
+                problems[0].starts_with("--db-checkpoint-pages / CRIER_DB_CHECKPOINT_PAGES"),
+                "{bad:?}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn message_retention_is_days_and_zero_keeps_bodies_forever() {
+        let with = |days: &str| ServerArgs {
+            message_retention_days: days.into(),
+            ..defaults()
+        };
+        assert_eq!(
+            validate(defaults()).unwrap().message_retention,
+            Some(Duration::from_secs(90 * DAY_SECS))
+        );
+        assert_eq!(
+            validate(with("7")).unwrap().message_retention,
+            Some(Duration::from_secs(7 * DAY_SECS))
+        );
+        assert_eq!(validate(with("0")).unwrap().message_retention, None);
+        for bad in ["3651", "-1", "ninety", ""] {
+            let ConfigError(problems) = validate(with(bad)).unwrap_err();
+            assert!(
+                problems[0].starts_with("--message-retention-days / CRIER_MESSAGE_RETENTION_DAYS"),
+                "{bad:?}: {problems:?}"
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! every `--janitor-interval-secs`: expired idempotency records, ended console sessions,
 //! payment sessions left unpaid past their lifetime (which it expires), and webhook journal
 //! events settled or rejected longer ago than `--webhook-retention-days`, and login-failure
-//! counters past their expiry, and activity log entries older than `--activity-retention-days`.
+//! counters past their expiry, activity log entries older than `--activity-retention-days`;
+//! then the subject and bodies of finished messages older than `--message-retention-days`
+//! (`messages::purge_expired_bodies`); last it gives the pages all of that freed back to the
+//! filesystem (`db::vacuum::return_free_pages`).
 //! It stops promptly when the server shuts down.
 
 use std::sync::Arc;
@@ -13,9 +16,10 @@ use crate::activity;
 use crate::app::App;
 use crate::auth;
 use crate::clock::Timestamp;
-use crate::db::sweep_in_batches;
+use crate::db::{self, sweep_in_batches};
 use crate::error::{AppError, StartupError};
 use crate::idempotency;
+use crate::messages;
 
 /// A running janitor; `stop` (or drop) ends it.
 pub struct Janitor {
@@ -52,7 +56,7 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
     let now = app.clock.now();
     // Each sweep runs even when another failed; the first failure is reported. A sweep answers
     // how many rows it deleted or changed.
-    let sweeps: [(&str, Result<usize, AppError>); 6] = [
+    let sweeps: [(&str, Result<usize, AppError>); 8] = [
         (
             "idempotency_records",
             idempotency::sweep_expired(&app.db, now),
@@ -71,6 +75,9 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
             auth::rate_limit::sweep_expired(&app.db, now),
         ),
         ("activity_entries", prune_activity(app, now)),
+        ("purged_messages", purge_message_bodies(app, now)),
+        // Last, so the pages every sweep above freed go back to the filesystem in this round.
+        ("returned_pages", db::vacuum::return_free_pages(&app.db)),
     ];
     let mut swept = Vec::with_capacity(sweeps.len());
     let mut first_failure = None;
@@ -89,6 +96,17 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
     match first_failure {
         Some(err) => Err(err),
         None => Ok(()),
+    }
+}
+
+/// Drops the subject and bodies of finished messages past `--message-retention-days` (none when
+/// it is 0); returns how many messages.
+fn purge_message_bodies(app: &App, now: Timestamp) -> Result<usize, AppError> {
+    match app.config.message_retention {
+        Some(retention) => chrono::Duration::from_std(retention)
+            .map_err(|_| AppError::internal("message retention out of range"))
+            .and_then(|retention| messages::purge_expired_bodies(&app.db, retention, now)),
+        None => Ok(0),
     }
 }
 

@@ -47,6 +47,9 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
         .spawn(crate::recipients::warm_up)
         .map_err(|err| StartupError(format!("starting the warm-up thread: {err}")))?;
     let db = Db::open(&DbSettings::from_config(&config))?;
+    // Only the writer commits, so only its connection checkpoints (docs/design/storage.md).
+    db.set_checkpoint_pages(config.db_checkpoint_pages)
+        .map_err(|err| StartupError(format!("setting wal_autocheckpoint: {err}")))?;
     let app = Arc::new(App::new(config, db, runtime.clock, runtime.random)?);
     let delivery = dispatcher::start(Arc::clone(&app))?;
     // Before HTTP: events journalled before a restart are applied without waiting for new ones.

@@ -69,10 +69,12 @@ pub fn serve(config: Config) -> i32 {
     EXIT_OK
 }
 
-/// `crier migrate`: creates the database if needed and applies pending migrations.
+/// `crier migrate`: creates the database if needed, converts it to incremental auto-vacuum
+/// whatever its size (`serve` converts only small files at start) and applies pending
+/// migrations.
 pub fn migrate(config: &Config) -> i32 {
     let settings = DbSettings::from_config(config);
-    let outcome = db::prepare(&settings);
+    let outcome = db::prepare_converting(&settings, db::Conversion::Always);
     match outcome {
         Ok(applied) if applied.is_empty() => {
             println!("{}: up to date", settings.path.display());

@@ -14,6 +14,7 @@ pub mod backup;
 pub mod files;
 pub mod migrations;
 mod sweep;
+pub mod vacuum;
 mod writer;
 
 pub use sweep::sweep_in_batches;
@@ -133,6 +134,13 @@ impl Db {
         self.writer.write_parts(parts, body)
     }
 
+    /// Sets the writer's `wal_autocheckpoint`: the commit that takes the WAL past `pages`
+    /// copies it back into the database file; 0 never checkpoints (another process — Litestream
+    /// — does). Only the writer commits, so its setting is the one that counts.
+    pub fn set_checkpoint_pages(&self, pages: u32) -> Result<(), AppError> {
+        self.write(|conn| Ok(conn.pragma_update(None, "wal_autocheckpoint", pages)?))
+    }
+
     /// Runs `body` inside a deferred, read-only-by-convention transaction: every statement in it
     /// sees the same snapshot. Nothing is committed.
     pub fn read<T>(
@@ -172,10 +180,33 @@ pub fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
+/// The largest database `serve` converts to incremental auto-vacuum at start (a full `VACUUM`
+/// rewrites the file, about a second per 100 MiB here, and needs as much free disk again);
+/// a larger one is converted by `crier migrate`, run while crier is stopped.
+pub const CONVERT_AT_START_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// How `prepare` treats a database not yet in incremental auto-vacuum mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conversion {
+    /// Convert it (`VACUUM`) when the file is at most this large; otherwise log how to.
+    UpTo(u64),
+    /// Convert it whatever its size (`crier migrate`).
+    Always,
+}
+
 /// Creates the parent directory (`0700`) and the file (`0600`) if needed (see `files`),
-/// switches the file to WAL (a persistent
-/// property of the file) and applies pending migrations. Returns the migrations applied now.
+/// switches the file to WAL (a persistent property of the file), to incremental auto-vacuum
+/// (`auto_vacuum`: a new file at once, an existing one as `conversion` allows) and applies
+/// pending migrations. Returns the migrations applied now.
 pub fn prepare(settings: &DbSettings) -> Result<Vec<String>, StartupError> {
+    prepare_converting(settings, Conversion::UpTo(CONVERT_AT_START_LIMIT_BYTES))
+}
+
+/// `prepare`, converting an existing database to incremental auto-vacuum as `conversion` says.
+pub fn prepare_converting(
+    settings: &DbSettings,
+    conversion: Conversion,
+) -> Result<Vec<String>, StartupError> {
     let path = &settings.path;
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         files::create_private_dir(dir).map_err(|err| {
@@ -188,6 +219,8 @@ pub fn prepare(settings: &DbSettings) -> Result<Vec<String>, StartupError> {
         log::warn!(file:% = file.display(); "the database file was readable by others; it is now 0600");
     }
     let mut setup = open_connection(path, OpenFlags::default(), settings)?;
+    // Before WAL: a new file takes the mode only while nothing has been written to it.
+    vacuum::make_incremental(&setup, conversion).map_err(|err| db_startup_error(path, err))?;
     setup
         .pragma_update(None, "journal_mode", "WAL")
         .map_err(|err| db_startup_error(path, err))?;

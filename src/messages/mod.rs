@@ -41,6 +41,42 @@ crate::text_enum! {
     }
 }
 
+impl MessageStatus {
+    /// Whether delivery is over for the message (`sent` moves only on a receipt, which needs
+    /// no body): what retention may purge.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            MessageStatus::Sent
+                | MessageStatus::Delivered
+                | MessageStatus::Failed
+                | MessageStatus::Cancelled
+        )
+    }
+}
+
+/// Messages the retention walk looks at per transaction, so it never holds the writer long.
+const PURGE_BATCH: usize = 500;
+
+/// Retention (docs/rules/messages.md, "Retention"): drops the subject and bodies of every
+/// finished message created more than `retention` before `now`, in batches of one short write
+/// transaction each (`db::sweep_in_batches`). Returns how many messages were purged.
+pub fn purge_expired_bodies(
+    db: &crate::db::Db,
+    retention: chrono::Duration,
+    now: Timestamp,
+) -> Result<usize, AppError> {
+    let cutoff = format_timestamp(now - retention);
+    let now_text = format_timestamp(now);
+    let mut purged = 0;
+    crate::db::sweep_in_batches(db, PURGE_BATCH, |conn, limit| {
+        let batch = store::purge_batch(conn, &cutoff, &now_text, limit)?;
+        purged += batch.purged;
+        Ok(batch.examined)
+    })?;
+    Ok(purged)
+}
+
 /// Who sends: the workspace, and the API key (if any) and its mode.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin<'a> {
@@ -173,6 +209,7 @@ pub fn create_message(
         cancelled_at: None,
         contact_id,
         route: composition.route.clone(),
+        body_purged_at: None,
     };
     store::insert_message(conn, &message)?;
     Ok(message)
@@ -354,6 +391,7 @@ fn create_campaign_message(
         cancelled_at: None,
         contact_id: Some(message.contact_id.clone()),
         route: message.route,
+        body_purged_at: None,
     };
     store::insert_message(conn, &row)
 }

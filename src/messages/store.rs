@@ -56,13 +56,15 @@ pub struct MessageRow {
     /// SMS: the route its number took when it was created (`+23767=avlytext,mboasms`,
     /// `default=twilio`, `test=log`; `delivery::routes`). `None` for email.
     pub route: Option<String>,
+    /// When retention dropped the subject and bodies (`purge_batch`); `None` while kept.
+    pub body_purged_at: Option<String>,
 }
 
 const COLUMNS: &str = "id, workspace_id, api_key_id, campaign_id, mode, channel, category, \
     to_address, sender, subject, text, html, metadata, encoding, segments, units, included_units, \
     charge_minor, currency, status, scheduled_at, next_attempt_at, delivery_cycles, lease_owner, \
     lease_expires_at, provider, provider_message_id, error_code, error_message, created_at, \
-    updated_at, sent_at, delivered_at, failed_at, cancelled_at, contact_id, route";
+    updated_at, sent_at, delivered_at, failed_at, cancelled_at, contact_id, route, body_purged_at";
 
 /// A stored non-negative integer (SQLite integers are signed).
 fn unsigned(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
@@ -108,6 +110,7 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
         cancelled_at: row.get(34)?,
         contact_id: row.get(35)?,
         route: row.get(36)?,
+        body_purged_at: row.get(37)?,
     })
 }
 
@@ -118,7 +121,7 @@ pub fn insert_message(conn: &Connection, message: &MessageRow) -> Result<(), App
         format!(
             "INSERT INTO messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
                 ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, 0, NULL, NULL, NULL,
-                NULL, NULL, NULL, ?23, ?23, NULL, NULL, NULL, NULL, ?24, ?25)"
+                NULL, NULL, NULL, ?23, ?23, NULL, NULL, NULL, NULL, ?24, ?25, NULL)"
         )
     });
     conn.prepare_cached(&INSERT)?.execute(params![
@@ -196,6 +199,104 @@ pub fn scrub_recipient(
             ":workspace_id": workspace_id, ":mode": mode, ":address": address,
             ":erased": ERASED_RECIPIENT, ":now": now,
         })?)
+}
+
+/// What one batch of the retention walk did (`purge_batch`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeBatch {
+    /// Messages looked at: the walk's and the pending ones that finished.
+    pub examined: usize,
+    /// Messages whose subject and bodies were dropped.
+    pub purged: usize,
+}
+
+/// One batch of retention: drops the subject and bodies of up to `limit` finished messages
+/// created before `cutoff` (`purge_message`). First the messages the walk passed unfinished and
+/// that have finished since, then the walk itself goes on in id order (creation order) from its
+/// cursor and stops at the first message created at or after `cutoff`; an unfinished message
+/// it passes waits in `message_retention_pending`. The cursor moves in the same transaction.
+pub fn purge_batch(
+    conn: &Connection,
+    cutoff: &str,
+    now: &str,
+    limit: usize,
+) -> Result<PurgeBatch, AppError> {
+    let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut batch = PurgeBatch::default();
+    let finished: Vec<String> = conn
+        .prepare_cached(
+            "SELECT p.message_id FROM message_retention_pending p
+             JOIN messages m ON m.id = p.message_id
+             WHERE m.status IN ('sent', 'delivered', 'failed', 'cancelled')
+             LIMIT ?1",
+        )?
+        .query_map([limit_sql], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in &finished {
+        purge_message(conn, id, now)?;
+        conn.prepare_cached("DELETE FROM message_retention_pending WHERE message_id = ?1")?
+            .execute([id])?;
+    }
+    batch.examined += finished.len();
+    batch.purged += finished.len();
+    let room = limit.saturating_sub(finished.len());
+    if room == 0 {
+        return Ok(batch);
+    }
+    let cursor: String = conn
+        .prepare_cached("SELECT cursor FROM message_retention WHERE id = 1")?
+        .query_row([], |row| row.get(0))?;
+    let walked: Vec<(String, MessageStatus, String)> = conn
+        .prepare_cached(
+            "SELECT id, status, created_at FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?
+        .query_map(
+            params![cursor, i64::try_from(room).unwrap_or(i64::MAX)],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?
+        .collect::<Result<_, _>>()?;
+    let mut passed = None;
+    for (id, status, created_at) in &walked {
+        if created_at.as_str() >= cutoff {
+            break;
+        }
+        if status.is_finished() {
+            purge_message(conn, id, now)?;
+            batch.purged += 1;
+        } else {
+            conn.prepare_cached(
+                "INSERT INTO message_retention_pending (message_id) VALUES (?1)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute([id])?;
+        }
+        batch.examined += 1;
+        passed = Some(id);
+    }
+    if let Some(id) = passed {
+        conn.prepare_cached("UPDATE message_retention SET cursor = ?1 WHERE id = 1")?
+            .execute([id])?;
+    }
+    Ok(batch)
+}
+
+/// Drops one message's subject and bodies (the subject and text become `''` where the schema
+/// requires them, the HTML `NULL`) and its attempts' error texts (the provider's words, which
+/// may quote the message); stamps `body_purged_at`. The recipient, metadata, amounts, statuses,
+/// times, error codes and the reservation stay; `updated_at` is the delivery's and stays too.
+fn purge_message(conn: &Connection, id: &str, now: &str) -> Result<(), AppError> {
+    conn.prepare_cached(
+        "UPDATE messages SET subject = CASE WHEN subject IS NULL THEN NULL ELSE '' END,
+             text = '', html = NULL, body_purged_at = ?2
+         WHERE id = ?1 AND body_purged_at IS NULL",
+    )?
+    .execute(params![id, now])?;
+    conn.prepare_cached(
+        "UPDATE message_attempts SET error_message = NULL
+         WHERE message_id = ?1 AND error_message IS NOT NULL",
+    )?
+    .execute([id])?;
+    Ok(())
 }
 
 /// The message `id` of the workspace in `mode` (never another workspace's or world's).
@@ -1074,6 +1175,7 @@ mod tests {
                 cancelled_at: None,
                 contact_id: None,
                 route: None,
+                body_purged_at: None,
             };
             self.db
                 .write(|conn| insert_message(conn, &message))

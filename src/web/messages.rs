@@ -425,6 +425,8 @@ struct MessageView<'a> {
     delivered_at: Option<&'a str>,
     failed_at: Option<&'a str>,
     cancelled_at: Option<&'a str>,
+    /// When retention dropped the subject and bodies (then `null`); `null` while they are kept.
+    body_purged_at: Option<&'a str>,
     #[serde(flatten)]
     detail: Option<DetailView<'a>>,
 }
@@ -468,6 +470,9 @@ fn message_view<'a>(
     // Stored as the JSON object the client sent (validated on the way in); shown as is. A row
     // that somehow holds something else shows `null` rather than failing the whole page.
     let metadata = serde_json::from_str::<&RawValue>(&message.metadata).ok();
+    // A purged message keeps `''` where the schema needs a value; the API shows `null`.
+    let kept =
+        |body: &'a Option<String>| body.as_deref().filter(|_| message.body_purged_at.is_none());
     MessageView {
         id: message.id.as_str(),
         status: message.status,
@@ -476,8 +481,8 @@ fn message_view<'a>(
         mode: message.mode,
         to: &message.to_address,
         sender: message.sender.as_deref(),
-        subject: message.subject.as_deref(),
-        text: message.text.as_deref(),
+        subject: kept(&message.subject),
+        text: kept(&message.text),
         encoding: message.encoding.as_deref(),
         segments: message.segments,
         units: message.units,
@@ -502,8 +507,9 @@ fn message_view<'a>(
         delivered_at: message.delivered_at.as_deref(),
         failed_at: message.failed_at.as_deref(),
         cancelled_at: message.cancelled_at.as_deref(),
+        body_purged_at: message.body_purged_at.as_deref(),
         detail: detail.map(|(attempts, refunded_at)| DetailView {
-            html: message.html.as_deref(),
+            html: kept(&message.html),
             refunded_at,
             attempts: attempts
                 .iter()

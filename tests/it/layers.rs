@@ -393,6 +393,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V33__sms_routes.sql",
         "898e20758f452a5df07dd8ad7554505f9255ae48404aef4ed1b31c8700ce6af0",
     ),
+    (
+        "V36__message_retention.sql",
+        "0032ce55b3807aa9a69dc54fc4a400319836754f815755b2a285bc2896067f32",
+    ),
 ];
 
 #[test]

@@ -45,6 +45,7 @@ mod process;
 mod quickstart;
 mod rate_limits;
 mod routing;
+mod retention;
 mod segments;
 mod sending;
 mod shutdown;

@@ -29,6 +29,7 @@ async function draw(container, message) {
     ["message.field_sender", message.sender],
     ["message.field_subject", message.subject],
     ["message.field_text", message.text ? h("span", { class: "pre" }, message.text) : null],
+    ["message.field_body", message.body_purged_at ? t("message.body_purged", { date: dateTime(message.body_purged_at) }) : null],
     ["message.field_encoding", message.encoding ? `${message.encoding === "ucs2" ? "UCS-2" : "GSM-7"} · ${message.segments === 1 ? t("counter.segment") : t("counter.segments", { n: message.segments })}` : null],
     ["message.field_route", message.route ? routeText(message.route) : null],
     ["message.field_charge", money(message.charge)],
