@@ -2,7 +2,8 @@
 //! every `--janitor-interval-secs`: expired idempotency records, ended console sessions,
 //! payment sessions left unpaid past their lifetime (which it expires), and webhook journal
 //! events settled or rejected longer ago than `--webhook-retention-days`, and login-failure
-//! counters past their expiry.
+//! counters past their expiry, and outgoing webhook events and settled deliveries older than
+//! 30 days (`webhooks::RETENTION`).
 //! It stops promptly when the server shuts down.
 
 use std::sync::Arc;
@@ -13,6 +14,9 @@ use crate::app::App;
 use crate::auth;
 use crate::error::{AppError, StartupError};
 use crate::idempotency;
+
+/// Outgoing webhook rows deleted per kind and round at most.
+const JANITOR_PRUNE_BATCH: usize = 5_000;
 
 /// A running janitor; `stop` (or drop) ends it.
 pub struct Janitor {
@@ -53,6 +57,9 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
     let payment_sessions = crate::payments::flow::expire_sessions(app, now);
     let webhook_events = crate::payments::flow::prune_webhook_journal(app, now);
     let login_failures = auth::rate_limit::sweep_expired(&app.db, now);
+    let outgoing = app.db.write(|conn| {
+        crate::webhooks::prune(conn, now - crate::webhooks::RETENTION, JANITOR_PRUNE_BATCH)
+    });
     let (idempotency_records, sessions, payment_sessions, webhook_events, login_failures) = match (
         idempotency_records,
         sessions,
@@ -71,11 +78,19 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
             return Err(err);
         }
     };
-    if idempotency_records + sessions + payment_sessions + webhook_events + login_failures > 0 {
+    let outgoing = outgoing?;
+    if idempotency_records
+        + sessions
+        + payment_sessions
+        + webhook_events
+        + login_failures
+        + outgoing
+        > 0
+    {
         log::info!(
             idempotency_records = idempotency_records, sessions = sessions,
             expired_payment_sessions = payment_sessions, webhook_events = webhook_events,
-            login_failures = login_failures;
+            login_failures = login_failures, outgoing_webhook_rows = outgoing;
             "janitor swept expired rows"
         );
     }

@@ -37,10 +37,12 @@ pub enum Scope {
     CampaignsWrite,
     BillingRead,
     PaymentsWrite,
+    WebhooksRead,
+    WebhooksWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 10] = [
         Scope::MessagesSend,
         Scope::MessagesRead,
         Scope::ContactsRead,
@@ -49,6 +51,8 @@ impl Scope {
         Scope::CampaignsWrite,
         Scope::BillingRead,
         Scope::PaymentsWrite,
+        Scope::WebhooksRead,
+        Scope::WebhooksWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +65,8 @@ impl Scope {
             Scope::CampaignsWrite => "campaigns:write",
             Scope::BillingRead => "billing:read",
             Scope::PaymentsWrite => "payments:write",
+            Scope::WebhooksRead => "webhooks:read",
+            Scope::WebhooksWrite => "webhooks:write",
         }
     }
 

@@ -109,3 +109,21 @@ pub fn campaign_view(campaign: &CampaignRow) -> CampaignView<'_> {
         launch: launch_view(campaign),
     }
 }
+
+/// The campaign `id` of the workspace and mode as the API shows it (without its stats), for an
+/// event; `None` when there is none.
+pub fn find_json(
+    conn: &rusqlite::Connection,
+    workspace_id: &crate::ids::WorkspaceId,
+    mode: Mode,
+    id: &str,
+) -> Result<Option<serde_json::Value>, crate::error::AppError> {
+    let Some(id) = CampaignId::parse(id) else {
+        return Ok(None);
+    };
+    let campaign = crate::campaigns::store::find_campaign(conn, workspace_id, mode, &id)?;
+    campaign
+        .map(|campaign| serde_json::to_value(campaign_view(&campaign)))
+        .transpose()
+        .map_err(crate::error::AppError::internal)
+}

@@ -49,20 +49,21 @@ pub struct MessageView<'a> {
     pub cancelled_at: Option<&'a str>,
 }
 
-
 #[derive(Serialize)]
 pub struct ErrorView<'a> {
     pub code: &'a str,
     pub message: Option<&'a str>,
 }
 
-pub fn error_view<'a>(code: &'a Option<String>, message: &'a Option<String>) -> Option<ErrorView<'a>> {
+pub fn error_view<'a>(
+    code: &'a Option<String>,
+    message: &'a Option<String>,
+) -> Option<ErrorView<'a>> {
     code.as_deref().map(|code| ErrorView {
         code,
         message: message.as_deref(),
     })
 }
-
 
 pub fn message_view(message: &MessageRow) -> MessageView<'_> {
     // Stored as the JSON object the client sent (validated on the way in); shown as is. A row
@@ -102,4 +103,22 @@ pub fn message_view(message: &MessageRow) -> MessageView<'_> {
         failed_at: message.failed_at.as_deref(),
         cancelled_at: message.cancelled_at.as_deref(),
     }
+}
+
+/// The message `id` of the workspace and mode as the API shows it (in a list), for an event;
+/// `None` when there is none (an id of another kind, or erased since).
+pub fn find_json(
+    conn: &rusqlite::Connection,
+    workspace_id: &crate::ids::WorkspaceId,
+    mode: Mode,
+    id: &str,
+) -> Result<Option<serde_json::Value>, crate::error::AppError> {
+    let Some(id) = crate::ids::MessageId::parse(id) else {
+        return Ok(None);
+    };
+    let message = crate::messages::store::find_message(conn, workspace_id, mode, &id)?;
+    message
+        .map(|message| serde_json::to_value(message_view(&message)))
+        .transpose()
+        .map_err(crate::error::AppError::internal)
 }

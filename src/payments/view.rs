@@ -48,3 +48,20 @@ pub fn session_view(session: &SessionRow) -> SessionView<'_> {
         updated_at: &session.updated_at,
     }
 }
+
+/// The payment session `id` of the workspace as the API shows it (without its transactions),
+/// for an event; `None` when there is none.
+pub fn find_json(
+    conn: &rusqlite::Connection,
+    workspace_id: &crate::ids::WorkspaceId,
+    id: &str,
+) -> Result<Option<serde_json::Value>, crate::error::AppError> {
+    let Some(id) = crate::ids::PaymentSessionId::parse(id) else {
+        return Ok(None);
+    };
+    let session = crate::payments::store::find_session(conn, &id, Some(workspace_id))?;
+    session
+        .map(|session| serde_json::to_value(session_view(&session)))
+        .transpose()
+        .map_err(crate::error::AppError::internal)
+}

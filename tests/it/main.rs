@@ -48,3 +48,4 @@ mod sms_providers;
 mod smtp_pool;
 mod smtp_provider;
 mod unsubscribe;
+mod webhooks;

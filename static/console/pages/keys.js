@@ -17,6 +17,8 @@ const SCOPES = [
   "campaigns:write",
   "billing:read",
   "payments:write",
+  "webhooks:read",
+  "webhooks:write",
 ];
 
 export async function render(_param, session) {
