@@ -666,3 +666,126 @@ fn an_event_committed_before_a_sigkill_is_delivered_after_the_restart() {
     assert_eq!(status, "succeeded");
     drop(server);
 }
+
+/// The event types a receiver got, in arrival order.
+fn types(receiver: &FakeHttp) -> Vec<String> {
+    receiver
+        .requests()
+        .iter()
+        .map(|request| request.json()["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_campaign_reports_its_launch_its_messages_and_its_end() {
+    let receiver = FakeHttp::start(|_| Reply::empty(200));
+    let server = loopback_server(Duration::from_secs(5));
+    let owner = setup(&server);
+    let mut scopes = ALL_SCOPES.to_vec();
+    scopes.extend([
+        "contacts:write",
+        "contacts:read",
+        "campaigns:write",
+        "campaigns:read",
+    ]);
+    let (_, key) = create_key(&owner, &scopes, "test");
+    let api = Caller {
+        server: &server,
+        key,
+    };
+    api.endpoint(
+        &format!("{}/h", receiver.url()),
+        json!(["campaign.launched", "campaign.completed", "message.sent"]),
+    );
+    for (name, phone) in [("Ada", "+237677000001"), ("Bea", "+237677000002")] {
+        let created = api.post("/v1/contacts", json!({"name": name, "phone": phone}));
+        assert_eq!(created.status, 201, "{}", created.text());
+    }
+    let campaign = api.post(
+        "/v1/campaigns",
+        json!({"name": "Sale", "channel": "sms", "text": "Sale today", "audience": {"all": true}}),
+    );
+    assert_eq!(campaign.status, 201, "{}", campaign.text());
+    let id = campaign.json()["id"].as_str().unwrap().to_owned();
+    let authorization = format!("Bearer {}", api.key);
+    let launched = crate::auth_fixtures::send(
+        &server,
+        "POST",
+        &format!("/v1/campaigns/{id}/launch"),
+        vec![
+            ("Authorization", authorization.as_str()),
+            ("Idempotency-Key", "launch-1"),
+        ],
+        None,
+    );
+    assert_eq!(launched.status, 200, "{}", launched.text());
+    wait_for_value(
+        "the campaign's events",
+        Duration::from_secs(60),
+        || types(&receiver).join(","),
+        |seen| seen.contains("campaign.completed"),
+    );
+    let events: Vec<Value> = receiver.requests().iter().map(Recorded::json).collect();
+    let of = |kind: &str| -> Vec<&Value> { events.iter().filter(|e| e["type"] == kind).collect() };
+    assert_eq!(of("campaign.launched").len(), 1, "{events:?}");
+    assert_eq!(
+        of("campaign.launched")[0]["data"]["object"]["id"],
+        id.as_str()
+    );
+    assert_eq!(of("message.sent").len(), 2, "{events:?}");
+    assert!(
+        of("message.sent")
+            .iter()
+            .all(|e| e["data"]["object"]["campaign_id"] == id.as_str())
+    );
+    let completed = of("campaign.completed");
+    assert_eq!(completed.len(), 1);
+    assert_eq!(completed[0]["data"]["object"]["status"], "completed");
+    assert_eq!(
+        completed[0]["data"]["object"]["launch"]["messages_created"],
+        2
+    );
+    assert!(completed.iter().all(|e| e["mode"] == "test"));
+}
+
+#[test]
+fn a_verified_payment_is_reported_to_live_endpoints() {
+    use crier::payments::provider::ProviderName;
+    let receiver = FakeHttp::start(|_| Reply::empty(200));
+    let fakes = crate::payments::Fakes::start();
+    let configure_payments = fakes.configure(&[ProviderName::Flutterwave]);
+    let server = TestServer::start_with(
+        |config: &mut Config| {
+            configure_payments(config);
+            config.webhooks = WebhookSettings {
+                allow_private: true,
+                http_hosts: vec!["127.0.0.1".to_owned()],
+                timeout: Duration::from_secs(5),
+            };
+        },
+        Router::standard(),
+    );
+    let owner = setup(&server);
+    // An owner's console session registers it, in the live mode it looks at.
+    let created = owner.post(
+        "/v1/webhook-endpoints",
+        &json!({"url": format!("{}/h", receiver.url()), "events": ["payment.succeeded"]}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let session = crate::payments::topup(&owner, 5000);
+    let id = session["id"].as_str().unwrap();
+    let event = crate::payments::flutterwave_event(id, "successful");
+    let webhook =
+        crate::payments::post_flutterwave(&server, &event, Some(crate::payments::FLW_HASH));
+    assert_eq!(webhook.status, 200, "{}", webhook.text());
+    let requests = receiver.wait_for_requests(1, Duration::from_secs(30));
+    let delivered = requests[0].json();
+    assert_eq!(delivered["type"], "payment.succeeded");
+    assert_eq!(delivered["mode"], "live");
+    assert_eq!(delivered["data"]["object"]["id"], id);
+    assert_eq!(delivered["data"]["object"]["status"], "succeeded");
+    assert_eq!(
+        delivered["data"]["object"]["amount"],
+        json!({"amount_minor": 5000, "currency": "XAF"})
+    );
+}
