@@ -2,8 +2,8 @@
 //! (docs/design/webhooks.md). The lowest domain, so every domain that changes something may
 //! record an event in its own transaction.
 //!
-//! Most events are recorded by the database itself: triggers on `messages`, `campaigns` and
-//! `payment_sessions` (migration V30) write a row in the transaction that changes the status,
+//! Most events are recorded by the database itself: triggers on `messages`, `campaigns`,
+//! `payment_sessions` (migration V30) and `contact_imports` (V31) write a row in the transaction that changes the status,
 //! whatever code path changes it. Code records the others with `record`. A row starts without
 //! an id or a body; the webhook runner prepares it (`evt_…` id, the object as the API shows it,
 //! one delivery per endpoint that wants it) in one later transaction. Events are recorded only
@@ -30,6 +30,7 @@ crate::text_enum! {
         PaymentSucceeded = "payment.succeeded",
         PaymentFailed = "payment.failed",
         PaymentRefunded = "payment.refunded",
+        ImportCompleted = "import.completed",
         /// Sent only by `POST /v1/webhook-endpoints/{id}/test`, to that endpoint alone.
         WebhookTest = "webhook.test",
     }
@@ -41,6 +42,7 @@ pub enum ObjectKind {
     Message,
     Campaign,
     Payment,
+    Import,
     WebhookEndpoint,
 }
 
@@ -65,6 +67,7 @@ impl EventType {
             EventType::PaymentSucceeded | EventType::PaymentFailed | EventType::PaymentRefunded => {
                 ObjectKind::Payment
             }
+            EventType::ImportCompleted => ObjectKind::Import,
             EventType::WebhookTest => ObjectKind::WebhookEndpoint,
         }
     }

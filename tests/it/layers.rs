@@ -401,6 +401,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V30__webhooks.sql",
         "f9eac3998e63050c086d6fcee6d73ff45a16ca863b06af7b8842c5ef261c6c13",
     ),
+    (
+        "V31__import_events.sql",
+        "87bda275cdf35e734728c22efeb0151ace9da16e0a15cf7f1547df412d47ce61",
+    ),
 ];
 
 #[test]

@@ -248,7 +248,7 @@ fn endpoints_are_checked_shown_without_their_secret_rotated_and_deleted() {
     );
     assert_eq!(changed.status, 200, "{}", changed.text());
     let changed = changed.json();
-    assert_eq!(changed["events"].as_array().unwrap().len(), 10);
+    assert_eq!(changed["events"].as_array().unwrap().len(), 11);
     assert_eq!(changed["description"], Value::Null);
     assert_eq!(changed["enabled"], false);
     api.patch(
@@ -787,5 +787,53 @@ fn a_verified_payment_is_reported_to_live_endpoints() {
     assert_eq!(
         delivered["data"]["object"]["amount"],
         json!({"amount_minor": 5000, "currency": "XAF"})
+    );
+}
+
+#[test]
+fn a_completed_import_is_reported_with_its_counts() {
+    let receiver = FakeHttp::start(|_| Reply::empty(200));
+    let server = loopback_server(Duration::from_secs(5));
+    let owner = setup(&server);
+    let mut scopes = ALL_SCOPES.to_vec();
+    scopes.extend(["contacts:write", "contacts:read"]);
+    let (_, key) = create_key(&owner, &scopes, "live");
+    let api = Caller {
+        server: &server,
+        key,
+    };
+    api.endpoint(
+        &format!("{}/h", receiver.url()),
+        json!(["import.completed"]),
+    );
+    let authorization = format!("Bearer {}", api.key);
+    let import = server.request(
+        "POST",
+        "/v1/contacts/imports",
+        &[
+            ("Authorization", authorization.as_str()),
+            ("Content-Type", "text/csv"),
+        ],
+        b"name,email\nBea,bea@example.com\nCy,not-an-email\n",
+    );
+    assert_eq!(import.status, 202, "{}", import.text());
+    let id = import.json()["id"].as_str().unwrap().to_owned();
+    let requests = receiver.wait_for_requests(1, Duration::from_secs(30));
+    let event = requests[0].json();
+    assert_eq!(event["type"], "import.completed");
+    assert_eq!(event["mode"], "live");
+    let object = &event["data"]["object"];
+    assert_eq!(object["id"], id.as_str());
+    assert_eq!(object["status"], "completed");
+    assert_eq!(object["created"], 1);
+    assert_eq!(object["rejected"], 1);
+    assert_eq!(
+        *object,
+        {
+            let mut shown = api.get(&format!("/v1/contacts/imports/{id}")).json();
+            shown.as_object_mut().unwrap().remove("request_id");
+            shown
+        },
+        "the import as the API shows it"
     );
 }
