@@ -837,3 +837,55 @@ fn a_completed_import_is_reported_with_its_counts() {
         "the import as the API shows it"
     );
 }
+
+#[test]
+fn during_a_rotations_overlap_both_secrets_sign() {
+    let receiver = FakeHttp::start(|_| Reply::empty(200));
+    let server = loopback_server(Duration::from_secs(5));
+    let (api, _) = caller(&server, ALL_SCOPES, "live");
+    let endpoint = api.endpoint(&format!("{}/h", receiver.url()), json!(["*"]));
+    let id = endpoint["id"].as_str().unwrap();
+    let first = endpoint["secret"].as_str().unwrap().to_owned();
+    let rotated = api
+        .post(
+            &format!("/v1/webhook-endpoints/{id}/rotate-secret"),
+            json!({}),
+        )
+        .json();
+    let second = rotated["secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        rotated["previous_secret_expires_at"],
+        "2026-11-26T09:30:00.000Z"
+    );
+    api.test_event(id);
+    let request = &receiver.wait_for_requests(1, Duration::from_secs(20))[0];
+    let header = signature(request);
+    assert_eq!(header.matches("v1=").count(), 2, "{header}");
+    assert!(python_accepts(&second, &header, &request.body));
+    assert!(python_accepts(&first, &header, &request.body));
+
+    // A day later the overlap is over: only the new secret signs.
+    server.clock.advance(chrono::Duration::hours(25));
+    api.test_event(id);
+    let request = &receiver.wait_for_requests(2, Duration::from_secs(20))[1];
+    let header = signature(request);
+    assert_eq!(header.matches("v1=").count(), 1, "{header}");
+    assert!(python_accepts(&second, &header, &request.body));
+    assert!(!python_accepts(&first, &header, &request.body));
+
+    // Rotated again with no overlap: only the newest secret signs at once.
+    let third = api
+        .post(
+            &format!("/v1/webhook-endpoints/{id}/rotate-secret"),
+            json!({"overlap_seconds": 0}),
+        )
+        .json();
+    assert_eq!(third["previous_secret_expires_at"], Value::Null);
+    let third = third["secret"].as_str().unwrap().to_owned();
+    api.test_event(id);
+    let request = &receiver.wait_for_requests(3, Duration::from_secs(20))[2];
+    let header = signature(request);
+    assert_eq!(header.matches("v1=").count(), 1, "{header}");
+    assert!(python_accepts(&third, &header, &request.body));
+    assert!(!python_accepts(&second, &header, &request.body));
+}
