@@ -3,7 +3,7 @@
 //! record an event in its own transaction.
 //!
 //! Most events are recorded by the database itself: triggers on `messages`, `campaigns`,
-//! `payment_sessions` (migration V30) and `contact_imports` (V31) write a row in the transaction that changes the status,
+//! `payment_sessions` (migration V30) `contact_imports` and `contacts` (V31) write a row in the transaction that changes the status,
 //! whatever code path changes it. Code records the others with `record`. A row starts without
 //! an id or a body; the webhook runner prepares it (`evt_…` id, the object as the API shows it,
 //! one delivery per endpoint that wants it) in one later transaction. Events are recorded only
@@ -30,6 +30,7 @@ crate::text_enum! {
         PaymentSucceeded = "payment.succeeded",
         PaymentFailed = "payment.failed",
         PaymentRefunded = "payment.refunded",
+        ContactUnsubscribed = "contact.unsubscribed",
         ImportCompleted = "import.completed",
         /// Sent only by `POST /v1/webhook-endpoints/{id}/test`, to that endpoint alone.
         WebhookTest = "webhook.test",
@@ -42,6 +43,7 @@ pub enum ObjectKind {
     Message,
     Campaign,
     Payment,
+    Contact,
     Import,
     WebhookEndpoint,
 }
@@ -67,6 +69,7 @@ impl EventType {
             EventType::PaymentSucceeded | EventType::PaymentFailed | EventType::PaymentRefunded => {
                 ObjectKind::Payment
             }
+            EventType::ContactUnsubscribed => ObjectKind::Contact,
             EventType::ImportCompleted => ObjectKind::Import,
             EventType::WebhookTest => ObjectKind::WebhookEndpoint,
         }

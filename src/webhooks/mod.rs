@@ -482,6 +482,12 @@ pub fn prepare_events(
             ObjectKind::Payment => {
                 crate::payments::view::find_json(conn, &event.workspace_id, &event.object_id)?
             }
+            ObjectKind::Contact => crate::contacts::view::find_json(
+                conn,
+                &event.workspace_id,
+                event.mode,
+                &event.object_id,
+            )?,
             ObjectKind::Import => crate::contacts::imports::view::find_json(
                 conn,
                 &event.workspace_id,

@@ -402,8 +402,8 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "f9eac3998e63050c086d6fcee6d73ff45a16ca863b06af7b8842c5ef261c6c13",
     ),
     (
-        "V31__import_events.sql",
-        "87bda275cdf35e734728c22efeb0151ace9da16e0a15cf7f1547df412d47ce61",
+        "V31__import_and_unsubscribe_events.sql",
+        "132608155945d2d80259c0ee33bdab0447a5ba41419d4ed412b32190e8b0757c",
     ),
 ];
 

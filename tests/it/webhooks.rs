@@ -248,7 +248,7 @@ fn endpoints_are_checked_shown_without_their_secret_rotated_and_deleted() {
     );
     assert_eq!(changed.status, 200, "{}", changed.text());
     let changed = changed.json();
-    assert_eq!(changed["events"].as_array().unwrap().len(), 11);
+    assert_eq!(changed["events"].as_array().unwrap().len(), 12);
     assert_eq!(changed["description"], Value::Null);
     assert_eq!(changed["enabled"], false);
     api.patch(
@@ -888,4 +888,64 @@ fn during_a_rotations_overlap_both_secrets_sign() {
     assert_eq!(header.matches("v1=").count(), 1, "{header}");
     assert!(python_accepts(&third, &header, &request.body));
     assert!(!python_accepts(&second, &header, &request.body));
+}
+
+#[test]
+fn a_contact_who_unsubscribes_is_reported_once_per_channel() {
+    let receiver = FakeHttp::start(|_| Reply::empty(200));
+    let server = loopback_server(Duration::from_secs(5));
+    let owner = setup(&server);
+    let mut scopes = ALL_SCOPES.to_vec();
+    scopes.extend(["contacts:write", "contacts:read"]);
+    let (_, key) = create_key(&owner, &scopes, "test");
+    let api = Caller {
+        server: &server,
+        key,
+    };
+    api.endpoint(
+        &format!("{}/h", receiver.url()),
+        json!(["contact.unsubscribed"]),
+    );
+    let created = api.post(
+        "/v1/contacts",
+        json!({"name": "Ada", "phone": "+237677000001", "email": "ada@example.com"}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/contacts/{id}");
+    // A change that is not an unsubscription is no event; unsubscribing from SMS is one.
+    assert_eq!(api.patch(&path, json!({"name": "Ada L."})).status, 200);
+    assert_eq!(
+        api.patch(&path, json!({"unsubscribed": {"sms": true}}))
+            .status,
+        200
+    );
+    let first = receiver.wait_for_requests(1, Duration::from_secs(20))[0].json();
+    assert_eq!(first["type"], "contact.unsubscribed");
+    assert_eq!(first["mode"], "test");
+    assert_eq!(first["data"]["object"]["id"], id.as_str());
+    assert_eq!(first["data"]["object"]["sms_unsubscribed_via"], "api");
+    assert_eq!(
+        first["data"]["object"]["email_unsubscribed_at"],
+        Value::Null
+    );
+    assert_eq!(
+        first["created_at"],
+        first["data"]["object"]["sms_unsubscribed_at"]
+    );
+    // Email too: a second event, for the other channel.
+    assert_eq!(
+        api.patch(&path, json!({"unsubscribed": {"email": true}}))
+            .status,
+        200
+    );
+    let requests = receiver.wait_for_requests(2, Duration::from_secs(20));
+    assert!(requests[1].json()["data"]["object"]["email_unsubscribed_at"].is_string());
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM events WHERE type = 'contact.unsubscribed'"
+        ),
+        2
+    );
 }
