@@ -175,7 +175,8 @@ fn new_secret(ids: &Ids) -> String {
     )
 }
 
-/// A new endpoint and its signing secret (the only time it is shown… with a rotation's).
+/// A new endpoint; its signing secret is in the row (shown to the caller now and after a
+/// rotation, never otherwise).
 pub fn create_endpoint(
     conn: &Connection,
     ids: &Ids,
@@ -384,7 +385,7 @@ fn new_delivery(
 }
 
 /// `POST /v1/webhook-endpoints/{id}/test`: a `webhook.test` event (the endpoint itself as its
-/// object), delivered to this endpoint alone, even when it is turned off... once it is on.
+/// object) for this endpoint alone. Queued even while the endpoint is off; sent once it is on.
 pub fn send_test_event(
     conn: &Connection,
     ids: &Ids,
@@ -673,4 +674,71 @@ pub fn prune(conn: &Connection, before: Timestamp, limit: usize) -> Result<usize
     let deliveries = store::delete_settled_before(conn, &before, limit)?;
     let events = events::prune(conn, &before, limit)?;
     Ok(deliveries + events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_header_has_one_v1_per_secret() {
+        let secrets = vec!["whsec_new".to_owned(), "whsec_old".to_owned()];
+        let header = signature_header(&secrets, 1_795_000_000, "{\"id\":\"evt_1\"}");
+        let expected_new =
+            crate::outbound::hmac_sha256_hex(b"whsec_new", b"1795000000.{\"id\":\"evt_1\"}");
+        let expected_old =
+            crate::outbound::hmac_sha256_hex(b"whsec_old", b"1795000000.{\"id\":\"evt_1\"}");
+        assert_eq!(
+            header,
+            format!("t=1795000000,v1={expected_new},v1={expected_old}")
+        );
+    }
+
+    #[test]
+    fn urls_follow_the_operators_rules() {
+        let strict = WebhookSettings::default();
+        assert_eq!(
+            check_url(" https://hooks.example.com/a?b=1 ", &strict).unwrap(),
+            "https://hooks.example.com/a?b=1"
+        );
+        for bad in [
+            "",
+            "hooks.example.com",
+            "ftp://hooks.example.com/",
+            "http://hooks.example.com/",
+            "https://u:p@hooks.example.com/",
+            "https://127.0.0.1/",
+            "https://[::1]/",
+            "https://[fd00:ec2::254]/",
+            "https://169.254.169.254/latest/meta-data",
+        ] {
+            assert!(check_url(bad, &strict).is_err(), "{bad:?}");
+        }
+        let open = WebhookSettings {
+            allow_private: true,
+            http_hosts: vec!["localhost".to_owned()],
+            ..WebhookSettings::default()
+        };
+        assert!(check_url("http://LOCALHOST:8080/h", &open).is_ok());
+        assert!(check_url("https://127.0.0.1/", &open).is_ok());
+        assert!(
+            check_url("http://127.0.0.1/", &open).is_err(),
+            "not a listed host"
+        );
+    }
+
+    #[test]
+    fn event_lists_accept_a_star_and_refuse_unknown_types() {
+        assert_eq!(
+            check_events(&["*".to_owned()]).unwrap().len(),
+            EventType::ALL.len() - 1
+        );
+        assert_eq!(
+            check_events(&["message.sent".to_owned(), "message.sent".to_owned()]).unwrap(),
+            vec![EventType::MessageSent]
+        );
+        assert!(check_events(&[]).is_err());
+        assert!(check_events(&["webhook.test".to_owned()]).is_err());
+        assert!(check_events(&["message.lost".to_owned()]).is_err());
+    }
 }
