@@ -45,6 +45,9 @@ pub struct App {
     pub imports: OutboxSignal,
     /// Rung when a campaign is launched, scheduled or cancelled, to wake the campaign runner.
     pub campaigns: OutboxSignal,
+    /// Rung when a webhook delivery is queued by a route (a test event, a retry), to wake the
+    /// webhook runner (which polls for the events triggers record).
+    pub webhooks: OutboxSignal,
 }
 
 impl App {
@@ -85,6 +88,7 @@ impl App {
             unsubscribe_key,
             imports: OutboxSignal::default(),
             campaigns: OutboxSignal::default(),
+            webhooks: OutboxSignal::default(),
         })
     }
 }

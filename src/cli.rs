@@ -342,6 +342,9 @@ mod tests {
             "CRIER_BILLING_CATALOG",
             "CRIER_TRUSTED_PROXIES",
             "CRIER_DEFAULT_COUNTRY",
+            "CRIER_WEBHOOK_ALLOW_PRIVATE",
+            "CRIER_WEBHOOK_HTTP_HOSTS",
+            "CRIER_WEBHOOK_TIMEOUT_SECS",
             "CRIER_LOG_FORMAT",
             "CRIER_LOG_LEVEL",
         ] {

@@ -115,6 +115,8 @@ pub struct Config {
     pub payments: crate::payments::settings::PaymentSettings,
     /// Scheduled backups while serving (off unless a directory is given).
     pub backups: crate::backups::BackupSettings,
+    /// Outgoing webhooks: which targets they may reach, each attempt's timeout.
+    pub webhooks: crate::webhooks::WebhookSettings,
     pub log_format: LogFormat,
     pub log_level: log::LevelFilter,
 }
@@ -174,6 +176,8 @@ impl Config {
                 check_every: Duration::from_millis(20),
                 ..Default::default()
             },
+            // Off; the webhook tests allow loopback over http, each as it needs.
+            webhooks: crate::webhooks::WebhookSettings::default(),
             log_format: LogFormat::Text,
             log_level: log::LevelFilter::Warn,
         }
@@ -309,6 +313,21 @@ pub struct ServerArgs {
     #[command(flatten)]
     pub backups: crate::backups::BackupArgs,
 
+    /// Whether webhook endpoints may reach loopback, private and link-local addresses (and the
+    /// cloud metadata address): true or false. Checked on every attempt against the addresses
+    /// the host resolves to.
+    #[arg(crier_setting = WEBHOOK_ALLOW_PRIVATE, default_value = "false")]
+    pub webhook_allow_private: String,
+
+    /// Comma-separated hosts webhook endpoints may reach over plain http:// [default: none,
+    /// https only].
+    #[arg(crier_setting = WEBHOOK_HTTP_HOSTS)]
+    pub webhook_http_hosts: Option<String>,
+
+    /// The longest one webhook delivery attempt may take (connect, send, answer), in seconds.
+    #[arg(crier_setting = WEBHOOK_TIMEOUT_SECS, default_value = "10")]
+    pub webhook_timeout_secs: String,
+
     /// Log line format on standard error: text or json.
     #[arg(crier_setting = LOG_FORMAT, default_value = "text")]
     pub log_format: String,
@@ -356,6 +375,11 @@ const TRUSTED_PROXIES: Setting = Setting::new("trusted-proxies", "CRIER_TRUSTED_
 const DEFAULT_COUNTRY: Setting = Setting::new("default-country", "CRIER_DEFAULT_COUNTRY");
 const API_RATE_LIMIT: Setting = Setting::new("api-rate-limit", "CRIER_API_RATE_LIMIT");
 const PUBLIC_RATE_LIMIT: Setting = Setting::new("public-rate-limit", "CRIER_PUBLIC_RATE_LIMIT");
+const WEBHOOK_ALLOW_PRIVATE: Setting =
+    Setting::new("webhook-allow-private", "CRIER_WEBHOOK_ALLOW_PRIVATE");
+const WEBHOOK_HTTP_HOSTS: Setting = Setting::new("webhook-http-hosts", "CRIER_WEBHOOK_HTTP_HOSTS");
+const WEBHOOK_TIMEOUT_SECS: Setting =
+    Setting::new("webhook-timeout-secs", "CRIER_WEBHOOK_TIMEOUT_SECS");
 const LOG_FORMAT: Setting = Setting::new("log-format", "CRIER_LOG_FORMAT");
 const LOG_LEVEL: Setting = Setting::new("log-level", "CRIER_LOG_LEVEL");
 
@@ -522,6 +546,25 @@ impl ServerArgs {
                 whole_number(&self.public_rate_limit, 0, 1_000_000),
             )
             .map(|per_second| rate(per_second, 5));
+        let webhook_allow_private = p.check(
+            WEBHOOK_ALLOW_PRIVATE,
+            one_of(
+                &self.webhook_allow_private,
+                &[("true", true), ("false", false)],
+            ),
+        );
+        let webhook_timeout_secs = p.check(
+            WEBHOOK_TIMEOUT_SECS,
+            whole_number(&self.webhook_timeout_secs, 1, 60),
+        );
+        let webhook_http_hosts: Vec<String> = self
+            .webhook_http_hosts
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(|host| host.trim().to_ascii_lowercase())
+            .filter(|host| !host.is_empty())
+            .collect();
         let log_format = p.check(
             LOG_FORMAT,
             one_of(
@@ -581,6 +624,11 @@ impl ServerArgs {
             delivery: delivery?,
             payments: payments?,
             backups: backups?,
+            webhooks: crate::webhooks::WebhookSettings {
+                allow_private: webhook_allow_private?,
+                http_hosts: webhook_http_hosts,
+                timeout: Duration::from_secs(webhook_timeout_secs?),
+            },
             log_format: log_format?,
             log_level: log_level?,
         })

@@ -15,7 +15,7 @@ use crate::clock::{Clock, Timestamp};
 mod typed;
 pub use typed::{
     ApiKeyId, CampaignId, ContactFieldId, ContactId, ContactImportId, GroupId, MessageId,
-    PaymentSessionId, SegmentId, UserId, WorkspaceId,
+    PaymentSessionId, SegmentId, UserId, WebhookDeliveryId, WebhookEndpointId, WorkspaceId,
 };
 
 /// Where random bytes come from.

@@ -2,7 +2,8 @@
 //! every `--janitor-interval-secs`: expired idempotency records, ended console sessions,
 //! payment sessions left unpaid past their lifetime (which it expires), and webhook journal
 //! events settled or rejected longer ago than `--webhook-retention-days`, and login-failure
-//! counters past their expiry, activity log entries older than `--activity-retention-days`;
+//! counters past their expiry, activity log entries older than `--activity-retention-days`,
+//! outgoing webhook events and settled deliveries older than 30 days (`webhooks::RETENTION`);
 //! then the subject and bodies of finished messages older than `--message-retention-days`
 //! (`messages::purge_expired_bodies`); last it gives the pages all of that freed back to the
 //! filesystem (`db::vacuum::return_free_pages`).
@@ -20,6 +21,9 @@ use crate::db::{self, sweep_in_batches};
 use crate::error::{AppError, StartupError};
 use crate::idempotency;
 use crate::messages;
+
+/// Outgoing webhook rows deleted per kind and round at most.
+const JANITOR_PRUNE_BATCH: usize = 5_000;
 
 /// A running janitor; `stop` (or drop) ends it.
 pub struct Janitor {
@@ -56,7 +60,7 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
     let now = app.clock.now();
     // Each sweep runs even when another failed; the first failure is reported. A sweep answers
     // how many rows it deleted or changed.
-    let sweeps: [(&str, Result<usize, AppError>); 8] = [
+    let sweeps: [(&str, Result<usize, AppError>); 9] = [
         (
             "idempotency_records",
             idempotency::sweep_expired(&app.db, now),
@@ -75,6 +79,12 @@ pub fn sweep(app: &App) -> Result<(), AppError> {
             auth::rate_limit::sweep_expired(&app.db, now),
         ),
         ("activity_entries", prune_activity(app, now)),
+        (
+            "outgoing_webhook_rows",
+            app.db.write(|conn| {
+                crate::webhooks::prune(conn, now - crate::webhooks::RETENTION, JANITOR_PRUNE_BATCH)
+            }),
+        ),
         ("purged_messages", purge_message_bodies(app, now)),
         // Last, so the pages every sweep above freed go back to the filesystem in this round.
         ("returned_pages", db::vacuum::return_free_pages(&app.db)),

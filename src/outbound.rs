@@ -7,6 +7,7 @@
 //! credentials (AvlyText's `api_key` query parameter), and bodies carry message text.
 
 use std::io;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 /// A call that got no answer at all: timeout, refused connection, TLS, a URL that is not one.
@@ -108,6 +109,28 @@ impl HttpClient {
         read_reply(response)
     }
 
+    /// POSTs `payload` to a webhook endpoint (a client from `guarded_client`): like `post`, with a
+    /// refusal by the target policy told apart (`forbidden_target`).
+    pub fn post_guarded(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        payload: Payload<'_>,
+    ) -> Result<HttpReply, TransportError> {
+        let mut request = self.agent.post(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let sent = match payload {
+            Payload::Json(body) => request
+                .header("Content-Type", "application/json")
+                .send(&body[..]),
+            Payload::Form(fields) => request.send_form(fields),
+        };
+        let response = sent.map_err(|error| guarded_error(&error))?;
+        read_reply(response)
+    }
+
     /// GETs `url` with the `query` parameters (percent-encoded here, like `post`) and `headers`.
     /// Any status is an `HttpReply`; only a transport failure is an `Err`, already classified.
     pub fn get(
@@ -125,6 +148,130 @@ impl HttpClient {
         }
         let response = request.call().map_err(|error| transport_error(&error))?;
         read_reply(response)
+    }
+}
+
+/// Which targets a webhook may reach: the operator's choice (`--webhook-allow-private`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetPolicy {
+    /// Whether loopback, private, link-local and the cloud metadata addresses may be reached.
+    pub allow_private: bool,
+}
+
+/// Whether `ip` is one a webhook must not reach unless the operator allows private targets:
+/// unspecified, loopback, private (RFC 1918, IPv6 unique local), link-local (with the cloud
+/// metadata address 169.254.169.254), carrier-grade NAT, multicast, broadcast, documentation,
+/// and IPv4 addresses written as IPv6 (mapped or compatible) judged as IPv4. `fd00:ec2::254`
+/// (the EC2 IPv6 metadata address) is unique local.
+pub fn is_private_target(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_unspecified()
+                || v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || a >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4() {
+                return is_private_target(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_unspecified()
+                || v6.is_loopback()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
+        }
+    }
+}
+
+/// The resolver of webhook calls: resolves the host, keeps only the addresses the policy allows
+/// and hands ureq exactly those, so the address checked is the address connected to (DNS cannot
+/// answer differently between the check and the connection). A host with no allowed address is
+/// refused with `PermissionDenied`, which `guarded_error` names.
+#[derive(Debug)]
+struct GuardedResolver {
+    policy: TargetPolicy,
+}
+
+impl ureq::unversioned::resolver::Resolver for GuardedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        _config: &ureq::config::Config,
+        _timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let host = uri.host().ok_or(ureq::Error::HostNotFound)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let default_port = if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        };
+        let port = uri.port_u16().unwrap_or(default_port);
+        let resolved: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+        if resolved.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        let mut result = self.empty();
+        for addr in resolved {
+            if self.policy.allow_private || !is_private_target(addr.ip()) {
+                // At most 16 kept; the rest are not needed to connect.
+                let _ = result.try_push(addr);
+            }
+        }
+        if result.is_empty() {
+            return Err(ureq::Error::Io(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "private address",
+            )));
+        }
+        Ok(result)
+    }
+}
+
+/// The client of webhook deliveries: every address checked against `policy` as the connection is
+/// made, no redirects followed (a 3xx is an answer like any other), no proxy from the
+/// environment, each call bounded by `timeout`.
+pub fn guarded_client(timeout: Duration, policy: TargetPolicy) -> HttpClient {
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(None)
+        .build();
+    let agent = ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::new(),
+        GuardedResolver { policy },
+    );
+    HttpClient { agent }
+}
+
+/// A transport failure of a webhook call, with a refusal by the target policy told apart.
+pub fn guarded_error(error: &ureq::Error) -> TransportError {
+    match error {
+        ureq::Error::Io(io_error) if io_error.kind() == io::ErrorKind::PermissionDenied => {
+            TransportError::new(
+                "forbidden_target",
+                "the URL resolves to a private, loopback or link-local address only",
+            )
+        }
+        other => {
+            let failure = transport_error(other);
+            TransportError {
+                message: failure.message.replace("the provider", "the endpoint"),
+                ..failure
+            }
+        }
     }
 }
 
@@ -259,6 +406,35 @@ mod tests {
         let bad_uri = transport_error(&ureq::Error::BadUri("http://x/?api_key=secret".to_owned()));
         assert!(!bad_uri.message.contains("secret"));
         assert_eq!(bad_uri.code, "config");
+    }
+
+    #[test]
+    fn private_targets_are_recognised() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "::",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+        ] {
+            assert!(is_private_target(private.parse().unwrap()), "{private}");
+        }
+        for public in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:2800:220:1::1",
+            "172.32.0.1",
+        ] {
+            assert!(!is_private_target(public.parse().unwrap()), "{public}");
+        }
     }
 
     #[test]

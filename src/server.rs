@@ -1,4 +1,4 @@
-//! Assembles a running crier: database, shared state, HTTP workers, dispatchers and the scheduler, the payments worker, the janitor, the backup runner. Used by `crier serve` and by
+//! Assembles a running crier: database, shared state, HTTP workers, dispatchers and the scheduler, the payments worker, the webhook runner, the janitor, the backup runner. Used by `crier serve` and by
 //! the integration tests, so both run exactly the same start-up path.
 
 use std::net::SocketAddr;
@@ -17,6 +17,7 @@ use crate::ids::RandomSource;
 use crate::janitor::{self, Janitor};
 use crate::payments::worker::{self as payments_worker, PaymentsWorker};
 use crate::web::{self, HttpServer, ShutdownOutcome, router::Router};
+use crate::webhooks::runner::{self as webhook_runner, WebhookRunner};
 
 /// What `start` needs besides the configuration: the sources of time and randomness, and the
 /// route table (tests may add routes).
@@ -35,6 +36,7 @@ pub struct RunningServer {
     payments: PaymentsWorker,
     imports: ImportRunner,
     campaigns: CampaignRunner,
+    webhooks: WebhookRunner,
     backups: BackupRunner,
 }
 
@@ -58,6 +60,8 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
     let imports = import_runner::start(Arc::clone(&app))?;
     // Before HTTP too: a fan-out cut by a crash or a stop resumes at once.
     let campaigns = campaign_runner::start(Arc::clone(&app))?;
+    // Before HTTP too: events recorded before a restart are delivered without waiting.
+    let webhooks = webhook_runner::start(Arc::clone(&app))?;
     let http = web::start(Arc::clone(&app), runtime.router)?;
     let janitor = janitor::start(Arc::clone(&app))?;
     // Last: the first backup (taken at start when none is recent) copies a database that
@@ -71,6 +75,7 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
         payments,
         imports,
         campaigns,
+        webhooks,
         backups,
     })
 }
@@ -91,6 +96,9 @@ impl RunningServer {
         self.imports.stop();
         // Between two steps: a fan-out resumes from its cursor at the next start.
         self.campaigns.stop();
+        // After the runners whose changes record events: the round in hand finishes; claimed
+        // deliveries not sent are sent again after their lease.
+        self.webhooks.stop();
         self.janitor.stop();
         // A backup in progress finishes (or removes its partial copy) first.
         self.backups.stop();

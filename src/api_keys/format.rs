@@ -38,10 +38,12 @@ pub enum Scope {
     BillingRead,
     PaymentsWrite,
     ActivityRead,
+    WebhooksRead,
+    WebhooksWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 9] = [
+    pub const ALL: [Scope; 11] = [
         Scope::MessagesSend,
         Scope::MessagesRead,
         Scope::ContactsRead,
@@ -51,6 +53,8 @@ impl Scope {
         Scope::BillingRead,
         Scope::PaymentsWrite,
         Scope::ActivityRead,
+        Scope::WebhooksRead,
+        Scope::WebhooksWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +68,8 @@ impl Scope {
             Scope::BillingRead => "billing:read",
             Scope::PaymentsWrite => "payments:write",
             Scope::ActivityRead => "activity:read",
+            Scope::WebhooksRead => "webhooks:read",
+            Scope::WebhooksWrite => "webhooks:write",
         }
     }
 

@@ -142,7 +142,7 @@ impl Principal {
 
     /// The workspace, if the caller may use `scope` there: a key needs the scope; a session
     /// needs the role docs/rules/access.md gives that work (members send and manage contacts and
-    /// campaigns; only owners and admins touch payments).
+    /// campaigns; only owners and admins touch payments and webhooks).
     pub fn require_scope(&self, scope: Scope) -> Result<WorkspaceScope, AppError> {
         match self {
             Principal::ApiKey(key) if key.scopes.contains(&scope) => {
@@ -153,7 +153,10 @@ impl Principal {
             }),
             Principal::Session(session) => {
                 let minimum = match scope {
-                    Scope::PaymentsWrite | Scope::ActivityRead => Role::Admin,
+                    Scope::PaymentsWrite
+                    | Scope::ActivityRead
+                    | Scope::WebhooksRead
+                    | Scope::WebhooksWrite => Role::Admin,
                     Scope::MessagesSend
                     | Scope::MessagesRead
                     | Scope::ContactsRead

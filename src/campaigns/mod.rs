@@ -9,6 +9,7 @@ pub mod links;
 pub mod runner;
 pub mod store;
 pub mod template;
+pub mod view;
 
 use std::collections::BTreeSet;
 

@@ -13,6 +13,7 @@ pub mod rules;
 pub mod segments;
 pub mod store;
 pub mod unsubscribe;
+pub mod view;
 
 use rusqlite::Connection;
 use serde::Deserialize;

@@ -129,6 +129,16 @@ typed_id! {
     SegmentId, "seg"
 }
 
+typed_id! {
+    /// A webhook endpoint: `whe_…`.
+    WebhookEndpointId, "whe"
+}
+
+typed_id! {
+    /// One event's delivery to one webhook endpoint: `whd_…`.
+    WebhookDeliveryId, "whd"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

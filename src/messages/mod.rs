@@ -5,6 +5,7 @@
 pub mod compose;
 pub mod segments;
 pub mod store;
+pub mod view;
 
 use rusqlite::Connection;
 

@@ -21,6 +21,7 @@ pub mod purchase;
 pub mod settings;
 pub mod store;
 pub mod stripe;
+pub mod view;
 pub mod worker;
 
 use std::sync::Arc;

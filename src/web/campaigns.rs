@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::activity::{Action, Event};
 use crate::api_keys::format::Scope;
@@ -17,6 +16,7 @@ use crate::campaigns::launch::{self, Launcher, Links};
 use crate::campaigns::links;
 use crate::campaigns::runner::CANCEL_BATCH;
 use crate::campaigns::store::{self, CampaignRow};
+use crate::campaigns::view;
 use crate::campaigns::{
     self as domain, CampaignChanges, CampaignStatus, Checks, NewCampaign, Rendered,
 };
@@ -603,56 +603,15 @@ pub fn campaign_timeline(app: &App, request: &mut Request<'_>) -> Result<ApiResp
     ApiResponse::json(200, &view)
 }
 
-/// A campaign as the API shows it.
+/// A campaign as the API shows it; `GET /v1/campaigns/{id}` of a launched campaign adds its
+/// stats.
 #[derive(Serialize)]
 struct CampaignView<'a> {
-    id: &'a str,
-    mode: Mode,
-    name: &'a str,
-    channel: Channel,
-    status: CampaignStatus,
-    text: Option<&'a str>,
-    subject: Option<&'a str>,
-    html: Option<&'a str>,
-    from_name: Option<&'a str>,
-    audience: Option<&'a RawValue>,
-    scheduled_at: Option<&'a str>,
-    opt_out_line: bool,
-    track_links: bool,
-    duplicated_from: Option<&'a str>,
-    created_at: &'a str,
-    updated_at: &'a str,
-    /// Once launched (or scheduled): what the launch fixed and how far it went.
-    launch: Option<LaunchView<'a>>,
+    #[serde(flatten)]
+    campaign: view::CampaignView<'a>,
     /// `GET /v1/campaigns/{id}` of a launched campaign: its messages and money.
     #[serde(skip_serializing_if = "Option::is_none")]
     stats: Option<StatsView>,
-}
-
-#[derive(Serialize)]
-struct LaunchView<'a> {
-    launched_at: Option<&'a str>,
-    /// SMS: the sender every message goes out from.
-    sender: Option<&'a str>,
-    /// Recipients and units the launch reserved for.
-    planned_recipients: Option<u64>,
-    planned_units: Option<u64>,
-    /// Charged to the wallet for the campaign (the launch's reservation and any enlargement).
-    reserved: Option<Money>,
-    /// Whether the fan-out has written every message.
-    fanout_done: bool,
-    messages_created: u64,
-    /// Contacts left out, by reason.
-    excluded: Option<&'a RawValue>,
-    cancelled_at: Option<&'a str>,
-    finished_at: Option<&'a str>,
-    failure: Option<FailureView<'a>>,
-}
-
-#[derive(Serialize)]
-struct FailureView<'a> {
-    code: &'a str,
-    message: Option<&'a str>,
 }
 
 /// A campaign's messages and money.
@@ -696,53 +655,9 @@ fn stats_view(campaign: &CampaignRow, stats: &Stats, clicks: Option<(u64, u64)>)
     }
 }
 
-fn launch_view(campaign: &CampaignRow) -> Option<LaunchView<'_>> {
-    let progress = &campaign.progress;
-    if campaign.status == CampaignStatus::Draft {
-        return None;
-    }
-    Some(LaunchView {
-        launched_at: progress.launched_at.as_deref(),
-        sender: progress.sender.as_deref(),
-        planned_recipients: progress.planned_recipients,
-        planned_units: progress.planned_units,
-        reserved: progress
-            .currency
-            .as_deref()
-            .map(|currency| Money::new(progress.reserved_minor, currency)),
-        fanout_done: progress.fanout_done_at.is_some(),
-        messages_created: progress.messages_created,
-        // Stored as a JSON object written by crier; shown as is.
-        excluded: serde_json::from_str::<&RawValue>(&progress.excluded).ok(),
-        cancelled_at: progress.cancelled_at.as_deref(),
-        finished_at: progress.finished_at.as_deref(),
-        failure: progress.failure_code.as_deref().map(|code| FailureView {
-            code,
-            message: progress.failure_message.as_deref(),
-        }),
-    })
-}
-
 fn campaign_view(campaign: &CampaignRow) -> CampaignView<'_> {
     CampaignView {
-        id: campaign.id.as_str(),
-        mode: campaign.mode,
-        name: &campaign.name,
-        channel: campaign.channel,
-        status: campaign.status,
-        text: campaign.text.as_deref(),
-        subject: campaign.subject.as_deref(),
-        html: campaign.html.as_deref(),
-        from_name: campaign.from_name.as_deref(),
-        // Stored as a JSON object written by crier; shown as is.
-        audience: serde_json::from_str::<&RawValue>(&campaign.audience).ok(),
-        scheduled_at: campaign.scheduled_at.as_deref(),
-        opt_out_line: campaign.opt_out_line,
-        track_links: campaign.track_links,
-        duplicated_from: campaign.duplicated_from.as_ref().map(CampaignId::as_str),
-        created_at: &campaign.created_at,
-        updated_at: &campaign.updated_at,
-        launch: launch_view(campaign),
+        campaign: view::campaign_view(campaign),
         stats: None,
     }
 }

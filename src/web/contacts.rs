@@ -5,7 +5,6 @@
 use std::io;
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use crate::activity::{Action, Event};
 use crate::api_keys::format::Scope;
@@ -15,10 +14,10 @@ use crate::billing::Channel;
 use crate::contacts::export;
 use crate::contacts::fields::{self, FieldChanges, FieldType, NewField, one_of};
 use crate::contacts::rules::SqlCondition;
-use crate::contacts::store::{self, ContactFilter, ContactOrder, ContactRow, FieldRow};
+use crate::contacts::store::{self, ContactFilter, ContactOrder, FieldRow};
+use crate::contacts::view::{ContactView, contact_view};
 use crate::contacts::{
-    self as domain, ContactChanges, Editor, EmailState, Language, NewContact, PhoneState,
-    UnsubscribeVia,
+    self as domain, ContactChanges, Editor, EmailState, NewContact, PhoneState, UnsubscribeVia,
 };
 use crate::contacts::{groups, segments};
 use crate::error::{AppError, FieldErrors};
@@ -404,54 +403,6 @@ struct ErasedView<'a> {
     id: &'a str,
     erased_at: &'a str,
     messages_scrubbed: usize,
-}
-
-/// A contact as the API shows it. A channel's state is `null` when the contact has no address
-/// on it.
-#[derive(Serialize)]
-pub(crate) struct ContactView<'a> {
-    id: &'a str,
-    mode: Mode,
-    name: &'a str,
-    first_name: Option<&'a str>,
-    last_name: Option<&'a str>,
-    phone: Option<&'a str>,
-    phone_input: Option<&'a str>,
-    email: Option<&'a str>,
-    language: Option<Language>,
-    custom: Option<&'a RawValue>,
-    phone_state: Option<PhoneState>,
-    email_state: Option<EmailState>,
-    sms_unsubscribed_at: Option<&'a str>,
-    sms_unsubscribed_via: Option<UnsubscribeVia>,
-    email_unsubscribed_at: Option<&'a str>,
-    email_unsubscribed_via: Option<UnsubscribeVia>,
-    created_at: &'a str,
-    updated_at: &'a str,
-}
-
-pub(crate) fn contact_view(contact: &ContactRow) -> ContactView<'_> {
-    ContactView {
-        id: contact.id.as_str(),
-        mode: contact.mode,
-        name: &contact.name,
-        first_name: contact.first_name.as_deref(),
-        last_name: contact.last_name.as_deref(),
-        phone: contact.phone.as_deref(),
-        phone_input: contact.phone_input.as_deref(),
-        email: contact.email.as_deref(),
-        language: contact.language,
-        // Stored as a JSON object written by crier; shown as is.
-        custom: serde_json::from_str::<&RawValue>(&contact.custom).ok(),
-        phone_state: contact.phone.as_ref().map(|_| contact.phone_state),
-        email_state: contact.email.as_ref().map(|_| contact.email_state),
-        sms_unsubscribed_at: contact.sms_unsubscribed_at.as_deref(),
-        sms_unsubscribed_via: contact.sms_unsubscribed_via,
-        email_unsubscribed_at: contact.email_unsubscribed_at.as_deref(),
-        email_unsubscribed_via: contact.email_unsubscribed_via,
-        created_at: &contact.created_at,
-        updated_at: &contact.updated_at,
-    }
 }
 
 /// `GET /v1/contact-fields`: the workspace's custom field definitions, oldest first. Scope

@@ -4,17 +4,14 @@
 //! the background. An API key works on the imports of its own mode; a console session on the
 //! live ones.
 
-use serde::Serialize;
-
 use crate::activity::{Action, Event};
 use crate::api_keys::format::Scope;
 use crate::app::App;
-use crate::contacts::imports::csvfile::{Charset, Delimiter};
-use crate::contacts::imports::store::{self, ImportRow};
-use crate::contacts::imports::{self as domain, ImportMode, ImportOptions, ImportStatus, Upload};
+use crate::contacts::imports::store;
+use crate::contacts::imports::view::import_view;
+use crate::contacts::imports::{self as domain, ImportOptions, Upload};
 use crate::error::AppError;
 use crate::ids::ContactImportId;
-use crate::vocabulary::Mode;
 use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
 use crate::web::request::{Request, page_response};
@@ -179,75 +176,4 @@ pub fn rollback_import(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
             return ApiResponse::json(200, &import_view(&job)?);
         }
     }
-}
-
-/// An import job as the API shows it.
-#[derive(Serialize)]
-struct ImportView<'a> {
-    id: &'a str,
-    mode: Mode,
-    status: ImportStatus,
-    import_mode: ImportMode,
-    group_id: Option<&'a str>,
-    charset: Charset,
-    delimiter: Delimiter,
-    /// Each column of the header and the field it fills (`null`: ignored).
-    columns: Vec<ColumnView>,
-    ignored_columns: Vec<String>,
-    bytes_received: i64,
-    bytes_read: i64,
-    rows_read: i64,
-    created: i64,
-    updated: i64,
-    unchanged: i64,
-    rejected: i64,
-    rolled_back: Option<i64>,
-    error: Option<&'a str>,
-    created_at: &'a str,
-    started_at: Option<&'a str>,
-    finished_at: Option<&'a str>,
-    rolled_back_at: Option<&'a str>,
-    updated_at: &'a str,
-}
-
-#[derive(Serialize)]
-struct ColumnView {
-    name: String,
-    field: Option<String>,
-}
-
-fn import_view(job: &ImportRow) -> Result<ImportView<'_>, AppError> {
-    let header: Vec<String> = serde_json::from_str(&job.header).map_err(AppError::internal)?;
-    let mapping: Vec<Option<String>> =
-        serde_json::from_str(&job.mapping).map_err(AppError::internal)?;
-    let ignored_columns = serde_json::from_str(&job.ignored_columns).map_err(AppError::internal)?;
-    Ok(ImportView {
-        id: job.id.as_str(),
-        mode: job.mode,
-        status: job.status,
-        import_mode: job.import_mode,
-        group_id: job.group_id.as_ref().map(|id| id.as_str()),
-        charset: job.charset,
-        delimiter: job.delimiter,
-        columns: header
-            .into_iter()
-            .zip(mapping)
-            .map(|(name, field)| ColumnView { name, field })
-            .collect(),
-        ignored_columns,
-        bytes_received: job.bytes_received,
-        bytes_read: job.bytes_read,
-        rows_read: job.rows_read,
-        created: job.created,
-        updated: job.updated,
-        unchanged: job.unchanged,
-        rejected: job.rejected,
-        rolled_back: job.rolled_back,
-        error: job.error.as_deref(),
-        created_at: &job.created_at,
-        started_at: job.started_at.as_deref(),
-        finished_at: job.finished_at.as_deref(),
-        rolled_back_at: job.rolled_back_at.as_deref(),
-        updated_at: &job.updated_at,
-    })
 }

@@ -2,11 +2,10 @@
 //! call one domain function inside one transaction.
 
 use crate::api_keys::format::Scope;
-use crate::ids::{ApiKeyId, MessageId, WorkspaceId};
+use crate::ids::{MessageId, WorkspaceId};
 use crate::scope::WorkspaceScope;
 use crate::vocabulary::Mode;
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use crate::app::App;
 use crate::auth::principal::Principal;
@@ -17,6 +16,7 @@ use crate::messages::compose::Category;
 use crate::messages::compose::{Draft, compose};
 use crate::messages::store::{self, MessageFilter};
 use crate::messages::store::{AttemptRow, MessageRow};
+use crate::messages::view;
 use crate::messages::{self as domain, MessageStatus, Origin, Recipient};
 use crate::money::Money;
 use crate::web::auth::authenticate_request;
@@ -187,7 +187,7 @@ pub fn estimate_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
         charge: quote.charge,
         mode,
         charged: !test_mode,
-        route: route.as_deref().and_then(route_view),
+        route: route.as_deref().and_then(view::route_view),
     };
     ApiResponse::json(200, &body)
 }
@@ -212,20 +212,7 @@ struct EstimateView<'a> {
     mode: Mode,
     charged: bool,
     /// SMS: the route the number takes and its provider chain; `null` for email.
-    route: Option<RouteView<'a>>,
-}
-
-/// An SMS's route: what matched its number (`+23767`, `CM`, `default`; `test` in test mode)
-/// and the providers it tries, in order.
-#[derive(Serialize)]
-struct RouteView<'a> {
-    matched: &'a str,
-    providers: Vec<&'a str>,
-}
-
-fn route_view(stored: &str) -> Option<RouteView<'_>> {
-    crate::delivery::routes::parse_stored(stored)
-        .map(|(matched, providers)| RouteView { matched, providers })
+    route: Option<view::RouteView<'a>>,
 }
 
 /// `must be one of a, b, c` for a query parameter that takes one of `values`.
@@ -391,42 +378,8 @@ fn detail(
 /// and the attempts.
 #[derive(Serialize)]
 struct MessageView<'a> {
-    id: &'a str,
-    status: MessageStatus,
-    channel: Channel,
-    category: Category,
-    mode: Mode,
-    to: &'a str,
-    sender: Option<&'a str>,
-    subject: Option<&'a str>,
-    text: Option<&'a str>,
-    encoding: Option<&'a str>,
-    segments: Option<u32>,
-    units: u64,
-    included_units: u64,
-    charge: Money,
-    charged: bool,
-    metadata: Option<&'a RawValue>,
-    campaign_id: Option<&'a str>,
-    /// The workspace's contact the message went to, if any.
-    contact_id: Option<&'a str>,
-    api_key_id: Option<&'a str>,
-    /// SMS: the route chosen when it was created; `null` for email (and older messages).
-    route: Option<RouteView<'a>>,
-    provider: Option<&'a str>,
-    provider_message_id: Option<&'a str>,
-    delivery_cycles: u32,
-    next_attempt_at: Option<&'a str>,
-    error: Option<ErrorView<'a>>,
-    scheduled_at: Option<&'a str>,
-    created_at: &'a str,
-    updated_at: &'a str,
-    sent_at: Option<&'a str>,
-    delivered_at: Option<&'a str>,
-    failed_at: Option<&'a str>,
-    cancelled_at: Option<&'a str>,
-    /// When retention dropped the subject and bodies (then `null`); `null` while they are kept.
-    body_purged_at: Option<&'a str>,
+    #[serde(flatten)]
+    message: view::MessageView<'a>,
     #[serde(flatten)]
     detail: Option<DetailView<'a>>,
 }
@@ -445,71 +398,23 @@ struct AttemptView<'a> {
     provider: &'a str,
     outcome: &'a str,
     provider_message_id: Option<&'a str>,
-    error: Option<ErrorView<'a>>,
+    error: Option<view::ErrorView<'a>>,
     duration_ms: u64,
     created_at: &'a str,
-}
-
-#[derive(Serialize)]
-struct ErrorView<'a> {
-    code: &'a str,
-    message: Option<&'a str>,
-}
-
-fn error_view<'a>(code: &'a Option<String>, message: &'a Option<String>) -> Option<ErrorView<'a>> {
-    code.as_deref().map(|code| ErrorView {
-        code,
-        message: message.as_deref(),
-    })
 }
 
 fn message_view<'a>(
     message: &'a MessageRow,
     detail: Option<(&'a [AttemptRow], Option<&'a str>)>,
 ) -> MessageView<'a> {
-    // Stored as the JSON object the client sent (validated on the way in); shown as is. A row
-    // that somehow holds something else shows `null` rather than failing the whole page.
-    let metadata = serde_json::from_str::<&RawValue>(&message.metadata).ok();
-    // A purged message keeps `''` where the schema needs a value; the API shows `null`.
-    let kept =
-        |body: &'a Option<String>| body.as_deref().filter(|_| message.body_purged_at.is_none());
     MessageView {
-        id: message.id.as_str(),
-        status: message.status,
-        channel: message.channel,
-        category: message.category,
-        mode: message.mode,
-        to: &message.to_address,
-        sender: message.sender.as_deref(),
-        subject: kept(&message.subject),
-        text: kept(&message.text),
-        encoding: message.encoding.as_deref(),
-        segments: message.segments,
-        units: message.units,
-        included_units: message.included_units,
-        charge: Money::new(message.charge_minor, &message.currency),
-        charged: message.mode == Mode::Live,
-        metadata,
-        campaign_id: message.campaign_id.as_deref(),
-        contact_id: message.contact_id.as_ref().map(|id| id.as_str()),
-        api_key_id: message.api_key_id.as_ref().map(ApiKeyId::as_str),
-        route: message.route.as_deref().and_then(route_view),
-        provider: message.provider.as_deref(),
-        provider_message_id: message.provider_message_id.as_deref(),
-        delivery_cycles: message.delivery_cycles,
-        next_attempt_at: (message.status == MessageStatus::Queued)
-            .then_some(message.next_attempt_at.as_str()),
-        error: error_view(&message.error_code, &message.error_message),
-        scheduled_at: message.scheduled_at.as_deref(),
-        created_at: &message.created_at,
-        updated_at: &message.updated_at,
-        sent_at: message.sent_at.as_deref(),
-        delivered_at: message.delivered_at.as_deref(),
-        failed_at: message.failed_at.as_deref(),
-        cancelled_at: message.cancelled_at.as_deref(),
-        body_purged_at: message.body_purged_at.as_deref(),
+        message: view::message_view(message),
         detail: detail.map(|(attempts, refunded_at)| DetailView {
-            html: kept(&message.html),
+            // A purged message keeps `''` where the schema needs a value; the API shows `null`.
+            html: message
+                .html
+                .as_deref()
+                .filter(|_| message.body_purged_at.is_none()),
             refunded_at,
             attempts: attempts
                 .iter()
@@ -519,7 +424,7 @@ fn message_view<'a>(
                     provider: &attempt.provider,
                     outcome: &attempt.outcome,
                     provider_message_id: attempt.provider_message_id.as_deref(),
-                    error: error_view(&attempt.error_code, &attempt.error_message),
+                    error: view::error_view(&attempt.error_code, &attempt.error_message),
                     duration_ms: attempt.duration_ms,
                     created_at: &attempt.created_at,
                 })

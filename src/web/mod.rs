@@ -39,6 +39,7 @@ pub mod router;
 pub mod segments;
 pub mod system;
 pub mod unsubscribe;
+pub mod webhooks;
 pub mod workspaces;
 
 use std::net::{SocketAddr, TcpListener};

@@ -8,12 +8,12 @@ use crate::app::App;
 use crate::auth::principal::Principal;
 use crate::billing;
 use crate::error::AppError;
-use crate::money::Money;
+use crate::payments::Applied;
 use crate::payments::flow::{self, Buyer, Purchase};
 use crate::payments::provider::ProviderName;
 use crate::payments::purchase::{self, PurchaseRequest};
 use crate::payments::store::{self, SessionRow, TransactionRow};
-use crate::payments::{Applied, SessionStatus};
+use crate::payments::view;
 use crate::vocabulary::Mode;
 use crate::web::auth::authenticate_request;
 use crate::web::idempotency::{self, Per, Requirement};
@@ -32,22 +32,8 @@ struct CreateSessionBody {
 /// A payment session as the API shows it; the detail view adds its provider transactions.
 #[derive(Serialize)]
 struct SessionView<'a> {
-    id: &'a str,
-    kind: &'a str,
-    plan_code: Option<&'a str>,
-    amount: Money,
-    status: SessionStatus,
-    provider: Option<&'a str>,
-    provider_reference: Option<&'a str>,
-    checkout_url: Option<&'a str>,
-    expires_at: &'a str,
-    fulfilled_at: Option<&'a str>,
-    refunded: Money,
-    refund_shortfall: Money,
-    flag: Option<&'a str>,
-    failure_reason: Option<&'a str>,
-    created_at: &'a str,
-    updated_at: &'a str,
+    #[serde(flatten)]
+    session: view::SessionView<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     transactions: Option<Vec<TransactionView<'a>>>,
 }
@@ -93,22 +79,7 @@ fn session_view<'a>(
     transactions: Option<&'a [TransactionRow]>,
 ) -> SessionView<'a> {
     SessionView {
-        id: session.id.as_str(),
-        kind: &session.kind,
-        plan_code: session.plan_code.as_deref(),
-        amount: Money::new(session.amount_minor, &session.currency),
-        status: session.status,
-        provider: session.provider.as_deref(),
-        provider_reference: session.provider_reference.as_deref(),
-        checkout_url: session.checkout_url.as_deref(),
-        expires_at: &session.expires_at,
-        fulfilled_at: session.fulfilled_at.as_deref(),
-        refunded: Money::new(session.refunded_minor, &session.currency),
-        refund_shortfall: Money::new(session.refund_shortfall_minor, &session.currency),
-        flag: session.flag.as_deref(),
-        failure_reason: session.failure_reason.as_deref(),
-        created_at: &session.created_at,
-        updated_at: &session.updated_at,
+        session: view::session_view(session),
         transactions: transactions
             .map(|transactions| transactions.iter().map(transaction_view).collect()),
     }

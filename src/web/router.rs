@@ -117,7 +117,7 @@ impl Router {
         use crate::web::api_keys as keys;
         use crate::web::{
             activity, auth, billing, campaigns, contacts, groups, imports, links, messages,
-            payments, receipts, segments, unsubscribe, workspaces,
+            payments, receipts, segments, unsubscribe, webhooks, workspaces,
         };
         use Method::{Delete, Get, Patch, Post, Put};
         Router {
@@ -280,6 +280,41 @@ impl Router {
                     Get,
                     "/v1/campaigns/{id}/timeline",
                     campaigns::campaign_timeline,
+                ),
+                // Outgoing webhooks: endpoints and their delivery log.
+                Route::new(Post, "/v1/webhook-endpoints", webhooks::create_endpoint),
+                Route::new(Get, "/v1/webhook-endpoints", webhooks::list_endpoints),
+                Route::new(Get, "/v1/webhook-endpoints/{id}", webhooks::show_endpoint),
+                Route::new(
+                    Patch,
+                    "/v1/webhook-endpoints/{id}",
+                    webhooks::update_endpoint,
+                ),
+                Route::new(
+                    Delete,
+                    "/v1/webhook-endpoints/{id}",
+                    webhooks::delete_endpoint,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/webhook-endpoints/{id}/rotate-secret",
+                    webhooks::rotate_secret,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/webhook-endpoints/{id}/test",
+                    webhooks::send_test_event,
+                ),
+                Route::new(
+                    Get,
+                    "/v1/webhook-endpoints/{id}/deliveries",
+                    webhooks::list_deliveries,
+                ),
+                Route::new(Get, "/v1/webhook-deliveries/{id}", webhooks::show_delivery),
+                Route::new(
+                    Post,
+                    "/v1/webhook-deliveries/{id}/retry",
+                    webhooks::retry_delivery,
                 ),
                 // Payments.
                 Route::new(Post, "/v1/payments/sessions", payments::create_session),

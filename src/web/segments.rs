@@ -14,12 +14,12 @@ use crate::contacts::segments::{
     self as domain, Evaluation, NewSegment, PreviewRequest, SegmentChanges,
 };
 use crate::contacts::store::SegmentRow;
+use crate::contacts::view::{ContactView, contact_view};
 use crate::error::AppError;
 use crate::ids::SegmentId;
 use crate::vocabulary::Mode;
 use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
-use crate::web::contacts::{ContactView, contact_view};
 use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 

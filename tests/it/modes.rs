@@ -109,6 +109,17 @@ impl<'s> World<'s> {
         assert_eq!(import.status, 202, "{}", import.text());
         objects.insert("imports", import.json()["id"].as_str().unwrap().to_owned());
         objects.insert("contacts", contact);
+        // Turned off, so its test event stays a pending delivery nobody sends.
+        let endpoint = self.create(
+            "/v1/webhook-endpoints",
+            json!({"url": "https://hooks.example.com/crier", "events": ["*"],
+                   "enabled": false}),
+        );
+        objects.insert(
+            "webhook-deliveries",
+            self.create(&format!("/v1/webhook-endpoints/{endpoint}/test"), json!({})),
+        );
+        objects.insert("webhook-endpoints", endpoint);
         objects
     }
 
@@ -158,6 +169,9 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
     let body = match (method, path.rsplit('/').next().unwrap()) {
         ("POST" | "DELETE", "contacts") => json!({"contact_ids": []}),
         ("GET" | "DELETE", _) => return None,
+        ("PATCH", _) if path.starts_with("/v1/webhook-endpoints/") => {
+            json!({"description": "Changed"})
+        }
         ("PATCH", _) => json!({"name": "Changed"}),
         ("POST", "test") => json!({"to": "+237677123456"}),
         ("POST", "preview") => json!({}),

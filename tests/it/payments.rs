@@ -165,7 +165,7 @@ impl Fakes {
         change(&mut self.script.lock().unwrap());
     }
 
-    fn configure(&self, providers: &[ProviderName]) -> impl FnOnce(&mut Config) + use<> {
+    pub(crate) fn configure(&self, providers: &[ProviderName]) -> impl FnOnce(&mut Config) + use<> {
         let flutterwave = self.flutterwave.url();
         let stripe = self.stripe.url();
         let providers = providers.to_vec();

@@ -10,6 +10,7 @@
 pub mod csvfile;
 pub mod runner;
 pub mod store;
+pub mod view;
 
 use std::path::{Path, PathBuf};
 

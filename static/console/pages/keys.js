@@ -18,6 +18,8 @@ const SCOPES = [
   "billing:read",
   "payments:write",
   "activity:read",
+  "webhooks:read",
+  "webhooks:write",
 ];
 
 export async function render(_param, session) {
