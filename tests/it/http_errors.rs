@@ -178,6 +178,59 @@ fn wrong_shape_is_422_naming_the_field() {
     }
 }
 
+/// Found by the fuzzer (tests/fuzz/run.sh): `1637.0` is an integer to JSON Schema, and a count
+/// in the wrong type or range is described in JSON's words, never by a Rust type (`u32`, `i64`).
+#[test]
+fn numbers_are_judged_as_json_numbers() {
+    let server = server();
+    let response = server.post_json("/test/echo", r#"{"name": "ada", "count": 3.0}"#);
+    assert_eq!(response.status, 201, "{}", response.text());
+    assert_eq!(response.json()["count"], 3);
+    let cases = [
+        (
+            r#"{"name": "ada", "count": 3.5}"#,
+            "invalid type: number `3.5`, expected a whole number from 0 to 4294967295",
+        ),
+        (
+            r#"{"name": "ada", "count": -1}"#,
+            "invalid value: integer `-1`, expected a whole number from 0 to 4294967295",
+        ),
+        (
+            r#"{"name": "ada", "count": 5000000000}"#,
+            "invalid value: integer `5000000000`, expected a whole number from 0 to 4294967295",
+        ),
+    ];
+    for (body, reason) in cases {
+        let envelope = server
+            .post_json("/test/echo", body)
+            .assert_error(422, "validation_failed");
+        assert_eq!(
+            envelope["error"]["details"]["fields"],
+            serde_json::json!({ "count": reason }),
+            "{body}"
+        );
+    }
+}
+
+/// Found by the fuzzer: `/v1/contacts/export` also matched `/v1/contacts/{id}`, so its 405
+/// advertised PATCH and DELETE (which then treated `export` as a contact id).
+#[test]
+fn a_literal_path_is_not_taken_for_an_id() {
+    let server = server();
+    for method in ["PATCH", "DELETE", "POST", "OPTIONS"] {
+        let response = server.request(method, "/v1/contacts/export", &[], b"");
+        let body = response.assert_error(405, "method_not_allowed");
+        assert_eq!(response.header("Allow"), Some("GET, HEAD"), "{method}");
+        assert_eq!(
+            body["error"]["details"]["allowed_methods"],
+            serde_json::json!(["GET", "HEAD"])
+        );
+    }
+    let response = server.request("DELETE", "/v1/contacts/imports", &[], b"");
+    response.assert_error(405, "method_not_allowed");
+    assert_eq!(response.header("Allow"), Some("POST, GET, HEAD"));
+}
+
 #[test]
 fn validation_reports_every_invalid_field() {
     let server = server();
