@@ -486,7 +486,14 @@ fn in_json_words(message: &str) -> String {
         other if other.starts_with("tuple struct ") || other.starts_with("tuple ") => {
             "a JSON array".to_owned()
         }
-        other if other.starts_with("enum ") => "one of the documented values".to_owned(),
+        other if other.starts_with("struct variant ") => "a JSON object".to_owned(),
+        other
+            if other.starts_with("enum ")
+                || other.contains("tagged enum ")
+                || other.ends_with(" identifier") =>
+        {
+            "one of the documented values".to_owned()
+        }
         other => other.to_owned(),
     };
     format!("{head}expected {plain}")
@@ -617,6 +624,14 @@ mod tests {
             (
                 "invalid value: integer `300`, expected u8",
                 "invalid value: integer `300`, expected a whole number from 0 to 255",
+            ),
+            (
+                "invalid type: string \"x\", expected internally tagged enum Rule",
+                "invalid type: string \"x\", expected one of the documented values",
+            ),
+            (
+                "invalid type: map, expected variant identifier",
+                "invalid type: map, expected one of the documented values",
             ),
         ] {
             assert_eq!(in_json_words(message), plain);

@@ -212,6 +212,97 @@ fn numbers_are_judged_as_json_numbers() {
     }
 }
 
+/// The product's own bodies, given JSON of the wrong shape: every reason is in JSON's words,
+/// none names a Rust type (`i64`, `u32`, `struct …`, `enum …`, `a map`, `floating point`).
+#[test]
+fn no_422_reason_names_a_rust_type() {
+    let server = server();
+    let console = crate::auth_fixtures::setup(&server);
+    let (key_id, _) = crate::auth_fixtures::create_key(&console, &["contacts:read"], "live");
+    let cases = [
+        (
+            format!("/v1/api-keys/{key_id}/rotate"),
+            serde_json::json!({"grace_seconds": 1.5}),
+        ),
+        (
+            format!("/v1/api-keys/{key_id}/rotate"),
+            serde_json::json!({"grace_seconds": "soon"}),
+        ),
+        (
+            "/v1/contacts".to_owned(),
+            serde_json::json!({"name": {"first": "Ada"}}),
+        ),
+        (
+            "/v1/contacts".to_owned(),
+            serde_json::json!({"name": "Ada", "custom": []}),
+        ),
+        (
+            "/v1/segments/preview".to_owned(),
+            serde_json::json!({"rules": "language is fr"}),
+        ),
+        (
+            "/v1/segments/preview".to_owned(),
+            serde_json::json!({"rules": {"all": [{"field": "language", "op": {}, "value": "fr"}]}}),
+        ),
+        (
+            "/v1/campaigns".to_owned(),
+            serde_json::json!({"name": "N", "channel": "sms", "audience": [1]}),
+        ),
+        (
+            "/v1/messages".to_owned(),
+            serde_json::json!({"channel": {"sms": true}, "to": "+237677123456", "text": "Hi"}),
+        ),
+        (
+            format!(
+                "/v1/admin/workspaces/{}/wallet-adjustments",
+                console.workspace_id()
+            ),
+            serde_json::json!({"amount_minor": 1e30, "reason": "r"}),
+        ),
+    ];
+    let rust_types = [
+        "i8",
+        "i16",
+        "i32",
+        "i64",
+        "u8",
+        "u16",
+        "u32",
+        "u64",
+        "usize",
+        "isize",
+        "f32",
+        "f64",
+        "struct",
+        "enum",
+        "identifier",
+    ];
+    let rust_phrases = ["a map", "a sequence", "floating point"];
+    for (path, body) in &cases {
+        let envelope = console
+            .post(path, body)
+            .assert_error(422, "validation_failed");
+        let fields = envelope["error"]["details"]["fields"].as_object().unwrap();
+        assert!(!fields.is_empty(), "{path} {body}: {envelope}");
+        for reason in fields.values() {
+            let reason = reason.as_str().unwrap();
+            let words: Vec<&str> = reason.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+            for word in rust_types {
+                assert!(
+                    !words.contains(&word),
+                    "{path} {body}: {reason:?} names {word:?}"
+                );
+            }
+            for phrase in rust_phrases {
+                assert!(
+                    !reason.contains(phrase),
+                    "{path} {body}: {reason:?} says {phrase:?}"
+                );
+            }
+        }
+    }
+}
+
 /// Found by the fuzzer: `/v1/contacts/export` also matched `/v1/contacts/{id}`, so its 405
 /// advertised PATCH and DELETE (which then treated `export` as a contact id).
 #[test]
