@@ -330,3 +330,28 @@ fn idempotency_keys_have_the_servers_pattern() {
         );
     }
 }
+
+/// The routes open without credentials are limited per client IP (`--public-rate-limit`), so
+/// each of their operations documents the 429 that limit answers.
+#[test]
+fn open_routes_document_their_rate_limit() {
+    let document: serde_json::Value =
+        serde_json::from_str(crier::web::system::OPENAPI_JSON).unwrap();
+    for path in crier::web::router::OPEN_ROUTES {
+        let operations = document["paths"][*path]
+            .as_object()
+            .unwrap_or_else(|| panic!("{path} is not documented"));
+        let mut checked = 0;
+        for (method, operation) in operations {
+            if !HTTP_METHODS.contains(&method.as_str()) {
+                continue;
+            }
+            assert!(
+                operation["responses"].get("429").is_some(),
+                "{method} {path} lacks 429"
+            );
+            checked += 1;
+        }
+        assert!(checked > 0, "{path} has no operation");
+    }
+}
