@@ -316,7 +316,7 @@ pub fn submit_verification(app: &App, request: &mut Request<'_>) -> Result<ApiRe
         .map(str::trim)
         .filter(|site| !site.is_empty());
     if website.is_some_and(|site| {
-        !(site.starts_with("https://") || site.starts_with("http://")) || site.len() > 300
+        !(site.starts_with("https://") || site.starts_with("http://")) || site.chars().count() > 300
     }) {
         fields.add(
             "website",
@@ -327,7 +327,7 @@ pub fn submit_verification(app: &App, request: &mut Request<'_>) -> Result<ApiRe
         && body
             .document_refs
             .iter()
-            .all(|r| (1..=300).contains(&r.trim().len()));
+            .all(|r| (1..=300).contains(&r.trim().chars().count()));
     if !refs_ok {
         fields.add(
             "document_refs",
@@ -482,11 +482,18 @@ fn decide(
     let principal = authenticate_request(app, request)?;
     let admin = principal.require_instance_admin()?;
     let body: DecisionBody = request.json_or_default()?;
-    let reason = match (approve, body.reason.as_deref()) {
+    // A reason is checked whenever one is sent (the contract's 1–500 characters), though only a
+    // rejection keeps it.
+    let reason = body
+        .reason
+        .as_deref()
+        .map(|reason| {
+            validate::text(reason, 1, 500).map_err(|why| AppError::invalid_field("reason", why))
+        })
+        .transpose()?;
+    let reason = match (approve, reason) {
         (true, _) => None,
-        (false, Some(reason)) => Some(
-            validate::text(reason, 1, 500).map_err(|why| AppError::invalid_field("reason", why))?,
-        ),
+        (false, Some(reason)) => Some(reason),
         (false, None) => return Err(AppError::invalid_field("reason", "is required to reject")),
     };
     let expected = body.expected.as_deref().map(|value| match subject {

@@ -385,13 +385,14 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(AppError::InvalidJson("the body is empty".to_owned()));
     }
-    let value: serde_json::Value =
+    let mut value: serde_json::Value =
         serde_json::from_slice(body).map_err(|err| AppError::InvalidJson(err.to_string()))?;
     // Every request body of the API is an object. serde would also accept an array for a struct
     // (fields by position), which no client means.
     if !value.is_object() {
         return Err(AppError::invalid_field("body", "must be a JSON object"));
     }
+    integral_floats_to_integers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let (field, reason) = describe_shape_error(&path, &err.inner().to_string());
@@ -433,12 +434,71 @@ fn describe_shape_error(path: &str, message: &str) -> (String, String) {
     } else {
         path.to_owned()
     };
-    // serde names our Rust types ("expected struct Draft"); the client knows JSON, not Rust.
-    let reason = match message.split_once("expected struct ") {
-        Some((before, _)) => format!("{before}expected a JSON object"),
-        None => message.to_owned(),
+    (field, in_json_words(message))
+}
+
+/// JSON has one kind of number: `5.0` is the integer 5 (JSON Schema agrees), but serde refuses a
+/// float for an integer field. Every number without a fraction, in range, becomes an integer.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(number) if number.is_f64() => {
+            let Some(float) = number.as_f64() else { return };
+            // 2^63: beyond it i64 cannot hold the value; a negative one is held by i64 too.
+            const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+            if float.fract() == 0.0 && float.abs() < LIMIT {
+                #[allow(clippy::cast_possible_truncation)]
+                let integer = float as i64;
+                *value = serde_json::Value::from(integer);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
+}
+
+/// serde's sentences name Rust types ("expected u32", "expected struct Draft", "floating
+/// point"); the client knows JSON, not Rust, so those words are replaced by JSON's.
+fn in_json_words(message: &str) -> String {
+    let (head, expected) = match message.rsplit_once("expected ") {
+        Some((head, expected)) => (head, expected),
+        None => (message, ""),
     };
-    (field, reason)
+    let head = head.replace("floating point `", "number `");
+    if expected.is_empty() {
+        return head;
+    }
+    let range = |min: &str, max: &str| format!("a whole number from {min} to {max}");
+    let plain = match expected {
+        "u8" => range("0", "255"),
+        "u16" => range("0", "65535"),
+        "u32" => range("0", "4294967295"),
+        "u64" | "usize" => range("0", "18446744073709551615"),
+        "i8" => range("-128", "127"),
+        "i16" => range("-32768", "32767"),
+        "i32" => range("-2147483648", "2147483647"),
+        "i64" | "isize" => range("-9223372036854775808", "9223372036854775807"),
+        "f32" | "f64" => "a number".to_owned(),
+        "a map" => "a JSON object".to_owned(),
+        "a sequence" => "a JSON array".to_owned(),
+        "a borrowed string" => "a string".to_owned(),
+        other if other.starts_with("struct ") || other.starts_with("map ") => {
+            "a JSON object".to_owned()
+        }
+        other if other.starts_with("tuple struct ") || other.starts_with("tuple ") => {
+            "a JSON array".to_owned()
+        }
+        other if other.starts_with("struct variant ") => "a JSON object".to_owned(),
+        other
+            if other.starts_with("enum ")
+                || other.contains("tagged enum ")
+                || other.ends_with(" identifier") =>
+        {
+            "one of the documented values".to_owned()
+        }
+        other => other.to_owned(),
+    };
+    format!("{head}expected {plain}")
 }
 
 #[cfg(test)]
@@ -495,7 +555,21 @@ mod tests {
             fields_of(r#"{"name": "a", "items": [{"count": 1}, {"count": -1}]}"#),
             vec![(
                 "items[1].count".into(),
-                "invalid value: integer `-1`, expected u32".into()
+                "invalid value: integer `-1`, expected a whole number from 0 to 4294967295".into()
+            )]
+        );
+        assert_eq!(
+            fields_of(r#"{"name": "a", "items": [{"count": 1.5}]}"#),
+            vec![(
+                "items[0].count".into(),
+                "invalid type: number `1.5`, expected a whole number from 0 to 4294967295".into()
+            )]
+        );
+        assert_eq!(
+            fields_of(r#"{"name": "a", "items": {"count": 1}}"#),
+            vec![(
+                "items".into(),
+                "invalid type: map, expected a JSON array".into()
             )]
         );
         assert_eq!(
@@ -515,6 +589,54 @@ mod tests {
                 vec![("body".into(), "must be a JSON object".into())],
                 "{not_an_object}"
             );
+        }
+    }
+
+    #[test]
+    fn a_number_without_a_fraction_is_an_integer() {
+        let body =
+            decode_json::<Body>(br#"{"name": "a", "items": [{"count": 7.0}, {"count": 1e2}]}"#)
+                .unwrap();
+        assert_eq!(body.items, vec![Item { count: 7 }, Item { count: 100 }]);
+    }
+
+    #[test]
+    fn no_reason_names_a_rust_type() {
+        for (message, plain) in [
+            (
+                "invalid type: floating point `1637.5`, expected i64",
+                "invalid type: number `1637.5`, expected a whole number from -9223372036854775808 to 9223372036854775807",
+            ),
+            (
+                "invalid type: string \"x\", expected struct Draft",
+                "invalid type: string \"x\", expected a JSON object",
+            ),
+            (
+                "invalid type: sequence, expected a map",
+                "invalid type: sequence, expected a JSON object",
+            ),
+            (
+                "invalid type: string \"x\", expected enum Channel",
+                "invalid type: string \"x\", expected one of the documented values",
+            ),
+            (
+                "invalid type: integer `5`, expected a string",
+                "invalid type: integer `5`, expected a string",
+            ),
+            (
+                "invalid value: integer `300`, expected u8",
+                "invalid value: integer `300`, expected a whole number from 0 to 255",
+            ),
+            (
+                "invalid type: string \"x\", expected internally tagged enum Rule",
+                "invalid type: string \"x\", expected one of the documented values",
+            ),
+            (
+                "invalid type: map, expected variant identifier",
+                "invalid type: map, expected one of the documented values",
+            ),
+        ] {
+            assert_eq!(in_json_words(message), plain);
         }
     }
 

@@ -420,16 +420,33 @@ impl Router {
 
     /// Finds the route for `method` (`None` for a method the API never uses) and `path`.
     /// `HEAD` is answered by the `GET` route of the path.
+    ///
+    /// When templates of different shapes match the path, the one with a literal segment where
+    /// the others have a `{param}` (first difference from the left) owns it: `/v1/contacts/export`
+    /// is the export route's path, never a contact id, so `PATCH /v1/contacts/export` is a 405
+    /// listing the export's methods rather than an update of the contact `export`.
     pub fn find(&self, method: Option<Method>, path: &str) -> RouteMatch<'_> {
         let wanted = match method {
             Some(Method::Head) => Some(Method::Get),
             other => other,
         };
+        let matching: Vec<(&Route, Vec<(&'static str, String)>)> = self
+            .routes
+            .iter()
+            .filter_map(|route| match_template(route.path, path).map(|params| (route, params)))
+            .collect();
+        let Some(most_specific) = matching
+            .iter()
+            .map(|(route, _)| literal_segments(route.path))
+            .max()
+        else {
+            return RouteMatch::NotFound;
+        };
         let mut allowed = Vec::new();
-        for route in &self.routes {
-            let Some(params) = match_template(route.path, path) else {
+        for (route, params) in matching {
+            if literal_segments(route.path) != most_specific {
                 continue;
-            };
+            }
             if Some(route.method) == wanted {
                 return RouteMatch::Found { route, params };
             }
@@ -445,6 +462,15 @@ impl Router {
             RouteMatch::MethodNotAllowed { allowed }
         }
     }
+}
+
+/// Which segments of `template` are literal (`true`) rather than `{param}`, left to right; a
+/// greater vector is a more specific template.
+fn literal_segments(template: &str) -> Vec<bool> {
+    template
+        .split('/')
+        .map(|segment| !segment.starts_with('{'))
+        .collect()
 }
 
 /// Matches `path` against `template`; returns the `{name}` captures on success.
@@ -526,6 +552,33 @@ mod tests {
             router.find(Some(Method::Head), "/healthz"),
             RouteMatch::Found { route, .. } if route.method == Method::Get
         ));
+    }
+
+    #[test]
+    fn a_literal_segment_owns_its_path_over_a_parameter() {
+        let router = Router::standard();
+        for method in [Method::Patch, Method::Delete, Method::Post] {
+            match router.find(Some(method), "/v1/contacts/export") {
+                RouteMatch::MethodNotAllowed { allowed } => {
+                    assert_eq!(allowed, vec!["GET", "HEAD"], "{}", method.as_str())
+                }
+                _ => panic!("expected 405 for {}", method.as_str()),
+            }
+        }
+        match router.find(Some(Method::Get), "/v1/contacts/export") {
+            RouteMatch::Found { route, params } => {
+                assert_eq!(route.path, "/v1/contacts/export");
+                assert!(params.is_empty());
+            }
+            _ => panic!("expected the export route"),
+        }
+        match router.find(Some(Method::Patch), "/v1/contacts/con_1") {
+            RouteMatch::Found { route, params } => {
+                assert_eq!(route.path, "/v1/contacts/{id}");
+                assert_eq!(params, vec![("id", "con_1".to_owned())]);
+            }
+            _ => panic!("expected the contact route"),
+        }
     }
 
     #[test]

@@ -732,6 +732,21 @@ fn verification_is_reviewed_by_the_instance_admin_and_decides_the_effective_send
         );
     }
     assert_eq!(summary(&owner)["verification"]["status"], "unverified");
+    // Found by the fuzzer: lengths were counted in bytes, so 300 characters of "é" (600 bytes)
+    // were refused although the contract and the message say characters; 301 still are.
+    let mut body = acme_verification();
+    body["document_refs"] = json!(["é".repeat(301)]);
+    body["website"] = json!(format!("https://{}", "é".repeat(293)));
+    let envelope = submit_verification(&owner, &body).assert_error(422, "validation_failed");
+    assert_eq!(
+        envelope["error"]["details"]["fields"]["document_refs"],
+        "must list 1 to 10 references of 1 to 300 characters"
+    );
+    assert_eq!(
+        envelope["error"]["details"]["fields"]["website"],
+        "must be an http(s) URL of at most 300 characters"
+    );
+    assert_eq!(summary(&owner)["verification"]["status"], "unverified");
 
     // Members and API keys cannot submit.
     let member = add_member(&owner, "member@example.com", "member");
@@ -747,6 +762,12 @@ fn verification_is_reviewed_by_the_instance_admin_and_decides_the_effective_send
     .assert_error(403, "forbidden");
     assert_eq!(summary(&owner)["verification"]["status"], "unverified");
 
+    let mut multibyte = acme_verification();
+    multibyte["document_refs"] = json!(["é".repeat(300)]);
+    multibyte["website"] = json!(format!("https://{}", "é".repeat(292)));
+    let submitted = submit_verification(&owner, &multibyte);
+    assert_eq!(submitted.status, 200, "{}", submitted.text());
+    assert_eq!(submitted.json()["document_refs"], json!(["é".repeat(300)]));
     let submitted = submit_verification(&owner, &acme_verification());
     assert_eq!(submitted.status, 200, "{}", submitted.text());
     assert_eq!(
@@ -773,6 +794,26 @@ fn verification_is_reviewed_by_the_instance_admin_and_decides_the_effective_send
 
     // An approved sender ID alone does not change the sender: the workspace must be verified.
     assert_eq!(request_sender_id(&owner, "Acme Shop").status, 200);
+    // Found by the fuzzer: an approval took a reason of any length (the contract says 1–500
+    // characters). A reason sent with an approval is checked like a rejection's, and the bad
+    // approval changes nothing.
+    for reason in [json!("x".repeat(501)), json!("   ")] {
+        for subject in ["sender-ids", "verifications"] {
+            let envelope = owner
+                .post(
+                    &format!("/v1/admin/{subject}/{workspace}/approve"),
+                    &json!({ "reason": reason }),
+                )
+                .assert_error(422, "validation_failed");
+            assert_eq!(
+                envelope["error"]["details"]["fields"]["reason"],
+                "must be 1 to 500 characters"
+            );
+        }
+    }
+    let billing = summary(&owner);
+    assert_eq!(billing["sender_id"]["status"], "pending", "{billing}");
+    assert_eq!(billing["verification"]["status"], "pending", "{billing}");
     let approved = owner.post(
         &format!("/v1/admin/sender-ids/{workspace}/approve"),
         &json!({}),

@@ -178,6 +178,150 @@ fn wrong_shape_is_422_naming_the_field() {
     }
 }
 
+/// Found by the fuzzer (tests/fuzz/run.sh): `1637.0` is an integer to JSON Schema, and a count
+/// in the wrong type or range is described in JSON's words, never by a Rust type (`u32`, `i64`).
+#[test]
+fn numbers_are_judged_as_json_numbers() {
+    let server = server();
+    let response = server.post_json("/test/echo", r#"{"name": "ada", "count": 3.0}"#);
+    assert_eq!(response.status, 201, "{}", response.text());
+    assert_eq!(response.json()["count"], 3);
+    let cases = [
+        (
+            r#"{"name": "ada", "count": 3.5}"#,
+            "invalid type: number `3.5`, expected a whole number from 0 to 4294967295",
+        ),
+        (
+            r#"{"name": "ada", "count": -1}"#,
+            "invalid value: integer `-1`, expected a whole number from 0 to 4294967295",
+        ),
+        (
+            r#"{"name": "ada", "count": 5000000000}"#,
+            "invalid value: integer `5000000000`, expected a whole number from 0 to 4294967295",
+        ),
+    ];
+    for (body, reason) in cases {
+        let envelope = server
+            .post_json("/test/echo", body)
+            .assert_error(422, "validation_failed");
+        assert_eq!(
+            envelope["error"]["details"]["fields"],
+            serde_json::json!({ "count": reason }),
+            "{body}"
+        );
+    }
+}
+
+/// The product's own bodies, given JSON of the wrong shape: every reason is in JSON's words,
+/// none names a Rust type (`i64`, `u32`, `struct …`, `enum …`, `a map`, `floating point`).
+#[test]
+fn no_422_reason_names_a_rust_type() {
+    let server = server();
+    let console = crate::auth_fixtures::setup(&server);
+    let (key_id, _) = crate::auth_fixtures::create_key(&console, &["contacts:read"], "live");
+    let cases = [
+        (
+            format!("/v1/api-keys/{key_id}/rotate"),
+            serde_json::json!({"grace_seconds": 1.5}),
+        ),
+        (
+            format!("/v1/api-keys/{key_id}/rotate"),
+            serde_json::json!({"grace_seconds": "soon"}),
+        ),
+        (
+            "/v1/contacts".to_owned(),
+            serde_json::json!({"name": {"first": "Ada"}}),
+        ),
+        (
+            "/v1/contacts".to_owned(),
+            serde_json::json!({"name": "Ada", "custom": []}),
+        ),
+        (
+            "/v1/segments/preview".to_owned(),
+            serde_json::json!({"rules": "language is fr"}),
+        ),
+        (
+            "/v1/segments/preview".to_owned(),
+            serde_json::json!({"rules": {"all": [{"field": "language", "op": {}, "value": "fr"}]}}),
+        ),
+        (
+            "/v1/campaigns".to_owned(),
+            serde_json::json!({"name": "N", "channel": "sms", "audience": [1]}),
+        ),
+        (
+            "/v1/messages".to_owned(),
+            serde_json::json!({"channel": {"sms": true}, "to": "+237677123456", "text": "Hi"}),
+        ),
+        (
+            format!(
+                "/v1/admin/workspaces/{}/wallet-adjustments",
+                console.workspace_id()
+            ),
+            serde_json::json!({"amount_minor": 1e30, "reason": "r"}),
+        ),
+    ];
+    let rust_types = [
+        "i8",
+        "i16",
+        "i32",
+        "i64",
+        "u8",
+        "u16",
+        "u32",
+        "u64",
+        "usize",
+        "isize",
+        "f32",
+        "f64",
+        "struct",
+        "enum",
+        "identifier",
+    ];
+    let rust_phrases = ["a map", "a sequence", "floating point"];
+    for (path, body) in &cases {
+        let envelope = console
+            .post(path, body)
+            .assert_error(422, "validation_failed");
+        let fields = envelope["error"]["details"]["fields"].as_object().unwrap();
+        assert!(!fields.is_empty(), "{path} {body}: {envelope}");
+        for reason in fields.values() {
+            let reason = reason.as_str().unwrap();
+            let words: Vec<&str> = reason.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+            for word in rust_types {
+                assert!(
+                    !words.contains(&word),
+                    "{path} {body}: {reason:?} names {word:?}"
+                );
+            }
+            for phrase in rust_phrases {
+                assert!(
+                    !reason.contains(phrase),
+                    "{path} {body}: {reason:?} says {phrase:?}"
+                );
+            }
+        }
+    }
+}
+
+/// Found by the fuzzer: `/v1/contacts/export` also matched `/v1/contacts/{id}`, so its 405
+/// advertised PATCH and DELETE (which then treated `export` as a contact id).
+#[test]
+fn a_literal_path_is_not_taken_for_an_id() {
+    let server = server();
+    for method in ["PATCH", "DELETE", "POST", "OPTIONS"] {
+        let response = server.request(method, "/v1/contacts/export", &[], b"");
+        let body = response.assert_error(405, "method_not_allowed");
+        assert_eq!(response.header("Allow"), Some("GET, HEAD"), "{method}");
+        assert_eq!(
+            body["error"]["details"]["allowed_methods"],
+            serde_json::json!(["GET", "HEAD"])
+        );
+    }
+    let response = server.request("DELETE", "/v1/contacts/imports", &[], b"");
+    response.assert_error(405, "method_not_allowed");
+    assert_eq!(response.header("Allow"), Some("POST, GET, HEAD"));
+}
+
 #[test]
 fn validation_reports_every_invalid_field() {
     let server = server();

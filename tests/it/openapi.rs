@@ -154,3 +154,204 @@ fn every_documented_list_is_paginated() {
     }
     assert_eq!(lists, 21, "the lists of the route table");
 }
+
+/// The operations whose request bodies come from someone else's format (a provider's webhook,
+/// a mail client's one-click unsubscribe): those bodies stay open to fields crier ignores.
+fn body_is_foreign(path: &str) -> bool {
+    path.starts_with("/v1/webhooks/") || path.starts_with("/u/")
+}
+
+fn operations(
+    document: &serde_json::Value,
+) -> impl Iterator<Item = (&String, &String, &serde_json::Value)> {
+    document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, operations)| {
+            operations
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(key, _)| HTTP_METHODS.contains(&key.as_str()))
+                .map(move |(method, operation)| (path, method, operation))
+        })
+}
+
+fn resolve<'d>(
+    document: &'d serde_json::Value,
+    value: &'d serde_json::Value,
+) -> &'d serde_json::Value {
+    match value["$ref"].as_str() {
+        Some(reference) => document
+            .pointer(reference.strip_prefix('#').unwrap())
+            .unwrap(),
+        None => value,
+    }
+}
+
+/// The contract lists every status each operation can answer: a catch-all `default` would let
+/// an undocumented status through (the fuzz run, tests/fuzz/run.sh, checks the statuses).
+#[test]
+fn no_operation_hides_its_statuses_behind_default() {
+    let document: serde_json::Value =
+        serde_json::from_str(crier::web::system::OPENAPI_JSON).unwrap();
+    for (path, method, operation) in operations(&document) {
+        let responses = operation["responses"].as_object().unwrap();
+        assert!(
+            !responses.contains_key("default"),
+            "{method} {path} documents a `default` response"
+        );
+        for status in responses.keys() {
+            assert!(
+                status.len() == 3 && status.parse::<u16>().is_ok_and(|s| (100..600).contains(&s)),
+                "{method} {path}: {status} is not a status code"
+            );
+        }
+        assert!(
+            responses.contains_key("503"),
+            "{method} {path} lacks 503 (the database busy, or shutting down)"
+        );
+        let parameters: Vec<&str> = operation["parameters"]
+            .as_array()
+            .map(|p| p.iter().filter_map(|p| p["$ref"].as_str()).collect())
+            .unwrap_or_default();
+        if let Some(body) = operation.get("requestBody") {
+            assert!(
+                responses.contains_key("413"),
+                "{method} {path} takes a body but lacks 413"
+            );
+            if body["content"].get("application/json").is_some() {
+                for status in ["400", "415", "422"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path} takes JSON but lacks {status}"
+                    );
+                }
+            }
+        }
+        if parameters.iter().any(|p| p.contains("IdempotencyKey")) {
+            assert!(
+                responses.contains_key("400"),
+                "{method} {path} takes Idempotency-Key but lacks 400"
+            );
+        }
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        let secured = operation["security"]
+            .as_array()
+            .is_none_or(|requirements| !requirements.is_empty());
+        if secured && !body_is_foreign(path) {
+            assert!(responses.contains_key("401"), "{method} {path} lacks 401");
+        }
+        let takes_key = operation["security"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r.get("apiKey").is_some()));
+        if takes_key {
+            assert!(responses.contains_key("429"), "{method} {path} lacks 429");
+        }
+    }
+}
+
+/// Every error status answers in the one envelope (`Error`), whatever its description says.
+#[test]
+fn every_error_response_is_the_envelope() {
+    let document: serde_json::Value =
+        serde_json::from_str(crier::web::system::OPENAPI_JSON).unwrap();
+    let mut checked = 0;
+    for (path, method, operation) in operations(&document) {
+        // The pages outside /v1/ (unsubscribe, short links) answer people with HTML.
+        if !path.starts_with("/v1/") && !path.ends_with(".json") {
+            continue;
+        }
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            if !(status.starts_with('4') || status.starts_with('5')) {
+                continue;
+            }
+            let response = resolve(&document, response);
+            let content = response["content"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{method} {path} {status} has no content"));
+            for (media_type, body) in content {
+                assert_eq!(
+                    body["schema"]["$ref"], "#/components/schemas/Error",
+                    "{method} {path} {status} {media_type} is not the error envelope"
+                );
+            }
+            assert!(
+                content.contains_key("application/json"),
+                "{method} {path} {status}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 500, "only {checked} error responses");
+}
+
+/// A request body the server decodes with `deny_unknown_fields` says so: `additionalProperties:
+/// false`, so an unknown field is a schema violation a client's tooling sees before the 422.
+#[test]
+fn every_json_request_body_refuses_unknown_fields() {
+    let document: serde_json::Value =
+        serde_json::from_str(crier::web::system::OPENAPI_JSON).unwrap();
+    let mut bodies = 0;
+    for (path, method, operation) in operations(&document) {
+        let Some(body) = operation.get("requestBody") else {
+            continue;
+        };
+        if body_is_foreign(path) {
+            continue;
+        }
+        let Some(json) = body["content"].get("application/json") else {
+            continue;
+        };
+        let schema = resolve(&document, &json["schema"]);
+        assert_eq!(
+            schema["additionalProperties"], false,
+            "{method} {path}: the body schema allows unknown fields"
+        );
+        assert_eq!(schema["type"], "object", "{method} {path}");
+        bodies += 1;
+    }
+    assert!(bodies >= 36, "only {bodies} JSON request bodies");
+}
+
+/// The header the server refuses with 400 when malformed carries the server's own rule.
+#[test]
+fn idempotency_keys_have_the_servers_pattern() {
+    let document: serde_json::Value =
+        serde_json::from_str(crier::web::system::OPENAPI_JSON).unwrap();
+    for name in ["IdempotencyKey", "IdempotencyKeyRequired"] {
+        let schema = &document["components"]["parameters"][name]["schema"];
+        assert_eq!(
+            schema["pattern"], r#"^([!#-~][!-~]{0,254}|"([!#-\[\]-~]|\\["\\]){1,255}")$"#,
+            "{name}"
+        );
+    }
+}
+
+/// The routes open without credentials are limited per client IP (`--public-rate-limit`), so
+/// each of their operations documents the 429 that limit answers.
+#[test]
+fn open_routes_document_their_rate_limit() {
+    let document: serde_json::Value =
+        serde_json::from_str(crier::web::system::OPENAPI_JSON).unwrap();
+    for path in crier::web::router::OPEN_ROUTES {
+        let operations = document["paths"][*path]
+            .as_object()
+            .unwrap_or_else(|| panic!("{path} is not documented"));
+        let mut checked = 0;
+        for (method, operation) in operations {
+            if !HTTP_METHODS.contains(&method.as_str()) {
+                continue;
+            }
+            assert!(
+                operation["responses"].get("429").is_some(),
+                "{method} {path} lacks 429"
+            );
+            checked += 1;
+        }
+        assert!(checked > 0, "{path} has no operation");
+    }
+}
