@@ -84,6 +84,10 @@ text_enum! {
         CampaignCreated = "campaign.created",
         CampaignLaunched = "campaign.launched",
         CampaignCancelled = "campaign.cancelled",
+        WebhookEndpointCreated = "webhook_endpoint.created",
+        WebhookEndpointUpdated = "webhook_endpoint.updated",
+        WebhookEndpointDeleted = "webhook_endpoint.deleted",
+        WebhookEndpointSecretRotated = "webhook_endpoint.secret_rotated",
     }
 }
 

@@ -5,15 +5,17 @@
 
 use serde::Serialize;
 
+use crate::activity::{Action, Event};
 use crate::api_keys::format::Scope;
 use crate::app::App;
 use crate::error::AppError;
 use crate::ids::{WebhookDeliveryId, WebhookEndpointId};
 use crate::vocabulary::Mode;
+use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
 use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
-use crate::webhooks::store::{DeliveryRow, DeliveryStatus};
+use crate::webhooks::store::{DeliveryRow, DeliveryStatus, EndpointRow};
 use crate::webhooks::{
     self as domain, EndpointChanges, EndpointView, NewEndpoint, Rotation, endpoint_view,
 };
@@ -38,15 +40,19 @@ pub fn create_endpoint(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
     let scope = principal.require_scope(Scope::WebhooksWrite)?;
     let body: NewEndpoint = request.json()?;
     let mode = principal.mode();
+    let actor = actor(app, request, &principal);
     let endpoint = app.db.write(|conn| {
-        domain::create_endpoint(
+        let endpoint = domain::create_endpoint(
             conn,
             &app.ids,
             (&scope, mode),
             body,
             &app.config.webhooks,
             app.clock.now(),
-        )
+        )?;
+        let event = endpoint_event(Action::WebhookEndpointCreated, &endpoint);
+        record(app, conn, &actor, event)?;
+        Ok(endpoint)
     })?;
     ApiResponse::json(
         201,
@@ -91,15 +97,19 @@ pub fn update_endpoint(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
     let id = endpoint_id(request)?;
     let body: EndpointChanges = request.json()?;
     let mode = principal.mode();
+    let actor = actor(app, request, &principal);
     let endpoint = app.db.write(|conn| {
-        domain::update_endpoint(
+        let endpoint = domain::update_endpoint(
             conn,
             (&scope, mode),
             &id,
             body,
             &app.config.webhooks,
             app.clock.now(),
-        )
+        )?;
+        let event = endpoint_event(Action::WebhookEndpointUpdated, &endpoint);
+        record(app, conn, &actor, event)?;
+        Ok(endpoint)
     })?;
     // Turned on again: its pending deliveries are due.
     app.webhooks.notify();
@@ -112,8 +122,15 @@ pub fn delete_endpoint(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
     let scope = principal.require_scope(Scope::WebhooksWrite)?;
     let id = endpoint_id(request)?;
     let mode = principal.mode();
-    app.db
-        .write(|conn| domain::delete_endpoint(conn, (&scope, mode), &id))?;
+    let actor = actor(app, request, &principal);
+    app.db.write(|conn| {
+        domain::delete_endpoint(conn, (&scope, mode), &id)?;
+        let event = Event::new(Action::WebhookEndpointDeleted)
+            .workspace(scope.id())
+            .mode(mode)
+            .target(id.as_str());
+        record(app, conn, &actor, event)
+    })?;
     Ok(ApiResponse::no_content())
 }
 
@@ -125,8 +142,20 @@ pub fn rotate_secret(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let id = endpoint_id(request)?;
     let body: Rotation = request.json_or_default()?;
     let mode = principal.mode();
+    let actor = actor(app, request, &principal);
     let endpoint = app.db.write(|conn| {
-        domain::rotate_secret(conn, &app.ids, (&scope, mode), &id, body, app.clock.now())
+        let endpoint =
+            domain::rotate_secret(conn, &app.ids, (&scope, mode), &id, body, app.clock.now())?;
+        let event = Event::new(Action::WebhookEndpointSecretRotated)
+            .workspace(scope.id())
+            .mode(mode)
+            .target(endpoint.id.as_str())
+            .detail(
+                "previous_secret_expires_at",
+                endpoint.previous_secret_expires_at.clone(),
+            );
+        record(app, conn, &actor, event)?;
+        Ok(endpoint)
     })?;
     ApiResponse::json(
         200,
@@ -258,4 +287,22 @@ fn delivery_view(delivery: &DeliveryRow) -> DeliveryView<'_> {
         created_at: &delivery.created_at,
         updated_at: &delivery.updated_at,
     }
+}
+
+/// The activity entry of an endpoint created or changed: the events it wants and whether it is
+/// on. Never its URL, whose path or query may carry the customer's own token, nor its secret.
+fn endpoint_event(action: Action, endpoint: &EndpointRow) -> Event {
+    Event::new(action)
+        .workspace(&endpoint.workspace_id)
+        .mode(endpoint.mode)
+        .target(endpoint.id.as_str())
+        .detail(
+            "events",
+            endpoint
+                .events
+                .iter()
+                .map(|kind| kind.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .detail("enabled", endpoint.enabled)
 }

@@ -295,6 +295,30 @@ fn endpoints_are_checked_shown_without_their_secret_rotated_and_deleted() {
     );
     api.get(&format!("/v1/webhook-endpoints/{id}"))
         .assert_error(404, "not_found");
+
+    // The activity log has each change once, by the key, and never the URL or a secret; the
+    // refused changes left nothing.
+    let entries = |action: &str| {
+        count(
+            &server,
+            &format!(
+                "SELECT count(*) FROM activity WHERE target_id = '{id}' AND action = '{action}'
+                   AND actor_type = 'api_key' AND mode = 'live'"
+            ),
+        )
+    };
+    assert_eq!(entries("webhook_endpoint.created"), 1);
+    assert_eq!(entries("webhook_endpoint.secret_rotated"), 1);
+    assert_eq!(entries("webhook_endpoint.deleted"), 1);
+    assert!(entries("webhook_endpoint.updated") >= 1);
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM activity WHERE action LIKE 'webhook_endpoint.%'
+               AND (details LIKE '%whsec_%' OR details LIKE '%://%')"
+        ),
+        0
+    );
 }
 
 #[test]
