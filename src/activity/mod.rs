@@ -142,7 +142,8 @@ impl Actor {
     }
 }
 
-/// One thing done, to record: built with `Event::new(action)` and the setters.
+/// One thing done, to record: built with `Event::about(action, workspace, mode, target)` (or
+/// `Event::new(action)`) and the setters.
 #[derive(Debug, Clone)]
 pub struct Event {
     action: Action,
@@ -161,6 +162,19 @@ impl Event {
             target_id: None,
             details: serde_json::Map::new(),
         }
+    }
+
+    /// The common case: `action` on `target` of a workspace, in `mode`.
+    pub fn about(
+        action: Action,
+        workspace_id: &WorkspaceId,
+        mode: Mode,
+        target: impl Into<String>,
+    ) -> Event {
+        Event::new(action)
+            .workspace(workspace_id)
+            .mode(mode)
+            .target(target)
     }
 
     /// The workspace it happened in.

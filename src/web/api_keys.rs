@@ -168,18 +168,20 @@ pub fn create_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let issued = app.db.write(|conn| {
         let issued = api_keys::issue_key(conn, &app.ids, new_key, now)?;
         let key = &issued.api_key;
-        let event = Event::new(Action::ApiKeyCreated)
-            .workspace(workspace_id)
-            .mode(key.mode)
-            .target(key.id.as_str())
-            .detail("name", key.name.as_str())
-            .detail(
-                "scopes",
-                key.scopes
-                    .iter()
-                    .map(|scope| scope.as_str())
-                    .collect::<Vec<_>>(),
-            );
+        let event = Event::about(
+            Action::ApiKeyCreated,
+            workspace_id,
+            key.mode,
+            key.id.as_str(),
+        )
+        .detail("name", key.name.as_str())
+        .detail(
+            "scopes",
+            key.scopes
+                .iter()
+                .map(|scope| scope.as_str())
+                .collect::<Vec<_>>(),
+        );
         record(app, conn, &actor, event)?;
         Ok(issued)
     })?;
@@ -195,10 +197,7 @@ pub fn revoke_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let actor = actor(app, request, &principal);
     let key = app.db.write(|conn| {
         let key = api_keys::revoke_key(conn, &scope, &id, now)?;
-        let event = Event::new(Action::ApiKeyRevoked)
-            .workspace(scope.id())
-            .mode(key.mode)
-            .target(key.id.as_str())
+        let event = Event::about(Action::ApiKeyRevoked, scope.id(), key.mode, key.id.as_str())
             .detail("name", key.name.as_str());
         record(app, conn, &actor, event)?;
         Ok(key)
@@ -238,12 +237,14 @@ pub fn rotate_api_key(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
             Some(session.user_id().clone()),
             now,
         )?;
-        let event = Event::new(Action::ApiKeyRotated)
-            .workspace(scope.id())
-            .mode(replaced.mode)
-            .target(replaced.id.as_str())
-            .detail("replaced_by", issued.api_key.id.as_str())
-            .detail("grace_seconds", body.grace_seconds);
+        let event = Event::about(
+            Action::ApiKeyRotated,
+            scope.id(),
+            replaced.mode,
+            replaced.id.as_str(),
+        )
+        .detail("replaced_by", issued.api_key.id.as_str())
+        .detail("grace_seconds", body.grace_seconds);
         record(app, conn, &actor, event)?;
         Ok((issued, replaced))
     })?;

@@ -42,10 +42,7 @@ pub fn create_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
     let actor = actor(app, request, &principal);
     let campaign = app.db.write(|conn| {
         let value = domain::create_campaign(conn, &app.ids, &scope, mode, body, app.clock.now())?;
-        let event = Event::new(Action::CampaignCreated)
-            .workspace(scope.id())
-            .mode(mode)
-            .target(value.id.as_str());
+        let event = Event::about(Action::CampaignCreated, scope.id(), mode, value.id.as_str());
         record(app, conn, &actor, event)?;
         Ok(value)
     })?;
@@ -427,10 +424,7 @@ pub fn launch_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
                     now,
                 )?,
             };
-            let event = Event::new(Action::CampaignLaunched)
-                .workspace(scope.id())
-                .mode(mode)
-                .target(id.as_str())
+            let event = Event::about(Action::CampaignLaunched, scope.id(), mode, id.as_str())
                 .detail("scheduled", prepared.is_none());
             record(app, conn, &actor, event)?;
             ApiResponse::json(200, &campaign_view(&campaign))
@@ -460,10 +454,7 @@ pub fn cancel_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
             CANCEL_BATCH,
             app.clock.now(),
         )?;
-        let event = Event::new(Action::CampaignCancelled)
-            .workspace(scope.id())
-            .mode(mode)
-            .target(id.as_str());
+        let event = Event::about(Action::CampaignCancelled, scope.id(), mode, id.as_str());
         record(app, conn, &actor, event)?;
         Ok(campaign)
     })?;

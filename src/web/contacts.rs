@@ -58,10 +58,12 @@ pub fn create_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
             &app.config.default_country,
             app.clock.now(),
         )?;
-        let event = Event::new(Action::ContactCreated)
-            .workspace(scope.id())
-            .mode(principal.mode())
-            .target(contact.id.as_str());
+        let event = Event::about(
+            Action::ContactCreated,
+            scope.id(),
+            principal.mode(),
+            contact.id.as_str(),
+        );
         record(app, conn, &actor, event)?;
         Ok(contact)
     })?;
@@ -327,10 +329,12 @@ pub fn update_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
             &app.config.default_country,
             app.clock.now(),
         )?;
-        let event = Event::new(Action::ContactUpdated)
-            .workspace(scope.id())
-            .mode(principal.mode())
-            .target(id.as_str());
+        let event = Event::about(
+            Action::ContactUpdated,
+            scope.id(),
+            principal.mode(),
+            id.as_str(),
+        );
         record(app, conn, &actor, event)?;
         Ok(contact)
     })?;
@@ -347,10 +351,7 @@ pub fn delete_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let actor = actor(app, request, &principal);
     app.db.write(|conn| {
         domain::delete_contact(conn, &scope, mode, &id, app.clock.now())?;
-        let event = Event::new(Action::ContactDeleted)
-            .workspace(scope.id())
-            .mode(mode)
-            .target(id.as_str());
+        let event = Event::about(Action::ContactDeleted, scope.id(), mode, id.as_str());
         record(app, conn, &actor, event)
     })?;
     Ok(ApiResponse::no_content())
@@ -379,11 +380,13 @@ pub fn erase_contact(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
             &id,
             app.clock.now(),
         )?;
-        let event = Event::new(Action::ContactErased)
-            .workspace(scope.id())
-            .mode(principal.mode())
-            .target(id.as_str())
-            .detail("messages_scrubbed", erased.1);
+        let event = Event::about(
+            Action::ContactErased,
+            scope.id(),
+            principal.mode(),
+            id.as_str(),
+        )
+        .detail("messages_scrubbed", erased.1);
         record(app, conn, &actor, event)?;
         Ok(erased)
     })?;

@@ -26,10 +26,7 @@ pub fn create_group(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let actor = actor(app, request, &principal);
     let group = app.db.write(|conn| {
         let value = domain::create_group(conn, &app.ids, &scope, mode, body, app.clock.now())?;
-        let event = Event::new(Action::GroupCreated)
-            .workspace(scope.id())
-            .mode(mode)
-            .target(value.id.as_str());
+        let event = Event::about(Action::GroupCreated, scope.id(), mode, value.id.as_str());
         record(app, conn, &actor, event)?;
         Ok(value)
     })?;
@@ -77,10 +74,7 @@ pub fn rename_group(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let actor = actor(app, request, &principal);
     let group = app.db.write(|conn| {
         let value = domain::rename_group(conn, &scope, mode, &id, body, app.clock.now())?;
-        let event = Event::new(Action::GroupRenamed)
-            .workspace(scope.id())
-            .mode(mode)
-            .target(id.as_str());
+        let event = Event::about(Action::GroupRenamed, scope.id(), mode, id.as_str());
         record(app, conn, &actor, event)?;
         Ok(value)
     })?;
@@ -97,10 +91,7 @@ pub fn delete_group(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let actor = actor(app, request, &principal);
     app.db.write(|conn| {
         domain::delete_group(conn, &scope, mode, &id)?;
-        let event = Event::new(Action::GroupDeleted)
-            .workspace(scope.id())
-            .mode(mode)
-            .target(id.as_str());
+        let event = Event::about(Action::GroupDeleted, scope.id(), mode, id.as_str());
         record(app, conn, &actor, event)?;
         Ok(())
     })?;
@@ -118,10 +109,7 @@ pub fn add_members(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, 
     let actor = actor(app, request, &principal);
     let outcome = app.db.write(|conn| {
         let value = domain::add_members(conn, &scope, mode, &id, body, app.clock.now())?;
-        let event = Event::new(Action::GroupMembersAdded)
-            .workspace(scope.id())
-            .mode(mode)
-            .target(id.as_str());
+        let event = Event::about(Action::GroupMembersAdded, scope.id(), mode, id.as_str());
         record(app, conn, &actor, event)?;
         Ok(value)
     })?;
@@ -139,10 +127,7 @@ pub fn remove_members(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let actor = actor(app, request, &principal);
     let outcome = app.db.write(|conn| {
         let value = domain::remove_members(conn, &scope, mode, &id, body)?;
-        let event = Event::new(Action::GroupMembersRemoved)
-            .workspace(scope.id())
-            .mode(mode)
-            .target(id.as_str());
+        let event = Event::about(Action::GroupMembersRemoved, scope.id(), mode, id.as_str());
         record(app, conn, &actor, event)?;
         Ok(value)
     })?;

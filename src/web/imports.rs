@@ -79,10 +79,7 @@ pub fn create_import(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
         .map_err(|err| AppError::Internal(format!("adopting an upload: {err}")))?;
     let actor = actor(app, request, &principal);
     let created = app.db.write(|conn| {
-        let event = Event::new(Action::ContactsImportStarted)
-            .workspace(scope.id())
-            .mode(mode)
-            .target(id.as_str());
+        let event = Event::about(Action::ContactsImportStarted, scope.id(), mode, id.as_str());
         let job = domain::create_import(conn, id, &scope, mode, &prepared, &file, app.clock.now())?;
         record(app, conn, &actor, event)?;
         Ok(job)

@@ -56,10 +56,7 @@ pub fn create_segment(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let actor = actor(app, request, &principal);
     let segment = app.db.write(|conn| {
         let value = domain::create_segment(conn, &app.ids, &scope, mode, body, app.clock.now())?;
-        let event = Event::new(Action::SegmentCreated)
-            .workspace(scope.id())
-            .mode(mode)
-            .target(value.id.as_str());
+        let event = Event::about(Action::SegmentCreated, scope.id(), mode, value.id.as_str());
         record(app, conn, &actor, event)?;
         Ok(value)
     })?;
@@ -114,10 +111,7 @@ pub fn update_segment(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let actor = actor(app, request, &principal);
     let segment = app.db.write(|conn| {
         let value = domain::update_segment(conn, &scope, mode, &id, body, app.clock.now())?;
-        let event = Event::new(Action::SegmentUpdated)
-            .workspace(scope.id())
-            .mode(mode)
-            .target(id.as_str());
+        let event = Event::about(Action::SegmentUpdated, scope.id(), mode, id.as_str());
         record(app, conn, &actor, event)?;
         Ok(value)
     })?;
@@ -133,10 +127,7 @@ pub fn delete_segment(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
     let actor = actor(app, request, &principal);
     app.db.write(|conn| {
         domain::delete_segment(conn, &scope, mode, &id)?;
-        let event = Event::new(Action::SegmentDeleted)
-            .workspace(scope.id())
-            .mode(mode)
-            .target(id.as_str());
+        let event = Event::about(Action::SegmentDeleted, scope.id(), mode, id.as_str());
         record(app, conn, &actor, event)?;
         Ok(())
     })?;

@@ -125,10 +125,12 @@ pub fn delete_endpoint(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
     let actor = actor(app, request, &principal);
     app.db.write(|conn| {
         domain::delete_endpoint(conn, (&scope, mode), &id)?;
-        let event = Event::new(Action::WebhookEndpointDeleted)
-            .workspace(scope.id())
-            .mode(mode)
-            .target(id.as_str());
+        let event = Event::about(
+            Action::WebhookEndpointDeleted,
+            scope.id(),
+            mode,
+            id.as_str(),
+        );
         record(app, conn, &actor, event)
     })?;
     Ok(ApiResponse::no_content())
@@ -146,14 +148,16 @@ pub fn rotate_secret(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let endpoint = app.db.write(|conn| {
         let endpoint =
             domain::rotate_secret(conn, &app.ids, (&scope, mode), &id, body, app.clock.now())?;
-        let event = Event::new(Action::WebhookEndpointSecretRotated)
-            .workspace(scope.id())
-            .mode(mode)
-            .target(endpoint.id.as_str())
-            .detail(
-                "previous_secret_expires_at",
-                endpoint.previous_secret_expires_at.clone(),
-            );
+        let event = Event::about(
+            Action::WebhookEndpointSecretRotated,
+            scope.id(),
+            mode,
+            endpoint.id.as_str(),
+        )
+        .detail(
+            "previous_secret_expires_at",
+            endpoint.previous_secret_expires_at.clone(),
+        );
         record(app, conn, &actor, event)?;
         Ok(endpoint)
     })?;
