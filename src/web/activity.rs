@@ -10,7 +10,6 @@ use crate::activity::{self, Action, Actor, ActorType, Event, Filter, StoredEntry
 use crate::api_keys::format::Scope;
 use crate::app::App;
 use crate::auth::principal::Principal;
-use crate::clock::{format_timestamp, parse_timestamp};
 use crate::error::{AppError, FieldErrors};
 use crate::ids::WorkspaceId;
 use crate::vocabulary::Mode;
@@ -99,19 +98,8 @@ fn filter(request: &Request<'_>, fields: &mut FieldErrors) -> Filter {
         }
         parsed
     });
-    let mut instant = |name: &str| {
-        request
-            .query_param(name)
-            .and_then(|text| match parse_timestamp(&text) {
-                Some(at) => Some(format_timestamp(at)),
-                None => {
-                    fields.add(name, "must be an RFC 3339 timestamp");
-                    None
-                }
-            })
-    };
-    let since = instant("created_from");
-    let until = instant("created_to");
+    let since = request.timestamp_param("created_from", fields);
+    let until = request.timestamp_param("created_to", fields);
     Filter {
         actor_type,
         actor_id: request.query_param("actor_id"),

@@ -10,7 +10,6 @@ use serde::Serialize;
 use crate::app::App;
 use crate::auth::principal::Principal;
 use crate::billing::{self, Channel, Charging, sender};
-use crate::clock::{format_timestamp, parse_timestamp};
 use crate::error::AppError;
 use crate::messages::compose::Category;
 use crate::messages::compose::{Draft, compose};
@@ -243,19 +242,8 @@ pub fn list_messages(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
         }
         channel
     });
-    let mut instant = |name: &str| {
-        request
-            .query_param(name)
-            .and_then(|text| match parse_timestamp(&text) {
-                Some(at) => Some(format_timestamp(at)),
-                None => {
-                    fields.add(name, "must be an RFC 3339 timestamp");
-                    None
-                }
-            })
-    };
-    let created_from = instant("created_from");
-    let created_to = instant("created_to");
+    let created_from = request.timestamp_param("created_from", &mut fields);
+    let created_to = request.timestamp_param("created_to", &mut fields);
     fields.into_result()?;
     let campaign_id = request.query_param("campaign_id");
     let filter = MessageFilter {

@@ -201,6 +201,19 @@ impl<'a> Request<'a> {
             .map(|(_, value)| percent_decode(value))
     }
 
+    /// Query parameter `name` as an RFC 3339 instant, in the stored form (UTC, milliseconds);
+    /// one that is not is added to `fields` and read as absent.
+    pub fn timestamp_param(&self, name: &str, fields: &mut FieldErrors) -> Option<String> {
+        let text = self.query_param(name)?;
+        match crate::clock::parse_timestamp(&text) {
+            Some(at) => Some(crate::clock::format_timestamp(at)),
+            None => {
+                fields.add(name, "must be an RFC 3339 timestamp");
+                None
+            }
+        }
+    }
+
     /// `?limit=` (1–100, default 50) and `?cursor=` of a list endpoint.
     pub fn page(&self) -> Result<PageRequest, AppError> {
         let limit = match self.query_param("limit") {

@@ -140,34 +140,11 @@ fn a_campaign_killed_during_its_fan_out_and_its_dispatch_sends_each_contact_exac
         .status()
         .unwrap();
     assert!(status.success());
-    admin(
+    let key_info = crate::process::acme_with_key(
         data_dir,
-        &[
-            "create-user",
-            "--email",
-            "ops@example.com",
-            "--password-stdin",
-            "--workspace",
-            "Acme",
-            "--json",
-        ],
-        "a long enough password\n",
-    );
-    let key_info = admin(
-        data_dir,
-        &[
-            "create-api-key",
-            "--workspace",
-            "Acme",
-            "--name",
-            "campaigns",
-            "--scopes",
-            "contacts:read,campaigns:read,campaigns:write,messages:read",
-            "--mode",
-            "live",
-            "--json",
-        ],
-        "",
+        "campaigns",
+        "contacts:read,campaigns:read,campaigns:write,messages:read",
+        "live",
     );
     let key = key_info["key"].as_str().unwrap().to_owned();
     let workspace = WorkspaceId::parse(key_info["workspace_id"].as_str().unwrap()).unwrap();

@@ -193,3 +193,38 @@ pub fn admin(data_dir: &Path, args: &[&str], stdin: &str) -> serde_json::Value {
     assert!(output.status.success(), "{output:?}");
     serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
 }
+
+/// The first user (ops@example.com) with the workspace Acme, made by `crier admin create-user`
+/// on `data_dir`, and an API key of Acme named `name` with `scopes` (comma-separated) in
+/// `mode`, by `crier admin create-api-key`: the key's JSON (`key`, `workspace_id`, …).
+pub fn acme_with_key(data_dir: &Path, name: &str, scopes: &str, mode: &str) -> serde_json::Value {
+    admin(
+        data_dir,
+        &[
+            "create-user",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+            "--workspace",
+            "Acme",
+            "--json",
+        ],
+        "a long enough password\n",
+    );
+    admin(
+        data_dir,
+        &[
+            "create-api-key",
+            "--workspace",
+            "Acme",
+            "--name",
+            name,
+            "--scopes",
+            scopes,
+            "--mode",
+            mode,
+            "--json",
+        ],
+        "",
+    )
+}

@@ -17,7 +17,7 @@ use crier::webhooks::WebhookSettings;
 use crate::auth_fixtures::{Caller, count, create_key, setup};
 use crate::fake_http::{FakeHttp, Recorded, Reply};
 use crate::harness::{TestServer, wait_for_value};
-use crate::process::{ServeProcess, admin};
+use crate::process::ServeProcess;
 use crate::sending::sms;
 
 const ALL_SCOPES: &[&str] = &[
@@ -595,34 +595,11 @@ fn private_targets_are_refused_unless_the_operator_allows_them() {
 fn an_event_committed_before_a_sigkill_is_delivered_after_the_restart() {
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path();
-    admin(
+    let key_info = crate::process::acme_with_key(
         data_dir,
-        &[
-            "create-user",
-            "--email",
-            "ops@example.com",
-            "--password-stdin",
-            "--workspace",
-            "Acme",
-            "--json",
-        ],
-        "a long enough password\n",
-    );
-    let key_info = admin(
-        data_dir,
-        &[
-            "create-api-key",
-            "--workspace",
-            "Acme",
-            "--name",
-            "hooks",
-            "--scopes",
-            "messages:send,messages:read,webhooks:read,webhooks:write",
-            "--mode",
-            "test",
-            "--json",
-        ],
-        "",
+        "hooks",
+        "messages:send,messages:read,webhooks:read,webhooks:write",
+        "test",
     );
     let key = key_info["key"].as_str().unwrap().to_owned();
     // The first attempt hangs until the server is killed; after the restart, answers at once.
