@@ -306,6 +306,56 @@ pub fn activate_plan(
     Ok(end)
 }
 
+/// The most a low-balance threshold may be, in minor units.
+pub const MAX_LOW_BALANCE_THRESHOLD_MINOR: i64 = 1_000_000_000_000;
+
+/// Sets (or with `None` clears) the balance below which a debit records `wallet.low_balance`
+/// (docs/rules/billing.md, "Low balance").
+pub fn set_low_balance_threshold(
+    conn: &Connection,
+    scope: &WorkspaceScope,
+    threshold_minor: Option<i64>,
+) -> Result<(), AppError> {
+    if threshold_minor.is_some_and(|minor| !(1..=MAX_LOW_BALANCE_THRESHOLD_MINOR).contains(&minor))
+    {
+        return Err(AppError::invalid_field(
+            "threshold_minor",
+            format!(
+                "must be from 1 to {MAX_LOW_BALANCE_THRESHOLD_MINOR}, or null to turn the alert off"
+            ),
+        ));
+    }
+    store::set_low_balance_threshold(conn, scope.id(), threshold_minor)
+}
+
+pub fn low_balance_threshold(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+) -> Result<Option<i64>, AppError> {
+    store::low_balance_threshold(conn, workspace_id)
+}
+
+/// The object of a `wallet.low_balance` event: the workspace's balance now, its threshold and
+/// the debit that crossed it (`ledger_entry_id`). `None` when the workspace is gone.
+pub fn low_balance_json(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    ledger_entry_id: &str,
+) -> Result<Option<serde_json::Value>, AppError> {
+    let Some(account) = store::find_account(conn, workspace_id)? else {
+        return Ok(None);
+    };
+    let currency = account.wallet_currency.as_str();
+    let threshold = store::low_balance_threshold(conn, workspace_id)?;
+    Ok(Some(serde_json::json!({
+        "object": "wallet",
+        "workspace_id": workspace_id.as_str(),
+        "balance": Money::new(account.wallet_balance_minor, currency),
+        "low_balance_threshold": threshold.map(|minor| Money::new(minor, currency)),
+        "ledger_entry_id": ledger_entry_id,
+    })))
+}
+
 /// The API request rate (requests per second, 0: no limit) the plan in force gives
 /// `workspace_id`'s keys at `now`, when that plan sets one; `None`: the instance's default. Reads
 /// nothing when no plan of the catalog sets a rate.

@@ -64,6 +64,28 @@ pub fn find_account(
         .optional()?)
 }
 
+/// The wallet balance below which a debit records `wallet.low_balance`; `None`: no alert.
+pub fn low_balance_threshold(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+) -> Result<Option<i64>, AppError> {
+    Ok(conn
+        .prepare_cached("SELECT low_balance_threshold_minor FROM workspaces WHERE id = ?1")?
+        .query_row([workspace_id], |row| row.get(0))
+        .optional()?
+        .flatten())
+}
+
+pub fn set_low_balance_threshold(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    threshold_minor: Option<i64>,
+) -> Result<(), AppError> {
+    conn.prepare_cached("UPDATE workspaces SET low_balance_threshold_minor = ?2 WHERE id = ?1")?
+        .execute(rusqlite::params![workspace_id, threshold_minor])?;
+    Ok(())
+}
+
 /// Sets the plan; `period_end` None is a plan without end.
 pub fn set_plan(
     conn: &Connection,

@@ -32,6 +32,7 @@ crate::text_enum! {
         PaymentRefunded = "payment.refunded",
         ContactUnsubscribed = "contact.unsubscribed",
         ImportCompleted = "import.completed",
+        WalletLowBalance = "wallet.low_balance",
         /// Sent only by `POST /v1/webhook-endpoints/{id}/test`, to that endpoint alone.
         WebhookTest = "webhook.test",
     }
@@ -45,6 +46,9 @@ pub enum ObjectKind {
     Payment,
     Contact,
     Import,
+    /// The wallet after a debit took it below the workspace's threshold (the object id is the
+    /// ledger entry of that debit).
+    Wallet,
     WebhookEndpoint,
 }
 
@@ -71,6 +75,7 @@ impl EventType {
             }
             EventType::ContactUnsubscribed => ObjectKind::Contact,
             EventType::ImportCompleted => ObjectKind::Import,
+            EventType::WalletLowBalance => ObjectKind::Wallet,
             EventType::WebhookTest => ObjectKind::WebhookEndpoint,
         }
     }

@@ -106,6 +106,8 @@ struct CurrentPlanView<'a> {
 #[derive(Serialize)]
 struct WalletView {
     balance: Money,
+    /// The balance below which a debit sends `wallet.low_balance`; `null`: no alert.
+    low_balance_threshold: Option<Money>,
 }
 
 #[derive(Serialize)]
@@ -144,13 +146,14 @@ pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let workspace_id = scope.id();
     let now = app.clock.now();
     let catalog = &app.config.billing_catalog;
-    let (account, quotas, sender_id, verification) = app.db.read(|conn| {
+    let (account, quotas, sender_id, verification, threshold) = app.db.read(|conn| {
         let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
+        let threshold = billing::low_balance_threshold(conn, workspace_id)?;
         let sms = billing::quote(conn, catalog, &scope, Channel::Sms, 0, now)?;
         let email = billing::quote(conn, catalog, &scope, Channel::Email, 0, now)?;
         let sender_id = sender::find_sender_id(conn, &scope)?;
         let verification = sender::find_verification(conn, &scope)?;
-        Ok((account, [sms, email], sender_id, verification))
+        Ok((account, [sms, email], sender_id, verification, threshold))
     })?;
     let currency = account.wallet_currency.as_str();
     let plan_end = account.plan_period_end.as_deref().and_then(parse_timestamp);
@@ -184,6 +187,7 @@ pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
         },
         wallet: WalletView {
             balance: Money::new(account.wallet_balance_minor, currency),
+            low_balance_threshold: threshold.map(|minor| Money::new(minor, currency)),
         },
         quotas: PerChannel {
             sms: quota(Channel::Sms, sms),
@@ -253,6 +257,41 @@ pub fn list_plans(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, A
         .map(|plan| plan_view(plan, &catalog.currency, app.config.api_rate))
         .collect();
     page_response(&data, next_cursor)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LowBalanceAlertBody {
+    /// Required; `null` turns the alert off.
+    #[serde(default, deserialize_with = "crate::validate::present")]
+    threshold_minor: Option<Option<i64>>,
+}
+
+/// `PUT /v1/billing/low-balance-alert`: sets (or with `null` clears) the balance below which a
+/// debit sends the `wallet.low_balance` webhook event. Owner or admin (a console session).
+pub fn set_low_balance_alert(
+    app: &App,
+    request: &mut Request<'_>,
+) -> Result<ApiResponse, AppError> {
+    let principal = authenticate_request(app, request)?;
+    let session = principal.require_session()?;
+    let (scope, _) = session.require_role(Role::Admin)?;
+    let body: LowBalanceAlertBody = request.json()?;
+    let threshold_minor = body.threshold_minor.ok_or_else(|| {
+        AppError::invalid_field("threshold_minor", "is required (null turns the alert off)")
+    })?;
+    let account = app.db.write(|conn| {
+        billing::set_low_balance_threshold(conn, &scope, threshold_minor)?;
+        store::find_account(conn, scope.id())?.ok_or(AppError::NotFound)
+    })?;
+    let currency = account.wallet_currency.as_str();
+    ApiResponse::json(
+        200,
+        &WalletView {
+            balance: Money::new(account.wallet_balance_minor, currency),
+            low_balance_threshold: threshold_minor.map(|minor| Money::new(minor, currency)),
+        },
+    )
 }
 
 #[derive(Deserialize)]

@@ -353,6 +353,11 @@ impl Router {
                 Route::new(Get, "/v1/billing/plans", billing::list_plans),
                 Route::new(Put, "/v1/billing/sender-id", billing::request_sender_id),
                 Route::new(
+                    Put,
+                    "/v1/billing/low-balance-alert",
+                    billing::set_low_balance_alert,
+                ),
+                Route::new(
                     Post,
                     "/v1/billing/verification",
                     billing::submit_verification,

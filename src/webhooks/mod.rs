@@ -495,6 +495,9 @@ pub fn prepare_events(
                 event.mode,
                 &event.object_id,
             )?,
+            ObjectKind::Wallet => {
+                crate::billing::low_balance_json(conn, &event.workspace_id, &event.object_id)?
+            }
             ObjectKind::WebhookEndpoint => None,
         };
         let payload = event_body(

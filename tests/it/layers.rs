@@ -418,6 +418,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V36__message_retention.sql",
         "0032ce55b3807aa9a69dc54fc4a400319836754f815755b2a285bc2896067f32",
     ),
+    (
+        "V37__wallet_low_balance.sql",
+        "f22212888e53234d67bc542ae9dc574bca4c201374e5e660f8705797bddd76b4",
+    ),
 ];
 
 #[test]

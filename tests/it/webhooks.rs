@@ -248,7 +248,11 @@ fn endpoints_are_checked_shown_without_their_secret_rotated_and_deleted() {
     );
     assert_eq!(changed.status, 200, "{}", changed.text());
     let changed = changed.json();
-    assert_eq!(changed["events"].as_array().unwrap().len(), 12);
+    assert_eq!(
+        changed["events"].as_array().unwrap().len(),
+        13,
+        "every event type: {changed}"
+    );
     assert_eq!(changed["description"], Value::Null);
     assert_eq!(changed["enabled"], false);
     api.patch(
@@ -949,4 +953,108 @@ fn a_contact_who_unsubscribes_is_reported_once_per_channel() {
         ),
         2
     );
+}
+
+/// `wallet.low_balance`: once per crossing of the workspace's threshold, by a send's charge or an
+/// admin's debit, in the debit's own transaction; not again while below; armed again by a
+/// credit back above. The threshold is an owner's or admin's, checked, and shown by the summary.
+#[test]
+fn a_debit_that_crosses_the_threshold_reports_a_low_balance_once() {
+    let receiver = FakeHttp::start(|_| Reply::empty(200));
+    let server = loopback_server(Duration::from_secs(5));
+    let owner = setup(&server);
+    let workspace = owner.workspace_id().to_owned();
+    let (_, key) = create_key(&owner, ALL_SCOPES, "live");
+    let api = Caller {
+        server: &server,
+        key,
+    };
+    api.endpoint(
+        &format!("{}/h", receiver.url()),
+        json!(["wallet.low_balance"]),
+    );
+    let adjust = |amount_minor: i64| {
+        let response = owner.post(
+            &format!("/v1/admin/workspaces/{workspace}/wallet-adjustments"),
+            &json!({"amount_minor": amount_minor, "reason": "low balance test"}),
+        );
+        assert_eq!(response.status, 201, "{}", response.text());
+    };
+    let alert = |body: Value| owner.request("PUT", "/v1/billing/low-balance-alert", Some(&body));
+    let events = || {
+        count(
+            &server,
+            "SELECT count(*) FROM events WHERE type = 'wallet.low_balance' AND mode = 'live'",
+        )
+    };
+    adjust(1000);
+
+    // Bad thresholds change nothing; an API key may not set one.
+    for bad in [
+        json!({"threshold_minor": 0}),
+        json!({"threshold_minor": "x"}),
+        json!({}),
+    ] {
+        alert(bad).assert_error(422, "validation_failed");
+    }
+    crate::auth_fixtures::bearer(
+        &server,
+        &api.key,
+        "PUT",
+        "/v1/billing/low-balance-alert",
+        Some(&json!({"threshold_minor": 950})),
+    )
+    .assert_error(403, "forbidden");
+    assert!(owner.get("/v1/billing").json()["wallet"]["low_balance_threshold"].is_null());
+
+    let set = alert(json!({"threshold_minor": 950}));
+    assert_eq!(set.status, 200, "{}", set.text());
+    assert_eq!(
+        set.json()["low_balance_threshold"],
+        json!({"amount_minor": 950, "currency": "XAF"})
+    );
+    assert_eq!(
+        owner.get("/v1/billing").json()["wallet"]["low_balance_threshold"]["amount_minor"],
+        950
+    );
+
+    // 25 XAF an SMS: 1000 → 975 → 950 (not below) → 925 (crosses) → 900 (still below).
+    for n in 0..2 {
+        api.send_sms(&format!("low-{n}"));
+    }
+    assert_eq!(events(), 0, "950 is not below 950");
+    api.send_sms("low-2");
+    assert_eq!(events(), 1, "recorded with the charge that crossed");
+    api.send_sms("low-3");
+    assert_eq!(events(), 1, "not again while below");
+
+    let delivered = receiver.wait_for_requests(1, Duration::from_secs(30))[0].json();
+    assert_eq!(delivered["type"], "wallet.low_balance");
+    assert_eq!(delivered["mode"], "live");
+    let wallet = &delivered["data"]["object"];
+    assert_eq!(wallet["object"], "wallet");
+    assert_eq!(wallet["workspace_id"], workspace.as_str());
+    assert_eq!(wallet["low_balance_threshold"]["amount_minor"], 950);
+    assert!(wallet["balance"]["amount_minor"].as_i64().unwrap() < 950);
+    let entry = wallet["ledger_entry_id"].as_str().unwrap();
+    assert_eq!(
+        count(
+            &server,
+            &format!("SELECT balance_after_minor FROM wallet_ledger WHERE id = '{entry}'"),
+        ),
+        925
+    );
+
+    // A credit back above arms it again; an admin's debit below crosses it.
+    adjust(200);
+    assert_eq!(events(), 1);
+    adjust(-200);
+    assert_eq!(events(), 2);
+
+    // Off: no more events.
+    let off = alert(json!({"threshold_minor": null}));
+    assert_eq!(off.status, 200, "{}", off.text());
+    adjust(500);
+    adjust(-500);
+    assert_eq!(events(), 2);
 }
