@@ -14,7 +14,7 @@ use crier::config::Config;
 use crier::web::router::Router;
 use crier::webhooks::WebhookSettings;
 
-use crate::auth_fixtures::{Caller, count, create_key, setup};
+use crate::auth_fixtures::{Caller, Console, count, create_key, setup};
 use crate::fake_http::{FakeHttp, Recorded, Reply};
 use crate::harness::{TestServer, wait_for_value};
 use crate::process::ServeProcess;
@@ -105,6 +105,26 @@ impl Caller<'_> {
         assert_eq!(response.status, 201, "{}", response.text());
         response.json()
     }
+}
+
+/// A key of `owner` with `ALL_SCOPES` and `more` in `mode`, and an endpoint of it, wanting
+/// `events`, on a new receiver that answers 200.
+fn subscribed<'s>(
+    owner: &Console<'s>,
+    more: &[&str],
+    mode: &str,
+    events: Value,
+) -> (Caller<'s>, FakeHttp) {
+    let receiver = FakeHttp::start(|_| Reply::empty(200));
+    let mut scopes = ALL_SCOPES.to_vec();
+    scopes.extend_from_slice(more);
+    let (_, key) = create_key(owner, &scopes, mode);
+    let api = Caller {
+        server: owner.server,
+        key,
+    };
+    api.endpoint(&format!("{}/h", receiver.url()), events);
+    (api, receiver)
 }
 
 /// Whether Python's `hmac` module, given the secret, the `Crier-Signature` header and the body,
@@ -683,23 +703,17 @@ fn types(receiver: &FakeHttp) -> Vec<String> {
 
 #[test]
 fn a_campaign_reports_its_launch_its_messages_and_its_end() {
-    let receiver = FakeHttp::start(|_| Reply::empty(200));
     let server = loopback_server(Duration::from_secs(5));
     let owner = setup(&server);
-    let mut scopes = ALL_SCOPES.to_vec();
-    scopes.extend([
-        "contacts:write",
-        "contacts:read",
-        "campaigns:write",
-        "campaigns:read",
-    ]);
-    let (_, key) = create_key(&owner, &scopes, "test");
-    let api = Caller {
-        server: &server,
-        key,
-    };
-    api.endpoint(
-        &format!("{}/h", receiver.url()),
+    let (api, receiver) = subscribed(
+        &owner,
+        &[
+            "contacts:write",
+            "contacts:read",
+            "campaigns:write",
+            "campaigns:read",
+        ],
+        "test",
         json!(["campaign.launched", "campaign.completed", "message.sent"]),
     );
     for (name, phone) in [("Ada", "+237677000001"), ("Bea", "+237677000002")] {
@@ -797,18 +811,12 @@ fn a_verified_payment_is_reported_to_live_endpoints() {
 
 #[test]
 fn a_completed_import_is_reported_with_its_counts() {
-    let receiver = FakeHttp::start(|_| Reply::empty(200));
     let server = loopback_server(Duration::from_secs(5));
     let owner = setup(&server);
-    let mut scopes = ALL_SCOPES.to_vec();
-    scopes.extend(["contacts:write", "contacts:read"]);
-    let (_, key) = create_key(&owner, &scopes, "live");
-    let api = Caller {
-        server: &server,
-        key,
-    };
-    api.endpoint(
-        &format!("{}/h", receiver.url()),
+    let (api, receiver) = subscribed(
+        &owner,
+        &["contacts:write", "contacts:read"],
+        "live",
         json!(["import.completed"]),
     );
     let authorization = format!("Bearer {}", api.key);
@@ -897,18 +905,12 @@ fn during_a_rotations_overlap_both_secrets_sign() {
 
 #[test]
 fn a_contact_who_unsubscribes_is_reported_once_per_channel() {
-    let receiver = FakeHttp::start(|_| Reply::empty(200));
     let server = loopback_server(Duration::from_secs(5));
     let owner = setup(&server);
-    let mut scopes = ALL_SCOPES.to_vec();
-    scopes.extend(["contacts:write", "contacts:read"]);
-    let (_, key) = create_key(&owner, &scopes, "test");
-    let api = Caller {
-        server: &server,
-        key,
-    };
-    api.endpoint(
-        &format!("{}/h", receiver.url()),
+    let (api, receiver) = subscribed(
+        &owner,
+        &["contacts:write", "contacts:read"],
+        "test",
         json!(["contact.unsubscribed"]),
     );
     let created = api.post(
@@ -960,19 +962,10 @@ fn a_contact_who_unsubscribes_is_reported_once_per_channel() {
 /// credit back above. The threshold is an owner's or admin's, checked, and shown by the summary.
 #[test]
 fn a_debit_that_crosses_the_threshold_reports_a_low_balance_once() {
-    let receiver = FakeHttp::start(|_| Reply::empty(200));
     let server = loopback_server(Duration::from_secs(5));
     let owner = setup(&server);
     let workspace = owner.workspace_id().to_owned();
-    let (_, key) = create_key(&owner, ALL_SCOPES, "live");
-    let api = Caller {
-        server: &server,
-        key,
-    };
-    api.endpoint(
-        &format!("{}/h", receiver.url()),
-        json!(["wallet.low_balance"]),
-    );
+    let (api, receiver) = subscribed(&owner, &[], "live", json!(["wallet.low_balance"]));
     let adjust = |amount_minor: i64| {
         let response = owner.post(
             &format!("/v1/admin/workspaces/{workspace}/wallet-adjustments"),
