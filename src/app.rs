@@ -11,10 +11,13 @@ use crate::delivery::{OutboxSignal, Providers};
 use crate::error::StartupError;
 use crate::ids::{Ids, RandomSource};
 use crate::metrics::Metrics;
-use crate::secrets::ServerKey;
+use crate::secrets::{SecretBox, ServerKey};
 
 /// The name of the key in `server_keys` that signs unsubscribe tokens.
 const UNSUBSCRIBE_KEY: &str = "unsubscribe";
+
+/// The file in the data directory holding `App::secret_box`'s key.
+pub const SECRETS_KEY_FILE: &str = "secrets.key";
 
 pub struct App {
     pub config: Config,
@@ -41,6 +44,9 @@ pub struct App {
     pub webhook_journal: OutboxSignal,
     /// Signs unsubscribe tokens and keys the hashes of erased addresses (made at first start).
     pub unsubscribe_key: ServerKey,
+    /// Seals the secrets crier reads back (workspaces' provider credentials, DKIM keys) with the
+    /// key in `SECRETS_KEY_FILE`, made at first start (see `secrets::SecretBox`).
+    pub secret_box: SecretBox,
     /// Rung when a contact import is queued, to wake the import runner.
     pub imports: OutboxSignal,
     /// Rung when a campaign is launched, scheduled or cancelled, to wake the campaign runner.
@@ -68,6 +74,13 @@ impl App {
         let unsubscribe_key = db
             .write(|conn| ServerKey::load_or_create(conn, &ids, UNSUBSCRIBE_KEY, &now))
             .map_err(|why| StartupError(format!("cannot read the server key: {why}")))?;
+        let key_file = config.data_dir.join(SECRETS_KEY_FILE);
+        let secret_box = SecretBox::load_or_create(&key_file, &ids).map_err(|why| {
+            StartupError(format!(
+                "cannot read the key in {}: {why}",
+                key_file.display()
+            ))
+        })?;
         let login_limiter = LoginLimiter::load(&db, clock.now())
             .map_err(|why| StartupError(format!("cannot read the login counters: {why}")))?;
         let api_buckets = Buckets::new(config.api_rate);
@@ -86,6 +99,7 @@ impl App {
             payments,
             webhook_journal: OutboxSignal::default(),
             unsubscribe_key,
+            secret_box,
             imports: OutboxSignal::default(),
             campaigns: OutboxSignal::default(),
             webhooks: OutboxSignal::default(),

@@ -1,8 +1,13 @@
 //! Secret tokens and their hashes: session tokens, invitation tokens and API key bodies are
 //! random base62 strings; only their SHA-256 is stored, and looked up by equality on the hash.
 //! And crier's own keys (`ServerKey`): made once, at first start, and kept in `server_keys`.
+//! And `SecretBox`: the secrets crier must read back (a workspace's provider credentials, its
+//! DKIM keys), sealed with a key kept in a file beside the database, not in it.
 
-use ring::{digest, hmac};
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use ring::{aead, digest, hmac};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::AppError;
@@ -117,6 +122,128 @@ impl ServerKey {
     }
 }
 
+/// Seals and opens the secrets crier must read back, with ChaCha20-Poly1305 under a 256-bit key
+/// kept in its own file (`secrets.key` in the data directory, `0600`), never in the database: a
+/// copy of the database alone — a backup, a replica, a stolen file — does not give the secrets
+/// away. Losing the key file loses only those secrets (they are entered again); the rest of the
+/// database does not depend on it.
+///
+/// A sealed value is `1 · key fingerprint (8) · nonce (12) · ciphertext · tag (16)`, and is bound
+/// to its `context` (e.g. `provider_account/pac_…/auth_token`) as associated data, so a value
+/// copied into another row or field does not open there. Its `Debug` never shows the key.
+pub struct SecretBox {
+    key: aead::LessSafeKey,
+    fingerprint: [u8; 8],
+}
+
+impl std::fmt::Debug for SecretBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretBox(…)")
+    }
+}
+
+/// Why a sealed value did not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsealed {
+    /// Sealed under another key (the key file was replaced or lost): enter the secret again.
+    OtherKey,
+    /// Not a sealed value, altered, or sealed for another context.
+    Damaged,
+}
+
+const SEALED_VERSION: u8 = 1;
+const SECRET_KEY_FILE_LEN: usize = 64;
+
+impl SecretBox {
+    pub fn from_bytes(bytes: &[u8; 32]) -> SecretBox {
+        let mut fingerprint = [0u8; 8];
+        let digest = digest::digest(&digest::SHA256, bytes);
+        fingerprint.copy_from_slice(&digest.as_ref()[..8]);
+        let unbound = aead::UnboundKey::new(&aead::CHACHA20_POLY1305, bytes)
+            .unwrap_or_else(|_| unreachable!("a 32-byte key is ChaCha20-Poly1305's length"));
+        SecretBox {
+            key: aead::LessSafeKey::new(unbound),
+            fingerprint,
+        }
+    }
+
+    /// The key in `path` (64 hex digits), made and written `0600` the first time (a second
+    /// process racing the first reads what the first wrote).
+    pub fn load_or_create(path: &Path, ids: &Ids) -> io::Result<SecretBox> {
+        match crate::db::files::create_private_file(path) {
+            Ok(mut file) => {
+                let bytes = ids.random_bytes(32);
+                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                file.write_all(format!("{hex}\n").as_bytes())?;
+                file.sync_all()?;
+            }
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error),
+        }
+        let mut text = String::new();
+        std::fs::File::open(path)?.read_to_string(&mut text)?;
+        let hex = text.trim();
+        let invalid = || {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} must hold 64 hex digits", path.display()),
+            )
+        };
+        if hex.len() != SECRET_KEY_FILE_LEN {
+            return Err(invalid());
+        }
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks(2)) {
+            let pair = std::str::from_utf8(pair).map_err(|_| invalid())?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| invalid())?;
+        }
+        Ok(SecretBox::from_bytes(&bytes))
+    }
+
+    /// `secret` sealed for `context` under a fresh random nonce.
+    pub fn seal(&self, ids: &Ids, context: &str, secret: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; aead::NONCE_LEN];
+        nonce.copy_from_slice(&ids.random_bytes(aead::NONCE_LEN));
+        let mut sealed = Vec::with_capacity(1 + 8 + aead::NONCE_LEN + secret.len() + 16);
+        sealed.push(SEALED_VERSION);
+        sealed.extend_from_slice(&self.fingerprint);
+        sealed.extend_from_slice(&nonce);
+        let mut body = secret.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                aead::Nonce::assume_unique_for_key(nonce),
+                aead::Aad::from(context.as_bytes()),
+                &mut body,
+            )
+            .unwrap_or_else(|_| unreachable!("sealing fails only past 256 GiB"));
+        sealed.extend_from_slice(&body);
+        sealed
+    }
+
+    /// The secret `sealed` holds, if it was sealed under this key for `context`.
+    pub fn open(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>, Unsealed> {
+        let head = 1 + 8 + aead::NONCE_LEN;
+        if sealed.len() < head + aead::CHACHA20_POLY1305.tag_len() || sealed[0] != SEALED_VERSION {
+            return Err(Unsealed::Damaged);
+        }
+        if sealed[1..9] != self.fingerprint {
+            return Err(Unsealed::OtherKey);
+        }
+        let mut nonce = [0u8; aead::NONCE_LEN];
+        nonce.copy_from_slice(&sealed[9..head]);
+        let mut body = sealed[head..].to_vec();
+        let opened = self
+            .key
+            .open_in_place(
+                aead::Nonce::assume_unique_for_key(nonce),
+                aead::Aad::from(context.as_bytes()),
+                &mut body,
+            )
+            .map_err(|_| Unsealed::Damaged)?;
+        Ok(opened.to_vec())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +283,65 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    fn test_ids() -> Ids {
+        Ids::new(
+            std::sync::Arc::new(crate::clock::SystemClock),
+            std::sync::Arc::new(crate::ids::SeededRandom::new(7)),
+        )
+    }
+
+    #[test]
+    fn a_sealed_secret_opens_only_with_its_key_and_its_context() {
+        let ids = test_ids();
+        let secret_box = SecretBox::from_bytes(&[1; 32]);
+        let sealed = secret_box.seal(&ids, "provider_account/pac_1/auth_token", b"tok-123");
+        assert!(!sealed.windows(7).any(|w| w == b"tok-123"));
+        assert_eq!(
+            secret_box.open("provider_account/pac_1/auth_token", &sealed),
+            Ok(b"tok-123".to_vec())
+        );
+        assert_ne!(
+            sealed,
+            secret_box.seal(&ids, "provider_account/pac_1/auth_token", b"tok-123"),
+            "a fresh nonce each time"
+        );
+        assert_eq!(
+            secret_box.open("provider_account/pac_2/auth_token", &sealed),
+            Err(Unsealed::Damaged)
+        );
+        let other = SecretBox::from_bytes(&[2; 32]);
+        assert_eq!(
+            other.open("provider_account/pac_1/auth_token", &sealed),
+            Err(Unsealed::OtherKey)
+        );
+        let mut altered = sealed.clone();
+        let last = altered.len() - 1;
+        altered[last] ^= 1;
+        assert_eq!(
+            secret_box.open("provider_account/pac_1/auth_token", &altered),
+            Err(Unsealed::Damaged)
+        );
+        assert_eq!(secret_box.open("x", b"short"), Err(Unsealed::Damaged));
+    }
+
+    #[test]
+    fn the_key_file_is_made_once_private_and_read_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("crier-secretbox-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("secrets.key");
+        let ids = test_ids();
+        let first = SecretBox::load_or_create(&path, &ids).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let sealed = first.seal(&ids, "c", b"s");
+        let again = SecretBox::load_or_create(&path, &ids).unwrap();
+        assert_eq!(again.open("c", &sealed), Ok(b"s".to_vec()));
+        std::fs::write(&path, "not hex\n").unwrap();
+        assert!(SecretBox::load_or_create(&path, &ids).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -390,7 +390,7 @@ fn the_data_directory_database_wal_and_backups_are_private() {
     assert_eq!(server.get("/readyz").status, 200);
     assert_eq!(mode(&data_dir), 0o700);
     assert_eq!(mode(&dir.path().join("fresh")), 0o700);
-    for file in ["crier.db", "crier.db-wal", "crier.db-shm"] {
+    for file in ["crier.db", "crier.db-wal", "crier.db-shm", "secrets.key"] {
         assert_eq!(mode(&data_dir.join(file)), 0o600, "{file}");
     }
     let target = dir.path().join("copy.db");
