@@ -92,20 +92,9 @@ impl HttpClient {
         headers: &[(&str, &str)],
         payload: Payload<'_>,
     ) -> Result<HttpReply, TransportError> {
-        let mut request = self.agent.post(url);
-        for (name, value) in query {
-            request = request.query(*name, *value);
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let sent = match payload {
-            Payload::Json(body) => request
-                .header("Content-Type", "application/json")
-                .send(&body[..]),
-            Payload::Form(fields) => request.send_form(fields),
-        };
-        let response = sent.map_err(|error| transport_error(&error))?;
+        let response = self
+            .send_post(url, query, headers, payload)
+            .map_err(|error| transport_error(&error))?;
         read_reply(response)
     }
 
@@ -117,18 +106,33 @@ impl HttpClient {
         headers: &[(&str, &str)],
         payload: Payload<'_>,
     ) -> Result<HttpReply, TransportError> {
+        let response = self
+            .send_post(url, &[], headers, payload)
+            .map_err(|error| guarded_error(&error))?;
+        read_reply(response)
+    }
+
+    /// The POST both `post` and `post_guarded` make; they differ only in how they name a failure.
+    fn send_post(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+        headers: &[(&str, &str)],
+        payload: Payload<'_>,
+    ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
         let mut request = self.agent.post(url);
+        for (name, value) in query {
+            request = request.query(*name, *value);
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let sent = match payload {
+        match payload {
             Payload::Json(body) => request
                 .header("Content-Type", "application/json")
                 .send(&body[..]),
             Payload::Form(fields) => request.send_form(fields),
-        };
-        let response = sent.map_err(|error| guarded_error(&error))?;
-        read_reply(response)
+        }
     }
 
     /// GETs `url` with the `query` parameters (percent-encoded here, like `post`) and `headers`.

@@ -75,15 +75,7 @@ impl Provider for AvlyTextProvider {
                 )),
             };
         }
-        let code = json.as_ref().and_then(|json| {
-            outbound::json_text(json, "code").or_else(|| outbound::json_text(json, "errorCode"))
-        });
-        let detail = json.as_ref().and_then(|json| {
-            json.get("message")
-                .or_else(|| json.get("error"))
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-        });
+        let (code, detail) = http::error_fields(json.as_ref());
         Err(http::refusal(
             reply.status,
             code.as_deref(),

@@ -18,6 +18,28 @@ impl From<TransportError> for Failure {
     }
 }
 
+/// The first of `fields` a JSON body has as non-empty text or a number (a provider's message id
+/// under whichever name it uses).
+pub fn first_text(json: Option<&serde_json::Value>, fields: &[&str]) -> Option<String> {
+    let json = json?;
+    fields
+        .iter()
+        .find_map(|field| crate::outbound::json_text(json, field))
+}
+
+/// The error code (`code` or `errorCode`) and explanation (`message` or `error`) of a JSON
+/// refusal body, the shape the Cameroonian aggregators share; `refusal`'s `code` and `detail`.
+pub fn error_fields(json: Option<&serde_json::Value>) -> (Option<String>, Option<String>) {
+    let code = first_text(json, &["code", "errorCode"]);
+    let detail = json.and_then(|json| {
+        json.get("message")
+            .or_else(|| json.get("error"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    });
+    (code, detail)
+}
+
 /// Classifies a non-2xx answer (or a 2xx whose body says "refused"). `code` is the provider's
 /// own error code when its body has one; `detail` its human explanation; `fallback_code` the
 /// code to record when the provider gave none (`http_400`, `avlytext_http_400`, …).

@@ -68,11 +68,8 @@ impl Provider for LmtProvider {
         )?;
         let json = reply.json();
         if reply.status == 201 {
-            let provider_message_id = json.as_ref().and_then(|json| {
-                ["id", "pushId", "messageId"]
-                    .into_iter()
-                    .find_map(|field| outbound::json_text(json, field))
-            });
+            let provider_message_id =
+                http::first_text(json.as_ref(), &["id", "pushId", "messageId"]);
             return Ok(Accepted {
                 provider_message_id,
             });
@@ -83,15 +80,7 @@ impl Provider for LmtProvider {
                 "LMT refused the API key or secret (HTTP 401)",
             ));
         }
-        let code = json.as_ref().and_then(|json| {
-            outbound::json_text(json, "code").or_else(|| outbound::json_text(json, "errorCode"))
-        });
-        let detail = json.as_ref().and_then(|json| {
-            json.get("message")
-                .or_else(|| json.get("error"))
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-        });
+        let (code, detail) = http::error_fields(json.as_ref());
         let fallback = if reply.is_success() {
             "lmt_not_created".to_owned()
         } else {

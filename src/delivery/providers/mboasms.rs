@@ -63,24 +63,13 @@ impl Provider for MboaSmsProvider {
         )?;
         let json = reply.json();
         if reply.is_success() && json.as_ref().is_some_and(says_success) {
-            let provider_message_id = json.as_ref().and_then(|json| {
-                ["id", "messageId", "reference"]
-                    .into_iter()
-                    .find_map(|field| outbound::json_text(json, field))
-            });
+            let provider_message_id =
+                http::first_text(json.as_ref(), &["id", "messageId", "reference"]);
             return Ok(Accepted {
                 provider_message_id,
             });
         }
-        let code = json.as_ref().and_then(|json| {
-            outbound::json_text(json, "code").or_else(|| outbound::json_text(json, "errorCode"))
-        });
-        let detail = json.as_ref().and_then(|json| {
-            json.get("message")
-                .or_else(|| json.get("error"))
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-        });
+        let (code, detail) = http::error_fields(json.as_ref());
         let fallback = if reply.is_success() {
             // A 2xx that does not say success: MboaSMS reports some refusals this way. Without
             // a code we cannot tell what went wrong, so `http::refusal` keeps it retryable.
