@@ -14,6 +14,11 @@
 #   SINK_BIN=...         the sink binary (default: examples/smtp_sink next to CRIER_BIN, as
 #                        `cargo build --release --example smtp_sink` leaves it)
 #   MAX_SECS=300         limit on each phase (queueing, one timed run)
+#   WEBHOOKS=0           1: the workspace has a webhook endpoint for every message event, on a
+#                        local HTTP sink (examples/http_sink.rs, next to CRIER_BIN as `cargo build
+#                        --release --example http_sink` leaves it, or HTTP_SINK_BIN), so each sent
+#                        message also records an event the webhook runner delivers; the run then
+#                        also waits for every delivery and reports when the last one succeeded
 #   PERF_DIR=...         record a CPU profile of each timed server (`perf record -g`) into
 #                        PERF_DIR/<run>-w<count>.data
 #
@@ -31,6 +36,7 @@ WORKERS=${WORKERS:-4 2 8}
 LOG_LEVEL=${LOG_LEVEL:-warn}
 DB_SYNCHRONOUS=${DB_SYNCHRONOUS:-full}
 MAX_SECS=${MAX_SECS:-300}
+WEBHOOKS=${WEBHOOKS:-0}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/crier-dispatch.XXXXXX")
 PIDS=()
 
@@ -56,6 +62,19 @@ fi
 if [[ " $RUNS " == *" smtp "* ]]; then
   SINK_BIN=${SINK_BIN:-$(dirname "$BIN")/examples/smtp_sink}
   [[ -x $SINK_BIN ]] || die "no SMTP sink at $SINK_BIN: cargo build --release --example smtp_sink (or set SINK_BIN)"
+fi
+
+WEBHOOK_ENV=()
+if [[ $WEBHOOKS == 1 ]]; then
+  HTTP_SINK_BIN=${HTTP_SINK_BIN:-$(dirname "$BIN")/examples/http_sink}
+  [[ -x $HTTP_SINK_BIN ]] || die "no HTTP sink at $HTTP_SINK_BIN: cargo build --release --example http_sink (or set HTTP_SINK_BIN)"
+  # One sink for the whole script: the endpoint's URL is written into each snapshot.
+  "$HTTP_SINK_BIN" --max-secs $((MAX_SECS * 10)) >"$WORK/http_sink.out" &
+  PIDS+=("$!")
+  for _ in $(seq 100); do grep -q LISTENING "$WORK/http_sink.out" 2>/dev/null && break; sleep 0.05; done
+  HOOK_URL=$(sed -n 's/^LISTENING \(127.0.0.1:[0-9]*\)$/http:\/\/\1\/hooks/p' "$WORK/http_sink.out")
+  [[ -n $HOOK_URL ]] || die "the HTTP sink did not start"
+  WEBHOOK_ENV=(CRIER_WEBHOOK_ALLOW_PRIVATE=true CRIER_WEBHOOK_HTTP_HOSTS=127.0.0.1)
 fi
 
 free_port() {
@@ -117,6 +136,11 @@ prepare() {
     --scopes messages:read --mode live --json | python3 -c 'import sys,json;print(json.load(sys.stdin)["workspace_id"])')
   "$BIN" admin adjust-wallet --data-dir "$dir" --workspace "$ws" --amount-minor 900000000000 \
     --reason bench >/dev/null
+  if [[ $WEBHOOKS == 1 ]]; then
+    "$BIN" admin create-api-key --data-dir "$dir" --workspace Bench --name hooks \
+      --scopes webhooks:write --mode live --json \
+      | python3 -c 'import sys,json;print(json.load(sys.stdin)["key"])' >"$dir/hooks.key"
+  fi
   echo "$key"
 }
 
@@ -124,10 +148,20 @@ prepare() {
 queue() {
   local dir=$1 key=$2 channel=$3 port pid wrk_pid have round i
   port=$(free_port)
-  CRIER_DISPATCH_WORKERS=0 CRIER_API_RATE_LIMIT=0 "$BIN" serve --data-dir "$dir" --addr "127.0.0.1:$port" \
+  env "${WEBHOOK_ENV[@]}" CRIER_DISPATCH_WORKERS=0 CRIER_API_RATE_LIMIT=0 "$BIN" serve --data-dir "$dir" --addr "127.0.0.1:$port" \
     --db-synchronous "$DB_SYNCHRONOUS" --workers 16 --log-level warn >/dev/null 2>>"$dir/queue.log" &
   pid=$!; PIDS+=("$pid")
   wait_http "$port" "$pid"
+  if [[ $WEBHOOKS == 1 ]]; then
+    python3 - "$port" "$(cat "$dir/hooks.key")" "$HOOK_URL" <<'PY' >&2 || die "could not register the webhook endpoint"
+import json, sys, urllib.request
+port, key, url = sys.argv[1:4]
+body = json.dumps({"url": url, "events": ["message.sent", "message.delivered", "message.failed"]})
+request = urllib.request.Request("http://127.0.0.1:%s/v1/webhook-endpoints" % port, data=body.encode(),
+    headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"}, method="POST")
+print("webhook endpoint:", json.load(urllib.request.urlopen(request, timeout=10))["id"], "->", url)
+PY
+  fi
   have=0
   # A round that stops making progress (tiny_http could leave a keep-alive connection of a
   # burst unserved) is ended, and another one sends the rest.
@@ -175,7 +209,7 @@ timed() {
       CRIER_SMTP_SECURITY=none "CRIER_EMAIL_FROM=Bench <bench@example.com>"
   fi
   started=$(date +%s.%N)
-  env "$@" CRIER_DISPATCH_WORKERS="$workers" CRIER_API_RATE_LIMIT=0 "$BIN" serve --data-dir "$dir" \
+  env "${WEBHOOK_ENV[@]}" "$@" CRIER_DISPATCH_WORKERS="$workers" CRIER_API_RATE_LIMIT=0 "$BIN" serve --data-dir "$dir" \
     --addr "127.0.0.1:$port" --db-synchronous "$DB_SYNCHRONOUS" --log-level "$LOG_LEVEL" \
     >/dev/null 2>"$dir/serve.log" &
   pid=$!; PIDS+=("$pid")
@@ -208,6 +242,26 @@ while time.time() - started < limit:
 print("timeout")
 PY
 )
+  # With WEBHOOKS=1: until no delivery is left pending, timed from the same start.
+  local hooks=""
+  if [[ $WEBHOOKS == 1 && $secs != timeout ]]; then
+    hooks=$(python3 - "$dir/crier.db" "$started" "$MAX_SECS" <<'PY'
+import sqlite3, sys, time
+path, started, limit = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=5)
+while time.time() - started < limit:
+    events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    unprepared = conn.execute("SELECT count(*) FROM events WHERE prepared_at IS NULL").fetchone()[0]
+    pending = conn.execute("SELECT count(*) FROM webhook_deliveries WHERE status <> 'succeeded'").fetchone()[0]
+    done = conn.execute("SELECT count(*) FROM webhook_deliveries WHERE status = 'succeeded'").fetchone()[0]
+    if unprepared == 0 and pending == 0 and done > 0:
+        print("; webhooks: %d events delivered, the last %.3f s after the start" % (done, time.time() - started))
+        sys.exit(0)
+    time.sleep(0.05)
+print("; webhooks: not all delivered within the limit (%d of %d)" % (done, events))
+PY
+)
+  fi
   [[ -z $perf_pid ]] || { kill -TERM "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null || true; }
   # CPU seconds the server (and the sink) used, user + system, to compare with the wall time.
   local cpu sink_cpu=""
@@ -229,7 +283,7 @@ PY
   "$BIN" doctor --data-dir "$dir" >"$dir/doctor.out" 2>&1 \
     || { cat "$dir/doctor.out" >&2; die "doctor is not clean after $name with $workers dispatchers"; }
   local rate; rate=$(python3 -c "print(round($total / $secs))")
-  echo "dispatch-$name: $total messages sent in $secs s = $rate/s with $workers dispatchers (server CPU ${cpu} s), synchronous=$DB_SYNCHRONOUS, log level $LOG_LEVEL$received; doctor clean"
+  echo "dispatch-$name: $total messages sent in $secs s = $rate/s with $workers dispatchers (server CPU ${cpu} s), synchronous=$DB_SYNCHRONOUS, log level $LOG_LEVEL$received$hooks; doctor clean"
   local tag="dispatch-$name"
   [[ $workers == "${WORKERS%% *}" ]] || tag="$tag-w$workers"
   echo "RESULT $tag messages=$total secs=$secs rate=$rate"

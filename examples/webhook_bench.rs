@@ -12,8 +12,10 @@
 // A benchmark that cannot set itself up has nothing to measure: it stops with the reason.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+#[path = "support/http_receiver.rs"]
+mod http_receiver;
+
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -40,43 +42,6 @@ fn events_wanted() -> usize {
     events
 }
 
-/// Answers every request on a keep-alive connection with an empty 200.
-fn serve_connection(stream: TcpStream, received: &AtomicUsize) {
-    let mut writer = stream.try_clone().expect("clone the stream");
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut length = 0usize;
-        let mut line = String::new();
-        let mut first = true;
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" && !first {
-                break;
-            }
-            first = false;
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        received.fetch_add(1, Ordering::Relaxed);
-        if writer
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-            .is_err()
-        {
-            return;
-        }
-    }
-}
-
 fn main() {
     let events = events_wanted();
     let received = Arc::new(AtomicUsize::new(0));
@@ -87,7 +52,7 @@ fn main() {
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
                 let received = Arc::clone(&received);
-                std::thread::spawn(move || serve_connection(stream, &received));
+                std::thread::spawn(move || http_receiver::serve_connection(stream, &received));
             }
         });
     }
