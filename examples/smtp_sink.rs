@@ -15,15 +15,15 @@
 // A sink that cannot set itself up has nothing to measure: it stops with the reason.
 #![allow(clippy::expect_used)]
 
+#[path = "support/sink.rs"]
+mod sink;
+
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
-
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 #[derive(Default)]
 struct Counts {
@@ -31,50 +31,16 @@ struct Counts {
     connections: AtomicU64,
 }
 
-impl Counts {
-    fn report_and_exit(&self) -> ! {
-        println!(
-            "SINK messages={} connections={}",
-            self.messages.load(Ordering::SeqCst),
-            self.connections.load(Ordering::SeqCst)
-        );
-        let _ = std::io::stdout().flush();
-        std::process::exit(0)
-    }
-}
-
 fn main() {
-    let mut port: u16 = 0;
-    let mut max_secs: u64 = 300;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let value = args.next().unwrap_or_default();
-        match arg.as_str() {
-            "--port" => port = value.parse().expect("--port takes a number"),
-            "--max-secs" => max_secs = value.parse().expect("--max-secs takes a number"),
-            other => panic!("unknown argument {other}; use --port N and --max-secs N"),
-        }
-    }
-    // Loopback only, whatever the arguments.
-    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
-    let addr = listener.local_addr().expect("the bound address");
     let counts = Arc::new(Counts::default());
-
-    let mut signals = Signals::new([SIGTERM, SIGINT]).expect("signal handlers");
-    let on_signal = Arc::clone(&counts);
-    thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            on_signal.report_and_exit();
-        }
-    });
-    let on_timer = Arc::clone(&counts);
-    thread::spawn(move || {
-        thread::sleep(Duration::from_secs(max_secs));
-        on_timer.report_and_exit();
-    });
-
-    println!("LISTENING {addr}");
-    let _ = std::io::stdout().flush();
+    let reported = Arc::clone(&counts);
+    let listener = sink::listen(Arc::new(move || {
+        format!(
+            "SINK messages={} connections={}",
+            reported.messages.load(Ordering::SeqCst),
+            reported.connections.load(Ordering::SeqCst)
+        )
+    }));
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         counts.connections.fetch_add(1, Ordering::SeqCst);
