@@ -72,15 +72,7 @@ const PAGE = 25;
 
 export async function render(_param, session) {
   if (session.role !== "owner" && session.role !== "admin") return h("p", {}, t("activity.forbidden"));
-  // Names for the ids the entries carry: the members and the API keys (best effort: a list
-  // that fails leaves the ids as they are).
-  const names = new Map();
-  const [members, keys] = await Promise.all([
-    get("/v1/workspace/members?limit=100").catch(() => ({ data: [] })),
-    get("/v1/api-keys?limit=100").catch(() => ({ data: [] })),
-  ]);
-  for (const member of members.data) names.set(member.user.id, member.user.name);
-  for (const key of keys.data) names.set(key.id, key.name);
+  const names = await knownNames(session, false);
   const log = activityLog({ admin: false, names });
   await log.load({});
   return h(
@@ -89,6 +81,24 @@ export async function render(_param, session) {
     h("p", { class: "lead" }, t(session.me.mode === "test" ? "activity.mode_test" : "activity.mode_live")),
     h("section", { class: "card" }, h("h2", {}, t("activity.filters")), log.filters, log.element),
   );
+}
+
+/// Names for the ids the entries carry: the workspace's members and (for its owners and
+/// admins) API keys, and for an instance admin every workspace (best effort: a list that fails
+/// leaves the ids as they are).
+export async function knownNames(session, admin) {
+  const manager = session.role === "owner" || session.role === "admin";
+  const names = new Map();
+  const none = { data: [] };
+  const [members, keys, workspaces] = await Promise.all([
+    get("/v1/workspace/members?limit=100").catch(() => none),
+    manager ? get("/v1/api-keys?limit=100").catch(() => none) : none,
+    admin ? get("/v1/admin/workspaces?limit=100").catch(() => none) : none,
+  ]);
+  for (const member of members.data) names.set(member.user.id, member.user.name);
+  for (const key of keys.data) names.set(key.id, key.name);
+  for (const workspace of workspaces.data) names.set(workspace.id, workspace.name);
+  return names;
 }
 
 /// Local dates from the date inputs as instants: the start of `from`, and the start of the
@@ -168,17 +178,17 @@ export function activityLog({ admin = false, names = new Map() } = {}) {
     for (const entry of page.data) {
       const cells = [
         h("time", { datetime: entry.created_at }, dateTime(entry.created_at)),
-        admin ? (entry.workspace_id ? h("span", { class: "mono small" }, entry.workspace_id) : h("span", { class: "muted" }, "—")) : null,
+        admin ? (entry.workspace_id ? named(entry.workspace_id, names) : h("span", { class: "muted" }, "—")) : null,
         actorCell(entry.actor, names),
         h(
           "span",
           {},
-          h("span", { class: "mono small" }, entry.action),
+          h("span", { class: "mono small action" }, entry.action),
           entry.mode === "test" ? h("span", { class: "badge" }, t("mode.test")) : null,
         ),
-        entry.target_id ? targetLink(entry.target_id) : "—",
+        entry.target_id ? targetLink(entry.target_id, names) : "—",
         detailsText(entry.details),
-        entry.ip ? h("span", { class: "mono small" }, entry.ip) : "—",
+        entry.ip ? h("span", { class: "mono small ip" }, entry.ip) : "—",
         entry.request_id ? h("span", { class: "mono small" }, entry.request_id) : "—",
       ].filter((cell) => cell !== null);
       tbody.append(
@@ -208,30 +218,37 @@ export function activityLog({ admin = false, names = new Map() } = {}) {
   return { element, filters, load };
 }
 
+/// An id's name when known here (the id on hover), else the id.
+function named(id, names) {
+  const name = names.get(id);
+  return name ? h("span", { title: id }, name) : h("span", { class: "mono small" }, id);
+}
+
+/// The actor's kind and name (its id on hover), or its id when the name is not known here.
 function actorCell(actor, names) {
-  const name = actor.id ? names.get(actor.id) : null;
   return h(
     "span",
     {},
-    t(`actor.${actor.type}`),
-    name ? h("span", { class: "block" }, name) : null,
-    actor.id ? h("span", { class: "mono small block" }, actor.id) : null,
+    h("span", { class: "muted small block" }, t(`actor.${actor.type}`)),
+    actor.id ? h("span", { class: "block" }, named(actor.id, names)) : null,
   );
 }
 
 /// Console pages of the objects an entry may name, by their id's prefix.
 const TARGET_PAGES = { con: "contact", cmp: "campaign", whe: "webhooks", pay: "payment", imp: "import" };
 
-function targetLink(id) {
+/// The target: a link to its page when the console has one, else its name when known here.
+function targetLink(id, names) {
   const page = TARGET_PAGES[id.split("_")[0]];
-  const text = h("span", { class: "mono small" }, id);
-  return page ? h("a", { href: `#/${page}/${encodeURIComponent(id)}` }, text) : text;
+  if (!page) return named(id, names);
+  return h("a", { href: `#/${page}/${encodeURIComponent(id)}` }, h("span", { class: "mono small" }, id));
 }
 
 /// The entry's few facts as `name: value` lines (they never hold a secret: the API redacts).
 function detailsText(details) {
   if (!details || typeof details !== "object") return "—";
-  const lines = Object.entries(details).map(([name, value]) => `${name}: ${typeof value === "string" ? value : JSON.stringify(value)}`);
+  const shown = (value) => (typeof value === "string" ? value : Array.isArray(value) ? value.map(shown).join(", ") : JSON.stringify(value));
+  const lines = Object.entries(details).map(([name, value]) => `${name}: ${shown(value)}`);
   if (!lines.length) return "—";
   return h("span", { class: "small details" }, lines.map((line) => h("span", { class: "block" }, line)));
 }

@@ -13,7 +13,7 @@ import { h, replace } from "../lib/dom.js";
 import { errorText, field, form } from "../lib/forms.js";
 import { date, dateTime, money, number, t } from "../lib/i18n.js";
 import { table } from "../lib/views.js";
-import { activityLog } from "./activity.js";
+import { activityLog, knownNames } from "./activity.js";
 
 export const title = () => t("admin.title");
 
@@ -29,7 +29,7 @@ export async function render(_param, session) {
   const workspaces = workspaceList(list, plans.data);
   // A decision changes a workspace's row too: the list is shown again as it stands.
   const decided = () => workspaces.load(workspaces.current());
-  const activity = activityLog({ admin: true });
+  const activity = activityLog({ admin: true, names: await knownNames(session, true) });
   await Promise.all([workspaces.load(""), loadSenders(senders, decided), loadVerifications(verifications, decided), activity.load({})]);
   return h(
     "div",

@@ -258,5 +258,5 @@ function lowBalance(billing, manager) {
     }
   });
   element.querySelector(".actions").append(clear);
-  return h("div", {}, status, explain, element);
+  return h("div", {}, status, element, explain);
 }

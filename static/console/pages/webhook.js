@@ -109,7 +109,7 @@ function drawSummary(section, endpoint, { redraw, log }) {
 
   const facts = [
     ["webhooks.url", h("span", { class: "mono", id: "endpoint-url" }, endpoint.url)],
-    ["webhooks.description", endpoint.description],
+    ["webhook.description", endpoint.description],
     ["webhook.mode", t(`mode.${endpoint.mode}`)],
     ["webhooks.events", eventsText(endpoint.events)],
     ["webhooks.col_state", h("span", { id: "endpoint-state" }, stateBadge(endpoint))],

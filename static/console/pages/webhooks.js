@@ -68,10 +68,15 @@ export async function render(_param, session) {
   );
 }
 
-/// The events picker: "every event" (`*`, which also covers types added later) or some of
-/// them. `selected` is what the endpoint wants now.
+/// Whether `events` are all of them (`*` is stored as every type there is).
+function everyEvent(events) {
+  return events.includes("*") || EVENTS.every((kind) => events.includes(kind));
+}
+
+/// The events picker: "every event" (sent as `*`) or some of them. `selected` is what the
+/// endpoint wants now.
 export function eventsField(selected) {
-  const all = selected.includes("*");
+  const all = everyEvent(selected);
   const boxes = EVENTS.map((kind) =>
     h(
       "label",
@@ -140,7 +145,7 @@ export function stateBadge(endpoint) {
 }
 
 export function eventsText(events) {
-  return events.includes("*") ? t("webhooks.all_events") : events.join(", ");
+  return everyEvent(events) ? t("webhooks.all_events") : events.join(", ");
 }
 
 async function load(list) {
