@@ -158,7 +158,7 @@ async function load(list) {
       ? h(
           "div",
           { class: "alert", role: "alert", id: "turned-off" },
-          h("p", {}, h("strong", {}, t("webhooks.turned_off_lead", { n: turnedOff.length }))),
+          h("p", {}, h("strong", {}, turnedOff.length === 1 ? t("webhooks.turned_off_lead_one") : t("webhooks.turned_off_lead", { n: turnedOff.length }))),
           h(
             "ul",
             {},
