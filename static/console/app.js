@@ -21,6 +21,9 @@ import * as billingPage from "./pages/billing.js";
 import * as paymentPage from "./pages/payment.js";
 import * as settingsPage from "./pages/settings.js";
 import * as adminPage from "./pages/admin.js";
+import * as webhooksPage from "./pages/webhooks.js";
+import * as webhookPage from "./pages/webhook.js";
+import * as activityPage from "./pages/activity.js";
 import * as acceptPage from "./pages/accept.js";
 
 /// Pages that need a session, by the hash's first segment; `param` is the second one.
@@ -39,7 +42,13 @@ const PAGES = {
   payment: paymentPage,
   settings: settingsPage,
   admin: adminPage,
+  webhooks: webhooksPage,
+  activity: activityPage,
 };
+
+/// Pages whose hash has a second segment that names one of their items: `#/webhooks/whe_…` is
+/// that endpoint's page.
+const ITEM_PAGES = { webhooks: webhookPage };
 
 /// Pages that light up another's entry in the navigation (a message is under "Messages").
 const UNDER = { message: "messages", contact: "contacts", import: "contacts", campaign: "campaigns", payment: "billing" };
@@ -51,6 +60,8 @@ const NAV = [
   ["segments", "nav.segments"],
   ["campaigns", "nav.campaigns"],
   ["billing", "nav.billing"],
+  ["webhooks", "nav.webhooks", (session) => session.role === "owner" || session.role === "admin"],
+  ["activity", "nav.activity", (session) => session.role === "owner" || session.role === "admin"],
   ["keys", "nav.keys", (session) => session.role === "owner" || session.role === "admin"],
   ["settings", "nav.settings"],
   ["admin", "nav.admin", (session) => Boolean(session.me.user && session.me.user.is_instance_admin)],
@@ -154,7 +165,7 @@ async function render() {
       return replace(main, h("p", { class: "form-error" }, errorText(err)));
     }
   }
-  const page = PAGES[name];
+  const page = (param && ITEM_PAGES[name]) || PAGES[name];
   if (!page) {
     if (name === "") return session.go("overview");
     return show(notFoundPage, param, true);

@@ -441,6 +441,33 @@ fn the_key_page_offers_the_servers_scopes() {
     assert_eq!(console, server);
 }
 
+/// The webhooks page offers every event type an endpoint may want, in the server's order, and
+/// none it would refuse (`webhook.test` is only sent by the test route).
+#[test]
+fn the_webhooks_page_offers_the_servers_event_types() {
+    let console = js_string_list(&console_source("pages/webhooks.js"), "EVENTS");
+    let server: Vec<String> = crier::events::EventType::ALL
+        .iter()
+        .map(|kind| kind.as_str().to_owned())
+        .filter(|kind| kind != "webhook.test")
+        .collect();
+    assert!(server.len() > 10);
+    assert_eq!(console, server);
+}
+
+/// The activity page's action filter lists exactly the actions the log records: one added to
+/// `Action` cannot be missing from the console, nor one offered that the API would refuse.
+#[test]
+fn the_activity_page_filters_by_the_servers_actions() {
+    let console = js_string_list(&console_source("pages/activity.js"), "ACTIONS");
+    let server: Vec<String> = crier::activity::Action::ALL
+        .iter()
+        .map(|action| action.as_str().to_owned())
+        .collect();
+    assert!(server.len() > 40);
+    assert_eq!(console, server);
+}
+
 /// The segment builder stops offering "Add a group" at the depth the API accepts.
 #[test]
 fn the_segment_builder_nests_as_deep_as_the_api() {

@@ -5,13 +5,15 @@
 // (a catalog plan or `custom` with its two included amounts, an optional end), and shows the
 // row again as the API now has it. Below: pending sender IDs and verifications to approve or
 // reject (each decision sends what was reviewed as `expected`, so a request changed since is
-// refused rather than decided unseen).
+// refused rather than decided unseen). Last, the activity log of the whole instance (every
+// workspace, both modes, failed sign-ins), with the workspace's own filters and one more.
 
 import { ApiError, api, get, newIdempotencyKey, post, query } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
 import { errorText, field, form } from "../lib/forms.js";
 import { date, dateTime, money, number, t } from "../lib/i18n.js";
 import { table } from "../lib/views.js";
+import { activityLog, knownNames } from "./activity.js";
 
 export const title = () => t("admin.title");
 
@@ -27,13 +29,15 @@ export async function render(_param, session) {
   const workspaces = workspaceList(list, plans.data);
   // A decision changes a workspace's row too: the list is shown again as it stands.
   const decided = () => workspaces.load(workspaces.current());
-  await Promise.all([workspaces.load(""), loadSenders(senders, decided), loadVerifications(verifications, decided)]);
+  const activity = activityLog({ admin: true, names: await knownNames(session, true) });
+  await Promise.all([workspaces.load(""), loadSenders(senders, decided), loadVerifications(verifications, decided), activity.load({})]);
   return h(
     "div",
     { class: "admin-page" },
     h("section", { class: "card", id: "admin-workspaces" }, h("h2", {}, t("admin.workspaces")), workspaces.search, list),
     h("section", { class: "card" }, h("h2", {}, t("admin.senders")), senders),
     h("section", { class: "card" }, h("h2", {}, t("admin.verifications")), verifications),
+    h("section", { class: "card", id: "admin-activity" }, h("h2", {}, t("admin.activity")), h("p", { class: "hint" }, t("admin.activity_hint")), activity.filters, activity.element),
   );
 }
 

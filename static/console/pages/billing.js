@@ -1,12 +1,13 @@
 // Billing: the plan and the wallet, the catalog's plans (bought through a payment provider's
 // checkout: the API has no purchase from the wallet), a top-up with an amount picker that opens
 // a checkout and follows its redirect, the payment history and the wallet ledger ("show more"
-// follows the keyset cursor).
+// follows the keyset cursor), and the low-balance alert: the balance below which a debit sends
+// the `wallet.low_balance` webhook event (shown to all, set and cleared by owners and admins).
 
-import { get, newIdempotencyKey, post, query } from "../lib/api.js";
+import { ApiError, api, get, newIdempotencyKey, post, query } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
 import { errorText, field, form } from "../lib/forms.js";
-import { dateTime, money, number, t } from "../lib/i18n.js";
+import { dateTime, exponent, money, number, t } from "../lib/i18n.js";
 import { table } from "../lib/views.js";
 
 export const title = () => t("billing.title");
@@ -37,6 +38,7 @@ export async function render(_param, session) {
     ),
     h("section", { class: "card", id: "plans" }, h("h2", {}, t("billing.plans")), planCards(plans.data, billing, manager)),
     manager ? h("section", { class: "card" }, h("h2", {}, t("billing.topup")), topupForm(billing)) : null,
+    h("section", { class: "card", id: "low-balance" }, h("h2", {}, t("billing.low_balance")), lowBalance(billing, manager)),
     h("section", { class: "card" }, h("h2", {}, t("billing.payments")), paymentTable(payments.data)),
     h("section", { class: "card" }, h("h2", {}, t("billing.ledger")), ledger),
   );
@@ -200,4 +202,61 @@ async function loadLedger(container, cursor) {
     });
     container.append(h("p", { class: "actions more" }, more));
   }
+}
+
+/// What the alert is now, in a sentence.
+function alertText(threshold) {
+  return threshold ? t("billing.low_balance_set", { amount: money(threshold) }) : t("billing.low_balance_off");
+}
+
+/// The low-balance alert: its state, and for owners and admins a form that sets the threshold
+/// (typed in the wallet's currency, sent in minor units) and a button that clears it.
+function lowBalance(billing, manager) {
+  const status = h("p", { id: "low-balance-status", role: "status" }, alertText(billing.wallet.low_balance_threshold));
+  const explain = h("p", { class: "hint" }, t("billing.low_balance_hint"));
+  if (!manager) return h("div", {}, status, explain);
+  const currency = billing.wallet.balance.currency;
+  const digits = exponent(currency);
+  const save = async (threshold) => {
+    const wallet = await api("PUT", "/v1/billing/low-balance-alert", { threshold_minor: threshold });
+    status.textContent = alertText(wallet.low_balance_threshold);
+    clear.hidden = !wallet.low_balance_threshold;
+    return wallet;
+  };
+  const current = billing.wallet.low_balance_threshold;
+  const element = form(
+    { id: "low-balance-form", class: "inline-form" },
+    [
+      field("threshold_minor", t("billing.low_balance_amount", { currency }), {
+        type: "number",
+        min: 10 ** -digits,
+        step: 10 ** -digits,
+        inputmode: digits ? "decimal" : "numeric",
+        required: true,
+        value: current ? String(current.amount_minor / 10 ** digits) : "",
+      }),
+    ],
+    t("billing.low_balance_submit"),
+    async (values) => {
+      const major = Number((values.threshold_minor || "").trim().replace(",", "."));
+      if (!values.threshold_minor.trim() || !Number.isFinite(major) || major <= 0) {
+        throw new ApiError(422, "validation_failed", null, { fields: { threshold_minor: t("billing.low_balance_positive") } });
+      }
+      await save(Math.round(major * 10 ** digits));
+    },
+  );
+  const clear = h("button", { type: "button", id: "clear-low-balance", hidden: !current }, t("billing.low_balance_clear"));
+  clear.addEventListener("click", async () => {
+    clear.disabled = true;
+    try {
+      await save(null);
+      element.querySelector("[name=threshold_minor]").value = "";
+    } catch (err) {
+      alert(errorText(err));
+    } finally {
+      clear.disabled = false;
+    }
+  });
+  element.querySelector(".actions").append(clear);
+  return h("div", {}, status, element, explain);
 }
