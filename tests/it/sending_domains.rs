@@ -527,10 +527,26 @@ fn live_email_goes_from_the_workspaces_domain_signed_with_its_key() {
     assert_eq!(from_header(&mail), "news@example.net");
     verify_rsa_instance_signature(&mail);
 
-    // The domain deleted: the workspace's next email goes From the instance again.
+    // Stamped with the workspace's From, then the domain deleted before it goes: it fails
+    // rather than leave From another address than the one it shows.
+    let scheduled = sender.sent(
+        &json!({"channel": "email", "to": "ada@example.org", "subject": "Later",
+                "text": "Later", "category": "transactional",
+                "scheduled_at": "2026-11-25T10:30:00Z"}),
+        "e5",
+    );
+    assert_eq!(scheduled["sender"], "Acme News <news@acme.example>");
     let deleted = api.delete(&format!("/v1/sending-domains/{id}"));
     assert_eq!(deleted.status, 204);
+    // The workspace's next email goes From the instance again.
     let (message, mail) = email("e4");
     assert_eq!(message["sender"], Value::Null);
     assert_eq!(from_header(&mail), "news@example.net");
+    verify_rsa_instance_signature(&mail);
+    server.clock.advance(chrono::Duration::hours(2));
+    let failed = sender.wait_for(scheduled["id"].as_str().unwrap(), "failed");
+    assert_eq!(
+        failed["error"]["code"], "sending_domain_inactive",
+        "{failed}"
+    );
 }
