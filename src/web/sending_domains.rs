@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::activity::{Action, Event};
+use crate::activity::{Action, Event, mask_email};
 use crate::api_keys::format::Scope;
 use crate::app::App;
 use crate::auth::principal::Principal;
@@ -239,8 +239,13 @@ pub fn update_domain(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let actor = actor(app, request, &principal);
     let row = app.db.write(|conn| {
         let row = domain::set_from(conn, &scope, &id, from.as_deref(), app.clock.now())?;
-        let event = domain_event(Action::SendingDomainFromChanged, &row)
-            .detail("from", row.from_mailbox.clone());
+        // The address only, masked like every address the log keeps (a From may name a person).
+        let from = row
+            .from_mailbox
+            .as_deref()
+            .and_then(|from| from.parse::<lettre::message::Mailbox>().ok())
+            .map(|mailbox| mask_email(mailbox.email.as_ref()));
+        let event = domain_event(Action::SendingDomainFromChanged, &row).detail("from", from);
         record(app, conn, &actor, event)?;
         Ok(row)
     })?;

@@ -337,6 +337,16 @@ fn an_instance_admin_approves_and_a_domain_is_active_in_one_workspace_at_most() 
             .status,
         201
     );
+    let from: String = server
+        .db()
+        .query_row(
+            "SELECT details FROM activity WHERE action = 'sending_domain.from_changed'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(from.contains("n•••@shared.example"), "{from}");
+    assert!(!from.contains("news@"), "{from}");
     let actions = count(
         &server,
         "SELECT count(*) FROM activity WHERE action IN \
