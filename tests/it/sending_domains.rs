@@ -560,3 +560,82 @@ fn live_email_goes_from_the_workspaces_domain_signed_with_its_key() {
         "{failed}"
     );
 }
+
+#[test]
+fn a_live_email_campaign_goes_from_the_workspaces_domain_fixed_at_launch() {
+    let sink = Sink::default();
+    let port = start(&sink);
+    let dir = tempfile::tempdir().unwrap();
+    let server = smtp_server(port, &dir);
+    let shop = crate::campaign_sending::Shop::open(&server, "live");
+    let credit = shop.owner.post(
+        &format!(
+            "/v1/admin/workspaces/{}/wallet-adjustments",
+            shop.owner.workspace_id()
+        ),
+        &json!({"amount_minor": 1000, "reason": "test credit"}),
+    );
+    assert_eq!(credit.status, 201, "{}", credit.text());
+    let api = domains_key(&shop.owner, DOMAIN_SCOPES, "live");
+    let domain = created(&api, json!({"domain": "acme.example"}));
+    let id = domain["id"].as_str().unwrap();
+    assert_eq!(decide(&shop.owner, id, "approve", json!({})).status, 200);
+    let set = put(
+        &api,
+        &format!("/v1/sending-domains/{id}"),
+        json!({"from": "news@acme.example"}),
+    );
+    assert_eq!(set.status, 200, "{}", set.text());
+    let contact = shop.api.post(
+        "/v1/contacts",
+        json!({"name": "Ann", "email": "ann@example.com"}),
+    );
+    assert_eq!(contact.status, 201, "{}", contact.text());
+    let campaign = shop.api.post(
+        "/v1/campaigns",
+        json!({"name": "Mail", "channel": "email", "subject": "Autumn", "text": "Hello",
+               "audience": {"all": true}}),
+    );
+    assert_eq!(campaign.status, 201, "{}", campaign.text());
+    let campaign = campaign.json()["id"].as_str().unwrap().to_owned();
+    let launched = crate::auth_fixtures::send(
+        &server,
+        "POST",
+        &format!("/v1/campaigns/{campaign}/launch"),
+        vec![
+            ("Authorization", format!("Bearer {}", shop.api.key).as_str()),
+            ("Idempotency-Key", "launch"),
+        ],
+        None,
+    );
+    assert_eq!(launched.status, 200, "{}", launched.text());
+    assert_eq!(launched.json()["launch"]["sender"], "news@acme.example");
+    crate::harness::wait_until(
+        "the campaign's email is received",
+        std::time::Duration::from_secs(30),
+        || {
+            sink.messages
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|message| message.contains("Subject: Autumn\r\n"))
+        },
+    );
+    let mail = sink
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|message| message.contains("Subject: Autumn\r\n"))
+        .unwrap()
+        .clone();
+    assert_eq!(from_header(&mail), "news@acme.example");
+    let checked = check(&mail);
+    assert!(checked.body_hash_ok);
+    assert_eq!(checked.tag("d"), "acme.example");
+    let (_, public) = record_key(domain["dns_record"]["value"].as_str().unwrap());
+    let prehash = ring::digest::digest(&ring::digest::SHA256, &checked.signed);
+    UnparsedPublicKey::new(&signature::ED25519, &public)
+        .verify(prehash.as_ref(), &checked.signature)
+        .expect("the campaign's email verifies with the workspace's record");
+}
