@@ -62,3 +62,47 @@ impl DomainSigners {
         Ok(signer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{Ids, SeededRandom};
+
+    #[test]
+    fn a_key_is_opened_once_per_version_and_a_foreign_seal_is_refused() {
+        let ids = Ids::new(
+            Arc::new(crate::clock::SystemClock),
+            Arc::new(SeededRandom::new(3)),
+        );
+        let secret_box = SecretBox::from_bytes(&[4; 32]);
+        let random = crate::ids::signing_random();
+        let pem = DkimSigner::generate_ed25519_pem(random.as_ref()).unwrap();
+        let id = SendingDomainId::parse("sdm_01JD5XAAAAAAAAAAAAAAAAAAAA").unwrap();
+        let key = KeyRow {
+            id: id.clone(),
+            domain: "acme.example".to_owned(),
+            selector: "crier2026".to_owned(),
+            updated_at: "2026-11-25T09:30:00.000Z".to_owned(),
+            sealed_key: secret_box.seal(&ids, &key_context(&id), pem.as_bytes()),
+        };
+        let signers = DomainSigners::default();
+        let first = signers.signer(&secret_box, &key).unwrap();
+        assert_eq!(first.record_name(), "crier2026._domainkey.acme.example");
+        let again = signers.signer(&secret_box, &key).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "kept, not opened again");
+        let changed = KeyRow {
+            updated_at: "2026-11-25T10:00:00.000Z".to_owned(),
+            ..key.clone()
+        };
+        let reopened = signers.signer(&secret_box, &changed).unwrap();
+        assert!(
+            !Arc::ptr_eq(&first, &reopened),
+            "a changed domain is opened afresh"
+        );
+        let other_box = SecretBox::from_bytes(&[5; 32]);
+        let refused = DomainSigners::default()
+            .signer(&other_box, &key)
+            .unwrap_err();
+        assert!(refused.contains("another secrets.key"), "{refused}");
+    }
+}
