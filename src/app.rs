@@ -47,6 +47,8 @@ pub struct App {
     /// Seals the secrets crier reads back (workspaces' provider credentials, DKIM keys) with the
     /// key in `SECRETS_KEY_FILE`, made at first start (see `secrets::SecretBox`).
     pub secret_box: SecretBox,
+    /// Workspaces' sending domains' DKIM signers, opened from `secret_box` once each.
+    pub domain_signers: crate::delivery::domain_keys::DomainSigners,
     /// Rung when a contact import is queued, to wake the import runner.
     pub imports: OutboxSignal,
     /// Rung when a campaign is launched, scheduled or cancelled, to wake the campaign runner.
@@ -100,6 +102,7 @@ impl App {
             webhook_journal: OutboxSignal::default(),
             unsubscribe_key,
             secret_box,
+            domain_signers: Default::default(),
             imports: OutboxSignal::default(),
             campaigns: OutboxSignal::default(),
             webhooks: OutboxSignal::default(),

@@ -32,6 +32,7 @@ pub mod payments;
 pub mod recipients;
 pub mod scope;
 pub mod secrets;
+pub mod sending_domains;
 pub mod server;
 pub mod settings;
 pub mod users;

@@ -88,6 +88,11 @@ text_enum! {
         WebhookEndpointUpdated = "webhook_endpoint.updated",
         WebhookEndpointDeleted = "webhook_endpoint.deleted",
         WebhookEndpointSecretRotated = "webhook_endpoint.secret_rotated",
+        SendingDomainCreated = "sending_domain.created",
+        SendingDomainFromChanged = "sending_domain.from_changed",
+        SendingDomainApproved = "sending_domain.approved",
+        SendingDomainRejected = "sending_domain.rejected",
+        SendingDomainDeleted = "sending_domain.deleted",
     }
 }
 

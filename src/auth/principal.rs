@@ -156,7 +156,9 @@ impl Principal {
                     Scope::PaymentsWrite
                     | Scope::ActivityRead
                     | Scope::WebhooksRead
-                    | Scope::WebhooksWrite => Role::Admin,
+                    | Scope::WebhooksWrite
+                    | Scope::DomainsRead
+                    | Scope::DomainsWrite => Role::Admin,
                     Scope::MessagesSend
                     | Scope::MessagesRead
                     | Scope::ContactsRead

@@ -260,7 +260,11 @@ pub fn launch(
             scope,
             default_sender,
         )?),
-        Channel::Email => None,
+        // The workspace's own From, if it has one on an active sending domain (live only).
+        Channel::Email => match mode {
+            Mode::Live => crate::sending_domains::workspace_from(conn, scope)?,
+            Mode::Test => None,
+        },
     };
     let quote = billing::reserve(
         conn,

@@ -47,12 +47,14 @@ use crate::contacts::EmailState;
 use crate::contacts::reach;
 use crate::contacts::unsubscribe::unsubscribe_url;
 use crate::delivery::marketing::{self, MarketingEmail};
+use crate::delivery::providers::smtp::DkimSigner;
 use crate::delivery::{Disposition, EmailOut, Outgoing, Provider, SmsOut, backoff};
 use crate::error::{AppError, StartupError};
 use crate::ids::MessageId;
 use crate::messages::compose::Category;
 use crate::messages::store::{self, AttemptRow, MessageRow, Settlement};
 use crate::scope::WorkspaceScope;
+use crate::sending_domains;
 
 /// Scheduled messages moved to `queued` per scheduler write.
 const SCHEDULER_BATCH: usize = 1000;
@@ -421,16 +423,25 @@ fn deliver<'a>(
 ) -> Result<(), AppError> {
     let chain = chain_of(app, message);
     let marketing = marketing_email(app, message);
+    let identity = email_identity(app, message);
     for (position, provider) in chain.iter().enumerate() {
         let receipt_url = receipt_url(app, provider.as_ref());
-        let result = match outgoing_of(
-            message,
-            &app.config.delivery.email_from,
-            receipt_url.as_deref(),
-            marketing.as_ref(),
+        let (from, dkim) = match &identity {
+            Ok(Some((from, signer))) => (from.as_str(), Some(signer.as_ref())),
+            Ok(None) | Err(_) => (app.config.delivery.email_from.as_str(), None),
+        };
+        let result = match (
+            &identity,
+            outgoing_of(
+                message,
+                (from, dkim),
+                receipt_url.as_deref(),
+                marketing.as_ref(),
+            ),
         ) {
-            Some(outgoing) => call(provider.as_ref(), &outgoing, message),
-            None => Err((
+            (Err(failure), _) => Err((failure.clone(), 0)),
+            (Ok(_), Some(outgoing)) => call(provider.as_ref(), &outgoing, message),
+            (Ok(_), None) => Err((
                 crate::delivery::Failure::final_(
                     "invalid_message",
                     "The stored message is incomplete.",
@@ -897,9 +908,54 @@ fn marketing_email(app: &App, message: &MessageRow) -> Option<MarketingEmail> {
     ))
 }
 
+/// The From and DKIM signer of a live email its workspace sends From its own domain: the
+/// mailbox stamped on it when it was created (`sender`), signed with the key of that domain,
+/// which must still be one of the workspace's active sending domains. `None` for every other
+/// message (the instance's From and signer). A domain deleted or rejected since the message was
+/// created fails it for good (`sending_domain_inactive`): it will not go From a domain nobody
+/// vouches for any more, nor silently From another address than the one it shows.
+fn email_identity(
+    app: &App,
+    message: &MessageRow,
+) -> Result<Option<(String, Arc<DkimSigner>)>, crate::delivery::Failure> {
+    let (Channel::Email, Some(from)) = (message.channel, message.sender.as_deref()) else {
+        return Ok(None);
+    };
+    let inactive = || {
+        crate::delivery::Failure::final_(
+            "sending_domain_inactive",
+            format!("The workspace's sending domain of {from} is no longer active."),
+        )
+    };
+    let mailbox: lettre::message::Mailbox = from.parse().map_err(|_| inactive())?;
+    let scope = WorkspaceScope::trusted(&message.workspace_id);
+    let key = app
+        .db
+        .read(|conn| sending_domains::active_key(conn, &scope, mailbox.email.domain()))
+        .map_err(|error| {
+            log::warn!(target: "crier::delivery", message_id = message.id.as_str();
+                "the sending domain could not be read: {error}");
+            crate::delivery::Failure::retryable(
+                "database",
+                "The sending domain could not be read; the message will be tried again.",
+            )
+        })?
+        .ok_or_else(inactive)?;
+    let signer = app
+        .domain_signers
+        .signer(&app.secret_box, &key)
+        .map_err(|why| {
+            crate::delivery::Failure::retryable(
+                "dkim",
+                format!("The DKIM key cannot be used: {why}."),
+            )
+        })?;
+    Ok(Some((from.to_owned(), signer)))
+}
+
 fn outgoing_of<'a>(
     message: &'a MessageRow,
-    email_from: &'a str,
+    (email_from, dkim): (&'a str, Option<&'a DkimSigner>),
     receipt_url: Option<&'a str>,
     marketing: Option<&'a MarketingEmail>,
 ) -> Option<Outgoing<'a>> {
@@ -915,6 +971,7 @@ fn outgoing_of<'a>(
             message_id: message.id.as_str(),
             to: &message.to_address,
             from: email_from,
+            dkim,
             subject: message.subject.as_deref()?,
             text: match marketing {
                 Some(marketing) => marketing.text.as_deref(),

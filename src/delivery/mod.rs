@@ -11,6 +11,7 @@
 //! network and classify what came back.
 
 pub mod dispatcher;
+pub mod domain_keys;
 pub mod email_events;
 pub mod marketing;
 pub mod providers;
@@ -45,8 +46,12 @@ pub struct EmailOut<'a> {
     pub message_id: &'a str,
     /// A lower-cased address.
     pub to: &'a str,
-    /// The configured From mailbox (`Name <address>` or a bare address).
+    /// The From mailbox (`Name <address>` or a bare address): the instance's `--email-from`, or
+    /// the workspace's own on one of its sending domains.
     pub from: &'a str,
+    /// The workspace's sending domain's DKIM signer, when it sends From its own domain; `None`
+    /// signs with the instance's key (if DKIM is on). Read by the smtp provider only.
+    pub dkim: Option<&'a providers::smtp::DkimSigner>,
     pub subject: &'a str,
     /// At least one of `text` and `html` is present; both make a multipart/alternative.
     pub text: Option<&'a str>,

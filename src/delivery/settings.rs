@@ -29,7 +29,8 @@ pub struct DeliveryArgs {
     #[arg(crier_setting = EMAIL_PROVIDERS, default_value = "log")]
     pub email_providers: String,
 
-    /// The From mailbox of every email: `Name <address>` or an address.
+    /// The From mailbox of email: `Name <address>` or an address (a workspace with a sending
+    /// domain of its own uses its own From).
     #[arg(crier_setting = EMAIL_FROM, default_value = "crier@localhost")]
     pub email_from: String,
 
@@ -360,7 +361,7 @@ pub struct DeliverySettings {
     /// `sms_providers`.
     pub sms_routes: Vec<SmsRoute>,
     pub email_providers: Vec<EmailProviderName>,
-    /// The From mailbox of every email (`Name <address>` or an address).
+    /// The From mailbox of email (`Name <address>` or an address), unless the workspace has its own.
     pub email_from: String,
     /// Connect + whole-call limit for one provider call.
     pub provider_timeout: Duration,

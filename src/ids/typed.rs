@@ -139,6 +139,11 @@ typed_id! {
     WebhookDeliveryId, "whd"
 }
 
+typed_id! {
+    /// A workspace's sending domain (its own From domain and DKIM key): `sdm_…`.
+    SendingDomainId, "sdm"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

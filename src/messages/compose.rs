@@ -181,7 +181,7 @@ pub fn compose(
             if body.from.is_some() {
                 fields.add(
                     "from",
-                    "the email sender is set by the instance's email provider",
+                    "the email From is the workspace's, set on its sending domain (PUT /v1/sending-domains/{id}), or the instance's",
                 );
             }
             let subject = body.subject.as_deref().map(str::trim).unwrap_or("");

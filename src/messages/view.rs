@@ -21,6 +21,8 @@ pub struct MessageView<'a> {
     pub category: Category,
     pub mode: Mode,
     pub to: &'a str,
+    /// SMS: the sender ID. Live email: the workspace's From on its sending domain when it has
+    /// one; `null` when the instance's From (`--email-from`) is used.
     pub sender: Option<&'a str>,
     pub subject: Option<&'a str>,
     pub text: Option<&'a str>,

@@ -18,6 +18,7 @@ use crate::messages::store::{AttemptRow, MessageRow};
 use crate::messages::view;
 use crate::messages::{self as domain, MessageStatus, Origin, Recipient};
 use crate::money::Money;
+use crate::sending_domains;
 use crate::web::auth::authenticate_request;
 use crate::web::idempotency::{self, Per, Requirement};
 use crate::web::request::{Request, page_response};
@@ -98,6 +99,11 @@ pub fn send_draft(
                 sender::effective_sender_of(conn, scope, &app.config.default_sms_sender)?;
             let mut composition = composition;
             composition.settle_sender(&effective_sender)?;
+            // Live email goes From the workspace's own mailbox when it has one on an active
+            // sending domain (stamped now, shown as `sender`, signed with that domain's key).
+            if composition.channel == Channel::Email && principal.mode() == Mode::Live {
+                composition.sender = sending_domains::workspace_from(conn, scope)?;
+            }
             // Refused like a body that does not validate: nothing is stored under the key, so
             // the same key can be used again once the recipient may be written to.
             let contact_id =

@@ -37,6 +37,7 @@ pub mod request;
 pub mod response;
 pub mod router;
 pub mod segments;
+pub mod sending_domains;
 pub mod system;
 pub mod unsubscribe;
 pub mod webhooks;

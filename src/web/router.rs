@@ -117,7 +117,7 @@ impl Router {
         use crate::web::api_keys as keys;
         use crate::web::{
             activity, auth, billing, campaigns, contacts, groups, imports, links, messages,
-            payments, receipts, segments, unsubscribe, webhooks, workspaces,
+            payments, receipts, segments, sending_domains, unsubscribe, webhooks, workspaces,
         };
         use Method::{Delete, Get, Patch, Post, Put};
         Router {
@@ -316,6 +316,24 @@ impl Router {
                     "/v1/webhook-deliveries/{id}/retry",
                     webhooks::retry_delivery,
                 ),
+                // Sending domains (the workspace's own From and DKIM key).
+                Route::new(Post, "/v1/sending-domains", sending_domains::create_domain),
+                Route::new(Get, "/v1/sending-domains", sending_domains::list_domains),
+                Route::new(
+                    Get,
+                    "/v1/sending-domains/{id}",
+                    sending_domains::show_domain,
+                ),
+                Route::new(
+                    Put,
+                    "/v1/sending-domains/{id}",
+                    sending_domains::update_domain,
+                ),
+                Route::new(
+                    Delete,
+                    "/v1/sending-domains/{id}",
+                    sending_domains::delete_domain,
+                ),
                 // Payments.
                 Route::new(Post, "/v1/payments/sessions", payments::create_session),
                 Route::new(Get, "/v1/payments/sessions", payments::list_sessions),
@@ -373,6 +391,21 @@ impl Router {
                     Post,
                     "/v1/admin/sender-ids/{workspace_id}/reject",
                     billing::reject_sender_id,
+                ),
+                Route::new(
+                    Get,
+                    "/v1/admin/sending-domains",
+                    sending_domains::list_for_review,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/admin/sending-domains/{id}/approve",
+                    sending_domains::approve_domain,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/admin/sending-domains/{id}/reject",
+                    sending_domains::reject_domain,
                 ),
                 Route::new(Get, "/v1/admin/verifications", billing::list_verifications),
                 Route::new(

@@ -3,8 +3,9 @@
 // their own; the owner makes them an admin in settings and submits the business verification;
 // on the admin page the list of every workspace shows both, the search finds the second, the
 // custom plan with its included amounts is set from its row (a refusal first, by its field) and
-// the row changes; the verification is approved there and settings then says verified; the
-// page in French. Screenshots at 1280 and 375 px (`console4-*.png`).
+// the row changes; the verification is approved there and settings then says verified; a
+// sending domain is approved there with its DKIM record shown; the page in French. Screenshots
+// at 1280 and 375 px (`console4-*.png`).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -144,6 +145,30 @@ test("instance admin: every workspace, plans, verification and roles, in Chromiu
     await page.click('#nav a[href="#/settings"]');
     await page.waitForSelector("#verification-status");
     assert.equal(await text(page, "#verification-status"), "verified");
+  });
+
+  await t.test("a workspace's sending domain approved on the admin page, with its DKIM record", async () => {
+    const added = await page.evaluate(async () => {
+      const me = await (await fetch("/v1/auth/me")).json();
+      const response = await fetch("/v1/sending-domains", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": me.csrf_token },
+        body: JSON.stringify({ domain: "mail.acme.example" }),
+      });
+      return response.json();
+    });
+    assert.equal(added.status, "pending");
+    await page.click('#nav a[href="#/settings"]');
+    await page.waitForSelector("#verification-status");
+    await page.click('#nav a[href="#/admin"]');
+    await page.waitForSelector("#domain-requests");
+    const row = await text(page, "#domain-requests");
+    assert.match(row, /mail\.acme\.example/);
+    assert.ok(row.includes(added.dns_record.name) && row.includes(added.dns_record.value), row);
+    await page.click("#domain-requests .decision button.primary");
+    await page.waitForSelector("#admin-domains .empty");
+    const status = await page.evaluate(async (id) => (await (await fetch(`/v1/sending-domains/${id}`)).json()).status, added.id);
+    assert.equal(status, "active");
   });
 
   await t.test("the admin page in French", async () => {

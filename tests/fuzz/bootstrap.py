@@ -20,6 +20,8 @@ SCOPES = [
     "campaigns:write",
     "billing:read",
     "payments:write",
+    "domains:read",
+    "domains:write",
 ]
 
 
@@ -78,6 +80,7 @@ ids = {
         "/v1/campaigns",
         {"name": "Fuzz", "channel": "sms", "text": "Hello", "audience": {"all": True}},
     ),
+    "SENDING_DOMAIN": create("/v1/sending-domains", {"domain": "fuzz.example"}),
 }
 for name, value in ids.items():
     print(f"export FUZZ_{name}='{value}'")

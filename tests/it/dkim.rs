@@ -21,15 +21,15 @@ use ring::signature::{self, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 
 /// The test key's public half as openssl prints it (`openssl rsa -pubout -outform der`), the
 /// SubjectPublicKeyInfo a DKIM record carries.
-const RSA_SPKI: &str = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAvKyQ2r6IQYJjnAxGSZZQj+hF4Esb76DlqB88k4Gzw+2yMJxZsYLjfqpx/aDMK5Ek8kKBtvEoyqqnQ42foT+bnDiM4tfhAo8Lu9+cl0UEpsALZW7+stvvECWo3wGfv+GF1k3cB/SC7tvAli9dI/3xbps6ebZtMYevGbFj587+8Bs1uMZEb2VwL2oKql7zFAIKpR25GQjEECWG2gXYz7sEozdoNeeqaPpBHM+G8aaDxk0gUUkjFOdUqDVFbPkp9Nqr9DQNMrt81lfQMBrnocMKdkC6fK+Ulk/IREJe43zB7+d9jwXyFq49QHBu4F2ff8UhRMGVvfWFrpCX1B6RNQsrXQIDAQAB";
+pub const RSA_SPKI: &str = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAvKyQ2r6IQYJjnAxGSZZQj+hF4Esb76DlqB88k4Gzw+2yMJxZsYLjfqpx/aDMK5Ek8kKBtvEoyqqnQ42foT+bnDiM4tfhAo8Lu9+cl0UEpsALZW7+stvvECWo3wGfv+GF1k3cB/SC7tvAli9dI/3xbps6ebZtMYevGbFj587+8Bs1uMZEb2VwL2oKql7zFAIKpR25GQjEECWG2gXYz7sEozdoNeeqaPpBHM+G8aaDxk0gUUkjFOdUqDVFbPkp9Nqr9DQNMrt81lfQMBrnocMKdkC6fK+Ulk/IREJe43zB7+d9jwXyFq49QHBu4F2ff8UhRMGVvfWFrpCX1B6RNQsrXQIDAQAB";
 /// The same key as a PKCS#1 RSAPublicKey (`-RSAPublicKey_out`), what ring verifies with.
-const RSA_PKCS1: &str = "MIIBCgKCAQEAvKyQ2r6IQYJjnAxGSZZQj+hF4Esb76DlqB88k4Gzw+2yMJxZsYLjfqpx/aDMK5Ek8kKBtvEoyqqnQ42foT+bnDiM4tfhAo8Lu9+cl0UEpsALZW7+stvvECWo3wGfv+GF1k3cB/SC7tvAli9dI/3xbps6ebZtMYevGbFj587+8Bs1uMZEb2VwL2oKql7zFAIKpR25GQjEECWG2gXYz7sEozdoNeeqaPpBHM+G8aaDxk0gUUkjFOdUqDVFbPkp9Nqr9DQNMrt81lfQMBrnocMKdkC6fK+Ulk/IREJe43zB7+d9jwXyFq49QHBu4F2ff8UhRMGVvfWFrpCX1B6RNQsrXQIDAQAB";
-const RSA_PEM: &str = include_str!("fixtures/dkim_test_rsa.pem");
+pub const RSA_PKCS1: &str = "MIIBCgKCAQEAvKyQ2r6IQYJjnAxGSZZQj+hF4Esb76DlqB88k4Gzw+2yMJxZsYLjfqpx/aDMK5Ek8kKBtvEoyqqnQ42foT+bnDiM4tfhAo8Lu9+cl0UEpsALZW7+stvvECWo3wGfv+GF1k3cB/SC7tvAli9dI/3xbps6ebZtMYevGbFj587+8Bs1uMZEb2VwL2oKql7zFAIKpR25GQjEECWG2gXYz7sEozdoNeeqaPpBHM+G8aaDxk0gUUkjFOdUqDVFbPkp9Nqr9DQNMrt81lfQMBrnocMKdkC6fK+Ulk/IREJe43zB7+d9jwXyFq49QHBu4F2ff8UhRMGVvfWFrpCX1B6RNQsrXQIDAQAB";
+pub const RSA_PEM: &str = include_str!("fixtures/dkim_test_rsa.pem");
 
 /// Keeps each message's DATA (dot-unstuffed, CRLF line ends).
 #[derive(Clone, Default)]
-struct Sink {
-    messages: Arc<Mutex<Vec<String>>>,
+pub struct Sink {
+    pub messages: Arc<Mutex<Vec<String>>>,
     current: Arc<Mutex<Vec<u8>>>,
 }
 
@@ -49,7 +49,7 @@ impl Handler for Sink {
     }
 }
 
-fn start(sink: &Sink) -> u16 {
+pub fn start(sink: &Sink) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut server = Server::new(sink.clone());
@@ -99,6 +99,7 @@ fn signed_message(pem: &str, selector: &str) -> (String, SmtpProvider) {
         text: Some("Hello Ada.  \nTrailing spaces and\ttabs.\n\n\n"),
         html: Some("<p>Hello <b>Ada</b>.</p>"),
         list_unsubscribe: Some("https://crier.example.com/u/abc"),
+        dkim: None,
     };
     provider.send(&Outgoing::Email(email)).unwrap();
     let message = sink.messages.lock().unwrap().pop().unwrap();
@@ -144,20 +145,20 @@ fn relaxed_body(body: &str) -> String {
 }
 
 /// The signature's tags, and the bytes its `b=` signs (RFC 6376 3.7), recomputed here.
-struct Checked {
-    tags: Vec<(String, String)>,
-    signed: Vec<u8>,
-    signature: Vec<u8>,
-    body_hash_ok: bool,
+pub struct Checked {
+    pub tags: Vec<(String, String)>,
+    pub signed: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub body_hash_ok: bool,
 }
 
 impl Checked {
-    fn tag(&self, name: &str) -> &str {
+    pub fn tag(&self, name: &str) -> &str {
         &self.tags.iter().find(|(n, _)| n == name).unwrap().1
     }
 }
 
-fn check(message: &str) -> Checked {
+pub fn check(message: &str) -> Checked {
     let (head, body) = message.split_once("\r\n\r\n").unwrap();
     let fields = fields(head);
     let dkim: Vec<&(String, String)> = fields

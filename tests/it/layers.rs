@@ -14,6 +14,8 @@ const DOMAIN_ORDER: &[&str] = &[
     // The outbox of events: below every domain that records one in its own transaction.
     "events",
     "billing",
+    // Sending domains: read by message creation (web), campaign launch and the dispatcher.
+    "sending_domains",
     "idempotency",
     "api_keys",
     "workspaces",
@@ -421,6 +423,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     (
         "V37__wallet_low_balance.sql",
         "f22212888e53234d67bc542ae9dc574bca4c201374e5e660f8705797bddd76b4",
+    ),
+    (
+        "V39__sending_domains.sql",
+        "7fe6cf67289b3b85c31b671a2974511c4d21f95c818f43a1247eac5f9cdbec93",
     ),
 ];
 

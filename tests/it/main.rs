@@ -48,6 +48,7 @@ mod retention;
 mod routing;
 mod segments;
 mod sending;
+mod sending_domains;
 mod shutdown;
 mod sms_providers;
 mod smtp_pool;

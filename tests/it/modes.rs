@@ -182,7 +182,8 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
 
 /// Kinds both worlds share, which only the live world may change: a test caller is refused
 /// with 403 on their write routes. Custom field definitions are the workspace's schema.
-const SHARED: &[&str] = &["contact-fields"];
+/// Sending domains belong to the workspace, not to a mode, and are managed in live mode only.
+const SHARED: &[&str] = &["contact-fields", "sending-domains"];
 
 /// Calls every route that names an object with `{id}` as `caller`, with the ids of the other
 /// world's `objects`; every answer must be a 404 — or a 403 when a test caller writes to a
@@ -265,6 +266,8 @@ fn a_key_never_reaches_the_other_worlds_objects_on_any_route() {
         json!({"key": "score", "label": "Score", "type": "number"}),
     );
     live_objects.insert("contact-fields", field);
+    let domain = live.create("/v1/sending-domains", json!({"domain": "acme.example"}));
+    live_objects.insert("sending-domains", domain);
 
     let live_before = live.snapshot(&live_objects);
     let test_before = test.snapshot(&test_objects);

@@ -812,6 +812,7 @@ fn every_provider_refuses_email_for_good() {
         text: Some("t"),
         html: None,
         list_unsubscribe: None,
+        dkim: None,
     });
     for provider in all_providers(&fake.url()) {
         assert_failure(

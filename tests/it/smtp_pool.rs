@@ -182,6 +182,7 @@ fn send(provider: &SmtpProvider, message_id: &str) -> Result<(), crier::delivery
         text: Some("One line.\n.A line that starts with a dot.\nThe end."),
         html: None,
         list_unsubscribe: None,
+        dkim: None,
     };
     provider.send(&Outgoing::Email(email)).map(drop)
 }

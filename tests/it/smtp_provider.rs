@@ -128,6 +128,7 @@ fn email<'a>(message_id: &'a str, text: Option<&'a str>, html: Option<&'a str>) 
         text,
         html,
         list_unsubscribe: None,
+        dkim: None,
     }
 }
 

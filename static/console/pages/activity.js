@@ -63,6 +63,11 @@ export const ACTIONS = [
   "webhook_endpoint.updated",
   "webhook_endpoint.deleted",
   "webhook_endpoint.secret_rotated",
+  "sending_domain.created",
+  "sending_domain.from_changed",
+  "sending_domain.approved",
+  "sending_domain.rejected",
+  "sending_domain.deleted",
 ];
 
 const ACTOR_TYPES = ["user", "api_key", "operator", "anonymous"];

@@ -5,8 +5,10 @@
 // (a catalog plan or `custom` with its two included amounts, an optional end), and shows the
 // row again as the API now has it. Below: pending sender IDs and verifications to approve or
 // reject (each decision sends what was reviewed as `expected`, so a request changed since is
-// refused rather than decided unseen). Last, the activity log of the whole instance (every
-// workspace, both modes, failed sign-ins), with the workspace's own filters and one more.
+// refused rather than decided unseen), and workspaces' sending domains with the DKIM record to
+// look up before approving (live mode only: a domain is the workspace's, not a mode's). Last,
+// the activity log of the whole instance (every workspace, both modes, failed sign-ins), with the
+// workspace's own filters and one more.
 
 import { ApiError, api, get, newIdempotencyKey, post, query } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
@@ -24,19 +26,27 @@ export async function render(_param, session) {
   if (!session.me.user.is_instance_admin) return h("p", {}, t("admin.forbidden"));
   const senders = h("div", { id: "admin-senders" });
   const verifications = h("div", { id: "admin-verifications" });
+  const domains = h("div", { id: "admin-domains" });
   const list = h("div", { id: "workspace-list", "aria-live": "polite" });
   const plans = await get("/v1/billing/plans?limit=100");
   const workspaces = workspaceList(list, plans.data);
   // A decision changes a workspace's row too: the list is shown again as it stands.
   const decided = () => workspaces.load(workspaces.current());
   const activity = activityLog({ admin: true, names: await knownNames(session, true) });
-  await Promise.all([workspaces.load(""), loadSenders(senders, decided), loadVerifications(verifications, decided), activity.load({})]);
+  await Promise.all([
+    workspaces.load(""),
+    loadSenders(senders, decided),
+    loadVerifications(verifications, decided),
+    loadDomains(domains),
+    activity.load({}),
+  ]);
   return h(
     "div",
     { class: "admin-page" },
     h("section", { class: "card", id: "admin-workspaces" }, h("h2", {}, t("admin.workspaces")), workspaces.search, list),
     h("section", { class: "card" }, h("h2", {}, t("admin.senders")), senders),
     h("section", { class: "card" }, h("h2", {}, t("admin.verifications")), verifications),
+    h("section", { class: "card" }, h("h2", {}, t("admin.domains")), h("p", { class: "small" }, t("admin.domains_hint")), domains),
     h("section", { class: "card", id: "admin-activity" }, h("h2", {}, t("admin.activity")), h("p", { class: "hint" }, t("admin.activity_hint")), activity.filters, activity.element),
   );
 }
@@ -210,9 +220,10 @@ function toggleAction(row, kind, workspace, plans, button) {
 }
 
 /// Approve and reject buttons with the rejection reason's field; `path` is the request's.
-function decision(path, expected, reload) {
+/// `expected` (what was reviewed) is sent when given; `label` names the subject for the reason.
+function decision(path, expected, reload, label = expected) {
   const message = h("p", { class: "form-error", role: "alert", hidden: true });
-  const reason = h("input", { type: "text", maxlength: 500, "aria-label": t("admin.reason_for", { what: expected }), placeholder: t("admin.reason") });
+  const reason = h("input", { type: "text", maxlength: 500, "aria-label": t("admin.reason_for", { what: label }), placeholder: t("admin.reason") });
   const act = (verb) => async () => {
     message.hidden = true;
     const body = verb === "reject" ? { expected, reason: reason.value } : { expected };
@@ -281,6 +292,40 @@ async function loadVerifications(container, decided) {
         }),
       ]),
       { id: "verification-requests", class: "stack" },
+    ),
+  );
+  return page;
+}
+
+/// Pending sending domains, each with the record to look up before approving. Another mode's
+/// session is refused by the API (403): said so instead of failing the page.
+async function loadDomains(container) {
+  let page;
+  try {
+    page = await get("/v1/admin/sending-domains?status=pending&limit=100");
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 403) {
+      replace(container, h("p", { class: "empty" }, t("admin.domains_live_only")));
+      return null;
+    }
+    throw err;
+  }
+  if (!page.data.length) {
+    replace(container, h("p", { class: "empty" }, t("admin.none_pending")));
+    return page;
+  }
+  replace(
+    container,
+    table(
+      [t("admin.col_workspace"), t("admin.col_domain"), t("admin.col_record"), t("admin.col_requested"), ""],
+      page.data.map((row) => [
+        h("span", { class: "mono small" }, row.workspace_id),
+        h("span", { class: "mono" }, row.domain),
+        h("span", {}, h("span", { class: "mono small block" }, row.dns_record.name), h("span", { class: "mono small block" }, row.dns_record.value)),
+        dateTime(row.created_at),
+        decision(`/v1/admin/sending-domains/${encodeURIComponent(row.id)}`, undefined, () => loadDomains(container), row.domain),
+      ]),
+      { id: "domain-requests", class: "stack" },
     ),
   );
   return page;

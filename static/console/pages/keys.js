@@ -20,6 +20,8 @@ const SCOPES = [
   "activity:read",
   "webhooks:read",
   "webhooks:write",
+  "domains:read",
+  "domains:write",
 ];
 
 export async function render(_param, session) {

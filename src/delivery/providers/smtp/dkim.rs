@@ -179,6 +179,31 @@ impl DkimSigner {
         .map_err(|why| format!("the DKIM key file {}: {why}", settings.key_file.display()))
     }
 
+    /// A new Ed25519 key (RFC 8463) from ring's generator, as a PKCS#8 `PRIVATE KEY` PEM that
+    /// `from_pem` reads back. ring makes no RSA keys: an RSA key is made elsewhere and imported.
+    pub fn generate_ed25519_pem(random: &dyn SecureRandom) -> Result<String, String> {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(random)
+            .map_err(|_| "the random generator failed".to_owned())?;
+        let body = BASE64.encode(pkcs8.as_ref());
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(64)
+            .map(|chunk| std::str::from_utf8(chunk).unwrap_or_default())
+            .collect();
+        Ok(format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            lines.join("\n")
+        ))
+    }
+
+    /// The `a=` tag this key signs with: `rsa-sha256` or `ed25519-sha256`.
+    pub fn algorithm(&self) -> &'static str {
+        match self.key {
+            SigningKey::Rsa(_) => "rsa-sha256",
+            SigningKey::Ed25519(_) => "ed25519-sha256",
+        }
+    }
+
     /// Where the public key is published: `{selector}._domainkey.{domain}`.
     pub fn record_name(&self) -> String {
         format!("{}._domainkey.{}", self.selector, self.domain)
@@ -224,10 +249,7 @@ impl DkimSigner {
             &digest::SHA256,
             relaxed_body(body).as_bytes(),
         ));
-        let algorithm = match self.key {
-            SigningKey::Rsa(_) => "rsa-sha256",
-            SigningKey::Ed25519(_) => "ed25519-sha256",
-        };
+        let algorithm = self.algorithm();
         let unsigned = format!(
             "v=1; a={algorithm}; c=relaxed/relaxed; d={}; s={};\r\n\th={};\r\n\tbh={body_hash};\r\n\tb=",
             self.domain,
@@ -375,6 +397,23 @@ mod tests {
                 ("Subject", " one\r\n two\r\n"),
                 ("To", " d@e.f\r\n")
             ]
+        );
+    }
+
+    #[test]
+    fn a_generated_ed25519_key_reads_back_and_signs() {
+        let random = crate::ids::signing_random();
+        let pem = DkimSigner::generate_ed25519_pem(random.as_ref()).unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{pem}");
+        let signer = DkimSigner::from_pem(&pem, "Acme.Example", "crier2026", random).unwrap();
+        assert_eq!(signer.algorithm(), "ed25519-sha256");
+        assert_eq!(signer.record_name(), "crier2026._domainkey.acme.example");
+        assert!(signer.record().starts_with("v=DKIM1; k=ed25519; p="));
+        let header = signer
+            .sign(b"From: a@acme.example\r\nSubject: x\r\n\r\nHello\r\n")
+            .unwrap();
+        assert!(
+            header.contains("a=ed25519-sha256; c=relaxed/relaxed; d=acme.example; s=crier2026;")
         );
     }
 

@@ -190,7 +190,8 @@ impl Provider for SmtpProvider {
         let (mail, message_id) = build_message(email)?;
         // lettre's output is ASCII (every part is encoded), so this never refuses in practice.
         let mut formatted = mail.formatted();
-        if let Some(signer) = &self.dkim {
+        // The workspace's own domain's key when it sends From its domain, else the instance's.
+        if let Some(signer) = email.dkim.or(self.dkim.as_ref()) {
             // A signing failure is the key's, not the message's: retryable.
             let header = signer.sign(&formatted).map_err(|why| {
                 Failure::retryable("dkim", format!("The DKIM signature failed: {why}."))
@@ -384,6 +385,7 @@ mod tests {
             text,
             html,
             list_unsubscribe: None,
+            dkim: None,
         }
     }
 
