@@ -88,6 +88,9 @@ text_enum! {
         WebhookEndpointUpdated = "webhook_endpoint.updated",
         WebhookEndpointDeleted = "webhook_endpoint.deleted",
         WebhookEndpointSecretRotated = "webhook_endpoint.secret_rotated",
+        ProviderAccountCreated = "provider_account.created",
+        ProviderAccountUpdated = "provider_account.updated",
+        ProviderAccountDeleted = "provider_account.deleted",
     }
 }
 

@@ -40,10 +40,12 @@ pub enum Scope {
     ActivityRead,
     WebhooksRead,
     WebhooksWrite,
+    ProvidersRead,
+    ProvidersWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 11] = [
+    pub const ALL: [Scope; 13] = [
         Scope::MessagesSend,
         Scope::MessagesRead,
         Scope::ContactsRead,
@@ -55,6 +57,8 @@ impl Scope {
         Scope::ActivityRead,
         Scope::WebhooksRead,
         Scope::WebhooksWrite,
+        Scope::ProvidersRead,
+        Scope::ProvidersWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +74,8 @@ impl Scope {
             Scope::ActivityRead => "activity:read",
             Scope::WebhooksRead => "webhooks:read",
             Scope::WebhooksWrite => "webhooks:write",
+            Scope::ProvidersRead => "providers:read",
+            Scope::ProvidersWrite => "providers:write",
         }
     }
 

@@ -139,6 +139,11 @@ typed_id! {
     WebhookDeliveryId, "whd"
 }
 
+typed_id! {
+    /// A workspace's own provider account (its credentials for a provider): `pac_…`.
+    ProviderAccountId, "pac"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,10 +16,12 @@
 //! Without a configured token, both endpoints are off and answer 404.
 
 use crate::app::App;
+use crate::billing::Channel;
 use crate::contacts::unsubscribe;
 use crate::delivery::email_events::{self, EventsRefusal};
-use crate::delivery::{self, InboundRefusal, InboundRequest, ReceiptRequest};
+use crate::delivery::{self, InboundRefusal, InboundRequest, ReceiptRequest, accounts, dispatcher};
 use crate::error::AppError;
+use crate::ids::ProviderAccountId;
 use crate::recipients::normalize_phone;
 use crate::secrets::constant_time_eq;
 use crate::web::request::Request;
@@ -68,6 +70,65 @@ pub fn receive_receipts(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
     let applied = app
         .db
         .write(|conn| delivery::apply_receipts(conn, provider.name(), &receipts, now))?;
+    app.metrics.record_webhook(provider.name(), "accepted");
+    ApiResponse::json(
+        200,
+        &ReceiptsView {
+            received: receipts.len(),
+            applied,
+        },
+    )
+}
+
+/// `POST /v1/webhooks/sms/{provider}/accounts/{id}?token=…`: delivery receipts for a workspace's
+/// own provider account. The token is derived from the account's own secrets (shown as the
+/// account's `receipts_url`), so only a URL made with them is taken; the receipts change only
+/// that workspace's messages. 404 for an unknown account, another provider, an email account,
+/// or one that cannot send (its secrets must be entered again).
+pub fn receive_account_receipts(
+    app: &App,
+    request: &mut Request<'_>,
+) -> Result<ApiResponse, AppError> {
+    let provider_name = request.param("provider").to_owned();
+    let id = ProviderAccountId::parse(request.param("id")).ok_or(AppError::NotFound)?;
+    let account = app
+        .db
+        .read(|conn| accounts::find_any(conn, &id))?
+        .filter(|account| account.row.channel == Channel::Sms)
+        .filter(|account| account.row.provider == provider_name)
+        .ok_or(AppError::NotFound)?;
+    let provider = dispatcher::account_provider(app, &account.row).ok_or(AppError::NotFound)?;
+    let expected = provider
+        .account()
+        .and_then(|built| built.receipt_token())
+        .ok_or(AppError::NotFound)?;
+    let presented = request.query_param("token").unwrap_or_default();
+    if !constant_time_eq(presented.as_bytes(), expected.expose().as_bytes()) {
+        return Err(AppError::InvalidSignature(
+            "The receipt URL's token is missing or wrong; use the account's receipts_url."
+                .to_owned(),
+        ));
+    }
+    let body = request.body_bytes()?;
+    let content_type = request.header("Content-Type").map(str::to_owned);
+    let receipt_request = ReceiptRequest {
+        content_type: content_type.as_deref(),
+        query: request.query(),
+        body: &body,
+    };
+    let receipts = match provider.parse_receipts(&receipt_request) {
+        None => return Err(AppError::NotFound),
+        Some(Err(why)) => {
+            app.metrics.record_webhook(provider.name(), "rejected");
+            return Err(AppError::BadRequest(format!("Not a receipt: {why}")));
+        }
+        Some(Ok(receipts)) => receipts,
+    };
+    let now = app.clock.now();
+    let workspace_id = &account.row.workspace_id;
+    let applied = app.db.write(|conn| {
+        delivery::apply_account_receipts(conn, workspace_id, provider.name(), &receipts, now)
+    })?;
     app.metrics.record_webhook(provider.name(), "accepted");
     ApiResponse::json(
         200,

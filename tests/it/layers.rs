@@ -422,6 +422,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V37__wallet_low_balance.sql",
         "f22212888e53234d67bc542ae9dc574bca4c201374e5e660f8705797bddd76b4",
     ),
+    (
+        "V38__provider_accounts.sql",
+        "0d20943e781d92bd07cfd1d4f130aec30736a8efa9c019ca7a36d07315095fd0",
+    ),
 ];
 
 #[test]

@@ -20,6 +20,8 @@ const SCOPES = [
   "activity:read",
   "webhooks:read",
   "webhooks:write",
+  "providers:read",
+  "providers:write",
 ];
 
 export async function render(_param, session) {
