@@ -716,6 +716,8 @@ pub struct AccountField {
     pub required: bool,
     /// A URL the provider's calls go to (checked like a webhook endpoint's as well).
     pub url: bool,
+    /// A host the provider connects to (an address literal checked like a webhook URL's host).
+    pub host: bool,
 }
 
 const fn field(name: &'static str, setting: Setting, required: bool) -> AccountField {
@@ -725,6 +727,7 @@ const fn field(name: &'static str, setting: Setting, required: bool) -> AccountF
         secret: false,
         required,
         url: false,
+        host: false,
     }
 }
 
@@ -770,7 +773,10 @@ const WEBHOOK_FIELDS: &[AccountField] = &[
     secret_field("secret", SMS_WEBHOOK_SECRET, false),
 ];
 const SMTP_FIELDS: &[AccountField] = &[
-    field("host", SMTP_HOST, true),
+    AccountField {
+        host: true,
+        ..field("host", SMTP_HOST, true)
+    },
     field("port", SMTP_PORT, false),
     field("security", SMTP_SECURITY, false),
     field("username", SMTP_USERNAME, false),
@@ -1016,6 +1022,69 @@ mod tests {
                  --provider-timeout-secs, or a slow call would lose its claim",
             ]
         );
+    }
+
+    #[test]
+    fn an_account_goes_through_the_instance_checks_and_problems_name_its_fields() {
+        let instance = DeliverySettings::default();
+        let values = |pairs: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+            pairs
+                .iter()
+                .map(|(name, value)| (*name, (*value).to_owned()))
+                .collect()
+        };
+        let twilio = account_settings(
+            Channel::Sms,
+            "twilio",
+            &values(&[("account_sid", "AC1"), ("auth_token", "tok")]),
+            &instance,
+        )
+        .unwrap();
+        assert_eq!(twilio.sms_providers, vec![SmsProviderName::Twilio]);
+        let settings = twilio.twilio.unwrap();
+        assert_eq!(settings.base_url, "https://api.twilio.com");
+        assert_eq!(settings.auth_token.expose(), "tok");
+        assert_eq!(
+            account_settings(Channel::Sms, "twilio", &values(&[]), &instance).unwrap_err(),
+            vec![
+                ("account_sid", "is required".to_owned()),
+                ("auth_token", "is required".to_owned())
+            ]
+        );
+        assert_eq!(
+            account_settings(
+                Channel::Email,
+                "smtp",
+                &values(&[
+                    ("host", "smtp.example.com"),
+                    ("port", "0"),
+                    ("username", "me")
+                ]),
+                &instance,
+            )
+            .unwrap_err(),
+            vec![
+                (
+                    "port",
+                    "must be a whole number from 1 to 65535, got \"0\"".to_owned()
+                ),
+                (
+                    "username",
+                    "give it together with password, or neither".to_owned()
+                ),
+            ]
+        );
+        let smtp = account_settings(
+            Channel::Email,
+            "smtp",
+            &values(&[("host", "smtp.example.com")]),
+            &instance,
+        )
+        .unwrap();
+        assert_eq!(smtp.email_providers, vec![EmailProviderName::Smtp]);
+        assert_eq!(smtp.email_from, instance.email_from);
+        assert!(account_settings(Channel::Sms, "log", &values(&[]), &instance).is_err());
+        assert!(account_settings(Channel::Email, "twilio", &values(&[]), &instance).is_err());
     }
 
     #[test]

@@ -213,6 +213,25 @@ fn accounts_are_created_read_changed_and_deleted_with_secrets_kept_sealed() {
     );
     assert_eq!(restored.status, 200, "{}", restored.text());
 
+    // Two secrets: replacing one keeps the other.
+    let lmt = caller.account(json!({
+        "channel": "sms", "provider": "lmt",
+        "secrets": {"api_key": "lmt-key-0001", "secret": "lmt-secret-0002"},
+    }));
+    let lmt_path = format!("/v1/provider-accounts/{}", lmt["id"].as_str().unwrap());
+    let one = caller.patch(&lmt_path, json!({"secrets": {"api_key": "lmt-key-0003"}}));
+    assert_eq!(
+        one.json()["secrets"],
+        json!({"api_key": {"set": true, "last4": "…0003"},
+               "secret": {"set": true, "last4": "…0002"}}),
+        "{}",
+        one.text()
+    );
+    caller
+        .patch(&lmt_path, json!({"secrets": {"secret": null}}))
+        .assert_error(422, "validation_failed");
+    assert_eq!(caller.delete(&lmt_path).status, 204);
+
     // No response and no byte of the database holds a secret in clear; the activity log names
     // the secrets changed, never their values.
     for response in [&shown, &listed, &restored] {
@@ -222,7 +241,12 @@ fn accounts_are_created_read_changed_and_deleted_with_secrets_kept_sealed() {
             response.text()
         );
     }
-    for secret in [TWILIO_TOKEN, "another-token-77ef"] {
+    for secret in [
+        TWILIO_TOKEN,
+        "another-token-77ef",
+        "lmt-secret-0002",
+        "lmt-key-0003",
+    ] {
         assert!(
             !contains(&database_bytes(&server), secret),
             "{secret} in the database"
@@ -233,7 +257,7 @@ fn accounts_are_created_read_changed_and_deleted_with_secrets_kept_sealed() {
             &server,
             "SELECT count(*) FROM activity WHERE action LIKE 'provider_account.%'"
         ),
-        5
+        8
     );
 
     let deleted = caller.delete(&format!("/v1/provider-accounts/{id}"));
@@ -250,7 +274,7 @@ fn accounts_are_created_read_changed_and_deleted_with_secrets_kept_sealed() {
             &server,
             "SELECT count(*) FROM activity WHERE action = 'provider_account.deleted'"
         ),
-        1
+        2
     );
 }
 
@@ -589,4 +613,79 @@ fn a_replaced_key_file_or_a_deleted_account_never_breaks_delivery() {
     );
     assert_eq!(failed["error"]["code"], "provider_account_unavailable");
     assert!(instance.requests().is_empty());
+}
+
+#[test]
+fn live_email_goes_through_the_workspace_smtp_account_with_its_own_from() {
+    let instance = accepting("instance-1");
+    let server = loopback_server(&instance);
+    let (console, caller) = owner(&server);
+    credit(&console, console.workspace_id());
+    let recorder = crate::smtp_provider::Recorder::default();
+    let port = crate::smtp_provider::start(&recorder, false);
+    let account = caller.account(json!({
+        "channel": "email", "provider": "smtp",
+        "settings": {"host": "127.0.0.1", "port": port, "security": "none",
+                     "from": "Client <news@client.example>"},
+    }));
+    assert_eq!(
+        account["secrets"],
+        json!({"password": {"set": false, "last4": null}})
+    );
+
+    let authorization = format!("Bearer {}", caller.key);
+    let created = crate::auth_fixtures::send(
+        &server,
+        "POST",
+        "/v1/messages",
+        vec![
+            ("Authorization", authorization.as_str()),
+            ("Idempotency-Key", "email-1"),
+        ],
+        Some(
+            &json!({"channel": "email", "to": "ada@example.com", "subject": "Hello",
+                     "text": "Hi"}),
+        ),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let created = created.json();
+    assert_eq!(
+        created["route"],
+        json!({"matched": "accounts", "providers": [account["id"]]})
+    );
+    let sent = caller.await_message(created["id"].as_str().unwrap(), "sent", |m| {
+        m["status"] == "sent"
+    });
+    assert_eq!(sent["provider"], "smtp");
+    let received = recorder.received.lock().unwrap();
+    assert_eq!(received.mail_from, ["news@client.example"]);
+    assert!(
+        received.messages[0].contains("From: Client <news@client.example>"),
+        "{}",
+        received.messages[0]
+    );
+
+    // An SMS of the same workspace, with no SMS account, keeps the instance's chain.
+    drop(received);
+    let sms = caller.send_to("+237677123456", "sms-1");
+    assert_eq!(
+        sms["route"],
+        json!({"matched": "default", "providers": ["webhook"]})
+    );
+
+    // An SMTP host on a private address needs the operator's permission.
+    let strict = TestServer::start();
+    let (_console, strict_caller) = owner(&strict);
+    let refused = strict_caller.post(
+        "/v1/provider-accounts",
+        json!({"channel": "email", "provider": "smtp", "settings": {"host": "10.0.0.7"}}),
+    );
+    let envelope = refused.assert_error(422, "validation_failed");
+    assert!(
+        envelope["error"]["details"]["fields"]["settings.host"]
+            .as_str()
+            .unwrap()
+            .contains("private"),
+        "{envelope}"
+    );
 }

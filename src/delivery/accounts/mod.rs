@@ -256,10 +256,22 @@ fn validate_account(
             errors.add(key, reason);
         }
     }
-    for field in fields.iter().filter(|field| field.url) {
-        if let Some(url) = settings.get(field.name)
-            && let Err(why) = (checks.url)(url)
-        {
+    for field in fields.iter().filter(|field| field.url || field.host) {
+        let Some(value) = settings.get(field.name) else {
+            continue;
+        };
+        // A host goes through the same rules as a URL's host (an https URL to it).
+        let checked = match field.host {
+            true => (checks.url)(&format!("https://{}/", value.trim())).map_err(|why| {
+                if why.contains("private") {
+                    why
+                } else {
+                    "must be a host name or an IP address".to_owned()
+                }
+            }),
+            false => (checks.url)(value),
+        };
+        if let Err(why) = checked {
             let key = format!("settings.{}", field.name);
             if !errors.contains(&key) {
                 errors.add(key, why);
