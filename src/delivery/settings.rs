@@ -896,8 +896,13 @@ pub fn account_settings(
         }
     }
     args.validate().map_err(|problems| {
+        // A bad value leaves its provider unconfigured too: that consequence, in the instance's
+        // words (its variables), says nothing more to a workspace.
+        let unconfigured = |problem: &String| problem.contains("is listed but not configured");
+        let only_consequences = problems.iter().all(unconfigured);
         problems
             .into_iter()
+            .filter(|problem| only_consequences || !unconfigured(problem))
             .map(|problem| {
                 let (name, reason) = fields
                     .iter()

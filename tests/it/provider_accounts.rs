@@ -326,6 +326,16 @@ fn bad_accounts_are_refused_naming_the_field_and_change_nothing() {
         "settings.base_url",
     );
     assert!(why.contains("URL"), "{why}");
+    let response = caller.post(
+        "/v1/provider-accounts",
+        json!({"channel": "sms", "provider": "webhook", "settings": {"url": "ftp://x"}}),
+    );
+    assert_eq!(
+        response.assert_error(422, "validation_failed")["error"]["details"]["fields"],
+        json!({"settings.url": "must be an http:// or https:// URL such as \
+                                https://crier.example.com, got \"ftp://x\""}),
+        "the bad value alone, not its consequence in the instance's words"
+    );
     refused(with(json!({"priority": 5000})), "priority");
     refused(
         json!({"channel": "email", "provider": "smtp", "settings": {"host": "smtp.example.com", "port": "x"}}),
