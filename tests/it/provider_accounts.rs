@@ -450,8 +450,9 @@ fn live_sends_take_the_workspace_accounts_in_priority_order_and_others_the_insta
     credit(&console, console.workspace_id());
     let busy_twilio = FakeHttp::start(|_| Reply::text(503, "busy"));
     let client_webhook = accepting("client-1");
-    let first = caller.account(twilio_account(&busy_twilio.url(), 1));
+    // Created second, tried first: priority decides, not age.
     let second = caller.account(webhook_account(&client_webhook.url(), 2));
+    let first = caller.account(twilio_account(&busy_twilio.url(), 1));
     let (first_id, second_id) = (
         first["id"].as_str().unwrap(),
         second["id"].as_str().unwrap(),
@@ -516,6 +517,20 @@ fn live_sends_take_the_workspace_accounts_in_priority_order_and_others_the_insta
     assert_eq!(theirs["provider_message_id"], "instance-1");
     assert_eq!(instance.requests().len(), 1);
     assert_eq!(client_webhook.requests().len(), 1);
+
+    // The account's receipt URL changes only its own workspace's messages, whatever id it names
+    // (both are `webhook` messages here).
+    let foreign = json!({"id": "instance-1", "status": "failed"}).to_string();
+    let ignored = server.post_json(path, &foreign);
+    assert_eq!(ignored.status, 200, "{}", ignored.text());
+    assert_eq!(ignored.json()["applied"], 0);
+    let theirs_id = theirs["id"].as_str().unwrap();
+    assert_eq!(
+        other_caller
+            .get(&format!("/v1/messages/{theirs_id}"))
+            .json()["status"],
+        "sent"
+    );
 
     // A test key of the first workspace: the log provider, as always.
     let (_, test_key) = create_key(&console, SCOPES, "test");
