@@ -24,7 +24,9 @@ pub mod settings;
 use std::time::Duration;
 
 pub use providers::Providers;
-pub use receipts::{apply_account_receipts, apply_email_events, apply_receipts};
+pub use receipts::{
+    apply_account_receipts, apply_account_stops, apply_email_events, apply_receipts,
+};
 
 /// One SMS to hand to a provider.
 #[derive(Debug, Clone, Copy)]

@@ -140,3 +140,22 @@ pub fn apply_email_events(
     }
     Ok(applied)
 }
+
+/// STOP keywords that came through a workspace's own provider account (`phones`, E.164):
+/// unsubscribes the workspace's live contacts with those phones from SMS (those it has written
+/// to), no other workspace's. Returns how many contacts changed.
+pub fn apply_account_stops(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    phones: &[String],
+    now: Timestamp,
+) -> Result<usize, AppError> {
+    // The account's own workspace: crier acting on a row it stores.
+    let scope = WorkspaceScope::trusted(workspace_id);
+    let mut changed = 0;
+    for phone in phones {
+        changed +=
+            crate::contacts::unsubscribe::unsubscribe_by_keyword_in(conn, &scope, phone, now)?;
+    }
+    Ok(changed)
+}

@@ -109,6 +109,7 @@ pub const OPEN_ROUTES: &[&str] = &[
     "/v1/webhooks/sms/{provider}",
     "/v1/webhooks/sms/{provider}/inbound",
     "/v1/webhooks/sms/{provider}/accounts/{id}",
+    "/v1/webhooks/sms/{provider}/accounts/{id}/inbound",
     "/v1/webhooks/email/{provider}",
 ];
 
@@ -373,6 +374,11 @@ impl Router {
                     Post,
                     "/v1/webhooks/sms/{provider}/accounts/{id}",
                     receipts::receive_account_receipts,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/webhooks/sms/{provider}/accounts/{id}/inbound",
+                    receipts::receive_account_inbound,
                 ),
                 Route::new(
                     Post,

@@ -532,6 +532,39 @@ fn live_sends_take_the_workspace_accounts_in_priority_order_and_others_the_insta
         "sent"
     );
 
+    // A STOP sent to the account's numbers unsubscribes the sender in this workspace only,
+    // though the other one wrote to the same phone too.
+    let ours = console.post(
+        "/v1/contacts",
+        &json!({"name": "Ada", "phone": "+237677123456"}),
+    );
+    assert_eq!(ours.status, 201, "{}", ours.text());
+    let theirs_contact = other.post(
+        "/v1/contacts",
+        &json!({"name": "Ada", "phone": "+237677123456"}),
+    );
+    assert_eq!(theirs_contact.status, 201, "{}", theirs_contact.text());
+    let inbound_url = second["inbound_url"].as_str().unwrap();
+    let inbound_path = &inbound_url[inbound_url.find("/v1/").unwrap()..];
+    assert_eq!(inbound_path, path.replace("?token=", "/inbound?token="));
+    let stop = json!({"from": "+237677123456", "to": "ACME", "text": "STOP"}).to_string();
+    server
+        .post_json(&inbound_path.replace("token=", "token=x"), &stop)
+        .assert_error(401, "invalid_signature");
+    let stopped = server.post_json(inbound_path, &stop);
+    assert_eq!(stopped.status, 200, "{}", stopped.text());
+    assert_eq!(stopped.json()["unsubscribed"], 1);
+    let contact_of = |console: &Console<'_>, id: &Value| {
+        console
+            .get(&format!("/v1/contacts/{}", id.as_str().unwrap()))
+            .json()
+    };
+    assert_eq!(
+        contact_of(&console, &ours.json()["id"])["sms_unsubscribed_via"],
+        "sms_keyword"
+    );
+    assert!(contact_of(&other, &theirs_contact.json()["id"])["sms_unsubscribed_at"].is_null());
+
     // A test key of the first workspace: the log provider, as always.
     let (_, test_key) = create_key(&console, SCOPES, "test");
     let tester = Caller {

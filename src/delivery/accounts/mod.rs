@@ -699,6 +699,9 @@ pub struct AccountView<'a> {
     /// own secret; `null` for email, an account without secrets, or one whose secrets must be
     /// entered again.
     pub receipts_url: Option<String>,
+    /// SMS: the URL to give the provider for SMS people send to the account's numbers (a STOP
+    /// unsubscribes them in this workspace); `null` when `receipts_url` is.
+    pub inbound_url: Option<String>,
     pub description: Option<&'a str>,
     pub created_at: &'a str,
     pub updated_at: &'a str,
@@ -750,6 +753,7 @@ pub fn view<'a>(
             .map(|token| receipts_url(public_url, &row.provider, &row.id, &token)),
         _ => None,
     };
+    let inbound_url = receipts_url.as_deref().map(inbound_url_of);
     Ok(AccountView {
         id: row.id.as_str(),
         channel: row.channel,
@@ -760,6 +764,7 @@ pub fn view<'a>(
         enabled: row.enabled,
         status,
         receipts_url,
+        inbound_url,
         description: row.description.as_deref(),
         created_at: &row.created_at,
         updated_at: &row.updated_at,
@@ -778,4 +783,12 @@ pub fn receipts_url(
         public_url.trim_end_matches('/'),
         token.expose()
     )
+}
+
+/// The inbound URL beside a receipts URL: `…/accounts/{id}/inbound?token=…`.
+fn inbound_url_of(receipts_url: &str) -> String {
+    match receipts_url.split_once('?') {
+        Some((path, query)) => format!("{path}/inbound?{query}"),
+        None => format!("{receipts_url}/inbound"),
+    }
 }
