@@ -747,3 +747,58 @@ fn live_email_goes_through_the_workspace_smtp_account_with_its_own_from() {
         "{envelope}"
     );
 }
+
+#[test]
+fn a_stop_to_a_twilio_account_is_checked_with_the_accounts_own_auth_token() {
+    let instance = accepting("instance-1");
+    let server = loopback_server(&instance);
+    let (console, caller) = owner(&server);
+    credit(&console, console.workspace_id());
+    let twilio = accepting("SM1");
+    let account = caller.account(twilio_account(&twilio.url(), 1));
+    let sent = caller.send_to("+237677123456", "to-ada");
+    caller.await_message(sent["id"].as_str().unwrap(), "sent", |m| {
+        m["status"] == "sent"
+    });
+    let ada = console.post(
+        "/v1/contacts",
+        &json!({"name": "Ada", "phone": "+237677123456"}),
+    );
+    assert_eq!(ada.status, 201, "{}", ada.text());
+    let ada_path = format!("/v1/contacts/{}", ada.json()["id"].as_str().unwrap());
+
+    let inbound_url = account["inbound_url"].as_str().unwrap();
+    let path = &inbound_url[inbound_url.find("/v1/").unwrap()..];
+    let fields = [
+        ("From", "+237677123456"),
+        ("To", "+15005550006"),
+        ("Body", "STOP"),
+    ];
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let post = |signature: &str| {
+        server.request(
+            "POST",
+            path,
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("X-Twilio-Signature", signature),
+            ],
+            body.as_bytes(),
+        )
+    };
+    // Signed with the instance's token or another: refused, nothing changes.
+    let wrong = crate::unsubscribe::twilio_signature("instance-token", inbound_url, &fields);
+    post(&wrong).assert_error(401, "invalid_signature");
+    assert!(console.get(&ada_path).json()["sms_unsubscribed_at"].is_null());
+
+    let right = crate::unsubscribe::twilio_signature(TWILIO_TOKEN, inbound_url, &fields);
+    let answered = post(&right);
+    assert_eq!(answered.status, 200, "{}", answered.text());
+    assert!(answered.text().contains("<Response></Response>"));
+    assert_eq!(
+        console.get(&ada_path).json()["sms_unsubscribed_via"],
+        "sms_keyword"
+    );
+}
