@@ -385,19 +385,20 @@ fn accounts_chain(
 
 /// The adapter of a workspace's provider account, from the cache or built now (its secrets
 /// opened, its settings validated, the instance's constructors); `None` when it cannot send
-/// (its secrets no longer open), which is logged once per version of the account.
+/// (its secrets no longer open: logged once per version of the account) or, this time, when
+/// its secrets could not be read.
 pub fn account_provider(app: &App, row: &AccountRow) -> Option<Arc<dyn Provider>> {
-    app.providers
+    let built = app
+        .providers
         .accounts
         .get_or_build(&row.id, row.version, || {
-            let account = app
+            let secrets = app
                 .db
-                .read(|conn| accounts::store::secrets(conn, &row.id))
-                .map(|secrets| accounts::Account {
-                    row: row.clone(),
-                    secrets,
-                })
-                .ok()?;
+                .read(|conn| accounts::store::secrets(conn, &row.id))?;
+            let account = accounts::Account {
+                row: row.clone(),
+                secrets,
+            };
             let built = accounts::open(&account, &app.secret_box, &app.config.delivery)
                 .map_err(|why| format!("{why:?}"))
                 .and_then(|opened| {
@@ -414,7 +415,7 @@ pub fn account_provider(app: &App, row: &AccountRow) -> Option<Arc<dyn Provider>
                         opened.receipt_token,
                     ))
                 });
-            match built {
+            Ok(match built {
                 Ok(provider) => Some(Arc::new(provider) as Arc<dyn Provider>),
                 Err(why) => {
                     log::warn!(
@@ -424,8 +425,16 @@ pub fn account_provider(app: &App, row: &AccountRow) -> Option<Arc<dyn Provider>
                     );
                     None
                 }
-            }
-        })
+            })
+        });
+    built.unwrap_or_else(|err| {
+        log::warn!(
+            target: "crier::delivery",
+            account_id = row.id.as_str(), error:% = err;
+            "a provider account's secrets could not be read; skipped this time"
+        );
+        None
+    })
 }
 
 /// Whether a message's delivery cycle is counted in a write of its own before the first call

@@ -9,6 +9,7 @@ use crate::delivery::accounts::receipts_url;
 use crate::delivery::{
     Accepted, Failure, InboundRequest, Outgoing, Provider, Receipt, ReceiptRequest,
 };
+use crate::error::AppError;
 use crate::ids::ProviderAccountId;
 use crate::settings::Secret;
 
@@ -126,22 +127,32 @@ pub struct AccountProviders {
 }
 
 impl AccountProviders {
-    /// The adapter of account `id` at `version`, built with `build` when not cached.
+    /// The adapter of account `id` at `version`, built with `build` when not cached (outside
+    /// the lock: two dispatchers may both build it, the last one kept). `build` gives `Ok(None)`
+    /// for an account that cannot send, kept too; an `Err` (the database busy) is not kept, so
+    /// the next message tries again.
     pub fn get_or_build(
         &self,
         id: &ProviderAccountId,
         version: i64,
-        build: impl FnOnce() -> Option<Arc<dyn Provider>>,
-    ) -> Option<Arc<dyn Provider>> {
-        let mut built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((built_version, provider)) = built.get(id)
-            && *built_version == version
-        {
-            return provider.clone();
+        build: impl FnOnce() -> Result<Option<Arc<dyn Provider>>, AppError>,
+    ) -> Result<Option<Arc<dyn Provider>>, AppError> {
+        let cached = self
+            .built
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .filter(|(built_version, _)| *built_version == version)
+            .map(|(_, provider)| provider.clone());
+        if let Some(provider) = cached {
+            return Ok(provider);
         }
-        let provider = build();
-        built.insert(id.clone(), (version, provider.clone()));
-        provider
+        let provider = build()?;
+        self.built
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.clone(), (version, provider.clone()));
+        Ok(provider)
     }
 
     /// Drops a deleted account's adapter.
