@@ -181,6 +181,17 @@ fn parse_match(word: &str) -> Result<RouteMatch, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_accounts_route_names_its_accounts_in_order() {
+        let ids = account_ids("accounts=pac_2,pac_1").unwrap();
+        let ids: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
+        assert_eq!(ids, ["pac_2", "pac_1"]);
+        assert_eq!(account_ids("default=twilio"), None);
+        assert_eq!(account_ids(TEST_ROUTE), None);
+        assert_eq!(account_ids("accounts").map(|ids| ids.len()), None);
+    }
+
     use super::*;
     use SmsProviderName::{AvlyText, Lmt, Log, MboaSms, Twilio};
 

@@ -163,3 +163,44 @@ impl AccountProviders {
             .remove(id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> ProviderAccountId {
+        ProviderAccountId::parse("pac_1").unwrap()
+    }
+
+    #[test]
+    fn an_adapter_is_built_once_per_version_and_a_failed_read_is_not_kept() {
+        let cache = AccountProviders::default();
+        let builds = std::cell::Cell::new(0);
+        let build = || {
+            builds.set(builds.get() + 1);
+            Ok(Some(Arc::new(NoUsableAccount) as Arc<dyn Provider>))
+        };
+        assert!(cache.get_or_build(&id(), 1, build).unwrap().is_some());
+        assert!(cache.get_or_build(&id(), 1, build).unwrap().is_some());
+        assert_eq!(builds.get(), 1, "cached");
+        assert!(cache.get_or_build(&id(), 2, build).unwrap().is_some());
+        assert_eq!(builds.get(), 2, "a new version is built again");
+
+        let unusable = || Ok(None);
+        assert!(cache.get_or_build(&id(), 3, unusable).unwrap().is_none());
+        assert!(
+            cache.get_or_build(&id(), 3, build).unwrap().is_none(),
+            "kept"
+        );
+
+        let busy = || Err(AppError::internal("busy"));
+        assert!(cache.get_or_build(&id(), 4, busy).is_err());
+        assert!(
+            cache.get_or_build(&id(), 4, build).unwrap().is_some(),
+            "not kept"
+        );
+        cache.forget(&id());
+        assert!(cache.get_or_build(&id(), 4, build).unwrap().is_some());
+        assert_eq!(builds.get(), 4);
+    }
+}
