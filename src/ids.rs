@@ -15,8 +15,8 @@ use crate::clock::{Clock, Timestamp};
 mod typed;
 pub use typed::{
     ApiKeyId, CampaignId, ContactFieldId, ContactId, ContactImportId, GroupId, MessageId,
-    PaymentSessionId, SegmentId, SendingDomainId, UserId, WebhookDeliveryId, WebhookEndpointId,
-    WorkspaceId,
+    PaymentSessionId, ProviderAccountId, SegmentId, SendingDomainId, UserId, WebhookDeliveryId,
+    WebhookEndpointId, WorkspaceId,
 };
 
 /// Where random bytes come from.

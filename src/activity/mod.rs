@@ -93,6 +93,9 @@ text_enum! {
         SendingDomainApproved = "sending_domain.approved",
         SendingDomainRejected = "sending_domain.rejected",
         SendingDomainDeleted = "sending_domain.deleted",
+        ProviderAccountCreated = "provider_account.created",
+        ProviderAccountUpdated = "provider_account.updated",
+        ProviderAccountDeleted = "provider_account.deleted",
     }
 }
 

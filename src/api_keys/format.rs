@@ -42,10 +42,12 @@ pub enum Scope {
     WebhooksWrite,
     DomainsRead,
     DomainsWrite,
+    ProvidersRead,
+    ProvidersWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 13] = [
+    pub const ALL: [Scope; 15] = [
         Scope::MessagesSend,
         Scope::MessagesRead,
         Scope::ContactsRead,
@@ -59,6 +61,8 @@ impl Scope {
         Scope::WebhooksWrite,
         Scope::DomainsRead,
         Scope::DomainsWrite,
+        Scope::ProvidersRead,
+        Scope::ProvidersWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +80,8 @@ impl Scope {
             Scope::WebhooksWrite => "webhooks:write",
             Scope::DomainsRead => "domains:read",
             Scope::DomainsWrite => "domains:write",
+            Scope::ProvidersRead => "providers:read",
+            Scope::ProvidersWrite => "providers:write",
         }
     }
 

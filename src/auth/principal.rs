@@ -142,7 +142,7 @@ impl Principal {
 
     /// The workspace, if the caller may use `scope` there: a key needs the scope; a session
     /// needs the role docs/rules/access.md gives that work (members send and manage contacts and
-    /// campaigns; only owners and admins touch payments and webhooks).
+    /// campaigns; only owners and admins touch payments, webhooks and provider accounts).
     pub fn require_scope(&self, scope: Scope) -> Result<WorkspaceScope, AppError> {
         match self {
             Principal::ApiKey(key) if key.scopes.contains(&scope) => {
@@ -158,7 +158,9 @@ impl Principal {
                     | Scope::WebhooksRead
                     | Scope::WebhooksWrite
                     | Scope::DomainsRead
-                    | Scope::DomainsWrite => Role::Admin,
+                    | Scope::DomainsWrite
+                    | Scope::ProvidersRead
+                    | Scope::ProvidersWrite => Role::Admin,
                     Scope::MessagesSend
                     | Scope::MessagesRead
                     | Scope::ContactsRead

@@ -20,6 +20,7 @@ use crate::clock::{Timestamp, format_timestamp};
 use crate::contacts::rules::SqlCondition;
 use crate::contacts::segments::{self, AudienceMember};
 use crate::contacts::unsubscribe::unsubscribe_url;
+use crate::delivery::accounts;
 use crate::error::AppError;
 use crate::ids::{CampaignId, Ids, MessageId};
 use crate::messages::{self, CampaignMessage, MessageStatus};
@@ -99,6 +100,11 @@ pub fn fan_out_chunk(
     )?;
     let mut excluded = excluded_counts(&campaign)?;
     let renderer = Renderer::new(&campaign)?.tracking(tracking::tracker(conn, &campaign, links)?);
+    // A live campaign of a workspace with its own provider accounts goes through them.
+    let accounts_route = match campaign.mode {
+        Mode::Live => accounts::route_for(conn, &scope, campaign.channel)?,
+        Mode::Test => None,
+    };
     let now_text = format_timestamp(now);
     let mut created = 0;
     // The pool, read at the first message that needs it and written back once below.
@@ -114,7 +120,7 @@ pub fn fan_out_chunk(
             (ids, catalog),
             links,
             (&scope, &mut campaign, &mut carver),
-            (&renderer, &mut batch),
+            (&renderer, &mut batch, accounts_route.as_deref()),
             member,
             now,
             &now_text,
@@ -155,7 +161,7 @@ fn write_message(
         &mut CampaignRow,
         &mut Option<pools::Carver>,
     ),
-    (renderer, batch): (&Renderer, &mut messages::CampaignBatch),
+    (renderer, batch, accounts_route): (&Renderer, &mut messages::CampaignBatch, Option<&str>),
     member: &AudienceMember,
     now: Timestamp,
     now_text: &str,
@@ -229,9 +235,12 @@ fn write_message(
             segmentation: segmentation.as_ref(),
             share,
             currency: &currency,
-            route: links
-                .delivery
-                .route_to_store(campaign.channel, campaign.mode, to),
+            route: match accounts_route {
+                Some(route) => Some(route.to_owned()),
+                None => links
+                    .delivery
+                    .route_to_store(campaign.channel, campaign.mode, to),
+            },
         },
         now_text,
     )?;

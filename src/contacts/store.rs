@@ -287,6 +287,7 @@ pub fn unsubscribe(
 pub fn unsubscribe_phone_by_keyword(
     conn: &Connection,
     phone: &str,
+    workspace_id: Option<&WorkspaceId>,
     now: &str,
 ) -> Result<usize, AppError> {
     Ok(conn
@@ -295,12 +296,15 @@ pub fn unsubscribe_phone_by_keyword(
                  updated_at = :now
              WHERE phone = :phone AND deleted_at IS NULL AND mode = 'live'
                AND sms_unsubscribed_at IS NULL
+               AND (:workspace_id IS NULL OR workspace_id = :workspace_id)
                AND EXISTS (SELECT 1 FROM messages m
                            WHERE m.workspace_id = contacts.workspace_id
                              AND m.to_address = :phone AND m.channel = 'sms'
                              AND m.mode = 'live')",
         )?
-        .execute(named_params! { ":phone": phone, ":now": now })?)
+        .execute(named_params! {
+            ":phone": phone, ":workspace_id": workspace_id, ":now": now,
+        })?)
 }
 
 /// Sets the state of a phone on the workspace's contact (not deleted) of `mode` that has it.

@@ -15,6 +15,7 @@ use crate::contacts::UnsubscribeVia;
 use crate::contacts::store;
 use crate::error::AppError;
 use crate::ids::{ContactId, WorkspaceId};
+use crate::scope::WorkspaceScope;
 use crate::secrets::{ServerKey, constant_time_eq};
 use crate::vocabulary::Mode;
 
@@ -181,7 +182,18 @@ pub fn unsubscribe_by_keyword(
     phone: &str,
     now: Timestamp,
 ) -> Result<usize, AppError> {
-    store::unsubscribe_phone_by_keyword(conn, phone, &format_timestamp(now))
+    store::unsubscribe_phone_by_keyword(conn, phone, None, &format_timestamp(now))
+}
+
+/// `unsubscribe_by_keyword` for a STOP that came through the workspace's own provider account
+/// (its own numbers): only that workspace's contact changes.
+pub fn unsubscribe_by_keyword_in(
+    conn: &Connection,
+    scope: &WorkspaceScope,
+    phone: &str,
+    now: Timestamp,
+) -> Result<usize, AppError> {
+    store::unsubscribe_phone_by_keyword(conn, phone, Some(scope.id()), &format_timestamp(now))
 }
 
 #[cfg(test)]

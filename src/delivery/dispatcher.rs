@@ -34,6 +34,7 @@
 //! On shutdown a dispatcher finishes the message in hand and hands the rest of its batch back.
 
 use crate::vocabulary::Mode;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,11 +47,15 @@ use crate::clock::{Timestamp, format_timestamp};
 use crate::contacts::EmailState;
 use crate::contacts::reach;
 use crate::contacts::unsubscribe::unsubscribe_url;
+use crate::delivery::accounts::{self, store::AccountRow};
 use crate::delivery::marketing::{self, MarketingEmail};
+use crate::delivery::providers::account::{AccountProvider, NoUsableAccount};
 use crate::delivery::providers::smtp::DkimSigner;
-use crate::delivery::{Disposition, EmailOut, Outgoing, Provider, SmsOut, backoff};
+use crate::delivery::{
+    Disposition, EmailOut, Outgoing, Provider, Providers, SmsOut, backoff, routes,
+};
 use crate::error::{AppError, StartupError};
-use crate::ids::MessageId;
+use crate::ids::{MessageId, ProviderAccountId};
 use crate::messages::compose::Category;
 use crate::messages::store::{self, AttemptRow, MessageRow, Settlement};
 use crate::scope::WorkspaceScope;
@@ -327,26 +332,123 @@ fn deliver_held<'a>(
     Ok(())
 }
 
-/// The providers a message is offered to, in order: test mode's `log`; a live SMS's stored route
-/// (routed again if the route is no longer configured); live email's chain.
-fn chain_of<'a>(app: &'a App, message: &MessageRow) -> &'a [Arc<dyn Provider>] {
-    match (message.mode, message.channel) {
+/// The workspace accounts a live message's stored route names (`accounts=pac_…,…`), if any.
+fn routed_accounts(message: &MessageRow) -> Option<Vec<ProviderAccountId>> {
+    if message.mode != Mode::Live {
+        return None;
+    }
+    message.route.as_deref().and_then(routes::account_ids)
+}
+
+/// The providers a message is offered to, in order: test mode's `log`; a live message routed to
+/// its workspace's accounts, those still usable (else `NoUsableAccount`); a live SMS's stored
+/// route (routed again if the route is no longer configured); live email's chain.
+fn chain_of<'a>(app: &'a App, message: &MessageRow) -> Cow<'a, [Arc<dyn Provider>]> {
+    if let Some(ids) = routed_accounts(message) {
+        return Cow::Owned(accounts_chain(app, message, &ids));
+    }
+    Cow::Borrowed(match (message.mode, message.channel) {
         (Mode::Test, channel) => app.providers.test_chain(channel),
         (Mode::Live, Channel::Sms) => app
             .providers
             .sms_chain(message.route.as_deref(), &message.to_address),
         (Mode::Live, Channel::Email) => app.providers.chain(Channel::Email),
+    })
+}
+
+/// The adapters of the accounts `ids` that still exist in the message's workspace, are enabled
+/// and open, in order; `NoUsableAccount` alone when none is left.
+fn accounts_chain(
+    app: &App,
+    message: &MessageRow,
+    ids: &[ProviderAccountId],
+) -> Vec<Arc<dyn Provider>> {
+    let rows = app
+        .db
+        .read(|conn| accounts::chain_rows(conn, &message.workspace_id, ids))
+        .unwrap_or_else(|err| {
+            log::warn!(
+                target: "crier::delivery",
+                message_id = message.id.as_str(), error:% = err;
+                "the message's provider accounts could not be read; it is retried"
+            );
+            Vec::new()
+        });
+    let chain: Vec<Arc<dyn Provider>> = rows
+        .iter()
+        .filter_map(|row| account_provider(app, row))
+        .collect();
+    if chain.is_empty() {
+        vec![Arc::new(NoUsableAccount)]
+    } else {
+        chain
     }
+}
+
+/// The adapter of a workspace's provider account, from the cache or built now (its secrets
+/// opened, its settings validated, the instance's constructors); `None` when it cannot send
+/// (its secrets no longer open: logged once per version of the account) or, this time, when
+/// its secrets could not be read.
+pub fn account_provider(app: &App, row: &AccountRow) -> Option<Arc<dyn Provider>> {
+    let built = app
+        .providers
+        .accounts
+        .get_or_build(&row.id, row.version, || {
+            let secrets = app
+                .db
+                .read(|conn| accounts::store::secrets(conn, &row.id))?;
+            let account = accounts::Account {
+                row: row.clone(),
+                secrets,
+            };
+            let built = accounts::open(&account, &app.secret_box, &app.config.delivery)
+                .map_err(|why| format!("{why:?}"))
+                .and_then(|opened| {
+                    let providers = Providers::new(&opened.settings)?;
+                    let inner = providers
+                        .chain(row.channel)
+                        .first()
+                        .cloned()
+                        .ok_or_else(|| "no provider".to_owned())?;
+                    Ok(AccountProvider::new(
+                        row.id.clone(),
+                        inner,
+                        opened.email_from,
+                        opened.receipt_token,
+                    ))
+                });
+            Ok(match built {
+                Ok(provider) => Some(Arc::new(provider) as Arc<dyn Provider>),
+                Err(why) => {
+                    log::warn!(
+                        target: "crier::delivery",
+                        account_id = row.id.as_str(), reason = why.as_str();
+                        "a provider account cannot send; its messages skip it"
+                    );
+                    None
+                }
+            })
+        });
+    built.unwrap_or_else(|err| {
+        log::warn!(
+            target: "crier::delivery",
+            account_id = row.id.as_str(), error:% = err;
+            "a provider account's secrets could not be read; skipped this time"
+        );
+        None
+    })
 }
 
 /// Whether a message's delivery cycle is counted in a write of its own before the first call
 /// (`store::begin_cycles`): when any provider of its chain is seen outside crier. Through `log`
 /// alone (test mode, the embedded default) the settlement counts it, and a crash before the
-/// settlement leaves nothing spent, since nothing was sent.
+/// settlement leaves nothing spent, since nothing was sent. A message routed to accounts
+/// always is (without reading them).
 fn counted_before_call(app: &App, message: &MessageRow) -> bool {
-    chain_of(app, message)
-        .iter()
-        .any(|provider| provider.has_outside_effect())
+    routed_accounts(message).is_some()
+        || chain_of(app, message)
+            .iter()
+            .any(|provider| provider.has_outside_effect())
 }
 
 /// Extends the lease on the batch's remaining messages when it would not outlast delivering the
@@ -360,7 +462,15 @@ fn keep_lease(
     lease_until: Timestamp,
 ) -> Result<Option<(Timestamp, HashSet<MessageId>)>, AppError> {
     let settings = &app.config.delivery;
-    let longest_chain = app.providers.longest_chain() as u32;
+    // The next message may be routed to its workspace's accounts, a chain of its own.
+    let accounts = rest
+        .first()
+        .is_some_and(|message| routed_accounts(message).is_some());
+    let longest_chain = if accounts {
+        app.providers.longest_chain().max(accounts::MAX_PER_CHANNEL) as u32
+    } else {
+        app.providers.longest_chain() as u32
+    };
     let needed =
         crate::clock::span(settings.provider_timeout * longest_chain + Duration::from_secs(1));
     let now = app.clock.now();
@@ -426,9 +536,16 @@ fn deliver<'a>(
     let identity = email_identity(app, message);
     for (position, provider) in chain.iter().enumerate() {
         let receipt_url = receipt_url(app, provider.as_ref());
+        // The From: the workspace's own mailbox stamped on the message (its sending domain,
+        // signed with that domain's key), else the From of the workspace's SMTP account, else
+        // the instance's.
+        let account_from = provider
+            .account()
+            .and_then(AccountProvider::email_from)
+            .unwrap_or(&app.config.delivery.email_from);
         let (from, dkim) = match &identity {
             Ok(Some((from, signer))) => (from.as_str(), Some(signer.as_ref())),
-            Ok(None) | Err(_) => (app.config.delivery.email_from.as_str(), None),
+            Ok(None) | Err(_) => (account_from, None),
         };
         let result = match (
             &identity,
@@ -862,8 +979,12 @@ fn jitter(app: &App) -> f64 {
     f64::from(value) / (f64::from(u32::MAX) + 1.0)
 }
 
-/// Where `provider` should post receipts, when receipts are configured.
+/// Where `provider` should post receipts, when receipts are configured: a workspace account's
+/// own URL (verified with its own secret), else the instance's.
 fn receipt_url(app: &App, provider: &dyn Provider) -> Option<String> {
+    if let Some(account) = provider.account() {
+        return account.receipt_url(&app.config.public_url);
+    }
     let token = app.config.delivery.receipt_token.as_ref()?;
     Some(format!(
         "{}/v1/webhooks/sms/{}?token={}",

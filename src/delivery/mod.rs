@@ -4,12 +4,15 @@
 //! - `routes`: which SMS chain a number takes (prefix and country routes, the default chain).
 //! - `providers`: one adapter per provider, all behind the `Provider` trait; `Providers` is the
 //!   registry built once from the settings.
+//! - `accounts`: workspaces' own provider accounts, which their live messages go through
+//!   instead of the instance's providers.
 //! - `dispatcher` / `scheduler`: the background threads that drain the outbox (the messages
 //!   table) and settle each message.
 //!
 //! A provider call never runs inside a database transaction; adapters only speak to the
 //! network and classify what came back.
 
+pub mod accounts;
 pub mod dispatcher;
 pub mod domain_keys;
 pub mod email_events;
@@ -22,7 +25,9 @@ pub mod settings;
 use std::time::Duration;
 
 pub use providers::Providers;
-pub use receipts::{apply_email_events, apply_receipts};
+pub use receipts::{
+    apply_account_receipts, apply_account_stops, apply_email_events, apply_receipts,
+};
 
 /// One SMS to hand to a provider.
 #[derive(Debug, Clone, Copy)]
@@ -222,6 +227,11 @@ pub trait Provider: Send + Sync {
         &self,
         _request: &InboundRequest<'_>,
     ) -> Option<Result<Vec<Inbound>, InboundRefusal>> {
+        None
+    }
+
+    /// The workspace account this provider was built for; `None` for the instance's.
+    fn account(&self) -> Option<&providers::account::AccountProvider> {
         None
     }
 }

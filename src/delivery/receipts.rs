@@ -16,6 +16,7 @@ use crate::contacts::{EmailState, PhoneState};
 use crate::delivery::email_events::{EmailEvent, EmailEventKind};
 use crate::delivery::{Receipt, ReceiptStatus};
 use crate::error::AppError;
+use crate::ids::WorkspaceId;
 use crate::messages::store;
 use crate::scope::WorkspaceScope;
 
@@ -23,6 +24,28 @@ use crate::scope::WorkspaceScope;
 /// moved a message. A receipt for a message not (yet) known, or not `sent`, changes nothing.
 pub fn apply_receipts(
     conn: &Connection,
+    provider: &str,
+    receipts: &[Receipt],
+    now: Timestamp,
+) -> Result<u64, AppError> {
+    apply_receipts_in(conn, None, provider, receipts, now)
+}
+
+/// `apply_receipts` for a workspace's own provider account: only that workspace's messages
+/// change (another's, whatever id the receipt names, are left alone).
+pub fn apply_account_receipts(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    provider: &str,
+    receipts: &[Receipt],
+    now: Timestamp,
+) -> Result<u64, AppError> {
+    apply_receipts_in(conn, Some(workspace_id), provider, receipts, now)
+}
+
+fn apply_receipts_in(
+    conn: &Connection,
+    workspace_id: Option<&WorkspaceId>,
     provider: &str,
     receipts: &[Receipt],
     now: Timestamp,
@@ -37,6 +60,7 @@ pub fn apply_receipts(
         };
         let Some(message) =
             store::find_by_provider_id(conn, provider, &receipt.provider_message_id)?
+                .filter(|message| workspace_id.is_none_or(|id| *id == message.workspace_id))
         else {
             continue;
         };
@@ -115,4 +139,23 @@ pub fn apply_email_events(
         }
     }
     Ok(applied)
+}
+
+/// STOP keywords that came through a workspace's own provider account (`phones`, E.164):
+/// unsubscribes the workspace's live contacts with those phones from SMS (those it has written
+/// to), no other workspace's. Returns how many contacts changed.
+pub fn apply_account_stops(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    phones: &[String],
+    now: Timestamp,
+) -> Result<usize, AppError> {
+    // The account's own workspace: crier acting on a row it stores.
+    let scope = WorkspaceScope::trusted(workspace_id);
+    let mut changed = 0;
+    for phone in phones {
+        changed +=
+            crate::contacts::unsubscribe::unsubscribe_by_keyword_in(conn, &scope, phone, now)?;
+    }
+    Ok(changed)
 }

@@ -48,6 +48,19 @@ pub struct Chosen<'a> {
 pub const DEFAULT_ROUTE: &str = "default";
 /// What a test-mode SMS stores: it goes to `log` only, whatever the routes say.
 pub const TEST_ROUTE: &str = "test=log";
+/// What a live message of a workspace with its own provider accounts stores, before the
+/// accounts' ids: `accounts=pac_…,pac_…` (`delivery::accounts`).
+pub const ACCOUNTS_ROUTE: &str = "accounts";
+
+/// The provider accounts a stored route names, in order; `None` for any other route.
+pub fn account_ids(stored: &str) -> Option<Vec<crate::ids::ProviderAccountId>> {
+    let (matched, ids) = stored.split_once('=')?;
+    (matched == ACCOUNTS_ROUTE).then(|| {
+        ids.split(',')
+            .filter_map(crate::ids::ProviderAccountId::parse)
+            .collect()
+    })
+}
 
 impl Chosen<'_> {
     /// The text stored on the message: `MATCHED=PROVIDER,PROVIDER`.
@@ -168,6 +181,17 @@ fn parse_match(word: &str) -> Result<RouteMatch, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_accounts_route_names_its_accounts_in_order() {
+        let ids = account_ids("accounts=pac_2,pac_1").unwrap();
+        let ids: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
+        assert_eq!(ids, ["pac_2", "pac_1"]);
+        assert_eq!(account_ids("default=twilio"), None);
+        assert_eq!(account_ids(TEST_ROUTE), None);
+        assert_eq!(account_ids("accounts").map(|ids| ids.len()), None);
+    }
+
     use super::*;
     use SmsProviderName::{AvlyText, Lmt, Log, MboaSms, Twilio};
 

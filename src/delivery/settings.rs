@@ -705,6 +705,224 @@ impl DeliverySettings {
     }
 }
 
+/// One field of a workspace's provider account (`delivery::accounts`): its name in the API and
+/// the instance setting whose validation it goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountField {
+    pub name: &'static str,
+    setting: Setting,
+    /// Sealed, write-only (`secrets`), else shown (`settings`).
+    pub secret: bool,
+    /// The instance needs it to configure the provider.
+    pub required: bool,
+    /// A URL the provider's calls go to (checked like a webhook endpoint's as well).
+    pub url: bool,
+    /// A host the provider connects to (an address literal checked like a webhook URL's host).
+    pub host: bool,
+}
+
+const fn field(name: &'static str, setting: Setting, required: bool) -> AccountField {
+    AccountField {
+        name,
+        setting,
+        secret: false,
+        required,
+        url: false,
+        host: false,
+    }
+}
+
+const fn url_field(name: &'static str, setting: Setting, required: bool) -> AccountField {
+    AccountField {
+        url: true,
+        ..field(name, setting, required)
+    }
+}
+
+const fn secret_field(name: &'static str, setting: Setting, required: bool) -> AccountField {
+    AccountField {
+        secret: true,
+        ..field(name, setting, required)
+    }
+}
+
+const TWILIO_FIELDS: &[AccountField] = &[
+    field("account_sid", TWILIO_ACCOUNT_SID, true),
+    url_field("base_url", TWILIO_BASE_URL, false),
+    secret_field("auth_token", TWILIO_AUTH_TOKEN, true),
+];
+const INFOBIP_FIELDS: &[AccountField] = &[
+    url_field("base_url", INFOBIP_BASE_URL, true),
+    secret_field("api_key", INFOBIP_API_KEY, true),
+];
+const AVLYTEXT_FIELDS: &[AccountField] = &[
+    url_field("base_url", AVLYTEXT_BASE_URL, false),
+    secret_field("api_key", AVLYTEXT_API_KEY, true),
+];
+const MBOASMS_FIELDS: &[AccountField] = &[
+    field("user_id", MBOASMS_USER_ID, true),
+    url_field("base_url", MBOASMS_BASE_URL, false),
+    secret_field("password", MBOASMS_PASSWORD, true),
+];
+const LMT_FIELDS: &[AccountField] = &[
+    url_field("base_url", LMT_BASE_URL, false),
+    secret_field("api_key", LMT_API_KEY, true),
+    secret_field("secret", LMT_SECRET, true),
+];
+const WEBHOOK_FIELDS: &[AccountField] = &[
+    url_field("url", SMS_WEBHOOK_URL, true),
+    secret_field("secret", SMS_WEBHOOK_SECRET, false),
+];
+const SMTP_FIELDS: &[AccountField] = &[
+    AccountField {
+        host: true,
+        ..field("host", SMTP_HOST, true)
+    },
+    field("port", SMTP_PORT, false),
+    field("security", SMTP_SECURITY, false),
+    field("username", SMTP_USERNAME, false),
+    field("from", EMAIL_FROM, false),
+    secret_field("password", SMTP_PASSWORD, false),
+];
+
+/// The providers a workspace may bring its own account for, by channel (never `log`).
+pub fn account_providers(channel: Channel) -> Vec<&'static str> {
+    match channel {
+        Channel::Sms => SmsProviderName::ALL
+            .into_iter()
+            .filter(|name| *name != SmsProviderName::Log)
+            .map(SmsProviderName::as_str)
+            .collect(),
+        Channel::Email => vec![EmailProviderName::Smtp.as_str()],
+    }
+}
+
+/// The fields of an account of `provider` on `channel`; `None` for a provider no account can
+/// name there.
+pub fn account_fields(channel: Channel, provider: &str) -> Option<&'static [AccountField]> {
+    match channel {
+        Channel::Sms => match SmsProviderName::parse(provider)? {
+            SmsProviderName::Log => None,
+            SmsProviderName::Webhook => Some(WEBHOOK_FIELDS),
+            SmsProviderName::Twilio => Some(TWILIO_FIELDS),
+            SmsProviderName::Infobip => Some(INFOBIP_FIELDS),
+            SmsProviderName::AvlyText => Some(AVLYTEXT_FIELDS),
+            SmsProviderName::MboaSms => Some(MBOASMS_FIELDS),
+            SmsProviderName::Lmt => Some(LMT_FIELDS),
+        },
+        Channel::Email => match EmailProviderName::parse(provider)? {
+            EmailProviderName::Log => None,
+            EmailProviderName::Smtp => Some(SMTP_FIELDS),
+        },
+    }
+}
+
+/// Puts `value` in the instance setting `setting` of `args`.
+fn set_setting(args: &mut DeliveryArgs, setting: Setting, value: String) {
+    let slot: &mut String = match setting {
+        s if s == SMTP_PORT => &mut args.smtp_port,
+        s if s == SMTP_SECURITY => &mut args.smtp_security,
+        s if s == EMAIL_FROM => &mut args.email_from,
+        s if s == TWILIO_BASE_URL => &mut args.twilio_base_url,
+        s if s == AVLYTEXT_BASE_URL => &mut args.avlytext_base_url,
+        s if s == MBOASMS_BASE_URL => &mut args.mboasms_base_url,
+        s if s == LMT_BASE_URL => &mut args.lmt_base_url,
+        _ => {
+            let optional = match setting {
+                s if s == SMTP_HOST => &mut args.smtp_host,
+                s if s == SMTP_USERNAME => &mut args.smtp_username,
+                s if s == SMTP_PASSWORD => &mut args.smtp_password,
+                s if s == SMS_WEBHOOK_URL => &mut args.sms_webhook_url,
+                s if s == SMS_WEBHOOK_SECRET => &mut args.sms_webhook_secret,
+                s if s == TWILIO_ACCOUNT_SID => &mut args.twilio_account_sid,
+                s if s == TWILIO_AUTH_TOKEN => &mut args.twilio_auth_token,
+                s if s == INFOBIP_BASE_URL => &mut args.infobip_base_url,
+                s if s == INFOBIP_API_KEY => &mut args.infobip_api_key,
+                s if s == AVLYTEXT_API_KEY => &mut args.avlytext_api_key,
+                s if s == MBOASMS_USER_ID => &mut args.mboasms_user_id,
+                s if s == MBOASMS_PASSWORD => &mut args.mboasms_password,
+                s if s == LMT_API_KEY => &mut args.lmt_api_key,
+                s if s == LMT_SECRET => &mut args.lmt_secret,
+                _ => return,
+            };
+            *optional = Some(value);
+            return;
+        }
+    };
+    *slot = value;
+}
+
+/// The settings of a workspace's account of `provider` on `channel` (`values`: each given field
+/// by name, secrets included), validated by the very checks the instance's own settings go
+/// through: the instance's `DeliveryArgs` with only this provider listed and these values set,
+/// on the instance's timeout and lease. The result lists that one provider for the channel,
+/// with the instance's From for email unless the account gives its own (`from`). `Err`: each
+/// problem with the field it is about (`settings` when it is about none).
+pub fn account_settings(
+    channel: Channel,
+    provider: &str,
+    values: &[(&str, String)],
+    instance: &DeliverySettings,
+) -> Result<DeliverySettings, Vec<(&'static str, String)>> {
+    let Some(fields) = account_fields(channel, provider) else {
+        return Err(vec![(
+            "provider",
+            format!("{provider:?} is not a provider for {channel}"),
+        )]);
+    };
+    let mut problems = Vec::new();
+    for field in fields {
+        let given = values
+            .iter()
+            .any(|(name, value)| *name == field.name && !value.trim().is_empty());
+        if field.required && !given {
+            problems.push((field.name, "is required".to_owned()));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut args: DeliveryArgs =
+        crate::settings::declared_defaults().map_err(|why| vec![("settings", why)])?;
+    args.provider_timeout_secs = instance.provider_timeout.as_secs().to_string();
+    args.dispatch_lease_secs = instance.dispatch_lease.as_secs().to_string();
+    args.email_from = instance.email_from.clone();
+    match channel {
+        Channel::Sms => args.sms_providers = provider.to_owned(),
+        Channel::Email => args.email_providers = provider.to_owned(),
+    }
+    for (name, value) in values {
+        if let Some(field) = fields.iter().find(|field| field.name == *name) {
+            set_setting(&mut args, field.setting, value.clone());
+        }
+    }
+    args.validate().map_err(|problems| {
+        // A bad value leaves its provider unconfigured too: that consequence, in the instance's
+        // words (its variables), says nothing more to a workspace.
+        let unconfigured = |problem: &String| problem.contains("is listed but not configured");
+        let only_consequences = problems.iter().all(unconfigured);
+        problems
+            .into_iter()
+            .filter(|problem| only_consequences || !unconfigured(problem))
+            .map(|problem| {
+                let (name, reason) = fields
+                    .iter()
+                    .find_map(|field| {
+                        problem
+                            .strip_prefix(&format!("{}: ", field.setting))
+                            .map(|reason| (field.name, reason.to_owned()))
+                    })
+                    .unwrap_or(("settings", problem));
+                // In the API's words: a field's name, not the instance's flag.
+                let reason = fields.iter().fold(reason, |reason, field| {
+                    reason.replace(&field.setting.to_string(), field.name)
+                });
+                (name, reason)
+            })
+            .collect()
+    })
+}
+
 /// A comma-separated, non-empty list of known provider names without repeats.
 pub(crate) fn provider_list<T: PartialEq + Copy>(
     text: &str,
@@ -810,6 +1028,69 @@ mod tests {
                  --provider-timeout-secs, or a slow call would lose its claim",
             ]
         );
+    }
+
+    #[test]
+    fn an_account_goes_through_the_instance_checks_and_problems_name_its_fields() {
+        let instance = DeliverySettings::default();
+        let values = |pairs: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+            pairs
+                .iter()
+                .map(|(name, value)| (*name, (*value).to_owned()))
+                .collect()
+        };
+        let twilio = account_settings(
+            Channel::Sms,
+            "twilio",
+            &values(&[("account_sid", "AC1"), ("auth_token", "tok")]),
+            &instance,
+        )
+        .unwrap();
+        assert_eq!(twilio.sms_providers, vec![SmsProviderName::Twilio]);
+        let settings = twilio.twilio.unwrap();
+        assert_eq!(settings.base_url, "https://api.twilio.com");
+        assert_eq!(settings.auth_token.expose(), "tok");
+        assert_eq!(
+            account_settings(Channel::Sms, "twilio", &values(&[]), &instance).unwrap_err(),
+            vec![
+                ("account_sid", "is required".to_owned()),
+                ("auth_token", "is required".to_owned())
+            ]
+        );
+        assert_eq!(
+            account_settings(
+                Channel::Email,
+                "smtp",
+                &values(&[
+                    ("host", "smtp.example.com"),
+                    ("port", "0"),
+                    ("username", "me")
+                ]),
+                &instance,
+            )
+            .unwrap_err(),
+            vec![
+                (
+                    "port",
+                    "must be a whole number from 1 to 65535, got \"0\"".to_owned()
+                ),
+                (
+                    "username",
+                    "give it together with password, or neither".to_owned()
+                ),
+            ]
+        );
+        let smtp = account_settings(
+            Channel::Email,
+            "smtp",
+            &values(&[("host", "smtp.example.com")]),
+            &instance,
+        )
+        .unwrap();
+        assert_eq!(smtp.email_providers, vec![EmailProviderName::Smtp]);
+        assert_eq!(smtp.email_from, instance.email_from);
+        assert!(account_settings(Channel::Sms, "log", &values(&[]), &instance).is_err());
+        assert!(account_settings(Channel::Email, "twilio", &values(&[]), &instance).is_err());
     }
 
     #[test]

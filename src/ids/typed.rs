@@ -144,6 +144,11 @@ typed_id! {
     SendingDomainId, "sdm"
 }
 
+typed_id! {
+    /// A workspace's own provider account (its credentials for a provider): `pac_…`.
+    ProviderAccountId, "pac"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

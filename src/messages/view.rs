@@ -37,7 +37,9 @@ pub struct MessageView<'a> {
     /// The workspace's contact the message went to, if any.
     pub contact_id: Option<&'a str>,
     pub api_key_id: Option<&'a str>,
-    /// SMS: the route chosen when it was created; `null` for email (and older messages).
+    /// The route chosen when it was created: an SMS's by its number, or a live message's
+    /// workspace provider accounts (`accounts`, SMS or email); else `null` (email, older
+    /// messages).
     pub route: Option<RouteView<'a>>,
     pub provider: Option<&'a str>,
     pub provider_message_id: Option<&'a str>,
@@ -55,8 +57,9 @@ pub struct MessageView<'a> {
     pub body_purged_at: Option<&'a str>,
 }
 
-/// An SMS's route: what matched its number (`+23767`, `CM`, `default`; `test` in test mode)
-/// and the providers it tries, in order.
+/// A message's route: what matched its number (`+23767`, `CM`, `default`; `test` in test mode)
+/// and the providers it tries, in order; or `accounts` and the workspace's provider accounts
+/// (`pac_…`) it tries.
 #[derive(Debug, Serialize)]
 pub struct RouteView<'a> {
     pub matched: &'a str,

@@ -135,15 +135,21 @@ impl Problems {
 }
 
 /// A settings struct filled with its declared defaults only, whatever the environment holds:
-/// tests start from this and change what they test.
-#[cfg(test)]
-pub(crate) fn defaults<A: clap::Args + clap::FromArgMatches>() -> A {
+/// tests start from this and change what they test, and a workspace's provider account is
+/// validated from it (`delivery::settings::account_settings`).
+pub(crate) fn declared_defaults<A: clap::Args + clap::FromArgMatches>() -> Result<A, String> {
     let command = A::augment_args(clap::Command::new("defaults"))
         .mut_args(|arg| arg.env(clap::builder::Resettable::Reset));
     let matches = command
         .try_get_matches_from(["defaults"])
-        .unwrap_or_else(|err| panic!("{err}"));
-    A::from_arg_matches(&matches).unwrap_or_else(|err| panic!("{err}"))
+        .map_err(|err| err.to_string())?;
+    A::from_arg_matches(&matches).map_err(|err| err.to_string())
+}
+
+/// `declared_defaults`, for tests.
+#[cfg(test)]
+pub(crate) fn defaults<A: clap::Args + clap::FromArgMatches>() -> A {
+    declared_defaults().unwrap_or_else(|err| panic!("{err}"))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::app::App;
 use crate::auth::principal::Principal;
 use crate::billing::{self, Channel, Charging, sender};
+use crate::delivery::accounts;
 use crate::error::AppError;
 use crate::messages::compose::Category;
 use crate::messages::compose::{Draft, compose};
@@ -104,6 +105,12 @@ pub fn send_draft(
             if composition.channel == Channel::Email && principal.mode() == Mode::Live {
                 composition.sender = sending_domains::workspace_from(conn, scope)?;
             }
+            // A live message of a workspace with its own provider accounts goes through them.
+            if principal.mode() == Mode::Live
+                && let Some(route) = accounts::route_for(conn, scope, composition.channel)?
+            {
+                composition.route = Some(route);
+            }
             // Refused like a body that does not validate: nothing is stored under the key, so
             // the same key can be used again once the recipient may be written to.
             let contact_id =
@@ -142,7 +149,7 @@ pub fn estimate_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
     let body: Draft = request.json()?;
     let now = app.clock.now();
     let catalog = &app.config.billing_catalog;
-    let (effective_sender, composition, quote) = app.db.read(|conn| {
+    let (effective_sender, composition, quote, accounts_route) = app.db.read(|conn| {
         let effective_sender =
             sender::effective_sender_of(conn, &scope, &app.config.default_sms_sender)?;
         let mut composition = compose(body, &app.config.default_country, now, || {
@@ -155,6 +162,10 @@ pub fn estimate_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
             charging: charging_of(&principal),
         };
         domain::check_recipient(conn, &app.unsubscribe_key, origin, &composition)?;
+        let accounts_route = match charging_of(&principal) {
+            Charging::Test => None,
+            Charging::Live => accounts::route_for(conn, &scope, composition.channel)?,
+        };
         let quote = billing::quote(
             conn,
             catalog,
@@ -163,14 +174,15 @@ pub fn estimate_message(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
             composition.units,
             now,
         )?;
-        Ok((effective_sender, composition, quote))
+        Ok((effective_sender, composition, quote, accounts_route))
     })?;
     let test_mode = charging_of(&principal) == Charging::Test;
     let mode = if test_mode { Mode::Test } else { Mode::Live };
-    let route = app
-        .config
-        .delivery
-        .route_to_store(composition.channel, mode, &composition.to);
+    let route = accounts_route.or_else(|| {
+        app.config
+            .delivery
+            .route_to_store(composition.channel, mode, &composition.to)
+    });
     let segmentation = composition.segmentation.as_ref();
     let body = EstimateView {
         channel: composition.channel,
@@ -216,7 +228,9 @@ struct EstimateView<'a> {
     affordable: bool,
     mode: Mode,
     charged: bool,
-    /// SMS: the route the number takes and its provider chain; `null` for email.
+    /// SMS: the route the number takes and its provider chain; the workspace's provider
+    /// accounts (`accounts`, their ids in order) when it has some for the channel, email too;
+    /// else `null` for email.
     route: Option<view::RouteView<'a>>,
 }
 

@@ -32,6 +32,7 @@ pub mod imports;
 pub mod links;
 pub mod messages;
 pub mod payments;
+pub mod provider_accounts;
 pub mod receipts;
 pub mod request;
 pub mod response;

@@ -16,14 +16,18 @@
 //! Without a configured token, both endpoints are off and answer 404.
 
 use crate::app::App;
+use crate::billing::Channel;
 use crate::contacts::unsubscribe;
+use crate::delivery::Provider;
 use crate::delivery::email_events::{self, EventsRefusal};
-use crate::delivery::{self, InboundRefusal, InboundRequest, ReceiptRequest};
+use crate::delivery::{self, InboundRefusal, InboundRequest, ReceiptRequest, accounts, dispatcher};
 use crate::error::AppError;
+use crate::ids::{ProviderAccountId, WorkspaceId};
 use crate::recipients::normalize_phone;
 use crate::secrets::constant_time_eq;
 use crate::web::request::Request;
 use crate::web::response::ApiResponse;
+use std::sync::Arc;
 
 /// The receipt token of the URL, checked first: without it, nobody learns which providers are
 /// configured. 404 when receipts are off.
@@ -74,6 +78,142 @@ pub fn receive_receipts(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
         &ReceiptsView {
             received: receipts.len(),
             applied,
+        },
+    )
+}
+
+/// `POST /v1/webhooks/sms/{provider}/accounts/{id}?token=…`: delivery receipts for a workspace's
+/// own provider account. The token is derived from the account's own secrets (shown as the
+/// account's `receipts_url`), so only a URL made with them is taken; the receipts change only
+/// that workspace's messages. 404 for an unknown account, another provider, an email account,
+/// or one that cannot send (its secrets must be entered again).
+pub fn receive_account_receipts(
+    app: &App,
+    request: &mut Request<'_>,
+) -> Result<ApiResponse, AppError> {
+    let (provider, workspace_id) = account_callback(app, request)?;
+    let body = request.body_bytes()?;
+    let content_type = request.header("Content-Type").map(str::to_owned);
+    let receipt_request = ReceiptRequest {
+        content_type: content_type.as_deref(),
+        query: request.query(),
+        body: &body,
+    };
+    let receipts = match provider.parse_receipts(&receipt_request) {
+        None => return Err(AppError::NotFound),
+        Some(Err(why)) => {
+            app.metrics.record_webhook(provider.name(), "rejected");
+            return Err(AppError::BadRequest(format!("Not a receipt: {why}")));
+        }
+        Some(Ok(receipts)) => receipts,
+    };
+    let now = app.clock.now();
+    let applied = app.db.write(|conn| {
+        delivery::apply_account_receipts(conn, &workspace_id, provider.name(), &receipts, now)
+    })?;
+    app.metrics.record_webhook(provider.name(), "accepted");
+    ApiResponse::json(
+        200,
+        &ReceiptsView {
+            received: receipts.len(),
+            applied,
+        },
+    )
+}
+
+/// The adapter of the SMS provider account a callback URL names
+/// (`/v1/webhooks/sms/{provider}/accounts/{id}…?token=…`) and its workspace, once the token —
+/// derived from the account's own secrets — is checked. 404 for an unknown account, another
+/// provider, an email account, one without secrets or whose secrets must be entered again.
+fn account_callback(
+    app: &App,
+    request: &Request<'_>,
+) -> Result<(Arc<dyn Provider>, WorkspaceId), AppError> {
+    let provider_name = request.param("provider").to_owned();
+    let id = ProviderAccountId::parse(request.param("id")).ok_or(AppError::NotFound)?;
+    let account = app
+        .db
+        .read(|conn| accounts::find_any(conn, &id))?
+        .filter(|account| account.row.channel == Channel::Sms)
+        .filter(|account| account.row.provider == provider_name)
+        .ok_or(AppError::NotFound)?;
+    let provider = dispatcher::account_provider(app, &account.row).ok_or(AppError::NotFound)?;
+    let expected = provider
+        .account()
+        .and_then(|built| built.receipt_token())
+        .ok_or(AppError::NotFound)?;
+    let presented = request.query_param("token").unwrap_or_default();
+    if !constant_time_eq(presented.as_bytes(), expected.expose().as_bytes()) {
+        return Err(AppError::InvalidSignature(
+            "The URL's token is missing or wrong; use the account's receipts_url or inbound_url."
+                .to_owned(),
+        ));
+    }
+    Ok((provider, account.row.workspace_id))
+}
+
+/// `POST /v1/webhooks/sms/{provider}/accounts/{id}/inbound?token=…`: an SMS a person sent to one
+/// of a workspace's own numbers (its provider account's). The token as for the account's
+/// receipts; Twilio's signature is checked with the account's own auth token. A STOP keyword
+/// unsubscribes the sender from SMS in that workspace only (where it wrote to the number).
+pub fn receive_account_inbound(
+    app: &App,
+    request: &mut Request<'_>,
+) -> Result<ApiResponse, AppError> {
+    let (provider, workspace_id) = account_callback(app, request)?;
+    let body = request.body_bytes()?;
+    let content_type = request.header("Content-Type").map(str::to_owned);
+    let signature = request.header("X-Twilio-Signature").map(str::to_owned);
+    let url = format!(
+        "{}{}?{}",
+        app.config.public_url.trim_end_matches('/'),
+        request.path(),
+        request.query()
+    );
+    let inbound_request = InboundRequest {
+        content_type: content_type.as_deref(),
+        url: &url,
+        twilio_signature: signature.as_deref(),
+        body: &body,
+    };
+    let messages = match provider.parse_inbound(&inbound_request) {
+        None => return Err(AppError::NotFound),
+        Some(Err(refusal)) => {
+            app.metrics.record_webhook(provider.name(), "rejected");
+            return Err(match refusal {
+                InboundRefusal::Signature(why) => AppError::InvalidSignature(why),
+                InboundRefusal::Malformed(why) => {
+                    AppError::BadRequest(format!("Not an inbound SMS: {why}"))
+                }
+            });
+        }
+        Some(Ok(messages)) => messages,
+    };
+    let stops: Vec<String> = messages
+        .iter()
+        .filter(|message| unsubscribe::is_stop_keyword(&message.text))
+        .filter_map(|message| normalize_phone(&message.from, &app.config.default_country).ok())
+        .collect();
+    let now = app.clock.now();
+    let unsubscribed = if stops.is_empty() {
+        0
+    } else {
+        app.db
+            .write(|conn| delivery::apply_account_stops(conn, &workspace_id, &stops, now))?
+    };
+    app.metrics.record_webhook(provider.name(), "accepted");
+    if provider.name() == "twilio" {
+        return Ok(ApiResponse::bytes(
+            200,
+            "text/xml; charset=utf-8",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
+        ));
+    }
+    ApiResponse::json(
+        200,
+        &InboundView {
+            received: messages.len(),
+            unsubscribed,
         },
     )
 }

@@ -108,6 +108,8 @@ pub const OPEN_ROUTES: &[&str] = &[
     "/v1/webhooks/stripe",
     "/v1/webhooks/sms/{provider}",
     "/v1/webhooks/sms/{provider}/inbound",
+    "/v1/webhooks/sms/{provider}/accounts/{id}",
+    "/v1/webhooks/sms/{provider}/accounts/{id}/inbound",
     "/v1/webhooks/email/{provider}",
 ];
 
@@ -117,7 +119,8 @@ impl Router {
         use crate::web::api_keys as keys;
         use crate::web::{
             activity, auth, billing, campaigns, contacts, groups, imports, links, messages,
-            payments, receipts, segments, sending_domains, unsubscribe, webhooks, workspaces,
+            payments, provider_accounts, receipts, segments, sending_domains, unsubscribe,
+            webhooks, workspaces,
         };
         use Method::{Delete, Get, Patch, Post, Put};
         Router {
@@ -281,6 +284,32 @@ impl Router {
                     "/v1/campaigns/{id}/timeline",
                     campaigns::campaign_timeline,
                 ),
+                // A workspace's own provider accounts.
+                Route::new(
+                    Post,
+                    "/v1/provider-accounts",
+                    provider_accounts::create_account,
+                ),
+                Route::new(
+                    Get,
+                    "/v1/provider-accounts",
+                    provider_accounts::list_accounts,
+                ),
+                Route::new(
+                    Get,
+                    "/v1/provider-accounts/{id}",
+                    provider_accounts::show_account,
+                ),
+                Route::new(
+                    Patch,
+                    "/v1/provider-accounts/{id}",
+                    provider_accounts::update_account,
+                ),
+                Route::new(
+                    Delete,
+                    "/v1/provider-accounts/{id}",
+                    provider_accounts::delete_account,
+                ),
                 // Outgoing webhooks: endpoints and their delivery log.
                 Route::new(Post, "/v1/webhook-endpoints", webhooks::create_endpoint),
                 Route::new(Get, "/v1/webhook-endpoints", webhooks::list_endpoints),
@@ -359,6 +388,16 @@ impl Router {
                     Post,
                     "/v1/webhooks/sms/{provider}/inbound",
                     receipts::receive_inbound,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/webhooks/sms/{provider}/accounts/{id}",
+                    receipts::receive_account_receipts,
+                ),
+                Route::new(
+                    Post,
+                    "/v1/webhooks/sms/{provider}/accounts/{id}/inbound",
+                    receipts::receive_account_inbound,
                 ),
                 Route::new(
                     Post,

@@ -425,6 +425,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "f22212888e53234d67bc542ae9dc574bca4c201374e5e660f8705797bddd76b4",
     ),
     (
+        "V38__provider_accounts.sql",
+        "0d20943e781d92bd07cfd1d4f130aec30736a8efa9c019ca7a36d07315095fd0",
+    ),
+    (
         "V39__sending_domains.sql",
         "7fe6cf67289b3b85c31b671a2974511c4d21f95c818f43a1247eac5f9cdbec93",
     ),

@@ -42,6 +42,7 @@ mod payment_webhooks;
 mod payments;
 mod probes;
 mod process;
+mod provider_accounts;
 mod quickstart;
 mod rate_limits;
 mod retention;

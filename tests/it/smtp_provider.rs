@@ -17,20 +17,20 @@ use mailin_embedded::{AuthMechanism, Handler, Response, Server, SslConfig};
 
 /// What the server saw, across all sessions.
 #[derive(Debug, Default)]
-struct Received {
+pub struct Received {
     /// EHLO or HELO commands, across all sessions.
     greetings: usize,
-    mail_from: Vec<String>,
+    pub mail_from: Vec<String>,
     rcpt_to: Vec<String>,
     /// The DATA of every message the server accepted, dot-unstuffed, CRLF line ends.
-    messages: Vec<String>,
+    pub messages: Vec<String>,
     current: Vec<u8>,
 }
 
 /// Records each command and answers as told.
 #[derive(Clone, Default)]
-struct Recorder {
-    received: Arc<Mutex<Received>>,
+pub struct Recorder {
+    pub received: Arc<Mutex<Received>>,
     rcpt_reply: Option<Response>,
     data_end_reply: Option<Response>,
 }
@@ -77,7 +77,7 @@ impl Handler for Recorder {
 }
 
 /// Starts the server on a free port; it is listening (and so ready) before this returns.
-fn start(recorder: &Recorder, auth: bool) -> u16 {
+pub fn start(recorder: &Recorder, auth: bool) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut server = Server::new(recorder.clone());

@@ -489,7 +489,7 @@ fn an_inbound_stop_unsubscribes_the_phone_where_it_was_written_to() {
 }
 
 /// base64(HMAC-SHA1(token, url ‖ sorted name+value)), computed here with ring directly.
-fn twilio_signature(auth_token: &str, url: &str, fields: &[(&str, &str)]) -> String {
+pub fn twilio_signature(auth_token: &str, url: &str, fields: &[(&str, &str)]) -> String {
     use base64::Engine as _;
     let mut sorted = fields.to_vec();
     sorted.sort();

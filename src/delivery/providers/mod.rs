@@ -1,5 +1,6 @@
 //! The provider adapters and the registry the dispatcher picks from.
 
+pub mod account;
 pub mod avlytext;
 pub mod http;
 pub mod infobip;
@@ -32,6 +33,8 @@ pub struct Providers {
     /// The routes and default chain, to route a message whose stored route is no longer
     /// configured.
     routes: (Vec<SmsRoute>, Vec<SmsProviderName>),
+    /// Workspaces' own provider accounts, built when first used (`delivery::accounts`).
+    pub accounts: account::AccountProviders,
 }
 
 impl Providers {
@@ -142,6 +145,7 @@ impl Providers {
             every_sms: built.into_iter().map(|(_, provider)| provider).collect(),
             sms_routes,
             routes: (settings.sms_routes.clone(), settings.sms_providers.clone()),
+            accounts: account::AccountProviders::default(),
         })
     }
 

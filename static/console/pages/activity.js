@@ -68,6 +68,9 @@ export const ACTIONS = [
   "sending_domain.approved",
   "sending_domain.rejected",
   "sending_domain.deleted",
+  "provider_account.created",
+  "provider_account.updated",
+  "provider_account.deleted",
 ];
 
 const ACTOR_TYPES = ["user", "api_key", "operator", "anonymous"];

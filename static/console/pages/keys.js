@@ -22,6 +22,8 @@ const SCOPES = [
   "webhooks:write",
   "domains:read",
   "domains:write",
+  "providers:read",
+  "providers:write",
 ];
 
 export async function render(_param, session) {
