@@ -299,6 +299,13 @@ pub fn transport_error(error: &ureq::Error) -> TransportError {
     match error {
         ureq::Error::Timeout(_) => timeout_error(),
         ureq::Error::Io(io_error) if io_error.kind() == io::ErrorKind::TimedOut => timeout_error(),
+        // The guarded client's refusal (a provider account's URL; see `guarded_client`).
+        ureq::Error::Io(io_error) if io_error.kind() == io::ErrorKind::PermissionDenied => {
+            TransportError::new(
+                "forbidden_target",
+                "the provider URL resolves to a private, loopback or link-local address only",
+            )
+        }
         ureq::Error::Io(io_error) => TransportError::new(
             "network",
             format!("could not reach the provider: {}", io_error.kind()),

@@ -404,7 +404,10 @@ pub fn account_provider(app: &App, row: &AccountRow) -> Option<Arc<dyn Provider>
             let built = accounts::open(&account, &app.secret_box, &app.config.delivery)
                 .map_err(|why| format!("{why:?}"))
                 .and_then(|opened| {
-                    let providers = Providers::new(&opened.settings)?;
+                    let policy = crate::outbound::TargetPolicy {
+                        allow_private: app.config.webhooks.allow_private,
+                    };
+                    let providers = Providers::for_account(&opened.settings, policy)?;
                     let inner = providers
                         .chain(row.channel)
                         .first()

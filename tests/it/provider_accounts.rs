@@ -802,3 +802,68 @@ fn a_stop_to_a_twilio_account_is_checked_with_the_accounts_own_auth_token() {
         "sms_keyword"
     );
 }
+
+/// A URL a workspace gives is called through the guarded client: a name that resolves to
+/// loopback is refused at connect time unless the operator allows private targets, and nothing
+/// reaches the address; the instance's own providers are the operator's and are not guarded.
+#[test]
+fn an_account_url_resolving_to_a_private_address_is_refused_at_connect_time() {
+    let instance = accepting("instance-1");
+    let instance_url = instance.url();
+    let server = TestServer::start_with(
+        move |config: &mut Config| {
+            config.webhooks = WebhookSettings {
+                allow_private: false,
+                http_hosts: vec!["localhost".to_owned()],
+                timeout: Duration::from_secs(5),
+            };
+            config.delivery.sms_providers = vec![SmsProviderName::Webhook];
+            config.delivery.webhook = Some(SmsWebhookSettings {
+                url: instance_url,
+                secret: None,
+            });
+        },
+        Router::standard(),
+    );
+    let (console, caller) = owner(&server);
+    credit(&console, console.workspace_id());
+    let client = accepting("client-1");
+    let url = format!("http://localhost:{}/sms", client.addr().port());
+    caller.account(webhook_account(&url, 1));
+
+    let created = caller.send_to("+237677123456", "guarded");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let refused = caller.await_message(&id, "refused, to be retried", |m| {
+        m["status"] == "queued" && m["delivery_cycles"] == 1
+    });
+    assert_eq!(refused["error"]["code"], "forbidden_target", "{refused}");
+    assert!(client.requests().is_empty());
+    assert!(instance.requests().is_empty(), "never the instance's chain");
+
+    // An SMTP host is a name lettre resolves itself: crier resolves it first, the same way.
+    let recorder = crate::smtp_provider::Recorder::default();
+    let port = crate::smtp_provider::start(&recorder, false);
+    caller.account(json!({
+        "channel": "email", "provider": "smtp",
+        "settings": {"host": "localhost", "port": port, "security": "none",
+                     "from": "Client <news@client.example>"},
+    }));
+    let authorization = format!("Bearer {}", caller.key);
+    let created = crate::auth_fixtures::send(
+        &server,
+        "POST",
+        "/v1/messages",
+        vec![
+            ("Authorization", authorization.as_str()),
+            ("Idempotency-Key", "guarded-email"),
+        ],
+        Some(&json!({"channel": "email", "to": "ada@example.com", "subject": "Hi", "text": "Hi"})),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let waiting = caller.await_message(&id, "its account unusable", |m| {
+        m["status"] == "queued" && m["delivery_cycles"] == 1
+    });
+    assert_eq!(waiting["error"]["code"], "provider_account_unavailable");
+    assert!(recorder.received.lock().unwrap().messages.is_empty());
+}

@@ -41,7 +41,48 @@ impl Providers {
     /// Builds the adapters each channel's list and each SMS route names, each one once. Fails
     /// (a configuration error) when a listed provider has no settings or cannot be set up.
     pub fn new(settings: &DeliverySettings) -> Result<Providers, String> {
-        let http = crate::outbound::HttpClient::new(settings.provider_timeout);
+        Providers::with_client(
+            settings,
+            crate::outbound::HttpClient::new(settings.provider_timeout),
+        )
+    }
+
+    /// The adapters of a workspace's own provider account: as `new`, over the guarded client of
+    /// webhooks, so a URL a workspace gave cannot reach the instance's private network (a
+    /// hostname resolving to loopback, a private range or the metadata address) unless the
+    /// operator allows private targets (`--webhook-allow-private`); no redirect is followed.
+    /// An SMTP host (lettre connects by itself) is resolved here and refused the same way.
+    pub fn for_account(
+        settings: &DeliverySettings,
+        policy: crate::outbound::TargetPolicy,
+    ) -> Result<Providers, String> {
+        if let Some(smtp) = &settings.smtp
+            && !policy.allow_private
+        {
+            use std::net::ToSocketAddrs;
+            let addresses: Vec<_> = (smtp.host.as_str(), smtp.port)
+                .to_socket_addrs()
+                .map_err(|why| format!("the smtp host cannot be resolved: {why}"))?
+                .collect();
+            if addresses
+                .iter()
+                .any(|address| crate::outbound::is_private_target(address.ip()))
+            {
+                return Err(
+                    "the smtp host resolves to a private, loopback or link-local address".into(),
+                );
+            }
+        }
+        Providers::with_client(
+            settings,
+            crate::outbound::guarded_client(settings.provider_timeout, policy),
+        )
+    }
+
+    fn with_client(
+        settings: &DeliverySettings,
+        http: crate::outbound::HttpClient,
+    ) -> Result<Providers, String> {
         let log_sms: Arc<dyn Provider> = Arc::new(log::LogProvider);
         let log_email: Arc<dyn Provider> = Arc::new(log::LogProvider);
         let missing = |name: &str| format!("the {name} provider is listed but not configured");
