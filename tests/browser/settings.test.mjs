@@ -45,6 +45,7 @@ test("sending domains and provider accounts from settings, in Chromium", { timeo
     await setUp(page, base);
     await page.click('#nav a[href="#/settings"]');
     await page.waitForSelector("#sending-links");
+    await shoot("settings");
     await page.click("#domains-link");
     await page.waitForSelector("#domain-form");
     assert.equal(await page.getAttribute('#nav a[href="#/settings"]', "aria-current"), "page");

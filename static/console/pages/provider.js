@@ -75,7 +75,7 @@ function drawSummary(section, account, redraw) {
   if (account.inbound_url) {
     urls.push(h("h3", {}, t("provider.inbound_url")), h("p", { class: "hint" }, t("provider.inbound_hint")), copyField("inbound-url", account.inbound_url, t("provider.inbound_url")));
   }
-  if (!urls.length && account.channel === "sms") urls.push(h("p", { class: "hint", id: "no-urls" }, t("provider.urls_need_secret")));
+  if (!urls.length && account.channel === "sms" && account.status !== "needs_secrets") urls.push(h("p", { class: "hint", id: "no-urls" }, t("provider.urls_need_secret")));
 
   replace(
     section,
@@ -84,7 +84,7 @@ function drawSummary(section, account, redraw) {
           "div",
           { class: "alert", role: "alert", id: "needs-secrets" },
           h("p", {}, h("strong", {}, t("provider.needs_secrets_title"))),
-          h("p", {}, t("providers.needs_secrets_hint")),
+          h("p", {}, t("provider.needs_secrets_hint")),
         )
       : null,
     h("dl", { class: "facts" }, facts.map(([key, value]) => [h("dt", {}, t(key)), h("dd", {}, value)])),

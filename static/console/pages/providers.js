@@ -72,13 +72,17 @@ export function providerFields(provider, account = null) {
   const secrets = spec.secrets.map(([name, required]) => {
     const state = account && account.secrets[name];
     const label = t(`providers.secret.${name}`) + (required || state ? "" : " " + t("providers.optional"));
-    const hint = state && state.set ? (state.last4 ? t("providers.secret_set_last4", { last4: state.last4 }) : t("providers.secret_set")) : account ? t("providers.secret_unset") : t("providers.secret_hint");
+    const locked = account && account.status === "needs_secrets" && state && state.set;
+    let hint = t("providers.secret_hint");
+    if (locked) hint = t("providers.secret_reenter", { last4: state.last4 || "" });
+    else if (state && state.set) hint = state.last4 ? t("providers.secret_set_last4", { last4: state.last4 }) : t("providers.secret_set");
+    else if (account) hint = t("providers.secret_unset");
     return field(`secrets.${name}`, label, {
       type: "password",
       required: required && !account,
       maxlength: MAX_SECRET,
       autocomplete: "new-password",
-      placeholder: state && state.set ? t("providers.secret_keep") : false,
+      placeholder: state && state.set && !locked ? t("providers.secret_keep") : false,
       hint,
     });
   });

@@ -24,9 +24,9 @@ export async function render(_param, session) {
   return h(
     "div",
     { class: "settings-page" },
+    manager ? sendingLinks() : null,
     h("section", { class: "card", id: "sender-id" }, h("h2", {}, t("settings.sender")), senderStatus(billing), manager ? senderForm() : null),
     h("section", { class: "card", id: "verification" }, h("h2", {}, t("settings.verification")), verificationStatus(billing), manager ? verificationForm() : null),
-    manager ? sendingLinks() : null,
     h("section", { class: "card" }, h("h2", {}, t("settings.members")), memberList),
     manager ? h("section", { class: "card" }, h("h2", {}, t("settings.invitations")), inviteForm(invitations, session), h("div", { id: "invite-link", "aria-live": "polite" }), invitations) : null,
   );
