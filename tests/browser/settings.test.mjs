@@ -2,7 +2,8 @@
 // binary and a tiny SMS gateway on loopback (the instance allows private targets and plain http
 // to 127.0.0.1): from settings, a domain added — a refused name first, by its field —, its DKIM
 // record shown to copy, waiting for an instance admin; approved on the admin page by the setup
-// user; a From refused at another domain, then set and cleared. A webhook-provider account
+// user; a From refused at another domain, then set and cleared; another domain rejected with a
+// reason, which its card shows, then deleted after a confirmation. A webhook-provider account
 // added — a refused URL first, by its field —, its secret shown only as "…last4", replaced, the
 // receipts and inbound URLs to copy; turned off and deleted. Test mode saying both are live
 // only; the pages in French. Screenshots at 1280 and 375 px (`console6-*.png`).
@@ -93,6 +94,26 @@ test("sending domains and provider accounts from settings, in Chromium", { timeo
     await page.click(".card.domain .clear-from");
     await page.waitForFunction(() => !document.querySelector(".card.domain .clear-from"));
     assert.match(await text(page, ".card.domain .state-text"), /Set a From mailbox/);
+  });
+
+  await t.test("another domain rejected with a reason, shown on its card, then deleted", async () => {
+    await page.fill("#domain-form [name=domain]", "news.other.example");
+    await page.click("#domain-form button[type=submit]");
+    await page.waitForSelector('.card.domain[data-status="pending"]');
+    await page.click('#nav a[href="#/admin"]');
+    await page.waitForSelector("#domain-requests");
+    await page.fill("#domain-requests .decision input", "this domain is not yours");
+    await page.click("#domain-requests .decision button.danger");
+    await page.waitForSelector("#admin-domains .empty");
+    await page.click('#nav a[href="#/settings"]');
+    await page.click("#domains-link");
+    await page.waitForSelector('.card.domain[data-status="rejected"]');
+    assert.match(await text(page, '.card.domain[data-status="rejected"]'), /news\.other\.example\s*rejected.*rejected this domain.*:\s*this domain is not yours/);
+    assert.equal(await page.$('.card.domain[data-status="rejected"] .record'), null, "no record to publish");
+    await shoot("domains-rejected");
+    await page.click('.card.domain[data-status="rejected"] .delete-domain');
+    await page.waitForFunction(() => document.querySelectorAll(".card.domain").length === 1);
+    assert.ok(await page.$('.card.domain[data-status="active"]'));
   });
 
   let accountId = null;

@@ -99,18 +99,23 @@ function domainCard(domain, reload) {
       h("span", { class: `badge domain-${domain.status}` }, t(`domains.status_${domain.status}`)),
     ),
     stateText(domain),
-    h("h4", {}, t("domains.record")),
-    h("p", { class: "hint" }, t("domains.record_hint")),
-    h(
-      "dl",
-      { class: "facts record" },
-      h("dt", {}, t("domains.record_name")),
-      h("dd", {}, copyField(`record-name-${slug}`, record.name, t("domains.record_name"))),
-      h("dt", {}, t("domains.record_type")),
-      h("dd", { class: "mono record-type" }, record.type),
-      h("dt", {}, t("domains.record_value")),
-      h("dd", {}, copyField(`record-value-${slug}`, record.value, t("domains.record_value"))),
-    ),
+    // A rejected domain is not used whatever DNS says: its record is not offered for publishing.
+    domain.status === "rejected"
+      ? null
+      : [
+          h("h4", {}, t("domains.record")),
+          h("p", { class: "hint" }, t("domains.record_hint")),
+          h(
+            "dl",
+            { class: "facts record" },
+            h("dt", {}, t("domains.record_name")),
+            h("dd", {}, copyField(`record-name-${slug}`, record.name, t("domains.record_name"))),
+            h("dt", {}, t("domains.record_type")),
+            h("dd", { class: "mono record-type" }, record.type),
+            h("dt", {}, t("domains.record_value")),
+            h("dd", {}, copyField(`record-value-${slug}`, record.value, t("domains.record_value"))),
+          ),
+        ],
     domain.status === "active" ? fromForm(domain, path, reload) : null,
     h(
       "p",
