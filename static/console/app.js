@@ -25,6 +25,9 @@ import * as webhooksPage from "./pages/webhooks.js";
 import * as webhookPage from "./pages/webhook.js";
 import * as activityPage from "./pages/activity.js";
 import * as acceptPage from "./pages/accept.js";
+import * as domainsPage from "./pages/domains.js";
+import * as providersPage from "./pages/providers.js";
+import * as providerPage from "./pages/provider.js";
 
 /// Pages that need a session, by the hash's first segment; `param` is the second one.
 const PAGES = {
@@ -44,14 +47,16 @@ const PAGES = {
   admin: adminPage,
   webhooks: webhooksPage,
   activity: activityPage,
+  domains: domainsPage,
+  providers: providersPage,
 };
 
 /// Pages whose hash has a second segment that names one of their items: `#/webhooks/whe_…` is
 /// that endpoint's page.
-const ITEM_PAGES = { webhooks: webhookPage };
+const ITEM_PAGES = { webhooks: webhookPage, providers: providerPage };
 
 /// Pages that light up another's entry in the navigation (a message is under "Messages").
-const UNDER = { message: "messages", contact: "contacts", import: "contacts", campaign: "campaigns", payment: "billing" };
+const UNDER = { message: "messages", contact: "contacts", import: "contacts", campaign: "campaigns", payment: "billing", domains: "settings", providers: "settings" };
 
 const NAV = [
   ["overview", "nav.overview"],

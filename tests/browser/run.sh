@@ -32,4 +32,4 @@ echo "== npm ci (playwright-core, no browser download)"
 (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
 
 echo "== console browser test ($("${CHROMIUM:-/usr/bin/chromium}" --version 2>/dev/null || echo chromium))"
-node --test --test-reporter=spec tests/browser/console.test.mjs tests/browser/campaigns.test.mjs tests/browser/billing.test.mjs tests/browser/admin.test.mjs tests/browser/webhooks.test.mjs
+node --test --test-reporter=spec tests/browser/console.test.mjs tests/browser/campaigns.test.mjs tests/browser/billing.test.mjs tests/browser/admin.test.mjs tests/browser/webhooks.test.mjs tests/browser/settings.test.mjs

@@ -76,3 +76,22 @@ export function table(heads, rows, attrs = {}) {
     ),
   );
 }
+
+/// A value to copy somewhere else (a DNS record, a URL for a provider's dashboard): read-only,
+/// selected on focus, with a copy button; without clipboard access it stays selected to copy
+/// by hand.
+export function copyField(id, value, label) {
+  const input = h("input", { type: "text", readonly: true, value, class: "mono", id, "aria-label": label });
+  input.addEventListener("focus", () => input.select());
+  const copy = h("button", { type: "button", class: "small", dataset: { copies: id } }, t("keys.copy"));
+  copy.addEventListener("click", async () => {
+    input.select();
+    try {
+      await navigator.clipboard.writeText(value);
+      copy.textContent = t("keys.copied");
+    } catch (err) {
+      // The text stays selected for a copy by hand.
+    }
+  });
+  return h("div", { class: "row copy-row" }, input, copy);
+}

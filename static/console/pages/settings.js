@@ -1,6 +1,7 @@
 // Workspace settings: the sender ID request and its status, business verification, members and
 // their roles, and invitations (invite, with the link shown once; revoke). Owners and admins
-// change things; members see.
+// change things; members see. Owners and admins also find here the ways to the workspace's own
+// sending domains (`#/domains`) and provider accounts (`#/providers`).
 
 import { api, get, post } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
@@ -23,10 +24,26 @@ export async function render(_param, session) {
   return h(
     "div",
     { class: "settings-page" },
+    manager ? sendingLinks() : null,
     h("section", { class: "card", id: "sender-id" }, h("h2", {}, t("settings.sender")), senderStatus(billing), manager ? senderForm() : null),
     h("section", { class: "card", id: "verification" }, h("h2", {}, t("settings.verification")), verificationStatus(billing), manager ? verificationForm() : null),
     h("section", { class: "card" }, h("h2", {}, t("settings.members")), memberList),
     manager ? h("section", { class: "card" }, h("h2", {}, t("settings.invitations")), inviteForm(invitations, session), h("div", { id: "invite-link", "aria-live": "polite" }), invitations) : null,
+  );
+}
+
+/// Where the workspace sends through its own domain and providers: their pages, one line each.
+function sendingLinks() {
+  return h(
+    "section",
+    { class: "card", id: "sending-links" },
+    h("h2", {}, t("settings.sending")),
+    h(
+      "ul",
+      { class: "plain-list" },
+      h("li", {}, h("a", { href: "#/domains", id: "domains-link" }, t("settings.domains_link")), h("span", { class: "muted small block" }, t("settings.domains_text"))),
+      h("li", {}, h("a", { href: "#/providers", id: "providers-link" }, t("settings.providers_link")), h("span", { class: "muted small block" }, t("settings.providers_text"))),
+    ),
   );
 }
 
