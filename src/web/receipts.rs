@@ -53,6 +53,21 @@ pub fn receive_receipts(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
         .providers
         .sms_provider(&provider_name)
         .ok_or(AppError::NotFound)?;
+    let receipts = read_receipts(app, provider.as_ref(), request)?;
+    let now = app.clock.now();
+    let applied = app
+        .db
+        .write(|conn| delivery::apply_receipts(conn, provider.name(), &receipts, now))?;
+    receipts_answer(app, provider.as_ref(), receipts.len(), applied)
+}
+
+/// The receipts of a callback, parsed by the provider that sent them (counted as rejected when
+/// they do not parse; 404 for a provider that sends none).
+fn read_receipts(
+    app: &App,
+    provider: &dyn Provider,
+    request: &mut Request<'_>,
+) -> Result<Vec<delivery::Receipt>, AppError> {
     let body = request.body_bytes()?;
     let content_type = request.header("Content-Type").map(str::to_owned);
     let receipt_request = ReceiptRequest {
@@ -60,26 +75,25 @@ pub fn receive_receipts(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
         query: request.query(),
         body: &body,
     };
-    let receipts = match provider.parse_receipts(&receipt_request) {
-        None => return Err(AppError::NotFound),
+    match provider.parse_receipts(&receipt_request) {
+        None => Err(AppError::NotFound),
         Some(Err(why)) => {
             app.metrics.record_webhook(provider.name(), "rejected");
-            return Err(AppError::BadRequest(format!("Not a receipt: {why}")));
+            Err(AppError::BadRequest(format!("Not a receipt: {why}")))
         }
-        Some(Ok(receipts)) => receipts,
-    };
-    let now = app.clock.now();
-    let applied = app
-        .db
-        .write(|conn| delivery::apply_receipts(conn, provider.name(), &receipts, now))?;
+        Some(Ok(receipts)) => Ok(receipts),
+    }
+}
+
+/// The answer to a callback whose receipts were applied.
+fn receipts_answer(
+    app: &App,
+    provider: &dyn Provider,
+    received: usize,
+    applied: u64,
+) -> Result<ApiResponse, AppError> {
     app.metrics.record_webhook(provider.name(), "accepted");
-    ApiResponse::json(
-        200,
-        &ReceiptsView {
-            received: receipts.len(),
-            applied,
-        },
-    )
+    ApiResponse::json(200, &ReceiptsView { received, applied })
 }
 
 /// `POST /v1/webhooks/sms/{provider}/accounts/{id}?token=…`: delivery receipts for a workspace's
@@ -92,33 +106,12 @@ pub fn receive_account_receipts(
     request: &mut Request<'_>,
 ) -> Result<ApiResponse, AppError> {
     let (provider, workspace_id) = account_callback(app, request)?;
-    let body = request.body_bytes()?;
-    let content_type = request.header("Content-Type").map(str::to_owned);
-    let receipt_request = ReceiptRequest {
-        content_type: content_type.as_deref(),
-        query: request.query(),
-        body: &body,
-    };
-    let receipts = match provider.parse_receipts(&receipt_request) {
-        None => return Err(AppError::NotFound),
-        Some(Err(why)) => {
-            app.metrics.record_webhook(provider.name(), "rejected");
-            return Err(AppError::BadRequest(format!("Not a receipt: {why}")));
-        }
-        Some(Ok(receipts)) => receipts,
-    };
+    let receipts = read_receipts(app, provider.as_ref(), request)?;
     let now = app.clock.now();
     let applied = app.db.write(|conn| {
         delivery::apply_account_receipts(conn, &workspace_id, provider.name(), &receipts, now)
     })?;
-    app.metrics.record_webhook(provider.name(), "accepted");
-    ApiResponse::json(
-        200,
-        &ReceiptsView {
-            received: receipts.len(),
-            applied,
-        },
-    )
+    receipts_answer(app, provider.as_ref(), receipts.len(), applied)
 }
 
 /// The adapter of the SMS provider account a callback URL names
@@ -161,39 +154,7 @@ pub fn receive_account_inbound(
     request: &mut Request<'_>,
 ) -> Result<ApiResponse, AppError> {
     let (provider, workspace_id) = account_callback(app, request)?;
-    let body = request.body_bytes()?;
-    let content_type = request.header("Content-Type").map(str::to_owned);
-    let signature = request.header("X-Twilio-Signature").map(str::to_owned);
-    let url = format!(
-        "{}{}?{}",
-        app.config.public_url.trim_end_matches('/'),
-        request.path(),
-        request.query()
-    );
-    let inbound_request = InboundRequest {
-        content_type: content_type.as_deref(),
-        url: &url,
-        twilio_signature: signature.as_deref(),
-        body: &body,
-    };
-    let messages = match provider.parse_inbound(&inbound_request) {
-        None => return Err(AppError::NotFound),
-        Some(Err(refusal)) => {
-            app.metrics.record_webhook(provider.name(), "rejected");
-            return Err(match refusal {
-                InboundRefusal::Signature(why) => AppError::InvalidSignature(why),
-                InboundRefusal::Malformed(why) => {
-                    AppError::BadRequest(format!("Not an inbound SMS: {why}"))
-                }
-            });
-        }
-        Some(Ok(messages)) => messages,
-    };
-    let stops: Vec<String> = messages
-        .iter()
-        .filter(|message| unsubscribe::is_stop_keyword(&message.text))
-        .filter_map(|message| normalize_phone(&message.from, &app.config.default_country).ok())
-        .collect();
+    let (received, stops) = read_stops(app, provider.as_ref(), request)?;
     let now = app.clock.now();
     let unsubscribed = if stops.is_empty() {
         0
@@ -201,21 +162,7 @@ pub fn receive_account_inbound(
         app.db
             .write(|conn| delivery::apply_account_stops(conn, &workspace_id, &stops, now))?
     };
-    app.metrics.record_webhook(provider.name(), "accepted");
-    if provider.name() == "twilio" {
-        return Ok(ApiResponse::bytes(
-            200,
-            "text/xml; charset=utf-8",
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
-        ));
-    }
-    ApiResponse::json(
-        200,
-        &InboundView {
-            received: messages.len(),
-            unsubscribed,
-        },
-    )
+    inbound_answer(app, provider.as_ref(), received, unsubscribed)
 }
 
 /// How many receipts came in and how many changed a message.
@@ -236,6 +183,30 @@ pub fn receive_inbound(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
         .providers
         .sms_provider(&provider_name)
         .ok_or(AppError::NotFound)?;
+    let (received, stops) = read_stops(app, provider.as_ref(), request)?;
+    let now = app.clock.now();
+    let unsubscribed = if stops.is_empty() {
+        0
+    } else {
+        app.db.write(|conn| {
+            let mut changed = 0;
+            for phone in &stops {
+                changed += unsubscribe::unsubscribe_by_keyword(conn, phone, now)?;
+            }
+            Ok(changed)
+        })?
+    };
+    inbound_answer(app, provider.as_ref(), received, unsubscribed)
+}
+
+/// The inbound SMS of a callback, parsed (and, for Twilio, its signature checked) by the
+/// provider that sent them: how many came, and the senders' phones, normalised, of those that
+/// say a STOP keyword — only a keyword from a number we can read changes anything.
+fn read_stops(
+    app: &App,
+    provider: &dyn Provider,
+    request: &mut Request<'_>,
+) -> Result<(usize, Vec<String>), AppError> {
     let body = request.body_bytes()?;
     let content_type = request.header("Content-Type").map(str::to_owned);
     let signature = request.header("X-Twilio-Signature").map(str::to_owned);
@@ -264,24 +235,21 @@ pub fn receive_inbound(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
         }
         Some(Ok(messages)) => messages,
     };
-    // Only a keyword from a number we can read changes anything.
-    let stops: Vec<String> = messages
+    let stops = messages
         .iter()
         .filter(|message| unsubscribe::is_stop_keyword(&message.text))
         .filter_map(|message| normalize_phone(&message.from, &app.config.default_country).ok())
         .collect();
-    let now = app.clock.now();
-    let unsubscribed = if stops.is_empty() {
-        0
-    } else {
-        app.db.write(|conn| {
-            let mut changed = 0;
-            for phone in &stops {
-                changed += unsubscribe::unsubscribe_by_keyword(conn, phone, now)?;
-            }
-            Ok(changed)
-        })?
-    };
+    Ok((messages.len(), stops))
+}
+
+/// The answer to an inbound callback: Twilio wants an empty TwiML response, others the counts.
+fn inbound_answer(
+    app: &App,
+    provider: &dyn Provider,
+    received: usize,
+    unsubscribed: usize,
+) -> Result<ApiResponse, AppError> {
     app.metrics.record_webhook(provider.name(), "accepted");
     if provider.name() == "twilio" {
         return Ok(ApiResponse::bytes(
@@ -293,7 +261,7 @@ pub fn receive_inbound(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
     ApiResponse::json(
         200,
         &InboundView {
-            received: messages.len(),
+            received,
             unsubscribed,
         },
     )
