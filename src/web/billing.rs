@@ -521,20 +521,7 @@ fn decide(
     let principal = authenticate_request(app, request)?;
     let admin = principal.require_instance_admin()?;
     let body: DecisionBody = request.json_or_default()?;
-    // A reason is checked whenever one is sent (the contract's 1–500 characters), though only a
-    // rejection keeps it.
-    let reason = body
-        .reason
-        .as_deref()
-        .map(|reason| {
-            validate::text(reason, 1, 500).map_err(|why| AppError::invalid_field("reason", why))
-        })
-        .transpose()?;
-    let reason = match (approve, reason) {
-        (true, _) => None,
-        (false, Some(reason)) => Some(reason),
-        (false, None) => return Err(AppError::invalid_field("reason", "is required to reject")),
-    };
+    let reason = decision_reason(body.reason.as_deref(), approve)?;
     let expected = body.expected.as_deref().map(|value| match subject {
         Subject::SenderId => value.trim().to_uppercase(),
         Subject::Verification => value.trim().to_owned(),
@@ -803,4 +790,19 @@ pub fn set_plan(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, App
             included_email_per_day: quotas.1,
         },
     )
+}
+
+/// The reason of an instance admin's decision: checked whenever one is sent (1–500 characters),
+/// though only a rejection keeps it, and required to reject.
+pub fn decision_reason(reason: Option<&str>, approve: bool) -> Result<Option<String>, AppError> {
+    let reason = reason
+        .map(|reason| {
+            validate::text(reason, 1, 500).map_err(|why| AppError::invalid_field("reason", why))
+        })
+        .transpose()?;
+    match (approve, reason) {
+        (true, _) => Ok(None),
+        (false, Some(reason)) => Ok(Some(reason)),
+        (false, None) => Err(AppError::invalid_field("reason", "is required to reject")),
+    }
 }

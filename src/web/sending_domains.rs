@@ -317,18 +317,7 @@ fn decide(app: &App, request: &mut Request<'_>, approve: bool) -> Result<ApiResp
     live_only(&principal)?;
     let id = domain_id(request)?;
     let body: DecisionBody = request.json_or_default()?;
-    let reason = body
-        .reason
-        .as_deref()
-        .map(|reason| {
-            validate::text(reason, 1, 500).map_err(|why| AppError::invalid_field("reason", why))
-        })
-        .transpose()?;
-    let reason = match (approve, reason) {
-        (true, _) => None,
-        (false, Some(reason)) => Some(reason),
-        (false, None) => return Err(AppError::invalid_field("reason", "is required to reject")),
-    };
+    let reason = crate::web::billing::decision_reason(body.reason.as_deref(), approve)?;
     let actor = actor(app, request, &principal);
     let row = app.db.write(|conn| {
         let row = domain::decide(conn, &id, approve, reason.as_deref(), app.clock.now())?;
