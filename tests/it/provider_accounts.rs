@@ -31,14 +31,23 @@ const WEBHOOK_SECRET: &str = "whsec-account-secret-cd12";
 /// A server whose provider calls may reach loopback over http (the fakes), with the instance's
 /// SMS chain a webhook fake of its own (`instance`).
 fn loopback_server(instance: &FakeHttp) -> TestServer {
+    instance_webhook_server(
+        instance,
+        WebhookSettings {
+            allow_private: true,
+            http_hosts: vec!["127.0.0.1".to_owned()],
+            timeout: Duration::from_secs(5),
+        },
+    )
+}
+
+/// A server with `targets` as the rule of which addresses workspaces' URLs may reach, and the
+/// instance's SMS chain a webhook fake of its own (`instance`).
+fn instance_webhook_server(instance: &FakeHttp, targets: WebhookSettings) -> TestServer {
     let instance_url = instance.url();
     TestServer::start_with(
         move |config: &mut Config| {
-            config.webhooks = WebhookSettings {
-                allow_private: true,
-                http_hosts: vec!["127.0.0.1".to_owned()],
-                timeout: Duration::from_secs(5),
-            };
+            config.webhooks = targets;
             config.delivery.sms_providers = vec![SmsProviderName::Webhook];
             config.delivery.webhook = Some(SmsWebhookSettings {
                 url: instance_url,
@@ -809,21 +818,13 @@ fn a_stop_to_a_twilio_account_is_checked_with_the_accounts_own_auth_token() {
 #[test]
 fn an_account_url_resolving_to_a_private_address_is_refused_at_connect_time() {
     let instance = accepting("instance-1");
-    let instance_url = instance.url();
-    let server = TestServer::start_with(
-        move |config: &mut Config| {
-            config.webhooks = WebhookSettings {
-                allow_private: false,
-                http_hosts: vec!["localhost".to_owned()],
-                timeout: Duration::from_secs(5),
-            };
-            config.delivery.sms_providers = vec![SmsProviderName::Webhook];
-            config.delivery.webhook = Some(SmsWebhookSettings {
-                url: instance_url,
-                secret: None,
-            });
+    let server = instance_webhook_server(
+        &instance,
+        WebhookSettings {
+            allow_private: false,
+            http_hosts: vec!["localhost".to_owned()],
+            timeout: Duration::from_secs(5),
         },
-        Router::standard(),
     );
     let (console, caller) = owner(&server);
     credit(&console, console.workspace_id());
