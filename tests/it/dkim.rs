@@ -374,14 +374,12 @@ fn crier_dkim_record_prints_the_record_to_publish() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
-#[test]
-fn the_server_signs_what_its_dispatchers_send() {
-    let sink = Sink::default();
-    let port = start(&sink);
-    let dir = tempfile::tempdir().unwrap();
+/// A server sending email through the SMTP sink on `port`, From `news@example.net`, signing
+/// with `RSA_PEM` (written into `dir`) under the selector `crier2026`.
+pub fn smtp_server(port: u16, dir: &tempfile::TempDir) -> crate::harness::TestServer {
     let key_file = dir.path().join("dkim.pem");
     std::fs::write(&key_file, RSA_PEM).unwrap();
-    let server = crate::harness::TestServer::start_with(
+    crate::harness::TestServer::start_with(
         move |config: &mut crier::config::Config| {
             let delivery = &mut config.delivery;
             delivery.email_providers = vec![crier::delivery::settings::EmailProviderName::Smtp];
@@ -398,7 +396,15 @@ fn the_server_signs_what_its_dispatchers_send() {
             });
         },
         crier::web::router::Router::standard(),
-    );
+    )
+}
+
+#[test]
+fn the_server_signs_what_its_dispatchers_send() {
+    let sink = Sink::default();
+    let port = start(&sink);
+    let dir = tempfile::tempdir().unwrap();
+    let server = smtp_server(port, &dir);
     let sender = crate::sending::Sender::new(&server, "live");
     sender.credit(1000);
     let message = sender.sent(

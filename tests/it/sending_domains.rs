@@ -10,9 +10,8 @@ use ring::signature::{self, UnparsedPublicKey};
 use serde_json::{Value, json};
 
 use crate::auth_fixtures::{Caller, Console, add_member, count, create_key, second_tenant, setup};
-use crate::dkim::{RSA_PEM, RSA_PKCS1, RSA_SPKI, Sink, check, start};
+use crate::dkim::{RSA_PEM, RSA_PKCS1, RSA_SPKI, Sink, check, smtp_server, start};
 use crate::harness::{TestResponse, TestServer};
-use crier::delivery::settings::{DkimSettings, EmailProviderName, SmtpSecurity, SmtpSettings};
 
 /// A throwaway 512-bit RSA key (openssl genpkey), too short to sign with.
 const SHORT_RSA_PEM: &str = "-----BEGIN PRIVATE KEY-----
@@ -353,31 +352,6 @@ fn an_instance_admin_approves_and_a_domain_is_active_in_one_workspace_at_most() 
          ('sending_domain.approved', 'sending_domain.rejected', 'sending_domain.from_changed')",
     );
     assert_eq!(actions, 3);
-}
-
-/// A server whose email goes through the SMTP sink, signed with the instance's RSA key From
-/// news@example.net unless a workspace has its own.
-fn smtp_server(port: u16, dir: &tempfile::TempDir) -> TestServer {
-    let key_file = dir.path().join("dkim.pem");
-    std::fs::write(&key_file, RSA_PEM).unwrap();
-    TestServer::start_with(
-        move |config: &mut crier::config::Config| {
-            let delivery = &mut config.delivery;
-            delivery.email_providers = vec![EmailProviderName::Smtp];
-            delivery.email_from = "news@example.net".to_owned();
-            delivery.smtp = Some(SmtpSettings {
-                host: "127.0.0.1".to_owned(),
-                port,
-                security: SmtpSecurity::None,
-                credentials: None,
-            });
-            delivery.dkim = Some(DkimSettings {
-                selector: "crier2026".to_owned(),
-                key_file,
-            });
-        },
-        crier::web::router::Router::standard(),
-    )
 }
 
 /// The message the sink received for our message `id`.
