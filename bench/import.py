@@ -88,6 +88,26 @@ def sender(port, key, stop, latencies, errors, index):
         time.sleep(max(0.0, next_at - time.monotonic()))
 
 
+def cpu_secs(pid, thread_name=None):
+    """CPU time (user + system) of the process, or of its threads called `thread_name`."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    paths = [f"/proc/{pid}/stat"] if thread_name is None else [
+        f"/proc/{pid}/task/{tid}/stat" for tid in os.listdir(f"/proc/{pid}/task")]
+    for path in paths:
+        try:
+            with open(path) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        if thread_name is not None and name != thread_name:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def percentile(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * p))] if values else float("nan")
@@ -146,6 +166,7 @@ def main():
         for thread in senders:
             thread.start()
         upload_started = time.monotonic()
+        cpu_before = cpu_secs(server.pid)
         with open(csv_path, "rb") as body:
             status, answer = request(port, "POST", "/v1/contacts/imports?mode=upsert", key,
                                      body, content_type="text/csv",
@@ -161,6 +182,8 @@ def main():
                 break
             time.sleep(0.25)
         end_to_end = time.monotonic() - upload_started
+        server_cpu = cpu_secs(server.pid) - cpu_before
+        import_cpu = cpu_secs(server.pid, "imports")
         stop_sending.set()
         for thread in senders:
             thread.join()
@@ -181,6 +204,8 @@ def main():
             ("upload", f"{size / 1e6:.1f} MB in {upload_secs:.2f} s", ""),
             ("import rows/s", f"{rate:,.0f} ({import_secs:.1f} s)", ok(rate >= 55000) + " (≥ 55,000)"),
             ("end to end", f"{end_to_end:.1f} s, {ROWS / end_to_end:,.0f} rows/s", ""),
+            ("CPU per row", f"{server_cpu / ROWS * 1e6:.1f} µs in the server ({import_cpu / ROWS * 1e6:.1f} µs "
+                            f"in the import's writing thread)", ""),
             ("RSS growth", f"{growth_mb:.1f} MB ({baseline / 1024:.1f} → {peak[0] / 1024:.1f} MiB)",
              ok(growth_mb < 50) + " (< 50 MB)"),
             ("sends during import", f"{len(latencies)} sent, {len(errors)} failed", ok(not errors)),

@@ -66,20 +66,52 @@ pub(crate) fn contact_row(row: &Row<'_>) -> rusqlite::Result<ContactRow> {
     })
 }
 
+/// The contact insert: positional parameters (an import inserts a million of these, and a
+/// named parameter is looked up per parameter per row); `custom_jsonb` is written here, not by
+/// a trigger (V21). `{or}` is empty or `OR IGNORE`.
+macro_rules! insert_contact_sql {
+    ($or:literal) => {
+        concat!(
+            "INSERT ",
+            $or,
+            " INTO contacts (id, workspace_id, mode, name, first_name, last_name, phone,
+                phone_input, email, language, custom, phone_state, email_state,
+                sms_unsubscribed_at, sms_unsubscribed_via, email_unsubscribed_at,
+                email_unsubscribed_via, created_at, updated_at, import_id, custom_jsonb)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18, ?19, ?20, jsonb(?11))"
+        )
+    };
+}
+
 /// Inserts a contact; `import_id` names the import that creates it (for its rollback).
 pub fn insert_contact(
     conn: &Connection,
     contact: &ContactRow,
     import_id: Option<&ContactImportId>,
 ) -> Result<(), AppError> {
-    // Positional parameters (an import inserts a million of these: a name is looked up per
-    // parameter per row); `custom_jsonb` is written here, not by a trigger (V21).
-    conn.prepare_cached(&format!(
-        "INSERT INTO contacts ({CONTACT_COLUMNS}, import_id, custom_jsonb)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18, ?19, ?20, jsonb(?11))"
-    ))?
-    .execute(rusqlite::params![
+    insert_with(conn, insert_contact_sql!(""), contact, import_id)?;
+    Ok(())
+}
+
+/// Inserts a contact unless a live contact of its workspace and mode already has its phone or
+/// email (or the row breaks another constraint): `false` then, and nothing written. An import
+/// tries this first, so that the lookups of both addresses are paid only when one is taken.
+pub fn insert_new_contact(
+    conn: &Connection,
+    contact: &ContactRow,
+    import_id: Option<&ContactImportId>,
+) -> Result<bool, AppError> {
+    Ok(insert_with(conn, insert_contact_sql!("OR IGNORE"), contact, import_id)? == 1)
+}
+
+fn insert_with(
+    conn: &Connection,
+    sql: &str,
+    contact: &ContactRow,
+    import_id: Option<&ContactImportId>,
+) -> Result<usize, AppError> {
+    Ok(conn.prepare_cached(sql)?.execute(rusqlite::params![
         contact.id,
         contact.workspace_id,
         contact.mode,
@@ -100,8 +132,7 @@ pub fn insert_contact(
         contact.created_at,
         contact.updated_at,
         import_id,
-    ])?;
-    Ok(())
+    ])?)
 }
 
 /// Writes every changeable column of a live (not deleted) contact.

@@ -271,6 +271,76 @@ fn upsert_and_update_match_by_phone_then_email_and_fill_the_group() {
     );
 }
 
+/// An import inserts first and looks addresses up only when one is taken: a row whose phone is
+/// one contact's and email another's is still refused naming both, with neither changed, and a
+/// person erased before comes back unsubscribed, as through the API.
+#[test]
+fn a_row_of_two_contacts_is_refused_and_an_erased_person_comes_back_unsubscribed() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let api = caller(&server, &owner);
+    let ada = api.post("/v1/contacts", json!({"name": "Ada", "phone": "677000001"}));
+    assert_eq!(ada.status, 201, "{}", ada.text());
+    let ada = ada.json()["id"].as_str().unwrap().to_owned();
+    let bob = api.post(
+        "/v1/contacts",
+        json!({"name": "Bob", "email": "bob@example.com"}),
+    );
+    assert_eq!(bob.status, 201, "{}", bob.text());
+    let bob = bob.json()["id"].as_str().unwrap().to_owned();
+    let eve = api.post(
+        "/v1/contacts",
+        json!({"name": "Eve", "phone": "677000009", "email": "eve@example.com"}),
+    );
+    assert_eq!(eve.status, 201, "{}", eve.text());
+    let eve = eve.json()["id"].as_str().unwrap().to_owned();
+    let erased = api.call("POST", &format!("/v1/contacts/{eve}/erase"), None);
+    assert_eq!(erased.status, 200, "{}", erased.text());
+    let erased_at = erased.json()["erased_at"].clone();
+
+    let csv = "name,phone,email\n\
+               Mixed,677000001,bob@example.com\n\
+               Eve Again,677000009,eve@example.com\n";
+    for mode in ["create", "upsert"] {
+        let before = count(
+            &server,
+            "SELECT count(*) FROM contacts WHERE deleted_at IS NULL",
+        );
+        let job = api.import_to_end(&format!("mode={mode}"), csv.as_bytes());
+        let rejects = api.rejects(job["id"].as_str().unwrap());
+        assert!(
+            rejects.contains(&format!("the phone is {ada}'s and the email {bob}'s")),
+            "{mode}: {rejects}"
+        );
+        assert_eq!(
+            api.get(&format!("/v1/contacts/{ada}")).json()["name"],
+            "Ada"
+        );
+        assert_eq!(
+            api.get(&format!("/v1/contacts/{bob}")).json()["name"],
+            "Bob"
+        );
+        if mode == "create" {
+            assert_eq!(counts(&job), [2, 1, 0, 0, 1], "{job}");
+            assert_eq!(
+                count(
+                    &server,
+                    "SELECT count(*) FROM contacts WHERE deleted_at IS NULL"
+                ),
+                before + 1
+            );
+        } else {
+            // Eve's row now matches the contact the first import made of her.
+            assert_eq!(counts(&job), [2, 0, 0, 1, 1], "{job}");
+        }
+    }
+    let again = api.get("/v1/contacts?q=eve%40example.com").json();
+    let again = &again["data"][0];
+    assert_eq!(again["name"], "Eve Again");
+    assert_eq!(again["sms_unsubscribed_at"], erased_at, "{again}");
+    assert_eq!(again["email_unsubscribed_at"], erased_at, "{again}");
+}
+
 #[test]
 fn every_bad_option_is_named_and_nothing_is_kept() {
     let server = TestServer::start();

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::clock::{Timestamp, format_timestamp};
 use crate::contacts::fields::{FieldType, one_of};
-use crate::contacts::store::{self as contacts_store, FieldRow};
+use crate::contacts::store::{self as contacts_store, ContactRow, FieldRow};
 use crate::contacts::{CheckedContact, NewContact, check_new_contact};
 use crate::error::{AppError, FieldErrors};
 use crate::ids::{ContactId, ContactImportId, GroupId, Ids};
@@ -715,6 +715,25 @@ fn write_row(
     now: &str,
     suppressions: bool,
 ) -> Result<Written, AppError> {
+    let new_row = || -> Result<ContactRow, AppError> {
+        let mut row =
+            contact
+                .clone()
+                .into_row(ContactId::generate(ids), &job.workspace_id, job.mode, now)?;
+        // A person erased before comes back unsubscribed, as through the API.
+        if suppressions {
+            crate::contacts::reach::apply_suppressions(conn, key, &mut row)?;
+        }
+        Ok(row)
+    };
+    // Most rows of an import are new people: the insert goes first, and both addresses are
+    // looked up only when the database says a live contact has one of them.
+    if job.import_mode != ImportMode::Update {
+        let row = new_row()?;
+        if contacts_store::insert_new_contact(conn, &row, Some(&job.id))? {
+            return Ok(Written::Contact(row.id, Counted::Created));
+        }
+    }
     let lookup = |column, value: Option<&String>| match value {
         Some(value) => store::find_contact_by(conn, &job.workspace_id, job.mode, column, value),
         None => Ok(None),
@@ -739,16 +758,9 @@ fn write_row(
             "phone, email: no contact has this phone or email (mode update)".to_owned(),
         )),
         (None, _) => {
-            let mut row = contact.clone().into_row(
-                ContactId::generate(ids),
-                &job.workspace_id,
-                job.mode,
-                now,
-            )?;
-            // A person erased before comes back unsubscribed, as through the API.
-            if suppressions {
-                crate::contacts::reach::apply_suppressions(conn, key, &mut row)?;
-            }
+            // Only when the insert above was refused for something else than an address:
+            // this one says what.
+            let row = new_row()?;
             contacts_store::insert_contact(conn, &row, Some(&job.id))?;
             Ok(Written::Contact(row.id, Counted::Created))
         }

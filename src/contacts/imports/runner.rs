@@ -140,8 +140,10 @@ fn run_job(app: &App, stop: &AtomicBool, dir: &Path, job: ImportRow) -> Result<(
         }
     };
     // Reading and checking rows (the CPU-heavy part: decoding, phone numbers) runs on its own
-    // thread one chunk ahead of the writes, so the two overlap on two cores.
-    let (chunks, ready) = mpsc::sync_channel::<Chunk>(1);
+    // thread one chunk ahead of the writes, so the two overlap on two cores. The channel holds
+    // nothing: the reader hands over the chunk it has checked when the writer is done with the
+    // one before, so two chunks are in memory at most (not three; each is a few MB).
+    let (chunks, ready) = mpsc::sync_channel::<Chunk>(0);
     let first_row = job.rows_read;
     thread::scope(|scope| {
         scope.spawn(move || read_chunks(rows, &checker, first_row, &chunks));
