@@ -322,21 +322,25 @@ pub fn unsubscribe_phone_by_keyword(
     now: &str,
 ) -> Result<usize, AppError> {
     Ok(conn
-        .prepare_cached(
-            "UPDATE contacts SET sms_unsubscribed_at = :now, sms_unsubscribed_via = 'sms_keyword',
-                 updated_at = :now
-             WHERE phone = :phone AND deleted_at IS NULL AND mode = 'live'
-               AND sms_unsubscribed_at IS NULL
-               AND (:workspace_id IS NULL OR workspace_id = :workspace_id)
-               AND EXISTS (SELECT 1 FROM messages m
-                           WHERE m.workspace_id = contacts.workspace_id
-                             AND m.to_address = :phone AND m.channel = 'sms'
-                             AND m.mode = 'live')",
-        )?
+        .prepare_cached(UNSUBSCRIBE_BY_KEYWORD)?
         .execute(named_params! {
             ":phone": phone, ":workspace_id": workspace_id, ":now": now,
         })?)
 }
+
+/// A phone's contacts in every workspace are found through `contacts_by_phone`, one search per
+/// workspace (the `IN`); the workspace's messages to it through `messages_by_recipient` (the `+`
+/// keeps the planner off `messages_by_workspace`, which would read every message of the
+/// workspace). A test holds the plan.
+const UNSUBSCRIBE_BY_KEYWORD: &str = "UPDATE contacts
+    SET sms_unsubscribed_at = :now, sms_unsubscribed_via = 'sms_keyword', updated_at = :now
+    WHERE workspace_id IN (SELECT id FROM workspaces) AND mode = 'live'
+      AND phone = :phone AND deleted_at IS NULL
+      AND sms_unsubscribed_at IS NULL
+      AND (:workspace_id IS NULL OR workspace_id = :workspace_id)
+      AND EXISTS (SELECT 1 FROM messages m
+                  WHERE m.workspace_id = contacts.workspace_id
+                    AND m.to_address = :phone AND m.channel = 'sms' AND +m.mode = 'live')";
 
 /// Sets the state of a phone on the workspace's contact (not deleted) of `mode` that has it.
 /// Returns whether a contact changed.
@@ -1364,6 +1368,36 @@ pub fn group_member_counts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `SEARCH` lines of a statement's plan.
+    fn searches(sql: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config::for_tests(dir.path());
+        let db = crate::db::Db::open(&crate::db::DbSettings::from_config(&config)).unwrap();
+        db.read(|conn| {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+            let rows = stmt.query_map(rusqlite::params_from_iter(nulls), |row| {
+                row.get::<_, String>(3)
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .unwrap()
+        .into_iter()
+        .filter(|line| line.starts_with("SEARCH") || line.starts_with("SCAN"))
+        .collect()
+    }
+
+    #[test]
+    fn an_inbound_stop_searches_by_phone_and_recipient_indexes() {
+        assert_eq!(
+            searches(UNSUBSCRIBE_BY_KEYWORD),
+            [
+                "SEARCH contacts USING INDEX contacts_by_phone (workspace_id=? AND mode=? AND phone=?)",
+                "SEARCH m USING INDEX messages_by_recipient (workspace_id=? AND to_address=?)",
+            ]
+        );
+    }
 
     #[test]
     fn search_patterns_take_wildcards_literally() {

@@ -165,12 +165,14 @@ pub fn rollback_import(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     let id = import_id(request)?;
     let mode = principal.mode();
+    let mut after = 0;
     loop {
-        let (job, more) = app
+        let (job, next) = app
             .db
-            .write(|conn| domain::rollback_step(conn, &scope, mode, &id, app.clock.now()))?;
-        if !more {
-            return ApiResponse::json(200, &import_view(&job)?);
+            .write(|conn| domain::rollback_step(conn, &scope, mode, &id, after, app.clock.now()))?;
+        match next {
+            Some(last) => after = last,
+            None => return ApiResponse::json(200, &import_view(&job)?),
         }
     }
 }

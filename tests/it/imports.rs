@@ -432,6 +432,62 @@ fn scopes_workspaces_and_modes_wall_imports_off() {
         .assert_error(409, "conflict");
 }
 
+/// A rollback walks the workspace's contacts by rowid in batches of 5,000: two imports of 6,000
+/// rows each, the second rolled back first, then the first: each takes exactly its own contacts
+/// (over two batches), the contact added by hand between them stays.
+#[test]
+fn a_rollback_over_several_batches_takes_exactly_its_own_contacts() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let api = caller(&server, &owner);
+    let import = |from: usize| {
+        let mut csv = String::from("name,phone\n");
+        for n in from..from + 6_000 {
+            csv.push_str(&format!("Person {n},{}\n", phone(n)));
+        }
+        let job = api.import_to_end("mode=create", csv.as_bytes());
+        assert_eq!(counts(&job), [6_000, 6_000, 0, 0, 0], "{job}");
+        job["id"].as_str().unwrap().to_owned()
+    };
+    let first = import(0);
+    let by_hand = api.post(
+        "/v1/contacts",
+        json!({"name": "By hand", "phone": phone(50_000)}),
+    );
+    assert_eq!(by_hand.status, 201, "{}", by_hand.text());
+    let second = import(10_000);
+    let live = |import: &str| {
+        count(
+            &server,
+            &format!(
+                "SELECT count(*) FROM contacts WHERE import_id = '{import}' AND deleted_at IS NULL"
+            ),
+        )
+    };
+    for (rolled_back, other) in [(&second, &first), (&first, &second)] {
+        let answer = api.post(
+            &format!("/v1/contacts/imports/{rolled_back}/rollback"),
+            json!({}),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(answer.json()["rolled_back"], 6_000);
+        assert_eq!(live(rolled_back), 0);
+        if rolled_back == &second {
+            assert_eq!(live(other), 6_000);
+        }
+    }
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) FROM contacts WHERE deleted_at IS NULL"
+        ),
+        1
+    );
+    // Again: answered as it is, nothing more deleted.
+    let again = api.post(&format!("/v1/contacts/imports/{first}/rollback"), json!({}));
+    assert_eq!(again.json()["rolled_back"], 6_000);
+}
+
 #[test]
 fn a_cancelled_import_keeps_true_counts_and_a_rollback_deletes_what_it_created() {
     let server = TestServer::start();

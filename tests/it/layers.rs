@@ -432,6 +432,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V39__sending_domains.sql",
         "7fe6cf67289b3b85c31b671a2974511c4d21f95c818f43a1247eac5f9cdbec93",
     ),
+    (
+        "V42__contacts_fewer_indexes.sql",
+        "1fb704c60bbddc5f2347d0fdbd8f302e0f3365058a4ed34a2687957753819e7e",
+    ),
 ];
 
 #[test]

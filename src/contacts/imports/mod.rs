@@ -413,15 +413,17 @@ pub fn cancel_import(
 }
 
 /// One step of a rollback: soft-deletes up to a batch of the contacts the job created (updates
-/// it made are not undone). Returns the job and whether more remain. 409 for a job still
-/// queued or running (cancel it first); a job rolled back already is answered as it is.
+/// it made are not undone), the first ones after rowid `after` (0 to start). Returns the job and,
+/// while more may remain, the rowid to take the next step after. 409 for a job still queued or
+/// running (cancel it first); a job rolled back already is answered as it is.
 pub fn rollback_step(
     conn: &Connection,
     scope: &WorkspaceScope,
     mode: Mode,
     id: &ContactImportId,
+    after: i64,
     now: Timestamp,
-) -> Result<(ImportRow, bool), AppError> {
+) -> Result<(ImportRow, Option<i64>), AppError> {
     let mut job = find_import(conn, scope, mode, id)?;
     if !job.status.is_final() {
         return Err(AppError::Conflict(format!(
@@ -430,10 +432,10 @@ pub fn rollback_step(
         )));
     }
     if job.rolled_back_at.is_some() {
-        return Ok((job, false));
+        return Ok((job, None));
     }
     let now = format_timestamp(now);
-    let deleted = store::delete_imported_contacts(conn, &job.id, &now, ROLLBACK_BATCH)?;
+    let (deleted, last) = store::delete_imported_contacts(conn, &job, after, &now, ROLLBACK_BATCH)?;
     job.rolled_back = Some(job.rolled_back.unwrap_or(0) + i64::try_from(deleted).unwrap_or(0));
     let more = deleted == ROLLBACK_BATCH;
     if !more {
@@ -441,7 +443,7 @@ pub fn rollback_step(
     }
     job.updated_at = now;
     store::update_import(conn, &job)?;
-    Ok((job, more))
+    Ok((job, more.then_some(last)))
 }
 
 /// The job's rejected rows as CSV: `row`, `reason`, then the file's own columns.

@@ -312,25 +312,51 @@ pub fn group_exists(conn: &Connection, group_id: &GroupId) -> Result<bool, AppEr
         .is_some())
 }
 
-/// Soft-deletes up to `batch` contacts (not deleted yet) that the import created. Returns how
-/// many.
+/// Soft-deletes up to `batch` contacts (not deleted yet) that the import created, the first ones
+/// after rowid `after` of its workspace and mode. Returns how many, and the rowid to go on
+/// after. The search walks `contacts_by_workspace` (workspace, mode, rowid): an index of the
+/// contacts by import would cost every imported row an insert, for a rollback's sake.
 pub fn delete_imported_contacts(
     conn: &Connection,
-    import_id: &ContactImportId,
+    job: &ImportRow,
+    after: i64,
     now: &str,
     batch: usize,
-) -> Result<usize, AppError> {
-    Ok(conn
+) -> Result<(usize, i64), AppError> {
+    let params = named_params! {
+        ":workspace_id": job.workspace_id,
+        ":mode": job.mode,
+        ":import_id": job.id,
+        ":after": after,
+        ":batch": i64::try_from(batch).unwrap_or(i64::MAX),
+    };
+    let last: Option<i64> = conn
+        .prepare_cached(
+            "SELECT max(rowid) FROM (SELECT rowid FROM contacts
+                 WHERE workspace_id = :workspace_id AND mode = :mode AND rowid > :after
+                   AND import_id = :import_id AND deleted_at IS NULL
+                 ORDER BY rowid LIMIT :batch)",
+        )?
+        .query_row(params, |row| row.get(0))?;
+    let Some(last) = last else {
+        return Ok((0, after));
+    };
+    let deleted = conn
         .prepare_cached(
             "UPDATE contacts SET deleted_at = :now, updated_at = :now
-             WHERE rowid IN (SELECT rowid FROM contacts
-                             WHERE import_id = :import_id AND deleted_at IS NULL LIMIT :batch)",
+             WHERE workspace_id = :workspace_id AND mode = :mode
+               AND rowid > :after AND rowid <= :last
+               AND import_id = :import_id AND deleted_at IS NULL",
         )?
         .execute(named_params! {
-            ":import_id": import_id,
+            ":workspace_id": job.workspace_id,
+            ":mode": job.mode,
+            ":import_id": job.id,
+            ":after": after,
+            ":last": last,
             ":now": now,
-            ":batch": i64::try_from(batch).unwrap_or(i64::MAX),
-        })?)
+        })?;
+    Ok((deleted, last))
 }
 
 /// Adds one contact to a group (nothing when it is a member already).
