@@ -432,6 +432,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V39__sending_domains.sql",
         "7fe6cf67289b3b85c31b671a2974511c4d21f95c818f43a1247eac5f9cdbec93",
     ),
+    (
+        "V40__messages_created_without_trigger.sql",
+        "8f8566005cff4ce4e563403102f0df9b6f6b7bfe02bdf9810aa6cdfed965cccb",
+    ),
 ];
 
 #[test]
