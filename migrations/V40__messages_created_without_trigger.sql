@@ -1,4 +1,4 @@
--- No trigger on inserting a message (docs/rules/campaigns.md, "Fan-out"). A statement that fires
+-- No trigger on inserting a message (docs/design/webhooks.md). A statement that fires
 -- a trigger and may abort makes SQLite open a statement journal inside the transaction: every
 -- page the INSERT touches is copied to it, and its release walks the whole sub-journal of the
 -- writer's savepoint — for a campaign's fan-out, which inserts thousands of messages in one

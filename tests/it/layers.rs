@@ -434,7 +434,7 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
     ),
     (
         "V40__messages_created_without_trigger.sql",
-        "8f8566005cff4ce4e563403102f0df9b6f6b7bfe02bdf9810aa6cdfed965cccb",
+        "680a67baf9c63c61c3ce8c446e39f217753b14980d14f80fd7aa1f37d4883c60",
     ),
 ];
 
