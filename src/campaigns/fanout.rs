@@ -1,12 +1,13 @@
 //! A running campaign's course (docs/rules/campaigns.md, "Fan-out", "Cancel", "Finish"): its
 //! messages written chunk by chunk from a durable cursor, a cancel's sweep, and the finish.
 //!
-//! Each step is one write transaction the runner (`runner.rs`) asks for, so sends and imports
-//! take turns with it. A chunk reads the next contacts of the audience fixed at launch (rowid
-//! order, up to the newest contact at launch), renders each eligible one's message, carves its
-//! share out of the campaign's pool (`billing::pools`) and stores it `queued`; the cursor moves
-//! in the same transaction. A crash loses the chunk in hand and nothing else, and the database
-//! allows one message per campaign and contact, so a chunk done twice cannot send twice.
+//! The fan-out goes part by part. `Preparer::part` reads the next contacts of the audience fixed
+//! at launch (rowid order, up to the newest contact at launch) and renders each eligible one's
+//! message, on a read connection; `write_part` then, in one write transaction of the runner
+//! (`runner.rs`), so sends and imports take turns with it, checks the part still holds, carves
+//! each message's share out of the campaign's pool (`billing::pools`), stores it `queued` and
+//! moves the cursor. A crash loses the part in hand and nothing else, and the database allows
+//! one message per campaign and contact, so a part done twice cannot send twice.
 
 use rusqlite::Connection;
 
@@ -18,11 +19,12 @@ use crate::campaigns::store::{self, CampaignRow};
 use crate::campaigns::{CampaignStatus, Rendered, Renderer, contact_context};
 use crate::clock::{Timestamp, format_timestamp};
 use crate::contacts::rules::SqlCondition;
-use crate::contacts::segments::{self, AudienceMember};
+use crate::contacts::segments::{self, AudienceMark, AudienceMember};
 use crate::contacts::unsubscribe::unsubscribe_url;
 use crate::delivery::accounts;
 use crate::error::AppError;
-use crate::ids::{CampaignId, Ids, MessageId};
+use crate::ids::{CampaignId, ContactId, Ids, MessageId};
+use crate::messages::segments::Segmentation;
 use crate::messages::{self, CampaignMessage, MessageStatus};
 use crate::scope::WorkspaceScope;
 use crate::vocabulary::Mode;
@@ -71,75 +73,254 @@ pub enum Step {
     Progressed,
 }
 
-/// Writes the next chunk of up to `limit` audience contacts of the running campaign `id`:
-/// a message for each eligible one, a count by reason for the others. The last chunk (fewer
-/// contacts than `limit`) ends the fan-out and refunds what the pool still holds. Runs inside
-/// the caller's write transaction.
-pub fn fan_out_chunk(
+/// Reads and renders the parts of one running campaign's fan-out, on any connection: the
+/// runner prepares parts on a read connection while the writer writes the ones before
+/// (`write_part`), so the writer's lock holds only the money and the inserts.
+pub struct Preparer<'a> {
+    campaign: &'a CampaignRow,
+    links: Links<'a>,
+    condition: SqlCondition,
+    last_rowid: i64,
+    renderer: Renderer,
+    /// A live campaign of a workspace with its own provider accounts goes through them.
+    accounts_route: Option<String>,
+}
+
+/// Up to `limit` contacts of a campaign's audience after a cursor, read and rendered: a
+/// message for each eligible one (not yet priced), a reason for each other one.
+pub struct PreparedPart {
+    campaign_id: CampaignId,
+    limit: usize,
+    /// The cursor the part starts after.
+    after: i64,
+    /// Whether the audience ends with this part (fewer contacts than `limit`).
+    last: bool,
+    /// The contacts read, as `segments::audience_marks` shows them, in rowid order.
+    marks: Vec<AudienceMark>,
+    entries: Vec<Entry>,
+}
+
+/// One contact of a prepared part.
+enum Entry {
+    /// Left out, and why.
+    LeftOut(&'static str),
+    Message(Box<PreparedMessage>),
+}
+
+/// An eligible contact's message, rendered.
+struct PreparedMessage {
+    id: MessageId,
+    contact_id: ContactId,
+    to: String,
+    subject: Option<String>,
+    text: Option<String>,
+    html: Option<String>,
+    segmentation: Option<Segmentation>,
+    units: u64,
+    route: Option<String>,
+}
+
+impl PreparedPart {
+    /// Where the cursor goes once the part is written: its last contact's rowid.
+    pub fn until(&self) -> i64 {
+        self.marks.last().map_or(self.after, |mark| mark.rowid)
+    }
+
+    /// Whether the audience ends with this part.
+    pub fn is_last(&self) -> bool {
+        self.last
+    }
+}
+
+impl<'a> Preparer<'a> {
+    /// What renders the running campaign's messages: its content compiled, its links and
+    /// route read on `conn`.
+    pub fn new(
+        conn: &Connection,
+        campaign: &'a CampaignRow,
+        links: Links<'a>,
+    ) -> Result<Preparer<'a>, AppError> {
+        let (condition, last_rowid) = fixed_audience(campaign)?;
+        let renderer = Renderer::new(campaign)?.tracking(tracking::tracker(conn, campaign, links)?);
+        let accounts_route = match campaign.mode {
+            Mode::Live => accounts::route_for(conn, &scope_of(campaign), campaign.channel)?,
+            Mode::Test => None,
+        };
+        Ok(Preparer {
+            campaign,
+            links,
+            condition,
+            last_rowid,
+            renderer,
+            accounts_route,
+        })
+    }
+
+    /// Reads the next `limit` contacts of the audience after the cursor `after` and renders
+    /// each eligible one's message (message ids from `ids`).
+    pub fn part(
+        &self,
+        conn: &Connection,
+        ids: &Ids,
+        after: i64,
+        limit: usize,
+    ) -> Result<PreparedPart, AppError> {
+        let campaign = self.campaign;
+        let members = segments::audience_page(
+            conn,
+            &self.condition,
+            campaign.channel,
+            (after, self.last_rowid),
+            limit,
+        )?;
+        let mut entries = Vec::with_capacity(members.len());
+        for member in &members {
+            entries.push(match member.exclusion {
+                Some(exclusion) => Entry::LeftOut(exclusion.as_str()),
+                None => match self.message(ids, member)? {
+                    Some(message) => Entry::Message(Box::new(message)),
+                    None => Entry::LeftOut(RENDER_FAILED),
+                },
+            });
+        }
+        Ok(PreparedPart {
+            campaign_id: campaign.id.clone(),
+            limit,
+            after,
+            last: members.len() < limit,
+            marks: members.iter().map(AudienceMember::mark).collect(),
+            entries,
+        })
+    }
+
+    /// One eligible member's message; `None` when its content does not render.
+    fn message(
+        &self,
+        ids: &Ids,
+        member: &AudienceMember,
+    ) -> Result<Option<PreparedMessage>, AppError> {
+        let (campaign, links) = (self.campaign, self.links);
+        let contact = &member.contact;
+        let url = unsubscribe_url(
+            links.key,
+            links.public_url,
+            &campaign.workspace_id,
+            campaign.mode,
+            &contact.id,
+            campaign.channel,
+        );
+        let recipient = Recipient {
+            rowid: member.rowid,
+            contact_id: &contact.id,
+        };
+        let Ok(rendered) =
+            self.renderer
+                .render_to(&contact_context(contact)?, &url, Some(recipient))
+        else {
+            return Ok(None);
+        };
+        let (to, units) = match (&rendered, campaign.channel) {
+            (Rendered::Sms { segmentation, .. }, Channel::Sms) => {
+                (contact.phone.as_deref(), u64::from(segmentation.segments))
+            }
+            (Rendered::Email { .. }, Channel::Email) => (contact.email.as_deref(), 1),
+            _ => return Err(AppError::internal("rendered for another channel")),
+        };
+        let to = to.ok_or_else(|| AppError::internal("an eligible contact has no address"))?;
+        let (subject, text, html, segmentation) = match rendered {
+            Rendered::Sms { text, segmentation } => (None, Some(text), None, Some(segmentation)),
+            Rendered::Email {
+                subject,
+                html,
+                text,
+            } => (Some(subject), text, html, None),
+        };
+        Ok(Some(PreparedMessage {
+            id: MessageId::generate(ids),
+            contact_id: contact.id.clone(),
+            to: to.to_owned(),
+            subject,
+            text,
+            html,
+            segmentation,
+            units,
+            route: match &self.accounts_route {
+                Some(route) => Some(route.clone()),
+                None => links
+                    .delivery
+                    .route_to_store(campaign.channel, campaign.mode, to),
+            },
+        }))
+    }
+}
+
+/// Writes a prepared part of the running campaign it belongs to: each message priced (its
+/// share carved out of the campaign's pool, `billing::pools`) and stored `queued`, a count by
+/// reason for the contacts left out, the cursor moved past the part. The last part ends the
+/// fan-out and refunds what the pool still holds. Runs inside the caller's write transaction.
+///
+/// A part prepared before the transaction is written only if the campaign's cursor is still
+/// where the part starts and its contacts read the same (`segments::audience_marks`: nobody
+/// unsubscribed, erased, deleted or re-addressed one in between); otherwise it is prepared
+/// again here, as it reads now. `Idle` when the campaign is no longer fanning out.
+pub fn write_part(
     conn: &Connection,
     (ids, catalog): (&Ids, &Catalog),
     links: Links<'_>,
-    id: &CampaignId,
-    limit: usize,
+    part: PreparedPart,
     now: Timestamp,
 ) -> Result<Step, AppError> {
-    let Some(mut campaign) = store::find_any_campaign(conn, id)? else {
+    let Some(mut campaign) = store::find_any_campaign(conn, &part.campaign_id)? else {
         return Ok(Step::Idle);
     };
     if campaign.status != CampaignStatus::Running || campaign.progress.fanout_done_at.is_some() {
         return Ok(Step::Idle);
     }
-    let scope = scope_of(&campaign);
-    let (condition, last_rowid) = fixed_audience(&campaign)?;
-    let members = segments::audience_page(
-        conn,
-        &condition,
-        campaign.channel,
-        (campaign.progress.fanout_cursor, last_rowid),
-        limit,
-    )?;
-    let mut excluded = excluded_counts(&campaign)?;
-    let renderer = Renderer::new(&campaign)?.tracking(tracking::tracker(conn, &campaign, links)?);
-    // A live campaign of a workspace with its own provider accounts goes through them.
-    let accounts_route = match campaign.mode {
-        Mode::Live => accounts::route_for(conn, &scope, campaign.channel)?,
-        Mode::Test => None,
+    let part = if still_as_read(conn, &campaign, &part)? {
+        part
+    } else {
+        let cursor = campaign.progress.fanout_cursor;
+        Preparer::new(conn, &campaign, links)?.part(conn, ids, cursor, part.limit)?
     };
+    let scope = scope_of(&campaign);
+    let mut excluded = excluded_counts(&campaign)?;
     let now_text = format_timestamp(now);
     let mut created = 0;
     // The pool, read at the first message that needs it and written back once below.
     let mut carver = None;
-    let mut batch = messages::CampaignBatch::new(id);
-    for member in &members {
-        if let Some(exclusion) = member.exclusion {
-            *excluded.entry(exclusion.as_str().to_owned()).or_default() += 1;
-            continue;
-        }
-        match write_message(
-            conn,
-            (ids, catalog),
-            links,
-            (&scope, &mut campaign, &mut carver),
-            (&renderer, &mut batch, accounts_route.as_deref()),
-            member,
-            now,
-            &now_text,
-        )? {
-            Ok(()) => created += 1,
-            Err(reason) => *excluded.entry(reason.to_owned()).or_default() += 1,
-        }
+    let mut batch = messages::CampaignBatch::new(&part.campaign_id);
+    let until = part.until();
+    for entry in part.entries {
+        let reason = match entry {
+            Entry::LeftOut(reason) => reason,
+            Entry::Message(message) => match write_message(
+                conn,
+                (ids, catalog),
+                (&scope, &mut campaign, &mut carver),
+                &mut batch,
+                *message,
+                now,
+                &now_text,
+            )? {
+                Ok(()) => {
+                    created += 1;
+                    continue;
+                }
+                Err(reason) => reason,
+            },
+        };
+        *excluded.entry(reason.to_owned()).or_default() += 1;
     }
     batch.finish(conn)?;
     if let Some(carver) = carver {
         carver.close(conn)?;
     }
+    let id = &campaign.id;
     let progress = &mut campaign.progress;
-    if let Some(last) = members.last() {
-        progress.fanout_cursor = last.rowid;
-    }
+    progress.fanout_cursor = until;
     progress.messages_created += created;
     progress.excluded = excluded_text(&excluded)?;
-    if members.len() < limit {
+    if part.last {
         progress.fanout_done_at = Some(now_text.clone());
         if let Some(leftover) = billing::refund(conn, ids, id.as_str(), now)? {
             progress.refunded_minor += leftover.amount_minor;
@@ -150,47 +331,37 @@ pub fn fan_out_chunk(
     Ok(Step::Progressed)
 }
 
-/// Renders, prices and stores one eligible member's message; `Err(reason)` leaves it out.
-#[allow(clippy::too_many_arguments)]
+/// Whether a part prepared earlier can be written as it is: the campaign's cursor is where it
+/// starts and its contacts (up to the audience's end for the last part) read as they did.
+fn still_as_read(
+    conn: &Connection,
+    campaign: &CampaignRow,
+    part: &PreparedPart,
+) -> Result<bool, AppError> {
+    if campaign.progress.fanout_cursor != part.after {
+        return Ok(false);
+    }
+    let (condition, last_rowid) = fixed_audience(campaign)?;
+    let end = if part.last { last_rowid } else { part.until() };
+    let now = segments::audience_marks(conn, &condition, campaign.channel, (part.after, end))?;
+    Ok(now == part.marks)
+}
+
+/// Prices and stores one prepared message; `Err(reason)` leaves it out.
 fn write_message(
     conn: &Connection,
     (ids, catalog): (&Ids, &Catalog),
-    links: Links<'_>,
     (scope, campaign, carver): (
         &WorkspaceScope,
         &mut CampaignRow,
         &mut Option<pools::Carver>,
     ),
-    (renderer, batch, accounts_route): (&Renderer, &mut messages::CampaignBatch, Option<&str>),
-    member: &AudienceMember,
+    batch: &mut messages::CampaignBatch,
+    message: PreparedMessage,
     now: Timestamp,
     now_text: &str,
 ) -> Result<Result<(), &'static str>, AppError> {
-    let contact = &member.contact;
-    let url = unsubscribe_url(
-        links.key,
-        links.public_url,
-        scope.id(),
-        campaign.mode,
-        &contact.id,
-        campaign.channel,
-    );
-    let recipient = Recipient {
-        rowid: member.rowid,
-        contact_id: &contact.id,
-    };
-    let Ok(rendered) = renderer.render_to(&contact_context(contact)?, &url, Some(recipient)) else {
-        return Ok(Err(RENDER_FAILED));
-    };
-    let (to, units) = match (&rendered, campaign.channel) {
-        (Rendered::Sms { segmentation, .. }, Channel::Sms) => {
-            (contact.phone.as_deref(), u64::from(segmentation.segments))
-        }
-        (Rendered::Email { .. }, Channel::Email) => (contact.email.as_deref(), 1),
-        _ => return Err(AppError::internal("rendered for another channel")),
-    };
-    let to = to.ok_or_else(|| AppError::internal("an eligible contact has no address"))?;
-    let message_id = MessageId::generate(ids);
+    let units = message.units;
     let share = match charging_of(campaign.mode) {
         Charging::Test => pools::Share {
             units,
@@ -200,7 +371,7 @@ fn write_message(
             conn,
             (ids, catalog),
             (scope, campaign, carver),
-            &message_id,
+            &message.id,
             units,
             now,
         )? {
@@ -208,39 +379,26 @@ fn write_message(
             None => return Ok(Err(INSUFFICIENT_FUNDS)),
         },
     };
-    let (subject, text, html, segmentation) = match rendered {
-        Rendered::Sms { text, segmentation } => (None, Some(text), None, Some(segmentation)),
-        Rendered::Email {
-            subject,
-            html,
-            text,
-        } => (Some(subject), text, html, None),
-    };
     let currency = campaign.progress.currency.clone().unwrap_or_default();
     batch.create(
         conn,
-        message_id,
+        message.id,
         CampaignMessage {
             scope,
             mode: campaign.mode,
             api_key_id: campaign.progress.launched_by_key.as_ref(),
             campaign_id: &campaign.id,
-            contact_id: &contact.id,
+            contact_id: &message.contact_id,
             channel: campaign.channel,
-            to,
+            to: &message.to,
             sender: campaign.progress.sender.as_deref(),
-            subject,
-            text,
-            html,
-            segmentation: segmentation.as_ref(),
+            subject: message.subject,
+            text: message.text,
+            html: message.html,
+            segmentation: message.segmentation.as_ref(),
             share,
             currency: &currency,
-            route: match accounts_route {
-                Some(route) => Some(route.to_owned()),
-                None => links
-                    .delivery
-                    .route_to_store(campaign.channel, campaign.mode, to),
-            },
+            route: message.route,
         },
         now_text,
     )?;

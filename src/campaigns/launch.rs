@@ -23,7 +23,7 @@ use crate::campaigns::{
 use crate::clock::{Timestamp, format_timestamp, parse_timestamp};
 use crate::contacts::rules::SqlCondition;
 use crate::contacts::segments::{self, Reach};
-use crate::contacts::unsubscribe::unsubscribe_url;
+use crate::contacts::unsubscribe::unsubscribe_url_unsigned;
 use crate::error::AppError;
 use crate::ids::{ApiKeyId, CampaignId, GroupId, Ids, SegmentId};
 use crate::scope::WorkspaceScope;
@@ -149,8 +149,9 @@ pub fn estimate(
                 let Some(last) = page.last() else { break };
                 after = last.rowid;
                 for member in page.iter().filter(|member| member.exclusion.is_none()) {
-                    let url = unsubscribe_url(
-                        links.key,
+                    // As long as the signed link the fan-out renders: the same segments,
+                    // without an HMAC per recipient.
+                    let url = unsubscribe_url_unsigned(
                         links.public_url,
                         scope.id(),
                         campaign.mode,

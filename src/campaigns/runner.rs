@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use crate::billing::Charging;
 use crate::campaigns::fanout::{self, Step};
 use crate::campaigns::launch::{self, Launcher, Links};
 use crate::campaigns::{CampaignStatus, store};
-use crate::clock::format_timestamp;
+use crate::clock::{Timestamp, format_timestamp};
 use crate::error::{AppError, StartupError};
 use crate::ids::CampaignId;
 use crate::scope::WorkspaceScope;
@@ -124,21 +125,7 @@ fn step(app: &App, id: &CampaignId) -> Result<Step, AppError> {
         CampaignStatus::Scheduled => start_scheduled(app, &campaign),
         CampaignStatus::Running if campaign.progress.fanout_done_at.is_none() => {
             let started = std::time::Instant::now();
-            let mut step = Step::Idle;
-            app.db.write_parts(0..FANOUT_PARTS_PER_ROUND, |conn, _| {
-                let part = fanout::fan_out_chunk(
-                    conn,
-                    (&app.ids, &app.config.billing_catalog),
-                    links(app),
-                    id,
-                    FANOUT_PART,
-                    now,
-                )?;
-                if part == Step::Progressed {
-                    step = Step::Progressed;
-                }
-                Ok(part == Step::Progressed)
-            })?;
+            let step = fan_out(app, &campaign, now)?;
             log::debug!(
                 campaign:% = id, elapsed_ms = started.elapsed().as_millis();
                 "fan-out parts written"
@@ -161,6 +148,59 @@ fn step(app: &App, id: &CampaignId) -> Result<Step, AppError> {
             .write(|conn| fanout::sweep_cancelled(conn, &app.ids, id, CANCEL_BATCH, now)),
         _ => Ok(Step::Idle),
     }
+}
+
+/// One round of a running campaign's fan-out: up to `FANOUT_PARTS_PER_ROUND` parts, each
+/// read and rendered on a read connection by a second thread while the writer writes the part
+/// before it (`fanout::Preparer`, `fanout::write_part`). A part the writer finds out of date
+/// (the cursor moved, or one of its contacts changed since it was read) is prepared again
+/// inside the write transaction, so the parts after it are too.
+fn fan_out(app: &App, campaign: &store::CampaignRow, now: Timestamp) -> Result<Step, AppError> {
+    let mut step = Step::Idle;
+    thread::scope(|threads| {
+        let (parts, prepared) = mpsc::sync_channel(1);
+        let preparer = thread::Builder::new()
+            .name("campaign-parts".to_owned())
+            .spawn_scoped(threads, move || {
+                let preparer = app
+                    .db
+                    .read(|conn| fanout::Preparer::new(conn, campaign, links(app)))?;
+                let mut after = campaign.progress.fanout_cursor;
+                for _ in 0..FANOUT_PARTS_PER_ROUND {
+                    // Each part in a read transaction of its own: as the database is when it starts.
+                    let part = app
+                        .db
+                        .read(|conn| preparer.part(conn, &app.ids, after, FANOUT_PART))?;
+                    let (until, last) = (part.until(), part.is_last());
+                    if parts.send(part).is_err() || last {
+                        break;
+                    }
+                    after = until;
+                }
+                Ok(())
+            })
+            .map_err(|err| AppError::internal(format!("cannot start a fan-out preparer: {err}")))?;
+        let written = app.db.write_parts(prepared.iter(), |conn, part| {
+            let written = fanout::write_part(
+                conn,
+                (&app.ids, &app.config.billing_catalog),
+                links(app),
+                part,
+                now,
+            )?;
+            if written == Step::Progressed {
+                step = Step::Progressed;
+            }
+            Ok(written == Step::Progressed)
+        });
+        // The writer may stop early: the preparer's next send then fails and it ends.
+        drop(prepared);
+        let read = preparer
+            .join()
+            .unwrap_or_else(|_| Err(AppError::internal("a fan-out preparer panicked")));
+        written.and(read)
+    })?;
+    Ok(step)
 }
 
 /// Starts a scheduled campaign whose time has come, with the same estimate, checks and

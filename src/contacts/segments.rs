@@ -17,6 +17,8 @@ use crate::billing::Channel;
 use crate::clock::{Timestamp, format_timestamp};
 use crate::contacts::reach::{Exclusion, exclusion_sql};
 use crate::contacts::rules::{Rules, SqlCondition};
+/// A contact of a fan-out part as the writer checks it again (`audience_marks`).
+pub use crate::contacts::store::AudienceMarkRow as AudienceMark;
 use crate::contacts::store::{self, ContactFilter, ContactRow, SegmentRow};
 use crate::error::{AppError, FieldErrors};
 use crate::ids::{ContactId, GroupId, Ids, SegmentId};
@@ -278,6 +280,34 @@ pub fn audience_page(
             })
         })
         .collect()
+}
+
+/// What a fan-out part prepared on a read connection checks again in the writer: for each
+/// contact of the stored audience with rowid in `(after, last]`, its rowid, id, addresses and
+/// exclusion on `channel`. Equal to the `mark`s of the members the part read when none of
+/// those changed in between.
+pub fn audience_marks(
+    conn: &Connection,
+    condition: &SqlCondition,
+    channel: Channel,
+    range: (i64, i64),
+) -> Result<Vec<AudienceMark>, AppError> {
+    store::audience_marks(conn, condition, exclusion_sql(channel), range)
+}
+
+impl AudienceMember {
+    /// The member as `audience_marks` reads it.
+    pub fn mark(&self) -> AudienceMark {
+        AudienceMark {
+            rowid: self.rowid,
+            contact_id: self.contact.id.clone(),
+            phone: self.contact.phone.clone(),
+            email: self.contact.email.clone(),
+            exclusion: self
+                .exclusion
+                .map(|exclusion| exclusion.as_str().to_owned()),
+        }
+    }
 }
 
 /// The newest contact's rowid: a fan-out started now goes no further.

@@ -1322,6 +1322,45 @@ pub fn audience_page(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The contacts of a stored audience condition with rowids in `(after, last]`, in rowid order:
+/// each one's rowid, id, phone, email and exclusion (`exclusion`, as for `audience_page`) — what
+/// a fan-out part prepared outside the writer checks again inside it.
+pub fn audience_marks(
+    conn: &Connection,
+    condition: &SqlCondition,
+    exclusion: &str,
+    (after, last): (i64, i64),
+) -> Result<Vec<AudienceMarkRow>, AppError> {
+    let sql = format!(
+        "SELECT c.rowid, c.id, c.phone, c.email, {exclusion} FROM contacts c
+         WHERE {} AND c.rowid > ? AND c.rowid <= ? ORDER BY c.rowid",
+        condition.sql
+    );
+    let mut params = condition.params.clone();
+    params.extend([SqlValue::Integer(after), SqlValue::Integer(last)]);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(params), |row| {
+        Ok(AudienceMarkRow {
+            rowid: row.get(0)?,
+            contact_id: row.get(1)?,
+            phone: row.get(2)?,
+            email: row.get(3)?,
+            exclusion: row.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One row of `audience_marks`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudienceMarkRow {
+    pub rowid: i64,
+    pub contact_id: ContactId,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub exclusion: Option<String>,
+}
+
 /// The newest contact's rowid (0 with none): the end of a fan-out started now.
 pub fn newest_contact_rowid(conn: &Connection) -> Result<i64, AppError> {
     Ok(conn

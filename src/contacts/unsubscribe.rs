@@ -128,6 +128,32 @@ pub fn unsubscribe_url(
     )
 }
 
+/// The unsubscribe URL `unsubscribe_url` gives, with its tag left zero: exactly as long and of
+/// the same characters (URL-safe base64), so a text holding it counts the same SMS segments.
+/// What a campaign's estimate renders with, without signing a token per recipient; it is no
+/// working link.
+pub fn unsubscribe_url_unsigned(
+    public_url: &str,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    contact_id: &ContactId,
+    channel: Channel,
+) -> String {
+    let token = UnsubscribeToken {
+        workspace_id: workspace_id.clone(),
+        mode,
+        contact_id: contact_id.clone(),
+        channel,
+    };
+    let mut bytes = token.payload();
+    bytes.extend_from_slice(&[0; TAG_LEN]);
+    format!(
+        "{}/u/{}",
+        public_url.trim_end_matches('/'),
+        URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
 /// Unsubscribes the token's contact from its channel (`link` or `one_click`). A contact already
 /// unsubscribed keeps its first time and way; one deleted or erased since is left alone. Returns
 /// whether this changed anything; either way the person is told they are unsubscribed.
@@ -207,6 +233,35 @@ mod tests {
             contact_id: ContactId::parse("con_01JD0000000000000000000001").unwrap(),
             channel: Channel::Email,
         }
+    }
+
+    #[test]
+    fn an_unsigned_url_is_as_long_as_the_signed_one_and_no_token() {
+        let key = ServerKey::from_bytes(&[1; 32]);
+        let token = token();
+        let signed = unsubscribe_url(
+            &key,
+            "https://crier.example/",
+            &token.workspace_id,
+            token.mode,
+            &token.contact_id,
+            token.channel,
+        );
+        let unsigned = unsubscribe_url_unsigned(
+            "https://crier.example/",
+            &token.workspace_id,
+            token.mode,
+            &token.contact_id,
+            token.channel,
+        );
+        assert_eq!(unsigned.len(), signed.len());
+        assert_ne!(unsigned, signed);
+        let text = unsigned.rsplit('/').next().unwrap();
+        assert!(UnsubscribeToken::verify(&key, text).is_none());
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
     }
 
     #[test]

@@ -115,6 +115,17 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
 }
 
 pub fn insert_message(conn: &Connection, message: &MessageRow) -> Result<(), AppError> {
+    // A message created settled would need its event recorded: the trigger that did it is gone
+    // (V40, it made every insert open a statement journal), and crier creates none.
+    if !matches!(
+        message.status,
+        MessageStatus::Scheduled | MessageStatus::Queued
+    ) {
+        return Err(AppError::internal(format!(
+            "a message is created scheduled or queued, not {}",
+            message.status
+        )));
+    }
     // Positional parameters, in the order of the columns they fill: a fan-out writes a million
     // of these, and looking up 24 parameter names per row was a twelfth of its cost.
     static INSERT: LazyLock<String> = LazyLock::new(|| {

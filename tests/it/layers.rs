@@ -433,6 +433,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "7fe6cf67289b3b85c31b671a2974511c4d21f95c818f43a1247eac5f9cdbec93",
     ),
     (
+        "V40__messages_created_without_trigger.sql",
+        "680a67baf9c63c61c3ce8c446e39f217753b14980d14f80fd7aa1f37d4883c60",
+    ),
+    (
         "V42__contacts_fewer_indexes.sql",
         "1fb704c60bbddc5f2347d0fdbd8f302e0f3365058a4ed34a2687957753819e7e",
     ),
