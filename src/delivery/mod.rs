@@ -262,7 +262,7 @@ mod tests {
                 waker_signal.notify();
             }
             waker_stop.store(true, Ordering::SeqCst);
-            waker_signal.notify();
+            waker_signal.notify_stopping();
         });
         let started = Instant::now();
         signal.sleep(Duration::from_secs(60), &stop);
