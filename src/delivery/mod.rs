@@ -249,6 +249,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn notify_ends_a_wait_in_progress_and_one_given_an_older_generation() {
+        use std::sync::Arc;
+        use std::time::Instant;
+        let signal = Arc::new(OutboxSignal::default());
+        let seen = signal.generation();
+        let waiter_signal = Arc::clone(&signal);
+        let waiter = std::thread::spawn(move || {
+            let started = Instant::now();
+            waiter_signal.wait(seen, Duration::from_secs(60));
+            started.elapsed()
+        });
+        // `notify` wakes only counted waiters: notify once this one is counted.
+        while signal.lock().waiting == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        signal.notify();
+        assert!(waiter.join().unwrap() < Duration::from_secs(30));
+        assert_eq!(signal.lock().waiting, 0);
+        // A notification that came before the wait began is not missed either.
+        let started = Instant::now();
+        signal.wait(seen, Duration::from_secs(60));
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+
+    #[test]
     fn sleep_ends_at_stop_not_at_other_notifications() {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicBool, Ordering};
