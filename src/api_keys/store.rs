@@ -1,6 +1,7 @@
 //! SQL for API keys. Only the key's SHA-256 is stored; lookups are by that hash.
 
 use rusqlite::{Connection, OptionalExtension, named_params};
+use std::sync::LazyLock;
 
 use crate::api_keys::format::Scope;
 use crate::error::AppError;
@@ -64,10 +65,12 @@ pub fn insert_key(conn: &Connection, key: &ApiKey, key_hash: &[u8]) -> Result<()
 }
 
 pub fn find_key_by_hash(conn: &Connection, key_hash: &[u8]) -> Result<Option<ApiKey>, AppError> {
+    // Built once: every authenticated request runs it, and formatting the text anew (only to
+    // find the prepared statement by it) was ~2 % of a send's CPU.
+    static SELECT: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = ?1"));
     Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM api_keys WHERE key_hash = ?1"
-        ))?
+        .prepare_cached(&SELECT)?
         .query_row([key_hash], key_from_row)
         .optional()?)
 }

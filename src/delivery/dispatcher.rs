@@ -117,7 +117,7 @@ impl Delivery {
     /// Stops claiming, lets each dispatcher finish its message in hand and release the rest.
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.app.outbox.notify();
+        self.app.outbox.notify_stopping();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }

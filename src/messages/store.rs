@@ -317,11 +317,14 @@ pub fn find_message(
     mode: Mode,
     id: &MessageId,
 ) -> Result<Option<MessageRow>, AppError> {
-    Ok(conn
-        .prepare_cached(&format!(
+    static SELECT: LazyLock<String> = LazyLock::new(|| {
+        format!(
             "SELECT {COLUMNS} FROM messages
              WHERE id = :id AND workspace_id = :workspace_id AND mode = :mode"
-        ))?
+        )
+    });
+    Ok(conn
+        .prepare_cached(&SELECT)?
         .query_row(
             named_params! { ":id": id, ":workspace_id": workspace_id, ":mode": mode },
             message_row,
@@ -350,17 +353,20 @@ pub fn list_messages(
     before: Option<&str>,
     limit: usize,
 ) -> Result<Vec<MessageRow>, AppError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM messages
-         WHERE workspace_id = :workspace_id AND mode = :mode
-           AND (:before IS NULL OR rowid < (SELECT rowid FROM messages WHERE id = :before))
-           AND (:status IS NULL OR status = :status)
-           AND (:channel IS NULL OR channel = :channel)
-           AND (:campaign_id IS NULL OR campaign_id = :campaign_id)
-           AND (:created_from IS NULL OR created_at >= :created_from)
-           AND (:created_to IS NULL OR created_at < :created_to)
-         ORDER BY rowid DESC LIMIT :limit"
-    ))?;
+    static SELECT: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS} FROM messages
+             WHERE workspace_id = :workspace_id AND mode = :mode
+               AND (:before IS NULL OR rowid < (SELECT rowid FROM messages WHERE id = :before))
+               AND (:status IS NULL OR status = :status)
+               AND (:channel IS NULL OR channel = :channel)
+               AND (:campaign_id IS NULL OR campaign_id = :campaign_id)
+               AND (:created_from IS NULL OR created_at >= :created_from)
+               AND (:created_to IS NULL OR created_at < :created_to)
+             ORDER BY rowid DESC LIMIT :limit"
+        )
+    });
+    let mut stmt = conn.prepare_cached(&SELECT)?;
     let rows = stmt.query_map(
         named_params! {
             ":workspace_id": workspace_id,

@@ -348,7 +348,10 @@ pub fn page_response<V: serde::Serialize>(
         data: &'a [V],
         next_cursor: Option<String>,
     }
-    ApiResponse::json(200, &PageView { data, next_cursor })
+    // About a kilobyte per item (a message is ~900 bytes of JSON): written into a buffer of
+    // that size, a full page is not copied over and over as the buffer doubles from nothing.
+    let capacity = 64 + data.len() * 1024;
+    ApiResponse::json_sized(200, &PageView { data, next_cursor }, capacity)
 }
 
 /// Decodes `%XX` escapes and `+` (space) of a query component; invalid escapes stay as typed.

@@ -552,6 +552,14 @@ fn literal_segments(template: &str) -> Vec<bool> {
 
 /// Matches `path` against `template`; returns the `{name}` captures on success.
 fn match_template(template: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
+    // Every request tries every route: the text before the first `{param}` (all of a template
+    // without one) must begin the path, a comparison of bytes that turns nearly all of them away
+    // before any splitting (trying ~150 routes was 2–3 % of a send's CPU).
+    match template.find('{') {
+        Some(at) if !path.starts_with(&template[..at]) => return None,
+        None if template != path => return None,
+        _ => {}
+    }
     let mut template_segments = template.split('/');
     let mut path_segments = path.split('/');
     let mut params = Vec::new();
