@@ -189,9 +189,11 @@ mod tests {
             db.read(|conn| Ok((is_incremental(conn)?, free_pages(conn)?, size_bytes(conn)?)))
                 .unwrap()
         };
-        let (incremental, free, _) = state(&db);
+        let (incremental, _, _) = state(&db);
         assert!(incremental);
-        assert_eq!(free, 0);
+        // Migrations that drop an index free its pages (V42 drops two): given back like any.
+        return_free_pages(&db).unwrap();
+        assert_eq!(state(&db).1, 0);
         assert_eq!(return_free_pages(&db).unwrap(), 0, "nothing to give back");
 
         db.write(|conn| Ok(conn.execute("DELETE FROM t WHERE rowid > 10", [])?))
