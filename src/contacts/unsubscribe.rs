@@ -115,16 +115,13 @@ pub fn unsubscribe_url(
     contact_id: &ContactId,
     channel: Channel,
 ) -> String {
-    let token = UnsubscribeToken {
-        workspace_id: workspace_id.clone(),
+    url_of(
+        Some(key),
+        public_url,
+        workspace_id,
         mode,
-        contact_id: contact_id.clone(),
+        contact_id,
         channel,
-    };
-    format!(
-        "{}/u/{}",
-        public_url.trim_end_matches('/'),
-        token.encode(key)
     )
 }
 
@@ -139,19 +136,33 @@ pub fn unsubscribe_url_unsigned(
     contact_id: &ContactId,
     channel: Channel,
 ) -> String {
+    url_of(None, public_url, workspace_id, mode, contact_id, channel)
+}
+
+/// The URL of the token signed by `key`, or with a zero tag without one.
+fn url_of(
+    key: Option<&ServerKey>,
+    public_url: &str,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    contact_id: &ContactId,
+    channel: Channel,
+) -> String {
     let token = UnsubscribeToken {
         workspace_id: workspace_id.clone(),
         mode,
         contact_id: contact_id.clone(),
         channel,
     };
-    let mut bytes = token.payload();
-    bytes.extend_from_slice(&[0; TAG_LEN]);
-    format!(
-        "{}/u/{}",
-        public_url.trim_end_matches('/'),
-        URL_SAFE_NO_PAD.encode(bytes)
-    )
+    let text = match key {
+        Some(key) => token.encode(key),
+        None => {
+            let mut bytes = token.payload();
+            bytes.extend_from_slice(&[0; TAG_LEN]);
+            URL_SAFE_NO_PAD.encode(bytes)
+        }
+    };
+    format!("{}/u/{text}", public_url.trim_end_matches('/'))
 }
 
 /// Unsubscribes the token's contact from its channel (`link` or `one_click`). A contact already
