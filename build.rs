@@ -12,10 +12,41 @@ fn main() {
     println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-changed=static");
     println!("cargo:rerun-if-changed=docs/openapi.json");
+    pack_relative_relocations();
     if let Err(err) = write_console_table() {
         println!("cargo:warning=could not list static/console: {err}");
         std::process::exit(1);
     }
+}
+
+/// The binary is position-independent, so the dynamic loader fixes up every pointer in its
+/// read-only data at each start: ~20,000 relocations of 24 bytes each, half a megabyte of the
+/// file read at every start for nothing after that. Packed (`DT_RELR`, a bitmap of the
+/// pointers to fix) they take ~20 KB, and idle RSS is ~0.5 MB less (README "Performance").
+/// Only when the C library the linker links against can read them (glibc 2.36 and later; the
+/// binary then needs such a glibc to run): `cc`, rustc's linker here, names that library.
+fn pack_relative_relocations() {
+    let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let target_env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
+    if target_os == "linux" && target_env == "gnu" && libc_reads_packed_relocations() {
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    }
+}
+
+/// Whether the `libc.so.6` that `cc` links against defines the version `GLIBC_ABI_DT_RELR`.
+fn libc_reads_packed_relocations() -> bool {
+    let Ok(output) = std::process::Command::new("cc")
+        .arg("-print-file-name=libc.so.6")
+        .output()
+    else {
+        return false;
+    };
+    let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let Ok(library) = std::fs::read(&path) else {
+        return false;
+    };
+    let marker = b"GLIBC_ABI_DT_RELR";
+    library.windows(marker.len()).any(|window| window == marker)
 }
 
 fn write_console_table() -> std::io::Result<()> {

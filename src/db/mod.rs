@@ -20,7 +20,8 @@ mod writer;
 pub use sweep::sweep_in_batches;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::config::DbConfig;
@@ -57,8 +58,18 @@ const WRITER_CACHE_KIB: i64 = -16 * 1024;
 #[derive(Clone)]
 pub struct Db {
     pool: r2d2::Pool<SqliteConnectionManager>,
+    /// Rung when a read gives its connection back, for the reads waiting on one (`lease`).
+    returns: std::sync::Arc<Returns>,
     writer: std::sync::Arc<writer::Writer>,
 }
+
+/// How long a read that finds every open pooled connection busy waits for one to come back
+/// before the pool opens another. Reads are short (well under a millisecond at idle), and at
+/// start every background thread makes its first read at the same moment: without the wait
+/// each of them opened its own connection (three to four at idle, ~0.4 MB each once the schema
+/// is read), used once. Under load the pool still grows to what the concurrency needs, each
+/// new connection after one read has waited this long.
+const GROW_AFTER: Duration = Duration::from_millis(2);
 
 impl Db {
     /// Opens the database for serving: creates the parent directory and the file if needed,
@@ -72,12 +83,19 @@ impl Db {
             .with_init(move |conn| configure_connection(conn, &init_settings));
         let pool = r2d2::Pool::builder()
             .max_size(settings.pool_size)
-            // Opened as load needs them (each costs memory once it has read the schema), kept
-            // while busy; r2d2 closes the extra ones after 10 idle minutes.
-            .min_idle(Some(1))
+            // Opened as load needs them (each costs ~0.4 MB once it has read the schema), kept
+            // while busy; r2d2 closes the ones idle for 10 minutes. Not a minimum of one idle:
+            // r2d2 would open a spare each time the only idle connection is taken, so a server
+            // that reads one thing at a time would still hold two.
+            .min_idle(Some(0))
             .connection_timeout(settings.busy_timeout.max(Duration::from_secs(1)))
             .build(manager)
             .map_err(|err| StartupError(format!("opening {}: {err}", path.display())))?;
+        // The first one now: a file the pool cannot open fails the start, not the first read.
+        drop(
+            pool.get()
+                .map_err(|err| StartupError(format!("opening {}: {err}", path.display())))?,
+        );
         let writer_conn = open_connection(path, OpenFlags::default(), settings)?;
         // Every write runs in a savepoint (writer.rs), and SQLite copies each page a savepoint
         // changes into a statement journal first; kept in memory, that copy is a memcpy, not a
@@ -96,6 +114,7 @@ impl Db {
         let writer = writer::Writer::new(writer_conn);
         Ok(Db {
             pool,
+            returns: std::sync::Arc::new(Returns::default()),
             writer: std::sync::Arc::new(writer),
         })
     }
@@ -148,9 +167,97 @@ impl Db {
         &self,
         body: impl FnOnce(&Connection) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
-        let conn = self.pool.get()?;
+        let conn = self.lease()?;
         let snapshot = ReadTransaction::begin(&conn)?;
         body(snapshot.0)
+    }
+
+    /// A pooled connection: an idle one, else one given back within `GROW_AFTER`, else a new
+    /// one (r2d2 opens it, up to the pool's size, and waits for whichever comes first).
+    fn lease(&self) -> Result<Lease<'_>, AppError> {
+        let returns = &*self.returns;
+        if let Some(conn) = self.pool.try_get() {
+            return Ok(Lease::new(conn, returns));
+        }
+        if self.pool.state().connections > 0 {
+            let deadline = Instant::now() + GROW_AFTER;
+            let mut guard = returns.lock();
+            // Counted before looking again: a connection given back after that look rings.
+            returns.waiting.fetch_add(1, Ordering::SeqCst);
+            let found = loop {
+                if let Some(conn) = self.pool.try_get() {
+                    break Some(conn);
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    break None;
+                }
+                guard = returns
+                    .rung
+                    .wait_timeout(guard, deadline - now)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+            };
+            returns.waiting.fetch_sub(1, Ordering::SeqCst);
+            drop(guard);
+            if let Some(conn) = found {
+                return Ok(Lease::new(conn, returns));
+            }
+        }
+        Ok(Lease::new(self.pool.get()?, returns))
+    }
+}
+
+/// The reads waiting in `Db::lease` for a connection to come back, and the condition they wait
+/// on. A read that gives its connection back takes the lock only when someone waits.
+#[derive(Default)]
+struct Returns {
+    lock: std::sync::Mutex<()>,
+    rung: std::sync::Condvar,
+    waiting: AtomicUsize,
+}
+
+impl Returns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A pooled connection that, once back in the pool, wakes the reads waiting for one.
+struct Lease<'a> {
+    conn: r2d2::PooledConnection<SqliteConnectionManager>,
+    // Dropped after `conn` (fields drop in order): back in the pool first, then the ring, so
+    // a waiter it wakes finds the connection.
+    _ring: Ring<'a>,
+}
+
+impl<'a> Lease<'a> {
+    fn new(conn: r2d2::PooledConnection<SqliteConnectionManager>, returns: &'a Returns) -> Self {
+        Lease {
+            conn,
+            _ring: Ring(returns),
+        }
+    }
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+struct Ring<'a>(&'a Returns);
+
+impl Drop for Ring<'_> {
+    fn drop(&mut self) {
+        if self.0.waiting.load(Ordering::SeqCst) > 0 {
+            let _guard = self.0.lock();
+            self.0.rung.notify_all();
+        }
     }
 }
 
@@ -353,6 +460,47 @@ mod tests {
         db.write(|conn| Ok(conn.execute("INSERT INTO t (x) VALUES (2)", [])?))
             .unwrap();
         assert_eq!(count(&db), 2);
+    }
+
+    #[test]
+    fn the_pool_opens_another_connection_only_for_a_read_that_finds_none_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = temp_db(&dir);
+        let read = |db: &Db| {
+            db.read(|conn| {
+                Ok(
+                    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                        r.get::<_, i64>(0)
+                    })?,
+                )
+            })
+            .unwrap()
+        };
+        // Opened at start: one, and reads one after another keep using it (r2d2 with a
+        // minimum of one idle connection opened a spare the first time it was taken).
+        assert_eq!(db.pool.state().connections, 1);
+        for _ in 0..5 {
+            read(&db);
+        }
+        assert_eq!(db.pool.state().connections, 1);
+        // A read that finds the only connection held (longer than `GROW_AFTER`) gets a new one.
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            let db = &db;
+            scope.spawn(move || {
+                db.read(|_| {
+                    held_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                    Ok(())
+                })
+                .unwrap()
+            });
+            held_rx.recv().unwrap();
+            read(db);
+            release_tx.send(()).unwrap();
+        });
+        assert_eq!(db.pool.state().connections, 2);
     }
 
     #[test]
