@@ -388,8 +388,8 @@ impl Body {
     /// What `DATA` carries: dot-stuffed, ending with `\r\n.\r\n`.
     fn data(&self) -> String {
         let message = self.text.strip_suffix("\r\n").unwrap_or(&self.text);
-        // Stuffing inserts ASCII dots only, so UTF-8 stays UTF-8.
-        String::from_utf8(to_data(message.as_bytes())).unwrap_or_default()
+        // Stuffing inserts ASCII dots only, so UTF-8 stays UTF-8 and nothing is replaced.
+        String::from_utf8_lossy(&to_data(message.as_bytes())).into_owned()
     }
 }
 
@@ -451,6 +451,20 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bdat_and_data_deliver_the_same_bytes() {
+        for message in [&b"Hi\r\n.dot\r\n"[..], b"no line end", b"caf\xc3\xa9\r\n"] {
+            let body = Body::new(message.to_vec()).unwrap();
+            // DATA: the message, its last line's end, then the dot (stuffing undone by the
+            // server); BDAT: the message and that line end, as is.
+            assert_eq!(body.data().into_bytes(), to_data(message));
+            let mut expected = message.to_vec();
+            expected.extend_from_slice(b"\r\n");
+            assert_eq!(body.bytes(), expected.as_slice());
+        }
+        assert!(Body::new(vec![0xff]).is_none());
+    }
 
     #[test]
     fn data_is_dot_stuffed_and_terminated_like_lettre() {
