@@ -5,7 +5,8 @@
 //!
 //! - Listens on 127.0.0.1 only (port 0, the default, picks a free one) and prints
 //!   `LISTENING 127.0.0.1:PORT` once it accepts connections.
-//! - Speaks EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT, and offers PIPELINING: replies to a
+//! - Speaks EHLO/HELO, MAIL, RCPT, DATA, BDAT, RSET, NOOP, QUIT, and offers PIPELINING and
+//!   CHUNKING (RFC 3030: `BDAT n LAST` and the message's n bytes, no dot-stuffing): replies to a
 //!   pipelined group go out in one write, when the client has nothing more buffered.
 //! - On SIGTERM or SIGINT, or by itself after `--max-secs` (default 300), it prints
 //!   `SINK messages=N connections=N` and exits 0.
@@ -18,7 +19,7 @@
 #[path = "support/sink.rs"]
 mod sink;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,14 +71,17 @@ fn serve(stream: TcpStream, counts: &Counts) -> std::io::Result<()> {
         if reader.read_until(b'\n', &mut line)? == 0 {
             return Ok(());
         }
-        let verb: Vec<u8> = line
-            .iter()
-            .take_while(|byte| byte.is_ascii_alphabetic())
-            .map(u8::to_ascii_uppercase)
-            .collect();
-        match verb.as_slice() {
+        // Every verb it knows has four letters, followed by a space or the line's end.
+        let mut verb = [0u8; 4];
+        let known = line.len() >= 4 && !line.get(4).is_some_and(u8::is_ascii_alphabetic);
+        if known {
+            for (to, from) in verb.iter_mut().zip(&line) {
+                *to = from.to_ascii_uppercase();
+            }
+        }
+        match &verb {
             b"EHLO" => out.extend_from_slice(
-                b"250-sink.localhost\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+                b"250-sink.localhost\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
             ),
             b"HELO" => out.extend_from_slice(b"250 sink.localhost\r\n"),
             b"MAIL" | b"RCPT" | b"RSET" | b"NOOP" => out.extend_from_slice(b"250 OK\r\n"),
@@ -96,6 +100,26 @@ fn serve(stream: TcpStream, counts: &Counts) -> std::io::Result<()> {
                 }
                 counts.messages.fetch_add(1, Ordering::SeqCst);
                 out.extend_from_slice(b"250 OK queued\r\n");
+            }
+            b"BDAT" => {
+                // `BDAT <size> [LAST]`: exactly <size> bytes follow, whatever they contain.
+                let text = String::from_utf8_lossy(&line);
+                let mut words = text.split_whitespace().skip(1);
+                let Some(size) = words.next().and_then(|size| size.parse::<u64>().ok()) else {
+                    out.extend_from_slice(b"501 Syntax: BDAT size [LAST]\r\n");
+                    continue;
+                };
+                let last = words.next().is_some_and(|word| word.eq_ignore_ascii_case("LAST"));
+                let skipped = std::io::copy(&mut (&mut reader).take(size), &mut std::io::sink())?;
+                if skipped < size {
+                    return Ok(());
+                }
+                if last {
+                    counts.messages.fetch_add(1, Ordering::SeqCst);
+                    out.extend_from_slice(b"250 OK queued\r\n");
+                } else {
+                    out.extend_from_slice(b"250 OK chunk\r\n");
+                }
             }
             b"QUIT" => {
                 out.extend_from_slice(b"221 Bye\r\n");

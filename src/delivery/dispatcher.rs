@@ -24,7 +24,8 @@
 //! A delivery cycle (one walk of the chain) is counted when delivery comes to it, not when the
 //! batch is claimed: one small write just before the first call of a window of messages counts
 //! the cycle of each (`store::begin_cycles`). The window is one message while calls are slow
-//! and grows to `MAX_CYCLE_WINDOW` while they are quick, so a crash spends the cycle of the
+//! and grows to `MAX_CYCLE_WINDOW` while they are quick (from one batch to the next: it starts
+//! again at one only after a slow call, an idle round or an error), so a crash spends the cycle of the
 //! message in hand — and, against a fast provider, of at most a window behind it — never those
 //! of the rest of the batch; a graceful stop gives back the cycles of the window's messages not
 //! yet called. (A write for every message halved the drain to `log`.) A chain of `log` alone
@@ -140,18 +141,23 @@ fn guarded(round: impl FnOnce() -> Result<usize, AppError>) -> Result<usize, App
 fn run_dispatcher(app: &App, stop: &AtomicBool) {
     let poll = app.config.delivery.dispatch_poll;
     let mut claim = ClaimSize::new(app.config.delivery.dispatch_batch);
+    // The cycle window carries over from batch to batch while calls stay quick, so a backlog
+    // drained in batches of 50 does not begin each one with windows of 1, 2, 4 and 8.
+    let mut window = 1;
     while !stop.load(Ordering::SeqCst) {
         let seen = app.outbox.generation();
         let started = Instant::now();
-        match guarded(|| dispatch_batch(app, stop, claim.size)) {
+        match guarded(|| dispatch_round(app, stop, claim.size, &mut window)) {
             Ok(0) => {
                 claim.reset();
+                window = 1;
                 app.outbox.wait(seen, poll);
             }
             Ok(claimed) => claim.adjust(claimed, started.elapsed()),
             Err(err) => {
                 log::warn!(target: "crier::delivery", error:% = err; "dispatcher round failed; retrying");
                 claim.reset();
+                window = 1;
                 app.outbox.wait(seen, poll);
             }
         }
@@ -224,6 +230,17 @@ pub fn queue_due_scheduled(app: &App) -> Result<usize, AppError> {
 
 /// Claims up to `limit` due messages and delivers them. Returns how many were claimed.
 pub fn dispatch_batch(app: &App, stop: &AtomicBool, limit: usize) -> Result<usize, AppError> {
+    dispatch_round(app, stop, limit, &mut 1)
+}
+
+/// `dispatch_batch`, starting with a cycle window of `window` messages (see `deliver_held`),
+/// and leaving there the window the next batch may start with.
+fn dispatch_round(
+    app: &App,
+    stop: &AtomicBool,
+    limit: usize,
+    window: &mut usize,
+) -> Result<usize, AppError> {
     let settings = &app.config.delivery;
     let owner = app.ids.new_id("dsp");
     let now = app.clock.now();
@@ -251,7 +268,7 @@ pub fn dispatch_batch(app: &App, stop: &AtomicBool, limit: usize) -> Result<usiz
         &owner,
         stop,
         (&mut held, &mut begun),
-        lease_until,
+        (lease_until, window),
         &mut outcomes,
     );
     // What the providers said is written down whatever happened next.
@@ -267,16 +284,16 @@ pub fn dispatch_batch(app: &App, stop: &AtomicBool, limit: usize) -> Result<usiz
 }
 
 /// Delivers the held messages in order, until none is left, `stop` is set, or an error.
-/// `begun` holds the cycle counted for each message of the current window not called yet.
+/// `begun` holds the cycle counted for each message of the current window not called yet;
+/// `window` is the size of the next window, and is left for the next batch.
 fn deliver_held<'a>(
     app: &App,
     owner: &str,
     stop: &AtomicBool,
     (held, begun): (&mut VecDeque<&'a MessageRow>, &mut HashMap<MessageId, u32>),
-    mut lease_until: Timestamp,
+    (mut lease_until, window): (Timestamp, &mut usize),
     outcomes: &mut Outcomes<'a>,
 ) -> Result<(), AppError> {
-    let mut window = 1;
     while !held.is_empty() && !stop.load(Ordering::SeqCst) {
         if outcomes.due() {
             outcomes.settle(app, owner)?;
@@ -302,7 +319,7 @@ fn deliver_held<'a>(
                     .chain(
                         held.iter()
                             .filter(|next| counted_before_call(app, next))
-                            .take(window - 1)
+                            .take(window.saturating_sub(1))
                             .map(|next| &next.id),
                     )
                     .collect();
@@ -323,8 +340,8 @@ fn deliver_held<'a>(
         };
         let started = Instant::now();
         deliver(app, owner, (message, cycle), outcomes)?;
-        window = if started.elapsed() < FAST_CALL {
-            (window * 2).min(MAX_CYCLE_WINDOW)
+        *window = if started.elapsed() < FAST_CALL {
+            (*window * 2).min(MAX_CYCLE_WINDOW)
         } else {
             1
         };

@@ -1,7 +1,8 @@
 //! The smtp provider's connection reuse against a scripted SMTP server on 127.0.0.1: one
 //! connection carries many messages with `RSET` between them, pipelined when the server offers
 //! PIPELINING; a connection the server dropped is replaced and the message still arrives exactly
-//! once; a connection lost after the body is never used to send that message again.
+//! once; a connection lost after the body is never used to send that message again. With
+//! CHUNKING as well, a message is one write (`BDAT <size> LAST` and the message itself).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,6 +19,8 @@ use crier::delivery::{Disposition, EmailOut, Outgoing, Provider};
 struct Script {
     /// Offer PIPELINING in the EHLO reply.
     pipelining: bool,
+    /// Offer CHUNKING (`BDAT`) too.
+    chunking: bool,
     /// Close the connection right after accepting a message (as if it had sat idle too long).
     close_after_message: bool,
     /// Answer `RSET` with 421 and close.
@@ -42,6 +45,8 @@ struct Seen {
     commands: Vec<(usize, String)>,
     /// The `X-Crier-Message-Id` of every body received, accepted or not.
     bodies: Vec<String>,
+    /// Every `BDAT` chunk, as received.
+    chunks: Vec<String>,
     /// Bytes received in DATA mode on a connection that ended before the final dot.
     unfinished: Vec<String>,
     /// Connections the server is done with.
@@ -78,6 +83,9 @@ fn serve(mut stream: TcpStream, connection: usize, script: Script, seen: &Mutex<
     stream.write_all(b"220 scripted ESMTP\r\n").unwrap();
     let mut pending = String::new();
     let mut in_data = false;
+    // The bytes of a `BDAT` chunk still to come, and whether it is the last.
+    let mut chunk_left: Option<usize> = None;
+    let mut refused = false;
     let mut chunk = [0u8; 65536];
     loop {
         let read = stream.read(&mut chunk).unwrap_or(0);
@@ -92,6 +100,37 @@ fn serve(mut stream: TcpStream, connection: usize, script: Script, seen: &Mutex<
         pending.push_str(&text);
         let mut replies = String::new();
         loop {
+            if let Some(size) = chunk_left {
+                if pending.len() < size {
+                    break;
+                }
+                let body: String = pending.drain(..size).collect();
+                chunk_left = None;
+                if refused {
+                    replies.push_str("554 No valid recipients\r\n");
+                    continue;
+                }
+                let id = body
+                    .lines()
+                    .find_map(|line| line.strip_prefix("X-Crier-Message-Id: "))
+                    .unwrap_or("?")
+                    .to_owned();
+                let index = {
+                    let mut seen = seen.lock().unwrap();
+                    seen.bodies.push(id);
+                    seen.chunks.push(body);
+                    seen.bodies.len() - 1
+                };
+                if script.vanish_after_body == Some(index) {
+                    return;
+                }
+                replies.push_str("250 OK queued\r\n");
+                if script.close_after_message {
+                    let _ = stream.write_all(replies.as_bytes());
+                    return;
+                }
+                continue;
+            }
             if in_data {
                 let Some(end) = pending.find("\r\n.\r\n") else {
                     break;
@@ -132,6 +171,11 @@ fn serve(mut stream: TcpStream, connection: usize, script: Script, seen: &Mutex<
                 .commands
                 .push((connection, verb.clone()));
             match verb.as_str() {
+                "EHLO" if script.chunking => {
+                    replies.push_str(
+                        "250-scripted\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n",
+                    );
+                }
                 "EHLO" if script.pipelining => {
                     replies.push_str("250-scripted\r\n250-PIPELINING\r\n250 8BITMIME\r\n");
                 }
@@ -141,7 +185,15 @@ fn serve(mut stream: TcpStream, connection: usize, script: Script, seen: &Mutex<
                     let _ = stream.write_all(replies.as_bytes());
                     return;
                 }
-                "RCPT" if script.refuse_rcpt => replies.push_str("550 No such user\r\n"),
+                "RCPT" if script.refuse_rcpt => {
+                    refused = true;
+                    replies.push_str("550 No such user\r\n");
+                }
+                "BDAT" => {
+                    // `BDAT <size> LAST`: the reply comes once the chunk is read.
+                    let size = line.split_whitespace().nth(1).unwrap_or("0");
+                    chunk_left = Some(size.parse().unwrap());
+                }
                 "DATA" if script.refuse_rcpt && !script.data_after_refusal => {
                     replies.push_str("503 No valid recipients\r\n");
                 }
@@ -382,4 +434,149 @@ fn a_refused_recipient_is_final_and_no_body_follows_even_if_data_was_accepted() 
             assert_eq!(verbs(&seen).last(), Some(&"QUIT"));
         }
     }
+}
+
+#[test]
+fn with_chunking_a_message_is_one_write_and_the_body_goes_as_is() {
+    let (port, seen) = start(Script {
+        pipelining: true,
+        chunking: true,
+        ..Script::default()
+    });
+    let provider = provider(port);
+    for n in 0..3 {
+        send(&provider, &format!("msg_{n}")).unwrap();
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.connections, 1);
+    assert_eq!(seen.bodies, ["msg_0", "msg_1", "msg_2"]);
+    assert_eq!(
+        verbs(&seen),
+        [
+            "EHLO", "EHLO", "MAIL", "RCPT", "BDAT", "RSET", "MAIL", "RCPT", "BDAT", "RSET", "MAIL",
+            "RCPT", "BDAT"
+        ]
+    );
+    // Each message (envelope, BDAT and the bytes) arrived in one read: one write, one round trip.
+    let messages: Vec<&String> = seen
+        .reads
+        .iter()
+        .map(|(_, text)| text)
+        .filter(|text| text.contains("X-Crier-Message-Id"))
+        .collect();
+    assert_eq!(messages.len(), 3, "{:?}", seen.reads);
+    assert!(
+        messages[0]
+            .starts_with("MAIL FROM:<noreply@example.com>\r\nRCPT TO:<ada@example.org>\r\nBDAT ")
+    );
+    for message in &messages[1..] {
+        assert!(message.starts_with("RSET\r\nMAIL FROM:"), "{message}");
+    }
+    for (chunk, read) in seen.chunks.iter().zip(&messages) {
+        // The size announced is the size sent, and the message is not dot-stuffed (nor ended
+        // with a dot): the line starting with a dot arrives as written.
+        assert!(
+            read.contains(&format!("BDAT {} LAST\r\n", chunk.len())),
+            "{read}"
+        );
+        assert!(read.ends_with(chunk.as_str()));
+        assert!(
+            chunk.contains("\r\n.A line that starts with a dot."),
+            "{chunk}"
+        );
+        // The same bytes as `DATA` delivers: the message and the line end before the final dot.
+        assert!(chunk.ends_with("The end.\r\n\r\n"), "{chunk}");
+    }
+}
+
+#[test]
+fn with_chunking_a_dropped_connection_is_replaced_and_a_lost_reply_is_not_resent_from_here() {
+    let (port, seen) = start(Script {
+        pipelining: true,
+        chunking: true,
+        close_after_message: true,
+        ..Script::default()
+    });
+    let provider = provider(port);
+    send(&provider, "msg_first").unwrap();
+    // Closed after each message. A connection idle for a second sends with DATA: the next
+    // message finds out at its RSET, before its body, and goes on a fresh connection.
+    thread::sleep(Duration::from_millis(1100));
+    send(&provider, "msg_second").unwrap();
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.bodies, ["msg_first", "msg_second"]);
+        assert_eq!(seen.connections, 2);
+    }
+    // Right away, BDAT sends the message with its envelope: the connection gone without a reply
+    // may have taken it, so it is a retryable failure, never a second copy from here.
+    let failure = send(&provider, "msg_third").unwrap_err();
+    assert_eq!(failure.disposition, Disposition::Retryable, "{failure:?}");
+    send(&provider, "msg_fourth").unwrap();
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.bodies, ["msg_first", "msg_second", "msg_fourth"]);
+        assert_eq!(seen.connections, 3);
+    }
+
+    // A server answering RSET with 421 is closing and took nothing after it: sent again at once.
+    let (port, seen) = start(Script {
+        pipelining: true,
+        chunking: true,
+        refuse_rset: true,
+        ..Script::default()
+    });
+    let provider = self::provider(port);
+    send(&provider, "msg_first").unwrap();
+    send(&provider, "msg_second").unwrap();
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.bodies, ["msg_first", "msg_second"]);
+        assert_eq!(seen.connections, 2);
+    }
+
+    let (port, seen) = start(Script {
+        pipelining: true,
+        chunking: true,
+        vanish_after_body: Some(1),
+        ..Script::default()
+    });
+    let provider = self::provider(port);
+    send(&provider, "msg_first").unwrap();
+    // The server took the message and vanished before its reply: it may have it.
+    let failure = send(&provider, "msg_unsure").unwrap_err();
+    assert_eq!(failure.disposition, Disposition::Retryable, "{failure:?}");
+    send(&provider, "msg_next").unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.bodies, ["msg_first", "msg_unsure", "msg_next"]);
+    assert_eq!(seen.connections, 2);
+}
+
+#[test]
+fn with_chunking_a_refused_recipient_is_final_and_the_session_ends_with_quit() {
+    let (port, seen) = start(Script {
+        pipelining: true,
+        chunking: true,
+        refuse_rcpt: true,
+        ..Script::default()
+    });
+    let provider = provider(port);
+    let failure = send(&provider, "msg_nobody").unwrap_err();
+    assert_eq!(
+        (failure.disposition, failure.code.as_str()),
+        (Disposition::Final, "smtp_550"),
+        "{failure:?}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while seen.lock().unwrap().ended < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the connection stayed open"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    let seen = seen.lock().unwrap();
+    assert!(seen.bodies.is_empty());
+    // The chunk's length kept both sides in step: the server read the QUIT as a command.
+    assert_eq!(verbs(&seen).last(), Some(&"QUIT"));
 }

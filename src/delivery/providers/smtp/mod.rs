@@ -4,7 +4,8 @@
 //! It owns three things: building the MIME message (From, To, Subject, a Message-ID derived from
 //! our message id, text/plain, text/html or a multipart/alternative of both, UTF-8 throughout),
 //! carrying it over a pooled connection (`pool`: `RSET` between messages, PIPELINING when the
-//! server offers it, a dropped idle connection replaced without sending twice), and mapping what
+//! server offers it — with CHUNKING too, the whole message in one write and one round trip — a
+//! dropped idle connection replaced without sending twice), and mapping what
 //! the SMTP conversation ends with onto `Accepted` or a classified `Failure`. lettre builds the
 //! message and opens connections (TLS, STARTTLS, AUTH); the message transaction is ours, so a
 //! message leaves in as few writes as possible. The dispatchers' concurrency bounds how many
@@ -27,7 +28,7 @@ use lettre::{Address, Message};
 use crate::delivery::settings::{DkimSettings, SmtpSecurity, SmtpSettings};
 use crate::delivery::{Accepted, Disposition, EmailOut, Failure, Outgoing, Provider};
 pub use dkim::DkimSigner;
-use pool::{Connector, Pool, Session, TransmitError};
+use pool::{Body, Connector, Pool, Session, TransmitError};
 
 /// Our message id, in a header of its own, so a bounce or a complaint that quotes the headers
 /// leads straight back to the message even when the Message-ID was rewritten on the way.
@@ -118,9 +119,9 @@ impl SmtpProvider {
 
     /// Carries one message: over an idle pooled connection when there is one, else (or when
     /// that connection turns out to be gone before the message was written) over a fresh one.
-    fn transmit(&self, envelope: &lettre::address::Envelope, data: &str) -> Result<(), Failure> {
+    fn transmit(&self, envelope: &lettre::address::Envelope, body: &Body) -> Result<(), Failure> {
         if let Some(mut session) = self.pool.take() {
-            match session.transmit(envelope, data) {
+            match session.transmit(envelope, body) {
                 Ok(()) => {
                     self.pool.put(session);
                     return Ok(());
@@ -135,7 +136,7 @@ impl SmtpProvider {
             .connector
             .open()
             .map_err(|error| classify_error(&error, self.security))?;
-        match session.transmit(envelope, data) {
+        match session.transmit(envelope, body) {
             Ok(()) => {
                 self.pool.put(session);
                 Ok(())
@@ -198,10 +199,10 @@ impl Provider for SmtpProvider {
             })?;
             formatted.splice(0..0, header.into_bytes());
         }
-        let data = String::from_utf8(pool::to_data(&formatted)).map_err(|_| {
+        let body = Body::new(formatted).ok_or_else(|| {
             Failure::final_("invalid_message", "The email could not be encoded as text.")
         })?;
-        self.transmit(mail.envelope(), &data)?;
+        self.transmit(mail.envelope(), &body)?;
         Ok(Accepted {
             provider_message_id: Some(message_id),
         })

@@ -1,18 +1,30 @@
 //! SMTP connections for the `smtp` provider: opening them (TLS, STARTTLS, AUTH), carrying one
 //! message over one, and keeping the good ones for the next message.
 //!
-//! A message leaves in as few writes as possible: with PIPELINING, `RSET`, `MAIL`, `RCPT` and
-//! `DATA` go in one write and the dot-stuffed body with its final `.` in a second; without it,
-//! one write per command and one for the body. Each write follows a read of the server's reply,
-//! so TCP never holds a write back waiting for an acknowledgement (Nagle), which made the
-//! `\r\n.\r\n` lettre writes on its own wait for the receiver's delayed ACK (~40 ms a message).
+//! A message leaves in as few writes and round trips as possible:
+//! - with PIPELINING and CHUNKING (RFC 2920, RFC 3030), `RSET`, `MAIL`, `RCPT`, `BDAT <size>
+//!   LAST` and the message itself go in one write, and every reply comes back in one read: one
+//!   round trip a message. `BDAT` carries its length, so the server reads (and throws away) the
+//!   bytes even when it refused the envelope, and the conversation never goes out of step;
+//! - with PIPELINING alone, `RSET`, `MAIL`, `RCPT` and `DATA` go in one write and the
+//!   dot-stuffed body with its final `.` in a second, once `DATA` was answered: two round trips;
+//! - without it, one write per command and one for the body.
+//!
+//! Each write follows a read of the server's reply, so TCP never holds a write back waiting for
+//! an acknowledgement (Nagle), which made the `\r\n.\r\n` lettre writes on its own wait for
+//! the receiver's delayed ACK (~40 ms a message).
 //!
 //! A connection goes back to the pool only after the server accepted a message on it; any
 //! failure drops it. A reused connection starts with `RSET`. If it turns out to be gone (the
 //! server closed it while idle, or answers 421) before the body was written, the server cannot
 //! have taken the message, so it is sent once more on a fresh connection; a failure after the
 //! body was written is reported as is (the server may have the message: sending it again here
-//! could deliver it twice).
+//! could deliver it twice). With `BDAT` the body goes with the commands, so a connection that
+//! fails without a reply may have carried the message (a pipelining server may hold its replies
+//! back until it has read everything): it is reported as is, except a `421` answer to `RSET`
+//! (the server is closing and took nothing after it). As servers drop connections that sat idle,
+//! a connection idle for `CHUNKING_MAX_IDLE` or more sends its next message with `DATA`, whose
+//! failure before the body still means "not sent, try a fresh connection".
 
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
@@ -22,7 +34,7 @@ use lettre::address::Envelope;
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{SmtpConnection, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset};
+use lettre::transport::smtp::commands::{Ehlo, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 
 /// Idle connections kept at most; more than this many concurrent senders open and close their
@@ -37,6 +49,11 @@ const MAX_IDLE_TIME: Duration = Duration::from_secs(30);
 /// Messages carried by one connection before it is closed and a fresh one opened, below the
 /// per-connection limits common servers set.
 const MAX_MESSAGES_PER_CONNECTION: u32 = 1000;
+
+/// A connection idle this long may have been dropped by the server: its next message goes with
+/// `DATA` (body after the replies) rather than `BDAT` (body with the commands), so that finding
+/// it gone leaves the message unsent and free to go on a fresh connection at once.
+const CHUNKING_MAX_IDLE: Duration = Duration::from_secs(1);
 
 /// How to reach the server.
 pub(super) struct Connector {
@@ -53,6 +70,10 @@ pub(super) struct Connector {
 pub(super) struct Session {
     conn: SmtpConnection,
     pipelining: bool,
+    /// The server offers CHUNKING (`BDAT`) as well as PIPELINING.
+    chunking: bool,
+    /// When it last carried a message (or was opened).
+    last_used: Instant,
     /// Messages the server accepted on it; 0 on a fresh connection (no `RSET` needed).
     carried: u32,
 }
@@ -93,15 +114,23 @@ impl Connector {
         // whether the server takes pipelined commands (before AUTH, which a second EHLO
         // could undo).
         let ehlo = conn.command(Ehlo::new(hello))?;
-        let pipelining = ehlo
-            .message()
-            .any(|line| line.split_whitespace().next() == Some("PIPELINING"));
+        let offers = |keyword: &str| {
+            ehlo.message().any(|line| {
+                line.split_whitespace()
+                    .next()
+                    .is_some_and(|word| word.eq_ignore_ascii_case(keyword))
+            })
+        };
+        let pipelining = offers("PIPELINING");
+        let chunking = pipelining && offers("CHUNKING");
         if let Some(credentials) = &self.credentials {
             conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)?;
         }
         Ok(Session {
             conn,
             pipelining,
+            chunking,
+            last_used: Instant::now(),
             carried: 0,
         })
     }
@@ -119,8 +148,19 @@ impl fmt::Display for Raw<'_> {
 impl Session {
     /// Hands one message over: `data` is the body, dot-stuffed and ending with `\r\n.\r\n`
     /// (`to_data`). On `Err` the session must be dropped.
-    pub fn transmit(&mut self, envelope: &Envelope, data: &str) -> Result<(), TransmitError> {
-        let commands = self.commands(envelope, data)?;
+    pub fn transmit(&mut self, envelope: &Envelope, message: &Body) -> Result<(), TransmitError> {
+        let result = if self.chunking && self.last_used.elapsed() < CHUNKING_MAX_IDLE {
+            self.transmit_chunked(envelope, message)
+        } else {
+            self.transmit_data(envelope, &message.data())
+        };
+        self.last_used = Instant::now();
+        result
+    }
+
+    /// Pipelined commands, then the dot-stuffed body after `DATA` was answered.
+    fn transmit_data(&mut self, envelope: &Envelope, data: &str) -> Result<(), TransmitError> {
+        let commands = self.commands(envelope, data.is_ascii(), "DATA\r\n".to_owned())?;
         if self.pipelining {
             self.pipelined(&commands)?;
         } else {
@@ -143,8 +183,81 @@ impl Session {
         Ok(())
     }
 
-    /// `RSET` (on a reused connection), `MAIL`, one `RCPT` per recipient, `DATA`.
-    fn commands(&self, envelope: &Envelope, data: &str) -> Result<Vec<String>, TransmitError> {
+    /// The commands and the message in one write (`BDAT <size> LAST` after the envelope), then
+    /// every reply. The answer to `BDAT` is the answer; before it, the first refusal says why.
+    /// A reused connection whose `RSET` is answered 421 was closing before this message
+    /// (`NotSent`); any other failed connection may have carried it (`Unsure`).
+    fn transmit_chunked(
+        &mut self,
+        envelope: &Envelope,
+        message: &Body,
+    ) -> Result<(), TransmitError> {
+        let bytes = message.bytes();
+        let last = format!("BDAT {} LAST\r\n", bytes.len());
+        let commands = self.commands(envelope, message.is_ascii(), last)?;
+        let mut write =
+            String::with_capacity(commands.iter().map(String::len).sum::<usize>() + bytes.len());
+        for command in &commands {
+            write.push_str(command);
+        }
+        write.push_str(message.text());
+        let mut first_error: Option<(usize, SmtpError)> = None;
+        let mut taken = false;
+        let mut reply = self.conn.command(Raw(&write)).map(drop);
+        for index in 0..commands.len() {
+            if index > 0 {
+                reply = self.conn.read_response().map(drop);
+            }
+            match reply {
+                Ok(()) => taken = index + 1 == commands.len(),
+                Err(error) => {
+                    let broken = is_gone(&error);
+                    if first_error.is_none() {
+                        first_error = Some((index, error));
+                    }
+                    if broken {
+                        break;
+                    }
+                }
+            }
+            reply = Ok(());
+        }
+        // The answer to `BDAT … LAST` is the answer about the message, whatever came before
+        // (a refused `RSET` followed by an accepted transaction still delivered it).
+        if taken {
+            self.carried += 1;
+            return Ok(());
+        }
+        let reset = self.carried > 0;
+        match first_error {
+            Some((0, error)) if reset && error.status().is_some() && is_gone(&error) => {
+                Err(TransmitError::NotSent {
+                    error,
+                    gone: true,
+                    awaiting_body: false,
+                })
+            }
+            Some((_, error)) if is_gone(&error) => Err(TransmitError::Unsure { error, gone: true }),
+            // A refusal of the envelope: the server read the chunk and threw it away.
+            Some((index, error)) if index + 1 < commands.len() => Err(TransmitError::NotSent {
+                error,
+                gone: false,
+                awaiting_body: false,
+            }),
+            Some((_, error)) => Err(TransmitError::Unsure { error, gone: false }),
+            // Not reached: without a positive last reply there was an error.
+            None => Err(TransmitError::Unsupported("the server did not answer BDAT")),
+        }
+    }
+
+    /// `RSET` (on a reused connection), `MAIL`, one `RCPT` per recipient, then `last` (`DATA`,
+    /// or `BDAT` with the message's size).
+    fn commands(
+        &self,
+        envelope: &Envelope,
+        ascii: bool,
+        last: String,
+    ) -> Result<Vec<String>, TransmitError> {
         let mut parameters = Vec::new();
         let non_ascii = envelope
             .from()
@@ -163,7 +276,7 @@ impl Session {
             }
             parameters.push(MailParameter::SmtpUtfEight);
         }
-        if !data.is_ascii() {
+        if !ascii {
             if !self
                 .conn
                 .server_info()
@@ -183,7 +296,7 @@ impl Session {
         for to in envelope.to() {
             commands.push(Rcpt::new(to.clone(), Vec::new()).to_string());
         }
-        commands.push(Data.to_string());
+        commands.push(last);
         Ok(commands)
     }
 
@@ -246,6 +359,40 @@ fn is_gone(error: &SmtpError) -> bool {
     error.status().is_none_or(|code| u16::from(code) == 421)
 }
 
+/// A message as the server is to receive it: its bytes and the `\r\n` that ends its last line
+/// (the line end before `DATA`'s final `.`, which the server keeps), as text.
+pub(super) struct Body {
+    text: String,
+}
+
+impl Body {
+    /// `None` when the message is not UTF-8 (lettre's output is ASCII, so never in practice).
+    pub fn new(mut message: Vec<u8>) -> Option<Body> {
+        message.extend_from_slice(b"\r\n");
+        String::from_utf8(message).ok().map(|text| Body { text })
+    }
+
+    /// What `BDAT` carries.
+    fn text(&self) -> &str {
+        &self.text
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.text.as_bytes()
+    }
+
+    fn is_ascii(&self) -> bool {
+        self.text.is_ascii()
+    }
+
+    /// What `DATA` carries: dot-stuffed, ending with `\r\n.\r\n`.
+    fn data(&self) -> String {
+        let message = self.text.strip_suffix("\r\n").unwrap_or(&self.text);
+        // Stuffing inserts ASCII dots only, so UTF-8 stays UTF-8 and nothing is replaced.
+        String::from_utf8_lossy(&to_data(message.as_bytes())).into_owned()
+    }
+}
+
 /// The DATA section for `message`: dot-stuffed (a line starting with `.` gets another) and
 /// ended with `\r\n.\r\n`, as lettre writes it.
 pub(super) fn to_data(message: &[u8]) -> Vec<u8> {
@@ -304,6 +451,20 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bdat_and_data_deliver_the_same_bytes() {
+        for message in [&b"Hi\r\n.dot\r\n"[..], b"no line end", b"caf\xc3\xa9\r\n"] {
+            let body = Body::new(message.to_vec()).unwrap();
+            // DATA: the message, its last line's end, then the dot (stuffing undone by the
+            // server); BDAT: the message and that line end, as is.
+            assert_eq!(body.data().into_bytes(), to_data(message));
+            let mut expected = message.to_vec();
+            expected.extend_from_slice(b"\r\n");
+            assert_eq!(body.bytes(), expected.as_slice());
+        }
+        assert!(Body::new(vec![0xff]).is_none());
+    }
 
     #[test]
     fn data_is_dot_stuffed_and_terminated_like_lettre() {
