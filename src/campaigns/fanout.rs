@@ -254,6 +254,18 @@ impl<'a> Preparer<'a> {
     }
 }
 
+/// What `write_part` did with a part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Nothing: the campaign is no longer fanning out.
+    Nothing,
+    /// The part, as it was prepared.
+    AsPrepared,
+    /// The part, prepared again in the writer (it was out of date): the parts prepared after
+    /// it start where it no longer ends, and are each prepared again too.
+    PreparedAgain,
+}
+
 /// Writes a prepared part of the running campaign it belongs to: each message priced (its
 /// share carved out of the campaign's pool, `billing::pools`) and stored `queued`, a count by
 /// reason for the contacts left out, the cursor moved past the part. The last part ends the
@@ -262,25 +274,26 @@ impl<'a> Preparer<'a> {
 /// A part prepared before the transaction is written only if the campaign's cursor is still
 /// where the part starts and its contacts read the same (`segments::audience_marks`: nobody
 /// unsubscribed, erased, deleted or re-addressed one in between); otherwise it is prepared
-/// again here, as it reads now. `Idle` when the campaign is no longer fanning out.
+/// again here, as it reads now.
 pub fn write_part(
     conn: &Connection,
     (ids, catalog): (&Ids, &Catalog),
     links: Links<'_>,
     part: PreparedPart,
     now: Timestamp,
-) -> Result<Step, AppError> {
+) -> Result<Written, AppError> {
     let Some(mut campaign) = store::find_any_campaign(conn, &part.campaign_id)? else {
-        return Ok(Step::Idle);
+        return Ok(Written::Nothing);
     };
     if campaign.status != CampaignStatus::Running || campaign.progress.fanout_done_at.is_some() {
-        return Ok(Step::Idle);
+        return Ok(Written::Nothing);
     }
-    let part = if still_as_read(conn, &campaign, &part)? {
-        part
+    let (part, written) = if still_as_read(conn, &campaign, &part)? {
+        (part, Written::AsPrepared)
     } else {
         let cursor = campaign.progress.fanout_cursor;
-        Preparer::new(conn, &campaign, links)?.part(conn, ids, cursor, part.limit)?
+        let again = Preparer::new(conn, &campaign, links)?.part(conn, ids, cursor, part.limit)?;
+        (again, Written::PreparedAgain)
     };
     let scope = scope_of(&campaign);
     let mut excluded = excluded_counts(&campaign)?;
@@ -328,7 +341,7 @@ pub fn write_part(
     }
     campaign.updated_at = now_text;
     save(conn, &campaign, CampaignStatus::Running)?;
-    Ok(Step::Progressed)
+    Ok(written)
 }
 
 /// Whether a part prepared earlier can be written as it is: the campaign's cursor is where it
