@@ -209,24 +209,37 @@ fn fan_out(
             })
             .map_err(|err| AppError::internal(format!("cannot start a fan-out preparer: {err}")))?;
         let mut parts_written = 0;
-        let written = app.db.write_parts(prepared.iter(), |conn, part| {
-            let written = fanout::write_part(
-                conn,
-                (&app.ids, &app.config.billing_catalog),
-                links(app),
-                part,
-                now,
-            )?;
-            if written != Written::Nothing {
-                step = Step::Progressed;
-                parts_written += 1;
-                // Committed by now unless the transaction goes on, and then soon.
-                if parts_written % FANOUT_PARTS_PER_ROUND == 0 {
-                    app.outbox.notify();
+        let mut written = Ok(());
+        // The parts ready go to the writer together; when none is, the writer is let go (the
+        // transaction commits) until the next one is: waiting for a part inside `write_parts`
+        // would hold the writer from the sends meanwhile.
+        while let Ok(first) = prepared.recv() {
+            let ready =
+                std::iter::once(first).chain(std::iter::from_fn(|| prepared.try_recv().ok()));
+            let mut more = true;
+            written = app.db.write_parts(ready, |conn, part| {
+                let written = fanout::write_part(
+                    conn,
+                    (&app.ids, &app.config.billing_catalog),
+                    links(app),
+                    part,
+                    now,
+                )?;
+                if written != Written::Nothing {
+                    step = Step::Progressed;
+                    parts_written += 1;
+                    // Committed by now unless the transaction goes on, and then soon.
+                    if parts_written % FANOUT_PARTS_PER_ROUND == 0 {
+                        app.outbox.notify();
+                    }
                 }
+                more = written == Written::AsPrepared;
+                Ok(more)
+            });
+            if written.is_err() || !more {
+                break;
             }
-            Ok(written == Written::AsPrepared)
-        });
+        }
         // The writer may stop early: the preparer's next send then fails and it ends.
         drop(prepared);
         let read = preparer
