@@ -254,18 +254,6 @@ impl<'a> Preparer<'a> {
     }
 }
 
-/// What `write_part` did with a part.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
-    /// Nothing: the campaign is no longer fanning out.
-    Nothing,
-    /// The part, as it was prepared.
-    AsPrepared,
-    /// The part, prepared again in the writer (it was out of date): the parts prepared after
-    /// it start where it no longer ends, and are each prepared again too.
-    PreparedAgain,
-}
-
 /// Writes a prepared part of the running campaign it belongs to: each message priced (its
 /// share carved out of the campaign's pool, `billing::pools`) and stored `queued`, a count by
 /// reason for the contacts left out, the cursor moved past the part. The last part ends the
@@ -274,26 +262,25 @@ pub enum Written {
 /// A part prepared before the transaction is written only if the campaign's cursor is still
 /// where the part starts and its contacts read the same (`segments::audience_marks`: nobody
 /// unsubscribed, erased, deleted or re-addressed one in between); otherwise it is prepared
-/// again here, as it reads now.
+/// again here, as it reads now. `Idle` when the campaign is no longer fanning out.
 pub fn write_part(
     conn: &Connection,
     (ids, catalog): (&Ids, &Catalog),
     links: Links<'_>,
     part: PreparedPart,
     now: Timestamp,
-) -> Result<Written, AppError> {
+) -> Result<Step, AppError> {
     let Some(mut campaign) = store::find_any_campaign(conn, &part.campaign_id)? else {
-        return Ok(Written::Nothing);
+        return Ok(Step::Idle);
     };
     if campaign.status != CampaignStatus::Running || campaign.progress.fanout_done_at.is_some() {
-        return Ok(Written::Nothing);
+        return Ok(Step::Idle);
     }
-    let (part, written) = if still_as_read(conn, &campaign, &part)? {
-        (part, Written::AsPrepared)
+    let part = if still_as_read(conn, &campaign, &part)? {
+        part
     } else {
         let cursor = campaign.progress.fanout_cursor;
-        let again = Preparer::new(conn, &campaign, links)?.part(conn, ids, cursor, part.limit)?;
-        (again, Written::PreparedAgain)
+        Preparer::new(conn, &campaign, links)?.part(conn, ids, cursor, part.limit)?
     };
     let scope = scope_of(&campaign);
     let mut excluded = excluded_counts(&campaign)?;
@@ -341,7 +328,7 @@ pub fn write_part(
     }
     campaign.updated_at = now_text;
     save(conn, &campaign, CampaignStatus::Running)?;
-    Ok(written)
+    Ok(Step::Progressed)
 }
 
 /// Whether a part prepared earlier can be written as it is: the campaign's cursor is where it

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::app::App;
 use crate::billing::Charging;
-use crate::campaigns::fanout::{self, Step, Written};
+use crate::campaigns::fanout::{self, Step};
 use crate::campaigns::launch::{self, Launcher, Links};
 use crate::campaigns::{CampaignStatus, store};
 use crate::clock::{Timestamp, format_timestamp};
@@ -29,12 +29,8 @@ use crate::vocabulary::Mode;
 /// (docs/rules/campaigns.md, "Fan-out").
 pub const FANOUT_PART: usize = 250;
 /// Parts per runner round for one campaign: running campaigns take turns every
-/// `FANOUT_PART * FANOUT_PARTS_PER_ROUND` contacts. A campaign fanning out alone goes on past
-/// that, part after part, for up to `ALONE_AT_MOST` (see `fan_out`).
+/// `FANOUT_PART * FANOUT_PARTS_PER_ROUND` contacts.
 pub const FANOUT_PARTS_PER_ROUND: usize = 4;
-/// How long a campaign fanning out alone goes on before the runner looks again for other work
-/// (a scheduled campaign whose time has come notifies nothing).
-const ALONE_AT_MOST: Duration = Duration::from_secs(5);
 /// Messages per cancel batch.
 pub const CANCEL_BATCH: usize = 5_000;
 /// How often the runner looks for work when nothing wakes it: a running campaign finishes
@@ -101,13 +97,12 @@ fn run(app: &App, stop: &AtomicBool) {
 fn round(app: &App, stop: &AtomicBool) -> Result<bool, AppError> {
     let now = format_timestamp(app.clock.now());
     let ids = app.db.read(|conn| store::campaigns_to_work(conn, &now))?;
-    let alone = ids.len() == 1;
     let mut worked = false;
     for id in ids {
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        worked |= step(app, &id, (alone, stop))? == Step::Progressed;
+        worked |= step(app, &id)? == Step::Progressed;
     }
     Ok(worked)
 }
@@ -120,8 +115,8 @@ fn links(app: &App) -> Links<'_> {
     }
 }
 
-/// One step of the campaign `id`, whatever it needs; `alone` when no other campaign has work.
-fn step(app: &App, id: &CampaignId, (alone, stop): (bool, &AtomicBool)) -> Result<Step, AppError> {
+/// One step of the campaign `id`, whatever it needs.
+fn step(app: &App, id: &CampaignId) -> Result<Step, AppError> {
     let Some(campaign) = app.db.read(|conn| store::find_any_campaign(conn, id))? else {
         return Ok(Step::Idle);
     };
@@ -130,7 +125,7 @@ fn step(app: &App, id: &CampaignId, (alone, stop): (bool, &AtomicBool)) -> Resul
         CampaignStatus::Scheduled => start_scheduled(app, &campaign),
         CampaignStatus::Running if campaign.progress.fanout_done_at.is_none() => {
             let started = std::time::Instant::now();
-            let step = fan_out(app, &campaign, now, (alone, stop))?;
+            let step = fan_out(app, &campaign, now)?;
             log::debug!(
                 campaign:% = id, elapsed_ms = started.elapsed().as_millis();
                 "fan-out parts written"
@@ -155,33 +150,12 @@ fn step(app: &App, id: &CampaignId, (alone, stop): (bool, &AtomicBool)) -> Resul
     }
 }
 
-/// One round of a running campaign's fan-out: up to `FANOUT_PARTS_PER_ROUND` parts — or, for a
-/// campaign `alone` in having work, every part until the fan-out ends, another campaign is
-/// launched or cancelled (`app.campaigns` notified), `ALONE_AT_MOST` has passed, or the runner
-/// stops. Each part is read and
-/// rendered on a read connection by a second thread while the writer writes the part before it
-/// (`fanout::Preparer`, `fanout::write_part`), so only a round's first part is prepared with
-/// the writer waiting: one preparer for a whole fan-out that runs alone. A part the writer
-/// finds out of date (the cursor moved, or one of its contacts changed since it was read) is
-/// prepared again inside the write transaction, and the round ends there: the next one starts
-/// a preparer at the cursor. The dispatchers are told of new messages every
-/// `FANOUT_PARTS_PER_ROUND` parts.
-fn fan_out(
-    app: &App,
-    campaign: &store::CampaignRow,
-    now: Timestamp,
-    (alone, stop): (bool, &AtomicBool),
-) -> Result<Step, AppError> {
-    let seen = app.campaigns.generation();
-    // Elapsed time only, to end the round: nothing stored depends on it.
-    let started = std::time::Instant::now();
-    let go_on = |parts: usize| {
-        parts < FANOUT_PARTS_PER_ROUND
-            || (alone
-                && !stop.load(Ordering::SeqCst)
-                && app.campaigns.generation() == seen
-                && started.elapsed() < ALONE_AT_MOST)
-    };
+/// One round of a running campaign's fan-out: up to `FANOUT_PARTS_PER_ROUND` parts, each
+/// read and rendered on a read connection by a second thread while the writer writes the part
+/// before it (`fanout::Preparer`, `fanout::write_part`). A part the writer finds out of date
+/// (the cursor moved, or one of its contacts changed since it was read) is prepared again
+/// inside the write transaction, so the parts after it are too.
+fn fan_out(app: &App, campaign: &store::CampaignRow, now: Timestamp) -> Result<Step, AppError> {
     let mut step = Step::Idle;
     thread::scope(|threads| {
         let (parts, prepared) = mpsc::sync_channel(1);
@@ -192,8 +166,7 @@ fn fan_out(
                     .db
                     .read(|conn| fanout::Preparer::new(conn, campaign, links(app)))?;
                 let mut after = campaign.progress.fanout_cursor;
-                let mut sent = 0;
-                while go_on(sent) {
+                for _ in 0..FANOUT_PARTS_PER_ROUND {
                     // Each part in a read transaction of its own: as the database is when it starts.
                     let part = app
                         .db
@@ -203,43 +176,23 @@ fn fan_out(
                         break;
                     }
                     after = until;
-                    sent += 1;
                 }
                 Ok(())
             })
             .map_err(|err| AppError::internal(format!("cannot start a fan-out preparer: {err}")))?;
-        let mut parts_written = 0;
-        let mut written = Ok(());
-        // The parts ready go to the writer together; when none is, the writer is let go (the
-        // transaction commits) until the next one is: waiting for a part inside `write_parts`
-        // would hold the writer from the sends meanwhile.
-        while let Ok(first) = prepared.recv() {
-            let ready =
-                std::iter::once(first).chain(std::iter::from_fn(|| prepared.try_recv().ok()));
-            let mut more = true;
-            written = app.db.write_parts(ready, |conn, part| {
-                let written = fanout::write_part(
-                    conn,
-                    (&app.ids, &app.config.billing_catalog),
-                    links(app),
-                    part,
-                    now,
-                )?;
-                if written != Written::Nothing {
-                    step = Step::Progressed;
-                    parts_written += 1;
-                    // Committed by now unless the transaction goes on, and then soon.
-                    if parts_written % FANOUT_PARTS_PER_ROUND == 0 {
-                        app.outbox.notify();
-                    }
-                }
-                more = written == Written::AsPrepared;
-                Ok(more)
-            });
-            if written.is_err() || !more {
-                break;
+        let written = app.db.write_parts(prepared.iter(), |conn, part| {
+            let written = fanout::write_part(
+                conn,
+                (&app.ids, &app.config.billing_catalog),
+                links(app),
+                part,
+                now,
+            )?;
+            if written == Step::Progressed {
+                step = Step::Progressed;
             }
-        }
+            Ok(written == Step::Progressed)
+        });
         // The writer may stop early: the preparer's next send then fails and it ends.
         drop(prepared);
         let read = preparer
