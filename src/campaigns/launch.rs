@@ -1,7 +1,8 @@
 //! Estimating and launching a campaign (docs/rules/campaigns.md, "Estimate", "Launch",
 //! "Schedule", "Cancel").
 //!
-//! An estimate walks the audience once on a read transaction: who is left out and why, and —
+//! An estimate walks the audience once on read transactions (an SMS one over two halves of the
+//! contacts, on two threads): who is left out and why, and —
 //! for SMS — every recipient's message rendered and segmented, since a long name can push one
 //! to two segments. A launch takes that estimate into one write transaction that checks the
 //! campaign again, reserves the whole charge as the campaign's pool (`billing::reserve`, 402
@@ -24,6 +25,7 @@ use crate::clock::{Timestamp, format_timestamp, parse_timestamp};
 use crate::contacts::rules::SqlCondition;
 use crate::contacts::segments::{self, Reach};
 use crate::contacts::unsubscribe::unsubscribe_url_unsigned;
+use crate::db::Db;
 use crate::error::AppError;
 use crate::ids::{ApiKeyId, CampaignId, GroupId, Ids, SegmentId};
 use crate::scope::WorkspaceScope;
@@ -93,89 +95,157 @@ fn unknown_list(field: &str, id: &str) -> AppError {
 /// Estimates `campaign` for the scope's workspace: its content and lists are checked again (a
 /// field, group or segment deleted since is a 422 naming it), then the audience is walked once.
 /// Changes nothing.
+///
+/// Takes the `Db`, not a connection: an SMS campaign's audience is rendered in two halves of
+/// its rowid range on two threads, each on a read transaction of its own (at a million
+/// contacts the walk is most of a launch request). Each thread holds one pooled connection at
+/// a time, never one while waiting for another. The halves may see the contacts a moment
+/// apart, as the launch sees them a moment after the estimate: the fan-out prices each message
+/// as it writes it and the pool's leftover is refunded, so an estimate is never what is
+/// charged in the end.
 pub fn estimate(
-    conn: &Connection,
+    db: &Db,
     links: Links<'_>,
     scope: &WorkspaceScope,
     campaign: &CampaignRow,
     now: Timestamp,
 ) -> Result<Estimate, AppError> {
-    checked(
-        conn,
-        scope,
-        campaign,
-        &audience_of(campaign)?,
-        now,
-        Checks::Launch,
-    )?;
-    let (all, groups, segment_ids) = parsed_lists(campaign)?;
-    let lists = segments::lists_audience(conn, scope, campaign.mode, all, &groups, &segment_ids)?;
-    let reach = lists.audience.reach(conn, campaign.channel)?;
-    let condition = lists.audience.condition();
-    let last_rowid = segments::newest_contact_rowid(conn)?;
-    let (tracker, link_targets) = links::estimating_tracker(conn, campaign, links)?;
-    let mut estimate = Estimate {
-        reach,
-        duplicates: lists
-            .listed
-            .map_or(0, |listed| listed.saturating_sub(reach.contacts)),
-        deleted: lists.deleted_members,
-        render_failed: 0,
-        recipients: 0,
-        units: 0,
-        segments: BTreeMap::new(),
-        condition,
-        last_rowid,
-        link_targets,
-    };
+    let (mut estimate, tracker) = db.read(|conn| {
+        checked(
+            conn,
+            scope,
+            campaign,
+            &audience_of(campaign)?,
+            now,
+            Checks::Launch,
+        )?;
+        let (all, groups, segment_ids) = parsed_lists(campaign)?;
+        let lists =
+            segments::lists_audience(conn, scope, campaign.mode, all, &groups, &segment_ids)?;
+        let reach = lists.audience.reach(conn, campaign.channel)?;
+        let condition = lists.audience.condition();
+        let last_rowid = segments::newest_contact_rowid(conn)?;
+        let (tracker, link_targets) = links::estimating_tracker(conn, campaign, links)?;
+        let estimate = Estimate {
+            reach,
+            duplicates: lists
+                .listed
+                .map_or(0, |listed| listed.saturating_sub(reach.contacts)),
+            deleted: lists.deleted_members,
+            render_failed: 0,
+            recipients: 0,
+            units: 0,
+            segments: BTreeMap::new(),
+            condition,
+            last_rowid,
+            link_targets,
+        };
+        Ok((estimate, tracker))
+    })?;
     match campaign.channel {
         // One unit each, whatever the content: nothing to render.
         Channel::Email => {
-            estimate.recipients = reach.eligible();
-            estimate.units = reach.eligible();
+            estimate.recipients = estimate.reach.eligible();
+            estimate.units = estimate.reach.eligible();
         }
         Channel::Sms => {
             // Counted with each recipient's short links, as long as they can be.
             let renderer = Renderer::new(campaign)?.tracking(tracker);
-            let mut after = 0;
-            loop {
-                let page = segments::audience_page(
-                    conn,
-                    &estimate.condition,
-                    campaign.channel,
-                    (after, last_rowid),
-                    ESTIMATE_PAGE,
-                )?;
-                let Some(last) = page.last() else { break };
-                after = last.rowid;
-                for member in page.iter().filter(|member| member.exclusion.is_none()) {
-                    // As long as the signed link the fan-out renders: the same segments,
-                    // without an HMAC per recipient.
-                    let url = unsubscribe_url_unsigned(
-                        links.public_url,
-                        scope.id(),
-                        campaign.mode,
-                        &member.contact.id,
-                        campaign.channel,
-                    );
-                    let recipient = links::Recipient {
-                        rowid: member.rowid,
-                        contact_id: &member.contact.id,
-                    };
-                    let context = contact_context(&member.contact)?;
-                    match renderer.render_to(&context, &url, Some(recipient)) {
-                        Ok(Rendered::Sms { segmentation, .. }) => {
-                            estimate.recipients += 1;
-                            estimate.units += u64::from(segmentation.segments);
-                            *estimate.segments.entry(segmentation.segments).or_default() += 1;
-                        }
-                        Ok(Rendered::Email { .. }) | Err(_) => estimate.render_failed += 1,
-                    }
+            let walk = Walk {
+                links,
+                scope,
+                campaign,
+                renderer: &renderer,
+                condition: &estimate.condition,
+            };
+            let last = estimate.last_rowid;
+            let middle = last / 2;
+            let (low, high) = std::thread::scope(|threads| {
+                let high = std::thread::Builder::new()
+                    .name("campaign-estimate".to_owned())
+                    .spawn_scoped(threads, || db.read(|conn| walk.count(conn, (middle, last))))
+                    .map_err(|err| {
+                        AppError::internal(format!("cannot start an estimate thread: {err}"))
+                    })?;
+                let low = db.read(|conn| walk.count(conn, (0, middle)));
+                let high = high
+                    .join()
+                    .unwrap_or_else(|_| Err(AppError::internal("an estimate thread panicked")));
+                Ok::<_, AppError>((low?, high?))
+            })?;
+            for counted in [low, high] {
+                estimate.recipients += counted.recipients;
+                estimate.units += counted.units;
+                estimate.render_failed += counted.render_failed;
+                for (segments, recipients) in counted.segments {
+                    *estimate.segments.entry(segments).or_default() += recipients;
                 }
             }
         }
     }
     Ok(estimate)
+}
+
+/// What an SMS estimate renders with, shared by its two threads.
+struct Walk<'a> {
+    links: Links<'a>,
+    scope: &'a WorkspaceScope,
+    campaign: &'a CampaignRow,
+    renderer: &'a Renderer,
+    condition: &'a SqlCondition,
+}
+
+/// One range's share of an SMS estimate.
+#[derive(Default)]
+struct Counted {
+    recipients: u64,
+    units: u64,
+    render_failed: u64,
+    segments: BTreeMap<u32, u64>,
+}
+
+impl Walk<'_> {
+    /// Renders each eligible contact of the audience with rowid in `(after, last]`.
+    fn count(&self, conn: &Connection, (mut after, last): (i64, i64)) -> Result<Counted, AppError> {
+        let campaign = self.campaign;
+        let mut counted = Counted::default();
+        loop {
+            let page = segments::audience_page(
+                conn,
+                self.condition,
+                campaign.channel,
+                (after, last),
+                ESTIMATE_PAGE,
+            )?;
+            let Some(newest) = page.last() else { break };
+            after = newest.rowid;
+            for member in page.iter().filter(|member| member.exclusion.is_none()) {
+                // As long as the signed link the fan-out renders: the same segments, without
+                // an HMAC per recipient.
+                let url = unsubscribe_url_unsigned(
+                    self.links.public_url,
+                    self.scope.id(),
+                    campaign.mode,
+                    &member.contact.id,
+                    campaign.channel,
+                );
+                let recipient = links::Recipient {
+                    rowid: member.rowid,
+                    contact_id: &member.contact.id,
+                };
+                let context = contact_context(&member.contact)?;
+                match self.renderer.render_to(&context, &url, Some(recipient)) {
+                    Ok(Rendered::Sms { segmentation, .. }) => {
+                        counted.recipients += 1;
+                        counted.units += u64::from(segmentation.segments);
+                        *counted.segments.entry(segmentation.segments).or_default() += 1;
+                    }
+                    Ok(Rendered::Email { .. }) | Err(_) => counted.render_failed += 1,
+                }
+            }
+        }
+        Ok(counted)
+    }
 }
 
 /// A campaign starts only with a recipient: 422 on `audience` naming why each contact is left

@@ -210,9 +210,7 @@ fn start_scheduled(app: &App, campaign: &store::CampaignRow) -> Result<Step, App
     let scope = WorkspaceScope::trusted(&campaign.workspace_id);
     let mode = campaign.mode;
     let now = app.clock.now();
-    let estimate = app
-        .db
-        .read(|conn| launch::estimate(conn, links(app), &scope, campaign, now));
+    let estimate = launch::estimate(&app.db, links(app), &scope, campaign, now);
     let launcher = Launcher {
         api_key_id: campaign.progress.launched_by_key.as_ref(),
         charging: match mode {

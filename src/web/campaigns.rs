@@ -253,18 +253,19 @@ pub fn estimate_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResp
     let NoFields {} = request.json_or_default()?;
     let mode = principal.mode();
     let now = app.clock.now();
-    let (campaign, estimate, quote) = app.db.read(|conn| {
-        let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
-        let estimate = launch::estimate(conn, links(app), &scope, &campaign, now)?;
-        let quote = billing::quote(
+    let campaign = app
+        .db
+        .read(|conn| domain::find_campaign(conn, &scope, mode, &id))?;
+    let estimate = launch::estimate(&app.db, links(app), &scope, &campaign, now)?;
+    let quote = app.db.read(|conn| {
+        billing::quote(
             conn,
             &app.config.billing_catalog,
             &scope,
             campaign.channel,
             estimate.units,
             now,
-        )?;
-        Ok((campaign, estimate, quote))
+        )
     })?;
     let charged = mode == Mode::Live;
     let currency = &quote.charge.currency;
@@ -376,20 +377,28 @@ pub fn launch_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
     let idempotency = (Requirement::Required, Per::Workspace);
     // Before the transaction, on a read: the estimate walks the whole audience (renders every
     // SMS), the costly part. `None`: the campaign is scheduled rather than started.
-    let prepared = app.db.read(|conn| {
-        let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
-        launch::ensure_status(&campaign, CampaignStatus::Draft)?;
-        // Refusals of the campaign as it stands are made here, before the key is recorded, so
-        // a retry with the same key once it is fixed goes through.
-        if launch::launches_later(&campaign, now) {
-            let audience = domain::audience_of(&campaign)?;
-            domain::checked(conn, &scope, &campaign, &audience, now, Checks::Draft)?;
-            return Ok(None);
-        }
-        let estimate = launch::estimate(conn, links(app), &scope, &campaign, now)?;
-        launch::has_recipients(&campaign, &estimate)?;
-        Ok(Some(estimate))
-    });
+    let prepared = app
+        .db
+        .read(|conn| {
+            let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
+            launch::ensure_status(&campaign, CampaignStatus::Draft)?;
+            // Refusals of the campaign as it stands are made here, before the key is recorded,
+            // so a retry with the same key once it is fixed goes through.
+            if launch::launches_later(&campaign, now) {
+                let audience = domain::audience_of(&campaign)?;
+                domain::checked(conn, &scope, &campaign, &audience, now, Checks::Draft)?;
+                return Ok(None);
+            }
+            Ok(Some(campaign))
+        })
+        .and_then(|campaign| match campaign {
+            None => Ok(None),
+            Some(campaign) => {
+                let estimate = launch::estimate(&app.db, links(app), &scope, &campaign, now)?;
+                launch::has_recipients(&campaign, &estimate)?;
+                Ok(Some(estimate))
+            }
+        });
     let prepared = match prepared {
         Ok(prepared) => prepared,
         // Unless this is the retry of a launch that went through: that one replays.
