@@ -76,6 +76,36 @@ fn start(script: Script) -> (u16, Arc<Mutex<Seen>>) {
     (port, seen)
 }
 
+/// Records a message body received (by `DATA` or `BDAT`) and answers it as the script says.
+/// Returns false when the connection is to end here.
+fn accept_body(
+    body: &str,
+    script: &Script,
+    seen: &Mutex<Seen>,
+    stream: &mut TcpStream,
+    replies: &mut String,
+) -> bool {
+    let id = body
+        .lines()
+        .find_map(|line| line.strip_prefix("X-Crier-Message-Id: "))
+        .unwrap_or("?")
+        .to_owned();
+    let index = {
+        let mut seen = seen.lock().unwrap();
+        seen.bodies.push(id);
+        seen.bodies.len() - 1
+    };
+    if script.vanish_after_body == Some(index) {
+        return false;
+    }
+    replies.push_str("250 OK queued\r\n");
+    if script.close_after_message {
+        let _ = stream.write_all(replies.as_bytes());
+        return false;
+    }
+    true
+}
+
 fn serve(mut stream: TcpStream, connection: usize, script: Script, seen: &Mutex<Seen>) {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -110,23 +140,8 @@ fn serve(mut stream: TcpStream, connection: usize, script: Script, seen: &Mutex<
                     replies.push_str("554 No valid recipients\r\n");
                     continue;
                 }
-                let id = body
-                    .lines()
-                    .find_map(|line| line.strip_prefix("X-Crier-Message-Id: "))
-                    .unwrap_or("?")
-                    .to_owned();
-                let index = {
-                    let mut seen = seen.lock().unwrap();
-                    seen.bodies.push(id);
-                    seen.chunks.push(body);
-                    seen.bodies.len() - 1
-                };
-                if script.vanish_after_body == Some(index) {
-                    return;
-                }
-                replies.push_str("250 OK queued\r\n");
-                if script.close_after_message {
-                    let _ = stream.write_all(replies.as_bytes());
+                seen.lock().unwrap().chunks.push(body.clone());
+                if !accept_body(&body, &script, seen, &mut stream, &mut replies) {
                     return;
                 }
                 continue;
@@ -137,22 +152,7 @@ fn serve(mut stream: TcpStream, connection: usize, script: Script, seen: &Mutex<
                 };
                 let body: String = pending.drain(..end + 5).collect();
                 in_data = false;
-                let id = body
-                    .lines()
-                    .find_map(|line| line.strip_prefix("X-Crier-Message-Id: "))
-                    .unwrap_or("?")
-                    .to_owned();
-                let index = {
-                    let mut seen = seen.lock().unwrap();
-                    seen.bodies.push(id);
-                    seen.bodies.len() - 1
-                };
-                if script.vanish_after_body == Some(index) {
-                    return;
-                }
-                replies.push_str("250 OK queued\r\n");
-                if script.close_after_message {
-                    let _ = stream.write_all(replies.as_bytes());
+                if !accept_body(&body, &script, seen, &mut stream, &mut replies) {
                     return;
                 }
                 continue;

@@ -201,27 +201,10 @@ impl Session {
             write.push_str(command);
         }
         write.push_str(message.text());
-        let mut first_error: Option<(usize, SmtpError)> = None;
-        let mut taken = false;
-        let mut reply = self.conn.command(Raw(&write)).map(drop);
-        for index in 0..commands.len() {
-            if index > 0 {
-                reply = self.conn.read_response().map(drop);
-            }
-            match reply {
-                Ok(()) => taken = index + 1 == commands.len(),
-                Err(error) => {
-                    let broken = is_gone(&error);
-                    if first_error.is_none() {
-                        first_error = Some((index, error));
-                    }
-                    if broken {
-                        break;
-                    }
-                }
-            }
-            reply = Ok(());
-        }
+        let Replies {
+            first_error,
+            last_accepted: taken,
+        } = self.exchange(&write, commands.len());
         // The answer to `BDAT … LAST` is the answer about the message, whatever came before
         // (a refused `RSET` followed by an accepted transaction still delivered it).
         if taken {
@@ -305,27 +288,10 @@ impl Session {
     /// come, which dropping the connection settles.
     fn pipelined(&mut self, commands: &[String]) -> Result<(), TransmitError> {
         let reset = self.carried > 0;
-        let mut first_error: Option<(usize, SmtpError)> = None;
-        let mut awaiting_body = false;
-        let mut reply = self.conn.command(Raw(&commands.concat())).map(drop);
-        for index in 0..commands.len() {
-            if index > 0 {
-                reply = self.conn.read_response().map(drop);
-            }
-            match reply {
-                Ok(()) => awaiting_body = index + 1 == commands.len(),
-                Err(error) => {
-                    let broken = is_gone(&error);
-                    if first_error.is_none() {
-                        first_error = Some((index, error));
-                    }
-                    if broken {
-                        break;
-                    }
-                }
-            }
-            reply = Ok(());
-        }
+        let Replies {
+            first_error,
+            last_accepted: awaiting_body,
+        } = self.exchange(&commands.concat(), commands.len());
         match first_error {
             None => Ok(()),
             Some((index, error)) => {
@@ -337,6 +303,35 @@ impl Session {
                 })
             }
         }
+    }
+
+    /// Writes `write` (`count` pipelined commands, and for `BDAT` the message) at once, then
+    /// reads a reply for each command until they are all read or the connection is gone.
+    fn exchange(&mut self, write: &str, count: usize) -> Replies {
+        let mut replies = Replies {
+            first_error: None,
+            last_accepted: false,
+        };
+        let mut reply = self.conn.command(Raw(write)).map(drop);
+        for index in 0..count {
+            if index > 0 {
+                reply = self.conn.read_response().map(drop);
+            }
+            match reply {
+                Ok(()) => replies.last_accepted = index + 1 == count,
+                Err(error) => {
+                    let broken = is_gone(&error);
+                    if replies.first_error.is_none() {
+                        replies.first_error = Some((index, error));
+                    }
+                    if broken {
+                        break;
+                    }
+                }
+            }
+            reply = Ok(());
+        }
+        replies
     }
 
     /// Ends the session: with `QUIT` when `polite` (the server is answering), else by closing
@@ -351,6 +346,14 @@ impl Session {
     fn reusable(&self) -> bool {
         !self.conn.has_broken() && self.carried < MAX_MESSAGES_PER_CONNECTION
     }
+}
+
+/// The replies to one pipelined write (`Session::exchange`).
+struct Replies {
+    /// The first refusal or failure, with the index of the command it answered.
+    first_error: Option<(usize, SmtpError)>,
+    /// Whether the last command's reply was read and positive.
+    last_accepted: bool,
 }
 
 /// The connection failed rather than the server refusing: no reply could be read, or the
