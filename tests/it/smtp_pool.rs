@@ -398,6 +398,26 @@ fn concurrent_senders_each_get_a_connection_and_every_message_arrives_once() {
     );
 }
 
+/// Sends one message the server refuses at `RCPT`: the failure is final (`smtp_550`), and the
+/// failed connection is closed, not pooled — the server sees its end.
+fn a_refused_recipient_is_final_and_its_connection_ends(port: u16, seen: &Mutex<Seen>) {
+    let provider = provider(port);
+    let failure = send(&provider, "msg_nobody").unwrap_err();
+    assert_eq!(
+        (failure.disposition, failure.code.as_str()),
+        (Disposition::Final, "smtp_550"),
+        "{failure:?}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while seen.lock().unwrap().ended < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the connection stayed open"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn a_refused_recipient_is_final_and_no_body_follows_even_if_data_was_accepted() {
     for data_after_refusal in [false, true] {
@@ -407,22 +427,7 @@ fn a_refused_recipient_is_final_and_no_body_follows_even_if_data_was_accepted() 
             data_after_refusal,
             ..Script::default()
         });
-        let provider = provider(port);
-        let failure = send(&provider, "msg_nobody").unwrap_err();
-        assert_eq!(
-            (failure.disposition, failure.code.as_str()),
-            (Disposition::Final, "smtp_550"),
-            "{failure:?}"
-        );
-        // The failed connection is closed, not pooled: the server sees its end.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while seen.lock().unwrap().ended < 1 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the connection stayed open"
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
+        a_refused_recipient_is_final_and_its_connection_ends(port, &seen);
         let seen = seen.lock().unwrap();
         assert!(seen.bodies.is_empty());
         if data_after_refusal {
@@ -560,21 +565,7 @@ fn with_chunking_a_refused_recipient_is_final_and_the_session_ends_with_quit() {
         refuse_rcpt: true,
         ..Script::default()
     });
-    let provider = provider(port);
-    let failure = send(&provider, "msg_nobody").unwrap_err();
-    assert_eq!(
-        (failure.disposition, failure.code.as_str()),
-        (Disposition::Final, "smtp_550"),
-        "{failure:?}"
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while seen.lock().unwrap().ended < 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the connection stayed open"
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
+    a_refused_recipient_is_final_and_its_connection_ends(port, &seen);
     let seen = seen.lock().unwrap();
     assert!(seen.bodies.is_empty());
     // The chunk's length kept both sides in step: the server read the QUIT as a command.
