@@ -139,6 +139,32 @@ pub fn unsubscribe_url_unsigned(
     url_of(None, public_url, workspace_id, mode, contact_id, channel)
 }
 
+/// What a campaign's preview and test send show where `{{ unsubscribe_url }}` stands:
+/// `{public_url}/u/preview-000…`, as long as the contact's real link (a generated contact id's
+/// for the sample contact) and of characters that count alike in an SMS, so a preview shows
+/// the segments the campaign's messages will have. It unsubscribes nobody.
+pub fn preview_unsubscribe_url(
+    public_url: &str,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    contact_id: Option<&ContactId>,
+    channel: Channel,
+) -> String {
+    let sample = ContactId::sample();
+    let real = unsubscribe_url_unsigned(
+        public_url,
+        workspace_id,
+        mode,
+        contact_id.unwrap_or(&sample),
+        channel,
+    );
+    let mut url = format!("{}/u/preview-", public_url.trim_end_matches('/'));
+    while url.len() < real.len() {
+        url.push('0');
+    }
+    url
+}
+
 /// The URL of the token signed by `key`, or with a zero tag without one.
 fn url_of(
     key: Option<&ServerKey>,
@@ -273,6 +299,36 @@ mod tests {
             text.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         );
+    }
+
+    #[test]
+    fn a_preview_link_is_as_long_as_the_real_one_for_a_contact_and_for_the_sample() {
+        let key = ServerKey::from_bytes(&[1; 32]);
+        let token = token();
+        for contact_id in [Some(&token.contact_id), None] {
+            let preview = preview_unsubscribe_url(
+                "https://crier.example/",
+                &token.workspace_id,
+                token.mode,
+                contact_id,
+                token.channel,
+            );
+            let real = unsubscribe_url(
+                &key,
+                "https://crier.example/",
+                &token.workspace_id,
+                token.mode,
+                &token.contact_id,
+                token.channel,
+            );
+            assert_eq!(preview.len(), real.len(), "{preview}");
+            assert!(
+                preview.starts_with("https://crier.example/u/preview-0"),
+                "{preview}"
+            );
+            let text = preview.rsplit('/').next().unwrap();
+            assert!(UnsubscribeToken::verify(&key, text).is_none());
+        }
     }
 
     #[test]

@@ -104,6 +104,14 @@ typed_id! {
     ContactId, "con"
 }
 
+impl ContactId {
+    /// An id of a generated one's form and length (`con_` and 26 characters), all zeros: the
+    /// sample contact's, where a preview renders without a real one.
+    pub fn sample() -> ContactId {
+        ContactId(format!("{}_{}", Self::PREFIX, "0".repeat(26)))
+    }
+}
+
 typed_id! {
     /// The definition of a contact custom field: `cfd_…`.
     ContactFieldId, "cfd"

@@ -157,9 +157,21 @@ struct PreviewRequest {
     contact_id: Option<String>,
 }
 
-/// The link a preview shows where `{{ unsubscribe_url }}` stands: the shape of a real one.
-fn preview_unsubscribe_url(app: &App) -> String {
-    format!("{}/u/preview", app.config.public_url)
+/// The link a preview or a test send shows where `{{ unsubscribe_url }}` stands: as long as
+/// the real one, so its segments are the campaign messages' (`preview_unsubscribe_url`).
+fn preview_link(
+    app: &App,
+    workspace_id: &crate::ids::WorkspaceId,
+    campaign: &CampaignRow,
+    contact_id: Option<&crate::ids::ContactId>,
+) -> String {
+    crate::contacts::unsubscribe::preview_unsubscribe_url(
+        &app.config.public_url,
+        workspace_id,
+        campaign.mode,
+        contact_id,
+        campaign.channel,
+    )
 }
 
 /// `POST /v1/campaigns/{id}/preview`: the campaign as one contact would receive it; for SMS
@@ -179,7 +191,16 @@ pub fn preview_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
             .transpose()?;
         Ok((campaign, contact))
     })?;
-    let rendered = domain::render_for(&campaign, contact.as_ref(), &preview_unsubscribe_url(app))?;
+    let rendered = domain::render_for(
+        &campaign,
+        contact.as_ref(),
+        &preview_link(
+            app,
+            scope.id(),
+            &campaign,
+            contact.as_ref().map(|contact| &contact.id),
+        ),
+    )?;
     let view = match &rendered {
         Rendered::Sms { text, segmentation } => PreviewView {
             channel: Channel::Sms,
@@ -503,35 +524,43 @@ pub fn test_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let to = body
         .to
         .ok_or_else(|| AppError::invalid_field("to", "is required"))?;
-    let draft =
-        match domain::render_for(&campaign, contact.as_ref(), &preview_unsubscribe_url(app))? {
-            Rendered::Sms { text, .. } => Draft {
-                channel: Channel::Sms.as_str().to_owned(),
-                to,
-                text: Some(text),
-                subject: None,
-                html: None,
-                from: None,
-                category: None,
-                scheduled_at: None,
-                metadata: Some(serde_json::json!({ "campaign_test": campaign.id.as_str() })),
-            },
-            Rendered::Email {
-                subject,
-                html,
-                text,
-            } => Draft {
-                channel: Channel::Email.as_str().to_owned(),
-                to,
-                text,
-                subject: Some(subject),
-                html,
-                from: None,
-                category: None,
-                scheduled_at: None,
-                metadata: Some(serde_json::json!({ "campaign_test": campaign.id.as_str() })),
-            },
-        };
+    let draft = match domain::render_for(
+        &campaign,
+        contact.as_ref(),
+        &preview_link(
+            app,
+            scope.id(),
+            &campaign,
+            contact.as_ref().map(|contact| &contact.id),
+        ),
+    )? {
+        Rendered::Sms { text, .. } => Draft {
+            channel: Channel::Sms.as_str().to_owned(),
+            to,
+            text: Some(text),
+            subject: None,
+            html: None,
+            from: None,
+            category: None,
+            scheduled_at: None,
+            metadata: Some(serde_json::json!({ "campaign_test": campaign.id.as_str() })),
+        },
+        Rendered::Email {
+            subject,
+            html,
+            text,
+        } => Draft {
+            channel: Channel::Email.as_str().to_owned(),
+            to,
+            text,
+            subject: Some(subject),
+            html,
+            from: None,
+            category: None,
+            scheduled_at: None,
+            metadata: Some(serde_json::json!({ "campaign_test": campaign.id.as_str() })),
+        },
+    };
     crate::web::messages::send_draft(app, request, &principal, &scope, draft)
 }
 

@@ -384,8 +384,8 @@ fn a_preview_renders_for_a_contact_escaping_only_html() {
     ));
     let contact = created(api.post(
         "/v1/contacts",
-        json!({"name": "Zoë <Ngo>", "email": "zoe@example.com", "language": "fr",
-               "custom": {"city": "Douala & Yaoundé"}}),
+        json!({"name": "Zoë <Ngo>", "email": "zoe@example.com", "phone": "677 12 34 99",
+               "language": "fr", "custom": {"city": "Douala & Yaoundé"}}),
     ));
     let sms = created(api.post(
         "/v1/campaigns",
@@ -396,15 +396,30 @@ fn a_preview_renders_for_a_contact_escaping_only_html() {
     let preview = api.post(&path, json!({"contact_id": contact["id"]}));
     assert_eq!(preview.status, 200, "{}", preview.text());
     let preview = preview.json();
-    let expected = format!(
-        "Bonjour Zoë de Douala & Yaoundé\nSTOP : {}/u/preview",
+    // The link stands in for the contact's real one at its length: no working token, but the
+    // segments the message will have — three in UCS-2 here, as the estimate counts them with real
+    // links (the bare `/u/preview` of before said one).
+    let text = preview["text"].as_str().unwrap();
+    let prefix = format!(
+        "Bonjour Zoë de Douala & Yaoundé\nSTOP : {}/u/preview-0",
         server.config.public_url
     );
-    assert_eq!(preview["text"], expected);
+    assert!(text.starts_with(&prefix), "{text}");
+    assert!(text[prefix.len()..].bytes().all(|b| b == b'0'), "{text}");
     assert_eq!(preview["encoding"], "ucs2", "ë is not GSM-7");
     assert_eq!(preview["non_gsm_characters"], json!(["ë"]));
-    assert_eq!(preview["segments"], 1);
+    assert_eq!(preview["segments"], 3);
     assert_eq!(preview["contact_id"], contact["id"]);
+    let estimate = api.call(
+        "POST",
+        &format!("/v1/campaigns/{}/estimate", sms["id"].as_str().unwrap()),
+        None,
+    );
+    assert_eq!(estimate.status, 200, "{}", estimate.text());
+    assert_eq!(
+        estimate.json()["segments"],
+        json!([{"segments": 3, "recipients": 1}])
+    );
 
     // Without a contact: the sample contact, whose city is absent, so `default` speaks.
     let sample = api.call("POST", &path, None).json();
