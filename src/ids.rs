@@ -168,11 +168,29 @@ fn ulid_text(at: Timestamp, random: [u8; 10]) -> String {
     for (i, byte) in random.iter().enumerate() {
         value |= u128::from(*byte) << (8 * (9 - i));
     }
-    // 26 characters × 5 bits = 130 bits; the top two bits are always zero.
+    ulid_of_bits(value)
+}
+
+/// The 26-character ULID text of 128 bits (26 characters × 5 bits = 130 bits; the top two are
+/// always zero).
+pub fn ulid_of_bits(value: u128) -> String {
     (0..26)
         .rev()
         .map(|position| char::from(CROCKFORD[((value >> (position * 5)) & 31) as usize]))
         .collect()
+}
+
+/// The 128 bits of a ULID text as crier writes it (26 characters of upper-case Crockford
+/// base32, the first at most `7`); `None` for anything else, so `ulid_of_bits` gives the same
+/// text back.
+pub fn ulid_bits(text: &str) -> Option<u128> {
+    if text.len() != 26 || text.as_bytes()[0] > b'7' {
+        return None;
+    }
+    text.bytes().try_fold(0u128, |value, byte| {
+        let digit = CROCKFORD.iter().position(|&c| c == byte)?;
+        Some((value << 5) | digit as u128)
+    })
 }
 
 #[cfg(test)]
@@ -180,6 +198,31 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use chrono::{Duration, TimeZone, Utc};
+
+    #[test]
+    fn a_ulid_text_and_its_bits_round_trip_and_nothing_else_decodes() {
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap(),
+        ));
+        let ids = ids_at(clock, 7);
+        for _ in 0..100 {
+            let id = ids.new_id("con");
+            let body = &id[4..];
+            let bits = ulid_bits(body).unwrap();
+            assert_eq!(ulid_of_bits(bits), body);
+        }
+        assert_eq!(ulid_bits(&"0".repeat(26)), Some(0));
+        assert_eq!(ulid_of_bits(u128::MAX), format!("7{}", "Z".repeat(25)));
+        for bad in [
+            "",
+            "01JD",
+            &"8".repeat(26),
+            &format!("01{}", "i".repeat(24)),
+            &"U".repeat(26),
+        ] {
+            assert_eq!(ulid_bits(bad), None, "{bad}");
+        }
+    }
 
     fn ids_at(clock: Arc<ManualClock>, seed: u64) -> Ids {
         Ids::new(clock, Arc::new(SeededRandom::new(seed)))

@@ -4,6 +4,12 @@
 //! the server's `unsubscribe` key: `base64url(payload ‖ tag)`. It never expires (a link in a
 //! years-old email must still work) and carries nothing secret; only the key can make one, so a
 //! token is its own authentication — no cookie, no login, no CSRF token (RFC 8058 one-click).
+//!
+//! Two formats, told apart by their first byte; both are read forever. Version 2 (made
+//! whenever both ids are ULIDs, as crier's own are) holds the ids as their 16 bytes and the
+//! first 16 bytes of the tag: 67 characters, so an SMS opt-out line stays short. Version 1
+//! holds the ids' text and the whole tag (127 characters); it is what the first releases
+//! sent, and what an id of another form still gets.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,16 +20,21 @@ use crate::clock::{Timestamp, format_timestamp};
 use crate::contacts::UnsubscribeVia;
 use crate::contacts::store;
 use crate::error::AppError;
-use crate::ids::{ContactId, WorkspaceId};
+use crate::ids::{ContactId, WorkspaceId, ulid_bits, ulid_of_bits};
 use crate::scope::WorkspaceScope;
 use crate::secrets::{ServerKey, constant_time_eq};
 use crate::vocabulary::Mode;
 
-/// The first byte of every token: a later format can be told apart.
-const VERSION: u8 = 1;
+/// The first byte of a token of the first format: the ids' text, the whole tag.
+const VERSION_TEXT: u8 = 1;
+/// The first byte of a token of the short format: the ids' ULID bytes, a 128-bit tag.
+const VERSION_SHORT: u8 = 2;
 /// What the tag signs first, so the key's other uses (address hashes) never pass for tokens.
 const PURPOSE: &[u8] = b"crier unsubscribe token";
-const TAG_LEN: usize = 32;
+/// The tag's length in each format: HMAC-SHA256 whole, or its first 128 bits (RFC 2104
+/// allows a truncation to half the output; 2^-128 is no guess anyone makes).
+const TAG_LEN_TEXT: usize = 32;
+const TAG_LEN_SHORT: usize = 16;
 /// A token longer than this is not one of ours (ids are short); refused before decoding.
 const MAX_TOKEN_LEN: usize = 256;
 
@@ -49,21 +60,35 @@ fn flags(mode: Mode, channel: Channel) -> u8 {
 }
 
 impl UnsubscribeToken {
-    /// `[version][flags]workspace_id contact_id`: flags bit 0 is the mode (test), bit 1 the
-    /// channel (email).
-    fn payload(&self) -> Vec<u8> {
-        let mut payload = vec![VERSION, flags(self.mode, self.channel)];
-        payload.extend_from_slice(self.workspace_id.as_str().as_bytes());
-        payload.push(b' ');
-        payload.extend_from_slice(self.contact_id.as_str().as_bytes());
-        payload
+    /// The payload and the tag's length: `[2][flags][workspace ULID][contact ULID]` when both
+    /// ids are ULIDs, else `[1][flags]workspace_id contact_id`. Flags bit 0 is the mode (test),
+    /// bit 1 the channel (email).
+    fn payload(&self) -> (Vec<u8>, usize) {
+        let flags = flags(self.mode, self.channel);
+        let short = ulid_of(self.workspace_id.as_str(), WorkspaceId::PREFIX)
+            .zip(ulid_of(self.contact_id.as_str(), ContactId::PREFIX));
+        match short {
+            Some((workspace, contact)) => {
+                let mut payload = vec![VERSION_SHORT, flags];
+                payload.extend_from_slice(&workspace.to_be_bytes());
+                payload.extend_from_slice(&contact.to_be_bytes());
+                (payload, TAG_LEN_SHORT)
+            }
+            None => {
+                let mut payload = vec![VERSION_TEXT, flags];
+                payload.extend_from_slice(self.workspace_id.as_str().as_bytes());
+                payload.push(b' ');
+                payload.extend_from_slice(self.contact_id.as_str().as_bytes());
+                (payload, TAG_LEN_TEXT)
+            }
+        }
     }
 
     /// The token text: URL-safe base64 without padding.
     pub fn encode(&self, key: &ServerKey) -> String {
-        let mut bytes = self.payload();
+        let (mut bytes, tag_len) = self.payload();
         let tag = key.sign(&[PURPOSE, &bytes]);
-        bytes.extend_from_slice(&tag);
+        bytes.extend_from_slice(&tag[..tag_len]);
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
@@ -75,27 +100,46 @@ impl UnsubscribeToken {
         }
         let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
         // Only the canonical text: base64 can spell the same bytes with other trailing bits.
-        if URL_SAFE_NO_PAD.encode(&bytes) != text || bytes.len() < 2 + TAG_LEN {
+        if URL_SAFE_NO_PAD.encode(&bytes) != text {
             return None;
         }
-        let (payload, tag) = bytes.split_at(bytes.len() - TAG_LEN);
-        if !constant_time_eq(&key.sign(&[PURPOSE, payload]), tag) {
+        let tag_len = match *bytes.first()? {
+            VERSION_TEXT => TAG_LEN_TEXT,
+            VERSION_SHORT => TAG_LEN_SHORT,
+            _ => return None,
+        };
+        if bytes.len() < 2 + tag_len {
+            return None;
+        }
+        let (payload, tag) = bytes.split_at(bytes.len() - tag_len);
+        if !constant_time_eq(&key.sign(&[PURPOSE, payload])[..tag_len], tag) {
             return None;
         }
         let (&version, rest) = payload.split_first()?;
         let (&flags, ids) = rest.split_first()?;
-        if version != VERSION || flags > 3 {
+        if flags > 3 {
             return None;
         }
-        let (workspace_id, contact_id) = std::str::from_utf8(ids).ok()?.split_once(' ')?;
+        let (workspace_id, contact_id) = if version == VERSION_SHORT {
+            let (workspace, contact) = ids.split_at_checked(16)?;
+            let workspace = u128::from_be_bytes(workspace.try_into().ok()?);
+            let contact = u128::from_be_bytes(contact.try_into().ok()?);
+            (
+                format!("{}_{}", WorkspaceId::PREFIX, ulid_of_bits(workspace)),
+                format!("{}_{}", ContactId::PREFIX, ulid_of_bits(contact)),
+            )
+        } else {
+            let (workspace, contact) = std::str::from_utf8(ids).ok()?.split_once(' ')?;
+            (workspace.to_owned(), contact.to_owned())
+        };
         Some(UnsubscribeToken {
-            workspace_id: WorkspaceId::parse(workspace_id)?,
+            workspace_id: WorkspaceId::parse(&workspace_id)?,
             mode: if flags & 1 == 1 {
                 Mode::Test
             } else {
                 Mode::Live
             },
-            contact_id: ContactId::parse(contact_id)?,
+            contact_id: ContactId::parse(&contact_id)?,
             channel: if flags & 2 == 2 {
                 Channel::Email
             } else {
@@ -103,6 +147,11 @@ impl UnsubscribeToken {
             },
         })
     }
+}
+
+/// The ULID bits of an id `{prefix}_{ULID}`; `None` for an id of another form.
+fn ulid_of(id: &str, prefix: &str) -> Option<u128> {
+    ulid_bits(id.strip_prefix(prefix)?.strip_prefix('_')?)
 }
 
 /// `{public_url}/u/{token}`: the link that unsubscribes the contact from `channel` — in the
@@ -183,8 +232,8 @@ fn url_of(
     let text = match key {
         Some(key) => token.encode(key),
         None => {
-            let mut bytes = token.payload();
-            bytes.extend_from_slice(&[0; TAG_LEN]);
+            let (mut bytes, tag_len) = token.payload();
+            bytes.resize(bytes.len() + tag_len, 0);
             URL_SAFE_NO_PAD.encode(bytes)
         }
     };
@@ -358,26 +407,77 @@ mod tests {
     #[test]
     fn every_altered_byte_and_every_truncation_is_refused() {
         let key = ServerKey::from_bytes(&[1; 32]);
-        let text = token().encode(&key);
-        let bytes = URL_SAFE_NO_PAD.decode(&text).unwrap();
+        for text in [token().encode(&key), first_format(&key, &token())] {
+            altered_and_truncated_are_refused(&key, &text);
+        }
+    }
+
+    /// A token as the first releases made it: the ids' text and the whole tag.
+    fn first_format(key: &ServerKey, token: &UnsubscribeToken) -> String {
+        let mut bytes = vec![VERSION_TEXT, flags(token.mode, token.channel)];
+        bytes.extend_from_slice(token.workspace_id.as_str().as_bytes());
+        bytes.push(b' ');
+        bytes.extend_from_slice(token.contact_id.as_str().as_bytes());
+        let tag = key.sign(&[PURPOSE, &bytes]);
+        bytes.extend_from_slice(&tag);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    #[test]
+    fn crier_ids_get_the_short_format_and_the_first_one_is_still_read() {
+        let key = ServerKey::from_bytes(&[1; 32]);
+        let token = token();
+        let short = token.encode(&key);
+        assert_eq!(short.len(), 67, "{short}");
+        let first = first_format(&key, &token);
+        assert_eq!(first.len(), 127, "{first}");
+        assert_eq!(UnsubscribeToken::verify(&key, &short), Some(token.clone()));
+        assert_eq!(UnsubscribeToken::verify(&key, &first), Some(token.clone()));
+        // An id that is no ULID (not one crier makes) keeps the first format.
+        let other = UnsubscribeToken {
+            contact_id: ContactId::parse("con_imported_42").unwrap(),
+            ..token
+        };
+        let text = other.encode(&key);
+        assert_eq!(text, first_format(&key, &other));
+        assert_eq!(UnsubscribeToken::verify(&key, &text), Some(other));
+        // A short token with the whole tag, or a first-format one cut to 16 bytes of tag: no.
+        let mut bytes = URL_SAFE_NO_PAD.decode(&short).unwrap();
+        bytes.truncate(bytes.len() - TAG_LEN_SHORT);
+        let tag = key.sign(&[PURPOSE, &bytes]);
+        bytes.extend_from_slice(&tag);
+        assert_eq!(
+            UnsubscribeToken::verify(&key, &URL_SAFE_NO_PAD.encode(&bytes)),
+            None
+        );
+        let mut bytes = URL_SAFE_NO_PAD.decode(&first).unwrap();
+        bytes.truncate(bytes.len() - TAG_LEN_SHORT);
+        assert_eq!(
+            UnsubscribeToken::verify(&key, &URL_SAFE_NO_PAD.encode(&bytes)),
+            None
+        );
+    }
+
+    fn altered_and_truncated_are_refused(key: &ServerKey, text: &str) {
+        let bytes = URL_SAFE_NO_PAD.decode(text).unwrap();
         for index in 0..bytes.len() {
             for flip in [1u8, 0x80] {
                 let mut altered = bytes.clone();
                 altered[index] ^= flip;
                 let altered = URL_SAFE_NO_PAD.encode(altered);
                 assert_eq!(
-                    UnsubscribeToken::verify(&key, &altered),
+                    UnsubscribeToken::verify(key, &altered),
                     None,
                     "byte {index}"
                 );
             }
         }
         for length in 0..text.len() {
-            assert_eq!(UnsubscribeToken::verify(&key, &text[..length]), None);
+            assert_eq!(UnsubscribeToken::verify(key, &text[..length]), None);
         }
-        assert_eq!(UnsubscribeToken::verify(&key, &format!("{text}A")), None);
-        assert_eq!(UnsubscribeToken::verify(&key, "not a token!"), None);
-        assert_eq!(UnsubscribeToken::verify(&key, &"A".repeat(5000)), None);
+        assert_eq!(UnsubscribeToken::verify(key, &format!("{text}A")), None);
+        assert_eq!(UnsubscribeToken::verify(key, "not a token!"), None);
+        assert_eq!(UnsubscribeToken::verify(key, &"A".repeat(5000)), None);
     }
 
     #[test]

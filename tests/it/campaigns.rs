@@ -397,7 +397,7 @@ fn a_preview_renders_for_a_contact_escaping_only_html() {
     assert_eq!(preview.status, 200, "{}", preview.text());
     let preview = preview.json();
     // The link stands in for the contact's real one at its length: no working token, but the
-    // segments the message will have — three in UCS-2 here, as the estimate counts them with real
+    // segments the message will have — two in UCS-2 here, as the estimate counts them with real
     // links (the bare `/u/preview` of before said one).
     let text = preview["text"].as_str().unwrap();
     let prefix = format!(
@@ -408,7 +408,7 @@ fn a_preview_renders_for_a_contact_escaping_only_html() {
     assert!(text[prefix.len()..].bytes().all(|b| b == b'0'), "{text}");
     assert_eq!(preview["encoding"], "ucs2", "ë is not GSM-7");
     assert_eq!(preview["non_gsm_characters"], json!(["ë"]));
-    assert_eq!(preview["segments"], 3);
+    assert_eq!(preview["segments"], 2);
     assert_eq!(preview["contact_id"], contact["id"]);
     let estimate = api.call(
         "POST",
@@ -418,7 +418,7 @@ fn a_preview_renders_for_a_contact_escaping_only_html() {
     assert_eq!(estimate.status, 200, "{}", estimate.text());
     assert_eq!(
         estimate.json()["segments"],
-        json!([{"segments": 3, "recipients": 1}])
+        json!([{"segments": 2, "recipients": 1}])
     );
 
     // Without a contact: the sample contact, whose city is absent, so `default` speaks.
