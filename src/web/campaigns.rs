@@ -157,21 +157,32 @@ struct PreviewRequest {
     contact_id: Option<String>,
 }
 
-/// The link a preview or a test send shows where `{{ unsubscribe_url }}` stands: as long as
-/// the real one, so its segments are the campaign messages' (`preview_unsubscribe_url`).
-fn preview_link(
+/// The campaign `id` rendered for a preview or a test send: for the caller's contact
+/// `contact_id` (the sample contact without one), with the unsubscribe link standing in for
+/// the contact's own at its length (`preview_unsubscribe_url`), so the segments are the
+/// campaign messages'.
+fn render_preview(
     app: &App,
-    workspace_id: &crate::ids::WorkspaceId,
-    campaign: &CampaignRow,
-    contact_id: Option<&crate::ids::ContactId>,
-) -> String {
-    crate::contacts::unsubscribe::preview_unsubscribe_url(
+    scope: &crate::scope::WorkspaceScope,
+    mode: crate::vocabulary::Mode,
+    id: &CampaignId,
+    contact_id: Option<&str>,
+) -> Result<Rendered, AppError> {
+    let (campaign, contact) = app.db.read(|conn| {
+        let campaign = domain::find_campaign(conn, scope, mode, id)?;
+        let contact = contact_id
+            .map(|id| domain::preview_contact(conn, scope, mode, id))
+            .transpose()?;
+        Ok((campaign, contact))
+    })?;
+    let link = crate::contacts::unsubscribe::preview_unsubscribe_url(
         &app.config.public_url,
-        workspace_id,
+        scope.id(),
         campaign.mode,
-        contact_id,
+        contact.as_ref().map(|contact| &contact.id),
         campaign.channel,
-    )
+    );
+    domain::render_for(&campaign, contact.as_ref(), &link)
 }
 
 /// `POST /v1/campaigns/{id}/preview`: the campaign as one contact would receive it; for SMS
@@ -182,25 +193,7 @@ pub fn preview_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
     let id = campaign_id(request)?;
     let body: PreviewRequest = request.json_or_default()?;
     let mode = principal.mode();
-    let (campaign, contact) = app.db.read(|conn| {
-        let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
-        let contact = body
-            .contact_id
-            .as_deref()
-            .map(|id| domain::preview_contact(conn, &scope, mode, id))
-            .transpose()?;
-        Ok((campaign, contact))
-    })?;
-    let rendered = domain::render_for(
-        &campaign,
-        contact.as_ref(),
-        &preview_link(
-            app,
-            scope.id(),
-            &campaign,
-            contact.as_ref().map(|contact| &contact.id),
-        ),
-    )?;
+    let rendered = render_preview(app, &scope, mode, &id, body.contact_id.as_deref())?;
     let view = match &rendered {
         Rendered::Sms { text, segmentation } => PreviewView {
             channel: Channel::Sms,
@@ -512,28 +505,11 @@ pub fn test_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let id = campaign_id(request)?;
     let body: TestRequest = request.json()?;
     let mode = principal.mode();
-    let (campaign, contact) = app.db.read(|conn| {
-        let campaign = domain::find_campaign(conn, &scope, mode, &id)?;
-        let contact = body
-            .contact_id
-            .as_deref()
-            .map(|id| domain::preview_contact(conn, &scope, mode, id))
-            .transpose()?;
-        Ok((campaign, contact))
-    })?;
+    let rendered = render_preview(app, &scope, mode, &id, body.contact_id.as_deref())?;
     let to = body
         .to
         .ok_or_else(|| AppError::invalid_field("to", "is required"))?;
-    let draft = match domain::render_for(
-        &campaign,
-        contact.as_ref(),
-        &preview_link(
-            app,
-            scope.id(),
-            &campaign,
-            contact.as_ref().map(|contact| &contact.id),
-        ),
-    )? {
+    let draft = match rendered {
         Rendered::Sms { text, .. } => Draft {
             channel: Channel::Sms.as_str().to_owned(),
             to,
@@ -543,7 +519,7 @@ pub fn test_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
             from: None,
             category: None,
             scheduled_at: None,
-            metadata: Some(serde_json::json!({ "campaign_test": campaign.id.as_str() })),
+            metadata: Some(serde_json::json!({ "campaign_test": id.as_str() })),
         },
         Rendered::Email {
             subject,
@@ -558,7 +534,7 @@ pub fn test_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
             from: None,
             category: None,
             scheduled_at: None,
-            metadata: Some(serde_json::json!({ "campaign_test": campaign.id.as_str() })),
+            metadata: Some(serde_json::json!({ "campaign_test": id.as_str() })),
         },
     };
     crate::web::messages::send_draft(app, request, &principal, &scope, draft)
