@@ -192,15 +192,16 @@ impl Session {
         envelope: &Envelope,
         message: &Body,
     ) -> Result<(), TransmitError> {
-        let bytes = message.bytes();
-        let last = format!("BDAT {} LAST\r\n", bytes.len());
+        let text = message.text();
+        // BDAT counts octets: the length of the UTF-8 text.
+        let last = format!("BDAT {} LAST\r\n", text.len());
         let commands = self.commands(envelope, message.is_ascii(), last)?;
         let mut write =
-            String::with_capacity(commands.iter().map(String::len).sum::<usize>() + bytes.len());
+            String::with_capacity(commands.iter().map(String::len).sum::<usize>() + text.len());
         for command in &commands {
             write.push_str(command);
         }
-        write.push_str(message.text());
+        write.push_str(text);
         let Replies {
             first_error,
             last_accepted: taken,
@@ -380,10 +381,6 @@ impl Body {
         &self.text
     }
 
-    fn bytes(&self) -> &[u8] {
-        self.text.as_bytes()
-    }
-
     fn is_ascii(&self) -> bool {
         self.text.is_ascii()
     }
@@ -464,7 +461,7 @@ mod tests {
             assert_eq!(body.data().into_bytes(), to_data(message));
             let mut expected = message.to_vec();
             expected.extend_from_slice(b"\r\n");
-            assert_eq!(body.bytes(), expected.as_slice());
+            assert_eq!(body.text().as_bytes(), expected.as_slice());
         }
         assert!(Body::new(vec![0xff]).is_none());
     }
