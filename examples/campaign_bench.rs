@@ -3,7 +3,7 @@
 //! provider; prints one table.
 //!
 //! `cargo build --release --bin crier --example campaign_bench &&
-//!  target/release/examples/campaign_bench [--sizes 10000,100000,1000000] [--bin PATH]`
+//!  target/release/examples/campaign_bench [--sizes 10000,100000,1000000] [--bin PATH] [--no-drain]`
 //!
 //! For each size, in a fresh data directory: `crier migrate` and `crier admin` make a user, a
 //! key and a funded wallet; the contacts are written straight through the crate's own
@@ -12,7 +12,7 @@
 //! and opt-out line) is estimated and launched while 4 closed-loop senders run, and the fan-out
 //! is timed from the launch request to `launch.fanout_done` (polled every 50 ms), with the
 //! server's peak VmRSS. Then the server restarts with its default dispatchers and the drain to
-//! the `log` provider is timed until the campaign is `completed`.
+//! the `log` provider is timed until the campaign is `completed` (`--no-drain` skips it).
 //! Targets (issue 14): 1,000,000 from launch to all queued in < 10 s, RSS < 150 MB, send p99 <
 //! 100 ms during the fan-out.
 
@@ -57,11 +57,14 @@ fn senders() -> usize {
 struct Options {
     sizes: Vec<usize>,
     bin: PathBuf,
+    /// Whether to time the drain to `log` after the fan-out (`--no-drain` skips it).
+    drain: bool,
 }
 
 fn options() -> Options {
     let mut sizes = vec![10_000, 100_000, 1_000_000];
     let mut bin = PathBuf::from("target/release/crier");
+    let mut drain = true;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -74,10 +77,11 @@ fn options() -> Options {
                     .collect();
             }
             "--bin" => bin = PathBuf::from(args.next().expect("--bin PATH")),
+            "--no-drain" => drain = false,
             other => panic!("unknown argument {other}"),
         }
     }
-    Options { sizes, bin }
+    Options { sizes, bin, drain }
 }
 
 fn admin(bin: &Path, data: &Path, args: &[&str], stdin: &str) -> Value {
@@ -258,10 +262,10 @@ struct Row {
     sends: usize,
     p50: f64,
     p99: f64,
-    drain_s: f64,
+    drain_s: Option<f64>,
 }
 
-fn run(bin: &Path, size: usize) -> Row {
+fn run(bin: &Path, size: usize, drain: bool) -> Row {
     let base = std::env::var_os("TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let data = base.join(format!(
         "crier-campaign-bench-{}-{size}",
@@ -403,24 +407,7 @@ fn run(bin: &Path, size: usize) -> Row {
         percentile(&mut latencies, 0.99),
     );
 
-    let (server, base_url) = serve(bin, &data, None);
-    let drain = Instant::now();
-    loop {
-        let shown = call(
-            &agent,
-            "GET",
-            &format!("{base_url}/v1/campaigns/{id}"),
-            &key,
-            None,
-        );
-        if shown["status"] != "running" {
-            assert_eq!(shown["status"], "completed", "{shown}");
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let drain_s = drain.elapsed().as_secs_f64();
-    stop(server);
+    let drain_s = drain.then(|| time_drain(bin, &data, &agent, &key, &id));
     let _ = std::fs::remove_dir_all(&data);
     Row {
         size,
@@ -435,12 +422,36 @@ fn run(bin: &Path, size: usize) -> Row {
     }
 }
 
+/// Restarts the server with its dispatchers and times the drain of campaign `id` to `log`,
+/// until it is `completed`; in seconds.
+fn time_drain(bin: &Path, data: &Path, agent: &ureq::Agent, key: &str, id: &str) -> f64 {
+    let (server, base_url) = serve(bin, data, None);
+    let drain = Instant::now();
+    loop {
+        let shown = call(
+            agent,
+            "GET",
+            &format!("{base_url}/v1/campaigns/{id}"),
+            key,
+            None,
+        );
+        if shown["status"] != "running" {
+            assert_eq!(shown["status"], "completed", "{shown}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let drain_s = drain.elapsed().as_secs_f64();
+    stop(server);
+    drain_s
+}
+
 fn main() {
     let options = options();
     let mut rows = Vec::new();
     for &size in &options.sizes {
         eprintln!("campaign to {size} contacts…");
-        rows.push(run(&options.bin, size));
+        rows.push(run(&options.bin, size, options.drain));
     }
     println!(
         "crier campaign bench: {}, {} CPUs, {} closed-loop senders during the fan-out",
@@ -454,7 +465,7 @@ fn main() {
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         println!(
-            "| {} | {:.0} ms | {:.0} ms | {:.1} s | {:.0} | {:.0} MB | {:.1} / {:.1} ms ({}) | {:.1} s |",
+            "| {} | {:.0} ms | {:.0} ms | {:.1} s | {:.0} | {:.0} MB | {:.1} / {:.1} ms ({}) | {} |",
             row.size,
             row.estimate_ms,
             row.launch_ms,
@@ -465,6 +476,7 @@ fn main() {
             row.p99,
             row.sends,
             row.drain_s
+                .map_or_else(|| "not run".to_owned(), |s| format!("{s:.1} s"))
         );
     }
 }

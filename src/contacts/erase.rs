@@ -21,6 +21,10 @@ pub struct Erased {
     pub contact_id: ContactId,
     pub phone: Option<String>,
     pub email: Option<String>,
+    /// The workspace's other contacts of the mode, live or deleted, with one of those
+    /// addresses, and which: campaign messages are found by contact, so the caller scrubs
+    /// theirs to the address too.
+    pub sharing: Vec<(ContactId, String)>,
     pub erased_at: String,
 }
 
@@ -65,10 +69,21 @@ pub fn erase_contact(
     if !store::erase_contact(conn, workspace_id, editor.mode, id, &now)? {
         return Err(AppError::internal("the contact to erase was not there"));
     }
+    let (phone, email) = (
+        contact.phone,
+        contact.email.filter(|email| !email.is_empty()),
+    );
+    let mut sharing = Vec::new();
+    for address in [&phone, &email].into_iter().flatten() {
+        for other in store::contacts_with_address(conn, workspace_id, editor.mode, address)? {
+            sharing.push((other, address.clone()));
+        }
+    }
     Ok(Erased {
         contact_id: contact.id,
-        phone: contact.phone,
-        email: contact.email.filter(|email| !email.is_empty()),
+        phone,
+        email,
+        sharing,
         erased_at: now,
     })
 }

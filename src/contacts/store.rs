@@ -329,18 +329,28 @@ pub fn unsubscribe_phone_by_keyword(
 }
 
 /// A phone's contacts in every workspace are found through `contacts_by_phone`, one search per
-/// workspace (the `IN`); the workspace's messages to it through `messages_by_recipient` (the `+`
-/// keeps the planner off `messages_by_workspace`, which would read every message of the
-/// workspace). A test holds the plan.
+/// workspace (the `IN`). The workspace wrote to the phone when it sent it a message through the
+/// API (`messages_by_recipient`; the `+` keeps the planner off `messages_by_workspace`, which
+/// would read every message of the workspace), or a campaign message to this contact or to an
+/// earlier, deleted contact with the phone (`messages_by_contact_campaign`, through
+/// `contacts_deleted_by_phone`). A test holds the plan.
 const UNSUBSCRIBE_BY_KEYWORD: &str = "UPDATE contacts
     SET sms_unsubscribed_at = :now, sms_unsubscribed_via = 'sms_keyword', updated_at = :now
     WHERE workspace_id IN (SELECT id FROM workspaces) AND mode = 'live'
       AND phone = :phone AND deleted_at IS NULL
       AND sms_unsubscribed_at IS NULL
       AND (:workspace_id IS NULL OR workspace_id = :workspace_id)
-      AND EXISTS (SELECT 1 FROM messages m
-                  WHERE m.workspace_id = contacts.workspace_id
-                    AND m.to_address = :phone AND m.channel = 'sms' AND +m.mode = 'live')";
+      AND (EXISTS (SELECT 1 FROM messages m
+                   WHERE m.workspace_id = contacts.workspace_id AND m.campaign_id IS NULL
+                     AND m.to_address = :phone AND m.channel = 'sms' AND +m.mode = 'live')
+        OR EXISTS (SELECT 1 FROM messages m
+                   WHERE m.contact_id = contacts.id AND m.campaign_id IS NOT NULL
+                     AND m.to_address = :phone AND m.channel = 'sms')
+        OR EXISTS (SELECT 1 FROM contacts d JOIN messages m ON m.contact_id = d.id
+                   WHERE d.workspace_id = contacts.workspace_id AND d.mode = 'live'
+                     AND d.phone = :phone AND d.deleted_at IS NOT NULL
+                     AND m.campaign_id IS NOT NULL AND m.to_address = :phone
+                     AND m.channel = 'sms'))";
 
 /// Sets the state of a phone on the workspace's contact (not deleted) of `mode` that has it.
 /// Returns whether a contact changed.
@@ -386,6 +396,34 @@ pub fn set_email_state(
         })?;
     Ok(changed == 1)
 }
+
+/// The workspace's contacts of `mode` with the phone or email `address`, live or deleted: an
+/// erasure scrubs their campaign messages to it. Each search goes through an index
+/// (`contacts_by_phone` / `_email` for live ones, `contacts_deleted_by_phone` / `_email` for
+/// deleted ones); a test holds the plan.
+pub fn contacts_with_address(
+    conn: &Connection,
+    workspace_id: &WorkspaceId,
+    mode: Mode,
+    address: &str,
+) -> Result<Vec<ContactId>, AppError> {
+    let mut stmt = conn.prepare_cached(CONTACTS_WITH_ADDRESS)?;
+    let rows = stmt.query_map(
+        named_params! { ":workspace_id": workspace_id, ":mode": mode, ":address": address },
+        |row| row.get(0),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+const CONTACTS_WITH_ADDRESS: &str = "
+    SELECT id FROM contacts WHERE workspace_id = :workspace_id AND mode = :mode
+        AND phone = :address AND deleted_at IS NULL
+    UNION ALL SELECT id FROM contacts WHERE workspace_id = :workspace_id AND mode = :mode
+        AND phone = :address AND deleted_at IS NOT NULL
+    UNION ALL SELECT id FROM contacts WHERE workspace_id = :workspace_id AND mode = :mode
+        AND email = :address AND deleted_at IS NULL
+    UNION ALL SELECT id FROM contacts WHERE workspace_id = :workspace_id AND mode = :mode
+        AND email = :address AND deleted_at IS NOT NULL";
 
 /// The contact `id` of the workspace in `mode`, deleted or not, unless erased: what an erasure
 /// works on (a deleted contact still holds its data).
@@ -1428,12 +1466,29 @@ mod tests {
     }
 
     #[test]
-    fn an_inbound_stop_searches_by_phone_and_recipient_indexes() {
+    fn an_inbound_stop_searches_by_phone_recipient_and_contact_indexes() {
         assert_eq!(
             searches(UNSUBSCRIBE_BY_KEYWORD),
             [
                 "SEARCH contacts USING INDEX contacts_by_phone (workspace_id=? AND mode=? AND phone=?)",
                 "SEARCH m USING INDEX messages_by_recipient (workspace_id=? AND to_address=?)",
+                "SEARCH m USING INDEX messages_by_contact_campaign (contact_id=? AND campaign_id>?)",
+                "SEARCH d USING INDEX contacts_deleted_by_phone (workspace_id=? AND mode=? AND phone=?)",
+                "SEARCH m USING INDEX messages_by_contact_campaign (contact_id=? AND campaign_id>?)",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_erasure_finds_contacts_by_address_through_indexes() {
+        let searches = searches(CONTACTS_WITH_ADDRESS);
+        assert_eq!(
+            searches,
+            [
+                "SEARCH contacts USING INDEX contacts_by_phone (workspace_id=? AND mode=? AND phone=?)",
+                "SEARCH contacts USING INDEX contacts_deleted_by_phone (workspace_id=? AND mode=? AND phone=?)",
+                "SEARCH contacts USING INDEX contacts_by_email (workspace_id=? AND mode=? AND email=?)",
+                "SEARCH contacts USING INDEX contacts_deleted_by_email (workspace_id=? AND mode=? AND email=?)",
             ]
         );
     }

@@ -245,9 +245,12 @@ pub fn cancel_message(
 
 /// Erases a contact (`contacts::erase::erase_contact`) and, in the same transaction, cancels
 /// (and refunds) the workspace's scheduled messages of that mode to its phone and email, then
-/// scrubs every finished one (`store::scrub_recipient`). Messages already queued or sending
-/// keep their content: a dispatcher may be handing them over. Returns the erasure and how many
-/// messages were scrubbed.
+/// scrubs every finished one: those sent through the API to its addresses
+/// (`store::scrub_recipient`), every campaign message of the contact, and the campaign
+/// messages to its addresses of the workspace's other contacts with them, live or deleted
+/// (`store::scrub_campaign_messages`). Messages already queued or sending keep their content:
+/// a dispatcher may be handing them over. Returns the erasure and how many messages were
+/// scrubbed.
 pub fn erase_contact(
     conn: &Connection,
     ids: &Ids,
@@ -257,7 +260,10 @@ pub fn erase_contact(
     now: Timestamp,
 ) -> Result<(Erased, usize), AppError> {
     let erased = erase::erase_contact(conn, key, editor, id, now)?;
-    let mut scrubbed = 0;
+    let mut scrubbed = store::scrub_campaign_messages(conn, id, None, &erased.erased_at)?;
+    for (other, address) in &erased.sharing {
+        scrubbed += store::scrub_campaign_messages(conn, other, Some(address), &erased.erased_at)?;
+    }
     for address in [&erased.phone, &erased.email].into_iter().flatten() {
         for message_id in store::scheduled_to(conn, editor.scope.id(), editor.mode, address)? {
             cancel_message(conn, ids, (editor.scope, editor.mode), &message_id, now)?;

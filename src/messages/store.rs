@@ -165,7 +165,9 @@ pub fn insert_message(conn: &Connection, message: &MessageRow) -> Result<(), App
     Ok(())
 }
 
-/// The workspace's `scheduled` messages of `mode` to `address` (an erasure cancels them).
+/// The workspace's `scheduled` messages of `mode` to `address` (an erasure cancels them). A
+/// campaign's messages are never `scheduled` (the campaign is), and are not in the recipient
+/// index (V43).
 pub fn scheduled_to(
     conn: &Connection,
     workspace_id: &WorkspaceId,
@@ -175,7 +177,7 @@ pub fn scheduled_to(
     let mut stmt = conn.prepare_cached(
         "SELECT id FROM messages
          WHERE workspace_id = :workspace_id AND to_address = :address AND mode = :mode
-           AND status = 'scheduled'",
+           AND campaign_id IS NULL AND status = 'scheduled'",
     )?;
     let rows = stmt.query_map(
         named_params! { ":workspace_id": workspace_id, ":mode": mode, ":address": address },
@@ -187,8 +189,17 @@ pub fn scheduled_to(
 /// What an erasure leaves of a finished message to an erased address (`to_address` below).
 pub const ERASED_RECIPIENT: &str = "[erased]";
 
-/// Scrubs the workspace's finished messages (sent, delivered, failed, cancelled) of `mode` to
-/// `address`: the recipient becomes `[erased]`, the subject and bodies empty, the metadata `{}`.
+/// What a scrub leaves of a finished message: the recipient `[erased]`, the subject and bodies
+/// empty, the metadata `{}`.
+const SCRUB: &str = "UPDATE messages SET to_address = :erased,
+         subject = CASE WHEN subject IS NULL THEN NULL ELSE '' END,
+         text = '', html = NULL, metadata = '{}', updated_at = :now";
+
+/// The statuses a scrub touches: a message no dispatcher can still hand over.
+const SCRUBBED_STATUSES: &str = "status IN ('sent', 'delivered', 'failed', 'cancelled')";
+
+/// Scrubs the workspace's finished messages (sent, delivered, failed, cancelled) of `mode`
+/// sent through the API to `address` (`SCRUB`; campaign messages: `scrub_campaign_messages`).
 /// Prices, statuses, times and attempts stay (the ledger names messages by id only). Returns
 /// how many changed.
 pub fn scrub_recipient(
@@ -198,18 +209,36 @@ pub fn scrub_recipient(
     address: &str,
     now: &str,
 ) -> Result<usize, AppError> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE messages SET to_address = :erased,
-                 subject = CASE WHEN subject IS NULL THEN NULL ELSE '' END,
-                 text = '', html = NULL, metadata = '{}', updated_at = :now
-             WHERE workspace_id = :workspace_id AND to_address = :address AND mode = :mode
-               AND status IN ('sent', 'delivered', 'failed', 'cancelled')",
-        )?
-        .execute(named_params! {
-            ":workspace_id": workspace_id, ":mode": mode, ":address": address,
-            ":erased": ERASED_RECIPIENT, ":now": now,
-        })?)
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{SCRUB} WHERE workspace_id = :workspace_id AND to_address = :address AND mode = :mode
+               AND campaign_id IS NULL AND {SCRUBBED_STATUSES}"
+        )
+    });
+    Ok(conn.prepare_cached(&SQL)?.execute(named_params! {
+        ":workspace_id": workspace_id, ":mode": mode, ":address": address,
+        ":erased": ERASED_RECIPIENT, ":now": now,
+    })?)
+}
+
+/// Scrubs the finished campaign messages of the contact `contact_id` — only those sent to
+/// `address` when one is given — like `scrub_recipient`. Returns how many changed.
+pub fn scrub_campaign_messages(
+    conn: &Connection,
+    contact_id: &ContactId,
+    address: Option<&str>,
+    now: &str,
+) -> Result<usize, AppError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{SCRUB} WHERE contact_id = :contact_id AND campaign_id IS NOT NULL
+               AND (:address IS NULL OR to_address = :address) AND {SCRUBBED_STATUSES}"
+        )
+    });
+    Ok(conn.prepare_cached(&SQL)?.execute(named_params! {
+        ":contact_id": contact_id, ":address": address,
+        ":erased": ERASED_RECIPIENT, ":now": now,
+    })?)
 }
 
 /// What one batch of the retention walk did (`purge_batch`).

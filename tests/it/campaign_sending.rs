@@ -50,7 +50,7 @@ impl<'s> Shop<'s> {
     }
 
     /// Credits the wallet through the admin API.
-    fn credit(&self, amount_minor: i64) {
+    pub(crate) fn credit(&self, amount_minor: i64) {
         let response = self.owner.post(
             &format!(
                 "/v1/admin/workspaces/{}/wallet-adjustments",
@@ -129,7 +129,7 @@ impl<'s> Shop<'s> {
         assert_eq!(job["rejected"], 0, "{job}");
     }
 
-    fn contact(&self, body: Value) -> String {
+    pub(crate) fn contact(&self, body: Value) -> String {
         let response = self.api.post("/v1/contacts", body);
         assert_eq!(response.status, 201, "{}", response.text());
         response.json()["id"].as_str().unwrap().to_owned()
@@ -179,7 +179,7 @@ impl<'s> Shop<'s> {
         )
     }
 
-    fn launched(&self, id: &str, idempotency_key: &str) -> Value {
+    pub(crate) fn launched(&self, id: &str, idempotency_key: &str) -> Value {
         let response = self.launch(id, idempotency_key);
         assert_eq!(response.status, 200, "{}", response.text());
         response.json()
@@ -191,7 +191,7 @@ impl<'s> Shop<'s> {
     }
 
     /// Waits until the campaign is `status`; returns it.
-    fn wait_status(&self, id: &str, status: &str) -> Value {
+    pub(crate) fn wait_status(&self, id: &str, status: &str) -> Value {
         wait_for_value(
             &format!("campaign {id} is {status}"),
             SETTLE,
@@ -359,7 +359,7 @@ fn snapshot(server: &TestServer) -> Vec<i64> {
 const SALE: &str = "Hi {{ contact.first_name }}, the autumn sale is on: 20% off everything in \
                     store and online until Sunday. Show this text at the till.";
 
-fn sms_campaign(audience: Value) -> Value {
+pub(crate) fn sms_campaign(audience: Value) -> Value {
     json!({"name": "Autumn sale", "channel": "sms", "text": SALE, "audience": audience})
 }
 

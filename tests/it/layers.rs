@@ -440,6 +440,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V42__contacts_fewer_indexes.sql",
         "1fb704c60bbddc5f2347d0fdbd8f302e0f3365058a4ed34a2687957753819e7e",
     ),
+    (
+        "V43__campaign_messages_by_contact.sql",
+        "2e8a72a7b3f33e89a6cebd4aba33cc0d5a2fc5245ca657803f3ed3c6984a27cc",
+    ),
 ];
 
 #[test]

@@ -18,6 +18,7 @@ use mailin_embedded::{Handler, Response, Server, SslConfig};
 use serde_json::{Value, json};
 
 use crate::auth_fixtures::{Caller, count, create_key, second_tenant};
+use crate::campaign_sending::{Shop, sms_campaign};
 use crate::fake_http::{FakeHttp, Reply};
 use crate::harness::{TestResponse, TestServer};
 use crate::sending::Sender;
@@ -639,4 +640,75 @@ impl Sender<'_> {
             Some(body),
         )
     }
+}
+
+/// The campaign's messages as stored, in fan-out order: recipient and text.
+fn campaign_messages(server: &TestServer, campaign: &str) -> Vec<(String, String)> {
+    let db = server.db();
+    let mut stmt = db
+        .prepare("SELECT to_address, text FROM messages WHERE campaign_id = ?1 ORDER BY rowid")
+        .unwrap();
+    stmt.query_map([campaign], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn a_stop_and_an_erasure_reach_campaign_messages_through_their_contacts() {
+    const ADA: &str = "+237677000001";
+    const BOB: &str = "+237677000002";
+    const CY: &str = "+237677000003";
+    let webhook = FakeHttp::start(|_| Reply::json(200, json!({"id": "wh-1"})));
+    let server = TestServer::start_with(configured(None, Some(&webhook)), Router::standard());
+    let shop = Shop::open(&server, "live");
+    shop.credit(100_000);
+    let ada = shop.contact(json!({"name": "Ada", "first_name": "Ada", "phone": ADA}));
+    let bob = shop.contact(json!({"name": "Bob", "first_name": "Bob", "phone": BOB}));
+    let cy = shop.contact(json!({"name": "Cy", "first_name": "Cy", "phone": CY}));
+    let campaign = shop.campaign(sms_campaign(json!({"all": true})));
+    shop.launched(&campaign, "launch-1");
+    shop.wait_status(&campaign, "completed");
+    let sent = campaign_messages(&server, &campaign);
+    assert_eq!(
+        sent.iter().map(|(to, _)| to.as_str()).collect::<Vec<_>>(),
+        [ADA, BOB, CY]
+    );
+
+    // Only a campaign wrote to Cy: her STOP still counts.
+    let stop = inbound(&server, RECEIPT_TOKEN, CY, "STOP");
+    assert_eq!(stop.json(), json!({"received": 1, "unsubscribed": 1}));
+    assert_eq!(
+        contact(&shop.api, &cy)["sms_unsubscribed_via"],
+        "sms_keyword"
+    );
+
+    // Bob is deleted and comes back as a new contact with the same phone: the campaign wrote
+    // to that phone (through the deleted contact), so his STOP counts, and erasing the new
+    // contact scrubs the message the deleted one was sent.
+    assert_eq!(
+        shop.api
+            .call("DELETE", &format!("/v1/contacts/{bob}"), None)
+            .status,
+        204
+    );
+    let bob_again = shop.contact(json!({"name": "Bob", "phone": BOB}));
+    let stop = inbound(&server, RECEIPT_TOKEN, BOB, "STOP");
+    assert_eq!(stop.json(), json!({"received": 1, "unsubscribed": 1}));
+    let erased = shop
+        .api
+        .call("POST", &format!("/v1/contacts/{bob_again}/erase"), None);
+    assert_eq!(erased.status, 200, "{}", erased.text());
+    assert_eq!(erased.json()["messages_scrubbed"], 1);
+
+    // Erasing Ada scrubs her own campaign message; Cy's is untouched.
+    let erased = shop
+        .api
+        .call("POST", &format!("/v1/contacts/{ada}/erase"), None);
+    assert_eq!(erased.json()["messages_scrubbed"], 1);
+    let after = campaign_messages(&server, &campaign);
+    assert_eq!(after[0], ("[erased]".to_owned(), String::new()));
+    assert_eq!(after[1], ("[erased]".to_owned(), String::new()));
+    assert_eq!(after[2], sent[2]);
+    assert!(after[2].1.contains("Hi Cy,"), "{after:?}");
 }
