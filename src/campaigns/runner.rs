@@ -27,10 +27,10 @@ use crate::vocabulary::Mode;
 /// Contacts per fan-out part: each part is one savepoint of the writer, and between two parts
 /// the sends and imports waiting for the writer go first, so none waits longer than one part
 /// (docs/rules/campaigns.md, "Fan-out").
-pub const FANOUT_PART: usize = 250;
+pub const FANOUT_PART: usize = 500;
 /// Parts per runner round for one campaign: running campaigns take turns every
 /// `FANOUT_PART * FANOUT_PARTS_PER_ROUND` contacts.
-pub const FANOUT_PARTS_PER_ROUND: usize = 4;
+pub const FANOUT_PARTS_PER_ROUND: usize = 2;
 /// Messages per cancel batch.
 pub const CANCEL_BATCH: usize = 5_000;
 /// How often the runner looks for work when nothing wakes it: a running campaign finishes
