@@ -42,36 +42,39 @@ pub fn charge_share(pool_charge: i64, pool_billable: u64, billable: u64) -> i64 
 /// An open pool being carved inside one transaction: read once, what is carved counted in
 /// memory, and the pool written back once by `close` — a fan-out chunk carves a thousand shares,
 /// and two statements per share less is most of a chunk's time in the pool.
-#[derive(Debug)]
-pub struct Carver {
+pub struct Carver<'conn> {
+    conn: &'conn Connection,
+    inserts: store::ReservationInserts<'conn>,
     open: ReservationRow,
     /// Carved so far and not yet written to the pool: included units, billable units, charge.
     carved: (u64, u64, i64),
     created_at: String,
 }
 
-impl Carver {
+impl<'conn> Carver<'conn> {
     /// The open pool `pool`, ready to carve; `None` when it is not open.
-    pub fn open(conn: &Connection, pool: &str, now: Timestamp) -> Result<Option<Carver>, AppError> {
-        Ok(
-            store::find_open_reservation(conn, pool)?.map(|open| Carver {
-                open,
-                carved: (0, 0, 0),
-                created_at: format_timestamp(now),
-            }),
-        )
+    pub fn open(
+        conn: &'conn Connection,
+        pool: &str,
+        now: Timestamp,
+    ) -> Result<Option<Carver<'conn>>, AppError> {
+        let Some(open) = store::find_open_reservation(conn, pool)? else {
+            return Ok(None);
+        };
+        Ok(Some(Carver {
+            conn,
+            inserts: store::ReservationInserts::new(conn)?,
+            open,
+            carved: (0, 0, 0),
+            created_at: format_timestamp(now),
+        }))
     }
 
     /// Moves `units` out of the pool into a new reservation `reference` (a message): the pool's
     /// included units first, then billable units with their share of its charge
     /// (`charge_share`). `None` — and nothing changes — when the pool holds fewer units. The
     /// new reservation counts in the pool's periods, so the usage counters do not move.
-    pub fn carve(
-        &mut self,
-        conn: &Connection,
-        reference: &str,
-        units: u64,
-    ) -> Result<Option<Share>, AppError> {
+    pub fn carve(&mut self, reference: &str, units: u64) -> Result<Option<Share>, AppError> {
         let (carved_included, carved_billable, carved_charge) = self.carved;
         let left_included = self.open.included_units - carved_included;
         let left_billable = self.open.billable_units - carved_billable;
@@ -82,8 +85,7 @@ impl Carver {
         let included = units.min(left_included);
         let billable = units - included;
         let charge = charge_share(left_charge, left_billable, billable);
-        store::insert_reservation(
-            conn,
+        self.inserts.insert(
             &ReservationRow {
                 reference: reference.to_owned(),
                 units,
@@ -107,14 +109,14 @@ impl Carver {
     }
 
     /// Writes what was carved out of the pool (one statement).
-    pub fn close(self, conn: &Connection) -> Result<(), AppError> {
+    pub fn close(self) -> Result<(), AppError> {
         let (included, billable, charge) = self.carved;
         if (included, billable, charge) == (0, 0, 0) {
             return Ok(());
         }
         let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         store::resize_reservation(
-            conn,
+            self.conn,
             &self.open.reference,
             (-signed(included), -signed(billable), -charge),
         )

@@ -1,6 +1,6 @@
 //! SQL for wallets, the ledger, usage counters and reservations.
 
-use rusqlite::{Connection, OptionalExtension, named_params, params};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, named_params, params};
 
 use crate::billing::catalog::PlanCode;
 use crate::error::AppError;
@@ -315,16 +315,32 @@ pub fn insert_reservation(
     row: &ReservationRow,
     now: &str,
 ) -> Result<(), AppError> {
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO billing_reservations
-                 (reference, workspace_id, channel, units, included_units, billable_units,
-                  charge_minor, currency, quota_period_start, billing_month_start, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-             ON CONFLICT (reference) DO NOTHING",
-        )?
-        // Positional, in column order: a campaign's fan-out writes one per message.
-        .execute(params![
+    ReservationInserts::new(conn)?.insert(row, now)
+}
+
+/// The insert of `insert_reservation`, prepared once for many: a campaign's fan-out writes one
+/// per message.
+pub struct ReservationInserts<'conn> {
+    statement: CachedStatement<'conn>,
+}
+
+impl<'conn> ReservationInserts<'conn> {
+    pub fn new(conn: &'conn Connection) -> Result<ReservationInserts<'conn>, AppError> {
+        Ok(ReservationInserts {
+            statement: conn.prepare_cached(
+                "INSERT INTO billing_reservations
+                     (reference, workspace_id, channel, units, included_units, billable_units,
+                      charge_minor, currency, quota_period_start, billing_month_start, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (reference) DO NOTHING",
+            )?,
+        })
+    }
+
+    /// Stores `row`, made at `now`; a conflict when its reference already has one.
+    pub fn insert(&mut self, row: &ReservationRow, now: &str) -> Result<(), AppError> {
+        // Positional, in column order.
+        let inserted = self.statement.execute(params![
             row.reference,
             row.workspace_id,
             row.channel,
@@ -337,13 +353,14 @@ pub fn insert_reservation(
             row.billing_month_start,
             now,
         ])?;
-    if inserted == 0 {
-        return Err(AppError::Conflict(format!(
-            "{} already has a reservation.",
-            row.reference
-        )));
+        if inserted == 0 {
+            return Err(AppError::Conflict(format!(
+                "{} already has a reservation.",
+                row.reference
+            )));
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Marks the reservation refunded and returns it — only the first time (`None` after, and for an

@@ -288,7 +288,7 @@ pub fn write_part(
     let mut created = 0;
     // The pool, read at the first message that needs it and written back once below.
     let mut carver = None;
-    let mut batch = messages::CampaignBatch::new(&part.campaign_id);
+    let mut batch = messages::CampaignBatch::new(conn, &part.campaign_id)?;
     let until = part.until();
     for entry in part.entries {
         let reason = match entry {
@@ -311,9 +311,9 @@ pub fn write_part(
         };
         *excluded.entry(reason.to_owned()).or_default() += 1;
     }
-    batch.finish(conn)?;
+    batch.finish()?;
     if let Some(carver) = carver {
-        carver.close(conn)?;
+        carver.close()?;
     }
     let id = &campaign.id;
     let progress = &mut campaign.progress;
@@ -348,15 +348,15 @@ fn still_as_read(
 }
 
 /// Prices and stores one prepared message; `Err(reason)` leaves it out.
-fn write_message(
-    conn: &Connection,
+fn write_message<'conn>(
+    conn: &'conn Connection,
     (ids, catalog): (&Ids, &Catalog),
     (scope, campaign, carver): (
         &WorkspaceScope,
         &mut CampaignRow,
-        &mut Option<pools::Carver>,
+        &mut Option<pools::Carver<'conn>>,
     ),
-    batch: &mut messages::CampaignBatch,
+    batch: &mut messages::CampaignBatch<'_>,
     message: PreparedMessage,
     now: Timestamp,
     now_text: &str,
@@ -381,7 +381,6 @@ fn write_message(
     };
     let currency = campaign.progress.currency.clone().unwrap_or_default();
     batch.create(
-        conn,
         message.id,
         CampaignMessage {
             scope,
@@ -408,13 +407,13 @@ fn write_message(
 /// The message's share of the pool; when the pool holds too few units (contacts changed since
 /// the launch), the pool is first enlarged by the message's units at today's prices. `None`
 /// when the wallet cannot pay that (or the quota period has turned).
-fn carve_or_enlarge(
-    conn: &Connection,
+fn carve_or_enlarge<'conn>(
+    conn: &'conn Connection,
     (ids, catalog): (&Ids, &Catalog),
     (scope, campaign, carver): (
         &WorkspaceScope,
         &mut CampaignRow,
-        &mut Option<pools::Carver>,
+        &mut Option<pools::Carver<'conn>>,
     ),
     message_id: &MessageId,
     units: u64,
@@ -427,13 +426,13 @@ fn carve_or_enlarge(
         *carver = Some(pools::Carver::open(conn, pool, now)?.ok_or_else(not_open)?);
     }
     if let Some(open) = carver.as_mut()
-        && let Some(share) = open.carve(conn, message_id.as_str(), units)?
+        && let Some(share) = open.carve(message_id.as_str(), units)?
     {
         return Ok(Some(share));
     }
     // The pool is written back before it grows, and read again after.
     if let Some(open) = carver.take() {
-        open.close(conn)?;
+        open.close()?;
     }
     let usage = Usage {
         scope,
@@ -449,7 +448,7 @@ fn carve_or_enlarge(
     }
     let mut open = pools::Carver::open(conn, pool, now)?.ok_or_else(not_open)?;
     let share = open
-        .carve(conn, message_id.as_str(), units)?
+        .carve(message_id.as_str(), units)?
         .ok_or_else(|| AppError::internal("an enlarged pool did not carve"))?;
     *carver = Some(open);
     Ok(Some(share))

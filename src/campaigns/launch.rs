@@ -209,6 +209,12 @@ impl Walk<'_> {
     fn count(&self, conn: &Connection, (mut after, last): (i64, i64)) -> Result<Counted, AppError> {
         let campaign = self.campaign;
         let mut counted = Counted::default();
+        // One link for every recipient, as long as each one's signed link: the token holds the
+        // ids' ULID bytes, so every id crier makes gives a token of the same length and
+        // alphabet — the same segments, without a token per recipient. (Were a link ever of
+        // another length, only the estimate would be off: the fan-out prices each message as
+        // it writes it, enlarging the pool or refunding its leftover.)
+        let mut url = None;
         loop {
             let page = segments::audience_page(
                 conn,
@@ -220,21 +226,21 @@ impl Walk<'_> {
             let Some(newest) = page.last() else { break };
             after = newest.rowid;
             for member in page.iter().filter(|member| member.exclusion.is_none()) {
-                // As long as the signed link the fan-out renders: the same segments, without
-                // an HMAC per recipient.
-                let url = unsubscribe_url_unsigned(
-                    self.links.public_url,
-                    self.scope.id(),
-                    campaign.mode,
-                    &member.contact.id,
-                    campaign.channel,
-                );
+                let url: &String = url.get_or_insert_with(|| {
+                    unsubscribe_url_unsigned(
+                        self.links.public_url,
+                        self.scope.id(),
+                        campaign.mode,
+                        &member.contact.id,
+                        campaign.channel,
+                    )
+                });
                 let recipient = links::Recipient {
                     rowid: member.rowid,
                     contact_id: &member.contact.id,
                 };
                 let context = contact_context(&member.contact)?;
-                match self.renderer.render_to(&context, &url, Some(recipient)) {
+                match self.renderer.render_to(&context, url, Some(recipient)) {
                     Ok(Rendered::Sms { segmentation, .. }) => {
                         counted.recipients += 1;
                         counted.units += u64::from(segmentation.segments);

@@ -309,44 +309,51 @@ pub struct CampaignMessage<'a> {
 /// because a trigger on every insert would make SQLite journal each one (a sixth of a campaign
 /// message's cost).
 #[must_use = "the messages are counted in the campaign's stats only by `finish`"]
-pub struct CampaignBatch {
+pub struct CampaignBatch<'conn> {
+    conn: &'conn Connection,
+    inserts: store::MessageInserts<'conn>,
     campaign_id: CampaignId,
     messages: u64,
     charge_minor: i64,
 }
 
-impl CampaignBatch {
-    pub fn new(campaign_id: &CampaignId) -> CampaignBatch {
-        CampaignBatch {
+impl<'conn> CampaignBatch<'conn> {
+    pub fn new(
+        conn: &'conn Connection,
+        campaign_id: &CampaignId,
+    ) -> Result<CampaignBatch<'conn>, AppError> {
+        Ok(CampaignBatch {
+            conn,
+            inserts: store::MessageInserts::new(conn)?,
             campaign_id: campaign_id.clone(),
             messages: 0,
             charge_minor: 0,
-        }
+        })
     }
 
     /// Stores a campaign's message `queued`, due now, marketing. The database allows one
     /// message per campaign and contact: a second is an error, never a second send.
     pub fn create(
         &mut self,
-        conn: &Connection,
         id: MessageId,
         message: CampaignMessage<'_>,
         now: &str,
     ) -> Result<(), AppError> {
         let charge_minor = message.share.charge_minor;
-        create_campaign_message(conn, id, message, now)?;
+        self.inserts
+            .insert(&campaign_message_row(id, message, now))?;
         self.messages += 1;
         self.charge_minor += charge_minor;
         Ok(())
     }
 
     /// Counts the batch's messages in the campaign's stats.
-    pub fn finish(self, conn: &Connection) -> Result<(), AppError> {
+    pub fn finish(self) -> Result<(), AppError> {
         if self.messages == 0 {
             return Ok(());
         }
         store::tally_created(
-            conn,
+            self.conn,
             self.campaign_id.as_str(),
             self.messages,
             self.charge_minor,
@@ -354,13 +361,8 @@ impl CampaignBatch {
     }
 }
 
-fn create_campaign_message(
-    conn: &Connection,
-    id: MessageId,
-    message: CampaignMessage<'_>,
-    now: &str,
-) -> Result<(), AppError> {
-    let row = MessageRow {
+fn campaign_message_row(id: MessageId, message: CampaignMessage<'_>, now: &str) -> MessageRow {
+    MessageRow {
         id,
         workspace_id: message.scope.id().to_owned(),
         api_key_id: message.api_key_id.cloned(),
@@ -399,8 +401,7 @@ fn create_campaign_message(
         contact_id: Some(message.contact_id.clone()),
         route: message.route,
         body_purged_at: None,
-    };
-    store::insert_message(conn, &row)
+    }
 }
 
 /// Cancels up to `limit` of the campaign's messages that no dispatcher holds yet (`scheduled`
