@@ -503,6 +503,22 @@ mod tests {
         assert_eq!(db.pool.state().connections, 2);
     }
 
+    /// .cargo/config.toml builds the bundled SQLite without its memory statistics (a global
+    /// mutex around every allocation); a build that lost the setting is slower, not wrong, and
+    /// this says so.
+    #[test]
+    fn sqlite_is_built_without_memory_statistics() {
+        let conn = Connection::open_in_memory().unwrap();
+        let used: bool = conn
+            .query_row(
+                "SELECT sqlite_compileoption_used('DEFAULT_MEMSTATUS=0')",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert!(used, "LIBSQLITE3_FLAGS of .cargo/config.toml did not reach the SQLite build");
+    }
+
     #[test]
     fn open_creates_directory_file_and_sets_pragmas() {
         let dir = tempfile::tempdir().unwrap();
