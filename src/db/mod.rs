@@ -516,7 +516,10 @@ mod tests {
                 |row| row.get(0),
             )
             .unwrap();
-        assert!(used, "LIBSQLITE3_FLAGS of .cargo/config.toml did not reach the SQLite build");
+        assert!(
+            used,
+            "LIBSQLITE3_FLAGS of .cargo/config.toml did not reach the SQLite build"
+        );
     }
 
     #[test]
