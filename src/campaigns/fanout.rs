@@ -635,3 +635,178 @@ pub fn stats(conn: &Connection, campaign: &CampaignRow) -> Result<Stats, AppErro
         refunded_minor: campaign.progress.refunded_minor + tally.refunded_minor,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::app::App;
+    use crate::campaigns::launch::{self, Launcher};
+    use crate::campaigns::{Audience, NewCampaign, create_campaign};
+    use crate::clock::ManualClock;
+    use crate::config::Config;
+    use crate::contacts::{Editor, NewContact, UnsubscribeVia, create_contact, delete_contact};
+    use crate::db::{Db, DbSettings};
+    use crate::ids::SeededRandom;
+    use crate::users::{NewUser, create_user};
+    use crate::workspaces::create_workspace;
+
+    fn links(app: &App) -> Links<'_> {
+        Links {
+            key: &app.unsubscribe_key,
+            public_url: &app.config.public_url,
+            delivery: &app.config.delivery,
+        }
+    }
+
+    /// The contacts (by first name) that have a message of the campaign, and how many each.
+    fn written(app: &App, campaign: &CampaignId) -> Vec<(String, i64)> {
+        app.db
+            .read(|conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT c.first_name, count(*) FROM messages m
+                     JOIN contacts c ON c.id = m.contact_id
+                     WHERE m.campaign_id = ?1 GROUP BY c.id ORDER BY c.rowid",
+                )?;
+                let rows = stmt.query_map([campaign], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .unwrap()
+    }
+
+    /// Parts are prepared on a read connection ahead of the writer (`runner.rs`); one that the
+    /// writer finds out of date — a contact deleted since it was read, or the cursor past its
+    /// start because its contacts were written already — is read again as the database is then,
+    /// so a deleted contact gets no message and nobody gets two.
+    #[test]
+    fn a_part_out_of_date_when_written_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::for_tests(dir.path());
+        let db = Db::open(&DbSettings::from_config(&config)).unwrap();
+        let now = chrono::Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
+        let clock = Arc::new(ManualClock::new(now));
+        let app = App::new(config, db, clock, Arc::new(SeededRandom::new(7))).unwrap();
+        let (scope, mode) = app
+            .db
+            .write(|conn| {
+                let user = NewUser {
+                    email: "o@x.io".into(),
+                    name: "O".into(),
+                    password_hash: "x".into(),
+                };
+                let user = create_user(conn, &app.ids, user, false, now)?;
+                let workspace = create_workspace(conn, &app.ids, "Acme", &user.id, "XAF", now)?;
+                Ok((WorkspaceScope::trusted(&workspace.id), Mode::Test))
+            })
+            .unwrap();
+        let editor = Editor {
+            scope: &scope,
+            mode,
+            via: UnsubscribeVia::Api,
+        };
+        let people: Vec<ContactId> = ["Ada", "Bob", "Cy"]
+            .iter()
+            .enumerate()
+            .map(|(n, name)| {
+                let contact = NewContact {
+                    name: Some((*name).to_owned()),
+                    first_name: Some((*name).to_owned()),
+                    phone: Some(format!("+23767700000{n}")),
+                    ..NewContact::default()
+                };
+                app.db
+                    .write(|conn| {
+                        create_contact(
+                            conn,
+                            &app.ids,
+                            &app.unsubscribe_key,
+                            editor,
+                            contact,
+                            "CM",
+                            now,
+                        )
+                    })
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        let draft = NewCampaign {
+            name: Some("Sale".into()),
+            channel: Some("sms".into()),
+            text: Some("Hi {{ contact.first_name }}".into()),
+            audience: Some(Audience {
+                all: true,
+                ..Audience::default()
+            }),
+            ..NewCampaign::default()
+        };
+        let draft = app
+            .db
+            .write(|conn| create_campaign(conn, &app.ids, &scope, mode, draft, now))
+            .unwrap();
+        let estimate = launch::estimate(&app.db, links(&app), &scope, &draft, now).unwrap();
+        let launcher = Launcher {
+            api_key_id: None,
+            charging: Charging::Test,
+        };
+        let catalog = &app.config.billing_catalog;
+        let running = app
+            .db
+            .write(|conn| {
+                launch::launch(
+                    conn,
+                    &app.ids,
+                    catalog,
+                    (&scope, mode),
+                    &draft.id,
+                    CampaignStatus::Draft,
+                    (launcher, "CRIER"),
+                    &estimate,
+                    now,
+                )
+            })
+            .unwrap();
+        // Two parts of two contacts read from the start, before anything is written.
+        let prepare = || {
+            app.db
+                .read(|conn| {
+                    let cursor = running.progress.fanout_cursor;
+                    Preparer::new(conn, &running, links(&app))?.part(conn, &app.ids, cursor, 2)
+                })
+                .unwrap()
+        };
+        let (first, again) = (prepare(), prepare());
+        app.db
+            .write(|conn| delete_contact(conn, &scope, mode, &people[1], now))
+            .unwrap();
+        let write = |part| {
+            app.db
+                .write(|conn| write_part(conn, (&app.ids, catalog), links(&app), part, now))
+                .unwrap()
+        };
+
+        // Bob was deleted after the part was read: it is read again as it is now — Ada and Cy.
+        assert_eq!(write(first), Step::Progressed);
+        let both = [("Ada".to_owned(), 1), ("Cy".to_owned(), 1)];
+        assert_eq!(written(&app, &draft.id), both);
+        // The same contacts once more: the cursor is past them, so the part is read again from
+        // the cursor, where the audience ends: nobody gets a second message.
+        assert_eq!(write(again), Step::Progressed);
+        assert_eq!(written(&app, &draft.id), both);
+        let done = app
+            .db
+            .read(|conn| store::find_any_campaign(conn, &draft.id))
+            .unwrap()
+            .unwrap();
+        assert!(done.progress.fanout_done_at.is_some());
+        assert_eq!(done.progress.messages_created, 2);
+        // A deleted contact is no longer in "all contacts": nobody is left out by reason.
+        assert!(excluded_counts(&done).unwrap().is_empty());
+        // The fan-out is over: a part written now changes nothing.
+        assert_eq!(write(prepare()), Step::Idle);
+        assert_eq!(written(&app, &draft.id).len(), 2);
+    }
+}
