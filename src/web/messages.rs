@@ -283,10 +283,10 @@ pub fn list_messages(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
         )
     })?;
     let (messages, next_cursor) = page.split(messages, |message| message.id.as_str());
-    let data: Vec<MessageView<'_>> = messages
-        .iter()
-        .map(|message| message_view(message, None))
-        .collect();
+    // The list's items are the shared view as is: wrapped in `MessageView` with no detail they
+    // would read the same, but a flattened struct is written through serde's map path, ~a tenth
+    // of this route's CPU for nothing.
+    let data: Vec<view::MessageView<'_>> = messages.iter().map(view::message_view).collect();
     page_response(&data, next_cursor)
 }
 

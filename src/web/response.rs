@@ -53,9 +53,9 @@ impl ApiResponse {
         body: &impl Serialize,
         capacity: usize,
     ) -> Result<ApiResponse, AppError> {
-        let mut bytes = Vec::with_capacity(capacity);
+        let mut bytes = JsonBytes(Vec::with_capacity(capacity));
         serde_json::to_writer(&mut bytes, body).map_err(AppError::internal)?;
-        Ok(ApiResponse::bytes(status, JSON, bytes))
+        Ok(ApiResponse::bytes(status, JSON, bytes.0))
     }
 
     /// 204 with no body.
@@ -101,6 +101,37 @@ impl ApiResponse {
             .iter()
             .find(|(key, _)| key.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
+    }
+}
+
+/// The buffer a JSON body is written into. serde_json writes a body in many small pieces (a
+/// quote, a colon, a key, a comma: ~15,000 for a page of 50 messages); through `Vec`'s own
+/// `Write` each was a call that copied with `memcpy`, a quarter of the instructions of the page.
+/// Here the one-byte pieces are pushed and short ones copied byte by byte, inline.
+struct JsonBytes(Vec<u8>);
+
+impl Write for JsonBytes {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if buf.len() <= 8 {
+            for byte in buf {
+                self.0.push(*byte);
+            }
+        } else {
+            self.0.extend_from_slice(buf);
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
