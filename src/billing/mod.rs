@@ -85,8 +85,22 @@ pub fn quote(
     units: u64,
     now: Timestamp,
 ) -> Result<Quote, AppError> {
+    let account = store::find_account(conn, scope.id())?.ok_or(AppError::NotFound)?;
+    quote_account(conn, catalog, scope, &account, channel, units, now)
+}
+
+/// `quote` for the workspace's `account` already read (`GET /v1/billing` reads it once for
+/// its wallet and both channels' quotes).
+pub fn quote_account(
+    conn: &Connection,
+    catalog: &Catalog,
+    scope: &WorkspaceScope,
+    account: &store::BillingAccount,
+    channel: Channel,
+    units: u64,
+    now: Timestamp,
+) -> Result<Quote, AppError> {
     let workspace_id = scope.id();
-    let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
     if account.wallet_currency != catalog.currency {
         // Prices are in one currency; a wallet in another cannot be charged from them.
         return Err(AppError::Conflict(format!(
@@ -106,7 +120,7 @@ pub fn quote(
             ),
             None => (0, 0),
         };
-    let included_remaining = channel.included(plan, &account).saturating_sub(quota_used);
+    let included_remaining = channel.included(plan, account).saturating_sub(quota_used);
     let included_units = units.min(included_remaining);
     let billable_units = units - included_units;
     let charge_minor = graduated_charge(catalog.tiers(channel), billed_this_month, billable_units)

@@ -149,8 +149,9 @@ pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let (account, quotas, sender_id, verification, threshold) = app.db.read(|conn| {
         let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
         let threshold = billing::low_balance_threshold(conn, workspace_id)?;
-        let sms = billing::quote(conn, catalog, &scope, Channel::Sms, 0, now)?;
-        let email = billing::quote(conn, catalog, &scope, Channel::Email, 0, now)?;
+        let sms = billing::quote_account(conn, catalog, &scope, &account, Channel::Sms, 0, now)?;
+        let email =
+            billing::quote_account(conn, catalog, &scope, &account, Channel::Email, 0, now)?;
         let sender_id = sender::find_sender_id(conn, &scope)?;
         let verification = sender::find_verification(conn, &scope)?;
         Ok((account, [sms, email], sender_id, verification, threshold))
