@@ -483,8 +483,13 @@ fn messages_are_listed_newest_first_with_filters_and_a_cursor() {
         .map(|m| m["id"].as_str().unwrap())
         .collect();
     assert_eq!(first, [ids[4].as_str(), ids[3].as_str()]);
-    // A listed message (an SMS, an email) is its detail without the detail's own fields.
-    for (listed, id) in page["data"].as_array().unwrap().iter().zip(&first) {
+    // A listed message (an SMS, an email) is its detail without the detail's own fields —
+    // compared once both are sent, so the dispatcher cannot change one between the two reads.
+    for id in &first {
+        sender.wait_for(id, "sent");
+    }
+    let settled = sender.get("/v1/messages?limit=2").json();
+    for (listed, id) in settled["data"].as_array().unwrap().iter().zip(&first) {
         let mut detail = sender.get(&format!("/v1/messages/{id}")).json();
         let object = detail.as_object_mut().unwrap();
         for key in ["html", "refunded_at", "attempts"] {
