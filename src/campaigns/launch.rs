@@ -214,7 +214,7 @@ impl Walk<'_> {
         // alphabet — the same segments, without a token per recipient. (Were a link ever of
         // another length, only the estimate would be off: the fan-out prices each message as
         // it writes it, enlarging the pool or refunding its leftover.)
-        let mut url = None;
+        let mut same_link = None;
         loop {
             let page = segments::audience_page(
                 conn,
@@ -226,7 +226,7 @@ impl Walk<'_> {
             let Some(newest) = page.last() else { break };
             after = newest.rowid;
             for member in page.iter().filter(|member| member.exclusion.is_none()) {
-                let url: &String = url.get_or_insert_with(|| {
+                let url: &String = same_link.get_or_insert_with(|| {
                     unsubscribe_url_unsigned(
                         self.links.public_url,
                         self.scope.id(),
