@@ -342,13 +342,6 @@ pub fn set_low_balance_threshold(
     store::set_low_balance_threshold(conn, scope.id(), threshold_minor)
 }
 
-pub fn low_balance_threshold(
-    conn: &Connection,
-    workspace_id: &WorkspaceId,
-) -> Result<Option<i64>, AppError> {
-    store::low_balance_threshold(conn, workspace_id)
-}
-
 /// The object of a `wallet.low_balance` event: the workspace's balance now, its threshold and
 /// the debit that crossed it (`ledger_entry_id`). `None` when the workspace is gone.
 pub fn low_balance_json(
@@ -360,7 +353,7 @@ pub fn low_balance_json(
         return Ok(None);
     };
     let currency = account.wallet_currency.as_str();
-    let threshold = store::low_balance_threshold(conn, workspace_id)?;
+    let threshold = account.low_balance_threshold_minor;
     Ok(Some(serde_json::json!({
         "object": "wallet",
         "workspace_id": workspace_id.as_str(),

@@ -23,13 +23,16 @@ pub struct BillingAccount {
     /// The `custom` plan's quotas, set by an instance admin.
     pub custom_included_sms_per_month: Option<u64>,
     pub custom_included_email_per_day: Option<u64>,
+    /// The wallet balance below which a debit records `wallet.low_balance`; `None`: no alert.
+    pub low_balance_threshold_minor: Option<i64>,
 }
 
 impl BillingAccount {
-    /// Reads the account from eight columns of `row` starting at `first`, in the order
+    /// Reads the account from nine columns of `row` starting at `first`, in the order
     /// `id, plan_code, plan_activated_at, plan_period_end, wallet_currency,
-    /// wallet_balance_minor, custom_included_sms_per_month, custom_included_email_per_day`
-    /// (of `workspaces`), so a query that joins more can share the mapping.
+    /// wallet_balance_minor, custom_included_sms_per_month, custom_included_email_per_day,
+    /// low_balance_threshold_minor` (of `workspaces`), so a query that joins more can share the
+    /// mapping.
     pub fn from_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<BillingAccount> {
         let quota = |index: usize| -> rusqlite::Result<Option<u64>> {
             Ok(row
@@ -45,6 +48,7 @@ impl BillingAccount {
             wallet_balance_minor: row.get(first + 5)?,
             custom_included_sms_per_month: quota(6)?,
             custom_included_email_per_day: quota(7)?,
+            low_balance_threshold_minor: row.get(first + 8)?,
         })
     }
 }
@@ -57,23 +61,11 @@ pub fn find_account(
         .prepare_cached(
             "SELECT id, plan_code, plan_activated_at, plan_period_end, wallet_currency,
                     wallet_balance_minor, custom_included_sms_per_month,
-                    custom_included_email_per_day
+                    custom_included_email_per_day, low_balance_threshold_minor
              FROM workspaces WHERE id = ?1",
         )?
         .query_row([workspace_id], |row| BillingAccount::from_row(row, 0))
         .optional()?)
-}
-
-/// The wallet balance below which a debit records `wallet.low_balance`; `None`: no alert.
-pub fn low_balance_threshold(
-    conn: &Connection,
-    workspace_id: &WorkspaceId,
-) -> Result<Option<i64>, AppError> {
-    Ok(conn
-        .prepare_cached("SELECT low_balance_threshold_minor FROM workspaces WHERE id = ?1")?
-        .query_row([workspace_id], |row| row.get(0))
-        .optional()?
-        .flatten())
 }
 
 pub fn set_low_balance_threshold(

@@ -419,6 +419,7 @@ fn plan_state_decides_running_and_when_a_purchase_starts() {
         wallet_balance_minor: 0,
         custom_included_sms_per_month: None,
         custom_included_email_per_day: None,
+        low_balance_threshold_minor: None,
     };
     let now = jan(10, 0);
     let bought = catalog

@@ -126,6 +126,7 @@ mod tests {
             wallet_balance_minor: 0,
             custom_included_sms_per_month: None,
             custom_included_email_per_day: None,
+            low_balance_threshold_minor: None,
         }
     }
 

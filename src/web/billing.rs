@@ -146,15 +146,14 @@ pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let workspace_id = scope.id();
     let now = app.clock.now();
     let catalog = &app.config.billing_catalog;
-    let (account, quotas, sender_id, verification, threshold) = app.db.read(|conn| {
+    let (account, quotas, sender_id, verification) = app.db.read(|conn| {
         let account = store::find_account(conn, workspace_id)?.ok_or(AppError::NotFound)?;
-        let threshold = billing::low_balance_threshold(conn, workspace_id)?;
         let sms = billing::quote_account(conn, catalog, &scope, &account, Channel::Sms, 0, now)?;
         let email =
             billing::quote_account(conn, catalog, &scope, &account, Channel::Email, 0, now)?;
         let sender_id = sender::find_sender_id(conn, &scope)?;
         let verification = sender::find_verification(conn, &scope)?;
-        Ok((account, [sms, email], sender_id, verification, threshold))
+        Ok((account, [sms, email], sender_id, verification))
     })?;
     let currency = account.wallet_currency.as_str();
     let plan_end = account.plan_period_end.as_deref().and_then(parse_timestamp);
@@ -188,7 +187,9 @@ pub fn show_billing(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
         },
         wallet: WalletView {
             balance: Money::new(account.wallet_balance_minor, currency),
-            low_balance_threshold: threshold.map(|minor| Money::new(minor, currency)),
+            low_balance_threshold: account
+                .low_balance_threshold_minor
+                .map(|minor| Money::new(minor, currency)),
         },
         quotas: PerChannel {
             sms: quota(Channel::Sms, sms),

@@ -83,7 +83,7 @@ pub struct WorkspaceOverview {
 const OVERVIEW_SELECT: &str = "
     SELECT w.id, w.plan_code, w.plan_activated_at, w.plan_period_end, w.wallet_currency,
            w.wallet_balance_minor, w.custom_included_sms_per_month,
-           w.custom_included_email_per_day, w.name, w.created_at,
+           w.custom_included_email_per_day, w.low_balance_threshold_minor, w.name, w.created_at,
            v.status, s.sender_id, s.status,
            (SELECT count(*) FROM memberships m WHERE m.workspace_id = w.id),
            (SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id
@@ -94,19 +94,19 @@ const OVERVIEW_SELECT: &str = "
     LEFT JOIN sender_ids s ON s.workspace_id = w.id";
 
 fn overview_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<WorkspaceOverview> {
-    let sender_id: Option<String> = row.get(11)?;
-    let sender_status: Option<String> = row.get(12)?;
+    let sender_id: Option<String> = row.get(12)?;
+    let sender_status: Option<String> = row.get(13)?;
     Ok(WorkspaceOverview {
         workspace: Workspace {
             id: row.get(0)?,
-            name: row.get(8)?,
-            created_at: row.get(9)?,
+            name: row.get(9)?,
+            created_at: row.get(10)?,
         },
         account: BillingAccount::from_row(row, 0)?,
-        verification_status: row.get(10)?,
+        verification_status: row.get(11)?,
         sender_id: sender_id.zip(sender_status),
-        member_count: u64::try_from(row.get::<_, i64>(13)?).unwrap_or(0),
-        owner_email: row.get(14)?,
+        member_count: u64::try_from(row.get::<_, i64>(14)?).unwrap_or(0),
+        owner_email: row.get(15)?,
     })
 }
 
