@@ -3,7 +3,8 @@
 //! provider; prints one table.
 //!
 //! `cargo build --release --bin crier --example campaign_bench &&
-//!  target/release/examples/campaign_bench [--sizes 10000,100000,1000000] [--bin PATH] [--no-drain]`
+//!  target/release/examples/campaign_bench [--sizes 10000,100000,1000000] [--bin PATH] [--no-drain]
+//!  [--no-floor]`
 //!
 //! For each size, in a fresh data directory: `crier migrate` and `crier admin` make a user, a
 //! key and a funded wallet; the contacts are written straight through the crate's own
@@ -15,6 +16,12 @@
 //! the `log` provider is timed until the campaign is `completed` (`--no-drain` skips it).
 //! Targets (issue 14): 1,000,000 from launch to all queued in < 10 s, RSS < 150 MB, send p99 <
 //! 100 ms during the fan-out.
+//!
+//! Before the server starts, on a copy of the same database, the "rows alone" columns time the
+//! floor under any fan-out that stores each message as a row: the fan-out's own two statements
+//! (`MessageInserts`, `ReservationInserts`) writing one message and its reservation per contact,
+//! in the fan-out's parts and rounds, with nothing else running — no rendering, pricing, checks
+//! or sends (`--no-floor` skips them).
 
 // A benchmark that cannot set itself up has nothing to measure: it stops with the reason.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -28,12 +35,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crier::billing::Channel;
+use crier::billing::store::{ReservationInserts, ReservationRow};
+use crier::campaigns::runner::{FANOUT_PART, FANOUT_PARTS_PER_ROUND};
 use crier::clock::{Clock, SystemClock, format_timestamp};
 use crier::config::Synchronous;
 use crier::contacts::store::{self, ContactRow};
 use crier::contacts::{EmailState, PhoneState};
 use crier::db::{Db, DbSettings};
-use crier::ids::{ContactId, Ids, SystemRandomSource, WorkspaceId};
+use crier::ids::{ContactId, Ids, MessageId, SystemRandomSource, WorkspaceId};
+use crier::messages::MessageStatus;
+use crier::messages::compose::Category;
+use crier::messages::store::{MessageInserts, MessageRow};
 use crier::vocabulary::Mode;
 
 const FIRST_NAMES: &[&str] = &[
@@ -59,12 +72,15 @@ struct Options {
     bin: PathBuf,
     /// Whether to time the drain to `log` after the fan-out (`--no-drain` skips it).
     drain: bool,
+    /// Whether to time the rows alone first (`--no-floor` skips it).
+    floor: bool,
 }
 
 fn options() -> Options {
     let mut sizes = vec![10_000, 100_000, 1_000_000];
     let mut bin = PathBuf::from("target/release/crier");
     let mut drain = true;
+    let mut floor = true;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -78,10 +94,16 @@ fn options() -> Options {
             }
             "--bin" => bin = PathBuf::from(args.next().expect("--bin PATH")),
             "--no-drain" => drain = false,
+            "--no-floor" => floor = false,
             other => panic!("unknown argument {other}"),
         }
     }
-    Options { sizes, bin, drain }
+    Options {
+        sizes,
+        bin,
+        drain,
+        floor,
+    }
 }
 
 fn admin(bin: &Path, data: &Path, args: &[&str], stdin: &str) -> Value {
@@ -102,14 +124,20 @@ fn admin(bin: &Path, data: &Path, args: &[&str], stdin: &str) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
 }
 
-fn write_contacts(data: &Path, workspace: &WorkspaceId, count: usize) {
-    let db = Db::open(&DbSettings {
+/// The database of data directory `data`, opened as the server opens it (its default
+/// `synchronous=NORMAL`).
+fn open_db(data: &Path) -> Db {
+    Db::open(&DbSettings {
         path: data.join("crier.db"),
         pool_size: 1,
         busy_timeout: Duration::from_secs(5),
         synchronous: Synchronous::Normal,
     })
-    .unwrap();
+    .unwrap()
+}
+
+fn write_contacts(data: &Path, workspace: &WorkspaceId, count: usize) {
+    let db = open_db(data);
     let ids = Ids::new(Arc::new(SystemClock), Arc::new(SystemRandomSource::new()));
     let now = format_timestamp(SystemClock.now());
     db.write(|conn| {
@@ -144,6 +172,106 @@ fn write_contacts(data: &Path, workspace: &WorkspaceId, count: usize) {
         Ok(())
     })
     .unwrap();
+}
+
+/// The rows alone: on a copy of `data`'s database, the fan-out's two inserts write one
+/// message (a one-segment marketing SMS as long as the campaign's) and, with `reservations`,
+/// its reservation for every contact, in parts of `FANOUT_PART` and rounds of
+/// `FANOUT_PARTS_PER_ROUND` parts as the fan-out does; in seconds, the contacts read first.
+fn time_rows_alone(data: &Path, workspace: &WorkspaceId, reservations: bool) -> f64 {
+    let copy = data.with_extension("floor");
+    let _ = std::fs::remove_dir_all(&copy);
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(data.join("crier.db"), copy.join("crier.db")).unwrap();
+    let db = open_db(&copy);
+    let contacts: Vec<(String, String)> = db
+        .read(|conn| {
+            let mut statement = conn.prepare("SELECT id, phone FROM contacts ORDER BY rowid")?;
+            let rows = statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .unwrap();
+    let ids = Ids::new(Arc::new(SystemClock), Arc::new(SystemRandomSource::new()));
+    let now = format_timestamp(SystemClock.now());
+    let month = format!("{}-01T00:00:00.000000Z", &now[..7]);
+    let text = "Hello Ada, our new branch opens near you on Saturday.\nSTOP: \
+                http://127.0.0.1:8080/u/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let started = Instant::now();
+    for round in contacts.chunks(FANOUT_PART * FANOUT_PARTS_PER_ROUND) {
+        db.write_parts(round.chunks(FANOUT_PART), |conn, part| {
+            let mut messages = MessageInserts::new(conn)?;
+            let mut reserved = ReservationInserts::new(conn)?;
+            for (contact, phone) in part {
+                let id = MessageId::generate(&ids);
+                let message = MessageRow {
+                    id: id.clone(),
+                    workspace_id: workspace.clone(),
+                    api_key_id: None,
+                    campaign_id: Some("cmp_floor".to_owned()),
+                    mode: Mode::Live,
+                    channel: Channel::Sms,
+                    category: Category::Marketing,
+                    to_address: phone.clone(),
+                    sender: Some("CRIER".to_owned()),
+                    subject: None,
+                    text: Some(text.to_owned()),
+                    html: None,
+                    metadata: "{}".to_owned(),
+                    encoding: Some("gsm7".to_owned()),
+                    segments: Some(1),
+                    units: 1,
+                    included_units: 0,
+                    charge_minor: 25,
+                    currency: "XAF".to_owned(),
+                    status: MessageStatus::Queued,
+                    scheduled_at: None,
+                    next_attempt_at: now.clone(),
+                    delivery_cycles: 0,
+                    lease_owner: None,
+                    lease_expires_at: None,
+                    provider: None,
+                    provider_message_id: None,
+                    error_code: None,
+                    error_message: None,
+                    created_at: now.clone(),
+                    updated_at: now.clone(),
+                    sent_at: None,
+                    delivered_at: None,
+                    failed_at: None,
+                    cancelled_at: None,
+                    contact_id: ContactId::parse(contact),
+                    route: Some("default=log".to_owned()),
+                    body_purged_at: None,
+                };
+                messages.insert(&message)?;
+                if reservations {
+                    reserved.insert(
+                        &ReservationRow {
+                            reference: id.as_str().to_owned(),
+                            workspace_id: workspace.clone(),
+                            channel: "sms".to_owned(),
+                            units: 1,
+                            included_units: 0,
+                            billable_units: 1,
+                            charge_minor: 25,
+                            currency: "XAF".to_owned(),
+                            quota_period_start: month.clone(),
+                            billing_month_start: month.clone(),
+                        },
+                        &now,
+                    )?;
+                }
+            }
+            Ok(true)
+        })
+        .unwrap();
+    }
+    let took = started.elapsed().as_secs_f64();
+    drop(db);
+    let _ = std::fs::remove_dir_all(&copy);
+    took
 }
 
 /// Starts `crier serve`; returns the child and its address (from its first log lines).
@@ -255,6 +383,8 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
 
 struct Row {
     size: usize,
+    /// The rows alone (messages and reservations; messages only), seconds.
+    floor_s: Option<(f64, f64)>,
     estimate_ms: f64,
     launch_ms: f64,
     fanout_s: f64,
@@ -265,7 +395,7 @@ struct Row {
     drain_s: Option<f64>,
 }
 
-fn run(bin: &Path, size: usize, drain: bool) -> Row {
+fn run(bin: &Path, size: usize, options: &Options) -> Row {
     let base = std::env::var_os("TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let data = base.join(format!(
         "crier-campaign-bench-{}-{size}",
@@ -326,6 +456,12 @@ fn run(bin: &Path, size: usize, drain: bool) -> Row {
         "",
     );
     write_contacts(&data, &workspace, size);
+    let floor_s = options.floor.then(|| {
+        (
+            time_rows_alone(&data, &workspace, true),
+            time_rows_alone(&data, &workspace, false),
+        )
+    });
 
     let (server, base_url) = serve(bin, &data, Some("0"));
     let agent = agent();
@@ -407,10 +543,13 @@ fn run(bin: &Path, size: usize, drain: bool) -> Row {
         percentile(&mut latencies, 0.99),
     );
 
-    let drain_s = drain.then(|| time_drain(bin, &data, &agent, &key, &id));
+    let drain_s = options
+        .drain
+        .then(|| time_drain(bin, &data, &agent, &key, &id));
     let _ = std::fs::remove_dir_all(&data);
     Row {
         size,
+        floor_s,
         estimate_ms,
         launch_ms,
         fanout_s,
@@ -451,7 +590,7 @@ fn main() {
     let mut rows = Vec::new();
     for &size in &options.sizes {
         eprintln!("campaign to {size} contacts…");
-        rows.push(run(&options.bin, size, options.drain));
+        rows.push(run(&options.bin, size, &options));
     }
     println!(
         "crier campaign bench: {}, {} CPUs, {} closed-loop senders during the fan-out",
@@ -460,13 +599,17 @@ fn main() {
         senders()
     );
     println!(
-        "| recipients | estimate | launch request | launch → all queued | messages/s | peak RSS | sends p50 / p99 (n) | drain to log |"
+        "| recipients | rows alone: messages + reservations / messages | estimate | launch request | launch → all queued | messages/s | peak RSS | sends p50 / p99 (n) | drain to log |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         println!(
-            "| {} | {:.0} ms | {:.0} ms | {:.1} s | {:.0} | {:.0} MB | {:.1} / {:.1} ms ({}) | {} |",
+            "| {} | {} | {:.0} ms | {:.0} ms | {:.1} s | {:.0} | {:.0} MB | {:.1} / {:.1} ms ({}) | {} |",
             row.size,
+            row.floor_s.map_or_else(
+                || "not run".to_owned(),
+                |(both, messages)| format!("{both:.1} s / {messages:.1} s")
+            ),
             row.estimate_ms,
             row.launch_ms,
             row.fanout_s,
