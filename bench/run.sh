@@ -6,8 +6,9 @@
 #   bench/run.sh                        build crier (cargo build --release) and measure
 #   CRIER_BIN=target/release/crier DUR=3 bench/run.sh
 #
-# Knobs: DUR (wrk seconds per row, 10), CRIER_BIN (skip the build), LIMITS_DIR (the limits
-# probe's source, default ../shared/perf/limits next to the repo), PROBE_BIN (an http_send
+# Knobs: DUR (wrk seconds per row, 10), WORKERS (HTTP workers of crier and the probe alike, 8;
+# crier's own default is 32), CRIER_BIN (skip the build), LIMITS_DIR (the limits probe's
+# source, default ../shared/perf/limits next to the repo), PROBE_BIN (an http_send
 # already built from it), CONNS ("16 64 256"), BENCH_TMPDIR (where data dirs go; a real disk),
 # DISPATCH_TIMEOUT (seconds for bench/dispatch.sh, 900), STRICT=1 (exit 1 if a target is missed).
 # Exit status: 0 when everything ran and `crier doctor` is clean, 1 otherwise.
@@ -21,7 +22,7 @@ DUR=${DUR:-10}
 CONNS=${CONNS:-16 64 256}
 READ_CONNS=64
 THREADS=2          # wrk threads
-WORKERS=8          # HTTP workers, crier and probe alike
+WORKERS=${WORKERS:-8}
 LIMITS_DIR=${LIMITS_DIR:-$REPO/../shared/perf/limits}
 PROBE_BIN=${PROBE_BIN:-}
 DISPATCH_TIMEOUT=${DISPATCH_TIMEOUT:-900}

@@ -210,8 +210,10 @@ pub struct ServerArgs {
     #[arg(crier_setting = DB_PATH)]
     pub db_path: Option<String>,
 
-    /// HTTP worker threads: how many requests are served at once.
-    #[arg(crier_setting = WORKERS, default_value = "8")]
+    /// HTTP worker threads: how many requests are served at once. Sends that meet at the
+    /// database share one commit, at most one per worker, so more workers carry more sends per
+    /// commit (32 rather than 8: ~30% more sends a second at 64 and 256 connections on 2 cores).
+    #[arg(crier_setting = WORKERS, default_value = "32")]
     pub workers: String,
 
     /// Pooled SQLite connections shared by workers and background threads.
