@@ -301,7 +301,7 @@ mod tests {
     fn what_a_subcommand_does_not_take_keeps_its_default() {
         let (_, settings) = parse_from(["crier", "migrate", "--db-synchronous", "normal"]).unwrap();
         assert_eq!(settings.server.db_synchronous, "normal");
-        assert_eq!(settings.server.workers, "8");
+        assert_eq!(settings.server.workers, "32");
         assert_eq!(settings.server.addr, "127.0.0.1:8080");
     }
 

@@ -669,7 +669,7 @@ mod tests {
         let config = validate(defaults()).unwrap();
         assert_eq!(config.addr, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(config.db_path, PathBuf::from("./crier-data/crier.db"));
-        assert_eq!(config.workers.get(), 8);
+        assert_eq!(config.workers.get(), 32);
         assert_eq!(config.db_synchronous, Synchronous::Full);
         assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(config.log_level, log::LevelFilter::Info);
