@@ -18,8 +18,8 @@
 //! 100 ms during the fan-out.
 //!
 //! Before the server starts, on a copy of the same database, the "rows alone" columns time the
-//! floor under any fan-out that stores each message as a row: the fan-out's own two statements
-//! (`MessageInserts`, `ReservationInserts`) writing one message and its reservation per contact,
+//! floor under any fan-out that stores each message as a row: the fan-out's own writes
+//! (`CampaignBatch`, `ReservationInserts`) storing one message and its reservation per contact,
 //! in the fan-out's parts and rounds, with nothing else running — no rendering, pricing, checks
 //! or sends (`--no-floor` skips them).
 
@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crier::billing::Channel;
+use crier::billing::pools::Share;
 use crier::billing::store::{ReservationInserts, ReservationRow};
 use crier::campaigns::runner::{FANOUT_PART, FANOUT_PARTS_PER_ROUND};
 use crier::clock::{Clock, SystemClock, format_timestamp};
@@ -43,10 +44,10 @@ use crier::config::Synchronous;
 use crier::contacts::store::{self, ContactRow};
 use crier::contacts::{EmailState, PhoneState};
 use crier::db::{Db, DbSettings};
-use crier::ids::{ContactId, Ids, MessageId, SystemRandomSource, WorkspaceId};
-use crier::messages::MessageStatus;
-use crier::messages::compose::Category;
-use crier::messages::store::{MessageInserts, MessageRow};
+use crier::ids::{CampaignId, ContactId, Ids, MessageId, SystemRandomSource, WorkspaceId};
+use crier::messages::segments;
+use crier::messages::{CampaignBatch, CampaignMessage};
+use crier::scope::WorkspaceScope;
 use crier::vocabulary::Mode;
 
 const FIRST_NAMES: &[&str] = &[
@@ -174,10 +175,11 @@ fn write_contacts(data: &Path, workspace: &WorkspaceId, count: usize) {
     .unwrap();
 }
 
-/// The rows alone: on a copy of `data`'s database, the fan-out's two inserts write one
-/// message (a one-segment marketing SMS as long as the campaign's) and, with `reservations`,
-/// its reservation for every contact, in parts of `FANOUT_PART` and rounds of
-/// `FANOUT_PARTS_PER_ROUND` parts as the fan-out does; in seconds, the contacts read first.
+/// The rows alone: on a copy of `data`'s database, the fan-out's own writes (`CampaignBatch`,
+/// `ReservationInserts`) store one message (a one-segment marketing SMS as long as the
+/// campaign's) and, with `reservations`, its reservation for every contact, in parts of
+/// `FANOUT_PART` and rounds of `FANOUT_PARTS_PER_ROUND` parts as the fan-out does; in seconds,
+/// the contacts read first.
 fn time_rows_alone(data: &Path, workspace: &WorkspaceId, reservations: bool) -> f64 {
     let copy = data.with_extension("floor");
     let _ = std::fs::remove_dir_all(&copy);
@@ -198,54 +200,43 @@ fn time_rows_alone(data: &Path, workspace: &WorkspaceId, reservations: bool) -> 
     let month = format!("{}-01T00:00:00.000000Z", &now[..7]);
     let text = "Hello Ada, our new branch opens near you on Saturday.\nSTOP: \
                 http://127.0.0.1:8080/u/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let segmentation = segments::segment(text);
+    let scope = WorkspaceScope::trusted(workspace);
+    let campaign = CampaignId::generate(&ids);
     let started = Instant::now();
     for round in contacts.chunks(FANOUT_PART * FANOUT_PARTS_PER_ROUND) {
         db.write_parts(round.chunks(FANOUT_PART), |conn, part| {
-            let mut messages = MessageInserts::new(conn)?;
+            let mut messages = CampaignBatch::new(conn, &campaign)?;
             let mut reserved = ReservationInserts::new(conn)?;
             for (contact, phone) in part {
                 let id = MessageId::generate(&ids);
-                let message = MessageRow {
-                    id: id.clone(),
-                    workspace_id: workspace.clone(),
-                    api_key_id: None,
-                    campaign_id: Some("cmp_floor".to_owned()),
-                    mode: Mode::Live,
-                    channel: Channel::Sms,
-                    category: Category::Marketing,
-                    to_address: phone.clone(),
-                    sender: Some("CRIER".to_owned()),
-                    subject: None,
-                    text: Some(text.to_owned()),
-                    html: None,
-                    metadata: "{}".to_owned(),
-                    encoding: Some("gsm7".to_owned()),
-                    segments: Some(1),
+                let contact = ContactId::parse(contact).expect("a contact id");
+                let share = Share {
                     units: 1,
                     included_units: 0,
                     charge_minor: 25,
-                    currency: "XAF".to_owned(),
-                    status: MessageStatus::Queued,
-                    scheduled_at: None,
-                    next_attempt_at: now.clone(),
-                    delivery_cycles: 0,
-                    lease_owner: None,
-                    lease_expires_at: None,
-                    provider: None,
-                    provider_message_id: None,
-                    error_code: None,
-                    error_message: None,
-                    created_at: now.clone(),
-                    updated_at: now.clone(),
-                    sent_at: None,
-                    delivered_at: None,
-                    failed_at: None,
-                    cancelled_at: None,
-                    contact_id: ContactId::parse(contact),
-                    route: Some("default=log".to_owned()),
-                    body_purged_at: None,
                 };
-                messages.insert(&message)?;
+                messages.create(
+                    id.clone(),
+                    CampaignMessage {
+                        scope: &scope,
+                        mode: Mode::Live,
+                        api_key_id: None,
+                        campaign_id: &campaign,
+                        contact_id: &contact,
+                        channel: Channel::Sms,
+                        to: phone,
+                        sender: Some("CRIER"),
+                        subject: None,
+                        text: Some(text.to_owned()),
+                        html: None,
+                        segmentation: Some(&segmentation),
+                        share,
+                        currency: "XAF",
+                        route: Some("default=log".to_owned()),
+                    },
+                    &now,
+                )?;
                 if reservations {
                     reserved.insert(
                         &ReservationRow {
@@ -264,6 +255,7 @@ fn time_rows_alone(data: &Path, workspace: &WorkspaceId, reservations: bool) -> 
                     )?;
                 }
             }
+            messages.finish()?;
             Ok(true)
         })
         .unwrap();
