@@ -22,7 +22,7 @@ fn main() {
 /// The binary is position-independent, so the dynamic loader fixes up every pointer in its
 /// read-only data at each start: ~20,000 relocations of 24 bytes each, half a megabyte of the
 /// file read at every start for nothing after that. Packed (`DT_RELR`, a bitmap of the
-/// pointers to fix) they take ~20 KB, and idle RSS is ~0.5 MB less (README "Performance").
+/// pointers to fix) they take ~20 KB, and idle RSS is ~0.5 MB less (docs/performance-log.md).
 /// Only when the C library the linker links against can read them (glibc 2.36 and later; the
 /// binary then needs such a glibc to run): `cc`, rustc's linker here, names that library.
 fn pack_relative_relocations() {

@@ -67,7 +67,7 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
     // on this thread rather than one of its own: its ~3 MB go to the main thread's malloc
     // arena, into the holes start-up left there, and the ~0.8 MB freed while parsing stay
     // there for later start-up work instead of in an arena of their own that no thread uses
-    // again (~1 MB less idle RSS, README "Performance").
+    // again (~1 MB less idle RSS, docs/performance-log.md).
     crate::recipients::warm_up();
     Ok(RunningServer {
         app,
