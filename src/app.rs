@@ -109,3 +109,22 @@ impl App {
         })
     }
 }
+
+#[cfg(test)]
+impl App {
+    /// For unit tests of code that takes the whole app: an `App` on a fresh database under `dir`
+    /// (`Config::for_tests`), its clock manual and at `now` (returned to move it), its ids from
+    /// `SeededRandom::new(seed)`.
+    pub fn for_tests(
+        dir: &std::path::Path,
+        now: crate::clock::Timestamp,
+        seed: u64,
+    ) -> (App, Arc<crate::clock::ManualClock>) {
+        let config = Config::for_tests(dir);
+        let db = Db::open(&crate::db::DbSettings::from_config(&config)).expect("a test database");
+        let clock = Arc::new(crate::clock::ManualClock::new(now));
+        let random = Arc::new(crate::ids::SeededRandom::new(seed));
+        let app = App::new(config, db, clock.clone(), random).expect("a test app");
+        (app, clock)
+    }
+}

@@ -154,22 +154,16 @@ impl Drop for Janitor {
 mod tests {
     use super::*;
     use crate::auth::open_session;
-    use crate::clock::{Clock, ManualClock, format_timestamp};
-    use crate::config::Config;
-    use crate::db::{Db, DbSettings};
+    use crate::clock::{Clock, format_timestamp};
     use crate::idempotency::store::{RecordScope, save_completed};
-    use crate::ids::SeededRandom;
     use crate::users::{NewUser, create_user};
     use chrono::TimeZone;
 
     #[test]
     fn a_sweep_deletes_only_what_has_expired() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config::for_tests(dir.path());
-        let db = Db::open(&DbSettings::from_config(&config)).unwrap();
         let start = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let clock = Arc::new(ManualClock::new(start));
-        let app = App::new(config, db, clock.clone(), Arc::new(SeededRandom::new(3))).unwrap();
+        let (app, clock) = App::for_tests(dir.path(), start, 3);
         let scope = |key: &str| RecordScope {
             workspace_id: "wsp_1".into(),
             actor_id: "usr_1".into(),

@@ -638,19 +638,13 @@ pub fn stats(conn: &Connection, campaign: &CampaignRow) -> Result<Stats, AppErro
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use chrono::TimeZone;
 
     use super::*;
     use crate::app::App;
     use crate::campaigns::launch::{self, Launcher};
     use crate::campaigns::{Audience, NewCampaign, create_campaign};
-    use crate::clock::ManualClock;
-    use crate::config::Config;
     use crate::contacts::{Editor, NewContact, UnsubscribeVia, create_contact, delete_contact};
-    use crate::db::{Db, DbSettings};
-    use crate::ids::SeededRandom;
     use crate::users::{NewUser, create_user};
     use crate::workspaces::create_workspace;
 
@@ -684,11 +678,8 @@ mod tests {
     #[test]
     fn a_part_out_of_date_when_written_is_read_again() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config::for_tests(dir.path());
-        let db = Db::open(&DbSettings::from_config(&config)).unwrap();
         let now = chrono::Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
-        let clock = Arc::new(ManualClock::new(now));
-        let app = App::new(config, db, clock, Arc::new(SeededRandom::new(7))).unwrap();
+        let (app, _clock) = App::for_tests(dir.path(), now, 7);
         let (scope, mode) = app
             .db
             .write(|conn| {
