@@ -6,7 +6,10 @@ use crate::validate;
 /// `raw` as an E.164 number (`+237677123456`). A number without a `+` country prefix is read in
 /// `default_country` (ISO 3166 alpha-2, e.g. `CM`). Refused when libphonenumber does not consider
 /// it a valid number for its country; the reason names the default country when it was assumed,
-/// so a foreign number typed without its prefix says why it was refused.
+/// so a foreign number typed without its prefix says why it was refused. Only digits, one `+`,
+/// spaces and the separators `( ) - . /` are read: libphonenumber alone would turn letters into
+/// digits as on a keypad (`677-SMS-123`, an `O` typed for a `0`) and drop an extension
+/// (`ext. 99`), so a typo would reach — and be charged for — another number.
 pub fn normalize_phone(raw: &str, default_country: &str) -> Result<String, String> {
     let country = default_country
         .trim()
@@ -17,6 +20,14 @@ pub fn normalize_phone(raw: &str, default_country: &str) -> Result<String, Strin
     let malformed = || "must be a phone number such as +237677123456".to_owned();
     if trimmed.is_empty() || trimmed.len() > 40 {
         return Err(malformed());
+    }
+    let allowed = |c: char| c.is_ascii_digit() || " ()-./+".contains(c);
+    if !trimmed.chars().all(allowed) || trimmed.matches('+').count() > 1 {
+        return Err(
+            "must be a phone number such as +237677123456: digits, an optional leading +, and \
+             spaces, dots, dashes, slashes or brackets between them"
+                .to_owned(),
+        );
     }
     let number = phonenumber::parse(country, trimmed).map_err(|_| malformed())?;
     if !phonenumber::is_valid(&number) {
@@ -77,6 +88,15 @@ mod tests {
             ("677123456", "ZZ"),
             ("+999 123", "CM"),
             (&"1".repeat(41), "CM"),
+            // Letters would be read as keypad digits, an extension dropped: another number.
+            ("6771234O6", "CM"),
+            ("677 l2 34 O6", "CM"),
+            ("677-SMS-123", "CM"),
+            ("+237 677 12 34 56 ext. 99", "CM"),
+            ("+237 677 12 34 56 #99", "CM"),
+            ("+237 677 12 34 56;99", "CM"),
+            ("++237677123456", "CM"),
+            ("+237\u{0660}677123456", "CM"),
         ] {
             assert!(
                 normalize_phone(raw, country).is_err(),

@@ -12,19 +12,19 @@ where
     <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
-/// An email address: trimmed and lower-cased; one `@` with text on both sides, a dot in the
-/// domain, no spaces, at most 254 characters. Deliverability is not checked here.
+/// An email address: trimmed and lower-cased, at most 254 characters, and an address the SMTP
+/// delivery can send to (lettre's `Address`, the parser delivery uses: a dot-atom local part —
+/// no leading, trailing or doubled dots, no `<>` — and a domain of valid labels), with a dot in
+/// the domain, no spaces or control characters, and neither a quoted local part nor an IP literal
+/// (`[1.2.3.4]`). Deliverability is not checked here.
 pub fn email(raw: &str) -> Result<String, &'static str> {
     let email = raw.trim().to_lowercase();
     let valid = (3..=254).contains(&email.len())
-        && !email.chars().any(char::is_whitespace)
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && !domain.contains('@')
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        });
+            !local.starts_with('"') && domain.contains('.') && !domain.starts_with('[')
+        })
+        && email.parse::<lettre::Address>().is_ok();
     if valid {
         Ok(email)
     } else {
@@ -59,8 +59,36 @@ mod tests {
     #[test]
     fn emails() {
         assert_eq!(email("  Ada@Example.COM ").unwrap(), "ada@example.com");
+        for good in [
+            "ada+news@example.com",
+            "a_b@mail.example.co",
+            "ädä@exämple.com",
+        ] {
+            assert_eq!(email(good).as_deref(), Ok(good), "{good:?}");
+        }
         for bad in [
-            "", "ada", "ada@", "@x.io", "a@b", "a b@x.io", "a@@x.io", "a@x.", "a@.io",
+            "",
+            "ada",
+            "ada@",
+            "@x.io",
+            "a@b",
+            "a b@x.io",
+            "a@@x.io",
+            "a@x.",
+            "a@.io",
+            // What only delivery used to refuse (the message then failed after it was charged).
+            "a@example..com",
+            ".a@example.com",
+            "a.@example.com",
+            "a..b@example.com",
+            "ada@-example.com",
+            "ada@example-.com",
+            "<a@example.com>",
+            "a>b@example.com",
+            "a\0b@example.com",
+            "a\u{7}@example.com",
+            "\"a b\"@example.com",
+            "a@[1.2.3.4]",
         ] {
             assert!(email(bad).is_err(), "{bad:?}");
         }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::auth_fixtures::{bearer, create_key, setup};
+use crate::auth_fixtures::{bearer, create_key, send, setup};
 use crate::harness::TestServer;
 
 #[test]
@@ -60,4 +60,62 @@ fn an_estimate_refuses_what_sending_would_refuse() {
         (test_mode["units"].as_i64(), test_mode["charged"].as_bool()),
         (Some(1), Some(false))
     );
+}
+
+/// libphonenumber alone reads letters as keypad digits and drops an extension, and a loose
+/// address check let through what delivery then failed: each is refused on the way in, naming
+/// `to`, and nothing is stored or counted.
+#[test]
+fn a_number_with_letters_or_a_broken_address_is_refused_before_anything_is_stored() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let (_, key) = create_key(&owner, &["messages:send", "contacts:write"], "test");
+    let authorization = format!("Bearer {key}");
+    let refused = [
+        json!({"channel": "sms", "to": "6771234O6", "text": "x"}),
+        json!({"channel": "sms", "to": "677-SMS-123", "text": "x"}),
+        json!({"channel": "sms", "to": "+237 677 12 34 56 ext. 99", "text": "x"}),
+        json!({"channel": "email", "to": "ada@example..com", "subject": "s", "text": "x"}),
+        json!({"channel": "email", "to": "<ada@example.com>", "subject": "s", "text": "x"}),
+        json!({"channel": "email", "to": ".ada@example.com", "subject": "s", "text": "x",
+               "category": "marketing"}),
+    ];
+    for (n, body) in refused.iter().enumerate() {
+        let idempotency_key = format!("refused-{n}");
+        for (path, headers) in [
+            (
+                "/v1/messages/estimate",
+                vec![("Authorization", authorization.as_str())],
+            ),
+            (
+                "/v1/messages",
+                vec![
+                    ("Authorization", authorization.as_str()),
+                    ("Idempotency-Key", idempotency_key.as_str()),
+                ],
+            ),
+        ] {
+            let envelope = send(&server, "POST", path, headers, Some(body))
+                .assert_error(422, "validation_failed");
+            let fields = &envelope["error"]["details"]["fields"];
+            assert!(fields["to"].is_string(), "{path} {body}: {envelope}");
+        }
+    }
+    let contact = json!({"phone": "677 l2 34 O6"});
+    let envelope = bearer(&server, &key, "POST", "/v1/contacts", Some(&contact))
+        .assert_error(422, "validation_failed");
+    assert!(
+        envelope["error"]["details"]["fields"]["phone"].is_string(),
+        "{envelope}"
+    );
+    let stored: i64 = server
+        .db()
+        .query_row(
+            "SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM contacts) \
+             + (SELECT count(*) FROM usage_counters)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 0);
 }
