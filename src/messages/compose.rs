@@ -120,11 +120,10 @@ pub fn compose(
             let to = normalize_phone(&body.to, default_country)
                 .map_err(|why| fields.add("to", why))
                 .ok();
-            if body.subject.is_some() || body.html.is_some() {
-                fields.add(
-                    "subject",
-                    "SMS take only text; subject and html are for email",
-                );
+            for (field, sent) in [("subject", &body.subject), ("html", &body.html)] {
+                if sent.is_some() {
+                    fields.add(field, "SMS take only text; subject and html are for email");
+                }
             }
             let sender = match body.from.as_deref().map(str::trim) {
                 Some(from) => {
@@ -334,6 +333,19 @@ mod tests {
         assert_eq!(
             fields(serde_json::json!({"channel": "fax", "to": "x"})),
             vec!["channel"]
+        );
+        // Each email-only field is named as itself.
+        assert_eq!(
+            fields(
+                serde_json::json!({"channel": "sms", "to": "+237677123456", "text": "x", "html": "<p>x</p>"})
+            ),
+            vec!["html"]
+        );
+        assert_eq!(
+            fields(
+                serde_json::json!({"channel": "sms", "to": "+237677123456", "text": "x", "subject": "s", "html": "<p>x</p>"})
+            ),
+            vec!["html", "subject"]
         );
         let too_long = "a".repeat(1531);
         assert_eq!(

@@ -321,6 +321,23 @@ fn framing_that_could_smuggle_a_request_is_refused() {
     assert_eq!(healthz(server.addr), 200);
 }
 
+/// RFC 9110 §8.6 lets a recipient read a `Content-Length` repeated with the same value as one
+/// (hyper does, before crier sees the headers): there is one body either way, so the request is
+/// served and the next one on the connection is read as itself, never as part of this body.
+#[test]
+fn a_content_length_repeated_with_the_same_value_is_read_as_one() {
+    let server = strict_server();
+    let (status, rest) = first_answer_and_rest(
+        server.addr,
+        "POST /test/reflect HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nabcde",
+    );
+    assert_eq!(status, 200);
+    assert!(rest.contains(r#"{"length":5}"#), "{rest}");
+    // The pipelined request after the body was answered on its own.
+    assert!(rest.contains("HTTP/1.1 200"), "{rest}");
+    assert!(rest.contains("smuggled"), "{rest}");
+}
+
 #[test]
 fn both_transfer_encoding_and_content_length_never_desynchronise_the_connection() {
     let server = strict_server();
