@@ -93,7 +93,15 @@ fn credentials(request: &Request<'_>) -> Result<Credentials, AppError> {
     // A request that presents an `Authorization` header is judged by it alone: an empty,
     // malformed or unknown credential is 401, never rescued by a session cookie sent beside it
     // (a proxy that adds its own Basic auth in front of crier must strip the header).
-    if request.header_count("Authorization") > 0 {
+    let presented = request.header_count("Authorization");
+    if presented > 1 {
+        // Which one a proxy or a server would read differs; refusing leaves no doubt whose
+        // request this is (nor in which mode).
+        return Err(AppError::BadRequest(
+            "Send one Authorization header, not several.".to_owned(),
+        ));
+    }
+    if presented == 1 {
         // A value that is not text counts as present and malformed.
         let value = request.header("Authorization").unwrap_or("");
         let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));

@@ -71,6 +71,41 @@ fn the_bearer_scheme_is_case_insensitive_and_logged_with_the_workspace() {
     );
 }
 
+/// Two `Authorization` headers (a test key and a live key, or the same one twice) are refused:
+/// which one a proxy or crier would read could differ, so neither is.
+#[test]
+fn two_authorization_headers_are_refused() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let (_, test_key) = create_key(&owner, &["messages:read"], "test");
+    let (_, live_key) = create_key(&owner, &["messages:read"], "live");
+    let (test, live) = (format!("Bearer {test_key}"), format!("Bearer {live_key}"));
+    for pair in [[&test, &live], [&live, &test], [&test, &test]] {
+        let response = server.request(
+            "GET",
+            "/v1/messages",
+            &[
+                ("Authorization", pair[0].as_str()),
+                ("Authorization", pair[1].as_str()),
+            ],
+            b"",
+        );
+        let envelope = response.assert_error(400, "bad_request");
+        assert!(
+            envelope["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("one Authorization header"),
+            "{envelope}"
+        );
+    }
+    // One of them alone still works.
+    assert_eq!(
+        bearer(&server, &live_key, "GET", "/v1/messages", None).status,
+        200
+    );
+}
+
 #[test]
 fn a_key_without_the_needed_scope_is_403_insufficient_scope() {
     let router = Router::standard().with_route(Route::new(
