@@ -2,7 +2,8 @@
 //! `Config`, the validated configuration every part of the program reads.
 //!
 //! `Config::from_args` validates the server's settings together with the delivery and payment
-//! settings their own modules declare, and reports every problem at once. Nothing else in the
+//! settings their own modules declare, and reports every bad value at once (problems between
+//! settings once the values are valid). Nothing else in the
 //! crate reads the environment: clap fills each setting from its flag, then its `CRIER_*`
 //! variable, then its default.
 
