@@ -642,19 +642,9 @@ mod tests {
 
     use super::*;
     use crate::app::App;
-    use crate::campaigns::launch::{self, Launcher};
-    use crate::campaigns::{Audience, NewCampaign, create_campaign};
-    use crate::contacts::{Editor, NewContact, UnsubscribeVia, create_contact, delete_contact};
-    use crate::users::{NewUser, create_user};
-    use crate::workspaces::create_workspace;
-
-    fn links(app: &App) -> Links<'_> {
-        Links {
-            key: &app.unsubscribe_key,
-            public_url: &app.config.public_url,
-            delivery: &app.config.delivery,
-        }
-    }
+    use crate::campaigns::fixtures;
+    use crate::campaigns::runner::links;
+    use crate::contacts::delete_contact;
 
     /// The contacts (by first name) that have a message of the campaign, and how many each.
     fn written(app: &App, campaign: &CampaignId) -> Vec<(String, i64)> {
@@ -680,86 +670,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now = chrono::Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
         let (app, _clock) = App::for_tests(dir.path(), now, 7);
-        let (scope, mode) = app
-            .db
-            .write(|conn| {
-                let user = NewUser {
-                    email: "o@x.io".into(),
-                    name: "O".into(),
-                    password_hash: "x".into(),
-                };
-                let user = create_user(conn, &app.ids, user, false, now)?;
-                let workspace = create_workspace(conn, &app.ids, "Acme", &user.id, "XAF", now)?;
-                Ok((WorkspaceScope::trusted(&workspace.id), Mode::Test))
-            })
-            .unwrap();
-        let editor = Editor {
-            scope: &scope,
-            mode,
-            via: UnsubscribeVia::Api,
-        };
-        let people: Vec<ContactId> = ["Ada", "Bob", "Cy"]
-            .iter()
-            .enumerate()
-            .map(|(n, name)| {
-                let contact = NewContact {
-                    name: Some((*name).to_owned()),
-                    first_name: Some((*name).to_owned()),
-                    phone: Some(format!("+23767700000{n}")),
-                    ..NewContact::default()
-                };
-                app.db
-                    .write(|conn| {
-                        create_contact(
-                            conn,
-                            &app.ids,
-                            &app.unsubscribe_key,
-                            editor,
-                            contact,
-                            "CM",
-                            now,
-                        )
-                    })
-                    .unwrap()
-                    .id
-            })
-            .collect();
-        let draft = NewCampaign {
-            name: Some("Sale".into()),
-            channel: Some("sms".into()),
-            text: Some("Hi {{ contact.first_name }}".into()),
-            audience: Some(Audience {
-                all: true,
-                ..Audience::default()
-            }),
-            ..NewCampaign::default()
-        };
-        let draft = app
-            .db
-            .write(|conn| create_campaign(conn, &app.ids, &scope, mode, draft, now))
-            .unwrap();
-        let estimate = launch::estimate(&app.db, links(&app), &scope, &draft, now).unwrap();
-        let launcher = Launcher {
-            api_key_id: None,
-            charging: Charging::Test,
-        };
+        let workspace = fixtures::workspace_with_contacts(&app, &["Ada", "Bob", "Cy"], now);
+        let (scope, mode, people) = (&workspace.scope, workspace.mode, &workspace.contacts);
+        let running = fixtures::launched(&app, &workspace, "Hi {{ contact.first_name }}", now);
         let catalog = &app.config.billing_catalog;
-        let running = app
-            .db
-            .write(|conn| {
-                launch::launch(
-                    conn,
-                    &app.ids,
-                    catalog,
-                    (&scope, mode),
-                    &draft.id,
-                    CampaignStatus::Draft,
-                    (launcher, "CRIER"),
-                    &estimate,
-                    now,
-                )
-            })
-            .unwrap();
         // Two parts of two contacts read from the start, before anything is written.
         let prepare = || {
             app.db
@@ -771,7 +685,7 @@ mod tests {
         };
         let (first, again) = (prepare(), prepare());
         app.db
-            .write(|conn| delete_contact(conn, &scope, mode, &people[1], now))
+            .write(|conn| delete_contact(conn, scope, mode, &people[1], now))
             .unwrap();
         let write = |part| {
             app.db
@@ -782,14 +696,14 @@ mod tests {
         // Bob was deleted after the part was read: it is read again as it is now — Ada and Cy.
         assert_eq!(write(first), Step::Progressed);
         let both = [("Ada".to_owned(), 1), ("Cy".to_owned(), 1)];
-        assert_eq!(written(&app, &draft.id), both);
+        assert_eq!(written(&app, &running.id), both);
         // The same contacts once more: the cursor is past them, so the part is read again from
         // the cursor, where the audience ends: nobody gets a second message.
         assert_eq!(write(again), Step::Progressed);
-        assert_eq!(written(&app, &draft.id), both);
+        assert_eq!(written(&app, &running.id), both);
         let done = app
             .db
-            .read(|conn| store::find_any_campaign(conn, &draft.id))
+            .read(|conn| store::find_any_campaign(conn, &running.id))
             .unwrap()
             .unwrap();
         assert!(done.progress.fanout_done_at.is_some());
@@ -798,6 +712,6 @@ mod tests {
         assert!(excluded_counts(&done).unwrap().is_empty());
         // The fan-out is over: a part written now changes nothing.
         assert_eq!(write(prepare()), Step::Idle);
-        assert_eq!(written(&app, &draft.id).len(), 2);
+        assert_eq!(written(&app, &running.id).len(), 2);
     }
 }

@@ -4,6 +4,8 @@
 //! renders a preview for a contact.
 
 pub mod fanout;
+#[cfg(test)]
+mod fixtures;
 pub mod launch;
 pub mod links;
 pub mod runner;
@@ -708,6 +710,11 @@ impl Renderer {
             Channel::Sms => {
                 let mut text =
                     text(self.part("text", contact, unsubscribe_url)?).unwrap_or_default();
+                // Before the opt-out line: a message of nothing but that line is not the
+                // campaign's message either.
+                if text.trim().is_empty() {
+                    return Err(AppError::invalid_field("text", RENDERS_EMPTY));
+                }
                 if self.opt_out_line {
                     text.push_str(&opt_out_line(contact.language.as_deref(), unsubscribe_url));
                 }
@@ -716,24 +723,46 @@ impl Renderer {
                     text,
                 }
             }
-            Channel::Email => Rendered::Email {
-                subject: self
+            Channel::Email => {
+                let subject = self
                     .part("subject", contact, unsubscribe_url)?
-                    .unwrap_or_default(),
-                html: match (
-                    self.part(template::HTML_PART, contact, unsubscribe_url)?,
-                    tracking,
-                ) {
-                    (Some(html), Some((tracker, recipient))) => {
-                        Some(tracker.rewrite_html(&html, recipient))
-                    }
-                    (html, _) => html,
-                },
-                text: text(self.part("text", contact, unsubscribe_url)?),
-            },
+                    .unwrap_or_default();
+                if subject.trim().is_empty() {
+                    return Err(AppError::invalid_field("subject", RENDERS_EMPTY));
+                }
+                if subject.contains(['\r', '\n']) || subject.chars().count() > MAX_SUBJECT_CHARS {
+                    return Err(AppError::invalid_field(
+                        "subject",
+                        "renders to more than one line of at most 998 characters for this contact",
+                    ));
+                }
+                let blank = |part: &Option<String>| {
+                    part.as_deref().is_none_or(|part| part.trim().is_empty())
+                };
+                let html = self.part(template::HTML_PART, contact, unsubscribe_url)?;
+                let text = text(self.part("text", contact, unsubscribe_url)?);
+                if blank(&html) && blank(&text) {
+                    return Err(AppError::invalid_field("text", RENDERS_EMPTY));
+                }
+                Rendered::Email {
+                    subject,
+                    html: match (html, tracking) {
+                        (Some(html), Some((tracker, recipient))) => {
+                            Some(tracker.rewrite_html(&html, recipient))
+                        }
+                        (html, _) => html,
+                    },
+                    text,
+                }
+            }
         })
     }
 }
+
+/// Why a recipient's message was not made: its content came out blank for that contact (a
+/// template of nothing but a field the contact leaves empty). Such a contact is left out as
+/// `render_failed`, like any message that does not render; a send of nothing is never charged.
+const RENDERS_EMPTY: &str = "renders empty";
 
 /// Renders `campaign` for `contact` (a sample contact when `None`).
 pub fn render_for(

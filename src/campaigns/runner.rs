@@ -80,11 +80,10 @@ impl Drop for CampaignRunner {
 fn run(app: &App, stop: &AtomicBool) {
     while !stop.load(Ordering::SeqCst) {
         let seen = app.campaigns.generation();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| round(app, stop)))
-            .unwrap_or_else(|_| Err(AppError::internal("a campaign round panicked")));
-        match outcome {
-            Ok(true) => {}
-            Ok(false) => app.campaigns.wait(seen, IDLE_POLL),
+        match round(app, stop) {
+            Ok(Round { worked: true, .. }) => {}
+            Ok(Round { failed: false, .. }) => app.campaigns.wait(seen, IDLE_POLL),
+            Ok(Round { failed: true, .. }) => app.campaigns.wait(seen, RETRY_AFTER),
             Err(err) => {
                 log::warn!(error:% = err; "campaign round failed; retrying");
                 app.campaigns.wait(seen, RETRY_AFTER);
@@ -93,21 +92,39 @@ fn run(app: &App, stop: &AtomicBool) {
     }
 }
 
-/// One step for every campaign with work; whether any was done.
-fn round(app: &App, stop: &AtomicBool) -> Result<bool, AppError> {
+/// What a round did: whether any campaign progressed, and whether any campaign's step failed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Round {
+    worked: bool,
+    failed: bool,
+}
+
+/// One step for every campaign with work. A campaign whose step fails (or panics) is logged
+/// and tried again in the next round; the others take their steps all the same, so one
+/// campaign can never hold up another's, nor another workspace's.
+fn round(app: &App, stop: &AtomicBool) -> Result<Round, AppError> {
     let now = format_timestamp(app.clock.now());
     let ids = app.db.read(|conn| store::campaigns_to_work(conn, &now))?;
-    let mut worked = false;
+    let mut round = Round::default();
     for id in ids {
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        worked |= step(app, &id)? == Step::Progressed;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(app, &id)))
+            .unwrap_or_else(|_| Err(AppError::internal("a campaign step panicked")));
+        match outcome {
+            Ok(Step::Progressed) => round.worked = true,
+            Ok(_) => {}
+            Err(err) => {
+                log::warn!(campaign:% = id, error:% = err; "campaign step failed; retrying");
+                round.failed = true;
+            }
+        }
     }
-    Ok(worked)
+    Ok(round)
 }
 
-fn links(app: &App) -> Links<'_> {
+pub(crate) fn links(app: &App) -> Links<'_> {
     Links {
         key: &app.unsubscribe_key,
         public_url: &app.config.public_url,
@@ -258,4 +275,63 @@ fn start_scheduled(app: &App, campaign: &store::CampaignRow) -> Result<Step, App
 /// campaign: crier's own trouble, not the campaign's.
 fn retryable(why: &AppError) -> bool {
     matches!(why, AppError::Internal(_) | AppError::Unavailable { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::campaigns::fixtures;
+
+    fn messages_of(app: &App, campaign: &CampaignId) -> i64 {
+        app.db
+            .read(|conn| {
+                Ok(conn.query_row(
+                    "SELECT count(*) FROM messages WHERE campaign_id = ?1",
+                    [campaign],
+                    |row| row.get(0),
+                )?)
+            })
+            .unwrap()
+    }
+
+    /// A campaign whose step fails every time (here its stored template no longer compiles)
+    /// is logged and retried; every other campaign — of its workspace or another — still takes
+    /// its steps in the same round.
+    #[test]
+    fn a_campaign_that_keeps_failing_holds_up_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = chrono::Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
+        let (app, _clock) = App::for_tests(dir.path(), now, 11);
+        let workspace = fixtures::workspace_with_contacts(&app, &["Ada", "Bob"], now);
+        let broken = fixtures::launched(&app, &workspace, "Hi {{ contact.first_name }}", now);
+        let healthy = fixtures::launched(&app, &workspace, "Sale {{ contact.first_name }}", now);
+        app.db
+            .write(|conn| {
+                conn.execute(
+                    "UPDATE campaigns SET text = '{{ contact.' WHERE id = ?1",
+                    [&broken.id],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let stop = AtomicBool::new(false);
+        let first = round(&app, &stop).unwrap();
+        assert!(first.failed && first.worked, "{first:?}");
+        assert_eq!(messages_of(&app, &healthy.id), 2);
+        assert_eq!(messages_of(&app, &broken.id), 0);
+        // It goes on failing, alone, round after round; the healthy one's fan-out is done
+        // (it completes once its messages are delivered: no dispatcher runs here).
+        for _ in 0..3 {
+            assert!(round(&app, &stop).unwrap().failed);
+        }
+        let healthy = app
+            .db
+            .read(|conn| store::find_any_campaign(conn, &healthy.id))
+            .unwrap()
+            .unwrap();
+        assert!(healthy.progress.fanout_done_at.is_some(), "{healthy:?}");
+        assert_eq!(healthy.progress.messages_created, 2);
+    }
 }

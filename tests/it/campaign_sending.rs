@@ -2268,3 +2268,75 @@ fn a_transactional_send_goes_out_before_a_queued_campaign_backlog() {
     );
     assert_doctor_passes(&server);
 }
+
+/// A template can render blank for a contact (`{{ contact.last_name }}` of a one-word name):
+/// that contact is left out as `render_failed` — never a message of nothing, never charged —
+/// the campaign goes on for the others, and a campaign that renders blank for everyone is not
+/// launched at all.
+#[test]
+fn a_message_that_renders_blank_for_a_contact_leaves_that_contact_out() {
+    let server = TestServer::start();
+    let shop = Shop::open(&server, "test");
+    let ada = shop
+        .contact(json!({"name": "Ada Lovelace", "phone": phone(1), "email": "ada@example.com"}));
+    shop.contact(json!({"name": "Cher", "phone": phone(2), "email": "cher@example.com"}));
+    let sms = json!({"name": "Blank", "channel": "sms", "audience": {"all": true},
+                     "text": "{{ contact.last_name }}", "opt_out_line": true});
+    let email = json!({"name": "Blank", "channel": "email", "audience": {"all": true},
+                       "subject": "{{ contact.last_name }}", "text": "Hello {{ contact.first_name }}"});
+    // An SMS estimate renders each recipient's message; an email estimate does not (the
+    // fan-out finds the blank one).
+    for (body, estimated) in [(sms, 1), (email, 2)] {
+        let id = shop.campaign(body);
+        let estimate = shop.estimate(&id);
+        assert_eq!(estimate["recipients"], estimated, "{estimate}");
+        assert_eq!(
+            estimate["excluded"]["render_failed"],
+            2 - estimated,
+            "{estimate}"
+        );
+        shop.launched(&id, &format!("launch-{id}"));
+        let done = shop.wait_status(&id, "completed");
+        assert_eq!(done["stats"]["messages"]["sent"], 1, "{done}");
+        assert_eq!(done["launch"]["excluded"]["render_failed"], 1, "{done}");
+        let messages = shop.messages(&id);
+        assert_eq!(messages.len(), 1);
+        assert_eq!(
+            messages[0].first_name.as_deref(),
+            Some("Ada"),
+            "{messages:?}"
+        );
+        assert!(
+            messages[0].units > 0 && messages[0].text.is_some(),
+            "{messages:?}"
+        );
+    }
+    // Blank whoever the contact is: refused as it is written (422 on the field).
+    let blank = json!({"name": "Nothing", "channel": "sms", "audience": {"all": true},
+                       "text": "{{ '' }}"});
+    let refused = shop.api.post("/v1/campaigns", blank);
+    assert_eq!(
+        invalid(&refused)["text"],
+        "renders empty",
+        "{}",
+        refused.text()
+    );
+    // Blank for every contact left: nothing to launch (422 on audience, naming the reason).
+    let deleted = shop.api.delete(&format!("/v1/contacts/{ada}"));
+    assert_eq!(deleted.status, 204, "{}", deleted.text());
+    let id = shop.campaign(
+        json!({"name": "Nobody", "channel": "sms", "audience": {"all": true},
+                                  "text": "{{ contact.last_name }}"}),
+    );
+    let refused = shop.launch(&id, "launch-nobody");
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    assert!(
+        invalid(&refused)["audience"]
+            .as_str()
+            .unwrap()
+            .contains("1 whose message does not render"),
+        "{}",
+        refused.text()
+    );
+    assert_doctor_passes(&server);
+}
