@@ -102,9 +102,12 @@ pub struct CampaignChanges {
     pub track_links: Option<bool>,
 }
 
-/// The custom field keys a template may name.
-fn custom_keys(definitions: &[FieldRow]) -> Vec<&str> {
-    definitions.iter().map(|field| field.key.as_str()).collect()
+/// The custom field keys a template may name, each with a value of its type to try it with.
+fn custom_samples(definitions: &[FieldRow]) -> Vec<(&str, serde_json::Value)> {
+    definitions
+        .iter()
+        .map(|field| (field.key.as_str(), field.field_type.sample()))
+        .collect()
 }
 
 /// Checks one template part, reporting on `field`.
@@ -112,7 +115,7 @@ fn check_part(
     field: &str,
     source: &str,
     escaping: Escaping,
-    keys: &[&str],
+    keys: &[(&str, serde_json::Value)],
     errors: &mut FieldErrors,
 ) {
     if source.len() > MAX_TEMPLATE_BYTES {
@@ -151,7 +154,7 @@ fn check_draft(
     if let Err(reason) = validate::text(&campaign.name, 1, MAX_NAME_LENGTH) {
         errors.add("name", reason);
     }
-    let keys = custom_keys(definitions);
+    let keys = custom_samples(definitions);
     match campaign.channel {
         Channel::Sms => {
             for (field, value) in [

@@ -153,8 +153,16 @@ fn find_variable(source: &str, variable: &str) -> Option<usize> {
 }
 
 /// Checks a template: it parses, names only known variables, filters and tests, and renders
-/// for a contact with every value and for one with none. The first problem is returned.
-pub fn check(source: &str, escaping: Escaping, custom_keys: &[&str]) -> Result<(), TemplateError> {
+/// for a contact with every value and for one with none. `custom` holds the workspace's custom
+/// field keys, each with a value of its type (`FieldType::sample`). The first problem is
+/// returned.
+pub fn check(
+    source: &str,
+    escaping: Escaping,
+    custom: &[(&str, serde_json::Value)],
+) -> Result<(), TemplateError> {
+    let custom_keys: Vec<&str> = custom.iter().map(|(key, _)| *key).collect();
+    let custom_keys = custom_keys.as_slice();
     let env = environment(escaping);
     let template = env
         .template_from_str(source)
@@ -176,9 +184,9 @@ pub fn check(source: &str, escaping: Escaping, custom_keys: &[&str]) -> Result<(
         )));
     }
     let full = ContactContext {
-        custom: custom_keys
+        custom: custom
             .iter()
-            .map(|key| ((*key).to_owned(), serde_json::Value::from("x")))
+            .map(|(key, sample)| ((*key).to_owned(), sample.clone()))
             .collect(),
         ..ContactContext::sample()
     };
@@ -299,7 +307,11 @@ mod tests {
     fn variables_render_and_default_fills_absent_values() {
         let text = "Hi {{ contact.first_name }} {{ contact.last_name | default(\"client\") }} \
                     from {{ contact.custom.city }}{{ contact.custom.tier }}.";
-        check(text, Escaping::None, &["city", "tier"]).unwrap();
+        let custom = [
+            ("city", serde_json::Value::from("x")),
+            ("tier", serde_json::Value::from("x")),
+        ];
+        check(text, Escaping::None, &custom).unwrap();
         assert_eq!(
             render(text, Escaping::None, &ada(), None).unwrap(),
             "Hi Ada client from Douala & Yaoundé."
@@ -333,12 +345,24 @@ mod tests {
             "{}",
             err.0
         );
-        let err = check("{{ contact.custom.vip }}", Escaping::None, &["city"]).unwrap_err();
+        let city = [("city", serde_json::Value::from("x"))];
+        let err = check("{{ contact.custom.vip }}", Escaping::None, &city).unwrap_err();
         assert!(err.0.contains("`contact.custom.vip`"), "{}", err.0);
         let err = check("{{ password }}", Escaping::None, &[]).unwrap_err();
         assert!(err.0.contains("`password`"), "{}", err.0);
         // Assigned names are the template's own.
         check("{% set n = contact.name %}{{ n }}", Escaping::None, &[]).unwrap();
+    }
+
+    /// A custom field is tried with a value of its type: arithmetic on a number field passes
+    /// (it failed when every field was tried as text), and on a text field it does not.
+    #[test]
+    fn custom_fields_are_tried_with_a_value_of_their_type() {
+        let score = |sample: serde_json::Value| [("score", sample)];
+        let source = "{{ contact.custom.score | default(0) + 1 }} points";
+        check(source, Escaping::None, &score(serde_json::Value::from(1))).unwrap();
+        let err = check(source, Escaping::None, &score(serde_json::Value::from("x"))).unwrap_err();
+        assert!(err.0.contains("unsupported types"), "{}", err.0);
     }
 
     #[test]

@@ -40,6 +40,21 @@ crate::text_enum! {
     }
 }
 
+impl FieldType {
+    /// A value of this type, for checking a template that names a field of it: a template
+    /// must work for the values a contact can hold (`{{ contact.custom.score + 1 }}` for a
+    /// number), so it is tried with one. A select field's value is one of its options: text.
+    pub fn sample(self) -> serde_json::Value {
+        match self {
+            FieldType::Text | FieldType::Select => serde_json::Value::from("x"),
+            FieldType::Number => serde_json::Value::from(1),
+            FieldType::Date => serde_json::Value::from("2026-01-31"),
+            FieldType::Boolean => serde_json::Value::from(true),
+            FieldType::Url => serde_json::Value::from("https://example.com/x"),
+        }
+    }
+}
+
 /// The body of `POST /v1/contact-fields`. Fields are optional here so every problem is reported
 /// at once, by `create_field`.
 #[derive(Debug, Default, Deserialize)]

@@ -577,10 +577,7 @@ impl RowChecker {
     fn custom_value(&self, key: &str, cell: &str) -> Option<Value> {
         let field = self.definitions.iter().find(|field| field.key == key)?;
         match field.field_type {
-            FieldType::Number => {
-                let number: f64 = cell.replace(',', ".").parse().ok()?;
-                serde_json::Number::from_f64(number).map(Value::Number)
-            }
+            FieldType::Number => number_cell(cell),
             FieldType::Boolean => match cell.to_lowercase().as_str() {
                 "true" | "yes" | "1" | "oui" | "vrai" => Some(Value::Bool(true)),
                 "false" | "no" | "0" | "non" | "faux" => Some(Value::Bool(false)),
@@ -589,6 +586,24 @@ impl RowChecker {
             _ => Some(Value::String(cell.to_owned())),
         }
     }
+}
+
+/// A `number` cell as the API would have stored it: a whole number stays one (`12`, not
+/// `12.0`, so a template shows `12`), a decimal is read with a point or a comma (`1.5`, `1,5`).
+/// A comma before exactly three digits (`1,000`), or a comma and a point together, could be a
+/// thousands separator as much as a decimal one: such a cell is refused rather than guessed.
+fn number_cell(cell: &str) -> Option<Value> {
+    let cell = cell.trim();
+    if let Ok(whole) = cell.parse::<i64>() {
+        return Some(Value::from(whole));
+    }
+    let decimal = match cell.split_once(',') {
+        Some((_, fraction)) if cell.contains('.') || fraction.len() == 3 => return None,
+        Some(_) => cell.replacen(',', ".", 1),
+        None => cell.to_owned(),
+    };
+    let number: f64 = decimal.parse().ok()?;
+    serde_json::Number::from_f64(number).map(Value::Number)
 }
 
 /// `phone: must be …; email: must be …` — every refused field, named.
@@ -823,4 +838,29 @@ pub fn set_status(
 /// The custom values a workspace's contacts may hold, for the runner (read once per job).
 pub fn definitions(conn: &Connection, job: &ImportRow) -> Result<Vec<FieldRow>, AppError> {
     contacts_store::list_fields(conn, &job.workspace_id, None, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_cells_keep_whole_numbers_and_refuse_an_ambiguous_comma() {
+        for (cell, stored) in [
+            ("12", "12"),
+            (" -3 ", "-3"),
+            ("1.5", "1.5"),
+            ("1,5", "1.5"),
+            ("12,25", "12.25"),
+            ("0.0001", "0.0001"),
+        ] {
+            let value = number_cell(cell).unwrap_or_else(|| panic!("{cell:?} was refused"));
+            assert_eq!(value.to_string(), stored, "{cell:?}");
+        }
+        for cell in [
+            "1,000", "1,500", "1.000,5", "1,000.5", "", "x", "NaN", "inf", "1,2,3",
+        ] {
+            assert_eq!(number_cell(cell), None, "{cell:?}");
+        }
+    }
 }
