@@ -151,9 +151,7 @@ fn check_draft(
     now: Timestamp,
     errors: &mut FieldErrors,
 ) -> Result<(), AppError> {
-    if let Err(reason) = validate::text(&campaign.name, 1, MAX_NAME_LENGTH) {
-        errors.add("name", reason);
-    }
+    check_name(&campaign.name, errors);
     let keys = custom_samples(definitions);
     match campaign.channel {
         Channel::Sms => {
@@ -245,6 +243,13 @@ fn check_draft(
         }
     }
     Ok(())
+}
+
+/// A campaign's name: 1 to 200 characters on one line.
+fn check_name(name: &str, errors: &mut FieldErrors) {
+    if let Err(reason) = validate::text(name, 1, MAX_NAME_LENGTH) {
+        errors.add("name", reason);
+    }
 }
 
 /// An audience names everyone, or at least one list; every list must be the caller's.
@@ -453,6 +458,7 @@ pub fn create_campaign(
     };
     if errors.contains("channel") {
         // Without a channel the content cannot be judged; say only what is wrong for sure.
+        check_name(&campaign.name, &mut errors);
         return Err(AppError::Validation(errors));
     }
     checked_with(
@@ -501,6 +507,12 @@ pub fn update_campaign(
     if campaign.status != CampaignStatus::Draft {
         return Err(not_a_draft(&campaign));
     }
+    // A schedule is checked when it is set: a draft whose time has passed since (it launches
+    // at once when launched) can still be renamed or edited.
+    let checks = match changes.scheduled_at {
+        Some(_) => Checks::Draft,
+        None => Checks::Launch,
+    };
     if let Some(name) = changes.name {
         campaign.name = name.trim().to_owned();
     }
@@ -529,7 +541,7 @@ pub fn update_campaign(
     };
     campaign.audience = audience_text(&audience)?;
     campaign.updated_at = format_timestamp(now);
-    checked(conn, scope, &campaign, &audience, now, Checks::Draft)?;
+    checked(conn, scope, &campaign, &audience, now, checks)?;
     campaign.scheduled_at = normalized_schedule(campaign.scheduled_at);
     if !store::update_draft(conn, &campaign)? {
         return Err(AppError::internal(

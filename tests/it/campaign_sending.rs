@@ -1289,6 +1289,19 @@ fn a_draft_whose_schedule_has_passed_launches_now() {
     body["scheduled_at"] = json!("2026-11-25T09:35:00Z");
     let id = shop.campaign(body);
     server.clock.advance(chrono::Duration::minutes(10));
+    // Its time has passed: it can still be edited (only a schedule being set must be ahead)…
+    let renamed = shop
+        .api
+        .patch(&format!("/v1/campaigns/{id}"), json!({"name": "Renamed"}));
+    assert_eq!(renamed.status, 200, "{}", renamed.text());
+    let past = json!({"scheduled_at": "2026-11-25T09:36:00Z"});
+    let refused = shop.api.patch(&format!("/v1/campaigns/{id}"), past);
+    assert!(
+        invalid(&refused).contains_key("scheduled_at"),
+        "{}",
+        refused.text()
+    );
+    // …and launching it starts it now.
     let launched = shop.launched(&id, "launch-1");
     assert_eq!(launched["status"], "running");
     assert_eq!(

@@ -203,6 +203,11 @@ fn templates_are_checked_when_saved_naming_the_problem_and_where() {
     );
     let no_channel = api.post("/v1/campaigns", json!({"name": "x", "channel": "fax"}));
     assert!(invalid(&no_channel).contains_key("channel"));
+    // Nothing at all: every field that is surely wrong is named, the name with them.
+    let nothing = invalid(&api.post("/v1/campaigns", json!({})));
+    let mut named: Vec<&String> = nothing.keys().collect();
+    named.sort();
+    assert_eq!(named, ["audience", "channel", "name"]);
     let missing = api.post(
         "/v1/campaigns",
         json!({"name": "x", "channel": "sms", "text": "x"}),
