@@ -642,7 +642,7 @@ mod tests {
 
     use super::*;
     use crate::app::App;
-    use crate::campaigns::fixtures;
+    use crate::campaigns::runner::fixtures;
     use crate::campaigns::runner::links;
     use crate::contacts::delete_contact;
 

@@ -4,8 +4,6 @@
 //! renders a preview for a contact.
 
 pub mod fanout;
-#[cfg(test)]
-mod fixtures;
 pub mod launch;
 pub mod links;
 pub mod runner;
