@@ -391,6 +391,7 @@ fn write_message<'conn>(
             channel: campaign.channel,
             to: &message.to,
             sender: campaign.progress.sender.as_deref(),
+            from_name: campaign.from_name.as_deref(),
             subject: message.subject,
             text: message.text,
             html: message.html,

@@ -567,6 +567,12 @@ fn deliver<'a>(
             Ok(Some((from, signer))) => (from.as_str(), Some(signer.as_ref())),
             Ok(None) | Err(_) => (account_from, None),
         };
+        // A campaign's From name shows with whichever address it goes out from.
+        let named = message
+            .from_name
+            .as_deref()
+            .and_then(|name| named_from(from, name));
+        let from = named.as_deref().unwrap_or(from);
         let result = match (
             &identity,
             outgoing_of(
@@ -1047,6 +1053,13 @@ fn marketing_email(app: &App, message: &MessageRow) -> Option<MarketingEmail> {
         message.text.as_deref(),
         message.html.as_deref(),
     ))
+}
+
+/// `from` (a mailbox) with `name` as its display name; `None` when `from` is not a mailbox
+/// (it then fails as it would without a name).
+fn named_from(from: &str, name: &str) -> Option<String> {
+    let mailbox: lettre::message::Mailbox = from.parse().ok()?;
+    Some(lettre::message::Mailbox::new(Some(name.to_owned()), mailbox.email).to_string())
 }
 
 /// The From and DKIM signer of a live email its workspace sends From its own domain: the

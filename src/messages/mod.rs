@@ -211,6 +211,7 @@ pub fn create_message(
         contact_id,
         route: composition.route.clone(),
         body_purged_at: None,
+        from_name: None,
     };
     store::insert_message(conn, &message)?;
     Ok(message)
@@ -293,6 +294,8 @@ pub struct CampaignMessage<'a> {
     /// E.164 or a lower-cased address.
     pub to: &'a str,
     pub sender: Option<&'a str>,
+    /// Email: the campaign's From display name (`from_name`), if it has one.
+    pub from_name: Option<&'a str>,
     pub subject: Option<String>,
     pub text: Option<String>,
     pub html: Option<String>,
@@ -401,6 +404,7 @@ fn campaign_message_row(id: MessageId, message: CampaignMessage<'_>, now: &str) 
         contact_id: Some(message.contact_id.clone()),
         route: message.route,
         body_purged_at: None,
+        from_name: message.from_name.map(str::to_owned),
     }
 }
 

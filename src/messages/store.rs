@@ -58,13 +58,16 @@ pub struct MessageRow {
     pub route: Option<String>,
     /// When retention dropped the subject and bodies (`purge_batch`); `None` while kept.
     pub body_purged_at: Option<String>,
+    /// A campaign email's From display name (its campaign's `from_name`); `None` otherwise.
+    pub from_name: Option<String>,
 }
 
 const COLUMNS: &str = "id, workspace_id, api_key_id, campaign_id, mode, channel, category, \
     to_address, sender, subject, text, html, metadata, encoding, segments, units, included_units, \
     charge_minor, currency, status, scheduled_at, next_attempt_at, delivery_cycles, lease_owner, \
     lease_expires_at, provider, provider_message_id, error_code, error_message, created_at, \
-    updated_at, sent_at, delivered_at, failed_at, cancelled_at, contact_id, route, body_purged_at";
+    updated_at, sent_at, delivered_at, failed_at, cancelled_at, contact_id, route, body_purged_at, \
+    from_name";
 
 /// A stored non-negative integer (SQLite integers are signed).
 fn unsigned(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
@@ -111,6 +114,7 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
         contact_id: row.get(35)?,
         route: row.get(36)?,
         body_purged_at: row.get(37)?,
+        from_name: row.get(38)?,
     })
 }
 
@@ -131,7 +135,7 @@ impl<'conn> MessageInserts<'conn> {
             format!(
                 "INSERT INTO messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
                     ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, 0, NULL, NULL, NULL,
-                    NULL, NULL, NULL, ?23, ?23, NULL, NULL, NULL, NULL, ?24, ?25, NULL)"
+                    NULL, NULL, NULL, ?23, ?23, NULL, NULL, NULL, NULL, ?24, ?25, NULL, ?26)"
             )
         });
         Ok(MessageInserts {
@@ -178,6 +182,7 @@ impl<'conn> MessageInserts<'conn> {
             message.created_at,
             message.contact_id,
             message.route,
+            message.from_name,
         ])?;
         Ok(())
     }
@@ -1252,6 +1257,7 @@ mod tests {
                 contact_id: None,
                 route: None,
                 body_purged_at: None,
+                from_name: None,
             };
             self.db
                 .write(|conn| insert_message(conn, &message))

@@ -444,6 +444,10 @@ const RELEASED_MIGRATIONS: &[(&str, &str)] = &[
         "V43__campaign_messages_by_contact.sql",
         "2e8a72a7b3f33e89a6cebd4aba33cc0d5a2fc5245ca657803f3ed3c6984a27cc",
     ),
+    (
+        "V44__message_from_name.sql",
+        "9d1dcba13d39d9d4b4a8975fb57af538321cca7cf995a6cdd8d3e86724822289",
+    ),
 ];
 
 #[test]

@@ -712,3 +712,29 @@ fn a_stop_and_an_erasure_reach_campaign_messages_through_their_contacts() {
     assert_eq!(after[2], sent[2]);
     assert!(after[2].1.contains("Hi Cy,"), "{after:?}");
 }
+
+/// An email campaign's `from_name` is the display name of the From it goes out from (here the
+/// instance's address).
+#[test]
+fn an_email_campaigns_from_name_is_the_display_name_of_its_from() {
+    let (sink, port) = Sink::start(false);
+    let server = TestServer::start_with(configured(Some(port), None), Router::standard());
+    let shop = Shop::open(&server, "live");
+    shop.credit(100_000);
+    shop.contact(json!({"name": "Ada", "email": "ada@example.org"}));
+    let campaign = shop.campaign(json!({
+        "name": "News", "channel": "email", "audience": {"all": true},
+        "from_name": "Acme Shop", "subject": "News", "text": "Hello"
+    }));
+    shop.launched(&campaign, "launch-1");
+    shop.wait_status(&campaign, "completed");
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1);
+    let from = unfolded(&messages[0])
+        .lines()
+        .find(|line| line.starts_with("From: "))
+        .map(str::to_owned)
+        .expect("a From header");
+    let address = &server.config.delivery.email_from;
+    assert_eq!(from, format!("From: \"Acme Shop\" <{address}>"));
+}
