@@ -45,9 +45,9 @@ use std::time::{Duration, Instant};
 use crate::app::App;
 use crate::billing::{self, Channel};
 use crate::clock::{Timestamp, format_timestamp};
-use crate::contacts::EmailState;
 use crate::contacts::reach;
 use crate::contacts::unsubscribe::unsubscribe_url;
+use crate::contacts::{EmailState, PhoneState};
 use crate::delivery::accounts::{self, store::AccountRow};
 use crate::delivery::marketing::{self, MarketingEmail};
 use crate::delivery::providers::account::{AccountProvider, NoUsableAccount};
@@ -956,18 +956,33 @@ fn settle_one(
     Ok(settled)
 }
 
-/// What a provider's final refusal says about an email address, if anything:
+/// What a provider's final refusal says about the recipient's address, if anything. Email:
 /// `invalid_address` (not an address at all) and SMTP 553 (mailbox name not allowed) →
 /// `invalid`; 550, 551 and 554 (mailbox unavailable, not local, rejected) → `bounced`; 552
-/// (message too big, mailbox full) says nothing about the address. SMS: nothing — providers'
-/// final codes mix bad numbers with opt-outs and content refusals; a receipt's `unreachable` is
-/// what marks a phone.
-fn address_verdict(channel: Channel, code: &str) -> Option<EmailState> {
-    match (channel, code) {
-        (Channel::Email, "invalid_address" | "smtp_553") => Some(EmailState::Invalid),
-        (Channel::Email, "smtp_550" | "smtp_551" | "smtp_554") => Some(EmailState::Bounced),
-        _ => None,
+/// (message too big, mailbox full) says nothing about the address. SMS: only the codes that name
+/// the number itself as invalid — `invalid_number` (the code crier's HTTP providers use), and
+/// Twilio's 21211 (invalid To number) and 21614 (not a mobile number) → `invalid`; the other
+/// final codes mix opt-outs and content refusals, and a receipt's `unreachable` marks a phone
+/// that exists but cannot be reached.
+fn address_verdict(channel: Channel, code: &str) -> Option<AddressState> {
+    match channel {
+        Channel::Email => match code {
+            "invalid_address" | "smtp_553" => Some(AddressState::Email(EmailState::Invalid)),
+            "smtp_550" | "smtp_551" | "smtp_554" => Some(AddressState::Email(EmailState::Bounced)),
+            _ => None,
+        },
+        Channel::Sms => ["invalid_number", "21211", "21614"]
+            .iter()
+            .any(|invalid| code.eq_ignore_ascii_case(invalid))
+            .then_some(AddressState::Phone(PhoneState::Invalid)),
     }
+}
+
+/// What delivery learned about a contact's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AddressState {
+    Email(EmailState),
+    Phone(PhoneState),
 }
 
 /// Marks the address of a message that failed for good on the workspace's contact with it (same
@@ -986,13 +1001,11 @@ fn learn_from_refusal(
     };
     // The message's own workspace: crier acting on a row it stores.
     let scope = WorkspaceScope::trusted(&message.workspace_id);
-    reach::mark_email(
-        conn,
-        (&scope, message.mode),
-        &message.to_address,
-        state,
-        now,
-    )?;
+    let (owner, address) = ((&scope, message.mode), message.to_address.as_str());
+    match state {
+        AddressState::Email(state) => reach::mark_email(conn, owner, address, state, now),
+        AddressState::Phone(state) => reach::mark_phone(conn, owner, address, state, now),
+    }?;
     Ok(())
 }
 
@@ -1147,13 +1160,36 @@ mod tests {
     #[test]
     fn permanent_smtp_refusals_mark_the_address() {
         let email = |code| address_verdict(Channel::Email, code);
-        assert_eq!(email("smtp_550"), Some(EmailState::Bounced));
-        assert_eq!(email("smtp_554"), Some(EmailState::Bounced));
-        assert_eq!(email("smtp_553"), Some(EmailState::Invalid));
-        assert_eq!(email("invalid_address"), Some(EmailState::Invalid));
+        let bounced = Some(AddressState::Email(EmailState::Bounced));
+        let invalid = Some(AddressState::Email(EmailState::Invalid));
+        assert_eq!(email("smtp_550"), bounced);
+        assert_eq!(email("smtp_554"), bounced);
+        assert_eq!(email("smtp_553"), invalid);
+        assert_eq!(email("invalid_address"), invalid);
         assert_eq!(email("smtp_552"), None);
         assert_eq!(email("timeout"), None);
         assert_eq!(address_verdict(Channel::Sms, "smtp_550"), None);
+    }
+
+    #[test]
+    fn only_refusals_of_the_number_itself_mark_a_phone_invalid() {
+        let sms = |code| address_verdict(Channel::Sms, code);
+        for code in ["invalid_number", "INVALID_NUMBER", "21211", "21614"] {
+            assert_eq!(
+                sms(code),
+                Some(AddressState::Phone(PhoneState::Invalid)),
+                "{code}"
+            );
+        }
+        for code in [
+            "opt_out",
+            "number_blacklisted",
+            "http_400",
+            "21610",
+            "invalid_address",
+        ] {
+            assert_eq!(sms(code), None, "{code}");
+        }
     }
 
     #[test]

@@ -597,6 +597,44 @@ fn an_unreachable_receipt_marks_the_phone_and_stops_marketing_only() {
     sender.sent(&sms(PHONE, "transactional"), "s3");
 }
 
+/// A provider refusing the number itself (`invalid_number`) marks the contact's phone
+/// `invalid`: later sends to it are refused before anything is charged, and campaigns leave it
+/// out. Another final refusal (an opt-out at the provider) says nothing about the number.
+#[test]
+fn a_provider_refusing_the_number_marks_the_phone_invalid() {
+    const OTHER: &str = "+237677123457";
+    let webhook = FakeHttp::start(|request| {
+        if String::from_utf8_lossy(&request.body).contains("677123456\"") {
+            Reply::json(400, json!({"code": "invalid_number"}))
+        } else {
+            Reply::json(400, json!({"code": "opt_out"}))
+        }
+    });
+    let server = TestServer::start_with(configured(None, Some(&webhook)), Router::standard());
+    let sender = Sender::new(&server, "live");
+    sender.credit(1000);
+    let api = contacts_caller(&sender, "live");
+    let ada = create_contact(&api, json!({"name": "Ada", "phone": PHONE}));
+    let bob = create_contact(&api, json!({"name": "Bob", "phone": OTHER}));
+    for (to, key) in [(PHONE, "s1"), (OTHER, "s2")] {
+        let message = sender.sent(&sms(to, "transactional"), key);
+        sender.wait_for(message["id"].as_str().unwrap(), "failed");
+    }
+    assert_eq!(
+        contact(&api, ada["id"].as_str().unwrap())["phone_state"],
+        "invalid"
+    );
+    assert_eq!(
+        contact(&api, bob["id"].as_str().unwrap())["phone_state"],
+        "valid"
+    );
+    let balance = sender.balance();
+    sender
+        .send(&sms(PHONE, "transactional"), "s3")
+        .assert_error(422, "recipient_invalid");
+    assert_eq!(sender.balance(), balance, "a refused send is not charged");
+}
+
 #[test]
 fn a_permanent_smtp_refusal_bounces_the_address_and_stops_transactional_email_too() {
     let (_sink, port) = Sink::start(true);
