@@ -38,10 +38,14 @@ pub struct RunningServer {
     campaigns: CampaignRunner,
     webhooks: WebhookRunner,
     backups: BackupRunner,
+    /// Held while the server runs; the last field, so dropped after every runner has stopped.
+    _lock: crate::db::files::DatabaseLock,
 }
 
 /// Opens (creating and migrating) the database and starts serving HTTP on `config.addr`.
 pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupError> {
+    // First: a second server on the same data directory stops here, having touched nothing.
+    let lock = crate::db::lock(&DbSettings::from_config(&config))?;
     let db = Db::open(&DbSettings::from_config(&config))?;
     // Only the writer commits, so only its connection checkpoints (docs/design/storage.md).
     db.set_checkpoint_pages(config.db_checkpoint_pages)
@@ -79,6 +83,7 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
         campaigns,
         webhooks,
         backups,
+        _lock: lock,
     })
 }
 

@@ -74,6 +74,11 @@ pub fn serve(config: Config) -> i32 {
 /// migrations.
 pub fn migrate(config: &Config) -> i32 {
     let settings = DbSettings::from_config(config);
+    // Not under a running server: its queries would meet a schema changing beneath them.
+    let _lock = match db::lock(&settings) {
+        Ok(lock) => lock,
+        Err(err) => return fail(err),
+    };
     let outcome = db::prepare_converting(&settings, db::Conversion::Always);
     match outcome {
         Ok(applied) if applied.is_empty() => {

@@ -45,6 +45,31 @@ fn database_files(path: &Path) -> [PathBuf; 3] {
     [path.to_owned(), with_suffix("-wal"), with_suffix("-shm")]
 }
 
+/// The lock one crier process holds on its database while it serves or migrates it: an
+/// exclusive `flock` on `{database}.lock` beside it (created `0600`, left in place, empty). The
+/// kernel drops it when the process ends, however it ends.
+#[derive(Debug)]
+pub struct DatabaseLock {
+    _file: File,
+}
+
+/// Takes the database's lock; `Ok(None)` when another process holds it.
+pub fn lock_database(path: &Path) -> io::Result<Option<DatabaseLock>> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(PRIVATE_FILE_MODE)
+        .open(PathBuf::from(name))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(DatabaseLock { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(err)) => Err(err),
+    }
+}
+
 /// Before SQLite opens the database at `path`: creates it empty and `0600` if it does not exist
 /// (SQLite then makes its `-wal` and `-shm` alike), and tightens to `0600` those of the three
 /// that exist and are readable or writable by others. Returns the files it tightened.
@@ -75,6 +100,20 @@ mod tests {
 
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn one_holder_at_a_time_takes_the_database_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("crier.db");
+        let first = lock_database(&db).unwrap().expect("the first takes it");
+        assert_eq!(mode(&dir.path().join("crier.db.lock")), 0o600);
+        assert!(
+            lock_database(&db).unwrap().is_none(),
+            "a second took it too"
+        );
+        drop(first);
+        assert!(lock_database(&db).unwrap().is_some(), "not given back");
     }
 
     #[test]

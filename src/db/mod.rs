@@ -315,6 +315,32 @@ pub fn prepare(settings: &DbSettings) -> Result<Vec<String>, StartupError> {
     prepare_converting(settings, Conversion::UpTo(CONVERT_AT_START_LIMIT_BYTES))
 }
 
+/// Takes the lock that makes one process the database's owner (`files::lock_database`), creating
+/// its directory if needed: `crier serve` and `crier migrate` hold it while they run, so a
+/// second one on the same data directory stops at once, before it touches anything (a second
+/// server's start-up recovery would take back the first one's leases, uploads and claims).
+pub fn lock(settings: &DbSettings) -> Result<files::DatabaseLock, StartupError> {
+    let path = &settings.path;
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        files::create_private_dir(dir).map_err(|err| {
+            StartupError(format!("cannot create directory {}: {err}", dir.display()))
+        })?;
+    }
+    match files::lock_database(path) {
+        Ok(Some(lock)) => Ok(lock),
+        Ok(None) => Err(StartupError(format!(
+            "another crier is serving or migrating {} (it holds {}.lock); stop it first: one \
+             process owns the database",
+            path.display(),
+            path.display()
+        ))),
+        Err(err) => Err(StartupError(format!(
+            "cannot lock {}.lock: {err}",
+            path.display()
+        ))),
+    }
+}
+
 /// `prepare`, converting an existing database to incremental auto-vacuum as `conversion` says.
 pub fn prepare_converting(
     settings: &DbSettings,

@@ -79,6 +79,34 @@ fn a_port_in_use_exits_1() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot listen on"));
 }
 
+/// One process owns a data directory: a second `serve` (on another port) or a `migrate` while
+/// one serves stops at once with exit 1, naming the lock, and the running server is untouched;
+/// once it has stopped, both go ahead.
+#[test]
+fn a_second_process_on_a_served_data_dir_stops_before_touching_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(dir.path());
+    for args in [&["serve", "--addr", "127.0.0.1:0"][..], &["migrate"][..]] {
+        let output = run(args, dir.path());
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("another crier is serving or migrating") && stderr.contains(".lock"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(server.get("/readyz").status, 200);
+    server.signal("TERM");
+    assert!(server.wait().success());
+    let output = run(&["migrate"], dir.path());
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Every setting the command line defines: (flag, variable, default).
 fn settings() -> Vec<(String, String, Option<String>)> {
     crier::cli::command()
