@@ -208,6 +208,10 @@ async fn serve_connection(
     let connection = http1::Builder::new()
         .timer(TokioTimer)
         .header_read_timeout(timeout)
+        // A client that shuts its side down once its request is sent (HTTP/1.0 tools, `nc -N`,
+        // health checkers) still gets the answer; without this hyper dropped the connection on
+        // that end of input, after the handler had run.
+        .half_close(true)
         .serve_connection(io, service);
     let mut connection = std::pin::pin!(connection);
     let result = tokio::select! {

@@ -321,6 +321,27 @@ fn framing_that_could_smuggle_a_request_is_refused() {
     assert_eq!(healthz(server.addr), 200);
 }
 
+/// A client that shuts its sending side down right after its request (`nc -N`, HTTP/1.0
+/// tools, some health checkers) still reads the answer: a half-closed connection is not an
+/// abandoned one.
+#[test]
+fn a_client_that_half_closes_after_its_request_gets_the_answer() {
+    let server = strict_server();
+    for request in [
+        &b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"[..],
+        &b"GET /healthz HTTP/1.0\r\n\r\n"[..],
+        &b"POST /test/reflect HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nabcde"[..],
+    ] {
+        let mut stream = connect(server.addr);
+        stream.write_all(request).unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let answer = String::from_utf8_lossy(&read_until_closed(&mut stream)).into_owned();
+        assert!(answer.starts_with("HTTP/1."), "{request:?}: {answer:?}");
+        assert!(answer.contains(" 200 "), "{answer}");
+    }
+    assert_eq!(healthz(server.addr), 200);
+}
+
 /// RFC 9110 §8.6 lets a recipient read a `Content-Length` repeated with the same value as one
 /// (hyper does, before crier sees the headers): there is one body either way, so the request is
 /// served and the next one on the connection is read as itself, never as part of this body.
