@@ -177,7 +177,19 @@ impl SecretBox {
                 file.write_all(format!("{hex}\n").as_bytes())?;
                 file.sync_all()?;
             }
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                // A key file restored or copied by hand readable by others: the database's
+                // files get the same treatment (`db::files::make_database_private`).
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(path)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    std::fs::set_permissions(
+                        path,
+                        std::fs::Permissions::from_mode(crate::db::files::PRIVATE_FILE_MODE),
+                    )?;
+                    log::warn!(file:% = path.display(); "the secrets key was readable by others; it is now 0600");
+                }
+            }
             Err(error) => return Err(error),
         }
         let mut text = String::new();
@@ -340,6 +352,12 @@ mod tests {
         let sealed = first.seal(&ids, "c", b"s");
         let again = SecretBox::load_or_create(&path, &ids).unwrap();
         assert_eq!(again.open("c", &sealed), Ok(b"s".to_vec()));
+        // Copied back readable by others (a restore by hand): tightened when read.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let restored = SecretBox::load_or_create(&path, &ids).unwrap();
+        assert_eq!(restored.open("c", &sealed), Ok(b"s".to_vec()));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
         std::fs::write(&path, "not hex\n").unwrap();
         assert!(SecretBox::load_or_create(&path, &ids).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
