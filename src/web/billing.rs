@@ -22,7 +22,7 @@ use crate::money::Money;
 use crate::validate;
 use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
-use crate::web::idempotency::{self, Per, Requirement};
+use crate::web::idempotency::{self, OPTIONAL_PER_USER, OPTIONAL_PER_WORKSPACE, Per, Requirement};
 use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 use crate::workspaces::Role;
@@ -334,7 +334,8 @@ struct VerificationBody {
     document_refs: Vec<String>,
 }
 
-/// `POST /v1/billing/verification`: submits business details for verification.
+/// `POST /v1/billing/verification`: submits business details for verification. Accepts an
+/// `Idempotency-Key`.
 pub fn submit_verification(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let session = principal.require_session()?;
@@ -390,7 +391,7 @@ pub fn submit_verification(app: &App, request: &mut Request<'_>) -> Result<ApiRe
     };
     let now = app.clock.now();
     let actor = actor(app, request, &principal);
-    let submitted = app.db.write(|conn| {
+    idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
         let submitted =
             sender::submit_verification(conn, &scope, &submission, session.user_id(), now)?;
         let event = Event::new(Action::VerificationRequested)
@@ -399,9 +400,8 @@ pub fn submit_verification(app: &App, request: &mut Request<'_>) -> Result<ApiRe
             .detail("business_name", submission.business_name.as_str())
             .detail("country", submission.country.as_str());
         record(app, conn, &actor, event)?;
-        Ok(submitted)
-    })?;
-    ApiResponse::json(200, &submitted)
+        ApiResponse::json(200, &submitted)
+    })
 }
 
 /// A sender ID request as `GET /v1/admin/sender-ids` shows it.
@@ -514,6 +514,7 @@ enum Decided {
     Verification(Option<sender::Verification>),
 }
 
+/// An instance admin's decision on a sender ID or a verification. Accepts an `Idempotency-Key`.
 fn decide(
     app: &App,
     request: &mut Request<'_>,
@@ -543,7 +544,8 @@ fn decide(
         (Subject::Verification, true) => Action::VerificationApproved,
         (Subject::Verification, false) => Action::VerificationRejected,
     };
-    let decided = app.db.write(|conn| {
+    // Scoped to the admin, like wallet adjustments: the workspace is the path's, not theirs.
+    idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_USER, |conn| {
         sender::decide(conn, subject, &workspace_id, &decision, now)?;
         let mut event = Event::new(action)
             .workspace(&workspace_id)
@@ -552,14 +554,14 @@ fn decide(
             event = event.detail("reason", reason.as_str());
         }
         record(app, conn, &actor, event)?;
-        Ok(match subject {
+        let decided = match subject {
             Subject::SenderId => Decided::SenderId(sender::find_sender_id(conn, &scope)?),
             Subject::Verification => {
                 Decided::Verification(sender::find_verification(conn, &scope)?)
             }
-        })
-    })?;
-    ApiResponse::json(200, &decided)
+        };
+        ApiResponse::json(200, &decided)
+    })
 }
 
 /// `POST /v1/admin/sender-ids/{workspace_id}/approve`.

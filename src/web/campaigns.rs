@@ -29,24 +29,30 @@ use crate::money::Money;
 use crate::vocabulary::Mode;
 use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
-use crate::web::idempotency::{self, Per, Requirement};
+use crate::web::idempotency::{self, OPTIONAL_PER_WORKSPACE, Per, Requirement};
 use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 
 /// `POST /v1/campaigns`: creates a draft in the caller's mode. Scope `campaigns:write`.
+/// Accepts an `Idempotency-Key`.
 pub fn create_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::CampaignsWrite)?;
     let body: NewCampaign = request.json()?;
     let mode = principal.mode();
     let actor = actor(app, request, &principal);
-    let campaign = app.db.write(|conn| {
-        let value = domain::create_campaign(conn, &app.ids, &scope, mode, body, app.clock.now())?;
-        let event = Event::about(Action::CampaignCreated, scope.id(), mode, value.id.as_str());
+    idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
+        let campaign =
+            domain::create_campaign(conn, &app.ids, &scope, mode, body, app.clock.now())?;
+        let event = Event::about(
+            Action::CampaignCreated,
+            scope.id(),
+            mode,
+            campaign.id.as_str(),
+        );
         record(app, conn, &actor, event)?;
-        Ok(value)
-    })?;
-    ApiResponse::json(201, &campaign_view(&campaign))
+        ApiResponse::json(201, &campaign_view(&campaign))
+    })
 }
 
 /// `GET /v1/campaigns`: the caller's campaigns, newest first; `status` filters. Scope
@@ -137,16 +143,16 @@ pub fn delete_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
 }
 
 /// `POST /v1/campaigns/{id}/duplicate`: a new draft with the campaign's content and audience.
-/// Scope `campaigns:write`.
+/// Scope `campaigns:write`. Accepts an `Idempotency-Key`.
 pub fn duplicate_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::CampaignsWrite)?;
     let id = campaign_id(request)?;
     let mode = principal.mode();
-    let copy = app.db.write(|conn| {
-        domain::duplicate_campaign(conn, &app.ids, &scope, mode, &id, app.clock.now())
-    })?;
-    ApiResponse::json(201, &campaign_view(&copy))
+    idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
+        let copy = domain::duplicate_campaign(conn, &app.ids, &scope, mode, &id, app.clock.now())?;
+        ApiResponse::json(201, &campaign_view(&copy))
+    })
 }
 
 /// The body of `POST /v1/campaigns/{id}/preview`: the contact to render for (a sample contact
@@ -186,7 +192,8 @@ fn render_preview(
 }
 
 /// `POST /v1/campaigns/{id}/preview`: the campaign as one contact would receive it; for SMS
-/// with its segments and encoding. Scope `campaigns:read`.
+/// with its segments and encoding. Scope `campaigns:read`. A read: it takes no
+/// `Idempotency-Key`.
 pub fn preview_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::CampaignsRead)?;
@@ -260,6 +267,7 @@ fn charging_of(mode: Mode) -> Charging {
 /// `POST /v1/campaigns/{id}/estimate`: who the campaign would go to now and what it would
 /// cost — contacts left out by reason, SMS segments per recipient after personalisation,
 /// units, included units, charge, the wallet after — changing nothing. Scope `campaigns:read`.
+/// A read: it takes no `Idempotency-Key`.
 pub fn estimate_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::CampaignsRead)?;
@@ -462,27 +470,31 @@ pub fn launch_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
 /// `POST /v1/campaigns/{id}/cancel`: a scheduled campaign stops; a running one stops its
 /// fan-out and cancels every message not yet handed to a provider, refunding exactly those and
 /// what the fan-out had not used. Cancelling again changes nothing. Scope `campaigns:write`.
+/// Accepts an `Idempotency-Key`.
 pub fn cancel_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::CampaignsWrite)?;
     let id = campaign_id(request)?;
     let mode = principal.mode();
     let actor = actor(app, request, &principal);
-    let campaign = app.db.write(|conn| {
-        let campaign = fanout::cancel(
-            conn,
-            &app.ids,
-            (&scope, mode),
-            &id,
-            CANCEL_BATCH,
-            app.clock.now(),
-        )?;
-        let event = Event::about(Action::CampaignCancelled, scope.id(), mode, id.as_str());
-        record(app, conn, &actor, event)?;
-        Ok(campaign)
-    })?;
-    app.campaigns.notify();
-    ApiResponse::json(200, &campaign_view(&campaign))
+    let response =
+        idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
+            let campaign = fanout::cancel(
+                conn,
+                &app.ids,
+                (&scope, mode),
+                &id,
+                CANCEL_BATCH,
+                app.clock.now(),
+            )?;
+            let event = Event::about(Action::CampaignCancelled, scope.id(), mode, id.as_str());
+            record(app, conn, &actor, event)?;
+            ApiResponse::json(200, &campaign_view(&campaign))
+        })?;
+    if response.status == 200 {
+        app.campaigns.notify();
+    }
+    Ok(response)
 }
 
 /// The body of `POST /v1/campaigns/{id}/test`.

@@ -26,6 +26,7 @@ use crate::scope::WorkspaceScope;
 use crate::vocabulary::Mode;
 use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
+use crate::web::idempotency::{self, OPTIONAL_PER_WORKSPACE};
 use crate::web::request::{Request, page_response};
 use crate::web::response::{ApiResponse, CSV, UTF8_BOM};
 
@@ -38,6 +39,7 @@ fn via_of(principal: &Principal) -> UnsubscribeVia {
 }
 
 /// `POST /v1/contacts`: creates a contact in the caller's mode. Scope `contacts:write`.
+/// Accepts an `Idempotency-Key`.
 pub fn create_contact(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsWrite)?;
@@ -48,7 +50,7 @@ pub fn create_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
         via: via_of(&principal),
     };
     let actor = actor(app, request, &principal);
-    let contact = app.db.write(|conn| {
+    idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
         let contact = domain::create_contact(
             conn,
             &app.ids,
@@ -65,9 +67,8 @@ pub fn create_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
             contact.id.as_str(),
         );
         record(app, conn, &actor, event)?;
-        Ok(contact)
-    })?;
-    ApiResponse::json(201, &contact_view(&contact))
+        ApiResponse::json(201, &contact_view(&contact))
+    })
 }
 
 /// Why `?group=` was refused: malformed, unknown, another workspace's or the other mode's.
@@ -360,7 +361,8 @@ pub fn delete_contact(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
 /// `POST /v1/contacts/{id}/erase`: removes the contact's personal data for good (GDPR). The
 /// contact may be deleted already; an erased one is 404. Each of its addresses stays only as a
 /// keyed hash with its channel's unsubscription, and the workspace's finished messages of this
-/// mode to them are scrubbed, in the same transaction. Scope `contacts:write`.
+/// mode to them are scrubbed, in the same transaction. Scope `contacts:write`. Accepts an
+/// `Idempotency-Key`.
 pub fn erase_contact(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsWrite)?;
@@ -371,8 +373,8 @@ pub fn erase_contact(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
         via: via_of(&principal),
     };
     let actor = actor(app, request, &principal);
-    let (erased, messages_scrubbed) = app.db.write(|conn| {
-        let erased = crate::messages::erase_contact(
+    idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
+        let (erased, messages_scrubbed) = crate::messages::erase_contact(
             conn,
             &app.ids,
             &app.unsubscribe_key,
@@ -386,18 +388,17 @@ pub fn erase_contact(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
             principal.mode(),
             id.as_str(),
         )
-        .detail("messages_scrubbed", erased.1);
+        .detail("messages_scrubbed", messages_scrubbed);
         record(app, conn, &actor, event)?;
-        Ok(erased)
-    })?;
-    ApiResponse::json(
-        200,
-        &ErasedView {
-            id: erased.contact_id.as_str(),
-            erased_at: &erased.erased_at,
-            messages_scrubbed,
-        },
-    )
+        ApiResponse::json(
+            200,
+            &ErasedView {
+                id: erased.contact_id.as_str(),
+                erased_at: &erased.erased_at,
+                messages_scrubbed,
+            },
+        )
+    })
 }
 
 /// What an erasure did.
@@ -423,22 +424,21 @@ pub fn list_fields(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, 
 }
 
 /// `POST /v1/contact-fields`: defines a custom field (at most 50 per workspace). Scope
-/// `contacts:write`.
+/// `contacts:write`. Accepts an `Idempotency-Key`.
 pub fn create_field(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     live_schema(&principal)?;
     let body: NewField = request.json()?;
     let actor = actor(app, request, &principal);
-    let field = app.db.write(|conn| {
+    idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
         let field = fields::create_field(conn, &app.ids, &scope, body, app.clock.now())?;
         let event = Event::new(Action::ContactFieldCreated)
             .workspace(scope.id())
             .target(field.id.as_str());
         record(app, conn, &actor, event)?;
-        Ok(field)
-    })?;
-    ApiResponse::json(201, &field_view(&field))
+        ApiResponse::json(201, &field_view(&field))
+    })
 }
 
 /// Field definitions are the workspace's schema, shared by both worlds (docs/rules/contacts.md,

@@ -14,23 +14,24 @@ use crate::ids::GroupId;
 use crate::vocabulary::Mode;
 use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
+use crate::web::idempotency::{self, OPTIONAL_PER_WORKSPACE};
 use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 
 /// `POST /v1/groups`: creates an empty group in the caller's mode. Scope `contacts:write`.
+/// Accepts an `Idempotency-Key`.
 pub fn create_group(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     let body: GroupName = request.json()?;
     let mode = principal.mode();
     let actor = actor(app, request, &principal);
-    let group = app.db.write(|conn| {
-        let value = domain::create_group(conn, &app.ids, &scope, mode, body, app.clock.now())?;
-        let event = Event::about(Action::GroupCreated, scope.id(), mode, value.id.as_str());
+    idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
+        let group = domain::create_group(conn, &app.ids, &scope, mode, body, app.clock.now())?;
+        let event = Event::about(Action::GroupCreated, scope.id(), mode, group.id.as_str());
         record(app, conn, &actor, event)?;
-        Ok(value)
-    })?;
-    ApiResponse::json(201, &group_view(&group))
+        ApiResponse::json(201, &group_view(&group))
+    })
 }
 
 /// `GET /v1/groups`: the caller's groups, newest first, each with its member count. Scope
@@ -99,7 +100,7 @@ pub fn delete_group(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
 }
 
 /// `POST /v1/groups/{id}/contacts`: adds `contact_ids` (1–10,000, all the caller's, or nothing
-/// changes). Scope `contacts:write`.
+/// changes). Scope `contacts:write`. Accepts an `Idempotency-Key`.
 pub fn add_members(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsWrite)?;
@@ -107,13 +108,12 @@ pub fn add_members(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, 
     let body: ContactIds = request.json()?;
     let mode = principal.mode();
     let actor = actor(app, request, &principal);
-    let outcome = app.db.write(|conn| {
-        let value = domain::add_members(conn, &scope, mode, &id, body, app.clock.now())?;
+    idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
+        let outcome = domain::add_members(conn, &scope, mode, &id, body, app.clock.now())?;
         let event = Event::about(Action::GroupMembersAdded, scope.id(), mode, id.as_str());
         record(app, conn, &actor, event)?;
-        Ok(value)
-    })?;
-    ApiResponse::json(200, &outcome)
+        ApiResponse::json(200, &outcome)
+    })
 }
 
 /// `DELETE /v1/groups/{id}/contacts`: takes `contact_ids` out of the group, checked as for

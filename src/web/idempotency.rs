@@ -10,10 +10,16 @@
 //!   lease gets 409 `idempotency_key_in_use`; after the lease expires a retry takes over.
 //!
 //! Stored: 2xx and 4xx outcomes of the operation. Never stored: 5xx (the retry runs again), and
-//! validation failures from before the operation started (the handler returns those before
-//! calling in here). Records are kept for the configured retention, then `sweep_expired` deletes
-//! them. Responses that carry a secret shown once (API keys, invitation tokens) must not use
-//! this layer: the secret would be stored.
+//! refusals of the input (422 `validation_failed`), whether the handler made them before calling
+//! in here or the operation made them (a domain function validates as it writes): the effect is
+//! rolled back and a corrected retry with the same key goes through. Records are kept for the
+//! configured retention, then `sweep_expired` deletes them. Responses that carry a secret shown
+//! once and never stored (API keys, invitation tokens) must not use this layer: the secret
+//! would be stored.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
 
 use ring::digest;
 use rusqlite::Connection;
@@ -31,6 +37,8 @@ use crate::web::response::{ApiResponse, error_response};
 pub const HEADER: &str = "Idempotency-Key";
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 const MAX_KEY_LEN: usize = 255;
+/// The code of a refusal of the input, never stored: a corrected retry with the key goes through.
+const VALIDATION_FAILED: &str = "validation_failed";
 
 /// Whether an endpoint insists on a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +58,14 @@ pub enum Per {
     /// switching workspaces), so switching workspaces between retries cannot change the scope.
     User,
 }
+
+/// What most POSTs of the API take: a key when the client sends one, unique within the
+/// workspace the request acts in.
+pub const OPTIONAL_PER_WORKSPACE: (Requirement, Per) = (Requirement::Optional, Per::Workspace);
+
+/// A key when the client sends one, unique for the user alone: instance admins' decisions about
+/// a workspace named in the path, like wallet adjustments.
+pub const OPTIONAL_PER_USER: (Requirement, Per) = (Requirement::Optional, Per::User);
 
 /// Parses the header value: 1–255 visible ASCII characters, or the same as a quoted
 /// structured-field string (`"abc"`, with `\"` and `\\` escapes), which is unquoted.
@@ -146,11 +162,15 @@ fn attempt(
         (Principal::Session(_), Mode::Test) => format!("{user_or_key}/test"),
         _ => user_or_key.to_owned(),
     };
-    let body = request.body_bytes()?;
     let method = request.method().map_or("OTHER", |method| method.as_str());
     let target = match request.query() {
         "" => request.path().to_owned(),
         query => format!("{}?{query}", request.path()),
+    };
+    let fingerprint = match request.spooled_body() {
+        // An import's CSV upload, streamed to a file by the edge: read from there.
+        Ok(spooled) => file_fingerprint(method, &target, spooled.path())?,
+        Err(_) => fingerprint(method, &target, &request.body_bytes()?),
     };
     Ok(Attempt {
         scope: RecordScope {
@@ -158,8 +178,26 @@ fn attempt(
             actor_id,
             key,
         },
-        fingerprint: fingerprint(method, &target, &body),
+        fingerprint,
     })
+}
+
+/// `fingerprint` of a body streamed to a file (never JSON: it counts byte for byte), read a
+/// piece at a time.
+fn file_fingerprint(method: &str, path: &str, file: &Path) -> Result<Vec<u8>, AppError> {
+    let mut context = digest::Context::new(&digest::SHA256);
+    for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n"] {
+        context.update(part);
+    }
+    let mut file = File::open(file).map_err(AppError::internal)?;
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        match file.read(&mut buffer).map_err(AppError::internal)? {
+            0 => break,
+            read => context.update(&buffer[..read]),
+        }
+    }
+    Ok(context.finish().as_ref().to_vec())
 }
 
 impl Attempt {
@@ -232,14 +270,16 @@ fn replayed(status: u16, content_type: &str, body: Vec<u8>) -> ApiResponse {
 }
 
 /// The response to store and return for an operation's outcome, or the error to pass on
-/// unstored (5xx, and 429).
+/// unstored (5xx, 429, and a refusal of the input: 422 `validation_failed`).
 fn storable(
     outcome: Result<ApiResponse, AppError>,
     request_id: &str,
 ) -> Result<ApiResponse, AppError> {
     match outcome {
         Ok(response) if response.status < 500 => Ok(response),
-        Err(err) if err.status() < 500 => Ok(error_response(&err, request_id)),
+        Err(err) if err.status() < 500 && err.code() != VALIDATION_FAILED => {
+            Ok(error_response(&err, request_id))
+        }
         Ok(response) => Err(AppError::Internal(format!(
             "operation answered {} (not stored)",
             response.status

@@ -14,6 +14,7 @@ use crate::error::AppError;
 use crate::ids::ContactImportId;
 use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
+use crate::web::idempotency::{self, OPTIONAL_PER_WORKSPACE};
 use crate::web::request::{Request, page_response};
 use crate::web::response::{ApiResponse, CSV};
 
@@ -48,7 +49,7 @@ fn options_of(request: &Request<'_>) -> ImportOptions {
 
 /// `POST /v1/contacts/imports`: a CSV body and options as query parameters; 202 with the
 /// queued job. Bad options are 422 naming each, and the upload is discarded. Scope
-/// `contacts:write`.
+/// `contacts:write`. Accepts an `Idempotency-Key` (the file and the query are the request).
 pub fn create_import(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsWrite)?;
@@ -61,34 +62,44 @@ pub fn create_import(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
         });
     }
     let spooled = request.spooled_body()?;
-    let options = options_of(request);
-    let mode = principal.mode();
+    let upload_path = spooled.path().to_owned();
     let upload = Upload {
-        path: spooled.path(),
+        path: &upload_path,
         bytes: spooled.bytes(),
     };
+    let options = options_of(request);
+    let mode = principal.mode();
     let prepared = app
         .db
         .read(|conn| domain::prepare_import(conn, &scope, mode, options, upload))?;
     let id = ContactImportId::generate(&app.ids);
     let file = format!("{id}.csv");
     let adopted = domain::imports_dir(&app.config.db_path).join(&file);
-    // The job owns the file from here; the upload's own name is then gone, so its guard
-    // deletes nothing.
-    std::fs::rename(spooled.path(), &adopted)
-        .map_err(|err| AppError::Internal(format!("adopting an upload: {err}")))?;
     let actor = actor(app, request, &principal);
-    let created = app.db.write(|conn| {
-        let event = Event::about(Action::ContactsImportStarted, scope.id(), mode, id.as_str());
-        let job = domain::create_import(conn, id, &scope, mode, &prepared, &file, app.clock.now())?;
-        record(app, conn, &actor, event)?;
-        Ok(job)
-    });
-    let job = created.inspect_err(|_| {
+    // Set once the job that owns the file is written, in the transaction that commits it.
+    let mut adopted_by_job = false;
+    let response =
+        idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
+            // The job owns the file from here; the upload's own name is then gone, so its guard
+            // deletes nothing. A replay never gets here: the guard deletes the upload.
+            std::fs::rename(&upload_path, &adopted)
+                .map_err(|err| AppError::Internal(format!("adopting an upload: {err}")))?;
+            let event = Event::about(Action::ContactsImportStarted, scope.id(), mode, id.as_str());
+            let job =
+                domain::create_import(conn, id, &scope, mode, &prepared, &file, app.clock.now())?;
+            record(app, conn, &actor, event)?;
+            let response = ApiResponse::json(202, &import_view(&job)?)?;
+            adopted_by_job = true;
+            Ok(response)
+        });
+    if !(adopted_by_job && response.is_ok()) {
         let _ = std::fs::remove_file(&adopted);
-    })?;
-    app.imports.notify();
-    ApiResponse::json(202, &import_view(&job)?)
+    }
+    let response = response?;
+    if response.status == 202 {
+        app.imports.notify();
+    }
+    Ok(response)
 }
 
 /// `GET /v1/contacts/imports`: the caller's imports, newest first. Scope `contacts:read`.
@@ -143,36 +154,54 @@ pub fn download_rejects(app: &App, request: &mut Request<'_>) -> Result<ApiRespo
 
 /// `POST /v1/contacts/imports/{id}/cancel`: stops a queued or running import; what it wrote
 /// stays, and its counts say exactly what. 409 once it has ended. Scope `contacts:write`.
+/// Accepts an `Idempotency-Key`.
 pub fn cancel_import(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     let id = import_id(request)?;
     let mode = principal.mode();
-    let (job, spool_file) = app
-        .db
-        .write(|conn| domain::cancel_import(conn, &scope, mode, &id, app.clock.now()))?;
+    // The job's spooled file, deleted once the cancel is committed.
+    let mut spool_file = None;
+    let response =
+        idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
+            let (job, file) = domain::cancel_import(conn, &scope, mode, &id, app.clock.now())?;
+            let response = ApiResponse::json(200, &import_view(&job)?)?;
+            spool_file = file;
+            Ok(response)
+        })?;
     if let Some(file) = spool_file {
         let _ = std::fs::remove_file(domain::imports_dir(&app.config.db_path).join(file));
     }
-    ApiResponse::json(200, &import_view(&job)?)
+    Ok(response)
 }
 
 /// `POST /v1/contacts/imports/{id}/rollback`: soft-deletes the contacts the import created, a
 /// batch per transaction (updates it made stay). 409 while it is queued or running. Calling
 /// it again after an interruption finishes it. Scope `contacts:write`.
+///
+/// Accepts an `Idempotency-Key`. The batches cannot share one transaction with the key's
+/// record, so a replay (or a key used with another request) is answered first, changing
+/// nothing; the answer is stored with one last step, which finds the job rolled back and
+/// answers it as it is. A refusal (404, 409) is not stored: cancel the import and retry.
 pub fn rollback_import(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     let id = import_id(request)?;
     let mode = principal.mode();
-    let mut after = 0;
-    loop {
-        let (job, next) = app
-            .db
-            .write(|conn| domain::rollback_step(conn, &scope, mode, &id, after, app.clock.now()))?;
-        match next {
-            Some(last) => after = last,
-            None => return ApiResponse::json(200, &import_view(&job)?),
-        }
+    if let Some(replay) =
+        idempotency::replay_completed(app, request, &principal, OPTIONAL_PER_WORKSPACE)?
+    {
+        return Ok(replay);
     }
+    let step = |conn: &rusqlite::Connection, after| {
+        domain::rollback_step(conn, &scope, mode, &id, after, app.clock.now())
+    };
+    let mut after = 0;
+    while let (_, Some(last)) = app.db.write(|conn| step(conn, after))? {
+        after = last;
+    }
+    idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
+        let (job, _) = step(conn, after)?;
+        ApiResponse::json(200, &import_view(&job)?)
+    })
 }

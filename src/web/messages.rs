@@ -21,7 +21,7 @@ use crate::messages::{self as domain, MessageStatus, Origin, Recipient};
 use crate::money::Money;
 use crate::sending_domains;
 use crate::web::auth::authenticate_request;
-use crate::web::idempotency::{self, Per, Requirement};
+use crate::web::idempotency::{self, OPTIONAL_PER_WORKSPACE, Per, Requirement};
 use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 
@@ -142,7 +142,7 @@ pub fn send_draft(
 /// `POST /v1/messages/estimate`: validates a send exactly as sending will — including the
 /// recipient's unsubscriptions and state — and prices it: segments, encoding, the characters
 /// that forced UCS-2, included and billable units, charge — changing nothing. Scope
-/// `messages:send`.
+/// `messages:send`. A read: it takes no `Idempotency-Key`.
 pub fn estimate_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::MessagesSend)?;
@@ -346,36 +346,33 @@ pub fn show_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
     let scope = principal.require_scope(Scope::MessagesRead)?;
     let workspace_id = scope.id();
     let id = MessageId::parse(request.param("id")).ok_or(AppError::NotFound)?;
-    detail(app, (workspace_id, principal.mode()), &id)
+    app.db
+        .read(|conn| detail(conn, (workspace_id, principal.mode()), &id))
 }
 
 /// `POST /v1/messages/{id}/cancel`: cancels a scheduled message and refunds it, once. Scope
-/// `messages:send`.
+/// `messages:send`. Accepts an `Idempotency-Key`.
 pub fn cancel_message(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::MessagesSend)?;
     let workspace_id = scope.id();
     let id = MessageId::parse(request.param("id")).ok_or(AppError::NotFound)?;
     let mode = principal.mode();
-    app.db.write(|conn| {
-        domain::cancel_message(conn, &app.ids, (&scope, mode), &id, app.clock.now())
-    })?;
-    detail(app, (workspace_id, mode), &id)
+    idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
+        domain::cancel_message(conn, &app.ids, (&scope, mode), &id, app.clock.now())?;
+        detail(conn, (workspace_id, mode), &id)
+    })
 }
 
 /// The message with its attempts and refund, as `GET /v1/messages/{id}` shows it.
 fn detail(
-    app: &App,
+    conn: &rusqlite::Connection,
     (workspace_id, mode): (&WorkspaceId, Mode),
     id: &MessageId,
 ) -> Result<ApiResponse, AppError> {
-    let (message, attempts, refunded_at) = app.db.read(|conn| {
-        let message =
-            store::find_message(conn, workspace_id, mode, id)?.ok_or(AppError::NotFound)?;
-        let attempts = store::list_attempts(conn, id)?;
-        let refunded_at = billing::store::find_refunded_at(conn, id.as_str())?;
-        Ok((message, attempts, refunded_at))
-    })?;
+    let message = store::find_message(conn, workspace_id, mode, id)?.ok_or(AppError::NotFound)?;
+    let attempts = store::list_attempts(conn, id)?;
+    let refunded_at = billing::store::find_refunded_at(conn, id.as_str())?;
     ApiResponse::json(
         200,
         &message_view(&message, Some((&attempts, refunded_at.as_deref()))),

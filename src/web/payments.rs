@@ -225,7 +225,8 @@ pub fn show_session(app: &App, request: &mut Request<'_>) -> Result<ApiResponse,
 
 /// `POST /v1/payments/sessions/{id}/verify`: asks the provider now and applies its answer (the
 /// return page calls it). Safe to repeat. Scope `billing:read`: it only brings the session in
-/// line with the provider's truth.
+/// line with the provider's truth. Takes no `Idempotency-Key`: it calls the provider (never
+/// inside a write transaction) and changes only what the provider says, so a retry is safe as is.
 pub fn verify_session(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::BillingRead)?;

@@ -14,6 +14,7 @@ use crate::ids::ProviderAccountId;
 use crate::vocabulary::Mode;
 use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
+use crate::web::idempotency::{self, OPTIONAL_PER_WORKSPACE};
 use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 
@@ -66,15 +67,17 @@ fn account_event(action: Action, account: &Account, secrets: &[&str]) -> Event {
         .detail("secrets_changed", secrets.to_vec())
 }
 
-/// `POST /v1/provider-accounts`. Scope `providers:write`; live only.
+/// `POST /v1/provider-accounts`. Scope `providers:write`; live only. Accepts an
+/// `Idempotency-Key` (the answer never holds a secret). The checks are local: nothing calls the
+/// provider.
 pub fn create_account(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ProvidersWrite)?;
     require_live(principal.mode())?;
     let body: NewAccount = request.json()?;
     let actor = actor(app, request, &principal);
-    let account = with_checks(app, |checks| {
-        app.db.write(|conn| {
+    with_checks(app, |checks| {
+        idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
             let account = domain::create(
                 conn,
                 (&app.ids, &app.secret_box),
@@ -90,10 +93,9 @@ pub fn create_account(app: &App, request: &mut Request<'_>) -> Result<ApiRespons
                 &actor,
                 account_event(Action::ProviderAccountCreated, &account, &secrets),
             )?;
-            Ok(account)
+            respond(app, 201, &account)
         })
-    })?;
-    respond(app, 201, &account)
+    })
 }
 
 /// `GET /v1/provider-accounts`: the workspace's accounts, newest first. Scope `providers:read`.

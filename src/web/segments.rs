@@ -20,11 +20,13 @@ use crate::ids::SegmentId;
 use crate::vocabulary::Mode;
 use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
+use crate::web::idempotency::{self, OPTIONAL_PER_WORKSPACE};
 use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 
 /// `POST /v1/segments/preview`: counts and samples the contacts `rules` choose, saving
-/// nothing. Scope `contacts:read`.
+/// nothing. Scope `contacts:read`. A read: it takes no `Idempotency-Key` (a retry just reads
+/// again).
 pub fn preview(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsRead)?;
@@ -47,20 +49,25 @@ pub fn preview(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppE
     )
 }
 
-/// `POST /v1/segments`: saves a segment in the caller's mode. Scope `contacts:write`.
+/// `POST /v1/segments`: saves a segment in the caller's mode. Scope `contacts:write`. Accepts
+/// an `Idempotency-Key`.
 pub fn create_segment(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::ContactsWrite)?;
     let body: NewSegment = request.json()?;
     let mode = principal.mode();
     let actor = actor(app, request, &principal);
-    let segment = app.db.write(|conn| {
-        let value = domain::create_segment(conn, &app.ids, &scope, mode, body, app.clock.now())?;
-        let event = Event::about(Action::SegmentCreated, scope.id(), mode, value.id.as_str());
+    idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
+        let segment = domain::create_segment(conn, &app.ids, &scope, mode, body, app.clock.now())?;
+        let event = Event::about(
+            Action::SegmentCreated,
+            scope.id(),
+            mode,
+            segment.id.as_str(),
+        );
         record(app, conn, &actor, event)?;
-        Ok(value)
-    })?;
-    ApiResponse::json(201, &segment_view(&segment, None)?)
+        ApiResponse::json(201, &segment_view(&segment, None)?)
+    })
 }
 
 /// `GET /v1/segments`: the caller's segments, newest first (no counts: see one segment).

@@ -24,6 +24,7 @@ use crate::validate;
 use crate::vocabulary::Mode;
 use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
+use crate::web::idempotency::{self, OPTIONAL_PER_USER, OPTIONAL_PER_WORKSPACE};
 use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 
@@ -101,7 +102,8 @@ struct NewDomainBody {
 }
 
 /// `POST /v1/sending-domains`: adds a domain, `pending` until an instance admin approves it.
-/// Imports the key given, or generates an Ed25519 one. Scope `domains:write`.
+/// Imports the key given, or generates an Ed25519 one. Scope `domains:write`. Accepts an
+/// `Idempotency-Key` (the answer never holds the private key).
 pub fn create_domain(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::DomainsWrite)?;
@@ -158,7 +160,7 @@ pub fn create_domain(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let algorithm = DkimAlgorithm::parse(signer.algorithm())
         .ok_or_else(|| AppError::internal("a DKIM algorithm outside the vocabulary"))?;
     let actor = actor(app, request, &principal);
-    let row = app.db.write(|conn| {
+    idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
         let row = domain::create(
             conn,
             (&app.ids, &app.secret_box),
@@ -175,9 +177,8 @@ pub fn create_domain(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
         let event = domain_event(Action::SendingDomainCreated, &row)
             .detail("key", if imported { "imported" } else { "generated" });
         record(app, conn, &actor, event)?;
-        Ok(row)
-    })?;
-    ApiResponse::json(201, &domain_view(&row))
+        ApiResponse::json(201, &domain_view(&row))
+    })
 }
 
 fn domain_event(action: Action, row: &DomainRow) -> Event {
@@ -300,13 +301,14 @@ struct DecisionBody {
 }
 
 /// `POST /v1/admin/sending-domains/{id}/approve`: the domain becomes `active` (409 when another
-/// workspace has it active). Instance admins.
+/// workspace has it active). Instance admins. Accepts an `Idempotency-Key`, scoped to the
+/// admin.
 pub fn approve_domain(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     decide(app, request, true)
 }
 
 /// `POST /v1/admin/sending-domains/{id}/reject` `{reason}`: the domain becomes `rejected` and
-/// stops being used. Instance admins.
+/// stops being used. Instance admins. Accepts an `Idempotency-Key`, scoped to the admin.
 pub fn reject_domain(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     decide(app, request, false)
 }
@@ -319,7 +321,7 @@ fn decide(app: &App, request: &mut Request<'_>, approve: bool) -> Result<ApiResp
     let body: DecisionBody = request.json_or_default()?;
     let reason = crate::web::billing::decision_reason(body.reason.as_deref(), approve)?;
     let actor = actor(app, request, &principal);
-    let row = app.db.write(|conn| {
+    idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_USER, |conn| {
         let row = domain::decide(conn, &id, approve, reason.as_deref(), app.clock.now())?;
         let action = if approve {
             Action::SendingDomainApproved
@@ -331,7 +333,6 @@ fn decide(app: &App, request: &mut Request<'_>, approve: bool) -> Result<ApiResp
             event = event.detail("reason", reason.as_str());
         }
         record(app, conn, &actor, event)?;
-        Ok(row)
-    })?;
-    ApiResponse::json(200, &domain_view(&row))
+        ApiResponse::json(200, &domain_view(&row))
+    })
 }

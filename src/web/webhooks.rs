@@ -13,6 +13,7 @@ use crate::ids::{WebhookDeliveryId, WebhookEndpointId};
 use crate::vocabulary::Mode;
 use crate::web::activity::{actor, record};
 use crate::web::auth::authenticate_request;
+use crate::web::idempotency::{self, OPTIONAL_PER_WORKSPACE};
 use crate::web::request::{Request, page_response};
 use crate::web::response::ApiResponse;
 use crate::webhooks::store::{DeliveryRow, DeliveryStatus, EndpointRow};
@@ -34,14 +35,15 @@ struct EndpointWithSecret<'a> {
 }
 
 /// `POST /v1/webhook-endpoints`: registers an endpoint in the caller's mode. Scope
-/// `webhooks:write`.
+/// `webhooks:write`. Accepts an `Idempotency-Key`: the secret rests in clear beside the
+/// endpoint anyway (it must sign), so a replay may show it again to the client that lost it.
 pub fn create_endpoint(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::WebhooksWrite)?;
     let body: NewEndpoint = request.json()?;
     let mode = principal.mode();
     let actor = actor(app, request, &principal);
-    let endpoint = app.db.write(|conn| {
+    idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
         let endpoint = domain::create_endpoint(
             conn,
             &app.ids,
@@ -52,15 +54,14 @@ pub fn create_endpoint(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
         )?;
         let event = endpoint_event(Action::WebhookEndpointCreated, &endpoint);
         record(app, conn, &actor, event)?;
-        Ok(endpoint)
-    })?;
-    ApiResponse::json(
-        201,
-        &EndpointWithSecret {
-            endpoint: endpoint_view(&endpoint),
-            secret: &endpoint.secret,
-        },
-    )
+        ApiResponse::json(
+            201,
+            &EndpointWithSecret {
+                endpoint: endpoint_view(&endpoint),
+                secret: &endpoint.secret,
+            },
+        )
+    })
 }
 
 /// `GET /v1/webhook-endpoints`: the caller's endpoints, newest first. Scope `webhooks:read`.
@@ -137,7 +138,8 @@ pub fn delete_endpoint(app: &App, request: &mut Request<'_>) -> Result<ApiRespon
 }
 
 /// `POST /v1/webhook-endpoints/{id}/rotate-secret`: a new secret, shown once; the old one keeps
-/// signing for `overlap_seconds` (default a day). Scope `webhooks:write`.
+/// signing for `overlap_seconds` (default a day). Scope `webhooks:write`. Accepts an
+/// `Idempotency-Key` (a retry must not rotate twice: the first new secret would be lost).
 pub fn rotate_secret(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::WebhooksWrite)?;
@@ -145,7 +147,7 @@ pub fn rotate_secret(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
     let body: Rotation = request.json_or_default()?;
     let mode = principal.mode();
     let actor = actor(app, request, &principal);
-    let endpoint = app.db.write(|conn| {
+    idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
         let endpoint =
             domain::rotate_secret(conn, &app.ids, (&scope, mode), &id, body, app.clock.now())?;
         let event = Event::about(
@@ -159,30 +161,34 @@ pub fn rotate_secret(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
             endpoint.previous_secret_expires_at.clone(),
         );
         record(app, conn, &actor, event)?;
-        Ok(endpoint)
-    })?;
-    ApiResponse::json(
-        200,
-        &EndpointWithSecret {
-            endpoint: endpoint_view(&endpoint),
-            secret: &endpoint.secret,
-        },
-    )
+        ApiResponse::json(
+            200,
+            &EndpointWithSecret {
+                endpoint: endpoint_view(&endpoint),
+                secret: &endpoint.secret,
+            },
+        )
+    })
 }
 
 /// `POST /v1/webhook-endpoints/{id}/test`: queues a `webhook.test` event to this endpoint
 /// alone; answers with its delivery (202: it is sent in the background). Scope
-/// `webhooks:write`.
+/// `webhooks:write`. Accepts an `Idempotency-Key`.
 pub fn send_test_event(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::WebhooksWrite)?;
     let id = endpoint_id(request)?;
     let mode = principal.mode();
-    let delivery = app.db.write(|conn| {
-        domain::send_test_event(conn, &app.ids, (&scope, mode), &id, app.clock.now())
-    })?;
-    app.webhooks.notify();
-    ApiResponse::json(202, &delivery_view(&delivery))
+    let response =
+        idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
+            let delivery =
+                domain::send_test_event(conn, &app.ids, (&scope, mode), &id, app.clock.now())?;
+            ApiResponse::json(202, &delivery_view(&delivery))
+        })?;
+    if response.status == 202 {
+        app.webhooks.notify();
+    }
+    Ok(response)
 }
 
 /// `GET /v1/webhook-endpoints/{id}/deliveries`: its delivery log, newest first. Scope
@@ -225,17 +231,21 @@ pub fn show_delivery(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
 }
 
 /// `POST /v1/webhook-deliveries/{id}/retry`: sends the same event again at once. Scope
-/// `webhooks:write`.
+/// `webhooks:write`. Accepts an `Idempotency-Key`.
 pub fn retry_delivery(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
     let scope = principal.require_scope(Scope::WebhooksWrite)?;
     let id = delivery_id(request)?;
     let mode = principal.mode();
-    let delivery = app
-        .db
-        .write(|conn| domain::retry_delivery(conn, (&scope, mode), &id, app.clock.now()))?;
-    app.webhooks.notify();
-    ApiResponse::json(202, &delivery_view(&delivery))
+    let response =
+        idempotency::in_transaction(app, request, &principal, OPTIONAL_PER_WORKSPACE, |conn| {
+            let delivery = domain::retry_delivery(conn, (&scope, mode), &id, app.clock.now())?;
+            ApiResponse::json(202, &delivery_view(&delivery))
+        })?;
+    if response.status == 202 {
+        app.webhooks.notify();
+    }
+    Ok(response)
 }
 
 /// One event's delivery to one endpoint, with its last attempt.

@@ -24,7 +24,9 @@ use crier::web::response::ApiResponse;
 use crier::web::router::{Method, Route, Router};
 use serde_json::{Value, json};
 
-use crate::auth_fixtures::{Console, add_member, count, create_key, setup};
+use crier::api_keys::format::Scope;
+
+use crate::auth_fixtures::{Console, add_member, count, create_key, second_tenant, setup};
 use crate::harness::{TestResponse, TestServer, open_connection, read_response, send_raw};
 
 const REPLAYED: &str = "Idempotent-Replayed";
@@ -298,10 +300,31 @@ impl Caller {
 
     /// POSTs a JSON `body` with `Idempotency-Key: <key>` (no header when `key` is None).
     fn post(&self, path: &str, key: Option<&str>, body: &str) -> TestResponse {
-        send_raw(self.addr, &self.raw_post(path, key, body))
+        self.post_as(path, key, JSON, body)
+    }
+
+    /// POSTs `body` sent as `content_type`.
+    fn post_as(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> TestResponse {
+        send_raw(self.addr, &self.raw_post_as(path, key, content_type, body))
     }
 
     fn raw_post(&self, path: &str, key: Option<&str>, body: &str) -> Vec<u8> {
+        self.raw_post_as(path, key, JSON, body)
+    }
+
+    fn raw_post_as(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> Vec<u8> {
         let mut raw = format!("POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
         for (name, value) in &self.credentials {
             raw.push_str(&format!("{name}: {value}\r\n"));
@@ -310,12 +333,15 @@ impl Caller {
             raw.push_str(&format!("Idempotency-Key: {key}\r\n"));
         }
         raw.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         ));
         raw.into_bytes()
     }
 }
+
+const JSON: &str = "application/json";
+const CSV: &str = "text/csv";
 
 /// Asserts `replay` is `original` replayed: same status, byte-identical body, marked replayed.
 fn assert_replay_of(replay: &TestResponse, original: &TestResponse) {
@@ -406,6 +432,416 @@ fn requests_without_a_key_are_not_deduplicated() {
     assert_ne!(id_of(&first), id_of(&second));
     assert_eq!(count(&server, WORKSPACES), 3);
     assert_eq!(count(&server, RECORDS), 0);
+}
+
+/// One POST of the API that takes part, as `every_post_of_the_api_replays_once_and_refuses_a_reused_key`
+/// calls it.
+struct Case<'c> {
+    caller: &'c Caller,
+    path: String,
+    content_type: &'static str,
+    body: String,
+    /// Another request under the same key: another body (`{}` where the route takes none).
+    other_body: String,
+    status: u16,
+    /// Counts what the request changes.
+    effect: String,
+    /// How much the first request changes that count, from its answer.
+    change: fn(&Value) -> i64,
+}
+
+/// A JSON POST whose first call adds one to `effect`.
+fn case<'c>(
+    caller: &'c Caller,
+    path: impl Into<String>,
+    (body, other_body): (Value, Value),
+    status: u16,
+    effect: impl Into<String>,
+) -> Case<'c> {
+    Case {
+        caller,
+        path: path.into(),
+        content_type: JSON,
+        body: body.to_string(),
+        other_body: other_body.to_string(),
+        status,
+        effect: effect.into(),
+        change: |_| 1,
+    }
+}
+
+/// A POST without a body (an action on the object its path names); the other request sends
+/// `{}`.
+fn action<'c>(
+    caller: &'c Caller,
+    path: impl Into<String>,
+    status: u16,
+    effect: impl Into<String>,
+) -> Case<'c> {
+    Case {
+        body: String::new(),
+        ..case(caller, path, (json!(null), json!({})), status, effect)
+    }
+}
+
+fn activity(action: &str) -> String {
+    format!("SELECT count(*) FROM activity WHERE action = '{action}'")
+}
+
+/// The id of a created object, after checking it was created.
+fn created(response: &TestResponse) -> String {
+    assert!(
+        [200, 201, 202].contains(&response.status),
+        "{}",
+        response.text()
+    );
+    id_of(response)
+}
+
+#[test]
+fn every_post_of_the_api_replays_once_and_refuses_a_reused_key() {
+    let server = server_with(|config| {
+        // Test events go to a closed port on loopback: attempts fail at once.
+        config.webhooks.allow_private = true;
+        config.webhooks.http_hosts = vec!["127.0.0.1".to_owned()];
+    });
+    let owner = setup(&server);
+    let acme = owner.workspace_id().to_owned();
+    let scopes: Vec<&str> = Scope::ALL.iter().map(|scope| scope.as_str()).collect();
+    let (_, key) = create_key(&owner, &scopes, "live");
+    let api = Caller::api_key(&server, &key);
+    let console = Caller::session(&owner);
+    let globex = second_tenant(&owner, "globex@example.com");
+    let globex_console = Caller::session(&globex);
+    let globex_id = globex.workspace_id().to_owned();
+
+    // What the actions act on, made without keys.
+    let credited = console.post(
+        &format!("/v1/admin/workspaces/{acme}/wallet-adjustments"),
+        None,
+        r#"{"amount_minor": 100000, "reason": "tests"}"#,
+    );
+    assert_eq!(credited.status, 201, "{}", credited.text());
+    let contact = |name: &str, phone: &str| {
+        let body = json!({"name": name, "phone": phone, "language": "fr"});
+        created(&api.post("/v1/contacts", None, &body.to_string()))
+    };
+    let ann = contact("Ann", "+237677000001");
+    let bob = contact("Bob", "+237677000002");
+    let cyd = contact("Cyd", "+237677000003");
+    let group = created(&api.post("/v1/groups", None, r#"{"name": "Members"}"#));
+    let sale =
+        json!({"name": "Sale", "channel": "sms", "text": "Hello", "audience": {"all": true}});
+    let draft = created(&api.post("/v1/campaigns", None, &sale.to_string()));
+    let mut later = sale.clone();
+    later["scheduled_at"] = json!("2026-11-26T09:00:00Z");
+    let scheduled = created(&api.post("/v1/campaigns", None, &later.to_string()));
+    let launched = api.post(
+        &format!("/v1/campaigns/{scheduled}/launch"),
+        Some("launch-later"),
+        "",
+    );
+    assert_eq!(launched.status, 200, "{}", launched.text());
+    assert_eq!(launched.json()["status"], "scheduled");
+    let message = created(
+        &api.post(
+            "/v1/messages",
+            Some("send-later"),
+            &json!({"channel": "sms", "to": "+237677000004", "text": "Later",
+                "scheduled_at": "2026-11-26T09:00:00Z"})
+            .to_string(),
+        ),
+    );
+    let hook = json!({"url": "http://127.0.0.1:1/hook", "events": ["payment.refunded"]});
+    let endpoint = created(&api.post("/v1/webhook-endpoints", None, &hook.to_string()));
+    let delivery = created(&api.post(&format!("/v1/webhook-endpoints/{endpoint}/test"), None, ""));
+    let domain = |name: &str| {
+        let body = json!({"domain": name});
+        created(&api.post("/v1/sending-domains", None, &body.to_string()))
+    };
+    let (to_approve, to_reject) = (domain("a.acme.example"), domain("b.acme.example"));
+    for (who, sender_id) in [(&owner, "ACME"), (&globex, "GLOBEX")] {
+        let requested = who.request(
+            "PUT",
+            "/v1/billing/sender-id",
+            Some(&json!({"sender_id": sender_id})),
+        );
+        assert_eq!(requested.status, 200, "{}", requested.text());
+    }
+    let verification =
+        |name: &str| json!({"business_name": name, "country": "CM", "document_refs": ["rccm-1"]});
+    let submitted = globex_console.post(
+        "/v1/billing/verification",
+        None,
+        &verification("Globex SARL").to_string(),
+    );
+    assert_eq!(submitted.status, 200, "{}", submitted.text());
+    // Last, and cancelled first: an import still running.
+    let mut rows = String::from("name,phone\n");
+    for n in 0..60_000 {
+        rows.push_str(&format!("Person {n},+23767{:07}\n", 100_000 + n));
+    }
+    let running = api.post_as("/v1/contacts/imports", None, CSV, &rows);
+    let running = created(&running);
+
+    let cases = [
+        Case {
+            change: |_| 1,
+            ..action(
+                &api,
+                format!("/v1/contacts/imports/{running}/cancel"),
+                200,
+                "SELECT count(*) FROM contact_imports WHERE status = 'cancelled'",
+            )
+        },
+        Case {
+            change: |rolled| rolled["rolled_back"].as_i64().unwrap(),
+            ..action(
+                &api,
+                format!("/v1/contacts/imports/{running}/rollback"),
+                200,
+                format!(
+                    "SELECT count(*) FROM contacts WHERE import_id = '{running}' \
+                     AND deleted_at IS NOT NULL"
+                ),
+            )
+        },
+        Case {
+            content_type: CSV,
+            body: "name,phone\nImp,+237677000005\n".to_owned(),
+            other_body: "name,phone\nImp,+237677000006\n".to_owned(),
+            ..action(
+                &api,
+                "/v1/contacts/imports",
+                202,
+                "SELECT count(*) FROM contact_imports",
+            )
+        },
+        case(
+            &api,
+            "/v1/contacts",
+            (
+                json!({"name": "Dee", "phone": "+237677000007"}),
+                json!({"name": "Dee", "phone": "+237677000008"}),
+            ),
+            201,
+            // Not the imports' contacts, which their runner writes meanwhile.
+            "SELECT count(*) FROM contacts WHERE import_id IS NULL",
+        ),
+        case(
+            &api,
+            "/v1/contact-fields",
+            (
+                json!({"key": "tier", "label": "Tier", "type": "text"}),
+                json!({"key": "tier", "label": "Level", "type": "text"}),
+            ),
+            201,
+            "SELECT count(*) FROM contact_fields",
+        ),
+        case(
+            &api,
+            "/v1/groups",
+            (json!({"name": "VIP"}), json!({"name": "VIP 2"})),
+            201,
+            "SELECT count(*) FROM groups",
+        ),
+        case(
+            &api,
+            format!("/v1/groups/{group}/contacts"),
+            (json!({"contact_ids": [ann]}), json!({"contact_ids": [bob]})),
+            200,
+            "SELECT count(*) FROM group_members",
+        ),
+        case(
+            &api,
+            "/v1/segments",
+            (
+                json!({"name": "French", "rules": {"all": [
+                    {"field": "language", "op": "eq", "value": "fr"}]}}),
+                json!({"name": "English", "rules": {"all": [
+                    {"field": "language", "op": "eq", "value": "en"}]}}),
+            ),
+            201,
+            "SELECT count(*) FROM segments",
+        ),
+        action(
+            &api,
+            format!("/v1/contacts/{cyd}/erase"),
+            200,
+            "SELECT count(*) FROM contacts WHERE erased_at IS NOT NULL",
+        ),
+        case(
+            &api,
+            "/v1/campaigns",
+            (
+                sale.clone(),
+                json!({"name": "Other", "channel": "sms", "text": "Hi",
+                                  "audience": {"all": true}}),
+            ),
+            201,
+            "SELECT count(*) FROM campaigns",
+        ),
+        action(
+            &api,
+            format!("/v1/campaigns/{draft}/duplicate"),
+            201,
+            "SELECT count(*) FROM campaigns",
+        ),
+        action(
+            &api,
+            format!("/v1/campaigns/{scheduled}/cancel"),
+            200,
+            "SELECT count(*) FROM campaigns WHERE status = 'cancelled'",
+        ),
+        action(
+            &api,
+            format!("/v1/messages/{message}/cancel"),
+            200,
+            "SELECT count(*) FROM messages WHERE status = 'cancelled'",
+        ),
+        case(
+            &api,
+            "/v1/webhook-endpoints",
+            (
+                hook.clone(),
+                json!({"url": "http://127.0.0.1:1/other", "events": ["payment.refunded"]}),
+            ),
+            201,
+            "SELECT count(*) FROM webhook_endpoints",
+        ),
+        action(
+            &api,
+            format!("/v1/webhook-endpoints/{endpoint}/rotate-secret"),
+            200,
+            activity("webhook_endpoint.secret_rotated"),
+        ),
+        action(
+            &api,
+            format!("/v1/webhook-endpoints/{endpoint}/test"),
+            202,
+            "SELECT count(*) FROM webhook_deliveries",
+        ),
+        // A retry requeues its delivery, which the runner then works: no row to count, but the
+        // replay below is the first answer, byte for byte.
+        Case {
+            change: |_| 0,
+            ..action(
+                &api,
+                format!("/v1/webhook-deliveries/{delivery}/retry"),
+                202,
+                "SELECT count(*) FROM webhook_deliveries",
+            )
+        },
+        case(
+            &api,
+            "/v1/sending-domains",
+            (
+                json!({"domain": "news.acme.example"}),
+                json!({"domain": "mail.acme.example"}),
+            ),
+            201,
+            "SELECT count(*) FROM sending_domains",
+        ),
+        case(
+            &api,
+            "/v1/provider-accounts",
+            (
+                json!({"channel": "sms", "provider": "webhook",
+                       "settings": {"url": "https://sms.example.com/send"}}),
+                json!({"channel": "sms", "provider": "webhook",
+                       "settings": {"url": "https://sms.example.com/other"}}),
+            ),
+            201,
+            "SELECT count(*) FROM provider_accounts",
+        ),
+        case(
+            &console,
+            "/v1/billing/verification",
+            (verification("Acme SARL"), verification("Acme SA")),
+            200,
+            activity("verification.requested"),
+        ),
+        // Instance admins' decisions (the owner is one).
+        action(
+            &console,
+            format!("/v1/admin/verifications/{acme}/approve"),
+            200,
+            activity("verification.approved"),
+        ),
+        case(
+            &console,
+            format!("/v1/admin/verifications/{globex_id}/reject"),
+            (
+                json!({"reason": "Unreadable"}),
+                json!({"reason": "Expired"}),
+            ),
+            200,
+            activity("verification.rejected"),
+        ),
+        action(
+            &console,
+            format!("/v1/admin/sender-ids/{acme}/approve"),
+            200,
+            activity("sender_id.approved"),
+        ),
+        case(
+            &console,
+            format!("/v1/admin/sender-ids/{globex_id}/reject"),
+            (json!({"reason": "Not theirs"}), json!({"reason": "Taken"})),
+            200,
+            activity("sender_id.rejected"),
+        ),
+        action(
+            &console,
+            format!("/v1/admin/sending-domains/{to_approve}/approve"),
+            200,
+            activity("sending_domain.approved"),
+        ),
+        case(
+            &console,
+            format!("/v1/admin/sending-domains/{to_reject}/reject"),
+            (json!({"reason": "Not theirs"}), json!({"reason": "Taken"})),
+            200,
+            activity("sending_domain.rejected"),
+        ),
+    ];
+
+    for (n, case) in cases.iter().enumerate() {
+        let key = format!("same-{n}");
+        let send = |body: &str| {
+            case.caller
+                .post_as(&case.path, Some(&key), case.content_type, body)
+        };
+        let what = format!("POST {}", case.path);
+        let (before, records) = (count(&server, &case.effect), count(&server, RECORDS));
+
+        let first = send(&case.body);
+        assert_eq!(first.status, case.status, "{what}: {}", first.text());
+        assert_eq!(first.header(REPLAYED), None, "{what}");
+        let after = count(&server, &case.effect);
+        assert_eq!(after - before, (case.change)(&first.json()), "{what}");
+        assert_eq!(count(&server, RECORDS), records + 1, "{what}");
+
+        let replay = send(&case.body);
+        assert_eq!(replay.status, first.status, "{what}: {}", replay.text());
+        assert_eq!(replay.text(), first.text(), "{what}: another body");
+        assert_eq!(replay.header(REPLAYED), Some("true"), "{what}");
+        assert_eq!(count(&server, &case.effect), after, "{what}: done twice");
+
+        let other = send(&case.other_body);
+        assert_eq!(other.status, 422, "{what}: {}", other.text());
+        other.assert_error(422, "idempotency_key_reused");
+        assert_eq!(count(&server, &case.effect), after, "{what}: changed");
+        assert_eq!(count(&server, RECORDS), records + 1, "{what}");
+    }
+
+    // The uploads of the replay and of the refused request were never adopted by a job: once
+    // the imports have ended, no file is left.
+    let imports = server.db_path().parent().unwrap().join("imports");
+    let files = || std::fs::read_dir(&imports).map_or(0, |entries| entries.count());
+    crate::harness::wait_until("every import file is gone", Duration::from_secs(60), || {
+        files() == 0
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -676,6 +1112,28 @@ fn validation_failures_are_not_stored_and_leave_the_key_usable() {
     let valid = caller.post("/v1/workspaces", Some("v-1"), r#"{"name":"Beta"}"#);
     assert_fresh(&valid, 201);
     assert_eq!(count(&server, WORKSPACES), 2);
+}
+
+#[test]
+fn a_refusal_of_the_input_found_by_the_operation_is_not_stored_either() {
+    // A contact's phone is checked by the domain as it writes, inside the key's transaction:
+    // its 422 is not stored, so the corrected request goes through with the same key.
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    caller
+        .post(
+            "/v1/contacts",
+            Some("c-1"),
+            r#"{"name":"Ann","phone":"not a number"}"#,
+        )
+        .assert_error(422, "validation_failed");
+    assert_eq!(count(&server, RECORDS), 0);
+    let fixed = r#"{"name":"Ann","phone":"+237677000001"}"#;
+    let created = caller.post("/v1/contacts", Some("c-1"), fixed);
+    assert_fresh(&created, 201);
+    assert_replay_of(&caller.post("/v1/contacts", Some("c-1"), fixed), &created);
+    assert_eq!(count(&server, "SELECT count(*) FROM contacts"), 1);
 }
 
 #[test]
