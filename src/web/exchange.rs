@@ -204,7 +204,12 @@ fn answer(
         request_id,
         method,
         route,
-        path: incoming.uri.path(),
+        // An unsubscribe link's token is a lasting capability: it is logged as its template.
+        path: if route.contains("{token}") {
+            route
+        } else {
+            incoming.uri.path()
+        },
         workspace,
         status: response.status,
         started,

@@ -776,3 +776,41 @@ fn an_email_campaigns_from_name_is_the_display_name_of_its_from() {
     let address = &server.config.delivery.email_from;
     assert_eq!(from, format!("From: \"Acme Shop\" <{address}>"));
 }
+
+/// An unsubscribe link's token never reaches the log: the request line names the route's
+/// template instead (the token is a lasting capability over the contact's subscriptions).
+#[test]
+fn an_unsubscribe_token_is_never_logged() {
+    let server = TestServer::start_with(configured(None, None), Router::standard());
+    let sender = Sender::new(&server, "live");
+    let api = contacts_caller(&sender, "live");
+    let ada = create_contact(&api, json!({"name": "Ada", "email": "ada@example.org"}));
+    let url = crier::contacts::unsubscribe::unsubscribe_url(
+        &server.app().unsubscribe_key,
+        PUBLIC_URL,
+        &crier::ids::WorkspaceId::parse(sender.console.workspace_id()).unwrap(),
+        crier::vocabulary::Mode::Live,
+        &crier::ids::ContactId::parse(ada["id"].as_str().unwrap()).unwrap(),
+        crier::billing::Channel::Email,
+    );
+    let token = url.rsplit('/').next().unwrap().to_owned();
+    for (method, body) in [("GET", ""), ("POST", "List-Unsubscribe=One-Click")] {
+        let response = server.request(
+            method,
+            &format!("/u/{token}"),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        );
+        assert_eq!(response.status, 200, "{method}: {}", response.text());
+        let request_id = response.header("X-Request-Id").unwrap();
+        let lines = crate::harness::logs::for_request(request_id);
+        assert!(!lines.is_empty());
+        for line in lines {
+            let text = format!("{line:?}");
+            assert!(
+                !text.contains(&token),
+                "{method}: the token was logged: {text}"
+            );
+        }
+    }
+}
