@@ -243,8 +243,8 @@ pub struct ServerArgs {
     #[arg(crier_setting = MAX_IMPORT_BYTES, default_value = "1073741824")]
     pub max_import_bytes: String,
 
-    /// Seconds a connection may stay silent (mid-request or idle between requests) before it is
-    /// closed.
+    /// Seconds a client has to send a request's head, and then its body (however steadily the
+    /// bytes come), and the most a keep-alive connection may stay idle between requests.
     #[arg(crier_setting = HTTP_TIMEOUT_SECS, default_value = "30")]
     pub http_timeout_secs: String,
 
