@@ -227,6 +227,7 @@ fn time_rows_alone(data: &Path, workspace: &WorkspaceId, reservations: bool) -> 
                         channel: Channel::Sms,
                         to: phone,
                         sender: Some("CRIER"),
+                        from_name: None,
                         subject: None,
                         text: Some(text.to_owned()),
                         html: None,

@@ -645,7 +645,9 @@ fn hostile_values_match_literally_and_change_nothing() {
         "100% \"real\"",
         "a_b",
         "a\\b",
-        "nul\u{0}byte",
+        // Control characters are refused in names (a NUL, a line break); an invisible
+        // format character is not.
+        "zero\u{200b}width",
     ];
     for (n, name) in hostile.iter().enumerate() {
         contact(
