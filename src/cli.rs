@@ -252,9 +252,48 @@ pub struct CreateApiKeyArgs {
     pub json: bool,
 }
 
+/// The `CRIER_*` variables in `environment` that no setting of any command reads — most likely
+/// misspelled (`CRIER_PUBLIC_URl`), and otherwise silently ignored; sorted.
+pub fn unknown_variables(environment: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<String> {
+    fn known(command: &clap::Command, names: &mut std::collections::BTreeSet<String>) {
+        for arg in command.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                names.insert(env.to_string_lossy().into_owned());
+            }
+        }
+        for sub in command.get_subcommands() {
+            known(sub, names);
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    known(&command(), &mut names);
+    let mut unknown: Vec<String> = environment
+        .into_iter()
+        .map(|name| name.to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("CRIER_") && !names.contains(name))
+        .collect();
+    unknown.sort();
+    unknown
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crier_variable_no_setting_reads_is_reported() {
+        let environment = [
+            "CRIER_PUBLIC_URl",
+            "CRIER_WORKERS",
+            "CRIER_WORKER",
+            "HOME",
+            "CRIER_BACKUP_DIR",
+        ];
+        assert_eq!(
+            unknown_variables(environment.map(std::ffi::OsString::from)),
+            ["CRIER_PUBLIC_URl", "CRIER_WORKER"]
+        );
+    }
 
     #[test]
     fn cli_definition_is_consistent() {

@@ -51,6 +51,12 @@ pub fn serve(config: Config) -> i32 {
         Err(err) => return fail(err),
     };
     log::info!(addr:% = running.addr(), db = db_path.as_str(); "listening");
+    for name in crate::cli::unknown_variables(std::env::vars_os().map(|(name, _)| name)) {
+        log::warn!(variable = name.as_str(); "no setting reads this CRIER_ variable: is it misspelled? (crier --help lists them)");
+    }
+    if let Some(why) = unreachable_public_url(&running.app.config.public_url) {
+        log::warn!(public_url = running.app.config.public_url.as_str(); "links in messages (unsubscribe, tracking, payment returns) will not open: {why}; set --public-url (CRIER_PUBLIC_URL) to the address recipients reach");
+    }
 
     let signal = signals.forever().next().unwrap_or(SIGTERM);
     log::info!(signal = signal_name(signal); "shutting down; waiting for in-flight requests");
@@ -67,6 +73,29 @@ pub fn serve(config: Config) -> i32 {
         }
     }
     EXIT_OK
+}
+
+/// Why links built on `public_url` cannot be opened by anyone, if they cannot: its host is the
+/// unspecified address (`0.0.0.0`, `[::]`, what `--addr` listens on when no `--public-url` is
+/// given) or its port is 0 (any free port).
+fn unreachable_public_url(public_url: &str) -> Option<&'static str> {
+    let authority = public_url
+        .split_once("://")
+        .map_or(public_url, |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (authority, None),
+    };
+    if matches!(host, "0.0.0.0" | "[::]") {
+        Some("its host is the unspecified address, which no recipient can reach")
+    } else if port == Some("0") {
+        Some("its port is 0")
+    } else {
+        None
+    }
 }
 
 /// `crier migrate`: creates the database if needed, converts it to incremental auto-vacuum
@@ -186,5 +215,30 @@ fn signal_name(signal: i32) -> &'static str {
         SIGTERM => "SIGTERM",
         SIGINT => "SIGINT",
         _ => "signal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_public_url_nobody_can_open_is_named() {
+        for url in [
+            "http://0.0.0.0:8080",
+            "http://[::]:8080/",
+            "http://127.0.0.1:0",
+        ] {
+            assert!(unreachable_public_url(url).is_some(), "{url}");
+        }
+        for url in [
+            "http://127.0.0.1:8080",
+            "https://crier.example.com",
+            "https://crier.example.com:8443/base",
+            "http://[::1]:8080",
+            "http://10.0.0.5:80",
+        ] {
+            assert_eq!(unreachable_public_url(url), None, "{url}");
+        }
     }
 }

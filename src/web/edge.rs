@@ -188,8 +188,43 @@ async fn on_accept_error(err: &io::Error) {
     ) {
         log::debug!(error:% = err; "a client went away before its connection was accepted");
     } else {
-        log::warn!(error:% = err; "cannot accept a connection; pausing briefly");
+        if let Some(since_last) = ACCEPT_WARNINGS.note() {
+            log::warn!(error:% = err, failures = since_last; "cannot accept connections; pausing briefly between tries");
+        }
         tokio::time::sleep(ACCEPT_BACKOFF).await;
+    }
+}
+
+/// How often a lasting accept failure (out of descriptors) is logged: once, then at most once
+/// per interval with how many failures it stands for — not twenty lines a second.
+const ACCEPT_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+static ACCEPT_WARNINGS: AcceptWarnings = AcceptWarnings {
+    state: std::sync::Mutex::new((None, 0)),
+};
+
+struct AcceptWarnings {
+    /// When the last warning was logged, and the failures since.
+    state: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl AcceptWarnings {
+    /// Counts a failure; `Some(failures)` (this one included) when it is time to log.
+    fn note(&self) -> Option<u64> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.1 += 1;
+        let now = std::time::Instant::now();
+        match state.0 {
+            Some(last) if now.duration_since(last) < ACCEPT_WARNING_INTERVAL => None,
+            _ => {
+                let failures = state.1;
+                *state = (Some(now), 0);
+                Some(failures)
+            }
+        }
     }
 }
 
