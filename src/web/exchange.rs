@@ -304,12 +304,14 @@ struct RequestLine<'a> {
     error: Option<&'a AppError>,
 }
 
-/// The one log line per request. 5xx are errors with their internal detail; the rest are info.
+/// The one log line per request. 5xx are errors with their internal detail — but a 503
+/// `unavailable` (the database busy, the server shutting down) is a warning: the client is told
+/// to retry and nothing is broken; the rest are info.
 fn log_request(line: &RequestLine<'_>) {
-    let level = if line.status >= 500 {
-        log::Level::Error
-    } else {
-        log::Level::Info
+    let level = match line.error {
+        Some(AppError::Unavailable { .. }) => log::Level::Warn,
+        _ if line.status >= 500 => log::Level::Error,
+        _ => log::Level::Info,
     };
     if !log::log_enabled!(level) {
         return;

@@ -551,6 +551,13 @@ fn a_full_disk_is_503_unavailable_with_retry_after_and_a_retry_succeeds_once_the
     refused.assert_error(503, "unavailable");
     assert_eq!(refused.header("Retry-After"), Some("30"));
     assert!(!refused.text().contains("full"), "{}", refused.text());
+    // A 503 tells the client to retry; the operator's log has it as a warning, not an error.
+    let request_id = refused.header("X-Request-Id").unwrap();
+    let line = logs::for_request(request_id)
+        .into_iter()
+        .find(|line| line.message == "request")
+        .expect("a request line");
+    assert_eq!(line.level, log::Level::Warn, "{line:?}");
 
     limit(Some(unlimited));
     let retried = owner.post(
