@@ -130,7 +130,7 @@ pub struct DeliveryArgs {
     #[arg(crier_setting = DKIM_SELECTOR)]
     pub dkim_selector: Option<String>,
 
-    /// PEM file of the DKIM private key: PKCS#8 RSA (2048 bits advised) or Ed25519, or PKCS#1 RSA; give it with --dkim-selector or neither.
+    /// PEM file of the DKIM private key: PKCS#8 RSA (2048 bits advised) or Ed25519, or PKCS#1 RSA; give it with --dkim-selector or neither. Read at start: a missing or unusable key stops the start.
     #[arg(crier_setting = DKIM_KEY_FILE)]
     pub dkim_key_file: Option<String>,
 
@@ -434,6 +434,14 @@ impl DeliveryArgs {
             // Problems between settings, looked for once the settings could be typed at all.
             for missing in settings.unconfigured() {
                 problems.add(missing);
+            }
+            // Read now, whichever chain signs with it: a missing or unusable key stops the
+            // start with the other problems, before anything is created.
+            if let Some(dkim) = &settings.dkim
+                && let Err(why) =
+                    super::providers::smtp::DkimSigner::load(dkim, &settings.email_from)
+            {
+                problems.add(format!("{DKIM_KEY_FILE}: {why}"));
             }
             if settings.dispatch_lease <= settings.provider_timeout {
                 problems.add(format!(

@@ -368,8 +368,30 @@ fn crier_dkim_record_prints_the_record_to_publish() {
         "--dkim-key-file",
         missing.to_str().unwrap(),
     ]);
-    assert_eq!(unreadable.status.code(), Some(1));
+    // A configuration problem, found with the others before anything is created.
+    assert_eq!(unreadable.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unreadable.stderr).contains("cannot be read"));
+    // The same for a server whose chain has no smtp (the key is still read at start).
+    let serve = crate::process::crier()
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--dkim-selector",
+            "s",
+            "--dkim-key-file",
+        ])
+        .arg(&missing)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(serve.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&serve.stderr).contains("cannot be read"));
+    assert!(
+        !dir.path().join("data").exists(),
+        "the data directory was created"
+    );
     // Nothing was written where the database would be.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
