@@ -995,12 +995,28 @@ mod tests {
             dkim_key_file: key_file.map(str::to_owned),
             ..crate::settings::defaults()
         };
-        let settings = with(Some("crier2026"), Some("/etc/crier/dkim.pem"))
-            .validate()
-            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("dkim.pem");
+        std::fs::write(
+            &key_file,
+            include_str!("../../tests/it/fixtures/dkim_test_rsa.pem"),
+        )
+        .unwrap();
+        let key = key_file.to_str().unwrap();
+        let settings = with(Some("crier2026"), Some(key)).validate().unwrap();
         let dkim = settings.dkim.unwrap();
         assert_eq!(dkim.selector, "crier2026");
-        assert_eq!(dkim.key_file, PathBuf::from("/etc/crier/dkim.pem"));
+        assert_eq!(dkim.key_file, key_file);
+        // The key is read as the settings are checked: a missing one is a problem among them.
+        let missing = with(Some("crier2026"), Some("/nonexistent/dkim.pem"))
+            .validate()
+            .unwrap_err();
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert!(
+            missing[0].starts_with("--dkim-key-file / CRIER_DKIM_KEY_FILE: the DKIM key file")
+                && missing[0].contains("cannot be read"),
+            "{missing:?}"
+        );
         assert!(with(None, None).validate().unwrap().dkim.is_none());
         assert_eq!(
             with(Some("crier2026"), None).validate().unwrap_err(),
@@ -1011,7 +1027,7 @@ mod tests {
         );
         for bad in ["a b", "-x", "s_1", &"s".repeat(64)] {
             assert_eq!(
-                with(Some(bad), Some("k.pem")).validate().unwrap_err(),
+                with(Some(bad), Some(key)).validate().unwrap_err(),
                 vec![
                     "--dkim-selector / CRIER_DKIM_SELECTOR: must be 1 to 63 letters, digits, \
                      '-' or '.'"
