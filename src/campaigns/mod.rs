@@ -381,6 +381,29 @@ pub(crate) fn checked_with(
     errors.into_result()
 }
 
+/// The campaign's templates against the workspace's custom fields as they are now (one deleted
+/// since the draft was saved is refused, 422 on the template's field): what a preview and a test
+/// send check before rendering, as an estimate and a launch check that and the rest.
+pub fn content_checked(
+    conn: &Connection,
+    scope: &WorkspaceScope,
+    campaign: &CampaignRow,
+) -> Result<(), AppError> {
+    let definitions = crate::contacts::fields::definitions(conn, scope)?;
+    let keys = custom_samples(&definitions);
+    let mut errors = FieldErrors::new();
+    for (field, source, escaping) in [
+        ("text", &campaign.text, Escaping::None),
+        ("subject", &campaign.subject, Escaping::None),
+        ("html", &campaign.html, Escaping::Html),
+    ] {
+        if let Some(source) = source {
+            check_part(field, source, escaping, &keys, &mut errors);
+        }
+    }
+    errors.into_result()
+}
+
 /// `checked_with` with no problem found before.
 pub(crate) fn checked(
     conn: &Connection,

@@ -176,6 +176,7 @@ fn render_preview(
 ) -> Result<Rendered, AppError> {
     let (campaign, contact) = app.db.read(|conn| {
         let campaign = domain::find_campaign(conn, scope, mode, id)?;
+        domain::content_checked(conn, scope, &campaign)?;
         let contact = contact_id
             .map(|id| domain::preview_contact(conn, scope, mode, id))
             .transpose()?;

@@ -2355,3 +2355,46 @@ fn a_message_that_renders_blank_for_a_contact_leaves_that_contact_out() {
     );
     assert_doctor_passes(&server);
 }
+
+/// A preview and a test send check the campaign's templates against the custom fields as they
+/// are now, as an estimate and a launch do: a field deleted since the draft was saved is a 422
+/// on the template's field, and nothing is sent or charged (the test send rendered it blank).
+#[test]
+fn a_preview_or_test_send_of_a_template_naming_a_deleted_field_is_refused() {
+    let server = TestServer::start();
+    let shop = Shop::open(&server, "live");
+    shop.credit(1_000);
+    shop.contact(json!({"name": "Ada", "phone": phone(1)}));
+    let field = shop.api.post(
+        "/v1/contact-fields",
+        json!({"key": "tier", "label": "Tier", "type": "text"}),
+    );
+    assert_eq!(field.status, 201, "{}", field.text());
+    let id = shop.campaign(
+        json!({"name": "Tiers", "channel": "sms", "audience": {"all": true},
+                                  "text": "Hi {{ contact.custom.tier }}"}),
+    );
+    let field_id = field.json()["id"].as_str().unwrap().to_owned();
+    let deleted = shop.api.delete(&format!("/v1/contact-fields/{field_id}"));
+    assert_eq!(deleted.status, 204, "{}", deleted.text());
+    let preview = shop
+        .api
+        .post(&format!("/v1/campaigns/{id}/preview"), json!({}));
+    assert!(
+        invalid(&preview)["text"]
+            .as_str()
+            .unwrap()
+            .contains("contact.custom.tier")
+    );
+    let balance = shop.balance();
+    let test = keyed(
+        &server,
+        &shop.api.key,
+        &format!("/v1/campaigns/{id}/test"),
+        "test-1",
+        Some(&json!({"to": phone(2)})),
+    );
+    assert!(invalid(&test).contains_key("text"), "{}", test.text());
+    assert_eq!(shop.balance(), balance, "nothing was charged");
+    assert_eq!(count(&server, "SELECT count(*) FROM messages"), 0);
+}
