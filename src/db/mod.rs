@@ -363,8 +363,20 @@ pub fn prepare_converting(
     setup
         .pragma_update(None, "journal_mode", "WAL")
         .map_err(|err| db_startup_error(path, err))?;
-    migrations::run(&mut setup)
-        .map_err(|err| StartupError(format!("migrating {}: {err}", path.display())))
+    migrations::run(&mut setup).map_err(|err| {
+        // refinery speaks of files; crier's migrations are built into the binary.
+        let why = match err.kind() {
+            refinery::error::Kind::MissingVersion(migration) => format!(
+                "it has migration {migration}, which this crier does not have: it was migrated \
+                 by a newer crier (run that one, or restore a backup taken before the upgrade)"
+            ),
+            refinery::error::Kind::DivergentVersion(applied, _) => {
+                format!("its migration {applied} differs from this crier's of the same version")
+            }
+            _ => err.to_string(),
+        };
+        StartupError(format!("migrating {}: {why}", path.display()))
+    })
 }
 
 /// One connection to a database that must already exist, for maintenance commands (`doctor`,

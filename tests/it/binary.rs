@@ -326,6 +326,15 @@ fn doctor_names_a_migration_it_does_not_know() {
         report.contains("FAIL  migrations: V9999__from_the_future is applied but unknown"),
         "{report}"
     );
+    // `serve` refuses it too, saying why in crier's terms (its migrations are built in).
+    let serve = run(&["serve", "--addr", "127.0.0.1:0"], dir.path());
+    let stderr = String::from_utf8_lossy(&serve.stderr);
+    assert_eq!(serve.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("V9999__from_the_future, which this crier does not have")
+            && stderr.contains("migrated by a newer crier"),
+        "{stderr}"
+    );
 }
 
 #[test]
