@@ -133,7 +133,7 @@ fn split_name(name: &str) -> (Option<String>, Option<String>) {
 }
 
 fn checked_name(raw: Option<&str>, errors: &mut FieldErrors) -> Option<String> {
-    match validate::text(raw.unwrap_or_default(), 1, MAX_NAME_LENGTH) {
+    match validate::line(raw.unwrap_or_default(), 1, MAX_NAME_LENGTH) {
         Ok(name) => Some(name),
         Err(reason) => {
             errors.add("name", reason);
@@ -143,7 +143,7 @@ fn checked_name(raw: Option<&str>, errors: &mut FieldErrors) -> Option<String> {
 }
 
 fn checked_name_part(field: &str, raw: &str, errors: &mut FieldErrors) -> Option<String> {
-    match validate::text(raw, 1, MAX_NAME_PART_LENGTH) {
+    match validate::line(raw, 1, MAX_NAME_PART_LENGTH) {
         Ok(part) => Some(part),
         Err(reason) => {
             errors.add(field, reason);
