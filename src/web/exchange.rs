@@ -251,7 +251,33 @@ fn dispatch(
                         &ip,
                     )?;
                 }
-                (route.handler)(app, &mut request)
+                let result = (route.handler)(app, &mut request);
+                // A GET of the API reads its query; what it was sent beyond that is refused
+                // rather than ignored (a misspelled filter would widen the answer unseen).
+                match result {
+                    Ok(_)
+                        if request.method() == Some(crate::web::router::Method::Get)
+                            && route.path.starts_with("/v1/") =>
+                    {
+                        let unread = request.unread_query_params();
+                        if unread.is_empty() {
+                            result
+                        } else {
+                            Err(AppError::BadRequest(format!(
+                                "Unknown query parameter{} {}: this endpoint does not read {} \
+                                 (misspelled?).",
+                                if unread.len() == 1 { "" } else { "s" },
+                                unread
+                                    .iter()
+                                    .map(|name| format!("`{name}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", "),
+                                if unread.len() == 1 { "it" } else { "them" },
+                            )))
+                        }
+                    }
+                    other => other,
+                }
             }
             RouteMatch::MethodNotAllowed { allowed } => Err(AppError::MethodNotAllowed { allowed }),
             RouteMatch::NotFound => Err(AppError::NotFound),

@@ -25,6 +25,16 @@ pub struct Request<'a> {
     workspace_id: std::cell::RefCell<Option<String>>,
     /// The rate limit the request was counted against, for the response's `RateLimit` headers.
     rate_limit: std::cell::Cell<Option<Limited>>,
+    /// The query parameters the handler asked for (`query_param`), or every one (`query_pairs`):
+    /// what a GET of the API was sent beyond them it did not read (`unread_query_params`).
+    read_params: std::cell::RefCell<QueryReads>,
+}
+
+/// Which query parameters a handler read.
+#[derive(Debug, Default)]
+struct QueryReads {
+    names: Vec<String>,
+    all: bool,
 }
 
 /// A request counted against a bucket: which policy, and what it found there.
@@ -50,6 +60,7 @@ impl<'a> Request<'a> {
             max_body_bytes,
             workspace_id: std::cell::RefCell::new(None),
             rate_limit: std::cell::Cell::new(None),
+            read_params: std::cell::RefCell::new(QueryReads::default()),
         }
     }
 
@@ -194,6 +205,12 @@ impl<'a> Request<'a> {
 
     /// The decoded value of query parameter `name` (the first, if repeated).
     pub fn query_param(&self, name: &str) -> Option<String> {
+        {
+            let mut reads = self.read_params.borrow_mut();
+            if !reads.names.iter().any(|read| read == name) {
+                reads.names.push(name.to_owned());
+            }
+        }
         self.query()
             .split('&')
             .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
@@ -268,6 +285,28 @@ impl<'a> Request<'a> {
 
     /// Every query parameter, decoded, in the order sent.
     pub fn query_pairs(&self) -> Vec<(String, String)> {
+        self.read_params.borrow_mut().all = true;
+        self.query_pairs_unread()
+    }
+
+    /// The query parameters sent that the handler did not ask for (none once it read them all),
+    /// in the order sent: a GET of the API refuses them (`exchange::dispatch`), so a misspelled
+    /// filter (`?unsubscibed=`) is not silently ignored.
+    pub fn unread_query_params(&self) -> Vec<String> {
+        let reads = self.read_params.borrow();
+        if reads.all {
+            return Vec::new();
+        }
+        let mut unread: Vec<String> = Vec::new();
+        for (name, _) in self.query_pairs_unread() {
+            if !reads.names.contains(&name) && !unread.contains(&name) {
+                unread.push(name);
+            }
+        }
+        unread
+    }
+
+    fn query_pairs_unread(&self) -> Vec<(String, String)> {
         self.query()
             .split('&')
             .filter(|pair| !pair.is_empty())

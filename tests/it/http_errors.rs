@@ -566,3 +566,37 @@ fn a_full_disk_is_503_unavailable_with_retry_after_and_a_retry_succeeds_once_the
     );
     assert_eq!(retried.status, 201, "{}", retried.text());
 }
+
+/// A GET of the API refuses a query parameter it does not read instead of ignoring it: a
+/// misspelled filter (`?unsubscibed=sms` on the export) would otherwise widen the answer —
+/// every contact exported — without a word. The parameters it does read still work, and a
+/// refused request is an error like any other (400 `bad_request`, naming the parameter).
+#[test]
+fn a_query_parameter_an_api_get_does_not_read_is_refused() {
+    let server = TestServer::start();
+    let owner = crate::auth_fixtures::setup(&server);
+    let (_, key) = crate::auth_fixtures::create_key(
+        &owner,
+        &["contacts:read", "contacts:write", "messages:read"],
+        "test",
+    );
+    let get = |path: &str| crate::auth_fixtures::bearer(&server, &key, "GET", path, None);
+    for path in [
+        "/v1/contacts/export?unsubscibed=sms",
+        "/v1/contacts?limit=10&pahe=2",
+        "/v1/messages?stauts=queued",
+    ] {
+        let envelope = get(path).assert_error(400, "bad_request");
+        let message = envelope["error"]["message"].as_str().unwrap();
+        let name = path.rsplit('&').next().unwrap().rsplit('?').next().unwrap();
+        let name = name.split('=').next().unwrap();
+        assert!(message.contains(&format!("`{name}`")), "{path}: {message}");
+    }
+    for path in [
+        "/v1/contacts/export?unsubscribed=sms",
+        "/v1/contacts?limit=10",
+        "/v1/messages?status=queued&limit=5",
+    ] {
+        assert_eq!(get(path).status, 200, "{path}");
+    }
+}
