@@ -15,6 +15,7 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -37,6 +38,12 @@ struct Session {
     /// The open transaction: its number and how many closures it carries.
     open: Option<(u64, usize)>,
     next_epoch: u64,
+    /// When a `BEGIN IMMEDIATE` last gave up on the write lock (another process held it past
+    /// the busy timeout): for a busy timeout after that, callers try for the lock without
+    /// waiting, instead of each waiting a busy timeout of its own in turn.
+    lock_refused_at: Option<Instant>,
+    /// The connection's `busy_timeout`.
+    busy_timeout: Duration,
 }
 
 /// Why a transaction did not commit, and the `Retry-After` when a retry may cure it (a full disk,
@@ -58,11 +65,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Writer {
     pub fn new(conn: Connection) -> Writer {
+        let busy_timeout = conn
+            .query_row("PRAGMA busy_timeout", [], |row| row.get::<_, i64>(0))
+            .map_or(Duration::ZERO, |ms| {
+                Duration::from_millis(ms.unsigned_abs())
+            });
         Writer {
             session: Mutex::new(Session {
                 conn,
                 open: None,
                 next_epoch: 1,
+                lock_refused_at: None,
+                busy_timeout,
             }),
             queued: AtomicUsize::new(0),
             outcomes: Mutex::new(Outcomes::default()),
@@ -223,8 +237,32 @@ impl Writer {
                 if !session.conn.is_autocommit() {
                     session.conn.execute_batch("ROLLBACK")?;
                 }
+                // Another process holds the write lock (an `sqlite3` shell, a maintenance
+                // command): one caller waits the busy timeout for it; those queued behind it in
+                // that time only look (no wait): 503 at once if it is still held, so nobody
+                // waits many timeouts in a row, and on at once when it was let go.
+                let looking = session
+                    .lock_refused_at
+                    .is_some_and(|refused| refused.elapsed() < session.busy_timeout);
+                if looking {
+                    session.conn.busy_timeout(Duration::ZERO)?;
+                }
                 // Alone at the start of a transaction: a failure here concerns only this caller.
-                run_cached(&session.conn, "BEGIN IMMEDIATE")?;
+                let began = run_cached(&session.conn, "BEGIN IMMEDIATE");
+                if looking {
+                    session.conn.busy_timeout(session.busy_timeout)?;
+                }
+                match began {
+                    Ok(()) => session.lock_refused_at = None,
+                    Err(err) => {
+                        let busy =
+                            err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy);
+                        if busy && !looking {
+                            session.lock_refused_at = Some(Instant::now());
+                        }
+                        return Err(err.into());
+                    }
+                }
                 let epoch = session.next_epoch;
                 session.next_epoch += 1;
                 epoch
@@ -335,6 +373,53 @@ mod tests {
     fn insert(conn: &Connection, x: i64) -> Result<(), AppError> {
         conn.execute("INSERT INTO t (x) VALUES (?1)", [x])?;
         Ok(())
+    }
+
+    /// Another process holding the write lock costs the caller who meets it one busy timeout;
+    /// the callers behind it within that timeout are answered 503 at once (not one timeout
+    /// each, in turn); once the lock is free, writes go through again.
+    #[test]
+    fn callers_behind_a_write_lock_held_elsewhere_are_answered_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, reader) = writer_and_reader(&dir);
+        let busy_timeout = Duration::from_millis(300);
+        lock(&writer.session)
+            .conn
+            .busy_timeout(busy_timeout)
+            .unwrap();
+        lock(&writer.session).busy_timeout = busy_timeout;
+        let other = Connection::open(dir.path().join("writer.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+        let started = Instant::now();
+        let first = writer.write(|conn| insert(conn, 1));
+        assert!(
+            matches!(first, Err(AppError::Unavailable { .. })),
+            "{first:?}"
+        );
+        assert!(started.elapsed() >= busy_timeout - Duration::from_millis(50));
+        let started = Instant::now();
+        let second = writer.write(|conn| insert(conn, 2));
+        assert!(
+            matches!(second, Err(AppError::Unavailable { .. })),
+            "{second:?}"
+        );
+        assert!(
+            started.elapsed() < busy_timeout - Duration::from_millis(50),
+            "the second caller waited a timeout of its own: {:?}",
+            started.elapsed()
+        );
+
+        // Let go within the window: the next caller gets the lock at once.
+        other.execute_batch("COMMIT").unwrap();
+        writer.write(|conn| insert(conn, 3)).unwrap();
+        assert_eq!(committed(&reader), [3]);
+        // And the full wait is back for the next time the lock is held elsewhere.
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = Instant::now();
+        assert!(writer.write(|conn| insert(conn, 4)).is_err());
+        assert!(started.elapsed() >= busy_timeout - Duration::from_millis(50));
+        other.execute_batch("COMMIT").unwrap();
     }
 
     #[test]

@@ -84,6 +84,52 @@ fn readyz_is_503_while_the_database_refuses_writes_and_healthz_stays_ok() {
     assert_eq!(server.get("/readyz").status, 200);
 }
 
+/// Another process holding the write lock with writes queued behind it: `/readyz` answers 503
+/// within about one busy timeout, not one timeout per queued write in turn, and is ready again
+/// as soon as the lock is let go.
+#[test]
+fn readyz_answers_within_a_busy_timeout_while_writes_queue_behind_a_lock_held_elsewhere() {
+    let busy_timeout = Duration::from_millis(1000);
+    let server = TestServer::start_with(
+        move |config| config.db_busy_timeout = busy_timeout,
+        Router::standard(),
+    );
+    let owner = crate::auth_fixtures::setup(&server);
+    let (_, key) = crate::auth_fixtures::create_key(&owner, &["contacts:write"], "live");
+    let addr = server.addr;
+    let mut blocker = server.db();
+    let held = blocker
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .unwrap();
+    std::thread::scope(|scope| {
+        for n in 0..8 {
+            let key = &key;
+            scope.spawn(move || {
+                let body = format!("{{\"name\": \"g{n}\"}}");
+                let request = format!(
+                    "POST /v1/groups HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\n\
+                     Content-Type: application/json\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let response = crate::harness::send_raw(addr, request.as_bytes());
+                assert_eq!(response.status, 503, "{}", response.text());
+            });
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        server.get("/readyz").assert_error(503, "unavailable");
+        // Eight writes queued before it would have cost eight timeouts (8 s) in turn.
+        assert!(
+            started.elapsed() < busy_timeout * 3,
+            "readyz took {:?}",
+            started.elapsed()
+        );
+    });
+    held.rollback().unwrap();
+    assert_eq!(server.get("/readyz").status, 200);
+}
+
 #[test]
 fn the_index_and_docs_pages_are_served_as_html() {
     let server = TestServer::start();
