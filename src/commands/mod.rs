@@ -79,19 +79,12 @@ pub fn serve(config: Config) -> i32 {
 /// unspecified address (`0.0.0.0`, `[::]`, what `--addr` listens on when no `--public-url` is
 /// given) or its port is 0 (any free port).
 fn unreachable_public_url(public_url: &str) -> Option<&'static str> {
-    let authority = public_url
-        .split_once("://")
-        .map_or(public_url, |(_, rest)| rest)
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or_default();
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') => (host, Some(port)),
-        _ => (authority, None),
-    };
-    if matches!(host, "0.0.0.0" | "[::]") {
+    // Parsed as the webhooks' URLs are (`webhooks::check_url`); the setting was checked to be
+    // an http(s) URL at start.
+    let uri: ureq::http::Uri = public_url.parse().ok()?;
+    if matches!(uri.host(), Some("0.0.0.0" | "[::]")) {
         Some("its host is the unspecified address, which no recipient can reach")
-    } else if port == Some("0") {
+    } else if uri.port_u16() == Some(0) {
         Some("its port is 0")
     } else {
         None

@@ -237,32 +237,8 @@ impl Writer {
                 if !session.conn.is_autocommit() {
                     session.conn.execute_batch("ROLLBACK")?;
                 }
-                // Another process holds the write lock (an `sqlite3` shell, a maintenance
-                // command): one caller waits the busy timeout for it; those queued behind it in
-                // that time only look (no wait): 503 at once if it is still held, so nobody
-                // waits many timeouts in a row, and on at once when it was let go.
-                let looking = session
-                    .lock_refused_at
-                    .is_some_and(|refused| refused.elapsed() < session.busy_timeout);
-                if looking {
-                    session.conn.busy_timeout(Duration::ZERO)?;
-                }
                 // Alone at the start of a transaction: a failure here concerns only this caller.
-                let began = run_cached(&session.conn, "BEGIN IMMEDIATE");
-                if looking {
-                    session.conn.busy_timeout(session.busy_timeout)?;
-                }
-                match began {
-                    Ok(()) => session.lock_refused_at = None,
-                    Err(err) => {
-                        let busy =
-                            err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy);
-                        if busy && !looking {
-                            session.lock_refused_at = Some(Instant::now());
-                        }
-                        return Err(err.into());
-                    }
-                }
+                begin(&mut session)?;
                 let epoch = session.next_epoch;
                 session.next_epoch += 1;
                 epoch
@@ -326,6 +302,35 @@ impl Writer {
             outcomes.failed.remove(&epoch);
         }
         Err(error)
+    }
+}
+
+/// `BEGIN IMMEDIATE` on the session's connection. When another process holds the write lock
+/// (an `sqlite3` shell, a maintenance command), one caller waits the busy timeout for it; for
+/// one more busy timeout after that, the callers behind it only look (no wait): 503 at once if
+/// it is still held, on at once when it was let go — so nobody waits many timeouts in a row.
+fn begin(session: &mut Session) -> Result<(), AppError> {
+    let looking = session
+        .lock_refused_at
+        .is_some_and(|refused| refused.elapsed() < session.busy_timeout);
+    if looking {
+        session.conn.busy_timeout(Duration::ZERO)?;
+    }
+    let began = run_cached(&session.conn, "BEGIN IMMEDIATE");
+    if looking {
+        session.conn.busy_timeout(session.busy_timeout)?;
+    }
+    match began {
+        Ok(()) => {
+            session.lock_refused_at = None;
+            Ok(())
+        }
+        Err(err) => {
+            if !looking && err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+                session.lock_refused_at = Some(Instant::now());
+            }
+            Err(err.into())
+        }
     }
 }
 

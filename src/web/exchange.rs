@@ -252,32 +252,7 @@ fn dispatch(
                     )?;
                 }
                 let result = (route.handler)(app, &mut request);
-                // A GET of the API reads its query; what it was sent beyond that is refused
-                // rather than ignored (a misspelled filter would widen the answer unseen).
-                match result {
-                    Ok(_)
-                        if request.method() == Some(crate::web::router::Method::Get)
-                            && route.path.starts_with("/v1/") =>
-                    {
-                        let unread = request.unread_query_params();
-                        if unread.is_empty() {
-                            result
-                        } else {
-                            Err(AppError::BadRequest(format!(
-                                "Unknown query parameter{} {}: this endpoint does not read {} \
-                                 (misspelled?).",
-                                if unread.len() == 1 { "" } else { "s" },
-                                unread
-                                    .iter()
-                                    .map(|name| format!("`{name}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", "),
-                                if unread.len() == 1 { "it" } else { "them" },
-                            )))
-                        }
-                    }
-                    other => other,
-                }
+                refuse_unread_query(route.path, &request, result)
             }
             RouteMatch::MethodNotAllowed { allowed } => Err(AppError::MethodNotAllowed { allowed }),
             RouteMatch::NotFound => Err(AppError::NotFound),
@@ -317,6 +292,36 @@ fn refusal(unread: &Unread, config: &crate::config::Config) -> AppError {
         }
         Unread::BadFraming(why) => AppError::BadRequest((*why).to_owned()),
     }
+}
+
+/// A GET of the API reads its query; what it was sent beyond that is refused rather than
+/// ignored (a misspelled filter would widen the answer unseen). Checked once the handler has
+/// answered (a refusal for another reason stands), for the API's routes only.
+fn refuse_unread_query(
+    route: &str,
+    request: &Request<'_>,
+    result: Result<ApiResponse, AppError>,
+) -> Result<ApiResponse, AppError> {
+    if result.is_err()
+        || request.method() != Some(crate::web::router::Method::Get)
+        || !route.starts_with("/v1/")
+    {
+        return result;
+    }
+    let unread = request.unread_query_params();
+    if unread.is_empty() {
+        return result;
+    }
+    let names: Vec<String> = unread.iter().map(|name| format!("`{name}`")).collect();
+    let (plural, pronoun) = if unread.len() == 1 {
+        ("", "it")
+    } else {
+        ("s", "them")
+    };
+    Err(AppError::BadRequest(format!(
+        "Unknown query parameter{plural} {}: this endpoint does not read {pronoun} (misspelled?).",
+        names.join(", ")
+    )))
 }
 
 struct RequestLine<'a> {

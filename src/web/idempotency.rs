@@ -127,11 +127,18 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> Vec<u8> {
         .ok()
         .and_then(|value| serde_json::to_vec(&value).ok())
         .unwrap_or_else(|| body.to_vec());
+    let mut context = fingerprint_of_target(method, path);
+    context.update(&canonical);
+    context.finish().as_ref().to_vec()
+}
+
+/// The hash of a request's method and target, which its body then goes into.
+fn fingerprint_of_target(method: &str, path: &str) -> digest::Context {
     let mut context = digest::Context::new(&digest::SHA256);
-    for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", &canonical] {
+    for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n"] {
         context.update(part);
     }
-    context.finish().as_ref().to_vec()
+    context
 }
 
 /// Everything about this request the layer needs: where its record lives and what it asked.
@@ -185,10 +192,7 @@ fn attempt(
 /// `fingerprint` of a body streamed to a file (never JSON: it counts byte for byte), read a
 /// piece at a time.
 fn file_fingerprint(method: &str, path: &str, file: &Path) -> Result<Vec<u8>, AppError> {
-    let mut context = digest::Context::new(&digest::SHA256);
-    for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n"] {
-        context.update(part);
-    }
+    let mut context = fingerprint_of_target(method, path);
     let mut file = File::open(file).map_err(AppError::internal)?;
     let mut buffer = vec![0; 64 * 1024];
     loop {

@@ -286,7 +286,7 @@ impl<'a> Request<'a> {
     /// Every query parameter, decoded, in the order sent.
     pub fn query_pairs(&self) -> Vec<(String, String)> {
         self.read_params.borrow_mut().all = true;
-        self.query_pairs_unread()
+        self.decoded_query_pairs()
     }
 
     /// The query parameters sent that the handler did not ask for (none once it read them all),
@@ -298,7 +298,7 @@ impl<'a> Request<'a> {
             return Vec::new();
         }
         let mut unread: Vec<String> = Vec::new();
-        for (name, _) in self.query_pairs_unread() {
+        for (name, _) in self.decoded_query_pairs() {
             if !reads.names.contains(&name) && !unread.contains(&name) {
                 unread.push(name);
             }
@@ -306,7 +306,7 @@ impl<'a> Request<'a> {
         unread
     }
 
-    fn query_pairs_unread(&self) -> Vec<(String, String)> {
+    fn decoded_query_pairs(&self) -> Vec<(String, String)> {
         self.query()
             .split('&')
             .filter(|pair| !pair.is_empty())
