@@ -56,6 +56,9 @@ pub struct App {
     /// Rung when a webhook delivery is queued by a route (a test event, a retry), to wake the
     /// webhook runner (which polls for the events triggers record).
     pub webhooks: OutboxSignal,
+    /// Where `App::write_job` hands its closures: the writer's job thread, once the server
+    /// has started it (`db::start_jobs`).
+    pub write_jobs: crate::db::Jobs<App>,
 }
 
 impl App {
@@ -106,7 +109,19 @@ impl App {
             imports: OutboxSignal::default(),
             campaigns: OutboxSignal::default(),
             webhooks: OutboxSignal::default(),
+            write_jobs: crate::db::Jobs::new(),
         })
+    }
+
+    /// `Db::write_job` on this app's database: `body` (which owns what it uses and is given the
+    /// app back) runs on the writer's job thread, back to back with the other jobs.
+    pub fn write_job<T: Send + 'static>(
+        &self,
+        body: impl FnOnce(&App, &rusqlite::Connection) -> Result<T, crate::error::AppError>
+        + Send
+        + 'static,
+    ) -> Result<T, crate::error::AppError> {
+        self.db.write_job(&self.write_jobs, self, body)
     }
 }
 

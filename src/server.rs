@@ -38,6 +38,7 @@ pub struct RunningServer {
     campaigns: CampaignRunner,
     webhooks: WebhookRunner,
     backups: BackupRunner,
+    writer: crate::db::JobThread,
     /// Held while the server runs; the last field, so dropped after every runner has stopped.
     _lock: crate::db::files::DatabaseLock,
 }
@@ -51,6 +52,7 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
     db.set_checkpoint_pages(config.db_checkpoint_pages)
         .map_err(|err| StartupError(format!("setting wal_autocheckpoint: {err}")))?;
     let app = Arc::new(App::new(config, db, runtime.clock, runtime.random)?);
+    let writer = crate::db::start_jobs(Arc::clone(&app), |app| (&app.db, &app.write_jobs))?;
     let delivery = dispatcher::start(Arc::clone(&app))?;
     // Before HTTP: events journalled before a restart are applied without waiting for new ones.
     let payments = payments_worker::start(Arc::clone(&app))?;
@@ -83,6 +85,7 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
         campaigns,
         webhooks,
         backups,
+        writer,
         _lock: lock,
     })
 }
@@ -109,6 +112,8 @@ impl RunningServer {
         self.janitor.stop();
         // A backup in progress finishes (or removes its partial copy) first.
         self.backups.stop();
+        // Last: every runner's jobs have been answered.
+        self.writer.stop();
         outcome
     }
 }

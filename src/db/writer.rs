@@ -11,10 +11,15 @@
 //! next transaction carries all of them: one fsync for many requests, and callers queue on a
 //! mutex instead of sleeping in SQLite's busy handler (whose backoff made tail latencies of
 //! seconds). Without contention it is one caller per transaction, as before.
+//!
+//! A caller may instead `submit` a closure that owns what it uses to the job thread
+//! (`serve_jobs`): that thread takes the connection like any caller and runs every job waiting
+//! back to back, so the connection does not pass from thread to thread between them (under load
+//! each hand-over, a wake-up of the next thread, cost more than the work it let through).
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -31,19 +36,36 @@ pub struct Writer {
     queued: AtomicUsize,
     outcomes: Mutex<Outcomes>,
     finished: Condvar,
+    /// Rung when a caller takes the connection while the job thread is giving way to them.
+    handed: Condvar,
 }
 
 struct Session {
     conn: Connection,
-    /// The open transaction: its number and how many closures it carries.
-    open: Option<(u64, usize)>,
+    /// The open transaction, if any.
+    open: Option<Open>,
     next_epoch: u64,
+    /// How many times a caller has taken the connection (`join`), and whether the job thread is
+    /// waiting for that to change (`serve_jobs`, giving way to the callers queueing).
+    joins: u64,
+    yielding: bool,
     /// When a `BEGIN IMMEDIATE` last gave up on the write lock (another process held it past
     /// the busy timeout): for a busy timeout after that, callers try for the lock without
     /// waiting, instead of each waiting a busy timeout of its own in turn.
     lock_refused_at: Option<Instant>,
     /// The connection's `busy_timeout`.
     busy_timeout: Duration,
+}
+
+/// The shared transaction while it is open.
+#[derive(Clone, Copy)]
+struct Open {
+    epoch: u64,
+    /// How many closures it carries (for `MAX_BATCH`).
+    closures: usize,
+    /// How many callers will read its outcome: one per caller of `join`, whatever number of
+    /// closures each runs (the job thread answers its jobs itself).
+    readers: usize,
 }
 
 /// Why a transaction did not commit, and the `Retry-After` when a retry may cure it (a full disk,
@@ -75,12 +97,15 @@ impl Writer {
                 conn,
                 open: None,
                 next_epoch: 1,
+                joins: 0,
+                yielding: false,
                 lock_refused_at: None,
                 busy_timeout,
             }),
             queued: AtomicUsize::new(0),
             outcomes: Mutex::new(Outcomes::default()),
             finished: Condvar::new(),
+            handed: Condvar::new(),
         }
     }
 
@@ -140,7 +165,7 @@ impl Writer {
         let commit_now =
             !savepoint_intact || members >= MAX_BATCH || self.queued.load(Ordering::SeqCst) == 0;
         if commit_now {
-            self.finish(&mut session, epoch, members, savepoint_intact);
+            self.finish(&mut session, savepoint_intact);
         }
         drop(session);
         Ok((outcome, self.wait_for(epoch)))
@@ -184,7 +209,7 @@ impl Writer {
             let others = self.queued.load(Ordering::SeqCst) > 0;
             let last = !go_on || parts.peek().is_none();
             if !intact || members >= MAX_BATCH || (last && !others) {
-                self.finish(&mut session, epoch, members, intact);
+                self.finish(&mut session, intact);
             }
             // Otherwise the transaction stays open: for the callers queueing, who commit it, or
             // for the next part when nobody is.
@@ -230,8 +255,12 @@ impl Writer {
         self.queued.fetch_add(1, Ordering::SeqCst);
         let mut session = lock(&self.session);
         self.queued.fetch_sub(1, Ordering::SeqCst);
-        let epoch = match session.open {
-            Some((epoch, _)) => epoch,
+        session.joins += 1;
+        if session.yielding {
+            self.handed.notify_all();
+        }
+        let open = match session.open {
+            Some(open) => open,
             None => {
                 // A connection left inside a transaction (a ROLLBACK that failed) is reset first.
                 if !session.conn.is_autocommit() {
@@ -241,17 +270,28 @@ impl Writer {
                 begin(&mut session)?;
                 let epoch = session.next_epoch;
                 session.next_epoch += 1;
-                epoch
+                Open {
+                    epoch,
+                    closures: 0,
+                    readers: 0,
+                }
             }
         };
-        let members = session.open.map_or(0, |(_, members)| members) + 1;
-        session.open = Some((epoch, members));
-        Ok((session, epoch, members))
+        let open = Open {
+            closures: open.closures + 1,
+            readers: open.readers + 1,
+            ..open
+        };
+        session.open = Some(open);
+        Ok((session, open.epoch, open.closures))
     }
 
     /// Commits (or, when the transaction cannot be trusted, rolls back) the open transaction and
     /// tells everyone in it.
-    fn finish(&self, session: &mut Session, epoch: u64, members: usize, intact: bool) {
+    fn finish(&self, session: &mut Session, intact: bool) {
+        let Some(Open { epoch, readers, .. }) = session.open else {
+            return;
+        };
         let failure = if session.conn.is_autocommit() {
             // A closure ended the transaction itself: what was kept is unknown.
             Some(("the transaction ended inside a closure".to_owned(), None))
@@ -273,13 +313,22 @@ impl Writer {
         let mut outcomes = lock(&self.outcomes);
         outcomes.finished_up_to = epoch;
         if let Some(why) = failure {
-            outcomes.failed.insert(epoch, (why, members));
+            outcomes.failed.insert(epoch, (why, readers));
         }
         self.finished.notify_all();
     }
 
     /// Waits until transaction `epoch` has finished; `Err` if it did not commit.
     fn wait_for(&self, epoch: u64) -> Result<(), AppError> {
+        match self.failure_of(epoch) {
+            None => Ok(()),
+            Some(failure) => Err(failure_error(&failure)),
+        }
+    }
+
+    /// Waits until transaction `epoch` has finished; why it did not commit, if it did not.
+    /// Each reader the transaction counted calls this once.
+    fn failure_of(&self, epoch: u64) -> Option<Failure> {
         let mut outcomes = lock(&self.outcomes);
         while outcomes.finished_up_to < epoch {
             outcomes = self
@@ -287,22 +336,136 @@ impl Writer {
                 .wait(outcomes)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        let Some(((why, retry), unread)) = outcomes.failed.get_mut(&epoch) else {
-            return Ok(());
-        };
-        let error = match retry {
-            Some(retry_after_secs) => AppError::Unavailable {
-                retry_after_secs: *retry_after_secs,
-                detail: why.clone(),
-            },
-            None => AppError::internal(why.clone()),
-        };
+        let (failure, unread) = outcomes.failed.get_mut(&epoch)?;
+        let failure = failure.clone();
         *unread -= 1;
         if *unread == 0 {
             outcomes.failed.remove(&epoch);
         }
-        Err(error)
+        Some(failure)
     }
+
+    /// Hands `body` to the job thread (`serve_jobs`, reached through `jobs`) and waits for it
+    /// to have run and committed: `write` without the hand-over of the connection from thread
+    /// to thread, for a closure that owns what it uses. Same outcomes as `write`; 503 when the
+    /// job thread has stopped.
+    pub fn submit<C, T>(
+        &self,
+        jobs: &mpsc::Sender<Job<C>>,
+        body: impl FnOnce(&C, &Connection) -> Result<T, AppError> + Send + 'static,
+    ) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+    {
+        let (reply, answer) = mpsc::sync_channel::<Caught<T>>(1);
+        let job: Job<C> = Box::new(move |context, opened| {
+            let (result, intact) = match opened {
+                Ok(conn) => run_in_savepoint(conn, |conn| body(context, conn)),
+                Err(err) => (Ok(Err(err)), true),
+            };
+            Ran {
+                intact,
+                answer: Box::new(move |committed| {
+                    let answer = match result {
+                        Ok(Ok(value)) => Ok(committed.map(|()| value)),
+                        other => other,
+                    };
+                    // The caller waits for its answer; gone only if its thread is.
+                    let _ = reply.send(answer);
+                }),
+            }
+        });
+        let stopped = || AppError::Unavailable {
+            retry_after_secs: 1,
+            detail: "the writer has stopped".to_owned(),
+        };
+        jobs.send(job).map_err(|_| stopped())?;
+        match answer.recv().map_err(|_| stopped())? {
+            Err(panic) => panic::resume_unwind(panic),
+            Ok(outcome) => outcome,
+        }
+    }
+
+    /// The job thread's loop, until every sender of `jobs` is gone: takes the connection,
+    /// runs the jobs waiting back to back in the shared transaction (each in its own
+    /// savepoint), commits when no job is left (or the batch is full), and answers them. When
+    /// callers of `write` were queueing for the connection meanwhile, it waits for one of them
+    /// to have taken it before taking it again: the lock is not handed over by itself, and this
+    /// thread, never waiting between two batches under load, would always take it back first.
+    pub fn serve_jobs<C>(&self, context: &C, jobs: &mpsc::Receiver<Job<C>>) {
+        while let Ok(first) = jobs.recv() {
+            let (mut session, epoch, mut closures) = match self.join() {
+                Ok(joined) => joined,
+                Err(err) => {
+                    let ran = first(context, Err(err));
+                    (ran.answer)(Ok(()));
+                    continue;
+                }
+            };
+            let mut answers = Vec::new();
+            let mut intact = true;
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                let ran = job(context, Ok(&session.conn));
+                answers.push(ran.answer);
+                intact = ran.intact;
+                if !intact || closures >= MAX_BATCH {
+                    break;
+                }
+                next = jobs.try_recv().ok();
+                if next.is_some() {
+                    closures += 1;
+                    if let Some(open) = &mut session.open {
+                        open.closures += 1;
+                    }
+                }
+            }
+            self.finish(&mut session, intact);
+            let joins = session.joins;
+            drop(session);
+            let failure = self.failure_of(epoch);
+            for answer in answers {
+                answer(
+                    failure
+                        .as_ref()
+                        .map_or(Ok(()), |failure| Err(failure_error(failure))),
+                );
+            }
+            if self.queued.load(Ordering::SeqCst) > 0 {
+                let mut session = lock(&self.session);
+                session.yielding = true;
+                let mut session = self
+                    .handed
+                    .wait_while(session, |session| {
+                        session.joins == joins && self.queued.load(Ordering::SeqCst) > 0
+                    })
+                    .unwrap_or_else(PoisonError::into_inner);
+                session.yielding = false;
+            }
+        }
+    }
+}
+
+/// The error a caller gets for a transaction that did not commit.
+fn failure_error((why, retry): &Failure) -> AppError {
+    match retry {
+        Some(retry_after_secs) => AppError::Unavailable {
+            retry_after_secs: *retry_after_secs,
+            detail: why.clone(),
+        },
+        None => AppError::internal(why.clone()),
+    }
+}
+
+/// A closure for the job thread, as `submit` wraps it: run with the thread's context on the
+/// connection inside the shared transaction, or told why no transaction could be opened.
+pub type Job<C> = Box<dyn FnOnce(&C, Result<&Connection, AppError>) -> Ran + Send>;
+
+/// What running a `Job` left: whether its savepoint closed cleanly, and how to answer its
+/// caller once the transaction has finished (`Err` when it did not commit).
+pub struct Ran {
+    intact: bool,
+    answer: Box<dyn FnOnce(Result<(), AppError>) + Send>,
 }
 
 /// `BEGIN IMMEDIATE` on the session's connection. When another process holds the write lock
@@ -490,5 +653,141 @@ mod tests {
         assert_eq!(committed(&reader), [1, 2, 6, 7, 10]);
         writer.write(|conn| insert(conn, 13)).unwrap();
         assert_eq!(committed(&reader), [1, 2, 6, 7, 10, 13]);
+    }
+
+    /// A writer with its job thread running (`serve_jobs` with a `u32` context) until the
+    /// returned sender is dropped: calls `f` with both, then stops the thread.
+    fn with_job_thread(
+        dir: &tempfile::TempDir,
+        f: impl FnOnce(&Writer, &mpsc::Sender<Job<u32>>, &Connection),
+    ) {
+        let (writer, reader) = writer_and_reader(dir);
+        let (jobs, receiver) = mpsc::channel::<Job<u32>>();
+        let writer = &writer;
+        std::thread::scope(|scope| {
+            let serving = scope.spawn(move || writer.serve_jobs(&7u32, &receiver));
+            f(writer, &jobs, &reader);
+            drop(jobs);
+            serving.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn jobs_run_on_the_job_thread_with_the_outcomes_of_write() {
+        let dir = tempfile::tempdir().unwrap();
+        with_job_thread(&dir, |writer, jobs, reader| {
+            // The job gets the thread's context and its work is committed when it returns.
+            let got = writer
+                .submit(jobs, |context, conn| {
+                    insert(conn, i64::from(*context))?;
+                    Ok(std::thread::current().name().map(str::to_owned))
+                })
+                .unwrap();
+            assert_eq!(committed(reader), [7]);
+            assert_ne!(got, std::thread::current().name().map(str::to_owned));
+            // An `Err` rolls back exactly its own work and reaches the caller.
+            let refused = writer.submit(jobs, |_, conn| -> Result<(), AppError> {
+                insert(conn, 8)?;
+                Err(AppError::Conflict("no".to_owned()))
+            });
+            assert!(matches!(refused, Err(AppError::Conflict(_))), "{refused:?}");
+            // A panic rolls back its work and is resumed in the caller, the thread goes on.
+            let panicked = panic::catch_unwind(AssertUnwindSafe(|| {
+                let _ = writer.submit(jobs, |_, conn| -> Result<(), AppError> {
+                    insert(conn, 9)?;
+                    panic!("a bug in a job");
+                });
+            }));
+            assert!(panicked.is_err());
+            writer.submit(jobs, |_, conn| insert(conn, 10)).unwrap();
+            assert_eq!(committed(reader), [7, 10]);
+        });
+        // With the thread gone, a job is refused (503), not lost in a queue nobody reads.
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, _reader) = writer_and_reader(&dir);
+        let (jobs, receiver) = mpsc::channel::<Job<u32>>();
+        drop(receiver);
+        let refused = writer.submit(&jobs, |_, conn| insert(conn, 11));
+        assert!(
+            matches!(refused, Err(AppError::Unavailable { .. })),
+            "{refused:?}"
+        );
+    }
+
+    /// Jobs from many threads at once and callers of `write` between them: every one's work is
+    /// committed exactly once, and a caller of `write` is not starved by a stream of jobs (it
+    /// gets the connection while the stream still flows).
+    #[test]
+    fn jobs_from_many_threads_and_writes_between_them_all_commit_and_take_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        with_job_thread(&dir, |writer, jobs, reader| {
+            let done = AtomicUsize::new(0);
+            let flooding = std::sync::atomic::AtomicBool::new(true);
+            std::thread::scope(|scope| {
+                for thread in 0..8i64 {
+                    let jobs = jobs.clone();
+                    let (done, flooding) = (&done, &flooding);
+                    scope.spawn(move || {
+                        let mut n = 0;
+                        // Bounded, so that a starved `write` fails the test instead of hanging it.
+                        while flooding.load(Ordering::SeqCst) && n < 5_000 {
+                            let x = 1_000_000 + thread * 100_000 + n;
+                            writer
+                                .submit(&jobs, move |_, conn| insert(conn, x))
+                                .unwrap();
+                            done.fetch_add(1, Ordering::SeqCst);
+                            n += 1;
+                        }
+                    });
+                }
+                while done.load(Ordering::SeqCst) < 200 {
+                    std::thread::yield_now();
+                }
+                for x in 1..=20 {
+                    writer.write(|conn| insert(conn, x)).unwrap();
+                }
+                let done_by_then = done.load(Ordering::SeqCst);
+                flooding.store(false, Ordering::SeqCst);
+                assert!(
+                    done_by_then < 8 * 5_000,
+                    "the writes waited for the jobs to end"
+                );
+            });
+            let rows = committed(reader);
+            let (writes, job_rows): (Vec<i64>, Vec<i64>) = rows.iter().partition(|&&x| x <= 20);
+            assert_eq!(writes, (1..=20).collect::<Vec<_>>());
+            assert_eq!(job_rows.len(), done.load(Ordering::SeqCst));
+        });
+    }
+
+    /// A long series of parts gives way to the job thread between two parts, as it does to
+    /// any caller queueing: a job sent during part 3 is committed before part 4 runs.
+    #[test]
+    fn parts_give_way_to_the_job_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        with_job_thread(&dir, |writer, jobs, reader| {
+            std::thread::scope(|scope| {
+                writer
+                    .write_parts(1..=4i64, |conn, n| {
+                        insert(conn, n)?;
+                        match n {
+                            3 => {
+                                let jobs = jobs.clone();
+                                scope.spawn(move || {
+                                    writer.submit(&jobs, |_, conn| insert(conn, 100)).unwrap()
+                                });
+                                while writer.queued.load(Ordering::SeqCst) == 0 {
+                                    std::thread::yield_now();
+                                }
+                            }
+                            4 => assert_eq!(committed(reader), [1, 2, 3, 100]),
+                            _ => {}
+                        }
+                        Ok(true)
+                    })
+                    .unwrap();
+            });
+            assert_eq!(committed(reader), [1, 2, 3, 4, 100]);
+        });
     }
 }

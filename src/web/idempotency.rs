@@ -364,33 +364,71 @@ pub fn in_transaction_checked<T>(
     };
     let attempt = attempt(request, principal, per, key)?;
     let request_id = request.request_id().to_owned();
-    app.db.write(|conn| {
-        // Read inside the transaction: waiting for the write lock must not age the record.
-        let now = app.clock.now();
-        let expires_at = format_timestamp(now + retention(app));
-        if let Some(response) = replay_of(conn, &attempt, now)? {
-            return Ok(response);
-        }
-        let checked = check(conn)?;
-        // The effect runs in a savepoint so a 4xx outcome can be stored without its effects.
-        run_cached(conn, "SAVEPOINT idempotent_effect")?;
-        let outcome = effect(conn, checked);
-        let keep_effect = matches!(&outcome, Ok(response) if response.status < 500);
-        if !keep_effect {
-            run_cached(conn, "ROLLBACK TO idempotent_effect")?;
-        }
-        run_cached(conn, "RELEASE idempotent_effect")?;
-        let response = storable(outcome, &request_id)?;
-        store::save_completed(
+    app.db
+        .write(|conn| run_checked(app, conn, (&attempt, &request_id), check, effect))
+}
+
+/// `in_transaction_checked` with a `check` and an `effect` that own what they use (they are
+/// given the app back), run on the writer's job thread (`App::write_job`): for the send path,
+/// where handing the connection from thread to thread costs more than the work.
+pub fn in_job_checked<T>(
+    app: &App,
+    request: &mut Request<'_>,
+    principal: &Principal,
+    (requirement, per): (Requirement, Per),
+    check: impl FnOnce(&App, &Connection) -> Result<T, AppError> + Send + 'static,
+    effect: impl FnOnce(&App, &Connection, T) -> Result<ApiResponse, AppError> + Send + 'static,
+) -> Result<ApiResponse, AppError> {
+    let Some(key) = key_of(request, requirement)? else {
+        return app.write_job(move |app, conn| effect(app, conn, check(app, conn)?));
+    };
+    let attempt = attempt(request, principal, per, key)?;
+    let request_id = request.request_id().to_owned();
+    app.write_job(move |app, conn| {
+        run_checked(
+            app,
             conn,
-            &attempt.scope,
-            &attempt.fingerprint,
-            (response.status, response.content_type, &response.body),
-            &format_timestamp(now),
-            &expires_at,
-        )?;
-        Ok(response)
+            (&attempt, &request_id),
+            |conn| check(app, conn),
+            |conn, checked| effect(app, conn, checked),
+        )
     })
+}
+
+/// The keyed operation inside its write transaction: the replay check, `check`, `effect` in a
+/// savepoint, and the stored response.
+fn run_checked<T>(
+    app: &App,
+    conn: &Connection,
+    (attempt, request_id): (&Attempt, &str),
+    check: impl FnOnce(&Connection) -> Result<T, AppError>,
+    effect: impl FnOnce(&Connection, T) -> Result<ApiResponse, AppError>,
+) -> Result<ApiResponse, AppError> {
+    // Read inside the transaction: waiting for the write lock must not age the record.
+    let now = app.clock.now();
+    let expires_at = format_timestamp(now + retention(app));
+    if let Some(response) = replay_of(conn, attempt, now)? {
+        return Ok(response);
+    }
+    let checked = check(conn)?;
+    // The effect runs in a savepoint so a 4xx outcome can be stored without its effects.
+    run_cached(conn, "SAVEPOINT idempotent_effect")?;
+    let outcome = effect(conn, checked);
+    let keep_effect = matches!(&outcome, Ok(response) if response.status < 500);
+    if !keep_effect {
+        run_cached(conn, "ROLLBACK TO idempotent_effect")?;
+    }
+    run_cached(conn, "RELEASE idempotent_effect")?;
+    let response = storable(outcome, request_id)?;
+    store::save_completed(
+        conn,
+        &attempt.scope,
+        &attempt.fingerprint,
+        (response.status, response.content_type, &response.body),
+        &format_timestamp(now),
+        &expires_at,
+    )?;
+    Ok(response)
 }
 
 /// Runs `call` (which may talk to a provider; no transaction is open) at most once at a time per

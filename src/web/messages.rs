@@ -56,11 +56,6 @@ pub fn send_draft(
         Principal::ApiKey(key) => Some(key.key_id()),
         Principal::Session(_) => None,
     };
-    let origin = Origin {
-        scope,
-        api_key_id,
-        charging: charging_of(principal),
-    };
     let idempotency = (Requirement::Required, Per::Workspace);
     let effective_sender_now = || {
         app.db
@@ -89,25 +84,35 @@ pub fn send_draft(
                 .ok_or(refused);
         }
     };
-    // One write transaction: replay check, the sender, reservation, message, stored response.
-    let response = idempotency::in_transaction_checked(
+    // One write transaction, on the writer's job thread: replay check, the sender,
+    // reservation, message, stored response.
+    let scope = scope.clone();
+    let api_key_id = api_key_id.cloned();
+    let charging = charging_of(principal);
+    let mode = principal.mode();
+    let response = idempotency::in_job_checked(
         app,
         request,
         principal,
         idempotency,
-        |conn| {
+        move |app, conn| {
+            let origin = Origin {
+                scope: &scope,
+                api_key_id: api_key_id.as_ref(),
+                charging,
+            };
             let effective_sender =
-                sender::effective_sender_of(conn, scope, &app.config.default_sms_sender)?;
+                sender::effective_sender_of(conn, &scope, &app.config.default_sms_sender)?;
             let mut composition = composition;
             composition.settle_sender(&effective_sender)?;
             // Live email goes From the workspace's own mailbox when it has one on an active
             // sending domain (stamped now, shown as `sender`, signed with that domain's key).
-            if composition.channel == Channel::Email && principal.mode() == Mode::Live {
-                composition.sender = sending_domains::workspace_from(conn, scope)?;
+            if composition.channel == Channel::Email && mode == Mode::Live {
+                composition.sender = sending_domains::workspace_from(conn, &scope)?;
             }
             // A live message of a workspace with its own provider accounts goes through them.
-            if principal.mode() == Mode::Live
-                && let Some(route) = accounts::route_for(conn, scope, composition.channel)?
+            if mode == Mode::Live
+                && let Some(route) = accounts::route_for(conn, &scope, composition.channel)?
             {
                 composition.route = Some(route);
             }
@@ -115,9 +120,14 @@ pub fn send_draft(
             // the same key can be used again once the recipient may be written to.
             let contact_id =
                 domain::check_recipient(conn, &app.unsubscribe_key, origin, &composition)?;
-            Ok((composition, contact_id))
+            Ok((scope, api_key_id, composition, contact_id))
         },
-        |conn, (composition, contact_id)| {
+        move |app, conn, (scope, api_key_id, composition, contact_id)| {
+            let origin = Origin {
+                scope: &scope,
+                api_key_id: api_key_id.as_ref(),
+                charging,
+            };
             let recipient = Recipient {
                 contact_id: contact_id.as_ref(),
                 key: &app.unsubscribe_key,
