@@ -99,7 +99,8 @@ pub struct JobThread {
 }
 
 /// Starts the writer's job thread for `context`, whose `parts` are the database and the
-/// `Jobs` that `Db::write_job` is given: from now on jobs run there.
+/// `Jobs` that `Db::write_job` is given: from now on jobs run there. One per database (the
+/// server's): the writer gives way to one job thread at a time.
 pub fn start_jobs<C: Send + Sync + 'static>(
     context: std::sync::Arc<C>,
     parts: fn(&C) -> (&Db, &Jobs<C>),
@@ -128,8 +129,10 @@ impl JobThread {
     /// Sends no more jobs to the thread and waits for it to run those it has.
     pub fn stop(&mut self) {
         (self.close)();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            log::error!("the writer's job thread ended in a panic");
         }
     }
 }
@@ -216,7 +219,8 @@ impl Db {
     /// the other jobs waiting, instead of the connection passing from thread to thread (a
     /// hand-over costs a wake-up of the next thread: under load, more than the work itself).
     /// Before the thread starts and after it stops, `body` runs on this thread like any
-    /// `write`. The same outcomes as `write`.
+    /// `write`. The same outcomes as `write`; the same rule: never called from inside a
+    /// `write` closure or a job (it would wait for the writer it holds).
     pub fn write_job<C, T>(
         &self,
         jobs: &Jobs<C>,

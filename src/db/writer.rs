@@ -393,55 +393,87 @@ impl Writer {
     /// to have taken it before taking it again: the lock is not handed over by itself, and this
     /// thread, never waiting between two batches under load, would always take it back first.
     pub fn serve_jobs<C>(&self, context: &C, jobs: &mpsc::Receiver<Job<C>>) {
+        // The transaction this thread has joined and not yet read the outcome of.
+        let joined = std::cell::Cell::new(None);
         while let Ok(first) = jobs.recv() {
-            let (mut session, epoch, mut closures) = match self.join() {
-                Ok(joined) => joined,
-                Err(err) => {
-                    let ran = first(context, Err(err));
-                    (ran.answer)(Ok(()));
-                    continue;
-                }
-            };
-            let mut answers = Vec::new();
-            let mut intact = true;
-            let mut next = Some(first);
-            while let Some(job) = next.take() {
-                let ran = job(context, Ok(&session.conn));
-                answers.push(ran.answer);
-                intact = ran.intact;
-                if !intact || closures >= MAX_BATCH {
-                    break;
-                }
-                next = jobs.try_recv().ok();
-                if next.is_some() {
-                    closures += 1;
-                    if let Some(open) = &mut session.open {
-                        open.closures += 1;
+            let served = panic::catch_unwind(AssertUnwindSafe(|| {
+                self.serve_batch(context, first, jobs, &joined);
+            }));
+            if served.is_err() {
+                // A bug outside the jobs' own closures (whose panics their savepoints catch):
+                // the batch is rolled back, so no caller that was not answered `Ok` has work
+                // committed (theirs get 503, their answers having been dropped).
+                log::error!("the writer's job thread panicked; its batch is rolled back");
+                if let Some(epoch) = joined.take() {
+                    let mut session = lock(&self.session);
+                    if session.open.is_some_and(|open| open.epoch == epoch) {
+                        self.finish(&mut session, false);
                     }
+                    drop(session);
+                    let _ = self.failure_of(epoch);
                 }
             }
-            self.finish(&mut session, intact);
-            let joins = session.joins;
-            drop(session);
-            let failure = self.failure_of(epoch);
-            for answer in answers {
-                answer(
-                    failure
-                        .as_ref()
-                        .map_or(Ok(()), |failure| Err(failure_error(failure))),
-                );
+        }
+    }
+
+    /// One batch of `serve_jobs`, from `first`; `joined` holds the transaction's number from
+    /// the moment this thread is counted in it until it has read its outcome.
+    fn serve_batch<C>(
+        &self,
+        context: &C,
+        first: Job<C>,
+        jobs: &mpsc::Receiver<Job<C>>,
+        joined: &std::cell::Cell<Option<u64>>,
+    ) {
+        let (mut session, epoch, mut closures) = match self.join() {
+            Ok(joined) => joined,
+            Err(err) => {
+                let ran = first(context, Err(err));
+                (ran.answer)(Ok(()));
+                return;
             }
-            if self.queued.load(Ordering::SeqCst) > 0 {
-                let mut session = lock(&self.session);
-                session.yielding = true;
-                let mut session = self
-                    .handed
-                    .wait_while(session, |session| {
-                        session.joins == joins && self.queued.load(Ordering::SeqCst) > 0
-                    })
-                    .unwrap_or_else(PoisonError::into_inner);
-                session.yielding = false;
+        };
+        joined.set(Some(epoch));
+        let mut answers = Vec::new();
+        let mut intact = true;
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            let ran = job(context, Ok(&session.conn));
+            answers.push(ran.answer);
+            intact = ran.intact;
+            if !intact || closures >= MAX_BATCH {
+                break;
             }
+            next = jobs.try_recv().ok();
+            if next.is_some() {
+                closures += 1;
+                if let Some(open) = &mut session.open {
+                    open.closures += 1;
+                }
+            }
+        }
+        self.finish(&mut session, intact);
+        let joins = session.joins;
+        drop(session);
+        let failure = self.failure_of(epoch);
+        joined.set(None);
+        for answer in answers {
+            answer(
+                failure
+                    .as_ref()
+                    .map_or(Ok(()), |failure| Err(failure_error(failure))),
+            );
+        }
+        if self.queued.load(Ordering::SeqCst) > 0 {
+            let mut session = lock(&self.session);
+            session.yielding = true;
+            let mut session = self
+                .handed
+                .wait_while(session, |session| {
+                    session.joins == joins && self.queued.load(Ordering::SeqCst) > 0
+                })
+                .unwrap_or_else(PoisonError::into_inner);
+            session.yielding = false;
         }
     }
 }
@@ -788,6 +820,23 @@ mod tests {
                     .unwrap();
             });
             assert_eq!(committed(reader), [1, 2, 3, 4, 100]);
+        });
+    }
+
+    /// A bug in the job thread outside the jobs' own closures rolls back its batch (nothing
+    /// committed that its caller was not told of) and the thread goes on serving.
+    #[test]
+    fn a_panic_outside_a_jobs_closure_rolls_back_the_batch_and_the_thread_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        with_job_thread(&dir, |writer, jobs, reader| {
+            // Work done outside a savepoint, then a panic: as a bug in the thread's own code.
+            let broken: Job<u32> = Box::new(|_, opened| {
+                insert(opened.unwrap(), 50).unwrap();
+                panic!("a bug in the job thread");
+            });
+            jobs.send(broken).unwrap();
+            writer.submit(jobs, |_, conn| insert(conn, 51)).unwrap();
+            assert_eq!(committed(reader), [51]);
         });
     }
 }
