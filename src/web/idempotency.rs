@@ -406,7 +406,6 @@ fn run_checked<T>(
 ) -> Result<ApiResponse, AppError> {
     // Read inside the transaction: waiting for the write lock must not age the record.
     let now = app.clock.now();
-    let expires_at = format_timestamp(now + retention(app));
     if let Some(response) = replay_of(conn, attempt, now)? {
         return Ok(response);
     }
@@ -420,15 +419,26 @@ fn run_checked<T>(
     }
     run_cached(conn, "RELEASE idempotent_effect")?;
     let response = storable(outcome, request_id)?;
+    save_completed(app, conn, attempt, &response, now)?;
+    Ok(response)
+}
+
+/// Stores `response` as the attempt's completed record, kept for the retention from `now`.
+fn save_completed(
+    app: &App,
+    conn: &Connection,
+    attempt: &Attempt,
+    response: &ApiResponse,
+    now: Timestamp,
+) -> Result<(), AppError> {
     store::save_completed(
         conn,
         &attempt.scope,
         &attempt.fingerprint,
         (response.status, response.content_type, &response.body),
         &format_timestamp(now),
-        &expires_at,
-    )?;
-    Ok(response)
+        &format_timestamp(now + retention(app)),
+    )
 }
 
 /// Runs `call` (which may talk to a provider; no transaction is open) at most once at a time per
@@ -475,15 +485,7 @@ pub fn leased(
             app.db.write(|conn| {
                 // Someone took over an expired lease meanwhile: their outcome is the record.
                 if store::holds_lease(conn, &attempt.scope, &lease_token)? {
-                    let now = app.clock.now();
-                    store::save_completed(
-                        conn,
-                        &attempt.scope,
-                        &attempt.fingerprint,
-                        (response.status, response.content_type, &response.body),
-                        &format_timestamp(now),
-                        &format_timestamp(now + retention(app)),
-                    )?;
+                    save_completed(app, conn, &attempt, &response, app.clock.now())?;
                 }
                 Ok(())
             })?;
