@@ -425,7 +425,7 @@ impl Writer {
         jobs: &mpsc::Receiver<Job<C>>,
         joined: &std::cell::Cell<Option<u64>>,
     ) {
-        let (mut session, epoch, mut closures) = match self.join() {
+        let (mut session, epoch, _) = match self.join() {
             Ok(joined) => joined,
             Err(err) => {
                 let ran = first(context, Err(err));
@@ -441,15 +441,20 @@ impl Writer {
             let ran = job(context, Ok(&session.conn));
             answers.push(ran.answer);
             intact = ran.intact;
-            if !intact || closures >= MAX_BATCH {
+            if !intact {
                 break;
             }
+            // Room for one more in the transaction (it counts the closures of everyone in it).
+            let Some(open) = session
+                .open
+                .as_mut()
+                .filter(|open| open.closures < MAX_BATCH)
+            else {
+                break;
+            };
             next = jobs.try_recv().ok();
             if next.is_some() {
-                closures += 1;
-                if let Some(open) = &mut session.open {
-                    open.closures += 1;
-                }
+                open.closures += 1;
             }
         }
         self.finish(&mut session, intact);
