@@ -56,7 +56,7 @@ pub struct App {
     /// Rung when a webhook delivery is queued by a route (a test event, a retry), to wake the
     /// webhook runner (which polls for the events triggers record).
     pub webhooks: OutboxSignal,
-    /// Where `App::write_job` hands its closures: the writer's job thread, once the server
+    /// Where `App::write_job_then` hands its closures: the writer's job thread, once the server
     /// has started it (`db::start_jobs`).
     pub write_jobs: crate::db::Jobs<App>,
 }
@@ -113,15 +113,17 @@ impl App {
         })
     }
 
-    /// `Db::write_job` on this app's database: `body` (which owns what it uses and is given the
-    /// app back) runs on the writer's job thread, back to back with the other jobs.
-    pub fn write_job<T: Send + 'static>(
+    /// `Db::write_job_then` on this app's database: `deliver` gets the outcome (on the job
+    /// thread, after the commit) instead of this thread waiting for it.
+    pub fn write_job_then<T: Send + 'static>(
         &self,
         body: impl FnOnce(&App, &rusqlite::Connection) -> Result<T, crate::error::AppError>
         + Send
         + 'static,
-    ) -> Result<T, crate::error::AppError> {
-        self.db.write_job(&self.write_jobs, self, body)
+        deliver: impl FnOnce(&App, Result<T, crate::error::AppError>) + Send + 'static,
+    ) {
+        self.db
+            .write_job_then(&self.write_jobs, self, body, deliver);
     }
 }
 

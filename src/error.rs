@@ -471,11 +471,20 @@ impl fmt::Display for AppError {
 
 impl std::error::Error for AppError {}
 
-/// A busy or locked database means "try again", not "bug": it becomes a 503 with `Retry-After`.
 /// How long a client is told to wait when the disk is full or failing: long enough for an
 /// operator (or a log rotation) to free space, short enough that a retry soon succeeds.
 pub const STORAGE_RETRY_AFTER_SECS: u64 = 30;
 
+/// The text a caught panic carried (`panic!` with a message gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("non-text panic payload")
+}
+
+/// A busy or locked database means "try again", not "bug": it becomes a 503 with `Retry-After`.
 /// The `Retry-After` of a database error that a retry may cure, or `None` for one it will not:
 /// busy or locked (another writer; 1 s), the disk full (`SQLITE_FULL`) or an I/O error
 /// (`SQLITE_IOERR`, any extended code) — `STORAGE_RETRY_AFTER_SECS`. SQLite rolls back the

@@ -44,12 +44,7 @@ fn install_panic_hook() {
             .location()
             .map(|at| format!("{}:{}", at.file(), at.line()))
             .unwrap_or_default();
-        let message = info
-            .payload()
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("non-text panic payload");
+        let message = crier::error::panic_message(info.payload());
         log::error!(
             thread = thread.name().unwrap_or("unnamed"), location = location.as_str(),
             panic = message;

@@ -241,6 +241,44 @@ impl Db {
         }
     }
 
+    /// `write_job` without waiting: `deliver` gets the context and the outcome once the transaction holding
+    /// `body`'s work has finished (`Ok` only once it has committed; a panic in `body` as a 500
+    /// `Err`, its work rolled back). On the job thread it is called there, so it must be quick
+    /// and must not write (hand the outcome on); before the thread starts and after it stops,
+    /// `body` runs on this thread like any `write` and `deliver` is called before this returns.
+    pub fn write_job_then<C, T>(
+        &self,
+        jobs: &Jobs<C>,
+        context: &C,
+        body: impl FnOnce(&C, &Connection) -> Result<T, AppError> + Send + 'static,
+        deliver: impl FnOnce(&C, Result<T, AppError>) + Send + 'static,
+    ) where
+        T: Send + 'static,
+    {
+        let sender = jobs
+            .sender
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some(sender) = sender else {
+            return deliver(context, self.write(|conn| body(context, conn)));
+        };
+        let submitted = self
+            .writer
+            .submit_then(&sender, body, move |context, caught| {
+                let outcome = caught.unwrap_or_else(|panic| {
+                    Err(AppError::Internal(format!(
+                        "write job panicked: {}",
+                        crate::error::panic_message(panic.as_ref())
+                    )))
+                });
+                deliver(context, outcome);
+            });
+        if let Err(job) = submitted {
+            writer::Writer::refuse(job, context);
+        }
+    }
+
     /// Runs `body` once per item, each item's work kept only if its call returns `Ok` (like one
     /// `write` each), all in one transaction that commits once: many small writes for the price
     /// of one commit. `Err` when that transaction did not commit (nothing was kept); otherwise

@@ -358,6 +358,32 @@ impl Writer {
         T: Send + 'static,
     {
         let (reply, answer) = mpsc::sync_channel::<Caught<T>>(1);
+        // The caller waits for its answer; gone only if its thread is.
+        if self
+            .submit_then(jobs, body, move |_, caught| drop(reply.send(caught)))
+            .is_err()
+        {
+            return Err(stopped());
+        }
+        match answer.recv().map_err(|_| stopped())? {
+            Err(panic) => panic::resume_unwind(panic),
+            Ok(outcome) => outcome,
+        }
+    }
+
+    /// `submit` without waiting: `deliver` is called on the job thread with the outcome once
+    /// the transaction holding `body`'s work has finished — `Ok` only once it has committed,
+    /// the panic caught when `body` panicked (its work rolled back). When the job thread has
+    /// stopped, the job comes back (`deliver` not called yet), for `refuse`.
+    pub fn submit_then<C, T>(
+        &self,
+        jobs: &mpsc::Sender<Job<C>>,
+        body: impl FnOnce(&C, &Connection) -> Result<T, AppError> + Send + 'static,
+        deliver: impl FnOnce(&C, Caught<T>) + Send + 'static,
+    ) -> Result<(), Job<C>>
+    where
+        T: Send + 'static,
+    {
         let job: Job<C> = Box::new(move |context, opened| {
             let (result, intact) = match opened {
                 Ok(conn) => run_in_savepoint(conn, |conn| body(context, conn)),
@@ -365,25 +391,22 @@ impl Writer {
             };
             Ran {
                 intact,
-                answer: Box::new(move |committed| {
-                    let answer = match result {
+                answer: Box::new(move |context, committed| {
+                    let outcome = match result {
                         Ok(Ok(value)) => Ok(committed.map(|()| value)),
                         other => other,
                     };
-                    // The caller waits for its answer; gone only if its thread is.
-                    let _ = reply.send(answer);
+                    deliver(context, outcome);
                 }),
             }
         });
-        let stopped = || AppError::Unavailable {
-            retry_after_secs: 1,
-            detail: "the writer has stopped".to_owned(),
-        };
-        jobs.send(job).map_err(|_| stopped())?;
-        match answer.recv().map_err(|_| stopped())? {
-            Err(panic) => panic::resume_unwind(panic),
-            Ok(outcome) => outcome,
-        }
+        jobs.send(job).map_err(|mpsc::SendError(job)| job)
+    }
+
+    /// Answers a job the job thread never took: its caller is told the thread has stopped.
+    pub fn refuse<C>(job: Job<C>, context: &C) {
+        let ran = job(context, Err(stopped()));
+        (ran.answer)(context, Ok(()));
     }
 
     /// The job thread's loop, until every sender of `jobs` is gone: takes the connection,
@@ -429,7 +452,7 @@ impl Writer {
             Ok(joined) => joined,
             Err(err) => {
                 let ran = first(context, Err(err));
-                (ran.answer)(Ok(()));
+                (ran.answer)(context, Ok(()));
                 return;
             }
         };
@@ -464,6 +487,7 @@ impl Writer {
         joined.set(None);
         for answer in answers {
             answer(
+                context,
                 failure
                     .as_ref()
                     .map_or(Ok(()), |failure| Err(failure_error(failure))),
@@ -483,6 +507,14 @@ impl Writer {
     }
 }
 
+/// The error a caller of the job thread gets once it has stopped.
+fn stopped() -> AppError {
+    AppError::Unavailable {
+        retry_after_secs: 1,
+        detail: "the writer has stopped".to_owned(),
+    }
+}
+
 /// The error a caller gets for a transaction that did not commit.
 fn failure_error((why, retry): &Failure) -> AppError {
     match retry {
@@ -496,14 +528,17 @@ fn failure_error((why, retry): &Failure) -> AppError {
 
 /// A closure for the job thread, as `submit` wraps it: run with the thread's context on the
 /// connection inside the shared transaction, or told why no transaction could be opened.
-pub type Job<C> = Box<dyn FnOnce(&C, Result<&Connection, AppError>) -> Ran + Send>;
+pub type Job<C> = Box<dyn FnOnce(&C, Result<&Connection, AppError>) -> Ran<C> + Send>;
 
 /// What running a `Job` left: whether its savepoint closed cleanly, and how to answer its
 /// caller once the transaction has finished (`Err` when it did not commit).
-pub struct Ran {
+pub struct Ran<C> {
     intact: bool,
-    answer: Box<dyn FnOnce(Result<(), AppError>) + Send>,
+    answer: AnswerJob<C>,
 }
+
+/// How a job's caller is answered, given the context and whether the transaction committed.
+type AnswerJob<C> = Box<dyn FnOnce(&C, Result<(), AppError>) + Send>;
 
 /// `BEGIN IMMEDIATE` on the session's connection. When another process holds the write lock
 /// (an `sqlite3` shell, a maintenance command), one caller waits the busy timeout for it; for
@@ -534,7 +569,8 @@ fn begin(session: &mut Session) -> Result<(), AppError> {
     }
 }
 
-type Caught<T> = std::thread::Result<Result<T, AppError>>;
+/// An outcome, or the panic that took its place.
+pub type Caught<T> = std::thread::Result<Result<T, AppError>>;
 
 /// Runs `body` inside a savepoint, keeping its work only on `Ok`. Returns the outcome (a panic
 /// is caught, to be resumed once the transaction is settled) and whether the savepoint was
@@ -745,6 +781,61 @@ mod tests {
         let (jobs, receiver) = mpsc::channel::<Job<u32>>();
         drop(receiver);
         let refused = writer.submit(&jobs, |_, conn| insert(conn, 11));
+        assert!(
+            matches!(refused, Err(AppError::Unavailable { .. })),
+            "{refused:?}"
+        );
+    }
+
+    /// `submit_then` returns at once; the outcome is delivered on the job thread, with its
+    /// context, only once the work has committed (a reader opened inside `deliver` sees it). A
+    /// job sent after the thread is gone comes back, and `refuse` delivers 503.
+    #[test]
+    fn a_job_submitted_without_waiting_is_delivered_after_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("writer.db");
+        with_job_thread(&dir, |writer, jobs, reader| {
+            let (tell, told) = mpsc::channel();
+            for x in [1i64, 2, 3] {
+                let (tell, path) = (tell.clone(), path.clone());
+                let body = move |_: &u32, conn: &Connection| {
+                    insert(conn, x)?;
+                    if x == 2 {
+                        return Err(AppError::Conflict("two".to_owned()));
+                    }
+                    Ok(x)
+                };
+                let deliver = move |context: &u32, caught: Caught<i64>| {
+                    let seen = committed(&Connection::open(&path).unwrap());
+                    let _ = tell.send((*context, caught.unwrap(), seen));
+                };
+                assert!(writer.submit_then(jobs, body, deliver).is_ok());
+            }
+            let mut delivered: Vec<_> = (0..3).map(|_| told.recv().unwrap()).collect();
+            delivered.sort_by_key(|(_, outcome, _)| outcome.as_ref().map_or(2, |x| *x));
+            let [(c1, one, seen1), (c2, two, _), (c3, three, seen3)] = &delivered[..] else {
+                panic!("{delivered:?}");
+            };
+            assert_eq!((c1, c2, c3), (&7, &7, &7));
+            assert_eq!(one.as_ref().unwrap(), &1);
+            assert!(seen1.contains(&1), "delivered before its commit: {seen1:?}");
+            assert!(matches!(two, Err(AppError::Conflict(_))), "{two:?}");
+            assert_eq!(three.as_ref().unwrap(), &3);
+            assert!(seen3.contains(&3), "delivered before its commit: {seen3:?}");
+            assert_eq!(committed(reader), [1, 3]);
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, _reader) = writer_and_reader(&dir);
+        let (jobs, receiver) = mpsc::channel::<Job<u32>>();
+        drop(receiver);
+        let (tell, told) = mpsc::channel();
+        let deliver = move |_: &u32, caught: Caught<()>| drop(tell.send(caught.unwrap()));
+        let job = writer
+            .submit_then(&jobs, |_, conn| insert(conn, 4), deliver)
+            .expect_err("nobody serves the jobs");
+        assert!(told.try_recv().is_err(), "delivered before it was refused");
+        Writer::refuse(job, &7);
+        let refused = told.recv().unwrap();
         assert!(
             matches!(refused, Err(AppError::Unavailable { .. })),
             "{refused:?}"

@@ -57,7 +57,10 @@ use tokio::task::JoinSet;
 use crate::app::App;
 use crate::config::Config;
 use crate::error::AppError;
-use crate::web::exchange::{self, Incoming, Job, Outgoing, RequestBody, SpooledBody, Unread};
+use crate::web::exchange::{
+    self, Answer, Incoming, Job, Outgoing, RequestBody, SpooledBody, Unread,
+};
+use crate::web::response::Later;
 use crate::web::response::{BodyWriter, error_response};
 
 /// The most body crier reads just to throw it away, so that a keep-alive connection stays in
@@ -287,9 +290,23 @@ async fn serve_request(
         body,
     };
     let (reply, answer) = oneshot::channel();
-    let outgoing = match shared.jobs.send(Job { incoming, reply }).await {
+    let answer = match shared.jobs.send(Job { incoming, reply }).await {
         Ok(()) => answer.await.ok(),
         Err(_) => None,
+    };
+    let outgoing = match answer {
+        Some(Answer::Now(outgoing)) => Some(outgoing),
+        // The worker has moved on; the writer's job thread brings the outcome once committed.
+        Some(Answer::Later(Later(outcome), finish)) => {
+            let result = outcome.await.unwrap_or_else(|_| {
+                Err(AppError::Unavailable {
+                    retry_after_secs: 1,
+                    detail: "the writer stopped before answering".to_owned(),
+                })
+            });
+            Some(finish.answer(&shared.app, result))
+        }
+        None => None,
     };
     // Only a worker that died outside its panic guard, or a queue closed by shutdown, leaves no
     // answer: the client is told to retry.

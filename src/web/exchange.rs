@@ -8,9 +8,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::app::App;
-use crate::error::AppError;
+use crate::error::{AppError, panic_message};
 use crate::web::request::{Limited, Request};
-use crate::web::response::{ApiResponse, error_response};
+use crate::web::response::{ApiResponse, Later, error_response};
 use crate::web::router::{OPEN_ROUTES, RouteMatch, Router};
 
 /// A request as the edge hands it to a worker: head and body, nothing left on the socket.
@@ -94,7 +94,7 @@ impl Drop for SpooledBody {
 /// A request waiting for a worker, with the way back to its connection.
 pub(super) struct Job {
     pub(super) incoming: Incoming,
-    pub(super) reply: tokio::sync::oneshot::Sender<Outgoing>,
+    pub(super) reply: tokio::sync::oneshot::Sender<Answer>,
 }
 
 /// The answer, and whether the connection must close after it.
@@ -103,26 +103,95 @@ pub(super) struct Outgoing {
     pub(super) close: bool,
 }
 
+/// What a worker hands back to the connection: the answer, or — when the handler's work is
+/// the writer's job thread's to do (`ApiResponse::later`) — the way to make it once that work
+/// is done, so the worker need not wait for the commit.
+pub(super) enum Answer {
+    Now(Outgoing),
+    Later(Later, Finish),
+}
+
 /// Serves one request from start to finish. Never panics outward.
-pub(super) fn handle(app: &App, router: &Router, incoming: Incoming) -> Outgoing {
+pub(super) fn handle(app: &App, router: &Router, incoming: Incoming) -> Answer {
     let started = Instant::now();
     let request_id = incoming_request_id(&incoming).unwrap_or_else(|| app.ids.request_id());
     let path = incoming.uri.path();
     let (route, workspace, limited, result) = dispatch(app, router, &incoming, &request_id, path);
-    let close = matches!(incoming.body, RequestBody::Unread(_));
-    let mut outgoing = answer(
-        app,
-        &incoming,
+    let finish = Finish {
         started,
-        &request_id,
-        (route, workspace.as_deref()),
-        result,
-        close,
-    );
-    if let Some(limited) = limited {
-        outgoing.response = with_rate_limit_headers(outgoing.response, limited);
+        request_id,
+        method: incoming.method.clone(),
+        path: logged_path(route, path),
+        route,
+        workspace,
+        limited,
+        close: matches!(incoming.body, RequestBody::Unread(_)),
+    };
+    match result {
+        Ok(mut response) => match response.later.take() {
+            Some(later) => Answer::Later(later, finish),
+            None => Answer::Now(finish.answer(app, Ok(response))),
+        },
+        Err(err) => Answer::Now(finish.answer(app, Err(err))),
     }
-    outgoing
+}
+
+/// What making the answer needs of its request, owned (an outcome that comes `Later` is
+/// finished on the edge's thread): for the log line, the metrics, `X-Request-Id`, the
+/// rate-limit fields, and whether the connection must close after it.
+pub(super) struct Finish {
+    started: Instant,
+    request_id: String,
+    method: hyper::Method,
+    /// The path as logged.
+    path: String,
+    /// The route template matched (`-` when none) and the workspace the request acted in.
+    route: &'static str,
+    workspace: Option<String>,
+    limited: Option<Limited>,
+    close: bool,
+}
+
+impl Finish {
+    /// Turns an outcome into the response (the error envelope for an `Err`), with
+    /// `X-Request-Id` and the rate-limit fields, and records it: metrics and the one log line.
+    pub(super) fn answer(self, app: &App, result: Result<ApiResponse, AppError>) -> Outgoing {
+        let (response, error) = match result {
+            Ok(response) => (response, None),
+            Err(err) => (error_response(&err, &self.request_id), Some(err)),
+        };
+        let mut response = response.with_header("X-Request-Id", self.request_id.clone());
+        if let Some(limited) = self.limited {
+            response = with_rate_limit_headers(response, limited);
+        }
+        let method = self.method.as_str();
+        app.metrics
+            .record_request(self.route, method, response.status, self.started.elapsed());
+        log_request(&RequestLine {
+            request_id: &self.request_id,
+            method,
+            route: self.route,
+            path: &self.path,
+            workspace: self.workspace.as_deref(),
+            status: response.status,
+            started: self.started,
+            error: error.as_ref(),
+        });
+        Outgoing {
+            response,
+            close: self.close,
+        }
+    }
+}
+
+/// The path as the log line shows it: an unsubscribe link's token is a lasting capability, so
+/// such a path is logged as its route template.
+fn logged_path(route: &'static str, path: &str) -> String {
+    if route.contains("{token}") {
+        route.to_owned()
+    } else {
+        path.to_owned()
+    }
 }
 
 /// The IETF `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers):
@@ -150,20 +219,23 @@ fn with_rate_limit_headers(response: ApiResponse, limited: Limited) -> ApiRespon
 
 /// Answers a request that was queued but not started before shutdown: 503, retry elsewhere.
 pub(super) fn refuse_shutting_down(app: &App, incoming: Incoming) -> Outgoing {
-    let started = Instant::now();
     let request_id = incoming_request_id(&incoming).unwrap_or_else(|| app.ids.request_id());
-    let refused = Err(AppError::Unavailable {
-        retry_after_secs: 1,
-        detail: "server is shutting down".to_owned(),
-    });
-    answer(
+    let finish = Finish {
+        started: Instant::now(),
+        request_id,
+        method: incoming.method.clone(),
+        path: logged_path("-", incoming.uri.path()),
+        route: "-",
+        workspace: None,
+        limited: None,
+        close: true,
+    };
+    finish.answer(
         app,
-        &incoming,
-        started,
-        &request_id,
-        ("-", None),
-        refused,
-        true,
+        Err(AppError::Unavailable {
+            retry_after_secs: 1,
+            detail: "server is shutting down".to_owned(),
+        }),
     )
 }
 
@@ -179,43 +251,6 @@ pub(super) fn no_worker(app: &App) -> Outgoing {
         response: error_response(&err, &request_id).with_header("X-Request-Id", request_id),
         close: true,
     }
-}
-
-/// Turns an outcome into the response (the error envelope for an `Err`), with `X-Request-Id`,
-/// and records it: metrics and the one log line. `(route, workspace)` are for those.
-fn answer(
-    app: &App,
-    incoming: &Incoming,
-    started: Instant,
-    request_id: &str,
-    (route, workspace): (&'static str, Option<&str>),
-    result: Result<ApiResponse, AppError>,
-    close: bool,
-) -> Outgoing {
-    let (response, error) = match result {
-        Ok(response) => (response, None),
-        Err(err) => (error_response(&err, request_id), Some(err)),
-    };
-    let response = response.with_header("X-Request-Id", request_id.to_owned());
-    let method = incoming.method.as_str();
-    app.metrics
-        .record_request(route, method, response.status, started.elapsed());
-    log_request(&RequestLine {
-        request_id,
-        method,
-        route,
-        // An unsubscribe link's token is a lasting capability: it is logged as its template.
-        path: if route.contains("{token}") {
-            route
-        } else {
-            incoming.uri.path()
-        },
-        workspace,
-        status: response.status,
-        started,
-        error: error.as_ref(),
-    });
-    Outgoing { response, close }
 }
 
 /// Finds and runs the handler. Returns, for the log, the matched route template (`-` when none)
@@ -368,12 +403,4 @@ fn incoming_request_id(incoming: &Incoming) -> Option<String> {
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b));
     valid.then(|| String::from_utf8_lossy(value).into_owned())
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("non-text panic payload")
 }

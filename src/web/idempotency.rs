@@ -32,7 +32,7 @@ use crate::error::AppError;
 use crate::idempotency::store::{self, Record, RecordScope, RecordState};
 use crate::vocabulary::Mode;
 use crate::web::request::Request;
-use crate::web::response::{ApiResponse, error_response};
+use crate::web::response::{ApiResponse, Later, error_response};
 
 pub const HEADER: &str = "Idempotency-Key";
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
@@ -369,8 +369,11 @@ pub fn in_transaction_checked<T>(
 }
 
 /// `in_transaction_checked` with a `check` and an `effect` that own what they use (they are
-/// given the app back), run on the writer's job thread (`App::write_job`): for the send path,
-/// where handing the connection from thread to thread costs more than the work.
+/// given the app back), run on the writer's job thread (`App::write_job_then`): for the send
+/// path, where handing the connection from thread to thread costs more than the work. The
+/// worker does not wait for the commit: the response is `ApiResponse::later`, whose outcome the
+/// edge waits for (when the job ran on this thread — no job thread — it is the outcome itself).
+/// `committed` runs on the job thread with a response that has committed (keep it short).
 pub fn in_job_checked<T>(
     app: &App,
     request: &mut Request<'_>,
@@ -378,21 +381,37 @@ pub fn in_job_checked<T>(
     (requirement, per): (Requirement, Per),
     check: impl FnOnce(&App, &Connection) -> Result<T, AppError> + Send + 'static,
     effect: impl FnOnce(&App, &Connection, T) -> Result<ApiResponse, AppError> + Send + 'static,
+    committed: fn(&App, &ApiResponse),
 ) -> Result<ApiResponse, AppError> {
-    let Some(key) = key_of(request, requirement)? else {
-        return app.write_job(move |app, conn| effect(app, conn, check(app, conn)?));
+    type Body = Box<dyn FnOnce(&App, &Connection) -> Result<ApiResponse, AppError> + Send>;
+    let body: Body = match key_of(request, requirement)? {
+        None => Box::new(move |app, conn| effect(app, conn, check(app, conn)?)),
+        Some(key) => {
+            let attempt = attempt(request, principal, per, key)?;
+            let request_id = request.request_id().to_owned();
+            Box::new(move |app, conn| {
+                run_checked(
+                    app,
+                    conn,
+                    (&attempt, &request_id),
+                    |conn| check(app, conn),
+                    |conn, checked| effect(app, conn, checked),
+                )
+            })
+        }
     };
-    let attempt = attempt(request, principal, per, key)?;
-    let request_id = request.request_id().to_owned();
-    app.write_job(move |app, conn| {
-        run_checked(
-            app,
-            conn,
-            (&attempt, &request_id),
-            |conn| check(app, conn),
-            |conn, checked| effect(app, conn, checked),
-        )
-    })
+    let (sender, mut outcome) = tokio::sync::oneshot::channel();
+    app.write_job_then(body, move |app, result| {
+        if let Ok(response) = &result {
+            committed(app, response);
+        }
+        // The edge may have given up on the connection meanwhile: nobody to tell then.
+        let _ = sender.send(result);
+    });
+    match outcome.try_recv() {
+        Ok(result) => result,
+        Err(_) => Ok(ApiResponse::later(Later(outcome))),
+    }
 }
 
 /// The keyed operation inside its write transaction: the replay check, `check`, `effect` in a

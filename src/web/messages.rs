@@ -90,7 +90,7 @@ pub fn send_draft(
     let api_key_id = api_key_id.cloned();
     let charging = charging_of(principal);
     let mode = principal.mode();
-    let response = idempotency::in_job_checked(
+    idempotency::in_job_checked(
         app,
         request,
         principal,
@@ -142,11 +142,13 @@ pub fn send_draft(
             )?;
             ApiResponse::json(201, &message_view(&message, None))
         },
-    )?;
-    if response.status == 201 {
-        app.outbox.notify();
-    }
-    Ok(response)
+        // A message stored `queued` is the dispatchers' to take: wake them.
+        |app, response| {
+            if response.status == 201 {
+                app.outbox.notify();
+            }
+        },
+    )
 }
 
 /// `POST /v1/messages/estimate`: validates a send exactly as sending will — including the

@@ -4,18 +4,26 @@
 //! ```text
 //!  sockets ── io thread (tokio current-thread runtime + hyper HTTP/1.1, `edge.rs`)
 //!               accept → per connection: parse, framing checks, read the body (limit, deadline)
-//!               │  Job { Incoming, reply }            ▲ ApiResponse
+//!               │  Job { Incoming, reply }            ▲ Answer: Now(response) | Later
 //!               ▼                                     │
 //!             job queue (bounded) ── worker threads (`exchange::handle`: route → handler)
+//!                                                     │ a send: its transaction
+//!                                                     ▼
+//!                                   the writer's job thread (`db::start_jobs`): commits, then
+//!                                   hands the outcome to the waiting connection (`Later`)
 //! ```
 //!
 //! A worker never touches a socket: it gets a whole request (body already read, or the reason it
-//! could not be) and returns a whole response. So a slow or silent client costs one idle task on
-//! the I/O thread, never a worker. Only `http/` knows hyper and tokio.
+//! could not be) and returns a whole response — or, for a send, hands its transaction to the
+//! writer's job thread and returns at once (`ApiResponse::later`): the connection waits for the
+//! commit, the worker does not. So a slow or silent client costs one idle task on the I/O
+//! thread, never a worker, and neither does a commit. Only `edge.rs` touches hyper's connections
+//! and tokio's runtime (`exchange.rs` reads hyper's request types; a `Later` is a tokio channel).
 //!
 //! Shutdown stops accepting, lets each connection finish the request it is in (idle keep-alive
-//! connections close at once), answers requests that were queued but not started with 503, and
-//! waits for all of it up to the configured timeout.
+//! connections close at once; a send waiting for its commit gets its answer: the job thread
+//! stops last), answers requests that were queued but not started with 503, and waits for all
+//! of it up to the configured timeout.
 
 pub mod activity;
 pub mod api_keys;
@@ -215,12 +223,12 @@ fn run_worker(
             queue.blocking_recv()
         };
         let Some(job) = job else { return };
-        let outgoing = if stopping.load(Ordering::SeqCst) {
-            exchange::refuse_shutting_down(app, job.incoming)
+        let answer = if stopping.load(Ordering::SeqCst) {
+            exchange::Answer::Now(exchange::refuse_shutting_down(app, job.incoming))
         } else {
             exchange::handle(app, router, job.incoming)
         };
         // The connection may have gone meanwhile; nothing is waiting for the answer then.
-        let _ = job.reply.send(outgoing);
+        let _ = job.reply.send(answer);
     }
 }

@@ -17,7 +17,16 @@ pub struct ApiResponse {
     /// A body too large to build in memory (an export), written after `body` by a thread of its
     /// own while the client reads (see `ApiResponse::streamed`).
     pub stream: Option<BodyWriter>,
+    /// Set on a response whose outcome is not known yet (see `ApiResponse::later`): then the
+    /// rest of this value is a placeholder, and the edge answers with what `Later` brings.
+    pub later: Option<Later>,
 }
+
+/// The outcome of a request whose work the writer's job thread does: it arrives once that
+/// work has committed (or failed). The worker that ran the handler is free meanwhile; the edge
+/// waits for it with the connection.
+#[derive(Debug)]
+pub struct Later(pub tokio::sync::oneshot::Receiver<Result<ApiResponse, AppError>>);
 
 /// Writes a streamed body, chunk by chunk, into whatever `Write` the edge gives it. An error
 /// (the client went away, the database failed) ends the response without its final chunk, so
@@ -70,6 +79,7 @@ impl ApiResponse {
             headers: Vec::new(),
             body: body.into(),
             stream: None,
+            later: None,
         }
     }
 
@@ -82,6 +92,14 @@ impl ApiResponse {
         ApiResponse {
             stream: Some(BodyWriter(Box::new(write))),
             ..ApiResponse::bytes(200, content_type, Vec::new())
+        }
+    }
+
+    /// A response whose outcome `later` brings (`Later`); a closed channel is answered 503.
+    pub fn later(later: Later) -> ApiResponse {
+        ApiResponse {
+            later: Some(later),
+            ..ApiResponse::bytes(503, JSON, Vec::new())
         }
     }
 

@@ -48,6 +48,7 @@ mod rate_limits;
 mod retention;
 mod routing;
 mod segments;
+mod send_durability;
 mod sending;
 mod sending_domains;
 mod shutdown;
