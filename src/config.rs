@@ -211,9 +211,9 @@ pub struct ServerArgs {
     #[arg(crier_setting = DB_PATH)]
     pub db_path: Option<String>,
 
-    /// HTTP worker threads: how many requests are served at once. Sends that meet at the
-    /// database share one commit, at most one per worker, so more workers carry more sends per
-    /// commit (32 rather than 8: ~30% more sends a second at 64 and 256 connections on 2 cores).
+    /// HTTP worker threads: how many requests are handled at once. A send does not hold its
+    /// worker while it waits for its commit (the writer's thread answers it), so sends need few;
+    /// more serve other requests while some wait (password hashing, a slow read).
     #[arg(crier_setting = WORKERS, default_value = "32")]
     pub workers: String,
 

@@ -7,8 +7,9 @@
 //! begin, commit or roll back themselves. Writes go through one group-committing writer
 //! (`writer`): one `BEGIN IMMEDIATE` for many closures, a `SAVEPOINT` each. `Db::write_each`
 //! runs one closure per item the same way, for a caller with many small writes to make at once.
-//! `Db::write_job` hands a closure that owns what it uses to the writer's own thread
-//! (`start_jobs`), which runs such jobs back to back: the send path's way in. Reads use a pool.
+//! `Db::write_job_then` hands a closure that owns what it uses to the writer's own thread
+//! (`start_jobs`), which runs such jobs back to back and delivers each outcome after the
+//! commit: the send path's way in. Reads use a pool.
 //! No network I/O may happen inside either closure, and a closure must not call `write` again.
 
 pub mod backup;
@@ -64,7 +65,7 @@ pub struct Db {
     writer: std::sync::Arc<writer::Writer>,
 }
 
-/// Where `Db::write_job` hands its jobs: the writer's job thread while `start_jobs`' thread
+/// Where `Db::write_job_then` hands its jobs: the writer's job thread while `start_jobs`' thread
 /// runs, nowhere otherwise (the caller runs its job itself).
 pub struct Jobs<C> {
     sender: std::sync::RwLock<Option<std::sync::mpsc::Sender<writer::Job<C>>>>,
@@ -99,7 +100,7 @@ pub struct JobThread {
 }
 
 /// Starts the writer's job thread for `context`, whose `parts` are the database and the
-/// `Jobs` that `Db::write_job` is given: from now on jobs run there. One per database (the
+/// `Jobs` that `Db::write_job_then` is given: from now on jobs run there. One per database (the
 /// server's): the writer gives way to one job thread at a time.
 pub fn start_jobs<C: Send + Sync + 'static>(
     context: std::sync::Arc<C>,
@@ -214,38 +215,18 @@ impl Db {
         self.writer.write(body)
     }
 
-    /// `write` for a closure that owns what it uses (it gets `context` back): once
-    /// `start_jobs` has started the writer's job thread, `body` runs there, back to back with
-    /// the other jobs waiting, instead of the connection passing from thread to thread (a
-    /// hand-over costs a wake-up of the next thread: under load, more than the work itself).
-    /// Before the thread starts and after it stops, `body` runs on this thread like any
-    /// `write`. The same outcomes as `write`; the same rule: never called from inside a
-    /// `write` closure or a job (it would wait for the writer it holds).
-    pub fn write_job<C, T>(
-        &self,
-        jobs: &Jobs<C>,
-        context: &C,
-        body: impl FnOnce(&C, &Connection) -> Result<T, AppError> + Send + 'static,
-    ) -> Result<T, AppError>
-    where
-        T: Send + 'static,
-    {
-        let sender = jobs
-            .sender
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        match sender {
-            Some(sender) => self.writer.submit(&sender, body),
-            None => self.write(|conn| body(context, conn)),
-        }
-    }
-
-    /// `write_job` without waiting: `deliver` gets the context and the outcome once the transaction holding
-    /// `body`'s work has finished (`Ok` only once it has committed; a panic in `body` as a 500
-    /// `Err`, its work rolled back). On the job thread it is called there, so it must be quick
-    /// and must not write (hand the outcome on); before the thread starts and after it stops,
-    /// `body` runs on this thread like any `write` and `deliver` is called before this returns.
+    /// `write` for a closure that owns what it uses (it gets `context` back), without waiting
+    /// for it: once `start_jobs` has started the writer's job thread, `body` runs there, back
+    /// to back with the other jobs waiting, instead of the connection passing from thread to
+    /// thread (a hand-over costs a wake-up of the next thread: under load, more than the work
+    /// itself), and this returns at once. `deliver` gets the context and the outcome once the
+    /// transaction holding `body`'s work has finished: `Ok` only once it has committed; an
+    /// `Err` rolls back `body`'s work only, and so does a panic (delivered as a 500); 503 when
+    /// the thread has stopped. On the job thread `deliver` runs there, so it must be quick and
+    /// must not write: it hands the outcome on. Before the thread starts and after it stops,
+    /// `body` runs on this thread like any `write` (a panic propagates) and `deliver` is called
+    /// before this returns. The rule of `write` holds: never called from inside a `write`
+    /// closure or a job.
     pub fn write_job_then<C, T>(
         &self,
         jobs: &Jobs<C>,

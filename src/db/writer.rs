@@ -348,7 +348,8 @@ impl Writer {
     /// Hands `body` to the job thread (`serve_jobs`, reached through `jobs`) and waits for it
     /// to have run and committed: `write` without the hand-over of the connection from thread
     /// to thread, for a closure that owns what it uses. Same outcomes as `write`; 503 when the
-    /// job thread has stopped.
+    /// job thread has stopped. (The server's callers do not wait: `submit_then`.)
+    #[cfg(test)]
     pub fn submit<C, T>(
         &self,
         jobs: &mpsc::Sender<Job<C>>,
@@ -371,7 +372,7 @@ impl Writer {
         }
     }
 
-    /// `submit` without waiting: `deliver` is called on the job thread with the outcome once
+    /// Hands `body` to the job thread without waiting: `deliver` is called there with the outcome once
     /// the transaction holding `body`'s work has finished — `Ok` only once it has committed,
     /// the panic caught when `body` panicked (its work rolled back). When the job thread has
     /// stopped, the job comes back (`deliver` not called yet), for `refuse`.
@@ -486,12 +487,15 @@ impl Writer {
         let failure = self.failure_of(epoch);
         joined.set(None);
         for answer in answers {
-            answer(
-                context,
-                failure
-                    .as_ref()
-                    .map_or(Ok(()), |failure| Err(failure_error(failure))),
-            );
+            let committed = failure
+                .as_ref()
+                .map_or(Ok(()), |failure| Err(failure_error(failure)));
+            // An answer runs its caller's `deliver`: one that panics must not keep the answers
+            // after it from their callers, whose work has committed.
+            let answered = panic::catch_unwind(AssertUnwindSafe(|| answer(context, committed)));
+            if answered.is_err() {
+                log::error!("answering a job of the writer's job thread panicked");
+            }
         }
         if self.queued.load(Ordering::SeqCst) > 0 {
             let mut session = lock(&self.session);
@@ -811,6 +815,8 @@ mod tests {
                 };
                 assert!(writer.submit_then(jobs, body, deliver).is_ok());
             }
+            // Only the jobs' own senders are left: a job whose answer was lost ends `recv`.
+            drop(tell);
             let mut delivered: Vec<_> = (0..3).map(|_| told.recv().unwrap()).collect();
             delivered.sort_by_key(|(_, outcome, _)| outcome.as_ref().map_or(2, |x| *x));
             let [(c1, one, seen1), (c2, two, _), (c3, three, seen3)] = &delivered[..] else {

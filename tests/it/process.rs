@@ -148,6 +148,21 @@ impl ServeProcess {
     pub fn wait(mut self) -> std::process::ExitStatus {
         self.child.wait().unwrap()
     }
+
+    /// `wait`, failing the test if the process has not ended within `timeout`.
+    pub fn wait_within(mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for ServeProcess {

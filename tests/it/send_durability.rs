@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::process::{ServeProcess, admin, assert_doctor_clean};
@@ -97,9 +97,9 @@ fn send(
     Some((status, String::from_utf8(body).ok()?))
 }
 
-/// `CLIENTS` threads sending on keep-alive connections (keys `<thread>-<n>`) until `stop` is set
-/// or their connection ends; `created` counts the 201s as they come.
-fn load(addr: SocketAddr, key: &str, stop: &AtomicBool, created: &AtomicUsize) -> Seen {
+/// `CLIENTS` threads sending on keep-alive connections (keys `<thread>-<n>`) until their
+/// connection ends (the server is killed or stopped); `created` counts the 201s as they come.
+fn load(addr: SocketAddr, key: &str, created: &AtomicUsize) -> Seen {
     let seen = Mutex::new(Seen::default());
     std::thread::scope(|scope| {
         for thread in 0..CLIENTS {
@@ -111,9 +111,6 @@ fn load(addr: SocketAddr, key: &str, stop: &AtomicBool, created: &AtomicUsize) -
                     .unwrap();
                 let mut stream = BufReader::new(stream);
                 for n in 0.. {
-                    if stop.load(Ordering::SeqCst) {
-                        return;
-                    }
                     let idempotency_key = format!("{thread}-{n}");
                     let answer = send(&mut stream, key, &idempotency_key);
                     let mut seen = seen.lock().unwrap();
@@ -193,9 +190,9 @@ fn a_crash_under_load_loses_no_answered_send_and_retries_store_each_once() {
     let db_path = dir.path().join("crier.db");
     let key = credited_live_key(dir.path());
     let server = ServeProcess::start_with(dir.path(), &SETTINGS);
-    let (addr, stop, created) = (server.addr, AtomicBool::new(false), AtomicUsize::new(0));
+    let (addr, created) = (server.addr, AtomicUsize::new(0));
     let seen = std::thread::scope(|scope| {
-        let clients = scope.spawn(|| load(addr, &key, &stop, &created));
+        let clients = scope.spawn(|| load(addr, &key, &created));
         wait_for_created(&created, 300);
         server.kill();
         clients.join().unwrap()
@@ -250,12 +247,12 @@ fn a_stop_under_load_answers_every_send_it_stores() {
     let db_path = dir.path().join("crier.db");
     let key = credited_live_key(dir.path());
     let server = ServeProcess::start_with(dir.path(), &SETTINGS);
-    let (addr, stop, created) = (server.addr, AtomicBool::new(false), AtomicUsize::new(0));
+    let (addr, created) = (server.addr, AtomicUsize::new(0));
     let (seen, status) = std::thread::scope(|scope| {
-        let clients = scope.spawn(|| load(addr, &key, &stop, &created));
+        let clients = scope.spawn(|| load(addr, &key, &created));
         wait_for_created(&created, 300);
         server.signal("TERM");
-        let status = server.wait();
+        let status = server.wait_within(Duration::from_secs(60));
         (clients.join().unwrap(), status)
     });
     assert!(status.success(), "{status:?}");
@@ -264,4 +261,44 @@ fn a_stop_under_load_answers_every_send_it_stores() {
     assert_eq!(stored_ids(&db_path), answered);
     assert_books_balance(&db_path);
     assert_doctor_clean(&db_path);
+}
+
+/// A send waiting for its commit does not hold an HTTP worker: with one worker, and the write
+/// lock held by another process so the send cannot commit, the server still answers other
+/// requests; once the lock is let go, the send is answered 201.
+#[test]
+fn a_send_waiting_for_its_commit_leaves_the_worker_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = credited_live_key(dir.path());
+    let mut settings = SETTINGS.to_vec();
+    settings[3] = "1"; // --workers
+    let server = ServeProcess::start_with(dir.path(), &settings);
+    // A first send: the key's first use writes its `last_used_at` on the worker (at most once
+    // a minute), which would wait for the lock too.
+    let mut warm = BufReader::new(TcpStream::connect(server.addr).unwrap());
+    assert_eq!(send(&mut warm, &key, "warm").unwrap().0, 201);
+    let holder = rusqlite::Connection::open(dir.path().join("crier.db")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let addr = server.addr;
+    let sending = std::thread::spawn(move || {
+        let mut stream = BufReader::new(TcpStream::connect(addr).unwrap());
+        send(&mut stream, &key, "held-1")
+    });
+    // Long enough for the one worker to have taken the send and handed it to the job thread,
+    // which now waits (up to the busy timeout, 5 s) for the lock.
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    assert_eq!(server.get("/healthz").status, 200);
+    assert!(
+        !sending.is_finished(),
+        "the send was answered while the lock was held"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    holder.execute_batch("COMMIT").unwrap();
+    let (status, body) = sending.join().unwrap().unwrap();
+    assert_eq!(status, 201, "{body}");
 }
