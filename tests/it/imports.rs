@@ -432,6 +432,40 @@ fn scopes_workspaces_and_modes_wall_imports_off() {
         .assert_error(409, "conflict");
 }
 
+/// An import that fails for crier's own reasons again and again (here a trigger planted in the
+/// database refuses its contact, as a bug would) is tried a few times, then ended `failed` with
+/// a reason: it does not hold up the imports queued behind it — another workspace's.
+#[test]
+fn an_import_that_keeps_failing_is_ended_and_does_not_hold_up_the_others() {
+    let server = TestServer::start();
+    let owner = setup(&server);
+    let api = caller(&server, &owner);
+    let other = second_tenant(&owner, "globex@example.com");
+    let other_api = caller(&server, &other);
+    rusqlite::Connection::open(server.db_path())
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER injected_fault BEFORE INSERT ON contacts WHEN NEW.name = 'Broken Bob'
+             BEGIN SELECT RAISE(ABORT, 'injected fault'); END;",
+        )
+        .unwrap();
+    let stuck = api.import("", b"name,phone\nBroken Bob,677000001\n");
+    assert_eq!(stuck.status, 202, "{}", stuck.text());
+    let stuck_id = stuck.json()["id"].as_str().unwrap().to_owned();
+    let job = other_api.import_to_end("", b"name,phone\nAda,677000002\n");
+    assert_eq!(counts(&job), [1, 1, 0, 0, 0]);
+    let stuck = api.get(&format!("/v1/contacts/imports/{stuck_id}")).json();
+    assert_eq!(stuck["status"], "failed", "{stuck}");
+    let why = stuck["error"].as_str().unwrap();
+    assert!(why.contains("internal error after 3 attempts"), "{why}");
+    assert!(
+        !why.contains("injected fault"),
+        "internal detail shown: {why}"
+    );
+    assert_eq!(api.get("/v1/contacts").json()["data"], json!([]));
+    assert_eq!(files_in_imports_dir(&server), 0);
+}
+
 /// A rollback walks the workspace's contacts by rowid in batches of 5,000: two imports of 6,000
 /// rows each, the second rolled back first, then the first: each takes exactly its own contacts
 /// (over two batches), the contact added by hand between them stays.

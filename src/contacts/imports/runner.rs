@@ -1,6 +1,8 @@
 //! The import runner: one background thread that works queued and running import jobs, oldest
 //! first, one at a time. Started by `server.rs`, stopped on shutdown between two chunks (the
-//! job stays `running` and resumes at the next start, from its `bytes_read`).
+//! job stays `running` and resumes at the next start, from its `bytes_read`). A job that fails
+//! for crier's own reasons `MAX_JOB_FAILURES` times in a row (a busy database is waited out
+//! inside `apply` instead) is ended `failed`, so it cannot hold up the jobs behind it.
 //!
 //! Per chunk of `CHUNK_ROWS` rows: read and decode them from the spooled file and check each
 //! one (no transaction held), then `Db::write_parts` applies them `PART_ROWS` at a time, each
@@ -22,11 +24,15 @@ use crate::contacts::imports::{
     self as imports, CHUNK_ROWS, ChunkOutcome, ImportStatus, PART_ROWS, PreparedRow, RowChecker,
 };
 use crate::error::{AppError, StartupError};
+use crate::ids::ContactImportId;
 
 /// How long the runner sleeps when no job waits (a new job wakes it at once).
 const IDLE_POLL: Duration = Duration::from_secs(5);
 /// How long the runner waits before trying again after the database was busy.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
+/// How many times in a row a job may fail for crier's own reasons (a busy database is waited
+/// out instead) before it is ended `failed`, so that the jobs queued behind it go on.
+const MAX_JOB_FAILURES: u32 = 3;
 
 /// The running import thread; `stop` (or drop) ends it.
 pub struct ImportRunner {
@@ -74,23 +80,67 @@ impl Drop for ImportRunner {
 
 fn run(app: &App, stop: &AtomicBool) {
     let dir = imports::imports_dir(&app.config.db_path);
+    // The job that failed last, and how many times in a row.
+    let mut failing: Option<(ContactImportId, u32)> = None;
     while !stop.load(Ordering::SeqCst) {
         let seen = app.imports.generation();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let next = app.db.read(store::next_pending_import)?;
-            match next {
-                Some(job) => run_job(app, stop, &dir, job).map(|()| true),
-                None => Ok(false),
+        let job = match app.db.read(store::next_pending_import) {
+            Ok(Some(job)) => job,
+            Ok(None) => {
+                app.imports.wait(seen, IDLE_POLL);
+                continue;
             }
-        }))
-        .unwrap_or_else(|_| Err(AppError::internal("an import round panicked")));
-        match outcome {
-            Ok(true) => {}
-            Ok(false) => app.imports.wait(seen, IDLE_POLL),
             Err(err) => {
-                log::warn!(error:% = err; "import round failed; retrying");
+                log::warn!(error:% = err; "cannot look for import jobs; retrying");
                 app.imports.wait(seen, RETRY_AFTER);
+                continue;
             }
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_job(app, stop, &dir, &job)
+        }))
+        .unwrap_or_else(|panic| {
+            Err(AppError::Internal(format!(
+                "the import panicked: {}",
+                crate::error::panic_message(panic.as_ref())
+            )))
+        });
+        let Err(err) = outcome else {
+            failing = None;
+            continue;
+        };
+        // A busy database or a full disk says nothing about the job: waited out, not counted.
+        if let AppError::Unavailable {
+            retry_after_secs, ..
+        } = &err
+        {
+            log::warn!(import = job.id.as_str(), error:% = err; "import waits for the database");
+            app.imports.wait(
+                seen,
+                Duration::from_secs(*retry_after_secs).max(RETRY_AFTER),
+            );
+            continue;
+        }
+        let failures = match &failing {
+            Some((id, failures)) if *id == job.id => failures + 1,
+            _ => 1,
+        };
+        if failures < MAX_JOB_FAILURES {
+            log::warn!(import = job.id.as_str(), failures = failures, error:% = err; "import round failed; retrying");
+            failing = Some((job.id.clone(), failures));
+            app.imports.wait(seen, RETRY_AFTER * failures);
+            continue;
+        }
+        // Not to be retried for ever: the jobs behind it (other workspaces' too) wait for it.
+        log::error!(import = job.id.as_str(), failures = failures, error:% = err; "import failed again; ending it");
+        failing = None;
+        let why = format!(
+            "stopped by an internal error after {failures} attempts (the server's log has it); \
+             the rows applied before it are kept"
+        );
+        if let Err(err) = end_job(app, &dir, &job, ImportStatus::Failed, Some(why)) {
+            log::warn!(import = job.id.as_str(), error:% = err; "cannot end the failing import");
+            app.imports.wait(seen, RETRY_AFTER);
         }
     }
 }
@@ -113,12 +163,12 @@ fn remove_leftovers(app: &App, dir: &Path) -> Result<(), AppError> {
 }
 
 /// Works one job until it ends, is cancelled, or the runner stops.
-fn run_job(app: &App, stop: &AtomicBool, dir: &Path, job: ImportRow) -> Result<(), AppError> {
+fn run_job(app: &App, stop: &AtomicBool, dir: &Path, job: &ImportRow) -> Result<(), AppError> {
     let Some(file) = job.spool_file.clone() else {
         return end_job(
             app,
             dir,
-            &job,
+            job,
             ImportStatus::Failed,
             Some("the file is gone".into()),
         );
@@ -129,14 +179,14 @@ fn run_job(app: &App, stop: &AtomicBool, dir: &Path, job: ImportRow) -> Result<(
             imports::set_status(conn, &job.id, ImportStatus::Running, None, app.clock.now())
         })?;
     }
-    let definitions = app.db.read(|conn| imports::definitions(conn, &job))?;
-    let checker = RowChecker::new(&job, definitions, &app.config.default_country)?;
+    let definitions = app.db.read(|conn| imports::definitions(conn, job))?;
+    let checker = RowChecker::new(job, definitions, &app.config.default_country)?;
     let offset = u64::try_from(job.bytes_read).unwrap_or(0);
     let rows = match Rows::open(&path, offset, job.delimiter, job.charset) {
         Ok(rows) => rows,
         Err(err) => {
             let why = format!("the spooled file cannot be read: {err}");
-            return end_job(app, dir, &job, ImportStatus::Failed, Some(why));
+            return end_job(app, dir, job, ImportStatus::Failed, Some(why));
         }
     };
     // Reading and checking rows (the CPU-heavy part: decoding, phone numbers) runs on its own
@@ -154,12 +204,12 @@ fn run_job(app: &App, stop: &AtomicBool, dir: &Path, job: ImportRow) -> Result<(
             }
             let parts = match chunk {
                 Chunk::Rows(parts) => parts,
-                Chunk::End => return end_job(app, dir, &job, ImportStatus::Completed, None),
+                Chunk::End => return end_job(app, dir, job, ImportStatus::Completed, None),
                 Chunk::Broken(why) => {
-                    return end_job(app, dir, &job, ImportStatus::Failed, Some(why));
+                    return end_job(app, dir, job, ImportStatus::Failed, Some(why));
                 }
             };
-            if apply(app, &job, &parts)? == ChunkOutcome::Cancelled {
+            if apply(app, job, &parts)? == ChunkOutcome::Cancelled {
                 let _ = std::fs::remove_file(&path);
                 return Ok(());
             }
