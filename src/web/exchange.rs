@@ -1,7 +1,9 @@
 //! One request/response exchange on a worker thread, from the request the edge read to the
 //! response it will write: request id, pre-routing refusals (a body the edge could not read),
 //! route lookup, the handler under `catch_unwind` (a panic becomes a 500 envelope and the worker
-//! lives on), the error envelope, one log line and the metrics.
+//! lives on), the error envelope, one log line and the metrics. A send's outcome comes later,
+//! from the writer's job thread: the worker hands back `Answer::Later` and the edge's thread
+//! makes the answer with `Finish` once the outcome arrives.
 
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
