@@ -12,10 +12,11 @@
 //! mutex instead of sleeping in SQLite's busy handler (whose backoff made tail latencies of
 //! seconds). Without contention it is one caller per transaction, as before.
 //!
-//! A caller may instead `submit` a closure that owns what it uses to the job thread
-//! (`serve_jobs`): that thread takes the connection like any caller and runs every job waiting
-//! back to back, so the connection does not pass from thread to thread between them (under load
-//! each hand-over, a wake-up of the next thread, cost more than the work it let through).
+//! A caller may instead hand a closure that owns what it uses to the job thread (`submit_then`,
+//! served by `serve_jobs`): that thread takes the connection like any caller, runs every job
+//! waiting back to back, so the connection does not pass from thread to thread between them
+//! (under load each hand-over, a wake-up of the next thread, cost more than the work it let
+//! through), and delivers each job's outcome once the transaction has finished.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -406,8 +407,7 @@ impl Writer {
 
     /// Answers a job the job thread never took: its caller is told the thread has stopped.
     pub fn refuse<C>(job: Job<C>, context: &C) {
-        let ran = job(context, Err(stopped()));
-        (ran.answer)(context, Ok(()));
+        answer_unrun(job, context, stopped());
     }
 
     /// The job thread's loop, until every sender of `jobs` is gone: takes the connection,
@@ -451,11 +451,7 @@ impl Writer {
     ) {
         let (mut session, epoch, _) = match self.join() {
             Ok(joined) => joined,
-            Err(err) => {
-                let ran = first(context, Err(err));
-                (ran.answer)(context, Ok(()));
-                return;
-            }
+            Err(err) => return answer_unrun(first, context, err),
         };
         joined.set(Some(epoch));
         let mut answers = Vec::new();
@@ -511,6 +507,12 @@ impl Writer {
     }
 }
 
+/// Answers a job that never got the connection with `err` (its closure is not run).
+fn answer_unrun<C>(job: Job<C>, context: &C, err: AppError) {
+    let ran = job(context, Err(err));
+    (ran.answer)(context, Ok(()));
+}
+
 /// The error a caller of the job thread gets once it has stopped.
 fn stopped() -> AppError {
     AppError::Unavailable {
@@ -530,7 +532,7 @@ fn failure_error((why, retry): &Failure) -> AppError {
     }
 }
 
-/// A closure for the job thread, as `submit` wraps it: run with the thread's context on the
+/// A closure for the job thread, as `submit_then` wraps it: run with the thread's context on the
 /// connection inside the shared transaction, or told why no transaction could be opened.
 pub type Job<C> = Box<dyn FnOnce(&C, Result<&Connection, AppError>) -> Ran<C> + Send>;
 
@@ -749,6 +751,14 @@ mod tests {
         });
     }
 
+    /// A writer and where its jobs would go, with no job thread behind it (it has stopped).
+    fn writer_without_job_thread(dir: &tempfile::TempDir) -> (Writer, mpsc::Sender<Job<u32>>) {
+        let (writer, _reader) = writer_and_reader(dir);
+        let (jobs, receiver) = mpsc::channel::<Job<u32>>();
+        drop(receiver);
+        (writer, jobs)
+    }
+
     #[test]
     fn jobs_run_on_the_job_thread_with_the_outcomes_of_write() {
         let dir = tempfile::tempdir().unwrap();
@@ -781,9 +791,7 @@ mod tests {
         });
         // With the thread gone, a job is refused (503), not lost in a queue nobody reads.
         let dir = tempfile::tempdir().unwrap();
-        let (writer, _reader) = writer_and_reader(&dir);
-        let (jobs, receiver) = mpsc::channel::<Job<u32>>();
-        drop(receiver);
+        let (writer, jobs) = writer_without_job_thread(&dir);
         let refused = writer.submit(&jobs, |_, conn| insert(conn, 11));
         assert!(
             matches!(refused, Err(AppError::Unavailable { .. })),
@@ -831,9 +839,7 @@ mod tests {
             assert_eq!(committed(reader), [1, 3]);
         });
         let dir = tempfile::tempdir().unwrap();
-        let (writer, _reader) = writer_and_reader(&dir);
-        let (jobs, receiver) = mpsc::channel::<Job<u32>>();
-        drop(receiver);
+        let (writer, jobs) = writer_without_job_thread(&dir);
         let (tell, told) = mpsc::channel();
         let deliver = move |_: &u32, caught: Caught<()>| drop(tell.send(caught.unwrap()));
         let job = writer

@@ -144,6 +144,24 @@ fn wait_for_created(created: &AtomicUsize, count: usize) {
     }
 }
 
+/// `crier serve` on `data_dir` with `SETTINGS`, the clients of `load` sending with `key`, and —
+/// once 300 sends have been answered — `end` given the server to end it: what the clients saw
+/// until their connections ended, and what `end` returned.
+fn serve_under_load<R>(
+    data_dir: &Path,
+    key: &str,
+    end: impl FnOnce(ServeProcess) -> R,
+) -> (Seen, R) {
+    let server = ServeProcess::start_with(data_dir, &SETTINGS);
+    let (addr, created) = (server.addr, AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        let clients = scope.spawn(|| load(addr, key, &created));
+        wait_for_created(&created, 300);
+        let ended = end(server);
+        (clients.join().unwrap(), ended)
+    })
+}
+
 fn stored_ids(db_path: &Path) -> BTreeSet<String> {
     let conn = rusqlite::Connection::open(db_path).unwrap();
     let mut stmt = conn.prepare("SELECT id FROM messages").unwrap();
@@ -189,14 +207,7 @@ fn a_crash_under_load_loses_no_answered_send_and_retries_store_each_once() {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("crier.db");
     let key = credited_live_key(dir.path());
-    let server = ServeProcess::start_with(dir.path(), &SETTINGS);
-    let (addr, created) = (server.addr, AtomicUsize::new(0));
-    let seen = std::thread::scope(|scope| {
-        let clients = scope.spawn(|| load(addr, &key, &created));
-        wait_for_created(&created, 300);
-        server.kill();
-        clients.join().unwrap()
-    });
+    let (seen, ()) = serve_under_load(dir.path(), &key, ServeProcess::kill);
     assert_eq!(
         seen.unanswered.len(),
         CLIENTS,
@@ -246,14 +257,9 @@ fn a_stop_under_load_answers_every_send_it_stores() {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("crier.db");
     let key = credited_live_key(dir.path());
-    let server = ServeProcess::start_with(dir.path(), &SETTINGS);
-    let (addr, created) = (server.addr, AtomicUsize::new(0));
-    let (seen, status) = std::thread::scope(|scope| {
-        let clients = scope.spawn(|| load(addr, &key, &created));
-        wait_for_created(&created, 300);
+    let (seen, status) = serve_under_load(dir.path(), &key, |server| {
         server.signal("TERM");
-        let status = server.wait_within(Duration::from_secs(60));
-        (clients.join().unwrap(), status)
+        server.wait_within(Duration::from_secs(60))
     });
     assert!(status.success(), "{status:?}");
     let answered: BTreeSet<String> = seen.created.iter().map(|(_, id)| id.clone()).collect();
