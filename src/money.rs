@@ -60,6 +60,13 @@ impl Money {
     }
 }
 
+/// `Money` borrowed, for views written from a row without copying its currency code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MoneyView<'a> {
+    pub amount_minor: i64,
+    pub currency: &'a str,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -397,17 +397,19 @@ pub struct MessageFilter<'a> {
 }
 
 /// The workspace's messages of `mode`, newest first (insertion order: ids made in the same
-/// millisecond do not sort by time), after the cursor `before` (a message id).
+/// millisecond do not sort by time), after the cursor `before` (a message id): at most `limit`
+/// rows of `view::LISTED_COLUMNS`, each handed to `each` as it is read (`view::listed_view`).
 pub fn list_messages(
     conn: &Connection,
     (workspace_id, mode): (&WorkspaceId, Mode),
     filter: &MessageFilter<'_>,
     before: Option<&str>,
     limit: usize,
-) -> Result<Vec<MessageRow>, AppError> {
+    mut each: impl FnMut(&Row<'_>) -> Result<(), AppError>,
+) -> Result<(), AppError> {
     static SELECT: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "SELECT {COLUMNS} FROM messages
+            "SELECT {} FROM messages
              WHERE workspace_id = :workspace_id AND mode = :mode
                AND (:before IS NULL OR rowid < (SELECT rowid FROM messages WHERE id = :before))
                AND (:status IS NULL OR status = :status)
@@ -415,25 +417,26 @@ pub fn list_messages(
                AND (:campaign_id IS NULL OR campaign_id = :campaign_id)
                AND (:created_from IS NULL OR created_at >= :created_from)
                AND (:created_to IS NULL OR created_at < :created_to)
-             ORDER BY rowid DESC LIMIT :limit"
+             ORDER BY rowid DESC LIMIT :limit",
+            crate::messages::view::LISTED_COLUMNS
         )
     });
     let mut stmt = conn.prepare_cached(&SELECT)?;
-    let rows = stmt.query_map(
-        named_params! {
-            ":workspace_id": workspace_id,
-            ":mode": mode,
-            ":before": before,
-            ":status": filter.status,
-            ":channel": filter.channel,
-            ":campaign_id": filter.campaign_id,
-            ":created_from": filter.created_from,
-            ":created_to": filter.created_to,
-            ":limit": limit as i64,
-        },
-        message_row,
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut rows = stmt.query(named_params! {
+        ":workspace_id": workspace_id,
+        ":mode": mode,
+        ":before": before,
+        ":status": filter.status,
+        ":channel": filter.channel,
+        ":campaign_id": filter.campaign_id,
+        ":created_from": filter.created_from,
+        ":created_to": filter.created_to,
+        ":limit": limit as i64,
+    })?;
+    while let Some(row) = rows.next()? {
+        each(row)?;
+    }
+    Ok(())
 }
 
 /// One provider call, as recorded.
@@ -1364,5 +1367,109 @@ mod tests {
             ],
             "{plan:#?}"
         );
+    }
+
+    #[test]
+    fn a_listed_message_reads_as_its_whole_row_shows_it() {
+        // The list writes each message from SQLite's copy of its columns (`view::listed_view`);
+        // the detail and the webhooks from a `MessageRow`. Every kind of row must show the same.
+        let f = fixture();
+        let queued = f.queued(Category::Transactional, &at(1));
+        let scheduled = f.queued(Category::Marketing, &at(2));
+        let failed = f.queued(Category::Transactional, &at(3));
+        let purged = f.queued(Category::Transactional, &at(4));
+        let email = f.queued(Category::Transactional, &at(5));
+        let test_mode = f.queued(Category::Transactional, &at(6));
+        f.db.write(|conn| {
+            let set = |id: &MessageId, assignments: &str| {
+                conn.execute(
+                    &format!("UPDATE messages SET {assignments} WHERE id = ?1"),
+                    [id],
+                )
+            };
+            set(
+                &queued,
+                "api_key_id = 'key_x', route = '+23767=avlytext,mboasms', \
+                 text = 'say \"hi\" \\ back' || char(10, 1, 233, 128512), \
+                 metadata = '{\"order\": {\"id\": 7, \"tags\": [\"a\", \"é\"]}}'",
+            )?;
+            set(
+                &scheduled,
+                "status = 'scheduled', scheduled_at = next_attempt_at, metadata = 'not json'",
+            )?;
+            set(
+                &failed,
+                "status = 'failed', provider = 'twilio', provider_message_id = 'SM1', \
+                 error_code = 'provider_rejected', error_message = 'Invalid \"To\"', \
+                 delivery_cycles = 2, failed_at = updated_at",
+            )?;
+            set(
+                &purged,
+                "status = 'delivered', subject = '', text = '', body_purged_at = updated_at, \
+                 sent_at = updated_at, delivered_at = updated_at",
+            )?;
+            set(
+                &email,
+                "channel = 'email', to_address = 'a@x.io', sender = NULL, encoding = NULL, \
+                 segments = NULL, subject = 'Your receipt', html = '<p>hi</p>', \
+                 error_code = 'soft_bounce', status = 'cancelled', cancelled_at = updated_at",
+            )?;
+            set(&test_mode, "mode = 'test', charge_minor = 0")?;
+            Ok(())
+        })
+        .unwrap();
+        for (mode, expected) in [
+            (
+                Mode::Live,
+                vec![&email, &purged, &failed, &scheduled, &queued],
+            ),
+            (Mode::Test, vec![&test_mode]),
+        ] {
+            let (listed, whole) =
+                f.db.read(|conn| {
+                    let mut listed = Vec::new();
+                    list_messages(
+                        conn,
+                        (&f.workspace, mode),
+                        &MessageFilter::default(),
+                        None,
+                        10,
+                        |row| {
+                            let view = crate::messages::view::listed_view(row)?;
+                            listed.push(serde_json::to_value(&view).unwrap());
+                            Ok(())
+                        },
+                    )?;
+                    let mut whole = Vec::new();
+                    for id in &expected {
+                        let row = find_message(conn, &f.workspace, mode, id)?.unwrap();
+                        let view = crate::messages::view::message_view(&row);
+                        whole.push(serde_json::to_value(&view).unwrap());
+                    }
+                    Ok((listed, whole))
+                })
+                .unwrap();
+            assert_eq!(listed, whole);
+            if mode == Mode::Test {
+                assert_eq!(listed[0]["charged"], false);
+                continue;
+            }
+            // The rows above reach what they are meant to: escapes, JSON kept as is, the rules.
+            let [email, purged, failed, scheduled, queued] = &listed[..] else {
+                panic!("{listed:#?}")
+            };
+            assert_eq!(queued["text"], "say \"hi\" \\ back\n\u{1}é😀");
+            assert_eq!(queued["metadata"]["order"]["tags"][1], "é");
+            assert_eq!(queued["route"]["providers"][1], "mboasms");
+            assert_eq!(queued["next_attempt_at"], at(1));
+            assert_eq!(scheduled["metadata"], serde_json::Value::Null);
+            assert_eq!(scheduled["next_attempt_at"], serde_json::Value::Null);
+            assert_eq!(failed["error"]["message"], "Invalid \"To\"");
+            assert_eq!(failed["delivery_cycles"], 2);
+            assert_eq!(purged["text"], serde_json::Value::Null);
+            assert_eq!(email["subject"], "Your receipt");
+            assert_eq!(email["error"]["message"], serde_json::Value::Null);
+            assert_eq!(email["charged"], true);
+        }
     }
 }

@@ -128,6 +128,60 @@ impl ApiResponse {
 /// Here the one-byte pieces are pushed and short ones copied byte by byte, inline.
 struct JsonBytes(Vec<u8>);
 
+/// A 200 page of a list, `{"data": [...], "next_cursor": …}` as `request::page_response` writes
+/// it, but written item by item while the rows are read, so an item may borrow from its row
+/// (`GET /v1/messages`: nothing is copied out of SQLite first). Rows come as fetched for
+/// `PageRequest::fetch`: the one past the page's limit only tells that there is more.
+pub struct JsonPage {
+    bytes: JsonBytes,
+    limit: usize,
+    shown: usize,
+    /// The id of the page's last item once the page is full: the next page's cursor if more.
+    last_id: String,
+    more: bool,
+}
+
+impl JsonPage {
+    pub fn new(limit: usize) -> JsonPage {
+        // About a kilobyte per item (a message is ~900 bytes of JSON): a full page is not
+        // copied over and over as the buffer doubles from nothing.
+        let mut bytes = JsonBytes(Vec::with_capacity(64 + limit * 1024));
+        bytes.0.extend_from_slice(b"{\"data\":[");
+        JsonPage {
+            bytes,
+            limit,
+            shown: 0,
+            last_id: String::new(),
+            more: false,
+        }
+    }
+
+    /// Adds `item`, whose id (the cursor that follows it) is `id`.
+    pub fn push(&mut self, id: &str, item: &impl Serialize) -> Result<(), AppError> {
+        if self.shown == self.limit {
+            self.more = true;
+            return Ok(());
+        }
+        if self.shown > 0 {
+            self.bytes.0.push(b',');
+        }
+        serde_json::to_writer(&mut self.bytes, item).map_err(AppError::internal)?;
+        self.shown += 1;
+        if self.shown == self.limit {
+            id.clone_into(&mut self.last_id);
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<ApiResponse, AppError> {
+        let next_cursor = self.more.then_some(self.last_id.as_str());
+        self.bytes.0.extend_from_slice(b"],\"next_cursor\":");
+        serde_json::to_writer(&mut self.bytes, &next_cursor).map_err(AppError::internal)?;
+        self.bytes.0.push(b'}');
+        Ok(ApiResponse::bytes(200, JSON, self.bytes.0))
+    }
+}
+
 impl Write for JsonBytes {
     #[inline]
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -197,6 +251,50 @@ pub fn error_response(err: &AppError, request_id: &str) -> ApiResponse {
 mod tests {
     use super::*;
     use crate::error::FieldErrors;
+    use crate::web::request::{PageRequest, page_response};
+
+    #[test]
+    fn a_page_written_item_by_item_is_the_page_made_from_collected_rows() {
+        #[derive(Serialize)]
+        struct Item {
+            id: String,
+            note: &'static str,
+        }
+        let page = PageRequest {
+            limit: 3,
+            cursor: None,
+        };
+        // Fewer rows than the page holds, exactly a page, and a page plus the row that tells
+        // there is more (what `fetch()` asks for): the cursor only then.
+        for fetched in 0..=page.fetch() {
+            let rows: Vec<Item> = (1..=fetched)
+                .map(|n| Item {
+                    id: format!("msg_{n}"),
+                    note: "a \"quoted\"\nline",
+                })
+                .collect();
+            let mut written = JsonPage::new(page.limit);
+            for row in &rows {
+                written.push(&row.id, row).unwrap();
+            }
+            let written = written.finish().unwrap();
+            let (shown, next_cursor) = page.split(rows, |row| row.id.as_str());
+            let collected = page_response(&shown, next_cursor).unwrap();
+            assert_eq!(
+                String::from_utf8(written.body).unwrap(),
+                String::from_utf8(collected.body).unwrap(),
+                "{fetched} rows fetched"
+            );
+            assert_eq!((written.status, written.content_type), (200, JSON));
+        }
+        let mut full = JsonPage::new(1);
+        full.push("msg_1", &1).unwrap();
+        full.push("msg_2", &2).unwrap();
+        assert_eq!(
+            full.finish().unwrap().body,
+            br#"{"data":[1],"next_cursor":"msg_1"}"#
+        );
+    }
 
     #[test]
     fn validation_errors_carry_fields_in_the_envelope() {
