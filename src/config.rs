@@ -68,7 +68,8 @@ pub struct Config {
     pub db_busy_timeout: Duration,
     pub db_synchronous: Synchronous,
     /// WAL pages after which the commit that passes them checkpoints (SQLite's
-    /// `wal_autocheckpoint`); 0 leaves checkpoints to another process (Litestream).
+    /// `wal_autocheckpoint`; the background checkpointer copies meanwhile); 0 leaves
+    /// checkpoints, both, to another process (Litestream).
     pub db_checkpoint_pages: u32,
     /// Largest accepted request body for JSON endpoints.
     pub max_body_bytes: u64,
@@ -229,8 +230,9 @@ pub struct ServerArgs {
     #[arg(crier_setting = DB_SYNCHRONOUS, default_value = "full")]
     pub db_synchronous: String,
 
-    /// WAL pages after which a commit copies the WAL back into the database (SQLite's
-    /// wal_autocheckpoint); 0 leaves checkpoints to Litestream or another process (0–1000000).
+    /// WAL pages after which a commit copies the rest of the WAL back into the database
+    /// (SQLite's wal_autocheckpoint; a background thread copies meanwhile); 0 leaves
+    /// checkpoints to Litestream or another process (0–1000000).
     #[arg(crier_setting = DB_CHECKPOINT_PAGES, default_value = "1000")]
     pub db_checkpoint_pages: String,
 

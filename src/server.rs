@@ -39,6 +39,8 @@ pub struct RunningServer {
     webhooks: WebhookRunner,
     backups: BackupRunner,
     writer: crate::db::JobThread,
+    /// `None` when another process checkpoints (`--db-checkpoint-pages 0`).
+    checkpointer: Option<crate::db::Checkpointer>,
     /// Held while the server runs; the last field, so dropped after every runner has stopped.
     _lock: crate::db::files::DatabaseLock,
 }
@@ -51,6 +53,11 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
     // Only the writer commits, so only its connection checkpoints (docs/design/storage.md).
     db.set_checkpoint_pages(config.db_checkpoint_pages)
         .map_err(|err| StartupError(format!("setting wal_autocheckpoint: {err}")))?;
+    // Copies the WAL back meanwhile, so the writer's own checkpoints find little to copy; not
+    // when another process (Litestream) checkpoints.
+    let checkpointer = (config.db_checkpoint_pages > 0)
+        .then(|| db.start_checkpointer())
+        .transpose()?;
     let app = Arc::new(App::new(config, db, runtime.clock, runtime.random)?);
     let writer = crate::db::start_jobs(Arc::clone(&app), |app| (&app.db, &app.write_jobs))?;
     let delivery = dispatcher::start(Arc::clone(&app))?;
@@ -86,6 +93,7 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
         webhooks,
         backups,
         writer,
+        checkpointer,
         _lock: lock,
     })
 }
@@ -114,6 +122,9 @@ impl RunningServer {
         self.backups.stop();
         // Last: every runner's jobs have been answered.
         self.writer.stop();
+        if let Some(checkpointer) = &mut self.checkpointer {
+            checkpointer.stop();
+        }
         outcome
     }
 }

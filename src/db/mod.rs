@@ -13,12 +13,14 @@
 //! No network I/O may happen inside either closure, and a closure must not call `write` again.
 
 pub mod backup;
+mod checkpoints;
 pub mod files;
 pub mod migrations;
 mod sweep;
 pub mod vacuum;
 mod writer;
 
+pub use checkpoints::Checkpointer;
 pub use sweep::sweep_in_batches;
 
 use std::path::{Path, PathBuf};
@@ -290,6 +292,27 @@ impl Db {
     /// — does). Only the writer commits, so its setting is the one that counts.
     pub fn set_checkpoint_pages(&self, pages: u32) -> Result<(), AppError> {
         self.write(|conn| Ok(conn.pragma_update(None, "wal_autocheckpoint", pages)?))
+    }
+
+    /// Starts the background checkpointer (`checkpoints`): from now on each commit wakes it.
+    /// For a server whose writer checkpoints (`set_checkpoint_pages` above 0); once per `Db`.
+    pub fn start_checkpointer(&self) -> Result<Checkpointer, StartupError> {
+        let db = self.clone();
+        let (checkpointer, backlog) = Checkpointer::start(move || db.checkpoint_passively())
+            .map_err(|err| StartupError(format!("cannot start the checkpointer thread: {err}")))?;
+        self.writer
+            .ring_after_commits(backlog)
+            .map_err(|_| StartupError("the checkpointer was already started".to_owned()))?;
+        Ok(checkpointer)
+    }
+
+    /// Copies what the WAL holds back into the database file as far as no reader still needs it,
+    /// without waiting for any lock (SQLite's `PASSIVE` checkpoint), on a pooled connection.
+    fn checkpoint_passively(&self) -> Result<(), AppError> {
+        let conn = self.lease()?;
+        conn.prepare_cached("PRAGMA wal_checkpoint(PASSIVE)")?
+            .query_row([], |_| Ok(()))?;
+        Ok(())
     }
 
     /// Runs `body` inside a deferred, read-only-by-convention transaction: every statement in it
@@ -956,5 +979,77 @@ mod tests {
             Ok(())
         })
         .unwrap();
+    }
+
+    #[test]
+    fn the_checkpointer_copies_commits_into_the_file_and_rests_without_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = DbSettings {
+            path: dir.path().join("crier.db"),
+            pool_size: 2,
+            busy_timeout: Duration::from_millis(200),
+            synchronous: Synchronous::Full,
+        };
+        let db = Db::open(&settings).unwrap();
+        // The writer never checkpoints here: whatever reaches the file, the checkpointer copied.
+        db.set_checkpoint_pages(0).unwrap();
+        let insert = |n: i64| {
+            db.write(|conn| {
+                conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)", [])?;
+                Ok(conn.execute("INSERT INTO t (n) VALUES (?1)", [n])?)
+            })
+            .unwrap()
+        };
+        // The database file alone, as if the WAL were not there.
+        let in_file = || {
+            let file = Connection::open_with_flags(
+                format!("file:{}?immutable=1", settings.path.display()),
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .unwrap();
+            file.query_row("SELECT count(*) FROM t", [], |row| row.get::<_, i64>(0))
+                .unwrap_or(0)
+        };
+        insert(1);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(in_file(), 0, "nothing checkpoints without the checkpointer");
+
+        let mut checkpointer = db.start_checkpointer().unwrap();
+        assert!(db.start_checkpointer().is_err(), "one per database");
+        insert(2);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while in_file() < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "the commits never reached the file"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Idle: no commit, no pass.
+        std::thread::sleep(Duration::from_millis(50));
+        let passes = checkpointer.passes();
+        assert!(passes >= 1);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(checkpointer.passes(), passes, "a pass without a commit");
+        // A burst of commits gets passes, at most one every 10 ms.
+        let started = Instant::now();
+        for n in 3..=200 {
+            insert(n);
+        }
+        let elapsed = started.elapsed();
+        while in_file() < 200 {
+            assert!(
+                Instant::now() < deadline,
+                "the burst never reached the file"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let burst = checkpointer.passes() - passes;
+        assert!(burst >= 1);
+        let most = 2 + elapsed.as_millis() / 10;
+        assert!(u128::from(burst) <= most, "{burst} passes in {elapsed:?}");
+        let stopping = Instant::now();
+        checkpointer.stop();
+        assert!(stopping.elapsed() < Duration::from_secs(1));
     }
 }

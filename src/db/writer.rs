@@ -20,11 +20,12 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use super::checkpoints::Backlog;
 use super::run_cached;
 use crate::error::AppError;
 
@@ -39,6 +40,8 @@ pub struct Writer {
     finished: Condvar,
     /// Rung when a caller takes the connection while the job thread is giving way to them.
     handed: Condvar,
+    /// The background checkpointer's, told of each commit (`Db::start_checkpointer`).
+    backlog: OnceLock<Arc<Backlog>>,
 }
 
 struct Session {
@@ -107,7 +110,13 @@ impl Writer {
             outcomes: Mutex::new(Outcomes::default()),
             finished: Condvar::new(),
             handed: Condvar::new(),
+            backlog: OnceLock::new(),
         }
+    }
+
+    /// From now on each commit rings `backlog` (the background checkpointer's). Once only.
+    pub(super) fn ring_after_commits(&self, backlog: Arc<Backlog>) -> Result<(), Arc<Backlog>> {
+        self.backlog.set(backlog)
     }
 
     /// Runs `body` in the shared write transaction; see the module documentation.
@@ -298,7 +307,12 @@ impl Writer {
             Some(("the transaction ended inside a closure".to_owned(), None))
         } else if intact {
             match run_cached(&session.conn, "COMMIT") {
-                Ok(()) => None,
+                Ok(()) => {
+                    if let Some(backlog) = self.backlog.get() {
+                        backlog.committed();
+                    }
+                    None
+                }
                 Err(err) => Some((
                     format!("commit failed: {err}"),
                     crate::error::retry_after_secs(&err),

@@ -32,6 +32,25 @@ fn the_binary_serves_creates_its_database_and_exits_0_on_sigterm() {
 }
 
 #[test]
+fn the_background_checkpointer_runs_unless_another_process_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(dir.path());
+    let names = server.thread_names();
+    assert!(names.iter().any(|name| name == "checkpointer"), "{names:?}");
+    assert!(names.iter().any(|name| name == "writer"), "{names:?}");
+    server.signal("TERM");
+    assert!(server.wait().success());
+    // Beside Litestream (docs/scaling.md) crier copies nothing back, in the background or not.
+    let server = ServeProcess::start_with(dir.path(), &["--db-checkpoint-pages", "0"]);
+    let names = server.thread_names();
+    assert!(
+        !names.iter().any(|name| name == "checkpointer"),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|name| name == "writer"), "{names:?}");
+}
+
+#[test]
 fn the_binary_exits_0_on_sigint() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServeProcess::start(dir.path());

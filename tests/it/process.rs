@@ -96,6 +96,21 @@ impl ServeProcess {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The names of the server's threads (Linux: `/proc/<pid>/task/*/comm`).
+    pub fn thread_names(&self) -> Vec<String> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap();
+        let mut names: Vec<String> = tasks
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim_end().to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Waits until the server logs a line whose message is `message` (lines before it are
     /// passed over); panics once `timeout` has passed without it.
     pub fn wait_for_log(&self, message: &str, timeout: Duration) {
