@@ -50,7 +50,8 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
     // First: a second server on the same data directory stops here, having touched nothing.
     let lock = crate::db::lock(&DbSettings::from_config(&config))?;
     let db = Db::open(&DbSettings::from_config(&config))?;
-    // Only the writer commits, so only its connection checkpoints (docs/design/storage.md).
+    // Only the writer commits, so only its `wal_autocheckpoint` counts; the background
+    // checkpointer copies meanwhile (docs/design/storage.md, "Checkpoints").
     db.set_checkpoint_pages(config.db_checkpoint_pages)
         .map_err(|err| StartupError(format!("setting wal_autocheckpoint: {err}")))?;
     // Copies the WAL back meanwhile, so the writer's own checkpoints find little to copy; not

@@ -12,9 +12,10 @@
 //!
 //! A pass is SQLite's `PASSIVE` checkpoint: it copies what no reader still needs, never waits for
 //! a lock, never blocks the writer. While it runs, the writer's own checkpoint finds the
-//! checkpoint lock taken and skips (its next commit tries again). It runs on a connection of the
-//! read pool (`Db::checkpoint_passively`): one of its own would hold a copy of the schema (~0.4 MB
-//! of idle RSS) for a statement that needs nothing else.
+//! checkpoint lock taken and skips (its next commit tries again). It runs on an idle connection
+//! of the read pool (`Db::checkpoint_passively`; none idle: again after `GAP`, no read waits for
+//! it): one of its own would hold a copy of the schema (~0.4 MB of idle RSS) for a statement that
+//! needs nothing else.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,7 +43,7 @@ pub(super) struct Backlog {
     /// Commits have happened since the thread last started a pass.
     pending: AtomicBool,
     stop: AtomicBool,
-    /// Passes run, for tests.
+    /// Passes done, for tests.
     passes: AtomicU64,
     thread: Thread,
 }
@@ -63,10 +64,11 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the thread, whose passes call `pass`. The caller hands the returned `Backlog` to
-    /// the writer, which rings it after each commit.
+    /// Starts the thread, whose passes call `pass` (`Ok(false)`: it could not run now, try
+    /// again). The caller hands the returned `Backlog` to the writer, which rings it after each
+    /// commit.
     pub(super) fn start(
-        pass: impl Fn() -> Result<(), AppError> + Send + 'static,
+        pass: impl Fn() -> Result<bool, AppError> + Send + 'static,
     ) -> std::io::Result<(Checkpointer, Arc<Backlog>)> {
         let (handed, taken) = std::sync::mpsc::channel::<Arc<Backlog>>();
         let thread = thread::Builder::new()
@@ -114,7 +116,7 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(pass: &dyn Fn() -> Result<(), AppError>, backlog: &Backlog) {
+fn run(pass: &dyn Fn() -> Result<bool, AppError>, backlog: &Backlog) {
     loop {
         // `park` may return without an `unpark`; the flags say what happened.
         while !backlog.pending.swap(false, Ordering::AcqRel) {
@@ -128,9 +130,16 @@ fn run(pass: &dyn Fn() -> Result<(), AppError>, backlog: &Backlog) {
         }
         let started = Instant::now();
         let outcome = pass();
-        backlog.passes.fetch_add(1, Ordering::AcqRel);
         let pause = match outcome {
-            Ok(()) => GAP.max(started.elapsed() * REST_PER_PASS),
+            Ok(true) => {
+                backlog.passes.fetch_add(1, Ordering::AcqRel);
+                GAP.max(started.elapsed() * REST_PER_PASS)
+            }
+            Ok(false) => {
+                // Every pooled connection was busy: again after a rest.
+                backlog.pending.store(true, Ordering::Release);
+                GAP
+            }
             Err(err) => {
                 log::warn!("background checkpoint failed: {err}");
                 AFTER_FAILURE

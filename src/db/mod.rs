@@ -307,12 +307,16 @@ impl Db {
     }
 
     /// Copies what the WAL holds back into the database file as far as no reader still needs it,
-    /// without waiting for any lock (SQLite's `PASSIVE` checkpoint), on a pooled connection.
-    fn checkpoint_passively(&self) -> Result<(), AppError> {
-        let conn = self.lease()?;
+    /// without waiting for any lock (SQLite's `PASSIVE` checkpoint), on an idle pooled
+    /// connection. `Ok(false)` when none is idle: then nothing was done, and no read waited.
+    fn checkpoint_passively(&self) -> Result<bool, AppError> {
+        let Some(conn) = self.pool.try_get() else {
+            return Ok(false);
+        };
+        let conn = Lease::new(conn, &self.returns);
         conn.prepare_cached("PRAGMA wal_checkpoint(PASSIVE)")?
             .query_row([], |_| Ok(()))?;
-        Ok(())
+        Ok(true)
     }
 
     /// Runs `body` inside a deferred, read-only-by-convention transaction: every statement in it
@@ -1017,18 +1021,19 @@ mod tests {
         let mut checkpointer = db.start_checkpointer().unwrap();
         assert!(db.start_checkpointer().is_err(), "one per database");
         insert(2);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while in_file() < 2 {
-            assert!(
-                Instant::now() < deadline,
-                "the commits never reached the file"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        // Idle: no commit, no pass.
-        std::thread::sleep(Duration::from_millis(50));
+        let wait_for = |done: &dyn Fn() -> bool, what: &str| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !done() {
+                assert!(Instant::now() < deadline, "{what}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        wait_for(&|| in_file() == 2, "the commits never reached the file");
+        // The pass is counted after its `fsync`, which may come a little after the rows show.
+        wait_for(&|| checkpointer.passes() >= 1, "the pass was never counted");
+        // Idle: no commit, no pass (the rest after the pass is 10 ms: wait it out first).
+        std::thread::sleep(Duration::from_millis(100));
         let passes = checkpointer.passes();
-        assert!(passes >= 1);
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(checkpointer.passes(), passes, "a pass without a commit");
         // A burst of commits gets passes, at most one every 10 ms.
@@ -1037,13 +1042,7 @@ mod tests {
             insert(n);
         }
         let elapsed = started.elapsed();
-        while in_file() < 200 {
-            assert!(
-                Instant::now() < deadline,
-                "the burst never reached the file"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_for(&|| in_file() == 200, "the burst never reached the file");
         let burst = checkpointer.passes() - passes;
         assert!(burst >= 1);
         let most = 2 + elapsed.as_millis() / 10;

@@ -1387,32 +1387,49 @@ mod tests {
                     [id],
                 )
             };
+            // Every timestamp of a row its own value, so a column read in another's place shows.
+            for id in [&queued, &scheduled, &failed, &purged, &email, &test_mode] {
+                set(
+                    id,
+                    "updated_at = replace(created_at, '10:00', '11:01'), \
+                     scheduled_at = replace(created_at, '10:00', '11:02'), \
+                     sent_at = replace(created_at, '10:00', '11:03'), \
+                     delivered_at = replace(created_at, '10:00', '11:04'), \
+                     failed_at = replace(created_at, '10:00', '11:05'), \
+                     cancelled_at = replace(created_at, '10:00', '11:06')",
+                )?;
+            }
+            conn.execute(
+                "INSERT INTO contacts (id, workspace_id, mode, name, phone, phone_state,
+                     email_state, created_at, updated_at)
+                 VALUES ('con_x', ?1, 'live', 'Ada', '+237677123456', 'valid', 'valid',
+                     ?2, ?2)",
+                rusqlite::params![f.workspace, at(0)],
+            )?;
             set(
                 &queued,
-                "api_key_id = 'key_x', route = '+23767=avlytext,mboasms', \
+                "api_key_id = 'key_x', contact_id = 'con_x', \
+                 route = '+23767=avlytext,mboasms', \
                  text = 'say \"hi\" \\ back' || char(10, 1, 233, 128512), \
                  metadata = '{\"order\": {\"id\": 7, \"tags\": [\"a\", \"é\"]}}'",
             )?;
-            set(
-                &scheduled,
-                "status = 'scheduled', scheduled_at = next_attempt_at, metadata = 'not json'",
-            )?;
+            set(&scheduled, "status = 'scheduled', metadata = 'not json'")?;
             set(
                 &failed,
                 "status = 'failed', provider = 'twilio', provider_message_id = 'SM1', \
                  error_code = 'provider_rejected', error_message = 'Invalid \"To\"', \
-                 delivery_cycles = 2, failed_at = updated_at",
+                 delivery_cycles = 2",
             )?;
             set(
                 &purged,
-                "status = 'delivered', subject = '', text = '', body_purged_at = updated_at, \
-                 sent_at = updated_at, delivered_at = updated_at",
+                "status = 'delivered', subject = '', text = '', \
+                 body_purged_at = replace(created_at, '10:00', '11:07')",
             )?;
             set(
                 &email,
                 "channel = 'email', to_address = 'a@x.io', sender = NULL, encoding = NULL, \
                  segments = NULL, subject = 'Your receipt', html = '<p>hi</p>', \
-                 error_code = 'soft_bounce', status = 'cancelled', cancelled_at = updated_at",
+                 error_code = 'soft_bounce', status = 'cancelled'",
             )?;
             set(&test_mode, "mode = 'test', charge_minor = 0")?;
             Ok(())
@@ -1462,6 +1479,8 @@ mod tests {
             assert_eq!(queued["metadata"]["order"]["tags"][1], "é");
             assert_eq!(queued["route"]["providers"][1], "mboasms");
             assert_eq!(queued["next_attempt_at"], at(1));
+            assert_eq!(queued["contact_id"], "con_x");
+            assert_ne!(queued["sent_at"], queued["delivered_at"]);
             assert_eq!(scheduled["metadata"], serde_json::Value::Null);
             assert_eq!(scheduled["next_attempt_at"], serde_json::Value::Null);
             assert_eq!(failed["error"]["message"], "Invalid \"To\"");

@@ -294,6 +294,9 @@ pub fn list_messages(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
             page.cursor.as_deref(),
             page.fetch(),
             |row| {
+                if !page_body.shows_next() {
+                    return Ok(());
+                }
                 let message = view::listed_view(row)?;
                 page_body.push(message.id, &message)
             },

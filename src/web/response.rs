@@ -156,10 +156,19 @@ impl JsonPage {
         }
     }
 
-    /// Adds `item`, whose id (the cursor that follows it) is `id`.
+    /// Whether the row read now is shown: `false` once the page is full, and then that row (the
+    /// one past the limit) only tells that there is more, so it need not be made into an item.
+    pub fn shows_next(&mut self) -> bool {
+        if self.shown < self.limit {
+            return true;
+        }
+        self.more = true;
+        false
+    }
+
+    /// Adds `item`, whose id (the cursor that follows it) is `id` (nothing past the limit).
     pub fn push(&mut self, id: &str, item: &impl Serialize) -> Result<(), AppError> {
-        if self.shown == self.limit {
-            self.more = true;
+        if !self.shows_next() {
             return Ok(());
         }
         if self.shown > 0 {
