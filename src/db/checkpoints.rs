@@ -49,7 +49,8 @@ pub(super) struct Backlog {
 }
 
 impl Backlog {
-    /// Called after each commit: wakes the thread unless a wake-up is already pending.
+    /// Called after each commit that changed a row (the dispatchers' empty claims at idle do
+    /// not ring): wakes the thread unless a wake-up is already pending.
     pub(super) fn committed(&self) {
         if !self.pending.swap(true, Ordering::AcqRel) {
             self.thread.unpark();

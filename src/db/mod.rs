@@ -1036,6 +1036,17 @@ mod tests {
         let passes = checkpointer.passes();
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(checkpointer.passes(), passes, "a pass without a commit");
+        // Commits that change no row (a dispatcher's claim that found nothing) write nothing.
+        for _ in 0..5 {
+            db.write(|conn| Ok(conn.execute("DELETE FROM t WHERE n < 0", [])?))
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            checkpointer.passes(),
+            passes,
+            "a pass for commits that changed nothing"
+        );
         // A burst of commits gets passes, at most one every 10 ms.
         let started = Instant::now();
         for n in 3..=200 {

@@ -59,6 +59,9 @@ struct Session {
     lock_refused_at: Option<Instant>,
     /// The connection's `busy_timeout`.
     busy_timeout: Duration,
+    /// The connection's count of rows changed (`total_changes`) at the last commit that rang
+    /// the checkpointer: a commit that changed no row wrote nothing to copy.
+    changes_rung: u64,
 }
 
 /// The shared transaction while it is open.
@@ -105,6 +108,7 @@ impl Writer {
                 yielding: false,
                 lock_refused_at: None,
                 busy_timeout,
+                changes_rung: 0,
             }),
             queued: AtomicUsize::new(0),
             outcomes: Mutex::new(Outcomes::default()),
@@ -308,7 +312,11 @@ impl Writer {
         } else if intact {
             match run_cached(&session.conn, "COMMIT") {
                 Ok(()) => {
-                    if let Some(backlog) = self.backlog.get() {
+                    let changes = session.conn.total_changes();
+                    if let Some(backlog) = self.backlog.get()
+                        && changes != session.changes_rung
+                    {
+                        session.changes_rung = changes;
                         backlog.committed();
                     }
                     None
