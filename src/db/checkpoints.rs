@@ -1,6 +1,6 @@
 //! The background checkpointer: copies committed WAL frames back into the database file on a
-//! thread and connection of its own while commits come, so that the writer's own checkpoint
-//! finds little left to copy.
+//! thread of its own while commits come, so that the writer's own checkpoint finds little left
+//! to copy.
 //!
 //! The writer's checkpoint stays what bounds the WAL: the commit that takes the WAL past
 //! `--db-checkpoint-pages` copies what is left, and only a checkpoint that has copied every frame

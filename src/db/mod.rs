@@ -310,10 +310,9 @@ impl Db {
     /// without waiting for any lock (SQLite's `PASSIVE` checkpoint), on an idle pooled
     /// connection. `Ok(false)` when none is idle: then nothing was done, and no read waited.
     fn checkpoint_passively(&self) -> Result<bool, AppError> {
-        let Some(conn) = self.pool.try_get() else {
+        let Some(conn) = self.idle_lease() else {
             return Ok(false);
         };
-        let conn = Lease::new(conn, &self.returns);
         conn.prepare_cached("PRAGMA wal_checkpoint(PASSIVE)")?
             .query_row([], |_| Ok(()))?;
         Ok(true)
@@ -330,13 +329,18 @@ impl Db {
         body(snapshot.0)
     }
 
+    /// An idle pooled connection, if one is.
+    fn idle_lease(&self) -> Option<Lease<'_>> {
+        Some(Lease::new(self.pool.try_get()?, &self.returns))
+    }
+
     /// A pooled connection: an idle one, else one given back within `GROW_AFTER`, else a new
     /// one (r2d2 opens it, up to the pool's size, and waits for whichever comes first).
     fn lease(&self) -> Result<Lease<'_>, AppError> {
-        let returns = &*self.returns;
-        if let Some(conn) = self.pool.try_get() {
-            return Ok(Lease::new(conn, returns));
+        if let Some(lease) = self.idle_lease() {
+            return Ok(lease);
         }
+        let returns = &*self.returns;
         if self.pool.state().connections > 0 {
             let deadline = Instant::now() + GROW_AFTER;
             let mut guard = returns.lock();

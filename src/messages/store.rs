@@ -70,7 +70,7 @@ const COLUMNS: &str = "id, workspace_id, api_key_id, campaign_id, mode, channel,
     from_name";
 
 /// A stored non-negative integer (SQLite integers are signed).
-fn unsigned(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
+pub(crate) fn unsigned(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
     Ok(row.get::<_, i64>(index)?.max(0).unsigned_abs())
 }
 

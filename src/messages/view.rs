@@ -12,7 +12,7 @@ use crate::billing::Channel;
 use crate::ids::ApiKeyId;
 use crate::messages::MessageStatus;
 use crate::messages::compose::Category;
-use crate::messages::store::MessageRow;
+use crate::messages::store::{MessageRow, unsigned};
 use crate::money::MoneyView;
 use crate::vocabulary::Mode;
 
@@ -164,8 +164,8 @@ pub fn listed_view<'a>(row: &'a Row<'_>) -> rusqlite::Result<MessageView<'a>> {
         text: optional(8)?,
         encoding: optional(9)?,
         segments: row.get(10)?,
-        units: unsigned(row.get(11)?),
-        included_units: unsigned(row.get(12)?),
+        units: unsigned(row, 11)?,
+        included_units: unsigned(row, 12)?,
         charge: MoneyView {
             amount_minor: row.get(13)?,
             currency: text(14)?,
@@ -191,11 +191,6 @@ pub fn listed_view<'a>(row: &'a Row<'_>) -> rusqlite::Result<MessageView<'a>> {
         body_purged_at: optional(33)?,
     }
     .shown())
-}
-
-/// A stored non-negative integer (SQLite integers are signed).
-fn unsigned(stored: i64) -> u64 {
-    stored.max(0).unsigned_abs()
 }
 
 /// Stored as the JSON object the client sent (validated on the way in); shown as is. A row that

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::auth::buckets::{Allowance, Buckets, Rate};
 use crate::error::{AppError, FieldErrors};
 use crate::web::exchange::{Incoming, RequestBody, SpooledBody};
-use crate::web::response::ApiResponse;
+use crate::web::response::{ApiResponse, JsonPage};
 use crate::web::router::Method;
 
 pub struct Request<'a> {
@@ -382,15 +382,7 @@ pub fn page_response<V: serde::Serialize>(
     data: &[V],
     next_cursor: Option<String>,
 ) -> Result<ApiResponse, AppError> {
-    #[derive(serde::Serialize)]
-    struct PageView<'a, V> {
-        data: &'a [V],
-        next_cursor: Option<String>,
-    }
-    // About a kilobyte per item (a message is ~900 bytes of JSON): written into a buffer of
-    // that size, a full page is not copied over and over as the buffer doubles from nothing.
-    let capacity = 64 + data.len() * 1024;
-    ApiResponse::json_sized(200, &PageView { data, next_cursor }, capacity)
+    JsonPage::of_items(data, next_cursor.as_deref())
 }
 
 /// Decodes `%XX` escapes and `+` (space) of a query component; invalid escapes stay as typed.

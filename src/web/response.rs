@@ -52,17 +52,7 @@ impl ApiResponse {
     /// A JSON body. Serialising our own response types cannot fail; if it ever did, the client
     /// gets a 500 envelope rather than a half-written body.
     pub fn json(status: u16, body: &impl Serialize) -> Result<ApiResponse, AppError> {
-        ApiResponse::json_sized(status, body, 256)
-    }
-
-    /// `json`, written into a buffer of `capacity` bytes to start with: for bodies known to be
-    /// large (a page of 50 messages is ~45 KB), so it does not grow by doubling.
-    pub fn json_sized(
-        status: u16,
-        body: &impl Serialize,
-        capacity: usize,
-    ) -> Result<ApiResponse, AppError> {
-        let mut bytes = JsonBytes(Vec::with_capacity(capacity));
+        let mut bytes = JsonBytes(Vec::with_capacity(256));
         serde_json::to_writer(&mut bytes, body).map_err(AppError::internal)?;
         Ok(ApiResponse::bytes(status, JSON, bytes.0))
     }
@@ -128,10 +118,11 @@ impl ApiResponse {
 /// Here the one-byte pieces are pushed and short ones copied byte by byte, inline.
 struct JsonBytes(Vec<u8>);
 
-/// A 200 page of a list, `{"data": [...], "next_cursor": …}` as `request::page_response` writes
-/// it, but written item by item while the rows are read, so an item may borrow from its row
-/// (`GET /v1/messages`: nothing is copied out of SQLite first). Rows come as fetched for
-/// `PageRequest::fetch`: the one past the page's limit only tells that there is more.
+/// A 200 page of a list, `{"data": [...], "next_cursor": …}`, written item by item while the
+/// rows are read, so an item may borrow from its row (`GET /v1/messages`: nothing is copied out
+/// of SQLite first). Rows come as fetched for `PageRequest::fetch`: the one past the page's
+/// limit only tells that there is more. `request::page_response` writes its collected items
+/// through it too (`JsonPage::of_items`).
 pub struct JsonPage {
     bytes: JsonBytes,
     limit: usize,
@@ -171,11 +162,7 @@ impl JsonPage {
         if !self.shows_next() {
             return Ok(());
         }
-        if self.shown > 0 {
-            self.bytes.0.push(b',');
-        }
-        serde_json::to_writer(&mut self.bytes, item).map_err(AppError::internal)?;
-        self.shown += 1;
+        self.write_item(item)?;
         if self.shown == self.limit {
             id.clone_into(&mut self.last_id);
         }
@@ -183,7 +170,33 @@ impl JsonPage {
     }
 
     pub fn finish(mut self) -> Result<ApiResponse, AppError> {
-        let next_cursor = self.more.then_some(self.last_id.as_str());
+        let last_id = std::mem::take(&mut self.last_id);
+        let more = self.more;
+        self.close(more.then_some(last_id.as_str()))
+    }
+
+    /// The page of `items` already collected, followed by `next_cursor`.
+    pub fn of_items<V: Serialize>(
+        items: &[V],
+        next_cursor: Option<&str>,
+    ) -> Result<ApiResponse, AppError> {
+        let mut page = JsonPage::new(items.len());
+        for item in items {
+            page.write_item(item)?;
+        }
+        page.close(next_cursor)
+    }
+
+    fn write_item(&mut self, item: &impl Serialize) -> Result<(), AppError> {
+        if self.shown > 0 {
+            self.bytes.0.push(b',');
+        }
+        serde_json::to_writer(&mut self.bytes, item).map_err(AppError::internal)?;
+        self.shown += 1;
+        Ok(())
+    }
+
+    fn close(mut self, next_cursor: Option<&str>) -> Result<ApiResponse, AppError> {
         self.bytes.0.extend_from_slice(b"],\"next_cursor\":");
         serde_json::to_writer(&mut self.bytes, &next_cursor).map_err(AppError::internal)?;
         self.bytes.0.push(b'}');
