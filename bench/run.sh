@@ -325,6 +325,10 @@ if [[ -n $last_dir ]]; then
     run_wrk crier-read "${read%% *}" "$READ_CONNS" "$HERE/get.lua" "$base/" \
       CRIER_KEY="$key" BENCH_PATH="${read#* }"
   done
+  # The same page with every request a page of its own: what reading and writing 50 messages
+  # costs when no kept page can answer (as when sends commit between two reads).
+  run_wrk crier-read list-rendered "$READ_CONNS" "$HERE/get.lua" "$base/" \
+    CRIER_KEY="$key" BENCH_PATH="/v1/messages?limit=50" BENCH_UNIQUE_PAGES=1
   stop_crier reads
 fi
 

@@ -341,6 +341,13 @@ def build_table(rows):
             p99=ms(r["p99_us"]), mx=ms(honest_max(r)), bad=str(non_2xx(r)),
             errs=str(sock_errors(r)), firsts=first_cell(r), target="p99 < 5 ms",
             ok=verdict(misses))
+    r = first(rows, "crier-read", "list-rendered")
+    if r:
+        row = f"GET /v1/messages?limit=50, each page rendered (info) c{r['conns']}"
+        note_wrk_row(notes, row, r)
+        add(row, rate(r["rps"]), p50=ms(r["p50_us"]), p99=ms(r["p99_us"]),
+            mx=ms(honest_max(r)), bad=str(non_2xx(r)), errs=str(sock_errors(r)),
+            firsts=first_cell(r), ok=verdict(failed_requests(r)))
 
     dispatch = [r for r in rows if r.get("bench", "").startswith("dispatch-")]
     for r in dispatch:

@@ -9,13 +9,15 @@
 //! runs one closure per item the same way, for a caller with many small writes to make at once.
 //! `Db::write_job_then` hands a closure that owns what it uses to the writer's own thread
 //! (`start_jobs`), which runs such jobs back to back and delivers each outcome after the
-//! commit: the send path's way in. Reads use a pool.
+//! commit: the send path's way in. Reads use a pool; `Db::read_remembered` is a read whose
+//! bytes are kept until the next commit (`remembered`).
 //! No network I/O may happen inside either closure, and a closure must not call `write` again.
 
 pub mod backup;
 mod checkpoints;
 pub mod files;
 pub mod migrations;
+mod remembered;
 mod sweep;
 pub mod vacuum;
 mod writer;
@@ -65,6 +67,8 @@ pub struct Db {
     /// Rung when a read gives its connection back, for the reads waiting on one (`lease`).
     returns: std::sync::Arc<Returns>,
     writer: std::sync::Arc<writer::Writer>,
+    /// What `read_remembered` keeps (`remembered`).
+    remembered: std::sync::Arc<remembered::Remembered>,
 }
 
 /// Where `Db::write_job_then` hands its jobs: the writer's job thread while `start_jobs`' thread
@@ -162,8 +166,13 @@ impl Db {
         prepare(settings)?;
         let path = &settings.path;
         let init_settings = settings.clone();
-        let manager = SqliteConnectionManager::file(path)
-            .with_init(move |conn| configure_connection(conn, &init_settings));
+        let manager = SqliteConnectionManager::file(path).with_init(move |conn| {
+            configure_connection(conn, &init_settings)?;
+            // Only the writer commits: a pooled connection that tried would fail, not
+            // change the file behind `read_remembered`'s back (its own changes would not
+            // move its `data_version`).
+            conn.pragma_update(None, "query_only", true)
+        });
         let pool = r2d2::Pool::builder()
             .max_size(settings.pool_size)
             // Opened as load needs them (each costs ~0.4 MB once it has read the schema), kept
@@ -204,6 +213,7 @@ impl Db {
             pool,
             returns: std::sync::Arc::new(Returns::default()),
             writer: std::sync::Arc::new(writer),
+            remembered: std::sync::Arc::default(),
         })
     }
 
@@ -614,7 +624,7 @@ fn db_startup_error(path: &Path, err: rusqlite::Error) -> StartupError {
 mod tests {
     use super::*;
 
-    fn temp_db(dir: &tempfile::TempDir) -> Db {
+    pub(super) fn temp_db(dir: &tempfile::TempDir) -> Db {
         let settings = DbSettings {
             path: dir.path().join("nested/dir/crier.db"),
             pool_size: 4,

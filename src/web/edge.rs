@@ -505,8 +505,8 @@ type ResponseBody = Either<Full<Bytes>, StreamedBody>;
 fn into_hyper(outgoing: Outgoing, busy: BusyGuard) -> hyper::Response<ResponseBody> {
     let Outgoing { response, close } = outgoing;
     let body = match response.stream {
-        None => Either::Left(Full::new(Bytes::from(response.body))),
-        Some(writer) => Either::Right(StreamedBody::start(response.body, writer, busy)),
+        None => Either::Left(Full::new(response.body)),
+        Some(writer) => Either::Right(StreamedBody::start(Vec::from(response.body), writer, busy)),
     };
     let mut out = hyper::Response::new(body);
     *out.status_mut() = hyper::StatusCode::from_u16(response.status)

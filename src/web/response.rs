@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io::Write;
 
+use bytes::Bytes;
 use serde::Serialize;
 
 use crate::error::AppError;
@@ -13,7 +14,8 @@ pub struct ApiResponse {
     pub status: u16,
     pub content_type: &'static str,
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    /// Shared, so that bytes kept ready (a remembered page) are sent without a copy.
+    pub body: Bytes,
     /// A body too large to build in memory (an export), written after `body` by a thread of its
     /// own while the client reads (see `ApiResponse::streamed`).
     pub stream: Option<BodyWriter>,
@@ -57,12 +59,22 @@ impl ApiResponse {
         Ok(ApiResponse::bytes(status, JSON, bytes.0))
     }
 
+    /// A body kept elsewhere (a remembered page, `db::Db::read_remembered`), sent without a
+    /// copy.
+    pub fn shared(
+        status: u16,
+        content_type: &'static str,
+        body: std::sync::Arc<Vec<u8>>,
+    ) -> ApiResponse {
+        ApiResponse::bytes(status, content_type, Bytes::from_owner(SharedBody(body)))
+    }
+
     /// 204 with no body.
     pub fn no_content() -> ApiResponse {
         ApiResponse::bytes(204, JSON, Vec::new())
     }
 
-    pub fn bytes(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> ApiResponse {
+    pub fn bytes(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> ApiResponse {
         ApiResponse {
             status,
             content_type,
@@ -95,7 +107,10 @@ impl ApiResponse {
 
     /// Bytes sent before a streamed body.
     pub fn with_prefix(mut self, prefix: &[u8]) -> ApiResponse {
-        self.body.extend_from_slice(prefix);
+        let mut body = Vec::with_capacity(self.body.len() + prefix.len());
+        body.extend_from_slice(&self.body);
+        body.extend_from_slice(prefix);
+        self.body = body.into();
         self
     }
 
@@ -109,6 +124,15 @@ impl ApiResponse {
             .iter()
             .find(|(key, _)| key.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
+    }
+}
+
+/// A shared body as `Bytes` see it.
+struct SharedBody(std::sync::Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -303,8 +327,8 @@ mod tests {
             let (shown, next_cursor) = page.split(rows, |row| row.id.as_str());
             let collected = page_response(&shown, next_cursor).unwrap();
             assert_eq!(
-                String::from_utf8(written.body).unwrap(),
-                String::from_utf8(collected.body).unwrap(),
+                String::from_utf8(written.body.to_vec()).unwrap(),
+                String::from_utf8(collected.body.to_vec()).unwrap(),
                 "{fetched} rows fetched"
             );
             assert_eq!((written.status, written.content_type), (200, JSON));
@@ -313,8 +337,8 @@ mod tests {
         full.push("msg_1", &1).unwrap();
         full.push("msg_2", &2).unwrap();
         assert_eq!(
-            full.finish().unwrap().body,
-            br#"{"data":[1],"next_cursor":"msg_1"}"#
+            &full.finish().unwrap().body[..],
+            &br#"{"data":[1],"next_cursor":"msg_1"}"#[..]
         );
     }
 

@@ -529,6 +529,96 @@ fn messages_are_listed_newest_first_with_filters_and_a_cursor() {
     .assert_error(404, "not_found");
 }
 
+/// The list's pages are remembered between commits (`db::remembered`): a page read again is
+/// the same bytes, and any change — a send, the dispatcher's, another process's on the file —
+/// shows at the next read; other workspaces and the other mode never get another's page.
+#[test]
+fn a_listed_page_shows_every_change_at_the_next_read_and_only_to_its_workspace() {
+    let server = TestServer::start();
+    let sender = Sender::new(&server, "live");
+    sender.credit(10_000);
+    let list = "/v1/messages?limit=10";
+    // Keys of the workspace's test mode and of another workspace, each used once now: a key's
+    // first use is itself a commit (its `last_used_at`), which would hide what is checked below.
+    let (_, test_key) = create_key(&sender.console, &["messages:read"], "test");
+    let other = crate::auth_fixtures::second_tenant(&sender.console, "eve@example.com");
+    let (_, other_key) = create_key(&other, &["messages:read"], "live");
+    for key in [&test_key, &other_key] {
+        bearer(&server, key, "GET", "/v1/messages?limit=1", None);
+    }
+    let ids = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = sender.sent(&sms("+237677123456", "one"), "r1")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sender.wait_for(&first, "sent");
+    let before = sender.get(list);
+    assert_eq!(before.status, 200, "{}", before.text());
+    for _ in 0..3 {
+        let again = sender.get(list);
+        assert_eq!(
+            again.body, before.body,
+            "unchanged, the page reads the same"
+        );
+    }
+
+    // A send through the API shows at once, queued or already sent.
+    let second = sender.sent(&sms("+237677123456", "two"), "r2")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        ids(&sender.get(list).json()),
+        [second.clone(), first.clone()]
+    );
+    // The dispatcher's change of status shows too.
+    sender.wait_for(&second, "sent");
+    let page = sender.get(list).json();
+    assert_eq!(page["data"][0]["status"], "sent", "{page}");
+    // So does a change another connection makes to the file (as another process would).
+    for _ in 0..3 {
+        sender.get(list);
+    }
+    let changed = server
+        .db()
+        .execute(
+            "UPDATE messages SET text = 'changed elsewhere' WHERE id = ?1",
+            [&first],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let page = sender.get(list).json();
+    assert_eq!(page["data"][1]["text"], "changed elsewhere", "{page}");
+
+    // Read until remembered, then the same query from the workspace's test mode and from
+    // another workspace, with no commit between: each gets its own (empty) page.
+    for _ in 0..3 {
+        sender.get(list);
+    }
+    let test_page = bearer(&server, &test_key, "GET", list, None).json();
+    assert_eq!(
+        test_page["data"].as_array().unwrap().len(),
+        0,
+        "{test_page}"
+    );
+    let theirs = bearer(&server, &other_key, "GET", list, None).json();
+    assert_eq!(theirs["data"].as_array().unwrap().len(), 0, "{theirs}");
+    // And a page with another cursor or limit is its own page.
+    let one = sender.get("/v1/messages?limit=1").json();
+    assert_eq!(ids(&one), [second.as_str()]);
+    let rest = sender
+        .get(&format!("/v1/messages?limit=10&cursor={second}"))
+        .json();
+    assert_eq!(ids(&rest), [first]);
+}
+
 #[test]
 fn concurrent_sends_never_spend_more_than_the_wallet_holds() {
     let server = TestServer::start_with(
