@@ -214,6 +214,23 @@ impl Metrics {
         let _ = writeln!(out, "crier_dispatcher_lag_seconds {lag_seconds}");
         out
     }
+
+    /// Reads whose bytes may be kept between commits (the message list's pages): given what
+    /// was kept, or read anew (the first after a commit, or a page not kept).
+    pub fn render_remembered(given_kept: u64, read_anew: u64) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP crier_remembered_reads_total Message list pages served, by whether the page kept since the last commit was sent (kept) or it was read anew (read).\n");
+        out.push_str("# TYPE crier_remembered_reads_total counter\n");
+        let _ = writeln!(
+            out,
+            "crier_remembered_reads_total{{outcome=\"kept\"}} {given_kept}"
+        );
+        let _ = writeln!(
+            out,
+            "crier_remembered_reads_total{{outcome=\"read\"}} {read_anew}"
+        );
+        out
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -328,8 +328,8 @@ impl Db {
         Ok(true)
     }
 
-    /// Runs `body` inside a deferred, read-only-by-convention transaction: every statement in it
-    /// sees the same snapshot. Nothing is committed.
+    /// Runs `body` inside a deferred transaction that only reads (the pool's connections are
+    /// `query_only`): every statement in it sees the same snapshot. Nothing is committed.
     pub fn read<T>(
         &self,
         body: impl FnOnce(&Connection) -> Result<T, AppError>,
@@ -625,9 +625,13 @@ mod tests {
     use super::*;
 
     pub(super) fn temp_db(dir: &tempfile::TempDir) -> Db {
+        temp_db_with_pool(dir, 4)
+    }
+
+    pub(super) fn temp_db_with_pool(dir: &tempfile::TempDir, pool_size: u32) -> Db {
         let settings = DbSettings {
             path: dir.path().join("nested/dir/crier.db"),
-            pool_size: 4,
+            pool_size,
             busy_timeout: Duration::from_millis(200),
             synchronous: Synchronous::Normal,
         };

@@ -1,13 +1,14 @@
 //! Remembered reads: the bytes a read made (a rendered page), kept and given again to the same
 //! read while no commit has changed the database since — by this process or any other.
 //!
-//! What tells that nothing changed is SQLite's `PRAGMA data_version`: on one connection, two
-//! readings differ exactly when some other connection committed a change in between. Its value
-//! means nothing across connections, so one connection alone cannot vouch for bytes another
-//! made. `Remembered` bridges that with one counter, the epoch:
+//! What tells that something changed is SQLite's `PRAGMA data_version`: on one connection, two
+//! readings differ whenever some other connection committed a change in between (they may also
+//! differ after a checkpoint restarted the WAL: only a needless read anew). Its value means
+//! nothing across connections, so one connection alone cannot vouch for bytes another made.
+//! `Remembered` bridges that with one counter, the epoch:
 //!
-//! - a remembered read reads the epoch *before* its snapshot begins, then the connection's
-//!   `data_version` inside the snapshot;
+//! - a remembered read leases its connection, reads the epoch, and only then begins its snapshot
+//!   (whose first read is the connection's `data_version`);
 //! - if that version differs from the one the connection saw last (or it never saw one: a new
 //!   connection), some commit came since: the read moves the epoch on, runs its body and keeps
 //!   nothing;
@@ -15,18 +16,22 @@
 //!   bytes under them.
 //!
 //! Why kept bytes are never older than the snapshot they are given in: bytes kept by connection
-//! C under epoch `e` were read from a snapshot begun after `e` was read. Say connection D, whose
-//! version did not change, gets them while its epoch, read before its own snapshot, is also `e`,
-//! and a commit X lies between the two snapshots. If X came after C's snapshot, D's unchanged
-//! version means D already saw a version after X in an earlier read, which moved the epoch past
-//! `e` before D read its epoch: contradiction. If X came before C's snapshot and after D's, the
-//! same holds with the roles swapped (C moved the epoch before reading `e`, after D had read
-//! it). A connection's first read moves the epoch, so commits made before it opened count too.
+//! C under epoch `e` were read from a snapshot begun after `e` was read. Say a read on
+//! connection D, whose version did not change, gets them while its epoch, read before its own
+//! snapshot, is also `e`, and a commit X lies between the two snapshots. If X came after C's
+//! snapshot, D's unchanged version means that an earlier read on D saw a version after X and
+//! moved the epoch past `e`; that read gave D back to the pool before this one leased it, so
+//! before this one read its epoch: contradiction. If X came before C's snapshot and after D's,
+//! the same holds with the roles swapped. A connection's first read moves the epoch, so commits
+//! made before it opened count too. A second guard: the read that moves the epoch on also lets
+//! go of every entry of the earlier epochs, and none is kept under an epoch once it has moved
+//! on.
 //!
 //! A commit makes every kept entry useless, so under writes nearly every remembered read runs
 //! its body (the check costs one `PRAGMA`); between writes, every read of the same thing after
-//! the first is a copy of a pointer. Memory is bounded: `KEPT_BYTES` in all, entries over
-//! `ENTRY_BYTES` never kept, the oldest given up first.
+//! the first is a copy of a pointer. Memory is bounded: `KEPT_BYTES` in all (the bytes' buffers
+//! and keys), `KEPT_ENTRIES` entries, none over `ENTRY_BYTES`, the oldest given up first; the
+//! first read that sees a commit lets go of them all.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -37,23 +42,28 @@ use rusqlite::Connection;
 use super::{Db, ReadTransaction};
 use crate::error::AppError;
 
-/// The most bytes kept in all.
+/// The most bytes kept in all, counting each entry's buffer and key.
 const KEPT_BYTES: usize = 1024 * 1024;
-/// The largest entry kept: a page of 50 messages is ~50 KB, one of 200 emails with their bodies
+/// The most entries kept: a lookup goes through them in turn.
+const KEPT_ENTRIES: usize = 32;
+/// The largest entry kept: a page of 50 messages is ~50 KB, one of 100 emails with their bodies
 /// can be megabytes, and a few of those would push every smaller entry out.
 const ENTRY_BYTES: usize = 256 * 1024;
 
-/// The kept entries and the epoch they are valid in (see the module's doc).
+/// The kept entries, the epoch they are valid in (see the module's doc), and how reads went.
 #[derive(Default)]
 pub(super) struct Remembered {
     epoch: AtomicU64,
     kept: Mutex<Kept>,
+    given_kept: AtomicU64,
+    read_anew: AtomicU64,
 }
 
 #[derive(Default)]
 struct Kept {
     /// Oldest first.
     entries: VecDeque<Entry>,
+    /// What `entries` hold, as `Entry::size` counts it.
     bytes: usize,
 }
 
@@ -61,6 +71,19 @@ struct Entry {
     key: String,
     epoch: u64,
     bytes: Arc<Vec<u8>>,
+}
+
+impl Entry {
+    fn size(&self) -> usize {
+        self.bytes.capacity() + self.key.len()
+    }
+}
+
+/// Remembered reads since start: given bytes that were kept, and run anew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RememberedReads {
+    pub given_kept: u64,
+    pub read_anew: u64,
 }
 
 /// The `data_version` a pooled connection saw at its last remembered read (kept with the
@@ -84,40 +107,49 @@ impl Remembered {
             .map(|entry| Arc::clone(&entry.bytes))
     }
 
+    /// A commit came: the epoch moves on, and what was kept before can never be given again.
+    fn move_on(&self) {
+        let now = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.kept().forget(|entry| entry.epoch < now);
+    }
+
     /// Keeps `bytes` under `key` for `epoch` unless the epoch has moved on since (they could
-    /// never be given then), dropping the entries of past epochs and, past `KEPT_BYTES`, the
-    /// oldest.
+    /// never be given then), dropping what is kept under `key` already and, past the bounds,
+    /// the oldest.
     fn keep(&self, key: &str, epoch: u64, bytes: &Arc<Vec<u8>>) {
-        if bytes.len() > ENTRY_BYTES {
-            return;
-        }
-        let mut kept = self.kept();
-        let now = self.epoch.load(Ordering::SeqCst);
-        if epoch != now {
-            return;
-        }
-        let Kept {
-            entries,
-            bytes: total,
-        } = &mut *kept;
-        entries.retain(|entry| {
-            let keep = entry.epoch == now && entry.key != key;
-            if !keep {
-                *total -= entry.bytes.len();
-            }
-            keep
-        });
-        while *total + bytes.len() > KEPT_BYTES {
-            match entries.pop_front() {
-                Some(oldest) => *total -= oldest.bytes.len(),
-                None => break,
-            }
-        }
-        *total += bytes.len();
-        entries.push_back(Entry {
+        let entry = Entry {
             key: key.to_owned(),
             epoch,
             bytes: Arc::clone(bytes),
+        };
+        if entry.size() > ENTRY_BYTES {
+            return;
+        }
+        let mut kept = self.kept();
+        if epoch != self.epoch.load(Ordering::SeqCst) {
+            return;
+        }
+        kept.forget(|old| old.epoch != epoch || old.key == key);
+        while kept.bytes + entry.size() > KEPT_BYTES || kept.entries.len() >= KEPT_ENTRIES {
+            let Some(oldest) = kept.entries.pop_front() else {
+                break;
+            };
+            kept.bytes -= oldest.size();
+        }
+        kept.bytes += entry.size();
+        kept.entries.push_back(entry);
+    }
+}
+
+impl Kept {
+    fn forget(&mut self, gone: impl Fn(&Entry) -> bool) {
+        let Kept { entries, bytes } = self;
+        entries.retain(|entry| {
+            let keep = !gone(entry);
+            if !keep {
+                *bytes -= entry.size();
+            }
+            keep
         });
     }
 }
@@ -134,9 +166,9 @@ impl Db {
         body: impl FnOnce(&Connection) -> Result<Vec<u8>, AppError>,
     ) -> Result<Arc<Vec<u8>>, AppError> {
         let remembered = &*self.remembered;
-        // Before the snapshot begins: the order the module's doc relies on.
-        let epoch = remembered.epoch.load(Ordering::SeqCst);
         let mut lease = self.lease()?;
+        // After the lease, before the snapshot: the order the module's doc relies on.
+        let epoch = remembered.epoch.load(Ordering::SeqCst);
         let extensions = r2d2::PooledConnection::extensions_mut(&mut lease.conn);
         if extensions.get::<SeenVersion>().is_none() {
             extensions.insert(SeenVersion(AtomicI64::new(NEVER)));
@@ -151,15 +183,29 @@ impl Db {
             .get::<SeenVersion>()
             .map_or(NEVER, |seen| seen.0.swap(version, Ordering::SeqCst));
         if seen != version {
-            remembered.epoch.fetch_add(1, Ordering::SeqCst);
-            return Ok(Arc::new(body(snapshot.0)?));
-        }
-        if let Some(bytes) = remembered.find(key, epoch) {
+            remembered.move_on();
+        } else if let Some(bytes) = remembered.find(key, epoch) {
+            remembered.given_kept.fetch_add(1, Ordering::Relaxed);
             return Ok(bytes);
         }
-        let bytes = Arc::new(body(snapshot.0)?);
+        let mut bytes = body(snapshot.0)?;
+        remembered.read_anew.fetch_add(1, Ordering::Relaxed);
+        if seen != version {
+            return Ok(Arc::new(bytes));
+        }
+        // Kept at its length: a page's buffer is allocated for the largest page of its limit.
+        bytes.shrink_to_fit();
+        let bytes = Arc::new(bytes);
         remembered.keep(key, epoch, &bytes);
         Ok(bytes)
+    }
+
+    /// How remembered reads have gone since start (`GET /metrics`).
+    pub fn remembered_reads(&self) -> RememberedReads {
+        RememberedReads {
+            given_kept: self.remembered.given_kept.load(Ordering::Relaxed),
+            read_anew: self.remembered.read_anew.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -169,7 +215,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::db::tests::temp_db;
+    use crate::db::tests::{temp_db, temp_db_with_pool};
 
     fn table_db(dir: &tempfile::TempDir) -> Db {
         let db = temp_db(dir);
@@ -262,41 +308,64 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = temp_db(&dir);
         let runs = AtomicUsize::new(0);
-        let read = |key: &str, len: usize| {
+        let read = |key: &str, len: usize, capacity: usize| {
             db.read_remembered(key, |_| {
                 runs.fetch_add(1, Ordering::SeqCst);
-                Ok(vec![b'x'; len])
+                let mut bytes = Vec::with_capacity(capacity.max(len));
+                bytes.resize(len, b'x');
+                Ok(bytes)
             })
             .unwrap()
         };
+        let kept = |key: &str, len: usize| {
+            let before = runs.load(Ordering::SeqCst);
+            assert_eq!(read(key, len, 0).len(), len);
+            runs.load(Ordering::SeqCst) == before
+        };
         // The connection's first read keeps nothing.
-        read("first", 1);
-        let before = runs.load(Ordering::SeqCst);
-        for _ in 0..3 {
-            assert_eq!(read("large", ENTRY_BYTES + 1).len(), ENTRY_BYTES + 1);
-        }
-        assert_eq!(runs.load(Ordering::SeqCst), before + 3, "too large to keep");
+        read("first", 1, 0);
+        assert!(!kept("large", ENTRY_BYTES + 1));
+        assert!(!kept("large", ENTRY_BYTES + 1), "too large to keep");
+
+        // A buffer larger than its bytes is kept at their length.
+        read("roomy", 10, 4 * KEPT_BYTES);
+        assert!(kept("roomy", 10));
+        assert!(db.remembered.kept().bytes < 100, "counted at its length");
 
         // Five of the largest kept size do not fit: the oldest goes first.
+        let largest = ENTRY_BYTES - 64;
         for n in 0..5 {
-            read(&format!("page {n}"), ENTRY_BYTES);
+            read(&format!("page {n}"), largest, 0);
         }
-        let kept = db.remembered.kept().bytes;
-        assert!(kept <= KEPT_BYTES, "{kept} bytes kept");
-        let before = runs.load(Ordering::SeqCst);
-        read("page 4", ENTRY_BYTES);
-        assert_eq!(runs.load(Ordering::SeqCst), before, "the newest is kept");
-        read("page 0", ENTRY_BYTES);
-        assert_eq!(runs.load(Ordering::SeqCst), before + 1, "the oldest is not");
+        let total = db.remembered.kept().bytes;
+        assert!(total <= KEPT_BYTES, "{total} bytes kept");
+        assert!(kept("page 4", largest), "the newest is kept");
+        assert!(!kept("page 0", largest), "the oldest is not");
+
+        // Nor do more than KEPT_ENTRIES small ones.
+        for n in 0..KEPT_ENTRIES + 8 {
+            read(&format!("small {n}"), 10, 0);
+        }
+        assert_eq!(db.remembered.kept().entries.len(), KEPT_ENTRIES);
+        assert!(kept(&format!("small {}", KEPT_ENTRIES + 7), 10));
+        assert!(!kept("small 0", 10));
+
+        // The first read after a commit lets go of everything kept.
+        db.write(|conn| Ok(conn.execute_batch("CREATE TABLE t (x INTEGER)")?))
+            .unwrap();
+        read("after", 10, 0);
+        assert_eq!(db.remembered.kept().entries.len(), 0);
+        assert_eq!(db.remembered.kept().bytes, 0);
     }
 
-    /// Readers on several connections against commits from the writer and from another
-    /// connection: no read is ever given a value older than one committed before it began, and
-    /// reads between commits were given kept bytes.
+    /// Readers on two connections, more of them than connections so that reads wait for one,
+    /// against commits from the writer and from another connection: no read is ever given a
+    /// value older than one committed before it began, and reads between commits were given
+    /// kept bytes.
     #[test]
     fn no_read_is_given_bytes_older_than_a_commit_made_before_it() {
         let dir = tempfile::tempdir().unwrap();
-        let db = temp_db(&dir);
+        let db = temp_db_with_pool(&dir, 2);
         db.write(|conn| {
             Ok(conn
                 .execute_batch("CREATE TABLE n (value INTEGER) STRICT; INSERT INTO n VALUES (0)")?)
@@ -306,7 +375,7 @@ mod tests {
         let (reads, runs) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
-            for _ in 0..4 {
+            for _ in 0..8 {
                 scope.spawn(|| {
                     while !done.load(Ordering::SeqCst) {
                         let floor = committed.load(Ordering::SeqCst);

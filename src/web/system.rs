@@ -67,7 +67,7 @@ pub fn show_billing_return(app: &App, request: &mut Request<'_>) -> Result<ApiRe
 }
 
 /// `GET /metrics`: Prometheus text exposition (requests by route and status, latency, provider
-/// calls, webhooks, messages by status, dispatcher lag).
+/// calls, webhooks, messages by status, dispatcher lag, remembered list pages).
 pub fn show_metrics(app: &App, _request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let now = app.clock.now();
     let (by_status, oldest_due) = app.db.read(|conn| {
@@ -86,6 +86,11 @@ pub fn show_metrics(app: &App, _request: &mut Request<'_>) -> Result<ApiResponse
     text.push_str(&crate::metrics::Metrics::render_outbox(
         &by_status,
         lag_seconds,
+    ));
+    let remembered = app.db.remembered_reads();
+    text.push_str(&crate::metrics::Metrics::render_remembered(
+        remembered.given_kept,
+        remembered.read_anew,
     ));
     Ok(ApiResponse::bytes(
         200,

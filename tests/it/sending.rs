@@ -568,6 +568,7 @@ fn a_listed_page_shows_every_change_at_the_next_read_and_only_to_its_workspace()
             "unchanged, the page reads the same"
         );
     }
+    assert!(kept_pages(&server) > 0, "a page was given as kept");
 
     // A send through the API shows at once, queued or already sent.
     let second = sender.sent(&sms("+237677123456", "two"), "r2")["id"]
@@ -602,6 +603,13 @@ fn a_listed_page_shows_every_change_at_the_next_read_and_only_to_its_workspace()
     for _ in 0..3 {
         sender.get(list);
     }
+    let given_kept = kept_pages(&server);
+    sender.get(list);
+    assert_eq!(
+        kept_pages(&server),
+        given_kept + 1,
+        "the page is remembered"
+    );
     let test_page = bearer(&server, &test_key, "GET", list, None).json();
     assert_eq!(
         test_page["data"].as_array().unwrap().len(),
@@ -617,6 +625,16 @@ fn a_listed_page_shows_every_change_at_the_next_read_and_only_to_its_workspace()
         .get(&format!("/v1/messages?limit=10&cursor={second}"))
         .json();
     assert_eq!(ids(&rest), [first]);
+}
+
+/// `crier_remembered_reads_total{outcome="kept"}` from `GET /metrics`.
+fn kept_pages(server: &TestServer) -> u64 {
+    let metrics = server.get("/metrics").text();
+    let line = metrics
+        .lines()
+        .find(|line| line.starts_with("crier_remembered_reads_total{outcome=\"kept\"}"))
+        .unwrap_or_else(|| panic!("no kept pages counted in {metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
 #[test]
