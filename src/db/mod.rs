@@ -641,13 +641,7 @@ mod tests {
     #[test]
     fn a_read_that_fails_or_panics_leaves_no_transaction_open_on_its_connection() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = DbSettings {
-            path: dir.path().join("crier.db"),
-            pool_size: 1,
-            busy_timeout: Duration::from_millis(200),
-            synchronous: Synchronous::Normal,
-        };
-        let db = Db::open(&settings).unwrap();
+        let db = temp_db_with_pool(&dir, 1);
         db.write(|conn| Ok(conn.execute_batch("CREATE TABLE t (x INTEGER) STRICT")?))
             .unwrap();
         let count = |db: &Db| -> i64 {

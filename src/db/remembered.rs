@@ -114,22 +114,23 @@ impl Remembered {
     }
 
     /// Keeps `bytes` under `key` for `epoch` unless the epoch has moved on since (they could
-    /// never be given then), dropping what is kept under `key` already and, past the bounds,
-    /// the oldest.
+    /// never be given then), in place of what is kept under `key` already, giving up the oldest
+    /// past the bounds. (Every entry kept is of the current epoch: `move_on` forgets the others
+    /// under the same lock.)
     fn keep(&self, key: &str, epoch: u64, bytes: &Arc<Vec<u8>>) {
-        let entry = Entry {
-            key: key.to_owned(),
-            epoch,
-            bytes: Arc::clone(bytes),
-        };
-        if entry.size() > ENTRY_BYTES {
+        if bytes.capacity() + key.len() > ENTRY_BYTES {
             return;
         }
         let mut kept = self.kept();
         if epoch != self.epoch.load(Ordering::SeqCst) {
             return;
         }
-        kept.forget(|old| old.epoch != epoch || old.key == key);
+        let entry = Entry {
+            key: key.to_owned(),
+            epoch,
+            bytes: Arc::clone(bytes),
+        };
+        kept.forget(|old| old.key == key);
         while kept.bytes + entry.size() > KEPT_BYTES || kept.entries.len() >= KEPT_ENTRIES {
             let Some(oldest) = kept.entries.pop_front() else {
                 break;

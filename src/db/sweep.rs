@@ -34,17 +34,9 @@ pub fn sweep_in_batches(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Synchronous;
-    use crate::db::DbSettings;
 
     fn db_with_rows(dir: &tempfile::TempDir, rows: i64) -> Db {
-        let settings = DbSettings {
-            path: dir.path().join("crier.db"),
-            pool_size: 2,
-            busy_timeout: Duration::from_millis(200),
-            synchronous: Synchronous::Normal,
-        };
-        let db = Db::open(&settings).unwrap();
+        let db = crate::db::tests::temp_db_with_pool(dir, 2);
         db.write(|conn| {
             conn.execute_batch("CREATE TABLE t (x INTEGER) STRICT")?;
             conn.execute(

@@ -309,7 +309,7 @@ pub fn list_messages(app: &App, request: &mut Request<'_>) -> Result<ApiResponse
                 page_body.push(message.id, &message)
             },
         )?;
-        Ok(Vec::from(page_body.finish()?.body))
+        page_body.finish_body()
     })?;
     Ok(ApiResponse::shared(200, JSON, body))
 }

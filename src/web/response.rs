@@ -193,7 +193,12 @@ impl JsonPage {
         Ok(())
     }
 
-    pub fn finish(mut self) -> Result<ApiResponse, AppError> {
+    pub fn finish(self) -> Result<ApiResponse, AppError> {
+        Ok(ApiResponse::bytes(200, JSON, self.finish_body()?))
+    }
+
+    /// `finish`'s body alone, for a page kept as bytes (`db::Db::read_remembered`).
+    pub fn finish_body(mut self) -> Result<Vec<u8>, AppError> {
         let last_id = std::mem::take(&mut self.last_id);
         let more = self.more;
         self.close(more.then_some(last_id.as_str()))
@@ -208,7 +213,7 @@ impl JsonPage {
         for item in items {
             page.write_item(item)?;
         }
-        page.close(next_cursor)
+        Ok(ApiResponse::bytes(200, JSON, page.close(next_cursor)?))
     }
 
     fn write_item(&mut self, item: &impl Serialize) -> Result<(), AppError> {
@@ -220,11 +225,11 @@ impl JsonPage {
         Ok(())
     }
 
-    fn close(mut self, next_cursor: Option<&str>) -> Result<ApiResponse, AppError> {
+    fn close(mut self, next_cursor: Option<&str>) -> Result<Vec<u8>, AppError> {
         self.bytes.0.extend_from_slice(b"],\"next_cursor\":");
         serde_json::to_writer(&mut self.bytes, &next_cursor).map_err(AppError::internal)?;
         self.bytes.0.push(b'}');
-        Ok(ApiResponse::bytes(200, JSON, self.bytes.0))
+        Ok(self.bytes.0)
     }
 }
 
