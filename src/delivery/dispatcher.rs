@@ -74,7 +74,7 @@ const SETTLE_WITHIN: Duration = Duration::from_millis(50);
 /// `FAST_CALL`, falling back to one after a slower call: against a slow provider every cycle is
 /// counted exactly (a write costs nothing next to the call), against a fast one (`log`, a local
 /// relay) a crash may spend the cycles of at most this many messages it had not called.
-pub const MAX_CYCLE_WINDOW: usize = 16;
+pub const MAX_CYCLE_WINDOW: usize = 64;
 
 /// A call this quick is about as long as the write that counts its cycle.
 const FAST_CALL: Duration = Duration::from_millis(5);

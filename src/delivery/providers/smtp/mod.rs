@@ -18,6 +18,7 @@ use std::error::Error as _;
 use std::io;
 use std::time::Duration;
 
+use lettre::address::Envelope;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::Error as SmtpError;
@@ -119,7 +120,7 @@ impl SmtpProvider {
 
     /// Carries one message: over an idle pooled connection when there is one, else (or when
     /// that connection turns out to be gone before the message was written) over a fresh one.
-    fn transmit(&self, envelope: &lettre::address::Envelope, body: &Body) -> Result<(), Failure> {
+    fn transmit(&self, envelope: &Envelope, body: &Body) -> Result<(), Failure> {
         if let Some(mut session) = self.pool.take() {
             match session.transmit(envelope, body) {
                 Ok(()) => {
@@ -226,7 +227,16 @@ fn build_message(email: &EmailOut<'_>) -> Result<(Message, String), Failure> {
         )
     })?;
     let message_id = message_id_for(email.message_id, from.email.domain());
+    // The envelope is the From address and the one recipient, as lettre would read them back
+    // from the headers it was given: handing them over spares it parsing both once more.
+    let envelope = Envelope::new(Some(from.email.clone()), vec![to.clone()]).map_err(|error| {
+        Failure::final_(
+            "invalid_message",
+            format!("The email could not be built ({error})."),
+        )
+    })?;
     let mut builder = Message::builder()
+        .envelope(envelope)
         .from(from)
         .to(Mailbox::new(None, to))
         .subject(email.subject)
