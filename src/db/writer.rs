@@ -32,6 +32,15 @@ use crate::error::AppError;
 /// Most closures one transaction carries before it commits regardless of who is waiting.
 const MAX_BATCH: usize = 256;
 
+/// Most jobs the job thread runs in one transaction. The first job of a batch is answered only
+/// when the last has run and the batch has committed, so this bounds the longest wait: under a
+/// 256-connection load the batches settled into a rotation of one of up to 256 jobs (~20 ms
+/// of work and ~5 ms of commit on the 2-core machine) and a few small ones, and the jobs at the
+/// head of the large ones made the tail (docs/performance-log.md, 2026-12-05). At 128 at least
+/// two batches are in rotation under that load; below that, the commits' own cost shows
+/// (at 16: fewer sends a second).
+const JOB_BATCH: usize = 128;
+
 pub struct Writer {
     session: Mutex<Session>,
     /// Callers between announcing themselves and taking `session`.
@@ -486,11 +495,12 @@ impl Writer {
             if !intact {
                 break;
             }
-            // Room for one more in the transaction (it counts the closures of everyone in it).
+            // Room for one more job in this batch, and in the transaction (which counts the
+            // closures of everyone in it).
             let Some(open) = session
                 .open
                 .as_mut()
-                .filter(|open| open.closures < MAX_BATCH)
+                .filter(|open| answers.len() < JOB_BATCH && open.closures < MAX_BATCH)
             else {
                 break;
             };
@@ -920,6 +930,59 @@ mod tests {
             assert_eq!(writes, (1..=20).collect::<Vec<_>>());
             assert_eq!(job_rows.len(), done.load(Ordering::SeqCst));
         });
+    }
+
+    /// The job thread commits after `JOB_BATCH` jobs even while more are waiting: each batch
+    /// runs its jobs, commits, then answers them, so the answers come in runs no longer than
+    /// `JOB_BATCH`, every job is answered after its own batch's jobs ran, and all commit.
+    #[test]
+    fn the_job_thread_commits_every_job_batch_even_with_more_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        with_job_thread(&dir, |writer, jobs, reader| {
+            // The writer is held while every job is queued, so the thread finds all of them
+            // waiting when it gets the connection.
+            writer
+                .write(|_| {
+                    for x in 0..300i64 {
+                        let (ran, answered) = (Arc::clone(&log), Arc::clone(&log));
+                        let queued = writer.submit_then(
+                            jobs,
+                            move |_, conn| {
+                                lock(&ran).push(("ran", x));
+                                insert(conn, x)
+                            },
+                            move |_, outcome| {
+                                assert!(matches!(outcome, Ok(Ok(()))));
+                                lock(&answered).push(("answered", x));
+                            },
+                        );
+                        assert!(queued.is_ok());
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            while lock(&log).len() < 600 {
+                std::thread::yield_now();
+            }
+            assert_eq!(committed(reader), (0..300).collect::<Vec<_>>());
+        });
+        let log = lock(&log);
+        // Runs of "ran" then "answered", in job order: 128, 128, 44.
+        let mut batches = Vec::new();
+        let mut next = 0;
+        while next < log.len() {
+            let ran = log[next..].iter().take_while(|(what, _)| *what == "ran").count();
+            let answered = log[next + ran..]
+                .iter()
+                .take_while(|(what, _)| *what == "answered")
+                .count();
+            assert_eq!(ran, answered, "{log:?}");
+            assert_eq!(log[next].1, log[next + ran].1, "answers follow their own batch");
+            batches.push(ran);
+            next += ran + answered;
+        }
+        assert_eq!(batches, [JOB_BATCH, JOB_BATCH, 300 - 2 * JOB_BATCH]);
     }
 
     /// A long series of parts gives way to the job thread between two parts, as it does to
