@@ -972,13 +972,20 @@ mod tests {
         let mut batches = Vec::new();
         let mut next = 0;
         while next < log.len() {
-            let ran = log[next..].iter().take_while(|(what, _)| *what == "ran").count();
+            let ran = log[next..]
+                .iter()
+                .take_while(|(what, _)| *what == "ran")
+                .count();
             let answered = log[next + ran..]
                 .iter()
                 .take_while(|(what, _)| *what == "answered")
                 .count();
             assert_eq!(ran, answered, "{log:?}");
-            assert_eq!(log[next].1, log[next + ran].1, "answers follow their own batch");
+            assert_eq!(
+                log[next].1,
+                log[next + ran].1,
+                "answers follow their own batch"
+            );
             batches.push(ran);
             next += ran + answered;
         }
