@@ -783,6 +783,83 @@ fn a_crash_spends_the_cycle_of_the_message_in_hand_and_not_those_of_its_batch() 
     crate::process::assert_doctor_clean(&db_path);
 }
 
+/// Against a fast provider a dispatcher counts the cycles of a window of messages in one write
+/// before calling the first of them, the window growing while calls are quick: the real binary
+/// is killed while a call hangs after 300 quick ones, and the messages whose cycle was counted
+/// but that the provider never saw number at most `MAX_CYCLE_WINDOW - 1` (docs/design/
+/// delivery.md), while every message the provider saw had its cycle counted first.
+#[test]
+fn a_crash_against_a_fast_provider_spends_the_cycles_of_at_most_one_window_not_called() {
+    const MESSAGES: usize = 600;
+    const QUICK_CALLS: usize = 300;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted_calls = std::sync::Arc::clone(&calls);
+    let provider = FakeHttp::start(move |request| {
+        let id = request.json()["id"]
+            .as_str()
+            .unwrap()
+            .replace("msg_", "wh_");
+        let call = counted_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // The call after the quick ones hangs until the process is killed.
+        let delay = if call < QUICK_CALLS {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(60)
+        };
+        Reply::json(200, json!({ "id": id })).after(delay)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let webhook_url = format!("{}/sms", provider.url());
+    let more = ["--api-rate-limit", "0"];
+    // Queued with the dispatchers off, then one dispatcher claims them all in one batch.
+    let queueing = crash_test_settings(&webhook_url, "0", "1000", &more);
+    let first = crate::process::ServeProcess::start_with(dir.path(), &queueing);
+    let key = credited_sender_with(&first, 1_000_000);
+    for n in 0..MESSAGES {
+        let sent = first.request(
+            "POST",
+            "/v1/messages",
+            &format!("Authorization: Bearer {key}\r\nIdempotency-Key: window-{n}\r\n"),
+            &sms("+237677123456", &format!("message {n}")).to_string(),
+        );
+        assert_eq!(sent.status, 201, "{}", sent.text());
+    }
+    first.kill();
+    let sending = crash_test_settings(&webhook_url, "1", "1000", &more);
+    let second = crate::process::ServeProcess::start_with(dir.path(), &sending);
+    provider.wait_for_requests(QUICK_CALLS + 1, Duration::from_secs(120));
+    second.kill();
+
+    // Read after the kill: on a machine slow enough for the hanging call to time out first,
+    // the dispatcher went on to the next message.
+    let called: std::collections::BTreeSet<String> = provider
+        .requests()
+        .iter()
+        .map(|request| request.json()["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(called.len() > QUICK_CALLS, "{} called", called.len());
+    let conn = rusqlite::Connection::open(dir.path().join("crier.db")).unwrap();
+    let mut statement = conn
+        .prepare("SELECT id FROM messages WHERE delivery_cycles > 0")
+        .unwrap();
+    let counted: std::collections::BTreeSet<String> = statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        called.is_subset(&counted),
+        "called without a counted cycle: {:?}",
+        called.difference(&counted).collect::<Vec<_>>()
+    );
+    let counted_not_called = counted.len() - called.len();
+    println!("{counted_not_called} messages had a cycle counted and no call at the kill");
+    assert!(
+        counted_not_called < crier::delivery::dispatcher::MAX_CYCLE_WINDOW,
+        "{counted_not_called} cycles spent on messages never called"
+    );
+}
+
 /// `crier doctor` on a backup taken while a message was `sending`: days later its lease has
 /// passed by the clock but not by the copy's own time, which is information (a server started on
 /// the copy sends it again), not a fault. A lease that ended before a later change the database
@@ -876,6 +953,11 @@ fn doctor_judges_leases_on_a_copy_by_the_copys_own_time_and_never_writes_to_it()
 /// First-run setup on a `crier serve` child, its wallet credited with 1,000 XAF, and a live
 /// `messages:send` key (returned) — how the crash tests begin.
 fn credited_sender(server: &crate::process::ServeProcess) -> String {
+    credited_sender_with(server, 1000)
+}
+
+/// `credited_sender` with `amount_minor` in the wallet.
+fn credited_sender_with(server: &crate::process::ServeProcess, amount_minor: i64) -> String {
     let setup = server.request(
         "POST",
         "/v1/setup",
@@ -893,7 +975,7 @@ fn credited_sender(server: &crate::process::ServeProcess) -> String {
         "POST",
         &format!("/v1/admin/workspaces/{workspace}/wallet-adjustments"),
         &cookie,
-        r#"{"amount_minor": 1000, "reason": "crash test"}"#,
+        &json!({"amount_minor": amount_minor, "reason": "crash test"}).to_string(),
     );
     assert_eq!(credit.status, 201, "{}", credit.text());
     let key = server.request(
