@@ -962,7 +962,15 @@ mod tests {
                     Ok(())
                 })
                 .unwrap();
+            // A failed commit or answer is caught and logged by the thread: bounded, so that
+            // it fails the test instead of hanging it.
+            let deadline = Instant::now() + Duration::from_secs(30);
             while lock(&log).len() < 600 {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} of 600 events",
+                    lock(&log).len()
+                );
                 std::thread::yield_now();
             }
             assert_eq!(committed(reader), (0..300).collect::<Vec<_>>());

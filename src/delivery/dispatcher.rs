@@ -73,7 +73,8 @@ const SETTLE_WITHIN: Duration = Duration::from_millis(50);
 /// The window starts at one message and doubles up to this while calls come back within
 /// `FAST_CALL`, falling back to one after a slower call: against a slow provider every cycle is
 /// counted exactly (a write costs nothing next to the call), against a fast one (`log`, a local
-/// relay) a crash may spend the cycles of at most this many messages it had not called.
+/// relay) a crash may spend the cycles of at most this many messages less one (the one in hand was
+/// called) that it had not called, per dispatcher.
 pub const MAX_CYCLE_WINDOW: usize = 64;
 
 /// A call this quick is about as long as the write that counts its cycle.

@@ -581,8 +581,8 @@ pub fn queue_due_scheduled(conn: &Connection, now: &str, limit: usize) -> Result
 
 /// Claims up to `limit` messages for `owner` until `lease_until`: queued ones that are due, and
 /// `sending` ones whose lease expired (their dispatcher crashed). A claim spends no delivery
-/// cycle: `begin_cycles` counts them when the dispatcher comes to a message (a window of a few
-/// at a time), so a crash costs the rest of its batch nothing.
+/// cycle: `begin_cycles` counts them when the dispatcher comes to a message (a window of up to
+/// `MAX_CYCLE_WINDOW` at a time), so a crash costs the rest of its batch nothing.
 ///
 /// Transactional messages go first (docs/rules/messages.md, "Claim order"): an OTP sent while a
 /// campaign's million messages are queued is in the next batch any dispatcher claims, not behind
