@@ -432,15 +432,7 @@ fn a_crash_while_sending_loses_no_message_and_charges_none_twice() {
     let settings = crash_test_settings(&webhook_url, "2", "4", &[]);
     let first = crate::process::ServeProcess::start_with(dir.path(), &settings);
     let key = credited_sender(&first);
-    for n in 0..MESSAGES {
-        let sent = first.request(
-            "POST",
-            "/v1/messages",
-            &format!("Authorization: Bearer {key}\r\nIdempotency-Key: crash-{n}\r\n"),
-            &sms("+237677123456", &format!("message {n}")).to_string(),
-        );
-        assert_eq!(sent.status, 201, "{}", sent.text());
-    }
+    send_sms(&first, &key, "crash", MESSAGES);
     webhook.wait_for_requests(3, Duration::from_secs(20));
     let db_path = dir.path().join("crier.db");
     let status_count = |status: &str| -> i64 {
@@ -818,15 +810,7 @@ fn a_crash_against_a_fast_provider_spends_the_cycles_of_at_most_one_window_not_c
     let queueing = crash_test_settings(&webhook_url, "0", "1000", &more);
     let first = crate::process::ServeProcess::start_with(dir.path(), &queueing);
     let key = credited_sender_with(&first, 1_000_000);
-    for n in 0..MESSAGES {
-        let sent = first.request(
-            "POST",
-            "/v1/messages",
-            &format!("Authorization: Bearer {key}\r\nIdempotency-Key: window-{n}\r\n"),
-            &sms("+237677123456", &format!("message {n}")).to_string(),
-        );
-        assert_eq!(sent.status, 201, "{}", sent.text());
-    }
+    send_sms(&first, &key, "window", MESSAGES);
     first.kill();
     let sending = crash_test_settings(&webhook_url, "1", "1000", &more);
     let second = crate::process::ServeProcess::start_with(dir.path(), &sending);
@@ -955,6 +939,19 @@ fn doctor_judges_leases_on_a_copy_by_the_copys_own_time_and_never_writes_to_it()
 
 /// First-run setup on a `crier serve` child, its wallet credited with 1,000 XAF, and a live
 /// `messages:send` key (returned) — how the crash tests begin.
+/// Sends `count` SMS through `server` with `key`, keyed `{prefix}-{n}`, each answered 201.
+fn send_sms(server: &crate::process::ServeProcess, key: &str, prefix: &str, count: usize) {
+    for n in 0..count {
+        let sent = server.request(
+            "POST",
+            "/v1/messages",
+            &format!("Authorization: Bearer {key}\r\nIdempotency-Key: {prefix}-{n}\r\n"),
+            &sms("+237677123456", &format!("message {n}")).to_string(),
+        );
+        assert_eq!(sent.status, 201, "{}", sent.text());
+    }
+}
+
 fn credited_sender(server: &crate::process::ServeProcess) -> String {
     credited_sender_with(server, 1000)
 }
