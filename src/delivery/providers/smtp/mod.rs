@@ -229,12 +229,7 @@ fn build_message(email: &EmailOut<'_>) -> Result<(Message, String), Failure> {
     let message_id = message_id_for(email.message_id, from.email.domain());
     // The envelope is the From address and the one recipient, as lettre would read them back
     // from the headers it was given: handing them over spares it parsing both once more.
-    let envelope = Envelope::new(Some(from.email.clone()), vec![to.clone()]).map_err(|error| {
-        Failure::final_(
-            "invalid_message",
-            format!("The email could not be built ({error})."),
-        )
-    })?;
+    let envelope = Envelope::new(Some(from.email.clone()), vec![to.clone()]).map_err(not_built)?;
     let mut builder = Message::builder()
         .envelope(envelope)
         .from(from)
@@ -267,13 +262,16 @@ fn build_message(email: &EmailOut<'_>) -> Result<(Message, String), Failure> {
             builder.singlepart(SinglePart::plain(text.unwrap_or_default().to_owned()))
         }
     };
-    let mail = built.map_err(|error| {
-        Failure::final_(
-            "invalid_message",
-            format!("The email could not be built ({error})."),
-        )
-    })?;
+    let mail = built.map_err(not_built)?;
     Ok((mail, message_id))
+}
+
+/// lettre refused to build the message from what the message holds: its fault, Final.
+fn not_built(error: impl std::fmt::Display) -> Failure {
+    Failure::final_(
+        "invalid_message",
+        format!("The email could not be built ({error})."),
+    )
 }
 
 /// `{message_id}@{domain of the From address}`: derived, not random, so a message sent again
