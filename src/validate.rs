@@ -12,6 +12,18 @@ where
     <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
+/// For `#[serde(default, deserialize_with = "not_null")]` on an optional field whose type is
+/// not nullable in the API (an optional boolean, a PATCH field with no "cleared" state): left
+/// out it is `None`, and `null` is refused as the wrong type (422) rather than read as "left
+/// out" — `{"enabled": null}` must not answer 200 having changed nothing.
+pub fn not_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 /// An email address: trimmed and lower-cased, at most 254 characters, and an address the SMTP
 /// delivery can send to (lettre's `Address`, the parser delivery uses: a dot-atom local part —
 /// no leading, trailing or doubled dots, no `<>` — and a domain of valid labels), with a dot in

@@ -75,7 +75,9 @@ pub struct NewCampaign {
     pub from_name: Option<String>,
     pub audience: Option<Audience>,
     pub scheduled_at: Option<String>,
+    #[serde(default, deserialize_with = "crate::validate::not_null")]
     pub opt_out_line: Option<bool>,
+    #[serde(default, deserialize_with = "crate::validate::not_null")]
     pub track_links: Option<bool>,
 }
 
@@ -96,7 +98,9 @@ pub struct CampaignChanges {
     pub audience: Option<Audience>,
     #[serde(default, deserialize_with = "crate::validate::present")]
     pub scheduled_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::validate::not_null")]
     pub opt_out_line: Option<bool>,
+    #[serde(default, deserialize_with = "crate::validate::not_null")]
     pub track_links: Option<bool>,
 }
 

@@ -120,7 +120,9 @@ pub struct ContactChanges {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Unsubscribed {
+    #[serde(default, deserialize_with = "crate::validate::not_null")]
     pub sms: Option<bool>,
+    #[serde(default, deserialize_with = "crate::validate::not_null")]
     pub email: Option<bool>,
 }
 

@@ -288,6 +288,9 @@ fn dispatch(
                         &ip,
                     )?;
                 }
+                if !route.takes_body {
+                    request.expect_no_fields()?;
+                }
                 let result = (route.handler)(app, &mut request);
                 refuse_unread_query(route.path, &request, result)
             }

@@ -330,6 +330,16 @@ impl<'a> Request<'a> {
         decode_json(&body)
     }
 
+    /// For a route that reads no body (`Route::without_body`): none, or `{}`, passes; any other
+    /// body is refused as `json` refuses it — 415 when it is not JSON, 400 when it does not
+    /// parse, 422 naming each field sent, since the route reads none of them.
+    pub fn expect_no_fields(&mut self) -> Result<(), AppError> {
+        #[derive(serde::Deserialize, Default)]
+        #[serde(deny_unknown_fields)]
+        struct NoFields {}
+        self.json_or_default::<NoFields>().map(drop)
+    }
+
     /// Like `json`, but a request without a body means `T::default()` (for endpoints whose
     /// fields are all optional, so `curl -X POST` without `-d` works).
     pub fn json_or_default<T: DeserializeOwned + Default>(&mut self) -> Result<T, AppError> {

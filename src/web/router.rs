@@ -68,6 +68,10 @@ pub struct Route {
     /// The path template, e.g. `/v1/api-keys/{id}`.
     pub path: &'static str,
     pub handler: Handler,
+    /// Whether the route reads a body. One that takes none (`without_body`) is refused a body
+    /// that says anything before its handler runs (`exchange::dispatch`): a field sent to an
+    /// action that reads no field (`{"confirm": false}` to an erase) must not be ignored.
+    pub takes_body: bool,
     /// The length of the text before the first `{param}` (all of `path` without one): what a
     /// path must begin with, found once here rather than by every request for every route.
     literal_len: usize,
@@ -79,7 +83,16 @@ impl Route {
             method,
             path,
             handler,
+            takes_body: true,
             literal_len: literal_prefix_len(path),
+        }
+    }
+
+    /// A route whose handler reads no body: it accepts none, an empty one or `{}`.
+    pub const fn without_body(self) -> Route {
+        Route {
+            takes_body: false,
+            ..self
         }
     }
 }
@@ -163,7 +176,7 @@ impl Router {
                 Route::new(Get, "/v1/setup", auth::show_setup),
                 Route::new(Post, "/v1/setup", auth::run_setup),
                 Route::new(Post, "/v1/auth/login", auth::log_in),
-                Route::new(Post, "/v1/auth/logout", auth::log_out),
+                Route::new(Post, "/v1/auth/logout", auth::log_out).without_body(),
                 Route::new(Get, "/v1/auth/me", auth::show_me),
                 Route::new(Put, "/v1/auth/mode", auth::set_mode),
                 Route::new(
@@ -178,7 +191,8 @@ impl Router {
                     Post,
                     "/v1/workspaces/{id}/activate",
                     workspaces::activate_workspace,
-                ),
+                )
+                .without_body(),
                 Route::new(Get, "/v1/workspace", workspaces::show_workspace),
                 Route::new(Patch, "/v1/workspace", workspaces::rename_workspace),
                 Route::new(Get, "/v1/workspace/members", workspaces::list_members),
@@ -191,7 +205,8 @@ impl Router {
                     Delete,
                     "/v1/workspace/members/{user_id}",
                     workspaces::remove_member,
-                ),
+                )
+                .without_body(),
                 Route::new(
                     Post,
                     "/v1/workspace/invitations",
@@ -206,11 +221,12 @@ impl Router {
                     Delete,
                     "/v1/workspace/invitations/{id}",
                     workspaces::revoke_invitation,
-                ),
+                )
+                .without_body(),
                 // API keys.
                 Route::new(Get, "/v1/api-keys", keys::list_api_keys),
                 Route::new(Post, "/v1/api-keys", keys::create_api_key),
-                Route::new(Delete, "/v1/api-keys/{id}", keys::revoke_api_key),
+                Route::new(Delete, "/v1/api-keys/{id}", keys::revoke_api_key).without_body(),
                 Route::new(Post, "/v1/api-keys/{id}/rotate", keys::rotate_api_key),
                 // Messages.
                 Route::new(Post, "/v1/messages", messages::send_message),
@@ -219,7 +235,8 @@ impl Router {
                 // Before `{id}`, which would take the name for an id.
                 Route::new(Get, "/v1/messages/timeline", messages::messages_timeline),
                 Route::new(Get, "/v1/messages/{id}", messages::show_message),
-                Route::new(Post, "/v1/messages/{id}/cancel", messages::cancel_message),
+                Route::new(Post, "/v1/messages/{id}/cancel", messages::cancel_message)
+                    .without_body(),
                 // Contacts and their custom fields.
                 Route::new(Post, "/v1/contacts", contacts::create_contact),
                 Route::new(Get, "/v1/contacts", contacts::list_contacts),
@@ -236,26 +253,29 @@ impl Router {
                     Post,
                     "/v1/contacts/imports/{id}/cancel",
                     imports::cancel_import,
-                ),
+                )
+                .without_body(),
                 Route::new(
                     Post,
                     "/v1/contacts/imports/{id}/rollback",
                     imports::rollback_import,
-                ),
+                )
+                .without_body(),
                 Route::new(Get, "/v1/contacts/export", contacts::export_contacts),
                 Route::new(Get, "/v1/contacts/{id}", contacts::show_contact),
                 Route::new(Patch, "/v1/contacts/{id}", contacts::update_contact),
-                Route::new(Delete, "/v1/contacts/{id}", contacts::delete_contact),
-                Route::new(Post, "/v1/contacts/{id}/erase", contacts::erase_contact),
+                Route::new(Delete, "/v1/contacts/{id}", contacts::delete_contact).without_body(),
+                Route::new(Post, "/v1/contacts/{id}/erase", contacts::erase_contact).without_body(),
                 Route::new(Get, "/v1/contact-fields", contacts::list_fields),
                 Route::new(Post, "/v1/contact-fields", contacts::create_field),
                 Route::new(Patch, "/v1/contact-fields/{id}", contacts::update_field),
-                Route::new(Delete, "/v1/contact-fields/{id}", contacts::delete_field),
+                Route::new(Delete, "/v1/contact-fields/{id}", contacts::delete_field)
+                    .without_body(),
                 Route::new(Post, "/v1/groups", groups::create_group),
                 Route::new(Get, "/v1/groups", groups::list_groups),
                 Route::new(Get, "/v1/groups/{id}", groups::show_group),
                 Route::new(Patch, "/v1/groups/{id}", groups::rename_group),
-                Route::new(Delete, "/v1/groups/{id}", groups::delete_group),
+                Route::new(Delete, "/v1/groups/{id}", groups::delete_group).without_body(),
                 Route::new(Post, "/v1/groups/{id}/contacts", groups::add_members),
                 Route::new(Delete, "/v1/groups/{id}/contacts", groups::remove_members),
                 Route::new(Post, "/v1/segments/preview", segments::preview),
@@ -263,18 +283,19 @@ impl Router {
                 Route::new(Get, "/v1/segments", segments::list_segments),
                 Route::new(Get, "/v1/segments/{id}", segments::show_segment),
                 Route::new(Patch, "/v1/segments/{id}", segments::update_segment),
-                Route::new(Delete, "/v1/segments/{id}", segments::delete_segment),
+                Route::new(Delete, "/v1/segments/{id}", segments::delete_segment).without_body(),
                 // Campaigns.
                 Route::new(Post, "/v1/campaigns", campaigns::create_campaign),
                 Route::new(Get, "/v1/campaigns", campaigns::list_campaigns),
                 Route::new(Get, "/v1/campaigns/{id}", campaigns::show_campaign),
                 Route::new(Patch, "/v1/campaigns/{id}", campaigns::update_campaign),
-                Route::new(Delete, "/v1/campaigns/{id}", campaigns::delete_campaign),
+                Route::new(Delete, "/v1/campaigns/{id}", campaigns::delete_campaign).without_body(),
                 Route::new(
                     Post,
                     "/v1/campaigns/{id}/duplicate",
                     campaigns::duplicate_campaign,
-                ),
+                )
+                .without_body(),
                 Route::new(
                     Post,
                     "/v1/campaigns/{id}/preview",
@@ -294,7 +315,8 @@ impl Router {
                     Post,
                     "/v1/campaigns/{id}/cancel",
                     campaigns::cancel_campaign,
-                ),
+                )
+                .without_body(),
                 Route::new(Post, "/v1/campaigns/{id}/test", campaigns::test_campaign),
                 Route::new(
                     Get,
@@ -326,7 +348,8 @@ impl Router {
                     Delete,
                     "/v1/provider-accounts/{id}",
                     provider_accounts::delete_account,
-                ),
+                )
+                .without_body(),
                 // Outgoing webhooks: endpoints and their delivery log.
                 Route::new(Post, "/v1/webhook-endpoints", webhooks::create_endpoint),
                 Route::new(Get, "/v1/webhook-endpoints", webhooks::list_endpoints),
@@ -340,7 +363,8 @@ impl Router {
                     Delete,
                     "/v1/webhook-endpoints/{id}",
                     webhooks::delete_endpoint,
-                ),
+                )
+                .without_body(),
                 Route::new(
                     Post,
                     "/v1/webhook-endpoints/{id}/rotate-secret",
@@ -350,7 +374,8 @@ impl Router {
                     Post,
                     "/v1/webhook-endpoints/{id}/test",
                     webhooks::send_test_event,
-                ),
+                )
+                .without_body(),
                 Route::new(
                     Get,
                     "/v1/webhook-endpoints/{id}/deliveries",
@@ -361,7 +386,8 @@ impl Router {
                     Post,
                     "/v1/webhook-deliveries/{id}/retry",
                     webhooks::retry_delivery,
-                ),
+                )
+                .without_body(),
                 // Sending domains (the workspace's own From and DKIM key).
                 Route::new(Post, "/v1/sending-domains", sending_domains::create_domain),
                 Route::new(Get, "/v1/sending-domains", sending_domains::list_domains),
@@ -379,7 +405,8 @@ impl Router {
                     Delete,
                     "/v1/sending-domains/{id}",
                     sending_domains::delete_domain,
-                ),
+                )
+                .without_body(),
                 // Payments.
                 Route::new(Post, "/v1/payments/sessions", payments::create_session),
                 Route::new(Get, "/v1/payments/sessions", payments::list_sessions),
@@ -388,7 +415,8 @@ impl Router {
                     Post,
                     "/v1/payments/sessions/{id}/verify",
                     payments::verify_session,
-                ),
+                )
+                .without_body(),
                 Route::new(
                     Post,
                     "/v1/webhooks/flutterwave",
@@ -442,12 +470,14 @@ impl Router {
                     Post,
                     "/v1/admin/sender-ids/{workspace_id}/approve",
                     billing::approve_sender_id,
-                ),
+                )
+                .without_body(),
                 Route::new(
                     Post,
                     "/v1/admin/sender-ids/{workspace_id}/reject",
                     billing::reject_sender_id,
-                ),
+                )
+                .without_body(),
                 Route::new(
                     Get,
                     "/v1/admin/sending-domains",
@@ -457,23 +487,27 @@ impl Router {
                     Post,
                     "/v1/admin/sending-domains/{id}/approve",
                     sending_domains::approve_domain,
-                ),
+                )
+                .without_body(),
                 Route::new(
                     Post,
                     "/v1/admin/sending-domains/{id}/reject",
                     sending_domains::reject_domain,
-                ),
+                )
+                .without_body(),
                 Route::new(Get, "/v1/admin/verifications", billing::list_verifications),
                 Route::new(
                     Post,
                     "/v1/admin/verifications/{workspace_id}/approve",
                     billing::approve_verification,
-                ),
+                )
+                .without_body(),
                 Route::new(
                     Post,
                     "/v1/admin/verifications/{workspace_id}/reject",
                     billing::reject_verification,
-                ),
+                )
+                .without_body(),
                 Route::new(
                     Get,
                     "/v1/admin/workspaces",

@@ -72,6 +72,7 @@ pub struct NewEndpoint {
     pub url: String,
     pub events: Vec<String>,
     pub description: Option<String>,
+    #[serde(default, deserialize_with = "crate::validate::not_null")]
     pub enabled: Option<bool>,
 }
 
@@ -79,10 +80,13 @@ pub struct NewEndpoint {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointChanges {
+    #[serde(default, deserialize_with = "crate::validate::not_null")]
     pub url: Option<String>,
+    #[serde(default, deserialize_with = "crate::validate::not_null")]
     pub events: Option<Vec<String>>,
     #[serde(default, deserialize_with = "crate::validate::present")]
     pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::validate::not_null")]
     pub enabled: Option<bool>,
 }
 

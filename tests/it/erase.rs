@@ -296,3 +296,72 @@ fn a_deleted_contact_can_still_be_erased_and_other_workspaces_cannot_erase_it() 
         .request("POST", &format!("/v1/contacts/{ada_id}/erase"), None)
         .assert_error(404, "not_found");
 }
+
+/// An action that reads no body (erase, cancel, delete, …) refuses one that says anything before
+/// it acts — a `{"confirm": "no"}` must not erase a contact for good — and takes none, or `{}`.
+#[test]
+fn an_action_that_reads_no_body_refuses_one_that_says_anything_and_does_nothing() {
+    let server = TestServer::start();
+    let sender = Sender::new(&server, "live");
+    let api = contacts_caller(&sender, "live");
+    let ada = created(api.post("/v1/contacts", json!({"name": "Ada", "email": EMAIL})));
+    let ada_id = ada["id"].as_str().unwrap();
+    let path = format!("/v1/contacts/{ada_id}/erase");
+    let authorization = format!("Bearer {}", api.key);
+    let with_body = |content_type: &str, body: &str| {
+        server.request(
+            "POST",
+            &path,
+            &[
+                ("Authorization", authorization.as_str()),
+                ("Content-Type", content_type),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let refused = with_body("application/json", r#"{"confirm": "no"}"#);
+    refused.assert_error(422, "validation_failed");
+    assert!(
+        refused.json()["error"]["details"]["fields"]["confirm"].is_string(),
+        "{}",
+        refused.text()
+    );
+    with_body("application/json", "not json").assert_error(400, "invalid_json");
+    with_body("application/json", "[]").assert_error(422, "validation_failed");
+    with_body("text/plain", "erase it").assert_error(415, "unsupported_media_type");
+    // Nothing was erased: the contact reads as it was.
+    assert_eq!(stored(&server, ada_id)[0].as_deref(), Some("Ada"));
+    let shown = api.call("GET", &format!("/v1/contacts/{ada_id}"), None);
+    assert_eq!(shown.status, 200, "{}", shown.text());
+    assert_eq!(shown.json()["name"], "Ada");
+
+    // `{}` says nothing: the erase goes through; so does no body at all.
+    let erased = with_body("application/json", "{}");
+    assert_eq!(erased.status, 200, "{}", erased.text());
+    assert!(!erased.json()["erased_at"].is_null(), "{}", erased.text());
+    let bob = created(api.post(
+        "/v1/contacts",
+        json!({"name": "Bob", "email": "bob@example.org"}),
+    ));
+    let bob_id = bob["id"].as_str().unwrap();
+    let erased = erase(&api, bob_id);
+    assert_eq!(erased.status, 200, "{}", erased.text());
+
+    // The same rule on a DELETE: the group stays until it is asked for with nothing more.
+    let group = created(api.post("/v1/groups", json!({"name": "VIP"})));
+    let group_path = format!("/v1/groups/{}", group["id"].as_str().unwrap());
+    let refused = server.request(
+        "DELETE",
+        &group_path,
+        &[
+            ("Authorization", authorization.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"force": true}"#,
+    );
+    refused.assert_error(422, "validation_failed");
+    assert_eq!(api.call("GET", &group_path, None).status, 200);
+    let deleted = api.call("DELETE", &group_path, None);
+    assert!(deleted.status < 300, "{}", deleted.text());
+    assert_eq!(api.call("GET", &group_path, None).status, 404);
+}

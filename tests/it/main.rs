@@ -36,6 +36,7 @@ mod layers;
 mod login_throttling;
 mod messages;
 mod modes;
+mod nulls;
 mod openapi;
 mod payment_providers;
 mod payment_webhooks;
