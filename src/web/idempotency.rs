@@ -120,12 +120,16 @@ fn key_of(request: &Request<'_>, requirement: Requirement) -> Result<Option<Stri
 }
 
 /// SHA-256 over the method, the path with its query string, and the canonical body: JSON
-/// re-serialised with sorted keys (serde_json's map is ordered), so whitespace and key order do
+/// re-serialised with sorted keys (serde_json's map is ordered) and its numbers as the handler
+/// reads them (`5.0` is 5, `1e2` is 100), so whitespace, key order and a number's spelling do
 /// not matter. A body that is not JSON counts byte for byte.
 pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> Vec<u8> {
     let canonical = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|value| serde_json::to_vec(&value).ok())
+        .and_then(|mut value| {
+            crate::web::request::integral_floats_to_integers(&mut value);
+            serde_json::to_vec(&value).ok()
+        })
         .unwrap_or_else(|| body.to_vec());
     let mut context = fingerprint_of_target(method, path);
     context.update(&canonical);
@@ -564,6 +568,16 @@ mod tests {
         assert_ne!(
             fingerprint("POST", "/v1/x", b""),
             fingerprint("POST", "/v1/x", b"{}")
+        );
+        // A number is its value, however it is written; a fraction still counts.
+        let five = fingerprint("POST", "/v1/x", br#"{"n": 5, "m": [100]}"#);
+        assert_eq!(
+            five,
+            fingerprint("POST", "/v1/x", br#"{"n": 5.0, "m": [1e2]}"#)
+        );
+        assert_ne!(
+            five,
+            fingerprint("POST", "/v1/x", br#"{"n": 5.5, "m": [100]}"#)
         );
     }
 }

@@ -496,7 +496,8 @@ fn describe_shape_error(path: &str, message: &str) -> (String, String) {
 
 /// JSON has one kind of number: `5.0` is the integer 5 (JSON Schema agrees), but serde refuses a
 /// float for an integer field. Every number without a fraction, in range, becomes an integer.
-fn integral_floats_to_integers(value: &mut serde_json::Value) {
+/// The idempotency fingerprint reads bodies the same way (`web::idempotency::fingerprint`).
+pub fn integral_floats_to_integers(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Number(number) if number.is_f64() => {
             let Some(float) = number.as_f64() else { return };

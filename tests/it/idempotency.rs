@@ -893,6 +893,28 @@ fn key_order_in_the_body_does_not_change_the_request() {
 }
 
 #[test]
+fn a_number_written_another_way_is_the_same_request() {
+    let server = server();
+    let owner = setup(&server);
+    let caller = Caller::session(&owner);
+    let first = caller.post(
+        "/test/effects",
+        Some("number-1"),
+        r#"{"name":"Ada","count":3}"#,
+    );
+    assert_fresh(&first, 201);
+    // A client that re-serialises its retry may write 3 as 3.0 or 3e0: the same value.
+    for spelled in [
+        r#"{"name":"Ada","count":3.0}"#,
+        r#"{"name":"Ada","count":3e0}"#,
+    ] {
+        let retry = caller.post("/test/effects", Some("number-1"), spelled);
+        assert_replay_of(&retry, &first);
+    }
+    assert_eq!(count(&server, EFFECTS), 1);
+}
+
+#[test]
 fn same_key_with_a_changed_value_is_422_and_creates_nothing() {
     let server = server();
     let owner = setup(&server);
