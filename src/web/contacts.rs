@@ -147,9 +147,14 @@ impl ContactQuery {
         if let Some(None) = segment {
             errors.add("segment", NO_SUCH_SEGMENT);
         }
+        // SQLite's text functions stop at a NUL: `q` would then match everything.
+        let q = request.query_param("q").filter(|q| !q.is_empty());
+        if q.as_deref().is_some_and(|q| q.contains('\0')) {
+            errors.add("q", "must not contain a NUL character");
+        }
         errors.into_result()?;
         Ok(ContactQuery {
-            q: request.query_param("q").filter(|q| !q.is_empty()),
+            q,
             phone_state,
             email_state,
             unsubscribed,

@@ -407,6 +407,14 @@ fn the_list_pages_newest_first_and_searches_literally() {
     assert_eq!(found("q=GRACE"), ["Grace"]);
     assert_eq!(found("q=c4%40"), ["Grace"]);
     assert_eq!(found("q=bio").len(), 2);
+    // A NUL would end the text SQLite compares, matching everyone: refused, in the list and the
+    // export alike.
+    for path in [
+        "/v1/contacts?q=%00nomatch",
+        "/v1/contacts/export?q=%00nomatch",
+    ] {
+        assert_eq!(invalid_fields(&api.get(path)), ["q"], "{path}");
+    }
 
     let grace = format!("/v1/contacts/{}", ids[0]);
     api.patch(&grace, json!({"unsubscribed": {"email": true}}));
