@@ -675,12 +675,13 @@ pub fn list_admin_workspaces(
         .query_param("q")
         .map(|q| q.trim().to_owned())
         .filter(|q| !q.is_empty());
+    // A NUL would end the text SQLite compares, and match every workspace.
     if q.as_ref()
-        .is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS)
+        .is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS || q.contains('\0'))
     {
         return Err(AppError::invalid_field(
             "q",
-            format!("must be at most {MAX_SEARCH_CHARS} characters"),
+            format!("must be at most {MAX_SEARCH_CHARS} characters, without NUL"),
         ));
     }
     let overviews = app.db.read(|conn| {
