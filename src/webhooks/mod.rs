@@ -130,14 +130,61 @@ pub fn check_url(raw: &str, settings: &WebhookSettings) -> Result<String, String
         }
         _ => return Err("must be an absolute http(s) URL".to_owned()),
     }
-    let literal = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = literal.parse::<std::net::IpAddr>()
+    if let Some(ip) = address_literal(&host)
         && !settings.allow_private
         && crate::outbound::is_private_target(ip)
     {
         return Err("must not be a private, loopback or link-local address".to_owned());
     }
     Ok(url.to_owned())
+}
+
+/// The address a URL's host names when it is an address rather than a name: `[…]` IPv6, and
+/// IPv4 in every spelling the system's resolver takes as one (`inet_aton`: `127.0.0.1`, `127.1`,
+/// `2130706433`, `0x7f000001`, `0177.0.0.1`, with or without a trailing dot). Such a host never
+/// reaches DNS, so this is what the connection would go to.
+fn address_literal(host: &str) -> Option<std::net::IpAddr> {
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.parse().ok();
+    }
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let parts: Vec<u32> = host
+        .split('.')
+        .map(inet_aton_number)
+        .collect::<Option<_>>()?;
+    let (last, leading) = parts.split_last()?;
+    if leading.len() > 3 || leading.iter().any(|part| *part > 255) {
+        return None;
+    }
+    // The last part fills the bytes the leading ones leave: 4 bytes after none, 1 after three.
+    let last_bits = 32 - 8 * u32::try_from(leading.len()).ok()?;
+    if last_bits < 32 && *last >= 1 << last_bits {
+        return None;
+    }
+    let high = leading
+        .iter()
+        .enumerate()
+        .fold(0u32, |address, (index, part)| {
+            address | part << (24 - 8 * index)
+        });
+    Some(std::net::IpAddr::V4(std::net::Ipv4Addr::from(high | last)))
+}
+
+/// One part of an `inet_aton` address: decimal, octal after a leading `0`, hex after `0x`.
+fn inet_aton_number(part: &str) -> Option<u32> {
+    let (digits, radix) = match part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None if part.len() > 1 && part.starts_with('0') => (&part[1..], 8),
+        None => (part, 10),
+    };
+    if digits.is_empty() {
+        // `0x` alone is 0 to inet_aton; an empty part (`1..2`) is no number.
+        return (radix == 16).then_some(0);
+    }
+    if !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u32::from_str_radix(digits, radix).ok()
 }
 
 fn check_events(raw: &[String]) -> Result<Vec<EventType>, String> {
@@ -718,8 +765,25 @@ mod tests {
             "https://[::1]/",
             "https://[fd00:ec2::254]/",
             "https://169.254.169.254/latest/meta-data",
+            // The same addresses as the resolver also reads them.
+            "https://127.1/x",
+            "https://2130706433/x",
+            "https://0x7f000001/x",
+            "https://0177.0.0.1/x",
+            "https://192.168.1.1./x",
+            "https://10.0x10203/x",
+            "https://0/x",
         ] {
             assert!(check_url(bad, &strict).is_err(), "{bad:?}");
+        }
+        // Names, and public addresses however written, pass.
+        for good in [
+            "https://1.2.3.example/x",
+            "https://8.8.8.8/x",
+            "https://134744072/x",
+            "https://0x08.010.8.8/x",
+        ] {
+            assert!(check_url(good, &strict).is_ok(), "{good:?}");
         }
         let open = WebhookSettings {
             allow_private: true,
@@ -732,6 +796,36 @@ mod tests {
             check_url("http://127.0.0.1/", &open).is_err(),
             "not a listed host"
         );
+    }
+
+    #[test]
+    fn address_literals_are_read_as_the_resolver_reads_them() {
+        let v4 = |text: &str| Some(std::net::IpAddr::V4(text.parse().unwrap()));
+        assert_eq!(address_literal("127.0.0.1"), v4("127.0.0.1"));
+        assert_eq!(address_literal("127.1"), v4("127.0.0.1"));
+        assert_eq!(address_literal("10.1.258"), v4("10.1.1.2"));
+        assert_eq!(address_literal("2130706433"), v4("127.0.0.1"));
+        assert_eq!(address_literal("0x7f.0.0.1"), v4("127.0.0.1"));
+        assert_eq!(address_literal("017700000001"), v4("127.0.0.1"));
+        assert_eq!(address_literal("192.168.1.1."), v4("192.168.1.1"));
+        assert_eq!(
+            address_literal("[::1]"),
+            Some(std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST))
+        );
+        for name in [
+            "hooks.example.com",
+            "1.2.3.example",
+            "256.0.0.1",
+            "1.2.3.4.5",
+            "1.2.65536",
+            "4294967296",
+            "08.0.0.1",
+            "0x+7f.0.0.1",
+            "1..2",
+            "",
+        ] {
+            assert_eq!(address_literal(name), None, "{name:?}");
+        }
     }
 
     #[test]
