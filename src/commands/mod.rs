@@ -7,7 +7,7 @@ pub mod admin;
 use std::path::Path;
 use std::sync::Arc;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::clock::SystemClock;
@@ -28,11 +28,13 @@ pub const EXIT_FAILED: i32 = 1;
 /// Invalid usage or configuration (also clap's code for usage errors).
 pub const EXIT_USAGE: i32 = 2;
 
-/// `crier serve`: runs until SIGTERM or SIGINT, then shuts down gracefully. A second signal
-/// during shutdown exits at once.
+/// `crier serve`: runs until SIGTERM, SIGINT or SIGHUP, then shuts down gracefully. A second
+/// signal during shutdown exits at once. SIGHUP (the terminal gone: an SSH session dropped, or an
+/// operator's habit of "reload") stops it like SIGTERM rather than killing it mid-request, the
+/// default; crier has nothing to reload.
 pub fn serve(config: Config) -> i32 {
     // Registered before the server starts, so an early signal is not lost nor fatal.
-    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+    let mut signals = match Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(signals) => signals,
         Err(err) => {
             return fail(StartupError(format!(
@@ -211,6 +213,7 @@ fn signal_name(signal: i32) -> &'static str {
     match signal {
         SIGTERM => "SIGTERM",
         SIGINT => "SIGINT",
+        SIGHUP => "SIGHUP",
         _ => "signal",
     }
 }

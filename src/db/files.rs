@@ -53,16 +53,24 @@ pub struct DatabaseLock {
     _file: File,
 }
 
-/// Takes the database's lock; `Ok(None)` when another process holds it.
-pub fn lock_database(path: &Path) -> io::Result<Option<DatabaseLock>> {
-    let mut name = path.as_os_str().to_owned();
+/// Where the lock of the database at `path` is: `{database}.lock` beside the file itself, the
+/// one a symbolic link points to when `path` is one (as SQLite puts its `-wal` there), so that
+/// two servers given the same database by two names still meet at one lock.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let database = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let mut name = database.into_os_string();
     name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Takes the database's lock (at `lock_path`); `Ok(None)` when another process holds it.
+pub fn lock_database(path: &Path) -> io::Result<Option<DatabaseLock>> {
     let file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
         .mode(PRIVATE_FILE_MODE)
-        .open(PathBuf::from(name))?;
+        .open(lock_path(path))?;
     match file.try_lock() {
         Ok(()) => Ok(Some(DatabaseLock { _file: file })),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -114,6 +122,22 @@ mod tests {
         );
         drop(first);
         assert!(lock_database(&db).unwrap().is_some(), "not given back");
+    }
+
+    #[test]
+    fn a_database_reached_through_a_symbolic_link_has_the_same_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("crier.db");
+        std::fs::write(&db, b"").unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let link = elsewhere.path().join("crier.db");
+        std::os::unix::fs::symlink(&db, &link).unwrap();
+        let _held = lock_database(&db).unwrap().expect("the first takes it");
+        assert!(
+            lock_database(&link).unwrap().is_none(),
+            "the link's name took a lock of its own"
+        );
+        assert!(!elsewhere.path().join("crier.db.lock").exists());
     }
 
     #[test]

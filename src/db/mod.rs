@@ -194,6 +194,18 @@ impl Db {
                 .map_err(|err| StartupError(format!("opening {}: {err}", path.display())))?,
         );
         let writer_conn = open_connection(path, OpenFlags::default(), settings)?;
+        // SQLite opens a file it may not write read-only, without a word: every write would then
+        // fail. With the migrations already applied, nothing above had to write to notice.
+        if writer_conn
+            .is_readonly(rusqlite::MAIN_DB)
+            .map_err(|err| db_startup_error(path, err))?
+        {
+            return Err(StartupError(format!(
+                "{} is read-only to this process: crier must write its database (check the \
+                 file's owner and mode, and the filesystem's mount options)",
+                path.display()
+            )));
+        }
         // Every write runs in a savepoint (writer.rs), and SQLite copies each page a savepoint
         // changes into a statement journal first; kept in memory, that copy is a memcpy, not a
         // write to a temporary file once past 64 KiB (it was ~15% of a dispatcher's CPU).
@@ -493,17 +505,18 @@ pub fn lock(settings: &DbSettings) -> Result<files::DatabaseLock, StartupError> 
             StartupError(format!("cannot create directory {}: {err}", dir.display()))
         })?;
     }
+    let lock_path = files::lock_path(path);
     match files::lock_database(path) {
         Ok(Some(lock)) => Ok(lock),
         Ok(None) => Err(StartupError(format!(
-            "another crier is serving or migrating {} (it holds {}.lock); stop it first: one \
+            "another crier is serving or migrating {} (it holds {}); stop it first: one \
              process owns the database",
             path.display(),
-            path.display()
+            lock_path.display()
         ))),
         Err(err) => Err(StartupError(format!(
-            "cannot lock {}.lock: {err}",
-            path.display()
+            "cannot lock {}: {err}",
+            lock_path.display()
         ))),
     }
 }

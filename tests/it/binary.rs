@@ -1,8 +1,9 @@
 //! The real `crier` binary: serving and stopping on signals, configuration errors, and the
 //! maintenance subcommands against the same database a server is using.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use crate::harness::send_raw;
 use crate::process::{ServeProcess, crier};
@@ -59,6 +60,17 @@ fn the_binary_exits_0_on_sigint() {
     assert_eq!(server.wait().code(), Some(0));
 }
 
+/// SIGHUP (an SSH session that started it dropped) stops it gracefully, as SIGTERM does, where the
+/// default action would have killed it mid-request.
+#[test]
+fn the_binary_stops_gracefully_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(dir.path());
+    assert_eq!(server.get("/healthz").status, 200);
+    server.signal("HUP");
+    assert_eq!(server.wait().code(), Some(0));
+}
+
 #[test]
 fn invalid_configuration_exits_2_listing_every_problem() {
     let dir = tempfile::tempdir().unwrap();
@@ -96,6 +108,63 @@ fn a_port_in_use_exits_1() {
     let output = run(&["serve", "--addr", &addr], dir.path());
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot listen on"));
+}
+
+/// A database this process may not write (SQLite would open it read-only, without a word) stops
+/// `serve` at start with exit 1, naming the file: it used to serve, answering 500 to every write.
+/// Run as another user when the tests run as root (root writes whatever a file's mode says).
+#[test]
+fn a_database_it_may_not_write_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let migrated = run(&["migrate"], &data_dir);
+    assert!(migrated.status.success(), "{migrated:?}");
+    let db = data_dir.join("crier.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let mut serve = crier();
+    if runs_as_root() {
+        // The directory stays writable to that user (its -wal and -shm), the file does not.
+        let chown = Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        serve = Command::new("setpriv");
+        serve
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_crier"));
+    }
+    let mut child = serve
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A server that started anyway would run on: stopped after 30 s so the test fails, not hangs.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is read-only to this process") && stderr.contains("crier.db"),
+        "{stderr}"
+    );
+}
+
+/// Whether this process runs as root (uid 0), read from `/proc/self/status`.
+fn runs_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        == Some("0")
 }
 
 /// One process owns a data directory: a second `serve` (on another port) or a `migrate` while
