@@ -470,14 +470,12 @@ impl Router {
                     Post,
                     "/v1/admin/sender-ids/{workspace_id}/approve",
                     billing::approve_sender_id,
-                )
-                .without_body(),
+                ),
                 Route::new(
                     Post,
                     "/v1/admin/sender-ids/{workspace_id}/reject",
                     billing::reject_sender_id,
-                )
-                .without_body(),
+                ),
                 Route::new(
                     Get,
                     "/v1/admin/sending-domains",
@@ -487,27 +485,23 @@ impl Router {
                     Post,
                     "/v1/admin/sending-domains/{id}/approve",
                     sending_domains::approve_domain,
-                )
-                .without_body(),
+                ),
                 Route::new(
                     Post,
                     "/v1/admin/sending-domains/{id}/reject",
                     sending_domains::reject_domain,
-                )
-                .without_body(),
+                ),
                 Route::new(Get, "/v1/admin/verifications", billing::list_verifications),
                 Route::new(
                     Post,
                     "/v1/admin/verifications/{workspace_id}/approve",
                     billing::approve_verification,
-                )
-                .without_body(),
+                ),
                 Route::new(
                     Post,
                     "/v1/admin/verifications/{workspace_id}/reject",
                     billing::reject_verification,
-                )
-                .without_body(),
+                ),
                 Route::new(
                     Get,
                     "/v1/admin/workspaces",

@@ -120,6 +120,12 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
     // The adjustment opens under the workspace's row of the list of every workspace.
     await page.click('#workspaces button[data-action="adjust"]');
     await page.waitForSelector("#adjust-form");
+    // A decimal is refused by the field, never sent cut down to a whole number.
+    await page.fill("#adjust-form [name=amount_minor]", "2500.75");
+    await page.fill("#adjust-form [name=reason]", "decimal");
+    await page.click("#adjust-form button[type=submit]");
+    await page.waitForSelector('#adjust-form [data-field="amount_minor"] .field-error:not([hidden])');
+    await page.fill("#adjust-form [name=reason]", "");
     // A reason is required: the API's message by the field.
     await page.fill("#adjust-form [name=amount_minor]", "20000");
     await page.click("#adjust-form button[type=submit]");
@@ -139,8 +145,13 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
 
   await t.test("a top-up: the amount picker, the provider's page, back to a credited wallet", async () => {
     await page.check('#topup-form input[name=amount_choice][value="other"]');
+    // Typed in XAF, which has no minor unit: a decimal is refused by the field.
+    await page.fill("#topup-form [name=amount_minor]", "7500.5");
+    await page.click("#topup-form button[type=submit]");
+    await page.waitForFunction(() => /whole amount in XAF/.test(document.querySelector('#topup-form [data-field="amount_minor"] .field-error')?.textContent));
     await page.fill("#topup-form [name=amount_minor]", "100");
     await page.click("#topup-form button[type=submit]");
+    await page.waitForFunction(() => !/whole amount/.test(document.querySelector('#topup-form [data-field="amount_minor"] .field-error')?.textContent ?? "whole amount"));
     await page.waitForSelector('#topup-form [data-field="amount_minor"] .field-error:not([hidden])');
     await page.fill("#topup-form [name=amount_minor]", "7500");
     await page.click("#topup-form button[type=submit]");

@@ -817,6 +817,9 @@ const en = {
   "billing.low_balance_submit": "Set the alert",
   "billing.low_balance_clear": "Turn the alert off",
   "billing.low_balance_positive": "Enter an amount greater than zero.",
+  "money.invalid": "Enter an amount in {currency} with at most {digits} decimal places.",
+  "money.invalid_whole": "Enter a whole amount in {currency}, without decimals.",
+  "admin.amount_whole": "Enter a whole number of minor units, without decimals.",
 };
 
 const fr = {
@@ -1633,6 +1636,9 @@ const fr = {
   "billing.low_balance_submit": "Définir l’alerte",
   "billing.low_balance_clear": "Désactiver l’alerte",
   "billing.low_balance_positive": "Saisissez un montant supérieur à zéro.",
+  "money.invalid": "Saisissez un montant en {currency} avec au plus {digits} décimales.",
+  "money.invalid_whole": "Saisissez un montant entier en {currency}, sans décimales.",
+  "admin.amount_whole": "Saisissez un nombre entier d'unités mineures, sans décimales.",
 };
 
 export const DICTIONARIES = { en, fr };
@@ -1675,6 +1681,19 @@ export function exponent(currency) {
   } catch (err) {
     return 0;
   }
+}
+
+/// An amount typed in `currency`'s major unit (`10`, `10.5`, `10,50`) → its minor units (USD:
+/// 1050), exactly — read as text, never through a float; `null` when it is not such an amount,
+/// or has more decimals than the currency (`10.505` USD, `2500.75` XAF), which are refused
+/// rather than rounded away.
+export function toMinor(text, currency) {
+  const match = /^(-?)(\d+)(?:[.,](\d+))?$/.exec(String(text ?? "").trim());
+  const digits = exponent(currency);
+  if (!match || (match[3] ?? "").length > digits) return null;
+  const minor = Number(match[2] + (match[3] ?? "").padEnd(digits, "0"));
+  if (!Number.isSafeInteger(minor)) return null;
+  return match[1] ? -minor : minor;
 }
 
 /// `{amount_minor: 15000, currency: "XAF"}` → `15 000 XAF` (fr) or `XAF 15,000` (en).

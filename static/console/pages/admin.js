@@ -345,10 +345,13 @@ function adjustForm(workspace, refresh) {
     t("admin.adjust_submit"),
     async (values) => {
       result.textContent = "";
-      const amount = Number.parseInt(values.amount_minor, 10);
+      // A whole number or nothing: `2500.75` must not be sent as 2500 unseen.
+      if (!/^-?\d+$/.test(values.amount_minor.trim())) {
+        throw new ApiError(422, "validation_failed", null, { fields: { amount_minor: t("admin.amount_whole") } });
+      }
       const made = await post(
         `/v1/admin/workspaces/${encodeURIComponent(workspace.id)}/wallet-adjustments`,
-        { amount_minor: Number.isFinite(amount) ? amount : values.amount_minor, reason: values.reason },
+        { amount_minor: Number(values.amount_minor.trim()), reason: values.reason },
         { idempotencyKey: key },
       );
       key = newIdempotencyKey();

@@ -7,7 +7,7 @@
 import { ApiError, api, get, newIdempotencyKey, post, query } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
 import { errorText, field, form } from "../lib/forms.js";
-import { dateTime, exponent, money, number, t } from "../lib/i18n.js";
+import { dateTime, exponent, money, number, t, toMinor } from "../lib/i18n.js";
 import { table } from "../lib/views.js";
 
 export const title = () => t("billing.title");
@@ -94,8 +94,14 @@ function planCards(plans, billing, manager) {
   );
 }
 
+/// What to type in an amount field of `currency`, once something else was typed.
+function moneyHint(currency, digits) {
+  return digits ? t("money.invalid", { currency, digits }) : t("money.invalid_whole", { currency });
+}
+
 function topupForm(billing) {
   const currency = billing.topup.minimum.currency;
+  const digits = exponent(currency);
   const choices = h(
     "fieldset",
     { class: "field amounts", dataset: { field: "amount_choice" } },
@@ -116,21 +122,23 @@ function topupForm(billing) {
     { id: "topup-form" },
     [
       choices,
+      // Typed in the currency's major unit, as its label says; sent in minor units.
       field("amount_minor", t("billing.other_amount", { currency }), {
         type: "number",
-        min: billing.topup.minimum.amount_minor,
-        step: 1,
-        inputmode: "numeric",
+        min: billing.topup.minimum.amount_minor / 10 ** digits,
+        step: 10 ** -digits,
+        inputmode: digits ? "decimal" : "numeric",
         hint: t("billing.minimum", { amount: money(billing.topup.minimum) }),
       }),
     ],
     t("billing.topup_submit"),
     async (values) => {
-      const raw = values.amount_choice === "other" || !values.amount_choice ? values.amount_minor : values.amount_choice;
-      const amount = Number.parseInt(raw, 10);
-      followCheckout(
-        await post("/v1/payments/sessions", { kind: "topup", amount_minor: Number.isFinite(amount) ? amount : raw, currency }, { idempotencyKey: key }),
-      );
+      const other = values.amount_choice === "other" || !values.amount_choice;
+      const amount = other ? toMinor(values.amount_minor, currency) : Number.parseInt(values.amount_choice, 10);
+      if (amount === null) {
+        throw new ApiError(422, "validation_failed", null, { fields: { amount_minor: moneyHint(currency, digits) } });
+      }
+      followCheckout(await post("/v1/payments/sessions", { kind: "topup", amount_minor: amount, currency }, { idempotencyKey: key }));
     },
   );
   // The amount field is there only when "another amount" is chosen.
@@ -238,11 +246,14 @@ function lowBalance(billing, manager) {
     ],
     t("billing.low_balance_submit"),
     async (values) => {
-      const major = Number((values.threshold_minor || "").trim().replace(",", "."));
-      if (!values.threshold_minor.trim() || !Number.isFinite(major) || major <= 0) {
+      const threshold = toMinor(values.threshold_minor, currency);
+      if (threshold === null) {
+        throw new ApiError(422, "validation_failed", null, { fields: { threshold_minor: moneyHint(currency, digits) } });
+      }
+      if (threshold <= 0) {
         throw new ApiError(422, "validation_failed", null, { fields: { threshold_minor: t("billing.low_balance_positive") } });
       }
-      await save(Math.round(major * 10 ** digits));
+      await save(threshold);
     },
   );
   const clear = h("button", { type: "button", id: "clear-low-balance", hidden: !current }, t("billing.low_balance_clear"));
