@@ -211,6 +211,8 @@ test("contacts, an import, a segment and a campaign, in Chromium", { timeout: 11
     await page.click("#campaign-test-form button[type=submit]");
     await page.waitForSelector("#test-sent a");
     assert.match(await page.textContent("#test-sent a"), /^msg_/);
+    // The link opens that message's page, not the list.
+    assert.equal(await page.getAttribute("#test-sent a", "href"), `#/message/${await page.textContent("#test-sent a")}`);
     assert.deepEqual(await unlabelled(page), []);
     await shoot("campaign-compose");
   });

@@ -49,6 +49,9 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
     assert.equal(await page.textContent("h1"), "Overview");
     assert.equal(await text(page, "#balance"), "XAF 0");
     assert.equal(await page.locator("#checklist li.todo").count(), 5);
+    // Each step links to the page where it is done, never back to the overview itself.
+    const links = await page.$$eval("#checklist li.todo a", (anchors) => anchors.map((a) => a.getAttribute("href")));
+    assert.deepEqual(links.sort(), ["#/billing", "#/import", "#/keys", "#/messages", "#/settings"]);
   });
 
   await t.test("the session cookie is HttpOnly and SameSite=Lax", async () => {

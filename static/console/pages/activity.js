@@ -242,8 +242,9 @@ function actorCell(actor, names) {
   );
 }
 
-/// Console pages of the objects an entry may name, by their id's prefix.
-const TARGET_PAGES = { con: "contact", cmp: "campaign", whe: "webhooks", pay: "payment", imp: "import" };
+/// Console pages of the objects an entry may name, by their id's prefix. (An import has no page
+/// of its own: `#/import` is the form, with only the latest five imports.)
+const TARGET_PAGES = { con: "contact", cmp: "campaign", whe: "webhooks", pay: "payment" };
 
 /// The target: a link to its page when the console has one, else its name when known here.
 function targetLink(id, names) {

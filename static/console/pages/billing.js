@@ -84,8 +84,10 @@ function planCards(plans, billing, manager) {
         h(
           "ul",
           { class: "plain-list small" },
-          h("li", {}, t("billing.included_sms", { n: number(plan.included_sms_per_month) })),
-          h("li", {}, t("billing.included_email", { n: number(plan.included_email_per_day) })),
+          // The plan in force shows what the workspace has: a custom plan's quotas are set per
+          // workspace (the catalog's custom entry says 0).
+          h("li", {}, t("billing.included_sms", { n: number(current ? billing.quotas.sms.included : plan.included_sms_per_month) })),
+          h("li", {}, t("billing.included_email", { n: number(current ? billing.quotas.email.included : plan.included_email_per_day) })),
         ),
         message,
         button,

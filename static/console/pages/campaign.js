@@ -237,7 +237,7 @@ function testSend(campaign, contactSelect) {
       if (contactSelect.value) body.contact_id = contactSelect.value;
       const message = await post(`/v1/campaigns/${encodeURIComponent(campaign.id)}/test`, body, { idempotencyKey });
       idempotencyKey = newIdempotencyKey();
-      replace(sent, t("campaign.test_sent"), " ", h("a", { href: `#/messages/${encodeURIComponent(message.id)}` }, message.id));
+      replace(sent, t("campaign.test_sent"), " ", h("a", { href: `#/message/${encodeURIComponent(message.id)}` }, message.id));
     },
   );
   return h("div", { class: "test-send" }, h("h3", {}, t("campaign.test_title")), element, sent);
@@ -336,8 +336,9 @@ async function drawLaunched(container, campaign) {
     ["campaign.sender_label", launch.sender],
     ["campaign.scheduled_for", campaign.scheduled_at ? dateTime(campaign.scheduled_at) : null],
     ["campaign.launched_at", launch.launched_at ? dateTime(launch.launched_at) : null],
-    ["campaign.planned", launch.planned_recipients !== undefined ? number(launch.planned_recipients) : null],
-    ["campaign.written", launch.messages_created !== undefined ? number(launch.messages_created) : null],
+    // Unknown (null) until the fan-out counts them: not shown, rather than shown as 0.
+    ["campaign.planned", launch.planned_recipients != null ? number(launch.planned_recipients) : null],
+    ["campaign.written", launch.messages_created != null ? number(launch.messages_created) : null],
     ["campaign.reserved", launch.reserved ? money(launch.reserved) : null],
     ["campaign.finished_at", launch.finished_at ? dateTime(launch.finished_at) : null],
     ["campaign.cancelled_at", launch.cancelled_at ? dateTime(launch.cancelled_at) : null],

@@ -95,10 +95,10 @@ function chart(timeline) {
 /// The first steps of a new workspace; none of it once all are done.
 function checklist(billing, recent, keys, contacts) {
   const steps = [
-    ["credit", billing.wallet.balance.amount_minor > 0 || billing.plan.status === "active", "#/overview"],
+    ["credit", billing.wallet.balance.amount_minor > 0 || billing.plan.status === "active", "#/billing"],
     ["key", keys ? keys.data.length > 0 : null, "#/keys"],
     ["send", recent.data.length > 0, "#/messages"],
-    ["sender", billing.sender_id !== null, "#/overview"],
+    ["sender", billing.sender_id !== null, "#/settings"],
     ["contacts", contacts.data.length > 0, "#/import"],
   ].filter(([, done]) => done !== null);
   if (steps.every(([, done]) => done)) return null;
