@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crier::api_keys::format::Scope;
 use crier::payments::provider::ProviderName;
-use crier::web::router::Router;
+use crier::web::router::{Route, Router};
 
 use crate::auth_fixtures::{Console, count, create_key, send, setup};
 use crate::harness::{TestResponse, TestServer, test_epoch};
@@ -164,8 +164,13 @@ fn names_no_world_object(path: &str) -> bool {
         || path.starts_with("/v1/workspace/")
 }
 
-/// A body each write route would accept, so that the answer is about the object, not the input.
-fn body_for(method: &str, path: &str) -> Option<Value> {
+/// A body each write route would accept, so that the answer is about the object, not the input
+/// (none for a route that reads none: it refuses any field).
+fn body_for(route: &Route) -> Option<Value> {
+    let (method, path) = (route.method.as_str(), route.path);
+    if !route.takes_body {
+        return None;
+    }
     let body = match (method, path.rsplit('/').next().unwrap()) {
         ("POST" | "DELETE", "contacts") => json!({"contact_ids": []}),
         ("GET" | "DELETE", _) => return None,
@@ -209,7 +214,7 @@ fn sweep(caller: &World<'_>, objects: &BTreeMap<&'static str, String>) -> usize 
         };
         let method = route.method.as_str();
         let concrete = path.replace("{id}", id);
-        let body = body_for(method, path);
+        let body = body_for(route);
         let response = caller.call(method, &concrete, body.as_ref());
         let expected = if SHARED.contains(&kind) { 403 } else { 404 };
         assert_eq!(
