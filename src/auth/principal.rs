@@ -140,6 +140,25 @@ impl Principal {
         Ok((admin, WorkspaceScope::trusted(workspace_id)))
     }
 
+    /// `require_scope` for work that needs each of `scopes`: a key missing some is told every one
+    /// it lacks at once (`details.missing_scopes`), not one per attempt.
+    pub fn require_scopes(&self, scopes: &[Scope]) -> Result<WorkspaceScope, AppError> {
+        let mut missing = Vec::new();
+        let mut granted = None;
+        for scope in scopes {
+            match self.require_scope(*scope) {
+                Ok(workspace) => granted = Some(workspace),
+                Err(AppError::InsufficientScope { missing: more }) => missing.extend(more),
+                Err(other) => return Err(other),
+            }
+        }
+        match granted {
+            Some(workspace) if missing.is_empty() => Ok(workspace),
+            _ if !missing.is_empty() => Err(AppError::InsufficientScope { missing }),
+            _ => Err(AppError::internal("require_scopes was given no scope")),
+        }
+    }
+
     /// The workspace, if the caller may use `scope` there: a key needs the scope; a session
     /// needs the role docs/rules/access.md gives that work (members send and manage contacts and
     /// campaigns; only owners and admins touch payments, webhooks and provider accounts).
@@ -215,6 +234,24 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn work_needing_several_scopes_names_every_one_missing() {
+        let both = [Scope::CampaignsWrite, Scope::MessagesSend];
+        match key(&[Scope::ActivityRead]).require_scopes(&both) {
+            Err(AppError::InsufficientScope { missing }) => {
+                assert_eq!(missing, ["campaigns:write", "messages:send"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match key(&[Scope::CampaignsWrite]).require_scopes(&both) {
+            Err(AppError::InsufficientScope { missing }) => assert_eq!(missing, ["messages:send"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(key(&both).require_scopes(&both).is_ok());
+        assert!(session(Some(Role::Member)).require_scopes(&both).is_ok());
+        assert!(session(None).require_scopes(&both).is_err());
     }
 
     #[test]

@@ -513,8 +513,7 @@ struct TestRequest {
 /// like any send (`Idempotency-Key` required). Scopes `campaigns:write` and `messages:send`.
 pub fn test_campaign(app: &App, request: &mut Request<'_>) -> Result<ApiResponse, AppError> {
     let principal = authenticate_request(app, request)?;
-    let scope = principal.require_scope(Scope::CampaignsWrite)?;
-    principal.require_scope(Scope::MessagesSend)?;
+    let scope = principal.require_scopes(&[Scope::CampaignsWrite, Scope::MessagesSend])?;
     let id = campaign_id(request)?;
     let body: TestRequest = request.json()?;
     let mode = principal.mode();
