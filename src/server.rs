@@ -49,6 +49,8 @@ pub struct RunningServer {
 pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupError> {
     // First: a second server on the same data directory stops here, having touched nothing.
     let lock = crate::db::lock(&DbSettings::from_config(&config))?;
+    // Then the port: a server that cannot listen stops before it creates or migrates anything.
+    let listener = web::bind(config.addr)?;
     let db = Db::open(&DbSettings::from_config(&config))?;
     // Only the writer commits, so only its `wal_autocheckpoint` counts; the background
     // checkpointer copies meanwhile (docs/design/storage.md, "Checkpoints").
@@ -70,7 +72,7 @@ pub fn start(config: Config, runtime: Runtime) -> Result<RunningServer, StartupE
     let campaigns = campaign_runner::start(Arc::clone(&app))?;
     // Before HTTP too: events recorded before a restart are delivered without waiting.
     let webhooks = webhook_runner::start(Arc::clone(&app))?;
-    let http = web::start(Arc::clone(&app), runtime.router)?;
+    let http = web::start(Arc::clone(&app), runtime.router, listener)?;
     let janitor = janitor::start(Arc::clone(&app))?;
     // Last: the first backup (taken at start when none is recent) copies a database that
     // every runner has already picked up.

@@ -89,12 +89,22 @@ pub enum ShutdownOutcome {
     TimedOut,
 }
 
-/// Binds `app.config.addr`, starts the I/O thread and `app.config.workers` worker threads.
-pub fn start(app: Arc<App>, router: Router) -> Result<HttpServer, StartupError> {
+/// Binds `addr` for `start`: done first, before the database is opened, so a server that cannot
+/// listen (the port taken) stops before it creates or migrates anything.
+pub fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr).map_err(|err| StartupError(format!("cannot listen on {addr}: {err}")))
+}
+
+/// Serves on `listener` (from `bind`): starts the I/O thread and `app.config.workers` worker
+/// threads.
+pub fn start(
+    app: Arc<App>,
+    router: Router,
+    listener: TcpListener,
+) -> Result<HttpServer, StartupError> {
     let cannot_listen = |err: &dyn std::fmt::Display| {
         StartupError(format!("cannot listen on {}: {err}", app.config.addr))
     };
-    let listener = TcpListener::bind(app.config.addr).map_err(|err| cannot_listen(&err))?;
     let addr = listener.local_addr().map_err(|err| cannot_listen(&err))?;
     let stopping = Arc::new(AtomicBool::new(false));
     let router = Arc::new(router);

@@ -108,6 +108,8 @@ fn a_port_in_use_exits_1() {
     let output = run(&["serve", "--addr", &addr], dir.path());
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot listen on"));
+    // It stopped before creating (or migrating) the database.
+    assert!(!dir.path().join("crier.db").exists());
 }
 
 /// A database this process may not write (SQLite would open it read-only, without a word) stops
