@@ -231,6 +231,9 @@ impl AcceptWarnings {
     }
 }
 
+/// At shutdown, how long a connection part-way through a request head may take to finish it.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -239,8 +242,16 @@ async fn serve_connection(
 ) {
     let timeout = shared.settings.timeout;
     let busy = Arc::new(AtomicBool::new(false));
-    let io = TimedIo::new(stream, timeout, Arc::clone(&busy), Arc::clone(&shared.app));
+    let serving = Arc::clone(&busy);
+    // Bytes of a request head have come since the last request began: what shutdown waits
+    // `STOP_GRACE` for, at most.
+    let head_begun = Arc::new(AtomicBool::new(false));
+    let mid_head = Arc::clone(&head_begun);
+    let io = TimedIo::new(stream, timeout, Arc::clone(&busy), Arc::clone(&shared.app))
+        .noting_heads(Arc::clone(&head_begun));
     let service = hyper::service::service_fn(move |request| {
+        // A request has begun: its head is whole.
+        head_begun.store(false, Ordering::SeqCst);
         serve_request(Arc::clone(&shared), peer, Arc::clone(&busy), request)
     });
     let connection = http1::Builder::new()
@@ -256,7 +267,19 @@ async fn serve_connection(
         result = connection.as_mut() => result,
         () = stopped(&mut stop) => {
             connection.as_mut().graceful_shutdown();
-            connection.await
+            // hyper closes an idle connection at once, but waits for one part-way through a
+            // request head. Such a client holds no request of ours: it gets `STOP_GRACE` to
+            // finish sending (its request is then answered 503, as any after the stop), not the
+            // whole shutdown timeout, which one silent client used to stall. A request being
+            // served, or an answer being written, is always waited for.
+            let grace = tokio::time::Instant::now() + STOP_GRACE;
+            match tokio::time::timeout_at(grace, connection.as_mut()).await {
+                Ok(result) => result,
+                Err(_) if serving.load(Ordering::SeqCst) || !mid_head.load(Ordering::SeqCst) => {
+                    connection.await
+                }
+                Err(_) => Ok(()),
+            }
         }
     };
     if let Err(err) = result {
@@ -647,6 +670,8 @@ struct TimedIo {
     write_deadline: Deadline,
     /// For the request id of a rewritten answer (see `HYPERS_BAD_REQUEST`).
     app: Arc<App>,
+    /// See `noting_heads`.
+    head_begun: Option<Arc<AtomicBool>>,
     /// The envelope being written in place of hyper's bare 400, and how much of it is out.
     rewrite: Option<(Vec<u8>, usize)>,
 }
@@ -661,6 +686,16 @@ impl TimedIo {
             write_deadline: Deadline::new(),
             app,
             rewrite: None,
+            head_begun: None,
+        }
+    }
+
+    /// Sets `head_begun` whenever bytes arrive between requests (the start of the next head);
+    /// the connection clears it when that request begins.
+    fn noting_heads(self, head_begun: Arc<AtomicBool>) -> TimedIo {
+        TimedIo {
+            head_begun: Some(head_begun),
+            ..self
         }
     }
 }
@@ -795,6 +830,12 @@ impl hyper::rt::Read for TimedIo {
         match Pin::new(&mut this.stream).poll_read(cx, &mut buf) {
             Poll::Ready(Ok(())) => {
                 this.read_deadline.progressed();
+                if !buf.filled().is_empty()
+                    && !this.busy.load(Ordering::Relaxed)
+                    && let Some(head_begun) = &this.head_begun
+                {
+                    head_begun.store(true, Ordering::SeqCst);
+                }
                 cursor.put_slice(buf.filled());
                 Poll::Ready(Ok(()))
             }

@@ -67,3 +67,32 @@ fn assert_listener_closes(addr: std::net::SocketAddr) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A client part-way through a request head holds no request of ours: shutdown closes its
+/// connection after a short grace instead of waiting out the whole shutdown timeout (one silent
+/// client used to make every stop take that long, and count as timed out).
+#[test]
+fn a_client_stalled_mid_head_does_not_hold_up_shutdown() {
+    // Timeouts long enough that only the grace can close the stalled connection in time.
+    let server = TestServer::start_with(
+        |config| {
+            config.http_timeout = Duration::from_secs(120);
+            config.shutdown_timeout = Duration::from_secs(15);
+        },
+        Router::standard(),
+    );
+    let mut stalled = TcpStream::connect(server.addr).unwrap();
+    std::io::Write::write_all(&mut stalled, b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+    // The server has read those bytes once a whole request on another connection is answered.
+    assert_eq!(server.get("/healthz").status, 200);
+    std::thread::sleep(Duration::from_millis(100));
+    // Drained: every connection closed before the 15 s timeout.
+    assert_eq!(server.shutdown(), ShutdownOutcome::Drained);
+    // Closed without an answer: the client reads the end of the stream.
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let read = std::io::Read::read_to_end(&mut stalled, &mut rest);
+    assert!(read.is_ok() && rest.is_empty(), "{read:?} {rest:?}");
+}
