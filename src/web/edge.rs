@@ -718,8 +718,9 @@ fn is_hypers_bad_request(head: &[u8]) -> bool {
 fn bad_request_answer(app: &App) -> Vec<u8> {
     let request_id = app.ids.request_id();
     let err = AppError::BadRequest(
-        "The request line or a header is malformed (raw bytes outside ASCII in the path or a \
-         header, or a broken line)."
+        "The request head could not be read: a malformed request line or header (raw bytes \
+         outside ASCII, a broken line) or a Content-Length / Transfer-Encoding that does not \
+         frame the body unambiguously."
             .to_owned(),
     );
     log::info!(request_id = request_id.as_str(), status = 400; "refused a request head hyper could not parse");
