@@ -359,14 +359,15 @@ fn every_bad_option_is_named_and_nothing_is_kept() {
     for name in ["mode", "charset", "delimiter", "group", "colour"] {
         assert!(fields.contains_key(name), "{name} not in {fields:?}");
     }
-    // Once the charset and delimiter are good, the mapping is checked against the header.
+    // Once the charset and delimiter are good, the mapping is checked against the header, in
+    // the same answer as the other bad options (a bad mode too).
     let response = api.import(
-        "map.Missing=phone&map.Name=shoe_size&map.Phone=custom.nope&group=grp_unknown",
+        "mode=merge&map.Missing=phone&map.Name=shoe_size&map.Phone=custom.nope&group=grp_unknown",
         csv,
     );
     let envelope = response.assert_error(422, "validation_failed");
     let fields = envelope["error"]["details"]["fields"].as_object().unwrap();
-    for name in ["map.Missing", "map.Name", "map.Phone", "group"] {
+    for name in ["mode", "map.Missing", "map.Name", "map.Phone", "group"] {
         assert!(fields.contains_key(name), "{name} not in {fields:?}");
     }
     // A file whose columns give neither phone nor email.

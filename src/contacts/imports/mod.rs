@@ -217,9 +217,9 @@ pub fn prepare_import(
             }
         },
     };
-    let (Some(import_mode), Some(charset), None | Some(Some(_))) =
-        (import_mode, charset, delimiter)
-    else {
+    // The file's head is read whenever it can be (its charset and delimiter are known), so a
+    // bad `map.<column>` is named with the other bad options, not after they are fixed.
+    let (Some(charset), None | Some(Some(_))) = (charset, delimiter) else {
         return Err(AppError::Validation(errors));
     };
     let head = csvfile::read_head(upload.path, charset, delimiter.flatten()).map_err(io_error)?;
@@ -230,6 +230,9 @@ pub fn prepare_import(
     let definitions = contacts_store::list_fields(conn, scope.id(), None, None)?;
     let mapping = resolve_mapping(&head.columns, &options.map, &definitions, &mut errors);
     errors.into_result()?;
+    let Some(import_mode) = import_mode else {
+        return Err(AppError::internal("an unknown import mode was not named"));
+    };
     let ignored = head
         .columns
         .iter()
