@@ -235,6 +235,20 @@ fn custom_values_are_checked_against_their_definition() {
         );
     }
     assert_eq!(contact_count(&server), 0);
+    // A date written right but missing from the calendar is told so, not "write it YYYY-MM-DD".
+    let reasons = |value: Value| {
+        let body = json!({"name": "Ada", "email": "a@b.io", "custom": {"birthday": value}});
+        api.post("/v1/contacts", body).json()["error"]["details"]["fields"]["custom.birthday"]
+            .clone()
+    };
+    assert_eq!(
+        reasons(json!("2026-02-30")),
+        "is not a date of the calendar"
+    );
+    assert_eq!(
+        reasons(json!("28/02/2026")),
+        "must be a date written YYYY-MM-DD"
+    );
     let good = json!({
         "nickname": "Countess", "score": 9.5, "birthday": "1815-12-10", "vip": true,
         "site": "https://example.com/ada", "tier": "gold",

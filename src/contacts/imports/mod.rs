@@ -534,10 +534,10 @@ impl RowChecker {
                 Target::Email => input.email = text,
                 Target::Language => input.language = Some(cell.to_lowercase()),
                 Target::Custom(key) => match self.custom_value(key, cell) {
-                    Some(value) => {
+                    Ok(value) => {
                         input.custom.insert(key.clone(), value);
                     }
-                    None => custom_errors.add(format!("custom.{key}"), "is not of its type"),
+                    Err(reason) => custom_errors.add(format!("custom.{key}"), reason),
                 },
             }
         }
@@ -577,16 +577,25 @@ impl RowChecker {
 
     /// A cell as the JSON value its custom field takes: numbers and booleans from their text,
     /// everything else as text (checked against the definition by `check_new_contact`).
-    fn custom_value(&self, key: &str, cell: &str) -> Option<Value> {
-        let field = self.definitions.iter().find(|field| field.key == key)?;
+    /// The cell as the value of custom field `key`, or why it is not one.
+    fn custom_value(&self, key: &str, cell: &str) -> Result<Value, &'static str> {
+        let field = self
+            .definitions
+            .iter()
+            .find(|field| field.key == key)
+            .ok_or("is not a defined field")?;
         match field.field_type {
-            FieldType::Number => number_cell(cell),
+            FieldType::Number => number_cell(cell).ok_or(if is_ambiguous_number(cell) {
+                "could be thousands or decimals: write 1000, or 1.5 / 1,5 for a decimal"
+            } else {
+                "must be a number (a point or a comma before decimals)"
+            }),
             FieldType::Boolean => match cell.to_lowercase().as_str() {
-                "true" | "yes" | "1" | "oui" | "vrai" => Some(Value::Bool(true)),
-                "false" | "no" | "0" | "non" | "faux" => Some(Value::Bool(false)),
-                _ => None,
+                "true" | "yes" | "1" | "oui" | "vrai" => Ok(Value::Bool(true)),
+                "false" | "no" | "0" | "non" | "faux" => Ok(Value::Bool(false)),
+                _ => Err("must be true or false (yes/no, 1/0, oui/non, vrai/faux)"),
             },
-            _ => Some(Value::String(cell.to_owned())),
+            _ => Ok(Value::String(cell.to_owned())),
         }
     }
 }
@@ -600,13 +609,23 @@ fn number_cell(cell: &str) -> Option<Value> {
     if let Ok(whole) = cell.parse::<i64>() {
         return Some(Value::from(whole));
     }
+    if is_ambiguous_number(cell) {
+        return None;
+    }
     let decimal = match cell.split_once(',') {
-        Some((_, fraction)) if cell.contains('.') || fraction.len() == 3 => return None,
         Some(_) => cell.replacen(',', ".", 1),
         None => cell.to_owned(),
     };
     let number: f64 = decimal.parse().ok()?;
     serde_json::Number::from_f64(number).map(Value::Number)
+}
+
+/// A comma before exactly three digits (`1,000`), or a comma and a point together (`1.000,5`):
+/// a thousands separator as much as a decimal one.
+fn is_ambiguous_number(cell: &str) -> bool {
+    let cell = cell.trim();
+    cell.split_once(',')
+        .is_some_and(|(_, fraction)| cell.contains('.') || fraction.len() == 3)
 }
 
 /// `phone: must be …; email: must be …` — every refused field, named.
@@ -864,6 +883,15 @@ mod tests {
             "1,000", "1,500", "1.000,5", "1,000.5", "", "x", "NaN", "inf", "1,2,3",
         ] {
             assert_eq!(number_cell(cell), None, "{cell:?}");
+        }
+        // The refusal says why: an ambiguous separator is not a "not a number".
+        for (cell, ambiguous) in [
+            ("1,000", true),
+            ("1.000,5", true),
+            ("x", false),
+            ("1,5", false),
+        ] {
+            assert_eq!(is_ambiguous_number(cell), ambiguous, "{cell:?}");
         }
     }
 }
