@@ -60,6 +60,16 @@ test("contacts, an import, a segment and a campaign, in Chromium", { timeout: 11
     await page.click("#contact-form button[type=submit]");
     await page.waitForFunction(() => document.querySelectorAll("#contact-list tbody tr").length === 2);
     assert.match(await page.textContent("#contact-list"), /\+237677000001/);
+    // The same phone again: said in words, without the other contact's raw id.
+    await page.fill("#contact-form [name=name]", "Awa again");
+    await page.fill("#contact-form [name=phone]", "677 00 00 01");
+    await page.click("#contact-form button[type=submit]");
+    await page.locator("#contact-form .form-error").waitFor({ state: "visible" });
+    const duplicate = await page.textContent("#contact-form .form-error");
+    assert.match(duplicate, /Another contact already has this phone number/);
+    assert.doesNotMatch(duplicate, /con_/);
+    await page.fill("#contact-form [name=name]", "");
+    await page.fill("#contact-form [name=phone]", "");
 
     await page.fill("#group-form [name=name]", "VIP");
     await page.click("#group-form button[type=submit]");
@@ -271,13 +281,13 @@ test("contacts, an import, a segment and a campaign, in Chromium", { timeout: 11
     await shoot("contacts-fr");
   });
 
-  // Chromium logs every 4xx answer to a fetch. Four were asked for on purpose: the contact with
-  // no address, the segment condition containing nothing (counted, then saved) and the campaign
-  // with a misspelt variable (all 422).
+  // Chromium logs every 4xx answer to a fetch. Five were asked for on purpose: the contact with
+  // no address (422), the duplicate phone (409), the segment condition containing nothing
+  // (counted, then saved) and the campaign with a misspelt variable (all 422).
   const failed = (status) => `error: Failed to load resource: the server responded with a status of ${status}`;
   assert.deepEqual(
     problems.map((line) => line.replace(/ \(.*\)$/, "")),
-    [failed(422), failed(422), failed(422), failed(422)],
+    [failed(422), failed(409), failed(422), failed(422), failed(422)],
     "console errors",
   );
 });

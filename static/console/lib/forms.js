@@ -97,6 +97,13 @@ export function clearErrors(formElement) {
 export function errorText(err) {
   if (!err) return t("error.generic");
   if (err.code === "network") return t("error.network");
+  // A duplicate contact: said in the reader's language, without the other contact's raw id
+  // (the API's sentence names it, for API callers; the console links to it where it can).
+  const existing = err.details && err.details.existing_id;
+  if (err.code === "conflict" && typeof existing === "string" && existing.startsWith("con_")) {
+    const what = /\bthis (phone|email)\b/.exec(err.message || "");
+    return t(what ? `error.duplicate_contact_${what[1]}` : "error.duplicate_contact");
+  }
   const key = `error.code.${err.code}`;
   if (err.code && has(key) && (err.message || !t(key).includes("{message}"))) {
     const details = err.details || {};
