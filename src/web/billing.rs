@@ -346,7 +346,8 @@ pub fn submit_verification(app: &App, request: &mut Request<'_>) -> Result<ApiRe
         .map_err(|why| fields.add("business_name", why))
         .ok();
     let country = body.country.trim().to_uppercase();
-    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+    // A country that exists (`XX` does not): the regions the phone-number metadata knows.
+    if country.len() != 2 || country.parse::<phonenumber::country::Id>().is_err() {
         fields.add(
             "country",
             "must be a two-letter ISO 3166 country code such as CM",

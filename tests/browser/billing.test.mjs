@@ -212,6 +212,10 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
     await page.waitForSelector("#sender-requests");
     assert.match(await page.textContent("#sender-requests"), /AWA SHOP/);
     await shoot("admin");
+    // A rejection without a reason is refused, and the message says what is missing.
+    await page.click("#sender-requests .decision button.danger");
+    await page.waitForSelector("#sender-requests .decision .form-error:not([hidden])");
+    assert.match(await page.textContent("#sender-requests .decision .form-error"), /^Reason: /);
     await page.click("#sender-requests .decision button.primary");
     await page.waitForSelector("#admin-senders .empty");
     await page.click('#nav a[href="#/settings"]');
@@ -329,15 +333,16 @@ test("billing, settings and instance admin, in Chromium", { timeout: 110_000 }, 
     assert.equal(await page.$('#nav a[href="#/keys"]'), null);
   });
 
-  // Chromium logs every 4xx answer to a fetch: the eight asked for on purpose are the plan
+  // Chromium logs every 4xx answer to a fetch: the nine asked for on purpose are the plan
   // refused while another runs (409), the adjustment without a reason, the top-up under the
   // minimum (422), who is signed in on the return link opened signed out (401), the bad sender
-  // ID and the bad email (422), and who is signed in on the invitation page, twice, after
-  // logging out (401). Anything else is a bug.
+  // ID, the rejection without a reason and the bad email (422), and who is signed in on the
+  // invitation page, twice, after logging out (401). Anything else is a bug. (The decimal
+  // amounts are refused by the console before any request.)
   const failedLoad = (status) => `error: Failed to load resource: the server responded with a status of ${status}`;
   assert.deepEqual(
     problems.map((line) => line.replace(/ \(.*\)$/, "")),
-    [failedLoad(409), failedLoad(422), failedLoad(422), failedLoad(401), failedLoad(422), failedLoad(422), failedLoad(401), failedLoad(401)],
+    [failedLoad(409), failedLoad(422), failedLoad(422), failedLoad(401), failedLoad(422), failedLoad(422), failedLoad(422), failedLoad(401), failedLoad(401)],
     "console errors",
   );
 });

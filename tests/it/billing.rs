@@ -712,6 +712,7 @@ fn verification_is_reviewed_by_the_instance_admin_and_decides_the_effective_send
     too_many["document_refs"] = json!((1..=11).map(|i| format!("doc-{i}")).collect::<Vec<_>>());
     let invalid = [
         ("country", json!({"country": "Cameroon"})),
+        ("country", json!({"country": "XX"})),
         ("country", json!({"country": null})),
         ("business_name", json!({"business_name": ""})),
         ("document_refs", json!({"document_refs": []})),

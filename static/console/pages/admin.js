@@ -231,7 +231,9 @@ function decision(path, expected, reload, label = expected) {
       await post(`${path}/${verb}`, body);
       await reload();
     } catch (err) {
-      message.textContent = errorText(err);
+      // A 422 names its fields (the reason, most often): said, not only "fields need attention".
+      const fields = Object.entries((err && err.fields) || {}).map(([name, why]) => (name === "reason" ? `${t("admin.reason")}: ${why}` : why));
+      message.textContent = fields.length ? fields.join(" ") : errorText(err);
       message.hidden = false;
       if (verb === "reject") reason.focus();
     }
