@@ -123,6 +123,12 @@ test("instance admin: every workspace, plans, verification and roles, in Chromiu
     assert.equal(await page.textContent("#plan-result"), "Chez Binta is now on Custom.");
     const plan = (await rowCells(page, "Chez Binta"))[1];
     assert.equal(plan, `Custom until Jan 31, ${year} 500 SMS a month, 20 emails a day`);
+    // "Ends on 31 Jan" covers the whole of that day: it ends at the next midnight.
+    const stored = await page.evaluate(async (y) => {
+      const list = await (await fetch("/v1/admin/workspaces?q=Chez%20Binta")).json();
+      return [list.data[0].plan.period_end, new Date(`${y}-02-01T00:00:00`).toISOString()];
+    }, year);
+    assert.equal(Date.parse(stored[0]), Date.parse(stored[1]), `${stored}`);
     assert.deepEqual(await unlabelled(page), []);
     await shoot("admin-plan");
     // Escape closes the form and gives the focus back to its button.

@@ -1737,6 +1737,13 @@ export function date(iso) {
   return new Intl.DateTimeFormat(locale, { dateStyle: "medium" }).format(new Date(iso));
 }
 
+/// The last day an end instant still covers (an end at midnight belongs to the day before):
+/// what "until {date}" shows, so a period ending at the start of 1 Feb reads "until 31 Jan".
+export function lastDay(iso) {
+  if (!iso) return "";
+  return date(new Date(Date.parse(iso) - 1).toISOString());
+}
+
 /// A UTC day (`2026-12-03`) as a short label, without moving it across time zones.
 export function day(text) {
   return new Intl.DateTimeFormat(locale, { day: "numeric", month: "short", timeZone: "UTC" }).format(

@@ -13,7 +13,7 @@
 import { ApiError, api, get, newIdempotencyKey, post, query } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
 import { errorText, field, form } from "../lib/forms.js";
-import { date, dateTime, money, number, t } from "../lib/i18n.js";
+import { dateTime, lastDay, money, number, t } from "../lib/i18n.js";
 import { table } from "../lib/views.js";
 import { activityLog, knownNames } from "./activity.js";
 
@@ -157,7 +157,7 @@ function fillRow(row, workspace, heads, plans) {
       "span",
       { class: "plan-cell" },
       plan.name,
-      plan.period_end ? h("span", { class: "small block" }, t("admin.plan_until", { date: date(plan.period_end) })) : null,
+      plan.period_end ? h("span", { class: "small block" }, t("admin.plan_until", { date: lastDay(plan.period_end) })) : null,
       plan.included_sms_per_month !== null && plan.included_sms_per_month !== undefined
         ? h("span", { class: "small block" }, t("admin.plan_included", { sms: number(plan.included_sms_per_month), email: number(plan.included_email_per_day) }))
         : null,
@@ -333,6 +333,14 @@ async function loadDomains(container) {
   return page;
 }
 
+/// The instant a plan chosen to end on `day` (`2027-01-31`, a date input's value) ends: the
+/// start of the next day, in the admin's time zone.
+function nextMidnight(day) {
+  const end = new Date(day + "T00:00:00");
+  end.setDate(end.getDate() + 1);
+  return end.toISOString();
+}
+
 /// The wallet adjustment of one workspace: a signed amount and a mandatory reason. A retried
 /// submission (the same attempt) reuses its Idempotency-Key; a new key after each success.
 function adjustForm(workspace, refresh) {
@@ -400,7 +408,9 @@ function planForm(workspace, plans, refresh) {
       const custom = values.plan_code === "custom";
       const body = {
         plan_code: values.plan_code,
-        period_end: values.period_end ? new Date(values.period_end + "T00:00:00").toISOString() : null,
+        // "Ends on 31 Jan": the plan covers all of that day, so it ends at the next midnight
+        // (the admin's own), and reads "until 31 Jan" everywhere (`lastDay`).
+        period_end: values.period_end ? nextMidnight(values.period_end) : null,
       };
       if (custom) {
         body.included_sms_per_month = included(values, "included_sms_per_month");

@@ -7,7 +7,7 @@
 import { ApiError, api, get, newIdempotencyKey, post, query } from "../lib/api.js";
 import { h, replace } from "../lib/dom.js";
 import { errorText, field, form } from "../lib/forms.js";
-import { dateTime, exponent, money, number, t, toMinor } from "../lib/i18n.js";
+import { dateTime, exponent, lastDay, money, number, t, toMinor } from "../lib/i18n.js";
 import { table } from "../lib/views.js";
 
 export const title = () => t("billing.title");
@@ -33,7 +33,7 @@ export async function render(_param, session) {
         { class: "card tile" },
         h("h2", {}, t("overview.plan")),
         h("p", { class: "big", id: "billing-plan" }, billing.plan.name),
-        billing.plan.period_end ? h("p", { class: "muted small" }, t("billing.plan_until", { date: dateTime(billing.plan.period_end) })) : null,
+        billing.plan.period_end ? h("p", { class: "muted small" }, t("billing.plan_until", { date: lastDay(billing.plan.period_end) })) : null,
       ),
     ),
     h("section", { class: "card", id: "plans" }, h("h2", {}, t("billing.plans")), planCards(plans.data, billing, manager)),

@@ -4,7 +4,7 @@
 import { get } from "../lib/api.js";
 import { h } from "../lib/dom.js";
 import { barChart } from "../lib/chart.js";
-import { date, day, money, number, t } from "../lib/i18n.js";
+import { date, day, lastDay, money, number, t } from "../lib/i18n.js";
 import { messageTable } from "../lib/views.js";
 
 export const title = () => t("overview.title");
@@ -51,7 +51,7 @@ function planText(plan) {
   if (plan.status !== "active") return h("p", { class: "big" }, plan.name || t("overview.plan_none"));
   return [
     h("p", { class: "big" }, plan.name),
-    plan.period_end ? h("p", { class: "muted" }, t("overview.plan_until", { date: date(plan.period_end) })) : null,
+    plan.period_end ? h("p", { class: "muted" }, t("overview.plan_until", { date: lastDay(plan.period_end) })) : null,
   ];
 }
 
@@ -61,7 +61,7 @@ function quota(label, q) {
     { class: "quota" },
     h("p", {}, h("strong", {}, label), " ", t("overview.quota_line", { used: number(q.used), included: number(q.included) })),
     h("progress", { max: Math.max(1, q.included), value: Math.min(q.used, Math.max(1, q.included)), "aria-label": label }),
-    h("p", { class: "muted small" }, t("overview.quota_period", { start: date(q.period_start), end: date(new Date(Date.parse(q.period_end) - 1).toISOString()) })),
+    h("p", { class: "muted small" }, t("overview.quota_period", { start: date(q.period_start), end: lastDay(q.period_end) })),
   );
 }
 
