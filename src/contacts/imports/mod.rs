@@ -274,6 +274,16 @@ fn resolve_mapping(
                     .map(|field| Target::Custom(field.key.clone()))
             });
         }
+        // Then the common names (`Téléphone`, `Mobile`), each for a field no column has yet: a
+        // column named exactly keeps its field, and of two synonyms the first does.
+        for (index, column) in columns.iter().enumerate() {
+            if mapping[index].is_none()
+                && let Some(target) = header_synonym(column)
+                && !mapping.contains(&Some(target.clone()))
+            {
+                mapping[index] = Some(target);
+            }
+        }
     } else {
         for (column, field) in map {
             let option = format!("map.{column}");
@@ -317,6 +327,39 @@ fn resolve_mapping(
         );
     }
     mapping
+}
+
+/// The field a header commonly names in English or French (`Téléphone`, `E-mail`, `Prénom`,
+/// `Mobile`), compared without case, accents, spaces, dashes or underscores. docs/rules/
+/// contacts.md lists them; the console guesses the same (static/console/pages/import.js).
+fn header_synonym(column: &str) -> Option<Target> {
+    let folded: String = column
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            'é' | 'è' | 'ê' | 'ë' => Some('e'),
+            'à' | 'â' => Some('a'),
+            'î' | 'ï' => Some('i'),
+            'ô' => Some('o'),
+            'ù' | 'û' => Some('u'),
+            'ç' => Some('c'),
+            ' ' | '-' | '_' | '.' => None,
+            other => Some(other),
+        })
+        .collect();
+    let target = match folded.as_str() {
+        "fullname" | "nomcomplet" | "nom" | "contact" | "contactname" => Target::Name,
+        "firstname" | "givenname" | "prenom" => Target::FirstName,
+        "lastname" | "surname" | "familyname" | "nomdefamille" => Target::LastName,
+        "phone" | "phonenumber" | "telephone" | "tel" | "mobile" | "mobilephone" | "cell"
+        | "cellphone" | "portable" | "gsm" | "numero" | "numerodetelephone" => Target::Phone,
+        "email" | "mail" | "emailaddress" | "courriel" | "adresseemail" | "adressemail" => {
+            Target::Email
+        }
+        "language" | "lang" | "langue" => Target::Language,
+        _ => return None,
+    };
+    Some(target)
 }
 
 /// Where import files are spooled: `imports/` beside the database.
@@ -865,6 +908,37 @@ pub fn definitions(conn: &Connection, job: &ImportRow) -> Result<Vec<FieldRow>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn common_headers_fill_their_fields_and_an_exact_name_wins() {
+        let columns = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let fills = |names: &[&str]| {
+            let mut errors = FieldErrors::new();
+            resolve_mapping(&columns(names), &[], &[], &mut errors)
+                .iter()
+                .map(|target| target.as_ref().map(Target::as_text))
+                .collect::<Vec<_>>()
+        };
+        let some = |text: &str| Some(text.to_owned());
+        assert_eq!(
+            fills(&["Nom", "Prénom", "Téléphone", "E-mail", "Langue", "Ville"]),
+            [
+                some("name"),
+                some("first_name"),
+                some("phone"),
+                some("email"),
+                some("language"),
+                None
+            ]
+        );
+        assert_eq!(
+            fills(&["Full Name", "Mobile", "e_mail"]),
+            [some("name"), some("phone"), some("email")]
+        );
+        // A column named exactly keeps its field; of two synonyms the first takes it.
+        assert_eq!(fills(&["Mobile", "phone"]), [None, some("phone")]);
+        assert_eq!(fills(&["Téléphone", "Mobile"]), [some("phone"), None]);
+    }
 
     #[test]
     fn number_cells_keep_whole_numbers_and_refuse_an_ambiguous_comma() {

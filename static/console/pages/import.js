@@ -86,13 +86,42 @@ async function headerOf(file) {
   return cells.map((c) => c.trim()).filter((c, i, list) => c !== "" || i < list.length - 1);
 }
 
+/// The fields a header commonly names in English or French, by the header folded (`fold`):
+/// the server's `header_synonym` (docs/rules/contacts.md lists them).
+const HEADER_SYNONYMS = {
+  ...Object.fromEntries(["fullname", "nomcomplet", "nom", "contact", "contactname"].map((k) => [k, "name"])),
+  ...Object.fromEntries(["firstname", "givenname", "prenom"].map((k) => [k, "first_name"])),
+  ...Object.fromEntries(["lastname", "surname", "familyname", "nomdefamille"].map((k) => [k, "last_name"])),
+  ...Object.fromEntries(
+    ["phone", "phonenumber", "telephone", "tel", "mobile", "mobilephone", "cell", "cellphone", "portable", "gsm", "numero", "numerodetelephone"].map((k) => [k, "phone"]),
+  ),
+  ...Object.fromEntries(["email", "mail", "emailaddress", "courriel", "adresseemail", "adressemail"].map((k) => [k, "email"])),
+  ...Object.fromEntries(["language", "lang", "langue"].map((k) => [k, "language"])),
+};
+
+/// A header without case, accents, spaces, dashes, underscores or dots.
+function fold(header) {
+  return header
+    .toLowerCase()
+    .normalize("NFD")
+    .replace(/[\u0300-\u036f]/g, "")
+    .replace(/[\s\-_.]/g, "");
+}
+
 function drawMapping(container, columns, targets) {
   if (!columns.length) return replace(container);
-  const guess = (column) => {
+  const exact = (column) => {
     const lower = column.toLowerCase();
     const hit = targets.find(([value]) => value === lower || value === `custom.${lower}`);
     return hit ? hit[0] : "";
   };
+  // As the server guesses (contacts/imports `resolve_mapping`): exact names first, then the
+  // common ones, each for a field no column has yet.
+  const guesses = columns.map(exact);
+  columns.forEach((column, i) => {
+    const synonym = HEADER_SYNONYMS[fold(column)];
+    if (!guesses[i] && synonym && !guesses.includes(synonym)) guesses[i] = synonym;
+  });
   replace(
     container,
     h(
@@ -103,7 +132,7 @@ function drawMapping(container, columns, targets) {
       columns.map((column, i) => {
         const wrapper = field(`map_${i}`, column, { options: [["", t("import.ignore")], ...targets] }, "select");
         wrapper.dataset.field = `map.${column}`;
-        wrapper.querySelector("select").value = guess(column);
+        wrapper.querySelector("select").value = guesses[i];
         return wrapper;
       }),
     ),
