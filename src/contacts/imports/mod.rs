@@ -330,8 +330,10 @@ fn resolve_mapping(
 }
 
 /// The field a header commonly names in English or French (`Téléphone`, `E-mail`, `Prénom`,
-/// `Mobile`), compared without case, accents, spaces, dashes or underscores. docs/rules/
-/// contacts.md lists them; the console guesses the same (static/console/pages/import.js).
+/// `Mobile`), compared without case, accents, spaces, dashes or underscores. Only names that
+/// mean that field and nothing else (`Numéro` or `Contact` could be an order number or a
+/// company: left out). docs/rules/contacts.md lists them; the console guesses the same
+/// (static/console/pages/import.js).
 fn header_synonym(column: &str) -> Option<Target> {
     let folded: String = column
         .to_lowercase()
@@ -348,11 +350,11 @@ fn header_synonym(column: &str) -> Option<Target> {
         })
         .collect();
     let target = match folded.as_str() {
-        "fullname" | "nomcomplet" | "nom" | "contact" | "contactname" => Target::Name,
+        "fullname" | "nomcomplet" | "nom" | "contactname" => Target::Name,
         "firstname" | "givenname" | "prenom" => Target::FirstName,
         "lastname" | "surname" | "familyname" | "nomdefamille" => Target::LastName,
         "phone" | "phonenumber" | "telephone" | "tel" | "mobile" | "mobilephone" | "cell"
-        | "cellphone" | "portable" | "gsm" | "numero" | "numerodetelephone" => Target::Phone,
+        | "cellphone" | "portable" | "gsm" | "numerodetelephone" => Target::Phone,
         "email" | "mail" | "emailaddress" | "courriel" | "adresseemail" | "adressemail" => {
             Target::Email
         }

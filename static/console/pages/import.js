@@ -89,11 +89,11 @@ async function headerOf(file) {
 /// The fields a header commonly names in English or French, by the header folded (`fold`):
 /// the server's `header_synonym` (docs/rules/contacts.md lists them).
 const HEADER_SYNONYMS = {
-  ...Object.fromEntries(["fullname", "nomcomplet", "nom", "contact", "contactname"].map((k) => [k, "name"])),
+  ...Object.fromEntries(["fullname", "nomcomplet", "nom", "contactname"].map((k) => [k, "name"])),
   ...Object.fromEntries(["firstname", "givenname", "prenom"].map((k) => [k, "first_name"])),
   ...Object.fromEntries(["lastname", "surname", "familyname", "nomdefamille"].map((k) => [k, "last_name"])),
   ...Object.fromEntries(
-    ["phone", "phonenumber", "telephone", "tel", "mobile", "mobilephone", "cell", "cellphone", "portable", "gsm", "numero", "numerodetelephone"].map((k) => [k, "phone"]),
+    ["phone", "phonenumber", "telephone", "tel", "mobile", "mobilephone", "cell", "cellphone", "portable", "gsm", "numerodetelephone"].map((k) => [k, "phone"]),
   ),
   ...Object.fromEntries(["email", "mail", "emailaddress", "courriel", "adresseemail", "adressemail"].map((k) => [k, "email"])),
   ...Object.fromEntries(["language", "lang", "langue"].map((k) => [k, "language"])),
