@@ -276,9 +276,19 @@ fn resolve_mapping(
         }
         // Then the common names (`Téléphone`, `Mobile`), each for a field no column has yet: a
         // column named exactly keeps its field, and of two synonyms the first does.
+        // `Nom` beside a first-name column (`Nom`, `Prénom`) is the family name, not the whole.
+        let has_first_name = columns
+            .iter()
+            .any(|column| header_synonym(column) == Some(Target::FirstName));
         for (index, column) in columns.iter().enumerate() {
+            let synonym = match header_synonym(column) {
+                Some(Target::Name) if has_first_name && fold_header(column) == "nom" => {
+                    Some(Target::LastName)
+                }
+                other => other,
+            };
             if mapping[index].is_none()
-                && let Some(target) = header_synonym(column)
+                && let Some(target) = synonym
                 && !mapping.contains(&Some(target.clone()))
             {
                 mapping[index] = Some(target);
@@ -335,21 +345,7 @@ fn resolve_mapping(
 /// company: left out). docs/rules/contacts.md lists them; the console guesses the same
 /// (static/console/pages/import.js).
 fn header_synonym(column: &str) -> Option<Target> {
-    let folded: String = column
-        .to_lowercase()
-        .chars()
-        .filter_map(|c| match c {
-            'é' | 'è' | 'ê' | 'ë' => Some('e'),
-            'à' | 'â' => Some('a'),
-            'î' | 'ï' => Some('i'),
-            'ô' => Some('o'),
-            'ù' | 'û' => Some('u'),
-            'ç' => Some('c'),
-            ' ' | '-' | '_' | '.' => None,
-            other => Some(other),
-        })
-        .collect();
-    let target = match folded.as_str() {
+    let target = match fold_header(column).as_str() {
         "fullname" | "nomcomplet" | "nom" | "contactname" => Target::Name,
         "firstname" | "givenname" | "prenom" => Target::FirstName,
         "lastname" | "surname" | "familyname" | "nomdefamille" => Target::LastName,
@@ -362,6 +358,24 @@ fn header_synonym(column: &str) -> Option<Target> {
         _ => return None,
     };
     Some(target)
+}
+
+/// A header without case, accents, spaces, dashes, underscores or dots (`Prénom` → `prenom`).
+fn fold_header(column: &str) -> String {
+    column
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            'é' | 'è' | 'ê' | 'ë' => Some('e'),
+            'à' | 'â' => Some('a'),
+            'î' | 'ï' => Some('i'),
+            'ô' => Some('o'),
+            'ù' | 'û' => Some('u'),
+            'ç' => Some('c'),
+            ' ' | '-' | '_' | '.' => None,
+            other => Some(other),
+        })
+        .collect()
 }
 
 /// Where import files are spooled: `imports/` beside the database.
@@ -923,7 +937,14 @@ mod tests {
         };
         let some = |text: &str| Some(text.to_owned());
         assert_eq!(
-            fills(&["Nom", "Prénom", "Téléphone", "E-mail", "Langue", "Ville"]),
+            fills(&[
+                "Nom complet",
+                "Prénom",
+                "Téléphone",
+                "E-mail",
+                "Langue",
+                "Ville"
+            ]),
             [
                 some("name"),
                 some("first_name"),
@@ -940,6 +961,11 @@ mod tests {
         // A column named exactly keeps its field; of two synonyms the first takes it.
         assert_eq!(fills(&["Mobile", "phone"]), [None, some("phone")]);
         assert_eq!(fills(&["Téléphone", "Mobile"]), [some("phone"), None]);
+        // `Nom` with `Prénom` is the family name.
+        assert_eq!(
+            fills(&["Prénom", "Nom", "Tel"]),
+            [some("first_name"), some("last_name"), some("phone")]
+        );
     }
 
     #[test]

@@ -118,8 +118,11 @@ function drawMapping(container, columns, targets) {
   // As the server guesses (contacts/imports `resolve_mapping`): exact names first, then the
   // common ones, each for a field no column has yet.
   const guesses = columns.map(exact);
+  // `Nom` beside a first-name column (`Nom`, `Prénom`) is the family name.
+  const hasFirstName = columns.some((column) => HEADER_SYNONYMS[fold(column)] === "first_name");
   columns.forEach((column, i) => {
-    const synonym = HEADER_SYNONYMS[fold(column)];
+    let synonym = HEADER_SYNONYMS[fold(column)];
+    if (synonym === "name" && hasFirstName && fold(column) === "nom") synonym = "last_name";
     if (!guesses[i] && synonym && !guesses.includes(synonym)) guesses[i] = synonym;
   });
   replace(
