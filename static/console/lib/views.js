@@ -14,7 +14,7 @@ export function messageTable(messages) {
     { class: "table-wrap" },
     h(
       "table",
-      { class: "messages" },
+      { class: "messages stack" },
       h(
         "thead",
         {},
@@ -35,11 +35,16 @@ export function messageTable(messages) {
           h(
             "tr",
             { dataset: { id: message.id } },
-            h("td", {}, h("a", { href: `#/message/${encodeURIComponent(message.id)}` }, dateTime(message.created_at))),
-            h("td", { class: "mono" }, message.to),
-            h("td", {}, t(`channel.${message.channel}`), message.mode === "test" ? h("span", { class: "badge" }, t("mode.test")) : null),
-            h("td", {}, statusBadge(message.status)),
-            h("td", { class: "num" }, money(message.charge)),
+            h("td", { "data-label": t("messages.col_created") }, h("a", { href: `#/message/${encodeURIComponent(message.id)}` }, dateTime(message.created_at))),
+            h("td", { class: "mono", "data-label": t("messages.col_to") }, message.to),
+            h(
+              "td",
+              { "data-label": t("messages.col_channel") },
+              t(`channel.${message.channel}`),
+              message.mode === "test" ? h("span", { class: "badge" }, t("mode.test")) : null,
+            ),
+            h("td", { "data-label": t("messages.col_status") }, statusBadge(message.status)),
+            h("td", { class: "num", "data-label": t("messages.col_charge") }, money(message.charge)),
           ),
         ),
       ),

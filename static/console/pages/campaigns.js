@@ -40,17 +40,17 @@ async function load(list, values, cursor) {
     h(
       "tr",
       { dataset: { id: campaign.id } },
-      h("td", {}, h("a", { href: `#/campaign/${encodeURIComponent(campaign.id)}` }, campaign.name)),
-      h("td", {}, t(`channel.${campaign.channel}`)),
-      h("td", {}, campaignBadge(campaign.status)),
-      h("td", {}, dateTime(campaign.created_at)),
+      h("td", { "data-label": t("campaigns.name") }, h("a", { href: `#/campaign/${encodeURIComponent(campaign.id)}` }, campaign.name)),
+      h("td", { "data-label": t("messages.channel") }, t(`channel.${campaign.channel}`)),
+      h("td", { "data-label": t("messages.status") }, campaignBadge(campaign.status)),
+      h("td", { "data-label": t("messages.col_created") }, dateTime(campaign.created_at)),
     ),
   );
   const body = list.querySelector("tbody");
   if (body) append(body, rows);
   else {
     const head = [t("campaigns.name"), t("messages.channel"), t("messages.status"), t("messages.col_created")];
-    append(list, [h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, head.map((text) => h("th", { scope: "col" }, text)))), h("tbody", {}, rows)))]);
+    append(list, [h("div", { class: "table-wrap" }, h("table", { class: "stack" }, h("thead", {}, h("tr", {}, head.map((text) => h("th", { scope: "col" }, text)))), h("tbody", {}, rows)))]);
   }
   if (page.next_cursor) {
     const more = h("button", { type: "button", class: "more" }, t("messages.more"));

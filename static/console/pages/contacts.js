@@ -108,12 +108,12 @@ async function load(list, state, cursor) {
     h(
       "tr",
       { dataset: { id: contact.id } },
-      h("td", {}, h("input", { type: "checkbox", class: "pick", value: contact.id, "aria-label": t("contacts.select", { name: contact.name }) })),
-      h("td", {}, h("a", { href: `#/contact/${encodeURIComponent(contact.id)}` }, contact.name)),
-      h("td", { class: "mono" }, contact.phone || ""),
-      h("td", {}, contact.email || ""),
-      h("td", {}, contact.language || ""),
-      h("td", {}, dateTime(contact.created_at)),
+      h("td", { "data-label": "" }, h("input", { type: "checkbox", class: "pick", value: contact.id, "aria-label": t("contacts.select", { name: contact.name }) })),
+      h("td", { "data-label": t("contacts.name") }, h("a", { href: `#/contact/${encodeURIComponent(contact.id)}` }, contact.name)),
+      h("td", { class: "mono", "data-label": t("contacts.phone") }, contact.phone || ""),
+      h("td", { class: "wrap-anywhere", "data-label": t("contacts.email") }, contact.email || ""),
+      h("td", { "data-label": t("contacts.language") }, contact.language || ""),
+      h("td", { "data-label": t("contacts.created") }, dateTime(contact.created_at)),
     ),
   );
   const body = list.querySelector("tbody");
@@ -121,7 +121,7 @@ async function load(list, state, cursor) {
   else {
     const head = ["", t("contacts.name"), t("contacts.phone"), t("contacts.email"), t("contacts.language"), t("contacts.created")];
     append(list, [
-      h("div", { class: "table-wrap" }, h("table", { class: "contacts" }, h("thead", {}, h("tr", {}, head.map((text) => h("th", { scope: "col" }, text)))), h("tbody", {}, rows))),
+      h("div", { class: "table-wrap" }, h("table", { class: "contacts stack" }, h("thead", {}, h("tr", {}, head.map((text) => h("th", { scope: "col" }, text)))), h("tbody", {}, rows))),
     ]);
   }
   if (page.next_cursor) {
@@ -185,6 +185,9 @@ function createForm(reload) {
     contactFields(),
     t("contacts.create"),
     async (values) => {
+      // The last contact's "added" line goes as a new one is tried: it must not stand beside
+      // this one's refusal.
+      status.hidden = true;
       const contact = await post("/v1/contacts", contactBody(values));
       element.reset();
       replace(status, h("a", { href: `#/contact/${encodeURIComponent(contact.id)}` }, t("contacts.created_one", { name: contact.name })));

@@ -131,7 +131,7 @@ async function load(list, secret) {
       { class: "table-wrap" },
       h(
         "table",
-        {},
+        { class: "stack" },
         h(
           "thead",
           {},
@@ -156,12 +156,12 @@ async function load(list, secret) {
             return h(
               "tr",
               {},
-              h("td", {}, key.name),
-              h("td", { class: "mono" }, key.display_prefix, "…"),
-              h("td", {}, t(`mode.${key.mode}`)),
-              h("td", {}, dateTime(key.created_at)),
-              h("td", {}, key.last_used_at ? dateTime(key.last_used_at) : t("keys.never")),
-              h("td", {}, revoke),
+              h("td", { "data-label": t("keys.name") }, key.name),
+              h("td", { class: "mono", "data-label": t("keys.col_prefix") }, key.display_prefix, "…"),
+              h("td", { "data-label": t("keys.mode") }, t(`mode.${key.mode}`)),
+              h("td", { "data-label": t("keys.col_created") }, dateTime(key.created_at)),
+              h("td", { "data-label": t("keys.col_last_used") }, key.last_used_at ? dateTime(key.last_used_at) : t("keys.never")),
+              h("td", { "data-label": "" }, revoke),
             );
           }),
         ),
