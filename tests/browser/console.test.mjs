@@ -243,6 +243,13 @@ test("the console, from setup to logout, in Chromium", { timeout: 110_000 }, asy
     await page.waitForSelector("#message-list p.empty");
     assert.equal(await page.locator("#message-list tbody tr").count(), 0);
     await shoot("messages-test-mode");
+    // Billing in test mode says why nothing can be bought there, and offers nothing to buy.
+    await page.click('#nav a[href="#/billing"]');
+    await page.waitForSelector("#test-mode-payments");
+    assert.equal(await page.locator("#topup-form").count(), 0);
+    assert.equal(await page.locator("#plans button[data-plan]").count(), 0);
+    await page.click('#nav a[href="#/messages"]');
+    await page.waitForSelector("#message-list p.empty");
     // The choice belongs to the session: a reload keeps it.
     await page.reload();
     await page.waitForSelector("#mode-banner:not([hidden])");

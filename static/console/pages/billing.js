@@ -14,6 +14,9 @@ export const title = () => t("billing.title");
 
 export async function render(_param, session) {
   const manager = session.role === "owner" || session.role === "admin";
+  // Payments are live only (the API refuses them to test mode): no buying there, but a word why.
+  const testMode = session.me.mode === "test";
+  const buyer = manager && !testMode;
   const [billing, plans, payments] = await Promise.all([
     get("/v1/billing"),
     get("/v1/billing/plans?limit=100"),
@@ -36,8 +39,9 @@ export async function render(_param, session) {
         billing.plan.period_end ? h("p", { class: "muted small" }, t("billing.plan_until", { date: lastDay(billing.plan.period_end) })) : null,
       ),
     ),
-    h("section", { class: "card", id: "plans" }, h("h2", {}, t("billing.plans")), planCards(plans.data, billing, manager)),
-    manager ? h("section", { class: "card" }, h("h2", {}, t("billing.topup")), topupForm(billing)) : null,
+    testMode ? h("p", { class: "notice", id: "test-mode-payments" }, t("billing.test_mode_payments")) : null,
+    h("section", { class: "card", id: "plans" }, h("h2", {}, t("billing.plans")), planCards(plans.data, billing, buyer)),
+    buyer ? h("section", { class: "card" }, h("h2", {}, t("billing.topup")), topupForm(billing)) : null,
     h("section", { class: "card", id: "low-balance" }, h("h2", {}, t("billing.low_balance")), lowBalance(billing, manager)),
     h("section", { class: "card" }, h("h2", {}, t("billing.payments")), paymentTable(payments.data)),
     h("section", { class: "card" }, h("h2", {}, t("billing.ledger")), ledger),
