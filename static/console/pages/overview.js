@@ -61,7 +61,12 @@ function quota(label, q) {
     { class: "quota" },
     h("p", {}, h("strong", {}, label), " ", t("overview.quota_line", { used: number(q.used), included: number(q.included) })),
     h("progress", { max: Math.max(1, q.included), value: Math.min(q.used, Math.max(1, q.included)), "aria-label": label }),
-    h("p", { class: "muted small" }, t("overview.quota_period", { start: date(q.period_start), end: lastDay(q.period_end) })),
+    // The days the period covers: one date for a day's quota, the first and the last otherwise.
+    h(
+      "p",
+      { class: "muted small" },
+      date(q.period_start) === lastDay(q.period_end) ? date(q.period_start) : t("overview.quota_period", { start: date(q.period_start), end: lastDay(q.period_end) }),
+    ),
   );
 }
 
