@@ -144,6 +144,10 @@ function topupForm(billing) {
       if (amount === null) {
         throw new ApiError(422, "validation_failed", null, { fields: { amount_minor: moneyHint(currency, digits) } });
       }
+      // Under the minimum: said in the currency, as typed (the API's reason counts minor units).
+      if (amount < billing.topup.minimum.amount_minor) {
+        throw new ApiError(422, "validation_failed", null, { fields: { amount_minor: t("billing.under_minimum", { amount: money(billing.topup.minimum) }) } });
+      }
       followCheckout(await post("/v1/payments/sessions", { kind: "topup", amount_minor: amount, currency }, { idempotencyKey: key }));
     },
   );
