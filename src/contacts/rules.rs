@@ -452,14 +452,14 @@ impl Parser<'_> {
         let (field, op) = (field?, op?);
         let allowed = field.kind.ops(field.nullable);
         if !allowed.contains(&op) {
-            self.errors.add(
-                &op_path,
-                format!(
-                    "{op} does not apply to a {} field; {}",
-                    field.kind.name(),
-                    one_of(&allowed)
-                ),
-            );
+            // `name is_set`: the kind allows it where a value may be missing; `name` never is.
+            let why = if matches!(op, Op::IsSet | Op::IsNotSet) && !field.nullable {
+                format!("{op} does not apply to this field: it always has a value")
+            } else {
+                format!("{op} does not apply to a {} field", field.kind.name())
+            };
+            self.errors
+                .add(&op_path, format!("{why}; {}", one_of(&allowed)));
             return None;
         }
         let value_path = format!("{path}.value");
@@ -1295,6 +1295,13 @@ mod tests {
                 .unwrap()
         };
         assert!(reason("rules.all[1].op").contains("gt does not apply to a text field"));
+        // A text field that always has a value: is_set is refused for that reason, not its kind.
+        let errors = compile(json!({"all": [{"field": "name", "op": "is_set"}]})).unwrap_err();
+        let (_, why) = errors.first().unwrap();
+        assert!(
+            why.contains("is_set does not apply to this field: it always has a value"),
+            "{why}"
+        );
         assert!(reason("rules.all[2].any[2].value[1]").contains("gold, silver"));
         assert!(reason("rules.all[2].any[1].field").contains("custom.gone"));
     }
