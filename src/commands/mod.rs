@@ -31,10 +31,15 @@ pub const EXIT_USAGE: i32 = 2;
 /// `crier serve`: runs until SIGTERM, SIGINT or SIGHUP, then shuts down gracefully. A second
 /// signal during shutdown exits at once. SIGHUP (the terminal gone: an SSH session dropped, or an
 /// operator's habit of "reload") stops it like SIGTERM rather than killing it mid-request, the
-/// default; crier has nothing to reload.
+/// default; crier has nothing to reload. Unless it was started with SIGHUP ignored (`nohup`):
+/// then it stays ignored, and the server outlives its terminal as asked.
 pub fn serve(config: Config) -> i32 {
+    let mut stopping = vec![SIGTERM, SIGINT];
+    if !hangup_ignored() {
+        stopping.push(SIGHUP);
+    }
     // Registered before the server starts, so an early signal is not lost nor fatal.
-    let mut signals = match Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+    let mut signals = match Signals::new(stopping) {
         Ok(signals) => signals,
         Err(err) => {
             return fail(StartupError(format!(
@@ -207,6 +212,20 @@ pub fn one_line(text: &str) -> String {
         .filter(|line| !line.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Whether this process was started with SIGHUP ignored (`nohup`), read from the kernel's
+/// `SigIgn` mask in `/proc/self/status` (bit 0 is signal 1, SIGHUP); `false` when unreadable.
+fn hangup_ignored() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("SigIgn:"))
+                .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        })
+        .is_some_and(|mask| mask & (1 << (SIGHUP - 1)) != 0)
 }
 
 fn signal_name(signal: i32) -> &'static str {

@@ -234,6 +234,23 @@ impl AcceptWarnings {
 /// At shutdown, how long a connection part-way through a request head may take to finish it.
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
+/// What shutdown needs to know of a connection before it closes it (see `STOP_GRACE`), kept by
+/// its `TimedIo` and its service.
+#[derive(Default)]
+struct Progress {
+    /// Bytes of a request head have come since the last request began.
+    head_begun: AtomicBool,
+    /// An answer's bytes wait for the client to read them (a write is pending).
+    writing: AtomicBool,
+}
+
+impl Progress {
+    /// The connection holds nothing but the start of a request head: no answer is on its way.
+    fn only_a_head(&self) -> bool {
+        self.head_begun.load(Ordering::SeqCst) && !self.writing.load(Ordering::SeqCst)
+    }
+}
+
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -243,15 +260,13 @@ async fn serve_connection(
     let timeout = shared.settings.timeout;
     let busy = Arc::new(AtomicBool::new(false));
     let serving = Arc::clone(&busy);
-    // Bytes of a request head have come since the last request began: what shutdown waits
-    // `STOP_GRACE` for, at most.
-    let head_begun = Arc::new(AtomicBool::new(false));
-    let mid_head = Arc::clone(&head_begun);
+    let progress = Arc::new(Progress::default());
     let io = TimedIo::new(stream, timeout, Arc::clone(&busy), Arc::clone(&shared.app))
-        .noting_heads(Arc::clone(&head_begun));
+        .reporting(Arc::clone(&progress));
+    let began = Arc::clone(&progress);
     let service = hyper::service::service_fn(move |request| {
         // A request has begun: its head is whole.
-        head_begun.store(false, Ordering::SeqCst);
+        began.head_begun.store(false, Ordering::SeqCst);
         serve_request(Arc::clone(&shared), peer, Arc::clone(&busy), request)
     });
     let connection = http1::Builder::new()
@@ -271,11 +286,11 @@ async fn serve_connection(
             // request head. Such a client holds no request of ours: it gets `STOP_GRACE` to
             // finish sending (its request is then answered 503, as any after the stop), not the
             // whole shutdown timeout, which one silent client used to stall. A request being
-            // served, or an answer being written, is always waited for.
+            // served, or an answer waiting for the client to read it, is always waited for.
             let grace = tokio::time::Instant::now() + STOP_GRACE;
             match tokio::time::timeout_at(grace, connection.as_mut()).await {
                 Ok(result) => result,
-                Err(_) if serving.load(Ordering::SeqCst) || !mid_head.load(Ordering::SeqCst) => {
+                Err(_) if serving.load(Ordering::SeqCst) || !progress.only_a_head() => {
                     connection.await
                 }
                 Err(_) => Ok(()),
@@ -670,8 +685,8 @@ struct TimedIo {
     write_deadline: Deadline,
     /// For the request id of a rewritten answer (see `HYPERS_BAD_REQUEST`).
     app: Arc<App>,
-    /// See `noting_heads`.
-    head_begun: Option<Arc<AtomicBool>>,
+    /// See `reporting`.
+    progress: Option<Arc<Progress>>,
     /// The envelope being written in place of hyper's bare 400, and how much of it is out.
     rewrite: Option<(Vec<u8>, usize)>,
 }
@@ -686,15 +701,16 @@ impl TimedIo {
             write_deadline: Deadline::new(),
             app,
             rewrite: None,
-            head_begun: None,
+            progress: None,
         }
     }
 
-    /// Sets `head_begun` whenever bytes arrive between requests (the start of the next head);
-    /// the connection clears it when that request begins.
-    fn noting_heads(self, head_begun: Arc<AtomicBool>) -> TimedIo {
+    /// Keeps `progress`: `head_begun` set whenever bytes arrive between requests (the start of
+    /// the next head; the connection clears it when that request begins), `writing` while a
+    /// write waits for the client.
+    fn reporting(self, progress: Arc<Progress>) -> TimedIo {
         TimedIo {
-            head_begun: Some(head_begun),
+            progress: Some(progress),
             ..self
         }
     }
@@ -768,6 +784,10 @@ impl TimedIo {
         cx: &mut Context<'_>,
         written: Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
+        let waiting = written.is_pending();
+        if let Some(progress) = &self.progress {
+            progress.writing.store(waiting, Ordering::SeqCst);
+        }
         match written {
             Poll::Ready(result) => {
                 self.write_deadline.progressed();
@@ -833,9 +853,9 @@ impl hyper::rt::Read for TimedIo {
                 this.read_deadline.progressed();
                 if !buf.filled().is_empty()
                     && !this.busy.load(Ordering::Relaxed)
-                    && let Some(head_begun) = &this.head_begun
+                    && let Some(progress) = &this.progress
                 {
-                    head_begun.store(true, Ordering::SeqCst);
+                    progress.head_begun.store(true, Ordering::SeqCst);
                 }
                 cursor.put_slice(buf.filled());
                 Poll::Ready(Ok(()))

@@ -332,7 +332,7 @@ impl<'a> Request<'a> {
 
     /// For a route that reads no body (`Route::without_body`): none, or `{}`, passes; any other
     /// body is refused as `json` refuses it — 415 when it is not JSON, 400 when it does not
-    /// parse, 422 naming each field sent, since the route reads none of them.
+    /// parse, 422 naming a field sent (the first), since the route reads none of them.
     pub fn expect_no_fields(&mut self) -> Result<(), AppError> {
         #[derive(serde::Deserialize, Default)]
         #[serde(deny_unknown_fields)]
@@ -533,11 +533,11 @@ fn in_json_words(message: &str) -> String {
         "u32" => range("0", "4294967295"),
         // The widest integers hold amounts and counts whose real bounds the operation states
         // once the value is read (±10¹² for money): the machine's 64-bit range would only mislead.
-        "u64" | "usize" => "a whole number of 0 or more, of at most 19 digits".to_owned(),
+        "u64" | "usize" => "a whole number from 0 to about 1.8 × 10^19".to_owned(),
         "i8" => range("-128", "127"),
         "i16" => range("-32768", "32767"),
         "i32" => range("-2147483648", "2147483647"),
-        "i64" | "isize" => "a whole number of at most 18 digits".to_owned(),
+        "i64" | "isize" => "a whole number from about -9.2 × 10^18 to 9.2 × 10^18".to_owned(),
         "f32" | "f64" => "a number".to_owned(),
         "a map" => "a JSON object".to_owned(),
         "a sequence" => "a JSON array".to_owned(),
@@ -665,7 +665,7 @@ mod tests {
         for (message, plain) in [
             (
                 "invalid type: floating point `1637.5`, expected i64",
-                "invalid type: number `1637.5`, expected a whole number of at most 18 digits",
+                "invalid type: number `1637.5`, expected a whole number from about -9.2 × 10^18 to 9.2 × 10^18",
             ),
             (
                 "invalid type: string \"x\", expected struct Draft",

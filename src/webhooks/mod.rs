@@ -141,8 +141,9 @@ pub fn check_url(raw: &str, settings: &WebhookSettings) -> Result<String, String
 
 /// The address a URL's host names when it is an address rather than a name: `[…]` IPv6, and
 /// IPv4 in every spelling the system's resolver takes as one (`inet_aton`: `127.0.0.1`, `127.1`,
-/// `2130706433`, `0x7f000001`, `0177.0.0.1`, with or without a trailing dot). Such a host never
-/// reaches DNS, so this is what the connection would go to.
+/// `2130706433`, `0x7f000001`, `0177.0.0.1`). Such a host never reaches DNS, so this is what the
+/// connection would go to. With a trailing dot (`192.168.1.1.`) the resolver would look the name
+/// up instead; it is read as the address all the same, to refuse it at once (stricter only).
 fn address_literal(host: &str) -> Option<std::net::IpAddr> {
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         return inner.parse().ok();

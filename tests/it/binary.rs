@@ -71,6 +71,20 @@ fn the_binary_stops_gracefully_on_sighup() {
     assert_eq!(server.wait().code(), Some(0));
 }
 
+/// Started with SIGHUP ignored (`nohup crier serve &`), it stays ignored: the server outlives
+/// its terminal, as asked, and still stops on SIGTERM.
+#[test]
+fn a_server_started_under_nohup_outlives_its_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start_ignoring_hangups(dir.path());
+    assert_eq!(server.get("/healthz").status, 200);
+    server.signal("HUP");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(server.get("/healthz").status, 200, "stopped on SIGHUP");
+    server.signal("TERM");
+    assert_eq!(server.wait().code(), Some(0));
+}
+
 #[test]
 fn invalid_configuration_exits_2_listing_every_problem() {
     let dir = tempfile::tempdir().unwrap();

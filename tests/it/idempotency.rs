@@ -925,8 +925,8 @@ fn same_key_with_a_changed_value_is_422_and_creates_nothing() {
     let changed = caller.post("/v1/workspaces", Some("reuse-1"), r#"{"name":"Gamma"}"#);
     changed.assert_error(422, "idempotency_key_reused");
     assert_eq!(changed.header(REPLAYED), None);
-    // The path is part of the request too (activating is scoped to the user, like creating;
-    // it reads no body, so it is sent an empty object).
+    // Another request under the key (activating is scoped to the user, like creating; it reads
+    // no body, so it is sent an empty object).
     let beta = id_of(&first);
     let elsewhere = caller.post(
         &format!("/v1/workspaces/{beta}/activate"),
@@ -934,6 +934,20 @@ fn same_key_with_a_changed_value_is_422_and_creates_nothing() {
         "{}",
     );
     elsewhere.assert_error(422, "idempotency_key_reused");
+    // The path is part of the request: the same empty body to another workspace's path.
+    let activated = caller.post(
+        &format!("/v1/workspaces/{beta}/activate"),
+        Some("path-1"),
+        "{}",
+    );
+    assert_fresh(&activated, 200);
+    let original = owner.workspace_id();
+    let other_path = caller.post(
+        &format!("/v1/workspaces/{original}/activate"),
+        Some("path-1"),
+        "{}",
+    );
+    other_path.assert_error(422, "idempotency_key_reused");
 
     assert_eq!(count(&server, WORKSPACES), 2, "no workspace Gamma");
     assert_eq!(count(&server, EFFECTS), 0);

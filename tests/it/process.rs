@@ -53,6 +53,16 @@ impl ServeProcess {
         ServeProcess::spawn(shell, data_dir, &[])
     }
 
+    /// `crier serve` started with SIGHUP ignored, as `nohup` starts it.
+    pub fn start_ignoring_hangups(data_dir: &Path) -> ServeProcess {
+        let mut shell = without_crier_settings(Command::new("sh"));
+        shell
+            .arg("-c")
+            .arg("trap '' HUP && exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_crier"));
+        ServeProcess::spawn(shell, data_dir, &[])
+    }
+
     fn spawn(mut command: Command, data_dir: &Path, extra: &[&str]) -> ServeProcess {
         let mut child = command
             .args([

@@ -360,7 +360,8 @@ fn header_synonym(column: &str) -> Option<Target> {
     Some(target)
 }
 
-/// A header without case, accents, spaces, dashes, underscores or dots (`Prénom` → `prenom`).
+/// A header without case, accents, spaces, dashes, underscores or dots (`Prénom` → `prenom`), as
+/// the console's `fold` makes it.
 fn fold_header(column: &str) -> String {
     column
         .to_lowercase()
@@ -372,7 +373,9 @@ fn fold_header(column: &str) -> String {
             'ô' => Some('o'),
             'ù' | 'û' => Some('u'),
             'ç' => Some('c'),
-            ' ' | '-' | '_' | '.' => None,
+            // Combining accents (a decomposed `é`), spaces of every kind, and separators.
+            '\u{300}'..='\u{36f}' | '-' | '_' | '.' => None,
+            space if space.is_whitespace() => None,
             other => Some(other),
         })
         .collect()
@@ -957,6 +960,11 @@ mod tests {
         assert_eq!(
             fills(&["Full Name", "Mobile", "e_mail"]),
             [some("name"), some("phone"), some("email")]
+        );
+        // Decomposed accents and non-breaking spaces fold away too.
+        assert_eq!(
+            fills(&["Nom\u{a0}complet", "Te\u{301}le\u{301}phone"]),
+            [some("name"), some("phone")]
         );
         // A column named exactly keeps its field; of two synonyms the first takes it.
         assert_eq!(fills(&["Mobile", "phone"]), [None, some("phone")]);

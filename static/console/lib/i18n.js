@@ -1736,16 +1736,18 @@ export function dateTime(iso) {
   );
 }
 
-export function date(iso) {
+/// `iso`'s date in the reader's time zone, or in `timeZone` (`"UTC"` for quota periods, which
+/// are UTC days and months).
+export function date(iso, timeZone) {
   if (!iso) return "";
-  return new Intl.DateTimeFormat(locale, { dateStyle: "medium" }).format(new Date(iso));
+  return new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeZone }).format(new Date(iso));
 }
 
 /// The last day an end instant still covers (an end at midnight belongs to the day before):
 /// what "until {date}" shows, so a period ending at the start of 1 Feb reads "until 31 Jan".
-export function lastDay(iso) {
+export function lastDay(iso, timeZone) {
   if (!iso) return "";
-  return date(new Date(Date.parse(iso) - 1).toISOString());
+  return date(new Date(Date.parse(iso) - 1).toISOString(), timeZone);
 }
 
 /// A UTC day (`2026-12-03`) as a short label, without moving it across time zones.

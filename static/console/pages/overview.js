@@ -61,12 +61,9 @@ function quota(label, q) {
     { class: "quota" },
     h("p", {}, h("strong", {}, label), " ", t("overview.quota_line", { used: number(q.used), included: number(q.included) })),
     h("progress", { max: Math.max(1, q.included), value: Math.min(q.used, Math.max(1, q.included)), "aria-label": label }),
-    // The days the period covers: one date for a day's quota, the first and the last otherwise.
-    h(
-      "p",
-      { class: "muted small" },
-      date(q.period_start) === lastDay(q.period_end) ? date(q.period_start) : t("overview.quota_period", { start: date(q.period_start), end: lastDay(q.period_end) }),
-    ),
+    // The days the period covers — UTC days, as quotas count them: one date for a day's quota,
+    // the first and the last otherwise.
+    quotaDays(q.period_start, q.period_end),
   );
 }
 
@@ -125,4 +122,11 @@ function checklist(billing, recent, keys, contacts) {
       ),
     ),
   );
+}
+
+/// A quota period's days, in UTC as the quotas count them (a reader in Douala or New York sees
+/// the same days as the server).
+function quotaDays(start, end) {
+  const [first, last] = [date(start, "UTC"), lastDay(end, "UTC")];
+  return h("p", { class: "muted small" }, first === last ? first : t("overview.quota_period", { start: first, end: last }));
 }
