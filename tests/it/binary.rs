@@ -65,7 +65,7 @@ fn the_binary_exits_0_on_sigint() {
 #[test]
 fn the_binary_stops_gracefully_on_sighup() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServeProcess::start(dir.path());
+    let server = ServeProcess::start_hangup_default(dir.path());
     assert_eq!(server.get("/healthz").status, 200);
     server.signal("HUP");
     assert_eq!(server.wait().code(), Some(0));

@@ -53,6 +53,15 @@ impl ServeProcess {
         ServeProcess::spawn(shell, data_dir, &[])
     }
 
+    /// `crier serve` with SIGHUP at its default action whatever this process inherited (CI runs
+    /// the tests under `nohup`, which would have it ignored): `env --default-signal=HUP`.
+    pub fn start_hangup_default(data_dir: &Path) -> ServeProcess {
+        let mut env = without_crier_settings(Command::new("env"));
+        env.arg("--default-signal=HUP")
+            .arg(env!("CARGO_BIN_EXE_crier"));
+        ServeProcess::spawn(env, data_dir, &[])
+    }
+
     /// `crier serve` started with SIGHUP ignored, as `nohup` starts it.
     pub fn start_ignoring_hangups(data_dir: &Path) -> ServeProcess {
         let mut shell = without_crier_settings(Command::new("sh"));
