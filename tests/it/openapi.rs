@@ -254,6 +254,30 @@ fn no_operation_hides_its_statuses_behind_default() {
     }
 }
 
+/// A route that reads no body (`Route::without_body`) still refuses one that says anything —
+/// 400, 415 or 422 — so its operation lists those statuses too, as one that reads JSON does.
+#[test]
+fn operations_that_read_no_body_list_how_a_body_is_refused() {
+    let document: serde_json::Value =
+        serde_json::from_str(crier::web::system::OPENAPI_JSON).unwrap();
+    let mut checked = 0;
+    for route in Router::standard().routes().iter().filter(|r| !r.takes_body) {
+        let method = route.method.as_str().to_ascii_lowercase();
+        let responses = document["paths"][route.path][&method]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {} is not in the document", route.path));
+        for status in ["400", "415", "422"] {
+            assert!(
+                responses.contains_key(status),
+                "{method} {} reads no body but lacks {status}",
+                route.path
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "no route reads no body");
+}
+
 /// Every error status answers in the one envelope (`Error`), whatever its description says.
 #[test]
 fn every_error_response_is_the_envelope() {
