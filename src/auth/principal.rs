@@ -144,19 +144,18 @@ impl Principal {
     /// it lacks at once (`details.missing_scopes`), not one per attempt.
     pub fn require_scopes(&self, scopes: &[Scope]) -> Result<WorkspaceScope, AppError> {
         let mut missing = Vec::new();
-        let mut granted = None;
+        let mut workspace = None;
         for scope in scopes {
             match self.require_scope(*scope) {
-                Ok(workspace) => granted = Some(workspace),
+                Ok(granted) => workspace = Some(granted),
                 Err(AppError::InsufficientScope { missing: more }) => missing.extend(more),
                 Err(other) => return Err(other),
             }
         }
-        match granted {
-            Some(workspace) if missing.is_empty() => Ok(workspace),
-            _ if !missing.is_empty() => Err(AppError::InsufficientScope { missing }),
-            _ => Err(AppError::internal("require_scopes was given no scope")),
+        if !missing.is_empty() {
+            return Err(AppError::InsufficientScope { missing });
         }
+        workspace.ok_or_else(|| AppError::internal("require_scopes was given no scope"))
     }
 
     /// The workspace, if the caller may use `scope` there: a key needs the scope; a session

@@ -63,14 +63,15 @@ pub fn lock_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Takes the database's lock (at `lock_path`); `Ok(None)` when another process holds it.
-pub fn lock_database(path: &Path) -> io::Result<Option<DatabaseLock>> {
+/// Takes a database's lock, the file at `lock_path` (from `lock_path`); `Ok(None)` when another
+/// process holds it.
+pub fn lock_database(lock_path: &Path) -> io::Result<Option<DatabaseLock>> {
     let file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
         .mode(PRIVATE_FILE_MODE)
-        .open(lock_path(path))?;
+        .open(lock_path)?;
     match file.try_lock() {
         Ok(()) => Ok(Some(DatabaseLock { _file: file })),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -114,14 +115,19 @@ mod tests {
     fn one_holder_at_a_time_takes_the_database_lock() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("crier.db");
-        let first = lock_database(&db).unwrap().expect("the first takes it");
+        let first = lock_database(&lock_path(&db))
+            .unwrap()
+            .expect("the first takes it");
         assert_eq!(mode(&dir.path().join("crier.db.lock")), 0o600);
         assert!(
-            lock_database(&db).unwrap().is_none(),
+            lock_database(&lock_path(&db)).unwrap().is_none(),
             "a second took it too"
         );
         drop(first);
-        assert!(lock_database(&db).unwrap().is_some(), "not given back");
+        assert!(
+            lock_database(&lock_path(&db)).unwrap().is_some(),
+            "not given back"
+        );
     }
 
     #[test]
@@ -132,9 +138,11 @@ mod tests {
         let elsewhere = tempfile::tempdir().unwrap();
         let link = elsewhere.path().join("crier.db");
         std::os::unix::fs::symlink(&db, &link).unwrap();
-        let _held = lock_database(&db).unwrap().expect("the first takes it");
+        let _held = lock_database(&lock_path(&db))
+            .unwrap()
+            .expect("the first takes it");
         assert!(
-            lock_database(&link).unwrap().is_none(),
+            lock_database(&lock_path(&link)).unwrap().is_none(),
             "the link's name took a lock of its own"
         );
         assert!(!elsewhere.path().join("crier.db.lock").exists());

@@ -506,7 +506,7 @@ pub fn lock(settings: &DbSettings) -> Result<files::DatabaseLock, StartupError> 
         })?;
     }
     let lock_path = files::lock_path(path);
-    match files::lock_database(path) {
+    match files::lock_database(&lock_path) {
         Ok(Some(lock)) => Ok(lock),
         Ok(None) => Err(StartupError(format!(
             "another crier is serving or migrating {} (it holds {}); stop it first: one \

@@ -276,13 +276,13 @@ fn resolve_mapping(
         }
         // Then the common names (`Téléphone`, `Mobile`), each for a field no column has yet: a
         // column named exactly keeps its field, and of two synonyms the first does.
+        let folded: Vec<String> = columns.iter().map(|column| fold_header(column)).collect();
+        let synonyms: Vec<Option<Target>> = folded.iter().map(|f| header_synonym(f)).collect();
         // `Nom` beside a first-name column (`Nom`, `Prénom`) is the family name, not the whole.
-        let has_first_name = columns
-            .iter()
-            .any(|column| header_synonym(column) == Some(Target::FirstName));
-        for (index, column) in columns.iter().enumerate() {
-            let synonym = match header_synonym(column) {
-                Some(Target::Name) if has_first_name && fold_header(column) == "nom" => {
+        let has_first_name = synonyms.contains(&Some(Target::FirstName));
+        for (index, synonym) in synonyms.into_iter().enumerate() {
+            let synonym = match synonym {
+                Some(Target::Name) if has_first_name && folded[index] == "nom" => {
                     Some(Target::LastName)
                 }
                 other => other,
@@ -340,12 +340,13 @@ fn resolve_mapping(
 }
 
 /// The field a header commonly names in English or French (`Téléphone`, `E-mail`, `Prénom`,
-/// `Mobile`), compared without case, accents, spaces, dashes or underscores. Only names that
+/// `Mobile`), given the header folded (`fold_header`: without case, accents, spaces, dashes or
+/// underscores). Only names that
 /// mean that field and nothing else (`Numéro` or `Contact` could be an order number or a
 /// company: left out). docs/rules/contacts.md lists them; the console guesses the same
 /// (static/console/pages/import.js).
-fn header_synonym(column: &str) -> Option<Target> {
-    let target = match fold_header(column).as_str() {
+fn header_synonym(folded: &str) -> Option<Target> {
+    let target = match folded {
         "fullname" | "nomcomplet" | "nom" | "contactname" => Target::Name,
         "firstname" | "givenname" | "prenom" => Target::FirstName,
         "lastname" | "surname" | "familyname" | "nomdefamille" => Target::LastName,
