@@ -234,10 +234,12 @@ impl AcceptWarnings {
 /// At shutdown, how long a connection part-way through a request head may take to finish it.
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
-/// What shutdown needs to know of a connection before it closes it (see `STOP_GRACE`), kept by
-/// its `TimedIo` and its service.
+/// Where a connection stands, kept by its `TimedIo`, its service and the requests it serves:
+/// what the idle deadline and shutdown (`STOP_GRACE`) need to know.
 #[derive(Default)]
 struct Progress {
+    /// A request is being served, its streamed answer included (`BusyGuard`): no idle deadline.
+    busy: AtomicBool,
     /// Bytes of a request head have come since the last request began.
     head_begun: AtomicBool,
     /// An answer's bytes wait for the client to read them (a write is pending).
@@ -245,9 +247,12 @@ struct Progress {
 }
 
 impl Progress {
-    /// The connection holds nothing but the start of a request head: no answer is on its way.
+    /// The connection holds nothing but the start of a request head: no request is being
+    /// served and no answer is on its way.
     fn only_a_head(&self) -> bool {
-        self.head_begun.load(Ordering::SeqCst) && !self.writing.load(Ordering::SeqCst)
+        self.head_begun.load(Ordering::SeqCst)
+            && !self.busy.load(Ordering::SeqCst)
+            && !self.writing.load(Ordering::SeqCst)
     }
 }
 
@@ -258,16 +263,18 @@ async fn serve_connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let timeout = shared.settings.timeout;
-    let busy = Arc::new(AtomicBool::new(false));
-    let serving = Arc::clone(&busy);
     let progress = Arc::new(Progress::default());
-    let io = TimedIo::new(stream, timeout, Arc::clone(&busy), Arc::clone(&shared.app))
-        .reporting(Arc::clone(&progress));
-    let began = Arc::clone(&progress);
+    let io = TimedIo::new(
+        stream,
+        timeout,
+        Arc::clone(&progress),
+        Arc::clone(&shared.app),
+    );
+    let served = Arc::clone(&progress);
     let service = hyper::service::service_fn(move |request| {
         // A request has begun: its head is whole.
-        began.head_begun.store(false, Ordering::SeqCst);
-        serve_request(Arc::clone(&shared), peer, Arc::clone(&busy), request)
+        served.head_begun.store(false, Ordering::SeqCst);
+        serve_request(Arc::clone(&shared), peer, Arc::clone(&served), request)
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer)
@@ -290,9 +297,7 @@ async fn serve_connection(
             let grace = tokio::time::Instant::now() + STOP_GRACE;
             match tokio::time::timeout_at(grace, connection.as_mut()).await {
                 Ok(result) => result,
-                Err(_) if serving.load(Ordering::SeqCst) || !progress.only_a_head() => {
-                    connection.await
-                }
+                Err(_) if !progress.only_a_head() => connection.await,
                 Err(_) => Ok(()),
             }
         }
@@ -306,10 +311,10 @@ async fn serve_connection(
 async fn serve_request(
     shared: Arc<Shared>,
     peer: SocketAddr,
-    busy: Arc<AtomicBool>,
+    progress: Arc<Progress>,
     request: hyper::Request<hyper::body::Incoming>,
 ) -> Result<hyper::Response<ResponseBody>, Infallible> {
-    let busy = BusyGuard::enter(busy);
+    let busy = BusyGuard::enter(progress);
     let (parts, body) = request.into_parts();
     let checked =
         check_ascii(&parts.uri, &parts.headers).and_then(|()| check_framing(&parts.headers));
@@ -660,18 +665,18 @@ impl io::Write for ChunkSender {
 }
 
 /// Marks the connection busy while a request is being served, so its idle deadline is off.
-struct BusyGuard(Arc<AtomicBool>);
+struct BusyGuard(Arc<Progress>);
 
 impl BusyGuard {
-    fn enter(busy: Arc<AtomicBool>) -> BusyGuard {
-        busy.store(true, Ordering::Relaxed);
-        BusyGuard(busy)
+    fn enter(progress: Arc<Progress>) -> BusyGuard {
+        progress.busy.store(true, Ordering::Relaxed);
+        BusyGuard(progress)
     }
 }
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Relaxed);
+        self.0.busy.store(false, Ordering::Relaxed);
     }
 }
 
@@ -680,38 +685,32 @@ impl Drop for BusyGuard {
 struct TimedIo {
     stream: TcpStream,
     timeout: Duration,
-    busy: Arc<AtomicBool>,
+    /// Its connection's, shared: `busy` turns the read deadline off; reads note `head_begun`,
+    /// writes `writing`.
+    progress: Arc<Progress>,
     read_deadline: Deadline,
     write_deadline: Deadline,
     /// For the request id of a rewritten answer (see `HYPERS_BAD_REQUEST`).
     app: Arc<App>,
-    /// See `reporting`.
-    progress: Option<Arc<Progress>>,
     /// The envelope being written in place of hyper's bare 400, and how much of it is out.
     rewrite: Option<(Vec<u8>, usize)>,
 }
 
 impl TimedIo {
-    fn new(stream: TcpStream, timeout: Duration, busy: Arc<AtomicBool>, app: Arc<App>) -> TimedIo {
+    fn new(
+        stream: TcpStream,
+        timeout: Duration,
+        progress: Arc<Progress>,
+        app: Arc<App>,
+    ) -> TimedIo {
         TimedIo {
             stream,
             timeout,
-            busy,
+            progress,
             read_deadline: Deadline::new(),
             write_deadline: Deadline::new(),
             app,
             rewrite: None,
-            progress: None,
-        }
-    }
-
-    /// Keeps `progress`: `head_begun` set whenever bytes arrive between requests (the start of
-    /// the next head; the connection clears it when that request begins), `writing` while a
-    /// write waits for the client.
-    fn reporting(self, progress: Arc<Progress>) -> TimedIo {
-        TimedIo {
-            progress: Some(progress),
-            ..self
         }
     }
 }
@@ -784,10 +783,9 @@ impl TimedIo {
         cx: &mut Context<'_>,
         written: Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
-        let waiting = written.is_pending();
-        if let Some(progress) = &self.progress {
-            progress.writing.store(waiting, Ordering::SeqCst);
-        }
+        self.progress
+            .writing
+            .store(written.is_pending(), Ordering::SeqCst);
         match written {
             Poll::Ready(result) => {
                 self.write_deadline.progressed();
@@ -851,17 +849,15 @@ impl hyper::rt::Read for TimedIo {
         match Pin::new(&mut this.stream).poll_read(cx, &mut buf) {
             Poll::Ready(Ok(())) => {
                 this.read_deadline.progressed();
-                if !buf.filled().is_empty()
-                    && !this.busy.load(Ordering::Relaxed)
-                    && let Some(progress) = &this.progress
-                {
-                    progress.head_begun.store(true, Ordering::SeqCst);
+                // Bytes between requests: the next head has begun.
+                if !buf.filled().is_empty() && !this.progress.busy.load(Ordering::Relaxed) {
+                    this.progress.head_begun.store(true, Ordering::SeqCst);
                 }
                 cursor.put_slice(buf.filled());
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-            Poll::Pending if this.busy.load(Ordering::Relaxed) => {
+            Poll::Pending if this.progress.busy.load(Ordering::Relaxed) => {
                 // A handler is working: hyper only watches for the client hanging up.
                 this.read_deadline.progressed();
                 Poll::Pending
