@@ -24,6 +24,30 @@ where
     T::deserialize(deserializer).map(Some)
 }
 
+/// A real calendar day written `YYYY-MM-DD`, or why it is not one: written otherwise, or
+/// written right but missing from the calendar (`1990-02-30`).
+pub fn calendar_day(text: &str) -> Result<chrono::NaiveDate, &'static str> {
+    let bytes = text.as_bytes();
+    let shaped = bytes.len() == 10
+        && bytes.iter().enumerate().all(|(index, byte)| match index {
+            4 | 7 => *byte == b'-',
+            _ => byte.is_ascii_digit(),
+        });
+    if !shaped {
+        return Err("must be a date written YYYY-MM-DD");
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| "is not a date of the calendar")
+}
+
+/// Why the JSON `value` is not a calendar day (`calendar_day`'s reason; a value that is not a
+/// string is not written `YYYY-MM-DD` either).
+pub fn calendar_day_problem(value: &serde_json::Value) -> &'static str {
+    match value.as_str().map(calendar_day) {
+        Some(Err(why)) => why,
+        _ => "must be a date written YYYY-MM-DD",
+    }
+}
+
 /// An email address: trimmed and lower-cased, at most 254 characters, and an address the SMTP
 /// delivery can send to (lettre's `Address`, the parser delivery uses: a dot-atom local part —
 /// no leading, trailing or doubled dots, no `<>` — and a domain of valid labels), with a dot in

@@ -243,9 +243,7 @@ fn value_problem(field: &FieldRow, value: &Value) -> Option<String> {
     let fits = match (field.field_type, value) {
         (FieldType::Text, Value::String(text)) => text.chars().count() <= MAX_TEXT_LENGTH,
         (FieldType::Number, Value::Number(_)) | (FieldType::Boolean, Value::Bool(_)) => true,
-        (FieldType::Date, Value::String(text)) => {
-            text.len() == 10 && chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
-        }
+        (FieldType::Date, Value::String(text)) => crate::validate::calendar_day(text).is_ok(),
         (FieldType::Url, Value::String(text)) => is_web_address(text),
         (FieldType::Select, Value::String(choice)) => field
             .options
@@ -256,11 +254,8 @@ fn value_problem(field: &FieldRow, value: &Value) -> Option<String> {
     (!fits).then(|| match field.field_type {
         FieldType::Text => format!("must be text of at most {MAX_TEXT_LENGTH} characters"),
         FieldType::Number => "must be a number".to_owned(),
-        // Written right but not a day of the calendar (`1990-02-30`): said so.
-        FieldType::Date if value.as_str().is_some_and(is_date_shaped) => {
-            "is not a date of the calendar".to_owned()
-        }
-        FieldType::Date => "must be a date written YYYY-MM-DD".to_owned(),
+        // Written otherwise, or written right but not a day of the calendar (`1990-02-30`).
+        FieldType::Date => crate::validate::calendar_day_problem(value).to_owned(),
         FieldType::Boolean => "must be true or false".to_owned(),
         FieldType::Url => "must be an http:// or https:// address".to_owned(),
         FieldType::Select => format!(
@@ -268,16 +263,6 @@ fn value_problem(field: &FieldRow, value: &Value) -> Option<String> {
             field.options.as_deref().unwrap_or_default().join(", ")
         ),
     })
-}
-
-/// `YYYY-MM-DD` in shape: four digits, a dash, two, a dash, two.
-fn is_date_shaped(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.len() == 10
-        && bytes.iter().enumerate().all(|(index, byte)| match index {
-            4 | 7 => *byte == b'-',
-            _ => byte.is_ascii_digit(),
-        })
 }
 
 /// An `http://` or `https://` address with a host and no spaces.

@@ -572,7 +572,7 @@ impl Parser<'_> {
     /// `[from, to)` as stored timestamps: a day `YYYY-MM-DD` (UTC) or an RFC 3339 time.
     fn instant(&mut self, value: &Value, path: &str) -> Option<(String, String)> {
         let text = value.as_str().unwrap_or_default();
-        let span = if let Some(day) = day(text) {
+        let span = if let Ok(day) = crate::validate::calendar_day(text) {
             day.and_hms_opt(0, 0, 0).and_then(|start| {
                 let start = start.and_utc();
                 Some((start, start.checked_add_signed(chrono::TimeDelta::days(1))?))
@@ -651,7 +651,9 @@ impl Parser<'_> {
                 .as_i64()
                 .map(SqlValue::Integer)
                 .or_else(|| number.as_f64().map(SqlValue::Real)),
-            (Kind::Day, Value::String(text)) => day(text).map(|_| SqlValue::Text(text.clone())),
+            (Kind::Day, Value::String(text)) => crate::validate::calendar_day(text)
+                .ok()
+                .map(|_| SqlValue::Text(text.clone())),
             (Kind::Boolean, Value::Bool(flag)) => Some(SqlValue::Integer(i64::from(*flag))),
             (Kind::Choice(options), Value::String(choice)) if options.contains(choice) => {
                 Some(SqlValue::Text(choice.clone()))
@@ -662,7 +664,7 @@ impl Parser<'_> {
             let reason = match &field.kind {
                 Kind::Text => format!("must be text of at most {MAX_TEXT_LENGTH} characters"),
                 Kind::Number => "must be a number".to_owned(),
-                Kind::Day => "must be a date written YYYY-MM-DD".to_owned(),
+                Kind::Day => crate::validate::calendar_day_problem(value).to_owned(),
                 Kind::Boolean => "must be true or false".to_owned(),
                 Kind::Choice(options) => format!("must be one of {}", options.join(", ")),
                 Kind::Instant | Kind::Group => "is not a value of this field".to_owned(),
@@ -716,13 +718,6 @@ impl Parser<'_> {
         let high = item(self, high, &format!("{path}[1]"));
         Some((low?, high?))
     }
-}
-
-/// A real calendar day written `YYYY-MM-DD`.
-fn day(text: &str) -> Option<chrono::NaiveDate> {
-    (text.len() == 10)
-        .then(|| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
-        .flatten()
 }
 
 fn compare(a: &SqlValue, b: &SqlValue) -> Option<std::cmp::Ordering> {
@@ -1304,6 +1299,11 @@ mod tests {
         );
         assert!(reason("rules.all[2].any[2].value[1]").contains("gold, silver"));
         assert!(reason("rules.all[2].any[1].field").contains("custom.gone"));
+        // A day written right but missing from the calendar is told so (`validate::calendar_day`).
+        assert_eq!(
+            reason("rules.all[2].any[9].value"),
+            "is not a date of the calendar"
+        );
     }
 
     #[test]
